@@ -1,0 +1,91 @@
+# cnet — one Makefile for the whole project.
+#   make            build build/cnet (and the CUDA objects when nvcc is found)
+#   make test       build and run the whole suite (unit, golden, server, hub)
+#   make run        build and start the service (see README)
+#   make asan       the suite under AddressSanitizer + UBSan
+#   make golden FIXTURES=<dir>   check every golden of a fixture directory
+#   make bench      op benchmarks (cnet bench ops)
+# On Debian as root, missing packages are installed first (see `deps`).
+
+CC       ?= gcc
+BUILD    ?= build
+FIXTURES ?= ../shared/fixtures
+OPT      ?= -O2
+ARCH     ?= -march=native
+
+OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
+
+CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp $(ARCH) \
+            -I. -I$(OPENBLAS_INC) -MMD -MP
+LDLIBS   += -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -ljansson -lmicrohttpd -lcurl \
+            -lcrypto -lsqlite3 -larchive -lpng -ljpeg -lm -lpthread -fopenmp
+
+# Debian packages the build and tests need (checked idempotently by `deps`).
+DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev \
+            libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libarchive-dev
+
+LIB_SRC  := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c) $(wildcard api/*.c) \
+            $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tests/tool_*.c)
+TOOL_BIN := $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_LIB := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib_*.c))
+
+NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_SRC := $(wildcard kernels/cuda/*.cu)
+
+.PHONY: all deps test run asan golden bench clean format
+all: deps $(BUILD)/cnet
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "cnet: installing missing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null || exit 1; \
+	  else \
+	    echo "cnet: missing Debian packages; run as root: apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libcnet.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/cnet: $(BUILD)/server/main.o $(BUILD)/libcnet.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB) $(BUILD)/libcnet.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+test: all $(TEST_BIN) $(TOOL_BIN)
+	@BUILD=$(BUILD) FIXTURES=$(FIXTURES) sh tests/run.sh
+
+asan:
+	$(MAKE) test BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
+golden: all
+	$(BUILD)/cnet golden --fixtures $(FIXTURES)
+
+run: all
+	@$(BUILD)/cnet --help
+
+bench: all
+	$(BUILD)/cnet bench ops
+
+format:
+	clang-format -i $(wildcard engine/*.[ch] kernels/cpu/*.[ch] server/*.[ch] api/*.[ch] tests/*.[ch])
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,36 @@
+/* Arenas: one block of backend memory each, carved into named slices
+ * (parameters, gradients, optimizer state, activations, scratch) before the
+ * first step. Allocation is a pointer bump; nothing is freed individually.
+ * The high-water mark is recorded so benchmarks and the pool can report
+ * and size memory. */
+#ifndef CNET_ARENA_H
+#define CNET_ARENA_H
+
+#include <stddef.h>
+
+#include "backend.h"
+#include "error.h"
+
+#define CNET_ARENA_ALIGN 64
+
+typedef struct cnet_arena {
+    cnet_backend *be; /* borrowed; owns the block's memory kind */
+    char *base;       /* owned; freed by cnet_arena_free */
+    size_t capacity;
+    size_t used;
+    size_t high_water;
+    const char *name; /* for error messages, e.g. "activations" */
+} cnet_arena;
+
+int cnet_arena_init(cnet_arena *a, cnet_backend *be, size_t capacity, const char *name,
+                    cnet_error *err);
+void cnet_arena_free(cnet_arena *a);
+/* Aligned slice of `bytes`; NULL (and err set) when the arena is full. */
+void *cnet_arena_alloc(cnet_arena *a, size_t bytes, cnet_error *err);
+/* Forgets every slice (the memory stays); high_water is kept. */
+void cnet_arena_reset(cnet_arena *a);
+/* Mark/restore for temporary slices inside a phase. */
+size_t cnet_arena_mark(const cnet_arena *a);
+void cnet_arena_restore(cnet_arena *a, size_t mark);
+
+#endif

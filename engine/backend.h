@@ -1,0 +1,210 @@
+/* The backend table: every primitive op the models need, as function
+ * pointers, implemented once per device (kernels/cpu, kernels/cuda).
+ *
+ * Model, pipeline and scheduler code calls only these; it never touches
+ * tensor values on the host in the middle of a step. All buffers are device
+ * pointers of the backend that owns them (host memory for the CPU backend),
+ * float32, contiguous, activations NHWC (channels last).
+ *
+ * Conventions (llm.c style):
+ * - outputs first, then inputs, then sizes;
+ * - a gradient output passed as NULL means "not needed";
+ * - parameter gradients (dweight, dbias, dgamma, dbeta) ACCUMULATE (+=);
+ *   activation gradients (dinp, dq, ...) OVERWRITE (=). Where two paths meet,
+ *   the model adds them explicitly (add/axpy);
+ * - ops never fail at run time: shapes are the caller's contract. Only
+ *   alloc can fail (returns NULL). A backend may keep internal scratch that
+ *   grows to its high-water mark on first use and is then reused, so a step
+ *   that repeats allocates nothing.
+ *
+ * Size legend: B batch, H/W height/width, C channels, G groups, M rows,
+ * K reduction size, N columns/tokens, D head dim, n element count.
+ * Weights: linear [out, in] as in PyTorch; conv [C_out, kh, kw, C_in] (OHWI,
+ * reordered from PyTorch's OIHW once at load time). */
+#ifndef CNET_BACKEND_H
+#define CNET_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct cnet_backend cnet_backend;
+
+/* Geometry of a 2-D convolution. Padding may be asymmetric (the VAE's
+ * downsampler pads only right and bottom). Output size:
+ * H_out = (H + pad_top + pad_bottom - kh) / stride + 1 (same for W). */
+typedef struct cnet_conv2d {
+    int B, H, W, C_in;
+    int C_out, kh, kw, stride;
+    int pad_top, pad_bottom, pad_left, pad_right;
+} cnet_conv2d;
+
+static inline int cnet_conv2d_out_h(const cnet_conv2d *s) {
+    return (s->H + s->pad_top + s->pad_bottom - s->kh) / s->stride + 1;
+}
+static inline int cnet_conv2d_out_w(const cnet_conv2d *s) {
+    return (s->W + s->pad_left + s->pad_right - s->kw) / s->stride + 1;
+}
+
+struct cnet_backend {
+    const char *name;                  /* "cpu", "cuda" */
+    void *impl;                        /* backend-private state (handles, streams, scratch) */
+    void (*destroy)(cnet_backend *be); /* frees impl; called by cnet_backend_free */
+
+    /* ---- memory ---- */
+    void *(*alloc)(cnet_backend *be, size_t bytes); /* 64-byte aligned; NULL on failure */
+    void (*free)(cnet_backend *be, void *ptr);
+    void (*upload)(cnet_backend *be, void *dst, const void *host_src, size_t bytes);
+    void (*download)(cnet_backend *be, void *host_dst, const void *src, size_t bytes);
+    void (*copy)(cnet_backend *be, void *dst, const void *src, size_t bytes);
+    void (*zero)(cnet_backend *be, void *dst, size_t bytes);
+    void (*synchronize)(cnet_backend *be);
+
+    /* ---- matrix products (row-major) ---- */
+    /* C[M,N] = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T.
+     * A is [M,K] (or [K,M] when trans_a), B is [K,N] (or [N,K] when trans_b). */
+    void (*gemm)(cnet_backend *be, float *C, const float *A, const float *B, int M, int N, int K,
+                 int trans_a, int trans_b, float alpha, float beta);
+    /* The same for `batch` independent products; stride_* in elements between
+     * consecutive matrices. */
+    void (*gemm_batched)(cnet_backend *be, float *C, const float *A, const float *B, int batch,
+                         int M, int N, int K, int trans_a, int trans_b, float alpha, float beta,
+                         long stride_a, long stride_b, long stride_c);
+    /* out[M,N] = inp[M,K] @ weight[N,K]^T + bias[N] (bias may be NULL). */
+    void (*linear_forward)(cnet_backend *be, float *out, const float *inp, const float *weight,
+                           const float *bias, int M, int K, int N);
+    /* dinp[M,K] = dout @ weight;  dweight[N,K] += dout^T @ inp;  dbias[N] += sum_M dout. */
+    void (*linear_backward)(cnet_backend *be, float *dinp, float *dweight, float *dbias,
+                            const float *dout, const float *inp, const float *weight, int M, int K,
+                            int N);
+
+    /* ---- convolution, NHWC ---- */
+    /* out[B,Ho,Wo,C_out] = conv(inp[B,H,W,C_in], weight[C_out,kh,kw,C_in]) + bias[C_out]. */
+    void (*conv2d_forward)(cnet_backend *be, float *out, const float *inp, const float *weight,
+                           const float *bias, const cnet_conv2d *shape);
+    /* dinp = backward-data (=), dweight/dbias += backward-weight/bias. */
+    void (*conv2d_backward)(cnet_backend *be, float *dinp, float *dweight, float *dbias,
+                            const float *dout, const float *inp, const float *weight,
+                            const cnet_conv2d *shape);
+
+    /* ---- normalisation ---- */
+    /* Group norm over [B, HW, C] with G groups of C/G channels; optionally
+     * followed by SiLU. mean/rstd [B,G] are saved for backward (may be NULL
+     * when no backward will run). */
+    void (*group_norm_forward)(cnet_backend *be, float *out, float *mean, float *rstd,
+                               const float *inp, const float *gamma, const float *beta, int B,
+                               int HW, int C, int G, float eps, int fuse_silu);
+    void (*group_norm_backward)(cnet_backend *be, float *dinp, float *dgamma, float *dbeta,
+                                const float *dout, const float *inp, const float *mean,
+                                const float *rstd, const float *gamma, const float *beta, int B,
+                                int HW, int C, int G, int fuse_silu);
+    /* Layer norm over the last dim of [M, C]; mean/rstd [M] may be NULL. */
+    void (*layer_norm_forward)(cnet_backend *be, float *out, float *mean, float *rstd,
+                               const float *inp, const float *gamma, const float *beta, int M,
+                               int C, float eps);
+    void (*layer_norm_backward)(cnet_backend *be, float *dinp, float *dgamma, float *dbeta,
+                                const float *dout, const float *inp, const float *mean,
+                                const float *rstd, const float *gamma, int M, int C);
+
+    /* ---- activations (elementwise over n) ---- */
+    void (*silu_forward)(cnet_backend *be, float *out, const float *inp, long n);
+    void (*silu_backward)(cnet_backend *be, float *dinp, const float *dout, const float *inp,
+                          long n);
+    /* Exact GELU: x * 0.5 * (1 + erf(x / sqrt 2)). */
+    void (*gelu_forward)(cnet_backend *be, float *out, const float *inp, long n);
+    void (*gelu_backward)(cnet_backend *be, float *dinp, const float *dout, const float *inp,
+                          long n);
+    /* diffusers GEGLU: inp[M, 2F] = [h | gate]; out[M,F] = h * gelu(gate). */
+    void (*geglu_forward)(cnet_backend *be, float *out, const float *inp, int M, int F);
+    void (*geglu_backward)(cnet_backend *be, float *dinp, const float *dout, const float *inp,
+                           int M, int F);
+    /* CLIP's quick_gelu: x * sigmoid(1.702 x). Forward only (frozen model). */
+    void (*quick_gelu_forward)(cnet_backend *be, float *out, const float *inp, long n);
+
+    /* ---- attention ---- */
+    /* out[B,Nq,heads*D] = softmax(scale * Q K^T [+ causal mask]) V per head,
+     * with q [B,Nq,heads*D], k and v [B,Nk,heads*D]. Never materialises the
+     * whole Nq x Nk score matrix. lse [B,heads,Nq] (log-sum-exp of the scaled
+     * scores) is saved for backward; may be NULL. causal: key j masked for
+     * query i when j > i (requires Nq == Nk). */
+    void (*attention_forward)(cnet_backend *be, float *out, float *lse, const float *q,
+                              const float *k, const float *v, int B, int Nq, int Nk, int heads,
+                              int D, float scale, int causal);
+    /* dq, dk, dv overwrite (any may be NULL). out and lse from the forward. */
+    void (*attention_backward)(cnet_backend *be, float *dq, float *dk, float *dv, const float *dout,
+                               const float *q, const float *k, const float *v, const float *out,
+                               const float *lse, int B, int Nq, int Nk, int heads, int D,
+                               float scale, int causal);
+
+    /* ---- elementwise arithmetic ---- */
+    void (*add)(cnet_backend *be, float *out, const float *a, const float *b, long n);
+    /* out = alpha * a + beta * b (out may alias a or b). */
+    void (*axpby)(cnet_backend *be, float *out, float alpha, const float *a, float beta,
+                  const float *b, long n);
+    void (*scale)(cnet_backend *be, float *out, const float *inp, float alpha, long n);
+    /* y += alpha * x */
+    void (*axpy)(cnet_backend *be, float *y, float alpha, const float *x, long n);
+    /* out[B,HW,C] = inp[B,HW,C] + vec[B,C] broadcast over HW (the time
+     * embedding added inside a resnet). out may alias inp. */
+    void (*add_broadcast)(cnet_backend *be, float *out, const float *inp, const float *vec, int B,
+                          int HW, int C);
+    /* dvec[B,C] = sum over HW of dout (overwrite). */
+    void (*add_broadcast_backward)(cnet_backend *be, float *dvec, const float *dout, int B, int HW,
+                                   int C);
+    /* Channel concat of NHWC rows: out[M, C1+C2] = [a[M,C1] | b[M,C2]]. */
+    void (*concat_channels)(cnet_backend *be, float *out, const float *a, const float *b, int M,
+                            int C1, int C2);
+    /* Inverse (and backward of concat): a[M,C1], b[M,C2] from inp[M,C1+C2];
+     * a or b may be NULL. */
+    void (*split_channels)(cnet_backend *be, float *a, float *b, const float *inp, int M, int C1,
+                           int C2);
+    /* Nearest-neighbour 2x upsample: out[B,2H,2W,C] from inp[B,H,W,C]. */
+    void (*upsample2x_forward)(cnet_backend *be, float *out, const float *inp, int B, int H, int W,
+                               int C);
+    /* dinp[B,H,W,C] = sum of the 4 dout pixels each input fed (overwrite). */
+    void (*upsample2x_backward)(cnet_backend *be, float *dinp, const float *dout, int B, int H,
+                                int W, int C);
+
+    /* ---- embeddings ---- */
+    /* out[M,D] = table[ids[M], :]; ids are device int64. */
+    void (*embedding_forward)(cnet_backend *be, float *out, const int64_t *ids, const float *table,
+                              int M, int D);
+    /* diffusers get_timestep_embedding, computed in float32 as diffusers does:
+     * half = dim/2, freq_k = exp(-ln(max_period) * k / (half - freq_shift)),
+     * emb = [sin(t*freq), cos(t*freq)] ([cos, sin] when flip_sin_to_cos),
+     * zero-padded when dim is odd. timesteps [B] float, out [B,dim]. */
+    void (*timestep_embedding)(cnet_backend *be, float *out, const float *timesteps, int B, int dim,
+                               int flip_sin_to_cos, float freq_shift, float max_period);
+
+    /* ---- loss, norms, optimiser ---- */
+    /* loss[1] = (1/B) sum_b w[b] * mean_i (pred[b,i] - target[b,i])^2 over
+     * pred/target [B,n]; weights [B] may be NULL (all ones). */
+    void (*mse_forward)(cnet_backend *be, float *loss, const float *pred, const float *target,
+                        const float *weights, int B, long n);
+    /* dpred = dloss_scale * d(loss)/d(pred) (overwrite). */
+    void (*mse_backward)(cnet_backend *be, float *dpred, const float *pred, const float *target,
+                         const float *weights, int B, long n, float dloss_scale);
+    /* out[1] = sum of inp[i]^2 (overwrite), accumulated in double on CPU. */
+    void (*sum_squares)(cnet_backend *be, float *out, const float *inp, long n);
+    /* torch.optim.AdamW step on n parameters, with optional gradient clipping
+     * fused in: when grad_sumsq (device, [1]) is non-NULL, grads are first
+     * multiplied by min(1, max_grad_norm / (sqrt(*grad_sumsq) + 1e-6)) as
+     * torch.nn.utils.clip_grad_norm_ does. step counts from 1. Grads are not
+     * modified. */
+    void (*adamw_step)(cnet_backend *be, float *params, float *m, float *v, const float *grads,
+                       long n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                       int step, const float *grad_sumsq, float max_grad_norm);
+
+    /* ---- random numbers ---- */
+    /* n standard normals from Philox4x32-10 (see engine/philox.h for the exact
+     * stream): element i comes from counter block offset + i/4, so the same
+     * (seed, offset) gives the same numbers on every backend. */
+    void (*philox_normal)(cnet_backend *be, float *out, long n, uint64_t seed, uint64_t offset);
+};
+
+/* Creates the CPU backend (OpenBLAS + OpenMP). Free with cnet_backend_free. */
+int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err);
+void cnet_backend_free(cnet_backend *be);
+
+#endif

@@ -1,0 +1,55 @@
+/* safetensors files: a bounds-checked mmap reader and an atomic writer.
+ *
+ * Format (huggingface/safetensors): u64 little-endian header length N, then N
+ * bytes of JSON {"name": {"dtype", "shape", "data_offsets": [begin, end]},
+ * "__metadata__": {str: str}}, then the data block; offsets are relative to
+ * the data block. The reader refuses a header over 100 MB, offsets outside
+ * the file or overlapping, byte sizes that differ from numel * dtype size,
+ * more than 4 dims, and unknown dtypes, with an error naming the file and the
+ * tensor. The writer writes a temp file, fsyncs it and renames it into place,
+ * so a reader never sees a half-written file. */
+#ifndef CNET_SAFETENSORS_H
+#define CNET_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "tensor.h"
+
+#define SAFETENSORS_MAX_HEADER (100u * 1000u * 1000u)
+
+typedef struct st_entry {
+    char *name;        /* owned by the file struct */
+    cnet_tensor view;  /* data points into the mapping (read-only), device -1 */
+    size_t nbytes;
+} st_entry;
+
+typedef struct st_file {
+    char *path;
+    void *map;
+    size_t map_size;
+    int n;
+    st_entry *entries;  /* in file order */
+    int n_meta;
+    char **meta_keys;   /* __metadata__ string pairs */
+    char **meta_values;
+} st_file;
+
+int st_open(st_file *f, const char *path, cnet_error *err);
+void st_close(st_file *f);
+/* NULL when absent. */
+const st_entry *st_find(const st_file *f, const char *name);
+/* NULL when absent. */
+const char *st_meta(const st_file *f, const char *key);
+
+/* One tensor to write: host data in the given dtype. */
+typedef struct st_write_item {
+    const char *name;
+    cnet_tensor view;
+} st_write_item;
+
+int st_write(const char *path, const st_write_item *items, int n, const char *const *meta_keys,
+             const char *const *meta_values, int n_meta, cnet_error *err);
+
+#endif

@@ -1,0 +1,15 @@
+/* The subcommands of the cnet binary. Each takes (argc, argv) with argv[0]
+ * the command name and returns the process exit status (0 ok, 1 failure,
+ * 2 usage error). */
+#ifndef CNET_COMMANDS_H
+#define CNET_COMMANDS_H
+
+typedef struct cnet_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} cnet_command;
+
+int cmd_help(int argc, char **argv);
+
+#endif

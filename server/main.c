@@ -1,0 +1,28 @@
+/* cnet: the command-line entry point. Each subcommand lives in its own
+ * server/cmd_*.c file; this file only dispatches. */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/commands.h"
+
+static const cnet_command commands[] = {
+    {"help", "show this list", cmd_help},
+};
+
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+int cmd_help(int argc, char **argv) {
+    (void)argc, (void)argv;
+    printf("usage: cnet <command> [options]   (cnet <command> --help for its options)\n\n");
+    for (int i = 0; i < n_commands; i++) printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cmd_help(argc, argv);
+    for (int i = 0; i < n_commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "cnet: unknown command '%s' (cnet help lists them)\n", argv[1]);
+    return 2;
+}
