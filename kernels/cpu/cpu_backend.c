@@ -6,6 +6,7 @@
 
 #include "engine/backend.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/scratch.h"
 
 static void *cpu_alloc(cnet_backend *be, size_t bytes) {
     (void)be;
@@ -32,7 +33,7 @@ static void cpu_zero(cnet_backend *be, void *dst, size_t bytes) {
 
 static void cpu_synchronize(cnet_backend *be) { (void)be; }
 
-static void cpu_destroy(cnet_backend *be) { (void)be; }
+static void cpu_destroy(cnet_backend *be) { cpu_scratch_free(be); }
 
 int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err) {
     (void)err;
