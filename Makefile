@@ -64,7 +64,7 @@ $(BUILD)/libcnet.a: $(LIB_OBJ)
 $(BUILD)/cnet: $(BUILD)/server/main.o $(BUILD)/libcnet.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB) $(BUILD)/libcnet.a
+$(TEST_BIN) $(TOOL_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB) $(BUILD)/libcnet.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 test: all $(TEST_BIN) $(TOOL_BIN)
