@@ -1,0 +1,299 @@
+/* Parameter tables: declaration, one-block allocation, loading from
+ * safetensors (single or sharded) with strict key/shape checks, and saving
+ * back in PyTorch layout. See params.h. */
+#include "params.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+#include "tensor.h"
+
+/* A sharded checkpoint lists at most this many distinct shard files. */
+#define PARAMS_MAX_SHARDS 256
+
+void params_init(cnet_params *p, cnet_backend *be) {
+    memset(p, 0, sizeof *p);
+    p->be = be;
+}
+
+void params_free(cnet_params *p) {
+    if (p->block) p->be->free(p->be, p->block);
+    for (int i = 0; i < p->n_extra_ok; i++) free(p->extra_ok[i]);
+    free(p->extra_ok);
+    free(p->items);
+    memset(p, 0, sizeof *p);
+}
+
+int params_add(cnet_params *p, const char *name, int ndim, const int64_t *shape,
+               param_layout layout, cnet_error *err) {
+    if (strlen(name) >= PARAM_NAME_MAX)
+        return cnet_fail(err, CNET_EINVAL, "parameter name '%s' longer than %d bytes", name,
+                         PARAM_NAME_MAX - 1);
+    if (ndim < 1 || ndim > 4 || (layout == PARAM_CONV && ndim != 4))
+        return cnet_fail(err, CNET_EINVAL, "parameter '%s': bad rank %d", name, ndim);
+    if (params_find(p, name))
+        return cnet_fail(err, CNET_EINVAL, "parameter '%s' declared twice", name);
+    if (p->n == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 256;
+        cnet_param *items = realloc(p->items, (size_t)cap * sizeof *items);
+        if (!items) return cnet_fail(err, CNET_ENOMEM, "out of memory declaring '%s'", name);
+        p->items = items;
+        p->cap = cap;
+    }
+    cnet_param *q = &p->items[p->n];
+    memset(q, 0, sizeof *q);
+    strcpy(q->name, name);
+    q->ndim = ndim;
+    q->layout = layout;
+    q->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        q->shape[d] = shape[d];
+        q->numel *= (size_t)shape[d];
+    }
+    /* 16-float alignment keeps every parameter on a 64-byte boundary. */
+    q->offset = (p->total + 15) & ~(size_t)15;
+    p->total = q->offset + q->numel;
+    return p->n++;
+}
+
+int params_allow_extra(cnet_params *p, const char *name, cnet_error *err) {
+    char **list = realloc(p->extra_ok, (size_t)(p->n_extra_ok + 1) * sizeof *list);
+    if (!list) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    p->extra_ok = list;
+    if (!(list[p->n_extra_ok] = strdup(name))) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    p->n_extra_ok++;
+    return 0;
+}
+
+int params_alloc(cnet_params *p, cnet_error *err) {
+    size_t bytes = (p->total ? p->total : 1) * sizeof(float);
+    p->block = p->be->alloc(p->be, bytes);
+    if (!p->block)
+        return cnet_fail(err, CNET_ENOMEM, "cannot allocate %zu bytes of parameters on %s", bytes,
+                         p->be->name);
+    p->be->zero(p->be, p->block, bytes);
+    for (int i = 0; i < p->n; i++) p->items[i].data = p->block + p->items[i].offset;
+    return 0;
+}
+
+cnet_param *params_find(const cnet_params *p, const char *name) {
+    for (int i = 0; i < p->n; i++)
+        if (strcmp(p->items[i].name, name) == 0) return &p->items[i];
+    return NULL;
+}
+
+float *params_data(const cnet_params *p, const char *name) {
+    cnet_param *q = params_find(p, name);
+    if (!q) {
+        fprintf(stderr, "cnet: internal error: parameter '%s' was never declared\n", name);
+        abort();
+    }
+    return q->data;
+}
+
+static int is_extra_ok(const cnet_params *p, const char *name) {
+    for (int i = 0; i < p->n_extra_ok; i++)
+        if (strcmp(p->extra_ok[i], name) == 0) return 1;
+    return 0;
+}
+
+/* [O, I, kh, kw] -> [O, kh, kw, I] */
+static void conv_oihw_to_ohwi(float *dst, const float *src, const int64_t *s) {
+    int64_t O = s[0], I = s[1], KH = s[2], KW = s[3];
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t i = 0; i < I; i++)
+            for (int64_t y = 0; y < KH; y++)
+                for (int64_t x = 0; x < KW; x++)
+                    dst[((o * KH + y) * KW + x) * I + i] = src[((o * I + i) * KH + y) * KW + x];
+}
+
+static void conv_ohwi_to_oihw(float *dst, const float *src, const int64_t *s) {
+    int64_t O = s[0], I = s[1], KH = s[2], KW = s[3];
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t i = 0; i < I; i++)
+            for (int64_t y = 0; y < KH; y++)
+                for (int64_t x = 0; x < KW; x++)
+                    dst[((o * I + i) * KH + y) * KW + x] = src[((o * KH + y) * KW + x) * I + i];
+}
+
+/* Copies one file tensor into its parameter after checking dtype and shape. */
+static int load_entry(cnet_params *p, cnet_param *q, const st_entry *e, const char *file,
+                      float *host, float *reordered, cnet_error *err) {
+    const cnet_tensor *t = &e->view;
+    int same = t->ndim == q->ndim;
+    for (int d = 0; same && d < q->ndim; d++) same = t->shape[d] == q->shape[d];
+    if (!same) {
+        char want[64], got[64];
+        cnet_shape_str(want, sizeof want, q->ndim, q->shape);
+        cnet_shape_str(got, sizeof got, t->ndim, t->shape);
+        return cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s' has shape %s but the model expects %s",
+                         file, q->name, got, want);
+    }
+    if (t->dtype != CNET_F32 && t->dtype != CNET_F16 && t->dtype != CNET_BF16)
+        return cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
+                         file, q->name, cnet_dtype_name(t->dtype));
+    cnet_to_f32(host, t->data, t->dtype, q->numel);
+    const float *src = host;
+    if (q->layout == PARAM_CONV) {
+        conv_oihw_to_ohwi(reordered, host, q->shape);
+        src = reordered;
+    }
+    p->be->upload(p->be, q->data, src, q->numel * sizeof(float));
+    return 0;
+}
+
+static int load_file(cnet_params *p, const char *file, char *seen, float *host, float *reordered,
+                     cnet_error *err) {
+    st_file f;
+    int rc = st_open(&f, file, err);
+    if (rc) return rc;
+    for (int i = 0; i < f.n && rc == 0; i++) {
+        const st_entry *e = &f.entries[i];
+        cnet_param *q = params_find(p, e->name);
+        if (!q) {
+            if (!is_extra_ok(p, e->name))
+                rc = cnet_fail(err, CNET_EFORMAT,
+                               "%s: unexpected tensor '%s' (not a parameter of this model)", file,
+                               e->name);
+            continue;
+        }
+        int idx = (int)(q - p->items);
+        if (seen[idx]) {
+            rc = cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s' appears in more than one shard", file,
+                           e->name);
+            break;
+        }
+        seen[idx] = 1;
+        rc = load_entry(p, q, e, file, host, reordered, err);
+    }
+    st_close(&f);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Loads the shards named in a *.safetensors.index.json weight_map. */
+static int load_index(cnet_params *p, const char *index_path, char *seen, float *host,
+                      float *reordered, cnet_error *err) {
+    json_error_t jerr;
+    json_t *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return cnet_fail(err, CNET_EFORMAT, "%s: line %d: %s", index_path, jerr.line, jerr.text);
+    int rc = 0;
+    json_t *map = json_object_get(root, "weight_map");
+    if (!json_is_object(map)) {
+        rc = cnet_fail(err, CNET_EFORMAT, "%s: no \"weight_map\" object", index_path);
+        goto done;
+    }
+    const char *shards[PARAMS_MAX_SHARDS];
+    int n_shards = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(map, key, value) {
+        const char *shard = json_string_value(value);
+        if (!shard || strchr(shard, '/') || strcmp(shard, "..") == 0) {
+            rc = cnet_fail(err, CNET_EFORMAT, "%s: weight_map entry '%s' is not a shard file name",
+                           index_path, key);
+            goto done;
+        }
+        int known = 0;
+        for (int i = 0; i < n_shards && !known; i++) known = strcmp(shards[i], shard) == 0;
+        if (known) continue;
+        if (n_shards == PARAMS_MAX_SHARDS) {
+            rc = cnet_fail(err, CNET_ELIMIT, "%s: more than %d shards", index_path,
+                           PARAMS_MAX_SHARDS);
+            goto done;
+        }
+        shards[n_shards++] = shard;
+    }
+    const char *slash = strrchr(index_path, '/');
+    int dir_len = slash ? (int)(slash - index_path) + 1 : 0;
+    for (int i = 0; i < n_shards && rc == 0; i++) {
+        char path[4096];
+        if (snprintf(path, sizeof path, "%.*s%s", dir_len, index_path, shards[i]) >=
+            (int)sizeof path) {
+            rc = cnet_fail(err, CNET_ELIMIT, "%s: shard path too long", index_path);
+            break;
+        }
+        rc = load_file(p, path, seen, host, reordered, err);
+    }
+done:
+    json_decref(root);
+    return rc;
+}
+
+int params_load(cnet_params *p, const char *path, cnet_error *err) {
+    size_t max_numel = 1;
+    for (int i = 0; i < p->n; i++)
+        if (p->items[i].numel > max_numel) max_numel = p->items[i].numel;
+    char *seen = calloc((size_t)p->n + 1, 1);
+    float *host = malloc(max_numel * sizeof(float));
+    float *reordered = malloc(max_numel * sizeof(float));
+    int rc = 0;
+    if (!seen || !host || !reordered) {
+        rc = cnet_fail(err, CNET_ENOMEM, "out of memory loading %s", path);
+        goto done;
+    }
+    if (ends_with(path, ".index.json"))
+        rc = load_index(p, path, seen, host, reordered, err);
+    else
+        rc = load_file(p, path, seen, host, reordered, err);
+    for (int i = 0; i < p->n && rc == 0; i++) {
+        if (seen[i]) continue;
+        char want[64];
+        cnet_shape_str(want, sizeof want, p->items[i].ndim, p->items[i].shape);
+        int missing = 0;
+        for (int j = i; j < p->n; j++) missing += !seen[j];
+        rc = cnet_fail(err, CNET_ENOTFOUND,
+                       "%s: missing tensor '%s' (expected shape %s; %d parameter%s missing in all)",
+                       path, p->items[i].name, want, missing, missing == 1 ? "" : "s");
+    }
+done:
+    free(seen);
+    free(host);
+    free(reordered);
+    return rc;
+}
+
+int params_save(const cnet_params *p, const char *path, const char *const *meta_keys,
+                const char *const *meta_values, int n_meta, cnet_error *err) {
+    size_t max_numel = 1;
+    for (int i = 0; i < p->n; i++)
+        if (p->items[i].numel > max_numel) max_numel = p->items[i].numel;
+    float *host = malloc((p->total ? p->total : 1) * sizeof(float));
+    float *scratch = malloc(max_numel * sizeof(float));
+    st_write_item *items = calloc((size_t)p->n + 1, sizeof *items);
+    int rc;
+    if (!host || !scratch || !items) {
+        rc = cnet_fail(err, CNET_ENOMEM, "out of memory saving %s", path);
+        goto done;
+    }
+    for (int i = 0; i < p->n; i++) {
+        const cnet_param *q = &p->items[i];
+        float *dst = host + q->offset;
+        if (q->layout == PARAM_CONV) {
+            p->be->download(p->be, scratch, q->data, q->numel * sizeof(float));
+            conv_ohwi_to_oihw(dst, scratch, q->shape);
+        } else {
+            p->be->download(p->be, dst, q->data, q->numel * sizeof(float));
+        }
+        items[i].name = q->name;
+        items[i].view.dtype = CNET_F32;
+        items[i].view.ndim = q->ndim;
+        memcpy(items[i].view.shape, q->shape, sizeof q->shape);
+        items[i].view.data = dst;
+        items[i].view.device = -1;
+    }
+    rc = st_write(path, items, p->n, meta_keys, meta_values, n_meta, err);
+done:
+    free(host);
+    free(scratch);
+    free(items);
+    return rc;
+}

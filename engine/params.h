@@ -1,0 +1,76 @@
+/* Parameter tables: the named weights of a model, as the checkpoint names
+ * them (`down_blocks.0.resnets.1.conv1.weight`), in one block of backend
+ * memory.
+ *
+ * A model declares its parameters (name, PyTorch shape, layout) from its
+ * config; the table then sizes one allocation, loads a diffusers weights
+ * file (single or sharded, f32/f16/bf16) checking that every expected key is
+ * present with the right shape and that no unexpected key is left, and can
+ * save the parameters back in PyTorch layout. Conv weights are reordered
+ * once here from PyTorch's [C_out, C_in, kh, kw] to the engine's
+ * [C_out, kh, kw, C_in]; nothing else changes layout.
+ *
+ * Not here: optimizer state and gradients (same sizes; the trainer makes
+ * them with params_alloc_like). */
+#ifndef CNET_PARAMS_H
+#define CNET_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "error.h"
+
+#define PARAM_NAME_MAX 160
+
+typedef enum param_layout {
+    PARAM_PLAIN = 0, /* stored as in the checkpoint */
+    PARAM_CONV,      /* 4-d conv weight: OIHW in files, OHWI in memory */
+} param_layout;
+
+typedef struct cnet_param {
+    char name[PARAM_NAME_MAX];
+    int ndim;
+    int64_t shape[4]; /* PyTorch (file) shape */
+    param_layout layout;
+    size_t offset; /* in floats from the start of the block */
+    size_t numel;
+    float *data; /* device pointer into the block, set by params_alloc */
+} cnet_param;
+
+typedef struct cnet_params {
+    cnet_backend *be; /* borrowed */
+    cnet_param *items;
+    int n, cap;
+    size_t total; /* floats */
+    float *block; /* owned, one allocation of `total` floats */
+    char **extra_ok; /* keys a file may hold that are not parameters */
+    int n_extra_ok;
+} cnet_params;
+
+void params_init(cnet_params *p, cnet_backend *be);
+void params_free(cnet_params *p);
+/* Declares a parameter; returns its index or a negative status. */
+int params_add(cnet_params *p, const char *name, int ndim, const int64_t *shape,
+               param_layout layout, cnet_error *err);
+/* Lets params_load skip a key that checkpoints may carry but the model does
+ * not use (e.g. transformers' `text_model.embeddings.position_ids` buffer). */
+int params_allow_extra(cnet_params *p, const char *name, cnet_error *err);
+/* Allocates the block (zeroed) and sets every data pointer. */
+int params_alloc(cnet_params *p, cnet_error *err);
+/* NULL when absent. */
+cnet_param *params_find(const cnet_params *p, const char *name);
+/* Device pointer of a declared parameter; the name must exist (programmer
+ * error otherwise). */
+float *params_data(const cnet_params *p, const char *name);
+
+/* Loads every parameter from `path`: a .safetensors file, or a
+ * *.safetensors.index.json listing shards. Missing, unexpected or mis-shaped
+ * keys are errors naming the key, the file and both shapes. */
+int params_load(cnet_params *p, const char *path, cnet_error *err);
+/* Writes every parameter in PyTorch layout as float32 safetensors, with
+ * optional metadata pairs; atomic (temp file + rename). */
+int params_save(const cnet_params *p, const char *path, const char *const *meta_keys,
+                const char *const *meta_values, int n_meta, cnet_error *err);
+
+#endif
