@@ -1,0 +1,97 @@
+/* Linear / Conv2d / GroupNorm / LayerNorm modules; see nn.h. */
+#include "nn.h"
+
+#include <stdio.h>
+
+int nn_name(char *buf, const char *prefix, const char *leaf, cnet_error *err) {
+    int n = snprintf(buf, PARAM_NAME_MAX, "%s.%s", prefix, leaf);
+    if (n < 0 || n >= PARAM_NAME_MAX)
+        return cnet_fail(err, CNET_EINVAL, "parameter name '%s.%s' too long", prefix, leaf);
+    return 0;
+}
+
+/* Declares <prefix>.<leaf> and returns its index (or a negative status). */
+static int declare(cnet_params *p, const char *prefix, const char *leaf, int ndim,
+                   const int64_t *shape, param_layout layout, cnet_error *err) {
+    char name[PARAM_NAME_MAX];
+    int rc = nn_name(name, prefix, leaf, err);
+    return rc ? rc : params_add(p, name, ndim, shape, layout, err);
+}
+
+int nn_linear_declare(nn_linear *l, cnet_params *p, const char *prefix, int in, int out,
+                      int has_bias, cnet_error *err) {
+    const int64_t w_shape[2] = {out, in}, b_shape[1] = {out};
+    l->in = in, l->out = out, l->bias = -1;
+    if ((l->weight = declare(p, prefix, "weight", 2, w_shape, PARAM_PLAIN, err)) < 0)
+        return l->weight;
+    if (has_bias && (l->bias = declare(p, prefix, "bias", 1, b_shape, PARAM_PLAIN, err)) < 0)
+        return l->bias;
+    return 0;
+}
+
+int nn_conv_declare(nn_conv *c, cnet_params *p, const char *prefix, int in, int out, int kernel,
+                    int stride, int pad, cnet_error *err) {
+    const int64_t w_shape[4] = {out, in, kernel, kernel}, b_shape[1] = {out};
+    c->in = in, c->out = out, c->kernel = kernel, c->stride = stride;
+    c->pad_top = c->pad_bottom = c->pad_left = c->pad_right = pad;
+    if ((c->weight = declare(p, prefix, "weight", 4, w_shape, PARAM_CONV, err)) < 0)
+        return c->weight;
+    if ((c->bias = declare(p, prefix, "bias", 1, b_shape, PARAM_PLAIN, err)) < 0) return c->bias;
+    return 0;
+}
+
+static int norm_declare(nn_norm *n, cnet_params *p, const char *prefix, int channels, int groups,
+                        float eps, cnet_error *err) {
+    const int64_t shape[1] = {channels};
+    if (groups < 1 || channels % groups != 0)
+        return cnet_fail(err, CNET_EINVAL, "%s: %d channels do not split into %d groups", prefix,
+                         channels, groups);
+    n->channels = channels, n->groups = groups, n->eps = eps;
+    if ((n->weight = declare(p, prefix, "weight", 1, shape, PARAM_PLAIN, err)) < 0)
+        return n->weight;
+    if ((n->bias = declare(p, prefix, "bias", 1, shape, PARAM_PLAIN, err)) < 0) return n->bias;
+    return 0;
+}
+
+int nn_group_norm_declare(nn_norm *n, cnet_params *p, const char *prefix, int channels, int groups,
+                          float eps, cnet_error *err) {
+    return norm_declare(n, p, prefix, channels, groups, eps, err);
+}
+
+int nn_layer_norm_declare(nn_norm *n, cnet_params *p, const char *prefix, int channels, float eps,
+                          cnet_error *err) {
+    return norm_declare(n, p, prefix, channels, 1, eps, err);
+}
+
+void nn_linear_forward(const nn_linear *l, const cnet_params *p, float *out, const float *inp,
+                       int M) {
+    p->be->linear_forward(p->be, out, inp, nn_param(p, l->weight), nn_param(p, l->bias), M, l->in,
+                          l->out);
+}
+
+cnet_conv2d nn_conv_shape(const nn_conv *c, int B, int H, int W) {
+    cnet_conv2d s = {.B = B, .H = H, .W = W, .C_in = c->in, .C_out = c->out, .kh = c->kernel,
+                     .kw = c->kernel, .stride = c->stride, .pad_top = c->pad_top,
+                     .pad_bottom = c->pad_bottom, .pad_left = c->pad_left,
+                     .pad_right = c->pad_right};
+    return s;
+}
+
+void nn_conv_forward(const nn_conv *c, const cnet_params *p, float *out, const float *inp, int B,
+                     int H, int W) {
+    cnet_conv2d s = nn_conv_shape(c, B, H, W);
+    p->be->conv2d_forward(p->be, out, inp, nn_param(p, c->weight), nn_param(p, c->bias), &s);
+}
+
+void nn_group_norm_forward(const nn_norm *n, const cnet_params *p, float *out, const float *inp,
+                           int B, int HW, int fuse_silu) {
+    p->be->group_norm_forward(p->be, out, NULL, NULL, inp, nn_param(p, n->weight),
+                              nn_param(p, n->bias), B, HW, n->channels, n->groups, n->eps,
+                              fuse_silu);
+}
+
+void nn_layer_norm_forward(const nn_norm *n, const cnet_params *p, float *out, const float *inp,
+                           int M) {
+    p->be->layer_norm_forward(p->be, out, NULL, NULL, inp, nn_param(p, n->weight),
+                              nn_param(p, n->bias), M, n->channels, n->eps);
+}
