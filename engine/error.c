@@ -38,14 +38,22 @@ int cnet_error_prefix(cnet_error *err, const char *fmt, ...) {
 
 const char *cnet_strerror(int code) {
     switch (code) {
-    case CNET_OK: return "ok";
-    case CNET_EINVAL: return "invalid argument";
-    case CNET_EIO: return "i/o error";
-    case CNET_ENOMEM: return "out of memory";
-    case CNET_EFORMAT: return "malformed data";
-    case CNET_ENOTFOUND: return "not found";
-    case CNET_ELIMIT: return "limit exceeded";
-    case CNET_EBACKEND: return "backend failure";
+    case CNET_OK:
+        return "ok";
+    case CNET_EINVAL:
+        return "invalid argument";
+    case CNET_EIO:
+        return "i/o error";
+    case CNET_ENOMEM:
+        return "out of memory";
+    case CNET_EFORMAT:
+        return "malformed data";
+    case CNET_ENOTFOUND:
+        return "not found";
+    case CNET_ELIMIT:
+        return "limit exceeded";
+    case CNET_EBACKEND:
+        return "backend failure";
     }
     return "unknown error";
 }

@@ -9,13 +9,13 @@
 
 enum {
     CNET_OK = 0,
-    CNET_EINVAL = -1,   /* bad argument or bad input data */
-    CNET_EIO = -2,      /* read/write/open failed */
-    CNET_ENOMEM = -3,   /* allocation failed */
-    CNET_EFORMAT = -4,  /* a file's contents are malformed */
-    CNET_ENOTFOUND = -5,/* a named file, key or field is missing */
-    CNET_ELIMIT = -6,   /* a size limit was exceeded */
-    CNET_EBACKEND = -7, /* the compute backend reported a failure */
+    CNET_EINVAL = -1,    /* bad argument or bad input data */
+    CNET_EIO = -2,       /* read/write/open failed */
+    CNET_ENOMEM = -3,    /* allocation failed */
+    CNET_EFORMAT = -4,   /* a file's contents are malformed */
+    CNET_ENOTFOUND = -5, /* a named file, key or field is missing */
+    CNET_ELIMIT = -6,    /* a size limit was exceeded */
+    CNET_EBACKEND = -7,  /* the compute backend reported a failure */
 };
 
 #define CNET_ERROR_MSG_MAX 1024
@@ -31,8 +31,7 @@ int cnet_fail(cnet_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Prefixes the existing message with more context ("loading unet: ..."). */
-int cnet_error_prefix(cnet_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int cnet_error_prefix(cnet_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 const char *cnet_strerror(int code);
 

@@ -3,19 +3,16 @@
 
 #include <stdio.h>
 
-int nn_name(char *buf, const char *prefix, const char *leaf, cnet_error *err) {
-    int n = snprintf(buf, PARAM_NAME_MAX, "%s.%s", prefix, leaf);
-    if (n < 0 || n >= PARAM_NAME_MAX)
-        return cnet_fail(err, CNET_EINVAL, "parameter name '%s.%s' too long", prefix, leaf);
-    return 0;
+const char *nn_sub(char *buf, const char *prefix, const char *leaf) {
+    snprintf(buf, NN_NAME_BUF, "%s.%s", prefix, leaf);
+    return buf;
 }
 
 /* Declares <prefix>.<leaf> and returns its index (or a negative status). */
 static int declare(cnet_params *p, const char *prefix, const char *leaf, int ndim,
                    const int64_t *shape, param_layout layout, cnet_error *err) {
-    char name[PARAM_NAME_MAX];
-    int rc = nn_name(name, prefix, leaf, err);
-    return rc ? rc : params_add(p, name, ndim, shape, layout, err);
+    char name[NN_NAME_BUF];
+    return params_add(p, nn_sub(name, prefix, leaf), ndim, shape, layout, err);
 }
 
 int nn_linear_declare(nn_linear *l, cnet_params *p, const char *prefix, int in, int out,
@@ -70,9 +67,17 @@ void nn_linear_forward(const nn_linear *l, const cnet_params *p, float *out, con
 }
 
 cnet_conv2d nn_conv_shape(const nn_conv *c, int B, int H, int W) {
-    cnet_conv2d s = {.B = B, .H = H, .W = W, .C_in = c->in, .C_out = c->out, .kh = c->kernel,
-                     .kw = c->kernel, .stride = c->stride, .pad_top = c->pad_top,
-                     .pad_bottom = c->pad_bottom, .pad_left = c->pad_left,
+    cnet_conv2d s = {.B = B,
+                     .H = H,
+                     .W = W,
+                     .C_in = c->in,
+                     .C_out = c->out,
+                     .kh = c->kernel,
+                     .kw = c->kernel,
+                     .stride = c->stride,
+                     .pad_top = c->pad_top,
+                     .pad_bottom = c->pad_bottom,
+                     .pad_left = c->pad_left,
                      .pad_right = c->pad_right};
     return s;
 }

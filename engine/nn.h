@@ -30,8 +30,11 @@ typedef struct nn_norm {
     float eps;
 } nn_norm;
 
-/* "<prefix>.<leaf>" into buf (PARAM_NAME_MAX bytes); error when too long. */
-int nn_name(char *buf, const char *prefix, const char *leaf, cnet_error *err);
+/* "<prefix>.<leaf>" into buf and returns buf. Use a buffer of
+ * NN_NAME_BUF bytes: a name too long for a parameter then still fits here
+ * and params_add refuses it with its full text. */
+#define NN_NAME_BUF (2 * PARAM_NAME_MAX)
+const char *nn_sub(char *buf, const char *prefix, const char *leaf);
 
 int nn_linear_declare(nn_linear *l, cnet_params *p, const char *prefix, int in, int out,
                       int has_bias, cnet_error *err);

@@ -133,8 +133,9 @@ static int load_entry(cnet_params *p, cnet_param *q, const st_entry *e, const ch
                          file, q->name, got, want);
     }
     if (t->dtype != CNET_F32 && t->dtype != CNET_F16 && t->dtype != CNET_BF16)
-        return cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
-                         file, q->name, cnet_dtype_name(t->dtype));
+        return cnet_fail(err, CNET_EFORMAT,
+                         "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", file,
+                         q->name, cnet_dtype_name(t->dtype));
     cnet_to_f32(host, t->data, t->dtype, q->numel);
     const float *src = host;
     if (q->layout == PARAM_CONV) {
@@ -162,8 +163,8 @@ static int load_file(cnet_params *p, const char *file, char *seen, float *host, 
         }
         int idx = (int)(q - p->items);
         if (seen[idx]) {
-            rc = cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s' appears in more than one shard", file,
-                           e->name);
+            rc = cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s' appears in more than one shard",
+                           file, e->name);
             break;
         }
         seen[idx] = 1;

@@ -42,8 +42,8 @@ typedef struct cnet_params {
     cnet_backend *be; /* borrowed */
     cnet_param *items;
     int n, cap;
-    size_t total; /* floats */
-    float *block; /* owned, one allocation of `total` floats */
+    size_t total;    /* floats */
+    float *block;    /* owned, one allocation of `total` floats */
     char **extra_ok; /* keys a file may hold that are not parameters */
     int n_extra_ok;
 } cnet_params;

@@ -20,8 +20,8 @@
 #define SAFETENSORS_MAX_HEADER (100u * 1000u * 1000u)
 
 typedef struct st_entry {
-    char *name;        /* owned by the file struct */
-    cnet_tensor view;  /* data points into the mapping (read-only), device -1 */
+    char *name;       /* owned by the file struct */
+    cnet_tensor view; /* data points into the mapping (read-only), device -1 */
     size_t nbytes;
 } st_entry;
 
@@ -30,9 +30,9 @@ typedef struct st_file {
     void *map;
     size_t map_size;
     int n;
-    st_entry *entries;  /* in file order */
+    st_entry *entries; /* in file order */
     int n_meta;
-    char **meta_keys;   /* __metadata__ string pairs */
+    char **meta_keys; /* __metadata__ string pairs */
     char **meta_values;
 } st_file;
 
