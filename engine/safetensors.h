@@ -7,7 +7,11 @@
  * the file or overlapping, byte sizes that differ from numel * dtype size,
  * more than 4 dims, and unknown dtypes, with an error naming the file and the
  * tensor. The writer writes a temp file, fsyncs it and renames it into place,
- * so a reader never sees a half-written file. */
+ * so a reader never sees a half-written file.
+ *
+ * Errors: CNET_EIO (open/map/write failed), CNET_EFORMAT (malformed file),
+ * CNET_ELIMIT (header over the limit), CNET_EINVAL (bad st_write arguments),
+ * CNET_ENOMEM. */
 #ifndef CNET_SAFETENSORS_H
 #define CNET_SAFETENSORS_H
 
@@ -19,6 +23,9 @@
 
 #define SAFETENSORS_MAX_HEADER (100u * 1000u * 1000u)
 
+/* view.data points into the read-only mapping and is aligned to the dtype
+ * size when the writer aligned it (the Python library and st_write do); read
+ * unaligned data through memcpy or cnet_to_f32. */
 typedef struct st_entry {
     char *name;       /* owned by the file struct */
     cnet_tensor view; /* data points into the mapping (read-only), device -1 */
@@ -34,9 +41,14 @@ typedef struct st_file {
     int n_meta;
     char **meta_keys; /* __metadata__ string pairs */
     char **meta_values;
+    int *by_name;       /* entry indices sorted by name, for st_find */
 } st_file;
 
+/* Maps and validates path into *f. On failure *f holds nothing to free. The
+ * mapping is MAP_PRIVATE: a file truncated by another process while mapped
+ * faults on access; cnet's writers replace files by rename, never in place. */
 int st_open(st_file *f, const char *path, cnet_error *err);
+/* Unmaps and frees everything; *f is zeroed. Safe on a zeroed struct. */
 void st_close(st_file *f);
 /* NULL when absent. */
 const st_entry *st_find(const st_file *f, const char *name);
@@ -49,6 +61,11 @@ typedef struct st_write_item {
     cnet_tensor view;
 } st_write_item;
 
+/* Writes items to path atomically: JSON keys in the given order (metadata
+ * first), data laid out by dtype size, largest first (stable), so every tensor
+ * is aligned and the data block is contiguous as the Python library requires;
+ * header padded with spaces to a multiple of 8. On failure the temp file is
+ * removed and an existing file at path is untouched. */
 int st_write(const char *path, const st_write_item *items, int n, const char *const *meta_keys,
              const char *const *meta_values, int n_meta, cnet_error *err);
 

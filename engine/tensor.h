@@ -45,7 +45,8 @@ float cnet_f16_to_f32(uint16_t h);
 uint16_t cnet_f32_to_f16(float f);
 float cnet_bf16_to_f32(uint16_t b);
 uint16_t cnet_f32_to_bf16(float f);
-/* Converts n elements of src (dtype F32/F16/BF16) to float32. */
+/* Converts n elements of src (any dtype; I64 and U8 by value) to float32.
+ * src need not be aligned to its dtype. */
 void cnet_to_f32(float *dst, const void *src, cnet_dtype src_dtype, size_t n);
 
 #endif
