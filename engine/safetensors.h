@@ -41,7 +41,7 @@ typedef struct st_file {
     int n_meta;
     char **meta_keys; /* __metadata__ string pairs */
     char **meta_values;
-    int *by_name;       /* entry indices sorted by name, for st_find */
+    int *by_name; /* entry indices sorted by name, for st_find */
 } st_file;
 
 /* Maps and validates path into *f. On failure *f holds nothing to free. The

@@ -10,8 +10,8 @@
 #define TRANSFORMER_LAYER_NORM_EPS 1e-5f
 #define TRANSFORMER_FF_MULT 4
 
-static int block_declare(transformer_block *b, cnet_params *p, const char *prefix, int C,
-                         int heads, int cross_dim, int only_cross, cnet_error *err) {
+static int block_declare(transformer_block *b, cnet_params *p, const char *prefix, int C, int heads,
+                         int cross_dim, int only_cross, cnet_error *err) {
     char name[NN_NAME_BUF];
     const int head_dim = C / heads, F = TRANSFORMER_FF_MULT * C;
     int rc;
@@ -33,8 +33,8 @@ static int block_declare(transformer_block *b, cnet_params *p, const char *prefi
 }
 
 int transformer2d_declare(transformer2d *t, cnet_params *p, const char *prefix, int channels,
-                          int heads, int n_blocks, int cross_dim, int groups,
-                          int linear_projection, int only_cross_attention, cnet_error *err) {
+                          int heads, int n_blocks, int cross_dim, int groups, int linear_projection,
+                          int only_cross_attention, cnet_error *err) {
     char name[NN_NAME_BUF], sub[NN_NAME_BUF];
     int rc;
     memset(t, 0, sizeof *t);

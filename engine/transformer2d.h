@@ -34,8 +34,8 @@ typedef struct transformer2d {
 } transformer2d;
 
 int transformer2d_declare(transformer2d *t, cnet_params *p, const char *prefix, int channels,
-                          int heads, int n_blocks, int cross_dim, int groups,
-                          int linear_projection, int only_cross_attention, cnet_error *err);
+                          int heads, int n_blocks, int cross_dim, int groups, int linear_projection,
+                          int only_cross_attention, cnet_error *err);
 void transformer2d_free(transformer2d *t);
 
 /* out[B, HW, C] from x[B, HW, C] and text[B, Nt, Dt]; out must not alias x. */

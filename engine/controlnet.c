@@ -1,0 +1,146 @@
+/* ControlNetModel forward; see controlnet.h. */
+#include "controlnet.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+int controlnet_init(controlnet_model *m, cnet_backend *be, const unet_layout *L,
+                    const int *cond_out_channels, int n_cond, int conditioning_channels,
+                    cnet_error *err) {
+    char name[NN_NAME_BUF];
+    int rc;
+    memset(m, 0, sizeof *m);
+    params_init(&m->params, be);
+    cnet_params *p = &m->params;
+    if (n_cond < 1 || n_cond > CONTROLNET_MAX_COND_LEVELS)
+        return cnet_fail(err, CNET_EINVAL,
+                         "conditioning_embedding_out_channels has %d entries (supported 1..%d)",
+                         n_cond, CONTROLNET_MAX_COND_LEVELS);
+    m->cond_channels = conditioning_channels;
+    /* Same parameter order as the diffusers checkpoint: conv_in, time, cond
+     * embedding, down blocks, zero convs, mid block, zero mid. Order only
+     * matters for saved files being easy to diff against diffusers'. */
+    if ((rc = unet_encoder_declare(&m->enc, p, L, err))) return rc;
+    if ((rc = nn_conv_declare(&m->cond_in, p, "controlnet_cond_embedding.conv_in",
+                              conditioning_channels, cond_out_channels[0], 3, 1, 1, err)))
+        return rc;
+    for (int i = 0; i < n_cond - 1; i++) {
+        snprintf(name, sizeof name, "controlnet_cond_embedding.blocks.%d", 2 * i);
+        if ((rc = nn_conv_declare(&m->cond_blocks[2 * i], p, name, cond_out_channels[i],
+                                  cond_out_channels[i], 3, 1, 1, err)))
+            return rc;
+        snprintf(name, sizeof name, "controlnet_cond_embedding.blocks.%d", 2 * i + 1);
+        if ((rc = nn_conv_declare(&m->cond_blocks[2 * i + 1], p, name, cond_out_channels[i],
+                                  cond_out_channels[i + 1], 3, 2, 1, err)))
+            return rc;
+    }
+    m->n_cond_blocks = 2 * (n_cond - 1);
+    if ((rc = nn_conv_declare(&m->cond_out, p, "controlnet_cond_embedding.conv_out",
+                              cond_out_channels[n_cond - 1], L->channels[0], 3, 1, 1, err)))
+        return rc;
+    m->n_skips = unet_layout_n_skips(L);
+    for (int i = 0; i < m->n_skips; i++) {
+        int C = unet_layout_skip_channels(L, i);
+        snprintf(name, sizeof name, "controlnet_down_blocks.%d", i);
+        if ((rc = nn_conv_declare(&m->zero_down[i], p, name, C, C, 1, 1, 0, err))) return rc;
+    }
+    const int top = L->channels[L->levels - 1];
+    if ((rc = nn_conv_declare(&m->zero_mid, p, "controlnet_mid_block", top, top, 1, 1, 0, err)))
+        return rc;
+    return params_alloc(p, err);
+}
+
+void controlnet_free(controlnet_model *m) {
+    unet_encoder_free(&m->enc);
+    params_free(&m->params);
+}
+
+int controlnet_load(controlnet_model *m, const char *path, cnet_error *err) {
+    return params_load(&m->params, path, err);
+}
+
+int controlnet_image_factor(const controlnet_model *m) { return 1 << (m->n_cond_blocks / 2); }
+
+size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, int Nt) {
+    unet_sizes s;
+    if (unet_encoder_sizes(&m->enc, B, h, w, &s, NULL)) return 0;
+    const int f = controlnet_image_factor(m);
+    size_t cond = 0;
+    for (int i = 0; i <= m->n_cond_blocks; i++) {
+        const nn_conv *c = i == 0 ? &m->cond_in : &m->cond_blocks[i - 1];
+        cond += (size_t)B * h * w * f * f * c->out;
+    }
+    size_t floats = s.mid_floats + 16 * s.max_floats + cond;
+    for (int i = 0; i < s.n_skips; i++) floats += s.skip_floats[i];
+    for (int i = 0; i < m->enc.layout.levels; i++)
+        floats += (size_t)B * Nt * m->enc.layout.channels[i] * 2;
+    return floats * sizeof(float) + 256 * CNET_ARENA_ALIGN;
+}
+
+/* cond [B,H,W,cc] -> emb [B,h,w,C0]. */
+static int cond_embedding(const controlnet_model *m, cnet_arena *scratch, float *emb,
+                          const float *cond, int B, int H, int W, cnet_error *err) {
+    cnet_backend *be = m->params.be;
+    const cnet_params *p = &m->params;
+    size_t mark = cnet_arena_mark(scratch);
+    const float *cur = cond;
+    for (int i = 0; i <= m->n_cond_blocks; i++) {
+        const nn_conv *c = i == 0 ? &m->cond_in : &m->cond_blocks[i - 1];
+        cnet_conv2d s = nn_conv_shape(c, B, H, W);
+        int Ho = cnet_conv2d_out_h(&s), Wo = cnet_conv2d_out_w(&s);
+        float *y = cnet_arena_alloc(scratch, (size_t)B * Ho * Wo * c->out * sizeof(float), err);
+        if (!y) {
+            cnet_arena_restore(scratch, mark);
+            return err ? err->code : CNET_ENOMEM;
+        }
+        nn_conv_forward(c, p, y, cur, B, H, W);
+        be->silu_forward(be, y, y, (long)B * Ho * Wo * c->out);
+        cur = y, H = Ho, W = Wo;
+    }
+    nn_conv_forward(&m->cond_out, p, emb, cur, B, H, W);
+    cnet_arena_restore(scratch, mark);
+    return 0;
+}
+
+int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *down, float *mid,
+                       const float *sample, const float *cond, const float *timesteps,
+                       const float *text, float conditioning_scale, int guess_mode, int B, int h,
+                       int w, int Nt, cnet_error *err) {
+    cnet_backend *be = m->params.be;
+    const cnet_params *p = &m->params;
+    const unet_layout *L = &m->enc.layout;
+    unet_sizes s;
+    int rc = unet_encoder_sizes(&m->enc, B, h, w, &s, err);
+    if (rc) return rc;
+    const int f = controlnet_image_factor(m);
+    size_t mark = cnet_arena_mark(scratch);
+    float *skips[UNET_MAX_SKIPS];
+    const size_t T = (size_t)B * m->enc.temb_channels;
+    float *temb = cnet_arena_alloc(scratch, T * sizeof(float), err);
+    float *temb_act = cnet_arena_alloc(scratch, T * sizeof(float), err);
+    float *emb = cnet_arena_alloc(scratch, (size_t)B * h * w * L->channels[0] * sizeof(float), err);
+    float *mid_h = cnet_arena_alloc(scratch, s.mid_floats * sizeof(float), err);
+    rc = !temb || !temb_act || !emb || !mid_h ? (err ? err->code : CNET_ENOMEM) : 0;
+    for (int i = 0; i < s.n_skips && !rc; i++)
+        if (!(skips[i] = cnet_arena_alloc(scratch, s.skip_floats[i] * sizeof(float), err)))
+            rc = err ? err->code : CNET_ENOMEM;
+    if (!rc) rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, timesteps, B, err);
+    if (!rc) rc = cond_embedding(m, scratch, emb, cond, B, h * f, w * f, err);
+    if (!rc)
+        rc = unet_encoder_forward(&m->enc, p, scratch, skips, mid_h, sample, emb, temb_act, text, B,
+                                  h, w, Nt, err);
+    if (rc) goto done;
+    for (int i = 0; i < s.n_skips; i++) {
+        float scale = guess_mode
+                          ? (float)pow(10.0, -1.0 + (double)i / s.n_skips) * conditioning_scale
+                          : conditioning_scale;
+        nn_conv_forward(&m->zero_down[i], p, down[i], skips[i], B, s.skip_h[i], s.skip_w[i]);
+        if (scale != 1.0f) be->scale(be, down[i], down[i], scale, (long)s.skip_floats[i]);
+    }
+    nn_conv_forward(&m->zero_mid, p, mid, mid_h, B, s.mid_h, s.mid_w);
+    if (conditioning_scale != 1.0f) be->scale(be, mid, mid, conditioning_scale, (long)s.mid_floats);
+done:
+    cnet_arena_restore(scratch, mark);
+    return rc;
+}

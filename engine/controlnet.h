@@ -1,0 +1,48 @@
+/* ControlNetModel forward (diffusers models/controlnet.py), NHWC.
+ *
+ *   cond_emb = conv_out(silu(blocks(silu(conv_in(cond)))))   conditioning
+ *              embedding: stride-2 convs bring the image to latent size
+ *   skips, mid = encoder(sample, t, text, + cond_emb after conv_in)
+ *   down[i] = controlnet_down_blocks[i](skips[i]) * scale_i  (1x1 zero convs)
+ *   mid_res = controlnet_mid_block(mid) * scale_mid
+ *   scale_i = conditioning_scale, or in guess mode
+ *             logspace(-1, 0, n+1)[i] * conditioning_scale (mid: the last).
+ *
+ * Sizes: B batch, h/w latent size, H/W = image size (h * 2^k), Nt tokens. */
+#ifndef CNET_CONTROLNET_H
+#define CNET_CONTROLNET_H
+
+#include "unet_encoder.h"
+
+#define CONTROLNET_MAX_COND_LEVELS 8
+
+typedef struct controlnet_model {
+    cnet_params params;
+    unet_encoder enc;
+    nn_conv cond_in, cond_out;
+    nn_conv cond_blocks[2 * CONTROLNET_MAX_COND_LEVELS];
+    int n_cond_blocks, cond_channels;
+    nn_conv zero_down[UNET_MAX_SKIPS];
+    nn_conv zero_mid;
+    int n_skips;
+} controlnet_model;
+
+/* cond_out_channels: conditioning_embedding_out_channels (n entries). */
+int controlnet_init(controlnet_model *m, cnet_backend *be, const unet_layout *L,
+                    const int *cond_out_channels, int n_cond, int conditioning_channels,
+                    cnet_error *err);
+void controlnet_free(controlnet_model *m);
+int controlnet_load(controlnet_model *m, const char *path, cnet_error *err);
+size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, int Nt);
+/* The image size factor: H = h * controlnet_image_factor(m). */
+int controlnet_image_factor(const controlnet_model *m);
+
+/* down[i] (n_skips device buffers sized as the UNet's skips) and mid from
+ * sample [B,h,w,C], cond [B,H,W,conditioning_channels] in [0,1], host
+ * timesteps [B], text [B,Nt,Dt]. */
+int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *down, float *mid,
+                       const float *sample, const float *cond, const float *timesteps,
+                       const float *text, float conditioning_scale, int guess_mode, int B, int h,
+                       int w, int Nt, cnet_error *err);
+
+#endif

@@ -1,0 +1,93 @@
+/* UNet2DConditionModel forward; see unet.h. */
+#include "unet.h"
+
+#include <string.h>
+
+int unet_init(unet_model *m, cnet_backend *be, const unet_layout *L, cnet_error *err) {
+    int rc;
+    memset(m, 0, sizeof *m);
+    params_init(&m->params, be);
+    cnet_params *p = &m->params;
+    if ((rc = unet_encoder_declare(&m->enc, p, L, err))) return rc;
+    for (int i = 0; i < L->levels; i++)
+        if ((rc = unet_up_declare(&m->up[i], p, L, i, m->enc.temb_channels, err))) return rc;
+    if ((rc = nn_group_norm_declare(&m->norm_out, p, "conv_norm_out", L->channels[0], L->groups,
+                                    L->eps, err)) ||
+        (rc = nn_conv_declare(&m->conv_out, p, "conv_out", L->channels[0], L->out_channels,
+                              L->conv_out_kernel, 1, (L->conv_out_kernel - 1) / 2, err)))
+        return rc;
+    return params_alloc(p, err);
+}
+
+void unet_free(unet_model *m) {
+    unet_encoder_free(&m->enc);
+    for (int i = 0; i < UNET_MAX_LEVELS; i++) unet_up_free(&m->up[i]);
+    params_free(&m->params);
+}
+
+int unet_load(unet_model *m, const char *path, cnet_error *err) {
+    return params_load(&m->params, path, err);
+}
+
+/* A generous bound: every skip, the mid output, two ping-pong activations,
+ * and per-block temporaries (each at most a few times the largest
+ * activation, plus attention projections over the text). */
+size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt) {
+    unet_sizes s;
+    if (unet_encoder_sizes(&m->enc, B, h, w, &s, NULL)) return 0;
+    size_t floats = s.mid_floats + 2 * s.max_floats;
+    for (int i = 0; i < s.n_skips; i++) floats += s.skip_floats[i];
+    const unet_layout *L = &m->enc.layout;
+    size_t text = 0;
+    for (int i = 0; i < L->levels; i++) {
+        size_t t = (size_t)B * Nt * L->channels[i] * 2;
+        if (t > text) text = t;
+    }
+    floats += 14 * s.max_floats + text + (size_t)B * m->enc.temb_channels * 4;
+    return floats * sizeof(float) + 256 * CNET_ARENA_ALIGN;
+}
+
+int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sample,
+                 const float *timesteps, const float *text, const float *const *down_residuals,
+                 const float *mid_residual, int B, int h, int w, int Nt, cnet_error *err) {
+    cnet_backend *be = m->params.be;
+    const cnet_params *p = &m->params;
+    const unet_layout *L = &m->enc.layout;
+    unet_sizes s;
+    int rc = unet_encoder_sizes(&m->enc, B, h, w, &s, err);
+    if (rc) return rc;
+    size_t mark = cnet_arena_mark(scratch);
+    float *skips[UNET_MAX_SKIPS];
+    float *temb = cnet_arena_alloc(scratch, (size_t)B * m->enc.temb_channels * sizeof(float), err);
+    float *temb_act =
+        cnet_arena_alloc(scratch, (size_t)B * m->enc.temb_channels * sizeof(float), err);
+    float *a = cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
+    float *b = cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
+    rc = !temb || !temb_act || !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
+    for (int i = 0; i < s.n_skips && !rc; i++)
+        if (!(skips[i] = cnet_arena_alloc(scratch, s.skip_floats[i] * sizeof(float), err)))
+            rc = err ? err->code : CNET_ENOMEM;
+    if (!rc) rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, timesteps, B, err);
+    if (!rc)
+        rc = unet_encoder_forward(&m->enc, p, scratch, skips, a, sample, NULL, temb_act, text, B, h,
+                                  w, Nt, err);
+    if (rc) goto done;
+    if (down_residuals)
+        for (int i = 0; i < s.n_skips; i++)
+            be->add(be, skips[i], skips[i], down_residuals[i], (long)s.skip_floats[i]);
+    if (mid_residual) be->add(be, a, a, mid_residual, (long)s.mid_floats);
+
+    int H = s.mid_h, W = s.mid_w, n = s.n_skips;
+    for (int i = 0; i < L->levels && !rc; i++) {
+        rc = unet_up_forward(&m->up[i], p, scratch, b, a, temb_act, text, B, &H, &W, Nt,
+                             (const float *const *)skips, &n, err);
+        float *t = a;
+        a = b, b = t;
+    }
+    if (rc) goto done;
+    nn_group_norm_forward(&m->norm_out, p, b, a, B, H * W, 1);
+    nn_conv_forward(&m->conv_out, p, out, b, B, H, W);
+done:
+    cnet_arena_restore(scratch, mark);
+    return rc;
+}

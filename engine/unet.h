@@ -1,0 +1,39 @@
+/* UNet2DConditionModel forward with optional ControlNet residuals
+ * (diffusers models/unets/unet_2d_condition.py), NHWC.
+ *
+ *   skips, mid = encoder(sample, t, text)
+ *   skips[i] += down_residuals[i];  mid += mid_residual      (ControlNet)
+ *   h = up_blocks(mid, skips)
+ *   out = conv_out(silu(conv_norm_out(h)))
+ *
+ * Not here: class / addition embeddings, SDXL (the config loader refuses
+ * them). Sizes: B batch, h/w latent size, Nt text tokens, Dt text dim. */
+#ifndef CNET_UNET_H
+#define CNET_UNET_H
+
+#include "unet_encoder.h"
+
+typedef struct unet_model {
+    cnet_params params;
+    unet_encoder enc;
+    unet_up_block up[UNET_MAX_LEVELS];
+    nn_norm norm_out;
+    nn_conv conv_out;
+} unet_model;
+
+int unet_init(unet_model *m, cnet_backend *be, const unet_layout *L, cnet_error *err);
+void unet_free(unet_model *m);
+int unet_load(unet_model *m, const char *path, cnet_error *err);
+
+/* Scratch bytes a forward at this size takes (skips, temporaries). */
+size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt);
+
+/* out[B,h,w,out_channels] from sample[B,h,w,in_channels], host timesteps
+ * [B] and text[B,Nt,Dt] (all device buffers but timesteps).
+ * down_residuals (n_skips device buffers in skip order) and mid_residual may
+ * be NULL. */
+int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sample,
+                 const float *timesteps, const float *text, const float *const *down_residuals,
+                 const float *mid_residual, int B, int h, int w, int Nt, cnet_error *err);
+
+#endif

@@ -1,0 +1,108 @@
+/* The shared UNet / ControlNet encoder; see unet_encoder.h. */
+#include "unet_encoder.h"
+
+#include <string.h>
+
+/* diffusers get_timestep_embedding's max_period. */
+#define TIMESTEP_MAX_PERIOD 10000.0f
+
+int unet_encoder_declare(unet_encoder *e, cnet_params *p, const unet_layout *L, cnet_error *err) {
+    int rc;
+    memset(e, 0, sizeof *e);
+    e->layout = *L;
+    const int C0 = L->channels[0];
+    e->temb_channels = 4 * C0;
+    if ((rc = nn_conv_declare(&e->conv_in, p, "conv_in", L->in_channels, C0, L->conv_in_kernel, 1,
+                              (L->conv_in_kernel - 1) / 2, err)) ||
+        (rc = nn_linear_declare(&e->time_linear_1, p, "time_embedding.linear_1", C0,
+                                e->temb_channels, 1, err)) ||
+        (rc = nn_linear_declare(&e->time_linear_2, p, "time_embedding.linear_2", e->temb_channels,
+                                e->temb_channels, 1, err)))
+        return rc;
+    for (int i = 0; i < L->levels; i++)
+        if ((rc = unet_down_declare(&e->down[i], p, L, i, e->temb_channels, err))) return rc;
+    return unet_mid_declare(&e->mid, p, L, e->temb_channels, err);
+}
+
+void unet_encoder_free(unet_encoder *e) {
+    for (int i = 0; i < UNET_MAX_LEVELS; i++) unet_down_free(&e->down[i]);
+    unet_mid_free(&e->mid);
+}
+
+int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s, cnet_error *err) {
+    const unet_layout *L = &e->layout;
+    int factor = 1 << (L->levels - 1);
+    if (h < 1 || w < 1 || h % factor || w % factor)
+        return cnet_fail(err, CNET_EINVAL,
+                         "latent size %dx%d: height and width must be multiples of %d for a "
+                         "%d-level UNet (image size multiples of %d with an 8x VAE)",
+                         h, w, factor, L->levels, 8 * factor);
+    memset(s, 0, sizeof *s);
+    int H = h, W = w, n = 0;
+#define PUSH_SKIP(C)                                                                               \
+    (s->skip_h[n] = H, s->skip_w[n] = W, s->skip_floats[n++] = (size_t)B * H * W * (C))
+    PUSH_SKIP(L->channels[0]);
+    s->max_floats =
+        (size_t)B * H * W * (L->channels[0] > L->in_channels ? L->channels[0] : L->in_channels);
+    for (int lv = 0; lv < L->levels; lv++) {
+        for (int j = 0; j < L->layers[lv]; j++) PUSH_SKIP(L->channels[lv]);
+        /* An up block concatenates up to two level widths at this size. */
+        size_t cat = (size_t)B * H * W * 2 * L->channels[lv > 0 ? lv - 1 : 0];
+        size_t own = (size_t)B * H * W * 2 * L->channels[lv];
+        if (cat > s->max_floats) s->max_floats = cat;
+        if (own > s->max_floats) s->max_floats = own;
+        if (lv < L->levels - 1) {
+            H /= 2, W /= 2;
+            PUSH_SKIP(L->channels[lv]);
+        }
+    }
+#undef PUSH_SKIP
+    s->n_skips = n;
+    s->mid_h = H, s->mid_w = W;
+    s->mid_floats = (size_t)B * H * W * L->channels[L->levels - 1];
+    return 0;
+}
+
+int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
+                      float *temb_act, float *temb, const float *timesteps, int B,
+                      cnet_error *err) {
+    cnet_backend *be = p->be;
+    const unet_layout *L = &e->layout;
+    const int C0 = L->channels[0], T = e->temb_channels;
+    size_t mark = cnet_arena_mark(scratch);
+    float *t_dev = cnet_arena_alloc(scratch, (size_t)B * sizeof(float), err);
+    float *proj = cnet_arena_alloc(scratch, (size_t)B * C0 * sizeof(float), err);
+    float *hid = cnet_arena_alloc(scratch, (size_t)B * T * sizeof(float), err);
+    if (!t_dev || !proj || !hid) {
+        cnet_arena_restore(scratch, mark);
+        return err ? err->code : CNET_ENOMEM;
+    }
+    be->upload(be, t_dev, timesteps, (size_t)B * sizeof(float));
+    be->timestep_embedding(be, proj, t_dev, B, C0, L->flip_sin_to_cos, L->freq_shift,
+                           TIMESTEP_MAX_PERIOD);
+    nn_linear_forward(&e->time_linear_1, p, hid, proj, B);
+    be->silu_forward(be, hid, hid, (long)B * T);
+    nn_linear_forward(&e->time_linear_2, p, temb, hid, B);
+    be->silu_forward(be, temb_act, temb, (long)B * T);
+    cnet_arena_restore(scratch, mark);
+    return 0;
+}
+
+int unet_encoder_forward(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
+                         float *const *skips, float *mid, const float *sample, const float *cond,
+                         const float *temb_act, const float *text, int B, int h, int w, int Nt,
+                         cnet_error *err) {
+    cnet_backend *be = p->be;
+    const unet_layout *L = &e->layout;
+    nn_conv_forward(&e->conv_in, p, skips[0], sample, B, h, w);
+    if (cond) be->add(be, skips[0], skips[0], cond, (long)B * h * w * L->channels[0]);
+    int n = 1, H = h, W = w, rc;
+    for (int i = 0; i < L->levels; i++) {
+        const float *x = skips[n - 1];
+        if ((rc = unet_down_forward(&e->down[i], p, scratch, x, temb_act, text, B, &H, &W, Nt,
+                                    skips, &n, err)))
+            return rc;
+    }
+    return unet_mid_forward(&e->mid, p, scratch, mid, skips[n - 1], temb_act, text, B, H, W, Nt,
+                            err);
+}

@@ -1,0 +1,52 @@
+/* The part a UNet2DConditionModel and a ControlNetModel share: timestep
+ * embedding (Timesteps + TimestepEmbedding), conv_in, the down blocks and
+ * the mid block — same parameter names in both checkpoints, which is what
+ * makes ControlNetModel.from_unet a copy. Forward, NHWC.
+ *
+ *   temb     = linear_2(silu(linear_1(sinusoidal(t))))      [B, 4*C0]
+ *   h        = conv_in(sample) (+ cond, the ControlNet's conditioning
+ *              embedding, when given)                       [B, h, w, C0]
+ *   skips    = h, then every down-block output              (encoder order)
+ *   mid      = mid_block(last skip)                         [B, h/2^k, w/2^k, Ck]
+ *
+ * Sizes: B batch, h/w latent size, C0 = block_out_channels[0], Nt text
+ * tokens. */
+#ifndef CNET_UNET_ENCODER_H
+#define CNET_UNET_ENCODER_H
+
+#include "unet_blocks.h"
+
+typedef struct unet_encoder {
+    unet_layout layout;
+    nn_conv conv_in;
+    nn_linear time_linear_1, time_linear_2;
+    unet_down_block down[UNET_MAX_LEVELS];
+    unet_mid_block mid;
+    int temb_channels;
+} unet_encoder;
+
+/* Activation sizes of one forward, for the caller's buffers. */
+typedef struct unet_sizes {
+    int n_skips;
+    size_t skip_floats[UNET_MAX_SKIPS];
+    int skip_h[UNET_MAX_SKIPS], skip_w[UNET_MAX_SKIPS];
+    int mid_h, mid_w;
+    size_t mid_floats, max_floats; /* max: the largest activation of any block */
+} unet_sizes;
+
+int unet_encoder_declare(unet_encoder *e, cnet_params *p, const unet_layout *L, cnet_error *err);
+void unet_encoder_free(unet_encoder *e);
+/* Checks h/w (the down path must halve evenly) and fills the sizes. */
+int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s, cnet_error *err);
+
+/* temb_act[B, 4*C0] = silu(temb); timesteps [B] host floats. */
+int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
+                      float *temb_act, float *temb, const float *timesteps, int B, cnet_error *err);
+/* sample [B,h,w,in] (+ cond [B,h,w,C0] or NULL) -> skips[0..n_skips-1] and
+ * mid [B,mid_h,mid_w,Ck]. */
+int unet_encoder_forward(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
+                         float *const *skips, float *mid, const float *sample, const float *cond,
+                         const float *temb_act, const float *text, int B, int h, int w, int Nt,
+                         cnet_error *err);
+
+#endif
