@@ -1,0 +1,65 @@
+/* AutoencoderKL (diffusers models/autoencoders/autoencoder_kl.py and vae.py:
+ * Encoder, Decoder, DiagonalGaussianDistribution), forward only (the VAE is
+ * frozen), NHWC.
+ *
+ *   encode: moments = quant_conv(conv_out(silu(norm(mid(down(conv_in(x)))))))
+ *           mean = moments[..., :L], logvar = clamp(moments[..., L:], -30, 20),
+ *           std = exp(logvar / 2)
+ *   decode: x = conv_out(silu(norm(up(mid(conv_in(post_quant_conv(z)))))))
+ *
+ * Down blocks are DownEncoderBlock2D (resnets, then a stride-2 conv padded
+ * only right and bottom), up blocks UpDecoderBlock2D (layers+1 resnets, then
+ * nearest 2x + conv); the mid block is resnet, single-head attention with
+ * its own GroupNorm and residual, resnet. Every norm has eps 1e-6.
+ * Sizes: B batch, H/W image, h/w latent (= H / 2^(levels-1)), L latent
+ * channels. */
+#ifndef CNET_VAE_H
+#define CNET_VAE_H
+
+#include "attention.h"
+#include "resnet.h"
+
+#define VAE_MAX_LEVELS 8
+#define VAE_MAX_LAYERS 8
+
+typedef struct vae_layout {
+    int levels, channels[VAE_MAX_LEVELS], layers;
+    int in_channels, out_channels, latent_channels, groups;
+    int mid_attention;
+} vae_layout;
+
+typedef struct vae_mid {
+    resnet_block res0, res1;
+    nn_norm attn_norm;
+    attn_module attn;
+    int has_attn, channels;
+} vae_mid;
+
+typedef struct vae_half {              /* an encoder or a decoder */
+    nn_conv conv_in, conv_out, sample; /* sample: quant_conv / post_quant_conv */
+    resnet_block res[VAE_MAX_LEVELS][VAE_MAX_LAYERS + 1];
+    nn_conv resample[VAE_MAX_LEVELS]; /* downsampler / upsampler conv */
+    vae_mid mid;
+    nn_norm norm_out;
+} vae_half;
+
+typedef struct vae_model {
+    cnet_params params;
+    vae_layout layout;
+    vae_half enc, dec;
+} vae_model;
+
+int vae_init(vae_model *m, cnet_backend *be, const vae_layout *L, cnet_error *err);
+void vae_free(vae_model *m);
+int vae_load(vae_model *m, const char *path, cnet_error *err);
+int vae_factor(const vae_model *m); /* H / h */
+size_t vae_scratch_bytes(const vae_model *m, int B, int H, int W);
+
+/* x [B,H,W,in] -> moments [B,h,w,2L] (mean | logvar before clamping). */
+int vae_encode(vae_model *m, cnet_arena *scratch, float *moments, const float *x, int B, int H,
+               int W, cnet_error *err);
+/* z [B,h,w,L] (already divided by scaling_factor) -> x [B,H,W,out]. */
+int vae_decode(vae_model *m, cnet_arena *scratch, float *x, const float *z, int B, int h, int w,
+               cnet_error *err);
+
+#endif
