@@ -1,0 +1,29 @@
+/* Weights-file lookup in a diffusers component folder; see model_files.h. */
+#include "model_files.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+int model_weights_path(char *path, size_t cap, const char *component_dir, const char *variant,
+                       cnet_error *err) {
+    static const char *const stems[] = {"diffusion_pytorch_model", "model"};
+    static const char *const suffixes[] = {"safetensors", "safetensors.index.json"};
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++) {
+            int n = variant ? snprintf(path, cap, "%s/%s.%s.%s", component_dir, stems[s], variant,
+                                       suffixes[k])
+                            : snprintf(path, cap, "%s/%s.%s", component_dir, stems[s], suffixes[k]);
+            if (n < 0 || (size_t)n >= cap)
+                return cnet_fail(err, CNET_ELIMIT, "%s: path too long", component_dir);
+            if (access(path, R_OK) == 0) return 0;
+        }
+    char bin[4096];
+    snprintf(bin, sizeof bin, "%s/diffusion_pytorch_model.bin", component_dir);
+    int has_bin = access(bin, F_OK) == 0;
+    return cnet_fail(err, CNET_ENOTFOUND,
+                     "%s: no %s%s%s weights (looked for diffusion_pytorch_model and model "
+                     ".safetensors and sharded .safetensors.index.json)%s",
+                     component_dir, variant ? "'" : "", variant ? variant : "",
+                     variant ? "' variant " : "",
+                     has_bin ? "; only a PyTorch .bin is present: convert it to safetensors" : "");
+}

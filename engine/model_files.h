@@ -1,0 +1,19 @@
+/* Where a diffusers component keeps its weights. A component folder (unet/,
+ * vae/, text_encoder/, controlnet/) holds config.json and one of
+ *   diffusion_pytorch_model[.<variant>].safetensors   (diffusers models)
+ *   model[.<variant>].safetensors                     (transformers models)
+ *   <either>.safetensors.index.json                   (sharded)
+ * PyTorch pickles (.bin) are not read: they can run code on load. */
+#ifndef CNET_MODEL_FILES_H
+#define CNET_MODEL_FILES_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+/* Fills path (cap bytes) with the weights file of component_dir; variant
+ * may be NULL ("fp16" selects *.fp16.safetensors). */
+int model_weights_path(char *path, size_t cap, const char *component_dir, const char *variant,
+                       cnet_error *err);
+
+#endif
