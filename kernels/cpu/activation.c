@@ -13,6 +13,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vexp.h"
 
 #define GELU_INV_SQRT2 0.70710678118654752440f
 #define GELU_INV_SQRT_2PI 0.39894228040143267794f
@@ -23,21 +24,21 @@ static inline float gelu(float x) { return 0.5f * x * (1.0f + erff(x * GELU_INV_
 /* d/dx gelu(x) = Phi(x) + x * phi(x). */
 static inline float gelu_grad(float x) {
     float cdf = 0.5f * (1.0f + erff(x * GELU_INV_SQRT2));
-    return cdf + x * GELU_INV_SQRT_2PI * expf(-0.5f * x * x);
+    return cdf + x * GELU_INV_SQRT_2PI * cpu_expf(-0.5f * x * x);
 }
 
 void cpu_silu_forward(cnet_backend *be, float *out, const float *inp, long n) {
     (void)be;
-#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN_ELEMS)
-    for (long i = 0; i < n; i++) out[i] = inp[i] / (1.0f + expf(-inp[i]));
+#pragma omp parallel for simd schedule(static) if (n >= CPU_PAR_MIN_ELEMS)
+    for (long i = 0; i < n; i++) out[i] = inp[i] / (1.0f + cpu_expf(-inp[i]));
 }
 
 /* d/dx x*s(x) = s(x) * (1 + x * (1 - s(x))). */
 void cpu_silu_backward(cnet_backend *be, float *dinp, const float *dout, const float *inp, long n) {
     (void)be;
-#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN_ELEMS)
+#pragma omp parallel for simd schedule(static) if (n >= CPU_PAR_MIN_ELEMS)
     for (long i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + expf(-inp[i]));
+        float s = 1.0f / (1.0f + cpu_expf(-inp[i]));
         dinp[i] = dout[i] * s * (1.0f + inp[i] * (1.0f - s));
     }
 }
@@ -82,6 +83,6 @@ void cpu_geglu_backward(cnet_backend *be, float *dinp, const float *dout, const 
 
 void cpu_quick_gelu_forward(cnet_backend *be, float *out, const float *inp, long n) {
     (void)be;
-#pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN_ELEMS)
-    for (long i = 0; i < n; i++) out[i] = inp[i] / (1.0f + expf(-QUICK_GELU_ALPHA * inp[i]));
+#pragma omp parallel for simd schedule(static) if (n >= CPU_PAR_MIN_ELEMS)
+    for (long i = 0; i < n; i++) out[i] = inp[i] / (1.0f + cpu_expf(-QUICK_GELU_ALPHA * inp[i]));
 }

@@ -25,6 +25,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/scratch.h"
+#include "kernels/cpu/vexp.h"
 
 /* Queries and keys per block. Per-thread scratch is
  * ATTN_BQ * (ATTN_BK + D + 2) floats forward and
@@ -69,16 +70,18 @@ void cpu_attention_forward(cnet_backend *be, float *out, float *lse, const float
                 float *row = S + (size_t)r * ATTN_BK;
                 const int lim = visible_keys(causal, i0 + r, j0, nk);
                 float mx = mrow[r];
+#pragma omp simd reduction(max : mx)
                 for (int c = 0; c < lim; c++) mx = row[c] > mx ? row[c] : mx;
                 float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
                 for (int c = 0; c < lim; c++) {
-                    row[c] = expf(row[c] - mx);
+                    row[c] = cpu_expf(row[c] - mx);
                     sum += row[c];
                 }
                 for (int c = lim; c < nk; c++) row[c] = 0.0f;
                 /* 0 on the first block (which always shows key 0); 1 when the
                  * block is all in the row's future (lim == 0, mx unchanged) */
-                const float alpha = expf(mrow[r] - mx);
+                const float alpha = cpu_expf(mrow[r] - mx);
                 lrow[r] = lrow[r] * alpha + sum;
                 mrow[r] = mx;
                 float *orow = O + (size_t)r * D;
@@ -143,7 +146,9 @@ void cpu_attention_backward(cnet_backend *be, float *dq, float *dk, float *dv, c
                 for (int r = 0; r < nq; r++) {
                     float *row = P + (size_t)r * ATTN_BK;
                     const int lim = visible_keys(causal, i0 + r, j0, nk);
-                    for (int c = 0; c < lim; c++) row[c] = expf(row[c] - lse_bh[i0 + r]);
+                    const float l = lse_bh[i0 + r];
+#pragma omp simd
+                    for (int c = 0; c < lim; c++) row[c] = cpu_expf(row[c] - l);
                     for (int c = lim; c < nk; c++) row[c] = 0.0f;
                 }
                 if (dv)
