@@ -3,7 +3,8 @@
  * vs central finite differences of the reference forward (rel <= 1e-6, loss
  * sum(dout * out)), fast backward vs reference backward (rel <= 1e-5), and
  * the gradient conventions: dgamma/dbeta accumulate (two calls give twice
- * the gradient), dinp overwrites (pre-filled with NaN). */
+ * the gradient), dinp overwrites (pre-filled with NaN), and any of them may
+ * be NULL. */
 #include <math.h>
 
 #include "kernels/cpu/cpu_ops.h"
@@ -119,9 +120,21 @@ static void check_norm(int B, int HW, int C, int G, int fuse, int layer, int fd,
     else
         cpu_group_norm_backward(&be, dinp2, NULL, NULL, dout, inp, mean, rstd, gamma, beta, B, HW,
                                 C, G, fuse);
-    cpu_scratch_free(&be);
     e_dinp = rel_err_fd(dinp2, rdinp, n);
     CHECK(e_dinp <= TOL_FAST, "backward without dgamma/dbeta: dinp %.2e", e_dinp);
+
+    /* NULL dinp: the parameter grads alone are still right (one call) */
+    float *dgamma1 = cm_fill(C, 0.0f), *dbeta1 = cm_fill(C, 0.0f);
+    if (layer)
+        cpu_layer_norm_backward(&be, NULL, dgamma1, dbeta1, dout, inp, mean, rstd, gamma, B, C);
+    else
+        cpu_group_norm_backward(&be, NULL, dgamma1, dbeta1, dout, inp, mean, rstd, gamma, beta, B,
+                                HW, C, G, fuse);
+    cpu_scratch_free(&be);
+    for (int i = 0; i < C; i++) rdgamma[i] /= 2, rdbeta[i] /= 2;
+    e_dg = rel_err_fd(dgamma1, rdgamma, C), e_db = rel_err_fd(dbeta1, rdbeta, C);
+    CHECK(e_dg <= TOL_FAST && e_db <= TOL_FAST, "backward without dinp: dgamma %.2e dbeta %.2e",
+          e_dg, e_db);
 }
 
 static void test_group_norm_small_fd(void) {

@@ -19,6 +19,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vexp.h"
 #include "kernels/cpu/scratch.h"
 
 /* Layer-norm backward sums dgamma/dbeta over blocks of this many rows, then
@@ -26,7 +27,7 @@
 enum { LN_ROWS_PER_BLOCK = 64 };
 
 static inline float silu_grad(float y) {
-    float s = 1.0f / (1.0f + expf(-y));
+    float s = 1.0f / (1.0f + cpu_expf(-y));
     return s * (1.0f + y * (1.0f - s));
 }
 
@@ -59,9 +60,10 @@ void cpu_group_norm_forward(cnet_backend *be, float *out, float *mean, float *rs
             for (int i = 0; i < HW; i++) {
                 const float *xr = x + (long)i * C;
                 float *yr = y + (long)i * C;
+#pragma omp simd
                 for (int c = 0; c < Cg; c++) {
                     float v = ((xr[c] - muf) - dmu) * rsf * ga[c] + bt[c];
-                    yr[c] = fuse_silu ? v / (1.0f + expf(-v)) : v;
+                    yr[c] = fuse_silu ? v / (1.0f + cpu_expf(-v)) : v;
                 }
             }
         }
@@ -72,6 +74,9 @@ void cpu_group_norm_forward(cnet_backend *be, float *out, float *mean, float *rs
  * silu'(y) when fused) and N = HW * Cg elements per group:
  *   dgamma[c] += sum dy * xhat,  dbeta[c] += sum dy,
  *   dx = rstd * (dy*gamma - mean_g(dy*gamma) - xhat * mean_g(dy*gamma*xhat)).
+ * The group means come from the per-channel sums of one sample
+ * (sum dy*gamma = sum_c gamma[c] * sum_i dy), so the inner loops are plain
+ * per-channel vector updates. dy is parked in dinp between the two passes.
  * One task per group walks every batch element, so the per-channel sums need
  * no atomics and are deterministic. */
 void cpu_group_norm_backward(cnet_backend *be, float *dinp, float *dgamma, float *dbeta,
@@ -80,38 +85,45 @@ void cpu_group_norm_backward(cnet_backend *be, float *dinp, float *dgamma, float
                              int HW, int C, int G, int fuse_silu) {
     const int Cg = C / G;
     const double count = (double)HW * Cg;
-    double *acc = cpu_scratch(be, 0, 2 * (size_t)C * sizeof(double)); // [G][2][Cg]
+    double *acc = cpu_scratch(be, 0, 4 * (size_t)C * sizeof(double)); // [G][4][Cg]
 #pragma omp parallel for schedule(static) if ((long)B * HW * C >= CPU_PAR_MIN_WORK)
     for (int g = 0; g < G; g++) {
-        double *dga = acc + 2L * g * Cg, *dbe = dga + Cg;
+        double *dga = acc + 4L * g * Cg, *dbe = dga + Cg; // over the batch
+        double *sg = dbe + Cg, *sb = sg + Cg;             // one sample
         for (int c = 0; c < Cg; c++) dga[c] = dbe[c] = 0;
         const float *ga = gamma + g * Cg, *bt = beta + g * Cg;
         for (int b = 0; b < B; b++) {
             const long base = (long)b * HW * C + (long)g * Cg;
             const float mu = mean[b * G + g], rs = rstd[b * G + g];
-            double s1 = 0, s2 = 0;
+            for (int c = 0; c < Cg; c++) sg[c] = sb[c] = 0;
             for (int i = 0; i < HW; i++) {
                 const float *xr = inp + base + (long)i * C, *gr = dout + base + (long)i * C;
+                float *dr = dinp ? dinp + base + (long)i * C : NULL;
+#pragma omp simd
                 for (int c = 0; c < Cg; c++) {
-                    float xh = (xr[c] - mu) * rs;
-                    float dy = gr[c];
-                    if (fuse_silu) dy *= silu_grad(ga[c] * xh + bt[c]);
-                    s1 += (double)dy * ga[c];
-                    s2 += (double)dy * ga[c] * xh;
-                    dga[c] += (double)dy * xh;
-                    dbe[c] += dy;
+                    const float xh = (xr[c] - mu) * rs;
+                    const float dy = fuse_silu ? gr[c] * silu_grad(ga[c] * xh + bt[c]) : gr[c];
+                    if (dr) dr[c] = dy;
+                    sg[c] += (double)dy * xh;
+                    sb[c] += dy;
                 }
+            }
+            double s1 = 0, s2 = 0;
+            for (int c = 0; c < Cg; c++) {
+                s1 += ga[c] * sb[c];
+                s2 += ga[c] * sg[c];
+                dga[c] += sg[c];
+                dbe[c] += sb[c];
             }
             if (!dinp) continue;
             const float m1 = (float)(s1 / count), m2 = (float)(s2 / count);
             for (int i = 0; i < HW; i++) {
-                const float *xr = inp + base + (long)i * C, *gr = dout + base + (long)i * C;
+                const float *xr = inp + base + (long)i * C;
                 float *dr = dinp + base + (long)i * C;
+#pragma omp simd
                 for (int c = 0; c < Cg; c++) {
-                    float xh = (xr[c] - mu) * rs;
-                    float dy = gr[c];
-                    if (fuse_silu) dy *= silu_grad(ga[c] * xh + bt[c]);
-                    dr[c] = rs * (dy * ga[c] - m1 - xh * m2);
+                    const float xh = (xr[c] - mu) * rs;
+                    dr[c] = rs * (dr[c] * ga[c] - m1 - xh * m2);
                 }
             }
         }
