@@ -42,7 +42,10 @@ long cpu_conv2d_chunk_rows(const cnet_conv2d *s) {
     const long K = (long)s->kh * s->kw * s->C_in;
     long rows = CONV_CHUNK_BYTES / ((long)sizeof(float) * (K > 0 ? K : 1));
     if (rows < CONV_MIN_CHUNK_ROWS) rows = CONV_MIN_CHUNK_ROWS;
-    return rows < P ? rows : P;
+    if (rows >= P) return P > 0 ? P : 1;
+    /* Equal chunks: no small tail sgemm. */
+    long chunks = (P + rows - 1) / rows;
+    return (P + chunks - 1) / chunks;
 }
 
 void cpu_conv2d_forward(cnet_backend *be, float *out, const float *inp, const float *weight,
