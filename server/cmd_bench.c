@@ -9,6 +9,7 @@
  * pseudo-random values; nothing is checked here (tests/test_ops_linalg.c
  * does that). FLOPs count multiply-adds as 2 and ignore bias and im2col. */
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,9 @@
 #define BENCH_DEFAULT_ITERS 5
 #define BENCH_MAX_ITERS 1000
 #define BENCH_PEAK_SECONDS 0.5
+/* The peak is measured again at the end; a larger drift than this means the
+ * machine was busy with something else (on a shared host: a neighbour). */
+#define BENCH_PEAK_DRIFT 0.10
 
 typedef enum {
     OP_GEMM,
@@ -248,6 +252,18 @@ static int bench_ops(int argc, char **argv) {
             printf("%-18s %-30s %9.2f %9.1f %6.1f%%\n", op_names[c->op], c->what, ms, gflops, pct);
     }
     cpu_scratch_free(&be);
+    bench_peak end;
+    bench_peak_measure(&end, BENCH_PEAK_SECONDS);
+    double drift = fabs(end.measured_gflops / pk.measured_gflops - 1);
+    if (json)
+        printf("{\"machine_end\":{\"peak_measured_gflops\":%.1f}}\n", end.measured_gflops);
+    else
+        printf("\npeak at end    %.1f GFLOP/s\n", end.measured_gflops);
+    if (drift > BENCH_PEAK_DRIFT)
+        fprintf(stderr,
+                "cnet bench ops: the peak moved by %.0f%% during the run (%.1f -> %.1f GFLOP/s); "
+                "the machine was busy, figures are unreliable\n",
+                100 * drift, pk.measured_gflops, end.measured_gflops);
     return status;
 }
 
