@@ -209,11 +209,23 @@ static void print_machine(const bench_peak *pk, int json) {
     printf("%-18s %-30s %9s %9s %7s\n", "op", "shape", "ms", "GFLOP/s", "% peak");
 }
 
+static void bench_usage(FILE *f) {
+    fprintf(f,
+            "usage: cnet bench ops [--iters N] [--json]\n"
+            "  ops      time gemm, linear and conv2d (fwd, bwd-data, bwd-weight) at SD shapes\n"
+            "  --iters  timed runs per case after one warm-up, median reported (default %d)\n"
+            "  --json   one JSON object per line (first line: the machine)\n",
+            BENCH_DEFAULT_ITERS);
+}
+
 static int bench_ops(int argc, char **argv) {
     int iters = BENCH_DEFAULT_ITERS, json = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            bench_usage(stdout);
+            return 0;
         } else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
@@ -225,7 +237,7 @@ static int bench_ops(int argc, char **argv) {
             iters = (int)v;
         } else {
             fprintf(stderr, "cnet bench ops: unknown option '%s'\n", argv[i]);
-            fprintf(stderr, "usage: cnet bench ops [--iters N] [--json]\n");
+            bench_usage(stderr);
             return 2;
         }
     }
@@ -265,15 +277,6 @@ static int bench_ops(int argc, char **argv) {
                 "the machine was busy, figures are unreliable\n",
                 100 * drift, pk.measured_gflops, end.measured_gflops);
     return status;
-}
-
-static void bench_usage(FILE *f) {
-    fprintf(f,
-            "usage: cnet bench ops [--iters N] [--json]\n"
-            "  ops      time gemm, linear and conv2d (fwd, bwd-data, bwd-weight) at SD shapes\n"
-            "  --iters  timed runs per case after one warm-up, median reported (default %d)\n"
-            "  --json   one JSON object per line (first line: the machine)\n",
-            BENCH_DEFAULT_ITERS);
 }
 
 int cmd_bench(int argc, char **argv) {
