@@ -25,14 +25,16 @@ LDLIBS   += -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -ljansson -l
 DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev \
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libarchive-dev
 
-LIB_SRC  := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c) $(wildcard api/*.c) \
+REF_SRC  := $(wildcard kernels/cpu/ref_*.c)
+LIB_SRC  := $(wildcard engine/*.c) $(filter-out $(REF_SRC),$(wildcard kernels/cpu/*.c)) $(wildcard api/*.c) \
             $(filter-out server/main.c,$(wildcard server/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tests/tool_*.c)
 TOOL_BIN := $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_LIB := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib_*.c))
+# The double-precision references and shared test helpers link into tests only.
+TEST_LIB := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib_*.c) $(REF_SRC))
 
 NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC := $(wildcard kernels/cuda/*.cu)
