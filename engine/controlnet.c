@@ -5,9 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
-int controlnet_init(controlnet_model *m, cnet_backend *be, const unet_layout *L,
-                    const int *cond_out_channels, int n_cond, int conditioning_channels,
+int controlnet_init(controlnet_model *m, cnet_backend *be, const cnet_unet_config *L,
                     cnet_error *err) {
+    const int *cond_out_channels = L->conditioning_embedding_out_channels;
+    const int n_cond = L->n_cond_blocks, conditioning_channels = L->conditioning_channels;
     char name[NN_NAME_BUF];
     int rc;
     memset(m, 0, sizeof *m);
@@ -17,6 +18,13 @@ int controlnet_init(controlnet_model *m, cnet_backend *be, const unet_layout *L,
         return cnet_fail(err, CNET_EINVAL,
                          "conditioning_embedding_out_channels has %d entries (supported 1..%d)",
                          n_cond, CONTROLNET_MAX_COND_LEVELS);
+    if (L->cond_bgr)
+        return cnet_fail(
+            err, CNET_EINVAL,
+            "controlnet: controlnet_conditioning_channel_order \"bgr\" is not supported");
+    if (L->global_pool_conditions)
+        return cnet_fail(err, CNET_EINVAL,
+                         "controlnet: global_pool_conditions true is not supported");
     m->cond_channels = conditioning_channels;
     /* Same parameter order as the diffusers checkpoint: conv_in, time, cond
      * embedding, down blocks, zero convs, mid block, zero mid. Order only
@@ -37,15 +45,16 @@ int controlnet_init(controlnet_model *m, cnet_backend *be, const unet_layout *L,
     }
     m->n_cond_blocks = 2 * (n_cond - 1);
     if ((rc = nn_conv_declare(&m->cond_out, p, "controlnet_cond_embedding.conv_out",
-                              cond_out_channels[n_cond - 1], L->channels[0], 3, 1, 1, err)))
+                              cond_out_channels[n_cond - 1], L->block_out_channels[0], 3, 1, 1,
+                              err)))
         return rc;
-    m->n_skips = unet_layout_n_skips(L);
+    m->n_skips = unet_n_skips(L);
     for (int i = 0; i < m->n_skips; i++) {
-        int C = unet_layout_skip_channels(L, i);
+        int C = unet_skip_channels(L, i);
         snprintf(name, sizeof name, "controlnet_down_blocks.%d", i);
         if ((rc = nn_conv_declare(&m->zero_down[i], p, name, C, C, 1, 1, 0, err))) return rc;
     }
-    const int top = L->channels[L->levels - 1];
+    const int top = L->block_out_channels[L->n_blocks - 1];
     if ((rc = nn_conv_declare(&m->zero_mid, p, "controlnet_mid_block", top, top, 1, 1, 0, err)))
         return rc;
     return params_alloc(p, err);
@@ -73,8 +82,8 @@ size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, 
     }
     size_t floats = s.mid_floats + 16 * s.max_floats + cond;
     for (int i = 0; i < s.n_skips; i++) floats += s.skip_floats[i];
-    for (int i = 0; i < m->enc.layout.levels; i++)
-        floats += (size_t)B * Nt * m->enc.layout.channels[i] * 2;
+    for (int i = 0; i < m->enc.cfg.n_blocks; i++)
+        floats += (size_t)B * Nt * m->enc.cfg.block_out_channels[i] * 2;
     return floats * sizeof(float) + 256 * CNET_ARENA_ALIGN;
 }
 
@@ -109,7 +118,7 @@ int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *d
                        int w, int Nt, cnet_error *err) {
     cnet_backend *be = m->params.be;
     const cnet_params *p = &m->params;
-    const unet_layout *L = &m->enc.layout;
+    const cnet_unet_config *L = &m->enc.cfg;
     unet_sizes s;
     int rc = unet_encoder_sizes(&m->enc, B, h, w, &s, err);
     if (rc) return rc;
@@ -119,7 +128,8 @@ int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *d
     const size_t T = (size_t)B * m->enc.temb_channels;
     float *temb = cnet_arena_alloc(scratch, T * sizeof(float), err);
     float *temb_act = cnet_arena_alloc(scratch, T * sizeof(float), err);
-    float *emb = cnet_arena_alloc(scratch, (size_t)B * h * w * L->channels[0] * sizeof(float), err);
+    float *emb = cnet_arena_alloc(
+        scratch, (size_t)B * h * w * L->block_out_channels[0] * sizeof(float), err);
     float *mid_h = cnet_arena_alloc(scratch, s.mid_floats * sizeof(float), err);
     rc = !temb || !temb_act || !emb || !mid_h ? (err ? err->code : CNET_ENOMEM) : 0;
     for (int i = 0; i < s.n_skips && !rc; i++)

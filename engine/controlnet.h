@@ -27,9 +27,8 @@ typedef struct controlnet_model {
     int n_skips;
 } controlnet_model;
 
-/* cond_out_channels: conditioning_embedding_out_channels (n entries). */
-int controlnet_init(controlnet_model *m, cnet_backend *be, const unet_layout *L,
-                    const int *cond_out_channels, int n_cond, int conditioning_channels,
+/* cfg: a ControlNetModel config (cnet_controlnet_config_load). */
+int controlnet_init(controlnet_model *m, cnet_backend *be, const cnet_unet_config *cfg,
                     cnet_error *err);
 void controlnet_free(controlnet_model *m);
 int controlnet_load(controlnet_model *m, const char *path, cnet_error *err);

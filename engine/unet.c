@@ -3,18 +3,19 @@
 
 #include <string.h>
 
-int unet_init(unet_model *m, cnet_backend *be, const unet_layout *L, cnet_error *err) {
+int unet_init(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_error *err) {
     int rc;
     memset(m, 0, sizeof *m);
     params_init(&m->params, be);
     cnet_params *p = &m->params;
     if ((rc = unet_encoder_declare(&m->enc, p, L, err))) return rc;
-    for (int i = 0; i < L->levels; i++)
+    for (int i = 0; i < L->n_blocks; i++)
         if ((rc = unet_up_declare(&m->up[i], p, L, i, m->enc.temb_channels, err))) return rc;
-    if ((rc = nn_group_norm_declare(&m->norm_out, p, "conv_norm_out", L->channels[0], L->groups,
-                                    L->eps, err)) ||
-        (rc = nn_conv_declare(&m->conv_out, p, "conv_out", L->channels[0], L->out_channels,
-                              L->conv_out_kernel, 1, (L->conv_out_kernel - 1) / 2, err)))
+    if ((rc = nn_group_norm_declare(&m->norm_out, p, "conv_norm_out", L->block_out_channels[0],
+                                    L->norm_num_groups, L->norm_eps, err)) ||
+        (rc =
+             nn_conv_declare(&m->conv_out, p, "conv_out", L->block_out_channels[0], L->out_channels,
+                             L->conv_out_kernel, 1, (L->conv_out_kernel - 1) / 2, err)))
         return rc;
     return params_alloc(p, err);
 }
@@ -37,10 +38,10 @@ size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt) {
     if (unet_encoder_sizes(&m->enc, B, h, w, &s, NULL)) return 0;
     size_t floats = s.mid_floats + 2 * s.max_floats;
     for (int i = 0; i < s.n_skips; i++) floats += s.skip_floats[i];
-    const unet_layout *L = &m->enc.layout;
+    const cnet_unet_config *L = &m->enc.cfg;
     size_t text = 0;
-    for (int i = 0; i < L->levels; i++) {
-        size_t t = (size_t)B * Nt * L->channels[i] * 2;
+    for (int i = 0; i < L->n_blocks; i++) {
+        size_t t = (size_t)B * Nt * L->block_out_channels[i] * 2;
         if (t > text) text = t;
     }
     floats += 14 * s.max_floats + text + (size_t)B * m->enc.temb_channels * 4;
@@ -52,7 +53,7 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
                  const float *mid_residual, int B, int h, int w, int Nt, cnet_error *err) {
     cnet_backend *be = m->params.be;
     const cnet_params *p = &m->params;
-    const unet_layout *L = &m->enc.layout;
+    const cnet_unet_config *L = &m->enc.cfg;
     unet_sizes s;
     int rc = unet_encoder_sizes(&m->enc, B, h, w, &s, err);
     if (rc) return rc;
@@ -78,7 +79,7 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
     if (mid_residual) be->add(be, a, a, mid_residual, (long)s.mid_floats);
 
     int H = s.mid_h, W = s.mid_w, n = s.n_skips;
-    for (int i = 0; i < L->levels && !rc; i++) {
+    for (int i = 0; i < L->n_blocks && !rc; i++) {
         rc = unet_up_forward(&m->up[i], p, scratch, b, a, temb_act, text, B, &H, &W, Nt,
                              (const float *const *)skips, &n, err);
         float *t = a;

@@ -4,47 +4,48 @@
 #include <stdio.h>
 #include <string.h>
 
-int unet_layout_n_skips(const unet_layout *L) {
+int unet_n_skips(const cnet_unet_config *L) {
     int n = 1; /* conv_in */
-    for (int i = 0; i < L->levels; i++) n += L->layers[i] + (i < L->levels - 1);
+    for (int i = 0; i < L->n_blocks; i++) n += L->layers_per_block[i] + (i < L->n_blocks - 1);
     return n;
 }
 
-int unet_layout_skip_channels(const unet_layout *L, int i) {
-    if (i == 0) return L->channels[0];
+int unet_skip_channels(const cnet_unet_config *L, int i) {
+    if (i == 0) return L->block_out_channels[0];
     i--;
-    for (int lv = 0; lv < L->levels; lv++) {
-        int here = L->layers[lv] + (lv < L->levels - 1);
-        if (i < here) return L->channels[lv];
+    for (int lv = 0; lv < L->n_blocks; lv++) {
+        int here = L->layers_per_block[lv] + (lv < L->n_blocks - 1);
+        if (i < here) return L->block_out_channels[lv];
         i -= here;
     }
     return -1;
 }
 
-int unet_down_declare(unet_down_block *d, cnet_params *p, const unet_layout *L, int level,
+int unet_down_declare(unet_down_block *d, cnet_params *p, const cnet_unet_config *L, int level,
                       int temb_channels, cnet_error *err) {
     char pre[NN_NAME_BUF], name[NN_NAME_BUF];
     int rc;
     memset(d, 0, sizeof *d);
-    d->in = level == 0 ? L->channels[0] : L->channels[level - 1];
-    d->out = L->channels[level];
-    d->n_layers = L->layers[level];
-    d->has_attn = L->down_attn[level];
-    d->has_downsample = level < L->levels - 1;
+    d->in = level == 0 ? L->block_out_channels[0] : L->block_out_channels[level - 1];
+    d->out = L->block_out_channels[level];
+    d->n_layers = L->layers_per_block[level];
+    d->has_attn = L->down_block_types[level] == CNET_BLOCK_CROSS_ATTN_DOWN;
+    d->has_downsample = level < L->n_blocks - 1;
     if (d->n_layers < 1 || d->n_layers > UNET_MAX_LAYERS)
         return cnet_fail(err, CNET_EINVAL, "down block %d: %d layers (supported 1..%d)", level,
                          d->n_layers, UNET_MAX_LAYERS);
     for (int j = 0; j < d->n_layers; j++) {
         snprintf(pre, sizeof pre, "down_blocks.%d.resnets.%d", level, j);
         if ((rc = resnet_declare(&d->resnets[j], p, pre, j == 0 ? d->in : d->out, d->out,
-                                 temb_channels, L->groups, L->eps, 1.0f, err)))
+                                 temb_channels, L->norm_num_groups, L->norm_eps, 1.0f, err)))
             return rc;
         if (!d->has_attn) continue;
         snprintf(pre, sizeof pre, "down_blocks.%d.attentions.%d", level, j);
-        if ((rc =
-                 transformer2d_declare(&d->attns[j], p, pre, d->out, L->heads[level],
-                                       L->transformer_layers[level], L->cross_dim[level], L->groups,
-                                       L->linear_projection, L->only_cross_attention, err)))
+        if ((rc = transformer2d_declare(&d->attns[j], p, pre, d->out, L->heads[level],
+                                        L->transformer_layers_per_block[level],
+                                        L->cross_attention_dim[level], L->norm_num_groups,
+                                        L->use_linear_projection, L->only_cross_attention[level],
+                                        err)))
             return rc;
     }
     if (d->has_downsample) {
@@ -56,36 +57,38 @@ int unet_down_declare(unet_down_block *d, cnet_params *p, const unet_layout *L, 
     return 0;
 }
 
-int unet_mid_declare(unet_mid_block *m, cnet_params *p, const unet_layout *L, int temb_channels,
-                     cnet_error *err) {
-    const int top = L->levels - 1, C = L->channels[top];
+int unet_mid_declare(unet_mid_block *m, cnet_params *p, const cnet_unet_config *L,
+                     int temb_channels, cnet_error *err) {
+    const int top = L->n_blocks - 1, C = L->block_out_channels[top];
     int rc;
     memset(m, 0, sizeof *m);
     m->channels = C;
-    m->has_attn = L->mid_attn;
+    m->has_attn = L->mid_block_type == CNET_BLOCK_MID_CROSS_ATTN;
     if ((rc = resnet_declare(&m->resnets[0], p, "mid_block.resnets.0", C, C, temb_channels,
-                             L->groups, L->eps, L->mid_scale, err)))
+                             L->norm_num_groups, L->norm_eps, L->mid_block_scale_factor, err)))
         return rc;
     if (m->has_attn &&
-        (rc = transformer2d_declare(&m->attn, p, "mid_block.attentions.0", C, L->heads[top],
-                                    L->transformer_layers[top], L->cross_dim[top], L->groups,
-                                    L->linear_projection, L->only_cross_attention, err)))
+        (rc = transformer2d_declare(
+             &m->attn, p, "mid_block.attentions.0", C, L->heads[top],
+             L->transformer_layers_per_block[top], L->cross_attention_dim[top], L->norm_num_groups,
+             L->use_linear_projection, L->mid_block_only_cross_attention, err)))
         return rc;
-    return resnet_declare(&m->resnets[1], p, "mid_block.resnets.1", C, C, temb_channels, L->groups,
-                          L->eps, L->mid_scale, err);
+    if (!m->has_attn) return 0; /* UNetMidBlock2D */
+    return resnet_declare(&m->resnets[1], p, "mid_block.resnets.1", C, C, temb_channels,
+                          L->norm_num_groups, L->norm_eps, L->mid_block_scale_factor, err);
 }
 
-int unet_up_declare(unet_up_block *u, cnet_params *p, const unet_layout *L, int i,
+int unet_up_declare(unet_up_block *u, cnet_params *p, const cnet_unet_config *L, int i,
                     int temb_channels, cnet_error *err) {
     char pre[NN_NAME_BUF], name[NN_NAME_BUF];
-    const int n = L->levels, level = n - 1 - i; /* the down level this block mirrors */
-    const int prev_out = i == 0 ? L->channels[n - 1] : L->channels[level + 1];
-    const int in = L->channels[level > 0 ? level - 1 : 0];
+    const int n = L->n_blocks, level = n - 1 - i; /* the down level this block mirrors */
+    const int prev_out = i == 0 ? L->block_out_channels[n - 1] : L->block_out_channels[level + 1];
+    const int in = L->block_out_channels[level > 0 ? level - 1 : 0];
     int rc;
     memset(u, 0, sizeof *u);
-    u->out = L->channels[level];
-    u->n_layers = L->layers[level] + 1;
-    u->has_attn = L->up_attn[i];
+    u->out = L->block_out_channels[level];
+    u->n_layers = L->layers_per_block[level] + 1;
+    u->has_attn = L->up_block_types[i] == CNET_BLOCK_CROSS_ATTN_UP;
     u->has_upsample = i < n - 1;
     if (u->n_layers > UNET_MAX_LAYERS + 1)
         return cnet_fail(err, CNET_EINVAL, "up block %d: too many layers", i);
@@ -93,15 +96,16 @@ int unet_up_declare(unet_up_block *u, cnet_params *p, const unet_layout *L, int 
         u->skip_channels[j] = j == u->n_layers - 1 ? in : u->out;
         int res_in = (j == 0 ? prev_out : u->out) + u->skip_channels[j];
         snprintf(pre, sizeof pre, "up_blocks.%d.resnets.%d", i, j);
-        if ((rc = resnet_declare(&u->resnets[j], p, pre, res_in, u->out, temb_channels, L->groups,
-                                 L->eps, 1.0f, err)))
+        if ((rc = resnet_declare(&u->resnets[j], p, pre, res_in, u->out, temb_channels,
+                                 L->norm_num_groups, L->norm_eps, 1.0f, err)))
             return rc;
         if (!u->has_attn) continue;
         snprintf(pre, sizeof pre, "up_blocks.%d.attentions.%d", i, j);
-        if ((rc =
-                 transformer2d_declare(&u->attns[j], p, pre, u->out, L->heads[level],
-                                       L->transformer_layers[level], L->cross_dim[level], L->groups,
-                                       L->linear_projection, L->only_cross_attention, err)))
+        if ((rc = transformer2d_declare(&u->attns[j], p, pre, u->out, L->heads[level],
+                                        L->transformer_layers_per_block[level],
+                                        L->cross_attention_dim[level], L->norm_num_groups,
+                                        L->use_linear_projection, L->only_cross_attention[level],
+                                        err)))
             return rc;
     }
     if (u->has_upsample) {
@@ -162,14 +166,16 @@ int unet_mid_forward(const unet_mid_block *m, const cnet_params *p, cnet_arena *
     size_t mark = cnet_arena_mark(scratch);
     const size_t bytes = (size_t)B * H * W * m->channels * sizeof(float);
     float *a = cnet_arena_alloc(scratch, bytes, err);
-    float *b = m->has_attn ? cnet_arena_alloc(scratch, bytes, err) : NULL;
-    int rc = !a || (m->has_attn && !b) ? (err ? err->code : CNET_ENOMEM) : 0;
-    if (!rc) rc = resnet_forward(&m->resnets[0], p, scratch, a, x, temb_act, B, H, W, err);
-    if (!rc && m->has_attn) {
-        rc = transformer2d_forward(&m->attn, p, scratch, b, a, text, B, H * W, Nt, err);
-        a = b;
+    float *b = cnet_arena_alloc(scratch, bytes, err);
+    int rc = !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
+    if (!m->has_attn) { /* UNetMidBlock2D: one resnet */
+        rc = rc ? rc : resnet_forward(&m->resnets[0], p, scratch, out, x, temb_act, B, H, W, err);
+        cnet_arena_restore(scratch, mark);
+        return rc;
     }
-    if (!rc) rc = resnet_forward(&m->resnets[1], p, scratch, out, a, temb_act, B, H, W, err);
+    if (!rc) rc = resnet_forward(&m->resnets[0], p, scratch, a, x, temb_act, B, H, W, err);
+    if (!rc) rc = transformer2d_forward(&m->attn, p, scratch, b, a, text, B, H * W, Nt, err);
+    if (!rc) rc = resnet_forward(&m->resnets[1], p, scratch, out, b, temb_act, B, H, W, err);
     cnet_arena_restore(scratch, mark);
     return rc;
 }

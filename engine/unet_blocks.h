@@ -10,39 +10,21 @@
  *                  Transformer2D for CrossAttnUpBlock2D), then nearest 2x
  *                  + conv upsampler except on the last level.
  *
- * unet_layout is the architecture resolved from a UNet2DConditionModel or
- * ControlNetModel config: per-level lists, already reversed for the up path
- * as diffusers does. Sizes: B batch, H/W latent size at the current level,
- * Nt text tokens. */
+ * The architecture comes from a UNet2DConditionModel or ControlNetModel
+ * config (engine/config.h), whose per-block lists are already resolved. Sizes: B batch, H/W latent
+ * size at the current level, Nt text tokens. */
 #ifndef CNET_UNET_BLOCKS_H
 #define CNET_UNET_BLOCKS_H
 
 #include "arena.h"
+#include "config.h"
 #include "nn.h"
 #include "resnet.h"
 #include "transformer2d.h"
 
-#define UNET_MAX_LEVELS 8
+#define UNET_MAX_LEVELS CNET_MAX_BLOCKS
 #define UNET_MAX_LAYERS 8
 #define UNET_MAX_SKIPS (1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1))
-
-typedef struct unet_layout {
-    int levels;
-    int channels[UNET_MAX_LEVELS];  /* block_out_channels */
-    int layers[UNET_MAX_LEVELS];    /* resnets per down block */
-    int heads[UNET_MAX_LEVELS];     /* attention heads per down block */
-    int cross_dim[UNET_MAX_LEVELS]; /* cross_attention_dim per down block */
-    int transformer_layers[UNET_MAX_LEVELS];
-    int down_attn[UNET_MAX_LEVELS]; /* 1: CrossAttnDownBlock2D, 0: DownBlock2D */
-    int up_attn[UNET_MAX_LEVELS];   /* per up block (up order): CrossAttnUpBlock2D */
-    int mid_attn;                   /* UNetMidBlock2DCrossAttn (1) or UNetMidBlock2D (0) */
-    int in_channels, out_channels, conv_in_kernel, conv_out_kernel;
-    int groups;
-    float eps, mid_scale;
-    int linear_projection, only_cross_attention, downsample_padding;
-    int flip_sin_to_cos;
-    float freq_shift;
-} unet_layout;
 
 typedef struct unet_down_block {
     resnet_block resnets[UNET_MAX_LAYERS];
@@ -54,7 +36,7 @@ typedef struct unet_down_block {
 typedef struct unet_mid_block {
     resnet_block resnets[2];
     transformer2d attn;
-    int has_attn, channels;
+    int has_attn, channels; /* UNetMidBlock2D: one resnet, no attention */
 } unet_mid_block;
 
 typedef struct unet_up_block {
@@ -66,22 +48,22 @@ typedef struct unet_up_block {
 } unet_up_block;
 
 /* Number of skip samples the encoder produces (conv_in output included). */
-int unet_layout_n_skips(const unet_layout *L);
+int unet_n_skips(const cnet_unet_config *L);
 /* Channels of skip sample i (encoder order). */
-int unet_layout_skip_channels(const unet_layout *L, int i);
+int unet_skip_channels(const cnet_unet_config *L, int i);
 
-int unet_down_declare(unet_down_block *d, cnet_params *p, const unet_layout *L, int level,
+int unet_down_declare(unet_down_block *d, cnet_params *p, const cnet_unet_config *L, int level,
                       int temb_channels, cnet_error *err);
-int unet_mid_declare(unet_mid_block *m, cnet_params *p, const unet_layout *L, int temb_channels,
-                     cnet_error *err);
-int unet_up_declare(unet_up_block *u, cnet_params *p, const unet_layout *L, int up_index,
+int unet_mid_declare(unet_mid_block *m, cnet_params *p, const cnet_unet_config *L,
+                     int temb_channels, cnet_error *err);
+int unet_up_declare(unet_up_block *u, cnet_params *p, const cnet_unet_config *L, int up_index,
                     int temb_channels, cnet_error *err);
 void unet_down_free(unet_down_block *d);
 void unet_mid_free(unet_mid_block *m);
 void unet_up_free(unet_up_block *u);
 
 /* x[B,H,W,in] -> skip samples written to skips[*n_skips ...] (device
- * buffers the caller sized with unet_layout_skip_channels at each level);
+ * buffers the caller sized with unet_skip_channels at each level);
  * the block's output is the last of them. *H and *W become the output size. */
 int unet_down_forward(const unet_down_block *d, const cnet_params *p, cnet_arena *scratch,
                       const float *x, const float *temb_act, const float *text, int B, int *H,

@@ -6,11 +6,12 @@
 /* diffusers get_timestep_embedding's max_period. */
 #define TIMESTEP_MAX_PERIOD 10000.0f
 
-int unet_encoder_declare(unet_encoder *e, cnet_params *p, const unet_layout *L, cnet_error *err) {
+int unet_encoder_declare(unet_encoder *e, cnet_params *p, const cnet_unet_config *L,
+                         cnet_error *err) {
     int rc;
     memset(e, 0, sizeof *e);
-    e->layout = *L;
-    const int C0 = L->channels[0];
+    e->cfg = *L;
+    const int C0 = L->block_out_channels[0];
     e->temb_channels = 4 * C0;
     if ((rc = nn_conv_declare(&e->conv_in, p, "conv_in", L->in_channels, C0, L->conv_in_kernel, 1,
                               (L->conv_in_kernel - 1) / 2, err)) ||
@@ -19,7 +20,7 @@ int unet_encoder_declare(unet_encoder *e, cnet_params *p, const unet_layout *L, 
         (rc = nn_linear_declare(&e->time_linear_2, p, "time_embedding.linear_2", e->temb_channels,
                                 e->temb_channels, 1, err)))
         return rc;
-    for (int i = 0; i < L->levels; i++)
+    for (int i = 0; i < L->n_blocks; i++)
         if ((rc = unet_down_declare(&e->down[i], p, L, i, e->temb_channels, err))) return rc;
     return unet_mid_declare(&e->mid, p, L, e->temb_channels, err);
 }
@@ -30,36 +31,37 @@ void unet_encoder_free(unet_encoder *e) {
 }
 
 int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s, cnet_error *err) {
-    const unet_layout *L = &e->layout;
-    int factor = 1 << (L->levels - 1);
+    const cnet_unet_config *L = &e->cfg;
+    int factor = 1 << (L->n_blocks - 1);
     if (h < 1 || w < 1 || h % factor || w % factor)
         return cnet_fail(err, CNET_EINVAL,
                          "latent size %dx%d: height and width must be multiples of %d for a "
                          "%d-level UNet (image size multiples of %d with an 8x VAE)",
-                         h, w, factor, L->levels, 8 * factor);
+                         h, w, factor, L->n_blocks, 8 * factor);
     memset(s, 0, sizeof *s);
     int H = h, W = w, n = 0;
 #define PUSH_SKIP(C)                                                                               \
     (s->skip_h[n] = H, s->skip_w[n] = W, s->skip_floats[n++] = (size_t)B * H * W * (C))
-    PUSH_SKIP(L->channels[0]);
+    PUSH_SKIP(L->block_out_channels[0]);
     s->max_floats =
-        (size_t)B * H * W * (L->channels[0] > L->in_channels ? L->channels[0] : L->in_channels);
-    for (int lv = 0; lv < L->levels; lv++) {
-        for (int j = 0; j < L->layers[lv]; j++) PUSH_SKIP(L->channels[lv]);
+        (size_t)B * H * W *
+        (L->block_out_channels[0] > L->in_channels ? L->block_out_channels[0] : L->in_channels);
+    for (int lv = 0; lv < L->n_blocks; lv++) {
+        for (int j = 0; j < L->layers_per_block[lv]; j++) PUSH_SKIP(L->block_out_channels[lv]);
         /* An up block concatenates up to two level widths at this size. */
-        size_t cat = (size_t)B * H * W * 2 * L->channels[lv > 0 ? lv - 1 : 0];
-        size_t own = (size_t)B * H * W * 2 * L->channels[lv];
+        size_t cat = (size_t)B * H * W * 2 * L->block_out_channels[lv > 0 ? lv - 1 : 0];
+        size_t own = (size_t)B * H * W * 2 * L->block_out_channels[lv];
         if (cat > s->max_floats) s->max_floats = cat;
         if (own > s->max_floats) s->max_floats = own;
-        if (lv < L->levels - 1) {
+        if (lv < L->n_blocks - 1) {
             H /= 2, W /= 2;
-            PUSH_SKIP(L->channels[lv]);
+            PUSH_SKIP(L->block_out_channels[lv]);
         }
     }
 #undef PUSH_SKIP
     s->n_skips = n;
     s->mid_h = H, s->mid_w = W;
-    s->mid_floats = (size_t)B * H * W * L->channels[L->levels - 1];
+    s->mid_floats = (size_t)B * H * W * L->block_out_channels[L->n_blocks - 1];
     return 0;
 }
 
@@ -67,8 +69,8 @@ int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *s
                       float *temb_act, float *temb, const float *timesteps, int B,
                       cnet_error *err) {
     cnet_backend *be = p->be;
-    const unet_layout *L = &e->layout;
-    const int C0 = L->channels[0], T = e->temb_channels;
+    const cnet_unet_config *L = &e->cfg;
+    const int C0 = L->block_out_channels[0], T = e->temb_channels;
     size_t mark = cnet_arena_mark(scratch);
     float *t_dev = cnet_arena_alloc(scratch, (size_t)B * sizeof(float), err);
     float *proj = cnet_arena_alloc(scratch, (size_t)B * C0 * sizeof(float), err);
@@ -93,11 +95,11 @@ int unet_encoder_forward(const unet_encoder *e, const cnet_params *p, cnet_arena
                          const float *temb_act, const float *text, int B, int h, int w, int Nt,
                          cnet_error *err) {
     cnet_backend *be = p->be;
-    const unet_layout *L = &e->layout;
+    const cnet_unet_config *L = &e->cfg;
     nn_conv_forward(&e->conv_in, p, skips[0], sample, B, h, w);
-    if (cond) be->add(be, skips[0], skips[0], cond, (long)B * h * w * L->channels[0]);
+    if (cond) be->add(be, skips[0], skips[0], cond, (long)B * h * w * L->block_out_channels[0]);
     int n = 1, H = h, W = w, rc;
-    for (int i = 0; i < L->levels; i++) {
+    for (int i = 0; i < L->n_blocks; i++) {
         const float *x = skips[n - 1];
         if ((rc = unet_down_forward(&e->down[i], p, scratch, x, temb_act, text, B, &H, &W, Nt,
                                     skips, &n, err)))

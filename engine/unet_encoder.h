@@ -17,7 +17,7 @@
 #include "unet_blocks.h"
 
 typedef struct unet_encoder {
-    unet_layout layout;
+    cnet_unet_config cfg;
     nn_conv conv_in;
     nn_linear time_linear_1, time_linear_2;
     unet_down_block down[UNET_MAX_LEVELS];
@@ -34,7 +34,8 @@ typedef struct unet_sizes {
     size_t mid_floats, max_floats; /* max: the largest activation of any block */
 } unet_sizes;
 
-int unet_encoder_declare(unet_encoder *e, cnet_params *p, const unet_layout *L, cnet_error *err);
+int unet_encoder_declare(unet_encoder *e, cnet_params *p, const cnet_unet_config *L,
+                         cnet_error *err);
 void unet_encoder_free(unet_encoder *e);
 /* Checks h/w (the down path must halve evenly) and fills the sizes. */
 int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s, cnet_error *err);

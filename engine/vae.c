@@ -6,71 +6,76 @@
 
 #define VAE_EPS 1e-6f
 
-static int mid_declare(vae_mid *m, cnet_params *p, const char *half, const vae_layout *L,
+static int mid_declare(vae_mid *m, cnet_params *p, const char *half, const cnet_vae_config *L,
                        cnet_error *err) {
     char pre[NN_NAME_BUF];
-    const int C = L->channels[L->levels - 1];
+    const int C = L->block_out_channels[L->n_blocks - 1];
     int rc;
-    m->channels = C, m->has_attn = L->mid_attention;
+    m->channels = C, m->has_attn = L->mid_block_add_attention;
     snprintf(pre, sizeof pre, "%s.mid_block.resnets.0", half);
-    if ((rc = resnet_declare(&m->res0, p, pre, C, C, 0, L->groups, VAE_EPS, 1.0f, err))) return rc;
+    if ((rc = resnet_declare(&m->res0, p, pre, C, C, 0, L->norm_num_groups, VAE_EPS, 1.0f, err)))
+        return rc;
     if (m->has_attn) {
         snprintf(pre, sizeof pre, "%s.mid_block.attentions.0.group_norm", half);
-        if ((rc = nn_group_norm_declare(&m->attn_norm, p, pre, C, L->groups, VAE_EPS, err)))
+        if ((rc =
+                 nn_group_norm_declare(&m->attn_norm, p, pre, C, L->norm_num_groups, VAE_EPS, err)))
             return rc;
         snprintf(pre, sizeof pre, "%s.mid_block.attentions.0", half);
         if ((rc = attn_declare(&m->attn, p, pre, C, C, 1, C, 1, err))) return rc;
     }
     snprintf(pre, sizeof pre, "%s.mid_block.resnets.1", half);
-    return resnet_declare(&m->res1, p, pre, C, C, 0, L->groups, VAE_EPS, 1.0f, err);
+    return resnet_declare(&m->res1, p, pre, C, C, 0, L->norm_num_groups, VAE_EPS, 1.0f, err);
 }
 
-static int encoder_declare(vae_half *e, cnet_params *p, const vae_layout *L, cnet_error *err) {
+static int encoder_declare(vae_half *e, cnet_params *p, const cnet_vae_config *L, cnet_error *err) {
     char pre[NN_NAME_BUF];
     int rc;
-    if ((rc = nn_conv_declare(&e->conv_in, p, "encoder.conv_in", L->in_channels, L->channels[0], 3,
-                              1, 1, err)))
+    if ((rc = nn_conv_declare(&e->conv_in, p, "encoder.conv_in", L->in_channels,
+                              L->block_out_channels[0], 3, 1, 1, err)))
         return rc;
-    for (int i = 0; i < L->levels; i++) {
-        int in = i == 0 ? L->channels[0] : L->channels[i - 1], out = L->channels[i];
-        for (int j = 0; j < L->layers; j++) {
+    for (int i = 0; i < L->n_blocks; i++) {
+        int in = i == 0 ? L->block_out_channels[0] : L->block_out_channels[i - 1],
+            out = L->block_out_channels[i];
+        for (int j = 0; j < L->layers_per_block; j++) {
             snprintf(pre, sizeof pre, "encoder.down_blocks.%d.resnets.%d", i, j);
-            if ((rc = resnet_declare(&e->res[i][j], p, pre, j == 0 ? in : out, out, 0, L->groups,
-                                     VAE_EPS, 1.0f, err)))
+            if ((rc = resnet_declare(&e->res[i][j], p, pre, j == 0 ? in : out, out, 0,
+                                     L->norm_num_groups, VAE_EPS, 1.0f, err)))
                 return rc;
         }
-        if (i < L->levels - 1) {
+        if (i < L->n_blocks - 1) {
             snprintf(pre, sizeof pre, "encoder.down_blocks.%d.downsamplers.0.conv", i);
             if ((rc = nn_conv_declare(&e->resample[i], p, pre, out, out, 3, 2, 0, err))) return rc;
             /* Downsample2D(padding=0) pads (left 0, right 1, top 0, bottom 1). */
             e->resample[i].pad_bottom = e->resample[i].pad_right = 1;
         }
     }
-    const int top = L->channels[L->levels - 1], L2 = 2 * L->latent_channels;
+    const int top = L->block_out_channels[L->n_blocks - 1], L2 = 2 * L->latent_channels;
     if ((rc = mid_declare(&e->mid, p, "encoder", L, err)) ||
-        (rc = nn_group_norm_declare(&e->norm_out, p, "encoder.conv_norm_out", top, L->groups,
-                                    VAE_EPS, err)) ||
-        (rc = nn_conv_declare(&e->conv_out, p, "encoder.conv_out", top, L2, 3, 1, 1, err)) ||
-        (rc = nn_conv_declare(&e->sample, p, "quant_conv", L2, L2, 1, 1, 0, err)))
+        (rc = nn_group_norm_declare(&e->norm_out, p, "encoder.conv_norm_out", top,
+                                    L->norm_num_groups, VAE_EPS, err)) ||
+        (rc = nn_conv_declare(&e->conv_out, p, "encoder.conv_out", top, L2, 3, 1, 1, err)))
         return rc;
-    return 0;
+    e->has_sample = L->use_quant_conv;
+    return e->has_sample ? nn_conv_declare(&e->sample, p, "quant_conv", L2, L2, 1, 1, 0, err) : 0;
 }
 
-static int decoder_declare(vae_half *d, cnet_params *p, const vae_layout *L, cnet_error *err) {
+static int decoder_declare(vae_half *d, cnet_params *p, const cnet_vae_config *L, cnet_error *err) {
     char pre[NN_NAME_BUF];
-    const int n = L->levels, top = L->channels[n - 1], Lc = L->latent_channels;
+    const int n = L->n_blocks, top = L->block_out_channels[n - 1], Lc = L->latent_channels;
     int rc;
-    if ((rc = nn_conv_declare(&d->sample, p, "post_quant_conv", Lc, Lc, 1, 1, 0, err)) ||
+    d->has_sample = L->use_post_quant_conv;
+    if ((d->has_sample &&
+         (rc = nn_conv_declare(&d->sample, p, "post_quant_conv", Lc, Lc, 1, 1, 0, err))) ||
         (rc = nn_conv_declare(&d->conv_in, p, "decoder.conv_in", Lc, top, 3, 1, 1, err)) ||
         (rc = mid_declare(&d->mid, p, "decoder", L, err)))
         return rc;
     int prev = top;
     for (int i = 0; i < n; i++) {
-        int out = L->channels[n - 1 - i];
-        for (int j = 0; j <= L->layers; j++) {
+        int out = L->block_out_channels[n - 1 - i];
+        for (int j = 0; j <= L->layers_per_block; j++) {
             snprintf(pre, sizeof pre, "decoder.up_blocks.%d.resnets.%d", i, j);
-            if ((rc = resnet_declare(&d->res[i][j], p, pre, j == 0 ? prev : out, out, 0, L->groups,
-                                     VAE_EPS, 1.0f, err)))
+            if ((rc = resnet_declare(&d->res[i][j], p, pre, j == 0 ? prev : out, out, 0,
+                                     L->norm_num_groups, VAE_EPS, 1.0f, err)))
                 return rc;
         }
         if (i < n - 1) {
@@ -79,22 +84,23 @@ static int decoder_declare(vae_half *d, cnet_params *p, const vae_layout *L, cne
         }
         prev = out;
     }
-    if ((rc = nn_group_norm_declare(&d->norm_out, p, "decoder.conv_norm_out", L->channels[0],
-                                    L->groups, VAE_EPS, err)) ||
-        (rc = nn_conv_declare(&d->conv_out, p, "decoder.conv_out", L->channels[0], L->out_channels,
-                              3, 1, 1, err)))
+    if ((rc = nn_group_norm_declare(&d->norm_out, p, "decoder.conv_norm_out",
+                                    L->block_out_channels[0], L->norm_num_groups, VAE_EPS, err)) ||
+        (rc = nn_conv_declare(&d->conv_out, p, "decoder.conv_out", L->block_out_channels[0],
+                              L->out_channels, 3, 1, 1, err)))
         return rc;
     return 0;
 }
 
-int vae_init(vae_model *m, cnet_backend *be, const vae_layout *L, cnet_error *err) {
+int vae_init(vae_model *m, cnet_backend *be, const cnet_vae_config *L, cnet_error *err) {
     int rc;
     memset(m, 0, sizeof *m);
     params_init(&m->params, be);
-    if (L->levels < 1 || L->levels > VAE_MAX_LEVELS || L->layers < 1 || L->layers > VAE_MAX_LAYERS)
+    if (L->n_blocks < 1 || L->n_blocks > VAE_MAX_LEVELS || L->layers_per_block < 1 ||
+        L->layers_per_block > VAE_MAX_LAYERS)
         return cnet_fail(err, CNET_EINVAL, "vae: %d levels of %d layers (supported 1..%d, 1..%d)",
-                         L->levels, L->layers, VAE_MAX_LEVELS, VAE_MAX_LAYERS);
-    m->layout = *L;
+                         L->n_blocks, L->layers_per_block, VAE_MAX_LEVELS, VAE_MAX_LAYERS);
+    m->cfg = *L;
     if ((rc = encoder_declare(&m->enc, &m->params, L, err)) ||
         (rc = decoder_declare(&m->dec, &m->params, L, err)))
         return rc;
@@ -107,19 +113,7 @@ int vae_load(vae_model *m, const char *path, cnet_error *err) {
     return params_load(&m->params, path, err);
 }
 
-int vae_factor(const vae_model *m) { return 1 << (m->layout.levels - 1); }
-
-size_t vae_scratch_bytes(const vae_model *m, int B, int H, int W) {
-    const vae_layout *L = &m->layout;
-    size_t widest = L->in_channels > L->out_channels ? L->in_channels : L->out_channels;
-    for (int i = 0; i < L->levels; i++)
-        if ((size_t)L->channels[i] > widest) widest = L->channels[i];
-    /* Resolution only shrinks from the image size: bound every activation
-     * by the full-resolution widest one; 8 of them at once at most
-     * (ping-pong, resnet temporaries, attention q/k/v/out). */
-    size_t act = (size_t)B * H * W * widest;
-    return 8 * act * sizeof(float) + 64 * CNET_ARENA_ALIGN;
-}
+int vae_factor(const vae_model *m) { return 1 << (m->cfg.n_blocks - 1); }
 
 static int mid_forward(const vae_mid *m, const cnet_params *p, cnet_arena *scratch, float *out,
                        const float *x, int B, int H, int W, cnet_error *err) {
@@ -141,16 +135,23 @@ static int mid_forward(const vae_mid *m, const cnet_params *p, cnet_arena *scrat
 }
 
 /* The widest activation of the half, for ping-pong buffers. */
-static size_t widest_floats(const vae_layout *L, int B, int H, int W) {
+static size_t widest_floats(const cnet_vae_config *L, int B, int H, int W) {
     size_t c = L->in_channels > L->out_channels ? L->in_channels : L->out_channels;
-    for (int i = 0; i < L->levels; i++)
-        if ((size_t)L->channels[i] > c) c = L->channels[i];
+    for (int i = 0; i < L->n_blocks; i++)
+        if ((size_t)L->block_out_channels[i] > c) c = L->block_out_channels[i];
     return (size_t)B * H * W * c;
+}
+
+size_t vae_scratch_bytes(const vae_model *m, int B, int H, int W) {
+    /* Resolution only shrinks from the image size: every activation is
+     * bounded by the widest one at full resolution, and at most 8 are alive
+     * at once (ping-pong, resnet temporaries, attention q/k/v/out). */
+    return 8 * widest_floats(&m->cfg, B, H, W) * sizeof(float) + 64 * CNET_ARENA_ALIGN;
 }
 
 int vae_encode(vae_model *m, cnet_arena *scratch, float *moments, const float *x, int B, int H,
                int W, cnet_error *err) {
-    const vae_layout *L = &m->layout;
+    const cnet_vae_config *L = &m->cfg;
     const vae_half *e = &m->enc;
     const cnet_params *p = &m->params;
     const int f = vae_factor(m);
@@ -163,13 +164,13 @@ int vae_encode(vae_model *m, cnet_arena *scratch, float *moments, const float *x
     int rc = !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
     if (rc) goto done;
     nn_conv_forward(&e->conv_in, p, a, x, B, H, W);
-    for (int i = 0; i < L->levels && !rc; i++) {
-        for (int j = 0; j < L->layers && !rc; j++) {
+    for (int i = 0; i < L->n_blocks && !rc; i++) {
+        for (int j = 0; j < L->layers_per_block && !rc; j++) {
             rc = resnet_forward(&e->res[i][j], p, scratch, b, a, NULL, B, H, W, err);
             float *t = a;
             a = b, b = t;
         }
-        if (!rc && i < L->levels - 1) {
+        if (!rc && i < L->n_blocks - 1) {
             nn_conv_forward(&e->resample[i], p, b, a, B, H, W);
             float *t = a;
             a = b, b = t;
@@ -179,8 +180,12 @@ int vae_encode(vae_model *m, cnet_arena *scratch, float *moments, const float *x
     if (!rc) rc = mid_forward(&e->mid, p, scratch, b, a, B, H, W, err);
     if (rc) goto done;
     nn_group_norm_forward(&e->norm_out, p, a, b, B, H * W, 1);
-    nn_conv_forward(&e->conv_out, p, b, a, B, H, W);
-    nn_conv_forward(&e->sample, p, moments, b, B, H, W);
+    if (e->has_sample) {
+        nn_conv_forward(&e->conv_out, p, b, a, B, H, W);
+        nn_conv_forward(&e->sample, p, moments, b, B, H, W);
+    } else {
+        nn_conv_forward(&e->conv_out, p, moments, a, B, H, W);
+    }
 done:
     cnet_arena_restore(scratch, mark);
     return rc;
@@ -188,11 +193,11 @@ done:
 
 int vae_decode(vae_model *m, cnet_arena *scratch, float *x, const float *z, int B, int h, int w,
                cnet_error *err) {
-    const vae_layout *L = &m->layout;
+    const cnet_vae_config *L = &m->cfg;
     const vae_half *d = &m->dec;
     const cnet_params *p = &m->params;
     cnet_backend *be = p->be;
-    const int f = vae_factor(m), n = L->levels;
+    const int f = vae_factor(m), n = L->n_blocks;
     size_t mark = cnet_arena_mark(scratch);
     size_t cap = widest_floats(L, B, h * f, w * f);
     float *a = cnet_arena_alloc(scratch, cap * sizeof(float), err);
@@ -200,16 +205,16 @@ int vae_decode(vae_model *m, cnet_arena *scratch, float *x, const float *z, int 
     int rc = !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
     int H = h, W = w;
     if (rc) goto done;
-    nn_conv_forward(&d->sample, p, b, z, B, H, W);
-    nn_conv_forward(&d->conv_in, p, a, b, B, H, W);
+    if (d->has_sample) nn_conv_forward(&d->sample, p, b, z, B, H, W);
+    nn_conv_forward(&d->conv_in, p, a, d->has_sample ? b : z, B, H, W);
     rc = mid_forward(&d->mid, p, scratch, b, a, B, H, W, err);
     {
         float *t = a;
         a = b, b = t;
     }
     for (int i = 0; i < n && !rc; i++) {
-        const int C = L->channels[n - 1 - i];
-        for (int j = 0; j <= L->layers && !rc; j++) {
+        const int C = L->block_out_channels[n - 1 - i];
+        for (int j = 0; j <= L->layers_per_block && !rc; j++) {
             rc = resnet_forward(&d->res[i][j], p, scratch, b, a, NULL, B, H, W, err);
             float *t = a;
             a = b, b = t;

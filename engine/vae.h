@@ -17,16 +17,11 @@
 #define CNET_VAE_H
 
 #include "attention.h"
+#include "config.h"
 #include "resnet.h"
 
-#define VAE_MAX_LEVELS 8
+#define VAE_MAX_LEVELS CNET_MAX_BLOCKS
 #define VAE_MAX_LAYERS 8
-
-typedef struct vae_layout {
-    int levels, channels[VAE_MAX_LEVELS], layers;
-    int in_channels, out_channels, latent_channels, groups;
-    int mid_attention;
-} vae_layout;
 
 typedef struct vae_mid {
     resnet_block res0, res1;
@@ -37,6 +32,7 @@ typedef struct vae_mid {
 
 typedef struct vae_half {              /* an encoder or a decoder */
     nn_conv conv_in, conv_out, sample; /* sample: quant_conv / post_quant_conv */
+    int has_sample;
     resnet_block res[VAE_MAX_LEVELS][VAE_MAX_LAYERS + 1];
     nn_conv resample[VAE_MAX_LEVELS]; /* downsampler / upsampler conv */
     vae_mid mid;
@@ -45,11 +41,11 @@ typedef struct vae_half {              /* an encoder or a decoder */
 
 typedef struct vae_model {
     cnet_params params;
-    vae_layout layout;
+    cnet_vae_config cfg;
     vae_half enc, dec;
 } vae_model;
 
-int vae_init(vae_model *m, cnet_backend *be, const vae_layout *L, cnet_error *err);
+int vae_init(vae_model *m, cnet_backend *be, const cnet_vae_config *cfg, cnet_error *err);
 void vae_free(vae_model *m);
 int vae_load(vae_model *m, const char *path, cnet_error *err);
 int vae_factor(const vae_model *m); /* H / h */
