@@ -133,7 +133,7 @@ int tokenizer_encode(tokenizer *tok, const char *text, size_t len, int64_t *ids,
     size_t at = tok->pad_left ? pad : 0;
     for (size_t i = 0; i < (size_t)tok->max_length; i++) ids[i] = tok->pad_id, mask[i] = 0;
     ids[at] = tok->bos_id;
-    memcpy(ids + at + 1, body.v + skip, keep * sizeof *ids);
+    if (keep) memcpy(ids + at + 1, body.v + skip, keep * sizeof *ids);
     ids[at + 1 + keep] = tok->eos_id;
     for (size_t i = 0; i < used; i++) mask[at + i] = 1;
     free(body.v);
