@@ -308,7 +308,8 @@ int st_open(st_file *f, const char *path, cnet_error *err) {
     const unsigned char *header = (const unsigned char *)f->map + ST_LEN_BYTES;
     json_error_t jerr;
     /* jansson checks the UTF-8 too; NUL bytes inside strings are refused. */
-    json_t *root = json_loadb((const char *)header, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb((const char *)header, (size_t)n,
+                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!root) {
         rc = cnet_fail(err, CNET_EFORMAT,
                        "%s: header is not a valid UTF-8 JSON text: %s (at byte %d of %llu)", path,

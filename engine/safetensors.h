@@ -27,8 +27,8 @@
  * size when the writer aligned it (the Python library and st_write do); read
  * unaligned data through memcpy or cnet_to_f32. */
 typedef struct st_entry {
-    char *name;        /* owned by the file struct */
-    cnet_tensor view;  /* data points into the mapping (read-only), device -1 */
+    char *name;       /* owned by the file struct */
+    cnet_tensor view; /* data points into the mapping (read-only), device -1 */
     size_t nbytes;
 } st_entry;
 
@@ -37,11 +37,11 @@ typedef struct st_file {
     void *map;
     size_t map_size;
     int n;
-    st_entry *entries;  /* in file order */
+    st_entry *entries; /* in file order */
     int n_meta;
-    char **meta_keys;   /* __metadata__ string pairs */
+    char **meta_keys; /* __metadata__ string pairs */
     char **meta_values;
-    int *by_name;       /* entry indices sorted by name, for st_find */
+    int *by_name; /* entry indices sorted by name, for st_find */
 } st_file;
 
 /* Maps and validates path into *f. On failure *f holds nothing to free. The

@@ -1,10 +1,10 @@
 /* safetensors reader and writer.
  *
  * Truths: the fixture files written by the Python library (every entry is
- * compared with a plain jansson parse of the header, and shapes with the
- * models' config.json), hand-computed byte layouts for the writer, and a
- * corpus of broken files generated here, each of which must be refused with
- * a message naming the file and the tensor. */
+ * compared with a plain jansson parse of the header, shapes with the models'
+ * config.json, and rewriting each file must reproduce its bytes exactly), hand-computed byte
+ * layouts for the writer, and a corpus of broken files generated here, each of which must be
+ * refused with a message naming the file and the tensor. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -23,6 +23,46 @@ static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
+
+static char tmpdir[] = "/tmp/cnet_st_XXXXXX";
+
+static void tmp_path(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", tmpdir, name);
+}
+
+/* Reads a whole file; NULL if it cannot. Caller frees. */
+static unsigned char *slurp(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) free(buf), buf = NULL;
+    fclose(fp);
+    *len = (size_t)n;
+    return buf;
+}
+
+static int spill(const char *path, const void *buf, size_t len) {
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return 0;
+    int ok = fwrite(buf, 1, len, fp) == len;
+    return fclose(fp) == 0 && ok;
+}
+
+/* Number of entries of tmpdir whose name contains ".tmp.". */
+static int count_temp_files(void) {
+    DIR *d = opendir(tmpdir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strstr(de->d_name, ".tmp.")) n++;
+    if (d) closedir(d);
+    return n;
+}
+
+/* ---- reading the fixtures --------------------------------------------- */
 
 /* Every entry of f against the header JSON parsed independently. */
 static int matches_plain_parse(const st_file *f, char *why, size_t cap) {
@@ -85,7 +125,33 @@ static int matches_plain_parse(const st_file *f, char *why, size_t cap) {
     return ok;
 }
 
-static int open_all_in(const char *dir, int *opened) {
+/* Rewriting a file with its own entries and metadata in file order must
+ * reproduce the Python library's bytes exactly. */
+static int rewrite_is_identical(const st_file *f, char *why, size_t cap) {
+    st_write_item *items = calloc(f->n ? (size_t)f->n : 1, sizeof *items);
+    for (int i = 0; i < f->n; i++)
+        items[i] = (st_write_item){f->entries[i].name, f->entries[i].view};
+    char out[256];
+    tmp_path(out, sizeof out, "rewrite.safetensors");
+    cnet_error err = {0};
+    int rc = st_write(out, items, f->n, (const char *const *)f->meta_keys,
+                      (const char *const *)f->meta_values, f->n_meta, &err);
+    free(items);
+    size_t la = 0, lb = 0;
+    unsigned char *a = slurp(f->path, &la), *b = rc ? NULL : slurp(out, &lb);
+    int same = a && b && la == lb && memcmp(a, b, la) == 0;
+    free(a);
+    free(b);
+    unlink(out);
+    if (rc)
+        snprintf(why, cap, "rewrite failed: %.300s", err.msg);
+    else if (!same)
+        snprintf(why, cap, "rewrite differs from the original (%zu vs %zu bytes)", lb, la);
+    return rc == CNET_OK && same;
+}
+
+/* Opens every .safetensors file in dir and checks it; counts them. */
+static int check_all_in(const char *dir, int *opened) {
     DIR *d = opendir(dir);
     if (!d) return 1; /* a fixture dir may lack a component */
     struct dirent *de;
@@ -101,7 +167,8 @@ static int open_all_in(const char *dir, int *opened) {
             ok = 0;
             break;
         }
-        if (!matches_plain_parse(&f, why, sizeof why)) {
+        if (!matches_plain_parse(&f, why, sizeof why) ||
+            !rewrite_is_identical(&f, why, sizeof why)) {
             printf("    %s: %s\n", path, why);
             ok = 0;
         }
@@ -112,14 +179,15 @@ static int open_all_in(const char *dir, int *opened) {
     return ok;
 }
 
-static void test_open_every_fixture_file(void) {
-    static const char *dirs[] = {"goldens", "tiny-sd/unet", "tiny-sd/vae", "tiny-sd/text_encoder",
-                                 "tiny-sd/controlnet"};
+static const char *const fixture_dirs[] = {"goldens", "tiny-sd/unet", "tiny-sd/vae",
+                                           "tiny-sd/text_encoder", "tiny-sd/controlnet"};
+
+static void test_open_and_rewrite_every_fixture_file(void) {
     int opened = 0;
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+    for (size_t i = 0; i < sizeof fixture_dirs / sizeof fixture_dirs[0]; i++) {
         char dir[4096];
-        snprintf(dir, sizeof dir, "%s/%s", fixtures(), dirs[i]);
-        CHECK(open_all_in(dir, &opened), "files in %s", dir);
+        snprintf(dir, sizeof dir, "%s/%s", fixtures(), fixture_dirs[i]);
+        CHECK(check_all_in(dir, &opened), "files in %s", dir);
     }
     CHECK(opened >= 10, "only %d safetensors files found under %s", opened, fixtures());
 }
@@ -226,10 +294,407 @@ static void test_weight_shapes_match_configs(void) {
     CHECK(ok, "token_embedding is [%lld,%lld]", (long long)vocab, (long long)hidden);
 }
 
+/* ---- writer ---------------------------------------------------------- */
+
+static void test_write_exact_bytes(void) {
+    /* The layout the Python library produces, derived by hand: compact JSON,
+     * metadata first, spaces to a multiple of 8, the 4-byte dtype before the
+     * 1-byte one whatever the key order. */
+    const float a[2] = {1.0f, 2.0f};
+    const uint8_t b[3] = {7, 8, 9};
+    st_write_item items[] = {
+        {"b", {.dtype = CNET_U8, .ndim = 1, .shape = {3}, .data = (void *)b}},
+        {"a", {.dtype = CNET_F32, .ndim = 1, .shape = {2}, .data = (void *)a}},
+    };
+    const char *mk[] = {"format"}, *mv[] = {"pt"};
+    char path[256];
+    tmp_path(path, sizeof path, "exact.safetensors");
+    cnet_error err = {0};
+    CHECK(st_write(path, items, 2, mk, mv, 1, &err) == CNET_OK, "%s", err.msg);
+    const char *json = "{\"__metadata__\":{\"format\":\"pt\"},"
+                       "\"b\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[8,11]},"
+                       "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    size_t jl = strlen(json), hl = (jl + 7) / 8 * 8;
+    unsigned char want[512];
+    for (int i = 0; i < 8; i++) want[i] = (unsigned char)(hl >> (8 * i));
+    memcpy(want + 8, json, jl);
+    memset(want + 8 + jl, ' ', hl - jl);
+    memcpy(want + 8 + hl, a, 8);
+    memcpy(want + 8 + hl + 8, b, 3);
+    size_t got_len;
+    unsigned char *got = slurp(path, &got_len);
+    int same = got && got_len == 8 + hl + 11 && memcmp(got, want, got_len) == 0;
+    free(got);
+    CHECK(same, "file bytes differ from the hand-built layout (len %zu, want %zu)", got_len,
+          8 + hl + 11);
+    CHECK(count_temp_files() == 0, "temp file left behind");
+}
+
+static void test_write_read_round_trip(void) {
+    float f32[6] = {1, -2, 3.5f, 0, -0.0f, 1e-30f};
+    uint16_t f16[5] = {0x3c00, 0x7c00, 0x0001, 0xfbff, 0x7e00};
+    uint16_t bf16[4] = {0x3f80, 0xff80, 0x0001, 0x7fc0};
+    int64_t i64 = -1234567890123LL;
+    uint8_t u8[3] = {0, 128, 255};
+    st_write_item items[] = {
+        {"u8", {.dtype = CNET_U8, .ndim = 1, .shape = {3}, .data = u8}},
+        {"f16", {.dtype = CNET_F16, .ndim = 1, .shape = {5}, .data = f16}},
+        {"scalar", {.dtype = CNET_I64, .ndim = 0, .data = &i64}},
+        {"empty", {.dtype = CNET_F32, .ndim = 2, .shape = {0, 4}, .data = NULL}},
+        {"bf16", {.dtype = CNET_BF16, .ndim = 3, .shape = {1, 2, 2}, .data = bf16}},
+        {"f32", {.dtype = CNET_F32, .ndim = 4, .shape = {1, 2, 3, 1}, .data = f32}},
+        {"empty_u8", {.dtype = CNET_U8, .ndim = 1, .shape = {0}, .data = NULL}},
+    };
+    int n = (int)(sizeof items / sizeof items[0]);
+    const char *mk[] = {"format", "note"}, *mv[] = {"pt", "caf\xc3\xa9 \"quoted\"\n"};
+    char path[256];
+    tmp_path(path, sizeof path, "round.safetensors");
+    cnet_error err = {0};
+    CHECK(st_write(path, items, n, mk, mv, 2, &err) == CNET_OK, "%s", err.msg);
+    st_file f;
+    CHECK(st_open(&f, path, &err) == CNET_OK, "%s", err.msg);
+    int ok = f.n == n && f.n_meta == 2 && strcmp(st_meta(&f, "note"), mv[1]) == 0 &&
+             strcmp(st_meta(&f, "format"), "pt") == 0;
+    for (int i = 0; ok && i < n; i++) {
+        const st_entry *e = &f.entries[i]; /* file order = the given order */
+        const cnet_tensor *t = &items[i].view;
+        ok = strcmp(e->name, items[i].name) == 0 && e->view.dtype == t->dtype &&
+             e->view.ndim == t->ndim && e->nbytes == cnet_tensor_bytes(t) &&
+             (uintptr_t)e->view.data % cnet_dtype_size(t->dtype) == 0 &&
+             (e->nbytes == 0 || memcmp(e->view.data, t->data, e->nbytes) == 0);
+        for (int d = 0; ok && d < t->ndim; d++) ok = e->view.shape[d] == t->shape[d];
+        if (!ok) printf("    entry %d '%s' differs\n", i, e->name);
+    }
+    st_close(&f);
+    CHECK(ok, "round trip");
+}
+
+static void test_write_refuses_bad_items(void) {
+    float x[4] = {0};
+    char path[256];
+    tmp_path(path, sizeof path, "bad_items.safetensors");
+    struct {
+        st_write_item item[2];
+        const char *want;
+    } cases[] = {
+        {{{"w", {.dtype = CNET_F32, .ndim = 5, .shape = {1, 1, 1, 1}, .data = x}}}, "'w'"},
+        {{{"w", {.dtype = CNET_F32, .ndim = 2, .shape = {2, -2}, .data = x}}}, "invalid shape"},
+        {{{"w", {.dtype = CNET_F32, .ndim = 1, .shape = {4}, .data = NULL}}}, "no data"},
+        {{{"__metadata__", {.dtype = CNET_F32, .ndim = 1, .shape = {4}, .data = x}}},
+         "not allowed"},
+        {{{NULL, {.dtype = CNET_F32, .ndim = 1, .shape = {4}, .data = x}}}, "not allowed"},
+        {{{"w\xff", {.dtype = CNET_F32, .ndim = 1, .shape = {4}, .data = x}}}, "UTF-8"},
+        {{{"w", {.dtype = CNET_F32, .ndim = 1, .shape = {4}, .data = x}},
+          {"w", {.dtype = CNET_U8, .ndim = 1, .shape = {4}, .data = x}}},
+         "tensor 'w' given twice"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cnet_error err = {0};
+        int n = cases[i].item[1].name ? 2 : 1;
+        int rc = st_write(path, cases[i].item, n, NULL, NULL, 0, &err);
+        CHECK(rc == CNET_EINVAL && strstr(err.msg, path) && strstr(err.msg, cases[i].want),
+              "case %zu: rc %d '%s'", i, rc, err.msg);
+    }
+    const char *mk[] = {"k", "k"}, *mv[] = {"1", "2"};
+    st_write_item ok = {"w", {.dtype = CNET_F32, .ndim = 1, .shape = {4}, .data = x}};
+    cnet_error err = {0};
+    CHECK(st_write(path, &ok, 1, mk, mv, 2, &err) == CNET_EINVAL &&
+              strstr(err.msg, "metadata 'k' given twice"),
+          "duplicate metadata: '%s'", err.msg);
+    CHECK(access(path, F_OK) != 0 && count_temp_files() == 0, "nothing may be written");
+}
+
+static void test_write_failure_keeps_old_file(void) {
+    static float big[16384];
+    float small[2] = {1, 2};
+    char path[256];
+    tmp_path(path, sizeof path, "keep.safetensors");
+    st_write_item old = {"old", {.dtype = CNET_F32, .ndim = 1, .shape = {2}, .data = small}};
+    cnet_error err = {0};
+    CHECK(st_write(path, &old, 1, NULL, NULL, 0, &err) == CNET_OK, "%s", err.msg);
+    size_t before_len;
+    unsigned char *before = slurp(path, &before_len);
+
+    /* A real I/O failure: the file size limit makes write() fail with EFBIG. */
+    struct rlimit saved, lim;
+    getrlimit(RLIMIT_FSIZE, &saved);
+    lim = saved;
+    lim.rlim_cur = 4096;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    st_write_item large = {"big", {.dtype = CNET_F32, .ndim = 1, .shape = {16384}, .data = big}};
+    int rc = st_write(path, &large, 1, NULL, NULL, 0, &err);
+    setrlimit(RLIMIT_FSIZE, &saved);
+    signal(SIGXFSZ, prev);
+    size_t after_len;
+    unsigned char *after = slurp(path, &after_len);
+    int same = before && after && before_len == after_len && !memcmp(before, after, after_len);
+    free(before);
+    free(after);
+    CHECK(rc == CNET_EIO && strstr(err.msg, "cannot write") && strstr(err.msg, path), "rc %d '%s'",
+          rc, err.msg);
+    CHECK(same, "existing file changed by a failed write");
+    CHECK(count_temp_files() == 0, "temp file left after a failed write");
+
+    /* rename() onto a directory fails after the data was written. */
+    char dir[256];
+    tmp_path(dir, sizeof dir, "is_a_dir.safetensors");
+    CHECK(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+    rc = st_write(dir, &old, 1, NULL, NULL, 0, &err);
+    rmdir(dir);
+    CHECK(rc == CNET_EIO && strstr(err.msg, "cannot rename"), "rc %d '%s'", rc, err.msg);
+    CHECK(count_temp_files() == 0, "temp file left after a failed rename");
+
+    char missing[256];
+    tmp_path(missing, sizeof missing, "no/such/dir.safetensors");
+    rc = st_write(missing, &old, 1, NULL, NULL, 0, &err);
+    CHECK(rc == CNET_EIO && strstr(err.msg, "cannot create") && strstr(err.msg, missing),
+          "rc %d '%s'", rc, err.msg);
+}
+
+/* ---- corpus of broken files ------------------------------------------ */
+
+/* Writes the 8-byte length, the header and data_len zero bytes. */
+static void write_raw(const char *path, uint64_t len_field, const char *header, size_t data_len) {
+    size_t hl = strlen(header);
+    unsigned char *buf = calloc(8 + hl + data_len + 1, 1);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(len_field >> (8 * i));
+    memcpy(buf + 8, header, hl);
+    spill(path, buf, 8 + hl + data_len);
+    free(buf);
+}
+
+static int refused(const char *path, int want_code, const char *want1, const char *want2) {
+    st_file f;
+    cnet_error err = {0};
+    int rc = st_open(&f, path, &err);
+    int ok = rc == want_code && strstr(err.msg, path) && (!want1 || strstr(err.msg, want1)) &&
+             (!want2 || strstr(err.msg, want2)) && f.map == NULL && f.entries == NULL;
+    if (!ok) printf("    %s: rc %d, message '%s'\n", path, rc, err.msg);
+    if (rc == CNET_OK) st_close(&f);
+    return ok;
+}
+
+#define W(name) "\"" name "\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":"
+
+static void test_broken_headers_refused(void) {
+    static const struct {
+        const char *header; /* NULL: raw bytes below */
+        size_t data;
+        const char *want1, *want2;
+    } cases[] = {
+        {"{\"a\": {", 0, "not a valid UTF-8 JSON", NULL},
+        {"{} x", 0, "not a valid UTF-8 JSON", NULL},
+        {"{\"\xff\xfe\":{}}", 0, "not a valid UTF-8 JSON", NULL},
+        {"{\"a\\u0000b\":{}}", 0, "not a valid UTF-8 JSON", NULL},
+        {"[1,2]", 0, "header is a JSON array, expected an object", NULL},
+        {"\"str\"", 0, "header is a JSON string", NULL},
+        {"{" W("w") "[0,8]}," W("w") "[8,16]}}", 16, "duplicate", NULL},
+        {"{\"w\":3}", 0, "tensor 'w'", "expected an object"},
+        {"{\"w\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "tensor 'w'", "'dtype'"},
+        {"{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, "tensor 'w'", "'shape'"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "tensor 'w'", "'data_offsets'"},
+        {"{\"w\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "tensor 'w'",
+         "dtype is a JSON integer"},
+        {"{\"w\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16, "tensor 'w'",
+         "unsupported dtype 'F64'"},
+        {"{\"w\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "tensor 'w'",
+         "unsupported dtype 'I32'"},
+        {"{\"w\":{\"dtype\":\"BOOL\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2, "tensor 'w'",
+         "unsupported dtype 'BOOL'"},
+        {"{\"w\":{\"dtype\":\"f32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "tensor 'w'",
+         "unsupported dtype 'f32'"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":\"abc\",\"data_offsets\":[0,8]}}", 8, "tensor 'w'",
+         "shape is a JSON string"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,2],\"data_offsets\":[0,8]}}", 8,
+         "tensor 'w'", "5 dims"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2,-3],\"data_offsets\":[0,8]}}", 8, "tensor 'w'",
+         "shape[1] is -3"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2.0],\"data_offsets\":[0,8]}}", 8, "tensor 'w'",
+         "shape[0] is a JSON real"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\":[0,8]}}",
+         8, "tensor 'w'", "too large"},
+        {"{" W("w") "[0,8,16]}}", 16, "tensor 'w'", "expected [begin, end]"},
+        {"{" W("w") "{\"begin\":0}}}", 16, "tensor 'w'", "expected [begin, end]"},
+        {"{" W("w") "[-1,7]}}", 16, "tensor 'w'", "data_offsets[0] is -1"},
+        {"{" W("w") "[0,\"8\"]}}", 16, "tensor 'w'", "data_offsets[1] is a JSON string"},
+        {"{" W("w") "[8,0]}}", 16, "tensor 'w'", "begin after end"},
+        {"{" W("w") "[8,16]}}", 12, "tensor 'w'", "past the data block of 12 bytes"},
+        {"{" W("w") "[0,99999999999999999999]}}", 16, "not a valid UTF-8 JSON", NULL},
+        {"{\"conv_in.weight\":{\"dtype\":\"F32\",\"shape\":[320,4,3,3],\"data_offsets\":[0,100]}}",
+         100, "tensor 'conv_in.weight'",
+         "data_offsets [0, 100] hold 100 bytes but shape [320,4,3,3] of F32 needs 46080"},
+        {"{" W("a") "[0,8]}," W("b") "[4,12]}}", 16, "tensors 'a' [0, 8] and 'b' [4, 12] overlap",
+         NULL},
+        {"{\"big\":{\"dtype\":\"F32\",\"shape\":[16],\"data_offsets\":[0,64]}," W(
+             "x") "[56,64]}," W("y") "[8,16]}}",
+         64, "overlap", "'big' [0, 64]"},
+        {"{" W("a") "[0,8]}," W("b") "[0,8]}}", 8, "tensors 'a' [0, 8] and 'b' [0, 8] overlap",
+         NULL},
+        {"{\"__metadata__\":{\"k\":1}}", 0, "__metadata__ 'k' is a JSON integer", NULL},
+        {"{\"__metadata__\":[\"k\"]}", 0, "__metadata__ is a JSON array", NULL},
+        {"{\"__metadata__\":{\"k\":\"v\",\"n\":null}}", 0, "__metadata__ 'n' is a JSON null", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[256], name[64];
+        snprintf(name, sizeof name, "broken_%02zu.safetensors", i);
+        tmp_path(path, sizeof path, name);
+        write_raw(path, strlen(cases[i].header), cases[i].header, cases[i].data);
+        EXPECT(refused(path, CNET_EFORMAT, cases[i].want1, cases[i].want2), "case %zu", i);
+    }
+}
+
+static void test_broken_lengths_refused(void) {
+    char path[256];
+    tmp_path(path, sizeof path, "short.safetensors");
+    CHECK(spill(path, "", 0) && refused(path, CNET_EFORMAT, "0 bytes, too short", NULL), "empty");
+    CHECK(spill(path, "\x02\0\0\0\0\0\0", 7) && refused(path, CNET_EFORMAT, "too short", NULL),
+          "7 bytes");
+    write_raw(path, 1000, "{}", 40);
+    CHECK(refused(path, CNET_EFORMAT, "header length 1000 is larger than the 42 bytes", NULL),
+          "header length past the end");
+    write_raw(path, SAFETENSORS_MAX_HEADER + 1ull, "{}", 0);
+    CHECK(refused(path, CNET_ELIMIT, "exceeds the limit", NULL), "header over 100 MB");
+    write_raw(path, UINT64_MAX, "{}", 0);
+    CHECK(refused(path, CNET_ELIMIT, "18446744073709551615", NULL), "2^64-1 header length");
+    char missing[256];
+    tmp_path(missing, sizeof missing, "does_not_exist.safetensors");
+    CHECK(refused(missing, CNET_EIO, "cannot open", NULL), "missing file");
+    CHECK(refused(tmpdir, CNET_EIO, "not a regular file", NULL), "directory");
+}
+
+static void test_valid_edge_cases_accepted(void) {
+    static const char *headers[] = {
+        "{}",
+        "{\"__metadata__\":{}}",
+        "{\"s\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[0,8]}}",
+        /* An empty tensor occupies no bytes and overlaps nothing. */
+        "{" W("a") "[0,8]},\"e\":{\"dtype\":\"F16\",\"shape\":[0,3],\"data_offsets\":[4,4]}}",
+        /* Unknown fields are ignored; gaps and trailing bytes are tolerated. */
+        "{\"a\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[2,6],\"extra\":1}}  ",
+    };
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        char path[256];
+        tmp_path(path, sizeof path, "valid.safetensors");
+        write_raw(path, strlen(headers[i]), headers[i], 9);
+        st_file f;
+        cnet_error err = {0};
+        CHECK(st_open(&f, path, &err) == CNET_OK, "header %zu: %s", i, err.msg);
+        st_close(&f);
+    }
+}
+
+/* A valid file cut at every length is refused, naming the file. */
+static void test_truncated_files_refused(void) {
+    uint8_t u8[5] = {1, 2, 3, 4, 5};
+    float f32[3] = {1, 2, 3};
+    st_write_item items[] = {
+        {"u8", {.dtype = CNET_U8, .ndim = 1, .shape = {5}, .data = u8}},
+        {"f32", {.dtype = CNET_F32, .ndim = 2, .shape = {1, 3}, .data = f32}},
+    };
+    const char *mk[] = {"k"}, *mv[] = {"v"};
+    char whole[256], cut[256];
+    tmp_path(whole, sizeof whole, "whole.safetensors");
+    tmp_path(cut, sizeof cut, "cut.safetensors");
+    cnet_error err = {0};
+    CHECK(st_write(whole, items, 2, mk, mv, 1, &err) == CNET_OK, "%s", err.msg);
+    size_t len;
+    unsigned char *buf = slurp(whole, &len);
+    CHECK(buf, "read back");
+    int ok = 1;
+    for (size_t n = 0; n < len && ok; n++) {
+        spill(cut, buf, n);
+        st_file f;
+        ok = st_open(&f, cut, &err) != CNET_OK && strstr(err.msg, cut) != NULL;
+        if (!ok) printf("    cut at %zu of %zu accepted or unnamed: '%s'\n", n, len, err.msg);
+    }
+    free(buf);
+    CHECK(ok, "every truncation refused");
+
+    /* And a real weight file cut inside its data block names the tensor. */
+    char src[4096];
+    snprintf(src, sizeof src, "%s/tiny-sd/vae/diffusion_pytorch_model.safetensors", fixtures());
+    buf = slurp(src, &len);
+    CHECK(buf, "read %s", src);
+    for (int k = 1; k <= 64 && ok; k++) {
+        size_t n = len - 1 - (len - 1) * (size_t)(k - 1) / 64 / 2; /* the last half */
+        spill(cut, buf, n);
+        st_file f;
+        ok = st_open(&f, cut, &err) != CNET_OK && strstr(err.msg, cut) &&
+             (strstr(err.msg, "tensor '") || strstr(err.msg, "header length"));
+        if (!ok) printf("    cut at %zu: '%s'\n", n, err.msg);
+    }
+    free(buf);
+    CHECK(ok, "truncated weight files refused");
+}
+
+/* Random byte corruption of a valid header: opened or refused, never a
+ * crash (ASan and UBSan watch this one). */
+static void test_corrupted_headers_survive(void) {
+    char src[4096], path[256];
+    snprintf(src, sizeof src, "%s/goldens/vae.safetensors", fixtures());
+    tmp_path(path, sizeof path, "fuzz.safetensors");
+    size_t len;
+    unsigned char *orig = slurp(src, &len);
+    CHECK(orig && len > 1024, "read %s", src);
+    unsigned char *buf = malloc(len);
+    uint64_t state = 12345;
+    int refusals = 0;
+    for (int it = 0; it < 400; it++) {
+        memcpy(buf, orig, len);
+        for (int k = 0; k < 1 + it % 4; k++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            size_t pos = (size_t)(state >> 33) % 1024;
+            buf[pos] = (unsigned char)(state >> 20);
+        }
+        spill(path, buf, len);
+        st_file f;
+        cnet_error err = {0};
+        if (st_open(&f, path, &err) == CNET_OK)
+            st_close(&f);
+        else if (strstr(err.msg, path))
+            refusals++;
+        else {
+            printf("    iteration %d: message without the file name: '%s'\n", it, err.msg);
+            break;
+        }
+    }
+    free(buf);
+    free(orig);
+    CHECK(refusals > 100, "only %d of 400 corruptions refused", refusals);
+}
+
+static void remove_tmpdir(void) {
+    DIR *d = opendir(tmpdir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", tmpdir, de->d_name);
+        unlink(path);
+    }
+    if (d) closedir(d);
+    rmdir(tmpdir);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
-    RUN(test_open_every_fixture_file);
+    if (!mkdtemp(tmpdir)) {
+        printf("cannot create a temp dir: %s\n", strerror(errno));
+        return 1;
+    }
+    RUN(test_open_and_rewrite_every_fixture_file);
     RUN(test_golden_facts);
     RUN(test_weight_shapes_match_configs);
+    RUN(test_write_exact_bytes);
+    RUN(test_write_read_round_trip);
+    RUN(test_write_refuses_bad_items);
+    RUN(test_write_failure_keeps_old_file);
+    RUN(test_broken_headers_refused);
+    RUN(test_broken_lengths_refused);
+    RUN(test_valid_edge_cases_accepted);
+    RUN(test_truncated_files_refused);
+    RUN(test_corrupted_headers_survive);
+    remove_tmpdir();
     return harness_done();
 }
