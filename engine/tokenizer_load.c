@@ -14,7 +14,8 @@
  * the vocabulary and added_tokens_decoder, and single_word added tokens are
  * refused with the file, line or field named. lstrip/rstrip of added tokens
  * are accepted and ignored: they strip whitespace next to the token, and
- * BasicTokenizer strips it from those pieces anyway. */
+ * BasicTokenizer strips it from those pieces anyway. do_lower_case is
+ * ignored as CLIPTokenizer ignores it: its BasicTokenizer always lower-cases. */
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
