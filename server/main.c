@@ -8,6 +8,7 @@
 static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},
     {"bench", "performance benchmarks (cnet bench ops)", cmd_bench},
+    {"golden", "check a fixture directory's goldens", cmd_golden},
 };
 
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

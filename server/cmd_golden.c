@@ -1,0 +1,113 @@
+/* cnet golden --fixtures DIR: checks every golden file of a fixture
+ * directory that cnet can compute so far and prints one line per tensor
+ * (server/golden.h), then a summary. Exit status 0 when everything passed,
+ * 1 on any mismatch or missing file, 2 on a usage error.
+ *
+ * Later work adds a row to `checks` (and a golden_check_<stem> function)
+ * for each golden file it can reproduce; golden files without a row are
+ * listed as not checked. */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/commands.h"
+#include "server/golden.h"
+
+typedef struct golden_check {
+    const char *stem; /* goldens/<stem>.safetensors */
+    int (*run)(golden_ctx *ctx, const st_file *f, cnet_error *err);
+} golden_check;
+
+static const golden_check checks[] = {
+    {"tokenizer", golden_check_tokenizer},
+};
+
+static const int n_checks = (int)(sizeof checks / sizeof checks[0]);
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: cnet golden [--fixtures DIR]\n"
+                 "  Compares cnet with the reference tensors in DIR/goldens (default "
+                 "../shared/fixtures).\n");
+}
+
+/* Lists the file's tensors that no check compared. */
+static void list_unchecked(const golden_ctx *ctx, const st_file *f) {
+    int unchecked = 0;
+    for (int i = 0; i < f->n; i++) {
+        int seen = 0;
+        for (int j = 0; j < ctx->n_seen && !seen; j++)
+            seen = strcmp(ctx->seen[j], f->entries[i].name) == 0;
+        if (!seen) unchecked++;
+    }
+    if (unchecked) printf("%s.safetensors: %d tensors not checked\n", ctx->stem, unchecked);
+}
+
+static void run_check(golden_ctx *ctx, const golden_check *c) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/goldens/%s.safetensors", ctx->fixtures, c->stem);
+    printf("== %s\n", path);
+    ctx->stem = c->stem;
+    ctx->n_seen = 0;
+    cnet_error err;
+    st_file f;
+    if (st_open(&f, path, &err)) {
+        printf("FAIL %s\n", err.msg);
+        ctx->failed++;
+        return;
+    }
+    if (c->run(ctx, &f, &err)) {
+        printf("FAIL %s: %s\n", c->stem, err.msg);
+        ctx->failed++;
+    }
+    list_unchecked(ctx, &f);
+    st_close(&f);
+}
+
+/* Golden files present that no row of `checks` covers yet. */
+static void list_uncovered(const char *fixtures) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/goldens", fixtures);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name), s = strlen(".safetensors");
+        if (n <= s || strcmp(e->d_name + n - s, ".safetensors") != 0) continue;
+        int covered = 0;
+        for (int i = 0; i < n_checks && !covered; i++)
+            covered =
+                strlen(checks[i].stem) == n - s && strncmp(checks[i].stem, e->d_name, n - s) == 0;
+        if (!covered) printf("not checked yet: goldens/%s\n", e->d_name);
+    }
+    closedir(d);
+}
+
+int cmd_golden(int argc, char **argv) {
+    const char *fixtures = "../shared/fixtures";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--fixtures") == 0 && i + 1 < argc) {
+            fixtures = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "cnet golden: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    golden_ctx ctx;
+    cnet_error err;
+    if (golden_init(&ctx, fixtures, &err)) {
+        fprintf(stderr, "cnet golden: %s\n", err.msg);
+        golden_free(&ctx);
+        return 1;
+    }
+    for (int i = 0; i < n_checks; i++) run_check(&ctx, &checks[i]);
+    list_uncovered(fixtures);
+    printf("cnet golden: %d checks, %d passed, %d failed\n", ctx.passed + ctx.failed, ctx.passed,
+           ctx.failed);
+    int failed = ctx.failed;
+    golden_free(&ctx);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,64 @@
+/* Golden checks: what cnet computes against the reference tensors of a
+ * fixture directory (../shared/fixtures layout: goldens/<stem>.safetensors,
+ * goldens/tolerances.json, goldens/manifest.json, the model folder).
+ *
+ * One check function per golden file (golden_check_<stem>), listed in the
+ * table of server/cmd_golden.c. A check computes its tensors and hands each
+ * to golden_compare, which prints one line (name, shape, max abs error, the
+ * allowed error, PASS/FAIL) and counts it. Everything is taken from the
+ * fixture files and their metadata, nothing about a particular fixture is
+ * built in. Not a test harness: `cnet golden` runs it; tests may too. */
+#ifndef CNET_GOLDEN_H
+#define CNET_GOLDEN_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+#include "engine/safetensors.h"
+#include "engine/tensor.h"
+
+/* Allowed error of a float tensor: this many times the float32-vs-float64
+ * figure of the reference (tolerances.json), and never below the floor. */
+#define GOLDEN_TOL_FACTOR 10.0
+#define GOLDEN_TOL_FLOOR 1e-5
+/* Tensors one golden file may hold (for the "not checked" listing). */
+#define GOLDEN_MAX_SEEN 16384
+
+typedef struct golden_ctx {
+    const char *fixtures;     /* borrowed: the fixture root */
+    json_t *tolerances;       /* owned: goldens/tolerances.json */
+    char model_dir[PATH_MAX]; /* the model folder the goldens were made with */
+    const char *stem;         /* golden file being checked, e.g. "tokenizer" */
+    int passed, failed;       /* tensors so far */
+    const char **seen;        /* owned array; names compared in the current file */
+    int n_seen;
+} golden_ctx;
+
+/* Reads tolerances.json and finds the model folder: the one folder whose
+ * model_index.json goldens/manifest.json lists. */
+int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err);
+void golden_free(golden_ctx *ctx);
+
+/* Allowed max abs error of tensor `name` in golden file `stem`: 0 when
+ * tolerances.json says "exact", else max(GOLDEN_TOL_FACTOR * max_abs,
+ * GOLDEN_TOL_FLOOR). Keys are "<stem>/<name>". */
+int golden_tolerance(const golden_ctx *ctx, const char *stem, const char *name, double *allowed,
+                     cnet_error *err);
+
+/* Compares got (host F32, I64 or U8) with the golden tensor `name` of f in
+ * the current file: same dtype class and shape, max abs error within the
+ * allowed one (integers exactly). Prints the line and counts it; returns 1
+ * on PASS, 0 on FAIL. */
+int golden_compare(golden_ctx *ctx, const st_file *f, const char *name, const cnet_tensor *got);
+
+/* Prints and counts a result computed elsewhere (note may be NULL). */
+void golden_report(golden_ctx *ctx, const char *name, const char *shape, double max_err,
+                   double allowed, int pass, const char *note);
+
+/* The checks, one per golden file. Each returns 0 when it ran (its tensors
+ * counted, passed or not) or an error that kept it from running. */
+int golden_check_tokenizer(golden_ctx *ctx, const st_file *f, cnet_error *err);
+
+#endif
