@@ -127,8 +127,7 @@ static void test_gemm_beta_zero_ignores_c(void) {
 }
 
 static void test_gemm_batched_vs_reference(void) {
-    /* Small matrices take the parallel-over-batch path, large ones thread
-     * each product; strides leave gaps between the matrices. */
+    /* Small and large products; strides leave gaps between the matrices. */
     static const gemm_case cases[] = {
         {5, 7, 4, 0, 1, 1.0f, 0.0f},
         {3, 9, 6, 1, 0, 0.5f, 1.0f},
