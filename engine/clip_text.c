@@ -2,6 +2,9 @@
  * CLIPEncoderLayer, CLIPTextTransformer); see clip_text.h. */
 #include "clip_text.h"
 
+#include <limits.h>
+#include "model_files.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,4 +169,15 @@ int clip_text_forward(clip_text_model *m, cnet_arena *scratch, float *last_hidde
     }
     cnet_arena_restore(scratch, mark);
     return 0;
+}
+
+int clip_text_open(clip_text_model *m, cnet_backend *be, const char *dir, cnet_error *err) {
+    char config[PATH_MAX], weights[PATH_MAX];
+    cnet_clip_text_config cfg;
+    int rc = model_component_files(config, weights, PATH_MAX, dir, err);
+    memset(m, 0, sizeof *m);
+    if (!rc) rc = cnet_clip_text_config_load(&cfg, config, err);
+    if (!rc && !(rc = clip_text_init(m, be, &cfg, err))) rc = clip_text_load(m, weights, err);
+    if (rc) clip_text_free(m);
+    return rc;
 }

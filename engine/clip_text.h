@@ -52,4 +52,8 @@ size_t clip_text_scratch_bytes(const clip_text_model *m, int B, int L);
 int clip_text_forward(clip_text_model *m, cnet_arena *scratch, float *last_hidden, float *pooled,
                       const int64_t *ids, int B, int L, int clip_skip, cnet_error *err);
 
+/* Loads a diffusers component folder: config.json and its weights
+ * (engine/model_files.h). On failure m is left freed. */
+int clip_text_open(clip_text_model *m, cnet_backend *be, const char *dir, cnet_error *err);
+
 #endif

@@ -1,6 +1,9 @@
 /* ControlNetModel forward; see controlnet.h. */
 #include "controlnet.h"
 
+#include <limits.h>
+#include "model_files.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -152,5 +155,16 @@ int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *d
     if (conditioning_scale != 1.0f) be->scale(be, mid, mid, conditioning_scale, (long)s.mid_floats);
 done:
     cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+int controlnet_open(controlnet_model *m, cnet_backend *be, const char *dir, cnet_error *err) {
+    char config[PATH_MAX], weights[PATH_MAX];
+    cnet_unet_config cfg;
+    int rc = model_component_files(config, weights, PATH_MAX, dir, err);
+    memset(m, 0, sizeof *m);
+    if (!rc) rc = cnet_controlnet_config_load(&cfg, config, err);
+    if (!rc && !(rc = controlnet_init(m, be, &cfg, err))) rc = controlnet_load(m, weights, err);
+    if (rc) controlnet_free(m);
     return rc;
 }

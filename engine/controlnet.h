@@ -44,4 +44,8 @@ int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *d
                        const float *text, float conditioning_scale, int guess_mode, int B, int h,
                        int w, int Nt, cnet_error *err);
 
+/* Loads a diffusers component folder: config.json and its weights
+ * (engine/model_files.h). On failure m is left freed. */
+int controlnet_open(controlnet_model *m, cnet_backend *be, const char *dir, cnet_error *err);
+
 #endif

@@ -27,3 +27,11 @@ int model_weights_path(char *path, size_t cap, const char *component_dir, const 
                      variant ? "' variant " : "",
                      has_bin ? "; only a PyTorch .bin is present: convert it to safetensors" : "");
 }
+
+int model_component_files(char *config_path, char *weights_path, size_t cap,
+                          const char *component_dir, cnet_error *err) {
+    int n = snprintf(config_path, cap, "%s/config.json", component_dir);
+    if (n < 0 || (size_t)n >= cap)
+        return cnet_fail(err, CNET_ELIMIT, "%s: path too long", component_dir);
+    return model_weights_path(weights_path, cap, component_dir, NULL, err);
+}

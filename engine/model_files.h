@@ -16,4 +16,9 @@
 int model_weights_path(char *path, size_t cap, const char *component_dir, const char *variant,
                        cnet_error *err);
 
+/* config.json and the weights file of a component folder, each into a
+ * buffer of cap bytes. */
+int model_component_files(char *config_path, char *weights_path, size_t cap,
+                          const char *component_dir, cnet_error *err);
+
 #endif

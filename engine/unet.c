@@ -1,6 +1,9 @@
 /* UNet2DConditionModel forward; see unet.h. */
 #include "unet.h"
 
+#include <limits.h>
+#include "model_files.h"
+
 #include <string.h>
 
 int unet_init(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_error *err) {
@@ -90,5 +93,16 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
     nn_conv_forward(&m->conv_out, p, out, b, B, H, W);
 done:
     cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+int unet_open(unet_model *m, cnet_backend *be, const char *dir, cnet_error *err) {
+    char config[PATH_MAX], weights[PATH_MAX];
+    cnet_unet_config cfg;
+    int rc = model_component_files(config, weights, PATH_MAX, dir, err);
+    memset(m, 0, sizeof *m);
+    if (!rc) rc = cnet_unet_config_load(&cfg, config, err);
+    if (!rc && !(rc = unet_init(m, be, &cfg, err))) rc = unet_load(m, weights, err);
+    if (rc) unet_free(m);
     return rc;
 }

@@ -36,4 +36,8 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
                  const float *timesteps, const float *text, const float *const *down_residuals,
                  const float *mid_residual, int B, int h, int w, int Nt, cnet_error *err);
 
+/* Loads a diffusers component folder: config.json and its weights
+ * (engine/model_files.h). On failure m is left freed. */
+int unet_open(unet_model *m, cnet_backend *be, const char *dir, cnet_error *err);
+
 #endif

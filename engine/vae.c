@@ -1,6 +1,9 @@
 /* AutoencoderKL encoder / decoder forward; see vae.h. */
 #include "vae.h"
 
+#include <limits.h>
+#include "model_files.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -230,5 +233,16 @@ int vae_decode(vae_model *m, cnet_arena *scratch, float *x, const float *z, int 
     nn_conv_forward(&d->conv_out, p, x, b, B, H, W);
 done:
     cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+int vae_open(vae_model *m, cnet_backend *be, const char *dir, cnet_error *err) {
+    char config[PATH_MAX], weights[PATH_MAX];
+    cnet_vae_config cfg;
+    int rc = model_component_files(config, weights, PATH_MAX, dir, err);
+    memset(m, 0, sizeof *m);
+    if (!rc) rc = cnet_vae_config_load(&cfg, config, err);
+    if (!rc && !(rc = vae_init(m, be, &cfg, err))) rc = vae_load(m, weights, err);
+    if (rc) vae_free(m);
     return rc;
 }

@@ -58,4 +58,8 @@ int vae_encode(vae_model *m, cnet_arena *scratch, float *moments, const float *x
 int vae_decode(vae_model *m, cnet_arena *scratch, float *x, const float *z, int B, int h, int w,
                cnet_error *err);
 
+/* Loads a diffusers component folder: config.json and its weights
+ * (engine/model_files.h). On failure m is left freed. */
+int vae_open(vae_model *m, cnet_backend *be, const char *dir, cnet_error *err);
+
 #endif
