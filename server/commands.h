@@ -11,5 +11,7 @@ typedef struct cnet_command {
 } cnet_command;
 
 int cmd_help(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 #endif
