@@ -117,7 +117,10 @@ hub_commit_outcome hub_commit(hub_client *c, const char *repo_id, const char *re
     hub_commit_outcome out = HUB_COMMIT_OK;
     if (resp.status / 100 != 2) {
         hub_http_status_fail(c, &req, &resp, err);
-        out = hub_retry_status(resp.status, resp.body) ? HUB_COMMIT_UNKNOWN : HUB_COMMIT_FAILED;
+        /* 412: the head is not our parent — perhaps because our own earlier
+         * attempt landed; the caller compares before giving up. */
+        out = hub_retry_status(resp.status, resp.body) || resp.status == 412 ? HUB_COMMIT_UNKNOWN
+                                                                             : HUB_COMMIT_FAILED;
     } else {
         json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
         const char *oid = json_string_value(json_object_get(j, "commitOid"));

@@ -10,7 +10,8 @@
 
 typedef enum {
     HUB_COMMIT_OK,
-    HUB_COMMIT_UNKNOWN, /* no answer or a transient status: it may or may not have landed */
+    HUB_COMMIT_UNKNOWN, /* no answer, a transient status or 412 (head moved): it may or may
+                           not have landed */
     HUB_COMMIT_FAILED,  /* a definite refusal (err filled) */
 } hub_commit_outcome;
 

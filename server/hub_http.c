@@ -358,6 +358,9 @@ static CURLcode attempt(hub_client *c, const hub_request *req, xfer *x, char *er
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, HUB_USER_AGENT);
+    /* libcurl silently resends a request once when a reused connection turns
+     * out dead; for a request that must not repeat, use a fresh connection. */
+    curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, req->retry ? 0L : 1L);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);

@@ -215,6 +215,7 @@ static int commit_safely(hub_client *c, const hub_push_opts *o, hub_push_file *f
             return 0;
         }
         if (out == HUB_COMMIT_FAILED || attempt == HUB_MAX_RETRIES) return err ? err->code : -1;
+        cnet_error first = *err;
         hub_client_log(c, "commit to %s: outcome unknown (%s); re-reading the branch head",
                        o->repo_id, err ? err->msg : "");
         c->stats.retries++;
@@ -232,8 +233,8 @@ static int commit_safely(hub_client *c, const hub_push_opts *o, hub_push_file *f
         }
         return cnet_fail(err, CNET_EIO,
                          "commit to %s@%s: the branch moved from %.12s to %.12s while pushing "
-                         "and does not hold our files; push again",
-                         o->repo_id, o->revision, parent, head);
+                         "and does not hold our files (%s)",
+                         o->repo_id, o->revision, parent, head, first.msg);
     }
 }
 
