@@ -476,7 +476,7 @@ static enum MHD_Result h_batch(struct MHD_Connection *c, const conn_state *s, co
         const char *oid = json_string_value(json_object_get(o, "oid"));
         json_int_t size = json_integer_value(json_object_get(o, "size"));
         json_t *entry = json_pack("{s:s, s:I}", "oid", oid ? oid : "", "size", size);
-        char path[4096], base[256], verify[512];
+        char path[4096], base[256], verify[1024];
         snprintf(base, sizeof base, "http://127.0.0.1:%d", emu.port);
         snprintf(verify, sizeof verify, "%s/api/lfs-verify/%s/%s", base, ns, name);
         if (!is_hex(oid, 64) || size <= 0) {
