@@ -9,6 +9,8 @@ static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},
     {"bench", "performance benchmarks (cnet bench ops)", cmd_bench},
     {"golden", "check a fixture directory's goldens", cmd_golden},
+    {"push", "publish a training output directory to the Hugging Face Hub", cmd_push},
+    {"pull", "download a Hub model repo into the Hugging Face cache", cmd_pull},
 };
 
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

@@ -1,0 +1,109 @@
+/* `cnet pull`: download a Hub model repo into the huggingface_hub cache and
+ * print the snapshot directory. A thin command over hub_pull
+ * (server/hub_pull.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/commands.h"
+#include "server/hub_pull.h"
+#include "server/hub_repo.h"
+
+#define PULL_INCLUDE_MAX 32 /* --include options accepted */
+
+static const char pull_usage[] =
+    "usage: cnet pull REPO_ID [--revision REV] [--include GLOB]... [--endpoint URL]\n"
+    "                 [--offline] [--cache DIR]\n"
+    "\n"
+    "Downloads the files of a model repo (or those matching any --include glob) into the\n"
+    "Hugging Face cache and prints the snapshot directory. REPO_ID may also be written\n"
+    "hf://NAMESPACE/NAME[@REV]. Interrupted downloads resume; files already cached are reused.\n"
+    "\n"
+    "  --revision REV   branch, tag or commit (default main)\n"
+    "  --include GLOB   only paths matching GLOB (repeatable)\n"
+    "  --endpoint URL   Hub URL (default: HF_ENDPOINT, else https://huggingface.co)\n"
+    "  --offline        use only the cache (also HF_HUB_OFFLINE=1)\n"
+    "  --cache DIR      cache root (default: HF_HUB_CACHE, else $HF_HOME/hub, else\n"
+    "                   ~/.cache/huggingface/hub)\n"
+    "\n"
+    "Token (optional, for private repos): HF_TOKEN, HF_TOKEN_FILE, or $HF_HOME/token.\n";
+
+static void on_log(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "%s\n", line);
+}
+
+static void on_file(void *ctx, const char *file, long long done, long long total) {
+    (void)ctx;
+    fprintf(stderr, "downloaded %s (%lld/%lld bytes)\n", file, done, total);
+}
+
+int cmd_pull(int argc, char **argv) {
+    const char *include[PULL_INCLUDE_MAX + 1] = {0};
+    int n_include = 0;
+    hub_pull_opts o = {.progress = on_file};
+    const char *endpoint = NULL, *id = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(pull_usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--offline") == 0) {
+            o.offline = 1;
+        } else if (has_value && strcmp(a, "--revision") == 0) {
+            o.revision = argv[++i];
+        } else if (has_value && strcmp(a, "--include") == 0 && n_include < PULL_INCLUDE_MAX) {
+            include[n_include++] = argv[++i];
+        } else if (has_value && strcmp(a, "--endpoint") == 0) {
+            endpoint = argv[++i];
+        } else if (has_value && strcmp(a, "--cache") == 0) {
+            o.cache_dir = argv[++i];
+        } else if (a[0] != '-' && !id) {
+            id = a;
+        } else {
+            fprintf(stderr, "cnet pull: unknown or incomplete option '%s'\n%s", a, pull_usage);
+            return 2;
+        }
+    }
+    if (!id) {
+        fprintf(stderr, "cnet pull: REPO_ID is required\n%s", pull_usage);
+        return 2;
+    }
+    cnet_error err = {0};
+    char repo_id[HUB_REPO_ID_MAX], rev[HUB_REVISION_MAX];
+    if (hub_ref_is_hub(id)) {
+        if (hub_ref_parse(id, repo_id, rev, &err) != 0) {
+            fprintf(stderr, "cnet pull: %s\n", err.msg);
+            return 2;
+        }
+        if (!o.revision) o.revision = rev;
+        o.repo_id = repo_id;
+    } else {
+        o.repo_id = id;
+    }
+    if (hub_repo_id_check(o.repo_id, &err) != 0) {
+        fprintf(stderr, "cnet pull: %s\n", err.msg);
+        return 2;
+    }
+    o.include = n_include ? include : NULL;
+    hub_client c;
+    int online = !o.offline;
+    if (online && hub_client_init(&c, endpoint, 0, &err) != 0) {
+        fprintf(stderr, "cnet pull: %s\n", err.msg);
+        return err.code == CNET_EINVAL ? 2 : 1;
+    }
+    if (online) c.log = on_log;
+    char snapshot[HUB_PATH_MAX];
+    hub_pull_result r;
+    int rc = hub_pull(online ? &c : NULL, &o, snapshot, &r, &err);
+    if (rc != 0) {
+        fprintf(stderr, "cnet pull: %s\n", err.msg);
+    } else {
+        fprintf(stderr, "%s@%s → commit %s: %d files (%d downloaded, %lld bytes; %d cached)\n",
+                o.repo_id, o.revision ? o.revision : "main", r.commit, r.files, r.downloaded,
+                r.bytes, r.cached);
+        printf("%s\n", snapshot);
+    }
+    if (online) hub_client_free(&c);
+    return rc == 0 ? 0 : 1;
+}
