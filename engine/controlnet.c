@@ -90,9 +90,8 @@ size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, 
     return floats * sizeof(float) + 256 * CNET_ARENA_ALIGN;
 }
 
-/* cond [B,H,W,cc] -> emb [B,h,w,C0]. */
-static int cond_embedding(const controlnet_model *m, cnet_arena *scratch, float *emb,
-                          const float *cond, int B, int H, int W, cnet_error *err) {
+int controlnet_cond_embedding(const controlnet_model *m, cnet_arena *scratch, float *emb,
+                              const float *cond, int B, int H, int W, cnet_error *err) {
     cnet_backend *be = m->params.be;
     const cnet_params *p = &m->params;
     size_t mark = cnet_arena_mark(scratch);
@@ -138,8 +137,8 @@ int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *d
     for (int i = 0; i < s.n_skips && !rc; i++)
         if (!(skips[i] = cnet_arena_alloc(scratch, s.skip_floats[i] * sizeof(float), err)))
             rc = err ? err->code : CNET_ENOMEM;
-    if (!rc) rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, timesteps, B, err);
-    if (!rc) rc = cond_embedding(m, scratch, emb, cond, B, h * f, w * f, err);
+    if (!rc) rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, err);
+    if (!rc) rc = controlnet_cond_embedding(m, scratch, emb, cond, B, h * f, w * f, err);
     if (!rc)
         rc = unet_encoder_forward(&m->enc, p, scratch, skips, mid_h, sample, emb, temb_act, text, B,
                                   h, w, Nt, err);

@@ -36,6 +36,10 @@ size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, 
 /* The image size factor: H = h * controlnet_image_factor(m). */
 int controlnet_image_factor(const controlnet_model *m);
 
+/* The conditioning embedding alone: cond [B,H,W,cc] -> emb [B,H/f,W/f,C0]. */
+int controlnet_cond_embedding(const controlnet_model *m, cnet_arena *scratch, float *emb,
+                              const float *cond, int B, int H, int W, cnet_error *err);
+
 /* down[i] (n_skips device buffers sized as the UNet's skips) and mid from
  * sample [B,h,w,C], cond [B,H,W,conditioning_channels] in [0,1], host
  * timesteps [B], text [B,Nt,Dt]. */

@@ -71,7 +71,7 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
     for (int i = 0; i < s.n_skips && !rc; i++)
         if (!(skips[i] = cnet_arena_alloc(scratch, s.skip_floats[i] * sizeof(float), err)))
             rc = err ? err->code : CNET_ENOMEM;
-    if (!rc) rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, timesteps, B, err);
+    if (!rc) rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, err);
     if (!rc)
         rc = unet_encoder_forward(&m->enc, p, scratch, skips, a, sample, NULL, temb_act, text, B, h,
                                   w, Nt, err);

@@ -66,7 +66,7 @@ int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s
 }
 
 int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
-                      float *temb_act, float *temb, const float *timesteps, int B,
+                      float *temb_act, float *temb, float *proj_out, const float *timesteps, int B,
                       cnet_error *err) {
     cnet_backend *be = p->be;
     const cnet_unet_config *L = &e->cfg;
@@ -82,6 +82,7 @@ int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *s
     be->upload(be, t_dev, timesteps, (size_t)B * sizeof(float));
     be->timestep_embedding(be, proj, t_dev, B, C0, L->flip_sin_to_cos, L->freq_shift,
                            TIMESTEP_MAX_PERIOD);
+    if (proj_out) be->copy(be, proj_out, proj, (size_t)B * C0 * sizeof(float));
     nn_linear_forward(&e->time_linear_1, p, hid, proj, B);
     be->silu_forward(be, hid, hid, (long)B * T);
     nn_linear_forward(&e->time_linear_2, p, temb, hid, B);

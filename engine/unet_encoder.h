@@ -40,9 +40,11 @@ void unet_encoder_free(unet_encoder *e);
 /* Checks h/w (the down path must halve evenly) and fills the sizes. */
 int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s, cnet_error *err);
 
-/* temb_act[B, 4*C0] = silu(temb); timesteps [B] host floats. */
+/* temb[B, 4*C0] and temb_act = silu(temb) from host timesteps [B];
+ * proj [B, C0] (the sinusoidal features) is also written when non-NULL. */
 int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
-                      float *temb_act, float *temb, const float *timesteps, int B, cnet_error *err);
+                      float *temb_act, float *temb, float *proj, const float *timesteps, int B,
+                      cnet_error *err);
 /* sample [B,h,w,in] (+ cond [B,h,w,C0] or NULL) -> skips[0..n_skips-1] and
  * mid [B,mid_h,mid_w,Ck]. */
 int unet_encoder_forward(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,

@@ -20,6 +20,10 @@ typedef struct golden_check {
 
 static const golden_check checks[] = {
     {"tokenizer", golden_check_tokenizer},
+    {"text_encoder", golden_check_text_encoder},
+    {"vae", golden_check_vae},
+    {"unet", golden_check_unet},
+    {"controlnet", golden_check_controlnet},
 };
 
 static const int n_checks = (int)(sizeof checks / sizeof checks[0]);

@@ -60,5 +60,9 @@ void golden_report(golden_ctx *ctx, const char *name, const char *shape, double 
 /* The checks, one per golden file. Each returns 0 when it ran (its tensors
  * counted, passed or not) or an error that kept it from running. */
 int golden_check_tokenizer(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_text_encoder(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err);
 
 #endif
