@@ -37,16 +37,14 @@ json_t *api_job_json(const job *j, char *const *artifacts, int n_artifacts) {
     json_t *error = j->error_code ? json_pack("{s:s, s:s}", "code", j->error_code, "message",
                                               j->error_detail ? j->error_detail : "")
                                   : json_null();
-    return json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o*}",
-                     "id", j->id, "kind", j->kind, "state", job_state_names[j->state],
-                     "queue_position",
-                     j->state == JOB_QUEUED ? json_integer(j->queue_position) : json_null(),
-                     "attempt", j->attempt, "max_attempts", j->max_attempts, "cancel_requested",
-                     j->cancel_requested, "progress", embedded(j->progress_json),
-                     "checkpoint_step",
-                     j->checkpoint_step >= 0 ? json_integer(j->checkpoint_step) : json_null(),
-                     "error", error, "spec", embedded(j->spec_json), "created_at",
-                     time_or_null(j->created_at), "started_at", time_or_null(j->started_at),
-                     "finished_at", time_or_null(j->finished_at), "links",
-                     links(j, artifacts, n_artifacts));
+    return json_pack(
+        "{s:s, s:s, s:s, s:o, s:i, s:i, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o*}", "id", j->id,
+        "kind", j->kind, "state", job_state_names[j->state], "queue_position",
+        j->state == JOB_QUEUED ? json_integer(j->queue_position) : json_null(), "attempt",
+        j->attempt, "max_attempts", j->max_attempts, "cancel_requested", j->cancel_requested,
+        "progress", embedded(j->progress_json), "checkpoint_step",
+        j->checkpoint_step >= 0 ? json_integer(j->checkpoint_step) : json_null(), "error", error,
+        "spec", embedded(j->spec_json), "created_at", time_or_null(j->created_at), "started_at",
+        time_or_null(j->started_at), "finished_at", time_or_null(j->finished_at), "links",
+        links(j, artifacts, n_artifacts));
 }

@@ -15,7 +15,17 @@
 
 #include "api/api.h"
 
-typedef enum { F_INT, F_NUM, F_BOOL, F_ENUM, F_PROMPTS, F_MODEL, F_CONTROLNET, F_DATASET, F_HUB } ftype;
+typedef enum {
+    F_INT,
+    F_NUM,
+    F_BOOL,
+    F_ENUM,
+    F_PROMPTS,
+    F_MODEL,
+    F_CONTROLNET,
+    F_DATASET,
+    F_HUB
+} ftype;
 
 enum {
     REQUIRED = 1,
@@ -28,13 +38,14 @@ typedef struct field {
     ftype type;
     int flags;
     double lo, hi;
-    int multiple_of;               /* F_INT: 0 = any */
-    const char *const *choices;    /* F_ENUM */
-    const char *def;               /* default as JSON text; NULL: none (absent stays absent) */
+    int multiple_of;            /* F_INT: 0 = any */
+    const char *const *choices; /* F_ENUM */
+    const char *def;            /* default as JSON text; NULL: none (absent stays absent) */
 } field;
 
-static const char *const schedulers[] = {"constant", "constant_with_warmup", "linear", "cosine",
-                                         "cosine_with_restarts", "polynomial", NULL};
+static const char *const schedulers[] = {"constant", "constant_with_warmup", "linear",
+                                         "cosine",   "cosine_with_restarts", "polynomial",
+                                         NULL};
 static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
 static const char *const prediction_types[] = {"epsilon", "v_prediction", "sample", NULL};
 
@@ -74,14 +85,21 @@ static const field train_fields[] = {
 
 static const char *type_name(const json_t *v) {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "?";
 }
@@ -119,7 +137,8 @@ static int check_text(const char *name, const json_t *v, size_t max, api_error *
     if (strlen(json_string_value(v)) != n)
         return api_fail(e, 400, "invalid_field", name, "%s contains a NUL character", name);
     if (n > max)
-        return api_fail(e, 400, "too_long", name, "%s is %zu bytes, the limit is %zu", name, n, max);
+        return api_fail(e, 400, "too_long", name, "%s is %zu bytes, the limit is %zu", name, n,
+                        max);
     return 0;
 }
 
@@ -187,7 +206,8 @@ static int check_dataset(const field *f, const json_t *v, const api_roots *roots
         return api_fail(e, 400, "not_found", f->name, "dataset path %s does not exist", s);
     size_t n = strlen(root);
     struct stat st;
-    if (strncmp(real, root, n) != 0 || real[n] != '/' || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+    if (strncmp(real, root, n) != 0 || real[n] != '/' || stat(real, &st) != 0 ||
+        !S_ISDIR(st.st_mode))
         return api_fail(e, 400, "invalid_reference", f->name,
                         "dataset path %s is not a folder under the data root", s);
     return 0;
@@ -255,7 +275,9 @@ static int check_field(const field *f, const json_t *v, const api_roots *roots, 
     int rc = 0;
     switch (f->type) {
     case F_INT:
-    case F_NUM: rc = check_number(f, v, e); break;
+    case F_NUM:
+        rc = check_number(f, v, e);
+        break;
     case F_BOOL:
         if (!json_is_boolean(v))
             rc = api_fail(e, 400, "invalid_field", f->name, "%s must be a boolean, got %s", f->name,
@@ -264,7 +286,8 @@ static int check_field(const field *f, const json_t *v, const api_roots *roots, 
     case F_ENUM: {
         rc = check_text(f->name, v, 64, e);
         int found = 0;
-        for (int i = 0; !rc && f->choices[i]; i++) found |= !strcmp(f->choices[i], json_string_value(v));
+        for (int i = 0; !rc && f->choices[i]; i++)
+            found |= !strcmp(f->choices[i], json_string_value(v));
         if (!rc && !found) {
             char list[256] = "";
             for (int i = 0; f->choices[i]; i++)
@@ -275,11 +298,18 @@ static int check_field(const field *f, const json_t *v, const api_roots *roots, 
         }
         break;
     }
-    case F_PROMPTS: rc = check_prompts(f, v, e); break;
+    case F_PROMPTS:
+        rc = check_prompts(f, v, e);
+        break;
     case F_MODEL:
-    case F_CONTROLNET: rc = check_model(f, v, roots, e); break;
-    case F_DATASET: rc = check_dataset(f, v, roots, e); break;
-    case F_HUB: return check_hub(f, v, norm, e);
+    case F_CONTROLNET:
+        rc = check_model(f, v, roots, e);
+        break;
+    case F_DATASET:
+        rc = check_dataset(f, v, roots, e);
+        break;
+    case F_HUB:
+        return check_hub(f, v, norm, e);
     }
     if (!rc) *norm = json_deep_copy(v);
     if (!rc && !*norm) rc = api_fail(e, 503, "out_of_memory", NULL, "out of memory");

@@ -11,5 +11,6 @@ typedef struct cnet_command {
 } cnet_command;
 
 int cmd_help(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

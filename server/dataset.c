@@ -37,8 +37,7 @@ static int open_subdir(int dfd, const char *seg, cnet_error *err, const char *en
             return cnet_fail(err, CNET_EIO, "entry %s: mkdir: %s", entry, strerror(errno));
         fd = openat(dfd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
-    if (fd < 0)
-        return cnet_fail(err, CNET_EFORMAT, "entry %s: '%s' is not a folder", entry, seg);
+    if (fd < 0) return cnet_fail(err, CNET_EFORMAT, "entry %s: '%s' is not a folder", entry, seg);
     return fd;
 }
 
@@ -90,7 +89,8 @@ static int copy_data(struct archive *a, int fd, extract_state *x, const char *en
                              (long long)x->lim->max_ratio, (long long)x->bytes, (long long)packed);
         for (la_ssize_t off = 0; off < r;) {
             ssize_t w = write(fd, buf + off, (size_t)(r - off));
-            if (w < 0) return cnet_fail(err, CNET_EIO, "entry %s: write: %s", entry, strerror(errno));
+            if (w < 0)
+                return cnet_fail(err, CNET_EIO, "entry %s: write: %s", entry, strerror(errno));
             off += w;
         }
     }
@@ -161,7 +161,8 @@ static int extract(const char *archive_path, int root, extract_state *x, cnet_er
         if (++x->entries > x->lim->max_entries)
             rc = cnet_fail(err, CNET_ELIMIT, "the archive has more than %lld entries",
                            (long long)x->lim->max_entries);
-        else rc = extract_entry(a, e, root, x, err);
+        else
+            rc = extract_entry(a, e, root, x, err);
     }
     archive_read_free(a);
     return rc;

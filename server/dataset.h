@@ -19,8 +19,8 @@
 #include "engine/error.h"
 
 #define DATASET_ID_MAX 40
-#define DATASET_PATH_MAX 1024  /* bytes of an entry path; longer → CNET_EFORMAT */
-#define DATASET_DEPTH_MAX 16   /* folders deep; deeper → CNET_EFORMAT */
+#define DATASET_PATH_MAX 1024         /* bytes of an entry path; longer → CNET_EFORMAT */
+#define DATASET_DEPTH_MAX 16          /* folders deep; deeper → CNET_EFORMAT */
 #define DATASET_RATIO_FLOOR (1 << 20) /* the ratio cap applies once this many bytes are out */
 
 typedef struct dataset_limits {

@@ -91,11 +91,12 @@ static int check_ref(int root, const layout *lay, int line, const char *key, con
                      cnet_error *err) {
     const char *ref = json_string_value(v);
     if (!ref || !*ref)
-        return cnet_fail(err, CNET_EINVAL, "%s line %d: %s must be a non-empty string",
-                         lay->index, line, key);
+        return cnet_fail(err, CNET_EINVAL, "%s line %d: %s must be a non-empty string", lay->index,
+                         line, key);
     if (ref[0] == '/' || strstr(ref, "..") || strlen(ref) > DATASET_PATH_MAX)
-        return cnet_fail(err, CNET_EINVAL, "%s line %d: %s '%s' must be a relative path inside "
-                                           "the dataset",
+        return cnet_fail(err, CNET_EINVAL,
+                         "%s line %d: %s '%s' must be a relative path inside "
+                         "the dataset",
                          lay->index, line, key, ref);
     if (!has_file(root, ref))
         return cnet_fail(err, CNET_EINVAL, "%s line %d: %s '%s' not found in the dataset",
@@ -103,8 +104,7 @@ static int check_ref(int root, const layout *lay, int line, const char *key, con
     return 0;
 }
 
-static int check_lines(int root, const layout *lay, char *text, int64_t *samples,
-                       cnet_error *err) {
+static int check_lines(int root, const layout *lay, char *text, int64_t *samples, cnet_error *err) {
     int line = 0;
     for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         line++;

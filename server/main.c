@@ -7,6 +7,7 @@
 
 static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},
+    {"serve", "run the REST service (jobs, datasets, models)", cmd_serve},
 };
 
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
@@ -14,7 +15,8 @@ static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 int cmd_help(int argc, char **argv) {
     (void)argc, (void)argv;
     printf("usage: cnet <command> [options]   (cnet <command> --help for its options)\n\n");
-    for (int i = 0; i < n_commands; i++) printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+    for (int i = 0; i < n_commands; i++)
+        printf("  %-12s %s\n", commands[i].name, commands[i].summary);
     return 0;
 }
 
