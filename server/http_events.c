@@ -105,7 +105,7 @@ enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *
     sse *x = calloc(1, sizeof *x);
     if (!x) return MHD_NO;
     x->s = s, x->last = after, x->last_write = time(NULL);
-    snprintf(x->id, sizeof x->id, "%s", r->params[0]);
+    snprintf(x->id, sizeof x->id, "%.39s", r->params[0]);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, x, sse_free);
     if (!resp) {

@@ -153,7 +153,7 @@ static void test_datasets_malicious_archives(void) {
     static const char *meta = "{\"file_name\": \"a.png\", \"conditioning_image_file_name\": "
                               "\"b.png\", \"text\": \"t\"}\n";
     entry many[30];
-    char names[30][16];
+    char names[30][32];
     for (int i = 0; i < 30; i++) {
         snprintf(names[i], sizeof names[i], "f%02d.png", i);
         many[i] = (entry){names[i], AE_IFREG, "x", 0};
