@@ -59,6 +59,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# api/api_openapi.c embeds api/openapi.yaml with .incbin, which -MMD cannot see.
+$(BUILD)/api/api_openapi.o: api/openapi.yaml
+
 $(BUILD)/libcnet.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

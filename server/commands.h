@@ -15,5 +15,6 @@ int cmd_bench(int argc, char **argv); /* server/cmd_bench.c */
 int cmd_golden(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

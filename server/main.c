@@ -11,6 +11,7 @@ static const cnet_command commands[] = {
     {"golden", "check a fixture directory's goldens", cmd_golden},
     {"push", "publish a training output directory to the Hugging Face Hub", cmd_push},
     {"pull", "download a Hub model repo into the Hugging Face cache", cmd_pull},
+    {"serve", "run the REST service (jobs, datasets, models)", cmd_serve},
 };
 
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

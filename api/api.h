@@ -1,0 +1,70 @@
+/* The REST contract in C: request validation and JSON rendering, testable
+ * without a socket. The map header of api/; api/openapi.yaml is the source of
+ * truth these functions implement.
+ *
+ * What it is not: no HTTP (server/http_*.c calls these) and no storage. Every
+ * failure fills an api_error whose `field` names the offending member (JSON
+ * path like "push_to_hub.repo_id" or "validation_prompt[2]"), so the client
+ * gets {"error": {"code", "message", "field"}} and a 400. */
+#ifndef CNET_API_H
+#define CNET_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "server/jobs.h"
+
+#define API_JSON_BODY_MAX (64 * 1024) /* bytes of a JSON request body; above → 413 */
+#define API_PROMPT_MAX 1000           /* bytes of one prompt (UTF-8); above → 400 */
+#define API_PROMPTS_MAX 16            /* validation prompts per job; above → 400 */
+#define API_REF_MAX 255               /* bytes of a model reference; above → 400 */
+
+typedef struct api_error {
+    int status;      /* HTTP status to answer with */
+    char code[40];   /* machine-readable: invalid_json, invalid_field, unknown_field, ... */
+    char field[128]; /* "" when no single field is at fault */
+    char message[512];
+} api_error;
+
+/* Fills e and returns CNET_EINVAL (so validators can `return api_fail(...)`). */
+int api_fail(api_error *e, int status, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* {"error": {"code", "message", "field"?}}; NULL on OOM. */
+json_t *api_error_json(const api_error *e);
+
+/* Parses a request body strictly (duplicate keys rejected; jansson's depth
+ * cap and the body cap bound the work). The top level must be an object. */
+int api_parse_body(const char *body, size_t len, json_t **out, api_error *e);
+
+/* Where references in a spec may point. */
+typedef struct api_roots {
+    const char *models_dir;   /* base models: <models_dir>/<ref>/model_index.json */
+    const char *datasets_dir; /* uploaded datasets: <datasets_dir>/<id>/report.json */
+    const char *data_root;    /* NULL: datasets by id only; else absolute paths under it */
+} api_roots;
+
+/* Validates a training job request (diffusers train_controlnet.py's option
+ * names) and returns the normalized spec with every default filled in
+ * (*spec owned by the caller). */
+int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e);
+
+/* sha256 (hex) of the canonical form of v (sorted keys, compact), for the
+ * Idempotency-Key check. 0 ok. */
+int api_hash_json(const json_t *v, char hex[65]);
+
+/* A job as the API shows it. artifacts: the file names in the job's dir. */
+json_t *api_job_json(const job *j, char *const *artifacts, int n_artifacts);
+
+/* RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.000Z") into buf[32]. */
+void api_time(int64_t ms, char buf[32]);
+
+/* True for names a client may use for a dataset/job file: [A-Za-z0-9._-],
+ * 1..128 bytes, not starting with '.'. */
+int api_safe_name(const char *s);
+
+/* The OpenAPI document, embedded at build time from api/openapi.yaml. */
+extern const char api_openapi_yaml[];
+extern const size_t api_openapi_yaml_len;
+
+#endif

@@ -1,0 +1,265 @@
+/* Safe extraction of an uploaded dataset archive and the dataset's life on
+ * disk (see dataset.h). We read entries with libarchive and create every file
+ * ourselves below a folder fd, instead of archive_write_disk, so that no
+ * entry can name a place outside the dataset: paths are split into segments,
+ * each opened with O_NOFOLLOW, and `..`, absolute paths, links and special
+ * files are refused outright. Not here: what a valid dataset contains
+ * (dataset_check.c). */
+#define _XOPEN_SOURCE 700
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/dataset.h"
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st, (void)type, (void)ftw;
+    return remove(path);
+}
+
+static void remove_tree(const char *path) { nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* Opens (creating if needed) folder seg below dfd, never following a link. */
+static int open_subdir(int dfd, const char *seg, cnet_error *err, const char *entry) {
+    int fd = openat(dfd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if (mkdirat(dfd, seg, 0700) != 0 && errno != EEXIST)
+            return cnet_fail(err, CNET_EIO, "entry %s: mkdir: %s", entry, strerror(errno));
+        fd = openat(dfd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) return cnet_fail(err, CNET_EFORMAT, "entry %s: '%s' is not a folder", entry, seg);
+    return fd;
+}
+
+/* Splits an entry path into segments in place; refuses what could escape. */
+static int split_path(char *p, char **seg, int *n, cnet_error *err, const char *entry) {
+    *n = 0;
+    if (strlen(p) > DATASET_PATH_MAX)
+        return cnet_fail(err, CNET_EFORMAT, "entry path longer than %d bytes", DATASET_PATH_MAX);
+    if (p[0] == '/')
+        return cnet_fail(err, CNET_EFORMAT, "entry %s: absolute paths are refused", entry);
+    for (char *c = p; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == '\\')
+            return cnet_fail(err, CNET_EFORMAT, "entry %s: control character or backslash in name",
+                             entry);
+    for (char *tok = strtok(p, "/"); tok; tok = strtok(NULL, "/")) {
+        if (strcmp(tok, ".") == 0) continue;
+        if (strcmp(tok, "..") == 0)
+            return cnet_fail(err, CNET_EFORMAT, "entry %s: '..' is refused", entry);
+        if (*n == DATASET_DEPTH_MAX)
+            return cnet_fail(err, CNET_EFORMAT, "entry %s: deeper than %d folders", entry,
+                             DATASET_DEPTH_MAX);
+        seg[(*n)++] = tok;
+    }
+    return 0;
+}
+
+typedef struct extract_state {
+    const dataset_limits *lim;
+    int64_t entries, bytes;
+} extract_state;
+
+static int copy_data(struct archive *a, int fd, extract_state *x, const char *entry,
+                     cnet_error *err) {
+    static __thread char buf[1 << 16];
+    for (;;) {
+        la_ssize_t r = archive_read_data(a, buf, sizeof buf);
+        if (r == 0) return 0;
+        if (r < 0)
+            return cnet_fail(err, CNET_EFORMAT, "entry %s: %s", entry, archive_error_string(a));
+        x->bytes += r;
+        if (x->bytes > x->lim->max_bytes)
+            return cnet_fail(err, CNET_ELIMIT, "the archive unpacks to more than %lld bytes",
+                             (long long)x->lim->max_bytes);
+        int64_t packed = archive_filter_bytes(a, -1);
+        if (x->bytes > DATASET_RATIO_FLOOR && x->bytes > packed * x->lim->max_ratio)
+            return cnet_fail(err, CNET_ELIMIT,
+                             "compression ratio above %lld:1 (%lld bytes from %lld): refused as "
+                             "a bomb",
+                             (long long)x->lim->max_ratio, (long long)x->bytes, (long long)packed);
+        for (la_ssize_t off = 0; off < r;) {
+            ssize_t w = write(fd, buf + off, (size_t)(r - off));
+            if (w < 0)
+                return cnet_fail(err, CNET_EIO, "entry %s: write: %s", entry, strerror(errno));
+            off += w;
+        }
+    }
+}
+
+static int extract_entry(struct archive *a, struct archive_entry *e, int root, extract_state *x,
+                         cnet_error *err) {
+    const char *name = archive_entry_pathname(e);
+    if (!name) return cnet_fail(err, CNET_EFORMAT, "an entry has no name");
+    if (archive_entry_hardlink(e))
+        return cnet_fail(err, CNET_EFORMAT, "entry %s: hard links are refused", name);
+    mode_t type = archive_entry_filetype(e);
+    if (type != AE_IFREG && type != AE_IFDIR)
+        return cnet_fail(err, CNET_EFORMAT, "entry %s: only files and folders are allowed (%s)",
+                         name, type == AE_IFLNK ? "symbolic link" : "special file");
+    char path[DATASET_PATH_MAX + 2], *seg[DATASET_DEPTH_MAX];
+    int n;
+    if (strlen(name) > DATASET_PATH_MAX)
+        return cnet_fail(err, CNET_EFORMAT, "an entry path is longer than %d bytes",
+                         DATASET_PATH_MAX);
+    snprintf(path, sizeof path, "%s", name);
+    int rc = split_path(path, seg, &n, err, name);
+    if (rc) return rc;
+    if (n == 0) return 0; /* "./" */
+    int dfd = dup(root);
+    int dirs = type == AE_IFDIR ? n : n - 1;
+    for (int i = 0; i < dirs && dfd >= 0; i++) {
+        int next = open_subdir(dfd, seg[i], err, name);
+        close(dfd);
+        dfd = next;
+    }
+    if (dfd < 0) return dfd == -1 ? cnet_fail(err, CNET_EIO, "dup: %s", strerror(errno)) : dfd;
+    if (type == AE_IFDIR) {
+        close(dfd);
+        return 0;
+    }
+    int fd = openat(dfd, seg[n - 1], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    close(dfd);
+    if (fd < 0)
+        return cnet_fail(err, errno == EEXIST ? CNET_EFORMAT : CNET_EIO, "entry %s: %s", name,
+                         errno == EEXIST ? "duplicate entry" : strerror(errno));
+    rc = copy_data(a, fd, x, name, err);
+    if (close(fd) != 0 && !rc) rc = cnet_fail(err, CNET_EIO, "entry %s: close failed", name);
+    return rc;
+}
+
+static int extract(const char *archive_path, int root, extract_state *x, cnet_error *err) {
+    struct archive *a = archive_read_new();
+    if (!a) return cnet_fail(err, CNET_ENOMEM, "archive: out of memory");
+    archive_read_support_format_tar(a);
+    archive_read_support_format_zip(a);
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_bzip2(a);
+    archive_read_support_filter_xz(a);
+    archive_read_support_filter_zstd(a);
+    int rc = 0;
+    if (archive_read_open_filename(a, archive_path, 1 << 16) != ARCHIVE_OK)
+        rc = cnet_fail(err, CNET_EFORMAT, "not a tar or zip archive: %s", archive_error_string(a));
+    while (!rc) {
+        struct archive_entry *e;
+        int r = archive_read_next_header(a, &e);
+        if (r == ARCHIVE_EOF) break;
+        if (r != ARCHIVE_OK) {
+            rc = cnet_fail(err, CNET_EFORMAT, "archive: %s",
+                           archive_error_string(a) ? archive_error_string(a) : "unreadable");
+            break;
+        }
+        if (++x->entries > x->lim->max_entries)
+            rc = cnet_fail(err, CNET_ELIMIT, "the archive has more than %lld entries",
+                           (long long)x->lim->max_entries);
+        else
+            rc = extract_entry(a, e, root, x, err);
+    }
+    archive_read_free(a);
+    return rc;
+}
+
+/* Keeps a client's file name as metadata only: no separators, controls or
+ * leading dots, at most 255 bytes. */
+static void sanitize_name(const char *in, char out[256]) {
+    size_t n = 0;
+    for (; in && *in && n < 255; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || (n == 0 && c == '.')) continue;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+}
+
+static int write_report(int dfd, json_t *report, cnet_error *err) {
+    char *text = json_dumps(report, JSON_INDENT(2));
+    if (!text) return cnet_fail(err, CNET_ENOMEM, "report: out of memory");
+    int fd = openat(dfd, "report.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    size_t len = strlen(text);
+    int ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    if (fd >= 0) close(fd);
+    free(text);
+    return ok ? 0 : cnet_fail(err, CNET_EIO, "writing report.json: %s", strerror(errno));
+}
+
+int dataset_ingest(const char *archive_path, const char *datasets_dir, const char *name,
+                   const dataset_limits *lim, char id[DATASET_ID_MAX], json_t **report,
+                   cnet_error *err) {
+    *report = NULL;
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1) return cnet_fail(err, CNET_EIO, "no random bytes");
+    strcpy(id, "d_");
+    for (int i = 0; i < 16; i++) sprintf(id + 2 + 2 * i, "%02x", raw[i]);
+    char partial[4096], final[4096];
+    if ((size_t)snprintf(partial, sizeof partial, "%s/.partial-%s", datasets_dir, id) >=
+            sizeof partial ||
+        (size_t)snprintf(final, sizeof final, "%s/%s", datasets_dir, id) >= sizeof final)
+        return cnet_fail(err, CNET_ELIMIT, "datasets dir path too long");
+    if ((mkdir(datasets_dir, 0700) != 0 && errno != EEXIST) || mkdir(partial, 0700) != 0)
+        return cnet_fail(err, CNET_EIO, "mkdir %s: %s", partial, strerror(errno));
+    int dfd = open(partial, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int files = dfd >= 0 ? open_subdir(dfd, "files", err, "files") : -1;
+    int rc = files >= 0 ? 0 : files == -1 ? cnet_fail(err, CNET_EIO, "open %s", partial) : files;
+    extract_state x = {.lim = lim};
+    if (!rc) rc = extract(archive_path, files, &x, err);
+    json_t *rep = NULL;
+    if (!rc) rc = dataset_check(files, &rep, err);
+    if (!rc) {
+        char clean[256], when[32];
+        sanitize_name(name, clean);
+        time_t now = time(NULL);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        json_object_set_new(rep, "id", json_string(id));
+        json_object_set_new(rep, "entries", json_integer(x.entries));
+        json_object_set_new(rep, "bytes", json_integer(x.bytes));
+        json_object_set_new(rep, "created_at", json_string(when));
+        if (clean[0]) json_object_set_new(rep, "original_name", json_string(clean));
+        rc = write_report(dfd, rep, err);
+    }
+    if (files >= 0) close(files);
+    if (dfd >= 0) close(dfd);
+    if (!rc && rename(partial, final) != 0)
+        rc = cnet_fail(err, CNET_EIO, "rename %s: %s", partial, strerror(errno));
+    if (rc) {
+        remove_tree(partial);
+        json_decref(rep);
+        return rc;
+    }
+    *report = rep;
+    return 0;
+}
+
+static int by_created_desc(const void *a, const void *b) {
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "created_at"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "created_at"));
+    return strcmp(y ? y : "", x ? x : "");
+}
+
+int dataset_list(const char *datasets_dir, json_t **out, cnet_error *err) {
+    *out = json_array();
+    if (!*out) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    DIR *d = opendir(datasets_dir);
+    if (!d) return 0; /* none uploaded yet */
+    json_t *items[1024];
+    size_t n = 0;
+    for (struct dirent *de; (de = readdir(d)) && n < 1024;) {
+        if (strncmp(de->d_name, "d_", 2) != 0) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s/report.json", datasets_dir, de->d_name);
+        json_t *rep = json_load_file(path, 0, NULL);
+        if (rep) items[n++] = rep;
+    }
+    closedir(d);
+    qsort(items, n, sizeof items[0], by_created_desc);
+    for (size_t i = 0; i < n; i++) json_array_append_new(*out, items[i]);
+    return 0;
+}

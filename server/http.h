@@ -1,0 +1,55 @@
+/* The HTTP service: libmicrohttpd serving the REST API of api/openapi.yaml
+ * over the job store. The map header of the http subsystem; its modules:
+ *   http_server.c    daemon, routing, auth, body limits, request ids, logging
+ *   http_reply.c     the JSON/text replies and the per-route request counters
+ *   http_jobs.c      POST/GET /v1/jobs, GET/cancel a job, artifacts
+ *   http_events.c    GET /v1/jobs/{id}/events (Server-Sent Events)
+ *   http_datasets.c  POST/GET /v1/datasets (upload streamed to disk)
+ *   http_ops.c       /healthz, /readyz, /metrics, /v1/models, /v1/openapi.yaml
+ *
+ * What it is not: it runs no job (server/pool.h) and validates no spec
+ * itself (api/). Threading: one MHD thread per connection, capped by the
+ * connection limit, so a blocking SSE stream holds only its own thread. */
+#ifndef CNET_HTTP_H
+#define CNET_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/dataset.h"
+#include "server/jobs.h"
+
+#define HTTP_DEFAULT_PORT 8080
+#define HTTP_CONNECTION_LIMIT 64           /* open connections; more are refused at accept */
+#define HTTP_PER_IP_LIMIT 8                /* open connections per client address */
+#define HTTP_CONNECTION_TIMEOUT_S 30       /* idle seconds before a connection is closed */
+#define HTTP_CONNECTION_MEMORY (64 * 1024) /* request line + headers per connection */
+#define HTTP_QUEUE_CAP 64                  /* queued jobs; more → 429 */
+#define HTTP_RETRY_AFTER_S 30              /* the Retry-After of a 429 */
+#define HTTP_UPLOAD_MAX (2LL << 30)        /* bytes of a dataset archive; more → 413 */
+#define HTTP_DISK_FLOOR (1LL << 30) /* free bytes in the data dir below which uploads → 507 */
+#define HTTP_SSE_HEARTBEAT_S 15     /* comment line on an idle event stream */
+
+typedef struct http_config {
+    const char *listen;     /* IPv4 address to bind */
+    int port;               /* 0: an ephemeral port (http_port tells which) */
+    const char *data_dir;   /* jobs, datasets, tmp, the token file */
+    const char *models_dir; /* base models */
+    const char *data_root;  /* NULL, or a folder datasets may be given as paths under */
+    const char *token;      /* the bearer token (borrowed) */
+    int queue_cap;
+    int64_t upload_max;
+    int64_t disk_floor;
+    dataset_limits dataset;
+    int sse_heartbeat_s;
+} http_config;
+
+typedef struct http_server http_server;
+
+/* Starts serving; store is borrowed and must outlive the server. */
+int http_start(http_server **out, const http_config *cfg, jobs_store *store, cnet_error *err);
+int http_port(const http_server *s);
+/* Stops accepting, ends event streams, waits for in-flight requests. */
+void http_stop(http_server *s);
+
+#endif

@@ -1,0 +1,100 @@
+/* What the http_*.c modules share: the server and request structs, the
+ * route table's shape and the reply helpers. Not an interface for other
+ * subsystems (server/http.h is). */
+#ifndef CNET_HTTP_INTERNAL_H
+#define CNET_HTTP_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+
+#include "api/api.h"
+#include "server/http.h"
+
+#define HTTP_DISCARD_MAX                                                                           \
+    (1 << 20)                /* bytes of an over-limit body we read (and drop) so the              \
+                                client sees the 413; beyond that the connection is closed */
+#define HTTP_STATUS_SLOTS 16 /* distinct statuses counted per route */
+
+typedef struct http_req http_req;
+typedef enum MHD_Result (*http_handler)(http_server *s, struct MHD_Connection *c, http_req *r);
+
+typedef enum { BODY_NONE, BODY_JSON, BODY_FILE } http_body;
+
+typedef struct http_route {
+    const char *method;
+    const char *pattern; /* segments; "{}" matches one path segment */
+    const char *name;    /* metrics label: "POST /v1/jobs/{id}/cancel" */
+    http_handler handler;
+    http_body body;
+    int auth; /* bearer token required */
+} http_route;
+
+typedef struct status_count {
+    int status;
+    uint64_t n;
+} status_count;
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    http_config cfg;
+    jobs_store *store;
+    char jobs_dir[4096], datasets_dir[4096], tmp_dir[4096];
+    pthread_mutex_t mu;                         /* guards counts */
+    status_count counts[32][HTTP_STATUS_SLOTS]; /* [route index][slot]; last row: unmatched */
+    volatile int stopping;
+};
+
+#define HTTP_PARAMS_MAX 2
+
+struct http_req {
+    const http_route *route;
+    int route_index;
+    char id[68];                       /* X-Request-Id */
+    char params[HTTP_PARAMS_MAX][256]; /* the "{}" segments, in order */
+    uint64_t start_us;
+    int64_t limit, received; /* body bytes allowed / seen */
+    int over;                /* body went over the limit: answer 413 */
+    char *body;              /* BODY_JSON: accumulated bytes */
+    int fd;                  /* BODY_FILE: the temp file, -1 when none */
+    char tmp_path[4200];
+    int status; /* the status queued, for the log */
+};
+
+extern const http_route http_routes[];
+extern const int http_n_routes;
+
+/* Replies (each counts the status for the route and sets X-Request-Id). */
+enum MHD_Result http_reply_json(http_server *s, struct MHD_Connection *c, http_req *r, int status,
+                                json_t *body /* stolen */);
+enum MHD_Result http_reply_error(http_server *s, struct MHD_Connection *c, http_req *r, int status,
+                                 const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+enum MHD_Result http_reply_api_error(http_server *s, struct MHD_Connection *c, http_req *r,
+                                     const api_error *e);
+/* Replies with a status for a store/library error code (404, 409, 429, 503...). */
+enum MHD_Result http_reply_status_error(http_server *s, struct MHD_Connection *c, http_req *r,
+                                        int code, const cnet_error *err);
+enum MHD_Result http_reply_response(http_server *s, struct MHD_Connection *c, http_req *r,
+                                    int status, struct MHD_Response *resp /* destroyed */);
+void http_count(http_server *s, int route_index, int status);
+
+/* Handlers. */
+enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_jobs_list(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_jobs_get(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_jobs_cancel(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_jobs_artifact(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_datasets_list(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_ops_healthz(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_ops_models(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_ops_openapi(http_server *s, struct MHD_Connection *c, http_req *r);
+
+/* Free bytes on the data dir's filesystem, or -1. */
+int64_t http_disk_free(http_server *s);
+
+#endif

@@ -1,0 +1,129 @@
+/* The operational routes: liveness (/healthz), readiness (/readyz: the
+ * database takes a write, the models dir exists, the disk is above the
+ * floor), Prometheus metrics (/metrics, text format 0.0.4), the models the
+ * server can use (/v1/models) and the OpenAPI document. Not here: anything
+ * that changes state. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "server/http_internal.h"
+
+enum MHD_Result http_ops_healthz(http_server *s, struct MHD_Connection *c, http_req *r) {
+    return http_reply_json(s, c, r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_req *r) {
+    cnet_error err = {0};
+    struct stat st;
+    int db = jobs_ping(s->store, &err) == 0;
+    int models = stat(s->cfg.models_dir, &st) == 0 && S_ISDIR(st.st_mode);
+    int64_t free_bytes = http_disk_free(s);
+    int disk = free_bytes >= s->cfg.disk_floor;
+    if (!db || !models || !disk)
+        return http_reply_error(s, c, r, 503, "not_ready", NULL, "%s%s%s",
+                                db ? "" : "the job database is not writable; ",
+                                models ? "" : "the models dir is missing; ",
+                                disk ? "" : "free disk space is below the floor");
+    return http_reply_json(s, c, r, 200,
+                           json_pack("{s:s, s:{s:b, s:b, s:I}}", "status", "ready", "checks",
+                                     "database", db, "models_dir", models, "disk_free_bytes",
+                                     (json_int_t)free_bytes));
+}
+
+enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_req *r) {
+    int64_t counts[JOB_N_STATES];
+    cnet_error err = {0};
+    int rc = jobs_counts(s->store, counts, &err);
+    if (rc) return http_reply_status_error(s, c, r, rc, &err);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return MHD_NO;
+    fprintf(f, "# HELP cnet_jobs Jobs in the store by state.\n# TYPE cnet_jobs gauge\n");
+    for (int i = 0; i < JOB_N_STATES; i++)
+        fprintf(f, "cnet_jobs{state=\"%s\"} %lld\n", job_state_names[i], (long long)counts[i]);
+    fprintf(f,
+            "# HELP cnet_queue_depth Jobs waiting for a worker.\n# TYPE cnet_queue_depth gauge\n"
+            "cnet_queue_depth %lld\n",
+            (long long)counts[JOB_QUEUED]);
+    fprintf(f, "# HELP cnet_http_requests_total HTTP requests by route and status.\n"
+               "# TYPE cnet_http_requests_total counter\n");
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i <= http_n_routes; i++)
+        for (int k = 0; k < HTTP_STATUS_SLOTS && s->counts[i][k].status; k++)
+            fprintf(f, "cnet_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                    i < http_n_routes ? http_routes[i].name : "unmatched", s->counts[i][k].status,
+                    (unsigned long long)s->counts[i][k].n);
+    pthread_mutex_unlock(&s->mu);
+    /* The engine pool's weight cache counts its loads here once it exists. */
+    fprintf(f, "# HELP cnet_base_model_loads_total Base models loaded into the engine pool.\n"
+               "# TYPE cnet_base_model_loads_total counter\ncnet_base_model_loads_total 0\n");
+    if (fclose(f) != 0) {
+        free(text);
+        return MHD_NO;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+    return http_reply_response(s, c, r, 200, resp);
+}
+
+static int has_file(const char *dir, const char *name, const char *leaf) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s/%s", dir, name, leaf);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Base models: <models>/<name> or <models>/<org>/<name> with model_index.json. */
+static void scan_models(const char *dir, const char *prefix, int depth, json_t *out) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!api_safe_name(de->d_name)) continue;
+        char ref[600];
+        snprintf(ref, sizeof ref, "%s%s", prefix, de->d_name);
+        if (has_file(dir, de->d_name, "model_index.json")) {
+            json_array_append_new(out, json_pack("{s:s, s:s}", "name", ref, "kind", "base"));
+        } else if (depth == 0) {
+            char sub[4200], pre[620];
+            snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+            snprintf(pre, sizeof pre, "%s/", ref);
+            scan_models(sub, pre, 1, out);
+        }
+    }
+    closedir(d);
+}
+
+enum MHD_Result http_ops_models(http_server *s, struct MHD_Connection *c, http_req *r) {
+    json_t *out = json_array();
+    if (!out) return MHD_NO;
+    scan_models(s->cfg.models_dir, "", 0, out);
+    /* Trained ControlNets: <data>/jobs/<id>/controlnet/config.json. */
+    DIR *d = opendir(s->jobs_dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (!api_safe_name(de->d_name) ||
+            !has_file(s->jobs_dir, de->d_name, "controlnet/config.json"))
+            continue;
+        char name[300];
+        snprintf(name, sizeof name, "%s/controlnet", de->d_name);
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "name", name, "kind", "controlnet",
+                                             "job", de->d_name));
+    }
+    if (d) closedir(d);
+    return http_reply_json(s, c, r, 200, json_pack("{s:o}", "models", out));
+}
+
+enum MHD_Result http_ops_openapi(http_server *s, struct MHD_Connection *c, http_req *r) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        api_openapi_yaml_len, (void *)api_openapi_yaml, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", "application/yaml");
+    return http_reply_response(s, c, r, 200, resp);
+}

@@ -1,0 +1,84 @@
+/* Building and queueing replies: JSON bodies, the one error shape, status
+ * mapping for library errors, X-Request-Id on every response, and the
+ * per-route request counters /metrics reports. Not here: routing or what
+ * each route answers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/http_internal.h"
+
+void http_count(http_server *s, int route_index, int status) {
+    int row = route_index < 0 ? http_n_routes : route_index;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < HTTP_STATUS_SLOTS; i++) {
+        status_count *sc = &s->counts[row][i];
+        if (sc->status == status || sc->status == 0) {
+            sc->status = status;
+            sc->n++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+enum MHD_Result http_reply_response(http_server *s, struct MHD_Connection *c, http_req *r,
+                                    int status, struct MHD_Response *resp) {
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    r->status = status;
+    http_count(s, r->route_index, status);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+enum MHD_Result http_reply_json(http_server *s, struct MHD_Connection *c, http_req *r, int status,
+                                json_t *body) {
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) return MHD_NO;
+    size_t n = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    return http_reply_response(s, c, r, status, resp);
+}
+
+enum MHD_Result http_reply_api_error(http_server *s, struct MHD_Connection *c, http_req *r,
+                                     const api_error *e) {
+    return http_reply_json(s, c, r, e->status, api_error_json(e));
+}
+
+enum MHD_Result http_reply_error(http_server *s, struct MHD_Connection *c, http_req *r, int status,
+                                 const char *code, const char *field, const char *fmt, ...) {
+    api_error e = {.status = status};
+    snprintf(e.code, sizeof e.code, "%s", code);
+    snprintf(e.field, sizeof e.field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    return http_reply_api_error(s, c, r, &e);
+}
+
+enum MHD_Result http_reply_status_error(http_server *s, struct MHD_Connection *c, http_req *r,
+                                        int code, const cnet_error *err) {
+    switch (code) {
+    case CNET_ENOTFOUND:
+        return http_reply_error(s, c, r, 404, "not_found", NULL, "%s", err->msg);
+    case JOBS_ECONFLICT:
+        return http_reply_error(s, c, r, 409, "conflict", NULL, "%s", err->msg);
+    case CNET_EINVAL:
+    case CNET_EFORMAT:
+        return http_reply_error(s, c, r, 400, "invalid", NULL, "%s", err->msg);
+    case CNET_ELIMIT:
+        return http_reply_error(s, c, r, 413, "too_large", NULL, "%s", err->msg);
+    }
+    /* Out of memory, I/O or a busy database: the request may be retried. */
+    return http_reply_error(s, c, r, 503, "unavailable", NULL, "%s", err->msg);
+}

@@ -1,0 +1,299 @@
+/* The libmicrohttpd daemon and everything a request meets before its
+ * handler: the route table, bearer auth, request ids, and body limits checked
+ * against Content-Length before reading and again while a (chunked) body
+ * accumulates, so an over-limit body is answered 413 and never truncated.
+ *
+ * Not here: what a route does (http_jobs.c, http_events.c, ...). Limits
+ * follow RELIABILITY.md §3 (connection, per-IP, timeout and memory limits;
+ * strict parsing for clients). */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "server/auth.h"
+#include "server/http_internal.h"
+
+const http_route http_routes[] = {
+    {"POST", "/v1/jobs", "POST /v1/jobs", http_jobs_create, BODY_JSON, 1},
+    {"GET", "/v1/jobs", "GET /v1/jobs", http_jobs_list, BODY_NONE, 1},
+    {"GET", "/v1/jobs/{}", "GET /v1/jobs/{id}", http_jobs_get, BODY_NONE, 1},
+    {"POST", "/v1/jobs/{}/cancel", "POST /v1/jobs/{id}/cancel", http_jobs_cancel, BODY_NONE, 1},
+    {"GET", "/v1/jobs/{}/events", "GET /v1/jobs/{id}/events", http_events, BODY_NONE, 1},
+    {"GET", "/v1/jobs/{}/artifacts/{}", "GET /v1/jobs/{id}/artifacts/{name}", http_jobs_artifact,
+     BODY_NONE, 1},
+    {"POST", "/v1/datasets", "POST /v1/datasets", http_datasets_create, BODY_FILE, 1},
+    {"GET", "/v1/datasets", "GET /v1/datasets", http_datasets_list, BODY_NONE, 1},
+    {"GET", "/v1/models", "GET /v1/models", http_ops_models, BODY_NONE, 1},
+    {"GET", "/v1/openapi.yaml", "GET /v1/openapi.yaml", http_ops_openapi, BODY_NONE, 1},
+    {"GET", "/healthz", "GET /healthz", http_ops_healthz, BODY_NONE, 0},
+    {"GET", "/readyz", "GET /readyz", http_ops_readyz, BODY_NONE, 0},
+    {"GET", "/metrics", "GET /metrics", http_ops_metrics, BODY_NONE, 0},
+};
+const int http_n_routes = sizeof http_routes / sizeof http_routes[0];
+
+static uint64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Matches url against pattern, copying "{}" segments into params. */
+static int match(const char *pattern, const char *url, char params[][256]) {
+    int np = 0;
+    while (*pattern && *url) {
+        if (pattern[0] == '{' && pattern[1] == '}') {
+            size_t n = strcspn(url, "/");
+            if (n == 0 || n >= 256 || np == HTTP_PARAMS_MAX) return 0;
+            memcpy(params[np], url, n);
+            params[np++][n] = '\0';
+            url += n, pattern += 2;
+        } else if (*pattern++ != *url++) {
+            return 0;
+        }
+    }
+    return !*pattern && !*url;
+}
+
+/* A client-sent X-Request-Id is kept when it is short and plain; else a new one. */
+static void request_id(struct MHD_Connection *c, char out[68]) {
+    const char *given = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (given && strlen(given) <= 64 && strlen(given) > 0 &&
+        strspn(given, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+            strlen(given)) {
+        snprintf(out, 68, "%s", given);
+        return;
+    }
+    unsigned char raw[8] = {0};
+    RAND_bytes(raw, sizeof raw);
+    for (int i = 0; i < 8; i++) sprintf(out + 2 * i, "%02x", raw[i]);
+}
+
+int64_t http_disk_free(http_server *s) {
+    struct statvfs v;
+    if (statvfs(s->cfg.data_dir, &v) != 0) return -1;
+    return (int64_t)v.f_bavail * (int64_t)v.f_frsize;
+}
+
+static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const char *url,
+                             const char *method, http_req *r) {
+    int path_match = 0;
+    for (int i = 0; i < http_n_routes; i++) {
+        if (!match(http_routes[i].pattern, url, r->params)) continue;
+        path_match = 1;
+        if (strcmp(http_routes[i].method, method) == 0) {
+            r->route = &http_routes[i];
+            r->route_index = i;
+            break;
+        }
+    }
+    if (!r->route)
+        return path_match ? http_reply_error(s, c, r, 405, "method_not_allowed", NULL,
+                                             "%s is not allowed on %s", method, url)
+                          : http_reply_error(s, c, r, 404, "not_found", NULL, "no route %s", url);
+    if (r->route->auth) {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        auth_result a = auth_check(h, s->cfg.token);
+        if (a == AUTH_MISSING) {
+            struct MHD_Response *resp = NULL;
+            api_error e;
+            api_fail(&e, 401, "unauthorized", NULL, "missing bearer token");
+            json_t *body = api_error_json(&e);
+            char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+            json_decref(body);
+            if (text)
+                resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+            if (!resp) {
+                free(text);
+                return MHD_NO;
+            }
+            MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"cnet\"");
+            MHD_add_response_header(resp, "Content-Type", "application/json");
+            return http_reply_response(s, c, r, 401, resp);
+        }
+        if (a == AUTH_WRONG)
+            return http_reply_error(s, c, r, 403, "forbidden", NULL, "wrong bearer token");
+    }
+    r->limit = r->route->body == BODY_JSON   ? API_JSON_BODY_MAX
+               : r->route->body == BODY_FILE ? s->cfg.upload_max
+                                             : 0;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        char *end;
+        errno = 0;
+        long long n = strtoll(cl, &end, 10);
+        if (errno || *end || n < 0)
+            return http_reply_error(s, c, r, 400, "bad_request", NULL, "bad Content-Length");
+        if (n > r->limit) {
+            /* A body we would rather not read at all is answered now; a small
+             * one is read and dropped so the client is not cut off mid-send. */
+            if (n > r->limit + HTTP_DISCARD_MAX)
+                return http_reply_error(s, c, r, 413, "body_too_large", NULL,
+                                        "the body is %lld bytes, the limit for %s is %lld", n,
+                                        r->route->name, (long long)r->limit);
+            r->over = 1;
+        }
+    }
+    if (r->route->body == BODY_FILE && !r->over) {
+        int64_t free_bytes = http_disk_free(s);
+        if (free_bytes >= 0 && free_bytes < s->cfg.disk_floor)
+            return http_reply_error(s, c, r, 507, "insufficient_storage", NULL,
+                                    "free disk space (%lld bytes) is below the floor",
+                                    (long long)free_bytes);
+        char hex[33];
+        unsigned char raw[16];
+        if (RAND_bytes(raw, sizeof raw) != 1)
+            return http_reply_error(s, c, r, 503, "unavailable", NULL, "no random bytes");
+        for (int i = 0; i < 16; i++) sprintf(hex + 2 * i, "%02x", raw[i]);
+        snprintf(r->tmp_path, sizeof r->tmp_path, "%s/upload-%s", s->tmp_dir, hex);
+        r->fd = open(r->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (r->fd < 0)
+            return http_reply_error(s, c, r, 503, "unavailable", NULL,
+                                    "cannot create an upload "
+                                    "file");
+    }
+    return MHD_YES;
+}
+
+static void drop_body(http_req *r) {
+    free(r->body);
+    r->body = NULL;
+    if (r->fd >= 0) close(r->fd);
+    r->fd = -1;
+    if (r->tmp_path[0]) unlink(r->tmp_path);
+    r->tmp_path[0] = '\0';
+}
+
+/* Takes one piece of the body; 0 ok, -1 to close the connection. */
+static int take_body(http_req *r, const char *data, size_t n) {
+    r->received += (int64_t)n;
+    if (!r->over && r->received > r->limit) {
+        r->over = 1;
+        drop_body(r);
+    }
+    if (r->over) return r->received > r->limit + HTTP_DISCARD_MAX ? -1 : 0;
+    if (r->route->body == BODY_JSON) {
+        char *grown = realloc(r->body, (size_t)r->received + 1);
+        if (!grown) return -1;
+        r->body = grown;
+        memcpy(r->body + r->received - (int64_t)n, data, n);
+        r->body[r->received] = '\0';
+        return 0;
+    }
+    if (r->route->body == BODY_FILE) {
+        for (size_t off = 0; off < n;) {
+            ssize_t w = write(r->fd, data + off, n - off);
+            if (w < 0) return -1;
+            off += (size_t)w;
+        }
+        return 0;
+    }
+    r->over = 1; /* a body on a route that takes none */
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    (void)version;
+    http_server *s = cls;
+    http_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        r->fd = -1;
+        r->route_index = -1;
+        r->start_us = now_us();
+        request_id(c, r->id);
+        *con_cls = r;
+        return begin(s, c, url, method, r);
+    }
+    if (*upload_size) {
+        int rc = take_body(r, upload, *upload_size);
+        *upload_size = 0;
+        return rc ? MHD_NO : MHD_YES;
+    }
+    if (r->over) {
+        drop_body(r);
+        return http_reply_error(s, c, r, 413, "body_too_large", NULL,
+                                "the body is over the %lld-byte limit of %s", (long long)r->limit,
+                                r->route->name);
+    }
+    return r->route->handler(s, c, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls, (void)c;
+    http_req *r = *con_cls;
+    if (!r) return;
+    fprintf(stderr, "http: %s %s %d %.1f ms%s\n", r->id, r->route ? r->route->name : "-", r->status,
+            (double)(now_us() - r->start_us) / 1000.0,
+            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (terminated)");
+    drop_body(r);
+    free(r);
+    *con_cls = NULL;
+}
+
+static int make_dir(const char *path, cnet_error *err) {
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return cnet_fail(err, CNET_EIO, "mkdir %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int http_start(http_server **out, const http_config *cfg, jobs_store *store, cnet_error *err) {
+    *out = NULL;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
+    if (inet_pton(AF_INET, cfg->listen, &addr.sin_addr) != 1)
+        return cnet_fail(err, CNET_EINVAL, "--listen %s is not an IPv4 address", cfg->listen);
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    s->cfg = *cfg, s->store = store;
+    pthread_mutex_init(&s->mu, NULL);
+    snprintf(s->jobs_dir, sizeof s->jobs_dir, "%s/jobs", cfg->data_dir);
+    snprintf(s->datasets_dir, sizeof s->datasets_dir, "%s/datasets", cfg->data_dir);
+    snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s/tmp", cfg->data_dir);
+    int rc = make_dir(s->datasets_dir, err);
+    if (!rc) rc = make_dir(s->tmp_dir, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                             MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                         0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                         (unsigned)HTTP_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    if (!s->daemon) {
+        free(s);
+        return cnet_fail(err, CNET_EIO, "cannot listen on %s:%d", cfg->listen, cfg->port);
+    }
+    *out = s;
+    return 0;
+}
+
+int http_port(const http_server *s) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : -1;
+}
+
+void http_stop(http_server *s) {
+    if (!s) return;
+    s->stopping = 1;
+    MHD_quiesce_daemon(s->daemon);
+    MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,170 @@
+/* The durable job store: one SQLite file holding the jobs and the events a
+ * client replays over SSE. The map header of the jobs subsystem.
+ *
+ * What it promises (RELIABILITY.md §2): durable acceptance (a job exists once
+ * jobs_enqueue returns 0: WAL + synchronous=FULL); exactly-once creation per
+ * Idempotency-Key; at-least-once execution with leases and a fencing token
+ * (every write of a worker is guarded by `WHERE id=? AND lease_token=?`, so a
+ * worker whose lease expired cannot write progress or complete the job);
+ * bounded attempts, then `failed` with the last error.
+ *
+ * What it is not: it runs nothing (server/pool.c claims and runs jobs) and it
+ * does not validate specs (api/ does). One connection guarded by a mutex: the
+ * store is safe to call from any thread. Times are milliseconds since the
+ * epoch from a clock that tests may replace. Follows River's job table and
+ * rescuer (riverqueue/river) in spirit, not in code. */
+#ifndef CNET_JOBS_H
+#define CNET_JOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+
+#define JOBS_SCHEMA_VERSION 1
+#define JOBS_BUSY_TIMEOUT_MS 5000
+#define JOBS_DEFAULT_MAX_ATTEMPTS 3
+#define JOBS_DEFAULT_LEASE_MS 60000
+#define JOBS_ID_MAX 40    /* "j_" + 32 hex digits + NUL, room to spare */
+#define JOBS_TOKEN_MAX 40 /* 32 hex digits + NUL */
+#define JOBS_IDEM_KEY_MAX 255
+#define JOBS_LIST_MAX 200 /* most jobs one jobs_list call returns */
+
+/* Store-specific statuses (negative, beside engine/error.h's CNET_E*). */
+enum {
+    JOBS_ECONFLICT = -32, /* the job's state forbids it (cancel of a terminal job,
+                             idempotency key reused with another body) */
+    JOBS_ESTALE = -33,    /* the fencing token no longer holds the job's lease */
+};
+
+typedef enum job_state {
+    JOB_QUEUED,
+    JOB_RUNNING,
+    JOB_SUCCEEDED,
+    JOB_FAILED,
+    JOB_CANCELLED,
+    JOB_N_STATES
+} job_state;
+
+extern const char *const job_state_names[JOB_N_STATES];
+/* Returns the state named s, or -1. */
+int job_state_parse(const char *s);
+static inline int job_state_terminal(job_state s) { return s >= JOB_SUCCEEDED; }
+
+/* One job row. Strings are owned by the struct (job_clear frees them); NULL
+ * when the column is NULL. Times are 0 when unset. */
+typedef struct job {
+    char id[JOBS_ID_MAX];
+    char kind[16];
+    job_state state;
+    int64_t seq; /* acceptance order, also the list cursor */
+    char *spec_json;
+    int attempt, max_attempts;
+    int cancel_requested;
+    char *progress_json;
+    int64_t checkpoint_step; /* -1: no checkpoint yet */
+    char *error_code, *error_detail;
+    int64_t created_at, started_at, finished_at;
+    int64_t queue_position; /* 1-based among queued jobs; 0 when not queued */
+} job;
+
+void job_clear(job *j);
+
+typedef struct jobs_event {
+    int64_t id; /* strictly increasing over the whole store */
+    char type[16];
+    char *data_json;
+    int64_t created_at;
+} jobs_event;
+
+void jobs_events_free(jobs_event *ev, int n);
+
+typedef struct jobs_store jobs_store;
+
+/* Opens (creating or migrating) the store at db_path. jobs_dir is the folder
+ * under which each job gets its own data dir named by its id. */
+int jobs_open(jobs_store **out, const char *db_path, const char *jobs_dir, cnet_error *err);
+void jobs_close(jobs_store *s);
+void jobs_set_clock(jobs_store *s, int64_t (*now_ms)(void *), void *user);
+int64_t jobs_now(jobs_store *s);
+
+typedef struct jobs_new {
+    const char *kind;      /* "train" or "generate" */
+    const char *spec_json; /* validated spec, stored verbatim */
+    const char *idem_key;  /* NULL: none */
+    const char *idem_hash; /* hash of the request that carried idem_key */
+    int max_attempts;      /* 0: JOBS_DEFAULT_MAX_ATTEMPTS */
+    int queue_cap;         /* 0: no cap; else CNET_ELIMIT when that many are queued */
+} jobs_new;
+
+/* Accepts a job (or finds the one an earlier call with the same idem_key
+ * created: *created = 0). Returns JOBS_ECONFLICT when the key was used with a
+ * different idem_hash, CNET_ELIMIT when the queue is full. The job's data dir
+ * exists when this returns 0. */
+int jobs_enqueue(jobs_store *s, const jobs_new *req, char id[JOBS_ID_MAX], int *created,
+                 cnet_error *err);
+
+int jobs_get(jobs_store *s, const char *id, job *out, cnet_error *err);
+
+typedef struct jobs_filter {
+    int state;        /* -1: any */
+    const char *kind; /* NULL: any */
+    int64_t before;   /* cursor: only jobs with seq < before; 0: from the newest */
+    int limit;        /* 1..JOBS_LIST_MAX */
+} jobs_filter;
+
+/* Newest first. *next is the cursor for the next page, 0 at the end. The
+ * caller frees with job_clear on each and free(*out). */
+int jobs_list(jobs_store *s, const jobs_filter *f, job **out, int *n, int64_t *next,
+              cnet_error *err);
+
+/* queued → cancelled at once; running → cancel_requested (the runner stops at
+ * its next step boundary); terminal → JOBS_ECONFLICT. *state is the state
+ * after the call. */
+int jobs_cancel(jobs_store *s, const char *id, job_state *state, cnet_error *err);
+
+/* Claims the oldest queued job: running, attempt+1, a new lease token valid
+ * for lease_ms. *claimed = 0 when the queue is empty. */
+int jobs_claim(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS_TOKEN_MAX], int *claimed,
+               cnet_error *err);
+
+/* The worker's writes, all fenced by token (JOBS_ESTALE when it lost the
+ * lease). heartbeat and progress extend the lease by lease_ms and report
+ * whether a cancel was requested. */
+int jobs_heartbeat(jobs_store *s, const char *id, const char *token, int64_t lease_ms,
+                   int *cancel_requested, cnet_error *err);
+int jobs_progress(jobs_store *s, const char *id, const char *token, const char *progress_json,
+                  int64_t lease_ms, int *cancel_requested, cnet_error *err);
+int jobs_checkpoint(jobs_store *s, const char *id, const char *token, int64_t step,
+                    cnet_error *err);
+/* final: JOB_SUCCEEDED or JOB_CANCELLED. */
+int jobs_finish(jobs_store *s, const char *id, const char *token, job_state final, cnet_error *err);
+/* The attempt failed: back to queued while attempts remain (*requeued = 1),
+ * else failed with code/detail. */
+int jobs_fail(jobs_store *s, const char *id, const char *token, const char *code,
+              const char *detail, int *requeued, cnet_error *err);
+/* Graceful stop: back to queued without counting the attempt. */
+int jobs_release(jobs_store *s, const char *id, const char *token, cnet_error *err);
+
+/* Puts running jobs whose lease expired (all running jobs when all != 0: at
+ * start-up, when no worker can hold a lease) back to queued, or to failed
+ * when their attempts are used up, or to cancelled when a cancel was asked. */
+int jobs_rescue(jobs_store *s, int all, int *rescued, cnet_error *err);
+
+/* Events of job id with id > after, oldest first, at most limit. */
+int jobs_events(jobs_store *s, const char *id, int64_t after, int limit, jobs_event **out, int *n,
+                cnet_error *err);
+
+int jobs_counts(jobs_store *s, int64_t counts[JOB_N_STATES], cnet_error *err);
+
+/* A real write (and fsync) to prove the database is writable. */
+int jobs_ping(jobs_store *s, cnet_error *err);
+
+/* A counter bumped by every committed change; jobs_wait waits up to
+ * timeout_ms for it to differ from seen and returns its value. */
+uint64_t jobs_wait(jobs_store *s, uint64_t seen, int timeout_ms);
+
+/* Writes the path of job id's data dir into buf. */
+int jobs_dir_path(jobs_store *s, const char *id, char *buf, size_t size, cnet_error *err);
+
+#endif

@@ -1,0 +1,234 @@
+/* The pool's worker and heartbeat threads (see pool.h).
+ *
+ * One worker claims and runs one job at a time (one device, one job; the
+ * engine's weight cache and generate interleaving come with the engine). A
+ * second thread renews the lease every lease/3 so a long step does not lose
+ * it, and notes cancel requests; the runner learns both at its next
+ * pool_report. Not a scheduler: ordering is the store's (oldest first). */
+#include "server/pool.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct pool_ctl {
+    pool *pool;
+    const char *id;
+    char token[JOBS_TOKEN_MAX];
+    int cancel; /* a cancel was requested */
+    int lost;   /* the lease is gone: write nothing more */
+};
+
+struct pool {
+    jobs_store *store;
+    pool_runner run;
+    void *user;
+    int64_t lease_ms;
+    pthread_t worker, heartbeat;
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* heartbeat sleeps on it; signalled at stop */
+    int stopping;
+    pool_ctl *current; /* the job in flight, NULL when idle (under mu) */
+};
+
+static int stopping(pool *p) {
+    pthread_mutex_lock(&p->mu);
+    int s = p->stopping;
+    pthread_mutex_unlock(&p->mu);
+    return s;
+}
+
+int pool_report(pool_ctl *ctl, const pool_progress *pr, cnet_error *err) {
+    pool *p = ctl->pool;
+    json_t *o = json_pack("{s:I, s:I, s:f, s:f, s:f, s:f}", "step", (json_int_t)pr->step, "total",
+                          (json_int_t)pr->total, "loss", pr->loss, "lr", pr->lr, "samples_per_s",
+                          pr->samples_per_s, "eta_s", pr->eta_s);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text) return cnet_fail(err, CNET_ENOMEM, "pool: progress: out of memory");
+    int cancel = 0;
+    int rc = jobs_progress(p->store, ctl->id, ctl->token, text, p->lease_ms, &cancel, err);
+    free(text);
+    pthread_mutex_lock(&p->mu);
+    if (rc == JOBS_ESTALE) ctl->lost = 1;
+    if (cancel) ctl->cancel = 1;
+    int lost = ctl->lost, stop = ctl->cancel || p->stopping;
+    pthread_mutex_unlock(&p->mu);
+    if (lost) return rc ? rc : cnet_fail(err, JOBS_ESTALE, "pool: job %s lost its lease", ctl->id);
+    if (rc) return rc;
+    return stop ? POOL_STOP : POOL_CONTINUE;
+}
+
+int pool_checkpoint(pool_ctl *ctl, int64_t step, cnet_error *err) {
+    int rc = jobs_checkpoint(ctl->pool->store, ctl->id, ctl->token, step, err);
+    if (rc == JOBS_ESTALE) {
+        pthread_mutex_lock(&ctl->pool->mu);
+        ctl->lost = 1;
+        pthread_mutex_unlock(&ctl->pool->mu);
+    }
+    return rc;
+}
+
+static const char *error_code_name(int code) {
+    switch (code) {
+    case CNET_EINVAL:
+        return "invalid_spec";
+    case CNET_EIO:
+        return "io_error";
+    case CNET_ENOMEM:
+        return "out_of_memory";
+    case CNET_EFORMAT:
+        return "bad_file";
+    case CNET_ENOTFOUND:
+        return "not_found";
+    case CNET_ELIMIT:
+        return "limit_exceeded";
+    case CNET_EBACKEND:
+        return "backend_error";
+    }
+    return "runner_error";
+}
+
+/* Records how the run ended, through the fencing token. */
+static void settle(pool *p, pool_ctl *ctl, int rc, const cnet_error *run_err) {
+    cnet_error err = {0};
+    int wrc = 0, requeued = 0;
+    pthread_mutex_lock(&p->mu);
+    int lost = ctl->lost, cancel = ctl->cancel;
+    pthread_mutex_unlock(&p->mu);
+    if (lost) {
+        fprintf(stderr, "pool: job %s lost its lease; its new holder finishes it\n", ctl->id);
+        return;
+    }
+    if (rc == 0)
+        wrc = jobs_finish(p->store, ctl->id, ctl->token, JOB_SUCCEEDED, &err);
+    else if (rc == POOL_STOPPED && cancel)
+        wrc = jobs_finish(p->store, ctl->id, ctl->token, JOB_CANCELLED, &err);
+    else if (rc == POOL_STOPPED)
+        wrc = jobs_release(p->store, ctl->id, ctl->token, &err);
+    else {
+        wrc = jobs_fail(p->store, ctl->id, ctl->token, error_code_name(rc), run_err->msg, &requeued,
+                        &err);
+        fprintf(stderr, "pool: job %s attempt failed (%s)%s\n", ctl->id, run_err->msg,
+                requeued ? "; queued again" : "; attempts exhausted");
+    }
+    /* A store failure here leaves the job running; the rescuer requeues it
+     * when the lease expires, so the work is not lost, only repeated. */
+    if (wrc) fprintf(stderr, "pool: job %s: recording the outcome: %s\n", ctl->id, err.msg);
+}
+
+static void run_one(pool *p, job *j, const char *token) {
+    pool_ctl ctl = {.pool = p, .id = j->id};
+    snprintf(ctl.token, sizeof ctl.token, "%s", token);
+    char dir[4096];
+    cnet_error err = {0};
+    if (jobs_dir_path(p->store, j->id, dir, sizeof dir, &err)) {
+        int requeued;
+        jobs_fail(p->store, j->id, token, "io_error", err.msg, &requeued, NULL);
+        return;
+    }
+    pool_job pj = {.id = j->id,
+                   .kind = j->kind,
+                   .spec_json = j->spec_json,
+                   .dir = dir,
+                   .attempt = j->attempt,
+                   .resume_step = j->checkpoint_step};
+    pthread_mutex_lock(&p->mu);
+    ctl.cancel = j->cancel_requested;
+    p->current = &ctl;
+    pthread_mutex_unlock(&p->mu);
+    int rc = p->run(p->user, &pj, &ctl, &err);
+    pthread_mutex_lock(&p->mu);
+    p->current = NULL;
+    pthread_mutex_unlock(&p->mu);
+    settle(p, &ctl, rc, &err);
+}
+
+static void *worker_main(void *arg) {
+    pool *p = arg;
+    uint64_t seen = 0;
+    while (!stopping(p)) {
+        job j;
+        char token[JOBS_TOKEN_MAX];
+        int claimed = 0;
+        cnet_error err = {0};
+        if (jobs_claim(p->store, p->lease_ms, &j, token, &claimed, &err))
+            fprintf(stderr, "pool: claim: %s\n", err.msg);
+        if (!claimed) {
+            seen = jobs_wait(p->store, seen, POOL_IDLE_WAIT_MS);
+            continue;
+        }
+        run_one(p, &j, token);
+        job_clear(&j);
+    }
+    return NULL;
+}
+
+static void *heartbeat_main(void *arg) {
+    pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + (p->lease_ms / 3) * 1000000;
+        until.tv_sec += ns / 1000000000, until.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&p->wake, &p->mu, &until);
+        pool_ctl *ctl = p->current;
+        if (p->stopping || !ctl || ctl->lost) continue;
+        char id[JOBS_ID_MAX], token[JOBS_TOKEN_MAX];
+        snprintf(id, sizeof id, "%s", ctl->id);
+        snprintf(token, sizeof token, "%s", ctl->token);
+        pthread_mutex_unlock(&p->mu);
+        int cancel = 0;
+        int rc = jobs_heartbeat(p->store, id, token, p->lease_ms, &cancel, NULL);
+        pthread_mutex_lock(&p->mu);
+        if (p->current == ctl) {
+            if (rc == JOBS_ESTALE) ctl->lost = 1;
+            if (cancel) ctl->cancel = 1;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int pool_start(pool **out, jobs_store *store, pool_runner run, void *user, const pool_config *cfg,
+               cnet_error *err) {
+    *out = NULL;
+    pool *p = calloc(1, sizeof *p);
+    if (!p) return cnet_fail(err, CNET_ENOMEM, "pool: out of memory");
+    p->store = store, p->run = run, p->user = user;
+    p->lease_ms = cfg && cfg->lease_ms > 0 ? cfg->lease_ms : JOBS_DEFAULT_LEASE_MS;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    if (pthread_create(&p->heartbeat, NULL, heartbeat_main, p) != 0) {
+        free(p);
+        return cnet_fail(err, CNET_ENOMEM, "pool: cannot start the heartbeat thread");
+    }
+    if (pthread_create(&p->worker, NULL, worker_main, p) != 0) {
+        pthread_mutex_lock(&p->mu);
+        p->stopping = 1;
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->heartbeat, NULL);
+        free(p);
+        return cnet_fail(err, CNET_ENOMEM, "pool: cannot start the worker thread");
+    }
+    *out = p;
+    return 0;
+}
+
+void pool_stop(pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->worker, NULL);
+    pthread_join(p->heartbeat, NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    free(p);
+}

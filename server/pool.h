@@ -1,0 +1,68 @@
+/* The engine pool's worker: a thread that claims jobs from the store and runs
+ * each through a job_runner, keeping its lease alive, passing progress,
+ * checkpoints and cancel requests between the runner and the store. The map
+ * header of the pool subsystem.
+ *
+ * What it is not: it knows nothing of training or generation. The engine
+ * registers a runner (a later issue); until then `cnet serve` starts no pool
+ * and jobs stay queued. Execution is at-least-once: a job whose worker died is
+ * rescued (jobs_rescue) and claimed again, and the runner is told the step of
+ * the last checkpoint it recorded so it resumes there instead of starting over.
+ * Every write goes through the store's fencing token: a worker that lost its
+ * lease is told to stop (pool_report returns JOBS_ESTALE) and writes nothing. */
+#ifndef CNET_POOL_H
+#define CNET_POOL_H
+
+#include <stdint.h>
+
+#include "server/jobs.h"
+
+#define POOL_IDLE_WAIT_MS 1000 /* longest sleep between claims when the queue is empty */
+
+/* What the runner is given; borrowed for the duration of the run. */
+typedef struct pool_job {
+    const char *id;
+    const char *kind;
+    const char *spec_json;
+    const char *dir;     /* the job's own data dir (exists) */
+    int attempt;         /* 1 on the first run */
+    int64_t resume_step; /* step of the last recorded checkpoint, -1 when none */
+} pool_job;
+
+typedef struct pool_progress {
+    int64_t step, total;
+    double loss, lr, samples_per_s, eta_s;
+} pool_progress;
+
+typedef struct pool_ctl pool_ctl;
+
+/* pool_report's answers. */
+enum { POOL_CONTINUE = 0, POOL_STOP = 1 };
+/* A runner returns 0 when the job is done, POOL_STOPPED when it stopped
+ * because pool_report said POOL_STOP (after writing a checkpoint), or a
+ * negative status with err filled when the attempt failed. */
+enum { POOL_STOPPED = 1 };
+
+typedef int (*pool_runner)(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err);
+
+/* Records progress (and extends the lease). Returns POOL_CONTINUE, POOL_STOP
+ * (a cancel was requested or the pool is stopping: write a checkpoint at this
+ * step boundary and return POOL_STOPPED) or a negative status (JOBS_ESTALE:
+ * the lease is lost, stop without writing). */
+int pool_report(pool_ctl *ctl, const pool_progress *p, cnet_error *err);
+/* Records that a complete checkpoint for step exists in the job's dir. */
+int pool_checkpoint(pool_ctl *ctl, int64_t step, cnet_error *err);
+
+typedef struct pool_config {
+    int64_t lease_ms; /* 0: JOBS_DEFAULT_LEASE_MS; renewed every lease_ms / 3 */
+} pool_config;
+
+typedef struct pool pool;
+
+int pool_start(pool **out, jobs_store *store, pool_runner run, void *user, const pool_config *cfg,
+               cnet_error *err);
+/* Asks the running job to stop at its next step boundary, releases it back to
+ * the queue (the attempt does not count) and joins the threads. */
+void pool_stop(pool *p);
+
+#endif

@@ -1,0 +1,17 @@
+/* Temporary folders for tests: made under $TMPDIR (or /tmp), removed
+ * recursively at the end (without following symlinks). */
+#ifndef CNET_TEST_LIB_FS_H
+#define CNET_TEST_LIB_FS_H
+
+#include <stddef.h>
+
+/* Creates a fresh folder named <prefix>XXXXXX and writes its path to buf. 0 ok. */
+int tmpdir_make(char *buf, size_t size, const char *prefix);
+/* Removes path and everything under it. 0 ok. */
+int tmpdir_remove(const char *path);
+/* Writes n bytes to path (created or truncated). 0 ok. */
+int file_write(const char *path, const void *data, size_t n);
+/* Reads a whole file into a NUL-terminated malloc'd buffer; NULL on failure. */
+char *file_read(const char *path, size_t *n);
+
+#endif

@@ -1,0 +1,173 @@
+/* Starting `cnet serve` and talking to it with libcurl (see lib_server.h). */
+#include "tests/lib_server.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int server_start(test_server *s, const char *data, const char *const *extra) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->data, sizeof s->data, "%s", data);
+    int out[2];
+    if (pipe(out) != 0) return -1;
+    const char *build = getenv("BUILD");
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/cnet", build && *build ? build : "build");
+    const char *argv[32] = {bin, "serve", "--port", "0", "--data", data};
+    int n = 6;
+    for (int i = 0; extra && extra[i] && n < 31; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        setenv("CNET_TOKEN", SERVER_TEST_TOKEN, 1);
+        if (!getenv("CNET_TEST_VERBOSE") && !freopen("/dev/null", "w", stderr)) _exit(126);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    s->pid = pid;
+    FILE *f = fdopen(out[0], "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "listening on http://127.0.0.1:");
+        if (p) {
+            s->port = atoi(p + strlen("listening on http://127.0.0.1:"));
+            break;
+        }
+    }
+    if (f) fclose(f);
+    if (s->port <= 0) {
+        server_stop(s, SIGKILL, 1000);
+        return -1;
+    }
+    return 0;
+}
+
+int server_stop(test_server *s, int sig, int timeout_ms) {
+    if (s->pid <= 0) return -1;
+    kill(s->pid, sig);
+    int status = 0;
+    for (int t = 0; t < timeout_ms; t += 10) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        usleep(10000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &status, 0);
+    s->pid = 0;
+    return -1;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *user) {
+    http_resp *r = user;
+    size_t add = size * n;
+    char *grown = realloc(r->body, r->len + add + 1);
+    if (!grown) return 0;
+    r->body = grown;
+    memcpy(r->body + r->len, p, add);
+    r->len += add;
+    r->body[r->len] = '\0';
+    return add;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *user) {
+    http_resp *r = user;
+    size_t used = strlen(r->headers), add = size * n;
+    if (used + add < sizeof r->headers) {
+        memcpy(r->headers + used, p, add);
+        r->headers[used + add] = '\0';
+    }
+    return add;
+}
+
+typedef struct upload {
+    const char *data;
+    size_t len, off;
+} upload;
+
+static size_t on_read(char *buf, size_t size, size_t n, void *user) {
+    upload *u = user;
+    size_t want = size * n, left = u->len - u->off;
+    if (want > left) want = left;
+    if (want > 7000) want = 7000; /* several chunks */
+    memcpy(buf, u->data + u->off, want);
+    u->off += want;
+    return want;
+}
+
+int http_do(const test_server *s, const char *method, const char *path, const char *token,
+            const char *const *headers, const void *body, size_t len, int chunked, http_resp *r) {
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    if (!c) return -1;
+    char url[1024], auth[512];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    for (int i = 0; headers && headers[i]; i++) h = curl_slist_append(h, headers[i]);
+    upload u = {body, len, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (body || !strcmp(method, "POST")) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        if (chunked) {
+            h = curl_slist_append(h, "Transfer-Encoding: chunked");
+            curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(c, CURLOPT_READDATA, &u);
+        } else {
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        }
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (!r->body) r->body = calloc(1, 1);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+void http_resp_free(http_resp *r) {
+    free(r->body);
+    r->body = NULL;
+}
+
+int http_header(const http_resp *r, const char *name, char *out, size_t size) {
+    size_t n = strlen(name);
+    for (const char *line = r->headers; line && *line;) {
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ') v++;
+            size_t len = strcspn(v, "\r\n");
+            if (len >= size) len = size - 1;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return 0;
+        }
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    return -1;
+}
