@@ -292,7 +292,8 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     /* The timestep embedding of t_batch. */
     float t[64];
     if ((rc = read_timesteps(f, "unet.in.t_batch", B, t, err)) ||
-        (rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, proj, t, B, err)))
+        (rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, proj, t, B, NULL,
+                                NULL, err)))
         goto out_bufs;
     const int64_t ps[2] = {B, C0}, ts[2] = {B, m.enc.temb_channels};
     compare_output(ctx, &env, f, "unet.time_proj.t_batch", proj, 2, ps);
@@ -307,7 +308,8 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         snprintf(name, sizeof name, "unet.out.plain.%s", tsel[k]);
         if (!st_find(f, in) || !st_find(f, name)) continue;
         if ((rc = read_timesteps(f, in, B, t, err))) break;
-        rc = unet_forward(&m, &env.scratch, out, x, t, text, NULL, NULL, B, h, w, Nt, err);
+        rc = unet_forward(&m, &env.scratch, out, x, t, text, NULL, NULL, B, h, w, Nt, NULL, NULL,
+                          err);
         if (!rc) compare_output(ctx, &env, f, name, out, 4, os);
     }
     /* With ControlNet residuals. */
@@ -320,7 +322,7 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         if (!rc) rc = read_timesteps(f, "unet.in.t_batch", B, t, err);
         if (!rc)
             rc = unet_forward(&m, &env.scratch, out, x, t, text, (const float *const *)res, mid_res,
-                              B, h, w, Nt, err);
+                              B, h, w, Nt, NULL, NULL, err);
         if (!rc) compare_output(ctx, &env, f, "unet.out.residuals.t_batch", out, 4, os);
     }
 out_bufs:
@@ -398,14 +400,14 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
     }
     if ((rc = env_scratch(&env, controlnet_scratch_bytes(&m, B, h, w, Nt), err))) goto out_bufs;
 
-    if (!(rc = controlnet_cond_embedding(&m, &env.scratch, emb, c, B, H, W, err))) {
+    if (!(rc = controlnet_cond_embedding(&m, &env.scratch, emb, c, B, H, W, NULL, NULL, err))) {
         const int64_t es[4] = {B, C0, h, w};
         compare_output(ctx, &env, f, "controlnet.cond_embedding", emb, 4, es);
     }
     float t[64];
     if (!rc && !(rc = read_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
-        !(rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, NULL, t, B,
-                                 err))) {
+        !(rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, NULL, t, B, NULL,
+                                 NULL, err))) {
         const int64_t ts[2] = {B, m.enc.temb_channels};
         compare_output(ctx, &env, f, "controlnet.time_emb.t_batch", temb, 2, ts);
     }
@@ -424,7 +426,7 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
         snprintf(in, sizeof in, "controlnet.in.%s", tsel);
         if ((rc = read_timesteps(f, in, B, t, err))) break;
         rc = controlnet_forward(&m, &env.scratch, down, mid, x, c, t, text, scale, guess, B, h, w,
-                                Nt, err);
+                                Nt, NULL, NULL, err);
         if (rc) break;
         snprintf(prefix, sizeof prefix, "%.*s", (int)(len - 4), name);
         for (int i = 0; i < s.n_skips; i++) {
