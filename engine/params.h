@@ -67,6 +67,9 @@ cnet_param *params_find(const cnet_params *p, const char *name);
  * error otherwise). */
 float *params_data(const cnet_params *p, const char *name);
 
+/* Copies parameter `index` to host memory in PyTorch layout (numel floats). */
+void params_read(const cnet_params *p, int index, float *host, float *scratch);
+
 /* Loads every parameter from `path`: a .safetensors file, or a
  * *.safetensors.index.json listing shards. Missing, unexpected or mis-shaped
  * keys are errors naming the key, the file and both shapes. */
