@@ -108,7 +108,6 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
             goto done;
         }
         be->copy(be, h_last, a, n0 * sizeof(float));
-        *acts = (unet_acts){.up = {{0}}};
     }
     nn_group_norm_forward_save(&m->norm_out, p, act, mean, rstd, h_last, B, H * W, 1);
     nn_conv_forward(&m->conv_out, p, out, act, B, H, W);
