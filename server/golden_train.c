@@ -153,9 +153,8 @@ static void compare_scalar(golden_ctx *ctx, const st_file *f, const char *name, 
 
 /* One variant: two optimisation steps from the fixture's ControlNet. */
 static int run_variant(golden_ctx *ctx, golden_env *env, const st_file *f, const char *v,
-                       unet_model *unet, const float *acp, int T, const float *latents,
-                       const float *text, const float *cond, int B, int h, int w, int Lc, int Nt,
-                       cnet_error *err) {
+                       unet_model *unet, sched *ddpm, const float *latents, const float *text,
+                       const float *cond, int B, int h, int w, int Lc, int Nt, cnet_error *err) {
     char dir[PATH_MAX + 16], name[256];
     snprintf(dir, sizeof dir, "%s/controlnet", ctx->model_dir);
     train_step_config cfg = {.prediction = v[0] == 'v' ? TRAIN_PRED_V : TRAIN_PRED_EPSILON,
@@ -172,7 +171,7 @@ static int run_variant(golden_ctx *ctx, golden_env *env, const st_file *f, const
     int rc = controlnet_open(&cn, &env->be, dir, err);
     if (rc) return rc;
     float *noise = NULL;
-    if ((rc = train_step_init(&t, unet, &cn, acp, T, &cfg, err))) goto done;
+    if ((rc = train_step_init(&t, unet, &cn, ddpm, &cfg, err))) goto done;
     const int64_t ls[4] = {B, Lc, h, w};
     for (int step = 0; step < TRAIN_STEPS && !rc; step++) {
         const st_entry *ne, *te;
@@ -217,8 +216,8 @@ done:
 /* The ControlNet residuals of step 0 ("train.eps.cn_down.0.<i>", "cn_mid.0")
  * are the same for every variant: checked once with the epsilon run's. */
 static int check_residuals(golden_ctx *ctx, golden_env *env, const st_file *f, unet_model *unet,
-                           const float *acp, int T, const float *latents, const float *text,
-                           const float *cond, int B, int h, int w, int Nt, cnet_error *err) {
+                           sched *ddpm, const float *latents, const float *text, const float *cond,
+                           int B, int h, int w, int Nt, cnet_error *err) {
     char dir[PATH_MAX + 16], name[128];
     snprintf(dir, sizeof dir, "%s/controlnet", ctx->model_dir);
     train_step_config cfg = {.prediction = TRAIN_PRED_EPSILON, .B = B, .h = h, .w = w, .Nt = Nt};
@@ -232,7 +231,7 @@ static int check_residuals(golden_ctx *ctx, golden_env *env, const st_file *f, u
     if ((rc = controlnet_open(&cn, &env->be, dir, err))) return rc;
     float *noise = golden_upload(env, ne, err);
     if (!noise) rc = err ? err->code : CNET_ENOMEM;
-    if (!rc) rc = train_step_init(&t, unet, &cn, acp, T, &cfg, err);
+    if (!rc) rc = train_step_init(&t, unet, &cn, ddpm, &cfg, err);
     if (!rc)
         rc = train_step_accumulate(&t, latents, noise, (const int64_t *)te->view.data, text, cond,
                                    1.0f, NULL, err);
@@ -286,9 +285,7 @@ int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     snprintf(path, sizeof path, "%s/unet", ctx->model_dir);
     if ((rc = unet_open(&unet, &env.be, path, err))) goto done;
     have_unet = 1;
-    const int T = ddpm.cfg.num_train_timesteps;
-    if ((rc = check_residuals(ctx, &env, f, &unet, ddpm.alphas_cumprod, T, latents, text, cond, B,
-                              h, w, Nt, err)))
+    if ((rc = check_residuals(ctx, &env, f, &unet, &ddpm, latents, text, cond, B, h, w, Nt, err)))
         goto done;
     /* Variants: every "train.<v>.loss.0". */
     for (int i = 0; i < f->n && !rc; i++) {
@@ -298,8 +295,7 @@ int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err) {
             continue;
         char v[64];
         snprintf(v, sizeof v, "%.*s", (int)(len - 13), n + 6);
-        rc = run_variant(ctx, &env, f, v, &unet, ddpm.alphas_cumprod, T, latents, text, cond, B, h,
-                         w, Lc, Nt, err);
+        rc = run_variant(ctx, &env, f, v, &unet, &ddpm, latents, text, cond, B, h, w, Lc, Nt, err);
     }
 done:
     if (have_unet) unet_free(&unet);
