@@ -25,6 +25,7 @@ static const golden_check checks[] = {
     {"unet", golden_check_unet},
     {"controlnet", golden_check_controlnet},
     {"train", golden_check_train},
+    {"pipeline", golden_check_pipeline},
     {"schedulers", golden_check_schedulers},
 };
 
