@@ -334,6 +334,65 @@ static void test_prediction_types(void) {
     }
 }
 
+static int close_rel(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(fabs(b), 1e-30); }
+
+/* Karras sigmas (rho = 7) span the training range (or Euler's configured
+ * sigma_min..sigma_max) and map back to timesteps T-1..0; the final sigma
+ * follows final_sigmas_type (DPM-Solver) or repeats the last (UniPC). */
+static void test_karras_and_final_sigmas(void) {
+    static const struct {
+        cnet_sched_kind kind;
+        int final_sigma_min;
+        double sigma_min, sigma_max; /* Euler's config; NAN = from the table */
+    } runs[] = {
+        {CNET_SCHED_EULER, 0, NAN, NAN},
+        {CNET_SCHED_EULER, 0, 0.1, 10.0},
+        {CNET_SCHED_DPMSOLVER_MULTISTEP, 0, NAN, NAN},
+        {CNET_SCHED_DPMSOLVER_MULTISTEP, 1, NAN, NAN},
+        {CNET_SCHED_UNIPC, 0, NAN, NAN},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        cnet_error err;
+        cnet_sched_config cfg;
+        if (model_config(&cfg, runs[r].kind, &err)) {
+            EXPECT(0, "%s", err.msg);
+            continue;
+        }
+        cfg.use_karras_sigmas = true;
+        cfg.final_sigmas_type =
+            runs[r].final_sigma_min ? CNET_FINAL_SIGMA_MIN : CNET_FINAL_SIGMA_ZERO;
+        cfg.sigma_min = runs[r].sigma_min, cfg.sigma_max = runs[r].sigma_max;
+        sched s;
+        const int n = 10;
+        int ok = sched_init(&s, &be, &cfg, 0, &err) == 0 && sched_set_timesteps(&s, n, &err) == 0;
+        cnet_sched_config_free(&cfg);
+        EXPECT(ok, "%s: %s", cnet_sched_kind_name(runs[r].kind), err.msg);
+        if (!ok) continue;
+        const int T = s.cfg.num_train_timesteps;
+        const double lo = isnan(runs[r].sigma_min) ? s.train_sigmas[0] : runs[r].sigma_min;
+        const double hi = isnan(runs[r].sigma_max) ? s.train_sigmas[T - 1] : runs[r].sigma_max;
+        int monotone = s.num_steps == n && s.num_sigmas == n + 1;
+        for (int k = 1; monotone && k < n; k++)
+            monotone = s.sigmas[k] < s.sigmas[k - 1] && s.timesteps[k] <= s.timesteps[k - 1];
+        const float last = runs[r].kind == CNET_SCHED_UNIPC ? s.sigmas[n - 1]
+                           : runs[r].final_sigma_min        ? s.train_sigmas[0]
+                                                            : 0.0f;
+        EXPECT(monotone && close_rel(s.sigmas[0], (float)hi) &&
+                   close_rel(s.sigmas[n - 1], (float)lo) && s.sigmas[n] == last,
+               "%s run %zu: sigmas %g..%g then %g, want %g..%g then %g",
+               cnet_sched_kind_name(runs[r].kind), r, s.sigmas[0], s.sigmas[n - 1], s.sigmas[n], hi,
+               lo, last);
+        if (isnan(runs[r].sigma_min))
+            EXPECT(fabs(s.timesteps[0] - (T - 1)) < 1e-3 && fabs(s.timesteps[n - 1]) < 1e-3,
+                   "%s run %zu: timesteps %g..%g", cnet_sched_kind_name(runs[r].kind), r,
+                   s.timesteps[0], s.timesteps[n - 1]);
+        if (runs[r].kind == CNET_SCHED_EULER)
+            EXPECT(s.init_noise_sigma == s.sigmas[0], "Euler init_noise_sigma %g",
+                   s.init_noise_sigma);
+        sched_free(&s);
+    }
+}
+
 /* DDIM with eta > 0 against formula (12) of the DDIM paper in float64. */
 static void test_ddim_eta(void) {
     cnet_error err;
@@ -472,6 +531,7 @@ int main(int argc, char **argv) {
     RUN(test_training_noise_contract);
     RUN(test_call_contract);
     RUN(test_prediction_types);
+    RUN(test_karras_and_final_sigmas);
     RUN(test_ddim_eta);
     RUN(test_noise_stream);
     RUN(test_in_place);
