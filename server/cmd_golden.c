@@ -24,6 +24,7 @@ static const golden_check checks[] = {
     {"vae", golden_check_vae},
     {"unet", golden_check_unet},
     {"controlnet", golden_check_controlnet},
+    {"train", golden_check_train},
     {"schedulers", golden_check_schedulers},
 };
 
