@@ -11,18 +11,18 @@
 static int buffers_needed(const cnet_sched_config *cfg) {
     switch (cfg->kind) {
     case CNET_SCHED_DDPM:
-        return sched_ddpm_buffers(cfg);
+        return sched_ddpm_buffers();
     case CNET_SCHED_DDIM:
-        return sched_ddim_buffers(cfg);
+        return sched_ddim_buffers();
     case CNET_SCHED_PNDM:
-        return sched_pndm_buffers(cfg);
+        return sched_pndm_buffers();
     case CNET_SCHED_EULER:
     case CNET_SCHED_EULER_ANCESTRAL:
-        return sched_euler_buffers(cfg);
+        return sched_euler_buffers();
     case CNET_SCHED_DPMSOLVER_MULTISTEP:
-        return sched_dpmsolver_buffers(cfg);
+        return sched_dpmsolver_buffers();
     case CNET_SCHED_UNIPC:
-        return sched_unipc_buffers(cfg);
+        return sched_unipc_buffers();
     case CNET_SCHED_KIND_COUNT:
         break;
     }
