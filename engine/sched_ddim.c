@@ -8,10 +8,7 @@
 
 enum { BUF_X0, BUF_EPS, BUF_NOISE, DDIM_BUFFERS };
 
-int sched_ddim_buffers(const cnet_sched_config *cfg) {
-    (void)cfg;
-    return DDIM_BUFFERS;
-}
+int sched_ddim_buffers(void) { return DDIM_BUFFERS; }
 
 void sched_ddim_step(sched *s, float *prev, float *x0, const float *model_output,
                      const float *sample, const float *noise, int i, long n) {

@@ -9,10 +9,7 @@
 
 enum { BUF_X0, BUF_NOISE, DDPM_BUFFERS };
 
-int sched_ddpm_buffers(const cnet_sched_config *cfg) {
-    (void)cfg;
-    return DDPM_BUFFERS;
-}
+int sched_ddpm_buffers(void) { return DDPM_BUFFERS; }
 
 void sched_ddpm_set_timesteps(sched *s, int n) {
     s->num_steps = sched_timesteps_ddpm(s->timesteps, s->work, &s->cfg, n);

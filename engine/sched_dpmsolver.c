@@ -12,10 +12,7 @@
 
 enum { BUF_DIFF = SCHED_MAX_ORDER, DPM_BUFFERS };
 
-int sched_dpmsolver_buffers(const cnet_sched_config *cfg) {
-    (void)cfg;
-    return DPM_BUFFERS;
-}
+int sched_dpmsolver_buffers(void) { return DPM_BUFFERS; }
 
 /* torch.searchsorted(flip(lambda_t), lambda_min_clipped): the count of
  * flipped lambdas below the clip. */

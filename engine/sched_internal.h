@@ -61,33 +61,33 @@ const float *sched_noise(sched *s, const float *noise, float *scratch, long n);
  * or the model output itself (copied). */
 void sched_ddpm_x0(sched *s, float *x0, const float *model_output, const float *sample,
                    float alpha_prod_t, long n);
-int sched_ddpm_buffers(const cnet_sched_config *cfg);
+int sched_ddpm_buffers(void);
 void sched_ddpm_set_timesteps(sched *s, int n);
 void sched_ddpm_step(sched *s, float *prev, float *x0, const float *model_output,
                      const float *sample, const float *noise, int i, long n);
 
-int sched_ddim_buffers(const cnet_sched_config *cfg);
+int sched_ddim_buffers(void);
 void sched_ddim_step(sched *s, float *prev, float *x0, const float *model_output,
                      const float *sample, const float *noise, int i, long n);
 
-int sched_pndm_buffers(const cnet_sched_config *cfg);
+int sched_pndm_buffers(void);
 void sched_pndm_set_timesteps(sched *s, int n);
 void sched_pndm_step(sched *s, float *prev, const float *model_output, const float *sample, int i,
                      long n);
 
-int sched_euler_buffers(const cnet_sched_config *cfg);
+int sched_euler_buffers(void);
 void sched_euler_set_timesteps(sched *s, int n);
 void sched_euler_step(sched *s, float *prev, float *x0, const float *model_output,
                       const float *sample, int i, long n);
 void sched_euler_ancestral_step(sched *s, float *prev, float *x0, const float *model_output,
                                 const float *sample, const float *noise, int i, long n);
 
-int sched_dpmsolver_buffers(const cnet_sched_config *cfg);
+int sched_dpmsolver_buffers(void);
 void sched_dpmsolver_set_timesteps(sched *s, int n);
 void sched_dpmsolver_step(sched *s, float *prev, const float *model_output, const float *sample,
                           int i, long n);
 
-int sched_unipc_buffers(const cnet_sched_config *cfg);
+int sched_unipc_buffers(void);
 void sched_unipc_set_timesteps(sched *s, int n);
 void sched_unipc_step(sched *s, float *prev, const float *model_output, const float *sample, int i,
                       long n);

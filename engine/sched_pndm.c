@@ -11,10 +11,7 @@
 
 enum { PNDM_ETS = 4, BUF_CUR_SAMPLE = PNDM_ETS, BUF_MODEL_OUTPUT, PNDM_BUFFERS };
 
-int sched_pndm_buffers(const cnet_sched_config *cfg) {
-    (void)cfg;
-    return PNDM_BUFFERS;
-}
+int sched_pndm_buffers(void) { return PNDM_BUFFERS; }
 
 void sched_pndm_set_timesteps(sched *s, int n) {
     const cnet_sched_config *cfg = &s->cfg;

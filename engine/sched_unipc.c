@@ -14,10 +14,7 @@
  * difference buffer */
 enum { UNIPC_RING = SCHED_MAX_ORDER + 1, BUF_LAST = UNIPC_RING, BUF_DIFF, UNIPC_BUFFERS };
 
-int sched_unipc_buffers(const cnet_sched_config *cfg) {
-    (void)cfg;
-    return UNIPC_BUFFERS;
-}
+int sched_unipc_buffers(void) { return UNIPC_BUFFERS; }
 
 void sched_unipc_set_timesteps(sched *s, int n) {
     const cnet_sched_config *cfg = &s->cfg;

@@ -11,18 +11,18 @@
 static int buffers_needed(const cnet_sched_config *cfg) {
     switch (cfg->kind) {
     case CNET_SCHED_DDPM:
-        return sched_ddpm_buffers(cfg);
+        return sched_ddpm_buffers();
     case CNET_SCHED_DDIM:
-        return sched_ddim_buffers(cfg);
+        return sched_ddim_buffers();
     case CNET_SCHED_PNDM:
-        return sched_pndm_buffers(cfg);
+        return sched_pndm_buffers();
     case CNET_SCHED_EULER:
     case CNET_SCHED_EULER_ANCESTRAL:
-        return sched_euler_buffers(cfg);
+        return sched_euler_buffers();
     case CNET_SCHED_DPMSOLVER_MULTISTEP:
-        return sched_dpmsolver_buffers(cfg);
+        return sched_dpmsolver_buffers();
     case CNET_SCHED_UNIPC:
-        return sched_unipc_buffers(cfg);
+        return sched_unipc_buffers();
     case CNET_SCHED_KIND_COUNT:
         break;
     }
@@ -79,10 +79,15 @@ static int check_config(const cnet_sched_config *cfg, cnet_error *err) {
     if (k == CNET_SCHED_EULER && cfg->timestep_continuous && cfg->prediction_type == CNET_PRED_V)
         return unsupported(cfg, "timestep_type = continuous with v_prediction", err);
     if (k == CNET_SCHED_DPMSOLVER_MULTISTEP) {
+        static const char *const algorithms[] = {
+            [CNET_ALGO_DPMSOLVER_PP] = "dpmsolver++",
+            [CNET_ALGO_SDE_DPMSOLVER_PP] = "algorithm_type = sde-dpmsolver++",
+            [CNET_ALGO_DPMSOLVER] = "algorithm_type = dpmsolver",
+            [CNET_ALGO_SDE_DPMSOLVER] = "algorithm_type = sde-dpmsolver"};
         if (cfg->algorithm_type != CNET_ALGO_DPMSOLVER_PP)
-            return unsupported(cfg, "an algorithm_type other than dpmsolver++", err);
+            return unsupported(cfg, algorithms[cfg->algorithm_type], err);
         if (cfg->variance_type != CNET_VAR_NONE)
-            return unsupported(cfg, "a learned variance_type", err);
+            return unsupported(cfg, "variance_type learned/learned_range", err);
         if (cfg->use_lu_lambdas) return unsupported(cfg, "use_lu_lambdas = true", err);
     }
     if ((k == CNET_SCHED_DPMSOLVER_MULTISTEP || k == CNET_SCHED_UNIPC) &&
