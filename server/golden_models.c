@@ -101,14 +101,7 @@ static void report_distribution(golden_ctx *ctx, const st_file *f, const float *
     float *mean = malloc(n * sizeof(float)), *logvar = malloc(n * sizeof(float)),
           *stdev = malloc(n * sizeof(float));
     if (mean && logvar && stdev) {
-        for (int b = 0; b < B; b++)
-            for (size_t i = 0; i < (size_t)Lc * hw; i++) {
-                size_t o = (size_t)b * Lc * hw + i, src = (size_t)b * 2 * Lc * hw + i;
-                mean[o] = moments[src];
-                float lv = moments[src + (size_t)Lc * hw];
-                logvar[o] = lv < -30.0f ? -30.0f : lv > 20.0f ? 20.0f : lv;
-                stdev[o] = expf(0.5f * logvar[o]);
-            }
+        mio_vae_distribution(mean, logvar, stdev, moments, B, Lc, (size_t)hw);
         const char *names[3] = {"vae.encode.mean", "vae.encode.logvar", "vae.encode.std"};
         float *data[3] = {mean, logvar, stdev};
         for (int k = 0; k < 3; k++) {

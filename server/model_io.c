@@ -1,6 +1,7 @@
 /* Model tensors at the file boundary; see model_io.h. */
 #include "server/model_io.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,4 +75,16 @@ int mio_timesteps(const st_file *f, const char *name, int B, float *t, cnet_erro
     cnet_to_f32(v, e->view.data, e->view.dtype, (size_t)n);
     for (int b = 0; b < B; b++) t[b] = v[n == 1 ? 0 : b];
     return 0;
+}
+
+void mio_vae_distribution(float *mean, float *logvar, float *std, const float *moments, int B,
+                          int L, size_t hw) {
+    for (int b = 0; b < B; b++)
+        for (size_t i = 0; i < (size_t)L * hw; i++) {
+            size_t o = (size_t)b * L * hw + i, src = (size_t)b * 2 * L * hw + i;
+            float lv = moments[src + (size_t)L * hw];
+            mean[o] = moments[src];
+            logvar[o] = lv < -30.0f ? -30.0f : lv > 20.0f ? 20.0f : lv;
+            std[o] = expf(0.5f * logvar[o]);
+        }
 }
