@@ -14,6 +14,7 @@
 #include "engine/pipeline.h"
 #include "golden.h"
 #include "golden_io.h"
+#include "model_io.h"
 
 typedef struct pipe_check {
     golden_ctx *ctx;
@@ -178,8 +179,8 @@ static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, const char
 int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     const st_entry *lat, *img;
     int rc;
-    if ((rc = golden_need(f, "pipe.in.latents", CNET_F32, 4, &lat, err)) ||
-        (rc = golden_need(f, "pipe.in.control_image", CNET_F32, 4, &img, err)))
+    if ((rc = mio_need(f, "pipe.in.latents", CNET_F32, 4, &lat, err)) ||
+        (rc = mio_need(f, "pipe.in.control_image", CNET_F32, 4, &img, err)))
         return rc;
     const int B = (int)img->view.shape[0], H = (int)img->view.shape[2], W = (int)img->view.shape[3];
     if (B != 1)

@@ -22,6 +22,7 @@
 #include "engine/vae.h"
 #include "golden.h"
 #include "golden_io.h"
+#include "model_io.h"
 
 #define TRAIN_STEPS 2
 
@@ -54,8 +55,8 @@ static int encode_latents(golden_ctx *ctx, golden_env *env, const st_file *f, fl
     snprintf(dir, sizeof dir, "%s/vae", ctx->model_dir);
     const st_entry *px, *vn;
     int rc;
-    if ((rc = golden_need(f, "train.in.pixel_values", CNET_F32, 4, &px, err)) ||
-        (rc = golden_need(f, "train.in.vae_noise", CNET_F32, 4, &vn, err)))
+    if ((rc = mio_need(f, "train.in.pixel_values", CNET_F32, 4, &px, err)) ||
+        (rc = mio_need(f, "train.in.vae_noise", CNET_F32, 4, &vn, err)))
         return rc;
     vae_model vae;
     if ((rc = vae_open(&vae, &env->be, dir, err))) return rc;
@@ -63,7 +64,7 @@ static int encode_latents(golden_ctx *ctx, golden_env *env, const st_file *f, fl
     const int fct = vae_factor(&vae), L = vae.cfg.latent_channels;
     *B = Bn, *h = H / fct, *w = W / fct, *Lc = L;
     const size_t n = (size_t)Bn * *h * *w * L;
-    float *x = golden_upload(env, px, err);
+    float *x = mio_upload(&env->be, px, err);
     float *moments = env->be.alloc(&env->be, 2 * n * sizeof(float));
     float *host = malloc(4 * n * sizeof(float));
     *latents = env->be.alloc(&env->be, n * sizeof(float));
@@ -99,7 +100,7 @@ static int encode_text(golden_ctx *ctx, golden_env *env, const st_file *f, float
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/text_encoder", ctx->model_dir);
     const st_entry *ids;
-    int rc = golden_need(f, "train.in.input_ids", CNET_I64, 2, &ids, err);
+    int rc = mio_need(f, "train.in.input_ids", CNET_I64, 2, &ids, err);
     if (rc) return rc;
     clip_text_model m;
     if ((rc = clip_text_open(&m, &env->be, dir, err))) return rc;
@@ -176,11 +177,11 @@ static int run_variant(golden_ctx *ctx, golden_env *env, const st_file *f, const
     for (int step = 0; step < TRAIN_STEPS && !rc; step++) {
         const st_entry *ne, *te;
         snprintf(name, sizeof name, "train.in.noise.%d", step);
-        if ((rc = golden_need(f, name, CNET_F32, 4, &ne, err))) break;
+        if ((rc = mio_need(f, name, CNET_F32, 4, &ne, err))) break;
         snprintf(name, sizeof name, "train.in.timesteps.%d", step);
-        if ((rc = golden_need(f, name, CNET_I64, 1, &te, err))) break;
+        if ((rc = mio_need(f, name, CNET_I64, 1, &te, err))) break;
         if (noise) env->be.free(&env->be, noise);
-        if (!(noise = golden_upload(env, ne, err))) {
+        if (!(noise = mio_upload(&env->be, ne, err))) {
             rc = err ? err->code : CNET_ENOMEM;
             break;
         }
@@ -225,11 +226,11 @@ static int check_residuals(golden_ctx *ctx, golden_env *env, const st_file *f, u
     train_step t;
     memset(&t, 0, sizeof t);
     const st_entry *ne, *te;
-    int rc = golden_need(f, "train.in.noise.0", CNET_F32, 4, &ne, err);
-    if (!rc) rc = golden_need(f, "train.in.timesteps.0", CNET_I64, 1, &te, err);
+    int rc = mio_need(f, "train.in.noise.0", CNET_F32, 4, &ne, err);
+    if (!rc) rc = mio_need(f, "train.in.timesteps.0", CNET_I64, 1, &te, err);
     if (rc) return rc;
     if ((rc = controlnet_open(&cn, &env->be, dir, err))) return rc;
-    float *noise = golden_upload(env, ne, err);
+    float *noise = mio_upload(&env->be, ne, err);
     if (!noise) rc = err ? err->code : CNET_ENOMEM;
     if (!rc) rc = train_step_init(&t, unet, &cn, ddpm, &cfg, err);
     if (!rc)
@@ -276,9 +277,8 @@ int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         (rc = encode_text(ctx, &env, f, &text, &Nt, err)))
         goto done;
     const st_entry *ce;
-    if ((rc = golden_need(f, "train.in.conditioning_pixel_values", CNET_F32, 4, &ce, err)))
-        goto done;
-    if (!(cond = golden_upload(&env, ce, err))) {
+    if ((rc = mio_need(f, "train.in.conditioning_pixel_values", CNET_F32, 4, &ce, err))) goto done;
+    if (!(cond = mio_upload(&env.be, ce, err))) {
         rc = err ? err->code : CNET_ENOMEM;
         goto done;
     }
