@@ -24,6 +24,7 @@ static const golden_check checks[] = {
     {"vae", golden_check_vae},
     {"unet", golden_check_unet},
     {"controlnet", golden_check_controlnet},
+    {"preprocess", golden_check_preprocess},
 };
 
 static const int n_checks = (int)(sizeof checks / sizeof checks[0]);
