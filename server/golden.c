@@ -136,6 +136,11 @@ static double max_abs_err(const cnet_tensor *a, const cnet_tensor *b) {
 }
 
 int golden_compare(golden_ctx *ctx, const st_file *f, const char *name, const cnet_tensor *got) {
+    return golden_compare_atol(ctx, f, name, got, 0);
+}
+
+int golden_compare_atol(golden_ctx *ctx, const st_file *f, const char *name,
+                        const cnet_tensor *got, double min_allowed) {
     char got_shape[64], want_shape[64], note[256];
     cnet_shape_str(got_shape, sizeof got_shape, got->ndim, got->shape);
     if (ctx->n_seen < GOLDEN_MAX_SEEN) ctx->seen[ctx->n_seen++] = name;
@@ -165,6 +170,7 @@ int golden_compare(golden_ctx *ctx, const st_file *f, const char *name, const cn
             return 0;
         }
     }
+    if (allowed < min_allowed) allowed = min_allowed;
     double m = max_abs_err(got, want);
     int pass = m <= allowed;
     golden_report(ctx, name, got_shape, m, allowed, pass, NULL);
