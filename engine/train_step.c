@@ -18,21 +18,6 @@ static float *dev_floats(cnet_backend *be, size_t n, cnet_error *err) {
     return p;
 }
 
-/* Per-sample DDPM coefficients sqrt(acp[t]) and sqrt(1 - acp[t]) in float32,
- * as diffusers computes them from the float32 alphas_cumprod table. */
-static int coefficients(const train_step *t, const int64_t *timesteps, float *a, float *s,
-                        cnet_error *err) {
-    for (int b = 0; b < t->cfg.B; b++) {
-        if (timesteps[b] < 0 || timesteps[b] >= t->num_train_timesteps)
-            return cnet_fail(err, CNET_EINVAL, "train: timestep %lld outside 0..%d",
-                             (long long)timesteps[b], t->num_train_timesteps - 1);
-        const float acp = t->acp[timesteps[b]];
-        a[b] = sqrtf(acp);
-        s[b] = sqrtf(1.0f - acp);
-    }
-    return 0;
-}
-
 /* One forward + backward; gradients accumulate into t->grads. */
 static int run(train_step *t, const float *latents, const float *noise, const int64_t *timesteps,
                const float *text, const float *cond, float grad_scale, cnet_error *err) {
@@ -40,19 +25,20 @@ static int run(train_step *t, const float *latents, const float *noise, const in
     const train_step_config *c = &t->cfg;
     const int B = c->B;
     const long per = (long)c->h * c->w * t->unet->enc.cfg.in_channels;
-    float a[64], s[64], ts[64], w[64];
-    int rc = coefficients(t, timesteps, a, s, err);
+    float ts[64], w[64];
+    int rc = sched_add_noise(t->noise, t->noisy, latents, noise, timesteps, B, per, err);
+    if (!rc && c->prediction == TRAIN_PRED_V)
+        rc = sched_get_velocity(t->noise, t->target, latents, noise, timesteps, B, per, err);
+    else if (!rc)
+        be->copy(be, t->target, noise, (size_t)B * per * sizeof(float));
     if (rc) return rc;
     for (int b = 0; b < B; b++) {
-        const long o = (long)b * per;
-        be->axpby(be, t->noisy + o, a[b], latents + o, s[b], noise + o, per);
-        if (c->prediction == TRAIN_PRED_V)
-            be->axpby(be, t->target + o, a[b], noise + o, -s[b], latents + o, per);
-        else
-            be->copy(be, t->target + o, noise + o, (size_t)per * sizeof(float));
         ts[b] = (float)timesteps[b];
-        /* Min-SNR-gamma (Hang et al. 2023), diffusers training_utils.compute_snr. */
-        const float snr = (a[b] / s[b]) * (a[b] / s[b]);
+        /* Min-SNR-gamma (Hang et al. 2023) as diffusers training_utils.compute_snr:
+         * snr = (sqrt(acp) / sqrt(1 - acp))^2 in float32. */
+        const float acp = t->noise->alphas_cumprod[timesteps[b]];
+        const float alpha = sqrtf(acp), sigma = sqrtf(1.0f - acp);
+        const float snr = (alpha / sigma) * (alpha / sigma);
         const float clipped = snr < c->snr_gamma ? snr : c->snr_gamma;
         w[b] = c->snr_gamma <= 0               ? 1.0f
                : c->prediction == TRAIN_PRED_V ? clipped / (snr + 1.0f)
@@ -114,11 +100,10 @@ static int size_arenas(train_step *t, const float *zeros_latent, const float *ze
     }
 }
 
-int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, const float *acp,
-                    int num_train_timesteps, const train_step_config *cfg, cnet_error *err) {
+int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched *noise,
+                    const train_step_config *cfg, cnet_error *err) {
     memset(t, 0, sizeof *t);
-    t->cfg = *cfg, t->unet = unet, t->cn = cn, t->acp = acp;
-    t->num_train_timesteps = num_train_timesteps;
+    t->cfg = *cfg, t->unet = unet, t->cn = cn, t->noise = noise;
     cnet_backend *be = cn->params.be;
     const cnet_unet_config *uc = &unet->enc.cfg;
     if (cfg->B < 1 || cfg->B > 64)

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "controlnet.h"
+#include "scheduler.h"
 #include "unet.h"
 
 typedef enum { TRAIN_PRED_EPSILON = 0, TRAIN_PRED_V } train_prediction;
@@ -35,8 +36,7 @@ typedef struct train_step {
     train_step_config cfg;
     unet_model *unet;     /* borrowed, frozen */
     controlnet_model *cn; /* borrowed, trained */
-    const float *acp;     /* borrowed: alphas_cumprod [num_train_timesteps] (host) */
-    int num_train_timesteps;
+    sched *noise; /* borrowed: the DDPM noise scheduler (add_noise, alphas_cumprod) */
     cnet_params grads, m, v;                        /* owned, same layout as cn->params */
     cnet_arena keep, scratch;                       /* activations for backward; temporaries */
     float *noisy, *target, *pred, *dpred, *weights; /* device */
@@ -45,8 +45,8 @@ typedef struct train_step {
     int n_skips;
 } train_step;
 
-int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, const float *acp,
-                    int num_train_timesteps, const train_step_config *cfg, cnet_error *err);
+int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched *noise,
+                    const train_step_config *cfg, cnet_error *err);
 void train_step_free(train_step *t);
 
 /* Forward + backward of one micro-batch: gradients ACCUMULATE into

@@ -139,8 +139,8 @@ int golden_compare(golden_ctx *ctx, const st_file *f, const char *name, const cn
     return golden_compare_atol(ctx, f, name, got, 0);
 }
 
-int golden_compare_atol(golden_ctx *ctx, const st_file *f, const char *name,
-                        const cnet_tensor *got, double min_allowed) {
+int golden_compare_atol(golden_ctx *ctx, const st_file *f, const char *name, const cnet_tensor *got,
+                        double min_allowed) {
     char got_shape[64], want_shape[64], note[256];
     cnet_shape_str(got_shape, sizeof got_shape, got->ndim, got->shape);
     if (ctx->n_seen < GOLDEN_MAX_SEEN) ctx->seen[ctx->n_seen++] = name;

@@ -70,5 +70,7 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_schedulers(golden_ctx *ctx, const st_file *f, cnet_error *err);
 
 #endif

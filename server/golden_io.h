@@ -17,11 +17,6 @@ int golden_env_init(golden_env *env, cnet_error *err);
 int golden_env_scratch(golden_env *env, size_t bytes, cnet_error *err);
 void golden_env_free(golden_env *env);
 
-/* The golden tensor `name` of the given dtype and rank (ndim < 0: any). */
-int golden_need(const st_file *f, const char *name, cnet_dtype dtype, int ndim,
-                const st_entry **out, cnet_error *err);
-/* A golden f32 tensor on the device, NCHW -> NHWC when 4-d. NULL on error. */
-float *golden_upload(golden_env *env, const st_entry *e, cnet_error *err);
 /* Downloads an NHWC [B,H,W,C] (or any non-4-d) result and compares it in
  * PyTorch layout with the golden `name` of that shape. */
 void golden_compare_nhwc(golden_ctx *ctx, golden_env *env, const st_file *f, const char *name,

@@ -3,7 +3,7 @@
  * folder on the golden inputs (`<stem>.in.*` and the inputs named in the
  * goldens README) on the CPU backend and compares every output. Inputs and
  * outputs are PyTorch NCHW; the engine is NHWC, so 4-d tensors are converted
- * at this boundary. Run names (e.g. controlnet.t_batch.scale0.5) are parsed,
+ * at this boundary (server/model_io.h). Run names (e.g. controlnet.t_batch.scale0.5) are parsed,
  * not listed, so other fixture directories work as long as they keep the
  * naming of the goldens README. */
 #include <math.h>
@@ -18,22 +18,7 @@
 #include "engine/vae.h"
 #include "golden.h"
 #include "golden_io.h"
-
-/* Host float timesteps [B] from an int64 or f32 golden scalar or vector. */
-static int read_timesteps(const st_file *f, const char *name, int B, float *t, cnet_error *err) {
-    const st_entry *e = st_find(f, name);
-    if (!e) return cnet_fail(err, CNET_ENOTFOUND, "%s: no tensor '%s'", f->path, name);
-    int64_t n = cnet_tensor_numel(&e->view);
-    if (e->view.ndim > 1 || (n != 1 && n != B) ||
-        (e->view.dtype != CNET_I64 && e->view.dtype != CNET_F32))
-        return cnet_fail(err, CNET_EFORMAT, "%s: '%s' is not a scalar or [%d] timestep", f->path,
-                         name, B);
-    float v[64];
-    if (B > 64) return cnet_fail(err, CNET_ELIMIT, "%s: batch %d too large", f->path, B);
-    cnet_to_f32(v, e->view.data, e->view.dtype, (size_t)n);
-    for (int b = 0; b < B; b++) t[b] = v[n == 1 ? 0 : b];
-    return 0;
-}
+#include "model_io.h"
 
 /* ---- text encoder ---- */
 
@@ -41,7 +26,7 @@ int golden_check_text_encoder(golden_ctx *ctx, const st_file *f, cnet_error *err
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/text_encoder", ctx->model_dir);
     const st_entry *ids;
-    int rc = golden_need(f, "text_encoder.input_ids", CNET_I64, 2, &ids, err);
+    int rc = mio_need(f, "text_encoder.input_ids", CNET_I64, 2, &ids, err);
     if (rc) return rc;
     const int P = (int)ids->view.shape[0], L = (int)ids->view.shape[1];
     int64_t *ids_host = malloc((size_t)P * L * sizeof *ids_host);
@@ -81,14 +66,7 @@ static void report_distribution(golden_ctx *ctx, const st_file *f, const float *
     float *mean = malloc(n * sizeof(float)), *logvar = malloc(n * sizeof(float)),
           *stdev = malloc(n * sizeof(float));
     if (mean && logvar && stdev) {
-        for (int b = 0; b < B; b++)
-            for (size_t i = 0; i < (size_t)Lc * hw; i++) {
-                size_t o = (size_t)b * Lc * hw + i, src = (size_t)b * 2 * Lc * hw + i;
-                mean[o] = moments[src];
-                float lv = moments[src + (size_t)Lc * hw];
-                logvar[o] = lv < -30.0f ? -30.0f : lv > 20.0f ? 20.0f : lv;
-                stdev[o] = expf(0.5f * logvar[o]);
-            }
+        mio_vae_distribution(mean, logvar, stdev, moments, B, Lc, (size_t)hw);
         const char *names[3] = {"vae.encode.mean", "vae.encode.logvar", "vae.encode.std"};
         float *data[3] = {mean, logvar, stdev};
         for (int k = 0; k < 3; k++) {
@@ -109,8 +87,8 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     snprintf(dir, sizeof dir, "%s/vae", ctx->model_dir);
     const st_entry *x, *z;
     int rc;
-    if ((rc = golden_need(f, "vae.encode.input", CNET_F32, 4, &x, err)) ||
-        (rc = golden_need(f, "vae.decode.input", CNET_F32, 4, &z, err)))
+    if ((rc = mio_need(f, "vae.encode.input", CNET_F32, 4, &x, err)) ||
+        (rc = mio_need(f, "vae.decode.input", CNET_F32, 4, &z, err)))
         return rc;
     golden_env env;
     vae_model m;
@@ -120,7 +98,7 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
               W = (int)x->view.shape[3], fct = vae_factor(&m), Lc = m.cfg.latent_channels;
     const int h = H / fct, w = W / fct;
     const int Bz = (int)z->view.shape[0], hz = (int)z->view.shape[2], wz = (int)z->view.shape[3];
-    float *x_dev = golden_upload(&env, x, err), *z_dev = golden_upload(&env, z, err);
+    float *x_dev = mio_upload(&env.be, x, err), *z_dev = mio_upload(&env.be, z, err);
     float *moments = env.be.alloc(&env.be, (size_t)B * h * w * 2 * Lc * sizeof(float));
     float *image = env.be.alloc(&env.be, (size_t)Bz * hz * wz * fct * fct * m.cfg.out_channels *
                                              sizeof(float));
@@ -167,9 +145,9 @@ static int upload_residuals(golden_env *env, const st_file *f, const char *prefi
         char name[96];
         snprintf(name, sizeof name, "%s.%d", prefix, i);
         const st_entry *e;
-        int rc = golden_need(f, name, CNET_F32, 4, &e, err);
+        int rc = mio_need(f, name, CNET_F32, 4, &e, err);
         if (rc) return rc;
-        if (!(out[i] = golden_upload(env, e, err))) return err ? err->code : CNET_ENOMEM;
+        if (!(out[i] = mio_upload(&env->be, e, err))) return err ? err->code : CNET_ENOMEM;
     }
     return 0;
 }
@@ -179,8 +157,8 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     snprintf(dir, sizeof dir, "%s/unet", ctx->model_dir);
     const st_entry *xs, *ehs;
     int rc;
-    if ((rc = golden_need(f, "unet.in.sample", CNET_F32, 4, &xs, err)) ||
-        (rc = golden_need(f, "unet.in.encoder_hidden_states", CNET_F32, 3, &ehs, err)))
+    if ((rc = mio_need(f, "unet.in.sample", CNET_F32, 4, &xs, err)) ||
+        (rc = mio_need(f, "unet.in.encoder_hidden_states", CNET_F32, 3, &ehs, err)))
         return rc;
     const int B = (int)xs->view.shape[0], h = (int)xs->view.shape[2], w = (int)xs->view.shape[3];
     const int Nt = (int)ehs->view.shape[1];
@@ -193,8 +171,8 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     unet_sizes s;
     const int Cout = m.enc.cfg.out_channels, C0 = m.enc.cfg.block_out_channels[0];
     if ((rc = unet_encoder_sizes(&m.enc, B, h, w, &s, err))) goto out_model;
-    x = golden_upload(&env, xs, err);
-    text = golden_upload(&env, ehs, err);
+    x = mio_upload(&env.be, xs, err);
+    text = mio_upload(&env.be, ehs, err);
     out = env.be.alloc(&env.be, (size_t)B * h * w * Cout * sizeof(float));
     proj = env.be.alloc(&env.be, (size_t)B * C0 * sizeof(float));
     temb = env.be.alloc(&env.be, (size_t)B * m.enc.temb_channels * sizeof(float));
@@ -206,8 +184,8 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     if ((rc = golden_env_scratch(&env, unet_scratch_bytes(&m, B, h, w, Nt), err))) goto out_bufs;
 
     /* The timestep embedding of t_batch. */
-    float t[64];
-    if ((rc = read_timesteps(f, "unet.in.t_batch", B, t, err)) ||
+    float t[MIO_MAX_BATCH];
+    if ((rc = mio_timesteps(f, "unet.in.t_batch", B, t, err)) ||
         (rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, proj, t, B, NULL,
                                 NULL, err)))
         goto out_bufs;
@@ -223,7 +201,7 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         snprintf(in, sizeof in, "unet.in.%s", tsel[k]);
         snprintf(name, sizeof name, "unet.out.plain.%s", tsel[k]);
         if (!st_find(f, in) || !st_find(f, name)) continue;
-        if ((rc = read_timesteps(f, in, B, t, err))) break;
+        if ((rc = mio_timesteps(f, in, B, t, err))) break;
         rc = unet_forward(&m, &env.scratch, out, x, t, text, NULL, NULL, B, h, w, Nt, NULL, NULL,
                           err);
         if (!rc) golden_compare_nhwc(ctx, &env, f, name, out, 4, os);
@@ -232,10 +210,10 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     if (!rc && st_find(f, "unet.out.residuals.t_batch")) {
         const st_entry *mr;
         if (!(rc = upload_residuals(&env, f, "unet.in.down_residual", s.n_skips, res, err)) &&
-            !(rc = golden_need(f, "unet.in.mid_residual", CNET_F32, 4, &mr, err)) &&
-            !(mid_res = golden_upload(&env, mr, err)))
+            !(rc = mio_need(f, "unet.in.mid_residual", CNET_F32, 4, &mr, err)) &&
+            !(mid_res = mio_upload(&env.be, mr, err)))
             rc = err ? err->code : CNET_ENOMEM;
-        if (!rc) rc = read_timesteps(f, "unet.in.t_batch", B, t, err);
+        if (!rc) rc = mio_timesteps(f, "unet.in.t_batch", B, t, err);
         if (!rc)
             rc = unet_forward(&m, &env.scratch, out, x, t, text, (const float *const *)res, mid_res,
                               B, h, w, Nt, NULL, NULL, err);
@@ -284,9 +262,9 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
     snprintf(dir, sizeof dir, "%s/controlnet", ctx->model_dir);
     const st_entry *xs, *ehs, *cond;
     int rc;
-    if ((rc = golden_need(f, "controlnet.in.sample", CNET_F32, 4, &xs, err)) ||
-        (rc = golden_need(f, "controlnet.in.encoder_hidden_states", CNET_F32, 3, &ehs, err)) ||
-        (rc = golden_need(f, "controlnet.in.controlnet_cond", CNET_F32, 4, &cond, err)))
+    if ((rc = mio_need(f, "controlnet.in.sample", CNET_F32, 4, &xs, err)) ||
+        (rc = mio_need(f, "controlnet.in.encoder_hidden_states", CNET_F32, 3, &ehs, err)) ||
+        (rc = mio_need(f, "controlnet.in.controlnet_cond", CNET_F32, 4, &cond, err)))
         return rc;
     const int B = (int)xs->view.shape[0], h = (int)xs->view.shape[2], w = (int)xs->view.shape[3];
     const int Nt = (int)ehs->view.shape[1];
@@ -300,9 +278,9 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
     unet_sizes s;
     const int C0 = m.enc.cfg.block_out_channels[0];
     if ((rc = unet_encoder_sizes(&m.enc, B, h, w, &s, err))) goto out_model;
-    x = golden_upload(&env, xs, err);
-    text = golden_upload(&env, ehs, err);
-    c = golden_upload(&env, cond, err);
+    x = mio_upload(&env.be, xs, err);
+    text = mio_upload(&env.be, ehs, err);
+    c = mio_upload(&env.be, cond, err);
     mid = env.be.alloc(&env.be, s.mid_floats * sizeof(float));
     emb = env.be.alloc(&env.be, (size_t)B * h * w * C0 * sizeof(float));
     temb = env.be.alloc(&env.be, (size_t)B * m.enc.temb_channels * sizeof(float));
@@ -321,8 +299,8 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
         const int64_t es[4] = {B, C0, h, w};
         golden_compare_nhwc(ctx, &env, f, "controlnet.cond_embedding", emb, 4, es);
     }
-    float t[64];
-    if (!rc && !(rc = read_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
+    float t[MIO_MAX_BATCH];
+    if (!rc && !(rc = mio_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
         !(rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, NULL, t, B, NULL,
                                  NULL, err))) {
         const int64_t ts[2] = {B, m.enc.temb_channels};
@@ -341,7 +319,7 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
             break;
         }
         snprintf(in, sizeof in, "controlnet.in.%s", tsel);
-        if ((rc = read_timesteps(f, in, B, t, err))) break;
+        if ((rc = mio_timesteps(f, in, B, t, err))) break;
         rc = controlnet_forward(&m, &env.scratch, down, mid, x, c, t, text, scale, guess, B, h, w,
                                 Nt, NULL, NULL, err);
         if (rc) break;
