@@ -27,6 +27,7 @@ static const golden_check checks[] = {
     {"train", golden_check_train},
     {"pipeline", golden_check_pipeline},
     {"schedulers", golden_check_schedulers},
+    {"preprocess", golden_check_preprocess},
 };
 
 static const int n_checks = (int)(sizeof checks / sizeof checks[0]);
