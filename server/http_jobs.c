@@ -87,32 +87,38 @@ enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_
         return http_reply_api_error(s, c, r, &e);
     api_roots roots = {.models_dir = s->cfg.models_dir,
                        .datasets_dir = s->datasets_dir,
-                       .data_root = s->cfg.data_root};
+                       .data_root = s->cfg.data_root,
+                       .jobs_dir = s->jobs_dir};
     int rc = api_train_spec(req, &roots, &spec, &e);
     char hash[65] = "";
     if (!rc && api_hash_json(req, hash))
         rc = api_fail(&e, 503, "unavailable", NULL, "out of memory");
     json_decref(req);
     if (rc) return http_reply_api_error(s, c, r, &e);
-    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
-    if (key && (!*key || strlen(key) > JOBS_IDEM_KEY_MAX)) {
-        json_decref(spec);
-        return http_reply_error(s, c, r, 400, "invalid_header", "Idempotency-Key",
-                                "Idempotency-Key must be 1..%d bytes", JOBS_IDEM_KEY_MAX);
-    }
     char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(spec);
     if (!text) return http_reply_error(s, c, r, 503, "unavailable", NULL, "out of memory");
-    jobs_new jn = {.kind = "train",
-                   .spec_json = text,
+    enum MHD_Result ret = http_jobs_enqueue(s, c, r, "train", text, hash);
+    free(text);
+    return ret;
+}
+
+enum MHD_Result http_jobs_enqueue(http_server *s, struct MHD_Connection *c, http_req *r,
+                                  const char *kind, const char *spec_json, const char *hash) {
+    api_error e;
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+    if (key && (!*key || strlen(key) > JOBS_IDEM_KEY_MAX))
+        return http_reply_error(s, c, r, 400, "invalid_header", "Idempotency-Key",
+                                "Idempotency-Key must be 1..%d bytes", JOBS_IDEM_KEY_MAX);
+    jobs_new jn = {.kind = kind,
+                   .spec_json = spec_json,
                    .idem_key = key,
                    .idem_hash = hash,
                    .queue_cap = s->cfg.queue_cap};
     char id[JOBS_ID_MAX];
     int created = 0;
     cnet_error err = {0};
-    rc = jobs_enqueue(s->store, &jn, id, &created, &err);
-    free(text);
+    int rc = jobs_enqueue(s->store, &jn, id, &created, &err);
     if (rc == JOBS_ECONFLICT)
         return http_reply_error(s, c, r, 422, "idempotency_conflict", "Idempotency-Key", "%s",
                                 err.msg);
