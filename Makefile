@@ -61,6 +61,8 @@ $(BUILD)/%.o: %.c
 
 # api/api_openapi.c embeds api/openapi.yaml with .incbin, which -MMD cannot see.
 $(BUILD)/api/api_openapi.o: api/openapi.yaml
+# server/web_assets.c embeds the dashboard the same way.
+$(BUILD)/server/web_assets.o: $(wildcard web/*)
 
 $(BUILD)/libcnet.a: $(LIB_OBJ)
 	@rm -f $@

@@ -2,7 +2,7 @@
  * benchmark; `ops` times the BLAS-backed CPU ops (gemm, linear, conv2d
  * forward / backward-data / backward-weight) at Stable Diffusion shapes and
  * reports GFLOP/s next to the machine's measured fp32 peak (bench_peak.h).
- * Model-level benchmarks are meant to be added as further first arguments.
+ * `cnet bench --model DIR --task T` times whole models (server/bench_model.c).
  *
  * Each case: one warm-up call (scratch grows to its high-water mark), then
  * --iters timed calls; the median is reported. Inputs are deterministic
@@ -17,6 +17,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/scratch.h"
+#include "server/bench_model.h"
 #include "server/bench_peak.h"
 #include "server/commands.h"
 
@@ -283,8 +284,11 @@ int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "ops") == 0) return bench_ops(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         bench_usage(stdout);
+        bench_model_usage(stdout);
         return 0;
     }
+    if (argc >= 2 && strncmp(argv[1], "--", 2) == 0) return bench_model(argc, argv);
     bench_usage(stderr);
+    bench_model_usage(stderr);
     return 2;
 }

@@ -24,6 +24,9 @@ static const golden_check checks[] = {
     {"vae", golden_check_vae},
     {"unet", golden_check_unet},
     {"controlnet", golden_check_controlnet},
+    {"train", golden_check_train},
+    {"pipeline", golden_check_pipeline},
+    {"schedulers", golden_check_schedulers},
     {"preprocess", golden_check_preprocess},
 };
 

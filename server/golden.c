@@ -182,3 +182,11 @@ int golden_compare_within(golden_ctx *ctx, const st_file *f, const char *name,
                           const cnet_tensor *got, double allowed) {
     return compare(ctx, f, name, got, allowed);
 }
+
+int golden_compare_atol(golden_ctx *ctx, const st_file *f, const char *name,
+                        const cnet_tensor *got, double min_allowed) {
+    double allowed;
+    if (golden_tolerance(ctx, ctx->stem, name, &allowed, NULL) != 0)
+        return compare(ctx, f, name, got, -1); /* reports the lookup error */
+    return compare(ctx, f, name, got, allowed > min_allowed ? allowed : min_allowed);
+}

@@ -3,7 +3,7 @@
  * folder on the golden inputs (`<stem>.in.*` and the inputs named in the
  * goldens README) on the CPU backend and compares every output. Inputs and
  * outputs are PyTorch NCHW; the engine is NHWC, so 4-d tensors are converted
- * at this boundary. Run names (e.g. controlnet.t_batch.scale0.5) are parsed,
+ * at this boundary (server/model_io.h). Run names (e.g. controlnet.t_batch.scale0.5) are parsed,
  * not listed, so other fixture directories work as long as they keep the
  * naming of the goldens README. */
 #include <math.h>
@@ -17,107 +17,8 @@
 #include "engine/unet.h"
 #include "engine/vae.h"
 #include "golden.h"
-
-/* One model run's memory: a CPU backend and a scratch arena. */
-typedef struct golden_env {
-    cnet_backend be;
-    cnet_arena scratch;
-} golden_env;
-
-static int env_init(golden_env *env, cnet_error *err) {
-    memset(env, 0, sizeof *env);
-    return cnet_backend_cpu_init(&env->be, err);
-}
-
-static int env_scratch(golden_env *env, size_t bytes, cnet_error *err) {
-    if (env->scratch.capacity >= bytes) return 0;
-    cnet_arena_free(&env->scratch);
-    return cnet_arena_init(&env->scratch, &env->be, bytes, "golden scratch", err);
-}
-
-static void env_free(golden_env *env) {
-    cnet_arena_free(&env->scratch);
-    cnet_backend_free(&env->be);
-}
-
-static int need(const st_file *f, const char *name, cnet_dtype dtype, int ndim,
-                const st_entry **out, cnet_error *err) {
-    const st_entry *e = st_find(f, name);
-    if (!e) return cnet_fail(err, CNET_ENOTFOUND, "%s: no tensor '%s'", f->path, name);
-    if (e->view.dtype != dtype || (ndim >= 0 && e->view.ndim != ndim))
-        return cnet_fail(
-            err, CNET_EFORMAT, "%s: tensor '%s' is %s with %d dims; expected %s with %d", f->path,
-            name, cnet_dtype_name(e->view.dtype), e->view.ndim, cnet_dtype_name(dtype), ndim);
-    *out = e;
-    return 0;
-}
-
-/* A golden f32 tensor on the device, NCHW -> NHWC when 4-d. NULL on error. */
-static float *upload_input(golden_env *env, const st_entry *e, cnet_error *err) {
-    const cnet_tensor *t = &e->view;
-    size_t n = (size_t)cnet_tensor_numel(t);
-    float *host = malloc((n ? n : 1) * sizeof(float)), *conv = NULL;
-    float *dev = env->be.alloc(&env->be, (n ? n : 1) * sizeof(float));
-    if (!host || !dev) goto oom;
-    cnet_to_f32(host, t->data, t->dtype, n);
-    if (t->ndim == 4) {
-        if (!(conv = malloc(n * sizeof(float)))) goto oom;
-        layout_nchw_to_nhwc(conv, host, (int)t->shape[0], (int)t->shape[1], (int)t->shape[2],
-                            (int)t->shape[3]);
-    }
-    env->be.upload(&env->be, dev, conv ? conv : host, n * sizeof(float));
-    free(host);
-    free(conv);
-    return dev;
-oom:
-    free(host);
-    free(conv);
-    if (dev) env->be.free(&env->be, dev);
-    cnet_fail(err, CNET_ENOMEM, "golden: out of memory for '%s'", e->name);
-    return NULL;
-}
-
-/* Downloads an NHWC [B,H,W,C] (or any non-4-d) result and compares it in
- * PyTorch layout with the golden `name`, whose shape gives the layout. */
-static void compare_output(golden_ctx *ctx, golden_env *env, const st_file *f, const char *name,
-                           const float *dev, int ndim, const int64_t *shape) {
-    cnet_tensor got = {CNET_F32, ndim, {0}, NULL, -1};
-    size_t n = 1;
-    for (int d = 0; d < ndim; d++) got.shape[d] = shape[d], n *= (size_t)shape[d];
-    float *host = malloc((n ? n : 1) * sizeof(float)), *nchw = malloc((n ? n : 1) * sizeof(float));
-    if (!host || !nchw) {
-        golden_report(ctx, name, "?", INFINITY, 0, 0, "out of memory");
-        free(host);
-        free(nchw);
-        return;
-    }
-    env->be.download(&env->be, host, dev, n * sizeof(float));
-    if (ndim == 4) {
-        layout_nhwc_to_nchw(nchw, host, (int)shape[0], (int)shape[1], (int)shape[2], (int)shape[3]);
-        got.data = nchw;
-    } else {
-        got.data = host;
-    }
-    golden_compare(ctx, f, name, &got);
-    free(host);
-    free(nchw);
-}
-
-/* Host float timesteps [B] from an int64 or f32 golden scalar or vector. */
-static int read_timesteps(const st_file *f, const char *name, int B, float *t, cnet_error *err) {
-    const st_entry *e = st_find(f, name);
-    if (!e) return cnet_fail(err, CNET_ENOTFOUND, "%s: no tensor '%s'", f->path, name);
-    int64_t n = cnet_tensor_numel(&e->view);
-    if (e->view.ndim > 1 || (n != 1 && n != B) ||
-        (e->view.dtype != CNET_I64 && e->view.dtype != CNET_F32))
-        return cnet_fail(err, CNET_EFORMAT, "%s: '%s' is not a scalar or [%d] timestep", f->path,
-                         name, B);
-    float v[64];
-    if (B > 64) return cnet_fail(err, CNET_ELIMIT, "%s: batch %d too large", f->path, B);
-    cnet_to_f32(v, e->view.data, e->view.dtype, (size_t)n);
-    for (int b = 0; b < B; b++) t[b] = v[n == 1 ? 0 : b];
-    return 0;
-}
+#include "golden_io.h"
+#include "model_io.h"
 
 /* ---- text encoder ---- */
 
@@ -125,7 +26,7 @@ int golden_check_text_encoder(golden_ctx *ctx, const st_file *f, cnet_error *err
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/text_encoder", ctx->model_dir);
     const st_entry *ids;
-    int rc = need(f, "text_encoder.input_ids", CNET_I64, 2, &ids, err);
+    int rc = mio_need(f, "text_encoder.input_ids", CNET_I64, 2, &ids, err);
     if (rc) return rc;
     const int P = (int)ids->view.shape[0], L = (int)ids->view.shape[1];
     int64_t *ids_host = malloc((size_t)P * L * sizeof *ids_host);
@@ -133,24 +34,24 @@ int golden_check_text_encoder(golden_ctx *ctx, const st_file *f, cnet_error *err
     memcpy(ids_host, ids->view.data, (size_t)P * L * sizeof *ids_host);
     golden_env env;
     clip_text_model m;
-    if ((rc = env_init(&env, err))) goto out_ids;
+    if ((rc = golden_env_init(&env, err))) goto out_ids;
     if ((rc = clip_text_open(&m, &env.be, dir, err))) goto out_env;
     const int D = m.hidden;
     float *hidden = env.be.alloc(&env.be, (size_t)P * L * D * sizeof(float));
     float *pooled = env.be.alloc(&env.be, (size_t)P * D * sizeof(float));
     if (!hidden || !pooled) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
-    if (!rc) rc = env_scratch(&env, clip_text_scratch_bytes(&m, P, L), err);
+    if (!rc) rc = golden_env_scratch(&env, clip_text_scratch_bytes(&m, P, L), err);
     if (!rc) rc = clip_text_forward(&m, &env.scratch, hidden, pooled, ids_host, P, L, 0, err);
     if (!rc) {
         const int64_t hs[3] = {P, L, D}, ps[2] = {P, D};
-        compare_output(ctx, &env, f, "text_encoder.last_hidden_state", hidden, 3, hs);
-        compare_output(ctx, &env, f, "text_encoder.pooler_output", pooled, 2, ps);
+        golden_compare_nhwc(ctx, &env, f, "text_encoder.last_hidden_state", hidden, 3, hs);
+        golden_compare_nhwc(ctx, &env, f, "text_encoder.pooler_output", pooled, 2, ps);
     }
     env.be.free(&env.be, hidden);
     env.be.free(&env.be, pooled);
     clip_text_free(&m);
 out_env:
-    env_free(&env);
+    golden_env_free(&env);
 out_ids:
     free(ids_host);
     return rc;
@@ -165,14 +66,7 @@ static void report_distribution(golden_ctx *ctx, const st_file *f, const float *
     float *mean = malloc(n * sizeof(float)), *logvar = malloc(n * sizeof(float)),
           *stdev = malloc(n * sizeof(float));
     if (mean && logvar && stdev) {
-        for (int b = 0; b < B; b++)
-            for (size_t i = 0; i < (size_t)Lc * hw; i++) {
-                size_t o = (size_t)b * Lc * hw + i, src = (size_t)b * 2 * Lc * hw + i;
-                mean[o] = moments[src];
-                float lv = moments[src + (size_t)Lc * hw];
-                logvar[o] = lv < -30.0f ? -30.0f : lv > 20.0f ? 20.0f : lv;
-                stdev[o] = expf(0.5f * logvar[o]);
-            }
+        mio_vae_distribution(mean, logvar, stdev, moments, B, Lc, (size_t)hw);
         const char *names[3] = {"vae.encode.mean", "vae.encode.logvar", "vae.encode.std"};
         float *data[3] = {mean, logvar, stdev};
         for (int k = 0; k < 3; k++) {
@@ -193,18 +87,18 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     snprintf(dir, sizeof dir, "%s/vae", ctx->model_dir);
     const st_entry *x, *z;
     int rc;
-    if ((rc = need(f, "vae.encode.input", CNET_F32, 4, &x, err)) ||
-        (rc = need(f, "vae.decode.input", CNET_F32, 4, &z, err)))
+    if ((rc = mio_need(f, "vae.encode.input", CNET_F32, 4, &x, err)) ||
+        (rc = mio_need(f, "vae.decode.input", CNET_F32, 4, &z, err)))
         return rc;
     golden_env env;
     vae_model m;
-    if ((rc = env_init(&env, err))) return rc;
+    if ((rc = golden_env_init(&env, err))) return rc;
     if ((rc = vae_open(&m, &env.be, dir, err))) goto out_env;
     const int B = (int)x->view.shape[0], C = (int)x->view.shape[1], H = (int)x->view.shape[2],
               W = (int)x->view.shape[3], fct = vae_factor(&m), Lc = m.cfg.latent_channels;
     const int h = H / fct, w = W / fct;
     const int Bz = (int)z->view.shape[0], hz = (int)z->view.shape[2], wz = (int)z->view.shape[3];
-    float *x_dev = upload_input(&env, x, err), *z_dev = upload_input(&env, z, err);
+    float *x_dev = mio_upload(&env.be, x, err), *z_dev = mio_upload(&env.be, z, err);
     float *moments = env.be.alloc(&env.be, (size_t)B * h * w * 2 * Lc * sizeof(float));
     float *image = env.be.alloc(&env.be, (size_t)Bz * hz * wz * fct * fct * m.cfg.out_channels *
                                              sizeof(float));
@@ -213,12 +107,12 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
     size_t need_bytes = vae_scratch_bytes(&m, B > Bz ? B : Bz, H > hz * fct ? H : hz * fct,
                                           W > wz * fct ? W : wz * fct);
-    if (!rc) rc = env_scratch(&env, need_bytes, err);
+    if (!rc) rc = golden_env_scratch(&env, need_bytes, err);
     if (!rc) rc = vae_encode(&m, &env.scratch, moments, x_dev, B, H, W, err);
     if (!rc) {
         (void)C;
         const int64_t ms[4] = {B, 2 * Lc, h, w};
-        compare_output(ctx, &env, f, "vae.encode.moments", moments, 4, ms);
+        golden_compare_nhwc(ctx, &env, f, "vae.encode.moments", moments, 4, ms);
         float *nhwc = host + (size_t)B * h * w * 2 * Lc;
         env.be.download(&env.be, nhwc, moments, (size_t)B * h * w * 2 * Lc * sizeof(float));
         layout_nhwc_to_nchw(host, nhwc, B, 2 * Lc, h, w);
@@ -227,7 +121,7 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     if (!rc) rc = vae_decode(&m, &env.scratch, image, z_dev, Bz, hz, wz, err);
     if (!rc) {
         const int64_t is[4] = {Bz, m.cfg.out_channels, hz * fct, wz * fct};
-        compare_output(ctx, &env, f, "vae.decode.output", image, 4, is);
+        golden_compare_nhwc(ctx, &env, f, "vae.decode.output", image, 4, is);
         cnet_tensor sf = {CNET_F32, 0, {0}, &m.cfg.scaling_factor, -1};
         golden_compare(ctx, f, "vae.scaling_factor", &sf);
     }
@@ -238,7 +132,7 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     env.be.free(&env.be, image);
     vae_free(&m);
 out_env:
-    env_free(&env);
+    golden_env_free(&env);
     return rc;
 }
 
@@ -251,9 +145,9 @@ static int upload_residuals(golden_env *env, const st_file *f, const char *prefi
         char name[96];
         snprintf(name, sizeof name, "%s.%d", prefix, i);
         const st_entry *e;
-        int rc = need(f, name, CNET_F32, 4, &e, err);
+        int rc = mio_need(f, name, CNET_F32, 4, &e, err);
         if (rc) return rc;
-        if (!(out[i] = upload_input(env, e, err))) return err ? err->code : CNET_ENOMEM;
+        if (!(out[i] = mio_upload(&env->be, e, err))) return err ? err->code : CNET_ENOMEM;
     }
     return 0;
 }
@@ -263,8 +157,8 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     snprintf(dir, sizeof dir, "%s/unet", ctx->model_dir);
     const st_entry *xs, *ehs;
     int rc;
-    if ((rc = need(f, "unet.in.sample", CNET_F32, 4, &xs, err)) ||
-        (rc = need(f, "unet.in.encoder_hidden_states", CNET_F32, 3, &ehs, err)))
+    if ((rc = mio_need(f, "unet.in.sample", CNET_F32, 4, &xs, err)) ||
+        (rc = mio_need(f, "unet.in.encoder_hidden_states", CNET_F32, 3, &ehs, err)))
         return rc;
     const int B = (int)xs->view.shape[0], h = (int)xs->view.shape[2], w = (int)xs->view.shape[3];
     const int Nt = (int)ehs->view.shape[1];
@@ -272,13 +166,13 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     unet_model m;
     float *res[UNET_MAX_SKIPS] = {0}, *mid_res = NULL, *x = NULL, *text = NULL, *out = NULL;
     float *proj = NULL, *temb = NULL, *temb_act = NULL;
-    if ((rc = env_init(&env, err))) return rc;
+    if ((rc = golden_env_init(&env, err))) return rc;
     if ((rc = unet_open(&m, &env.be, dir, err))) goto out_env;
     unet_sizes s;
     const int Cout = m.enc.cfg.out_channels, C0 = m.enc.cfg.block_out_channels[0];
     if ((rc = unet_encoder_sizes(&m.enc, B, h, w, &s, err))) goto out_model;
-    x = upload_input(&env, xs, err);
-    text = upload_input(&env, ehs, err);
+    x = mio_upload(&env.be, xs, err);
+    text = mio_upload(&env.be, ehs, err);
     out = env.be.alloc(&env.be, (size_t)B * h * w * Cout * sizeof(float));
     proj = env.be.alloc(&env.be, (size_t)B * C0 * sizeof(float));
     temb = env.be.alloc(&env.be, (size_t)B * m.enc.temb_channels * sizeof(float));
@@ -287,16 +181,17 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
         goto out_bufs;
     }
-    if ((rc = env_scratch(&env, unet_scratch_bytes(&m, B, h, w, Nt), err))) goto out_bufs;
+    if ((rc = golden_env_scratch(&env, unet_scratch_bytes(&m, B, h, w, Nt), err))) goto out_bufs;
 
     /* The timestep embedding of t_batch. */
-    float t[64];
-    if ((rc = read_timesteps(f, "unet.in.t_batch", B, t, err)) ||
-        (rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, proj, t, B, err)))
+    float t[MIO_MAX_BATCH];
+    if ((rc = mio_timesteps(f, "unet.in.t_batch", B, t, err)) ||
+        (rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, proj, t, B, NULL,
+                                NULL, err)))
         goto out_bufs;
     const int64_t ps[2] = {B, C0}, ts[2] = {B, m.enc.temb_channels};
-    compare_output(ctx, &env, f, "unet.time_proj.t_batch", proj, 2, ps);
-    compare_output(ctx, &env, f, "unet.time_emb.t_batch", temb, 2, ts);
+    golden_compare_nhwc(ctx, &env, f, "unet.time_proj.t_batch", proj, 2, ps);
+    golden_compare_nhwc(ctx, &env, f, "unet.time_emb.t_batch", temb, 2, ts);
 
     /* unet.out.plain.<t> for every timestep input the file has. */
     const int64_t os[4] = {B, Cout, h, w};
@@ -306,22 +201,23 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         snprintf(in, sizeof in, "unet.in.%s", tsel[k]);
         snprintf(name, sizeof name, "unet.out.plain.%s", tsel[k]);
         if (!st_find(f, in) || !st_find(f, name)) continue;
-        if ((rc = read_timesteps(f, in, B, t, err))) break;
-        rc = unet_forward(&m, &env.scratch, out, x, t, text, NULL, NULL, B, h, w, Nt, err);
-        if (!rc) compare_output(ctx, &env, f, name, out, 4, os);
+        if ((rc = mio_timesteps(f, in, B, t, err))) break;
+        rc = unet_forward(&m, &env.scratch, out, x, t, text, NULL, NULL, B, h, w, Nt, NULL, NULL,
+                          err);
+        if (!rc) golden_compare_nhwc(ctx, &env, f, name, out, 4, os);
     }
     /* With ControlNet residuals. */
     if (!rc && st_find(f, "unet.out.residuals.t_batch")) {
         const st_entry *mr;
         if (!(rc = upload_residuals(&env, f, "unet.in.down_residual", s.n_skips, res, err)) &&
-            !(rc = need(f, "unet.in.mid_residual", CNET_F32, 4, &mr, err)) &&
-            !(mid_res = upload_input(&env, mr, err)))
+            !(rc = mio_need(f, "unet.in.mid_residual", CNET_F32, 4, &mr, err)) &&
+            !(mid_res = mio_upload(&env.be, mr, err)))
             rc = err ? err->code : CNET_ENOMEM;
-        if (!rc) rc = read_timesteps(f, "unet.in.t_batch", B, t, err);
+        if (!rc) rc = mio_timesteps(f, "unet.in.t_batch", B, t, err);
         if (!rc)
             rc = unet_forward(&m, &env.scratch, out, x, t, text, (const float *const *)res, mid_res,
-                              B, h, w, Nt, err);
-        if (!rc) compare_output(ctx, &env, f, "unet.out.residuals.t_batch", out, 4, os);
+                              B, h, w, Nt, NULL, NULL, err);
+        if (!rc) golden_compare_nhwc(ctx, &env, f, "unet.out.residuals.t_batch", out, 4, os);
     }
 out_bufs:
     for (int i = 0; i < UNET_MAX_SKIPS; i++)
@@ -332,7 +228,7 @@ out_bufs:
 out_model:
     unet_free(&m);
 out_env:
-    env_free(&env);
+    golden_env_free(&env);
     return rc;
 }
 
@@ -366,9 +262,9 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
     snprintf(dir, sizeof dir, "%s/controlnet", ctx->model_dir);
     const st_entry *xs, *ehs, *cond;
     int rc;
-    if ((rc = need(f, "controlnet.in.sample", CNET_F32, 4, &xs, err)) ||
-        (rc = need(f, "controlnet.in.encoder_hidden_states", CNET_F32, 3, &ehs, err)) ||
-        (rc = need(f, "controlnet.in.controlnet_cond", CNET_F32, 4, &cond, err)))
+    if ((rc = mio_need(f, "controlnet.in.sample", CNET_F32, 4, &xs, err)) ||
+        (rc = mio_need(f, "controlnet.in.encoder_hidden_states", CNET_F32, 3, &ehs, err)) ||
+        (rc = mio_need(f, "controlnet.in.controlnet_cond", CNET_F32, 4, &cond, err)))
         return rc;
     const int B = (int)xs->view.shape[0], h = (int)xs->view.shape[2], w = (int)xs->view.shape[3];
     const int Nt = (int)ehs->view.shape[1];
@@ -377,14 +273,14 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
     controlnet_model m;
     float *down[UNET_MAX_SKIPS] = {0}, *mid = NULL, *x = NULL, *text = NULL, *c = NULL;
     float *emb = NULL, *temb = NULL, *temb_act = NULL;
-    if ((rc = env_init(&env, err))) return rc;
+    if ((rc = golden_env_init(&env, err))) return rc;
     if ((rc = controlnet_open(&m, &env.be, dir, err))) goto out_env;
     unet_sizes s;
     const int C0 = m.enc.cfg.block_out_channels[0];
     if ((rc = unet_encoder_sizes(&m.enc, B, h, w, &s, err))) goto out_model;
-    x = upload_input(&env, xs, err);
-    text = upload_input(&env, ehs, err);
-    c = upload_input(&env, cond, err);
+    x = mio_upload(&env.be, xs, err);
+    text = mio_upload(&env.be, ehs, err);
+    c = mio_upload(&env.be, cond, err);
     mid = env.be.alloc(&env.be, s.mid_floats * sizeof(float));
     emb = env.be.alloc(&env.be, (size_t)B * h * w * C0 * sizeof(float));
     temb = env.be.alloc(&env.be, (size_t)B * m.enc.temb_channels * sizeof(float));
@@ -396,18 +292,19 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
         rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
         goto out_bufs;
     }
-    if ((rc = env_scratch(&env, controlnet_scratch_bytes(&m, B, h, w, Nt), err))) goto out_bufs;
+    if ((rc = golden_env_scratch(&env, controlnet_scratch_bytes(&m, B, h, w, Nt), err)))
+        goto out_bufs;
 
-    if (!(rc = controlnet_cond_embedding(&m, &env.scratch, emb, c, B, H, W, err))) {
+    if (!(rc = controlnet_cond_embedding(&m, &env.scratch, emb, c, B, H, W, NULL, NULL, err))) {
         const int64_t es[4] = {B, C0, h, w};
-        compare_output(ctx, &env, f, "controlnet.cond_embedding", emb, 4, es);
+        golden_compare_nhwc(ctx, &env, f, "controlnet.cond_embedding", emb, 4, es);
     }
-    float t[64];
-    if (!rc && !(rc = read_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
-        !(rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, NULL, t, B,
-                                 err))) {
+    float t[MIO_MAX_BATCH];
+    if (!rc && !(rc = mio_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
+        !(rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, NULL, t, B, NULL,
+                                 NULL, err))) {
         const int64_t ts[2] = {B, m.enc.temb_channels};
-        compare_output(ctx, &env, f, "controlnet.time_emb.t_batch", temb, 2, ts);
+        golden_compare_nhwc(ctx, &env, f, "controlnet.time_emb.t_batch", temb, 2, ts);
     }
     for (int e = 0; e < f->n && !rc; e++) {
         const char *name = f->entries[e].name;
@@ -422,9 +319,9 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
             break;
         }
         snprintf(in, sizeof in, "controlnet.in.%s", tsel);
-        if ((rc = read_timesteps(f, in, B, t, err))) break;
+        if ((rc = mio_timesteps(f, in, B, t, err))) break;
         rc = controlnet_forward(&m, &env.scratch, down, mid, x, c, t, text, scale, guess, B, h, w,
-                                Nt, err);
+                                Nt, NULL, NULL, err);
         if (rc) break;
         snprintf(prefix, sizeof prefix, "%.*s", (int)(len - 4), name);
         for (int i = 0; i < s.n_skips; i++) {
@@ -433,11 +330,11 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
             const int64_t ds[4] = {
                 B, (int64_t)(s.skip_floats[i] / ((size_t)B * s.skip_h[i] * s.skip_w[i])),
                 s.skip_h[i], s.skip_w[i]};
-            compare_output(ctx, &env, f, dn, down[i], 4, ds);
+            golden_compare_nhwc(ctx, &env, f, dn, down[i], 4, ds);
         }
         const int64_t ms[4] = {B, m.enc.cfg.block_out_channels[m.enc.cfg.n_blocks - 1], s.mid_h,
                                s.mid_w};
-        compare_output(ctx, &env, f, name, mid, 4, ms);
+        golden_compare_nhwc(ctx, &env, f, name, mid, 4, ms);
     }
 out_bufs:
     for (int i = 0; i < UNET_MAX_SKIPS; i++)
@@ -448,6 +345,6 @@ out_bufs:
 out_model:
     controlnet_free(&m);
 out_env:
-    env_free(&env);
+    golden_env_free(&env);
     return rc;
 }

@@ -8,7 +8,9 @@
 static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},
     {"bench", "performance benchmarks (cnet bench ops)", cmd_bench},
+    {"forward", "run one model component on a safetensors file of inputs", cmd_forward},
     {"golden", "check a fixture directory's goldens", cmd_golden},
+    {"init-model", "write a diffusers pipeline folder with random weights", cmd_init_model},
     {"push", "publish a training output directory to the Hugging Face Hub", cmd_push},
     {"pull", "download a Hub model repo into the Hugging Face cache", cmd_pull},
     {"serve", "run the REST service (jobs, datasets, models)", cmd_serve},

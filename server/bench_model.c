@@ -1,0 +1,277 @@
+/* cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step
+ *            [--iters N] [--json]
+ *
+ * Times one model task of a diffusers pipeline folder on the CPU backend:
+ *   text_encoder  CLIP text encoder on one prompt of 77 tokens;
+ *   vae_decode    VAE decode of one latent at the VAE's sample size;
+ *   cn_unet_step  one denoising step's networks: ControlNet then UNet with
+ *                 its residuals, on a classifier-free-guidance batch of 2 at
+ *                 the UNet's sample size, 77 text tokens.
+ * One warm-up run (scratch and BLAS buffers reach their high-water mark),
+ * then --iters timed runs; prints the median milliseconds and the peak
+ * resident memory of the process (getrusage), which includes the weights.
+ * Inputs are Philox normals (conditioning image: uniform [0, 1) like an
+ * image); values do not change the time. Nothing is checked here: the
+ * goldens do that. */
+#include "server/bench_model.h"
+
+#include <limits.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "engine/clip_text.h"
+#include "engine/controlnet.h"
+#include "engine/unet.h"
+#include "engine/vae.h"
+
+#define BENCH_MODEL_DEFAULT_ITERS 5
+#define BENCH_MODEL_MAX_ITERS 1000
+/* Text length of every task (CLIP's model_max_length in SD). */
+#define BENCH_TEXT_TOKENS 77
+/* Batch of cn_unet_step: uncond + cond. */
+#define BENCH_CFG_BATCH 2
+
+typedef enum { TASK_TEXT, TASK_VAE_DECODE, TASK_CN_UNET, TASK_COUNT } bench_task;
+static const char *const task_names[TASK_COUNT] = {"text_encoder", "vae_decode", "cn_unet_step"};
+
+/* The loaded models and buffers of one task. */
+typedef struct bench_state {
+    bench_task task;
+    cnet_backend be;
+    cnet_arena scratch;
+    clip_text_model text;
+    vae_model vae;
+    unet_model unet;
+    controlnet_model cn;
+    int64_t ids[BENCH_TEXT_TOKENS];
+    int B, h, w, H, W, Nt;
+    float timesteps[BENCH_CFG_BATCH];
+    float *in, *out, *ehs, *cond, *mid; /* device buffers */
+    float *down[UNET_MAX_SKIPS];
+    int n_down;
+} bench_state;
+
+void bench_model_usage(void *file) {
+    fprintf((FILE *)file,
+            "usage: cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step "
+            "[--iters N] [--json]\n"
+            "  --model  a diffusers pipeline folder (e.g. from cnet init-model)\n"
+            "  --task   text_encoder: one 77-token prompt; vae_decode: one latent at the VAE's\n"
+            "           sample size; cn_unet_step: ControlNet + UNet on a CFG batch of 2\n"
+            "  --iters  timed runs after one warm-up, median reported (default %d)\n"
+            "  --json   one line {\"task\", \"median_ms\", \"peak_rss_mb\"}\n",
+            BENCH_MODEL_DEFAULT_ITERS);
+}
+
+static float *dev_random(bench_state *s, size_t n, uint64_t seed, int uniform01, cnet_error *err) {
+    float *x = s->be.alloc(&s->be, (n ? n : 1) * sizeof(float));
+    if (!x) {
+        cnet_fail(err, CNET_ENOMEM, "bench: out of memory for %zu floats", n);
+        return NULL;
+    }
+    s->be.philox_normal(&s->be, x, (long)n, seed, 0);
+    if (uniform01) { /* normals squashed into [0, 1): image-like values */
+        float *host = malloc(n * sizeof(float));
+        if (!host) {
+            cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
+            return NULL;
+        }
+        s->be.download(&s->be, host, x, n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            host[i] = 0.5f + 0.5f * host[i] / (1.0f + (host[i] < 0 ? -host[i] : host[i]));
+        s->be.upload(&s->be, x, host, n * sizeof(float));
+        free(host);
+    }
+    return x;
+}
+
+static int component(char *buf, const char *model, const char *name, cnet_error *err) {
+    if (snprintf(buf, PATH_MAX, "%s/%s", model, name) >= PATH_MAX)
+        return cnet_fail(err, CNET_ELIMIT, "%s: path too long", model);
+    return 0;
+}
+
+static int setup_text(bench_state *s, const char *model, cnet_error *err) {
+    char dir[PATH_MAX];
+    int rc = component(dir, model, "text_encoder", err);
+    if (!rc) rc = clip_text_open(&s->text, &s->be, dir, err);
+    if (rc) return rc;
+    for (int i = 0; i < BENCH_TEXT_TOKENS; i++)
+        s->ids[i] = (int64_t)((i * 7919u) % (unsigned)s->text.vocab);
+    s->Nt = BENCH_TEXT_TOKENS;
+    s->out = s->be.alloc(&s->be, (size_t)s->Nt * s->text.hidden * sizeof(float));
+    s->mid = s->be.alloc(&s->be, (size_t)s->text.hidden * sizeof(float));
+    if (!s->out || !s->mid) return cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
+    return cnet_arena_init(&s->scratch, &s->be, clip_text_scratch_bytes(&s->text, 1, s->Nt),
+                           "bench scratch", err);
+}
+
+static int setup_vae(bench_state *s, const char *model, cnet_error *err) {
+    char dir[PATH_MAX];
+    int rc = component(dir, model, "vae", err);
+    if (!rc) rc = vae_open(&s->vae, &s->be, dir, err);
+    if (rc) return rc;
+    const int f = vae_factor(&s->vae), Lc = s->vae.cfg.latent_channels;
+    s->B = 1, s->H = s->W = s->vae.cfg.sample_size, s->h = s->H / f, s->w = s->W / f;
+    if (s->h < 1 || s->h * f != s->H)
+        return cnet_fail(err, CNET_EINVAL, "%s: sample_size %d is not a multiple of %d", dir, s->H,
+                         f);
+    s->in = dev_random(s, (size_t)s->h * s->w * Lc, 1, 0, err);
+    s->out = s->be.alloc(&s->be, (size_t)s->H * s->W * s->vae.cfg.out_channels * sizeof(float));
+    if (!s->in || !s->out) return cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
+    return cnet_arena_init(&s->scratch, &s->be, vae_scratch_bytes(&s->vae, 1, s->H, s->W),
+                           "bench scratch", err);
+}
+
+static int setup_cn_unet(bench_state *s, const char *model, cnet_error *err) {
+    char dir[PATH_MAX];
+    int rc = component(dir, model, "unet", err);
+    if (!rc) rc = unet_open(&s->unet, &s->be, dir, err);
+    if (!rc) rc = component(dir, model, "controlnet", err);
+    if (!rc) rc = controlnet_open(&s->cn, &s->be, dir, err);
+    if (rc) return rc;
+    const cnet_unet_config *L = &s->unet.enc.cfg;
+    if (L->sample_size < 1)
+        return cnet_fail(err, CNET_EINVAL, "%s/unet: config has no sample_size", model);
+    const int f = controlnet_image_factor(&s->cn), Dt = L->cross_attention_dim[0];
+    s->B = BENCH_CFG_BATCH, s->h = s->w = L->sample_size, s->H = s->h * f, s->W = s->w * f;
+    s->Nt = BENCH_TEXT_TOKENS;
+    s->timesteps[0] = s->timesteps[1] = 500.0f;
+    unet_sizes sz;
+    if ((rc = unet_encoder_sizes(&s->unet.enc, s->B, s->h, s->w, &sz, err))) return rc;
+    s->in = dev_random(s, (size_t)s->B * s->h * s->w * L->in_channels, 1, 0, err);
+    s->ehs = dev_random(s, (size_t)s->B * s->Nt * Dt, 2, 0, err);
+    s->cond = dev_random(s, (size_t)s->B * s->H * s->W * s->cn.cond_channels, 3, 1, err);
+    s->out = s->be.alloc(&s->be, (size_t)s->B * s->h * s->w * L->out_channels * sizeof(float));
+    s->mid = s->be.alloc(&s->be, sz.mid_floats * sizeof(float));
+    if (!s->in || !s->ehs || !s->cond || !s->out || !s->mid)
+        return cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
+    s->n_down = sz.n_skips;
+    for (int i = 0; i < sz.n_skips; i++)
+        if (!(s->down[i] = s->be.alloc(&s->be, sz.skip_floats[i] * sizeof(float))))
+            return cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
+    size_t a = unet_scratch_bytes(&s->unet, s->B, s->h, s->w, s->Nt);
+    size_t b = controlnet_scratch_bytes(&s->cn, s->B, s->h, s->w, s->Nt);
+    return cnet_arena_init(&s->scratch, &s->be, a > b ? a : b, "bench scratch", err);
+}
+
+static int run_task(bench_state *s, cnet_error *err) {
+    int rc = 0;
+    switch (s->task) {
+    case TASK_TEXT:
+        rc = clip_text_forward(&s->text, &s->scratch, s->out, s->mid, s->ids, 1, s->Nt, 0, err);
+        break;
+    case TASK_VAE_DECODE:
+        rc = vae_decode(&s->vae, &s->scratch, s->out, s->in, 1, s->h, s->w, err);
+        break;
+    case TASK_CN_UNET:
+        rc = controlnet_forward(&s->cn, &s->scratch, s->down, s->mid, s->in, s->cond, s->timesteps,
+                                s->ehs, 1.0f, 0, s->B, s->h, s->w, s->Nt, NULL, NULL, err);
+        if (!rc)
+            rc = unet_forward(&s->unet, &s->scratch, s->out, s->in, s->timesteps, s->ehs,
+                              (const float *const *)s->down, s->mid, s->B, s->h, s->w, s->Nt, NULL,
+                              NULL, err);
+        break;
+    case TASK_COUNT:
+        break;
+    }
+    s->be.synchronize(&s->be);
+    return rc;
+}
+
+static void state_free(bench_state *s) {
+    float *bufs[] = {s->in, s->out, s->ehs, s->cond, s->mid};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) s->be.free(&s->be, bufs[i]);
+    for (int i = 0; i < s->n_down; i++)
+        if (s->down[i]) s->be.free(&s->be, s->down[i]);
+    cnet_arena_free(&s->scratch);
+    if (s->task == TASK_TEXT) clip_text_free(&s->text);
+    if (s->task == TASK_VAE_DECODE) vae_free(&s->vae);
+    if (s->task == TASK_CN_UNET) {
+        controlnet_free(&s->cn);
+        unet_free(&s->unet);
+    }
+    cnet_backend_free(&s->be);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int bench_model(int argc, char **argv) {
+    const char *model = NULL, *task = NULL;
+    int iters = BENCH_MODEL_DEFAULT_ITERS, json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
+            model = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--task") == 0) {
+            task = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--iters") == 0) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > BENCH_MODEL_MAX_ITERS) {
+                fprintf(stderr, "cnet bench: --iters wants 1..%d, got '%s'\n",
+                        BENCH_MODEL_MAX_ITERS, argv[i]);
+                return 2;
+            }
+            iters = (int)v;
+        } else {
+            fprintf(stderr, "cnet bench: unknown option '%s'\n", argv[i]);
+            bench_model_usage(stderr);
+            return 2;
+        }
+    }
+    bench_state s;
+    memset(&s, 0, sizeof s);
+    s.task = TASK_COUNT;
+    for (int t = 0; task && t < TASK_COUNT; t++)
+        if (strcmp(task, task_names[t]) == 0) s.task = (bench_task)t;
+    if (!model || s.task == TASK_COUNT) {
+        fprintf(stderr, "cnet bench: need --model DIR and --task %s|%s|%s\n", task_names[0],
+                task_names[1], task_names[2]);
+        return 2;
+    }
+    cnet_error err = {0};
+    int rc = cnet_backend_cpu_init(&s.be, &err);
+    if (rc) {
+        fprintf(stderr, "cnet bench: %s\n", err.msg);
+        return 1;
+    }
+    rc = s.task == TASK_TEXT         ? setup_text(&s, model, &err)
+         : s.task == TASK_VAE_DECODE ? setup_vae(&s, model, &err)
+                                     : setup_cn_unet(&s, model, &err);
+    double t[BENCH_MODEL_MAX_ITERS];
+    if (!rc) rc = run_task(&s, &err);
+    for (int i = 0; i < iters && !rc; i++) {
+        double t0 = omp_get_wtime();
+        rc = run_task(&s, &err);
+        t[i] = (omp_get_wtime() - t0) * 1e3;
+    }
+    state_free(&s);
+    if (rc) {
+        fprintf(stderr, "cnet bench: %s\n", err.msg);
+        return 1;
+    }
+    qsort(t, (size_t)iters, sizeof t[0], cmp_double);
+    double median = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = (double)ru.ru_maxrss / 1024.0;
+    if (json)
+        printf("{\"task\":\"%s\",\"median_ms\":%.2f,\"peak_rss_mb\":%.1f}\n", task_names[s.task],
+               median, rss_mb);
+    else
+        printf("%-14s median %9.2f ms  (min %.2f, max %.2f, %d iters, %d threads)  peak RSS "
+               "%.1f MB\n",
+               task_names[s.task], median, t[0], t[iters - 1], iters, omp_get_max_threads(),
+               rss_mb);
+    return 0;
+}

@@ -1,0 +1,173 @@
+/* cnet init-model --out DIR (--preset tiny | --from-config SRC) [--seed N]
+ *                 [--nonzero-controlnet]
+ *
+ * Writes a complete diffusers StableDiffusionControlNetPipeline folder with
+ * random non-zero weights (engine/model_init.h): model_index.json, unet/,
+ * vae/, text_encoder/, controlnet/ (ControlNetModel.from_unet of the UNet),
+ * scheduler/, tokenizer/. `--preset tiny` writes its own small configs and a
+ * generated BPE tokenizer; `--from-config SRC` copies SRC's configs and
+ * tokenizer (a pipeline folder without weights, such as
+ * ../shared/fixtures/small-sd) and generates weights for them. DIR must not
+ * exist or be empty. Exit status 0 ok, 1 failure, 2 usage error. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/atomic_file.h"
+#include "engine/model_init.h"
+#include "server/commands.h"
+
+/* Largest config or tokenizer file copied (CLIP's vocab.json is 1.6 MB). */
+#define INIT_MODEL_MAX_COPY_BYTES (64u << 20)
+
+static const char *const subdirs[] = {"unet",       "vae",       "text_encoder",
+                                      "controlnet", "scheduler", "tokenizer"};
+
+/* What --from-config copies; optional files are copied when present. */
+static const struct {
+    const char *rel;
+    int required;
+} copied[] = {
+    {"model_index.json", 0},
+    {"unet/config.json", 1},
+    {"vae/config.json", 1},
+    {"text_encoder/config.json", 1},
+    {"controlnet/config.json", 0},
+    {"scheduler/scheduler_config.json", 1},
+    {"tokenizer/vocab.json", 1},
+    {"tokenizer/merges.txt", 1},
+    {"tokenizer/tokenizer_config.json", 1},
+    {"tokenizer/special_tokens_map.json", 0},
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: cnet init-model --out DIR (--preset tiny | --from-config SRC) [--seed N]\n"
+            "                       [--nonzero-controlnet]\n"
+            "  Writes a diffusers ControlNet pipeline folder with random weights.\n"
+            "  --out DIR             the folder to create (must not exist, or be empty)\n"
+            "  --preset tiny         built-in 2-level configs (8x8 latents, 16x16 images) and a\n"
+            "                        generated BPE tokenizer\n"
+            "  --from-config SRC     copy SRC's configs and tokenizer (a pipeline folder)\n"
+            "  --seed N              weights seed (default 0)\n"
+            "  --nonzero-controlnet  random zero convs instead of from_unet's zeros\n");
+}
+
+static int empty_or_absent(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT;
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+static int copy_file(const char *src, const char *dst, cnet_error *err) {
+    FILE *f = fopen(src, "rb");
+    if (!f) return cnet_fail(err, CNET_ENOTFOUND, "%s: cannot open: %s", src, strerror(errno));
+    char *buf = malloc(INIT_MODEL_MAX_COPY_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, INIT_MODEL_MAX_COPY_BYTES + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    int rc;
+    if (!buf)
+        rc = cnet_fail(err, CNET_ENOMEM, "out of memory copying %s", src);
+    else if (bad)
+        rc = cnet_fail(err, CNET_EIO, "%s: read failed", src);
+    else if (n > INIT_MODEL_MAX_COPY_BYTES)
+        rc =
+            cnet_fail(err, CNET_ELIMIT, "%s: larger than %u bytes", src, INIT_MODEL_MAX_COPY_BYTES);
+    else
+        rc = atomic_write_file(dst, buf, n, err);
+    free(buf);
+    return rc;
+}
+
+static int copy_configs(const char *src, const char *out, cnet_error *err) {
+    for (size_t i = 0; i < sizeof copied / sizeof copied[0]; i++) {
+        char from[PATH_MAX], to[PATH_MAX];
+        if (snprintf(from, sizeof from, "%s/%s", src, copied[i].rel) >= (int)sizeof from ||
+            snprintf(to, sizeof to, "%s/%s", out, copied[i].rel) >= (int)sizeof to)
+            return cnet_fail(err, CNET_ELIMIT, "%s: path too long", copied[i].rel);
+        struct stat st;
+        if (stat(from, &st) != 0 && !copied[i].required) continue;
+        int rc = copy_file(from, to, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int cmd_init_model(int argc, char **argv) {
+    const char *out = NULL, *preset = NULL, *from = NULL;
+    minit_options opt = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--nonzero-controlnet") == 0) {
+            opt.nonzero_controlnet = 1;
+        } else if (i + 1 < argc && strcmp(a, "--out") == 0) {
+            out = argv[++i];
+        } else if (i + 1 < argc && strcmp(a, "--preset") == 0) {
+            preset = argv[++i];
+        } else if (i + 1 < argc && strcmp(a, "--from-config") == 0) {
+            from = argv[++i];
+        } else if (i + 1 < argc && strcmp(a, "--seed") == 0) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(argv[++i], &end, 10);
+            if (errno || *end || !*argv[i] || argv[i][0] == '-') {
+                fprintf(stderr, "cnet init-model: --seed wants a non-negative integer, got '%s'\n",
+                        argv[i]);
+                return 2;
+            }
+            opt.seed = v;
+        } else {
+            fprintf(stderr, "cnet init-model: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!out || !!preset == !!from) {
+        fprintf(stderr, "cnet init-model: need --out and exactly one of --preset, --from-config\n");
+        usage(stderr);
+        return 2;
+    }
+    if (preset && strcmp(preset, "tiny") != 0) {
+        fprintf(stderr, "cnet init-model: unknown preset '%s' (known: tiny)\n", preset);
+        return 2;
+    }
+    if (!empty_or_absent(out)) {
+        fprintf(stderr, "cnet init-model: %s exists and is not empty\n", out);
+        return 1;
+    }
+    cnet_error err = {0};
+    int rc = 0;
+    if (mkdir(out, 0755) != 0 && errno != EEXIST)
+        rc = cnet_fail(&err, CNET_EIO, "%s: cannot create: %s", out, strerror(errno));
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0] && !rc; i++) {
+        char dir[PATH_MAX];
+        if (snprintf(dir, sizeof dir, "%s/%s", out, subdirs[i]) >= (int)sizeof dir)
+            rc = cnet_fail(&err, CNET_ELIMIT, "%s: path too long", out);
+        else if (mkdir(dir, 0755) != 0)
+            rc = cnet_fail(&err, CNET_EIO, "%s: cannot create: %s", dir, strerror(errno));
+    }
+    if (!rc) rc = preset ? minit_tiny_configs(out, &err) : copy_configs(from, out, &err);
+    if (!rc) rc = minit_pipeline(out, &opt, &err);
+    if (rc) {
+        fprintf(stderr, "cnet init-model: %s\n", err.msg);
+        return 1;
+    }
+    printf("cnet init-model: wrote %s (%s%s, seed %" PRIu64 "%s)\n", out,
+           preset ? "preset " : "configs of ", preset ? preset : from, opt.seed,
+           opt.nonzero_controlnet ? ", non-zero ControlNet zero convs" : "");
+    return 0;
+}
