@@ -4,7 +4,8 @@
  * conditioning image is the circle's outline, white on black. Every draw
  * comes from Philox (dataset_order.c's streams, tag DATASET_STREAM_FILL), so
  * a seed names one dataset. Geometry: radius r in [max(2, S/10), 3S/8],
- * centre (cx, cy) in [r, S - r] (the whole circle is visible); a pixel is
+ * centre (cx, cy) in [r + 1, S - r - 1] (the whole circle and its outline
+ * are visible, background all round); a pixel is
  * inside when its centre (x + 0.5, y + 0.5) is within r of (cx, cy); the
  * outline is the inside pixels with a 4-neighbour outside. Not fill50k
  * itself: its colours, radii and line width are not reproduced. */
@@ -49,8 +50,8 @@ static circle draw_circle(uint64_t seed, int i, int size) {
     c.background = (c.fill + 1 + (int)draw(seed, i, 1, N_COLOURS - 1)) % N_COLOURS;
     int rmin = size / 10 > 2 ? size / 10 : 2, rmax = 3 * size / 8;
     c.r = rmin + (int)draw(seed, i, 2, (uint64_t)(rmax - rmin + 1));
-    c.cx = c.r + (int)draw(seed, i, 3, (uint64_t)(size - 2 * c.r + 1));
-    c.cy = c.r + (int)draw(seed, i, 4, (uint64_t)(size - 2 * c.r + 1));
+    c.cx = c.r + 1 + (int)draw(seed, i, 3, (uint64_t)(size - 2 * c.r - 1));
+    c.cy = c.r + 1 + (int)draw(seed, i, 4, (uint64_t)(size - 2 * c.r - 1));
     return c;
 }
 
