@@ -14,6 +14,7 @@ static const cnet_command commands[] = {
     {"push", "publish a training output directory to the Hugging Face Hub", cmd_push},
     {"pull", "download a Hub model repo into the Hugging Face cache", cmd_pull},
     {"serve", "run the REST service (jobs, datasets, models)", cmd_serve},
+    {"dataset", "check a training dataset; make a synthetic one", cmd_dataset},
 };
 
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
