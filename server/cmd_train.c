@@ -57,6 +57,8 @@ static const opt_spec specs[] = {
     {"cache_latents", OPT_FLAG, O(cache_latents), 0},
     {"max_train_samples", OPT_I64, O(max_train_samples), 0},
     {"proportion_empty_prompts", OPT_DBL, O(proportion_empty_prompts), 0},
+    /* cnet's own: unreadable samples tolerated (skipped) before refusing */
+    {"max_bad_fraction", OPT_DBL, O(max_bad_fraction), 0},
 };
 #undef O
 static const int n_specs = (int)(sizeof specs / sizeof specs[0]);
