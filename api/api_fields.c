@@ -265,6 +265,18 @@ static int check_field(const api_field *f, const json_t *v, const api_roots *roo
     case AF_TEXT:
         rc = check_text(f->name, v, API_PROMPT_MAX, e);
         break;
+    case AF_PATHS:
+        rc = check_prompts(f, v, e);
+        for (size_t i = 0; !rc && i < json_array_size(v); i++)
+            if (!safe_ref(json_string_value(json_array_get(v, i)))) {
+                char name[64];
+                snprintf(name, sizeof name, "%s[%zu]", f->name, i);
+                rc = api_fail(e, 400, "invalid_reference", name,
+                              "%s must be a relative path inside the dataset (segments of "
+                              "[A-Za-z0-9._-], no leading dots)",
+                              name);
+            }
+        break;
     case AF_BASE64:
         rc = check_text(f->name, v, SIZE_MAX, e);
         if (!rc && json_string_length(v) == 0)

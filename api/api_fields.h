@@ -21,6 +21,7 @@ typedef enum {
     AF_HUB,
     AF_TEXT,   /* one string of at most API_PROMPT_MAX bytes */
     AF_BASE64, /* a non-empty string (decoded by its route); never copied into the spec */
+    AF_PATHS,  /* 1..API_PROMPTS_MAX relative paths (segments of [A-Za-z0-9._-]) */
 } api_ftype;
 
 enum {

@@ -40,6 +40,7 @@ static const api_field train_fields[] = {
     {"proportion_empty_prompts", AF_NUM, 0, 0, 1, 0, NULL, "0.0"},
     {"snr_gamma", AF_NUM, AF_LO_OPEN, 0, 100, 0, NULL, NULL},
     {"validation_prompt", AF_PROMPTS, 0, 0, 0, 0, NULL, NULL},
+    {"validation_image", AF_PATHS, 0, 0, 0, 0, NULL, NULL},
     {"num_validation_images", AF_INT, 0, 1, 16, 0, NULL, "4"},
     {"validation_steps", AF_INT, 0, 1, 1000000, 0, NULL, "100"},
     {"mixed_precision", AF_ENUM, 0, 0, 0, 0, precisions, "\"no\""},
@@ -48,6 +49,20 @@ static const api_field train_fields[] = {
 };
 
 int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e) {
-    return api_fields_check(train_fields, (int)(sizeof train_fields / sizeof train_fields[0]), req,
-                            roots, spec, e);
+    int rc = api_fields_check(train_fields, (int)(sizeof train_fields / sizeof train_fields[0]),
+                              req, roots, spec, e);
+    if (rc) return rc;
+    /* The script's pairing rule: one of each, one of either, or as many of both. */
+    size_t np = json_array_size(json_object_get(*spec, "validation_prompt"));
+    size_t ni = json_array_size(json_object_get(*spec, "validation_image"));
+    if ((np && !ni) || (ni && !np) || (np > 1 && ni > 1 && np != ni)) {
+        json_decref(*spec);
+        *spec = NULL;
+        return api_fail(e, 400, "invalid_field",
+                        np && !ni ? "validation_image" : "validation_prompt",
+                        "validation_prompt (%zu) and validation_image (%zu): give both, with one "
+                        "of either or as many of each",
+                        np, ni);
+    }
+    return 0;
 }

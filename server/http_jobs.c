@@ -27,21 +27,29 @@ static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The regular files in the job's dir with names a client may ask for. */
+/* Where a job's artefacts are: its dir, and the folder the trainer writes
+ * intermediate validation images to (step_<N>_<i>.png), kept out of the
+ * top level so a Hub push publishes only the final images. */
+static const char *const artifact_dirs[] = {"", "/logs/validation"};
+enum { N_ARTIFACT_DIRS = sizeof artifact_dirs / sizeof artifact_dirs[0] };
+
+/* The regular files in the job's artefact dirs with names a client may ask for. */
 static int list_artifacts(http_server *s, const char *id, char **names) {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", s->jobs_dir, id);
-    DIR *d = opendir(path);
-    if (!d) return 0;
     int n = 0;
-    for (struct dirent *de; n < HTTP_ARTIFACTS_MAX && (de = readdir(d));) {
-        struct stat st;
-        if (!api_safe_name(de->d_name) ||
-            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        if ((names[n] = strdup(de->d_name))) n++;
+    for (int k = 0; k < N_ARTIFACT_DIRS; k++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s%s", s->jobs_dir, id, artifact_dirs[k]);
+        DIR *d = opendir(path);
+        for (struct dirent *de; d && n < HTTP_ARTIFACTS_MAX && (de = readdir(d));) {
+            struct stat st;
+            if (!api_safe_name(de->d_name) ||
+                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISREG(st.st_mode))
+                continue;
+            if ((names[n] = strdup(de->d_name))) n++;
+        }
+        if (d) closedir(d);
     }
-    closedir(d);
     qsort(names, (size_t)n, sizeof names[0], cmp_names);
     return n;
 }
@@ -214,14 +222,17 @@ enum MHD_Result http_jobs_artifact(http_server *s, struct MHD_Connection *c, htt
     if (!api_safe_name(name))
         return http_reply_error(s, c, r, 400, "invalid_parameter", "name",
                                 "artifact names are [A-Za-z0-9._-], not starting with '.'");
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", s->jobs_dir, id);
-    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int fd = dfd >= 0 ? openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
-    if (dfd >= 0) close(dfd);
+    int fd = -1;
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) close(fd);
+    for (int k = 0; k < N_ARTIFACT_DIRS && fd < 0; k++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s%s", s->jobs_dir, id, artifact_dirs[k]);
+        int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        fd = dfd >= 0 ? openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        if (dfd >= 0) close(dfd);
+        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) close(fd), fd = -1;
+    }
+    if (fd < 0) {
         return http_reply_error(s, c, r, 404, "not_found", "name", "job %s has no artifact %s", id,
                                 name);
     }

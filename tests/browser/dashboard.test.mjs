@@ -45,7 +45,7 @@ writeFileSync(join(data, 'models', 'tiny-sd', 'model_index.json'), '{"_class_nam
 
 function startServer() {
   return new Promise((resolve, reject) => {
-    const p = spawn(join(BUILD, 'cnet'), ['serve', '--port', '0', '--data', data], {
+    const p = spawn(join(BUILD, 'cnet'), ['serve', '--port', '0', '--data', data, '--device', 'none'], {
       env: { ...process.env, CNET_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'ignore'],
     });
     let out = '';
