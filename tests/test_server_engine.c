@@ -479,6 +479,9 @@ static void test_sigterm_checkpoints_and_requeues(void) {
 
 int main(int argc, char **argv) {
     harness_init(argc, argv);
+    /* One OpenMP thread per process: the servers and this process share two
+     * cores, where spinning OpenMP teams slow every model call down 10x. */
+    setenv("OMP_NUM_THREADS", "1", 0);
     const char *build = getenv("BUILD");
     snprintf(bin, sizeof bin, "%s/cnet", build && *build ? build : "build");
     if (tmpdir_make(dir, sizeof dir, "cnet-engine-")) return printf("no temp dir\n"), 1;
