@@ -19,11 +19,13 @@ static float *dev_floats(cnet_backend *be, size_t n, cnet_error *err) {
 }
 
 /* One forward + backward; gradients accumulate into t->grads. */
-static int run(train_step *t, const float *latents, const float *noise, const int64_t *timesteps,
-               const float *text, const float *cond, float grad_scale, cnet_error *err) {
+static int run(train_step *t, int B, const float *latents, const float *noise,
+               const int64_t *timesteps, const float *text, const float *cond, float grad_scale,
+               cnet_error *err) {
     cnet_backend *be = t->cn->params.be;
     const train_step_config *c = &t->cfg;
-    const int B = c->B;
+    if (B < 1 || B > c->B)
+        return cnet_fail(err, CNET_EINVAL, "train: micro-batch of %d (1..%d)", B, c->B);
     const long per = (long)c->h * c->w * t->unet->enc.cfg.in_channels;
     float ts[64], w[64];
     int rc = sched_add_noise(t->noise, t->noisy, latents, noise, timesteps, B, per, err);
@@ -76,9 +78,8 @@ static int size_arenas(train_step *t, const float *zeros_latent, const float *ze
         if ((rc = cnet_arena_init(&t->keep, be, keep_cap, "training activations", err)) ||
             (rc = cnet_arena_init(&t->scratch, be, scratch_cap, "training scratch", err)))
             return rc;
-        rc = run(t, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, 1.0f, err);
+        rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, 1.0f, err);
         size_t keep_used = t->keep.high_water, scratch_used = t->scratch.high_water;
-        int keep_full = keep_used + (1u << 20) >= keep_cap;
         cnet_arena_free(&t->keep);
         cnet_arena_free(&t->scratch);
         if (rc == 0) {
@@ -90,10 +91,7 @@ static int size_arenas(train_step *t, const float *zeros_latent, const float *ze
                                    err);
         }
         if (rc != CNET_ENOMEM) return rc;
-        if (keep_full)
-            keep_cap *= 2;
-        else
-            scratch_cap *= 2;
+        keep_cap *= 2, scratch_cap *= 2; /* which of the two ran out is not told apart */
         if (keep_cap > TRAIN_ARENA_MAX || scratch_cap > TRAIN_ARENA_MAX)
             return cnet_fail(err, CNET_ENOMEM, "train: a step needs more than %zu GiB",
                              TRAIN_ARENA_MAX >> 30);
@@ -164,11 +162,11 @@ void train_step_free(train_step *t) {
     memset(t, 0, sizeof *t);
 }
 
-int train_step_accumulate(train_step *t, const float *latents, const float *noise,
+int train_step_accumulate(train_step *t, int B, const float *latents, const float *noise,
                           const int64_t *timesteps, const float *text, const float *cond,
                           float grad_scale, float *loss_out, cnet_error *err) {
     cnet_backend *be = t->cn->params.be;
-    int rc = run(t, latents, noise, timesteps, text, cond, grad_scale, err);
+    int rc = run(t, B, latents, noise, timesteps, text, cond, grad_scale, err);
     if (!rc && loss_out) be->download(be, loss_out, t->loss, sizeof(float));
     return rc;
 }

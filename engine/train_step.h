@@ -34,11 +34,11 @@ typedef struct train_step_config {
 
 typedef struct train_step {
     train_step_config cfg;
-    unet_model *unet;     /* borrowed, frozen */
-    controlnet_model *cn; /* borrowed, trained */
-    sched *noise; /* borrowed: the DDPM noise scheduler (add_noise, alphas_cumprod) */
-    cnet_params grads, m, v;                        /* owned, same layout as cn->params */
-    cnet_arena keep, scratch;                       /* activations for backward; temporaries */
+    unet_model *unet;         /* borrowed, frozen */
+    controlnet_model *cn;     /* borrowed, trained */
+    sched *noise;             /* borrowed: the DDPM noise scheduler (add_noise, alphas_cumprod) */
+    cnet_params grads, m, v;  /* owned, same layout as cn->params */
+    cnet_arena keep, scratch; /* activations for backward; temporaries */
     float *noisy, *target, *pred, *dpred, *weights; /* device */
     float *down[UNET_MAX_SKIPS], *d_down[UNET_MAX_SKIPS], *mid, *d_mid;
     float *loss, *sumsq; /* device scalars */
@@ -49,11 +49,12 @@ int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched
                     const train_step_config *cfg, cnet_error *err);
 void train_step_free(train_step *t);
 
-/* Forward + backward of one micro-batch: gradients ACCUMULATE into
- * t->grads, scaled by grad_scale (1 / gradient_accumulation_steps).
+/* Forward + backward of one micro-batch of B <= cfg.B samples (the last
+ * batch of an epoch may be short): gradients ACCUMULATE into t->grads,
+ * scaled by grad_scale (1 / gradient_accumulation_steps).
  * latents, noise [B,h,w,4], text [B,Nt,D], cond [B,H,W,3]: device;
  * timesteps: host. *loss_out receives the (unscaled) loss. */
-int train_step_accumulate(train_step *t, const float *latents, const float *noise,
+int train_step_accumulate(train_step *t, int B, const float *latents, const float *noise,
                           const int64_t *timesteps, const float *text, const float *cond,
                           float grad_scale, float *loss_out, cnet_error *err);
 

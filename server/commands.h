@@ -11,6 +11,7 @@ typedef struct cnet_command {
 } cnet_command;
 
 int cmd_help(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);   /* server/cmd_bench.c */
 int cmd_forward(int argc, char **argv); /* server/cmd_forward.c */
 int cmd_golden(int argc, char **argv);

@@ -186,7 +186,7 @@ static int run_variant(golden_ctx *ctx, golden_env *env, const st_file *f, const
             break;
         }
         float loss, grad_norm;
-        if ((rc = train_step_accumulate(&t, latents, noise, (const int64_t *)te->view.data, text,
+        if ((rc = train_step_accumulate(&t, B, latents, noise, (const int64_t *)te->view.data, text,
                                         cond, 1.0f, &loss, err)))
             break;
         if (step == 0) {
@@ -234,8 +234,8 @@ static int check_residuals(golden_ctx *ctx, golden_env *env, const st_file *f, u
     if (!noise) rc = err ? err->code : CNET_ENOMEM;
     if (!rc) rc = train_step_init(&t, unet, &cn, ddpm, &cfg, err);
     if (!rc)
-        rc = train_step_accumulate(&t, latents, noise, (const int64_t *)te->view.data, text, cond,
-                                   1.0f, NULL, err);
+        rc = train_step_accumulate(&t, B, latents, noise, (const int64_t *)te->view.data, text,
+                                   cond, 1.0f, NULL, err);
     if (!rc) {
         unet_sizes s;
         unet_encoder_sizes(&cn.enc, B, h, w, &s, NULL);

@@ -7,6 +7,7 @@
 
 static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},
+    {"train", "train a ControlNet (train_controlnet.py's flags)", cmd_train},
     {"bench", "performance benchmarks (cnet bench ops)", cmd_bench},
     {"forward", "run one model component on a safetensors file of inputs", cmd_forward},
     {"golden", "check a fixture directory's goldens", cmd_golden},
