@@ -342,6 +342,7 @@ int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hoo
     while (!rc && t.global_step < t.max_steps) {
         double loss = 0;
         int samples = 0;
+        const int epoch = (int)dataset_tell(&t.ds).epoch; /* of the step's first sample */
         if ((rc = optimizer_step(&t, &loss, &samples, err))) break;
         const double lr = lr_at(&t.lr, t.global_step);
         train_adamw adam = {.lr = (float)lr,
