@@ -362,7 +362,7 @@ int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hoo
         const int done = t.global_step - first_step;
         train_progress p = {.step = t.global_step,
                             .total_steps = t.max_steps,
-                            .epoch = (int)dataset_tell(&t.ds).epoch,
+                            .epoch = epoch,
                             .loss = loss,
                             .lr = lr,
                             .grad_norm = grad_norm,
