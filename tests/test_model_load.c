@@ -74,6 +74,11 @@ static const char *path2(const char *a, const char *b) {
     return bufs[k];
 }
 
+/* buf (PATH_MAX + 256 bytes) = a/b. */
+static void join(char *buf, const char *a, const char *b) {
+    snprintf(buf, PATH_MAX + 256, "%s/%s", a, b);
+}
+
 /* A fresh folder tmp/<name> with the component's config.json (or cfg_text). */
 static const char *case_dir(const component *c, const char *name, const char *cfg_text) {
     static char dir[PATH_MAX + 64];
@@ -126,7 +131,8 @@ static int first_matrix(const st_file *f) {
 static void check_component(const component *c) {
     cnet_error err;
     st_file src;
-    const char *src_weights = path2(path2(model, c->dir), c->weights);
+    char src_weights[PATH_MAX + 128];
+    snprintf(src_weights, sizeof src_weights, "%s/%s/%s", model, c->dir, c->weights);
     CHECK(st_open(&src, src_weights, &err) == 0, "%s", err.msg);
     const int victim = first_matrix(&src);
     const st_entry *v = &src.entries[victim];
@@ -139,7 +145,8 @@ static void check_component(const component *c) {
 
     /* Missing tensor. */
     const char *dir = case_dir(c, "missing", NULL);
-    const char *w = path2(dir, c->weights);
+    char w[PATH_MAX + 256];
+    join(w, dir, c->weights);
     write_weights(&src, w, victim, -1, NULL);
     int rc = c->open(dir, &err);
     EXPECT(rc == CNET_ENOTFOUND && strstr(err.msg, v->name) && strstr(err.msg, w) &&
@@ -148,7 +155,7 @@ static void check_component(const component *c) {
 
     /* Wrong shape: both shapes named. */
     dir = case_dir(c, "shape", NULL);
-    w = path2(dir, c->weights);
+    join(w, dir, c->weights);
     write_weights(&src, w, -1, victim, NULL);
     rc = c->open(dir, &err);
     EXPECT(rc == CNET_EFORMAT && strstr(err.msg, v->name) && strstr(err.msg, w) &&
@@ -157,7 +164,7 @@ static void check_component(const component *c) {
 
     /* Unexpected tensor. */
     dir = case_dir(c, "extra", NULL);
-    w = path2(dir, c->weights);
+    join(w, dir, c->weights);
     write_weights(&src, w, -1, -1, "not_a.parameter");
     rc = c->open(dir, &err);
     EXPECT(rc == CNET_EFORMAT && strstr(err.msg, "not_a.parameter") && strstr(err.msg, w),
@@ -165,9 +172,10 @@ static void check_component(const component *c) {
 
     /* Truncated weights file. */
     dir = case_dir(c, "truncated", NULL);
-    w = path2(dir, c->weights);
+    join(w, dir, c->weights);
     size_t n = 0;
     char *bytes = file_read(src_weights, &n);
+    CHECK(bytes && n > 16, "cannot read %s", src_weights);
     file_write(w, bytes, n / 2);
     free(bytes);
     rc = c->open(dir, &err);
@@ -201,7 +209,7 @@ static void check_component(const component *c) {
     json_decref(cfg);
     dir = case_dir(c, "cfgmissing", text);
     free(text);
-    w = path2(dir, c->weights);
+    join(w, dir, c->weights);
     write_weights(&src, w, -1, -1, NULL);
     rc = c->open(dir, &err);
     EXPECT(!had || (rc != 0 && strstr(err.msg, w) && strstr(err.msg, "tensor '")),
