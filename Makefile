@@ -5,6 +5,7 @@
 #   make asan       the suite under AddressSanitizer + UBSan
 #   make golden FIXTURES=<dir>   check every golden of a fixture directory
 #   make bench      op benchmarks (cnet bench ops)
+#   make test-cuda  the CUDA parity suite alone (skips itself without a GPU)
 # On Debian as root, missing packages are installed first (see `deps`).
 
 CC       ?= gcc
@@ -38,8 +39,22 @@ TEST_LIB := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib_*.c) $(REF_SRC))
 
 NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC := $(wildcard kernels/cuda/*.cu)
+# With nvcc the CUDA backend joins the library (CNET_HAVE_CUDA); without it
+# the binary is CPU-only. sm_90 code plus compute_90 PTX for newer GPUs. The
+# CUDA libraries are linked --as-needed: programs that never touch the CUDA
+# backend do not load them.
+ifneq ($(NVCC),)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+CFLAGS    += -DCNET_HAVE_CUDA -isystem $(CUDA_HOME)/include
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,--push-state,--as-needed \
+             -lcudart -lcublas -lcublasLt -lcudnn -lstdc++ -Wl,--pop-state
+NVCCFLAGS := -std=c++17 -O3 -g -I. -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90 -Werror all-warnings \
+             -Xcompiler -Wall,-Wextra,-Werror -DCNET_HAVE_CUDA -MMD -MP
+endif
 
-.PHONY: all deps test run asan golden bench clean format
+.PHONY: all deps test test-cuda run asan golden bench clean format
 all: deps $(BUILD)/cnet
 
 deps:
@@ -59,10 +74,16 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MF $(@:.o=.d) -c $< -o $@
+
 # api/api_openapi.c embeds api/openapi.yaml with .incbin, which -MMD cannot see.
 $(BUILD)/api/api_openapi.o: api/openapi.yaml
+# server/web_assets.c embeds the dashboard the same way.
+$(BUILD)/server/web_assets.o: $(wildcard web/*)
 
-$(BUILD)/libcnet.a: $(LIB_OBJ)
+$(BUILD)/libcnet.a: $(LIB_OBJ) $(CUDA_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -74,6 +95,9 @@ $(TEST_BIN) $(TOOL_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB) $(BUIL
 
 test: all $(TEST_BIN) $(TOOL_BIN)
 	@BUILD=$(BUILD) FIXTURES=$(FIXTURES) sh tests/run.sh
+
+test-cuda: all $(BUILD)/tests/test_cuda_parity
+	@$(BUILD)/tests/test_cuda_parity --fixtures $(FIXTURES)
 
 asan:
 	$(MAKE) test BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
@@ -88,7 +112,8 @@ bench: all
 	$(BUILD)/cnet bench ops
 
 format:
-	clang-format -i $(wildcard engine/*.[ch] kernels/cpu/*.[ch] server/*.[ch] api/*.[ch] tests/*.[ch])
+	clang-format -i $(wildcard engine/*.[ch] kernels/cpu/*.[ch] kernels/cuda/*.h kernels/cuda/*.cu \
+	  server/*.[ch] api/*.[ch] tests/*.[ch])
 
 clean:
 	rm -rf build build-asan

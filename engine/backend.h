@@ -207,4 +207,17 @@ struct cnet_backend {
 int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err);
 void cnet_backend_free(cnet_backend *be);
 
+/* Opens the backend a `--device` string names: "cpu", "cuda" (device 0) or
+ * "cuda:N" (engine/backend_open.c). When CUDA is asked for but no GPU is
+ * visible, or this binary was built without CUDA, it opens the CPU backend
+ * instead and says why in note (note[0] is '\0' when nothing fell back).
+ * Errors: CNET_EINVAL for a malformed string or an ordinal beyond the
+ * visible GPUs; CNET_EBACKEND when a visible GPU fails to initialise. */
+int cnet_backend_open(cnet_backend *be, const char *device, char *note, size_t note_cap,
+                      cnet_error *err);
+/* 0 while the backend has seen no device failure; otherwise the failure
+ * (the CUDA backend records its first failing call; the CPU one never
+ * fails). */
+int cnet_backend_status(cnet_backend *be, cnet_error *err);
+
 #endif

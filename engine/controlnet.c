@@ -91,33 +91,80 @@ size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, 
 }
 
 int controlnet_cond_embedding(const controlnet_model *m, cnet_arena *scratch, float *emb,
-                              const float *cond, int B, int H, int W, cnet_error *err) {
+                              const float *cond, int B, int H, int W, cnet_arena *keep,
+                              controlnet_cond_acts *acts, cnet_error *err) {
     cnet_backend *be = m->params.be;
     const cnet_params *p = &m->params;
+    cnet_arena *save = acts ? keep : scratch;
     size_t mark = cnet_arena_mark(scratch);
     const float *cur = cond;
+    if (acts) acts->cond = cond, acts->H = H, acts->W = W;
     for (int i = 0; i <= m->n_cond_blocks; i++) {
         const nn_conv *c = i == 0 ? &m->cond_in : &m->cond_blocks[i - 1];
         cnet_conv2d s = nn_conv_shape(c, B, H, W);
         int Ho = cnet_conv2d_out_h(&s), Wo = cnet_conv2d_out_w(&s);
-        float *y = cnet_arena_alloc(scratch, (size_t)B * Ho * Wo * c->out * sizeof(float), err);
-        if (!y) {
+        size_t bytes = (size_t)B * Ho * Wo * c->out * sizeof(float);
+        float *y = cnet_arena_alloc(save, bytes, err);
+        float *ya = acts ? cnet_arena_alloc(keep, bytes, err) : y;
+        if (!y || !ya) {
             cnet_arena_restore(scratch, mark);
             return err ? err->code : CNET_ENOMEM;
         }
         nn_conv_forward(c, p, y, cur, B, H, W);
-        be->silu_forward(be, y, y, (long)B * Ho * Wo * c->out);
-        cur = y, H = Ho, W = Wo;
+        be->silu_forward(be, ya, y, (long)B * Ho * Wo * c->out);
+        if (acts) acts->pre[i] = y, acts->post[i] = ya;
+        cur = ya, H = Ho, W = Wo;
     }
     nn_conv_forward(&m->cond_out, p, emb, cur, B, H, W);
     cnet_arena_restore(scratch, mark);
     return 0;
 }
 
+/* Weight gradients of the conditioning embedding from demb [B,h,w,C0]. */
+static int cond_embedding_backward(const controlnet_model *m, const cnet_params *g,
+                                   cnet_arena *scratch, const float *demb,
+                                   const controlnet_cond_acts *acts, int B, cnet_error *err) {
+    cnet_backend *be = m->params.be;
+    const cnet_params *p = &m->params;
+    int Hs[2 * CONTROLNET_MAX_COND_LEVELS + 2], Ws[2 * CONTROLNET_MAX_COND_LEVELS + 2];
+    Hs[0] = acts->H, Ws[0] = acts->W;
+    size_t biggest = 0;
+    for (int i = 0; i <= m->n_cond_blocks; i++) {
+        const nn_conv *c = i == 0 ? &m->cond_in : &m->cond_blocks[i - 1];
+        cnet_conv2d s = nn_conv_shape(c, B, Hs[i], Ws[i]);
+        Hs[i + 1] = cnet_conv2d_out_h(&s), Ws[i + 1] = cnet_conv2d_out_w(&s);
+        size_t n = (size_t)B * Hs[i + 1] * Ws[i + 1] * c->out;
+        if (n > biggest) biggest = n;
+    }
+    size_t mark = cnet_arena_mark(scratch);
+    float *da = cnet_arena_alloc(scratch, biggest * sizeof(float), err);
+    float *db = cnet_arena_alloc(scratch, biggest * sizeof(float), err);
+    if (!da || !db) {
+        cnet_arena_restore(scratch, mark);
+        return err ? err->code : CNET_ENOMEM;
+    }
+    const int last = m->n_cond_blocks;
+    nn_conv_backward(&m->cond_out, p, g, da, demb, acts->post[last], B, Hs[last + 1], Ws[last + 1]);
+    for (int i = last; i >= 0; i--) { /* post[i] = silu(pre[i]), pre[i] = conv_i(post[i-1]) */
+        const nn_conv *c = i == 0 ? &m->cond_in : &m->cond_blocks[i - 1];
+        be->silu_backward(be, db, da, acts->pre[i], (long)B * Hs[i + 1] * Ws[i + 1] * c->out);
+        nn_conv_backward(c, p, g, i > 0 ? da : NULL, db, i > 0 ? acts->post[i - 1] : acts->cond, B,
+                         Hs[i], Ws[i]);
+    }
+    cnet_arena_restore(scratch, mark);
+    return 0;
+}
+
+/* The scale of down residual i (guess mode: logspace(-1, 0, n+1)[i]). */
+static float residual_scale(int i, int n, float conditioning_scale, int guess_mode) {
+    return guess_mode ? (float)pow(10.0, -1.0 + (double)i / n) * conditioning_scale
+                      : conditioning_scale;
+}
+
 int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *down, float *mid,
                        const float *sample, const float *cond, const float *timesteps,
                        const float *text, float conditioning_scale, int guess_mode, int B, int h,
-                       int w, int Nt, cnet_error *err) {
+                       int w, int Nt, cnet_arena *keep, controlnet_acts *acts, cnet_error *err) {
     cnet_backend *be = m->params.be;
     const cnet_params *p = &m->params;
     const cnet_unet_config *L = &m->enc.cfg;
@@ -125,33 +172,86 @@ int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *d
     int rc = unet_encoder_sizes(&m->enc, B, h, w, &s, err);
     if (rc) return rc;
     const int f = controlnet_image_factor(m);
+    cnet_arena *save = acts ? keep : scratch;
     size_t mark = cnet_arena_mark(scratch);
     float *skips[UNET_MAX_SKIPS];
     const size_t T = (size_t)B * m->enc.temb_channels;
-    float *temb = cnet_arena_alloc(scratch, T * sizeof(float), err);
-    float *temb_act = cnet_arena_alloc(scratch, T * sizeof(float), err);
+    float *temb = cnet_arena_alloc(save, T * sizeof(float), err);
+    float *temb_act = cnet_arena_alloc(save, T * sizeof(float), err);
     float *emb = cnet_arena_alloc(
         scratch, (size_t)B * h * w * L->block_out_channels[0] * sizeof(float), err);
-    float *mid_h = cnet_arena_alloc(scratch, s.mid_floats * sizeof(float), err);
+    float *mid_h = cnet_arena_alloc(save, s.mid_floats * sizeof(float), err);
     rc = !temb || !temb_act || !emb || !mid_h ? (err ? err->code : CNET_ENOMEM) : 0;
     for (int i = 0; i < s.n_skips && !rc; i++)
-        if (!(skips[i] = cnet_arena_alloc(scratch, s.skip_floats[i] * sizeof(float), err)))
+        if (!(skips[i] = cnet_arena_alloc(save, s.skip_floats[i] * sizeof(float), err)))
             rc = err ? err->code : CNET_ENOMEM;
-    if (!rc) rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, err);
-    if (!rc) rc = controlnet_cond_embedding(m, scratch, emb, cond, B, h * f, w * f, err);
+    if (!rc)
+        rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, keep,
+                               acts ? &acts->time : NULL, err);
+    if (!rc)
+        rc = controlnet_cond_embedding(m, scratch, emb, cond, B, h * f, w * f, keep,
+                                       acts ? &acts->cond : NULL, err);
     if (!rc)
         rc = unet_encoder_forward(&m->enc, p, scratch, skips, mid_h, sample, emb, temb_act, text, B,
-                                  h, w, Nt, err);
+                                  h, w, Nt, keep, acts ? &acts->enc : NULL, err);
     if (rc) goto done;
     for (int i = 0; i < s.n_skips; i++) {
-        float scale = guess_mode
-                          ? (float)pow(10.0, -1.0 + (double)i / s.n_skips) * conditioning_scale
-                          : conditioning_scale;
+        float scale = residual_scale(i, s.n_skips, conditioning_scale, guess_mode);
         nn_conv_forward(&m->zero_down[i], p, down[i], skips[i], B, s.skip_h[i], s.skip_w[i]);
         if (scale != 1.0f) be->scale(be, down[i], down[i], scale, (long)s.skip_floats[i]);
     }
     nn_conv_forward(&m->zero_mid, p, mid, mid_h, B, s.mid_h, s.mid_w);
     if (conditioning_scale != 1.0f) be->scale(be, mid, mid, conditioning_scale, (long)s.mid_floats);
+    if (acts) {
+        memcpy(acts->skips, skips, sizeof skips);
+        acts->sample = sample, acts->temb_act = temb_act, acts->mid_h = mid_h;
+        acts->scale = conditioning_scale, acts->guess_mode = guess_mode;
+        acts->B = B, acts->h = h, acts->w = w;
+    }
+done:
+    cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+int controlnet_backward(controlnet_model *m, const cnet_params *g, cnet_arena *scratch,
+                        const float *const *d_down, const float *d_mid, const controlnet_acts *acts,
+                        cnet_error *err) {
+    cnet_backend *be = m->params.be;
+    const cnet_params *p = &m->params;
+    const int B = acts->B, h = acts->h, w = acts->w;
+    unet_sizes s;
+    int rc = unet_encoder_sizes(&m->enc, B, h, w, &s, err);
+    if (rc) return rc;
+    size_t mark = cnet_arena_mark(scratch);
+    float *dskips[UNET_MAX_SKIPS];
+    size_t biggest = s.mid_floats;
+    for (int i = 0; i < s.n_skips; i++)
+        if (s.skip_floats[i] > biggest) biggest = s.skip_floats[i];
+    const size_t T = (size_t)B * m->enc.temb_channels;
+    float *dscaled = cnet_arena_alloc(scratch, biggest * sizeof(float), err);
+    float *dmid = cnet_arena_alloc(scratch, s.mid_floats * sizeof(float), err);
+    float *dtemb_act = cnet_arena_alloc(scratch, T * sizeof(float), err);
+    rc = !dscaled || !dmid || !dtemb_act ? (err ? err->code : CNET_ENOMEM) : 0;
+    for (int i = 0; i < s.n_skips && !rc; i++)
+        if (!(dskips[i] = cnet_arena_alloc(scratch, s.skip_floats[i] * sizeof(float), err)))
+            rc = err ? err->code : CNET_ENOMEM;
+    if (rc) goto done;
+    /* down[i] = zero_down[i](skips[i]) * scale_i;  mid = zero_mid(mid_h) * scale */
+    for (int i = 0; i < s.n_skips; i++) {
+        float scale = residual_scale(i, s.n_skips, acts->scale, acts->guess_mode);
+        be->scale(be, dscaled, d_down[i], scale, (long)s.skip_floats[i]);
+        nn_conv_backward(&m->zero_down[i], p, g, dskips[i], dscaled, acts->skips[i], B, s.skip_h[i],
+                         s.skip_w[i]);
+    }
+    be->scale(be, dscaled, d_mid, acts->scale, (long)s.mid_floats);
+    nn_conv_backward(&m->zero_mid, p, g, dmid, dscaled, acts->mid_h, B, s.mid_h, s.mid_w);
+    be->zero(be, dtemb_act, T * sizeof(float));
+    rc = unet_encoder_backward(&m->enc, p, g, scratch, dskips, dtemb_act, dmid, acts->skips,
+                               acts->sample, &acts->enc, B, h, w, err);
+    /* skips[0] = conv_in(sample) + cond_embedding(cond) */
+    if (!rc) rc = cond_embedding_backward(m, g, scratch, dskips[0], &acts->cond, B, err);
+    if (!rc)
+        rc = unet_encoder_time_backward(&m->enc, p, g, scratch, dtemb_act, &acts->time, B, err);
 done:
     cnet_arena_restore(scratch, mark);
     return rc;

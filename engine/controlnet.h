@@ -36,17 +36,44 @@ size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, 
 /* The image size factor: H = h * controlnet_image_factor(m). */
 int controlnet_image_factor(const controlnet_model *m);
 
+/* What the conditioning embedding's backward reads: each conv's output
+ * before (pre) and after (post) its SiLU. */
+typedef struct controlnet_cond_acts {
+    const float *cond;
+    int H, W;
+    float *pre[2 * CONTROLNET_MAX_COND_LEVELS + 1], *post[2 * CONTROLNET_MAX_COND_LEVELS + 1];
+} controlnet_cond_acts;
+
+/* Everything the full ControlNet backward reads. */
+typedef struct controlnet_acts {
+    unet_time_acts time;
+    controlnet_cond_acts cond;
+    unet_encoder_acts enc;
+    float *skips[UNET_MAX_SKIPS]; /* encoder skips = zero conv inputs (in keep) */
+    float *mid_h, *temb_act;
+    const float *sample;
+    float scale;
+    int guess_mode, B, h, w;
+} controlnet_acts;
+
 /* The conditioning embedding alone: cond [B,H,W,cc] -> emb [B,H/f,W/f,C0]. */
 int controlnet_cond_embedding(const controlnet_model *m, cnet_arena *scratch, float *emb,
-                              const float *cond, int B, int H, int W, cnet_error *err);
+                              const float *cond, int B, int H, int W, cnet_arena *keep,
+                              controlnet_cond_acts *acts, cnet_error *err);
 
 /* down[i] (n_skips device buffers sized as the UNet's skips) and mid from
  * sample [B,h,w,C], cond [B,H,W,conditioning_channels] in [0,1], host
- * timesteps [B], text [B,Nt,Dt]. */
+ * timesteps [B], text [B,Nt,Dt]. With acts (training), everything backward
+ * reads is allocated from keep; sample, cond and text must stay alive. */
 int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *down, float *mid,
                        const float *sample, const float *cond, const float *timesteps,
                        const float *text, float conditioning_scale, int guess_mode, int B, int h,
-                       int w, int Nt, cnet_error *err);
+                       int w, int Nt, cnet_arena *keep, controlnet_acts *acts, cnet_error *err);
+/* Full backward: every parameter gradient ACCUMULATES into g (same layout
+ * as m->params) from d_down[i] = dL/d(down[i]) and d_mid. */
+int controlnet_backward(controlnet_model *m, const cnet_params *g, cnet_arena *scratch,
+                        const float *const *d_down, const float *d_mid, const controlnet_acts *acts,
+                        cnet_error *err);
 
 /* Loads a diffusers component folder: config.json and its weights
  * (engine/model_files.h). On failure m is left freed. */

@@ -90,13 +90,51 @@ void nn_conv_forward(const nn_conv *c, const cnet_params *p, float *out, const f
 
 void nn_group_norm_forward(const nn_norm *n, const cnet_params *p, float *out, const float *inp,
                            int B, int HW, int fuse_silu) {
-    p->be->group_norm_forward(p->be, out, NULL, NULL, inp, nn_param(p, n->weight),
-                              nn_param(p, n->bias), B, HW, n->channels, n->groups, n->eps,
-                              fuse_silu);
+    nn_group_norm_forward_save(n, p, out, NULL, NULL, inp, B, HW, fuse_silu);
 }
 
 void nn_layer_norm_forward(const nn_norm *n, const cnet_params *p, float *out, const float *inp,
                            int M) {
-    p->be->layer_norm_forward(p->be, out, NULL, NULL, inp, nn_param(p, n->weight),
+    nn_layer_norm_forward_save(n, p, out, NULL, NULL, inp, M);
+}
+
+void nn_linear_backward(const nn_linear *l, const cnet_params *p, const cnet_params *g, float *dinp,
+                        const float *dout, const float *inp, int M) {
+    p->be->linear_backward(p->be, dinp, nn_grad(g, l->weight), nn_grad(g, l->bias), dout, inp,
+                           nn_param(p, l->weight), M, l->in, l->out);
+}
+
+void nn_conv_backward(const nn_conv *c, const cnet_params *p, const cnet_params *g, float *dinp,
+                      const float *dout, const float *inp, int B, int H, int W) {
+    cnet_conv2d s = nn_conv_shape(c, B, H, W);
+    p->be->conv2d_backward(p->be, dinp, nn_grad(g, c->weight), nn_grad(g, c->bias), dout, inp,
+                           nn_param(p, c->weight), &s);
+}
+
+void nn_group_norm_forward_save(const nn_norm *n, const cnet_params *p, float *out, float *mean,
+                                float *rstd, const float *inp, int B, int HW, int fuse_silu) {
+    p->be->group_norm_forward(p->be, out, mean, rstd, inp, nn_param(p, n->weight),
+                              nn_param(p, n->bias), B, HW, n->channels, n->groups, n->eps,
+                              fuse_silu);
+}
+
+void nn_group_norm_backward(const nn_norm *n, const cnet_params *p, const cnet_params *g,
+                            float *dinp, const float *dout, const float *inp, const float *mean,
+                            const float *rstd, int B, int HW, int fuse_silu) {
+    p->be->group_norm_backward(p->be, dinp, nn_grad(g, n->weight), nn_grad(g, n->bias), dout, inp,
+                               mean, rstd, nn_param(p, n->weight), nn_param(p, n->bias), B, HW,
+                               n->channels, n->groups, fuse_silu);
+}
+
+void nn_layer_norm_forward_save(const nn_norm *n, const cnet_params *p, float *out, float *mean,
+                                float *rstd, const float *inp, int M) {
+    p->be->layer_norm_forward(p->be, out, mean, rstd, inp, nn_param(p, n->weight),
                               nn_param(p, n->bias), M, n->channels, n->eps);
+}
+
+void nn_layer_norm_backward(const nn_norm *n, const cnet_params *p, const cnet_params *g,
+                            float *dinp, const float *dout, const float *inp, const float *mean,
+                            const float *rstd, int M) {
+    p->be->layer_norm_backward(p->be, dinp, nn_grad(g, n->weight), nn_grad(g, n->bias), dout, inp,
+                               mean, rstd, nn_param(p, n->weight), M, n->channels);
 }

@@ -64,4 +64,27 @@ void nn_group_norm_forward(const nn_norm *n, const cnet_params *p, float *out, c
 void nn_layer_norm_forward(const nn_norm *n, const cnet_params *p, float *out, const float *inp,
                            int M);
 
+/* ---- backward ----
+ * g: the gradient table of p (same layout, params_alloc_like), or NULL for a
+ * frozen module: then no weight gradient is computed. Weight gradients
+ * accumulate; dinp overwrites (NULL: not needed). */
+static inline float *nn_grad(const cnet_params *g, int index) {
+    return g && index >= 0 ? g->items[index].data : NULL;
+}
+void nn_linear_backward(const nn_linear *l, const cnet_params *p, const cnet_params *g, float *dinp,
+                        const float *dout, const float *inp, int M);
+void nn_conv_backward(const nn_conv *c, const cnet_params *p, const cnet_params *g, float *dinp,
+                      const float *dout, const float *inp, int B, int H, int W);
+/* Forward that keeps the statistics backward reads (mean, rstd [B, groups]). */
+void nn_group_norm_forward_save(const nn_norm *n, const cnet_params *p, float *out, float *mean,
+                                float *rstd, const float *inp, int B, int HW, int fuse_silu);
+void nn_group_norm_backward(const nn_norm *n, const cnet_params *p, const cnet_params *g,
+                            float *dinp, const float *dout, const float *inp, const float *mean,
+                            const float *rstd, int B, int HW, int fuse_silu);
+void nn_layer_norm_forward_save(const nn_norm *n, const cnet_params *p, float *out, float *mean,
+                                float *rstd, const float *inp, int M);
+void nn_layer_norm_backward(const nn_norm *n, const cnet_params *p, const cnet_params *g,
+                            float *dinp, const float *dout, const float *inp, const float *mean,
+                            const float *rstd, int M);
+
 #endif

@@ -79,6 +79,16 @@ int params_alloc(cnet_params *p, cnet_error *err) {
     return 0;
 }
 
+int params_alloc_like(cnet_params *dst, const cnet_params *src, cnet_error *err) {
+    params_init(dst, src->be);
+    dst->items = malloc((size_t)(src->n ? src->n : 1) * sizeof *dst->items);
+    if (!dst->items) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    memcpy(dst->items, src->items, (size_t)src->n * sizeof *dst->items);
+    dst->n = dst->cap = src->n;
+    dst->total = src->total;
+    return params_alloc(dst, err);
+}
+
 cnet_param *params_find(const cnet_params *p, const char *name) {
     for (int i = 0; i < p->n; i++)
         if (strcmp(p->items[i].name, name) == 0) return &p->items[i];
@@ -262,6 +272,16 @@ done:
     return rc;
 }
 
+void params_read(const cnet_params *p, int index, float *host, float *scratch) {
+    const cnet_param *q = &p->items[index];
+    if (q->layout == PARAM_CONV) {
+        p->be->download(p->be, scratch, q->data, q->numel * sizeof(float));
+        conv_ohwi_to_oihw(host, scratch, q->shape);
+    } else {
+        p->be->download(p->be, host, q->data, q->numel * sizeof(float));
+    }
+}
+
 int params_save(const cnet_params *p, const char *path, const char *const *meta_keys,
                 const char *const *meta_values, int n_meta, cnet_error *err) {
     size_t max_numel = 1;
@@ -278,12 +298,7 @@ int params_save(const cnet_params *p, const char *path, const char *const *meta_
     for (int i = 0; i < p->n; i++) {
         const cnet_param *q = &p->items[i];
         float *dst = host + q->offset;
-        if (q->layout == PARAM_CONV) {
-            p->be->download(p->be, scratch, q->data, q->numel * sizeof(float));
-            conv_ohwi_to_oihw(dst, scratch, q->shape);
-        } else {
-            p->be->download(p->be, dst, q->data, q->numel * sizeof(float));
-        }
+        params_read(p, i, dst, scratch);
         items[i].name = q->name;
         items[i].view.dtype = CNET_F32;
         items[i].view.ndim = q->ndim;

@@ -58,11 +58,17 @@ int params_add(cnet_params *p, const char *name, int ndim, const int64_t *shape,
 int params_allow_extra(cnet_params *p, const char *name, cnet_error *err);
 /* Allocates the block (zeroed) and sets every data pointer. */
 int params_alloc(cnet_params *p, cnet_error *err);
+/* A table with the same parameters as src (names, shapes, offsets), zeroed:
+ * gradients and optimizer moments. */
+int params_alloc_like(cnet_params *dst, const cnet_params *src, cnet_error *err);
 /* NULL when absent. */
 cnet_param *params_find(const cnet_params *p, const char *name);
 /* Device pointer of a declared parameter; the name must exist (programmer
  * error otherwise). */
 float *params_data(const cnet_params *p, const char *name);
+
+/* Copies parameter `index` to host memory in PyTorch layout (numel floats). */
+void params_read(const cnet_params *p, int index, float *host, float *scratch);
 
 /* Loads every parameter from `path`: a .safetensors file, or a
  * *.safetensors.index.json listing shards. Missing, unexpected or mis-shaped

@@ -28,9 +28,27 @@ typedef struct resnet_block {
 int resnet_declare(resnet_block *r, cnet_params *p, const char *prefix, int in, int out,
                    int temb_channels, int groups, float eps, float output_scale, cnet_error *err);
 
+/* What resnet_backward reads, kept by a training forward (llm.c style).
+ * x and temb_act are borrowed: the caller keeps them alive. */
+typedef struct resnet_acts {
+    const float *x, *temb_act;
+    float *mean1, *rstd1, *a1; /* a1 = silu(norm1(x))      [B, HW, Cin] */
+    float *h1;                 /* conv1(a1) + time proj    [B, HW, Cout] */
+    float *mean2, *rstd2, *a2; /* a2 = silu(norm2(h1))     [B, HW, Cout] */
+} resnet_acts;
+
 /* out[B, HW, Cout] from x[B, H, W, Cin] and temb_act[B, T] (NULL without
- * time input). out must not alias x. */
+ * time input). out must not alias x. When acts is non-NULL the buffers
+ * backward reads are allocated from `keep` and recorded there. */
 int resnet_forward(const resnet_block *r, const cnet_params *p, cnet_arena *scratch, float *out,
-                   const float *x, const float *temb_act, int B, int H, int W, cnet_error *err);
+                   const float *x, const float *temb_act, int B, int H, int W, cnet_arena *keep,
+                   resnet_acts *acts, cnet_error *err);
+
+/* dx[B, HW, Cin] (overwrite) from dout; dtemb_act[B, T] ACCUMULATES (every
+ * resnet of a model reads the same temb_act; NULL: not needed). g: gradient
+ * table of p or NULL (frozen). */
+int resnet_backward(const resnet_block *r, const cnet_params *p, const cnet_params *g,
+                    cnet_arena *scratch, float *dx, float *dtemb_act, const float *dout,
+                    const resnet_acts *acts, int B, int H, int W, cnet_error *err);
 
 #endif

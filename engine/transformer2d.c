@@ -82,42 +82,141 @@ static void project(const nn_conv *conv, const nn_linear *lin, int linear, const
         nn_conv_forward(conv, p, out, inp, 1, M, 1);
 }
 
+static void project_backward(const nn_conv *conv, const nn_linear *lin, int linear,
+                             const cnet_params *p, const cnet_params *g, float *dinp,
+                             const float *dout, const float *inp, int M) {
+    if (linear)
+        nn_linear_backward(lin, p, g, dinp, dout, inp, M);
+    else
+        nn_conv_backward(conv, p, g, dinp, dout, inp, 1, M, 1);
+}
+
+/* A buffer that backward reads (from keep) or a temporary (from scratch). */
+#define KEEP_OR_SCRATCH(bytes) cnet_arena_alloc(acts ? keep : scratch, (bytes), err)
+
 int transformer2d_forward(const transformer2d *t, const cnet_params *p, cnet_arena *scratch,
                           float *out, const float *x, const float *text, int B, int HW, int Nt,
-                          cnet_error *err) {
+                          cnet_arena *keep, transformer2d_acts *acts, cnet_error *err) {
+    cnet_backend *be = p->be;
+    const int C = t->channels, M = B * HW, F = TRANSFORMER_FF_MULT * C;
+    const long n = (long)M * C;
+    const size_t act = (size_t)n * sizeof(float), row = (size_t)M * sizeof(float);
+    size_t mark = cnet_arena_mark(scratch);
+    int rc = 0;
+    float *gn = KEEP_OR_SCRATCH(act), *h = KEEP_OR_SCRATCH(act);
+    float *gmean =
+        acts ? cnet_arena_alloc(keep, (size_t)B * t->norm.groups * sizeof(float), err) : NULL;
+    float *grstd =
+        acts ? cnet_arena_alloc(keep, (size_t)B * t->norm.groups * sizeof(float), err) : NULL;
+    transformer_block_acts *ba =
+        acts ? cnet_arena_alloc(keep, (size_t)t->n_blocks * sizeof *ba + 1, err) : NULL;
+    if (!gn || !h || (acts && (!gmean || !grstd || !ba))) goto oom;
+    nn_group_norm_forward_save(&t->norm, p, gn, gmean, grstd, x, B, HW, 0);
+    project(&t->proj_in_conv, &t->proj_in_linear, t->linear_projection, p, h, gn, M);
+    if (acts)
+        *acts = (transformer2d_acts){
+            .x = x, .gn = gn, .gmean = gmean, .grstd = grstd, .h_in = h, .blocks = ba};
+    for (int i = 0; i < t->n_blocks; i++) {
+        const transformer_block *b = &t->blocks[i];
+        transformer_block_acts *A = acts ? &ba[i] : NULL;
+        const nn_norm *norms[3] = {&b->norm1, &b->norm2, &b->norm3};
+        float *nrm[3], *mean[3] = {0}, *rstd[3] = {0}, *hs[3];
+        for (int k = 0; k < 3; k++) {
+            nrm[k] = KEEP_OR_SCRATCH(act);
+            /* Without acts the stream is updated in place. */
+            hs[k] = acts ? cnet_arena_alloc(keep, act, err) : h;
+            if (acts)
+                mean[k] = cnet_arena_alloc(keep, row, err),
+                rstd[k] = cnet_arena_alloc(keep, row, err);
+            if (!nrm[k] || !hs[k] || (acts && (!mean[k] || !rstd[k]))) goto oom;
+        }
+        float *ff = KEEP_OR_SCRATCH((size_t)M * 2 * F * sizeof(float));
+        float *gg = KEEP_OR_SCRATCH((size_t)M * F * sizeof(float));
+        if (!ff || !gg) goto oom;
+        const float *h0 = h;
+        /* h1 = h0 + attn1(LN1(h0)) */
+        nn_layer_norm_forward_save(&b->norm1, p, nrm[0], mean[0], rstd[0], h0, M);
+        if ((rc = attn_forward(&b->attn1, p, scratch, out, nrm[0],
+                               t->only_cross_attention ? text : NULL, B, HW, Nt, keep,
+                               A ? &A->a1 : NULL, err)))
+            goto done;
+        be->add(be, hs[0], h0, out, n);
+        /* h2 = h1 + attn2(LN2(h1), text) */
+        nn_layer_norm_forward_save(&b->norm2, p, nrm[1], mean[1], rstd[1], hs[0], M);
+        if ((rc = attn_forward(&b->attn2, p, scratch, out, nrm[1], text, B, HW, Nt, keep,
+                               A ? &A->a2 : NULL, err)))
+            goto done;
+        be->add(be, hs[1], hs[0], out, n);
+        /* h3 = h2 + ff_out(GEGLU(ff_in(LN3(h2)))) */
+        nn_layer_norm_forward_save(&b->norm3, p, nrm[2], mean[2], rstd[2], hs[1], M);
+        nn_linear_forward(&b->ff_in, p, ff, nrm[2], M);
+        be->geglu_forward(be, gg, ff, M, F);
+        nn_linear_forward(&b->ff_out, p, out, gg, M);
+        be->add(be, hs[2], hs[1], out, n);
+        if (A) {
+            A->h0 = h0, A->h1 = hs[0], A->h2 = hs[1];
+            for (int k = 0; k < 3; k++) A->mean[k] = mean[k], A->rstd[k] = rstd[k];
+            A->n1 = nrm[0], A->n2 = nrm[1], A->n3 = nrm[2], A->ff = ff, A->gg = gg;
+        }
+        h = hs[2];
+        (void)norms;
+    }
+    if (acts) acts->h_out = h;
+    project(&t->proj_out_conv, &t->proj_out_linear, t->linear_projection, p, out, h, M);
+    be->add(be, out, out, x, n);
+    goto done;
+oom:
+    rc = err ? err->code : CNET_ENOMEM;
+done:
+    cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+#undef KEEP_OR_SCRATCH
+
+int transformer2d_backward(const transformer2d *t, const cnet_params *p, const cnet_params *g,
+                           cnet_arena *scratch, float *dx, const float *dout,
+                           const transformer2d_acts *acts, int B, int HW, cnet_error *err) {
     cnet_backend *be = p->be;
     const int C = t->channels, M = B * HW, F = TRANSFORMER_FF_MULT * C;
     const long n = (long)M * C;
     size_t mark = cnet_arena_mark(scratch);
-    float *h = cnet_arena_alloc(scratch, (size_t)n * sizeof(float), err);
-    float *a = cnet_arena_alloc(scratch, (size_t)n * sizeof(float), err);
-    float *ff = cnet_arena_alloc(scratch, (size_t)M * 2 * F * sizeof(float), err);
-    float *g = cnet_arena_alloc(scratch, (size_t)M * F * sizeof(float), err);
+    float *dh = cnet_arena_alloc(scratch, (size_t)n * sizeof(float), err);
+    float *dn = cnet_arena_alloc(scratch, (size_t)n * sizeof(float), err);
+    float *tmp = cnet_arena_alloc(scratch, (size_t)n * sizeof(float), err);
+    float *dff = cnet_arena_alloc(scratch, (size_t)M * 2 * F * sizeof(float), err);
+    float *dgg = cnet_arena_alloc(scratch, (size_t)M * F * sizeof(float), err);
     int rc = 0;
-    if (!h || !a || !ff || !g) {
+    if (!dh || !dn || !tmp || !dff || !dgg) {
         rc = err ? err->code : CNET_ENOMEM;
         goto done;
     }
-    nn_group_norm_forward(&t->norm, p, a, x, B, HW, 0);
-    project(&t->proj_in_conv, &t->proj_in_linear, t->linear_projection, p, h, a, M);
-    for (int i = 0; i < t->n_blocks; i++) {
+    /* out = proj_out(h_out) + x */
+    project_backward(&t->proj_out_conv, &t->proj_out_linear, t->linear_projection, p, g, dh, dout,
+                     acts->h_out, M);
+    for (int i = t->n_blocks - 1; i >= 0; i--) {
         const transformer_block *b = &t->blocks[i];
-        nn_layer_norm_forward(&b->norm1, p, a, h, M);
-        if ((rc = attn_forward(&b->attn1, p, scratch, out, a, t->only_cross_attention ? text : NULL,
-                               B, HW, Nt, err)))
-            goto done;
-        be->add(be, h, h, out, n);
-        nn_layer_norm_forward(&b->norm2, p, a, h, M);
-        if ((rc = attn_forward(&b->attn2, p, scratch, out, a, text, B, HW, Nt, err))) goto done;
-        be->add(be, h, h, out, n);
-        nn_layer_norm_forward(&b->norm3, p, a, h, M);
-        nn_linear_forward(&b->ff_in, p, ff, a, M);
-        be->geglu_forward(be, g, ff, M, F);
-        nn_linear_forward(&b->ff_out, p, out, g, M);
-        be->add(be, h, h, out, n);
+        const transformer_block_acts *A = &acts->blocks[i];
+        /* h3 = h2 + ff_out(GEGLU(ff_in(n3))),  n3 = LN3(h2) */
+        nn_linear_backward(&b->ff_out, p, g, dgg, dh, A->gg, M);
+        be->geglu_backward(be, dff, dgg, A->ff, M, F);
+        nn_linear_backward(&b->ff_in, p, g, dn, dff, A->n3, M);
+        nn_layer_norm_backward(&b->norm3, p, g, tmp, dn, A->h2, A->mean[2], A->rstd[2], M);
+        be->add(be, dh, dh, tmp, n);
+        /* h2 = h1 + attn2(n2, text),  n2 = LN2(h1) */
+        if ((rc = attn_backward(&b->attn2, p, g, scratch, dn, dh, &A->a2, B, HW, err))) goto done;
+        nn_layer_norm_backward(&b->norm2, p, g, tmp, dn, A->h1, A->mean[1], A->rstd[1], M);
+        be->add(be, dh, dh, tmp, n);
+        /* h1 = h0 + attn1(n1),  n1 = LN1(h0) */
+        if ((rc = attn_backward(&b->attn1, p, g, scratch, dn, dh, &A->a1, B, HW, err))) goto done;
+        nn_layer_norm_backward(&b->norm1, p, g, tmp, dn, A->h0, A->mean[0], A->rstd[0], M);
+        be->add(be, dh, dh, tmp, n);
     }
-    project(&t->proj_out_conv, &t->proj_out_linear, t->linear_projection, p, out, h, M);
-    be->add(be, out, out, x, n);
+    /* h_in = proj_in(GroupNorm(x)) */
+    project_backward(&t->proj_in_conv, &t->proj_in_linear, t->linear_projection, p, g, dn, dh,
+                     acts->gn, M);
+    nn_group_norm_backward(&t->norm, p, g, dx, dn, acts->x, acts->gmean, acts->grstd, B, HW, 0);
+    be->add(be, dx, dx, dout, n);
 done:
     cnet_arena_restore(scratch, mark);
     return rc;

@@ -38,9 +38,36 @@ int transformer2d_declare(transformer2d *t, cnet_params *p, const char *prefix, 
                           int only_cross_attention, cnet_error *err);
 void transformer2d_free(transformer2d *t);
 
-/* out[B, HW, C] from x[B, HW, C] and text[B, Nt, Dt]; out must not alias x. */
+/* What backward reads from one BasicTransformerBlock: the residual stream
+ * before each sub-layer (h0 -> h1 -> h2 -> next block's h0), each
+ * LayerNorm's output and statistics, the attention acts and the GEGLU
+ * input/output. [M = B*HW, C] unless noted. */
+typedef struct transformer_block_acts {
+    const float *h0;
+    float *h1, *h2;
+    float *n1, *n2, *n3;      /* LayerNorm outputs */
+    float *mean[3], *rstd[3]; /* [M] */
+    attn_acts a1, a2;
+    float *ff; /* ff.net.0.proj output [M, 2F] */
+    float *gg; /* GEGLU output [M, F] */
+} transformer_block_acts;
+
+typedef struct transformer2d_acts {
+    const float *x;
+    float *gn, *gmean, *grstd;      /* GroupNorm output and statistics [B, G] */
+    float *h_in;                    /* proj_in output = block 0's h0 */
+    float *h_out;                   /* last block's output = proj_out input */
+    transformer_block_acts *blocks; /* n_blocks, allocated from keep */
+} transformer2d_acts;
+
+/* out[B, HW, C] from x[B, HW, C] and text[B, Nt, Dt]; out must not alias x.
+ * With acts, what backward reads is allocated from `keep`. */
 int transformer2d_forward(const transformer2d *t, const cnet_params *p, cnet_arena *scratch,
                           float *out, const float *x, const float *text, int B, int HW, int Nt,
-                          cnet_error *err);
+                          cnet_arena *keep, transformer2d_acts *acts, cnet_error *err);
+/* dx (overwrite) from dout; no gradient to the text states. */
+int transformer2d_backward(const transformer2d *t, const cnet_params *p, const cnet_params *g,
+                           cnet_arena *scratch, float *dx, const float *dout,
+                           const transformer2d_acts *acts, int B, int HW, cnet_error *err);
 
 #endif

@@ -53,7 +53,8 @@ size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt) {
 
 int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sample,
                  const float *timesteps, const float *text, const float *const *down_residuals,
-                 const float *mid_residual, int B, int h, int w, int Nt, cnet_error *err) {
+                 const float *mid_residual, int B, int h, int w, int Nt, cnet_arena *keep,
+                 unet_acts *acts, cnet_error *err) {
     cnet_backend *be = m->params.be;
     const cnet_params *p = &m->params;
     const cnet_unet_config *L = &m->enc.cfg;
@@ -62,19 +63,22 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
     if (rc) return rc;
     size_t mark = cnet_arena_mark(scratch);
     float *skips[UNET_MAX_SKIPS];
-    float *temb = cnet_arena_alloc(scratch, (size_t)B * m->enc.temb_channels * sizeof(float), err);
-    float *temb_act =
-        cnet_arena_alloc(scratch, (size_t)B * m->enc.temb_channels * sizeof(float), err);
+    const size_t T = (size_t)B * m->enc.temb_channels;
+    float *temb = cnet_arena_alloc(scratch, T * sizeof(float), err);
+    float *temb_act = cnet_arena_alloc(scratch, T * sizeof(float), err);
     float *a = cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
     float *b = cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
     rc = !temb || !temb_act || !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
     for (int i = 0; i < s.n_skips && !rc; i++)
         if (!(skips[i] = cnet_arena_alloc(scratch, s.skip_floats[i] * sizeof(float), err)))
             rc = err ? err->code : CNET_ENOMEM;
-    if (!rc) rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, err);
+    if (!rc)
+        rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, NULL, NULL,
+                               err);
+    /* Nothing of the down and mid blocks is kept: no gradient flows there. */
     if (!rc)
         rc = unet_encoder_forward(&m->enc, p, scratch, skips, a, sample, NULL, temb_act, text, B, h,
-                                  w, Nt, err);
+                                  w, Nt, NULL, NULL, err);
     if (rc) goto done;
     if (down_residuals)
         for (int i = 0; i < s.n_skips; i++)
@@ -83,15 +87,63 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
 
     int H = s.mid_h, W = s.mid_w, n = s.n_skips;
     for (int i = 0; i < L->n_blocks && !rc; i++) {
-        rc = unet_up_forward(&m->up[i], p, scratch, b, a, temb_act, text, B, &H, &W, Nt,
-                             (const float *const *)skips, &n, err);
+        rc =
+            unet_up_forward(&m->up[i], p, scratch, b, a, temb_act, text, B, &H, &W, Nt,
+                            (const float *const *)skips, &n, keep, acts ? &acts->up[i] : NULL, err);
         float *t = a;
         a = b, b = t;
     }
     if (rc) goto done;
-    nn_group_norm_forward(&m->norm_out, p, b, a, B, H * W, 1);
-    nn_conv_forward(&m->conv_out, p, out, b, B, H, W);
+    /* out = conv_out(silu(conv_norm_out(h))) */
+    const size_t n0 = (size_t)B * H * W * L->block_out_channels[0];
+    float *h_last = a, *act = b, *mean = NULL, *rstd = NULL;
+    if (acts) {
+        const size_t stats = (size_t)B * m->norm_out.groups * sizeof(float);
+        h_last = cnet_arena_alloc(keep, n0 * sizeof(float), err);
+        act = cnet_arena_alloc(keep, n0 * sizeof(float), err);
+        mean = cnet_arena_alloc(keep, stats, err);
+        rstd = cnet_arena_alloc(keep, stats, err);
+        if (!h_last || !act || !mean || !rstd) {
+            rc = err ? err->code : CNET_ENOMEM;
+            goto done;
+        }
+        be->copy(be, h_last, a, n0 * sizeof(float));
+    }
+    nn_group_norm_forward_save(&m->norm_out, p, act, mean, rstd, h_last, B, H * W, 1);
+    nn_conv_forward(&m->conv_out, p, out, act, B, H, W);
+    if (acts) {
+        acts->h = h_last, acts->act = act, acts->mean = mean, acts->rstd = rstd;
+        acts->H = H, acts->W = W;
+    }
 done:
+    cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+int unet_backward(unet_model *m, cnet_arena *scratch, float *const *d_down, float *d_mid,
+                  const float *dout, const unet_acts *acts, int B, cnet_error *err) {
+    const cnet_params *p = &m->params;
+    const cnet_unet_config *L = &m->enc.cfg;
+    const int H = acts->H, W = acts->W;
+    unet_sizes s; /* s.max_floats bounds every activation of the up path */
+    int rc = unet_encoder_sizes(&m->enc, B, H, W, &s, err);
+    if (rc) return rc;
+    size_t mark = cnet_arena_mark(scratch);
+    float *da = cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
+    float *db = cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
+    rc = !da || !db ? (err ? err->code : CNET_ENOMEM) : 0;
+    if (!rc) {
+        nn_conv_backward(&m->conv_out, p, NULL, db, dout, acts->act, B, H, W);
+        nn_group_norm_backward(&m->norm_out, p, NULL, da, db, acts->h, acts->mean, acts->rstd, B,
+                               H * W, 1);
+    }
+    /* Up blocks in reverse; the first block's input gradient is the mid's. */
+    for (int i = L->n_blocks - 1; i >= 0 && !rc; i--) {
+        float *dx = i == 0 ? d_mid : db;
+        rc = unet_up_backward(&m->up[i], p, NULL, scratch, dx, d_down, da, &acts->up[i], B, err);
+        float *t = da;
+        da = db, db = t;
+    }
     cnet_arena_restore(scratch, mark);
     return rc;
 }

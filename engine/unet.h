@@ -28,13 +28,28 @@ int unet_load(unet_model *m, const char *path, cnet_error *err);
 /* Scratch bytes a forward at this size takes (skips, temporaries). */
 size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt);
 
+/* What the up-path backward reads (nothing of the down and mid blocks). */
+typedef struct unet_acts {
+    unet_up_acts up[UNET_MAX_LEVELS];
+    float *h, *act; /* conv_norm_out input and silu(norm(h)) = conv_out input */
+    float *mean, *rstd;
+    int H, W;
+} unet_acts;
+
 /* out[B,h,w,out_channels] from sample[B,h,w,in_channels], host timesteps
  * [B] and text[B,Nt,Dt] (all device buffers but timesteps).
  * down_residuals (n_skips device buffers in skip order) and mid_residual may
- * be NULL. */
+ * be NULL. With acts (training), the up path keeps what backward reads in
+ * keep. */
 int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sample,
                  const float *timesteps, const float *text, const float *const *down_residuals,
-                 const float *mid_residual, int B, int h, int w, int Nt, cnet_error *err);
+                 const float *mid_residual, int B, int h, int w, int Nt, cnet_arena *keep,
+                 unet_acts *acts, cnet_error *err);
+/* The frozen UNet's backward through the up path only (activation
+ * gradients, no weight gradients): d_down[i] (overwrite) = dL/d(residual i)
+ * and d_mid (overwrite) = dL/d(mid residual) from dout = dL/d(out). */
+int unet_backward(unet_model *m, cnet_arena *scratch, float *const *d_down, float *d_mid,
+                  const float *dout, const unet_acts *acts, int B, cnet_error *err);
 
 /* Loads a diffusers component folder: config.json and its weights
  * (engine/model_files.h). On failure m is left freed. */

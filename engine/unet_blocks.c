@@ -127,99 +127,240 @@ void unet_up_free(unet_up_block *u) {
     for (int j = 0; j < UNET_MAX_LAYERS + 1; j++) transformer2d_free(&u->attns[j]);
 }
 
+/* Allocates from keep when training (acts != NULL), else from scratch. */
+static float *act_alloc(cnet_arena *keep, cnet_arena *scratch, int training, size_t floats,
+                        cnet_error *err) {
+    return cnet_arena_alloc(training ? keep : scratch, floats * sizeof(float), err);
+}
+
 int unet_down_forward(const unet_down_block *d, const cnet_params *p, cnet_arena *scratch,
                       const float *x, const float *temb_act, const float *text, int B, int *H,
-                      int *W, int Nt, float *const *skips, int *n_skips, cnet_error *err) {
+                      int *W, int Nt, float *const *skips, int *n_skips, cnet_arena *keep,
+                      unet_down_acts *acts, cnet_error *err) {
     const float *cur = x;
-    int rc;
-    for (int j = 0; j < d->n_layers; j++) {
+    int rc = 0;
+    if (acts) acts->x = x, acts->H = *H, acts->W = *W, acts->first_skip = *n_skips;
+    for (int j = 0; j < d->n_layers && !rc; j++) {
         float *out = skips[*n_skips];
+        size_t mark = cnet_arena_mark(scratch);
         if (d->has_attn) {
-            size_t mark = cnet_arena_mark(scratch);
-            float *r = cnet_arena_alloc(scratch, (size_t)B * *H * *W * d->out * sizeof(float), err);
+            float *r = act_alloc(keep, scratch, acts != NULL, (size_t)B * *H * *W * d->out, err);
             if (!r) return err ? err->code : CNET_ENOMEM;
-            rc = resnet_forward(&d->resnets[j], p, scratch, r, cur, temb_act, B, *H, *W, err);
+            rc = resnet_forward(&d->resnets[j], p, scratch, r, cur, temb_act, B, *H, *W, keep,
+                                acts ? &acts->res[j] : NULL, err);
             if (!rc)
                 rc = transformer2d_forward(&d->attns[j], p, scratch, out, r, text, B, *H * *W, Nt,
-                                           err);
-            cnet_arena_restore(scratch, mark);
+                                           keep, acts ? &acts->attn[j] : NULL, err);
         } else {
-            rc = resnet_forward(&d->resnets[j], p, scratch, out, cur, temb_act, B, *H, *W, err);
+            rc = resnet_forward(&d->resnets[j], p, scratch, out, cur, temb_act, B, *H, *W, keep,
+                                acts ? &acts->res[j] : NULL, err);
         }
-        if (rc) return rc;
+        cnet_arena_restore(scratch, mark);
         cur = out;
         (*n_skips)++;
     }
-    if (d->has_downsample) {
+    if (!rc && d->has_downsample) {
         cnet_conv2d s = nn_conv_shape(&d->downsample, B, *H, *W);
         nn_conv_forward(&d->downsample, p, skips[*n_skips], cur, B, *H, *W);
         *H = cnet_conv2d_out_h(&s);
         *W = cnet_conv2d_out_w(&s);
         (*n_skips)++;
     }
-    return 0;
+    return rc;
+}
+
+int unet_down_backward(const unet_down_block *d, const cnet_params *p, const cnet_params *g,
+                       cnet_arena *scratch, float *dx, float *dtemb_act, float *const *dskips,
+                       float *const *skips, const unet_down_acts *acts, int B, cnet_error *err) {
+    const int H = acts->H, W = acts->W, first = acts->first_skip;
+    const size_t n = (size_t)B * H * W * d->out;
+    size_t mark = cnet_arena_mark(scratch);
+    float *dr = cnet_arena_alloc(scratch, n * sizeof(float), err);
+    float *din = cnet_arena_alloc(
+        scratch, (size_t)B * H * W * (d->in > d->out ? d->in : d->out) * sizeof(float), err);
+    int rc = !dr || !din ? (err ? err->code : CNET_ENOMEM) : 0;
+    if (!rc && d->has_downsample) { /* skip[first+L] = downsample(skip[first+L-1]) */
+        const int last = first + d->n_layers - 1;
+        nn_conv_backward(&d->downsample, p, g, din, dskips[last + 1], skips[last], B, H, W);
+        p->be->add(p->be, dskips[last], dskips[last], din, (long)n);
+    }
+    for (int j = d->n_layers - 1; j >= 0 && !rc; j--) {
+        const float *ds = dskips[first + j]; /* everything that reached this output */
+        if (d->has_attn) {
+            rc = transformer2d_backward(&d->attns[j], p, g, scratch, dr, ds, &acts->attn[j], B,
+                                        H * W, err);
+            ds = dr;
+        }
+        if (!rc)
+            rc = resnet_backward(&d->resnets[j], p, g, scratch, din, dtemb_act, ds, &acts->res[j],
+                                 B, H, W, err);
+        /* The resnet's input: the previous layer's output, or the block input. */
+        float *target = j > 0 ? dskips[first + j - 1] : dx;
+        const size_t n_in = (size_t)B * H * W * (j > 0 ? d->out : d->in);
+        if (!rc) p->be->add(p->be, target, target, din, (long)n_in);
+    }
+    cnet_arena_restore(scratch, mark);
+    return rc;
 }
 
 int unet_mid_forward(const unet_mid_block *m, const cnet_params *p, cnet_arena *scratch, float *out,
                      const float *x, const float *temb_act, const float *text, int B, int H, int W,
-                     int Nt, cnet_error *err) {
+                     int Nt, cnet_arena *keep, unet_mid_acts *acts, cnet_error *err) {
     size_t mark = cnet_arena_mark(scratch);
-    const size_t bytes = (size_t)B * H * W * m->channels * sizeof(float);
-    float *a = cnet_arena_alloc(scratch, bytes, err);
-    float *b = cnet_arena_alloc(scratch, bytes, err);
-    int rc = !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
+    const size_t n = (size_t)B * H * W * m->channels;
+    int rc = 0;
+    if (acts) acts->H = H, acts->W = W;
     if (!m->has_attn) { /* UNetMidBlock2D: one resnet */
-        rc = rc ? rc : resnet_forward(&m->resnets[0], p, scratch, out, x, temb_act, B, H, W, err);
+        rc = resnet_forward(&m->resnets[0], p, scratch, out, x, temb_act, B, H, W, keep,
+                            acts ? &acts->res[0] : NULL, err);
         cnet_arena_restore(scratch, mark);
         return rc;
     }
-    if (!rc) rc = resnet_forward(&m->resnets[0], p, scratch, a, x, temb_act, B, H, W, err);
-    if (!rc) rc = transformer2d_forward(&m->attn, p, scratch, b, a, text, B, H * W, Nt, err);
-    if (!rc) rc = resnet_forward(&m->resnets[1], p, scratch, out, b, temb_act, B, H, W, err);
+    float *a = act_alloc(keep, scratch, acts != NULL, n, err);
+    float *b = act_alloc(keep, scratch, acts != NULL, n, err);
+    rc = !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
+    if (!rc)
+        rc = resnet_forward(&m->resnets[0], p, scratch, a, x, temb_act, B, H, W, keep,
+                            acts ? &acts->res[0] : NULL, err);
+    if (!rc)
+        rc = transformer2d_forward(&m->attn, p, scratch, b, a, text, B, H * W, Nt, keep,
+                                   acts ? &acts->attn : NULL, err);
+    if (!rc)
+        rc = resnet_forward(&m->resnets[1], p, scratch, out, b, temb_act, B, H, W, keep,
+                            acts ? &acts->res[1] : NULL, err);
+    cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+int unet_mid_backward(const unet_mid_block *m, const cnet_params *p, const cnet_params *g,
+                      cnet_arena *scratch, float *dx, float *dtemb_act, const float *dout,
+                      const unet_mid_acts *acts, int B, cnet_error *err) {
+    const int H = acts->H, W = acts->W;
+    if (!m->has_attn)
+        return resnet_backward(&m->resnets[0], p, g, scratch, dx, dtemb_act, dout, &acts->res[0], B,
+                               H, W, err);
+    const size_t n = (size_t)B * H * W * m->channels;
+    size_t mark = cnet_arena_mark(scratch);
+    float *da = cnet_arena_alloc(scratch, n * sizeof(float), err);
+    float *db = cnet_arena_alloc(scratch, n * sizeof(float), err);
+    int rc = !da || !db ? (err ? err->code : CNET_ENOMEM) : 0;
+    if (!rc)
+        rc = resnet_backward(&m->resnets[1], p, g, scratch, db, dtemb_act, dout, &acts->res[1], B,
+                             H, W, err);
+    if (!rc)
+        rc = transformer2d_backward(&m->attn, p, g, scratch, da, db, &acts->attn, B, H * W, err);
+    if (!rc)
+        rc = resnet_backward(&m->resnets[0], p, g, scratch, dx, dtemb_act, da, &acts->res[0], B, H,
+                             W, err);
     cnet_arena_restore(scratch, mark);
     return rc;
 }
 
 int unet_up_forward(const unet_up_block *u, const cnet_params *p, cnet_arena *scratch, float *out,
                     const float *x, const float *temb_act, const float *text, int B, int *H, int *W,
-                    int Nt, const float *const *skips, int *n_skips, cnet_error *err) {
+                    int Nt, const float *const *skips, int *n_skips, cnet_arena *keep,
+                    unet_up_acts *acts, cnet_error *err) {
     cnet_backend *be = p->be;
-    const int HW = *H * *W;
+    const int HW = *H * *W, training = acts != NULL;
     size_t mark = cnet_arena_mark(scratch);
-    int max_in = 0;
+    int max_in = 0, rc = 0;
     for (int j = 0; j < u->n_layers; j++)
         if (u->resnets[j].in > max_in) max_in = u->resnets[j].in;
-    float *cat = cnet_arena_alloc(scratch, (size_t)B * HW * max_in * sizeof(float), err);
-    float *a = cnet_arena_alloc(scratch, (size_t)B * HW * u->out * sizeof(float), err);
-    float *b = cnet_arena_alloc(scratch, (size_t)B * HW * u->out * sizeof(float), err);
-    int rc = !cat || !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
+    /* Inference ping-pongs through three buffers; training keeps each layer's. */
+    float *cat = NULL, *a = NULL, *b = NULL;
+    if (!training) {
+        cat = cnet_arena_alloc(scratch, (size_t)B * HW * max_in * sizeof(float), err);
+        a = cnet_arena_alloc(scratch, (size_t)B * HW * u->out * sizeof(float), err);
+        b = cnet_arena_alloc(scratch, (size_t)B * HW * u->out * sizeof(float), err);
+        if (!cat || !a || !b) rc = err ? err->code : CNET_ENOMEM;
+    } else {
+        acts->H = *H, acts->W = *W;
+    }
     const float *cur = x;
     int cur_channels = u->resnets[0].in - u->skip_channels[0];
     for (int j = 0; j < u->n_layers && !rc; j++) {
-        const float *skip = skips[--(*n_skips)];
-        be->concat_channels(be, cat, cur, skip, B * HW, cur_channels, u->skip_channels[j]);
-        float *dst = cur == a ? b : a;
-        rc = resnet_forward(&u->resnets[j], p, scratch, dst, cat, temb_act, B, *H, *W, err);
-        if (!rc && u->has_attn) {
-            float *t = dst == a ? b : a;
-            rc = transformer2d_forward(&u->attns[j], p, scratch, t, dst, text, B, HW, Nt, err);
-            dst = t;
+        const int si = --(*n_skips);
+        float *c = cat, *r, *o;
+        if (training) {
+            c = cnet_arena_alloc(keep, (size_t)B * HW * u->resnets[j].in * sizeof(float), err);
+            r = cnet_arena_alloc(keep, (size_t)B * HW * u->out * sizeof(float), err);
+            o = u->has_attn ? cnet_arena_alloc(keep, (size_t)B * HW * u->out * sizeof(float), err)
+                            : r;
+            if (!c || !r || !o) {
+                rc = err ? err->code : CNET_ENOMEM;
+                break;
+            }
+            acts->skip_index[j] = si;
+        } else {
+            r = cur == a ? b : a;
+            o = r == a ? b : a;
         }
-        cur = dst;
+        be->concat_channels(be, c, cur, skips[si], B * HW, cur_channels, u->skip_channels[j]);
+        rc = resnet_forward(&u->resnets[j], p, scratch, r, c, temb_act, B, *H, *W, keep,
+                            training ? &acts->res[j] : NULL, err);
+        if (!rc && u->has_attn)
+            rc = transformer2d_forward(&u->attns[j], p, scratch, o, r, text, B, HW, Nt, keep,
+                                       training ? &acts->attn[j] : NULL, err);
+        cur = u->has_attn ? o : r;
         cur_channels = u->out;
     }
     if (!rc && u->has_upsample) {
-        float *up = cnet_arena_alloc(scratch, (size_t)B * HW * 4 * u->out * sizeof(float), err);
+        float *up = act_alloc(keep, scratch, training, (size_t)B * HW * 4 * u->out, err);
         if (!up) {
             rc = err ? err->code : CNET_ENOMEM;
         } else {
             be->upsample2x_forward(be, up, cur, B, *H, *W, u->out);
             *H *= 2, *W *= 2;
             nn_conv_forward(&u->upsample, p, out, up, B, *H, *W);
+            if (training) acts->upsampled = up;
         }
     } else if (!rc) {
         be->copy(be, out, cur, (size_t)B * HW * u->out * sizeof(float));
     }
+    cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+int unet_up_backward(const unet_up_block *u, const cnet_params *p, const cnet_params *g,
+                     cnet_arena *scratch, float *dx, float *const *dskips, const float *dout,
+                     const unet_up_acts *acts, int B, cnet_error *err) {
+    cnet_backend *be = p->be;
+    const int H = acts->H, W = acts->W, HW = H * W;
+    size_t mark = cnet_arena_mark(scratch);
+    int max_in = 0;
+    for (int j = 0; j < u->n_layers; j++)
+        if (u->resnets[j].in > max_in) max_in = u->resnets[j].in;
+    float *dcur = cnet_arena_alloc(scratch, (size_t)B * HW * max_in * sizeof(float), err);
+    float *dr = cnet_arena_alloc(scratch, (size_t)B * HW * u->out * sizeof(float), err);
+    float *dcat = cnet_arena_alloc(scratch, (size_t)B * HW * max_in * sizeof(float), err);
+    float *dup = u->has_upsample
+                     ? cnet_arena_alloc(scratch, (size_t)B * HW * 4 * u->out * sizeof(float), err)
+                     : NULL;
+    int rc =
+        !dcur || !dr || !dcat || (u->has_upsample && !dup) ? (err ? err->code : CNET_ENOMEM) : 0;
+    if (rc) goto done;
+    if (u->has_upsample) {
+        nn_conv_backward(&u->upsample, p, g, dup, dout, acts->upsampled, B, 2 * H, 2 * W);
+        be->upsample2x_backward(be, dcur, dup, B, H, W, u->out);
+    } else {
+        be->copy(be, dcur, dout, (size_t)B * HW * u->out * sizeof(float));
+    }
+    for (int j = u->n_layers - 1; j >= 0 && !rc; j--) {
+        const float *d = dcur;
+        if (u->has_attn) {
+            rc = transformer2d_backward(&u->attns[j], p, g, scratch, dr, dcur, &acts->attn[j], B,
+                                        HW, err);
+            d = dr;
+        }
+        if (!rc)
+            rc = resnet_backward(&u->resnets[j], p, g, scratch, dcat, NULL, d, &acts->res[j], B, H,
+                                 W, err);
+        if (rc) break;
+        const int prev = u->resnets[j].in - u->skip_channels[j];
+        be->split_channels(be, j > 0 ? dcur : dx, dskips[acts->skip_index[j]], dcat, B * HW, prev,
+                           u->skip_channels[j]);
+    }
+done:
     cnet_arena_restore(scratch, mark);
     return rc;
 }

@@ -67,15 +67,17 @@ int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s
 
 int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
                       float *temb_act, float *temb, float *proj_out, const float *timesteps, int B,
-                      cnet_error *err) {
+                      cnet_arena *keep, unet_time_acts *acts, cnet_error *err) {
     cnet_backend *be = p->be;
     const cnet_unet_config *L = &e->cfg;
     const int C0 = L->block_out_channels[0], T = e->temb_channels;
+    cnet_arena *save = acts ? keep : scratch;
     size_t mark = cnet_arena_mark(scratch);
     float *t_dev = cnet_arena_alloc(scratch, (size_t)B * sizeof(float), err);
-    float *proj = cnet_arena_alloc(scratch, (size_t)B * C0 * sizeof(float), err);
-    float *hid = cnet_arena_alloc(scratch, (size_t)B * T * sizeof(float), err);
-    if (!t_dev || !proj || !hid) {
+    float *proj = cnet_arena_alloc(save, (size_t)B * C0 * sizeof(float), err);
+    float *h1 = cnet_arena_alloc(save, (size_t)B * T * sizeof(float), err);
+    float *h1_act = cnet_arena_alloc(save, (size_t)B * T * sizeof(float), err);
+    if (!t_dev || !proj || !h1 || !h1_act) {
         cnet_arena_restore(scratch, mark);
         return err ? err->code : CNET_ENOMEM;
     }
@@ -83,10 +85,31 @@ int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *s
     be->timestep_embedding(be, proj, t_dev, B, C0, L->flip_sin_to_cos, L->freq_shift,
                            TIMESTEP_MAX_PERIOD);
     if (proj_out) be->copy(be, proj_out, proj, (size_t)B * C0 * sizeof(float));
-    nn_linear_forward(&e->time_linear_1, p, hid, proj, B);
-    be->silu_forward(be, hid, hid, (long)B * T);
-    nn_linear_forward(&e->time_linear_2, p, temb, hid, B);
+    nn_linear_forward(&e->time_linear_1, p, h1, proj, B);
+    be->silu_forward(be, h1_act, h1, (long)B * T);
+    nn_linear_forward(&e->time_linear_2, p, temb, h1_act, B);
     be->silu_forward(be, temb_act, temb, (long)B * T);
+    if (acts) *acts = (unet_time_acts){.proj = proj, .h1 = h1, .h1_act = h1_act, .temb = temb};
+    cnet_arena_restore(scratch, mark);
+    return 0;
+}
+
+int unet_encoder_time_backward(const unet_encoder *e, const cnet_params *p, const cnet_params *g,
+                               cnet_arena *scratch, const float *dtemb_act,
+                               const unet_time_acts *acts, int B, cnet_error *err) {
+    cnet_backend *be = p->be;
+    const int T = e->temb_channels;
+    size_t mark = cnet_arena_mark(scratch);
+    float *d1 = cnet_arena_alloc(scratch, (size_t)B * T * sizeof(float), err);
+    float *d2 = cnet_arena_alloc(scratch, (size_t)B * T * sizeof(float), err);
+    if (!d1 || !d2) {
+        cnet_arena_restore(scratch, mark);
+        return err ? err->code : CNET_ENOMEM;
+    }
+    be->silu_backward(be, d1, dtemb_act, acts->temb, (long)B * T);
+    nn_linear_backward(&e->time_linear_2, p, g, d2, d1, acts->h1_act, B);
+    be->silu_backward(be, d1, d2, acts->h1, (long)B * T);
+    nn_linear_backward(&e->time_linear_1, p, g, NULL, d1, acts->proj, B);
     cnet_arena_restore(scratch, mark);
     return 0;
 }
@@ -94,7 +117,7 @@ int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *s
 int unet_encoder_forward(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
                          float *const *skips, float *mid, const float *sample, const float *cond,
                          const float *temb_act, const float *text, int B, int h, int w, int Nt,
-                         cnet_error *err) {
+                         cnet_arena *keep, unet_encoder_acts *acts, cnet_error *err) {
     cnet_backend *be = p->be;
     const cnet_unet_config *L = &e->cfg;
     nn_conv_forward(&e->conv_in, p, skips[0], sample, B, h, w);
@@ -103,9 +126,38 @@ int unet_encoder_forward(const unet_encoder *e, const cnet_params *p, cnet_arena
     for (int i = 0; i < L->n_blocks; i++) {
         const float *x = skips[n - 1];
         if ((rc = unet_down_forward(&e->down[i], p, scratch, x, temb_act, text, B, &H, &W, Nt,
-                                    skips, &n, err)))
+                                    skips, &n, keep, acts ? &acts->down[i] : NULL, err)))
             return rc;
     }
     return unet_mid_forward(&e->mid, p, scratch, mid, skips[n - 1], temb_act, text, B, H, W, Nt,
-                            err);
+                            keep, acts ? &acts->mid : NULL, err);
+}
+
+int unet_encoder_backward(const unet_encoder *e, const cnet_params *p, const cnet_params *g,
+                          cnet_arena *scratch, float *const *dskips, float *dtemb_act,
+                          const float *dmid, float *const *skips, const float *sample,
+                          const unet_encoder_acts *acts, int B, int h, int w, cnet_error *err) {
+    const cnet_unet_config *L = &e->cfg;
+    unet_sizes s;
+    int rc = unet_encoder_sizes(e, B, h, w, &s, err);
+    if (rc) return rc;
+    size_t mark = cnet_arena_mark(scratch);
+    float *dx = cnet_arena_alloc(scratch, s.skip_floats[s.n_skips - 1] * sizeof(float), err);
+    if (!dx) return err ? err->code : CNET_ENOMEM;
+    /* mid = mid_block(last skip) */
+    rc = unet_mid_backward(&e->mid, p, g, scratch, dx, dtemb_act, dmid, &acts->mid, B, err);
+    if (!rc)
+        p->be->add(p->be, dskips[s.n_skips - 1], dskips[s.n_skips - 1], dx,
+                   (long)s.skip_floats[s.n_skips - 1]);
+    cnet_arena_restore(scratch, mark);
+    /* Block i's input is the skip before its first one; its gradient
+     * accumulates there. */
+    for (int i = L->n_blocks - 1; i >= 0 && !rc; i--) {
+        const int in = acts->down[i].first_skip - 1;
+        rc = unet_down_backward(&e->down[i], p, g, scratch, dskips[in], dtemb_act, dskips, skips,
+                                &acts->down[i], B, err);
+    }
+    /* skips[0] = conv_in(sample) (+ cond): weight gradients only. */
+    if (!rc) nn_conv_backward(&e->conv_in, p, g, NULL, dskips[0], sample, B, h, w);
+    return rc;
 }

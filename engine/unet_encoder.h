@@ -40,16 +40,43 @@ void unet_encoder_free(unet_encoder *e);
 /* Checks h/w (the down path must halve evenly) and fills the sizes. */
 int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s, cnet_error *err);
 
+/* What the time embedding's backward reads. */
+typedef struct unet_time_acts {
+    float *proj;        /* sinusoidal features [B, C0] */
+    float *h1, *h1_act; /* linear_1 output and its SiLU [B, T] */
+    float *temb;        /* linear_2 output [B, T] */
+} unet_time_acts;
+
+typedef struct unet_encoder_acts {
+    unet_down_acts down[UNET_MAX_LEVELS];
+    unet_mid_acts mid;
+} unet_encoder_acts;
+
 /* temb[B, 4*C0] and temb_act = silu(temb) from host timesteps [B];
- * proj [B, C0] (the sinusoidal features) is also written when non-NULL. */
+ * proj [B, C0] (the sinusoidal features) is also written when non-NULL.
+ * With acts, the buffers backward reads are allocated from keep. */
 int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
                       float *temb_act, float *temb, float *proj, const float *timesteps, int B,
-                      cnet_error *err);
+                      cnet_arena *keep, unet_time_acts *acts, cnet_error *err);
+/* Weight gradients of time_embedding.linear_1/2 from dtemb_act. */
+int unet_encoder_time_backward(const unet_encoder *e, const cnet_params *p, const cnet_params *g,
+                               cnet_arena *scratch, const float *dtemb_act,
+                               const unet_time_acts *acts, int B, cnet_error *err);
 /* sample [B,h,w,in] (+ cond [B,h,w,C0] or NULL) -> skips[0..n_skips-1] and
- * mid [B,mid_h,mid_w,Ck]. */
+ * mid [B,mid_h,mid_w,Ck]. Training (acts non-NULL): skips must be buffers
+ * that stay alive until backward. */
 int unet_encoder_forward(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
                          float *const *skips, float *mid, const float *sample, const float *cond,
                          const float *temb_act, const float *text, int B, int h, int w, int Nt,
-                         cnet_error *err);
+                         cnet_arena *keep, unet_encoder_acts *acts, cnet_error *err);
+/* Backward of the encoder: dskips hold the gradient that reached each skip
+ * from outside and are updated in place; on return dskips[0] is the full
+ * gradient of conv_in's output (= of the added cond). dtemb_act
+ * accumulates. conv_in gets weight gradients only (no gradient to the
+ * sample). */
+int unet_encoder_backward(const unet_encoder *e, const cnet_params *p, const cnet_params *g,
+                          cnet_arena *scratch, float *const *dskips, float *dtemb_act,
+                          const float *dmid, float *const *skips, const float *sample,
+                          const unet_encoder_acts *acts, int B, int h, int w, cnet_error *err);
 
 #endif

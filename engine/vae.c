@@ -126,13 +126,13 @@ static int mid_forward(const vae_mid *m, const cnet_params *p, cnet_arena *scrat
     float *a = cnet_arena_alloc(scratch, (size_t)n * sizeof(float), err);
     float *b = cnet_arena_alloc(scratch, (size_t)n * sizeof(float), err);
     int rc = !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
-    if (!rc) rc = resnet_forward(&m->res0, p, scratch, a, x, NULL, B, H, W, err);
+    if (!rc) rc = resnet_forward(&m->res0, p, scratch, a, x, NULL, B, H, W, NULL, NULL, err);
     if (!rc && m->has_attn) {
         nn_group_norm_forward(&m->attn_norm, p, b, a, B, H * W, 0);
-        rc = attn_forward(&m->attn, p, scratch, out, b, NULL, B, H * W, 0, err);
+        rc = attn_forward(&m->attn, p, scratch, out, b, NULL, B, H * W, 0, NULL, NULL, err);
         if (!rc) be->add(be, a, a, out, n); /* residual_connection */
     }
-    if (!rc) rc = resnet_forward(&m->res1, p, scratch, out, a, NULL, B, H, W, err);
+    if (!rc) rc = resnet_forward(&m->res1, p, scratch, out, a, NULL, B, H, W, NULL, NULL, err);
     cnet_arena_restore(scratch, mark);
     return rc;
 }
@@ -169,7 +169,7 @@ int vae_encode(vae_model *m, cnet_arena *scratch, float *moments, const float *x
     nn_conv_forward(&e->conv_in, p, a, x, B, H, W);
     for (int i = 0; i < L->n_blocks && !rc; i++) {
         for (int j = 0; j < L->layers_per_block && !rc; j++) {
-            rc = resnet_forward(&e->res[i][j], p, scratch, b, a, NULL, B, H, W, err);
+            rc = resnet_forward(&e->res[i][j], p, scratch, b, a, NULL, B, H, W, NULL, NULL, err);
             float *t = a;
             a = b, b = t;
         }
@@ -218,7 +218,7 @@ int vae_decode(vae_model *m, cnet_arena *scratch, float *x, const float *z, int 
     for (int i = 0; i < n && !rc; i++) {
         const int C = L->block_out_channels[n - 1 - i];
         for (int j = 0; j <= L->layers_per_block && !rc; j++) {
-            rc = resnet_forward(&d->res[i][j], p, scratch, b, a, NULL, B, H, W, err);
+            rc = resnet_forward(&d->res[i][j], p, scratch, b, a, NULL, B, H, W, NULL, NULL, err);
             float *t = a;
             a = b, b = t;
         }

@@ -272,7 +272,8 @@ static int run_unet(fwd_run *r, const fwd_args *a, cnet_error *err) {
     if (!rc) rc = scratch(r, unet_scratch_bytes(&m, B, h, w, Nt), err);
     if (!rc)
         rc = unet_forward(&m, &r->scratch, *out, *x, t, *text,
-                          with_res ? (const float *const *)res : NULL, *mid, B, h, w, Nt, err);
+                          with_res ? (const float *const *)res : NULL, *mid, B, h, w, Nt, NULL,
+                          NULL, err);
     const int64_t os[4] = {B, Cout, h, w};
     if (!rc) rc = add_output(r, "unet.out", *out, 4, os, err);
     free_all(r, bufs, UNET_MAX_SKIPS + 4);
@@ -317,7 +318,7 @@ static int run_controlnet(fwd_run *r, const fwd_args *a, cnet_error *err) {
     if (!rc) rc = scratch(r, controlnet_scratch_bytes(&m, B, h, w, Nt), err);
     if (!rc)
         rc = controlnet_forward(&m, &r->scratch, down, *mid, *x, *c, t, *text, a->scale,
-                                a->guess_mode, B, h, w, Nt, err);
+                                a->guess_mode, B, h, w, Nt, NULL, NULL, err);
     for (int i = 0; i < s.n_skips && !rc; i++) {
         char name[FORWARD_NAME_MAX];
         snprintf(name, sizeof name, "controlnet.down.%d", i);

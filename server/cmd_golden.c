@@ -24,6 +24,10 @@ static const golden_check checks[] = {
     {"vae", golden_check_vae},
     {"unet", golden_check_unet},
     {"controlnet", golden_check_controlnet},
+    {"train", golden_check_train},
+    {"pipeline", golden_check_pipeline},
+    {"schedulers", golden_check_schedulers},
+    {"preprocess", golden_check_preprocess},
 };
 
 static const int n_checks = (int)(sizeof checks / sizeof checks[0]);

@@ -135,7 +135,10 @@ static double max_abs_err(const cnet_tensor *a, const cnet_tensor *b) {
     return m;
 }
 
-int golden_compare(golden_ctx *ctx, const st_file *f, const char *name, const cnet_tensor *got) {
+/* allowed < 0: from tolerances.json (golden_tolerance); then raised to at
+ * least min_allowed. */
+static int compare(golden_ctx *ctx, const st_file *f, const char *name, const cnet_tensor *got,
+                   double allowed, double min_allowed) {
     char got_shape[64], want_shape[64], note[256];
     cnet_shape_str(got_shape, sizeof got_shape, got->ndim, got->shape);
     if (ctx->n_seen < GOLDEN_MAX_SEEN) ctx->seen[ctx->n_seen++] = name;
@@ -157,16 +160,32 @@ int golden_compare(golden_ctx *ctx, const st_file *f, const char *name, const cn
         golden_report(ctx, name, got_shape, INFINITY, 0, 0, note);
         return 0;
     }
-    double allowed = 0;
-    if (!is_int_dtype(want->dtype)) {
+    if (is_int_dtype(want->dtype)) {
+        allowed = 0;
+    } else if (allowed < 0) {
         cnet_error err;
         if (golden_tolerance(ctx, ctx->stem, name, &allowed, &err)) {
             golden_report(ctx, name, got_shape, INFINITY, 0, 0, err.msg);
             return 0;
         }
     }
+    if (allowed < min_allowed) allowed = min_allowed;
     double m = max_abs_err(got, want);
     int pass = m <= allowed;
     golden_report(ctx, name, got_shape, m, allowed, pass, NULL);
     return pass;
+}
+
+int golden_compare(golden_ctx *ctx, const st_file *f, const char *name, const cnet_tensor *got) {
+    return compare(ctx, f, name, got, -1, 0);
+}
+
+int golden_compare_atol(golden_ctx *ctx, const st_file *f, const char *name, const cnet_tensor *got,
+                        double min_allowed) {
+    return compare(ctx, f, name, got, -1, min_allowed);
+}
+
+int golden_compare_within(golden_ctx *ctx, const st_file *f, const char *name,
+                          const cnet_tensor *got, double allowed) {
+    return compare(ctx, f, name, got, allowed, 0);
 }

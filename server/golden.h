@@ -53,6 +53,16 @@ int golden_tolerance(const golden_ctx *ctx, const char *stem, const char *name, 
  * on PASS, 0 on FAIL. */
 int golden_compare(golden_ctx *ctx, const st_file *f, const char *name, const cnet_tensor *got);
 
+/* The same with the allowed error raised to at least min_allowed, for
+ * tensors whose README states an absolute tolerance. */
+int golden_compare_atol(golden_ctx *ctx, const st_file *f, const char *name,
+                        const cnet_tensor *got, double min_allowed);
+/* golden_compare with an explicit allowed max abs error for float tensors,
+ * for golden files whose README gives no float32-vs-float64 figure
+ * (integers are still compared exactly). */
+int golden_compare_within(golden_ctx *ctx, const st_file *f, const char *name,
+                          const cnet_tensor *got, double allowed);
+
 /* Prints and counts a result computed elsewhere (note may be NULL). */
 void golden_report(golden_ctx *ctx, const char *name, const char *shape, double max_err,
                    double allowed, int pass, const char *note);
@@ -64,5 +74,9 @@ int golden_check_text_encoder(golden_ctx *ctx, const st_file *f, cnet_error *err
 int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_schedulers(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_preprocess(golden_ctx *ctx, const st_file *f, cnet_error *err);
 
 #endif

@@ -17,43 +17,8 @@
 #include "engine/unet.h"
 #include "engine/vae.h"
 #include "golden.h"
+#include "golden_io.h"
 #include "model_io.h"
-
-/* One model run's memory: a CPU backend and a scratch arena. */
-typedef struct golden_env {
-    cnet_backend be;
-    cnet_arena scratch;
-} golden_env;
-
-static int env_init(golden_env *env, cnet_error *err) {
-    memset(env, 0, sizeof *env);
-    return cnet_backend_cpu_init(&env->be, err);
-}
-
-static int env_scratch(golden_env *env, size_t bytes, cnet_error *err) {
-    if (env->scratch.capacity >= bytes) return 0;
-    cnet_arena_free(&env->scratch);
-    return cnet_arena_init(&env->scratch, &env->be, bytes, "golden scratch", err);
-}
-
-static void env_free(golden_env *env) {
-    cnet_arena_free(&env->scratch);
-    cnet_backend_free(&env->be);
-}
-
-/* Downloads an NHWC [B,H,W,C] (or any non-4-d) result and compares it in
- * PyTorch layout with the golden `name`, whose shape gives the layout. */
-static void compare_output(golden_ctx *ctx, golden_env *env, const st_file *f, const char *name,
-                           const float *dev, int ndim, const int64_t *shape) {
-    cnet_tensor got = {CNET_F32, ndim, {0}, NULL, -1};
-    for (int d = 0; d < ndim; d++) got.shape[d] = shape[d];
-    if (!(got.data = mio_download(&env->be, dev, ndim, shape))) {
-        golden_report(ctx, name, "?", INFINITY, 0, 0, "out of memory");
-        return;
-    }
-    golden_compare(ctx, f, name, &got);
-    free(got.data);
-}
 
 /* ---- text encoder ---- */
 
@@ -69,24 +34,24 @@ int golden_check_text_encoder(golden_ctx *ctx, const st_file *f, cnet_error *err
     memcpy(ids_host, ids->view.data, (size_t)P * L * sizeof *ids_host);
     golden_env env;
     clip_text_model m;
-    if ((rc = env_init(&env, err))) goto out_ids;
+    if ((rc = golden_env_init(&env, err))) goto out_ids;
     if ((rc = clip_text_open(&m, &env.be, dir, err))) goto out_env;
     const int D = m.hidden;
     float *hidden = env.be.alloc(&env.be, (size_t)P * L * D * sizeof(float));
     float *pooled = env.be.alloc(&env.be, (size_t)P * D * sizeof(float));
     if (!hidden || !pooled) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
-    if (!rc) rc = env_scratch(&env, clip_text_scratch_bytes(&m, P, L), err);
+    if (!rc) rc = golden_env_scratch(&env, clip_text_scratch_bytes(&m, P, L), err);
     if (!rc) rc = clip_text_forward(&m, &env.scratch, hidden, pooled, ids_host, P, L, 0, err);
     if (!rc) {
         const int64_t hs[3] = {P, L, D}, ps[2] = {P, D};
-        compare_output(ctx, &env, f, "text_encoder.last_hidden_state", hidden, 3, hs);
-        compare_output(ctx, &env, f, "text_encoder.pooler_output", pooled, 2, ps);
+        golden_compare_nhwc(ctx, &env, f, "text_encoder.last_hidden_state", hidden, 3, hs);
+        golden_compare_nhwc(ctx, &env, f, "text_encoder.pooler_output", pooled, 2, ps);
     }
     env.be.free(&env.be, hidden);
     env.be.free(&env.be, pooled);
     clip_text_free(&m);
 out_env:
-    env_free(&env);
+    golden_env_free(&env);
 out_ids:
     free(ids_host);
     return rc;
@@ -127,7 +92,7 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         return rc;
     golden_env env;
     vae_model m;
-    if ((rc = env_init(&env, err))) return rc;
+    if ((rc = golden_env_init(&env, err))) return rc;
     if ((rc = vae_open(&m, &env.be, dir, err))) goto out_env;
     const int B = (int)x->view.shape[0], C = (int)x->view.shape[1], H = (int)x->view.shape[2],
               W = (int)x->view.shape[3], fct = vae_factor(&m), Lc = m.cfg.latent_channels;
@@ -142,12 +107,12 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
     size_t need_bytes = vae_scratch_bytes(&m, B > Bz ? B : Bz, H > hz * fct ? H : hz * fct,
                                           W > wz * fct ? W : wz * fct);
-    if (!rc) rc = env_scratch(&env, need_bytes, err);
+    if (!rc) rc = golden_env_scratch(&env, need_bytes, err);
     if (!rc) rc = vae_encode(&m, &env.scratch, moments, x_dev, B, H, W, err);
     if (!rc) {
         (void)C;
         const int64_t ms[4] = {B, 2 * Lc, h, w};
-        compare_output(ctx, &env, f, "vae.encode.moments", moments, 4, ms);
+        golden_compare_nhwc(ctx, &env, f, "vae.encode.moments", moments, 4, ms);
         float *nhwc = host + (size_t)B * h * w * 2 * Lc;
         env.be.download(&env.be, nhwc, moments, (size_t)B * h * w * 2 * Lc * sizeof(float));
         layout_nhwc_to_nchw(host, nhwc, B, 2 * Lc, h, w);
@@ -156,7 +121,7 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     if (!rc) rc = vae_decode(&m, &env.scratch, image, z_dev, Bz, hz, wz, err);
     if (!rc) {
         const int64_t is[4] = {Bz, m.cfg.out_channels, hz * fct, wz * fct};
-        compare_output(ctx, &env, f, "vae.decode.output", image, 4, is);
+        golden_compare_nhwc(ctx, &env, f, "vae.decode.output", image, 4, is);
         cnet_tensor sf = {CNET_F32, 0, {0}, &m.cfg.scaling_factor, -1};
         golden_compare(ctx, f, "vae.scaling_factor", &sf);
     }
@@ -167,7 +132,7 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     env.be.free(&env.be, image);
     vae_free(&m);
 out_env:
-    env_free(&env);
+    golden_env_free(&env);
     return rc;
 }
 
@@ -201,7 +166,7 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     unet_model m;
     float *res[UNET_MAX_SKIPS] = {0}, *mid_res = NULL, *x = NULL, *text = NULL, *out = NULL;
     float *proj = NULL, *temb = NULL, *temb_act = NULL;
-    if ((rc = env_init(&env, err))) return rc;
+    if ((rc = golden_env_init(&env, err))) return rc;
     if ((rc = unet_open(&m, &env.be, dir, err))) goto out_env;
     unet_sizes s;
     const int Cout = m.enc.cfg.out_channels, C0 = m.enc.cfg.block_out_channels[0];
@@ -216,16 +181,17 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
         goto out_bufs;
     }
-    if ((rc = env_scratch(&env, unet_scratch_bytes(&m, B, h, w, Nt), err))) goto out_bufs;
+    if ((rc = golden_env_scratch(&env, unet_scratch_bytes(&m, B, h, w, Nt), err))) goto out_bufs;
 
     /* The timestep embedding of t_batch. */
     float t[MIO_MAX_BATCH];
     if ((rc = mio_timesteps(f, "unet.in.t_batch", B, t, err)) ||
-        (rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, proj, t, B, err)))
+        (rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, proj, t, B, NULL,
+                                NULL, err)))
         goto out_bufs;
     const int64_t ps[2] = {B, C0}, ts[2] = {B, m.enc.temb_channels};
-    compare_output(ctx, &env, f, "unet.time_proj.t_batch", proj, 2, ps);
-    compare_output(ctx, &env, f, "unet.time_emb.t_batch", temb, 2, ts);
+    golden_compare_nhwc(ctx, &env, f, "unet.time_proj.t_batch", proj, 2, ps);
+    golden_compare_nhwc(ctx, &env, f, "unet.time_emb.t_batch", temb, 2, ts);
 
     /* unet.out.plain.<t> for every timestep input the file has. */
     const int64_t os[4] = {B, Cout, h, w};
@@ -236,8 +202,9 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         snprintf(name, sizeof name, "unet.out.plain.%s", tsel[k]);
         if (!st_find(f, in) || !st_find(f, name)) continue;
         if ((rc = mio_timesteps(f, in, B, t, err))) break;
-        rc = unet_forward(&m, &env.scratch, out, x, t, text, NULL, NULL, B, h, w, Nt, err);
-        if (!rc) compare_output(ctx, &env, f, name, out, 4, os);
+        rc = unet_forward(&m, &env.scratch, out, x, t, text, NULL, NULL, B, h, w, Nt, NULL, NULL,
+                          err);
+        if (!rc) golden_compare_nhwc(ctx, &env, f, name, out, 4, os);
     }
     /* With ControlNet residuals. */
     if (!rc && st_find(f, "unet.out.residuals.t_batch")) {
@@ -249,8 +216,8 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         if (!rc) rc = mio_timesteps(f, "unet.in.t_batch", B, t, err);
         if (!rc)
             rc = unet_forward(&m, &env.scratch, out, x, t, text, (const float *const *)res, mid_res,
-                              B, h, w, Nt, err);
-        if (!rc) compare_output(ctx, &env, f, "unet.out.residuals.t_batch", out, 4, os);
+                              B, h, w, Nt, NULL, NULL, err);
+        if (!rc) golden_compare_nhwc(ctx, &env, f, "unet.out.residuals.t_batch", out, 4, os);
     }
 out_bufs:
     for (int i = 0; i < UNET_MAX_SKIPS; i++)
@@ -261,7 +228,7 @@ out_bufs:
 out_model:
     unet_free(&m);
 out_env:
-    env_free(&env);
+    golden_env_free(&env);
     return rc;
 }
 
@@ -306,7 +273,7 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
     controlnet_model m;
     float *down[UNET_MAX_SKIPS] = {0}, *mid = NULL, *x = NULL, *text = NULL, *c = NULL;
     float *emb = NULL, *temb = NULL, *temb_act = NULL;
-    if ((rc = env_init(&env, err))) return rc;
+    if ((rc = golden_env_init(&env, err))) return rc;
     if ((rc = controlnet_open(&m, &env.be, dir, err))) goto out_env;
     unet_sizes s;
     const int C0 = m.enc.cfg.block_out_channels[0];
@@ -325,18 +292,19 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
         rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
         goto out_bufs;
     }
-    if ((rc = env_scratch(&env, controlnet_scratch_bytes(&m, B, h, w, Nt), err))) goto out_bufs;
+    if ((rc = golden_env_scratch(&env, controlnet_scratch_bytes(&m, B, h, w, Nt), err)))
+        goto out_bufs;
 
-    if (!(rc = controlnet_cond_embedding(&m, &env.scratch, emb, c, B, H, W, err))) {
+    if (!(rc = controlnet_cond_embedding(&m, &env.scratch, emb, c, B, H, W, NULL, NULL, err))) {
         const int64_t es[4] = {B, C0, h, w};
-        compare_output(ctx, &env, f, "controlnet.cond_embedding", emb, 4, es);
+        golden_compare_nhwc(ctx, &env, f, "controlnet.cond_embedding", emb, 4, es);
     }
     float t[MIO_MAX_BATCH];
     if (!rc && !(rc = mio_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
-        !(rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, NULL, t, B,
-                                 err))) {
+        !(rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, NULL, t, B, NULL,
+                                 NULL, err))) {
         const int64_t ts[2] = {B, m.enc.temb_channels};
-        compare_output(ctx, &env, f, "controlnet.time_emb.t_batch", temb, 2, ts);
+        golden_compare_nhwc(ctx, &env, f, "controlnet.time_emb.t_batch", temb, 2, ts);
     }
     for (int e = 0; e < f->n && !rc; e++) {
         const char *name = f->entries[e].name;
@@ -353,7 +321,7 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
         snprintf(in, sizeof in, "controlnet.in.%s", tsel);
         if ((rc = mio_timesteps(f, in, B, t, err))) break;
         rc = controlnet_forward(&m, &env.scratch, down, mid, x, c, t, text, scale, guess, B, h, w,
-                                Nt, err);
+                                Nt, NULL, NULL, err);
         if (rc) break;
         snprintf(prefix, sizeof prefix, "%.*s", (int)(len - 4), name);
         for (int i = 0; i < s.n_skips; i++) {
@@ -362,11 +330,11 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
             const int64_t ds[4] = {
                 B, (int64_t)(s.skip_floats[i] / ((size_t)B * s.skip_h[i] * s.skip_w[i])),
                 s.skip_h[i], s.skip_w[i]};
-            compare_output(ctx, &env, f, dn, down[i], 4, ds);
+            golden_compare_nhwc(ctx, &env, f, dn, down[i], 4, ds);
         }
         const int64_t ms[4] = {B, m.enc.cfg.block_out_channels[m.enc.cfg.n_blocks - 1], s.mid_h,
                                s.mid_w};
-        compare_output(ctx, &env, f, name, mid, 4, ms);
+        golden_compare_nhwc(ctx, &env, f, name, mid, 4, ms);
     }
 out_bufs:
     for (int i = 0; i < UNET_MAX_SKIPS; i++)
@@ -377,6 +345,6 @@ out_bufs:
 out_model:
     controlnet_free(&m);
 out_env:
-    env_free(&env);
+    golden_env_free(&env);
     return rc;
 }

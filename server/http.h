@@ -6,6 +6,7 @@
  *   http_events.c    GET /v1/jobs/{id}/events (Server-Sent Events)
  *   http_datasets.c  POST/GET /v1/datasets (upload streamed to disk)
  *   http_ops.c       /healthz, /readyz, /metrics, /v1/models, /v1/openapi.yaml
+ *   http_static.c    / and the dashboard's files (server/web_assets.h)
  *
  * What it is not: it runs no job (server/pool.h) and validates no spec
  * itself (api/). Threading: one MHD thread per connection, capped by the

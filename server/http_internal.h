@@ -93,6 +93,7 @@ enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_r
 enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_models(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_openapi(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_static(http_server *s, struct MHD_Connection *c, http_req *r);
 
 /* Free bytes on the data dir's filesystem, or -1. */
 int64_t http_disk_free(http_server *s);

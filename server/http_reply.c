@@ -26,7 +26,9 @@ void http_count(http_server *s, int route_index, int status) {
 enum MHD_Result http_reply_response(http_server *s, struct MHD_Connection *c, http_req *r,
                                     int status, struct MHD_Response *resp) {
     MHD_add_response_header(resp, "X-Request-Id", r->id);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    /* API answers are never cached; the dashboard's files say otherwise. */
+    if (!MHD_get_response_header(resp, "Cache-Control"))
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
     r->status = status;
     http_count(s, r->route_index, status);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);

@@ -36,6 +36,9 @@ const http_route http_routes[] = {
     {"GET", "/healthz", "GET /healthz", http_ops_healthz, BODY_NONE, 0},
     {"GET", "/readyz", "GET /readyz", http_ops_readyz, BODY_NONE, 0},
     {"GET", "/metrics", "GET /metrics", http_ops_metrics, BODY_NONE, 0},
+    /* The dashboard; last, so "/{}" never shadows a route above. */
+    {"GET", "/", "GET /", http_static, BODY_NONE, 0},
+    {"GET", "/{}", "GET /{asset}", http_static, BODY_NONE, 0},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];
 

@@ -9,7 +9,8 @@
  * Cody-Waite reduction x = q ln2 + s with ln 2 split into two constants, a
  * degree-5 polynomial on s with FMA, scaling by 2^q in two halves so that
  * results down to the subnormal range are formed (coefficients from SLEEF,
- * Boost licence). Not a general libm: only exp. */
+ * Boost licence). Not a general libm: only exp. The CUDA backend compiles the
+ * same function for the device (CPU_VEXP_FN), so both backends round alike. */
 #ifndef CNET_CPU_VEXP_H
 #define CNET_CPU_VEXP_H
 
@@ -20,8 +21,14 @@
 #define CPU_EXPF_MIN -104.0f
 #define CPU_EXPF_MAX 100.0f
 
+#ifdef __CUDACC__
+#define CPU_VEXP_FN static inline __host__ __device__
+#else
+#define CPU_VEXP_FN static inline
+#endif
+
 /* 2^q for q in [-126, 127], from the exponent bits. */
-static inline float cpu_pow2i(int32_t q) {
+CPU_VEXP_FN float cpu_pow2i(int32_t q) {
     const union {
         uint32_t u;
         float f;
@@ -29,7 +36,7 @@ static inline float cpu_pow2i(int32_t q) {
     return bits.f;
 }
 
-static inline float cpu_expf(float x) {
+CPU_VEXP_FN float cpu_expf(float x) {
     /* clamped (NaN to the minimum) so that q fits the exponent arithmetic;
      * the results outside the range are fixed up below. Comparisons rather
      * than fminf/fmaxf, which do not vectorise. */

@@ -1,0 +1,154 @@
+/* Training checkpoints; see checkpoint.h. */
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+
+#define CHECKPOINT_MAX_LISTED 4096
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int checkpoint_remove_tree(const char *path, cnet_error *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : cnet_fail(err, CNET_EIO, "%s: %s", path, strerror(errno));
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return cnet_fail(err, CNET_EIO, "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int fsync_dir(const char *dir, cnet_error *err) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return cnet_fail(err, CNET_EIO, "%s: %s", dir, strerror(errno));
+    int rc = fsync(fd) == 0 ? 0 : cnet_fail(err, CNET_EIO, "fsync %s: %s", dir, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+/* Steps of the complete checkpoints in dir, ascending; returns the count. */
+static int list_steps(const char *dir, int *steps, int cap) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    const size_t plen = strlen(CHECKPOINT_PREFIX);
+    while ((e = readdir(d)) && n < cap) {
+        if (strncmp(e->d_name, CHECKPOINT_PREFIX, plen) != 0) continue;
+        char *end;
+        long step = strtol(e->d_name + plen, &end, 10);
+        if (*end != '\0' || end == e->d_name + plen || step < 0 || step > INT_MAX) continue;
+        steps[n++] = (int)step;
+    }
+    closedir(d);
+    for (int i = 1; i < n; i++) /* insertion sort: few entries */
+        for (int j = i; j > 0 && steps[j - 1] > steps[j]; j--) {
+            int t = steps[j];
+            steps[j] = steps[j - 1], steps[j - 1] = t;
+        }
+    return n;
+}
+
+static int path_in(char *out, size_t cap, const char *dir, const char *name, cnet_error *err) {
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        return cnet_fail(err, CNET_ELIMIT, "%s/%s: path too long", dir, name);
+    return 0;
+}
+
+int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_config,
+                    const checkpoint_tables *t, const json_t *state, int total_limit,
+                    cnet_error *err) {
+    char name[64], final[PATH_MAX], partial[PATH_MAX], sub[PATH_MAX], file[PATH_MAX];
+    snprintf(name, sizeof name, CHECKPOINT_PREFIX "%d", step);
+    int rc;
+    if ((rc = path_in(final, sizeof final, output_dir, name, err))) return rc;
+    if (snprintf(partial, sizeof partial, "%s.partial", final) >= (int)sizeof partial)
+        return cnet_fail(err, CNET_ELIMIT, "%s: path too long", final);
+    if (total_limit > 0) { /* make room: after this save, at most total_limit remain */
+        int steps[CHECKPOINT_MAX_LISTED];
+        int n = list_steps(output_dir, steps, CHECKPOINT_MAX_LISTED);
+        for (int i = 0; i < n && n - i >= total_limit; i++) {
+            char old[PATH_MAX], oname[64];
+            snprintf(oname, sizeof oname, CHECKPOINT_PREFIX "%d", steps[i]);
+            if (steps[i] == step) continue;
+            if ((rc = path_in(old, sizeof old, output_dir, oname, err)) ||
+                (rc = checkpoint_remove_tree(old, err)))
+                return rc;
+        }
+    }
+    if ((rc = checkpoint_remove_tree(partial, err))) return rc;
+    if (mkdir(partial, 0755) != 0)
+        return cnet_fail(err, CNET_EIO, "cannot create %s: %s", partial, strerror(errno));
+    if ((rc = path_in(sub, sizeof sub, partial, "controlnet", err))) return rc;
+    if (mkdir(sub, 0755) != 0)
+        return cnet_fail(err, CNET_EIO, "cannot create %s: %s", sub, strerror(errno));
+    if ((rc = path_in(file, sizeof file, sub, "config.json", err)) ||
+        (rc = atomic_write_json(file, controlnet_config, err)) ||
+        (rc = path_in(file, sizeof file, sub, "diffusion_pytorch_model.safetensors", err)) ||
+        (rc = params_save(t->weights, file, NULL, NULL, 0, err)) ||
+        (rc = path_in(file, sizeof file, partial, "optimizer_exp_avg.safetensors", err)) ||
+        (rc = params_save(t->exp_avg, file, NULL, NULL, 0, err)) ||
+        (rc = path_in(file, sizeof file, partial, "optimizer_exp_avg_sq.safetensors", err)) ||
+        (rc = params_save(t->exp_avg_sq, file, NULL, NULL, 0, err)) ||
+        (rc = path_in(file, sizeof file, partial, "trainer_state.json", err)) ||
+        (rc = atomic_write_json(file, state, err)))
+        goto fail;
+    /* A re-run that reaches the same step replaces its earlier checkpoint. */
+    if ((rc = checkpoint_remove_tree(final, err))) goto fail;
+    if (rename(partial, final) != 0) {
+        rc =
+            cnet_fail(err, CNET_EIO, "cannot rename %s to %s: %s", partial, final, strerror(errno));
+        goto fail;
+    }
+    return fsync_dir(output_dir, err);
+fail:
+    checkpoint_remove_tree(partial, NULL);
+    return cnet_error_prefix(err, "checkpoint %d", step);
+}
+
+int checkpoint_latest(const char *output_dir, char *path, size_t cap, cnet_error *err) {
+    int steps[CHECKPOINT_MAX_LISTED];
+    int n = list_steps(output_dir, steps, CHECKPOINT_MAX_LISTED);
+    if (n == 0)
+        return cnet_fail(err, CNET_ENOTFOUND, "%s: no checkpoint to resume from", output_dir);
+    char name[64];
+    snprintf(name, sizeof name, CHECKPOINT_PREFIX "%d", steps[n - 1]);
+    return path_in(path, cap, output_dir, name, err);
+}
+
+int checkpoint_load(const char *dir, cnet_params *weights, cnet_params *exp_avg,
+                    cnet_params *exp_avg_sq, json_t **state, cnet_error *err) {
+    char file[PATH_MAX];
+    int rc;
+    *state = NULL;
+    if ((rc = path_in(file, sizeof file, dir, "controlnet/diffusion_pytorch_model.safetensors",
+                      err)) ||
+        (rc = params_load(weights, file, err)) ||
+        (rc = path_in(file, sizeof file, dir, "optimizer_exp_avg.safetensors", err)) ||
+        (rc = params_load(exp_avg, file, err)) ||
+        (rc = path_in(file, sizeof file, dir, "optimizer_exp_avg_sq.safetensors", err)) ||
+        (rc = params_load(exp_avg_sq, file, err)) ||
+        (rc = path_in(file, sizeof file, dir, "trainer_state.json", err)))
+        return rc;
+    json_error_t jerr;
+    *state = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(*state)) {
+        json_decref(*state);
+        *state = NULL;
+        return cnet_fail(err, CNET_EFORMAT, "%s: line %d: %s", file, jerr.line, jerr.text);
+    }
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* Training checkpoints: `checkpoint-<step>/` in the output dir, as
+ * train_controlnet.py's accelerator.save_state, holding everything a bit-exact
+ * resume needs:
+ *
+ *   controlnet/config.json, controlnet/diffusion_pytorch_model.safetensors
+ *   optimizer_exp_avg.safetensors, optimizer_exp_avg_sq.safetensors  (AdamW)
+ *   trainer_state.json   (step, epoch, data cursor, seed, LR schedule, ...)
+ *
+ * A checkpoint is written under `checkpoint-<step>.partial` and renamed into
+ * place only when every file is complete and synced, so a crash mid-write
+ * never leaves a directory that looks complete; leftovers of such a crash are
+ * removed by the next save. checkpoints_total_limit removes the oldest before
+ * a save, as the script does. */
+#ifndef CNET_CHECKPOINT_H
+#define CNET_CHECKPOINT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "params.h"
+
+#define CHECKPOINT_PREFIX "checkpoint-"
+
+typedef struct checkpoint_tables {
+    const cnet_params *weights, *exp_avg, *exp_avg_sq; /* borrowed */
+} checkpoint_tables;
+
+/* Saves step's checkpoint; total_limit <= 0: keep all. */
+int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_config,
+                    const checkpoint_tables *t, const json_t *state, int total_limit,
+                    cnet_error *err);
+
+/* The directory of the newest complete checkpoint (highest step) in
+ * output_dir; CNET_ENOTFOUND when there is none. */
+int checkpoint_latest(const char *output_dir, char *path, size_t cap, cnet_error *err);
+
+/* Loads a checkpoint directory into the tables (same layout as saved) and
+ * returns its trainer_state.json (*state: new reference). */
+int checkpoint_load(const char *dir, cnet_params *weights, cnet_params *exp_avg,
+                    cnet_params *exp_avg_sq, json_t **state, cnet_error *err);
+
+/* Removes a directory tree (used for partial and surplus checkpoints). */
+int checkpoint_remove_tree(const char *path, cnet_error *err);
+
+#endif

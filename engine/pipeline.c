@@ -1,0 +1,264 @@
+/* StableDiffusionControlNetPipeline.__call__; see pipeline.h. */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layout.h"
+
+/* Device buffers of one run. */
+typedef struct pipe_buffers {
+    float *embeds;                         /* [rows, Nt, D] */
+    float *cond_embeds;                    /* alias into embeds: the rows the ControlNets see */
+    float *images[PIPE_MAX_CONTROLNETS];   /* [cn_rows, H, W, 3] */
+    float *latents;                        /* [N, h, w, C] */
+    float *x;                              /* model input [rows, h, w, C] */
+    float *eps;                            /* UNet output [rows, h, w, C] */
+    float *guided;                         /* CFG result / scratch [N, h, w, C] */
+    float *down[UNET_MAX_SKIPS], *mid;     /* summed residuals [rows, ...] */
+    float *k_down[UNET_MAX_SKIPS], *k_mid; /* one ControlNet's residuals */
+    float *image;                          /* decoded [N, H, W, 3] */
+} pipe_buffers;
+
+static int check_request(const pipe_models *m, const pipe_request *r, int factor, cnet_error *err) {
+    if (r->steps < 1)
+        return cnet_fail(err, CNET_EINVAL, "steps must be at least 1 (got %d)", r->steps);
+    if (r->width < 8 || r->height < 8 || r->width % 8 || r->height % 8)
+        return cnet_fail(err, CNET_EINVAL,
+                         "width and height must be positive multiples of 8 (got %dx%d)", r->width,
+                         r->height);
+    if (r->width % factor || r->height % factor)
+        return cnet_fail(err, CNET_EINVAL,
+                         "width and height must be multiples of the VAE factor %d", factor);
+    if (r->num_images < 1 || r->num_images > PIPE_MAX_IMAGES)
+        return cnet_fail(err, CNET_EINVAL, "num_images must be 1..%d (got %d)", PIPE_MAX_IMAGES,
+                         r->num_images);
+    if (r->n_controlnets < 1 || r->n_controlnets > PIPE_MAX_CONTROLNETS)
+        return cnet_fail(err, CNET_EINVAL, "1..%d ControlNets (got %d)", PIPE_MAX_CONTROLNETS,
+                         r->n_controlnets);
+    if (r->guidance < 0) return cnet_fail(err, CNET_EINVAL, "guidance must be >= 0");
+    const cnet_unet_config *u = &m->unet->enc.cfg;
+    for (int k = 0; k < r->n_controlnets; k++) {
+        const pipe_controlnet *c = &r->controlnets[k];
+        const cnet_unet_config *cc = &c->model->enc.cfg;
+        if (!c->image) return cnet_fail(err, CNET_EINVAL, "ControlNet %d has no image", k);
+        if (!(c->start >= 0 && c->start < c->end && c->end <= 1))
+            return cnet_fail(
+                err, CNET_EINVAL,
+                "ControlNet %d: need 0 <= control_guidance_start < end <= 1 (got %g, %g)", k,
+                c->start, c->end);
+        int fits = cc->n_blocks == u->n_blocks && cc->in_channels == u->in_channels &&
+                   cc->cross_attention_dim[0] == u->cross_attention_dim[0];
+        for (int i = 0; fits && i < u->n_blocks; i++)
+            fits = cc->block_out_channels[i] == u->block_out_channels[i] &&
+                   cc->layers_per_block[i] == u->layers_per_block[i];
+        if (!fits)
+            return cnet_fail(err, CNET_EINVAL,
+                             "ControlNet %d does not fit the base UNet (blocks, widths, layers or "
+                             "cross_attention_dim %d vs %d differ)",
+                             k, cc->cross_attention_dim[0], u->cross_attention_dim[0]);
+        if (controlnet_image_factor(c->model) != factor)
+            return cnet_fail(
+                err, CNET_EINVAL,
+                "ControlNet %d: its conditioning embedding downsamples %dx, the VAE %dx", k,
+                controlnet_image_factor(c->model), factor);
+    }
+    return 0;
+}
+
+/* Encodes one prompt into row `row` of embeds [*, Nt, D]. */
+static int encode_prompt(const pipe_models *m, cnet_arena *scratch, float *row_out,
+                         const char *text, int clip_skip, cnet_error *err) {
+    const int L = tokenizer_max_length(m->tok);
+    int64_t *ids = malloc(2 * (size_t)L * sizeof *ids); /* ids, then the mask */
+    if (!ids) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    const char *t = text ? text : "";
+    int rc = tokenizer_encode(m->tok, t, strlen(t), ids, ids + L, err);
+    if (!rc)
+        rc = clip_text_forward(m->text_encoder, scratch, row_out, NULL, ids, 1, L, clip_skip, err);
+    free(ids);
+    return rc;
+}
+
+static float *dev_alloc(cnet_backend *be, size_t floats, int *rc, cnet_error *err) {
+    if (*rc) return NULL;
+    float *p = be->alloc(be, (floats ? floats : 1) * sizeof(float));
+    if (!p) *rc = cnet_fail(err, CNET_ENOMEM, "pipeline: cannot allocate %zu floats", floats);
+    return p;
+}
+
+static void free_buffers(cnet_backend *be, pipe_buffers *b) {
+    float *list[] = {b->embeds, b->latents, b->x, b->eps, b->guided, b->mid, b->k_mid, b->image};
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (list[i]) be->free(be, list[i]);
+    for (int i = 0; i < UNET_MAX_SKIPS; i++) {
+        if (b->down[i]) be->free(be, b->down[i]);
+        if (b->k_down[i]) be->free(be, b->k_down[i]);
+    }
+    for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++)
+        if (b->images[k]) be->free(be, b->images[k]);
+}
+
+int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
+                      const pipe_request *r, float *out, const pipe_observer *obs,
+                      cnet_error *err) {
+    cnet_backend *be = m->unet->params.be;
+    const int factor = vae_factor(m->vae);
+    int rc = check_request(m, r, factor, err);
+    if (rc) return rc;
+    const int cfg_on = r->guidance > 1.0f, guess = r->guess_mode;
+    const int N = r->num_images, rows = cfg_on ? 2 * N : N;
+    const int cn_rows = cfg_on && !guess ? 2 * N : N;
+    const int H = r->height, W = r->width, h = H / factor, w = W / factor;
+    const int C = m->unet->enc.cfg.in_channels, Nt = tokenizer_max_length(m->tok);
+    const int D = m->text_encoder->hidden;
+    const long lat = (long)N * h * w * C, row_lat = (long)h * w * C;
+    unet_sizes s;
+    if ((rc = unet_encoder_sizes(&m->unet->enc, rows, h, w, &s, err))) return rc;
+
+    /* Scratch: the largest need of any model at this batch. */
+    size_t need = unet_scratch_bytes(m->unet, rows, h, w, Nt);
+    for (int k = 0; k < r->n_controlnets; k++) {
+        size_t c = controlnet_scratch_bytes(r->controlnets[k].model, cn_rows, h, w, Nt);
+        if (c > need) need = c;
+    }
+    size_t v = vae_scratch_bytes(m->vae, N, H, W),
+           t = clip_text_scratch_bytes(m->text_encoder, 1, Nt);
+    need = need > v ? need : v;
+    need = need > t ? need : t;
+    cnet_arena scratch;
+    if ((rc = cnet_arena_init(&scratch, be, need, "pipeline scratch", err))) return rc;
+
+    pipe_buffers b;
+    memset(&b, 0, sizeof b);
+    sched sc;
+    memset(&sc, 0, sizeof sc);
+    b.embeds = dev_alloc(be, (size_t)rows * Nt * D, &rc, err);
+    b.latents = dev_alloc(be, (size_t)lat, &rc, err);
+    b.x = dev_alloc(be, (size_t)rows * row_lat, &rc, err);
+    b.eps = dev_alloc(be, (size_t)rows * row_lat, &rc, err);
+    b.guided = dev_alloc(be, (size_t)lat, &rc, err);
+    b.image = dev_alloc(be, (size_t)N * H * W * 3, &rc, err);
+    b.mid = dev_alloc(be, s.mid_floats, &rc, err);
+    b.k_mid = dev_alloc(be, s.mid_floats, &rc, err);
+    for (int i = 0; i < s.n_skips; i++) {
+        b.down[i] = dev_alloc(be, s.skip_floats[i], &rc, err);
+        b.k_down[i] = dev_alloc(be, s.skip_floats[i], &rc, err);
+    }
+    for (int k = 0; k < r->n_controlnets; k++)
+        b.images[k] = dev_alloc(be, (size_t)cn_rows * H * W * 3, &rc, err);
+    if (rc) goto done;
+
+    /* Prompt embeddings: [negative x N, positive x N] with CFG. */
+    const size_t row_emb = (size_t)Nt * D;
+    float *pos = b.embeds + (cfg_on ? (size_t)N * row_emb : 0);
+    if ((rc = encode_prompt(m, &scratch, pos, r->prompt, r->clip_skip, err))) goto done;
+    for (int i = 1; i < N; i++) be->copy(be, pos + i * row_emb, pos, row_emb * sizeof(float));
+    if (cfg_on) {
+        if ((rc = encode_prompt(m, &scratch, b.embeds, r->negative_prompt, r->clip_skip, err)))
+            goto done;
+        for (int i = 1; i < N; i++)
+            be->copy(be, b.embeds + i * row_emb, b.embeds, row_emb * sizeof(float));
+    }
+    if (obs && obs->on_embeds) obs->on_embeds(obs->user, b.embeds, rows, Nt, D);
+    b.cond_embeds = guess && cfg_on ? pos : b.embeds;
+
+    /* Control images, repeated per image (and for both CFG halves). */
+    for (int k = 0; k < r->n_controlnets; k++)
+        for (int i = 0; i < cn_rows; i++)
+            be->upload(be, b.images[k] + (size_t)i * H * W * 3, r->controlnets[k].image,
+                       (size_t)H * W * 3 * sizeof(float));
+
+    /* Scheduler and initial latents. */
+    if ((rc = sched_init(&sc, be, sched_cfg, rows * row_lat, err)) ||
+        (rc = sched_set_timesteps(&sc, r->steps, err)))
+        goto done;
+    if (obs && obs->on_timesteps) obs->on_timesteps(obs->user, sc.timesteps, sc.num_steps);
+    if (r->latents) {
+        float *host = malloc((size_t)lat * sizeof(float));
+        if (!host) {
+            rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
+            goto done;
+        }
+        layout_nchw_to_nhwc(host, r->latents, N, C, h, w);
+        be->upload(be, b.latents, host, (size_t)lat * sizeof(float));
+        free(host);
+    } else {
+        be->philox_normal(be, b.latents, lat, r->seed, 0);
+    }
+    be->scale(be, b.latents, b.latents, sc.init_noise_sigma, lat);
+    sc.noise_seed = r->seed;
+    sc.noise_offset = (uint64_t)(lat + 3) / 4; /* after the initial latents' blocks */
+    sc.eta = r->eta;
+
+    const float *const *res_down = (const float *const *)b.down;
+    for (int i = 0; i < sc.num_steps && !rc; i++) {
+        const float t_i = sc.timesteps[i];
+        float ts[2 * PIPE_MAX_IMAGES];
+        for (int j = 0; j < rows; j++) ts[j] = t_i;
+        /* x = scale_model_input(cat([latents] * 2) or latents) */
+        for (int half = 0; half < rows / N; half++)
+            be->copy(be, b.x + (size_t)half * lat, b.latents, (size_t)lat * sizeof(float));
+        if ((rc = sched_scale_model_input(&sc, b.x, b.x, i, rows * row_lat, err))) break;
+        /* Guess mode with CFG: the ControlNets see the conditional half. */
+        const float *cn_x = guess && cfg_on ? b.x + lat : b.x;
+        for (int j = 0; j < s.n_skips; j++)
+            be->zero(be, b.down[j], s.skip_floats[j] * sizeof(float));
+        be->zero(be, b.mid, s.mid_floats * sizeof(float));
+        const int cn_off = guess && cfg_on; /* residuals land in the conditional half */
+        for (int k = 0; k < r->n_controlnets && !rc; k++) {
+            const pipe_controlnet *c = &r->controlnets[k];
+            const float n_steps = (float)sc.num_steps;
+            const float keep =
+                1.0f - (float)((float)i / n_steps < c->start || (float)(i + 1) / n_steps > c->end);
+            const float scale = c->scale * keep;
+            if (scale == 0.0f) continue; /* diffusers multiplies the residuals by 0 */
+            rc =
+                controlnet_forward(c->model, &scratch, b.k_down, b.k_mid, cn_x, b.images[k], ts,
+                                   b.cond_embeds, scale, guess, cn_rows, h, w, Nt, NULL, NULL, err);
+            for (int j = 0; j < s.n_skips && !rc; j++) {
+                const long per = (long)(s.skip_floats[j] / rows);
+                float *dst = b.down[j] + (cn_off ? (long)N * per : 0);
+                be->add(be, dst, dst, b.k_down[j], (long)cn_rows * per);
+            }
+            if (!rc) {
+                const long per = (long)(s.mid_floats / rows);
+                float *dst = b.mid + (cn_off ? (long)N * per : 0);
+                be->add(be, dst, dst, b.k_mid, (long)cn_rows * per);
+            }
+        }
+        if (rc) break;
+        if ((rc = unet_forward(m->unet, &scratch, b.eps, b.x, ts, b.embeds, res_down, b.mid, rows,
+                               h, w, Nt, NULL, NULL, err)))
+            break;
+        const float *guided = b.eps;
+        if (cfg_on) { /* uncond + g * (cond - uncond), in torch's order */
+            be->axpby(be, b.guided, 1.0f, b.eps + lat, -1.0f, b.eps, lat);
+            be->axpby(be, b.guided, 1.0f, b.eps, r->guidance, b.guided, lat);
+            guided = b.guided;
+        }
+        if ((rc = sched_step(&sc, b.latents, NULL, guided, b.latents, NULL, i, lat, err))) break;
+        if (obs && obs->on_step &&
+            obs->on_step(obs->user, i, sc.num_steps, b.eps, rows, b.latents, N, h, w, C)) {
+            rc = cnet_fail(err, CNET_EINVAL, "cancelled at step %d", i);
+            break;
+        }
+    }
+    if (rc) goto done;
+
+    /* image = clamp(decode(latents / scaling_factor) / 2 + 0.5, 0, 1) */
+    be->scale(be, b.latents, b.latents, 1.0f / m->vae->cfg.scaling_factor, lat);
+    if ((rc = vae_decode(m->vae, &scratch, b.image, b.latents, N, h, w, err))) goto done;
+    const long n_img = (long)N * H * W * 3;
+    be->download(be, out, b.image, (size_t)n_img * sizeof(float));
+    for (long i = 0; i < n_img; i++) {
+        float x = out[i] / 2.0f + 0.5f;
+        out[i] = x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x;
+    }
+done:
+    sched_free(&sc);
+    free_buffers(be, &b);
+    cnet_arena_free(&scratch);
+    return rc;
+}

@@ -1,0 +1,85 @@
+/* The ControlNet text-to-image pipeline: diffusers'
+ * StableDiffusionControlNetPipeline.__call__ (v0.27.2) over the engine's
+ * models, on one backend.
+ *
+ *   embeds = text_encoder(tokens(prompt)) [+ negative first, for CFG]
+ *   latents = N(0,1) (Philox, seed) or the given latents, * init_noise_sigma
+ *   for each timestep t_i:
+ *     x   = scale_model_input(cat([latents] * 2) if CFG else latents)
+ *     res = sum over ControlNets k of controlnet_k(x, t, embeds, image_k,
+ *           scale_k * keep_k(i))       keep = 0 outside [start_k, end_k)
+ *           (guess mode + CFG: the ControlNets see only the conditional
+ *           half; the unconditional half gets zero residuals)
+ *     eps = unet(x, t, embeds, + res)
+ *     eps = uncond + guidance * (cond - uncond)         (CFG: guidance > 1)
+ *     latents = scheduler.step(eps, t, latents)
+ *   image = clamp(vae.decode(latents / scaling_factor) / 2 + 0.5, 0, 1)
+ *
+ * Every per-element update is a backend op; the host only tokenises, reads
+ * the schedule tables and downloads the final image. Not here: image files
+ * and preprocessing (the caller passes control images as float [0,1] NHWC
+ * of the output size), model loading. */
+#ifndef CNET_PIPELINE_H
+#define CNET_PIPELINE_H
+
+#include <stdint.h>
+
+#include "clip_text.h"
+#include "controlnet.h"
+#include "scheduler.h"
+#include "tokenizer.h"
+#include "unet.h"
+#include "vae.h"
+
+#define PIPE_MAX_CONTROLNETS 8
+#define PIPE_MAX_IMAGES 16
+
+/* The frozen models of one base pipeline (borrowed). */
+typedef struct pipe_models {
+    tokenizer *tok;
+    clip_text_model *text_encoder;
+    unet_model *unet;
+    vae_model *vae;
+} pipe_models;
+
+typedef struct pipe_controlnet {
+    controlnet_model *model; /* borrowed */
+    const float *image;      /* host [H, W, 3] float in [0, 1] at the output size */
+    float scale;             /* controlnet_conditioning_scale */
+    float start, end;        /* control_guidance_start / end, fractions of the steps */
+} pipe_controlnet;
+
+typedef struct pipe_request {
+    const char *prompt, *negative_prompt; /* negative may be NULL ("") */
+    int steps;
+    float guidance;       /* CFG when > 1 */
+    uint64_t seed;        /* Philox stream of the initial latents and ancestral noise */
+    const float *latents; /* optional host NCHW [num_images, C, h, w] initial latents */
+    int width, height;    /* multiples of 8 x the VAE factor's need; = control image size */
+    int num_images;
+    int guess_mode, clip_skip;
+    float eta; /* DDIM */
+    pipe_controlnet controlnets[PIPE_MAX_CONTROLNETS];
+    int n_controlnets;
+} pipe_request;
+
+/* Observes a run (progress, golden checks); any callback may be NULL.
+ * Device pointers are valid only during the call. */
+typedef struct pipe_observer {
+    void *user;
+    /* prompt_embeds [rows, Nt, D]: rows = 2N with CFG (negative first), else N. */
+    void (*on_embeds)(void *user, const float *embeds, int rows, int Nt, int D);
+    void (*on_timesteps)(void *user, const float *timesteps, int n);
+    /* After step i: the raw UNet output [rows, h, w, C] (NHWC) and the new
+     * latents [N, h, w, C]. Returns nonzero to cancel the run. */
+    int (*on_step)(void *user, int i, int n, const float *noise_pred, int rows,
+                   const float *latents, int N, int h, int w, int C);
+} pipe_observer;
+
+/* Runs the request with scheduler config sched_cfg and writes images [N,
+ * height, width, 3] float in [0, 1] (host) to out. */
+int pipeline_generate(const pipe_models *models, const cnet_sched_config *sched_cfg,
+                      const pipe_request *req, float *out, const pipe_observer *obs,
+                      cnet_error *err);
+
+#endif

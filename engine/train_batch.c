@@ -1,0 +1,177 @@
+/* Training batches; see train_batch.h. */
+#include "train_batch.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "philox.h"
+#include "preprocess.h"
+
+static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
+    if (*rc) return NULL;
+    float *p = be->alloc(be, (n ? n : 1) * sizeof(float));
+    if (!p) *rc = cnet_fail(err, CNET_ENOMEM, "train: cannot allocate %zu floats", n);
+    return p;
+}
+
+int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
+                       uint64_t seed, int cache_latents, cnet_error *err) {
+    memset(tb, 0, sizeof *tb);
+    cnet_backend *be = base->unet.params.be;
+    const int f = vae_factor(&base->vae);
+    if (resolution < 8 || resolution % 8 || resolution % f)
+        return cnet_fail(err, CNET_EINVAL, "resolution %d must be a positive multiple of 8",
+                         resolution);
+    tb->base = base, tb->ds = ds, tb->B = B, tb->R = resolution, tb->seed = seed;
+    tb->h = tb->w = resolution / f;
+    tb->L = base->vae.cfg.latent_channels;
+    tb->Nt = tokenizer_max_length(base->tok);
+    tb->D = base->text_encoder.hidden;
+    tb->cache_latents = cache_latents;
+    const size_t img = (size_t)B * resolution * resolution * 3,
+                 lat = (size_t)B * tb->h * tb->w * tb->L;
+    int rc = 0;
+    tb->pixels = dev(be, img, &rc, err);
+    tb->cond = dev(be, img, &rc, err);
+    tb->latents = dev(be, lat, &rc, err);
+    tb->moments = dev(be, 2 * lat, &rc, err);
+    tb->text = dev(be, (size_t)B * tb->Nt * tb->D, &rc, err);
+    if (rc) goto fail;
+    tb->host_img = malloc(2 * img * sizeof(float));
+    tb->host_lat = malloc(4 * lat * sizeof(float));
+    tb->ids = malloc(2 * (size_t)B * tb->Nt * sizeof(int64_t));
+    if (cache_latents) {
+        tb->n_cache = ds->n_entries;
+        tb->cache = calloc((size_t)(tb->n_cache ? tb->n_cache : 1), sizeof *tb->cache);
+    }
+    if (!tb->host_img || !tb->host_lat || !tb->ids || (cache_latents && !tb->cache)) {
+        rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for batches");
+        goto fail;
+    }
+    size_t need = vae_scratch_bytes(&base->vae, B, resolution, resolution);
+    size_t text = clip_text_scratch_bytes(&base->text_encoder, B, tb->Nt);
+    if ((rc = cnet_arena_init(&tb->scratch, be, need > text ? need : text, "batch scratch", err)))
+        goto fail;
+    return 0;
+fail:
+    train_batcher_free(tb);
+    return rc;
+}
+
+void train_batcher_free(train_batcher *tb) {
+    if (!tb->base) return;
+    cnet_backend *be = tb->base->unet.params.be;
+    float *bufs[] = {tb->pixels, tb->cond, tb->latents, tb->moments, tb->text};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be->free(be, bufs[i]);
+    for (int64_t i = 0; tb->cache && i < tb->n_cache; i++) free(tb->cache[i]);
+    free(tb->cache);
+    free(tb->host_img);
+    free(tb->host_lat);
+    free(tb->ids);
+    cnet_arena_free(&tb->scratch);
+    memset(tb, 0, sizeof *tb);
+}
+
+/* Decodes and transforms one sample into slot i of the host batch. */
+static int load_sample(train_batcher *tb, const dataset_sample *s, int i, cnet_error *err) {
+    const size_t img = (size_t)tb->R * tb->R * 3, batch = (size_t)tb->B * img;
+    image_rgb8 target = {0}, cond = {0};
+    int rc = image_decode(&target, s->target, s->target_len, s->name, 0, err);
+    if (!rc) rc = image_decode(&cond, s->cond, s->cond_len, s->cond_name, 0, err);
+    if (!rc) rc = preprocess_train(tb->host_img + i * img, &target, tb->R, PREPROCESS_SIGNED, err);
+    if (!rc)
+        rc = preprocess_train(tb->host_img + batch + i * img, &cond, tb->R, PREPROCESS_UNIT, err);
+    if (!rc)
+        rc = tokenizer_encode(tb->base->tok, s->caption, strlen(s->caption),
+                              tb->ids + (size_t)i * tb->Nt, tb->ids + (size_t)(tb->B + i) * tb->Nt,
+                              err);
+    image_free(&target);
+    image_free(&cond);
+    return rc;
+}
+
+/* latents = (mean + std * noise) * scaling_factor, per sample from the cache
+ * or from the VAE moments of this batch. */
+static int make_latents(train_batcher *tb, const int64_t *ids, int n, uint64_t rng_offset,
+                        cnet_error *err) {
+    cnet_backend *be = tb->base->unet.params.be;
+    const size_t per = (size_t)tb->h * tb->w * tb->L, lat = (size_t)n * per;
+    float *ms = tb->host_lat;            /* [n, per * 2]: mean | std */
+    float *mom = tb->host_lat + 2 * lat; /* [n, hw, 2L] VAE moments */
+    int need_vae = 0;
+    for (int i = 0; i < n; i++) need_vae |= !(tb->cache && tb->cache[ids[i]]);
+    if (need_vae) {
+        int rc =
+            vae_encode(&tb->base->vae, &tb->scratch, tb->moments, tb->pixels, n, tb->R, tb->R, err);
+        if (rc) return rc;
+        be->download(be, mom, tb->moments, 2 * lat * sizeof(float));
+    }
+    for (int i = 0; i < n; i++) {
+        float *dst = ms + (size_t)i * 2 * per;
+        if (tb->cache && tb->cache[ids[i]]) {
+            memcpy(dst, tb->cache[ids[i]], 2 * per * sizeof(float));
+            continue;
+        }
+        for (size_t p = 0; p < per; p++) { /* DiagonalGaussianDistribution */
+            size_t pix = p / (size_t)tb->L, c = p % (size_t)tb->L;
+            const float *m = mom + ((size_t)i * tb->h * tb->w + pix) * 2 * tb->L;
+            float logvar = m[tb->L + c];
+            logvar = logvar < -30.0f ? -30.0f : logvar > 20.0f ? 20.0f : logvar;
+            dst[p] = m[c];
+            dst[per + p] = expf(0.5f * logvar);
+        }
+        if (tb->cache && (tb->cache[ids[i]] = malloc(2 * per * sizeof(float))))
+            memcpy(tb->cache[ids[i]], dst, 2 * per * sizeof(float));
+    }
+    float *noise = mom, *out = mom + lat;
+    philox_normal_fill(noise, (long)lat, tb->seed, rng_offset);
+    const float sf = tb->base->vae.cfg.scaling_factor;
+    for (int i = 0; i < n; i++)
+        for (size_t p = 0; p < per; p++) {
+            const float *src = ms + (size_t)i * 2 * per;
+            out[i * per + p] = (src[p] + src[per + p] * noise[i * per + p]) * sf;
+        }
+    be->upload(be, tb->latents, out, lat * sizeof(float));
+    return 0;
+}
+
+int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoch_end,
+                       cnet_error *err) {
+    cnet_backend *be = tb->base->unet.params.be;
+    const int64_t size = dataset_size(tb->ds);
+    dataset_cursor at = dataset_tell(tb->ds);
+    int rc;
+    *n = 0, *epoch_end = 0;
+    if (at.index >= size) { /* the previous batch ended an epoch */
+        dataset_cursor next = {at.epoch + 1, 0};
+        if ((rc = dataset_seek(tb->ds, next, err))) return rc;
+        at = next;
+    }
+    int64_t ids[64];
+    while (*n < tb->B) {
+        dataset_cursor c = dataset_tell(tb->ds);
+        if (c.epoch != at.epoch || c.index >= size) break;
+        dataset_sample s;
+        rc = dataset_next(tb->ds, &s, err);
+        if (rc == CNET_ENOMEM) return rc;
+        if (!rc) rc = load_sample(tb, &s, *n, err);
+        if (rc == CNET_ENOMEM) return rc;
+        if (rc) { /* unreadable: skipped and counted, as the check would have */
+            tb->skipped++;
+            continue;
+        }
+        ids[(*n)++] = s.id;
+    }
+    *epoch_end = dataset_tell(tb->ds).index >= size;
+    if (*n == 0) return 0;
+    const size_t img = (size_t)tb->R * tb->R * 3;
+    be->upload(be, tb->pixels, tb->host_img, (size_t)*n * img * sizeof(float));
+    be->upload(be, tb->cond, tb->host_img + (size_t)tb->B * img, (size_t)*n * img * sizeof(float));
+    if ((rc = clip_text_forward(&tb->base->text_encoder, &tb->scratch, tb->text, NULL, tb->ids, *n,
+                                tb->Nt, 0, err)))
+        return rc;
+    return make_latents(tb, ids, *n, rng_offset, err);
+}

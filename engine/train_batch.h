@@ -1,0 +1,56 @@
+/* Training batches: samples from the dataset reader turned into what one
+ * train_step needs, as train_controlnet.py's dataloader + the top of its
+ * loop do:
+ *
+ *   pixel_values  = Normalize(0.5, 0.5)(ToTensor(CenterCrop(Resize(image))))
+ *   conditioning  = ToTensor(CenterCrop(Resize(conditioning_image)))
+ *   input_ids     = tokenizer(caption)            (padding max_length)
+ *   latents       = vae.encode(pixel_values).latent_dist.sample() * scaling_factor
+ *   text          = text_encoder(input_ids)[0]
+ *
+ * With cache_latents the VAE's mean and std of each sample are computed once
+ * and kept (the VAE is frozen); the sampling noise is still drawn per step,
+ * so cached and uncached runs are the same computation. Unreadable samples
+ * met during training are skipped and counted.
+ *
+ * Sizes: B batch, R resolution, h = w = R / vae factor, L latent channels,
+ * Nt tokens, D text dim. */
+#ifndef CNET_TRAIN_BATCH_H
+#define CNET_TRAIN_BATCH_H
+
+#include <stdint.h>
+
+#include "arena.h"
+#include "dataset.h"
+#include "sd_base.h"
+
+typedef struct train_batcher {
+    sd_base *base; /* borrowed */
+    dataset *ds;   /* borrowed */
+    cnet_arena scratch;
+    int B, R, h, w, L, Nt, D;
+    uint64_t seed;
+    int cache_latents;
+    float **cache; /* [dataset entries] host moments mean|std [h*w*L*2], lazily */
+    int64_t n_cache;
+    /* device */
+    float *pixels, *cond, *latents, *text, *moments;
+    /* host */
+    float *host_img, *host_lat;
+    int64_t *ids;
+    int64_t skipped; /* unreadable samples met while training */
+} train_batcher;
+
+int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
+                       uint64_t seed, int cache_latents, cnet_error *err);
+void train_batcher_free(train_batcher *tb);
+
+/* Fills the device buffers with the next micro-batch of up to B samples
+ * from the current epoch; *n receives the count (a short batch ends the
+ * epoch; 0 means the epoch had no sample left). rng_offset: the Philox block
+ * offset of this micro-batch's VAE sampling noise. *epoch_end is set when
+ * the reader reached the end of its epoch. */
+int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoch_end,
+                       cnet_error *err);
+
+#endif

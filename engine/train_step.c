@@ -1,0 +1,187 @@
+/* One ControlNet training step; see train_step.h. */
+#include "train_step.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Arena sizes start here and double until a whole step fits (done once, at
+ * init, by running a step on zeros); then nothing is allocated per step. */
+#define TRAIN_ARENA_START (64u << 20)
+#define TRAIN_ARENA_MAX ((size_t)64 << 30)
+
+static float *dev_floats(cnet_backend *be, size_t n, cnet_error *err) {
+    float *p = be->alloc(be, (n ? n : 1) * sizeof(float));
+    if (!p)
+        cnet_fail(err, CNET_ENOMEM, "train: cannot allocate %zu floats on %s", n, be->name);
+    else
+        be->zero(be, p, (n ? n : 1) * sizeof(float));
+    return p;
+}
+
+/* One forward + backward; gradients accumulate into t->grads. */
+static int run(train_step *t, int B, const float *latents, const float *noise,
+               const int64_t *timesteps, const float *text, const float *cond, float grad_scale,
+               cnet_error *err) {
+    cnet_backend *be = t->cn->params.be;
+    const train_step_config *c = &t->cfg;
+    if (B < 1 || B > c->B)
+        return cnet_fail(err, CNET_EINVAL, "train: micro-batch of %d (1..%d)", B, c->B);
+    const long per = (long)c->h * c->w * t->unet->enc.cfg.in_channels;
+    float ts[64], w[64];
+    int rc = sched_add_noise(t->noise, t->noisy, latents, noise, timesteps, B, per, err);
+    if (!rc && c->prediction == TRAIN_PRED_V)
+        rc = sched_get_velocity(t->noise, t->target, latents, noise, timesteps, B, per, err);
+    else if (!rc)
+        be->copy(be, t->target, noise, (size_t)B * per * sizeof(float));
+    if (rc) return rc;
+    for (int b = 0; b < B; b++) {
+        ts[b] = (float)timesteps[b];
+        /* Min-SNR-gamma (Hang et al. 2023) as diffusers training_utils.compute_snr:
+         * snr = (sqrt(acp) / sqrt(1 - acp))^2 in float32. */
+        const float acp = t->noise->alphas_cumprod[timesteps[b]];
+        const float alpha = sqrtf(acp), sigma = sqrtf(1.0f - acp);
+        const float snr = (alpha / sigma) * (alpha / sigma);
+        const float clipped = snr < c->snr_gamma ? snr : c->snr_gamma;
+        w[b] = c->snr_gamma <= 0               ? 1.0f
+               : c->prediction == TRAIN_PRED_V ? clipped / (snr + 1.0f)
+                                               : clipped / snr;
+    }
+    be->upload(be, t->weights, w, (size_t)B * sizeof(float));
+
+    controlnet_acts cn_acts;
+    unet_acts un_acts;
+    cnet_arena_reset(&t->keep);
+    if ((rc = controlnet_forward(t->cn, &t->scratch, t->down, t->mid, t->noisy, cond, ts, text,
+                                 1.0f, 0, B, c->h, c->w, c->Nt, &t->keep, &cn_acts, err)) ||
+        (rc = unet_forward(t->unet, &t->scratch, t->pred, t->noisy, ts, text,
+                           (const float *const *)t->down, t->mid, B, c->h, c->w, c->Nt, &t->keep,
+                           &un_acts, err)))
+        return rc;
+    const long n = per * t->unet->enc.cfg.out_channels / t->unet->enc.cfg.in_channels;
+    be->mse_forward(be, t->loss, t->pred, t->target, t->weights, B, n);
+    be->mse_backward(be, t->dpred, t->pred, t->target, t->weights, B, n, grad_scale);
+    if ((rc = unet_backward(t->unet, &t->scratch, t->d_down, t->d_mid, t->dpred, &un_acts, B, err)))
+        return rc;
+    return controlnet_backward(t->cn, &t->grads, &t->scratch, (const float *const *)t->d_down,
+                               t->d_mid, &cn_acts, err);
+}
+
+/* Runs one step on zeros, doubling the arenas until it fits, then shrinks
+ * them to what the step used. */
+static int size_arenas(train_step *t, const float *zeros_latent, const float *zeros_text,
+                       const float *zeros_cond, cnet_error *err) {
+    cnet_backend *be = t->cn->params.be;
+    int64_t ts[64] = {0};
+    size_t keep_cap = TRAIN_ARENA_START, scratch_cap = TRAIN_ARENA_START;
+    for (;;) {
+        int rc;
+        if ((rc = cnet_arena_init(&t->keep, be, keep_cap, "training activations", err)) ||
+            (rc = cnet_arena_init(&t->scratch, be, scratch_cap, "training scratch", err)))
+            return rc;
+        rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, 1.0f, err);
+        size_t keep_used = t->keep.high_water, scratch_used = t->scratch.high_water;
+        cnet_arena_free(&t->keep);
+        cnet_arena_free(&t->scratch);
+        if (rc == 0) {
+            be->zero(be, t->grads.block, t->grads.total * sizeof(float));
+            if ((rc = cnet_arena_init(&t->keep, be, keep_used + (1u << 20), "training activations",
+                                      err)))
+                return rc;
+            return cnet_arena_init(&t->scratch, be, scratch_used + (1u << 20), "training scratch",
+                                   err);
+        }
+        if (rc != CNET_ENOMEM) return rc;
+        keep_cap *= 2, scratch_cap *= 2; /* which of the two ran out is not told apart */
+        if (keep_cap > TRAIN_ARENA_MAX || scratch_cap > TRAIN_ARENA_MAX)
+            return cnet_fail(err, CNET_ENOMEM, "train: a step needs more than %zu GiB",
+                             TRAIN_ARENA_MAX >> 30);
+    }
+}
+
+int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched *noise,
+                    const train_step_config *cfg, cnet_error *err) {
+    memset(t, 0, sizeof *t);
+    t->cfg = *cfg, t->unet = unet, t->cn = cn, t->noise = noise;
+    cnet_backend *be = cn->params.be;
+    const cnet_unet_config *uc = &unet->enc.cfg;
+    if (cfg->B < 1 || cfg->B > 64)
+        return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..64)", cfg->B);
+    if (uc->in_channels != uc->out_channels)
+        return cnet_fail(err, CNET_EINVAL, "train: UNet in_channels %d != out_channels %d",
+                         uc->in_channels, uc->out_channels);
+    unet_sizes s;
+    int rc = unet_encoder_sizes(&unet->enc, cfg->B, cfg->h, cfg->w, &s, err);
+    if (rc) return rc;
+    if ((rc = params_alloc_like(&t->grads, &cn->params, err)) ||
+        (rc = params_alloc_like(&t->m, &cn->params, err)) ||
+        (rc = params_alloc_like(&t->v, &cn->params, err)))
+        return rc;
+    const size_t lat = (size_t)cfg->B * cfg->h * cfg->w * uc->in_channels;
+    const int f = controlnet_image_factor(cn);
+    const size_t img = (size_t)cfg->B * cfg->h * f * cfg->w * f * cn->cond_channels;
+    const size_t txt = (size_t)cfg->B * cfg->Nt * uc->cross_attention_dim[0];
+    t->n_skips = s.n_skips;
+    float *zl = NULL, *zt = NULL, *zc = NULL;
+    if (!(t->noisy = dev_floats(be, lat, err)) || !(t->target = dev_floats(be, lat, err)) ||
+        !(t->pred = dev_floats(be, lat, err)) || !(t->dpred = dev_floats(be, lat, err)) ||
+        !(t->weights = dev_floats(be, (size_t)cfg->B, err)) ||
+        !(t->mid = dev_floats(be, s.mid_floats, err)) ||
+        !(t->d_mid = dev_floats(be, s.mid_floats, err)) || !(t->loss = dev_floats(be, 1, err)) ||
+        !(t->sumsq = dev_floats(be, 1, err)))
+        return err ? err->code : CNET_ENOMEM;
+    for (int i = 0; i < s.n_skips; i++)
+        if (!(t->down[i] = dev_floats(be, s.skip_floats[i], err)) ||
+            !(t->d_down[i] = dev_floats(be, s.skip_floats[i], err)))
+            return err ? err->code : CNET_ENOMEM;
+    if (!(zl = dev_floats(be, lat, err)) || !(zt = dev_floats(be, txt, err)) ||
+        !(zc = dev_floats(be, img, err)))
+        rc = err ? err->code : CNET_ENOMEM;
+    if (!rc) rc = size_arenas(t, zl, zt, zc, err);
+    if (zl) be->free(be, zl);
+    if (zt) be->free(be, zt);
+    if (zc) be->free(be, zc);
+    return rc;
+}
+
+void train_step_free(train_step *t) {
+    if (!t->cn) return;
+    cnet_backend *be = t->cn->params.be;
+    float *bufs[] = {t->noisy, t->target, t->pred, t->dpred, t->weights,
+                     t->mid,   t->d_mid,  t->loss, t->sumsq};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) be->free(be, bufs[i]);
+    for (int i = 0; i < UNET_MAX_SKIPS; i++) {
+        if (t->down[i]) be->free(be, t->down[i]);
+        if (t->d_down[i]) be->free(be, t->d_down[i]);
+    }
+    cnet_arena_free(&t->keep);
+    cnet_arena_free(&t->scratch);
+    params_free(&t->grads);
+    params_free(&t->m);
+    params_free(&t->v);
+    memset(t, 0, sizeof *t);
+}
+
+int train_step_accumulate(train_step *t, int B, const float *latents, const float *noise,
+                          const int64_t *timesteps, const float *text, const float *cond,
+                          float grad_scale, float *loss_out, cnet_error *err) {
+    cnet_backend *be = t->cn->params.be;
+    int rc = run(t, B, latents, noise, timesteps, text, cond, grad_scale, err);
+    if (!rc && loss_out) be->download(be, loss_out, t->loss, sizeof(float));
+    return rc;
+}
+
+void train_step_optimize(train_step *t, const train_adamw *opt, int step, float *grad_norm_out) {
+    cnet_backend *be = t->cn->params.be;
+    const long n = (long)t->grads.total;
+    be->sum_squares(be, t->sumsq, t->grads.block, n);
+    if (grad_norm_out) {
+        float sumsq;
+        be->download(be, &sumsq, t->sumsq, sizeof sumsq);
+        *grad_norm_out = sqrtf(sumsq);
+    }
+    be->adamw_step(be, t->cn->params.block, t->m.block, t->v.block, t->grads.block, n, opt->lr,
+                   opt->beta1, opt->beta2, opt->eps, opt->weight_decay, step,
+                   opt->max_grad_norm > 0 ? t->sumsq : NULL, opt->max_grad_norm);
+    be->zero(be, t->grads.block, (size_t)n * sizeof(float));
+}

@@ -1,0 +1,69 @@
+/* One ControlNet training step as diffusers' examples/controlnet/
+ * train_controlnet.py computes it, on device buffers:
+ *
+ *   noisy  = sqrt(acp[t]) x0 + sqrt(1 - acp[t]) noise          (DDPM add_noise)
+ *   target = noise (epsilon) | sqrt(acp[t]) noise - sqrt(1 - acp[t]) x0  (v)
+ *   down, mid = controlnet(noisy, t, text, cond)
+ *   pred  = unet(noisy, t, text, + down, + mid)
+ *   loss  = mean_b w_b * mean_i (pred - target)^2,  w_b = 1, or with Min-SNR
+ *           (snr_gamma > 0): min(snr, gamma) / snr (epsilon), / (snr + 1) (v)
+ *   grads += dloss/dparams (ControlNet only; the UNet is frozen)
+ *
+ * and the optimiser step: clip_grad_norm_(max_grad_norm) fused into
+ * torch.optim.AdamW. The VAE and text encoder run outside (their outputs
+ * are inputs here, so latents and text states can be cached). Not here:
+ * data loading, LR schedules, checkpoints (engine/trainer.c).
+ *
+ * Sizes: B batch, h/w latent size, H/W image size, Nt text tokens. */
+#ifndef CNET_TRAIN_STEP_H
+#define CNET_TRAIN_STEP_H
+
+#include <stdint.h>
+
+#include "controlnet.h"
+#include "scheduler.h"
+#include "unet.h"
+
+typedef enum { TRAIN_PRED_EPSILON = 0, TRAIN_PRED_V } train_prediction;
+
+typedef struct train_step_config {
+    train_prediction prediction;
+    float snr_gamma; /* 0: plain MSE */
+    int B, h, w, Nt; /* the batch shape every step uses */
+} train_step_config;
+
+typedef struct train_step {
+    train_step_config cfg;
+    unet_model *unet;         /* borrowed, frozen */
+    controlnet_model *cn;     /* borrowed, trained */
+    sched *noise;             /* borrowed: the DDPM noise scheduler (add_noise, alphas_cumprod) */
+    cnet_params grads, m, v;  /* owned, same layout as cn->params */
+    cnet_arena keep, scratch; /* activations for backward; temporaries */
+    float *noisy, *target, *pred, *dpred, *weights; /* device */
+    float *down[UNET_MAX_SKIPS], *d_down[UNET_MAX_SKIPS], *mid, *d_mid;
+    float *loss, *sumsq; /* device scalars */
+    int n_skips;
+} train_step;
+
+int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched *noise,
+                    const train_step_config *cfg, cnet_error *err);
+void train_step_free(train_step *t);
+
+/* Forward + backward of one micro-batch of B <= cfg.B samples (the last
+ * batch of an epoch may be short): gradients ACCUMULATE into t->grads,
+ * scaled by grad_scale (1 / gradient_accumulation_steps).
+ * latents, noise [B,h,w,4], text [B,Nt,D], cond [B,H,W,3]: device;
+ * timesteps: host. *loss_out receives the (unscaled) loss. */
+int train_step_accumulate(train_step *t, int B, const float *latents, const float *noise,
+                          const int64_t *timesteps, const float *text, const float *cond,
+                          float grad_scale, float *loss_out, cnet_error *err);
+
+/* Clips the accumulated gradients to max_grad_norm and applies AdamW
+ * (step counts from 1), then zeroes the gradients. *grad_norm_out receives
+ * the norm before clipping. */
+typedef struct train_adamw {
+    float lr, beta1, beta2, eps, weight_decay, max_grad_norm;
+} train_adamw;
+void train_step_optimize(train_step *t, const train_adamw *opt, int step, float *grad_norm_out);
+
+#endif

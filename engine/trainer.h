@@ -1,0 +1,85 @@
+/* ControlNet training: diffusers' examples/controlnet/train_controlnet.py as
+ * a library call, with the script's option names.
+ *
+ * trainer_run loads the base pipeline (tokenizer, text encoder, VAE, UNet,
+ * DDPM noise scheduler) and the ControlNet (from --controlnet_model_name_or_path
+ * or ControlNetModel.from_unet), reads the dataset, and runs the loop:
+ * gradient accumulation, clip_grad_norm_ + AdamW, the LR schedule,
+ * checkpoints (and resume), validation images, metrics, and the final
+ * output_dir/{config.json, diffusion_pytorch_model.safetensors, README.md}.
+ *
+ * Randomness is Philox keyed by --seed with a fixed counter layout per use
+ * (noise, timesteps, VAE sampling, data order), so a run resumed from a
+ * checkpoint continues bit-exactly on the CPU backend.
+ *
+ * Not here: option parsing (server/cmd_train.c), the job queue
+ * (server/pool.c), pushing to the Hub. */
+#ifndef CNET_TRAINER_H
+#define CNET_TRAINER_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "error.h"
+
+#define TRAIN_MAX_VALIDATION 16
+
+typedef struct train_options {
+    const char *pretrained_model_name_or_path; /* diffusers pipeline folder */
+    const char *controlnet_model_name_or_path; /* NULL: from_unet */
+    const char *output_dir;
+    const char *train_data_dir;
+    const char *image_column, *conditioning_image_column, *caption_column; /* NULL: defaults */
+    uint64_t seed;
+    int resolution;
+    int train_batch_size;
+    int num_train_epochs;
+    int max_train_steps; /* 0: num_train_epochs * steps per epoch */
+    int gradient_accumulation_steps;
+    double learning_rate;
+    int scale_lr;
+    const char *lr_scheduler;
+    int lr_warmup_steps, lr_num_cycles;
+    double lr_power;
+    double adam_beta1, adam_beta2, adam_weight_decay, adam_epsilon, max_grad_norm;
+    double snr_gamma;            /* 0: off */
+    const char *prediction_type; /* NULL: the noise scheduler's */
+    int checkpointing_steps, checkpoints_total_limit;
+    const char *resume_from_checkpoint; /* NULL, a path, or "latest" */
+    const char *validation_prompt[TRAIN_MAX_VALIDATION];
+    int n_validation_prompts;
+    const char *validation_image[TRAIN_MAX_VALIDATION];
+    int n_validation_images;
+    int num_validation_images, validation_steps;
+    int cache_latents;
+    int64_t max_train_samples;
+    double proportion_empty_prompts;
+    double max_bad_fraction; /* unreadable samples tolerated before refusing */
+} train_options;
+
+/* train_controlnet.py's defaults (resolution 512, batch 4, lr 5e-6, ...). */
+void train_options_defaults(train_options *o);
+
+/* What the loop reports after every optimizer step. */
+typedef struct train_progress {
+    int step, total_steps, epoch;
+    double loss, lr, grad_norm, samples_per_sec, eta_sec;
+} train_progress;
+
+typedef struct train_hooks {
+    void *user;
+    /* After each optimizer step; return nonzero to stop at this boundary
+     * (a checkpoint is written first). */
+    int (*on_step)(void *user, const train_progress *p);
+    /* After a checkpoint was written (dir is complete). */
+    void (*on_checkpoint)(void *user, int step, const char *dir);
+    /* A validation image file was written. */
+    void (*on_validation)(void *user, int step, const char *path);
+} train_hooks;
+
+/* Runs the whole training on backend be. Returns 0 when max_train_steps
+ * were done or a hook asked to stop (then *stopped is set). */
+int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hooks, int *stopped,
+                cnet_error *err);
+
+#endif

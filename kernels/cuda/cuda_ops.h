@@ -1,0 +1,87 @@
+/* The CUDA backend's ops: one function per entry of the table in
+ * engine/backend.h, same arguments and semantics as the CPU backend's
+ * (kernels/cpu/cpu_ops.h). Each .cu file holds one family; cuda_backend.cu
+ * wires them into the table. C++ linkage: only cuda_backend.h is C. */
+#ifndef CNET_CUDA_OPS_H
+#define CNET_CUDA_OPS_H
+
+#include "kernels/cuda/cuda_backend.h"
+
+/* ---- matrix products and convolution (cuda_linalg.cu, cuda_conv.cu) ---- */
+void cuda_gemm(cnet_backend *be, float *C, const float *A, const float *B, int M, int N, int K,
+               int trans_a, int trans_b, float alpha, float beta);
+void cuda_gemm_batched(cnet_backend *be, float *C, const float *A, const float *B, int batch, int M,
+                       int N, int K, int trans_a, int trans_b, float alpha, float beta,
+                       long stride_a, long stride_b, long stride_c);
+void cuda_linear_forward(cnet_backend *be, float *out, const float *inp, const float *weight,
+                         const float *bias, int M, int K, int N);
+void cuda_linear_backward(cnet_backend *be, float *dinp, float *dweight, float *dbias,
+                          const float *dout, const float *inp, const float *weight, int M, int K,
+                          int N);
+void cuda_conv2d_forward(cnet_backend *be, float *out, const float *inp, const float *weight,
+                         const float *bias, const cnet_conv2d *shape);
+void cuda_conv2d_backward(cnet_backend *be, float *dinp, float *dweight, float *dbias,
+                          const float *dout, const float *inp, const float *weight,
+                          const cnet_conv2d *shape);
+
+/* ---- everything else ---- */
+void cuda_group_norm_forward(cnet_backend *be, float *out, float *mean, float *rstd,
+                             const float *inp, const float *gamma, const float *beta, int B, int HW,
+                             int C, int G, float eps, int fuse_silu);
+void cuda_group_norm_backward(cnet_backend *be, float *dinp, float *dgamma, float *dbeta,
+                              const float *dout, const float *inp, const float *mean,
+                              const float *rstd, const float *gamma, const float *beta, int B,
+                              int HW, int C, int G, int fuse_silu);
+void cuda_layer_norm_forward(cnet_backend *be, float *out, float *mean, float *rstd,
+                             const float *inp, const float *gamma, const float *beta, int M, int C,
+                             float eps);
+void cuda_layer_norm_backward(cnet_backend *be, float *dinp, float *dgamma, float *dbeta,
+                              const float *dout, const float *inp, const float *mean,
+                              const float *rstd, const float *gamma, int M, int C);
+void cuda_silu_forward(cnet_backend *be, float *out, const float *inp, long n);
+void cuda_silu_backward(cnet_backend *be, float *dinp, const float *dout, const float *inp, long n);
+void cuda_gelu_forward(cnet_backend *be, float *out, const float *inp, long n);
+void cuda_gelu_backward(cnet_backend *be, float *dinp, const float *dout, const float *inp, long n);
+void cuda_geglu_forward(cnet_backend *be, float *out, const float *inp, int M, int F);
+void cuda_geglu_backward(cnet_backend *be, float *dinp, const float *dout, const float *inp, int M,
+                         int F);
+void cuda_quick_gelu_forward(cnet_backend *be, float *out, const float *inp, long n);
+void cuda_attention_forward(cnet_backend *be, float *out, float *lse, const float *q,
+                            const float *k, const float *v, int B, int Nq, int Nk, int heads, int D,
+                            float scale, int causal);
+void cuda_attention_backward(cnet_backend *be, float *dq, float *dk, float *dv, const float *dout,
+                             const float *q, const float *k, const float *v, const float *out,
+                             const float *lse, int B, int Nq, int Nk, int heads, int D, float scale,
+                             int causal);
+void cuda_add(cnet_backend *be, float *out, const float *a, const float *b, long n);
+void cuda_axpby(cnet_backend *be, float *out, float alpha, const float *a, float beta,
+                const float *b, long n);
+void cuda_scale(cnet_backend *be, float *out, const float *inp, float alpha, long n);
+void cuda_axpy(cnet_backend *be, float *y, float alpha, const float *x, long n);
+void cuda_add_broadcast(cnet_backend *be, float *out, const float *inp, const float *vec, int B,
+                        int HW, int C);
+void cuda_add_broadcast_backward(cnet_backend *be, float *dvec, const float *dout, int B, int HW,
+                                 int C);
+void cuda_concat_channels(cnet_backend *be, float *out, const float *a, const float *b, int M,
+                          int C1, int C2);
+void cuda_split_channels(cnet_backend *be, float *a, float *b, const float *inp, int M, int C1,
+                         int C2);
+void cuda_upsample2x_forward(cnet_backend *be, float *out, const float *inp, int B, int H, int W,
+                             int C);
+void cuda_upsample2x_backward(cnet_backend *be, float *dinp, const float *dout, int B, int H, int W,
+                              int C);
+void cuda_embedding_forward(cnet_backend *be, float *out, const int64_t *ids, const float *table,
+                            int M, int D);
+void cuda_timestep_embedding(cnet_backend *be, float *out, const float *timesteps, int B, int dim,
+                             int flip_sin_to_cos, float freq_shift, float max_period);
+void cuda_mse_forward(cnet_backend *be, float *loss, const float *pred, const float *target,
+                      const float *weights, int B, long n);
+void cuda_mse_backward(cnet_backend *be, float *dpred, const float *pred, const float *target,
+                       const float *weights, int B, long n, float dloss_scale);
+void cuda_sum_squares(cnet_backend *be, float *out, const float *inp, long n);
+void cuda_adamw_step(cnet_backend *be, float *params, float *m, float *v, const float *grads,
+                     long n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                     int step, const float *grad_sumsq, float max_grad_norm);
+void cuda_philox_normal(cnet_backend *be, float *out, long n, uint64_t seed, uint64_t offset);
+
+#endif

@@ -1,0 +1,37 @@
+/* Helpers of the model golden checks: a CPU backend with a scratch arena,
+ * and results compared with the goldens in PyTorch layout (file I/O and
+ * layout conversion are server/model_io.c's). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "golden_io.h"
+#include "model_io.h"
+
+int golden_env_init(golden_env *env, cnet_error *err) {
+    memset(env, 0, sizeof *env);
+    return cnet_backend_cpu_init(&env->be, err);
+}
+
+int golden_env_scratch(golden_env *env, size_t bytes, cnet_error *err) {
+    if (env->scratch.capacity >= bytes) return 0;
+    cnet_arena_free(&env->scratch);
+    return cnet_arena_init(&env->scratch, &env->be, bytes, "golden scratch", err);
+}
+
+void golden_env_free(golden_env *env) {
+    cnet_arena_free(&env->scratch);
+    cnet_backend_free(&env->be);
+}
+
+void golden_compare_nhwc(golden_ctx *ctx, golden_env *env, const st_file *f, const char *name,
+                         const float *dev, int ndim, const int64_t *shape) {
+    cnet_tensor got = {CNET_F32, ndim, {0}, NULL, -1};
+    for (int d = 0; d < ndim; d++) got.shape[d] = shape[d];
+    if (!(got.data = mio_download(&env->be, dev, ndim, shape))) {
+        golden_report(ctx, name, "?", INFINITY, 0, 0, "out of memory");
+        return;
+    }
+    golden_compare(ctx, f, name, &got);
+    free(got.data);
+}

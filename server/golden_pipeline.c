@@ -1,0 +1,227 @@
+/* Golden check of goldens/pipeline.safetensors: every recorded run of
+ * StableDiffusionControlNetPipeline (metadata "pipe.<run>.args": scheduler
+ * class, steps, guidance, conditioning scale, guess mode, negative prompt or
+ * not, eta, size) through engine/pipeline.c, comparing the prompt
+ * embeddings, the timesteps, every step's raw UNet output and latents, and
+ * the final image. Prompts come from the metadata ("pipe.prompts",
+ * "pipe.negative_prompts"), the initial latents and control image from
+ * pipe.in.*. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/layout.h"
+#include "engine/pipeline.h"
+#include "golden.h"
+#include "golden_io.h"
+#include "model_io.h"
+
+typedef struct pipe_check {
+    golden_ctx *ctx;
+    golden_env *env;
+    const st_file *f;
+    const char *run;
+    int recorded_steps; /* steps the golden file holds */
+} pipe_check;
+
+static void on_embeds(void *user, const float *embeds, int rows, int Nt, int D) {
+    pipe_check *c = user;
+    char name[160];
+    snprintf(name, sizeof name, "pipe.%s.prompt_embeds", c->run);
+    const int64_t shape[3] = {rows, Nt, D};
+    golden_compare_nhwc(c->ctx, c->env, c->f, name, embeds, 3, shape);
+}
+
+/* The timesteps as the golden stores them (int64, or float32 for Euler).
+ * PNDM runs num_inference_steps + 1 steps, but the generator recorded only
+ * the first num_inference_steps timesteps, noise predictions and latents;
+ * the final image covers the extra step. So only the recorded prefix is
+ * compared. */
+static void on_timesteps(void *user, const float *timesteps, int n) {
+    pipe_check *c = user;
+    char name[160];
+    snprintf(name, sizeof name, "pipe.%s.timesteps", c->run);
+    const st_entry *e = st_find(c->f, name);
+    if (e && e->view.ndim == 1 && e->view.shape[0] < n) n = (int)e->view.shape[0];
+    c->recorded_steps = n;
+    if (e && e->view.dtype == CNET_F32) {
+        cnet_tensor t = {CNET_F32, 1, {n}, (void *)timesteps, -1};
+        golden_compare(c->ctx, c->f, name, &t);
+        return;
+    }
+    int64_t *ids = malloc((size_t)(n ? n : 1) * sizeof *ids);
+    if (!ids) return;
+    for (int i = 0; i < n; i++) ids[i] = (int64_t)timesteps[i];
+    cnet_tensor t = {CNET_I64, 1, {n}, ids, -1};
+    golden_compare(c->ctx, c->f, name, &t);
+    free(ids);
+}
+
+static int on_step(void *user, int i, int n, const float *noise_pred, int rows,
+                   const float *latents, int N, int h, int w, int C) {
+    pipe_check *c = user;
+    char name[160];
+    (void)n;
+    if (i >= c->recorded_steps) return 0;
+    snprintf(name, sizeof name, "pipe.%s.noise_pred.%d", c->run, i);
+    const int64_t ns[4] = {rows, C, h, w}, ls[4] = {N, C, h, w};
+    golden_compare_nhwc(c->ctx, c->env, c->f, name, noise_pred, 4, ns);
+    snprintf(name, sizeof name, "pipe.%s.latents.%d", c->run, i);
+    golden_compare_nhwc(c->ctx, c->env, c->f, name, latents, 4, ls);
+    return 0;
+}
+
+/* The first string of a JSON list in the metadata, or NULL. */
+static char *meta_first_string(const st_file *f, const char *key) {
+    const char *meta = st_meta(f, key);
+    json_t *j = meta ? json_loads(meta, 0, NULL) : NULL;
+    const char *s = json_string_value(json_array_get(j, 0));
+    char *copy = s ? strdup(s) : NULL;
+    json_decref(j);
+    return copy;
+}
+
+static int sched_kind_of_class(const char *name) {
+    for (int k = 0; k < CNET_SCHED_KIND_COUNT; k++)
+        if (strcmp(cnet_sched_kind_name((cnet_sched_kind)k), name) == 0) return k;
+    return -1;
+}
+
+typedef struct pipe_loaded {
+    tokenizer *tok;
+    clip_text_model te;
+    unet_model unet;
+    vae_model vae;
+    controlnet_model cn;
+    int have; /* how many of te, unet, vae, cn are open */
+} pipe_loaded;
+
+static int load_models(pipe_loaded *l, cnet_backend *be, const char *model_dir, cnet_error *err) {
+    char dir[PATH_MAX + 32];
+    memset(l, 0, sizeof *l);
+    snprintf(dir, sizeof dir, "%s/tokenizer", model_dir);
+    int rc = tokenizer_load(&l->tok, dir, err);
+    if (rc) return rc;
+    snprintf(dir, sizeof dir, "%s/text_encoder", model_dir);
+    if ((rc = clip_text_open(&l->te, be, dir, err))) return rc;
+    l->have = 1;
+    snprintf(dir, sizeof dir, "%s/unet", model_dir);
+    if ((rc = unet_open(&l->unet, be, dir, err))) return rc;
+    l->have = 2;
+    snprintf(dir, sizeof dir, "%s/vae", model_dir);
+    if ((rc = vae_open(&l->vae, be, dir, err))) return rc;
+    l->have = 3;
+    snprintf(dir, sizeof dir, "%s/controlnet", model_dir);
+    if ((rc = controlnet_open(&l->cn, be, dir, err))) return rc;
+    l->have = 4;
+    return 0;
+}
+
+static void free_models(pipe_loaded *l) {
+    if (l->have > 3) controlnet_free(&l->cn);
+    if (l->have > 2) vae_free(&l->vae);
+    if (l->have > 1) unet_free(&l->unet);
+    if (l->have > 0) clip_text_free(&l->te);
+    if (l->tok) tokenizer_free(l->tok);
+}
+
+static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, const char *prompt,
+                   const char *negative, const float *latents, const float *control, int B,
+                   cnet_error *err) {
+    char path[PATH_MAX + 48];
+    const char *cls = json_string_value(json_object_get(args, "scheduler"));
+    int kind = cls ? sched_kind_of_class(cls) : -1;
+    if (kind < 0)
+        return cnet_fail(err, CNET_EFORMAT, "%s: run %s: unknown scheduler '%s'", c->f->path,
+                         c->run, cls ? cls : "(none)");
+    cnet_sched_config sc;
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", c->ctx->model_dir);
+    int rc = cnet_sched_config_load(&sc, path, kind, err);
+    if (rc) return rc;
+    pipe_request r = {
+        .prompt = prompt,
+        .negative_prompt = json_is_true(json_object_get(args, "negative_prompt")) ? negative : NULL,
+        .steps = (int)json_integer_value(json_object_get(args, "num_inference_steps")),
+        .guidance = (float)json_number_value(json_object_get(args, "guidance_scale")),
+        .latents = latents,
+        .width = (int)json_integer_value(json_object_get(args, "width")),
+        .height = (int)json_integer_value(json_object_get(args, "height")),
+        .num_images = B,
+        .guess_mode = json_is_true(json_object_get(args, "guess_mode")),
+        .eta = (float)json_number_value(json_object_get(args, "eta")),
+        .n_controlnets = 1,
+    };
+    r.controlnets[0] = (pipe_controlnet){
+        .model = &l->cn,
+        .image = control,
+        .scale = (float)json_number_value(json_object_get(args, "controlnet_conditioning_scale")),
+        .start = 0.0f,
+        .end = 1.0f};
+    pipe_models models = {.tok = l->tok, .text_encoder = &l->te, .unet = &l->unet, .vae = &l->vae};
+    pipe_observer obs = {
+        .user = c, .on_embeds = on_embeds, .on_timesteps = on_timesteps, .on_step = on_step};
+    float *image = malloc((size_t)B * r.height * r.width * 3 * sizeof(float));
+    if (!image) rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
+    if (!rc) rc = pipeline_generate(&models, &sc, &r, image, &obs, err);
+    if (!rc) {
+        char name[160];
+        snprintf(name, sizeof name, "pipe.%s.image", c->run);
+        cnet_tensor t = {CNET_F32, 4, {B, r.height, r.width, 3}, image, -1};
+        golden_compare(c->ctx, c->f, name, &t);
+    } else {
+        cnet_error_prefix(err, "run %s", c->run);
+    }
+    free(image);
+    cnet_sched_config_free(&sc);
+    return rc;
+}
+
+int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
+    const st_entry *lat, *img;
+    int rc;
+    if ((rc = mio_need(f, "pipe.in.latents", CNET_F32, 4, &lat, err)) ||
+        (rc = mio_need(f, "pipe.in.control_image", CNET_F32, 4, &img, err)))
+        return rc;
+    const int B = (int)img->view.shape[0], H = (int)img->view.shape[2], W = (int)img->view.shape[3];
+    if (B != 1)
+        return cnet_fail(err, CNET_EFORMAT, "%s: %d control images; the check runs one prompt",
+                         f->path, B);
+    char *prompt = meta_first_string(f, "pipe.prompts");
+    char *negative = meta_first_string(f, "pipe.negative_prompts");
+    float *latents = malloc((size_t)cnet_tensor_numel(&lat->view) * sizeof(float));
+    float *control = malloc((size_t)H * W * 3 * sizeof(float));
+    golden_env env;
+    pipe_loaded l;
+    memset(&l, 0, sizeof l);
+    if (!prompt || !latents || !control) {
+        rc = cnet_fail(err, CNET_EFORMAT, "%s: metadata \"pipe.prompts\" missing", f->path);
+        goto out;
+    }
+    memcpy(latents, lat->view.data, (size_t)cnet_tensor_numel(&lat->view) * sizeof(float));
+    layout_nchw_to_nhwc(control, (const float *)img->view.data, 1, 3, H, W);
+    if ((rc = golden_env_init(&env, err))) goto out;
+    if (!(rc = load_models(&l, &env.be, ctx->model_dir, err))) {
+        for (int i = 0; i < f->n_meta && !rc; i++) {
+            const char *key = f->meta_keys[i];
+            size_t len = strlen(key);
+            if (strncmp(key, "pipe.", 5) != 0 || len < 11 || strcmp(key + len - 5, ".args"))
+                continue;
+            char run[96];
+            snprintf(run, sizeof run, "%.*s", (int)(len - 10), key + 5);
+            json_t *args = json_loads(f->meta_values[i], 0, NULL);
+            pipe_check c = {.ctx = ctx, .env = &env, .f = f, .run = run};
+            rc = json_is_object(args)
+                     ? run_one(&c, &l, args, prompt, negative, latents, control, B, err)
+                     : cnet_fail(err, CNET_EFORMAT, "%s: %s is not a JSON object", f->path, key);
+            json_decref(args);
+        }
+    }
+    free_models(&l);
+    golden_env_free(&env);
+out:
+    free(prompt);
+    free(negative);
+    free(latents);
+    free(control);
+    return rc;
+}

@@ -1,0 +1,305 @@
+// The dashboard in headless Chromium (Debian's package, driven by
+// playwright-core) against a real `cnet serve` on 127.0.0.1 with a fresh data
+// dir: sign in (a wrong token refused first), upload a dataset and read its
+// check report (and a refused archive), see a job created through the API
+// appear in the list, cancel it from its page, filter and page the list,
+// start a training job from the form (a refused field marked first), follow
+// it live while tests/tool_worker drives it through the store to succeeded
+// (progress, loss and lr curves with the worker's values, checkpoint event,
+// validation image, file download), the generate page saying the route is
+// absent, the models page, a narrow screen, and sign-out. No CSP violation
+// and no uncaught error on any page. Screenshots go to $BUILD/web/.
+//
+//   node tests/browser/dashboard.test.mjs   (from the repo root; tests/web_test.sh runs it)
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BUILD = process.env.BUILD || 'build';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const TOKEN = 'web-test-token-0123456789abcdef';
+const STEPS = 12, STEP_MS = 250; // the stand-in worker's run
+const WAIT = 15000; // ms for any one thing to appear on the page
+const SHOTS = join(BUILD, 'web');
+
+let passed = 0, failed = 0;
+async function test(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e && e.message ? e.message.split('\n')[0] : e}`);
+  }
+}
+function check(cond, msg) { if (!cond) throw new Error(msg); }
+
+// ---- the server ------------------------------------------------------------
+const dir = mkdtempSync(join(tmpdir(), 'cnet-web-'));
+const data = join(dir, 'data');
+mkdirSync(join(data, 'models', 'tiny-sd'), { recursive: true });
+writeFileSync(join(data, 'models', 'tiny-sd', 'model_index.json'), '{"_class_name": "StableDiffusionPipeline"}\n');
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const p = spawn(join(BUILD, 'cnet'), ['serve', '--port', '0', '--data', data], {
+      env: { ...process.env, CNET_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let out = '';
+    p.stdout.on('data', (b) => {
+      out += b;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve({ proc: p, base: `http://127.0.0.1:${m[1]}` });
+    });
+    p.on('exit', (code) => reject(new Error(`cnet serve exited ${code}: ${out}`)));
+  });
+}
+const server = await startServer();
+const base = server.base;
+async function apiCall(method, path, body) {
+  const r = await fetch(base + path, {
+    method, headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: r.status, body: await r.json() };
+}
+
+// ---- a dataset archive (imagefolder layout) and a broken one ------------------
+const ds = join(dir, 'ds', 'fill2');
+mkdirSync(join(ds, 'images'), { recursive: true });
+mkdirSync(join(ds, 'conditioning'), { recursive: true });
+let meta = '';
+for (const i of [0, 1, 2]) {
+  writeFileSync(join(ds, 'images', `${i}.png`), `target ${i}`);
+  writeFileSync(join(ds, 'conditioning', `${i}.png`), `source ${i}`);
+  meta += JSON.stringify({ file_name: `images/${i}.png`, conditioning_image_file_name: `conditioning/${i}.png`, text: `circle ${i}` }) + '\n';
+}
+writeFileSync(join(ds, 'metadata.jsonl'), meta);
+const archive = join(dir, 'fill3.tar');
+execFileSync('tar', ['-cf', archive, '-C', join(dir, 'ds'), 'fill2']);
+const broken = join(dir, 'notes.tar');
+writeFileSync(broken, 'this is not an archive\n'.repeat(40));
+
+// ---- the browser -----------------------------------------------------------
+mkdirSync(SHOTS, { recursive: true });
+const profile = mkdtempSync(join(tmpdir(), 'cnet-web-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1280, height: 900 },
+  acceptDownloads: true,
+});
+const page = context.pages()[0] || await context.newPage();
+page.setDefaultTimeout(WAIT);
+const problems = [];
+page.on('pageerror', (e) => problems.push(`uncaught: ${e.message}`));
+page.on('console', (m) => { if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(`CSP: ${m.text()}`); });
+page.on('dialog', (d) => d.accept());
+const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+const text = async (sel) => (await page.locator(sel).first().innerText()).trim();
+
+let datasetId = '', jobA = '', jobB = '';
+
+await test('the page loads from cnet serve and asks for the token', async () => {
+  const resp = await page.goto(base + '/');
+  check(resp.status() === 200, `GET / answered ${resp.status()}`);
+  check((resp.headers()['content-security-policy'] || '').includes("default-src 'none'"), 'no CSP header');
+  await page.locator('#login[open]').waitFor();
+  check(await page.locator('#token').evaluate((el) => el === document.activeElement), 'token field not focused');
+  await shot('01-sign-in');
+});
+
+await test('a wrong token is refused with a message, the right one is kept in sessionStorage', async () => {
+  await page.fill('#token', 'not-the-token-0000000000');
+  await page.click('#login-form button[type=submit]');
+  await page.locator('#login-error', { hasText: 'not accepted' }).waitFor();
+  await page.fill('#token', TOKEN);
+  await page.click('#login-form button[type=submit]');
+  await page.locator('#login').waitFor({ state: 'hidden' });
+  const kept = await page.evaluate(() => sessionStorage.getItem('cnet.token'));
+  check(kept === TOKEN, `sessionStorage holds ${kept}`);
+  await page.locator('main h1', { hasText: 'Jobs' }).waitFor();
+  await page.locator('main [role=status]', { hasText: 'No jobs match' }).waitFor();
+  await page.locator('#health[data-ok=yes]').waitFor();
+});
+
+await test('a dataset upload shows the server\'s check report', async () => {
+  await page.click('nav >> text=Datasets');
+  await page.locator('main h1', { hasText: 'Datasets' }).waitFor();
+  await page.setInputFiles('#archive', archive);
+  await page.click('main form button[type=submit]');
+  const report = page.locator('.report');
+  await report.waitFor();
+  datasetId = await report.getAttribute('data-dataset');
+  const listed = await apiCall('GET', '/v1/datasets');
+  const d = listed.body.datasets.find((x) => x.id === datasetId);
+  check(d && d.samples === 3, `the API lists ${JSON.stringify(listed.body)}`);
+  const facts = await report.innerText();
+  check(/Samples\s+3/.test(facts) && /imagefolder/.test(facts) && /fill3\.tar/.test(facts), `report: ${facts}`);
+  await page.locator(`tr[data-dataset="${datasetId}"]`).waitFor();
+  await shot('02-dataset-report');
+});
+
+await test('a broken archive is refused with the server\'s reason', async () => {
+  await page.setInputFiles('#archive', broken);
+  await page.click('main form button[type=submit]');
+  await page.locator('main h3', { hasText: 'notes.tar was not accepted' }).waitFor();
+  const msg = await text('main .notice.error');
+  check(msg.length > 10 && !msg.includes('{'), `message: ${msg}`);
+  await shot('03-dataset-refused');
+});
+
+await test('a job created through the API appears in the list, queued at position 1', async () => {
+  const r = await apiCall('POST', '/v1/jobs', { pretrained_model_name_or_path: 'tiny-sd', dataset: datasetId, max_train_steps: 5 });
+  check(r.status === 202, `POST /v1/jobs: ${r.status} ${JSON.stringify(r.body)}`);
+  jobA = r.body.id;
+  await page.click('nav >> text=Jobs');
+  const row = page.locator(`tr[data-job="${jobA}"]`);
+  await row.waitFor();
+  const cells = await row.locator('td').allInnerTexts();
+  check(cells[1] === 'train' && cells[2] === 'queued' && cells[4] === '1', `row: ${cells.join(' | ')}`);
+  await shot('04-jobs-list');
+});
+
+await test('the job page cancels a queued job', async () => {
+  await page.click(`a[href="#/jobs/${jobA}"]`);
+  await page.locator('main h1', { hasText: jobA }).waitFor();
+  await page.locator('main .notice', { hasText: 'position 1' }).waitFor();
+  await page.click('button.danger:has-text("Cancel job")');
+  await page.locator('.facts .badge[data-state=cancelled]').waitFor();
+  await page.locator('.log li[data-event=state]', { hasText: 'cancelled' }).waitFor();
+  check(await page.locator('button.danger').isHidden(), 'the cancel button is still shown');
+  const r = await apiCall('GET', `/v1/jobs/${jobA}`);
+  check(r.body.state === 'cancelled', `the API says ${r.body.state}`);
+  await shot('05-job-cancelled');
+});
+
+await test('the training form marks the field the server refused', async () => {
+  await page.click('nav >> text=Train');
+  await page.locator('main h1', { hasText: 'Train a ControlNet' }).waitFor();
+  check(await page.inputValue('#f-dataset') === datasetId, 'the newest dataset is not preselected');
+  check(await page.inputValue('#f-model') === 'tiny-sd', 'the base model is not preselected');
+  await page.fill('#f-resolution', '100');
+  await page.click('main form button[type=submit]');
+  await page.locator('#f-resolution[aria-invalid=true]').waitFor();
+  const msg = await text('.field-error');
+  check(/resolution/i.test(msg) && /8/.test(msg), `field message: ${msg}`);
+  await shot('06-train-refused');
+});
+
+await test('the training form starts a job and opens its page', async () => {
+  await page.fill('#f-resolution', '64');
+  await page.fill('#f-max_train_steps', String(STEPS));
+  await page.fill('#f-validation_prompt', 'a red circle\na blue circle');
+  await page.click('main form button[type=submit]');
+  await page.waitForURL(/#\/jobs\/j_[0-9a-f]{32}$/);
+  jobB = page.url().split('/').pop();
+  const r = await apiCall('GET', `/v1/jobs/${jobB}`);
+  check(r.body.state === 'queued' && r.body.spec.resolution === 64 && r.body.spec.max_train_steps === STEPS &&
+        r.body.spec.validation_prompt.length === 2, `the API stored ${JSON.stringify(r.body.spec)}`);
+  await page.locator('.facts .badge[data-state=queued]').waitFor();
+  await page.locator('main', { hasText: 'No training steps reported yet' }).waitFor();
+});
+
+await test('the job page follows the job live to succeeded with its curves, image and files', async () => {
+  const worker = spawn(join(BUILD, 'tests', 'tool_worker'), [data, String(STEPS), String(STEP_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  worker.stdout.on('data', (b) => { out += b; });
+  worker.stderr.on('data', (b) => { err += b; });
+  const exited = new Promise((r) => worker.on('exit', r));
+  await page.locator('.facts .badge[data-state=running]').waitFor();
+  await page.locator('.facts progress').waitFor();
+  await shot('07-job-running');
+  const code = await exited;
+  check(code === 0, `tool_worker exited ${code}: ${err}`);
+  check(out.startsWith(`claimed ${jobB}`), `the worker claimed another job: ${out.split('\n')[0]}`);
+  await page.locator('.facts .badge[data-state=succeeded]').waitFor();
+  const steps = out.split('\n').filter((l) => l.startsWith('step ')).map((l) => l.split(' '));
+  const lastLoss = Number(steps[steps.length - 1][3]);
+  const loss = page.locator('figure.chart[data-metric=loss] figcaption');
+  await page.locator(`figure.chart[data-metric=loss] figcaption:has-text("${STEPS} points")`).waitFor();
+  const caption = await loss.innerText();
+  check(caption.includes(`latest ${Number(lastLoss.toPrecision(4))} at step ${STEPS}`), `loss caption: ${caption}`);
+  const lr = await page.locator('figure.chart[data-metric="learning rate"] figcaption').innerText();
+  check(lr.includes(`${STEPS} points`), `lr caption: ${lr}`);
+  await page.locator('.log li[data-event=checkpoint]', { hasText: `step ${STEPS / 2}` }).waitFor();
+  await page.locator('.facts', { hasText: `step ${STEPS / 2}` }).waitFor();
+  const img = page.locator('.gallery img');
+  await img.waitFor();
+  await page.waitForFunction(() => { const i = document.querySelector('.gallery img'); return i && i.complete && i.naturalWidth > 0; });
+  const size = await img.evaluate((i) => [i.naturalWidth, i.naturalHeight]);
+  check(size[0] === 64 && size[1] === 64, `validation image is ${size}`);
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('button:has-text("Download worker_notes.txt")')]);
+  const got = readFileSync(await dl.path(), 'utf8');
+  check(got === `written by tests/tool_worker for job ${jobB}\n`, `downloaded: ${got}`);
+  await page.locator('main [role=status]', { hasText: 'ended' }).waitFor();
+  await shot('08-job-succeeded');
+});
+
+await test('the list filters by state and pages with cursors', async () => {
+  for (let i = 0; i < 21; i++) {
+    const r = await apiCall('POST', '/v1/jobs', { pretrained_model_name_or_path: 'tiny-sd', dataset: datasetId });
+    check(r.status === 202, `job ${i}: ${r.status}`);
+  }
+  await page.goto(`${base}/#/jobs?state=cancelled`);
+  await page.locator(`tr[data-job="${jobA}"]`).waitFor();
+  check(await page.locator('tbody tr').count() === 1, 'state=cancelled shows other jobs');
+  check(await page.inputValue('select[name=state]') === 'cancelled', 'the filter does not show its value');
+  await page.selectOption('select[name=state]', 'queued');
+  await page.waitForURL(/state=queued/);
+  await page.locator('a[rel=next]').waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 20);
+  await page.click('a[rel=next]');
+  await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 1);
+  check(await page.locator('a[rel=next]').count() === 0, 'a next page after the last');
+  await page.click('a[rel=prev]');
+  await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 20);
+  await page.selectOption('select[name=state]', '');
+  await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 20);
+  await shot('09-jobs-filtered');
+});
+
+await test('the generate page says the server has no /v1/generate route and shows no form', async () => {
+  await page.click('nav >> text=Generate');
+  await page.locator('main .notice', { hasText: 'no /v1/generate route' }).waitFor();
+  check(await page.locator('main form').count() === 0, 'a generate form is shown');
+  await shot('10-generate-unavailable');
+});
+
+await test('the models page lists the base model', async () => {
+  await page.click('nav >> text=Models');
+  await page.locator('li[data-model="tiny-sd"]').waitFor();
+  await shot('11-models');
+});
+
+await test('a narrow screen stacks the layout without horizontal scrolling', async () => {
+  await page.setViewportSize({ width: 390, height: 800 });
+  await page.click('nav >> text=Jobs');
+  await page.locator('tbody tr').first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+  await shot('12-jobs-narrow');
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+await test('sign-out forgets the token and asks again', async () => {
+  await page.click('#signout');
+  await page.locator('#login[open]').waitFor();
+  check(await page.evaluate(() => sessionStorage.getItem('cnet.token')) === null, 'the token is still kept');
+});
+
+await test('no page violated the CSP or threw', async () => {
+  check(problems.length === 0, problems.join('; '));
+});
+
+await context.close();
+server.proc.kill('SIGTERM');
+rmSync(profile, { recursive: true, force: true });
+rmSync(dir, { recursive: true, force: true });
+console.log(`web_test: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,548 @@
+/* CUDA backend vs CPU backend, op by op and on a whole model: every entry of
+ * engine/backend.h runs on both with the same random inputs, and the CUDA
+ * result must match the CPU one with NMSE <= 1e-6 (float32, TF32 off);
+ * Philox normals must be bit-identical. Outputs that overwrite start as NaN
+ * and gradients that accumulate start random on both sides, so a backend
+ * that skips a write or overwrites an accumulator fails. The model check
+ * runs the fixture's ControlNet and then the UNet with its residuals on
+ * both backends.
+ *
+ * The CPU backend is the independent truth here: it is itself checked
+ * against double references and finite differences (tests/test_ops_*.c)
+ * and the PyTorch goldens. Without a CUDA build or a visible GPU the
+ * program prints one "skipped" line and a 0/0 summary. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend.h"
+#include "engine/controlnet.h"
+#include "engine/philox.h"
+#include "engine/unet.h"
+#include "tests/harness.h"
+#include "tests/lib_numeric.h"
+#ifdef CNET_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
+
+#define TOL 1e-6
+
+#ifdef CNET_HAVE_CUDA
+
+/* BE[0] the CPU backend, BE[1] the CUDA backend. */
+static cnet_backend BE[2];
+
+/* One buffer on both backends: p[0] host (CPU backend), p[1] device. */
+typedef struct pbuf {
+    void *p[2];
+    size_t bytes;
+} pbuf;
+
+enum { POOL_MAX = 64 };
+static pbuf *pool[POOL_MAX];
+static int npool;
+static uint64_t seed = 42;
+
+static pbuf *pb_new(size_t bytes, const void *init) {
+    pbuf *b = calloc(1, sizeof *b);
+    if (!b || npool == POOL_MAX) abort();
+    b->bytes = bytes;
+    for (int s = 0; s < 2; s++) {
+        if (!(b->p[s] = BE[s].alloc(&BE[s], bytes ? bytes : 4))) abort();
+        if (init && bytes) BE[s].upload(&BE[s], b->p[s], init, bytes);
+    }
+    pool[npool++] = b;
+    return b;
+}
+
+/* n uniform floats in [lo, hi), the same on both sides. */
+static pbuf *pb_rand(size_t n, float lo, float hi) {
+    float *h = alloc_uniform(n, lo, hi, &seed);
+    pbuf *b = pb_new(n * sizeof(float), h);
+    free(h);
+    return b;
+}
+
+static pbuf *pb_fill(size_t n, float v) {
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = v;
+    pbuf *b = pb_new(n * sizeof(float), h);
+    free(h);
+    return b;
+}
+
+static void pool_free(void) {
+    for (int i = 0; i < npool; i++) {
+        for (int s = 0; s < 2; s++) BE[s].free(&BE[s], pool[i]->p[s]);
+        free(pool[i]);
+    }
+    npool = 0;
+}
+
+/* sum (gpu - cpu)^2 / sum cpu^2 over the buffer's floats (NaN stays NaN). */
+static double pb_nmse(const pbuf *b) {
+    size_t n = b->bytes / sizeof(float);
+    float *g = malloc((n ? n : 1) * sizeof *g);
+    BE[1].download(&BE[1], g, b->p[1], b->bytes);
+    const float *c = b->p[0];
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)g[i] - c[i];
+        num += d * d;
+        den += (double)c[i] * c[i];
+    }
+    free(g);
+    return num / (den > 1e-30 ? den : 1e-30);
+}
+
+#define BOTH(op, ...)                                                                              \
+    for (int s_ = 0; s_ < 2; s_++) BE[s_].op(&BE[s_], __VA_ARGS__)
+#define F(b) ((float *)(b)->p[s_])
+#define CF(b) ((const float *)(b)->p[s_])
+
+#define EXPECT_CLOSE(buf, what)                                                                    \
+    do {                                                                                           \
+        double e_ = pb_nmse(buf);                                                                  \
+        EXPECT(e_ <= TOL, "%s: NMSE %.3e", what, e_);                                              \
+    } while (0)
+
+static void expect_healthy(void) {
+    cnet_error err = {0};
+    BE[1].synchronize(&BE[1]);
+    EXPECT(cnet_backend_cuda_status(&BE[1], &err) == 0, "CUDA failure: %s", err.msg);
+}
+
+static void test_gemm(void) {
+    const int M = 67, N = 45, K = 93, batch = 3;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            pbuf *A = pb_rand((size_t)batch * M * K, -1, 1),
+                 *B = pb_rand((size_t)batch * K * N, -1, 1);
+            pbuf *C = pb_rand((size_t)batch * M * N, -1, 1),
+                 *Cb = pb_rand((size_t)batch * M * N, -1, 1);
+            BOTH(gemm, F(C), CF(A), CF(B), M, N, K, ta, tb, 0.7f, 0.3f);
+            BOTH(gemm_batched, F(Cb), CF(A), CF(B), batch, M, N, K, ta, tb, 1.3f, 1.0f, (long)M * K,
+                 (long)K * N, (long)M * N);
+            char what[64];
+            snprintf(what, sizeof what, "gemm ta=%d tb=%d", ta, tb);
+            EXPECT_CLOSE(C, what);
+            snprintf(what, sizeof what, "gemm_batched ta=%d tb=%d", ta, tb);
+            EXPECT_CLOSE(Cb, what);
+        }
+    pbuf *A = pb_rand(8, -1, 1), *C = pb_rand(12, -1, 1), *Z = pb_fill(12, NAN);
+    BOTH(gemm, F(C), CF(A), CF(A), 3, 4, 0, 0, 0, 1.0f, 0.5f); /* K = 0: C = beta C */
+    BOTH(gemm, F(Z), CF(A), CF(A), 3, 4, 0, 0, 0, 1.0f, 0.0f); /* beta 0 clears NaN */
+    EXPECT_CLOSE(C, "gemm K=0");
+    EXPECT_CLOSE(Z, "gemm K=0 beta=0");
+    expect_healthy();
+    pool_free();
+}
+
+static void test_linear(void) {
+    const int M = 130, K = 77, N = 96;
+    pbuf *x = pb_rand((size_t)M * K, -1, 1), *w = pb_rand((size_t)N * K, -0.5f, 0.5f);
+    pbuf *bias = pb_rand(N, -1, 1), *dout = pb_rand((size_t)M * N, -1, 1);
+    pbuf *y = pb_fill((size_t)M * N, NAN), *y0 = pb_fill((size_t)M * N, NAN);
+    pbuf *dx = pb_fill((size_t)M * K, NAN), *dw = pb_rand((size_t)N * K, -1, 1);
+    pbuf *db = pb_rand(N, -1, 1), *dw2 = pb_rand((size_t)N * K, -1, 1);
+    BOTH(linear_forward, F(y), CF(x), CF(w), CF(bias), M, K, N);
+    BOTH(linear_forward, F(y0), CF(x), CF(w), NULL, M, K, N);
+    BOTH(linear_backward, F(dx), F(dw), F(db), CF(dout), CF(x), CF(w), M, K, N);
+    BOTH(linear_backward, NULL, F(dw2), NULL, CF(dout), CF(x), CF(w), M, K, N);
+    EXPECT_CLOSE(y, "linear forward (bias)");
+    EXPECT_CLOSE(y0, "linear forward (no bias)");
+    EXPECT_CLOSE(dx, "linear dinp");
+    EXPECT_CLOSE(dw, "linear dweight (+=)");
+    EXPECT_CLOSE(db, "linear dbias (+=)");
+    EXPECT_CLOSE(dw2, "linear dweight alone");
+    expect_healthy();
+    pool_free();
+}
+
+static void check_conv(cnet_conv2d s, const char *name) {
+    const int Ho = cnet_conv2d_out_h(&s), Wo = cnet_conv2d_out_w(&s);
+    const size_t nin = (size_t)s.B * s.H * s.W * s.C_in, nout = (size_t)s.B * Ho * Wo * s.C_out;
+    const size_t nw = (size_t)s.C_out * s.kh * s.kw * s.C_in;
+    pbuf *x = pb_rand(nin, -1, 1), *w = pb_rand(nw, -0.3f, 0.3f), *b = pb_rand(s.C_out, -1, 1);
+    pbuf *dout = pb_rand(nout, -1, 1), *y = pb_fill(nout, NAN), *dx = pb_fill(nin, NAN);
+    pbuf *dw = pb_rand(nw, -1, 1), *db = pb_rand(s.C_out, -1, 1);
+    BOTH(conv2d_forward, F(y), CF(x), CF(w), CF(b), &s);
+    BOTH(conv2d_backward, F(dx), F(dw), F(db), CF(dout), CF(x), CF(w), &s);
+    char what[96];
+    snprintf(what, sizeof what, "%s forward", name);
+    EXPECT_CLOSE(y, what);
+    snprintf(what, sizeof what, "%s dinp", name);
+    EXPECT_CLOSE(dx, what);
+    snprintf(what, sizeof what, "%s dweight (+=)", name);
+    EXPECT_CLOSE(dw, what);
+    snprintf(what, sizeof what, "%s dbias (+=)", name);
+    EXPECT_CLOSE(db, what);
+    expect_healthy();
+    pool_free();
+}
+
+static void test_conv2d(void) {
+    check_conv((cnet_conv2d){2, 13, 11, 12, 20, 3, 3, 1, 1, 1, 1, 1}, "conv 3x3 pad 1");
+    check_conv((cnet_conv2d){2, 16, 16, 8, 8, 3, 3, 2, 1, 1, 1, 1}, "conv 3x3 stride 2");
+    check_conv((cnet_conv2d){1, 16, 14, 6, 10, 3, 3, 2, 0, 1, 0, 1}, "conv asymmetric pad");
+    check_conv((cnet_conv2d){2, 9, 7, 24, 16, 1, 1, 1, 0, 0, 0, 0}, "conv 1x1");
+    check_conv((cnet_conv2d){1, 12, 12, 3, 8, 3, 3, 1, 1, 1, 1, 1}, "conv C_in 3");
+}
+
+static void check_norm(int B, int HW, int C, int G, int fuse, int layer, float center) {
+    const size_t n = (size_t)B * HW * C, ns = layer ? (size_t)B * HW : (size_t)B * G;
+    pbuf *x = pb_rand(n, center - 2, center + 2), *ga = pb_rand(C, 0.5f, 1.5f);
+    pbuf *be = pb_rand(C, -0.5f, 0.5f), *dout = pb_rand(n, -1, 1);
+    pbuf *y = pb_fill(n, NAN), *mean = pb_fill(ns, NAN), *rstd = pb_fill(ns, NAN);
+    pbuf *dx = pb_fill(n, NAN), *dga = pb_rand(C, -1, 1), *dbe = pb_rand(C, -1, 1);
+    if (layer) {
+        BOTH(layer_norm_forward, F(y), F(mean), F(rstd), CF(x), CF(ga), CF(be), B * HW, C, 1e-5f);
+        BOTH(layer_norm_backward, F(dx), F(dga), F(dbe), CF(dout), CF(x), CF(mean), CF(rstd),
+             CF(ga), B * HW, C);
+    } else {
+        BOTH(group_norm_forward, F(y), F(mean), F(rstd), CF(x), CF(ga), CF(be), B, HW, C, G, 1e-5f,
+             fuse);
+        BOTH(group_norm_backward, F(dx), F(dga), F(dbe), CF(dout), CF(x), CF(mean), CF(rstd),
+             CF(ga), CF(be), B, HW, C, G, fuse);
+    }
+    char what[128];
+    const char *kind = layer ? "layer norm" : fuse ? "group norm+silu" : "group norm";
+#define NORM_EXPECT(buf, part)                                                                     \
+    snprintf(what, sizeof what, "%s B%d HW%d C%d G%d center %g: %s", kind, B, HW, C, G, center,    \
+             part);                                                                                \
+    EXPECT_CLOSE(buf, what)
+    NORM_EXPECT(y, "out");
+    NORM_EXPECT(mean, "mean");
+    NORM_EXPECT(rstd, "rstd");
+    NORM_EXPECT(dx, "dinp");
+    NORM_EXPECT(dga, "dgamma (+=)");
+    NORM_EXPECT(dbe, "dbeta (+=)");
+#undef NORM_EXPECT
+    expect_healthy();
+    pool_free();
+}
+
+static void test_norms(void) {
+    check_norm(2, 300, 64, 8, 0, 0, 0.0f);
+    check_norm(2, 700, 96, 32, 1, 0, 3.0f); /* several chunks, mean >> std */
+    check_norm(1, 17, 40, 4, 1, 0, 0.0f);
+    check_norm(3, 70, 320, 1, 0, 1, 0.0f); /* layer norm: 210 rows of 320 */
+    check_norm(1, 5, 33, 1, 0, 1, 5.0f);
+}
+
+static void test_activations(void) {
+    const long n = 5000;
+    const int M = 37, Fd = 70;
+    pbuf *x = pb_rand(n, -6, 6), *dout = pb_rand(n, -1, 1);
+    pbuf *g = pb_rand((size_t)M * 2 * Fd, -4, 4), *gd = pb_rand((size_t)M * Fd, -1, 1);
+    pbuf *o[5];
+    for (int i = 0; i < 5; i++) o[i] = pb_fill(n, NAN);
+    pbuf *go = pb_fill((size_t)M * Fd, NAN), *gdx = pb_fill((size_t)M * 2 * Fd, NAN);
+    BOTH(silu_forward, F(o[0]), CF(x), n);
+    BOTH(gelu_forward, F(o[1]), CF(x), n);
+    BOTH(quick_gelu_forward, F(o[2]), CF(x), n);
+    BOTH(silu_backward, F(o[3]), CF(dout), CF(x), n);
+    BOTH(gelu_backward, F(o[4]), CF(dout), CF(x), n);
+    BOTH(geglu_forward, F(go), CF(g), M, Fd);
+    BOTH(geglu_backward, F(gdx), CF(gd), CF(g), M, Fd);
+    const char *names[5] = {"silu", "gelu", "quick_gelu", "silu backward", "gelu backward"};
+    for (int i = 0; i < 5; i++) EXPECT_CLOSE(o[i], names[i]);
+    EXPECT_CLOSE(go, "geglu");
+    EXPECT_CLOSE(gdx, "geglu backward");
+    expect_healthy();
+    pool_free();
+}
+
+static void check_attention(int B, int Nq, int Nk, int heads, int D, int causal) {
+    const long HD = (long)heads * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    pbuf *q = pb_rand((size_t)B * Nq * HD, -2, 2), *k = pb_rand((size_t)B * Nk * HD, -2, 2);
+    pbuf *v = pb_rand((size_t)B * Nk * HD, -1, 1), *dout = pb_rand((size_t)B * Nq * HD, -1, 1);
+    pbuf *out = pb_fill((size_t)B * Nq * HD, NAN), *lse = pb_fill((size_t)B * heads * Nq, NAN);
+    pbuf *dq = pb_fill((size_t)B * Nq * HD, NAN), *dk = pb_fill((size_t)B * Nk * HD, NAN);
+    pbuf *dv = pb_fill((size_t)B * Nk * HD, NAN), *dv2 = pb_fill((size_t)B * Nk * HD, NAN);
+    BOTH(attention_forward, F(out), F(lse), CF(q), CF(k), CF(v), B, Nq, Nk, heads, D, scale,
+         causal);
+    /* the backward reads the CPU's out/lse on both sides, so only the
+     * backward's own differences count */
+    BE[1].upload(&BE[1], out->p[1], out->p[0], out->bytes);
+    BE[1].upload(&BE[1], lse->p[1], lse->p[0], lse->bytes);
+    BOTH(attention_backward, F(dq), F(dk), F(dv), CF(dout), CF(q), CF(k), CF(v), CF(out), CF(lse),
+         B, Nq, Nk, heads, D, scale, causal);
+    BOTH(attention_backward, NULL, NULL, F(dv2), CF(dout), CF(q), CF(k), CF(v), CF(out), CF(lse), B,
+         Nq, Nk, heads, D, scale, causal);
+    char what[128];
+#define ATT_EXPECT(buf, part)                                                                      \
+    snprintf(what, sizeof what, "attention B%d Nq%d Nk%d h%d D%d causal%d: %s", B, Nq, Nk, heads,  \
+             D, causal, part);                                                                     \
+    EXPECT_CLOSE(buf, what)
+    ATT_EXPECT(dq, "dq");
+    ATT_EXPECT(dk, "dk");
+    ATT_EXPECT(dv, "dv");
+    ATT_EXPECT(dv2, "dv alone");
+#undef ATT_EXPECT
+    pool_free();
+    /* forward compared on its own run (the upload above replaced it) */
+    q = pb_rand((size_t)B * Nq * HD, -2, 2), k = pb_rand((size_t)B * Nk * HD, -2, 2);
+    v = pb_rand((size_t)B * Nk * HD, -1, 1);
+    out = pb_fill((size_t)B * Nq * HD, NAN), lse = pb_fill((size_t)B * heads * Nq, NAN);
+    BOTH(attention_forward, F(out), F(lse), CF(q), CF(k), CF(v), B, Nq, Nk, heads, D, scale,
+         causal);
+    snprintf(what, sizeof what, "attention B%d Nq%d Nk%d h%d D%d causal%d: out", B, Nq, Nk, heads,
+             D, causal);
+    EXPECT_CLOSE(out, what);
+    snprintf(what, sizeof what, "attention B%d Nq%d Nk%d h%d D%d causal%d: lse", B, Nq, Nk, heads,
+             D, causal);
+    EXPECT_CLOSE(lse, what);
+    expect_healthy();
+    pool_free();
+}
+
+static void test_attention(void) {
+    const int dims[] = {40, 64, 80, 160, 8, 200};
+    for (int i = 0; i < 6; i++) check_attention(2, 70, 70, 2, dims[i], 0);
+    check_attention(2, 77, 77, 3, 64, 1);  /* CLIP's causal self-attention */
+    check_attention(1, 100, 77, 2, 40, 0); /* cross-attention to text */
+    check_attention(1, 33, 5, 1, 160, 0);
+}
+
+static void test_elementwise(void) {
+    const int B = 2, HW = 45, C = 70, H = 5, W = 9, C1 = 24, C2 = 40;
+    const long n = (long)B * HW * C;
+    pbuf *a = pb_rand(n, -1, 1), *b = pb_rand(n, -1, 1), *vec = pb_rand((size_t)B * C, -1, 1);
+    pbuf *o[6];
+    for (int i = 0; i < 6; i++) o[i] = pb_fill(n, NAN);
+    pbuf *y = pb_rand(n, -1, 1), *dvec = pb_fill((size_t)B * C, NAN);
+    BOTH(add, F(o[0]), CF(a), CF(b), n);
+    BOTH(axpby, F(o[1]), 0.3f, CF(a), -1.7f, CF(b), n);
+    BOTH(scale, F(o[2]), CF(a), 2.5f, n);
+    BOTH(axpy, F(y), -0.6f, CF(a), n);
+    BOTH(add_broadcast, F(o[3]), CF(a), CF(vec), B, HW, C);
+    BOTH(add_broadcast_backward, F(dvec), CF(a), B, HW, C);
+    const char *names[4] = {"add", "axpby", "scale", "add_broadcast"};
+    for (int i = 0; i < 4; i++) EXPECT_CLOSE(o[i], names[i]);
+    EXPECT_CLOSE(y, "axpy (+=)");
+    EXPECT_CLOSE(dvec, "add_broadcast_backward");
+    const int M = B * H * W;
+    pbuf *ca = pb_rand((size_t)M * C1, -1, 1), *cb = pb_rand((size_t)M * C2, -1, 1);
+    pbuf *cat = pb_fill((size_t)M * (C1 + C2), NAN), *sa = pb_fill((size_t)M * C1, NAN);
+    pbuf *sb = pb_fill((size_t)M * C2, NAN), *sb2 = pb_fill((size_t)M * C2, NAN);
+    pbuf *up = pb_fill((size_t)4 * M * C1, NAN), *dup = pb_rand((size_t)4 * M * C1, -1, 1);
+    pbuf *dx = pb_fill((size_t)M * C1, NAN);
+    BOTH(concat_channels, F(cat), CF(ca), CF(cb), M, C1, C2);
+    BOTH(split_channels, F(sa), F(sb), CF(cat), M, C1, C2);
+    BOTH(split_channels, NULL, F(sb2), CF(cat), M, C1, C2);
+    BOTH(upsample2x_forward, F(up), CF(ca), B, H, W, C1);
+    BOTH(upsample2x_backward, F(dx), CF(dup), B, H, W, C1);
+    EXPECT_CLOSE(cat, "concat_channels");
+    EXPECT_CLOSE(sa, "split_channels a");
+    EXPECT_CLOSE(sb, "split_channels b");
+    EXPECT_CLOSE(sb2, "split_channels b alone");
+    EXPECT_CLOSE(up, "upsample2x forward");
+    EXPECT_CLOSE(dx, "upsample2x backward");
+    expect_healthy();
+    pool_free();
+}
+
+static void test_embeddings(void) {
+    const int V = 50, D = 36, M = 19, B = 3;
+    int64_t ids[19];
+    for (int i = 0; i < M; i++) ids[i] = (i * 7 + 3) % V;
+    pbuf *id = pb_new(sizeof ids, ids), *table = pb_rand((size_t)V * D, -1, 1);
+    pbuf *out = pb_fill((size_t)M * D, NAN);
+    for (int s_ = 0; s_ < 2; s_++)
+        BE[s_].embedding_forward(&BE[s_], F(out), (const int64_t *)id->p[s_], CF(table), M, D);
+    EXPECT_CLOSE(out, "embedding");
+    const float t[3] = {999.0f, 500.5f, 1.0f};
+    pbuf *ts = pb_new(sizeof t, t);
+    const int dims[3] = {320, 33, 8};
+    for (int i = 0; i < 3; i++) {
+        pbuf *e = pb_fill((size_t)B * dims[i], NAN);
+        BOTH(timestep_embedding, F(e), CF(ts), B, dims[i], i != 1, i == 2 ? 1.0f : 0.0f, 10000.0f);
+        char what[64];
+        snprintf(what, sizeof what, "timestep embedding dim %d", dims[i]);
+        EXPECT_CLOSE(e, what);
+    }
+    expect_healthy();
+    pool_free();
+}
+
+static void test_loss_and_optimizer(void) {
+    const int B = 3;
+    const long n = 40000, np = 100003;
+    pbuf *pred = pb_rand((size_t)B * n, -1, 1), *tgt = pb_rand((size_t)B * n, -1, 1);
+    pbuf *w = pb_rand(B, 0.5f, 2.0f), *loss = pb_fill(1, NAN), *loss1 = pb_fill(1, NAN);
+    pbuf *dpred = pb_fill((size_t)B * n, NAN), *dpred1 = pb_fill((size_t)B * n, NAN);
+    BOTH(mse_forward, F(loss), CF(pred), CF(tgt), CF(w), B, n);
+    BOTH(mse_forward, F(loss1), CF(pred), CF(tgt), NULL, B, n);
+    BOTH(mse_backward, F(dpred), CF(pred), CF(tgt), CF(w), B, n, 0.25f);
+    BOTH(mse_backward, F(dpred1), CF(pred), CF(tgt), NULL, B, n, 1.0f);
+    EXPECT_CLOSE(loss, "mse (weighted)");
+    EXPECT_CLOSE(loss1, "mse");
+    EXPECT_CLOSE(dpred, "mse backward (weighted)");
+    EXPECT_CLOSE(dpred1, "mse backward");
+    pbuf *g = pb_rand(np, -0.1f, 0.1f), *ss = pb_fill(1, NAN);
+    BOTH(sum_squares, F(ss), CF(g), np);
+    EXPECT_CLOSE(ss, "sum_squares");
+    /* the same sum of squares on both sides, so only AdamW's own arithmetic
+     * is compared; the clip is active (max norm below the norm) */
+    BE[1].upload(&BE[1], ss->p[1], ss->p[0], sizeof(float));
+    for (int clip = 0; clip < 2; clip++) {
+        pbuf *p = pb_rand(np, -1, 1), *m = pb_rand(np, -0.01f, 0.01f), *v = pb_rand(np, 0, 1e-4f);
+        BOTH(adamw_step, F(p), F(m), F(v), CF(g), np, 1e-3f, 0.9f, 0.999f, 1e-8f, 1e-2f, 3,
+             clip ? CF(ss) : NULL, 0.5f);
+        EXPECT_CLOSE(p, clip ? "adamw params (clipped)" : "adamw params");
+        EXPECT_CLOSE(m, clip ? "adamw m (clipped)" : "adamw m");
+        EXPECT_CLOSE(v, clip ? "adamw v (clipped)" : "adamw v");
+    }
+    expect_healthy();
+    pool_free();
+}
+
+static void test_philox_bit_identical(void) {
+    const long n = 1000003;
+    const uint64_t seeds[2] = {0, 0x123456789abcdefull};
+    for (int i = 0; i < 2; i++) {
+        pbuf *z = pb_fill(n, NAN);
+        BOTH(philox_normal, F(z), n, seeds[i], 1000 * (uint64_t)i);
+        float *g = malloc(n * sizeof *g);
+        BE[1].download(&BE[1], g, z->p[1], z->bytes);
+        long diff = 0, first = -1;
+        for (long j = 0; j < n; j++)
+            if (memcmp(&g[j], (float *)z->p[0] + j, sizeof(float)) && diff++ == 0) first = j;
+        EXPECT(diff == 0, "seed %d: %ld of %ld normals differ (first at %ld: %.9g vs %.9g)", i,
+               diff, n, first, first >= 0 ? g[first] : 0.0,
+               first >= 0 ? ((float *)z->p[0])[first] : 0.0);
+        free(g);
+    }
+    expect_healthy();
+    pool_free();
+}
+
+/* ControlNet then UNet with its residuals, on the tiny fixture model, on
+ * both backends from the same weights and inputs. */
+static void test_controlnet_unet_forward(void) {
+    char dir[2][4096];
+    const char *fx = harness_arg("--fixtures", "../shared/fixtures");
+    snprintf(dir[0], sizeof dir[0], "%s/tiny-sd/unet", fx);
+    snprintf(dir[1], sizeof dir[1], "%s/tiny-sd/controlnet", fx);
+    unet_model un[2];
+    controlnet_model cn[2];
+    cnet_arena ar[2];
+    cnet_error err = {0};
+    int opened = 0, rc = 0;
+    for (int s = 0; s < 2 && !rc; s++) {
+        rc = unet_open(&un[s], &BE[s], dir[0], &err);
+        if (!rc && (rc = controlnet_open(&cn[s], &BE[s], dir[1], &err))) unet_free(&un[s]);
+        if (!rc) opened++;
+    }
+    if (rc) {
+        for (int s = 0; s < opened; s++) unet_free(&un[s]), controlnet_free(&cn[s]);
+    }
+    CHECK(rc == 0, "opening the tiny model: %s", err.msg);
+    const int B = 2, h = 8, w = 8, Nt = 7, f = controlnet_image_factor(&cn[0]);
+    const int Cin = un[0].enc.cfg.in_channels, Dt = un[0].enc.cfg.cross_attention_dim[0];
+    const int Cc = cn[0].cond_channels, Cout = un[0].enc.cfg.out_channels;
+    unet_sizes sz;
+    rc = unet_encoder_sizes(&un[0].enc, B, h, w, &sz, &err);
+    for (int s = 0; s < 2 && !rc; s++) {
+        size_t bytes = unet_scratch_bytes(&un[s], B, h, w, Nt);
+        size_t cb = controlnet_scratch_bytes(&cn[s], B, h, w, Nt);
+        rc = cnet_arena_init(&ar[s], &BE[s], bytes > cb ? bytes : cb, "parity scratch", &err);
+        if (rc && s == 1) cnet_arena_free(&ar[0]);
+    }
+    if (rc) {
+        for (int s = 0; s < 2; s++) unet_free(&un[s]), controlnet_free(&cn[s]);
+    }
+    CHECK(rc == 0, "sizes/scratch: %s", err.msg);
+    pbuf *x = pb_rand((size_t)B * h * w * Cin, -1, 1);
+    pbuf *cond = pb_rand((size_t)B * h * f * w * f * Cc, 0, 1);
+    pbuf *text = pb_rand((size_t)B * Nt * Dt, -1, 1);
+    pbuf *out = pb_fill((size_t)B * h * w * Cout, NAN), *mid = pb_fill(sz.mid_floats, NAN);
+    pbuf *down[UNET_MAX_SKIPS];
+    for (int i = 0; i < sz.n_skips; i++) down[i] = pb_fill(sz.skip_floats[i], NAN);
+    const float t[2] = {981.0f, 17.0f};
+    for (int s = 0; s < 2 && !rc; s++) {
+        float *dn[UNET_MAX_SKIPS];
+        for (int i = 0; i < sz.n_skips; i++) dn[i] = down[i]->p[s];
+        rc = controlnet_forward(&cn[s], &ar[s], dn, mid->p[s], x->p[s], cond->p[s], t, text->p[s],
+                                0.8f, 0, B, h, w, Nt, NULL, NULL, &err);
+        if (!rc)
+            rc = unet_forward(&un[s], &ar[s], out->p[s], x->p[s], t, text->p[s],
+                              (const float *const *)dn, mid->p[s], B, h, w, Nt, NULL, NULL, &err);
+    }
+    EXPECT(rc == 0, "forward: %s", err.msg);
+    if (!rc) {
+        char what[64];
+        for (int i = 0; i < sz.n_skips; i++) {
+            snprintf(what, sizeof what, "controlnet down residual %d", i);
+            EXPECT_CLOSE(down[i], what);
+        }
+        EXPECT_CLOSE(mid, "controlnet mid residual");
+        EXPECT_CLOSE(out, "unet output with residuals");
+    }
+    expect_healthy();
+    pool_free();
+    for (int s = 0; s < 2; s++) {
+        cnet_arena_free(&ar[s]);
+        unet_free(&un[s]);
+        controlnet_free(&cn[s]);
+    }
+}
+
+/* A failing call is recorded with its place, later ops do nothing, and
+ * download hands back no stale bytes. Runs last, on its own backend: the
+ * failure may poison the CUDA context. */
+static void test_sticky_error(void) {
+    cnet_backend be;
+    cnet_error err = {0};
+    CHECK(cnet_backend_cuda_init(&be, 0, &err) == 0, "init: %s", err.msg);
+    be.zero(&be, (void *)(uintptr_t)0x10, 64); /* not device memory */
+    be.synchronize(&be);
+    int rc = cnet_backend_cuda_status(&be, &err);
+    EXPECT(rc == CNET_EBACKEND, "status %d after a bad memset", rc);
+    EXPECT(strstr(err.msg, "cuda_backend.cu:") != NULL, "no place in '%s'", err.msg);
+    float host[4] = {1, 2, 3, 4};
+    be.download(&be, host, (void *)(uintptr_t)0x10, sizeof host);
+    EXPECT(host[0] != 1.0f, "download after a failure kept the stale host bytes");
+    cnet_backend_free(&be);
+}
+
+#endif /* CNET_HAVE_CUDA */
+
+int main(int argc, char **argv) {
+    harness_init(argc, argv);
+#ifndef CNET_HAVE_CUDA
+    printf("test_cuda_parity: skipped (built without CUDA)\n");
+    (void)harness_current_failed; /* no RUN in this build */
+    return harness_done();
+#else
+    char why[256];
+    if (cnet_cuda_device_count(why, sizeof why) == 0) {
+        printf("test_cuda_parity: skipped (no CUDA device)\n");
+        return harness_done();
+    }
+    cnet_error err = {0};
+    if (cnet_backend_cpu_init(&BE[0], &err) || cnet_backend_cuda_init(&BE[1], 0, &err)) {
+        printf("test_cuda_parity: cannot open the backends: %s\n", err.msg);
+        harness_failed++;
+        return harness_done();
+    }
+    RUN(test_gemm);
+    RUN(test_linear);
+    RUN(test_conv2d);
+    RUN(test_norms);
+    RUN(test_activations);
+    RUN(test_attention);
+    RUN(test_elementwise);
+    RUN(test_embeddings);
+    RUN(test_loss_and_optimizer);
+    RUN(test_philox_bit_identical);
+    RUN(test_controlnet_unet_forward);
+    cnet_backend_free(&BE[1]);
+    cnet_backend_free(&BE[0]);
+    RUN(test_sticky_error);
+    return harness_done();
+#endif
+}

@@ -1,0 +1,200 @@
+// The client of cnet's REST API (api/openapi.yaml): the bearer token kept in
+// sessionStorage, JSON requests whose failures become ApiError with a message
+// a person can act on, the job event stream (Server-Sent Events read with
+// fetch, because EventSource cannot send an Authorization header), dataset
+// upload with progress, authenticated downloads, and which routes the server
+// offers (read from the OpenAPI document it serves).
+// Not here: rendering (ui.js and the views).
+
+const TOKEN_KEY = 'cnet.token';
+const SSE_RETRY_MS = 2000; // wait before reconnecting a dropped event stream
+
+export function token() { return sessionStorage.getItem(TOKEN_KEY); }
+export function setToken(t) { sessionStorage.setItem(TOKEN_KEY, t); }
+export function clearToken() { sessionStorage.removeItem(TOKEN_KEY); }
+
+// Views listen for this to ask for the token again (401/403).
+export const authEvents = new EventTarget();
+
+export class ApiError extends Error {
+  constructor(status, code, message, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field || null;
+  }
+}
+
+// What a person should read for a failed request: the server's own message
+// (it names the field and the limit) with the status explained.
+function explain(status, code, message, retryAfter) {
+  switch (status) {
+  case 401: return 'Sign in with the API token to continue.';
+  case 403: return 'The server did not accept this token. Sign in again.';
+  case 413: return `Too large: ${message}`;
+  case 429: return `The job queue is full. Try again in ${retryAfter || 'a few'} seconds.`;
+  case 507: return `The server is out of disk space: ${message}`;
+  case 503: return `The server is busy or not ready: ${message}`;
+  default: return message || `The server answered ${status}${code ? ` (${code})` : ''}.`;
+  }
+}
+
+async function failure(resp) {
+  let code = '', message = '', field = null;
+  const text = await resp.text();
+  try {
+    const e = JSON.parse(text).error || {};
+    code = e.code || '';
+    message = e.message || '';
+    field = e.field || null;
+  } catch {
+    message = text.slice(0, 200);
+  }
+  const err = new ApiError(resp.status, code,
+                           explain(resp.status, code, message, resp.headers.get('Retry-After')), field);
+  if (resp.status === 401 || resp.status === 403) authEvents.dispatchEvent(new Event('auth'));
+  return err;
+}
+
+function headers(extra) {
+  const h = new Headers(extra || {});
+  const t = token();
+  if (t) h.set('Authorization', `Bearer ${t}`);
+  return h;
+}
+
+async function send(path, opts) {
+  try {
+    return await fetch(path, opts);
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'network', 'Cannot reach the cnet server. Is it running?');
+  }
+}
+
+// A JSON request; resolves to the parsed body, rejects with ApiError.
+export async function api(path, { method = 'GET', body, headers: extra, signal } = {}) {
+  const h = headers(extra);
+  if (body !== undefined) h.set('Content-Type', 'application/json');
+  const resp = await send(path, {
+    method, headers: h, signal, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!resp.ok) throw await failure(resp);
+  return resp.status === 204 ? null : resp.json();
+}
+
+// A file from the API as a Blob (artifacts, generated images).
+export async function apiBlob(path, { method = 'GET', body, accept, signal } = {}) {
+  const h = headers(accept ? { Accept: accept } : {});
+  if (body !== undefined) h.set('Content-Type', 'application/json');
+  const resp = await send(path, {
+    method, headers: h, signal, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!resp.ok) throw await failure(resp);
+  return { blob: await resp.blob(), headers: resp.headers };
+}
+
+// Public probes (no token): liveness and readiness.
+export async function health() {
+  const resp = await send('/readyz', {});
+  const body = await resp.json().catch(() => ({}));
+  return { ready: resp.ok, message: body.error ? body.error.message : '', checks: body.checks };
+}
+
+let routesPromise = null;
+// The "/path" keys of the served OpenAPI document: the routes this server has.
+export function routes() {
+  if (!routesPromise) {
+    routesPromise = (async () => {
+      const resp = await send('/v1/openapi.yaml', { headers: headers() });
+      if (!resp.ok) throw await failure(resp);
+      const text = await resp.text();
+      const paths = new Set();
+      let inPaths = false;
+      for (const line of text.split('\n')) {
+        if (/^paths:/.test(line)) { inPaths = true; continue; }
+        if (inPaths && /^\S/.test(line)) break;
+        const m = inPaths && /^ {2}(\/[^:]*):\s*$/.exec(line);
+        if (m) paths.add(m[1]);
+      }
+      return paths;
+    })();
+    routesPromise.catch(() => { routesPromise = null; });
+  }
+  return routesPromise;
+}
+
+// Parses one SSE block ("id:", "event:", "data:" lines; ":" comments).
+function parseBlock(block) {
+  const ev = { id: null, event: 'message', data: [] };
+  for (const line of block.split('\n')) {
+    if (!line || line.startsWith(':')) continue;
+    const i = line.indexOf(':');
+    const key = i < 0 ? line : line.slice(0, i);
+    const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+    if (key === 'id') ev.id = value;
+    else if (key === 'event') ev.event = value;
+    else if (key === 'data') ev.data.push(value);
+  }
+  return ev.data.length ? { id: ev.id, type: ev.event, data: ev.data.join('\n') } : null;
+}
+
+// Follows GET /v1/jobs/{id}/events from the first event, calling onEvent({id,
+// type, data}) for each; reconnects with Last-Event-ID after a drop. Resolves
+// when the server ends the stream (the job is terminal) or signal aborts.
+export async function followEvents(id, onEvent, signal, onStatus = () => {}) {
+  let last = '0';
+  while (!signal.aborted) {
+    try {
+      const h = headers({ Accept: 'text/event-stream', 'Last-Event-ID': last });
+      const resp = await fetch(`/v1/jobs/${encodeURIComponent(id)}/events`, { headers: h, signal });
+      if (!resp.ok) throw await failure(resp);
+      onStatus('live');
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += value.replace(/\r\n?/g, '\n');
+        let end;
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          const ev = parseBlock(buf.slice(0, end));
+          buf = buf.slice(end + 2);
+          if (!ev) continue;
+          if (ev.id) last = ev.id;
+          let data;
+          try { data = JSON.parse(ev.data); } catch { data = ev.data; }
+          onEvent({ id: ev.id, type: ev.type, data });
+        }
+      }
+    } catch (e) {
+      if (signal.aborted) return;
+      if (e instanceof ApiError && e.status >= 400 && e.status < 500) throw e;
+      onStatus('reconnecting');
+      await new Promise((r) => setTimeout(r, SSE_RETRY_MS));
+    }
+  }
+}
+
+// POST /v1/datasets with the file as the raw body; XMLHttpRequest because
+// fetch reports no upload progress. onProgress(fraction in 0..1).
+export function uploadDataset(file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `/v1/datasets?name=${encodeURIComponent(file.name)}`);
+    const t = token();
+    if (t) xhr.setRequestHeader('Authorization', `Bearer ${t}`);
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
+    xhr.onerror = () => reject(new ApiError(0, 'network', 'The upload was cut off. Is the server running?'));
+    xhr.onload = async () => {
+      const resp = new Response(xhr.responseText, {
+        status: xhr.status,
+        headers: { 'Retry-After': xhr.getResponseHeader('Retry-After') || '' },
+      });
+      if (xhr.status >= 200 && xhr.status < 300) resolve(await resp.json());
+      else reject(await failure(resp));
+    };
+    xhr.send(file);
+  });
+}

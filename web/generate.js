@@ -1,0 +1,143 @@
+// The generate playground: a control image (uploaded, drawn on a canvas, or
+// both), prompt, negative prompt, scheduler, steps, guidance, ControlNet
+// scale, seed and size, sent to POST /v1/generate as JSON with the image in
+// base64 and `Accept: image/png` (the synchronous answer the service issue
+// documents); shows the image with the parameters that made it.
+// Only offered when the server's OpenAPI document has the /v1/generate route;
+// otherwise the page says so and shows no form. Not here: canny edge
+// detection (the server's preprocessor).
+import { api, apiBlob, routes } from './api.js';
+import { errorNotice, facts, h, markField, notice } from './ui.js';
+
+const SCHEDULERS = ['unipc', 'ddim', 'pndm', 'euler', 'euler_a', 'dpmpp_2m'];
+const SIZE_MAX = 1024; // px per side offered by the form
+
+function num(label, name, value, attrs) {
+  return h('div', { class: 'field' }, h('label', { for: `g-${name}` }, label),
+    h('input', { id: `g-${name}`, name, value, type: 'number', ...attrs }));
+}
+
+// A canvas the control image is put on (uploads are scaled to cover it and
+// centre-cropped) and drawn on with the pointer: white strokes on black, the
+// look of scribble and edge maps.
+function controlCanvas() {
+  const canvas = h('canvas', { width: 512, height: 512, class: 'control', 'aria-label': 'control image; draw with the pointer' });
+  const ctx = canvas.getContext('2d');
+  const clear = () => { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, canvas.width, canvas.height); };
+  clear();
+  let drawing = false;
+  const at = (e) => {
+    const r = canvas.getBoundingClientRect();
+    return [(e.clientX - r.left) * (canvas.width / r.width), (e.clientY - r.top) * (canvas.height / r.height)];
+  };
+  canvas.addEventListener('pointerdown', (e) => {
+    drawing = true;
+    canvas.setPointerCapture(e.pointerId);
+    ctx.beginPath();
+    ctx.moveTo(...at(e));
+  });
+  canvas.addEventListener('pointermove', (e) => {
+    if (!drawing) return;
+    ctx.strokeStyle = '#fff';
+    ctx.lineWidth = Math.max(2, canvas.width / 128);
+    ctx.lineCap = 'round';
+    ctx.lineTo(...at(e));
+    ctx.stroke();
+  });
+  canvas.addEventListener('pointerup', () => { drawing = false; });
+  const put = async (file) => {
+    const bmp = await createImageBitmap(file);
+    const s = Math.max(canvas.width / bmp.width, canvas.height / bmp.height);
+    clear();
+    ctx.drawImage(bmp, (canvas.width - bmp.width * s) / 2, (canvas.height - bmp.height * s) / 2, bmp.width * s, bmp.height * s);
+  };
+  const resize = (w, h2) => { canvas.width = w; canvas.height = h2; clear(); };
+  const base64 = () => new Promise((resolve) => canvas.toBlob((b) => {
+    const r = new FileReader();
+    r.onload = () => resolve(String(r.result).replace(/^data:[^,]*,/, ''));
+    r.readAsDataURL(b);
+  }, 'image/png'));
+  return { canvas, clear, put, resize, base64 };
+}
+
+export async function render(main, params, signal) {
+  main.append(h('h1', {}, 'Generate'));
+  const paths = await routes();
+  if (!paths.has('/v1/generate')) {
+    main.append(notice('Image generation is not available on this server yet: its API ' +
+      '(GET /v1/openapi.yaml) has no /v1/generate route. This page turns on by itself once the ' +
+      'server offers it.', 'warn'));
+    return;
+  }
+  const { models } = await api('/v1/models', { signal });
+  const base = models.filter((m) => m.kind === 'base');
+  const nets = models.filter((m) => m.kind === 'controlnet');
+  const cc = controlCanvas();
+  const file = h('input', { id: 'g-file', type: 'file', accept: 'image/png,image/jpeg' });
+  file.addEventListener('change', () => { if (file.files[0]) cc.put(file.files[0]).catch((e) => out.replaceChildren(errorNotice(e))); });
+  const clearBtn = h('button', { type: 'button', class: 'quiet' }, 'Clear');
+  clearBtn.addEventListener('click', cc.clear);
+  const out = h('div', { class: 'result', 'aria-live': 'polite' });
+  const choose = (name, label, list, none) => h('div', { class: 'field' }, h('label', { for: `g-${name}` }, label),
+    list.length ? h('select', { id: `g-${name}`, name }, list.map((m) => h('option', { value: m.name }, m.name)))
+      : h('p', { class: 'notice warn' }, none));
+  const form = h('form', { class: 'card generate', novalidate: true },
+    choose('model', 'Base model', base, "No base models under the server's --models dir."),
+    choose('controlnet', 'ControlNet', nets, 'No trained ControlNets yet.'),
+    h('fieldset', {}, h('legend', {}, 'Control image'),
+      h('div', { class: 'field' }, h('label', { for: 'g-file' }, 'Upload (scaled to cover, centre-cropped), then draw on it if you like'), file),
+      cc.canvas, clearBtn),
+    h('div', { class: 'field wide' }, h('label', { for: 'g-prompt' }, 'Prompt'),
+      h('textarea', { id: 'g-prompt', name: 'prompt', rows: 2, required: true })),
+    h('div', { class: 'field wide' }, h('label', { for: 'g-negative_prompt' }, 'Negative prompt'),
+      h('textarea', { id: 'g-negative_prompt', name: 'negative_prompt', rows: 1 })),
+    h('div', { class: 'field' }, h('label', { for: 'g-scheduler' }, 'Scheduler'),
+      h('select', { id: 'g-scheduler', name: 'scheduler' }, SCHEDULERS.map((s) => h('option', { value: s }, s)))),
+    num('Steps', 'steps', 20, { min: 1, max: 1000 }),
+    num('Guidance', 'guidance', 7.5, { min: 0, max: 50, step: 0.5 }),
+    num('ControlNet scale', 'scale', 1.0, { min: 0, max: 5, step: 0.05 }),
+    num('Seed', 'seed', '', { min: 0, max: 4294967295 }),
+    num('Width', 'width', 512, { min: 64, max: SIZE_MAX, step: 8 }),
+    num('Height', 'height', 512, { min: 64, max: SIZE_MAX, step: 8 }),
+    h('button', { type: 'submit' }, 'Generate'), out);
+  main.append(form);
+  const sizeChanged = () => {
+    const w = Number(form.elements.width.value), ht = Number(form.elements.height.value);
+    if (w % 8 === 0 && ht % 8 === 0 && w >= 64 && ht >= 64 && w <= SIZE_MAX && ht <= SIZE_MAX) cc.resize(w, ht);
+  };
+  form.elements.width.addEventListener('change', sizeChanged);
+  form.elements.height.addEventListener('change', sizeChanged);
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    markField(form, null);
+    const el = form.elements;
+    const body = { prompt: el.prompt.value.trim(), scheduler: el.scheduler.value };
+    if (el.model) body.model = el.model.value;
+    if (el.controlnet) body.controlnet = el.controlnet.value;
+    if (el.negative_prompt.value.trim()) body.negative_prompt = el.negative_prompt.value.trim();
+    for (const k of ['steps', 'guidance', 'scale', 'seed', 'width', 'height']) {
+      if (el[k].value !== '') body[k] = Number(el[k].value);
+    }
+    const shown = { ...body };
+    body.image = await cc.base64();
+    const btn = form.querySelector('button[type=submit]');
+    btn.disabled = true;
+    out.replaceChildren(h('p', { role: 'status' }, 'Generating…'));
+    try {
+      const { blob } = await apiBlob('/v1/generate', { method: 'POST', body, accept: 'image/png', signal });
+      const url = URL.createObjectURL(blob);
+      signal.addEventListener('abort', () => URL.revokeObjectURL(url));
+      out.replaceChildren(h('figure', {}, h('img', { src: url, alt: `generated: ${shown.prompt}` }),
+        h('figcaption', {}, facts(Object.entries(shown).map(([k, v]) => [k, String(v)])))));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      markField(form, err);
+      out.replaceChildren(err.status === 404
+        ? notice('This server has no /v1/generate route after all; generation is unavailable.', 'warn')
+        : errorNotice(err));
+    } finally {
+      btn.disabled = false;
+    }
+  });
+}

@@ -1,0 +1,163 @@
+// The form that starts a training job (POST /v1/jobs, TrainSpec of
+// api/openapi.yaml): base model and dataset chosen from what the server has,
+// the main options of diffusers' train_controlnet.py with its defaults, the
+// rest under "More options", and an optional Hub push. Empty fields are left
+// out so the server applies its own defaults; a refused field is marked with
+// the server's message.
+// Not here: uploading a dataset (datasets.js does; linked from here).
+import { api } from './api.js';
+import { errorNotice, h, markField } from './ui.js';
+
+// [name, label, kind, default, extra attributes]; kind: int | num | enum | text.
+const MAIN = [
+  ['resolution', 'Resolution (px)', 'int', 512, { min: 8, max: 1024, step: 8 }],
+  ['train_batch_size', 'Batch size', 'int', 4, { min: 1, max: 64 }],
+  ['num_train_epochs', 'Epochs', 'int', 1, { min: 1, max: 100000 }],
+  ['max_train_steps', 'Max steps (overrides epochs)', 'int', '', { min: 1, max: 1000000 }],
+  ['learning_rate', 'Learning rate', 'num', '5e-6', {}],
+  ['lr_scheduler', 'LR schedule', 'enum', 'constant',
+    { options: ['constant', 'constant_with_warmup', 'linear', 'cosine', 'cosine_with_restarts', 'polynomial'] }],
+  ['lr_warmup_steps', 'Warmup steps', 'int', 500, { min: 0, max: 1000000 }],
+  ['gradient_accumulation_steps', 'Gradient accumulation', 'int', 1, { min: 1, max: 1024 }],
+  ['checkpointing_steps', 'Checkpoint every (steps)', 'int', 500, { min: 1, max: 1000000 }],
+  ['mixed_precision', 'Mixed precision', 'enum', 'no', { options: ['no', 'fp16', 'bf16'] }],
+  ['seed', 'Seed', 'int', '', { min: 0, max: 4294967295 }],
+  ['num_validation_images', 'Validation images per prompt', 'int', 4, { min: 1, max: 16 }],
+  ['validation_steps', 'Validate every (steps)', 'int', 100, { min: 1, max: 1000000 }],
+];
+const MORE = [
+  ['controlnet_model_name_or_path', 'Start from ControlNet (else from the UNet)', 'text', '', { list: 'controlnets' }],
+  ['checkpoints_total_limit', 'Checkpoints kept', 'int', '', { min: 1, max: 10000 }],
+  ['lr_num_cycles', 'LR cycles (cosine_with_restarts)', 'int', 1, { min: 1, max: 10000 }],
+  ['lr_power', 'LR power (polynomial)', 'num', 1.0, {}],
+  ['adam_beta1', 'Adam β1', 'num', 0.9, {}],
+  ['adam_beta2', 'Adam β2', 'num', 0.999, {}],
+  ['adam_weight_decay', 'Adam weight decay', 'num', 0.01, {}],
+  ['adam_epsilon', 'Adam ε', 'num', '1e-8', {}],
+  ['max_grad_norm', 'Max gradient norm', 'num', 1.0, {}],
+  ['proportion_empty_prompts', 'Proportion of empty prompts', 'num', 0, {}],
+  ['snr_gamma', 'Min-SNR γ (empty: off)', 'num', '', {}],
+  ['prediction_type', 'Prediction type (empty: the scheduler\'s)', 'enum', '', { options: ['', 'epsilon', 'v_prediction', 'sample'] }],
+];
+
+function field([name, label, kind, def, extra]) {
+  const id = `f-${name}`;
+  let input;
+  if (kind === 'enum') {
+    input = h('select', { id, name }, extra.options.map((o) => h('option', { value: o, selected: o === String(def) }, o || '(default)')));
+  } else {
+    input = h('input', {
+      id, name, value: def, type: 'text', inputmode: kind === 'int' ? 'numeric' : kind === 'num' ? 'decimal' : null,
+      list: extra.list || null, 'data-kind': kind,
+      'aria-describedby': extra.min !== undefined ? `${id}-range` : null,
+    });
+  }
+  const range = extra.min !== undefined
+    ? h('span', { class: 'hint', id: `${id}-range` }, `${extra.min}–${extra.max}${extra.step ? `, a multiple of ${extra.step}` : ''}`)
+    : null;
+  return h('div', { class: 'field' }, h('label', { for: id }, label), input, range);
+}
+
+// The request body: non-empty fields, typed; a typo is caught before sending.
+function collect(form) {
+  const spec = {};
+  const get = (n) => form.elements.namedItem(n);
+  spec.pretrained_model_name_or_path = get('pretrained_model_name_or_path').value.trim();
+  spec.dataset = get('dataset').value.trim();
+  for (const [name, label, kind] of [...MAIN, ...MORE]) {
+    const v = get(name).value.trim();
+    if (v === '') continue;
+    if (kind === 'int' || kind === 'num') {
+      const x = Number(v);
+      if (!Number.isFinite(x) || (kind === 'int' && !Number.isInteger(x))) {
+        const err = new Error(`${label} must be ${kind === 'int' ? 'a whole number' : 'a number'}.`);
+        err.field = name;
+        throw err;
+      }
+      spec[name] = x;
+    } else {
+      spec[name] = v;
+    }
+  }
+  if (get('scale_lr').checked) spec.scale_lr = true;
+  const prompts = get('validation_prompt').value.split('\n').map((s) => s.trim()).filter(Boolean);
+  if (prompts.length) spec.validation_prompt = prompts;
+  const repo = get('repo_id').value.trim();
+  if (repo) spec.push_to_hub = { repo_id: repo, private: get('private').checked };
+  return spec;
+}
+
+export async function render(main, params, signal) {
+  const [{ models }, { datasets }] = await Promise.all([
+    api('/v1/models', { signal }), api('/v1/datasets', { signal })]);
+  const base = models.filter((m) => m.kind === 'base');
+  const nets = models.filter((m) => m.kind === 'controlnet');
+  const result = h('div', { 'aria-live': 'polite' });
+  const modelHelp = base.length ? null
+    : h('p', { class: 'notice warn', id: 'model-help' }, "This server has no base models under its --models dir yet; " +
+      'the job will be refused until one is there.');
+  const form = h('form', { class: 'card train', novalidate: true },
+    h('div', { class: 'field' }, h('label', { for: 'f-model' }, 'Base model'),
+      h('input', { id: 'f-model', type: 'text', name: 'pretrained_model_name_or_path', list: 'bases', required: true,
+        value: params.model || (base[0] && base[0].name) || '', 'aria-describedby': modelHelp ? 'model-help' : null })),
+    modelHelp,
+    h('datalist', { id: 'bases' }, base.map((m) => h('option', { value: m.name }))),
+    h('datalist', { id: 'controlnets' }, nets.map((m) => h('option', { value: m.name }))),
+    h('div', { class: 'field' }, h('label', { for: 'f-dataset' }, 'Dataset'),
+      h('input', { id: 'f-dataset', type: 'text', name: 'dataset', list: 'dsets', required: true,
+        value: params.dataset || (datasets[0] && datasets[0].id) || '', 'aria-describedby': 'dataset-help' }),
+      h('span', { class: 'hint', id: 'dataset-help' }, 'an uploaded dataset id, or a path under the server\'s --data-root. ',
+        h('a', { href: '#/datasets' }, 'Upload one'))),
+    h('datalist', { id: 'dsets' }, datasets.map((d) => h('option', { value: d.id },
+      `${d.original_name || d.id}: ${d.samples} samples`))),
+    h('fieldset', {}, h('legend', {}, 'Training'), MAIN.map(field)),
+    h('fieldset', {}, h('legend', {}, 'Validation'),
+      h('div', { class: 'field wide' }, h('label', { for: 'f-validation_prompt' }, 'Validation prompts (one per line, conditioning images from the dataset)'),
+        h('textarea', { id: 'f-validation_prompt', name: 'validation_prompt', rows: 3 }))),
+    h('details', {}, h('summary', {}, 'More options'),
+      h('fieldset', {}, h('legend', { class: 'sr-only' }, 'More options'), MORE.map(field),
+        h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'scale_lr' }),
+          ' Scale the learning rate by batch × accumulation (scale_lr)'))),
+    ),
+    h('fieldset', {}, h('legend', {}, 'Publish to the Hugging Face Hub (optional)'),
+      h('div', { class: 'field' }, h('label', { for: 'f-repo' }, 'Repository (user/name)'),
+        h('input', { id: 'f-repo', type: 'text', name: 'repo_id', placeholder: 'you/controlnet-canny' })),
+      h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'private' }), ' Private repository'))),
+    h('button', { type: 'submit' }, 'Start training'),
+    result);
+  main.append(h('h1', {}, 'Train a ControlNet'), form);
+
+  // One Idempotency-Key per distinct request, so a double click or a retry
+  // after a lost answer cannot queue the job twice. (crypto.randomUUID needs
+  // a secure context; a dashboard on a LAN address over http is not one.)
+  let lastBody = '', key = '';
+  const newKey = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const btn = form.querySelector('button[type=submit]');
+    result.replaceChildren();
+    markField(form, null);
+    let spec;
+    try {
+      spec = collect(form);
+    } catch (err) {
+      markField(form, err);
+      result.replaceChildren(errorNotice(err));
+      return;
+    }
+    if (JSON.stringify(spec) !== lastBody) lastBody = JSON.stringify(spec), key = newKey();
+    btn.disabled = true;
+    try {
+      const job = await api('/v1/jobs', { method: 'POST', body: spec, signal, headers: { 'Idempotency-Key': key } });
+      location.hash = `#/jobs/${job.id}`;
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      const f = err.field === 'push_to_hub.repo_id' ? { ...err, message: err.message, field: 'repo_id' } : err;
+      markField(form, f);
+      result.replaceChildren(errorNotice(err));
+    } finally {
+      btn.disabled = false;
+    }
+  });
+}
