@@ -77,6 +77,7 @@ static float *dev_random(bench_state *s, size_t n, uint64_t seed, int uniform01,
     if (uniform01) { /* normals squashed into [0, 1): image-like values */
         float *host = malloc(n * sizeof(float));
         if (!host) {
+            s->be.free(&s->be, x);
             cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
             return NULL;
         }
