@@ -43,6 +43,11 @@
  * one would have. Captions: a list draws one per (epoch, sample); with
  * probability proportion_empty_prompts the caption becomes "" instead.
  *
+ * A trainer's use: dataset_open; dataset_check + dataset_report_verdict
+ * (refuse, or go on without the bad samples: dataset_exclude); dataset_seek
+ * to {0, 0} or to the cursor a checkpoint saved; then dataset_next per sample,
+ * saving dataset_tell with each checkpoint.
+ *
  * Not here: image decoding and transforms (engine/image.h), batching. */
 #ifndef CNET_DATASET_H
 #define CNET_DATASET_H

@@ -358,8 +358,9 @@ static int advance(dataset *ds, cnet_error *err) {
     part p = archive_entry_filetype(ae) == AE_IFDIR ? PART_NONE : member_part(name, &klen);
     if (p == PART_NONE || p == PART_CAPTION) return 0; /* captions are in the listing */
     int64_t end = st->first[ds->shard_order[st->pos] + 1];
+    size_t label = strlen(base_name(shard)) + 1; /* entry names are "<shard>:<key>" */
     for (; st->e < end; st->e++) {
-        const char *key = strchr(ds->pool + ds->entries[st->e].name, ':') + 1;
+        const char *key = ds->pool + ds->entries[st->e].name + label;
         if (strncmp(key, name, klen) == 0 && key[klen] == '\0') break;
     }
     if (st->e == end) {

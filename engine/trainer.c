@@ -347,6 +347,7 @@ int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hoo
     while (!rc && t.global_step < t.max_steps) {
         double loss = 0;
         int samples = 0;
+        const int epoch = (int)dataset_tell(&t.ds).epoch; /* of the step's first sample */
         if ((rc = optimizer_step(&t, &loss, &samples, err))) break;
         const double lr = lr_at(&t.lr, t.global_step);
         train_adamw adam = {.lr = (float)lr,
@@ -366,7 +367,7 @@ int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hoo
         const int done = t.global_step - first_step;
         train_progress p = {.step = t.global_step,
                             .total_steps = t.max_steps,
-                            .epoch = (int)dataset_tell(&t.ds).epoch,
+                            .epoch = epoch,
                             .loss = loss,
                             .lr = lr,
                             .grad_norm = grad_norm,

@@ -32,6 +32,13 @@ check metrics_every_step test "$(wc -l <"$tmp/a/logs/metrics.jsonl")" -eq 12
 check total_limit_keeps_two test "$(ls -d "$tmp"/a/checkpoint-* | wc -l)" -eq 2
 check model_card_front_matter grep -q "^base_model: model$" "$tmp/a/README.md"
 
+# Gradient accumulation stops at the end of an epoch (accelerate syncs there):
+# 16 samples, batch 4, accumulation 3 -> 2 optimizer steps per epoch.
+$CNET train $common --output_dir "$tmp/g" --gradient_accumulation_steps 3 --max_train_steps 4 \
+    >/dev/null 2>&1
+check accumulation_per_epoch test "$(grep -o '"epoch": [0-9]*' "$tmp/g/logs/metrics.jsonl" |
+    cut -d' ' -f2 | tr '\n' ' ')" = "0 0 1 1 "
+
 # kill -9 once checkpoint-4 exists, resume "latest": identical final weights.
 $CNET train $common --output_dir "$tmp/b" >"$tmp/b.log" 2>&1 &
 pid=$!
