@@ -52,16 +52,17 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
     int rc = api_fields_check(train_fields, (int)(sizeof train_fields / sizeof train_fields[0]),
                               req, roots, spec, e);
     if (rc) return rc;
-    /* The script's pairing rule: one of each, one of either, or as many of both. */
+    /* The script's pairing rule: one of either or as many of each. Prompts
+     * alone take the conditioning images of the dataset's first samples. */
     size_t np = json_array_size(json_object_get(*spec, "validation_prompt"));
     size_t ni = json_array_size(json_object_get(*spec, "validation_image"));
-    if ((np && !ni) || (ni && !np) || (np > 1 && ni > 1 && np != ni)) {
+    if ((ni && !np) || (np > 1 && ni > 1 && np != ni)) {
         json_decref(*spec);
         *spec = NULL;
         return api_fail(e, 400, "invalid_field",
-                        np && !ni ? "validation_image" : "validation_prompt",
-                        "validation_prompt (%zu) and validation_image (%zu): give both, with one "
-                        "of either or as many of each",
+                        ni && !np ? "validation_prompt" : "validation_image",
+                        "validation_prompt (%zu) and validation_image (%zu): give prompts with "
+                        "one image, as many images, or none (the dataset's)",
                         np, ni);
     }
     return 0;

@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include "engine/atomic_file.h"
+#include "engine/dataset.h"
+#include "engine/image.h"
 #include "engine/trainer.h"
 #include "server/runner.h"
 
@@ -154,6 +156,39 @@ static int map_options(runner_job *x, const json_t *spec, train_paths *p, train_
     return rc;
 }
 
+/* validation_prompt without validation_image: the conditioning images of
+ * the dataset's first samples (one per prompt, in listing order), copied to
+ * logs/validation_conditioning_<i>.<ext> so the trainer reads them as files
+ * whatever the dataset's layout (folders or tar shards). */
+static int dataset_validation_images(runner_job *x, train_paths *p, train_options *o) {
+    dataset ds;
+    dataset_options dopt = {0};
+    int rc = dataset_open(&ds, o->train_data_dir, &dopt, x->err);
+    if (rc) return rc;
+    char logs[PATH_MAX + 8];
+    snprintf(logs, sizeof logs, "%s/logs", x->job->dir);
+    mkdir(logs, 0755);
+    if (!(rc = dataset_rewind(&ds, x->err)))
+        for (int i = 0; !rc && i < o->n_validation_prompts; i++) {
+            dataset_sample s;
+            int end = dataset_next(&ds, &s, x->err);
+            if (end != 0) {
+                rc = end < 0 ? end : i ? 0 : cnet_fail(x->err, CNET_EINVAL, "the dataset is empty");
+                break;
+            }
+            const char *ext = image_sniff(s.cond, s.cond_len) == IMAGE_FORMAT_JPEG ? "jpg" : "png";
+            if (snprintf(p->validation_image[i], PATH_MAX, "%s/validation_conditioning_%d.%s", logs,
+                         i, ext) >= PATH_MAX) {
+                rc = cnet_fail(x->err, CNET_ELIMIT, "job dir path too long");
+                break;
+            }
+            rc = atomic_write_file(p->validation_image[i], s.cond, s.cond_len, x->err);
+            if (!rc) o->validation_image[o->n_validation_images++] = p->validation_image[i];
+        }
+    dataset_free(&ds);
+    return rc ? cnet_error_prefix(x->err, "validation images from the dataset") : 0;
+}
+
 static int trained(const char *dir) {
     char path[PATH_MAX + 16];
     struct stat st;
@@ -174,6 +209,8 @@ int runner_train(runner_job *x) {
     train_options o;
     int rc =
         paths ? map_options(x, spec, paths, &o) : cnet_fail(x->err, CNET_ENOMEM, "out of memory");
+    if (!rc && o.n_validation_prompts && !o.n_validation_images)
+        rc = dataset_validation_images(x, paths, &o);
     sd_base *base = NULL;
     int stopped = 0;
     if (!rc && !trained(x->job->dir)) {

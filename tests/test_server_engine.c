@@ -51,10 +51,14 @@ static const char *const train_spec =
     "{\"pretrained_model_name_or_path\": \"tiny\", \"dataset\": \"%s\", \"resolution\": 16, "
     "\"train_batch_size\": 2, \"max_train_steps\": %d, \"checkpointing_steps\": %d, "
     "\"learning_rate\": 0.001, \"lr_warmup_steps\": 0, \"seed\": 11%s}";
-/* Validation images at the last step (they do not change the weights). */
-static const char *const validation =
+/* Validation images at the last step (they do not change the weights): 1
+ * with a conditioning image named, 2 with the dataset's first one. */
+static const char *const validation[] = {
+    "",
     ", \"validation_prompt\": [\"red circle\"], \"validation_image\": "
-    "[\"conditioning_images/00000.png\"], \"validation_steps\": 6, \"num_validation_images\": 1";
+    "[\"conditioning_images/00000.png\"], \"validation_steps\": 6, \"num_validation_images\": 1",
+    ", \"validation_prompt\": [\"red circle\"], \"validation_steps\": 6, "
+    "\"num_validation_images\": 1"};
 
 static double now_s(void) {
     struct timespec ts;
@@ -123,7 +127,7 @@ static int wait_state(test_server *s, const char *id, const char *want, double t
 
 static int submit_train(test_server *s, int steps, int ckpt, int validate, char id[64]) {
     char body[2048];
-    snprintf(body, sizeof body, train_spec, fill, steps, ckpt, validate ? validation : "");
+    snprintf(body, sizeof body, train_spec, fill, steps, ckpt, validation[validate]);
     http_resp r;
     long st = post_json(s, "/v1/jobs", body, "application/json", &r);
     json_t *j = json_loads(r.body, 0, NULL);
@@ -366,7 +370,7 @@ static void *gen_main(void *arg) {
 static void test_two_trains_one_base_load(void) {
     char a[64], b[64], st[16];
     CHECK(submit_train(&srv, TRAIN_STEPS, 2, 1, a) == 0 &&
-              submit_train(&srv, TRAIN_STEPS, 2, 1, b) == 0,
+              submit_train(&srv, TRAIN_STEPS, 2, 2, b) == 0,
           "submit");
     int step = 0;
     for (double t0 = now_s(); now_s() - t0 < 30 && step < 1; usleep(5000))
@@ -409,6 +413,10 @@ static void test_two_trains_one_base_load(void) {
            "artefacts: %s", text);
     free(text);
     json_decref(j);
+    char file[800];
+    snprintf(file, sizeof file, "%s/jobs/%s/images_0.png", data1, b);
+    struct stat sb;
+    EXPECT(stat(file, &sb) == 0, "job B (validation images from the dataset) has no %s", file);
     snprintf(path, sizeof path, "/v1/jobs/%s/events", a);
     http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
     EXPECT(strstr(r.body, "event: validation") && strstr(r.body, "event: checkpoint"),
