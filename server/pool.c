@@ -62,6 +62,13 @@ int pool_report(pool_ctl *ctl, const pool_progress *pr, cnet_error *err) {
     return stop ? POOL_STOP : POOL_CONTINUE;
 }
 
+int pool_stop_requested(pool_ctl *ctl) {
+    pthread_mutex_lock(&ctl->pool->mu);
+    int stop = ctl->cancel || ctl->lost || ctl->pool->stopping;
+    pthread_mutex_unlock(&ctl->pool->mu);
+    return stop;
+}
+
 int pool_checkpoint(pool_ctl *ctl, int64_t step, cnet_error *err) {
     int rc = jobs_checkpoint(ctl->pool->store, ctl->id, ctl->token, step, err);
     if (rc == JOBS_ESTALE) {

@@ -49,6 +49,12 @@ typedef int (*pool_runner)(void *user, const pool_job *job, pool_ctl *ctl, cnet_
  * step boundary and return POOL_STOPPED) or a negative status (JOBS_ESTALE:
  * the lease is lost, stop without writing). */
 int pool_report(pool_ctl *ctl, const pool_progress *p, cnet_error *err);
+/* Whether the job should stop at this step boundary from what is known in
+ * memory (a cancel seen by the last pool_report, a lost lease, shutdown),
+ * without touching the store: for the boundaries between throttled
+ * progress reports. */
+int pool_stop_requested(pool_ctl *ctl);
+
 /* Records that a complete checkpoint for step exists in the job's dir. */
 int pool_checkpoint(pool_ctl *ctl, int64_t step, cnet_error *err);
 /* Adds an event (type, JSON object text) to the job's stream. */

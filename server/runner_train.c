@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/atomic_file.h"
@@ -27,8 +28,21 @@
 #include "engine/trainer.h"
 #include "server/runner.h"
 
+/* Progress goes to the store (a synced SQLite write and an SSE event) at most
+ * this often, and at the last step: a tiny model trains far faster than a
+ * disk syncs. Shutdown is still seen at every step; a cancel within this
+ * interval. */
+#define RUNNER_PROGRESS_INTERVAL_MS 500
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 typedef struct train_ctx {
     runner_job *x;
+    int64_t last_report_ms;
     int stop_error; /* a negative pool status seen in on_step */
     cnet_error hook_err;
 } train_ctx;
@@ -36,6 +50,10 @@ typedef struct train_ctx {
 static int on_step(void *user, const train_progress *tp) {
     train_ctx *t = user;
     engine_serve_pending(t->x->e);
+    const int64_t now = monotonic_ms();
+    if (tp->step < tp->total_steps && now - t->last_report_ms < RUNNER_PROGRESS_INTERVAL_MS)
+        return pool_stop_requested(t->x->ctl);
+    t->last_report_ms = now;
     pool_progress p = {.step = tp->step,
                        .total = tp->total_steps,
                        .loss = tp->loss,
