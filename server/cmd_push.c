@@ -43,7 +43,9 @@ static void on_progress(void *ctx, const hub_push_progress *p) {
         fprintf(stderr, "checked %lld/%lld files\n", p->done, p->total);
         break;
     case HUB_PUSH_UPLOAD:
-        if (p->file) fprintf(stderr, "uploading %s: %lld/%lld bytes\n", p->file, p->done, p->total);
+        if (p->file)
+            fprintf(stderr, "uploading %s: %lld/%lld bytes of all LFS files\n", p->file, p->done,
+                    p->total);
         break;
     case HUB_PUSH_COMMIT:
         fprintf(stderr, "committing\n");

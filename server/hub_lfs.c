@@ -14,10 +14,18 @@
 #define HUB_LFS_MEDIA "application/vnd.git-lfs+json"
 #define HUB_LFS_PARTS_MAX 10000 /* S3's limit on parts of one multipart upload */
 
-static void report(const hub_push_opts *o, const char *file, long long done, long long total) {
-    if (!o->progress) return;
-    hub_push_progress p = {HUB_PUSH_UPLOAD, file, done, total};
-    o->progress(o->progress_ctx, &p);
+/* Upload progress over all objects of one hub_lfs_upload call, in bytes, as
+ * hub_push.h promises for HUB_PUSH_UPLOAD (not per file). */
+typedef struct lfs_progress {
+    const hub_push_opts *o;
+    long long base;  /* bytes of the objects finished before the current one */
+    long long total; /* bytes of every object of the call */
+} lfs_progress;
+
+static void report(const lfs_progress *p, const char *file, long long done_in_file) {
+    if (!p->o->progress) return;
+    hub_push_progress r = {HUB_PUSH_UPLOAD, file, p->base + done_in_file, p->total};
+    p->o->progress(p->o->progress_ctx, &r);
 }
 
 static int all_digits(const char *s) {
@@ -88,8 +96,8 @@ static int part_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int multipart(hub_client *c, hub_push_file *f, int fd, json_t *upload,
-                     const hub_push_opts *o, cnet_error *err) {
+static int multipart(hub_client *c, hub_push_file *f, int fd, json_t *upload, const lfs_progress *p,
+                     cnet_error *err) {
     json_t *header = json_object_get(upload, "header");
     const char *href = json_string_value(json_object_get(upload, "href"));
     char *end;
@@ -136,7 +144,7 @@ static int multipart(hub_client *c, hub_push_file *f, int fd, json_t *upload,
         if (rc == 0)
             json_array_append_new(
                 etags, json_pack("{s:I, s:s}", "partNumber", (json_int_t)(i + 1), "etag", etag));
-        report(o, f->name, off + len, size);
+        report(p, f->name, off + len);
     }
     free(parts);
     if (rc != 0) {
@@ -151,7 +159,7 @@ static int multipart(hub_client *c, hub_push_file *f, int fd, json_t *upload,
 }
 
 /* Uploads one object given its batch entry. */
-static int transfer(hub_client *c, hub_push_file *f, json_t *obj, const hub_push_opts *o,
+static int transfer(hub_client *c, hub_push_file *f, json_t *obj, const lfs_progress *p,
                     hub_push_result *r, cnet_error *err) {
     json_t *error = json_object_get(obj, "error");
     if (error)
@@ -165,14 +173,14 @@ static int transfer(hub_client *c, hub_push_file *f, json_t *obj, const hub_push
     if (!upload) { /* Already stored: nothing to send. */
         f->lfs_present = 1;
         r->lfs_present++;
-        report(o, f->name, f->hash.size, f->hash.size);
+        report(p, f->name, f->hash.size);
         return 0;
     }
     int fd = open(f->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return cnet_fail(err, CNET_EIO, "cannot open %s: %s", f->path, strerror(errno));
     int rc;
     if (json_object_get(json_object_get(upload, "header"), "chunk_size")) {
-        rc = multipart(c, f, fd, upload, o, err);
+        rc = multipart(c, f, fd, upload, p, err);
     } else {
         const char *href = json_string_value(json_object_get(upload, "href"));
         char what[400];
@@ -180,7 +188,7 @@ static int transfer(hub_client *c, hub_push_file *f, json_t *obj, const hub_push
         rc = href ? put_range(c, href, fd, 0, f->hash.size, what, NULL, 0, err)
                   : cnet_fail(err, CNET_EFORMAT, "LFS batch for %s: upload action has no href",
                               f->name);
-        if (rc == 0) report(o, f->name, f->hash.size, f->hash.size);
+        if (rc == 0) report(p, f->name, f->hash.size);
     }
     close(fd);
     json_t *verify = json_object_get(actions, "verify");
@@ -198,7 +206,7 @@ static int transfer(hub_client *c, hub_push_file *f, json_t *obj, const hub_push
 }
 
 static int batch(hub_client *c, const char *repo_id, const char *revision, hub_push_file **files,
-                 int n, const hub_push_opts *o, hub_push_result *r, cnet_error *err) {
+                 int n, lfs_progress *p, hub_push_result *r, cnet_error *err) {
     json_t *objects = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(objects, json_pack("{s:s, s:I}", "oid", files[i]->hash.sha256, "size",
@@ -234,9 +242,10 @@ static int batch(hub_client *c, const char *repo_id, const char *revision, hub_p
                 strcmp(json_string_value(json_object_get(obj, "oid")), files[i]->hash.sha256) == 0)
                 match = obj;
         }
-        rc = match ? transfer(c, files[i], match, o, r, err)
+        rc = match ? transfer(c, files[i], match, p, r, err)
                    : cnet_fail(err, CNET_EFORMAT, "%s: the response does not mention %s (%s)", what,
                                files[i]->name, files[i]->hash.sha256);
+        p->base += files[i]->hash.size;
     }
     json_decref(j);
     hub_response_free(&resp);
@@ -245,9 +254,11 @@ static int batch(hub_client *c, const char *repo_id, const char *revision, hub_p
 
 int hub_lfs_upload(hub_client *c, const char *repo_id, const char *revision, hub_push_file **files,
                    int n, const hub_push_opts *o, hub_push_result *r, cnet_error *err) {
+    lfs_progress p = {.o = o};
+    for (int i = 0; i < n; i++) p.total += files[i]->hash.size;
     for (int i = 0; i < n; i += HUB_LFS_BATCH) {
         int rc = batch(c, repo_id, revision, files + i,
-                       n - i < HUB_LFS_BATCH ? n - i : HUB_LFS_BATCH, o, r, err);
+                       n - i < HUB_LFS_BATCH ? n - i : HUB_LFS_BATCH, &p, r, err);
         if (rc != 0) return rc;
     }
     return 0;

@@ -1,15 +1,19 @@
 /* The push phase of a train job: the job's dir (its final weights, config,
  * model card and validation images; hub_push selects them) to a Hub model
  * repo, with the token and endpoint from the environment (HF_TOKEN,
- * HF_ENDPOINT). Each phase change is an SSE event ("push"), the result is
- * the artefact hub_push.json. hub_push retries each request itself; a
+ * HF_ENDPOINT). Progress is an SSE event ("push") at each phase change, at
+ * the end of the upload and within a phase at most every
+ * RUNNER_PUSH_EVENT_MS (a large upload takes minutes); the result is the
+ * artefact hub_push.json. hub_push retries each request itself; a
  * failed push is tried again RUNNER_PUSH_ATTEMPTS times with a doubling
  * sleep (a cancel is seen after the push). hub_push is idempotent, so a
  * job re-run after a crash makes no second commit. Not the push itself
  * (server/hub_push.c). */
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/atomic_file.h"
@@ -21,11 +25,21 @@ static const char *const phase_names[] = {
     [HUB_PUSH_COMMIT] = "commit", [HUB_PUSH_DONE] = "done",
 };
 
+/* Within one phase, push events (each a synced store write) at most this often. */
+#define RUNNER_PUSH_EVENT_MS 1000
+
 typedef struct push_ctx {
     runner_job *x;
     int phase; /* the last phase reported, -1 before the first */
     int attempt;
+    int64_t last_ms; /* when the last event was sent */
 } push_ctx;
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void event(runner_job *x, json_t *data) {
     char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
@@ -38,8 +52,11 @@ static void event(runner_job *x, json_t *data) {
 
 static void on_progress(void *user, const hub_push_progress *p) {
     push_ctx *c = user;
-    if ((int)p->phase == c->phase) return;
+    const int64_t now = monotonic_ms();
+    if ((int)p->phase == c->phase && p->done != p->total && now - c->last_ms < RUNNER_PUSH_EVENT_MS)
+        return;
     c->phase = (int)p->phase;
+    c->last_ms = now;
     event(c->x, json_pack("{s:s, s:i, s:I, s:I}", "phase", phase_names[p->phase], "attempt",
                           c->attempt, "done", (json_int_t)p->done, "total", (json_int_t)p->total));
 }

@@ -105,16 +105,48 @@ long thub_emu_ctl(const thub_emu *e, const char *query) {
     return s;
 }
 
-int thub_emu_count(const thub_emu *e, const char *route) {
+static int emu_stat(const thub_emu *e, const char *route, const char *field) {
     char *body = NULL;
     emu_request(e, "GET", "stats", &body);
     json_t *j = body ? json_loads(body, 0, NULL) : NULL;
     free(body);
     int n = route ? (int)json_integer_value(json_object_get(
-                        json_object_get(json_object_get(j, "routes"), route), "requests"))
+                        json_object_get(json_object_get(j, "routes"), route), field))
                   : (int)json_integer_value(json_object_get(j, "storage_auth"));
     json_decref(j);
     return n;
+}
+
+int thub_emu_count(const thub_emu *e, const char *route) { return emu_stat(e, route, "requests"); }
+
+int thub_emu_faults(const thub_emu *e, const char *route) { return emu_stat(e, route, "faults"); }
+
+int thub_log_misplaced(const thub_emu *e, const char *secret, int *with) {
+    /* The emulator's routes that are the Hub's API (tool_hub_emulator.c). */
+    static const char *const api[] = {"whoami\t", "create\t", "info\t",   "preupload\t",
+                                      "batch\t",  "verify\t", "commit\t", "resolve\t"};
+    size_t n, k = strlen(secret);
+    char *log = thub_read(e->log, &n);
+    if (!log) return -1;
+    char want[300];
+    snprintf(want, sizeof want, "\tAuthorization: Bearer %s", secret);
+    int bad = 0;
+    *with = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        char *hit = strstr(line, secret);
+        if (!hit) continue;
+        ++*with;
+        int api_route = 0;
+        for (size_t i = 0; i < sizeof api / sizeof api[0]; i++)
+            api_route |= strncmp(line, api[i], strlen(api[i])) == 0;
+        size_t pre = strlen(want) - k;
+        int in_auth = (size_t)(hit - line) >= pre && strncmp(hit - pre, want, strlen(want)) == 0 &&
+                      (hit[k] == '\t' || hit[k] == '\0');
+        if (!api_route || !in_auth || strstr(hit + k, secret))
+            bad++, printf("    misplaced: %.160s\n", line);
+    }
+    free(log);
+    return bad;
 }
 
 static int write_bytes(const char *dir, const char *name, const void *d, size_t n) {

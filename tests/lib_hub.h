@@ -23,6 +23,13 @@ void thub_emu_stop(thub_emu *e);
 long thub_emu_ctl(const thub_emu *e, const char *query);
 /* Requests seen on a route since the last reset; storage_auth when route is NULL. */
 int thub_emu_count(const thub_emu *e, const char *route);
+/* Faults fired on a route since the last reset. */
+int thub_emu_faults(const thub_emu *e, const char *route);
+/* Scans the emulator's request log for a secret: *with = lines holding it;
+ * returns the lines where it is misplaced — anywhere but once, as
+ * "Authorization: Bearer <secret>", on a Hub API route (never storage,
+ * completion, control or unknown routes) — printing each; -1 if unreadable. */
+int thub_log_misplaced(const thub_emu *e, const char *secret, int *with);
 
 /* A fresh temp directory (0755) under $TMPDIR; path into out. */
 int thub_tmpdir(char *out, size_t cap);
