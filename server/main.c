@@ -9,6 +9,7 @@ static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},
     {"bench", "performance benchmarks (cnet bench ops)", cmd_bench},
     {"forward", "run one model component on a safetensors file of inputs", cmd_forward},
+    {"generate", "generate images with ControlNets (a prompt and control images)", cmd_generate},
     {"golden", "check a fixture directory's goldens", cmd_golden},
     {"init-model", "write a diffusers pipeline folder with random weights", cmd_init_model},
     {"push", "publish a training output directory to the Hugging Face Hub", cmd_push},
