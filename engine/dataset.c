@@ -62,8 +62,7 @@ dataset_entry *dataset_entry_add(dataset *ds, cnet_error *err) {
     return e;
 }
 
-int dataset_caption_add(dataset *ds, dataset_entry *e, const char *s, size_t len,
-                        cnet_error *err) {
+int dataset_caption_add(dataset *ds, dataset_entry *e, const char *s, size_t len, cnet_error *err) {
     if (ds->n_caption_refs == ds->cap_caption_refs) {
         int64_t cap = ds->cap_caption_refs ? 2 * ds->cap_caption_refs : 1024;
         int64_t *r = realloc(ds->caption_refs, (size_t)cap * sizeof *r);

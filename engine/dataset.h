@@ -43,6 +43,11 @@
  * one would have. Captions: a list draws one per (epoch, sample); with
  * probability proportion_empty_prompts the caption becomes "" instead.
  *
+ * A trainer's use: dataset_open; dataset_check + dataset_report_verdict
+ * (refuse, or go on without the bad samples: dataset_exclude); dataset_seek
+ * to {0, 0} or to the cursor a checkpoint saved; then dataset_next per sample,
+ * saving dataset_tell with each checkpoint.
+ *
  * Not here: image decoding and transforms (engine/image.h), batching. */
 #ifndef CNET_DATASET_H
 #define CNET_DATASET_H
@@ -88,13 +93,13 @@ typedef struct dataset_cursor {
 /* One sample. Everything is borrowed from the reader and valid until the
  * next dataset_next, dataset_seek or dataset_free. */
 typedef struct dataset_sample {
-    int64_t id;                 /* its position in the listing */
-    const char *name;           /* target file, or "shard.tar:key" (for messages) */
-    const char *cond_name;      /* conditioning file, or "shard.tar:key.cond.<ext>" */
-    const uint8_t *target;      /* encoded PNG/JPEG bytes [target_len] */
-    const uint8_t *cond;        /* encoded PNG/JPEG bytes [cond_len] */
+    int64_t id;            /* its position in the listing */
+    const char *name;      /* target file, or "shard.tar:key" (for messages) */
+    const char *cond_name; /* conditioning file, or "shard.tar:key.cond.<ext>" */
+    const uint8_t *target; /* encoded PNG/JPEG bytes [target_len] */
+    const uint8_t *cond;   /* encoded PNG/JPEG bytes [cond_len] */
     size_t target_len, cond_len;
-    const char *caption;        /* the drawn caption, or "" (empty-prompt draw) */
+    const char *caption; /* the drawn caption, or "" (empty-prompt draw) */
 } dataset_sample;
 
 /* A listing entry. Names are offsets into dataset.pool. */
@@ -103,8 +108,8 @@ typedef struct dataset_entry {
     int64_t name;         /* display name: the target file, or "shard:key" */
     int64_t caps;         /* first of n_caps offsets in dataset.caption_refs */
     int32_t n_caps;
-    int32_t shard; /* tar: shard index; folder: -1 */
-    int32_t line;  /* folder: 1-based index line; tar: 0 */
+    int32_t shard;  /* tar: shard index; folder: -1 */
+    int32_t line;   /* folder: 1-based index line; tar: 0 */
     uint8_t absent; /* tar: DATASET_PART_* bits of the members the shard lacks */
 } dataset_entry;
 
@@ -129,12 +134,12 @@ typedef struct dataset {
     int64_t *active; /* listing ids in use, ascending [n_active] */
     int64_t n_active;
     /* reading state */
-    int listing;          /* 1: one pass in listing order (dataset_rewind) */
-    dataset_cursor cur;   /* next position */
-    int64_t order_epoch;  /* epoch of `order`, -1 none */
-    int64_t *order;       /* listing ids in visiting order [n_active] */
-    int *shard_order;     /* tar: shards in visiting order [n_shards] */
-    uint8_t *buf[2];      /* folder: target / conditioning bytes */
+    int listing;         /* 1: one pass in listing order (dataset_rewind) */
+    dataset_cursor cur;  /* next position */
+    int64_t order_epoch; /* epoch of `order`, -1 none */
+    int64_t *order;      /* listing ids in visiting order [n_active] */
+    int *shard_order;    /* tar: shards in visiting order [n_shards] */
+    uint8_t *buf[2];     /* folder: target / conditioning bytes */
     size_t buf_cap[2];
     dataset_tar_stream *tar;
 } dataset;
@@ -172,5 +177,62 @@ dataset_cursor dataset_tell(const dataset *ds);
  * CNET_ELIMIT: unreadable) returns that error naming it, with *s->name set
  * and the cursor already past it, so a caller may count it and go on. */
 int dataset_next(dataset *ds, dataset_sample *s, cnet_error *err);
+
+/* ---- the pre-training check (dataset_check.c) ---------------------------
+ * Reads every sample in use once, in listing order. Missing and unreadable
+ * samples (absent files or members, I/O errors, files over the size limit,
+ * images that do not decode) cannot be trained on: they are marked in `bad`
+ * and counted; train_controlnet.py would crash on the first one, we skip them
+ * (dataset_exclude) and refuse the dataset when more than a given fraction is
+ * bad (dataset_report_verdict). The other problems are warnings: the script
+ * trains on such samples, and so do we. */
+typedef enum dataset_problem {
+    DATASET_PROBLEM_MISSING,            /* a referenced file or tar member is absent (bad) */
+    DATASET_PROBLEM_UNREADABLE,         /* unreadable, too large or not a PNG/JPEG (bad) */
+    DATASET_PROBLEM_SIZE_MISMATCH,      /* conditioning and target sizes differ */
+    DATASET_PROBLEM_BLANK_CONDITIONING, /* every conditioning pixel has the same colour */
+    DATASET_PROBLEM_EMPTY_CAPTION,      /* a caption is empty or only white space */
+    DATASET_PROBLEM_DUPLICATE,          /* same target and conditioning bytes as an earlier one */
+    DATASET_PROBLEM_COUNT
+} dataset_problem;
+
+#define DATASET_REPORT_EXAMPLES 5         /* first offenders kept per problem */
+#define DATASET_REPORT_EXAMPLE_MAX 320    /* bytes of one example line */
+#define DATASET_BAD_FRACTION_DEFAULT 0.05 /* unusable share above which training refuses */
+
+/* "missing", "unreadable", "size mismatch", "blank conditioning", "empty caption", "duplicate". */
+const char *dataset_problem_name(dataset_problem p);
+
+typedef struct dataset_report {
+    int64_t samples; /* samples checked (those in use) */
+    int64_t usable;  /* neither missing nor unreadable */
+    int64_t count[DATASET_PROBLEM_COUNT];
+    char examples[DATASET_PROBLEM_COUNT][DATASET_REPORT_EXAMPLES][DATASET_REPORT_EXAMPLE_MAX];
+    uint8_t *bad; /* [n_entries]: 1 = cannot be used; owned (dataset_report_free) */
+} dataset_report;
+
+/* Checks every sample in use. decode = 0 only reads the bytes (presence and
+ * readability: the upload check); decode = 1 also decodes both images
+ * (sizes, blank conditioning). max_pixels as image_decode. Leaves the reader
+ * to be positioned again (dataset_seek). */
+int dataset_check(dataset *ds, int decode, int64_t max_pixels, dataset_report *rep,
+                  cnet_error *err);
+void dataset_report_free(dataset_report *rep);
+/* 0 when training may go on: at least one usable sample and at most
+ * max_bad_fraction of them missing or unreadable; else CNET_EINVAL saying so. */
+int dataset_report_verdict(const dataset_report *rep, double max_bad_fraction, cnet_error *err);
+
+/* ---- the synthetic dataset (dataset_fill.c) -------------------------------
+ * n samples in the imagefolder layout under out_dir, like fill50k: a circle
+ * filled with one named colour on a background of another (centre and radius
+ * drawn from Philox with seed), the conditioning image its one-pixel outline
+ * in white on black, the caption "<colour> circle with <colour> background".
+ * out_dir/metadata.jsonl, images/NNNNN.png, conditioning_images/NNNNN.png;
+ * the index is written last (temp file + rename), so a dataset appears whole
+ * or not at all. An existing dataset (metadata.jsonl) is never overwritten. */
+#define DATASET_FILL_N_MAX 1000000
+#define DATASET_FILL_SIZE_MIN 8
+#define DATASET_FILL_SIZE_MAX 4096
+int dataset_make_fill(const char *out_dir, int n, int size, uint64_t seed, cnet_error *err);
 
 #endif

@@ -8,8 +8,7 @@
 /* dataset.c: the growing listing. Offsets >= 0, or a negative CNET_E*. */
 int64_t dataset_pool_add(dataset *ds, const char *s, size_t len, cnet_error *err);
 dataset_entry *dataset_entry_add(dataset *ds, cnet_error *err);
-int dataset_caption_add(dataset *ds, dataset_entry *e, const char *s, size_t len,
-                        cnet_error *err);
+int dataset_caption_add(dataset *ds, dataset_entry *e, const char *s, size_t len, cnet_error *err);
 /* path = root "/" ref into out; CNET_ELIMIT when it does not fit. */
 int dataset_join(char out[DATASET_PATH_MAX], const char *root, const char *ref, cnet_error *err);
 
@@ -33,6 +32,7 @@ enum {
     DATASET_STREAM_BUFFER = 4,
     DATASET_STREAM_CAPTION = 5,
     DATASET_STREAM_EMPTY = 6,
+    DATASET_STREAM_FILL = 7, /* make-fill's circles */
 };
 /* A uniform integer in [0, n) (n > 0). Modulo of 64 random bits: the bias is
  * below n / 2^64, nothing for any listing size. */

@@ -53,12 +53,12 @@ static char *read_index(const char *path, cnet_error *err) {
 
 /* The value of image column `col`: key col, else col_file_name, else (the
  * target only, for the default column "image") file_name; key gets the name. */
-static const json_t *image_value(const json_t *o, const char *col, int is_target,
-                                 char key[256]) {
+static const json_t *image_value(const json_t *o, const char *col, int is_target, char key[256]) {
     snprintf(key, 256, "%s", col);
     const json_t *v = json_object_get(o, col);
     if (!v && (size_t)snprintf(key, 256, "%s_file_name", col) < 256) v = json_object_get(o, key);
-    if (!v && is_target && strcmp(col, "image") == 0) v = json_object_get(o, strcpy(key, "file_name"));
+    if (!v && is_target && strcmp(col, "image") == 0)
+        v = json_object_get(o, strcpy(key, "file_name"));
     if (!v) snprintf(key, 256, "%s", col);
     return v;
 }
@@ -83,8 +83,8 @@ static int check_ref(const dataset *ds, int line, const char *key, const json_t 
     return 0;
 }
 
-static int add_captions(dataset *ds, dataset_entry *e, int line, const char *key,
-                        const json_t *v, cnet_error *err) {
+static int add_captions(dataset *ds, dataset_entry *e, int line, const char *key, const json_t *v,
+                        cnet_error *err) {
     if (json_is_string(v))
         return dataset_caption_add(ds, e, json_string_value(v), json_string_length(v), err);
     if (json_is_array(v) && json_array_size(v) > 0) {
@@ -102,8 +102,7 @@ static int add_captions(dataset *ds, dataset_entry *e, int line, const char *key
                      ds->root, ds->index_name, line, key, v ? "" : " (missing)");
 }
 
-static int add_line(dataset *ds, const columns *col, const json_t *o, int line,
-                    cnet_error *err) {
+static int add_line(dataset *ds, const columns *col, const json_t *o, int line, cnet_error *err) {
     char tkey[256], ckey[256];
     const json_t *t, *c;
     if (ds->layout == DATASET_LAYOUT_IMAGEFOLDER) {
@@ -120,7 +119,8 @@ static int add_line(dataset *ds, const columns *col, const json_t *o, int line,
     if (!e) return err ? err->code : CNET_ENOMEM;
     e->line = line;
     int64_t to = dataset_pool_add(ds, json_string_value(t), json_string_length(t), err);
-    int64_t co = to < 0 ? to : dataset_pool_add(ds, json_string_value(c), json_string_length(c), err);
+    int64_t co =
+        to < 0 ? to : dataset_pool_add(ds, json_string_value(c), json_string_length(c), err);
     if (co < 0) return (int)co;
     e->target = e->name = to, e->cond = co;
     return add_captions(ds, e, line, col->caption, json_object_get(o, col->caption), err);
@@ -131,8 +131,8 @@ int dataset_index_load(dataset *ds, cnet_error *err) {
     if (ds->layout == DATASET_LAYOUT_IMAGEFOLDER) {
         const dataset_options *o = &ds->opt;
         col.image = o->image_column ? o->image_column : "image";
-        col.cond = o->conditioning_image_column ? o->conditioning_image_column
-                                                : "conditioning_image";
+        col.cond =
+            o->conditioning_image_column ? o->conditioning_image_column : "conditioning_image";
         col.caption = o->caption_column ? o->caption_column : "text";
     }
     char path[DATASET_PATH_MAX];

@@ -83,8 +83,7 @@ static int order_tar(dataset *ds, int64_t epoch, cnet_error *err) {
 int dataset_order_build(dataset *ds, int64_t epoch, cnet_error *err) {
     if (!ds->order) {
         ds->order = malloc((size_t)(ds->n_entries ? ds->n_entries : 1) * sizeof *ds->order);
-        if (ds->n_shards)
-            ds->shard_order = malloc((size_t)ds->n_shards * sizeof *ds->shard_order);
+        if (ds->n_shards) ds->shard_order = malloc((size_t)ds->n_shards * sizeof *ds->shard_order);
         if (!ds->order || (ds->n_shards && !ds->shard_order))
             return cnet_fail(err, CNET_ENOMEM, "dataset order: out of memory");
     }

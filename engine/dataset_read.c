@@ -42,7 +42,11 @@ int dataset_rewind(dataset *ds, cnet_error *err) {
     return start(ds, err);
 }
 
-dataset_cursor dataset_tell(const dataset *ds) { return ds->cur; }
+dataset_cursor dataset_tell(const dataset *ds) {
+    dataset_cursor c = ds->cur;
+    if (!ds->listing && c.index == ds->n_active) c.epoch++, c.index = 0;
+    return c;
+}
 
 /* Reads root/ref whole into ds->buf[k]. */
 static int read_file(dataset *ds, int k, const dataset_entry *e, int64_t ref, size_t *len,
@@ -59,8 +63,8 @@ static int read_file(dataset *ds, int k, const dataset_entry *e, int64_t ref, si
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return cnet_fail(err, CNET_EIO, "%s: not a regular file (%s line %d)", path,
-                         ds->index_name, e->line);
+        return cnet_fail(err, CNET_EIO, "%s: not a regular file (%s line %d)", path, ds->index_name,
+                         e->line);
     }
     if (st.st_size > DATASET_FILE_MAX) {
         close(fd);

@@ -73,12 +73,12 @@ static int check_member(const char *shard, struct archive_entry *ae, cnet_error 
     for (const char *c = name; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == '\\')
             return cnet_fail(err, CNET_EFORMAT,
-                             "%s: member %s has a control character or backslash (refused)",
-                             shard, name);
+                             "%s: member %s has a control character or backslash (refused)", shard,
+                             name);
     for (const char *seg = name; seg; seg = strchr(seg, '/') ? strchr(seg, '/') + 1 : NULL)
         if (seg[0] == '.' && seg[1] == '.' && (seg[2] == '/' || seg[2] == '\0'))
-            return cnet_fail(err, CNET_EFORMAT, "%s: member %s has a '..' segment (refused)",
-                             shard, name);
+            return cnet_fail(err, CNET_EFORMAT, "%s: member %s has a '..' segment (refused)", shard,
+                             name);
     return type == AE_IFDIR;
 }
 
@@ -172,7 +172,9 @@ static int scan_member(scan *sc, struct archive *a, const char *name, cnet_error
     if (!(e->absent & p))
         return cnet_fail(err, CNET_EFORMAT, "%s: key %.*s has two %s members (second: %s)",
                          sc->shard, (int)klen, name,
-                         p == PART_CAPTION ? "caption" : p == PART_COND ? "conditioning" : "target",
+                         p == PART_CAPTION ? "caption"
+                         : p == PART_COND  ? "conditioning"
+                                           : "target",
                          name);
     e->absent &= (uint8_t)~p;
     if (p != PART_CAPTION) {
@@ -240,13 +242,13 @@ typedef struct tar_slot {
 } tar_slot;
 
 struct dataset_tar_stream {
-    uint8_t *want;       /* [n_entries] ids still to be loaded and yielded */
-    int64_t *first;      /* [n_shards + 1] listing ids of each shard */
-    int *shard_pos;      /* [n_shards] position of a shard in shard_order */
-    struct archive *a;   /* the open shard, NULL between shards */
-    int pos;             /* position in shard_order of the shard being read */
-    int64_t e;           /* listing id whose members are being read */
-    int broken;          /* the shard at pos failed; broken_msg says why */
+    uint8_t *want;     /* [n_entries] ids still to be loaded and yielded */
+    int64_t *first;    /* [n_shards + 1] listing ids of each shard */
+    int *shard_pos;    /* [n_shards] position of a shard in shard_order */
+    struct archive *a; /* the open shard, NULL between shards */
+    int pos;           /* position in shard_order of the shard being read */
+    int64_t e;         /* listing id whose members are being read */
+    int broken;        /* the shard at pos failed; broken_msg says why */
     char broken_msg[CNET_ERROR_MSG_MAX];
     tar_slot *slots;
     int n_slots, returned; /* returned: slot handed out last, -1 none */
@@ -278,8 +280,10 @@ int dataset_tar_start(dataset *ds, uint8_t *want, cnet_error *err) {
         st->shard_pos = malloc((size_t)ns * sizeof *st->shard_pos);
     }
     if (!st || !st->slots || !st->first || !st->shard_pos) {
-        if (st) ds->tar = st, dataset_tar_close(ds);
-        else free(want);
+        if (st)
+            ds->tar = st, dataset_tar_close(ds);
+        else
+            free(want);
         return cnet_fail(err, CNET_ENOMEM, "tar reader: out of memory");
     }
     ds->tar = st;
@@ -312,8 +316,10 @@ static tar_slot *slot_for(dataset_tar_stream *st, int64_t id) {
         if (st->slots[i].id == id) return &st->slots[i];
         if (st->slots[i].id < 0 && !free_slot) free_slot = &st->slots[i];
     }
-    if (free_slot) *free_slot = (tar_slot){.id = id, .buf = {free_slot->buf[0], free_slot->buf[1]},
-                                           .cap = {free_slot->cap[0], free_slot->cap[1]}};
+    if (free_slot)
+        *free_slot = (tar_slot){.id = id,
+                                .buf = {free_slot->buf[0], free_slot->buf[1]},
+                                .cap = {free_slot->cap[0], free_slot->cap[1]}};
     return free_slot;
 }
 
@@ -342,9 +348,9 @@ static int advance(dataset *ds, cnet_error *err) {
     cnet_error me;
     if (r != ARCHIVE_OK || check_member(shard, ae, &me) < 0) {
         mark_broken(st, "%s: %s", shard,
-                    r != ARCHIVE_OK ? (archive_error_string(st->a) ? archive_error_string(st->a)
-                                                                   : "unreadable")
-                                    : me.msg);
+                    r != ARCHIVE_OK
+                        ? (archive_error_string(st->a) ? archive_error_string(st->a) : "unreadable")
+                        : me.msg);
         return 0;
     }
     const char *name = archive_entry_pathname(ae);
@@ -352,8 +358,9 @@ static int advance(dataset *ds, cnet_error *err) {
     part p = archive_entry_filetype(ae) == AE_IFDIR ? PART_NONE : member_part(name, &klen);
     if (p == PART_NONE || p == PART_CAPTION) return 0; /* captions are in the listing */
     int64_t end = st->first[ds->shard_order[st->pos] + 1];
+    size_t label = strlen(base_name(shard)) + 1; /* entry names are "<shard>:<key>" */
     for (; st->e < end; st->e++) {
-        const char *key = strchr(ds->pool + ds->entries[st->e].name, ':') + 1;
+        const char *key = ds->pool + ds->entries[st->e].name + label;
         if (strncmp(key, name, klen) == 0 && key[klen] == '\0') break;
     }
     if (st->e == end) {
@@ -368,8 +375,8 @@ static int advance(dataset *ds, cnet_error *err) {
     char what[2 * DATASET_PATH_MAX];
     snprintf(what, sizeof what, "%s: member %s", shard, name);
     cnet_error re;
-    int rc = read_member(st->a, &slot->buf[k], &slot->cap[k], &slot->len[k], DATASET_FILE_MAX,
-                         what, &re);
+    int rc = read_member(st->a, &slot->buf[k], &slot->cap[k], &slot->len[k], DATASET_FILE_MAX, what,
+                         &re);
     slot->have |= (uint8_t)p;
     if (rc == CNET_ELIMIT && !slot->fail) {
         slot->fail = rc;
@@ -417,8 +424,9 @@ int dataset_tar_fetch(dataset *ds, int64_t id, dataset_sample *s, cnet_error *er
                 if (st->slots[i].id == id) st->slots[i].id = -1;
             return st->broken && st->shard_pos[e->shard] == st->pos
                        ? cnet_fail(err, CNET_EFORMAT, "%s: %s", label, st->broken_msg)
-                       : cnet_fail(err, CNET_EFORMAT, "%s: not found when streaming %s (the "
-                                                      "shard changed or failed earlier)",
+                       : cnet_fail(err, CNET_EFORMAT,
+                                   "%s: not found when streaming %s (the "
+                                   "shard changed or failed earlier)",
                                    label, shard);
         }
         int rc = advance(ds, err);

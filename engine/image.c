@@ -1,7 +1,7 @@
 /* Image files: format sniffing, the pixel buffer, reading a whole file with
- * a size cap, and atomic writes (temp file, fsync, rename) so a failed or
- * interrupted save never leaves a partial image behind. The codecs are in
- * image_png.c and image_jpeg.c. See image.h. */
+ * a size cap, and saving through atomic_write_file (temp file, fsync,
+ * rename) so a failed or interrupted save never leaves a partial image.
+ * The codecs are in image_png.c and image_jpeg.c. See image.h. */
 #include "image.h"
 
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "atomic_file.h"
 
 const char *image_format_name(image_format fmt) {
     switch (fmt) {
@@ -118,35 +120,6 @@ int image_load(image_rgb8 *img, const char *path, int64_t max_pixels, cnet_error
     return rc;
 }
 
-/* Writes buf to path through "<path>.tmp.<pid>", fsync and rename. */
-static int write_atomic(const char *path, const uint8_t *buf, size_t len, cnet_error *err) {
-    char tmp[4096];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return cnet_fail(err, CNET_EINVAL, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return cnet_fail(err, CNET_EIO, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t done = 0;
-    int rc = 0;
-    while (!rc && done < len) {
-        ssize_t w = write(fd, buf + done, len - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            rc = cnet_fail(err, CNET_EIO, "%s: write failed: %s", tmp,
-                           w < 0 ? strerror(errno) : "no progress");
-        else
-            done += (size_t)w;
-    }
-    if (!rc && fsync(fd) != 0)
-        rc = cnet_fail(err, CNET_EIO, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && !rc)
-        rc = cnet_fail(err, CNET_EIO, "%s: close failed: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path) != 0)
-        rc = cnet_fail(err, CNET_EIO, "%s: rename into place failed: %s", path, strerror(errno));
-    if (rc) unlink(tmp);
-    return rc;
-}
-
 int image_save(const char *path, const image_rgb8 *img, const image_text *text, int n_text,
                int quality, cnet_error *err) {
     uint8_t *buf = NULL;
@@ -167,7 +140,7 @@ int image_save(const char *path, const image_rgb8 *img, const image_text *text, 
         cnet_error_prefix(err, "%s", path);
         return rc;
     }
-    rc = write_atomic(path, buf, len, err);
+    rc = atomic_write_file(path, buf, len, err);
     free(buf);
     return rc;
 }

@@ -165,7 +165,8 @@ int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoc
         }
         ids[(*n)++] = s.id;
     }
-    *epoch_end = dataset_tell(tb->ds).index >= size;
+    dataset_cursor end = dataset_tell(tb->ds); /* (epoch + 1, 0) once an epoch is read */
+    *epoch_end = end.epoch != at.epoch || end.index >= size;
     if (*n == 0) return 0;
     const size_t img = (size_t)tb->R * tb->R * 3;
     be->upload(be, tb->pixels, tb->host_img, (size_t)*n * img * sizeof(float));

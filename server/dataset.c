@@ -3,8 +3,8 @@
  * ourselves below a folder fd, instead of archive_write_disk, so that no
  * entry can name a place outside the dataset: paths are split into segments,
  * each opened with O_NOFOLLOW, and `..`, absolute paths, links and special
- * files are refused outright. Not here: what a valid dataset contains
- * (dataset_check.c). */
+ * files are refused outright. What a valid dataset contains is the engine's
+ * (engine/dataset.h); upload_check only turns its report into ours. */
 #define _XOPEN_SOURCE 700
 #include <archive.h>
 #include <archive_entry.h>
@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/dataset.h"
 #include "server/dataset.h"
 
 static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
@@ -191,6 +192,35 @@ static int write_report(int dfd, json_t *report, cnet_error *err) {
     return ok ? 0 : cnet_fail(err, CNET_EIO, "writing report.json: %s", strerror(errno));
 }
 
+/* The extracted files must form a dataset the trainer can read, with every
+ * referenced file present (engine/dataset.h, without decoding pixels). */
+static int upload_check(const char *files, json_t **report, cnet_error *err) {
+    dataset ds;
+    dataset_report rep;
+    dataset_options o = {0};
+    int rc = dataset_open(&ds, files, &o, err);
+    if (rc) return rc;
+    rc = dataset_check(&ds, 0, 0, &rep, err);
+    if (!rc) {
+        int p = rep.count[DATASET_PROBLEM_MISSING] ? DATASET_PROBLEM_MISSING
+                                                   : DATASET_PROBLEM_UNREADABLE;
+        if (rep.usable != rep.samples)
+            rc = cnet_fail(err, CNET_EINVAL, "%lld of %lld samples are %s, e.g. %s",
+                           (long long)rep.count[p], (long long)rep.samples,
+                           dataset_problem_name((dataset_problem)p), rep.examples[p][0]);
+        dataset_report_free(&rep);
+    }
+    size_t n = strlen(files);
+    const char *root = strncmp(ds.root, files, n) == 0 && ds.root[n] == '/' ? ds.root + n + 1 : ".";
+    if (!rc)
+        *report = json_pack("{s:s, s:s, s:s, s:I}", "format", dataset_layout_name(ds.layout),
+                            "index", ds.index_name ? ds.index_name : "*.tar", "root", root,
+                            "samples", (json_int_t)dataset_size(&ds));
+    dataset_free(&ds);
+    if (!rc && !*report) rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
+    return rc;
+}
+
 int dataset_ingest(const char *archive_path, const char *datasets_dir, const char *name,
                    const dataset_limits *lim, char id[DATASET_ID_MAX], json_t **report,
                    cnet_error *err) {
@@ -212,7 +242,9 @@ int dataset_ingest(const char *archive_path, const char *datasets_dir, const cha
     extract_state x = {.lim = lim};
     if (!rc) rc = extract(archive_path, files, &x, err);
     json_t *rep = NULL;
-    if (!rc) rc = dataset_check(files, &rep, err);
+    char files_path[4200];
+    snprintf(files_path, sizeof files_path, "%s/files", partial);
+    if (!rc) rc = upload_check(files_path, &rep, err);
     if (!rc) {
         char clean[256], when[32];
         sanitize_name(name, clean);

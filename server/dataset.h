@@ -3,15 +3,16 @@
  * dataset. The map header of the dataset subsystem.
  *
  * What it is not: no HTTP (server/http_datasets.c streams the upload to a
- * temp file and calls dataset_ingest) and no image decoding (the engine's
- * loader checks pixels). Extraction follows RELIABILITY.md §3: only regular
- * files and folders; absolute paths, `..`, links and devices refused; files
- * created with openat(O_EXCL|O_NOFOLLOW) below a dir fd; caps on entries,
- * bytes and compression ratio. Layout: <datasets_dir>/<id>/files/... and
- * <datasets_dir>/<id>/report.json, the folder renamed into place only when
- * complete. */
-#ifndef CNET_DATASET_H
-#define CNET_DATASET_H
+ * temp file and calls dataset_ingest) and no dataset reading of its own: the
+ * check is the engine's (engine/dataset.h: any of its layouts, every
+ * referenced file present and readable; pixels are checked when a job
+ * trains, as images are not decoded inside a request). Extraction follows RELIABILITY.md §3: only
+ * regular files and folders; absolute paths, `..`, links and devices refused; files created with
+ * openat(O_EXCL|O_NOFOLLOW) below a dir fd; caps on entries, bytes and compression ratio. Layout:
+ * <datasets_dir>/<id>/files/... and <datasets_dir>/<id>/report.json, the folder renamed into place
+ * only when complete. */
+#ifndef CNET_SERVER_DATASET_H
+#define CNET_SERVER_DATASET_H
 
 #include <jansson.h>
 #include <stdint.h>
@@ -39,12 +40,6 @@ typedef struct dataset_limits {
 int dataset_ingest(const char *archive_path, const char *datasets_dir, const char *name,
                    const dataset_limits *lim, char id[DATASET_ID_MAX], json_t **report,
                    cnet_error *err);
-
-/* Checks an extracted dataset folder: metadata.jsonl (imagefolder: file_name,
- * conditioning_image_file_name, text) or prompt.json (source, target, prompt),
- * at the top or in its single subfolder; every referenced file must exist.
- * Fills *report ({"format", "root", "samples", ...}). */
-int dataset_check(int dirfd, json_t **report, cnet_error *err);
 
 /* The reports of every dataset, newest first (owned by the caller). */
 int dataset_list(const char *datasets_dir, json_t **out, cnet_error *err);

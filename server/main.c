@@ -7,6 +7,7 @@
 
 static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},
+    {"train", "train a ControlNet (train_controlnet.py's flags)", cmd_train},
     {"bench", "performance benchmarks (cnet bench ops)", cmd_bench},
     {"forward", "run one model component on a safetensors file of inputs", cmd_forward},
     {"generate", "generate images with ControlNets (a prompt and control images)", cmd_generate},
@@ -15,6 +16,7 @@ static const cnet_command commands[] = {
     {"push", "publish a training output directory to the Hugging Face Hub", cmd_push},
     {"pull", "download a Hub model repo into the Hugging Face cache", cmd_pull},
     {"serve", "run the REST service (jobs, datasets, models)", cmd_serve},
+    {"dataset", "check a training dataset; make a synthetic one", cmd_dataset},
 };
 
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

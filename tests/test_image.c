@@ -628,6 +628,7 @@ static void test_load_errors(void) {
     fclose(fp);
     rc = image_load(&img, path, 0, &err);
     EXPECT(rc == CNET_EFORMAT && strstr(err.msg, path), "empty: rc %d '%s'", rc, err.msg);
+    unlink(path);
     /* A sparse file over the size cap is refused before it is read. */
     tmp_path(path, sizeof path, "big.png");
     int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);

@@ -1,0 +1,47 @@
+/* The training loop's state, shared by trainer.c (setup and loop) and
+ * train_output.c (validation images, final save, model card). Private to
+ * those two files. */
+#ifndef CNET_TRAIN_INTERNAL_H
+#define CNET_TRAIN_INTERNAL_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "atomic_file.h"
+#include "controlnet.h"
+#include "dataset.h"
+#include "lr_schedule.h"
+#include "scheduler.h"
+#include "sd_base.h"
+#include "train_batch.h"
+#include "train_step.h"
+#include "trainer.h"
+
+typedef struct trainer {
+    const train_options *o;
+    cnet_backend *be;
+    const train_hooks *hooks;
+    sd_base base;
+    controlnet_model cn;
+    json_t *cn_config; /* the ControlNet's config.json */
+    cnet_sched_config ddpm_cfg;
+    sched ddpm; /* the noise scheduler (DDPMScheduler of the base folder) */
+    dataset ds;
+    train_batcher tb;
+    train_step ts;
+    lr_schedule lr;
+    float *noise; /* device [B, h, w, L] */
+    FILE *metrics;
+    int global_step, max_steps, updates_per_epoch, num_epochs;
+    int64_t skipped_at_check;
+    int have_base, have_ddpm_cfg, have_cn, have_ds, have_tb, have_ts;
+} trainer;
+
+/* Validation images at the current step: images_<i>.png per (prompt, image)
+ * pair, the conditioning image followed by num_validation_images results. */
+int train_validate(trainer *t, cnet_error *err);
+/* output_dir/config.json, diffusion_pytorch_model.safetensors, the final
+ * validation images and README.md (the script's model card). */
+int train_save_final(trainer *t, cnet_error *err);
+
+#endif

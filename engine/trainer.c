@@ -1,0 +1,396 @@
+/* The training loop of train_controlnet.py; see trainer.h. Outputs (final
+ * weights, model card, validation images) are in train_output.c. */
+#include "trainer.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "controlnet_init.h"
+#include "lr_schedule.h"
+#include "philox.h"
+#include "train_batch.h"
+#include "train_internal.h"
+
+/* Philox counter layout of the training randomness: block offset
+ * tag << 58 | optimizer step << 26 | micro-batch << 20, leaving 2^20 blocks
+ * (4M values) per draw. */
+enum { RNG_NOISE = 1, RNG_TIMESTEP = 2, RNG_VAE = 3 };
+#define TRAIN_MAX_ACCUMULATION 64
+#define TRAIN_MAX_DRAW_BLOCKS (1u << 20)
+
+static uint64_t rng_offset(int tag, int step, int micro) {
+    return ((uint64_t)tag << 58) | ((uint64_t)(unsigned)step << 26) | ((uint64_t)micro << 20);
+}
+
+void train_options_defaults(train_options *o) {
+    memset(o, 0, sizeof *o);
+    o->resolution = 512;
+    o->train_batch_size = 4;
+    o->num_train_epochs = 1;
+    o->gradient_accumulation_steps = 1;
+    o->learning_rate = 5e-6;
+    o->lr_scheduler = "constant";
+    o->lr_warmup_steps = 500;
+    o->lr_num_cycles = 1;
+    o->lr_power = 1.0;
+    o->adam_beta1 = 0.9, o->adam_beta2 = 0.999;
+    o->adam_weight_decay = 1e-2, o->adam_epsilon = 1e-8;
+    o->max_grad_norm = 1.0;
+    o->checkpointing_steps = 500;
+    o->num_validation_images = 4;
+    o->validation_steps = 100;
+    o->max_bad_fraction = DATASET_BAD_FRACTION_DEFAULT;
+}
+
+static int check_options(const train_options *o, cnet_error *err) {
+    if (!o->pretrained_model_name_or_path)
+        return cnet_fail(err, CNET_EINVAL, "--pretrained_model_name_or_path is required");
+    if (!o->train_data_dir) return cnet_fail(err, CNET_EINVAL, "--train_data_dir is required");
+    if (!o->output_dir) return cnet_fail(err, CNET_EINVAL, "--output_dir is required");
+    if (o->resolution < 8 || o->resolution % 8)
+        return cnet_fail(err, CNET_EINVAL, "--resolution must be a positive multiple of 8 (got %d)",
+                         o->resolution);
+    if (o->train_batch_size < 1 || o->train_batch_size > 64)
+        return cnet_fail(err, CNET_EINVAL, "--train_batch_size must be 1..64 (got %d)",
+                         o->train_batch_size);
+    if (o->gradient_accumulation_steps < 1 ||
+        o->gradient_accumulation_steps > TRAIN_MAX_ACCUMULATION)
+        return cnet_fail(err, CNET_EINVAL, "--gradient_accumulation_steps must be 1..%d",
+                         TRAIN_MAX_ACCUMULATION);
+    if (!(o->learning_rate > 0)) return cnet_fail(err, CNET_EINVAL, "--learning_rate must be > 0");
+    if (lr_kind_from_name(o->lr_scheduler) < 0)
+        return cnet_fail(err, CNET_EINVAL,
+                         "--lr_scheduler '%s' is not one of constant, "
+                         "constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial",
+                         o->lr_scheduler);
+    if (o->max_train_steps < 0 || o->num_train_epochs < 1)
+        return cnet_fail(err, CNET_EINVAL, "--max_train_steps >= 0 and --num_train_epochs >= 1");
+    if (o->prediction_type && strcmp(o->prediction_type, "epsilon") &&
+        strcmp(o->prediction_type, "v_prediction"))
+        return cnet_fail(err, CNET_EINVAL, "--prediction_type '%s': epsilon or v_prediction",
+                         o->prediction_type);
+    if (o->n_validation_prompts && o->n_validation_images && o->n_validation_prompts != 1 &&
+        o->n_validation_images != 1 && o->n_validation_prompts != o->n_validation_images)
+        return cnet_fail(err, CNET_EINVAL,
+                         "--validation_image and --validation_prompt: give one of each, one of "
+                         "either, or the same number of both (%d images, %d prompts)",
+                         o->n_validation_images, o->n_validation_prompts);
+    if (o->n_validation_prompts != 0 && o->n_validation_images == 0)
+        return cnet_fail(err, CNET_EINVAL, "--validation_prompt needs --validation_image");
+    return 0;
+}
+
+static int make_dirs(const char *path, cnet_error *err) {
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return cnet_fail(err, CNET_ELIMIT, "%s: path too long", path);
+    for (char *p = buf + 1;; p++) {
+        char c = *p;
+        if (c == '/' || c == '\0') {
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return cnet_fail(err, CNET_EIO, "cannot create %s: %s", buf, strerror(errno));
+            *p = c;
+        }
+        if (c == '\0') break;
+    }
+    return 0;
+}
+
+/* The ControlNet: loaded from a folder, or ControlNetModel.from_unet. Its
+ * config JSON is kept for checkpoints and the final save. */
+static int load_controlnet(trainer *t, cnet_error *err) {
+    const train_options *o = t->o;
+    char path[PATH_MAX];
+    json_error_t jerr;
+    int rc;
+    if (o->controlnet_model_name_or_path) {
+        if ((rc = controlnet_open(&t->cn, t->be, o->controlnet_model_name_or_path, err))) return rc;
+        t->have_cn = 1;
+        snprintf(path, sizeof path, "%s/config.json", o->controlnet_model_name_or_path);
+        if (!(t->cn_config = json_load_file(path, 0, &jerr)))
+            return cnet_fail(err, CNET_EFORMAT, "%s: %s", path, jerr.text);
+        return 0;
+    }
+    /* from_unet's default conditioning embedding (16, 32, 96, 256) brings a
+     * 512x512 image to 64x64 latents with the 8x VAE of every SD model; a
+     * VAE with fewer levels (test models) gets the matching prefix. */
+    const int cond[] = CONTROLNET_DEFAULT_COND_CHANNELS;
+    int n_cond = 1;
+    while ((1 << (n_cond - 1)) < vae_factor(&t->base.vae) && n_cond < CONTROLNET_DEFAULT_N_COND)
+        n_cond++;
+    snprintf(path, sizeof path, "%s/unet/config.json", o->pretrained_model_name_or_path);
+    if ((rc = controlnet_config_from_unet(&t->cn_config, path, cond, n_cond, err))) return rc;
+    /* The config loader reads files: write the new config where the final
+     * save puts it anyway. */
+    snprintf(path, sizeof path, "%s/config.json", o->output_dir);
+    cnet_unet_config cfg;
+    if ((rc = atomic_write_json(path, t->cn_config, err)) ||
+        (rc = cnet_controlnet_config_load(&cfg, path, err)) ||
+        (rc = controlnet_init(&t->cn, t->be, &cfg, err)))
+        return rc;
+    t->have_cn = 1;
+    return controlnet_from_unet(&t->cn, &t->base.unet, o->seed, err);
+}
+
+static int open_data(trainer *t, cnet_error *err) {
+    const train_options *o = t->o;
+    dataset_options dopt = {.image_column = o->image_column,
+                            .conditioning_image_column = o->conditioning_image_column,
+                            .caption_column = o->caption_column,
+                            .max_train_samples = o->max_train_samples,
+                            .proportion_empty_prompts = o->proportion_empty_prompts,
+                            .seed = o->seed};
+    int rc = dataset_open(&t->ds, o->train_data_dir, &dopt, err);
+    if (rc) return rc;
+    t->have_ds = 1;
+    dataset_report rep;
+    if ((rc = dataset_check(&t->ds, 1, 0, &rep, err))) return rc;
+    t->skipped_at_check = rep.samples - rep.usable;
+    rc = dataset_report_verdict(&rep, o->max_bad_fraction, err);
+    if (!rc) rc = dataset_exclude(&t->ds, rep.bad, err);
+    dataset_report_free(&rep);
+    return rc;
+}
+
+/* Steps per epoch and the total, as the script computes them. */
+static void plan_steps(trainer *t) {
+    const train_options *o = t->o;
+    const int64_t n = dataset_size(&t->ds);
+    const int64_t batches = (n + o->train_batch_size - 1) / o->train_batch_size;
+    t->updates_per_epoch =
+        (int)((batches + o->gradient_accumulation_steps - 1) / o->gradient_accumulation_steps);
+    if (t->updates_per_epoch < 1) t->updates_per_epoch = 1;
+    t->max_steps =
+        o->max_train_steps > 0 ? o->max_train_steps : o->num_train_epochs * t->updates_per_epoch;
+    t->num_epochs = (t->max_steps + t->updates_per_epoch - 1) / t->updates_per_epoch;
+}
+
+static int setup(trainer *t, cnet_error *err) {
+    const train_options *o = t->o;
+    char path[PATH_MAX];
+    int rc;
+    if ((rc = check_options(o, err)) || (rc = make_dirs(o->output_dir, err))) return rc;
+    snprintf(path, sizeof path, "%s/logs", o->output_dir);
+    if ((rc = make_dirs(path, err))) return rc;
+    if ((rc = sd_base_open(&t->base, t->be, o->pretrained_model_name_or_path, err))) return rc;
+    t->have_base = 1;
+    if ((rc = sd_base_scheduler(&t->base, CNET_SCHED_DDPM, &t->ddpm_cfg, err))) return rc;
+    t->have_ddpm_cfg = 1;
+    if ((rc = sched_init(&t->ddpm, t->be, &t->ddpm_cfg, 0, err))) return rc;
+    if ((rc = load_controlnet(t, err)) || (rc = open_data(t, err))) return rc;
+    if (controlnet_image_factor(&t->cn) != vae_factor(&t->base.vae))
+        return cnet_fail(err, CNET_EINVAL,
+                         "the ControlNet's conditioning embedding downsamples %dx but the VAE %dx: "
+                         "conditioning_embedding_out_channels does not fit this base model",
+                         controlnet_image_factor(&t->cn), vae_factor(&t->base.vae));
+    plan_steps(t);
+    if ((rc = train_batcher_init(&t->tb, &t->base, &t->ds, o->train_batch_size, o->resolution,
+                                 o->seed, o->cache_latents, err)))
+        return rc;
+    t->have_tb = 1;
+    int v = o->prediction_type ? !strcmp(o->prediction_type, "v_prediction")
+                               : t->ddpm_cfg.prediction_type == CNET_PRED_V;
+    if (!o->prediction_type && t->ddpm_cfg.prediction_type == CNET_PRED_SAMPLE)
+        return cnet_fail(err, CNET_EINVAL,
+                         "the scheduler's prediction_type 'sample' cannot be "
+                         "trained; give --prediction_type");
+    train_step_config sc = {.prediction = v ? TRAIN_PRED_V : TRAIN_PRED_EPSILON,
+                            .snr_gamma = (float)o->snr_gamma,
+                            .B = o->train_batch_size,
+                            .h = t->tb.h,
+                            .w = t->tb.w,
+                            .Nt = t->tb.Nt};
+    if ((rc = train_step_init(&t->ts, &t->base.unet, &t->cn, &t->ddpm, &sc, err))) return rc;
+    t->have_ts = 1;
+    const size_t lat = (size_t)o->train_batch_size * t->tb.h * t->tb.w * t->tb.L;
+    if ((size_t)(lat + 3) / 4 >= TRAIN_MAX_DRAW_BLOCKS)
+        return cnet_fail(err, CNET_ELIMIT, "a batch of %zu latent values is too large", lat);
+    if (!(t->noise = t->be->alloc(t->be, lat * sizeof(float))))
+        return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    double lr = o->learning_rate;
+    if (o->scale_lr) lr *= (double)o->gradient_accumulation_steps * o->train_batch_size;
+    t->lr = (lr_schedule){.kind = (lr_kind)lr_kind_from_name(o->lr_scheduler),
+                          .base_lr = lr,
+                          .warmup_steps = o->lr_warmup_steps,
+                          .total_steps = t->max_steps,
+                          .num_cycles = o->lr_num_cycles,
+                          .power = o->lr_power,
+                          .lr_end = 1e-7};
+    snprintf(path, sizeof path, "%s/logs/metrics.jsonl", o->output_dir);
+    if (!(t->metrics = fopen(path, "a")))
+        return cnet_fail(err, CNET_EIO, "cannot open %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static void teardown(trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    if (t->noise) t->be->free(t->be, t->noise);
+    if (t->have_ts) train_step_free(&t->ts);
+    if (t->have_tb) train_batcher_free(&t->tb);
+    if (t->have_ds) dataset_free(&t->ds);
+    if (t->have_cn) controlnet_free(&t->cn);
+    json_decref(t->cn_config);
+    sched_free(&t->ddpm);
+    if (t->have_ddpm_cfg) cnet_sched_config_free(&t->ddpm_cfg);
+    if (t->have_base) sd_base_free(&t->base);
+}
+
+static int save_checkpoint(trainer *t, cnet_error *err) {
+    dataset_cursor c = dataset_tell(&t->ds);
+    json_t *state = json_pack("{s:i, s:I, s:I, s:I, s:s, s:i}", "global_step", t->global_step,
+                              "epoch", (json_int_t)c.epoch, "data_index", (json_int_t)c.index,
+                              "seed", (json_int_t)t->o->seed, "lr_scheduler", t->o->lr_scheduler,
+                              "max_train_steps", t->max_steps);
+    if (!state) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    checkpoint_tables tables = {&t->cn.params, &t->ts.m, &t->ts.v};
+    int rc = checkpoint_save(t->o->output_dir, t->global_step, t->cn_config, &tables, state,
+                             t->o->checkpoints_total_limit, err);
+    json_decref(state);
+    if (!rc && t->hooks && t->hooks->on_checkpoint) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/" CHECKPOINT_PREFIX "%d", t->o->output_dir, t->global_step);
+        t->hooks->on_checkpoint(t->hooks->user, t->global_step, dir);
+    }
+    return rc;
+}
+
+/* --resume_from_checkpoint: a path or "latest"; latest with none starts a
+ * new run, as the script does. */
+static int resume(trainer *t, cnet_error *err) {
+    const char *from = t->o->resume_from_checkpoint;
+    char dir[PATH_MAX];
+    if (!from) return 0;
+    if (strcmp(from, "latest") == 0) {
+        cnet_error e2;
+        if (checkpoint_latest(t->o->output_dir, dir, sizeof dir, &e2) == CNET_ENOTFOUND) return 0;
+    } else if (snprintf(dir, sizeof dir, "%s", from) >= (int)sizeof dir) {
+        return cnet_fail(err, CNET_ELIMIT, "%s: path too long", from);
+    }
+    json_t *state;
+    int rc = checkpoint_load(dir, &t->cn.params, &t->ts.m, &t->ts.v, &state, err);
+    if (rc) return cnet_error_prefix(err, "resuming from %s", dir);
+    json_int_t step = 0, epoch = 0, index = 0;
+    if (json_unpack(state, "{s:I, s:I, s:I}", "global_step", &step, "epoch", &epoch, "data_index",
+                    &index) != 0 ||
+        step < 0 || step > INT_MAX) {
+        json_decref(state);
+        return cnet_fail(err, CNET_EFORMAT, "%s/trainer_state.json: missing or bad fields", dir);
+    }
+    json_decref(state);
+    t->global_step = (int)step;
+    dataset_cursor at = {epoch, index};
+    return dataset_seek(&t->ds, at, err);
+}
+
+/* One optimizer step: up to gradient_accumulation_steps micro-batches (fewer
+ * when the epoch ends, as accelerate syncs at the end of the dataloader). */
+static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_error *err) {
+    const train_options *o = t->o;
+    const int accum = o->gradient_accumulation_steps;
+    const long per = (long)t->tb.h * t->tb.w * t->tb.L;
+    double loss_sum = 0;
+    int micro_batches = 0, samples = 0, rc = 0;
+    for (int micro = 0; micro < accum && !rc; micro++) {
+        int n, epoch_end;
+        rc = train_batcher_next(&t->tb, rng_offset(RNG_VAE, t->global_step, micro), &n, &epoch_end,
+                                err);
+        if (rc) break;
+        if (n > 0) {
+            int64_t ts[64];
+            const uint64_t toff = rng_offset(RNG_TIMESTEP, t->global_step, micro);
+            for (int b = 0; b < n; b++)
+                ts[b] = philox_u32(o->seed, toff + (uint64_t)b) %
+                        (uint32_t)t->ddpm.cfg.num_train_timesteps;
+            t->be->philox_normal(t->be, t->noise, n * per, o->seed,
+                                 rng_offset(RNG_NOISE, t->global_step, micro));
+            float loss;
+            rc = train_step_accumulate(&t->ts, n, t->tb.latents, t->noise, ts, t->tb.text,
+                                       t->tb.cond, 1.0f / (float)accum, &loss, err);
+            loss_sum += loss, micro_batches++, samples += n;
+        }
+        if (epoch_end) break;
+    }
+    if (rc) return rc;
+    if (micro_batches == 0)
+        return cnet_fail(err, CNET_EINVAL, "%s: no readable sample left to train on",
+                         o->train_data_dir);
+    *loss_out = loss_sum / micro_batches;
+    *samples_out = samples;
+    return 0;
+}
+
+int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hooks, int *stopped,
+                cnet_error *err) {
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.o = o, t.be = be, t.hooks = hooks;
+    if (stopped) *stopped = 0;
+    int rc = setup(&t, err);
+    if (!rc) rc = resume(&t, err);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const int first_step = t.global_step;
+    double samples_done = 0;
+    while (!rc && t.global_step < t.max_steps) {
+        double loss = 0;
+        int samples = 0;
+        const int epoch = (int)dataset_tell(&t.ds).epoch; /* of the step's first sample */
+        if ((rc = optimizer_step(&t, &loss, &samples, err))) break;
+        const double lr = lr_at(&t.lr, t.global_step);
+        train_adamw adam = {.lr = (float)lr,
+                            .beta1 = (float)o->adam_beta1,
+                            .beta2 = (float)o->adam_beta2,
+                            .eps = (float)o->adam_epsilon,
+                            .weight_decay = (float)o->adam_weight_decay,
+                            .max_grad_norm = (float)o->max_grad_norm};
+        float grad_norm;
+        train_step_optimize(&t.ts, &adam, t.global_step + 1, &grad_norm);
+        t.global_step++;
+        samples_done += samples;
+
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        const double elapsed = (double)(now.tv_sec - t0.tv_sec) + 1e-9 * (now.tv_nsec - t0.tv_nsec);
+        const int done = t.global_step - first_step;
+        train_progress p = {.step = t.global_step,
+                            .total_steps = t.max_steps,
+                            .epoch = epoch,
+                            .loss = loss,
+                            .lr = lr,
+                            .grad_norm = grad_norm,
+                            .samples_per_sec = elapsed > 0 ? samples_done / elapsed : 0,
+                            .eta_sec =
+                                done > 0 ? elapsed / done * (t.max_steps - t.global_step) : 0};
+        fprintf(t.metrics,
+                "{\"step\": %d, \"epoch\": %d, \"loss\": %.8g, \"lr\": %.8g, \"grad_norm\": %.8g, "
+                "\"samples_per_sec\": %.4g}\n",
+                p.step, p.epoch, p.loss, p.lr, p.grad_norm, p.samples_per_sec);
+        fflush(t.metrics);
+
+        int want_stop = hooks && hooks->on_step && hooks->on_step(hooks->user, &p);
+        int at_checkpoint =
+            o->checkpointing_steps > 0 && t.global_step % o->checkpointing_steps == 0;
+        if ((at_checkpoint || want_stop) && t.global_step < t.max_steps &&
+            (rc = save_checkpoint(&t, err)))
+            break;
+        if (o->n_validation_prompts && o->validation_steps > 0 &&
+            t.global_step % o->validation_steps == 0 && (rc = train_validate(&t, err)))
+            break;
+        if (want_stop) {
+            if (stopped) *stopped = 1;
+            teardown(&t);
+            return 0;
+        }
+    }
+    if (!rc) rc = train_save_final(&t, err);
+    teardown(&t);
+    return rc;
+}

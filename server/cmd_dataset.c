@@ -1,0 +1,148 @@
+/* `cnet dataset check DIR` and `cnet dataset make-fill`: thin commands over
+ * engine/dataset.h. check prints the report of dataset_check (counts and the
+ * first offenders per problem) and exits 1 when training would refuse the
+ * dataset (dataset_report_verdict); make-fill writes dataset_make_fill's
+ * synthetic set. No logic of their own beyond options and printing. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/dataset.h"
+#include "server/commands.h"
+
+static const char dataset_usage[] =
+    "usage: cnet dataset check DIR [--image_column C] [--conditioning_image_column C]\n"
+    "                              [--caption_column C] [--max_bad_fraction F]\n"
+    "       cnet dataset make-fill --n N --size S --out DIR [--seed N]\n"
+    "\n"
+    "check: reads every sample of DIR (a folder with metadata.jsonl or prompt.json, a folder\n"
+    "of *.tar shards, a .tar file or a quoted glob of them), decodes both images and reports\n"
+    "missing or unreadable files, conditioning/target size mismatches, blank conditioning\n"
+    "images, empty captions and duplicates, with counts and the first offenders. Missing or\n"
+    "unreadable samples are skipped by training; exit status 1 when none is usable or more\n"
+    "than --max_bad_fraction (default 0.05) of them are bad, else 0.\n"
+    "\n"
+    "make-fill: writes N synthetic samples of S x S pixels in the imagefolder layout: a\n"
+    "circle of one named colour on a background of another, its outline (white on black)\n"
+    "as the conditioning image, and the caption \"<colour> circle with <colour> background\".\n";
+
+static int parse_i64(const char *s, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "cnet dataset: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(cnet dataset --help for the options)\n");
+    return 2;
+}
+
+static void print_report(const dataset *ds, const dataset_report *rep) {
+    printf("dataset %s (%s): %lld samples\n", ds->root, dataset_layout_name(ds->layout),
+           (long long)rep->samples);
+    for (int p = 0; p < DATASET_PROBLEM_COUNT; p++) {
+        printf("  %-19s %lld\n", dataset_problem_name((dataset_problem)p),
+               (long long)rep->count[p]);
+        for (int k = 0; k < DATASET_REPORT_EXAMPLES && k < rep->count[p]; k++)
+            printf("      %s\n", rep->examples[p][k]);
+        if (rep->count[p] > DATASET_REPORT_EXAMPLES)
+            printf("      ... and %lld more\n", (long long)rep->count[p] - DATASET_REPORT_EXAMPLES);
+    }
+    printf("usable: %lld of %lld (missing and unreadable samples are skipped)\n",
+           (long long)rep->usable, (long long)rep->samples);
+}
+
+static int run_check(int argc, char **argv) {
+    dataset_options o = {0};
+    const char *path = NULL;
+    double max_bad = DATASET_BAD_FRACTION_DEFAULT;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+        if (has_value && strcmp(a, "--image_column") == 0) {
+            o.image_column = argv[++i];
+        } else if (has_value && strcmp(a, "--conditioning_image_column") == 0) {
+            o.conditioning_image_column = argv[++i];
+        } else if (has_value && strcmp(a, "--caption_column") == 0) {
+            o.caption_column = argv[++i];
+        } else if (has_value && strcmp(a, "--max_bad_fraction") == 0) {
+            char *end;
+            max_bad = strtod(argv[++i], &end);
+            if (*end || end == argv[i] || !(max_bad >= 0 && max_bad <= 1))
+                return usage_error("--max_bad_fraction must be a number in [0, 1], got '%s'",
+                                   argv[i]);
+        } else if (a[0] == '-' || path) {
+            return usage_error("unexpected argument '%s'", a);
+        } else {
+            path = a;
+        }
+    }
+    if (!path) return usage_error("%s", "check needs a dataset path");
+    dataset ds;
+    dataset_report rep;
+    cnet_error err;
+    if (dataset_open(&ds, path, &o, &err)) {
+        fprintf(stderr, "cnet dataset check: %s\n", err.msg);
+        return 1;
+    }
+    if (dataset_check(&ds, 1, 0, &rep, &err)) {
+        fprintf(stderr, "cnet dataset check: %s\n", err.msg);
+        dataset_free(&ds);
+        return 1;
+    }
+    print_report(&ds, &rep);
+    int rc = dataset_report_verdict(&rep, max_bad, &err);
+    if (rc) fprintf(stderr, "cnet dataset check: unusable: %s\n", err.msg);
+    dataset_report_free(&rep);
+    dataset_free(&ds);
+    return rc ? 1 : 0;
+}
+
+static int run_make_fill(int argc, char **argv) {
+    long long n = -1, size = -1, seed = 0;
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (i + 1 >= argc) return usage_error("'%s' needs a value", a);
+        const char *v = argv[++i];
+        if (strcmp(a, "--out") == 0) {
+            out = v;
+        } else if (strcmp(a, "--n") == 0) {
+            if (parse_i64(v, 1, DATASET_FILL_N_MAX, &n))
+                return usage_error("--n must be a whole number in 1..1000000, got '%s'", v);
+        } else if (strcmp(a, "--size") == 0) {
+            if (parse_i64(v, DATASET_FILL_SIZE_MIN, DATASET_FILL_SIZE_MAX, &size))
+                return usage_error("--size must be a whole number in 8..4096, got '%s'", v);
+        } else if (strcmp(a, "--seed") == 0) {
+            if (parse_i64(v, 0, 0x7fffffffffffffffLL, &seed))
+                return usage_error("--seed must be a non-negative whole number, got '%s'", v);
+        } else {
+            return usage_error("unexpected argument '%s'", a);
+        }
+    }
+    if (n < 0 || size < 0 || !out)
+        return usage_error("%s", "make-fill needs --n, --size and --out");
+    cnet_error err;
+    if (dataset_make_fill(out, (int)n, (int)size, (uint64_t)seed, &err)) {
+        fprintf(stderr, "cnet dataset make-fill: %s\n", err.msg);
+        return 1;
+    }
+    printf("wrote %lld samples of %lldx%lld to %s\n", n, size, size, out);
+    return 0;
+}
+
+int cmd_dataset(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(dataset_usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "check") == 0) return run_check(argc - 1, argv + 1);
+    if (strcmp(argv[1], "make-fill") == 0) return run_make_fill(argc - 1, argv + 1);
+    return usage_error("unknown subcommand '%s' (check, make-fill)", argv[1]);
+}
