@@ -105,8 +105,28 @@ asan:
 golden: all
 	$(BUILD)/cnet golden --fixtures $(FIXTURES)
 
+# make run: a demo model and dataset under $(RUN_DATA) (made once), a token
+# file, two ready-to-paste curl commands, then the service in the foreground.
+RUN_DATA ?= ./data
+RUN_PORT ?= 8080
 run: all
-	@$(BUILD)/cnet --help
+	@mkdir -p $(RUN_DATA)/models $(RUN_DATA)/local && chmod 700 $(RUN_DATA)
+	@[ -f $(RUN_DATA)/models/demo/model_index.json ] || \
+	  $(BUILD)/cnet init-model --out $(RUN_DATA)/models/demo --preset tiny
+	@[ -f $(RUN_DATA)/local/fill/metadata.jsonl ] || \
+	  $(BUILD)/cnet dataset make-fill --n 64 --size 32 --out $(RUN_DATA)/local/fill
+	@[ -s $(RUN_DATA)/token ] || (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' > $(RUN_DATA)/token)
+	@tok=$$(cat $(RUN_DATA)/token); fill=$$(cd $(RUN_DATA)/local/fill && pwd); \
+	url=http://127.0.0.1:$(RUN_PORT); \
+	echo "cnet: token $$tok (in $(RUN_DATA)/token); dashboard $$url/"; \
+	echo "cnet: generate an image from the bundled control image:"; \
+	echo "  curl -H 'Authorization: Bearer $$tok' -F model=demo -F prompt='red circle with navy background' \\"; \
+	echo "       -F steps=20 -F seed=1 -F image=@docker/demo-control.png -o out.png $$url/v1/generate"; \
+	echo "cnet: train a ControlNet on the demo dataset (then follow it at $$url/#/jobs):"; \
+	echo "  curl -H 'Authorization: Bearer $$tok' -H 'Content-Type: application/json' $$url/v1/jobs \\"; \
+	echo "       -d '{\"pretrained_model_name_or_path\": \"demo\", \"dataset\": \"$$fill\", \"resolution\": 32, \"train_batch_size\": 4, \"max_train_steps\": 200, \"checkpointing_steps\": 50, \"learning_rate\": 0.0001, \"lr_warmup_steps\": 0}'"
+	$(BUILD)/cnet serve --port $(RUN_PORT) --data $(RUN_DATA) --data-root $(RUN_DATA)/local \
+	  --token-file $(RUN_DATA)/token
 
 bench: all
 	$(BUILD)/cnet bench ops

@@ -42,12 +42,37 @@ typedef struct api_roots {
     const char *models_dir;   /* base models: <models_dir>/<ref>/model_index.json */
     const char *datasets_dir; /* uploaded datasets: <datasets_dir>/<id>/report.json */
     const char *data_root;    /* NULL: datasets by id only; else absolute paths under it */
+    const char *jobs_dir;     /* trained ControlNets: <jobs_dir>/<job id>/config.json */
 } api_roots;
 
 /* Validates a training job request (diffusers train_controlnet.py's option
  * names) and returns the normalized spec with every default filled in
  * (*spec owned by the caller). */
 int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e);
+
+#define API_GENERATE_BODY_MAX                                                                      \
+    (20 << 20)                     /* bytes of a generate request (images inside); above → 413 */
+#define API_GENERATE_SIZE_MAX 1024 /* px per side of a generated image */
+#define API_GENERATE_IMAGES_MAX 4  /* images per generate request */
+
+/* Validates a generate request (the dashboard's and `cnet generate`'s
+ * option names) and returns the normalized spec with every default filled
+ * in, without the control image (member "image", base64, which the route
+ * decodes itself) and without "async". */
+int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e);
+
+/* A multipart/form-data part of a generate request as the JSON value the
+ * field table expects: integers, numbers and booleans parsed from the text
+ * (left a string when they do not parse, so validation names the field),
+ * everything else a string. NULL on OOM. */
+json_t *api_generate_form_value(const char *name, const char *text);
+
+/* Decodes standard base64 (RFC 4648 §4, padding optional, no whitespace) of
+ * member `field`; *out is malloc'd. 400 naming the field when malformed. */
+int api_base64_decode(const char *text, size_t len, const char *field, unsigned char **out,
+                      size_t *out_len, api_error *e);
+/* Encodes bytes as standard base64 with padding; malloc'd, NUL-terminated. */
+char *api_base64_encode(const unsigned char *data, size_t len);
 
 /* sha256 (hex) of the canonical form of v (sorted keys, compact), for the
  * Idempotency-Key check. 0 ok. */

@@ -1,6 +1,6 @@
 /* DDIMScheduler (diffusers v0.27.2, scheduling_ddim.py): the step of Song et
  * al. 2020, formula (12), with eta (eta > 0 adds noise). Timesteps are
- * DDPM's (sched_ddpm.c). Clipping and thresholding are not implemented, nor
+ * DDPM's (sched_ddpm.c). Clipping and thresholding are refused (with an error), as is
  * use_clipped_model_output (meaningless without clipping). */
 #include <math.h>
 

@@ -2,7 +2,7 @@
  * the ancestral step of Ho et al. 2020 with the fixed_small,
  * fixed_small_log or fixed_large variance. DDIMScheduler shares its
  * set_timesteps and x0 prediction. Training's add_noise and get_velocity
- * are in scheduler.c; learned variances and clipping are not implemented. */
+ * are in scheduler.c; learned variances and clipping are refused with an error. */
 #include <math.h>
 
 #include "sched_internal.h"

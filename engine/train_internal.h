@@ -21,7 +21,8 @@ typedef struct trainer {
     const train_options *o;
     cnet_backend *be;
     const train_hooks *hooks;
-    sd_base base;
+    sd_base own_base; /* loaded here when train_options.base is NULL */
+    sd_base *base;    /* &own_base, or the caller's (borrowed, read-only) */
     controlnet_model cn;
     json_t *cn_config; /* the ControlNet's config.json */
     cnet_sched_config ddpm_cfg;

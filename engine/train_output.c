@@ -46,7 +46,7 @@ static int validate_pair(trainer *t, int pair, const char *path, cnet_error *err
     int rc = control && out ? 0 : cnet_fail(err, CNET_ENOMEM, "out of memory");
     if (!rc) rc = image_load(&src, image_path, 0, err);
     if (!rc) rc = preprocess_control(control, &src, R, R, err);
-    if (!rc && !(rc = sd_base_scheduler(&t->base, CNET_SCHED_UNIPC, &sc, err))) have_sc = 1;
+    if (!rc && !(rc = sd_base_scheduler(t->base, CNET_SCHED_UNIPC, &sc, err))) have_sc = 1;
     if (!rc) {
         pipe_request req = {.prompt = prompt,
                             .steps = VALIDATION_STEPS,
@@ -58,7 +58,7 @@ static int validate_pair(trainer *t, int pair, const char *path, cnet_error *err
                             .n_controlnets = 1};
         req.controlnets[0] = (pipe_controlnet){
             .model = &t->cn, .image = control, .scale = 1.0f, .start = 0.0f, .end = 1.0f};
-        pipe_models models = sd_base_models(&t->base);
+        pipe_models models = sd_base_models(t->base);
         rc = pipeline_generate(&models, &sc, &req, out, NULL, err);
     }
     if (!rc) rc = image_alloc(&grid, R * (n + 1), R, err);

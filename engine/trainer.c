@@ -124,7 +124,7 @@ static int load_controlnet(trainer *t, cnet_error *err) {
      * VAE with fewer levels (test models) gets the matching prefix. */
     const int cond[] = CONTROLNET_DEFAULT_COND_CHANNELS;
     int n_cond = 1;
-    while ((1 << (n_cond - 1)) < vae_factor(&t->base.vae) && n_cond < CONTROLNET_DEFAULT_N_COND)
+    while ((1 << (n_cond - 1)) < vae_factor(&t->base->vae) && n_cond < CONTROLNET_DEFAULT_N_COND)
         n_cond++;
     snprintf(path, sizeof path, "%s/unet/config.json", o->pretrained_model_name_or_path);
     if ((rc = controlnet_config_from_unet(&t->cn_config, path, cond, n_cond, err))) return rc;
@@ -137,7 +137,7 @@ static int load_controlnet(trainer *t, cnet_error *err) {
         (rc = controlnet_init(&t->cn, t->be, &cfg, err)))
         return rc;
     t->have_cn = 1;
-    return controlnet_from_unet(&t->cn, &t->base.unet, o->seed, err);
+    return controlnet_from_unet(&t->cn, &t->base->unet, o->seed, err);
 }
 
 static int open_data(trainer *t, cnet_error *err) {
@@ -180,19 +180,24 @@ static int setup(trainer *t, cnet_error *err) {
     if ((rc = check_options(o, err)) || (rc = make_dirs(o->output_dir, err))) return rc;
     snprintf(path, sizeof path, "%s/logs", o->output_dir);
     if ((rc = make_dirs(path, err))) return rc;
-    if ((rc = sd_base_open(&t->base, t->be, o->pretrained_model_name_or_path, err))) return rc;
-    t->have_base = 1;
-    if ((rc = sd_base_scheduler(&t->base, CNET_SCHED_DDPM, &t->ddpm_cfg, err))) return rc;
+    if (o->base) {
+        t->base = o->base;
+    } else {
+        if ((rc = sd_base_open(&t->own_base, t->be, o->pretrained_model_name_or_path, err)))
+            return rc;
+        t->base = &t->own_base, t->have_base = 1;
+    }
+    if ((rc = sd_base_scheduler(t->base, CNET_SCHED_DDPM, &t->ddpm_cfg, err))) return rc;
     t->have_ddpm_cfg = 1;
     if ((rc = sched_init(&t->ddpm, t->be, &t->ddpm_cfg, 0, err))) return rc;
     if ((rc = load_controlnet(t, err)) || (rc = open_data(t, err))) return rc;
-    if (controlnet_image_factor(&t->cn) != vae_factor(&t->base.vae))
+    if (controlnet_image_factor(&t->cn) != vae_factor(&t->base->vae))
         return cnet_fail(err, CNET_EINVAL,
                          "the ControlNet's conditioning embedding downsamples %dx but the VAE %dx: "
                          "conditioning_embedding_out_channels does not fit this base model",
-                         controlnet_image_factor(&t->cn), vae_factor(&t->base.vae));
+                         controlnet_image_factor(&t->cn), vae_factor(&t->base->vae));
     plan_steps(t);
-    if ((rc = train_batcher_init(&t->tb, &t->base, &t->ds, o->train_batch_size, o->resolution,
+    if ((rc = train_batcher_init(&t->tb, t->base, &t->ds, o->train_batch_size, o->resolution,
                                  o->seed, o->cache_latents, err)))
         return rc;
     t->have_tb = 1;
@@ -208,7 +213,7 @@ static int setup(trainer *t, cnet_error *err) {
                             .h = t->tb.h,
                             .w = t->tb.w,
                             .Nt = t->tb.Nt};
-    if ((rc = train_step_init(&t->ts, &t->base.unet, &t->cn, &t->ddpm, &sc, err))) return rc;
+    if ((rc = train_step_init(&t->ts, &t->base->unet, &t->cn, &t->ddpm, &sc, err))) return rc;
     t->have_ts = 1;
     const size_t lat = (size_t)o->train_batch_size * t->tb.h * t->tb.w * t->tb.L;
     if ((size_t)(lat + 3) / 4 >= TRAIN_MAX_DRAW_BLOCKS)
@@ -240,7 +245,7 @@ static void teardown(trainer *t) {
     json_decref(t->cn_config);
     sched_free(&t->ddpm);
     if (t->have_ddpm_cfg) cnet_sched_config_free(&t->ddpm_cfg);
-    if (t->have_base) sd_base_free(&t->base);
+    if (t->have_base) sd_base_free(&t->own_base);
 }
 
 static int save_checkpoint(trainer *t, cnet_error *err) {

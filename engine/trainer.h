@@ -24,8 +24,14 @@
 
 #define TRAIN_MAX_VALIDATION 16
 
+struct sd_base;
+
 typedef struct train_options {
     const char *pretrained_model_name_or_path; /* diffusers pipeline folder */
+    /* NULL: trainer_run loads pretrained_model_name_or_path itself; else
+     * that folder already loaded on the same backend (borrowed, only read:
+     * the service's model cache shares one base between jobs). */
+    struct sd_base *base;
     const char *controlnet_model_name_or_path; /* NULL: from_unet */
     const char *output_dir;
     const char *train_data_dir;

@@ -94,6 +94,7 @@ static float *dev_random(bench_state *s, size_t n, uint64_t seed, int uniform01,
     if (uniform01) { /* normals squashed into [0, 1): image-like values */
         float *host = malloc(n * sizeof(float));
         if (!host) {
+            s->be.free(&s->be, x);
             cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
             return NULL;
         }
@@ -270,6 +271,20 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+void bench_report(const char *task, double *t, int iters, int json) {
+    qsort(t, (size_t)iters, sizeof t[0], cmp_double);
+    double median = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = (double)ru.ru_maxrss / 1024.0;
+    if (json)
+        printf("{\"task\":\"%s\",\"median_ms\":%.2f,\"peak_rss_mb\":%.1f}\n", task, median, rss_mb);
+    else
+        printf("%-14s median %9.2f ms  (min %.2f, max %.2f, %d iters, %d threads)  peak RSS "
+               "%.1f MB\n",
+               task, median, t[0], t[iters - 1], iters, omp_get_max_threads(), rss_mb);
+}
+
 int bench_model(int argc, char **argv) {
     const char *model = NULL, *task = NULL;
     int iters = BENCH_MODEL_DEFAULT_ITERS, json = 0;
@@ -300,6 +315,8 @@ int bench_model(int argc, char **argv) {
     s.task = TASK_COUNT;
     for (int t = 0; task && t < TASK_COUNT; t++)
         if (strcmp(task, task_names[t]) == 0) s.task = (bench_task)t;
+    if (model && task && strncmp(task, "train_step", 10) == 0)
+        return bench_train(model, task, iters, json);
     if (!model || s.task == TASK_COUNT) {
         fprintf(stderr, "cnet bench: need --model DIR and --task %s|%s|%s|%s\n", task_names[0],
                 task_names[1], task_names[2], task_names[3]);
@@ -327,18 +344,6 @@ int bench_model(int argc, char **argv) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);
         return 1;
     }
-    qsort(t, (size_t)iters, sizeof t[0], cmp_double);
-    double median = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double rss_mb = (double)ru.ru_maxrss / 1024.0;
-    if (json)
-        printf("{\"task\":\"%s\",\"median_ms\":%.2f,\"peak_rss_mb\":%.1f}\n", task_names[s.task],
-               median, rss_mb);
-    else
-        printf("%-14s median %9.2f ms  (min %.2f, max %.2f, %d iters, %d threads)  peak RSS "
-               "%.1f MB\n",
-               task_names[s.task], median, t[0], t[iters - 1], iters, omp_get_max_threads(),
-               rss_mb);
+    bench_report(task_names[s.task], t, iters, json);
     return 0;
 }

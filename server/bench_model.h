@@ -6,4 +6,14 @@
 int bench_model(int argc, char **argv);
 void bench_model_usage(void *file);
 
+/* Prints the median of times[iters] (milliseconds; sorted here) and the
+ * process's peak RSS as a line, or as one JSON object. */
+void bench_report(const char *task, double *times, int iters, int json);
+
+/* The training-step tasks (server/bench_train.c): "train_step" (VAE encode,
+ * text encode, ControlNet + UNet forward and backward, AdamW, batch 1 at the
+ * UNet's sample size) and "train_step_cached" (the same from cached
+ * latents). Returns 2 when task is not one of them. */
+int bench_train(const char *model, const char *task, int iters, int json);
+
 #endif

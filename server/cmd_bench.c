@@ -2,7 +2,8 @@
  * benchmark; `ops` times the BLAS-backed CPU ops (gemm, linear, conv2d
  * forward / backward-data / backward-weight) at Stable Diffusion shapes and
  * reports GFLOP/s next to the machine's measured fp32 peak (bench_peak.h).
- * `cnet bench --model DIR --task T` times whole models (server/bench_model.c).
+ * `cnet bench --model DIR --task T` times whole models (server/bench_model.c),
+ * `cnet bench --task serve` the service's generate route (server/bench_serve.c).
  *
  * Each case: one warm-up call (scratch grows to its high-water mark), then
  * --iters timed calls; the median is reported. Inputs are deterministic
@@ -19,6 +20,7 @@
 #include "kernels/cpu/scratch.h"
 #include "server/bench_model.h"
 #include "server/bench_peak.h"
+#include "server/bench_serve.h"
 #include "server/commands.h"
 
 #define BENCH_DEFAULT_ITERS 5
@@ -285,10 +287,15 @@ int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         bench_usage(stdout);
         bench_model_usage(stdout);
+        bench_serve_usage(stdout);
         return 0;
     }
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--task") == 0 && strcmp(argv[i + 1], "serve") == 0)
+            return bench_serve(argc, argv);
     if (argc >= 2 && strncmp(argv[1], "--", 2) == 0) return bench_model(argc, argv);
     bench_usage(stderr);
     bench_model_usage(stderr);
+    bench_serve_usage(stderr);
     return 2;
 }

@@ -394,6 +394,17 @@ static int parse_args(fwd_args *a, int argc, char **argv) {
                 component_names[4]);
         return 2;
     }
+    const fwd_component c = a->component;
+    const char *misplaced = a->clip_skip && c != C_TEXT ? "--clip-skip"
+                            : (a->guess_mode || a->scale != 1.0f) && c != C_CONTROLNET
+                                ? "--conditioning-scale / --guess-mode"
+                            : a->timestep && c != C_UNET && c != C_CONTROLNET ? "--timestep"
+                                                                              : NULL;
+    if (misplaced) {
+        fprintf(stderr, "cnet forward: %s does not apply to --component %s\n", misplaced,
+                component_names[c]);
+        return 2;
+    }
     if (a->timestep && strcmp(a->timestep, "t_batch") && strcmp(a->timestep, "t_scalar") &&
         strcmp(a->timestep, "t_float")) {
         fprintf(stderr, "cnet forward: --timestep wants t_batch, t_scalar or t_float\n");

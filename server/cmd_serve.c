@@ -1,10 +1,15 @@
 /* `cnet serve`: the REST service. Opens the data dir (one server per dir,
  * held by a lock file), the bearer token, the job store (rescuing jobs a
- * previous process left running), starts the HTTP server and then waits for
- * SIGTERM/SIGINT, rescuing expired leases every tick like redis' serverCron.
+ * previous process left running), one engine per --device with a pool worker
+ * running the job runner on it (server/engine.h, server/runner.h), starts
+ * the HTTP server and then waits for SIGTERM/SIGINT, rescuing expired leases
+ * every tick like redis' serverCron.
  *
- * What it is not (yet): it starts no engine pool. Until the engine's job
- * runner exists, accepted jobs stay queued; nothing pretends to run them. */
+ * Shutdown (SIGTERM/SIGINT): waiting generate requests are refused (503),
+ * each pool asks its running job to stop at the next step boundary — a
+ * training job writes a checkpoint and goes back to the queue without using
+ * up an attempt — then HTTP stops and the engines close. `--device none`
+ * runs no engine: jobs stay queued (for tests that drive jobs themselves). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -20,13 +25,18 @@
 #include "server/auth.h"
 #include "server/commands.h"
 #include "server/http.h"
+#include "server/runner.h"
 
-#define SERVE_TICK_S 5 /* seconds between rescues of expired leases */
+#define SERVE_TICK_S 5      /* seconds between rescues of expired leases */
+#define SERVE_DEVICES_MAX 8 /* --device given more often → usage error */
 
 typedef struct serve_opts {
     http_config http;
     const char *token_file;
     char models[4096];
+    const char *devices[SERVE_DEVICES_MAX];
+    int n_devices; /* 0: "cpu" */
+    int no_engine; /* --device none */
 } serve_opts;
 
 static void usage(void) {
@@ -36,6 +46,8 @@ static void usage(void) {
            "  --data DIR                data dir: jobs, datasets, token (default ./data)\n"
            "  --models DIR              base models (default DATA/models)\n"
            "  --data-root DIR           datasets may also be given as paths under DIR\n"
+           "  --device D                cpu, cuda or cuda:N: one engine worker per --device\n"
+           "                            (repeatable, default cpu); none: run no jobs\n"
            "  --token-file FILE         bearer token (else $CNET_TOKEN, else DATA/token)\n"
            "  --queue-cap N             queued jobs before 429 (default %d)\n"
            "  --upload-max BYTES        dataset archive size cap (default %lld)\n"
@@ -94,6 +106,13 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
             h->data_root = v;
         else if (!strcmp(a, "--token-file"))
             o->token_file = v;
+        else if (!strcmp(a, "--device") && !strcmp(v, "none"))
+            o->no_engine = 1;
+        else if (!strcmp(a, "--device") && o->n_devices == SERVE_DEVICES_MAX) {
+            fprintf(stderr, "cnet serve: at most %d --device options\n", SERVE_DEVICES_MAX);
+            return 2;
+        } else if (!strcmp(a, "--device"))
+            o->devices[o->n_devices++] = v;
         else if (!strcmp(a, "--port"))
             rc = parse_int(a, v, 0, 65535, &x), h->port = (int)x;
         else if (!strcmp(a, "--queue-cap"))
@@ -138,6 +157,26 @@ static int lock_data_dir(const char *dir) {
     return fd;
 }
 
+/* What a running server holds, torn down in order by serve_shutdown. */
+typedef struct serve_parts {
+    jobs_store *store;
+    http_server *srv;
+    engine *engines[SERVE_DEVICES_MAX];
+    pool *pools[SERVE_DEVICES_MAX];
+    runner_config runners[SERVE_DEVICES_MAX];
+    int n_engines;
+} serve_parts;
+
+/* Waiting generates are refused first, then each pool stops its job at a
+ * step boundary (checkpoint, back to the queue), then HTTP and the engines. */
+static void serve_shutdown(serve_parts *p) {
+    for (int i = 0; i < p->n_engines; i++) engine_refuse(p->engines[i]);
+    for (int i = 0; i < p->n_engines; i++) pool_stop(p->pools[i]);
+    http_stop(p->srv);
+    for (int i = 0; i < p->n_engines; i++) engine_close(p->engines[i]);
+    jobs_close(p->store);
+}
+
 int cmd_serve(int argc, char **argv) {
     serve_opts o = {0};
     int rc = parse_opts(argc, argv, &o);
@@ -153,7 +192,6 @@ int cmd_serve(int argc, char **argv) {
     int generated = 0;
     cnet_error err = {0};
     jobs_store *store = NULL;
-    http_server *srv = NULL;
     snprintf(db, sizeof db, "%s/jobs.db", h->data_dir);
     snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", h->data_dir);
     int rescued = 0;
@@ -165,27 +203,49 @@ int cmd_serve(int argc, char **argv) {
         return 1;
     }
     h->token = token;
-    /* Signals are taken by sigtimedwait below; no other thread sees them. */
+    /* Signals are taken by sigtimedwait below; no other thread sees them
+     * (the engine and pool threads started after this inherit the mask). */
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (http_start(&srv, h, store, &err)) {
+    serve_parts p = {.store = store};
+    char datasets_dir[4200], inputs_dir[4200];
+    snprintf(datasets_dir, sizeof datasets_dir, "%s/datasets", h->data_dir);
+    snprintf(inputs_dir, sizeof inputs_dir, "%s/inputs", h->data_dir);
+    for (int i = 0; !o.no_engine && i < (o.n_devices ? o.n_devices : 1); i++) {
+        if ((rc = engine_open(&p.engines[i], o.n_devices ? o.devices[i] : "cpu", &err))) break;
+        p.n_engines = i + 1;
+    }
+    h->engines = p.engines, h->n_engines = p.n_engines;
+    if (!rc) rc = http_start(&p.srv, h, store, &err);
+    for (int i = 0; !rc && i < p.n_engines; i++) {
+        p.runners[i] = (runner_config){.engine = p.engines[i],
+                                       .models_dir = h->models_dir,
+                                       .jobs_dir = jobs_dir,
+                                       .datasets_dir = datasets_dir,
+                                       .inputs_dir = inputs_dir};
+        rc = pool_start(&p.pools[i], store, runner_run, &p.runners[i], NULL, &err);
+    }
+    if (rc) {
         fprintf(stderr, "cnet serve: %s\n", err.msg);
-        jobs_close(store);
+        serve_shutdown(&p);
         close(lock);
         return 1;
     }
-    printf("cnet: listening on http://%s:%d (data %s, models %s)\n", h->listen, http_port(srv),
+    printf("cnet: listening on http://%s:%d (data %s, models %s)\n", h->listen, http_port(p.srv),
            h->data_dir, h->models_dir);
     if (rescued)
         printf("cnet: %d job(s) left running by a previous process were requeued\n", rescued);
     if (generated)
         printf("cnet: generated API token (stored in %s/token, mode 0600): %s\n", h->data_dir,
                token);
-    printf("cnet: no engine runner is registered yet: accepted jobs stay queued\n");
+    for (int i = 0; i < p.n_engines; i++)
+        printf("cnet: engine %d on %s runs jobs and generate requests\n", i,
+               engine_device(p.engines[i]));
+    if (!p.n_engines) printf("cnet: --device none: accepted jobs stay queued\n");
     fflush(stdout);
     for (;;) {
         struct timespec tick = {.tv_sec = SERVE_TICK_S};
@@ -196,8 +256,7 @@ int cmd_serve(int argc, char **argv) {
     }
     printf("cnet: stopping\n");
     fflush(stdout);
-    http_stop(srv);
-    jobs_close(store);
+    serve_shutdown(&p);
     close(lock);
     return 0;
 }

@@ -5,10 +5,12 @@
  *   http_jobs.c      POST/GET /v1/jobs, GET/cancel a job, artifacts
  *   http_events.c    GET /v1/jobs/{id}/events (Server-Sent Events)
  *   http_datasets.c  POST/GET /v1/datasets (upload streamed to disk)
+ *   http_generate.c  POST /v1/generate (synchronous on an engine, or a job)
+ *   http_form.c      multipart/form-data generate requests → the JSON form
  *   http_ops.c       /healthz, /readyz, /metrics, /v1/models, /v1/openapi.yaml
  *   http_static.c    / and the dashboard's files (server/web_assets.h)
  *
- * What it is not: it runs no job (server/pool.h) and validates no spec
+ * What it is not: it runs no job (server/pool.h, server/engine.h) and validates no spec
  * itself (api/). Threading: one MHD thread per connection, capped by the
  * connection limit, so a blocking SSE stream holds only its own thread. */
 #ifndef CNET_HTTP_H
@@ -18,6 +20,7 @@
 #include <stdint.h>
 
 #include "server/dataset.h"
+#include "server/engine.h"
 #include "server/jobs.h"
 
 #define HTTP_DEFAULT_PORT 8080
@@ -43,6 +46,8 @@ typedef struct http_config {
     int64_t disk_floor;
     dataset_limits dataset;
     int sse_heartbeat_s;
+    engine *const *engines; /* the devices synchronous generates run on (borrowed); none: 503 */
+    int n_engines;
 } http_config;
 
 typedef struct http_server http_server;

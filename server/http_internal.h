@@ -19,7 +19,8 @@
 typedef struct http_req http_req;
 typedef enum MHD_Result (*http_handler)(http_server *s, struct MHD_Connection *c, http_req *r);
 
-typedef enum { BODY_NONE, BODY_JSON, BODY_FILE } http_body;
+/* BODY_GENERATE: JSON or multipart/form-data up to API_GENERATE_BODY_MAX, in memory. */
+typedef enum { BODY_NONE, BODY_JSON, BODY_FILE, BODY_GENERATE } http_body;
 
 typedef struct http_route {
     const char *method;
@@ -39,7 +40,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     http_config cfg;
     jobs_store *store;
-    char jobs_dir[4096], datasets_dir[4096], tmp_dir[4096];
+    char jobs_dir[4096], datasets_dir[4096], tmp_dir[4096], inputs_dir[4096];
     pthread_mutex_t mu;                         /* guards counts */
     status_count counts[32][HTTP_STATUS_SLOTS]; /* [route index][slot]; last row: unmatched */
     volatile int stopping;
@@ -85,6 +86,7 @@ enum MHD_Result http_jobs_list(http_server *s, struct MHD_Connection *c, http_re
 enum MHD_Result http_jobs_get(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_jobs_cancel(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_jobs_artifact(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_list(http_server *s, struct MHD_Connection *c, http_req *r);
@@ -94,6 +96,17 @@ enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_
 enum MHD_Result http_ops_models(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_openapi(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_static(http_server *s, struct MHD_Connection *c, http_req *r);
+
+/* Commits a validated job (Idempotency-Key, queue cap → 429) and answers
+ * 202 with the job, or the error. hash: of the request, for the key check. */
+enum MHD_Result http_jobs_enqueue(http_server *s, struct MHD_Connection *c, http_req *r,
+                                  const char *kind, const char *spec_json, const char *hash);
+
+/* A multipart/form-data body as the JSON object of the same request: the
+ * part named "image" becomes *image (malloc'd bytes), every other part a
+ * member (api_generate_form_value). 400 naming the part when malformed. */
+int http_form_parse(struct MHD_Connection *c, const char *body, size_t len, json_t **req,
+                    unsigned char **image, size_t *image_len, api_error *e);
 
 /* Free bytes on the data dir's filesystem, or -1. */
 int64_t http_disk_free(http_server *s);

@@ -27,21 +27,29 @@ static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The regular files in the job's dir with names a client may ask for. */
+/* Where a job's artefacts are: its dir, and the folder the trainer writes
+ * intermediate validation images to (step_<N>_<i>.png), kept out of the
+ * top level so a Hub push publishes only the final images. */
+static const char *const artifact_dirs[] = {"", "/logs/validation"};
+enum { N_ARTIFACT_DIRS = sizeof artifact_dirs / sizeof artifact_dirs[0] };
+
+/* The regular files in the job's artefact dirs with names a client may ask for. */
 static int list_artifacts(http_server *s, const char *id, char **names) {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", s->jobs_dir, id);
-    DIR *d = opendir(path);
-    if (!d) return 0;
     int n = 0;
-    for (struct dirent *de; n < HTTP_ARTIFACTS_MAX && (de = readdir(d));) {
-        struct stat st;
-        if (!api_safe_name(de->d_name) ||
-            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        if ((names[n] = strdup(de->d_name))) n++;
+    for (int k = 0; k < N_ARTIFACT_DIRS; k++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s%s", s->jobs_dir, id, artifact_dirs[k]);
+        DIR *d = opendir(path);
+        for (struct dirent *de; d && n < HTTP_ARTIFACTS_MAX && (de = readdir(d));) {
+            struct stat st;
+            if (!api_safe_name(de->d_name) ||
+                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISREG(st.st_mode))
+                continue;
+            if ((names[n] = strdup(de->d_name))) n++;
+        }
+        if (d) closedir(d);
     }
-    closedir(d);
     qsort(names, (size_t)n, sizeof names[0], cmp_names);
     return n;
 }
@@ -87,32 +95,38 @@ enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_
         return http_reply_api_error(s, c, r, &e);
     api_roots roots = {.models_dir = s->cfg.models_dir,
                        .datasets_dir = s->datasets_dir,
-                       .data_root = s->cfg.data_root};
+                       .data_root = s->cfg.data_root,
+                       .jobs_dir = s->jobs_dir};
     int rc = api_train_spec(req, &roots, &spec, &e);
     char hash[65] = "";
     if (!rc && api_hash_json(req, hash))
         rc = api_fail(&e, 503, "unavailable", NULL, "out of memory");
     json_decref(req);
     if (rc) return http_reply_api_error(s, c, r, &e);
-    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
-    if (key && (!*key || strlen(key) > JOBS_IDEM_KEY_MAX)) {
-        json_decref(spec);
-        return http_reply_error(s, c, r, 400, "invalid_header", "Idempotency-Key",
-                                "Idempotency-Key must be 1..%d bytes", JOBS_IDEM_KEY_MAX);
-    }
     char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(spec);
     if (!text) return http_reply_error(s, c, r, 503, "unavailable", NULL, "out of memory");
-    jobs_new jn = {.kind = "train",
-                   .spec_json = text,
+    enum MHD_Result ret = http_jobs_enqueue(s, c, r, "train", text, hash);
+    free(text);
+    return ret;
+}
+
+enum MHD_Result http_jobs_enqueue(http_server *s, struct MHD_Connection *c, http_req *r,
+                                  const char *kind, const char *spec_json, const char *hash) {
+    api_error e;
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+    if (key && (!*key || strlen(key) > JOBS_IDEM_KEY_MAX))
+        return http_reply_error(s, c, r, 400, "invalid_header", "Idempotency-Key",
+                                "Idempotency-Key must be 1..%d bytes", JOBS_IDEM_KEY_MAX);
+    jobs_new jn = {.kind = kind,
+                   .spec_json = spec_json,
                    .idem_key = key,
                    .idem_hash = hash,
                    .queue_cap = s->cfg.queue_cap};
     char id[JOBS_ID_MAX];
     int created = 0;
     cnet_error err = {0};
-    rc = jobs_enqueue(s->store, &jn, id, &created, &err);
-    free(text);
+    int rc = jobs_enqueue(s->store, &jn, id, &created, &err);
     if (rc == JOBS_ECONFLICT)
         return http_reply_error(s, c, r, 422, "idempotency_conflict", "Idempotency-Key", "%s",
                                 err.msg);
@@ -208,14 +222,17 @@ enum MHD_Result http_jobs_artifact(http_server *s, struct MHD_Connection *c, htt
     if (!api_safe_name(name))
         return http_reply_error(s, c, r, 400, "invalid_parameter", "name",
                                 "artifact names are [A-Za-z0-9._-], not starting with '.'");
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s", s->jobs_dir, id);
-    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int fd = dfd >= 0 ? openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
-    if (dfd >= 0) close(dfd);
+    int fd = -1;
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) close(fd);
+    for (int k = 0; k < N_ARTIFACT_DIRS && fd < 0; k++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s%s", s->jobs_dir, id, artifact_dirs[k]);
+        int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        fd = dfd >= 0 ? openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        if (dfd >= 0) close(dfd);
+        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) close(fd), fd = -1;
+    }
+    if (fd < 0) {
         return http_reply_error(s, c, r, 404, "not_found", "name", "job %s has no artifact %s", id,
                                 name);
     }

@@ -58,9 +58,33 @@ enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_
                     i < http_n_routes ? http_routes[i].name : "unmatched", s->counts[i][k].status,
                     (unsigned long long)s->counts[i][k].n);
     pthread_mutex_unlock(&s->mu);
-    /* The engine pool's weight cache counts its loads here once it exists. */
-    fprintf(f, "# HELP cnet_base_model_loads_total Base models loaded into the engine pool.\n"
-               "# TYPE cnet_base_model_loads_total counter\ncnet_base_model_loads_total 0\n");
+    engine_stats total = {0};
+    for (int i = 0; i < s->cfg.n_engines; i++) {
+        engine_stats es;
+        engine_stats_get(s->cfg.engines[i], &es);
+        total.base_loads += es.base_loads, total.controlnet_loads += es.controlnet_loads;
+        total.generates += es.generates, total.generate_failures += es.generate_failures;
+        total.queued += es.queued, total.bases += es.bases, total.controlnets += es.controlnets;
+    }
+    fprintf(f,
+            "# HELP cnet_base_model_loads_total Base models loaded into the engine pool.\n"
+            "# TYPE cnet_base_model_loads_total counter\ncnet_base_model_loads_total %llu\n"
+            "# HELP cnet_controlnet_loads_total ControlNets loaded into the engine pool.\n"
+            "# TYPE cnet_controlnet_loads_total counter\ncnet_controlnet_loads_total %llu\n"
+            "# HELP cnet_generate_requests_total Synchronous generate requests run.\n"
+            "# TYPE cnet_generate_requests_total counter\ncnet_generate_requests_total %llu\n"
+            "# HELP cnet_generate_failures_total Synchronous generate requests that failed.\n"
+            "# TYPE cnet_generate_failures_total counter\ncnet_generate_failures_total %llu\n"
+            "# HELP cnet_generate_queue_depth Generate requests waiting for a device.\n"
+            "# TYPE cnet_generate_queue_depth gauge\ncnet_generate_queue_depth %d\n"
+            "# HELP cnet_models_loaded Models held by the engines' caches.\n"
+            "# TYPE cnet_models_loaded gauge\ncnet_models_loaded{kind=\"base\"} %d\n"
+            "cnet_models_loaded{kind=\"controlnet\"} %d\n"
+            "# HELP cnet_engines Devices with an engine worker.\n# TYPE cnet_engines gauge\n"
+            "cnet_engines %d\n",
+            (unsigned long long)total.base_loads, (unsigned long long)total.controlnet_loads,
+            (unsigned long long)total.generates, (unsigned long long)total.generate_failures,
+            total.queued, total.bases, total.controlnets, s->cfg.n_engines);
     if (fclose(f) != 0) {
         free(text);
         return MHD_NO;
@@ -105,16 +129,14 @@ enum MHD_Result http_ops_models(http_server *s, struct MHD_Connection *c, http_r
     json_t *out = json_array();
     if (!out) return MHD_NO;
     scan_models(s->cfg.models_dir, "", 0, out);
-    /* Trained ControlNets: <data>/jobs/<id>/controlnet/config.json. */
+    /* Trained ControlNets: a finished train job's output dir, named by the job id. */
     DIR *d = opendir(s->jobs_dir);
     for (struct dirent *de; d && (de = readdir(d));) {
-        if (!api_safe_name(de->d_name) ||
-            !has_file(s->jobs_dir, de->d_name, "controlnet/config.json"))
+        if (!api_safe_name(de->d_name) || !has_file(s->jobs_dir, de->d_name, "config.json") ||
+            !has_file(s->jobs_dir, de->d_name, "diffusion_pytorch_model.safetensors"))
             continue;
-        char name[300];
-        snprintf(name, sizeof name, "%s/controlnet", de->d_name);
-        json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "name", name, "kind", "controlnet",
-                                             "job", de->d_name));
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "name", de->d_name, "kind",
+                                             "controlnet", "job", de->d_name));
     }
     if (d) closedir(d);
     return http_reply_json(s, c, r, 200, json_pack("{s:o}", "models", out));

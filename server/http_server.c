@@ -29,6 +29,7 @@ const http_route http_routes[] = {
     {"GET", "/v1/jobs/{}/events", "GET /v1/jobs/{id}/events", http_events, BODY_NONE, 1},
     {"GET", "/v1/jobs/{}/artifacts/{}", "GET /v1/jobs/{id}/artifacts/{name}", http_jobs_artifact,
      BODY_NONE, 1},
+    {"POST", "/v1/generate", "POST /v1/generate", http_generate, BODY_GENERATE, 1},
     {"POST", "/v1/datasets", "POST /v1/datasets", http_datasets_create, BODY_FILE, 1},
     {"GET", "/v1/datasets", "GET /v1/datasets", http_datasets_list, BODY_NONE, 1},
     {"GET", "/v1/models", "GET /v1/models", http_ops_models, BODY_NONE, 1},
@@ -124,9 +125,10 @@ static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const cha
         if (a == AUTH_WRONG)
             return http_reply_error(s, c, r, 403, "forbidden", NULL, "wrong bearer token");
     }
-    r->limit = r->route->body == BODY_JSON   ? API_JSON_BODY_MAX
-               : r->route->body == BODY_FILE ? s->cfg.upload_max
-                                             : 0;
+    r->limit = r->route->body == BODY_JSON       ? API_JSON_BODY_MAX
+               : r->route->body == BODY_GENERATE ? API_GENERATE_BODY_MAX
+               : r->route->body == BODY_FILE     ? s->cfg.upload_max
+                                                 : 0;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
         char *end;
@@ -182,7 +184,7 @@ static int take_body(http_req *r, const char *data, size_t n) {
         drop_body(r);
     }
     if (r->over) return r->received > r->limit + HTTP_DISCARD_MAX ? -1 : 0;
-    if (r->route->body == BODY_JSON) {
+    if (r->route->body == BODY_JSON || r->route->body == BODY_GENERATE) {
         char *grown = realloc(r->body, (size_t)r->received + 1);
         if (!grown) return -1;
         r->body = grown;
@@ -263,8 +265,10 @@ int http_start(http_server **out, const http_config *cfg, jobs_store *store, cne
     snprintf(s->jobs_dir, sizeof s->jobs_dir, "%s/jobs", cfg->data_dir);
     snprintf(s->datasets_dir, sizeof s->datasets_dir, "%s/datasets", cfg->data_dir);
     snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s/tmp", cfg->data_dir);
+    snprintf(s->inputs_dir, sizeof s->inputs_dir, "%s/inputs", cfg->data_dir);
     int rc = make_dir(s->datasets_dir, err);
     if (!rc) rc = make_dir(s->tmp_dir, err);
+    if (!rc) rc = make_dir(s->inputs_dir, err);
     if (rc) {
         free(s);
         return rc;

@@ -137,6 +137,10 @@ int jobs_progress(jobs_store *s, const char *id, const char *token, const char *
                   int64_t lease_ms, int *cancel_requested, cnet_error *err);
 int jobs_checkpoint(jobs_store *s, const char *id, const char *token, int64_t step,
                     cnet_error *err);
+/* Appends an event (type, a JSON object text) to the job's stream, e.g. a
+ * validation image or a push phase, for SSE clients. */
+int jobs_note(jobs_store *s, const char *id, const char *token, const char *type,
+              const char *data_json, cnet_error *err);
 /* final: JOB_SUCCEEDED or JOB_CANCELLED. */
 int jobs_finish(jobs_store *s, const char *id, const char *token, job_state final, cnet_error *err);
 /* The attempt failed: back to queued while attempts remain (*requeued = 1),

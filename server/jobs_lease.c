@@ -147,6 +147,15 @@ int jobs_checkpoint(jobs_store *s, const char *id, const char *token, int64_t st
     return rc;
 }
 
+int jobs_note(jobs_store *s, const char *id, const char *token, const char *type,
+              const char *data_json, cnet_error *err) {
+    pthread_mutex_lock(&s->mu);
+    int rc = fenced(s, id, token, "UPDATE jobs SET heartbeat_at = ?2" FENCE, 0, jobs_now(s), "",
+                    type, data_json, err);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 /* Moves a fenced running job to state `to` with an optional error; attempt
  * is adjusted by attempt_delta (-1 for a release that must not count). */
 static int leave_running(jobs_store *s, const char *id, const char *token, job_state to,

@@ -1,7 +1,7 @@
 /* The pool's worker and heartbeat threads (see pool.h).
  *
  * One worker claims and runs one job at a time (one device, one job; the
- * engine's weight cache and generate interleaving come with the engine). A
+ * weight cache and generate interleaving are the engine's, server/engine.h). A
  * second thread renews the lease every lease/3 so a long step does not lose
  * it, and notes cancel requests; the runner learns both at its next
  * pool_report. Not a scheduler: ordering is the store's (oldest first). */
@@ -62,8 +62,25 @@ int pool_report(pool_ctl *ctl, const pool_progress *pr, cnet_error *err) {
     return stop ? POOL_STOP : POOL_CONTINUE;
 }
 
+int pool_stop_requested(pool_ctl *ctl) {
+    pthread_mutex_lock(&ctl->pool->mu);
+    int stop = ctl->cancel || ctl->lost || ctl->pool->stopping;
+    pthread_mutex_unlock(&ctl->pool->mu);
+    return stop;
+}
+
 int pool_checkpoint(pool_ctl *ctl, int64_t step, cnet_error *err) {
     int rc = jobs_checkpoint(ctl->pool->store, ctl->id, ctl->token, step, err);
+    if (rc == JOBS_ESTALE) {
+        pthread_mutex_lock(&ctl->pool->mu);
+        ctl->lost = 1;
+        pthread_mutex_unlock(&ctl->pool->mu);
+    }
+    return rc;
+}
+
+int pool_event(pool_ctl *ctl, const char *type, const char *data_json, cnet_error *err) {
+    int rc = jobs_note(ctl->pool->store, ctl->id, ctl->token, type, data_json, err);
     if (rc == JOBS_ESTALE) {
         pthread_mutex_lock(&ctl->pool->mu);
         ctl->lost = 1;

@@ -3,13 +3,12 @@
  * checkpoints and cancel requests between the runner and the store. The map
  * header of the pool subsystem.
  *
- * What it is not: it knows nothing of training or generation. The engine
- * registers a runner (a later issue); until then `cnet serve` starts no pool
- * and jobs stay queued. Execution is at-least-once: a job whose worker died is
- * rescued (jobs_rescue) and claimed again, and the runner is told the step of
- * the last checkpoint it recorded so it resumes there instead of starting over.
- * Every write goes through the store's fencing token: a worker that lost its
- * lease is told to stop (pool_report returns JOBS_ESTALE) and writes nothing. */
+ * What it is not: it knows nothing of training or generation: `cnet serve`
+ * registers the engine's runner (server/runner.h). Execution is at-least-once: a job whose worker
+ * died is rescued (jobs_rescue) and claimed again, and the runner is told the step of the last
+ * checkpoint it recorded so it resumes there instead of starting over. Every write goes through the
+ * store's fencing token: a worker that lost its lease is told to stop (pool_report returns
+ * JOBS_ESTALE) and writes nothing. */
 #ifndef CNET_POOL_H
 #define CNET_POOL_H
 
@@ -50,8 +49,16 @@ typedef int (*pool_runner)(void *user, const pool_job *job, pool_ctl *ctl, cnet_
  * step boundary and return POOL_STOPPED) or a negative status (JOBS_ESTALE:
  * the lease is lost, stop without writing). */
 int pool_report(pool_ctl *ctl, const pool_progress *p, cnet_error *err);
+/* Whether the job should stop at this step boundary from what is known in
+ * memory (a cancel seen by the last pool_report, a lost lease, shutdown),
+ * without touching the store: for the boundaries between throttled
+ * progress reports. */
+int pool_stop_requested(pool_ctl *ctl);
+
 /* Records that a complete checkpoint for step exists in the job's dir. */
 int pool_checkpoint(pool_ctl *ctl, int64_t step, cnet_error *err);
+/* Adds an event (type, JSON object text) to the job's stream. */
+int pool_event(pool_ctl *ctl, const char *type, const char *data_json, cnet_error *err);
 
 typedef struct pool_config {
     int64_t lease_ms; /* 0: JOBS_DEFAULT_LEASE_MS; renewed every lease_ms / 3 */

@@ -21,7 +21,12 @@ int server_start(test_server *s, const char *data, const char *const *extra) {
     snprintf(bin, sizeof bin, "%s/cnet", build && *build ? build : "build");
     const char *argv[32] = {bin, "serve", "--port", "0", "--data", data};
     int n = 6;
-    for (int i = 0; extra && extra[i] && n < 31; i++) argv[n++] = extra[i];
+    int device = 0;
+    for (int i = 0; extra && extra[i] && n < 29; i++) {
+        device |= strcmp(extra[i], "--device") == 0;
+        argv[n++] = extra[i];
+    }
+    if (!device) argv[n++] = "--device", argv[n++] = "none";
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) return -1;

@@ -16,7 +16,8 @@ typedef struct test_server {
 } test_server;
 
 /* Starts $BUILD/cnet serve --port 0 --data data [extra args..., NULL] with
- * CNET_TOKEN=SERVER_TEST_TOKEN. 0 ok. */
+ * CNET_TOKEN=SERVER_TEST_TOKEN. Without a --device among extra, --device none
+ * is added: no engine runs jobs, so tests see them stay queued. 0 ok. */
 int server_start(test_server *s, const char *data, const char *const *extra);
 /* Sends sig and waits up to timeout_ms; returns the exit status, or -1 if it
  * had to be killed, or 128+signal if a signal ended it. */

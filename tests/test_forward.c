@@ -258,7 +258,8 @@ static void test_controlnet(void) {
 }
 
 /* Refusals: a missing input names the tensor; an ambiguous timestep asks
- * for --timestep; an unknown component is a usage error. */
+ * for --timestep; an unknown component and an option of another component
+ * are usage errors. */
 static void test_bad_inputs(void) {
     char out[PATH_MAX + 32], msg[2048];
     snprintf(out, sizeof out, "%s/bad.safetensors", tmp);
@@ -271,6 +272,10 @@ static void test_bad_inputs(void) {
     const char *a3[] = {"--model",          gctx.model_dir, "--component", "vae", "--inputs",
                         golden_path("vae"), "--out",        out,           NULL};
     EXPECT(run_forward(a3, msg, sizeof msg) == 2, "%s", msg);
+    const char *a4[] = {
+        "--model",          gctx.model_dir, "--component", "vae.decode",   "--inputs",
+        golden_path("vae"), "--out",        out,           "--guess-mode", NULL};
+    EXPECT(run_forward(a4, msg, sizeof msg) == 2 && strstr(msg, "does not apply"), "%s", msg);
     EXPECT(access(out, F_OK) != 0, "an output was written by a failed run");
 }
 

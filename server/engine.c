@@ -1,0 +1,286 @@
+/* The device thread, its queue and the model caches (see engine.h).
+ *
+ * The thread takes waiting generate requests first, then the submitted job,
+ * then sleeps; a job calls engine_serve_pending at each step boundary, so a
+ * request waits at most one training step. Base pipelines and ControlNets
+ * are cached by real path, pinned while in use and evicted least recently
+ * used when a slot is needed; a cache miss is counted (base_loads,
+ * controlnet_loads) so /metrics shows that a second job on the same base
+ * loads nothing. Not a scheduler across devices (the caller picks an
+ * engine) and not a memory manager: the slot counts are the bound. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/engine_internal.h"
+
+void engine_images_free(engine_images *im) {
+    for (int i = 0; i < im->n; i++) image_free(&im->img[i]);
+    im->n = 0;
+}
+
+static void *device_main(void *arg);
+
+int engine_open(engine **out, const char *device, cnet_error *err) {
+    *out = NULL;
+    engine *e = calloc(1, sizeof *e);
+    if (!e) return cnet_fail(err, CNET_ENOMEM, "engine: out of memory");
+    char note[512];
+    int rc = cnet_backend_open(&e->be, device, note, sizeof note, err);
+    if (rc) {
+        free(e);
+        return cnet_error_prefix(err, "engine");
+    }
+    if (note[0]) fprintf(stderr, "engine: %s\n", note);
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->work, NULL);
+    pthread_cond_init(&e->done, NULL);
+    if (pthread_create(&e->thread, NULL, device_main, e) != 0) {
+        cnet_backend_free(&e->be);
+        free(e);
+        return cnet_fail(err, CNET_ENOMEM, "engine: cannot start the device thread");
+    }
+    *out = e;
+    return 0;
+}
+
+const char *engine_device(const engine *e) { return e->be.name; }
+cnet_backend *engine_backend(engine *e) { return &e->be; }
+
+void engine_stats_get(engine *e, engine_stats *out) {
+    pthread_mutex_lock(&e->mu);
+    *out = e->stats;
+    out->queued = e->queued;
+    pthread_mutex_unlock(&e->mu);
+}
+
+int engine_load(engine *e) {
+    pthread_mutex_lock(&e->mu);
+    int n = e->queued + (e->job_state == 1 || e->job_state == 2);
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+/* Under mu: takes the oldest waiting request, NULL when none. */
+static engine_req *pop(engine *e) {
+    engine_req *r = e->head;
+    if (r) {
+        e->head = r->next;
+        if (!e->head) e->tail = NULL;
+        e->queued--;
+    }
+    return r;
+}
+
+/* Runs r on the device thread and wakes its caller. */
+static void serve(engine *e, engine_req *r) {
+    int rc = engine_gen_run(e, r->gen, r->out, r->err);
+    pthread_mutex_lock(&e->mu);
+    e->stats.generates++;
+    if (rc) e->stats.generate_failures++;
+    r->rc = rc, r->done = 1;
+    pthread_cond_broadcast(&e->done);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void engine_serve_pending(engine *e) {
+    for (;;) {
+        pthread_mutex_lock(&e->mu);
+        engine_req *r = pop(e);
+        pthread_mutex_unlock(&e->mu);
+        if (!r) return;
+        serve(e, r);
+    }
+}
+
+static void *device_main(void *arg) {
+    engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        engine_req *r = pop(e);
+        if (r) {
+            pthread_mutex_unlock(&e->mu);
+            serve(e, r);
+            pthread_mutex_lock(&e->mu);
+            continue;
+        }
+        if (e->job_state == 1) {
+            e->job_state = 2;
+            pthread_mutex_unlock(&e->mu);
+            int rc = e->job_fn(e->job_user, e);
+            pthread_mutex_lock(&e->mu);
+            e->job_rc = rc, e->job_state = 3;
+            pthread_cond_broadcast(&e->done);
+            continue;
+        }
+        if (e->stopping) break;
+        pthread_cond_wait(&e->work, &e->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+int engine_generate(engine *e, const engine_gen *req, engine_images *out, cnet_error *err) {
+    memset(out, 0, sizeof *out);
+    if (pthread_equal(pthread_self(), e->thread)) return engine_gen_run(e, req, out, err);
+    engine_req r = {.gen = req, .out = out, .err = err};
+    pthread_mutex_lock(&e->mu);
+    if (e->refusing) {
+        pthread_mutex_unlock(&e->mu);
+        return cnet_fail(err, ENGINE_ESTOPPING, "the server is stopping");
+    }
+    if (e->queued >= ENGINE_QUEUE_MAX) {
+        pthread_mutex_unlock(&e->mu);
+        return cnet_fail(err, CNET_ELIMIT, "%d generate requests are already waiting for the %s",
+                         ENGINE_QUEUE_MAX, e->be.name);
+    }
+    if (e->tail)
+        e->tail->next = &r;
+    else
+        e->head = &r;
+    e->tail = &r;
+    e->queued++;
+    pthread_cond_signal(&e->work);
+    while (!r.done) pthread_cond_wait(&e->done, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+    return r.rc;
+}
+
+int engine_run_job(engine *e, int (*fn)(void *user, engine *e), void *user) {
+    pthread_mutex_lock(&e->mu);
+    e->job_fn = fn, e->job_user = user, e->job_state = 1;
+    pthread_cond_signal(&e->work);
+    while (e->job_state != 3) pthread_cond_wait(&e->done, &e->mu);
+    e->job_state = 0;
+    int rc = e->job_rc;
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+void engine_refuse(engine *e) {
+    pthread_mutex_lock(&e->mu);
+    e->refusing = 1;
+    for (engine_req *r; (r = pop(e));) {
+        r->rc = cnet_fail(r->err, ENGINE_ESTOPPING, "the server is stopping");
+        r->done = 1;
+    }
+    pthread_cond_broadcast(&e->done);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void engine_close(engine *e) {
+    if (!e) return;
+    engine_refuse(e);
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 1;
+    pthread_cond_signal(&e->work);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->thread, NULL);
+    for (int i = 0; i < ENGINE_CONTROLNETS_MAX; i++)
+        if (e->cns[i].live) controlnet_free(&e->cns[i].model);
+    for (int i = 0; i < ENGINE_BASES_MAX; i++)
+        if (e->bases[i].live) sd_base_free(&e->bases[i].base);
+    cnet_backend_free(&e->be);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->work);
+    pthread_cond_destroy(&e->done);
+    free(e);
+}
+
+/* ---- caches (device thread only) ---- */
+
+static int real_dir(const char *dir, char key[PATH_MAX], cnet_error *err) {
+    if (!realpath(dir, key))
+        return cnet_fail(err, CNET_ENOTFOUND, "model folder %s not found", dir);
+    return 0;
+}
+
+/* The slot to (re)use: a free one, else the least recently used unpinned
+ * one; -1 when every slot is pinned. */
+#define PICK_SLOT(slots, n)                                                                        \
+    do {                                                                                           \
+        best = -1;                                                                                 \
+        for (int k = 0; k < (n); k++) {                                                            \
+            if (!(slots)[k].live) {                                                                \
+                best = k;                                                                          \
+                break;                                                                             \
+            }                                                                                      \
+            if (!(slots)[k].pins && (best < 0 || (slots)[k].used < (slots)[best].used)) best = k;  \
+        }                                                                                          \
+    } while (0)
+
+int engine_base_acquire(engine *e, const char *dir, sd_base **out, cnet_error *err) {
+    char key[PATH_MAX];
+    int rc = real_dir(dir, key, err);
+    if (rc) return rc;
+    for (int i = 0; i < ENGINE_BASES_MAX; i++) {
+        engine_base_slot *s = &e->bases[i];
+        if (s->live && strcmp(s->base.dir, key) == 0) {
+            s->pins++, s->used = ++e->tick;
+            *out = &s->base;
+            return 0;
+        }
+    }
+    int best;
+    PICK_SLOT(e->bases, ENGINE_BASES_MAX);
+    const int i = best;
+    if (i < 0)
+        return cnet_fail(err, CNET_ELIMIT, "all %d base model slots of the %s are in use",
+                         ENGINE_BASES_MAX, e->be.name);
+    engine_base_slot *s = &e->bases[i];
+    if (s->live) sd_base_free(&s->base);
+    s->live = 0;
+    if ((rc = sd_base_open(&s->base, &e->be, key, err))) return rc;
+    s->live = 1, s->pins = 1, s->used = ++e->tick;
+    pthread_mutex_lock(&e->mu);
+    e->stats.base_loads++;
+    e->stats.bases = 0;
+    for (int k = 0; k < ENGINE_BASES_MAX; k++) e->stats.bases += e->bases[k].live;
+    pthread_mutex_unlock(&e->mu);
+    *out = &s->base;
+    return 0;
+}
+
+void engine_base_release(engine *e, sd_base *b) {
+    for (int i = 0; i < ENGINE_BASES_MAX; i++)
+        if (&e->bases[i].base == b && e->bases[i].pins > 0) e->bases[i].pins--;
+}
+
+int engine_cn_acquire(engine *e, const char *dir, controlnet_model **out, cnet_error *err) {
+    char key[PATH_MAX];
+    int rc = real_dir(dir, key, err);
+    if (rc) return rc;
+    for (int i = 0; i < ENGINE_CONTROLNETS_MAX; i++) {
+        engine_cn_slot *s = &e->cns[i];
+        if (s->live && strcmp(s->key, key) == 0) {
+            s->pins++, s->used = ++e->tick;
+            *out = &s->model;
+            return 0;
+        }
+    }
+    int best;
+    PICK_SLOT(e->cns, ENGINE_CONTROLNETS_MAX);
+    const int i = best;
+    if (i < 0)
+        return cnet_fail(err, CNET_ELIMIT, "all %d ControlNet slots of the %s are in use",
+                         ENGINE_CONTROLNETS_MAX, e->be.name);
+    engine_cn_slot *s = &e->cns[i];
+    if (s->live) controlnet_free(&s->model);
+    s->live = 0;
+    if ((rc = controlnet_open(&s->model, &e->be, key, err))) return rc;
+    memcpy(s->key, key, sizeof key);
+    s->live = 1, s->pins = 1, s->used = ++e->tick;
+    pthread_mutex_lock(&e->mu);
+    e->stats.controlnet_loads++;
+    e->stats.controlnets = 0;
+    for (int k = 0; k < ENGINE_CONTROLNETS_MAX; k++) e->stats.controlnets += e->cns[k].live;
+    pthread_mutex_unlock(&e->mu);
+    *out = &s->model;
+    return 0;
+}
+
+void engine_cn_release(engine *e, controlnet_model *m) {
+    for (int i = 0; i < ENGINE_CONTROLNETS_MAX; i++)
+        if (&e->cns[i].model == m && e->cns[i].pins > 0) e->cns[i].pins--;
+}

@@ -1,0 +1,101 @@
+/* Generate spec → engine request (see gen_spec.h). */
+#include "server/gen_spec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/scheduler.h"
+#include "server/hub_pull.h"
+#include "server/hub_repo.h"
+
+static const char *str(const json_t *spec, const char *key) {
+    return json_string_value(json_object_get(spec, key));
+}
+static double num(const json_t *spec, const char *key) {
+    return json_number_value(json_object_get(spec, key));
+}
+
+static int path_join(char out[PATH_MAX], const char *a, const char *b, cnet_error *err) {
+    if (snprintf(out, PATH_MAX, "%s/%s", a, b) >= PATH_MAX)
+        return cnet_fail(err, CNET_ELIMIT, "path too long: %.200s/%.200s", a, b);
+    return 0;
+}
+
+int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
+                     const char *jobs_dir, cnet_error *err) {
+    memset(out, 0, sizeof *out);
+    const char *model = str(spec, "model"), *cn = str(spec, "controlnet");
+    if (!model) return cnet_fail(err, CNET_EINVAL, "spec: model is missing");
+    int rc;
+    if (hub_ref_is_hub(model)) {
+        char snap[HUB_PATH_MAX];
+        if ((rc = hub_model_path(model, snap, err))) return rc;
+        if (strlen(snap) >= PATH_MAX) return cnet_fail(err, CNET_ELIMIT, "path too long");
+        strcpy(out->model, snap);
+    } else if ((rc = path_join(out->model, models_dir, model, err))) {
+        return rc;
+    }
+    if (!cn)
+        rc = path_join(out->controlnet, out->model, "controlnet", err);
+    else if (strncmp(cn, "j_", 2) == 0)
+        rc = path_join(out->controlnet, jobs_dir, cn, err);
+    else
+        rc = path_join(out->controlnet, models_dir, cn, err);
+    if (rc) return rc;
+    struct stat st;
+    char config[PATH_MAX + 16];
+    snprintf(config, sizeof config, "%s/config.json", out->controlnet);
+    if (stat(config, &st) != 0)
+        return cnet_fail(err, CNET_ENOTFOUND, "controlnet: no ControlNet at %s%s", out->controlnet,
+                         cn ? "" : " (the base model has no controlnet/; name one)");
+    const char *sched = str(spec, "scheduler"), *pre = str(spec, "preprocess");
+    engine_gen *g = &out->gen;
+    *g = (engine_gen){.model = out->model,
+                      .controlnet = out->controlnet,
+                      .canny = pre && strcmp(pre, "canny") == 0,
+                      .canny_low = num(spec, "canny_low_threshold"),
+                      .canny_high = num(spec, "canny_high_threshold"),
+                      .scheduler = sched ? sched_kind_from_short(sched) : -1,
+                      .prompt = str(spec, "prompt"),
+                      .negative_prompt = str(spec, "negative_prompt"),
+                      .steps = (int)num(spec, "steps"),
+                      .width = (int)num(spec, "width"),
+                      .height = (int)num(spec, "height"),
+                      .num_images = (int)num(spec, "num_images"),
+                      .guess_mode = json_is_true(json_object_get(spec, "guess_mode")),
+                      .clip_skip = (int)num(spec, "clip_skip"),
+                      .guidance = (float)num(spec, "guidance"),
+                      .scale = (float)num(spec, "scale"),
+                      .guidance_start = (float)num(spec, "control_guidance_start"),
+                      .guidance_end = (float)num(spec, "control_guidance_end"),
+                      .eta = (float)num(spec, "eta"),
+                      .seed = (uint64_t)json_integer_value(json_object_get(spec, "seed"))};
+    if (sched && g->scheduler < 0)
+        return cnet_fail(err, CNET_EINVAL, "spec: unknown scheduler %s", sched);
+    if (!g->prompt) return cnet_fail(err, CNET_EINVAL, "spec: prompt is missing");
+    return 0;
+}
+
+char *gen_spec_parameters(const json_t *spec, int width, int height) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return NULL;
+    const char *neg = str(spec, "negative_prompt"), *sched = str(spec, "scheduler");
+    const char *cn = str(spec, "controlnet");
+    fprintf(f, "%s\n", str(spec, "prompt"));
+    if (neg && *neg) fprintf(f, "Negative prompt: %s\n", neg);
+    fprintf(f,
+            "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s, "
+            "ControlNet: %s, Control scale: %g",
+            (int)num(spec, "steps"), sched ? sched : "default", num(spec, "guidance"),
+            (long long)json_integer_value(json_object_get(spec, "seed")), width, height,
+            str(spec, "model"), cn ? cn : "controlnet", num(spec, "scale"));
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}

@@ -1,0 +1,32 @@
+/* A validated generate spec (api_generate_spec's output) turned into an
+ * engine request: model references resolved to folders under the allowed
+ * roots — a base model under --models or an hf:// reference (pulled into the
+ * Hub cache, whose snapshot path names the revision), a ControlNet by train
+ * job id (that job's output dir), under --models, or by default the base
+ * folder's controlnet/ — and the A1111-style "parameters" text that goes
+ * into the PNG. Shared by the synchronous route and the generate job runner.
+ * Not a validator (api/api_generate.c) and no model loading (engine.c). */
+#ifndef CNET_GEN_SPEC_H
+#define CNET_GEN_SPEC_H
+
+#include <jansson.h>
+#include <limits.h>
+
+#include "server/engine.h"
+
+typedef struct gen_spec {
+    engine_gen gen; /* strings borrowed from the spec JSON and from the paths below */
+    char model[PATH_MAX], controlnet[PATH_MAX];
+} gen_spec;
+
+/* Fills out from spec (which must outlive out); out->gen.control is left
+ * NULL for the caller. models_dir, jobs_dir: the allowed roots. */
+int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
+                     const char *jobs_dir, cnet_error *err);
+
+/* "prompt\nNegative prompt: ...\nSteps: N, Sampler: S, CFG scale: G, Seed: N,
+ * Size: WxH, Model: M, ControlNet: C, Control scale: X" (malloc'd, NULL on
+ * OOM): the PNG text chunk A1111-style tools read. */
+char *gen_spec_parameters(const json_t *spec, int width, int height);
+
+#endif

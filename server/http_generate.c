@@ -1,0 +1,232 @@
+/* POST /v1/generate: a prompt plus a control image → images.
+ *
+ * The body is JSON (the control image base64 in "image") or
+ * multipart/form-data (a file part "image" and one part per option), at
+ * most API_GENERATE_BODY_MAX bytes. After validation (api_generate_spec,
+ * 400 naming the field) and decoding the image (400 on a bad one), a request
+ * without a seed gets a random one, so what it made can be made again.
+ *   "async": true → the control image is stored content-addressed under
+ *     DATA/inputs/ and a `generate` job is committed (202 + Location); its
+ *     artefacts are image_<i>.png.
+ *   otherwise → the request runs on the least loaded engine (between the
+ *     steps of a training job if one runs there) and the answer is one
+ *     image/png with the A1111-style "parameters" text chunk, or with
+ *     `Accept: application/json` {"images": [base64 PNG...], "seed",
+ *     "width", "height", "parameters"}.
+ * Not here: the pipeline (server/engine_gen.c) or the job runner. */
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "engine/atomic_file.h"
+#include "server/gen_spec.h"
+#include "server/http_internal.h"
+
+typedef struct gen_call {
+    json_t *req, *spec;
+    unsigned char *image; /* the encoded control image */
+    size_t image_len;
+    image_rgb8 control;
+    engine_images out;
+} gen_call;
+
+static void gen_call_free(gen_call *g) {
+    json_decref(g->req);
+    json_decref(g->spec);
+    free(g->image);
+    image_free(&g->control);
+    engine_images_free(&g->out);
+}
+
+static int is_multipart(struct MHD_Connection *c) {
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    return ct && strncasecmp(ct, "multipart/form-data", 19) == 0;
+}
+
+static int wants_json(struct MHD_Connection *c) {
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    return accept && strstr(accept, "application/json") != NULL;
+}
+
+/* Parses, validates and decodes the request into g; 0 or an api error. */
+static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, gen_call *g,
+                        api_error *e) {
+    int rc;
+    if (is_multipart(c)) {
+        rc = http_form_parse(c, r->body, (size_t)r->received, &g->req, &g->image, &g->image_len, e);
+    } else {
+        rc = api_parse_body(r->body, (size_t)r->received, &g->req, e);
+        json_t *img = rc ? NULL : json_object_get(g->req, "image");
+        if (!rc && json_is_string(img))
+            rc = api_base64_decode(json_string_value(img), json_string_length(img), "image",
+                                   &g->image, &g->image_len, e);
+    }
+    if (rc) return rc;
+    api_roots roots = {.models_dir = s->cfg.models_dir, .jobs_dir = s->jobs_dir};
+    if ((rc = api_generate_spec(g->req, &roots, &g->spec, e))) return rc;
+    if (!g->image)
+        return api_fail(e, 400, "missing_field", "image",
+                        "image is required (base64 PNG or JPEG, or a multipart file part)");
+    cnet_error err = {0};
+    if (image_decode(&g->control, g->image, g->image_len, "image", 0, &err))
+        return api_fail(e, 400, "invalid_image", "image", "%s", err.msg);
+    const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
+    if ((!w && g->control.width > API_GENERATE_SIZE_MAX) ||
+        (!h && g->control.height > API_GENERATE_SIZE_MAX))
+        return api_fail(e, 400, "out_of_range", !w ? "width" : "height",
+                        "the control image is %dx%d; give width and height (at most %d) to "
+                        "generate at another size",
+                        g->control.width, g->control.height, API_GENERATE_SIZE_MAX);
+    if (!json_object_get(g->spec, "seed")) {
+        uint32_t seed = 0;
+        if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
+            return api_fail(e, 503, "unavailable", NULL, "no random bytes for a seed");
+        json_object_set_new(g->spec, "seed", json_integer(seed));
+    }
+    if (json_integer_value(json_object_get(g->spec, "num_images")) > 1 &&
+        !json_is_true(json_object_get(g->req, "async")) && !wants_json(c))
+        return api_fail(e, 400, "invalid_field", "num_images",
+                        "an image/png answer holds one image; ask with Accept: application/json "
+                        "for several");
+    return 0;
+}
+
+/* Stores the control image as DATA/inputs/<sha256>.<png|jpg> (atomic,
+ * idempotent) and names it in the spec as control_image. */
+static int store_input(http_server *s, gen_call *g, cnet_error *err) {
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(g->image, g->image_len, d);
+    char name[80];
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) sprintf(name + 2 * i, "%02x", d[i]);
+    image_format fmt = image_sniff(g->image, g->image_len);
+    strcat(name, fmt == IMAGE_FORMAT_PNG ? ".png" : ".jpg");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", s->inputs_dir, name);
+    struct stat st;
+    int rc = stat(path, &st) == 0 ? 0 : atomic_write_file(path, g->image, g->image_len, err);
+    if (!rc && json_object_set_new(g->spec, "control_image", json_string(name)))
+        rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
+    return rc;
+}
+
+static enum MHD_Result run_async(http_server *s, struct MHD_Connection *c, http_req *r,
+                                 gen_call *g) {
+    cnet_error err = {0};
+    char hash[65];
+    if (store_input(s, g, &err)) return http_reply_status_error(s, c, r, CNET_EIO, &err);
+    /* The key check hashes the request with the image's digest in place of its bytes. */
+    json_t *keyed = json_deep_copy(g->req);
+    if (keyed) json_object_set(keyed, "image", json_object_get(g->spec, "control_image"));
+    char *text = json_dumps(g->spec, JSON_COMPACT | JSON_SORT_KEYS);
+    int bad = !keyed || !text || api_hash_json(keyed, hash);
+    json_decref(keyed);
+    if (bad) {
+        free(text);
+        return http_reply_error(s, c, r, 503, "unavailable", NULL, "out of memory");
+    }
+    enum MHD_Result ret = http_jobs_enqueue(s, c, r, "generate", text, hash);
+    free(text);
+    return ret;
+}
+
+static engine *pick_engine(http_server *s) {
+    engine *best = NULL;
+    int best_load = 0;
+    for (int i = 0; i < s->cfg.n_engines; i++) {
+        int load = engine_load(s->cfg.engines[i]);
+        if (!best || load < best_load) best = s->cfg.engines[i], best_load = load;
+    }
+    return best;
+}
+
+static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, http_req *r, int rc,
+                                    const cnet_error *err) {
+    switch (rc) {
+    case CNET_EINVAL:
+    case CNET_EFORMAT:
+        return http_reply_error(s, c, r, 400, "invalid_request", NULL, "%s", err->msg);
+    case CNET_ENOTFOUND:
+        return http_reply_error(s, c, r, 400, "not_found", NULL, "%s", err->msg);
+    case CNET_ELIMIT:
+        return http_reply_error(s, c, r, 429, "busy", NULL, "%s; retry later", err->msg);
+    case ENGINE_ESTOPPING:
+        return http_reply_error(s, c, r, 503, "unavailable", NULL, "%s", err->msg);
+    }
+    return http_reply_error(s, c, r, 500, "generate_failed", NULL, "%s", err->msg);
+}
+
+static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, http_req *r,
+                                    gen_call *g) {
+    const image_rgb8 *first = &g->out.img[0];
+    char *params = gen_spec_parameters(g->spec, first->width, first->height);
+    image_text chunk = {"parameters", params};
+    json_t *images = wants_json(c) ? json_array() : NULL;
+    uint8_t *png = NULL;
+    size_t len = 0;
+    cnet_error err = {0};
+    int rc = params ? 0 : cnet_fail(&err, CNET_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < g->out.n; i++) {
+        free(png);
+        png = NULL;
+        rc = image_encode_png(&g->out.img[i], &chunk, 1, &png, &len, &err);
+        if (!rc && images) {
+            char *b64 = api_base64_encode(png, len);
+            if (!b64 || json_array_append_new(images, json_string(b64)))
+                rc = cnet_fail(&err, CNET_ENOMEM, "out of memory");
+            free(b64);
+        }
+    }
+    if (rc) {
+        free(png);
+        free(params);
+        json_decref(images);
+        return http_reply_error(s, c, r, 500, "encode_failed", NULL, "%s", err.msg);
+    }
+    if (images) {
+        free(png);
+        json_t *body = json_pack("{s:o, s:O, s:i, s:i, s:s, s:O}", "images", images, "seed",
+                                 json_object_get(g->spec, "seed"), "width", first->width, "height",
+                                 first->height, "parameters", params, "spec", g->spec);
+        free(params);
+        return http_reply_json(s, c, r, 200, body);
+    }
+    free(params);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, png, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(png);
+        return MHD_NO;
+    }
+    char seed[24];
+    snprintf(seed, sizeof seed, "%lld",
+             (long long)json_integer_value(json_object_get(g->spec, "seed")));
+    MHD_add_response_header(resp, "Content-Type", "image/png");
+    MHD_add_response_header(resp, "X-Seed", seed);
+    return http_reply_response(s, c, r, 200, resp);
+}
+
+enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req *r) {
+    gen_call g = {0};
+    api_error e;
+    enum MHD_Result ret;
+    if (read_request(s, c, r, &g, &e)) {
+        ret = http_reply_api_error(s, c, r, &e);
+    } else if (json_is_true(json_object_get(g.req, "async"))) {
+        ret = run_async(s, c, r, &g);
+    } else if (!s->cfg.n_engines) {
+        ret = http_reply_error(s, c, r, 503, "unavailable", NULL,
+                               "this server runs no engine: use \"async\": true");
+    } else {
+        gen_spec gs;
+        cnet_error err = {0};
+        int rc = gen_spec_resolve(&gs, g.spec, s->cfg.models_dir, s->jobs_dir, &err);
+        gs.gen.control = &g.control;
+        if (!rc) rc = engine_generate(pick_engine(s), &gs.gen, &g.out, &err);
+        ret = rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, &g);
+    }
+    gen_call_free(&g);
+    return ret;
+}

@@ -1,0 +1,74 @@
+/* The pool runner's dispatch and the generate job (see runner.h). A job is
+ * handed to the engine's device thread and this (pool worker) thread waits
+ * for it, so all model work of a device happens on one thread. */
+#include "server/runner.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "server/gen_spec.h"
+
+/* image_<i>.png with the parameters text chunk, written atomically. */
+static int write_images(runner_job *x, const json_t *spec, const engine_images *im) {
+    char *params = gen_spec_parameters(spec, im->img[0].width, im->img[0].height);
+    if (!params) return cnet_fail(x->err, CNET_ENOMEM, "out of memory");
+    image_text chunk = {"parameters", params};
+    int rc = 0;
+    for (int i = 0; !rc && i < im->n; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/image_%d.png", x->job->dir, i);
+        rc = image_save(path, &im->img[i], &chunk, 1, 0, x->err);
+    }
+    free(params);
+    return rc;
+}
+
+static int run_generate(runner_job *x) {
+    pool_progress p = {.step = 0, .total = 1};
+    int rc = pool_report(x->ctl, &p, x->err);
+    if (rc) return rc == POOL_STOP ? POOL_STOPPED : rc;
+    json_t *spec = json_loads(x->job->spec_json, 0, NULL);
+    const char *input = json_string_value(json_object_get(spec, "control_image"));
+    if (!spec || !input || !api_safe_name(input)) {
+        json_decref(spec);
+        return cnet_fail(x->err, CNET_EINVAL, "generate job %s: spec without a control_image",
+                         x->job->id);
+    }
+    gen_spec gs;
+    image_rgb8 control = {0};
+    engine_images out = {0};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir, input);
+    rc = image_load(&control, path, 0, x->err);
+    if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, x->err);
+    if (!rc) {
+        gs.gen.control = &control;
+        rc = engine_generate(x->e, &gs.gen, &out, x->err);
+    }
+    if (!rc) rc = write_images(x, spec, &out);
+    if (!rc) {
+        p.step = 1;
+        rc = pool_report(x->ctl, &p, x->err);
+        if (rc == POOL_STOP) rc = 0; /* done already: a late cancel changes nothing */
+    }
+    engine_images_free(&out);
+    image_free(&control);
+    json_decref(spec);
+    return rc;
+}
+
+static int job_main(void *user, engine *e) {
+    runner_job *x = user;
+    x->e = e;
+    if (strcmp(x->job->kind, "train") == 0) return runner_train(x);
+    if (strcmp(x->job->kind, "generate") == 0) return run_generate(x);
+    return cnet_fail(x->err, CNET_EINVAL, "job %s: unknown kind %s", x->job->id, x->job->kind);
+}
+
+int runner_run(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err) {
+    const runner_config *cfg = user;
+    runner_job x = {.cfg = cfg, .job = job, .ctl = ctl, .err = err};
+    return engine_run_job(cfg->engine, job_main, &x);
+}

@@ -1,0 +1,50 @@
+/* The job runner `cnet serve` registers with each device's pool
+ * (server/pool.h): it runs a claimed job on that device's engine thread.
+ *   train     → engine/trainer.h on the engine's cached base pipeline, in
+ *               the job's own dir (resume_from_checkpoint="latest", so a job
+ *               re-run after a crash or a SIGTERM continues from its last
+ *               checkpoint), hooks wired to the pool (progress, checkpoints,
+ *               validation events, cancel/stop) and to the engine (waiting
+ *               generate requests are served at every step boundary); then
+ *               the optional push to the Hub (server/hub_push.h).
+ *   generate  → one generate request (the spec of POST /v1/generate with
+ *               "async": true), its images written as image_<i>.png.
+ * Not a scheduler (the pool claims) and not a validator (specs were
+ * validated by api/ when the job was accepted; what can only be known on
+ * the device — shapes, files — fails the attempt with a message). */
+#ifndef CNET_RUNNER_H
+#define CNET_RUNNER_H
+
+#include "server/engine.h"
+#include "server/pool.h"
+
+#define RUNNER_PUSH_ATTEMPTS 3         /* tries of the push phase (each retries requests itself) */
+#define RUNNER_PUSH_BACKOFF_S 2        /* sleep before the second try, doubled after */
+#define RUNNER_TRAINED_MARK ".trained" /* in the job dir once the final weights are saved */
+
+typedef struct runner_config {
+    engine *engine;           /* the device this pool's jobs run on (borrowed) */
+    const char *models_dir;   /* base models and ControlNets by name */
+    const char *jobs_dir;     /* trained ControlNets by job id */
+    const char *datasets_dir; /* uploaded datasets: <id>/files */
+    const char *inputs_dir;   /* control images of generate jobs */
+} runner_config;
+
+/* A pool_runner; user is a runner_config. */
+int runner_run(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err);
+
+/* What a job's run needs (internal to runner*.c). */
+typedef struct runner_job {
+    const runner_config *cfg;
+    const pool_job *job;
+    pool_ctl *ctl;
+    engine *e;
+    cnet_error *err;
+} runner_job;
+
+/* On the engine thread: a train job (runner_train.c); 0, POOL_STOPPED or < 0. */
+int runner_train(runner_job *x);
+/* The push phase of a train job whose weights are in its dir (runner_push.c). */
+int runner_push(runner_job *x, const char *repo_id, int private_repo);
+
+#endif

@@ -1,0 +1,260 @@
+/* A train job on the engine thread: its spec (api/api_train.c's fields,
+ * which are train_controlnet.py's option names) mapped onto train_options,
+ * trainer_run on the engine's cached base pipeline, and the hooks:
+ *   on_step        waiting generate requests are served (the device is free
+ *                  between steps), then the progress goes to the pool, whose
+ *                  answer says whether to stop here (cancel, SIGTERM, lost
+ *                  lease): the trainer then writes a checkpoint and returns;
+ *   on_checkpoint  the pool records the step (fenced by the lease token);
+ *   on_validation  an SSE event naming the new artefact.
+ * The job's dir is the output dir, so its final files (config.json,
+ * diffusion_pytorch_model.safetensors, README.md, images_*.png) are the
+ * job's artefacts, and resume_from_checkpoint="latest" makes a re-run
+ * continue from the last checkpoint there. A mark file records that the
+ * final weights are saved, so a re-run after a crash in the push phase does
+ * not train again. Not here: the push itself (runner_push.c). */
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/atomic_file.h"
+#include "engine/dataset.h"
+#include "engine/image.h"
+#include "engine/trainer.h"
+#include "server/runner.h"
+
+/* Progress goes to the store (a synced SQLite write and an SSE event) at most
+ * this often, and at the last step: a tiny model trains far faster than a
+ * disk syncs. Shutdown is still seen at every step; a cancel within this
+ * interval. */
+#define RUNNER_PROGRESS_INTERVAL_MS 500
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct train_ctx {
+    runner_job *x;
+    int64_t last_report_ms;
+    int stop_error; /* a negative pool status seen in on_step */
+    cnet_error hook_err;
+} train_ctx;
+
+static int on_step(void *user, const train_progress *tp) {
+    train_ctx *t = user;
+    engine_serve_pending(t->x->e);
+    const int64_t now = monotonic_ms();
+    if (tp->step < tp->total_steps && now - t->last_report_ms < RUNNER_PROGRESS_INTERVAL_MS)
+        return pool_stop_requested(t->x->ctl);
+    t->last_report_ms = now;
+    pool_progress p = {.step = tp->step,
+                       .total = tp->total_steps,
+                       .loss = tp->loss,
+                       .lr = tp->lr,
+                       .samples_per_s = tp->samples_per_sec,
+                       .eta_s = tp->eta_sec};
+    int rc = pool_report(t->x->ctl, &p, &t->hook_err);
+    if (rc < 0) t->stop_error = rc;
+    return rc != POOL_CONTINUE;
+}
+
+static void on_checkpoint(void *user, int step, const char *dir) {
+    train_ctx *t = user;
+    (void)dir;
+    if (pool_checkpoint(t->x->ctl, step, &t->hook_err))
+        fprintf(stderr, "runner: job %s: recording checkpoint %d: %s\n", t->x->job->id, step,
+                t->hook_err.msg);
+}
+
+static void on_validation(void *user, int step, const char *path) {
+    train_ctx *t = user;
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    char href[200];
+    snprintf(href, sizeof href, "/v1/jobs/%s/artifacts/%s", t->x->job->id, name);
+    json_t *ev = json_pack("{s:i, s:s, s:s}", "step", step, "name", name, "href", href);
+    char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (text && pool_event(t->x->ctl, "validation", text, &t->hook_err))
+        fprintf(stderr, "runner: job %s: validation event: %s\n", t->x->job->id, t->hook_err.msg);
+    free(text);
+}
+
+static int path_join(char *out, size_t cap, const char *a, const char *b, cnet_error *err) {
+    if ((size_t)snprintf(out, cap, "%s/%s", a, b) >= cap)
+        return cnet_fail(err, CNET_ELIMIT, "path too long: %.200s/%.200s", a, b);
+    return 0;
+}
+
+/* The resolved folders of a spec. */
+typedef struct train_paths {
+    char model[PATH_MAX], controlnet[PATH_MAX], data[PATH_MAX];
+    char validation_image[TRAIN_MAX_VALIDATION][PATH_MAX];
+} train_paths;
+
+static void get_int(const json_t *spec, const char *key, int *out) {
+    const json_t *v = json_object_get(spec, key);
+    if (v) *out = (int)json_integer_value(v);
+}
+static void get_num(const json_t *spec, const char *key, double *out) {
+    const json_t *v = json_object_get(spec, key);
+    if (v) *out = json_number_value(v);
+}
+
+/* spec → o (strings borrowed from spec and paths). */
+static int map_options(runner_job *x, const json_t *spec, train_paths *p, train_options *o) {
+    const runner_config *cfg = x->cfg;
+    cnet_error *err = x->err;
+    const char *model = json_string_value(json_object_get(spec, "pretrained_model_name_or_path"));
+    const char *cn = json_string_value(json_object_get(spec, "controlnet_model_name_or_path"));
+    const char *data = json_string_value(json_object_get(spec, "dataset"));
+    if (!model || !data)
+        return cnet_fail(err, CNET_EINVAL, "job %s: spec without a model or dataset", x->job->id);
+    int rc = path_join(p->model, sizeof p->model, cfg->models_dir, model, err);
+    if (!rc && cn)
+        rc = path_join(p->controlnet, sizeof p->controlnet,
+                       strncmp(cn, "j_", 2) == 0 ? cfg->jobs_dir : cfg->models_dir, cn, err);
+    if (!rc && data[0] == '/')
+        rc = path_join(p->data, sizeof p->data, data, ".", err);
+    else if (!rc)
+        rc = (size_t)snprintf(p->data, sizeof p->data, "%s/%s/files", cfg->datasets_dir, data) >=
+                     sizeof p->data
+                 ? cnet_fail(err, CNET_ELIMIT, "dataset path too long")
+                 : 0;
+    if (rc) return rc;
+    train_options_defaults(o);
+    o->pretrained_model_name_or_path = p->model;
+    o->controlnet_model_name_or_path = cn ? p->controlnet : NULL;
+    o->train_data_dir = p->data;
+    o->output_dir = x->job->dir;
+    o->resume_from_checkpoint = "latest";
+    const json_t *seed = json_object_get(spec, "seed");
+    if (seed) o->seed = (uint64_t)json_integer_value(seed);
+    get_int(spec, "resolution", &o->resolution);
+    get_int(spec, "train_batch_size", &o->train_batch_size);
+    get_int(spec, "num_train_epochs", &o->num_train_epochs);
+    get_int(spec, "max_train_steps", &o->max_train_steps);
+    get_int(spec, "checkpointing_steps", &o->checkpointing_steps);
+    get_int(spec, "checkpoints_total_limit", &o->checkpoints_total_limit);
+    get_int(spec, "gradient_accumulation_steps", &o->gradient_accumulation_steps);
+    get_int(spec, "lr_warmup_steps", &o->lr_warmup_steps);
+    get_int(spec, "lr_num_cycles", &o->lr_num_cycles);
+    get_int(spec, "num_validation_images", &o->num_validation_images);
+    get_int(spec, "validation_steps", &o->validation_steps);
+    get_num(spec, "learning_rate", &o->learning_rate);
+    get_num(spec, "lr_power", &o->lr_power);
+    get_num(spec, "adam_beta1", &o->adam_beta1);
+    get_num(spec, "adam_beta2", &o->adam_beta2);
+    get_num(spec, "adam_weight_decay", &o->adam_weight_decay);
+    get_num(spec, "adam_epsilon", &o->adam_epsilon);
+    get_num(spec, "max_grad_norm", &o->max_grad_norm);
+    get_num(spec, "proportion_empty_prompts", &o->proportion_empty_prompts);
+    get_num(spec, "snr_gamma", &o->snr_gamma);
+    o->scale_lr = json_is_true(json_object_get(spec, "scale_lr"));
+    const char *s = json_string_value(json_object_get(spec, "lr_scheduler"));
+    if (s) o->lr_scheduler = s;
+    o->prediction_type = json_string_value(json_object_get(spec, "prediction_type"));
+    const json_t *prompts = json_object_get(spec, "validation_prompt");
+    const json_t *images = json_object_get(spec, "validation_image");
+    for (size_t i = 0; i < json_array_size(prompts) && i < TRAIN_MAX_VALIDATION; i++)
+        o->validation_prompt[o->n_validation_prompts++] =
+            json_string_value(json_array_get(prompts, i));
+    for (size_t i = 0; i < json_array_size(images) && i < TRAIN_MAX_VALIDATION && !rc; i++) {
+        rc = path_join(p->validation_image[i], PATH_MAX, p->data,
+                       json_string_value(json_array_get(images, i)), err);
+        o->validation_image[o->n_validation_images++] = p->validation_image[i];
+    }
+    return rc;
+}
+
+/* validation_prompt without validation_image: the conditioning images of
+ * the dataset's first samples (one per prompt, in listing order), copied to
+ * logs/validation_conditioning_<i>.<ext> so the trainer reads them as files
+ * whatever the dataset's layout (folders or tar shards). */
+static int dataset_validation_images(runner_job *x, train_paths *p, train_options *o) {
+    dataset ds;
+    dataset_options dopt = {0};
+    int rc = dataset_open(&ds, o->train_data_dir, &dopt, x->err);
+    if (rc) return rc;
+    char logs[PATH_MAX + 8];
+    snprintf(logs, sizeof logs, "%s/logs", x->job->dir);
+    mkdir(logs, 0755);
+    if (!(rc = dataset_rewind(&ds, x->err)))
+        for (int i = 0; !rc && i < o->n_validation_prompts; i++) {
+            dataset_sample s;
+            int end = dataset_next(&ds, &s, x->err);
+            if (end != 0) {
+                rc = end < 0 ? end : i ? 0 : cnet_fail(x->err, CNET_EINVAL, "the dataset is empty");
+                break;
+            }
+            const char *ext = image_sniff(s.cond, s.cond_len) == IMAGE_FORMAT_JPEG ? "jpg" : "png";
+            if (snprintf(p->validation_image[i], PATH_MAX, "%s/validation_conditioning_%d.%s", logs,
+                         i, ext) >= PATH_MAX) {
+                rc = cnet_fail(x->err, CNET_ELIMIT, "job dir path too long");
+                break;
+            }
+            rc = atomic_write_file(p->validation_image[i], s.cond, s.cond_len, x->err);
+            if (!rc) o->validation_image[o->n_validation_images++] = p->validation_image[i];
+        }
+    dataset_free(&ds);
+    return rc ? cnet_error_prefix(x->err, "validation images from the dataset") : 0;
+}
+
+static int trained(const char *dir) {
+    char path[PATH_MAX + 16];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/" RUNNER_TRAINED_MARK, dir);
+    return stat(path, &st) == 0;
+}
+
+static int mark_trained(runner_job *x) {
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/" RUNNER_TRAINED_MARK, x->job->dir);
+    return atomic_write_file(path, "", 0, x->err);
+}
+
+int runner_train(runner_job *x) {
+    json_t *spec = json_loads(x->job->spec_json, 0, NULL);
+    if (!spec) return cnet_fail(x->err, CNET_EFORMAT, "job %s: unreadable spec", x->job->id);
+    train_paths *paths = calloc(1, sizeof *paths);
+    train_options o;
+    int rc =
+        paths ? map_options(x, spec, paths, &o) : cnet_fail(x->err, CNET_ENOMEM, "out of memory");
+    if (!rc && o.n_validation_prompts && !o.n_validation_images)
+        rc = dataset_validation_images(x, paths, &o);
+    sd_base *base = NULL;
+    int stopped = 0;
+    if (!rc && !trained(x->job->dir)) {
+        rc = engine_base_acquire(x->e, paths->model, &base, x->err);
+        o.base = base;
+        train_ctx t = {.x = x};
+        train_hooks hooks = {.user = &t,
+                             .on_step = on_step,
+                             .on_checkpoint = on_checkpoint,
+                             .on_validation = on_validation};
+        if (!rc) rc = trainer_run(&o, engine_backend(x->e), &hooks, &stopped, x->err);
+        if (base) engine_base_release(x->e, base);
+        if (!rc && t.stop_error) {
+            *x->err = t.hook_err;
+            rc = t.stop_error;
+        } else if (!rc && stopped) {
+            rc = POOL_STOPPED;
+        } else if (!rc) {
+            rc = mark_trained(x);
+        }
+    }
+    const json_t *hub = json_object_get(spec, "push_to_hub");
+    if (!rc && hub)
+        rc = runner_push(x, json_string_value(json_object_get(hub, "repo_id")),
+                         json_is_true(json_object_get(hub, "private")));
+    free(paths);
+    json_decref(spec);
+    return rc;
+}

@@ -1,0 +1,413 @@
+/* `cnet init-model` end to end, through the real binary ($BUILD/cnet):
+ *   - the tiny preset: every component loads with its *_open function and
+ *     runs a forward with finite, O(1) outputs; the generated tokenizer
+ *     loads and turns the words it was learned from into single tokens; its
+ *     vocabulary size is the text encoder's;
+ *   - the ControlNet is ControlNetModel.from_unet of the UNet: its outputs
+ *     are exactly zero (zero convs), and non-zero with --nonzero-controlnet;
+ *   - every weights file reloads bit-identically (load, save, compare bytes
+ *     per tensor), the same seed gives the same bytes, another seed others;
+ *   - --from-config ../shared/fixtures/small-sd works: configs copied
+ *     byte-for-byte, every component loads (parameter counts of its README);
+ *   - a non-empty --out is refused. */
+#include <limits.h>
+#include <math.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "engine/clip_text.h"
+#include "engine/config.h"
+#include "engine/controlnet.h"
+#include "engine/safetensors.h"
+#include "engine/tokenizer.h"
+#include "engine/unet.h"
+#include "engine/vae.h"
+#include "tests/harness.h"
+#include "tests/lib_fs.h"
+
+static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+
+static char tmp[PATH_MAX];
+
+/* $BUILD/cnet init-model with args; stdout and stderr to /dev/null. */
+static int run_init(const char *const *args) {
+    const char *build = getenv("BUILD");
+    char bin[PATH_MAX];
+    snprintf(bin, sizeof bin, "%s/cnet", build && *build ? build : "build");
+    const char *argv[16] = {bin, "init-model"};
+    int n = 2;
+    for (int i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *sub(const char *dir, const char *rel) {
+    static char bufs[4][PATH_MAX + 64];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(bufs[k], sizeof bufs[k], "%s/%s", dir, rel);
+    return bufs[k];
+}
+
+/* One tiny pipeline per seed/flag, made once. */
+static char tiny[PATH_MAX + 16], tiny_same[PATH_MAX + 16], tiny_other[PATH_MAX + 16],
+    tiny_nonzero[PATH_MAX + 16];
+
+/* Max |x| and whether all are finite, of n device (CPU) floats. */
+static double max_abs(const float *x, size_t n, int *finite) {
+    double m = 0;
+    *finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) *finite = 0;
+        m = fmax(m, fabs(x[i]));
+    }
+    return m;
+}
+
+static void test_tiny_tokenizer_and_text(void) {
+    tokenizer *tok;
+    cnet_error err;
+    CHECK(tokenizer_load(&tok, sub(tiny, "tokenizer"), &err) == 0, "%s", err.msg);
+    cnet_clip_text_config cfg;
+    int rc = cnet_clip_text_config_load(&cfg, sub(tiny, "text_encoder/config.json"), &err);
+    EXPECT(rc == 0 && cfg.vocab_size == tokenizer_vocab_size(tok), "vocab %d vs tokenizer %lld",
+           cfg.vocab_size, (long long)tokenizer_vocab_size(tok));
+    const char *prompt = "a red circle on a blue background";
+    int64_t ids[77], mask[77];
+    rc = tokenizer_encode(tok, prompt, strlen(prompt), ids, mask, &err);
+    EXPECT(rc == 0, "%s", err.msg);
+    int n = 0;
+    for (int i = 0; i < 77; i++) n += (int)mask[i];
+    EXPECT(n == 9 && ids[0] == tokenizer_bos_id(tok) && ids[8] == tokenizer_eos_id(tok),
+           "'%s' gave %d tokens, want BOS + 7 words + EOS", prompt, n);
+    int64_t *full = NULL;
+    size_t nfull = 0;
+    rc = tokenizer_encode_full(tok, "xylophones", 10, &full, &nfull, &err);
+    EXPECT(rc == 0 && nfull > 3, "an unseen word should split into pieces (%zu ids)", nfull);
+    for (size_t i = 0; rc == 0 && i < nfull; i++)
+        EXPECT(full[i] >= 0 && full[i] < tokenizer_vocab_size(tok), "id %lld", (long long)full[i]);
+    free(full);
+
+    cnet_backend be;
+    clip_text_model m;
+    cnet_arena scratch = {0};
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+    rc = clip_text_open(&m, &be, sub(tiny, "text_encoder"), &err);
+    float *hidden = NULL, *pooled = NULL;
+    if (!rc) {
+        hidden = be.alloc(&be, (size_t)77 * m.hidden * sizeof(float));
+        pooled = be.alloc(&be, (size_t)m.hidden * sizeof(float));
+        rc = cnet_arena_init(&scratch, &be, clip_text_scratch_bytes(&m, 1, 77), "t", &err);
+    }
+    if (!rc) rc = clip_text_forward(&m, &scratch, hidden, pooled, ids, 1, 77, 0, &err);
+    int finite = 0;
+    double mx = rc ? 0 : max_abs(hidden, (size_t)77 * m.hidden, &finite);
+    EXPECT(rc == 0, "%s", err.msg);
+    EXPECT(finite && mx > 0.1 && mx < 100, "text encoder output max |x| %g", mx);
+    if (hidden) be.free(&be, hidden);
+    if (pooled) be.free(&be, pooled);
+    cnet_arena_free(&scratch);
+    if (!rc) clip_text_free(&m);
+    cnet_backend_free(&be);
+    tokenizer_free(tok);
+}
+
+static void test_tiny_vae(void) {
+    cnet_backend be;
+    vae_model m;
+    cnet_arena scratch = {0};
+    cnet_error err;
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+    int rc = vae_open(&m, &be, sub(tiny, "vae"), &err);
+    if (rc) cnet_backend_free(&be);
+    CHECK(rc == 0, "%s", err.msg);
+    const int H = m.cfg.sample_size, f = vae_factor(&m), h = H / f, Lc = m.cfg.latent_channels;
+    float *x = be.alloc(&be, (size_t)H * H * 3 * sizeof(float));
+    float *mom = be.alloc(&be, (size_t)h * h * 2 * Lc * sizeof(float));
+    float *img = be.alloc(&be, (size_t)H * H * 3 * sizeof(float));
+    be.philox_normal(&be, x, (long)H * H * 3, 1, 0);
+    rc = cnet_arena_init(&scratch, &be, vae_scratch_bytes(&m, 1, H, H), "v", &err);
+    if (!rc) rc = vae_encode(&m, &scratch, mom, x, 1, H, H, &err);
+    int f1 = 0, f2 = 0;
+    double m1 = rc ? 0 : max_abs(mom, (size_t)h * h * 2 * Lc, &f1);
+    if (!rc) rc = vae_decode(&m, &scratch, img, mom, 1, h, h, &err);
+    double m2 = rc ? 0 : max_abs(img, (size_t)H * H * 3, &f2);
+    EXPECT(rc == 0, "%s", err.msg);
+    EXPECT(f1 && f2 && m1 > 0.01 && m1 < 100 && m2 > 0.01 && m2 < 100, "VAE outputs max |x| %g, %g",
+           m1, m2);
+    be.free(&be, x);
+    be.free(&be, mom);
+    be.free(&be, img);
+    cnet_arena_free(&scratch);
+    vae_free(&m);
+    cnet_backend_free(&be);
+}
+
+/* ControlNet + UNet of pipeline dir at its sample size; *cn_max gets the
+ * largest |residual|, *unet_max the largest |UNet output|. */
+static int run_cn_unet(const char *dir, double *cn_max, double *unet_max, cnet_error *err) {
+    cnet_backend be;
+    unet_model u;
+    controlnet_model c;
+    cnet_arena scratch = {0};
+    int rc = cnet_backend_cpu_init(&be, err);
+    if (rc) return rc;
+    memset(&u, 0, sizeof u);
+    memset(&c, 0, sizeof c);
+    if (!(rc = unet_open(&u, &be, sub(dir, "unet"), err)))
+        rc = controlnet_open(&c, &be, sub(dir, "controlnet"), err);
+    const cnet_unet_config *L = &u.enc.cfg;
+    const int B = 2, h = L->sample_size, Nt = 77, f = rc ? 1 : controlnet_image_factor(&c);
+    unet_sizes s;
+    float *down[UNET_MAX_SKIPS] = {0}, *mid = NULL;
+    if (!rc) rc = unet_encoder_sizes(&u.enc, B, h, h, &s, err);
+    float *x = NULL, *text = NULL, *cond = NULL, *out = NULL;
+    if (!rc) {
+        x = be.alloc(&be, (size_t)B * h * h * L->in_channels * 4);
+        text = be.alloc(&be, (size_t)B * Nt * L->cross_attention_dim[0] * 4);
+        cond = be.alloc(&be, (size_t)B * h * f * h * f * 3 * 4);
+        out = be.alloc(&be, (size_t)B * h * h * L->out_channels * 4);
+        mid = be.alloc(&be, s.mid_floats * 4);
+        for (int i = 0; i < s.n_skips; i++) down[i] = be.alloc(&be, s.skip_floats[i] * 4);
+        be.philox_normal(&be, x, (long)B * h * h * L->in_channels, 1, 0);
+        be.philox_normal(&be, text, (long)B * Nt * L->cross_attention_dim[0], 2, 0);
+        be.philox_normal(&be, cond, (long)B * h * f * h * f * 3, 3, 0);
+        size_t a = unet_scratch_bytes(&u, B, h, h, Nt),
+               b = controlnet_scratch_bytes(&c, B, h, h, Nt);
+        rc = cnet_arena_init(&scratch, &be, a > b ? a : b, "s", err);
+    }
+    const float t[2] = {10.0f, 900.0f};
+    if (!rc)
+        rc = controlnet_forward(&c, &scratch, down, mid, x, cond, t, text, 1.0f, 0, B, h, h, Nt,
+                                NULL, NULL, err);
+    if (!rc)
+        rc = unet_forward(&u, &scratch, out, x, t, text, (const float *const *)down, mid, B, h, h,
+                          Nt, NULL, NULL, err);
+    int finite = 1, fi;
+    *cn_max = 0;
+    for (int i = 0; !rc && i < s.n_skips; i++) {
+        *cn_max = fmax(*cn_max, max_abs(down[i], s.skip_floats[i], &fi));
+        finite &= fi;
+    }
+    if (!rc) {
+        *cn_max = fmax(*cn_max, max_abs(mid, s.mid_floats, &fi));
+        finite &= fi;
+        *unet_max = max_abs(out, (size_t)B * h * h * L->out_channels, &fi);
+        finite &= fi;
+        if (!finite) rc = cnet_fail(err, CNET_EINVAL, "non-finite outputs");
+    }
+    for (int i = 0; i < UNET_MAX_SKIPS; i++)
+        if (down[i]) be.free(&be, down[i]);
+    float *bufs[] = {mid, x, text, cond, out};
+    for (int i = 0; i < 5; i++)
+        if (bufs[i]) be.free(&be, bufs[i]);
+    cnet_arena_free(&scratch);
+    controlnet_free(&c);
+    unet_free(&u);
+    cnet_backend_free(&be);
+    return rc;
+}
+
+static void test_tiny_unet_controlnet(void) {
+    double cn_max = -1, unet_max = -1;
+    cnet_error err;
+    CHECK(run_cn_unet(tiny, &cn_max, &unet_max, &err) == 0, "%s", err.msg);
+    EXPECT(cn_max == 0.0, "from_unet ControlNet residuals should be exactly 0, max %g", cn_max);
+    EXPECT(unet_max > 0.01 && unet_max < 100, "UNet output max |x| %g", unet_max);
+    CHECK(run_cn_unet(tiny_nonzero, &cn_max, &unet_max, &err) == 0, "%s", err.msg);
+    EXPECT(cn_max > 1e-3 && cn_max < 100, "--nonzero-controlnet residuals max |x| %g", cn_max);
+    EXPECT(unet_max > 0.01 && unet_max < 100, "UNet output max |x| %g", unet_max);
+}
+
+/* Every tensor of a and b: same names, shapes and bytes (want_equal) or at
+ * least one tensor different (!want_equal). */
+static int same_tensors(const char *pa, const char *pb, int *equal, cnet_error *err) {
+    st_file a, b;
+    int rc = st_open(&a, pa, err);
+    if (rc) return rc;
+    if ((rc = st_open(&b, pb, err))) {
+        st_close(&a);
+        return rc;
+    }
+    *equal = a.n == b.n;
+    int names_match = a.n == b.n;
+    for (int i = 0; i < a.n && names_match; i++) {
+        const st_entry *x = &a.entries[i], *y = st_find(&b, x->name);
+        if (!y || x->nbytes != y->nbytes || x->view.ndim != y->view.ndim) {
+            names_match = 0;
+            break;
+        }
+        if (memcmp(x->view.data, y->view.data, x->nbytes)) *equal = 0;
+    }
+    if (!names_match) {
+        *equal = 0;
+        rc = cnet_fail(err, CNET_EFORMAT, "%s and %s hold different tensors", pa, pb);
+    }
+    st_close(&a);
+    st_close(&b);
+    return rc;
+}
+
+static const char *const weight_files[] = {
+    "unet/diffusion_pytorch_model.safetensors", "controlnet/diffusion_pytorch_model.safetensors",
+    "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"};
+
+static void test_tiny_reload_and_seeds(void) {
+    cnet_backend be;
+    cnet_error err;
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+    for (int k = 0; k < 4; k++) {
+        char resaved[PATH_MAX + 32];
+        snprintf(resaved, sizeof resaved, "%s/resaved.safetensors", tmp);
+        cnet_params *p = NULL;
+        unet_model u;
+        controlnet_model c;
+        vae_model v;
+        clip_text_model t;
+        int rc;
+        switch (k) {
+        case 0:
+            rc = unet_open(&u, &be, sub(tiny, "unet"), &err), p = &u.params;
+            break;
+        case 1:
+            rc = controlnet_open(&c, &be, sub(tiny, "controlnet"), &err), p = &c.params;
+            break;
+        case 2:
+            rc = vae_open(&v, &be, sub(tiny, "vae"), &err), p = &v.params;
+            break;
+        default:
+            rc = clip_text_open(&t, &be, sub(tiny, "text_encoder"), &err), p = &t.params;
+        }
+        EXPECT(rc == 0, "%s", err.msg);
+        if (rc) continue;
+        rc = params_save(p, resaved, NULL, NULL, 0, &err);
+        int equal = 0;
+        if (!rc) rc = same_tensors(sub(tiny, weight_files[k]), resaved, &equal, &err);
+        EXPECT(rc == 0 && equal, "%s does not reload bit-identically: %s", weight_files[k],
+               rc ? err.msg : "bytes differ");
+        if (!rc)
+            rc = same_tensors(sub(tiny, weight_files[k]), sub(tiny_same, weight_files[k]), &equal,
+                              &err);
+        EXPECT(rc == 0 && equal, "%s: seed 7 twice gave different weights", weight_files[k]);
+        if (!rc)
+            rc = same_tensors(sub(tiny, weight_files[k]), sub(tiny_other, weight_files[k]), &equal,
+                              &err);
+        EXPECT(rc == 0 && !equal, "%s: seeds 7 and 8 gave the same weights", weight_files[k]);
+        switch (k) {
+        case 0:
+            unet_free(&u);
+            break;
+        case 1:
+            controlnet_free(&c);
+            break;
+        case 2:
+            vae_free(&v);
+            break;
+        default:
+            clip_text_free(&t);
+        }
+    }
+    cnet_backend_free(&be);
+}
+
+static int same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = file_read(a, &na), *y = file_read(b, &nb);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static void test_from_config_small(void) {
+    char src[PATH_MAX], out[PATH_MAX + 16];
+    snprintf(src, sizeof src, "%s/small-sd", fixtures());
+    if (access(sub(src, "unet/config.json"), R_OK) != 0) {
+        printf("    (no small-sd in %s: skipped)\n", fixtures());
+        return;
+    }
+    snprintf(out, sizeof out, "%s/small", tmp);
+    const char *args[] = {"--out", out, "--from-config", src, "--seed", "1", NULL};
+    CHECK(run_init(args) == 0, "init-model --from-config %s failed", src);
+    static const char *const copied[] = {"unet/config.json",
+                                         "vae/config.json",
+                                         "text_encoder/config.json",
+                                         "controlnet/config.json",
+                                         "scheduler/scheduler_config.json",
+                                         "tokenizer/vocab.json",
+                                         "tokenizer/merges.txt",
+                                         "model_index.json"};
+    for (int i = 0; i < 8; i++)
+        EXPECT(same_file(sub(src, copied[i]), sub(out, copied[i])), "%s not copied as is",
+               copied[i]);
+    cnet_backend be;
+    cnet_error err;
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+    unet_model u;
+    controlnet_model c;
+    vae_model v;
+    clip_text_model t;
+    /* The counts small-sd/README.md states. */
+    int rc = unet_open(&u, &be, sub(out, "unet"), &err);
+    EXPECT(rc == 0 && u.params.n > 0, "%s", err.msg);
+    size_t n = 0;
+    for (int i = 0; !rc && i < u.params.n; i++) n += u.params.items[i].numel;
+    EXPECT(rc || n == 37522628, "UNet has %zu parameters, README says 37,522,628", n);
+    if (!rc) unet_free(&u);
+    rc = controlnet_open(&c, &be, sub(out, "controlnet"), &err);
+    n = 0;
+    for (int i = 0; !rc && i < c.params.n; i++) n += c.params.items[i].numel;
+    EXPECT(rc == 0 && n == 16354192, "ControlNet: %s / %zu parameters", rc ? err.msg : "", n);
+    if (!rc) controlnet_free(&c);
+    rc = vae_open(&v, &be, sub(out, "vae"), &err);
+    n = 0;
+    for (int i = 0; !rc && i < v.params.n; i++) n += v.params.items[i].numel;
+    EXPECT(rc == 0 && n == 5252487, "VAE: %s / %zu parameters", rc ? err.msg : "", n);
+    if (!rc) vae_free(&v);
+    rc = clip_text_open(&t, &be, sub(out, "text_encoder"), &err);
+    n = 0;
+    for (int i = 0; !rc && i < t.params.n; i++) n += t.params.items[i].numel;
+    EXPECT(rc == 0 && n == 29180160, "text encoder: %s / %zu parameters", rc ? err.msg : "", n);
+    if (!rc) clip_text_free(&t);
+    cnet_backend_free(&be);
+    const char *again[] = {"--out", out, "--preset", "tiny", NULL};
+    EXPECT(run_init(again) == 1, "a non-empty --out was not refused");
+}
+
+int main(int argc, char **argv) {
+    harness_init(argc, argv);
+    if (tmpdir_make(tmp, sizeof tmp, "cnet_initmodel_")) {
+        printf("test_init_model: 0 passed, 1 failed\n");
+        return 1;
+    }
+    snprintf(tiny, sizeof tiny, "%s/tiny", tmp);
+    snprintf(tiny_same, sizeof tiny_same, "%s/tiny_same", tmp);
+    snprintf(tiny_other, sizeof tiny_other, "%s/tiny_other", tmp);
+    snprintf(tiny_nonzero, sizeof tiny_nonzero, "%s/tiny_nonzero", tmp);
+    const char *a[] = {"--out", tiny, "--preset", "tiny", "--seed", "7", NULL};
+    const char *b[] = {"--out", tiny_same, "--preset", "tiny", "--seed", "7", NULL};
+    const char *c[] = {"--out", tiny_other, "--preset", "tiny", "--seed", "8", NULL};
+    const char *d[] = {"--out", tiny_nonzero,           "--preset", "tiny", "--seed",
+                       "7",     "--nonzero-controlnet", NULL};
+    if (run_init(a) || run_init(b) || run_init(c) || run_init(d)) {
+        printf("FAIL cnet init-model --preset tiny failed\n");
+        harness_failed++;
+    } else {
+        RUN(test_tiny_tokenizer_and_text);
+        RUN(test_tiny_vae);
+        RUN(test_tiny_unet_controlnet);
+        RUN(test_tiny_reload_and_seeds);
+    }
+    RUN(test_from_config_small);
+    tmpdir_remove(tmp);
+    return harness_done();
+}

@@ -1,0 +1,532 @@
+/* The engine pool behind a real `cnet serve --device cpu` on 127.0.0.1, with
+ * a tiny model from `cnet init-model --preset tiny` and a `cnet dataset
+ * make-fill` dataset at 16x16:
+ *   - POST /v1/generate answers image/png (with the parameters chunk), JSON
+ *     with base64 images, multipart, and async jobs — all with the pixels a
+ *     direct pipeline_generate call on the same models makes (the truth is
+ *     the engine library, called here without the server);
+ *   - validation errors name the field; a body over 20 MiB is a 413;
+ *   - two training jobs and generate requests on one base model load it
+ *     exactly once (cnet_base_model_loads_total), and a generate sent while
+ *     a job trains is answered before the job ends (interleaving);
+ *   - kill -9 during a training job → restart → the job finishes, no job is
+ *     lost, and its final weights are byte-identical (sha256) to an
+ *     uninterrupted run's — CRASH_TRIALS times, killed at different steps;
+ *   - SIGTERM during a training job → a checkpoint at the next step, the job
+ *     back in the queue without using an attempt, exit 0 within 10 s. */
+#include <jansson.h>
+#include <math.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "engine/image.h"
+#include "engine/preprocess.h"
+#include "engine/sd_base.h"
+#include "tests/harness.h"
+#include "tests/lib_fs.h"
+#include "tests/lib_server.h"
+
+#define T SERVER_TEST_TOKEN
+#define CRASH_TRIALS 3
+#define SIZE 16 /* px: the tiny preset's sample size */
+#define TRAIN_STEPS 6
+
+static char dir[512], models[600], fill[600], bin[600];
+static uint8_t control_png_px[SIZE * SIZE * 3];
+static char *control_b64;
+static unsigned char *control_png;
+static size_t control_png_len;
+static char ref_sha[65]; /* final weights of an uninterrupted run */
+static image_rgb8 truth; /* the direct pipeline's image for gen_body */
+
+static const char *const train_spec =
+    "{\"pretrained_model_name_or_path\": \"tiny\", \"dataset\": \"%s\", \"resolution\": 16, "
+    "\"train_batch_size\": 2, \"max_train_steps\": %d, \"checkpointing_steps\": %d, "
+    "\"learning_rate\": 0.001, \"lr_warmup_steps\": 0, \"seed\": 11%s}";
+/* Validation images at the last step (they do not change the weights): 1
+ * with a conditioning image named, 2 with the dataset's first one. */
+static const char *const validation[] = {
+    "",
+    ", \"validation_prompt\": [\"red circle\"], \"validation_image\": "
+    "[\"conditioning_images/00000.png\"], \"validation_steps\": 6, \"num_validation_images\": 1",
+    ", \"validation_prompt\": [\"red circle\"], \"validation_steps\": 6, "
+    "\"num_validation_images\": 1"};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int run(const char *cmd) {
+    char full[2100];
+    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
+    return system(full);
+}
+
+static int start(test_server *s, const char *data, const char *device) {
+    const char *const args[] = {"--models", models, "--data-root", dir, "--device", device, NULL};
+    return server_start(s, data, args);
+}
+
+/* A generate request body (JSON) with the test's control image. */
+static char *gen_body(const char *extra) {
+    char *b = malloc(strlen(control_b64) + 512);
+    sprintf(b,
+            "{\"model\": \"tiny\", \"prompt\": \"a red circle\", \"steps\": 3, \"seed\": 7, "
+            "\"scheduler\": \"ddim\", \"image\": \"%s\"%s}",
+            control_b64, extra ? extra : "");
+    return b;
+}
+
+static long post_json(test_server *s, const char *path, const char *body, const char *accept,
+                      http_resp *r) {
+    char acc[64];
+    snprintf(acc, sizeof acc, "Accept: %s", accept ? accept : "image/png");
+    const char *const h[] = {"Content-Type: application/json", acc, NULL};
+    http_do(s, "POST", path, T, h, body, strlen(body), 0, r);
+    return r->status;
+}
+
+static json_t *get_json(test_server *s, const char *path) {
+    http_resp r;
+    http_do(s, "GET", path, T, NULL, NULL, 0, 0, &r);
+    json_t *v = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    http_resp_free(&r);
+    return v;
+}
+
+/* The job's state ("" when unreadable) and, if asked, its progress step. */
+static void read_state(test_server *s, const char *id, char state[16], int *step) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    json_t *j = get_json(s, path);
+    snprintf(state, 16, "%s", j ? json_string_value(json_object_get(j, "state")) : "");
+    if (step)
+        *step = (int)json_integer_value(json_object_get(json_object_get(j, "progress"), "step"));
+    json_decref(j);
+}
+
+static int wait_state(test_server *s, const char *id, const char *want, double timeout_s) {
+    char st[16];
+    for (double t0 = now_s(); now_s() - t0 < timeout_s; usleep(20000)) {
+        read_state(s, id, st, NULL);
+        if (!strcmp(st, want)) return 0;
+        if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) return -1;
+    }
+    return -1;
+}
+
+static int submit_train(test_server *s, int steps, int ckpt, int validate, char id[64]) {
+    char body[2048];
+    snprintf(body, sizeof body, train_spec, fill, steps, ckpt, validation[validate]);
+    http_resp r;
+    long st = post_json(s, "/v1/jobs", body, "application/json", &r);
+    json_t *j = json_loads(r.body, 0, NULL);
+    snprintf(id, 64, "%s", j ? json_string_value(json_object_get(j, "id")) : "");
+    json_decref(j);
+    http_resp_free(&r);
+    return st == 202 && id[0] ? 0 : -1;
+}
+
+static long long metric(test_server *s, const char *name) {
+    http_resp r;
+    http_do(s, "GET", "/metrics", NULL, NULL, NULL, 0, 0, &r);
+    char line[128];
+    snprintf(line, sizeof line, "\n%s ", name); /* the sample line, not # HELP */
+    const char *p = strstr(r.body, line);
+    long long v = p ? atoll(p + strlen(line)) : -1;
+    http_resp_free(&r);
+    return v;
+}
+
+static int sha256_file(const char *path, char hex[65]) {
+    size_t n;
+    char *data = file_read(path, &n);
+    if (!data) return -1;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((unsigned char *)data, n, d);
+    free(data);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+    return 0;
+}
+
+static int weights_sha(const char *data, const char *id, char hex[65]) {
+    char path[900];
+    snprintf(path, sizeof path, "%s/jobs/%s/diffusion_pytorch_model.safetensors", data, id);
+    return sha256_file(path, hex);
+}
+
+/* Pixels equal to the direct pipeline's, from PNG bytes. */
+static int same_as_truth(const void *png, size_t len, char *why, size_t cap) {
+    image_rgb8 img = {0};
+    cnet_error err = {0};
+    if (image_decode(&img, png, len, "answer", 0, &err)) {
+        snprintf(why, cap, "undecodable: %.150s", err.msg);
+        return 0;
+    }
+    int same = img.width == truth.width && img.height == truth.height &&
+               !memcmp(img.data, truth.data, (size_t)img.width * img.height * 3);
+    snprintf(why, cap, "%dx%d vs %dx%d, pixels %s", img.width, img.height, truth.width,
+             truth.height, same ? "equal" : "differ");
+    image_free(&img);
+    return same;
+}
+
+/* The truth: pipeline_generate on the same folder, without the server. */
+static int direct_pipeline(cnet_error *err) {
+    cnet_backend be;
+    sd_base base;
+    controlnet_model cn;
+    char path[700];
+    int rc = cnet_backend_cpu_init(&be, err);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/tiny", models);
+    if ((rc = sd_base_open(&base, &be, path, err))) return rc;
+    snprintf(path, sizeof path, "%s/tiny/controlnet", models);
+    if (!(rc = controlnet_open(&cn, &be, path, err))) {
+        cnet_sched_config sc;
+        image_rgb8 in = {SIZE, SIZE, control_png_px};
+        float control[SIZE * SIZE * 3], out[SIZE * SIZE * 3];
+        rc = preprocess_control(control, &in, SIZE, SIZE, err);
+        if (!rc) rc = sd_base_scheduler(&base, CNET_SCHED_DDIM, &sc, err);
+        if (!rc) {
+            pipe_request r = {.prompt = "a red circle",
+                              .negative_prompt = "",
+                              .steps = 3,
+                              .guidance = 7.5f,
+                              .seed = 7,
+                              .width = SIZE,
+                              .height = SIZE,
+                              .num_images = 1,
+                              .n_controlnets = 1};
+            r.controlnets[0] = (pipe_controlnet){&cn, control, 1.0f, 0.0f, 1.0f};
+            pipe_models m = sd_base_models(&base);
+            rc = pipeline_generate(&m, &sc, &r, out, NULL, err);
+            cnet_sched_config_free(&sc);
+        }
+        if (!rc) rc = image_alloc(&truth, SIZE, SIZE, err);
+        for (int i = 0; !rc && i < SIZE * SIZE * 3; i++) {
+            float v = nearbyintf(out[i] * 255.0f);
+            truth.data[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        controlnet_free(&cn);
+    }
+    sd_base_free(&base);
+    cnet_backend_free(&be);
+    return rc;
+}
+
+static test_server srv; /* the shared server of the first tests */
+static char data1[600];
+
+static void test_generate_sync_png_json_multipart_async(void) {
+    char why[200], *body = gen_body(NULL);
+    http_resp r;
+    CHECK(post_json(&srv, "/v1/generate", body, NULL, &r) == 200, "png: %ld %s", r.status, r.body);
+    char ct[64] = "", seed[32] = "";
+    http_header(&r, "Content-Type", ct, sizeof ct);
+    http_header(&r, "X-Seed", seed, sizeof seed);
+    EXPECT(!strcmp(ct, "image/png") && !strcmp(seed, "7"), "content type %s, seed %s", ct, seed);
+    EXPECT(memmem(r.body, r.len, "tEXtparameters", 14) && memmem(r.body, r.len, "Seed: 7", 7),
+           "no parameters chunk");
+    EXPECT(same_as_truth(r.body, r.len, why, sizeof why), "png vs direct pipeline: %s", why);
+    http_resp_free(&r);
+
+    CHECK(post_json(&srv, "/v1/generate", body, "application/json", &r) == 200, "json: %ld",
+          r.status);
+    json_t *j = json_loads(r.body, 0, NULL);
+    http_resp_free(&r);
+    const char *b64 = json_string_value(json_array_get(json_object_get(j, "images"), 0));
+    unsigned char *png = NULL;
+    size_t len = 0;
+    api_error e;
+    CHECK(b64 && !api_base64_decode(b64, strlen(b64), "images[0]", &png, &len, &e), "json body");
+    EXPECT(json_integer_value(json_object_get(j, "seed")) == 7, "seed");
+    EXPECT(same_as_truth(png, len, why, sizeof why), "json vs direct pipeline: %s", why);
+    free(png);
+    json_decref(j);
+
+    /* multipart: the image as a file part, options as text parts */
+    const char *B = "cnetBoundary7MA4YWxk";
+    size_t cap = control_png_len + 2048, n = 0;
+    char *mp = malloc(cap);
+    const char *fields[][2] = {{"model", "tiny"},
+                               {"prompt", "a red circle"},
+                               {"steps", "3"},
+                               {"seed", "7"},
+                               {"scheduler", "ddim"}};
+    for (int i = 0; i < 5; i++)
+        n += (size_t)sprintf(mp + n,
+                             "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n", B,
+                             fields[i][0], fields[i][1]);
+    n += (size_t)sprintf(mp + n,
+                         "--%s\r\nContent-Disposition: form-data; name=\"image\"; "
+                         "filename=\"c.png\"\r\nContent-Type: image/png\r\n\r\n",
+                         B);
+    memcpy(mp + n, control_png, control_png_len), n += control_png_len;
+    n += (size_t)sprintf(mp + n, "\r\n--%s--\r\n", B);
+    char ctype[128];
+    snprintf(ctype, sizeof ctype, "Content-Type: multipart/form-data; boundary=%s", B);
+    const char *const mh[] = {ctype, NULL};
+    http_do(&srv, "POST", "/v1/generate", T, mh, mp, n, 0, &r);
+    free(mp);
+    EXPECT(r.status == 200 && same_as_truth(r.body, r.len, why, sizeof why), "multipart: %ld %s",
+           r.status, r.status == 200 ? why : r.body);
+    http_resp_free(&r);
+
+    char *abody = gen_body(", \"async\": true");
+    CHECK(post_json(&srv, "/v1/generate", abody, "application/json", &r) == 202, "async: %ld %s",
+          r.status, r.body);
+    free(abody);
+    j = json_loads(r.body, 0, NULL);
+    http_resp_free(&r);
+    char id[64], path[200];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    CHECK(wait_state(&srv, id, "succeeded", 30) == 0, "async job %s did not succeed", id);
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/image_0.png", id);
+    http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
+    EXPECT(r.status == 200 && same_as_truth(r.body, r.len, why, sizeof why), "async: %ld %s",
+           r.status, why);
+    http_resp_free(&r);
+    free(body);
+}
+
+static void expect_400(const char *extra, const char *field) {
+    char *body = gen_body(extra);
+    http_resp r;
+    long st = post_json(&srv, "/v1/generate", body, NULL, &r);
+    json_t *j = json_loads(r.body, 0, NULL);
+    const char *f = json_string_value(json_object_get(json_object_get(j, "error"), "field"));
+    EXPECT(st == 400 && f && !strcmp(f, field), "%s: want 400 naming %s, got %ld %s", extra, field,
+           st, r.body);
+    json_decref(j);
+    http_resp_free(&r);
+    free(body);
+}
+
+static void test_generate_validation(void) {
+    expect_400(", \"width\": 12", "width");
+    expect_400(", \"clip_skip\": -1", "clip_skip");
+    expect_400(", \"guidance\": \"high\"", "guidance");
+    expect_400(", \"bogus\": 1", "bogus");
+    expect_400(", \"controlnet\": \"../etc\"", "controlnet");
+    expect_400(", \"num_images\": 2", "num_images"); /* two images do not fit one PNG */
+    expect_400(", \"control_guidance_start\": 0.9, \"control_guidance_end\": 0.5",
+               "control_guidance_start");
+    http_resp r;
+    const char *bad = "{\"model\": \"tiny\", \"prompt\": \"x\", \"image\": \"%%%%\"}";
+    post_json(&srv, "/v1/generate", bad, NULL, &r);
+    EXPECT(r.status == 400 && strstr(r.body, "\"field\":\"image\""), "bad base64: %ld %s", r.status,
+           r.body);
+    http_resp_free(&r);
+    const char *notimg = "{\"model\": \"tiny\", \"prompt\": \"x\", \"image\": \"aGVsbG8=\"}";
+    post_json(&srv, "/v1/generate", notimg, NULL, &r);
+    EXPECT(r.status == 400 && strstr(r.body, "\"field\":\"image\""), "not an image: %ld %s",
+           r.status, r.body);
+    http_resp_free(&r);
+    /* 20 MiB is the limit: one byte over is a 413, never a truncation. */
+    size_t big = API_GENERATE_BODY_MAX + 1;
+    char *huge = malloc(big);
+    memset(huge, ' ', big);
+    memcpy(huge, "{}", 2);
+    const char *const h[] = {"Content-Type: application/json", NULL};
+    http_do(&srv, "POST", "/v1/generate", T, h, huge, big, 0, &r);
+    EXPECT(r.status == 413, "over the limit: %ld", r.status);
+    http_resp_free(&r);
+    http_do(&srv, "POST", "/v1/generate", T, h, huge, big - 1, 0, &r);
+    EXPECT(r.status == 400, "at the limit: %ld (want 400: an empty object)", r.status);
+    http_resp_free(&r);
+    free(huge);
+}
+
+typedef struct gen_thread {
+    double done_at;
+    long status;
+} gen_thread;
+
+static void *gen_main(void *arg) {
+    gen_thread *g = arg;
+    char *body = gen_body(NULL);
+    http_resp r;
+    g->status = post_json(&srv, "/v1/generate", body, NULL, &r);
+    g->done_at = now_s();
+    http_resp_free(&r);
+    free(body);
+    return NULL;
+}
+
+/* Two training jobs and generates on one base: one load. The generate sent
+ * while job A trains is answered before job A ends. */
+static void test_two_trains_one_base_load(void) {
+    char a[64], b[64], st[16];
+    CHECK(submit_train(&srv, TRAIN_STEPS, 2, 1, a) == 0 &&
+              submit_train(&srv, TRAIN_STEPS, 2, 2, b) == 0,
+          "submit");
+    int step = 0;
+    for (double t0 = now_s(); now_s() - t0 < 30 && step < 1; usleep(5000))
+        read_state(&srv, a, st, &step);
+    CHECK(!strcmp(st, "running"), "job A is %s", st);
+    gen_thread g = {0};
+    pthread_t th;
+    pthread_create(&th, NULL, gen_main, &g);
+    pthread_join(th, NULL);
+    read_state(&srv, a, st, &step);
+    EXPECT(g.status == 200, "generate during training: %ld", g.status);
+    EXPECT(!strcmp(st, "running") && step < TRAIN_STEPS,
+           "the generate waited for the job (%s, step %d)", st, step);
+    CHECK(wait_state(&srv, a, "succeeded", 60) == 0 && wait_state(&srv, b, "succeeded", 60) == 0,
+          "jobs did not succeed");
+    long long loads = metric(&srv, "cnet_base_model_loads_total");
+    printf("    base loads after 2 train jobs and 6 generates: %lld\n", loads);
+    EXPECT(loads == 1, "cnet_base_model_loads_total = %lld, want 1", loads);
+    char ha[65], hb[65];
+    CHECK(weights_sha(data1, a, ha) == 0 && weights_sha(data1, b, hb) == 0, "weights missing");
+    EXPECT(!strcmp(ha, hb), "two runs of one spec differ: %s vs %s", ha, hb);
+    memcpy(ref_sha, ha, sizeof ref_sha);
+    /* The trained ControlNet serves generates by its job id. */
+    char extra[120];
+    snprintf(extra, sizeof extra, ", \"controlnet\": \"%s\"", a);
+    char *body = gen_body(extra);
+    http_resp r;
+    EXPECT(post_json(&srv, "/v1/generate", body, NULL, &r) == 200, "trained controlnet: %ld %s",
+           r.status, r.body);
+    http_resp_free(&r);
+    free(body);
+    EXPECT(metric(&srv, "cnet_controlnet_loads_total") == 2, "controlnet loads %lld",
+           metric(&srv, "cnet_controlnet_loads_total"));
+    char path[120];
+    snprintf(path, sizeof path, "/v1/jobs/%s", a);
+    json_t *j = get_json(&srv, path);
+    char *text = json_dumps(j, 0);
+    EXPECT(text && strstr(text, "images_0.png") && strstr(text, "README.md") &&
+               strstr(text, "diffusion_pytorch_model.safetensors") && strstr(text, "step_6_0.png"),
+           "artefacts: %s", text);
+    free(text);
+    json_decref(j);
+    char file[800];
+    snprintf(file, sizeof file, "%s/jobs/%s/images_0.png", data1, b);
+    struct stat sb;
+    EXPECT(stat(file, &sb) == 0, "job B (validation images from the dataset) has no %s", file);
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", a);
+    http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
+    EXPECT(strstr(r.body, "event: validation") && strstr(r.body, "event: checkpoint"),
+           "events: %.300s", r.body);
+    http_resp_free(&r);
+}
+
+static void test_kill9_resume_identical(void) {
+    CHECK(ref_sha[0], "no reference run");
+    for (int trial = 0; trial < CRASH_TRIALS; trial++) {
+        char data[700], id[64], st[16], sha[65];
+        snprintf(data, sizeof data, "%s/crash%d", dir, trial);
+        mkdir(data, 0700);
+        test_server s;
+        CHECK(start(&s, data, "cpu") == 0, "start");
+        CHECK(submit_train(&s, TRAIN_STEPS, 2, 0, id) == 0, "submit");
+        const int kill_at = 1 + 2 * trial; /* steps 1, 3, 5: around the checkpoints at 2 and 4 */
+        int step = 0;
+        for (double t0 = now_s(); now_s() - t0 < 30 && step < kill_at; usleep(2000))
+            read_state(&s, id, st, &step);
+        CHECK(server_stop(&s, SIGKILL, 5000) == 128 + SIGKILL, "kill -9");
+        CHECK(start(&s, data, "cpu") == 0, "restart");
+        int ok = wait_state(&s, id, "succeeded", 60) == 0;
+        json_t *list = get_json(&s, "/v1/jobs");
+        size_t n = json_array_size(json_object_get(list, "jobs"));
+        json_decref(list);
+        server_stop(&s, SIGTERM, 10000);
+        printf("    trial %d: killed at step %d, %s, %zu job(s) in the store\n", trial, step,
+               ok ? "finished" : "NOT finished", n);
+        CHECK(ok && n == 1, "trial %d: finished %d, jobs %zu", trial, ok, n);
+        CHECK(weights_sha(data, id, sha) == 0, "no final weights");
+        CHECK(!strcmp(sha, ref_sha), "trial %d: weights %s differ from the uninterrupted %s", trial,
+              sha, ref_sha);
+    }
+}
+
+static void test_sigterm_checkpoints_and_requeues(void) {
+    char data[700], id[64], st[16], path[900];
+    snprintf(data, sizeof data, "%s/term", dir);
+    mkdir(data, 0700);
+    test_server s;
+    CHECK(start(&s, data, "cpu") == 0, "start");
+    CHECK(submit_train(&s, 400, 1000, 0, id) == 0, "submit");
+    int step = 0;
+    for (double t0 = now_s(); now_s() - t0 < 30 && step < 2; usleep(5000))
+        read_state(&s, id, st, &step);
+    double t0 = now_s();
+    int rc = server_stop(&s, SIGTERM, 10000);
+    double took = now_s() - t0;
+    printf("    SIGTERM at step %d → exit %d in %.2f s\n", step, rc, took);
+    CHECK(rc == 0 && took < 10, "exit %d after %.1f s", rc, took);
+    CHECK(start(&s, data, "none") == 0, "restart without an engine");
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    json_t *j = get_json(&s, path);
+    server_stop(&s, SIGTERM, 10000);
+    char state[16];
+    snprintf(state, sizeof state, "%s", j ? json_string_value(json_object_get(j, "state")) : "?");
+    int ck = (int)json_integer_value(json_object_get(j, "checkpoint_step"));
+    int attempt = (int)json_integer_value(json_object_get(j, "attempt"));
+    json_decref(j);
+    CHECK(!strcmp(state, "queued"), "state %s", state);
+    EXPECT(ck >= step && attempt == 0, "checkpoint_step %d (stopped at >= %d), attempt %d", ck,
+           step, attempt);
+    snprintf(path, sizeof path, "%s/jobs/%s/checkpoint-%d/trainer_state.json", data, id, ck);
+    struct stat sb;
+    EXPECT(stat(path, &sb) == 0, "no %s", path);
+}
+
+int main(int argc, char **argv) {
+    harness_init(argc, argv);
+    /* One OpenMP thread per process: the servers and this process share two
+     * cores, where spinning OpenMP teams slow every model call down 10x. */
+    setenv("OMP_NUM_THREADS", "1", 0);
+    const char *build = getenv("BUILD");
+    snprintf(bin, sizeof bin, "%s/cnet", build && *build ? build : "build");
+    if (tmpdir_make(dir, sizeof dir, "cnet-engine-")) return printf("no temp dir\n"), 1;
+    snprintf(models, sizeof models, "%s/models", dir);
+    snprintf(fill, sizeof fill, "%s/fill", dir);
+    snprintf(data1, sizeof data1, "%s/data", dir);
+    mkdir(models, 0700);
+    mkdir(data1, 0700);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s init-model --out %s/tiny --preset tiny", bin, models);
+    int rc = run(cmd);
+    snprintf(cmd, sizeof cmd, "%s dataset make-fill --n 4 --size 16 --out %s", bin, fill);
+    if (!rc) rc = run(cmd);
+    /* The control image: a white ring on black, like the fill dataset's. */
+    for (int y = 0; y < SIZE; y++)
+        for (int x = 0; x < SIZE; x++) {
+            double d = hypot(x - 7.5, y - 7.5);
+            memset(control_png_px + 3 * (y * SIZE + x), d > 4 && d < 6 ? 255 : 0, 3);
+        }
+    image_rgb8 img = {SIZE, SIZE, control_png_px};
+    cnet_error err = {0};
+    if (!rc) rc = image_encode_png(&img, NULL, 0, &control_png, &control_png_len, &err);
+    if (!rc) control_b64 = api_base64_encode(control_png, control_png_len);
+    if (!rc) rc = direct_pipeline(&err);
+    if (rc || start(&srv, data1, "cpu")) {
+        printf("setup failed (%s)\ntest_server_engine: 0 passed, 1 failed\n", err.msg);
+        return 1;
+    }
+    RUN(test_generate_sync_png_json_multipart_async);
+    RUN(test_generate_validation);
+    RUN(test_two_trains_one_base_load);
+    server_stop(&srv, SIGTERM, 10000);
+    RUN(test_kill9_resume_identical);
+    RUN(test_sigterm_checkpoints_and_requeues);
+    image_free(&truth);
+    free(control_b64);
+    free(control_png);
+    tmpdir_remove(dir);
+    return harness_done();
+}
