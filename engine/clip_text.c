@@ -75,11 +75,11 @@ int clip_text_load(clip_text_model *m, const char *path, cnet_error *err) {
     return params_load(&m->params, path, err);
 }
 
-/* Buffers of one forward, all [B*L, D] except mlp [B*L, I], ids and positions. */
+/* Buffers of one forward, all [B*L, D] except mlp [B*L, I] and the ids. */
 size_t clip_text_scratch_bytes(const clip_text_model *m, int B, int L) {
     size_t BL = (size_t)B * L, D = m->hidden, I = m->intermediate;
     size_t floats = BL * D * 6 + BL * I;
-    return floats * sizeof(float) + 2 * BL * sizeof(int64_t) + 8 * CNET_ARENA_ALIGN;
+    return floats * sizeof(float) + BL * sizeof(int64_t) + 8 * CNET_ARENA_ALIGN;
 }
 
 int clip_text_forward(clip_text_model *m, cnet_arena *scratch, float *last_hidden, float *pooled,
@@ -109,25 +109,18 @@ int clip_text_forward(clip_text_model *m, cnet_arena *scratch, float *last_hidde
     float *att = cnet_arena_alloc(scratch, act, err);
     float *mlp = cnet_arena_alloc(scratch, (size_t)BL * I * sizeof(float), err);
     int64_t *ids_dev = cnet_arena_alloc(scratch, (size_t)BL * sizeof(int64_t), err);
-    int64_t *pos_dev = cnet_arena_alloc(scratch, (size_t)BL * sizeof(int64_t), err);
-    if (!h || !x || !q || !k || !v || !att || !mlp || !ids_dev || !pos_dev) {
+    if (!h || !x || !q || !k || !v || !att || !mlp || !ids_dev) {
         cnet_arena_restore(scratch, mark);
         return err ? err->code : CNET_ENOMEM;
     }
 
-    /* Embeddings: h = token_embedding[ids] + position_embedding[0..L-1]. */
-    int64_t *positions = malloc((size_t)BL * sizeof *positions);
-    if (!positions) {
-        cnet_arena_restore(scratch, mark);
-        return cnet_fail(err, CNET_ENOMEM, "out of memory");
-    }
-    for (int i = 0; i < BL; i++) positions[i] = i % L;
+    /* Embeddings: h = token_embedding[ids] + position_embedding[0..L-1]
+     * (positions 0..L-1 are the table's first L rows, for every prompt). */
     be->upload(be, ids_dev, ids, (size_t)BL * sizeof(int64_t));
-    be->upload(be, pos_dev, positions, (size_t)BL * sizeof(int64_t));
-    free(positions);
     be->embedding_forward(be, h, ids_dev, nn_param(p, m->token_embedding), BL, D);
-    be->embedding_forward(be, x, pos_dev, nn_param(p, m->position_embedding), BL, D);
-    be->add(be, h, h, x, (long)BL * D);
+    for (int b = 0; b < B; b++)
+        be->add(be, h + (size_t)b * L * D, h + (size_t)b * L * D,
+                nn_param(p, m->position_embedding), (long)L * D);
 
     const float scale = 1.0f / sqrtf((float)(D / H));
     for (int l = 0; l < m->n_layers - clip_skip; l++) {

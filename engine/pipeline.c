@@ -21,6 +21,37 @@ typedef struct pipe_buffers {
     float *image;                          /* decoded [N, H, W, 3] */
 } pipe_buffers;
 
+int pipeline_check_controlnet(const pipe_models *m, const controlnet_model *cn, cnet_error *err) {
+    const cnet_unet_config *u = &m->unet->enc.cfg, *c = &cn->enc.cfg;
+    if (c->cross_attention_dim[0] != u->cross_attention_dim[0])
+        return cnet_fail(err, CNET_EINVAL,
+                         "does not fit the base UNet: cross_attention_dim %d vs %d",
+                         c->cross_attention_dim[0], u->cross_attention_dim[0]);
+    if (c->in_channels != u->in_channels)
+        return cnet_fail(err, CNET_EINVAL, "does not fit the base UNet: in_channels %d vs %d",
+                         c->in_channels, u->in_channels);
+    if (c->n_blocks != u->n_blocks)
+        return cnet_fail(err, CNET_EINVAL, "does not fit the base UNet: %d down blocks vs %d",
+                         c->n_blocks, u->n_blocks);
+    for (int i = 0; i < u->n_blocks; i++)
+        if (c->block_out_channels[i] != u->block_out_channels[i] ||
+            c->layers_per_block[i] != u->layers_per_block[i])
+            return cnet_fail(err, CNET_EINVAL,
+                             "does not fit the base UNet: down block %d has %d channels x %d "
+                             "layers vs %d x %d",
+                             i, c->block_out_channels[i], c->layers_per_block[i],
+                             u->block_out_channels[i], u->layers_per_block[i]);
+    if (cn->cond_channels != 3)
+        return cnet_fail(err, CNET_EINVAL,
+                         "conditioning_channels is %d; the pipeline's control images are RGB (3)",
+                         cn->cond_channels);
+    if (controlnet_image_factor(cn) != vae_factor(m->vae))
+        return cnet_fail(err, CNET_EINVAL,
+                         "its conditioning embedding downsamples %dx, the base VAE %dx",
+                         controlnet_image_factor(cn), vae_factor(m->vae));
+    return 0;
+}
+
 static int check_request(const pipe_models *m, const pipe_request *r, int factor, cnet_error *err) {
     if (r->steps < 1)
         return cnet_fail(err, CNET_EINVAL, "steps must be at least 1 (got %d)", r->steps);
@@ -38,31 +69,19 @@ static int check_request(const pipe_models *m, const pipe_request *r, int factor
         return cnet_fail(err, CNET_EINVAL, "1..%d ControlNets (got %d)", PIPE_MAX_CONTROLNETS,
                          r->n_controlnets);
     if (r->guidance < 0) return cnet_fail(err, CNET_EINVAL, "guidance must be >= 0");
-    const cnet_unet_config *u = &m->unet->enc.cfg;
     for (int k = 0; k < r->n_controlnets; k++) {
         const pipe_controlnet *c = &r->controlnets[k];
-        const cnet_unet_config *cc = &c->model->enc.cfg;
         if (!c->image) return cnet_fail(err, CNET_EINVAL, "ControlNet %d has no image", k);
         if (!(c->start >= 0 && c->start < c->end && c->end <= 1))
             return cnet_fail(
                 err, CNET_EINVAL,
                 "ControlNet %d: need 0 <= control_guidance_start < end <= 1 (got %g, %g)", k,
                 c->start, c->end);
-        int fits = cc->n_blocks == u->n_blocks && cc->in_channels == u->in_channels &&
-                   cc->cross_attention_dim[0] == u->cross_attention_dim[0];
-        for (int i = 0; fits && i < u->n_blocks; i++)
-            fits = cc->block_out_channels[i] == u->block_out_channels[i] &&
-                   cc->layers_per_block[i] == u->layers_per_block[i];
-        if (!fits)
-            return cnet_fail(err, CNET_EINVAL,
-                             "ControlNet %d does not fit the base UNet (blocks, widths, layers or "
-                             "cross_attention_dim %d vs %d differ)",
-                             k, cc->cross_attention_dim[0], u->cross_attention_dim[0]);
-        if (controlnet_image_factor(c->model) != factor)
-            return cnet_fail(
-                err, CNET_EINVAL,
-                "ControlNet %d: its conditioning embedding downsamples %dx, the VAE %dx", k,
-                controlnet_image_factor(c->model), factor);
+        int rc = pipeline_check_controlnet(m, c->model, err);
+        if (rc) {
+            cnet_error_prefix(err, "ControlNet %d", k);
+            return rc;
+        }
     }
     return 0;
 }

@@ -76,6 +76,13 @@ typedef struct pipe_observer {
                    const float *latents, int N, int h, int w, int C);
 } pipe_observer;
 
+/* Whether ControlNet cn can steer the base models m: the same cross-attention
+ * width, input channels, down blocks (count, widths, layers), RGB
+ * conditioning, and a conditioning embedding that downsamples as the VAE
+ * does. CNET_EINVAL names the first field that differs (pipeline_generate
+ * runs this check for every ControlNet of a request). */
+int pipeline_check_controlnet(const pipe_models *m, const controlnet_model *cn, cnet_error *err);
+
 /* Runs the request with scheduler config sched_cfg and writes images [N,
  * height, width, 3] float in [0, 1] (host) to out. */
 int pipeline_generate(const pipe_models *models, const cnet_sched_config *sched_cfg,

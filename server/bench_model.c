@@ -1,4 +1,4 @@
-/* cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step
+/* cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step|generate
  *            [--iters N] [--json]
  *
  * Times one model task of a diffusers pipeline folder on the CPU backend:
@@ -6,7 +6,12 @@
  *   vae_decode    VAE decode of one latent at the VAE's sample size;
  *   cn_unet_step  one denoising step's networks: ControlNet then UNet with
  *                 its residuals, on a classifier-free-guidance batch of 2 at
- *                 the UNet's sample size, 77 text tokens.
+ *                 the UNet's sample size, 77 text tokens;
+ *   generate      one whole image through engine/pipeline.h: 20 UniPC steps
+ *                 (the folder's scheduler config read as UniPC), CFG 7.5
+ *                 with a negative prompt, the pipeline's ControlNet (DIR's
+ *                 controlnet/), output at the UNet's sample size x the VAE
+ *                 factor (256x256 for the small model), VAE decode included.
  * One warm-up run (scratch and BLAS buffers reach their high-water mark),
  * then --iters timed runs; prints the median milliseconds and the peak
  * resident memory of the process (getrusage), which includes the weights.
@@ -25,6 +30,7 @@
 
 #include "engine/clip_text.h"
 #include "engine/controlnet.h"
+#include "engine/sd_base.h"
 #include "engine/unet.h"
 #include "engine/vae.h"
 
@@ -34,9 +40,13 @@
 #define BENCH_TEXT_TOKENS 77
 /* Batch of cn_unet_step: uncond + cond. */
 #define BENCH_CFG_BATCH 2
+/* The generate task: diffusers' defaults, with UniPC. */
+#define BENCH_GENERATE_STEPS 20
+#define BENCH_GENERATE_GUIDANCE 7.5f
 
-typedef enum { TASK_TEXT, TASK_VAE_DECODE, TASK_CN_UNET, TASK_COUNT } bench_task;
-static const char *const task_names[TASK_COUNT] = {"text_encoder", "vae_decode", "cn_unet_step"};
+typedef enum { TASK_TEXT, TASK_VAE_DECODE, TASK_CN_UNET, TASK_GENERATE, TASK_COUNT } bench_task;
+static const char *const task_names[TASK_COUNT] = {"text_encoder", "vae_decode", "cn_unet_step",
+                                                   "generate"};
 
 /* The loaded models and buffers of one task. */
 typedef struct bench_state {
@@ -53,18 +63,25 @@ typedef struct bench_state {
     float *in, *out, *ehs, *cond, *mid; /* device buffers */
     float *down[UNET_MAX_SKIPS];
     int n_down;
+    /* generate */
+    sd_base base;
+    cnet_sched_config sched;
+    pipe_request req;
+    float *control_host, *image_host;
+    int have_base, have_cn, have_sched;
 } bench_state;
 
 void bench_model_usage(void *file) {
     fprintf((FILE *)file,
-            "usage: cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step "
+            "usage: cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step|generate "
             "[--iters N] [--json]\n"
             "  --model  a diffusers pipeline folder (e.g. from cnet init-model)\n"
             "  --task   text_encoder: one 77-token prompt; vae_decode: one latent at the VAE's\n"
-            "           sample size; cn_unet_step: ControlNet + UNet on a CFG batch of 2\n"
+            "           sample size; cn_unet_step: ControlNet + UNet on a CFG batch of 2;\n"
+            "           generate: one image, %d UniPC steps, CFG %g, at the UNet's sample size\n"
             "  --iters  timed runs after one warm-up, median reported (default %d)\n"
             "  --json   one line {\"task\", \"median_ms\", \"peak_rss_mb\"}\n",
-            BENCH_MODEL_DEFAULT_ITERS);
+            BENCH_GENERATE_STEPS, (double)BENCH_GENERATE_GUIDANCE, BENCH_MODEL_DEFAULT_ITERS);
 }
 
 static float *dev_random(bench_state *s, size_t n, uint64_t seed, int uniform01, cnet_error *err) {
@@ -160,6 +177,45 @@ static int setup_cn_unet(bench_state *s, const char *model, cnet_error *err) {
     return cnet_arena_init(&s->scratch, &s->be, a > b ? a : b, "bench scratch", err);
 }
 
+static int setup_generate(bench_state *s, const char *model, cnet_error *err) {
+    char dir[PATH_MAX];
+    int rc = sd_base_open(&s->base, &s->be, model, err);
+    if (rc) return rc;
+    s->have_base = 1;
+    if ((rc = component(dir, model, "controlnet", err)) ||
+        (rc = controlnet_open(&s->cn, &s->be, dir, err)))
+        return rc;
+    s->have_cn = 1;
+    if ((rc = sd_base_scheduler(&s->base, CNET_SCHED_UNIPC, &s->sched, err))) return rc;
+    s->have_sched = 1;
+    const cnet_unet_config *L = &s->base.unet.enc.cfg;
+    if (L->sample_size < 1)
+        return cnet_fail(err, CNET_EINVAL, "%s/unet: config has no sample_size", model);
+    s->H = s->W = L->sample_size * vae_factor(&s->base.vae);
+    const size_t n = (size_t)s->H * s->W * 3;
+    float *dev = dev_random(s, n, 3, 1, err);
+    s->control_host = malloc(n * sizeof(float));
+    s->image_host = malloc(n * sizeof(float));
+    if (!dev || !s->control_host || !s->image_host) {
+        if (dev) s->be.free(&s->be, dev);
+        return cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
+    }
+    s->be.download(&s->be, s->control_host, dev, n * sizeof(float));
+    s->be.free(&s->be, dev);
+    s->req = (pipe_request){.prompt = "a photograph of a lighthouse on a rocky coast at dusk",
+                            .negative_prompt = "blurry, low quality",
+                            .steps = BENCH_GENERATE_STEPS,
+                            .guidance = BENCH_GENERATE_GUIDANCE,
+                            .seed = 1,
+                            .width = s->W,
+                            .height = s->H,
+                            .num_images = 1,
+                            .n_controlnets = 1};
+    s->req.controlnets[0] = (pipe_controlnet){
+        .model = &s->cn, .image = s->control_host, .scale = 1.0f, .start = 0.0f, .end = 1.0f};
+    return 0;
+}
+
 static int run_task(bench_state *s, cnet_error *err) {
     int rc = 0;
     switch (s->task) {
@@ -177,6 +233,11 @@ static int run_task(bench_state *s, cnet_error *err) {
                               (const float *const *)s->down, s->mid, s->B, s->h, s->w, s->Nt, NULL,
                               NULL, err);
         break;
+    case TASK_GENERATE: {
+        pipe_models m = sd_base_models(&s->base);
+        rc = pipeline_generate(&m, &s->sched, &s->req, s->image_host, NULL, err);
+        break;
+    }
     case TASK_COUNT:
         break;
     }
@@ -197,6 +258,11 @@ static void state_free(bench_state *s) {
         controlnet_free(&s->cn);
         unet_free(&s->unet);
     }
+    free(s->control_host);
+    free(s->image_host);
+    if (s->have_sched) cnet_sched_config_free(&s->sched);
+    if (s->have_cn) controlnet_free(&s->cn);
+    if (s->have_base) sd_base_free(&s->base);
     cnet_backend_free(&s->be);
 }
 
@@ -252,8 +318,8 @@ int bench_model(int argc, char **argv) {
     if (model && task && strncmp(task, "train_step", 10) == 0)
         return bench_train(model, task, iters, json);
     if (!model || s.task == TASK_COUNT) {
-        fprintf(stderr, "cnet bench: need --model DIR and --task %s|%s|%s\n", task_names[0],
-                task_names[1], task_names[2]);
+        fprintf(stderr, "cnet bench: need --model DIR and --task %s|%s|%s|%s\n", task_names[0],
+                task_names[1], task_names[2], task_names[3]);
         return 2;
     }
     cnet_error err = {0};
@@ -264,7 +330,8 @@ int bench_model(int argc, char **argv) {
     }
     rc = s.task == TASK_TEXT         ? setup_text(&s, model, &err)
          : s.task == TASK_VAE_DECODE ? setup_vae(&s, model, &err)
-                                     : setup_cn_unet(&s, model, &err);
+         : s.task == TASK_CN_UNET    ? setup_cn_unet(&s, model, &err)
+                                     : setup_generate(&s, model, &err);
     double t[BENCH_MODEL_MAX_ITERS];
     if (!rc) rc = run_task(&s, &err);
     for (int i = 0; i < iters && !rc; i++) {

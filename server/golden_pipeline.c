@@ -12,6 +12,7 @@
 
 #include "engine/layout.h"
 #include "engine/pipeline.h"
+#include "engine/sd_base.h"
 #include "golden.h"
 #include "golden_io.h"
 #include "model_io.h"
@@ -87,56 +88,40 @@ static int sched_kind_of_class(const char *name) {
     return -1;
 }
 
+/* The base pipeline and the fixture's ControlNet. */
 typedef struct pipe_loaded {
-    tokenizer *tok;
-    clip_text_model te;
-    unet_model unet;
-    vae_model vae;
+    sd_base base;
     controlnet_model cn;
-    int have; /* how many of te, unet, vae, cn are open */
+    int have_base, have_cn;
 } pipe_loaded;
 
 static int load_models(pipe_loaded *l, cnet_backend *be, const char *model_dir, cnet_error *err) {
     char dir[PATH_MAX + 32];
     memset(l, 0, sizeof *l);
-    snprintf(dir, sizeof dir, "%s/tokenizer", model_dir);
-    int rc = tokenizer_load(&l->tok, dir, err);
+    int rc = sd_base_open(&l->base, be, model_dir, err);
     if (rc) return rc;
-    snprintf(dir, sizeof dir, "%s/text_encoder", model_dir);
-    if ((rc = clip_text_open(&l->te, be, dir, err))) return rc;
-    l->have = 1;
-    snprintf(dir, sizeof dir, "%s/unet", model_dir);
-    if ((rc = unet_open(&l->unet, be, dir, err))) return rc;
-    l->have = 2;
-    snprintf(dir, sizeof dir, "%s/vae", model_dir);
-    if ((rc = vae_open(&l->vae, be, dir, err))) return rc;
-    l->have = 3;
+    l->have_base = 1;
     snprintf(dir, sizeof dir, "%s/controlnet", model_dir);
     if ((rc = controlnet_open(&l->cn, be, dir, err))) return rc;
-    l->have = 4;
+    l->have_cn = 1;
     return 0;
 }
 
 static void free_models(pipe_loaded *l) {
-    if (l->have > 3) controlnet_free(&l->cn);
-    if (l->have > 2) vae_free(&l->vae);
-    if (l->have > 1) unet_free(&l->unet);
-    if (l->have > 0) clip_text_free(&l->te);
-    if (l->tok) tokenizer_free(l->tok);
+    if (l->have_cn) controlnet_free(&l->cn);
+    if (l->have_base) sd_base_free(&l->base);
 }
 
 static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, const char *prompt,
                    const char *negative, const float *latents, const float *control, int B,
                    cnet_error *err) {
-    char path[PATH_MAX + 48];
     const char *cls = json_string_value(json_object_get(args, "scheduler"));
     int kind = cls ? sched_kind_of_class(cls) : -1;
     if (kind < 0)
         return cnet_fail(err, CNET_EFORMAT, "%s: run %s: unknown scheduler '%s'", c->f->path,
                          c->run, cls ? cls : "(none)");
     cnet_sched_config sc;
-    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", c->ctx->model_dir);
-    int rc = cnet_sched_config_load(&sc, path, kind, err);
+    int rc = sd_base_scheduler(&l->base, kind, &sc, err);
     if (rc) return rc;
     pipe_request r = {
         .prompt = prompt,
@@ -157,7 +142,7 @@ static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, const char
         .scale = (float)json_number_value(json_object_get(args, "controlnet_conditioning_scale")),
         .start = 0.0f,
         .end = 1.0f};
-    pipe_models models = {.tok = l->tok, .text_encoder = &l->te, .unet = &l->unet, .vae = &l->vae};
+    pipe_models models = sd_base_models(&l->base);
     pipe_observer obs = {
         .user = c, .on_embeds = on_embeds, .on_timesteps = on_timesteps, .on_step = on_step};
     float *image = malloc((size_t)B * r.height * r.width * 3 * sizeof(float));

@@ -10,6 +10,7 @@ static const cnet_command commands[] = {
     {"train", "train a ControlNet (train_controlnet.py's flags)", cmd_train},
     {"bench", "performance benchmarks (cnet bench ops | --model DIR --task T)", cmd_bench},
     {"forward", "run one model component on a safetensors file of inputs", cmd_forward},
+    {"generate", "generate images with ControlNets (a prompt and control images)", cmd_generate},
     {"golden", "check a fixture directory's goldens", cmd_golden},
     {"init-model", "write a diffusers pipeline folder with random weights", cmd_init_model},
     {"push", "publish a training output directory to the Hugging Face Hub", cmd_push},

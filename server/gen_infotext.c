@@ -1,0 +1,124 @@
+/* The A1111-style "parameters" text of a generated image (see generate.h).
+ *
+ * The layout is the one AUTOMATIC1111's webui writes (processing.py
+ * create_infotext) and its parse_generation_parameters and other tools
+ * (image browsers, Civitai) read back: the prompt, an optional "Negative
+ * prompt: " line, then one line of "Key: value" pairs separated by ", ". A
+ * value with a comma, colon or newline is written as a JSON string, as
+ * A1111's quote() does. Key names and sampler names are A1111's where one
+ * exists ("CFG scale", "Clip skip", "Batch size", "Euler a", "DPM++ 2M
+ * Karras", "PLMS" for PNDM); the ControlNet entries follow the
+ * sd-webui-controlnet extension ("ControlNet 0: \"Module: canny, Model: ...,
+ * Weight: 1, ...\""). Not a parser: cnet never reads this text back. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/generate.h"
+
+/* A1111's sampler names for the scheduler classes (DDPM has none there). */
+static const char *sampler_name(const cnet_sched_config *s) {
+    switch (s->kind) {
+    case CNET_SCHED_DDPM:
+        return "DDPM";
+    case CNET_SCHED_DDIM:
+        return "DDIM";
+    case CNET_SCHED_PNDM:
+        return "PLMS";
+    case CNET_SCHED_EULER:
+        return s->use_karras_sigmas ? "Euler Karras" : "Euler";
+    case CNET_SCHED_EULER_ANCESTRAL:
+        return "Euler a";
+    case CNET_SCHED_DPMSOLVER_MULTISTEP:
+        return s->use_karras_sigmas ? "DPM++ 2M Karras" : "DPM++ 2M";
+    case CNET_SCHED_UNIPC:
+        return s->use_karras_sigmas ? "UniPC Karras" : "UniPC";
+    case CNET_SCHED_KIND_COUNT:
+        break;
+    }
+    return "?";
+}
+
+/* Writes v as A1111's quote(v) does: as is, or as a JSON string when it
+ * holds a comma, colon or newline. */
+static void put_quoted(FILE *f, const char *v) {
+    if (!strpbrk(v, ",:\n")) {
+        fputs(v, f);
+        return;
+    }
+    json_t *j = json_stringn_nocheck(v, strlen(v));
+    char *s = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    fputs(s ? s : "\"\"", f);
+    free(s);
+    json_decref(j);
+}
+
+void gen_model_name(char *buf, size_t cap, const char *dir) {
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') len--;
+    size_t start = len;
+    while (start > 0 && dir[start - 1] != '/') start--;
+    if (len - start == strlen("controlnet") &&
+        strncmp(dir + start, "controlnet", len - start) == 0 && start > 1) {
+        size_t parent = start - 1; /* the slash before the last component */
+        while (parent > 0 && dir[parent - 1] != '/') parent--;
+        start = parent;
+    }
+    snprintf(buf, cap, "%.*s", (int)(len - start), dir + start);
+}
+
+/* One ControlNet's value, before quoting. */
+static char *control_text(const gen_options *o, int k) {
+    const gen_control *c = &o->controls[k];
+    char name[256], *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return NULL;
+    gen_model_name(name, sizeof name, c->dir);
+    fprintf(f, "Module: %s, Model: ", gen_preprocess_name(c->pre));
+    put_quoted(f, name);
+    fprintf(f, ", Weight: %g", (double)c->scale);
+    if (c->pre == GEN_PRE_CANNY) fprintf(f, ", Threshold A: %g, Threshold B: %g", o->low, o->high);
+    fprintf(f, ", Guidance Start: %g, Guidance End: %g", (double)c->start, (double)c->end);
+    if (fclose(f) == 0) return text;
+    free(text);
+    return NULL;
+}
+
+char *gen_infotext(const gen_options *o, const cnet_sched_config *sched, uint64_t seed, int width,
+                   int height, int index, cnet_error *err) {
+    char *text = NULL, name[256];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        cnet_fail(err, CNET_ENOMEM, "out of memory for the parameters text");
+        return NULL;
+    }
+    fprintf(f, "%s\n", o->prompt);
+    if (o->negative_prompt && *o->negative_prompt)
+        fprintf(f, "Negative prompt: %s\n", o->negative_prompt);
+    fprintf(f, "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d, Model: ", o->steps,
+            sampler_name(sched), (double)o->guidance, (unsigned long long)seed, width, height);
+    gen_model_name(name, sizeof name, o->model);
+    put_quoted(f, name);
+    if (o->num_images > 1) fprintf(f, ", Batch size: %d, Batch pos: %d", o->num_images, index);
+    /* A1111 counts the last layer too: its "Clip skip: 2" is diffusers' 1. */
+    if (o->clip_skip > 0) fprintf(f, ", Clip skip: %d", o->clip_skip + 1);
+    if (sched->kind == CNET_SCHED_DDIM && o->eta != 0) fprintf(f, ", Eta: %g", (double)o->eta);
+    if (o->guess_mode) fputs(", Guess mode: True", f);
+    int ok = 1;
+    for (int k = 0; k < o->n_controls && ok; k++) {
+        char *c = control_text(o, k);
+        ok = c != NULL;
+        fprintf(f, ", ControlNet %d: ", k);
+        if (c) put_quoted(f, c);
+        free(c);
+    }
+    fputs(", Version: cnet", f);
+    if (fclose(f) != 0 || !ok) {
+        free(text);
+        cnet_fail(err, CNET_ENOMEM, "out of memory for the parameters text");
+        return NULL;
+    }
+    return text;
+}
