@@ -10,8 +10,11 @@
 static const char *const schedulers[] = {"constant", "constant_with_warmup", "linear",
                                          "cosine",   "cosine_with_restarts", "polynomial",
                                          NULL};
-static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
-static const char *const prediction_types[] = {"epsilon", "v_prediction", "sample", NULL};
+/* Mixed precision (fp16/bf16) is not implemented yet: the engine trains in
+ * float32 only, so anything else is refused rather than ignored. */
+static const char *const precisions[] = {"no", NULL};
+/* What engine/trainer.c can train. */
+static const char *const prediction_types[] = {"epsilon", "v_prediction", NULL};
 
 static const api_field train_fields[] = {
     {"kind", AF_ENUM, 0, 0, 0, 0, (const char *const[]){"train", NULL}, "\"train\""},
