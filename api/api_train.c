@@ -10,7 +10,7 @@
 static const char *const schedulers[] = {"constant", "constant_with_warmup", "linear",
                                          "cosine",   "cosine_with_restarts", "polynomial",
                                          NULL};
-/* Mixed precision (fp16/bf16) is not implemented yet: the engine trains in
+/* Mixed precision (fp16/bf16) is future work: the engine trains in
  * float32 only, so anything else is refused rather than ignored. */
 static const char *const precisions[] = {"no", NULL};
 /* What engine/trainer.c can train. */

@@ -138,12 +138,12 @@ hub_commit_outcome hub_commit(hub_client *c, const char *repo_id, const char *re
     return out;
 }
 
-int hub_repo_head(hub_client *c, const char *repo_id, const char *revision, char head[41],
-                  cnet_error *err) {
+int hub_repo_info(hub_client *c, const char *repo_id, const char *revision, json_t **info,
+                  char head[41], cnet_error *err) {
     char rev[3 * HUB_REVISION_MAX], url[HUB_URL_MAX], what[300];
     hub_url_encode(revision, 0, rev, sizeof rev);
     hub_url(c, url, sizeof url, "/api/models/%s/revision/%s", repo_id, rev);
-    snprintf(what, sizeof what, "reading the head of %s@%s", repo_id, revision);
+    snprintf(what, sizeof what, "reading %s@%s", repo_id, revision);
     hub_request req;
     hub_request_init(&req, "GET", url, what);
     req.auth = 1;
@@ -152,12 +152,21 @@ int hub_repo_head(hub_client *c, const char *repo_id, const char *revision, char
     int rc = hub_http_expect(c, &req, &resp, err);
     if (rc != 0) return rc;
     json_t *j = json_loadb(resp.body, resp.body_len, 0, NULL);
-    const char *sha = json_string_value(json_object_get(j, "sha"));
-    if (hub_is_commit(sha))
-        memcpy(head, sha, 41);
-    else
-        rc = cnet_fail(err, CNET_EFORMAT, "%s: response has no valid \"sha\"", what);
-    json_decref(j);
     hub_response_free(&resp);
-    return rc;
+    const char *sha = json_string_value(json_object_get(j, "sha"));
+    if (!hub_is_commit(sha)) {
+        json_decref(j);
+        return cnet_fail(err, CNET_EFORMAT, "%s: the answer has no valid commit \"sha\"", what);
+    }
+    memcpy(head, sha, 41);
+    if (info)
+        *info = j;
+    else
+        json_decref(j);
+    return 0;
+}
+
+int hub_repo_head(hub_client *c, const char *repo_id, const char *revision, char head[41],
+                  cnet_error *err) {
+    return hub_repo_info(c, repo_id, revision, NULL, head, err);
 }

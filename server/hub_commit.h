@@ -6,6 +6,8 @@
 #ifndef CNET_HUB_COMMIT_H
 #define CNET_HUB_COMMIT_H
 
+#include <jansson.h>
+
 #include "server/hub_push.h"
 
 typedef enum {
@@ -23,6 +25,11 @@ hub_commit_outcome hub_commit(hub_client *c, const char *repo_id, const char *re
                               cnet_error *err);
 
 /* Reads the commit a revision points at (GET /api/models/{repo}/revision/{rev}). */
+/* GET /api/models/{repo}/revision/{rev}: the commit sha into head, and the
+ * whole answer (with the "siblings" file list) into *info when info is
+ * non-NULL (json_decref it). */
+int hub_repo_info(hub_client *c, const char *repo_id, const char *revision, json_t **info,
+                  char head[41], cnet_error *err);
 int hub_repo_head(hub_client *c, const char *repo_id, const char *revision, char head[41],
                   cnet_error *err);
 

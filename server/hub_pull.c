@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "server/hub_commit.h"
 #include "server/hub_encode.h"
 #include "server/hub_hash.h"
 #include "server/hub_repo.h"
@@ -188,32 +189,18 @@ static int fetch_blob(hub_client *c, const char *repo_dir, const char *file, con
     return 1;
 }
 
-/* GET /api/models/{repo}/revision/{rev}: the commit and the file list. */
+/* The commit and the file list of repo@rev. */
 static int repo_info(hub_client *c, const char *repo_id, const char *rev, json_t **info,
                      char commit[41], cnet_error *err) {
-    char enc[3 * HUB_REVISION_MAX], url[HUB_URL_MAX], what[400];
-    hub_url_encode(rev, 0, enc, sizeof enc);
-    hub_url(c, url, sizeof url, "/api/models/%s/revision/%s", repo_id, enc);
-    snprintf(what, sizeof what, "listing %s@%s", repo_id, rev);
-    hub_request req;
-    hub_request_init(&req, "GET", url, what);
-    req.auth = 1;
-    req.retry = 1;
-    hub_response resp;
-    int rc = hub_http_expect(c, &req, &resp, err);
-    if (rc != 0) return rc;
-    *info = json_loadb(resp.body, resp.body_len, 0, NULL);
-    hub_response_free(&resp);
-    const char *sha = json_string_value(json_object_get(*info, "sha"));
-    if (!hub_is_commit(sha) || !json_is_array(json_object_get(*info, "siblings"))) {
+    int rc = hub_repo_info(c, repo_id, rev, info, commit, err);
+    if (rc) return rc;
+    const json_t *siblings = json_object_get(*info, "siblings");
+    if (!json_is_array(siblings) || json_array_size(siblings) > HUB_PULL_FILES_MAX) {
         json_decref(*info);
-        return cnet_fail(err, CNET_EFORMAT, "%s: the answer has no commit sha or siblings", what);
+        return cnet_fail(
+            err, json_is_array(siblings) ? CNET_ELIMIT : CNET_EFORMAT, "%s@%s: %s", repo_id, rev,
+            json_is_array(siblings) ? "too many files" : "the answer has no file list");
     }
-    if (json_array_size(json_object_get(*info, "siblings")) > HUB_PULL_FILES_MAX) {
-        json_decref(*info);
-        return cnet_fail(err, CNET_ELIMIT, "%s: more than %d files", what, HUB_PULL_FILES_MAX);
-    }
-    memcpy(commit, sha, 41);
     return 0;
 }
 
