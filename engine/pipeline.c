@@ -62,9 +62,10 @@ static int check_request(const pipe_models *m, const pipe_request *r, int factor
     if (r->width % factor || r->height % factor)
         return cnet_fail(err, CNET_EINVAL,
                          "width and height must be multiples of the VAE factor %d", factor);
-    if (r->num_images < 1 || r->num_images > PIPE_MAX_IMAGES)
-        return cnet_fail(err, CNET_EINVAL, "num_images must be 1..%d (got %d)", PIPE_MAX_IMAGES,
-                         r->num_images);
+    const int P = r->n_prompts > 0 ? r->n_prompts : 1;
+    if (r->num_images < 1 || (long)P * r->num_images > PIPE_MAX_IMAGES)
+        return cnet_fail(err, CNET_EINVAL, "prompts x num_images must be 1..%d (got %d x %d)",
+                         PIPE_MAX_IMAGES, P, r->num_images);
     if (r->n_controlnets < 1 || r->n_controlnets > PIPE_MAX_CONTROLNETS)
         return cnet_fail(err, CNET_EINVAL, "1..%d ControlNets (got %d)", PIPE_MAX_CONTROLNETS,
                          r->n_controlnets);
@@ -72,6 +73,10 @@ static int check_request(const pipe_models *m, const pipe_request *r, int factor
     for (int k = 0; k < r->n_controlnets; k++) {
         const pipe_controlnet *c = &r->controlnets[k];
         if (!c->image) return cnet_fail(err, CNET_EINVAL, "ControlNet %d has no image", k);
+        if (c->n_images > 1 && c->n_images != P)
+            return cnet_fail(err, CNET_EINVAL,
+                             "ControlNet %d: %d control images for %d prompts (give 1 or %d)", k,
+                             c->n_images, P, P);
         if (!(c->start >= 0 && c->start < c->end && c->end <= 1))
             return cnet_fail(
                 err, CNET_EINVAL,
@@ -127,7 +132,8 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     int rc = check_request(m, r, factor, err);
     if (rc) return rc;
     const int cfg_on = r->guidance > 1.0f, guess = r->guess_mode;
-    const int N = r->num_images, rows = cfg_on ? 2 * N : N;
+    const int P = r->n_prompts > 0 ? r->n_prompts : 1, per = r->num_images;
+    const int N = P * per, rows = cfg_on ? 2 * N : N;
     const int cn_rows = cfg_on && !guess ? 2 * N : N;
     const int H = r->height, W = r->width, h = H / factor, w = W / factor;
     const int C = m->unet->enc.cfg.in_channels, Nt = tokenizer_max_length(m->tok);
@@ -169,25 +175,36 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
         b.images[k] = dev_alloc(be, (size_t)cn_rows * H * W * 3, &rc, err);
     if (rc) goto done;
 
-    /* Prompt embeddings: [negative x N, positive x N] with CFG. */
+    /* Prompt embeddings: [negatives, positives] with CFG, each prompt's row
+     * repeated num_images times (prompt-major, as diffusers repeats them). */
     const size_t row_emb = (size_t)Nt * D;
     float *pos = b.embeds + (cfg_on ? (size_t)N * row_emb : 0);
-    if ((rc = encode_prompt(m, &scratch, pos, r->prompt, r->clip_skip, err))) goto done;
-    for (int i = 1; i < N; i++) be->copy(be, pos + i * row_emb, pos, row_emb * sizeof(float));
-    if (cfg_on) {
-        if ((rc = encode_prompt(m, &scratch, b.embeds, r->negative_prompt, r->clip_skip, err)))
-            goto done;
-        for (int i = 1; i < N; i++)
-            be->copy(be, b.embeds + i * row_emb, b.embeds, row_emb * sizeof(float));
+    for (int half = cfg_on ? 0 : 1; half < 2 && !rc; half++) {
+        float *base = half ? pos : b.embeds;
+        for (int p = 0; p < P && !rc; p++) {
+            const char *text =
+                r->n_prompts > 0
+                    ? (half ? r->prompts[p] : (r->negative_prompts ? r->negative_prompts[p] : NULL))
+                    : (half ? r->prompt : r->negative_prompt);
+            float *row = base + (size_t)p * per * row_emb;
+            rc = encode_prompt(m, &scratch, row, text, r->clip_skip, err);
+            for (int i = 1; i < per && !rc; i++)
+                be->copy(be, row + i * row_emb, row, row_emb * sizeof(float));
+        }
     }
+    if (rc) goto done;
     if (obs && obs->on_embeds) obs->on_embeds(obs->user, b.embeds, rows, Nt, D);
     b.cond_embeds = guess && cfg_on ? pos : b.embeds;
 
-    /* Control images, repeated per image (and for both CFG halves). */
-    for (int k = 0; k < r->n_controlnets; k++)
-        for (int i = 0; i < cn_rows; i++)
-            be->upload(be, b.images[k] + (size_t)i * H * W * 3, r->controlnets[k].image,
+    /* Control images: row j of each CFG half is prompt j / num_images's image. */
+    for (int k = 0; k < r->n_controlnets; k++) {
+        const pipe_controlnet *c = &r->controlnets[k];
+        for (int j = 0; j < cn_rows; j++) {
+            const int p = (j % N) / per, src = c->n_images > 1 ? p : 0;
+            be->upload(be, b.images[k] + (size_t)j * H * W * 3, c->image + (size_t)src * H * W * 3,
                        (size_t)H * W * 3 * sizeof(float));
+        }
+    }
 
     /* Scheduler and initial latents. */
     if ((rc = sched_init(&sc, be, sched_cfg, rows * row_lat, err)) ||

@@ -44,19 +44,26 @@ typedef struct pipe_models {
 
 typedef struct pipe_controlnet {
     controlnet_model *model; /* borrowed */
-    const float *image;      /* host [H, W, 3] float in [0, 1] at the output size */
+    const float *image;      /* host [n_images, H, W, 3] float in [0, 1] at the output size */
+    int n_images;            /* 0 or 1: one image for every prompt; else one per prompt */
     float scale;             /* controlnet_conditioning_scale */
     float start, end;        /* control_guidance_start / end, fractions of the steps */
 } pipe_controlnet;
 
 typedef struct pipe_request {
     const char *prompt, *negative_prompt; /* negative may be NULL ("") */
+    /* A batch of prompts instead (diffusers' list of prompts): n_prompts > 0
+     * uses prompts[i] and negative_prompts[i] (that may be NULL) and ignores
+     * prompt/negative_prompt. Images are ordered prompt-major:
+     * prompt 0's num_images, then prompt 1's. */
+    const char *const *prompts, *const *negative_prompts;
+    int n_prompts;
     int steps;
     float guidance;       /* CFG when > 1 */
     uint64_t seed;        /* Philox stream of the initial latents and ancestral noise */
-    const float *latents; /* optional host NCHW [num_images, C, h, w] initial latents */
+    const float *latents; /* optional host NCHW [prompts * num_images, C, h, w] initial latents */
     int width, height;    /* multiples of 8 x the VAE factor's need; = control image size */
-    int num_images;
+    int num_images;       /* per prompt */
     int guess_mode, clip_skip;
     float eta; /* DDIM */
     pipe_controlnet controlnets[PIPE_MAX_CONTROLNETS];

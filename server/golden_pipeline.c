@@ -72,14 +72,18 @@ static int on_step(void *user, int i, int n, const float *noise_pred, int rows,
     return 0;
 }
 
-/* The first string of a JSON list in the metadata, or NULL. */
-static char *meta_first_string(const st_file *f, const char *key) {
+/* The B strings of a JSON list in the metadata (strdup'ed into out[]);
+ * 0, or -1 when the key is missing or not a list of B strings. */
+static int meta_strings(const st_file *f, const char *key, char **out, int B) {
     const char *meta = st_meta(f, key);
     json_t *j = meta ? json_loads(meta, 0, NULL) : NULL;
-    const char *s = json_string_value(json_array_get(j, 0));
-    char *copy = s ? strdup(s) : NULL;
+    int rc = json_is_array(j) && (int)json_array_size(j) == B ? 0 : -1;
+    for (int i = 0; i < B && !rc; i++) {
+        const char *v = json_string_value(json_array_get(j, (size_t)i));
+        if (!v || !(out[i] = strdup(v))) rc = -1;
+    }
     json_decref(j);
-    return copy;
+    return rc;
 }
 
 static int sched_kind_of_class(const char *name) {
@@ -112,8 +116,8 @@ static void free_models(pipe_loaded *l) {
     if (l->have_base) sd_base_free(&l->base);
 }
 
-static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, const char *prompt,
-                   const char *negative, const float *latents, const float *control, int B,
+static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, char *const *prompts,
+                   char *const *negatives, const float *latents, const float *control, int B,
                    cnet_error *err) {
     const char *cls = json_string_value(json_object_get(args, "scheduler"));
     int kind = cls ? sched_kind_of_class(cls) : -1;
@@ -124,14 +128,17 @@ static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, const char
     int rc = sd_base_scheduler(&l->base, kind, &sc, err);
     if (rc) return rc;
     pipe_request r = {
-        .prompt = prompt,
-        .negative_prompt = json_is_true(json_object_get(args, "negative_prompt")) ? negative : NULL,
+        .prompts = (const char *const *)prompts,
+        .negative_prompts = json_is_true(json_object_get(args, "negative_prompt"))
+                                ? (const char *const *)negatives
+                                : NULL,
+        .n_prompts = B,
         .steps = (int)json_integer_value(json_object_get(args, "num_inference_steps")),
         .guidance = (float)json_number_value(json_object_get(args, "guidance_scale")),
         .latents = latents,
         .width = (int)json_integer_value(json_object_get(args, "width")),
         .height = (int)json_integer_value(json_object_get(args, "height")),
-        .num_images = B,
+        .num_images = 1,
         .guess_mode = json_is_true(json_object_get(args, "guess_mode")),
         .eta = (float)json_number_value(json_object_get(args, "eta")),
         .n_controlnets = 1,
@@ -139,6 +146,7 @@ static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, const char
     r.controlnets[0] = (pipe_controlnet){
         .model = &l->cn,
         .image = control,
+        .n_images = B,
         .scale = (float)json_number_value(json_object_get(args, "controlnet_conditioning_scale")),
         .start = 0.0f,
         .end = 1.0f};
@@ -168,22 +176,28 @@ int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         (rc = mio_need(f, "pipe.in.control_image", CNET_F32, 4, &img, err)))
         return rc;
     const int B = (int)img->view.shape[0], H = (int)img->view.shape[2], W = (int)img->view.shape[3];
-    if (B != 1)
-        return cnet_fail(err, CNET_EFORMAT, "%s: %d control images; the check runs one prompt",
-                         f->path, B);
-    char *prompt = meta_first_string(f, "pipe.prompts");
-    char *negative = meta_first_string(f, "pipe.negative_prompts");
+    if (B < 1 || B > PIPE_MAX_IMAGES)
+        return cnet_fail(err, CNET_EFORMAT, "%s: %d control images (1..%d)", f->path, B,
+                         PIPE_MAX_IMAGES);
+    char *prompts[PIPE_MAX_IMAGES] = {0}, *negatives[PIPE_MAX_IMAGES] = {0};
     float *latents = malloc((size_t)cnet_tensor_numel(&lat->view) * sizeof(float));
-    float *control = malloc((size_t)H * W * 3 * sizeof(float));
+    float *control = malloc((size_t)B * H * W * 3 * sizeof(float));
     golden_env env;
     pipe_loaded l;
     memset(&l, 0, sizeof l);
-    if (!prompt || !latents || !control) {
-        rc = cnet_fail(err, CNET_EFORMAT, "%s: metadata \"pipe.prompts\" missing", f->path);
+    if (meta_strings(f, "pipe.prompts", prompts, B) != 0) {
+        rc = cnet_fail(err, CNET_EFORMAT,
+                       "%s: metadata \"pipe.prompts\" is not a list of %d prompts", f->path, B);
+        goto out;
+    }
+    /* Runs without negative prompts never read them. */
+    meta_strings(f, "pipe.negative_prompts", negatives, B);
+    if (!latents || !control) {
+        rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
         goto out;
     }
     memcpy(latents, lat->view.data, (size_t)cnet_tensor_numel(&lat->view) * sizeof(float));
-    layout_nchw_to_nhwc(control, (const float *)img->view.data, 1, 3, H, W);
+    layout_nchw_to_nhwc(control, (const float *)img->view.data, B, 3, H, W);
     if ((rc = golden_env_init(&env, err))) goto out;
     if (!(rc = load_models(&l, &env.be, ctx->model_dir, err))) {
         for (int i = 0; i < f->n_meta && !rc; i++) {
@@ -196,7 +210,7 @@ int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
             json_t *args = json_loads(f->meta_values[i], 0, NULL);
             pipe_check c = {.ctx = ctx, .env = &env, .f = f, .run = run};
             rc = json_is_object(args)
-                     ? run_one(&c, &l, args, prompt, negative, latents, control, B, err)
+                     ? run_one(&c, &l, args, prompts, negatives, latents, control, B, err)
                      : cnet_fail(err, CNET_EFORMAT, "%s: %s is not a JSON object", f->path, key);
             json_decref(args);
         }
@@ -204,8 +218,7 @@ int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     free_models(&l);
     golden_env_free(&env);
 out:
-    free(prompt);
-    free(negative);
+    for (int i = 0; i < PIPE_MAX_IMAGES; i++) free(prompts[i]), free(negatives[i]);
     free(latents);
     free(control);
     return rc;

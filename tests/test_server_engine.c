@@ -208,7 +208,8 @@ static int direct_pipeline(cnet_error *err) {
                               .height = SIZE,
                               .num_images = 1,
                               .n_controlnets = 1};
-            r.controlnets[0] = (pipe_controlnet){&cn, control, 1.0f, 0.0f, 1.0f};
+            r.controlnets[0] = (pipe_controlnet){
+                .model = &cn, .image = control, .scale = 1.0f, .start = 0.0f, .end = 1.0f};
             pipe_models m = sd_base_models(&base);
             rc = pipeline_generate(&m, &sc, &r, out, NULL, err);
             cnet_sched_config_free(&sc);
