@@ -107,6 +107,16 @@ void hub_request_init(hub_request *r, const char *method, const char *url, const
     r->sink_fd = -1;
 }
 
+void hub_request_init_json(hub_request *r, const char *method, const char *url, const char *what,
+                           const char *json) {
+    hub_request_init(r, method, url, what);
+    r->auth = 1;
+    r->retry = 1;
+    r->content_type = "application/json";
+    r->body = json;
+    r->body_len = strlen(json);
+}
+
 void hub_response_free(hub_response *r) {
     free(r->body);
     free(r->headers);

@@ -80,6 +80,10 @@ typedef struct hub_request {
 
 /* Initialises a request with no body, no sink. */
 void hub_request_init(hub_request *r, const char *method, const char *url, const char *what);
+/* A JSON call to the Hub API: authorised, retried, body `json` (borrowed,
+ * NUL-terminated). */
+void hub_request_init_json(hub_request *r, const char *method, const char *url, const char *what,
+                           const char *json);
 
 typedef struct hub_response {
     long status; /* 0 when no response arrived */

@@ -99,12 +99,7 @@ static int create_repo(hub_client *c, const hub_push_opts *o, cnet_error *err) {
     hub_url(c, url, sizeof url, "/api/repos/create");
     snprintf(what, sizeof what, "creating repo %s", o->repo_id);
     hub_request req;
-    hub_request_init(&req, "POST", url, what);
-    req.auth = 1;
-    req.retry = 1;
-    req.content_type = "application/json";
-    req.body = text;
-    req.body_len = strlen(text);
+    hub_request_init_json(&req, "POST", url, what, text);
     hub_response resp;
     int rc = hub_http_do(c, &req, &resp, err);
     free(text);
@@ -144,12 +139,7 @@ static int preupload_batch(hub_client *c, const hub_push_opts *o, hub_push_file 
     hub_url(c, url, sizeof url, "/api/models/%s/preupload/%s", o->repo_id, rev);
     snprintf(what, sizeof what, "preupload to %s@%s", o->repo_id, o->revision);
     hub_request req;
-    hub_request_init(&req, "POST", url, what);
-    req.auth = 1;
-    req.retry = 1;
-    req.content_type = "application/json";
-    req.body = text;
-    req.body_len = strlen(text);
+    hub_request_init_json(&req, "POST", url, what, text);
     hub_response resp;
     int rc = hub_http_expect(c, &req, &resp, err);
     free(text);
