@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "engine/scheduler.h"
+#include "server/generate.h"
 #include "server/hub_pull.h"
 #include "server/hub_repo.h"
 
@@ -78,24 +79,32 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
     return 0;
 }
 
-char *gen_spec_parameters(const json_t *spec, int width, int height) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) return NULL;
-    const char *neg = str(spec, "negative_prompt"), *sched = str(spec, "scheduler");
-    const char *cn = str(spec, "controlnet");
-    fprintf(f, "%s\n", str(spec, "prompt"));
-    if (neg && *neg) fprintf(f, "Negative prompt: %s\n", neg);
-    fprintf(f,
-            "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %lld, Size: %dx%d, Model: %s, "
-            "ControlNet: %s, Control scale: %g",
-            (int)num(spec, "steps"), sched ? sched : "default", num(spec, "guidance"),
-            (long long)json_integer_value(json_object_get(spec, "seed")), width, height,
-            str(spec, "model"), cn ? cn : "controlnet", num(spec, "scale"));
-    if (fclose(f) != 0) {
-        free(text);
-        return NULL;
-    }
+char *gen_spec_parameters(const gen_spec *gs, int width, int height) {
+    const engine_gen *g = &gs->gen;
+    gen_options o = {.model = g->model,
+                     .prompt = g->prompt,
+                     .negative_prompt = g->negative_prompt,
+                     .steps = g->steps,
+                     .guidance = g->guidance,
+                     .eta = g->eta,
+                     .guess_mode = g->guess_mode,
+                     .num_images = 1,
+                     .clip_skip = g->clip_skip,
+                     .low = g->canny_low,
+                     .high = g->canny_high,
+                     .n_controls = 1};
+    o.controls[0] = (gen_control){.dir = g->controlnet,
+                                  .scale = g->scale,
+                                  .start = g->guidance_start,
+                                  .end = g->guidance_end,
+                                  .pre = g->canny ? GEN_PRE_CANNY : GEN_PRE_NONE};
+    /* The sampler the engine used: the requested class, or the folder's. */
+    char path[PATH_MAX + 40];
+    cnet_sched_config sched = {.kind = CNET_SCHED_KIND_COUNT};
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", g->model);
+    int have = cnet_sched_config_load(&sched, path, g->scheduler, NULL) == 0;
+    if (!have) sched.kind = CNET_SCHED_KIND_COUNT;
+    char *text = gen_infotext(&o, &sched, g->seed, width, height, 0, NULL);
+    if (have) cnet_sched_config_free(&sched);
     return text;
 }

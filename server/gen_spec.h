@@ -24,9 +24,9 @@ typedef struct gen_spec {
 int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                      const char *jobs_dir, cnet_error *err);
 
-/* "prompt\nNegative prompt: ...\nSteps: N, Sampler: S, CFG scale: G, Seed: N,
- * Size: WxH, Model: M, ControlNet: C, Control scale: X" (malloc'd, NULL on
- * OOM): the PNG text chunk A1111-style tools read. */
-char *gen_spec_parameters(const json_t *spec, int width, int height);
+/* The PNG "parameters" text of an image made from gs, in the same A1111
+ * layout `cnet generate` writes (server/gen_infotext.c); malloc'd, NULL on
+ * OOM. */
+char *gen_spec_parameters(const gen_spec *gs, int width, int height);
 
 #endif

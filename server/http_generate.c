@@ -160,9 +160,9 @@ static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, ht
 }
 
 static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, http_req *r,
-                                    gen_call *g) {
+                                    gen_call *g, const gen_spec *gs) {
     const image_rgb8 *first = &g->out.img[0];
-    char *params = gen_spec_parameters(g->spec, first->width, first->height);
+    char *params = gen_spec_parameters(gs, first->width, first->height);
     image_text chunk = {"parameters", params};
     json_t *images = wants_json(c) ? json_array() : NULL;
     uint8_t *png = NULL;
@@ -225,7 +225,7 @@ enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req
         int rc = gen_spec_resolve(&gs, g.spec, s->cfg.models_dir, s->jobs_dir, &err);
         gs.gen.control = &g.control;
         if (!rc) rc = engine_generate(pick_engine(s), &gs.gen, &g.out, &err);
-        ret = rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, &g);
+        ret = rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, &g, &gs);
     }
     gen_call_free(&g);
     return ret;

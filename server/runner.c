@@ -11,8 +11,8 @@
 #include "server/gen_spec.h"
 
 /* image_<i>.png with the parameters text chunk, written atomically. */
-static int write_images(runner_job *x, const json_t *spec, const engine_images *im) {
-    char *params = gen_spec_parameters(spec, im->img[0].width, im->img[0].height);
+static int write_images(runner_job *x, const gen_spec *gs, const engine_images *im) {
+    char *params = gen_spec_parameters(gs, im->img[0].width, im->img[0].height);
     if (!params) return cnet_fail(x->err, CNET_ENOMEM, "out of memory");
     image_text chunk = {"parameters", params};
     int rc = 0;
@@ -47,7 +47,7 @@ static int run_generate(runner_job *x) {
         gs.gen.control = &control;
         rc = engine_generate(x->e, &gs.gen, &out, x->err);
     }
-    if (!rc) rc = write_images(x, spec, &out);
+    if (!rc) rc = write_images(x, &gs, &out);
     if (!rc) {
         p.step = 1;
         rc = pool_report(x->ctl, &p, x->err);
