@@ -43,8 +43,19 @@ CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 # the binary is CPU-only. sm_90 code plus compute_90 PTX for newer GPUs. The
 # CUDA libraries are linked --as-needed: programs that never touch the CUDA
 # backend do not load them.
+# nvcc on PATH may be a wrapper script outside the toolkit (/usr/local/bin/nvcc
+# exec'ing /usr/local/cuda-13.0/bin/nvcc); its dry run names the real bin/
+# folder (_HERE_), whose parent holds include/ and lib64/. A toolkit without
+# the runtime libraries builds CPU-only rather than failing to link.
 ifneq ($(NVCC),)
-CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_HOME := $(patsubst %/bin,%,$(shell $(NVCC) --dryrun -x cu -c /dev/null -o /dev/null 2>&1 | \
+               sed -n 's/^#\$$ _HERE_=//p' | head -n 1))
+ifeq ($(wildcard $(CUDA_HOME)/lib64/libcudart.so),)
+$(info CUDA runtime not found under '$(CUDA_HOME)/lib64': building the CPU backend only)
+NVCC :=
+endif
+endif
+ifneq ($(NVCC),)
 CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CFLAGS    += -DCNET_HAVE_CUDA -isystem $(CUDA_HOME)/include
 LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,--push-state,--as-needed \
