@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "server/http_internal.h"
+#include "server/hub_auth.h"
 
 #define HTTP_LIST_DEFAULT 50
 #define HTTP_ARTIFACTS_MAX 256 /* files listed per job */
@@ -88,6 +89,23 @@ static enum MHD_Result reply_job(http_server *s, struct MHD_Connection *c, http_
     return http_reply_response(s, c, r, status, resp);
 }
 
+/* A job that would train for hours and then fail its push is refused up
+ * front when this server has no Hub token (a token removed later still
+ * fails only the push phase; the trained weights stay in the job dir). */
+static int check_push_token(api_error *e) {
+    char *token = NULL, source[4200];
+    cnet_error err = {0};
+    if (hub_token_find(&token, source, sizeof source, &err))
+        return api_fail(e, 400, "invalid_field", "push_to_hub", "push_to_hub: %s", err.msg);
+    if (!token)
+        return api_fail(e, 400, "invalid_field", "push_to_hub",
+                        "push_to_hub: this server has no Hugging Face token: %s, then restart "
+                        "cnet serve",
+                        HUB_TOKEN_HELP);
+    hub_token_free(token);
+    return 0;
+}
+
 enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_req *r) {
     api_error e;
     json_t *req = NULL, *spec = NULL;
@@ -98,6 +116,7 @@ enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_
                        .data_root = s->cfg.data_root,
                        .jobs_dir = s->jobs_dir};
     int rc = api_train_spec(req, &roots, &spec, &e);
+    if (!rc && json_object_get(spec, "push_to_hub")) rc = check_push_token(&e);
     char hash[65] = "";
     if (!rc && api_hash_json(req, hash))
         rc = api_fail(&e, 503, "unavailable", NULL, "out of memory");

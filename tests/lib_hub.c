@@ -105,6 +105,87 @@ long thub_emu_ctl(const thub_emu *e, const char *query) {
     return s;
 }
 
+/* POSTs body to endpoint+path with the token; returns the HTTP status. */
+static long emu_post(const thub_emu *e, const char *token, const char *path, const char *type,
+                     const char *body) {
+    char url[1024], auth[256], ctype[128];
+    snprintf(url, sizeof url, "%s%s", e->endpoint, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    snprintf(ctype, sizeof ctype, "Content-Type: %s", type);
+    struct curl_slist *h = curl_slist_append(curl_slist_append(NULL, auth), ctype);
+    char *reply = NULL;
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    free(reply);
+    return status;
+}
+
+/* Appends one commit line {"key":"file","value":{"path","content"(base64),
+ * "encoding"}} per regular file under dir/rel to *ndjson. */
+static int commit_lines(const char *dir, const char *rel, char **ndjson) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s%s%s", dir, *rel ? "/" : "", rel);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int rc = 0;
+    for (struct dirent *de; rc == 0 && (de = readdir(d));) {
+        if (de->d_name[0] == '.') continue;
+        char sub[1024], full[3100];
+        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+        snprintf(full, sizeof full, "%s/%s", dir, sub);
+        struct stat st;
+        if (lstat(full, &st) != 0) {
+            rc = -1;
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = commit_lines(dir, sub, ndjson);
+        } else if (S_ISREG(st.st_mode)) {
+            size_t n;
+            unsigned char *data = (unsigned char *)thub_read(full, &n);
+            char *b64 = data ? malloc(4 * (n / 3 + 1) + 1) : NULL;
+            if (b64) EVP_EncodeBlock((unsigned char *)b64, data, (int)n);
+            json_t *line = b64 ? json_pack("{s:s, s:{s:s, s:s, s:s}}", "key", "file", "value",
+                                           "path", sub, "content", b64, "encoding", "base64")
+                               : NULL;
+            char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+            size_t old = *ndjson ? strlen(*ndjson) : 0;
+            char *grown = text ? realloc(*ndjson, old + strlen(text) + 2) : NULL;
+            if (grown) {
+                sprintf(grown + old, "%s\n", text);
+                *ndjson = grown;
+            } else {
+                rc = -1;
+            }
+            free(text), json_decref(line), free(b64), free(data);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int thub_seed_repo(const thub_emu *e, const char *token, const char *repo_id, const char *dir) {
+    const char *slash = strchr(repo_id, '/');
+    if (!slash) return -1;
+    char create[512], path[512];
+    snprintf(create, sizeof create, "{\"organization\": \"%.*s\", \"name\": \"%s\"}",
+             (int)(slash - repo_id), repo_id, slash + 1);
+    if (emu_post(e, token, "/api/repos/create", "application/json", create) != 200) return -1;
+    char *ndjson = strdup("{\"key\": \"header\", \"value\": {\"summary\": \"seed\"}}\n");
+    int rc = ndjson ? commit_lines(dir, "", &ndjson) : -1;
+    snprintf(path, sizeof path, "/api/models/%s/commit/main", repo_id);
+    if (rc == 0 && emu_post(e, token, path, "application/x-ndjson", ndjson) != 200) rc = -1;
+    free(ndjson);
+    return rc;
+}
+
 static int emu_stat(const thub_emu *e, const char *route, const char *field) {
     char *body = NULL;
     emu_request(e, "GET", "stats", &body);

@@ -153,7 +153,7 @@ export async function render(main, params, signal) {
       location.hash = `#/jobs/${job.id}`;
     } catch (err) {
       if (err.name === 'AbortError') return;
-      const f = err.field === 'push_to_hub.repo_id' ? { ...err, message: err.message, field: 'repo_id' } : err;
+      const f = err.field === 'push_to_hub.repo_id' || err.field === 'push_to_hub' ? { ...err, message: err.message, field: 'repo_id' } : err;
       markField(form, f);
       result.replaceChildren(errorNotice(err));
     } finally {

@@ -1,0 +1,212 @@
+/* The service and the Hub together, end to end: a real `cnet serve` whose
+ * HF_ENDPOINT is the Hub emulator (tests/tool_hub_emulator.c).
+ *   - POST /v1/generate with model "hf://tester/tiny-sd": the pipeline is
+ *     pulled into $HF_HOME/hub on first use and the image equals, pixel for
+ *     pixel, the same request against the local copy of that model;
+ *   - an hf:// repo that does not exist, and a malformed reference, are
+ *     errors naming the reference, and the server keeps serving;
+ *   - a training job with push_to_hub is refused at submission (400, field
+ *     push_to_hub, naming HF_TOKEN) by a server that has no Hub token, and
+ *     accepted once it has one.
+ * The model is `cnet init-model --preset tiny`, published to the emulator
+ * as one commit of every file of the pipeline. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "engine/image.h"
+#include "tests/harness.h"
+#include "tests/lib_fs.h"
+#include "tests/lib_hub.h"
+#include "tests/lib_server.h"
+
+#define T SERVER_TEST_TOKEN
+#define HUB_TOKEN "hf_hubreftestwritetoken01"
+#define SIZE 16 /* px: the tiny preset's sample size */
+
+static char root[512], models[600], bin[600], hf_home[600], fill[600];
+static char *control_b64;
+static thub_emu emu;
+
+static int run(const char *cmd) {
+    char full[2100];
+    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
+    return system(full);
+}
+
+/* A server with the Hub environment: token NULL leaves every token source
+ * empty (HF_HOME is a fresh dir with no token file). */
+static int start(test_server *s, const char *name, const char *token, const char *device) {
+    char data[700];
+    snprintf(data, sizeof data, "%s/%s", root, name);
+    mkdir(data, 0700);
+    setenv("HF_ENDPOINT", emu.endpoint, 1);
+    setenv("HF_HOME", hf_home, 1);
+    unsetenv("HF_TOKEN_FILE");
+    unsetenv("HF_TOKEN_PATH");
+    if (token)
+        setenv("HF_TOKEN", token, 1);
+    else
+        unsetenv("HF_TOKEN");
+    const char *const with_device[] = {"--models", models, "--data-root", root,
+                                       "--device", device, NULL};
+    const char *const without[] = {"--models", models, "--data-root", root, NULL};
+    return server_start(s, data, device ? with_device : without);
+}
+
+static long post_json(test_server *s, const char *path, const char *body, const char *accept,
+                      http_resp *r) {
+    char acc[64];
+    snprintf(acc, sizeof acc, "Accept: %s", accept);
+    const char *const h[] = {"Content-Type: application/json", acc, NULL};
+    http_do(s, "POST", path, T, h, body, strlen(body), 0, r);
+    return r->status;
+}
+
+/* The generate request for `model`, decoded into img; the HTTP status. */
+static long generate(test_server *s, const char *model, image_rgb8 *img, http_resp *r) {
+    char *body = malloc(strlen(control_b64) + 512);
+    sprintf(body,
+            "{\"model\": \"%s\", \"prompt\": \"a red circle\", \"steps\": 3, \"seed\": 7, "
+            "\"scheduler\": \"ddim\", \"image\": \"%s\"}",
+            model, control_b64);
+    long st = post_json(s, "/v1/generate", body, "image/png", r);
+    free(body);
+    cnet_error err = {0};
+    if (st == 200 && img && image_decode_png(img, r->body, r->len, "reply", 0, &err)) st = -1;
+    return st;
+}
+
+static void test_generate_from_hub_reference(void) {
+    test_server srv;
+    CHECK(start(&srv, "gen", HUB_TOKEN, "cpu") == 0, "server start");
+    image_rgb8 local = {0}, hub = {0};
+    http_resp r;
+    long st = generate(&srv, "tiny", &local, &r);
+    CHECK(st == 200, "local model: %ld %s", st, r.body);
+    http_resp_free(&r);
+    st = generate(&srv, "hf://tester/tiny-sd", &hub, &r);
+    CHECK(st == 200, "hf:// model: %ld %s", st, r.body);
+    http_resp_free(&r);
+    CHECK(local.data && hub.data && local.width == hub.width && local.height == hub.height &&
+              memcmp(local.data, hub.data, (size_t)local.width * local.height * 3) == 0,
+          "the pulled model's image differs from the local model's");
+    CHECK(thub_emu_count(&emu, "resolve") > 0, "nothing was downloaded from the Hub");
+    char snap[900];
+    snprintf(snap, sizeof snap, "%s/hub/models--tester--tiny-sd/snapshots", hf_home);
+    struct stat sb;
+    CHECK(stat(snap, &sb) == 0 && S_ISDIR(sb.st_mode), "no snapshot under %s", snap);
+    image_free(&local);
+    image_free(&hub);
+
+    /* A repo that does not exist: an error naming it; then still serving. */
+    st = generate(&srv, "hf://tester/no-such-model", NULL, &r);
+    CHECK(st == 400 && strstr(r.body, "tester/no-such-model") && strstr(r.body, "not found"),
+          "missing repo: %ld %s", st, r.body);
+    http_resp_free(&r);
+    st = generate(&srv, "hf://tester", NULL, &r);
+    CHECK(st == 400 && strstr(r.body, "model"), "malformed reference: %ld %s", st, r.body);
+    http_resp_free(&r);
+    st = generate(&srv, "hf://tester/tiny-sd", NULL, &r);
+    CHECK(st == 200, "after the errors: %ld %s", st, r.body);
+    http_resp_free(&r);
+    server_stop(&srv, SIGTERM, 10000);
+}
+
+/* A train job pushing to the Hub; *status is the HTTP status. */
+static json_t *submit_push_job(test_server *s, long *status) {
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"pretrained_model_name_or_path\": \"tiny\", \"dataset\": \"%s\", "
+             "\"resolution\": 16, \"max_train_steps\": 2, "
+             "\"push_to_hub\": {\"repo_id\": \"tester/trained\"}}",
+             fill);
+    http_resp r;
+    *status = post_json(s, "/v1/jobs", body, "application/json", &r);
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    http_resp_free(&r);
+    return j;
+}
+
+static void test_push_needs_a_token_up_front(void) {
+    test_server srv;
+    /* No --device: jobs stay queued; only the submission is under test. */
+    CHECK(start(&srv, "notoken", NULL, NULL) == 0, "server start");
+    long st;
+    json_t *j = submit_push_job(&srv, &st);
+    json_t *e = json_object_get(j, "error");
+    const char *field = json_string_value(json_object_get(e, "field"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    CHECK(st == 400 && field && strcmp(field, "push_to_hub") == 0 && msg &&
+              strstr(msg, "HF_TOKEN") && strstr(msg, "HF_TOKEN_FILE"),
+          "without a token: %ld %s", st, msg ? msg : "(no message)");
+    json_decref(j);
+    http_resp r;
+    http_do(&srv, "GET", "/v1/jobs", T, NULL, NULL, 0, 0, &r);
+    json_t *list = json_loads(r.body ? r.body : "", 0, NULL);
+    CHECK(r.status == 200 && json_array_size(json_object_get(list, "jobs")) == 0,
+          "a refused job was stored: %s", r.body);
+    json_decref(list);
+    http_resp_free(&r);
+    server_stop(&srv, SIGTERM, 10000);
+
+    CHECK(start(&srv, "withtoken", HUB_TOKEN, NULL) == 0, "server restart");
+    j = submit_push_job(&srv, &st);
+    CHECK(st == 202 && json_string_value(json_object_get(j, "id")), "with a token: %ld", st);
+    json_decref(j);
+    server_stop(&srv, SIGTERM, 10000);
+}
+
+int main(int argc, char **argv) {
+    harness_init(argc, argv);
+    setenv("OMP_NUM_THREADS", "1", 0); /* shared cores: see test_server_engine.c */
+    const char *build = getenv("BUILD");
+    snprintf(bin, sizeof bin, "%s/cnet", build && *build ? build : "build");
+    if (thub_tmpdir(root, sizeof root)) return printf("no temp dir\n"), 1;
+    snprintf(models, sizeof models, "%s/models", root);
+    snprintf(hf_home, sizeof hf_home, "%s/hf-home", root);
+    snprintf(fill, sizeof fill, "%s/fill", root);
+    mkdir(models, 0700);
+    mkdir(hf_home, 0700);
+    char cmd[2048], emu_dir[700];
+    snprintf(cmd, sizeof cmd, "%s init-model --out %s/tiny --preset tiny", bin, models);
+    int rc = run(cmd);
+    snprintf(cmd, sizeof cmd, "%s dataset make-fill --n 2 --size 16 --out %s", bin, fill);
+    if (!rc) rc = run(cmd);
+    snprintf(emu_dir, sizeof emu_dir, "%s/emu-root", root);
+    mkdir(emu_dir, 0755);
+    const char *extra[] = {"--token", HUB_TOKEN, NULL};
+    if (!rc) rc = thub_emu_start(&emu, emu_dir, extra);
+    char tiny[700];
+    snprintf(tiny, sizeof tiny, "%s/tiny", models);
+    if (!rc) rc = thub_seed_repo(&emu, HUB_TOKEN, "tester/tiny-sd", tiny);
+    /* The control image: a white ring on black. */
+    uint8_t px[SIZE * SIZE * 3];
+    for (int y = 0; y < SIZE; y++)
+        for (int x = 0; x < SIZE; x++) {
+            int d2 = (2 * x - 15) * (2 * x - 15) + (2 * y - 15) * (2 * y - 15);
+            memset(px + 3 * (y * SIZE + x), d2 > 64 && d2 < 144 ? 255 : 0, 3);
+        }
+    image_rgb8 img = {SIZE, SIZE, px};
+    uint8_t *png = NULL;
+    size_t png_len = 0;
+    cnet_error err = {0};
+    if (!rc) rc = image_encode_png(&img, NULL, 0, &png, &png_len, &err);
+    if (!rc) control_b64 = api_base64_encode(png, png_len);
+    if (rc || !control_b64) {
+        printf("setup failed (%s)\ntest_server_hubref: 0 passed, 1 failed\n", err.msg);
+        return 1;
+    }
+    RUN(test_generate_from_hub_reference);
+    RUN(test_push_needs_a_token_up_front);
+    thub_emu_stop(&emu);
+    free(control_b64);
+    free(png);
+    tmpdir_remove(root);
+    return harness_done();
+}
