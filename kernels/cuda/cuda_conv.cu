@@ -177,7 +177,7 @@ static const cu_conv_algo *conv_algo(cu_impl *cu, const conv_desc *d, const cnet
 
 /* The algorithm for (shape, kind) with the descriptor set to its math type
  * and its workspace in *ws; NULL on failure (recorded) or, with 16-bit
- * data, when there is none (see conv_usable16). */
+ * data, when there is none (the caller then runs float32). */
 static const cu_conv_algo *conv_prepare(cu_impl *cu, const conv_desc *d, const cnet_conv2d *s,
                                         cu_conv_kind kind, void **ws) {
     const cu_conv_algo *a = conv_algo(cu, d, s, kind);
