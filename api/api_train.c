@@ -10,9 +10,9 @@
 static const char *const schedulers[] = {"constant", "constant_with_warmup", "linear",
                                          "cosine",   "cosine_with_restarts", "polynomial",
                                          NULL};
-/* Mixed precision (fp16/bf16) is future work: the engine trains in
- * float32 only, so anything else is refused rather than ignored. */
-static const char *const precisions[] = {"no", NULL};
+/* train_controlnet.py's --mixed_precision values (no fp8): the names of
+ * engine/backend.h's cnet_precision. */
+static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
 /* What engine/trainer.c can train. */
 static const char *const prediction_types[] = {"epsilon", "v_prediction", NULL};
 

@@ -31,6 +31,19 @@
 
 typedef struct cnet_backend cnet_backend;
 
+/* Compute precision of the heavy ops (gemm, gemm_batched, linear, conv2d),
+ * diffusers' --mixed_precision: no | fp16 | bf16. Storage stays float32 in
+ * every case (the table's float * buffers, f32 master weights, gradients
+ * and optimizer state); only the inputs of those products are rounded to 16
+ * bits, with float32 accumulation, as torch.autocast computes them. The CPU
+ * backend always computes in float32. */
+typedef enum cnet_precision {
+    CNET_PREC_F32 = 0, /* "no" */
+    CNET_PREC_F16,     /* "fp16": IEEE half, 10-bit mantissa, max 65504 */
+    CNET_PREC_BF16,    /* "bf16": bfloat16, 7-bit mantissa, float32's range */
+    CNET_PREC_COUNT
+} cnet_precision;
+
 /* Geometry of a 2-D convolution. Padding may be asymmetric (the VAE's
  * downsampler pads only right and bottom). Output size:
  * H_out = (H + pad_top + pad_bottom - kh) / stride + 1 (same for W). */
@@ -51,6 +64,10 @@ struct cnet_backend {
     const char *name;                  /* "cpu", "cuda" */
     void *impl;                        /* backend-private state (handles, streams, scratch) */
     void (*destroy)(cnet_backend *be); /* frees impl; called by cnet_backend_free */
+    /* Read by the heavy ops at each call, so a caller may change it between
+     * ops (a training job and the requests served between its steps); set
+     * it with cnet_backend_set_precision. */
+    cnet_precision precision;
 
     /* ---- memory ---- */
     void *(*alloc)(cnet_backend *be, size_t bytes); /* 64-byte aligned; NULL on failure */
@@ -219,5 +236,16 @@ int cnet_backend_open(cnet_backend *be, const char *device, char *note, size_t n
  * (the CUDA backend records its first failing call; the CPU one never
  * fails). */
 int cnet_backend_status(cnet_backend *be, cnet_error *err);
+
+/* "no", "fp16", "bf16" (diffusers' names); "?" out of range. */
+const char *cnet_precision_name(cnet_precision p);
+/* name -> *out; CNET_EINVAL naming the accepted values otherwise. */
+int cnet_precision_parse(const char *name, cnet_precision *out, cnet_error *err);
+/* Sets the compute precision of be and returns the previous one (for a
+ * caller that restores it). A backend without 16-bit math (the CPU) keeps
+ * float32 and says so in note (note[0] is '\0' when the request is
+ * honoured as asked); not an error, so one command line runs on both. */
+cnet_precision cnet_backend_set_precision(cnet_backend *be, cnet_precision p, char *note,
+                                          size_t note_cap);
 
 #endif

@@ -112,9 +112,9 @@ static int write_model_card(trainer *t, cnet_error *err) {
                  "---\n\n# controlnet - %s\n\nThese are ControlNet weights trained on %s with "
                  "a new type of conditioning, by cnet (a C implementation of diffusers' "
                  "train_controlnet.py): %d steps at resolution %d, batch size %d, learning "
-                 "rate %g (%s).\n",
+                 "rate %g (%s), mixed precision %s.\n",
                  base, base, base, t->global_step, o->resolution, o->train_batch_size,
-                 o->learning_rate, o->lr_scheduler);
+                 o->learning_rate, o->lr_scheduler, cnet_precision_name(t->be->precision));
     if (validation_pairs(o) > 0 && len > 0 && (size_t)len < cap)
         len +=
             snprintf(card + len, cap - (size_t)len, "\nYou can find some example images below.\n");

@@ -250,10 +250,12 @@ static void teardown(trainer *t) {
 
 static int save_checkpoint(trainer *t, cnet_error *err) {
     dataset_cursor c = dataset_tell(&t->ds);
-    json_t *state = json_pack("{s:i, s:I, s:I, s:I, s:s, s:i}", "global_step", t->global_step,
-                              "epoch", (json_int_t)c.epoch, "data_index", (json_int_t)c.index,
-                              "seed", (json_int_t)t->o->seed, "lr_scheduler", t->o->lr_scheduler,
-                              "max_train_steps", t->max_steps);
+    /* mixed_precision: what the backend computed in (cpu: always "no") */
+    json_t *state =
+        json_pack("{s:i, s:I, s:I, s:I, s:s, s:i, s:s}", "global_step", t->global_step, "epoch",
+                  (json_int_t)c.epoch, "data_index", (json_int_t)c.index, "seed",
+                  (json_int_t)t->o->seed, "lr_scheduler", t->o->lr_scheduler, "max_train_steps",
+                  t->max_steps, "mixed_precision", cnet_precision_name(t->be->precision));
     if (!state) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     checkpoint_tables tables = {&t->cn.params, &t->ts.m, &t->ts.v};
     int rc = checkpoint_save(t->o->output_dir, t->global_step, t->cn_config, &tables, state,
@@ -332,8 +334,8 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_e
     return 0;
 }
 
-int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hooks, int *stopped,
-                cnet_error *err) {
+static int train_loop(const train_options *o, cnet_backend *be, const train_hooks *hooks,
+                      int *stopped, cnet_error *err) {
     trainer t;
     memset(&t, 0, sizeof t);
     t.o = o, t.be = be, t.hooks = hooks;
@@ -397,5 +399,15 @@ int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hoo
     }
     if (!rc) rc = train_save_final(&t, err);
     teardown(&t);
+    return rc;
+}
+
+int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hooks, int *stopped,
+                cnet_error *err) {
+    /* the backend may be shared (the service's engine): restore its
+     * precision for whatever runs next */
+    const cnet_precision prev = cnet_backend_set_precision(be, o->mixed_precision, NULL, 0);
+    int rc = train_loop(o, be, hooks, stopped, err);
+    cnet_backend_set_precision(be, prev, NULL, 0);
     return rc;
 }

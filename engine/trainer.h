@@ -61,6 +61,11 @@ typedef struct train_options {
     int64_t max_train_samples;
     double proportion_empty_prompts;
     double max_bad_fraction; /* unreadable samples tolerated before refusing */
+    /* --mixed_precision: the compute precision trainer_run sets on the
+     * backend for the run (and restores after). The ControlNet's master
+     * weights, gradients and AdamW state are float32 at every precision;
+     * the CPU backend computes everything in float32. */
+    cnet_precision mixed_precision;
 } train_options;
 
 /* train_controlnet.py's defaults (resolution 512, batch 4, lr 5e-6, ...). */

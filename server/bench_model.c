@@ -80,6 +80,9 @@ void bench_model_usage(void *file) {
             "           sample size; cn_unet_step: ControlNet + UNet on a CFG batch of 2;\n"
             "           generate: one image, %d UniPC steps, CFG %g, at the UNet's sample size\n"
             "  --iters  timed runs after one warm-up, median reported (default %d)\n"
+            "  --device cpu|cuda|cuda:N (default cpu); each timed run ends with a synchronize\n"
+            "  --mixed_precision no|fp16|bf16: the compute precision of the products on cuda\n"
+            "           (default no; the cpu computes in float32)\n"
             "  --json   one line {\"task\", \"median_ms\", \"peak_rss_mb\"}\n",
             BENCH_GENERATE_STEPS, (double)BENCH_GENERATE_GUIDANCE, BENCH_MODEL_DEFAULT_ITERS);
 }
@@ -285,12 +288,31 @@ void bench_report(const char *task, double *t, int iters, int json) {
                task, median, t[0], t[iters - 1], iters, omp_get_max_threads(), rss_mb);
 }
 
+int bench_backend_open(cnet_backend *be, const char *device, cnet_precision prec, cnet_error *err) {
+    char note[256];
+    int rc = cnet_backend_open(be, device, note, sizeof note, err);
+    if (rc) return rc;
+    if (note[0]) fprintf(stderr, "cnet bench: %s\n", note);
+    cnet_backend_set_precision(be, prec, note, sizeof note);
+    if (note[0]) fprintf(stderr, "cnet bench: %s\n", note);
+    return 0;
+}
+
 int bench_model(int argc, char **argv) {
-    const char *model = NULL, *task = NULL;
+    const char *model = NULL, *task = NULL, *device = "cpu";
+    cnet_precision prec = CNET_PREC_F32;
     int iters = BENCH_MODEL_DEFAULT_ITERS, json = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+        } else if (i + 1 < argc && strcmp(argv[i], "--device") == 0) {
+            device = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--mixed_precision") == 0) {
+            cnet_error e = {0};
+            if (cnet_precision_parse(argv[++i], &prec, &e)) {
+                fprintf(stderr, "cnet bench: %s\n", e.msg);
+                return 2;
+            }
         } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
             model = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--task") == 0) {
@@ -316,14 +338,14 @@ int bench_model(int argc, char **argv) {
     for (int t = 0; task && t < TASK_COUNT; t++)
         if (strcmp(task, task_names[t]) == 0) s.task = (bench_task)t;
     if (model && task && strncmp(task, "train_step", 10) == 0)
-        return bench_train(model, task, iters, json);
+        return bench_train(model, task, device, prec, iters, json);
     if (!model || s.task == TASK_COUNT) {
         fprintf(stderr, "cnet bench: need --model DIR and --task %s|%s|%s|%s\n", task_names[0],
                 task_names[1], task_names[2], task_names[3]);
         return 2;
     }
     cnet_error err = {0};
-    int rc = cnet_backend_cpu_init(&s.be, &err);
+    int rc = bench_backend_open(&s.be, device, prec, &err);
     if (rc) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);
         return 1;
@@ -337,6 +359,7 @@ int bench_model(int argc, char **argv) {
     for (int i = 0; i < iters && !rc; i++) {
         double t0 = omp_get_wtime();
         rc = run_task(&s, &err);
+        s.be.synchronize(&s.be); /* a GPU's queued work counts */
         t[i] = (omp_get_wtime() - t0) * 1e3;
     }
     state_free(&s);

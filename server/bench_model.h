@@ -2,9 +2,16 @@
 #ifndef CNET_BENCH_MODEL_H
 #define CNET_BENCH_MODEL_H
 
+#include "engine/backend.h"
+
 /* argv[0] is "bench"; returns the exit status (0 ok, 1 failure, 2 usage). */
 int bench_model(int argc, char **argv);
 void bench_model_usage(void *file);
+
+/* Opens the backend of --device (a CUDA device that is not visible falls
+ * back to the CPU) at compute precision prec, with the notes of both on
+ * stderr. */
+int bench_backend_open(cnet_backend *be, const char *device, cnet_precision prec, cnet_error *err);
 
 /* Prints the median of times[iters] (milliseconds; sorted here) and the
  * process's peak RSS as a line, or as one JSON object. */
@@ -14,6 +21,7 @@ void bench_report(const char *task, double *times, int iters, int json);
  * text encode, ControlNet + UNet forward and backward, AdamW, batch 1 at the
  * UNet's sample size) and "train_step_cached" (the same from cached
  * latents). Returns 2 when task is not one of them. */
-int bench_train(const char *model, const char *task, int iters, int json);
+int bench_train(const char *model, const char *task, const char *device, cnet_precision prec,
+                int iters, int json);
 
 #endif

@@ -67,7 +67,8 @@ static float *buffer(bench_train_state *s, size_t n, int *rc, cnet_error *err) {
     return p;
 }
 
-int bench_train(const char *model, const char *task, int iters, int json) {
+int bench_train(const char *model, const char *task, const char *device, cnet_precision prec,
+                int iters, int json) {
     bench_train_state s;
     memset(&s, 0, sizeof s);
     if (strcmp(task, "train_step_cached") == 0)
@@ -79,7 +80,7 @@ int bench_train(const char *model, const char *task, int iters, int json) {
     if (iters > BENCH_TRAIN_MAX_ITERS) iters = BENCH_TRAIN_MAX_ITERS;
     cnet_error err = {0};
     char path[PATH_MAX];
-    int rc = cnet_backend_cpu_init(&s.be, &err), have_base = 0, have_cn = 0, have_ts = 0;
+    int rc = bench_backend_open(&s.be, device, prec, &err), have_base = 0, have_cn = 0, have_ts = 0;
     if (!rc && !(rc = sd_base_open(&s.base, &s.be, model, &err))) have_base = 1;
     snprintf(path, sizeof path, "%s/controlnet", model);
     if (!rc && !(rc = controlnet_open(&s.cn, &s.be, path, &err))) have_cn = 1;
@@ -110,6 +111,7 @@ int bench_train(const char *model, const char *task, int iters, int json) {
     for (int i = 0; i < iters && !rc; i++) {
         double t0 = omp_get_wtime();
         rc = one_step(&s, i + 1, &err);
+        s.be.synchronize(&s.be);
         t[i] = (omp_get_wtime() - t0) * 1e3;
     }
     float *bufs[] = {s.image, s.cond, s.latents, s.moments, s.noise, s.text};

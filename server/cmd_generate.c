@@ -100,6 +100,8 @@ static int load_models(gen_run *g, const gen_options *o, cnet_error *err) {
     if (rc) return rc;
     g->have_be = 1;
     if (note[0]) fprintf(stderr, "cnet generate: %s\n", note);
+    cnet_backend_set_precision(&g->be, o->mixed_precision, note, sizeof note);
+    if (note[0]) fprintf(stderr, "cnet generate: %s\n", note);
     if ((rc = sd_base_open(&g->base, &g->be, o->model, err))) return rc;
     g->have_base = 1;
     if ((rc = sd_base_scheduler(&g->base, o->sched_kind, &g->sched, err))) return rc;

@@ -10,7 +10,16 @@
 #include "engine/trainer.h"
 #include "server/commands.h"
 
-typedef enum { OPT_STR, OPT_INT, OPT_I64, OPT_U64, OPT_DBL, OPT_FLAG, OPT_LIST } opt_kind;
+typedef enum {
+    OPT_STR,
+    OPT_INT,
+    OPT_I64,
+    OPT_U64,
+    OPT_DBL,
+    OPT_FLAG,
+    OPT_LIST,
+    OPT_PRECISION
+} opt_kind;
 
 typedef struct opt_spec {
     const char *name;
@@ -57,6 +66,7 @@ static const opt_spec specs[] = {
     {"cache_latents", OPT_FLAG, O(cache_latents), 0},
     {"max_train_samples", OPT_I64, O(max_train_samples), 0},
     {"proportion_empty_prompts", OPT_DBL, O(proportion_empty_prompts), 0},
+    {"mixed_precision", OPT_PRECISION, O(mixed_precision), 0},
     /* cnet's own: unreadable samples tolerated (skipped) before refusing */
     {"max_bad_fraction", OPT_DBL, O(max_bad_fraction), 0},
 };
@@ -69,9 +79,10 @@ static void usage(FILE *out) {
                  "  The flags of diffusers' examples/controlnet/train_controlnet.py:\n");
     for (int i = 0; i < n_specs; i++)
         fprintf(out, "    --%s%s\n", specs[i].name,
-                specs[i].kind == OPT_FLAG   ? ""
-                : specs[i].kind == OPT_LIST ? " VALUE [VALUE ...]"
-                                            : " VALUE");
+                specs[i].kind == OPT_FLAG        ? ""
+                : specs[i].kind == OPT_LIST      ? " VALUE [VALUE ...]"
+                : specs[i].kind == OPT_PRECISION ? " no|fp16|bf16"
+                                                 : " VALUE");
     fprintf(out, "  Also: --device cpu|cuda[:N] (default cpu; without a visible GPU, cuda falls "
                  "back to the CPU with a note)\n");
 }
@@ -170,6 +181,12 @@ static int parse(int argc, char **argv, train_options *o, const char **device) {
         }
         if (s->kind == OPT_STR) {
             *(const char **)(base + s->offset) = v;
+        } else if (s->kind == OPT_PRECISION) {
+            cnet_error e = {0};
+            if (cnet_precision_parse(v, (cnet_precision *)(base + s->offset), &e)) {
+                fprintf(stderr, "cnet train: %s\n", e.msg);
+                return 2;
+            }
         } else if (parse_number(s, v, base + s->offset) != 0) {
             fprintf(stderr, "cnet train: --%s: '%s' is not a valid number\n", name, v);
             return 2;
@@ -213,6 +230,9 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "cnet train: %s\n", err.msg);
         return 2;
     }
+    if (note[0]) fprintf(stderr, "cnet train: %s\n", note);
+    /* trainer_run sets it again; here only for the note (cpu: float32) */
+    cnet_backend_set_precision(&be, o.mixed_precision, note, sizeof note);
     if (note[0]) fprintf(stderr, "cnet train: %s\n", note);
     int tty = isatty(STDERR_FILENO);
     train_hooks hooks = {.user = &tty, .on_step = on_step, .on_checkpoint = on_checkpoint};

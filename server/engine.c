@@ -75,7 +75,11 @@ static engine_req *pop(engine *e) {
 
 /* Runs r on the device thread and wakes its caller. */
 static void serve(engine *e, engine_req *r) {
+    /* generate requests compute in float32, also between the steps of a
+     * training job that set a 16-bit precision on this backend */
+    const cnet_precision prev = cnet_backend_set_precision(&e->be, CNET_PREC_F32, NULL, 0);
     int rc = engine_gen_run(e, r->gen, r->out, r->err);
+    cnet_backend_set_precision(&e->be, prev, NULL, 0);
     pthread_mutex_lock(&e->mu);
     e->stats.generates++;
     if (rc) e->stats.generate_failures++;

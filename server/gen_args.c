@@ -53,6 +53,9 @@ void gen_usage(FILE *f) {
         "  --low L --high H       canny thresholds (default %g, %g)\n"
         "  --max-pixels N         largest control image and output, in pixels (default %lld)\n"
         "  --device D             cpu|cuda|cuda:N (default cpu)\n"
+        "  --mixed-precision P    no|fp16|bf16: 16-bit tensor-core products on cuda with\n"
+        "                         float32 accumulation (default no; the cpu computes in\n"
+        "                         float32); also spelled --mixed_precision\n"
         "  --out FILE.png         output (default %s); with --num-images N > 1 the files are\n"
         "                         FILE_0.png ... FILE_<N-1>.png\n"
         "  Lists are comma-separated; one value applies to every ControlNet.\n"
@@ -222,6 +225,8 @@ int gen_args_parse(gen_options *o, int argc, char **argv, cnet_error *err) {
             o->out = v;
         else if (strcmp(a, "--device") == 0)
             o->device = v;
+        else if (strcmp(a, "--mixed-precision") == 0 || strcmp(a, "--mixed_precision") == 0)
+            rc = cnet_precision_parse(v, &o->mixed_precision, err);
         else if (strcmp(a, "--scale") == 0)
             scales = v;
         else if (strcmp(a, "--start") == 0)

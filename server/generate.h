@@ -55,6 +55,7 @@ typedef struct gen_options {
     int width, height; /* 0: from the first control image */
     double low, high;  /* canny thresholds */
     int64_t max_pixels;
+    cnet_precision mixed_precision; /* --mixed-precision (cpu: float32 with a note) */
     int n_controls;
     gen_control controls[PIPE_MAX_CONTROLNETS];
     char *owned[2]; /* copies of the --controlnet and --image lists, split in place */

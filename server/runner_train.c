@@ -161,6 +161,8 @@ static int map_options(runner_job *x, const json_t *spec, train_paths *p, train_
     const char *s = json_string_value(json_object_get(spec, "lr_scheduler"));
     if (s) o->lr_scheduler = s;
     o->prediction_type = json_string_value(json_object_get(spec, "prediction_type"));
+    s = json_string_value(json_object_get(spec, "mixed_precision"));
+    if (s && (rc = cnet_precision_parse(s, &o->mixed_precision, err))) return rc;
     const json_t *prompts = json_object_get(spec, "validation_prompt");
     const json_t *images = json_object_get(spec, "validation_image");
     for (size_t i = 0; i < json_array_size(prompts) && i < TRAIN_MAX_VALIDATION; i++)
@@ -232,6 +234,14 @@ int runner_train(runner_job *x) {
     sd_base *base = NULL;
     int stopped = 0;
     if (!rc && !trained(x->job->dir)) {
+        /* the note a cpu engine gives for a 16-bit request (trainer_run
+         * sets the precision itself and restores it) */
+        char note[256];
+        cnet_backend *be = engine_backend(x->e);
+        const cnet_precision prev =
+            cnet_backend_set_precision(be, o.mixed_precision, note, sizeof note);
+        cnet_backend_set_precision(be, prev, NULL, 0);
+        if (note[0]) fprintf(stderr, "runner: job %s: %s\n", x->job->id, note);
         rc = engine_base_acquire(x->e, paths->model, &base, x->err);
         o.base = base;
         train_ctx t = {.x = x};

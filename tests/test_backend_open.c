@@ -95,8 +95,63 @@ static void test_ordinal_range(void) {
     if (rc == 0) cnet_backend_free(&be);
 }
 
+/* --mixed_precision names: diffusers' three, anything else refused with
+ * the accepted values named. */
+static void test_precision_names(void) {
+    const char *names[] = {"no", "fp16", "bf16"};
+    const cnet_precision want[] = {CNET_PREC_F32, CNET_PREC_F16, CNET_PREC_BF16};
+    for (int i = 0; i < 3; i++) {
+        cnet_precision p = CNET_PREC_COUNT;
+        cnet_error err = {0};
+        EXPECT(cnet_precision_parse(names[i], &p, &err) == 0 && p == want[i], "%s: %s", names[i],
+               err.msg);
+        EXPECT(strcmp(cnet_precision_name(want[i]), names[i]) == 0, "name of %d", (int)want[i]);
+    }
+    const char *bad[] = {"fp8", "BF16", "", "bf16 ", "f32"};
+    for (int i = 0; i < 5; i++) {
+        cnet_precision p = CNET_PREC_BF16;
+        cnet_error err = {0};
+        EXPECT(cnet_precision_parse(bad[i], &p, &err) == CNET_EINVAL &&
+                   strstr(err.msg, "expected no, fp16 or bf16") && p == CNET_PREC_BF16,
+               "'%s' accepted or badly refused: %s", bad[i], err.msg);
+    }
+}
+
+/* The CPU honours a 16-bit request as float32 with one note (a CUDA build
+ * falling back to the CPU runs the same command line); CUDA, where a GPU is
+ * visible, takes it as asked. Both hand back the previous precision. */
+static void test_precision_on_backends(void) {
+    cnet_backend be;
+    cnet_error err = {0};
+    char note[256];
+    CHECK(cnet_backend_open(&be, "cpu", note, sizeof note, &err) == 0, "%s", err.msg);
+    EXPECT(be.precision == CNET_PREC_F32, "cpu opens with precision %d", (int)be.precision);
+    cnet_precision prev = cnet_backend_set_precision(&be, CNET_PREC_BF16, note, sizeof note);
+    EXPECT(prev == CNET_PREC_F32 && be.precision == CNET_PREC_F32, "cpu bf16: %d -> %d", (int)prev,
+           (int)be.precision);
+    EXPECT(strcmp(note,
+                  "cpu backend computes in float32; --mixed_precision bf16 applies on cuda") == 0,
+           "note '%s'", note);
+    cnet_backend_set_precision(&be, CNET_PREC_F16, note, sizeof note);
+    EXPECT(strstr(note, "--mixed_precision fp16 applies on cuda"), "fp16 note '%s'", note);
+    cnet_backend_set_precision(&be, CNET_PREC_F32, note, sizeof note);
+    EXPECT(note[0] == '\0', "note '%s' for no", note);
+    cnet_backend_free(&be);
+    if (visible_gpus() == 0) return;
+    CHECK(cnet_backend_open(&be, "cuda", note, sizeof note, &err) == 0, "%s", err.msg);
+    prev = cnet_backend_set_precision(&be, CNET_PREC_BF16, note, sizeof note);
+    EXPECT(prev == CNET_PREC_F32 && be.precision == CNET_PREC_BF16 && note[0] == '\0',
+           "cuda bf16: %d -> %d, note '%s'", (int)prev, (int)be.precision, note);
+    EXPECT(cnet_backend_set_precision(&be, CNET_PREC_F16, NULL, 0) == CNET_PREC_BF16 &&
+               be.precision == CNET_PREC_F16,
+           "cuda fp16");
+    cnet_backend_free(&be);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
+    RUN(test_precision_names);
+    RUN(test_precision_on_backends);
     RUN(test_cpu);
     RUN(test_cuda_or_fallback);
     RUN(test_refused);

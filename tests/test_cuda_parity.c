@@ -7,6 +7,14 @@
  * runs the fixture's ControlNet and then the UNet with its residuals on
  * both backends.
  *
+ * Mixed precision (--mixed_precision bf16 / fp16): the heavy ops (gemm,
+ * gemm_batched, linear, conv2d forward and backward) run again on CUDA at
+ * each 16-bit precision against the same float32 CPU results, with bounds
+ * derived from the formats (see tol16); attention is checked to stay
+ * float32 there. Then one whole training step (prediction, loss, every
+ * ControlNet gradient) and one short generation (the image) at f32, bf16
+ * and fp16 against the CPU.
+ *
  * The CPU backend is the independent truth here: it is itself checked
  * against double references and finite differences (tests/test_ops_*.c)
  * and the PyTorch goldens. Without a CUDA build or a visible GPU the
@@ -19,6 +27,9 @@
 #include "engine/backend.h"
 #include "engine/controlnet.h"
 #include "engine/philox.h"
+#include "engine/pipeline.h"
+#include "engine/sd_base.h"
+#include "engine/train_step.h"
 #include "engine/unet.h"
 #include "tests/harness.h"
 #include "tests/lib_numeric.h"
@@ -29,6 +40,31 @@
 #define TOL 1e-6
 
 #ifdef CNET_HAVE_CUDA
+
+/* The bound EXPECT_CLOSE applies: TOL, or a 16-bit one while the mixed
+ * precision checks run. */
+static double tol_now = TOL;
+
+/* Unit roundoff of the 16-bit formats (round to nearest even): bfloat16
+ * keeps 8 significant bits (7 stored), IEEE half 11 (10 stored). */
+#define U_BF16 (1.0 / 256)
+#define U_F16 (1.0 / 2048)
+
+/* NMSE bound of a product whose `roundings` operands per term are rounded
+ * to 16 bits (2 for a gemm, 3 for a conv, whose output is 16-bit too) and
+ * summed in float32. Each rounding multiplies a term by (1 + d) with
+ * E[d^2] <= u^2/3, so a term's error variance is roundings * u^2/3 of its
+ * square. With zero-mean inputs (the tests' uniform [-1, 1)) the K terms of
+ * a sum have independent signs: its error and the sum itself both grow as
+ * sqrt(K), so the NMSE is roundings * u^2/3 whatever K (float32
+ * accumulation adds ~K * 2^-24 at worst, negligible squared for K < 10^4).
+ * bf16: 1.0e-5 (gemm), 1.5e-5 (conv); fp16: 1.6e-7, 2.4e-7. The bound
+ * allows 5x that (the rounding errors' distribution over a binade, small
+ * sample sizes), and the library may round to TF32 instead (more precise). */
+static double tol16(cnet_precision p, int roundings) {
+    const double u = p == CNET_PREC_BF16 ? U_BF16 : U_F16;
+    return 5.0 * roundings * u * u / 3.0;
+}
 
 /* BE[0] the CPU backend, BE[1] the CUDA backend. */
 static cnet_backend BE[2];
@@ -80,12 +116,11 @@ static void pool_free(void) {
     npool = 0;
 }
 
-/* sum (gpu - cpu)^2 / sum cpu^2 over the buffer's floats (NaN stays NaN). */
-static double pb_nmse(const pbuf *b) {
-    size_t n = b->bytes / sizeof(float);
+/* sum (gpu - cpu)^2 / sum cpu^2 over n floats: c on the host (CPU
+ * backend), dev on the CUDA backend (NaN stays NaN). */
+static double nmse_vs_cpu(const float *c, const void *dev, size_t n) {
     float *g = malloc((n ? n : 1) * sizeof *g);
-    BE[1].download(&BE[1], g, b->p[1], b->bytes);
-    const float *c = b->p[0];
+    BE[1].download(&BE[1], g, dev, n * sizeof(float));
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         double d = (double)g[i] - c[i];
@@ -96,6 +131,10 @@ static double pb_nmse(const pbuf *b) {
     return num / (den > 1e-30 ? den : 1e-30);
 }
 
+static double pb_nmse(const pbuf *b) {
+    return nmse_vs_cpu(b->p[0], b->p[1], b->bytes / sizeof(float));
+}
+
 #define BOTH(op, ...)                                                                              \
     for (int s_ = 0; s_ < 2; s_++) BE[s_].op(&BE[s_], __VA_ARGS__)
 #define F(b) ((float *)(b)->p[s_])
@@ -104,7 +143,7 @@ static double pb_nmse(const pbuf *b) {
 #define EXPECT_CLOSE(buf, what)                                                                    \
     do {                                                                                           \
         double e_ = pb_nmse(buf);                                                                  \
-        EXPECT(e_ <= TOL, "%s: NMSE %.3e", what, e_);                                              \
+        EXPECT(e_ <= tol_now, "%s: NMSE %.3e (bound %.1e)", what, e_, tol_now);                    \
     } while (0)
 
 static void expect_healthy(void) {
@@ -160,7 +199,8 @@ static void test_linear(void) {
     pool_free();
 }
 
-static void check_conv(cnet_conv2d s, const char *name) {
+/* Returns the forward's NMSE. */
+static double check_conv(cnet_conv2d s, const char *name) {
     const int Ho = cnet_conv2d_out_h(&s), Wo = cnet_conv2d_out_w(&s);
     const size_t nin = (size_t)s.B * s.H * s.W * s.C_in, nout = (size_t)s.B * Ho * Wo * s.C_out;
     const size_t nw = (size_t)s.C_out * s.kh * s.kw * s.C_in;
@@ -178,8 +218,10 @@ static void check_conv(cnet_conv2d s, const char *name) {
     EXPECT_CLOSE(dw, what);
     snprintf(what, sizeof what, "%s dbias (+=)", name);
     EXPECT_CLOSE(db, what);
+    const double forward = pb_nmse(y);
     expect_healthy();
     pool_free();
+    return forward;
 }
 
 static void test_conv2d(void) {
@@ -509,6 +551,194 @@ static void test_sticky_error(void) {
     cnet_backend_free(&be);
 }
 
+/* The heavy ops at bf16 and fp16 against the float32 CPU (bounds: tol16);
+ * attention stays float32 at every precision (TOL). */
+static void test_mixed_heavy_ops(void) {
+    const cnet_precision precs[2] = {CNET_PREC_BF16, CNET_PREC_F16};
+    for (int i = 0; i < 2; i++) {
+        cnet_backend_set_precision(&BE[1], precs[i], NULL, 0);
+        printf("    --mixed_precision %s\n", cnet_precision_name(precs[i]));
+        tol_now = tol16(precs[i], 2);
+        test_gemm();
+        test_linear();
+        tol_now = tol16(precs[i], 3);
+        test_conv2d();
+        /* the conv really ran on 16-bit operands: its output was rounded
+         * (channels in multiples of 8, which every cuDNN 16-bit engine
+         * takes, so no float32 fallback is expected) */
+        const double e =
+            check_conv((cnet_conv2d){2, 9, 7, 24, 16, 1, 1, 1, 0, 0, 0, 0}, "conv 1x1 16-bit");
+        EXPECT(e > 1e-3 * tol16(precs[i], 3), "%s conv NMSE %.3e: not 16-bit math",
+               cnet_precision_name(precs[i]), e);
+        tol_now = TOL;
+        check_attention(2, 70, 70, 2, 64, 0);
+        check_attention(1, 100, 77, 2, 40, 0);
+    }
+    cnet_backend_set_precision(&BE[1], CNET_PREC_F32, NULL, 0);
+    tol_now = TOL;
+}
+
+/* Whole-model bounds at 16 bits. Each product or conv adds ~tol16/5 of
+ * NMSE relative to its output; the tiny fixture model chains about 25 of
+ * them from the noisy latents to the prediction (ControlNet, then the UNet
+ * it feeds) and as many again back to the ControlNet's gradients; norms keep
+ * the scale, so the errors add: ~25 * 1.5e-5 = 4e-4 (bf16) at the output,
+ * ~8e-4 for the gradients; 1/64 of that for fp16. The bounds allow 5x. The
+ * float32 CUDA run is the baseline (cuDNN / cuBLAS vs OpenBLAS order). */
+static double model_tol(cnet_precision p, int backward) {
+    const double per_op = p == CNET_PREC_F32 ? 1e-7 : tol16(p, 3) / 5.0;
+    return 5.0 * 25.0 * (backward ? 2 : 1) * per_op;
+}
+
+static const cnet_precision ALL_PRECS[3] = {CNET_PREC_F32, CNET_PREC_BF16, CNET_PREC_F16};
+
+/* One training step (forward, loss, backward into the ControlNet's
+ * gradients) of the tiny fixture model: the CPU once in float32, CUDA at
+ * f32, bf16 and fp16. */
+static void test_mixed_train_step(void) {
+    const char *fx = harness_arg("--fixtures", "../shared/fixtures");
+    char path[3][4096];
+    snprintf(path[0], sizeof path[0], "%s/tiny-sd/unet", fx);
+    snprintf(path[1], sizeof path[1], "%s/tiny-sd/controlnet", fx);
+    snprintf(path[2], sizeof path[2], "%s/tiny-sd/scheduler/scheduler_config.json", fx);
+    unet_model un[2];
+    controlnet_model cn[2];
+    sched dd[2];
+    train_step ts[2];
+    cnet_sched_config scfg;
+    cnet_error err = {0};
+    int stage[2] = {0, 0}; /* per side: 1 unet, 2 + controlnet, 3 + sched, 4 + train_step */
+    memset(ts, 0, sizeof ts);
+    memset(dd, 0, sizeof dd);
+    int rc = cnet_sched_config_load(&scfg, path[2], CNET_SCHED_DDPM, &err);
+    const int have_cfg = rc == 0;
+    const int B = 2, h = 8, w = 8, Nt = 7;
+    for (int s = 0; s < 2 && !rc; s++) {
+        if (!(rc = unet_open(&un[s], &BE[s], path[0], &err))) stage[s] = 1;
+        if (!rc && !(rc = controlnet_open(&cn[s], &BE[s], path[1], &err))) stage[s] = 2;
+        if (!rc && !(rc = sched_init(&dd[s], &BE[s], &scfg, 0, &err))) stage[s] = 3;
+        train_step_config cfg = {
+            .prediction = TRAIN_PRED_EPSILON, .B = B, .h = h, .w = w, .Nt = Nt};
+        if (!rc && !(rc = train_step_init(&ts[s], &un[s], &cn[s], &dd[s], &cfg, &err)))
+            stage[s] = 4;
+    }
+    EXPECT(rc == 0, "opening the tiny model: %s", err.msg);
+    if (!rc) {
+        const int f = controlnet_image_factor(&cn[0]), Dt = un[0].enc.cfg.cross_attention_dim[0];
+        const int64_t t[2] = {981, 17};
+        pbuf *lat = pb_rand((size_t)B * h * w * 4, -1, 1),
+             *noise = pb_rand((size_t)B * h * w * 4, -2, 2);
+        pbuf *text = pb_rand((size_t)B * Nt * Dt, -1, 1);
+        pbuf *cond = pb_rand((size_t)B * h * f * w * f * 3, 0, 1);
+        const size_t np = ts[0].grads.total, npred = (size_t)B * h * w * 4;
+        float cpu_loss = NAN, loss = NAN;
+        for (int p = -1; p < 3 && !rc; p++) {
+            const int s_ = p < 0 ? 0 : 1; /* p = -1: the CPU's float32 run */
+            if (p >= 0) cnet_backend_set_precision(&BE[1], ALL_PRECS[p], NULL, 0);
+            BE[s_].zero(&BE[s_], ts[s_].grads.block, np * sizeof(float));
+            rc = train_step_accumulate(&ts[s_], B, CF(lat), CF(noise), t, CF(text), CF(cond), 1.0f,
+                                       p < 0 ? &cpu_loss : &loss, &err);
+            EXPECT(rc == 0, "train step: %s", err.msg);
+            if (!rc && p < 0) { /* gradients to compare, not zeros (NMSE 0/0) */
+                double energy = 0;
+                for (size_t i = 0; i < np; i++)
+                    energy += (double)ts[0].grads.block[i] * ts[0].grads.block[i];
+                EXPECT(energy > 0, "the CPU step gave all-zero ControlNet gradients");
+            }
+            if (rc || p < 0) continue;
+            const char *name = cnet_precision_name(ALL_PRECS[p]);
+            const double e_pred = nmse_vs_cpu(ts[0].pred, ts[1].pred, npred);
+            const double e_grad = nmse_vs_cpu(ts[0].grads.block, ts[1].grads.block, np);
+            const double e_loss = ((double)loss - cpu_loss) * ((double)loss - cpu_loss) /
+                                  ((double)cpu_loss * cpu_loss);
+            printf("    train step %s: NMSE pred %.2e, grads %.2e, loss %.2e\n", name, e_pred,
+                   e_grad, e_loss);
+            EXPECT(e_pred <= model_tol(ALL_PRECS[p], 0), "%s prediction NMSE %.3e > %.1e", name,
+                   e_pred, model_tol(ALL_PRECS[p], 0));
+            EXPECT(e_loss <= model_tol(ALL_PRECS[p], 0), "%s loss %.6g vs %.6g", name, loss,
+                   cpu_loss);
+            EXPECT(e_grad <= model_tol(ALL_PRECS[p], 1), "%s gradients NMSE %.3e > %.1e", name,
+                   e_grad, model_tol(ALL_PRECS[p], 1));
+        }
+        cnet_backend_set_precision(&BE[1], CNET_PREC_F32, NULL, 0);
+    }
+    expect_healthy();
+    pool_free();
+    for (int s = 0; s < 2; s++) {
+        if (stage[s] >= 4) train_step_free(&ts[s]);
+        if (stage[s] >= 3) sched_free(&dd[s]);
+        if (stage[s] >= 2) controlnet_free(&cn[s]);
+        if (stage[s] >= 1) unet_free(&un[s]);
+    }
+    if (have_cfg) cnet_sched_config_free(&scfg);
+}
+
+/* A short generation (4 UniPC/own-scheduler steps, no CFG so the bound
+ * is the model's, text encoder and VAE included) of the tiny fixture
+ * pipeline: the CPU's float32 image against CUDA's at f32, bf16, fp16. The
+ * image bound is model_tol per step, summed over the steps. */
+static void test_mixed_generation(void) {
+    const char *fx = harness_arg("--fixtures", "../shared/fixtures");
+    char dir[2][4096];
+    snprintf(dir[0], sizeof dir[0], "%s/tiny-sd", fx);
+    snprintf(dir[1], sizeof dir[1], "%s/tiny-sd/controlnet", fx);
+    sd_base base[2];
+    controlnet_model cn[2];
+    cnet_sched_config scfg;
+    cnet_error err = {0};
+    int stage[2] = {0, 0}, have_cfg = 0;
+    int rc = 0;
+    for (int s = 0; s < 2 && !rc; s++) {
+        if (!(rc = sd_base_open(&base[s], &BE[s], dir[0], &err))) stage[s] = 1;
+        if (!rc && !(rc = controlnet_open(&cn[s], &BE[s], dir[1], &err))) stage[s] = 2;
+    }
+    if (!rc && !(rc = sd_base_scheduler(&base[0], -1, &scfg, &err))) have_cfg = 1;
+    EXPECT(rc == 0, "opening the tiny pipeline: %s", err.msg);
+    const int steps = 4;
+    if (!rc) {
+        const int H = 8 * controlnet_image_factor(&cn[0]), W = H;
+        const size_t n = (size_t)H * W * 3;
+        float *control = alloc_uniform(n, 0, 1, &seed);
+        float *img[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
+        pipe_request req;
+        memset(&req, 0, sizeof req);
+        req.prompt = "a red circle on a navy background";
+        req.steps = steps, req.guidance = 1.0f, req.seed = 7;
+        req.width = W, req.height = H, req.num_images = 1, req.n_controlnets = 1;
+        for (int p = -1; p < 3 && !rc; p++) {
+            const int s = p < 0 ? 0 : 1;
+            if (p >= 0) cnet_backend_set_precision(&BE[1], ALL_PRECS[p], NULL, 0);
+            req.controlnets[0] = (pipe_controlnet){
+                .model = &cn[s], .image = control, .n_images = 1, .scale = 1, .start = 0, .end = 1};
+            pipe_models m = sd_base_models(&base[s]);
+            rc = pipeline_generate(&m, &scfg, &req, img[s], NULL, &err);
+            EXPECT(rc == 0, "generate: %s", err.msg);
+            if (rc || p < 0) continue;
+            double num = 0, den = 0;
+            for (size_t i = 0; i < n; i++) {
+                const double d = (double)img[1][i] - img[0][i];
+                num += d * d, den += (double)img[0][i] * img[0][i];
+            }
+            const double e = num / (den > 1e-30 ? den : 1e-30);
+            const double bound = steps * model_tol(ALL_PRECS[p], 0);
+            printf("    generation %s: image NMSE %.2e (bound %.1e)\n",
+                   cnet_precision_name(ALL_PRECS[p]), e, bound);
+            EXPECT(e <= bound, "%s image NMSE %.3e > %.1e", cnet_precision_name(ALL_PRECS[p]), e,
+                   bound);
+        }
+        cnet_backend_set_precision(&BE[1], CNET_PREC_F32, NULL, 0);
+        free(control);
+        free(img[0]);
+        free(img[1]);
+    }
+    expect_healthy();
+    if (have_cfg) cnet_sched_config_free(&scfg);
+    for (int s = 0; s < 2; s++) {
+        if (stage[s] >= 2) controlnet_free(&cn[s]);
+        if (stage[s] >= 1) sd_base_free(&base[s]);
+    }
+}
+
 #endif /* CNET_HAVE_CUDA */
 
 int main(int argc, char **argv) {
@@ -540,6 +770,9 @@ int main(int argc, char **argv) {
     RUN(test_loss_and_optimizer);
     RUN(test_philox_bit_identical);
     RUN(test_controlnet_unet_forward);
+    RUN(test_mixed_heavy_ops);
+    RUN(test_mixed_train_step);
+    RUN(test_mixed_generation);
     cnet_backend_free(&BE[1]);
     cnet_backend_free(&BE[0]);
     RUN(test_sticky_error);

@@ -357,6 +357,30 @@ static void test_seed_determinism(void) {
     png_read_free(&rc_);
 }
 
+/* --mixed-precision on the CPU: float32 with one note, the very bytes of a
+ * run without it; an unknown value is a usage error naming the accepted. */
+static void test_mixed_precision_on_cpu(void) {
+    const char *a = path_in("out/mp_no.png"), *b = path_in("out/mp_bf16.png"),
+               *c = path_in("out/mp_fp16.png");
+    const char *bf16[] = {"--mixed-precision", "bf16", NULL};
+    const char *fp16[] = {"--mixed_precision", "fp16", NULL};
+    CHECK(generate(a, NULL) == 0, "%s", last_err);
+    EXPECT(!strstr(last_err, "computes in float32"), "a note without the flag: %s", last_err);
+    CHECK(generate(b, bf16) == 0, "%s", last_err);
+    EXPECT(strstr(last_err, "cpu backend computes in float32; --mixed_precision bf16 applies on "
+                            "cuda"),
+           "no note: %s", last_err);
+    CHECK(generate(c, fp16) == 0, "%s", last_err);
+    EXPECT(strstr(last_err, "--mixed_precision fp16 applies on cuda"), "no note: %s", last_err);
+    size_t na = 0, nb = 0, nc = 0;
+    char *da = file_read(a, &na), *db = file_read(b, &nb), *dc = file_read(c, &nc);
+    EXPECT(da && db && na == nb && memcmp(da, db, na) == 0, "bf16 on the cpu changed the image");
+    EXPECT(da && dc && na == nc && memcmp(da, dc, na) == 0, "fp16 on the cpu changed the image");
+    free(da);
+    free(db);
+    free(dc);
+}
+
 static void test_num_images(void) {
     const char *out = path_in("out/batch.png"), *single = path_in("out/single.png");
     const char *two[] = {"--num-images", "2", NULL};
@@ -521,6 +545,7 @@ static void test_bad_input(void) {
     BAD("unknown preprocessor", 2, "--preprocess: unknown 'sobel'", "--preprocess", "sobel");
     BAD("not a png output", 2, ".png", "--out", path_in("bad/out.jpg"));
     BAD("unknown option", 2, "--bogus", "--bogus", "1");
+    BAD("unknown precision", 2, "'fp8': expected no, fp16 or bf16", "--mixed-precision", "fp8");
     BAD("missing model folder", 1, "no-such-model", "--model", path_in("no-such-model"));
     BAD("unwritable output folder", 1, "not writable", "--out", nodir);
 #undef BAD
@@ -544,6 +569,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_png_with_parameters);
     RUN(test_seed_determinism);
+    RUN(test_mixed_precision_on_cpu);
     RUN(test_num_images);
     RUN(test_two_controlnets);
     RUN(test_canny);

@@ -213,6 +213,26 @@ static void test_server_job_routes(void) {
     http_resp_free(&r);
 }
 
+/* mixed_precision: the script's no/fp16/bf16 are accepted and kept in the
+ * spec (fp8 is refused in the bad-JSON corpus). */
+static void test_server_mixed_precision(void) {
+    const char *values[] = {"no", "fp16", "bf16"};
+    for (int i = 0; i < 3; i++) {
+        char extra[64], id[64], path[200];
+        snprintf(extra, sizeof extra, ", \"mixed_precision\": \"%s\"", values[i]);
+        CHECK(create_job(NULL, extra, id) == 202 && id[0], "%s refused", values[i]);
+        snprintf(path, sizeof path, "/v1/jobs/%s", id);
+        http_resp r;
+        http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
+        json_t *v = body_json(&r);
+        const char *got =
+            json_string_value(json_object_get(json_object_get(v, "spec"), "mixed_precision"));
+        EXPECT(got && strcmp(got, values[i]) == 0, "spec keeps %s: %s", values[i], r.body);
+        json_decref(v);
+        http_resp_free(&r);
+    }
+}
+
 static void test_server_idempotency(void) {
     char a[64], b[64], c[64];
     CHECK(create_job("key-1", NULL, a) == 202, "first");
@@ -466,6 +486,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_server_auth_matrix_from_openapi);
     RUN(test_server_job_routes);
+    RUN(test_server_mixed_precision);
     RUN(test_server_idempotency);
     RUN(test_server_sse_replay);
     RUN(test_server_bad_json_corpus);

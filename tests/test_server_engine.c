@@ -51,14 +51,18 @@ static const char *const train_spec =
     "{\"pretrained_model_name_or_path\": \"tiny\", \"dataset\": \"%s\", \"resolution\": 16, "
     "\"train_batch_size\": 2, \"max_train_steps\": %d, \"checkpointing_steps\": %d, "
     "\"learning_rate\": 0.001, \"lr_warmup_steps\": 0, \"seed\": 11%s}";
-/* Validation images at the last step (they do not change the weights): 1
- * with a conditioning image named, 2 with the dataset's first one. */
-static const char *const validation[] = {
+/* Spec variants that do not change the weights: validation images at the
+ * last step, 1 with a conditioning image named, 2 with the dataset's first
+ * one; 3 as 2 at mixed_precision bf16, which a CPU engine computes in
+ * float32. */
+static const char *const spec_extra[] = {
     "",
     ", \"validation_prompt\": [\"red circle\"], \"validation_image\": "
     "[\"conditioning_images/00000.png\"], \"validation_steps\": 6, \"num_validation_images\": 1",
     ", \"validation_prompt\": [\"red circle\"], \"validation_steps\": 6, "
-    "\"num_validation_images\": 1"};
+    "\"num_validation_images\": 1",
+    ", \"validation_prompt\": [\"red circle\"], \"validation_steps\": 6, "
+    "\"num_validation_images\": 1, \"mixed_precision\": \"bf16\""};
 
 static double now_s(void) {
     struct timespec ts;
@@ -125,9 +129,9 @@ static int wait_state(test_server *s, const char *id, const char *want, double t
     return -1;
 }
 
-static int submit_train(test_server *s, int steps, int ckpt, int validate, char id[64]) {
+static int submit_train(test_server *s, int steps, int ckpt, int variant, char id[64]) {
     char body[2048];
-    snprintf(body, sizeof body, train_spec, fill, steps, ckpt, validation[validate]);
+    snprintf(body, sizeof body, train_spec, fill, steps, ckpt, spec_extra[variant]);
     http_resp r;
     long st = post_json(s, "/v1/jobs", body, "application/json", &r);
     json_t *j = json_loads(r.body, 0, NULL);
@@ -371,7 +375,7 @@ static void *gen_main(void *arg) {
 static void test_two_trains_one_base_load(void) {
     char a[64], b[64], st[16];
     CHECK(submit_train(&srv, TRAIN_STEPS, 2, 1, a) == 0 &&
-              submit_train(&srv, TRAIN_STEPS, 2, 2, b) == 0,
+              submit_train(&srv, TRAIN_STEPS, 2, 3, b) == 0,
           "submit");
     int step = 0;
     for (double t0 = now_s(); now_s() - t0 < 30 && step < 1; usleep(5000))
@@ -418,6 +422,14 @@ static void test_two_trains_one_base_load(void) {
     snprintf(file, sizeof file, "%s/jobs/%s/images_0.png", data1, b);
     struct stat sb;
     EXPECT(stat(file, &sb) == 0, "job B (validation images from the dataset) has no %s", file);
+    /* B asked for bf16: the same weights as A (checked above), and its card
+     * records what the CPU engine computed in */
+    snprintf(file, sizeof file, "%s/jobs/%s/README.md", data1, b);
+    size_t n = 0;
+    char *card = file_read(file, &n);
+    EXPECT(card && strstr(card, "mixed precision no."), "job B's model card: %.400s",
+           card ? card : "(missing)");
+    free(card);
     snprintf(path, sizeof path, "/v1/jobs/%s/events", a);
     http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
     EXPECT(strstr(r.body, "event: validation") && strstr(r.body, "event: checkpoint"),

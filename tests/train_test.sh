@@ -51,6 +51,19 @@ check resume_skips_done_steps sh -c "! grep -q '^step 1/12' '$tmp/b2.log'"
 check resume_bit_exact cmp -s "$tmp/a/diffusion_pytorch_model.safetensors" \
     "$tmp/b/diffusion_pytorch_model.safetensors"
 
+# --mixed_precision on the CPU: float32 with one note, the weights of a run
+# without it; the checkpoint and the model card record what was computed.
+$CNET train $common --output_dir "$tmp/p32" --max_train_steps 2 >/dev/null 2>&1
+$CNET train $common --output_dir "$tmp/p16" --max_train_steps 2 --checkpointing_steps 1 \
+    --mixed_precision bf16 >"$tmp/p16.log" 2>&1
+check mixed_precision_cpu_note grep -q \
+    "cpu backend computes in float32; --mixed_precision bf16 applies on cuda" "$tmp/p16.log"
+check mixed_precision_cpu_same_weights cmp -s "$tmp/p32/diffusion_pytorch_model.safetensors" \
+    "$tmp/p16/diffusion_pytorch_model.safetensors"
+check mixed_precision_recorded grep -q '"mixed_precision": "no"' \
+    "$tmp/p16/checkpoint-1/trainer_state.json"
+check mixed_precision_model_card grep -q "mixed precision no" "$tmp/p16/README.md"
+
 # Bad input: each refused with a message naming the problem, exit 1 or 2.
 refuses() { # refuses NAME PATTERN ARGS...
     name=$1 pattern=$2
@@ -66,6 +79,7 @@ refuses missing_dataset "nosuchdir" $common --output_dir "$tmp/c" --train_data_d
 mkdir -p "$tmp/empty" && : >"$tmp/empty/metadata.jsonl"
 refuses empty_dataset "empty" $common --output_dir "$tmp/c" --train_data_dir "$tmp/empty"
 refuses bad_scheduler "lr_scheduler" $common --output_dir "$tmp/c" --lr_scheduler sometimes
+refuses bad_precision "expected no, fp16 or bf16" $common --output_dir "$tmp/c" --mixed_precision fp8
 head -n 1 "$tmp/fill/metadata.jsonl" | sed 's/"text"/"caption"/' >"$tmp/cols.jsonl"
 mkdir -p "$tmp/cols" && cp -r "$tmp/fill/images" "$tmp/fill/conditioning_images" "$tmp/cols/" &&
     mv "$tmp/cols.jsonl" "$tmp/cols/metadata.jsonl"

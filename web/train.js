@@ -20,7 +20,7 @@ const MAIN = [
   ['lr_warmup_steps', 'Warmup steps', 'int', 500, { min: 0, max: 1000000 }],
   ['gradient_accumulation_steps', 'Gradient accumulation', 'int', 1, { min: 1, max: 1024 }],
   ['checkpointing_steps', 'Checkpoint every (steps)', 'int', 500, { min: 1, max: 1000000 }],
-  ['mixed_precision', 'Mixed precision', 'enum', 'no', { options: ['no'] }],
+  ['mixed_precision', 'Mixed precision', 'enum', 'no', { options: ['no', 'fp16', 'bf16'] }],
   ['seed', 'Seed', 'int', '', { min: 0, max: 4294967295 }],
   ['num_validation_images', 'Validation images per prompt', 'int', 4, { min: 1, max: 16 }],
   ['validation_steps', 'Validate every (steps)', 'int', 100, { min: 1, max: 1000000 }],

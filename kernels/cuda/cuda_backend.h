@@ -7,7 +7,17 @@
  * same accumulate / overwrite / NULL rules, the same float32 op order where
  * it matters (timestep embedding, AdamW), the same Philox stream. Matrix
  * products and convolutions run in full float32 (no TF32) unless
- * cnet_backend_cuda_set_tf32 allows it.
+ * cnet_backend_cuda_set_tf32 allows it, or be->precision (--mixed_precision,
+ * engine/backend.h) asks for bf16 / fp16. Then gemm, gemm_batched and linear
+ * use the cuBLAS/cuBLASLt _FAST_16BF / _FAST_16F compute types (inputs
+ * rounded to 16 bits inside the library, float32 accumulation and float32
+ * output), and conv2d forward and backward run cuDNN on 16-bit copies of
+ * the operands (float32 accumulation, the 16-bit output widened back; see
+ * cuda_conv.cu). Weights are rounded at every call (no 16-bit copy is kept),
+ * so weight memory does not shrink. Everything else stays float32 at every
+ * precision: storage (weights, activations, gradients, optimizer state),
+ * attention (the CUDA-core FlashAttention kernel), norms, activations,
+ * elementwise ops, losses, the optimizer, bias adds and bias gradients.
  *
  * Errors: ops keep the table's void signatures. The first failing CUDA,
  * cuBLAS or cuDNN call (or kernel launch) is recorded with its file and line

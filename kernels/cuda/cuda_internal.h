@@ -25,7 +25,11 @@ enum {
     CU_SLOT_DPAD = 2,      /* its gradient */
     CU_SLOT_RED = 3,       /* reduction partials (double) */
     CU_SLOT_RED2 = 4,      /* second set of partials / per-row statistics */
-    CU_SCRATCH_SLOTS = 5,
+    CU_SLOT_X16 = 5,       /* 16-bit conv: the (padded) input */
+    CU_SLOT_W16 = 6,       /* 16-bit conv: the filter */
+    CU_SLOT_Y16 = 7,       /* 16-bit conv: the output, or dout in backward */
+    CU_SLOT_G16 = 8,       /* 16-bit conv: dx or dw before widening to float32 */
+    CU_SCRATCH_SLOTS = 9,
 };
 
 /* Workspace cuBLASLt may use for a product (its recommended size for
@@ -49,6 +53,7 @@ typedef struct cu_conv_algo {
     cnet_conv2d shape; /* with symmetric padding only (see cuda_conv.cu) */
     int kind;
     int tf32;
+    int prec; /* the cnet_precision it was chosen for (data type of x, w, y) */
     int algo;
     int math; /* the cudnnMathType_t the algorithm was ranked with */
     size_t workspace;
@@ -58,6 +63,7 @@ typedef struct cu_impl {
     int device;
     int sm_count;
     int tf32;
+    cnet_precision prec; /* be->precision, copied by cu_enter at each op */
     cudaStream_t stream;
     cublasHandle_t blas;
     cublasLtHandle_t lt;
@@ -92,7 +98,24 @@ int cu_check_cudnn(cu_impl *cu, cudnnStatus_t s, const char *what, const char *f
 static inline cu_impl *cu_enter(cnet_backend *be) {
     cu_impl *cu = cu_of(be);
     if (cu->failed || CU_CHECK(cu, cudaSetDevice(cu->device))) return NULL;
+    cu->prec = be->precision;
     return cu;
+}
+
+/* The cuBLAS compute type of a product at the current precision. Storage
+ * is float32 throughout; _FAST_16BF / _FAST_16F let the library round the
+ * inputs to bfloat16 / half (or to TF32, which is more precise) for tensor
+ * cores and accumulate in float32, which is what torch.autocast's matmuls
+ * compute. */
+static inline cublasComputeType_t cu_compute_type(const cu_impl *cu) {
+    switch (cu->prec) {
+    case CNET_PREC_BF16:
+        return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case CNET_PREC_F16:
+        return CUBLAS_COMPUTE_32F_FAST_16F;
+    default:
+        return cu->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    }
 }
 
 /* At least `bytes` of device memory in slot; NULL (failure recorded) when

@@ -4,10 +4,13 @@
  *
  * Row-major products map onto column-major cuBLAS by computing the
  * transpose: C^T[N,M] = op(B)^T op(A)^T, so A and B swap places and keep
- * their transpose flags. Compute is float32 (CUBLAS_COMPUTE_32F) unless TF32
- * was allowed. Bias gradients are our own two-stage column sum in double
- * (fixed chunking: deterministic, as the CPU backend's). Reference:
- * kernels/cpu/linalg.c, torch.nn.functional.linear.
+ * their transpose flags. Storage is float32; the compute type follows the
+ * backend's precision (cu_compute_type): CUBLAS_COMPUTE_32F by default,
+ * _FAST_TF32 when TF32 was allowed, _FAST_16BF / _FAST_16F under
+ * --mixed_precision bf16 / fp16 (inputs rounded to 16 bits inside the
+ * library, float32 accumulation and output). Bias gradients are our own two-stage column sum in
+ * double (fixed chunking: deterministic, as the CPU backend's). Reference: kernels/cpu/linalg.c,
+ * torch.nn.functional.linear.
  *
  * Size legend: M rows, K reduction size, N output columns. */
 #include <stdint.h>
@@ -36,9 +39,10 @@ void cu_sgemm(cu_impl *cu, float *C, const float *A, const float *B, int M, int 
         return;
     }
     int lda = imax(1, trans_a ? M : K), ldb = imax(1, trans_b ? K : N);
-    CUBLAS_CHECK(cu, cublasSgemm(cu->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, A,
-                                 lda, &beta, C, N));
+    CUBLAS_CHECK(cu, cublasGemmEx(cu->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                  trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
+                                  CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C, CUDA_R_32F, N,
+                                  cu_compute_type(cu), CUBLAS_GEMM_DEFAULT));
 }
 
 void cuda_gemm(cnet_backend *be, float *C, const float *A, const float *B, int M, int N, int K,
@@ -58,10 +62,11 @@ void cuda_gemm_batched(cnet_backend *be, float *C, const float *A, const float *
         return;
     }
     int lda = imax(1, trans_a ? M : K), ldb = imax(1, trans_b ? K : N);
-    CUBLAS_CHECK(cu, cublasSgemmStridedBatched(cu->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                               trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
-                                               B, ldb, stride_b, A, lda, stride_a, &beta, C, N,
-                                               stride_c, batch));
+    CUBLAS_CHECK(cu, cublasGemmStridedBatchedEx(cu->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                                &alpha, B, CUDA_R_32F, ldb, stride_b, A, CUDA_R_32F,
+                                                lda, stride_a, &beta, C, CUDA_R_32F, N, stride_c,
+                                                batch, cu_compute_type(cu), CUBLAS_GEMM_DEFAULT));
 }
 
 // out[M,N] += bias[N]
@@ -146,9 +151,7 @@ static int linear_lt(cu_impl *cu, float *out, const float *inp, const float *wei
     const uint32_t al_a = ptr_alignment(weight), al_b = ptr_alignment(inp),
                    al_c = ptr_alignment(out);
     // column-major view: D[N,M] = op(A)[N,K] @ B[K,M] + bias[N], A stored [K,N] (weight)
-    if (CUBLAS_CHECK(cu, cublasLtMatmulDescCreate(
-                             &op, cu->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
-                             CUDA_R_32F)) ||
+    if (CUBLAS_CHECK(cu, cublasLtMatmulDescCreate(&op, cu_compute_type(cu), CUDA_R_32F)) ||
         CUBLAS_CHECK(
             cu, cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta)) ||
         CUBLAS_CHECK(
