@@ -494,6 +494,23 @@ static void test_controlnet_unet_forward(void) {
 /* A failing call is recorded with its place, later ops do nothing, and
  * download hands back no stale bytes. Runs last, on its own backend: the
  * failure may poison the CUDA context. */
+/* The device-memory high-water mark counts a fresh allocation and does not
+ * fall when it is freed. */
+static void test_peak_device_bytes(void) {
+    cnet_backend *g = &BE[1];
+    const size_t before = cnet_backend_peak_device_bytes(g), bytes = 256ul << 20;
+    void *p = g->alloc(g, bytes);
+    CHECK(p != NULL, "cannot allocate %zu bytes", bytes);
+    g->zero(g, p, bytes);
+    g->synchronize(g);
+    const size_t with = cnet_backend_peak_device_bytes(g);
+    g->free(g, p);
+    const size_t after = cnet_backend_peak_device_bytes(g);
+    EXPECT(with >= before + bytes / 2 && with >= bytes, "peak %zu before, %zu with 256 MiB", before,
+           with);
+    EXPECT(after == with, "peak fell from %zu to %zu after free", with, after);
+}
+
 static void test_sticky_error(void) {
     cnet_backend be;
     cnet_error err = {0};
@@ -540,6 +557,7 @@ int main(int argc, char **argv) {
     RUN(test_loss_and_optimizer);
     RUN(test_philox_bit_identical);
     RUN(test_controlnet_unet_forward);
+    RUN(test_peak_device_bytes);
     cnet_backend_free(&BE[1]);
     cnet_backend_free(&BE[0]);
     RUN(test_sticky_error);
