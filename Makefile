@@ -3,7 +3,8 @@
 #   make test       build and run the whole suite (unit, golden, server, hub)
 #   make run        build and start the service (see README)
 #   make asan       the suite under AddressSanitizer + UBSan
-#   make golden FIXTURES=<dir>   check every golden of a fixture directory
+#   make golden FIXTURES=<dir> [DEVICE=cuda]   check every golden of a fixture directory
+#                   on a backend (cpu by default; cuda falls back to the CPU without a GPU)
 #   make bench      op benchmarks (cnet bench ops)
 #   make test-cuda  the CUDA parity suite alone (skips itself without a GPU)
 # On Debian as root, missing packages are installed first (see `deps`).
@@ -11,6 +12,7 @@
 CC       ?= gcc
 BUILD    ?= build
 FIXTURES ?= ../shared/fixtures
+DEVICE   ?= cpu
 OPT      ?= -O2
 ARCH     ?= -march=native
 
@@ -114,7 +116,7 @@ asan:
 	$(MAKE) test BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 
 golden: all
-	$(BUILD)/cnet golden --fixtures $(FIXTURES)
+	$(BUILD)/cnet golden --fixtures $(FIXTURES) --device $(DEVICE)
 
 # make run: a demo model and dataset under $(RUN_DATA) (made once), a token
 # file, two ready-to-paste curl commands, then the service in the foreground.
