@@ -6,7 +6,7 @@
  * vae/, text_encoder/, controlnet/ (ControlNetModel.from_unet of the UNet),
  * scheduler/, tokenizer/. `--preset tiny` writes its own small configs and a
  * generated BPE tokenizer (`sd15`: Stable Diffusion 1.5's architecture, ~1.4 B
- * parameters with the ControlNet, so --dtype f16 halves the 5.6 GB of
+ * parameters with the ControlNet, so --dtype f16 halves the 5.7 GB of
  * float32 files); `--from-config SRC` copies SRC's configs and
  * tokenizer (a pipeline folder without weights, such as
  * ../shared/fixtures/small-sd) and generates weights for them.
