@@ -316,6 +316,7 @@ int params_save_as(const cnet_params *p, const char *path, cnet_dtype dtype,
             float *values = scratch + max_numel;
             uint16_t *half = (uint16_t *)dst;
             params_read(p, i, values, scratch);
+#pragma omp parallel for schedule(static) if (q->numel > 65536)
             for (size_t k = 0; k < q->numel; k++)
                 half[k] =
                     dtype == CNET_F16 ? cnet_f32_to_f16(values[k]) : cnet_f32_to_bf16(values[k]);
