@@ -232,6 +232,14 @@ void cnet_backend_free(cnet_backend *be);
  * visible GPUs; CNET_EBACKEND when a visible GPU fails to initialise. */
 int cnet_backend_open(cnet_backend *be, const char *device, char *note, size_t note_cap,
                       cnet_error *err);
+/* Visible CUDA devices: 0 in a build without CUDA, and when the runtime
+ * finds no driver or no GPU. */
+int cnet_backend_cuda_count(void);
+/* High-water mark of device memory in use while this backend ran, in bytes:
+ * for CUDA the GPU's used memory (cudaMemGetInfo, so the CUDA context and
+ * other processes on the GPU count too) sampled after every allocation and
+ * synchronize; 0 for the CPU backend, whose memory is the process's RSS. */
+size_t cnet_backend_peak_device_bytes(cnet_backend *be);
 /* 0 while the backend has seen no device failure; otherwise the failure
  * (the CUDA backend records its first failing call; the CPU one never
  * fails). */

@@ -63,3 +63,19 @@ int cnet_backend_status(cnet_backend *be, cnet_error *err) {
     (void)err;
     return 0;
 }
+
+int cnet_backend_cuda_count(void) {
+#ifdef CNET_HAVE_CUDA
+    return cnet_cuda_device_count(NULL, 0);
+#else
+    return 0;
+#endif
+}
+
+size_t cnet_backend_peak_device_bytes(cnet_backend *be) {
+#ifdef CNET_HAVE_CUDA
+    if (be->name && strcmp(be->name, "cuda") == 0) return cnet_backend_cuda_peak_bytes(be);
+#endif
+    (void)be;
+    return 0;
+}

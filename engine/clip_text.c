@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int clip_text_init(clip_text_model *m, cnet_backend *be, const cnet_clip_text_config *cfg,
-                   cnet_error *err) {
+int clip_text_declare(clip_text_model *m, cnet_backend *be, const cnet_clip_text_config *cfg,
+                      cnet_error *err) {
     memset(m, 0, sizeof *m);
     params_init(&m->params, be);
     m->n_layers = cfg->num_hidden_layers;
@@ -62,7 +62,13 @@ int clip_text_init(clip_text_model *m, cnet_backend *be, const cnet_clip_text_co
     }
     if ((rc = nn_layer_norm_declare(&m->final_ln, p, "text_model.final_layer_norm", D, eps, err)))
         return rc;
-    return params_alloc(p, err);
+    return 0;
+}
+
+int clip_text_init(clip_text_model *m, cnet_backend *be, const cnet_clip_text_config *cfg,
+                   cnet_error *err) {
+    int rc = clip_text_declare(m, be, cfg, err);
+    return rc ? rc : params_alloc(&m->params, err);
 }
 
 void clip_text_free(clip_text_model *m) {

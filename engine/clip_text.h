@@ -35,6 +35,10 @@ typedef struct clip_text_model {
     nn_norm final_ln;
 } clip_text_model;
 
+/* Declares the parameters (names and shapes) without allocating them;
+ * clip_text_init also allocates. */
+int clip_text_declare(clip_text_model *m, cnet_backend *be, const cnet_clip_text_config *cfg,
+                      cnet_error *err);
 int clip_text_init(clip_text_model *m, cnet_backend *be, const cnet_clip_text_config *cfg,
                    cnet_error *err);
 void clip_text_free(clip_text_model *m);

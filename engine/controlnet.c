@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int controlnet_init(controlnet_model *m, cnet_backend *be, const cnet_unet_config *L,
-                    cnet_error *err) {
+int controlnet_declare(controlnet_model *m, cnet_backend *be, const cnet_unet_config *L,
+                       cnet_error *err) {
     const int *cond_out_channels = L->conditioning_embedding_out_channels;
     const int n_cond = L->n_cond_blocks, conditioning_channels = L->conditioning_channels;
     char name[NN_NAME_BUF];
@@ -60,7 +60,13 @@ int controlnet_init(controlnet_model *m, cnet_backend *be, const cnet_unet_confi
     const int top = L->block_out_channels[L->n_blocks - 1];
     if ((rc = nn_conv_declare(&m->zero_mid, p, "controlnet_mid_block", top, top, 1, 1, 0, err)))
         return rc;
-    return params_alloc(p, err);
+    return 0;
+}
+
+int controlnet_init(controlnet_model *m, cnet_backend *be, const cnet_unet_config *L,
+                    cnet_error *err) {
+    int rc = controlnet_declare(m, be, L, err);
+    return rc ? rc : params_alloc(&m->params, err);
 }
 
 void controlnet_free(controlnet_model *m) {

@@ -27,7 +27,11 @@ typedef struct controlnet_model {
     int n_skips;
 } controlnet_model;
 
-/* cfg: a ControlNetModel config (cnet_controlnet_config_load). */
+/* cfg: a ControlNetModel config (cnet_controlnet_config_load). declare
+ * names and shapes the parameters without allocating them; init also
+ * allocates. */
+int controlnet_declare(controlnet_model *m, cnet_backend *be, const cnet_unet_config *cfg,
+                       cnet_error *err);
 int controlnet_init(controlnet_model *m, cnet_backend *be, const cnet_unet_config *cfg,
                     cnet_error *err);
 void controlnet_free(controlnet_model *m);

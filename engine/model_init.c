@@ -17,6 +17,9 @@
 
 /* Merges the tiny preset's tokenizer learns (CLIP has 48894). */
 #define MINIT_TINY_MERGES 480
+/* CLIP ViT-L/14's vocabulary (the sd15 text encoder's vocab_size); the
+ * generated tokenizer uses its first ids only. */
+#define MINIT_SD15_VOCAB 49408
 
 /* The tiny tokenizer's text: captions of the kind ControlNet datasets have. */
 static const char tiny_corpus[] =
@@ -66,6 +69,29 @@ static int write_json_at(const char *out, const char *rel, json_t *j, cnet_error
     return rc;
 }
 
+/* Stable Diffusion 1.5's scheduler (runwayml/stable-diffusion-v1-5
+ * scheduler/scheduler_config.json), used by both presets. */
+static int write_sd15_scheduler(const char *out, cnet_error *err) {
+    json_t *sched = json_pack("{s:s,s:s,s:f,s:s,s:f,s:b,s:i,s:b,s:b,s:i,s:n}", "_class_name",
+                              "PNDMScheduler", "_diffusers_version", "0.27.2", "beta_end", 0.012,
+                              "beta_schedule", "scaled_linear", "beta_start", 0.00085,
+                              "clip_sample", 0, "num_train_timesteps", 1000, "set_alpha_to_one", 0,
+                              "skip_prk_steps", 1, "steps_offset", 1, "trained_betas");
+    return write_json_at(out, "scheduler/scheduler_config.json", sched, err);
+}
+
+/* controlnet/config.json: from_unet of out/unet/config.json with the given
+ * conditioning embedding widths. */
+static int write_controlnet_config(const char *out, const int *cond, int n_cond, cnet_error *err) {
+    char unet_cfg[PATH_MAX];
+    json_t *cn = NULL;
+    int rc;
+    if ((rc = path_join(unet_cfg, out, "unet/config.json", err)) ||
+        (rc = controlnet_config_from_unet(&cn, unet_cfg, cond, n_cond, err)))
+        return rc;
+    return write_json_at(out, "controlnet/config.json", cn, err);
+}
+
 int minit_tiny_configs(const char *out, cnet_error *err) {
     char dir[PATH_MAX];
     int64_t vocab = 0;
@@ -100,22 +126,58 @@ int minit_tiny_configs(const char *out, cnet_error *err) {
                   "layer_norm_eps", 1e-5, "vocab_size", (int)vocab, "pad_token_id", 1,
                   "bos_token_id", 0, "eos_token_id", 2, "torch_dtype", "float32");
     if ((rc = write_json_at(out, "text_encoder/config.json", text, err))) return rc;
-    /* Stable Diffusion 1.5's scheduler. */
-    json_t *sched = json_pack("{s:s,s:s,s:f,s:s,s:f,s:b,s:i,s:b,s:b,s:i,s:n}", "_class_name",
-                              "PNDMScheduler", "_diffusers_version", "0.27.2", "beta_end", 0.012,
-                              "beta_schedule", "scaled_linear", "beta_start", 0.00085,
-                              "clip_sample", 0, "num_train_timesteps", 1000, "set_alpha_to_one", 0,
-                              "skip_prk_steps", 1, "steps_offset", 1, "trained_betas");
-    if ((rc = write_json_at(out, "scheduler/scheduler_config.json", sched, err))) return rc;
+    if ((rc = write_sd15_scheduler(out, err))) return rc;
     /* The ControlNet's conditioning embedding must bring images to latent
      * size: one stride-2 level per VAE level but the last. */
     const int cond[2] = {8, 16};
-    char unet_cfg[PATH_MAX];
-    json_t *cn = NULL;
-    if ((rc = path_join(unet_cfg, out, "unet/config.json", err)) ||
-        (rc = controlnet_config_from_unet(&cn, unet_cfg, cond, 2, err)))
-        return rc;
-    return write_json_at(out, "controlnet/config.json", cn, err);
+    return write_controlnet_config(out, cond, 2, err);
+}
+
+/* Stable Diffusion 1.5 (runwayml/stable-diffusion-v1-5): its unet/, vae/
+ * and text_encoder/ configs written out in full (diffusers' defaults made
+ * explicit), CLIP ViT-L/14's text tower, the PNDM scheduler. */
+int minit_sd15_configs(const char *out, cnet_error *err) {
+    char dir[PATH_MAX];
+    int64_t vocab = 0;
+    int rc = path_join(dir, out, "tokenizer", err);
+    if (!rc) rc = tokenizer_train_write(dir, tiny_corpus, MINIT_TINY_MERGES, &vocab, err);
+    if (rc) return rc;
+    if (vocab > MINIT_SD15_VOCAB)
+        return cnet_fail(err, CNET_EINVAL, "generated tokenizer has %lld ids, CLIP has %d",
+                         (long long)vocab, MINIT_SD15_VOCAB);
+    json_t *unet = json_pack(
+        "{s:s,s:s,s:i,s:i,s:i,s:b,s:b,s:i,s:[s,s,s,s],s:s,s:[s,s,s,s],s:b,s:[i,i,i,i],s:i,s:i,"
+        "s:i,s:s,s:i,s:f,s:i,s:i,s:b,s:b}",
+        "_class_name", "UNet2DConditionModel", "_diffusers_version", "0.27.2", "sample_size", 64,
+        "in_channels", 4, "out_channels", 4, "center_input_sample", 0, "flip_sin_to_cos", 1,
+        "freq_shift", 0, "down_block_types", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D", "DownBlock2D", "mid_block_type", "UNetMidBlock2DCrossAttn",
+        "up_block_types", "UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
+        "CrossAttnUpBlock2D", "only_cross_attention", 0, "block_out_channels", 320, 640, 1280, 1280,
+        "layers_per_block", 2, "downsample_padding", 1, "mid_block_scale_factor", 1, "act_fn",
+        "silu", "norm_num_groups", 32, "norm_eps", 1e-5, "cross_attention_dim", 768,
+        "attention_head_dim", 8, "use_linear_projection", 0, "upcast_attention", 0);
+    if ((rc = write_json_at(out, "unet/config.json", unet, err))) return rc;
+    json_t *vae = json_pack(
+        "{s:s,s:s,s:i,s:i,s:[s,s,s,s],s:[s,s,s,s],s:[i,i,i,i],s:i,s:s,s:i,s:i,s:i,s:f,s:b}",
+        "_class_name", "AutoencoderKL", "_diffusers_version", "0.27.2", "in_channels", 3,
+        "out_channels", 3, "down_block_types", "DownEncoderBlock2D", "DownEncoderBlock2D",
+        "DownEncoderBlock2D", "DownEncoderBlock2D", "up_block_types", "UpDecoderBlock2D",
+        "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "block_out_channels", 128, 256,
+        512, 512, "layers_per_block", 2, "act_fn", "silu", "latent_channels", 4, "norm_num_groups",
+        32, "sample_size", 512, "scaling_factor", 0.18215, "force_upcast", 1);
+    if ((rc = write_json_at(out, "vae/config.json", vae, err))) return rc;
+    json_t *text = json_pack("{s:[s],s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i,s:i,s:s}",
+                             "architectures", "CLIPTextModel", "model_type", "clip_text_model",
+                             "hidden_size", 768, "intermediate_size", 3072, "num_hidden_layers", 12,
+                             "num_attention_heads", 12, "max_position_embeddings", 77,
+                             "projection_dim", 768, "hidden_act", "quick_gelu", "layer_norm_eps",
+                             1e-5, "vocab_size", MINIT_SD15_VOCAB, "pad_token_id", 1,
+                             "bos_token_id", 0, "eos_token_id", 2, "torch_dtype", "float32");
+    if ((rc = write_json_at(out, "text_encoder/config.json", text, err))) return rc;
+    if ((rc = write_sd15_scheduler(out, err))) return rc;
+    const int cond[CONTROLNET_DEFAULT_N_COND] = CONTROLNET_DEFAULT_COND_CHANNELS;
+    return write_controlnet_config(out, cond, CONTROLNET_DEFAULT_N_COND, err);
 }
 
 /* model_index.json of a StableDiffusionControlNetPipeline. */
@@ -139,17 +201,17 @@ static const char *const save_meta_keys[1] = {"format"};
 static const char *const save_meta_values[1] = {"pt"};
 
 /* Random weights for the parameter table p, saved as dir/<file>. */
-static int save_random(cnet_params *p, const char *dir, const char *file, uint64_t seed,
+static int save_random(cnet_params *p, const char *dir, const char *file, const minit_options *opt,
                        const char *tag, cnet_error *err) {
     char path[PATH_MAX];
     int rc = path_join(path, dir, file, err);
-    if (!rc) rc = winit_random(p, seed, tag, err);
-    if (!rc) rc = params_save(p, path, save_meta_keys, save_meta_values, 1, err);
+    if (!rc) rc = winit_random(p, opt->seed, tag, err);
+    if (!rc) rc = params_save_as(p, path, opt->dtype, save_meta_keys, save_meta_values, 1, err);
     if (rc) cnet_error_prefix(err, "%s", tag);
     return rc;
 }
 
-static int init_vae(cnet_backend *be, const char *out, uint64_t seed, cnet_error *err) {
+static int init_vae(cnet_backend *be, const char *out, const minit_options *opt, cnet_error *err) {
     char dir[PATH_MAX], cfg_path[PATH_MAX];
     int rc = path_join(dir, out, "vae", err);
     if (!rc) rc = path_join(cfg_path, dir, "config.json", err);
@@ -159,12 +221,13 @@ static int init_vae(cnet_backend *be, const char *out, uint64_t seed, cnet_error
     rc = cnet_vae_config_load(&cfg, cfg_path, err);
     if (rc) return rc;
     if (!(rc = vae_init(&m, be, &cfg, err)))
-        rc = save_random(&m.params, dir, "diffusion_pytorch_model.safetensors", seed, "vae", err);
+        rc = save_random(&m.params, dir, "diffusion_pytorch_model.safetensors", opt, "vae", err);
     vae_free(&m);
     return rc;
 }
 
-static int init_text_encoder(cnet_backend *be, const char *out, uint64_t seed, cnet_error *err) {
+static int init_text_encoder(cnet_backend *be, const char *out, const minit_options *opt,
+                             cnet_error *err) {
     char dir[PATH_MAX], cfg_path[PATH_MAX];
     int rc = path_join(dir, out, "text_encoder", err);
     if (!rc) rc = path_join(cfg_path, dir, "config.json", err);
@@ -174,7 +237,7 @@ static int init_text_encoder(cnet_backend *be, const char *out, uint64_t seed, c
     rc = cnet_clip_text_config_load(&cfg, cfg_path, err);
     if (rc) return rc;
     if (!(rc = clip_text_init(&m, be, &cfg, err)))
-        rc = save_random(&m.params, dir, "model.safetensors", seed, "text_encoder", err);
+        rc = save_random(&m.params, dir, "model.safetensors", opt, "text_encoder", err);
     clip_text_free(&m);
     return rc;
 }
@@ -208,8 +271,8 @@ static int init_unet_controlnet(cnet_backend *be, const char *out, const minit_o
         unet_free(&unet);
         return rc;
     }
-    rc = save_random(&unet.params, unet_dir, "diffusion_pytorch_model.safetensors", opt->seed,
-                     "unet", err);
+    rc = save_random(&unet.params, unet_dir, "diffusion_pytorch_model.safetensors", opt, "unet",
+                     err);
     if (!rc) {
         rc = controlnet_init(&cn, be, &cn_cfg, err); /* cn is freeable even on failure */
         if (!rc) rc = controlnet_from_unet(&cn, &unet, opt->seed, err);
@@ -222,7 +285,9 @@ static int init_unet_controlnet(cnet_backend *be, const char *out, const minit_o
                                                : "controlnet_cond_embedding.conv_out");
             rc = winit_torch_default(&cn.params, prefix, opt->seed, "controlnet_zero", err);
         }
-        if (!rc) rc = params_save(&cn.params, weights, save_meta_keys, save_meta_values, 1, err);
+        if (!rc)
+            rc = params_save_as(&cn.params, weights, opt->dtype, save_meta_keys, save_meta_values,
+                                1, err);
         if (rc) cnet_error_prefix(err, "controlnet");
         controlnet_free(&cn);
     }
@@ -230,15 +295,19 @@ static int init_unet_controlnet(cnet_backend *be, const char *out, const minit_o
     return rc;
 }
 
-int minit_pipeline(const char *out, const minit_options *opt, cnet_error *err) {
+int minit_model_index(const char *out, cnet_error *err) {
     char path[PATH_MAX];
     int rc = path_join(path, out, "model_index.json", err);
     if (!rc && !file_exists(path)) rc = write_json_at(out, "model_index.json", model_index(), err);
+    return rc;
+}
+
+int minit_pipeline(const char *out, const minit_options *opt, cnet_error *err) {
+    int rc = minit_model_index(out, err);
     cnet_backend be;
     if (rc || (rc = cnet_backend_cpu_init(&be, err))) return rc;
-    if (!(rc = init_unet_controlnet(&be, out, opt, err)) &&
-        !(rc = init_vae(&be, out, opt->seed, err)))
-        rc = init_text_encoder(&be, out, opt->seed, err);
+    if (!(rc = init_unet_controlnet(&be, out, opt, err)) && !(rc = init_vae(&be, out, opt, err)))
+        rc = init_text_encoder(&be, out, opt, err);
     cnet_backend_free(&be);
     return rc;
 }

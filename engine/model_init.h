@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "tensor.h"
 
 typedef struct minit_options {
     uint64_t seed;
@@ -25,6 +26,9 @@ typedef struct minit_options {
      * default random init instead of zeros, so the ControlNet's outputs are
      * non-zero (as in a trained one; the goldens' tiny-sd is made so). */
     int nonzero_controlnet;
+    /* Storage of the weights files: CNET_F32 (the zero value), CNET_F16 or
+     * CNET_BF16 (values drawn in float32, rounded to nearest even). */
+    cnet_dtype dtype;
 } minit_options;
 
 /* Writes the tiny preset's configs into out/{unet,vae,text_encoder,scheduler,
@@ -32,6 +36,19 @@ typedef struct minit_options {
  * widths (8x8 latents, 16x16 images), a 2-layer CLIP text encoder and a
  * tokenizer learned from a built-in English caption text. */
 int minit_tiny_configs(const char *out, cnet_error *err);
+
+/* Writes Stable Diffusion 1.5's architecture into the same folders
+ * (runwayml/stable-diffusion-v1-5: UNet 320/640/1280/1280 with 2 layers, 8
+ * heads, 768-d cross-attention, 64x64 latents; VAE 128/256/512/512 for
+ * 512x512 images, scaling 0.18215; CLIP ViT-L/14 text encoder, 12 layers of
+ * 768, vocabulary 49408; PNDM scheduler), controlnet/config.json from_unet
+ * with the default conditioning embedding, and a tokenizer generated like
+ * the tiny one (its ids are the first of the 49408). */
+int minit_sd15_configs(const char *out, cnet_error *err);
+
+/* Writes out/model_index.json (a StableDiffusionControlNetPipeline) when
+ * absent. */
+int minit_model_index(const char *out, cnet_error *err);
 
 /* Generates every weights file of the pipeline folder `out`, whose
  * unet/, vae/ and text_encoder/ hold a config.json; writes

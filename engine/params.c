@@ -284,11 +284,23 @@ void params_read(const cnet_params *p, int index, float *host, float *scratch) {
 
 int params_save(const cnet_params *p, const char *path, const char *const *meta_keys,
                 const char *const *meta_values, int n_meta, cnet_error *err) {
+    return params_save_as(p, path, CNET_F32, meta_keys, meta_values, n_meta, err);
+}
+
+int params_save_as(const cnet_params *p, const char *path, cnet_dtype dtype,
+                   const char *const *meta_keys, const char *const *meta_values, int n_meta,
+                   cnet_error *err) {
+    if (dtype != CNET_F32 && dtype != CNET_F16 && dtype != CNET_BF16)
+        return cnet_fail(err, CNET_EINVAL, "%s: cannot save parameters as %s (F32, F16 or BF16)",
+                         path, cnet_dtype_name(dtype));
+    const size_t esize = cnet_dtype_size(dtype);
     size_t max_numel = 1;
     for (int i = 0; i < p->n; i++)
         if (p->items[i].numel > max_numel) max_numel = p->items[i].numel;
-    float *host = malloc((p->total ? p->total : 1) * sizeof(float));
-    float *scratch = malloc(max_numel * sizeof(float));
+    char *host = malloc((p->total ? p->total : 1) * esize);
+    /* Twice the largest tensor: params_read's scratch, then the float32
+     * values a half-precision file is converted from. */
+    float *scratch = malloc(2 * max_numel * sizeof(float));
     st_write_item *items = calloc((size_t)p->n + 1, sizeof *items);
     int rc;
     if (!host || !scratch || !items) {
@@ -297,10 +309,20 @@ int params_save(const cnet_params *p, const char *path, const char *const *meta_
     }
     for (int i = 0; i < p->n; i++) {
         const cnet_param *q = &p->items[i];
-        float *dst = host + q->offset;
-        params_read(p, i, dst, scratch);
+        char *dst = host + q->offset * esize;
+        if (dtype == CNET_F32) {
+            params_read(p, i, (float *)dst, scratch);
+        } else {
+            float *values = scratch + max_numel;
+            uint16_t *half = (uint16_t *)dst;
+            params_read(p, i, values, scratch);
+#pragma omp parallel for schedule(static) if (q->numel > 65536)
+            for (size_t k = 0; k < q->numel; k++)
+                half[k] =
+                    dtype == CNET_F16 ? cnet_f32_to_f16(values[k]) : cnet_f32_to_bf16(values[k]);
+        }
         items[i].name = q->name;
-        items[i].view.dtype = CNET_F32;
+        items[i].view.dtype = dtype;
         items[i].view.ndim = q->ndim;
         memcpy(items[i].view.shape, q->shape, sizeof q->shape);
         items[i].view.data = dst;

@@ -20,6 +20,7 @@
 
 #include "backend.h"
 #include "error.h"
+#include "tensor.h"
 
 #define PARAM_NAME_MAX 160
 
@@ -78,5 +79,10 @@ int params_load(cnet_params *p, const char *path, cnet_error *err);
  * optional metadata pairs; atomic (temp file + rename). */
 int params_save(const cnet_params *p, const char *path, const char *const *meta_keys,
                 const char *const *meta_values, int n_meta, cnet_error *err);
+/* The same in dtype F32, F16 or BF16 (round to nearest even), the storage
+ * of diffusers' fp16 / bf16 variants; params_load reads all three. */
+int params_save_as(const cnet_params *p, const char *path, cnet_dtype dtype,
+                   const char *const *meta_keys, const char *const *meta_values, int n_meta,
+                   cnet_error *err);
 
 #endif

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-int unet_init(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_error *err) {
+int unet_declare(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_error *err) {
     int rc;
     memset(m, 0, sizeof *m);
     params_init(&m->params, be);
@@ -20,7 +20,12 @@ int unet_init(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_e
              nn_conv_declare(&m->conv_out, p, "conv_out", L->block_out_channels[0], L->out_channels,
                              L->conv_out_kernel, 1, (L->conv_out_kernel - 1) / 2, err)))
         return rc;
-    return params_alloc(p, err);
+    return 0;
+}
+
+int unet_init(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_error *err) {
+    int rc = unet_declare(m, be, L, err);
+    return rc ? rc : params_alloc(&m->params, err);
 }
 
 void unet_free(unet_model *m) {

@@ -21,6 +21,9 @@ typedef struct unet_model {
     nn_conv conv_out;
 } unet_model;
 
+/* Declares every parameter of the config (names and shapes) without
+ * allocating them; unet_init also allocates. */
+int unet_declare(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_error *err);
 int unet_init(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_error *err);
 void unet_free(unet_model *m);
 int unet_load(unet_model *m, const char *path, cnet_error *err);

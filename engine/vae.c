@@ -95,7 +95,7 @@ static int decoder_declare(vae_half *d, cnet_params *p, const cnet_vae_config *L
     return 0;
 }
 
-int vae_init(vae_model *m, cnet_backend *be, const cnet_vae_config *L, cnet_error *err) {
+int vae_declare(vae_model *m, cnet_backend *be, const cnet_vae_config *L, cnet_error *err) {
     int rc;
     memset(m, 0, sizeof *m);
     params_init(&m->params, be);
@@ -107,7 +107,12 @@ int vae_init(vae_model *m, cnet_backend *be, const cnet_vae_config *L, cnet_erro
     if ((rc = encoder_declare(&m->enc, &m->params, L, err)) ||
         (rc = decoder_declare(&m->dec, &m->params, L, err)))
         return rc;
-    return params_alloc(&m->params, err);
+    return 0;
+}
+
+int vae_init(vae_model *m, cnet_backend *be, const cnet_vae_config *L, cnet_error *err) {
+    int rc = vae_declare(m, be, L, err);
+    return rc ? rc : params_alloc(&m->params, err);
 }
 
 void vae_free(vae_model *m) { params_free(&m->params); }

@@ -45,6 +45,9 @@ typedef struct vae_model {
     vae_half enc, dec;
 } vae_model;
 
+/* Declares the parameters (names and shapes) without allocating them;
+ * vae_init also allocates. */
+int vae_declare(vae_model *m, cnet_backend *be, const cnet_vae_config *cfg, cnet_error *err);
 int vae_init(vae_model *m, cnet_backend *be, const cnet_vae_config *cfg, cnet_error *err);
 void vae_free(vae_model *m);
 int vae_load(vae_model *m, const char *path, cnet_error *err);

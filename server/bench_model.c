@@ -1,7 +1,9 @@
-/* cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step|generate
- *            [--iters N] [--json]
+/* cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step|generate|
+ *            train_step|train_step_cached [--device D] [--batch N] [--iters N] [--json]
  *
- * Times one model task of a diffusers pipeline folder on the CPU backend:
+ * Times one model task of a diffusers pipeline folder on the backend
+ * --device names (cpu by default; cuda or cuda:N, falling back to the CPU
+ * with a note where no GPU is visible):
  *   text_encoder  CLIP text encoder on one prompt of 77 tokens;
  *   vae_decode    VAE decode of one latent at the VAE's sample size;
  *   cn_unet_step  one denoising step's networks: ControlNet then UNet with
@@ -13,8 +15,11 @@
  *                 controlnet/), output at the UNet's sample size x the VAE
  *                 factor (256x256 for the small model), VAE decode included.
  * One warm-up run (scratch and BLAS buffers reach their high-water mark),
- * then --iters timed runs; prints the median milliseconds and the peak
- * resident memory of the process (getrusage), which includes the weights.
+ * then --iters timed runs; prints the median milliseconds, the peak
+ * resident memory of the process (getrusage), which includes the weights on
+ * the CPU, and on a GPU the device memory high-water mark
+ * (cnet_backend_peak_device_bytes). The training tasks are
+ * server/bench_train.c's.
  * Inputs are Philox normals (conditioning image: uniform [0, 1) like an
  * image); values do not change the time. Nothing is checked here: the
  * goldens do that. */
@@ -72,19 +77,35 @@ typedef struct bench_state {
 } bench_state;
 
 void bench_model_usage(void *file) {
-    fprintf((FILE *)file,
-            "usage: cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step|generate "
-            "[--iters N] [--json]\n"
-            "  --model  a diffusers pipeline folder (e.g. from cnet init-model)\n"
-            "  --task   text_encoder: one 77-token prompt; vae_decode: one latent at the VAE's\n"
-            "           sample size; cn_unet_step: ControlNet + UNet on a CFG batch of 2;\n"
-            "           generate: one image, %d UniPC steps, CFG %g, at the UNet's sample size\n"
-            "  --iters  timed runs after one warm-up, median reported (default %d)\n"
-            "  --device cpu|cuda|cuda:N (default cpu); each timed run ends with a synchronize\n"
-            "  --mixed_precision no|fp16|bf16: the compute precision of the products on cuda\n"
-            "           (default no; the cpu computes in float32)\n"
-            "  --json   one line {\"task\", \"median_ms\", \"peak_rss_mb\"}\n",
-            BENCH_GENERATE_STEPS, (double)BENCH_GENERATE_GUIDANCE, BENCH_MODEL_DEFAULT_ITERS);
+    fprintf(
+        (FILE *)file,
+        "usage: cnet bench --model DIR --task TASK [--device D] [--mixed_precision P] [--batch N] "
+        "[--iters N] [--json]\n"
+        "  --model   a diffusers pipeline folder (e.g. from cnet init-model)\n"
+        "  --task    text_encoder: one 77-token prompt; vae_decode: one latent at the VAE's\n"
+        "            sample size; cn_unet_step: ControlNet + UNet on a CFG batch of 2;\n"
+        "            generate: one image, %d UniPC steps, CFG %g, at the UNet's sample size;\n"
+        "            train_step / train_step_cached: one ControlNet optimizer step\n"
+        "  --device  cpu (default), cuda or cuda:N (the CPU, with a note, without a GPU);\n"
+        "            each timed run ends with a synchronize\n"
+        "  --mixed_precision no|fp16|bf16: the compute precision of the products on cuda\n"
+        "            (default no; the cpu computes in float32)\n"
+        "  --batch   samples per training step, 1..%d (train tasks; default 1)\n"
+        "  --iters   timed runs after one warm-up, median reported (default %d)\n"
+        "  --json    one line {\"task\", \"device\", \"mixed_precision\", \"batch\",\n"
+        "            \"median_ms\", \"peak_rss_mb\", \"peak_device_mb\" (null on the CPU)}\n",
+        BENCH_GENERATE_STEPS, (double)BENCH_GENERATE_GUIDANCE, BENCH_MAX_BATCH,
+        BENCH_MODEL_DEFAULT_ITERS);
+}
+
+int bench_open_backend(cnet_backend *be, const bench_model_opts *o, cnet_error *err) {
+    char note[320];
+    int rc = cnet_backend_open(be, o->device, note, sizeof note, err);
+    if (rc) return rc;
+    if (note[0]) fprintf(stderr, "cnet bench: %s\n", note);
+    cnet_backend_set_precision(be, o->precision, note, sizeof note);
+    if (note[0]) fprintf(stderr, "cnet bench: %s\n", note);
+    return 0;
 }
 
 static float *dev_random(bench_state *s, size_t n, uint64_t seed, int uniform01, cnet_error *err) {
@@ -274,99 +295,106 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-void bench_report(const char *task, double *t, int iters, int json) {
+void bench_report(const bench_model_opts *o, const char *task, double *t, cnet_backend *be) {
+    const int iters = o->iters;
     qsort(t, (size_t)iters, sizeof t[0], cmp_double);
     double median = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
-    if (json)
-        printf("{\"task\":\"%s\",\"median_ms\":%.2f,\"peak_rss_mb\":%.1f}\n", task, median, rss_mb);
+    const int on_gpu = strcmp(be->name, "cpu") != 0;
+    const double dev_mb = (double)cnet_backend_peak_device_bytes(be) / (1024.0 * 1024.0);
+    char dev[48] = "null";
+    if (on_gpu) snprintf(dev, sizeof dev, "%.1f", dev_mb);
+    if (o->json)
+        printf("{\"task\":\"%s\",\"device\":\"%s\",\"mixed_precision\":\"%s\",\"batch\":%d,"
+               "\"median_ms\":%.2f,\"peak_rss_mb\":%.1f,\"peak_device_mb\":%s}\n",
+               task, be->name, cnet_precision_name(be->precision), o->batch, median, rss_mb, dev);
     else
-        printf("%-14s median %9.2f ms  (min %.2f, max %.2f, %d iters, %d threads)  peak RSS "
-               "%.1f MB\n",
-               task, median, t[0], t[iters - 1], iters, omp_get_max_threads(), rss_mb);
-}
-
-int bench_backend_open(cnet_backend *be, const char *device, cnet_precision prec, cnet_error *err) {
-    char note[256];
-    int rc = cnet_backend_open(be, device, note, sizeof note, err);
-    if (rc) return rc;
-    if (note[0]) fprintf(stderr, "cnet bench: %s\n", note);
-    cnet_backend_set_precision(be, prec, note, sizeof note);
-    if (note[0]) fprintf(stderr, "cnet bench: %s\n", note);
-    return 0;
+        printf("%-14s median %9.2f ms  (min %.2f, max %.2f, %d iters, batch %d, %s, %s, %d "
+               "threads)  peak RSS %.1f MB%s%s%s\n",
+               task, median, t[0], t[iters - 1], iters, o->batch, be->name,
+               cnet_precision_name(be->precision), omp_get_max_threads(), rss_mb,
+               on_gpu ? ", peak device " : "", on_gpu ? dev : "", on_gpu ? " MB" : "");
 }
 
 int bench_model(int argc, char **argv) {
-    const char *model = NULL, *task = NULL, *device = "cpu";
-    cnet_precision prec = CNET_PREC_F32;
-    int iters = BENCH_MODEL_DEFAULT_ITERS, json = 0;
+    bench_model_opts o = {.device = "cpu", .iters = BENCH_MODEL_DEFAULT_ITERS, .batch = 0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
+            o.json = 1;
+        } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
+            o.model = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--task") == 0) {
+            o.task = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--device") == 0) {
-            device = argv[++i];
+            o.device = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--mixed_precision") == 0) {
             cnet_error e = {0};
-            if (cnet_precision_parse(argv[++i], &prec, &e)) {
+            if (cnet_precision_parse(argv[++i], &o.precision, &e)) {
                 fprintf(stderr, "cnet bench: %s\n", e.msg);
                 return 2;
             }
-        } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
-            model = argv[++i];
-        } else if (i + 1 < argc && strcmp(argv[i], "--task") == 0) {
-            task = argv[++i];
-        } else if (i + 1 < argc && strcmp(argv[i], "--iters") == 0) {
+        } else if (i + 1 < argc &&
+                   (strcmp(argv[i], "--iters") == 0 || strcmp(argv[i], "--batch") == 0)) {
+            const int is_iters = argv[i][2] == 'i';
+            const long hi = is_iters ? BENCH_MODEL_MAX_ITERS : BENCH_MAX_BATCH;
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > BENCH_MODEL_MAX_ITERS) {
-                fprintf(stderr, "cnet bench: --iters wants 1..%d, got '%s'\n",
-                        BENCH_MODEL_MAX_ITERS, argv[i]);
+            if (*end || v < 1 || v > hi) {
+                fprintf(stderr, "cnet bench: %s wants 1..%ld, got '%s'\n", argv[i - 1], hi,
+                        argv[i]);
                 return 2;
             }
-            iters = (int)v;
+            *(is_iters ? &o.iters : &o.batch) = (int)v;
         } else {
             fprintf(stderr, "cnet bench: unknown option '%s'\n", argv[i]);
             bench_model_usage(stderr);
             return 2;
         }
     }
+    const int train = o.task && strncmp(o.task, "train_step", 10) == 0;
+    if (o.batch && !train) {
+        fprintf(stderr, "cnet bench: --batch applies to train_step and train_step_cached\n");
+        return 2;
+    }
+    if (!o.batch) o.batch = o.task && strcmp(o.task, "cn_unet_step") == 0 ? BENCH_CFG_BATCH : 1;
+    if (o.model && train) return bench_train(&o);
     bench_state s;
     memset(&s, 0, sizeof s);
     s.task = TASK_COUNT;
-    for (int t = 0; task && t < TASK_COUNT; t++)
-        if (strcmp(task, task_names[t]) == 0) s.task = (bench_task)t;
-    if (model && task && strncmp(task, "train_step", 10) == 0)
-        return bench_train(model, task, device, prec, iters, json);
-    if (!model || s.task == TASK_COUNT) {
-        fprintf(stderr, "cnet bench: need --model DIR and --task %s|%s|%s|%s\n", task_names[0],
-                task_names[1], task_names[2], task_names[3]);
+    for (int t = 0; o.task && t < TASK_COUNT; t++)
+        if (strcmp(o.task, task_names[t]) == 0) s.task = (bench_task)t;
+    if (!o.model || s.task == TASK_COUNT) {
+        fprintf(stderr,
+                "cnet bench: need --model DIR and --task %s|%s|%s|%s|train_step|"
+                "train_step_cached\n",
+                task_names[0], task_names[1], task_names[2], task_names[3]);
         return 2;
     }
     cnet_error err = {0};
-    int rc = bench_backend_open(&s.be, device, prec, &err);
+    int rc = bench_open_backend(&s.be, &o, &err);
     if (rc) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);
-        return 1;
+        return rc == CNET_EINVAL ? 2 : 1;
     }
-    rc = s.task == TASK_TEXT         ? setup_text(&s, model, &err)
-         : s.task == TASK_VAE_DECODE ? setup_vae(&s, model, &err)
-         : s.task == TASK_CN_UNET    ? setup_cn_unet(&s, model, &err)
-                                     : setup_generate(&s, model, &err);
+    rc = s.task == TASK_TEXT         ? setup_text(&s, o.model, &err)
+         : s.task == TASK_VAE_DECODE ? setup_vae(&s, o.model, &err)
+         : s.task == TASK_CN_UNET    ? setup_cn_unet(&s, o.model, &err)
+                                     : setup_generate(&s, o.model, &err);
     double t[BENCH_MODEL_MAX_ITERS];
     if (!rc) rc = run_task(&s, &err);
-    for (int i = 0; i < iters && !rc; i++) {
+    for (int i = 0; i < o.iters && !rc; i++) {
         double t0 = omp_get_wtime();
         rc = run_task(&s, &err);
-        s.be.synchronize(&s.be); /* a GPU's queued work counts */
         t[i] = (omp_get_wtime() - t0) * 1e3;
     }
+    if (!rc) rc = cnet_backend_status(&s.be, &err);
+    if (!rc) bench_report(&o, task_names[s.task], t, &s.be);
     state_free(&s);
     if (rc) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);
         return 1;
     }
-    bench_report(task_names[s.task], t, iters, json);
     return 0;
 }

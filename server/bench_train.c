@@ -1,9 +1,10 @@
-/* cnet bench --model DIR --task train_step|train_step_cached: one optimizer
- * step of ControlNet training at batch 1 and the UNet's sample size, as
- * cnet train runs it (engine/train_batch.c + engine/train_step.c):
+/* cnet bench --model DIR --task train_step|train_step_cached [--batch N]
+ * [--device D]: one optimizer step of ControlNet training on a batch of N
+ * samples (default 1) at the UNet's sample size, as cnet train runs it
+ * (engine/train_batch.c + engine/train_step.c):
  *
- *   train_step         VAE encode of the 3-channel image, text encoder on 77
- *                      tokens, ControlNet + UNet forward, the backward of
+ *   train_step         VAE encode of the N 3-channel images, text encoder on
+ *                      N prompts of 77 tokens, ControlNet + UNet forward, the backward of
  *                      the UNet's up path and of the whole ControlNet,
  *                      clip_grad_norm_ + AdamW;
  *   train_step_cached  the same without the VAE encode (--cache_latents).
@@ -13,6 +14,7 @@
 #include <limits.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/philox.h"
@@ -31,21 +33,21 @@ typedef struct bench_train_state {
     train_step ts;
     cnet_arena scratch;
     float *image, *cond, *latents, *moments, *noise, *text;
-    int64_t ids[77];
-    int R, h, Nt, cached;
+    int64_t *ids; /* host [B, Nt] */
+    int64_t *t;   /* host [B] timesteps */
+    int B, R, h, Nt, cached;
 } bench_train_state;
 
 static int one_step(bench_train_state *s, int step, cnet_error *err) {
     int rc = 0;
     if (!s->cached)
-        rc = vae_encode(&s->base.vae, &s->scratch, s->moments, s->image, 1, s->R, s->R, err);
+        rc = vae_encode(&s->base.vae, &s->scratch, s->moments, s->image, s->B, s->R, s->R, err);
     if (!rc)
-        rc = clip_text_forward(&s->base.text_encoder, &s->scratch, s->text, NULL, s->ids, 1, s->Nt,
-                               0, err);
-    const int64_t t[1] = {500};
+        rc = clip_text_forward(&s->base.text_encoder, &s->scratch, s->text, NULL, s->ids, s->B,
+                               s->Nt, 0, err);
     if (!rc)
-        rc = train_step_accumulate(&s->ts, 1, s->latents, s->noise, t, s->text, s->cond, 1.0f, NULL,
-                                   err);
+        rc = train_step_accumulate(&s->ts, s->B, s->latents, s->noise, s->t, s->text, s->cond, 1.0f,
+                                   NULL, err);
     const train_adamw opt = {.lr = 1e-5f,
                              .beta1 = 0.9f,
                              .beta2 = 0.999f,
@@ -67,43 +69,53 @@ static float *buffer(bench_train_state *s, size_t n, int *rc, cnet_error *err) {
     return p;
 }
 
-int bench_train(const char *model, const char *task, const char *device, cnet_precision prec,
-                int iters, int json) {
+int bench_train(const bench_model_opts *o) {
     bench_train_state s;
     memset(&s, 0, sizeof s);
-    if (strcmp(task, "train_step_cached") == 0)
+    if (strcmp(o->task, "train_step_cached") == 0)
         s.cached = 1;
-    else if (strcmp(task, "train_step") != 0) {
-        fprintf(stderr, "cnet bench: unknown task '%s'\n", task);
+    else if (strcmp(o->task, "train_step") != 0) {
+        fprintf(stderr, "cnet bench: unknown task '%s'\n", o->task);
         return 2;
     }
-    if (iters > BENCH_TRAIN_MAX_ITERS) iters = BENCH_TRAIN_MAX_ITERS;
+    const int iters = o->iters > BENCH_TRAIN_MAX_ITERS ? BENCH_TRAIN_MAX_ITERS : o->iters;
     cnet_error err = {0};
     char path[PATH_MAX];
-    int rc = bench_backend_open(&s.be, device, prec, &err), have_base = 0, have_cn = 0, have_ts = 0;
-    if (!rc && !(rc = sd_base_open(&s.base, &s.be, model, &err))) have_base = 1;
-    snprintf(path, sizeof path, "%s/controlnet", model);
+    int rc = bench_open_backend(&s.be, o, &err), have_base = 0, have_cn = 0, have_ts = 0;
+    if (rc) {
+        fprintf(stderr, "cnet bench: %s\n", err.msg);
+        return rc == CNET_EINVAL ? 2 : 1;
+    }
+    if (!(rc = sd_base_open(&s.base, &s.be, o->model, &err))) have_base = 1;
+    snprintf(path, sizeof path, "%s/controlnet", o->model);
     if (!rc && !(rc = controlnet_open(&s.cn, &s.be, path, &err))) have_cn = 1;
     if (!rc) rc = sd_base_scheduler(&s.base, CNET_SCHED_DDPM, &s.scfg, &err);
     if (!rc) rc = sched_init(&s.ddpm, &s.be, &s.scfg, 0, &err);
+    s.B = o->batch;
+    s.Nt = 77;
+    s.ids = malloc((size_t)s.B * s.Nt * sizeof *s.ids);
+    s.t = malloc((size_t)s.B * sizeof *s.t);
+    if (!rc && (!s.ids || !s.t)) rc = cnet_fail(&err, CNET_ENOMEM, "out of memory");
     if (!rc) {
         const int f = vae_factor(&s.base.vae);
         s.h = s.base.unet.enc.cfg.sample_size ? s.base.unet.enc.cfg.sample_size : 64;
         s.R = s.h * f;
-        s.Nt = 77;
-        for (int i = 0; i < s.Nt; i++) s.ids[i] = i % tokenizer_vocab_size(s.base.tok);
+        const int64_t vocab = tokenizer_vocab_size(s.base.tok);
+        for (int i = 0; i < s.B * s.Nt; i++) s.ids[i] = (i * 7919) % vocab;
+        for (int b = 0; b < s.B; b++) s.t[b] = (500 + 97 * b) % 1000; /* spread, as sampled */
         train_step_config tc = {
-            .prediction = TRAIN_PRED_EPSILON, .B = 1, .h = s.h, .w = s.h, .Nt = s.Nt};
+            .prediction = TRAIN_PRED_EPSILON, .B = s.B, .h = s.h, .w = s.h, .Nt = s.Nt};
         if (!(rc = train_step_init(&s.ts, &s.base.unet, &s.cn, &s.ddpm, &tc, &err))) have_ts = 1;
-        const size_t lat = (size_t)s.h * s.h * s.base.vae.cfg.latent_channels;
-        s.image = buffer(&s, (size_t)s.R * s.R * 3, &rc, &err);
-        s.cond = buffer(&s, (size_t)s.R * s.R * 3, &rc, &err);
+        const size_t lat = (size_t)s.B * s.h * s.h * s.base.vae.cfg.latent_channels;
+        const size_t img = (size_t)s.B * s.R * s.R * 3;
+        s.image = buffer(&s, img, &rc, &err);
+        s.cond = buffer(&s, img, &rc, &err);
         s.latents = buffer(&s, lat, &rc, &err);
         s.moments = buffer(&s, 2 * lat, &rc, &err);
         s.noise = buffer(&s, lat, &rc, &err);
-        s.text = buffer(&s, (size_t)s.Nt * s.base.text_encoder.hidden, &rc, &err);
-        size_t a = vae_scratch_bytes(&s.base.vae, 1, s.R, s.R),
-               b = clip_text_scratch_bytes(&s.base.text_encoder, 1, s.Nt);
+        s.text = buffer(&s, (size_t)s.B * s.Nt * s.base.text_encoder.hidden, &rc, &err);
+        size_t a = vae_scratch_bytes(&s.base.vae, s.B, s.R, s.R),
+               b = clip_text_scratch_bytes(&s.base.text_encoder, s.B, s.Nt);
         if (!rc) rc = cnet_arena_init(&s.scratch, &s.be, a > b ? a : b, "bench scratch", &err);
     }
     double t[BENCH_TRAIN_MAX_ITERS];
@@ -111,8 +123,13 @@ int bench_train(const char *model, const char *task, const char *device, cnet_pr
     for (int i = 0; i < iters && !rc; i++) {
         double t0 = omp_get_wtime();
         rc = one_step(&s, i + 1, &err);
-        s.be.synchronize(&s.be);
         t[i] = (omp_get_wtime() - t0) * 1e3;
+    }
+    if (!rc) rc = cnet_backend_status(&s.be, &err);
+    if (!rc) {
+        bench_model_opts shown = *o;
+        shown.iters = iters;
+        bench_report(&shown, o->task, t, &s.be);
     }
     float *bufs[] = {s.image, s.cond, s.latents, s.moments, s.noise, s.text};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -124,10 +141,11 @@ int bench_train(const char *model, const char *task, const char *device, cnet_pr
     if (have_cn) controlnet_free(&s.cn);
     if (have_base) sd_base_free(&s.base);
     cnet_backend_free(&s.be);
+    free(s.ids);
+    free(s.t);
     if (rc) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);
         return 1;
     }
-    bench_report(task, t, iters, json);
     return 0;
 }

@@ -1,7 +1,10 @@
-/* cnet golden --fixtures DIR: checks every golden file of a fixture
- * directory that cnet can compute so far and prints one line per tensor
- * (server/golden.h), then a summary. Exit status 0 when everything passed,
- * 1 on any mismatch or missing file, 2 on a usage error.
+/* cnet golden [--fixtures DIR] [--device D]: checks every golden file of a
+ * fixture directory that cnet can compute so far and prints one line per
+ * tensor (server/golden.h), then a summary. The models run on the backend
+ * --device names (cpu by default; cuda or cuda:N falls back to the CPU with
+ * a note where no GPU is visible); the line "cnet golden: backend NAME"
+ * says which ran. Exit status 0 when everything passed, 1 on any mismatch
+ * or missing file, 2 on a usage error.
  *
  * Later work adds a row to `checks` (and a golden_check_<stem> function)
  * for each golden file it can reproduce; golden files without a row are
@@ -10,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/backend.h"
 #include "server/commands.h"
 #include "server/golden.h"
 
@@ -33,9 +37,10 @@ static const golden_check checks[] = {
 static const int n_checks = (int)(sizeof checks / sizeof checks[0]);
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: cnet golden [--fixtures DIR]\n"
+    fprintf(out, "usage: cnet golden [--fixtures DIR] [--device D]\n"
                  "  Compares cnet with the reference tensors in DIR/goldens (default "
-                 "../shared/fixtures).\n");
+                 "../shared/fixtures).\n"
+                 "  --device  cpu (default), cuda or cuda:N: the backend the models run on\n");
 }
 
 /* Lists the file's tensors that no check compared. */
@@ -91,10 +96,12 @@ static void list_uncovered(const char *fixtures) {
 }
 
 int cmd_golden(int argc, char **argv) {
-    const char *fixtures = "../shared/fixtures";
+    const char *fixtures = "../shared/fixtures", *device = "cpu";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--fixtures") == 0 && i + 1 < argc) {
             fixtures = argv[++i];
+        } else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
+            device = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -104,13 +111,29 @@ int cmd_golden(int argc, char **argv) {
             return 2;
         }
     }
-    golden_ctx ctx;
+    /* Opened once to validate --device and say what runs; every check then
+     * opens its own backend of the same device. */
     cnet_error err;
+    cnet_backend probe;
+    char note[320];
+    int rc = cnet_backend_open(&probe, device, note, sizeof note, &err);
+    if (rc) {
+        fprintf(stderr, "cnet golden: %s\n", err.msg);
+        return rc == CNET_EINVAL ? 2 : 1;
+    }
+    if (note[0]) {
+        printf("cnet golden: %s\n", note);
+        device = "cpu";
+    }
+    printf("cnet golden: backend %s\n", probe.name);
+    cnet_backend_free(&probe);
+    golden_ctx ctx;
     if (golden_init(&ctx, fixtures, &err)) {
         fprintf(stderr, "cnet golden: %s\n", err.msg);
         golden_free(&ctx);
         return 1;
     }
+    ctx.device = device;
     for (int i = 0; i < n_checks; i++) run_check(&ctx, &checks[i]);
     list_uncovered(fixtures);
     printf("cnet golden: %d checks, %d passed, %d failed\n", ctx.passed + ctx.failed, ctx.passed,

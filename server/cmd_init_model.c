@@ -1,14 +1,18 @@
-/* cnet init-model --out DIR (--preset tiny | --from-config SRC) [--seed N]
- *                 [--nonzero-controlnet]
+/* cnet init-model --out DIR (--preset tiny|sd15 | --from-config SRC) [--seed N]
+ *                 [--dtype f32|f16|bf16] [--nonzero-controlnet] [--configs-only]
  *
  * Writes a complete diffusers StableDiffusionControlNetPipeline folder with
  * random non-zero weights (engine/model_init.h): model_index.json, unet/,
  * vae/, text_encoder/, controlnet/ (ControlNetModel.from_unet of the UNet),
  * scheduler/, tokenizer/. `--preset tiny` writes its own small configs and a
- * generated BPE tokenizer; `--from-config SRC` copies SRC's configs and
+ * generated BPE tokenizer (`sd15`: Stable Diffusion 1.5's architecture, ~1.4 B
+ * parameters with the ControlNet, so --dtype f16 halves the 5.7 GB of
+ * float32 files); `--from-config SRC` copies SRC's configs and
  * tokenizer (a pipeline folder without weights, such as
- * ../shared/fixtures/small-sd) and generates weights for them. DIR must not
- * exist or be empty. Exit status 0 ok, 1 failure, 2 usage error. */
+ * ../shared/fixtures/small-sd) and generates weights for them.
+ * `--configs-only` stops before the weights (a folder to inspect, or to test
+ * a preset's architecture without gigabytes on disk). DIR must not exist or
+ * be empty. Exit status 0 ok, 1 failure, 2 usage error. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -45,17 +49,38 @@ static const struct {
     {"tokenizer/special_tokens_map.json", 0},
 };
 
+/* The built-in architectures. */
+static const struct {
+    const char *name;
+    int (*write_configs)(const char *out, cnet_error *err);
+} presets[] = {
+    {"tiny", minit_tiny_configs},
+    {"sd15", minit_sd15_configs},
+};
+#define N_PRESETS (sizeof presets / sizeof presets[0])
+
+/* The weights' storage, as --dtype spells it. */
+static const struct {
+    const char *name;
+    cnet_dtype dtype;
+} dtypes[] = {{"f32", CNET_F32}, {"f16", CNET_F16}, {"bf16", CNET_BF16}};
+
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: cnet init-model --out DIR (--preset tiny | --from-config SRC) [--seed N]\n"
-            "                       [--nonzero-controlnet]\n"
-            "  Writes a diffusers ControlNet pipeline folder with random weights.\n"
-            "  --out DIR             the folder to create (must not exist, or be empty)\n"
-            "  --preset tiny         built-in 2-level configs (8x8 latents, 16x16 images) and a\n"
-            "                        generated BPE tokenizer\n"
-            "  --from-config SRC     copy SRC's configs and tokenizer (a pipeline folder)\n"
-            "  --seed N              weights seed (default 0)\n"
-            "  --nonzero-controlnet  random zero convs instead of from_unet's zeros\n");
+    fprintf(
+        out,
+        "usage: cnet init-model --out DIR (--preset tiny|sd15 | --from-config SRC) [--seed N]\n"
+        "                       [--dtype f32|f16|bf16] [--nonzero-controlnet] [--configs-only]\n"
+        "  Writes a diffusers ControlNet pipeline folder with random weights.\n"
+        "  --out DIR             the folder to create (must not exist, or be empty)\n"
+        "  --preset tiny         built-in 2-level configs (8x8 latents, 16x16 images) and a\n"
+        "                        generated BPE tokenizer\n"
+        "  --preset sd15         Stable Diffusion 1.5's architecture (64x64 latents, 512x512\n"
+        "                        images, CLIP ViT-L/14), a generated BPE tokenizer\n"
+        "  --from-config SRC     copy SRC's configs and tokenizer (a pipeline folder)\n"
+        "  --seed N              weights seed (default 0)\n"
+        "  --dtype D             weights stored as f32 (default), f16 or bf16\n"
+        "  --nonzero-controlnet  random zero convs instead of from_unet's zeros\n"
+        "  --configs-only        write configs and tokenizer, no weights\n");
 }
 
 static int empty_or_absent(const char *dir) {
@@ -107,6 +132,7 @@ static int copy_configs(const char *src, const char *out, cnet_error *err) {
 int cmd_init_model(int argc, char **argv) {
     const char *out = NULL, *preset = NULL, *from = NULL;
     minit_options opt = {0};
+    int configs_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -114,6 +140,17 @@ int cmd_init_model(int argc, char **argv) {
             return 0;
         } else if (strcmp(a, "--nonzero-controlnet") == 0) {
             opt.nonzero_controlnet = 1;
+        } else if (strcmp(a, "--configs-only") == 0) {
+            configs_only = 1;
+        } else if (i + 1 < argc && strcmp(a, "--dtype") == 0) {
+            const char *v = argv[++i];
+            size_t k = 0;
+            while (k < sizeof dtypes / sizeof dtypes[0] && strcmp(v, dtypes[k].name) != 0) k++;
+            if (k == sizeof dtypes / sizeof dtypes[0]) {
+                fprintf(stderr, "cnet init-model: --dtype wants f32, f16 or bf16, got '%s'\n", v);
+                return 2;
+            }
+            opt.dtype = dtypes[k].dtype;
         } else if (i + 1 < argc && strcmp(a, "--out") == 0) {
             out = argv[++i];
         } else if (i + 1 < argc && strcmp(a, "--preset") == 0) {
@@ -141,8 +178,12 @@ int cmd_init_model(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (preset && strcmp(preset, "tiny") != 0) {
-        fprintf(stderr, "cnet init-model: unknown preset '%s' (known: tiny)\n", preset);
+    size_t p = 0;
+    while (preset && p < N_PRESETS && strcmp(preset, presets[p].name) != 0) p++;
+    if (preset && p == N_PRESETS) {
+        fprintf(stderr, "cnet init-model: unknown preset '%s' (known:", preset);
+        for (size_t k = 0; k < N_PRESETS; k++) fprintf(stderr, " %s", presets[k].name);
+        fprintf(stderr, ")\n");
         return 2;
     }
     if (!empty_or_absent(out)) {
@@ -160,14 +201,19 @@ int cmd_init_model(int argc, char **argv) {
         else if (mkdir(dir, 0755) != 0)
             rc = cnet_fail(&err, CNET_EIO, "%s: cannot create: %s", dir, strerror(errno));
     }
-    if (!rc) rc = preset ? minit_tiny_configs(out, &err) : copy_configs(from, out, &err);
-    if (!rc) rc = minit_pipeline(out, &opt, &err);
+    if (!rc) rc = preset ? presets[p].write_configs(out, &err) : copy_configs(from, out, &err);
+    if (!rc) rc = configs_only ? minit_model_index(out, &err) : minit_pipeline(out, &opt, &err);
     if (rc) {
         fprintf(stderr, "cnet init-model: %s\n", err.msg);
         return 1;
     }
-    printf("cnet init-model: wrote %s (%s%s, seed %" PRIu64 "%s)\n", out,
-           preset ? "preset " : "configs of ", preset ? preset : from, opt.seed,
-           opt.nonzero_controlnet ? ", non-zero ControlNet zero convs" : "");
+    if (configs_only)
+        printf("cnet init-model: wrote the configs of %s%s to %s (no weights)\n",
+               preset ? "preset " : "", preset ? preset : from, out);
+    else
+        printf("cnet init-model: wrote %s (%s%s, seed %" PRIu64 ", %s weights%s)\n", out,
+               preset ? "preset " : "configs of ", preset ? preset : from, opt.seed,
+               cnet_dtype_name(opt.dtype),
+               opt.nonzero_controlnet ? ", non-zero ControlNet zero convs" : "");
     return 0;
 }

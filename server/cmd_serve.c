@@ -1,7 +1,8 @@
 /* `cnet serve`: the REST service. Opens the data dir (one server per dir,
  * held by a lock file), the bearer token, the job store (rescuing jobs a
  * previous process left running), one engine per --device with a pool worker
- * running the job runner on it (server/engine.h, server/runner.h), starts
+ * running the job runner on it (server/engine.h, server/runner.h; without
+ * --device: one per visible GPU, else one on the CPU), starts
  * the HTTP server and then waits for SIGTERM/SIGINT, rescuing expired leases
  * every tick like redis' serverCron.
  *
@@ -22,10 +23,12 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "engine/backend.h"
 #include "server/auth.h"
 #include "server/commands.h"
 #include "server/http.h"
 #include "server/runner.h"
+#include "server/serve_devices.h"
 
 #define SERVE_TICK_S 5      /* seconds between rescues of expired leases */
 #define SERVE_DEVICES_MAX 8 /* --device given more often → usage error */
@@ -35,7 +38,7 @@ typedef struct serve_opts {
     const char *token_file;
     char models[4096];
     const char *devices[SERVE_DEVICES_MAX];
-    int n_devices; /* 0: "cpu" */
+    int n_devices; /* 0: serve_default_devices */
     int no_engine; /* --device none */
 } serve_opts;
 
@@ -47,7 +50,8 @@ static void usage(void) {
            "  --models DIR              base models (default DATA/models)\n"
            "  --data-root DIR           datasets may also be given as paths under DIR\n"
            "  --device D                cpu, cuda or cuda:N: one engine worker per --device\n"
-           "                            (repeatable, default cpu); none: run no jobs\n"
+           "                            (repeatable; default: one per visible GPU, else cpu);\n"
+           "                            none: run no jobs\n"
            "  --token-file FILE         bearer token (else $CNET_TOKEN, else DATA/token)\n"
            "  --queue-cap N             queued jobs before 429 (default %d)\n"
            "  --upload-max BYTES        dataset archive size cap (default %lld)\n"
@@ -215,8 +219,19 @@ int cmd_serve(int argc, char **argv) {
     char datasets_dir[4200], inputs_dir[4200];
     snprintf(datasets_dir, sizeof datasets_dir, "%s/datasets", h->data_dir);
     snprintf(inputs_dir, sizeof inputs_dir, "%s/inputs", h->data_dir);
-    for (int i = 0; !o.no_engine && i < (o.n_devices ? o.n_devices : 1); i++) {
-        if ((rc = engine_open(&p.engines[i], o.n_devices ? o.devices[i] : "cpu", &err))) break;
+    char defaults[SERVE_DEVICES_MAX][SERVE_DEVICE_NAME_MAX];
+    if (!o.no_engine && !o.n_devices) {
+        const int gpus = cnet_backend_cuda_count();
+        o.n_devices = serve_default_devices(gpus, defaults, SERVE_DEVICES_MAX);
+        for (int i = 0; i < o.n_devices; i++) o.devices[i] = defaults[i];
+        if (gpus > 0)
+            printf("cnet: no --device given: %d GPU%s visible, one engine on each of %d\n", gpus,
+                   gpus == 1 ? "" : "s", o.n_devices);
+        else
+            printf("cnet: no --device given and no GPU visible: one engine on the CPU\n");
+    }
+    for (int i = 0; !o.no_engine && i < o.n_devices; i++) {
+        if ((rc = engine_open(&p.engines[i], o.devices[i], &err))) break;
         p.n_engines = i + 1;
     }
     h->engines = p.engines, h->n_engines = p.n_engines;

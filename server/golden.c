@@ -53,6 +53,7 @@ static int find_model_dir(golden_ctx *ctx, const json_t *manifest, const char *p
 int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err) {
     memset(ctx, 0, sizeof *ctx);
     ctx->fixtures = fixtures;
+    ctx->device = "cpu";
     ctx->seen = malloc(GOLDEN_MAX_SEEN * sizeof *ctx->seen);
     if (!ctx->seen) return cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
     char path[PATH_MAX];

@@ -28,6 +28,7 @@
 
 typedef struct golden_ctx {
     const char *fixtures;     /* borrowed: the fixture root */
+    const char *device;       /* borrowed: backend every check opens ("cpu" unless set) */
     json_t *tolerances;       /* owned: goldens/tolerances.json */
     char model_dir[PATH_MAX]; /* the model folder the goldens were made with */
     const char *stem;         /* golden file being checked, e.g. "tokenizer" */
@@ -55,8 +56,8 @@ int golden_compare(golden_ctx *ctx, const st_file *f, const char *name, const cn
 
 /* The same with the allowed error raised to at least min_allowed, for
  * tensors whose README states an absolute tolerance. */
-int golden_compare_atol(golden_ctx *ctx, const st_file *f, const char *name,
-                        const cnet_tensor *got, double min_allowed);
+int golden_compare_atol(golden_ctx *ctx, const st_file *f, const char *name, const cnet_tensor *got,
+                        double min_allowed);
 /* golden_compare with an explicit allowed max abs error for float tensors,
  * for golden files whose README gives no float32-vs-float64 figure
  * (integers are still compared exactly). */

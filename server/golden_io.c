@@ -1,4 +1,4 @@
-/* Helpers of the model golden checks: a CPU backend with a scratch arena,
+/* Helpers of the model golden checks: a backend with a scratch arena,
  * and results compared with the goldens in PyTorch layout (file I/O and
  * layout conversion are server/model_io.c's). */
 #include <math.h>
@@ -8,9 +8,10 @@
 #include "golden_io.h"
 #include "model_io.h"
 
-int golden_env_init(golden_env *env, cnet_error *err) {
+int golden_env_init(golden_env *env, const golden_ctx *ctx, cnet_error *err) {
     memset(env, 0, sizeof *env);
-    return cnet_backend_cpu_init(&env->be, err);
+    /* cmd_golden reported any fallback once; here it is silent. */
+    return cnet_backend_open(&env->be, ctx->device, NULL, 0, err);
 }
 
 int golden_env_scratch(golden_env *env, size_t bytes, cnet_error *err) {

@@ -6,13 +6,13 @@
 #include "engine/backend.h"
 #include "golden.h"
 
-/* One model run's memory: a CPU backend and a scratch arena. */
+/* One model run's memory: the backend of ctx->device and a scratch arena. */
 typedef struct golden_env {
     cnet_backend be;
     cnet_arena scratch;
 } golden_env;
 
-int golden_env_init(golden_env *env, cnet_error *err);
+int golden_env_init(golden_env *env, const golden_ctx *ctx, cnet_error *err);
 /* Grows the scratch arena to at least `bytes`. */
 int golden_env_scratch(golden_env *env, size_t bytes, cnet_error *err);
 void golden_env_free(golden_env *env);

@@ -34,7 +34,7 @@ int golden_check_text_encoder(golden_ctx *ctx, const st_file *f, cnet_error *err
     memcpy(ids_host, ids->view.data, (size_t)P * L * sizeof *ids_host);
     golden_env env;
     clip_text_model m;
-    if ((rc = golden_env_init(&env, err))) goto out_ids;
+    if ((rc = golden_env_init(&env, ctx, err))) goto out_ids;
     if ((rc = clip_text_open(&m, &env.be, dir, err))) goto out_env;
     const int D = m.hidden;
     float *hidden = env.be.alloc(&env.be, (size_t)P * L * D * sizeof(float));
@@ -92,7 +92,7 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         return rc;
     golden_env env;
     vae_model m;
-    if ((rc = golden_env_init(&env, err))) return rc;
+    if ((rc = golden_env_init(&env, ctx, err))) return rc;
     if ((rc = vae_open(&m, &env.be, dir, err))) goto out_env;
     const int B = (int)x->view.shape[0], C = (int)x->view.shape[1], H = (int)x->view.shape[2],
               W = (int)x->view.shape[3], fct = vae_factor(&m), Lc = m.cfg.latent_channels;
@@ -166,7 +166,7 @@ int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     unet_model m;
     float *res[UNET_MAX_SKIPS] = {0}, *mid_res = NULL, *x = NULL, *text = NULL, *out = NULL;
     float *proj = NULL, *temb = NULL, *temb_act = NULL;
-    if ((rc = golden_env_init(&env, err))) return rc;
+    if ((rc = golden_env_init(&env, ctx, err))) return rc;
     if ((rc = unet_open(&m, &env.be, dir, err))) goto out_env;
     unet_sizes s;
     const int Cout = m.enc.cfg.out_channels, C0 = m.enc.cfg.block_out_channels[0];
@@ -273,7 +273,7 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
     controlnet_model m;
     float *down[UNET_MAX_SKIPS] = {0}, *mid = NULL, *x = NULL, *text = NULL, *c = NULL;
     float *emb = NULL, *temb = NULL, *temb_act = NULL;
-    if ((rc = golden_env_init(&env, err))) return rc;
+    if ((rc = golden_env_init(&env, ctx, err))) return rc;
     if ((rc = controlnet_open(&m, &env.be, dir, err))) goto out_env;
     unet_sizes s;
     const int C0 = m.enc.cfg.block_out_channels[0];

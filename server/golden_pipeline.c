@@ -198,7 +198,7 @@ int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     }
     memcpy(latents, lat->view.data, (size_t)cnet_tensor_numel(&lat->view) * sizeof(float));
     layout_nchw_to_nhwc(control, (const float *)img->view.data, B, 3, H, W);
-    if ((rc = golden_env_init(&env, err))) goto out;
+    if ((rc = golden_env_init(&env, ctx, err))) goto out;
     if (!(rc = load_models(&l, &env.be, ctx->model_dir, err))) {
         for (int i = 0; i < f->n_meta && !rc; i++) {
             const char *key = f->meta_keys[i];

@@ -291,7 +291,7 @@ static int check_ddpm(golden_ctx *ctx, const st_file *f, cnet_backend *be, cnet_
 
 int golden_check_schedulers(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     cnet_backend be;
-    int rc = cnet_backend_cpu_init(&be, err);
+    int rc = cnet_backend_open(&be, ctx->device, NULL, 0, err);
     if (rc) return rc;
     if (st_find(f, "sched.ddpm.betas")) rc = check_ddpm(ctx, f, &be, err);
     for (int i = 0; i < f->n_meta && !rc; i++) {

@@ -259,7 +259,7 @@ static int check_residuals(golden_ctx *ctx, golden_env *env, const st_file *f, u
 int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     char path[PATH_MAX + 32];
     golden_env env;
-    int rc = golden_env_init(&env, err);
+    int rc = golden_env_init(&env, ctx, err);
     if (rc) return rc;
     float *latents = NULL, *text = NULL, *cond = NULL;
     int B, h, w, Lc, Nt;

@@ -1,9 +1,24 @@
 #!/bin/sh
 # Runs `cnet golden` on the fixture directory (tests/run.sh exports BUILD and
 # FIXTURES) and reports it as one test: passed when it exits 0.
+# It asks for --device cuda: without a GPU that is the CPU run, and it must
+# say it fell back; with one, the goldens run on the GPU and then once more on
+# the CPU backend.
 BUILD=${BUILD:-build}
 FIXTURES=${FIXTURES:-../shared/fixtures}
-if "$BUILD/cnet" golden --fixtures "$FIXTURES"; then
+out=$(mktemp)
+"$BUILD/cnet" golden --fixtures "$FIXTURES" --device cuda >"$out" 2>&1
+rc=$?
+cat "$out"
+if grep -q "^cnet golden: backend cuda" "$out"; then
+    "$BUILD/cnet" golden --fixtures "$FIXTURES" --device cpu || rc=1
+elif ! grep -q "^cnet golden: --device cuda: no CUDA device visible.*using the CPU" "$out" ||
+    ! grep -q "^cnet golden: backend cpu" "$out"; then
+    echo "golden: --device cuda neither ran on a GPU nor said it fell back to the CPU"
+    rc=1
+fi
+rm -f "$out"
+if [ "$rc" -eq 0 ]; then
     echo "golden: 1 passed, 0 failed"
 else
     echo "golden: 0 passed, 1 failed"

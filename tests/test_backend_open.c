@@ -148,6 +148,21 @@ static void test_precision_on_backends(void) {
     cnet_backend_free(&be);
 }
 
+/* The count the server sizes its pool by agrees with the runtime's; the
+ * CPU backend reports no device memory. */
+static void test_cuda_count_and_peak(void) {
+    EXPECT(cnet_backend_cuda_count() == visible_gpus(), "cnet_backend_cuda_count %d, runtime %d",
+           cnet_backend_cuda_count(), visible_gpus());
+    cnet_backend be;
+    cnet_error err = {0};
+    CHECK(cnet_backend_open(&be, "cpu", NULL, 0, &err) == 0, "%s", err.msg);
+    float *x = be.alloc(&be, 1 << 20);
+    EXPECT(cnet_backend_peak_device_bytes(&be) == 0, "cpu peak device bytes %zu",
+           cnet_backend_peak_device_bytes(&be));
+    be.free(&be, x);
+    cnet_backend_free(&be);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     RUN(test_precision_names);
@@ -156,5 +171,6 @@ int main(int argc, char **argv) {
     RUN(test_cuda_or_fallback);
     RUN(test_refused);
     RUN(test_ordinal_range);
+    RUN(test_cuda_count_and_peak);
     return harness_done();
 }

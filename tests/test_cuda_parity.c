@@ -536,6 +536,29 @@ static void test_controlnet_unet_forward(void) {
 /* A failing call is recorded with its place, later ops do nothing, and
  * download hands back no stale bytes. Runs last, on its own backend: the
  * failure may poison the CUDA context. */
+/* The device-memory high-water mark counts a fresh allocation and does not
+ * fall when it is freed. A backend of its own, so the mark starts from the
+ * memory in use now rather than from the earlier tests' peak. */
+static void test_peak_device_bytes(void) {
+    cnet_backend g;
+    cnet_error err = {0};
+    CHECK(cnet_backend_cuda_init(&g, 0, &err) == 0, "init: %s", err.msg);
+    const size_t before = cnet_backend_peak_device_bytes(&g), bytes = 256ul << 20;
+    void *p = g.alloc(&g, bytes);
+    if (p) {
+        g.zero(&g, p, bytes);
+        g.synchronize(&g);
+    }
+    const size_t with = cnet_backend_peak_device_bytes(&g);
+    if (p) g.free(&g, p);
+    const size_t after = cnet_backend_peak_device_bytes(&g);
+    cnet_backend_free(&g);
+    CHECK(p != NULL, "cannot allocate %zu bytes", bytes);
+    EXPECT(before > 0 && with >= before + bytes / 2, "peak %zu before, %zu with 256 MiB more",
+           before, with);
+    EXPECT(after == with, "peak fell from %zu to %zu after free", with, after);
+}
+
 static void test_sticky_error(void) {
     cnet_backend be;
     cnet_error err = {0};
@@ -773,6 +796,7 @@ int main(int argc, char **argv) {
     RUN(test_mixed_heavy_ops);
     RUN(test_mixed_train_step);
     RUN(test_mixed_generation);
+    RUN(test_peak_device_bytes);
     cnet_backend_free(&BE[1]);
     cnet_backend_free(&BE[0]);
     RUN(test_sticky_error);

@@ -9,9 +9,16 @@
  *     per tensor), the same seed gives the same bytes, another seed others;
  *   - --from-config ../shared/fixtures/small-sd works: configs copied
  *     byte-for-byte, every component loads (parameter counts of its README);
- *   - a non-empty --out is refused. */
+ *   - --dtype f16 / bf16: every tensor of every file is the float32 file's
+ *     value rounded to that dtype (same seed);
+ *   - --preset sd15 --configs-only: no weights written; the configs load and
+ *     describe Stable Diffusion 1.5 (parameter counts of the published
+ *     models, key numbers of each config); the tokenizer's ids stay below
+ *     CLIP's vocabulary;
+ *   - a non-empty --out and an unknown preset or dtype are refused. */
 #include <limits.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -383,6 +390,192 @@ static void test_from_config_small(void) {
     EXPECT(run_init(again) == 1, "a non-empty --out was not refused");
 }
 
+/* Each tensor of the half-precision file `half` equals the float32 file's
+ * value rounded to its dtype. */
+static int rounded_copy(const char *f32_path, const char *half_path, cnet_dtype dtype,
+                        int *mismatches, cnet_error *err) {
+    st_file a, b;
+    int rc = st_open(&a, f32_path, err);
+    if (rc) return rc;
+    if ((rc = st_open(&b, half_path, err))) {
+        st_close(&a);
+        return rc;
+    }
+    *mismatches = a.n != b.n;
+    for (int i = 0; i < a.n && !*mismatches; i++) {
+        const st_entry *x = &a.entries[i], *y = st_find(&b, x->name);
+        if (!y || y->view.dtype != dtype || x->view.dtype != CNET_F32 ||
+            cnet_tensor_numel(&x->view) != cnet_tensor_numel(&y->view)) {
+            (*mismatches)++;
+            break;
+        }
+        const int64_t n = cnet_tensor_numel(&x->view);
+        for (int64_t k = 0; k < n; k++) {
+            float v;
+            uint16_t h, want;
+            memcpy(&v, (const char *)x->view.data + 4 * k, 4);
+            memcpy(&h, (const char *)y->view.data + 2 * k, 2);
+            want = dtype == CNET_F16 ? cnet_f32_to_f16(v) : cnet_f32_to_bf16(v);
+            if (h != want) (*mismatches)++;
+        }
+    }
+    st_close(&a);
+    st_close(&b);
+    return 0;
+}
+
+static void test_tiny_half_dtypes(void) {
+    static const struct {
+        const char *flag;
+        cnet_dtype dtype;
+    } cases[] = {{"f16", CNET_F16}, {"bf16", CNET_BF16}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char dir[PATH_MAX + 32];
+        snprintf(dir, sizeof dir, "%s/tiny_%s", tmp, cases[c].flag);
+        const char *args[] = {"--out", dir,       "--preset",    "tiny", "--seed",
+                              "7",     "--dtype", cases[c].flag, NULL};
+        CHECK(run_init(args) == 0, "init-model --dtype %s failed", cases[c].flag);
+        for (size_t i = 0; i < sizeof weight_files / sizeof weight_files[0]; i++) {
+            cnet_error err;
+            int bad = 0;
+            CHECK(rounded_copy(sub(tiny, weight_files[i]), sub(dir, weight_files[i]),
+                               cases[c].dtype, &bad, &err) == 0,
+                  "%s", err.msg);
+            CHECK(bad == 0, "%s (%s): %d values are not the float32 ones rounded", weight_files[i],
+                  cases[c].flag, bad);
+        }
+        /* And the loader takes them: the UNet opens from the f16 file. */
+        cnet_backend be;
+        unet_model m;
+        cnet_error err;
+        CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+        int rc = unet_open(&m, &be, sub(dir, "unet"), &err);
+        if (!rc) unet_free(&m);
+        cnet_backend_free(&be);
+        CHECK(rc == 0, "%s: %s", cases[c].flag, err.msg);
+    }
+    const char *bad_dtype[] = {"--out", sub(tmp, "tiny_f8"), "--preset", "tiny", "--dtype", "f8",
+                               NULL};
+    CHECK(run_init(bad_dtype) == 2, "--dtype f8 was accepted");
+}
+
+/* Parameter counts of Stable Diffusion 1.5's models: the published
+ * sum(p.numel()) of runwayml/stable-diffusion-v1-5's UNet, VAE and CLIP
+ * ViT-L/14 text model; the ControlNet's summed by hand over diffusers'
+ * ControlNetModel module tree (encoder copy, conditioning embedding
+ * 3-16-32-96-256-320, 12 + 1 zero convs), the same sum giving the UNet's
+ * published figure. */
+#define SD15_UNET_PARAMS 859520964LL
+#define SD15_VAE_PARAMS 83653863LL
+#define SD15_TEXT_PARAMS 123060480LL
+#define SD15_CONTROLNET_PARAMS 361279120LL
+
+/* PyTorch's sum(p.numel()) of a declared table (its block also holds
+ * alignment padding). */
+static long long param_count(const cnet_params *p) {
+    long long n = 0;
+    for (int i = 0; i < p->n; i++) n += (long long)p->items[i].numel;
+    return n;
+}
+
+static void test_sd15_configs(void) {
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/sd15", tmp);
+    const char *args[] = {"--out", dir, "--preset", "sd15", "--configs-only", NULL};
+    CHECK(run_init(args) == 0, "init-model --preset sd15 --configs-only failed");
+    struct stat st;
+    for (size_t i = 0; i < sizeof weight_files / sizeof weight_files[0]; i++)
+        CHECK(stat(sub(dir, weight_files[i]), &st) != 0, "--configs-only wrote %s",
+              weight_files[i]);
+    CHECK(stat(sub(dir, "model_index.json"), &st) == 0, "no model_index.json");
+
+    cnet_error err;
+    cnet_unet_config u, c;
+    cnet_vae_config v;
+    cnet_clip_text_config t;
+    cnet_sched_config sc;
+    CHECK(cnet_unet_config_load(&u, sub(dir, "unet/config.json"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_controlnet_config_load(&c, sub(dir, "controlnet/config.json"), &err) == 0, "%s",
+          err.msg);
+    CHECK(cnet_vae_config_load(&v, sub(dir, "vae/config.json"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_clip_text_config_load(&t, sub(dir, "text_encoder/config.json"), &err) == 0, "%s",
+          err.msg);
+    CHECK(cnet_sched_config_load(&sc, sub(dir, "scheduler/scheduler_config.json"), -1, &err) == 0,
+          "%s", err.msg);
+    const int unet_ch[4] = {320, 640, 1280, 1280}, vae_ch[4] = {128, 256, 512, 512};
+    CHECK(u.n_blocks == 4 && !memcmp(u.block_out_channels, unet_ch, sizeof unet_ch),
+          "unet block_out_channels");
+    CHECK(u.layers_per_block[0] == 2 && u.heads[0] == 8 && u.heads[3] == 8 &&
+              u.cross_attention_dim[0] == 768 && u.sample_size == 64 && u.norm_num_groups == 32 &&
+              u.time_embed_dim == 1280 && u.down_block_types[3] != u.down_block_types[0],
+          "unet: layers %d heads %d cross %d sample %d groups %d temb %d", u.layers_per_block[0],
+          u.heads[0], u.cross_attention_dim[0], u.sample_size, u.norm_num_groups, u.time_embed_dim);
+    CHECK(v.n_blocks == 4 && !memcmp(v.block_out_channels, vae_ch, sizeof vae_ch) &&
+              v.layers_per_block == 2 && v.sample_size == 512 && v.latent_channels == 4 &&
+              fabsf(v.scaling_factor - 0.18215f) < 1e-7f,
+          "vae: blocks %d layers %d sample %d latent %d scaling %g", v.n_blocks, v.layers_per_block,
+          v.sample_size, v.latent_channels, (double)v.scaling_factor);
+    CHECK(t.num_hidden_layers == 12 && t.hidden_size == 768 && t.num_attention_heads == 12 &&
+              t.intermediate_size == 3072 && t.hidden_act == CNET_CLIP_QUICK_GELU &&
+              t.max_position_embeddings == 77 && t.vocab_size == 49408,
+          "text encoder: %d layers of %d, %d heads, mlp %d, %d positions, vocab %d",
+          t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.intermediate_size,
+          t.max_position_embeddings, t.vocab_size);
+    int sched_ok = sc.kind == CNET_SCHED_PNDM && sc.num_train_timesteps == 1000 &&
+                   sc.beta_start == 0.00085 && sc.beta_end == 0.012 &&
+                   sc.beta_schedule == CNET_BETA_SCALED_LINEAR && sc.steps_offset == 1 &&
+                   sc.skip_prk_steps && !sc.set_alpha_to_one && !sc.clip_sample;
+    cnet_sched_config_free(&sc);
+    CHECK(sched_ok, "scheduler is not SD 1.5's PNDM");
+
+    /* Parameter counts from the declared tables, nothing allocated. */
+    unet_model um;
+    controlnet_model cm;
+    vae_model vm;
+    clip_text_model tm;
+    long long counts[4] = {0};
+    int rc = unet_declare(&um, NULL, &u, &err);
+    counts[0] = param_count(&um.params);
+    unet_free(&um);
+    CHECK(rc == 0, "%s", err.msg);
+    rc = controlnet_declare(&cm, NULL, &c, &err);
+    counts[1] = param_count(&cm.params);
+    controlnet_free(&cm);
+    CHECK(rc == 0, "%s", err.msg);
+    rc = vae_declare(&vm, NULL, &v, &err);
+    counts[2] = param_count(&vm.params);
+    vae_free(&vm);
+    CHECK(rc == 0, "%s", err.msg);
+    rc = clip_text_declare(&tm, NULL, &t, &err);
+    counts[3] = param_count(&tm.params);
+    clip_text_free(&tm);
+    CHECK(rc == 0, "%s", err.msg);
+    CHECK(counts[0] == SD15_UNET_PARAMS, "unet: %lld parameters, SD 1.5 has %lld", counts[0],
+          SD15_UNET_PARAMS);
+    CHECK(counts[1] == SD15_CONTROLNET_PARAMS, "controlnet: %lld parameters, expected %lld",
+          counts[1], SD15_CONTROLNET_PARAMS);
+    CHECK(counts[2] == SD15_VAE_PARAMS, "vae: %lld parameters, SD 1.5 has %lld", counts[2],
+          SD15_VAE_PARAMS);
+    CHECK(counts[3] == SD15_TEXT_PARAMS, "text encoder: %lld parameters, CLIP ViT-L/14 has %lld",
+          counts[3], SD15_TEXT_PARAMS);
+
+    tokenizer *tok;
+    CHECK(tokenizer_load(&tok, sub(dir, "tokenizer"), &err) == 0, "%s", err.msg);
+    int64_t ids[77], mask[77];
+    const char *prompt =
+        "a photo of a cat sitting on a wooden table, zebra quokka 123 \xc3\xa9t\xc3\xa9";
+    rc = tokenizer_encode(tok, prompt, strlen(prompt), ids, mask, &err);
+    int64_t vocab = tokenizer_vocab_size(tok), worst = 0;
+    for (int i = 0; !rc && i < 77; i++) worst = ids[i] > worst ? ids[i] : worst;
+    tokenizer_free(tok);
+    CHECK(rc == 0, "%s", err.msg);
+    CHECK(vocab <= t.vocab_size && worst < t.vocab_size, "tokenizer: %lld ids, largest %lld",
+          (long long)vocab, (long long)worst);
+
+    const char *unknown[] = {"--out", sub(tmp, "sd99"), "--preset", "sd99", NULL};
+    CHECK(run_init(unknown) == 2, "an unknown preset was accepted");
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     if (tmpdir_make(tmp, sizeof tmp, "cnet_initmodel_")) {
@@ -406,7 +599,9 @@ int main(int argc, char **argv) {
         RUN(test_tiny_vae);
         RUN(test_tiny_unet_controlnet);
         RUN(test_tiny_reload_and_seeds);
+        RUN(test_tiny_half_dtypes);
     }
+    RUN(test_sd15_configs);
     RUN(test_from_config_small);
     tmpdir_remove(tmp);
     return harness_done();

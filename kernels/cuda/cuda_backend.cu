@@ -36,6 +36,18 @@ int cu_check_cudnn(cu_impl *cu, cudnnStatus_t s, const char *what, const char *f
     return cu_fail(cu, file, line, what, cudnnGetErrorString(s));
 }
 
+/* Samples the device's used memory (total - free) into the high-water mark.
+ * Called where usage grows: after allocations and at synchronize (cuBLAS and
+ * cuDNN may allocate inside a call). */
+static void cu_note_usage(cu_impl *cu) {
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return;
+    }
+    if (total_bytes - free_bytes > cu->peak_used) cu->peak_used = total_bytes - free_bytes;
+}
+
 void *cu_scratch(cu_impl *cu, int slot, size_t bytes) {
     if (cu->scratch_bytes[slot] >= bytes && cu->scratch[slot]) return cu->scratch[slot];
     /* cudaFree waits for the device, so queued kernels still reading the
@@ -45,6 +57,7 @@ void *cu_scratch(cu_impl *cu, int slot, size_t bytes) {
     cu->scratch_bytes[slot] = 0;
     if (CU_CHECK(cu, cudaMalloc(&cu->scratch[slot], bytes ? bytes : 256))) return NULL;
     cu->scratch_bytes[slot] = bytes;
+    cu_note_usage(cu);
     return cu->scratch[slot];
 }
 
@@ -56,7 +69,7 @@ static void *cu_alloc(cnet_backend *be, size_t bytes) {
         (void)cudaGetLastError();
         return NULL;
     }
-    (void)be;
+    cu_note_usage(cu_of(be));
     return p;
 }
 
@@ -99,6 +112,16 @@ static void cu_synchronize(cnet_backend *be) {
     cu_impl *cu = cu_enter(be);
     if (!cu) return;
     CU_CHECK(cu, cudaStreamSynchronize(cu->stream));
+    cu_note_usage(cu);
+}
+
+extern "C" size_t cnet_backend_cuda_peak_bytes(cnet_backend *be) {
+    cu_impl *cu = cu_of(be);
+    if (cudaSetDevice(cu->device) == cudaSuccess)
+        cu_note_usage(cu);
+    else
+        (void)cudaGetLastError();
+    return cu->peak_used;
 }
 
 static void cu_destroy(cnet_backend *be) {

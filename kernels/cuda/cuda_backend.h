@@ -51,6 +51,11 @@ int cnet_backend_cuda_init(cnet_backend *be, int device, cnet_error *err);
  * with "file:line: call: error" of the first failure in err. */
 int cnet_backend_cuda_status(cnet_backend *be, cnet_error *err);
 
+/* High-water mark of the device's used memory (cudaMemGetInfo total - free,
+ * so the CUDA context and other processes on the GPU count too), sampled
+ * after every allocation, at every synchronize and by this call. */
+size_t cnet_backend_cuda_peak_bytes(cnet_backend *be);
+
 /* Lets matrix products and convolutions use TF32 tensor cores (on = 1) or
  * not (0, the default: float32 parity with the CPU backend). */
 void cnet_backend_cuda_set_tf32(cnet_backend *be, int on);

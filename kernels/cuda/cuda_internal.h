@@ -73,6 +73,7 @@ typedef struct cu_impl {
     size_t scratch_bytes[CU_SCRATCH_SLOTS];
     cu_conv_algo conv_cache[CU_CONV_CACHE_MAX];
     int conv_cache_n, conv_cache_next;
+    size_t peak_used; /* high-water of the device's used memory, bytes */
     /* the first failure, sticky */
     int failed;
     char failure[512];
