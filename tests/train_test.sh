@@ -1,6 +1,7 @@
 #!/bin/sh
 # cnet train end to end on a tiny generated model and a make-fill dataset:
-# the outputs a user gets, bit-exact resume after kill -9, and bad input.
+# the outputs a user gets, bit-exact resume after kill -9 (float32 and 8-bit
+# AdamW), and bad input.
 set -u
 BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
@@ -51,6 +52,32 @@ check resume_skips_done_steps sh -c "! grep -q '^step 1/12' '$tmp/b2.log'"
 check resume_bit_exact cmp -s "$tmp/a/diffusion_pytorch_model.safetensors" \
     "$tmp/b/diffusion_pytorch_model.safetensors"
 
+# --use_8bit_adam: 8-bit AdamW state in the checkpoints, finite losses, a
+# different run than float32's, about a quarter of its optimizer memory
+# (the tiny model keeps more of its tensors under min_8bit_size: > 3x), and
+# kill -9 + resume "latest" bit-identical to the straight 8-bit run.
+$CNET train $common --output_dir "$tmp/q" --use_8bit_adam >"$tmp/q.log" 2>&1
+check adam8_checkpoint_format test -s "$tmp/q/checkpoint-8/optimizer_8bit.safetensors" \
+    -a ! -e "$tmp/q/checkpoint-8/optimizer_exp_avg.safetensors"
+check adam8_losses_finite sh -c "[ \$(grep -c '\"loss\": [0-9]' '$tmp/q/logs/metrics.jsonl') -eq 12 ] &&
+    ! grep -qi 'nan\|inf' '$tmp/q/logs/metrics.jsonl'"
+check adam8_changes_training sh -c "! cmp -s '$tmp/a/diffusion_pytorch_model.safetensors' \
+    '$tmp/q/diffusion_pytorch_model.safetensors'"
+state_mb() { sed -n 's/^cnet train: AdamW state \([0-9.]*\) MB.*/\1/p' "$1"; }
+check adam8_state_smaller awk -v q="$(state_mb "$tmp/q.log")" -v a="$(state_mb "$tmp/a.log")" \
+    'BEGIN { exit !(q > 0 && q * 3 < a) }'
+$CNET train $common --output_dir "$tmp/r" --use_8bit_adam >"$tmp/r.log" 2>&1 &
+pid=$!
+while [ ! -d "$tmp/r/checkpoint-4" ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+rm -f "$tmp/r/diffusion_pytorch_model.safetensors"
+$CNET train $common --output_dir "$tmp/r" --use_8bit_adam --resume_from_checkpoint latest \
+    >"$tmp/r2.log" 2>&1
+check adam8_resume_skips_done_steps sh -c "! grep -q '^step 1/12' '$tmp/r2.log'"
+check adam8_resume_bit_exact cmp -s "$tmp/q/diffusion_pytorch_model.safetensors" \
+    "$tmp/r/diffusion_pytorch_model.safetensors"
+
 # Bad input: each refused with a message naming the problem, exit 1 or 2.
 refuses() { # refuses NAME PATTERN ARGS...
     name=$1 pattern=$2
@@ -66,6 +93,8 @@ refuses missing_dataset "nosuchdir" $common --output_dir "$tmp/c" --train_data_d
 mkdir -p "$tmp/empty" && : >"$tmp/empty/metadata.jsonl"
 refuses empty_dataset "empty" $common --output_dir "$tmp/c" --train_data_dir "$tmp/empty"
 refuses bad_scheduler "lr_scheduler" $common --output_dir "$tmp/c" --lr_scheduler sometimes
+refuses adam8_resume_needs_flag "resume it with --use_8bit_adam" $common --output_dir "$tmp/q" \
+    --max_train_steps 16 --resume_from_checkpoint latest
 head -n 1 "$tmp/fill/metadata.jsonl" | sed 's/"text"/"caption"/' >"$tmp/cols.jsonl"
 mkdir -p "$tmp/cols" && cp -r "$tmp/fill/images" "$tmp/fill/conditioning_images" "$tmp/cols/" &&
     mv "$tmp/cols.jsonl" "$tmp/cols/metadata.jsonl"
