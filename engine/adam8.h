@@ -25,7 +25,9 @@
  *   every element as 0. Like bnb, a first-moment code whose entry has the
  *   other sign than the value is moved one step towards the value's sign,
  *   so a small negative moment never decodes as +0;
- * - the step itself is in the backend op (engine/backend.h adamw8bit_step).
+ * - the step (decode, AdamW update, re-encode with the new absmax) is the
+ *   backend op adamw8bit_step; its own deviations (torch's weight decay
+ *   order, non-finite gradients not skipped) are in kernels/cpu/optim8.c.
  *
  * Only formats and helpers here; no allocation, no backend. */
 #ifndef CNET_ADAM8_H
@@ -33,8 +35,6 @@
 
 #include <math.h>
 #include <stdint.h>
-
-#include "backend.h"
 
 /* bnb's min_8bit_size: tensors with fewer elements keep float32 state. */
 #define ADAM8_MIN_SIZE 4096
@@ -46,9 +46,12 @@
 #define ADAM8_HD
 #endif
 
+/* engine/ is C: its declarations keep C linkage in the .cu files. */
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "backend.h"
 
 /* Fills map[256] with bnb's dynamic map, sorted ascending: signed in
  * (-1, 1] with one 0 (index 127), unsigned in [0, 1]. */
@@ -79,7 +82,7 @@ static inline ADAM8_HD uint8_t adam8_code(const float *map, float x, float absma
         if (!(xn > (map[lo] + map[hi]) * 0.5f)) hi = lo;
     }
     int c = hi;
-    if (keep_sign && signbit(map[c]) != signbit(x)) c += x > 0.0f ? 1 : -1;
+    if (keep_sign && !signbit(map[c]) != !signbit(x)) c += x > 0.0f ? 1 : -1;
     return (uint8_t)c;
 }
 

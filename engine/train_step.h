@@ -41,7 +41,7 @@ typedef struct train_step {
     controlnet_model *cn;     /* borrowed, trained */
     sched *noise;             /* borrowed: the DDPM noise scheduler (add_noise, alphas_cumprod) */
     cnet_params grads;        /* owned, same layout as cn->params */
-    adam_state opt;           /* owned: AdamW's m and v, float32 or 8-bit */
+    adam_state adam;          /* owned: AdamW's m and v, float32 or 8-bit */
     cnet_arena keep, scratch; /* activations for backward; temporaries */
     float *noisy, *target, *pred, *dpred, *weights; /* device */
     float *down[UNET_MAX_SKIPS], *d_down[UNET_MAX_SKIPS], *mid, *d_mid;

@@ -12,8 +12,9 @@ void bench_report(const char *task, double *times, int iters, int json);
 
 /* The training-step tasks (server/bench_train.c): "train_step" (VAE encode,
  * text encode, ControlNet + UNet forward and backward, AdamW, batch 1 at the
- * UNet's sample size) and "train_step_cached" (the same from cached
- * latents). Returns 2 when task is not one of them. */
+ * UNet's sample size), "train_step_cached" (the same from cached latents)
+ * and "train_step_8bit" (train_step with 8-bit AdamW state). Returns 2 when
+ * task is not one of them. */
 int bench_train(const char *model, const char *task, int iters, int json);
 
 #endif

@@ -6,7 +6,9 @@
  *                      tokens, ControlNet + UNet forward, the backward of
  *                      the UNet's up path and of the whole ControlNet,
  *                      clip_grad_norm_ + AdamW;
- *   train_step_cached  the same without the VAE encode (--cache_latents).
+ *   train_step_cached  the same without the VAE encode (--cache_latents);
+ *   train_step_8bit    train_step with --use_8bit_adam's AdamW state (its
+ *                      peak memory shows the optimizer state's cut).
  *
  * The ControlNet is the model folder's controlnet/ (or from_unet's shape).
  * Inputs are Philox values; they do not change the time. */
@@ -32,7 +34,7 @@ typedef struct bench_train_state {
     cnet_arena scratch;
     float *image, *cond, *latents, *moments, *noise, *text;
     int64_t ids[77];
-    int R, h, Nt, cached;
+    int R, h, Nt, cached, use_8bit_adam;
 } bench_train_state;
 
 static int one_step(bench_train_state *s, int step, cnet_error *err) {
@@ -72,6 +74,8 @@ int bench_train(const char *model, const char *task, int iters, int json) {
     memset(&s, 0, sizeof s);
     if (strcmp(task, "train_step_cached") == 0)
         s.cached = 1;
+    else if (strcmp(task, "train_step_8bit") == 0)
+        s.use_8bit_adam = 1;
     else if (strcmp(task, "train_step") != 0) {
         fprintf(stderr, "cnet bench: unknown task '%s'\n", task);
         return 2;
@@ -91,8 +95,12 @@ int bench_train(const char *model, const char *task, int iters, int json) {
         s.R = s.h * f;
         s.Nt = 77;
         for (int i = 0; i < s.Nt; i++) s.ids[i] = i % tokenizer_vocab_size(s.base.tok);
-        train_step_config tc = {
-            .prediction = TRAIN_PRED_EPSILON, .B = 1, .h = s.h, .w = s.h, .Nt = s.Nt};
+        train_step_config tc = {.prediction = TRAIN_PRED_EPSILON,
+                                .B = 1,
+                                .h = s.h,
+                                .w = s.h,
+                                .Nt = s.Nt,
+                                .use_8bit_adam = s.use_8bit_adam};
         if (!(rc = train_step_init(&s.ts, &s.base.unet, &s.cn, &s.ddpm, &tc, &err))) have_ts = 1;
         const size_t lat = (size_t)s.h * s.h * s.base.vae.cfg.latent_channels;
         s.image = buffer(&s, (size_t)s.R * s.R * 3, &rc, &err);

@@ -77,8 +77,8 @@ static void check_roundtrip(int is_signed, int n, uint64_t seed, double scale) {
             if (fabs(xn - map[k]) < fabs(xn - map[best])) best = k;
         const int c = codes[i];
         const int sign_kept = is_signed && c != best && abs(c - best) == 1 &&
-                              signbit(map[c]) == signbit(x[i]) &&
-                              signbit(map[best]) != signbit(x[i]);
+                              !signbit(map[c]) == !signbit(x[i]) &&
+                              !signbit(map[best]) != !signbit(x[i]);
         CHECK(c == best || sign_kept || fabs(fabs(xn - map[c]) - fabs(xn - map[best])) < 1e-7,
               "element %d = %g: code %d (%g), nearest %d (%g)", i, x[i], c, map[c], best,
               map[best]);
@@ -86,7 +86,7 @@ static void check_roundtrip(int is_signed, int n, uint64_t seed, double scale) {
             CHECK(fabs((double)y[i] - x[i]) <= bound, "element %d: %g decodes as %g (bound %g)", i,
                   x[i], y[i], bound);
         else
-            CHECK(signbit(y[i]) == signbit(x[i]), "element %d: sign lost (%g -> %g)", i, x[i],
+            CHECK(!signbit(y[i]) == !signbit(x[i]), "element %d: sign lost (%g -> %g)", i, x[i],
                   y[i]);
     }
     /* The largest element is exact when positive (1 is in both maps). */

@@ -387,7 +387,7 @@ static uint8_t ref_code(const float *map, double x, double absmax, int keep_sign
     int best = 0;
     for (int k = 1; k < 256; k++)
         if (fabs(xn - map[k]) < fabs(xn - map[best])) best = k;
-    if (keep_sign && signbit((double)map[best]) != signbit(x)) best += x > 0 ? 1 : -1;
+    if (keep_sign && !signbit((double)map[best]) != !signbit(x)) best += x > 0 ? 1 : -1;
     return (uint8_t)best;
 }
 

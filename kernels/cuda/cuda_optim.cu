@@ -18,9 +18,9 @@
  * Sizes: B samples of n elements (loss); n parameters (optimiser). */
 #include <math.h>
 
-#include "engine/adam8.h"
 #include "kernels/cuda/cuda_internal.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "engine/adam8.h"
 
 /* Threads of a reduction block (a power of two). */
 #define RED_THREADS 256
