@@ -66,22 +66,11 @@ static inline long adam8_blocks(long n) { return (n + CNET_ADAM8_BLOCK - 1) / CN
  * pick the same code bit for bit. */
 static inline ADAM8_HD uint8_t adam8_code(const float *map, float x, float absmax, int keep_sign) {
     const float xn = absmax > 0.0f ? x / absmax : 0.0f;
-    int lo = 0, hi = ADAM8_MAP_SIZE - 1;
-    if (xn <= map[lo]) {
-        hi = lo;
-    } else if (xn >= map[hi]) {
-        lo = hi;
-    } else {
-        while (hi - lo > 1) { /* map[lo] < xn < map[hi] */
-            const int mid = (lo + hi) / 2;
-            if (map[mid] <= xn)
-                lo = mid;
-            else
-                hi = mid;
-        }
-        if (!(xn > (map[lo] + map[hi]) * 0.5f)) hi = lo;
-    }
-    int c = hi;
+    /* lo: the last entry <= xn (0 when none), by a binary search without
+     * branches (the codes of a block are as good as random to a predictor) */
+    int lo = 0;
+    for (int step = ADAM8_MAP_SIZE / 2; step > 0; step >>= 1) lo += map[lo + step] <= xn ? step : 0;
+    int c = lo < ADAM8_MAP_SIZE - 1 && xn > (map[lo] + map[lo + 1]) * 0.5f ? lo + 1 : lo;
     if (keep_sign && !signbit(map[c]) != !signbit(x)) c += x > 0.0f ? 1 : -1;
     return (uint8_t)c;
 }
