@@ -39,6 +39,7 @@ static const api_field train_fields[] = {
     {"adam_weight_decay", AF_NUM, 0, 0, 1, 0, NULL, "0.01"},
     {"adam_epsilon", AF_NUM, AF_LO_OPEN, 0, 1, 0, NULL, "1e-08"},
     {"max_grad_norm", AF_NUM, AF_LO_OPEN, 0, 1e6, 0, NULL, "1.0"},
+    {"use_8bit_adam", AF_BOOL, 0, 0, 0, 0, NULL, "false"},
     {"seed", AF_INT, 0, 0, 4294967295.0, 0, NULL, NULL},
     {"proportion_empty_prompts", AF_NUM, 0, 0, 1, 0, NULL, "0.0"},
     {"snr_gamma", AF_NUM, AF_LO_OPEN, 0, 100, 0, NULL, NULL},

@@ -60,6 +60,21 @@ static inline int cnet_conv2d_out_w(const cnet_conv2d *s) {
     return (s->W + s->pad_left + s->pad_right - s->kw) / s->stride + 1;
 }
 
+/* Elements per quantisation block of the 8-bit AdamW state (bitsandbytes'
+ * block size for its 8-bit two-state optimisers; see engine/adam8.h). */
+#define CNET_ADAM8_BLOCK 256
+
+/* The 8-bit AdamW state of one tensor of n elements, as device pointers
+ * (the struct itself is host memory): codes into the two dynamic maps and
+ * one float32 absmax per block of CNET_ADAM8_BLOCK. Element i decodes as
+ * qmap_m[m[i]] * absmax_m[i / CNET_ADAM8_BLOCK] (likewise v). All zero is
+ * the zero state. */
+typedef struct cnet_adam8_state {
+    uint8_t *m, *v;               /* [n] codes */
+    float *absmax_m, *absmax_v;   /* [ceil(n / CNET_ADAM8_BLOCK)] */
+    const float *qmap_m, *qmap_v; /* [256] signed / unsigned dynamic map */
+} cnet_adam8_state;
+
 struct cnet_backend {
     const char *name;                  /* "cpu", "cuda" */
     void *impl;                        /* backend-private state (handles, streams, scratch) */
@@ -212,6 +227,15 @@ struct cnet_backend {
     void (*adamw_step)(cnet_backend *be, float *params, float *m, float *v, const float *grads,
                        long n, float lr, float beta1, float beta2, float eps, float weight_decay,
                        int step, const float *grad_sumsq, float max_grad_norm);
+    /* The same AdamW step with bitsandbytes' block-wise 8-bit moments:
+     * per block, decode m and v with the old absmax, apply adamw_step's
+     * float32 update (same clipping, same op order), then re-encode m and v
+     * with the block's new absmax (engine/adam8.h). One tensor per call:
+     * blocks start at element 0. */
+    void (*adamw8bit_step)(cnet_backend *be, float *params, const cnet_adam8_state *state,
+                           const float *grads, long n, float lr, float beta1, float beta2,
+                           float eps, float weight_decay, int step, const float *grad_sumsq,
+                           float max_grad_norm);
 
     /* ---- random numbers ---- */
     /* n standard normals from Philox4x32-10 (see engine/philox.h for the exact

@@ -99,10 +99,7 @@ int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_c
         (rc = atomic_write_json(file, controlnet_config, err)) ||
         (rc = path_in(file, sizeof file, sub, "diffusion_pytorch_model.safetensors", err)) ||
         (rc = params_save(t->weights, file, NULL, NULL, 0, err)) ||
-        (rc = path_in(file, sizeof file, partial, "optimizer_exp_avg.safetensors", err)) ||
-        (rc = params_save(t->exp_avg, file, NULL, NULL, 0, err)) ||
-        (rc = path_in(file, sizeof file, partial, "optimizer_exp_avg_sq.safetensors", err)) ||
-        (rc = params_save(t->exp_avg_sq, file, NULL, NULL, 0, err)) ||
+        (rc = adam_state_save(t->optimizer, partial, err)) ||
         (rc = path_in(file, sizeof file, partial, "trainer_state.json", err)) ||
         (rc = atomic_write_json(file, state, err)))
         goto fail;
@@ -129,18 +126,14 @@ int checkpoint_latest(const char *output_dir, char *path, size_t cap, cnet_error
     return path_in(path, cap, output_dir, name, err);
 }
 
-int checkpoint_load(const char *dir, cnet_params *weights, cnet_params *exp_avg,
-                    cnet_params *exp_avg_sq, json_t **state, cnet_error *err) {
+int checkpoint_load(const char *dir, cnet_params *weights, adam_state *optimizer, json_t **state,
+                    cnet_error *err) {
     char file[PATH_MAX];
     int rc;
     *state = NULL;
     if ((rc = path_in(file, sizeof file, dir, "controlnet/diffusion_pytorch_model.safetensors",
                       err)) ||
-        (rc = params_load(weights, file, err)) ||
-        (rc = path_in(file, sizeof file, dir, "optimizer_exp_avg.safetensors", err)) ||
-        (rc = params_load(exp_avg, file, err)) ||
-        (rc = path_in(file, sizeof file, dir, "optimizer_exp_avg_sq.safetensors", err)) ||
-        (rc = params_load(exp_avg_sq, file, err)) ||
+        (rc = params_load(weights, file, err)) || (rc = adam_state_load(optimizer, dir, err)) ||
         (rc = path_in(file, sizeof file, dir, "trainer_state.json", err)))
         return rc;
     json_error_t jerr;

@@ -4,6 +4,7 @@
  *
  *   controlnet/config.json, controlnet/diffusion_pytorch_model.safetensors
  *   optimizer_exp_avg.safetensors, optimizer_exp_avg_sq.safetensors  (AdamW)
+ *     or optimizer_8bit.safetensors (--use_8bit_adam; engine/adam_state.h)
  *   trainer_state.json   (step, epoch, data cursor, seed, LR schedule, ...)
  *
  * A checkpoint is written under `checkpoint-<step>.partial` and renamed into
@@ -17,12 +18,14 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "adam_state.h"
 #include "params.h"
 
 #define CHECKPOINT_PREFIX "checkpoint-"
 
 typedef struct checkpoint_tables {
-    const cnet_params *weights, *exp_avg, *exp_avg_sq; /* borrowed */
+    const cnet_params *weights;  /* borrowed */
+    const adam_state *optimizer; /* borrowed */
 } checkpoint_tables;
 
 /* Saves step's checkpoint; total_limit <= 0: keep all. */
@@ -34,10 +37,11 @@ int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_c
  * output_dir; CNET_ENOTFOUND when there is none. */
 int checkpoint_latest(const char *output_dir, char *path, size_t cap, cnet_error *err);
 
-/* Loads a checkpoint directory into the tables (same layout as saved) and
- * returns its trainer_state.json (*state: new reference). */
-int checkpoint_load(const char *dir, cnet_params *weights, cnet_params *exp_avg,
-                    cnet_params *exp_avg_sq, json_t **state, cnet_error *err);
+/* Loads a checkpoint directory into the weights and optimizer state (same
+ * layout and form as saved) and returns its trainer_state.json (*state: new
+ * reference). */
+int checkpoint_load(const char *dir, cnet_params *weights, adam_state *optimizer, json_t **state,
+                    cnet_error *err);
 
 /* Removes a directory tree (used for partial and surplus checkpoints). */
 int checkpoint_remove_tree(const char *path, cnet_error *err);

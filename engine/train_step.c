@@ -113,8 +113,7 @@ int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched
     int rc = unet_encoder_sizes(&unet->enc, cfg->B, cfg->h, cfg->w, &s, err);
     if (rc) return rc;
     if ((rc = params_alloc_like(&t->grads, &cn->params, err)) ||
-        (rc = params_alloc_like(&t->m, &cn->params, err)) ||
-        (rc = params_alloc_like(&t->v, &cn->params, err)))
+        (rc = adam_state_init(&t->adam, &cn->params, cfg->use_8bit_adam, err)))
         return rc;
     const size_t lat = (size_t)cfg->B * cfg->h * cfg->w * uc->in_channels;
     const int f = controlnet_image_factor(cn);
@@ -157,8 +156,7 @@ void train_step_free(train_step *t) {
     cnet_arena_free(&t->keep);
     cnet_arena_free(&t->scratch);
     params_free(&t->grads);
-    params_free(&t->m);
-    params_free(&t->v);
+    adam_state_free(&t->adam);
     memset(t, 0, sizeof *t);
 }
 
@@ -180,8 +178,6 @@ void train_step_optimize(train_step *t, const train_adamw *opt, int step, float 
         be->download(be, &sumsq, t->sumsq, sizeof sumsq);
         *grad_norm_out = sqrtf(sumsq);
     }
-    be->adamw_step(be, t->cn->params.block, t->m.block, t->v.block, t->grads.block, n, opt->lr,
-                   opt->beta1, opt->beta2, opt->eps, opt->weight_decay, step,
-                   opt->max_grad_norm > 0 ? t->sumsq : NULL, opt->max_grad_norm);
+    adam_state_step(&t->adam, &t->grads, opt, step, opt->max_grad_norm > 0 ? t->sumsq : NULL);
     be->zero(be, t->grads.block, (size_t)n * sizeof(float));
 }

@@ -10,9 +10,10 @@
  *   grads += dloss/dparams (ControlNet only; the UNet is frozen)
  *
  * and the optimiser step: clip_grad_norm_(max_grad_norm) fused into
- * torch.optim.AdamW. The VAE and text encoder run outside (their outputs
- * are inputs here, so latents and text states can be cached). Not here:
- * data loading, LR schedules, checkpoints (engine/trainer.c).
+ * torch.optim.AdamW, or bitsandbytes' AdamW8bit with use_8bit_adam
+ * (engine/adam_state.h). The VAE and text encoder run outside (their
+ * outputs are inputs here, so latents and text states can be cached). Not
+ * here: data loading, LR schedules, checkpoints (engine/trainer.c).
  *
  * Sizes: B batch, h/w latent size, H/W image size, Nt text tokens. */
 #ifndef CNET_TRAIN_STEP_H
@@ -20,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "adam_state.h"
 #include "controlnet.h"
 #include "scheduler.h"
 #include "unet.h"
@@ -28,8 +30,9 @@ typedef enum { TRAIN_PRED_EPSILON = 0, TRAIN_PRED_V } train_prediction;
 
 typedef struct train_step_config {
     train_prediction prediction;
-    float snr_gamma; /* 0: plain MSE */
-    int B, h, w, Nt; /* the batch shape every step uses */
+    float snr_gamma;   /* 0: plain MSE */
+    int B, h, w, Nt;   /* the batch shape every step uses */
+    int use_8bit_adam; /* bitsandbytes-style 8-bit AdamW state (engine/adam_state.h) */
 } train_step_config;
 
 typedef struct train_step {
@@ -37,7 +40,8 @@ typedef struct train_step {
     unet_model *unet;         /* borrowed, frozen */
     controlnet_model *cn;     /* borrowed, trained */
     sched *noise;             /* borrowed: the DDPM noise scheduler (add_noise, alphas_cumprod) */
-    cnet_params grads, m, v;  /* owned, same layout as cn->params */
+    cnet_params grads;        /* owned, same layout as cn->params */
+    adam_state adam;          /* owned: AdamW's m and v, float32 or 8-bit */
     cnet_arena keep, scratch; /* activations for backward; temporaries */
     float *noisy, *target, *pred, *dpred, *weights; /* device */
     float *down[UNET_MAX_SKIPS], *d_down[UNET_MAX_SKIPS], *mid, *d_mid;
@@ -61,9 +65,6 @@ int train_step_accumulate(train_step *t, int B, const float *latents, const floa
 /* Clips the accumulated gradients to max_grad_norm and applies AdamW
  * (step counts from 1), then zeroes the gradients. *grad_norm_out receives
  * the norm before clipping. */
-typedef struct train_adamw {
-    float lr, beta1, beta2, eps, weight_decay, max_grad_norm;
-} train_adamw;
 void train_step_optimize(train_step *t, const train_adamw *opt, int step, float *grad_norm_out);
 
 #endif

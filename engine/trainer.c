@@ -212,7 +212,8 @@ static int setup(trainer *t, cnet_error *err) {
                             .B = o->train_batch_size,
                             .h = t->tb.h,
                             .w = t->tb.w,
-                            .Nt = t->tb.Nt};
+                            .Nt = t->tb.Nt,
+                            .use_8bit_adam = o->use_8bit_adam};
     if ((rc = train_step_init(&t->ts, &t->base->unet, &t->cn, &t->ddpm, &sc, err))) return rc;
     t->have_ts = 1;
     const size_t lat = (size_t)o->train_batch_size * t->tb.h * t->tb.w * t->tb.L;
@@ -257,7 +258,7 @@ static int save_checkpoint(trainer *t, cnet_error *err) {
                   (json_int_t)t->o->seed, "lr_scheduler", t->o->lr_scheduler, "max_train_steps",
                   t->max_steps, "mixed_precision", cnet_precision_name(t->be->precision));
     if (!state) return cnet_fail(err, CNET_ENOMEM, "out of memory");
-    checkpoint_tables tables = {&t->cn.params, &t->ts.m, &t->ts.v};
+    checkpoint_tables tables = {&t->cn.params, &t->ts.adam};
     int rc = checkpoint_save(t->o->output_dir, t->global_step, t->cn_config, &tables, state,
                              t->o->checkpoints_total_limit, err);
     json_decref(state);
@@ -282,7 +283,7 @@ static int resume(trainer *t, cnet_error *err) {
         return cnet_fail(err, CNET_ELIMIT, "%s: path too long", from);
     }
     json_t *state;
-    int rc = checkpoint_load(dir, &t->cn.params, &t->ts.m, &t->ts.v, &state, err);
+    int rc = checkpoint_load(dir, &t->cn.params, &t->ts.adam, &state, err);
     if (rc) return cnet_error_prefix(err, "resuming from %s", dir);
     json_int_t step = 0, epoch = 0, index = 0;
     if (json_unpack(state, "{s:I, s:I, s:I}", "global_step", &step, "epoch", &epoch, "data_index",
@@ -375,7 +376,8 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
                             .grad_norm = grad_norm,
                             .samples_per_sec = elapsed > 0 ? samples_done / elapsed : 0,
                             .eta_sec =
-                                done > 0 ? elapsed / done * (t.max_steps - t.global_step) : 0};
+                                done > 0 ? elapsed / done * (t.max_steps - t.global_step) : 0,
+                            .optimizer_bytes = adam_state_bytes(&t.ts.adam)};
         fprintf(t.metrics,
                 "{\"step\": %d, \"epoch\": %d, \"loss\": %.8g, \"lr\": %.8g, \"grad_norm\": %.8g, "
                 "\"samples_per_sec\": %.4g}\n",

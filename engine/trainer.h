@@ -17,6 +17,7 @@
 #ifndef CNET_TRAINER_H
 #define CNET_TRAINER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backend.h"
@@ -48,6 +49,7 @@ typedef struct train_options {
     int lr_warmup_steps, lr_num_cycles;
     double lr_power;
     double adam_beta1, adam_beta2, adam_weight_decay, adam_epsilon, max_grad_norm;
+    int use_8bit_adam;           /* bitsandbytes-style AdamW8bit state */
     double snr_gamma;            /* 0: off */
     const char *prediction_type; /* NULL: the noise scheduler's */
     int checkpointing_steps, checkpoints_total_limit;
@@ -75,6 +77,7 @@ void train_options_defaults(train_options *o);
 typedef struct train_progress {
     int step, total_steps, epoch;
     double loss, lr, grad_norm, samples_per_sec, eta_sec;
+    size_t optimizer_bytes; /* device memory of AdamW's m and v (engine/adam_state.h) */
 } train_progress;
 
 typedef struct train_hooks {

@@ -1,5 +1,6 @@
 /* cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step|generate|
- *            train_step|train_step_cached [--device D] [--batch N] [--iters N] [--json]
+ *            train_step|train_step_cached [--device D] [--mixed_precision P]
+ *            [--batch N] [--use_8bit_adam] [--iters N] [--json]
  *
  * Times one model task of a diffusers pipeline folder on the backend
  * --device names (cpu by default; cuda or cuda:N, falling back to the CPU
@@ -91,6 +92,7 @@ void bench_model_usage(void *file) {
         "  --mixed_precision no|fp16|bf16: the compute precision of the products on cuda\n"
         "            (default no; the cpu computes in float32)\n"
         "  --batch   samples per training step, 1..%d (train tasks; default 1)\n"
+        "  --use_8bit_adam  8-bit AdamW state (train tasks), as in cnet train\n"
         "  --iters   timed runs after one warm-up, median reported (default %d)\n"
         "  --json    one line {\"task\", \"device\", \"mixed_precision\", \"batch\",\n"
         "            \"median_ms\", \"peak_rss_mb\", \"peak_device_mb\" (null on the CPU)}\n",
@@ -323,6 +325,8 @@ int bench_model(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             o.json = 1;
+        } else if (strcmp(argv[i], "--use_8bit_adam") == 0) {
+            o.use_8bit_adam = 1;
         } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
             o.model = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--task") == 0) {
@@ -354,8 +358,9 @@ int bench_model(int argc, char **argv) {
         }
     }
     const int train = o.task && strncmp(o.task, "train_step", 10) == 0;
-    if (o.batch && !train) {
-        fprintf(stderr, "cnet bench: --batch applies to train_step and train_step_cached\n");
+    if ((o.batch || o.use_8bit_adam) && !train) {
+        fprintf(stderr, "cnet bench: --batch and --use_8bit_adam apply to train_step and "
+                        "train_step_cached\n");
         return 2;
     }
     if (!o.batch) o.batch = o.task && strcmp(o.task, "cn_unet_step") == 0 ? BENCH_CFG_BATCH : 1;

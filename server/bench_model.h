@@ -13,7 +13,8 @@ typedef struct bench_model_opts {
     const char *device;       /* cpu, cuda, cuda:N (falls back to the CPU with a note) */
     cnet_precision precision; /* --mixed_precision: the products' compute precision on cuda */
     int iters, json;
-    int batch; /* samples per training step (train tasks only) */
+    int batch;         /* samples per training step (train tasks only) */
+    int use_8bit_adam; /* train tasks: 8-bit AdamW state, as cnet train --use_8bit_adam */
 } bench_model_opts;
 
 /* argv[0] is "bench"; returns the exit status (0 ok, 1 failure, 2 usage). */
@@ -31,8 +32,9 @@ void bench_report(const bench_model_opts *o, const char *task, double *times, cn
 
 /* The training-step tasks (server/bench_train.c): "train_step" (VAE encode,
  * text encode, ControlNet + UNet forward and backward, AdamW, o->batch
- * samples at the UNet's sample size) and "train_step_cached" (the same from
- * cached latents). Returns 2 when o->task is not one of them. */
+ * samples at the UNet's sample size), "train_step_cached" (the same from
+ * cached latents), with o->use_8bit_adam's optimizer state. Returns 2 when
+ * o->task is not one of them. */
 int bench_train(const bench_model_opts *o);
 
 #endif

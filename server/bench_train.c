@@ -9,6 +9,9 @@
  *                      clip_grad_norm_ + AdamW;
  *   train_step_cached  the same without the VAE encode (--cache_latents).
  *
+ * --use_8bit_adam keeps the AdamW state in 8 bits, as cnet train does (the
+ * peak memory shows the optimizer state's cut).
+ *
  * The ControlNet is the model folder's controlnet/ (or from_unet's shape).
  * Inputs are Philox values; they do not change the time. */
 #include <limits.h>
@@ -103,8 +106,12 @@ int bench_train(const bench_model_opts *o) {
         const int64_t vocab = tokenizer_vocab_size(s.base.tok);
         for (int i = 0; i < s.B * s.Nt; i++) s.ids[i] = (i * 7919) % vocab;
         for (int b = 0; b < s.B; b++) s.t[b] = (500 + 97 * b) % 1000; /* spread, as sampled */
-        train_step_config tc = {
-            .prediction = TRAIN_PRED_EPSILON, .B = s.B, .h = s.h, .w = s.h, .Nt = s.Nt};
+        train_step_config tc = {.prediction = TRAIN_PRED_EPSILON,
+                                .B = s.B,
+                                .h = s.h,
+                                .w = s.h,
+                                .Nt = s.Nt,
+                                .use_8bit_adam = o->use_8bit_adam};
         if (!(rc = train_step_init(&s.ts, &s.base.unet, &s.cn, &s.ddpm, &tc, &err))) have_ts = 1;
         const size_t lat = (size_t)s.B * s.h * s.h * s.base.vae.cfg.latent_channels;
         const size_t img = (size_t)s.B * s.R * s.R * 3;

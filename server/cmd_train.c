@@ -54,6 +54,7 @@ static const opt_spec specs[] = {
     {"adam_weight_decay", OPT_DBL, O(adam_weight_decay), 0},
     {"adam_epsilon", OPT_DBL, O(adam_epsilon), 0},
     {"max_grad_norm", OPT_DBL, O(max_grad_norm), 0},
+    {"use_8bit_adam", OPT_FLAG, O(use_8bit_adam), 0},
     {"snr_gamma", OPT_DBL, O(snr_gamma), 0},
     {"prediction_type", OPT_STR, O(prediction_type), 0},
     {"checkpointing_steps", OPT_INT, O(checkpointing_steps), 0},
@@ -195,9 +196,22 @@ static int parse(int argc, char **argv, train_options *o, const char **device) {
     return 0;
 }
 
-/* Progress: a bar redrawn in place on a terminal, one line per step in logs. */
+/* What the progress hooks need: where they print, and whether the
+ * optimizer's memory was reported yet. */
+typedef struct progress_out {
+    int tty, use_8bit_adam, told_optimizer;
+} progress_out;
+
+/* Progress: a bar redrawn in place on a terminal, one line per step in logs,
+ * and once, the memory AdamW's state takes. */
 static int on_step(void *user, const train_progress *p) {
-    int tty = *(int *)user;
+    progress_out *out = user;
+    const int tty = out->tty;
+    if (!out->told_optimizer) {
+        out->told_optimizer = 1;
+        fprintf(stderr, "cnet train: AdamW state %.2f MB (%s)\n", p->optimizer_bytes / 1e6,
+                out->use_8bit_adam ? "8-bit, --use_8bit_adam" : "float32");
+    }
     if (tty) {
         const int width = 30, fill = p->total_steps ? width * p->step / p->total_steps : width;
         fprintf(stderr, "\rsteps %d/%d [%.*s%*s] loss %.4f lr %.3g %.2f samples/s ETA %.0fs ",
@@ -213,8 +227,8 @@ static int on_step(void *user, const train_progress *p) {
 }
 
 static void on_checkpoint(void *user, int step, const char *dir) {
-    (void)user;
-    fprintf(stderr, "%ssaved checkpoint %d: %s\n", *(int *)user ? "\n" : "", step, dir);
+    const progress_out *out = user;
+    fprintf(stderr, "%ssaved checkpoint %d: %s\n", out->tty ? "\n" : "", step, dir);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -234,8 +248,9 @@ int cmd_train(int argc, char **argv) {
     /* trainer_run sets it again; here only for the note (cpu: float32) */
     cnet_backend_set_precision(&be, o.mixed_precision, note, sizeof note);
     if (note[0]) fprintf(stderr, "cnet train: %s\n", note);
-    int tty = isatty(STDERR_FILENO);
-    train_hooks hooks = {.user = &tty, .on_step = on_step, .on_checkpoint = on_checkpoint};
+    progress_out out = {.tty = isatty(STDERR_FILENO), .use_8bit_adam = o.use_8bit_adam};
+    const int tty = out.tty;
+    train_hooks hooks = {.user = &out, .on_step = on_step, .on_checkpoint = on_checkpoint};
     int stopped;
     rc = trainer_run(&o, &be, &hooks, &stopped, &err);
     cnet_backend_free(&be);

@@ -1,11 +1,11 @@
 /* CUDA backend vs CPU backend, op by op and on a whole model: every entry of
  * engine/backend.h runs on both with the same random inputs, and the CUDA
  * result must match the CPU one with NMSE <= 1e-6 (float32, TF32 off);
- * Philox normals must be bit-identical. Outputs that overwrite start as NaN
- * and gradients that accumulate start random on both sides, so a backend
- * that skips a write or overwrites an accumulator fails. The model check
- * runs the fixture's ControlNet and then the UNet with its residuals on
- * both backends.
+ * Philox normals and 8-bit AdamW must be bit-identical. Outputs that
+ * overwrite start as NaN and gradients that accumulate start random on both
+ * sides, so a backend that skips a write or overwrites an accumulator
+ * fails. The model check runs the fixture's ControlNet and then the UNet
+ * with its residuals on both backends.
  *
  * Mixed precision (--mixed_precision bf16 / fp16): the heavy ops (gemm,
  * gemm_batched, linear, conv2d forward and backward) run again on CUDA at
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/adam8.h"
 #include "engine/backend.h"
 #include "engine/controlnet.h"
 #include "engine/philox.h"
@@ -442,6 +443,53 @@ static void test_loss_and_optimizer(void) {
     pool_free();
 }
 
+/* Buffers equal byte for byte on both sides. */
+static int pb_same(const pbuf *b) {
+    unsigned char *g = malloc(b->bytes ? b->bytes : 1);
+    BE[1].download(&BE[1], g, b->p[1], b->bytes);
+    const int same = memcmp(g, b->p[0], b->bytes) == 0;
+    free(g);
+    return same;
+}
+
+/* 8-bit AdamW: both backends run the same float32 op order and the same
+ * code search (engine/adam8.h), so parameters, codes and absmax must be
+ * bit-identical, step after step, with a partial last block. */
+static void test_adamw8bit(void) {
+    const long n = 100003, nb = adam8_blocks(n);
+    float qm[256], qv[256];
+    adam8_dynamic_map(qm, 1);
+    adam8_dynamic_map(qv, 0);
+    pbuf *p = pb_rand(n, -1, 1), *maps[2] = {pb_new(sizeof qm, qm), pb_new(sizeof qv, qv)};
+    pbuf *codes[2] = {pb_new((size_t)n, NULL), pb_new((size_t)n, NULL)};
+    pbuf *absmax[2] = {pb_fill(nb, 0), pb_fill(nb, 0)}, *ss = pb_fill(1, NAN);
+    cnet_adam8_state st[2];
+    for (int s_ = 0; s_ < 2; s_++) {
+        BE[s_].zero(&BE[s_], codes[0]->p[s_], codes[0]->bytes);
+        BE[s_].zero(&BE[s_], codes[1]->p[s_], codes[1]->bytes);
+        st[s_] = (cnet_adam8_state){.m = codes[0]->p[s_],
+                                    .v = codes[1]->p[s_],
+                                    .absmax_m = F(absmax[0]),
+                                    .absmax_v = F(absmax[1]),
+                                    .qmap_m = CF(maps[0]),
+                                    .qmap_v = CF(maps[1])};
+    }
+    for (int step = 1; step <= 3; step++) {
+        pbuf *g = pb_rand(n, -0.1f, 0.1f);
+        BOTH(sum_squares, F(ss), CF(g), n);
+        BE[1].upload(&BE[1], ss->p[1], ss->p[0], sizeof(float));
+        BOTH(adamw8bit_step, F(p), &st[s_], CF(g), n, 1e-3f, 0.9f, 0.999f, 1e-8f, 1e-2f, step,
+             step == 2 ? CF(ss) : NULL, 0.5f);
+        EXPECT(pb_same(p), "adamw8bit params differ after step %d", step);
+        EXPECT(pb_same(codes[0]) && pb_same(codes[1]), "adamw8bit codes differ after step %d",
+               step);
+        EXPECT(pb_same(absmax[0]) && pb_same(absmax[1]), "adamw8bit absmax differ after step %d",
+               step);
+    }
+    expect_healthy();
+    pool_free();
+}
+
 static void test_philox_bit_identical(void) {
     const long n = 1000003;
     const uint64_t seeds[2] = {0, 0x123456789abcdefull};
@@ -791,6 +839,7 @@ int main(int argc, char **argv) {
     RUN(test_elementwise);
     RUN(test_embeddings);
     RUN(test_loss_and_optimizer);
+    RUN(test_adamw8bit);
     RUN(test_philox_bit_identical);
     RUN(test_controlnet_unet_forward);
     RUN(test_mixed_heavy_ops);

@@ -312,6 +312,7 @@ static void test_server_bad_json_corpus(void) {
         {"lr 0", ", \"learning_rate\": 0", "learning_rate"},
         {"bad scheduler", ", \"lr_scheduler\": \"cosine2\"", "lr_scheduler"},
         {"bad precision", ", \"mixed_precision\": \"fp8\"", "mixed_precision"},
+        {"8-bit adam not a boolean", ", \"use_8bit_adam\": 1", "use_8bit_adam"},
         {"empty prompts 1.5", ", \"proportion_empty_prompts\": 1.5", "proportion_empty_prompts"},
         {"prompt not string", ", \"validation_prompt\": [3]", "validation_prompt[0]"},
         {"hub unknown", ", \"push_to_hub\": {\"repo_id\": \"a/b\", \"x\": 1}", "push_to_hub.x"},

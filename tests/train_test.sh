@@ -1,6 +1,7 @@
 #!/bin/sh
 # cnet train end to end on a tiny generated model and a make-fill dataset:
-# the outputs a user gets, bit-exact resume after kill -9, and bad input.
+# the outputs a user gets, bit-exact resume after kill -9 (float32 and 8-bit
+# AdamW), and bad input.
 set -u
 BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
@@ -64,6 +65,32 @@ check mixed_precision_recorded grep -q '"mixed_precision": "no"' \
     "$tmp/p16/checkpoint-1/trainer_state.json"
 check mixed_precision_model_card grep -q "mixed precision no" "$tmp/p16/README.md"
 
+# --use_8bit_adam (8 steps): 8-bit AdamW state in the checkpoint, finite
+# losses, not the float32 run's weights, about a quarter of its optimizer
+# memory (the tiny model keeps more of its tensors under min_8bit_size:
+# > 3x), and kill -9 + resume "latest" bit-identical to the straight run.
+$CNET train $common --output_dir "$tmp/q" --use_8bit_adam --max_train_steps 8 >"$tmp/q.log" 2>&1
+check adam8_checkpoint_format test -s "$tmp/q/checkpoint-4/optimizer_8bit.safetensors" \
+    -a ! -e "$tmp/q/checkpoint-4/optimizer_exp_avg.safetensors"
+check adam8_losses_finite sh -c "[ \$(grep -c '\"loss\": [0-9]' '$tmp/q/logs/metrics.jsonl') -eq 8 ] &&
+    ! grep -qi 'nan\|inf' '$tmp/q/logs/metrics.jsonl'"
+check adam8_changes_training sh -c "! cmp -s '$tmp/q/diffusion_pytorch_model.safetensors' \
+    '$tmp/a/checkpoint-8/controlnet/diffusion_pytorch_model.safetensors'"
+state_mb() { sed -n 's/^cnet train: AdamW state \([0-9.]*\) MB.*/\1/p' "$1"; }
+check adam8_state_smaller awk -v q="$(state_mb "$tmp/q.log")" -v a="$(state_mb "$tmp/a.log")" \
+    'BEGIN { exit !(q > 0 && q * 3 < a) }'
+$CNET train $common --output_dir "$tmp/r" --use_8bit_adam --max_train_steps 8 >"$tmp/r.log" 2>&1 &
+pid=$!
+while [ ! -d "$tmp/r/checkpoint-4" ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+rm -f "$tmp/r/diffusion_pytorch_model.safetensors"
+$CNET train $common --output_dir "$tmp/r" --use_8bit_adam --max_train_steps 8 \
+    --resume_from_checkpoint latest >"$tmp/r2.log" 2>&1
+check adam8_resume_skips_done_steps sh -c "! grep -q '^step 1/8' '$tmp/r2.log'"
+check adam8_resume_bit_exact cmp -s "$tmp/q/diffusion_pytorch_model.safetensors" \
+    "$tmp/r/diffusion_pytorch_model.safetensors"
+
 # Bad input: each refused with a message naming the problem, exit 1 or 2.
 refuses() { # refuses NAME PATTERN ARGS...
     name=$1 pattern=$2
@@ -80,6 +107,8 @@ mkdir -p "$tmp/empty" && : >"$tmp/empty/metadata.jsonl"
 refuses empty_dataset "empty" $common --output_dir "$tmp/c" --train_data_dir "$tmp/empty"
 refuses bad_scheduler "lr_scheduler" $common --output_dir "$tmp/c" --lr_scheduler sometimes
 refuses bad_precision "expected no, fp16 or bf16" $common --output_dir "$tmp/c" --mixed_precision fp8
+refuses adam8_resume_needs_flag "resume it with --use_8bit_adam" $common --output_dir "$tmp/q" \
+    --max_train_steps 16 --resume_from_checkpoint latest
 head -n 1 "$tmp/fill/metadata.jsonl" | sed 's/"text"/"caption"/' >"$tmp/cols.jsonl"
 mkdir -p "$tmp/cols" && cp -r "$tmp/fill/images" "$tmp/fill/conditioning_images" "$tmp/cols/" &&
     mv "$tmp/cols.jsonl" "$tmp/cols/metadata.jsonl"

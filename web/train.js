@@ -80,6 +80,7 @@ function collect(form) {
     }
   }
   if (get('scale_lr').checked) spec.scale_lr = true;
+  if (get('use_8bit_adam').checked) spec.use_8bit_adam = true;
   const prompts = get('validation_prompt').value.split('\n').map((s) => s.trim()).filter(Boolean);
   if (prompts.length) spec.validation_prompt = prompts;
   const repo = get('repo_id').value.trim();
@@ -117,7 +118,9 @@ export async function render(main, params, signal) {
     h('details', {}, h('summary', {}, 'More options'),
       h('fieldset', {}, h('legend', { class: 'sr-only' }, 'More options'), MORE.map(field),
         h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'scale_lr' }),
-          ' Scale the learning rate by batch × accumulation (scale_lr)'))),
+          ' Scale the learning rate by batch × accumulation (scale_lr)')),
+        h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'use_8bit_adam' }),
+          ' 8-bit AdamW: about a quarter of the optimizer memory (use_8bit_adam)'))),
     ),
     h('fieldset', {}, h('legend', {}, 'Publish to the Hugging Face Hub (optional)'),
       h('div', { class: 'field' }, h('label', { for: 'f-repo' }, 'Repository (user/name)'),

@@ -82,6 +82,7 @@ int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err) {
     be->mse_backward = cpu_mse_backward;
     be->sum_squares = cpu_sum_squares;
     be->adamw_step = cpu_adamw_step;
+    be->adamw8bit_step = cpu_adamw8bit_step;
     be->philox_normal = cpu_philox_normal;
     return 0;
 }

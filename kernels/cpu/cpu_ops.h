@@ -82,6 +82,9 @@ void cpu_sum_squares(cnet_backend *be, float *out, const float *inp, long n);
 void cpu_adamw_step(cnet_backend *be, float *params, float *m, float *v, const float *grads, long n,
                     float lr, float beta1, float beta2, float eps, float weight_decay, int step,
                     const float *grad_sumsq, float max_grad_norm);
+void cpu_adamw8bit_step(cnet_backend *be, float *params, const cnet_adam8_state *state,
+                        const float *grads, long n, float lr, float beta1, float beta2, float eps,
+                        float weight_decay, int step, const float *grad_sumsq, float max_grad_norm);
 void cpu_philox_normal(cnet_backend *be, float *out, long n, uint64_t seed, uint64_t offset);
 
 #endif

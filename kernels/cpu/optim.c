@@ -17,7 +17,7 @@
  *     denom = sqrt(v) / sqrt(1 - beta2^step) + eps
  *     param += (-(lr / (1 - beta1^step)) * m) / denom
  *   where scalars are Python doubles rounded to float32 at use.
- * Not 8-bit AdamW, not AMSGrad, no maximize.
+ * Not AMSGrad, no maximize; 8-bit AdamW is optim8.c.
  *
  * Sizes: B samples of n elements (loss); n parameters (optimiser). */
 #include <math.h>

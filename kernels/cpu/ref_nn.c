@@ -4,6 +4,8 @@
 #include "ref_nn.h"
 
 #include <math.h>
+
+#include "engine/backend.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -373,5 +375,44 @@ void ref_adamw_step(double *params, double *m, double *v, const double *grads, l
         m[i] = beta1 * m[i] + (1 - beta1) * g;
         v[i] = beta2 * v[i] + (1 - beta2) * g * g;
         params[i] -= lr / bc1 * m[i] / (sqrt(v[i]) / sqrt(bc2) + eps);
+    }
+}
+
+/* The code of x in a block with this absmax: the map entry nearest to
+ * x / absmax (the first of equally near ones; 0 when absmax is 0); with
+ * keep_sign, an entry of the other sign than x is replaced by its
+ * neighbour towards x's sign. */
+static uint8_t ref_code(const float *map, double x, double absmax, int keep_sign) {
+    const double xn = absmax > 0 ? x / absmax : 0;
+    int best = 0;
+    for (int k = 1; k < 256; k++)
+        if (fabs(xn - map[k]) < fabs(xn - map[best])) best = k;
+    if (keep_sign && !signbit((double)map[best]) != !signbit(x)) best += x > 0 ? 1 : -1;
+    return (uint8_t)best;
+}
+
+void ref_adamw8bit_step(double *params, uint8_t *m_codes, uint8_t *v_codes, double *absmax_m,
+                        double *absmax_v, const float *qmap_m, const float *qmap_v,
+                        const double *grads, long n, double lr, double beta1, double beta2,
+                        double eps, double weight_decay, int step, const double *grad_sumsq,
+                        double max_grad_norm) {
+    for (long b = 0, i0 = 0; i0 < n; b++, i0 += CNET_ADAM8_BLOCK) {
+        const long len = n - i0 < CNET_ADAM8_BLOCK ? n - i0 : CNET_ADAM8_BLOCK;
+        double m[CNET_ADAM8_BLOCK], v[CNET_ADAM8_BLOCK], amax_m = 0, amax_v = 0;
+        for (long j = 0; j < len; j++) {
+            m[j] = qmap_m[m_codes[i0 + j]] * absmax_m[b];
+            v[j] = qmap_v[v_codes[i0 + j]] * absmax_v[b];
+        }
+        ref_adamw_step(params + i0, m, v, grads + i0, len, lr, beta1, beta2, eps, weight_decay,
+                       step, grad_sumsq, max_grad_norm);
+        for (long j = 0; j < len; j++) {
+            amax_m = fmax(amax_m, fabs(m[j]));
+            amax_v = fmax(amax_v, fabs(v[j]));
+        }
+        for (long j = 0; j < len; j++) {
+            m_codes[i0 + j] = ref_code(qmap_m, m[j], amax_m, 1);
+            v_codes[i0 + j] = ref_code(qmap_v, v[j], amax_v, 0);
+        }
+        absmax_m[b] = amax_m, absmax_v[b] = amax_v;
     }
 }

@@ -188,6 +188,7 @@ static void wire_table(cnet_backend *be) {
     be->mse_backward = cuda_mse_backward;
     be->sum_squares = cuda_sum_squares;
     be->adamw_step = cuda_adamw_step;
+    be->adamw8bit_step = cuda_adamw8bit_step;
     be->philox_normal = cuda_philox_normal;
 }
 

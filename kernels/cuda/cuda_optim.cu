@@ -9,11 +9,18 @@
  * thread adds the chunk sums in order. The result depends on the shape
  * only, never on the GPU or the launch.
  *
+ * 8-bit AdamW (bitsandbytes' block-wise state, engine/adam8.h): one thread
+ * block per quantisation block of CNET_ADAM8_BLOCK elements, one thread per
+ * element, as bnb's kOptimizerStatic8bit2StateBlockwise with 256 threads;
+ * the block's new absmax is a shared-memory max (exact in any order) and
+ * the codes come from adam8_code, the same function the CPU backend runs.
+ *
  * Sizes: B samples of n elements (loss); n parameters (optimiser). */
 #include <math.h>
 
 #include "kernels/cuda/cuda_internal.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "engine/adam8.h"
 
 /* Threads of a reduction block (a power of two). */
 #define RED_THREADS 256
@@ -136,11 +143,8 @@ __global__ void adamw_kernel(float *params, float *m, float *v, const float *gra
     }
 }
 
-void cuda_adamw_step(cnet_backend *be, float *params, float *m, float *v, const float *grads,
-                     long n, float lr, float beta1, float beta2, float eps, float weight_decay,
-                     int step, const float *grad_sumsq, float max_grad_norm) {
-    cu_impl *cu = cu_enter(be);
-    if (!cu || n <= 0) return;
+static adamw_scalars adamw_scalars_of(float lr, float beta1, float beta2, float eps,
+                                      float weight_decay, int step, float max_grad_norm) {
     const double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
     adamw_scalars s;
     s.decay = (float)(1.0 - (double)lr * weight_decay);
@@ -149,5 +153,81 @@ void cuda_adamw_step(cnet_backend *be, float *params, float *m, float *v, const 
     s.neg_step_size = (float)(-(double)lr / bc1);
     s.bc2_sqrt = (float)sqrt(bc2);
     s.eps = eps, s.max_grad_norm = max_grad_norm;
+    return s;
+}
+
+void cuda_adamw_step(cnet_backend *be, float *params, float *m, float *v, const float *grads,
+                     long n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                     int step, const float *grad_sumsq, float max_grad_norm) {
+    cu_impl *cu = cu_enter(be);
+    if (!cu || n <= 0) return;
+    const adamw_scalars s =
+        adamw_scalars_of(lr, beta1, beta2, eps, weight_decay, step, max_grad_norm);
     CU_LAUNCH(cu, adamw_kernel, n, params, m, v, grads, n, s, grad_sumsq);
+}
+
+static_assert(CNET_ADAM8_BLOCK == ADAM8_MAP_SIZE,
+              "adamw8bit_kernel loads the maps with one thread per entry");
+
+// params [n] and the 8-bit state of s updated in place from grads [n]; one
+// thread block per quantisation block, thread j owns element blockIdx.x * 256 + j
+__global__ void adamw8bit_kernel(float *params, cnet_adam8_state st, const float *grads, long n,
+                                 adamw_scalars s, const float *grad_sumsq) {
+    __shared__ float qm[ADAM8_MAP_SIZE], qv[ADAM8_MAP_SIZE];
+    __shared__ float max_m[CNET_ADAM8_BLOCK], max_v[CNET_ADAM8_BLOCK];
+    const long b = blockIdx.x;
+    const int j = threadIdx.x;
+    const long i = b * CNET_ADAM8_BLOCK + j;
+    qm[j] = st.qmap_m[j];
+    qv[j] = st.qmap_v[j];
+    __syncthreads();
+    float clip = 1.0f;
+    if (grad_sumsq) {
+        const float total = sqrtf(grad_sumsq[0]);
+        const float coef = __fdiv_rn(s.max_grad_norm, total + 1e-6f);
+        clip = coef < 1.0f ? coef : 1.0f;
+    }
+    float mi = 0.0f, vi = 0.0f;
+    if (i < n) {
+        const float g = grad_sumsq ? __fmul_rn(grads[i], clip) : grads[i];
+        const float p = __fmul_rn(params[i], s.decay);
+        const float m0 = __fmul_rn(qm[st.m[i]], st.absmax_m[b]);
+        const float v0 = __fmul_rn(qv[st.v[i]], st.absmax_v[b]);
+        mi = __fadd_rn(__fmul_rn(m0, s.b1), __fmul_rn(s.one_m_b1, g));
+        vi = __fadd_rn(__fmul_rn(v0, s.b2), __fmul_rn(__fmul_rn(s.one_m_b2, g), g));
+        const float denom = __fadd_rn(__fdiv_rn(sqrtf(vi), s.bc2_sqrt), s.eps);
+        params[i] = __fadd_rn(p, __fdiv_rn(__fmul_rn(s.neg_step_size, mi), denom));
+    }
+    max_m[j] = fabsf(mi);
+    max_v[j] = fabsf(vi);
+    __syncthreads();
+    for (int w = CNET_ADAM8_BLOCK / 2; w > 0; w >>= 1) {
+        if (j < w) {
+            max_m[j] = fmaxf(max_m[j], max_m[j + w]);
+            max_v[j] = fmaxf(max_v[j], max_v[j + w]);
+        }
+        __syncthreads();
+    }
+    const float amax_m = max_m[0], amax_v = max_v[0];
+    if (i < n) {
+        st.m[i] = adam8_code(qm, mi, amax_m, 1);
+        st.v[i] = adam8_code(qv, vi, amax_v, 0);
+    }
+    if (j == 0) {
+        st.absmax_m[b] = amax_m;
+        st.absmax_v[b] = amax_v;
+    }
+}
+
+void cuda_adamw8bit_step(cnet_backend *be, float *params, const cnet_adam8_state *state,
+                         const float *grads, long n, float lr, float beta1, float beta2, float eps,
+                         float weight_decay, int step, const float *grad_sumsq,
+                         float max_grad_norm) {
+    cu_impl *cu = cu_enter(be);
+    if (!cu || n <= 0) return;
+    const adamw_scalars s =
+        adamw_scalars_of(lr, beta1, beta2, eps, weight_decay, step, max_grad_norm);
+    adamw8bit_kernel<<<(unsigned)adam8_blocks(n), CNET_ADAM8_BLOCK, 0, cu->stream>>>(
+        params, *state, grads, n, s, grad_sumsq);
+    CU_LAUNCHED(cu, "adamw8bit_kernel");
 }
