@@ -212,7 +212,10 @@ static int setup(trainer *t, cnet_error *err) {
                             .B = o->train_batch_size,
                             .h = t->tb.h,
                             .w = t->tb.w,
-                            .Nt = t->tb.Nt};
+                            .Nt = t->tb.Nt,
+                            .gradient_checkpointing = o->gradient_checkpointing,
+                            .set_grads_to_none = o->set_grads_to_none,
+                            .gradient_accumulation_steps = o->gradient_accumulation_steps};
     if ((rc = train_step_init(&t->ts, &t->base->unet, &t->cn, &t->ddpm, &sc, err))) return rc;
     t->have_ts = 1;
     const size_t lat = (size_t)o->train_batch_size * t->tb.h * t->tb.w * t->tb.L;

@@ -80,7 +80,10 @@ void bench_model_usage(void *file) {
             "           sample size; cn_unet_step: ControlNet + UNet on a CFG batch of 2;\n"
             "           generate: one image, %d UniPC steps, CFG %g, at the UNet's sample size\n"
             "  --iters  timed runs after one warm-up, median reported (default %d)\n"
-            "  --json   one line {\"task\", \"median_ms\", \"peak_rss_mb\"}\n",
+            "  --json   one line {\"task\", \"median_ms\", \"peak_rss_mb\"}\n"
+            "  train_step|train_step_cached also take --gradient_checkpointing and\n"
+            "  --set_grads_to_none (cnet train's memory levers) and report the memory of\n"
+            "  the activations, scratch and gradients\n",
             BENCH_GENERATE_STEPS, (double)BENCH_GENERATE_GUIDANCE, BENCH_MODEL_DEFAULT_ITERS);
 }
 
@@ -271,14 +274,15 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-void bench_report(const char *task, double *t, int iters, int json) {
+void bench_report(const char *task, double *t, int iters, int json, const char *extra) {
     qsort(t, (size_t)iters, sizeof t[0], cmp_double);
     double median = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
     if (json)
-        printf("{\"task\":\"%s\",\"median_ms\":%.2f,\"peak_rss_mb\":%.1f}\n", task, median, rss_mb);
+        printf("{\"task\":\"%s\",\"median_ms\":%.2f,\"peak_rss_mb\":%.1f%s%s}\n", task, median,
+               rss_mb, extra ? "," : "", extra ? extra : "");
     else
         printf("%-14s median %9.2f ms  (min %.2f, max %.2f, %d iters, %d threads)  peak RSS "
                "%.1f MB\n",
@@ -287,10 +291,14 @@ void bench_report(const char *task, double *t, int iters, int json) {
 
 int bench_model(int argc, char **argv) {
     const char *model = NULL, *task = NULL;
-    int iters = BENCH_MODEL_DEFAULT_ITERS, json = 0;
+    int iters = BENCH_MODEL_DEFAULT_ITERS, json = 0, checkpointing = 0, grads_to_none = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+        } else if (strcmp(argv[i], "--gradient_checkpointing") == 0) {
+            checkpointing = 1;
+        } else if (strcmp(argv[i], "--set_grads_to_none") == 0) {
+            grads_to_none = 1;
         } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
             model = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--task") == 0) {
@@ -316,7 +324,7 @@ int bench_model(int argc, char **argv) {
     for (int t = 0; task && t < TASK_COUNT; t++)
         if (strcmp(task, task_names[t]) == 0) s.task = (bench_task)t;
     if (model && task && strncmp(task, "train_step", 10) == 0)
-        return bench_train(model, task, iters, json);
+        return bench_train(model, task, iters, json, checkpointing, grads_to_none);
     if (!model || s.task == TASK_COUNT) {
         fprintf(stderr, "cnet bench: need --model DIR and --task %s|%s|%s|%s\n", task_names[0],
                 task_names[1], task_names[2], task_names[3]);
@@ -344,6 +352,6 @@ int bench_model(int argc, char **argv) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);
         return 1;
     }
-    bench_report(task_names[s.task], t, iters, json);
+    bench_report(task_names[s.task], t, iters, json, NULL);
     return 0;
 }

@@ -8,6 +8,11 @@
  *                      clip_grad_norm_ + AdamW;
  *   train_step_cached  the same without the VAE encode (--cache_latents).
  *
+ * --gradient_checkpointing and --set_grads_to_none as in cnet train; the
+ * memory line gives the high-water marks of the activation arena (which
+ * holds the gradients too with --set_grads_to_none) and of the scratch
+ * arena, and the separate gradient block (none with --set_grads_to_none).
+ *
  * The ControlNet is the model folder's controlnet/ (or from_unet's shape).
  * Inputs are Philox values; they do not change the time. */
 #include <limits.h>
@@ -67,7 +72,8 @@ static float *buffer(bench_train_state *s, size_t n, int *rc, cnet_error *err) {
     return p;
 }
 
-int bench_train(const char *model, const char *task, int iters, int json) {
+int bench_train(const char *model, const char *task, int iters, int json,
+                int gradient_checkpointing, int set_grads_to_none) {
     bench_train_state s;
     memset(&s, 0, sizeof s);
     if (strcmp(task, "train_step_cached") == 0)
@@ -91,8 +97,13 @@ int bench_train(const char *model, const char *task, int iters, int json) {
         s.R = s.h * f;
         s.Nt = 77;
         for (int i = 0; i < s.Nt; i++) s.ids[i] = i % tokenizer_vocab_size(s.base.tok);
-        train_step_config tc = {
-            .prediction = TRAIN_PRED_EPSILON, .B = 1, .h = s.h, .w = s.h, .Nt = s.Nt};
+        train_step_config tc = {.prediction = TRAIN_PRED_EPSILON,
+                                .B = 1,
+                                .h = s.h,
+                                .w = s.h,
+                                .Nt = s.Nt,
+                                .gradient_checkpointing = gradient_checkpointing,
+                                .set_grads_to_none = set_grads_to_none};
         if (!(rc = train_step_init(&s.ts, &s.base.unet, &s.cn, &s.ddpm, &tc, &err))) have_ts = 1;
         const size_t lat = (size_t)s.h * s.h * s.base.vae.cfg.latent_channels;
         s.image = buffer(&s, (size_t)s.R * s.R * 3, &rc, &err);
@@ -112,6 +123,9 @@ int bench_train(const char *model, const char *task, int iters, int json) {
         rc = one_step(&s, i + 1, &err);
         t[i] = (omp_get_wtime() - t0) * 1e3;
     }
+    const double mb = 1.0 / (1 << 20);
+    const double act_mb = s.ts.keep.high_water * mb, scratch_mb = s.ts.scratch.high_water * mb;
+    const double grads_mb = set_grads_to_none ? 0 : s.ts.grads.total * sizeof(float) * mb;
     float *bufs[] = {s.image, s.cond, s.latents, s.moments, s.noise, s.text};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) s.be.free(&s.be, bufs[i]);
@@ -126,6 +140,17 @@ int bench_train(const char *model, const char *task, int iters, int json) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);
         return 1;
     }
-    bench_report(task, t, iters, json);
+    char extra[160];
+    snprintf(extra, sizeof extra,
+             "\"activations_mb\":%.1f,\"scratch_mb\":%.1f,\"separate_grads_mb\":%.1f", act_mb,
+             scratch_mb, grads_mb);
+    bench_report(task, t, iters, json, extra);
+    if (!json)
+        printf("train memory: activations %.1f MB (arena high-water%s), scratch %.1f MB, separate "
+               "gradient block %.1f MB; total %.1f MB%s%s\n",
+               act_mb, set_grads_to_none ? ", gradients included" : "", scratch_mb, grads_mb,
+               act_mb + scratch_mb + grads_mb,
+               gradient_checkpointing ? " [--gradient_checkpointing]" : "",
+               set_grads_to_none ? " [--set_grads_to_none]" : "");
     return 0;
 }
