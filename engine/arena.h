@@ -28,7 +28,8 @@ int cnet_arena_init(cnet_arena *a, cnet_backend *be, size_t capacity, const char
 void cnet_arena_free(cnet_arena *a);
 /* Aligned slice of `bytes`; NULL (and err set) when the arena is full. */
 void *cnet_arena_alloc(cnet_arena *a, size_t bytes, cnet_error *err);
-/* Forgets every slice (the memory stays); high_water is kept. */
+/* Forgets every bottom-up slice (the memory stays); top slices and
+ * high_water are kept. */
 void cnet_arena_reset(cnet_arena *a);
 /* Mark/restore for temporary slices inside a phase. */
 size_t cnet_arena_mark(const cnet_arena *a);
