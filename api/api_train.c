@@ -30,6 +30,8 @@ static const api_field train_fields[] = {
     {"gradient_accumulation_steps", AF_INT, 0, 1, 1024, 0, NULL, "1"},
     {"learning_rate", AF_NUM, AF_LO_OPEN, 0, 1, 0, NULL, "5e-06"},
     {"scale_lr", AF_BOOL, 0, 0, 0, 0, NULL, "false"},
+    {"gradient_checkpointing", AF_BOOL, 0, 0, 0, 0, NULL, "false"},
+    {"set_grads_to_none", AF_BOOL, 0, 0, 0, 0, NULL, "false"},
     {"lr_scheduler", AF_ENUM, 0, 0, 0, 0, schedulers, "\"constant\""},
     {"lr_warmup_steps", AF_INT, 0, 0, 1000000, 0, NULL, "500"},
     {"lr_num_cycles", AF_INT, 0, 1, 10000, 0, NULL, "1"},

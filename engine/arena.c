@@ -6,6 +6,7 @@ int cnet_arena_init(cnet_arena *a, cnet_backend *be, size_t capacity, const char
     a->be = be;
     a->capacity = capacity;
     a->used = 0;
+    a->top = 0;
     a->high_water = 0;
     a->name = name;
     a->base = capacity ? be->alloc(be, capacity) : NULL;
@@ -18,20 +19,36 @@ int cnet_arena_init(cnet_arena *a, cnet_backend *be, size_t capacity, const char
 void cnet_arena_free(cnet_arena *a) {
     if (a->base) a->be->free(a->be, a->base);
     a->base = NULL;
-    a->capacity = a->used = 0;
+    a->capacity = a->used = a->top = 0;
 }
 
 void *cnet_arena_alloc(cnet_arena *a, size_t bytes, cnet_error *err) {
     size_t start = (a->used + CNET_ARENA_ALIGN - 1) & ~(size_t)(CNET_ARENA_ALIGN - 1);
-    if (start > a->capacity || bytes > a->capacity - start) {
+    const size_t end = a->capacity - a->top;
+    if (start > end || bytes > end - start) {
         cnet_fail(err, CNET_ENOMEM, "arena '%s' full: %zu bytes requested, %zu of %zu used",
-                  a->name, bytes, a->used, a->capacity);
+                  a->name, bytes, a->used + a->top, a->capacity);
         return NULL;
     }
     a->used = start + bytes;
-    if (a->used > a->high_water) a->high_water = a->used;
+    if (a->used + a->top > a->high_water) a->high_water = a->used + a->top;
     return a->base + start;
 }
+
+void *cnet_arena_alloc_top(cnet_arena *a, size_t bytes, cnet_error *err) {
+    const size_t end = a->capacity - a->top;
+    const size_t start = bytes <= end ? (end - bytes) & ~(size_t)(CNET_ARENA_ALIGN - 1) : 0;
+    if (bytes > end || start < a->used) {
+        cnet_fail(err, CNET_ENOMEM, "arena '%s' full: %zu bytes requested, %zu of %zu used",
+                  a->name, bytes, a->used + a->top, a->capacity);
+        return NULL;
+    }
+    a->top = a->capacity - start;
+    if (a->used + a->top > a->high_water) a->high_water = a->used + a->top;
+    return a->base + start;
+}
+
+void cnet_arena_release_top(cnet_arena *a) { a->top = 0; }
 
 void cnet_arena_reset(cnet_arena *a) { a->used = 0; }
 

@@ -194,9 +194,12 @@ int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *d
     if (!rc)
         rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, keep,
                                acts ? &acts->time : NULL, err);
+    const size_t keep_mark = keep ? cnet_arena_mark(keep) : 0;
     if (!rc)
         rc = controlnet_cond_embedding(m, scratch, emb, cond, B, h * f, w * f, keep,
                                        acts ? &acts->cond : NULL, err);
+    if (acts && acts->checkpoint) cnet_arena_restore(keep, keep_mark); /* backward recomputes */
+    if (acts) acts->enc.checkpoint = acts->checkpoint;
     if (!rc)
         rc = unet_encoder_forward(&m->enc, p, scratch, skips, mid_h, sample, emb, temb_act, text, B,
                                   h, w, Nt, keep, acts ? &acts->enc : NULL, err);
@@ -255,7 +258,19 @@ int controlnet_backward(controlnet_model *m, const cnet_params *g, cnet_arena *s
     rc = unet_encoder_backward(&m->enc, p, g, scratch, dskips, dtemb_act, dmid, acts->skips,
                                acts->sample, &acts->enc, B, h, w, err);
     /* skips[0] = conv_in(sample) + cond_embedding(cond) */
-    if (!rc) rc = cond_embedding_backward(m, g, scratch, dskips[0], &acts->cond, B, err);
+    const controlnet_cond_acts *cond = &acts->cond;
+    controlnet_cond_acts cond_again;
+    cnet_arena *keep = acts->enc.keep;
+    const size_t keep_mark = acts->checkpoint ? cnet_arena_mark(keep) : 0;
+    if (!rc && acts->checkpoint) {
+        float *emb = cnet_arena_alloc(keep, s.skip_floats[0] * sizeof(float), err);
+        rc = emb ? controlnet_cond_embedding(m, scratch, emb, cond->cond, B, cond->H, cond->W, keep,
+                                             &cond_again, err)
+                 : (err ? err->code : CNET_ENOMEM);
+        cond = &cond_again;
+    }
+    if (!rc) rc = cond_embedding_backward(m, g, scratch, dskips[0], cond, B, err);
+    if (acts->checkpoint) cnet_arena_restore(keep, keep_mark);
     if (!rc)
         rc = unet_encoder_time_backward(&m->enc, p, g, scratch, dtemb_act, &acts->time, B, err);
 done:

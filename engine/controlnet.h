@@ -48,8 +48,11 @@ typedef struct controlnet_cond_acts {
     float *pre[2 * CONTROLNET_MAX_COND_LEVELS + 1], *post[2 * CONTROLNET_MAX_COND_LEVELS + 1];
 } controlnet_cond_acts;
 
-/* Everything the full ControlNet backward reads. */
+/* Everything the full ControlNet backward reads. checkpoint (input, set
+ * before the forward): gradient checkpointing of the conditioning embedding
+ * and of every down / mid block (see unet_encoder_acts). */
 typedef struct controlnet_acts {
+    int checkpoint;
     unet_time_acts time;
     controlnet_cond_acts cond;
     unet_encoder_acts enc;

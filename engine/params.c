@@ -79,14 +79,25 @@ int params_alloc(cnet_params *p, cnet_error *err) {
     return 0;
 }
 
-int params_alloc_like(cnet_params *dst, const cnet_params *src, cnet_error *err) {
+int params_like(cnet_params *dst, const cnet_params *src, cnet_error *err) {
     params_init(dst, src->be);
     dst->items = malloc((size_t)(src->n ? src->n : 1) * sizeof *dst->items);
     if (!dst->items) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     memcpy(dst->items, src->items, (size_t)src->n * sizeof *dst->items);
     dst->n = dst->cap = src->n;
     dst->total = src->total;
-    return params_alloc(dst, err);
+    params_bind(dst, NULL);
+    return 0;
+}
+
+void params_bind(cnet_params *p, float *block) {
+    p->block = block;
+    for (int i = 0; i < p->n; i++) p->items[i].data = block ? block + p->items[i].offset : NULL;
+}
+
+int params_alloc_like(cnet_params *dst, const cnet_params *src, cnet_error *err) {
+    int rc = params_like(dst, src, err);
+    return rc ? rc : params_alloc(dst, err);
 }
 
 cnet_param *params_find(const cnet_params *p, const char *name) {

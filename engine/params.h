@@ -62,6 +62,13 @@ int params_alloc(cnet_params *p, cnet_error *err);
 /* A table with the same parameters as src (names, shapes, offsets), zeroed:
  * gradients and optimizer moments. */
 int params_alloc_like(cnet_params *dst, const cnet_params *src, cnet_error *err);
+/* The same table as src without memory (block NULL): bind it to a block
+ * with params_bind. */
+int params_like(cnet_params *dst, const cnet_params *src, cnet_error *err);
+/* Points every parameter of p into block (p->total floats, owned by the
+ * caller, e.g. an arena slice); NULL unbinds. Only for tables made with
+ * params_like (params_free frees a block it finds bound). */
+void params_bind(cnet_params *p, float *block);
 /* NULL when absent. */
 cnet_param *params_find(const cnet_params *p, const char *name);
 /* Device pointer of a declared parameter; the name must exist (programmer

@@ -1,6 +1,7 @@
 /* One ControlNet training step; see train_step.h. */
 #include "train_step.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -48,12 +49,14 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
     }
     be->upload(be, t->weights, w, (size_t)B * sizeof(float));
 
-    controlnet_acts cn_acts;
-    unet_acts un_acts;
+    controlnet_acts cn_acts = {.checkpoint = c->gradient_checkpointing};
+    unet_acts un_acts = {.checkpoint = c->gradient_checkpointing};
     cnet_arena_reset(&t->keep);
     if ((rc = controlnet_forward(t->cn, &t->scratch, t->down, t->mid, t->noisy, cond, ts, text,
-                                 1.0f, 0, B, c->h, c->w, c->Nt, &t->keep, &cn_acts, err)) ||
-        (rc = unet_forward(t->unet, &t->scratch, t->pred, t->noisy, ts, text,
+                                 1.0f, 0, B, c->h, c->w, c->Nt, &t->keep, &cn_acts, err)))
+        return rc;
+    const size_t unet_keep = cnet_arena_mark(&t->keep);
+    if ((rc = unet_forward(t->unet, &t->scratch, t->pred, t->noisy, ts, text,
                            (const float *const *)t->down, t->mid, B, c->h, c->w, c->Nt, &t->keep,
                            &un_acts, err)))
         return rc;
@@ -62,6 +65,13 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
     be->mse_backward(be, t->dpred, t->pred, t->target, t->weights, B, n, grad_scale);
     if ((rc = unet_backward(t->unet, &t->scratch, t->d_down, t->d_mid, t->dpred, &un_acts, B, err)))
         return rc;
+    cnet_arena_restore(&t->keep, unet_keep); /* the ControlNet backward reuses the UNet's room */
+    if (c->set_grads_to_none && !t->grads.block) { /* the step's first backward */
+        float *g = cnet_arena_alloc_top(&t->keep, t->grads.total * sizeof(float), err);
+        if (!g) return err ? err->code : CNET_ENOMEM;
+        be->zero(be, g, t->grads.total * sizeof(float));
+        params_bind(&t->grads, g);
+    }
     return controlnet_backward(t->cn, &t->grads, &t->scratch, (const float *const *)t->d_down,
                                t->d_mid, &cn_acts, err);
 }
@@ -79,11 +89,17 @@ static int size_arenas(train_step *t, const float *zeros_latent, const float *ze
             (rc = cnet_arena_init(&t->scratch, be, scratch_cap, "training scratch", err)))
             return rc;
         rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, 1.0f, err);
+        if (!rc && t->cfg.set_grads_to_none && t->cfg.gradient_accumulation_steps > 1)
+            rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, 1.0f,
+                     err); /* a forward beside the live gradients */
         size_t keep_used = t->keep.high_water, scratch_used = t->scratch.high_water;
+        if (t->cfg.set_grads_to_none)
+            params_bind(&t->grads, NULL); /* they were in the arena freed next */
+        else if (rc == 0)
+            be->zero(be, t->grads.block, t->grads.total * sizeof(float));
         cnet_arena_free(&t->keep);
         cnet_arena_free(&t->scratch);
         if (rc == 0) {
-            be->zero(be, t->grads.block, t->grads.total * sizeof(float));
             if ((rc = cnet_arena_init(&t->keep, be, keep_used + (1u << 20), "training activations",
                                       err)))
                 return rc;
@@ -112,7 +128,8 @@ int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched
     unet_sizes s;
     int rc = unet_encoder_sizes(&unet->enc, cfg->B, cfg->h, cfg->w, &s, err);
     if (rc) return rc;
-    if ((rc = params_alloc_like(&t->grads, &cn->params, err)) ||
+    if ((rc = cfg->set_grads_to_none ? params_like(&t->grads, &cn->params, err)
+                                     : params_alloc_like(&t->grads, &cn->params, err)) ||
         (rc = adam_state_init(&t->adam, &cn->params, cfg->use_8bit_adam, err)))
         return rc;
     const size_t lat = (size_t)cfg->B * cfg->h * cfg->w * uc->in_channels;
@@ -153,6 +170,7 @@ void train_step_free(train_step *t) {
         if (t->down[i]) be->free(be, t->down[i]);
         if (t->d_down[i]) be->free(be, t->d_down[i]);
     }
+    if (t->cfg.set_grads_to_none) params_bind(&t->grads, NULL); /* an arena slice */
     cnet_arena_free(&t->keep);
     cnet_arena_free(&t->scratch);
     params_free(&t->grads);
@@ -172,6 +190,7 @@ int train_step_accumulate(train_step *t, int B, const float *latents, const floa
 void train_step_optimize(train_step *t, const train_adamw *opt, int step, float *grad_norm_out) {
     cnet_backend *be = t->cn->params.be;
     const long n = (long)t->grads.total;
+    assert(t->grads.block); /* set_grads_to_none: no backward since the last step */
     be->sum_squares(be, t->sumsq, t->grads.block, n);
     if (grad_norm_out) {
         float sumsq;
@@ -179,5 +198,10 @@ void train_step_optimize(train_step *t, const train_adamw *opt, int step, float 
         *grad_norm_out = sqrtf(sumsq);
     }
     adam_state_step(&t->adam, &t->grads, opt, step, opt->max_grad_norm > 0 ? t->sumsq : NULL);
-    be->zero(be, t->grads.block, (size_t)n * sizeof(float));
+    if (t->cfg.set_grads_to_none) { /* no memset: the next backward takes fresh ones */
+        cnet_arena_release_top(&t->keep);
+        params_bind(&t->grads, NULL);
+    } else {
+        be->zero(be, t->grads.block, (size_t)n * sizeof(float));
+    }
 }

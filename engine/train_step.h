@@ -30,8 +30,24 @@ typedef enum { TRAIN_PRED_EPSILON = 0, TRAIN_PRED_V } train_prediction;
 
 typedef struct train_step_config {
     train_prediction prediction;
-    float snr_gamma;   /* 0: plain MSE */
-    int B, h, w, Nt;   /* the batch shape every step uses */
+    float snr_gamma; /* 0: plain MSE */
+    int B, h, w, Nt; /* the batch shape every step uses */
+    /* --gradient_checkpointing: keep only each block's inputs in the
+     * forward, recompute the block in the backward (less activation memory,
+     * about one more forward of time; same gradients). */
+    int gradient_checkpointing;
+    /* --set_grads_to_none (optimizer.zero_grad(set_to_none=True)): between
+     * an optimizer step and the next backward the gradients do not exist;
+     * the first backward of a step takes them from the top of the
+     * activation arena, where the UNet's activations were during the
+     * forward, and the optimizer step gives them back instead of zeroing
+     * them. The activation arena then holds max(forward, backward +
+     * gradients) instead of forward + a separate gradient block. */
+    int set_grads_to_none;
+    /* The most micro-batches a step accumulates (0 or 1: one): with
+     * set_grads_to_none and more than one, the later micro-batches' forwards
+     * run beside the live gradients, and the arena is sized for that. */
+    int gradient_accumulation_steps;
     int use_8bit_adam; /* bitsandbytes-style 8-bit AdamW state (engine/adam_state.h) */
 } train_step_config;
 
@@ -40,7 +56,8 @@ typedef struct train_step {
     unet_model *unet;         /* borrowed, frozen */
     controlnet_model *cn;     /* borrowed, trained */
     sched *noise;             /* borrowed: the DDPM noise scheduler (add_noise, alphas_cumprod) */
-    cnet_params grads;        /* owned, same layout as cn->params */
+    cnet_params grads;        /* owned, same layout as cn->params; grads.block is
+                                 NULL between steps with set_grads_to_none */
     adam_state adam;          /* owned: AdamW's m and v, float32 or 8-bit */
     cnet_arena keep, scratch; /* activations for backward; temporaries */
     float *noisy, *target, *pred, *dpred, *weights; /* device */
@@ -63,8 +80,8 @@ int train_step_accumulate(train_step *t, int B, const float *latents, const floa
                           float grad_scale, float *loss_out, cnet_error *err);
 
 /* Clips the accumulated gradients to max_grad_norm and applies AdamW
- * (step counts from 1), then zeroes the gradients. *grad_norm_out receives
- * the norm before clipping. */
+ * (step counts from 1), then zeroes the gradients (set_grads_to_none: gives
+ * them back). *grad_norm_out receives the norm before clipping. */
 void train_step_optimize(train_step *t, const train_adamw *opt, int step, float *grad_norm_out);
 
 #endif

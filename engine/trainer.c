@@ -213,7 +213,10 @@ static int setup(trainer *t, cnet_error *err) {
                             .h = t->tb.h,
                             .w = t->tb.w,
                             .Nt = t->tb.Nt,
-                            .use_8bit_adam = o->use_8bit_adam};
+                            .use_8bit_adam = o->use_8bit_adam,
+                            .gradient_checkpointing = o->gradient_checkpointing,
+                            .set_grads_to_none = o->set_grads_to_none,
+                            .gradient_accumulation_steps = o->gradient_accumulation_steps};
     if ((rc = train_step_init(&t->ts, &t->base->unet, &t->cn, &t->ddpm, &sc, err))) return rc;
     t->have_ts = 1;
     const size_t lat = (size_t)o->train_batch_size * t->tb.h * t->tb.w * t->tb.L;

@@ -60,6 +60,8 @@ typedef struct train_options {
     int n_validation_images;
     int num_validation_images, validation_steps;
     int cache_latents;
+    int gradient_checkpointing; /* recompute each block in the backward (less memory) */
+    int set_grads_to_none;      /* no gradient memory between optimizer steps */
     int64_t max_train_samples;
     double proportion_empty_prompts;
     double max_bad_fraction; /* unreadable samples tolerated before refusing */

@@ -56,6 +56,11 @@ size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt) {
     return floats * sizeof(float) + 256 * CNET_ARENA_ALIGN;
 }
 
+/* Floats of up block u's output for an input of H x W. */
+static size_t up_out_floats(const unet_up_block *u, int B, int H, int W) {
+    return (size_t)B * H * W * u->out * (u->has_upsample ? 4 : 1);
+}
+
 int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sample,
                  const float *timesteps, const float *text, const float *const *down_residuals,
                  const float *mid_residual, int B, int h, int w, int Nt, cnet_arena *keep,
@@ -66,16 +71,21 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
     unet_sizes s;
     int rc = unet_encoder_sizes(&m->enc, B, h, w, &s, err);
     if (rc) return rc;
+    /* Checkpointing keeps what the up blocks' recompute reads; otherwise
+     * the skips and the ping-pong activations are temporaries. */
+    const int checkpoint = acts && acts->checkpoint;
+    cnet_arena *held = checkpoint ? keep : scratch;
     size_t mark = cnet_arena_mark(scratch);
     float *skips[UNET_MAX_SKIPS];
     const size_t T = (size_t)B * m->enc.temb_channels;
-    float *temb = cnet_arena_alloc(scratch, T * sizeof(float), err);
-    float *temb_act = cnet_arena_alloc(scratch, T * sizeof(float), err);
-    float *a = cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
-    float *b = cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
-    rc = !temb || !temb_act || !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
+    float *temb = cnet_arena_alloc(held, T * sizeof(float), err);
+    float *temb_act = cnet_arena_alloc(held, T * sizeof(float), err);
+    float *a =
+        cnet_arena_alloc(held, (checkpoint ? s.mid_floats : s.max_floats) * sizeof(float), err);
+    float *b = checkpoint ? NULL : cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
+    rc = !temb || !temb_act || !a || (!checkpoint && !b) ? (err ? err->code : CNET_ENOMEM) : 0;
     for (int i = 0; i < s.n_skips && !rc; i++)
-        if (!(skips[i] = cnet_arena_alloc(scratch, s.skip_floats[i] * sizeof(float), err)))
+        if (!(skips[i] = cnet_arena_alloc(held, s.skip_floats[i] * sizeof(float), err)))
             rc = err ? err->code : CNET_ENOMEM;
     if (!rc)
         rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, NULL, NULL,
@@ -89,19 +99,34 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
         for (int i = 0; i < s.n_skips; i++)
             be->add(be, skips[i], skips[i], down_residuals[i], (long)s.skip_floats[i]);
     if (mid_residual) be->add(be, a, a, mid_residual, (long)s.mid_floats);
+    if (acts) {
+        memcpy(acts->skips, skips, sizeof skips);
+        acts->keep = keep, acts->temb_act = temb_act, acts->text = text, acts->Nt = Nt;
+    }
 
     int H = s.mid_h, W = s.mid_w, n = s.n_skips;
+    float *x = a; /* the current up block's input */
     for (int i = 0; i < L->n_blocks && !rc; i++) {
+        float *y =
+            checkpoint
+                ? cnet_arena_alloc(keep, up_out_floats(&m->up[i], B, H, W) * sizeof(float), err)
+                : (x == a ? b : a);
+        if (!y) {
+            rc = err ? err->code : CNET_ENOMEM;
+            break;
+        }
+        if (acts) acts->up_in[i] = x;
+        const size_t keep_mark = keep ? cnet_arena_mark(keep) : 0;
         rc =
-            unet_up_forward(&m->up[i], p, scratch, b, a, temb_act, text, B, &H, &W, Nt,
+            unet_up_forward(&m->up[i], p, scratch, y, x, temb_act, text, B, &H, &W, Nt,
                             (const float *const *)skips, &n, keep, acts ? &acts->up[i] : NULL, err);
-        float *t = a;
-        a = b, b = t;
+        if (checkpoint) cnet_arena_restore(keep, keep_mark); /* backward recomputes them */
+        x = y;
     }
     if (rc) goto done;
     /* out = conv_out(silu(conv_norm_out(h))) */
     const size_t n0 = (size_t)B * H * W * L->block_out_channels[0];
-    float *h_last = a, *act = b, *mean = NULL, *rstd = NULL;
+    float *h_last = x, *act = x == a ? b : a, *mean = NULL, *rstd = NULL;
     if (acts) {
         const size_t stats = (size_t)B * m->norm_out.groups * sizeof(float);
         h_last = cnet_arena_alloc(keep, n0 * sizeof(float), err);
@@ -112,7 +137,7 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
             rc = err ? err->code : CNET_ENOMEM;
             goto done;
         }
-        be->copy(be, h_last, a, n0 * sizeof(float));
+        be->copy(be, h_last, x, n0 * sizeof(float));
     }
     nn_group_norm_forward_save(&m->norm_out, p, act, mean, rstd, h_last, B, H * W, 1);
     nn_conv_forward(&m->conv_out, p, out, act, B, H, W);
@@ -145,7 +170,22 @@ int unet_backward(unet_model *m, cnet_arena *scratch, float *const *d_down, floa
     /* Up blocks in reverse; the first block's input gradient is the mid's. */
     for (int i = L->n_blocks - 1; i >= 0 && !rc; i--) {
         float *dx = i == 0 ? d_mid : db;
-        rc = unet_up_backward(&m->up[i], p, NULL, scratch, dx, d_down, da, &acts->up[i], B, err);
+        const unet_up_acts *up = &acts->up[i];
+        unet_up_acts up_again;
+        const size_t keep_mark = acts->checkpoint ? cnet_arena_mark(acts->keep) : 0;
+        if (acts->checkpoint) {
+            int h = up->H, w = up->W, n = up->skip_index[0] + 1;
+            float *y = cnet_arena_alloc(acts->keep,
+                                        up_out_floats(&m->up[i], B, h, w) * sizeof(float), err);
+            rc = y ? unet_up_forward(&m->up[i], p, scratch, y, acts->up_in[i], acts->temb_act,
+                                     acts->text, B, &h, &w, acts->Nt,
+                                     (const float *const *)acts->skips, &n, acts->keep, &up_again,
+                                     err)
+                   : (err ? err->code : CNET_ENOMEM);
+            up = &up_again;
+        }
+        if (!rc) rc = unet_up_backward(&m->up[i], p, NULL, scratch, dx, d_down, da, up, B, err);
+        if (acts->checkpoint) cnet_arena_restore(acts->keep, keep_mark);
         float *t = da;
         da = db, db = t;
     }

@@ -31,8 +31,17 @@ int unet_load(unet_model *m, const char *path, cnet_error *err);
 /* Scratch bytes a forward at this size takes (skips, temporaries). */
 size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt);
 
-/* What the up-path backward reads (nothing of the down and mid blocks). */
+/* What the up-path backward reads (nothing of the down and mid blocks).
+ * checkpoint (input, set before the forward): gradient checkpointing per up
+ * block, as in unet_encoder_acts: the forward keeps each up block's input,
+ * the skips (with the residuals added) and silu(temb); the backward
+ * re-runs one block's forward into keep's tail before its backward. */
 typedef struct unet_acts {
+    int checkpoint;
+    cnet_arena *keep;             /* the forward's keep arena (recompute space) */
+    float *skips[UNET_MAX_SKIPS]; /* in keep when checkpointing */
+    const float *up_in[UNET_MAX_LEVELS], *temb_act, *text;
+    int Nt;
     unet_up_acts up[UNET_MAX_LEVELS];
     float *h, *act; /* conv_norm_out input and silu(norm(h)) = conv_out input */
     float *mean, *rstd;

@@ -123,14 +123,21 @@ int unet_encoder_forward(const unet_encoder *e, const cnet_params *p, cnet_arena
     nn_conv_forward(&e->conv_in, p, skips[0], sample, B, h, w);
     if (cond) be->add(be, skips[0], skips[0], cond, (long)B * h * w * L->block_out_channels[0]);
     int n = 1, H = h, W = w, rc;
+    const int checkpoint = acts && acts->checkpoint;
+    if (acts) acts->keep = keep, acts->temb_act = temb_act, acts->text = text, acts->Nt = Nt;
     for (int i = 0; i < L->n_blocks; i++) {
         const float *x = skips[n - 1];
-        if ((rc = unet_down_forward(&e->down[i], p, scratch, x, temb_act, text, B, &H, &W, Nt,
-                                    skips, &n, keep, acts ? &acts->down[i] : NULL, err)))
-            return rc;
+        const size_t keep_mark = keep ? cnet_arena_mark(keep) : 0;
+        rc = unet_down_forward(&e->down[i], p, scratch, x, temb_act, text, B, &H, &W, Nt, skips, &n,
+                               keep, acts ? &acts->down[i] : NULL, err);
+        if (checkpoint) cnet_arena_restore(keep, keep_mark); /* backward recomputes them */
+        if (rc) return rc;
     }
-    return unet_mid_forward(&e->mid, p, scratch, mid, skips[n - 1], temb_act, text, B, H, W, Nt,
-                            keep, acts ? &acts->mid : NULL, err);
+    const size_t keep_mark = keep ? cnet_arena_mark(keep) : 0;
+    rc = unet_mid_forward(&e->mid, p, scratch, mid, skips[n - 1], temb_act, text, B, H, W, Nt, keep,
+                          acts ? &acts->mid : NULL, err);
+    if (checkpoint) cnet_arena_restore(keep, keep_mark);
+    return rc;
 }
 
 int unet_encoder_backward(const unet_encoder *e, const cnet_params *p, const cnet_params *g,
@@ -145,17 +152,40 @@ int unet_encoder_backward(const unet_encoder *e, const cnet_params *p, const cne
     float *dx = cnet_arena_alloc(scratch, s.skip_floats[s.n_skips - 1] * sizeof(float), err);
     if (!dx) return err ? err->code : CNET_ENOMEM;
     /* mid = mid_block(last skip) */
-    rc = unet_mid_backward(&e->mid, p, g, scratch, dx, dtemb_act, dmid, &acts->mid, B, err);
+    const unet_mid_acts *mid = &acts->mid;
+    unet_mid_acts mid_again;
+    size_t keep_mark = acts->checkpoint ? cnet_arena_mark(acts->keep) : 0;
+    if (acts->checkpoint) {
+        float *out = cnet_arena_alloc(acts->keep, s.mid_floats * sizeof(float), err);
+        rc = out ? unet_mid_forward(&e->mid, p, scratch, out, skips[s.n_skips - 1], acts->temb_act,
+                                    acts->text, B, s.mid_h, s.mid_w, acts->Nt, acts->keep,
+                                    &mid_again, err)
+                 : (err ? err->code : CNET_ENOMEM);
+        mid = &mid_again;
+    }
+    if (!rc) rc = unet_mid_backward(&e->mid, p, g, scratch, dx, dtemb_act, dmid, mid, B, err);
     if (!rc)
         p->be->add(p->be, dskips[s.n_skips - 1], dskips[s.n_skips - 1], dx,
                    (long)s.skip_floats[s.n_skips - 1]);
+    if (acts->checkpoint) cnet_arena_restore(acts->keep, keep_mark);
     cnet_arena_restore(scratch, mark);
     /* Block i's input is the skip before its first one; its gradient
      * accumulates there. */
     for (int i = L->n_blocks - 1; i >= 0 && !rc; i--) {
-        const int in = acts->down[i].first_skip - 1;
-        rc = unet_down_backward(&e->down[i], p, g, scratch, dskips[in], dtemb_act, dskips, skips,
-                                &acts->down[i], B, err);
+        const unet_down_acts *down = &acts->down[i];
+        unet_down_acts down_again;
+        const int in = down->first_skip - 1;
+        keep_mark = acts->checkpoint ? cnet_arena_mark(acts->keep) : 0;
+        if (acts->checkpoint) { /* rewrites the block's skips with the same values */
+            int H = down->H, W = down->W, n = down->first_skip;
+            rc = unet_down_forward(&e->down[i], p, scratch, skips[in], acts->temb_act, acts->text,
+                                   B, &H, &W, acts->Nt, skips, &n, acts->keep, &down_again, err);
+            down = &down_again;
+        }
+        if (!rc)
+            rc = unet_down_backward(&e->down[i], p, g, scratch, dskips[in], dtemb_act, dskips,
+                                    skips, down, B, err);
+        if (acts->checkpoint) cnet_arena_restore(acts->keep, keep_mark);
     }
     /* skips[0] = conv_in(sample) (+ cond): weight gradients only. */
     if (!rc) nn_conv_backward(&e->conv_in, p, g, NULL, dskips[0], sample, B, h, w);

@@ -47,7 +47,19 @@ typedef struct unet_time_acts {
     float *temb;        /* linear_2 output [B, T] */
 } unet_time_acts;
 
+/* Gradient checkpointing (diffusers' enable_gradient_checkpointing), per
+ * block: with checkpoint set (by the caller, before the forward), the
+ * forward still runs each down / mid block with its activations but into
+ * keep's tail, which it releases right after, so keep holds only what
+ * outlives the blocks (the skips, which are the blocks' inputs and outputs).
+ * The backward re-runs each block's forward into keep's tail, then its
+ * backward, then releases the tail. Same kernels in the same order: the
+ * gradients are bit-identical on the CPU backend. */
 typedef struct unet_encoder_acts {
+    int checkpoint;               /* input */
+    cnet_arena *keep;             /* the forward's keep arena (recompute space) */
+    const float *temb_act, *text; /* borrowed: the caller keeps them alive */
+    int Nt;
     unet_down_acts down[UNET_MAX_LEVELS];
     unet_mid_acts mid;
 } unet_encoder_acts;

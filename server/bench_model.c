@@ -1,6 +1,7 @@
 /* cnet bench --model DIR --task text_encoder|vae_decode|cn_unet_step|generate|
  *            train_step|train_step_cached [--device D] [--mixed_precision P]
- *            [--batch N] [--use_8bit_adam] [--iters N] [--json]
+ *            [--batch N] [--use_8bit_adam] [--gradient_checkpointing]
+ *            [--set_grads_to_none] [--iters N] [--json]
  *
  * Times one model task of a diffusers pipeline folder on the backend
  * --device names (cpu by default; cuda or cuda:N, falling back to the CPU
@@ -92,7 +93,8 @@ void bench_model_usage(void *file) {
         "  --mixed_precision no|fp16|bf16: the compute precision of the products on cuda\n"
         "            (default no; the cpu computes in float32)\n"
         "  --batch   samples per training step, 1..%d (train tasks; default 1)\n"
-        "  --use_8bit_adam  8-bit AdamW state (train tasks), as in cnet train\n"
+        "  --use_8bit_adam, --gradient_checkpointing, --set_grads_to_none: train tasks, as in\n"
+        "            cnet train; they add the activation, scratch and gradient memory\n"
         "  --iters   timed runs after one warm-up, median reported (default %d)\n"
         "  --json    one line {\"task\", \"device\", \"mixed_precision\", \"batch\",\n"
         "            \"median_ms\", \"peak_rss_mb\", \"peak_device_mb\" (null on the CPU)}\n",
@@ -297,7 +299,8 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-void bench_report(const bench_model_opts *o, const char *task, double *t, cnet_backend *be) {
+void bench_report(const bench_model_opts *o, const char *task, double *t, cnet_backend *be,
+                  const char *extra) {
     const int iters = o->iters;
     qsort(t, (size_t)iters, sizeof t[0], cmp_double);
     double median = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
@@ -310,8 +313,9 @@ void bench_report(const bench_model_opts *o, const char *task, double *t, cnet_b
     if (on_gpu) snprintf(dev, sizeof dev, "%.1f", dev_mb);
     if (o->json)
         printf("{\"task\":\"%s\",\"device\":\"%s\",\"mixed_precision\":\"%s\",\"batch\":%d,"
-               "\"median_ms\":%.2f,\"peak_rss_mb\":%.1f,\"peak_device_mb\":%s}\n",
-               task, be->name, cnet_precision_name(be->precision), o->batch, median, rss_mb, dev);
+               "\"median_ms\":%.2f,\"peak_rss_mb\":%.1f,\"peak_device_mb\":%s%s%s}\n",
+               task, be->name, cnet_precision_name(be->precision), o->batch, median, rss_mb, dev,
+               extra ? "," : "", extra ? extra : "");
     else
         printf("%-14s median %9.2f ms  (min %.2f, max %.2f, %d iters, batch %d, %s, %s, %d "
                "threads)  peak RSS %.1f MB%s%s%s\n",
@@ -327,6 +331,10 @@ int bench_model(int argc, char **argv) {
             o.json = 1;
         } else if (strcmp(argv[i], "--use_8bit_adam") == 0) {
             o.use_8bit_adam = 1;
+        } else if (strcmp(argv[i], "--gradient_checkpointing") == 0) {
+            o.gradient_checkpointing = 1;
+        } else if (strcmp(argv[i], "--set_grads_to_none") == 0) {
+            o.set_grads_to_none = 1;
         } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
             o.model = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--task") == 0) {
@@ -358,9 +366,9 @@ int bench_model(int argc, char **argv) {
         }
     }
     const int train = o.task && strncmp(o.task, "train_step", 10) == 0;
-    if ((o.batch || o.use_8bit_adam) && !train) {
-        fprintf(stderr, "cnet bench: --batch and --use_8bit_adam apply to train_step and "
-                        "train_step_cached\n");
+    if ((o.batch || o.use_8bit_adam || o.gradient_checkpointing || o.set_grads_to_none) && !train) {
+        fprintf(stderr, "cnet bench: --batch, --use_8bit_adam, --gradient_checkpointing and "
+                        "--set_grads_to_none apply to train_step and train_step_cached\n");
         return 2;
     }
     if (!o.batch) o.batch = o.task && strcmp(o.task, "cn_unet_step") == 0 ? BENCH_CFG_BATCH : 1;
@@ -395,7 +403,7 @@ int bench_model(int argc, char **argv) {
         t[i] = (omp_get_wtime() - t0) * 1e3;
     }
     if (!rc) rc = cnet_backend_status(&s.be, &err);
-    if (!rc) bench_report(&o, task_names[s.task], t, &s.be);
+    if (!rc) bench_report(&o, task_names[s.task], t, &s.be, NULL);
     state_free(&s);
     if (rc) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);

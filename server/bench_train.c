@@ -9,8 +9,11 @@
  *                      clip_grad_norm_ + AdamW;
  *   train_step_cached  the same without the VAE encode (--cache_latents).
  *
- * --use_8bit_adam keeps the AdamW state in 8 bits, as cnet train does (the
- * peak memory shows the optimizer state's cut).
+ * --use_8bit_adam, --gradient_checkpointing and --set_grads_to_none as in
+ * cnet train; the memory line gives the high-water marks of the activation
+ * arena (which holds the gradients too with --set_grads_to_none) and of the
+ * scratch arena, and the separate gradient block (none with
+ * --set_grads_to_none); the optimizer state's cut shows in the peak memory.
  *
  * The ControlNet is the model folder's controlnet/ (or from_unet's shape).
  * Inputs are Philox values; they do not change the time. */
@@ -111,7 +114,9 @@ int bench_train(const bench_model_opts *o) {
                                 .h = s.h,
                                 .w = s.h,
                                 .Nt = s.Nt,
-                                .use_8bit_adam = o->use_8bit_adam};
+                                .use_8bit_adam = o->use_8bit_adam,
+                                .gradient_checkpointing = o->gradient_checkpointing,
+                                .set_grads_to_none = o->set_grads_to_none};
         if (!(rc = train_step_init(&s.ts, &s.base.unet, &s.cn, &s.ddpm, &tc, &err))) have_ts = 1;
         const size_t lat = (size_t)s.B * s.h * s.h * s.base.vae.cfg.latent_channels;
         const size_t img = (size_t)s.B * s.R * s.R * 3;
@@ -133,10 +138,28 @@ int bench_train(const bench_model_opts *o) {
         t[i] = (omp_get_wtime() - t0) * 1e3;
     }
     if (!rc) rc = cnet_backend_status(&s.be, &err);
+    const double mb = 1.0 / (1 << 20);
+    const double act_mb = s.ts.keep.high_water * mb, scratch_mb = s.ts.scratch.high_water * mb;
+    const double grads_mb = o->set_grads_to_none ? 0 : s.ts.grads.total * sizeof(float) * mb;
+    const double adam_mb = have_ts ? adam_state_bytes(&s.ts.adam) * mb : 0;
     if (!rc) {
+        char extra[200];
+        snprintf(extra, sizeof extra,
+                 "\"activations_mb\":%.1f,\"scratch_mb\":%.1f,\"separate_grads_mb\":%.1f,"
+                 "\"optimizer_state_mb\":%.1f",
+                 act_mb, scratch_mb, grads_mb, adam_mb);
         bench_model_opts shown = *o;
         shown.iters = iters;
-        bench_report(&shown, o->task, t, &s.be);
+        bench_report(&shown, o->task, t, &s.be, extra);
+        if (!o->json)
+            printf(
+                "train memory: activations %.1f MB (arena high-water%s), scratch %.1f MB, separate "
+                "gradient block %.1f MB; total %.1f MB; AdamW state %.1f MB%s%s%s\n",
+                act_mb, o->set_grads_to_none ? ", gradients included" : "", scratch_mb, grads_mb,
+                act_mb + scratch_mb + grads_mb, adam_mb,
+                o->gradient_checkpointing ? " [--gradient_checkpointing]" : "",
+                o->set_grads_to_none ? " [--set_grads_to_none]" : "",
+                o->use_8bit_adam ? " [--use_8bit_adam]" : "");
     }
     float *bufs[] = {s.image, s.cond, s.latents, s.moments, s.noise, s.text};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)

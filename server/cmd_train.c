@@ -65,6 +65,8 @@ static const opt_spec specs[] = {
     {"num_validation_images", OPT_INT, O(num_validation_images), 0},
     {"validation_steps", OPT_INT, O(validation_steps), 0},
     {"cache_latents", OPT_FLAG, O(cache_latents), 0},
+    {"gradient_checkpointing", OPT_FLAG, O(gradient_checkpointing), 0},
+    {"set_grads_to_none", OPT_FLAG, O(set_grads_to_none), 0},
     {"max_train_samples", OPT_I64, O(max_train_samples), 0},
     {"proportion_empty_prompts", OPT_DBL, O(proportion_empty_prompts), 0},
     {"mixed_precision", OPT_PRECISION, O(mixed_precision), 0},

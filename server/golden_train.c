@@ -215,13 +215,21 @@ done:
 }
 
 /* The ControlNet residuals of step 0 ("train.eps.cn_down.0.<i>", "cn_mid.0")
- * are the same for every variant: checked once with the epsilon run's. */
+ * are the same for every variant: checked once with the epsilon run's.
+ * That run uses the memory levers (gradient checkpointing,
+ * set_grads_to_none), so its gradients are checked against diffusers' too. */
 static int check_residuals(golden_ctx *ctx, golden_env *env, const st_file *f, unet_model *unet,
                            sched *ddpm, const float *latents, const float *text, const float *cond,
                            int B, int h, int w, int Nt, cnet_error *err) {
     char dir[PATH_MAX + 16], name[128];
     snprintf(dir, sizeof dir, "%s/controlnet", ctx->model_dir);
-    train_step_config cfg = {.prediction = TRAIN_PRED_EPSILON, .B = B, .h = h, .w = w, .Nt = Nt};
+    train_step_config cfg = {.prediction = TRAIN_PRED_EPSILON,
+                             .B = B,
+                             .h = h,
+                             .w = w,
+                             .Nt = Nt,
+                             .gradient_checkpointing = 1,
+                             .set_grads_to_none = 1};
     controlnet_model cn;
     train_step t;
     memset(&t, 0, sizeof t);
@@ -249,6 +257,7 @@ static int check_residuals(golden_ctx *ctx, golden_env *env, const st_file *f, u
         const int64_t ms[4] = {B, cn.enc.cfg.block_out_channels[cn.enc.cfg.n_blocks - 1], s.mid_h,
                                s.mid_w};
         golden_compare_nhwc(ctx, env, f, "train.eps.cn_mid.0", t.mid, 4, ms);
+        compare_params(ctx, f, &t.grads, "train.eps.grad.", 0);
     }
     if (noise) env->be.free(&env->be, noise);
     train_step_free(&t);

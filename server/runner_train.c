@@ -159,6 +159,8 @@ static int map_options(runner_job *x, const json_t *spec, train_paths *p, train_
     get_num(spec, "snr_gamma", &o->snr_gamma);
     o->scale_lr = json_is_true(json_object_get(spec, "scale_lr"));
     o->use_8bit_adam = json_is_true(json_object_get(spec, "use_8bit_adam"));
+    o->gradient_checkpointing = json_is_true(json_object_get(spec, "gradient_checkpointing"));
+    o->set_grads_to_none = json_is_true(json_object_get(spec, "set_grads_to_none"));
     const char *s = json_string_value(json_object_get(spec, "lr_scheduler"));
     if (s) o->lr_scheduler = s;
     o->prediction_type = json_string_value(json_object_get(spec, "prediction_type"));

@@ -13,7 +13,9 @@
  * derived from the formats (see tol16); attention is checked to stay
  * float32 there. Then one whole training step (prediction, loss, every
  * ControlNet gradient) and one short generation (the image) at f32, bf16
- * and fp16 against the CPU.
+ * and fp16 against the CPU. Last, a whole training step on both backends
+ * with and without the memory levers (gradient checkpointing,
+ * set_grads_to_none).
  *
  * The CPU backend is the independent truth here: it is itself checked
  * against double references and finite differences (tests/test_ops_*.c)
@@ -581,6 +583,85 @@ static void test_controlnet_unet_forward(void) {
     }
 }
 
+/* One training step's loss and ControlNet gradients on both backends, plain
+ * and with gradient checkpointing + set_grads_to_none: every run matches the
+ * CPU's plain step (the CPU's checkpointed one bit for bit, see
+ * tests/test_train_memory.c; on CUDA the recompute may pick other
+ * reduction orders, hence the tolerance). */
+static void test_train_step_levers(void) {
+    const char *fx = harness_arg("--fixtures", "../shared/fixtures");
+    char dir[3][4096];
+    snprintf(dir[0], sizeof dir[0], "%s/tiny-sd/unet", fx);
+    snprintf(dir[1], sizeof dir[1], "%s/tiny-sd/controlnet", fx);
+    snprintf(dir[2], sizeof dir[2], "%s/tiny-sd/scheduler/scheduler_config.json", fx);
+    unet_model un[2];
+    controlnet_model cn[2];
+    sched ddpm[2];
+    cnet_sched_config scfg;
+    cnet_error err = {0};
+    memset(un, 0, sizeof un), memset(cn, 0, sizeof cn), memset(ddpm, 0, sizeof ddpm);
+    memset(&scfg, 0, sizeof scfg);
+    int rc = cnet_sched_config_load(&scfg, dir[2], CNET_SCHED_DDPM, &err);
+    for (int s = 0; s < 2 && !rc; s++)
+        if (!(rc = unet_open(&un[s], &BE[s], dir[0], &err)) &&
+            !(rc = controlnet_open(&cn[s], &BE[s], dir[1], &err)))
+            rc = sched_init(&ddpm[s], &BE[s], &scfg, 0, &err);
+    const int B = 2, h = 8, w = 8, Nt = 7;
+    const size_t n = cn[0].params.total;
+    float *ref = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float)), ref_loss = 0;
+    if (!rc) {
+        const int f = controlnet_image_factor(&cn[0]);
+        pbuf *lat = pb_rand((size_t)B * h * w * un[0].enc.cfg.in_channels, -1, 1);
+        pbuf *noise = pb_rand((size_t)B * h * w * un[0].enc.cfg.in_channels, -1, 1);
+        pbuf *text = pb_rand((size_t)B * Nt * un[0].enc.cfg.cross_attention_dim[0], -1, 1);
+        pbuf *cond = pb_rand((size_t)B * h * f * w * f * cn[0].cond_channels, 0, 1);
+        const int64_t ts[2] = {981, 17};
+        for (int s = 0; s < 2 && !rc; s++)
+            for (int lever = 0; lever < 2 && !rc; lever++) {
+                train_step_config tc = {.prediction = TRAIN_PRED_EPSILON,
+                                        .B = B,
+                                        .h = h,
+                                        .w = w,
+                                        .Nt = Nt,
+                                        .gradient_checkpointing = lever,
+                                        .set_grads_to_none = lever};
+                train_step t;
+                float loss = 0;
+                if ((rc = train_step_init(&t, &un[s], &cn[s], &ddpm[s], &tc, &err))) {
+                    train_step_free(&t);
+                    break;
+                }
+                rc = train_step_accumulate(&t, B, lat->p[s], noise->p[s], ts, text->p[s],
+                                           cond->p[s], 1.0f, &loss, &err);
+                if (!rc)
+                    BE[s].download(&BE[s], s || lever ? g : ref, t.grads.block, n * sizeof(float));
+                train_step_free(&t);
+                if (rc || (!s && !lever)) {
+                    ref_loss = loss;
+                    continue;
+                }
+                double *rd = to_double(ref, n);
+                double e = nmse_fd(g, rd, n);
+                free(rd);
+                EXPECT(e <= TOL, "%s%s: gradients NMSE %.3e vs the CPU's plain step",
+                       s ? "cuda" : "cpu", lever ? " with the memory levers" : "", e);
+                EXPECT(fabsf(loss - ref_loss) <= 1e-5f * fabsf(ref_loss) + 1e-7f,
+                       "%s%s: loss %.9g vs %.9g", s ? "cuda" : "cpu",
+                       lever ? " with the memory levers" : "", loss, ref_loss);
+            }
+    }
+    EXPECT(rc == 0, "training step: %s", err.msg);
+    expect_healthy();
+    free(ref), free(g);
+    pool_free();
+    for (int s = 0; s < 2; s++) {
+        sched_free(&ddpm[s]);
+        controlnet_free(&cn[s]);
+        unet_free(&un[s]);
+    }
+    cnet_sched_config_free(&scfg);
+}
+
 /* A failing call is recorded with its place, later ops do nothing, and
  * download hands back no stale bytes. Runs last, on its own backend: the
  * failure may poison the CUDA context. */
@@ -846,6 +927,7 @@ int main(int argc, char **argv) {
     RUN(test_mixed_train_step);
     RUN(test_mixed_generation);
     RUN(test_peak_device_bytes);
+    RUN(test_train_step_levers);
     cnet_backend_free(&BE[1]);
     cnet_backend_free(&BE[0]);
     RUN(test_sticky_error);

@@ -136,6 +136,9 @@ static void test_server_job_routes(void) {
           "get: %ld %s", r.status, r.body);
     CHECK(json_integer_value(json_object_get(json_object_get(v, "spec"), "resolution")) == 512,
           "defaults filled");
+    CHECK(json_is_false(json_object_get(json_object_get(v, "spec"), "gradient_checkpointing")) &&
+              json_is_false(json_object_get(json_object_get(v, "spec"), "set_grads_to_none")),
+          "memory levers default to off");
     CHECK(json_integer_value(json_object_get(v, "queue_position")) >= 1, "queue position");
     json_decref(v);
     CHECK(http_header(&r, "X-Request-Id", loc, sizeof loc) == 0 && strlen(loc) >= 8, "request id");
@@ -318,6 +321,8 @@ static void test_server_bad_json_corpus(void) {
         {"hub unknown", ", \"push_to_hub\": {\"repo_id\": \"a/b\", \"x\": 1}", "push_to_hub.x"},
         {"hub repo", ", \"push_to_hub\": {\"repo_id\": \"../b\"}", "push_to_hub.repo_id"},
         {"float steps", ", \"max_train_steps\": 10.5", "max_train_steps"},
+        {"checkpointing not bool", ", \"gradient_checkpointing\": 1", "gradient_checkpointing"},
+        {"grads to none not bool", ", \"set_grads_to_none\": \"true\"", "set_grads_to_none"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         n = snprintf(b, sizeof b,

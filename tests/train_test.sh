@@ -40,6 +40,17 @@ $CNET train $common --output_dir "$tmp/g" --gradient_accumulation_steps 3 --max_
 check accumulation_per_epoch test "$(grep -o '"epoch": [0-9]*' "$tmp/g/logs/metrics.jsonl" |
     cut -d' ' -f2 | tr '\n' ' ')" = "0 0 1 1 "
 
+# The memory levers change memory, never results: the same final weights,
+# with and without gradient accumulation.
+$CNET train $common --output_dir "$tmp/m" --gradient_checkpointing --set_grads_to_none \
+    >/dev/null 2>&1
+check memory_levers_same_weights cmp -s "$tmp/a/diffusion_pytorch_model.safetensors" \
+    "$tmp/m/diffusion_pytorch_model.safetensors"
+$CNET train $common --output_dir "$tmp/m2" --gradient_accumulation_steps 3 --max_train_steps 4 \
+    --gradient_checkpointing --set_grads_to_none >/dev/null 2>&1
+check memory_levers_same_weights_accumulated cmp -s "$tmp/g/diffusion_pytorch_model.safetensors" \
+    "$tmp/m2/diffusion_pytorch_model.safetensors"
+
 # kill -9 once checkpoint-4 exists, resume "latest": identical final weights.
 $CNET train $common --output_dir "$tmp/b" >"$tmp/b.log" 2>&1 &
 pid=$!

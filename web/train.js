@@ -79,8 +79,9 @@ function collect(form) {
       spec[name] = v;
     }
   }
-  if (get('scale_lr').checked) spec.scale_lr = true;
-  if (get('use_8bit_adam').checked) spec.use_8bit_adam = true;
+  for (const name of ['scale_lr', 'use_8bit_adam', 'gradient_checkpointing', 'set_grads_to_none']) {
+    if (get(name).checked) spec[name] = true;
+  }
   const prompts = get('validation_prompt').value.split('\n').map((s) => s.trim()).filter(Boolean);
   if (prompts.length) spec.validation_prompt = prompts;
   const repo = get('repo_id').value.trim();
@@ -120,7 +121,11 @@ export async function render(main, params, signal) {
         h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'scale_lr' }),
           ' Scale the learning rate by batch × accumulation (scale_lr)')),
         h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'use_8bit_adam' }),
-          ' 8-bit AdamW: about a quarter of the optimizer memory (use_8bit_adam)'))),
+          ' 8-bit AdamW: about a quarter of the optimizer memory (use_8bit_adam)')),
+        h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'gradient_checkpointing' }),
+          ' Recompute activations in the backward: less memory, slower (gradient_checkpointing)')),
+        h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'set_grads_to_none' }),
+          ' No gradient memory between steps (set_grads_to_none)'))),
     ),
     h('fieldset', {}, h('legend', {}, 'Publish to the Hugging Face Hub (optional)'),
       h('div', { class: 'field' }, h('label', { for: 'f-repo' }, 'Repository (user/name)'),
