@@ -142,33 +142,36 @@ static void tile_origin(long tile, int tiles_y, int tiles_x, int *b, int *y0, in
 }
 
 /* Row r of V[36, T, Ci] = B^T d B of the 6x6 patch whose top-left pixel is
- * (y0 - 1, x0 - 1); pixels outside the image (the padding) are zero. */
+ * (y0 - 1, x0 - 1); pixels outside the image (the padding) are zero. The
+ * rows of the patch are transformed as they are loaded (d B), then its
+ * columns (B^T .), so only one 6x6 block of vectors is live. */
 static void input_tile(float *V, int T, int r, const float *inp, const cnet_conv2d *s, int b,
                        int y0, int x0) {
     const int Ci = s->C_in;
+    /* Patch columns j in [j_lo, j_hi) and rows in [i_lo, i_hi) lie inside the image. */
+    const int j_lo = x0 == 0 ? 1 : 0, j_hi = s->W - x0 + 1 < PATCH ? s->W - x0 + 1 : PATCH;
+    const int i_lo = y0 == 0 ? 1 : 0, i_hi = s->H - y0 + 1 < PATCH ? s->H - y0 + 1 : PATCH;
+    const float *patch = inp + (((long)b * s->H + y0 - 1) * s->W + x0 - 1) * Ci;
     for (int c0 = 0; c0 < Ci; c0 += VL) {
         const int n = Ci - c0 < VL ? Ci - c0 : VL;
-        vf d[PATCH][PATCH], t[PATCH][PATCH], col[PATCH], res[PATCH];
+        vf t[PATCH][PATCH], d[PATCH], res[PATCH];
+#pragma GCC unroll 6
         for (int i = 0; i < PATCH; i++) {
-            const int iy = y0 - 1 + i;
-            for (int j = 0; j < PATCH; j++) {
-                const int ix = x0 - 1 + j;
-                if (iy < 0 || iy >= s->H || ix < 0 || ix >= s->W) {
-                    d[i][j] = (vf){0};
-                    continue;
-                }
-                d[i][j] = load_n(inp + (((long)b * s->H + iy) * s->W + ix) * Ci + c0, n);
-            }
-        }
-        for (int j = 0; j < PATCH; j++) {
-            for (int i = 0; i < PATCH; i++) col[i] = d[i][j];
-            input_1d(res, col);
-            for (int i = 0; i < PATCH; i++) t[i][j] = res[i];
-        }
-        for (int i = 0; i < PATCH; i++) {
-            input_1d(res, t[i]);
+            const float *row = patch + (long)i * s->W * Ci + c0;
+#pragma GCC unroll 6
             for (int j = 0; j < PATCH; j++)
-                store_n(V + ((long)(i * PATCH + j) * T + r) * Ci + c0, res[j], n);
+                d[j] = i >= i_lo && i < i_hi && j >= j_lo && j < j_hi ? load_n(row + (long)j * Ci, n)
+                                                                      : (vf){0};
+            input_1d(t[i], d);
+        }
+#pragma GCC unroll 6
+        for (int j = 0; j < PATCH; j++) {
+#pragma GCC unroll 6
+            for (int i = 0; i < PATCH; i++) d[i] = t[i][j];
+            input_1d(res, d);
+#pragma GCC unroll 6
+            for (int i = 0; i < PATCH; i++)
+                store_n(V + ((long)(i * PATCH + j) * T + r) * Ci + c0, res[i], n);
         }
     }
 }
