@@ -151,17 +151,20 @@ static void input_tile(float *V, int T, int r, const float *inp, const cnet_conv
     /* Patch columns j in [j_lo, j_hi) and rows in [i_lo, i_hi) lie inside the image. */
     const int j_lo = x0 == 0 ? 1 : 0, j_hi = s->W - x0 + 1 < PATCH ? s->W - x0 + 1 : PATCH;
     const int i_lo = y0 == 0 ? 1 : 0, i_hi = s->H - y0 + 1 < PATCH ? s->H - y0 + 1 : PATCH;
-    const float *patch = inp + (((long)b * s->H + y0 - 1) * s->W + x0 - 1) * Ci;
+    /* Index of the patch's top-left pixel; negative at the image's top-left
+     * corner, so it stays an index and only inside pixels become pointers. */
+    const long patch = (((long)b * s->H + y0 - 1) * s->W + x0 - 1) * Ci;
     for (int c0 = 0; c0 < Ci; c0 += VL) {
         const int n = Ci - c0 < VL ? Ci - c0 : VL;
         vf t[PATCH][PATCH], d[PATCH], res[PATCH];
 #pragma GCC unroll 6
         for (int i = 0; i < PATCH; i++) {
-            const float *row = patch + (long)i * s->W * Ci + c0;
+            const long row = patch + (long)i * s->W * Ci + c0;
 #pragma GCC unroll 6
             for (int j = 0; j < PATCH; j++)
-                d[j] = i >= i_lo && i < i_hi && j >= j_lo && j < j_hi ? load_n(row + (long)j * Ci, n)
-                                                                      : (vf){0};
+                d[j] = i >= i_lo && i < i_hi && j >= j_lo && j < j_hi
+                           ? load_n(inp + row + (long)j * Ci, n)
+                           : (vf){0};
             input_1d(t[i], d);
         }
 #pragma GCC unroll 6
