@@ -188,19 +188,26 @@ static void output_tile(float *out, const float *M, int T, int r, const float *b
     const int cols = s->W - x0 < TILE ? s->W - x0 : TILE;
     for (int c0 = 0; c0 < Co; c0 += VL) {
         const int n = Co - c0 < VL ? Co - c0 : VL;
-        vf m[PATCH][PATCH], t[TILE][PATCH], col[PATCH], res[TILE];
-        for (int x = 0; x < POINTS; x++)
-            memcpy(&m[x / PATCH][x % PATCH], M + ((long)x * T + r) * Cp + c0, sizeof(vf));
+        vf t[TILE][PATCH], m[PATCH], res[TILE];
+        /* Columns first (A^T m), each column's 6 values loaded as needed. */
+#pragma GCC unroll 6
         for (int j = 0; j < PATCH; j++) {
-            for (int i = 0; i < PATCH; i++) col[i] = m[i][j];
-            output_1d(res, col);
+#pragma GCC unroll 6
+            for (int i = 0; i < PATCH; i++)
+                m[i] = *(const vf *)(M + ((long)(i * PATCH + j) * T + r) * Cp + c0);
+            output_1d(res, m);
+#pragma GCC unroll 4
             for (int i = 0; i < TILE; i++) t[i][j] = res[i];
         }
         const vf bv = bias ? load_n(bias + c0, n) : (vf){0};
-        for (int i = 0; i < rows; i++) {
+#pragma GCC unroll 4
+        for (int i = 0; i < TILE; i++) {
+            if (i >= rows) break;
             output_1d(res, t[i]);
             float *dst = out + (((long)b * s->H + y0 + i) * s->W + x0) * Co + c0;
-            for (int j = 0; j < cols; j++) store_n(dst + (long)j * Co, res[j] + bv, n);
+#pragma GCC unroll 4
+            for (int j = 0; j < TILE; j++)
+                if (j < cols) store_n(dst + (long)j * Co, res[j] + bv, n);
         }
     }
 }
