@@ -141,41 +141,60 @@ static void tile_origin(long tile, int tiles_y, int tiles_x, int *b, int *y0, in
     *x0 = (int)(tile % tiles_x) * TILE;
 }
 
+/* B^T d B of one vector of channels of a 6x6 patch, stored into row r of
+ * V[36, T, Ci] at channel c0. src[k] is the patch's top-left pixel,
+ * rows `row` floats apart and pixels `pix` apart (k may be negative: only
+ * in-image offsets become pointers); rows [i_lo, i_hi) and
+ * columns [j_lo, j_hi) lie inside the image, the others are padding (zero).
+ * The rows are transformed as they are loaded (d B), then the columns
+ * (B^T .), so one 6x6 block of vectors is live. Inlined with `inside` a
+ * constant: 1 drops every check for the tiles away from the edges. */
+static inline __attribute__((always_inline)) void input_patch(float *V, int T, int r, int Ci,
+                                                              int c0, int n, const float *src,
+                                                              long k, long row, long pix,
+                                                              int i_lo, int i_hi, int j_lo,
+                                                              int j_hi, int inside) {
+    vf t[PATCH][PATCH], d[PATCH], res[PATCH];
+#pragma GCC unroll 6
+    for (int i = 0; i < PATCH; i++) {
+#pragma GCC unroll 6
+        for (int j = 0; j < PATCH; j++)
+            d[j] = inside ? load_n(src + (k + i * row + j * pix), VL)
+                   : i >= i_lo && i < i_hi && j >= j_lo && j < j_hi
+                       ? load_n(src + (k + i * row + j * pix), n)
+                       : (vf){0};
+        input_1d(t[i], d);
+    }
+#pragma GCC unroll 6
+    for (int j = 0; j < PATCH; j++) {
+#pragma GCC unroll 6
+        for (int i = 0; i < PATCH; i++) d[i] = t[i][j];
+        input_1d(res, d);
+#pragma GCC unroll 6
+        for (int i = 0; i < PATCH; i++)
+            store_n(V + ((long)(i * PATCH + j) * T + r) * Ci + c0, res[i], inside ? VL : n);
+    }
+}
+
 /* Row r of V[36, T, Ci] = B^T d B of the 6x6 patch whose top-left pixel is
- * (y0 - 1, x0 - 1); pixels outside the image (the padding) are zero. The
- * rows of the patch are transformed as they are loaded (d B), then its
- * columns (B^T .), so only one 6x6 block of vectors is live. */
+ * (y0 - 1, x0 - 1); pixels outside the image (the padding) are zero. */
 static void input_tile(float *V, int T, int r, const float *inp, const cnet_conv2d *s, int b,
                        int y0, int x0) {
     const int Ci = s->C_in;
+    const long row = (long)s->W * Ci;
     /* Patch columns j in [j_lo, j_hi) and rows in [i_lo, i_hi) lie inside the image. */
     const int j_lo = x0 == 0 ? 1 : 0, j_hi = s->W - x0 + 1 < PATCH ? s->W - x0 + 1 : PATCH;
     const int i_lo = y0 == 0 ? 1 : 0, i_hi = s->H - y0 + 1 < PATCH ? s->H - y0 + 1 : PATCH;
+    const int edge = i_lo > 0 || j_lo > 0 || i_hi < PATCH || j_hi < PATCH;
     /* Index of the patch's top-left pixel; negative at the image's top-left
      * corner, so it stays an index and only inside pixels become pointers. */
     const long patch = (((long)b * s->H + y0 - 1) * s->W + x0 - 1) * Ci;
     for (int c0 = 0; c0 < Ci; c0 += VL) {
         const int n = Ci - c0 < VL ? Ci - c0 : VL;
-        vf t[PATCH][PATCH], d[PATCH], res[PATCH];
-#pragma GCC unroll 6
-        for (int i = 0; i < PATCH; i++) {
-            const long row = patch + (long)i * s->W * Ci + c0;
-#pragma GCC unroll 6
-            for (int j = 0; j < PATCH; j++)
-                d[j] = i >= i_lo && i < i_hi && j >= j_lo && j < j_hi
-                           ? load_n(inp + row + (long)j * Ci, n)
-                           : (vf){0};
-            input_1d(t[i], d);
-        }
-#pragma GCC unroll 6
-        for (int j = 0; j < PATCH; j++) {
-#pragma GCC unroll 6
-            for (int i = 0; i < PATCH; i++) d[i] = t[i][j];
-            input_1d(res, d);
-#pragma GCC unroll 6
-            for (int i = 0; i < PATCH; i++)
-                store_n(V + ((long)(i * PATCH + j) * T + r) * Ci + c0, res[i], n);
-        }
+        if (!edge && n == VL)
+            input_patch(V, T, r, Ci, c0, n, inp, patch + c0, row, Ci, 0, PATCH, 0, PATCH, 1);
+        else
+            input_patch(V, T, r, Ci, c0, n, inp, patch + c0, row, Ci, i_lo, i_hi, j_lo, j_hi, 0);
     }
 }
 
