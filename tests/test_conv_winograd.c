@@ -90,7 +90,8 @@ static void test_winograd_sees_weights_updated_in_place(void) {
     const cnet_conv2d s = {1, 12, 12, 24, 20, 3, 3, 1, 1, 1, 1, 1};
     const long ni = (long)s.H * s.W * s.C_in, nw = (long)s.C_out * 9 * s.C_in;
     const long no = (long)s.H * s.W * s.C_out;
-    float *inp = alloc_uniform((size_t)ni, -1, 1, &rng), *w = alloc_uniform((size_t)nw, -1, 1, &rng);
+    float *inp = alloc_uniform((size_t)ni, -1, 1, &rng),
+          *w = alloc_uniform((size_t)nw, -1, 1, &rng);
     float *out = malloc((size_t)no * sizeof *out);
     double *ref = malloc((size_t)no * sizeof *ref), *inp_d = to_double(inp, (size_t)ni);
     cpu_conv2d_winograd_forward(&be, out, inp, w, NULL, &s);

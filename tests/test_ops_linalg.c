@@ -346,8 +346,8 @@ static double conv_loss(void *ctx) {
     return dot_d(p->out_d, p->dout_d, p->no);
 }
 
-typedef void (*conv_forward_fn)(cnet_backend *be, float *out, const float *inp,
-                                const float *weight, const float *bias, const cnet_conv2d *s);
+typedef void (*conv_forward_fn)(cnet_backend *be, float *out, const float *inp, const float *weight,
+                                const float *bias, const cnet_conv2d *s);
 
 static void conv_check_forward(const conv_case *c, conv_forward_fn forward, uint64_t *rng) {
     conv_problem p;

@@ -17,8 +17,9 @@
  * cross memory once.
  *
  * The weights are transformed on every call: 36*C_in*C_out values, a few
- * percent of the call's time at the shapes where conv.c picks this kernel. Nothing is cached, so weights the trainer updates
- * in place between calls are always current.
+ * percent of the call's time at the shapes where conv.c picks this kernel.
+ * Nothing is cached, so weights the trainer updates in place between calls
+ * are always current.
  *
  * Vectors are GCC vector extensions of 16 floats: one AVX-512 register,
  * or two AVX2 registers on a machine without AVX-512 (-march=native).
@@ -149,11 +150,9 @@ static void tile_origin(long tile, int tiles_y, int tiles_x, int *b, int *y0, in
  * The rows are transformed as they are loaded (d B), then the columns
  * (B^T .), so one 6x6 block of vectors is live. Inlined with `inside` a
  * constant: 1 drops every check for the tiles away from the edges. */
-static inline __attribute__((always_inline)) void input_patch(float *V, int T, int r, int Ci,
-                                                              int c0, int n, const float *src,
-                                                              long k, long row, long pix,
-                                                              int i_lo, int i_hi, int j_lo,
-                                                              int j_hi, int inside) {
+static inline __attribute__((always_inline)) void
+input_patch(float *V, int T, int r, int Ci, int c0, int n, const float *src, long k, long row,
+            long pix, int i_lo, int i_hi, int j_lo, int j_hi, int inside) {
     vf t[PATCH][PATCH], d[PATCH], res[PATCH];
 #pragma GCC unroll 6
     for (int i = 0; i < PATCH; i++) {
@@ -235,10 +234,9 @@ static void output_tile(float *out, const float *M, int T, int r, const float *b
  * registers; V rows ldv apart, U and M rows ldu / ldm apart (64-byte
  * aligned). Inlined with nv a constant and the loops unrolled, so the
  * accumulators live in registers. */
-static inline __attribute__((always_inline)) void micro_kernel(float *M, long ldm,
-                                                               const float *V, long ldv,
-                                                               const float *U, long ldu, int K,
-                                                               int nv) {
+static inline __attribute__((always_inline)) void micro_kernel(float *M, long ldm, const float *V,
+                                                               long ldv, const float *U, long ldu,
+                                                               int K, int nv) {
     vf acc[MR][NR] = {{{0}}};
     for (int k = 0; k < K; k++) {
         vf u[NR];
