@@ -26,4 +26,19 @@ void cpu_im2col(float *cols, const float *inp, const cnet_conv2d *s, long p0, lo
  * pixel. Written as a gather over input pixels, so threads never collide. */
 void cpu_col2im_add(float *dinp, const float *dcols, const cnet_conv2d *s, long p0, long np);
 
+/* The forward of cpu_conv2d_forward as im2col + sgemm, whatever the shape
+ * (the dispatcher sends some shapes to Winograd or to a plain linear
+ * layer); tests call it to cover the chunking. */
+void cpu_conv2d_im2col_forward(cnet_backend *be, float *out, const float *inp, const float *weight,
+                               const float *bias, const cnet_conv2d *s);
+
+/* Whether cpu_conv2d_winograd_forward can compute this convolution: 3x3,
+ * stride 1, padding 1 on every side, non-empty. */
+int cpu_conv2d_winograd_applies(const cnet_conv2d *s);
+/* out[B,H,W,C_out] = conv(inp[B,H,W,C_in], weight[C_out,3,3,C_in]) + bias[C_out]
+ * (bias may be NULL) by Winograd F(4x4, 3x3) (conv_winograd.c), for shapes
+ * where cpu_conv2d_winograd_applies. Uses scratch slots 0 to 2. */
+void cpu_conv2d_winograd_forward(cnet_backend *be, float *out, const float *inp,
+                                 const float *weight, const float *bias, const cnet_conv2d *s);
+
 #endif
