@@ -159,7 +159,8 @@ bench: all
 SD15_DIR     ?= /tmp/sd15
 BENCH_DEVICE ?= cuda
 BENCH_ITERS  ?= 5
-BENCH_TASKS  := "vae_decode" "cn_unet_step" "train_step --batch 1" "train_step --batch 8" "generate"
+BENCH_TASKS  := "vae_decode" "cn_unet_step" "train_step --batch 1" "train_step --batch 8" "generate" \
+                "train_step --batch 1 --gradient_checkpointing --use_8bit_adam --set_grads_to_none"
 BENCH_PRECISIONS ?= no bf16 fp16
 bench-cuda: all
 	@[ -f $(SD15_DIR)/unet/diffusion_pytorch_model.safetensors ] || \
