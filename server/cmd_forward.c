@@ -1,7 +1,8 @@
 /* cnet forward --model DIR --component C --inputs IN.safetensors
  *              --out OUT.safetensors [options]
  *
- * Runs one component of a diffusers pipeline folder on the CPU backend on
+ * Runs one component of a diffusers pipeline folder (on the CPU, or on the
+ * GPU with --device cuda[:N], falling back to the CPU with a note) on
  * tensors named as in the goldens (../shared/fixtures/goldens/README.md), in
  * PyTorch layout (NCHW), so anyone can compare cnet with diffusers on their
  * own model by dumping the same names from Python:
@@ -51,6 +52,7 @@ static const char *const timestep_names[] = {"t_batch", "t_scalar", "t_float"};
 
 typedef struct fwd_args {
     const char *model, *inputs, *out, *timestep;
+    const char *device; /* cpu, cuda, cuda:N */
     fwd_component component;
     int clip_skip, guess_mode;
     float scale;
@@ -77,7 +79,8 @@ static void usage(FILE *f) {
                "text_encoder|vae.encode|vae.decode|unet|controlnet\n"
                "                    --inputs IN.safetensors --out OUT.safetensors\n"
                "                    [--timestep t_batch|t_scalar|t_float] [--clip-skip K]\n"
-               "                    [--conditioning-scale S] [--guess-mode]\n"
+               "                    [--conditioning-scale S] [--guess-mode] [--device D]\n"
+               "  --device cpu (default), cuda or cuda:N (the CPU, with a note, without a GPU)\n"
                "  Runs one model component on tensors named as in the goldens (PyTorch\n"
                "  layout); see the header of server/cmd_forward.c for the names.\n");
 }
@@ -345,6 +348,7 @@ static int parse_args(fwd_args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
     a->component = C_COUNT;
     a->scale = 1.0f;
+    a->device = "cpu";
     const char *comp = NULL;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -356,6 +360,8 @@ static int parse_args(fwd_args *a, int argc, char **argv) {
             a->guess_mode = 1;
         } else if (v && strcmp(o, "--model") == 0) {
             a->model = argv[++i];
+        } else if (v && strcmp(o, "--device") == 0) {
+            a->device = argv[++i];
         } else if (v && strcmp(o, "--component") == 0) {
             comp = argv[++i];
         } else if (v && strcmp(o, "--inputs") == 0) {
@@ -430,7 +436,13 @@ int cmd_forward(int argc, char **argv) {
     if (snprintf(r.dir, sizeof r.dir, "%s/%s", a.model, component_dirs[a.component]) >=
         (int)sizeof r.dir)
         rc = cnet_fail(&err, CNET_ELIMIT, "%s: path too long", a.model);
-    if (!rc) rc = cnet_backend_cpu_init(&r.be, &err);
+    char note[320] = "";
+    if (!rc && (rc = cnet_backend_open(&r.be, a.device, note, sizeof note, &err)) == CNET_EINVAL) {
+        fprintf(stderr, "cnet forward: %s\n", err.msg);
+        st_close(&in);
+        return 2;
+    }
+    if (note[0]) fprintf(stderr, "cnet forward: %s\n", note);
     if (!rc) {
         switch (a.component) {
         case C_TEXT:

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "server/golden.h"
+#include "engine/backend.h"
 #include "tests/harness.h"
 #include "tests/lib_fs.h"
 
@@ -93,15 +94,21 @@ static int open_out(st_file *f, const char *path) {
     return 0;
 }
 
-static void test_text_encoder(void) {
+/* On the default CPU and with --device cuda: the GPU where one is visible,
+ * else the CPU with a note; the goldens hold either way. */
+static void text_encoder_on(const char *device) {
     char out[PATH_MAX + 32], msg[2048];
-    snprintf(out, sizeof out, "%s/te.safetensors", tmp);
+    snprintf(out, sizeof out, "%s/te-%s.safetensors", tmp, device);
     const char *args[] = {"--model",     gctx.model_dir,
                           "--component", "text_encoder",
                           "--inputs",    golden_path("text_encoder"),
                           "--out",       out,
+                          "--device",    device,
                           NULL};
-    CHECK(run_forward(args, msg, sizeof msg) == 0, "%s", msg);
+    CHECK(run_forward(args, msg, sizeof msg) == 0, "%s: %s", device, msg);
+    if (strcmp(device, "cuda") == 0 && cnet_backend_cuda_count() == 0)
+        EXPECT(strstr(msg, "no CUDA device visible") && strstr(msg, "using the CPU"),
+               "no fallback note: %s", msg);
     st_file g, o;
     cnet_error err;
     CHECK(st_open(&g, golden_path("text_encoder"), &err) == 0, "%s", err.msg);
@@ -117,6 +124,11 @@ static void test_text_encoder(void) {
         "pooler_output");
     st_close(&o);
     st_close(&g);
+}
+
+static void test_text_encoder(void) {
+    text_encoder_on("cpu");
+    text_encoder_on("cuda");
 }
 
 static void test_vae(void) {
@@ -276,6 +288,10 @@ static void test_bad_inputs(void) {
         "--model",          gctx.model_dir, "--component", "vae.decode",   "--inputs",
         golden_path("vae"), "--out",        out,           "--guess-mode", NULL};
     EXPECT(run_forward(a4, msg, sizeof msg) == 2 && strstr(msg, "does not apply"), "%s", msg);
+    const char *a5[] = {
+        "--model", gctx.model_dir, "--component", "unet", "--inputs", golden_path("unet"), "--out",
+        out,       "--device",     "gpu0",        NULL};
+    EXPECT(run_forward(a5, msg, sizeof msg) == 2 && strstr(msg, "'gpu0'"), "%s", msg);
     EXPECT(access(out, F_OK) != 0, "an output was written by a failed run");
 }
 
