@@ -23,6 +23,7 @@
 #include <math.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/adamw_update.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/scratch.h"
 
@@ -88,27 +89,8 @@ void cpu_adamw_step(cnet_backend *be, float *params, float *m, float *v, const f
                     float lr, float beta1, float beta2, float eps, float weight_decay, int step,
                     const float *grad_sumsq, float max_grad_norm) {
     (void)be;
-    float clip = 1.0f;
-    if (grad_sumsq) {
-        const float total = sqrtf(grad_sumsq[0]);
-        const float coef = max_grad_norm / (total + 1e-6f);
-        clip = coef < 1.0f ? coef : 1.0f;
-    }
-    const float decay = (float)(1.0 - (double)lr * weight_decay);
-    const float b1 = beta1, one_m_b1 = (float)(1.0 - beta1);
-    const float b2 = beta2, one_m_b2 = (float)(1.0 - beta2);
-    const double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
-    const float neg_step_size = (float)(-(double)lr / bc1);
-    const float bc2_sqrt = (float)sqrt(bc2);
+    const adamw_coefs c =
+        adamw_coefs_make(lr, beta1, beta2, eps, weight_decay, step, grad_sumsq, max_grad_norm);
 #pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN_ELEMS)
-    for (long i = 0; i < n; i++) {
-        const float g = grad_sumsq ? grads[i] * clip : grads[i];
-        const float p = params[i] * decay;
-        const float mi = m[i] * b1 + one_m_b1 * g;
-        const float vi = v[i] * b2 + (one_m_b2 * g) * g;
-        const float denom = sqrtf(vi) / bc2_sqrt + eps;
-        m[i] = mi;
-        v[i] = vi;
-        params[i] = p + (neg_step_size * mi) / denom;
-    }
+    for (long i = 0; i < n; i++) params[i] = adamw_update(&c, params[i], grads[i], &m[i], &v[i]);
 }

@@ -22,6 +22,7 @@
 
 #include "engine/adam8.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/adamw_update.h"
 #include "kernels/cpu/parallel.h"
 
 void cpu_adamw8bit_step(cnet_backend *be, float *params, const cnet_adam8_state *s,
@@ -29,18 +30,8 @@ void cpu_adamw8bit_step(cnet_backend *be, float *params, const cnet_adam8_state 
                         float weight_decay, int step, const float *grad_sumsq,
                         float max_grad_norm) {
     (void)be;
-    float clip = 1.0f;
-    if (grad_sumsq) {
-        const float total = sqrtf(grad_sumsq[0]);
-        const float coef = max_grad_norm / (total + 1e-6f);
-        clip = coef < 1.0f ? coef : 1.0f;
-    }
-    const float decay = (float)(1.0 - (double)lr * weight_decay);
-    const float b1 = beta1, one_m_b1 = (float)(1.0 - beta1);
-    const float b2 = beta2, one_m_b2 = (float)(1.0 - beta2);
-    const double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
-    const float neg_step_size = (float)(-(double)lr / bc1);
-    const float bc2_sqrt = (float)sqrt(bc2);
+    const adamw_coefs c =
+        adamw_coefs_make(lr, beta1, beta2, eps, weight_decay, step, grad_sumsq, max_grad_norm);
     const long nblocks = adam8_blocks(n);
 #pragma omp parallel for schedule(static) if (n >= CPU_PAR_MIN_ELEMS)
     for (long b = 0; b < nblocks; b++) {
@@ -49,15 +40,8 @@ void cpu_adamw8bit_step(cnet_backend *be, float *params, const cnet_adam8_state 
         float m[CNET_ADAM8_BLOCK], v[CNET_ADAM8_BLOCK]; // this block's moments, decoded
         adam8_dequantize_block(m, s->m + i0, s->absmax_m[b], len, s->qmap_m);
         adam8_dequantize_block(v, s->v + i0, s->absmax_v[b], len, s->qmap_v);
-        for (int j = 0; j < len; j++) {
-            const long i = i0 + j;
-            const float g = grad_sumsq ? grads[i] * clip : grads[i];
-            const float p = params[i] * decay;
-            m[j] = m[j] * b1 + one_m_b1 * g;
-            v[j] = v[j] * b2 + (one_m_b2 * g) * g;
-            const float denom = sqrtf(v[j]) / bc2_sqrt + eps;
-            params[i] = p + (neg_step_size * m[j]) / denom;
-        }
+        for (int j = 0; j < len; j++)
+            params[i0 + j] = adamw_update(&c, params[i0 + j], grads[i0 + j], &m[j], &v[j]);
         adam8_quantize_block(s->m + i0, &s->absmax_m[b], m, len, s->qmap_m, 1);
         adam8_quantize_block(s->v + i0, &s->absmax_v[b], v, len, s->qmap_v, 0);
     }
