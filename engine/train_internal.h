@@ -10,6 +10,7 @@
 #include "atomic_file.h"
 #include "controlnet.h"
 #include "dataset.h"
+#include "loss_scale.h"
 #include "lr_schedule.h"
 #include "scheduler.h"
 #include "sd_base.h"
@@ -33,6 +34,12 @@ typedef struct trainer {
     lr_schedule lr;
     float *noise; /* device [B, h, w, L] */
     FILE *metrics;
+    /* --mixed_precision fp16 (as asked, whatever the backend computes in):
+     * GradScaler's dynamic loss scaling. Skipped steps count in global_step
+     * but, as with accelerate, neither in AdamW's step nor the LR schedule's,
+     * which both advance with global_step - scaler.skipped. */
+    int loss_scaling;
+    loss_scale scaler;
     int global_step, max_steps, updates_per_epoch, num_epochs;
     int64_t skipped_at_check;
     int have_base, have_ddpm_cfg, have_cn, have_ds, have_tb, have_ts;

@@ -187,21 +187,25 @@ int train_step_accumulate(train_step *t, int B, const float *latents, const floa
     return rc;
 }
 
-void train_step_optimize(train_step *t, const train_adamw *opt, int step, float *grad_norm_out) {
+int train_step_optimize(train_step *t, const train_adamw *opt, int step, loss_scale *ls,
+                        float *grad_norm_out) {
     cnet_backend *be = t->cn->params.be;
     const long n = (long)t->grads.total;
     assert(t->grads.block); /* set_grads_to_none: no backward since the last step */
+    if (ls) be->scale(be, t->grads.block, t->grads.block, 1.0f / ls->scale, n); /* exact: 2^-k */
     be->sum_squares(be, t->sumsq, t->grads.block, n);
-    if (grad_norm_out) {
-        float sumsq;
-        be->download(be, &sumsq, t->sumsq, sizeof sumsq);
-        *grad_norm_out = sqrtf(sumsq);
-    }
-    adam_state_step(&t->adam, &t->grads, opt, step, opt->max_grad_norm > 0 ? t->sumsq : NULL);
+    float sumsq = 0;
+    if (grad_norm_out || ls) be->download(be, &sumsq, t->sumsq, sizeof sumsq);
+    if (grad_norm_out) *grad_norm_out = sqrtf(sumsq);
+    const int apply = !ls || isfinite(sumsq);
+    if (apply)
+        adam_state_step(&t->adam, &t->grads, opt, step, opt->max_grad_norm > 0 ? t->sumsq : NULL);
+    if (ls) loss_scale_update(ls, apply);
     if (t->cfg.set_grads_to_none) { /* no memset: the next backward takes fresh ones */
         cnet_arena_release_top(&t->keep);
         params_bind(&t->grads, NULL);
     } else {
         be->zero(be, t->grads.block, (size_t)n * sizeof(float));
     }
+    return apply;
 }

@@ -23,6 +23,7 @@
 
 #include "adam_state.h"
 #include "controlnet.h"
+#include "loss_scale.h"
 #include "scheduler.h"
 #include "unet.h"
 
@@ -72,7 +73,8 @@ void train_step_free(train_step *t);
 
 /* Forward + backward of one micro-batch of B <= cfg.B samples (the last
  * batch of an epoch may be short): gradients ACCUMULATE into t->grads,
- * scaled by grad_scale (1 / gradient_accumulation_steps).
+ * scaled by grad_scale (1 / gradient_accumulation_steps, times the loss
+ * scale with fp16).
  * latents, noise [B,h,w,4], text [B,Nt,D], cond [B,H,W,3]: device;
  * timesteps: host. *loss_out receives the (unscaled) loss. */
 int train_step_accumulate(train_step *t, int B, const float *latents, const float *noise,
@@ -81,7 +83,14 @@ int train_step_accumulate(train_step *t, int B, const float *latents, const floa
 
 /* Clips the accumulated gradients to max_grad_norm and applies AdamW
  * (step counts from 1), then zeroes the gradients (set_grads_to_none: gives
- * them back). *grad_norm_out receives the norm before clipping. */
-void train_step_optimize(train_step *t, const train_adamw *opt, int step, float *grad_norm_out);
+ * them back). *grad_norm_out receives the norm before clipping.
+ *
+ * With a loss scale ls (NULL: none; engine/loss_scale.h), as GradScaler's
+ * unscale_ + step + update: the gradients are first multiplied by
+ * 1 / ls->scale; when their sum of squares is not finite the weights and
+ * AdamW's state are left untouched (the gradients are still zeroed or given
+ * back); then ls is updated. Returns 1 when AdamW ran, 0 when skipped. */
+int train_step_optimize(train_step *t, const train_adamw *opt, int step, loss_scale *ls,
+                        float *grad_norm_out);
 
 #endif

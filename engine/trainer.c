@@ -219,6 +219,8 @@ static int setup(trainer *t, cnet_error *err) {
                             .gradient_accumulation_steps = o->gradient_accumulation_steps};
     if ((rc = train_step_init(&t->ts, &t->base->unet, &t->cn, &t->ddpm, &sc, err))) return rc;
     t->have_ts = 1;
+    t->loss_scaling = o->mixed_precision == CNET_PREC_F16;
+    loss_scale_init(&t->scaler);
     const size_t lat = (size_t)o->train_batch_size * t->tb.h * t->tb.w * t->tb.L;
     if ((size_t)(lat + 3) / 4 >= TRAIN_MAX_DRAW_BLOCKS)
         return cnet_fail(err, CNET_ELIMIT, "a batch of %zu latent values is too large", lat);
@@ -261,6 +263,10 @@ static int save_checkpoint(trainer *t, cnet_error *err) {
                   (json_int_t)t->o->seed, "lr_scheduler", t->o->lr_scheduler, "max_train_steps",
                   t->max_steps, "mixed_precision", cnet_precision_name(t->be->precision));
     if (!state) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    if (t->loss_scaling && loss_scale_save(&t->scaler, state, err)) {
+        json_decref(state);
+        return err ? err->code : CNET_ENOMEM;
+    }
     checkpoint_tables tables = {&t->cn.params, &t->ts.adam};
     int rc = checkpoint_save(t->o->output_dir, t->global_step, t->cn_config, &tables, state,
                              t->o->checkpoints_total_limit, err);
@@ -295,7 +301,17 @@ static int resume(trainer *t, cnet_error *err) {
         json_decref(state);
         return cnet_fail(err, CNET_EFORMAT, "%s/trainer_state.json: missing or bad fields", dir);
     }
+    /* A checkpoint of a run without fp16 has no loss scale: start afresh. */
+    if (t->loss_scaling && (rc = loss_scale_load(&t->scaler, state, err)) != 0 &&
+        rc != CNET_ENOTFOUND) {
+        json_decref(state);
+        return cnet_error_prefix(err, "%s/trainer_state.json", dir);
+    }
     json_decref(state);
+    if (t->scaler.skipped > step)
+        return cnet_fail(err, CNET_EFORMAT,
+                         "%s/trainer_state.json: loss_scale_skipped_steps %lld > global_step %lld",
+                         dir, (long long)t->scaler.skipped, (long long)step);
     t->global_step = (int)step;
     dataset_cursor at = {epoch, index};
     return dataset_seek(&t->ds, at, err);
@@ -323,8 +339,9 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_e
             t->be->philox_normal(t->be, t->noise, n * per, o->seed,
                                  rng_offset(RNG_NOISE, t->global_step, micro));
             float loss;
+            const float seed = 1.0f / (float)accum * (t->loss_scaling ? t->scaler.scale : 1.0f);
             rc = train_step_accumulate(&t->ts, n, t->tb.latents, t->noise, ts, t->tb.text,
-                                       t->tb.cond, 1.0f / (float)accum, &loss, err);
+                                       t->tb.cond, seed, &loss, err);
             loss_sum += loss, micro_batches++, samples += n;
         }
         if (epoch_end) break;
@@ -336,6 +353,14 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_e
     *loss_out = loss_sum / micro_batches;
     *samples_out = samples;
     return 0;
+}
+
+/* JSON has no inf or NaN: those are written as null. */
+static void json_number_or_null(FILE *f, double v) {
+    if (isfinite(v))
+        fprintf(f, "%.8g", v);
+    else
+        fputs("null", f);
 }
 
 static int train_loop(const train_options *o, cnet_backend *be, const train_hooks *hooks,
@@ -355,7 +380,8 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
         int samples = 0;
         const int epoch = (int)dataset_tell(&t.ds).epoch; /* of the step's first sample */
         if ((rc = optimizer_step(&t, &loss, &samples, err))) break;
-        const double lr = lr_at(&t.lr, t.global_step);
+        const int applied = t.global_step - (int)t.scaler.skipped; /* optimizer steps taken */
+        const double lr = lr_at(&t.lr, applied);
         train_adamw adam = {.lr = (float)lr,
                             .beta1 = (float)o->adam_beta1,
                             .beta2 = (float)o->adam_beta2,
@@ -363,7 +389,9 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
                             .weight_decay = (float)o->adam_weight_decay,
                             .max_grad_norm = (float)o->max_grad_norm};
         float grad_norm;
-        train_step_optimize(&t.ts, &adam, t.global_step + 1, &grad_norm);
+        const float scale = t.scaler.scale; /* the one this step's backward ran with */
+        const int skipped = !train_step_optimize(&t.ts, &adam, applied + 1,
+                                                 t.loss_scaling ? &t.scaler : NULL, &grad_norm);
         t.global_step++;
         samples_done += samples;
 
@@ -381,10 +409,14 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
                             .eta_sec =
                                 done > 0 ? elapsed / done * (t.max_steps - t.global_step) : 0,
                             .optimizer_bytes = adam_state_bytes(&t.ts.adam)};
-        fprintf(t.metrics,
-                "{\"step\": %d, \"epoch\": %d, \"loss\": %.8g, \"lr\": %.8g, \"grad_norm\": %.8g, "
-                "\"samples_per_sec\": %.4g}\n",
-                p.step, p.epoch, p.loss, p.lr, p.grad_norm, p.samples_per_sec);
+        fprintf(t.metrics, "{\"step\": %d, \"epoch\": %d, \"loss\": ", p.step, p.epoch);
+        json_number_or_null(t.metrics, p.loss);
+        fprintf(t.metrics, ", \"lr\": %.8g, \"grad_norm\": ", p.lr);
+        json_number_or_null(t.metrics, p.grad_norm); /* inf or NaN on a skipped step */
+        if (t.loss_scaling)
+            fprintf(t.metrics, ", \"loss_scale\": %.8g, \"step_skipped\": %s", scale,
+                    skipped ? "true" : "false");
+        fprintf(t.metrics, ", \"samples_per_sec\": %.4g}\n", p.samples_per_sec);
         fflush(t.metrics);
 
         int want_stop = hooks && hooks->on_step && hooks->on_step(hooks->user, &p);

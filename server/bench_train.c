@@ -60,7 +60,7 @@ static int one_step(bench_train_state *s, int step, cnet_error *err) {
                              .eps = 1e-8f,
                              .weight_decay = 1e-2f,
                              .max_grad_norm = 1.0f};
-    if (!rc) train_step_optimize(&s->ts, &opt, step + 1, NULL);
+    if (!rc) train_step_optimize(&s->ts, &opt, step + 1, NULL, NULL);
     s->be.synchronize(&s->be);
     return rc;
 }

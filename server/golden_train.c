@@ -201,7 +201,7 @@ static int run_variant(golden_ctx *ctx, golden_env *env, const st_file *f, const
         }
         snprintf(name, sizeof name, "train.%s.loss.%d", v, step);
         compare_scalar(ctx, f, name, loss);
-        train_step_optimize(&t, &opt, step + 1, &grad_norm);
+        train_step_optimize(&t, &opt, step + 1, NULL, &grad_norm);
         snprintf(name, sizeof name, "train.%s.grad_norm.%d", v, step);
         compare_scalar(ctx, f, name, grad_norm);
         snprintf(name, sizeof name, "train.%s.param_after.%d.", v, step);

@@ -77,7 +77,7 @@ static void test_overfits_two_samples(void) {
         CHECK(train_step_accumulate(&t, B, lat, noise, ts, text, cond, 1.0f, &loss, &err) == 0,
               "%s", err.msg);
         if (s == 0) first = loss;
-        train_step_optimize(&t, &opt, s + 1, NULL);
+        train_step_optimize(&t, &opt, s + 1, NULL, NULL);
     }
     printf("    loss %.5f -> %.5f after %d steps (%.1fx; required >= %.0fx)\n", first, loss,
            LEARN_STEPS, first / loss, LEARN_REQUIRED_DROP);

@@ -211,7 +211,7 @@ static void check_set_grads_to_none(const char *what, const char *dir, int rando
                 CHECK(train_step_accumulate(&t, B - (mb & 1), b.lat, b.noise, b.ts, b.text, b.cond,
                                             1.0f / accumulation, NULL, &err) == 0,
                       "%s step %d: %s", what, step, err.msg);
-            train_step_optimize(&t, &opt, step + 1, NULL);
+            train_step_optimize(&t, &opt, step + 1, NULL, NULL);
             CHECK(!c || !t.grads.block, "%s: gradients kept after the optimizer step", what);
         }
         memory[c] = t.keep.capacity + t.scratch.capacity + (c ? 0 : t.grads.total * sizeof(float));
