@@ -76,6 +76,31 @@ check mixed_precision_recorded grep -q '"mixed_precision": "no"' \
     "$tmp/p16/checkpoint-1/trainer_state.json"
 check mixed_precision_model_card grep -q "mixed precision no" "$tmp/p16/README.md"
 
+# --mixed_precision fp16: dynamic loss scaling as GradScaler, on the CPU too.
+# The scale is a power of two, exact in float32, so the weights equal those
+# of a run without it; the scale is logged, checkpointed with its good-step
+# counter, and a kill -9 + resume "latest" continues bit-exactly.
+$CNET train $common --output_dir "$tmp/h16" --max_train_steps 2 --mixed_precision fp16 \
+    >/dev/null 2>&1
+check fp16_loss_scaling_same_weights cmp -s "$tmp/p32/diffusion_pytorch_model.safetensors" \
+    "$tmp/h16/diffusion_pytorch_model.safetensors"
+check fp16_loss_scale_logged test "$(grep -c '"loss_scale": 65536, "step_skipped": false' \
+    "$tmp/h16/logs/metrics.jsonl")" -eq 2
+check no_loss_scale_without_fp16 sh -c "! grep -q loss_scale '$tmp/p32/logs/metrics.jsonl' \
+    '$tmp/p16/logs/metrics.jsonl' '$tmp/p16/checkpoint-1/trainer_state.json'"
+$CNET train $common --output_dir "$tmp/h" --mixed_precision fp16 >/dev/null 2>&1 &
+pid=$!
+while [ ! -d "$tmp/h/checkpoint-4" ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+rm -f "$tmp/h/diffusion_pytorch_model.safetensors"
+$CNET train $common --output_dir "$tmp/h" --mixed_precision fp16 --resume_from_checkpoint latest \
+    >/dev/null 2>&1
+check fp16_resume_bit_exact cmp -s "$tmp/a/diffusion_pytorch_model.safetensors" \
+    "$tmp/h/diffusion_pytorch_model.safetensors"
+check fp16_resume_keeps_counter grep -q '"loss_scale_growth_tracker": 8' \
+    "$tmp/h/checkpoint-8/trainer_state.json"
+
 # --use_8bit_adam (8 steps): 8-bit AdamW state in the checkpoint, finite
 # losses, not the float32 run's weights, about a quarter of its optimizer
 # memory (the tiny model keeps more of its tensors under min_8bit_size:
