@@ -6,7 +6,8 @@
  *   train_step         VAE encode of the N 3-channel images, text encoder on
  *                      N prompts of 77 tokens, ControlNet + UNet forward, the backward of
  *                      the UNet's up path and of the whole ControlNet,
- *                      clip_grad_norm_ + AdamW;
+ *                      clip_grad_norm_ + AdamW (with fp16, the loss scaling's
+ *                      unscale pass and finiteness check too, engine/loss_scale.h);
  *   train_step_cached  the same without the VAE encode (--cache_latents).
  *
  * --use_8bit_adam, --gradient_checkpointing and --set_grads_to_none as in
@@ -37,6 +38,8 @@ typedef struct bench_train_state {
     cnet_sched_config scfg;
     sched ddpm;
     train_step ts;
+    loss_scale ls; /* used with --mixed_precision fp16, as cnet train does */
+    int loss_scaling;
     cnet_arena scratch;
     float *image, *cond, *latents, *moments, *noise, *text;
     int64_t *ids; /* host [B, Nt] */
@@ -52,15 +55,15 @@ static int one_step(bench_train_state *s, int step, cnet_error *err) {
         rc = clip_text_forward(&s->base.text_encoder, &s->scratch, s->text, NULL, s->ids, s->B,
                                s->Nt, 0, err);
     if (!rc)
-        rc = train_step_accumulate(&s->ts, s->B, s->latents, s->noise, s->t, s->text, s->cond, 1.0f,
-                                   NULL, err);
+        rc = train_step_accumulate(&s->ts, s->B, s->latents, s->noise, s->t, s->text, s->cond,
+                                   s->loss_scaling ? s->ls.scale : 1.0f, NULL, err);
     const train_adamw opt = {.lr = 1e-5f,
                              .beta1 = 0.9f,
                              .beta2 = 0.999f,
                              .eps = 1e-8f,
                              .weight_decay = 1e-2f,
                              .max_grad_norm = 1.0f};
-    if (!rc) train_step_optimize(&s->ts, &opt, step + 1, NULL, NULL);
+    if (!rc) train_step_optimize(&s->ts, &opt, step + 1, s->loss_scaling ? &s->ls : NULL, NULL);
     s->be.synchronize(&s->be);
     return rc;
 }
@@ -98,6 +101,8 @@ int bench_train(const bench_model_opts *o) {
     if (!rc) rc = sd_base_scheduler(&s.base, CNET_SCHED_DDPM, &s.scfg, &err);
     if (!rc) rc = sched_init(&s.ddpm, &s.be, &s.scfg, 0, &err);
     s.B = o->batch;
+    s.loss_scaling = o->precision == CNET_PREC_F16;
+    loss_scale_init(&s.ls);
     s.Nt = 77;
     s.ids = malloc((size_t)s.B * s.Nt * sizeof *s.ids);
     s.t = malloc((size_t)s.B * sizeof *s.t);
