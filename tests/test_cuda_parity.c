@@ -812,6 +812,30 @@ static void test_mixed_train_step(void) {
             EXPECT(e_grad <= model_tol(ALL_PRECS[p], 1), "%s gradients NMSE %.3e > %.1e", name,
                    e_grad, model_tol(ALL_PRECS[p], 1));
         }
+        /* SD-scale gradients in fp16 (engine/loss_scale.h): a loss seed of
+         * 2^-14 brings d(pred) (~4e-3 here) to ~2e-7, under half's normal
+         * range, so the products flush it; seeded with 2^-14 times the loss
+         * scale and unscaled after, the gradients are as good as at seed 1. */
+        const float tiny_seed = 1.0f / 16384.0f;
+        double e_seed[2] = {NAN, NAN}; /* [0] unscaled, [1] loss-scaled */
+        cnet_backend_set_precision(&BE[1], CNET_PREC_F16, NULL, 0);
+        for (int scaled = 0; scaled < 2 && !rc; scaled++) {
+            const int s_ = 1;
+            const float seed_ = tiny_seed * (scaled ? LOSS_SCALE_INIT : 1.0f);
+            BE[1].zero(&BE[1], ts[1].grads.block, np * sizeof(float));
+            rc = train_step_accumulate(&ts[1], B, CF(lat), CF(noise), t, CF(text), CF(cond), seed_,
+                                       NULL, &err);
+            EXPECT(rc == 0, "train step: %s", err.msg);
+            if (rc) break;
+            BE[1].scale(&BE[1], ts[1].grads.block, ts[1].grads.block, 1.0f / seed_, (long)np);
+            e_seed[scaled] = nmse_vs_cpu(ts[0].grads.block, ts[1].grads.block, np);
+        }
+        printf("    train step fp16, loss seed 2^-14: gradient NMSE %.2e, %.2e with loss scaling\n",
+               e_seed[0], e_seed[1]);
+        EXPECT(e_seed[1] <= model_tol(CNET_PREC_F16, 1), "loss-scaled fp16 gradients NMSE %.3e",
+               e_seed[1]);
+        EXPECT(e_seed[0] > 10 * e_seed[1], "fp16 without loss scaling lost nothing (%.3e)",
+               e_seed[0]);
         cnet_backend_set_precision(&BE[1], CNET_PREC_F32, NULL, 0);
     }
     expect_healthy();
