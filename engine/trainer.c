@@ -263,7 +263,8 @@ static int save_checkpoint(trainer *t, cnet_error *err) {
                   (json_int_t)t->o->seed, "lr_scheduler", t->o->lr_scheduler, "max_train_steps",
                   t->max_steps, "mixed_precision", cnet_precision_name(t->be->precision));
     if (!state) return cnet_fail(err, CNET_ENOMEM, "out of memory");
-    if (t->loss_scaling && loss_scale_save(&t->scaler, state, err)) {
+    /* skipped steps stay counted if a run goes on without fp16 */
+    if ((t->loss_scaling || t->scaler.skipped > 0) && loss_scale_save(&t->scaler, state, err)) {
         json_decref(state);
         return err ? err->code : CNET_ENOMEM;
     }
@@ -302,8 +303,7 @@ static int resume(trainer *t, cnet_error *err) {
         return cnet_fail(err, CNET_EFORMAT, "%s/trainer_state.json: missing or bad fields", dir);
     }
     /* A checkpoint of a run without fp16 has no loss scale: start afresh. */
-    if (t->loss_scaling && (rc = loss_scale_load(&t->scaler, state, err)) != 0 &&
-        rc != CNET_ENOTFOUND) {
+    if ((rc = loss_scale_load(&t->scaler, state, err)) != 0 && rc != CNET_ENOTFOUND) {
         json_decref(state);
         return cnet_error_prefix(err, "%s/trainer_state.json", dir);
     }
