@@ -364,6 +364,9 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
                             .max_grad_norm = (float)o->max_grad_norm};
         float grad_norm;
         train_step_optimize(&t.ts, &adam, t.global_step + 1, &grad_norm);
+        /* a failed device makes every later op a no-op: stop before more
+         * steps, checkpoints or the final weights come from it */
+        if ((rc = cnet_backend_status(t.be, err))) break;
         t.global_step++;
         samples_done += samples;
 
