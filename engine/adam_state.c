@@ -188,7 +188,8 @@ static int save_8bit(const adam_state *s, const char *path, cnet_error *err) {
     snprintf(min_size, sizeof min_size, "%d", ADAM8_MIN_SIZE);
     const char *keys[] = {"optimizer", "block_size", "min_8bit_size", "layout"};
     const char *values[] = {"AdamW8bit", block, min_size, "cnet memory order (conv OHWI)"};
-    rc = st_write(path, items, count, keys, values, 4, err);
+    rc = cnet_backend_status(s->be, err); /* nothing read from a failed device is saved */
+    if (!rc) rc = st_write(path, items, count, keys, values, 4, err);
 done:
     free(items);
     free(names);

@@ -339,7 +339,9 @@ int params_save_as(const cnet_params *p, const char *path, cnet_dtype dtype,
         items[i].view.data = dst;
         items[i].view.device = -1;
     }
-    rc = st_write(path, items, p->n, meta_keys, meta_values, n_meta, err);
+    /* a failed device (CUDA records its first error) left garbage in host */
+    rc = cnet_backend_status(p->be, err);
+    if (!rc) rc = st_write(path, items, p->n, meta_keys, meta_values, n_meta, err);
 done:
     free(host);
     free(scratch);

@@ -288,6 +288,7 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     if ((rc = vae_decode(m->vae, &scratch, b.image, b.latents, N, h, w, err))) goto done;
     const long n_img = (long)N * H * W * 3;
     be->download(be, out, b.image, (size_t)n_img * sizeof(float));
+    if ((rc = cnet_backend_status(be, err))) goto done; /* no image from a failed device */
     for (long i = 0; i < n_img; i++) {
         float x = out[i] / 2.0f + 0.5f;
         out[i] = x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x;

@@ -114,8 +114,8 @@ static int size_arenas(train_step *t, const float *zeros_latent, const float *ze
     }
 }
 
-int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched *noise,
-                    const train_step_config *cfg, cnet_error *err) {
+static int init_parts(train_step *t, unet_model *unet, controlnet_model *cn, sched *noise,
+                      const train_step_config *cfg, cnet_error *err) {
     memset(t, 0, sizeof *t);
     t->cfg = *cfg, t->unet = unet, t->cn = cn, t->noise = noise;
     cnet_backend *be = cn->params.be;
@@ -156,6 +156,13 @@ int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched
     if (zl) be->free(be, zl);
     if (zt) be->free(be, zt);
     if (zc) be->free(be, zc);
+    return rc;
+}
+
+int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched *noise,
+                    const train_step_config *cfg, cnet_error *err) {
+    int rc = init_parts(t, unet, cn, noise, cfg, err);
+    if (rc) train_step_free(t); /* what was allocated before the failure */
     return rc;
 }
 

@@ -392,6 +392,9 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
         const float scale = t.scaler.scale; /* the one this step's backward ran with */
         const int skipped = !train_step_optimize(&t.ts, &adam, applied + 1,
                                                  t.loss_scaling ? &t.scaler : NULL, &grad_norm);
+        /* a failed device makes every later op a no-op: stop before more
+         * steps, checkpoints or the final weights come from it */
+        if ((rc = cnet_backend_status(t.be, err))) break;
         t.global_step++;
         samples_done += samples;
 

@@ -461,6 +461,7 @@ int cmd_forward(int argc, char **argv) {
         case C_COUNT:
             break;
         }
+        if (!rc) rc = cnet_backend_status(&r.be, &err); /* no outputs from a failed device */
         if (!rc) rc = write_outputs(&r, a.out, &err);
         cnet_arena_free(&r.scratch);
         cnet_backend_free(&r.be);

@@ -99,8 +99,7 @@ static int check_push_token(api_error *e) {
         return api_fail(e, 400, "invalid_field", "push_to_hub", "push_to_hub: %s", err.msg);
     if (!token)
         return api_fail(e, 400, "invalid_field", "push_to_hub",
-                        "push_to_hub: this server has no Hugging Face token: %s, then restart "
-                        "cnet serve",
+                        "push_to_hub: this server has no Hugging Face token: %s",
                         HUB_TOKEN_HELP);
     hub_token_free(token);
     return 0;

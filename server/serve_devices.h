@@ -6,7 +6,7 @@
 #define CNET_SERVE_DEVICES_H
 
 /* Longest device name written ("cuda:1023" and its NUL fit). */
-#define SERVE_DEVICE_NAME_MAX 16
+#define SERVE_DEVICE_NAME_MAX 24 /* "cuda:" and any int */
 
 /* Writes "cuda:0" .. "cuda:N-1" for gpu_count = N > 0 (the first max of
  * them when there are more), or "cpu" when gpu_count <= 0, into names;

@@ -722,6 +722,14 @@ static void test_mixed_heavy_ops(void) {
             check_conv((cnet_conv2d){2, 9, 7, 24, 16, 1, 1, 1, 0, 0, 0, 0}, "conv 1x1 16-bit");
         EXPECT(e > 1e-3 * tol16(precs[i], 3), "%s conv NMSE %.3e: not 16-bit math",
                cnet_precision_name(precs[i]), e);
+        /* padded 3x3 convs on the 16-bit path (cuDNN pads the symmetric one
+         * itself; the asymmetric one goes through our padded copy) */
+        const double e3 = check_conv((cnet_conv2d){2, 13, 11, 16, 24, 3, 3, 1, 1, 1, 1, 1},
+                                     "conv 3x3 pad 1 16-bit");
+        EXPECT(e3 > 1e-3 * tol16(precs[i], 3), "%s conv 3x3 NMSE %.3e: not 16-bit math",
+               cnet_precision_name(precs[i]), e3);
+        check_conv((cnet_conv2d){1, 16, 14, 16, 8, 3, 3, 2, 0, 1, 0, 1},
+                   "conv asymmetric pad 16-bit");
         tol_now = TOL;
         check_attention(2, 70, 70, 2, 64, 0);
         check_attention(1, 100, 77, 2, 40, 0);

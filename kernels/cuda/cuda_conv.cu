@@ -262,6 +262,11 @@ static cnet_conv2d conv_cudnn_shape(const cnet_conv2d *s) {
     return p;
 }
 
+/* Where the image starts in the buffer cuDNN reads: (pad_top, pad_left) in
+ * the padded copy of an asymmetric conv, (0, 0) when cuDNN pads itself. */
+static int conv_copy_top(const cnet_conv2d *s) { return conv_symmetric(s) ? 0 : s->pad_top; }
+static int conv_copy_left(const cnet_conv2d *s) { return conv_symmetric(s) ? 0 : s->pad_left; }
+
 /* The input cuDNN reads: inp, or its padded copy in scratch (NULL on
  * failure). */
 static const float *conv_input(cu_impl *cu, const float *inp, const cnet_conv2d *s,
@@ -353,8 +358,8 @@ static int conv_forward16(cu_impl *cu, float *out, const float *inp, const float
     T *y = w ? (T *)cu_scratch(cu, CU_SLOT_Y16, (size_t)ny * sizeof(T)) : NULL;
     const float one = 1.0f, zero = 0.0f;
     if (y) {
-        CU_LAUNCH(cu, pad_kernel<T>, nx, x, inp, s->H, s->W, s->C_in, p.H, p.W, s->pad_top,
-                  s->pad_left, nx);
+        CU_LAUNCH(cu, pad_kernel<T>, nx, x, inp, s->H, s->W, s->C_in, p.H, p.W, conv_copy_top(s),
+                  conv_copy_left(s), nx);
         CU_LAUNCH(cu, narrow_kernel<T>, nw, w, weight, nw);
     }
     if (y && !cu->failed &&
@@ -377,9 +382,12 @@ static int conv_backward16(cu_impl *cu, float *dinp, float *dweight, const float
     conv_desc d;
     if (conv_desc_init(cu, &d, &p)) return 1;
     /* both directions' algorithms first, so a fallback writes nothing twice */
+    /* the algorithms are copied out: a later lookup may reuse a cache slot */
     const cu_conv_algo *ad = dinp ? conv_algo(cu, &d, &p, CU_CONV_BWD_DATA) : NULL;
+    const int algo_data = ad ? ad->algo : -1;
     const cu_conv_algo *af = dweight ? conv_algo(cu, &d, &p, CU_CONV_BWD_FILTER) : NULL;
-    if (cu->failed || (dinp && (!ad || ad->algo < 0)) || (dweight && (!af || af->algo < 0))) {
+    const int algo_filter = af ? af->algo : -1;
+    if (cu->failed || (dinp && algo_data < 0) || (dweight && algo_filter < 0)) {
         conv_desc_free(&d);
         return cu->failed;
     }
@@ -398,8 +406,8 @@ static int conv_backward16(cu_impl *cu, float *dinp, float *dweight, const float
             !CUDNN_CHECK(cu, cudnnConvolutionBackwardData(cu->dnn, &one, d.w, w, d.y, dy, d.conv,
                                                           (cudnnConvolutionBwdDataAlgo_t)a->algo,
                                                           ws, a->workspace, &zero, d.x, dx)))
-            CU_LAUNCH(cu, crop_kernel<T>, nin, dinp, dx, s->H, s->W, s->C_in, p.H, p.W, s->pad_top,
-                      s->pad_left, nin);
+            CU_LAUNCH(cu, crop_kernel<T>, nin, dinp, dx, s->H, s->W, s->C_in, p.H, p.W,
+                      conv_copy_top(s), conv_copy_left(s), nin);
     }
     if (dy && dweight && !cu->failed) {
         void *ws = NULL;
@@ -407,8 +415,8 @@ static int conv_backward16(cu_impl *cu, float *dinp, float *dweight, const float
         T *x = a ? (T *)cu_scratch(cu, CU_SLOT_X16, (size_t)nx * sizeof(T)) : NULL;
         T *dw = x ? (T *)cu_scratch(cu, CU_SLOT_G16, (size_t)nw * sizeof(T)) : NULL;
         if (dw)
-            CU_LAUNCH(cu, pad_kernel<T>, nx, x, inp, s->H, s->W, s->C_in, p.H, p.W, s->pad_top,
-                      s->pad_left, nx);
+            CU_LAUNCH(cu, pad_kernel<T>, nx, x, inp, s->H, s->W, s->C_in, p.H, p.W,
+                      conv_copy_top(s), conv_copy_left(s), nx);
         if (dw && !cu->failed &&
             !CUDNN_CHECK(cu,
                          cudnnConvolutionBackwardFilter(cu->dnn, &one, d.x, x, d.y, dy, d.conv,
