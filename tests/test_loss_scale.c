@@ -21,6 +21,7 @@
 #include "engine/train_step.h"
 #include "tests/harness.h"
 #include "tests/lib_fs.h"
+#include "tests/lib_trainbatch.h"
 
 static void test_update_rule(void) {
     loss_scale s;
@@ -81,8 +82,7 @@ typedef struct models {
     controlnet_model cn;
     cnet_sched_config scfg;
     sched ddpm;
-    float *lat, *noise, *text, *cond;
-    int64_t ts[2];
+    test_batch b; /* the inputs every step uses */
 } models;
 
 enum { B = 2, H = 8, NT = 77 };
@@ -112,30 +112,13 @@ static int models_open(models *m, cnet_error *err) {
     if ((rc = cnet_sched_config_load(&m->scfg, path, CNET_SCHED_DDPM, err)) ||
         (rc = sched_init(&m->ddpm, &m->be, &m->scfg, 0, err)))
         return rc;
-    cnet_backend *be = &m->be;
-    const int f = controlnet_image_factor(&m->cn);
-    const size_t nl = (size_t)B * H * H * m->unet.enc.cfg.in_channels,
-                 nt = (size_t)B * NT * m->unet.enc.cfg.cross_attention_dim[0],
-                 nc = (size_t)B * H * f * H * f * m->cn.cond_channels;
-    float *host = malloc((nl * 2 + nt + nc) * sizeof(float));
-    philox_normal_fill(host, (long)(nl * 2 + nt), 31, 0);
-    for (size_t i = 0; i < nc; i++)
-        host[nl * 2 + nt + i] = (float)(philox_u32(32, i) % 256) / 255.0f;
-    m->lat = be->alloc(be, nl * sizeof(float)), m->noise = be->alloc(be, nl * sizeof(float));
-    m->text = be->alloc(be, nt * sizeof(float)), m->cond = be->alloc(be, nc * sizeof(float));
-    be->upload(be, m->lat, host, nl * sizeof(float));
-    be->upload(be, m->noise, host + nl, nl * sizeof(float));
-    be->upload(be, m->text, host + 2 * nl, nt * sizeof(float));
-    be->upload(be, m->cond, host + 2 * nl + nt, nc * sizeof(float));
-    m->ts[0] = 300, m->ts[1] = 700;
-    free(host);
+    test_batch_make(&m->b, &m->be, &m->unet, &m->cn, B, H, H, NT, 31);
     return 0;
 }
 
 static void models_close(models *m) {
     cnet_backend *be = &m->be;
-    if (m->lat) be->free(be, m->lat), be->free(be, m->noise), be->free(be, m->text);
-    if (m->cond) be->free(be, m->cond);
+    test_batch_free(&m->b, be);
     sched_free(&m->ddpm);
     cnet_sched_config_free(&m->scfg);
     controlnet_free(&m->cn);
@@ -199,15 +182,15 @@ static void check_skip(models *m, int use_8bit, float bad) {
     float *w0 = malloc(np * sizeof(float)), *w1 = malloc(np * sizeof(float));
     unsigned char *a0, *a1;
     float norm;
-    CHECK(train_step_accumulate(&t, B, m->lat, m->noise, m->ts, m->text, m->cond, ls.scale, NULL,
-                                &err) == 0,
+    CHECK(train_step_accumulate(&t, B, m->b.lat, m->b.noise, m->b.ts, m->b.text, m->b.cond,
+                                ls.scale, NULL, &err) == 0,
           "%s", err.msg);
     CHECK(train_step_optimize(&t, &opt, 1, &ls, &norm) == 1 && isfinite(norm), "good step 1");
     be->download(be, w0, m->cn.params.block, np * sizeof(float));
     const size_t na = adam_snapshot(&t.adam, &a0);
 
-    CHECK(train_step_accumulate(&t, B, m->lat, m->noise, m->ts, m->text, m->cond, ls.scale, NULL,
-                                &err) == 0,
+    CHECK(train_step_accumulate(&t, B, m->b.lat, m->b.noise, m->b.ts, m->b.text, m->b.cond,
+                                ls.scale, NULL, &err) == 0,
           "%s", err.msg);
     be->upload(be, t.grads.block + t.grads.total / 3, &bad, sizeof bad);
     CHECK(train_step_optimize(&t, &opt, 2, &ls, &norm) == 0, "a step with a %g gradient ran", bad);
@@ -221,8 +204,8 @@ static void check_skip(models *m, int use_8bit, float bad) {
     CHECK(memcmp(a0, a1, na) == 0, "a skipped step changed AdamW's state (%zu bytes)", na);
     free(a1);
 
-    CHECK(train_step_accumulate(&t, B, m->lat, m->noise, m->ts, m->text, m->cond, ls.scale, NULL,
-                                &err) == 0,
+    CHECK(train_step_accumulate(&t, B, m->b.lat, m->b.noise, m->b.ts, m->b.text, m->b.cond,
+                                ls.scale, NULL, &err) == 0,
           "%s", err.msg);
     CHECK(train_step_optimize(&t, &opt, 2, &ls, &norm) == 1 && isfinite(norm), "good step after");
     be->download(be, w1, m->cn.params.block, np * sizeof(float));
@@ -251,7 +234,7 @@ static void check_scaled_equals_plain(models *m) {
         loss_scale ls;
         loss_scale_init(&ls);
         for (int step = 0; step < 2; step++) {
-            CHECK(train_step_accumulate(&t, B, m->lat, m->noise, m->ts, m->text, m->cond,
+            CHECK(train_step_accumulate(&t, B, m->b.lat, m->b.noise, m->b.ts, m->b.text, m->b.cond,
                                         c ? ls.scale : 1.0f, NULL, &err) == 0,
                   "%s", err.msg);
             if (step == 0) {

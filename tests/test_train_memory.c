@@ -26,6 +26,7 @@
 #include "engine/weights_init.h"
 #include "tests/harness.h"
 #include "tests/lib_fs.h"
+#include "tests/lib_trainbatch.h"
 
 typedef struct models {
     cnet_backend be;
@@ -72,36 +73,6 @@ static void models_close(models *m) {
     cnet_backend_free(&m->be);
 }
 
-/* One batch of random inputs (device buffers). */
-typedef struct batch {
-    float *lat, *noise, *text, *cond;
-    int64_t ts[2];
-} batch;
-
-static void batch_make(batch *b, models *m, int B, int h, int w, int Nt) {
-    cnet_backend *be = &m->be;
-    const int f = controlnet_image_factor(&m->cn);
-    const size_t nl = (size_t)B * h * w * m->unet.enc.cfg.in_channels,
-                 nt = (size_t)B * Nt * m->unet.enc.cfg.cross_attention_dim[0],
-                 nc = (size_t)B * h * f * w * f * m->cn.cond_channels;
-    float *host = malloc((nl * 2 + nt + nc) * sizeof(float));
-    philox_normal_fill(host, (long)(nl * 2 + nt), 21, 0);
-    for (size_t i = 0; i < nc; i++)
-        host[nl * 2 + nt + i] = (float)(philox_u32(22, i) % 256) / 255.0f;
-    b->lat = be->alloc(be, nl * sizeof(float)), b->noise = be->alloc(be, nl * sizeof(float));
-    b->text = be->alloc(be, nt * sizeof(float)), b->cond = be->alloc(be, nc * sizeof(float));
-    be->upload(be, b->lat, host, nl * sizeof(float));
-    be->upload(be, b->noise, host + nl, nl * sizeof(float));
-    be->upload(be, b->text, host + 2 * nl, nt * sizeof(float));
-    be->upload(be, b->cond, host + 2 * nl + nt, nc * sizeof(float));
-    b->ts[0] = 250, b->ts[1] = 800;
-    free(host);
-}
-
-static void batch_free(batch *b, cnet_backend *be) {
-    be->free(be, b->lat), be->free(be, b->noise), be->free(be, b->text), be->free(be, b->cond);
-}
-
 static float *download(cnet_backend *be, const float *dev, size_t n) {
     float *h = malloc(n * sizeof(float));
     be->download(be, h, dev, n * sizeof(float));
@@ -126,8 +97,8 @@ static void check_checkpointing(const char *what, const char *dir, int random_we
     cnet_error err = {0};
     CHECK(models_open(&m, dir, random_weights, &err) == 0, "%s: %s", what, err.msg);
     const int B = 2, Nt = 77;
-    batch b;
-    batch_make(&b, &m, B, h, h, Nt);
+    test_batch b;
+    test_batch_make(&b, &m.be, &m.unet, &m.cn, B, h, h, Nt, 21);
     train_step t[2];
     for (int c = 0; c < 2; c++) {
         train_step_config tc = {.prediction = TRAIN_PRED_EPSILON,
@@ -167,7 +138,7 @@ static void check_checkpointing(const char *what, const char *dir, int random_we
     CHECK(peak[1] < peak[0], "%s: checkpointing did not lower the peak (%zu vs %zu)", what, peak[1],
           peak[0]);
     for (int c = 0; c < 2; c++) train_step_free(&t[c]);
-    batch_free(&b, &m.be);
+    test_batch_free(&b, &m.be);
     models_close(&m);
 }
 
@@ -181,8 +152,8 @@ static void check_set_grads_to_none(const char *what, const char *dir, int rando
     cnet_error err = {0};
     CHECK(models_open(&m, dir, random_weights, &err) == 0, "%s: %s", what, err.msg);
     const int B = 2, Nt = 77;
-    batch b;
-    batch_make(&b, &m, B, h, h, Nt);
+    test_batch b;
+    test_batch_make(&b, &m.be, &m.unet, &m.cn, B, h, h, Nt, 21);
     const size_t np = m.cn.params.total;
     float *start = download(&m.be, m.cn.params.block, np), *after[2];
     size_t memory[2];
@@ -234,7 +205,7 @@ static void check_set_grads_to_none(const char *what, const char *dir, int rando
               memory[1], memory[0]);
     else
         CHECK(memory[1] <= memory[0] + (2u << 20), "%s: set_grads_to_none cost memory", what);
-    batch_free(&b, &m.be);
+    test_batch_free(&b, &m.be);
     models_close(&m);
 }
 
