@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
+#include "engine/config.h"
 #include "engine/philox.h"
+#include "engine/weights_init.h"
 
 void test_batch_make(test_batch *b, cnet_backend *be, const unet_model *unet,
                      const controlnet_model *cn, int B, int h, int w, int Nt, uint64_t seed) {
@@ -35,4 +39,41 @@ void test_batch_free(test_batch *b, cnet_backend *be) {
     for (int i = 0; i < 4; i++)
         if (bufs[i]) be->free(be, bufs[i]);
     memset(b, 0, sizeof *b);
+}
+
+/* Loads dir's unet/ and controlnet/ (random weights when random_weights:
+ * the folder holds configs only) and its DDPM scheduler config. */
+int test_models_open(test_models *m, const char *dir, int random_weights, cnet_error *err) {
+    char path[512];
+    cnet_unet_config uc, cc;
+    memset(m, 0, sizeof *m);
+    int rc = cnet_backend_cpu_init(&m->be, err);
+    if (!rc && random_weights) {
+        snprintf(path, sizeof path, "%s/unet/config.json", dir);
+        if (!(rc = cnet_unet_config_load(&uc, path, err)) &&
+            !(rc = unet_init(&m->unet, &m->be, &uc, err)))
+            rc = winit_random(&m->unet.params, 1, "unet", err);
+        snprintf(path, sizeof path, "%s/controlnet/config.json", dir);
+        if (!rc && !(rc = cnet_controlnet_config_load(&cc, path, err)) &&
+            !(rc = controlnet_init(&m->cn, &m->be, &cc, err)))
+            rc = winit_random(&m->cn.params, 2, "controlnet", err);
+    } else if (!rc) {
+        snprintf(path, sizeof path, "%s/unet", dir);
+        if (!(rc = unet_open(&m->unet, &m->be, path, err))) {
+            snprintf(path, sizeof path, "%s/controlnet", dir);
+            rc = controlnet_open(&m->cn, &m->be, path, err);
+        }
+    }
+    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", dir);
+    if (!rc && !(rc = cnet_sched_config_load(&m->scfg, path, CNET_SCHED_DDPM, err)))
+        rc = sched_init(&m->ddpm, &m->be, &m->scfg, 0, err);
+    return rc;
+}
+
+void test_models_close(test_models *m) {
+    sched_free(&m->ddpm);
+    cnet_sched_config_free(&m->scfg);
+    controlnet_free(&m->cn);
+    unet_free(&m->unet);
+    cnet_backend_free(&m->be);
 }

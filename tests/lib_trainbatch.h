@@ -1,4 +1,6 @@
-/* One batch of random training inputs for engine-level training tests:
+/* What engine-level training tests run on: a CPU backend with a UNet, a
+ * ControlNet and the DDPM noise scheduler of a pipeline folder; and one
+ * batch of random training inputs:
  * latents, noise, text states and a conditioning image in [0,1], sized for
  * a UNet and ControlNet, on their backend; two fixed timesteps. */
 #ifndef CNET_TEST_LIB_TRAINBATCH_H
@@ -7,7 +9,22 @@
 #include <stdint.h>
 
 #include "engine/controlnet.h"
+#include "engine/error.h"
+#include "engine/scheduler.h"
 #include "engine/unet.h"
+
+typedef struct test_models {
+    cnet_backend be;
+    unet_model unet;
+    controlnet_model cn;
+    cnet_sched_config scfg;
+    sched ddpm;
+} test_models;
+
+/* Loads dir's unet/ and controlnet/ (random weights when random_weights:
+ * the folder holds configs only) and its DDPM scheduler config. */
+int test_models_open(test_models *m, const char *dir, int random_weights, cnet_error *err);
+void test_models_close(test_models *m);
 
 typedef struct test_batch {
     float *lat, *noise, *text, *cond; /* device */

@@ -75,14 +75,11 @@ static void test_state_fields(void) {
     json_decref(state);
 }
 
-/* The tiny preset's UNet, ControlNet (non-zero zero convs) and DDPM. */
+/* The tiny preset's UNet, ControlNet (non-zero zero convs) and DDPM, and the
+ * inputs every step uses. */
 typedef struct models {
-    cnet_backend be;
-    unet_model unet;
-    controlnet_model cn;
-    cnet_sched_config scfg;
-    sched ddpm;
-    test_batch b; /* the inputs every step uses */
+    test_models tm;
+    test_batch b;
 } models;
 
 enum { B = 2, H = 8, NT = 77 };
@@ -102,28 +99,15 @@ static int models_open(models *m, cnet_error *err) {
     minit_options mo = {.seed = 3, .nonzero_controlnet = 1};
     int rc;
     if ((rc = minit_tiny_configs(tiny_dir, err)) || (rc = minit_pipeline(tiny_dir, &mo, err)) ||
-        (rc = cnet_backend_cpu_init(&m->be, err)))
+        (rc = test_models_open(&m->tm, tiny_dir, 0, err)))
         return rc;
-    snprintf(path, sizeof path, "%s/unet", tiny_dir);
-    if ((rc = unet_open(&m->unet, &m->be, path, err))) return rc;
-    snprintf(path, sizeof path, "%s/controlnet", tiny_dir);
-    if ((rc = controlnet_open(&m->cn, &m->be, path, err))) return rc;
-    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", tiny_dir);
-    if ((rc = cnet_sched_config_load(&m->scfg, path, CNET_SCHED_DDPM, err)) ||
-        (rc = sched_init(&m->ddpm, &m->be, &m->scfg, 0, err)))
-        return rc;
-    test_batch_make(&m->b, &m->be, &m->unet, &m->cn, B, H, H, NT, 31);
+    test_batch_make(&m->b, &m->tm.be, &m->tm.unet, &m->tm.cn, B, H, H, NT, 31);
     return 0;
 }
 
 static void models_close(models *m) {
-    cnet_backend *be = &m->be;
-    test_batch_free(&m->b, be);
-    sched_free(&m->ddpm);
-    cnet_sched_config_free(&m->scfg);
-    controlnet_free(&m->cn);
-    unet_free(&m->unet);
-    cnet_backend_free(be);
+    test_batch_free(&m->b, &m->tm.be);
+    test_models_close(&m->tm);
     if (tiny_dir[0]) tmpdir_remove(tiny_dir);
 }
 
@@ -166,7 +150,7 @@ static const train_adamw opt = {.lr = 1e-3f,
  * the gradients back; a good step after it trains again. */
 static void check_skip(models *m, int use_8bit, float bad) {
     cnet_error err = {0};
-    cnet_backend *be = &m->be;
+    cnet_backend *be = &m->tm.be;
     train_step_config tc = {.prediction = TRAIN_PRED_EPSILON,
                             .B = B,
                             .h = H,
@@ -175,10 +159,10 @@ static void check_skip(models *m, int use_8bit, float bad) {
                             .set_grads_to_none = 1,
                             .use_8bit_adam = use_8bit};
     train_step t;
-    CHECK(train_step_init(&t, &m->unet, &m->cn, &m->ddpm, &tc, &err) == 0, "%s", err.msg);
+    CHECK(train_step_init(&t, &m->tm.unet, &m->tm.cn, &m->tm.ddpm, &tc, &err) == 0, "%s", err.msg);
     loss_scale ls;
     loss_scale_init(&ls);
-    const size_t np = m->cn.params.total;
+    const size_t np = m->tm.cn.params.total;
     float *w0 = malloc(np * sizeof(float)), *w1 = malloc(np * sizeof(float));
     unsigned char *a0, *a1;
     float norm;
@@ -186,7 +170,7 @@ static void check_skip(models *m, int use_8bit, float bad) {
                                 ls.scale, NULL, &err) == 0,
           "%s", err.msg);
     CHECK(train_step_optimize(&t, &opt, 1, &ls, &norm) == 1 && isfinite(norm), "good step 1");
-    be->download(be, w0, m->cn.params.block, np * sizeof(float));
+    be->download(be, w0, m->tm.cn.params.block, np * sizeof(float));
     const size_t na = adam_snapshot(&t.adam, &a0);
 
     CHECK(train_step_accumulate(&t, B, m->b.lat, m->b.noise, m->b.ts, m->b.text, m->b.cond,
@@ -198,7 +182,7 @@ static void check_skip(models *m, int use_8bit, float bad) {
     CHECK(ls.scale == 32768.0f && ls.skipped == 1 && ls.growth_tracker == 0,
           "after the bad step: scale %g, skipped %lld", ls.scale, (long long)ls.skipped);
     CHECK(!t.grads.block, "gradients kept after a skipped step");
-    be->download(be, w1, m->cn.params.block, np * sizeof(float));
+    be->download(be, w1, m->tm.cn.params.block, np * sizeof(float));
     CHECK(adam_snapshot(&t.adam, &a1) == na, "AdamW state size changed");
     CHECK(memcmp(w0, w1, np * sizeof(float)) == 0, "a skipped step changed the weights");
     CHECK(memcmp(a0, a1, na) == 0, "a skipped step changed AdamW's state (%zu bytes)", na);
@@ -208,7 +192,7 @@ static void check_skip(models *m, int use_8bit, float bad) {
                                 ls.scale, NULL, &err) == 0,
           "%s", err.msg);
     CHECK(train_step_optimize(&t, &opt, 2, &ls, &norm) == 1 && isfinite(norm), "good step after");
-    be->download(be, w1, m->cn.params.block, np * sizeof(float));
+    be->download(be, w1, m->tm.cn.params.block, np * sizeof(float));
     CHECK(memcmp(w0, w1, np * sizeof(float)) != 0, "the step after a skip did not train");
     printf("    %s AdamW, %g injected: skipped, %zu state bytes untouched\n",
            use_8bit ? "8-bit" : "float32", bad, na);
@@ -221,16 +205,17 @@ static void check_skip(models *m, int use_8bit, float bad) {
  * and norms after unscaling equal the plain run's bit for bit. */
 static void check_scaled_equals_plain(models *m) {
     cnet_error err = {0};
-    cnet_backend *be = &m->be;
-    const size_t np = m->cn.params.total;
+    cnet_backend *be = &m->tm.be;
+    const size_t np = m->tm.cn.params.total;
     float *start = malloc(np * sizeof(float)), *after[2], norms[2][2];
     float *grads[2];
-    be->download(be, start, m->cn.params.block, np * sizeof(float));
+    be->download(be, start, m->tm.cn.params.block, np * sizeof(float));
     for (int c = 0; c < 2; c++) {
-        be->upload(be, m->cn.params.block, start, np * sizeof(float));
+        be->upload(be, m->tm.cn.params.block, start, np * sizeof(float));
         train_step_config tc = {.prediction = TRAIN_PRED_EPSILON, .B = B, .h = H, .w = H, .Nt = NT};
         train_step t;
-        CHECK(train_step_init(&t, &m->unet, &m->cn, &m->ddpm, &tc, &err) == 0, "%s", err.msg);
+        CHECK(train_step_init(&t, &m->tm.unet, &m->tm.cn, &m->tm.ddpm, &tc, &err) == 0, "%s",
+              err.msg);
         loss_scale ls;
         loss_scale_init(&ls);
         for (int step = 0; step < 2; step++) {
@@ -244,7 +229,7 @@ static void check_scaled_equals_plain(models *m) {
             train_step_optimize(&t, &opt, step + 1, c ? &ls : NULL, &norms[c][step]);
         }
         after[c] = malloc(np * sizeof(float));
-        be->download(be, after[c], m->cn.params.block, np * sizeof(float));
+        be->download(be, after[c], m->tm.cn.params.block, np * sizeof(float));
         train_step_free(&t);
     }
     size_t not_scaled = 0, nonzero = 0;

@@ -28,51 +28,6 @@
 #include "tests/lib_fs.h"
 #include "tests/lib_trainbatch.h"
 
-typedef struct models {
-    cnet_backend be;
-    unet_model unet;
-    controlnet_model cn;
-    cnet_sched_config scfg;
-    sched ddpm;
-} models;
-
-/* Loads dir's unet/ and controlnet/ (random weights when random_weights:
- * the folder holds configs only) and its DDPM scheduler config. */
-static int models_open(models *m, const char *dir, int random_weights, cnet_error *err) {
-    char path[512];
-    cnet_unet_config uc, cc;
-    memset(m, 0, sizeof *m);
-    int rc = cnet_backend_cpu_init(&m->be, err);
-    if (!rc && random_weights) {
-        snprintf(path, sizeof path, "%s/unet/config.json", dir);
-        if (!(rc = cnet_unet_config_load(&uc, path, err)) &&
-            !(rc = unet_init(&m->unet, &m->be, &uc, err)))
-            rc = winit_random(&m->unet.params, 1, "unet", err);
-        snprintf(path, sizeof path, "%s/controlnet/config.json", dir);
-        if (!rc && !(rc = cnet_controlnet_config_load(&cc, path, err)) &&
-            !(rc = controlnet_init(&m->cn, &m->be, &cc, err)))
-            rc = winit_random(&m->cn.params, 2, "controlnet", err);
-    } else if (!rc) {
-        snprintf(path, sizeof path, "%s/unet", dir);
-        if (!(rc = unet_open(&m->unet, &m->be, path, err))) {
-            snprintf(path, sizeof path, "%s/controlnet", dir);
-            rc = controlnet_open(&m->cn, &m->be, path, err);
-        }
-    }
-    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", dir);
-    if (!rc && !(rc = cnet_sched_config_load(&m->scfg, path, CNET_SCHED_DDPM, err)))
-        rc = sched_init(&m->ddpm, &m->be, &m->scfg, 0, err);
-    return rc;
-}
-
-static void models_close(models *m) {
-    sched_free(&m->ddpm);
-    cnet_sched_config_free(&m->scfg);
-    controlnet_free(&m->cn);
-    unet_free(&m->unet);
-    cnet_backend_free(&m->be);
-}
-
 static float *download(cnet_backend *be, const float *dev, size_t n) {
     float *h = malloc(n * sizeof(float));
     be->download(be, h, dev, n * sizeof(float));
@@ -93,9 +48,9 @@ static float grad_peak(const train_step *t, const char *name) {
  * gradients, with and without checkpointing: losses and gradients equal
  * bit for bit; the checkpointed step's activation arena peaks lower. */
 static void check_checkpointing(const char *what, const char *dir, int random_weights, int h) {
-    models m;
+    test_models m;
     cnet_error err = {0};
-    CHECK(models_open(&m, dir, random_weights, &err) == 0, "%s: %s", what, err.msg);
+    CHECK(test_models_open(&m, dir, random_weights, &err) == 0, "%s: %s", what, err.msg);
     const int B = 2, Nt = 77;
     test_batch b;
     test_batch_make(&b, &m.be, &m.unet, &m.cn, B, h, h, Nt, 21);
@@ -139,7 +94,7 @@ static void check_checkpointing(const char *what, const char *dir, int random_we
           peak[0]);
     for (int c = 0; c < 2; c++) train_step_free(&t[c]);
     test_batch_free(&b, &m.be);
-    models_close(&m);
+    test_models_close(&m);
 }
 
 /* Three optimizer steps of two accumulated micro-batches each (the second
@@ -148,9 +103,9 @@ static void check_checkpointing(const char *what, const char *dir, int random_we
  * bit; no gradients between steps; less memory in all. */
 static void check_set_grads_to_none(const char *what, const char *dir, int random_weights, int h,
                                     int accumulation) {
-    models m;
+    test_models m;
     cnet_error err = {0};
-    CHECK(models_open(&m, dir, random_weights, &err) == 0, "%s: %s", what, err.msg);
+    CHECK(test_models_open(&m, dir, random_weights, &err) == 0, "%s: %s", what, err.msg);
     const int B = 2, Nt = 77;
     test_batch b;
     test_batch_make(&b, &m.be, &m.unet, &m.cn, B, h, h, Nt, 21);
@@ -206,7 +161,7 @@ static void check_set_grads_to_none(const char *what, const char *dir, int rando
     else
         CHECK(memory[1] <= memory[0] + (2u << 20), "%s: set_grads_to_none cost memory", what);
     test_batch_free(&b, &m.be);
-    models_close(&m);
+    test_models_close(&m);
 }
 
 static char tiny_dir[256];
