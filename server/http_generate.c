@@ -128,7 +128,7 @@ static enum MHD_Result run_async(http_server *s, struct MHD_Connection *c, http_
         free(text);
         return http_reply_error(s, c, r, 503, "unavailable", NULL, "out of memory");
     }
-    enum MHD_Result ret = http_jobs_enqueue(s, c, r, "generate", text, hash);
+    enum MHD_Result ret = http_jobs_enqueue(s, c, r, "generate", text, hash, NULL);
     free(text);
     return ret;
 }

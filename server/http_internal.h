@@ -98,9 +98,12 @@ enum MHD_Result http_ops_openapi(http_server *s, struct MHD_Connection *c, http_
 enum MHD_Result http_static(http_server *s, struct MHD_Connection *c, http_req *r);
 
 /* Commits a validated job (Idempotency-Key, queue cap → 429) and answers
- * 202 with the job, or the error. hash: of the request, for the key check. */
+ * 202 with the job, or the error. hash: of the request, for the key check.
+ * admit (NULL: none): a precondition of a new job returning JOBS_EADMIT
+ * with a message that names its field (answered 400 on push_to_hub). */
 enum MHD_Result http_jobs_enqueue(http_server *s, struct MHD_Connection *c, http_req *r,
-                                  const char *kind, const char *spec_json, const char *hash);
+                                  const char *kind, const char *spec_json, const char *hash,
+                                  int (*admit)(void *ctx, cnet_error *err));
 
 /* A multipart/form-data body as the JSON object of the same request: the
  * part named "image" becomes *image (malloc'd bytes), every other part a

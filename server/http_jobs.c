@@ -91,18 +91,18 @@ static enum MHD_Result reply_job(http_server *s, struct MHD_Connection *c, http_
 
 /* A job that would train for hours and then fail its push is refused up
  * front when this server has no Hub token (a token removed later still
- * fails only the push phase; the trained weights stay in the job dir). */
-static int check_push_token(api_error *e) {
+ * fails only the push phase; the trained weights stay in the job dir). A
+ * jobs_new admit hook: checked for new jobs only, not idempotent replays. */
+static int admit_push(void *ctx, cnet_error *err) {
+    (void)ctx;
     char *token = NULL, source[4200];
-    cnet_error err = {0};
-    if (hub_token_find(&token, source, sizeof source, &err))
-        return api_fail(e, 400, "invalid_field", "push_to_hub", "push_to_hub: %s", err.msg);
-    if (!token)
-        return api_fail(e, 400, "invalid_field", "push_to_hub",
-                        "push_to_hub: this server has no Hugging Face token: %s",
-                        HUB_TOKEN_HELP);
+    int rc = hub_token_find(&token, source, sizeof source, err);
+    if (!rc && !token)
+        rc = cnet_fail(err, CNET_EINVAL, "this server has no Hugging Face token: %s",
+                       HUB_TOKEN_HELP);
     hub_token_free(token);
-    return 0;
+    if (rc) cnet_error_prefix(err, "push_to_hub");
+    return rc ? JOBS_EADMIT : 0;
 }
 
 enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_req *r) {
@@ -115,22 +115,23 @@ enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_
                        .data_root = s->cfg.data_root,
                        .jobs_dir = s->jobs_dir};
     int rc = api_train_spec(req, &roots, &spec, &e);
-    if (!rc && json_object_get(spec, "push_to_hub")) rc = check_push_token(&e);
     char hash[65] = "";
     if (!rc && api_hash_json(req, hash))
         rc = api_fail(&e, 503, "unavailable", NULL, "out of memory");
     json_decref(req);
     if (rc) return http_reply_api_error(s, c, r, &e);
     char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
+    const int push = json_object_get(spec, "push_to_hub") != NULL;
     json_decref(spec);
     if (!text) return http_reply_error(s, c, r, 503, "unavailable", NULL, "out of memory");
-    enum MHD_Result ret = http_jobs_enqueue(s, c, r, "train", text, hash);
+    enum MHD_Result ret = http_jobs_enqueue(s, c, r, "train", text, hash, push ? admit_push : NULL);
     free(text);
     return ret;
 }
 
 enum MHD_Result http_jobs_enqueue(http_server *s, struct MHD_Connection *c, http_req *r,
-                                  const char *kind, const char *spec_json, const char *hash) {
+                                  const char *kind, const char *spec_json, const char *hash,
+                                  int (*admit)(void *ctx, cnet_error *err)) {
     api_error e;
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
     if (key && (!*key || strlen(key) > JOBS_IDEM_KEY_MAX))
@@ -140,7 +141,8 @@ enum MHD_Result http_jobs_enqueue(http_server *s, struct MHD_Connection *c, http
                    .spec_json = spec_json,
                    .idem_key = key,
                    .idem_hash = hash,
-                   .queue_cap = s->cfg.queue_cap};
+                   .queue_cap = s->cfg.queue_cap,
+                   .admit = admit};
     char id[JOBS_ID_MAX];
     int created = 0;
     cnet_error err = {0};
@@ -148,6 +150,8 @@ enum MHD_Result http_jobs_enqueue(http_server *s, struct MHD_Connection *c, http
     if (rc == JOBS_ECONFLICT)
         return http_reply_error(s, c, r, 422, "idempotency_conflict", "Idempotency-Key", "%s",
                                 err.msg);
+    if (rc == JOBS_EADMIT) /* err.msg starts with the field the admit hook checked */
+        return http_reply_error(s, c, r, 400, "invalid_field", "push_to_hub", "%s", err.msg);
     if (rc == CNET_ELIMIT) {
         json_t *body = NULL;
         api_fail(&e, 429, "queue_full", NULL, "%s; retry later", err.msg);

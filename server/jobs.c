@@ -360,6 +360,7 @@ static int enqueue_locked(jobs_store *s, const jobs_new *req, char id[JOBS_ID_MA
         jobs_rollback(s);
         return rc == 1 ? 0 : rc; /* the earlier job, or a conflict */
     }
+    if (req->admit && (rc = req->admit(req->admit_ctx, err))) goto fail;
     int64_t queued = 0;
     if (req->queue_cap > 0 && (rc = count_queued(s, &queued, err))) goto fail;
     if (req->queue_cap > 0 && queued >= req->queue_cap) {

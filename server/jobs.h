@@ -35,6 +35,7 @@ enum {
     JOBS_ECONFLICT = -32, /* the job's state forbids it (cancel of a terminal job,
                              idempotency key reused with another body) */
     JOBS_ESTALE = -33,    /* the fencing token no longer holds the job's lease */
+    JOBS_EADMIT = -34,    /* a jobs_new admit hook refused the new job */
 };
 
 typedef enum job_state {
@@ -95,11 +96,16 @@ typedef struct jobs_new {
     const char *idem_hash; /* hash of the request that carried idem_key */
     int max_attempts;      /* 0: JOBS_DEFAULT_MAX_ATTEMPTS */
     int queue_cap;         /* 0: no cap; else CNET_ELIMIT when that many are queued */
+    /* Optional: a precondition of creating a NEW job (an idempotent replay
+     * of an accepted one skips it); its error code and message are returned. */
+    int (*admit)(void *ctx, cnet_error *err);
+    void *admit_ctx;
 } jobs_new;
 
 /* Accepts a job (or finds the one an earlier call with the same idem_key
  * created: *created = 0). Returns JOBS_ECONFLICT when the key was used with a
- * different idem_hash, CNET_ELIMIT when the queue is full. The job's data dir
+ * different idem_hash, CNET_ELIMIT when the queue is full, req->admit's
+ * code when it refuses the new job. The job's data dir
  * exists when this returns 0. */
 int jobs_enqueue(jobs_store *s, const jobs_new *req, char id[JOBS_ID_MAX], int *created,
                  cnet_error *err);

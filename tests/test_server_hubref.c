@@ -7,7 +7,9 @@
  *     errors naming the reference, and the server keeps serving;
  *   - a training job with push_to_hub is refused at submission (400, field
  *     push_to_hub, naming HF_TOKEN) by a server that has no Hub token, and
- *     accepted once it has one.
+ *     accepted once it has one (a token file is read at each submission, no
+ *     restart); the idempotent replay of an accepted job stays accepted
+ *     after the token is gone.
  * The model is `cnet init-model --preset tiny`, published to the emulator
  * as one commit of every file of the pipeline. */
 #include <jansson.h>
@@ -39,8 +41,8 @@ static int run(const char *cmd) {
     return system(full);
 }
 
-/* A server with the Hub environment: token NULL leaves every token source
- * empty (HF_HOME is a fresh dir with no token file). */
+/* A server with the Hub environment: token NULL leaves HF_TOKEN unset (the
+ * token, if any, is then HF_HOME's token file). */
 static int start(test_server *s, const char *name, const char *token, const char *device) {
     char data[700];
     snprintf(data, sizeof data, "%s/%s", root, name);
@@ -118,19 +120,33 @@ static void test_generate_from_hub_reference(void) {
     server_stop(&srv, SIGTERM, 10000);
 }
 
-/* A train job pushing to the Hub; *status is the HTTP status. */
-static json_t *submit_push_job(test_server *s, long *status) {
-    char body[2048];
+/* A train job pushing to the Hub, with an Idempotency-Key when key is not
+ * NULL; *status is the HTTP status, *replayed whether the answer says it
+ * is an earlier job's. */
+static json_t *submit_push_job(test_server *s, const char *key, long *status, int *replayed) {
+    char body[2048], idem[128], flag[16] = "";
     snprintf(body, sizeof body,
              "{\"pretrained_model_name_or_path\": \"tiny\", \"dataset\": \"%s\", "
              "\"resolution\": 16, \"max_train_steps\": 2, "
              "\"push_to_hub\": {\"repo_id\": \"tester/trained\"}}",
              fill);
+    snprintf(idem, sizeof idem, "Idempotency-Key: %s", key ? key : "");
+    const char *const h[] = {"Content-Type: application/json", "Accept: application/json",
+                             key ? idem : NULL, NULL};
     http_resp r;
-    *status = post_json(s, "/v1/jobs", body, "application/json", &r);
+    http_do(s, "POST", "/v1/jobs", T, h, body, strlen(body), 0, &r);
+    *status = r.status;
+    if (replayed)
+        *replayed = http_header(&r, "Idempotent-Replayed", flag, sizeof flag) == 0 &&
+                    strcmp(flag, "true") == 0;
     json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
     http_resp_free(&r);
     return j;
+}
+
+static void write_token_file(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (f) fputs(HUB_TOKEN "\n", f), fclose(f);
 }
 
 static void test_push_needs_a_token_up_front(void) {
@@ -138,7 +154,7 @@ static void test_push_needs_a_token_up_front(void) {
     /* No --device: jobs stay queued; only the submission is under test. */
     CHECK(start(&srv, "notoken", NULL, NULL) == 0, "server start");
     long st;
-    json_t *j = submit_push_job(&srv, &st);
+    json_t *j = submit_push_job(&srv, NULL, &st, NULL);
     json_t *e = json_object_get(j, "error");
     const char *field = json_string_value(json_object_get(e, "field"));
     const char *msg = json_string_value(json_object_get(e, "message"));
@@ -155,9 +171,30 @@ static void test_push_needs_a_token_up_front(void) {
     http_resp_free(&r);
     server_stop(&srv, SIGTERM, 10000);
 
-    CHECK(start(&srv, "withtoken", HUB_TOKEN, NULL) == 0, "server restart");
-    j = submit_push_job(&srv, &st);
-    CHECK(st == 202 && json_string_value(json_object_get(j, "id")), "with a token: %ld", st);
+    /* The token file is read at each submission (no restart); an accepted
+     * job's idempotent replay stays accepted after the token is gone. */
+    char token_file[700], first[64] = "";
+    snprintf(token_file, sizeof token_file, "%s/token", hf_home);
+    write_token_file(token_file);
+    CHECK(start(&srv, "withtoken", NULL, NULL) == 0, "server restart");
+    int replayed = 0;
+    j = submit_push_job(&srv, "push-once", &st, &replayed);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    snprintf(first, sizeof first, "%s", id ? id : "");
+    json_decref(j);
+    EXPECT(st == 202 && first[0] && !replayed, "with a token file: %ld", st);
+    unlink(token_file);
+    j = submit_push_job(&srv, "push-once", &st, &replayed);
+    const char *again = json_string_value(json_object_get(j, "id"));
+    EXPECT(st == 202 && replayed && again && strcmp(again, first) == 0,
+           "replay after the token went: %ld, replayed %d", st, replayed);
+    json_decref(j);
+    j = submit_push_job(&srv, "push-twice", &st, NULL);
+    EXPECT(st == 400, "a new job without a token: %ld", st);
+    json_decref(j);
+    write_token_file(token_file);
+    j = submit_push_job(&srv, "push-twice", &st, &replayed);
+    EXPECT(st == 202 && !replayed, "token file back, no restart: %ld", st);
     json_decref(j);
     server_stop(&srv, SIGTERM, 10000);
 }
