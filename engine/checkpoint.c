@@ -68,6 +68,23 @@ static int path_in(char *out, size_t cap, const char *dir, const char *name, cne
     return 0;
 }
 
+/* checkpoints_total_limit: the oldest go once the new one is complete
+ * (diffusers removes them before saving; afterwards, a save that fails
+ * leaves every earlier checkpoint in place). */
+static int prune(const char *output_dir, int step, int total_limit, cnet_error *err) {
+    if (total_limit <= 0) return 0;
+    int steps[CHECKPOINT_MAX_LISTED];
+    int n = list_steps(output_dir, steps, CHECKPOINT_MAX_LISTED), rc = 0;
+    for (int i = 0; i < n && n - i > total_limit && !rc; i++) {
+        char old[PATH_MAX], oname[64];
+        if (steps[i] == step) continue;
+        snprintf(oname, sizeof oname, CHECKPOINT_PREFIX "%d", steps[i]);
+        if (!(rc = path_in(old, sizeof old, output_dir, oname, err)))
+            rc = checkpoint_remove_tree(old, err);
+    }
+    return rc;
+}
+
 int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_config,
                     const checkpoint_tables *t, const json_t *state, int total_limit,
                     cnet_error *err) {
@@ -77,18 +94,6 @@ int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_c
     if ((rc = path_in(final, sizeof final, output_dir, name, err))) return rc;
     if (snprintf(partial, sizeof partial, "%s.partial", final) >= (int)sizeof partial)
         return cnet_fail(err, CNET_ELIMIT, "%s: path too long", final);
-    if (total_limit > 0) { /* make room: after this save, at most total_limit remain */
-        int steps[CHECKPOINT_MAX_LISTED];
-        int n = list_steps(output_dir, steps, CHECKPOINT_MAX_LISTED);
-        for (int i = 0; i < n && n - i >= total_limit; i++) {
-            char old[PATH_MAX], oname[64];
-            snprintf(oname, sizeof oname, CHECKPOINT_PREFIX "%d", steps[i]);
-            if (steps[i] == step) continue;
-            if ((rc = path_in(old, sizeof old, output_dir, oname, err)) ||
-                (rc = checkpoint_remove_tree(old, err)))
-                return rc;
-        }
-    }
     if ((rc = checkpoint_remove_tree(partial, err))) return rc;
     if (mkdir(partial, 0755) != 0)
         return cnet_fail(err, CNET_EIO, "cannot create %s: %s", partial, strerror(errno));
@@ -110,7 +115,8 @@ int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_c
             cnet_fail(err, CNET_EIO, "cannot rename %s to %s: %s", partial, final, strerror(errno));
         goto fail;
     }
-    return fsync_dir(output_dir, err);
+    if ((rc = fsync_dir(output_dir, err))) return rc;
+    return prune(output_dir, step, total_limit, err);
 fail:
     checkpoint_remove_tree(partial, NULL);
     return cnet_error_prefix(err, "checkpoint %d", step);

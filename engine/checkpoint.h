@@ -10,8 +10,9 @@
  * A checkpoint is written under `checkpoint-<step>.partial` and renamed into
  * place only when every file is complete and synced, so a crash mid-write
  * never leaves a directory that looks complete; leftovers of such a crash are
- * removed by the next save. checkpoints_total_limit removes the oldest before
- * a save, as the script does. */
+ * removed by the next save. checkpoints_total_limit removes the oldest once
+ * the new one is in place (the script removes them before saving; after, a
+ * failed save loses nothing). */
 #ifndef CNET_CHECKPOINT_H
 #define CNET_CHECKPOINT_H
 

@@ -303,9 +303,12 @@ static int resume(trainer *t, cnet_error *err) {
         return cnet_fail(err, CNET_EFORMAT, "%s/trainer_state.json: missing or bad fields", dir);
     }
     /* A checkpoint of a run without fp16 has no loss scale: start afresh. */
-    if ((rc = loss_scale_load(&t->scaler, state, err)) != 0 && rc != CNET_ENOTFOUND) {
+    cnet_error scale_err = {0}; /* "none saved" is no error of the run's */
+    if ((rc = loss_scale_load(&t->scaler, state, &scale_err)) != 0 && rc != CNET_ENOTFOUND) {
         json_decref(state);
-        return cnet_error_prefix(err, "%s/trainer_state.json", dir);
+        if (err) *err = scale_err;
+        cnet_error_prefix(err, "%s/trainer_state.json", dir);
+        return rc;
     }
     json_decref(state);
     if (t->scaler.skipped > step)
@@ -417,7 +420,7 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
         fprintf(t.metrics, ", \"lr\": %.8g, \"grad_norm\": ", p.lr);
         json_number_or_null(t.metrics, p.grad_norm); /* inf or NaN on a skipped step */
         if (t.loss_scaling)
-            fprintf(t.metrics, ", \"loss_scale\": %.8g, \"step_skipped\": %s", scale,
+            fprintf(t.metrics, ", \"loss_scale\": %.0f, \"step_skipped\": %s", scale,
                     skipped ? "true" : "false");
         fprintf(t.metrics, ", \"samples_per_sec\": %.4g}\n", p.samples_per_sec);
         fflush(t.metrics);

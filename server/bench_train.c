@@ -148,11 +148,12 @@ int bench_train(const bench_model_opts *o) {
     const double grads_mb = o->set_grads_to_none ? 0 : s.ts.grads.total * sizeof(float) * mb;
     const double adam_mb = have_ts ? adam_state_bytes(&s.ts.adam) * mb : 0;
     if (!rc) {
-        char extra[200];
+        /* fp16: steps whose AdamW the loss scaler skipped (they time short) */
+        char extra[240];
         snprintf(extra, sizeof extra,
                  "\"activations_mb\":%.1f,\"scratch_mb\":%.1f,\"separate_grads_mb\":%.1f,"
-                 "\"optimizer_state_mb\":%.1f",
-                 act_mb, scratch_mb, grads_mb, adam_mb);
+                 "\"optimizer_state_mb\":%.1f,\"skipped_steps\":%lld",
+                 act_mb, scratch_mb, grads_mb, adam_mb, (long long)s.ls.skipped);
         bench_model_opts shown = *o;
         shown.iters = iters;
         bench_report(&shown, o->task, t, &s.be, extra);
@@ -165,6 +166,9 @@ int bench_train(const bench_model_opts *o) {
                 o->gradient_checkpointing ? " [--gradient_checkpointing]" : "",
                 o->set_grads_to_none ? " [--set_grads_to_none]" : "",
                 o->use_8bit_adam ? " [--use_8bit_adam]" : "");
+        if (!rc && s.ls.skipped)
+            fprintf(stderr, "cnet bench: the fp16 loss scaler skipped %lld of the steps' AdamW\n",
+                    (long long)s.ls.skipped);
     }
     float *bufs[] = {s.image, s.cond, s.latents, s.moments, s.noise, s.text};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)

@@ -98,7 +98,9 @@ static int admit_push(void *ctx, cnet_error *err) {
     char *token = NULL, source[4200];
     int rc = hub_token_find(&token, source, sizeof source, err);
     if (!rc && !token)
-        rc = cnet_fail(err, CNET_EINVAL, "this server has no Hugging Face token: %s",
+        rc = cnet_fail(err, CNET_EINVAL,
+                       "this server has no Hugging Face token: %s (environment variables need a "
+                       "restart of cnet serve; the token file is read at each submission)",
                        HUB_TOKEN_HELP);
     hub_token_free(token);
     if (rc) cnet_error_prefix(err, "push_to_hub");

@@ -160,13 +160,15 @@ for i in 00000 00001 00002 00004; do printf 'x' >"$tmp/corrupt/images/$i.png"; d
 refuses corrupt_dataset_refused "unreadable" $common --output_dir "$tmp/e" \
     --train_data_dir "$tmp/corrupt" --max_bad_fraction 0.1
 
-# Disk full while writing checkpoint-4: checkpoint-2 stays intact and resumable.
+# Disk full while writing checkpoint-4: checkpoint-2 stays intact and resumable, even with
+# --checkpoints_total_limit 1 (the oldest go only once the new one is complete).
 $CNET train $common --output_dir "$tmp/f" --max_train_steps 4 --checkpointing_steps 2 \
     >/dev/null 2>&1
 size=$(du -k "$tmp/f/checkpoint-2" | tail -n 1 | cut -f1)
 rm -f "$tmp/f/diffusion_pytorch_model.safetensors"
 sh -c "trap '' XFSZ; ulimit -f $((size / 2)); exec $CNET train $common --output_dir $tmp/f \
-    --max_train_steps 8 --checkpointing_steps 2 --resume_from_checkpoint latest" \
+    --max_train_steps 8 --checkpointing_steps 2 --checkpoints_total_limit 1 \
+    --resume_from_checkpoint latest" \
     >"$tmp/f.log" 2>&1
 rc=$?
 check disk_full_fails_cleanly sh -c "[ $rc -ne 0 ] && grep -q 'checkpoint 4' '$tmp/f.log'"
