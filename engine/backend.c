@@ -42,3 +42,7 @@ cnet_precision cnet_backend_set_precision(cnet_backend *be, cnet_precision p, ch
     be->precision = (unsigned)p < CNET_PREC_COUNT ? p : CNET_PREC_F32;
     return prev;
 }
+
+cnet_dtype cnet_precision_dtype(cnet_precision p) {
+    return p == CNET_PREC_BF16 ? CNET_BF16 : p == CNET_PREC_F16 ? CNET_F16 : CNET_F32;
+}

@@ -28,14 +28,16 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "tensor.h"
 
 typedef struct cnet_backend cnet_backend;
 
 /* Compute precision of the heavy ops (gemm, gemm_batched, linear, conv2d),
- * diffusers' --mixed_precision: no | fp16 | bf16. Storage stays float32 in
- * every case (the table's float * buffers, f32 master weights, gradients
- * and optimizer state); only the inputs of those products are rounded to 16
- * bits, with float32 accumulation, as torch.autocast computes them. The CPU
+ * diffusers' --mixed_precision: no | fp16 | bf16. Activations, master
+ * weights, gradients and optimizer state stay float32 (the table's float *
+ * buffers); only the inputs of those products are rounded to 16 bits, with
+ * float32 accumulation, as torch.autocast computes them. The weights of a
+ * frozen model may be stored in 16 bits (the *_w16 ops below). The CPU
  * backend always computes in float32. */
 typedef enum cnet_precision {
     CNET_PREC_F32 = 0, /* "no" */
@@ -119,6 +121,28 @@ struct cnet_backend {
     void (*conv2d_backward)(cnet_backend *be, float *dinp, float *dweight, float *dbias,
                             const float *dout, const float *inp, const float *weight,
                             const cnet_conv2d *shape);
+
+    /* ---- products with a 16-bit stored weight ----
+     * A frozen model may keep the weights of its products in bf16 or f16
+     * (wdtype CNET_BF16 / CNET_F16; params_store16), as diffusers casts the
+     * frozen UNet, VAE and text encoder to weight_dtype. Each op computes
+     * what its float32 twin above computes on the widened weight, at the
+     * backend's precision; a backend whose 16-bit math matches wdtype (CUDA
+     * under --mixed_precision of the same type) feeds the stored weight to
+     * its 16-bit products without widening it. Frozen weights only: there
+     * is no weight gradient, and the backward ops give dinp (=) alone. */
+    void (*linear_forward_w16)(cnet_backend *be, float *out, const float *inp,
+                               const uint16_t *weight, cnet_dtype wdtype, const float *bias, int M,
+                               int K, int N);
+    void (*linear_backward_data_w16)(cnet_backend *be, float *dinp, const float *dout,
+                                     const uint16_t *weight, cnet_dtype wdtype, int M, int K,
+                                     int N);
+    void (*conv2d_forward_w16)(cnet_backend *be, float *out, const float *inp,
+                               const uint16_t *weight, cnet_dtype wdtype, const float *bias,
+                               const cnet_conv2d *shape);
+    void (*conv2d_backward_data_w16)(cnet_backend *be, float *dinp, const float *dout,
+                                     const uint16_t *weight, cnet_dtype wdtype,
+                                     const cnet_conv2d *shape);
 
     /* ---- normalisation ---- */
     /* Group norm over [B, HW, C] with G groups of C/G channels; optionally
@@ -269,6 +293,9 @@ size_t cnet_backend_peak_device_bytes(cnet_backend *be);
  * fails). */
 int cnet_backend_status(cnet_backend *be, cnet_error *err);
 
+/* The storage type of a precision's 16-bit products: CNET_BF16, CNET_F16,
+ * or CNET_F32 for "no" (and out of range). */
+cnet_dtype cnet_precision_dtype(cnet_precision p);
 /* "no", "fp16", "bf16" (diffusers' names); "?" out of range. */
 const char *cnet_precision_name(cnet_precision p);
 /* name -> *out; CNET_EINVAL naming the accepted values otherwise. */

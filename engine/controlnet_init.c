@@ -117,6 +117,11 @@ int controlnet_from_unet(controlnet_model *cn, const unet_model *unet, uint64_t 
             return cnet_fail(err, CNET_EINVAL,
                              "from_unet: the ControlNet's '%s' has no UNet tensor of that name",
                              q->name);
+        if (!u->data)
+            return cnet_fail(err, CNET_EINVAL,
+                             "from_unet: the UNet's '%s' is stored in %s; from_unet copies the "
+                             "float32 UNet (initialise before storing the base in 16 bits)",
+                             q->name, cnet_dtype_name(unet->params.dtype16));
         int same = u->ndim == q->ndim && u->layout == q->layout;
         for (int d = 0; same && d < q->ndim; d++) same = u->shape[d] == q->shape[d];
         if (!same) {

@@ -21,6 +21,7 @@ int nn_linear_declare(nn_linear *l, cnet_params *p, const char *prefix, int in, 
     l->in = in, l->out = out, l->bias = -1;
     if ((l->weight = declare(p, prefix, "weight", 2, w_shape, PARAM_PLAIN, err)) < 0)
         return l->weight;
+    p->items[l->weight].product = 1;
     if (has_bias && (l->bias = declare(p, prefix, "bias", 1, b_shape, PARAM_PLAIN, err)) < 0)
         return l->bias;
     return 0;
@@ -33,6 +34,7 @@ int nn_conv_declare(nn_conv *c, cnet_params *p, const char *prefix, int in, int 
     c->pad_top = c->pad_bottom = c->pad_left = c->pad_right = pad;
     if ((c->weight = declare(p, prefix, "weight", 4, w_shape, PARAM_CONV, err)) < 0)
         return c->weight;
+    p->items[c->weight].product = 1;
     if ((c->bias = declare(p, prefix, "bias", 1, b_shape, PARAM_PLAIN, err)) < 0) return c->bias;
     return 0;
 }
@@ -60,10 +62,19 @@ int nn_layer_norm_declare(nn_norm *n, cnet_params *p, const char *prefix, int ch
     return norm_declare(n, p, prefix, channels, 1, eps, err);
 }
 
+/* The 16-bit weight of a product, or NULL when it is float32
+ * (params_store16). */
+static const uint16_t *weight16(const cnet_params *p, int index) { return p->items[index].data16; }
+
 void nn_linear_forward(const nn_linear *l, const cnet_params *p, float *out, const float *inp,
                        int M) {
-    p->be->linear_forward(p->be, out, inp, nn_param(p, l->weight), nn_param(p, l->bias), M, l->in,
-                          l->out);
+    const uint16_t *w16 = weight16(p, l->weight);
+    if (w16)
+        p->be->linear_forward_w16(p->be, out, inp, w16, p->dtype16, nn_param(p, l->bias), M, l->in,
+                                  l->out);
+    else
+        p->be->linear_forward(p->be, out, inp, nn_param(p, l->weight), nn_param(p, l->bias), M,
+                              l->in, l->out);
 }
 
 cnet_conv2d nn_conv_shape(const nn_conv *c, int B, int H, int W) {
@@ -85,7 +96,11 @@ cnet_conv2d nn_conv_shape(const nn_conv *c, int B, int H, int W) {
 void nn_conv_forward(const nn_conv *c, const cnet_params *p, float *out, const float *inp, int B,
                      int H, int W) {
     cnet_conv2d s = nn_conv_shape(c, B, H, W);
-    p->be->conv2d_forward(p->be, out, inp, nn_param(p, c->weight), nn_param(p, c->bias), &s);
+    const uint16_t *w16 = weight16(p, c->weight);
+    if (w16)
+        p->be->conv2d_forward_w16(p->be, out, inp, w16, p->dtype16, nn_param(p, c->bias), &s);
+    else
+        p->be->conv2d_forward(p->be, out, inp, nn_param(p, c->weight), nn_param(p, c->bias), &s);
 }
 
 void nn_group_norm_forward(const nn_norm *n, const cnet_params *p, float *out, const float *inp,
@@ -100,6 +115,12 @@ void nn_layer_norm_forward(const nn_norm *n, const cnet_params *p, float *out, c
 
 void nn_linear_backward(const nn_linear *l, const cnet_params *p, const cnet_params *g, float *dinp,
                         const float *dout, const float *inp, int M) {
+    const uint16_t *w16 = weight16(p, l->weight);
+    if (w16) { /* a 16-bit table is frozen (params_like refuses it): no g */
+        if (dinp)
+            p->be->linear_backward_data_w16(p->be, dinp, dout, w16, p->dtype16, M, l->in, l->out);
+        return;
+    }
     p->be->linear_backward(p->be, dinp, nn_grad(g, l->weight), nn_grad(g, l->bias), dout, inp,
                            nn_param(p, l->weight), M, l->in, l->out);
 }
@@ -107,6 +128,11 @@ void nn_linear_backward(const nn_linear *l, const cnet_params *p, const cnet_par
 void nn_conv_backward(const nn_conv *c, const cnet_params *p, const cnet_params *g, float *dinp,
                       const float *dout, const float *inp, int B, int H, int W) {
     cnet_conv2d s = nn_conv_shape(c, B, H, W);
+    const uint16_t *w16 = weight16(p, c->weight);
+    if (w16) {
+        if (dinp) p->be->conv2d_backward_data_w16(p->be, dinp, dout, w16, p->dtype16, &s);
+        return;
+    }
     p->be->conv2d_backward(p->be, dinp, nn_grad(g, c->weight), nn_grad(g, c->bias), dout, inp,
                            nn_param(p, c->weight), &s);
 }

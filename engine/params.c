@@ -21,6 +21,7 @@ void params_init(cnet_params *p, cnet_backend *be) {
 
 void params_free(cnet_params *p) {
     if (p->block) p->be->free(p->be, p->block);
+    if (p->block16) p->be->free(p->be, p->block16);
     for (int i = 0; i < p->n_extra_ok; i++) free(p->extra_ok[i]);
     free(p->extra_ok);
     free(p->items);
@@ -81,6 +82,11 @@ int params_alloc(cnet_params *p, cnet_error *err) {
 
 int params_like(cnet_params *dst, const cnet_params *src, cnet_error *err) {
     params_init(dst, src->be);
+    if (src->block16)
+        return cnet_fail(err, CNET_EINVAL,
+                         "the parameters are stored in %s for a frozen model: no gradient or "
+                         "optimizer table can be made from them",
+                         cnet_dtype_name(src->dtype16));
     dst->items = malloc((size_t)(src->n ? src->n : 1) * sizeof *dst->items);
     if (!dst->items) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     memcpy(dst->items, src->items, (size_t)src->n * sizeof *dst->items);
@@ -251,6 +257,10 @@ done:
 }
 
 int params_load(cnet_params *p, const char *path, cnet_error *err) {
+    if (p->block16)
+        return cnet_fail(err, CNET_EINVAL,
+                         "%s: cannot load into parameters already stored in %s (load first)", path,
+                         cnet_dtype_name(p->dtype16));
     size_t max_numel = 1;
     for (int i = 0; i < p->n; i++)
         if (p->items[i].numel > max_numel) max_numel = p->items[i].numel;
@@ -285,7 +295,14 @@ done:
 
 void params_read(const cnet_params *p, int index, float *host, float *scratch) {
     const cnet_param *q = &p->items[index];
-    if (q->layout == PARAM_CONV) {
+    if (q->data16) { /* the 16-bit values into host, widened into scratch */
+        p->be->download(p->be, host, q->data16, q->numel * sizeof(uint16_t));
+        cnet_to_f32(scratch, host, p->dtype16, q->numel);
+        if (q->layout == PARAM_CONV)
+            conv_ohwi_to_oihw(host, scratch, q->shape);
+        else
+            memcpy(host, scratch, q->numel * sizeof(float));
+    } else if (q->layout == PARAM_CONV) {
         p->be->download(p->be, scratch, q->data, q->numel * sizeof(float));
         conv_ohwi_to_oihw(host, scratch, q->shape);
     } else {
@@ -308,7 +325,9 @@ int params_save_as(const cnet_params *p, const char *path, cnet_dtype dtype,
     size_t max_numel = 1;
     for (int i = 0; i < p->n; i++)
         if (p->items[i].numel > max_numel) max_numel = p->items[i].numel;
-    char *host = malloc((p->total ? p->total : 1) * esize);
+    size_t numel = 0;
+    for (int i = 0; i < p->n; i++) numel += p->items[i].numel;
+    char *host = malloc((numel ? numel : 1) * esize);
     /* Twice the largest tensor: params_read's scratch, then the float32
      * values a half-precision file is converted from. */
     float *scratch = malloc(2 * max_numel * sizeof(float));
@@ -318,9 +337,11 @@ int params_save_as(const cnet_params *p, const char *path, cnet_dtype dtype,
         rc = cnet_fail(err, CNET_ENOMEM, "out of memory saving %s", path);
         goto done;
     }
+    size_t at = 0; /* elements of host filled so far */
     for (int i = 0; i < p->n; i++) {
         const cnet_param *q = &p->items[i];
-        char *dst = host + q->offset * esize;
+        char *dst = host + at * esize;
+        at += q->numel;
         if (dtype == CNET_F32) {
             params_read(p, i, (float *)dst, scratch);
         } else {
@@ -346,5 +367,92 @@ done:
     free(host);
     free(scratch);
     free(items);
+    return rc;
+}
+
+size_t params_bytes(const cnet_params *p) {
+    return p->total * sizeof(float) + p->total16 * sizeof(uint16_t);
+}
+
+/* The new offsets of params_store16: products into the 16-bit block, the
+ * rest packed into a smaller float32 block; returns the two sizes. */
+static void store16_layout(const cnet_params *p, size_t *offsets, size_t *total32,
+                           size_t *total16) {
+    *total32 = *total16 = 0;
+    for (int i = 0; i < p->n; i++) {
+        size_t *total = p->items[i].product ? total16 : total32;
+        /* 32-element alignment keeps 16-bit weights on 64-byte boundaries */
+        const size_t align = p->items[i].product ? 31 : 15;
+        offsets[i] = (*total + align) & ~align;
+        *total = offsets[i] + p->items[i].numel;
+    }
+}
+
+int params_store16(cnet_params *p, cnet_dtype dtype, cnet_error *err) {
+    if (dtype != CNET_BF16 && dtype != CNET_F16 && dtype != CNET_F32)
+        return cnet_fail(err, CNET_EINVAL, "weights can be stored in BF16 or F16, not %s",
+                         cnet_dtype_name(dtype));
+    if (p->block16 || dtype == CNET_F32) {
+        if (!p->block16 || p->dtype16 == dtype) return 0;
+        return cnet_fail(err, CNET_EINVAL, "the weights are already stored in %s, not %s",
+                         cnet_dtype_name(p->dtype16), cnet_dtype_name(dtype));
+    }
+    if (!p->block)
+        return cnet_fail(err, CNET_EINVAL, "no parameters to store in %s (not allocated)",
+                         cnet_dtype_name(dtype));
+    cnet_backend *be = p->be;
+    size_t max_numel = 1, total32, total16;
+    for (int i = 0; i < p->n; i++)
+        if (p->items[i].product && p->items[i].numel > max_numel) max_numel = p->items[i].numel;
+    size_t *offsets = malloc((size_t)(p->n ? p->n : 1) * sizeof *offsets);
+    float *wide = malloc(max_numel * sizeof *wide);
+    uint16_t *narrow = malloc(max_numel * sizeof *narrow);
+    float *block = NULL;
+    uint16_t *block16 = NULL;
+    int rc = 0;
+    if (!offsets || !wide || !narrow) {
+        rc = cnet_fail(err, CNET_ENOMEM, "out of memory storing weights in %s",
+                       cnet_dtype_name(dtype));
+        goto done;
+    }
+    store16_layout(p, offsets, &total32, &total16);
+    block = be->alloc(be, (total32 ? total32 : 1) * sizeof(float));
+    block16 = block ? be->alloc(be, (total16 ? total16 : 1) * sizeof(uint16_t)) : NULL;
+    if (!block16) {
+        rc = cnet_fail(err, CNET_ENOMEM, "cannot allocate %zu bytes for weights in %s on %s",
+                       total32 * sizeof(float) + total16 * sizeof(uint16_t), cnet_dtype_name(dtype),
+                       be->name);
+        goto done;
+    }
+    for (int i = 0; i < p->n; i++) {
+        const cnet_param *q = &p->items[i];
+        if (!q->product) {
+            be->copy(be, block + offsets[i], q->data, q->numel * sizeof(float));
+            continue;
+        }
+        be->download(be, wide, q->data, q->numel * sizeof(float));
+#pragma omp parallel for schedule(static) if (q->numel > 65536)
+        for (size_t k = 0; k < q->numel; k++)
+            narrow[k] = dtype == CNET_F16 ? cnet_f32_to_f16(wide[k]) : cnet_f32_to_bf16(wide[k]);
+        be->upload(be, block16 + offsets[i], narrow, q->numel * sizeof(uint16_t));
+    }
+    /* a failed device left the new blocks undefined: keep the old one */
+    if ((rc = cnet_backend_status(be, err))) goto done;
+    be->free(be, p->block);
+    p->block = block, p->block16 = block16;
+    p->total = total32, p->total16 = total16, p->dtype16 = dtype;
+    for (int i = 0; i < p->n; i++) {
+        cnet_param *q = &p->items[i];
+        q->offset = offsets[i];
+        q->data = q->product ? NULL : block + offsets[i];
+        q->data16 = q->product ? block16 + offsets[i] : NULL;
+    }
+    block = NULL, block16 = NULL;
+done:
+    if (block) be->free(be, block);
+    if (block16) be->free(be, block16);
+    free(offsets);
+    free(wide);
+    free(narrow);
     return rc;
 }

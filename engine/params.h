@@ -34,17 +34,25 @@ typedef struct cnet_param {
     int ndim;
     int64_t shape[4]; /* PyTorch (file) shape */
     param_layout layout;
-    size_t offset; /* in floats from the start of the block */
+    size_t offset; /* in elements from the start of its block */
     size_t numel;
-    float *data; /* device pointer into the block, set by params_alloc */
+    float *data;      /* device pointer into the block, set by params_alloc */
+    uint16_t *data16; /* instead of data once params_store16 narrowed it */
+    int product;      /* the weight of a Linear or Conv2d (nn.h): what
+                         params_store16 narrows */
 } cnet_param;
 
 typedef struct cnet_params {
     cnet_backend *be; /* borrowed */
     cnet_param *items;
     int n, cap;
-    size_t total;    /* floats */
-    float *block;    /* owned, one allocation of `total` floats */
+    size_t total; /* floats */
+    float *block; /* owned, one allocation of `total` floats */
+    /* After params_store16: the narrowed weights, `total16` elements of
+     * dtype16 (CNET_BF16 or CNET_F16); NULL before. */
+    uint16_t *block16;
+    size_t total16;
+    cnet_dtype dtype16;
     char **extra_ok; /* keys a file may hold that are not parameters */
     int n_extra_ok;
 } cnet_params;
@@ -74,6 +82,19 @@ cnet_param *params_find(const cnet_params *p, const char *name);
 /* Device pointer of a declared parameter; the name must exist (programmer
  * error otherwise). */
 float *params_data(const cnet_params *p, const char *name);
+
+/* Stores the weights of every product (cnet_param.product) in dtype
+ * (CNET_BF16 or CNET_F16, round to nearest even; CNET_F32 leaves a float32
+ * table as it is) and keeps the rest
+ * (biases, norms, embeddings) in float32, as a frozen model's weights under
+ * --mixed_precision: about half the memory. The table is frozen from then
+ * on: params_load, params_like and params_alloc_like refuse it (no
+ * gradients of a frozen model); params_read and params_save widen the
+ * narrowed values back. Storing again in the same dtype does nothing; on
+ * failure the table is unchanged. */
+int params_store16(cnet_params *p, cnet_dtype dtype, cnet_error *err);
+/* Bytes of backend memory the table's values occupy. */
+size_t params_bytes(const cnet_params *p);
 
 /* Copies parameter `index` to host memory in PyTorch layout (numel floats). */
 void params_read(const cnet_params *p, int index, float *host, float *scratch);

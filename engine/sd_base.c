@@ -45,6 +45,21 @@ void sd_base_free(sd_base *b) {
     memset(b, 0, sizeof *b);
 }
 
+int sd_base_store16(sd_base *b, cnet_precision prec, cnet_error *err) {
+    const cnet_dtype dt = cnet_precision_dtype(prec);
+    int rc;
+    if ((rc = params_store16(&b->text_encoder.params, dt, err)) ||
+        (rc = params_store16(&b->unet.params, dt, err)) ||
+        (rc = params_store16(&b->vae.params, dt, err)))
+        return cnet_error_prefix(err, "base model %s", b->dir);
+    return 0;
+}
+
+size_t sd_base_bytes(const sd_base *b) {
+    return params_bytes(&b->text_encoder.params) + params_bytes(&b->unet.params) +
+           params_bytes(&b->vae.params);
+}
+
 pipe_models sd_base_models(sd_base *b) {
     pipe_models m = {
         .tok = b->tok, .text_encoder = &b->text_encoder, .unet = &b->unet, .vae = &b->vae};

@@ -26,6 +26,18 @@ typedef struct sd_base {
  * left to free and err names the component. */
 int sd_base_open(sd_base *b, cnet_backend *be, const char *dir, cnet_error *err);
 void sd_base_free(sd_base *b);
+/* Stores the product weights of the text encoder, UNet and VAE in the
+ * 16-bit type of prec (params_store16), as train_controlnet.py casts them to
+ * weight_dtype and a pipeline loaded with torch_dtype keeps them: half the
+ * memory, and the 16-bit products read them without converting. Does
+ * nothing for CNET_PREC_F32, so pass the backend's precision after
+ * cnet_backend_set_precision: the CPU backend, which computes in float32,
+ * keeps float32 weights. One-way: the models stay frozen, and
+ * controlnet_from_unet needs the float32 UNet (run it first). On failure
+ * the models already narrowed stay so and work as before. */
+int sd_base_store16(sd_base *b, cnet_precision prec, cnet_error *err);
+/* Bytes of backend memory the three models' weights occupy. */
+size_t sd_base_bytes(const sd_base *b);
 /* The models as the pipeline takes them (borrowed from b). */
 pipe_models sd_base_models(sd_base *b);
 /* <dir>/scheduler/scheduler_config.json read as class `kind` (-1: its own). */

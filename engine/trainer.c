@@ -191,6 +191,10 @@ static int setup(trainer *t, cnet_error *err) {
     t->have_ddpm_cfg = 1;
     if ((rc = sched_init(&t->ddpm, t->be, &t->ddpm_cfg, 0, err))) return rc;
     if ((rc = load_controlnet(t, err)) || (rc = open_data(t, err))) return rc;
+    /* train_controlnet.py casts the frozen models to weight_dtype after
+     * from_unet; a base the caller shares (the service's, used by jobs of
+     * every precision) stays float32 */
+    if (t->have_base && (rc = sd_base_store16(t->base, t->be->precision, err))) return rc;
     if (controlnet_image_factor(&t->cn) != vae_factor(&t->base->vae))
         return cnet_fail(err, CNET_EINVAL,
                          "the ControlNet's conditioning embedding downsamples %dx but the VAE %dx: "

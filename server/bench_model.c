@@ -141,10 +141,17 @@ static int component(char *buf, const char *model, const char *name, cnet_error 
     return 0;
 }
 
+/* Frozen weights in the 16-bit type of the precision, as cnet generate and
+ * cnet train keep them (float32 on the CPU). */
+static int store_weights(bench_state *s, cnet_params *p, cnet_error *err) {
+    return params_store16(p, cnet_precision_dtype(s->be.precision), err);
+}
+
 static int setup_text(bench_state *s, const char *model, cnet_error *err) {
     char dir[PATH_MAX];
     int rc = component(dir, model, "text_encoder", err);
     if (!rc) rc = clip_text_open(&s->text, &s->be, dir, err);
+    if (!rc) rc = store_weights(s, &s->text.params, err);
     if (rc) return rc;
     for (int i = 0; i < BENCH_TEXT_TOKENS; i++)
         s->ids[i] = (int64_t)((i * 7919u) % (unsigned)s->text.vocab);
@@ -160,6 +167,7 @@ static int setup_vae(bench_state *s, const char *model, cnet_error *err) {
     char dir[PATH_MAX];
     int rc = component(dir, model, "vae", err);
     if (!rc) rc = vae_open(&s->vae, &s->be, dir, err);
+    if (!rc) rc = store_weights(s, &s->vae.params, err);
     if (rc) return rc;
     const int f = vae_factor(&s->vae), Lc = s->vae.cfg.latent_channels;
     s->B = 1, s->H = s->W = s->vae.cfg.sample_size, s->h = s->H / f, s->w = s->W / f;
@@ -179,6 +187,8 @@ static int setup_cn_unet(bench_state *s, const char *model, cnet_error *err) {
     if (!rc) rc = unet_open(&s->unet, &s->be, dir, err);
     if (!rc) rc = component(dir, model, "controlnet", err);
     if (!rc) rc = controlnet_open(&s->cn, &s->be, dir, err);
+    if (!rc) rc = store_weights(s, &s->unet.params, err);
+    if (!rc) rc = store_weights(s, &s->cn.params, err);
     if (rc) return rc;
     const cnet_unet_config *L = &s->unet.enc.cfg;
     if (L->sample_size < 1)
@@ -214,6 +224,9 @@ static int setup_generate(bench_state *s, const char *model, cnet_error *err) {
         (rc = controlnet_open(&s->cn, &s->be, dir, err)))
         return rc;
     s->have_cn = 1;
+    if ((rc = sd_base_store16(&s->base, s->be.precision, err)) ||
+        (rc = store_weights(s, &s->cn.params, err)))
+        return rc;
     if ((rc = sd_base_scheduler(&s->base, CNET_SCHED_UNIPC, &s->sched, err))) return rc;
     s->have_sched = 1;
     const cnet_unet_config *L = &s->base.unet.enc.cfg;

@@ -96,6 +96,7 @@ int bench_train(const bench_model_opts *o) {
         return rc == CNET_EINVAL ? 2 : 1;
     }
     if (!(rc = sd_base_open(&s.base, &s.be, o->model, &err))) have_base = 1;
+    if (!rc) rc = sd_base_store16(&s.base, s.be.precision, &err); /* as cnet train does */
     snprintf(path, sizeof path, "%s/controlnet", o->model);
     if (!rc && !(rc = controlnet_open(&s.cn, &s.be, path, &err))) have_cn = 1;
     if (!rc) rc = sd_base_scheduler(&s.base, CNET_SCHED_DDPM, &s.scfg, &err);

@@ -104,6 +104,9 @@ static int load_models(gen_run *g, const gen_options *o, cnet_error *err) {
     if (note[0]) fprintf(stderr, "cnet generate: %s\n", note);
     if ((rc = sd_base_open(&g->base, &g->be, o->model, err))) return rc;
     g->have_base = 1;
+    /* a pipeline run with torch_dtype: the weights in 16 bits too */
+    const cnet_dtype weights = cnet_precision_dtype(g->be.precision);
+    if ((rc = sd_base_store16(&g->base, g->be.precision, err))) return rc;
     if ((rc = sd_base_scheduler(&g->base, o->sched_kind, &g->sched, err))) return rc;
     g->have_sched = 1;
     pipe_models pm = sd_base_models(&g->base);
@@ -119,6 +122,10 @@ static int load_models(gen_run *g, const gen_options *o, cnet_error *err) {
         }
         g->n_models++;
         g->model_of[k] = m;
+        if ((rc = params_store16(&m->params, weights, err))) {
+            cnet_error_prefix(err, "--controlnet %s", dir);
+            return rc;
+        }
         if ((rc = pipeline_check_controlnet(&pm, m, err))) {
             cnet_error_prefix(err, "--controlnet %s (for --model %s)", dir, o->model);
             return rc;

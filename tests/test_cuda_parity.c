@@ -752,10 +752,19 @@ static double model_tol(cnet_precision p, int backward) {
 
 static const cnet_precision ALL_PRECS[3] = {CNET_PREC_F32, CNET_PREC_BF16, CNET_PREC_F16};
 
+/* Whether a run at precision p belongs to a check with the frozen weights
+ * stored as `weights`: every precision with float32 weights, only the
+ * precision that computes in their type with 16-bit ones. */
+static int runs_with(cnet_dtype weights, cnet_precision p) {
+    return weights == CNET_F32 || cnet_precision_dtype(p) == weights;
+}
+
 /* One training step (forward, loss, backward into the ControlNet's
  * gradients) of the tiny fixture model: the CPU once in float32, CUDA at
- * f32, bf16 and fp16. */
-static void test_mixed_train_step(void) {
+ * f32, bf16 and fp16; with `weights` 16-bit, the UNet stored so on both
+ * sides (the CPU computes float32 on the same values) and CUDA at the
+ * matching precision, its products reading the stored weights. */
+static void check_train_step(cnet_dtype weights) {
     const char *fx = harness_arg("--fixtures", "../shared/fixtures");
     char path[3][4096];
     snprintf(path[0], sizeof path[0], "%s/tiny-sd/unet", fx);
@@ -775,6 +784,7 @@ static void test_mixed_train_step(void) {
     const int B = 2, h = 8, w = 8, Nt = 7;
     for (int s = 0; s < 2 && !rc; s++) {
         if (!(rc = unet_open(&un[s], &BE[s], path[0], &err))) stage[s] = 1;
+        if (!rc) rc = params_store16(&un[s].params, weights, &err);
         if (!rc && !(rc = controlnet_open(&cn[s], &BE[s], path[1], &err))) stage[s] = 2;
         if (!rc && !(rc = sched_init(&dd[s], &BE[s], &scfg, 0, &err))) stage[s] = 3;
         train_step_config cfg = {
@@ -794,6 +804,7 @@ static void test_mixed_train_step(void) {
         float cpu_loss = NAN, loss = NAN;
         for (int p = -1; p < 3 && !rc; p++) {
             const int s_ = p < 0 ? 0 : 1; /* p = -1: the CPU's float32 run */
+            if (p >= 0 && !runs_with(weights, ALL_PRECS[p])) continue;
             if (p >= 0) cnet_backend_set_precision(&BE[1], ALL_PRECS[p], NULL, 0);
             BE[s_].zero(&BE[s_], ts[s_].grads.block, np * sizeof(float));
             rc = train_step_accumulate(&ts[s_], B, CF(lat), CF(noise), t, CF(text), CF(cond), 1.0f,
@@ -811,8 +822,8 @@ static void test_mixed_train_step(void) {
             const double e_grad = nmse_vs_cpu(ts[0].grads.block, ts[1].grads.block, np);
             const double e_loss = ((double)loss - cpu_loss) * ((double)loss - cpu_loss) /
                                   ((double)cpu_loss * cpu_loss);
-            printf("    train step %s: NMSE pred %.2e, grads %.2e, loss %.2e\n", name, e_pred,
-                   e_grad, e_loss);
+            printf("    train step %s, %s weights: NMSE pred %.2e, grads %.2e, loss %.2e\n", name,
+                   cnet_dtype_name(weights), e_pred, e_grad, e_loss);
             EXPECT(e_pred <= model_tol(ALL_PRECS[p], 0), "%s prediction NMSE %.3e > %.1e", name,
                    e_pred, model_tol(ALL_PRECS[p], 0));
             EXPECT(e_loss <= model_tol(ALL_PRECS[p], 0), "%s loss %.6g vs %.6g", name, loss,
@@ -827,7 +838,7 @@ static void test_mixed_train_step(void) {
         const float tiny_seed = 1.0f / 16384.0f;
         double e_seed[2] = {NAN, NAN}; /* [0] unscaled, [1] loss-scaled */
         cnet_backend_set_precision(&BE[1], CNET_PREC_F16, NULL, 0);
-        for (int scaled = 0; scaled < 2 && !rc; scaled++) {
+        for (int scaled = 0; scaled < 2 && !rc && weights == CNET_F32; scaled++) {
             const int s_ = 1;
             const float seed_ = tiny_seed * (scaled ? LOSS_SCALE_INIT : 1.0f);
             BE[1].zero(&BE[1], ts[1].grads.block, np * sizeof(float));
@@ -838,12 +849,15 @@ static void test_mixed_train_step(void) {
             BE[1].scale(&BE[1], ts[1].grads.block, ts[1].grads.block, 1.0f / seed_, (long)np);
             e_seed[scaled] = nmse_vs_cpu(ts[0].grads.block, ts[1].grads.block, np);
         }
-        printf("    train step fp16, loss seed 2^-14: gradient NMSE %.2e, %.2e with loss scaling\n",
-               e_seed[0], e_seed[1]);
-        EXPECT(e_seed[1] <= model_tol(CNET_PREC_F16, 1), "loss-scaled fp16 gradients NMSE %.3e",
-               e_seed[1]);
-        EXPECT(e_seed[0] > 10 * e_seed[1], "fp16 without loss scaling lost nothing (%.3e)",
-               e_seed[0]);
+        if (weights == CNET_F32) {
+            printf("    train step fp16, loss seed 2^-14: gradient NMSE %.2e, %.2e with loss "
+                   "scaling\n",
+                   e_seed[0], e_seed[1]);
+            EXPECT(e_seed[1] <= model_tol(CNET_PREC_F16, 1), "loss-scaled fp16 gradients NMSE %.3e",
+                   e_seed[1]);
+            EXPECT(e_seed[0] > 10 * e_seed[1], "fp16 without loss scaling lost nothing (%.3e)",
+                   e_seed[0]);
+        }
         cnet_backend_set_precision(&BE[1], CNET_PREC_F32, NULL, 0);
     }
     expect_healthy();
@@ -861,7 +875,7 @@ static void test_mixed_train_step(void) {
  * is the model's, text encoder and VAE included) of the tiny fixture
  * pipeline: the CPU's float32 image against CUDA's at f32, bf16, fp16. The
  * image bound is model_tol per step, summed over the steps. */
-static void test_mixed_generation(void) {
+static void check_generation(cnet_dtype weights) {
     const char *fx = harness_arg("--fixtures", "../shared/fixtures");
     char dir[2][4096];
     snprintf(dir[0], sizeof dir[0], "%s/tiny-sd", fx);
@@ -875,6 +889,11 @@ static void test_mixed_generation(void) {
     for (int s = 0; s < 2 && !rc; s++) {
         if (!(rc = sd_base_open(&base[s], &BE[s], dir[0], &err))) stage[s] = 1;
         if (!rc && !(rc = controlnet_open(&cn[s], &BE[s], dir[1], &err))) stage[s] = 2;
+        /* a pipeline loaded with torch_dtype: every model in `weights` */
+        for (int p = 0; p < 3 && !rc && weights != CNET_F32; p++)
+            if (cnet_precision_dtype(ALL_PRECS[p]) == weights)
+                rc = sd_base_store16(&base[s], ALL_PRECS[p], &err);
+        if (!rc) rc = params_store16(&cn[s].params, weights, &err);
     }
     if (!rc && !(rc = sd_base_scheduler(&base[0], -1, &scfg, &err))) have_cfg = 1;
     EXPECT(rc == 0, "opening the tiny pipeline: %s", err.msg);
@@ -891,6 +910,7 @@ static void test_mixed_generation(void) {
         req.width = W, req.height = H, req.num_images = 1, req.n_controlnets = 1;
         for (int p = -1; p < 3 && !rc; p++) {
             const int s = p < 0 ? 0 : 1;
+            if (p >= 0 && !runs_with(weights, ALL_PRECS[p])) continue;
             if (p >= 0) cnet_backend_set_precision(&BE[1], ALL_PRECS[p], NULL, 0);
             req.controlnets[0] = (pipe_controlnet){
                 .model = &cn[s], .image = control, .n_images = 1, .scale = 1, .start = 0, .end = 1};
@@ -905,8 +925,8 @@ static void test_mixed_generation(void) {
             }
             const double e = num / (den > 1e-30 ? den : 1e-30);
             const double bound = steps * model_tol(ALL_PRECS[p], 0);
-            printf("    generation %s: image NMSE %.2e (bound %.1e)\n",
-                   cnet_precision_name(ALL_PRECS[p]), e, bound);
+            printf("    generation %s, %s weights: image NMSE %.2e (bound %.1e)\n",
+                   cnet_precision_name(ALL_PRECS[p]), cnet_dtype_name(weights), e, bound);
             EXPECT(e <= bound, "%s image NMSE %.3e > %.1e", cnet_precision_name(ALL_PRECS[p]), e,
                    bound);
         }
@@ -921,6 +941,93 @@ static void test_mixed_generation(void) {
         if (stage[s] >= 2) controlnet_free(&cn[s]);
         if (stage[s] >= 1) sd_base_free(&base[s]);
     }
+}
+
+static void test_mixed_train_step(void) { check_train_step(CNET_F32); }
+static void test_mixed_generation(void) { check_generation(CNET_F32); }
+
+/* The frozen models stored in bf16 and in f16 (params_store16): a
+ * generation and a training step through them, CUDA at the matching
+ * precision against the CPU's float32 math on the same stored values. */
+static void test_weights16_models(void) {
+    check_generation(CNET_BF16);
+    check_generation(CNET_F16);
+    check_train_step(CNET_BF16);
+    check_train_step(CNET_F16);
+}
+
+/* n uniform values in [lo, hi) rounded to dt, on both sides. */
+static pbuf *pb_rand16(size_t n, float lo, float hi, cnet_dtype dt) {
+    float *h = alloc_uniform(n, lo, hi, &seed);
+    uint16_t *h16 = malloc((n ? n : 1) * sizeof *h16);
+    for (size_t i = 0; i < n; i++)
+        h16[i] = dt == CNET_F16 ? cnet_f32_to_f16(h[i]) : cnet_f32_to_bf16(h[i]);
+    pbuf *b = pb_new(n * sizeof *h16, h16);
+    free(h);
+    free(h16);
+    return b;
+}
+
+#define CU16(b) ((const uint16_t *)(b)->p[s_])
+
+/* The products with a 16-bit stored weight against the CPU's (which widens
+ * it and computes float32): at float32 (TOL), at the precision of the
+ * weight's type (the weight fed as stored, the activations rounded: tol16)
+ * and at the other 16-bit precision (widened, then rounded again). */
+static void test_weights16_ops(void) {
+    const cnet_dtype dts[2] = {CNET_BF16, CNET_F16};
+    for (int d = 0; d < 2; d++)
+        for (int p = 0; p < 3; p++) {
+            const cnet_dtype dt = dts[d];
+            const cnet_precision prec = ALL_PRECS[p];
+            cnet_backend_set_precision(&BE[1], prec, NULL, 0);
+            printf("    %s weights, --mixed_precision %s\n", cnet_dtype_name(dt),
+                   cnet_precision_name(prec));
+            tol_now = prec == CNET_PREC_F32 ? TOL : tol16(prec, 2);
+            const int M = 130, K = 80, N = 96;
+            pbuf *x = pb_rand((size_t)M * K, -1, 1), *w = pb_rand16((size_t)N * K, -0.5f, 0.5f, dt);
+            pbuf *bias = pb_rand(N, -1, 1), *dout = pb_rand((size_t)M * N, -1, 1);
+            pbuf *y = pb_fill((size_t)M * N, NAN), *y0 = pb_fill((size_t)M * N, NAN);
+            pbuf *dx = pb_fill((size_t)M * K, NAN);
+            BOTH(linear_forward_w16, F(y), CF(x), CU16(w), dt, CF(bias), M, K, N);
+            BOTH(linear_forward_w16, F(y0), CF(x), CU16(w), dt, NULL, M, K, N);
+            BOTH(linear_backward_data_w16, F(dx), CF(dout), CU16(w), dt, M, K, N);
+            EXPECT_CLOSE(y, "linear_forward_w16 (bias)");
+            EXPECT_CLOSE(y0, "linear_forward_w16 (no bias)");
+            EXPECT_CLOSE(dx, "linear_backward_data_w16");
+            if (prec != CNET_PREC_F32) /* the activations were rounded: 16-bit math ran */
+                EXPECT(pb_nmse(y0) > 1e-4 * tol_now, "linear_forward_w16 NMSE %.3e: float32 math",
+                       pb_nmse(y0));
+            expect_healthy();
+            pool_free();
+            tol_now = prec == CNET_PREC_F32 ? TOL : tol16(prec, 3);
+            const cnet_conv2d shapes[3] = {{2, 13, 11, 16, 24, 3, 3, 1, 1, 1, 1, 1},
+                                           {1, 16, 14, 16, 8, 3, 3, 2, 0, 1, 0, 1},
+                                           {2, 9, 7, 24, 16, 1, 1, 1, 0, 0, 0, 0}};
+            for (int k = 0; k < 3; k++) {
+                const cnet_conv2d c = shapes[k];
+                const size_t nin = (size_t)c.B * c.H * c.W * c.C_in;
+                const size_t nout =
+                    (size_t)c.B * cnet_conv2d_out_h(&c) * cnet_conv2d_out_w(&c) * c.C_out;
+                pbuf *cx = pb_rand(nin, -1, 1), *cb = pb_rand(c.C_out, -1, 1);
+                pbuf *cw = pb_rand16((size_t)c.C_out * c.kh * c.kw * c.C_in, -0.3f, 0.3f, dt);
+                pbuf *cdy = pb_rand(nout, -1, 1), *cy = pb_fill(nout, NAN),
+                     *cdx = pb_fill(nin, NAN);
+                BOTH(conv2d_forward_w16, F(cy), CF(cx), CU16(cw), dt, CF(cb), &c);
+                BOTH(conv2d_backward_data_w16, F(cdx), CF(cdy), CU16(cw), dt, &c);
+                char what[96];
+                snprintf(what, sizeof what, "conv2d_forward_w16 %dx%d stride %d", c.kh, c.kw,
+                         c.stride);
+                EXPECT_CLOSE(cy, what);
+                snprintf(what, sizeof what, "conv2d_backward_data_w16 %dx%d stride %d", c.kh, c.kw,
+                         c.stride);
+                EXPECT_CLOSE(cdx, what);
+                expect_healthy();
+                pool_free();
+            }
+        }
+    cnet_backend_set_precision(&BE[1], CNET_PREC_F32, NULL, 0);
+    tol_now = TOL;
 }
 
 #endif /* CNET_HAVE_CUDA */
@@ -958,6 +1065,8 @@ int main(int argc, char **argv) {
     RUN(test_mixed_heavy_ops);
     RUN(test_mixed_train_step);
     RUN(test_mixed_generation);
+    RUN(test_weights16_ops);
+    RUN(test_weights16_models);
     RUN(test_peak_device_bytes);
     RUN(test_train_step_levers);
     cnet_backend_free(&BE[1]);

@@ -53,6 +53,10 @@ int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err) {
     be->linear_backward = cpu_linear_backward;
     be->conv2d_forward = cpu_conv2d_forward;
     be->conv2d_backward = cpu_conv2d_backward;
+    be->linear_forward_w16 = cpu_linear_forward_w16;
+    be->linear_backward_data_w16 = cpu_linear_backward_data_w16;
+    be->conv2d_forward_w16 = cpu_conv2d_forward_w16;
+    be->conv2d_backward_data_w16 = cpu_conv2d_backward_data_w16;
     be->group_norm_forward = cpu_group_norm_forward;
     be->group_norm_backward = cpu_group_norm_backward;
     be->layer_norm_forward = cpu_layer_norm_forward;

@@ -24,6 +24,17 @@ void cpu_conv2d_backward(cnet_backend *be, float *dinp, float *dweight, float *d
                          const float *dout, const float *inp, const float *weight,
                          const cnet_conv2d *shape);
 
+/* ---- products with a 16-bit stored weight (weights16.c) ---- */
+void cpu_linear_forward_w16(cnet_backend *be, float *out, const float *inp, const uint16_t *weight,
+                            cnet_dtype wdtype, const float *bias, int M, int K, int N);
+void cpu_linear_backward_data_w16(cnet_backend *be, float *dinp, const float *dout,
+                                  const uint16_t *weight, cnet_dtype wdtype, int M, int K, int N);
+void cpu_conv2d_forward_w16(cnet_backend *be, float *out, const float *inp, const uint16_t *weight,
+                            cnet_dtype wdtype, const float *bias, const cnet_conv2d *shape);
+void cpu_conv2d_backward_data_w16(cnet_backend *be, float *dinp, const float *dout,
+                                  const uint16_t *weight, cnet_dtype wdtype,
+                                  const cnet_conv2d *shape);
+
 /* ---- everything else ---- */
 void cpu_group_norm_forward(cnet_backend *be, float *out, float *mean, float *rstd,
                             const float *inp, const float *gamma, const float *beta, int B, int HW,

@@ -12,6 +12,9 @@
 #include "engine/backend.h"
 
 enum { CPU_SCRATCH_SLOTS = 4 };
+/* The slot of a 16-bit weight widened to float32 (weights16.c): the float32
+ * products it then calls use slots 0..2 only. */
+enum { CPU_SLOT_WEIGHT16 = 3 };
 
 /* Returns at least `bytes` of 64-byte aligned memory in slot (0..3). Running
  * out of host memory here is fatal (like a device fault): the process prints

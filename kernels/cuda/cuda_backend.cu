@@ -159,6 +159,10 @@ static void wire_table(cnet_backend *be) {
     be->linear_backward = cuda_linear_backward;
     be->conv2d_forward = cuda_conv2d_forward;
     be->conv2d_backward = cuda_conv2d_backward;
+    be->linear_forward_w16 = cuda_linear_forward_w16;
+    be->linear_backward_data_w16 = cuda_linear_backward_data_w16;
+    be->conv2d_forward_w16 = cuda_conv2d_forward_w16;
+    be->conv2d_backward_data_w16 = cuda_conv2d_backward_data_w16;
     be->group_norm_forward = cuda_group_norm_forward;
     be->group_norm_backward = cuda_group_norm_backward;
     be->layer_norm_forward = cuda_layer_norm_forward;

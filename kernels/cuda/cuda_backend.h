@@ -13,9 +13,11 @@
  * rounded to 16 bits inside the library, float32 accumulation and float32
  * output), and conv2d forward and backward run cuDNN on 16-bit copies of
  * the operands (float32 accumulation, the 16-bit output widened back; see
- * cuda_conv.cu). Weights are rounded at every call (no 16-bit copy is kept),
- * so weight memory does not shrink. Everything else stays float32 at every
- * precision: storage (weights, activations, gradients, optimizer state),
+ * cuda_conv.cu). A float32 weight is rounded at every call; a frozen
+ * model's weight stored in the precision's 16-bit type (params_store16, the
+ * *_w16 ops; cuda_weights16.cu) is fed as stored. Everything else stays
+ * float32 at every precision: storage (trained weights, activations,
+ * gradients, optimizer state),
  * attention (the CUDA-core FlashAttention kernel), norms, activations,
  * elementwise ops, losses, the optimizer, bias adds and bias gradients.
  *

@@ -247,6 +247,16 @@ template <typename T> __global__ void widen_add_kernel(float *out, const T *g, l
     out[i] += widen(g[i]);
 }
 
+/* The filter as T: weight16 when the weight is stored so, else weight
+ * rounded into scratch; NULL on a recorded failure. */
+template <typename T>
+static const T *conv_weight16(cu_impl *cu, const float *weight, const T *weight16, long nw) {
+    if (weight16) return weight16;
+    T *w = (T *)cu_scratch(cu, CU_SLOT_W16, (size_t)nw * sizeof(T));
+    if (w) CU_LAUNCH(cu, narrow_kernel<T>, nw, w, weight, nw);
+    return w && !cu->failed ? w : NULL;
+}
+
 static int conv_symmetric(const cnet_conv2d *s) {
     return s->pad_top == s->pad_bottom && s->pad_left == s->pad_right;
 }
@@ -341,7 +351,7 @@ static void conv_backward32(cu_impl *cu, float *dinp, float *dweight, const floa
  * the caller runs it in float32). */
 template <typename T>
 static int conv_forward16(cu_impl *cu, float *out, const float *inp, const float *weight,
-                          const float *bias, const cnet_conv2d *s, long P) {
+                          const T *weight16, const float *bias, const cnet_conv2d *s, long P) {
     const cnet_conv2d p = conv_cudnn_shape(s);
     conv_desc d;
     if (conv_desc_init(cu, &d, &p)) return 1;
@@ -354,14 +364,12 @@ static int conv_forward16(cu_impl *cu, float *out, const float *inp, const float
     const long nx = (long)p.B * p.H * p.W * p.C_in, nw = (long)s->C_out * s->kh * s->kw * s->C_in;
     const long ny = P * s->C_out;
     T *x = (T *)cu_scratch(cu, CU_SLOT_X16, (size_t)nx * sizeof(T));
-    T *w = x ? (T *)cu_scratch(cu, CU_SLOT_W16, (size_t)nw * sizeof(T)) : NULL;
+    const T *w = x ? conv_weight16(cu, weight, weight16, nw) : NULL;
     T *y = w ? (T *)cu_scratch(cu, CU_SLOT_Y16, (size_t)ny * sizeof(T)) : NULL;
     const float one = 1.0f, zero = 0.0f;
-    if (y) {
+    if (y)
         CU_LAUNCH(cu, pad_kernel<T>, nx, x, inp, s->H, s->W, s->C_in, p.H, p.W, conv_copy_top(s),
                   conv_copy_left(s), nx);
-        CU_LAUNCH(cu, narrow_kernel<T>, nw, w, weight, nw);
-    }
     if (y && !cu->failed &&
         !CUDNN_CHECK(cu, cudnnConvolutionForward(cu->dnn, &one, d.x, x, d.w, w, d.conv,
                                                  (cudnnConvolutionFwdAlgo_t)a->algo, ws,
@@ -377,7 +385,8 @@ static int conv_forward16(cu_impl *cu, float *out, const float *inp, const float
  * written). */
 template <typename T>
 static int conv_backward16(cu_impl *cu, float *dinp, float *dweight, const float *dout,
-                           const float *inp, const float *weight, const cnet_conv2d *s, long P) {
+                           const float *inp, const float *weight, const T *weight16,
+                           const cnet_conv2d *s, long P) {
     const cnet_conv2d p = conv_cudnn_shape(s);
     conv_desc d;
     if (conv_desc_init(cu, &d, &p)) return 1;
@@ -399,9 +408,8 @@ static int conv_backward16(cu_impl *cu, float *dinp, float *dweight, const float
     if (dy && dinp && !cu->failed) {
         void *ws = NULL;
         const cu_conv_algo *a = conv_prepare(cu, &d, &p, CU_CONV_BWD_DATA, &ws);
-        T *w = a ? (T *)cu_scratch(cu, CU_SLOT_W16, (size_t)nw * sizeof(T)) : NULL;
+        const T *w = a ? conv_weight16(cu, weight, weight16, nw) : NULL;
         T *dx = w ? (T *)cu_scratch(cu, CU_SLOT_G16, (size_t)nx * sizeof(T)) : NULL;
-        if (dx) CU_LAUNCH(cu, narrow_kernel<T>, nw, w, weight, nw);
         if (dx && !cu->failed &&
             !CUDNN_CHECK(cu, cudnnConvolutionBackwardData(cu->dnn, &one, d.w, w, d.y, dy, d.conv,
                                                           (cudnnConvolutionBwdDataAlgo_t)a->algo,
@@ -428,20 +436,84 @@ static int conv_backward16(cu_impl *cu, float *dinp, float *dweight, const float
     return 1;
 }
 
+/* Forward at the backend's precision with a float32 weight, or a 16-bit
+ * one (weight16 of wdtype, weight NULL): used as it is when the precision
+ * computes in wdtype, otherwise widened and run as a float32 weight. */
+static void conv_forward(cu_impl *cu, float *out, const float *inp, const float *weight,
+                         const uint16_t *weight16, cnet_dtype wdtype, const float *bias,
+                         const cnet_conv2d *s) {
+    const long P = (long)s->B * cnet_conv2d_out_h(s) * cnet_conv2d_out_w(s);
+    if (P <= 0 || s->C_out <= 0) return;
+    const long nw = (long)s->C_out * s->kh * s->kw * s->C_in;
+    if (weight16 && !cu_precision_matches(cu, wdtype)) {
+        const float *w = cu_widen16(cu, weight16, wdtype, nw);
+        if (w) conv_forward(cu, out, inp, w, NULL, CNET_F32, bias, s);
+        return;
+    }
+    int done = 0;
+    if (cu->prec == CNET_PREC_BF16)
+        done = conv_forward16<__nv_bfloat16>(cu, out, inp, weight, (const __nv_bfloat16 *)weight16,
+                                             bias, s, P);
+    else if (cu->prec == CNET_PREC_F16)
+        done = conv_forward16<__half>(cu, out, inp, weight, (const __half *)weight16, bias, s, P);
+    if (done) return;
+    if (weight16 && !(weight = cu_widen16(cu, weight16, wdtype, nw))) return;
+    cu->prec = CNET_PREC_F32; /* this op only: cu_enter copies be->precision again */
+    conv_forward32(cu, out, inp, weight, bias, s, P);
+}
+
+/* Backward data (=) and filter (+=) at the backend's precision; the weight
+ * as conv_forward takes it (a 16-bit weight is frozen: dweight NULL). */
+static void conv_backward(cu_impl *cu, float *dinp, float *dweight, const float *dout,
+                          const float *inp, const float *weight, const uint16_t *weight16,
+                          cnet_dtype wdtype, const cnet_conv2d *s, long P) {
+    const long nw = (long)s->C_out * s->kh * s->kw * s->C_in;
+    if (weight16 && !cu_precision_matches(cu, wdtype)) {
+        const float *w = cu_widen16(cu, weight16, wdtype, nw);
+        if (w) conv_backward(cu, dinp, dweight, dout, inp, w, NULL, CNET_F32, s, P);
+        return;
+    }
+    int done = 0;
+    if (cu->prec == CNET_PREC_BF16)
+        done = conv_backward16<__nv_bfloat16>(cu, dinp, dweight, dout, inp, weight,
+                                              (const __nv_bfloat16 *)weight16, s, P);
+    else if (cu->prec == CNET_PREC_F16)
+        done = conv_backward16<__half>(cu, dinp, dweight, dout, inp, weight,
+                                       (const __half *)weight16, s, P);
+    if (done) return;
+    if (weight16 && !(weight = cu_widen16(cu, weight16, wdtype, nw))) return;
+    cu->prec = CNET_PREC_F32;
+    conv_backward32(cu, dinp, dweight, dout, inp, weight, s);
+}
+
 void cuda_conv2d_forward(cnet_backend *be, float *out, const float *inp, const float *weight,
                          const float *bias, const cnet_conv2d *s) {
     // out [B,Ho,Wo,C_out], inp [B,H,W,C_in], weight [C_out,kh,kw,C_in], bias [C_out]
     cu_impl *cu = cu_enter(be);
+    if (cu) conv_forward(cu, out, inp, weight, NULL, CNET_F32, bias, s);
+}
+
+void cuda_conv2d_forward_w16(cnet_backend *be, float *out, const float *inp, const uint16_t *weight,
+                             cnet_dtype wdtype, const float *bias, const cnet_conv2d *s) {
+    cu_impl *cu = cu_enter(be);
+    if (cu) conv_forward(cu, out, inp, NULL, weight, wdtype, bias, s);
+}
+
+/* The shared start of both backward entries: the bias gradient, and dinp
+ * zeroed for an empty output. Returns P (pixels of the output), 0 when
+ * nothing is left to do. */
+static long conv_backward_begin(cu_impl *cu, float *dinp, float *dbias, const float *dout,
+                                const cnet_conv2d *s) {
     const long P = (long)s->B * cnet_conv2d_out_h(s) * cnet_conv2d_out_w(s);
-    if (!cu || P <= 0 || s->C_out <= 0) return;
-    int done = 0;
-    if (cu->prec == CNET_PREC_BF16)
-        done = conv_forward16<__nv_bfloat16>(cu, out, inp, weight, bias, s, P);
-    else if (cu->prec == CNET_PREC_F16)
-        done = conv_forward16<__half>(cu, out, inp, weight, bias, s, P);
-    if (done) return;
-    cu->prec = CNET_PREC_F32; /* this op only: cu_enter copies be->precision again */
-    conv_forward32(cu, out, inp, weight, bias, s, P);
+    const long nin = (long)s->B * s->H * s->W * s->C_in;
+    if (P <= 0 || s->C_out <= 0) {
+        if (dinp && nin > 0)
+            CU_CHECK(cu, cudaMemsetAsync(dinp, 0, (size_t)nin * sizeof(float), cu->stream));
+        return 0;
+    }
+    /* the bias gradient is a float32 column sum at every precision */
+    if (dbias) cu_colsum(cu, dbias, dout, P, s->C_out, 1);
+    return P;
 }
 
 void cuda_conv2d_backward(cnet_backend *be, float *dinp, float *dweight, float *dbias,
@@ -450,23 +522,15 @@ void cuda_conv2d_backward(cnet_backend *be, float *dinp, float *dweight, float *
     // dinp [B,H,W,C_in] (=), dweight [C_out,kh,kw,C_in] (+=), dbias [C_out] (+=),
     // dout [B,Ho,Wo,C_out], inp [B,H,W,C_in], weight [C_out,kh,kw,C_in]
     cu_impl *cu = cu_enter(be);
-    if (!cu) return;
-    const long P = (long)s->B * cnet_conv2d_out_h(s) * cnet_conv2d_out_w(s);
-    const long nin = (long)s->B * s->H * s->W * s->C_in;
-    if (P <= 0 || s->C_out <= 0) {
-        if (dinp && nin > 0)
-            CU_CHECK(cu, cudaMemsetAsync(dinp, 0, (size_t)nin * sizeof(float), cu->stream));
-        return;
-    }
-    /* the bias gradient is a float32 column sum at every precision */
-    if (dbias) cu_colsum(cu, dbias, dout, P, s->C_out, 1);
-    if (!dinp && !dweight) return;
-    int done = 0;
-    if (cu->prec == CNET_PREC_BF16)
-        done = conv_backward16<__nv_bfloat16>(cu, dinp, dweight, dout, inp, weight, s, P);
-    else if (cu->prec == CNET_PREC_F16)
-        done = conv_backward16<__half>(cu, dinp, dweight, dout, inp, weight, s, P);
-    if (done) return;
-    cu->prec = CNET_PREC_F32;
-    conv_backward32(cu, dinp, dweight, dout, inp, weight, s);
+    const long P = cu ? conv_backward_begin(cu, dinp, dbias, dout, s) : 0;
+    if (P > 0 && (dinp || dweight))
+        conv_backward(cu, dinp, dweight, dout, inp, weight, NULL, CNET_F32, s, P);
+}
+
+void cuda_conv2d_backward_data_w16(cnet_backend *be, float *dinp, const float *dout,
+                                   const uint16_t *weight, cnet_dtype wdtype,
+                                   const cnet_conv2d *s) {
+    cu_impl *cu = cu_enter(be);
+    const long P = cu ? conv_backward_begin(cu, dinp, NULL, dout, s) : 0;
+    if (P > 0 && dinp) conv_backward(cu, dinp, NULL, dout, NULL, NULL, weight, wdtype, s, P);
 }

@@ -29,7 +29,8 @@ enum {
     CU_SLOT_W16 = 6,       /* 16-bit conv: the filter */
     CU_SLOT_Y16 = 7,       /* 16-bit conv: the output, or dout in backward */
     CU_SLOT_G16 = 8,       /* 16-bit conv: dx or dw before widening to float32 */
-    CU_SCRATCH_SLOTS = 9,
+    CU_SLOT_W32 = 9,       /* a 16-bit stored weight widened to float32 */
+    CU_SCRATCH_SLOTS = 10,
 };
 
 /* Workspace cuBLASLt may use for a product (its recommended size for
@@ -150,8 +151,23 @@ static inline unsigned cu_blocks(const cu_impl *cu, long n) {
 void cu_colsum(cu_impl *cu, float *out, const float *x, long M, int N, int accumulate);
 /* out[M,N] += bias[N] on every row (cuda_linalg.cu). */
 void cu_add_bias_rows(cu_impl *cu, float *out, const float *bias, long M, int N);
+/* C = alpha op(A) op(B) + beta C, row-major, float32 C and A, B of
+ * ab_type, with compute type ct (cuda_linalg.cu). K > 0. */
+void cu_gemm_ex(cu_impl *cu, float *C, const void *A, const void *B, cudaDataType_t ab_type,
+                cublasComputeType_t ct, int M, int N, int K, int trans_a, int trans_b, float alpha,
+                float beta);
 /* C = alpha op(A) op(B) + beta C, row-major (cuda_linalg.cu). */
 void cu_sgemm(cu_impl *cu, float *C, const float *A, const float *B, int M, int N, int K,
               int trans_a, int trans_b, float alpha, float beta);
+
+/* Whether the precision's 16-bit type is wdtype: a stored 16-bit weight
+ * then feeds the 16-bit products as it is (cuda_weights16.cu). */
+int cu_precision_matches(const cu_impl *cu, cnet_dtype wdtype);
+/* src[n] rounded to dtype (CNET_BF16 / CNET_F16) in scratch slot; NULL on a
+ * recorded failure (cuda_weights16.cu). */
+const uint16_t *cu_narrow16(cu_impl *cu, int slot, const float *src, cnet_dtype dtype, long n);
+/* src[n] of dtype widened to float32 in CU_SLOT_W32; NULL on a recorded
+ * failure (cuda_weights16.cu). */
+const float *cu_widen16(cu_impl *cu, const uint16_t *src, cnet_dtype dtype, long n);
 
 #endif

@@ -38,11 +38,18 @@ void cu_sgemm(cu_impl *cu, float *C, const float *A, const float *B, int M, int 
         CU_LAUNCHED(cu, "scale_or_zero_kernel");
         return;
     }
+    cu_gemm_ex(cu, C, A, B, CUDA_R_32F, cu_compute_type(cu), M, N, K, trans_a, trans_b, alpha,
+               beta);
+}
+
+void cu_gemm_ex(cu_impl *cu, float *C, const void *A, const void *B, cudaDataType_t ab_type,
+                cublasComputeType_t ct, int M, int N, int K, int trans_a, int trans_b, float alpha,
+                float beta) {
     int lda = imax(1, trans_a ? M : K), ldb = imax(1, trans_b ? K : N);
-    CUBLAS_CHECK(cu, cublasGemmEx(cu->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                  trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
-                                  CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C, CUDA_R_32F, N,
-                                  cu_compute_type(cu), CUBLAS_GEMM_DEFAULT));
+    CUBLAS_CHECK(cu,
+                 cublasGemmEx(cu->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                              trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ab_type, ldb,
+                              A, ab_type, lda, &beta, C, CUDA_R_32F, N, ct, CUBLAS_GEMM_DEFAULT));
 }
 
 void cuda_gemm(cnet_backend *be, float *C, const float *A, const float *B, int M, int N, int K,
