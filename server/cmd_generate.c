@@ -107,6 +107,9 @@ static int load_models(gen_run *g, const gen_options *o, cnet_error *err) {
     /* a pipeline run with torch_dtype: the weights in 16 bits too */
     const cnet_dtype weights = cnet_precision_dtype(g->be.precision);
     if ((rc = sd_base_store16(&g->base, g->be.precision, err))) return rc;
+    if (weights != CNET_F32)
+        fprintf(stderr, "cnet generate: frozen weights stored in %s (%.1f MB)\n",
+                cnet_dtype_name(weights), (double)sd_base_bytes(&g->base) / 1e6);
     if ((rc = sd_base_scheduler(&g->base, o->sched_kind, &g->sched, err))) return rc;
     g->have_sched = 1;
     pipe_models pm = sd_base_models(&g->base);
