@@ -95,6 +95,19 @@ struct cnet_backend {
     void (*zero)(cnet_backend *be, void *dst, size_t bytes);
     void (*synchronize)(cnet_backend *be);
 
+    /* ---- device failures (NULL: a backend whose ops never fail, the CPU) ----
+     * status: 0 while no op has failed, else CNET_EBACKEND naming the first
+     * failure (ops never fail at run time on the caller: a device records
+     * its first failure and skips every op after it).
+     * recover: clears a recorded failure that left the device usable (an
+     * allocation that did not fit, an unsupported case) and releases the
+     * backend's scratch, so the next request starts clean; buffers the
+     * failed ops would have written hold garbage, nothing else changed.
+     * CNET_EBACKEND when the device is lost for this process (a fault that
+     * poisons the CUDA context): only a new process can use it again. */
+    int (*status)(cnet_backend *be, cnet_error *err);
+    int (*recover)(cnet_backend *be, cnet_error *err);
+
     /* ---- matrix products (row-major) ---- */
     /* C[M,N] = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T.
      * A is [M,K] (or [K,M] when trans_a), B is [K,N] (or [N,K] when trans_b). */
@@ -292,6 +305,9 @@ size_t cnet_backend_peak_device_bytes(cnet_backend *be);
  * (the CUDA backend records its first failing call; the CPU one never
  * fails). */
 int cnet_backend_status(cnet_backend *be, cnet_error *err);
+/* be->recover where the backend has one (see the table): 0 when no failure
+ * is left, CNET_EBACKEND when the device is lost to this process. */
+int cnet_backend_recover(cnet_backend *be, cnet_error *err);
 
 /* The storage type of a precision's 16-bit products: CNET_BF16, CNET_F16,
  * or CNET_F32 for "no" (and out of range). */

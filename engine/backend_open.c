@@ -56,12 +56,12 @@ int cnet_backend_open(cnet_backend *be, const char *device, char *note, size_t n
 }
 
 int cnet_backend_status(cnet_backend *be, cnet_error *err) {
-#ifdef CNET_HAVE_CUDA
-    if (be->name && strcmp(be->name, "cuda") == 0) return cnet_backend_cuda_status(be, err);
-#endif
-    (void)be;
-    (void)err;
-    return 0;
+    return be->status ? be->status(be, err) : 0;
+}
+
+int cnet_backend_recover(cnet_backend *be, cnet_error *err) {
+    if (!be->recover) return cnet_backend_status(be, err);
+    return be->recover(be, err);
 }
 
 int cnet_backend_cuda_count(void) {

@@ -242,7 +242,8 @@ int cmd_serve(int argc, char **argv) {
                                        .jobs_dir = jobs_dir,
                                        .datasets_dir = datasets_dir,
                                        .inputs_dir = inputs_dir};
-        rc = pool_start(&p.pools[i], store, runner_run, &p.runners[i], NULL, &err);
+        const pool_config pc = {.can_claim = runner_can_claim};
+        rc = pool_start(&p.pools[i], store, runner_run, &p.runners[i], &pc, &err);
     }
     if (rc) {
         fprintf(stderr, "cnet serve: %s\n", err.msg);

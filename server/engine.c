@@ -73,13 +73,49 @@ static engine_req *pop(engine *e) {
     return r;
 }
 
+int engine_failure(engine *e, cnet_error *err) {
+    pthread_mutex_lock(&e->mu);
+    int rc = e->stats.failed ? cnet_fail(err, CNET_EBACKEND,
+                                         "the %s engine is unusable since a device failure (%s); "
+                                         "restart the service",
+                                         e->be.name, e->failure)
+                             : 0;
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+/* On the device thread after a request or a job (see engine.h). */
+static void check_device(engine *e) {
+    cnet_error err = {0};
+    if (!cnet_backend_status(&e->be, &err)) return;
+    char first[CNET_ERROR_MSG_MAX];
+    snprintf(first, sizeof first, "%s", err.msg);
+    const int rc = cnet_backend_recover(&e->be, &err);
+    pthread_mutex_lock(&e->mu);
+    if (rc == 0)
+        e->stats.device_recoveries++;
+    else
+        e->stats.failed = 1, snprintf(e->failure, sizeof e->failure, "%s", err.msg);
+    pthread_mutex_unlock(&e->mu);
+    if (rc == 0)
+        fprintf(stderr, "engine: %s recovered after a device failure: %s\n", e->be.name, first);
+    else
+        fprintf(stderr, "engine: %s is unusable: %s\n", e->be.name, err.msg);
+}
+
 /* Runs r on the device thread and wakes its caller. */
 static void serve(engine *e, engine_req *r) {
-    /* generate requests compute in float32, also between the steps of a
-     * training job that set a 16-bit precision on this backend */
-    const cnet_precision prev = cnet_backend_set_precision(&e->be, CNET_PREC_F32, NULL, 0);
-    int rc = engine_gen_run(e, r->gen, r->out, r->err);
-    cnet_backend_set_precision(&e->be, prev, NULL, 0);
+    int rc = engine_failure(e, r->err);
+    /* a failure the running job's ops left is the job's to report */
+    if (!rc) rc = cnet_backend_status(&e->be, r->err);
+    if (!rc) {
+        /* generate requests compute in float32, also between the steps of a
+         * training job that set a 16-bit precision on this backend */
+        const cnet_precision prev = cnet_backend_set_precision(&e->be, CNET_PREC_F32, NULL, 0);
+        rc = engine_gen_run(e, r->gen, r->out, r->err);
+        cnet_backend_set_precision(&e->be, prev, NULL, 0);
+        check_device(e);
+    }
     pthread_mutex_lock(&e->mu);
     e->stats.generates++;
     if (rc) e->stats.generate_failures++;
@@ -113,6 +149,7 @@ static void *device_main(void *arg) {
             e->job_state = 2;
             pthread_mutex_unlock(&e->mu);
             int rc = e->job_fn(e->job_user, e);
+            check_device(e);
             pthread_mutex_lock(&e->mu);
             e->job_rc = rc, e->job_state = 3;
             pthread_cond_broadcast(&e->done);
@@ -127,6 +164,9 @@ static void *device_main(void *arg) {
 
 int engine_generate(engine *e, const engine_gen *req, engine_images *out, cnet_error *err) {
     memset(out, 0, sizeof *out);
+    int rc = engine_failure(e, err);
+    if (rc) return rc;
+    /* a generate job, inside engine_run_job: checked when the job ends */
     if (pthread_equal(pthread_self(), e->thread)) return engine_gen_run(e, req, out, err);
     engine_req r = {.gen = req, .out = out, .err = err};
     pthread_mutex_lock(&e->mu);

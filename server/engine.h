@@ -62,7 +62,9 @@ void engine_images_free(engine_images *im);
 typedef struct engine_stats {
     uint64_t base_loads, controlnet_loads;
     uint64_t generates, generate_failures;
+    uint64_t device_recoveries; /* device failures recovered from (see engine_failure) */
     int queued, bases, controlnets;
+    int failed; /* the device is lost to this process */
 } engine_stats;
 
 /* Opens the backend for device ("cpu", "cuda", "cuda:N"; a CUDA device that
@@ -80,6 +82,20 @@ const char *engine_device(const engine *e); /* the backend's name */
 void engine_stats_get(engine *e, engine_stats *out);
 /* Requests waiting for the device (a load hint for picking an engine). */
 int engine_load(engine *e);
+
+/* Device failures. After each request and each job the device thread asks
+ * the backend whether an op failed (a CUDA allocation that did not fit, a
+ * faulting kernel). A failure the device survives is recovered from
+ * (cnet_backend_recover) and the caches are kept: failed ops write only
+ * the failing run's own buffers. A device lost to this process fails the
+ * engine for good: requests are refused, its pool claims no job (they stay
+ * queued for a process that can run them) and /readyz reports it, so a
+ * supervisor restarts the service. A failure left by the running job is
+ * the job's to report: a request served between its steps does not run
+ * on it and does not clear it.
+ * engine_failure: 0 while the engine is usable, else CNET_EBACKEND saying
+ * why and that the service needs a restart. */
+int engine_failure(engine *e, cnet_error *err);
 
 /* Runs req on the device thread and waits for it (directly when called on
  * that thread). CNET_ELIMIT when ENGINE_QUEUE_MAX requests are waiting. */

@@ -42,7 +42,8 @@ struct engine {
     void *job_user;
     int job_state; /* 0 none, 1 submitted, 2 running, 3 finished */
     int job_rc;
-    engine_stats stats; /* counters under mu */
+    engine_stats stats;               /* counters under mu */
+    char failure[CNET_ERROR_MSG_MAX]; /* under mu: why stats.failed */
     /* Device thread only. */
     uint64_t tick;
     engine_base_slot bases[ENGINE_BASES_MAX];

@@ -16,6 +16,7 @@
  * Not here: the pipeline (server/engine_gen.c) or the job runner. */
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,11 +134,15 @@ static enum MHD_Result run_async(http_server *s, struct MHD_Connection *c, http_
     return ret;
 }
 
+/* The least loaded usable engine (a failed one only when all have failed:
+ * it then answers why). */
 static engine *pick_engine(http_server *s) {
     engine *best = NULL;
     int best_load = 0;
     for (int i = 0; i < s->cfg.n_engines; i++) {
-        int load = engine_load(s->cfg.engines[i]);
+        cnet_error err = {0};
+        const int load = engine_load(s->cfg.engines[i]) +
+                         (engine_failure(s->cfg.engines[i], &err) ? INT_MAX / 2 : 0);
         if (!best || load < best_load) best = s->cfg.engines[i], best_load = load;
     }
     return best;
@@ -155,6 +160,8 @@ static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, ht
         return http_reply_error(s, c, r, 429, "busy", NULL, "%s; retry later", err->msg);
     case ENGINE_ESTOPPING:
         return http_reply_error(s, c, r, 503, "unavailable", NULL, "%s", err->msg);
+    case CNET_EBACKEND:
+        return http_reply_error(s, c, r, 503, "device_failed", NULL, "%s", err->msg);
     }
     return http_reply_error(s, c, r, 500, "generate_failed", NULL, "%s", err->msg);
 }

@@ -1,4 +1,5 @@
-/* The operational routes: liveness (/healthz), readiness (/readyz: the
+/* The operational routes: liveness (/healthz: fails when a device is lost
+ * to the process), readiness (/readyz: the
  * database takes a write, the models dir exists, the disk is above the
  * floor), Prometheus metrics (/metrics, text format 0.0.4), the models the
  * server can use (/v1/models) and the OpenAPI document. Not here: anything
@@ -11,7 +12,18 @@
 
 #include "server/http_internal.h"
 
+/* The first engine's device failure that needs a restart, if any. */
+static int device_lost(http_server *s, cnet_error *err) {
+    for (int i = 0; i < s->cfg.n_engines; i++)
+        if (engine_failure(s->cfg.engines[i], err)) return 1;
+    return 0;
+}
+
+/* Liveness fails too when a device is lost: only a restart brings it back. */
 enum MHD_Result http_ops_healthz(http_server *s, struct MHD_Connection *c, http_req *r) {
+    cnet_error device = {0};
+    if (device_lost(s, &device))
+        return http_reply_error(s, c, r, 503, "device_lost", NULL, "%s", device.msg);
     return http_reply_json(s, c, r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
@@ -22,11 +34,14 @@ enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_r
     int models = stat(s->cfg.models_dir, &st) == 0 && S_ISDIR(st.st_mode);
     int64_t free_bytes = http_disk_free(s);
     int disk = free_bytes >= s->cfg.disk_floor;
-    if (!db || !models || !disk)
-        return http_reply_error(s, c, r, 503, "not_ready", NULL, "%s%s%s",
+    cnet_error device = {0};
+    device_lost(s, &device);
+    if (!db || !models || !disk || device.code)
+        return http_reply_error(s, c, r, 503, "not_ready", NULL, "%s%s%s%s",
                                 db ? "" : "the job database is not writable; ",
                                 models ? "" : "the models dir is missing; ",
-                                disk ? "" : "free disk space is below the floor");
+                                disk ? "" : "free disk space is below the floor; ",
+                                device.code ? device.msg : "");
     return http_reply_json(s, c, r, 200,
                            json_pack("{s:s, s:{s:b, s:b, s:I}}", "status", "ready", "checks",
                                      "database", db, "models_dir", models, "disk_free_bytes",
@@ -65,6 +80,7 @@ enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_
         total.base_loads += es.base_loads, total.controlnet_loads += es.controlnet_loads;
         total.generates += es.generates, total.generate_failures += es.generate_failures;
         total.queued += es.queued, total.bases += es.bases, total.controlnets += es.controlnets;
+        total.device_recoveries += es.device_recoveries, total.failed += es.failed;
     }
     fprintf(f,
             "# HELP cnet_base_model_loads_total Base models loaded into the engine pool.\n"
@@ -81,10 +97,15 @@ enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_
             "# TYPE cnet_models_loaded gauge\ncnet_models_loaded{kind=\"base\"} %d\n"
             "cnet_models_loaded{kind=\"controlnet\"} %d\n"
             "# HELP cnet_engines Devices with an engine worker.\n# TYPE cnet_engines gauge\n"
-            "cnet_engines %d\n",
+            "cnet_engines %d\n"
+            "# HELP cnet_engines_failed Engines whose device is lost to this process.\n"
+            "# TYPE cnet_engines_failed gauge\ncnet_engines_failed %d\n"
+            "# HELP cnet_device_recoveries_total Device failures the engines recovered from.\n"
+            "# TYPE cnet_device_recoveries_total counter\ncnet_device_recoveries_total %llu\n",
             (unsigned long long)total.base_loads, (unsigned long long)total.controlnet_loads,
             (unsigned long long)total.generates, (unsigned long long)total.generate_failures,
-            total.queued, total.bases, total.controlnets, s->cfg.n_engines);
+            total.queued, total.bases, total.controlnets, s->cfg.n_engines, total.failed,
+            (unsigned long long)total.device_recoveries);
     if (fclose(f) != 0) {
         free(text);
         return MHD_NO;

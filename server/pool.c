@@ -27,10 +27,11 @@ struct pool {
     jobs_store *store;
     pool_runner run;
     void *user;
+    int (*can_claim)(void *user, cnet_error *err); /* optional */
     int64_t lease_ms;
     pthread_t worker, heartbeat;
     pthread_mutex_t mu;
-    pthread_cond_t wake; /* heartbeat sleeps on it; signalled at stop */
+    pthread_cond_t wake; /* heartbeat and an idle worker sleep on it; signalled at stop */
     int stopping;
     pool_ctl *current; /* the job in flight, NULL when idle (under mu) */
 };
@@ -169,14 +170,33 @@ static void run_one(pool *p, job *j, const char *token) {
     settle(p, &ctl, rc, &err);
 }
 
+/* Sleeps POOL_IDLE_WAIT_MS or until pool_stop. */
+static void idle_wait(pool *p) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    int64_t ns = until.tv_nsec + (int64_t)POOL_IDLE_WAIT_MS * 1000000;
+    until.tv_sec += ns / 1000000000, until.tv_nsec = ns % 1000000000;
+    pthread_mutex_lock(&p->mu);
+    if (!p->stopping) pthread_cond_timedwait(&p->wake, &p->mu, &until);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *worker_main(void *arg) {
     pool *p = arg;
     uint64_t seen = 0;
+    int refused = 0; /* can_claim said no: say why once */
     while (!stopping(p)) {
         job j;
         char token[JOBS_TOKEN_MAX];
         int claimed = 0;
         cnet_error err = {0};
+        if (p->can_claim && p->can_claim(p->user, &err)) {
+            if (!refused) fprintf(stderr, "pool: claiming no jobs: %s\n", err.msg);
+            refused = 1;
+            idle_wait(p);
+            continue;
+        }
+        refused = 0;
         if (jobs_claim(p->store, p->lease_ms, &j, token, &claimed, &err))
             fprintf(stderr, "pool: claim: %s\n", err.msg);
         if (!claimed) {
@@ -223,6 +243,7 @@ int pool_start(pool **out, jobs_store *store, pool_runner run, void *user, const
     if (!p) return cnet_fail(err, CNET_ENOMEM, "pool: out of memory");
     p->store = store, p->run = run, p->user = user;
     p->lease_ms = cfg && cfg->lease_ms > 0 ? cfg->lease_ms : JOBS_DEFAULT_LEASE_MS;
+    p->can_claim = cfg ? cfg->can_claim : NULL;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     if (pthread_create(&p->heartbeat, NULL, heartbeat_main, p) != 0) {

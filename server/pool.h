@@ -62,6 +62,11 @@ int pool_event(pool_ctl *ctl, const char *type, const char *data_json, cnet_erro
 
 typedef struct pool_config {
     int64_t lease_ms; /* 0: JOBS_DEFAULT_LEASE_MS; renewed every lease_ms / 3 */
+    /* Asked (with the runner's user) before each claim when set: nonzero,
+     * with the reason in err, keeps the worker from claiming, so the jobs
+     * stay queued for a worker that can run them (a device lost to this
+     * process); asked again every POOL_IDLE_WAIT_MS. */
+    int (*can_claim)(void *user, cnet_error *err);
 } pool_config;
 
 typedef struct pool pool;

@@ -62,6 +62,8 @@ static int run_generate(runner_job *x) {
 static int job_main(void *user, engine *e) {
     runner_job *x = user;
     x->e = e;
+    int rc = engine_failure(e, x->err);
+    if (rc) return rc;
     if (strcmp(x->job->kind, "train") == 0) return runner_train(x);
     if (strcmp(x->job->kind, "generate") == 0) return run_generate(x);
     return cnet_fail(x->err, CNET_EINVAL, "job %s: unknown kind %s", x->job->id, x->job->kind);
@@ -71,4 +73,9 @@ int runner_run(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err) 
     const runner_config *cfg = user;
     runner_job x = {.cfg = cfg, .job = job, .ctl = ctl, .err = err};
     return engine_run_job(cfg->engine, job_main, &x);
+}
+
+int runner_can_claim(void *user, cnet_error *err) {
+    const runner_config *cfg = user;
+    return engine_failure(cfg->engine, err);
 }

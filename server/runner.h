@@ -32,6 +32,9 @@ typedef struct runner_config {
 
 /* A pool_runner; user is a runner_config. */
 int runner_run(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err);
+/* The pool's can_claim (server/pool.h): refuses while the engine has
+ * failed for good (engine_failure). */
+int runner_can_claim(void *user, cnet_error *err);
 
 /* What a job's run needs (internal to runner*.c). */
 typedef struct runner_job {

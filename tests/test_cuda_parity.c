@@ -700,6 +700,52 @@ static void test_sticky_error(void) {
     float host[4] = {1, 2, 3, 4};
     be.download(&be, host, (void *)(uintptr_t)0x10, sizeof host);
     EXPECT(host[0] != 1.0f, "download after a failure kept the stale host bytes");
+    /* an invalid argument leaves the context usable: recovered, it computes */
+    EXPECT(cnet_backend_recover(&be, &err) == 0, "recover after a bad memset: %s", err.msg);
+    float *d = be.alloc(&be, sizeof host);
+    const float one[4] = {1, 1, 1, 1};
+    be.upload(&be, d, one, sizeof one);
+    be.scale(&be, d, d, 3.0f, 4);
+    be.download(&be, host, d, sizeof host);
+    EXPECT(cnet_backend_status(&be, &err) == 0 && host[3] == 3.0f, "after recovery: %g, '%s'",
+           host[3], err.msg);
+    be.free(&be, d);
+    cnet_backend_free(&be);
+}
+
+/* A request too large for the device (a padded copy of 1.1 TB): the op
+ * records the failed allocation and launches nothing; recover clears it and
+ * the backend computes again, equal to the CPU. */
+static void test_recover_after_out_of_memory(void) {
+    cnet_error err = {0};
+    pbuf *x = pb_rand(4 * 5 * 6, -1, 1), *w = pb_rand(8 * 9 * 6, -1, 1),
+         *y = pb_fill(3 * 4 * 8, NAN);
+    const cnet_conv2d huge = {1, 65536, 65536, 64, 8, 3, 3, 1, 0, 1, 0, 1};
+    BE[1].conv2d_forward(&BE[1], (float *)y->p[1], (const float *)x->p[1], (const float *)w->p[1],
+                         NULL, &huge);
+    EXPECT(cnet_backend_status(&BE[1], &err) == CNET_EBACKEND, "no failure recorded");
+    printf("    recorded: %s\n", err.msg);
+    EXPECT(cnet_backend_recover(&BE[1], &err) == 0, "recover: %s", err.msg);
+    const cnet_conv2d s = {1, 4, 5, 6, 8, 3, 3, 1, 0, 1, 0, 1};
+    BOTH(conv2d_forward, F(y), CF(x), CF(w), NULL, &s);
+    EXPECT_CLOSE(y, "conv after recovery");
+    expect_healthy();
+    pool_free();
+}
+
+/* Must run last: a kernel that faults poisons the process's CUDA context
+ * for good, and recover says the device is lost. */
+static void test_lost_context(void) {
+    cnet_backend be;
+    cnet_error err = {0};
+    CHECK(cnet_backend_cuda_init(&be, 0, &err) == 0, "init: %s", err.msg);
+    float *bad = (float *)(uintptr_t)0x1000; /* not device memory: the kernel faults */
+    be.add(&be, bad, bad, bad, 1 << 20);
+    be.synchronize(&be);
+    EXPECT(cnet_backend_status(&be, &err) == CNET_EBACKEND, "a faulting kernel went unseen");
+    EXPECT(cnet_backend_recover(&be, &err) == CNET_EBACKEND &&
+               strstr(err.msg, "lost to this process"),
+           "recover after a fault: '%s'", err.msg);
     cnet_backend_free(&be);
 }
 
@@ -1069,9 +1115,11 @@ int main(int argc, char **argv) {
     RUN(test_weights16_models);
     RUN(test_peak_device_bytes);
     RUN(test_train_step_levers);
+    RUN(test_recover_after_out_of_memory);
     cnet_backend_free(&BE[1]);
     cnet_backend_free(&BE[0]);
     RUN(test_sticky_error);
+    RUN(test_lost_context); /* last: it poisons the CUDA context */
     return harness_done();
 #endif
 }

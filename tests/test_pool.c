@@ -131,6 +131,41 @@ static void test_pool_runs_a_job_to_completion(void) {
     jobs_close(s);
 }
 
+/* can_claim: while it refuses, the job stays queued (no attempt used);
+ * once it allows, the job runs. */
+static int device_ok;
+static int device_can_claim(void *user, cnet_error *err) {
+    (void)user;
+    return __atomic_load_n(&device_ok, __ATOMIC_SEQ_CST)
+               ? 0
+               : cnet_fail(err, CNET_EBACKEND, "the test device is lost");
+}
+
+static void test_pool_can_claim_holds_jobs(void) {
+    jobs_store *s = open_store("can_claim");
+    CHECK(s, "open");
+    reset_counter();
+    char id[JOBS_ID_MAX];
+    CHECK(enqueue(s, id, "{\"steps\": 2}", 0) == 0, "enqueue");
+    __atomic_store_n(&device_ok, 0, __ATOMIC_SEQ_CST);
+    const pool_config cfg = {.can_claim = device_can_claim};
+    pool *p;
+    CHECK(pool_start(&p, s, step_runner, &ctr, &cfg, NULL) == 0, "start");
+    usleep(1500 * 1000); /* longer than POOL_IDLE_WAIT_MS: several refusals */
+    job j;
+    CHECK(jobs_get(s, id, &j, NULL) == 0, "get");
+    EXPECT(j.state == JOB_QUEUED && j.attempt == 0, "state %d, attempt %d", (int)j.state,
+           j.attempt);
+    job_clear(&j);
+    pthread_mutex_lock(&ctr.mu);
+    EXPECT(ctr.runs == 0, "the runner ran %d times", ctr.runs);
+    pthread_mutex_unlock(&ctr.mu);
+    __atomic_store_n(&device_ok, 1, __ATOMIC_SEQ_CST);
+    EXPECT(wait_state(s, id, JOB_SUCCEEDED, 5000), "the job did not run once allowed");
+    pool_stop(p);
+    jobs_close(s);
+}
+
 static void test_pool_resumes_after_a_dead_worker(void) {
     jobs_store *s = open_store("resume");
     CHECK(s, "open");
@@ -258,6 +293,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     RUN(test_pool_runs_a_job_to_completion);
+    RUN(test_pool_can_claim_holds_jobs);
     RUN(test_pool_resumes_after_a_dead_worker);
     RUN(test_pool_cancel_at_step_boundary);
     RUN(test_pool_bounded_attempts);

@@ -210,6 +210,39 @@ extern "C" int cnet_backend_cuda_status(cnet_backend *be, cnet_error *err) {
     return cnet_fail(err, CNET_EBACKEND, "cuda:%d: %s", cu->device, cu->failure);
 }
 
+/* A recorded failure leaves the CUDA context usable unless it was a sticky
+ * fault (illegal address, launch failure, ECC, ...): after one, every
+ * runtime call returns it again. So the context is probed rather than the
+ * error classified: the pending error cleared, the device synchronised and
+ * a small allocation made. */
+static int cu_recover(cnet_backend *be, cnet_error *err) {
+    cu_impl *cu = cu_of(be);
+    if (!cu || !cu->failed) return 0;
+    (void)cudaGetLastError();
+    void *probe = NULL;
+    cudaError_t e = cudaSetDevice(cu->device);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(cu->stream);
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) e = cudaMalloc(&probe, 256);
+    if (e == cudaSuccess) e = cudaFree(probe);
+    if (e != cudaSuccess)
+        return cnet_fail(err, CNET_EBACKEND,
+                         "cuda:%d: %s; the device is lost to this process (%s)",
+                         cu->device, cu->failure, cudaGetErrorString(e));
+    /* the failed request may have grown the scratch past what fits */
+    for (int i = 0; i < CU_SCRATCH_SLOTS; i++) {
+        if (cu->scratch[i]) cudaFree(cu->scratch[i]);
+        cu->scratch[i] = NULL, cu->scratch_bytes[i] = 0;
+    }
+    (void)cudaGetLastError();
+    cu->failed = 0, cu->failure[0] = '\0';
+    return 0;
+}
+
+static int cu_status(cnet_backend *be, cnet_error *err) {
+    return cnet_backend_cuda_status(be, err);
+}
+
 extern "C" int cnet_backend_cuda_init(cnet_backend *be, int device, cnet_error *err) {
     memset(be, 0, sizeof *be);
     char why[256];
@@ -248,6 +281,8 @@ extern "C" int cnet_backend_cuda_init(cnet_backend *be, int device, cnet_error *
     be->copy = cu_copy;
     be->zero = cu_zero;
     be->synchronize = cu_synchronize;
+    be->status = cu_status;
+    be->recover = cu_recover;
     wire_table(be);
     return 0;
 }

@@ -1,0 +1,274 @@
+/* Device failures in the engine pool (server/engine.h, "Device failures"):
+ * a real engine thread on the CPU backend serves generate requests on the
+ * fixtures' tiny-sd pipeline. The CPU backend never fails, so its status and
+ * recover entries are replaced here by a fault double standing for a CUDA
+ * device (a test double, not shipped code): an armed fault marks the device
+ * failed inside the next conv, as CUDA records its first failing call.
+ *
+ * - a failure the device survives (an allocation that did not fit): the
+ *   request fails, the engine recovers once, keeps its caches (no model is
+ *   loaded again) and the next request gives the first request's pixels;
+ * - a failure already pending when a request arrives (left by the running
+ *   job's ops): the request fails without running and leaves the failure
+ *   for its owner to report (nothing recovered);
+ * - a device lost to the process: the request fails, the engine says so
+ *   from then on (later requests refused at once, asking for a restart), and
+ *   the pool's can_claim refuses so jobs stay queued; over HTTP, /healthz
+ *   and /readyz answer 503 naming it, /metrics counts it and a synchronous
+ *   generate is refused with 503 device_failed. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "server/engine.h"
+#include "server/http.h"
+#include "server/runner.h"
+#include "tests/harness.h"
+#include "tests/lib_fs.h"
+#include "tests/lib_server.h"
+
+static struct {
+    int armed;      /* the next conv fails */
+    int failed;     /* a failure is recorded */
+    int lost;       /* recover cannot bring the device back */
+    int recoveries; /* recover calls that cleared a failure */
+    void (*conv)(cnet_backend *, float *, const float *, const float *, const float *,
+                 const cnet_conv2d *);
+} fault;
+
+static void faulty_conv(cnet_backend *be, float *out, const float *inp, const float *weight,
+                        const float *bias, const cnet_conv2d *s) {
+    fault.conv(be, out, inp, weight, bias, s);
+    if (fault.armed) fault.armed = 0, fault.failed = 1;
+}
+
+static int fault_status(cnet_backend *be, cnet_error *err) {
+    (void)be;
+    return fault.failed ? cnet_fail(err, CNET_EBACKEND, "injected device fault") : 0;
+}
+
+static int fault_recover(cnet_backend *be, cnet_error *err) {
+    if (!fault.failed) return 0;
+    if (fault.lost)
+        return cnet_fail(err, CNET_EBACKEND, "%s: injected fault; the device is lost", be->name);
+    fault.failed = 0, fault.recoveries++;
+    return 0;
+}
+
+typedef struct fixture {
+    char model[4096], controlnet[4200];
+    image_rgb8 control;
+    engine_gen gen;
+} fixture;
+
+static void fixture_init(fixture *f) {
+    snprintf(f->model, sizeof f->model, "%s/tiny-sd",
+             harness_arg("--fixtures", "../shared/fixtures"));
+    snprintf(f->controlnet, sizeof f->controlnet, "%s/controlnet", f->model);
+    f->control.width = f->control.height = 32;
+    f->control.data = malloc(32 * 32 * 3);
+    for (int i = 0; i < 32 * 32 * 3; i++) f->control.data[i] = (uint8_t)(i * 37 % 251);
+    f->gen = (engine_gen){.model = f->model,
+                          .controlnet = f->controlnet,
+                          .control = &f->control,
+                          .scheduler = -1,
+                          .prompt = "a red circle",
+                          .negative_prompt = "",
+                          .steps = 2,
+                          .num_images = 1,
+                          .guidance = 5.0f,
+                          .scale = 1.0f,
+                          .guidance_end = 1.0f,
+                          .seed = 3};
+}
+
+static engine *open_faulty(void) {
+    engine *e = NULL;
+    cnet_error err = {0};
+    if (engine_open(&e, "cpu", &err)) {
+        printf("    engine_open: %s\n", err.msg);
+        return NULL;
+    }
+    /* before any request: the engine thread reads the table only when one arrives */
+    cnet_backend *be = engine_backend(e);
+    memset(&fault, 0, sizeof fault);
+    fault.conv = be->conv2d_forward;
+    be->conv2d_forward = faulty_conv;
+    be->status = fault_status;
+    be->recover = fault_recover;
+    return e;
+}
+
+static int same_image(const engine_images *a, const engine_images *b) {
+    const image_rgb8 *x = &a->img[0], *y = &b->img[0];
+    return a->n == b->n && x->width == y->width && x->height == y->height &&
+           memcmp(x->data, y->data, (size_t)x->width * x->height * 3) == 0;
+}
+
+static void test_recovered_failure_keeps_caches(void) {
+    fixture f;
+    fixture_init(&f);
+    engine *e = open_faulty();
+    CHECK(e, "no engine");
+    engine_images first, failed, after;
+    cnet_error err = {0};
+    CHECK(engine_generate(e, &f.gen, &first, &err) == 0, "clean request: %s", err.msg);
+    fault.armed = 1;
+    EXPECT(engine_generate(e, &f.gen, &failed, &err) == CNET_EBACKEND &&
+               strstr(err.msg, "injected device fault"),
+           "the failing request: '%s'", err.msg);
+    engine_stats st;
+    engine_stats_get(e, &st);
+    EXPECT(fault.recoveries == 1 && st.device_recoveries == 1 && !st.failed,
+           "recoveries %d (engine %llu), failed %d", fault.recoveries,
+           (unsigned long long)st.device_recoveries, st.failed);
+    EXPECT(engine_failure(e, &err) == 0, "usable engine reports '%s'", err.msg);
+    CHECK(engine_generate(e, &f.gen, &after, &err) == 0, "after recovery: %s", err.msg);
+    EXPECT(same_image(&first, &after), "the image after recovery differs from the first");
+    engine_stats_get(e, &st);
+    EXPECT(st.base_loads == 1 && st.controlnet_loads == 1,
+           "models loaded again: base %llu, controlnet %llu", (unsigned long long)st.base_loads,
+           (unsigned long long)st.controlnet_loads);
+    engine_images_free(&first);
+    engine_images_free(&failed);
+    engine_images_free(&after);
+    engine_close(e);
+    free(f.control.data);
+}
+
+static void test_pending_failure_is_not_cleared(void) {
+    fixture f;
+    fixture_init(&f);
+    engine *e = open_faulty();
+    CHECK(e, "no engine");
+    engine_images out;
+    cnet_error err = {0};
+    fault.failed = 1; /* as a running job's failed op leaves it */
+    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND, "request ran: '%s'", err.msg);
+    engine_stats st;
+    engine_stats_get(e, &st);
+    EXPECT(fault.failed && fault.recoveries == 0 && st.base_loads == 0,
+           "failed %d, recoveries %d, base loads %llu", fault.failed, fault.recoveries,
+           (unsigned long long)st.base_loads);
+    engine_images_free(&out);
+    fault.failed = 0;
+    engine_close(e);
+    free(f.control.data);
+}
+
+static void test_lost_device_fails_engine(void) {
+    fixture f;
+    fixture_init(&f);
+    engine *e = open_faulty();
+    CHECK(e, "no engine");
+    engine_images out;
+    cnet_error err = {0};
+    fault.armed = 1, fault.lost = 1;
+    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND, "failing request: '%s'",
+           err.msg);
+    engine_images_free(&out);
+    engine_stats st;
+    engine_stats_get(e, &st);
+    EXPECT(st.failed && st.device_recoveries == 0, "failed %d, recoveries %llu", st.failed,
+           (unsigned long long)st.device_recoveries);
+    EXPECT(engine_failure(e, &err) == CNET_EBACKEND && strstr(err.msg, "the device is lost") &&
+               strstr(err.msg, "restart the service"),
+           "engine_failure: '%s'", err.msg);
+    /* refused at once: the request does not reach the device */
+    fault.lost = 0, fault.failed = 0;
+    memset(&err, 0, sizeof err);
+    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND &&
+               strstr(err.msg, "restart the service"),
+           "a later request: '%s'", err.msg);
+    engine_stats_get(e, &st);
+    EXPECT(st.generates == 1, "%llu requests reached the device", (unsigned long long)st.generates);
+    engine_images_free(&out);
+    runner_config rc = {.engine = e};
+    EXPECT(runner_can_claim(&rc, &err) == CNET_EBACKEND, "the pool may still claim jobs");
+    engine_close(e);
+    free(f.control.data);
+}
+
+static void test_http_reports_lost_device(void) {
+    fixture f;
+    fixture_init(&f);
+    engine *e = open_faulty();
+    CHECK(e, "no engine");
+    engine_images out;
+    cnet_error err = {0};
+    fault.armed = 1, fault.lost = 1;
+    engine_generate(e, &f.gen, &out, &err);
+    engine_images_free(&out);
+    CHECK(engine_failure(e, &err) == CNET_EBACKEND, "the engine did not fail");
+    char root[512], path[800], db[700], jobs[700], models[600];
+    CHECK(tmpdir_make(root, sizeof root, "cnet_engfail_") == 0, "tmpdir");
+    snprintf(models, sizeof models, "%s/models", root);
+    snprintf(jobs, sizeof jobs, "%s/jobs", root);
+    snprintf(db, sizeof db, "%s/jobs.db", root);
+    snprintf(path, sizeof path, "%s/tiny", models);
+    mkdir(models, 0700), mkdir(jobs, 0700);
+    char target[4096];
+    CHECK(realpath(f.model, target) && symlink(target, path) == 0, "symlink %s", path);
+    jobs_store *store = NULL;
+    CHECK(jobs_open(&store, db, jobs, &err) == 0, "jobs_open: %s", err.msg);
+    engine *engines[1] = {e};
+    const http_config cfg = {.listen = "127.0.0.1",
+                             .data_dir = root,
+                             .models_dir = models,
+                             .token = SERVER_TEST_TOKEN,
+                             .queue_cap = 16,
+                             .upload_max = 1 << 20,
+                             .dataset = DATASET_DEFAULT_LIMITS,
+                             .sse_heartbeat_s = 15,
+                             .engines = engines,
+                             .n_engines = 1};
+    http_server *srv = NULL;
+    CHECK(http_start(&srv, &cfg, store, &err) == 0, "http_start: %s", err.msg);
+    const test_server ts = {.port = http_port(srv)};
+    http_resp r;
+    http_do(&ts, "GET", "/healthz", NULL, NULL, NULL, 0, 0, &r);
+    EXPECT(r.status == 503 && strstr(r.body, "device_lost") && strstr(r.body, "restart"),
+           "healthz %ld %s", r.status, r.body);
+    http_resp_free(&r);
+    http_do(&ts, "GET", "/readyz", NULL, NULL, NULL, 0, 0, &r);
+    EXPECT(r.status == 503 && strstr(r.body, "the device is lost"), "readyz %ld %s", r.status,
+           r.body);
+    http_resp_free(&r);
+    http_do(&ts, "GET", "/metrics", SERVER_TEST_TOKEN, NULL, NULL, 0, 0, &r);
+    EXPECT(r.status == 200 && strstr(r.body, "cnet_engines_failed 1\n") &&
+               strstr(r.body, "cnet_device_recoveries_total 0\n"),
+           "metrics %ld", r.status);
+    http_resp_free(&r);
+    uint8_t *png = NULL;
+    size_t n = 0;
+    CHECK(image_encode_png(&f.control, NULL, 0, &png, &n, &err) == 0, "png: %s", err.msg);
+    char *b64 = api_base64_encode(png, n);
+    char *body = malloc(strlen(b64) + 256);
+    sprintf(body,
+            "{\"model\": \"tiny\", \"prompt\": \"a red circle\", \"steps\": 2, \"image\": \"%s\"}",
+            b64);
+    const char *const h[] = {"Content-Type: application/json", "Accept: application/json", NULL};
+    http_do(&ts, "POST", "/v1/generate", SERVER_TEST_TOKEN, h, body, strlen(body), 0, &r);
+    EXPECT(r.status == 503 && strstr(r.body, "device_failed") && strstr(r.body, "restart"),
+           "generate %ld %s", r.status, r.body);
+    http_resp_free(&r);
+    free(png), free(b64), free(body);
+    http_stop(srv);
+    jobs_close(store);
+    engine_close(e);
+    tmpdir_remove(root);
+    free(f.control.data);
+}
+
+int main(int argc, char **argv) {
+    harness_init(argc, argv);
+    RUN(test_recovered_failure_keeps_caches);
+    RUN(test_pending_failure_is_not_cleared);
+    RUN(test_lost_device_fails_engine);
+    RUN(test_http_reports_lost_device);
+    return harness_done();
+}
