@@ -334,12 +334,21 @@ static void check_attention(int B, int Nq, int Nk, int heads, int D, int causal)
     out = pb_fill((size_t)B * Nq * HD, NAN), lse = pb_fill((size_t)B * heads * Nq, NAN);
     BOTH(attention_forward, F(out), F(lse), CF(q), CF(k), CF(v), B, Nq, Nk, heads, D, scale,
          causal);
+    /* at bf16 / fp16 the forward runs on tensor cores (head dims <= 160):
+     * q, k, v and P rounded to 16 bits, four roundings per term */
+    const cnet_precision prec = BE[1].precision;
+    const int tensor_cores = prec != CNET_PREC_F32 && D <= 160;
+    const double saved_tol = tol_now;
+    tol_now = tensor_cores ? tol16(prec, 4) : TOL;
     snprintf(what, sizeof what, "attention B%d Nq%d Nk%d h%d D%d causal%d: out", B, Nq, Nk, heads,
              D, causal);
     EXPECT_CLOSE(out, what);
+    if (tensor_cores)
+        EXPECT(pb_nmse(out) > 1e-4 * tol_now, "%s: NMSE %.3e, not 16-bit math", what, pb_nmse(out));
     snprintf(what, sizeof what, "attention B%d Nq%d Nk%d h%d D%d causal%d: lse", B, Nq, Nk, heads,
              D, causal);
     EXPECT_CLOSE(lse, what);
+    tol_now = saved_tol;
     expect_healthy();
     pool_free();
 }
@@ -749,8 +758,9 @@ static void test_lost_context(void) {
     cnet_backend_free(&be);
 }
 
-/* The heavy ops at bf16 and fp16 against the float32 CPU (bounds: tol16);
- * attention stays float32 at every precision (TOL). */
+/* The heavy ops at bf16 and fp16 against the float32 CPU (bounds: tol16),
+ * the attention forward on tensor cores among them; the attention backward
+ * stays float32 at every precision (TOL). */
 static void test_mixed_heavy_ops(void) {
     const cnet_precision precs[2] = {CNET_PREC_BF16, CNET_PREC_F16};
     for (int i = 0; i < 2; i++) {
@@ -776,9 +786,13 @@ static void test_mixed_heavy_ops(void) {
                cnet_precision_name(precs[i]), e3);
         check_conv((cnet_conv2d){1, 16, 14, 16, 8, 3, 3, 2, 0, 1, 0, 1},
                    "conv asymmetric pad 16-bit");
-        tol_now = TOL;
-        check_attention(2, 70, 70, 2, 64, 0);
-        check_attention(1, 100, 77, 2, 40, 0);
+        tol_now = TOL; /* the backward stays float32 */
+        const int dims[] = {40, 64, 80, 160, 8, 200};
+        for (int d = 0; d < 6; d++) check_attention(2, 70, 70, 2, dims[d], 0);
+        check_attention(2, 77, 77, 3, 64, 1);   /* causal */
+        check_attention(1, 100, 77, 2, 40, 0);  /* cross-attention */
+        check_attention(1, 130, 200, 2, 80, 0); /* several key and query tiles */
+        check_attention(1, 150, 150, 1, 64, 1); /* causal over several tiles */
     }
     cnet_backend_set_precision(&BE[1], CNET_PREC_F32, NULL, 0);
     tol_now = TOL;

@@ -1,6 +1,8 @@
 /* Fused multi-head attention of the CUDA backend, out = softmax(scale Q K^T
  * [+ causal mask]) V, forward and backward, never holding the Nq x Nk score
- * matrix. Float32 on CUDA cores (the parity path; no TF32).
+ * matrix. Float32 on CUDA cores (the parity path; no TF32); at bf16 / fp16
+ * precision the forward runs on tensor cores instead (cuda_attention_tc.cu)
+ * and the backward stays here, in float32.
  *
  * Algorithm: FlashAttention-2 (Dao, 2023), as the CPU backend
  * (kernels/cpu/attention.c). The forward walks tiles of 32 keys for a tile
@@ -310,6 +312,7 @@ void cuda_attention_forward(cnet_backend *be, float *out, float *lse, const floa
                             float scale, int causal) {
     cu_impl *cu = cu_enter(be);
     if (!cu || B <= 0 || Nq <= 0 || Nk <= 0 || heads <= 0 || D <= 0) return;
+    if (cu_attention_forward_tc(cu, out, lse, q, k, v, B, Nq, Nk, heads, D, scale, causal)) return;
     const int nc = attn_nc(D);
     const dim3 grid((Nq + AT_ROWS - 1) / AT_ROWS, B * heads, (D + nc * 32 - 1) / (nc * 32));
 #define LAUNCH_FWD(NC)                                                                             \

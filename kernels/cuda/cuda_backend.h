@@ -15,10 +15,11 @@
  * the operands (float32 accumulation, the 16-bit output widened back; see
  * cuda_conv.cu). A float32 weight is rounded at every call; a frozen
  * model's weight stored in the precision's 16-bit type (params_store16, the
- * *_w16 ops; cuda_weights16.cu) is fed as stored. Everything else stays
- * float32 at every precision: storage (trained weights, activations,
- * gradients, optimizer state),
- * attention (the CUDA-core FlashAttention kernel), norms, activations,
+ * *_w16 ops; cuda_weights16.cu) is fed as stored. The attention forward
+ * runs its two products on tensor cores (cuda_attention_tc.cu; softmax in
+ * float32). Everything else stays float32 at every precision: storage
+ * (trained weights, activations, gradients, optimizer state), the attention
+ * backward (the CUDA-core FlashAttention kernels), norms, activations,
  * elementwise ops, losses, the optimizer, bias adds and bias gradients.
  *
  * Errors: ops keep the table's void signatures. The first failing CUDA,

@@ -160,6 +160,13 @@ void cu_gemm_ex(cu_impl *cu, float *C, const void *A, const void *B, cudaDataTyp
 void cu_sgemm(cu_impl *cu, float *C, const float *A, const float *B, int M, int N, int K,
               int trans_a, int trans_b, float alpha, float beta);
 
+/* The attention forward on tensor cores at bf16 / fp16 precision
+ * (cuda_attention_tc.cu): 1 when it ran (or recorded a failure), 0 when it
+ * does not take this case (float32 precision, head dim over 160, not
+ * enough shared memory) and launched nothing. */
+int cu_attention_forward_tc(cu_impl *cu, float *out, float *lse, const float *q, const float *k,
+                            const float *v, int B, int Nq, int Nk, int heads, int D, float scale,
+                            int causal);
 /* Whether the precision's 16-bit type is wdtype: a stored 16-bit weight
  * then feeds the 16-bit products as it is (cuda_weights16.cu). */
 int cu_precision_matches(const cu_impl *cu, cnet_dtype wdtype);

@@ -1,0 +1,243 @@
+/* Tensor-core attention forward for --mixed_precision bf16 / fp16: the
+ * FlashAttention-2 forward of cuda_attention.cu with its two products on
+ * tensor cores (WMMA, 16x16x16, float32 accumulation), as torch's SDPA
+ * computes under autocast: q, k and v rounded to the precision's 16-bit type
+ * (round to nearest even) as they are staged in shared memory, the scores
+ * and the online softmax (running max m, sum l, rescale by exp(m_old -
+ * m_new)) in float32, the probabilities rounded to 16 bits for P V, the
+ * output accumulated in float32 and divided by l at the end; lse = m + log l
+ * of the scaled scores, as the float32 kernel saves it, so the backward (the
+ * float32 kernels) recomputes P from it.
+ *
+ * Layout: a block takes 64 queries of one (batch, head), 4 warps x 16 rows,
+ * and walks the keys in tiles of 64. The head dim is padded with zeros to
+ * DP, the next multiple of 16 (40 -> 48, 80 -> 80, 160 -> 160), a template
+ * argument up to 160; larger head dims, or a device without the shared
+ * memory this needs (DP = 160: 134 KB), stay on the float32 kernel. Each
+ * warp keeps its 16 x DP output accumulator in shared memory: WMMA's
+ * fragment layout is opaque, so the per-row rescale happens there.
+ *
+ * Sizes: B batch, Nq queries, Nk keys, heads, D head dim; rows of q/out are
+ * [heads*D], of k/v likewise. */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+#include <mma.h>
+
+#include "kernels/cuda/cuda_internal.h"
+#include "kernels/cuda/cuda_ops.h"
+
+using namespace nvcuda;
+
+enum {
+    TC_ROWS = 64, /* queries per block: TC_WARPS x 16 */
+    TC_KEYS = 64, /* keys per tile */
+    TC_WARPS = 4,
+    TC_THREADS = 128,
+    TC_DMAX = 160, /* larger head dims run on the float32 kernel */
+    TC_PAD16 = 8,  /* row padding of 16-bit tiles: ldm stays a multiple of 8 */
+    TC_PADF = 4,   /* row padding of float tiles: ldm stays a multiple of 4 */
+};
+
+/* Byte offsets of the tiles in dynamic shared memory, each 128-aligned. */
+typedef struct tc_smem {
+    size_t q, k, v, s, p, o, stats, total;
+} tc_smem;
+
+__host__ __device__ static inline size_t tc_align(size_t x) { return (x + 127) & ~(size_t)127; }
+
+__host__ __device__ static inline tc_smem tc_layout(int DP) {
+    const size_t ld16 = (size_t)DP + TC_PAD16;
+    tc_smem L;
+    size_t at = 0;
+    L.q = at, at += tc_align(TC_ROWS * ld16 * 2);                           /* q [64][ld16] */
+    L.k = at, at += tc_align(TC_KEYS * ld16 * 2);                           /* k [64][ld16] */
+    L.v = at, at += tc_align(TC_KEYS * ld16 * 2);                           /* v [64][ld16] */
+    L.s = at, at += tc_align((size_t)TC_ROWS * (TC_KEYS + TC_PADF) * 4);    /* scores, float */
+    L.p = at, at += tc_align((size_t)TC_ROWS * (TC_KEYS + TC_PAD16) * 2);   /* P, 16-bit */
+    L.o = at, at += tc_align((size_t)TC_ROWS * ((size_t)DP + TC_PADF) * 4); /* O, float */
+    L.stats = at, at += tc_align(3 * TC_ROWS * 4);                          /* m, l, alpha */
+    L.total = at;
+    return L;
+}
+
+template <typename T> __device__ T tc_narrow(float x);
+template <> __device__ __nv_bfloat16 tc_narrow<__nv_bfloat16>(float x) {
+    return __float2bfloat16(x);
+}
+template <> __device__ __half tc_narrow<__half>(float x) { return __float2half(x); }
+
+/* dst[r][d] = X[r0 + r, d] as T for r < 64, d < DP; zero outside n x D. */
+template <typename T, int DP>
+__device__ static void tc_load(T *dst, const float *X, int r0, int n, long HD, int D) {
+    for (int idx = threadIdx.x; idx < 64 * DP; idx += TC_THREADS) {
+        const int r = idx / DP, d = idx % DP;
+        const float x = (r0 + r < n && d < D) ? X[(long)(r0 + r) * HD + d] : 0.0f;
+        dst[r * (DP + TC_PAD16) + d] = tc_narrow<T>(x);
+    }
+}
+
+// grid (ceil(Nq/64), heads, B), TC_THREADS threads, tc_layout(DP).total bytes of shared memory
+template <typename T, int DP>
+__global__ void __launch_bounds__(TC_THREADS)
+    attention_forward_tc_kernel(float *out, float *lse, const float *q, const float *k,
+                                const float *v, int Nq, int Nk, int heads, int D, float scale,
+                                int causal) {
+    typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> frag_a;
+    typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> frag_acc;
+    extern __shared__ __align__(128) unsigned char smem[];
+    const tc_smem L = tc_layout(DP);
+    const int ld16 = DP + TC_PAD16, lds = TC_KEYS + TC_PADF, ldp = TC_KEYS + TC_PAD16;
+    const int ldo = DP + TC_PADF;
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    T *qs = (T *)(smem + L.q), *ks = (T *)(smem + L.k), *vs = (T *)(smem + L.v);
+    float *ss = (float *)(smem + L.s) + w * 16 * lds; /* this warp's 16 rows */
+    T *ps = (T *)(smem + L.p) + w * 16 * ldp;
+    float *os = (float *)(smem + L.o) + w * 16 * ldo;
+    float *row_m = (float *)(smem + L.stats) + w * 16, *row_l = row_m + TC_ROWS;
+    float *row_a = row_m + 2 * TC_ROWS;
+    const int b = blockIdx.z, h = blockIdx.y, i0 = blockIdx.x * TC_ROWS;
+    const long HD = (long)heads * D;
+    const float *Q = q + (long)b * Nq * HD + (long)h * D;
+    const float *K = k + (long)b * Nk * HD + (long)h * D;
+    const float *V = v + (long)b * Nk * HD + (long)h * D;
+
+    tc_load<T, DP>(qs, Q, i0, Nq, HD, D);
+    for (int idx = lane; idx < 16 * ldo; idx += 32) os[idx] = 0.0f;
+    if (lane < 16) row_m[lane] = -INFINITY, row_l[lane] = 0.0f;
+    __syncthreads();
+    frag_a qf[DP / 16]; /* this warp's 16 query rows, kept for every key tile */
+#pragma unroll
+    for (int kk = 0; kk < DP / 16; kk++)
+        wmma::load_matrix_sync(qf[kk], qs + w * 16 * ld16 + kk * 16, ld16);
+
+    const int kend = causal && i0 + TC_ROWS < Nk ? i0 + TC_ROWS : Nk;
+    for (int j0 = 0; j0 < kend; j0 += TC_KEYS) {
+        __syncthreads(); /* every warp is done with the previous tile */
+        tc_load<T, DP>(ks, K, j0, Nk, HD, D);
+        tc_load<T, DP>(vs, V, j0, Nk, HD, D);
+        __syncthreads();
+        /* S = Q K^T: k is stored [key][d], i.e. K^T column-major */
+#pragma unroll
+        for (int n = 0; n < TC_KEYS / 16; n++) {
+            frag_acc acc;
+            wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+            for (int kk = 0; kk < DP / 16; kk++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
+                wmma::load_matrix_sync(kf, ks + n * 16 * ld16 + kk * 16, ld16);
+                wmma::mma_sync(acc, qf[kk], kf, acc);
+            }
+            wmma::store_matrix_sync(ss + n * 16, acc, lds, wmma::mem_row_major);
+        }
+        __syncwarp();
+        { /* online softmax: two lanes per row, 32 keys each */
+            const int r = lane / 2, half = lane % 2, i = i0 + w * 16 + r;
+            float *srow = ss + r * lds + half * 32;
+            float mx = -INFINITY;
+            for (int c = 0; c < 32; c++) {
+                const int j = j0 + half * 32 + c;
+                const bool ok = j < Nk && (!causal || j <= i);
+                srow[c] = ok ? srow[c] * scale : -INFINITY;
+                mx = fmaxf(mx, srow[c]);
+            }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            const float m_old = row_m[r], m_new = fmaxf(m_old, mx);
+            const float base = m_new == -INFINITY ? 0.0f : m_new; /* nothing visible yet */
+            const float alpha = expf(m_old - base);
+            T *prow = ps + r * ldp + half * 32;
+            float sum = 0.0f;
+            for (int c = 0; c < 32; c++) {
+                const float p = srow[c] == -INFINITY ? 0.0f : expf(srow[c] - base);
+                prow[c] = tc_narrow<T>(p);
+                sum += p;
+            }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            __syncwarp(); /* both lanes of the row read m before it changes */
+            if (half == 0) row_m[r] = m_new, row_l[r] = row_l[r] * alpha + sum, row_a[r] = alpha;
+        }
+        __syncwarp();
+        /* O = alpha O + P V */
+        for (int idx = lane; idx < 16 * DP; idx += 32)
+            os[(idx / DP) * ldo + idx % DP] *= row_a[idx / DP];
+        __syncwarp();
+#pragma unroll
+        for (int c = 0; c < DP / 16; c++) {
+            frag_acc acc;
+            wmma::load_matrix_sync(acc, os + c * 16, ldo, wmma::mem_row_major);
+#pragma unroll
+            for (int kk = 0; kk < TC_KEYS / 16; kk++) {
+                frag_a pf;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
+                wmma::load_matrix_sync(pf, ps + kk * 16, ldp);
+                wmma::load_matrix_sync(vf, vs + kk * 16 * ld16 + c * 16, ld16);
+                wmma::mma_sync(acc, pf, vf, acc);
+            }
+            wmma::store_matrix_sync(os + c * 16, acc, ldo, wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+    for (int idx = lane; idx < 16 * D; idx += 32) {
+        const int r = idx / D, d = idx % D, i = i0 + w * 16 + r;
+        if (i < Nq) out[((long)b * Nq + i) * HD + (long)h * D + d] = os[r * ldo + d] / row_l[r];
+    }
+    if (lse && lane < 16 && i0 + w * 16 + lane < Nq)
+        lse[((long)b * heads + h) * Nq + i0 + w * 16 + lane] = row_m[lane] + logf(row_l[lane]);
+}
+
+/* Launches the kernel for (T, DP); 0 when the device lacks the shared
+ * memory (nothing launched). */
+template <typename T, int DP>
+static int tc_launch(cu_impl *cu, float *out, float *lse, const float *q, const float *k,
+                     const float *v, int B, int Nq, int Nk, int heads, int D, float scale,
+                     int causal) {
+    const size_t bytes = tc_layout(DP).total;
+    int optin = 0;
+    if (CU_CHECK(cu, cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                                            cu->device)))
+        return 1;
+    if (bytes > (size_t)optin) return 0;
+    if (CU_CHECK(cu, cudaFuncSetAttribute(attention_forward_tc_kernel<T, DP>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes)))
+        return 1;
+    const dim3 grid((Nq + TC_ROWS - 1) / TC_ROWS, heads, B);
+    attention_forward_tc_kernel<T, DP><<<grid, TC_THREADS, bytes, cu->stream>>>(
+        out, lse, q, k, v, Nq, Nk, heads, D, scale, causal);
+    CU_LAUNCHED(cu, "attention_forward_tc_kernel");
+    return 1;
+}
+
+template <typename T>
+static int tc_dispatch(cu_impl *cu, float *out, float *lse, const float *q, const float *k,
+                       const float *v, int B, int Nq, int Nk, int heads, int D, float scale,
+                       int causal) {
+#define TC_CASE(DP)                                                                                \
+    case DP:                                                                                       \
+        return tc_launch<T, DP>(cu, out, lse, q, k, v, B, Nq, Nk, heads, D, scale, causal)
+    switch ((D + 15) / 16 * 16) {
+        TC_CASE(16);
+        TC_CASE(32);
+        TC_CASE(48);
+        TC_CASE(64);
+        TC_CASE(80);
+        TC_CASE(96);
+        TC_CASE(112);
+        TC_CASE(128);
+        TC_CASE(144);
+        TC_CASE(160);
+    }
+#undef TC_CASE
+    return 0;
+}
+
+int cu_attention_forward_tc(cu_impl *cu, float *out, float *lse, const float *q, const float *k,
+                            const float *v, int B, int Nq, int Nk, int heads, int D, float scale,
+                            int causal) {
+    if (D > TC_DMAX || B > 65535 || heads > 65535) return 0;
+    if (cu->prec == CNET_PREC_BF16)
+        return tc_dispatch<__nv_bfloat16>(cu, out, lse, q, k, v, B, Nq, Nk, heads, D, scale,
+                                          causal);
+    if (cu->prec == CNET_PREC_F16)
+        return tc_dispatch<__half>(cu, out, lse, q, k, v, B, Nq, Nk, heads, D, scale, causal);
+    return 0;
+}
