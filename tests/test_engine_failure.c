@@ -160,50 +160,10 @@ static void test_pending_failure_is_not_cleared(void) {
     free(f.control.data);
 }
 
-static void test_lost_device_fails_engine(void) {
-    fixture f;
-    fixture_init(&f);
-    engine *e = open_faulty();
-    CHECK(e, "no engine");
-    engine_images out;
+/* Over HTTP, with e's device lost: /healthz and /readyz 503 naming it,
+ * /metrics counting it, a synchronous generate refused with 503. */
+static void check_http_reports(engine *e, fixture *f) {
     cnet_error err = {0};
-    fault.armed = 1, fault.lost = 1;
-    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND, "failing request: '%s'",
-           err.msg);
-    engine_images_free(&out);
-    engine_stats st;
-    engine_stats_get(e, &st);
-    EXPECT(st.failed && st.device_recoveries == 0, "failed %d, recoveries %llu", st.failed,
-           (unsigned long long)st.device_recoveries);
-    EXPECT(engine_failure(e, &err) == CNET_EBACKEND && strstr(err.msg, "the device is lost") &&
-               strstr(err.msg, "restart the service"),
-           "engine_failure: '%s'", err.msg);
-    /* refused at once: the request does not reach the device */
-    fault.lost = 0, fault.failed = 0;
-    memset(&err, 0, sizeof err);
-    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND &&
-               strstr(err.msg, "restart the service"),
-           "a later request: '%s'", err.msg);
-    engine_stats_get(e, &st);
-    EXPECT(st.generates == 1, "%llu requests reached the device", (unsigned long long)st.generates);
-    engine_images_free(&out);
-    runner_config rc = {.engine = e};
-    EXPECT(runner_can_claim(&rc, &err) == CNET_EBACKEND, "the pool may still claim jobs");
-    engine_close(e);
-    free(f.control.data);
-}
-
-static void test_http_reports_lost_device(void) {
-    fixture f;
-    fixture_init(&f);
-    engine *e = open_faulty();
-    CHECK(e, "no engine");
-    engine_images out;
-    cnet_error err = {0};
-    fault.armed = 1, fault.lost = 1;
-    engine_generate(e, &f.gen, &out, &err);
-    engine_images_free(&out);
-    CHECK(engine_failure(e, &err) == CNET_EBACKEND, "the engine did not fail");
     char root[512], path[800], db[700], jobs[700], models[600];
     CHECK(tmpdir_make(root, sizeof root, "cnet_engfail_") == 0, "tmpdir");
     snprintf(models, sizeof models, "%s/models", root);
@@ -212,7 +172,7 @@ static void test_http_reports_lost_device(void) {
     snprintf(path, sizeof path, "%s/tiny", models);
     mkdir(models, 0700), mkdir(jobs, 0700);
     char target[4096];
-    CHECK(realpath(f.model, target) && symlink(target, path) == 0, "symlink %s", path);
+    CHECK(realpath(f->model, target) && symlink(target, path) == 0, "symlink %s", path);
     jobs_store *store = NULL;
     CHECK(jobs_open(&store, db, jobs, &err) == 0, "jobs_open: %s", err.msg);
     engine *engines[1] = {e};
@@ -245,7 +205,7 @@ static void test_http_reports_lost_device(void) {
     http_resp_free(&r);
     uint8_t *png = NULL;
     size_t n = 0;
-    CHECK(image_encode_png(&f.control, NULL, 0, &png, &n, &err) == 0, "png: %s", err.msg);
+    CHECK(image_encode_png(&f->control, NULL, 0, &png, &n, &err) == 0, "png: %s", err.msg);
     char *b64 = api_base64_encode(png, n);
     char *body = malloc(strlen(b64) + 256);
     sprintf(body,
@@ -259,8 +219,40 @@ static void test_http_reports_lost_device(void) {
     free(png), free(b64), free(body);
     http_stop(srv);
     jobs_close(store);
-    engine_close(e);
     tmpdir_remove(root);
+}
+
+static void test_lost_device_fails_engine(void) {
+    fixture f;
+    fixture_init(&f);
+    engine *e = open_faulty();
+    CHECK(e, "no engine");
+    engine_images out;
+    cnet_error err = {0};
+    fault.armed = 1, fault.lost = 1;
+    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND, "failing request: '%s'",
+           err.msg);
+    engine_images_free(&out);
+    engine_stats st;
+    engine_stats_get(e, &st);
+    EXPECT(st.failed && st.device_recoveries == 0, "failed %d, recoveries %llu", st.failed,
+           (unsigned long long)st.device_recoveries);
+    EXPECT(engine_failure(e, &err) == CNET_EBACKEND && strstr(err.msg, "the device is lost") &&
+               strstr(err.msg, "restart the service"),
+           "engine_failure: '%s'", err.msg);
+    /* refused at once: the request does not reach the device */
+    fault.lost = 0, fault.failed = 0;
+    memset(&err, 0, sizeof err);
+    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND &&
+               strstr(err.msg, "restart the service"),
+           "a later request: '%s'", err.msg);
+    engine_stats_get(e, &st);
+    EXPECT(st.generates == 1, "%llu requests reached the device", (unsigned long long)st.generates);
+    engine_images_free(&out);
+    runner_config rc = {.engine = e};
+    EXPECT(runner_can_claim(&rc, &err) == CNET_EBACKEND, "the pool may still claim jobs");
+    check_http_reports(e, &f);
+    engine_close(e);
     free(f.control.data);
 }
 
@@ -269,6 +261,5 @@ int main(int argc, char **argv) {
     RUN(test_recovered_failure_keeps_caches);
     RUN(test_pending_failure_is_not_cleared);
     RUN(test_lost_device_fails_engine);
-    RUN(test_http_reports_lost_device);
     return harness_done();
 }
