@@ -345,6 +345,9 @@ static void check_attention(int B, int Nq, int Nk, int heads, int D, int causal)
     EXPECT_CLOSE(out, what);
     if (tensor_cores)
         EXPECT(pb_nmse(out) > 1e-4 * tol_now, "%s: NMSE %.3e, not 16-bit math", what, pb_nmse(out));
+    /* lse (~5) sums thousands of rounded terms: its relative error is far
+     * below an output's, and the backward's P depends on it exponentially */
+    if (tensor_cores) tol_now = tol16(prec, 2) / 100;
     snprintf(what, sizeof what, "attention B%d Nq%d Nk%d h%d D%d causal%d: lse", B, Nq, Nk, heads,
              D, causal);
     EXPECT_CLOSE(lse, what);
@@ -697,23 +700,31 @@ static void test_peak_device_bytes(void) {
     EXPECT(after == with, "peak fell from %zu to %zu after free", with, after);
 }
 
+/* A conv whose padded input copy (1.1 TB) cannot be allocated: the op
+ * records the failed cudaMalloc and launches nothing, so any small buffers
+ * do. The failure every CUDA context survives. */
+static void conv_too_large(cnet_backend *be, float *y, const float *x, const float *w) {
+    const cnet_conv2d huge = {1, 65536, 65536, 64, 8, 3, 3, 1, 0, 1, 0, 1};
+    be->conv2d_forward(be, y, x, w, NULL, &huge);
+}
+
 static void test_sticky_error(void) {
     cnet_backend be;
     cnet_error err = {0};
     CHECK(cnet_backend_cuda_init(&be, 0, &err) == 0, "init: %s", err.msg);
-    be.zero(&be, (void *)(uintptr_t)0x10, 64); /* not device memory */
-    be.synchronize(&be);
-    int rc = cnet_backend_cuda_status(&be, &err);
-    EXPECT(rc == CNET_EBACKEND, "status %d after a bad memset", rc);
-    EXPECT(strstr(err.msg, "cuda_backend.cu:") != NULL, "no place in '%s'", err.msg);
-    float host[4] = {1, 2, 3, 4};
-    be.download(&be, host, (void *)(uintptr_t)0x10, sizeof host);
-    EXPECT(host[0] != 1.0f, "download after a failure kept the stale host bytes");
-    /* an invalid argument leaves the context usable: recovered, it computes */
-    EXPECT(cnet_backend_recover(&be, &err) == 0, "recover after a bad memset: %s", err.msg);
-    float *d = be.alloc(&be, sizeof host);
+    float *d = be.alloc(&be, 64);
     const float one[4] = {1, 1, 1, 1};
     be.upload(&be, d, one, sizeof one);
+    conv_too_large(&be, d, d, d);
+    be.synchronize(&be);
+    int rc = cnet_backend_cuda_status(&be, &err);
+    EXPECT(rc == CNET_EBACKEND, "status %d after a failed allocation", rc);
+    EXPECT(strstr(err.msg, "cuda_backend.cu:") != NULL, "no place in '%s'", err.msg);
+    float host[4] = {5, 5, 5, 5};
+    be.download(&be, host, d, sizeof host);
+    EXPECT(host[0] != 5.0f && host[0] != 1.0f, "download after a failure gave %g", host[0]);
+    /* the context survived: recovered, it computes */
+    EXPECT(cnet_backend_recover(&be, &err) == 0, "recover: %s", err.msg);
     be.scale(&be, d, d, 3.0f, 4);
     be.download(&be, host, d, sizeof host);
     EXPECT(cnet_backend_status(&be, &err) == 0 && host[3] == 3.0f, "after recovery: %g, '%s'",
@@ -722,16 +733,13 @@ static void test_sticky_error(void) {
     cnet_backend_free(&be);
 }
 
-/* A request too large for the device (a padded copy of 1.1 TB): the op
- * records the failed allocation and launches nothing; recover clears it and
- * the backend computes again, equal to the CPU. */
+/* The same failure on the shared backend: recovered, its conv equals the
+ * CPU's again. */
 static void test_recover_after_out_of_memory(void) {
     cnet_error err = {0};
     pbuf *x = pb_rand(4 * 5 * 6, -1, 1), *w = pb_rand(8 * 9 * 6, -1, 1),
          *y = pb_fill(3 * 4 * 8, NAN);
-    const cnet_conv2d huge = {1, 65536, 65536, 64, 8, 3, 3, 1, 0, 1, 0, 1};
-    BE[1].conv2d_forward(&BE[1], (float *)y->p[1], (const float *)x->p[1], (const float *)w->p[1],
-                         NULL, &huge);
+    conv_too_large(&BE[1], (float *)y->p[1], (const float *)x->p[1], (const float *)w->p[1]);
     EXPECT(cnet_backend_status(&BE[1], &err) == CNET_EBACKEND, "no failure recorded");
     printf("    recorded: %s\n", err.msg);
     EXPECT(cnet_backend_recover(&BE[1], &err) == 0, "recover: %s", err.msg);
@@ -1055,7 +1063,7 @@ static void test_weights16_ops(void) {
             EXPECT_CLOSE(y, "linear_forward_w16 (bias)");
             EXPECT_CLOSE(y0, "linear_forward_w16 (no bias)");
             EXPECT_CLOSE(dx, "linear_backward_data_w16");
-            if (prec != CNET_PREC_F32) /* the activations were rounded: 16-bit math ran */
+            if (cnet_precision_dtype(prec) == dt) /* the stored weight fed 16-bit math */
                 EXPECT(pb_nmse(y0) > 1e-4 * tol_now, "linear_forward_w16 NMSE %.3e: float32 math",
                        pb_nmse(y0));
             expect_healthy();

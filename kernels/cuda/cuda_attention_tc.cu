@@ -7,7 +7,11 @@
  * m_new)) in float32, the probabilities rounded to 16 bits for P V, the
  * output accumulated in float32 and divided by l at the end; lse = m + log l
  * of the scaled scores, as the float32 kernel saves it, so the backward (the
- * float32 kernels) recomputes P from it.
+ * float32 kernels) recomputes P from it. That backward reads the unrounded
+ * q and k: its recomputed rows of P sum to 1 only within the 16-bit
+ * rounding of this forward (~4e-3 relative at bf16), a small bias torch's
+ * backward, run on the same 16-bit inputs as its forward, does not have; a
+ * tensor-core backward on rounded inputs would remove it.
  *
  * Layout: a block takes 64 queries of one (batch, head), 4 warps x 16 rows,
  * and walks the keys in tiles of 64. The head dim is padded with zeros to

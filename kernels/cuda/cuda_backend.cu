@@ -23,6 +23,10 @@ int cu_fail(cu_impl *cu, const char *file, int line, const char *what, const cha
 
 int cu_check_cuda(cu_impl *cu, cudaError_t e, const char *what, const char *file, int line) {
     if (e == cudaSuccess) return 0;
+    /* the runtime keeps the error per host thread too: clear it here, so a
+     * later check on this thread after a recover does not see it again (a
+     * sticky one cannot be cleared and stays) */
+    (void)cudaGetLastError();
     return cu_fail(cu, file, line, what, cudaGetErrorString(e));
 }
 
@@ -226,8 +230,7 @@ static int cu_recover(cnet_backend *be, cnet_error *err) {
     if (e == cudaSuccess) e = cudaMalloc(&probe, 256);
     if (e == cudaSuccess) e = cudaFree(probe);
     if (e != cudaSuccess)
-        return cnet_fail(err, CNET_EBACKEND,
-                         "cuda:%d: %s; the device is lost to this process (%s)",
+        return cnet_fail(err, CNET_EBACKEND, "cuda:%d: %s; the device is lost to this process (%s)",
                          cu->device, cu->failure, cudaGetErrorString(e));
     /* the failed request may have grown the scratch past what fits */
     for (int i = 0; i < CU_SCRATCH_SLOTS; i++) {
