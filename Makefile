@@ -8,7 +8,7 @@
 #   make bench      op benchmarks (cnet bench ops)
 #   make bench-cuda the issue-8 model benchmarks on the SD 1.5 architecture on a GPU
 #                   (BENCH_DEVICE=cuda:N, SD15_DIR=<dir> made once by init-model)
-#   make test-cuda  the CUDA parity suite alone (skips itself without a GPU)
+#   make test-cuda  the CUDA parity suite and the commands on cuda (skip themselves without a GPU)
 # On Debian as root, missing packages are installed first (see `deps`).
 
 CC       ?= gcc
@@ -115,8 +115,9 @@ $(TEST_BIN) $(TOOL_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB) $(BUIL
 test: all $(TEST_BIN) $(TOOL_BIN)
 	@BUILD=$(BUILD) FIXTURES=$(FIXTURES) sh tests/run.sh
 
-test-cuda: all $(BUILD)/tests/test_cuda_parity
+test-cuda: all $(BUILD)/tests/test_cuda_parity $(BUILD)/tests/tool_imgdiff
 	@$(BUILD)/tests/test_cuda_parity --fixtures $(FIXTURES)
+	@BUILD=$(BUILD) sh tests/cuda_cli_test.sh
 
 asan:
 	$(MAKE) test BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
