@@ -388,6 +388,15 @@ static void store16_layout(const cnet_params *p, size_t *offsets, size_t *total3
     }
 }
 
+/* After params_store16 freed the float32 block: a new one holding the
+ * staged values (0), or every pointer NULL when even that cannot be had. */
+static int store16_restore(cnet_params *p, const float *staged) {
+    float *block = p->be->alloc(p->be, (p->total ? p->total : 1) * sizeof(float));
+    if (block) p->be->upload(p->be, block, staged, p->total * sizeof(float));
+    params_bind(p, block);
+    return block ? 0 : -1;
+}
+
 int params_store16(cnet_params *p, cnet_dtype dtype, cnet_error *err) {
     if (dtype != CNET_BF16 && dtype != CNET_F16 && dtype != CNET_F32)
         return cnet_fail(err, CNET_EINVAL, "weights can be stored in BF16 or F16, not %s",
@@ -404,41 +413,47 @@ int params_store16(cnet_params *p, cnet_dtype dtype, cnet_error *err) {
     size_t max_numel = 1, total32, total16;
     for (int i = 0; i < p->n; i++)
         if (p->items[i].product && p->items[i].numel > max_numel) max_numel = p->items[i].numel;
+    /* Staged on the host: the float32 block is freed before the new blocks
+     * are allocated, so the device never holds both (SD 1.5's UNet would
+     * need 3.4 + 1.7 GB for a moment). */
     size_t *offsets = malloc((size_t)(p->n ? p->n : 1) * sizeof *offsets);
-    float *wide = malloc(max_numel * sizeof *wide);
+    float *staged = malloc((p->total ? p->total : 1) * sizeof *staged);
     uint16_t *narrow = malloc(max_numel * sizeof *narrow);
     float *block = NULL;
     uint16_t *block16 = NULL;
     int rc = 0;
-    if (!offsets || !wide || !narrow) {
-        rc = cnet_fail(err, CNET_ENOMEM, "out of memory storing weights in %s",
+    if (!offsets || !staged || !narrow) {
+        rc = cnet_fail(err, CNET_ENOMEM, "out of host memory storing weights in %s",
                        cnet_dtype_name(dtype));
         goto done;
     }
+    be->download(be, staged, p->block, p->total * sizeof(float));
+    if ((rc = cnet_backend_status(be, err))) goto done;
     store16_layout(p, offsets, &total32, &total16);
+    be->free(be, p->block);
+    p->block = NULL;
     block = be->alloc(be, (total32 ? total32 : 1) * sizeof(float));
     block16 = block ? be->alloc(be, (total16 ? total16 : 1) * sizeof(uint16_t)) : NULL;
     if (!block16) {
         rc = cnet_fail(err, CNET_ENOMEM, "cannot allocate %zu bytes for weights in %s on %s",
                        total32 * sizeof(float) + total16 * sizeof(uint16_t), cnet_dtype_name(dtype),
                        be->name);
-        goto done;
+        goto restore;
     }
     for (int i = 0; i < p->n; i++) {
         const cnet_param *q = &p->items[i];
+        const float *values = staged + q->offset;
         if (!q->product) {
-            be->copy(be, block + offsets[i], q->data, q->numel * sizeof(float));
+            be->upload(be, block + offsets[i], values, q->numel * sizeof(float));
             continue;
         }
-        be->download(be, wide, q->data, q->numel * sizeof(float));
 #pragma omp parallel for schedule(static) if (q->numel > 65536)
         for (size_t k = 0; k < q->numel; k++)
-            narrow[k] = dtype == CNET_F16 ? cnet_f32_to_f16(wide[k]) : cnet_f32_to_bf16(wide[k]);
+            narrow[k] =
+                dtype == CNET_F16 ? cnet_f32_to_f16(values[k]) : cnet_f32_to_bf16(values[k]);
         be->upload(be, block16 + offsets[i], narrow, q->numel * sizeof(uint16_t));
     }
-    /* a failed device left the new blocks undefined: keep the old one */
-    if ((rc = cnet_backend_status(be, err))) goto done;
-    be->free(be, p->block);
+    if ((rc = cnet_backend_status(be, err))) goto restore;
     p->block = block, p->block16 = block16;
     p->total = total32, p->total16 = total16, p->dtype16 = dtype;
     for (int i = 0; i < p->n; i++) {
@@ -448,11 +463,17 @@ int params_store16(cnet_params *p, cnet_dtype dtype, cnet_error *err) {
         q->data16 = q->product ? block16 + offsets[i] : NULL;
     }
     block = NULL, block16 = NULL;
-done:
+    goto done;
+restore: /* the table as it was, from the staged copy */
     if (block) be->free(be, block);
     if (block16) be->free(be, block16);
+    block = NULL, block16 = NULL;
+    if (store16_restore(p, staged))
+        cnet_error_prefix(err, "the float32 weights could not be put back either (reload the "
+                               "model)");
+done:
     free(offsets);
-    free(wide);
+    free(staged);
     free(narrow);
     return rc;
 }

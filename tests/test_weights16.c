@@ -6,7 +6,8 @@
  *   params_save widen the stored values back; a 16-bit table refuses
  *   params_load, gradient tables and from_unet, each naming why;
  * - the ops: each *_w16 op of the CPU backend equals its float32 twin on the
- *   widened weight, bit for bit (the CPU computes in float32);
+ *   widened weight, bit for bit (the CPU computes in float32); out of
+ *   memory while narrowing leaves the table as it was;
  * - the models: a generation with the fixture pipeline stored in bf16 (and
  *   f16) equals, bit for bit, the generation with float32 weights holding
  *   the same rounded values, and differs from the unrounded one; a training
@@ -176,6 +177,55 @@ static void test_table(void) {
         params_free(&a.p), params_free(&b.p), params_free(&c.p);
         cnet_backend_free(&be);
     }
+}
+
+/* Allocations fail while alloc_failures > 0 (each failure counts down). */
+static int alloc_failures;
+static void *(*cpu_alloc)(cnet_backend *, size_t);
+static void *failing_alloc(cnet_backend *be, size_t bytes) {
+    if (alloc_failures > 0) {
+        alloc_failures--;
+        return NULL;
+    }
+    return cpu_alloc(be, bytes);
+}
+
+/* Out of memory while storing in 16 bits: the table is put back as it was
+ * (the same float32 values, usable); when even that allocation fails the
+ * error says to reload the model and no pointer dangles. */
+static void test_store16_out_of_memory(void) {
+    cnet_backend be;
+    cnet_error err = {0};
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+    small_table a, b;
+    CHECK(small_open(&a, &be, &err) == 0 && small_open(&b, &be, &err) == 0, "%s", err.msg);
+    cpu_alloc = be.alloc;
+    be.alloc = failing_alloc;
+    alloc_failures = 1; /* the new float32 block */
+    EXPECT(params_store16(&b.p, CNET_BF16, &err) == CNET_ENOMEM &&
+               strstr(err.msg, "cannot allocate"),
+           "first: '%s'", err.msg);
+    EXPECT(!b.p.block16 && b.p.block && params_bytes(&b.p) == params_bytes(&a.p),
+           "the table changed");
+    for (int k = 0; k < b.p.n; k++) {
+        const size_t n = b.p.items[k].numel;
+        float *ha = malloc(n * 4), *hb = malloc(n * 4), *sc = malloc(n * 4);
+        params_read(&a.p, k, ha, sc);
+        params_read(&b.p, k, hb, sc);
+        EXPECT(memcmp(ha, hb, n * 4) == 0, "%s differs after the failed store", b.p.items[k].name);
+        free(ha), free(hb), free(sc);
+    }
+    EXPECT(params_store16(&b.p, CNET_BF16, &err) == 0, "retry: %s", err.msg);
+    alloc_failures = 3; /* the new blocks and the way back */
+    EXPECT(params_store16(&a.p, CNET_F16, &err) == CNET_ENOMEM &&
+               strstr(err.msg, "reload the model"),
+           "lost: '%s'", err.msg);
+    int dangling = 0;
+    for (int k = 0; k < a.p.n; k++) dangling += a.p.items[k].data != NULL;
+    EXPECT(!a.p.block && dangling == 0, "%d pointers into a freed block", dangling);
+    be.alloc = cpu_alloc;
+    params_free(&a.p), params_free(&b.p);
+    cnet_backend_free(&be);
 }
 
 /* n values of a 16-bit weight and their float32 widening. */
@@ -382,6 +432,7 @@ static void test_train_step_through_bf16_unet(void) {
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     RUN(test_table);
+    RUN(test_store16_out_of_memory);
     RUN(test_cpu_ops_equal_widened);
     RUN(test_generation_equals_rounded_weights);
     RUN(test_train_step_through_bf16_unet);
