@@ -276,6 +276,8 @@ int params_load(cnet_params *p, const char *path, cnet_error *err) {
         rc = load_index(p, path, seen, host, reordered, err);
     else
         rc = load_file(p, path, seen, host, reordered, err);
+    /* a failed device skipped the uploads: the values are undefined */
+    if (rc == 0) rc = cnet_backend_status(p->be, err);
     for (int i = 0; i < p->n && rc == 0; i++) {
         if (seen[i]) continue;
         char want[64];
@@ -391,8 +393,13 @@ static void store16_layout(const cnet_params *p, size_t *offsets, size_t *total3
 /* After params_store16 freed the float32 block: a new one holding the
  * staged values (0), or every pointer NULL when even that cannot be had. */
 static int store16_restore(cnet_params *p, const float *staged) {
-    float *block = p->be->alloc(p->be, (p->total ? p->total : 1) * sizeof(float));
-    if (block) p->be->upload(p->be, block, staged, p->total * sizeof(float));
+    cnet_backend *be = p->be;
+    float *block = be->alloc(be, (p->total ? p->total : 1) * sizeof(float));
+    if (block) be->upload(be, block, staged, p->total * sizeof(float));
+    if (block && cnet_backend_status(be, NULL)) { /* a failed device skipped the upload */
+        be->free(be, block);
+        block = NULL;
+    }
     params_bind(p, block);
     return block ? 0 : -1;
 }

@@ -75,7 +75,7 @@ static engine_req *pop(engine *e) {
 
 int engine_failure(engine *e, cnet_error *err) {
     pthread_mutex_lock(&e->mu);
-    int rc = e->stats.failed ? cnet_fail(err, CNET_EBACKEND,
+    int rc = e->stats.failed ? cnet_fail(err, ENGINE_ELOST,
                                          "the %s engine is unusable since a device failure (%s); "
                                          "restart the service",
                                          e->be.name, e->failure)
@@ -107,7 +107,12 @@ static void check_device(engine *e) {
 static void serve(engine *e, engine_req *r) {
     int rc = engine_failure(e, r->err);
     /* a failure the running job's ops left is the job's to report */
-    if (!rc) rc = cnet_backend_status(&e->be, r->err);
+    cnet_error pending = {0};
+    if (!rc && cnet_backend_status(&e->be, &pending))
+        rc = cnet_fail(r->err, CNET_ELIMIT,
+                       "the %s failed during the running job (%s); it recovers when the job "
+                       "settles: retry",
+                       e->be.name, pending.msg);
     if (!rc) {
         /* generate requests compute in float32, also between the steps of a
          * training job that set a 16-bit precision on this backend */

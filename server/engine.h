@@ -32,8 +32,9 @@
 #define ENGINE_QUEUE_MAX 64      /* generate requests waiting per device; more → CNET_ELIMIT */
 #define ENGINE_IMAGES_MAX 4      /* images one generate request may ask for */
 
-/* Status of a request refused because the engine is stopping. */
-enum { ENGINE_ESTOPPING = -40 };
+/* Status of a request refused because the engine is stopping, and of work
+ * refused because its device is lost to this process (engine_failure). */
+enum { ENGINE_ESTOPPING = -40, ENGINE_ELOST = -41 };
 
 typedef struct engine engine;
 
@@ -89,11 +90,14 @@ int engine_load(engine *e);
  * (cnet_backend_recover) and the caches are kept: failed ops write only
  * the failing run's own buffers. A device lost to this process fails the
  * engine for good: requests are refused, its pool claims no job (they stay
- * queued for a process that can run them) and /readyz reports it, so a
- * supervisor restarts the service. A failure left by the running job is
- * the job's to report: a request served between its steps does not run
- * on it and does not clear it.
- * engine_failure: 0 while the engine is usable, else CNET_EBACKEND saying
+ * queued for a process that can run them; the job running when it
+ * happened counts the attempt, as it may be the cause) and, once every
+ * engine is lost, /healthz and /readyz fail so that a supervisor restarts
+ * the service. A failure left by the running job is the job's to report: a
+ * request served between its steps does not run on it and does not clear
+ * it, and is refused with CNET_ELIMIT (the job settles it within a step:
+ * retry).
+ * engine_failure: 0 while the engine is usable, else ENGINE_ELOST saying
  * why and that the service needs a restart. */
 int engine_failure(engine *e, cnet_error *err);
 

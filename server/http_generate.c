@@ -160,8 +160,8 @@ static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, ht
         return http_reply_error(s, c, r, 429, "busy", NULL, "%s; retry later", err->msg);
     case ENGINE_ESTOPPING:
         return http_reply_error(s, c, r, 503, "unavailable", NULL, "%s", err->msg);
-    case CNET_EBACKEND:
-        return http_reply_error(s, c, r, 503, "device_failed", NULL, "%s", err->msg);
+    case ENGINE_ELOST:
+        return http_reply_error(s, c, r, 503, "device_lost", NULL, "%s", err->msg);
     }
     return http_reply_error(s, c, r, 500, "generate_failed", NULL, "%s", err->msg);
 }

@@ -12,14 +12,17 @@
 
 #include "server/http_internal.h"
 
-/* The first engine's device failure that needs a restart, if any. */
+/* Whether every engine's device is lost (err: the last one's failure): the
+ * process can no longer do its work, and only a restart brings the devices
+ * back. One lost among several shows in /metrics (cnet_engines_failed)
+ * while the others serve. */
 static int device_lost(http_server *s, cnet_error *err) {
-    for (int i = 0; i < s->cfg.n_engines; i++)
-        if (engine_failure(s->cfg.engines[i], err)) return 1;
-    return 0;
+    int lost = 0;
+    for (int i = 0; i < s->cfg.n_engines; i++) lost += engine_failure(s->cfg.engines[i], err) != 0;
+    return s->cfg.n_engines > 0 && lost == s->cfg.n_engines;
 }
 
-/* Liveness fails too when a device is lost: only a restart brings it back. */
+/* Liveness fails too when every device is lost. */
 enum MHD_Result http_ops_healthz(http_server *s, struct MHD_Connection *c, http_req *r) {
     cnet_error device = {0};
     if (device_lost(s, &device))
@@ -35,13 +38,13 @@ enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_r
     int64_t free_bytes = http_disk_free(s);
     int disk = free_bytes >= s->cfg.disk_floor;
     cnet_error device = {0};
-    device_lost(s, &device);
-    if (!db || !models || !disk || device.code)
+    const int lost = device_lost(s, &device);
+    if (!db || !models || !disk || lost)
         return http_reply_error(s, c, r, 503, "not_ready", NULL, "%s%s%s%s",
                                 db ? "" : "the job database is not writable; ",
                                 models ? "" : "the models dir is missing; ",
                                 disk ? "" : "free disk space is below the floor; ",
-                                device.code ? device.msg : "");
+                                lost ? device.msg : "");
     return http_reply_json(s, c, r, 200,
                            json_pack("{s:s, s:{s:b, s:b, s:I}}", "status", "ready", "checks",
                                      "database", db, "models_dir", models, "disk_free_bytes",

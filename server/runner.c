@@ -62,8 +62,11 @@ static int run_generate(runner_job *x) {
 static int job_main(void *user, engine *e) {
     runner_job *x = user;
     x->e = e;
-    int rc = engine_failure(e, x->err);
-    if (rc) return rc;
+    /* lost before the job started: back to the queue, no attempt used */
+    if (engine_failure(e, x->err)) {
+        fprintf(stderr, "runner: job %s not started: %s\n", x->job->id, x->err->msg);
+        return POOL_STOPPED;
+    }
     if (strcmp(x->job->kind, "train") == 0) return runner_train(x);
     if (strcmp(x->job->kind, "generate") == 0) return run_generate(x);
     return cnet_fail(x->err, CNET_EINVAL, "job %s: unknown kind %s", x->job->id, x->job->kind);

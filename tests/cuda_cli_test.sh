@@ -51,7 +51,7 @@ check generate_cuda_bf16_close within "$tmp/cpu.png" "$tmp/bf16.png" 6 64
 check generate_bf16_weights_stored grep -q "frozen weights stored in BF16" "$tmp/bf16.log"
 
 common="--pretrained_model_name_or_path $tmp/model --train_data_dir $tmp/fill --resolution 32
-        --train_batch_size 4 --learning_rate 1e-4 --seed 5 --max_train_steps 6
+        --train_batch_size 4 --learning_rate 1e-4 --seed 5 --max_train_steps 40
         --checkpointing_steps 2 --device cuda"
 common=$(echo $common)
 finite_losses() { # every metrics line has a numeric loss
@@ -59,7 +59,7 @@ finite_losses() { # every metrics line has a numeric loss
 }
 
 $CNET train $common --output_dir "$tmp/a" --mixed_precision bf16 \
-    --validation_prompt "red circle" --validation_image "$cond" --validation_steps 6 \
+    --validation_prompt "red circle" --validation_image "$cond" --validation_steps 40 \
     >"$tmp/a.log" 2>&1
 check train_bf16_outputs test -s "$tmp/a/diffusion_pytorch_model.safetensors" \
     -a -s "$tmp/a/images_0.png" -a -s "$tmp/a/README.md"
@@ -69,11 +69,14 @@ check train_bf16_recorded grep -q '"mixed_precision": "bf16"' "$tmp/a/checkpoint
 $CNET train $common --output_dir "$tmp/b" --mixed_precision bf16 >/dev/null 2>&1 &
 pid=$!
 while [ ! -d "$tmp/b/checkpoint-2" ] && kill -0 $pid 2>/dev/null; do sleep 0.01; done
-kill -9 $pid 2>/dev/null
+killed=0
+kill -9 $pid 2>/dev/null && killed=1
 wait $pid 2>/dev/null
 rm -f "$tmp/b/diffusion_pytorch_model.safetensors"
 $CNET train $common --output_dir "$tmp/b" --mixed_precision bf16 --resume_from_checkpoint latest \
-    >/dev/null 2>&1
+    >"$tmp/b2.log" 2>&1
+check train_killed_mid_run test "$killed" -eq 1
+check train_resume_skips_done_steps sh -c "! grep -q '^step 1/40' '$tmp/b2.log'"
 check train_bf16_resume_bit_exact cmp -s "$tmp/a/diffusion_pytorch_model.safetensors" \
     "$tmp/b/diffusion_pytorch_model.safetensors"
 

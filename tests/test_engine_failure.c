@@ -8,14 +8,15 @@
  * - a failure the device survives (an allocation that did not fit): the
  *   request fails, the engine recovers once, keeps its caches (no model is
  *   loaded again) and the next request gives the first request's pixels;
- * - a failure already pending when a request arrives (left by the running
- *   job's ops): the request fails without running and leaves the failure
- *   for its owner to report (nothing recovered);
+ * - a failure left by a running job's op when the job serves a waiting
+ *   request at its step boundary: the request is refused (retry) without
+ *   running and without clearing it; the engine recovers when the job ends;
  * - a device lost to the process: the request fails, the engine says so
  *   from then on (later requests refused at once, asking for a restart), and
  *   the pool's can_claim refuses so jobs stay queued; over HTTP, /healthz
  *   and /readyz answer 503 naming it, /metrics counts it and a synchronous
  *   generate is refused with 503 device_failed. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,22 +141,65 @@ static void test_recovered_failure_keeps_caches(void) {
     free(f.control.data);
 }
 
-static void test_pending_failure_is_not_cleared(void) {
+/* A job whose op failed serves a waiting request at its step boundary:
+ * the request is refused (retry) without running or clearing the job's
+ * failure; when the job ends the engine recovers. */
+static volatile int job_started, job_saw_failure;
+
+static int failing_job(void *user, engine *e) {
+    (void)user;
+    job_started = 1;
+    while (engine_load(e) < 2) usleep(1000); /* this job + the request waiting */
+    fault.failed = 1;                        /* one of the job's ops failed */
+    engine_serve_pending(e);                 /* its step boundary */
+    job_saw_failure = fault.failed;
+    return CNET_EBACKEND;
+}
+
+typedef struct side_call {
+    engine *e;
+    const engine_gen *gen;
+    engine_images out;
+    cnet_error err;
+    int rc;
+} side_call;
+
+static void *run_job_main(void *arg) {
+    side_call *c = arg;
+    c->rc = engine_run_job(c->e, failing_job, NULL);
+    return NULL;
+}
+
+static void *generate_main(void *arg) {
+    side_call *c = arg;
+    c->rc = engine_generate(c->e, c->gen, &c->out, &c->err);
+    return NULL;
+}
+
+static void test_job_failure_not_cleared_by_request(void) {
     fixture f;
     fixture_init(&f);
     engine *e = open_faulty();
     CHECK(e, "no engine");
-    engine_images out;
-    cnet_error err = {0};
-    fault.failed = 1; /* as a running job's failed op leaves it */
-    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND, "request ran: '%s'", err.msg);
+    side_call job = {.e = e}, req = {.e = e, .gen = &f.gen};
+    pthread_t tj, tr;
+    job_started = 0, job_saw_failure = 0;
+    CHECK(pthread_create(&tj, NULL, run_job_main, &job) == 0, "job thread");
+    while (!job_started) usleep(1000);
+    CHECK(pthread_create(&tr, NULL, generate_main, &req) == 0, "request thread");
+    pthread_join(tr, NULL);
+    pthread_join(tj, NULL);
+    EXPECT(req.rc == CNET_ELIMIT && strstr(req.err.msg, "retry") &&
+               strstr(req.err.msg, "injected device fault"),
+           "the request: %d '%s'", req.rc, req.err.msg);
+    EXPECT(job_saw_failure, "the request cleared the job's failure");
+    EXPECT(job.rc == CNET_EBACKEND, "job returned %d", job.rc);
     engine_stats st;
     engine_stats_get(e, &st);
-    EXPECT(fault.failed && fault.recoveries == 0 && st.base_loads == 0,
-           "failed %d, recoveries %d, base loads %llu", fault.failed, fault.recoveries,
-           (unsigned long long)st.base_loads);
-    engine_images_free(&out);
-    fault.failed = 0;
+    EXPECT(!fault.failed && fault.recoveries == 1 && st.device_recoveries == 1 && !st.failed,
+           "after the job: failed %d, recoveries %d", fault.failed, fault.recoveries);
+    EXPECT(st.base_loads == 0, "the refused request loaded a model");
+    engine_images_free(&req.out);
     engine_close(e);
     free(f.control.data);
 }
@@ -213,7 +257,7 @@ static void check_http_reports(engine *e, fixture *f) {
             b64);
     const char *const h[] = {"Content-Type: application/json", "Accept: application/json", NULL};
     http_do(&ts, "POST", "/v1/generate", SERVER_TEST_TOKEN, h, body, strlen(body), 0, &r);
-    EXPECT(r.status == 503 && strstr(r.body, "device_failed") && strstr(r.body, "restart"),
+    EXPECT(r.status == 503 && strstr(r.body, "device_lost") && strstr(r.body, "restart"),
            "generate %ld %s", r.status, r.body);
     http_resp_free(&r);
     free(png), free(b64), free(body);
@@ -237,20 +281,23 @@ static void test_lost_device_fails_engine(void) {
     engine_stats_get(e, &st);
     EXPECT(st.failed && st.device_recoveries == 0, "failed %d, recoveries %llu", st.failed,
            (unsigned long long)st.device_recoveries);
-    EXPECT(engine_failure(e, &err) == CNET_EBACKEND && strstr(err.msg, "the device is lost") &&
+    EXPECT(engine_failure(e, &err) == ENGINE_ELOST && strstr(err.msg, "the device is lost") &&
                strstr(err.msg, "restart the service"),
            "engine_failure: '%s'", err.msg);
     /* refused at once: the request does not reach the device */
     fault.lost = 0, fault.failed = 0;
     memset(&err, 0, sizeof err);
-    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND &&
+    EXPECT(engine_generate(e, &f.gen, &out, &err) == ENGINE_ELOST &&
                strstr(err.msg, "restart the service"),
            "a later request: '%s'", err.msg);
     engine_stats_get(e, &st);
     EXPECT(st.generates == 1, "%llu requests reached the device", (unsigned long long)st.generates);
     engine_images_free(&out);
     runner_config rc = {.engine = e};
-    EXPECT(runner_can_claim(&rc, &err) == CNET_EBACKEND, "the pool may still claim jobs");
+    EXPECT(runner_can_claim(&rc, &err) != 0, "the pool may still claim jobs");
+    /* a job claimed just before: back to the queue without using an attempt */
+    const pool_job pj = {.id = "j_test", .kind = "train", .spec_json = "{}"};
+    EXPECT(runner_run(&rc, &pj, NULL, &err) == POOL_STOPPED, "a claimed job ran on a lost device");
     check_http_reports(e, &f);
     engine_close(e);
     free(f.control.data);
@@ -259,7 +306,7 @@ static void test_lost_device_fails_engine(void) {
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     RUN(test_recovered_failure_keeps_caches);
-    RUN(test_pending_failure_is_not_cleared);
+    RUN(test_job_failure_not_cleared_by_request);
     RUN(test_lost_device_fails_engine);
     return harness_done();
 }
