@@ -1,8 +1,9 @@
 /* Fused multi-head attention of the CUDA backend, out = softmax(scale Q K^T
  * [+ causal mask]) V, forward and backward, never holding the Nq x Nk score
  * matrix. Float32 on CUDA cores (the parity path; no TF32); at bf16 / fp16
- * precision the forward runs on tensor cores instead (cuda_attention_tc.cu)
- * and the backward stays here, in float32.
+ * precision both run on tensor cores instead (cuda_attention_tc.cu,
+ * cuda_attention_tc_bwd.cu) for head dims up to 160, the backward after
+ * the D rows computed here.
  *
  * Algorithm: FlashAttention-2 (Dao, 2023), as the CPU backend
  * (kernels/cpu/attention.c). The forward walks tiles of 32 keys for a tile
@@ -339,6 +340,9 @@ void cuda_attention_backward(cnet_backend *be, float *dq, float *dk, float *dv, 
     attention_drow_kernel<<<(unsigned)((rows + wpb - 1) / wpb), CU_THREADS, 0, cu->stream>>>(
         Drow, dout, out, B, Nq, heads, D);
     if (CU_LAUNCHED(cu, "attention_drow_kernel")) return;
+    if (cu_attention_backward_tc(cu, dq, dk, dv, dout, q, k, v, lse, Drow, B, Nq, Nk, heads, D,
+                                 scale, causal))
+        return;
     const int nc = attn_nc(D), passes = (D + nc * 32 - 1) / (nc * 32);
     if (dq) {
         const dim3 grid((Nq + AT_ROWS - 1) / AT_ROWS, B * heads, passes);

@@ -6,12 +6,11 @@
  * and the online softmax (running max m, sum l, rescale by exp(m_old -
  * m_new)) in float32, the probabilities rounded to 16 bits for P V, the
  * output accumulated in float32 and divided by l at the end; lse = m + log l
- * of the scaled scores, as the float32 kernel saves it, so the backward (the
- * float32 kernels) recomputes P from it. That backward reads the unrounded
- * q and k: its recomputed rows of P sum to 1 only within the 16-bit
- * rounding of this forward (~4e-3 relative at bf16), a small bias torch's
- * backward, run on the same 16-bit inputs as its forward, does not have; a
- * tensor-core backward on rounded inputs would remove it.
+ * of the scaled scores, as the float32 kernel saves it, so the backward
+ * recomputes P from it: the tensor-core backward (cuda_attention_tc_bwd.cu)
+ * from the same 16-bit q and k, so the rows of P sum to 1; the float32
+ * backward (head dims over 160) from the unrounded ones, within the 16-bit
+ * rounding of this forward.
  *
  * Layout: a block takes 64 queries of one (batch, head), 4 warps x 16 rows,
  * and walks the keys in tiles of 64. The head dim is padded with zeros to
@@ -23,62 +22,30 @@
  *
  * Sizes: B batch, Nq queries, Nk keys, heads, D head dim; rows of q/out are
  * [heads*D], of k/v likewise. */
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <math.h>
-#include <mma.h>
 
-#include "kernels/cuda/cuda_internal.h"
+#include "kernels/cuda/cuda_attention_tc.h"
 #include "kernels/cuda/cuda_ops.h"
 
 using namespace nvcuda;
 
-enum {
-    TC_ROWS = 64, /* queries per block: TC_WARPS x 16 */
-    TC_KEYS = 64, /* keys per tile */
-    TC_WARPS = 4,
-    TC_THREADS = 128,
-    TC_DMAX = 160, /* larger head dims run on the float32 kernel */
-    TC_PAD16 = 8,  /* row padding of 16-bit tiles: ldm stays a multiple of 8 */
-    TC_PADF = 4,   /* row padding of float tiles: ldm stays a multiple of 4 */
-};
-
-/* Byte offsets of the tiles in dynamic shared memory, each 128-aligned. */
+/* Byte offsets of the forward's tiles in dynamic shared memory. */
 typedef struct tc_smem {
     size_t q, k, v, s, p, o, stats, total;
 } tc_smem;
 
-__host__ __device__ static inline size_t tc_align(size_t x) { return (x + 127) & ~(size_t)127; }
-
 __host__ __device__ static inline tc_smem tc_layout(int DP) {
-    const size_t ld16 = (size_t)DP + TC_PAD16;
     tc_smem L;
     size_t at = 0;
-    L.q = at, at += tc_align(TC_ROWS * ld16 * 2);                           /* q [64][ld16] */
-    L.k = at, at += tc_align(TC_KEYS * ld16 * 2);                           /* k [64][ld16] */
-    L.v = at, at += tc_align(TC_KEYS * ld16 * 2);                           /* v [64][ld16] */
-    L.s = at, at += tc_align((size_t)TC_ROWS * (TC_KEYS + TC_PADF) * 4);    /* scores, float */
-    L.p = at, at += tc_align((size_t)TC_ROWS * (TC_KEYS + TC_PAD16) * 2);   /* P, 16-bit */
-    L.o = at, at += tc_align((size_t)TC_ROWS * ((size_t)DP + TC_PADF) * 4); /* O, float */
-    L.stats = at, at += tc_align(3 * TC_ROWS * 4);                          /* m, l, alpha */
+    L.q = at, at += tc_tile16(DP); /* q [64][DP + pad], 16-bit */
+    L.k = at, at += tc_tile16(DP);
+    L.v = at, at += tc_tile16(DP);
+    L.s = at, at += tc_scores();                   /* scores, float */
+    L.p = at, at += tc_probs();                    /* P, 16-bit */
+    L.o = at, at += tc_accum(DP);                  /* O, float */
+    L.stats = at, at += tc_align(3 * TC_ROWS * 4); /* m, l, alpha */
     L.total = at;
     return L;
-}
-
-template <typename T> __device__ T tc_narrow(float x);
-template <> __device__ __nv_bfloat16 tc_narrow<__nv_bfloat16>(float x) {
-    return __float2bfloat16(x);
-}
-template <> __device__ __half tc_narrow<__half>(float x) { return __float2half(x); }
-
-/* dst[r][d] = X[r0 + r, d] as T for r < 64, d < DP; zero outside n x D. */
-template <typename T, int DP>
-__device__ static void tc_load(T *dst, const float *X, int r0, int n, long HD, int D) {
-    for (int idx = threadIdx.x; idx < 64 * DP; idx += TC_THREADS) {
-        const int r = idx / DP, d = idx % DP;
-        const float x = (r0 + r < n && d < D) ? X[(long)(r0 + r) * HD + d] : 0.0f;
-        dst[r * (DP + TC_PAD16) + d] = tc_narrow<T>(x);
-    }
 }
 
 // grid (ceil(Nq/64), heads, B), TC_THREADS threads, tc_layout(DP).total bytes of shared memory
@@ -91,7 +58,7 @@ __global__ void __launch_bounds__(TC_THREADS)
     typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> frag_acc;
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_smem L = tc_layout(DP);
-    const int ld16 = DP + TC_PAD16, lds = TC_KEYS + TC_PADF, ldp = TC_KEYS + TC_PAD16;
+    const int ld16 = DP + TC_PAD16, lds = TC_COLS + TC_PADF, ldp = TC_COLS + TC_PAD16;
     const int ldo = DP + TC_PADF;
     const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
     T *qs = (T *)(smem + L.q), *ks = (T *)(smem + L.k), *vs = (T *)(smem + L.v);
@@ -116,14 +83,14 @@ __global__ void __launch_bounds__(TC_THREADS)
         wmma::load_matrix_sync(qf[kk], qs + w * 16 * ld16 + kk * 16, ld16);
 
     const int kend = causal && i0 + TC_ROWS < Nk ? i0 + TC_ROWS : Nk;
-    for (int j0 = 0; j0 < kend; j0 += TC_KEYS) {
+    for (int j0 = 0; j0 < kend; j0 += TC_COLS) {
         __syncthreads(); /* every warp is done with the previous tile */
         tc_load<T, DP>(ks, K, j0, Nk, HD, D);
         tc_load<T, DP>(vs, V, j0, Nk, HD, D);
         __syncthreads();
         /* S = Q K^T: k is stored [key][d], i.e. K^T column-major */
 #pragma unroll
-        for (int n = 0; n < TC_KEYS / 16; n++) {
+        for (int n = 0; n < TC_COLS / 16; n++) {
             frag_acc acc;
             wmma::fill_fragment(acc, 0.0f);
 #pragma unroll
@@ -170,7 +137,7 @@ __global__ void __launch_bounds__(TC_THREADS)
             frag_acc acc;
             wmma::load_matrix_sync(acc, os + c * 16, ldo, wmma::mem_row_major);
 #pragma unroll
-            for (int kk = 0; kk < TC_KEYS / 16; kk++) {
+            for (int kk = 0; kk < TC_COLS / 16; kk++) {
                 frag_a pf;
                 wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
                 wmma::load_matrix_sync(pf, ps + kk * 16, ldp);
@@ -196,14 +163,8 @@ static int tc_launch(cu_impl *cu, float *out, float *lse, const float *q, const 
                      const float *v, int B, int Nq, int Nk, int heads, int D, float scale,
                      int causal) {
     const size_t bytes = tc_layout(DP).total;
-    int optin = 0;
-    if (CU_CHECK(cu, cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
-                                            cu->device)))
-        return 1;
-    if (bytes > (size_t)optin) return 0;
-    if (CU_CHECK(cu, cudaFuncSetAttribute(attention_forward_tc_kernel<T, DP>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes)))
-        return 1;
+    const int ok = tc_smem_optin(cu, attention_forward_tc_kernel<T, DP>, bytes);
+    if (ok <= 0) return ok < 0;
     const dim3 grid((Nq + TC_ROWS - 1) / TC_ROWS, heads, B);
     attention_forward_tc_kernel<T, DP><<<grid, TC_THREADS, bytes, cu->stream>>>(
         out, lse, q, k, v, Nq, Nk, heads, D, scale, causal);
@@ -218,18 +179,7 @@ static int tc_dispatch(cu_impl *cu, float *out, float *lse, const float *q, cons
 #define TC_CASE(DP)                                                                                \
     case DP:                                                                                       \
         return tc_launch<T, DP>(cu, out, lse, q, k, v, B, Nq, Nk, heads, D, scale, causal)
-    switch ((D + 15) / 16 * 16) {
-        TC_CASE(16);
-        TC_CASE(32);
-        TC_CASE(48);
-        TC_CASE(64);
-        TC_CASE(80);
-        TC_CASE(96);
-        TC_CASE(112);
-        TC_CASE(128);
-        TC_CASE(144);
-        TC_CASE(160);
-    }
+    TC_DISPATCH_DP(D, TC_CASE)
 #undef TC_CASE
     return 0;
 }

@@ -167,6 +167,14 @@ void cu_sgemm(cu_impl *cu, float *C, const float *A, const float *B, int M, int 
 int cu_attention_forward_tc(cu_impl *cu, float *out, float *lse, const float *q, const float *k,
                             const float *v, int B, int Nq, int Nk, int heads, int D, float scale,
                             int causal);
+/* The attention backward on tensor cores at bf16 / fp16 precision
+ * (cuda_attention_tc_bwd.cu), given D = rowsum(dO * O) in Drow [B,heads,Nq]:
+ * 1 when it ran (or recorded a failure), 0 when it does not take this case
+ * and launched nothing. */
+int cu_attention_backward_tc(cu_impl *cu, float *dq, float *dk, float *dv, const float *dout,
+                             const float *q, const float *k, const float *v, const float *lse,
+                             const float *Drow, int B, int Nq, int Nk, int heads, int D,
+                             float scale, int causal);
 /* Whether the precision's 16-bit type is wdtype: a stored 16-bit weight
  * then feeds the 16-bit products as it is (cuda_weights16.cu). */
 int cu_precision_matches(const cu_impl *cu, cnet_dtype wdtype);
