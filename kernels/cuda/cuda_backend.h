@@ -15,12 +15,12 @@
  * the operands (float32 accumulation, the 16-bit output widened back; see
  * cuda_conv.cu). A float32 weight is rounded at every call; a frozen
  * model's weight stored in the precision's 16-bit type (params_store16, the
- * *_w16 ops; cuda_weights16.cu) is fed as stored. The attention forward
- * runs its two products on tensor cores (cuda_attention_tc.cu; softmax in
- * float32). Everything else stays float32 at every precision: storage
- * (trained weights, activations, gradients, optimizer state), the attention
- * backward (the CUDA-core FlashAttention kernels), norms, activations,
- * elementwise ops, losses, the optimizer, bias adds and bias gradients.
+ * *_w16 ops; cuda_weights16.cu) is fed as stored. Attention runs its
+ * products on tensor cores (cuda_attention_tc.cu, cuda_attention_tc_bwd.cu;
+ * softmax in float32) for head dims up to 160. Everything else stays
+ * float32 at every precision: storage (trained weights, activations,
+ * gradients, optimizer state), norms, activations, elementwise ops, losses,
+ * the optimizer, bias adds and bias gradients.
  *
  * Errors: ops keep the table's void signatures. The first failing CUDA,
  * cuBLAS or cuDNN call (or kernel launch) is recorded with its file and line
