@@ -104,6 +104,21 @@ static int reads_back(const cnet_params *p, cnet_dtype dt, char *why, size_t cap
     return ok;
 }
 
+/* The name of the first parameter whose values (read in PyTorch layout)
+ * differ between two tables of the same layout; NULL when none does. */
+static const char *first_difference(const cnet_params *a, const cnet_params *b) {
+    for (int k = 0; k < a->n; k++) {
+        const size_t n = a->items[k].numel;
+        float *ha = malloc(n * 4), *hb = malloc(n * 4), *scratch = malloc(n * 4);
+        params_read(a, k, ha, scratch);
+        params_read(b, k, hb, scratch);
+        const int same = memcmp(ha, hb, n * 4) == 0;
+        free(ha), free(hb), free(scratch);
+        if (!same) return a->items[k].name;
+    }
+    return NULL;
+}
+
 static void test_table(void) {
     const cnet_dtype dts[2] = {CNET_BF16, CNET_F16};
     for (int d = 0; d < 2; d++) {
@@ -130,15 +145,8 @@ static void test_table(void) {
                "%zu bytes after, %zu before (%zu 16-bit + %zu float32 values)", params_bytes(&b.p),
                bytes32, product, rest);
         /* the stored values are a's rounded values, in PyTorch layout */
-        for (int k = 0; k < b.p.n; k++) {
-            const size_t n = b.p.items[k].numel;
-            float *ha = malloc(n * 4), *hb = malloc(n * 4), *s = malloc(n * 4);
-            params_read(&a.p, k, ha, s);
-            params_read(&b.p, k, hb, s);
-            EXPECT(memcmp(ha, hb, n * 4) == 0, "%s %s: read back differs", cnet_dtype_name(dt),
-                   b.p.items[k].name);
-            free(ha), free(hb), free(s);
-        }
+        const char *diff = first_difference(&a.p, &b.p);
+        EXPECT(!diff, "%s %s: read back differs", cnet_dtype_name(dt), diff);
         char why[256] = "";
         EXPECT(reads_back(&b.p, dt, why, sizeof why), "%s", why);
         /* saved, then loaded into a fresh float32 table: the same values */
@@ -150,14 +158,8 @@ static void test_table(void) {
         CHECK(small_open(&c, &be, &err) == 0, "%s", err.msg);
         EXPECT(params_save(&b.p, path, NULL, NULL, 0, &err) == 0, "save: %s", err.msg);
         EXPECT(params_load(&c.p, path, &err) == 0, "load: %s", err.msg);
-        for (int k = 0; k < c.p.n; k++) {
-            const size_t n = c.p.items[k].numel;
-            float *ha = malloc(n * 4), *hc = malloc(n * 4), *s = malloc(n * 4);
-            params_read(&a.p, k, ha, s);
-            params_read(&c.p, k, hc, s);
-            EXPECT(memcmp(ha, hc, n * 4) == 0, "%s saved and loaded differs", c.p.items[k].name);
-            free(ha), free(hc), free(s);
-        }
+        diff = first_difference(&a.p, &c.p);
+        EXPECT(!diff, "%s saved and loaded differs", diff);
         /* one-way, and it says so */
         EXPECT(params_store16(&b.p, dt, &err) == 0, "storing again: %s", err.msg);
         const cnet_dtype other = dt == CNET_BF16 ? CNET_F16 : CNET_BF16;
@@ -210,14 +212,8 @@ static void test_store16_out_of_memory(void) {
            "first: '%s'", err.msg);
     EXPECT(!b.p.block16 && b.p.block && params_bytes(&b.p) == params_bytes(&a.p),
            "the table changed");
-    for (int k = 0; k < b.p.n; k++) {
-        const size_t n = b.p.items[k].numel;
-        float *ha = malloc(n * 4), *hb = malloc(n * 4), *sc = malloc(n * 4);
-        params_read(&a.p, k, ha, sc);
-        params_read(&b.p, k, hb, sc);
-        EXPECT(memcmp(ha, hb, n * 4) == 0, "%s differs after the failed store", b.p.items[k].name);
-        free(ha), free(hb), free(sc);
-    }
+    const char *diff = first_difference(&a.p, &b.p);
+    EXPECT(!diff, "%s differs after the failed store", diff);
     EXPECT(params_store16(&b.p, CNET_BF16, &err) == 0, "retry: %s", err.msg);
     alloc_passes = 0, alloc_failures = 2; /* the new float32 block and the way back */
     EXPECT(params_store16(&a.p, CNET_F16, &err) == CNET_ENOMEM &&

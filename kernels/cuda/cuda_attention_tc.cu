@@ -27,8 +27,6 @@
 #include "kernels/cuda/cuda_attention_tc.h"
 #include "kernels/cuda/cuda_ops.h"
 
-using namespace nvcuda;
-
 /* Byte offsets of the forward's tiles in dynamic shared memory. */
 typedef struct tc_smem {
     size_t q, k, v, s, p, o, stats, total;
@@ -55,7 +53,6 @@ __global__ void __launch_bounds__(TC_THREADS)
                                 const float *v, int Nq, int Nk, int heads, int D, float scale,
                                 int causal) {
     typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> frag_a;
-    typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> frag_acc;
     extern __shared__ __align__(128) unsigned char smem[];
     const tc_smem L = tc_layout(DP);
     const int ld16 = DP + TC_PAD16, lds = TC_COLS + TC_PADF, ldp = TC_COLS + TC_PAD16;
@@ -88,19 +85,7 @@ __global__ void __launch_bounds__(TC_THREADS)
         tc_load<T, DP>(ks, K, j0, Nk, HD, D);
         tc_load<T, DP>(vs, V, j0, Nk, HD, D);
         __syncthreads();
-        /* S = Q K^T: k is stored [key][d], i.e. K^T column-major */
-#pragma unroll
-        for (int n = 0; n < TC_COLS / 16; n++) {
-            frag_acc acc;
-            wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-            for (int kk = 0; kk < DP / 16; kk++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
-                wmma::load_matrix_sync(kf, ks + n * 16 * ld16 + kk * 16, ld16);
-                wmma::mma_sync(acc, qf[kk], kf, acc);
-            }
-            wmma::store_matrix_sync(ss + n * 16, acc, lds, wmma::mem_row_major);
-        }
+        tc_times_transposed<T, DP>(ss, qf, ks); /* S = Q K^T */
         __syncwarp();
         { /* online softmax: two lanes per row, 32 keys each */
             const int r = lane / 2, half = lane % 2, i = i0 + w * 16 + r;
@@ -132,20 +117,7 @@ __global__ void __launch_bounds__(TC_THREADS)
         for (int idx = lane; idx < 16 * DP; idx += 32)
             os[(idx / DP) * ldo + idx % DP] *= row_a[idx / DP];
         __syncwarp();
-#pragma unroll
-        for (int c = 0; c < DP / 16; c++) {
-            frag_acc acc;
-            wmma::load_matrix_sync(acc, os + c * 16, ldo, wmma::mem_row_major);
-#pragma unroll
-            for (int kk = 0; kk < TC_COLS / 16; kk++) {
-                frag_a pf;
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
-                wmma::load_matrix_sync(pf, ps + kk * 16, ldp);
-                wmma::load_matrix_sync(vf, vs + kk * 16 * ld16 + c * 16, ld16);
-                wmma::mma_sync(acc, pf, vf, acc);
-            }
-            wmma::store_matrix_sync(os + c * 16, acc, ldo, wmma::mem_row_major);
-        }
+        tc_accumulate<T, DP>(os, ps, vs); /* O += P V */
         __syncwarp();
     }
     for (int idx = lane; idx < 16 * D; idx += 32) {

@@ -55,6 +55,53 @@ __device__ inline void tc_load(T *dst, const float *X, int r0, int n, long HD, i
     }
 }
 
+namespace wmma = nvcuda::wmma;
+
+typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> tc_frag_acc;
+
+/* out[16][64] (float, ld TC_COLS + TC_PADF) = A[16][DP] (fragments af) times
+ * the transpose of the walked tile W[64][DP] (16-bit, ld DP + TC_PAD16). */
+template <typename T, int DP>
+__device__ inline void
+tc_times_transposed(float *out,
+                    const wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> *af,
+                    const T *W) {
+    const int ld16 = DP + TC_PAD16;
+#pragma unroll
+    for (int n = 0; n < TC_COLS / 16; n++) {
+        tc_frag_acc acc;
+        wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+        for (int kk = 0; kk < DP / 16; kk++) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> wf;
+            wmma::load_matrix_sync(wf, W + n * 16 * ld16 + kk * 16, ld16);
+            wmma::mma_sync(acc, af[kk], wf, acc);
+        }
+        wmma::store_matrix_sync(out + n * 16, acc, TC_COLS + TC_PADF, wmma::mem_row_major);
+    }
+}
+
+/* acc[16][DP] (float, ld DP + TC_PADF) += P[16][64] (16-bit, ld TC_COLS +
+ * TC_PAD16) times the walked tile W[64][DP]. */
+template <typename T, int DP>
+__device__ inline void tc_accumulate(float *acc, const T *P, const T *W) {
+    const int ld16 = DP + TC_PAD16, ldo = DP + TC_PADF, ldp = TC_COLS + TC_PAD16;
+#pragma unroll
+    for (int c = 0; c < DP / 16; c++) {
+        tc_frag_acc f;
+        wmma::load_matrix_sync(f, acc + c * 16, ldo, wmma::mem_row_major);
+#pragma unroll
+        for (int kk = 0; kk < TC_COLS / 16; kk++) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> wf;
+            wmma::load_matrix_sync(pf, P + kk * 16, ldp);
+            wmma::load_matrix_sync(wf, W + kk * 16 * ld16 + c * 16, ld16);
+            wmma::mma_sync(f, pf, wf, f);
+        }
+        wmma::store_matrix_sync(acc + c * 16, f, ldo, wmma::mem_row_major);
+    }
+}
+
 /* Lets kernel use `bytes` of dynamic shared memory: 1 when it may, 0 when
  * the device has less (nothing to launch), -1 on a recorded failure. */
 template <typename K> static int tc_smem_optin(cu_impl *cu, K kernel, size_t bytes) {

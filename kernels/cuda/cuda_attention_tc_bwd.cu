@@ -22,8 +22,6 @@
 #include "kernels/cuda/cuda_attention_tc.h"
 #include "kernels/cuda/cuda_ops.h"
 
-using namespace nvcuda;
-
 /* Byte offsets of the backward's tiles: own rows a, b (16-bit), walked
  * rows c, d (16-bit), two float score tiles, two 16-bit probability tiles,
  * two float accumulators, and the walked (or own) rows' lse and D. */
@@ -47,51 +45,6 @@ __host__ __device__ static inline tc_bwd_smem tc_bwd_layout(int DP, int n_acc) {
     L.stats = at, at += tc_align(2 * TC_ROWS * 4);
     L.total = at;
     return L;
-}
-
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> tc_frag_acc;
-
-/* out[16][64] (float, ld TC_COLS + TC_PADF) = A[16][DP] (fragments af) times
- * the transpose of the walked tile W[64][DP] (16-bit, ld DP + TC_PAD16). */
-template <typename T, int DP>
-__device__ static void
-tc_times_transposed(float *out,
-                    const wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> *af,
-                    const T *W) {
-    const int ld16 = DP + TC_PAD16;
-#pragma unroll
-    for (int n = 0; n < TC_COLS / 16; n++) {
-        tc_frag_acc acc;
-        wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-        for (int kk = 0; kk < DP / 16; kk++) {
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> wf;
-            wmma::load_matrix_sync(wf, W + n * 16 * ld16 + kk * 16, ld16);
-            wmma::mma_sync(acc, af[kk], wf, acc);
-        }
-        wmma::store_matrix_sync(out + n * 16, acc, TC_COLS + TC_PADF, wmma::mem_row_major);
-    }
-}
-
-/* acc[16][DP] (float, ld DP + TC_PADF) += P[16][64] (16-bit, ld TC_COLS +
- * TC_PAD16) times the walked tile W[64][DP]. */
-template <typename T, int DP>
-__device__ static void tc_accumulate(float *acc, const T *P, const T *W) {
-    const int ld16 = DP + TC_PAD16, ldo = DP + TC_PADF, ldp = TC_COLS + TC_PAD16;
-#pragma unroll
-    for (int c = 0; c < DP / 16; c++) {
-        tc_frag_acc f;
-        wmma::load_matrix_sync(f, acc + c * 16, ldo, wmma::mem_row_major);
-#pragma unroll
-        for (int kk = 0; kk < TC_COLS / 16; kk++) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf;
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> wf;
-            wmma::load_matrix_sync(pf, P + kk * 16, ldp);
-            wmma::load_matrix_sync(wf, W + kk * 16 * ld16 + c * 16, ld16);
-            wmma::mma_sync(f, pf, wf, f);
-        }
-        wmma::store_matrix_sync(acc + c * 16, f, ldo, wmma::mem_row_major);
-    }
 }
 
 /* out[row][d] = alpha * acc[r][d] for the warp's 16 rows (row0 + r < n). */
