@@ -14,13 +14,7 @@ CNET=$BUILD/cnet
 DIFF=$BUILD/tests/tool_imgdiff
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # check NAME COMMAND...
-    name=$1
-    shift
-    if "$@"; then echo "ok   $name"; pass=$((pass + 1)); else echo "FAIL $name"; fail=$((fail + 1)); fi
-}
+. tests/lib_check.sh
 # within FILE_A FILE_B MEAN MAX: the images' mean and largest channel
 # difference (0..255) are at most MEAN and MAX
 within() {
@@ -89,5 +83,4 @@ $CNET generate $gen --controlnet "$tmp/a" --device cuda --mixed_precision bf16 \
     --out "$tmp/trained.png" >/dev/null 2>&1
 check generate_with_trained_controlnet test -s "$tmp/trained.png"
 
-echo "cuda_cli_test: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary cuda_cli_test

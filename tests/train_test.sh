@@ -7,13 +7,7 @@ BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() { # check NAME COMMAND...
-    name=$1
-    shift
-    if "$@"; then echo "ok   $name"; pass=$((pass + 1)); else echo "FAIL $name"; fail=$((fail + 1)); fi
-}
+. tests/lib_check.sh
 
 $CNET init-model --out "$tmp/model" --preset tiny --seed 1 >/dev/null 2>&1
 $CNET dataset make-fill --n 16 --size 32 --out "$tmp/fill" >/dev/null 2>&1
@@ -183,5 +177,4 @@ if [ "$(id -u)" != 0 ]; then
     refuses unwritable_output "cannot create" $common --output_dir "$tmp/ro/out"
 fi
 
-echo "train_test: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary train_test
