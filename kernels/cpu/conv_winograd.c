@@ -12,7 +12,7 @@
  * The work goes in blocks of a few dozen tiles per thread: transform the
  * block's input patches (V, vectorised over channels, which NHWC keeps
  * contiguous), multiply with a register-blocked micro-kernel (MR tiles x
- * 32 output channels of accumulators), then transform back, add the bias
+ * NR vectors of output channels of accumulators), then transform back, add the bias
  * and store. V and M of a block stay in L2; only the input and output
  * cross memory once.
  *
@@ -21,8 +21,11 @@
  * Nothing is cached, so weights the trainer updates in place between calls
  * are always current.
  *
- * Vectors are GCC vector extensions of 16 floats: one AVX-512 register,
- * or two AVX2 registers on a machine without AVX-512 (-march=native).
+ * Vectors are GCC vector extensions of one machine register: 16 floats
+ * with AVX-512, 8 with AVX2 (-march=native picks; a 16-float vector on an
+ * AVX2 machine would pass through memory between the helpers). The
+ * micro-kernel's tile count follows the register file: 12 x 2 accumulators
+ * fit AVX-512's 32 registers, 6 x 2 fit AVX2's 16.
  * This file is built with -ffp-contract=fast (Makefile) so the
  * multiply-adds become FMAs.
  *
@@ -37,15 +40,23 @@
 #include "kernels/cpu/linalg_util.h"
 #include "kernels/cpu/scratch.h"
 
-typedef float vf __attribute__((vector_size(64)));
+#if defined(__AVX512F__)
+#define WINOGRAD_VL 16 /* floats per vector */
+#define WINOGRAD_MR 12 /* tiles per micro-kernel: 12 x 2 accumulators + 2 weights + 1 broadcast */
+#else
+#define WINOGRAD_VL 8
+#define WINOGRAD_MR 6 /* 6 x 2 accumulators + 2 weights + 1 broadcast in 16 registers */
+#endif
+
+typedef float vf __attribute__((vector_size(WINOGRAD_VL * sizeof(float))));
 
 enum {
-    VL = 16,     /* floats per vector */
+    VL = WINOGRAD_VL,
     TILE = 4,    /* output pixels per tile side */
     PATCH = 6,   /* input pixels per tile side (TILE + 3 - 1) */
     POINTS = 36, /* PATCH * PATCH transform points */
-    MR = 12,     /* tiles per micro-kernel: 12 x 2 accumulators + 2 weights + 1 broadcast */
-    NR = 2,      /* output-channel vectors per micro-kernel */
+    MR = WINOGRAD_MR,
+    NR = 2, /* output-channel vectors per micro-kernel */
 };
 
 /* Bytes of V and M one block may take: half of a Zen 4 core's 1 MB L2,
