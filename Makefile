@@ -31,15 +31,16 @@ DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libarchive-dev
 
 REF_SRC  := $(wildcard kernels/cpu/ref_*.c)
-LIB_SRC  := $(wildcard engine/*.c) $(filter-out $(REF_SRC),$(wildcard kernels/cpu/*.c)) $(wildcard api/*.c) \
-            $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_SRC  := $(wildcard engine/*/*.c) kernels/backend_open.c $(filter-out $(REF_SRC),$(wildcard kernels/cpu/*.c)) \
+            $(wildcard api/*.c) $(filter-out server/cli/main.c,$(wildcard server/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TEST_SRC := $(wildcard tests/test_*.c)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TOOL_SRC := $(wildcard tests/tool_*.c)
-TOOL_BIN := $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
+# Test programs live in tests/<kind>/ and build flat into $(BUILD)/tests/.
+TEST_SRC := $(wildcard tests/*/test_*.c)
+TEST_BIN := $(addprefix $(BUILD)/tests/,$(basename $(notdir $(TEST_SRC))))
+TOOL_SRC := $(wildcard tests/tools/tool_*.c)
+TOOL_BIN := $(addprefix $(BUILD)/tests/,$(basename $(notdir $(TOOL_SRC))))
 # The double-precision references and shared test helpers link into tests only.
-TEST_LIB := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib_*.c) $(REF_SRC))
+TEST_LIB := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/lib_*.c) $(REF_SRC))
 
 NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC := $(wildcard kernels/cuda/*.cu)
@@ -99,25 +100,29 @@ $(BUILD)/kernels/cpu/conv_winograd.o: CFLAGS += -ffp-contract=fast
 
 # api/api_openapi.c embeds api/openapi.yaml with .incbin, which -MMD cannot see.
 $(BUILD)/api/api_openapi.o: api/openapi.yaml
-# server/web_assets.c embeds the dashboard the same way.
-$(BUILD)/server/web_assets.o: $(wildcard web/*)
+# server/http/web_assets.c embeds the dashboard the same way.
+$(BUILD)/server/http/web_assets.o: $(wildcard web/*)
 
 $(BUILD)/libcnet.a: $(LIB_OBJ) $(CUDA_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/cnet: $(BUILD)/server/main.o $(BUILD)/libcnet.a
+$(BUILD)/cnet: $(BUILD)/server/cli/main.o $(BUILD)/libcnet.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(TEST_BIN) $(TOOL_BIN): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_LIB) $(BUILD)/libcnet.a
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+# $(BUILD)/tests/<name> from tests/<kind>/<name>.c.
+define test_program
+$(BUILD)/tests/$(basename $(notdir $(1))): $(BUILD)/$(1:.c=.o) $(TEST_LIB) $(BUILD)/libcnet.a
+	$$(CC) $$(CFLAGS) $$^ -o $$@ $$(LDLIBS)
+endef
+$(foreach src,$(TEST_SRC) $(TOOL_SRC),$(eval $(call test_program,$(src))))
 
 test: all $(TEST_BIN) $(TOOL_BIN)
 	@BUILD=$(BUILD) FIXTURES=$(FIXTURES) sh tests/run.sh
 
 test-cuda: all $(BUILD)/tests/test_cuda_parity $(BUILD)/tests/tool_imgdiff
 	@$(BUILD)/tests/test_cuda_parity --fixtures $(FIXTURES)
-	@BUILD=$(BUILD) sh tests/cuda_cli_test.sh
+	@BUILD=$(BUILD) sh tests/cuda/cuda_cli_test.sh
 
 asan:
 	$(MAKE) test BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
@@ -177,8 +182,8 @@ bench-cuda: all
 	done; done
 
 format:
-	clang-format -i $(wildcard engine/*.[ch] kernels/cpu/*.[ch] kernels/cuda/*.h kernels/cuda/*.cu \
-	  server/*.[ch] api/*.[ch] tests/*.[ch])
+	clang-format -i $(wildcard engine/*/*.[ch] kernels/*.c kernels/*/*.[ch] kernels/cuda/*.cu \
+	  server/*/*.[ch] api/*.[ch] tests/*/*.[ch])
 
 clean:
 	rm -rf build build-asan

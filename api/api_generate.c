@@ -9,7 +9,7 @@
  *
  * Also base64 (RFC 4648 §4) both ways, for the control image in and the
  * JSON answer's images out. Not here: decoding the image, choosing a seed
- * or running anything (server/http_generate.c). */
+ * or running anything (server/http/http_generate.c). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* A job as the API shows it (GET /v1/jobs/{id}, the list, the 202 body):
  * state, queue position, progress, timestamps, error and links. The stored
  * spec and progress are JSON texts written by cnet itself and embedded as
- * objects. Not here: the HTTP status or headers (server/http_jobs.c). */
+ * objects. Not here: the HTTP status or headers (server/http/http_jobs.c). */
 #include <stdio.h>
 
 #include "api/api.h"

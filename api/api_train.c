@@ -11,9 +11,9 @@ static const char *const schedulers[] = {"constant", "constant_with_warmup", "li
                                          "cosine",   "cosine_with_restarts", "polynomial",
                                          NULL};
 /* train_controlnet.py's --mixed_precision values (no fp8): the names of
- * engine/backend.h's cnet_precision. */
+ * engine/core/backend.h's cnet_precision. */
 static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
-/* What engine/trainer.c can train. */
+/* What engine/train/trainer.c can train. */
 static const char *const prediction_types[] = {"epsilon", "v_prediction", NULL};
 
 static const api_field train_fields[] = {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "engine/core/backend.h"
 #ifdef CNET_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif

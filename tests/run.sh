@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs every test program in $BUILD/tests and every tests/*_test.sh script,
+# Runs every test program in $BUILD/tests and every tests/*/*_test.sh script,
 # adds up their "N passed, N failed" lines and prints the total last.
 # A program that crashes or prints no summary counts as one failure.
 BUILD=${BUILD:-build}
@@ -8,7 +8,7 @@ export BUILD FIXTURES
 passed=0
 failed=0
 log=$(mktemp)
-for t in "$BUILD"/tests/test_* tests/*_test.sh; do
+for t in "$BUILD"/tests/test_* tests/*/*_test.sh; do
     [ -e "$t" ] || continue
     case "$t" in *.o | *.d) continue ;; esac
     name=$(basename "$t")

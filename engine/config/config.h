@@ -14,7 +14,7 @@
 
 #include <stdbool.h>
 
-#include "error.h"
+#include "engine/core/error.h"
 
 /* Most UNet/VAE levels a config may have (block_out_channels entries). */
 #define CNET_MAX_BLOCKS 8

@@ -1,7 +1,7 @@
 /* Typed, range-checked reads of config.json fields with messages that name
  * the file and the field (see config_json.h). Not a general JSON layer: only
  * what diffusers and transformers configs contain. */
-#include "config_json.h"
+#include "engine/config/config_json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
+#include "engine/config/config.h"
 
 /* Python's json module writes float('inf') / float('nan') as the bare words
  * Infinity, -Infinity and NaN (diffusers saves DPMSolver's lambda_min_clipped

@@ -10,8 +10,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "config.h"
-#include "error.h"
+#include "engine/config/config.h"
+#include "engine/core/error.h"
 
 typedef struct cfg_file {
     const char *path;

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "config_json.h"
+#include "engine/config/config.h"
+#include "engine/config/config_json.h"
 
 #define TRY(x)                                                                                     \
     do {                                                                                           \

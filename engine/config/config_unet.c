@@ -6,8 +6,8 @@
  * resnets, asymmetric transformer depths) are refused as unsupported. */
 #include <string.h>
 
-#include "config.h"
-#include "config_json.h"
+#include "engine/config/config.h"
+#include "engine/config/config_json.h"
 
 #define TRY(x)                                                                                     \
     do {                                                                                           \

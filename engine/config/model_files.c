@@ -1,5 +1,5 @@
 /* Weights-file lookup in a diffusers component folder; see model_files.h. */
-#include "model_files.h"
+#include "engine/config/model_files.h"
 
 #include <stdio.h>
 #include <unistd.h>

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "error.h"
+#include "engine/core/error.h"
 
 /* Fills path (cap bytes) with the weights file of component_dir; variant
  * may be NULL ("fp16" selects *.fp16.safetensors). */

@@ -1,5 +1,5 @@
 /* The 8-bit optimiser state format; see adam8.h. */
-#include "adam8.h"
+#include "engine/core/adam8.h"
 
 #include <stdlib.h>
 

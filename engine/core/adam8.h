@@ -18,7 +18,7 @@
  *   linspace(0.1, 1) per decade, plus 0 and 1), evaluated in float32 with
  *   torch's scalar linspace rule; an entry may differ from bnb's table in
  *   the last bit where torch's vectorised linspace rounds otherwise. The
- *   checkpoint stores the maps it was written with (engine/adam_state.c);
+ *   checkpoint stores the maps it was written with (engine/train/adam_state.c);
  * - quantisation: round to the nearest entry; exactly at a midpoint the
  *   lower entry wins (bnb's binary search picks either, by path). Division
  *   is exact (bnb uses __fdividef). A block whose new absmax is 0 codes
@@ -51,7 +51,7 @@
 extern "C" {
 #endif
 
-#include "backend.h"
+#include "engine/core/backend.h"
 
 /* Fills map[256] with bnb's dynamic map, sorted ascending: signed in
  * (-1, 1] with one 0 (index 127), unsigned in [0, 1]. */

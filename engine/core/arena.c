@@ -1,5 +1,5 @@
 /* Arena implementation: a bump allocator over one backend allocation. */
-#include "arena.h"
+#include "engine/core/arena.h"
 
 int cnet_arena_init(cnet_arena *a, cnet_backend *be, size_t capacity, const char *name,
                     cnet_error *err) {

@@ -8,8 +8,8 @@
 
 #include <stddef.h>
 
-#include "backend.h"
-#include "error.h"
+#include "engine/core/backend.h"
+#include "engine/core/error.h"
 
 #define CNET_ARENA_ALIGN 64
 

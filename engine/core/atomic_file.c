@@ -1,5 +1,5 @@
 /* Atomic whole-file writes; see atomic_file.h. */
-#include "atomic_file.h"
+#include "engine/core/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* Backend-independent helpers of the table in backend.h: freeing, and the
  * compute precision (--mixed_precision) with its name table. */
-#include "backend.h"
+#include "engine/core/backend.h"
 
 #include <stdio.h>
 #include <string.h>

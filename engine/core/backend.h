@@ -27,8 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "engine/core/error.h"
+#include "engine/core/tensor.h"
 
 typedef struct cnet_backend cnet_backend;
 
@@ -63,7 +63,7 @@ static inline int cnet_conv2d_out_w(const cnet_conv2d *s) {
 }
 
 /* Elements per quantisation block of the 8-bit AdamW state (bitsandbytes'
- * block size for its 8-bit two-state optimisers; see engine/adam8.h). */
+ * block size for its 8-bit two-state optimisers; see engine/core/adam8.h). */
 #define CNET_ADAM8_BLOCK 256
 
 /* The 8-bit AdamW state of one tensor of n elements, as device pointers
@@ -267,7 +267,7 @@ struct cnet_backend {
     /* The same AdamW step with bitsandbytes' block-wise 8-bit moments:
      * per block, decode m and v with the old absmax, apply adamw_step's
      * float32 update (same clipping, same op order), then re-encode m and v
-     * with the block's new absmax (engine/adam8.h). One tensor per call:
+     * with the block's new absmax (engine/core/adam8.h). One tensor per call:
      * blocks start at element 0. */
     void (*adamw8bit_step)(cnet_backend *be, float *params, const cnet_adam8_state *state,
                            const float *grads, long n, float lr, float beta1, float beta2,
@@ -275,7 +275,7 @@ struct cnet_backend {
                            float max_grad_norm);
 
     /* ---- random numbers ---- */
-    /* n standard normals from Philox4x32-10 (see engine/philox.h for the exact
+    /* n standard normals from Philox4x32-10 (see engine/core/philox.h for the exact
      * stream): element i comes from counter block offset + i/4, so the same
      * (seed, offset) gives the same numbers on every backend. */
     void (*philox_normal)(cnet_backend *be, float *out, long n, uint64_t seed, uint64_t offset);
@@ -286,7 +286,7 @@ int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err);
 void cnet_backend_free(cnet_backend *be);
 
 /* Opens the backend a `--device` string names: "cpu", "cuda" (device 0) or
- * "cuda:N" (engine/backend_open.c). When CUDA is asked for but no GPU is
+ * "cuda:N" (kernels/backend_open.c). When CUDA is asked for but no GPU is
  * visible, or this binary was built without CUDA, it opens the CPU backend
  * instead and says why in note (note[0] is '\0' when nothing fell back).
  * Errors: CNET_EINVAL for a malformed string or an ordinal beyond the

@@ -1,5 +1,5 @@
 /* cnet_error helpers: formatting of the message that accompanies a status. */
-#include "error.h"
+#include "engine/core/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

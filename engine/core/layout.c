@@ -1,5 +1,5 @@
 /* NCHW <-> NHWC copies; see layout.h. */
-#include "layout.h"
+#include "engine/core/layout.h"
 
 void layout_nchw_to_nhwc(float *dst, const float *src, int B, int C, int H, int W) {
     for (int b = 0; b < B; b++)

@@ -1,5 +1,5 @@
 /* Linear / Conv2d / GroupNorm / LayerNorm modules; see nn.h. */
-#include "nn.h"
+#include "engine/core/nn.h"
 
 #include <stdio.h>
 

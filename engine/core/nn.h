@@ -9,9 +9,9 @@
 #ifndef CNET_NN_H
 #define CNET_NN_H
 
-#include "backend.h"
-#include "error.h"
-#include "params.h"
+#include "engine/core/backend.h"
+#include "engine/core/error.h"
+#include "engine/core/params.h"
 
 typedef struct nn_linear {
     int weight, bias; /* parameter indices; bias -1 when absent */

@@ -1,15 +1,15 @@
 /* Parameter tables: declaration, one-block allocation, loading from
  * safetensors (single or sharded) with strict key/shape checks, and saving
  * back in PyTorch layout. See params.h. */
-#include "params.h"
+#include "engine/core/params.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
-#include "tensor.h"
+#include "engine/core/safetensors.h"
+#include "engine/core/tensor.h"
 
 /* A sharded checkpoint lists at most this many distinct shard files. */
 #define PARAMS_MAX_SHARDS 256

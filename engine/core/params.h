@@ -18,9 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend.h"
-#include "error.h"
-#include "tensor.h"
+#include "engine/core/backend.h"
+#include "engine/core/error.h"
+#include "engine/core/tensor.h"
 
 #define PARAM_NAME_MAX 160
 

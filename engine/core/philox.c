@@ -1,5 +1,5 @@
 /* Philox4x32-10 and the Box-Muller normals built on it; see philox.h. */
-#include "philox.h"
+#include "engine/core/philox.h"
 
 #include <math.h>
 

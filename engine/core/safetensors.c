@@ -9,7 +9,7 @@
  * size and overlapping tensors are all refused. Gaps between tensors and bytes
  * after the last tensor are tolerated (nothing reads them). Not a writer: see
  * safetensors_write.c. */
-#include "safetensors.h"
+#include "engine/core/safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "engine/core/error.h"
+#include "engine/core/tensor.h"
 
 #define SAFETENSORS_MAX_HEADER (100u * 1000u * 1000u)
 

@@ -9,7 +9,7 @@
  * fsync, rename over path, fsync the directory; any failure before the rename
  * removes the temp file and leaves an existing file untouched. Not a
  * streaming writer: every tensor is in host memory when called. */
-#include "safetensors.h"
+#include "engine/core/safetensors.h"
 
 #include <errno.h>
 #include <fcntl.h>

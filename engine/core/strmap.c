@@ -1,11 +1,11 @@
 /* strmap: linear probing over a power-of-two slot array, FNV-1a hashing,
  * grown at 50% load. See strmap.h. */
-#include "strmap.h"
+#include "engine/core/strmap.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "engine/core/error.h"
 
 /* The first slot array; grows by doubling. */
 #define STRMAP_MIN_SLOTS 64

@@ -6,7 +6,7 @@
  * instructions (vcvtps2ph/vcvtph2ps) and PyTorch's c10::Half / c10::BFloat16
  * do: subnormals are kept (no flush to zero), overflow rounds to infinity,
  * and NaN stays NaN with its sign and top payload bits, made quiet. */
-#include "tensor.h"
+#include "engine/core/tensor.h"
 
 #include <stdio.h>
 #include <string.h>

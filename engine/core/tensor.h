@@ -1,7 +1,7 @@
 /* Tensor views, dtypes and half-precision conversion.
  *
  * A cnet_tensor is a view: it never owns its data. Memory is owned by an
- * arena (engine/arena.h), a mapped file (engine/safetensors.h) or the
+ * arena (engine/core/arena.h), a mapped file (engine/core/safetensors.h) or the
  * caller. Up to 4 dims; activations are NHWC inside the engine, NCHW only at
  * the file boundary (PyTorch layout). */
 #ifndef CNET_TENSOR_H

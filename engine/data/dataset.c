@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "dataset_impl.h"
+#include "engine/data/dataset_impl.h"
 
 static const char *const layout_names[] = {"imagefolder", "fill50k", "webdataset"};
 

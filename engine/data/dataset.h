@@ -32,7 +32,7 @@
  * Order. A listing (index line order; shard name order, then member order) is
  * cut to --max_train_samples by a seeded random subset (as the script's
  * shuffle(seed).select(range(n))), then each epoch visits it in an order drawn
- * from Philox (engine/philox.h) keyed by the seed, with the epoch and a
+ * from Philox (engine/core/philox.h) keyed by the seed, with the epoch and a
  * per-decision stream tag in the counter: the same seed and epoch always give
  * the same order. Folder layouts: a Fisher-Yates permutation. Tar shards (no
  * random access): the shard order is permuted, then samples pass through a
@@ -48,14 +48,14 @@
  * to {0, 0} or to the cursor a checkpoint saved; then dataset_next per sample,
  * saving dataset_tell with each checkpoint.
  *
- * Not here: image decoding and transforms (engine/image.h), batching. */
+ * Not here: image decoding and transforms (engine/image/image.h), batching. */
 #ifndef CNET_DATASET_H
 #define CNET_DATASET_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/core/error.h"
 
 #define DATASET_PATH_MAX 1024          /* bytes of a path or reference; longer → CNET_ELIMIT */
 #define DATASET_INDEX_MAX (64 << 20)   /* bytes of metadata.jsonl / prompt.json → CNET_ELIMIT */

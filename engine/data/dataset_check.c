@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset_impl.h"
-#include "image.h"
+#include "engine/data/dataset_impl.h"
+#include "engine/image/image.h"
 
 static const char *const problem_names[DATASET_PROBLEM_COUNT] = {
     "missing", "unreadable", "size mismatch", "blank conditioning", "empty caption", "duplicate",

@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dataset_impl.h"
-#include "image.h"
+#include "engine/data/dataset_impl.h"
+#include "engine/image/image.h"
 
 typedef struct colour {
     const char *name;

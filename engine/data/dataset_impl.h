@@ -3,7 +3,7 @@
 #ifndef CNET_DATASET_IMPL_H
 #define CNET_DATASET_IMPL_H
 
-#include "dataset.h"
+#include "engine/data/dataset.h"
 
 /* dataset.c: the growing listing. Offsets >= 0, or a negative CNET_E*. */
 int64_t dataset_pool_add(dataset *ds, const char *s, size_t len, cnet_error *err);

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dataset_impl.h"
+#include "engine/data/dataset_impl.h"
 
 typedef struct columns {
     const char *image, *cond, *caption; /* the names asked for */

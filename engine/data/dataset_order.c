@@ -1,4 +1,4 @@
-/* The dataset's random decisions, all from Philox4x32-10 (engine/philox.h)
+/* The dataset's random decisions, all from Philox4x32-10 (engine/core/philox.h)
  * keyed by the seed, so they are reproducible across runs and machines:
  *   counter = { lo32(i), hi32(i), lo32(epoch), stream tag }, 64 bits = x0 | x1 << 32.
  * The stream tags keep the subset, the epoch shuffle, the shard order, the
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset_impl.h"
-#include "philox.h"
+#include "engine/data/dataset_impl.h"
+#include "engine/core/philox.h"
 
 static uint64_t draw64(uint64_t seed, int stream, uint64_t epoch, uint64_t i) {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};

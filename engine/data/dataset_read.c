@@ -1,7 +1,7 @@
 /* Reading a dataset: positioning at a cursor, yielding samples in the
  * epoch's order (or one listing pass), and the per-sample caption draws (see
  * dataset.h). Folder layouts read each file whole on demand; tar shards
- * stream (dataset_tar.c). Not here: decoding the bytes (engine/image.h). */
+ * stream (dataset_tar.c). Not here: decoding the bytes (engine/image/image.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dataset_impl.h"
+#include "engine/data/dataset_impl.h"
 
 /* Builds the order of ds->cur.epoch and, for tar, restarts the stream with
  * the samples of positions cur.index.. still wanted. */

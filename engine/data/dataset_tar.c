@@ -25,8 +25,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dataset_impl.h"
-#include "strmap.h"
+#include "engine/data/dataset_impl.h"
+#include "engine/core/strmap.h"
 
 #define TAR_BLOCK 65536 /* bytes libarchive reads at a time */
 

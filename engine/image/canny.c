@@ -9,7 +9,7 @@
  * Sizes: src [H, W, C]; dx, dy [H, W] (of the strongest channel); mag and
  * map [H+2, W+2], a border of zero magnitude and of "not an edge"; stack
  * [H*W] map indices (each pixel is pushed at most once). */
-#include "canny.h"
+#include "engine/image/canny.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -16,8 +16,8 @@
 
 #include <stdint.h>
 
-#include "error.h"
-#include "image.h"
+#include "engine/core/error.h"
+#include "engine/image/image.h"
 
 /* edges [height, width] (0 or 255) of src [height, width, channels],
  * channels 1..4. */

@@ -2,7 +2,7 @@
  * a size cap, and saving through atomic_write_file (temp file, fsync,
  * rename) so a failed or interrupted save never leaves a partial image.
  * The codecs are in image_png.c and image_jpeg.c. See image.h. */
-#include "image.h"
+#include "engine/image/image.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "engine/core/atomic_file.h"
 
 const char *image_format_name(image_format fmt) {
     switch (fmt) {

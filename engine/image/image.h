@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/core/error.h"
 
 /* Default for the max_pixels arguments (width * height). */
 #define IMAGE_MAX_PIXELS_DEFAULT ((int64_t)4096 * 4096)

@@ -19,7 +19,7 @@
 /* after jpeglib.h, which it needs */
 #include <jerror.h>
 
-#include "image.h"
+#include "engine/image/image.h"
 
 typedef struct jpeg_job {
     struct jpeg_error_mgr mgr; /* first: libjpeg hands back a pointer to it */

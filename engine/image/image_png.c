@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
+#include "engine/image/image.h"
 
 typedef struct png_job {
     const uint8_t *in; /* decode: the encoded bytes */

@@ -3,11 +3,11 @@
  * ToTensor divides a float32 tensor by 255 and Normalize does
  * sub_(0.5).div_(0.5); numpy divides a float32 array by 255.0 — each an
  * IEEE float32 operation, so the results are identical, not just close. */
-#include "preprocess.h"
+#include "engine/image/preprocess.h"
 
 #include <stdlib.h>
 
-#include "resample.h"
+#include "engine/image/resample.h"
 
 void preprocess_short_side_size(int w, int h, int resolution, int *out_w, int *out_h) {
     int s = w < h ? w : h, l = w < h ? h : w;

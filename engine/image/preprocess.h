@@ -23,8 +23,8 @@
 #ifndef CNET_PREPROCESS_H
 #define CNET_PREPROCESS_H
 
-#include "error.h"
-#include "image.h"
+#include "engine/core/error.h"
+#include "engine/image/image.h"
 
 typedef enum preprocess_range {
     PREPROCESS_UNIT = 0, /* v / 255: conditioning images */

@@ -6,7 +6,7 @@
  * Sizes: in [h, w, 3] -> tmp [rows, W, 3] -> out [H, W, 3]; a coefficient
  * table holds, per output index, the first source index, the tap count and
  * ksize fixed-point weights. */
-#include "resample.h"
+#include "engine/image/resample.h"
 
 #include <math.h>
 #include <stdlib.h>

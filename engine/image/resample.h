@@ -14,8 +14,8 @@
 #ifndef CNET_RESAMPLE_H
 #define CNET_RESAMPLE_H
 
-#include "error.h"
-#include "image.h"
+#include "engine/core/error.h"
+#include "engine/image/image.h"
 
 typedef enum resample_filter {
     RESAMPLE_BILINEAR = 0, /* PIL.Image.BILINEAR: triangle, support 1 */

@@ -1,12 +1,12 @@
 /* ControlNetModel.from_unet: config and weights; see controlnet_init.h. */
-#include "controlnet_init.h"
+#include "engine/init/controlnet_init.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "config_json.h"
-#include "tensor.h"
-#include "weights_init.h"
+#include "engine/config/config_json.h"
+#include "engine/core/tensor.h"
+#include "engine/init/weights_init.h"
 
 /* The ControlNetModel.__init__ arguments from_unet takes from unet.config,
  * with UNet2DConditionModel.__init__'s default for each: diffusers fills a

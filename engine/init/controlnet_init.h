@@ -10,7 +10,7 @@
  *           controlnet_mid_block (diffusers' zero_module);
  *   fresh:  controlnet_cond_embedding.conv_in and .blocks.*, PyTorch's default
  *           Conv2d init (kaiming_uniform_(a = sqrt(5)) weights, U(+-1/sqrt(fan_in))
- *           biases; engine/weights_init.h), drawn from Philox with a seed, as
+ *           biases; engine/init/weights_init.h), drawn from Philox with a seed, as
  *           torch draws them from its global generator.
  *
  * Not here: SDXL fields (class/addition embeddings), which the config loader
@@ -21,8 +21,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "controlnet.h"
-#include "unet.h"
+#include "engine/models/controlnet.h"
+#include "engine/models/unet.h"
 
 /* conditioning_embedding_out_channels of from_unet when none are given. */
 #define CONTROLNET_DEFAULT_COND_CHANNELS                                                           \

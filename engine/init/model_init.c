@@ -1,5 +1,5 @@
 /* Random-weight diffusers pipelines; see model_init.h. */
-#include "model_init.h"
+#include "engine/init/model_init.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -7,13 +7,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "atomic_file.h"
-#include "clip_text.h"
-#include "controlnet_init.h"
-#include "tokenizer_train.h"
-#include "unet.h"
-#include "vae.h"
-#include "weights_init.h"
+#include "engine/core/atomic_file.h"
+#include "engine/models/clip_text.h"
+#include "engine/init/controlnet_init.h"
+#include "engine/text/tokenizer_train.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
+#include "engine/init/weights_init.h"
 
 /* Merges the tiny preset's tokenizer learns (CLIP has 48894). */
 #define MINIT_TINY_MERGES 480

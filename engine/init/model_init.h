@@ -3,22 +3,22 @@
  *
  * Each component folder's config.json decides the architecture (read by the
  * same loaders that load real models); every parameter gets a random
- * non-zero value from engine/weights_init.h (PyTorch's default init for convs
+ * non-zero value from engine/init/weights_init.h (PyTorch's default init for convs
  * and linears, near-identity norms, unit-variance embeddings, so activations
  * stay O(1)) from the seed and the component's name; the file is written in
  * PyTorch layout as diffusers / transformers name it. The ControlNet is made
- * from the UNet by ControlNetModel.from_unet (engine/controlnet_init.h), so
+ * from the UNet by ControlNetModel.from_unet (engine/init/controlnet_init.h), so
  * its zero convs are zero unless asked otherwise.
  *
- * Not here: the command line (server/cmd_init_model.c), copying a config
+ * Not here: the command line (server/cli/cmd_init_model.c), copying a config
  * folder. */
 #ifndef CNET_MODEL_INIT_H
 #define CNET_MODEL_INIT_H
 
 #include <stdint.h>
 
-#include "error.h"
-#include "tensor.h"
+#include "engine/core/error.h"
+#include "engine/core/tensor.h"
 
 typedef struct minit_options {
     uint64_t seed;

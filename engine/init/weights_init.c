@@ -1,13 +1,13 @@
 /* Random parameter values from the Philox stream; see weights_init.h. */
-#include "weights_init.h"
+#include "engine/init/weights_init.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "philox.h"
+#include "engine/core/nn.h"
+#include "engine/core/philox.h"
 
 /* Norm parameters: weight 1 + U(-NORM_SPREAD, NORM_SPREAD), bias U(-..). */
 #define WINIT_NORM_SPREAD 0.1f

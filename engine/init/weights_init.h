@@ -18,8 +18,8 @@
 
 #include <stdint.h>
 
-#include "error.h"
-#include "params.h"
+#include "engine/core/error.h"
+#include "engine/core/params.h"
 
 /* n uniforms in (-bound, bound) of the stream (seed, tag/name) into host. */
 void winit_uniform(float *host, size_t n, float bound, uint64_t seed, const char *tag,

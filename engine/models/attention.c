@@ -1,5 +1,5 @@
 /* The Attention module's forward; see attention.h. */
-#include "attention.h"
+#include "engine/models/attention.h"
 
 #include <math.h>
 #include <stdio.h>

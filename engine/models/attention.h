@@ -8,8 +8,8 @@
 #ifndef CNET_ATTENTION_H
 #define CNET_ATTENTION_H
 
-#include "arena.h"
-#include "nn.h"
+#include "engine/core/arena.h"
+#include "engine/core/nn.h"
 
 typedef struct attn_module {
     nn_linear q, k, v, out;

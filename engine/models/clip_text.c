@@ -1,9 +1,9 @@
 /* CLIPTextModel forward (transformers modeling_clip.py: CLIPTextEmbeddings,
  * CLIPEncoderLayer, CLIPTextTransformer); see clip_text.h. */
-#include "clip_text.h"
+#include "engine/models/clip_text.h"
 
 #include <limits.h>
-#include "model_files.h"
+#include "engine/config/model_files.h"
 
 #include <math.h>
 #include <stdio.h>

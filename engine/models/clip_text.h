@@ -13,11 +13,11 @@
 
 #include <stdint.h>
 
-#include "arena.h"
-#include "backend.h"
-#include "config.h"
-#include "nn.h"
-#include "params.h"
+#include "engine/core/arena.h"
+#include "engine/core/backend.h"
+#include "engine/config/config.h"
+#include "engine/core/nn.h"
+#include "engine/core/params.h"
 
 typedef struct clip_layer {
     nn_norm ln1, ln2;
@@ -57,7 +57,7 @@ int clip_text_forward(clip_text_model *m, cnet_arena *scratch, float *last_hidde
                       const int64_t *ids, int B, int L, int clip_skip, cnet_error *err);
 
 /* Loads a diffusers component folder: config.json and its weights
- * (engine/model_files.h). On failure m is left freed. */
+ * (engine/config/model_files.h). On failure m is left freed. */
 int clip_text_open(clip_text_model *m, cnet_backend *be, const char *dir, cnet_error *err);
 
 #endif

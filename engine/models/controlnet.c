@@ -1,8 +1,8 @@
 /* ControlNetModel forward; see controlnet.h. */
-#include "controlnet.h"
+#include "engine/models/controlnet.h"
 
 #include <limits.h>
-#include "model_files.h"
+#include "engine/config/model_files.h"
 
 #include <math.h>
 #include <stdio.h>

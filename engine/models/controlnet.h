@@ -12,7 +12,7 @@
 #ifndef CNET_CONTROLNET_H
 #define CNET_CONTROLNET_H
 
-#include "unet_encoder.h"
+#include "engine/models/unet_encoder.h"
 
 #define CONTROLNET_MAX_COND_LEVELS 8
 
@@ -83,7 +83,7 @@ int controlnet_backward(controlnet_model *m, const cnet_params *g, cnet_arena *s
                         cnet_error *err);
 
 /* Loads a diffusers component folder: config.json and its weights
- * (engine/model_files.h). On failure m is left freed. */
+ * (engine/config/model_files.h). On failure m is left freed. */
 int controlnet_open(controlnet_model *m, cnet_backend *be, const char *dir, cnet_error *err);
 
 #endif

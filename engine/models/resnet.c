@@ -1,5 +1,5 @@
 /* ResnetBlock2D forward; see resnet.h. */
-#include "resnet.h"
+#include "engine/models/resnet.h"
 
 #include <stdio.h>
 

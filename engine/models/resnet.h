@@ -13,8 +13,8 @@
 #ifndef CNET_RESNET_H
 #define CNET_RESNET_H
 
-#include "arena.h"
-#include "nn.h"
+#include "engine/core/arena.h"
+#include "engine/core/nn.h"
 
 typedef struct resnet_block {
     nn_norm norm1, norm2;

@@ -1,5 +1,5 @@
 /* Transformer2DModel / BasicTransformerBlock forward; see transformer2d.h. */
-#include "transformer2d.h"
+#include "engine/models/transformer2d.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -15,9 +15,9 @@
 #ifndef CNET_TRANSFORMER2D_H
 #define CNET_TRANSFORMER2D_H
 
-#include "arena.h"
-#include "attention.h"
-#include "nn.h"
+#include "engine/core/arena.h"
+#include "engine/models/attention.h"
+#include "engine/core/nn.h"
 
 typedef struct transformer_block {
     nn_norm norm1, norm2, norm3;

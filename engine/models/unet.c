@@ -1,8 +1,8 @@
 /* UNet2DConditionModel forward; see unet.h. */
-#include "unet.h"
+#include "engine/models/unet.h"
 
 #include <limits.h>
-#include "model_files.h"
+#include "engine/config/model_files.h"
 
 #include <string.h>
 

@@ -11,7 +11,7 @@
 #ifndef CNET_UNET_H
 #define CNET_UNET_H
 
-#include "unet_encoder.h"
+#include "engine/models/unet_encoder.h"
 
 typedef struct unet_model {
     cnet_params params;
@@ -64,7 +64,7 @@ int unet_backward(unet_model *m, cnet_arena *scratch, float *const *d_down, floa
                   const float *dout, const unet_acts *acts, int B, cnet_error *err);
 
 /* Loads a diffusers component folder: config.json and its weights
- * (engine/model_files.h). On failure m is left freed. */
+ * (engine/config/model_files.h). On failure m is left freed. */
 int unet_open(unet_model *m, cnet_backend *be, const char *dir, cnet_error *err);
 
 #endif

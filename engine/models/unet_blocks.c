@@ -1,5 +1,5 @@
 /* UNet down / mid / up blocks, forward; see unet_blocks.h. */
-#include "unet_blocks.h"
+#include "engine/models/unet_blocks.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -11,16 +11,16 @@
  *                  + conv upsampler except on the last level.
  *
  * The architecture comes from a UNet2DConditionModel or ControlNetModel
- * config (engine/config.h), whose per-block lists are already resolved. Sizes: B batch, H/W latent
+ * config (engine/config/config.h), whose per-block lists are already resolved. Sizes: B batch, H/W latent
  * size at the current level, Nt text tokens. */
 #ifndef CNET_UNET_BLOCKS_H
 #define CNET_UNET_BLOCKS_H
 
-#include "arena.h"
-#include "config.h"
-#include "nn.h"
-#include "resnet.h"
-#include "transformer2d.h"
+#include "engine/core/arena.h"
+#include "engine/config/config.h"
+#include "engine/core/nn.h"
+#include "engine/models/resnet.h"
+#include "engine/models/transformer2d.h"
 
 #define UNET_MAX_LEVELS CNET_MAX_BLOCKS
 #define UNET_MAX_LAYERS 8

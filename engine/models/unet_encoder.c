@@ -1,5 +1,5 @@
 /* The shared UNet / ControlNet encoder; see unet_encoder.h. */
-#include "unet_encoder.h"
+#include "engine/models/unet_encoder.h"
 
 #include <string.h>
 

@@ -14,7 +14,7 @@
 #ifndef CNET_UNET_ENCODER_H
 #define CNET_UNET_ENCODER_H
 
-#include "unet_blocks.h"
+#include "engine/models/unet_blocks.h"
 
 typedef struct unet_encoder {
     cnet_unet_config cfg;

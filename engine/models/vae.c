@@ -1,8 +1,8 @@
 /* AutoencoderKL encoder / decoder forward; see vae.h. */
-#include "vae.h"
+#include "engine/models/vae.h"
 
 #include <limits.h>
-#include "model_files.h"
+#include "engine/config/model_files.h"
 
 #include <stdio.h>
 #include <string.h>

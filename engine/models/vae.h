@@ -16,9 +16,9 @@
 #ifndef CNET_VAE_H
 #define CNET_VAE_H
 
-#include "attention.h"
-#include "config.h"
-#include "resnet.h"
+#include "engine/models/attention.h"
+#include "engine/config/config.h"
+#include "engine/models/resnet.h"
 
 #define VAE_MAX_LEVELS CNET_MAX_BLOCKS
 #define VAE_MAX_LAYERS 8
@@ -62,7 +62,7 @@ int vae_decode(vae_model *m, cnet_arena *scratch, float *x, const float *z, int 
                cnet_error *err);
 
 /* Loads a diffusers component folder: config.json and its weights
- * (engine/model_files.h). On failure m is left freed. */
+ * (engine/config/model_files.h). On failure m is left freed. */
 int vae_open(vae_model *m, cnet_backend *be, const char *dir, cnet_error *err);
 
 #endif

@@ -1,11 +1,11 @@
 /* StableDiffusionControlNetPipeline.__call__; see pipeline.h. */
-#include "pipeline.h"
+#include "engine/pipeline/pipeline.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "layout.h"
+#include "engine/core/layout.h"
 
 /* Device buffers of one run. */
 typedef struct pipe_buffers {

@@ -24,12 +24,12 @@
 
 #include <stdint.h>
 
-#include "clip_text.h"
-#include "controlnet.h"
-#include "scheduler.h"
-#include "tokenizer.h"
-#include "unet.h"
-#include "vae.h"
+#include "engine/models/clip_text.h"
+#include "engine/models/controlnet.h"
+#include "engine/sched/scheduler.h"
+#include "engine/text/tokenizer.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
 
 #define PIPE_MAX_CONTROLNETS 8
 #define PIPE_MAX_IMAGES 16

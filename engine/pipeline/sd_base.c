@@ -1,5 +1,5 @@
 /* Loading a base pipeline folder; see sd_base.h. */
-#include "sd_base.h"
+#include "engine/pipeline/sd_base.h"
 
 #include <stdio.h>
 #include <string.h>

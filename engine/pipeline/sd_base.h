@@ -7,11 +7,11 @@
 
 #include <limits.h>
 
-#include "clip_text.h"
-#include "pipeline.h"
-#include "tokenizer.h"
-#include "unet.h"
-#include "vae.h"
+#include "engine/models/clip_text.h"
+#include "engine/pipeline/pipeline.h"
+#include "engine/text/tokenizer.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
 
 typedef struct sd_base {
     char dir[PATH_MAX];

@@ -4,7 +4,7 @@
  * use_clipped_model_output (meaningless without clipping). */
 #include <math.h>
 
-#include "sched_internal.h"
+#include "engine/sched/sched_internal.h"
 
 enum { BUF_X0, BUF_EPS, BUF_NOISE, DDIM_BUFFERS };
 

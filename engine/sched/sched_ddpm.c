@@ -5,7 +5,7 @@
  * are in scheduler.c; learned variances and clipping are refused with an error. */
 #include <math.h>
 
-#include "sched_internal.h"
+#include "engine/sched/sched_internal.h"
 
 enum { BUF_X0, BUF_NOISE, DDPM_BUFFERS };
 

@@ -8,7 +8,7 @@
  * learned variance, Lu lambdas. */
 #include <math.h>
 
-#include "sched_internal.h"
+#include "engine/sched/sched_internal.h"
 
 enum { BUF_DIFF = SCHED_MAX_ORDER, DPM_BUFFERS };
 

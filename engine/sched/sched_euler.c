@@ -7,7 +7,7 @@
  * continuous timesteps. */
 #include <math.h>
 
-#include "sched_internal.h"
+#include "engine/sched/sched_internal.h"
 
 enum { BUF_X0, BUF_DIFF, BUF_NOISE, EULER_BUFFERS };
 

@@ -1,10 +1,10 @@
-/* Private to engine/sched_*.c and engine/scheduler.c: the schedule tables
+/* Private to engine/sched_*.c and engine/sched/scheduler.c: the schedule tables
  * (numpy/torch emulation, sched_table.c) and each scheduler kind's
  * set_timesteps and step. See scheduler.h for the public contract. */
 #ifndef CNET_SCHED_INTERNAL_H
 #define CNET_SCHED_INTERNAL_H
 
-#include "scheduler.h"
+#include "engine/sched/scheduler.h"
 
 /* ---- tables (sched_table.c) ---- */
 

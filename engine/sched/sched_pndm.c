@@ -7,7 +7,7 @@
  * implemented. */
 #include <math.h>
 
-#include "sched_internal.h"
+#include "engine/sched/sched_internal.h"
 
 enum { PNDM_ETS = 4, BUF_CUR_SAMPLE = PNDM_ETS, BUF_MODEL_OUTPUT, PNDM_BUFFERS };
 

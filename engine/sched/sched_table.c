@@ -11,7 +11,7 @@
  * into fma on its own; where torch's own build did, fmaf says so. */
 #include <math.h>
 
-#include "sched_internal.h"
+#include "engine/sched/sched_internal.h"
 
 /* torch.linspace(start, end, steps, dtype=float32) of the CPU kernel in
  * torch 1.13 (RangeFactoriesKernel.cpp, AVX2 build): the vectorised loop

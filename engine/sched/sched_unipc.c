@@ -7,7 +7,7 @@
  * implemented: order 3+ (a general linear solve), thresholding, solver_p. */
 #include <math.h>
 
-#include "sched_internal.h"
+#include "engine/sched/sched_internal.h"
 
 /* history ring of solver_order + 1 converted outputs (the corrector needs
  * the new one and solver_order old ones), then the last sample and a

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched_internal.h"
+#include "engine/sched/sched_internal.h"
 
 static int buffers_needed(const cnet_sched_config *cfg) {
     switch (cfg->kind) {

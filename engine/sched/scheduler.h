@@ -28,9 +28,9 @@
 
 #include <stdint.h>
 
-#include "backend.h"
-#include "config.h"
-#include "error.h"
+#include "engine/core/backend.h"
+#include "engine/config/config.h"
+#include "engine/core/error.h"
 
 /* The CLI's short names of the scheduler kinds ("ddpm", "ddim", "pndm",
  * "euler", "euler_a", "dpmpp_2m", "unipc"; the class names are

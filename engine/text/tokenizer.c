@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer_impl.h"
-#include "unicode.h"
+#include "engine/text/tokenizer_impl.h"
+#include "engine/text/unicode.h"
 
 int tokenizer_max_length(const tokenizer *tok) { return tok->max_length; }
 int64_t tokenizer_bos_id(const tokenizer *tok) { return tok->bos_id; }

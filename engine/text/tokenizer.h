@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/core/error.h"
 
 /* Longest prompt accepted, in bytes (CNET_ELIMIT beyond). */
 #define TOKENIZER_MAX_TEXT_BYTES (1u << 20)

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer_impl.h"
+#include "engine/text/tokenizer_impl.h"
 
 typedef struct bpe_sym {
     size_t off, len;

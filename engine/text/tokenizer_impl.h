@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "strmap.h"
-#include "tokenizer.h"
+#include "engine/core/error.h"
+#include "engine/core/strmap.h"
+#include "engine/text/tokenizer.h"
 
 /* transformers keeps merges.txt lines 1 .. 49152-256-2 (line 0 is the
  * "#version" header); later lines are ignored, as there. */

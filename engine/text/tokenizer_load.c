@@ -23,8 +23,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tokenizer_impl.h"
-#include "unicode.h"
+#include "engine/text/tokenizer_impl.h"
+#include "engine/text/unicode.h"
 
 /* merges.txt is read whole; CLIP's is 0.5 MB. */
 #define TOKENIZER_MAX_MERGES_BYTES (64u << 20)

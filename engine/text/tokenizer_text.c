@@ -3,13 +3,13 @@
  * Follows transformers v4.38 models/clip/tokenization_clip.py on the path it
  * takes without ftfy: BasicTokenizer (models/bert) with strip_accents=False
  * and do_split_on_punc=False, then re.findall of the CLIP pattern. The
- * character classes are Python's (engine/unicode.h). Not the ftfy path
+ * character classes are Python's (engine/text/unicode.h). Not the ftfy path
  * (ftfy.fix_text + whitespace_clean), which gives different ids for CJK. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer_impl.h"
-#include "unicode.h"
+#include "engine/text/tokenizer_impl.h"
+#include "engine/text/unicode.h"
 
 /* The bytes bytes_to_unicode() maps to themselves: '!'..'~', U+00A1..U+00AC,
  * U+00AE..U+00FF. */

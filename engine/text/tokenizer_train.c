@@ -2,7 +2,7 @@
  * tokenizer_train.h. Symbols are ids into one table of strings; words are
  * arrays of symbol ids with a count; each round recounts the adjacent pairs
  * (a strmap keyed by the two ids) and merges the best one everywhere. */
-#include "tokenizer_train.h"
+#include "engine/text/tokenizer_train.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
-#include "strmap.h"
-#include "tokenizer_impl.h"
-#include "unicode.h"
+#include "engine/core/atomic_file.h"
+#include "engine/core/strmap.h"
+#include "engine/text/tokenizer_impl.h"
+#include "engine/text/unicode.h"
 
 /* Longest word learned from; longer letter runs are cut into pieces. */
 #define TRAIN_MAX_WORD 64

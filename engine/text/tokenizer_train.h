@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/core/error.h"
 
 /* Most merges tokenizer_train_write learns. */
 #define TOKENIZER_TRAIN_MAX_MERGES 16384

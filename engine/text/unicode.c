@@ -1,7 +1,7 @@
 /* Unicode for the tokenizer: table lookups by binary search, UTF-8, CPython's
  * str.lower() and NFC (UAX #15: full canonical decomposition, canonical
  * ordering, canonical composition). See unicode.h. */
-#include "unicode.h"
+#include "engine/text/unicode.h"
 
 /* Hangul syllables are decomposed and composed arithmetically (Unicode
  * chapter 3.12). */

@@ -2,7 +2,7 @@
  * properties CLIP's text cleanup and pre-tokenizer regex look at, Python's
  * str.lower() and NFC normalisation.
  *
- * The data comes from engine/unicode_tables.c, generated from CPython 3.11's
+ * The data comes from engine/text/unicode_tables.c, generated from CPython 3.11's
  * unicodedata (Unicode 14.0.0), the Python that produced the goldens; the
  * algorithms follow the Unicode standard (UAX #15 for NFC, SpecialCasing's
  * Final_Sigma as CPython implements it). Not a general Unicode library: no
@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "unicode_tables.h"
+#include "engine/core/error.h"
+#include "engine/text/unicode_tables.h"
 
 #define UNI_MAX_CP 0x10FFFFu
 /* A code point lower-cases to at most this many (U+0130 -> i + U+0307). */

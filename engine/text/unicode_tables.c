@@ -22,7 +22,7 @@
  * The \p{L} / \p{N} tables of the `regex` module agree with LETTER / NUMBER
  * on every code point assigned in Unicode 14 (checked exhaustively). The
  * output was then formatted with clang-format. */
-#include "unicode_tables.h"
+#include "engine/text/unicode_tables.h"
 
 const uni_run uni_flag_runs[] = {
     {0x0, 1},      {0x9, 17},     {0xE, 1},      {0x1C, 17},    {0x20, 18},    {0x21, 0},

@@ -1,6 +1,6 @@
 /* The Unicode character data the tokenizer needs, as sorted C tables in
- * engine/unicode_tables.c (generated; its opening comment says how). Read
- * through engine/unicode.h, not directly. */
+ * engine/text/unicode_tables.c (generated; its opening comment says how). Read
+ * through engine/text/unicode.h, not directly. */
 #ifndef CNET_UNICODE_TABLES_H
 #define CNET_UNICODE_TABLES_H
 

@@ -1,5 +1,5 @@
 /* AdamW state, float32 or 8-bit; see adam_state.h. */
-#include "adam_state.h"
+#include "engine/train/adam_state.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "safetensors.h"
+#include "engine/core/safetensors.h"
 
 #define ADAM_FILE_M "optimizer_exp_avg.safetensors"
 #define ADAM_FILE_V "optimizer_exp_avg_sq.safetensors"

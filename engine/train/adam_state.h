@@ -6,11 +6,11 @@
  * - 8-bit (--use_8bit_adam, bitsandbytes' AdamW8bit as train_controlnet.py
  *   uses it): every tensor of at least ADAM8_MIN_SIZE elements keeps uint8
  *   codes plus a float32 absmax per block of CNET_ADAM8_BLOCK for m and v
- *   (engine/adam8.h), stepped by adamw8bit_step; smaller tensors keep
+ *   (engine/core/adam8.h), stepped by adamw8bit_step; smaller tensors keep
  *   float32 m and v and step with adamw_step. About 2 bytes per parameter
  *   instead of 8.
  *
- * In checkpoints (engine/checkpoint.c) the float32 form is
+ * In checkpoints (engine/train/checkpoint.c) the float32 form is
  * optimizer_exp_avg.safetensors + optimizer_exp_avg_sq.safetensors (PyTorch
  * layout, one tensor per parameter); the 8-bit form is
  * optimizer_8bit.safetensors with bnb's state names per parameter,
@@ -20,15 +20,15 @@
  * quantisation blocks are cut in that order; so it is not a bnb state dict
  * (whose blocks run over PyTorch's OIHW order), only cnet resumes from it.
  *
- * Not here: gradients, clipping's sum of squares (engine/train_step.c). */
+ * Not here: gradients, clipping's sum of squares (engine/train/train_step.c). */
 #ifndef CNET_ADAM_STATE_H
 #define CNET_ADAM_STATE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "adam8.h"
-#include "params.h"
+#include "engine/core/adam8.h"
+#include "engine/core/params.h"
 
 /* AdamW's settings for one step (clip_grad_norm_ first when
  * max_grad_norm > 0). */

@@ -1,5 +1,5 @@
 /* Training checkpoints; see checkpoint.h. */
-#include "checkpoint.h"
+#include "engine/train/checkpoint.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "atomic_file.h"
+#include "engine/core/atomic_file.h"
 
 #define CHECKPOINT_MAX_LISTED 4096
 

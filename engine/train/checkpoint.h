@@ -4,7 +4,7 @@
  *
  *   controlnet/config.json, controlnet/diffusion_pytorch_model.safetensors
  *   optimizer_exp_avg.safetensors, optimizer_exp_avg_sq.safetensors  (AdamW)
- *     or optimizer_8bit.safetensors (--use_8bit_adam; engine/adam_state.h)
+ *     or optimizer_8bit.safetensors (--use_8bit_adam; engine/train/adam_state.h)
  *   trainer_state.json   (step, epoch, data cursor, seed, LR schedule, ...)
  *
  * A checkpoint is written under `checkpoint-<step>.partial` and renamed into
@@ -19,8 +19,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "adam_state.h"
-#include "params.h"
+#include "engine/train/adam_state.h"
+#include "engine/core/params.h"
 
 #define CHECKPOINT_PREFIX "checkpoint-"
 

@@ -1,5 +1,5 @@
 /* Dynamic loss scaling; see loss_scale.h. */
-#include "loss_scale.h"
+#include "engine/train/loss_scale.h"
 
 #include <math.h>
 

@@ -12,15 +12,15 @@
  * LOSS_SCALE_MAX], where GradScaler's may reach 0 or inf and then skip every
  * step. bf16 has float32's exponent range and needs no scaling.
  *
- * Not here: applying it (train_step_optimize in engine/train_step.h) and the
- * step counts it implies (engine/trainer.c). */
+ * Not here: applying it (train_step_optimize in engine/train/train_step.h) and the
+ * step counts it implies (engine/train/trainer.c). */
 #ifndef CNET_LOSS_SCALE_H
 #define CNET_LOSS_SCALE_H
 
 #include <jansson.h>
 #include <stdint.h>
 
-#include "error.h"
+#include "engine/core/error.h"
 
 #define LOSS_SCALE_INIT 65536.0f /* GradScaler's init_scale, 2^16 */
 #define LOSS_SCALE_GROWTH_INTERVAL 2000

@@ -1,5 +1,5 @@
 /* Learning-rate schedules; see lr_schedule.h. */
-#include "lr_schedule.h"
+#include "engine/train/lr_schedule.h"
 
 #include <math.h>
 #include <string.h>

@@ -14,7 +14,7 @@
 #ifndef CNET_LR_SCHEDULE_H
 #define CNET_LR_SCHEDULE_H
 
-#include "error.h"
+#include "engine/core/error.h"
 
 typedef enum lr_kind {
     LR_CONSTANT = 0,

@@ -1,13 +1,13 @@
 /* Training batches; see train_batch.h. */
-#include "train_batch.h"
+#include "engine/train/train_batch.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
-#include "philox.h"
-#include "preprocess.h"
+#include "engine/image/image.h"
+#include "engine/core/philox.h"
+#include "engine/image/preprocess.h"
 
 static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
     if (*rc) return NULL;

@@ -20,9 +20,9 @@
 
 #include <stdint.h>
 
-#include "arena.h"
-#include "dataset.h"
-#include "sd_base.h"
+#include "engine/core/arena.h"
+#include "engine/data/dataset.h"
+#include "engine/pipeline/sd_base.h"
 
 typedef struct train_batcher {
     sd_base *base; /* borrowed */

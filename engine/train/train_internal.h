@@ -7,16 +7,16 @@
 #include <jansson.h>
 #include <stdio.h>
 
-#include "atomic_file.h"
-#include "controlnet.h"
-#include "dataset.h"
-#include "loss_scale.h"
-#include "lr_schedule.h"
-#include "scheduler.h"
-#include "sd_base.h"
-#include "train_batch.h"
-#include "train_step.h"
-#include "trainer.h"
+#include "engine/core/atomic_file.h"
+#include "engine/models/controlnet.h"
+#include "engine/data/dataset.h"
+#include "engine/train/loss_scale.h"
+#include "engine/train/lr_schedule.h"
+#include "engine/sched/scheduler.h"
+#include "engine/pipeline/sd_base.h"
+#include "engine/train/train_batch.h"
+#include "engine/train/train_step.h"
+#include "engine/train/trainer.h"
 
 typedef struct trainer {
     const train_options *o;

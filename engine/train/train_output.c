@@ -8,10 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "image.h"
-#include "pipeline.h"
-#include "preprocess.h"
-#include "train_internal.h"
+#include "engine/image/image.h"
+#include "engine/pipeline/pipeline.h"
+#include "engine/image/preprocess.h"
+#include "engine/train/train_internal.h"
 
 /* The script's validation: 20 UniPC steps at the default guidance. */
 #define VALIDATION_STEPS 20

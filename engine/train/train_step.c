@@ -1,5 +1,5 @@
 /* One ControlNet training step; see train_step.h. */
-#include "train_step.h"
+#include "engine/train/train_step.h"
 
 #include <assert.h>
 #include <math.h>

@@ -11,9 +11,9 @@
  *
  * and the optimiser step: clip_grad_norm_(max_grad_norm) fused into
  * torch.optim.AdamW, or bitsandbytes' AdamW8bit with use_8bit_adam
- * (engine/adam_state.h). The VAE and text encoder run outside (their
+ * (engine/train/adam_state.h). The VAE and text encoder run outside (their
  * outputs are inputs here, so latents and text states can be cached). Not
- * here: data loading, LR schedules, checkpoints (engine/trainer.c).
+ * here: data loading, LR schedules, checkpoints (engine/train/trainer.c).
  *
  * Sizes: B batch, h/w latent size, H/W image size, Nt text tokens. */
 #ifndef CNET_TRAIN_STEP_H
@@ -21,11 +21,11 @@
 
 #include <stdint.h>
 
-#include "adam_state.h"
-#include "controlnet.h"
-#include "loss_scale.h"
-#include "scheduler.h"
-#include "unet.h"
+#include "engine/train/adam_state.h"
+#include "engine/models/controlnet.h"
+#include "engine/train/loss_scale.h"
+#include "engine/sched/scheduler.h"
+#include "engine/models/unet.h"
 
 typedef enum { TRAIN_PRED_EPSILON = 0, TRAIN_PRED_V } train_prediction;
 
@@ -49,7 +49,7 @@ typedef struct train_step_config {
      * set_grads_to_none and more than one, the later micro-batches' forwards
      * run beside the live gradients, and the arena is sized for that. */
     int gradient_accumulation_steps;
-    int use_8bit_adam; /* bitsandbytes-style 8-bit AdamW state (engine/adam_state.h) */
+    int use_8bit_adam; /* bitsandbytes-style 8-bit AdamW state (engine/train/adam_state.h) */
 } train_step_config;
 
 typedef struct train_step {
@@ -85,7 +85,7 @@ int train_step_accumulate(train_step *t, int B, const float *latents, const floa
  * (step counts from 1), then zeroes the gradients (set_grads_to_none: gives
  * them back). *grad_norm_out receives the norm before clipping.
  *
- * With a loss scale ls (NULL: none; engine/loss_scale.h), as GradScaler's
+ * With a loss scale ls (NULL: none; engine/train/loss_scale.h), as GradScaler's
  * unscale_ + step + update: the gradients are first multiplied by
  * 1 / ls->scale; when their sum of squares is not finite the weights and
  * AdamW's state are left untouched (the gradients are still zeroed or given

@@ -1,6 +1,6 @@
 /* The training loop of train_controlnet.py; see trainer.h. Outputs (final
  * weights, model card, validation images) are in train_output.c. */
-#include "trainer.h"
+#include "engine/train/trainer.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -11,12 +11,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "checkpoint.h"
-#include "controlnet_init.h"
-#include "lr_schedule.h"
-#include "philox.h"
-#include "train_batch.h"
-#include "train_internal.h"
+#include "engine/train/checkpoint.h"
+#include "engine/init/controlnet_init.h"
+#include "engine/train/lr_schedule.h"
+#include "engine/core/philox.h"
+#include "engine/train/train_batch.h"
+#include "engine/train/train_internal.h"
 
 /* Philox counter layout of the training randomness: block offset
  * tag << 58 | optimizer step << 26 | micro-batch << 20, leaving 2^20 blocks

@@ -12,16 +12,16 @@
  * (noise, timesteps, VAE sampling, data order), so a run resumed from a
  * checkpoint continues bit-exactly on the CPU backend.
  *
- * Not here: option parsing (server/cmd_train.c), the job queue
- * (server/pool.c), pushing to the Hub. */
+ * Not here: option parsing (server/cli/cmd_train.c), the job queue
+ * (server/workers/pool.c), pushing to the Hub. */
 #ifndef CNET_TRAINER_H
 #define CNET_TRAINER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend.h"
-#include "error.h"
+#include "engine/core/backend.h"
+#include "engine/core/error.h"
 
 #define TRAIN_MAX_VALIDATION 16
 
@@ -79,7 +79,7 @@ void train_options_defaults(train_options *o);
 typedef struct train_progress {
     int step, total_steps, epoch;
     double loss, lr, grad_norm, samples_per_sec, eta_sec;
-    size_t optimizer_bytes; /* device memory of AdamW's m and v (engine/adam_state.h) */
+    size_t optimizer_bytes; /* device memory of AdamW's m and v (engine/train/adam_state.h) */
 } train_progress;
 
 typedef struct train_hooks {

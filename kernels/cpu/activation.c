@@ -13,7 +13,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/parallel.h"
-#include "kernels/cpu/vexp.h"
+#include "kernels/common/vexp.h"
 
 #define GELU_INV_SQRT2 0.70710678118654752440f
 #define GELU_INV_SQRT_2PI 0.39894228040143267794f

@@ -25,7 +25,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/scratch.h"
-#include "kernels/cpu/vexp.h"
+#include "kernels/common/vexp.h"
 
 /* Queries and keys per block. Per-thread scratch is
  * ATTN_BQ * (ATTN_BK + D + 2) floats forward and

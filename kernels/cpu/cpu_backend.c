@@ -1,10 +1,10 @@
 /* The CPU backend: host memory (64-byte aligned), OpenBLAS sgemm and OpenMP
  * loops. This file holds the memory entries and wires the ops declared in
- * cpu_ops.h into the table of engine/backend.h. */
+ * cpu_ops.h into the table of engine/core/backend.h. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
+#include "engine/core/backend.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/scratch.h"
 

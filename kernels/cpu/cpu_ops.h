@@ -1,11 +1,11 @@
 /* The CPU backend's ops: one function per entry of the table in
- * engine/backend.h, same arguments and semantics (read the comments there).
+ * engine/core/backend.h, same arguments and semantics (read the comments there).
  * linalg.c and conv.c hold the BLAS-backed ops; the other files one family of
  * ops each. cpu_backend.c wires them into the table. */
 #ifndef CNET_CPU_OPS_H
 #define CNET_CPU_OPS_H
 
-#include "engine/backend.h"
+#include "engine/core/backend.h"
 
 /* ---- matrix products and convolution (linalg.c, conv.c) ---- */
 void cpu_gemm(cnet_backend *be, float *C, const float *A, const float *B, int M, int N, int K,

@@ -14,7 +14,7 @@
  *                 plus one zero column when dim is odd.
  * Rounding arg to float32 matters: at t ~ 1000 one ulp of arg moves sin by
  * ~6e-5, far more than any sin/cos implementation difference. For the same
- * reason exp must round like torch's (kernels/cpu/vexp.h): glibc's expf
+ * reason exp must round like torch's (kernels/common/vexp.h): glibc's expf
  * differs from torch in 2 of the 12 frequencies of the goldens. sin and cos
  * are libm's (they differ from torch's SLEEF ones by at most an ulp, ~6e-8).
  *
@@ -24,7 +24,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/parallel.h"
-#include "kernels/cpu/vexp.h"
+#include "kernels/common/vexp.h"
 
 void cpu_embedding_forward(cnet_backend *be, float *out, const int64_t *ids, const float *table,
                            int M, int D) {

@@ -2,7 +2,7 @@
  * layer (forward and backward), all on OpenBLAS cblas_sgemm (OpenMP build).
  *
  * It is not a GEMM implementation: every product goes to sgemm; this file
- * only maps the row-major conventions of engine/backend.h onto CBLAS, fuses
+ * only maps the row-major conventions of engine/core/backend.h onto CBLAS, fuses
  * the bias (the output starts as the bias and sgemm adds with beta = 1) and
  * computes bias gradients. Reference: torch.nn.functional.linear
  * (out = inp @ weight^T + bias, weight [N, K]).

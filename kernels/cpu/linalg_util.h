@@ -1,10 +1,10 @@
 /* Helpers shared by the BLAS-backed ops (linalg.c, conv.c, conv_im2col.c);
- * not part of the backend table. Shapes follow engine/backend.h: rows are
+ * not part of the backend table. Shapes follow engine/core/backend.h: rows are
  * tokens or output pixels, NHWC activations, OHWI conv weights. */
 #ifndef CNET_CPU_LINALG_UTIL_H
 #define CNET_CPU_LINALG_UTIL_H
 
-#include "engine/backend.h"
+#include "engine/core/backend.h"
 
 /* out[M,N] = row[N] repeated on every row (the bias, before sgemm adds
  * with beta = 1). */

@@ -19,7 +19,7 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/parallel.h"
-#include "kernels/cpu/vexp.h"
+#include "kernels/common/vexp.h"
 #include "kernels/cpu/scratch.h"
 
 /* Layer-norm backward sums dgamma/dbeta over blocks of this many rows, then

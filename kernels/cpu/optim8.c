@@ -1,6 +1,6 @@
 /* AdamW with block-wise 8-bit moments (bitsandbytes' AdamW8bit) on the CPU;
  * the state format and what we follow from bitsandbytes are in
- * engine/adam8.h.
+ * engine/core/adam8.h.
  *
  * Per block of CNET_ADAM8_BLOCK elements, as bnb's
  * kOptimizerStatic8bit2StateBlockwise: decode m and v with the block's old
@@ -20,7 +20,7 @@
  * not depend on the thread count. Sizes: n parameters, ceil(n/256) blocks. */
 #include <math.h>
 
-#include "engine/adam8.h"
+#include "engine/core/adam8.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/adamw_update.h"
 #include "kernels/cpu/parallel.h"

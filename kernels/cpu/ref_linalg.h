@@ -2,14 +2,14 @@
  * (gemm, batched gemm, linear, conv2d), for tests only.
  *
  * Same arguments and semantics as the cpu_* ops of cpu_ops.h (read
- * engine/backend.h), minus the backend pointer and with double buffers:
+ * engine/core/backend.h), minus the backend pointer and with double buffers:
  * outputs first; gradient outputs may be NULL; dinp overwrites, dweight and
  * dbias accumulate. Plain loops straight from the definitions, no blocking,
  * no BLAS, no threads. */
 #ifndef CNET_CPU_REF_LINALG_H
 #define CNET_CPU_REF_LINALG_H
 
-#include "engine/backend.h"
+#include "engine/core/backend.h"
 
 void ref_gemm(double *C, const double *A, const double *B, int M, int N, int K, int trans_a,
               int trans_b, double alpha, double beta);

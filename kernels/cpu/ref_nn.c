@@ -1,11 +1,11 @@
 /* Double-precision references of the non-linalg ops; see ref_nn.h. Plain
  * loops, no OpenMP, no BLAS, no cleverness: each is the textbook formula of
  * the torch/diffusers function named in the fast op's file. */
-#include "ref_nn.h"
+#include "kernels/cpu/ref_nn.h"
 
 #include <math.h>
 
-#include "engine/backend.h"
+#include "engine/core/backend.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -68,7 +68,7 @@ void ref_sum_squares(double *out, const double *inp, long n);
 void ref_adamw_step(double *params, double *m, double *v, const double *grads, long n, double lr,
                     double beta1, double beta2, double eps, double weight_decay, int step,
                     const double *grad_sumsq, double max_grad_norm);
-/* bitsandbytes' block-wise 8-bit AdamW (engine/adam8.h) with the moments in
+/* bitsandbytes' block-wise 8-bit AdamW (engine/core/adam8.h) with the moments in
  * exact arithmetic: per block of CNET_ADAM8_BLOCK, decode m and v with the old
  * absmax, ref_adamw_step's update, new absmax = max |moment|, and each code
  * the nearest entry of the map by exhaustive search (the first of equally

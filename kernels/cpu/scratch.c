@@ -1,7 +1,7 @@
 /* Growable scratch buffers owned by the CPU backend (see scratch.h). The
  * state hangs off be->impl and is created on first use, so ops also work on
  * a zero-initialised cnet_backend in tests. */
-#include "scratch.h"
+#include "kernels/cpu/scratch.h"
 
 #include <stdio.h>
 #include <stdlib.h>

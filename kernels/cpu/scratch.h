@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "engine/backend.h"
+#include "engine/core/backend.h"
 
 enum { CPU_SCRATCH_SLOTS = 4 };
 /* The slot of a 16-bit weight widened to float32 (weights16.c): the float32

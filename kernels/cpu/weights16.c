@@ -1,4 +1,4 @@
-/* Products with a 16-bit stored weight on the CPU backend (engine/backend.h,
+/* Products with a 16-bit stored weight on the CPU backend (engine/core/backend.h,
  * "products with a 16-bit stored weight"). The CPU computes in float32
  * only, so each op widens the weight into scratch (exact: every bf16 and f16
  * value is a float32 value) and runs its float32 twin: the result is

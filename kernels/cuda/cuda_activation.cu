@@ -1,13 +1,13 @@
 /* Elementwise activations of the CUDA backend: SiLU, exact (erf) GELU,
  * diffusers' GEGLU and CLIP's quick_gelu, forward and backward (quick_gelu
  * forward only). exp is the CPU backend's cpu_expf compiled for the device
- * (kernels/cpu/vexp.h), erf is CUDA's erff (<= 2 ulp). Reference:
+ * (kernels/common/vexp.h), erf is CUDA's erff (<= 2 ulp). Reference:
  * kernels/cpu/activation.c, same formulas.
  *
  * Sizes: n elements; GEGLU rows M of 2F inputs and F outputs. */
 #include <math.h>
 
-#include "kernels/cpu/vexp.h"
+#include "kernels/common/vexp.h"
 #include "kernels/cuda/cuda_internal.h"
 #include "kernels/cuda/cuda_ops.h"
 

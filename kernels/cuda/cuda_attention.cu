@@ -27,7 +27,7 @@
  * [heads*D] (head h at columns h*D..h*D+D-1), rows of k/v likewise. */
 #include <math.h>
 
-#include "kernels/cpu/vexp.h"
+#include "kernels/common/vexp.h"
 #include "kernels/cuda/cuda_internal.h"
 #include "kernels/cuda/cuda_ops.h"
 

@@ -1,6 +1,6 @@
 /* The CUDA backend's lifecycle and memory: device selection, the stream and
  * library handles, the sticky error record, scratch slots, and the table of
- * engine/backend.h wired to the ops of cuda_ops.h.
+ * engine/core/backend.h wired to the ops of cuda_ops.h.
  *
  * All work is queued on the backend's one stream. upload copies from
  * pageable host memory (the call returns once the source may be reused);

@@ -1,4 +1,4 @@
-/* The CUDA backend: the op table of engine/backend.h on one NVIDIA GPU, with
+/* The CUDA backend: the op table of engine/core/backend.h on one NVIDIA GPU, with
  * device memory from cudaMalloc (never managed memory), one stream, one
  * cuBLAS + cuBLASLt handle and one cuDNN handle per backend, and our own
  * kernels for everything that is not a matrix product or a convolution.
@@ -8,7 +8,7 @@
  * it matters (timestep embedding, AdamW), the same Philox stream. Matrix
  * products and convolutions run in full float32 (no TF32) unless
  * cnet_backend_cuda_set_tf32 allows it, or be->precision (--mixed_precision,
- * engine/backend.h) asks for bf16 / fp16. Then gemm, gemm_batched and linear
+ * engine/core/backend.h) asks for bf16 / fp16. Then gemm, gemm_batched and linear
  * use the cuBLAS/cuBLASLt _FAST_16BF / _FAST_16F compute types (inputs
  * rounded to 16 bits inside the library, float32 accumulation and float32
  * output), and conv2d forward and backward run cuDNN on 16-bit copies of
@@ -39,7 +39,7 @@
 extern "C" {
 #endif
 
-#include "engine/backend.h"
+#include "engine/core/backend.h"
 
 /* Number of visible CUDA devices; 0 with a reason in why (if non-NULL) when
  * the runtime reports an error (no driver, no device). */

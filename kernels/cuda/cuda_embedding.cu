@@ -11,7 +11,7 @@
  * Sizes: M ids, D embedding width, B timesteps, dim output width. */
 #include <math.h>
 
-#include "kernels/cpu/vexp.h"
+#include "kernels/common/vexp.h"
 #include "kernels/cuda/cuda_internal.h"
 #include "kernels/cuda/cuda_ops.h"
 

@@ -17,7 +17,7 @@
  * M rows (tokens) of a layer norm. */
 #include <math.h>
 
-#include "kernels/cpu/vexp.h"
+#include "kernels/common/vexp.h"
 #include "kernels/cuda/cuda_internal.h"
 #include "kernels/cuda/cuda_ops.h"
 

@@ -1,5 +1,5 @@
 /* The CUDA backend's ops: one function per entry of the table in
- * engine/backend.h, same arguments and semantics as the CPU backend's
+ * engine/core/backend.h, same arguments and semantics as the CPU backend's
  * (kernels/cpu/cpu_ops.h). Each .cu file holds one family; cuda_backend.cu
  * wires them into the table. C++ linkage: only cuda_backend.h is C. */
 #ifndef CNET_CUDA_OPS_H

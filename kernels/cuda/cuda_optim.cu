@@ -9,7 +9,7 @@
  * thread adds the chunk sums in order. The result depends on the shape
  * only, never on the GPU or the launch.
  *
- * 8-bit AdamW (bitsandbytes' block-wise state, engine/adam8.h): one thread
+ * 8-bit AdamW (bitsandbytes' block-wise state, engine/core/adam8.h): one thread
  * block per quantisation block of CNET_ADAM8_BLOCK elements, one thread per
  * element, as bnb's kOptimizerStatic8bit2StateBlockwise with 256 threads;
  * the block's new absmax is a shared-memory max (exact in any order) and
@@ -20,7 +20,7 @@
 
 #include "kernels/cuda/cuda_internal.h"
 #include "kernels/cuda/cuda_ops.h"
-#include "engine/adam8.h"
+#include "engine/core/adam8.h"
 
 /* Threads of a reduction block (a power of two). */
 #define RED_THREADS 256

@@ -1,11 +1,11 @@
 /* Standard normal draws of the CUDA backend: the Philox4x32-10 stream of
- * engine/philox.h, bit for bit. One thread per block of 4 numbers: the same
+ * engine/core/philox.h, bit for bit. One thread per block of 4 numbers: the same
  * counter/key layout (key = seed halves, counter = {lo(j), hi(j), 0, 0}),
  * the same round constants, Box-Muller in double on lane pairs, rounded to
  * float. The double log/sqrt/cos/sin of CUDA and glibc agree to within an
  * ulp of double, far below the float rounding (a mismatch needs a result
  * within ~1e-16 relative of a float rounding boundary). Reference:
- * engine/philox.c. */
+ * engine/core/philox.c. */
 #include <stdint.h>
 
 #include "kernels/cuda/cuda_internal.h"

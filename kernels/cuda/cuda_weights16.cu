@@ -1,4 +1,4 @@
-/* Products with a 16-bit stored weight on the CUDA backend (engine/backend.h,
+/* Products with a 16-bit stored weight on the CUDA backend (engine/core/backend.h,
  * "products with a 16-bit stored weight"), and the float32 <-> 16-bit
  * conversions the backend's 16-bit paths share.
  *

@@ -11,7 +11,7 @@
  *   cn_unet_step  one denoising step's networks: ControlNet then UNet with
  *                 its residuals, on a classifier-free-guidance batch of 2 at
  *                 the UNet's sample size, 77 text tokens;
- *   generate      one whole image through engine/pipeline.h: 20 UniPC steps
+ *   generate      one whole image through engine/pipeline/pipeline.h: 20 UniPC steps
  *                 (the folder's scheduler config read as UniPC), CFG 7.5
  *                 with a negative prompt, the pipeline's ControlNet (DIR's
  *                 controlnet/), output at the UNet's sample size x the VAE
@@ -21,11 +21,11 @@
  * resident memory of the process (getrusage), which includes the weights on
  * the CPU, and on a GPU the device memory high-water mark
  * (cnet_backend_peak_device_bytes). The training tasks are
- * server/bench_train.c's.
+ * server/bench/bench_train.c's.
  * Inputs are Philox normals (conditioning image: uniform [0, 1) like an
  * image); values do not change the time. Nothing is checked here: the
  * goldens do that. */
-#include "server/bench_model.h"
+#include "server/bench/bench_model.h"
 
 #include <limits.h>
 #include <omp.h>
@@ -35,11 +35,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "engine/clip_text.h"
-#include "engine/controlnet.h"
-#include "engine/sd_base.h"
-#include "engine/unet.h"
-#include "engine/vae.h"
+#include "engine/models/clip_text.h"
+#include "engine/models/controlnet.h"
+#include "engine/pipeline/sd_base.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
 
 #define BENCH_MODEL_DEFAULT_ITERS 5
 #define BENCH_MODEL_MAX_ITERS 1000

@@ -1,8 +1,8 @@
-/* `cnet bench --model DIR --task T`: whole-model timings (server/bench_model.c). */
+/* `cnet bench --model DIR --task T`: whole-model timings (server/bench/bench_model.c). */
 #ifndef CNET_BENCH_MODEL_H
 #define CNET_BENCH_MODEL_H
 
-#include "engine/backend.h"
+#include "engine/core/backend.h"
 
 /* Largest --batch of the training-step tasks. */
 #define BENCH_MAX_BATCH 64
@@ -34,7 +34,7 @@ int bench_open_backend(cnet_backend *be, const bench_model_opts *o, cnet_error *
 void bench_report(const bench_model_opts *o, const char *task, double *times, cnet_backend *be,
                   const char *extra);
 
-/* The training-step tasks (server/bench_train.c): "train_step" (VAE encode,
+/* The training-step tasks (server/bench/bench_train.c): "train_step" (VAE encode,
  * text encode, ControlNet + UNet forward and backward, AdamW, o->batch
  * samples at the UNet's sample size), "train_step_cached" (the same from
  * cached latents), with cnet train's optimizer and memory options from o.

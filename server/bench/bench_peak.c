@@ -7,7 +7,7 @@
  *
  * Not a model of any real kernel: it has no loads or stores at all, which
  * is the point (an upper bound for sgemm). */
-#include "server/bench_peak.h"
+#include "server/bench/bench_peak.h"
 
 #include <omp.h>
 #include <stdio.h>

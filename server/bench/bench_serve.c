@@ -12,8 +12,8 @@
  * own loopback address (127.0.0.2, 127.0.0.3, ...) because the server caps
  * connections per client address (HTTP_PER_IP_LIMIT). Loopback only,
  * bounded: a request that takes longer than BENCH_SERVE_TIMEOUT_S fails the
- * run. Nothing is checked here (tests/test_server_engine.c does that). */
-#include "server/bench_serve.h"
+ * run. Nothing is checked here (tests/integration/test_server_engine.c does that). */
+#include "server/bench/bench_serve.h"
 
 #include <curl/curl.h>
 #include <ftw.h>
@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "engine/image.h"
+#include "engine/image/image.h"
 
 #define BENCH_SERVE_DEFAULT_REQUESTS 32
 #define BENCH_SERVE_MAX_REQUESTS 10000

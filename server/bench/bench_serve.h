@@ -1,5 +1,5 @@
 /* `cnet bench --task serve`: generate throughput and latency of a real
- * `cnet serve` on loopback (server/bench_serve.c). */
+ * `cnet serve` on loopback (server/bench/bench_serve.c). */
 #ifndef CNET_BENCH_SERVE_H
 #define CNET_BENCH_SERVE_H
 

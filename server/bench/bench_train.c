@@ -1,13 +1,13 @@
 /* cnet bench --model DIR --task train_step|train_step_cached [--batch N]
  * [--device D]: one optimizer step of ControlNet training on a batch of N
  * samples (default 1) at the UNet's sample size, as cnet train runs it
- * (engine/train_batch.c + engine/train_step.c):
+ * (engine/train/train_batch.c + engine/train/train_step.c):
  *
  *   train_step         VAE encode of the N 3-channel images, text encoder on
  *                      N prompts of 77 tokens, ControlNet + UNet forward, the backward of
  *                      the UNet's up path and of the whole ControlNet,
  *                      clip_grad_norm_ + AdamW (with fp16, the loss scaling's
- *                      unscale pass and finiteness check too, engine/loss_scale.h);
+ *                      unscale pass and finiteness check too, engine/train/loss_scale.h);
  *   train_step_cached  the same without the VAE encode (--cache_latents).
  *
  * --use_8bit_adam, --gradient_checkpointing and --set_grads_to_none as in
@@ -24,10 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/philox.h"
-#include "engine/sd_base.h"
-#include "engine/train_step.h"
-#include "server/bench_model.h"
+#include "engine/core/philox.h"
+#include "engine/pipeline/sd_base.h"
+#include "engine/train/train_step.h"
+#include "server/bench/bench_model.h"
 
 #define BENCH_TRAIN_MAX_ITERS 1000
 

@@ -2,12 +2,12 @@
  * benchmark; `ops` times the BLAS-backed CPU ops (gemm, linear, conv2d
  * forward / backward-data / backward-weight) at Stable Diffusion shapes and
  * reports GFLOP/s next to the machine's measured fp32 peak (bench_peak.h).
- * `cnet bench --model DIR --task T` times whole models (server/bench_model.c),
- * `cnet bench --task serve` the service's generate route (server/bench_serve.c).
+ * `cnet bench --model DIR --task T` times whole models (server/bench/bench_model.c),
+ * `cnet bench --task serve` the service's generate route (server/bench/bench_serve.c).
  *
  * Each case: one warm-up call (scratch grows to its high-water mark), then
  * --iters timed calls; the median is reported. Inputs are deterministic
- * pseudo-random values; nothing is checked here (tests/test_ops_linalg.c
+ * pseudo-random values; nothing is checked here (tests/unit/test_ops_linalg.c
  * does that). FLOPs count multiply-adds as 2 and ignore bias and im2col. */
 #include <cblas.h>
 #include <math.h>
@@ -18,10 +18,10 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/scratch.h"
-#include "server/bench_model.h"
-#include "server/bench_peak.h"
-#include "server/bench_serve.h"
-#include "server/commands.h"
+#include "server/bench/bench_model.h"
+#include "server/bench/bench_peak.h"
+#include "server/bench/bench_serve.h"
+#include "server/cli/commands.h"
 
 #define BENCH_DEFAULT_ITERS 5
 #define BENCH_MAX_ITERS 1000

@@ -1,5 +1,5 @@
 /* `cnet dataset check DIR` and `cnet dataset make-fill`: thin commands over
- * engine/dataset.h. check prints the report of dataset_check (counts and the
+ * engine/data/dataset.h. check prints the report of dataset_check (counts and the
  * first offenders per problem) and exits 1 when training would refuse the
  * dataset (dataset_report_verdict); make-fill writes dataset_make_fill's
  * synthetic set. No logic of their own beyond options and printing. */
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/dataset.h"
-#include "server/commands.h"
+#include "engine/data/dataset.h"
+#include "server/cli/commands.h"
 
 static const char dataset_usage[] =
     "usage: cnet dataset check DIR [--image_column C] [--conditioning_image_column C]\n"

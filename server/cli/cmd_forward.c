@@ -30,12 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/clip_text.h"
-#include "engine/controlnet.h"
-#include "engine/unet.h"
-#include "engine/vae.h"
-#include "server/commands.h"
-#include "server/model_io.h"
+#include "engine/models/clip_text.h"
+#include "engine/models/controlnet.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
+#include "server/cli/commands.h"
+#include "server/golden/model_io.h"
 
 /* Most output tensors one run writes (ControlNet: every skip + mid). */
 #define FORWARD_MAX_OUTPUTS (UNET_MAX_SKIPS + 4)
@@ -82,7 +82,7 @@ static void usage(FILE *f) {
                "                    [--conditioning-scale S] [--guess-mode] [--device D]\n"
                "  --device cpu (default), cuda or cuda:N (the CPU, with a note, without a GPU)\n"
                "  Runs one model component on tensors named as in the goldens (PyTorch\n"
-               "  layout); see the header of server/cmd_forward.c for the names.\n");
+               "  layout); see the header of server/cli/cmd_forward.c for the names.\n");
 }
 
 /* Downloads dev as output `name` of the given PyTorch shape. */

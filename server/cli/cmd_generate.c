@@ -6,14 +6,14 @@
  *   1. the control images are decoded (pixel limit --max-pixels) and, with
  *      --preprocess canny, turned into their canny edges at their own size
  *      (the diffusers ControlNet recipe: cv2.Canny, then the pipeline);
- *   2. the base pipeline folder (engine/sd_base.h), its scheduler config
+ *   2. the base pipeline folder (engine/pipeline/sd_base.h), its scheduler config
  *      read as the --scheduler class, and each ControlNet are loaded; a
  *      ControlNet that does not fit the base model is refused by name;
  *   3. the output size is --width/--height or the first control image's
  *      size rounded down to the VAE factor, and every control image is
  *      resized to it as the pipeline's prepare_image does
- *      (engine/preprocess.h);
- *   4. engine/pipeline.h runs, reporting progress on stderr;
+ *      (engine/image/preprocess.h);
+ *   4. engine/pipeline/pipeline.h runs, reporting progress on stderr;
  *   5. the images are quantised as diffusers' numpy_to_pil does
  *      (round(x * 255), half to even) and written all-or-nothing as PNGs
  *      with an A1111 "parameters" chunk (gen_output.c, gen_infotext.c).
@@ -26,11 +26,11 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "engine/canny.h"
-#include "engine/preprocess.h"
-#include "engine/sd_base.h"
-#include "server/commands.h"
-#include "server/generate.h"
+#include "engine/image/canny.h"
+#include "engine/image/preprocess.h"
+#include "engine/pipeline/sd_base.h"
+#include "server/cli/commands.h"
+#include "server/cli/generate.h"
 
 /* Everything one run holds; gen_run_free releases what was acquired. */
 typedef struct gen_run {

@@ -1,6 +1,6 @@
 /* cnet golden [--fixtures DIR] [--device D]: checks every golden file of a
  * fixture directory that cnet can compute so far and prints one line per
- * tensor (server/golden.h), then a summary. The models run on the backend
+ * tensor (server/golden/golden.h), then a summary. The models run on the backend
  * --device names (cpu by default; cuda or cuda:N falls back to the CPU with
  * a note where no GPU is visible); the line "cnet golden: backend NAME"
  * says which ran. Exit status 0 when everything passed, 1 on any mismatch
@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/backend.h"
-#include "server/commands.h"
-#include "server/golden.h"
+#include "engine/core/backend.h"
+#include "server/cli/commands.h"
+#include "server/golden/golden.h"
 
 typedef struct golden_check {
     const char *stem; /* goldens/<stem>.safetensors */

@@ -2,7 +2,7 @@
  *                 [--dtype f32|f16|bf16] [--nonzero-controlnet] [--configs-only]
  *
  * Writes a complete diffusers StableDiffusionControlNetPipeline folder with
- * random non-zero weights (engine/model_init.h): model_index.json, unet/,
+ * random non-zero weights (engine/init/model_init.h): model_index.json, unet/,
  * vae/, text_encoder/, controlnet/ (ControlNetModel.from_unet of the UNet),
  * scheduler/, tokenizer/. `--preset tiny` writes its own small configs and a
  * generated BPE tokenizer (`sd15`: Stable Diffusion 1.5's architecture, ~1.4 B
@@ -22,9 +22,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/atomic_file.h"
-#include "engine/model_init.h"
-#include "server/commands.h"
+#include "engine/core/atomic_file.h"
+#include "engine/init/model_init.h"
+#include "server/cli/commands.h"
 
 /* Largest config or tokenizer file copied (CLIP's vocab.json is 1.6 MB). */
 #define INIT_MODEL_MAX_COPY_BYTES (64u << 20)

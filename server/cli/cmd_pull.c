@@ -1,12 +1,12 @@
 /* `cnet pull`: download a Hub model repo into the huggingface_hub cache and
  * print the snapshot directory. A thin command over hub_pull
- * (server/hub_pull.h). */
+ * (server/hub/hub_pull.h). */
 #include <stdio.h>
 #include <string.h>
 
-#include "server/commands.h"
-#include "server/hub_pull.h"
-#include "server/hub_repo.h"
+#include "server/cli/commands.h"
+#include "server/hub/hub_pull.h"
+#include "server/hub/hub_repo.h"
 
 #define PULL_INCLUDE_MAX 32 /* --include options accepted */
 

@@ -1,12 +1,12 @@
 /* `cnet push`: publish a training output directory to a Hub model repo.
- * A thin command over hub_push (server/hub_push.h): options, progress on
+ * A thin command over hub_push (server/hub/hub_push.h): options, progress on
  * stderr, the resulting commit on stdout. */
 #include <stdio.h>
 #include <string.h>
 
-#include "server/commands.h"
-#include "server/hub_push.h"
-#include "server/hub_repo.h"
+#include "server/cli/commands.h"
+#include "server/hub/hub_push.h"
+#include "server/hub/hub_repo.h"
 
 static const char push_usage[] =
     "usage: cnet push --repo NAMESPACE/NAME --dir OUTPUT_DIR [--private] [--revision main]\n"

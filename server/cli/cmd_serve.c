@@ -1,7 +1,7 @@
 /* `cnet serve`: the REST service. Opens the data dir (one server per dir,
  * held by a lock file), the bearer token, the job store (rescuing jobs a
  * previous process left running), one engine per --device with a pool worker
- * running the job runner on it (server/engine.h, server/runner.h; without
+ * running the job runner on it (server/workers/worker.h, server/workers/runner.h; without
  * --device: one per visible GPU, else one on the CPU), starts
  * the HTTP server and then waits for SIGTERM/SIGINT, rescuing expired leases
  * every tick like redis' serverCron.
@@ -23,12 +23,12 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "engine/backend.h"
-#include "server/auth.h"
-#include "server/commands.h"
-#include "server/http.h"
-#include "server/runner.h"
-#include "server/serve_devices.h"
+#include "engine/core/backend.h"
+#include "server/http/auth.h"
+#include "server/cli/commands.h"
+#include "server/http/http.h"
+#include "server/workers/runner.h"
+#include "server/workers/serve_devices.h"
 
 #define SERVE_TICK_S 5      /* seconds between rescues of expired leases */
 #define SERVE_DEVICES_MAX 8 /* --device given more often → usage error */

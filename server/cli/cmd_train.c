@@ -1,14 +1,14 @@
 /* cnet train: train_controlnet.py's command line (same flag names, --flag
  * VALUE or --flag=VALUE; list flags take several values or repeat) over
- * engine/trainer.h, with a progress bar on a terminal and plain log lines
+ * engine/train/trainer.h, with a progress bar on a terminal and plain log lines
  * otherwise. Unknown flags are errors. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/trainer.h"
-#include "server/commands.h"
+#include "engine/train/trainer.h"
+#include "server/cli/commands.h"
 
 typedef enum {
     OPT_STR,

@@ -12,14 +12,14 @@ typedef struct cnet_command {
 
 int cmd_help(int argc, char **argv);
 int cmd_train(int argc, char **argv);
-int cmd_bench(int argc, char **argv);    /* server/cmd_bench.c */
-int cmd_forward(int argc, char **argv);  /* server/cmd_forward.c */
-int cmd_generate(int argc, char **argv); /* server/cmd_generate.c */
+int cmd_bench(int argc, char **argv);    /* server/cli/cmd_bench.c */
+int cmd_forward(int argc, char **argv);  /* server/cli/cmd_forward.c */
+int cmd_generate(int argc, char **argv); /* server/cli/cmd_generate.c */
 int cmd_golden(int argc, char **argv);
-int cmd_init_model(int argc, char **argv); /* server/cmd_init_model.c */
+int cmd_init_model(int argc, char **argv); /* server/cli/cmd_init_model.c */
 int cmd_push(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
-int cmd_dataset(int argc, char **argv); /* server/cmd_dataset.c */
+int cmd_dataset(int argc, char **argv); /* server/cli/cmd_dataset.c */
 
 #endif

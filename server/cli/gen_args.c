@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/scheduler.h"
-#include "server/generate.h"
+#include "engine/sched/scheduler.h"
+#include "server/cli/generate.h"
 
 static const char *const pre_names[GEN_PRE_COUNT] = {"none", "canny"};
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/generate.h"
+#include "server/cli/generate.h"
 
 /* A1111's sampler names for the scheduler classes (DDPM has none there). */
 static const char *sampler_name(const cnet_sched_config *s) {

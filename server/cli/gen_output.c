@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/generate.h"
+#include "server/cli/generate.h"
 
 int gen_output_path(char *buf, size_t cap, const char *out, int index, int n, cnet_error *err) {
     int len;

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/generate.h"
+#include "server/cli/generate.h"
 
 #define GEN_PROGRESS_BAR_WIDTH 20
 

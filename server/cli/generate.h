@@ -1,18 +1,18 @@
-/* `cnet generate`: the parts of the command that server/cmd_generate.c
+/* `cnet generate`: the parts of the command that server/cli/cmd_generate.c
  * drives — its options (gen_args.c), the A1111-style "parameters" text of
  * each output image (gen_infotext.c), progress on stderr (gen_progress.c)
  * and the all-or-nothing writing of the output PNGs (gen_output.c). The
- * generation itself is engine/pipeline.h; nothing here touches tensors. */
+ * generation itself is engine/pipeline/pipeline.h; nothing here touches tensors. */
 #ifndef CNET_GENERATE_H
 #define CNET_GENERATE_H
 
 #include <stdint.h>
 #include <stdio.h>
 
-#include "engine/config.h"
-#include "engine/error.h"
-#include "engine/image.h"
-#include "engine/pipeline.h"
+#include "engine/config/config.h"
+#include "engine/core/error.h"
+#include "engine/image/image.h"
+#include "engine/pipeline/pipeline.h"
 
 #define GEN_DEFAULT_STEPS 20
 #define GEN_DEFAULT_GUIDANCE 7.5f

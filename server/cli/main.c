@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/commands.h"
+#include "server/cli/commands.h"
 
 static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},

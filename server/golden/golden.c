@@ -2,7 +2,7 @@
  * golden.h. The tolerance rule is the one the goldens' README states: a
  * float32 implementation should match within about 10x the float32-vs-float64
  * difference of the reference itself. */
-#include "golden.h"
+#include "server/golden/golden.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * goldens/tolerances.json, goldens/manifest.json, the model folder).
  *
  * One check function per golden file (golden_check_<stem>), listed in the
- * table of server/cmd_golden.c. A check computes its tensors and hands each
+ * table of server/cli/cmd_golden.c. A check computes its tensors and hands each
  * to golden_compare, which prints one line (name, shape, max abs error, the
  * allowed error, PASS/FAIL) and counts it. Everything is taken from the
  * fixture files and their metadata, nothing about a particular fixture is
@@ -15,9 +15,9 @@
 #include <limits.h>
 #include <stdint.h>
 
-#include "engine/error.h"
-#include "engine/safetensors.h"
-#include "engine/tensor.h"
+#include "engine/core/error.h"
+#include "engine/core/safetensors.h"
+#include "engine/core/tensor.h"
 
 /* Allowed error of a float tensor: this many times the float32-vs-float64
  * figure of the reference (tolerances.json), and never below the floor. */

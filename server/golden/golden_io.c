@@ -1,12 +1,12 @@
 /* Helpers of the model golden checks: a backend with a scratch arena,
  * and results compared with the goldens in PyTorch layout (file I/O and
- * layout conversion are server/model_io.c's). */
+ * layout conversion are server/golden/model_io.c's). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "golden_io.h"
-#include "model_io.h"
+#include "server/golden/golden_io.h"
+#include "server/golden/model_io.h"
 
 int golden_env_init(golden_env *env, const golden_ctx *ctx, cnet_error *err) {
     memset(env, 0, sizeof *env);

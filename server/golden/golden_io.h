@@ -1,10 +1,10 @@
-/* Helpers shared by the model golden checks (server/golden_io.c). */
+/* Helpers shared by the model golden checks (server/golden/golden_io.c). */
 #ifndef CNET_GOLDEN_IO_H
 #define CNET_GOLDEN_IO_H
 
-#include "engine/arena.h"
-#include "engine/backend.h"
-#include "golden.h"
+#include "engine/core/arena.h"
+#include "engine/core/backend.h"
+#include "server/golden/golden.h"
 
 /* One model run's memory: the backend of ctx->device and a scratch arena. */
 typedef struct golden_env {

@@ -3,7 +3,7 @@
  * folder on the golden inputs (`<stem>.in.*` and the inputs named in the
  * goldens README) on the CPU backend and compares every output. Inputs and
  * outputs are PyTorch NCHW; the engine is NHWC, so 4-d tensors are converted
- * at this boundary (server/model_io.h). Run names (e.g. controlnet.t_batch.scale0.5) are parsed,
+ * at this boundary (server/golden/model_io.h). Run names (e.g. controlnet.t_batch.scale0.5) are parsed,
  * not listed, so other fixture directories work as long as they keep the
  * naming of the goldens README. */
 #include <math.h>
@@ -11,14 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/clip_text.h"
-#include "engine/controlnet.h"
-#include "engine/layout.h"
-#include "engine/unet.h"
-#include "engine/vae.h"
-#include "golden.h"
-#include "golden_io.h"
-#include "model_io.h"
+#include "engine/models/clip_text.h"
+#include "engine/models/controlnet.h"
+#include "engine/core/layout.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
+#include "server/golden/golden.h"
+#include "server/golden/golden_io.h"
+#include "server/golden/model_io.h"
 
 /* ---- text encoder ---- */
 

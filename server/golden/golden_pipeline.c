@@ -1,7 +1,7 @@
 /* Golden check of goldens/pipeline.safetensors: every recorded run of
  * StableDiffusionControlNetPipeline (metadata "pipe.<run>.args": scheduler
  * class, steps, guidance, conditioning scale, guess mode, negative prompt or
- * not, eta, size) through engine/pipeline.c, comparing the prompt
+ * not, eta, size) through engine/pipeline/pipeline.c, comparing the prompt
  * embeddings, the timesteps, every step's raw UNet output and latents, and
  * the final image. Prompts come from the metadata ("pipe.prompts",
  * "pipe.negative_prompts"), the initial latents and control image from
@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/layout.h"
-#include "engine/pipeline.h"
-#include "engine/sd_base.h"
-#include "golden.h"
-#include "golden_io.h"
-#include "model_io.h"
+#include "engine/core/layout.h"
+#include "engine/pipeline/pipeline.h"
+#include "engine/pipeline/sd_base.h"
+#include "server/golden/golden.h"
+#include "server/golden/golden_io.h"
+#include "server/golden/model_io.h"
 
 typedef struct pipe_check {
     golden_ctx *ctx;

@@ -1,5 +1,5 @@
 /* Golden check of goldens/preprocess.safetensors: train_controlnet.py's
- * image transforms (engine/preprocess.h) on the fixture's images.
+ * image transforms (engine/image/preprocess.h) on the fixture's images.
  *
  * The metadata "preprocess.files" lists the images (under <fixtures>/images/):
  * the first is the target image (<k> = "image", normalised to [-1, 1]), the
@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/image.h"
-#include "engine/layout.h"
-#include "engine/preprocess.h"
-#include "golden.h"
+#include "engine/image/image.h"
+#include "engine/core/layout.h"
+#include "engine/image/preprocess.h"
+#include "server/golden/golden.h"
 
 /* The float outputs are v / 255 (and (x - 0.5) / 0.5) in float32 on both
  * sides, so they should agree to the last bit; the README gives no f32-f64

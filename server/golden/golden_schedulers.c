@@ -20,8 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/scheduler.h"
-#include "golden.h"
+#include "engine/sched/scheduler.h"
+#include "server/golden/golden.h"
 
 typedef struct sched_summary {
     int n;

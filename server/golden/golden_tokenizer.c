@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/tokenizer.h"
-#include "golden.h"
+#include "engine/text/tokenizer.h"
+#include "server/golden/golden.h"
 
 /* Compares the metadata's special ids with the tokenizer's, one line each. */
 static void check_special_ids(golden_ctx *ctx, const tokenizer *tok, const json_t *special) {

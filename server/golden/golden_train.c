@@ -15,14 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/clip_text.h"
-#include "engine/layout.h"
-#include "engine/scheduler.h"
-#include "engine/train_step.h"
-#include "engine/vae.h"
-#include "golden.h"
-#include "golden_io.h"
-#include "model_io.h"
+#include "engine/models/clip_text.h"
+#include "engine/core/layout.h"
+#include "engine/sched/scheduler.h"
+#include "engine/train/train_step.h"
+#include "engine/models/vae.h"
+#include "server/golden/golden.h"
+#include "server/golden/golden_io.h"
+#include "server/golden/model_io.h"
 
 #define TRAIN_STEPS 2
 

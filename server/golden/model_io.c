@@ -1,11 +1,11 @@
 /* Model tensors at the file boundary; see model_io.h. */
-#include "server/model_io.h"
+#include "server/golden/model_io.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/layout.h"
+#include "engine/core/layout.h"
 
 int mio_need(const st_file *f, const char *name, cnet_dtype dtype, int ndim, const st_entry **out,
              cnet_error *err) {

@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-#include "engine/backend.h"
-#include "engine/safetensors.h"
+#include "engine/core/backend.h"
+#include "engine/core/safetensors.h"
 
 /* Most samples a timestep input may hold. */
 #define MIO_MAX_BATCH 64

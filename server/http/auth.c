@@ -1,5 +1,5 @@
 /* Loading and checking the bearer token (see auth.h). */
-#include "server/auth.h"
+#include "server/http/auth.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
 #ifndef CNET_AUTH_H
 #define CNET_AUTH_H
 
-#include "engine/error.h"
+#include "engine/core/error.h"
 
 #define AUTH_TOKEN_MAX 256 /* bytes of a token; longer → CNET_ELIMIT */
 #define AUTH_TOKEN_MIN 16  /* bytes of a token; shorter → CNET_EINVAL */

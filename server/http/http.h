@@ -8,9 +8,9 @@
  *   http_generate.c  POST /v1/generate (synchronous on an engine, or a job)
  *   http_form.c      multipart/form-data generate requests → the JSON form
  *   http_ops.c       /healthz, /readyz, /metrics, /v1/models, /v1/openapi.yaml
- *   http_static.c    / and the dashboard's files (server/web_assets.h)
+ *   http_static.c    / and the dashboard's files (server/http/web_assets.h)
  *
- * What it is not: it runs no job (server/pool.h, server/engine.h) and validates no spec
+ * What it is not: it runs no job (server/workers/pool.h, server/workers/worker.h) and validates no spec
  * itself (api/). Threading: one MHD thread per connection, capped by the
  * connection limit, so a blocking SSE stream holds only its own thread. */
 #ifndef CNET_HTTP_H
@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/dataset.h"
-#include "server/engine.h"
-#include "server/jobs.h"
+#include "server/store/uploads.h"
+#include "server/workers/worker.h"
+#include "server/store/jobs.h"
 
 #define HTTP_DEFAULT_PORT 8080
 #define HTTP_CONNECTION_LIMIT 64           /* open connections; more are refused at accept */

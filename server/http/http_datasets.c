@@ -1,12 +1,12 @@
 /* POST /v1/datasets and GET /v1/datasets. The archive arrives as the raw
  * request body (tar, tar.gz/bz2/xz/zst or zip), which http_server.c has
  * already streamed to a temp file under <data>/tmp with the size cap
- * applied; here it is extracted and checked (server/dataset.c) and the
+ * applied; here it is extracted and checked (server/store/uploads.c) and the
  * report returned. Not here: multipart forms (the body is the archive). */
 #include <stdio.h>
 #include <unistd.h>
 
-#include "server/http_internal.h"
+#include "server/http/http_internal.h"
 
 enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, http_req *r) {
     if (r->fd < 0 || r->received == 0)

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/http_internal.h"
+#include "server/http/http_internal.h"
 
 #define SSE_BATCH 64    /* events read from the store per query */
 #define SSE_WAIT_MS 500 /* longest wait for a change before re-checking */

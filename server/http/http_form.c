@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/http_internal.h"
+#include "server/http/http_internal.h"
 
 #define FORM_VALUE_MAX 4096  /* bytes of one text part; above → 400 */
 #define FORM_PP_BUFFER 16384 /* the post processor's working buffer */

@@ -13,7 +13,7 @@
  *     image/png with the A1111-style "parameters" text chunk, or with
  *     `Accept: application/json` {"images": [base64 PNG...], "seed",
  *     "width", "height", "parameters"}.
- * Not here: the pipeline (server/engine_gen.c) or the job runner. */
+ * Not here: the pipeline (server/workers/worker_gen.c) or the job runner. */
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <limits.h>
@@ -23,9 +23,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "engine/atomic_file.h"
-#include "server/gen_spec.h"
-#include "server/http_internal.h"
+#include "engine/core/atomic_file.h"
+#include "server/workers/gen_spec.h"
+#include "server/http/http_internal.h"
 
 typedef struct gen_call {
     json_t *req, *spec;

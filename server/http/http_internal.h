@@ -1,6 +1,6 @@
 /* What the http_*.c modules share: the server and request structs, the
  * route table's shape and the reply helpers. Not an interface for other
- * subsystems (server/http.h is). */
+ * subsystems (server/http/http.h is). */
 #ifndef CNET_HTTP_INTERNAL_H
 #define CNET_HTTP_INTERNAL_H
 
@@ -9,7 +9,7 @@
 #include <pthread.h>
 
 #include "api/api.h"
-#include "server/http.h"
+#include "server/http/http.h"
 
 #define HTTP_DISCARD_MAX                                                                           \
     (1 << 20)                /* bytes of an over-limit body we read (and drop) so the              \

@@ -2,7 +2,7 @@
  * Idempotency-Key and the queue cap), list (cursor pagination, filters),
  * get, cancel, and artifact download from the job's own dir.
  *
- * Not here: running jobs (server/pool.c) or the event stream
+ * Not here: running jobs (server/workers/pool.c) or the event stream
  * (http_events.c). A 202 is sent only after jobs_enqueue committed
  * (synchronous=FULL): an accepted job survives a crash right after. */
 #include <dirent.h>
@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/http_internal.h"
-#include "server/hub_auth.h"
+#include "server/http/http_internal.h"
+#include "server/hub/hub_auth.h"
 
 #define HTTP_LIST_DEFAULT 50
 #define HTTP_ARTIFACTS_MAX 256 /* files listed per job */

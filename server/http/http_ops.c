@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "server/http_internal.h"
+#include "server/http/http_internal.h"
 
 /* Whether every engine's device is lost (err: the last one's failure): the
  * process can no longer do its work, and only a restart brings the devices

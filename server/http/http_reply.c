@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/http_internal.h"
+#include "server/http/http_internal.h"
 
 void http_count(http_server *s, int route_index, int status) {
     int row = route_index < 0 ? http_n_routes : route_index;

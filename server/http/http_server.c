@@ -18,8 +18,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "server/auth.h"
-#include "server/http_internal.h"
+#include "server/http/auth.h"
+#include "server/http/http_internal.h"
 
 const http_route http_routes[] = {
     {"POST", "/v1/jobs", "POST /v1/jobs", http_jobs_create, BODY_JSON, 1},

@@ -1,5 +1,5 @@
 /* GET / and GET /{asset}: the dashboard. Files come only from the compiled-in
- * table (server/web_assets.h), looked up by exact path, so no URL can reach
+ * table (server/http/web_assets.h), looked up by exact path, so no URL can reach
  * the file system and `..`, encoded or not, is just an unknown name (404).
  *
  * Headers: the table's Content-Type; a strong ETag (sha256 of the bytes,
@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/http_internal.h"
-#include "server/web_assets.h"
+#include "server/http/http_internal.h"
+#include "server/http/web_assets.h"
 
 #define STATIC_CSP                                                                                 \
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "              \

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/web_assets.h"
+#include "server/http/web_assets.h"
 
 /* Defines the hidden symbols sym and sym##_end around the file's bytes. */
 #define WEB_INCBIN(sym, file)                                                                      \

@@ -1,9 +1,9 @@
 /* The dashboard's files (web/), compiled into the binary so a deployed cnet
  * serves exactly the dashboard it was built with and no file system path is
  * ever derived from a URL. The table is fixed at build time: adding a file
- * to web/ means adding one line to server/web_assets.c.
+ * to web/ means adding one line to server/http/web_assets.c.
  *
- * What it is not: no HTTP (server/http_static.c serves these). */
+ * What it is not: no HTTP (server/http/http_static.c serves these). */
 #ifndef CNET_WEB_ASSETS_H
 #define CNET_WEB_ASSETS_H
 

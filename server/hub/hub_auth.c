@@ -1,5 +1,5 @@
 /* Token discovery, endpoint choice and redaction (see hub_auth.h). */
-#include "server/hub_auth.h"
+#include "server/hub/hub_auth.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-#include "engine/error.h"
+#include "engine/core/error.h"
 
 #define HUB_DEFAULT_ENDPOINT "https://huggingface.co"
 #define HUB_ENDPOINT_MAX 512 /* characters in an endpoint URL */

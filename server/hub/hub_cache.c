@@ -1,5 +1,5 @@
 /* huggingface_hub cache layout (see hub_cache.h). */
-#include "server/hub_cache.h"
+#include "server/hub/hub_cache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/hub_repo.h"
+#include "server/hub/hub_repo.h"
 
 static const char *env(const char *name) {
     const char *v = getenv(name);

@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "engine/error.h"
+#include "engine/core/error.h"
 
 #define HUB_PATH_MAX 4096
 

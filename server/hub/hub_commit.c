@@ -1,5 +1,5 @@
 /* NDJSON commit and branch head lookup (see hub_commit.h). */
-#include "server/hub_commit.h"
+#include "server/hub/hub_commit.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/hub_encode.h"
-#include "server/hub_repo.h"
-#include "server/hub_retry.h"
+#include "server/hub/hub_encode.h"
+#include "server/hub/hub_repo.h"
+#include "server/hub/hub_retry.h"
 
 /* Reads a whole (small, "regular") file. */
 static int read_small(const char *path, long long size, unsigned char **out, cnet_error *err) {

@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "server/hub_push.h"
+#include "server/hub/hub_push.h"
 
 typedef enum {
     HUB_COMMIT_OK,

@@ -1,5 +1,5 @@
 /* Base64 and percent-encoding for Hub requests (see hub_encode.h). */
-#include "server/hub_encode.h"
+#include "server/hub/hub_encode.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Streamed SHA-256 and git blob SHA-1 over files (see hub_hash.h). */
-#include "server/hub_hash.h"
+#include "server/hub/hub_hash.h"
 
 #include <errno.h>
 #include <fcntl.h>

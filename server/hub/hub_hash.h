@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "engine/error.h"
+#include "engine/core/error.h"
 
 #define HUB_SAMPLE_BYTES 512 /* the preupload "sample": first bytes of the file */
 

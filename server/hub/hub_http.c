@@ -1,6 +1,6 @@
 /* libcurl requests with the Hub retry policy and credential rules
  * (see hub_http.h). */
-#include "server/hub_http.h"
+#include "server/hub/hub_http.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/hub_retry.h"
+#include "server/hub/hub_retry.h"
 
 #define HUB_USER_AGENT "cnet/0.1; hf_hub/compatible"
 

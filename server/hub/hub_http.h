@@ -20,8 +20,8 @@
 
 #include <stddef.h>
 
-#include "engine/error.h"
-#include "server/hub_auth.h"
+#include "engine/core/error.h"
+#include "server/hub/hub_auth.h"
 
 #define HUB_CONNECT_TIMEOUT_S 30L    /* TCP + TLS connect */
 #define HUB_LOW_SPEED_TIME_S 60L     /* abort when below 1 byte/s for this long */

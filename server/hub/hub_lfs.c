@@ -1,5 +1,5 @@
 /* LFS batch, basic/multipart transfers and verify (see hub_lfs.h). */
-#include "server/hub_lfs.h"
+#include "server/hub/hub_lfs.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -6,7 +6,7 @@
 #ifndef CNET_HUB_LFS_H
 #define CNET_HUB_LFS_H
 
-#include "server/hub_push.h"
+#include "server/hub/hub_push.h"
 
 /* Uploads files[0..n) (all in LFS mode) to repo_id at revision; marks
  * lfs_present on those already stored and counts into r. */

@@ -1,5 +1,5 @@
 /* Pull into the huggingface_hub cache, and hf:// references (see hub_pull.h). */
-#include "server/hub_pull.h"
+#include "server/hub/hub_pull.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,10 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/hub_commit.h"
-#include "server/hub_encode.h"
-#include "server/hub_hash.h"
-#include "server/hub_repo.h"
+#include "server/hub/hub_commit.h"
+#include "server/hub/hub_encode.h"
+#include "server/hub/hub_hash.h"
+#include "server/hub/hub_repo.h"
 
 /* A repo path we are willing to mirror on disk: relative, no '..' or empty
  * components, no backslashes or control characters. */

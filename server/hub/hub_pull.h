@@ -16,8 +16,8 @@
 #ifndef CNET_HUB_PULL_H
 #define CNET_HUB_PULL_H
 
-#include "server/hub_cache.h"
-#include "server/hub_http.h"
+#include "server/hub/hub_cache.h"
+#include "server/hub/hub_http.h"
 
 #define HUB_PULL_FILES_MAX 10000 /* files listed in one repo */
 #define HUB_MAX_REDIRECTS 5      /* relative redirects followed on the Hub host */

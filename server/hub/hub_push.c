@@ -1,6 +1,6 @@
 /* Push orchestration: selection, hashing, repo creation, preupload, the
  * idempotent commit (see hub_push.h). */
-#include "server/hub_push.h"
+#include "server/hub/hub_push.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,11 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "server/hub_commit.h"
-#include "server/hub_encode.h"
-#include "server/hub_lfs.h"
-#include "server/hub_repo.h"
-#include "server/hub_retry.h"
+#include "server/hub/hub_commit.h"
+#include "server/hub/hub_encode.h"
+#include "server/hub/hub_lfs.h"
+#include "server/hub/hub_repo.h"
+#include "server/hub/hub_retry.h"
 
 int hub_push_selects(const char *name) {
     static const char *const include[] = {"config.json", "README.md", "*.safetensors",

@@ -16,9 +16,9 @@
 #ifndef CNET_HUB_PUSH_H
 #define CNET_HUB_PUSH_H
 
-#include "engine/error.h"
-#include "server/hub_hash.h"
-#include "server/hub_http.h"
+#include "engine/core/error.h"
+#include "server/hub/hub_hash.h"
+#include "server/hub/hub_http.h"
 
 #define HUB_PUSH_FILES_MAX 1000      /* files in one push (Hub: ~100 per commit advised) */
 #define HUB_PREUPLOAD_BATCH 256      /* files per preupload call (huggingface_hub) */

@@ -1,5 +1,5 @@
 /* Repo id, revision and hf:// reference checks (see hub_repo.h). */
-#include "server/hub_repo.h"
+#include "server/hub/hub_repo.h"
 
 #include <ctype.h>
 #include <string.h>

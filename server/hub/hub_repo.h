@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "engine/error.h"
+#include "engine/core/error.h"
 
 #define HUB_REPO_PART_MAX 96                        /* characters per id part */
 #define HUB_REPO_ID_MAX (2 * HUB_REPO_PART_MAX + 2) /* buffer for "ns/name" */

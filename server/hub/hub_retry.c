@@ -1,5 +1,5 @@
 /* Retry decisions and backoff delays (see hub_retry.h). */
-#include "server/hub_retry.h"
+#include "server/hub/hub_retry.h"
 
 #include <ctype.h>
 #include <stdlib.h>

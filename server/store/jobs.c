@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/jobs_internal.h"
+#include "server/store/jobs_internal.h"
 
 const char *const job_state_names[JOB_N_STATES] = {"queued", "running", "succeeded", "failed",
                                                    "cancelled"};

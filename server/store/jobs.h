@@ -8,7 +8,7 @@
  * worker whose lease expired cannot write progress or complete the job);
  * bounded attempts, then `failed` with the last error.
  *
- * What it is not: it runs nothing (server/pool.c claims and runs jobs) and it
+ * What it is not: it runs nothing (server/workers/pool.c claims and runs jobs) and it
  * does not validate specs (api/ does). One connection guarded by a mutex: the
  * store is safe to call from any thread. Times are milliseconds since the
  * epoch from a clock that tests may replace. Follows River's job table and
@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/error.h"
+#include "engine/core/error.h"
 
 #define JOBS_SCHEMA_VERSION 1
 #define JOBS_BUSY_TIMEOUT_MS 5000
@@ -30,7 +30,7 @@
 #define JOBS_IDEM_KEY_MAX 255
 #define JOBS_LIST_MAX 200 /* most jobs one jobs_list call returns */
 
-/* Store-specific statuses (negative, beside engine/error.h's CNET_E*). */
+/* Store-specific statuses (negative, beside engine/core/error.h's CNET_E*). */
 enum {
     JOBS_ECONFLICT = -32, /* the job's state forbids it (cancel of a terminal job,
                              idempotency key reused with another body) */

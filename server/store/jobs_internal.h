@@ -1,12 +1,12 @@
 /* What jobs.c and jobs_lease.c share: the store struct and small SQLite
- * helpers. Not part of the store's interface (server/jobs.h is). */
+ * helpers. Not part of the store's interface (server/store/jobs.h is). */
 #ifndef CNET_JOBS_INTERNAL_H
 #define CNET_JOBS_INTERNAL_H
 
 #include <pthread.h>
 #include <sqlite3.h>
 
-#include "server/jobs.h"
+#include "server/store/jobs.h"
 
 struct jobs_store {
     sqlite3 *db;

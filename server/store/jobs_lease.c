@@ -5,13 +5,13 @@
  * `WHERE id = ? AND lease_token = ? AND state = 'running'`: if it changes no
  * row the caller lost its lease (JOBS_ESTALE) and must stop, which is what
  * keeps a zombie worker from completing a job twice (Faktory's "zombie"
- * reservations, RELIABILITY.md §2). Not here: who runs the job (server/pool.c). */
+ * reservations, RELIABILITY.md §2). Not here: who runs the job (server/workers/pool.c). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/jobs_internal.h"
+#include "server/store/jobs_internal.h"
 
 static int stale(cnet_error *err, const char *id) {
     return cnet_fail(err, JOBS_ESTALE, "job %s: lease lost (another worker holds it or it ended)",

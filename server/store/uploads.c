@@ -4,7 +4,7 @@
  * entry can name a place outside the dataset: paths are split into segments,
  * each opened with O_NOFOLLOW, and `..`, absolute paths, links and special
  * files are refused outright. What a valid dataset contains is the engine's
- * (engine/dataset.h); upload_check only turns its report into ours. */
+ * (engine/data/dataset.h); upload_check only turns its report into ours. */
 #define _XOPEN_SOURCE 700
 #include <archive.h>
 #include <archive_entry.h>
@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/dataset.h"
-#include "server/dataset.h"
+#include "engine/data/dataset.h"
+#include "server/store/uploads.h"
 
 static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
     (void)st, (void)type, (void)ftw;
@@ -193,7 +193,7 @@ static int write_report(int dfd, json_t *report, cnet_error *err) {
 }
 
 /* The extracted files must form a dataset the trainer can read, with every
- * referenced file present (engine/dataset.h, without decoding pixels). */
+ * referenced file present (engine/data/dataset.h, without decoding pixels). */
 static int upload_check(const char *files, json_t **report, cnet_error *err) {
     dataset ds;
     dataset_report rep;

@@ -2,9 +2,9 @@
  * fresh folder under the datasets dir, and the check that it is a ControlNet
  * dataset. The map header of the dataset subsystem.
  *
- * What it is not: no HTTP (server/http_datasets.c streams the upload to a
+ * What it is not: no HTTP (server/http/http_datasets.c streams the upload to a
  * temp file and calls dataset_ingest) and no dataset reading of its own: the
- * check is the engine's (engine/dataset.h: any of its layouts, every
+ * check is the engine's (engine/data/dataset.h: any of its layouts, every
  * referenced file present and readable; pixels are checked when a job
  * trains, as images are not decoded inside a request). Extraction follows RELIABILITY.md §3: only
  * regular files and folders; absolute paths, `..`, links and devices refused; files created with
@@ -17,7 +17,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "engine/error.h"
+#include "engine/core/error.h"
 
 #define DATASET_ID_MAX 40
 #define DATASET_PATH_MAX 1024         /* bytes of an entry path; longer → CNET_EFORMAT */

@@ -1,15 +1,15 @@
 /* Generate spec → engine request (see gen_spec.h). */
-#include "server/gen_spec.h"
+#include "server/workers/gen_spec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/scheduler.h"
-#include "server/generate.h"
-#include "server/hub_pull.h"
-#include "server/hub_repo.h"
+#include "engine/sched/scheduler.h"
+#include "server/cli/generate.h"
+#include "server/hub/hub_pull.h"
+#include "server/hub/hub_repo.h"
 
 static const char *str(const json_t *spec, const char *key) {
     return json_string_value(json_object_get(spec, key));

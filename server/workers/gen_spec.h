@@ -12,7 +12,7 @@
 #include <jansson.h>
 #include <limits.h>
 
-#include "server/engine.h"
+#include "server/workers/worker.h"
 
 typedef struct gen_spec {
     engine_gen gen; /* strings borrowed from the spec JSON and from the paths below */
@@ -25,7 +25,7 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                      const char *jobs_dir, cnet_error *err);
 
 /* The PNG "parameters" text of an image made from gs, in the same A1111
- * layout `cnet generate` writes (server/gen_infotext.c); malloc'd, NULL on
+ * layout `cnet generate` writes (server/cli/gen_infotext.c); malloc'd, NULL on
  * OOM. */
 char *gen_spec_parameters(const gen_spec *gs, int width, int height);
 

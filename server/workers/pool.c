@@ -1,11 +1,11 @@
 /* The pool's worker and heartbeat threads (see pool.h).
  *
  * One worker claims and runs one job at a time (one device, one job; the
- * weight cache and generate interleaving are the engine's, server/engine.h). A
+ * weight cache and generate interleaving are the engine's, server/workers/worker.h). A
  * second thread renews the lease every lease/3 so a long step does not lose
  * it, and notes cancel requests; the runner learns both at its next
  * pool_report. Not a scheduler: ordering is the store's (oldest first). */
-#include "server/pool.h"
+#include "server/workers/pool.h"
 
 #include <jansson.h>
 #include <math.h>

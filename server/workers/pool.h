@@ -4,7 +4,7 @@
  * header of the pool subsystem.
  *
  * What it is not: it knows nothing of training or generation: `cnet serve`
- * registers the engine's runner (server/runner.h). Execution is at-least-once: a job whose worker
+ * registers the engine's runner (server/workers/runner.h). Execution is at-least-once: a job whose worker
  * died is rescued (jobs_rescue) and claimed again, and the runner is told the step of the last
  * checkpoint it recorded so it resumes there instead of starting over. Every write goes through the
  * store's fencing token: a worker that lost its lease is told to stop (pool_report returns
@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "server/jobs.h"
+#include "server/store/jobs.h"
 
 #define POOL_IDLE_WAIT_MS 1000 /* longest sleep between claims when the queue is empty */
 

@@ -1,14 +1,14 @@
 /* The pool runner's dispatch and the generate job (see runner.h). A job is
  * handed to the engine's device thread and this (pool worker) thread waits
  * for it, so all model work of a device happens on one thread. */
-#include "server/runner.h"
+#include "server/workers/runner.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "api/api.h"
-#include "server/gen_spec.h"
+#include "server/workers/gen_spec.h"
 
 /* image_<i>.png with the parameters text chunk, written atomically. */
 static int write_images(runner_job *x, const gen_spec *gs, const engine_images *im) {

@@ -1,12 +1,12 @@
 /* The job runner `cnet serve` registers with each device's pool
- * (server/pool.h): it runs a claimed job on that device's engine thread.
- *   train     → engine/trainer.h on the engine's cached base pipeline, in
+ * (server/workers/pool.h): it runs a claimed job on that device's engine thread.
+ *   train     → engine/train/trainer.h on the engine's cached base pipeline, in
  *               the job's own dir (resume_from_checkpoint="latest", so a job
  *               re-run after a crash or a SIGTERM continues from its last
  *               checkpoint), hooks wired to the pool (progress, checkpoints,
  *               validation events, cancel/stop) and to the engine (waiting
  *               generate requests are served at every step boundary); then
- *               the optional push to the Hub (server/hub_push.h).
+ *               the optional push to the Hub (server/hub/hub_push.h).
  *   generate  → one generate request (the spec of POST /v1/generate with
  *               "async": true), its images written as image_<i>.png.
  * Not a scheduler (the pool claims) and not a validator (specs were
@@ -15,8 +15,8 @@
 #ifndef CNET_RUNNER_H
 #define CNET_RUNNER_H
 
-#include "server/engine.h"
-#include "server/pool.h"
+#include "server/workers/worker.h"
+#include "server/workers/pool.h"
 
 #define RUNNER_PUSH_ATTEMPTS 3         /* tries of the push phase (each retries requests itself) */
 #define RUNNER_PUSH_BACKOFF_S 2        /* sleep before the second try, doubled after */
@@ -32,7 +32,7 @@ typedef struct runner_config {
 
 /* A pool_runner; user is a runner_config. */
 int runner_run(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err);
-/* The pool's can_claim (server/pool.h): refuses while the engine has
+/* The pool's can_claim (server/workers/pool.h): refuses while the engine has
  * failed for good (engine_failure). */
 int runner_can_claim(void *user, cnet_error *err);
 

@@ -8,7 +8,7 @@
  * failed push is tried again RUNNER_PUSH_ATTEMPTS times with a doubling
  * sleep (a cancel is seen after the push). hub_push is idempotent, so a
  * job re-run after a crash makes no second commit. Not the push itself
- * (server/hub_push.c). */
+ * (server/hub/hub_push.c). */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/atomic_file.h"
-#include "server/hub_push.h"
-#include "server/runner.h"
+#include "engine/core/atomic_file.h"
+#include "server/hub/hub_push.h"
+#include "server/workers/runner.h"
 
 static const char *const phase_names[] = {
     [HUB_PUSH_HASH] = "hash",     [HUB_PUSH_CHECK] = "check", [HUB_PUSH_UPLOAD] = "upload",

@@ -22,11 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/atomic_file.h"
-#include "engine/dataset.h"
-#include "engine/image.h"
-#include "engine/trainer.h"
-#include "server/runner.h"
+#include "engine/core/atomic_file.h"
+#include "engine/data/dataset.h"
+#include "engine/image/image.h"
+#include "engine/train/trainer.h"
+#include "server/workers/runner.h"
 
 /* Progress goes to the store (a synced SQLite write and an SSE event) at most
  * this often, and at the last step: a tiny model trains far faster than a

@@ -1,5 +1,5 @@
 /* Default engines of `cnet serve`; see serve_devices.h. */
-#include "server/serve_devices.h"
+#include "server/workers/serve_devices.h"
 
 #include <stdio.h>
 

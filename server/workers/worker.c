@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/engine_internal.h"
+#include "server/workers/worker_internal.h"
 
 void engine_images_free(engine_images *im) {
     for (int i = 0; i < im->n; i++) image_free(&im->img[i]);

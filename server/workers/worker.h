@@ -5,7 +5,7 @@
  * engine subsystem; its modules:
  *   engine.c         the device thread, its queue, the caches
  *   engine_gen.c     one generate request: control image, scheduler, pipeline
- *   runner.c         the pool runner: train and generate jobs (server/pool.h)
+ *   runner.c         the pool runner: train and generate jobs (server/workers/pool.h)
  *   runner_train.c   a train job's spec → train_options and trainer hooks
  *
  * Two kinds of work reach a device thread: jobs (engine_run_job, called by
@@ -22,10 +22,10 @@
 
 #include <stdint.h>
 
-#include "engine/backend.h"
-#include "engine/image.h"
-#include "engine/pipeline.h"
-#include "engine/sd_base.h"
+#include "engine/core/backend.h"
+#include "engine/image/image.h"
+#include "engine/pipeline/pipeline.h"
+#include "engine/pipeline/sd_base.h"
 
 #define ENGINE_BASES_MAX 4       /* base pipelines kept loaded per device */
 #define ENGINE_CONTROLNETS_MAX 4 /* ControlNets kept loaded per device (LRU) */

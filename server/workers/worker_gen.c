@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/canny.h"
-#include "engine/preprocess.h"
-#include "server/engine_internal.h"
+#include "engine/image/canny.h"
+#include "engine/image/preprocess.h"
+#include "server/workers/worker_internal.h"
 
 /* [n, H, W, 3] floats in [0, 1] → n RGB8 images (round half to even, as numpy). */
 static int to_rgb8(engine_images *out, const float *px, int n, int W, int H, cnet_error *err) {

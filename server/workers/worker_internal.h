@@ -1,12 +1,12 @@
 /* What engine.c and engine_gen.c share: the engine struct and its caches.
- * Not an interface for other subsystems (server/engine.h is). */
+ * Not an interface for other subsystems (server/workers/worker.h is). */
 #ifndef CNET_ENGINE_INTERNAL_H
 #define CNET_ENGINE_INTERNAL_H
 
 #include <pthread.h>
 
-#include "engine/controlnet.h"
-#include "server/engine.h"
+#include "engine/models/controlnet.h"
+#include "server/workers/worker.h"
 
 typedef struct engine_base_slot {
     int live, pins;

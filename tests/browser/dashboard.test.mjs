@@ -10,7 +10,7 @@
 // without an engine, with its reason), the models page, a narrow screen, and sign-out. No CSP violation
 // and no uncaught error on any page. Screenshots go to $BUILD/web/.
 //
-//   node tests/browser/dashboard.test.mjs   (from the repo root; tests/web_test.sh runs it)
+//   node tests/browser/dashboard.test.mjs   (from the repo root; tests/integration/web_test.sh runs it)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -14,7 +14,7 @@ CNET=$BUILD/cnet
 DIFF=$BUILD/tests/tool_imgdiff
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-. tests/lib_check.sh
+. tests/lib/lib_check.sh
 # within FILE_A FILE_B MEAN MAX: the images' mean and largest channel
 # difference (0..255) are at most MEAN and MAX
 within() {

@@ -1,5 +1,5 @@
 /* CUDA backend vs CPU backend, op by op and on a whole model: every entry of
- * engine/backend.h runs on both with the same random inputs, and the CUDA
+ * engine/core/backend.h runs on both with the same random inputs, and the CUDA
  * result must match the CPU one with NMSE <= 1e-6 (float32, TF32 off);
  * Philox normals and 8-bit AdamW must be bit-identical. Outputs that
  * overwrite start as NaN and gradients that accumulate start random on both
@@ -26,16 +26,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/adam8.h"
-#include "engine/backend.h"
-#include "engine/controlnet.h"
-#include "engine/philox.h"
-#include "engine/pipeline.h"
-#include "engine/sd_base.h"
-#include "engine/train_step.h"
-#include "engine/unet.h"
-#include "tests/harness.h"
-#include "tests/lib_numeric.h"
+#include "engine/core/adam8.h"
+#include "engine/core/backend.h"
+#include "engine/models/controlnet.h"
+#include "engine/core/philox.h"
+#include "engine/pipeline/pipeline.h"
+#include "engine/pipeline/sd_base.h"
+#include "engine/train/train_step.h"
+#include "engine/models/unet.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_numeric.h"
 #ifdef CNET_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
@@ -494,7 +494,7 @@ static int pb_same(const pbuf *b) {
 }
 
 /* 8-bit AdamW: both backends run the same float32 op order and the same
- * code search (engine/adam8.h), so parameters, codes and absmax must be
+ * code search (engine/core/adam8.h), so parameters, codes and absmax must be
  * bit-identical, step after step, with a partial last block. */
 static void test_adamw8bit(void) {
     const long n = 100003, nb = adam8_blocks(n);
@@ -625,7 +625,7 @@ static void test_controlnet_unet_forward(void) {
 /* One training step's loss and ControlNet gradients on both backends, plain
  * and with gradient checkpointing + set_grads_to_none: every run matches the
  * CPU's plain step (the CPU's checkpointed one bit for bit, see
- * tests/test_train_memory.c; on CUDA the recompute may pick other
+ * tests/unit/test_train_memory.c; on CUDA the recompute may pick other
  * reduction orders, hence the tolerance). */
 static void test_train_step_levers(void) {
     const char *fx = harness_arg("--fixtures", "../shared/fixtures");
@@ -925,7 +925,7 @@ static void check_train_step(cnet_dtype weights) {
             EXPECT(e_grad <= model_tol(ALL_PRECS[p], 1), "%s gradients NMSE %.3e > %.1e", name,
                    e_grad, model_tol(ALL_PRECS[p], 1));
         }
-        /* SD-scale gradients in fp16 (engine/loss_scale.h): a loss seed of
+        /* SD-scale gradients in fp16 (engine/train/loss_scale.h): a loss seed of
          * 2^-14 brings d(pred) (~4e-3 here) to ~2e-7, under half's normal
          * range, so the products flush it; seeded with 2^-14 times the loss
          * scale and unscaled after, the gradients are as good as at seed 1. */

@@ -1,4 +1,4 @@
-/* The golden-check helpers of server/golden.h.
+/* The golden-check helpers of server/golden/golden.h.
  *
  * Truths: the tolerance rule of goldens/README.md (10x the float32-vs-float64
  * figure, floor 1e-5, integers exact) applied to every entry of the
@@ -9,8 +9,8 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "server/golden.h"
-#include "tests/harness.h"
+#include "server/golden/golden.h"
+#include "tests/lib/harness.h"
 
 static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
 

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "engine/backend.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "engine/core/backend.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 /* Largest output of one bench run kept (a JSON line and a note). */
 #define BENCH_TEST_OUT_MAX 8192

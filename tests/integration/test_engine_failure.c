@@ -1,4 +1,4 @@
-/* Device failures in the engine pool (server/engine.h, "Device failures"):
+/* Device failures in the engine pool (server/workers/worker.h, "Device failures"):
  * a real engine thread on the CPU backend serves generate requests on the
  * fixtures' tiny-sd pipeline. The CPU backend never fails, so its status and
  * recover entries are replaced here by a fault double standing for a CUDA
@@ -25,12 +25,12 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "server/engine.h"
-#include "server/http.h"
-#include "server/runner.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_server.h"
+#include "server/workers/worker.h"
+#include "server/http/http.h"
+#include "server/workers/runner.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_server.h"
 
 static struct {
     int armed;      /* the next conv fails */

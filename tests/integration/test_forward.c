@@ -1,7 +1,7 @@
 /* `cnet forward` round trips: the golden files' inputs go through the real
  * binary ($BUILD/cnet) on the fixture's model folder, and every output file
  * tensor must equal the golden tensor the reference (diffusers /
- * transformers) produced, within the golden tolerance (server/golden.h):
+ * transformers) produced, within the golden tolerance (server/golden/golden.h):
  * text encoder, VAE encode and decode, UNet with each timestep kind and with
  * ControlNet residuals, ControlNet for every run the goldens hold (timestep,
  * conditioning scale, guess mode). Also: bad inputs are refused with the
@@ -12,10 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "server/golden.h"
-#include "engine/backend.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "server/golden/golden.h"
+#include "engine/core/backend.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
 

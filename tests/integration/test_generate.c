@@ -13,7 +13,7 @@
  *     of it once at 1 (power-of-two scaling is exact);
  *   - --preprocess canny on a rectangle gives the pixels of the same run on
  *     the edges cv2.Canny(img, 100, 200) of OpenCV 4.6 found for it (the
- *     12x10 case pasted in tests/test_canny.c);
+ *     12x10 case pasted in tests/unit/test_canny.c);
  *   - progress: a redrawn bar on a terminal (a pty), plain lines otherwise;
  *   - bad input: each case exits with the documented status, names the
  *     file / option / field, and leaves no output (an old file of the same
@@ -28,9 +28,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/image.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "engine/image/image.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 static char tmp[PATH_MAX / 2]; /* short enough for every path_in() */
 static char model_a[PATH_MAX], model_b[PATH_MAX], cn_a[PATH_MAX], cn_b[PATH_MAX];
@@ -265,7 +265,7 @@ static int setup(void) {
             for (int c = 0; c < 3; c++)
                 img[(y * 32 + x) * 3 + c] =
                     (x >= 8 && x < 24 && y >= 10 && y < 20) ? 230 : (uint8_t)(4 * x + 60 * c);
-    /* The 12x10 rectangle of tests/test_canny.c and OpenCV's edges of it. */
+    /* The 12x10 rectangle of tests/unit/test_canny.c and OpenCV's edges of it. */
     uint8_t rect[10 * 12 * 3], edges[10 * 12 * 3];
     for (int y = 0; y < 10; y++)
         for (int x = 0; x < 12; x++)

@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/hub_pull.h"
-#include "server/hub_push.h"
-#include "tests/harness.h"
-#include "tests/lib_hub.h"
+#include "server/hub/hub_pull.h"
+#include "server/hub/hub_push.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_hub.h"
 
 #define TOKEN "hf_testwritetoken0001"
 #define READ_TOKEN "hf_testreadtoken0001"

@@ -22,15 +22,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/clip_text.h"
-#include "engine/config.h"
-#include "engine/controlnet.h"
-#include "engine/safetensors.h"
-#include "engine/tokenizer.h"
-#include "engine/unet.h"
-#include "engine/vae.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "engine/models/clip_text.h"
+#include "engine/config/config.h"
+#include "engine/models/controlnet.h"
+#include "engine/core/safetensors.h"
+#include "engine/text/tokenizer.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
 

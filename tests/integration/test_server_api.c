@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_server.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_server.h"
 
 static char dir[512], data[600];
 static test_server srv;

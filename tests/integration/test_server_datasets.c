@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_server.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_server.h"
 
 static char dir[512], data[600];
 static test_server srv;

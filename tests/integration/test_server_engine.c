@@ -27,12 +27,12 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "engine/image.h"
-#include "engine/preprocess.h"
-#include "engine/sd_base.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_server.h"
+#include "engine/image/image.h"
+#include "engine/image/preprocess.h"
+#include "engine/pipeline/sd_base.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_server.h"
 
 #define T SERVER_TEST_TOKEN
 #define CRASH_TRIALS 3

@@ -1,5 +1,5 @@
 /* The service and the Hub together, end to end: a real `cnet serve` whose
- * HF_ENDPOINT is the Hub emulator (tests/tool_hub_emulator.c).
+ * HF_ENDPOINT is the Hub emulator (tests/tools/tool_hub_emulator.c).
  *   - POST /v1/generate with model "hf://tester/tiny-sd": the pipeline is
  *     pulled into $HF_HOME/hub on first use and the image equals, pixel for
  *     pixel, the same request against the local copy of that model;
@@ -21,11 +21,11 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "engine/image.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_hub.h"
-#include "tests/lib_server.h"
+#include "engine/image/image.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_hub.h"
+#include "tests/lib/lib_server.h"
 
 #define T SERVER_TEST_TOKEN
 #define HUB_TOKEN "hf_hubreftestwritetoken01"

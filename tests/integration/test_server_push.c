@@ -1,6 +1,6 @@
 /* The push phase of a training job (`push_to_hub: {repo_id, private}`) end to
  * end: a real `cnet serve --device cpu` on 127.0.0.1 whose HF_ENDPOINT is the
- * Hub emulator (tests/tool_hub_emulator.c) and whose HF_TOKEN is a random
+ * Hub emulator (tests/tools/tool_hub_emulator.c) and whose HF_TOKEN is a random
  * canary, training a tiny model (`cnet init-model --preset tiny`) on a
  * `cnet dataset make-fill` dataset:
  *   - the repo holds exactly config.json, the weights, README.md and the
@@ -32,10 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_hub.h"
-#include "tests/lib_server.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_hub.h"
+#include "tests/lib/lib_server.h"
 
 #define T SERVER_TEST_TOKEN
 #define READ_TOKEN "hf_pushtestreadtoken01"

@@ -14,11 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/model_init.h"
-#include "engine/philox.h"
-#include "engine/sd_base.h"
-#include "engine/train_step.h"
-#include "tests/harness.h"
+#include "engine/init/model_init.h"
+#include "engine/core/philox.h"
+#include "engine/pipeline/sd_base.h"
+#include "engine/train/train_step.h"
+#include "tests/lib/harness.h"
 
 #define LEARN_STEPS 100
 #define LEARN_REQUIRED_DROP 4.0

@@ -7,7 +7,7 @@ BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-. tests/lib_check.sh
+. tests/lib/lib_check.sh
 
 $CNET init-model --out "$tmp/model" --preset tiny --seed 1 >/dev/null 2>&1
 $CNET dataset make-fill --n 16 --size 32 --out "$tmp/fill" >/dev/null 2>&1

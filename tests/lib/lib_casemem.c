@@ -1,10 +1,10 @@
 /* See lib_casemem.h. */
-#include "lib_casemem.h"
+#include "tests/lib/lib_casemem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "lib_numeric.h"
+#include "tests/lib/lib_numeric.h"
 
 /* Buffers one test case may hold at once. */
 enum { CM_MAX_BUFFERS = 256 };

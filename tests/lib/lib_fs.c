@@ -1,6 +1,6 @@
 /* Temporary folders and whole-file helpers for tests (see lib_fs.h). */
 #define _XOPEN_SOURCE 700
-#include "tests/lib_fs.h"
+#include "tests/lib/lib_fs.h"
 
 #include <ftw.h>
 #include <stdio.h>

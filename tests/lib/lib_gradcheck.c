@@ -1,5 +1,5 @@
 /* See lib_gradcheck.h. */
-#include "lib_gradcheck.h"
+#include "tests/lib/lib_gradcheck.h"
 
 void fd_gradient(double *grad, double *x, size_t n, fd_loss_fn f, void *ctx, double h) {
     for (size_t i = 0; i < n; i++) {

@@ -1,5 +1,5 @@
 /* Hub test helpers (see lib_hub.h). */
-#include "tests/lib_hub.h"
+#include "tests/lib/lib_hub.h"
 
 #include <curl/curl.h>
 #include <dirent.h>

@@ -1,4 +1,4 @@
-/* Helpers for the Hub tests: run the emulator (tests/tool_hub_emulator.c)
+/* Helpers for the Hub tests: run the emulator (tests/tools/tool_hub_emulator.c)
  * as a child process, talk to its control routes, make a training output
  * directory, run the cnet CLI and capture what it prints. */
 #ifndef CNET_TEST_LIB_HUB_H

@@ -1,5 +1,5 @@
 /* See lib_numeric.h. */
-#include "lib_numeric.h"
+#include "tests/lib/lib_numeric.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* Starting `cnet serve` and talking to it with libcurl (see lib_server.h). */
-#include "tests/lib_server.h"
+#include "tests/lib/lib_server.h"
 
 #include <curl/curl.h>
 #include <signal.h>

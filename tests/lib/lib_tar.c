@@ -1,5 +1,5 @@
 /* Tar shards for tests (see lib_tar.h). */
-#include "tests/lib_tar.h"
+#include "tests/lib/lib_tar.h"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -1,14 +1,14 @@
 /* Random training inputs for tests (see lib_trainbatch.h). */
-#include "tests/lib_trainbatch.h"
+#include "tests/lib/lib_trainbatch.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include <stdio.h>
 
-#include "engine/config.h"
-#include "engine/philox.h"
-#include "engine/weights_init.h"
+#include "engine/config/config.h"
+#include "engine/core/philox.h"
+#include "engine/init/weights_init.h"
 
 void test_batch_make(test_batch *b, cnet_backend *be, const unet_model *unet,
                      const controlnet_model *cn, int B, int h, int w, int Nt, uint64_t seed) {

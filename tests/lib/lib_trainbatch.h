@@ -8,10 +8,10 @@
 
 #include <stdint.h>
 
-#include "engine/controlnet.h"
-#include "engine/error.h"
-#include "engine/scheduler.h"
-#include "engine/unet.h"
+#include "engine/models/controlnet.h"
+#include "engine/core/error.h"
+#include "engine/sched/scheduler.h"
+#include "engine/models/unet.h"
 
 typedef struct test_models {
     cnet_backend be;

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine/image.h"
+#include "engine/image/image.h"
 
 int main(int argc, char **argv) {
     if (argc != 3) {

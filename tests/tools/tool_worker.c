@@ -1,5 +1,5 @@
 /* A stand-in for the engine's job runner, for the dashboard's browser test
- * (tests/web_test.sh): it claims the oldest queued job of a running
+ * (tests/integration/web_test.sh): it claims the oldest queued job of a running
  * `cnet serve` through the job store's own API (SQLite in WAL mode takes a
  * second process), reports STEPS progress steps with a known loss and
  * learning-rate sequence, a checkpoint half way, writes a validation image
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "server/jobs.h"
+#include "server/store/jobs.h"
 
 #define WORKER_LEASE_MS 60000
 #define WORKER_IMAGE 64 /* px per side of the validation image */

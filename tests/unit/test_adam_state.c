@@ -1,4 +1,4 @@
-/* The trainer's AdamW state (engine/adam_state.c) on the CPU backend, with
+/* The trainer's AdamW state (engine/train/adam_state.c) on the CPU backend, with
  * tensors on both sides of bnb's min_8bit_size (100 and 4095 elements stay
  * float32; 4096 and 5000 go 8-bit, the last with a partial block):
  * - three steps with clipping equal, bit for bit, per-tensor calls of
@@ -10,11 +10,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/adam_state.h"
+#include "engine/train/adam_state.h"
 #include "kernels/cpu/cpu_ops.h"
-#include "tests/harness.h"
-#include "tests/lib_casemem.h"
-#include "tests/lib_fs.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_casemem.h"
+#include "tests/lib/lib_fs.h"
 
 enum { NT = 4 };
 static const int64_t sizes[NT] = {100, 4095, 4096, 5000};

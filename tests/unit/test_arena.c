@@ -1,10 +1,10 @@
-/* Arenas (engine/arena.h): bottom-up slices, mark/restore, and the top
+/* Arenas (engine/core/arena.h): bottom-up slices, mark/restore, and the top
  * slice that set_grads_to_none keeps across resets; the high-water mark
  * counts both ends. */
 #include <stdint.h>
 
-#include "engine/arena.h"
-#include "tests/harness.h"
+#include "engine/core/arena.h"
+#include "tests/lib/harness.h"
 
 static void test_bottom_and_top(void) {
     cnet_backend be;

@@ -5,8 +5,8 @@
  * backend instead. */
 #include <string.h>
 
-#include "engine/backend.h"
-#include "tests/harness.h"
+#include "engine/core/backend.h"
+#include "tests/lib/harness.h"
 #ifdef CNET_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif

@@ -1,4 +1,4 @@
-/* The canny preprocessor (engine/canny.h).
+/* The canny preprocessor (engine/image/canny.h).
  *
  * Truths: synthetic images whose edges are known — a constant image has
  * none; a filled rectangle gives its outline, on the sides OpenCV's
@@ -11,8 +11,8 @@
  * result is deterministic and the three output channels are equal. */
 #include <stdint.h>
 
-#include "engine/canny.h"
-#include "tests/harness.h"
+#include "engine/image/canny.h"
+#include "tests/lib/harness.h"
 
 /* cv2.Canny(img, 100, 200), img = zeros((10, 12, 3)); img[2:7, 3:10] = 200. */
 static const char *const cv2_rectangle[10] = {

@@ -7,9 +7,9 @@
 #include <jansson.h>
 #include <unistd.h>
 
-#include "engine/config.h"
-#include "engine/safetensors.h"
-#include "tests/harness.h"
+#include "engine/config/config.h"
+#include "engine/core/safetensors.h"
+#include "tests/lib/harness.h"
 
 static char tmpdir[] = "/tmp/cnet_cfg_XXXXXX";
 

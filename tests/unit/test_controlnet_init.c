@@ -11,10 +11,10 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "engine/controlnet_init.h"
-#include "server/golden.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "engine/init/controlnet_init.h"
+#include "server/golden/golden.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
 

@@ -21,8 +21,8 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/linalg_util.h"
 #include "kernels/cpu/ref_linalg.h"
-#include "tests/harness.h"
-#include "tests/lib_numeric.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_numeric.h"
 
 #define TOL_WINOGRAD 2e-5
 

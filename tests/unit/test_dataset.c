@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/dataset.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "engine/data/dataset.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 static char tmp[512];
 

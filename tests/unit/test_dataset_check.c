@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/dataset.h"
-#include "engine/image.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "engine/data/dataset.h"
+#include "engine/image/image.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 #define N 12
 #define S 48

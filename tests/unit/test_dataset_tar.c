@@ -5,16 +5,16 @@
  * single shard, and shards refused for hostile members (absolute names, `..`,
  * links, devices, control characters), split or repeated keys, truncation;
  * a sample missing a member is an error naming it. Shards are written here
- * with libarchive's writer (tests/lib_tar.h). */
+ * with libarchive's writer (tests/lib/lib_tar.h). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/dataset.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_tar.h"
+#include "engine/data/dataset.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_tar.h"
 
 #define N_SAMPLES 14
 static char tmp[512], shards[600];

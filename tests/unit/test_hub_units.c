@@ -5,13 +5,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "server/hub_auth.h"
-#include "server/hub_hash.h"
-#include "server/hub_push.h"
-#include "server/hub_repo.h"
-#include "server/hub_retry.h"
-#include "tests/harness.h"
-#include "tests/lib_hub.h"
+#include "server/hub/hub_auth.h"
+#include "server/hub/hub_hash.h"
+#include "server/hub/hub_push.h"
+#include "server/hub/hub_repo.h"
+#include "server/hub/hub_retry.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_hub.h"
 
 static void test_hub_hash_vectors(void) {
     char sha256[65], sha1[41];

@@ -1,4 +1,4 @@
-/* PNG and JPEG decode/encode (engine/image.h).
+/* PNG and JPEG decode/encode (engine/image/image.h).
  *
  * Truths: files written here with libpng and libjpeg directly (every PNG
  * colour type and bit depth, palettes with tRNS, Adam7, gray and CMYK JPEG),
@@ -19,8 +19,8 @@
 
 #include <jpeglib.h>
 
-#include "engine/image.h"
-#include "tests/harness.h"
+#include "engine/image/image.h"
+#include "tests/lib/harness.h"
 
 static char tmpdir[] = "/tmp/cnet_image_XXXXXX";
 

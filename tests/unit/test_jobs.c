@@ -8,9 +8,9 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
-#include "server/jobs.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "server/store/jobs.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 static char dir[512];
 static int64_t fake_now = 1000000;

@@ -1,4 +1,4 @@
-/* Dynamic loss scaling (--mixed_precision fp16, engine/loss_scale.h):
+/* Dynamic loss scaling (--mixed_precision fp16, engine/train/loss_scale.h):
  *
  * - the update rule against GradScaler's, step by step: halving and a skip
  *   count on inf/NaN, doubling after 2000 good steps in a row, the counter
@@ -15,13 +15,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/loss_scale.h"
-#include "engine/model_init.h"
-#include "engine/philox.h"
-#include "engine/train_step.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_trainbatch.h"
+#include "engine/train/loss_scale.h"
+#include "engine/init/model_init.h"
+#include "engine/core/philox.h"
+#include "engine/train/train_step.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_trainbatch.h"
 
 static void test_update_rule(void) {
     loss_scale s;

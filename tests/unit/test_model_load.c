@@ -11,13 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/clip_text.h"
-#include "engine/controlnet.h"
-#include "engine/unet.h"
-#include "engine/vae.h"
-#include "server/golden.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "engine/models/clip_text.h"
+#include "engine/models/controlnet.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
+#include "server/golden/golden.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
 

@@ -1,4 +1,4 @@
-/* 8-bit AdamW (bitsandbytes' block-wise state, engine/adam8.h) on the CPU
+/* 8-bit AdamW (bitsandbytes' block-wise state, engine/core/adam8.h) on the CPU
  * backend:
  * - the dynamic maps against create_dynamic_map's construction (counts per
  *   decade, extremes, one zero, sorted);
@@ -15,11 +15,11 @@
 #include <math.h>
 #include <string.h>
 
-#include "engine/adam8.h"
+#include "engine/core/adam8.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/ref_nn.h"
-#include "tests/harness.h"
-#include "tests/lib_casemem.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_casemem.h"
 
 static void test_dynamic_maps(void) {
     float sm[256], um[256];

@@ -10,10 +10,10 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/ref_nn.h"
 #include "kernels/cpu/scratch.h"
-#include "tests/harness.h"
-#include "tests/lib_casemem.h"
-#include "tests/lib_gradcheck.h"
-#include "tests/lib_numeric.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_casemem.h"
+#include "tests/lib/lib_gradcheck.h"
+#include "tests/lib/lib_numeric.h"
 
 #define TOL_FAST 1e-5
 #define TOL_FD 1e-6

@@ -24,8 +24,8 @@
 #include "kernels/cpu/linalg_util.h"
 #include "kernels/cpu/ref_linalg.h"
 #include "kernels/cpu/scratch.h"
-#include "tests/harness.h"
-#include "tests/lib_numeric.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_numeric.h"
 
 #define TOL_FAST 1e-5
 #define TOL_FD 1e-6
@@ -441,7 +441,7 @@ static void test_conv2d_chunked_vs_reference(void) {
         CHECK(chunk < P, "%s: %ld pixels fit one chunk of %ld; pick a larger shape", c->what, P,
               chunk);
         /* The im2col forward itself: the dispatcher would send the 3x3 s1
-         * case to Winograd (tests/test_conv_winograd.c). */
+         * case to Winograd (tests/unit/test_conv_winograd.c). */
         conv_check_forward(c, cpu_conv2d_im2col_forward, &rng);
         conv_check_backward(c, &rng);
     }

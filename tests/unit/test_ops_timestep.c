@@ -16,8 +16,8 @@
 
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/ref_nn.h"
-#include "tests/harness.h"
-#include "tests/lib_casemem.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_casemem.h"
 
 #define MAX_PERIOD 10000.0f
 #define TOL_GOLDEN 2e-7 /* sin/cos may differ from SLEEF's by an ulp */

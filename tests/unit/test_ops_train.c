@@ -5,18 +5,18 @@
  * accumulator is off by ~1e-5), AdamW (two steps vs the exact torch formula
  * with weight decay, with and without clipping, clipping active and not:
  * updates, m and v rel <= 1e-5; grads left untouched) and the Philox normal
- * op (bit-equal to engine/philox.h's definition at any offset and length). */
+ * op (bit-equal to engine/core/philox.h's definition at any offset and length). */
 #include <math.h>
 #include <string.h>
 
-#include "engine/philox.h"
+#include "engine/core/philox.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/ref_nn.h"
 #include "kernels/cpu/scratch.h"
-#include "tests/harness.h"
-#include "tests/lib_casemem.h"
-#include "tests/lib_gradcheck.h"
-#include "tests/lib_numeric.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_casemem.h"
+#include "tests/lib/lib_gradcheck.h"
+#include "tests/lib/lib_numeric.h"
 
 #define TOL_FAST 1e-5
 #define TOL_FD 1e-6

@@ -1,4 +1,4 @@
-/* Parameter tables (engine/params.c): save/load round trips in PyTorch
+/* Parameter tables (engine/core/params.c): save/load round trips in PyTorch
  * layout, F16 and BF16 checkpoints converted on load, sharded checkpoints
  * (*.safetensors.index.json), and the errors of a key in two shards or a
  * shard name that is a path. */
@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/params.h"
-#include "engine/safetensors.h"
-#include "tests/harness.h"
+#include "engine/core/params.h"
+#include "engine/core/safetensors.h"
+#include "tests/lib/harness.h"
 
 static char dir[] = "/tmp/cnet_params_XXXXXX";
 

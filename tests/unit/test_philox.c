@@ -2,8 +2,8 @@
  * (kat_vectors: philox4x32_10), and the normals' first two moments. */
 #include <stdint.h>
 
-#include "engine/philox.h"
-#include "tests/harness.h"
+#include "engine/core/philox.h"
+#include "tests/lib/harness.h"
 
 static void test_philox_known_answers(void) {
     static const uint32_t kat[3][10] = {

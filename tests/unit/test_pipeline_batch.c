@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/philox.h"
-#include "engine/pipeline.h"
-#include "engine/sd_base.h"
-#include "tests/harness.h"
+#include "engine/core/philox.h"
+#include "engine/pipeline/pipeline.h"
+#include "engine/pipeline/sd_base.h"
+#include "tests/lib/harness.h"
 
 #define BATCH_TOLERANCE 1e-4
 

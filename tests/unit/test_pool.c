@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/pool.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
+#include "server/workers/pool.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
 
 typedef struct counter {
     pthread_mutex_t mu;

@@ -1,4 +1,4 @@
-/* Resampling and preprocessing (engine/resample.h, engine/preprocess.h).
+/* Resampling and preprocessing (engine/image/resample.h, engine/image/preprocess.h).
  *
  * Truths: pixels produced by Pillow 9.4's Image.resize on the 7x5 pattern
  * below (BILINEAR and LANCZOS, down- and upscaling, one axis at a time),
@@ -8,9 +8,9 @@
  * checked against goldens/preprocess.safetensors by `cnet golden`. */
 #include <stdint.h>
 
-#include "engine/preprocess.h"
-#include "engine/resample.h"
-#include "tests/harness.h"
+#include "engine/image/preprocess.h"
+#include "engine/image/resample.h"
+#include "tests/lib/harness.h"
 
 /* The 7x5 input the Pillow outputs were made from. */
 static int make_pattern(image_rgb8 *img) {

@@ -1,8 +1,8 @@
-/* Schedulers (engine/scheduler.h).
+/* Schedulers (engine/sched/scheduler.h).
  *
  * Truths: the diffusers v0.27.2 goldens of the fixture directory
  * (goldens/schedulers.safetensors: tables, every step of six trajectories,
- * DDPM training noise; run through server/golden_schedulers.c with the
+ * DDPM training noise; run through server/golden/golden_schedulers.c with the
  * tolerances of tolerances.json); for what the goldens do not cover, the
  * identities between prediction types (an epsilon, v or x0 model output that
  * describe the same x0 must give the same trajectory), a float64 host
@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/scheduler.h"
-#include "server/golden.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_numeric.h"
+#include "engine/sched/scheduler.h"
+#include "server/golden/golden.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_numeric.h"
 
 static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
 

@@ -4,8 +4,8 @@
  * the server takes give the first ones. */
 #include <string.h>
 
-#include "server/serve_devices.h"
-#include "tests/harness.h"
+#include "server/workers/serve_devices.h"
+#include "tests/lib/harness.h"
 
 #define MAX_ENGINES 8
 

@@ -10,8 +10,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 
-#include "engine/tensor.h"
-#include "tests/harness.h"
+#include "engine/core/tensor.h"
+#include "tests/lib/harness.h"
 
 static uint32_t f32_bits(float f) {
     uint32_t u;

@@ -13,11 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/safetensors.h"
-#include "engine/tokenizer.h"
-#include "engine/tokenizer_impl.h"
-#include "engine/unicode.h"
-#include "tests/harness.h"
+#include "engine/core/safetensors.h"
+#include "engine/text/tokenizer.h"
+#include "engine/text/tokenizer_impl.h"
+#include "engine/text/unicode.h"
+#include "tests/lib/harness.h"
 
 static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
 

@@ -20,13 +20,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/model_init.h"
-#include "engine/philox.h"
-#include "engine/train_step.h"
-#include "engine/weights_init.h"
-#include "tests/harness.h"
-#include "tests/lib_fs.h"
-#include "tests/lib_trainbatch.h"
+#include "engine/init/model_init.h"
+#include "engine/core/philox.h"
+#include "engine/train/train_step.h"
+#include "engine/init/weights_init.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_trainbatch.h"
 
 static float *download(cnet_backend *be, const float *dev, size_t n) {
     float *h = malloc(n * sizeof(float));

@@ -14,7 +14,7 @@
  *   step through a bf16 UNet gives exactly the ControlNet gradients of the
  *   rounded float32 UNet. So everything between the table and the kernels
  *   (nn dispatch, the backward through the frozen UNet) is the float32
- *   model's, and the CUDA parity suite (tests/test_cuda_parity.c) has only
+ *   model's, and the CUDA parity suite (tests/cuda/test_cuda_parity.c) has only
  *   the kernels left to check. */
 #include <math.h>
 #include <stdio.h>
@@ -22,15 +22,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/controlnet_init.h"
-#include "engine/nn.h"
-#include "engine/philox.h"
-#include "engine/pipeline.h"
-#include "engine/sd_base.h"
-#include "engine/train_step.h"
+#include "engine/init/controlnet_init.h"
+#include "engine/core/nn.h"
+#include "engine/core/philox.h"
+#include "engine/pipeline/pipeline.h"
+#include "engine/pipeline/sd_base.h"
+#include "engine/train/train_step.h"
 #include "kernels/cpu/cpu_ops.h"
-#include "tests/harness.h"
-#include "tests/lib_trainbatch.h"
+#include "tests/lib/harness.h"
+#include "tests/lib/lib_trainbatch.h"
 
 static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
 
