@@ -21,7 +21,7 @@ ARCH     ?= -march=native
 OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 
-CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -fopenmp $(ARCH) \
+CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Werror -D_GNU_SOURCE -fopenmp $(ARCH) \
             -I. -I$(OPENBLAS_INC) -MMD -MP
 LDLIBS   += -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -ljansson -lmicrohttpd -lcurl \
             -lcrypto -lsqlite3 -larchive -lpng -ljpeg -lm -lpthread -fopenmp
@@ -67,7 +67,7 @@ LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,--push-state
              -lcudart -lcublas -lcublasLt -lcudnn -lstdc++ -Wl,--pop-state
 NVCCFLAGS := -std=c++17 -O3 -g -I. -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90 -Werror all-warnings \
-             -Xcompiler -Wall,-Wextra,-Werror -DCNET_HAVE_CUDA -MMD -MP
+             -Xcompiler -Wall,-Wextra,-Wshadow,-Werror -DCNET_HAVE_CUDA -MMD -MP
 endif
 
 .PHONY: all deps test test-cuda run asan golden bench bench-cuda clean format

@@ -254,14 +254,14 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
                 controlnet_forward(c->model, &scratch, b.k_down, b.k_mid, cn_x, b.images[k], ts,
                                    b.cond_embeds, scale, guess, cn_rows, h, w, Nt, NULL, NULL, err);
             for (int j = 0; j < s.n_skips && !rc; j++) {
-                const long per = (long)(s.skip_floats[j] / rows);
-                float *dst = b.down[j] + (cn_off ? (long)N * per : 0);
-                be->add(be, dst, dst, b.k_down[j], (long)cn_rows * per);
+                const long row_floats = (long)(s.skip_floats[j] / rows);
+                float *dst = b.down[j] + (cn_off ? (long)N * row_floats : 0);
+                be->add(be, dst, dst, b.k_down[j], (long)cn_rows * row_floats);
             }
             if (!rc) {
-                const long per = (long)(s.mid_floats / rows);
-                float *dst = b.mid + (cn_off ? (long)N * per : 0);
-                be->add(be, dst, dst, b.k_mid, (long)cn_rows * per);
+                const long row_floats = (long)(s.mid_floats / rows);
+                float *dst = b.mid + (cn_off ? (long)N * row_floats : 0);
+                be->add(be, dst, dst, b.k_mid, (long)cn_rows * row_floats);
             }
         }
         if (rc) break;

@@ -53,9 +53,9 @@ void cuda_timestep_embedding(cnet_backend *be, float *out, const float *timestep
     cu_impl *cu = cu_enter(be);
     const long n = (long)B * dim;
     if (!cu || n <= 0) return;
-    const int half = dim / 2;
+    const int half_dim = dim / 2;
     const float neg_log_period = (float)(-log((double)max_period));
-    const float denom = (float)((double)half - (double)freq_shift);
-    CU_LAUNCH(cu, timestep_embedding_kernel, n, out, timesteps, dim, half, flip_sin_to_cos,
+    const float denom = (float)((double)half_dim - (double)freq_shift);
+    CU_LAUNCH(cu, timestep_embedding_kernel, n, out, timesteps, dim, half_dim, flip_sin_to_cos,
               neg_log_period, denom, n);
 }

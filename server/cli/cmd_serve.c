@@ -61,9 +61,8 @@ static void usage(void) {
            "  --dataset-max-ratio N     compression ratio cap (default %lld)\n"
            "  --sse-heartbeat S         seconds between SSE heartbeats (default %d)\n",
            HTTP_DEFAULT_PORT, HTTP_QUEUE_CAP, HTTP_UPLOAD_MAX, HTTP_DISK_FLOOR,
-           (long long)DATASET_DEFAULT_LIMITS.max_entries,
-           (long long)DATASET_DEFAULT_LIMITS.max_bytes, (long long)DATASET_DEFAULT_LIMITS.max_ratio,
-           HTTP_SSE_HEARTBEAT_S);
+           (long long)UPLOAD_DEFAULT_LIMITS.max_entries, (long long)UPLOAD_DEFAULT_LIMITS.max_bytes,
+           (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S);
 }
 
 static int parse_int(const char *opt, const char *v, long long lo, long long hi, int64_t *out) {
@@ -86,7 +85,7 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
                        .queue_cap = HTTP_QUEUE_CAP,
                        .upload_max = HTTP_UPLOAD_MAX,
                        .disk_floor = HTTP_DISK_FLOOR,
-                       .dataset = DATASET_DEFAULT_LIMITS,
+                       .dataset = UPLOAD_DEFAULT_LIMITS,
                        .sse_heartbeat_s = HTTP_SSE_HEARTBEAT_S};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -165,7 +164,7 @@ static int lock_data_dir(const char *dir) {
 typedef struct serve_parts {
     jobs_store *store;
     http_server *srv;
-    engine *engines[SERVE_DEVICES_MAX];
+    worker *engines[SERVE_DEVICES_MAX];
     pool *pools[SERVE_DEVICES_MAX];
     runner_config runners[SERVE_DEVICES_MAX];
     int n_engines;
@@ -174,10 +173,10 @@ typedef struct serve_parts {
 /* Waiting generates are refused first, then each pool stops its job at a
  * step boundary (checkpoint, back to the queue), then HTTP and the engines. */
 static void serve_shutdown(serve_parts *p) {
-    for (int i = 0; i < p->n_engines; i++) engine_refuse(p->engines[i]);
+    for (int i = 0; i < p->n_engines; i++) worker_refuse(p->engines[i]);
     for (int i = 0; i < p->n_engines; i++) pool_stop(p->pools[i]);
     http_stop(p->srv);
-    for (int i = 0; i < p->n_engines; i++) engine_close(p->engines[i]);
+    for (int i = 0; i < p->n_engines; i++) worker_close(p->engines[i]);
     jobs_close(p->store);
 }
 
@@ -231,7 +230,7 @@ int cmd_serve(int argc, char **argv) {
             printf("cnet: no --device given and no GPU visible: one engine on the CPU\n");
     }
     for (int i = 0; !o.no_engine && i < o.n_devices; i++) {
-        if ((rc = engine_open(&p.engines[i], o.devices[i], &err))) break;
+        if ((rc = worker_open(&p.engines[i], o.devices[i], &err))) break;
         p.n_engines = i + 1;
     }
     h->engines = p.engines, h->n_engines = p.n_engines;
@@ -260,7 +259,7 @@ int cmd_serve(int argc, char **argv) {
                token);
     for (int i = 0; i < p.n_engines; i++)
         printf("cnet: engine %d on %s runs jobs and generate requests\n", i,
-               engine_device(p.engines[i]));
+               worker_device(p.engines[i]));
     if (!p.n_engines) printf("cnet: --device none: accepted jobs stay queued\n");
     fflush(stdout);
     for (;;) {

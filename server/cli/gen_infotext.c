@@ -85,8 +85,8 @@ static char *control_text(const gen_options *o, int k) {
     return NULL;
 }
 
-char *gen_infotext(const gen_options *o, const cnet_sched_config *sched, uint64_t seed, int width,
-                   int height, int index, cnet_error *err) {
+char *gen_infotext(const gen_options *o, const cnet_sched_config *sched_cfg, uint64_t seed,
+                   int width, int height, int index, cnet_error *err) {
     char *text = NULL, name[256];
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -98,13 +98,13 @@ char *gen_infotext(const gen_options *o, const cnet_sched_config *sched, uint64_
     if (o->negative_prompt && *o->negative_prompt)
         fprintf(f, "Negative prompt: %s\n", o->negative_prompt);
     fprintf(f, "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d, Model: ", o->steps,
-            sampler_name(sched), (double)o->guidance, (unsigned long long)seed, width, height);
+            sampler_name(sched_cfg), (double)o->guidance, (unsigned long long)seed, width, height);
     gen_model_name(name, sizeof name, o->model);
     put_quoted(f, name);
     if (o->num_images > 1) fprintf(f, ", Batch size: %d, Batch pos: %d", o->num_images, index);
     /* A1111 counts the last layer too: its "Clip skip: 2" is diffusers' 1. */
     if (o->clip_skip > 0) fprintf(f, ", Clip skip: %d", o->clip_skip + 1);
-    if (sched->kind == CNET_SCHED_DDIM && o->eta != 0) fprintf(f, ", Eta: %g", (double)o->eta);
+    if (sched_cfg->kind == CNET_SCHED_DDIM && o->eta != 0) fprintf(f, ", Eta: %g", (double)o->eta);
     if (o->guess_mode) fputs(", Guess mode: True", f);
     int ok = 1;
     for (int k = 0; k < o->n_controls && ok; k++) {

@@ -10,9 +10,9 @@
  *   http_ops.c       /healthz, /readyz, /metrics, /v1/models, /v1/openapi.yaml
  *   http_static.c    / and the dashboard's files (server/http/web_assets.h)
  *
- * What it is not: it runs no job (server/workers/pool.h, server/workers/worker.h) and validates no spec
- * itself (api/). Threading: one MHD thread per connection, capped by the
- * connection limit, so a blocking SSE stream holds only its own thread. */
+ * What it is not: it runs no job (server/workers/pool.h, server/workers/worker.h) and validates no
+ * spec itself (api/). Threading: one MHD thread per connection, capped by the connection limit, so
+ * a blocking SSE stream holds only its own thread. */
 #ifndef CNET_HTTP_H
 #define CNET_HTTP_H
 
@@ -44,9 +44,9 @@ typedef struct http_config {
     int queue_cap;
     int64_t upload_max;
     int64_t disk_floor;
-    dataset_limits dataset;
+    upload_limits dataset;
     int sse_heartbeat_s;
-    engine *const *engines; /* the devices synchronous generates run on (borrowed); none: 503 */
+    worker *const *engines; /* the devices synchronous generates run on (borrowed); none: 503 */
     int n_engines;
 } http_config;
 

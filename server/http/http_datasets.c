@@ -15,10 +15,10 @@ enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, h
     close(r->fd);
     r->fd = -1;
     const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name");
-    char id[DATASET_ID_MAX];
+    char id[UPLOAD_ID_MAX];
     json_t *report = NULL;
     cnet_error err = {0};
-    int rc = dataset_ingest(r->tmp_path, s->datasets_dir, name, &s->cfg.dataset, id, &report, &err);
+    int rc = upload_ingest(r->tmp_path, s->datasets_dir, name, &s->cfg.dataset, id, &report, &err);
     if (rc == CNET_EFORMAT || rc == CNET_EINVAL)
         return http_reply_error(s, c, r, 400, "invalid_dataset", NULL, "%s", err.msg);
     if (rc == CNET_ELIMIT)
@@ -30,7 +30,7 @@ enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, h
 enum MHD_Result http_datasets_list(http_server *s, struct MHD_Connection *c, http_req *r) {
     json_t *list;
     cnet_error err = {0};
-    int rc = dataset_list(s->datasets_dir, &list, &err);
+    int rc = upload_list(s->datasets_dir, &list, &err);
     if (rc) return http_reply_status_error(s, c, r, rc, &err);
     return http_reply_json(s, c, r, 200, json_pack("{s:o}", "datasets", list));
 }

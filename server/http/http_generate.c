@@ -32,7 +32,7 @@ typedef struct gen_call {
     unsigned char *image; /* the encoded control image */
     size_t image_len;
     image_rgb8 control;
-    engine_images out;
+    worker_images out;
 } gen_call;
 
 static void gen_call_free(gen_call *g) {
@@ -40,7 +40,7 @@ static void gen_call_free(gen_call *g) {
     json_decref(g->spec);
     free(g->image);
     image_free(&g->control);
-    engine_images_free(&g->out);
+    worker_images_free(&g->out);
 }
 
 static int is_multipart(struct MHD_Connection *c) {
@@ -136,13 +136,13 @@ static enum MHD_Result run_async(http_server *s, struct MHD_Connection *c, http_
 
 /* The least loaded usable engine (a failed one only when all have failed:
  * it then answers why). */
-static engine *pick_engine(http_server *s) {
-    engine *best = NULL;
+static worker *pick_engine(http_server *s) {
+    worker *best = NULL;
     int best_load = 0;
     for (int i = 0; i < s->cfg.n_engines; i++) {
         cnet_error err = {0};
-        const int load = engine_load(s->cfg.engines[i]) +
-                         (engine_failure(s->cfg.engines[i], &err) ? INT_MAX / 2 : 0);
+        const int load = worker_load(s->cfg.engines[i]) +
+                         (worker_failure(s->cfg.engines[i], &err) ? INT_MAX / 2 : 0);
         if (!best || load < best_load) best = s->cfg.engines[i], best_load = load;
     }
     return best;
@@ -158,9 +158,9 @@ static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, ht
         return http_reply_error(s, c, r, 400, "not_found", NULL, "%s", err->msg);
     case CNET_ELIMIT:
         return http_reply_error(s, c, r, 429, "busy", NULL, "%s; retry later", err->msg);
-    case ENGINE_ESTOPPING:
+    case WORKER_ESTOPPING:
         return http_reply_error(s, c, r, 503, "unavailable", NULL, "%s", err->msg);
-    case ENGINE_ELOST:
+    case WORKER_ELOST:
         return http_reply_error(s, c, r, 503, "device_lost", NULL, "%s", err->msg);
     }
     return http_reply_error(s, c, r, 500, "generate_failed", NULL, "%s", err->msg);
@@ -231,7 +231,7 @@ enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req
         cnet_error err = {0};
         int rc = gen_spec_resolve(&gs, g.spec, s->cfg.models_dir, s->jobs_dir, &err);
         gs.gen.control = &g.control;
-        if (!rc) rc = engine_generate(pick_engine(s), &gs.gen, &g.out, &err);
+        if (!rc) rc = worker_generate(pick_engine(s), &gs.gen, &g.out, &err);
         ret = rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, &g, &gs);
     }
     gen_call_free(&g);

@@ -18,7 +18,7 @@
  * while the others serve. */
 static int device_lost(http_server *s, cnet_error *err) {
     int lost = 0;
-    for (int i = 0; i < s->cfg.n_engines; i++) lost += engine_failure(s->cfg.engines[i], err) != 0;
+    for (int i = 0; i < s->cfg.n_engines; i++) lost += worker_failure(s->cfg.engines[i], err) != 0;
     return s->cfg.n_engines > 0 && lost == s->cfg.n_engines;
 }
 
@@ -76,10 +76,10 @@ enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_
                     i < http_n_routes ? http_routes[i].name : "unmatched", s->counts[i][k].status,
                     (unsigned long long)s->counts[i][k].n);
     pthread_mutex_unlock(&s->mu);
-    engine_stats total = {0};
+    worker_stats total = {0};
     for (int i = 0; i < s->cfg.n_engines; i++) {
-        engine_stats es;
-        engine_stats_get(s->cfg.engines[i], &es);
+        worker_stats es;
+        worker_stats_get(s->cfg.engines[i], &es);
         total.base_loads += es.base_loads, total.controlnet_loads += es.controlnet_loads;
         total.generates += es.generates, total.generate_failures += es.generate_failures;
         total.queued += es.queued, total.bases += es.bases, total.controlnets += es.controlnets;

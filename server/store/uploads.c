@@ -45,8 +45,8 @@ static int open_subdir(int dfd, const char *seg, cnet_error *err, const char *en
 /* Splits an entry path into segments in place; refuses what could escape. */
 static int split_path(char *p, char **seg, int *n, cnet_error *err, const char *entry) {
     *n = 0;
-    if (strlen(p) > DATASET_PATH_MAX)
-        return cnet_fail(err, CNET_EFORMAT, "entry path longer than %d bytes", DATASET_PATH_MAX);
+    if (strlen(p) > UPLOAD_PATH_MAX)
+        return cnet_fail(err, CNET_EFORMAT, "entry path longer than %d bytes", UPLOAD_PATH_MAX);
     if (p[0] == '/')
         return cnet_fail(err, CNET_EFORMAT, "entry %s: absolute paths are refused", entry);
     for (char *c = p; *c; c++)
@@ -57,16 +57,16 @@ static int split_path(char *p, char **seg, int *n, cnet_error *err, const char *
         if (strcmp(tok, ".") == 0) continue;
         if (strcmp(tok, "..") == 0)
             return cnet_fail(err, CNET_EFORMAT, "entry %s: '..' is refused", entry);
-        if (*n == DATASET_DEPTH_MAX)
+        if (*n == UPLOAD_DEPTH_MAX)
             return cnet_fail(err, CNET_EFORMAT, "entry %s: deeper than %d folders", entry,
-                             DATASET_DEPTH_MAX);
+                             UPLOAD_DEPTH_MAX);
         seg[(*n)++] = tok;
     }
     return 0;
 }
 
 typedef struct extract_state {
-    const dataset_limits *lim;
+    const upload_limits *lim;
     int64_t entries, bytes;
 } extract_state;
 
@@ -83,7 +83,7 @@ static int copy_data(struct archive *a, int fd, extract_state *x, const char *en
             return cnet_fail(err, CNET_ELIMIT, "the archive unpacks to more than %lld bytes",
                              (long long)x->lim->max_bytes);
         int64_t packed = archive_filter_bytes(a, -1);
-        if (x->bytes > DATASET_RATIO_FLOOR && x->bytes > packed * x->lim->max_ratio)
+        if (x->bytes > UPLOAD_RATIO_FLOOR && x->bytes > packed * x->lim->max_ratio)
             return cnet_fail(err, CNET_ELIMIT,
                              "compression ratio above %lld:1 (%lld bytes from %lld): refused as "
                              "a bomb",
@@ -107,11 +107,11 @@ static int extract_entry(struct archive *a, struct archive_entry *e, int root, e
     if (type != AE_IFREG && type != AE_IFDIR)
         return cnet_fail(err, CNET_EFORMAT, "entry %s: only files and folders are allowed (%s)",
                          name, type == AE_IFLNK ? "symbolic link" : "special file");
-    char path[DATASET_PATH_MAX + 2], *seg[DATASET_DEPTH_MAX];
+    char path[UPLOAD_PATH_MAX + 2], *seg[UPLOAD_DEPTH_MAX];
     int n;
-    if (strlen(name) > DATASET_PATH_MAX)
+    if (strlen(name) > UPLOAD_PATH_MAX)
         return cnet_fail(err, CNET_EFORMAT, "an entry path is longer than %d bytes",
-                         DATASET_PATH_MAX);
+                         UPLOAD_PATH_MAX);
     snprintf(path, sizeof path, "%s", name);
     int rc = split_path(path, seg, &n, err, name);
     if (rc) return rc;
@@ -221,9 +221,9 @@ static int upload_check(const char *files, json_t **report, cnet_error *err) {
     return rc;
 }
 
-int dataset_ingest(const char *archive_path, const char *datasets_dir, const char *name,
-                   const dataset_limits *lim, char id[DATASET_ID_MAX], json_t **report,
-                   cnet_error *err) {
+int upload_ingest(const char *archive_path, const char *datasets_dir, const char *name,
+                  const upload_limits *lim, char id[UPLOAD_ID_MAX], json_t **report,
+                  cnet_error *err) {
     *report = NULL;
     unsigned char raw[16];
     if (RAND_bytes(raw, sizeof raw) != 1) return cnet_fail(err, CNET_EIO, "no random bytes");
@@ -276,7 +276,7 @@ static int by_created_desc(const void *a, const void *b) {
     return strcmp(y ? y : "", x ? x : "");
 }
 
-int dataset_list(const char *datasets_dir, json_t **out, cnet_error *err) {
+int upload_list(const char *datasets_dir, json_t **out, cnet_error *err) {
     *out = json_array();
     if (!*out) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     DIR *d = opendir(datasets_dir);

@@ -51,14 +51,14 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
     if (stat(config, &st) != 0)
         return cnet_fail(err, CNET_ENOTFOUND, "controlnet: no ControlNet at %s%s", out->controlnet,
                          cn ? "" : " (the base model has no controlnet/; name one)");
-    const char *sched = str(spec, "scheduler"), *pre = str(spec, "preprocess");
-    engine_gen *g = &out->gen;
-    *g = (engine_gen){.model = out->model,
+    const char *sched_name = str(spec, "scheduler"), *pre = str(spec, "preprocess");
+    worker_gen *g = &out->gen;
+    *g = (worker_gen){.model = out->model,
                       .controlnet = out->controlnet,
                       .canny = pre && strcmp(pre, "canny") == 0,
                       .canny_low = num(spec, "canny_low_threshold"),
                       .canny_high = num(spec, "canny_high_threshold"),
-                      .scheduler = sched ? sched_kind_from_short(sched) : -1,
+                      .scheduler = sched_name ? sched_kind_from_short(sched_name) : -1,
                       .prompt = str(spec, "prompt"),
                       .negative_prompt = str(spec, "negative_prompt"),
                       .steps = (int)num(spec, "steps"),
@@ -73,14 +73,14 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                       .guidance_end = (float)num(spec, "control_guidance_end"),
                       .eta = (float)num(spec, "eta"),
                       .seed = (uint64_t)json_integer_value(json_object_get(spec, "seed"))};
-    if (sched && g->scheduler < 0)
-        return cnet_fail(err, CNET_EINVAL, "spec: unknown scheduler %s", sched);
+    if (sched_name && g->scheduler < 0)
+        return cnet_fail(err, CNET_EINVAL, "spec: unknown scheduler %s", sched_name);
     if (!g->prompt) return cnet_fail(err, CNET_EINVAL, "spec: prompt is missing");
     return 0;
 }
 
 char *gen_spec_parameters(const gen_spec *gs, int width, int height) {
-    const engine_gen *g = &gs->gen;
+    const worker_gen *g = &gs->gen;
     gen_options o = {.model = g->model,
                      .prompt = g->prompt,
                      .negative_prompt = g->negative_prompt,
@@ -100,11 +100,11 @@ char *gen_spec_parameters(const gen_spec *gs, int width, int height) {
                                   .pre = g->canny ? GEN_PRE_CANNY : GEN_PRE_NONE};
     /* The sampler the engine used: the requested class, or the folder's. */
     char path[PATH_MAX + 40];
-    cnet_sched_config sched = {.kind = CNET_SCHED_KIND_COUNT};
+    cnet_sched_config sched_cfg = {.kind = CNET_SCHED_KIND_COUNT};
     snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", g->model);
-    int have = cnet_sched_config_load(&sched, path, g->scheduler, NULL) == 0;
-    if (!have) sched.kind = CNET_SCHED_KIND_COUNT;
-    char *text = gen_infotext(&o, &sched, g->seed, width, height, 0, NULL);
-    if (have) cnet_sched_config_free(&sched);
+    int have = cnet_sched_config_load(&sched_cfg, path, g->scheduler, NULL) == 0;
+    if (!have) sched_cfg.kind = CNET_SCHED_KIND_COUNT;
+    char *text = gen_infotext(&o, &sched_cfg, g->seed, width, height, 0, NULL);
+    if (have) cnet_sched_config_free(&sched_cfg);
     return text;
 }

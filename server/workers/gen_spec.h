@@ -15,7 +15,7 @@
 #include "server/workers/worker.h"
 
 typedef struct gen_spec {
-    engine_gen gen; /* strings borrowed from the spec JSON and from the paths below */
+    worker_gen gen; /* strings borrowed from the spec JSON and from the paths below */
     char model[PATH_MAX], controlnet[PATH_MAX];
 } gen_spec;
 

@@ -11,7 +11,7 @@
 #include "server/workers/gen_spec.h"
 
 /* image_<i>.png with the parameters text chunk, written atomically. */
-static int write_images(runner_job *x, const gen_spec *gs, const engine_images *im) {
+static int write_images(runner_job *x, const gen_spec *gs, const worker_images *im) {
     char *params = gen_spec_parameters(gs, im->img[0].width, im->img[0].height);
     if (!params) return cnet_fail(x->err, CNET_ENOMEM, "out of memory");
     image_text chunk = {"parameters", params};
@@ -38,14 +38,14 @@ static int run_generate(runner_job *x) {
     }
     gen_spec gs;
     image_rgb8 control = {0};
-    engine_images out = {0};
+    worker_images out = {0};
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir, input);
     rc = image_load(&control, path, 0, x->err);
     if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, x->err);
     if (!rc) {
         gs.gen.control = &control;
-        rc = engine_generate(x->e, &gs.gen, &out, x->err);
+        rc = worker_generate(x->e, &gs.gen, &out, x->err);
     }
     if (!rc) rc = write_images(x, &gs, &out);
     if (!rc) {
@@ -53,17 +53,17 @@ static int run_generate(runner_job *x) {
         rc = pool_report(x->ctl, &p, x->err);
         if (rc == POOL_STOP) rc = 0; /* done already: a late cancel changes nothing */
     }
-    engine_images_free(&out);
+    worker_images_free(&out);
     image_free(&control);
     json_decref(spec);
     return rc;
 }
 
-static int job_main(void *user, engine *e) {
+static int job_main(void *user, worker *e) {
     runner_job *x = user;
     x->e = e;
     /* lost before the job started: back to the queue, no attempt used */
-    if (engine_failure(e, x->err)) {
+    if (worker_failure(e, x->err)) {
         fprintf(stderr, "runner: job %s not started: %s\n", x->job->id, x->err->msg);
         return POOL_STOPPED;
     }
@@ -72,13 +72,13 @@ static int job_main(void *user, engine *e) {
     return cnet_fail(x->err, CNET_EINVAL, "job %s: unknown kind %s", x->job->id, x->job->kind);
 }
 
-int runner_run(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err) {
+int runner_run(void *user, const pool_job *pool_entry, pool_ctl *ctl, cnet_error *err) {
     const runner_config *cfg = user;
-    runner_job x = {.cfg = cfg, .job = job, .ctl = ctl, .err = err};
-    return engine_run_job(cfg->engine, job_main, &x);
+    runner_job x = {.cfg = cfg, .job = pool_entry, .ctl = ctl, .err = err};
+    return worker_run_job(cfg->engine, job_main, &x);
 }
 
 int runner_can_claim(void *user, cnet_error *err) {
     const runner_config *cfg = user;
-    return engine_failure(cfg->engine, err);
+    return worker_failure(cfg->engine, err);
 }

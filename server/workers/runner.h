@@ -23,7 +23,7 @@
 #define RUNNER_TRAINED_MARK ".trained" /* in the job dir once the final weights are saved */
 
 typedef struct runner_config {
-    engine *engine;           /* the device this pool's jobs run on (borrowed) */
+    worker *engine;           /* the device this pool's jobs run on (borrowed) */
     const char *models_dir;   /* base models and ControlNets by name */
     const char *jobs_dir;     /* trained ControlNets by job id */
     const char *datasets_dir; /* uploaded datasets: <id>/files */
@@ -33,7 +33,7 @@ typedef struct runner_config {
 /* A pool_runner; user is a runner_config. */
 int runner_run(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err);
 /* The pool's can_claim (server/workers/pool.h): refuses while the engine has
- * failed for good (engine_failure). */
+ * failed for good (worker_failure). */
 int runner_can_claim(void *user, cnet_error *err);
 
 /* What a job's run needs (internal to runner*.c). */
@@ -41,7 +41,7 @@ typedef struct runner_job {
     const runner_config *cfg;
     const pool_job *job;
     pool_ctl *ctl;
-    engine *e;
+    worker *e;
     cnet_error *err;
 } runner_job;
 

@@ -49,7 +49,7 @@ typedef struct train_ctx {
 
 static int on_step(void *user, const train_progress *tp) {
     train_ctx *t = user;
-    engine_serve_pending(t->x->e);
+    worker_serve_pending(t->x->e);
     const int64_t now = monotonic_ms();
     if (tp->step < tp->total_steps && now - t->last_report_ms < RUNNER_PROGRESS_INTERVAL_MS)
         return pool_stop_requested(t->x->ctl);
@@ -240,20 +240,20 @@ int runner_train(runner_job *x) {
         /* the note a cpu engine gives for a 16-bit request (trainer_run
          * sets the precision itself and restores it) */
         char note[256];
-        cnet_backend *be = engine_backend(x->e);
+        cnet_backend *be = worker_backend(x->e);
         const cnet_precision prev =
             cnet_backend_set_precision(be, o.mixed_precision, note, sizeof note);
         cnet_backend_set_precision(be, prev, NULL, 0);
         if (note[0]) fprintf(stderr, "runner: job %s: %s\n", x->job->id, note);
-        rc = engine_base_acquire(x->e, paths->model, &base, x->err);
+        rc = worker_base_acquire(x->e, paths->model, &base, x->err);
         o.base = base;
         train_ctx t = {.x = x};
         train_hooks hooks = {.user = &t,
                              .on_step = on_step,
                              .on_checkpoint = on_checkpoint,
                              .on_validation = on_validation};
-        if (!rc) rc = trainer_run(&o, engine_backend(x->e), &hooks, &stopped, x->err);
-        if (base) engine_base_release(x->e, base);
+        if (!rc) rc = trainer_run(&o, worker_backend(x->e), &hooks, &stopped, x->err);
+        if (base) worker_base_release(x->e, base);
         if (!rc && t.stop_error) {
             *x->err = t.hook_err;
             rc = t.stop_error;

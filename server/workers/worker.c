@@ -1,7 +1,7 @@
 /* The device thread, its queue and the model caches (see engine.h).
  *
  * The thread takes waiting generate requests first, then the submitted job,
- * then sleeps; a job calls engine_serve_pending at each step boundary, so a
+ * then sleeps; a job calls worker_serve_pending at each step boundary, so a
  * request waits at most one training step. Base pipelines and ControlNets
  * are cached by real path, pinned while in use and evicted least recently
  * used when a slot is needed; a cache miss is counted (base_loads,
@@ -15,16 +15,16 @@
 
 #include "server/workers/worker_internal.h"
 
-void engine_images_free(engine_images *im) {
+void worker_images_free(worker_images *im) {
     for (int i = 0; i < im->n; i++) image_free(&im->img[i]);
     im->n = 0;
 }
 
 static void *device_main(void *arg);
 
-int engine_open(engine **out, const char *device, cnet_error *err) {
+int worker_open(worker **out, const char *device, cnet_error *err) {
     *out = NULL;
-    engine *e = calloc(1, sizeof *e);
+    worker *e = calloc(1, sizeof *e);
     if (!e) return cnet_fail(err, CNET_ENOMEM, "engine: out of memory");
     char note[512];
     int rc = cnet_backend_open(&e->be, device, note, sizeof note, err);
@@ -45,17 +45,17 @@ int engine_open(engine **out, const char *device, cnet_error *err) {
     return 0;
 }
 
-const char *engine_device(const engine *e) { return e->be.name; }
-cnet_backend *engine_backend(engine *e) { return &e->be; }
+const char *worker_device(const worker *e) { return e->be.name; }
+cnet_backend *worker_backend(worker *e) { return &e->be; }
 
-void engine_stats_get(engine *e, engine_stats *out) {
+void worker_stats_get(worker *e, worker_stats *out) {
     pthread_mutex_lock(&e->mu);
     *out = e->stats;
     out->queued = e->queued;
     pthread_mutex_unlock(&e->mu);
 }
 
-int engine_load(engine *e) {
+int worker_load(worker *e) {
     pthread_mutex_lock(&e->mu);
     int n = e->queued + (e->job_state == 1 || e->job_state == 2);
     pthread_mutex_unlock(&e->mu);
@@ -63,8 +63,8 @@ int engine_load(engine *e) {
 }
 
 /* Under mu: takes the oldest waiting request, NULL when none. */
-static engine_req *pop(engine *e) {
-    engine_req *r = e->head;
+static worker_req *pop(worker *e) {
+    worker_req *r = e->head;
     if (r) {
         e->head = r->next;
         if (!e->head) e->tail = NULL;
@@ -73,9 +73,9 @@ static engine_req *pop(engine *e) {
     return r;
 }
 
-int engine_failure(engine *e, cnet_error *err) {
+int worker_failure(worker *e, cnet_error *err) {
     pthread_mutex_lock(&e->mu);
-    int rc = e->stats.failed ? cnet_fail(err, ENGINE_ELOST,
+    int rc = e->stats.failed ? cnet_fail(err, WORKER_ELOST,
                                          "the %s engine is unusable since a device failure (%s); "
                                          "restart the service",
                                          e->be.name, e->failure)
@@ -85,7 +85,7 @@ int engine_failure(engine *e, cnet_error *err) {
 }
 
 /* On the device thread after a request or a job (see engine.h). */
-static void check_device(engine *e) {
+static void check_device(worker *e) {
     cnet_error err = {0};
     if (!cnet_backend_status(&e->be, &err)) return;
     char first[CNET_ERROR_MSG_MAX];
@@ -104,8 +104,8 @@ static void check_device(engine *e) {
 }
 
 /* Runs r on the device thread and wakes its caller. */
-static void serve(engine *e, engine_req *r) {
-    int rc = engine_failure(e, r->err);
+static void serve(worker *e, worker_req *r) {
+    int rc = worker_failure(e, r->err);
     /* a failure the running job's ops left is the job's to report */
     cnet_error pending = {0};
     if (!rc && cnet_backend_status(&e->be, &pending))
@@ -117,7 +117,7 @@ static void serve(engine *e, engine_req *r) {
         /* generate requests compute in float32, also between the steps of a
          * training job that set a 16-bit precision on this backend */
         const cnet_precision prev = cnet_backend_set_precision(&e->be, CNET_PREC_F32, NULL, 0);
-        rc = engine_gen_run(e, r->gen, r->out, r->err);
+        rc = worker_gen_run(e, r->gen, r->out, r->err);
         cnet_backend_set_precision(&e->be, prev, NULL, 0);
         check_device(e);
     }
@@ -129,10 +129,10 @@ static void serve(engine *e, engine_req *r) {
     pthread_mutex_unlock(&e->mu);
 }
 
-void engine_serve_pending(engine *e) {
+void worker_serve_pending(worker *e) {
     for (;;) {
         pthread_mutex_lock(&e->mu);
-        engine_req *r = pop(e);
+        worker_req *r = pop(e);
         pthread_mutex_unlock(&e->mu);
         if (!r) return;
         serve(e, r);
@@ -140,10 +140,10 @@ void engine_serve_pending(engine *e) {
 }
 
 static void *device_main(void *arg) {
-    engine *e = arg;
+    worker *e = arg;
     pthread_mutex_lock(&e->mu);
     for (;;) {
-        engine_req *r = pop(e);
+        worker_req *r = pop(e);
         if (r) {
             pthread_mutex_unlock(&e->mu);
             serve(e, r);
@@ -167,22 +167,22 @@ static void *device_main(void *arg) {
     return NULL;
 }
 
-int engine_generate(engine *e, const engine_gen *req, engine_images *out, cnet_error *err) {
+int worker_generate(worker *e, const worker_gen *req, worker_images *out, cnet_error *err) {
     memset(out, 0, sizeof *out);
-    int rc = engine_failure(e, err);
+    int rc = worker_failure(e, err);
     if (rc) return rc;
-    /* a generate job, inside engine_run_job: checked when the job ends */
-    if (pthread_equal(pthread_self(), e->thread)) return engine_gen_run(e, req, out, err);
-    engine_req r = {.gen = req, .out = out, .err = err};
+    /* a generate job, inside worker_run_job: checked when the job ends */
+    if (pthread_equal(pthread_self(), e->thread)) return worker_gen_run(e, req, out, err);
+    worker_req r = {.gen = req, .out = out, .err = err};
     pthread_mutex_lock(&e->mu);
     if (e->refusing) {
         pthread_mutex_unlock(&e->mu);
-        return cnet_fail(err, ENGINE_ESTOPPING, "the server is stopping");
+        return cnet_fail(err, WORKER_ESTOPPING, "the server is stopping");
     }
-    if (e->queued >= ENGINE_QUEUE_MAX) {
+    if (e->queued >= WORKER_QUEUE_MAX) {
         pthread_mutex_unlock(&e->mu);
         return cnet_fail(err, CNET_ELIMIT, "%d generate requests are already waiting for the %s",
-                         ENGINE_QUEUE_MAX, e->be.name);
+                         WORKER_QUEUE_MAX, e->be.name);
     }
     if (e->tail)
         e->tail->next = &r;
@@ -196,7 +196,7 @@ int engine_generate(engine *e, const engine_gen *req, engine_images *out, cnet_e
     return r.rc;
 }
 
-int engine_run_job(engine *e, int (*fn)(void *user, engine *e), void *user) {
+int worker_run_job(worker *e, int (*fn)(void *user, worker *e), void *user) {
     pthread_mutex_lock(&e->mu);
     e->job_fn = fn, e->job_user = user, e->job_state = 1;
     pthread_cond_signal(&e->work);
@@ -207,28 +207,28 @@ int engine_run_job(engine *e, int (*fn)(void *user, engine *e), void *user) {
     return rc;
 }
 
-void engine_refuse(engine *e) {
+void worker_refuse(worker *e) {
     pthread_mutex_lock(&e->mu);
     e->refusing = 1;
-    for (engine_req *r; (r = pop(e));) {
-        r->rc = cnet_fail(r->err, ENGINE_ESTOPPING, "the server is stopping");
+    for (worker_req *r; (r = pop(e));) {
+        r->rc = cnet_fail(r->err, WORKER_ESTOPPING, "the server is stopping");
         r->done = 1;
     }
     pthread_cond_broadcast(&e->done);
     pthread_mutex_unlock(&e->mu);
 }
 
-void engine_close(engine *e) {
+void worker_close(worker *e) {
     if (!e) return;
-    engine_refuse(e);
+    worker_refuse(e);
     pthread_mutex_lock(&e->mu);
     e->stopping = 1;
     pthread_cond_signal(&e->work);
     pthread_mutex_unlock(&e->mu);
     pthread_join(e->thread, NULL);
-    for (int i = 0; i < ENGINE_CONTROLNETS_MAX; i++)
+    for (int i = 0; i < WORKER_CONTROLNETS_MAX; i++)
         if (e->cns[i].live) controlnet_free(&e->cns[i].model);
-    for (int i = 0; i < ENGINE_BASES_MAX; i++)
+    for (int i = 0; i < WORKER_BASES_MAX; i++)
         if (e->bases[i].live) sd_base_free(&e->bases[i].base);
     cnet_backend_free(&e->be);
     pthread_mutex_destroy(&e->mu);
@@ -259,12 +259,12 @@ static int real_dir(const char *dir, char key[PATH_MAX], cnet_error *err) {
         }                                                                                          \
     } while (0)
 
-int engine_base_acquire(engine *e, const char *dir, sd_base **out, cnet_error *err) {
+int worker_base_acquire(worker *e, const char *dir, sd_base **out, cnet_error *err) {
     char key[PATH_MAX];
     int rc = real_dir(dir, key, err);
     if (rc) return rc;
-    for (int i = 0; i < ENGINE_BASES_MAX; i++) {
-        engine_base_slot *s = &e->bases[i];
+    for (int i = 0; i < WORKER_BASES_MAX; i++) {
+        worker_base_slot *s = &e->bases[i];
         if (s->live && strcmp(s->base.dir, key) == 0) {
             s->pins++, s->used = ++e->tick;
             *out = &s->base;
@@ -272,12 +272,12 @@ int engine_base_acquire(engine *e, const char *dir, sd_base **out, cnet_error *e
         }
     }
     int best;
-    PICK_SLOT(e->bases, ENGINE_BASES_MAX);
+    PICK_SLOT(e->bases, WORKER_BASES_MAX);
     const int i = best;
     if (i < 0)
         return cnet_fail(err, CNET_ELIMIT, "all %d base model slots of the %s are in use",
-                         ENGINE_BASES_MAX, e->be.name);
-    engine_base_slot *s = &e->bases[i];
+                         WORKER_BASES_MAX, e->be.name);
+    worker_base_slot *s = &e->bases[i];
     if (s->live) sd_base_free(&s->base);
     s->live = 0;
     if ((rc = sd_base_open(&s->base, &e->be, key, err))) return rc;
@@ -285,23 +285,23 @@ int engine_base_acquire(engine *e, const char *dir, sd_base **out, cnet_error *e
     pthread_mutex_lock(&e->mu);
     e->stats.base_loads++;
     e->stats.bases = 0;
-    for (int k = 0; k < ENGINE_BASES_MAX; k++) e->stats.bases += e->bases[k].live;
+    for (int k = 0; k < WORKER_BASES_MAX; k++) e->stats.bases += e->bases[k].live;
     pthread_mutex_unlock(&e->mu);
     *out = &s->base;
     return 0;
 }
 
-void engine_base_release(engine *e, sd_base *b) {
-    for (int i = 0; i < ENGINE_BASES_MAX; i++)
+void worker_base_release(worker *e, sd_base *b) {
+    for (int i = 0; i < WORKER_BASES_MAX; i++)
         if (&e->bases[i].base == b && e->bases[i].pins > 0) e->bases[i].pins--;
 }
 
-int engine_cn_acquire(engine *e, const char *dir, controlnet_model **out, cnet_error *err) {
+int worker_cn_acquire(worker *e, const char *dir, controlnet_model **out, cnet_error *err) {
     char key[PATH_MAX];
     int rc = real_dir(dir, key, err);
     if (rc) return rc;
-    for (int i = 0; i < ENGINE_CONTROLNETS_MAX; i++) {
-        engine_cn_slot *s = &e->cns[i];
+    for (int i = 0; i < WORKER_CONTROLNETS_MAX; i++) {
+        worker_cn_slot *s = &e->cns[i];
         if (s->live && strcmp(s->key, key) == 0) {
             s->pins++, s->used = ++e->tick;
             *out = &s->model;
@@ -309,12 +309,12 @@ int engine_cn_acquire(engine *e, const char *dir, controlnet_model **out, cnet_e
         }
     }
     int best;
-    PICK_SLOT(e->cns, ENGINE_CONTROLNETS_MAX);
+    PICK_SLOT(e->cns, WORKER_CONTROLNETS_MAX);
     const int i = best;
     if (i < 0)
         return cnet_fail(err, CNET_ELIMIT, "all %d ControlNet slots of the %s are in use",
-                         ENGINE_CONTROLNETS_MAX, e->be.name);
-    engine_cn_slot *s = &e->cns[i];
+                         WORKER_CONTROLNETS_MAX, e->be.name);
+    worker_cn_slot *s = &e->cns[i];
     if (s->live) controlnet_free(&s->model);
     s->live = 0;
     if ((rc = controlnet_open(&s->model, &e->be, key, err))) return rc;
@@ -323,13 +323,13 @@ int engine_cn_acquire(engine *e, const char *dir, controlnet_model **out, cnet_e
     pthread_mutex_lock(&e->mu);
     e->stats.controlnet_loads++;
     e->stats.controlnets = 0;
-    for (int k = 0; k < ENGINE_CONTROLNETS_MAX; k++) e->stats.controlnets += e->cns[k].live;
+    for (int k = 0; k < WORKER_CONTROLNETS_MAX; k++) e->stats.controlnets += e->cns[k].live;
     pthread_mutex_unlock(&e->mu);
     *out = &s->model;
     return 0;
 }
 
-void engine_cn_release(engine *e, controlnet_model *m) {
-    for (int i = 0; i < ENGINE_CONTROLNETS_MAX; i++)
+void worker_cn_release(worker *e, controlnet_model *m) {
+    for (int i = 0; i < WORKER_CONTROLNETS_MAX; i++)
         if (&e->cns[i].model == m && e->cns[i].pins > 0) e->cns[i].pins--;
 }

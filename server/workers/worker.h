@@ -4,21 +4,21 @@
  * and request on the device, and an LRU of ControlNets. The map header of the
  * engine subsystem; its modules:
  *   engine.c         the device thread, its queue, the caches
- *   engine_gen.c     one generate request: control image, scheduler, pipeline
+ *   worker_gen.c     one generate request: control image, scheduler, pipeline
  *   runner.c         the pool runner: train and generate jobs (server/workers/pool.h)
  *   runner_train.c   a train job's spec → train_options and trainer hooks
  *
- * Two kinds of work reach a device thread: jobs (engine_run_job, called by
+ * Two kinds of work reach a device thread: jobs (worker_run_job, called by
  * the pool's worker, which blocks until the job returns) and synchronous
- * generate requests (engine_generate, called by HTTP threads). Requests are
+ * generate requests (worker_generate, called by HTTP threads). Requests are
  * served when the device is idle and, while a job runs, at its step
- * boundaries (engine_serve_pending from the trainer's on_step hook), so a
+ * boundaries (worker_serve_pending from the trainer's on_step hook), so a
  * long training job does not starve interactive inference.
  *
  * What it is not: no HTTP and no job store. The caches are only touched on
  * the device thread, so they need no lock; the queue and counters have one. */
-#ifndef CNET_ENGINE_H
-#define CNET_ENGINE_H
+#ifndef CNET_WORKER_H
+#define CNET_WORKER_H
 
 #include <stdint.h>
 
@@ -27,19 +27,19 @@
 #include "engine/pipeline/pipeline.h"
 #include "engine/pipeline/sd_base.h"
 
-#define ENGINE_BASES_MAX 4       /* base pipelines kept loaded per device */
-#define ENGINE_CONTROLNETS_MAX 4 /* ControlNets kept loaded per device (LRU) */
-#define ENGINE_QUEUE_MAX 64      /* generate requests waiting per device; more → CNET_ELIMIT */
-#define ENGINE_IMAGES_MAX 4      /* images one generate request may ask for */
+#define WORKER_BASES_MAX 4       /* base pipelines kept loaded per device */
+#define WORKER_CONTROLNETS_MAX 4 /* ControlNets kept loaded per device (LRU) */
+#define WORKER_QUEUE_MAX 64      /* generate requests waiting per device; more → CNET_ELIMIT */
+#define WORKER_IMAGES_MAX 4      /* images one generate request may ask for */
 
 /* Status of a request refused because the engine is stopping, and of work
- * refused because its device is lost to this process (engine_failure). */
-enum { ENGINE_ESTOPPING = -40, ENGINE_ELOST = -41 };
+ * refused because its device is lost to this process (worker_failure). */
+enum { WORKER_ESTOPPING = -40, WORKER_ELOST = -41 };
 
-typedef struct engine engine;
+typedef struct worker worker;
 
 /* One generate request (every pointer borrowed for the call). */
-typedef struct engine_gen {
+typedef struct worker_gen {
     const char *model;         /* base pipeline folder (resolved path) */
     const char *controlnet;    /* ControlNet folder (resolved path) */
     const image_rgb8 *control; /* the control image as sent */
@@ -50,39 +50,39 @@ typedef struct engine_gen {
     int steps, width, height, num_images, guess_mode, clip_skip; /* width/height 0: the image's */
     float guidance, scale, guidance_start, guidance_end, eta;
     uint64_t seed;
-} engine_gen;
+} worker_gen;
 
 /* What a generate request produced: num_images images [height, width, 3]. */
-typedef struct engine_images {
+typedef struct worker_images {
     int n;
-    image_rgb8 img[ENGINE_IMAGES_MAX];
-} engine_images;
+    image_rgb8 img[WORKER_IMAGES_MAX];
+} worker_images;
 
-void engine_images_free(engine_images *im);
+void worker_images_free(worker_images *im);
 
-typedef struct engine_stats {
+typedef struct worker_stats {
     uint64_t base_loads, controlnet_loads;
     uint64_t generates, generate_failures;
-    uint64_t device_recoveries; /* device failures recovered from (see engine_failure) */
+    uint64_t device_recoveries; /* device failures recovered from (see worker_failure) */
     int queued, bases, controlnets;
     int failed; /* the device is lost to this process */
-} engine_stats;
+} worker_stats;
 
 /* Opens the backend for device ("cpu", "cuda", "cuda:N"; a CUDA device that
  * is not visible falls back to the CPU with a note on stderr) and starts the
  * device thread. */
-int engine_open(engine **out, const char *device, cnet_error *err);
-/* Stops taking requests (those waiting fail with ENGINE_ESTOPPING), lets the
+int worker_open(worker **out, const char *device, cnet_error *err);
+/* Stops taking requests (those waiting fail with WORKER_ESTOPPING), lets the
  * one in progress finish, joins the thread, frees the caches and backend. */
-void engine_close(engine *e);
-/* Fails waiting requests with ENGINE_ESTOPPING and refuses new ones; the
+void worker_close(worker *e);
+/* Fails waiting requests with WORKER_ESTOPPING and refuses new ones; the
  * thread keeps running jobs (so a job can still checkpoint). */
-void engine_refuse(engine *e);
+void worker_refuse(worker *e);
 
-const char *engine_device(const engine *e); /* the backend's name */
-void engine_stats_get(engine *e, engine_stats *out);
+const char *worker_device(const worker *e); /* the backend's name */
+void worker_stats_get(worker *e, worker_stats *out);
 /* Requests waiting for the device (a load hint for picking an engine). */
-int engine_load(engine *e);
+int worker_load(worker *e);
 
 /* Device failures. After each request and each job the device thread asks
  * the backend whether an op failed (a CUDA allocation that did not fit, a
@@ -97,25 +97,25 @@ int engine_load(engine *e);
  * request served between its steps does not run on it and does not clear
  * it, and is refused with CNET_ELIMIT (the job settles it within a step:
  * retry).
- * engine_failure: 0 while the engine is usable, else ENGINE_ELOST saying
+ * worker_failure: 0 while the engine is usable, else WORKER_ELOST saying
  * why and that the service needs a restart. */
-int engine_failure(engine *e, cnet_error *err);
+int worker_failure(worker *e, cnet_error *err);
 
 /* Runs req on the device thread and waits for it (directly when called on
- * that thread). CNET_ELIMIT when ENGINE_QUEUE_MAX requests are waiting. */
-int engine_generate(engine *e, const engine_gen *req, engine_images *out, cnet_error *err);
+ * that thread). CNET_ELIMIT when WORKER_QUEUE_MAX requests are waiting. */
+int worker_generate(worker *e, const worker_gen *req, worker_images *out, cnet_error *err);
 
 /* Runs fn(user, e) on the device thread and returns its status; one job at
  * a time per engine (the pool's single worker guarantees it). */
-int engine_run_job(engine *e, int (*fn)(void *user, engine *e), void *user);
+int worker_run_job(worker *e, int (*fn)(void *user, worker *e), void *user);
 /* On the device thread, inside a job: serves every waiting request. */
-void engine_serve_pending(engine *e);
+void worker_serve_pending(worker *e);
 
 /* On the device thread: the device's backend. */
-cnet_backend *engine_backend(engine *e);
+cnet_backend *worker_backend(worker *e);
 /* On the device thread: the loaded base pipeline of folder dir (loading it
- * unless cached). Pinned until engine_base_release; *out is borrowed. */
-int engine_base_acquire(engine *e, const char *dir, sd_base **out, cnet_error *err);
-void engine_base_release(engine *e, sd_base *b);
+ * unless cached). Pinned until worker_base_release; *out is borrowed. */
+int worker_base_acquire(worker *e, const char *dir, sd_base **out, cnet_error *err);
+void worker_base_release(worker *e, sd_base *b);
 
 #endif

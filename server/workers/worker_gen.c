@@ -16,7 +16,7 @@
 #include "server/workers/worker_internal.h"
 
 /* [n, H, W, 3] floats in [0, 1] → n RGB8 images (round half to even, as numpy). */
-static int to_rgb8(engine_images *out, const float *px, int n, int W, int H, cnet_error *err) {
+static int to_rgb8(worker_images *out, const float *px, int n, int W, int H, cnet_error *err) {
     for (int i = 0; i < n; i++) {
         int rc = image_alloc(&out->img[i], W, H, err);
         if (rc) return rc;
@@ -31,10 +31,10 @@ static int to_rgb8(engine_images *out, const float *px, int n, int W, int H, cne
     return 0;
 }
 
-int engine_gen_run(engine *e, const engine_gen *g, engine_images *out, cnet_error *err) {
+int worker_gen_run(worker *e, const worker_gen *g, worker_images *out, cnet_error *err) {
     memset(out, 0, sizeof *out);
-    if (g->num_images < 1 || g->num_images > ENGINE_IMAGES_MAX)
-        return cnet_fail(err, CNET_EINVAL, "num_images must be 1..%d (got %d)", ENGINE_IMAGES_MAX,
+    if (g->num_images < 1 || g->num_images > WORKER_IMAGES_MAX)
+        return cnet_fail(err, CNET_EINVAL, "num_images must be 1..%d (got %d)", WORKER_IMAGES_MAX,
                          g->num_images);
     sd_base *base = NULL;
     controlnet_model *cn = NULL;
@@ -42,8 +42,8 @@ int engine_gen_run(engine *e, const engine_gen *g, engine_images *out, cnet_erro
     float *control = NULL, *pixels = NULL;
     cnet_sched_config sc;
     int have_sc = 0, W = 0, H = 0;
-    int rc = engine_base_acquire(e, g->model, &base, err);
-    if (!rc) rc = engine_cn_acquire(e, g->controlnet, &cn, err);
+    int rc = worker_base_acquire(e, g->model, &base, err);
+    if (!rc) rc = worker_cn_acquire(e, g->controlnet, &cn, err);
     const image_rgb8 *img = g->control;
     if (!rc && g->canny) {
         rc = canny_rgb8(&edges, img, g->canny_low, g->canny_high, err);
@@ -80,12 +80,12 @@ int engine_gen_run(engine *e, const engine_gen *g, engine_images *out, cnet_erro
         rc = pipeline_generate(&m, &sc, &r, pixels, NULL, err);
     }
     if (!rc) rc = to_rgb8(out, pixels, g->num_images, W, H, err);
-    if (rc) engine_images_free(out);
+    if (rc) worker_images_free(out);
     free(pixels);
     free(control);
     image_free(&edges);
     if (have_sc) cnet_sched_config_free(&sc);
-    if (cn) engine_cn_release(e, cn);
-    if (base) engine_base_release(e, base);
+    if (cn) worker_cn_release(e, cn);
+    if (base) worker_base_release(e, base);
     return rc;
 }

@@ -806,7 +806,7 @@ static void test_mixed_heavy_ops(void) {
         tol_now = tol16(precs[i], 3);
         test_conv2d();
         /* the conv really ran on 16-bit operands: its output was rounded
-         * (channels in multiples of 8, which every cuDNN 16-bit engine
+         * (channels in multiples of 8, which every cuDNN 16-bit worker
          * takes, so no float32 fallback is expected) */
         const double e =
             check_conv((cnet_conv2d){2, 9, 7, 24, 16, 1, 1, 1, 0, 0, 0, 0}, "conv 1x1 16-bit");

@@ -63,7 +63,7 @@ static int fault_recover(cnet_backend *be, cnet_error *err) {
 typedef struct fixture {
     char model[4096], controlnet[4200];
     image_rgb8 control;
-    engine_gen gen;
+    worker_gen gen;
 } fixture;
 
 static void fixture_init(fixture *f) {
@@ -73,7 +73,7 @@ static void fixture_init(fixture *f) {
     f->control.width = f->control.height = 32;
     f->control.data = malloc(32 * 32 * 3);
     for (int i = 0; i < 32 * 32 * 3; i++) f->control.data[i] = (uint8_t)(i * 37 % 251);
-    f->gen = (engine_gen){.model = f->model,
+    f->gen = (worker_gen){.model = f->model,
                           .controlnet = f->controlnet,
                           .control = &f->control,
                           .scheduler = -1,
@@ -87,15 +87,15 @@ static void fixture_init(fixture *f) {
                           .seed = 3};
 }
 
-static engine *open_faulty(void) {
-    engine *e = NULL;
+static worker *open_faulty(void) {
+    worker *e = NULL;
     cnet_error err = {0};
-    if (engine_open(&e, "cpu", &err)) {
-        printf("    engine_open: %s\n", err.msg);
+    if (worker_open(&e, "cpu", &err)) {
+        printf("    worker_open: %s\n", err.msg);
         return NULL;
     }
     /* before any request: the engine thread reads the table only when one arrives */
-    cnet_backend *be = engine_backend(e);
+    cnet_backend *be = worker_backend(e);
     memset(&fault, 0, sizeof fault);
     fault.conv = be->conv2d_forward;
     be->conv2d_forward = faulty_conv;
@@ -104,7 +104,7 @@ static engine *open_faulty(void) {
     return e;
 }
 
-static int same_image(const engine_images *a, const engine_images *b) {
+static int same_image(const worker_images *a, const worker_images *b) {
     const image_rgb8 *x = &a->img[0], *y = &b->img[0];
     return a->n == b->n && x->width == y->width && x->height == y->height &&
            memcmp(x->data, y->data, (size_t)x->width * x->height * 3) == 0;
@@ -113,31 +113,31 @@ static int same_image(const engine_images *a, const engine_images *b) {
 static void test_recovered_failure_keeps_caches(void) {
     fixture f;
     fixture_init(&f);
-    engine *e = open_faulty();
+    worker *e = open_faulty();
     CHECK(e, "no engine");
-    engine_images first, failed, after;
+    worker_images first, failed, after;
     cnet_error err = {0};
-    CHECK(engine_generate(e, &f.gen, &first, &err) == 0, "clean request: %s", err.msg);
+    CHECK(worker_generate(e, &f.gen, &first, &err) == 0, "clean request: %s", err.msg);
     fault.armed = 1;
-    EXPECT(engine_generate(e, &f.gen, &failed, &err) == CNET_EBACKEND &&
+    EXPECT(worker_generate(e, &f.gen, &failed, &err) == CNET_EBACKEND &&
                strstr(err.msg, "injected device fault"),
            "the failing request: '%s'", err.msg);
-    engine_stats st;
-    engine_stats_get(e, &st);
+    worker_stats st;
+    worker_stats_get(e, &st);
     EXPECT(fault.recoveries == 1 && st.device_recoveries == 1 && !st.failed,
            "recoveries %d (engine %llu), failed %d", fault.recoveries,
            (unsigned long long)st.device_recoveries, st.failed);
-    EXPECT(engine_failure(e, &err) == 0, "usable engine reports '%s'", err.msg);
-    CHECK(engine_generate(e, &f.gen, &after, &err) == 0, "after recovery: %s", err.msg);
+    EXPECT(worker_failure(e, &err) == 0, "usable engine reports '%s'", err.msg);
+    CHECK(worker_generate(e, &f.gen, &after, &err) == 0, "after recovery: %s", err.msg);
     EXPECT(same_image(&first, &after), "the image after recovery differs from the first");
-    engine_stats_get(e, &st);
+    worker_stats_get(e, &st);
     EXPECT(st.base_loads == 1 && st.controlnet_loads == 1,
            "models loaded again: base %llu, controlnet %llu", (unsigned long long)st.base_loads,
            (unsigned long long)st.controlnet_loads);
-    engine_images_free(&first);
-    engine_images_free(&failed);
-    engine_images_free(&after);
-    engine_close(e);
+    worker_images_free(&first);
+    worker_images_free(&failed);
+    worker_images_free(&after);
+    worker_close(e);
     free(f.control.data);
 }
 
@@ -146,45 +146,45 @@ static void test_recovered_failure_keeps_caches(void) {
  * failure; when the job ends the engine recovers. */
 static volatile int job_started, job_saw_failure;
 
-static int failing_job(void *user, engine *e) {
+static int failing_job(void *user, worker *e) {
     (void)user;
     job_started = 1;
-    while (engine_load(e) < 2) usleep(1000); /* this job + the request waiting */
+    while (worker_load(e) < 2) usleep(1000); /* this job + the request waiting */
     fault.failed = 1;                        /* one of the job's ops failed */
-    engine_serve_pending(e);                 /* its step boundary */
+    worker_serve_pending(e);                 /* its step boundary */
     job_saw_failure = fault.failed;
     return CNET_EBACKEND;
 }
 
 typedef struct side_call {
-    engine *e;
-    const engine_gen *gen;
-    engine_images out;
+    worker *e;
+    const worker_gen *gen;
+    worker_images out;
     cnet_error err;
     int rc;
 } side_call;
 
 static void *run_job_main(void *arg) {
     side_call *c = arg;
-    c->rc = engine_run_job(c->e, failing_job, NULL);
+    c->rc = worker_run_job(c->e, failing_job, NULL);
     return NULL;
 }
 
 static void *generate_main(void *arg) {
     side_call *c = arg;
-    c->rc = engine_generate(c->e, c->gen, &c->out, &c->err);
+    c->rc = worker_generate(c->e, c->gen, &c->out, &c->err);
     return NULL;
 }
 
 static void test_job_failure_not_cleared_by_request(void) {
     fixture f;
     fixture_init(&f);
-    engine *e = open_faulty();
+    worker *e = open_faulty();
     CHECK(e, "no engine");
-    side_call job = {.e = e}, req = {.e = e, .gen = &f.gen};
+    side_call job_call = {.e = e}, req = {.e = e, .gen = &f.gen};
     pthread_t tj, tr;
     job_started = 0, job_saw_failure = 0;
-    CHECK(pthread_create(&tj, NULL, run_job_main, &job) == 0, "job thread");
+    CHECK(pthread_create(&tj, NULL, run_job_main, &job_call) == 0, "job thread");
     while (!job_started) usleep(1000);
     CHECK(pthread_create(&tr, NULL, generate_main, &req) == 0, "request thread");
     pthread_join(tr, NULL);
@@ -193,20 +193,20 @@ static void test_job_failure_not_cleared_by_request(void) {
                strstr(req.err.msg, "injected device fault"),
            "the request: %d '%s'", req.rc, req.err.msg);
     EXPECT(job_saw_failure, "the request cleared the job's failure");
-    EXPECT(job.rc == CNET_EBACKEND, "job returned %d", job.rc);
-    engine_stats st;
-    engine_stats_get(e, &st);
+    EXPECT(job_call.rc == CNET_EBACKEND, "job returned %d", job_call.rc);
+    worker_stats st;
+    worker_stats_get(e, &st);
     EXPECT(!fault.failed && fault.recoveries == 1 && st.device_recoveries == 1 && !st.failed,
            "after the job: failed %d, recoveries %d", fault.failed, fault.recoveries);
     EXPECT(st.base_loads == 0, "the refused request loaded a model");
-    engine_images_free(&req.out);
-    engine_close(e);
+    worker_images_free(&req.out);
+    worker_close(e);
     free(f.control.data);
 }
 
 /* Over HTTP, with e's device lost: /healthz and /readyz 503 naming it,
  * /metrics counting it, a synchronous generate refused with 503. */
-static void check_http_reports(engine *e, fixture *f) {
+static void check_http_reports(worker *e, fixture *f) {
     cnet_error err = {0};
     char root[512], path[800], db[700], jobs[700], models[600];
     CHECK(tmpdir_make(root, sizeof root, "cnet_engfail_") == 0, "tmpdir");
@@ -219,14 +219,14 @@ static void check_http_reports(engine *e, fixture *f) {
     CHECK(realpath(f->model, target) && symlink(target, path) == 0, "symlink %s", path);
     jobs_store *store = NULL;
     CHECK(jobs_open(&store, db, jobs, &err) == 0, "jobs_open: %s", err.msg);
-    engine *engines[1] = {e};
+    worker *engines[1] = {e};
     const http_config cfg = {.listen = "127.0.0.1",
                              .data_dir = root,
                              .models_dir = models,
                              .token = SERVER_TEST_TOKEN,
                              .queue_cap = 16,
                              .upload_max = 1 << 20,
-                             .dataset = DATASET_DEFAULT_LIMITS,
+                             .dataset = UPLOAD_DEFAULT_LIMITS,
                              .sse_heartbeat_s = 15,
                              .engines = engines,
                              .n_engines = 1};
@@ -269,37 +269,37 @@ static void check_http_reports(engine *e, fixture *f) {
 static void test_lost_device_fails_engine(void) {
     fixture f;
     fixture_init(&f);
-    engine *e = open_faulty();
+    worker *e = open_faulty();
     CHECK(e, "no engine");
-    engine_images out;
+    worker_images out;
     cnet_error err = {0};
     fault.armed = 1, fault.lost = 1;
-    EXPECT(engine_generate(e, &f.gen, &out, &err) == CNET_EBACKEND, "failing request: '%s'",
+    EXPECT(worker_generate(e, &f.gen, &out, &err) == CNET_EBACKEND, "failing request: '%s'",
            err.msg);
-    engine_images_free(&out);
-    engine_stats st;
-    engine_stats_get(e, &st);
+    worker_images_free(&out);
+    worker_stats st;
+    worker_stats_get(e, &st);
     EXPECT(st.failed && st.device_recoveries == 0, "failed %d, recoveries %llu", st.failed,
            (unsigned long long)st.device_recoveries);
-    EXPECT(engine_failure(e, &err) == ENGINE_ELOST && strstr(err.msg, "the device is lost") &&
+    EXPECT(worker_failure(e, &err) == WORKER_ELOST && strstr(err.msg, "the device is lost") &&
                strstr(err.msg, "restart the service"),
-           "engine_failure: '%s'", err.msg);
+           "worker_failure: '%s'", err.msg);
     /* refused at once: the request does not reach the device */
     fault.lost = 0, fault.failed = 0;
     memset(&err, 0, sizeof err);
-    EXPECT(engine_generate(e, &f.gen, &out, &err) == ENGINE_ELOST &&
+    EXPECT(worker_generate(e, &f.gen, &out, &err) == WORKER_ELOST &&
                strstr(err.msg, "restart the service"),
            "a later request: '%s'", err.msg);
-    engine_stats_get(e, &st);
+    worker_stats_get(e, &st);
     EXPECT(st.generates == 1, "%llu requests reached the device", (unsigned long long)st.generates);
-    engine_images_free(&out);
+    worker_images_free(&out);
     runner_config rc = {.engine = e};
     EXPECT(runner_can_claim(&rc, &err) != 0, "the pool may still claim jobs");
     /* a job claimed just before: back to the queue without using an attempt */
     const pool_job pj = {.id = "j_test", .kind = "train", .spec_json = "{}"};
     EXPECT(runner_run(&rc, &pj, NULL, &err) == POOL_STOPPED, "a claimed job ran on a lost device");
     check_http_reports(e, &f);
-    engine_close(e);
+    worker_close(e);
     free(f.control.data);
 }
 

@@ -29,29 +29,29 @@ static counter ctr = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static char dir[512];
 
 /* Spec: {"steps": N, "step_ms": M, "fail": "always"?}. */
-static int step_runner(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err) {
+static int step_runner(void *user, const pool_job *pool_entry, pool_ctl *ctl, cnet_error *err) {
     counter *c = user;
-    json_t *spec = json_loads(job->spec_json, 0, NULL);
+    json_t *spec = json_loads(pool_entry->spec_json, 0, NULL);
     if (!spec) return cnet_fail(err, CNET_EINVAL, "spec is not JSON");
     int64_t steps = json_integer_value(json_object_get(spec, "steps"));
     int step_ms = (int)json_integer_value(json_object_get(spec, "step_ms"));
     int fail = json_object_get(spec, "fail") != NULL;
     json_decref(spec);
-    int64_t start = job->resume_step >= 0 ? job->resume_step + 1 : 1;
+    int64_t start = pool_entry->resume_step >= 0 ? pool_entry->resume_step + 1 : 1;
     pthread_mutex_lock(&c->mu);
     c->runs++;
     c->first_step = start;
     pthread_mutex_unlock(&c->mu);
     if (fail)
         return cnet_fail(err, CNET_EBACKEND, "simulated engine failure on attempt %d",
-                         job->attempt);
+                         pool_entry->attempt);
     for (int64_t step = start; step <= steps; step++) {
         if (step_ms) usleep((useconds_t)step_ms * 1000);
         pthread_mutex_lock(&c->mu);
         c->steps_run++;
         pthread_mutex_unlock(&c->mu);
         char path[4200];
-        snprintf(path, sizeof path, "%s/checkpoint-%lld", job->dir, (long long)step);
+        snprintf(path, sizeof path, "%s/checkpoint-%lld", pool_entry->dir, (long long)step);
         if (file_write(path, "x", 1)) return cnet_fail(err, CNET_EIO, "writing %s", path);
         int rc = pool_checkpoint(ctl, step, err);
         if (rc) return rc;
