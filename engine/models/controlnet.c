@@ -1,4 +1,5 @@
-/* ControlNetModel forward; see controlnet.h. */
+/* ControlNetModel: parameters, loading, forward (keeping what the backward
+ * reads) and the backward that training uses; see controlnet.h. */
 #include "engine/models/controlnet.h"
 
 #include <limits.h>

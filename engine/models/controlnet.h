@@ -1,4 +1,5 @@
-/* ControlNetModel forward (diffusers models/controlnet.py), NHWC.
+/* ControlNetModel (diffusers models/controlnet.py), NHWC: forward, and the
+ * backward from the residuals' gradients to its parameters (training).
  *
  *   cond_emb = conv_out(silu(blocks(silu(conv_in(cond)))))   conditioning
  *              embedding: stride-2 convs bring the image to latent size

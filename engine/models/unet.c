@@ -1,4 +1,5 @@
-/* UNet2DConditionModel forward; see unet.h. */
+/* UNet2DConditionModel: parameters, loading, forward and the backward to the
+ * ControlNet residuals; see unet.h. */
 #include "engine/models/unet.h"
 
 #include <limits.h>

@@ -1,5 +1,6 @@
-/* UNet2DConditionModel forward with optional ControlNet residuals
- * (diffusers models/unets/unet_2d_condition.py), NHWC.
+/* UNet2DConditionModel with optional ControlNet residuals (diffusers
+ * models/unets/unet_2d_condition.py), NHWC: forward, and the backward of
+ * the frozen UNet from its output's gradient to the residuals' (training).
  *
  *   skips, mid = encoder(sample, t, text)
  *   skips[i] += down_residuals[i];  mid += mid_residual      (ControlNet)

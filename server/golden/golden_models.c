@@ -3,9 +3,9 @@
  * folder on the golden inputs (`<stem>.in.*` and the inputs named in the
  * goldens README) on the CPU backend and compares every output. Inputs and
  * outputs are PyTorch NCHW; the engine is NHWC, so 4-d tensors are converted
- * at this boundary (server/golden/model_io.h). Run names (e.g. controlnet.t_batch.scale0.5) are parsed,
- * not listed, so other fixture directories work as long as they keep the
- * naming of the goldens README. */
+ * at this boundary (server/golden/model_io.h). Run names (e.g.
+ * controlnet.t_batch.scale0.5) are parsed, not listed, so other fixture
+ * directories work as long as they keep the naming of the goldens README. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
