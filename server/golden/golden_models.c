@@ -228,8 +228,13 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
         size_t len = strlen(name);
         if (strncmp(name, "controlnet.", 11) != 0 || len < 4 || strcmp(name + len - 4, ".mid"))
             continue;
-        char tsel[32], prefix[128];
+        char tsel[GOLDEN_RUN_MAX + 1], prefix[GOLDEN_NAME_MAX];
         mio_options opt = mio_defaults();
+        if (len - 4 >= sizeof prefix) {
+            rc = cnet_fail(err, CNET_EFORMAT, "%s: the run of '%s' is longer than %d bytes",
+                           f->path, name, GOLDEN_RUN_MAX);
+            break;
+        }
         if (parse_run(name, tsel, sizeof tsel, &opt.scale, &opt.guess_mode)) {
             rc = cnet_fail(err, CNET_EFORMAT, "%s: cannot read the run of '%s'", f->path, name);
             break;
@@ -240,7 +245,7 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
         for (int i = 0; i < o.n; i++) {
             const char *got = o.names[i], *down = "controlnet.down.";
             if (strncmp(got, down, strlen(down)) != 0) continue;
-            char dn[160];
+            char dn[GOLDEN_NAME_MAX + MIO_NAME_MAX];
             snprintf(dn, sizeof dn, "%s.down.%s", prefix, got + strlen(down));
             compare_output(ctx, f, &o, got, dn);
         }
