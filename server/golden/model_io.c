@@ -79,8 +79,11 @@ int mio_timesteps(const st_file *f, const char *name, int B, float *t, cnet_erro
     return 0;
 }
 
-void mio_vae_distribution(float *mean, float *logvar, float *std, const float *moments, int B,
-                          int L, size_t hw) {
+/* DiagonalGaussianDistribution of NCHW VAE moments [B,2L,h,w] (hw = h*w):
+ * mean = the first L channels, logvar = the last L clamped to [-30, 20],
+ * std = exp(logvar / 2); each output [B,L,h,w]. */
+static void mio_vae_distribution(float *mean, float *logvar, float *std, const float *moments,
+                                 int B, int L, size_t hw) {
     for (int b = 0; b < B; b++)
         for (size_t i = 0; i < (size_t)L * hw; i++) {
             size_t o = (size_t)b * L * hw + i, src = (size_t)b * 2 * L * hw + i;

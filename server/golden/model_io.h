@@ -52,12 +52,6 @@ float *mio_download(cnet_backend *be, const float *dev, int ndim, const int64_t 
 /* Host float timesteps [B] from an int64 or f32 scalar or [B] tensor `name`. */
 int mio_timesteps(const st_file *f, const char *name, int B, float *t, cnet_error *err);
 
-/* DiagonalGaussianDistribution of NCHW VAE moments [B,2L,h,w] (hw = h*w):
- * mean = the first L channels, logvar = the last L clamped to [-30, 20],
- * std = exp(logvar / 2); each output [B,L,h,w]. */
-void mio_vae_distribution(float *mean, float *logvar, float *std, const float *moments, int B,
-                          int L, size_t hw);
-
 /* Most output tensors one run gives (ControlNet: every skip + mid). */
 #define MIO_MAX_OUTPUTS (UNET_MAX_SKIPS + 4)
 /* Longest tensor name a run writes, with its terminating NUL. */
