@@ -12,7 +12,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "server/store/jobs.h"
+#include "api/api_job.h"
+#include "engine/core/error.h"
 
 #define API_JSON_BODY_MAX (64 * 1024) /* bytes of a JSON request body; above → 413 */
 #define API_PROMPT_MAX 1000           /* bytes of one prompt (UTF-8); above → 400 */
