@@ -66,7 +66,7 @@ static const void *st_tensor(const unsigned char *file, size_t size, const char 
 }
 
 static void test_timestep_golden(void) {
-    const char *fixtures = harness_arg("--fixtures", "../shared/fixtures");
+    const char *fixtures = harness_fixtures();
     char path[4096];
     snprintf(path, sizeof path, "%s/tiny-sd/unet/config.json", fixtures);
     json_t *cfg = json_load_file(path, 0, NULL);
