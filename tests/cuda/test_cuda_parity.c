@@ -18,7 +18,7 @@
  * set_grads_to_none).
  *
  * The CPU backend is the independent truth here: it is itself checked
- * against double references and finite differences (tests/test_ops_*.c)
+ * against double references and finite differences (tests/unit/test_ops_*.c)
  * and the PyTorch goldens. Without a CUDA build or a visible GPU the
  * program prints one "skipped" line and a 0/0 summary. */
 #include <stdint.h>

@@ -10,7 +10,7 @@
  *    and even widths, within the bound that float32 rounding of the sine's
  *    argument allows: |err| <= 2e-6 * |t * freq| + 2e-7.
  * The safetensors file is read here with a few lines of jansson (the
- * project's reader lives in engine/safetensors and is tested there). */
+ * project's reader lives in engine/core/safetensors and is tested there). */
 #include <jansson.h>
 #include <math.h>
 
