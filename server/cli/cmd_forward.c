@@ -3,11 +3,11 @@
  *
  * Runs one component of a diffusers pipeline folder (on the CPU, or on the
  * GPU with --device cuda[:N], falling back to the CPU with a note) on
- * tensors named as in the goldens (fixtures/goldens/README.md), in PyTorch
- * layout (NCHW), so anyone can compare cnet with diffusers on their own
- * model by dumping the same names from Python. The components, their inputs
- * and outputs are listed in server/golden/model_io.h, which loads and runs
- * them for this command and for `cnet golden` alike. Options:
+ * tensors named as in the goldens (tests/fixtures/goldens/README.md), in
+ * PyTorch layout (NCHW), so anyone can compare cnet with diffusers on their
+ * own model by dumping the same names from Python. The components, their
+ * inputs and outputs are listed in server/golden/model_io.h, which loads and
+ * runs them for this command and for `cnet golden` alike. Options:
  *
  *   text_encoder  --clip-skip K: run all but the last K layers, as diffusers
  *   unet          optional unet.in.down_residual.<i> and unet.in.mid_residual

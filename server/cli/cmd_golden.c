@@ -39,7 +39,7 @@ static const int n_checks = (int)(sizeof checks / sizeof checks[0]);
 static void usage(FILE *out) {
     fprintf(out, "usage: cnet golden [--fixtures DIR] [--device D]\n"
                  "  Compares cnet with the reference tensors in DIR/goldens (default "
-                 "../shared/fixtures).\n"
+                 "tests/fixtures).\n"
                  "  --device  cpu (default), cuda or cuda:N: the backend the models run on\n");
 }
 
@@ -96,7 +96,7 @@ static void list_uncovered(const char *fixtures) {
 }
 
 int cmd_golden(int argc, char **argv) {
-    const char *fixtures = "../shared/fixtures", *device = "cpu";
+    const char *fixtures = "tests/fixtures", *device = "cpu";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--fixtures") == 0 && i + 1 < argc) {
             fixtures = argv[++i];

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/hub_ref.h"
 #include "server/cli/commands.h"
 #include "server/hub/hub_pull.h"
-#include "server/hub/hub_repo.h"
 
 #define PULL_INCLUDE_MAX 32 /* --include options accepted */
 

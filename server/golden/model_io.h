@@ -1,6 +1,6 @@
 /* Model inputs and outputs at the file boundary, shared by `cnet golden` and
  * `cnet forward`: load one component of a diffusers pipeline folder and run
- * it on tensors named as in the goldens (fixtures/goldens/README.md), in
+ * it on tensors named as in the goldens (tests/fixtures/goldens/README.md), in
  * safetensors files and PyTorch layout (NCHW); the outputs come back as host
  * tensors in PyTorch layout under the goldens' names. The engine is NHWC:
  * 4-d tensors are converted at this boundary, others copied as they are.

@@ -5,7 +5,7 @@
  * job id (that job's output dir), under --models, or by default the base
  * folder's controlnet/ — and the A1111-style "parameters" text that goes
  * into the PNG. Shared by the synchronous route and the generate job runner.
- * Not a validator (api/api_generate.c) and no model loading (engine.c). */
+ * Not a validator (api/api_generate.c) and no model loading (worker.c). */
 #ifndef CNET_GEN_SPEC_H
 #define CNET_GEN_SPEC_H
 

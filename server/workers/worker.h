@@ -3,7 +3,7 @@
  * pipelines (sd_base) keyed by real path and shared read-only by every job
  * and request on the device, and an LRU of ControlNets. The map header of the
  * engine subsystem; its modules:
- *   engine.c         the device thread, its queue, the caches
+ *   worker.c         the device thread, its queue, the caches
  *   worker_gen.c     one generate request: control image, scheduler, pipeline
  *   runner.c         the pool runner: train and generate jobs (server/workers/pool.h)
  *   runner_train.c   a train job's spec → train_options and trainer hooks

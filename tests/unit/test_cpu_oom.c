@@ -24,8 +24,6 @@
 #include "kernels/cpu/ref_linalg.h"
 #include "tests/lib/harness.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
-
 /* Allocations are counted from arming; the one numbered fail_at fails
  * (every one when fail_all). */
 static long alloc_calls, fail_at = -1;
@@ -100,7 +98,7 @@ typedef struct pipe_fixture {
 
 static int fixture_open(pipe_fixture *f, cnet_backend *be, cnet_error *err) {
     char dir[4096], cn[4200];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", fixtures());
+    snprintf(dir, sizeof dir, "%s/tiny-sd", harness_fixtures());
     snprintf(cn, sizeof cn, "%s/controlnet", dir);
     int rc = sd_base_open(&f->base, be, dir, err);
     if (rc) return rc;
