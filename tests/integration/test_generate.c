@@ -529,7 +529,7 @@ static void test_bad_input(void) {
     BAD("image size not a multiple of 8", 1, "gives an output of 20x20, not multiples of 8",
         "--image", odd);
     BAD("image over the pixel limit", 1, "limit", "--max-pixels", "1000");
-    BAD("output over the pixel limit", 1, "--max-pixels", "--width", "64", "--height", "64",
+    BAD("output over the pixel limit", 1, "over max_pixels", "--width", "64", "--height", "64",
         "--max-pixels", "2048");
     BAD("unknown scheduler", 2, "--scheduler: unknown 'lms'", "--scheduler", "lms");
     BAD("steps < 1", 2, "--steps", "--steps", "0");
