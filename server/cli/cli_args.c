@@ -40,14 +40,21 @@ const char *cli_value(int argc, char **argv, int *i, const char *inline_value, c
     return argv[++*i];
 }
 
+int cli_take(int argc, char **argv, int *i, const char *name, const char **out, cnet_error *err) {
+    const char *v = NULL;
+    if (!cli_flag(argv[*i], name, &v)) return 0;
+    *out = cli_value(argc, argv, i, v, err);
+    return 1;
+}
+
 int cli_long(const char *opt, const char *text, long long lo, long long hi, long long *out,
              cnet_error *err) {
     char *end;
     errno = 0;
     const long long v = strtoll(text, &end, 10);
     if (errno || end == text || *end || isspace((unsigned char)*text) || v < lo || v > hi)
-        return cnet_fail(err, CNET_EINVAL, "%s wants an integer in %lld..%lld, got '%s'", opt, lo,
-                         hi, text);
+        return cnet_fail(err, CNET_EINVAL, "%.*s wants an integer in %lld..%lld, got '%s'",
+                         (int)strcspn(opt, "="), opt, lo, hi, text);
     *out = v;
     return 0;
 }
@@ -66,8 +73,8 @@ int cli_double(const char *opt, const char *text, double lo, double hi, double *
     const double v = strtod(text, &end);
     if (errno || end == text || *end || isspace((unsigned char)*text) || !isfinite(v) || v < lo ||
         v > hi)
-        return cnet_fail(err, CNET_EINVAL, "%s wants a number in [%g, %g], got '%s'", opt, lo, hi,
-                         text);
+        return cnet_fail(err, CNET_EINVAL, "%.*s wants a number in [%g, %g], got '%s'",
+                         (int)strcspn(opt, "="), opt, lo, hi, text);
     *out = v;
     return 0;
 }
@@ -122,13 +129,17 @@ int cli_field_double(const api_field *f, const char *flag, const char *text, dou
                      cnet_error *err) {
     char def[64];
     if (!text) text = cli_field_default(f, def, sizeof def);
-    int rc = cli_double(flag, text ? text : "", f->lo, f->hi, out, err);
-    if (!rc &&
-        (((f->flags & AF_LO_OPEN) && *out <= f->lo) || ((f->flags & AF_HI_OPEN) && *out >= f->hi)))
-        rc = cnet_fail(err, CNET_EINVAL, "%s wants a number in %c%g, %g%c, got '%s'", flag,
-                       f->flags & AF_LO_OPEN ? '(' : '[', f->lo, f->hi,
-                       f->flags & AF_HI_OPEN ? ')' : ']', text);
-    return rc;
+    if (!text) text = "";
+    char *end;
+    errno = 0;
+    const double v = strtod(text, &end);
+    const int lo_open = (f->flags & AF_LO_OPEN) != 0, hi_open = (f->flags & AF_HI_OPEN) != 0;
+    if (errno || end == text || *end || isspace((unsigned char)*text) || !isfinite(v) ||
+        (lo_open ? v <= f->lo : v < f->lo) || (hi_open ? v >= f->hi : v > f->hi))
+        return cnet_fail(err, CNET_EINVAL, "%s wants a number in %c%g, %g%c, got '%s'", flag,
+                         lo_open ? '(' : '[', f->lo, f->hi, hi_open ? ')' : ']', text);
+    *out = v;
+    return 0;
 }
 
 int cli_field_enum(const api_field *f, const char *flag, const char *text, int *out,

@@ -30,6 +30,10 @@ int cli_is_help(const char *arg);
  * (then *i advances). NULL, with err naming the flag, when there is none. */
 const char *cli_value(int argc, char **argv, int *i, const char *inline_value, cnet_error *err);
 
+/* Whether argv[*i] is --name (--name=VALUE); if so, its value goes to
+ * *out (NULL, with err set, when it has none) and *i advances past it. */
+int cli_take(int argc, char **argv, int *i, const char *name, const char **out, cnet_error *err);
+
 /* The number parser: opt (the flag as typed) names the option in errors. */
 int cli_long(const char *opt, const char *text, long long lo, long long hi, long long *out,
              cnet_error *err);
