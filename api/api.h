@@ -49,6 +49,8 @@ typedef struct api_roots {
  * names) and returns the normalized spec with every default filled in
  * (*spec owned by the caller). */
 int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e);
+/* Micro-batches per optimizer step (engine/train/trainer.c's TRAIN_MAX_ACCUMULATION). */
+#define API_TRAIN_ACCUMULATION_MAX 64
 
 #define API_GENERATE_BODY_MAX                                                                      \
     (20 << 20) /* bytes of a generate request (images inside); above → 413 */
