@@ -66,13 +66,18 @@ int cli_int(const char *opt, const char *text, int lo, int hi, int *out, cnet_er
     return rc;
 }
 
-int cli_double(const char *opt, const char *text, double lo, double hi, double *out,
-               cnet_error *err) {
+/* Whole decimal text of a finite number: no spaces, no trailing junk. */
+static int read_double(const char *text, double *out) {
     char *end;
     errno = 0;
-    const double v = strtod(text, &end);
-    if (errno || end == text || *end || isspace((unsigned char)*text) || !isfinite(v) || v < lo ||
-        v > hi)
+    *out = strtod(text, &end);
+    return !errno && end != text && !*end && !isspace((unsigned char)*text) && isfinite(*out);
+}
+
+int cli_double(const char *opt, const char *text, double lo, double hi, double *out,
+               cnet_error *err) {
+    double v;
+    if (!read_double(text, &v) || v < lo || v > hi)
         return cnet_fail(err, CNET_EINVAL, "%.*s wants a number in [%g, %g], got '%s'",
                          (int)strcspn(opt, "="), opt, lo, hi, text);
     *out = v;
@@ -130,14 +135,13 @@ int cli_field_double(const api_field *f, const char *flag, const char *text, dou
     char def[64];
     if (!text) text = cli_field_default(f, def, sizeof def);
     if (!text) text = "";
-    char *end;
-    errno = 0;
-    const double v = strtod(text, &end);
+    double v;
     const int lo_open = (f->flags & AF_LO_OPEN) != 0, hi_open = (f->flags & AF_HI_OPEN) != 0;
-    if (errno || end == text || *end || isspace((unsigned char)*text) || !isfinite(v) ||
-        (lo_open ? v <= f->lo : v < f->lo) || (hi_open ? v >= f->hi : v > f->hi))
-        return cnet_fail(err, CNET_EINVAL, "%s wants a number in %c%g, %g%c, got '%s'", flag,
-                         lo_open ? '(' : '[', f->lo, f->hi, hi_open ? ')' : ']', text);
+    if (!read_double(text, &v) || (lo_open ? v <= f->lo : v < f->lo) ||
+        (hi_open ? v >= f->hi : v > f->hi))
+        return cnet_fail(err, CNET_EINVAL, "%.*s wants a number in %c%g, %g%c, got '%s'",
+                         (int)strcspn(flag, "="), flag, lo_open ? '(' : '[', f->lo, f->hi,
+                         hi_open ? ')' : ']', text);
     *out = v;
     return 0;
 }
