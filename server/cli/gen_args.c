@@ -145,8 +145,10 @@ static int set_value(gen_options *o, const api_field *f, const char *flag, const
         rc = cli_field_enum(f, flag, v, &k, err);
         r->scheduler = rc ? -1 : sched_kind_from_short(f->choices[k]);
     } else if (!strcmp(n, "mixed_precision")) {
-        rc = cnet_precision_parse(v ? v : "no", &o->mixed_precision, err);
-    } else if (f->type == AF_BOOL) {
+        char def[16];
+        rc = cnet_precision_parse(v ? v : cli_field_default(f, def, sizeof def),
+                                  &o->mixed_precision, err);
+    } else if (!strcmp(n, "guess_mode")) {
         r->guess_mode = v && !strcmp(v, "true");
     } else if (f->type == AF_INT) {
         if (!v && !f->def) return 0; /* seed, width, height: none given */
