@@ -161,32 +161,52 @@ int cli_field_enum(const api_field *f, const char *flag, const char *text, int *
     return cnet_fail(err, CNET_EINVAL, "%s: unknown '%s' (%s)", flag, text ? text : "", list);
 }
 
+/* text on lines of at most CLI_USAGE_WIDTH columns, each indented. */
+static void put_wrapped(FILE *out, const char *text, int indent) {
+    while (*text) {
+        int n = (int)strlen(text);
+        if (n > CLI_USAGE_WIDTH - indent) { /* break at the last space that fits */
+            n = CLI_USAGE_WIDTH - indent;
+            while (n > 0 && text[n] != ' ') n--;
+            if (n == 0) n = (int)strcspn(text, " ");
+        }
+        fprintf(out, "%*s%.*s\n", indent, "", n, text);
+        text += n;
+        while (*text == ' ') text++;
+    }
+}
+
 void cli_usage(FILE *out, const api_field *fields, int n) {
     for (int k = 0; k < n; k++) {
         const api_field *f = &fields[k];
         if (f->flags & AF_API_ONLY) continue;
-        char head[160], def[64];
-        snprintf(head, sizeof head, "  --%s%s%s%s", f->name,
-                 f->type == AF_BOOL                             ? ""
-                 : f->flags & AF_PER_CONTROLNET                 ? " V[,V...]"
-                 : f->type == AF_PROMPTS || f->type == AF_PATHS ? " V [V ...]"
-                 : f->type == AF_INT                            ? " N"
-                 : f->type == AF_NUM                            ? " X"
-                                                                : " VALUE",
-                 f->alias ? " (or --" : "", f->alias ? f->alias : "");
-        if (f->alias) strncat(head, ")", sizeof head - strlen(head) - 1);
-        fprintf(out, "%-40s %s", head, f->help ? f->help : "");
-        if (f->flags & AF_REQUIRED) fputs("; required", out);
+        char text[1024], def[64];
+        int len = 0;
+#define PUT(...)                                                                                   \
+    len += snprintf(text + len,                                                                    \
+                    sizeof text - (size_t)(len < (int)sizeof text ? len : (int)sizeof text),       \
+                    __VA_ARGS__)
+        fprintf(out, "  --%s%s%s%s%s\n", f->name,
+                f->type == AF_BOOL                             ? ""
+                : f->flags & AF_PER_CONTROLNET                 ? " V[,V...]"
+                : f->type == AF_PROMPTS || f->type == AF_PATHS ? " V [V ...]"
+                : f->type == AF_INT                            ? " N"
+                : f->type == AF_NUM                            ? " X"
+                                                               : " VALUE",
+                f->alias ? " (or --" : "", f->alias ? f->alias : "", f->alias ? ")" : "");
+        PUT("%s", f->help ? f->help : "");
+        if (f->flags & AF_REQUIRED) PUT("; required");
         if (f->type == AF_ENUM) {
-            fputs("; one of ", out);
-            for (int c = 0; f->choices[c]; c++) fprintf(out, "%s%s", c ? "|" : "", f->choices[c]);
+            PUT("; one of ");
+            for (int c = 0; f->choices[c]; c++) PUT("%s%s", c ? "|" : "", f->choices[c]);
         }
         if (f->type == AF_INT || f->type == AF_NUM)
-            fprintf(out, "; %c%.15g, %.15g%c", f->flags & AF_LO_OPEN ? '(' : '[', f->lo, f->hi,
-                    f->flags & AF_HI_OPEN ? ')' : ']');
-        if (f->multiple_of) fprintf(out, ", a multiple of %d", f->multiple_of);
+            PUT("; %c%.15g, %.15g%c", f->flags & AF_LO_OPEN ? '(' : '[', f->lo, f->hi,
+                f->flags & AF_HI_OPEN ? ')' : ']');
+        if (f->multiple_of) PUT(", a multiple of %d", f->multiple_of);
         if (cli_field_default(f, def, sizeof def) && def[0] && f->type != AF_BOOL)
-            fprintf(out, "; default %s", def);
-        fputc('\n', out);
+            PUT("; default %s", def);
+#undef PUT
+        put_wrapped(out, text, 8);
     }
 }

@@ -18,7 +18,8 @@
 #include "api/api_fields.h"
 #include "engine/core/error.h"
 
-#define CLI_FLAG_MAX 96 /* bytes of a flag name as typed; longer is unknown */
+#define CLI_FLAG_MAX 96    /* bytes of a flag name as typed; longer is unknown */
+#define CLI_USAGE_WIDTH 80 /* columns of cli_usage's lines */
 
 /* Whether arg is --name or --name=VALUE ('-' and '_' alike); *inline_value
  * (may be NULL) gets VALUE or NULL. */
@@ -67,8 +68,8 @@ int cli_field_enum(const api_field *f, const char *flag, const char *text, int *
 /* The default of a field as text (a JSON string unquoted); NULL: none. */
 const char *cli_field_default(const api_field *f, char *buf, size_t cap);
 
-/* The options of fields[0..n) (not AF_API_ONLY), one line or two each:
- * "--name VALUE   help (default D, MIN..MAX)". */
+/* The options of fields[0..n) (not AF_API_ONLY): "--name VALUE", then its
+ * help, choices, range and default, indented and wrapped. */
 void cli_usage(FILE *f, const api_field *fields, int n);
 
 #endif

@@ -361,6 +361,24 @@ static void test_cli_follows_the_table(void) {
                   0 &&
               !strcmp(o.f->name, "negative_prompt") && !strcmp(o.value, "n") && i == 4,
           "kebab with a value: %s", err.msg);
+    /* the flags of the subcommands without a table: the same spelling rules */
+    const char *v = NULL;
+    CHECK(cli_flag("--max_bad_fraction=0.1", "max-bad-fraction", &v) && !strcmp(v, "0.1"),
+          "snake flag, kebab name, inline value");
+    CHECK(cli_flag("--queue-cap", "queue_cap", &v) && !v, "kebab flag, snake name");
+    CHECK(!cli_flag("--queue-capx", "queue-cap", NULL) && !cli_flag("queue-cap", "queue-cap", NULL),
+          "a longer name or no dashes is another flag");
+    const char *serve[] = {"serve", "--port", "8080", "--models"};
+    i = 1;
+    CHECK(cli_take(4, (char **)serve, &i, "port", &v, &err) && !strcmp(v, "8080") && i == 2,
+          "--port 8080");
+    i = 3;
+    CHECK(cli_take(4, (char **)serve, &i, "models", &v, &err) && !v &&
+              strstr(err.msg, "--models needs a value"),
+          "a flag without its value: %s", err.msg);
+    CHECK(cli_int("--port", "8080x", 0, 65535, &i, &err) == CNET_EINVAL &&
+              !strcmp(err.msg, "--port wants an integer in 0..65535, got '8080x'"),
+          "%s", err.msg);
     CHECK(ok, "the CLI and the API disagree on a limit (above)");
 }
 
