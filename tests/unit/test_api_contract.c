@@ -645,6 +645,8 @@ static void test_tables_follow_the_engine(void) {
             cnet_error err = {0};
             CHECK(cnet_precision_parse(p[t]->choices[n], &prec, &err) == 0, "%s", p[t]->choices[n]);
         }
+    f = api_field_find(api_generate_fields, api_generate_n_fields, "max_pixels");
+    CHECK(strtoll(f->def, NULL, 10) == IMAGE_MAX_PIXELS_DEFAULT, "max_pixels default %s", f->def);
     /* the train defaults: the table's are the trainer's */
     train_options o;
     train_options_defaults(&o);
