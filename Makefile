@@ -8,12 +8,16 @@
 #   make bench      op benchmarks (cnet bench ops)
 #   make bench-cuda the issue-8 model benchmarks on the SD 1.5 architecture on a GPU
 #                   (BENCH_DEVICE=cuda:N, SD15_DIR=<dir> made once by init-model)
+#   make fixtures   copy new or changed reference fixtures from ../shared/fixtures into tests/fixtures
 #   make test-cuda  the CUDA parity suite and the commands on cuda (skip themselves without a GPU)
 # On Debian as root, missing packages are installed first (see `deps`).
 
 CC       ?= gcc
 BUILD    ?= build
-FIXTURES ?= ../shared/fixtures
+FIXTURES ?= tests/fixtures
+# make fixtures: the reference fixtures, when a copy sits beside the repository,
+# are copied into tests/fixtures (new and changed files listed; commit them).
+SHARED_FIXTURES ?= ../shared/fixtures
 DEVICE   ?= cpu
 OPT      ?= -O2
 ARCH     ?= -march=native
@@ -70,7 +74,7 @@ NVCCFLAGS := -std=c++17 -O3 -g -I. -gencode arch=compute_90,code=sm_90 \
              -Xcompiler -Wall,-Wextra,-Wshadow,-Werror -DCNET_HAVE_CUDA -MMD -MP
 endif
 
-.PHONY: all deps test test-cuda run asan golden bench bench-cuda clean format
+.PHONY: all deps test test-cuda run asan golden fixtures bench bench-cuda clean format
 all: deps $(BUILD)/cnet
 
 deps:
@@ -129,6 +133,9 @@ asan:
 
 golden: all
 	$(BUILD)/cnet golden --fixtures $(FIXTURES) --device $(DEVICE)
+
+fixtures:
+	@sh tests/tools/fixtures_sync.sh $(SHARED_FIXTURES) tests/fixtures
 
 # make run: a demo model and dataset under $(RUN_DATA) (made once), a token
 # file, two ready-to-paste curl commands, then the service in the foreground.

@@ -2,7 +2,7 @@
  * without a socket. The map header of api/; api/openapi.yaml is the source of
  * truth these functions implement.
  *
- * What it is not: no HTTP (server/http_*.c calls these) and no storage. Every
+ * What it is not: no HTTP (server/http/http_*.c calls these) and no storage. Every
  * failure fills an api_error whose `field` names the offending member (JSON
  * path like "push_to_hub.repo_id" or "validation_prompt[2]"), so the client
  * gets {"error": {"code", "message", "field"}} and a 400. */
@@ -12,7 +12,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "server/store/jobs.h"
+#include "api/api_job.h"
+#include "engine/core/error.h"
 
 #define API_JSON_BODY_MAX (64 * 1024) /* bytes of a JSON request body; above → 413 */
 #define API_PROMPT_MAX 1000           /* bytes of one prompt (UTF-8); above → 400 */

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "api/api_fields.h"
-#include "server/hub/hub_repo.h"
+#include "api/hub_ref.h"
 
 static const char *type_name(const json_t *v) {
     switch (json_typeof(v)) {

@@ -3,7 +3,7 @@
 # adds up their "N passed, N failed" lines and prints the total last.
 # A program that crashes or prints no summary counts as one failure.
 BUILD=${BUILD:-build}
-FIXTURES=${FIXTURES:-../shared/fixtures}
+FIXTURES=${FIXTURES:-tests/fixtures}
 export BUILD FIXTURES
 passed=0
 failed=0

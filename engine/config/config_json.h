@@ -1,5 +1,5 @@
 /* Typed reads of config.json fields, shared by the config loaders (internal
- * to engine/config_*.c). Each reader takes the default used when the field is
+ * to engine/config/config_*.c). Each reader takes the default used when the field is
  * absent and fails with "<file>: field '<key>': expected <what>, got <JSON
  * kind>" when the value has the wrong type or is out of range. An explicit
  * null is "absent" only for the readers named *_opt (diffusers' Optional

@@ -1,4 +1,4 @@
-/* Internals shared by the engine/dataset*.c files (see dataset.h for the
+/* Internals shared by the engine/data/dataset*.c files (see dataset.h for the
  * module's story). Not for callers outside the module. */
 #ifndef CNET_DATASET_IMPL_H
 #define CNET_DATASET_IMPL_H

@@ -1,4 +1,4 @@
-/* Private to engine/sched_*.c and engine/sched/scheduler.c: the schedule tables
+/* Private to engine/sched/sched_*.c and engine/sched/scheduler.c: the schedule tables
  * (numpy/torch emulation, sched_table.c) and each scheduler kind's
  * set_timesteps and step. See scheduler.h for the public contract. */
 #ifndef CNET_SCHED_INTERNAL_H

@@ -1,14 +1,17 @@
 /* `cnet bench`: performance measurements. The first argument names the
- * benchmark; `ops` times the BLAS-backed CPU ops (gemm, linear, conv2d
- * forward / backward-data / backward-weight) at Stable Diffusion shapes and
- * reports GFLOP/s next to the machine's measured fp32 peak (bench_peak.h).
+ * benchmark; `ops` times the products of the backend table (gemm, linear,
+ * conv2d forward / backward-data / backward-weight) at Stable Diffusion
+ * shapes on the backend --device opens (kernels/backend_open.c: cpu, cuda,
+ * cuda:N, the CPU with a note when no GPU is visible) and reports GFLOP/s; on
+ * the CPU next to the machine's measured fp32 peak (bench_peak.h).
  * `cnet bench --model DIR --task T` times whole models (server/bench/bench_model.c),
  * `cnet bench --task serve` the service's generate route (server/bench/bench_serve.c).
  *
  * Each case: one warm-up call (scratch grows to its high-water mark), then
- * --iters timed calls; the median is reported. Inputs are deterministic
- * pseudo-random values; nothing is checked here (tests/unit/test_ops_linalg.c
- * does that). FLOPs count multiply-adds as 2 and ignore bias and im2col. */
+ * --iters timed calls, each ended by a synchronize; the median is
+ * reported. Inputs are deterministic pseudo-random values; nothing is
+ * checked here (tests/unit/test_ops_linalg.c does that). FLOPs count
+ * multiply-adds as 2 and ignore bias and im2col. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -16,8 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/cpu/cpu_ops.h"
-#include "kernels/cpu/scratch.h"
+#include "engine/core/backend.h"
 #include "server/bench/bench_model.h"
 #include "server/bench/bench_peak.h"
 #include "server/bench/bench_serve.h"
@@ -91,14 +93,21 @@ static const bench_case bench_cases[] = {
 /* The operands of one case; gradients get buffers of their own. */
 enum { BUF_INP, BUF_WEIGHT, BUF_OUT, BUF_BIAS, BUF_DINP, BUF_DWEIGHT, BUF_DBIAS, N_BUFS };
 
-static float *bench_alloc(long n) {
-    float *x = NULL;
-    if (posix_memalign((void **)&x, 64, (size_t)(n > 0 ? n : 1) * sizeof *x) != 0) return NULL;
-    uint64_t h = 0x9E3779B97F4A7C15ull;
-    for (long i = 0; i < n; i++) {
-        h = h * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)((h >> 40) & 0xffff) / 65536.0f - 0.5f;
+/* n pseudo-random values in [-0.5, 0.5) in a buffer of be; NULL when
+ * either the host staging buffer or the device buffer cannot be had. */
+static float *bench_alloc(cnet_backend *be, long n) {
+    const size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
+    float *host = malloc(bytes);
+    float *x = host ? be->alloc(be, bytes) : NULL;
+    if (x) {
+        uint64_t h = 0x9E3779B97F4A7C15ull;
+        for (long i = 0; i < n; i++) {
+            h = h * 6364136223846793005ull + 1442695040888963407ull;
+            host[i] = (float)((h >> 40) & 0xffff) / 65536.0f - 0.5f;
+        }
+        be->upload(be, x, host, bytes);
     }
+    free(host);
     return x;
 }
 
@@ -137,29 +146,29 @@ static void case_run(cnet_backend *be, const bench_case *c, float *const x[N_BUF
     float *out = x[BUF_OUT], *dout = x[BUF_OUT];
     switch (c->op) {
     case OP_GEMM:
-        cpu_gemm(be, out, inp, w, c->M, c->N, c->K, 0, c->trans_b, 1.0f, 0.0f);
+        be->gemm(be, out, inp, w, c->M, c->N, c->K, 0, c->trans_b, 1.0f, 0.0f);
         break;
     case OP_GEMM_BATCHED:
-        cpu_gemm_batched(be, out, inp, w, c->batch, c->M, c->N, c->K, 0, c->trans_b, 1.0f, 0.0f,
+        be->gemm_batched(be, out, inp, w, c->batch, c->M, c->N, c->K, 0, c->trans_b, 1.0f, 0.0f,
                          (long)c->M * c->K, (long)c->N * c->K, (long)c->M * c->N);
         break;
     case OP_LINEAR_FWD:
-        cpu_linear_forward(be, out, inp, w, bias, c->M, c->K, c->N);
+        be->linear_forward(be, out, inp, w, bias, c->M, c->K, c->N);
         break;
     case OP_LINEAR_BWD_DATA:
-        cpu_linear_backward(be, x[BUF_DINP], NULL, NULL, dout, inp, w, c->M, c->K, c->N);
+        be->linear_backward(be, x[BUF_DINP], NULL, NULL, dout, inp, w, c->M, c->K, c->N);
         break;
     case OP_LINEAR_BWD_WEIGHT:
-        cpu_linear_backward(be, NULL, x[BUF_DWEIGHT], x[BUF_DBIAS], dout, inp, w, c->M, c->K, c->N);
+        be->linear_backward(be, NULL, x[BUF_DWEIGHT], x[BUF_DBIAS], dout, inp, w, c->M, c->K, c->N);
         break;
     case OP_CONV_FWD:
-        cpu_conv2d_forward(be, out, inp, w, bias, s);
+        be->conv2d_forward(be, out, inp, w, bias, s);
         break;
     case OP_CONV_BWD_DATA:
-        cpu_conv2d_backward(be, x[BUF_DINP], NULL, NULL, dout, inp, w, s);
+        be->conv2d_backward(be, x[BUF_DINP], NULL, NULL, dout, inp, w, s);
         break;
     case OP_CONV_BWD_WEIGHT:
-        cpu_conv2d_backward(be, NULL, x[BUF_DWEIGHT], x[BUF_DBIAS], dout, inp, w, s);
+        be->conv2d_backward(be, NULL, x[BUF_DWEIGHT], x[BUF_DBIAS], dout, inp, w, s);
         break;
     }
 }
@@ -170,34 +179,50 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Median milliseconds of `iters` timed runs after one warm-up; < 0 when the
- * buffers cannot be allocated. */
+ * buffers cannot be allocated. A failed device op shows in the backend's
+ * status (the caller checks it). */
 static double case_time_ms(cnet_backend *be, const bench_case *c, int iters) {
     long n[N_BUFS];
     float *x[N_BUFS];
     int ok = 1;
     case_sizes(c, n);
-    for (int i = 0; i < N_BUFS; i++) ok &= (x[i] = bench_alloc(n[i])) != NULL;
+    for (int i = 0; i < N_BUFS; i++) ok &= (x[i] = bench_alloc(be, n[i])) != NULL;
     double ms = -1;
     double t[BENCH_MAX_ITERS];
     if (ok) {
         case_run(be, c, x);
+        be->synchronize(be);
         for (int i = 0; i < iters; i++) {
             double t0 = omp_get_wtime();
             case_run(be, c, x);
+            be->synchronize(be);
             t[i] = (omp_get_wtime() - t0) * 1e3;
         }
         qsort(t, (size_t)iters, sizeof t[0], cmp_double);
         ms = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
     }
-    for (int i = 0; i < N_BUFS; i++) free(x[i]);
+    for (int i = 0; i < N_BUFS; i++)
+        if (x[i]) be->free(be, x[i]);
     return ms;
+}
+
+/* The GPU has no peak figure here: bench_peak measures the CPU's FMAs. */
+static void print_gpu(const cnet_backend *be, const char *device, int json) {
+    const char *prec = cnet_precision_name(be->precision);
+    if (json) {
+        printf("{\"machine\":{\"device\":\"%s\",\"mixed_precision\":\"%s\"}}\n", device, prec);
+        return;
+    }
+    printf("device         %s (%s backend), mixed precision %s\n", device, be->name, prec);
+    printf("               (no %% peak: the peak benchmark measures the CPU)\n\n");
+    printf("%-18s %-30s %9s %9s %7s\n", "op", "shape", "ms", "GFLOP/s", "% peak");
 }
 
 static void print_machine(const bench_peak *pk, int json) {
     const char *blas = openblas_get_config();
     if (json) {
-        printf("{\"machine\":{\"threads\":%d,\"blas_threads\":%d,\"blas\":\"%s\",\"blas_core\":"
-               "\"%s\",\"peak_isa\":\"%s\",\"peak_measured_gflops\":%.1f,"
+        printf("{\"machine\":{\"device\":\"cpu\",\"threads\":%d,\"blas_threads\":%d,\"blas\":"
+               "\"%s\",\"blas_core\":\"%s\",\"peak_isa\":\"%s\",\"peak_measured_gflops\":%.1f,"
                "\"peak_theoretical_gflops\":%.1f,\"nominal_ghz\":%.3f,\"flops_per_cycle\":%d}}\n",
                pk->threads, openblas_get_num_threads(), blas, openblas_get_corename(), pk->isa,
                pk->measured_gflops, pk->theoretical_gflops, pk->nominal_ghz, pk->flops_per_cycle);
@@ -215,8 +240,10 @@ static void print_machine(const bench_peak *pk, int json) {
 
 static void bench_usage(FILE *f) {
     fprintf(f,
-            "usage: cnet bench ops [--iters N] [--json]\n"
+            "usage: cnet bench ops [--device D] [--mixed_precision P] [--iters N] [--json]\n"
             "  ops      time gemm, linear and conv2d (fwd, bwd-data, bwd-weight) at SD shapes\n"
+            "  --device cpu (default), cuda or cuda:N (the CPU, with a note, without a GPU)\n"
+            "  --mixed_precision no|fp16|bf16: the compute precision of the products on cuda\n"
             "  --iters  timed runs per case after one warm-up, median reported (default %d)\n"
             "  --json   one JSON object per line (first line: the machine)\n",
             BENCH_DEFAULT_ITERS);
@@ -224,11 +251,22 @@ static void bench_usage(FILE *f) {
 
 static int bench_ops(int argc, char **argv) {
     int iters = BENCH_DEFAULT_ITERS, json = 0;
+    bench_model_opts o = {.device = "cpu"}; /* what bench_open_backend reads */
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         if (cli_flag(argv[i], "json", NULL)) {
             json = 1;
+        } else if (cli_take(argc, argv, &i, "device", &o.device, &err)) {
+            if (!o.device) {
+                fprintf(stderr, "cnet bench ops: %s\n", err.msg);
+                return 2;
+            }
+        } else if (cli_take(argc, argv, &i, "mixed_precision", &v, &err)) {
+            if (!v || cnet_precision_parse(v, &o.precision, &err)) {
+                fprintf(stderr, "cnet bench ops: %s\n", err.msg);
+                return 2;
+            }
         } else if (cli_is_help(argv[i])) {
             bench_usage(stdout);
             return 0;
@@ -245,29 +283,49 @@ static int bench_ops(int argc, char **argv) {
             return 2;
         }
     }
+    cnet_backend be;
+    int rc = bench_open_backend(&be, &o, &err);
+    if (rc) {
+        fprintf(stderr, "cnet bench ops: %s\n", err.msg);
+        return rc == CNET_EINVAL ? 2 : 1;
+    }
+    const int on_cpu = strcmp(be.name, "cpu") == 0;
     bench_peak pk;
-    bench_peak_measure(&pk, BENCH_PEAK_SECONDS);
-    print_machine(&pk, json);
-    cnet_backend be = {0}; /* the cpu_* ops use only its scratch */
+    if (on_cpu) {
+        bench_peak_measure(&pk, BENCH_PEAK_SECONDS);
+        print_machine(&pk, json);
+    } else {
+        print_gpu(&be, o.device, json);
+    }
     int status = 0;
     for (size_t i = 0; i < sizeof bench_cases / sizeof bench_cases[0]; i++) {
         const bench_case *c = &bench_cases[i];
         double ms = case_time_ms(&be, c, iters);
-        if (ms < 0) {
-            fprintf(stderr, "cnet bench ops: out of memory for %s %s\n", op_names[c->op], c->what);
+        const int failed = cnet_backend_status(&be, &err) != 0;
+        if (ms < 0 || failed) {
+            fprintf(stderr, "cnet bench ops: %s %s: %s\n", op_names[c->op], c->what,
+                    failed ? err.msg : "out of memory");
             status = 1;
+            if (cnet_backend_recover(&be, &err)) { /* the device is lost to this process */
+                fprintf(stderr, "cnet bench ops: %s\n", err.msg);
+                break;
+            }
             continue;
         }
         double gflop = case_gflop(c), gflops = gflop / (ms * 1e-3);
-        double pct = 100 * gflops / pk.measured_gflops;
+        char pct[16] = "null";
+        if (on_cpu) snprintf(pct, sizeof pct, "%.1f", 100 * gflops / pk.measured_gflops);
         if (json)
             printf("{\"op\":\"%s\",\"shape\":\"%s\",\"gflop\":%.4f,\"iters\":%d,\"ms_median\":%.3f,"
-                   "\"gflops\":%.1f,\"pct_peak\":%.1f}\n",
+                   "\"gflops\":%.1f,\"pct_peak\":%s}\n",
                    op_names[c->op], c->what, gflop, iters, ms, gflops, pct);
+        else if (on_cpu)
+            printf("%-18s %-30s %9.2f %9.1f %6s%%\n", op_names[c->op], c->what, ms, gflops, pct);
         else
-            printf("%-18s %-30s %9.2f %9.1f %6.1f%%\n", op_names[c->op], c->what, ms, gflops, pct);
+            printf("%-18s %-30s %9.2f %9.1f %7s\n", op_names[c->op], c->what, ms, gflops, "-");
     }
-    cpu_scratch_free(&be);
+    cnet_backend_free(&be);
+    if (!on_cpu) return status;
     bench_peak end;
     bench_peak_measure(&end, BENCH_PEAK_SECONDS);
     double drift = fabs(end.measured_gflops / pk.measured_gflops - 1);

@@ -3,7 +3,7 @@
  *
  * Runs one component of a diffusers pipeline folder (on the CPU, or on the
  * GPU with --device cuda[:N], falling back to the CPU with a note) on
- * tensors named as in the goldens (../shared/fixtures/goldens/README.md), in
+ * tensors named as in the goldens (tests/fixtures/goldens/README.md), in
  * PyTorch layout (NCHW), so anyone can compare cnet with diffusers on their
  * own model by dumping the same names from Python:
  *

@@ -40,7 +40,7 @@ static const int n_checks = (int)(sizeof checks / sizeof checks[0]);
 static void usage(FILE *out) {
     fprintf(out, "usage: cnet golden [--fixtures DIR] [--device D]\n"
                  "  Compares cnet with the reference tensors in DIR/goldens (default "
-                 "../shared/fixtures).\n"
+                 "tests/fixtures).\n"
                  "  --device  cpu (default), cuda or cuda:N: the backend the models run on\n");
 }
 
@@ -97,7 +97,7 @@ static void list_uncovered(const char *fixtures) {
 }
 
 int cmd_golden(int argc, char **argv) {
-    const char *fixtures = "../shared/fixtures", *device = "cpu";
+    const char *fixtures = "tests/fixtures", *device = "cpu";
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         int rc = 0;

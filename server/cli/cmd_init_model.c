@@ -9,7 +9,7 @@
  * parameters with the ControlNet, so --dtype f16 halves the 5.7 GB of
  * float32 files); `--from-config SRC` copies SRC's configs and
  * tokenizer (a pipeline folder without weights, such as
- * ../shared/fixtures/small-sd) and generates weights for them.
+ * tests/fixtures/small-sd) and generates weights for them.
  * `--configs-only` stops before the weights (a folder to inspect, or to test
  * a preset's architecture without gigabytes on disk). DIR must not exist or
  * be empty. Exit status 0 ok, 1 failure, 2 usage error. */

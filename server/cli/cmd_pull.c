@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/hub_ref.h"
 #include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 #include "server/hub/hub_pull.h"
-#include "server/hub/hub_repo.h"
 
 #define PULL_INCLUDE_MAX 32 /* --include options accepted */
 

@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/hub_ref.h"
 #include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 #include "server/hub/hub_push.h"
-#include "server/hub/hub_repo.h"
 
 static const char push_usage[] =
     "usage: cnet push --repo NAMESPACE/NAME --dir OUTPUT_DIR [--private] [--revision main]\n"

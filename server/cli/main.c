@@ -1,5 +1,5 @@
 /* cnet: the command-line entry point. Each subcommand lives in its own
- * server/cmd_*.c file; this file only dispatches. */
+ * server/cli/cmd_*.c file; this file only dispatches. */
 #include <stdio.h>
 #include <string.h>
 

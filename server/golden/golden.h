@@ -1,5 +1,5 @@
 /* Golden checks: what cnet computes against the reference tensors of a
- * fixture directory (../shared/fixtures layout: goldens/<stem>.safetensors,
+ * fixture directory (tests/fixtures layout: goldens/<stem>.safetensors,
  * goldens/tolerances.json, goldens/manifest.json, the model folder).
  *
  * One check function per golden file (golden_check_<stem>), listed in the

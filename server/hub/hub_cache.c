@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/hub/hub_repo.h"
+#include "api/hub_ref.h"
 
 static const char *env(const char *name) {
     const char *v = getenv(name);

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/hub_ref.h"
 #include "server/hub/hub_encode.h"
-#include "server/hub/hub_repo.h"
 #include "server/hub/hub_retry.h"
 
 /* Reads a whole (small, "regular") file. */

@@ -13,10 +13,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/hub_ref.h"
 #include "server/hub/hub_commit.h"
 #include "server/hub/hub_encode.h"
 #include "server/hub/hub_hash.h"
-#include "server/hub/hub_repo.h"
 
 /* A repo path we are willing to mirror on disk: relative, no '..' or empty
  * components, no backslashes or control characters. */

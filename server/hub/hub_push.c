@@ -11,10 +11,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/hub_ref.h"
 #include "server/hub/hub_commit.h"
 #include "server/hub/hub_encode.h"
 #include "server/hub/hub_lfs.h"
-#include "server/hub/hub_repo.h"
 #include "server/hub/hub_retry.h"
 
 int hub_push_selects(const char *name) {

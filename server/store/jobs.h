@@ -9,7 +9,8 @@
  * bounded attempts, then `failed` with the last error.
  *
  * What it is not: it runs nothing (server/workers/pool.c claims and runs jobs) and it
- * does not validate specs (api/ does). One connection guarded by a mutex: the
+ * does not validate specs (api/ does); the row type (job, job_state) is
+ * api/api_job.h's, since the contract renders it. One connection guarded by a mutex: the
  * store is safe to call from any thread. Times are milliseconds since the
  * epoch from a clock that tests may replace. Follows River's job table and
  * rescuer (riverqueue/river) in spirit, not in code. */
@@ -19,13 +20,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/api_job.h"
 #include "engine/core/error.h"
 
 #define JOBS_SCHEMA_VERSION 1
 #define JOBS_BUSY_TIMEOUT_MS 5000
 #define JOBS_DEFAULT_MAX_ATTEMPTS 3
 #define JOBS_DEFAULT_LEASE_MS 60000
-#define JOBS_ID_MAX 40    /* "j_" + 32 hex digits + NUL, room to spare */
 #define JOBS_TOKEN_MAX 40 /* 32 hex digits + NUL */
 #define JOBS_IDEM_KEY_MAX 255
 #define JOBS_LIST_MAX 200 /* most jobs one jobs_list call returns */
@@ -37,39 +38,6 @@ enum {
     JOBS_ESTALE = -33,    /* the fencing token no longer holds the job's lease */
     JOBS_EADMIT = -34,    /* a jobs_new admit hook refused the new job */
 };
-
-typedef enum job_state {
-    JOB_QUEUED,
-    JOB_RUNNING,
-    JOB_SUCCEEDED,
-    JOB_FAILED,
-    JOB_CANCELLED,
-    JOB_N_STATES
-} job_state;
-
-extern const char *const job_state_names[JOB_N_STATES];
-/* Returns the state named s, or -1. */
-int job_state_parse(const char *s);
-static inline int job_state_terminal(job_state s) { return s >= JOB_SUCCEEDED; }
-
-/* One job row. Strings are owned by the struct (job_clear frees them); NULL
- * when the column is NULL. Times are 0 when unset. */
-typedef struct job {
-    char id[JOBS_ID_MAX];
-    char kind[16];
-    job_state state;
-    int64_t seq; /* acceptance order, also the list cursor */
-    char *spec_json;
-    int attempt, max_attempts;
-    int cancel_requested;
-    char *progress_json;
-    int64_t checkpoint_step; /* -1: no checkpoint yet */
-    char *error_code, *error_detail;
-    int64_t created_at, started_at, finished_at;
-    int64_t queue_position; /* 1-based among queued jobs; 0 when not queued */
-} job;
-
-void job_clear(job *j);
 
 typedef struct jobs_event {
     int64_t id; /* strictly increasing over the whole store */

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/hub_ref.h"
 #include "engine/sched/scheduler.h"
 #include "server/cli/generate.h"
 #include "server/hub/hub_pull.h"
-#include "server/hub/hub_repo.h"
 
 static const char *str(const json_t *spec, const char *key) {
     return json_string_value(json_object_get(spec, key));

@@ -1,10 +1,12 @@
 /* A validated generate spec (api_generate_spec's output) turned into the
- * executor's request (engine/pipeline/generate.h): model references resolved to folders under the
- * allowed roots — a base model under --models or an hf:// reference (pulled into the Hub cache,
- * whose snapshot path names the revision), a ControlNet by train job id (that job's output dir),
- * under --models, or by default the base folder's controlnet/ — and the A1111-style "parameters"
- * text that goes into the PNG. Shared by the synchronous route and the generate job runner. Not a
- * validator (api/api_generate.c) and no model loading (engine.c). */
+ * executor's request (engine/pipeline/generate.h): model references
+ * resolved to folders under the allowed roots — a base model under --models
+ * or an hf:// reference (pulled into the Hub cache, whose snapshot path
+ * names the revision), a ControlNet by train job id (that job's output dir),
+ * under --models, or by default the base folder's controlnet/ — and the
+ * A1111-style "parameters" text that goes into the PNG. Shared by the
+ * synchronous route and the generate job runner. Not a validator
+ * (api/api_generate.c) and no model loading (worker.c). */
 #ifndef CNET_GEN_SPEC_H
 #define CNET_GEN_SPEC_H
 

@@ -1,4 +1,4 @@
-/* The device thread, its queue and the model caches (see engine.h).
+/* The device thread, its queue and the model caches (see worker.h).
  *
  * The thread takes waiting generate requests first, then the submitted job,
  * then sleeps; a job calls worker_serve_pending at each step boundary, so a
@@ -79,7 +79,7 @@ int worker_failure(worker *e, cnet_error *err) {
     return rc;
 }
 
-/* On the device thread after a request or a job (see engine.h). */
+/* On the device thread after a request or a job (see worker.h). */
 static void check_device(worker *e) {
     cnet_error err = {0};
     if (!cnet_backend_status(&e->be, &err)) return;

@@ -3,7 +3,7 @@
  * pipelines (sd_base) keyed by real path and shared read-only by every job
  * and request on the device, and an LRU of ControlNets. The map header of the
  * engine subsystem; its modules:
- *   engine.c         the device thread, its queue, the caches
+ *   worker.c         the device thread, its queue, the caches
  *   worker_gen.c     one generate request: its models from the caches, then
  *                    engine/pipeline/generate.h (the CLI's executor too)
  *   runner.c         the pool runner: train and generate jobs (server/workers/pool.h)

@@ -1,4 +1,4 @@
-/* What engine.c and worker_gen.c share: the engine struct and its caches.
+/* What worker.c and worker_gen.c share: the engine struct and its caches.
  * Not an interface for other subsystems (server/workers/worker.h is). */
 #ifndef CNET_WORKER_INTERNAL_H
 #define CNET_WORKER_INTERNAL_H

@@ -4,7 +4,7 @@
 // check report (and a refused archive), see a job created through the API
 // appear in the list, cancel it from its page, filter and page the list,
 // start a training job from the form (a refused field marked first), follow
-// it live while tests/tool_worker drives it through the store to succeeded
+// it live while tests/tools/tool_worker.c drives it through the store to succeeded
 // (progress, loss and lr curves with the worker's values, checkpoint event,
 // validation image, file download), the generate form (refused by a server
 // without an engine, with its reason), the models page, a narrow screen, and sign-out. No CSP violation

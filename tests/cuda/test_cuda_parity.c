@@ -18,7 +18,7 @@
  * set_grads_to_none).
  *
  * The CPU backend is the independent truth here: it is itself checked
- * against double references and finite differences (tests/test_ops_*.c)
+ * against double references and finite differences (tests/unit/test_ops_*.c)
  * and the PyTorch goldens. Without a CUDA build or a visible GPU the
  * program prints one "skipped" line and a 0/0 summary. */
 #include <stdint.h>
@@ -555,7 +555,7 @@ static void test_philox_bit_identical(void) {
  * both backends from the same weights and inputs. */
 static void test_controlnet_unet_forward(void) {
     char dir[2][4096];
-    const char *fx = harness_arg("--fixtures", "../shared/fixtures");
+    const char *fx = harness_fixtures();
     snprintf(dir[0], sizeof dir[0], "%s/tiny-sd/unet", fx);
     snprintf(dir[1], sizeof dir[1], "%s/tiny-sd/controlnet", fx);
     unet_model un[2];
@@ -628,7 +628,7 @@ static void test_controlnet_unet_forward(void) {
  * tests/unit/test_train_memory.c; on CUDA the recompute may pick other
  * reduction orders, hence the tolerance). */
 static void test_train_step_levers(void) {
-    const char *fx = harness_arg("--fixtures", "../shared/fixtures");
+    const char *fx = harness_fixtures();
     char dir[3][4096];
     snprintf(dir[0], sizeof dir[0], "%s/tiny-sd/unet", fx);
     snprintf(dir[1], sizeof dir[1], "%s/tiny-sd/controlnet", fx);
@@ -859,7 +859,7 @@ static int runs_with(cnet_dtype weights, cnet_precision p) {
  * sides (the CPU computes float32 on the same values) and CUDA at the
  * matching precision, its products reading the stored weights. */
 static void check_train_step(cnet_dtype weights) {
-    const char *fx = harness_arg("--fixtures", "../shared/fixtures");
+    const char *fx = harness_fixtures();
     char path[3][4096];
     snprintf(path[0], sizeof path[0], "%s/tiny-sd/unet", fx);
     snprintf(path[1], sizeof path[1], "%s/tiny-sd/controlnet", fx);
@@ -970,7 +970,7 @@ static void check_train_step(cnet_dtype weights) {
  * pipeline: the CPU's float32 image against CUDA's at f32, bf16, fp16. The
  * image bound is model_tol per step, summed over the steps. */
 static void check_generation(cnet_dtype weights) {
-    const char *fx = harness_arg("--fixtures", "../shared/fixtures");
+    const char *fx = harness_fixtures();
     char dir[2][4096];
     snprintf(dir[0], sizeof dir[0], "%s/tiny-sd", fx);
     snprintf(dir[1], sizeof dir[1], "%s/tiny-sd/controlnet", fx);

@@ -5,7 +5,7 @@
 # say it fell back; with one, the goldens run on the GPU and then once more on
 # the CPU backend.
 BUILD=${BUILD:-build}
-FIXTURES=${FIXTURES:-../shared/fixtures}
+FIXTURES=${FIXTURES:-tests/fixtures}
 out=$(mktemp)
 "$BUILD/cnet" golden --fixtures "$FIXTURES" --device cuda >"$out" 2>&1
 rc=$?

@@ -12,7 +12,7 @@
 #include "server/golden/golden.h"
 #include "tests/lib/harness.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static void test_golden_tolerance(void) {
     golden_ctx ctx;

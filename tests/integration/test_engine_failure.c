@@ -67,8 +67,7 @@ typedef struct fixture {
 } fixture;
 
 static void fixture_init(fixture *f) {
-    snprintf(f->model, sizeof f->model, "%s/tiny-sd",
-             harness_arg("--fixtures", "../shared/fixtures"));
+    snprintf(f->model, sizeof f->model, "%s/tiny-sd", harness_fixtures());
     snprintf(f->controlnet, sizeof f->controlnet, "%s/controlnet", f->model);
     f->control.width = f->control.height = 32;
     f->control.data = malloc(32 * 32 * 3);

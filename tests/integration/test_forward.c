@@ -17,7 +17,7 @@
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static char tmp[PATH_MAX];
 static golden_ctx gctx;

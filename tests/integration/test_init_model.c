@@ -7,7 +7,7 @@
  *     are exactly zero (zero convs), and non-zero with --nonzero-controlnet;
  *   - every weights file reloads bit-identically (load, save, compare bytes
  *     per tensor), the same seed gives the same bytes, another seed others;
- *   - --from-config ../shared/fixtures/small-sd works: configs copied
+ *   - --from-config tests/fixtures/small-sd works: configs copied
  *     byte-for-byte, every component loads (parameter counts of its README);
  *   - --dtype f16 / bf16: every tensor of every file is the float32 file's
  *     value rounded to that dtype (same seed);
@@ -32,7 +32,7 @@
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static char tmp[PATH_MAX];
 

@@ -1,4 +1,4 @@
-/* A minimal test harness shared by every tests/test_*.c program.
+/* A minimal test harness shared by every tests/<kind>/test_*.c program.
  *
  *   static void test_something(void) { CHECK(x == 1, "x was %d", x); }
  *   int main(int argc, char **argv) { harness_init(argc, argv); RUN(test_something);
@@ -7,7 +7,8 @@
  * CHECK records a failure with file:line and a message and returns from the
  * test function. Each program prints "ok NAME" / "FAIL NAME: ..." lines and a
  * closing "PROGRAM: N passed, N failed"; tests/run.sh adds them up.
- * harness_arg("--fixtures", default) reads an option given to the program. */
+ * harness_arg("--opt", default) reads an option given to the program;
+ * harness_fixtures() is --fixtures DIR, by default the repository's copy. */
 #ifndef CNET_TEST_HARNESS_H
 #define CNET_TEST_HARNESS_H
 
@@ -30,6 +31,13 @@ static inline const char *harness_arg(const char *name, const char *fallback) {
     for (int i = 1; i + 1 < harness_argc; i++)
         if (strcmp(harness_argv[i], name) == 0) return harness_argv[i + 1];
     return fallback;
+}
+
+/* The reference fixture directory (tests/fixtures/README.md): --fixtures DIR,
+ * else tests/fixtures (the programs run from the repository root). */
+#define HARNESS_FIXTURES_DEFAULT "tests/fixtures"
+static inline const char *harness_fixtures(void) {
+    return harness_arg("--fixtures", HARNESS_FIXTURES_DEFAULT);
 }
 
 #define CHECK(cond, ...)                                                                   \

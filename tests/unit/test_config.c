@@ -13,7 +13,7 @@
 
 static char tmpdir[] = "/tmp/cnet_cfg_XXXXXX";
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static void fixture_path(char *buf, size_t cap, const char *pipe, const char *rel) {
     snprintf(buf, cap, "%s/%s/%s", fixtures(), pipe, rel);

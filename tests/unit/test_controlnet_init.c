@@ -16,7 +16,7 @@
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static json_t *load_golden(void) {
     char path[PATH_MAX];

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "api/hub_ref.h"
 #include "server/hub/hub_auth.h"
 #include "server/hub/hub_hash.h"
 #include "server/hub/hub_push.h"
-#include "server/hub/hub_repo.h"
 #include "server/hub/hub_retry.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_hub.h"

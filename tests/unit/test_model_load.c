@@ -19,7 +19,7 @@
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static char tmp[PATH_MAX], model[PATH_MAX];
 static cnet_backend be;

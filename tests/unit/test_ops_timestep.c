@@ -10,7 +10,7 @@
  *    and even widths, within the bound that float32 rounding of the sine's
  *    argument allows: |err| <= 2e-6 * |t * freq| + 2e-7.
  * The safetensors file is read here with a few lines of jansson (the
- * project's reader lives in engine/safetensors and is tested there). */
+ * project's reader lives in engine/core/safetensors and is tested there). */
 #include <jansson.h>
 #include <math.h>
 
@@ -66,7 +66,7 @@ static const void *st_tensor(const unsigned char *file, size_t size, const char 
 }
 
 static void test_timestep_golden(void) {
-    const char *fixtures = harness_arg("--fixtures", "../shared/fixtures");
+    const char *fixtures = harness_fixtures();
     char path[4096];
     snprintf(path, sizeof path, "%s/tiny-sd/unet/config.json", fixtures);
     json_t *cfg = json_load_file(path, 0, NULL);

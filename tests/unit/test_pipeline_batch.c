@@ -65,7 +65,7 @@ static void run_case(sd_base *base, controlnet_model *cn, const cnet_sched_confi
 
 static void test_batch_equals_single(void) {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", harness_arg("--fixtures", "../shared/fixtures"));
+    snprintf(dir, sizeof dir, "%s/tiny-sd", harness_fixtures());
     cnet_backend be;
     cnet_error err = {0};
     CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);

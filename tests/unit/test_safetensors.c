@@ -17,7 +17,7 @@
 #include "engine/core/safetensors.h"
 #include "tests/lib/harness.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);

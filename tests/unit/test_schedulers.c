@@ -21,7 +21,7 @@
 #include "tests/lib/lib_fs.h"
 #include "tests/lib/lib_numeric.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static char tmp[512];
 static cnet_backend be;

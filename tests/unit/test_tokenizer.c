@@ -19,7 +19,7 @@
 #include "engine/text/unicode.h"
 #include "tests/lib/harness.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static void fixture_path(char *buf, size_t cap, const char *rel) {
     snprintf(buf, cap, "%s/%s", fixtures(), rel);

@@ -183,13 +183,13 @@ static void test_tiny_preset(void) {
 
 static void test_fixture_tiny_sd(void) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", harness_arg("--fixtures", "../shared/fixtures"));
+    snprintf(dir, sizeof dir, "%s/tiny-sd", harness_fixtures());
     check_checkpointing("fixtures/tiny-sd", dir, 0, 8);
 }
 
 static void test_fixture_small_sd(void) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/small-sd", harness_arg("--fixtures", "../shared/fixtures"));
+    snprintf(dir, sizeof dir, "%s/small-sd", harness_fixtures());
     check_checkpointing("fixtures/small-sd", dir, 1, 8);
 }
 

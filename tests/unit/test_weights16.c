@@ -32,7 +32,7 @@
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_trainbatch.h"
 
-static const char *fixtures(void) { return harness_arg("--fixtures", "../shared/fixtures"); }
+static const char *fixtures(void) { return harness_fixtures(); }
 
 static uint16_t narrow(cnet_dtype dt, float x) {
     return dt == CNET_F16 ? cnet_f32_to_f16(x) : cnet_f32_to_bf16(x);

@@ -1,11 +1,13 @@
 /* Names on the Hub: repo ids ("namespace/name"), revisions, and model
  * references of the form hf://NAMESPACE/NAME[@REVISION].
- * Not a resolver: turning a reference into files is hub_pull's job.
+ * Pure string rules, in api/ because the contract's validators check model
+ * references with them; server/hub uses the same. Not a resolver: turning a
+ * reference into files is server/hub/hub_pull.c's job.
  * Reference: huggingface_hub utils/_validators.py (validate_repo_id): each
  * part 1..96 characters of [A-Za-z0-9._-], not starting or ending with '-' or
  * '.', no "--" or "..", the name not ending in ".git". */
-#ifndef CNET_HUB_REPO_H
-#define CNET_HUB_REPO_H
+#ifndef CNET_HUB_REF_H
+#define CNET_HUB_REF_H
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
-/* Repo id, revision and hf:// reference checks (see hub_repo.h). */
-#include "server/hub/hub_repo.h"
+/* Repo id, revision and hf:// reference checks (see hub_ref.h). */
+#include "api/hub_ref.h"
 
 #include <ctype.h>
 #include <string.h>
