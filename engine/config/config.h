@@ -35,8 +35,6 @@ typedef enum cnet_block_type {
 } cnet_block_type;
 
 const char *cnet_block_type_name(cnet_block_type t);
-/* -1 when the name is not one of the above. */
-int cnet_block_type_from_name(const char *name);
 
 /* UNet2DConditionModel and ControlNetModel (the ControlNet is the UNet's
  * encoder half plus the fields at the end). Per-block arrays are indexed by

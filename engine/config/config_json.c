@@ -49,6 +49,29 @@ static char *python_constants_to_null(const char *s, size_t n, size_t *out_len) 
     return d;
 }
 
+/* The JSON type of v as a config error names it. */
+static const char *cfg_kind(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "list";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return "float";
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
 int cfg_open(cfg_file *f, const char *path, cnet_error *err) {
     memset(f, 0, sizeof *f);
     f->path = path;
@@ -95,28 +118,6 @@ void cfg_close(cfg_file *f) {
 }
 
 json_t *cfg_get(const cfg_file *f, const char *key) { return json_object_get(f->root, key); }
-
-const char *cfg_kind(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "object";
-    case JSON_ARRAY:
-        return "list";
-    case JSON_STRING:
-        return "string";
-    case JSON_INTEGER:
-        return "integer";
-    case JSON_REAL:
-        return "float";
-    case JSON_TRUE:
-        return "true";
-    case JSON_FALSE:
-        return "false";
-    case JSON_NULL:
-        return "null";
-    }
-    return "?";
-}
 
 int cfg_type_error(const cfg_file *f, const char *key, const char *expected, const json_t *got) {
     char shown[48] = "";

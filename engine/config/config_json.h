@@ -26,7 +26,6 @@ void cfg_close(cfg_file *f);
 
 /* The value of key in obj, NULL when absent. */
 json_t *cfg_get(const cfg_file *f, const char *key);
-const char *cfg_kind(const json_t *v);
 /* Fails with the type message for key. */
 int cfg_type_error(const cfg_file *f, const char *key, const char *expected, const json_t *got);
 /* Fails with "unsupported" naming key and its value. */

@@ -33,7 +33,9 @@ const char *cnet_block_type_name(cnet_block_type t) {
     return (unsigned)t < CNET_BLOCK_TYPE_COUNT ? block_names[t] : "?";
 }
 
-int cnet_block_type_from_name(const char *name) {
+/* The block type of a diffusers block class name; -1 when it is none of
+ * cnet_block_type's. */
+static int cnet_block_type_from_name(const char *name) {
     for (int i = 0; i < CNET_BLOCK_TYPE_COUNT; i++)
         if (strcmp(name, block_names[i]) == 0) return i;
     return -1;

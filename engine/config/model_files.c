@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <unistd.h>
 
-int model_weights_path(char *path, size_t cap, const char *component_dir, const char *variant,
-                       cnet_error *err) {
+/* Fills path (cap bytes) with the weights file of component_dir; variant
+ * may be NULL ("fp16" selects *.fp16.safetensors). */
+static int model_weights_path(char *path, size_t cap, const char *component_dir,
+                              const char *variant, cnet_error *err) {
     static const char *const stems[] = {"diffusion_pytorch_model", "model"};
     static const char *const suffixes[] = {"safetensors", "safetensors.index.json"};
     for (int s = 0; s < 2; s++)

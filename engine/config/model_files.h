@@ -11,11 +11,6 @@
 
 #include "engine/core/error.h"
 
-/* Fills path (cap bytes) with the weights file of component_dir; variant
- * may be NULL ("fp16" selects *.fp16.safetensors). */
-int model_weights_path(char *path, size_t cap, const char *component_dir, const char *variant,
-                       cnet_error *err);
-
 /* config.json and the weights file of a component folder, each into a
  * buffer of cap bytes. */
 int model_component_files(char *config_path, char *weights_path, size_t cap,

@@ -15,7 +15,8 @@
  * - ops never fail at run time: shapes are the caller's contract. Only
  *   alloc can fail (returns NULL). A backend may keep internal scratch that
  *   grows to its high-water mark on first use and is then reused, so a step
- *   that repeats allocates nothing.
+ *   that repeats allocates nothing; when that growth or a device op fails,
+ *   the failure is recorded for the status entry below, not returned.
  *
  * Size legend: B batch, H/W height/width, C channels, G groups, M rows,
  * K reduction size, N columns/tokens, D head dim, n element count.
@@ -95,10 +96,11 @@ struct cnet_backend {
     void (*zero)(cnet_backend *be, void *dst, size_t bytes);
     void (*synchronize)(cnet_backend *be);
 
-    /* ---- device failures (NULL: a backend whose ops never fail, the CPU) ----
+    /* ---- device failures (NULL: a backend whose ops never fail) ----
      * status: 0 while no op has failed, else CNET_EBACKEND naming the first
      * failure (ops never fail at run time on the caller: a device records
-     * its first failure and skips every op after it).
+     * its first failure and skips every op after it; the CPU records host
+     * memory running out for its scratch and skips the ops that need it).
      * recover: clears a recorded failure that left the device usable (an
      * allocation that did not fit, an unsupported case) and releases the
      * backend's scratch, so the next request starts clean; buffers the
@@ -302,8 +304,8 @@ int cnet_backend_cuda_count(void);
  * synchronize; 0 for the CPU backend, whose memory is the process's RSS. */
 size_t cnet_backend_peak_device_bytes(cnet_backend *be);
 /* 0 while the backend has seen no device failure; otherwise the failure
- * (the CUDA backend records its first failing call; the CPU one never
- * fails). */
+ * (the CUDA backend records its first failing call; the CPU one a scratch
+ * allocation that ran out of host memory). */
 int cnet_backend_status(cnet_backend *be, cnet_error *err);
 /* be->recover where the backend has one (see the table): 0 when no failure
  * is left, CNET_EBACKEND when the device is lost to this process. */

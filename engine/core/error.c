@@ -35,25 +35,3 @@ int cnet_error_prefix(cnet_error *err, const char *fmt, ...) {
     err->msg[len + 2 + old_len] = '\0';
     return err->code;
 }
-
-const char *cnet_strerror(int code) {
-    switch (code) {
-    case CNET_OK:
-        return "ok";
-    case CNET_EINVAL:
-        return "invalid argument";
-    case CNET_EIO:
-        return "i/o error";
-    case CNET_ENOMEM:
-        return "out of memory";
-    case CNET_EFORMAT:
-        return "malformed data";
-    case CNET_ENOTFOUND:
-        return "not found";
-    case CNET_ELIMIT:
-        return "limit exceeded";
-    case CNET_EBACKEND:
-        return "backend failure";
-    }
-    return "unknown error";
-}

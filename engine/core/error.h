@@ -3,7 +3,9 @@
  * Library code returns 0 on success or a negative CNET_E* code, and fills a
  * cnet_error whose message names the thing that was wrong (file, key, field,
  * expected vs got). Callers may pass NULL when they do not want the message.
- * No function in engine/, kernels/ or server/ calls exit(). */
+ * No function in engine/, kernels/, api/ or server/ calls exit() or abort():
+ * only main does (server/cli/main.c); running out of memory is an error
+ * like any other (a backend records it, see engine/core/backend.h). */
 #ifndef CNET_ERROR_H
 #define CNET_ERROR_H
 
@@ -32,7 +34,5 @@ int cnet_fail(cnet_error *err, int code, const char *fmt, ...)
 
 /* Prefixes the existing message with more context ("loading unet: ..."). */
 int cnet_error_prefix(cnet_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-const char *cnet_strerror(int code);
 
 #endif

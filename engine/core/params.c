@@ -112,15 +112,6 @@ cnet_param *params_find(const cnet_params *p, const char *name) {
     return NULL;
 }
 
-float *params_data(const cnet_params *p, const char *name) {
-    cnet_param *q = params_find(p, name);
-    if (!q) {
-        fprintf(stderr, "cnet: internal error: parameter '%s' was never declared\n", name);
-        abort();
-    }
-    return q->data;
-}
-
 static int is_extra_ok(const cnet_params *p, const char *name) {
     for (int i = 0; i < p->n_extra_ok; i++)
         if (strcmp(p->extra_ok[i], name) == 0) return 1;

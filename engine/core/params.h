@@ -79,9 +79,6 @@ int params_like(cnet_params *dst, const cnet_params *src, cnet_error *err);
 void params_bind(cnet_params *p, float *block);
 /* NULL when absent. */
 cnet_param *params_find(const cnet_params *p, const char *name);
-/* Device pointer of a declared parameter; the name must exist (programmer
- * error otherwise). */
-float *params_data(const cnet_params *p, const char *name);
 
 /* Stores the weights of every product (cnet_param.product) in dtype
  * (CNET_BF16 or CNET_F16, round to nearest even; CNET_F32 leaves a float32

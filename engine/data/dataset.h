@@ -63,6 +63,7 @@
 #define DATASET_FILE_MAX (64 << 20)    /* bytes of one image file or tar member → CNET_ELIMIT */
 #define DATASET_CAPTION_MAX (64 << 10) /* bytes of one key.txt caption → CNET_ELIMIT */
 #define DATASET_SHARDS_MAX 100000      /* tar shards in one dataset → CNET_ELIMIT */
+#define DATASET_COLUMN_MAX 200         /* bytes of an --*_column name → CNET_ELIMIT */
 #define DATASET_SHUFFLE_BUFFER_DEFAULT 64
 
 typedef enum dataset_layout {

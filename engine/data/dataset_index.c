@@ -51,15 +51,23 @@ static char *read_index(const char *path, cnet_error *err) {
     return buf;
 }
 
+/* The room for a column's key: the name and "_file_name" (names are
+ * checked against DATASET_COLUMN_MAX when the index is loaded). */
+#define COLUMN_KEY_CAP (DATASET_COLUMN_MAX + sizeof "_file_name")
+
 /* The value of image column `col`: key col, else col_file_name, else (the
  * target only, for the default column "image") file_name; key gets the name. */
-static const json_t *image_value(const json_t *o, const char *col, int is_target, char key[256]) {
-    snprintf(key, 256, "%s", col);
+static const json_t *image_value(const json_t *o, const char *col, int is_target,
+                                 char key[COLUMN_KEY_CAP]) {
+    snprintf(key, COLUMN_KEY_CAP, "%s", col);
     const json_t *v = json_object_get(o, col);
-    if (!v && (size_t)snprintf(key, 256, "%s_file_name", col) < 256) v = json_object_get(o, key);
+    if (!v) {
+        snprintf(key, COLUMN_KEY_CAP, "%s_file_name", col);
+        v = json_object_get(o, key);
+    }
     if (!v && is_target && strcmp(col, "image") == 0)
         v = json_object_get(o, strcpy(key, "file_name"));
-    if (!v) snprintf(key, 256, "%s", col);
+    if (!v) snprintf(key, COLUMN_KEY_CAP, "%s", col);
     return v;
 }
 
@@ -103,7 +111,7 @@ static int add_captions(dataset *ds, dataset_entry *e, int line, const char *key
 }
 
 static int add_line(dataset *ds, const columns *col, const json_t *o, int line, cnet_error *err) {
-    char tkey[256], ckey[256];
+    char tkey[COLUMN_KEY_CAP], ckey[COLUMN_KEY_CAP];
     const json_t *t, *c;
     if (ds->layout == DATASET_LAYOUT_IMAGEFOLDER) {
         t = image_value(o, col->image, 1, tkey);
@@ -134,6 +142,11 @@ int dataset_index_load(dataset *ds, cnet_error *err) {
         col.cond =
             o->conditioning_image_column ? o->conditioning_image_column : "conditioning_image";
         col.caption = o->caption_column ? o->caption_column : "text";
+        const char *const names[3] = {col.image, col.cond, col.caption};
+        for (int i = 0; i < 3; i++)
+            if (strlen(names[i]) > DATASET_COLUMN_MAX)
+                return cnet_fail(err, CNET_ELIMIT, "column name '%.40s...' is longer than %d bytes",
+                                 names[i], DATASET_COLUMN_MAX);
     }
     char path[DATASET_PATH_MAX];
     int rc = dataset_join(path, ds->root, ds->index_name, err);

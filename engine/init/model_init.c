@@ -305,7 +305,7 @@ int minit_model_index(const char *out, cnet_error *err) {
 int minit_pipeline(const char *out, const minit_options *opt, cnet_error *err) {
     int rc = minit_model_index(out, err);
     cnet_backend be;
-    if (rc || (rc = cnet_backend_cpu_init(&be, err))) return rc;
+    if (rc || (rc = cnet_backend_open(&be, "cpu", NULL, 0, err))) return rc;
     if (!(rc = init_unet_controlnet(&be, out, opt, err)) && !(rc = init_vae(&be, out, opt, err)))
         rc = init_text_encoder(&be, out, opt, err);
     cnet_backend_free(&be);

@@ -17,8 +17,9 @@ static uint64_t fnv1a(uint64_t h, const char *s) {
     return h;
 }
 
-void winit_uniform(float *host, size_t n, float bound, uint64_t seed, const char *tag,
-                   const char *name) {
+/* n uniforms in (-bound, bound) of the stream (seed, tag/name) into host. */
+static void winit_uniform(float *host, size_t n, float bound, uint64_t seed, const char *tag,
+                          const char *name) {
     uint64_t h = fnv1a(fnv1a(fnv1a(0xCBF29CE484222325ull, tag), "/"), name);
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     const double inv_2_32 = 1.0 / 4294967296.0;
@@ -35,7 +36,8 @@ void winit_uniform(float *host, size_t n, float bound, uint64_t seed, const char
     }
 }
 
-float winit_fan_in_bound(const cnet_param *w) {
+/* The bound 1/sqrt(fan_in) of a 2-d (Linear) or 4-d (Conv2d) weight. */
+static float winit_fan_in_bound(const cnet_param *w) {
     int64_t fan_in = w->shape[1];
     if (w->ndim == 4) fan_in *= w->shape[2] * w->shape[3];
     return (float)(1.0 / sqrt((double)fan_in));

@@ -21,10 +21,6 @@
 #include "engine/core/error.h"
 #include "engine/core/params.h"
 
-/* n uniforms in (-bound, bound) of the stream (seed, tag/name) into host. */
-void winit_uniform(float *host, size_t n, float bound, uint64_t seed, const char *tag,
-                   const char *name);
-
 /* PyTorch's default initialisation of nn.Conv2d and nn.Linear
  * (reset_parameters): weight ~ kaiming_uniform_(a = sqrt(5)), which is
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and bias ~ U(-1/sqrt(fan_in),
@@ -32,9 +28,6 @@ void winit_uniform(float *host, size_t n, float bound, uint64_t seed, const char
  * "<prefix>.weight" and, when declared, "<prefix>.bias". */
 int winit_torch_default(cnet_params *p, const char *prefix, uint64_t seed, const char *tag,
                         cnet_error *err);
-
-/* The bound 1/sqrt(fan_in) of a 2-d (Linear) or 4-d (Conv2d) weight. */
-float winit_fan_in_bound(const cnet_param *weight);
 
 /* Every parameter of a table, non-zero, chosen by name and shape so that
  * activations stay O(1):

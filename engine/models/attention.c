@@ -1,4 +1,5 @@
-/* The Attention module's forward; see attention.h. */
+/* The Attention module: parameters, forward (keeping what the backward reads)
+ * and backward; see attention.h. */
 #include "engine/models/attention.h"
 
 #include <math.h>

@@ -77,7 +77,8 @@ void clip_text_free(clip_text_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-int clip_text_load(clip_text_model *m, const char *path, cnet_error *err) {
+/* Loads text_encoder weights (model.safetensors or a sharded index). */
+static int clip_text_load(clip_text_model *m, const char *path, cnet_error *err) {
     return params_load(&m->params, path, err);
 }
 

@@ -42,8 +42,6 @@ int clip_text_declare(clip_text_model *m, cnet_backend *be, const cnet_clip_text
 int clip_text_init(clip_text_model *m, cnet_backend *be, const cnet_clip_text_config *cfg,
                    cnet_error *err);
 void clip_text_free(clip_text_model *m);
-/* Loads text_encoder weights (model.safetensors or a sharded index). */
-int clip_text_load(clip_text_model *m, const char *path, cnet_error *err);
 
 /* Scratch bytes one forward of B prompts of L tokens takes from the arena. */
 size_t clip_text_scratch_bytes(const clip_text_model *m, int B, int L);

@@ -1,4 +1,5 @@
-/* ControlNetModel forward; see controlnet.h. */
+/* ControlNetModel: parameters, loading, forward (keeping what the backward
+ * reads) and the backward that training uses; see controlnet.h. */
 #include "engine/models/controlnet.h"
 
 #include <limits.h>
@@ -74,7 +75,8 @@ void controlnet_free(controlnet_model *m) {
     params_free(&m->params);
 }
 
-int controlnet_load(controlnet_model *m, const char *path, cnet_error *err) {
+/* Loads the weights file at path into the allocated model. */
+static int controlnet_load(controlnet_model *m, const char *path, cnet_error *err) {
     return params_load(&m->params, path, err);
 }
 

@@ -1,4 +1,5 @@
-/* ControlNetModel forward (diffusers models/controlnet.py), NHWC.
+/* ControlNetModel (diffusers models/controlnet.py), NHWC: forward, and the
+ * backward from the residuals' gradients to its parameters (training).
  *
  *   cond_emb = conv_out(silu(blocks(silu(conv_in(cond)))))   conditioning
  *              embedding: stride-2 convs bring the image to latent size
@@ -35,7 +36,6 @@ int controlnet_declare(controlnet_model *m, cnet_backend *be, const cnet_unet_co
 int controlnet_init(controlnet_model *m, cnet_backend *be, const cnet_unet_config *cfg,
                     cnet_error *err);
 void controlnet_free(controlnet_model *m);
-int controlnet_load(controlnet_model *m, const char *path, cnet_error *err);
 size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, int Nt);
 /* The image size factor: H = h * controlnet_image_factor(m). */
 int controlnet_image_factor(const controlnet_model *m);

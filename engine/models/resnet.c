@@ -1,4 +1,4 @@
-/* ResnetBlock2D forward; see resnet.h. */
+/* ResnetBlock2D: parameters, forward and backward; see resnet.h. */
 #include "engine/models/resnet.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* ResnetBlock2D (diffusers models/resnet.py), forward, NHWC.
+/* ResnetBlock2D (diffusers models/resnet.py), forward and backward, NHWC.
  *
  *   h = conv1(silu(norm1(x)))
  *   h = h + time_emb_proj(silu(temb))       (when the block has a time input)

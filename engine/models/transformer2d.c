@@ -1,4 +1,5 @@
-/* Transformer2DModel / BasicTransformerBlock forward; see transformer2d.h. */
+/* Transformer2DModel / BasicTransformerBlock: parameters, forward and
+ * backward; see transformer2d.h. */
 #include "engine/models/transformer2d.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Transformer2DModel with BasicTransformerBlocks, as the SD UNet uses it
  * (diffusers models/transformers/transformer_2d.py, models/attention.py),
- * forward, NHWC.
+ * forward and backward, NHWC.
  *
  *   r = x;  h = proj_in(GroupNorm(x, eps 1e-6))   (1x1 conv, or Linear when
  *                                                   use_linear_projection)

@@ -1,4 +1,5 @@
-/* UNet2DConditionModel forward; see unet.h. */
+/* UNet2DConditionModel: parameters, loading, forward and the backward to the
+ * ControlNet residuals; see unet.h. */
 #include "engine/models/unet.h"
 
 #include <limits.h>
@@ -34,7 +35,8 @@ void unet_free(unet_model *m) {
     params_free(&m->params);
 }
 
-int unet_load(unet_model *m, const char *path, cnet_error *err) {
+/* Loads the weights file at path into the allocated model. */
+static int unet_load(unet_model *m, const char *path, cnet_error *err) {
     return params_load(&m->params, path, err);
 }
 

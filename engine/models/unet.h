@@ -1,5 +1,6 @@
-/* UNet2DConditionModel forward with optional ControlNet residuals
- * (diffusers models/unets/unet_2d_condition.py), NHWC.
+/* UNet2DConditionModel with optional ControlNet residuals (diffusers
+ * models/unets/unet_2d_condition.py), NHWC: forward, and the backward of
+ * the frozen UNet from its output's gradient to the residuals' (training).
  *
  *   skips, mid = encoder(sample, t, text)
  *   skips[i] += down_residuals[i];  mid += mid_residual      (ControlNet)
@@ -26,7 +27,6 @@ typedef struct unet_model {
 int unet_declare(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_error *err);
 int unet_init(unet_model *m, cnet_backend *be, const cnet_unet_config *L, cnet_error *err);
 void unet_free(unet_model *m);
-int unet_load(unet_model *m, const char *path, cnet_error *err);
 
 /* Scratch bytes a forward at this size takes (skips, temporaries). */
 size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt);

@@ -1,4 +1,4 @@
-/* UNet down / mid / up blocks, forward; see unet_blocks.h. */
+/* UNet down / mid / up blocks, forward and backward; see unet_blocks.h. */
 #include "engine/models/unet_blocks.h"
 
 #include <stdio.h>

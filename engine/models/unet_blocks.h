@@ -1,4 +1,5 @@
-/* The blocks of a SD UNet and of a ControlNet's encoder copy, forward, NHWC
+/* The blocks of a SD UNet and of a ControlNet's encoder copy, forward and
+ * backward, NHWC
  * (diffusers models/unets/unet_2d_blocks.py):
  *
  *   down block i:  resnets (+ Transformer2D after each when it is a
@@ -11,8 +12,9 @@
  *                  + conv upsampler except on the last level.
  *
  * The architecture comes from a UNet2DConditionModel or ControlNetModel
- * config (engine/config/config.h), whose per-block lists are already resolved. Sizes: B batch, H/W latent
- * size at the current level, Nt text tokens. */
+ * config (engine/config/config.h), whose per-block lists are already
+ * resolved. Sizes: B batch, H/W latent size at the current level, Nt text
+ * tokens. */
 #ifndef CNET_UNET_BLOCKS_H
 #define CNET_UNET_BLOCKS_H
 

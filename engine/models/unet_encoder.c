@@ -1,4 +1,5 @@
-/* The shared UNet / ControlNet encoder; see unet_encoder.h. */
+/* The shared UNet / ControlNet encoder, forward and backward; see
+ * unet_encoder.h. */
 #include "engine/models/unet_encoder.h"
 
 #include <string.h>

@@ -1,7 +1,7 @@
 /* The part a UNet2DConditionModel and a ControlNetModel share: timestep
  * embedding (Timesteps + TimestepEmbedding), conv_in, the down blocks and
  * the mid block — same parameter names in both checkpoints, which is what
- * makes ControlNetModel.from_unet a copy. Forward, NHWC.
+ * makes ControlNetModel.from_unet a copy. Forward and backward, NHWC.
  *
  *   temb     = linear_2(silu(linear_1(sinusoidal(t))))      [B, 4*C0]
  *   h        = conv_in(sample) (+ cond, the ControlNet's conditioning

@@ -117,7 +117,8 @@ int vae_init(vae_model *m, cnet_backend *be, const cnet_vae_config *L, cnet_erro
 
 void vae_free(vae_model *m) { params_free(&m->params); }
 
-int vae_load(vae_model *m, const char *path, cnet_error *err) {
+/* Loads the weights file at path into the allocated model. */
+static int vae_load(vae_model *m, const char *path, cnet_error *err) {
     return params_load(&m->params, path, err);
 }
 

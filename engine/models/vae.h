@@ -50,7 +50,6 @@ typedef struct vae_model {
 int vae_declare(vae_model *m, cnet_backend *be, const cnet_vae_config *cfg, cnet_error *err);
 int vae_init(vae_model *m, cnet_backend *be, const cnet_vae_config *cfg, cnet_error *err);
 void vae_free(vae_model *m);
-int vae_load(vae_model *m, const char *path, cnet_error *err);
 int vae_factor(const vae_model *m); /* H / h */
 size_t vae_scratch_bytes(const vae_model *m, int B, int H, int W);
 

@@ -17,7 +17,6 @@ int tokenizer_max_length(const tokenizer *tok) { return tok->max_length; }
 int64_t tokenizer_bos_id(const tokenizer *tok) { return tok->bos_id; }
 int64_t tokenizer_eos_id(const tokenizer *tok) { return tok->eos_id; }
 int64_t tokenizer_pad_id(const tokenizer *tok) { return tok->pad_id; }
-int64_t tokenizer_unk_id(const tokenizer *tok) { return tok->unk_id; }
 int64_t tokenizer_vocab_size(const tokenizer *tok) { return tok->vocab_size; }
 
 /* The added token starting at text[0..len), longest first, or NULL. */

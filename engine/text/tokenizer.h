@@ -48,7 +48,6 @@ int tokenizer_max_length(const tokenizer *tok);
 int64_t tokenizer_bos_id(const tokenizer *tok);
 int64_t tokenizer_eos_id(const tokenizer *tok);
 int64_t tokenizer_pad_id(const tokenizer *tok);
-int64_t tokenizer_unk_id(const tokenizer *tok);
 /* Entries in vocab.json (transformers' vocab_size). */
 int64_t tokenizer_vocab_size(const tokenizer *tok);
 

@@ -29,7 +29,9 @@ int tok_ids_push(tok_ids *ids, int64_t id) {
     return 0;
 }
 
-int64_t tok_token_id(const tokenizer *tok, const char *s, size_t len) {
+/* The id of a BPE token or added token: added tokens first, then the
+ * vocabulary, else the unknown token's id. */
+static int64_t tok_token_id(const tokenizer *tok, const char *s, size_t len) {
     int64_t id;
     if (strmap_get(&tok->added, s, len, &id)) return id;
     if (strmap_get(&tok->vocab, s, len, &id)) return id;

@@ -75,8 +75,4 @@ size_t tok_split(const uint32_t *in, size_t n, tok_span *spans);
  * form, w[0..len)) to out, via the BPE cache. */
 int tok_bpe(tokenizer *tok, const char *w, size_t len, tok_ids *out, cnet_error *err);
 
-/* The id of a BPE token or added token: added tokens first, then the
- * vocabulary, else the unknown token's id. */
-int64_t tok_token_id(const tokenizer *tok, const char *s, size_t len);
-
 #endif

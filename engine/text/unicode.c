@@ -35,7 +35,8 @@ unsigned uni_flags(uint32_t cp) {
     return (unsigned)run_value(uni_flag_runs, uni_flag_runs_count, cp);
 }
 
-int uni_ccc(uint32_t cp) {
+/* The canonical combining class of cp (0 for a starter). */
+static int uni_ccc(uint32_t cp) {
     if (cp > UNI_MAX_CP) return 0;
     return run_value(uni_ccc_runs, uni_ccc_runs_count, cp);
 }

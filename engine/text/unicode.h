@@ -24,7 +24,6 @@
 
 /* UNI_F_* bits of cp (unicode_tables.h). */
 unsigned uni_flags(uint32_t cp);
-int uni_ccc(uint32_t cp);
 
 /* Decodes len bytes of UTF-8 into out (room for len code points) and sets
  * *n. Refuses overlong forms, surrogates, values past U+10FFFF, stray

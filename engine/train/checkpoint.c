@@ -21,7 +21,8 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path);
 }
 
-int checkpoint_remove_tree(const char *path, cnet_error *err) {
+/* Removes a directory tree (used for partial and surplus checkpoints). */
+static int checkpoint_remove_tree(const char *path, cnet_error *err) {
     struct stat st;
     if (lstat(path, &st) != 0)
         return errno == ENOENT ? 0 : cnet_fail(err, CNET_EIO, "%s: %s", path, strerror(errno));

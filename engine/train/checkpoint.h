@@ -44,7 +44,4 @@ int checkpoint_latest(const char *output_dir, char *path, size_t cap, cnet_error
 int checkpoint_load(const char *dir, cnet_params *weights, adam_state *optimizer, json_t **state,
                     cnet_error *err);
 
-/* Removes a directory tree (used for partial and surplus checkpoints). */
-int checkpoint_remove_tree(const char *path, cnet_error *err);
-
 #endif

@@ -7,8 +7,6 @@
 static const char *const lr_names[LR_KIND_COUNT] = {
     "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"};
 
-const char *lr_kind_name(lr_kind k) { return (unsigned)k < LR_KIND_COUNT ? lr_names[k] : "?"; }
-
 int lr_kind_from_name(const char *name) {
     for (int k = 0; k < LR_KIND_COUNT; k++)
         if (strcmp(lr_names[k], name) == 0) return k;

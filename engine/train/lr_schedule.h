@@ -26,8 +26,6 @@ typedef enum lr_kind {
     LR_KIND_COUNT
 } lr_kind;
 
-/* Name table: the --lr_scheduler spellings. */
-const char *lr_kind_name(lr_kind k);
 int lr_kind_from_name(const char *name); /* -1 when unknown */
 
 typedef struct lr_schedule {

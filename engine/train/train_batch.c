@@ -8,6 +8,7 @@
 #include "engine/image/image.h"
 #include "engine/core/philox.h"
 #include "engine/image/preprocess.h"
+#include "engine/train/train_step.h"
 
 static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
     if (*rc) return NULL;
@@ -24,6 +25,9 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
     if (resolution < 8 || resolution % 8 || resolution % f)
         return cnet_fail(err, CNET_EINVAL, "resolution %d must be a positive multiple of 8",
                          resolution);
+    if (B < 1 || B > TRAIN_MAX_BATCH)
+        return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..%d)", B,
+                         TRAIN_MAX_BATCH);
     tb->base = base, tb->ds = ds, tb->B = B, tb->R = resolution, tb->seed = seed;
     tb->h = tb->w = resolution / f;
     tb->L = base->vae.cfg.latent_channels;
@@ -150,7 +154,7 @@ int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoc
         if ((rc = dataset_seek(tb->ds, next, err))) return rc;
         at = next;
     }
-    int64_t ids[64];
+    int64_t ids[TRAIN_MAX_BATCH];
     while (*n < tb->B) {
         dataset_cursor c = dataset_tell(tb->ds);
         if (c.epoch != at.epoch || c.index >= size) break;

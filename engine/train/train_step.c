@@ -28,7 +28,7 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
     if (B < 1 || B > c->B)
         return cnet_fail(err, CNET_EINVAL, "train: micro-batch of %d (1..%d)", B, c->B);
     const long per = (long)c->h * c->w * t->unet->enc.cfg.in_channels;
-    float ts[64], w[64];
+    float ts[TRAIN_MAX_BATCH], w[TRAIN_MAX_BATCH];
     int rc = sched_add_noise(t->noise, t->noisy, latents, noise, timesteps, B, per, err);
     if (!rc && c->prediction == TRAIN_PRED_V)
         rc = sched_get_velocity(t->noise, t->target, latents, noise, timesteps, B, per, err);
@@ -81,7 +81,7 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
 static int size_arenas(train_step *t, const float *zeros_latent, const float *zeros_text,
                        const float *zeros_cond, cnet_error *err) {
     cnet_backend *be = t->cn->params.be;
-    int64_t ts[64] = {0};
+    int64_t ts[TRAIN_MAX_BATCH] = {0};
     size_t keep_cap = TRAIN_ARENA_START, scratch_cap = TRAIN_ARENA_START;
     for (;;) {
         int rc;
@@ -120,8 +120,9 @@ static int init_parts(train_step *t, unet_model *unet, controlnet_model *cn, sch
     t->cfg = *cfg, t->unet = unet, t->cn = cn, t->noise = noise;
     cnet_backend *be = cn->params.be;
     const cnet_unet_config *uc = &unet->enc.cfg;
-    if (cfg->B < 1 || cfg->B > 64)
-        return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..64)", cfg->B);
+    if (cfg->B < 1 || cfg->B > TRAIN_MAX_BATCH)
+        return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..%d)", cfg->B,
+                         TRAIN_MAX_BATCH);
     if (uc->in_channels != uc->out_channels)
         return cnet_fail(err, CNET_EINVAL, "train: UNet in_channels %d != out_channels %d",
                          uc->in_channels, uc->out_channels);

@@ -27,6 +27,11 @@
 #include "engine/sched/scheduler.h"
 #include "engine/models/unet.h"
 
+/* The largest (micro-)batch a step takes (--train_batch_size): the host
+ * arrays of per-sample values (timesteps, loss weights, sample ids) hold
+ * this many. */
+#define TRAIN_MAX_BATCH 64
+
 typedef enum { TRAIN_PRED_EPSILON = 0, TRAIN_PRED_V } train_prediction;
 
 typedef struct train_step_config {

@@ -57,9 +57,9 @@ static int check_options(const train_options *o, cnet_error *err) {
     if (o->resolution < 8 || o->resolution % 8)
         return cnet_fail(err, CNET_EINVAL, "--resolution must be a positive multiple of 8 (got %d)",
                          o->resolution);
-    if (o->train_batch_size < 1 || o->train_batch_size > 64)
-        return cnet_fail(err, CNET_EINVAL, "--train_batch_size must be 1..64 (got %d)",
-                         o->train_batch_size);
+    if (o->train_batch_size < 1 || o->train_batch_size > TRAIN_MAX_BATCH)
+        return cnet_fail(err, CNET_EINVAL, "--train_batch_size must be 1..%d (got %d)",
+                         TRAIN_MAX_BATCH, o->train_batch_size);
     if (o->gradient_accumulation_steps < 1 ||
         o->gradient_accumulation_steps > TRAIN_MAX_ACCUMULATION)
         return cnet_fail(err, CNET_EINVAL, "--gradient_accumulation_steps must be 1..%d",
@@ -338,7 +338,7 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_e
                                 err);
         if (rc) break;
         if (n > 0) {
-            int64_t ts[64];
+            int64_t ts[TRAIN_MAX_BATCH];
             const uint64_t toff = rng_offset(RNG_TIMESTEP, t->global_step, micro);
             for (int b = 0; b < n; b++)
                 ts[b] = philox_u32(o->seed, toff + (uint64_t)b) %

@@ -48,6 +48,7 @@ void cpu_attention_forward(cnet_backend *be, float *out, float *lse, const float
     const long ntask = (long)B * heads * nqb;
     const size_t per_thread = (size_t)ATTN_BQ * (ATTN_BK + D + 2);
     float *scr = cpu_scratch(be, 0, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
+    if (!scr) return; /* out of memory, recorded on the backend */
 #pragma omp parallel for schedule(dynamic) if (ntask > 1)
     for (long t = 0; t < ntask; t++) {
         const int b = (int)(t / ((long)heads * nqb)), h = (int)(t / nqb % heads);
@@ -118,6 +119,7 @@ void cpu_attention_backward(cnet_backend *be, float *dq, float *dk, float *dv, c
     const long ntask = (long)B * heads;
     const size_t per_thread = (size_t)ATTN_BQ * (2 * ATTN_BK + 1);
     float *scr = cpu_scratch(be, 0, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
+    if (!scr) return; /* out of memory, recorded on the backend */
 #pragma omp parallel for schedule(dynamic) if (ntask > 1)
     for (long t = 0; t < ntask; t++) {
         const int b = (int)(t / heads), h = (int)(t % heads);

@@ -89,6 +89,7 @@ void cpu_conv2d_im2col_forward(cnet_backend *be, float *out, const float *inp, c
     if (bias) cpu_fill_rows(out, bias, P, s->C_out);
     const long chunk = cpu_conv2d_chunk_rows(s);
     float *cols = cpu_scratch(be, SLOT_COLS, (size_t)(chunk * K) * sizeof(float)); // [chunk, K]
+    if (!cols) return; /* out of memory, recorded on the backend */
     for (long p0 = 0; p0 < P; p0 += chunk) {
         long np = P - p0 < chunk ? P - p0 : chunk;
         cpu_im2col(cols, inp, s, p0, np);
@@ -121,6 +122,7 @@ void cpu_conv2d_backward(cnet_backend *be, float *dinp, float *dweight, float *d
     const size_t chunk_bytes = (size_t)(chunk * K) * sizeof(float);
     float *cols = dweight ? cpu_scratch(be, SLOT_COLS, chunk_bytes) : NULL; // [chunk, K]
     float *dcols = dinp ? cpu_scratch(be, SLOT_DCOLS, chunk_bytes) : NULL;  // [chunk, K]
+    if ((dweight && !cols) || (dinp && !dcols)) return; /* out of memory, recorded */
     for (long p0 = 0; p0 < P; p0 += chunk) {
         long np = P - p0 < chunk ? P - p0 : chunk;
         const float *dout_chunk = dout + p0 * Co; // [np, C_out]

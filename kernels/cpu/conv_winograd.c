@@ -323,6 +323,7 @@ void cpu_conv2d_winograd_forward(cnet_backend *be, float *out, const float *inp,
     const long per_thread = v_floats + (long)POINTS * T * Cp;
     float *work = cpu_scratch(be, 1, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
     float *taps = cpu_scratch(be, 2, (size_t)9 * Ci * Cp * sizeof(float)); // [9, Ci, Cp]
+    if (!U || !work || !taps) return; /* out of memory, recorded on the backend */
     weight_transform(U, taps, weight, Ci, Co, Cp);
 
 #pragma omp parallel for schedule(static)

@@ -36,12 +36,13 @@ static void cpu_synchronize(cnet_backend *be) { (void)be; }
 static void cpu_destroy(cnet_backend *be) { cpu_scratch_free(be); }
 
 int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err) {
-    (void)err;
     memset(be, 0, sizeof *be);
     be->name = "cpu";
     be->destroy = cpu_destroy;
     be->alloc = cpu_alloc;
     be->free = cpu_free;
+    be->status = cpu_scratch_status;
+    be->recover = cpu_scratch_recover;
     be->upload = cpu_memcpy;
     be->download = cpu_memcpy;
     be->copy = cpu_memcpy;
@@ -88,5 +89,5 @@ int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err) {
     be->adamw_step = cpu_adamw_step;
     be->adamw8bit_step = cpu_adamw8bit_step;
     be->philox_normal = cpu_philox_normal;
-    return 0;
+    return cpu_scratch_init(be, err);
 }

@@ -51,6 +51,7 @@ void cpu_group_norm_forward(cnet_backend *be, float *out, float *mean, float *rs
     // part [nblk, C] block sums, muc [C] the channel's group mean (double),
     // then muf, dmu, rsf [C] floats
     double *part = cpu_scratch(be, 0, ((size_t)(nblk + 1) * C + 2 * (size_t)C) * sizeof(double));
+    if (!part) return; /* out of memory, recorded on the backend */
     double *muc = part + (size_t)nblk * C;
     float *muf = (float *)(muc + C), *dmu = muf + C, *rsf = dmu + C;
     const int par = (long)HW * C >= CPU_PAR_MIN_WORK;
@@ -128,6 +129,7 @@ void cpu_group_norm_backward(cnet_backend *be, float *dinp, float *dgamma, float
     const int Cg = C / G;
     const double count = (double)HW * Cg;
     double *acc = cpu_scratch(be, 0, 4 * (size_t)C * sizeof(double)); // [G][4][Cg]
+    if (!acc) return; /* out of memory, recorded on the backend */
 #pragma omp parallel for schedule(static) if ((long)B * HW * C >= CPU_PAR_MIN_WORK)
     for (int g = 0; g < G; g++) {
         double *dga = acc + 4L * g * Cg, *dbe = dga + Cg; // over the batch
@@ -203,6 +205,7 @@ void cpu_layer_norm_backward(cnet_backend *be, float *dinp, float *dgamma, float
     const int nblk = (M + LN_ROWS_PER_BLOCK - 1) / LN_ROWS_PER_BLOCK;
     const int want_params = dgamma || dbeta;
     double *part = want_params ? cpu_scratch(be, 0, 2 * (size_t)nblk * C * sizeof(double)) : NULL;
+    if (want_params && !part) return; /* out of memory, recorded on the backend */
 #pragma omp parallel for schedule(static) if ((long)M * C >= CPU_PAR_MIN_WORK)
     for (int blk = 0; blk < nblk; blk++) {
         double *dga = part ? part + 2L * blk * C : NULL, *dbe = part ? dga + C : NULL; // [C]

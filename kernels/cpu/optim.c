@@ -43,6 +43,7 @@ static double sum_sq_diff(cnet_backend *be, const float *a, const float *b, long
         return s;
     }
     double *part = cpu_scratch(be, 0, (size_t)nchunk * sizeof(double)); // [nchunk]
+    if (!part) return NAN; /* out of memory, recorded on the backend */
 #pragma omp parallel for schedule(static)
     for (long ch = 0; ch < nchunk; ch++) {
         const long i1 = (ch + 1) * REDUCE_CHUNK < n ? (ch + 1) * REDUCE_CHUNK : n;

@@ -16,10 +16,22 @@ enum { CPU_SCRATCH_SLOTS = 4 };
  * products it then calls use slots 0..2 only. */
 enum { CPU_SLOT_WEIGHT16 = 3 };
 
-/* Returns at least `bytes` of 64-byte aligned memory in slot (0..3). Running
- * out of host memory here is fatal (like a device fault): the process prints
- * the request and aborts, and the service's supervisor retries the job. */
+/* Returns at least `bytes` of 64-byte aligned memory in slot (0..3), or NULL
+ * when host memory ran out: the failure is recorded on the backend (its
+ * status entry reports it), every later request returns NULL until the
+ * backend recovers, and the op that asked returns without computing, as a
+ * failed CUDA op is skipped (engine/core/backend.h, device failures). The
+ * memory comes from be->alloc, so a test's failing alloc reaches it; a
+ * zero-initialised backend (the op tests) uses plain aligned memory. */
 void *cpu_scratch(cnet_backend *be, int slot, size_t bytes);
+/* The backend table's status and recover entries of the CPU backend:
+ * CNET_EBACKEND naming the scratch request that did not fit; recover
+ * releases every slot and clears the failure (memory may be free again). */
+int cpu_scratch_status(cnet_backend *be, cnet_error *err);
+int cpu_scratch_recover(cnet_backend *be, cnet_error *err);
+/* Creates the state up front (cnet_backend_cpu_init), so that even the
+ * first failure has a place to be recorded; CNET_ENOMEM if it cannot. */
+int cpu_scratch_init(cnet_backend *be, cnet_error *err);
 void cpu_scratch_free(cnet_backend *be);
 
 #endif

@@ -14,6 +14,7 @@
 static const float *widen_weight(cnet_backend *be, const uint16_t *weight, cnet_dtype wdtype,
                                  long n) {
     float *w = cpu_scratch(be, CPU_SLOT_WEIGHT16, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!w) return NULL; /* recorded on the backend */
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < n; i += WIDEN_CHUNK)
         cnet_to_f32(w + i, weight + i, wdtype, (size_t)(n - i < WIDEN_CHUNK ? n - i : WIDEN_CHUNK));
@@ -23,12 +24,14 @@ static const float *widen_weight(cnet_backend *be, const uint16_t *weight, cnet_
 void cpu_linear_forward_w16(cnet_backend *be, float *out, const float *inp, const uint16_t *weight,
                             cnet_dtype wdtype, const float *bias, int M, int K, int N) {
     const float *w = widen_weight(be, weight, wdtype, (long)N * K);
+    if (!w) return;
     cpu_linear_forward(be, out, inp, w, bias, M, K, N);
 }
 
 void cpu_linear_backward_data_w16(cnet_backend *be, float *dinp, const float *dout,
                                   const uint16_t *weight, cnet_dtype wdtype, int M, int K, int N) {
     const float *w = widen_weight(be, weight, wdtype, (long)N * K);
+    if (!w) return;
     cpu_linear_backward(be, dinp, NULL, NULL, dout, NULL, w, M, K, N);
 }
 
@@ -39,11 +42,13 @@ static long conv_weight_numel(const cnet_conv2d *s) {
 void cpu_conv2d_forward_w16(cnet_backend *be, float *out, const float *inp, const uint16_t *weight,
                             cnet_dtype wdtype, const float *bias, const cnet_conv2d *s) {
     const float *w = widen_weight(be, weight, wdtype, conv_weight_numel(s));
+    if (!w) return;
     cpu_conv2d_forward(be, out, inp, w, bias, s);
 }
 
 void cpu_conv2d_backward_data_w16(cnet_backend *be, float *dinp, const float *dout,
                                   const uint16_t *weight, cnet_dtype wdtype, const cnet_conv2d *s) {
     const float *w = widen_weight(be, weight, wdtype, conv_weight_numel(s));
+    if (!w) return;
     cpu_conv2d_backward(be, dinp, NULL, NULL, dout, NULL, w, s);
 }

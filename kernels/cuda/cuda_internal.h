@@ -156,9 +156,6 @@ void cu_add_bias_rows(cu_impl *cu, float *out, const float *bias, long M, int N)
 void cu_gemm_ex(cu_impl *cu, float *C, const void *A, const void *B, cudaDataType_t ab_type,
                 cublasComputeType_t ct, int M, int N, int K, int trans_a, int trans_b, float alpha,
                 float beta);
-/* C = alpha op(A) op(B) + beta C, row-major (cuda_linalg.cu). */
-void cu_sgemm(cu_impl *cu, float *C, const float *A, const float *B, int M, int N, int K,
-              int trans_a, int trans_b, float alpha, float beta);
 
 /* The attention forward on tensor cores at bf16 / fp16 precision
  * (cuda_attention_tc.cu): 1 when it ran (or recorded a failure), 0 when it
@@ -178,9 +175,6 @@ int cu_attention_backward_tc(cu_impl *cu, float *dq, float *dk, float *dv, const
 /* Whether the precision's 16-bit type is wdtype: a stored 16-bit weight
  * then feeds the 16-bit products as it is (cuda_weights16.cu). */
 int cu_precision_matches(const cu_impl *cu, cnet_dtype wdtype);
-/* src[n] rounded to dtype (CNET_BF16 / CNET_F16) in scratch slot; NULL on a
- * recorded failure (cuda_weights16.cu). */
-const uint16_t *cu_narrow16(cu_impl *cu, int slot, const float *src, cnet_dtype dtype, long n);
 /* src[n] of dtype widened to float32 in CU_SLOT_W32; NULL on a recorded
  * failure (cuda_weights16.cu). */
 const float *cu_widen16(cu_impl *cu, const uint16_t *src, cnet_dtype dtype, long n);

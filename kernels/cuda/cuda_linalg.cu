@@ -29,8 +29,9 @@ __global__ void scale_or_zero_kernel(float *C, long n, float beta) {
     C[i] = beta == 0.0f ? 0.0f : beta * C[i];
 }
 
-void cu_sgemm(cu_impl *cu, float *C, const float *A, const float *B, int M, int N, int K,
-              int trans_a, int trans_b, float alpha, float beta) {
+/* C = alpha op(A) op(B) + beta C, row-major. */
+static void cu_sgemm(cu_impl *cu, float *C, const float *A, const float *B, int M, int N, int K,
+                     int trans_a, int trans_b, float alpha, float beta) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { /* an empty sum: C = beta C */
         scale_or_zero_kernel<<<cu_blocks(cu, (long)M * N), CU_THREADS, 0, cu->stream>>>(

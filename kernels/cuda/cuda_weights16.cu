@@ -42,7 +42,10 @@ int cu_precision_matches(const cu_impl *cu, cnet_dtype wdtype) {
            (cu->prec == CNET_PREC_F16 && wdtype == CNET_F16);
 }
 
-const uint16_t *cu_narrow16(cu_impl *cu, int slot, const float *src, cnet_dtype dtype, long n) {
+/* src[n] rounded to dtype (CNET_BF16 / CNET_F16) in scratch slot; NULL on a
+ * recorded failure. */
+static const uint16_t *cu_narrow16(cu_impl *cu, int slot, const float *src, cnet_dtype dtype,
+                                   long n) {
     uint16_t *dst = (uint16_t *)cu_scratch(cu, slot, (size_t)(n > 0 ? n : 1) * sizeof(uint16_t));
     if (!dst) return NULL;
     if (dtype == CNET_BF16)

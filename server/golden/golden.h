@@ -25,6 +25,13 @@
 #define GOLDEN_TOL_FLOOR 1e-5
 /* Tensors one golden file may hold (for the "not checked" listing). */
 #define GOLDEN_MAX_SEEN 16384
+/* Longest run, variant or scheduler id a golden file may name (the part
+ * between the stem and a tensor's own name, e.g. "t_batch.scale0.5" in
+ * controlnet.t_batch.scale0.5.mid); a longer one is refused (CNET_EFORMAT)
+ * rather than cut short, so every name built from it fits GOLDEN_NAME_MAX. */
+#define GOLDEN_RUN_MAX 63
+/* Room for a tensor name built from a run: "<stem>.<run>.<tensor>.<index>". */
+#define GOLDEN_NAME_MAX 160
 
 typedef struct golden_ctx {
     const char *fixtures;     /* borrowed: the fixture root */

@@ -3,232 +3,152 @@
  * folder on the golden inputs (`<stem>.in.*` and the inputs named in the
  * goldens README) on the CPU backend and compares every output. Inputs and
  * outputs are PyTorch NCHW; the engine is NHWC, so 4-d tensors are converted
- * at this boundary (server/golden/model_io.h). Run names (e.g. controlnet.t_batch.scale0.5) are parsed,
- * not listed, so other fixture directories work as long as they keep the
- * naming of the goldens README. */
+ * at this boundary (server/golden/model_io.h). Run names (e.g.
+ * controlnet.t_batch.scale0.5) are parsed, not listed, so other fixture
+ * directories work as long as they keep the naming of the goldens README. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/models/clip_text.h"
-#include "engine/models/controlnet.h"
-#include "engine/core/layout.h"
-#include "engine/models/unet.h"
-#include "engine/models/vae.h"
 #include "server/golden/golden.h"
 #include "server/golden/golden_io.h"
 #include "server/golden/model_io.h"
 
+/* Compares output `got` of a run with the golden `want` (NULL: the same
+ * name); a run without that output is reported as a failed comparison. */
+static void compare_output(golden_ctx *ctx, const st_file *f, const mio_outputs *o, const char *got,
+                           const char *want) {
+    const cnet_tensor *t = mio_output(o, got);
+    if (t) {
+        golden_compare(ctx, f, want ? want : got, t);
+        return;
+    }
+    golden_report(ctx, want ? want : got, "?", INFINITY, 0, 0, "the run gave no such output");
+}
+
+/* Opens the backend and the component the golden file `f` checks. */
+static int open_component(golden_ctx *ctx, golden_env *env, mio_model *m, mio_component c,
+                          cnet_error *err) {
+    int rc = golden_env_init(env, ctx, err);
+    if (rc) return rc;
+    if ((rc = mio_open(m, &env->be, c, ctx->model_dir, err))) golden_env_free(env);
+    return rc;
+}
+
+static void close_component(golden_env *env, mio_model *m, mio_outputs *o) {
+    mio_outputs_free(o);
+    mio_close(m);
+    golden_env_free(env);
+}
+
 /* ---- text encoder ---- */
 
 int golden_check_text_encoder(golden_ctx *ctx, const st_file *f, cnet_error *err) {
-    char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/text_encoder", ctx->model_dir);
-    const st_entry *ids;
-    int rc = mio_need(f, "text_encoder.input_ids", CNET_I64, 2, &ids, err);
-    if (rc) return rc;
-    const int P = (int)ids->view.shape[0], L = (int)ids->view.shape[1];
-    int64_t *ids_host = malloc((size_t)P * L * sizeof *ids_host);
-    if (!ids_host) return cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
-    memcpy(ids_host, ids->view.data, (size_t)P * L * sizeof *ids_host);
     golden_env env;
-    clip_text_model m;
-    if ((rc = golden_env_init(&env, ctx, err))) goto out_ids;
-    if ((rc = clip_text_open(&m, &env.be, dir, err))) goto out_env;
-    const int D = m.hidden;
-    float *hidden = env.be.alloc(&env.be, (size_t)P * L * D * sizeof(float));
-    float *pooled = env.be.alloc(&env.be, (size_t)P * D * sizeof(float));
-    if (!hidden || !pooled) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
-    if (!rc) rc = golden_env_scratch(&env, clip_text_scratch_bytes(&m, P, L), err);
-    if (!rc) rc = clip_text_forward(&m, &env.scratch, hidden, pooled, ids_host, P, L, 0, err);
-    if (!rc) {
-        const int64_t hs[3] = {P, L, D}, ps[2] = {P, D};
-        golden_compare_nhwc(ctx, &env, f, "text_encoder.last_hidden_state", hidden, 3, hs);
-        golden_compare_nhwc(ctx, &env, f, "text_encoder.pooler_output", pooled, 2, ps);
+    mio_model m;
+    mio_outputs o = {0};
+    const mio_options opt = mio_defaults();
+    int rc = open_component(ctx, &env, &m, MIO_TEXT_ENCODER, err);
+    if (rc) return rc;
+    if (!(rc = mio_run(&m, MIO_TEXT_ENCODER, f, &opt, &o, err))) {
+        compare_output(ctx, f, &o, "text_encoder.last_hidden_state", NULL);
+        compare_output(ctx, f, &o, "text_encoder.pooler_output", NULL);
     }
-    env.be.free(&env.be, hidden);
-    env.be.free(&env.be, pooled);
-    clip_text_free(&m);
-out_env:
-    golden_env_free(&env);
-out_ids:
-    free(ids_host);
+    close_component(&env, &m, &o);
     return rc;
 }
 
 /* ---- VAE ---- */
 
-/* mean, logvar (clamped to [-30, 20]) and std from NCHW moments [B,2L,h,w]. */
-static void report_distribution(golden_ctx *ctx, const st_file *f, const float *moments, int B,
-                                int Lc, int hw) {
-    size_t n = (size_t)B * Lc * hw;
-    float *mean = malloc(n * sizeof(float)), *logvar = malloc(n * sizeof(float)),
-          *stdev = malloc(n * sizeof(float));
-    if (mean && logvar && stdev) {
-        mio_vae_distribution(mean, logvar, stdev, moments, B, Lc, (size_t)hw);
-        const char *names[3] = {"vae.encode.mean", "vae.encode.logvar", "vae.encode.std"};
-        float *data[3] = {mean, logvar, stdev};
-        for (int k = 0; k < 3; k++) {
-            const st_entry *e = st_find(f, names[k]);
-            if (!e) continue;
-            cnet_tensor t = e->view;
-            t.dtype = CNET_F32, t.data = data[k], t.device = -1;
-            golden_compare(ctx, f, names[k], &t);
-        }
-    }
-    free(mean);
-    free(logvar);
-    free(stdev);
-}
-
 int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
-    char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/vae", ctx->model_dir);
-    const st_entry *x, *z;
-    int rc;
-    if ((rc = mio_need(f, "vae.encode.input", CNET_F32, 4, &x, err)) ||
-        (rc = mio_need(f, "vae.decode.input", CNET_F32, 4, &z, err)))
-        return rc;
     golden_env env;
-    vae_model m;
-    if ((rc = golden_env_init(&env, ctx, err))) return rc;
-    if ((rc = vae_open(&m, &env.be, dir, err))) goto out_env;
-    const int B = (int)x->view.shape[0], C = (int)x->view.shape[1], H = (int)x->view.shape[2],
-              W = (int)x->view.shape[3], fct = vae_factor(&m), Lc = m.cfg.latent_channels;
-    const int h = H / fct, w = W / fct;
-    const int Bz = (int)z->view.shape[0], hz = (int)z->view.shape[2], wz = (int)z->view.shape[3];
-    float *x_dev = mio_upload(&env.be, x, err), *z_dev = mio_upload(&env.be, z, err);
-    float *moments = env.be.alloc(&env.be, (size_t)B * h * w * 2 * Lc * sizeof(float));
-    float *image = env.be.alloc(&env.be, (size_t)Bz * hz * wz * fct * fct * m.cfg.out_channels *
-                                             sizeof(float));
-    float *host = malloc((size_t)B * h * w * 2 * Lc * sizeof(float) * 2);
-    if (!x_dev || !z_dev || !moments || !image || !host)
-        rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
-    size_t need_bytes = vae_scratch_bytes(&m, B > Bz ? B : Bz, H > hz * fct ? H : hz * fct,
-                                          W > wz * fct ? W : wz * fct);
-    if (!rc) rc = golden_env_scratch(&env, need_bytes, err);
-    if (!rc) rc = vae_encode(&m, &env.scratch, moments, x_dev, B, H, W, err);
-    if (!rc) {
-        (void)C;
-        const int64_t ms[4] = {B, 2 * Lc, h, w};
-        golden_compare_nhwc(ctx, &env, f, "vae.encode.moments", moments, 4, ms);
-        float *nhwc = host + (size_t)B * h * w * 2 * Lc;
-        env.be.download(&env.be, nhwc, moments, (size_t)B * h * w * 2 * Lc * sizeof(float));
-        layout_nhwc_to_nchw(host, nhwc, B, 2 * Lc, h, w);
-        report_distribution(ctx, f, host, B, Lc, h * w);
+    mio_model m;
+    mio_outputs o = {0};
+    const mio_options opt = mio_defaults();
+    int rc = open_component(ctx, &env, &m, MIO_VAE_ENCODE, err);
+    if (rc) return rc;
+    if (!(rc = mio_run(&m, MIO_VAE_ENCODE, f, &opt, &o, err))) {
+        compare_output(ctx, f, &o, "vae.encode.moments", NULL);
+        /* the distribution's tensors where the golden file has them */
+        const char *const dist[] = {"vae.encode.mean", "vae.encode.logvar", "vae.encode.std"};
+        for (int k = 0; k < 3; k++)
+            if (st_find(f, dist[k])) compare_output(ctx, f, &o, dist[k], NULL);
     }
-    if (!rc) rc = vae_decode(&m, &env.scratch, image, z_dev, Bz, hz, wz, err);
-    if (!rc) {
-        const int64_t is[4] = {Bz, m.cfg.out_channels, hz * fct, wz * fct};
-        golden_compare_nhwc(ctx, &env, f, "vae.decode.output", image, 4, is);
-        cnet_tensor sf = {CNET_F32, 0, {0}, &m.cfg.scaling_factor, -1};
+    if (!rc && !(rc = mio_run(&m, MIO_VAE_DECODE, f, &opt, &o, err))) {
+        compare_output(ctx, f, &o, "vae.decode.output", NULL);
+        cnet_tensor sf = {CNET_F32, 0, {0}, &m.m.vae.cfg.scaling_factor, -1};
         golden_compare(ctx, f, "vae.scaling_factor", &sf);
     }
-    free(host);
-    env.be.free(&env.be, x_dev);
-    env.be.free(&env.be, z_dev);
-    env.be.free(&env.be, moments);
-    env.be.free(&env.be, image);
-    vae_free(&m);
-out_env:
-    golden_env_free(&env);
+    close_component(&env, &m, &o);
     return rc;
 }
 
 /* ---- UNet ---- */
 
-/* Device buffers for the skip-shaped residual inputs "<prefix>.<i>" (NHWC). */
-static int upload_residuals(golden_env *env, const st_file *f, const char *prefix, int n,
-                            float **out, cnet_error *err) {
-    for (int i = 0; i < n; i++) {
-        char name[96];
-        snprintf(name, sizeof name, "%s.%d", prefix, i);
-        const st_entry *e;
-        int rc = mio_need(f, name, CNET_F32, 4, &e, err);
-        if (rc) return rc;
-        if (!(out[i] = mio_upload(&env->be, e, err))) return err ? err->code : CNET_ENOMEM;
-    }
-    return 0;
-}
-
-int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
-    char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/unet", ctx->model_dir);
+/* unet.time_proj and unet.time_emb of t_batch: the timestep embedding,
+ * which mio_run does not return. */
+static int check_unet_time(golden_ctx *ctx, golden_env *env, mio_model *mm, const st_file *f,
+                           cnet_error *err) {
+    unet_model *m = &mm->m.unet;
     const st_entry *xs, *ehs;
     int rc;
     if ((rc = mio_need(f, "unet.in.sample", CNET_F32, 4, &xs, err)) ||
         (rc = mio_need(f, "unet.in.encoder_hidden_states", CNET_F32, 3, &ehs, err)))
         return rc;
     const int B = (int)xs->view.shape[0], h = (int)xs->view.shape[2], w = (int)xs->view.shape[3];
-    const int Nt = (int)ehs->view.shape[1];
-    golden_env env;
-    unet_model m;
-    float *res[UNET_MAX_SKIPS] = {0}, *mid_res = NULL, *x = NULL, *text = NULL, *out = NULL;
-    float *proj = NULL, *temb = NULL, *temb_act = NULL;
-    if ((rc = golden_env_init(&env, ctx, err))) return rc;
-    if ((rc = unet_open(&m, &env.be, dir, err))) goto out_env;
-    unet_sizes s;
-    const int Cout = m.enc.cfg.out_channels, C0 = m.enc.cfg.block_out_channels[0];
-    if ((rc = unet_encoder_sizes(&m.enc, B, h, w, &s, err))) goto out_model;
-    x = mio_upload(&env.be, xs, err);
-    text = mio_upload(&env.be, ehs, err);
-    out = env.be.alloc(&env.be, (size_t)B * h * w * Cout * sizeof(float));
-    proj = env.be.alloc(&env.be, (size_t)B * C0 * sizeof(float));
-    temb = env.be.alloc(&env.be, (size_t)B * m.enc.temb_channels * sizeof(float));
-    temb_act = env.be.alloc(&env.be, (size_t)B * m.enc.temb_channels * sizeof(float));
-    if (!x || !text || !out || !proj || !temb || !temb_act) {
-        rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
-        goto out_bufs;
-    }
-    if ((rc = golden_env_scratch(&env, unet_scratch_bytes(&m, B, h, w, Nt), err))) goto out_bufs;
-
-    /* The timestep embedding of t_batch. */
+    const int Nt = (int)ehs->view.shape[1], C0 = m->enc.cfg.block_out_channels[0];
+    const int T = m->enc.temb_channels;
     float t[MIO_MAX_BATCH];
-    if ((rc = mio_timesteps(f, "unet.in.t_batch", B, t, err)) ||
-        (rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, proj, t, B, NULL,
-                                NULL, err)))
-        goto out_bufs;
-    const int64_t ps[2] = {B, C0}, ts[2] = {B, m.enc.temb_channels};
-    golden_compare_nhwc(ctx, &env, f, "unet.time_proj.t_batch", proj, 2, ps);
-    golden_compare_nhwc(ctx, &env, f, "unet.time_emb.t_batch", temb, 2, ts);
+    float *proj = env->be.alloc(&env->be, (size_t)B * C0 * sizeof(float));
+    float *temb = env->be.alloc(&env->be, (size_t)B * T * sizeof(float));
+    float *temb_act = env->be.alloc(&env->be, (size_t)B * T * sizeof(float));
+    if (!proj || !temb || !temb_act) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
+    if (!rc) rc = mio_timesteps(f, "unet.in.t_batch", B, t, err);
+    if (!rc) rc = mio_scratch(mm, unet_scratch_bytes(m, B, h, w, Nt), err);
+    if (!rc)
+        rc = unet_encoder_time(&m->enc, &m->params, &mm->scratch, temb_act, temb, proj, t, B, NULL,
+                               NULL, err);
+    if (!rc) {
+        const int64_t ps[2] = {B, C0}, ts[2] = {B, T};
+        golden_compare_nhwc(ctx, env, f, "unet.time_proj.t_batch", proj, 2, ps);
+        golden_compare_nhwc(ctx, env, f, "unet.time_emb.t_batch", temb, 2, ts);
+    }
+    float *bufs[] = {proj, temb, temb_act};
+    for (int i = 0; i < 3; i++)
+        if (bufs[i]) env->be.free(&env->be, bufs[i]);
+    return rc;
+}
 
-    /* unet.out.plain.<t> for every timestep input the file has. */
-    const int64_t os[4] = {B, Cout, h, w};
+int golden_check_unet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
+    golden_env env;
+    mio_model m;
+    mio_outputs o = {0};
+    int rc = open_component(ctx, &env, &m, MIO_UNET, err);
+    if (rc) return rc;
+    rc = check_unet_time(ctx, &env, &m, f, err);
+    /* unet.out.plain.<t> for every timestep input the file has */
     static const char *const tsel[] = {"t_batch", "t_scalar", "t_float"};
     for (int k = 0; k < 3 && !rc; k++) {
         char in[64], name[64];
         snprintf(in, sizeof in, "unet.in.%s", tsel[k]);
         snprintf(name, sizeof name, "unet.out.plain.%s", tsel[k]);
         if (!st_find(f, in) || !st_find(f, name)) continue;
-        if ((rc = mio_timesteps(f, in, B, t, err))) break;
-        rc = unet_forward(&m, &env.scratch, out, x, t, text, NULL, NULL, B, h, w, Nt, NULL, NULL,
-                          err);
-        if (!rc) golden_compare_nhwc(ctx, &env, f, name, out, 4, os);
+        mio_options opt = mio_defaults();
+        opt.timestep = tsel[k], opt.no_residuals = 1;
+        if (!(rc = mio_run(&m, MIO_UNET, f, &opt, &o, err)))
+            compare_output(ctx, f, &o, "unet.out", name);
     }
-    /* With ControlNet residuals. */
+    /* with ControlNet residuals */
     if (!rc && st_find(f, "unet.out.residuals.t_batch")) {
-        const st_entry *mr;
-        if (!(rc = upload_residuals(&env, f, "unet.in.down_residual", s.n_skips, res, err)) &&
-            !(rc = mio_need(f, "unet.in.mid_residual", CNET_F32, 4, &mr, err)) &&
-            !(mid_res = mio_upload(&env.be, mr, err)))
-            rc = err ? err->code : CNET_ENOMEM;
-        if (!rc) rc = mio_timesteps(f, "unet.in.t_batch", B, t, err);
-        if (!rc)
-            rc = unet_forward(&m, &env.scratch, out, x, t, text, (const float *const *)res, mid_res,
-                              B, h, w, Nt, NULL, NULL, err);
-        if (!rc) golden_compare_nhwc(ctx, &env, f, "unet.out.residuals.t_batch", out, 4, os);
+        mio_options opt = mio_defaults();
+        opt.timestep = "t_batch";
+        if (!st_find(f, "unet.in.mid_residual"))
+            rc = cnet_fail(err, CNET_ENOTFOUND, "%s: no tensor 'unet.in.mid_residual'", f->path);
+        else if (!(rc = mio_run(&m, MIO_UNET, f, &opt, &o, err)))
+            compare_output(ctx, f, &o, "unet.out", "unet.out.residuals.t_batch");
     }
-out_bufs:
-    for (int i = 0; i < UNET_MAX_SKIPS; i++)
-        if (res[i]) env.be.free(&env.be, res[i]);
-    float *bufs[] = {mid_res, x, text, out, proj, temb, temb_act};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (bufs[i]) env.be.free(&env.be, bufs[i]);
-out_model:
-    unet_free(&m);
-out_env:
-    golden_env_free(&env);
+    close_component(&env, &m, &o);
     return rc;
 }
 
@@ -257,9 +177,11 @@ static int parse_run(const char *name, char *tsel, size_t cap, float *scale, int
     return *num && *num_end == '\0' ? 0 : -1;
 }
 
-int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
-    char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/controlnet", ctx->model_dir);
+/* controlnet.cond_embedding and controlnet.time_emb.t_batch: the parts of
+ * the model mio_run does not return. */
+static int check_controlnet_parts(golden_ctx *ctx, golden_env *env, mio_model *mm, const st_file *f,
+                                  cnet_error *err) {
+    controlnet_model *m = &mm->m.controlnet;
     const st_entry *xs, *ehs, *cond;
     int rc;
     if ((rc = mio_need(f, "controlnet.in.sample", CNET_F32, 4, &xs, err)) ||
@@ -269,82 +191,66 @@ int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) 
     const int B = (int)xs->view.shape[0], h = (int)xs->view.shape[2], w = (int)xs->view.shape[3];
     const int Nt = (int)ehs->view.shape[1];
     const int H = (int)cond->view.shape[2], W = (int)cond->view.shape[3];
-    golden_env env;
-    controlnet_model m;
-    float *down[UNET_MAX_SKIPS] = {0}, *mid = NULL, *x = NULL, *text = NULL, *c = NULL;
-    float *emb = NULL, *temb = NULL, *temb_act = NULL;
-    if ((rc = golden_env_init(&env, ctx, err))) return rc;
-    if ((rc = controlnet_open(&m, &env.be, dir, err))) goto out_env;
-    unet_sizes s;
-    const int C0 = m.enc.cfg.block_out_channels[0];
-    if ((rc = unet_encoder_sizes(&m.enc, B, h, w, &s, err))) goto out_model;
-    x = mio_upload(&env.be, xs, err);
-    text = mio_upload(&env.be, ehs, err);
-    c = mio_upload(&env.be, cond, err);
-    mid = env.be.alloc(&env.be, s.mid_floats * sizeof(float));
-    emb = env.be.alloc(&env.be, (size_t)B * h * w * C0 * sizeof(float));
-    temb = env.be.alloc(&env.be, (size_t)B * m.enc.temb_channels * sizeof(float));
-    temb_act = env.be.alloc(&env.be, (size_t)B * m.enc.temb_channels * sizeof(float));
-    rc = !x || !text || !c || !mid || !emb || !temb || !temb_act ? CNET_ENOMEM : 0;
-    for (int i = 0; i < s.n_skips && !rc; i++)
-        if (!(down[i] = env.be.alloc(&env.be, s.skip_floats[i] * sizeof(float)))) rc = CNET_ENOMEM;
-    if (rc) {
-        rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
-        goto out_bufs;
-    }
-    if ((rc = golden_env_scratch(&env, controlnet_scratch_bytes(&m, B, h, w, Nt), err)))
-        goto out_bufs;
-
-    if (!(rc = controlnet_cond_embedding(&m, &env.scratch, emb, c, B, H, W, NULL, NULL, err))) {
-        const int64_t es[4] = {B, C0, h, w};
-        golden_compare_nhwc(ctx, &env, f, "controlnet.cond_embedding", emb, 4, es);
-    }
+    const int C0 = m->enc.cfg.block_out_channels[0], T = m->enc.temb_channels;
     float t[MIO_MAX_BATCH];
-    if (!rc && !(rc = mio_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
-        !(rc = unet_encoder_time(&m.enc, &m.params, &env.scratch, temb_act, temb, NULL, t, B, NULL,
-                                 NULL, err))) {
-        const int64_t ts[2] = {B, m.enc.temb_channels};
-        golden_compare_nhwc(ctx, &env, f, "controlnet.time_emb.t_batch", temb, 2, ts);
+    float *c = mio_upload(&env->be, cond, err);
+    float *emb = env->be.alloc(&env->be, (size_t)B * h * w * C0 * sizeof(float));
+    float *temb = env->be.alloc(&env->be, (size_t)B * T * sizeof(float));
+    float *temb_act = env->be.alloc(&env->be, (size_t)B * T * sizeof(float));
+    if (!c || !emb || !temb || !temb_act) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
+    if (!rc) rc = mio_scratch(mm, controlnet_scratch_bytes(m, B, h, w, Nt), err);
+    if (!rc &&
+        !(rc = controlnet_cond_embedding(m, &mm->scratch, emb, c, B, H, W, NULL, NULL, err))) {
+        const int64_t es[4] = {B, C0, h, w};
+        golden_compare_nhwc(ctx, env, f, "controlnet.cond_embedding", emb, 4, es);
     }
+    if (!rc && !(rc = mio_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
+        !(rc = unet_encoder_time(&m->enc, &m->params, &mm->scratch, temb_act, temb, NULL, t, B,
+                                 NULL, NULL, err))) {
+        const int64_t ts[2] = {B, T};
+        golden_compare_nhwc(ctx, env, f, "controlnet.time_emb.t_batch", temb, 2, ts);
+    }
+    float *bufs[] = {c, emb, temb, temb_act};
+    for (int i = 0; i < 4; i++)
+        if (bufs[i]) env->be.free(&env->be, bufs[i]);
+    return rc;
+}
+
+int golden_check_controlnet(golden_ctx *ctx, const st_file *f, cnet_error *err) {
+    golden_env env;
+    mio_model m;
+    mio_outputs o = {0};
+    int rc = open_component(ctx, &env, &m, MIO_CONTROLNET, err);
+    if (rc) return rc;
+    rc = check_controlnet_parts(ctx, &env, &m, f, err);
     for (int e = 0; e < f->n && !rc; e++) {
         const char *name = f->entries[e].name;
         size_t len = strlen(name);
         if (strncmp(name, "controlnet.", 11) != 0 || len < 4 || strcmp(name + len - 4, ".mid"))
             continue;
-        char tsel[32], in[64], prefix[128];
-        float scale;
-        int guess;
-        if (parse_run(name, tsel, sizeof tsel, &scale, &guess)) {
+        char tsel[GOLDEN_RUN_MAX + 1], prefix[GOLDEN_NAME_MAX];
+        mio_options opt = mio_defaults();
+        if (len - 4 >= sizeof prefix) {
+            rc = cnet_fail(err, CNET_EFORMAT, "%s: the run of '%s' is longer than %d bytes",
+                           f->path, name, GOLDEN_RUN_MAX);
+            break;
+        }
+        if (parse_run(name, tsel, sizeof tsel, &opt.scale, &opt.guess_mode)) {
             rc = cnet_fail(err, CNET_EFORMAT, "%s: cannot read the run of '%s'", f->path, name);
             break;
         }
-        snprintf(in, sizeof in, "controlnet.in.%s", tsel);
-        if ((rc = mio_timesteps(f, in, B, t, err))) break;
-        rc = controlnet_forward(&m, &env.scratch, down, mid, x, c, t, text, scale, guess, B, h, w,
-                                Nt, NULL, NULL, err);
-        if (rc) break;
+        opt.timestep = tsel;
+        if ((rc = mio_run(&m, MIO_CONTROLNET, f, &opt, &o, err))) break;
         snprintf(prefix, sizeof prefix, "%.*s", (int)(len - 4), name);
-        for (int i = 0; i < s.n_skips; i++) {
-            char dn[160];
-            snprintf(dn, sizeof dn, "%s.down.%d", prefix, i);
-            const int64_t ds[4] = {
-                B, (int64_t)(s.skip_floats[i] / ((size_t)B * s.skip_h[i] * s.skip_w[i])),
-                s.skip_h[i], s.skip_w[i]};
-            golden_compare_nhwc(ctx, &env, f, dn, down[i], 4, ds);
+        for (int i = 0; i < o.n; i++) {
+            const char *got = o.names[i], *down = "controlnet.down.";
+            if (strncmp(got, down, strlen(down)) != 0) continue;
+            char dn[GOLDEN_NAME_MAX + MIO_NAME_MAX];
+            snprintf(dn, sizeof dn, "%s.down.%s", prefix, got + strlen(down));
+            compare_output(ctx, f, &o, got, dn);
         }
-        const int64_t ms[4] = {B, m.enc.cfg.block_out_channels[m.enc.cfg.n_blocks - 1], s.mid_h,
-                               s.mid_w};
-        golden_compare_nhwc(ctx, &env, f, name, mid, 4, ms);
+        compare_output(ctx, f, &o, "controlnet.mid", name);
     }
-out_bufs:
-    for (int i = 0; i < UNET_MAX_SKIPS; i++)
-        if (down[i]) env.be.free(&env.be, down[i]);
-    float *bufs[] = {mid, x, text, c, emb, temb, temb_act};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (bufs[i]) env.be.free(&env.be, bufs[i]);
-out_model:
-    controlnet_free(&m);
-out_env:
-    golden_env_free(&env);
+    close_component(&env, &m, &o);
     return rc;
 }

@@ -27,7 +27,7 @@ typedef struct pipe_check {
 
 static void on_embeds(void *user, const float *embeds, int rows, int Nt, int D) {
     pipe_check *c = user;
-    char name[160];
+    char name[GOLDEN_NAME_MAX];
     snprintf(name, sizeof name, "pipe.%s.prompt_embeds", c->run);
     const int64_t shape[3] = {rows, Nt, D};
     golden_compare_nhwc(c->ctx, c->env, c->f, name, embeds, 3, shape);
@@ -40,7 +40,7 @@ static void on_embeds(void *user, const float *embeds, int rows, int Nt, int D) 
  * compared. */
 static void on_timesteps(void *user, const float *timesteps, int n) {
     pipe_check *c = user;
-    char name[160];
+    char name[GOLDEN_NAME_MAX];
     snprintf(name, sizeof name, "pipe.%s.timesteps", c->run);
     const st_entry *e = st_find(c->f, name);
     if (e && e->view.ndim == 1 && e->view.shape[0] < n) n = (int)e->view.shape[0];
@@ -61,7 +61,7 @@ static void on_timesteps(void *user, const float *timesteps, int n) {
 static int on_step(void *user, int i, int n, const float *noise_pred, int rows,
                    const float *latents, int N, int h, int w, int C) {
     pipe_check *c = user;
-    char name[160];
+    char name[GOLDEN_NAME_MAX];
     (void)n;
     if (i >= c->recorded_steps) return 0;
     snprintf(name, sizeof name, "pipe.%s.noise_pred.%d", c->run, i);
@@ -157,7 +157,7 @@ static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, char *cons
     if (!image) rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
     if (!rc) rc = pipeline_generate(&models, &sc, &r, image, &obs, err);
     if (!rc) {
-        char name[160];
+        char name[GOLDEN_NAME_MAX];
         snprintf(name, sizeof name, "pipe.%s.image", c->run);
         cnet_tensor t = {CNET_F32, 4, {B, r.height, r.width, 3}, image, -1};
         golden_compare(c->ctx, c->f, name, &t);
@@ -205,7 +205,12 @@ int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
             size_t len = strlen(key);
             if (strncmp(key, "pipe.", 5) != 0 || len < 11 || strcmp(key + len - 5, ".args"))
                 continue;
-            char run[96];
+            if (len - 10 > GOLDEN_RUN_MAX) {
+                rc = cnet_fail(err, CNET_EFORMAT, "%s: the run of '%s' is longer than %d bytes",
+                               f->path, key, GOLDEN_RUN_MAX);
+                break;
+            }
+            char run[GOLDEN_RUN_MAX + 1];
             snprintf(run, sizeof run, "%.*s", (int)(len - 10), key + 5);
             json_t *args = json_loads(f->meta_values[i], 0, NULL);
             pipe_check c = {.ctx = ctx, .env = &env, .f = f, .run = run};

@@ -137,7 +137,7 @@ static void bufs_free(traj_bufs *b, cnet_backend *be) {
 /* Timesteps, init_noise_sigma and sigmas of a scheduler after set_timesteps. */
 static void check_tables(golden_ctx *ctx, const st_file *f, const sched *s, const char *prefix,
                          sched_summary *sum) {
-    char name[256];
+    char name[GOLDEN_NAME_MAX];
     snprintf(name, sizeof name, "%stimesteps", prefix);
     const st_entry *ts = st_find(f, name);
     if (ts && ts->view.dtype == CNET_I64) {
@@ -159,7 +159,7 @@ static void check_tables(golden_ctx *ctx, const st_file *f, const sched *s, cons
 static int check_trajectory(golden_ctx *ctx, const st_file *f, sched *s, const char *prefix,
                             const traj_bufs *b, long n, sched_summary *sum, cnet_error *err) {
     cnet_backend *be = s->be;
-    char name[256];
+    char name[GOLDEN_NAME_MAX];
     int rc;
     snprintf(name, sizeof name, "%ssample.0", prefix);
     if ((rc = upload(be, b->x, b->host, f, name, n, err))) return rc;
@@ -175,7 +175,7 @@ static int check_trajectory(golden_ctx *ctx, const st_file *f, sched *s, const c
         snprintf(name, sizeof name, "%snoise.%d", prefix, k);
         const int has_noise = st_find(f, name) != NULL;
         if (has_noise && (rc = upload(be, b->noise, b->host, f, name, n, err))) return rc;
-        char x0_name[256];
+        char x0_name[GOLDEN_NAME_MAX];
         snprintf(x0_name, sizeof x0_name, "%spred_original_sample.%d", prefix, k);
         const int has_x0 = st_find(f, x0_name) != NULL;
         if ((rc = sched_step(s, b->x, has_x0 ? b->x0 : NULL, b->mo, b->x,
@@ -194,7 +194,7 @@ static int check_trajectory(golden_ctx *ctx, const st_file *f, sched *s, const c
 
 static int check_sampler(golden_ctx *ctx, const st_file *f, cnet_backend *be, const char *id,
                          const char *config_text, cnet_error *err) {
-    char prefix[128], name[256];
+    char prefix[sizeof "sched.." + GOLDEN_RUN_MAX], name[GOLDEN_NAME_MAX];
     snprintf(prefix, sizeof prefix, "sched.%s.", id);
     cnet_sched_config cfg;
     int rc = load_config_text(&cfg, config_text, -1, err);
@@ -299,7 +299,13 @@ int golden_check_schedulers(golden_ctx *ctx, const st_file *f, cnet_error *err) 
         size_t len = strlen(key);
         if (strncmp(key, "sched.", 6) != 0 || len <= 13 || strcmp(key + len - 7, ".config") != 0)
             continue;
-        char id[64];
+        if (len - 13 > GOLDEN_RUN_MAX) {
+            rc =
+                cnet_fail(err, CNET_EFORMAT, "%s: the scheduler id of '%s' is longer than %d bytes",
+                          f->path, key, GOLDEN_RUN_MAX);
+            break;
+        }
+        char id[GOLDEN_RUN_MAX + 1];
         snprintf(id, sizeof id, "%.*s", (int)(len - 13), key + 6);
         rc = check_sampler(ctx, f, &be, id, f->meta_values[i], err);
     }

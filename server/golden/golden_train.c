@@ -302,7 +302,12 @@ int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         size_t len = strlen(n);
         if (strncmp(n, "train.", 6) != 0 || len < 13 || strcmp(n + len - 7, ".loss.0") != 0)
             continue;
-        char v[64];
+        if (len - 13 > GOLDEN_RUN_MAX) {
+            rc = cnet_fail(err, CNET_EFORMAT, "%s: the variant of '%s' is longer than %d bytes",
+                           f->path, n, GOLDEN_RUN_MAX);
+            break;
+        }
+        char v[GOLDEN_RUN_MAX + 1];
         snprintf(v, sizeof v, "%.*s", (int)(len - 13), n + 6);
         rc = run_variant(ctx, &env, f, v, &unet, &ddpm, latents, text, cond, B, h, w, Lc, Nt, err);
     }

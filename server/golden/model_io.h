@@ -1,14 +1,37 @@
 /* Model inputs and outputs at the file boundary, shared by `cnet golden` and
- * `cnet forward`: tensors named as in the goldens, in safetensors files and
- * PyTorch layout (NCHW), moved to and from the engine's NHWC device buffers.
- * 4-d tensors are converted, others copied as they are. */
+ * `cnet forward`: load one component of a diffusers pipeline folder and run
+ * it on tensors named as in the goldens (tests/fixtures/goldens/README.md), in
+ * safetensors files and PyTorch layout (NCHW); the outputs come back as host
+ * tensors in PyTorch layout under the goldens' names. The engine is NHWC:
+ * 4-d tensors are converted at this boundary, others copied as they are.
+ *
+ *   text_encoder  text_encoder.input_ids [P,L] int64
+ *                 -> text_encoder.last_hidden_state [P,L,D], .pooler_output [P,D]
+ *   vae.encode    vae.encode.input [B,3,H,W]
+ *                 -> vae.encode.moments [B,2L,h,w], .mean, .logvar, .std [B,L,h,w]
+ *   vae.decode    vae.decode.input [B,L,h,w] -> vae.decode.output [B,3,H,W]
+ *   unet          unet.in.sample [B,C,h,w], unet.in.encoder_hidden_states [B,N,D],
+ *                 a timestep unet.in.t_batch | t_scalar | t_float (scalar or [B]),
+ *                 optional unet.in.down_residual.<i> and unet.in.mid_residual
+ *                 -> unet.out [B,C,h,w]
+ *   controlnet    controlnet.in.sample, .encoder_hidden_states, .controlnet_cond
+ *                 [B,3,H,W] in [0,1], a timestep controlnet.in.t_batch | ...
+ *                 -> controlnet.down.<i>, controlnet.mid
+ *
+ * What it is not: the comparison with the goldens (server/golden/golden.h)
+ * or the command lines (server/cli/cmd_forward.c, cmd_golden.c). */
 #ifndef CNET_MODEL_IO_H
 #define CNET_MODEL_IO_H
 
 #include <stdint.h>
 
+#include "engine/core/arena.h"
 #include "engine/core/backend.h"
 #include "engine/core/safetensors.h"
+#include "engine/models/clip_text.h"
+#include "engine/models/controlnet.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
 
 /* Most samples a timestep input may hold. */
 #define MIO_MAX_BATCH 64
@@ -29,10 +52,74 @@ float *mio_download(cnet_backend *be, const float *dev, int ndim, const int64_t 
 /* Host float timesteps [B] from an int64 or f32 scalar or [B] tensor `name`. */
 int mio_timesteps(const st_file *f, const char *name, int B, float *t, cnet_error *err);
 
-/* DiagonalGaussianDistribution of NCHW VAE moments [B,2L,h,w] (hw = h*w):
- * mean = the first L channels, logvar = the last L clamped to [-30, 20],
- * std = exp(logvar / 2); each output [B,L,h,w]. */
-void mio_vae_distribution(float *mean, float *logvar, float *std, const float *moments, int B,
-                          int L, size_t hw);
+/* Most output tensors one run gives (ControlNet: every skip + mid). */
+#define MIO_MAX_OUTPUTS (UNET_MAX_SKIPS + 4)
+/* Longest tensor name a run writes, with its terminating NUL. */
+#define MIO_NAME_MAX 96
+
+typedef enum {
+    MIO_TEXT_ENCODER,
+    MIO_VAE_ENCODE,
+    MIO_VAE_DECODE,
+    MIO_UNET,
+    MIO_CONTROLNET,
+    MIO_COMPONENTS
+} mio_component;
+
+/* "text_encoder", "vae.encode", "vae.decode", "unet", "controlnet". */
+extern const char *const mio_component_names[MIO_COMPONENTS];
+/* The component of that name; MIO_COMPONENTS when there is none. */
+mio_component mio_component_by_name(const char *name);
+
+/* How a run reads its inputs; zero is the default except scale (1). */
+typedef struct mio_options {
+    const char *timestep; /* t_batch | t_scalar | t_float; NULL: the only one in the file */
+    int clip_skip;        /* text encoder: run all but the last clip_skip layers */
+    float scale;          /* controlnet: conditioning scale */
+    int guess_mode;       /* controlnet */
+    int no_residuals;     /* unet: ignore unet.in.down_residual.* and mid_residual */
+} mio_options;
+
+static inline mio_options mio_defaults(void) { return (mio_options){.scale = 1.0f}; }
+
+/* The outputs of a run: host float32 tensors in PyTorch layout, owned. */
+typedef struct mio_outputs {
+    int n;
+    char names[MIO_MAX_OUTPUTS][MIO_NAME_MAX];
+    cnet_tensor t[MIO_MAX_OUTPUTS];
+} mio_outputs;
+
+/* The output of that name, NULL when the run gave none. */
+const cnet_tensor *mio_output(const mio_outputs *o, const char *name);
+void mio_outputs_free(mio_outputs *o);
+
+/* One loaded component folder (text_encoder/, vae/, unet/ or controlnet/)
+ * and the scratch arena its runs share. be is borrowed. */
+typedef struct mio_model {
+    cnet_backend *be;
+    const char *folder; /* the component folder's name */
+    cnet_arena scratch;
+    union {
+        clip_text_model text;
+        vae_model vae;
+        unet_model unet;
+        controlnet_model controlnet;
+    } m;
+} mio_model;
+
+/* Loads <model_dir>/<the folder of component c> on be. On failure m holds
+ * nothing. */
+int mio_open(mio_model *m, cnet_backend *be, mio_component c, const char *model_dir,
+             cnet_error *err);
+/* Grows m->scratch to at least `bytes` (for callers that run parts of the
+ * model themselves, as the golden checks of intermediate tensors do). */
+int mio_scratch(mio_model *m, size_t bytes, cnet_error *err);
+/* Runs component c (whose folder m holds) on the named inputs of `in` and
+ * replaces out's tensors with its outputs (out zeroed before the first
+ * run). Checks the inputs' shapes against the model, naming the file and
+ * the tensor. A failed device shows in cnet_backend_status, not here. */
+int mio_run(mio_model *m, mio_component c, const st_file *in, const mio_options *o,
+            mio_outputs *out, cnet_error *err);
+void mio_close(mio_model *m);
 
 #endif

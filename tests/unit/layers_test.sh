@@ -17,7 +17,9 @@
 #   api        api/ includes nothing of server/;
 #   backend    only the registry names a concrete backend: engine/, api/ and
 #              server/ include no kernels/cpu/ or kernels/cuda/ header and call
-#              no cpu_* / cuda_* function (comments and strings aside).
+#              no cpu_* / cuda_* function and no backend constructor
+#              (cnet_backend_cpu_init...: open through cnet_backend_open;
+#              comments and strings aside).
 #
 # The levels of engine's rooms, read off the include graph as it is (no
 # arrow ran the wrong way when this test was written):
@@ -101,6 +103,9 @@ layers_scan() (
         if (match(code, /(^|[^A-Za-z0-9_])(cpu|cuda)_[A-Za-z0-9_]*[ \t]*\(/)) {
             name = substr(code, RSTART, RLENGTH); sub(/^[^a-z]/, "", name); sub(/[ \t]*\($/, "", name)
             printf "backend %s:%s: calls %s(): only the registry (kernels/backend_open.c) names a concrete backend\n", file, line, name
+        } else if (code !~ /^(int|void)[ \t]/ && match(code, /cnet_backend_(cpu|cuda)_init[ \t]*\(/)) {
+            name = substr(code, RSTART, RLENGTH); sub(/[ \t]*\($/, "", name)
+            printf "backend %s:%s: calls %s(): open a backend through cnet_backend_open (kernels/backend_open.c)\n", file, line, name
         }
     }'
 )
@@ -124,7 +129,7 @@ done
 
 # The planted tree: each "# want" file below breaks one rule on line 2.
 mkdir -p "$plant/engine/core" "$plant/engine/models" "$plant/engine/train" "$plant/engine/text" \
-    "$plant/engine/image" "$plant/engine/attic" "$plant/kernels/cpu" "$plant/kernels/cuda" \
+    "$plant/engine/image" "$plant/engine/attic" "$plant/engine/init" "$plant/kernels/cpu" "$plant/kernels/cuda" \
     "$plant/kernels/common" "$plant/api" "$plant/server/cli" "$plant/server/store"
 for f in engine/core/error.h engine/core/backend.h engine/models/unet.h engine/train/trainer.h \
     engine/text/tokenizer.h engine/image/image.h engine/attic/old.h kernels/cpu/cpu_ops.h \
@@ -155,7 +160,8 @@ plant_file api/api_job.c '    return cuda_device_count();'
 plant_file engine/train/trainer.c '#include "engine/train/trainer.h"' '#include "engine/models/unet.h"' \
     '#include "engine/text/tokenizer.h"' '#include "engine/core/error.h"' \
     '/* cpu_gemm() is not called here */' ' * cuda_init() neither' \
-    'puts("cpu_x(y)"); // cuda_y()' 'be->gemm(be); cnet_backend_cpu_init(be, err); mycpu_x();'
+    'puts("cpu_x(y)"); // cuda_y()' 'be->gemm(be); cnet_backend_open(be, "cpu", NULL, 0, err); mycpu_x();'
+plant_file engine/init/model_init.c '    if ((rc = cnet_backend_cpu_init(&be, err))) return rc;'
 plant_file kernels/cpu/norm.c '#include "kernels/cpu/cpu_ops.h"' '#include "kernels/common/vexp.h"' \
     '#include "engine/core/backend.h"' 'cpu_gemm(be);'
 plant_file kernels/backend_open.c '#include "kernels/cuda/cuda_ops.h"' '#include "kernels/cpu/cpu_ops.h"'
@@ -178,6 +184,7 @@ backend server/cli/cmd_bench.c:2
 resolve server/store/jobs.c:2
 backend engine/models/resnet.c:2
 backend api/api_job.c:2
+backend engine/init/model_init.c:2
 EOF
 planted_found() {
     got=$(layers_scan "$plant" | cut -d: -f1-2 | sort)

@@ -288,6 +288,17 @@ static void test_column_names(void) {
     CHECK(s.target[0] == 'A' && s.cond[0] == 'B' && !strcmp(s.caption, "x"),
           "photo -> photo_file_name, edges -> edges");
     dataset_free(&ds);
+    /* a column name past DATASET_COLUMN_MAX is refused, not cut short */
+    char long_name[DATASET_COLUMN_MAX + 2];
+    memset(long_name, 'c', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    o.caption_column = long_name;
+    CHECK(dataset_open(&ds, dir, &o, &err) == CNET_ELIMIT && strstr(err.msg, "column name") &&
+              strstr(err.msg, "longer than"),
+          "long column: %s", err.msg);
+    long_name[DATASET_COLUMN_MAX] = '\0'; /* at the limit: accepted, and not found */
+    CHECK(dataset_open(&ds, dir, &o, &err) == CNET_EFORMAT && strstr(err.msg, long_name),
+          "column at the limit: %s", err.msg);
 }
 
 static void test_malformed_lines_name_file_and_line(void) {
