@@ -34,9 +34,18 @@ static const char *type_name(const json_t *v) {
     return "?";
 }
 
+const api_field *api_field_find(const api_field *fields, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(fields[i].name, name) == 0) return &fields[i];
+    return NULL;
+}
+
+double api_field_api_hi(const api_field *f) { return f->api_hi ? f->api_hi : f->hi; }
+
 static int in_range(const api_field *f, double x) {
     if (f->flags & AF_LO_OPEN ? x <= f->lo : x < f->lo) return 0;
-    if (f->flags & AF_HI_OPEN ? x >= f->hi : x > f->hi) return 0;
+    const double hi = api_field_api_hi(f);
+    if (f->flags & AF_HI_OPEN ? x >= hi : x > hi) return 0;
     return 1;
 }
 
@@ -50,7 +59,7 @@ static int check_number(const api_field *f, const json_t *v, api_error *e) {
     double x = json_number_value(v);
     if (!in_range(f, x))
         return api_fail(e, 400, "out_of_range", f->name, "%s must be in %c%g, %g%c, got %g",
-                        f->name, f->flags & AF_LO_OPEN ? '(' : '[', f->lo, f->hi,
+                        f->name, f->flags & AF_LO_OPEN ? '(' : '[', f->lo, api_field_api_hi(f),
                         f->flags & AF_HI_OPEN ? ')' : ']', x);
     if (f->type == AF_INT && f->multiple_of && json_integer_value(v) % f->multiple_of != 0)
         return api_fail(e, 400, "out_of_range", f->name, "%s must be a multiple of %d, got %lld",
@@ -295,14 +304,15 @@ int api_fields_check(const api_field *fields, int N_FIELDS, const json_t *req,
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)req, key, v) {
-        int known = 0;
-        for (int i = 0; i < N_FIELDS && !known; i++) known = !strcmp(key, fields[i].name);
-        if (!known) return api_fail(e, 400, "unknown_field", key, "unknown field %.100s", key);
+        const api_field *f = api_field_find(fields, N_FIELDS, key);
+        if (!f || (f->flags & AF_CLI_ONLY))
+            return api_fail(e, 400, "unknown_field", key, "unknown field %.100s", key);
     }
     json_t *out = json_object();
     if (!out) return api_fail(e, 503, "out_of_memory", NULL, "out of memory");
     for (int i = 0; i < N_FIELDS; i++) {
         const api_field *f = &fields[i];
+        if (f->flags & AF_CLI_ONLY) continue;
         json_t *given = json_object_get(req, f->name), *norm = NULL;
         if (!given && (f->flags & AF_REQUIRED)) {
             json_decref(out);

@@ -1,9 +1,15 @@
-/* The field-table validator behind every JSON request of api/: each field
- * names its JSON member, type, range and default, and api_fields_check
- * walks a request against a table (unknown members, missing required ones,
- * types, ranges, references under the allowed roots) and returns the
- * normalized spec with every default filled in. Internal to api/; the
- * tables live next to their routes (api_train.c, api_generate.c). */
+/* The option tables of generate and train, and the validator of the JSON
+ * requests that follow them. Each field names its option (the JSON member
+ * and, spelled --snake_case or --kebab-case, the CLI flag), type, range,
+ * default and help; api_fields_check walks a request against a table
+ * (unknown members, missing required ones, types, ranges, references under
+ * the allowed roots) and returns the normalized spec with every default
+ * filled in. The CLI parsers (server/cli/gen_args.c, cmd_train.c) read the
+ * same tables, so a limit or a default is written once: an entry point that
+ * needs a stricter cap says so in its field (api_hi), never by a second
+ * number elsewhere. The tables live next to their routes (api_train.c,
+ * api_generate.c); api/openapi.yaml is checked against them by
+ * tests/unit/test_api_contract.c. */
 #ifndef CNET_API_FIELDS_H
 #define CNET_API_FIELDS_H
 
@@ -30,6 +36,10 @@ enum {
     AF_HI_OPEN = 4,  /* hi itself is out of range */
     AF_HUB_REF = 8,  /* AF_MODEL: an hf://namespace/name[@revision] reference is allowed too */
     AF_JOB_REF = 16, /* AF_CONTROLNET: a train job's id names the ControlNet it trained */
+    AF_CLI_ONLY =
+        32, /* an option of the command line only (a file, a device): unknown to the API */
+    AF_API_ONLY = 64, /* a member of the API only (a stored dataset, async): unknown to the CLI */
+    AF_PER_CONTROLNET = 128, /* CLI: a comma-separated list, one value for all or one each */
 };
 
 typedef struct api_field {
@@ -40,7 +50,23 @@ typedef struct api_field {
     int multiple_of;            /* AF_INT: 0 = any */
     const char *const *choices; /* AF_ENUM */
     const char *def;            /* default as JSON text; NULL: none (absent stays absent) */
+    const char *help;           /* one line for --help and the API's description */
+    /* AF_INT/AF_NUM: the API's own cap below hi (0: hi) — what one HTTP
+     * request may cost where the command line may ask for more. */
+    double api_hi;
+    const char *alias; /* CLI: a shorter flag also accepted (--start for control_guidance_start) */
 } api_field;
+
+/* The exported tables (api_generate.c, api_train.c). */
+extern const api_field api_generate_fields[];
+extern const int api_generate_n_fields;
+extern const api_field api_train_fields[];
+extern const int api_train_n_fields;
+
+/* The field called name in fields[0..n), or NULL. */
+const api_field *api_field_find(const api_field *fields, int n, const char *name);
+/* The upper bound of an AF_INT/AF_NUM field for the API (api_hi when set). */
+double api_field_api_hi(const api_field *f);
 
 /* Validates req against fields[0..n) and returns the normalized spec
  * (*spec owned by the caller). */

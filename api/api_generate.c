@@ -1,53 +1,178 @@
-/* Validation of a generate request (POST /v1/generate). The member names are
- * the dashboard's (web/generate.js: model, controlnet, prompt,
- * negative_prompt, scheduler, steps, guidance, scale, seed, width, height,
- * image) plus the rest of StableDiffusionControlNetPipeline.__call__'s
- * options under diffusers' names (num_images_per_prompt → num_images,
- * guess_mode, control_guidance_start/end, clip_skip, eta) and the canny
- * preprocessor of the ControlNet examples. Ranges are ours: what one
- * interactive request may cost.
+/* The options of a generate request, for POST /v1/generate and `cnet
+ * generate` alike (api_fields.h). The names are those of
+ * StableDiffusionControlNetPipeline.__call__ where it has one
+ * (num_images_per_prompt → num_images, guidance_scale → guidance,
+ * controlnet_conditioning_scale → scale, control_guidance_start/end,
+ * guess_mode, clip_skip, eta) plus the canny preprocessor of the ControlNet
+ * examples (cv2.Canny's thresholds). The ranges are ours: what the engine
+ * can run and what is surely not a typo; the only per-entry-point cap is
+ * the output size of one HTTP request (API_GENERATE_SIZE_MAX, api_hi).
+ * model, controlnet and image are folders and files on the command line and
+ * references (and base64) in the API; the CLI's lists and files are its own
+ * (AF_CLI_ONLY), async the API's (AF_API_ONLY).
  *
  * Also base64 (RFC 4648 §4) both ways, for the control image in and the
  * JSON answer's images out. Not here: decoding the image, choosing a seed
- * or running anything (server/http/http_generate.c). */
+ * or running anything (engine/pipeline/generate.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api_fields.h"
 
+/* engine/sched/scheduler.h's short names (test_api_contract checks them). */
 static const char *const schedulers[] = {"ddim",     "pndm",  "euler", "euler_a",
-                                         "dpmpp_2m", "unipc", NULL};
+                                         "dpmpp_2m", "unipc", "ddpm",  NULL};
 static const char *const preprocessors[] = {"none", "canny", NULL};
+static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
 
-static const api_field generate_fields[] = {
-    {"model", AF_MODEL, AF_REQUIRED | AF_HUB_REF, 0, 0, 0, NULL, NULL},
-    {"controlnet", AF_CONTROLNET, AF_JOB_REF, 0, 0, 0, NULL, NULL},
-    {"image", AF_BASE64, 0, 0, 0, 0, NULL, NULL},
-    {"prompt", AF_TEXT, AF_REQUIRED, 0, 0, 0, NULL, NULL},
-    {"negative_prompt", AF_TEXT, 0, 0, 0, 0, NULL, "\"\""},
-    {"scheduler", AF_ENUM, 0, 0, 0, 0, schedulers, NULL},
-    {"steps", AF_INT, 0, 1, 1000, 0, NULL, "20"},
-    {"guidance", AF_NUM, 0, 0, 50, 0, NULL, "7.5"},
-    {"scale", AF_NUM, 0, 0, 5, 0, NULL, "1.0"},
-    {"seed", AF_INT, 0, 0, 4294967295.0, 0, NULL, NULL},
-    {"width", AF_INT, 0, 8, API_GENERATE_SIZE_MAX, 8, NULL, NULL},
-    {"height", AF_INT, 0, 8, API_GENERATE_SIZE_MAX, 8, NULL, NULL},
-    {"num_images", AF_INT, 0, 1, API_GENERATE_IMAGES_MAX, 0, NULL, "1"},
-    {"guess_mode", AF_BOOL, 0, 0, 0, 0, NULL, "false"},
-    {"control_guidance_start", AF_NUM, 0, 0, 1, 0, NULL, "0.0"},
-    {"control_guidance_end", AF_NUM, 0, 0, 1, 0, NULL, "1.0"},
-    {"clip_skip", AF_INT, 0, 0, 64, 0, NULL, "0"},
-    {"eta", AF_NUM, 0, 0, 1, 0, NULL, "0.0"},
-    {"preprocess", AF_ENUM, 0, 0, 0, 0, preprocessors, "\"none\""},
-    {"canny_low_threshold", AF_NUM, 0, 0, 255, 0, NULL, "100"},
-    {"canny_high_threshold", AF_NUM, 0, 0, 255, 0, NULL, "200"},
-    {"async", AF_BOOL, 0, 0, 0, 0, NULL, NULL},
+const api_field api_generate_fields[] = {
+    {.name = "model",
+     .type = AF_MODEL,
+     .flags = AF_REQUIRED | AF_HUB_REF,
+     .help = "the base pipeline: a diffusers folder (CLI), a folder under --models or "
+             "hf://namespace/name[@revision] (API)"},
+    {.name = "controlnet",
+     .type = AF_CONTROLNET,
+     .flags = AF_JOB_REF | AF_PER_CONTROLNET,
+     .help = "the ControlNet: folders, one per control image (CLI); a folder under --models or "
+             "a train job id (API); default the base folder's controlnet/"},
+    {.name = "image",
+     .type = AF_BASE64,
+     .flags = AF_PER_CONTROLNET,
+     .help = "the control image, PNG or JPEG: files, one per ControlNet (CLI); base64 or a "
+             "multipart file part (API)"},
+    {.name = "prompt", .type = AF_TEXT, .flags = AF_REQUIRED, .help = "the prompt"},
+    {.name = "negative_prompt", .type = AF_TEXT, .def = "\"\"", .help = "the negative prompt"},
+    {.name = "scheduler",
+     .type = AF_ENUM,
+     .choices = schedulers,
+     .help = "the base folder's scheduler config read as this class (default its own class)"},
+    {.name = "steps",
+     .type = AF_INT,
+     .lo = 1,
+     .hi = API_GENERATE_STEPS_MAX,
+     .def = "20",
+     .help = "denoising steps (num_inference_steps)"},
+    {.name = "guidance",
+     .type = AF_NUM,
+     .lo = 0,
+     .hi = 50,
+     .def = "7.5",
+     .help = "classifier-free guidance scale, on when > 1 (guidance_scale)"},
+    {.name = "scale",
+     .type = AF_NUM,
+     .flags = AF_PER_CONTROLNET,
+     .lo = 0,
+     .hi = 5,
+     .def = "1.0",
+     .help = "controlnet_conditioning_scale"},
+    {.name = "seed",
+     .type = AF_INT,
+     .lo = 0,
+     .hi = 4294967295.0,
+     .help = "seed of the initial noise (default random, reported with the images)"},
+    {.name = "width",
+     .type = AF_INT,
+     .lo = 8,
+     .hi = API_GENERATE_SIDE_MAX,
+     .multiple_of = 8,
+     .api_hi = API_GENERATE_SIZE_MAX,
+     .help = "output width (default the first control image's, rounded down to the VAE factor)"},
+    {.name = "height",
+     .type = AF_INT,
+     .lo = 8,
+     .hi = API_GENERATE_SIDE_MAX,
+     .multiple_of = 8,
+     .api_hi = API_GENERATE_SIZE_MAX,
+     .help = "output height (default the first control image's, rounded down to the VAE "
+             "factor)"},
+    {.name = "num_images",
+     .type = AF_INT,
+     .lo = 1,
+     .hi = API_GENERATE_IMAGES_MAX,
+     .def = "1",
+     .help = "images from one run (num_images_per_prompt)"},
+    {.name = "guess_mode",
+     .type = AF_BOOL,
+     .def = "false",
+     .help = "guess mode: the ControlNets see only the conditional batch"},
+    {.name = "control_guidance_start",
+     .type = AF_NUM,
+     .flags = AF_PER_CONTROLNET | AF_HI_OPEN,
+     .lo = 0,
+     .hi = 1,
+     .def = "0.0",
+     .help = "fraction of the steps before which the ControlNet is off (below the end)",
+     .alias = "start"},
+    {.name = "control_guidance_end",
+     .type = AF_NUM,
+     .flags = AF_PER_CONTROLNET | AF_LO_OPEN,
+     .lo = 0,
+     .hi = 1,
+     .def = "1.0",
+     .help = "fraction of the steps from which the ControlNet is off (above the start)",
+     .alias = "end"},
+    {.name = "clip_skip",
+     .type = AF_INT,
+     .lo = 0,
+     .hi = API_CLIP_SKIP_MAX,
+     .def = "0",
+     .help = "skip the last K text encoder layers (below the encoder's depth)"},
+    {.name = "eta", .type = AF_NUM, .lo = 0, .hi = 1, .def = "0.0", .help = "DDIM eta"},
+    {.name = "preprocess",
+     .type = AF_ENUM,
+     .flags = AF_PER_CONTROLNET,
+     .choices = preprocessors,
+     .def = "\"none\"",
+     .help = "canny turns the control image into its edges first"},
+    {.name = "canny_low_threshold",
+     .type = AF_NUM,
+     .lo = 0,
+     .hi = API_CANNY_THRESHOLD_MAX,
+     .def = "100",
+     .help = "cv2.Canny's low threshold",
+     .alias = "low"},
+    {.name = "canny_high_threshold",
+     .type = AF_NUM,
+     .lo = 0,
+     .hi = API_CANNY_THRESHOLD_MAX,
+     .def = "200",
+     .help = "cv2.Canny's high threshold",
+     .alias = "high"},
+    {.name = "async",
+     .type = AF_BOOL,
+     .flags = AF_API_ONLY,
+     .def = "false",
+     .help = "run as a job instead of answering with the image"},
+    {.name = "out",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .def = "\"output.png\"",
+     .help = "the output PNG; with num_images N > 1 the files are FILE_0.png ... FILE_<N-1>.png"},
+    {.name = "device",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .def = "\"cpu\"",
+     .help = "cpu|cuda|cuda:N"},
+    {.name = "mixed_precision",
+     .type = AF_ENUM,
+     .flags = AF_CLI_ONLY,
+     .choices = precisions,
+     .def = "\"no\"",
+     .help = "16-bit tensor-core products on cuda with float32 accumulation (the cpu computes in "
+             "float32)"},
+    {.name = "max_pixels",
+     .type = AF_INT,
+     .flags = AF_CLI_ONLY,
+     .lo = 1,
+     .hi = API_MAX_PIXELS_MAX,
+     .def = "16777216",
+     .help = "largest control image and output, in pixels"},
 };
+const int api_generate_n_fields = (int)(sizeof api_generate_fields / sizeof api_generate_fields[0]);
 
 int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e) {
-    int rc =
-        api_fields_check(generate_fields, (int)(sizeof generate_fields / sizeof generate_fields[0]),
-                         req, roots, spec, e);
+    int rc = api_fields_check(api_generate_fields, api_generate_n_fields, req, roots, spec, e);
     if (rc) return rc;
     json_object_del(*spec, "async");
     double start = json_number_value(json_object_get(*spec, "control_guidance_start"));
@@ -63,14 +188,11 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
 }
 
 json_t *api_generate_form_value(const char *name, const char *text) {
-    for (size_t i = 0; i < sizeof generate_fields / sizeof generate_fields[0]; i++) {
-        const api_field *f = &generate_fields[i];
-        if (strcmp(f->name, name) != 0) continue;
-        if (f->type != AF_INT && f->type != AF_NUM && f->type != AF_BOOL) break;
+    const api_field *f = api_field_find(api_generate_fields, api_generate_n_fields, name);
+    if (f && (f->type == AF_INT || f->type == AF_NUM || f->type == AF_BOOL)) {
         json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
         if (v && (json_is_number(v) || json_is_boolean(v))) return v;
         json_decref(v);
-        break;
     }
     return json_string(text);
 }

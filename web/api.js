@@ -101,27 +101,86 @@ export async function health() {
   return { ready: resp.ok, message: body.error ? body.error.message : '', checks: body.checks };
 }
 
-let routesPromise = null;
-// The "/path" keys of the served OpenAPI document: the routes this server has.
-export function routes() {
-  if (!routesPromise) {
-    routesPromise = (async () => {
+// One value of a YAML flow map: a number, a quoted or bare string, a list.
+function flowValue(v) {
+  v = v.trim();
+  if (v.startsWith('[')) return splitFlow(v.slice(1, -1)).map(flowValue);
+  if (v.startsWith("'")) return v.slice(1, -1).replace(/''/g, "'");
+  if (v.startsWith('"')) return JSON.parse(v);
+  if (v === 'true' || v === 'false') return v === 'true';
+  return v !== '' && Number.isFinite(Number(v)) ? Number(v) : v;
+}
+
+// Splits "a: 1, b: [x, y], c: 'p, q'" at its top-level commas.
+function splitFlow(text) {
+  const parts = [];
+  let depth = 0, quote = '', start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) { if (c === quote) quote = ''; continue; }
+    if (c === "'" || c === '"') quote = c;
+    else if (c === '[' || c === '{') depth++;
+    else if (c === ']' || c === '}') depth--;
+    else if (c === ',' && !depth) { parts.push(text.slice(start, i)); start = i + 1; }
+  }
+  if (text.slice(start).trim()) parts.push(text.slice(start));
+  return parts;
+}
+
+// The served OpenAPI document, read once: the "/path" keys (the routes this
+// server has) and each schema's one-line properties ({type, minimum,
+// maximum, multipleOf, default, enum, ...}) — the option tables the server
+// validates against (api/api_generate.c, api/api_train.c; a test keeps the
+// document equal to them), so the forms show the server's limits and
+// defaults instead of copies.
+let docPromise = null;
+function openapi() {
+  if (!docPromise) {
+    docPromise = (async () => {
       const resp = await send('/v1/openapi.yaml', { headers: headers() });
       if (!resp.ok) throw await failure(resp);
       const text = await resp.text();
-      const paths = new Set();
-      let inPaths = false;
+      const paths = new Set(), schemas = {};
+      let section = '', schema = null;
       for (const line of text.split('\n')) {
-        if (/^paths:/.test(line)) { inPaths = true; continue; }
-        if (inPaths && /^\S/.test(line)) break;
-        const m = inPaths && /^ {2}(\/[^:]*):\s*$/.exec(line);
+        if (/^\S/.test(line)) section = line.replace(/:.*/, '');
+        const m = section === 'paths' && /^ {2}(\/[^:]*):\s*$/.exec(line);
         if (m) paths.add(m[1]);
+        const s = section === 'components' && /^ {4}(\w+):\s*$/.exec(line);
+        if (s) schemas[schema = s[1]] = {};
+        const f = schema && /^ {8}(\w+): \{(.*)\}\s*$/.exec(line);
+        if (f) {
+          const props = {};
+          for (const part of splitFlow(f[2])) {
+            const colon = part.indexOf(':');
+            props[part.slice(0, colon).trim()] = flowValue(part.slice(colon + 1));
+          }
+          schemas[schema][f[1]] = props;
+        }
       }
-      return paths;
+      return { paths, schemas };
     })();
-    routesPromise.catch(() => { routesPromise = null; });
+    docPromise.catch(() => { docPromise = null; });
   }
-  return routesPromise;
+  return docPromise;
+}
+
+// The routes this server has.
+export async function routes() {
+  return (await openapi()).paths;
+}
+
+// The properties of schema `name` (GenerateSpec, TrainSpec), by member.
+export async function schema(name) {
+  return (await openapi()).schemas[name] || {};
+}
+
+// A number input's limits from a schema property: min, max, step.
+export function limits(prop = {}) {
+  return {
+    min: prop.minimum ?? prop.exclusiveMinimum, max: prop.maximum ?? prop.exclusiveMaximum,
+    step: prop.multipleOf,
+  };
 }
 
 // Parses one SSE block ("id:", "event:", "data:" lines; ":" comments).

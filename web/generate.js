@@ -6,11 +6,10 @@
 // Only offered when the server's OpenAPI document has the /v1/generate route;
 // otherwise the page says so and shows no form. Not here: canny edge
 // detection (the server's preprocessor).
-import { api, apiBlob, routes } from './api.js';
+import { api, apiBlob, limits, routes, schema } from './api.js';
 import { errorNotice, facts, h, markField, notice } from './ui.js';
 
-const SCHEDULERS = ['unipc', 'ddim', 'pndm', 'euler', 'euler_a', 'dpmpp_2m'];
-const SIZE_MAX = 1024; // px per side offered by the form
+const SIZE_MIN = 64; // px per side the drawing canvas takes
 
 function num(label, name, value, attrs) {
   return h('div', { class: 'field' }, h('label', { for: `g-${name}` }, label),
@@ -69,7 +68,11 @@ export async function render(main, params, signal) {
       'server offers it.', 'warn'));
     return;
   }
-  const { models } = await api('/v1/models', { signal });
+  const [{ models }, spec] = await Promise.all([api('/v1/models', { signal }), schema('GenerateSpec')]);
+  // Limits and defaults are the server's (its option table, via openapi.yaml).
+  const opt = (name, extra = {}) => ({ ...limits(spec[name]), ...extra });
+  const def = (name) => (spec[name] && spec[name].default !== undefined ? spec[name].default : '');
+  const SIZE_MAX = limits(spec.width).max;
   const base = models.filter((m) => m.kind === 'base');
   const nets = models.filter((m) => m.kind === 'controlnet');
   const cc = controlCanvas();
@@ -92,18 +95,19 @@ export async function render(main, params, signal) {
     h('div', { class: 'field wide' }, h('label', { for: 'g-negative_prompt' }, 'Negative prompt'),
       h('textarea', { id: 'g-negative_prompt', name: 'negative_prompt', rows: 1 })),
     h('div', { class: 'field' }, h('label', { for: 'g-scheduler' }, 'Scheduler'),
-      h('select', { id: 'g-scheduler', name: 'scheduler' }, SCHEDULERS.map((s) => h('option', { value: s }, s)))),
-    num('Steps', 'steps', 20, { min: 1, max: 1000 }),
-    num('Guidance', 'guidance', 7.5, { min: 0, max: 50, step: 0.5 }),
-    num('ControlNet scale', 'scale', 1.0, { min: 0, max: 5, step: 0.05 }),
-    num('Seed', 'seed', '', { min: 0, max: 4294967295 }),
-    num('Width', 'width', 512, { min: 64, max: SIZE_MAX, step: 8 }),
-    num('Height', 'height', 512, { min: 64, max: SIZE_MAX, step: 8 }),
+      h('select', { id: 'g-scheduler', name: 'scheduler' }, h('option', { value: '' }, "(the model's own)"),
+        (spec.scheduler ? spec.scheduler.enum : []).map((s) => h('option', { value: s }, s)))),
+    num('Steps', 'steps', def('steps'), opt('steps')),
+    num('Guidance', 'guidance', def('guidance'), opt('guidance', { step: 0.5 })),
+    num('ControlNet scale', 'scale', def('scale'), opt('scale', { step: 0.05 })),
+    num('Seed', 'seed', def('seed'), opt('seed')),
+    num('Width', 'width', 512, opt('width', { min: SIZE_MIN })),
+    num('Height', 'height', 512, opt('height', { min: SIZE_MIN })),
     h('button', { type: 'submit' }, 'Generate'), out);
   main.append(form);
   const sizeChanged = () => {
     const w = Number(form.elements.width.value), ht = Number(form.elements.height.value);
-    if (w % 8 === 0 && ht % 8 === 0 && w >= 64 && ht >= 64 && w <= SIZE_MAX && ht <= SIZE_MAX) cc.resize(w, ht);
+    if (w % 8 === 0 && ht % 8 === 0 && w >= SIZE_MIN && ht >= SIZE_MIN && w <= SIZE_MAX && ht <= SIZE_MAX) cc.resize(w, ht);
   };
   form.elements.width.addEventListener('change', sizeChanged);
   form.elements.height.addEventListener('change', sizeChanged);
@@ -112,7 +116,8 @@ export async function render(main, params, signal) {
     e.preventDefault();
     markField(form, null);
     const el = form.elements;
-    const body = { prompt: el.prompt.value.trim(), scheduler: el.scheduler.value };
+    const body = { prompt: el.prompt.value.trim() };
+    if (el.scheduler.value) body.scheduler = el.scheduler.value;
     if (el.model) body.model = el.model.value;
     if (el.controlnet) body.controlnet = el.controlnet.value;
     if (el.negative_prompt.value.trim()) body.negative_prompt = el.negative_prompt.value.trim();

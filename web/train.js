@@ -5,55 +5,65 @@
 // out so the server applies its own defaults; a refused field is marked with
 // the server's message.
 // Not here: uploading a dataset (datasets.js does; linked from here).
-import { api } from './api.js';
+import { api, limits, schema } from './api.js';
 import { errorNotice, h, markField } from './ui.js';
 
-// [name, label, kind, default, extra attributes]; kind: int | num | enum | text.
+// [name, label, extra attributes]: the kind (int, num, enum, text), the
+// default and the limits are the server's TrainSpec (its option table, via
+// openapi.yaml), filled in by render.
 const MAIN = [
-  ['resolution', 'Resolution (px)', 'int', 512, { min: 8, max: 1024, step: 8 }],
-  ['train_batch_size', 'Batch size', 'int', 4, { min: 1, max: 64 }],
-  ['num_train_epochs', 'Epochs', 'int', 1, { min: 1, max: 100000 }],
-  ['max_train_steps', 'Max steps (overrides epochs)', 'int', '', { min: 1, max: 1000000 }],
-  ['learning_rate', 'Learning rate', 'num', '5e-6', {}],
-  ['lr_scheduler', 'LR schedule', 'enum', 'constant',
-    { options: ['constant', 'constant_with_warmup', 'linear', 'cosine', 'cosine_with_restarts', 'polynomial'] }],
-  ['lr_warmup_steps', 'Warmup steps', 'int', 500, { min: 0, max: 1000000 }],
-  ['gradient_accumulation_steps', 'Gradient accumulation', 'int', 1, { min: 1, max: 1024 }],
-  ['checkpointing_steps', 'Checkpoint every (steps)', 'int', 500, { min: 1, max: 1000000 }],
-  ['mixed_precision', 'Mixed precision', 'enum', 'no', { options: ['no', 'fp16', 'bf16'] }],
-  ['seed', 'Seed', 'int', '', { min: 0, max: 4294967295 }],
-  ['num_validation_images', 'Validation images per prompt', 'int', 4, { min: 1, max: 16 }],
-  ['validation_steps', 'Validate every (steps)', 'int', 100, { min: 1, max: 1000000 }],
+  ['resolution', 'Resolution (px)'],
+  ['train_batch_size', 'Batch size'],
+  ['num_train_epochs', 'Epochs'],
+  ['max_train_steps', 'Max steps (overrides epochs)'],
+  ['learning_rate', 'Learning rate'],
+  ['lr_scheduler', 'LR schedule'],
+  ['lr_warmup_steps', 'Warmup steps'],
+  ['gradient_accumulation_steps', 'Gradient accumulation'],
+  ['checkpointing_steps', 'Checkpoint every (steps)'],
+  ['mixed_precision', 'Mixed precision'],
+  ['seed', 'Seed'],
+  ['num_validation_images', 'Validation images per prompt'],
+  ['validation_steps', 'Validate every (steps)'],
 ];
 const MORE = [
-  ['controlnet_model_name_or_path', 'Start from ControlNet (else from the UNet)', 'text', '', { list: 'controlnets' }],
-  ['checkpoints_total_limit', 'Checkpoints kept', 'int', '', { min: 1, max: 10000 }],
-  ['lr_num_cycles', 'LR cycles (cosine_with_restarts)', 'int', 1, { min: 1, max: 10000 }],
-  ['lr_power', 'LR power (polynomial)', 'num', 1.0, {}],
-  ['adam_beta1', 'Adam β1', 'num', 0.9, {}],
-  ['adam_beta2', 'Adam β2', 'num', 0.999, {}],
-  ['adam_weight_decay', 'Adam weight decay', 'num', 0.01, {}],
-  ['adam_epsilon', 'Adam ε', 'num', '1e-8', {}],
-  ['max_grad_norm', 'Max gradient norm', 'num', 1.0, {}],
-  ['proportion_empty_prompts', 'Proportion of empty prompts', 'num', 0, {}],
-  ['snr_gamma', 'Min-SNR γ (empty: off)', 'num', '', {}],
-  ['prediction_type', 'Prediction type (empty: the scheduler\'s)', 'enum', '', { options: ['', 'epsilon', 'v_prediction'] }],
+  ['controlnet_model_name_or_path', 'Start from ControlNet (else from the UNet)', { list: 'controlnets' }],
+  ['checkpoints_total_limit', 'Checkpoints kept'],
+  ['lr_num_cycles', 'LR cycles (cosine_with_restarts)'],
+  ['lr_power', 'LR power (polynomial)'],
+  ['adam_beta1', 'Adam β1'],
+  ['adam_beta2', 'Adam β2'],
+  ['adam_weight_decay', 'Adam weight decay'],
+  ['adam_epsilon', 'Adam ε'],
+  ['max_grad_norm', 'Max gradient norm'],
+  ['proportion_empty_prompts', 'Proportion of empty prompts'],
+  ['snr_gamma', 'Min-SNR γ (empty: off)'],
+  ['prediction_type', 'Prediction type (empty: the scheduler\'s)'],
 ];
 
-function field([name, label, kind, def, extra]) {
+// A form field's kind, default and limits from its schema property.
+function describe(prop = {}) {
+  const kind = prop.enum ? 'enum' : prop.type === 'integer' ? 'int' : prop.type === 'number' ? 'num' : 'text';
+  const def = prop.default !== undefined ? prop.default : '';
+  const options = prop.enum && (prop.default !== undefined ? prop.enum : ['', ...prop.enum]);
+  return { kind, def, options, ...limits(prop) };
+}
+
+function field([name, label, extra = {}], spec) {
   const id = `f-${name}`;
+  const { kind, def, options, min, max, step } = describe(spec[name]);
   let input;
   if (kind === 'enum') {
-    input = h('select', { id, name }, extra.options.map((o) => h('option', { value: o, selected: o === String(def) }, o || '(default)')));
+    input = h('select', { id, name }, options.map((o) => h('option', { value: o, selected: o === String(def) }, o || '(default)')));
   } else {
     input = h('input', {
       id, name, value: def, type: 'text', inputmode: kind === 'int' ? 'numeric' : kind === 'num' ? 'decimal' : null,
       list: extra.list || null, 'data-kind': kind,
-      'aria-describedby': extra.min !== undefined ? `${id}-range` : null,
+      'aria-describedby': min !== undefined ? `${id}-range` : null,
     });
   }
-  const range = extra.min !== undefined
-    ? h('span', { class: 'hint', id: `${id}-range` }, `${extra.min}–${extra.max}${extra.step ? `, a multiple of ${extra.step}` : ''}`)
+  const range = min !== undefined
+    ? h('span', { class: 'hint', id: `${id}-range` }, `${min}–${max}${step ? `, a multiple of ${step}` : ''}`)
     : null;
   return h('div', { class: 'field' }, h('label', { for: id }, label), input, range);
 }
@@ -64,8 +74,9 @@ function collect(form) {
   const get = (n) => form.elements.namedItem(n);
   spec.pretrained_model_name_or_path = get('pretrained_model_name_or_path').value.trim();
   spec.dataset = get('dataset').value.trim();
-  for (const [name, label, kind] of [...MAIN, ...MORE]) {
+  for (const [name, label] of [...MAIN, ...MORE]) {
     const v = get(name).value.trim();
+    const kind = get(name).dataset.kind;
     if (v === '') continue;
     if (kind === 'int' || kind === 'num') {
       const x = Number(v);
@@ -90,8 +101,8 @@ function collect(form) {
 }
 
 export async function render(main, params, signal) {
-  const [{ models }, { datasets }] = await Promise.all([
-    api('/v1/models', { signal }), api('/v1/datasets', { signal })]);
+  const [{ models }, { datasets }, spec] = await Promise.all([
+    api('/v1/models', { signal }), api('/v1/datasets', { signal }), schema('TrainSpec')]);
   const base = models.filter((m) => m.kind === 'base');
   const nets = models.filter((m) => m.kind === 'controlnet');
   const result = h('div', { 'aria-live': 'polite' });
@@ -112,12 +123,12 @@ export async function render(main, params, signal) {
         h('a', { href: '#/datasets' }, 'Upload one'))),
     h('datalist', { id: 'dsets' }, datasets.map((d) => h('option', { value: d.id },
       `${d.original_name || d.id}: ${d.samples} samples`))),
-    h('fieldset', {}, h('legend', {}, 'Training'), MAIN.map(field)),
+    h('fieldset', {}, h('legend', {}, 'Training'), MAIN.map((f) => field(f, spec))),
     h('fieldset', {}, h('legend', {}, 'Validation'),
       h('div', { class: 'field wide' }, h('label', { for: 'f-validation_prompt' }, 'Validation prompts (one per line, conditioning images from the dataset)'),
         h('textarea', { id: 'f-validation_prompt', name: 'validation_prompt', rows: 3 }))),
     h('details', {}, h('summary', {}, 'More options'),
-      h('fieldset', {}, h('legend', { class: 'sr-only' }, 'More options'), MORE.map(field),
+      h('fieldset', {}, h('legend', { class: 'sr-only' }, 'More options'), MORE.map((f) => field(f, spec)),
         h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'scale_lr' }),
           ' Scale the learning rate by batch × accumulation (scale_lr)')),
         h('div', { class: 'field' }, h('label', {}, h('input', { type: 'checkbox', name: 'use_8bit_adam' }),

@@ -40,6 +40,7 @@
 #include "engine/pipeline/sd_base.h"
 #include "engine/models/unet.h"
 #include "engine/models/vae.h"
+#include "server/cli/cli_args.h"
 
 #define BENCH_MODEL_DEFAULT_ITERS 5
 #define BENCH_MODEL_MAX_ITERS 1000
@@ -339,42 +340,40 @@ void bench_report(const bench_model_opts *o, const char *task, double *t, cnet_b
 
 int bench_model(int argc, char **argv) {
     bench_model_opts o = {.device = "cpu", .iters = BENCH_MODEL_DEFAULT_ITERS, .batch = 0};
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
+        const char *a = argv[i], *v = NULL;
+        int rc = 0;
+        if (cli_flag(a, "json", NULL)) {
             o.json = 1;
-        } else if (strcmp(argv[i], "--use_8bit_adam") == 0) {
+        } else if (cli_flag(a, "use_8bit_adam", NULL)) {
             o.use_8bit_adam = 1;
-        } else if (strcmp(argv[i], "--gradient_checkpointing") == 0) {
+        } else if (cli_flag(a, "gradient_checkpointing", NULL)) {
             o.gradient_checkpointing = 1;
-        } else if (strcmp(argv[i], "--set_grads_to_none") == 0) {
+        } else if (cli_flag(a, "set_grads_to_none", NULL)) {
             o.set_grads_to_none = 1;
-        } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
-            o.model = argv[++i];
-        } else if (i + 1 < argc && strcmp(argv[i], "--task") == 0) {
-            o.task = argv[++i];
-        } else if (i + 1 < argc && strcmp(argv[i], "--device") == 0) {
-            o.device = argv[++i];
-        } else if (i + 1 < argc && strcmp(argv[i], "--mixed_precision") == 0) {
-            cnet_error e = {0};
-            if (cnet_precision_parse(argv[++i], &o.precision, &e)) {
-                fprintf(stderr, "cnet bench: %s\n", e.msg);
-                return 2;
-            }
-        } else if (i + 1 < argc &&
-                   (strcmp(argv[i], "--iters") == 0 || strcmp(argv[i], "--batch") == 0)) {
-            const int is_iters = argv[i][2] == 'i';
-            const long hi = is_iters ? BENCH_MODEL_MAX_ITERS : BENCH_MAX_BATCH;
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > hi) {
-                fprintf(stderr, "cnet bench: %s wants 1..%ld, got '%s'\n", argv[i - 1], hi,
-                        argv[i]);
-                return 2;
-            }
-            *(is_iters ? &o.iters : &o.batch) = (int)v;
+        } else if (cli_flag(a, "model", &v)) {
+            rc = !(o.model = cli_value(argc, argv, &i, v, &err));
+        } else if (cli_flag(a, "task", &v)) {
+            rc = !(o.task = cli_value(argc, argv, &i, v, &err));
+        } else if (cli_flag(a, "device", &v)) {
+            rc = !(o.device = cli_value(argc, argv, &i, v, &err));
+        } else if (cli_flag(a, "mixed_precision", &v)) {
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cnet_precision_parse(v, &o.precision, &err);
+        } else if (cli_flag(a, "iters", &v)) {
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cli_int(a, v, 1, BENCH_MODEL_MAX_ITERS, &o.iters, &err);
+        } else if (cli_flag(a, "batch", &v)) {
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cli_int(a, v, 1, BENCH_MAX_BATCH, &o.batch, &err);
         } else {
-            fprintf(stderr, "cnet bench: unknown option '%s'\n", argv[i]);
+            fprintf(stderr, "cnet bench: unknown option '%s'\n", a);
             bench_model_usage(stderr);
+            return 2;
+        }
+        if (rc) {
+            fprintf(stderr, "cnet bench: %s\n", err.msg);
             return 2;
         }
     }
@@ -398,7 +397,6 @@ int bench_model(int argc, char **argv) {
                 task_names[0], task_names[1], task_names[2], task_names[3]);
         return 2;
     }
-    cnet_error err = {0};
     int rc = bench_open_backend(&s.be, &o, &err);
     if (rc) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);

@@ -30,6 +30,7 @@
 
 #include "api/api.h"
 #include "engine/image/image.h"
+#include "server/cli/cli_args.h"
 
 #define BENCH_SERVE_DEFAULT_REQUESTS 32
 #define BENCH_SERVE_MAX_REQUESTS 10000
@@ -203,32 +204,30 @@ void bench_serve_usage(void *file) {
                           "16 clients\n");
 }
 
-static int parse_count(const char *v, int hi, int *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*end || x < 1 || x > hi) return -1;
-    *out = (int)x;
-    return 0;
-}
-
 int bench_serve(int argc, char **argv) {
     const char *model = NULL;
     int requests = BENCH_SERVE_DEFAULT_REQUESTS, steps = BENCH_SERVE_DEFAULT_STEPS, json = 0;
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json"))
+        const char *a = argv[i], *v = NULL;
+        int rc = 0;
+        if (cli_flag(a, "json", NULL))
             json = 1;
-        else if (!strcmp(a, "--task") && v && !strcmp(v, "serve"))
-            i++;
-        else if (!strcmp(a, "--model") && v)
-            model = v, i++;
-        else if (!strcmp(a, "--requests") && v &&
-                 !parse_count(v, BENCH_SERVE_MAX_REQUESTS, &requests))
-            i++;
-        else if (!strcmp(a, "--steps") && v && !parse_count(v, 1000, &steps))
-            i++;
-        else {
-            fprintf(stderr, "cnet bench: bad option '%s'\n", a);
+        else if (cli_flag(a, "task", &v))
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 (strcmp(v, "serve") && cnet_fail(&err, CNET_EINVAL, "--task %s is not serve", v));
+        else if (cli_flag(a, "model", &v))
+            rc = !(model = cli_value(argc, argv, &i, v, &err));
+        else if (cli_flag(a, "requests", &v))
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cli_int(a, v, 1, BENCH_SERVE_MAX_REQUESTS, &requests, &err);
+        else if (cli_flag(a, "steps", &v))
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cli_int(a, v, 1, API_GENERATE_STEPS_MAX, &steps, &err);
+        else
+            rc = cnet_fail(&err, CNET_EINVAL, "unknown option '%s'", a);
+        if (rc) {
+            fprintf(stderr, "cnet bench: %s\n", err.msg);
             bench_serve_usage(stderr);
             return 2;
         }

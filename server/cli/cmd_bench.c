@@ -23,6 +23,7 @@
 #include "server/bench/bench_model.h"
 #include "server/bench/bench_peak.h"
 #include "server/bench/bench_serve.h"
+#include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 
 #define BENCH_DEFAULT_ITERS 5
@@ -251,29 +252,31 @@ static void bench_usage(FILE *f) {
 static int bench_ops(int argc, char **argv) {
     int iters = BENCH_DEFAULT_ITERS, json = 0;
     bench_model_opts o = {.device = "cpu"}; /* what bench_open_backend reads */
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
+        const char *v = NULL;
+        if (cli_flag(argv[i], "json", NULL)) {
             json = 1;
-        } else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
-            o.device = argv[++i];
-        } else if (strcmp(argv[i], "--mixed_precision") == 0 && i + 1 < argc) {
-            cnet_error e = {0};
-            if (cnet_precision_parse(argv[++i], &o.precision, &e)) {
-                fprintf(stderr, "cnet bench ops: %s\n", e.msg);
+        } else if (cli_take(argc, argv, &i, "device", &o.device, &err)) {
+            if (!o.device) {
+                fprintf(stderr, "cnet bench ops: %s\n", err.msg);
                 return 2;
             }
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        } else if (cli_take(argc, argv, &i, "mixed_precision", &v, &err)) {
+            if (!v || cnet_precision_parse(v, &o.precision, &err)) {
+                fprintf(stderr, "cnet bench ops: %s\n", err.msg);
+                return 2;
+            }
+        } else if (cli_is_help(argv[i])) {
             bench_usage(stdout);
             return 0;
-        } else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > BENCH_MAX_ITERS) {
-                fprintf(stderr, "cnet bench ops: --iters wants 1..%d, got '%s'\n", BENCH_MAX_ITERS,
-                        argv[i]);
+        } else if (cli_flag(argv[i], "iters", &v)) {
+            const char *flag = argv[i];
+            if (!(v = cli_value(argc, argv, &i, v, &err)) ||
+                cli_int(flag, v, 1, BENCH_MAX_ITERS, &iters, &err)) {
+                fprintf(stderr, "cnet bench ops: %s\n", err.msg);
                 return 2;
             }
-            iters = (int)v;
         } else {
             fprintf(stderr, "cnet bench ops: unknown option '%s'\n", argv[i]);
             bench_usage(stderr);
@@ -281,7 +284,6 @@ static int bench_ops(int argc, char **argv) {
         }
     }
     cnet_backend be;
-    cnet_error err = {0};
     int rc = bench_open_backend(&be, &o, &err);
     if (rc) {
         fprintf(stderr, "cnet bench ops: %s\n", err.msg);
@@ -347,9 +349,12 @@ int cmd_bench(int argc, char **argv) {
         bench_serve_usage(stdout);
         return 0;
     }
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--task") == 0 && strcmp(argv[i + 1], "serve") == 0)
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        if (cli_flag(argv[i], "task", &v) && (v || i + 1 < argc) &&
+            strcmp(v ? v : argv[i + 1], "serve") == 0)
             return bench_serve(argc, argv);
+    }
     if (argc >= 2 && strncmp(argv[1], "--", 2) == 0) return bench_model(argc, argv);
     bench_usage(stderr);
     bench_model_usage(stderr);

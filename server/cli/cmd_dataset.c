@@ -3,12 +3,12 @@
  * first offenders per problem) and exits 1 when training would refuse the
  * dataset (dataset_report_verdict); make-fill writes dataset_make_fill's
  * synthetic set. No logic of their own beyond options and printing. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/data/dataset.h"
+#include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 
 static const char dataset_usage[] =
@@ -27,21 +27,15 @@ static const char dataset_usage[] =
     "circle of one named colour on a background of another, its outline (white on black)\n"
     "as the conditioning image, and the caption \"<colour> circle with <colour> background\".\n";
 
-static int parse_i64(const char *s, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "cnet dataset: ");
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n(cnet dataset --help for the options)\n");
     return 2;
 }
+
+/* A usage error from the option reader (err names the option). */
+static int option_error(const cnet_error *err) { return usage_error("%s", err->msg); }
 
 static void print_report(const dataset *ds, const dataset_report *rep) {
     printf("dataset %s (%s): %lld samples\n", ds->root, dataset_layout_name(ds->layout),
@@ -62,21 +56,19 @@ static int run_check(int argc, char **argv) {
     dataset_options o = {0};
     const char *path = NULL;
     double max_bad = DATASET_BAD_FRACTION_DEFAULT;
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_value = i + 1 < argc;
-        if (has_value && strcmp(a, "--image_column") == 0) {
-            o.image_column = argv[++i];
-        } else if (has_value && strcmp(a, "--conditioning_image_column") == 0) {
-            o.conditioning_image_column = argv[++i];
-        } else if (has_value && strcmp(a, "--caption_column") == 0) {
-            o.caption_column = argv[++i];
-        } else if (has_value && strcmp(a, "--max_bad_fraction") == 0) {
-            char *end;
-            max_bad = strtod(argv[++i], &end);
-            if (*end || end == argv[i] || !(max_bad >= 0 && max_bad <= 1))
-                return usage_error("--max_bad_fraction must be a number in [0, 1], got '%s'",
-                                   argv[i]);
+        const char *a = argv[i], *v = NULL;
+        const char **column = cli_flag(a, "image_column", &v) ? &o.image_column
+                              : cli_flag(a, "conditioning_image_column", &v)
+                                  ? &o.conditioning_image_column
+                              : cli_flag(a, "caption_column", &v) ? &o.caption_column
+                                                                  : NULL;
+        if (column) {
+            if (!(*column = cli_value(argc, argv, &i, v, &err))) return option_error(&err);
+        } else if (cli_flag(a, "max_bad_fraction", &v)) {
+            const char *text = cli_value(argc, argv, &i, v, &err);
+            if (!text || cli_double(a, text, 0, 1, &max_bad, &err)) return option_error(&err);
         } else if (a[0] == '-' || path) {
             return usage_error("unexpected argument '%s'", a);
         } else {
@@ -86,7 +78,6 @@ static int run_check(int argc, char **argv) {
     if (!path) return usage_error("%s", "check needs a dataset path");
     dataset ds;
     dataset_report rep;
-    cnet_error err;
     if (dataset_open(&ds, path, &o, &err)) {
         fprintf(stderr, "cnet dataset check: %s\n", err.msg);
         return 1;
@@ -107,28 +98,25 @@ static int run_check(int argc, char **argv) {
 static int run_make_fill(int argc, char **argv) {
     long long n = -1, size = -1, seed = 0;
     const char *out = NULL;
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (i + 1 >= argc) return usage_error("'%s' needs a value", a);
-        const char *v = argv[++i];
-        if (strcmp(a, "--out") == 0) {
-            out = v;
-        } else if (strcmp(a, "--n") == 0) {
-            if (parse_i64(v, 1, DATASET_FILL_N_MAX, &n))
-                return usage_error("--n must be a whole number in 1..1000000, got '%s'", v);
-        } else if (strcmp(a, "--size") == 0) {
-            if (parse_i64(v, DATASET_FILL_SIZE_MIN, DATASET_FILL_SIZE_MAX, &size))
-                return usage_error("--size must be a whole number in 8..4096, got '%s'", v);
-        } else if (strcmp(a, "--seed") == 0) {
-            if (parse_i64(v, 0, 0x7fffffffffffffffLL, &seed))
-                return usage_error("--seed must be a non-negative whole number, got '%s'", v);
+        const char *a = argv[i], *v = NULL;
+        int rc = 0;
+        if (cli_flag(a, "out", &v)) {
+            rc = !(out = cli_value(argc, argv, &i, v, &err));
+        } else if (cli_flag(a, "n", &v) && (v = cli_value(argc, argv, &i, v, &err))) {
+            rc = cli_long(a, v, 1, DATASET_FILL_N_MAX, &n, &err);
+        } else if (cli_flag(a, "size", &v) && (v = cli_value(argc, argv, &i, v, &err))) {
+            rc = cli_long(a, v, DATASET_FILL_SIZE_MIN, DATASET_FILL_SIZE_MAX, &size, &err);
+        } else if (cli_flag(a, "seed", &v) && (v = cli_value(argc, argv, &i, v, &err))) {
+            rc = cli_long(a, v, 0, INT64_MAX, &seed, &err);
         } else {
-            return usage_error("unexpected argument '%s'", a);
+            return err.msg[0] ? option_error(&err) : usage_error("unexpected argument '%s'", a);
         }
+        if (rc) return option_error(&err);
     }
     if (n < 0 || size < 0 || !out)
         return usage_error("%s", "make-fill needs --n, --size and --out");
-    cnet_error err;
     if (dataset_make_fill(out, (int)n, (int)size, (uint64_t)seed, &err)) {
         fprintf(stderr, "cnet dataset make-fill: %s\n", err.msg);
         return 1;

@@ -17,14 +17,14 @@
  * When the file holds several timestep inputs, --timestep NAME (t_batch,
  * t_scalar or t_float) picks one. Other tensors in the file are ignored.
  * Exit status 0 ok, 1 failure, 2 usage error. */
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 #include "server/golden/model_io.h"
-
-#define FORWARD_MAX_CLIP_SKIP 1000
 
 typedef struct fwd_args {
     const char *model, *inputs, *out;
@@ -57,43 +57,40 @@ static int parse_args(fwd_args *a, int argc, char **argv) {
     a->opt = mio_defaults();
     a->device = "cpu";
     const char *comp = NULL;
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end;
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+        const char *o = argv[i], *v = NULL;
+        double scale = 1.0;
+        int rc = 0;
+        if (cli_is_help(o)) {
             usage(stdout);
             return 1;
-        } else if (strcmp(o, "--guess-mode") == 0) {
+        } else if (cli_flag(o, "guess-mode", NULL)) {
             a->opt.guess_mode = 1;
-        } else if (v && strcmp(o, "--model") == 0) {
-            a->model = argv[++i];
-        } else if (v && strcmp(o, "--device") == 0) {
-            a->device = argv[++i];
-        } else if (v && strcmp(o, "--component") == 0) {
-            comp = argv[++i];
-        } else if (v && strcmp(o, "--inputs") == 0) {
-            a->inputs = argv[++i];
-        } else if (v && strcmp(o, "--out") == 0) {
-            a->out = argv[++i];
-        } else if (v && strcmp(o, "--timestep") == 0) {
-            a->opt.timestep = argv[++i];
-        } else if (v && strcmp(o, "--clip-skip") == 0) {
-            long k = strtol(argv[++i], &end, 10);
-            if (*end || k < 0 || k > FORWARD_MAX_CLIP_SKIP) {
-                fprintf(stderr, "cnet forward: --clip-skip wants 0..%d, got '%s'\n",
-                        FORWARD_MAX_CLIP_SKIP, v);
-                return 2;
-            }
-            a->opt.clip_skip = (int)k;
-        } else if (v && strcmp(o, "--conditioning-scale") == 0) {
-            a->opt.scale = strtof(argv[++i], &end);
-            if (*end || !*v || a->opt.scale != a->opt.scale) {
-                fprintf(stderr, "cnet forward: --conditioning-scale wants a number, got '%s'\n", v);
-                return 2;
-            }
+        } else if (cli_take(argc, argv, &i, "model", &a->model, &err)) {
+            rc = !a->model;
+        } else if (cli_take(argc, argv, &i, "device", &a->device, &err)) {
+            rc = !a->device;
+        } else if (cli_take(argc, argv, &i, "component", &comp, &err)) {
+            rc = !comp;
+        } else if (cli_take(argc, argv, &i, "inputs", &a->inputs, &err)) {
+            rc = !a->inputs;
+        } else if (cli_take(argc, argv, &i, "out", &a->out, &err)) {
+            rc = !a->out;
+        } else if (cli_take(argc, argv, &i, "timestep", &a->opt.timestep, &err)) {
+            rc = !a->opt.timestep;
+        } else if (cli_take(argc, argv, &i, "clip-skip", &v, &err)) {
+            rc = !v || cli_int(o, v, 0, API_CLIP_SKIP_MAX, &a->opt.clip_skip, &err);
+        } else if (cli_take(argc, argv, &i, "conditioning-scale", &v, &err)) {
+            rc = !v || cli_double(o, v, -FLT_MAX, FLT_MAX, &scale, &err);
+            a->opt.scale = (float)scale;
         } else {
             fprintf(stderr, "cnet forward: unknown option '%s'\n", o);
             usage(stderr);
+            return 2;
+        }
+        if (rc) {
+            fprintf(stderr, "cnet forward: %s\n", err.msg);
             return 2;
         }
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine/core/backend.h"
+#include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 #include "server/golden/golden.h"
 
@@ -97,12 +98,14 @@ static void list_uncovered(const char *fixtures) {
 
 int cmd_golden(int argc, char **argv) {
     const char *fixtures = "tests/fixtures", *device = "cpu";
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--fixtures") == 0 && i + 1 < argc) {
-            fixtures = argv[++i];
-        } else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
-            device = argv[++i];
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        int rc = 0;
+        if (cli_take(argc, argv, &i, "fixtures", &fixtures, &err)) {
+            rc = !fixtures;
+        } else if (cli_take(argc, argv, &i, "device", &device, &err)) {
+            rc = !device;
+        } else if (cli_is_help(argv[i])) {
             usage(stdout);
             return 0;
         } else {
@@ -110,10 +113,13 @@ int cmd_golden(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
+        if (rc) {
+            fprintf(stderr, "cnet golden: %s\n", err.msg);
+            return 2;
+        }
     }
     /* Opened once to validate --device and say what runs; every check then
      * opens its own backend of the same device. */
-    cnet_error err;
     cnet_backend probe;
     char note[320];
     int rc = cnet_backend_open(&probe, device, note, sizeof note, &err);

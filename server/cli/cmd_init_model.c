@@ -24,6 +24,7 @@
 
 #include "engine/core/atomic_file.h"
 #include "engine/init/model_init.h"
+#include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 
 /* Largest config or tokenizer file copied (CLIP's vocab.json is 1.6 MB). */
@@ -133,43 +134,41 @@ int cmd_init_model(int argc, char **argv) {
     const char *out = NULL, *preset = NULL, *from = NULL;
     minit_options opt = {0};
     int configs_only = 0;
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        const char *a = argv[i], *v = NULL;
+        long long seed = 0;
+        int rc = 0;
+        if (cli_is_help(a)) {
             usage(stdout);
             return 0;
-        } else if (strcmp(a, "--nonzero-controlnet") == 0) {
+        } else if (cli_flag(a, "nonzero-controlnet", NULL)) {
             opt.nonzero_controlnet = 1;
-        } else if (strcmp(a, "--configs-only") == 0) {
+        } else if (cli_flag(a, "configs-only", NULL)) {
             configs_only = 1;
-        } else if (i + 1 < argc && strcmp(a, "--dtype") == 0) {
-            const char *v = argv[++i];
+        } else if (cli_take(argc, argv, &i, "dtype", &v, &err)) {
             size_t k = 0;
-            while (k < sizeof dtypes / sizeof dtypes[0] && strcmp(v, dtypes[k].name) != 0) k++;
-            if (k == sizeof dtypes / sizeof dtypes[0]) {
-                fprintf(stderr, "cnet init-model: --dtype wants f32, f16 or bf16, got '%s'\n", v);
-                return 2;
-            }
-            opt.dtype = dtypes[k].dtype;
-        } else if (i + 1 < argc && strcmp(a, "--out") == 0) {
-            out = argv[++i];
-        } else if (i + 1 < argc && strcmp(a, "--preset") == 0) {
-            preset = argv[++i];
-        } else if (i + 1 < argc && strcmp(a, "--from-config") == 0) {
-            from = argv[++i];
-        } else if (i + 1 < argc && strcmp(a, "--seed") == 0) {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(argv[++i], &end, 10);
-            if (errno || *end || !*argv[i] || argv[i][0] == '-') {
-                fprintf(stderr, "cnet init-model: --seed wants a non-negative integer, got '%s'\n",
-                        argv[i]);
-                return 2;
-            }
-            opt.seed = v;
+            while (v && k < sizeof dtypes / sizeof dtypes[0] && strcmp(v, dtypes[k].name) != 0) k++;
+            if (v && k == sizeof dtypes / sizeof dtypes[0])
+                cnet_fail(&err, CNET_EINVAL, "--dtype wants f32, f16 or bf16, got '%s'", v);
+            rc = !v || k == sizeof dtypes / sizeof dtypes[0];
+            if (!rc) opt.dtype = dtypes[k].dtype;
+        } else if (cli_take(argc, argv, &i, "out", &out, &err)) {
+            rc = !out;
+        } else if (cli_take(argc, argv, &i, "preset", &preset, &err)) {
+            rc = !preset;
+        } else if (cli_take(argc, argv, &i, "from-config", &from, &err)) {
+            rc = !from;
+        } else if (cli_take(argc, argv, &i, "seed", &v, &err)) {
+            rc = !v || cli_long(a, v, 0, INT64_MAX, &seed, &err);
+            opt.seed = (uint64_t)seed;
         } else {
             fprintf(stderr, "cnet init-model: unknown option '%s'\n", a);
             usage(stderr);
+            return 2;
+        }
+        if (rc) {
+            fprintf(stderr, "cnet init-model: %s\n", err.msg);
             return 2;
         }
     }
@@ -190,7 +189,6 @@ int cmd_init_model(int argc, char **argv) {
         fprintf(stderr, "cnet init-model: %s exists and is not empty\n", out);
         return 1;
     }
-    cnet_error err = {0};
     int rc = 0;
     if (mkdir(out, 0755) != 0 && errno != EEXIST)
         rc = cnet_fail(&err, CNET_EIO, "%s: cannot create: %s", out, strerror(errno));

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/hub_ref.h"
+#include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 #include "server/hub/hub_pull.h"
 
@@ -42,26 +43,33 @@ int cmd_pull(int argc, char **argv) {
     int n_include = 0;
     hub_pull_opts o = {.progress = on_file};
     const char *endpoint = NULL, *id = NULL;
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_value = i + 1 < argc;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        const char *a = argv[i], *v = NULL;
+        int rc = 0;
+        if (cli_is_help(a)) {
             fputs(pull_usage, stdout);
             return 0;
-        } else if (strcmp(a, "--offline") == 0) {
+        } else if (cli_flag(a, "offline", NULL)) {
             o.offline = 1;
-        } else if (has_value && strcmp(a, "--revision") == 0) {
-            o.revision = argv[++i];
-        } else if (has_value && strcmp(a, "--include") == 0 && n_include < PULL_INCLUDE_MAX) {
-            include[n_include++] = argv[++i];
-        } else if (has_value && strcmp(a, "--endpoint") == 0) {
-            endpoint = argv[++i];
-        } else if (has_value && strcmp(a, "--cache") == 0) {
-            o.cache_dir = argv[++i];
+        } else if (cli_take(argc, argv, &i, "revision", &o.revision, &err)) {
+            rc = !o.revision;
+        } else if (cli_take(argc, argv, &i, "include", &v, &err)) {
+            if (v && n_include == PULL_INCLUDE_MAX)
+                cnet_fail(&err, CNET_EINVAL, "more than %d --include patterns", PULL_INCLUDE_MAX);
+            rc = !v || n_include == PULL_INCLUDE_MAX;
+            if (!rc) include[n_include++] = v;
+        } else if (cli_take(argc, argv, &i, "endpoint", &endpoint, &err)) {
+            rc = !endpoint;
+        } else if (cli_take(argc, argv, &i, "cache", &o.cache_dir, &err)) {
+            rc = !o.cache_dir;
         } else if (a[0] != '-' && !id) {
             id = a;
         } else {
-            fprintf(stderr, "cnet pull: unknown or incomplete option '%s'\n%s", a, pull_usage);
+            rc = cnet_fail(&err, CNET_EINVAL, "unknown option '%s'", a);
+        }
+        if (rc) {
+            fprintf(stderr, "cnet pull: %s\n%s", err.msg, pull_usage);
             return 2;
         }
     }
@@ -69,7 +77,6 @@ int cmd_pull(int argc, char **argv) {
         fprintf(stderr, "cnet pull: REPO_ID is required\n%s", pull_usage);
         return 2;
     }
-    cnet_error err = {0};
     char repo_id[HUB_REPO_ID_MAX], rev[HUB_REVISION_MAX];
     if (hub_ref_is_hub(id)) {
         if (hub_ref_parse(id, repo_id, rev, &err) != 0) {

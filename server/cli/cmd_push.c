@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/hub_ref.h"
+#include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 #include "server/hub/hub_push.h"
 
@@ -63,26 +64,30 @@ static void on_log(void *ctx, const char *line) {
 int cmd_push(int argc, char **argv) {
     hub_push_opts o = {.revision = "main", .progress = on_progress};
     const char *endpoint = NULL;
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int has_value = i + 1 < argc;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        int rc = 0;
+        if (cli_is_help(a)) {
             fputs(push_usage, stdout);
             return 0;
-        } else if (strcmp(a, "--private") == 0) {
+        } else if (cli_flag(a, "private", NULL)) {
             o.private_repo = 1;
-        } else if (has_value && strcmp(a, "--repo") == 0) {
-            o.repo_id = argv[++i];
-        } else if (has_value && strcmp(a, "--dir") == 0) {
-            o.dir = argv[++i];
-        } else if (has_value && strcmp(a, "--revision") == 0) {
-            o.revision = argv[++i];
-        } else if (has_value && strcmp(a, "--endpoint") == 0) {
-            endpoint = argv[++i];
-        } else if (has_value && strcmp(a, "--message") == 0) {
-            o.message = argv[++i];
+        } else if (cli_take(argc, argv, &i, "repo", &o.repo_id, &err)) {
+            rc = !o.repo_id;
+        } else if (cli_take(argc, argv, &i, "dir", &o.dir, &err)) {
+            rc = !o.dir;
+        } else if (cli_take(argc, argv, &i, "revision", &o.revision, &err)) {
+            rc = !o.revision;
+        } else if (cli_take(argc, argv, &i, "endpoint", &endpoint, &err)) {
+            rc = !endpoint;
+        } else if (cli_take(argc, argv, &i, "message", &o.message, &err)) {
+            rc = !o.message;
         } else {
-            fprintf(stderr, "cnet push: unknown or incomplete option '%s'\n%s", a, push_usage);
+            rc = cnet_fail(&err, CNET_EINVAL, "unknown option '%s'", a);
+        }
+        if (rc) {
+            fprintf(stderr, "cnet push: %s\n%s", err.msg, push_usage);
             return 2;
         }
     }
@@ -90,7 +95,6 @@ int cmd_push(int argc, char **argv) {
         fprintf(stderr, "cnet push: --repo and --dir are required\n%s", push_usage);
         return 2;
     }
-    cnet_error err = {0};
     hub_client c;
     if (hub_repo_id_check(o.repo_id, &err) != 0 || hub_client_init(&c, endpoint, 1, &err) != 0) {
         fprintf(stderr, "cnet push: %s\n", err.msg);

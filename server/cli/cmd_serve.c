@@ -25,6 +25,7 @@
 
 #include "engine/core/backend.h"
 #include "server/http/auth.h"
+#include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 #include "server/http/http.h"
 #include "server/workers/runner.h"
@@ -65,18 +66,6 @@ static void usage(void) {
            (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S);
 }
 
-static int parse_int(const char *opt, const char *v, long long lo, long long hi, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long x = v ? strtoll(v, &end, 10) : 0;
-    if (!v || errno || *end || x < lo || x > hi) {
-        fprintf(stderr, "cnet serve: %s needs an integer in %lld..%lld\n", opt, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
 static int parse_opts(int argc, char **argv, serve_opts *o) {
     http_config *h = &o->http;
     *h = (http_config){.listen = "127.0.0.1",
@@ -87,57 +76,61 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
                        .disk_floor = HTTP_DISK_FLOOR,
                        .dataset = UPLOAD_DEFAULT_LIMITS,
                        .sse_heartbeat_s = HTTP_SSE_HEARTBEAT_S};
+    cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t x = 0;
+        const char *a = argv[i], *v = NULL;
+        long long x = 0;
         int rc = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (cli_is_help(a)) {
             usage();
             return 1;
         }
-        if (!v) {
-            fprintf(stderr, "cnet serve: %s needs a value\n", a);
+        const char *eq = strchr(a, '=');
+        if (strncmp(a, "--", 2) != 0 ||
+            !(v = cli_value(argc, argv, &i, eq ? eq + 1 : NULL, &err))) {
+            fprintf(stderr, "cnet serve: %s (cnet serve --help)\n",
+                    err.msg[0] ? err.msg : "unexpected argument");
             return 2;
         }
-        if (!strcmp(a, "--listen"))
+        if (cli_flag(a, "listen", NULL))
             h->listen = v;
-        else if (!strcmp(a, "--data"))
+        else if (cli_flag(a, "data", NULL))
             h->data_dir = v;
-        else if (!strcmp(a, "--models"))
+        else if (cli_flag(a, "models", NULL))
             h->models_dir = v;
-        else if (!strcmp(a, "--data-root"))
+        else if (cli_flag(a, "data-root", NULL))
             h->data_root = v;
-        else if (!strcmp(a, "--token-file"))
+        else if (cli_flag(a, "token-file", NULL))
             o->token_file = v;
-        else if (!strcmp(a, "--device") && !strcmp(v, "none"))
+        else if (cli_flag(a, "device", NULL) && !strcmp(v, "none"))
             o->no_engine = 1;
-        else if (!strcmp(a, "--device") && o->n_devices == SERVE_DEVICES_MAX) {
+        else if (cli_flag(a, "device", NULL) && o->n_devices == SERVE_DEVICES_MAX) {
             fprintf(stderr, "cnet serve: at most %d --device options\n", SERVE_DEVICES_MAX);
             return 2;
-        } else if (!strcmp(a, "--device"))
+        } else if (cli_flag(a, "device", NULL))
             o->devices[o->n_devices++] = v;
-        else if (!strcmp(a, "--port"))
-            rc = parse_int(a, v, 0, 65535, &x), h->port = (int)x;
-        else if (!strcmp(a, "--queue-cap"))
-            rc = parse_int(a, v, 1, 1000000, &x), h->queue_cap = (int)x;
-        else if (!strcmp(a, "--upload-max"))
-            rc = parse_int(a, v, 1, INT64_MAX, &h->upload_max);
-        else if (!strcmp(a, "--disk-floor"))
-            rc = parse_int(a, v, 0, INT64_MAX, &h->disk_floor);
-        else if (!strcmp(a, "--dataset-max-entries"))
-            rc = parse_int(a, v, 1, INT64_MAX, &h->dataset.max_entries);
-        else if (!strcmp(a, "--dataset-max-bytes"))
-            rc = parse_int(a, v, 1, INT64_MAX, &h->dataset.max_bytes);
-        else if (!strcmp(a, "--dataset-max-ratio"))
-            rc = parse_int(a, v, 1, INT64_MAX, &h->dataset.max_ratio);
-        else if (!strcmp(a, "--sse-heartbeat"))
-            rc = parse_int(a, v, 1, 3600, &x), h->sse_heartbeat_s = (int)x;
-        else {
-            fprintf(stderr, "cnet serve: unknown option %s (cnet serve --help)\n", a);
+        else if (cli_flag(a, "port", NULL))
+            rc = cli_long(a, v, 0, 65535, &x, &err), h->port = (int)x;
+        else if (cli_flag(a, "queue-cap", NULL))
+            rc = cli_long(a, v, 1, 1000000, &x, &err), h->queue_cap = (int)x;
+        else if (cli_flag(a, "upload-max", NULL))
+            rc = cli_long(a, v, 1, INT64_MAX, &x, &err), h->upload_max = x;
+        else if (cli_flag(a, "disk-floor", NULL))
+            rc = cli_long(a, v, 0, INT64_MAX, &x, &err), h->disk_floor = x;
+        else if (cli_flag(a, "dataset-max-entries", NULL))
+            rc = cli_long(a, v, 1, INT64_MAX, &x, &err), h->dataset.max_entries = x;
+        else if (cli_flag(a, "dataset-max-bytes", NULL))
+            rc = cli_long(a, v, 1, INT64_MAX, &x, &err), h->dataset.max_bytes = x;
+        else if (cli_flag(a, "dataset-max-ratio", NULL))
+            rc = cli_long(a, v, 1, INT64_MAX, &x, &err), h->dataset.max_ratio = x;
+        else if (cli_flag(a, "sse-heartbeat", NULL))
+            rc = cli_long(a, v, 1, 3600, &x, &err), h->sse_heartbeat_s = (int)x;
+        else
+            rc = cnet_fail(&err, CNET_EINVAL, "unknown option %s", a);
+        if (rc) {
+            fprintf(stderr, "cnet serve: %s (cnet serve --help)\n", err.msg);
             return 2;
         }
-        if (rc) return 2;
-        i++;
     }
     if (!h->models_dir) {
         snprintf(o->models, sizeof o->models, "%s/models", h->data_dir);

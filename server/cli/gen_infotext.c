@@ -68,25 +68,26 @@ void gen_model_name(char *buf, size_t cap, const char *dir) {
 }
 
 /* One ControlNet's value, before quoting. */
-static char *control_text(const gen_options *o, int k) {
-    const gen_control *c = &o->controls[k];
+static char *control_text(const generate_request *r, int k) {
+    const generate_control *c = &r->controls[k];
     char name[256], *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f) return NULL;
     gen_model_name(name, sizeof name, c->dir);
-    fprintf(f, "Module: %s, Model: ", gen_preprocess_name(c->pre));
+    fprintf(f, "Module: %s, Model: ", generate_preprocess_name(c->pre));
     put_quoted(f, name);
     fprintf(f, ", Weight: %g", (double)c->scale);
-    if (c->pre == GEN_PRE_CANNY) fprintf(f, ", Threshold A: %g, Threshold B: %g", o->low, o->high);
+    if (c->pre == GENERATE_PRE_CANNY)
+        fprintf(f, ", Threshold A: %g, Threshold B: %g", r->canny_low, r->canny_high);
     fprintf(f, ", Guidance Start: %g, Guidance End: %g", (double)c->start, (double)c->end);
     if (fclose(f) == 0) return text;
     free(text);
     return NULL;
 }
 
-char *gen_infotext(const gen_options *o, const cnet_sched_config *sched_cfg, uint64_t seed,
-                   int width, int height, int index, cnet_error *err) {
+char *gen_infotext(const generate_request *r, const cnet_sched_config *sched_cfg, int width,
+                   int height, int index, cnet_error *err) {
     char *text = NULL, name[256];
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -94,21 +95,22 @@ char *gen_infotext(const gen_options *o, const cnet_sched_config *sched_cfg, uin
         cnet_fail(err, CNET_ENOMEM, "out of memory for the parameters text");
         return NULL;
     }
-    fprintf(f, "%s\n", o->prompt);
-    if (o->negative_prompt && *o->negative_prompt)
-        fprintf(f, "Negative prompt: %s\n", o->negative_prompt);
-    fprintf(f, "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d, Model: ", o->steps,
-            sampler_name(sched_cfg), (double)o->guidance, (unsigned long long)seed, width, height);
-    gen_model_name(name, sizeof name, o->model);
+    fprintf(f, "%s\n", r->prompt);
+    if (r->negative_prompt && *r->negative_prompt)
+        fprintf(f, "Negative prompt: %s\n", r->negative_prompt);
+    fprintf(f, "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d, Model: ", r->steps,
+            sampler_name(sched_cfg), (double)r->guidance, (unsigned long long)r->seed, width,
+            height);
+    gen_model_name(name, sizeof name, r->model_dir);
     put_quoted(f, name);
-    if (o->num_images > 1) fprintf(f, ", Batch size: %d, Batch pos: %d", o->num_images, index);
+    if (r->num_images > 1) fprintf(f, ", Batch size: %d, Batch pos: %d", r->num_images, index);
     /* A1111 counts the last layer too: its "Clip skip: 2" is diffusers' 1. */
-    if (o->clip_skip > 0) fprintf(f, ", Clip skip: %d", o->clip_skip + 1);
-    if (sched_cfg->kind == CNET_SCHED_DDIM && o->eta != 0) fprintf(f, ", Eta: %g", (double)o->eta);
-    if (o->guess_mode) fputs(", Guess mode: True", f);
+    if (r->clip_skip > 0) fprintf(f, ", Clip skip: %d", r->clip_skip + 1);
+    if (sched_cfg->kind == CNET_SCHED_DDIM && r->eta != 0) fprintf(f, ", Eta: %g", (double)r->eta);
+    if (r->guess_mode) fputs(", Guess mode: True", f);
     int ok = 1;
-    for (int k = 0; k < o->n_controls && ok; k++) {
-        char *c = control_text(o, k);
+    for (int k = 0; k < r->n_controls && ok; k++) {
+        char *c = control_text(r, k);
         ok = c != NULL;
         fprintf(f, ", ControlNet %d: ", k);
         if (c) put_quoted(f, c);

@@ -1,8 +1,10 @@
 /* `cnet generate`: the parts of the command that server/cli/cmd_generate.c
- * drives — its options (gen_args.c), the A1111-style "parameters" text of
- * each output image (gen_infotext.c), progress on stderr (gen_progress.c)
- * and the all-or-nothing writing of the output PNGs (gen_output.c). The
- * generation itself is engine/pipeline/pipeline.h; nothing here touches tensors. */
+ * drives — its options (gen_args.c, over api/api_generate.c's option table,
+ * the one the API validates against), the A1111-style "parameters" text of
+ * each output image (gen_infotext.c, also the service's), progress on
+ * stderr (gen_progress.c) and the all-or-nothing writing of the output PNGs
+ * (gen_output.c). The generation itself is engine/pipeline/generate.h, the
+ * service's too; nothing here touches tensors. */
 #ifndef CNET_GENERATE_H
 #define CNET_GENERATE_H
 
@@ -12,54 +14,18 @@
 #include "engine/config/config.h"
 #include "engine/core/error.h"
 #include "engine/image/image.h"
-#include "engine/pipeline/pipeline.h"
-
-#define GEN_DEFAULT_STEPS 20
-#define GEN_DEFAULT_GUIDANCE 7.5f
-#define GEN_DEFAULT_OUT "output.png"
-#define GEN_DEFAULT_CANNY_LOW 100.0
-#define GEN_DEFAULT_CANNY_HIGH 200.0
-/* --steps above this is refused (a scheduler has 1000 training steps). */
-#define GEN_MAX_STEPS 1000
-/* --width / --height above this is refused before any pixel limit. */
-#define GEN_MAX_SIDE 16384
-/* Bounds of the numeric options beyond which a value is surely a typo. */
-#define GEN_MAX_GUIDANCE 1000.0
-#define GEN_MAX_SCALE 1000.0
-#define GEN_MAX_ETA 1000.0
-#define GEN_MAX_CLIP_SKIP 1000
-/* Canny's gradient magnitude (L1 of 3x3 Sobel on 8 bits) stays below this. */
-#define GEN_MAX_CANNY_THRESHOLD 65536.0
-
-typedef enum gen_preprocess { GEN_PRE_NONE = 0, GEN_PRE_CANNY, GEN_PRE_COUNT } gen_preprocess;
-
-/* "none", "canny". */
-const char *gen_preprocess_name(gen_preprocess p);
-
-/* One ControlNet of the command line, with its control image. */
-typedef struct gen_control {
-    const char *dir;   /* --controlnet entry (points into gen_options.owned) */
-    const char *image; /* --image entry (likewise) */
-    float scale, start, end;
-    gen_preprocess pre;
-} gen_control;
+#include "engine/pipeline/generate.h"
 
 typedef struct gen_options {
-    const char *model, *prompt, *negative_prompt, *out, *device; /* borrowed from argv */
-    int steps;
-    int sched_kind; /* cnet_sched_kind, or -1: the model's own scheduler class */
-    float guidance, eta;
-    uint64_t seed;
+    /* The run: folders, image files and texts point into argv or owned;
+     * the loaded models and decoded images are cmd_generate's. */
+    generate_request req;
+    const char *out, *device;       /* --out, --device */
+    cnet_precision mixed_precision; /* --mixed_precision (cpu: float32 with a note) */
     int seed_given;
-    int guess_mode, num_images, clip_skip;
-    int width, height; /* 0: from the first control image */
-    double low, high;  /* canny thresholds */
-    int64_t max_pixels;
-    cnet_precision mixed_precision; /* --mixed-precision (cpu: float32 with a note) */
-    int n_controls;
-    gen_control controls[PIPE_MAX_CONTROLNETS];
-    char *owned[2]; /* copies of the --controlnet and --image lists, split in place */
-    int help;       /* --help was given: print the usage, nothing else */
+    char *owned[2];       /* the --controlnet and --image lists, split in place */
+    char defaults[2][64]; /* the table's defaults of --out and --device */
+    int help;             /* --help was given: print the usage, nothing else */
 } gen_options;
 
 void gen_usage(FILE *f);
@@ -73,7 +39,7 @@ void gen_args_free(gen_options *o);
  * written into buf. */
 void gen_model_name(char *buf, size_t cap, const char *dir);
 
-/* The A1111 "parameters" text of image `index` (of o->num_images), in the
+/* The A1111 "parameters" text of image `index` (of r->num_images), in the
  * layout A1111's parse_generation_parameters reads:
  *   <prompt>
  *   Negative prompt: <negative prompt>          (when there is one)
@@ -82,8 +48,8 @@ void gen_model_name(char *buf, size_t cap, const char *dir);
  *   Version: cnet
  * sched is the scheduler config the run used. Returns a malloc'd string
  * (caller frees) or NULL with err set. */
-char *gen_infotext(const gen_options *o, const cnet_sched_config *sched, uint64_t seed, int width,
-                   int height, int index, cnet_error *err);
+char *gen_infotext(const generate_request *r, const cnet_sched_config *sched, int width, int height,
+                   int index, cnet_error *err);
 
 /* Progress of the denoising loop on a stream: a redrawn bar (step, it/s,
  * ETA) when the stream is a terminal, one plain line per step otherwise. */

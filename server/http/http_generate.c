@@ -13,7 +13,8 @@
  *     image/png with the A1111-style "parameters" text chunk, or with
  *     `Accept: application/json` {"images": [base64 PNG...], "seed",
  *     "width", "height", "parameters"}.
- * Not here: the pipeline (server/workers/worker_gen.c) or the job runner. */
+ * Not here: the run (engine/pipeline/generate.h, on a device thread:
+ * server/workers/worker_gen.c) or the job runner. */
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <limits.h>
@@ -32,7 +33,7 @@ typedef struct gen_call {
     unsigned char *image; /* the encoded control image */
     size_t image_len;
     image_rgb8 control;
-    worker_images out;
+    generate_result out;
 } gen_call;
 
 static void gen_call_free(gen_call *g) {
@@ -40,7 +41,7 @@ static void gen_call_free(gen_call *g) {
     json_decref(g->spec);
     free(g->image);
     image_free(&g->control);
-    worker_images_free(&g->out);
+    generate_result_free(&g->out);
 }
 
 static int is_multipart(struct MHD_Connection *c) {
@@ -168,8 +169,8 @@ static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, ht
 
 static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, http_req *r,
                                     gen_call *g, const gen_spec *gs) {
-    const image_rgb8 *first = &g->out.img[0];
-    char *params = gen_spec_parameters(gs, first->width, first->height);
+    const image_rgb8 *first = &g->out.images[0];
+    char *params = gen_spec_parameters(gs, &g->out);
     image_text chunk = {"parameters", params};
     json_t *images = wants_json(c) ? json_array() : NULL;
     uint8_t *png = NULL;
@@ -179,7 +180,7 @@ static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, ht
     for (int i = 0; !rc && i < g->out.n; i++) {
         free(png);
         png = NULL;
-        rc = image_encode_png(&g->out.img[i], &chunk, 1, &png, &len, &err);
+        rc = image_encode_png(&g->out.images[i], &chunk, 1, &png, &len, &err);
         if (!rc && images) {
             char *b64 = api_base64_encode(png, len);
             if (!b64 || json_array_append_new(images, json_string(b64)))
@@ -230,8 +231,8 @@ enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req
         gen_spec gs;
         cnet_error err = {0};
         int rc = gen_spec_resolve(&gs, g.spec, s->cfg.models_dir, s->jobs_dir, &err);
-        gs.gen.control = &g.control;
-        if (!rc) rc = worker_generate(pick_engine(s), &gs.gen, &g.out, &err);
+        gs.req.controls[0].image = &g.control;
+        if (!rc) rc = worker_generate(pick_engine(s), &gs.req, &g.out, &err);
         ret = rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, &g, &gs);
     }
     gen_call_free(&g);

@@ -52,59 +52,39 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
         return cnet_fail(err, CNET_ENOTFOUND, "controlnet: no ControlNet at %s%s", out->controlnet,
                          cn ? "" : " (the base model has no controlnet/; name one)");
     const char *sched_name = str(spec, "scheduler"), *pre = str(spec, "preprocess");
-    worker_gen *g = &out->gen;
-    *g = (worker_gen){.model = out->model,
-                      .controlnet = out->controlnet,
-                      .canny = pre && strcmp(pre, "canny") == 0,
-                      .canny_low = num(spec, "canny_low_threshold"),
-                      .canny_high = num(spec, "canny_high_threshold"),
-                      .scheduler = sched_name ? sched_kind_from_short(sched_name) : -1,
-                      .prompt = str(spec, "prompt"),
-                      .negative_prompt = str(spec, "negative_prompt"),
-                      .steps = (int)num(spec, "steps"),
-                      .width = (int)num(spec, "width"),
-                      .height = (int)num(spec, "height"),
-                      .num_images = (int)num(spec, "num_images"),
-                      .guess_mode = json_is_true(json_object_get(spec, "guess_mode")),
-                      .clip_skip = (int)num(spec, "clip_skip"),
-                      .guidance = (float)num(spec, "guidance"),
-                      .scale = (float)num(spec, "scale"),
-                      .guidance_start = (float)num(spec, "control_guidance_start"),
-                      .guidance_end = (float)num(spec, "control_guidance_end"),
-                      .eta = (float)num(spec, "eta"),
-                      .seed = (uint64_t)json_integer_value(json_object_get(spec, "seed"))};
-    if (sched_name && g->scheduler < 0)
+    generate_request *r = &out->req;
+    *r = (generate_request){.model_dir = out->model,
+                            .scheduler = sched_name ? sched_kind_from_short(sched_name) : -1,
+                            .prompt = str(spec, "prompt"),
+                            .negative_prompt = str(spec, "negative_prompt"),
+                            .steps = (int)num(spec, "steps"),
+                            .width = (int)num(spec, "width"),
+                            .height = (int)num(spec, "height"),
+                            .num_images = (int)num(spec, "num_images"),
+                            .guess_mode = json_is_true(json_object_get(spec, "guess_mode")),
+                            .clip_skip = (int)num(spec, "clip_skip"),
+                            .guidance = (float)num(spec, "guidance"),
+                            .eta = (float)num(spec, "eta"),
+                            .seed = (uint64_t)json_integer_value(json_object_get(spec, "seed")),
+                            .canny_low = num(spec, "canny_low_threshold"),
+                            .canny_high = num(spec, "canny_high_threshold"),
+                            .n_controls = 1};
+    const int p = pre ? generate_preprocess_from_name(pre) : GENERATE_PRE_NONE;
+    r->controls[0] = (generate_control){.dir = out->controlnet,
+                                        .image_name = "image",
+                                        .pre = (generate_preprocess)p,
+                                        .scale = (float)num(spec, "scale"),
+                                        .start = (float)num(spec, "control_guidance_start"),
+                                        .end = (float)num(spec, "control_guidance_end")};
+    if (sched_name && r->scheduler < 0)
         return cnet_fail(err, CNET_EINVAL, "spec: unknown scheduler %s", sched_name);
-    if (!g->prompt) return cnet_fail(err, CNET_EINVAL, "spec: prompt is missing");
+    if (p < 0) return cnet_fail(err, CNET_EINVAL, "spec: unknown preprocess %s", pre);
+    if (!r->prompt) return cnet_fail(err, CNET_EINVAL, "spec: prompt is missing");
     return 0;
 }
 
-char *gen_spec_parameters(const gen_spec *gs, int width, int height) {
-    const worker_gen *g = &gs->gen;
-    gen_options o = {.model = g->model,
-                     .prompt = g->prompt,
-                     .negative_prompt = g->negative_prompt,
-                     .steps = g->steps,
-                     .guidance = g->guidance,
-                     .eta = g->eta,
-                     .guess_mode = g->guess_mode,
-                     .num_images = 1,
-                     .clip_skip = g->clip_skip,
-                     .low = g->canny_low,
-                     .high = g->canny_high,
-                     .n_controls = 1};
-    o.controls[0] = (gen_control){.dir = g->controlnet,
-                                  .scale = g->scale,
-                                  .start = g->guidance_start,
-                                  .end = g->guidance_end,
-                                  .pre = g->canny ? GEN_PRE_CANNY : GEN_PRE_NONE};
-    /* The sampler the engine used: the requested class, or the folder's. */
-    char path[PATH_MAX + 40];
-    cnet_sched_config sched_cfg = {.kind = CNET_SCHED_KIND_COUNT};
-    snprintf(path, sizeof path, "%s/scheduler/scheduler_config.json", g->model);
-    int have = cnet_sched_config_load(&sched_cfg, path, g->scheduler, NULL) == 0;
-    if (!have) sched_cfg.kind = CNET_SCHED_KIND_COUNT;
-    char *text = gen_infotext(&o, &sched_cfg, g->seed, width, height, 0, NULL);
-    if (have) cnet_sched_config_free(&sched_cfg);
-    return text;
+char *gen_spec_parameters(const gen_spec *gs, const generate_result *res) {
+    generate_request r = gs->req;
+    r.num_images = 1; /* one text for every image: no batch position */
+    return gen_infotext(&r, &res->sched, res->width, res->height, 0, NULL);
 }

@@ -1,11 +1,12 @@
-/* A validated generate spec (api_generate_spec's output) turned into an
- * engine request: model references resolved to folders under the allowed
- * roots — a base model under --models or an hf:// reference (pulled into the
- * Hub cache, whose snapshot path names the revision), a ControlNet by train
- * job id (that job's output dir), under --models, or by default the base
- * folder's controlnet/ — and the A1111-style "parameters" text that goes
- * into the PNG. Shared by the synchronous route and the generate job runner.
- * Not a validator (api/api_generate.c) and no model loading (worker.c). */
+/* A validated generate spec (api_generate_spec's output) turned into the
+ * executor's request (engine/pipeline/generate.h): model references
+ * resolved to folders under the allowed roots — a base model under --models
+ * or an hf:// reference (pulled into the Hub cache, whose snapshot path
+ * names the revision), a ControlNet by train job id (that job's output dir),
+ * under --models, or by default the base folder's controlnet/ — and the
+ * A1111-style "parameters" text that goes into the PNG. Shared by the
+ * synchronous route and the generate job runner. Not a validator
+ * (api/api_generate.c) and no model loading (worker.c). */
 #ifndef CNET_GEN_SPEC_H
 #define CNET_GEN_SPEC_H
 
@@ -15,18 +16,19 @@
 #include "server/workers/worker.h"
 
 typedef struct gen_spec {
-    worker_gen gen; /* strings borrowed from the spec JSON and from the paths below */
+    generate_request req; /* strings borrowed from the spec JSON and from the paths below */
     char model[PATH_MAX], controlnet[PATH_MAX];
 } gen_spec;
 
-/* Fills out from spec (which must outlive out); out->gen.control is left
- * NULL for the caller. models_dir, jobs_dir: the allowed roots. */
+/* Fills out from spec (which must outlive out): one ControlNet, whose
+ * decoded control image (req.controls[0].image) is left NULL for the
+ * caller. models_dir, jobs_dir: the allowed roots. */
 int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                      const char *jobs_dir, cnet_error *err);
 
-/* The PNG "parameters" text of an image made from gs, in the same A1111
- * layout `cnet generate` writes (server/cli/gen_infotext.c); malloc'd, NULL on
- * OOM. */
-char *gen_spec_parameters(const gen_spec *gs, int width, int height);
+/* The PNG "parameters" text of the images res made from gs (one text for
+ * all), in the A1111 layout `cnet generate` writes
+ * (server/cli/gen_infotext.c); malloc'd, NULL on OOM. */
+char *gen_spec_parameters(const gen_spec *gs, const generate_result *res);
 
 #endif

@@ -11,15 +11,15 @@
 #include "server/workers/gen_spec.h"
 
 /* image_<i>.png with the parameters text chunk, written atomically. */
-static int write_images(runner_job *x, const gen_spec *gs, const worker_images *im) {
-    char *params = gen_spec_parameters(gs, im->img[0].width, im->img[0].height);
+static int write_images(runner_job *x, const gen_spec *gs, const generate_result *im) {
+    char *params = gen_spec_parameters(gs, im);
     if (!params) return cnet_fail(x->err, CNET_ENOMEM, "out of memory");
     image_text chunk = {"parameters", params};
     int rc = 0;
     for (int i = 0; !rc && i < im->n; i++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/image_%d.png", x->job->dir, i);
-        rc = image_save(path, &im->img[i], &chunk, 1, 0, x->err);
+        rc = image_save(path, &im->images[i], &chunk, 1, 0, x->err);
     }
     free(params);
     return rc;
@@ -38,14 +38,14 @@ static int run_generate(runner_job *x) {
     }
     gen_spec gs;
     image_rgb8 control = {0};
-    worker_images out = {0};
+    generate_result out = {0};
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir, input);
     rc = image_load(&control, path, 0, x->err);
     if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, x->err);
     if (!rc) {
-        gs.gen.control = &control;
-        rc = worker_generate(x->e, &gs.gen, &out, x->err);
+        gs.req.controls[0].image = &control;
+        rc = worker_generate(x->e, &gs.req, &out, x->err);
     }
     if (!rc) rc = write_images(x, &gs, &out);
     if (!rc) {
@@ -53,7 +53,7 @@ static int run_generate(runner_job *x) {
         rc = pool_report(x->ctl, &p, x->err);
         if (rc == POOL_STOP) rc = 0; /* done already: a late cancel changes nothing */
     }
-    worker_images_free(&out);
+    generate_result_free(&out);
     image_free(&control);
     json_decref(spec);
     return rc;

@@ -15,11 +15,6 @@
 
 #include "server/workers/worker_internal.h"
 
-void worker_images_free(worker_images *im) {
-    for (int i = 0; i < im->n; i++) image_free(&im->img[i]);
-    im->n = 0;
-}
-
 static void *device_main(void *arg);
 
 int worker_open(worker **out, const char *device, cnet_error *err) {
@@ -167,7 +162,7 @@ static void *device_main(void *arg) {
     return NULL;
 }
 
-int worker_generate(worker *e, const worker_gen *req, worker_images *out, cnet_error *err) {
+int worker_generate(worker *e, const generate_request *req, generate_result *out, cnet_error *err) {
     memset(out, 0, sizeof *out);
     int rc = worker_failure(e, err);
     if (rc) return rc;

@@ -4,7 +4,8 @@
  * and request on the device, and an LRU of ControlNets. The map header of the
  * engine subsystem; its modules:
  *   worker.c         the device thread, its queue, the caches
- *   worker_gen.c     one generate request: control image, scheduler, pipeline
+ *   worker_gen.c     one generate request: its models from the caches, then
+ *                    engine/pipeline/generate.h (the CLI's executor too)
  *   runner.c         the pool runner: train and generate jobs (server/workers/pool.h)
  *   runner_train.c   a train job's spec → train_options and trainer hooks
  *
@@ -24,41 +25,18 @@
 
 #include "engine/core/backend.h"
 #include "engine/image/image.h"
-#include "engine/pipeline/pipeline.h"
+#include "engine/pipeline/generate.h"
 #include "engine/pipeline/sd_base.h"
 
 #define WORKER_BASES_MAX 4       /* base pipelines kept loaded per device */
 #define WORKER_CONTROLNETS_MAX 4 /* ControlNets kept loaded per device (LRU) */
 #define WORKER_QUEUE_MAX 64      /* generate requests waiting per device; more → CNET_ELIMIT */
-#define WORKER_IMAGES_MAX 4      /* images one generate request may ask for */
 
 /* Status of a request refused because the engine is stopping, and of work
  * refused because its device is lost to this process (worker_failure). */
 enum { WORKER_ESTOPPING = -40, WORKER_ELOST = -41 };
 
 typedef struct worker worker;
-
-/* One generate request (every pointer borrowed for the call). */
-typedef struct worker_gen {
-    const char *model;         /* base pipeline folder (resolved path) */
-    const char *controlnet;    /* ControlNet folder (resolved path) */
-    const image_rgb8 *control; /* the control image as sent */
-    int canny;                 /* run the canny preprocessor on it first */
-    double canny_low, canny_high;
-    int scheduler; /* cnet_sched_kind; -1: the folder's own */
-    const char *prompt, *negative_prompt;
-    int steps, width, height, num_images, guess_mode, clip_skip; /* width/height 0: the image's */
-    float guidance, scale, guidance_start, guidance_end, eta;
-    uint64_t seed;
-} worker_gen;
-
-/* What a generate request produced: num_images images [height, width, 3]. */
-typedef struct worker_images {
-    int n;
-    image_rgb8 img[WORKER_IMAGES_MAX];
-} worker_images;
-
-void worker_images_free(worker_images *im);
 
 typedef struct worker_stats {
     uint64_t base_loads, controlnet_loads;
@@ -102,8 +80,11 @@ int worker_load(worker *e);
 int worker_failure(worker *e, cnet_error *err);
 
 /* Runs req on the device thread and waits for it (directly when called on
- * that thread). CNET_ELIMIT when WORKER_QUEUE_MAX requests are waiting. */
-int worker_generate(worker *e, const worker_gen *req, worker_images *out, cnet_error *err);
+ * that thread): its base and ControlNets from the caches by folder (req's
+ * base and models are set here, on a copy), then generate_run. *out is
+ * the caller's to free (generate_result_free), also on error. CNET_ELIMIT
+ * when WORKER_QUEUE_MAX requests are waiting. */
+int worker_generate(worker *e, const generate_request *req, generate_result *out, cnet_error *err);
 
 /* Runs fn(user, e) on the device thread and returns its status; one job at
  * a time per engine (the pool's single worker guarantees it). */

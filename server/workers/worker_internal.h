@@ -22,8 +22,8 @@ typedef struct worker_cn_slot {
 } worker_cn_slot;
 
 typedef struct worker_req {
-    const worker_gen *gen;
-    worker_images *out;
+    const generate_request *gen;
+    generate_result *out;
     cnet_error *err;
     int rc, done;
     struct worker_req *next;
@@ -56,6 +56,6 @@ int worker_cn_acquire(worker *e, const char *dir, controlnet_model **out, cnet_e
 void worker_cn_release(worker *e, controlnet_model *m);
 
 /* On the device thread: runs one generate request (worker_gen.c). */
-int worker_gen_run(worker *e, const worker_gen *g, worker_images *out, cnet_error *err);
+int worker_gen_run(worker *e, const generate_request *req, generate_result *out, cnet_error *err);
 
 #endif

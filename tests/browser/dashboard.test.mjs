@@ -184,6 +184,9 @@ await test('the training form marks the field the server refused', async () => {
   await page.locator('main h1', { hasText: 'Train a ControlNet' }).waitFor();
   check(await page.inputValue('#f-dataset') === datasetId, 'the newest dataset is not preselected');
   check(await page.inputValue('#f-model') === 'tiny-sd', 'the base model is not preselected');
+  check(await page.inputValue('#f-gradient_accumulation_steps') === '1' &&
+    await page.textContent('#f-gradient_accumulation_steps-range') === '1–64',
+    'the accumulation field does not follow the table');
   await page.fill('#f-resolution', '100');
   await page.click('main form button[type=submit]');
   await page.locator('#f-resolution[aria-invalid=true]').waitFor();
@@ -269,6 +272,11 @@ await test('the generate page sends its form; a server without an engine answers
   // synchronous generate is refused with the server's own message.
   await page.click('nav >> text=Generate');
   await page.locator('main form.generate').waitFor();
+  // the form's limits and defaults are the server's option table (via openapi.yaml)
+  check(await page.getAttribute('#g-steps', 'max') === '1000' && await page.inputValue('#g-steps') === '20',
+    'the steps field does not follow the table');
+  check(await page.getAttribute('#g-width', 'max') === '1024', 'the width field does not show the HTTP cap');
+  check(await page.locator('#g-scheduler option[value=ddpm]').count() === 1, 'no ddpm in the scheduler list');
   await page.fill('#g-prompt', 'a red circle');
   await page.click('main form.generate button[type=submit]');
   await page.locator('main .notice', { hasText: 'runs no engine' }).waitFor();

@@ -63,7 +63,7 @@ static int fault_recover(cnet_backend *be, cnet_error *err) {
 typedef struct fixture {
     char model[4096], controlnet[4200];
     image_rgb8 control;
-    worker_gen gen;
+    generate_request gen;
 } fixture;
 
 static void fixture_init(fixture *f) {
@@ -72,18 +72,20 @@ static void fixture_init(fixture *f) {
     f->control.width = f->control.height = 32;
     f->control.data = malloc(32 * 32 * 3);
     for (int i = 0; i < 32 * 32 * 3; i++) f->control.data[i] = (uint8_t)(i * 37 % 251);
-    f->gen = (worker_gen){.model = f->model,
-                          .controlnet = f->controlnet,
-                          .control = &f->control,
-                          .scheduler = -1,
-                          .prompt = "a red circle",
-                          .negative_prompt = "",
-                          .steps = 2,
-                          .num_images = 1,
-                          .guidance = 5.0f,
-                          .scale = 1.0f,
-                          .guidance_end = 1.0f,
-                          .seed = 3};
+    f->gen = (generate_request){.model_dir = f->model,
+                                .scheduler = -1,
+                                .prompt = "a red circle",
+                                .negative_prompt = "",
+                                .steps = 2,
+                                .num_images = 1,
+                                .guidance = 5.0f,
+                                .seed = 3,
+                                .n_controls = 1};
+    f->gen.controls[0] = (generate_control){.dir = f->controlnet,
+                                            .image_name = "image",
+                                            .image = &f->control,
+                                            .scale = 1.0f,
+                                            .end = 1.0f};
 }
 
 static worker *open_faulty(void) {
@@ -103,8 +105,8 @@ static worker *open_faulty(void) {
     return e;
 }
 
-static int same_image(const worker_images *a, const worker_images *b) {
-    const image_rgb8 *x = &a->img[0], *y = &b->img[0];
+static int same_image(const generate_result *a, const generate_result *b) {
+    const image_rgb8 *x = &a->images[0], *y = &b->images[0];
     return a->n == b->n && x->width == y->width && x->height == y->height &&
            memcmp(x->data, y->data, (size_t)x->width * x->height * 3) == 0;
 }
@@ -114,7 +116,7 @@ static void test_recovered_failure_keeps_caches(void) {
     fixture_init(&f);
     worker *e = open_faulty();
     CHECK(e, "no engine");
-    worker_images first, failed, after;
+    generate_result first, failed, after;
     cnet_error err = {0};
     CHECK(worker_generate(e, &f.gen, &first, &err) == 0, "clean request: %s", err.msg);
     fault.armed = 1;
@@ -133,9 +135,9 @@ static void test_recovered_failure_keeps_caches(void) {
     EXPECT(st.base_loads == 1 && st.controlnet_loads == 1,
            "models loaded again: base %llu, controlnet %llu", (unsigned long long)st.base_loads,
            (unsigned long long)st.controlnet_loads);
-    worker_images_free(&first);
-    worker_images_free(&failed);
-    worker_images_free(&after);
+    generate_result_free(&first);
+    generate_result_free(&failed);
+    generate_result_free(&after);
     worker_close(e);
     free(f.control.data);
 }
@@ -157,8 +159,8 @@ static int failing_job(void *user, worker *e) {
 
 typedef struct side_call {
     worker *e;
-    const worker_gen *gen;
-    worker_images out;
+    const generate_request *gen;
+    generate_result out;
     cnet_error err;
     int rc;
 } side_call;
@@ -198,7 +200,7 @@ static void test_job_failure_not_cleared_by_request(void) {
     EXPECT(!fault.failed && fault.recoveries == 1 && st.device_recoveries == 1 && !st.failed,
            "after the job: failed %d, recoveries %d", fault.failed, fault.recoveries);
     EXPECT(st.base_loads == 0, "the refused request loaded a model");
-    worker_images_free(&req.out);
+    generate_result_free(&req.out);
     worker_close(e);
     free(f.control.data);
 }
@@ -270,12 +272,12 @@ static void test_lost_device_fails_engine(void) {
     fixture_init(&f);
     worker *e = open_faulty();
     CHECK(e, "no engine");
-    worker_images out;
+    generate_result out;
     cnet_error err = {0};
     fault.armed = 1, fault.lost = 1;
     EXPECT(worker_generate(e, &f.gen, &out, &err) == CNET_EBACKEND, "failing request: '%s'",
            err.msg);
-    worker_images_free(&out);
+    generate_result_free(&out);
     worker_stats st;
     worker_stats_get(e, &st);
     EXPECT(st.failed && st.device_recoveries == 0, "failed %d, recoveries %llu", st.failed,
@@ -291,7 +293,7 @@ static void test_lost_device_fails_engine(void) {
            "a later request: '%s'", err.msg);
     worker_stats_get(e, &st);
     EXPECT(st.generates == 1, "%llu requests reached the device", (unsigned long long)st.generates);
-    worker_images_free(&out);
+    generate_result_free(&out);
     runner_config rc = {.engine = e};
     EXPECT(runner_can_claim(&rc, &err) != 0, "the pool may still claim jobs");
     /* a job claimed just before: back to the queue without using an attempt */

@@ -357,6 +357,43 @@ static void test_seed_determinism(void) {
     png_read_free(&rc_);
 }
 
+/* The API's spellings on the command line: --snake_case, --flag=VALUE, and
+ * no --controlnet (the model folder's controlnet/, as the API defaults):
+ * the very bytes of test_seed_determinism's run with the kebab spellings. */
+static void test_option_spellings(void) {
+    const char *out = path_in("out/spelled.png");
+    char model[PATH_MAX + 16], steps[] = "--num_inference_steps=2";
+    snprintf(model, sizeof model, "--model=%s", model_a);
+    const char *args[] = {"generate",
+                          model,
+                          "--image",
+                          control_png,
+                          "--prompt",
+                          "a tiny test, in a box",
+                          "--negative_prompt",
+                          "blurry",
+                          "--steps=2",
+                          "--scheduler=unipc",
+                          "--seed",
+                          "42",
+                          "--out",
+                          out,
+                          NULL};
+    int rc = run_cnet(args);
+    CHECK(rc == 0, "exit %d: %s", rc, last_err);
+    size_t na = 0, nb = 0;
+    char *a = file_read(path_in("out/seed_a.png"), &na), *b = file_read(out, &nb);
+    int same = a && b && na == nb && memcmp(a, b, na) == 0;
+    free(a);
+    free(b);
+    CHECK(same, "the snake_case run differs from the kebab-case one");
+    const char *unknown[] = {"generate", model, "--image", control_png,
+                             "--prompt", "x",   steps,     NULL};
+    rc = run_cnet(unknown);
+    CHECK(rc == 2 && strstr(last_err, "unknown option '--num_inference_steps'"),
+          "diffusers' name of --steps is not ours: exit %d: %s", rc, last_err);
+}
+
 /* --mixed-precision on the CPU: float32 with one note, the very bytes of a
  * run without it; an unknown value is a usage error naming the accepted. */
 static void test_mixed_precision_on_cpu(void) {
@@ -529,7 +566,7 @@ static void test_bad_input(void) {
     BAD("image size not a multiple of 8", 1, "gives an output of 20x20, not multiples of 8",
         "--image", odd);
     BAD("image over the pixel limit", 1, "limit", "--max-pixels", "1000");
-    BAD("output over the pixel limit", 1, "--max-pixels", "--width", "64", "--height", "64",
+    BAD("output over the pixel limit", 1, "over max_pixels", "--width", "64", "--height", "64",
         "--max-pixels", "2048");
     BAD("unknown scheduler", 2, "--scheduler: unknown 'lms'", "--scheduler", "lms");
     BAD("steps < 1", 2, "--steps", "--steps", "0");
@@ -569,6 +606,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_png_with_parameters);
     RUN(test_seed_determinism);
+    RUN(test_option_spellings);
     RUN(test_mixed_precision_on_cpu);
     RUN(test_num_images);
     RUN(test_two_controlnets);

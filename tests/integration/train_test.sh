@@ -130,8 +130,8 @@ refuses() { # refuses NAME PATTERN ARGS...
     check "$name" sh -c "[ $rc -ne 0 ] && grep -q \"$pattern\" \"$tmp/err.log\""
 }
 refuses bad_resolution "multiple of 8" $common --output_dir "$tmp/c" --resolution 30
-refuses unknown_flag "unknown flag --no_such_flag" $common --output_dir "$tmp/c" --no_such_flag 1
-refuses bad_number "not a valid number" $common --output_dir "$tmp/c" --learning_rate abc
+refuses unknown_flag "unknown option .--no_such_flag." $common --output_dir "$tmp/c" --no_such_flag 1
+refuses bad_number "learning_rate wants a number" $common --output_dir "$tmp/c" --learning_rate abc
 refuses missing_dataset "nosuchdir" $common --output_dir "$tmp/c" --train_data_dir "$tmp/nosuchdir"
 mkdir -p "$tmp/empty" && : >"$tmp/empty/metadata.jsonl"
 refuses empty_dataset "empty" $common --output_dir "$tmp/c" --train_data_dir "$tmp/empty"

@@ -1,0 +1,80 @@
+/* One generate run, for `cnet generate` and the service alike: the control
+ * images (already decoded) through their preprocessor (canny, as the
+ * diffusers ControlNet examples run cv2.Canny), the output size
+ * (--width/--height or the first control image's, rounded down to the VAE
+ * factor), every control image prepared at that size as
+ * StableDiffusionControlNetPipeline.prepare_image does, the base folder's
+ * scheduler config read as the requested class, pipeline_generate, and the
+ * one conversion to 8-bit RGB, diffusers' numpy_to_pil:
+ * (x / 2 + 0.5).clamp(0, 1) * 255, rounded half to even.
+ *
+ * What it is not: no model loading (the CLI opens its folders once, the
+ * service's device threads keep caches; both hand the loaded models in), no
+ * image files, no option parsing or validation (api/api_generate.c's table
+ * says what a request may hold). */
+#ifndef CNET_GENERATE_EXEC_H
+#define CNET_GENERATE_EXEC_H
+
+#include <stdint.h>
+
+#include "engine/image/image.h"
+#include "engine/pipeline/pipeline.h"
+#include "engine/pipeline/sd_base.h"
+
+typedef enum generate_preprocess {
+    GENERATE_PRE_NONE = 0,
+    GENERATE_PRE_CANNY,
+    GENERATE_PRE_COUNT
+} generate_preprocess;
+
+/* "none", "canny"; and back (-1: not a preprocessor). */
+const char *generate_preprocess_name(generate_preprocess p);
+int generate_preprocess_from_name(const char *name);
+
+/* One ControlNet of a request, with its control image. */
+typedef struct generate_control {
+    const char *dir;         /* the ControlNet folder (resolved; the caller's caches key on it) */
+    const char *image_name;  /* the control image in messages: its file, or "image" */
+    const image_rgb8 *image; /* decoded, any size (borrowed) */
+    controlnet_model *model; /* loaded from dir by the caller (borrowed) */
+    generate_preprocess pre;
+    float scale;      /* controlnet_conditioning_scale */
+    float start, end; /* control_guidance_start / end */
+} generate_control;
+
+/* Everything one run needs (every pointer borrowed for the call). */
+typedef struct generate_request {
+    const char *model_dir; /* the base pipeline folder (resolved) */
+    sd_base *base;         /* loaded from model_dir by the caller */
+    int scheduler;         /* cnet_sched_kind; -1: the folder's own class */
+    const char *prompt, *negative_prompt;
+    int steps, num_images, guess_mode, clip_skip;
+    int width, height; /* 0: from the first control image */
+    float guidance, eta;
+    uint64_t seed;
+    double canny_low, canny_high;
+    int64_t max_pixels; /* of the output; 0: no limit beyond the size's */
+    int n_controls;
+    generate_control controls[PIPE_MAX_CONTROLNETS];
+} generate_request;
+
+/* What a run made: n images [height, width, 3] and the scheduler config it
+ * ran (for the images' parameters text). */
+typedef struct generate_result {
+    int n, width, height;
+    image_rgb8 images[PIPE_MAX_IMAGES];
+    cnet_sched_config sched;
+    int have_sched;
+} generate_result;
+
+/* Runs r (reporting to obs, which may be NULL) into *out (zeroed here; free
+ * with generate_result_free, also on error). CNET_EINVAL names the option or
+ * image that is wrong; CNET_ELIMIT an output over r->max_pixels. */
+int generate_run(const generate_request *r, const pipe_observer *obs, generate_result *out,
+                 cnet_error *err);
+void generate_result_free(generate_result *out);
+
+/* numpy_to_pil on n floats: round(clamp(x, 0, 1) * 255), half to even. */
+void generate_to_rgb8(uint8_t *dst, const float *src, size_t n);
+
+#endif
