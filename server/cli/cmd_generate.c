@@ -12,7 +12,7 @@
  *      RGB, the same executor the service runs — reporting progress on
  *      stderr;
  *   4. the images are written all-or-nothing as PNGs with an A1111
- *      "parameters" chunk (gen_output.c, gen_infotext.c).
+ *      "parameters" chunk (gen_output.c, engine/pipeline/generate_infotext.c).
  * Bad input is reported with the file, option or model field named; exit
  * status 0 ok, 1 failure, 2 usage error; no output file on any failure. */
 #include <limits.h>
@@ -21,6 +21,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "engine/pipeline/generate_infotext.h"
 #include "engine/pipeline/sd_base.h"
 #include "server/cli/commands.h"
 #include "server/cli/generate.h"
@@ -124,7 +125,8 @@ static int run(gen_run *g, const gen_options *o, cnet_error *err) {
 static int write_outputs(gen_run *g, const gen_options *o, cnet_error *err) {
     const generate_result *res = &g->result;
     for (int i = 0; i < res->n; i++)
-        if (!(g->texts[i] = gen_infotext(&o->req, &res->sched, res->width, res->height, i, err)))
+        if (!(g->texts[i] =
+                  generate_infotext(&o->req, &res->sched, res->width, res->height, i, err)))
             return CNET_ENOMEM;
     return gen_output_write(o->out, res->images, g->texts, res->n, err);
 }

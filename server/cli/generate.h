@@ -1,10 +1,10 @@
 /* `cnet generate`: the parts of the command that server/cli/cmd_generate.c
  * drives — its options (gen_args.c, over api/api_generate.c's option table,
- * the one the API validates against), the A1111-style "parameters" text of
- * each output image (gen_infotext.c, also the service's), progress on
- * stderr (gen_progress.c) and the all-or-nothing writing of the output PNGs
- * (gen_output.c). The generation itself is engine/pipeline/generate.h, the
- * service's too; nothing here touches tensors. */
+ * the one the API validates against), progress on stderr (gen_progress.c)
+ * and the all-or-nothing writing of the output PNGs (gen_output.c). The
+ * generation itself is engine/pipeline/generate.h and each image's
+ * "parameters" text engine/pipeline/generate_infotext.h, the service's
+ * too; nothing here touches tensors. */
 #ifndef CNET_GENERATE_H
 #define CNET_GENERATE_H
 
@@ -33,23 +33,6 @@ void gen_usage(FILE *f);
  * wrong or missing (a usage error). Free with gen_args_free, also on error. */
 int gen_args_parse(gen_options *o, int argc, char **argv, cnet_error *err);
 void gen_args_free(gen_options *o);
-
-/* A model's name for the parameters text: the folder's last component, or
- * its last two when the last is a generic component folder ("controlnet"),
- * written into buf. */
-void gen_model_name(char *buf, size_t cap, const char *dir);
-
-/* The A1111 "parameters" text of image `index` (of r->num_images), in the
- * layout A1111's parse_generation_parameters reads:
- *   <prompt>
- *   Negative prompt: <negative prompt>          (when there is one)
- *   Steps: 20, Sampler: UniPC, CFG scale: 7.5, Seed: 1, Size: 512x512,
- *   Model: sd15, ControlNet 0: "Module: canny, Model: ..., Weight: 1, ...",
- *   Version: cnet
- * sched is the scheduler config the run used. Returns a malloc'd string
- * (caller frees) or NULL with err set. */
-char *gen_infotext(const generate_request *r, const cnet_sched_config *sched, int width, int height,
-                   int index, cnet_error *err);
 
 /* Progress of the denoising loop on a stream: a redrawn bar (step, it/s,
  * ETA) when the stream is a terminal, one plain line per step otherwise. */

@@ -8,7 +8,7 @@
 
 #include "api/hub_ref.h"
 #include "engine/sched/scheduler.h"
-#include "server/cli/generate.h"
+#include "engine/pipeline/generate_infotext.h"
 #include "server/hub/hub_pull.h"
 
 static const char *str(const json_t *spec, const char *key) {
@@ -86,5 +86,5 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
 char *gen_spec_parameters(const gen_spec *gs, const generate_result *res) {
     generate_request r = gs->req;
     r.num_images = 1; /* one text for every image: no batch position */
-    return gen_infotext(&r, &res->sched, res->width, res->height, 0, NULL);
+    return generate_infotext(&r, &res->sched, res->width, res->height, 0, NULL);
 }

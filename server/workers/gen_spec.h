@@ -28,7 +28,7 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
 
 /* The PNG "parameters" text of the images res made from gs (one text for
  * all), in the A1111 layout `cnet generate` writes
- * (server/cli/gen_infotext.c); malloc'd, NULL on OOM. */
+ * (engine/pipeline/generate_infotext.c); malloc'd, NULL on OOM. */
 char *gen_spec_parameters(const gen_spec *gs, const generate_result *res);
 
 #endif

@@ -1,4 +1,6 @@
-/* The A1111-style "parameters" text of a generated image (see generate.h).
+/* The A1111-style "parameters" text of a generated image (see
+ * engine/pipeline/generate_infotext.h), written into the PNGs of `cnet
+ * generate` and of the service alike.
  *
  * The layout is the one AUTOMATIC1111's webui writes (processing.py
  * create_infotext) and its parse_generation_parameters and other tools
@@ -14,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server/cli/generate.h"
+#include "engine/pipeline/generate_infotext.h"
 
 /* A1111's sampler names for the scheduler classes (DDPM has none there). */
 static const char *sampler_name(const cnet_sched_config *s) {
@@ -53,7 +55,10 @@ static void put_quoted(FILE *f, const char *v) {
     json_decref(j);
 }
 
-void gen_model_name(char *buf, size_t cap, const char *dir) {
+/* A model's name for the parameters text: the folder's last component, or
+ * its last two when the last is a generic component folder ("controlnet"),
+ * written into buf. */
+static void model_name(char *buf, size_t cap, const char *dir) {
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/') len--;
     size_t start = len;
@@ -74,7 +79,7 @@ static char *control_text(const generate_request *r, int k) {
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     if (!f) return NULL;
-    gen_model_name(name, sizeof name, c->dir);
+    model_name(name, sizeof name, c->dir);
     fprintf(f, "Module: %s, Model: ", generate_preprocess_name(c->pre));
     put_quoted(f, name);
     fprintf(f, ", Weight: %g", (double)c->scale);
@@ -86,8 +91,8 @@ static char *control_text(const generate_request *r, int k) {
     return NULL;
 }
 
-char *gen_infotext(const generate_request *r, const cnet_sched_config *sched_cfg, int width,
-                   int height, int index, cnet_error *err) {
+char *generate_infotext(const generate_request *r, const cnet_sched_config *sched_cfg, int width,
+                        int height, int index, cnet_error *err) {
     char *text = NULL, name[256];
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -101,7 +106,7 @@ char *gen_infotext(const generate_request *r, const cnet_sched_config *sched_cfg
     fprintf(f, "Steps: %d, Sampler: %s, CFG scale: %g, Seed: %llu, Size: %dx%d, Model: ", r->steps,
             sampler_name(sched_cfg), (double)r->guidance, (unsigned long long)r->seed, width,
             height);
-    gen_model_name(name, sizeof name, r->model_dir);
+    model_name(name, sizeof name, r->model_dir);
     put_quoted(f, name);
     if (r->num_images > 1) fprintf(f, ", Batch size: %d, Batch pos: %d", r->num_images, index);
     /* A1111 counts the last layer too: its "Clip skip: 2" is diffusers' 1. */
