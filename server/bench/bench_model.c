@@ -2,6 +2,7 @@
  *            train_step|train_step_cached [--device D] [--mixed_precision P]
  *            [--batch N] [--use_8bit_adam] [--gradient_checkpointing]
  *            [--set_grads_to_none] [--iters N] [--json]
+ * (the command line is read by server/cli/cmd_bench.c into a bench_model_opts)
  *
  * Times one model task of a diffusers pipeline folder on the backend
  * --device names (cpu by default; cuda or cuda:N, falling back to the CPU
@@ -40,18 +41,11 @@
 #include "engine/pipeline/sd_base.h"
 #include "engine/models/unet.h"
 #include "engine/models/vae.h"
-#include "server/cli/cli_args.h"
 
-#define BENCH_MODEL_DEFAULT_ITERS 5
-#define BENCH_MODEL_MAX_ITERS 1000
 /* Text length of every task (CLIP's model_max_length in SD). */
 #define BENCH_TEXT_TOKENS 77
 /* Batch of cn_unet_step: uncond + cond. */
 #define BENCH_CFG_BATCH 2
-/* The generate task: diffusers' defaults, with UniPC. */
-#define BENCH_GENERATE_STEPS 20
-#define BENCH_GENERATE_GUIDANCE 7.5f
-
 typedef enum { TASK_TEXT, TASK_VAE_DECODE, TASK_CN_UNET, TASK_GENERATE, TASK_COUNT } bench_task;
 static const char *const task_names[TASK_COUNT] = {"text_encoder", "vae_decode", "cn_unet_step",
                                                    "generate"};
@@ -79,36 +73,13 @@ typedef struct bench_state {
     int have_base, have_cn, have_sched;
 } bench_state;
 
-void bench_model_usage(void *file) {
-    fprintf(
-        (FILE *)file,
-        "usage: cnet bench --model DIR --task TASK [--device D] [--mixed_precision P] [--batch N] "
-        "[--iters N] [--json]\n"
-        "  --model   a diffusers pipeline folder (e.g. from cnet init-model)\n"
-        "  --task    text_encoder: one 77-token prompt; vae_decode: one latent at the VAE's\n"
-        "            sample size; cn_unet_step: ControlNet + UNet on a CFG batch of 2;\n"
-        "            generate: one image, %d UniPC steps, CFG %g, at the UNet's sample size;\n"
-        "            train_step / train_step_cached: one ControlNet optimizer step\n"
-        "  --device  cpu (default), cuda or cuda:N (the CPU, with a note, without a GPU);\n"
-        "            each timed run ends with a synchronize\n"
-        "  --mixed_precision no|fp16|bf16: the compute precision of the products on cuda\n"
-        "            (default no; the cpu computes in float32)\n"
-        "  --batch   samples per training step, 1..%d (train tasks; default 1)\n"
-        "  --use_8bit_adam, --gradient_checkpointing, --set_grads_to_none: train tasks, as in\n"
-        "            cnet train; they add the activation, scratch and gradient memory\n"
-        "  --iters   timed runs after one warm-up, median reported (default %d)\n"
-        "  --json    one line {\"task\", \"device\", \"mixed_precision\", \"batch\",\n"
-        "            \"median_ms\", \"peak_rss_mb\", \"peak_device_mb\" (null on the CPU)}\n",
-        BENCH_GENERATE_STEPS, (double)BENCH_GENERATE_GUIDANCE, BENCH_MAX_BATCH,
-        BENCH_MODEL_DEFAULT_ITERS);
-}
-
-int bench_open_backend(cnet_backend *be, const bench_model_opts *o, cnet_error *err) {
+int bench_open_backend(cnet_backend *be, const char *device, cnet_precision precision,
+                       cnet_error *err) {
     char note[320];
-    int rc = cnet_backend_open(be, o->device, note, sizeof note, err);
+    int rc = cnet_backend_open(be, device, note, sizeof note, err);
     if (rc) return rc;
     if (note[0]) fprintf(stderr, "cnet bench: %s\n", note);
-    cnet_backend_set_precision(be, o->precision, note, sizeof note);
+    cnet_backend_set_precision(be, precision, note, sizeof note);
     if (note[0]) fprintf(stderr, "cnet bench: %s\n", note);
     return 0;
 }
@@ -338,44 +309,12 @@ void bench_report(const bench_model_opts *o, const char *task, double *t, cnet_b
                on_gpu ? ", peak device " : "", on_gpu ? dev : "", on_gpu ? " MB" : "");
 }
 
-int bench_model(int argc, char **argv) {
-    bench_model_opts o = {.device = "cpu", .iters = BENCH_MODEL_DEFAULT_ITERS, .batch = 0};
+int bench_model_run(const bench_model_opts *opts) {
+    bench_model_opts o = *opts;
     cnet_error err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int rc = 0;
-        if (cli_flag(a, "json", NULL)) {
-            o.json = 1;
-        } else if (cli_flag(a, "use_8bit_adam", NULL)) {
-            o.use_8bit_adam = 1;
-        } else if (cli_flag(a, "gradient_checkpointing", NULL)) {
-            o.gradient_checkpointing = 1;
-        } else if (cli_flag(a, "set_grads_to_none", NULL)) {
-            o.set_grads_to_none = 1;
-        } else if (cli_flag(a, "model", &v)) {
-            rc = !(o.model = cli_value(argc, argv, &i, v, &err));
-        } else if (cli_flag(a, "task", &v)) {
-            rc = !(o.task = cli_value(argc, argv, &i, v, &err));
-        } else if (cli_flag(a, "device", &v)) {
-            rc = !(o.device = cli_value(argc, argv, &i, v, &err));
-        } else if (cli_flag(a, "mixed_precision", &v)) {
-            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
-                 cnet_precision_parse(v, &o.precision, &err);
-        } else if (cli_flag(a, "iters", &v)) {
-            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
-                 cli_int(a, v, 1, BENCH_MODEL_MAX_ITERS, &o.iters, &err);
-        } else if (cli_flag(a, "batch", &v)) {
-            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
-                 cli_int(a, v, 1, BENCH_MAX_BATCH, &o.batch, &err);
-        } else {
-            fprintf(stderr, "cnet bench: unknown option '%s'\n", a);
-            bench_model_usage(stderr);
-            return 2;
-        }
-        if (rc) {
-            fprintf(stderr, "cnet bench: %s\n", err.msg);
-            return 2;
-        }
+    if (o.iters < 1 || o.iters > BENCH_MODEL_MAX_ITERS) {
+        fprintf(stderr, "cnet bench: iters %d is outside 1..%d\n", o.iters, BENCH_MODEL_MAX_ITERS);
+        return 2;
     }
     const int train = o.task && strncmp(o.task, "train_step", 10) == 0;
     if ((o.batch || o.use_8bit_adam || o.gradient_checkpointing || o.set_grads_to_none) && !train) {
@@ -397,7 +336,7 @@ int bench_model(int argc, char **argv) {
                 task_names[0], task_names[1], task_names[2], task_names[3]);
         return 2;
     }
-    int rc = bench_open_backend(&s.be, &o, &err);
+    int rc = bench_open_backend(&s.be, o.device, o.precision, &err);
     if (rc) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);
         return rc == CNET_EINVAL ? 2 : 1;

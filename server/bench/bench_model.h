@@ -1,4 +1,6 @@
-/* `cnet bench --model DIR --task T`: whole-model timings (server/bench/bench_model.c). */
+/* `cnet bench --model DIR --task T`: whole-model timings (server/bench/bench_model.c),
+ * and what the other benchmarks of server/bench/ share with them (opening
+ * the backend, the report line). The command line is server/cli/cmd_bench.c's. */
 #ifndef CNET_BENCH_MODEL_H
 #define CNET_BENCH_MODEL_H
 
@@ -6,26 +8,33 @@
 
 /* Largest --batch of the training-step tasks. */
 #define BENCH_MAX_BATCH 64
+#define BENCH_MODEL_DEFAULT_ITERS 5
+#define BENCH_MODEL_MAX_ITERS 1000 /* timed runs: a stack array of times */
+/* The generate task: diffusers' defaults, with UniPC. */
+#define BENCH_GENERATE_STEPS 20
+#define BENCH_GENERATE_GUIDANCE 7.5f
 
 /* What `cnet bench --model` was asked. */
 typedef struct bench_model_opts {
     const char *model, *task;
     const char *device;       /* cpu, cuda, cuda:N (falls back to the CPU with a note) */
     cnet_precision precision; /* --mixed_precision: the products' compute precision on cuda */
-    int iters, json;
-    int batch; /* samples per training step (train tasks only) */
+    int iters, json;          /* iters: 1..BENCH_MODEL_MAX_ITERS */
+    int batch; /* samples per training step (train tasks only); 0: the task's default */
     /* train tasks: cnet train's --use_8bit_adam, --gradient_checkpointing,
      * --set_grads_to_none */
     int use_8bit_adam, gradient_checkpointing, set_grads_to_none;
 } bench_model_opts;
 
-/* argv[0] is "bench"; returns the exit status (0 ok, 1 failure, 2 usage). */
-int bench_model(int argc, char **argv);
-void bench_model_usage(void *file);
+/* Runs o->task on o->model and prints its report; errors go to stderr.
+ * Returns the exit status: 0 ok, 1 failure, 2 the options are invalid (no
+ * model or task, a training option on a task that does not train). */
+int bench_model_run(const bench_model_opts *o);
 
-/* Opens o->device at compute precision o->precision; a fallback to the CPU
- * and a precision the backend does not apply are reported on stderr. */
-int bench_open_backend(cnet_backend *be, const bench_model_opts *o, cnet_error *err);
+/* Opens device at compute precision; a fallback to the CPU and a precision
+ * the backend does not apply are reported on stderr. */
+int bench_open_backend(cnet_backend *be, const char *device, cnet_precision precision,
+                       cnet_error *err);
 
 /* Prints the median of times[o->iters] (milliseconds; sorted here), the
  * backend, the process's peak RSS and, on a GPU, the device memory

@@ -12,7 +12,8 @@
  * own loopback address (127.0.0.2, 127.0.0.3, ...) because the server caps
  * connections per client address (HTTP_PER_IP_LIMIT). Loopback only,
  * bounded: a request that takes longer than BENCH_SERVE_TIMEOUT_S fails the
- * run. Nothing is checked here (tests/integration/test_server_engine.c does that). */
+ * run. Nothing is checked here (tests/integration/test_server_engine.c does that).
+ * The command line is read by server/cli/cmd_bench.c into a bench_serve_opts. */
 #include "server/bench/bench_serve.h"
 
 #include <curl/curl.h>
@@ -30,11 +31,7 @@
 
 #include "api/api.h"
 #include "engine/image/image.h"
-#include "server/cli/cli_args.h"
 
-#define BENCH_SERVE_DEFAULT_REQUESTS 32
-#define BENCH_SERVE_MAX_REQUESTS 10000
-#define BENCH_SERVE_DEFAULT_STEPS 10
 #define BENCH_SERVE_TIMEOUT_S 300
 #define BENCH_SERVE_CLIENTS_MAX 16
 #define BENCH_SERVE_IMAGE 16 /* px of the control image */
@@ -197,41 +194,9 @@ static char *request_body(int steps) {
     return body;
 }
 
-void bench_serve_usage(void *file) {
-    fprintf((FILE *)file, "usage: cnet bench --task serve [--model DIR] [--requests N] "
-                          "[--steps N] [--json]\n"
-                          "  generate requests/s and p50/p99 latency of cnet serve with 1, 4 and "
-                          "16 clients\n");
-}
-
-int bench_serve(int argc, char **argv) {
-    const char *model = NULL;
-    int requests = BENCH_SERVE_DEFAULT_REQUESTS, steps = BENCH_SERVE_DEFAULT_STEPS, json = 0;
-    cnet_error err = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int rc = 0;
-        if (cli_flag(a, "json", NULL))
-            json = 1;
-        else if (cli_flag(a, "task", &v))
-            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
-                 (strcmp(v, "serve") && cnet_fail(&err, CNET_EINVAL, "--task %s is not serve", v));
-        else if (cli_flag(a, "model", &v))
-            rc = !(model = cli_value(argc, argv, &i, v, &err));
-        else if (cli_flag(a, "requests", &v))
-            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
-                 cli_int(a, v, 1, BENCH_SERVE_MAX_REQUESTS, &requests, &err);
-        else if (cli_flag(a, "steps", &v))
-            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
-                 cli_int(a, v, 1, API_GENERATE_STEPS_MAX, &steps, &err);
-        else
-            rc = cnet_fail(&err, CNET_EINVAL, "unknown option '%s'", a);
-        if (rc) {
-            fprintf(stderr, "cnet bench: %s\n", err.msg);
-            bench_serve_usage(stderr);
-            return 2;
-        }
-    }
+int bench_serve_run(const bench_serve_opts *o) {
+    const char *model = o->model;
+    const int requests = o->requests, steps = o->steps, json = o->json;
     char self[PATH_MAX], tmp[] = "/tmp/cnet-bench-serve-XXXXXX";
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0 || !mkdtemp(tmp)) {

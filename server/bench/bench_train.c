@@ -90,7 +90,8 @@ int bench_train(const bench_model_opts *o) {
     const int iters = o->iters > BENCH_TRAIN_MAX_ITERS ? BENCH_TRAIN_MAX_ITERS : o->iters;
     cnet_error err = {0};
     char path[PATH_MAX];
-    int rc = bench_open_backend(&s.be, o, &err), have_base = 0, have_cn = 0, have_ts = 0;
+    int rc = bench_open_backend(&s.be, o->device, o->precision, &err), have_base = 0, have_cn = 0,
+        have_ts = 0;
     if (rc) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);
         return rc == CNET_EINVAL ? 2 : 1;

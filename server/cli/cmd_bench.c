@@ -1,244 +1,21 @@
-/* `cnet bench`: performance measurements. The first argument names the
- * benchmark; `ops` times the products of the backend table (gemm, linear,
- * conv2d forward / backward-data / backward-weight) at Stable Diffusion
- * shapes on the backend --device opens (kernels/backend_open.c: cpu, cuda,
- * cuda:N, the CPU with a note when no GPU is visible) and reports GFLOP/s; on
- * the CPU next to the machine's measured fp32 peak (bench_peak.h).
- * `cnet bench --model DIR --task T` times whole models (server/bench/bench_model.c),
- * `cnet bench --task serve` the service's generate route (server/bench/bench_serve.c).
- *
- * Each case: one warm-up call (scratch grows to its high-water mark), then
- * --iters timed calls, each ended by a synchronize; the median is
- * reported. Inputs are deterministic pseudo-random values; nothing is
- * checked here (tests/unit/test_ops_linalg.c does that). FLOPs count
- * multiply-adds as 2 and ignore bias and im2col. */
-#include <cblas.h>
-#include <math.h>
-#include <omp.h>
+/* `cnet bench`: the command line of the performance measurements; the
+ * timing itself is server/bench/'s, over option structs. The first argument
+ * names the benchmark: `ops` times the products of the backend table
+ * (server/bench/bench_ops.c), `--model DIR --task T` whole models
+ * (server/bench/bench_model.c), `--task serve` the service's generate route
+ * (server/bench/bench_serve.c). This file reads argv into those structs and
+ * prints the usage texts; it times nothing. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "engine/core/backend.h"
+#include "api/api.h"
 #include "server/bench/bench_model.h"
-#include "server/bench/bench_peak.h"
+#include "server/bench/bench_ops.h"
 #include "server/bench/bench_serve.h"
 #include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 
-#define BENCH_DEFAULT_ITERS 5
-#define BENCH_MAX_ITERS 1000
-#define BENCH_PEAK_SECONDS 0.5
-/* The peak is measured again at the end; a larger drift than this means the
- * machine was busy with something else (on a shared host: a neighbour). */
-#define BENCH_PEAK_DRIFT 0.10
-
-typedef enum {
-    OP_GEMM,
-    OP_GEMM_BATCHED,
-    OP_LINEAR_FWD,
-    OP_LINEAR_BWD_DATA,
-    OP_LINEAR_BWD_WEIGHT,
-    OP_CONV_FWD,
-    OP_CONV_BWD_DATA,
-    OP_CONV_BWD_WEIGHT,
-} bench_op;
-
-static const char *const op_names[] = {
-    [OP_GEMM] = "gemm",
-    [OP_GEMM_BATCHED] = "gemm_batched",
-    [OP_LINEAR_FWD] = "linear_fwd",
-    [OP_LINEAR_BWD_DATA] = "linear_bwd_data",
-    [OP_LINEAR_BWD_WEIGHT] = "linear_bwd_weight",
-    [OP_CONV_FWD] = "conv2d_fwd",
-    [OP_CONV_BWD_DATA] = "conv2d_bwd_data",
-    [OP_CONV_BWD_WEIGHT] = "conv2d_bwd_weight",
-};
-
-/* gemm: batch x (M,N,K), trans_b for the batched QK^T product.
- * linear: M tokens, K in, N out. conv: the geometry. */
-typedef struct {
-    bench_op op;
-    const char *what;
-    int batch, M, N, K, trans_b;
-    cnet_conv2d conv;
-} bench_case;
-
-#define CONV(B, H, C_in, C_out, k, s, pad)                                                         \
-    { B, H, H, C_in, C_out, k, k, s, pad, pad, pad, pad }
-#define CONV_CASES(what, ...)                                                                      \
-    {OP_CONV_FWD, what, .conv = __VA_ARGS__}, {OP_CONV_BWD_DATA, what, .conv = __VA_ARGS__}, {     \
-        OP_CONV_BWD_WEIGHT, what, .conv = __VA_ARGS__                                              \
-    }
-#define LINEAR_CASES(what, M_, K_, N_)                                                             \
-    {OP_LINEAR_FWD, what, .M = M_, .K = K_, .N = N_},                                              \
-        {OP_LINEAR_BWD_DATA, what, .M = M_, .K = K_, .N = N_}, {                                   \
-        OP_LINEAR_BWD_WEIGHT, what, .M = M_, .K = K_, .N = N_                                      \
-    }
-
-static const bench_case bench_cases[] = {
-    {OP_GEMM, "square 2048", .batch = 1, .M = 2048, .N = 2048, .K = 2048},
-    {OP_GEMM_BATCHED, "QK^T 8 heads 1024x1024 d40", .batch = 8, .M = 1024, .N = 1024, .K = 40,
-     .trans_b = 1},
-    LINEAR_CASES("attn proj 4096x320->320", 4096, 320, 320),
-    LINEAR_CASES("ff 4096x320->1280", 4096, 320, 1280),
-    CONV_CASES("B1 32x32x256->256 3x3", CONV(1, 32, 256, 256, 3, 1, 1)),
-    CONV_CASES("B2 32x32x256->256 3x3", CONV(2, 32, 256, 256, 3, 1, 1)),
-    CONV_CASES("B1 64x64x320->320 3x3", CONV(1, 64, 320, 320, 3, 1, 1)),
-    CONV_CASES("B2 64x64x320->320 3x3", CONV(2, 64, 320, 320, 3, 1, 1)),
-    CONV_CASES("B1 64x64x320->320 3x3 s2", CONV(1, 64, 320, 320, 3, 2, 1)),
-    CONV_CASES("B1 64x64x320->640 1x1", CONV(1, 64, 320, 640, 1, 1, 0)),
-};
-
-/* The operands of one case; gradients get buffers of their own. */
-enum { BUF_INP, BUF_WEIGHT, BUF_OUT, BUF_BIAS, BUF_DINP, BUF_DWEIGHT, BUF_DBIAS, N_BUFS };
-
-/* n pseudo-random values in [-0.5, 0.5) in a buffer of be; NULL when
- * either the host staging buffer or the device buffer cannot be had. */
-static float *bench_alloc(cnet_backend *be, long n) {
-    const size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
-    float *host = malloc(bytes);
-    float *x = host ? be->alloc(be, bytes) : NULL;
-    if (x) {
-        uint64_t h = 0x9E3779B97F4A7C15ull;
-        for (long i = 0; i < n; i++) {
-            h = h * 6364136223846793005ull + 1442695040888963407ull;
-            host[i] = (float)((h >> 40) & 0xffff) / 65536.0f - 0.5f;
-        }
-        be->upload(be, x, host, bytes);
-    }
-    free(host);
-    return x;
-}
-
-static double case_gflop(const bench_case *c) {
-    if (c->op >= OP_CONV_FWD) {
-        const cnet_conv2d *s = &c->conv;
-        double P = (double)s->B * cnet_conv2d_out_h(s) * cnet_conv2d_out_w(s);
-        return 2.0 * P * s->C_out * s->kh * s->kw * s->C_in * 1e-9;
-    }
-    return 2.0 * (c->batch ? c->batch : 1) * c->M * c->N * c->K * 1e-9;
-}
-
-/* Element counts of the buffers. gemm: inp = A, weight = B, out = C. */
-static void case_sizes(const bench_case *c, long n[N_BUFS]) {
-    if (c->op >= OP_CONV_FWD) {
-        const cnet_conv2d *s = &c->conv;
-        n[BUF_INP] = (long)s->B * s->H * s->W * s->C_in;
-        n[BUF_WEIGHT] = (long)s->C_out * s->kh * s->kw * s->C_in;
-        n[BUF_OUT] = (long)s->B * cnet_conv2d_out_h(s) * cnet_conv2d_out_w(s) * s->C_out;
-        n[BUF_BIAS] = s->C_out;
-    } else {
-        long batch = c->batch ? c->batch : 1;
-        n[BUF_INP] = batch * c->M * c->K;
-        n[BUF_WEIGHT] = batch * c->N * c->K;
-        n[BUF_OUT] = batch * c->M * c->N;
-        n[BUF_BIAS] = c->N;
-    }
-    n[BUF_DINP] = n[BUF_INP];
-    n[BUF_DWEIGHT] = n[BUF_WEIGHT];
-    n[BUF_DBIAS] = n[BUF_BIAS];
-}
-
-static void case_run(cnet_backend *be, const bench_case *c, float *const x[N_BUFS]) {
-    const cnet_conv2d *s = &c->conv;
-    const float *inp = x[BUF_INP], *w = x[BUF_WEIGHT], *bias = x[BUF_BIAS];
-    float *out = x[BUF_OUT], *dout = x[BUF_OUT];
-    switch (c->op) {
-    case OP_GEMM:
-        be->gemm(be, out, inp, w, c->M, c->N, c->K, 0, c->trans_b, 1.0f, 0.0f);
-        break;
-    case OP_GEMM_BATCHED:
-        be->gemm_batched(be, out, inp, w, c->batch, c->M, c->N, c->K, 0, c->trans_b, 1.0f, 0.0f,
-                         (long)c->M * c->K, (long)c->N * c->K, (long)c->M * c->N);
-        break;
-    case OP_LINEAR_FWD:
-        be->linear_forward(be, out, inp, w, bias, c->M, c->K, c->N);
-        break;
-    case OP_LINEAR_BWD_DATA:
-        be->linear_backward(be, x[BUF_DINP], NULL, NULL, dout, inp, w, c->M, c->K, c->N);
-        break;
-    case OP_LINEAR_BWD_WEIGHT:
-        be->linear_backward(be, NULL, x[BUF_DWEIGHT], x[BUF_DBIAS], dout, inp, w, c->M, c->K, c->N);
-        break;
-    case OP_CONV_FWD:
-        be->conv2d_forward(be, out, inp, w, bias, s);
-        break;
-    case OP_CONV_BWD_DATA:
-        be->conv2d_backward(be, x[BUF_DINP], NULL, NULL, dout, inp, w, s);
-        break;
-    case OP_CONV_BWD_WEIGHT:
-        be->conv2d_backward(be, NULL, x[BUF_DWEIGHT], x[BUF_DBIAS], dout, inp, w, s);
-        break;
-    }
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median milliseconds of `iters` timed runs after one warm-up; < 0 when the
- * buffers cannot be allocated. A failed device op shows in the backend's
- * status (the caller checks it). */
-static double case_time_ms(cnet_backend *be, const bench_case *c, int iters) {
-    long n[N_BUFS];
-    float *x[N_BUFS];
-    int ok = 1;
-    case_sizes(c, n);
-    for (int i = 0; i < N_BUFS; i++) ok &= (x[i] = bench_alloc(be, n[i])) != NULL;
-    double ms = -1;
-    double t[BENCH_MAX_ITERS];
-    if (ok) {
-        case_run(be, c, x);
-        be->synchronize(be);
-        for (int i = 0; i < iters; i++) {
-            double t0 = omp_get_wtime();
-            case_run(be, c, x);
-            be->synchronize(be);
-            t[i] = (omp_get_wtime() - t0) * 1e3;
-        }
-        qsort(t, (size_t)iters, sizeof t[0], cmp_double);
-        ms = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
-    }
-    for (int i = 0; i < N_BUFS; i++)
-        if (x[i]) be->free(be, x[i]);
-    return ms;
-}
-
-/* The GPU has no peak figure here: bench_peak measures the CPU's FMAs. */
-static void print_gpu(const cnet_backend *be, const char *device, int json) {
-    const char *prec = cnet_precision_name(be->precision);
-    if (json) {
-        printf("{\"machine\":{\"device\":\"%s\",\"mixed_precision\":\"%s\"}}\n", device, prec);
-        return;
-    }
-    printf("device         %s (%s backend), mixed precision %s\n", device, be->name, prec);
-    printf("               (no %% peak: the peak benchmark measures the CPU)\n\n");
-    printf("%-18s %-30s %9s %9s %7s\n", "op", "shape", "ms", "GFLOP/s", "% peak");
-}
-
-static void print_machine(const bench_peak *pk, int json) {
-    const char *blas = openblas_get_config();
-    if (json) {
-        printf("{\"machine\":{\"device\":\"cpu\",\"threads\":%d,\"blas_threads\":%d,\"blas\":"
-               "\"%s\",\"blas_core\":\"%s\",\"peak_isa\":\"%s\",\"peak_measured_gflops\":%.1f,"
-               "\"peak_theoretical_gflops\":%.1f,\"nominal_ghz\":%.3f,\"flops_per_cycle\":%d}}\n",
-               pk->threads, openblas_get_num_threads(), blas, openblas_get_corename(), pk->isa,
-               pk->measured_gflops, pk->theoretical_gflops, pk->nominal_ghz, pk->flops_per_cycle);
-        return;
-    }
-    printf("threads        %d (OpenMP), %d (OpenBLAS)\n", pk->threads, openblas_get_num_threads());
-    printf("blas           %s, kernels for %s\n", blas, openblas_get_corename());
-    printf("peak measured  %.1f GFLOP/s fp32 (%s FMA microbenchmark, %.1f s)\n",
-           pk->measured_gflops, pk->isa, BENCH_PEAK_SECONDS);
-    printf("peak nominal   %.1f GFLOP/s = %d cores x %d flop/cycle (%s) x %.3f GHz\n",
-           pk->theoretical_gflops, pk->threads, pk->flops_per_cycle, pk->datapath, pk->nominal_ghz);
-    printf("               (%% peak below is of the measured figure)\n\n");
-    printf("%-18s %-30s %9s %9s %7s\n", "op", "shape", "ms", "GFLOP/s", "% peak");
-}
-
-static void bench_usage(FILE *f) {
+static void usage_ops(FILE *f) {
     fprintf(f,
             "usage: cnet bench ops [--device D] [--mixed_precision P] [--iters N] [--json]\n"
             "  ops      time gemm, linear and conv2d (fwd, bwd-data, bwd-weight) at SD shapes\n"
@@ -246,17 +23,47 @@ static void bench_usage(FILE *f) {
             "  --mixed_precision no|fp16|bf16: the compute precision of the products on cuda\n"
             "  --iters  timed runs per case after one warm-up, median reported (default %d)\n"
             "  --json   one JSON object per line (first line: the machine)\n",
-            BENCH_DEFAULT_ITERS);
+            BENCH_OPS_DEFAULT_ITERS);
 }
 
-static int bench_ops(int argc, char **argv) {
-    int iters = BENCH_DEFAULT_ITERS, json = 0;
-    bench_model_opts o = {.device = "cpu"}; /* what bench_open_backend reads */
+static void usage_model(FILE *f) {
+    fprintf(
+        f,
+        "usage: cnet bench --model DIR --task TASK [--device D] [--mixed_precision P] [--batch N] "
+        "[--iters N] [--json]\n"
+        "  --model   a diffusers pipeline folder (e.g. from cnet init-model)\n"
+        "  --task    text_encoder: one 77-token prompt; vae_decode: one latent at the VAE's\n"
+        "            sample size; cn_unet_step: ControlNet + UNet on a CFG batch of 2;\n"
+        "            generate: one image, %d UniPC steps, CFG %g, at the UNet's sample size;\n"
+        "            train_step / train_step_cached: one ControlNet optimizer step\n"
+        "  --device  cpu (default), cuda or cuda:N (the CPU, with a note, without a GPU);\n"
+        "            each timed run ends with a synchronize\n"
+        "  --mixed_precision no|fp16|bf16: the compute precision of the products on cuda\n"
+        "            (default no; the cpu computes in float32)\n"
+        "  --batch   samples per training step, 1..%d (train tasks; default 1)\n"
+        "  --use_8bit_adam, --gradient_checkpointing, --set_grads_to_none: train tasks, as in\n"
+        "            cnet train; they add the activation, scratch and gradient memory\n"
+        "  --iters   timed runs after one warm-up, median reported (default %d)\n"
+        "  --json    one line {\"task\", \"device\", \"mixed_precision\", \"batch\",\n"
+        "            \"median_ms\", \"peak_rss_mb\", \"peak_device_mb\" (null on the CPU)}\n",
+        BENCH_GENERATE_STEPS, (double)BENCH_GENERATE_GUIDANCE, BENCH_MAX_BATCH,
+        BENCH_MODEL_DEFAULT_ITERS);
+}
+
+static void usage_serve(FILE *f) {
+    fprintf(f, "usage: cnet bench --task serve [--model DIR] [--requests N] "
+               "[--steps N] [--json]\n"
+               "  generate requests/s and p50/p99 latency of cnet serve with 1, 4 and "
+               "16 clients\n");
+}
+
+static int cmd_bench_ops(int argc, char **argv) {
+    bench_ops_opts o = {.device = "cpu", .iters = BENCH_OPS_DEFAULT_ITERS};
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         if (cli_flag(argv[i], "json", NULL)) {
-            json = 1;
+            o.json = 1;
         } else if (cli_take(argc, argv, &i, "device", &o.device, &err)) {
             if (!o.device) {
                 fprintf(stderr, "cnet bench ops: %s\n", err.msg);
@@ -268,96 +75,114 @@ static int bench_ops(int argc, char **argv) {
                 return 2;
             }
         } else if (cli_is_help(argv[i])) {
-            bench_usage(stdout);
+            usage_ops(stdout);
             return 0;
         } else if (cli_flag(argv[i], "iters", &v)) {
             const char *flag = argv[i];
             if (!(v = cli_value(argc, argv, &i, v, &err)) ||
-                cli_int(flag, v, 1, BENCH_MAX_ITERS, &iters, &err)) {
+                cli_int(flag, v, 1, BENCH_OPS_MAX_ITERS, &o.iters, &err)) {
                 fprintf(stderr, "cnet bench ops: %s\n", err.msg);
                 return 2;
             }
         } else {
             fprintf(stderr, "cnet bench ops: unknown option '%s'\n", argv[i]);
-            bench_usage(stderr);
+            usage_ops(stderr);
             return 2;
         }
     }
-    cnet_backend be;
-    int rc = bench_open_backend(&be, &o, &err);
-    if (rc) {
-        fprintf(stderr, "cnet bench ops: %s\n", err.msg);
-        return rc == CNET_EINVAL ? 2 : 1;
-    }
-    const int on_cpu = strcmp(be.name, "cpu") == 0;
-    bench_peak pk;
-    if (on_cpu) {
-        bench_peak_measure(&pk, BENCH_PEAK_SECONDS);
-        print_machine(&pk, json);
-    } else {
-        print_gpu(&be, o.device, json);
-    }
-    int status = 0;
-    for (size_t i = 0; i < sizeof bench_cases / sizeof bench_cases[0]; i++) {
-        const bench_case *c = &bench_cases[i];
-        double ms = case_time_ms(&be, c, iters);
-        const int failed = cnet_backend_status(&be, &err) != 0;
-        if (ms < 0 || failed) {
-            fprintf(stderr, "cnet bench ops: %s %s: %s\n", op_names[c->op], c->what,
-                    failed ? err.msg : "out of memory");
-            status = 1;
-            if (cnet_backend_recover(&be, &err)) { /* the device is lost to this process */
-                fprintf(stderr, "cnet bench ops: %s\n", err.msg);
-                break;
-            }
-            continue;
+    return bench_ops_run(&o);
+}
+
+static int cmd_bench_model(int argc, char **argv) {
+    bench_model_opts o = {.device = "cpu", .iters = BENCH_MODEL_DEFAULT_ITERS, .batch = 0};
+    cnet_error err = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int rc = 0;
+        if (cli_flag(a, "json", NULL)) {
+            o.json = 1;
+        } else if (cli_flag(a, "use_8bit_adam", NULL)) {
+            o.use_8bit_adam = 1;
+        } else if (cli_flag(a, "gradient_checkpointing", NULL)) {
+            o.gradient_checkpointing = 1;
+        } else if (cli_flag(a, "set_grads_to_none", NULL)) {
+            o.set_grads_to_none = 1;
+        } else if (cli_flag(a, "model", &v)) {
+            rc = !(o.model = cli_value(argc, argv, &i, v, &err));
+        } else if (cli_flag(a, "task", &v)) {
+            rc = !(o.task = cli_value(argc, argv, &i, v, &err));
+        } else if (cli_flag(a, "device", &v)) {
+            rc = !(o.device = cli_value(argc, argv, &i, v, &err));
+        } else if (cli_flag(a, "mixed_precision", &v)) {
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cnet_precision_parse(v, &o.precision, &err);
+        } else if (cli_flag(a, "iters", &v)) {
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cli_int(a, v, 1, BENCH_MODEL_MAX_ITERS, &o.iters, &err);
+        } else if (cli_flag(a, "batch", &v)) {
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cli_int(a, v, 1, BENCH_MAX_BATCH, &o.batch, &err);
+        } else {
+            fprintf(stderr, "cnet bench: unknown option '%s'\n", a);
+            usage_model(stderr);
+            return 2;
         }
-        double gflop = case_gflop(c), gflops = gflop / (ms * 1e-3);
-        char pct[16] = "null";
-        if (on_cpu) snprintf(pct, sizeof pct, "%.1f", 100 * gflops / pk.measured_gflops);
-        if (json)
-            printf("{\"op\":\"%s\",\"shape\":\"%s\",\"gflop\":%.4f,\"iters\":%d,\"ms_median\":%.3f,"
-                   "\"gflops\":%.1f,\"pct_peak\":%s}\n",
-                   op_names[c->op], c->what, gflop, iters, ms, gflops, pct);
-        else if (on_cpu)
-            printf("%-18s %-30s %9.2f %9.1f %6s%%\n", op_names[c->op], c->what, ms, gflops, pct);
-        else
-            printf("%-18s %-30s %9.2f %9.1f %7s\n", op_names[c->op], c->what, ms, gflops, "-");
+        if (rc) {
+            fprintf(stderr, "cnet bench: %s\n", err.msg);
+            return 2;
+        }
     }
-    cnet_backend_free(&be);
-    if (!on_cpu) return status;
-    bench_peak end;
-    bench_peak_measure(&end, BENCH_PEAK_SECONDS);
-    double drift = fabs(end.measured_gflops / pk.measured_gflops - 1);
-    if (json)
-        printf("{\"machine_end\":{\"peak_measured_gflops\":%.1f}}\n", end.measured_gflops);
-    else
-        printf("\npeak at end    %.1f GFLOP/s\n", end.measured_gflops);
-    if (drift > BENCH_PEAK_DRIFT)
-        fprintf(stderr,
-                "cnet bench ops: the peak moved by %.0f%% during the run (%.1f -> %.1f GFLOP/s); "
-                "the machine was busy, figures are unreliable\n",
-                100 * drift, pk.measured_gflops, end.measured_gflops);
-    return status;
+    return bench_model_run(&o);
+}
+
+static int cmd_bench_serve(int argc, char **argv) {
+    bench_serve_opts o = {.requests = BENCH_SERVE_DEFAULT_REQUESTS,
+                          .steps = BENCH_SERVE_DEFAULT_STEPS};
+    cnet_error err = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int rc = 0;
+        if (cli_flag(a, "json", NULL))
+            o.json = 1;
+        else if (cli_flag(a, "task", &v))
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 (strcmp(v, "serve") && cnet_fail(&err, CNET_EINVAL, "--task %s is not serve", v));
+        else if (cli_flag(a, "model", &v))
+            rc = !(o.model = cli_value(argc, argv, &i, v, &err));
+        else if (cli_flag(a, "requests", &v))
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cli_int(a, v, 1, BENCH_SERVE_MAX_REQUESTS, &o.requests, &err);
+        else if (cli_flag(a, "steps", &v))
+            rc = !(v = cli_value(argc, argv, &i, v, &err)) ||
+                 cli_int(a, v, 1, API_GENERATE_STEPS_MAX, &o.steps, &err);
+        else
+            rc = cnet_fail(&err, CNET_EINVAL, "unknown option '%s'", a);
+        if (rc) {
+            fprintf(stderr, "cnet bench: %s\n", err.msg);
+            usage_serve(stderr);
+            return 2;
+        }
+    }
+    return bench_serve_run(&o);
 }
 
 int cmd_bench(int argc, char **argv) {
-    if (argc >= 2 && strcmp(argv[1], "ops") == 0) return bench_ops(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "ops") == 0) return cmd_bench_ops(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        bench_usage(stdout);
-        bench_model_usage(stdout);
-        bench_serve_usage(stdout);
+        usage_ops(stdout);
+        usage_model(stdout);
+        usage_serve(stdout);
         return 0;
     }
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         if (cli_flag(argv[i], "task", &v) && (v || i + 1 < argc) &&
             strcmp(v ? v : argv[i + 1], "serve") == 0)
-            return bench_serve(argc, argv);
+            return cmd_bench_serve(argc, argv);
     }
-    if (argc >= 2 && strncmp(argv[1], "--", 2) == 0) return bench_model(argc, argv);
-    bench_usage(stderr);
-    bench_model_usage(stderr);
-    bench_serve_usage(stderr);
+    if (argc >= 2 && strncmp(argv[1], "--", 2) == 0) return cmd_bench_model(argc, argv);
+    usage_ops(stderr);
+    usage_model(stderr);
+    usage_serve(stderr);
     return 2;
 }
