@@ -192,7 +192,9 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
                 be->copy(be, row + i * row_emb, row, row_emb * sizeof(float));
         }
     }
-    if (rc) goto done;
+    /* A failed backend skips ops instead of failing them (engine/core/backend.h):
+     * stop before the denoising loop reads embeddings that were not written. */
+    if (rc || (rc = cnet_backend_status(be, err))) goto done;
     if (obs && obs->on_embeds) obs->on_embeds(obs->user, b.embeds, rows, Nt, D);
     b.cond_embeds = guess && cfg_on ? pos : b.embeds;
 
@@ -275,6 +277,9 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
             guided = b.guided;
         }
         if ((rc = sched_step(&sc, b.latents, NULL, guided, b.latents, NULL, i, lat, err))) break;
+        /* once per step: a failure at step 1 must not run every later step
+         * and the VAE on a backend that skips or garbles them */
+        if ((rc = cnet_backend_status(be, err))) break;
         if (obs && obs->on_step &&
             obs->on_step(obs->user, i, sc.num_steps, b.eps, rows, b.latents, N, h, w, C)) {
             rc = cnet_fail(err, CNET_EINVAL, "cancelled at step %d", i);

@@ -195,11 +195,31 @@ int train_step_accumulate(train_step *t, int B, const float *latents, const floa
     return rc;
 }
 
+/* After an optimizer step (taken or not): the gradients zeroed, or given back
+ * with set_grads_to_none (no memset: the next backward takes fresh ones). */
+static void release_grads(train_step *t, cnet_backend *be, long n) {
+    if (t->cfg.set_grads_to_none) {
+        cnet_arena_release_top(&t->keep);
+        params_bind(&t->grads, NULL);
+    } else {
+        be->zero(be, t->grads.block, (size_t)n * sizeof(float));
+    }
+}
+
 int train_step_optimize(train_step *t, const train_adamw *opt, int step, loss_scale *ls,
                         float *grad_norm_out) {
     cnet_backend *be = t->cn->params.be;
     const long n = (long)t->grads.total;
     assert(t->grads.block); /* set_grads_to_none: no backward since the last step */
+    /* A failed backend skipped ops of the forward or backward (engine/core/
+     * backend.h), so the gradients are garbage: leave the weights, AdamW's
+     * state and the loss scale as they were. */
+    const int failed = cnet_backend_status(be, NULL);
+    if (failed) {
+        if (grad_norm_out) *grad_norm_out = NAN;
+        release_grads(t, be, n);
+        return failed;
+    }
     if (ls) be->scale(be, t->grads.block, t->grads.block, 1.0f / ls->scale, n); /* exact: 2^-k */
     be->sum_squares(be, t->sumsq, t->grads.block, n);
     float sumsq = 0;
@@ -209,11 +229,6 @@ int train_step_optimize(train_step *t, const train_adamw *opt, int step, loss_sc
     if (apply)
         adam_state_step(&t->adam, &t->grads, opt, step, opt->max_grad_norm > 0 ? t->sumsq : NULL);
     if (ls) loss_scale_update(ls, apply);
-    if (t->cfg.set_grads_to_none) { /* no memset: the next backward takes fresh ones */
-        cnet_arena_release_top(&t->keep);
-        params_bind(&t->grads, NULL);
-    } else {
-        be->zero(be, t->grads.block, (size_t)n * sizeof(float));
-    }
+    release_grads(t, be, n);
     return apply;
 }

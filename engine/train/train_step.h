@@ -94,7 +94,9 @@ int train_step_accumulate(train_step *t, int B, const float *latents, const floa
  * unscale_ + step + update: the gradients are first multiplied by
  * 1 / ls->scale; when their sum of squares is not finite the weights and
  * AdamW's state are left untouched (the gradients are still zeroed or given
- * back); then ls is updated. Returns 1 when AdamW ran, 0 when skipped. */
+ * back); then ls is updated. Returns 1 when AdamW ran, 0 when skipped, and
+ * CNET_EBACKEND, touching nothing but the gradients, when the backend had
+ * failed (cnet_backend_status names the failure). */
 int train_step_optimize(train_step *t, const train_adamw *opt, int step, loss_scale *ls,
                         float *grad_norm_out);
 

@@ -44,6 +44,10 @@ int cpu_scratch_init(cnet_backend *be, cnet_error *err) {
 void *cpu_scratch(cnet_backend *be, int slot, size_t bytes) {
     cpu_scratch_state *st = state_of(be);
     if (!st || st->failed_bytes) return NULL;
+    /* NULL means "failed, skip the op": a zero-byte request on a slot never
+     * grown must get a buffer, or its op would be skipped with nothing
+     * recorded */
+    if (bytes == 0) bytes = 1;
     if (st->cap[slot] < bytes) {
         if (st->buf[slot]) scratch_release(be, st->buf[slot]);
         st->buf[slot] = NULL;

@@ -144,11 +144,12 @@ int cmd_forward(int argc, char **argv) {
     mio_outputs out = {0};
     if (!rc) {
         mio_model m;
-        if (!(rc = mio_open(&m, &be, a.component, a.model, &err))) {
-            rc = mio_run(&m, a.component, &in, &a.opt, &out, &err);
+        /* the inputs before the weights: a misnamed tensor fails at once */
+        if (!(rc = mio_check_inputs(a.component, &in, &a.opt, &err)) &&
+            !(rc = mio_open(&m, &be, a.component, a.model, &err))) {
+            rc = mio_run(&m, a.component, &in, &a.opt, &out, &err); /* a failed device's too */
             mio_close(&m);
         }
-        if (!rc) rc = cnet_backend_status(&be, &err); /* no outputs from a failed device */
         if (!rc) rc = write_outputs(&out, a.out, &err);
         cnet_backend_free(&be);
     }

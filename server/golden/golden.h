@@ -7,7 +7,9 @@
  * to golden_compare, which prints one line (name, shape, max abs error, the
  * allowed error, PASS/FAIL) and counts it. Everything is taken from the
  * fixture files and their metadata, nothing about a particular fixture is
- * built in. Not a test harness: `cnet golden` runs it; tests may too. */
+ * built in. A check whose backend failed (cnet_backend_status) returns that
+ * error instead of comparing outputs the skipped ops never wrote. Not a test harness: `cnet golden`
+ * runs it; tests may too. */
 #ifndef CNET_GOLDEN_H
 #define CNET_GOLDEN_H
 

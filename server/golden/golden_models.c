@@ -109,6 +109,7 @@ static int check_unet_time(golden_ctx *ctx, golden_env *env, mio_model *mm, cons
     if (!rc)
         rc = unet_encoder_time(&m->enc, &m->params, &mm->scratch, temb_act, temb, proj, t, B, NULL,
                                NULL, err);
+    if (!rc) rc = cnet_backend_status(&env->be, err); /* nothing to compare from a failed one */
     if (!rc) {
         const int64_t ps[2] = {B, C0}, ts[2] = {B, T};
         golden_compare_nhwc(ctx, env, f, "unet.time_proj.t_batch", proj, 2, ps);
@@ -200,13 +201,15 @@ static int check_controlnet_parts(golden_ctx *ctx, golden_env *env, mio_model *m
     if (!c || !emb || !temb || !temb_act) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
     if (!rc) rc = mio_scratch(mm, controlnet_scratch_bytes(m, B, h, w, Nt), err);
     if (!rc &&
-        !(rc = controlnet_cond_embedding(m, &mm->scratch, emb, c, B, H, W, NULL, NULL, err))) {
+        !(rc = controlnet_cond_embedding(m, &mm->scratch, emb, c, B, H, W, NULL, NULL, err)) &&
+        !(rc = cnet_backend_status(&env->be, err))) {
         const int64_t es[4] = {B, C0, h, w};
         golden_compare_nhwc(ctx, env, f, "controlnet.cond_embedding", emb, 4, es);
     }
     if (!rc && !(rc = mio_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
         !(rc = unet_encoder_time(&m->enc, &m->params, &mm->scratch, temb_act, temb, NULL, t, B,
-                                 NULL, NULL, err))) {
+                                 NULL, NULL, err)) &&
+        !(rc = cnet_backend_status(&env->be, err))) {
         const int64_t ts[2] = {B, T};
         golden_compare_nhwc(ctx, env, f, "controlnet.time_emb.t_batch", temb, 2, ts);
     }

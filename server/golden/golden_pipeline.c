@@ -5,7 +5,9 @@
  * embeddings, the timesteps, every step's raw UNet output and latents, and
  * the final image. Prompts come from the metadata ("pipe.prompts",
  * "pipe.negative_prompts"), the initial latents and control image from
- * pipe.in.*. */
+ * pipe.in.*. pipeline_generate checks the backend's status before each
+ * observer callback and before the image, so nothing a failed backend left
+ * unwritten is compared: the run returns its error instead. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -71,6 +71,7 @@ static int encode_latents(golden_ctx *ctx, golden_env *env, const st_file *f, fl
     if (!x || !moments || !host || !*latents) rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
     if (!rc) rc = golden_env_scratch(env, vae_scratch_bytes(&vae, Bn, H, W), err);
     if (!rc) rc = vae_encode(&vae, &env->scratch, moments, x, Bn, H, W, err);
+    if (!rc) rc = cnet_backend_status(&env->be, err); /* moments unwritten by a failed one */
     if (!rc) {
         /* Host arithmetic on the batch's moments: data preparation, not
          * part of the step (cached latents skip it entirely). */
@@ -114,6 +115,7 @@ static int encode_text(golden_ctx *ctx, golden_env *env, const st_file *f, float
         rc = golden_env_scratch(env, clip_text_scratch_bytes(&m, B, L), err);
     }
     if (!rc) rc = clip_text_forward(&m, &env->scratch, *text, NULL, host_ids, B, L, 0, err);
+    if (!rc) rc = cnet_backend_status(&env->be, err);
     if (!rc) {
         const int64_t ts[3] = {B, L, D};
         golden_compare_nhwc(ctx, env, f, "train.encoder_hidden_states", *text, 3, ts);
@@ -187,7 +189,8 @@ static int run_variant(golden_ctx *ctx, golden_env *env, const st_file *f, const
         }
         float loss, grad_norm;
         if ((rc = train_step_accumulate(&t, B, latents, noise, (const int64_t *)te->view.data, text,
-                                        cond, 1.0f, &loss, err)))
+                                        cond, 1.0f, &loss, err)) ||
+            (rc = cnet_backend_status(&env->be, err)))
             break;
         if (step == 0) {
             snprintf(name, sizeof name, "train.%s.noisy_latents.0", v);
@@ -201,7 +204,10 @@ static int run_variant(golden_ctx *ctx, golden_env *env, const st_file *f, const
         }
         snprintf(name, sizeof name, "train.%s.loss.%d", v, step);
         compare_scalar(ctx, f, name, loss);
-        train_step_optimize(&t, &opt, step + 1, NULL, &grad_norm);
+        if (train_step_optimize(&t, &opt, step + 1, NULL, &grad_norm) < 0) {
+            rc = cnet_backend_status(&env->be, err);
+            break;
+        }
         snprintf(name, sizeof name, "train.%s.grad_norm.%d", v, step);
         compare_scalar(ctx, f, name, grad_norm);
         snprintf(name, sizeof name, "train.%s.param_after.%d.", v, step);
@@ -244,6 +250,7 @@ static int check_residuals(golden_ctx *ctx, golden_env *env, const st_file *f, u
     if (!rc)
         rc = train_step_accumulate(&t, B, latents, noise, (const int64_t *)te->view.data, text,
                                    cond, 1.0f, NULL, err);
+    if (!rc) rc = cnet_backend_status(&env->be, err);
     if (!rc) {
         unet_sizes s;
         unet_encoder_sizes(&cn.enc, B, h, w, &s, NULL);

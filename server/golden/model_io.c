@@ -320,6 +320,50 @@ static int pick_timesteps(const st_file *in, const mio_options *o, const char *s
     return mio_timesteps(in, found, B, t, err);
 }
 
+/* The inputs every run of a component needs: name, dtype and rank. */
+typedef struct mio_input {
+    const char *name;
+    cnet_dtype dtype;
+    int ndim;
+} mio_input;
+
+enum { MIO_MAX_INPUTS = 3 };
+
+static const mio_input component_inputs[MIO_COMPONENTS][MIO_MAX_INPUTS] = {
+    [MIO_TEXT_ENCODER] = {{"text_encoder.input_ids", CNET_I64, 2}},
+    [MIO_VAE_ENCODE] = {{"vae.encode.input", CNET_F32, 4}},
+    [MIO_VAE_DECODE] = {{"vae.decode.input", CNET_F32, 4}},
+    [MIO_UNET] = {{"unet.in.sample", CNET_F32, 4}, {"unet.in.encoder_hidden_states", CNET_F32, 3}},
+    [MIO_CONTROLNET] = {{"controlnet.in.sample", CNET_F32, 4},
+                        {"controlnet.in.encoder_hidden_states", CNET_F32, 3},
+                        {"controlnet.in.controlnet_cond", CNET_F32, 4}},
+};
+
+int mio_check_inputs(mio_component c, const st_file *in, const mio_options *o, cnet_error *err) {
+    if ((int)c < 0 || c >= MIO_COMPONENTS)
+        return cnet_fail(err, CNET_EINVAL, "no model component %d", (int)c);
+    const st_entry *first = NULL;
+    for (int i = 0; i < MIO_MAX_INPUTS && component_inputs[c][i].name; i++) {
+        const mio_input *want = &component_inputs[c][i];
+        const st_entry *e;
+        int rc = mio_need(in, want->name, want->dtype, want->ndim, &e, err);
+        if (rc) return rc;
+        if (!first)
+            first = e;
+        else if (e->view.shape[0] != first->view.shape[0])
+            return cnet_fail(err, CNET_EINVAL, "%s: '%s' has batch %lld, '%s' batch %lld", in->path,
+                             e->name, (long long)e->view.shape[0], first->name,
+                             (long long)first->view.shape[0]);
+    }
+    if (c != MIO_UNET && c != MIO_CONTROLNET) return 0;
+    float t[MIO_MAX_BATCH];
+    const int64_t B = first->view.shape[0];
+    if (B > MIO_MAX_BATCH)
+        return cnet_fail(err, CNET_ELIMIT, "%s: batch %lld larger than %d", in->path, (long long)B,
+                         MIO_MAX_BATCH);
+    return pick_timesteps(in, o, c == MIO_UNET ? "unet" : "controlnet", (int)B, t, err);
+}
+
 /* Frees the device buffers of a list (NULL entries skipped). */
 static void free_all(cnet_backend *be, float **bufs, int n) {
     for (int i = 0; i < n; i++)
@@ -449,7 +493,8 @@ int mio_run(mio_model *m, mio_component c, const st_file *in, const mio_options 
         return cnet_fail(err, CNET_EINVAL, "component %s is not the loaded %s/",
                          (int)c >= 0 && c < MIO_COMPONENTS ? mio_component_names[c] : "?",
                          m->folder ? m->folder : "(none)");
-    int rc;
+    int rc = mio_check_inputs(c, in, o, err);
+    if (rc) return rc;
     switch (c) {
     case MIO_TEXT_ENCODER:
         rc = run_text(m, in, o, out, err);
@@ -466,6 +511,8 @@ int mio_run(mio_model *m, mio_component c, const st_file *in, const mio_options 
         rc = run_controlnet(m, in, o, out, err);
         break;
     }
+    /* a failed backend skipped ops: its outputs were never written */
+    if (!rc) rc = cnet_backend_status(m->be, err);
     if (rc) mio_outputs_free(out);
     return rc;
 }

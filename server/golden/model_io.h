@@ -107,6 +107,14 @@ typedef struct mio_model {
     } m;
 } mio_model;
 
+/* What can be checked of a run's inputs without the model, so that a bad
+ * file fails before the weights load: every input component c needs is
+ * there (named as above) with its dtype and rank, the inputs agree on the
+ * batch, and unet / controlnet find exactly one timestep input (o->timestep's
+ * when set) that fits it. Errors name the file and the tensor. mio_run
+ * checks the same first; the sizes the model fixes are checked there. */
+int mio_check_inputs(mio_component c, const st_file *in, const mio_options *o, cnet_error *err);
+
 /* Loads <model_dir>/<the folder of component c> on be. On failure m holds
  * nothing. */
 int mio_open(mio_model *m, cnet_backend *be, mio_component c, const char *model_dir,
@@ -117,7 +125,8 @@ int mio_scratch(mio_model *m, size_t bytes, cnet_error *err);
 /* Runs component c (whose folder m holds) on the named inputs of `in` and
  * replaces out's tensors with its outputs (out zeroed before the first
  * run). Checks the inputs' shapes against the model, naming the file and
- * the tensor. A failed device shows in cnet_backend_status, not here. */
+ * the tensor. A failed backend's error (cnet_backend_status) is returned,
+ * and no outputs with it. */
 int mio_run(mio_model *m, mio_component c, const st_file *in, const mio_options *o,
             mio_outputs *out, cnet_error *err);
 void mio_close(mio_model *m);

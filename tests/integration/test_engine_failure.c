@@ -1,9 +1,11 @@
 /* Device failures in the engine pool (server/workers/worker.h, "Device failures"):
  * a real engine thread on the CPU backend serves generate requests on the
- * fixtures' tiny-sd pipeline. The CPU backend never fails, so its status and
- * recover entries are replaced here by a fault double standing for a CUDA
- * device (a test double, not shipped code): an armed fault marks the device
- * failed inside the next conv, as CUDA records its first failing call.
+ * fixtures' tiny-sd pipeline. The CPU backend fails only when host memory
+ * runs out for its scratch (kernels/cpu/scratch.c; tests/unit/test_cpu_oom.c)
+ * and can never be lost, so its status and recover entries are replaced here
+ * by a fault double standing for a CUDA device (a test double, not shipped
+ * code): an armed fault marks the device failed inside the next conv, as
+ * CUDA records its first failing call, or lost to the process.
  *
  * - a failure the device survives (an allocation that did not fit): the
  *   request fails, the engine recovers once, keeps its caches (no model is

@@ -5,14 +5,19 @@
  * text encoder, VAE encode and decode, UNet with each timestep kind and with
  * ControlNet residuals, ControlNet for every run the goldens hold (timestep,
  * conditioning scale, guess mode). Also: bad inputs are refused with the
- * tensor named. */
+ * tensor named, before the model is loaded; a run on a backend that failed
+ * returns the backend's error and no outputs (what `cnet golden` and `cnet
+ * forward` would otherwise compare or write: tensors the skipped ops never
+ * wrote). */
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kernels/cpu/scratch.h"
 #include "server/golden/golden.h"
+#include "server/golden/model_io.h"
 #include "engine/core/backend.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
@@ -295,6 +300,58 @@ static void test_bad_inputs(void) {
     EXPECT(access(out, F_OK) != 0, "an output was written by a failed run");
 }
 
+/* A misnamed input fails on the inputs alone: with a model folder that does
+ * not exist, the error names the tensor, not the folder. */
+static void test_inputs_checked_before_the_model(void) {
+    st_file g;
+    cnet_error err;
+    char in[PATH_MAX + 32], out[PATH_MAX + 32], model[PATH_MAX + 32], msg[2048];
+    snprintf(in, sizeof in, "%s/misnamed.safetensors", tmp);
+    snprintf(out, sizeof out, "%s/misnamed_out.safetensors", tmp);
+    snprintf(model, sizeof model, "%s/no_such_model", tmp);
+    CHECK(st_open(&g, golden_path("unet"), &err) == 0, "%s", err.msg);
+    const st_entry *x = st_find(&g, "unet.in.sample"),
+                   *e = st_find(&g, "unet.in.encoder_hidden_states"),
+                   *t = st_find(&g, "unet.in.t_batch");
+    CHECK(x && e && t, "the unet golden lacks sample, encoder_hidden_states or t_batch");
+    const st_write_item items[] = {{.name = "unet.in.sampel", .view = x->view},
+                                   {.name = "unet.in.encoder_hidden_states", .view = e->view},
+                                   {.name = "unet.in.t_batch", .view = t->view}};
+    EXPECT(st_write(in, items, 3, NULL, NULL, 0, &err) == 0, "%s", err.msg);
+    st_close(&g);
+    const char *args[] = {"--model", model,   "--component", "unet", "--inputs",
+                          in,        "--out", out,           NULL};
+    EXPECT(run_forward(args, msg, sizeof msg) == 1 && strstr(msg, "'unet.in.sample'") &&
+               !strstr(msg, "no_such_model"),
+           "%s", msg);
+    EXPECT(access(out, F_OK) != 0, "an output was written by a failed run");
+}
+
+static void test_failed_backend_gives_no_outputs(void) {
+    cnet_backend be;
+    cnet_error err = {0};
+    st_file g;
+    mio_model m;
+    CHECK(st_open(&g, golden_path("vae"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0 &&
+              mio_open(&m, &be, MIO_VAE_DECODE, gctx.model_dir, &err) == 0,
+          "%s", err.msg);
+    /* a scratch request no host can meet: the failure every later op sees */
+    EXPECT(cpu_scratch(&be, 0, (size_t)1 << 62) == NULL, "2^62 bytes of scratch were allocated");
+    mio_outputs out = {0};
+    const mio_options opt = mio_defaults();
+    int rc = mio_run(&m, MIO_VAE_DECODE, &g, &opt, &out, &err);
+    EXPECT(rc == CNET_EBACKEND && strstr(err.msg, "out of host memory") && out.n == 0,
+           "a run on a failed backend returned %d with %d outputs: '%s'", rc, out.n, err.msg);
+    EXPECT(cnet_backend_recover(&be, &err) == 0, "recover: %s", err.msg);
+    rc = mio_run(&m, MIO_VAE_DECODE, &g, &opt, &out, &err);
+    EXPECT(rc == 0 && mio_output(&out, "vae.decode.output"), "after recover: %s", err.msg);
+    mio_outputs_free(&out);
+    mio_close(&m);
+    cnet_backend_free(&be);
+    st_close(&g);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     cnet_error err;
@@ -308,6 +365,8 @@ int main(int argc, char **argv) {
     RUN(test_unet);
     RUN(test_controlnet);
     RUN(test_bad_inputs);
+    RUN(test_inputs_checked_before_the_model);
+    RUN(test_failed_backend_gives_no_outputs);
     tmpdir_remove(tmp);
     golden_free(&gctx);
     return harness_done();

@@ -4,9 +4,11 @@
 #   fixtures_sync.sh SRC DST
 # Every file of SRC lands byte-identical at the same relative path in DST:
 # new and changed files are copied and listed, unchanged ones counted. Files
-# only in DST are listed and kept (DST/README.md is the repository's own);
-# delete them with git rm when the reference dropped them. A missing SRC is
-# not an error: the committed copy is what the tests use.
+# only in DST are listed and kept; a top-level README.md is the repository's
+# own on both sides (DST/README.md says where the copy comes from): never
+# copied, never listed. Delete files with git rm when the reference dropped
+# them. A missing SRC is not an error: the committed copy is what the tests
+# use; a SRC that cannot be read is (exit 1, nothing copied).
 # Not a test: it changes DST; commit the result.
 set -u
 if [ $# -ne 2 ]; then
@@ -24,18 +26,27 @@ if [ ! -d "$dst" ]; then
     exit 1
 fi
 list=$(mktemp)
-trap 'rm -f "$list"' EXIT
+trap 'rm -f "$list" "$list.raw"' EXIT
 new=0
 changed=0
 same=0
 # The reference is plain files only: anything else would not copy byte-identical.
-odd=$(cd "$src" && find . ! -type f ! -type d | sed 's|^\./||')
+# A SRC that cannot be entered or listed is an error, not an empty reference.
+if ! odd=$(cd "$src" && find . ! -type f ! -type d); then
+    echo "fixtures: cannot list '$src'" >&2
+    exit 1
+fi
+odd=$(printf '%s' "$odd" | sed 's|^\./||')
 if [ -n "$odd" ]; then
     echo "fixtures: '$src' holds entries that are not plain files or folders:" >&2
     echo "$odd" >&2
     exit 1
 fi
-(cd "$src" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$list"
+if ! (cd "$src" && find . -type f ! -path ./README.md) >"$list.raw"; then
+    echo "fixtures: cannot list '$src'" >&2
+    exit 1
+fi
+sed 's|^\./||' "$list.raw" | LC_ALL=C sort >"$list"
 while IFS= read -r f; do
     if [ ! -e "$dst/$f" ]; then
         echo "new      $f"

@@ -7,8 +7,10 @@
 # and the Dockerfiles, and anywhere in the *.md documents (tests/fixtures/*/
 # excepted: byte-identical copies of the reference's READMEs). A path written
 # after another word's slash (huggingface_hub/tests/...) is another project's;
-# a glob (tests/*/*_test.sh) must match a file; a placeholder
-# (kernels/<backend>) is checked up to the folder before it. Each missing one is reported as file:line: path.
+# a glob (tests/*/*_test.sh, engine/pipeline/generate.[ch]) must match a file;
+# a placeholder (kernels/<backend>) is checked up to the folder before it; a
+# brace list (engine/{core,config}) ends the path. Each missing one is
+# reported as file:line: path.
 # Run from the repository root (tests/run.sh does).
 . tests/lib/lib_check.sh
 
@@ -61,7 +63,8 @@ all_text() { awk '{ print FILENAME ":" FNR ":" $0 }' "$@"; }
 cited() {
     awk '
     function emit(loc, p, next_ch) {
-        if (next_ch ~ /[<{\[]/) sub(/[^\/]*$/, "", p)  # a placeholder: its folder
+        if (next_ch == "<") sub(/[^\/]*$/, "", p)  # a placeholder: its folder
+        if (p !~ /\[/) sub(/\].*$/, "", p)          # a bracket closing text, no glob
         sub(/[.]+$/, "", p)
         if (p != "") printf "%s\t%s\n", loc, p
     }
@@ -70,7 +73,7 @@ cited() {
         loc = substr($0, 1, k - 1)               # file:line (the text may hold colons)
         t = " " substr($0, k + 1)
         room = "(engine|server|kernels|api|tests|web|docker)"
-        while (match(t, "[^A-Za-z0-9_./-]" room "/[A-Za-z0-9_./*-]*")) {
+        while (match(t, "[^A-Za-z0-9_./-]" room "/[][A-Za-z0-9_./*-]*")) {
             emit(loc, substr(t, RSTART + 1, RLENGTH - 1), substr(t, RSTART + RLENGTH, 1))
             t = substr(t, RSTART + RLENGTH)
         }
@@ -140,20 +143,24 @@ cat >"$tmp/planted/a.c" <<'EOF'
 const char *s = "engine/core/in_a_string.h"; // and tests/no_such_dir/x.sh.
 /* two lines: api/, server/store/jobs, kernels/cpu/*.c and kernels/<x> exist,
  * RELIABILITY.md too, NO_SUCH_DOC.md and server/no_such_*.c not */
+/* engine/pipeline/generate.[ch] exists, server/golden/no_such.[ch] not */
 char q = '"'; /* huggingface_hub/tests/cassettes/x.yaml is theirs */
 EOF
 printf '%s\n' '# runs server/no_such_file.c' \
     'echo "server/in_a_string.c" # then tests/lib/lib_check.sh' >"$tmp/planted/b.sh"
 cat >"$tmp/planted/c.md" <<'EOF'
 See README.md and `engine/core/no_such_doc.md`.
+In [engine/core/tensor.h] and [engine/core/no_such], brackets are not globs.
 EOF
 cat >"$tmp/expected" <<'EOF'
 a.c:1: engine/core/no_such_file.h
 a.c:2: tests/no_such_dir/x.sh
 a.c:4: server/no_such_*.c
 a.c:4: NO_SUCH_DOC.md
+a.c:5: server/golden/no_such.[ch]
 b.sh:1: server/no_such_file.c
 c.md:1: engine/core/no_such_doc.md
+c.md:2: engine/core/no_such
 EOF
 (cd "$tmp/planted" && { c_comments a.c; sh_comments b.sh; all_text c.md; } | cited |
     missing "$repo") >"$tmp/got"
