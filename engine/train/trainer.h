@@ -24,6 +24,8 @@
 #include "engine/core/error.h"
 
 #define TRAIN_MAX_VALIDATION 16
+/* The most micro-batches per optimizer step (--gradient_accumulation_steps). */
+#define TRAIN_MAX_ACCUMULATION 64
 
 struct sd_base;
 

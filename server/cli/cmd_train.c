@@ -10,11 +10,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/train/train_step.h"
 #include "engine/train/trainer.h"
 #include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 
+/* The API's limits and the engine's, one number each (api/ may not include
+ * engine/train; both are visible here). */
 _Static_assert(API_PROMPTS_MAX == TRAIN_MAX_VALIDATION, "validation prompts: one limit");
+_Static_assert(API_TRAIN_ACCUMULATION_MAX == TRAIN_MAX_ACCUMULATION, "accumulation: one limit");
+_Static_assert(API_TRAIN_BATCH_MAX == TRAIN_MAX_BATCH, "batch size: one limit");
 
 typedef enum { SLOT_STR, SLOT_INT, SLOT_I64, SLOT_U64, SLOT_DBL, SLOT_FLAG, SLOT_LIST } slot_kind;
 
