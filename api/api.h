@@ -50,8 +50,11 @@ typedef struct api_roots {
  * names) and returns the normalized spec with every default filled in
  * (*spec owned by the caller). */
 int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e);
-/* Micro-batches per optimizer step (engine/train/trainer.c's TRAIN_MAX_ACCUMULATION). */
+/* Micro-batches per optimizer step (engine/train/trainer.h's TRAIN_MAX_ACCUMULATION) and
+ * samples per micro-batch (engine/train/train_step.h's TRAIN_MAX_BATCH): equal, asserted in
+ * server/cli/cmd_train.c, where both are visible. */
 #define API_TRAIN_ACCUMULATION_MAX 64
+#define API_TRAIN_BATCH_MAX 64
 
 #define API_GENERATE_BODY_MAX                                                                      \
     (20 << 20) /* bytes of a generate request (images inside); above → 413 */

@@ -22,7 +22,6 @@
  * tag << 58 | optimizer step << 26 | micro-batch << 20, leaving 2^20 blocks
  * (4M values) per draw. */
 enum { RNG_NOISE = 1, RNG_TIMESTEP = 2, RNG_VAE = 3 };
-#define TRAIN_MAX_ACCUMULATION 64
 #define TRAIN_MAX_DRAW_BLOCKS (1u << 20)
 
 static uint64_t rng_offset(int tag, int step, int micro) {

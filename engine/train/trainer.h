@@ -24,6 +24,8 @@
 #include "engine/core/error.h"
 
 #define TRAIN_MAX_VALIDATION 16
+/* The most micro-batches per optimizer step (--gradient_accumulation_steps). */
+#define TRAIN_MAX_ACCUMULATION 64
 
 struct sd_base;
 
@@ -74,6 +76,65 @@ typedef struct train_options {
 
 /* train_controlnet.py's defaults (resolution 512, batch 4, lr 5e-6, ...). */
 void train_options_defaults(train_options *o);
+
+/* --- options by name (train_options_names.c) ------------------------------
+ * train_controlnet.py's option names → the fields of train_options: the one
+ * mapping `cnet train`'s flags and a train job's spec are both set through. */
+
+/* How a field of train_options stores its value. */
+typedef enum {
+    TRAIN_OPT_STRING,    /* const char * (borrowed) */
+    TRAIN_OPT_INT,       /* int */
+    TRAIN_OPT_INT64,     /* int64_t */
+    TRAIN_OPT_UINT64,    /* uint64_t */
+    TRAIN_OPT_DOUBLE,    /* double */
+    TRAIN_OPT_BOOL,      /* int, 0 or 1 */
+    TRAIN_OPT_LIST,      /* const char *[TRAIN_MAX_VALIDATION] (borrowed) and an int count */
+    TRAIN_OPT_PRECISION, /* cnet_precision, set from its name (no, fp16, bf16) */
+} train_opt_kind;
+
+typedef struct train_opt {
+    const char *name; /* train_controlnet.py's --name */
+    train_opt_kind kind;
+    size_t offset;       /* of the field in train_options */
+    size_t count_offset; /* TRAIN_OPT_LIST: of its count */
+} train_opt;
+
+/* Every option of train_options, by name (base, the loaded pipeline, is not
+ * an option). */
+extern const train_opt train_opts[];
+extern const int train_n_opts;
+
+/* The option called name, or NULL. */
+const train_opt *train_opt_find(const char *name);
+
+/* A typed value for train_options_set. */
+typedef enum {
+    TRAIN_VALUE_STRING,
+    TRAIN_VALUE_INTEGER,
+    TRAIN_VALUE_DOUBLE,
+    TRAIN_VALUE_BOOL,
+    TRAIN_VALUE_LIST,
+} train_value_type;
+
+typedef struct train_value {
+    train_value_type type;
+    const char *s;           /* STRING */
+    long long i;             /* INTEGER */
+    double d;                /* DOUBLE */
+    int b;                   /* BOOL */
+    const char *const *list; /* LIST: n strings */
+    int n;
+} train_value;
+
+/* Sets the option called name from v: a string for a string or a precision,
+ * an integer for an integer field (within its C type), a double or an
+ * integer for a double, a bool for a flag, and a list for a list, whose
+ * strings are appended (a repeated flag) up to TRAIN_MAX_VALIDATION. Strings
+ * are borrowed: o points into them. Limits are trainer_run's to check.
+ * CNET_EINVAL with err naming the option for an unknown name, a value of
+ * the wrong type or out of the field's type. */
+int train_options_set(train_options *o, const char *name, const train_value *v, cnet_error *err);
 
 /* What the loop reports after every optimizer step. */
 typedef struct train_progress {

@@ -1,5 +1,6 @@
 /* A train job on the engine thread: its spec (api/api_train.c's fields,
- * which are train_controlnet.py's option names) mapped onto train_options,
+ * which are train_controlnet.py's option names) set onto train_options by
+ * those names (engine/train/trainer.h's train_options_set),
  * trainer_run on the engine's cached base pipeline, and the hooks:
  *   on_step        waiting generate requests are served (the device is free
  *                  between steps), then the progress goes to the pool, whose
@@ -26,7 +27,7 @@
 #include "engine/data/dataset.h"
 #include "engine/image/image.h"
 #include "engine/train/trainer.h"
-#include "server/workers/runner.h"
+#include "server/workers/runner_train.h"
 
 /* Progress goes to the store (a synced SQLite write and an SSE event) at most
  * this often, and at the last step: a tiny model trains far faster than a
@@ -93,23 +94,70 @@ static int path_join(char *out, size_t cap, const char *a, const char *b, cnet_e
     return 0;
 }
 
-/* The resolved folders of a spec. */
-typedef struct train_paths {
-    char model[PATH_MAX], controlnet[PATH_MAX], data[PATH_MAX];
-    char validation_image[TRAIN_MAX_VALIDATION][PATH_MAX];
-} train_paths;
-
-static void get_int(const json_t *spec, const char *key, int *out) {
-    const json_t *v = json_object_get(spec, key);
-    if (v) *out = (int)json_integer_value(v);
+/* A spec member as a typed value; a list's strings go to items (NULL for a
+ * member that is not a string, which train_options_set refuses). */
+static int spec_value(const char *key, const json_t *v, const char **items, train_value *out,
+                      cnet_error *err) {
+    *out = (train_value){.type = TRAIN_VALUE_STRING, .s = json_string_value(v)};
+    if (json_is_integer(v)) {
+        *out = (train_value){.type = TRAIN_VALUE_INTEGER, .i = json_integer_value(v)};
+    } else if (json_is_real(v)) {
+        *out = (train_value){.type = TRAIN_VALUE_DOUBLE, .d = json_real_value(v)};
+    } else if (json_is_boolean(v)) {
+        *out = (train_value){.type = TRAIN_VALUE_BOOL, .b = json_is_true(v)};
+    } else if (json_is_array(v)) {
+        const size_t n = json_array_size(v);
+        if (n > TRAIN_MAX_VALIDATION)
+            return cnet_fail(err, CNET_EINVAL, "%s: %zu values, at most %d", key, n,
+                             TRAIN_MAX_VALIDATION);
+        for (size_t i = 0; i < n; i++) items[i] = json_string_value(json_array_get(v, i));
+        *out = (train_value){.type = TRAIN_VALUE_LIST, .list = items, .n = (int)n};
+    } else if (!json_is_string(v)) {
+        return cnet_fail(err, CNET_EINVAL, "%s: not a string, number, bool or list", key);
+    }
+    return 0;
 }
-static void get_num(const json_t *spec, const char *key, double *out) {
-    const json_t *v = json_object_get(spec, key);
-    if (v) *out = json_number_value(v);
+
+static int set_string(train_options *o, const char *name, const char *value, cnet_error *err) {
+    const train_value v = {.type = TRAIN_VALUE_STRING, .s = value};
+    return train_options_set(o, name, &v, err);
+}
+
+/* The members of a spec that are not set as they are: the job's own
+ * (kind, dataset, push_to_hub) and the references resolved to folders
+ * first. */
+static int resolved_member(const char *key) {
+    static const char *const names[] = {"kind",
+                                        "dataset",
+                                        "push_to_hub",
+                                        "pretrained_model_name_or_path",
+                                        "controlnet_model_name_or_path",
+                                        "validation_image",
+                                        NULL};
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], key)) return 1;
+    return 0;
+}
+
+/* The spec's members that are trainer options, through the trainer's option
+ * names (engine/train/trainer.h's train_options_set). */
+static int set_members(const json_t *spec, train_options *o, cnet_error *err) {
+    const char *items[TRAIN_MAX_VALIDATION];
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)spec, key, v) {
+        if (resolved_member(key)) continue;
+        train_value tv;
+        int rc = spec_value(key, v, items, &tv, err);
+        if (!rc) rc = train_options_set(o, key, &tv, err);
+        if (rc) return rc;
+    }
+    return 0;
 }
 
 /* spec → o (strings borrowed from spec and paths). */
-static int map_options(runner_job *x, const json_t *spec, train_paths *p, train_options *o) {
+int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *p,
+                         train_options *o) {
     const runner_config *cfg = x->cfg;
     cnet_error *err = x->err;
     const char *model = json_string_value(json_object_get(spec, "pretrained_model_name_or_path"));
@@ -130,52 +178,29 @@ static int map_options(runner_job *x, const json_t *spec, train_paths *p, train_
                  : 0;
     if (rc) return rc;
     train_options_defaults(o);
-    o->pretrained_model_name_or_path = p->model;
-    o->controlnet_model_name_or_path = cn ? p->controlnet : NULL;
-    o->train_data_dir = p->data;
-    o->output_dir = x->job->dir;
-    o->resume_from_checkpoint = "latest";
-    const json_t *seed = json_object_get(spec, "seed");
-    if (seed) o->seed = (uint64_t)json_integer_value(seed);
-    get_int(spec, "resolution", &o->resolution);
-    get_int(spec, "train_batch_size", &o->train_batch_size);
-    get_int(spec, "num_train_epochs", &o->num_train_epochs);
-    get_int(spec, "max_train_steps", &o->max_train_steps);
-    get_int(spec, "checkpointing_steps", &o->checkpointing_steps);
-    get_int(spec, "checkpoints_total_limit", &o->checkpoints_total_limit);
-    get_int(spec, "gradient_accumulation_steps", &o->gradient_accumulation_steps);
-    get_int(spec, "lr_warmup_steps", &o->lr_warmup_steps);
-    get_int(spec, "lr_num_cycles", &o->lr_num_cycles);
-    get_int(spec, "num_validation_images", &o->num_validation_images);
-    get_int(spec, "validation_steps", &o->validation_steps);
-    get_num(spec, "learning_rate", &o->learning_rate);
-    get_num(spec, "lr_power", &o->lr_power);
-    get_num(spec, "adam_beta1", &o->adam_beta1);
-    get_num(spec, "adam_beta2", &o->adam_beta2);
-    get_num(spec, "adam_weight_decay", &o->adam_weight_decay);
-    get_num(spec, "adam_epsilon", &o->adam_epsilon);
-    get_num(spec, "max_grad_norm", &o->max_grad_norm);
-    get_num(spec, "proportion_empty_prompts", &o->proportion_empty_prompts);
-    get_num(spec, "snr_gamma", &o->snr_gamma);
-    o->scale_lr = json_is_true(json_object_get(spec, "scale_lr"));
-    o->use_8bit_adam = json_is_true(json_object_get(spec, "use_8bit_adam"));
-    o->gradient_checkpointing = json_is_true(json_object_get(spec, "gradient_checkpointing"));
-    o->set_grads_to_none = json_is_true(json_object_get(spec, "set_grads_to_none"));
-    const char *s = json_string_value(json_object_get(spec, "lr_scheduler"));
-    if (s) o->lr_scheduler = s;
-    o->prediction_type = json_string_value(json_object_get(spec, "prediction_type"));
-    s = json_string_value(json_object_get(spec, "mixed_precision"));
-    if (s && (rc = cnet_precision_parse(s, &o->mixed_precision, err))) return rc;
-    const json_t *prompts = json_object_get(spec, "validation_prompt");
+    if ((rc = set_members(spec, o, err))) return cnet_error_prefix(err, "job %s: spec", x->job->id);
     const json_t *images = json_object_get(spec, "validation_image");
-    for (size_t i = 0; i < json_array_size(prompts) && i < TRAIN_MAX_VALIDATION; i++)
-        o->validation_prompt[o->n_validation_prompts++] =
-            json_string_value(json_array_get(prompts, i));
-    for (size_t i = 0; i < json_array_size(images) && i < TRAIN_MAX_VALIDATION && !rc; i++) {
-        rc = path_join(p->validation_image[i], PATH_MAX, p->data,
-                       json_string_value(json_array_get(images, i)), err);
-        o->validation_image[o->n_validation_images++] = p->validation_image[i];
+    const char *image_paths[TRAIN_MAX_VALIDATION];
+    const size_t n_images = json_array_size(images);
+    if (n_images > TRAIN_MAX_VALIDATION)
+        return cnet_fail(err, CNET_EINVAL, "job %s: %zu validation images, at most %d", x->job->id,
+                         n_images, TRAIN_MAX_VALIDATION);
+    for (size_t i = 0; i < n_images && !rc; i++) {
+        const char *name = json_string_value(json_array_get(images, i));
+        rc = name ? path_join(p->validation_image[i], PATH_MAX, p->data, name, err)
+                  : cnet_fail(err, CNET_EINVAL, "job %s: validation_image %zu is not a string",
+                              x->job->id, i);
+        image_paths[i] = p->validation_image[i];
     }
+    const train_value image_list = {
+        .type = TRAIN_VALUE_LIST, .list = image_paths, .n = (int)n_images};
+    if (!rc && n_images) rc = train_options_set(o, "validation_image", &image_list, err);
+    /* the job's own folders, whatever the spec holds */
+    if (!rc) rc = set_string(o, "pretrained_model_name_or_path", p->model, err);
+    if (!rc && cn) rc = set_string(o, "controlnet_model_name_or_path", p->controlnet, err);
+    if (!rc) rc = set_string(o, "train_data_dir", p->data, err);
+    if (!rc) rc = set_string(o, "output_dir", x->job->dir, err);
+    if (!rc) rc = set_string(o, "resume_from_checkpoint", "latest", err);
     return rc;
 }
 
@@ -183,7 +208,7 @@ static int map_options(runner_job *x, const json_t *spec, train_paths *p, train_
  * the dataset's first samples (one per prompt, in listing order), copied to
  * logs/validation_conditioning_<i>.<ext> so the trainer reads them as files
  * whatever the dataset's layout (folders or tar shards). */
-static int dataset_validation_images(runner_job *x, train_paths *p, train_options *o) {
+static int dataset_validation_images(runner_job *x, runner_train_paths *p, train_options *o) {
     dataset ds;
     dataset_options dopt = {0};
     int rc = dataset_open(&ds, o->train_data_dir, &dopt, x->err);
@@ -228,10 +253,10 @@ static int mark_trained(runner_job *x) {
 int runner_train(runner_job *x) {
     json_t *spec = json_loads(x->job->spec_json, 0, NULL);
     if (!spec) return cnet_fail(x->err, CNET_EFORMAT, "job %s: unreadable spec", x->job->id);
-    train_paths *paths = calloc(1, sizeof *paths);
+    runner_train_paths *paths = calloc(1, sizeof *paths);
     train_options o;
-    int rc =
-        paths ? map_options(x, spec, paths, &o) : cnet_fail(x->err, CNET_ENOMEM, "out of memory");
+    int rc = paths ? runner_train_options(x, spec, paths, &o)
+                   : cnet_fail(x->err, CNET_ENOMEM, "out of memory");
     if (!rc && o.n_validation_prompts && !o.n_validation_images)
         rc = dataset_validation_images(x, paths, &o);
     sd_base *base = NULL;
