@@ -35,6 +35,7 @@
 #include "engine/sched/scheduler.h"
 #include "engine/train/trainer.h"
 #include "server/cli/cli_args.h"
+#include "server/workers/gen_spec.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 
@@ -439,6 +440,29 @@ static void test_cli_follows_the_table(void) {
               !strcmp(err.msg, "--port wants an integer in 0..65535, got '8080x'"),
           "%s", err.msg);
     CHECK(ok, "the CLI and the API disagree on a limit (above)");
+}
+
+/* A validated spec becomes the executor's request with the API's cost cap
+ * (server/workers/gen_spec.c): max_pixels from the width/height fields'
+ * api_hi, so generate_run refuses a bigger output on the job runner's path
+ * too; a negative scale and a seed above 2^32 carried through. */
+static void test_spec_to_request(void) {
+    json_t *req = with(&tables[0], "controlnet", json_string("cn")), *spec = NULL;
+    json_object_set_new(req, "scale", json_real(-0.5));
+    json_object_set_new(req, "seed", json_integer(INT64_MAX));
+    api_error e;
+    CHECK(run_check(&tables[0], req, &spec, &e) == 0, "%s", e.message);
+    gen_spec gs;
+    cnet_error err = {0};
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    EXPECT(gs.req.max_pixels == (int64_t)API_GENERATE_SIZE_MAX * API_GENERATE_SIZE_MAX,
+           "max_pixels %lld", (long long)gs.req.max_pixels);
+    EXPECT(gs.req.controls[0].scale == -0.5f, "scale %g", (double)gs.req.controls[0].scale);
+    EXPECT(gs.req.seed == (uint64_t)INT64_MAX, "seed %llu", (unsigned long long)gs.req.seed);
+    CHECK(gs.req.max_pixels == (int64_t)API_GENERATE_SIZE_MAX * API_GENERATE_SIZE_MAX &&
+              gs.req.controls[0].scale == -0.5f && gs.req.seed == (uint64_t)INT64_MAX,
+          "the request (above)");
+    json_decref(spec);
 }
 
 /* --- openapi.yaml against the tables ------------------------------------- */
@@ -853,6 +877,7 @@ int main(int argc, char **argv) {
     RUN(test_fields_limits_types_defaults);
     RUN(test_hand_written_expectations);
     RUN(test_cli_follows_the_table);
+    RUN(test_spec_to_request);
     RUN(test_openapi_follows_the_tables);
     RUN(test_tables_follow_the_engine);
     RUN(test_renderers);
