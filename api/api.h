@@ -59,13 +59,19 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
 #define API_GENERATE_BODY_MAX                                                                      \
     (20 << 20) /* bytes of a generate request (images inside); above → 413 */
 /* The generate options' limits (api_generate.c's table; the CLI's too). */
-#define API_GENERATE_SIZE_MAX 1024  /* px per side of an image one HTTP request makes */
-#define API_GENERATE_SIDE_MAX 16384 /* px per side of any output (then the pixel limit) */
-#define API_GENERATE_IMAGES_MAX 16  /* images per run (engine/pipeline's PIPE_MAX_IMAGES) */
-#define API_GENERATE_STEPS_MAX 1000 /* denoising steps: a scheduler has 1000 training steps */
-#define API_CLIP_SKIP_MAX 64        /* text encoder layers skipped (the encoder checks its depth) */
+#define API_GENERATE_SIZE_MAX 1024        /* px per side of an image one HTTP request makes */
+#define API_GENERATE_SIDE_MAX 16384       /* px per side of any output (then the pixel limit) */
+#define API_GENERATE_IMAGES_MAX 16        /* images per run (engine/pipeline's PIPE_MAX_IMAGES) */
+#define API_GENERATE_REQUEST_IMAGES_MAX 4 /* images one HTTP request makes (api_hi) */
+#define API_GENERATE_STEPS_MAX 1000       /* denoising steps: a scheduler has 1000 training steps */
+#define API_CLIP_SKIP_MAX 64 /* text encoder layers skipped (the encoder checks its depth) */
 #define API_CANNY_THRESHOLD_MAX 2040   /* the largest L1 Sobel magnitude of 8-bit pixels */
 #define API_MAX_PIXELS_MAX (1LL << 40) /* --max-pixels */
+#define API_CONDITIONING_SCALE_MAX 5   /* |controlnet_conditioning_scale|: negatives invert */
+/* A seed is any uint64 on the command line (torch.manual_seed's range) and
+ * any non-negative JSON integer in the API (jansson's json_int_t). */
+#define API_SEED_MAX 18446744073709551615.0     /* 2^64 - 1 (as a double: 2^64) */
+#define API_SEED_JSON_MAX 9223372036854775807.0 /* 2^63 - 1 (as a double: 2^63) */
 
 /* Validates a generate request (the dashboard's and `cnet generate`'s
  * option names) and returns the normalized spec with every default filled

@@ -5,8 +5,10 @@
  * controlnet_conditioning_scale → scale, control_guidance_start/end,
  * guess_mode, clip_skip, eta) plus the canny preprocessor of the ControlNet
  * examples (cv2.Canny's thresholds). The ranges are ours: what the engine
- * can run and what is surely not a typo; the only per-entry-point cap is
- * the output size of one HTTP request (API_GENERATE_SIZE_MAX, api_hi).
+ * can run and what is surely not a typo; the per-entry-point caps (api_hi)
+ * are what one HTTP request may cost (API_GENERATE_SIZE_MAX per side,
+ * API_GENERATE_REQUEST_IMAGES_MAX images) and the seed, which JSON carries
+ * up to 2^63-1 where the command line takes any uint64.
  * model, controlnet and image are folders and files on the command line and
  * references (and base64) in the API; the CLI's lists and files are its own
  * (AF_CLI_ONLY), async the API's (AF_API_ONLY).
@@ -62,14 +64,15 @@ const api_field api_generate_fields[] = {
     {.name = "scale",
      .type = AF_NUM,
      .flags = AF_PER_CONTROLNET,
-     .lo = 0,
-     .hi = 5,
+     .lo = -API_CONDITIONING_SCALE_MAX,
+     .hi = API_CONDITIONING_SCALE_MAX,
      .def = "1.0",
-     .help = "controlnet_conditioning_scale"},
+     .help = "controlnet_conditioning_scale (negative: pushes away from the control image)"},
     {.name = "seed",
      .type = AF_INT,
      .lo = 0,
-     .hi = 4294967295.0,
+     .hi = API_SEED_MAX,
+     .api_hi = API_SEED_JSON_MAX,
      .help = "seed of the initial noise (default random, reported with the images)"},
     {.name = "width",
      .type = AF_INT,
@@ -90,6 +93,7 @@ const api_field api_generate_fields[] = {
      .type = AF_INT,
      .lo = 1,
      .hi = API_GENERATE_IMAGES_MAX,
+     .api_hi = API_GENERATE_REQUEST_IMAGES_MAX,
      .def = "1",
      .help = "images from one run (num_images_per_prompt)"},
     {.name = "guess_mode",

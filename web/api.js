@@ -175,12 +175,21 @@ export async function schema(name) {
   return (await openapi()).schemas[name] || {};
 }
 
-// A number input's limits from a schema property: min, max, step.
+// A number input's limits from a schema property: min, max, step, and
+// whether an end is itself refused (exclusiveMinimum/exclusiveMaximum).
 export function limits(prop = {}) {
   return {
     min: prop.minimum ?? prop.exclusiveMinimum, max: prop.maximum ?? prop.exclusiveMaximum,
+    minOpen: prop.exclusiveMinimum !== undefined, maxOpen: prop.exclusiveMaximum !== undefined,
     step: prop.multipleOf,
   };
+}
+
+// The range of limits() as a hint: "1–64" when both ends are allowed, else
+// interval notation, "(0, 1]" (the server refuses 0) or "[0, 1)".
+export function rangeText({ min, max, minOpen, maxOpen }) {
+  if (!minOpen && !maxOpen) return `${min}–${max}`;
+  return `${minOpen ? '(' : '['}${min}, ${max}${maxOpen ? ')' : ']'}`;
 }
 
 // Parses one SSE block ("id:", "event:", "data:" lines; ":" comments).

@@ -70,7 +70,10 @@ export async function render(main, params, signal) {
   }
   const [{ models }, spec] = await Promise.all([api('/v1/models', { signal }), schema('GenerateSpec')]);
   // Limits and defaults are the server's (its option table, via openapi.yaml).
-  const opt = (name, extra = {}) => ({ ...limits(spec[name]), ...extra });
+  const opt = (name, extra = {}) => {
+    const { min, max, step } = limits(spec[name]); // the input's attributes (these fields have no open ends)
+    return { min, max, step, ...extra };
+  };
   const def = (name) => (spec[name] && spec[name].default !== undefined ? spec[name].default : '');
   const SIZE_MAX = limits(spec.width).max;
   const base = models.filter((m) => m.kind === 'base');

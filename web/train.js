@@ -5,7 +5,7 @@
 // out so the server applies its own defaults; a refused field is marked with
 // the server's message.
 // Not here: uploading a dataset (datasets.js does; linked from here).
-import { api, limits, schema } from './api.js';
+import { api, limits, rangeText, schema } from './api.js';
 import { errorNotice, h, markField } from './ui.js';
 
 // [name, label, extra attributes]: the kind (int, num, enum, text), the
@@ -51,7 +51,7 @@ function describe(prop = {}) {
 
 function field([name, label, extra = {}], spec) {
   const id = `f-${name}`;
-  const { kind, def, options, min, max, step } = describe(spec[name]);
+  const { kind, def, options, min, max, minOpen, maxOpen, step } = describe(spec[name]);
   let input;
   if (kind === 'enum') {
     input = h('select', { id, name }, options.map((o) => h('option', { value: o, selected: o === String(def) }, o || '(default)')));
@@ -63,7 +63,8 @@ function field([name, label, extra = {}], spec) {
     });
   }
   const range = min !== undefined
-    ? h('span', { class: 'hint', id: `${id}-range` }, `${min}–${max}${step ? `, a multiple of ${step}` : ''}`)
+    ? h('span', { class: 'hint', id: `${id}-range` },
+      `${rangeText({ min, max, minOpen, maxOpen })}${step ? `, a multiple of ${step}` : ''}`)
     : null;
   return h('div', { class: 'field' }, h('label', { for: id }, label), input, range);
 }

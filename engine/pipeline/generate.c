@@ -23,7 +23,7 @@ int generate_preprocess_from_name(const char *name) {
 void generate_to_rgb8(uint8_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const float v = nearbyintf(src[i] * 255.0f);
-        dst[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); /* NaN → 0 */
+        dst[i] = !(v > 0) ? 0 : v > 255 ? 255 : (uint8_t)v; /* NaN → 0: (uint8_t)NaN is UB */
     }
 }
 

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ int cli_flag(const char *arg, const char *name, const char **inline_value) {
     const char *eq = strchr(arg + 2, '=');
     const size_t n = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
     if (!same_name(arg + 2, n, name)) return 0;
-    if (inline_value && eq) *inline_value = eq + 1;
+    if (eq && !inline_value) return 0; /* a flag that takes no value given one */
+    if (eq) *inline_value = eq + 1;
     return 1;
 }
 
@@ -31,7 +33,8 @@ int cli_is_help(const char *arg) { return strcmp(arg, "-h") == 0 || strcmp(arg, 
 
 const char *cli_value(int argc, char **argv, int *i, const char *inline_value, cnet_error *err) {
     if (inline_value) return inline_value;
-    if (*i + 1 >= argc) {
+    /* "--x --y": --y is the next option, not --x's value (--x=--y gives one) */
+    if (*i + 1 >= argc || strncmp(argv[*i + 1], "--", 2) == 0) {
         const char *eq = strchr(argv[*i], '=');
         cnet_fail(err, CNET_EINVAL, "%.*s needs a value",
                   (int)(eq ? eq - argv[*i] : (long)strlen(argv[*i])), argv[*i]);
@@ -55,6 +58,17 @@ int cli_long(const char *opt, const char *text, long long lo, long long hi, long
     if (errno || end == text || *end || isspace((unsigned char)*text) || v < lo || v > hi)
         return cnet_fail(err, CNET_EINVAL, "%.*s wants an integer in %lld..%lld, got '%s'",
                          (int)strcspn(opt, "="), opt, lo, hi, text);
+    *out = v;
+    return 0;
+}
+
+int cli_u64(const char *opt, const char *text, uint64_t hi, uint64_t *out, cnet_error *err) {
+    char *end;
+    errno = 0;
+    const unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || !isdigit((unsigned char)*text) || v > hi)
+        return cnet_fail(err, CNET_EINVAL, "%.*s wants an integer in 0..%llu, got '%s'",
+                         (int)strcspn(opt, "="), opt, (unsigned long long)hi, text);
     *out = v;
     return 0;
 }
@@ -122,12 +136,21 @@ int cli_field_long(const api_field *f, const char *flag, const char *text, long 
     char def[64];
     if (!text) text = cli_field_default(f, def, sizeof def);
     const long long lo = (long long)f->lo + ((f->flags & AF_LO_OPEN) ? 1 : 0);
-    const long long hi = (long long)f->hi - ((f->flags & AF_HI_OPEN) ? 1 : 0);
+    const long long hi = f->hi >= 0x1p63 ? LLONG_MAX /* the rest: cli_field_u64 */
+                                         : (long long)f->hi - ((f->flags & AF_HI_OPEN) ? 1 : 0);
     int rc = cli_long(flag, text ? text : "", lo, hi, out, err);
     if (!rc && f->multiple_of && *out % f->multiple_of)
         rc = cnet_fail(err, CNET_EINVAL, "%s %lld is not a multiple of %d", flag, *out,
                        f->multiple_of);
     return rc;
+}
+
+int cli_field_u64(const api_field *f, const char *flag, const char *text, uint64_t *out,
+                  cnet_error *err) {
+    char def[64];
+    if (!text) text = cli_field_default(f, def, sizeof def);
+    return cli_u64(flag, text ? text : "", f->hi >= 0x1p64 ? UINT64_MAX : (uint64_t)f->hi, out,
+                   err);
 }
 
 int cli_field_double(const api_field *f, const char *flag, const char *text, double *out,
@@ -200,7 +223,9 @@ void cli_usage(FILE *out, const api_field *fields, int n) {
             PUT("; one of ");
             for (int c = 0; f->choices[c]; c++) PUT("%s%s", c ? "|" : "", f->choices[c]);
         }
-        if (f->type == AF_INT || f->type == AF_NUM)
+        if (f->hi >= 0x1p64) /* a seed: UINT64_MAX is no double */
+            PUT("; 0..%llu", (unsigned long long)UINT64_MAX);
+        else if (f->type == AF_INT || f->type == AF_NUM)
             PUT("; %c%.15g, %.15g%c", f->flags & AF_LO_OPEN ? '(' : '[', f->lo, f->hi,
                 f->flags & AF_HI_OPEN ? ')' : ']');
         if (f->multiple_of) PUT(", a multiple of %d", f->multiple_of);

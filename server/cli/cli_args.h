@@ -22,13 +22,16 @@
 #define CLI_USAGE_WIDTH 80 /* columns of cli_usage's lines */
 
 /* Whether arg is --name or --name=VALUE ('-' and '_' alike); *inline_value
- * (may be NULL) gets VALUE or NULL. */
+ * gets VALUE or NULL. inline_value NULL: a flag that takes no value, so
+ * --name=VALUE does not match (it ends as an unknown option). */
 int cli_flag(const char *arg, const char *name, const char **inline_value);
 /* -h or --help. */
 int cli_is_help(const char *arg);
 
 /* The value of the flag at argv[*i]: its inline =VALUE, else argv[*i + 1]
- * (then *i advances). NULL, with err naming the flag, when there is none. */
+ * (then *i advances). NULL, with err naming the flag, when there is none —
+ * argv[*i + 1] starting with "--" is the next option, not a value (a value
+ * that starts with "--" is given as --flag=VALUE). */
 const char *cli_value(int argc, char **argv, int *i, const char *inline_value, cnet_error *err);
 
 /* Whether argv[*i] is --name (--name=VALUE); if so, its value goes to
@@ -39,6 +42,8 @@ int cli_take(int argc, char **argv, int *i, const char *name, const char **out, 
 int cli_long(const char *opt, const char *text, long long lo, long long hi, long long *out,
              cnet_error *err);
 int cli_int(const char *opt, const char *text, int lo, int hi, int *out, cnet_error *err);
+/* 0..hi, up to UINT64_MAX (a seed): digits only, no sign. */
+int cli_u64(const char *opt, const char *text, uint64_t hi, uint64_t *out, cnet_error *err);
 int cli_double(const char *opt, const char *text, double lo, double hi, double *out,
                cnet_error *err);
 
@@ -63,6 +68,10 @@ int cli_field_long(const api_field *f, const char *flag, const char *text, long 
                    cnet_error *err);
 int cli_field_double(const api_field *f, const char *flag, const char *text, double *out,
                      cnet_error *err);
+/* An AF_INT field with lo 0 whose hi passes LLONG_MAX (the seeds; there
+ * cli_field_long stops at LLONG_MAX). */
+int cli_field_u64(const api_field *f, const char *flag, const char *text, uint64_t *out,
+                  cnet_error *err);
 int cli_field_enum(const api_field *f, const char *flag, const char *text, int *out,
                    cnet_error *err);
 /* The default of a field as text (a JSON string unquoted); NULL: none. */

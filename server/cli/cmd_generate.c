@@ -21,6 +21,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "engine/image/preprocess.h"
 #include "engine/pipeline/generate_infotext.h"
 #include "engine/pipeline/sd_base.h"
 #include "server/cli/commands.h"
@@ -111,8 +112,28 @@ static int load_models(gen_run *g, gen_options *o, cnet_error *err) {
     return 0;
 }
 
+/* Says what is about to run before it runs, so that a random seed is not
+ * lost with a failed or interrupted run; the size and the scheduler where
+ * they are known before it (generate_run reports their errors). */
+static void announce(const gen_run *g, const generate_request *r) {
+    char size[64] = "", kind[64] = "";
+    int w, h;
+    cnet_error ignored = {0};
+    if (!preprocess_control_size(g->raw[0].width, g->raw[0].height, r->width, r->height,
+                                 vae_factor(&r->base->vae), &w, &h, &ignored))
+        snprintf(size, sizeof size, "%dx%d, ", w, h);
+    cnet_sched_config sc;
+    if (!sd_base_scheduler(r->base, r->scheduler, &sc, &ignored)) {
+        snprintf(kind, sizeof kind, " of %s", cnet_sched_kind_name(sc.kind));
+        cnet_sched_config_free(&sc);
+    }
+    fprintf(stderr, "cnet generate: %s%d step%s%s, seed %llu\n", size, r->steps,
+            r->steps == 1 ? "" : "s", kind, (unsigned long long)r->seed);
+}
+
 /* Step 3: the run, with progress on stderr. */
 static int run(gen_run *g, const gen_options *o, cnet_error *err) {
+    announce(g, &o->req);
     gen_progress progress;
     gen_progress_init(&progress, stderr);
     pipe_observer obs = gen_progress_observer(&progress);

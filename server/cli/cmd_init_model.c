@@ -137,7 +137,6 @@ int cmd_init_model(int argc, char **argv) {
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        long long seed = 0;
         int rc = 0;
         if (cli_is_help(a)) {
             usage(stdout);
@@ -160,8 +159,7 @@ int cmd_init_model(int argc, char **argv) {
         } else if (cli_take(argc, argv, &i, "from-config", &from, &err)) {
             rc = !from;
         } else if (cli_take(argc, argv, &i, "seed", &v, &err)) {
-            rc = !v || cli_long(a, v, 0, INT64_MAX, &seed, &err);
-            opt.seed = (uint64_t)seed;
+            rc = !v || cli_u64(a, v, UINT64_MAX, &opt.seed, &err);
         } else {
             fprintf(stderr, "cnet init-model: unknown option '%s'\n", a);
             usage(stderr);

@@ -92,6 +92,9 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
                     err.msg[0] ? err.msg : "unexpected argument");
             return 2;
         }
+        char flag[CLI_FLAG_MAX]; /* the name alone: cli_flag(, , NULL) is for flags without a value */
+        snprintf(flag, sizeof flag, "%.*s", (int)strcspn(a, "="), a);
+        a = flag;
         if (cli_flag(a, "listen", NULL))
             h->listen = v;
         else if (cli_flag(a, "data", NULL))

@@ -150,8 +150,12 @@ static int set_value(gen_options *o, const api_field *f, const char *flag, const
                                   &o->mixed_precision, err);
     } else if (!strcmp(n, "guess_mode")) {
         r->guess_mode = v && !strcmp(v, "true");
+    } else if (!strcmp(n, "seed")) {
+        if (!v) return 0; /* none given: random */
+        rc = cli_field_u64(f, flag, v, &r->seed, err);
+        o->seed_given = !rc;
     } else if (f->type == AF_INT) {
-        if (!v && !f->def) return 0; /* seed, width, height: none given */
+        if (!v && !f->def) return 0; /* width, height: none given */
         rc = cli_field_long(f, flag, v, &ll, err);
         if (!strcmp(n, "steps")) r->steps = (int)ll;
         if (!strcmp(n, "num_images")) r->num_images = (int)ll;
@@ -159,7 +163,6 @@ static int set_value(gen_options *o, const api_field *f, const char *flag, const
         if (!strcmp(n, "width")) r->width = (int)ll;
         if (!strcmp(n, "height")) r->height = (int)ll;
         if (!strcmp(n, "max_pixels")) r->max_pixels = ll;
-        if (!strcmp(n, "seed")) r->seed = (uint64_t)ll, o->seed_given = 1;
     } else if (f->type == AF_NUM) {
         rc = cli_field_double(f, flag, v, &d, err);
         if (!strcmp(n, "guidance")) r->guidance = (float)d;

@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "api/api_fields.h"
 #include "engine/core/atomic_file.h"
 #include "server/workers/gen_spec.h"
 #include "server/http/http_internal.h"
@@ -76,13 +77,18 @@ static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, g
     cnet_error err = {0};
     if (image_decode(&g->control, g->image, g->image_len, "image", 0, &err))
         return api_fail(e, 400, "invalid_image", "image", "%s", err.msg);
+    /* the output size defaults to the control image's: the table's caps on
+     * width and height hold for it too (a 400 now, not a failed run) */
     const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
-    if ((!w && g->control.width > API_GENERATE_SIZE_MAX) ||
-        (!h && g->control.height > API_GENERATE_SIZE_MAX))
-        return api_fail(e, 400, "out_of_range", !w ? "width" : "height",
-                        "the control image is %dx%d; give width and height (at most %d) to "
+    const int w_max = (int)api_field_api_hi(
+                  api_field_find(api_generate_fields, api_generate_n_fields, "width")),
+              h_max = (int)api_field_api_hi(
+                  api_field_find(api_generate_fields, api_generate_n_fields, "height"));
+    if ((!w && g->control.width > w_max) || (!h && g->control.height > h_max))
+        return api_fail(e, 400, "out_of_range", !w && g->control.width > w_max ? "width" : "height",
+                        "the control image is %dx%d; give width and height (at most %dx%d) to "
                         "generate at another size",
-                        g->control.width, g->control.height, API_GENERATE_SIZE_MAX);
+                        g->control.width, g->control.height, w_max, h_max);
     if (!json_object_get(g->spec, "seed")) {
         uint32_t seed = 0;
         if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/api_fields.h"
 #include "api/hub_ref.h"
 #include "engine/sched/scheduler.h"
 #include "engine/pipeline/generate_infotext.h"
@@ -16,6 +17,15 @@ static const char *str(const json_t *spec, const char *key) {
 }
 static double num(const json_t *spec, const char *key) {
     return json_number_value(json_object_get(spec, key));
+}
+
+/* What one request may cost: the width and height fields' API caps
+ * multiplied, enforced by the executor (generate_run) on every path — the
+ * synchronous route and the job runner alike. */
+static int64_t api_max_pixels(void) {
+    const api_field *w = api_field_find(api_generate_fields, api_generate_n_fields, "width"),
+                    *h = api_field_find(api_generate_fields, api_generate_n_fields, "height");
+    return (int64_t)api_field_api_hi(w) * (int64_t)api_field_api_hi(h);
 }
 
 static int path_join(char out[PATH_MAX], const char *a, const char *b, cnet_error *err) {
@@ -68,6 +78,7 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                             .seed = (uint64_t)json_integer_value(json_object_get(spec, "seed")),
                             .canny_low = num(spec, "canny_low_threshold"),
                             .canny_high = num(spec, "canny_high_threshold"),
+                            .max_pixels = api_max_pixels(),
                             .n_controls = 1};
     const int p = pre ? generate_preprocess_from_name(pre) : GENERATE_PRE_NONE;
     r->controls[0] = (generate_control){.dir = out->controlnet,

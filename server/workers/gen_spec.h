@@ -4,7 +4,9 @@
  * or an hf:// reference (pulled into the Hub cache, whose snapshot path
  * names the revision), a ControlNet by train job id (that job's output dir),
  * under --models, or by default the base folder's controlnet/ — and the
- * A1111-style "parameters" text that goes into the PNG. Shared by the
+ * A1111-style "parameters" text that goes into the PNG. The request's
+ * max_pixels is the API's cap on the output (the width and height fields'
+ * api_hi), so the executor enforces it on every path. Shared by the
  * synchronous route and the generate job runner. Not a validator
  * (api/api_generate.c) and no model loading (worker.c). */
 #ifndef CNET_GEN_SPEC_H

@@ -187,6 +187,10 @@ await test('the training form marks the field the server refused', async () => {
   check(await page.inputValue('#f-gradient_accumulation_steps') === '1' &&
     await page.textContent('#f-gradient_accumulation_steps-range') === '1–64',
     'the accumulation field does not follow the table');
+  check(await page.textContent('#f-learning_rate-range') === '(0, 1]' &&
+    await page.textContent('#f-adam_beta1-range') === '[0, 1)',
+    `open ends shown as allowed: ${await page.textContent('#f-learning_rate-range')}, ` +
+    `${await page.textContent('#f-adam_beta1-range')}`);
   await page.fill('#f-resolution', '100');
   await page.click('main form button[type=submit]');
   await page.locator('#f-resolution[aria-invalid=true]').waitFor();

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <png.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include "engine/image/image.h"
+#include "engine/pipeline/generate.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 
@@ -593,8 +595,62 @@ static void test_bad_input(void) {
     CHECK(rc == 2 && strstr(last_err, "missing --prompt"), "exit %d: %s", rc, last_err);
 }
 
+/* numpy_to_pil's round(clamp(x, 0, 1) * 255), and what a diverged run's
+ * NaN and infinities become: NaN and -inf 0, +inf 255 (never a float-to-
+ * integer conversion out of range). */
+static void test_rgb8_conversion(void) {
+    const float in[] = {NAN,        -NAN,       INFINITY, -INFINITY, -0.2f, 0.0f,
+                        0.5f / 255, 1.5f / 255, 0.5f,     1.0f,      1.7f,  1e30f};
+    const uint8_t want[] = {0, 0, 255, 0, 0, 0, 0, 2, 128, 255, 255, 255};
+    uint8_t got[sizeof want];
+    generate_to_rgb8(got, in, sizeof want);
+    for (size_t i = 0; i < sizeof want; i++)
+        EXPECT(got[i] == want[i], "%g -> %d, want %d", (double)in[i], got[i], want[i]);
+    CHECK(memcmp(got, want, sizeof want) == 0, "8-bit conversion (above)");
+}
+
+/* The seed is on stderr before the run starts, so a failed run's random
+ * seed is not lost; seeds take any uint64, scales negative values, and a
+ * flag's missing value is not taken from the next flag. */
+static void test_seed_scale_and_values(void) {
+    const char *fails[] = {"generate", "--model",   model_a,
+                           "--image",  control_png, "--prompt",
+                           "x",        "--width",   "64",
+                           "--height", "64",        "--max-pixels",
+                           "2048",     "--out",     path_in("out/f.png"),
+                           NULL};
+    int rc = run_cnet(fails);
+    const char *seed = strstr(last_err, "seed ");
+    const char *fail = strstr(last_err, "over max_pixels");
+    CHECK(rc == 1 && seed && fail && seed < fail && seed[5] >= '0' && seed[5] <= '9',
+          "a failed run's random seed is not reported before the failure: %s", last_err);
+    CHECK(strstr(last_err, "64x64, 20 steps of "),
+          "the size, steps and scheduler before the run: %s", last_err);
+    const char *big[] = {"--seed", "18446744073709551615", NULL};
+    const char *out = path_in("out/big_seed.png");
+    CHECK(generate(out, big) == 0, "--seed 2^64-1: %s", last_err);
+    png_read r;
+    CHECK(png_read_file(&r, out) == 0, "decode");
+    EXPECT(r.params && strstr(r.params, "Seed: 18446744073709551615,"), "%s", r.params);
+    png_read_free(&r);
+    const char *negative[] = {"--scale", "-1", NULL};
+    out = path_in("out/negative_scale.png");
+    CHECK(generate(out, negative) == 0, "--scale -1: %s", last_err);
+    png_read a, b;
+    CHECK(png_read_file(&a, out) == 0 && png_read_file(&b, path_in("out/seed_a.png")) == 0,
+          "decode");
+    EXPECT(max_diff(&a, &b) > 0, "scale -1 gave the pixels of scale 1");
+    png_read_free(&a);
+    png_read_free(&b);
+    const char *no_value[] = {"--negative-prompt", "--seed", "7", NULL};
+    rc = generate(path_in("out/nv.png"), no_value);
+    CHECK(rc == 2 && strstr(last_err, "--negative-prompt needs a value"),
+          "--negative-prompt --seed: exit %d: %s", rc, last_err);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
+    RUN(test_rgb8_conversion);
     /* Tiny models gain nothing from threads, and OpenMP's spinning barriers
      * make a 2-thread run 10x slower when other jobs share the cores. */
     setenv("OMP_NUM_THREADS", "1", 1);
@@ -606,6 +662,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_png_with_parameters);
     RUN(test_seed_determinism);
+    RUN(test_seed_scale_and_values);
     RUN(test_option_spellings);
     RUN(test_mixed_precision_on_cpu);
     RUN(test_num_images);

@@ -35,6 +35,7 @@
 #include "engine/sched/scheduler.h"
 #include "engine/train/trainer.h"
 #include "server/cli/cli_args.h"
+#include "server/workers/gen_spec.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 
@@ -200,9 +201,11 @@ static void test_fields_limits_types_defaults(void) {
                 if (f->type == AF_NUM) mk = json_real;
 #define NUM(x) (mk ? mk(x) : json_integer((json_int_t)(x)))
                 ok &= accepts(t, n, NUM(lo_in));
-                ok &= accepts(t, n, NUM(hi_in));
                 ok &= refuses(t, n, NUM(lo_out), "out_of_range", n);
-                ok &= refuses(t, n, NUM(hi_out), "out_of_range", n);
+                if (hi < 0x1p63) { /* the seeds' 2^63-1: json_int_t's end, by hand below */
+                    ok &= accepts(t, n, NUM(hi_in));
+                    ok &= refuses(t, n, NUM(hi_out), "out_of_range", n);
+                }
                 if (f->multiple_of) ok &= refuses(t, n, NUM(lo_in + 1), "out_of_range", n);
                 if (f->type == AF_INT)
                     ok &= refuses(t, n, json_real(lo_in + 0.5), "invalid_field", n);
@@ -267,8 +270,16 @@ static void test_hand_written_expectations(void) {
     CHECK(refuses(g, "width", json_integer(1032), "out_of_range", "width"), "width 1032");
     CHECK(accepts(g, "height", json_integer(1024)), "height 1024");
     CHECK(accepts(g, "scheduler", json_string("ddpm")), "ddpm");
-    CHECK(accepts(g, "num_images", json_integer(16)), "16 images");
-    CHECK(refuses(g, "num_images", json_integer(17), "out_of_range", "num_images"), "17 images");
+    /* one HTTP request makes at most 4 images; the command line 16 (below) */
+    CHECK(accepts(g, "num_images", json_integer(4)), "4 images");
+    CHECK(refuses(g, "num_images", json_integer(5), "out_of_range", "num_images"), "5 images");
+    CHECK(accepts(g, "scale", json_real(-1.5)), "a negative conditioning scale");
+    CHECK(refuses(g, "scale", json_real(-5.5), "out_of_range", "scale"), "scale -5.5");
+    for (const table *t = g; t <= tr; t++) { /* seeds: every JSON integer from 0 */
+        CHECK(accepts(t, "seed", json_integer(INT64_MAX)), "%s: seed 2^63-1", t->name);
+        CHECK(accepts(t, "seed", json_integer(4294967296LL)), "%s: seed 2^32", t->name);
+        CHECK(refuses(t, "seed", json_integer(-1), "out_of_range", "seed"), "%s: seed -1", t->name);
+    }
     CHECK(refuses(g, "clip_skip", json_integer(65), "out_of_range", "clip_skip"), "clip_skip 65");
     CHECK(refuses(g, "out", json_string("x.png"), "unknown_field", "out"), "--out is the CLI's");
     CHECK(refuses(tr, "output_dir", json_string("/tmp"), "unknown_field", "output_dir"),
@@ -321,8 +332,10 @@ static void test_cli_follows_the_table(void) {
             const double values[2] = {lo_out, hi_out};
             for (int v = 0; v < 2; v++) {
                 snprintf(text, sizeof text, "%.17g", values[v]);
-                int rc = f->type == AF_INT ? cli_field_long(f, "--x", text, &ll, &err)
-                                           : cli_field_double(f, "--x", text, &d, &err);
+                uint64_t u;
+                int rc = f->type == AF_NUM ? cli_field_double(f, "--x", text, &d, &err)
+                         : f->hi >= 0x1p63 ? cli_field_u64(f, "--x", text, &u, &err)
+                                           : cli_field_long(f, "--x", text, &ll, &err);
                 EXPECT(rc == CNET_EINVAL && strstr(err.msg, "--x"), "%s: the CLI took %s = %s",
                        t->name, f->name, text);
                 ok &= rc == CNET_EINVAL;
@@ -339,6 +352,26 @@ static void test_cli_follows_the_table(void) {
     const api_field *w = api_field_find(api_generate_fields, api_generate_n_fields, "width");
     long long ll;
     cnet_error err = {0};
+    const api_field *ni = api_field_find(api_generate_fields, api_generate_n_fields, "num_images");
+    CHECK(cli_field_long(ni, "--num-images", "16", &ll, &err) == 0 && ll == 16,
+          "the CLI's num_images goes past the HTTP cap: %s", err.msg);
+    CHECK(cli_field_long(ni, "--num-images", "17", &ll, &err) == CNET_EINVAL, "17 images");
+    const api_field *sc = api_field_find(api_generate_fields, api_generate_n_fields, "scale");
+    double d;
+    CHECK(cli_field_double(sc, "--scale", "-2", &d, &err) == 0 && d == -2,
+          "--scale -2 (diffusers takes negative scales): %s", err.msg);
+    uint64_t u;
+    for (const table *t = tables; t < tables + 2; t++) { /* seeds: any uint64 */
+        const api_field *s = api_field_find(t->fields, table_n(t), "seed");
+        CHECK(cli_field_u64(s, "--seed", "18446744073709551615", &u, &err) == 0 && u == UINT64_MAX,
+              "%s: --seed 2^64-1: %s", t->name, err.msg);
+        CHECK(cli_field_u64(s, "--seed", "18446744073709551616", &u, &err) == CNET_EINVAL &&
+                  strstr(err.msg, "--seed wants an integer in 0..18446744073709551615"),
+              "%s: --seed 2^64: %s", t->name, err.msg);
+        CHECK(cli_field_u64(s, "--seed", "-1", &u, &err) == CNET_EINVAL, "%s: --seed -1", t->name);
+        CHECK(cli_field_long(s, "--seed", "9223372036854775807", &ll, &err) == 0 && ll == INT64_MAX,
+              "%s: cli_field_long stops at LLONG_MAX: %s", t->name, err.msg);
+    }
     CHECK(cli_field_long(w, "--width", "2048", &ll, &err) == 0 && ll == 2048,
           "the CLI's width goes past the HTTP cap: %s", err.msg);
     CHECK(cli_field_long(w, "--width", "20", &ll, &err) == CNET_EINVAL &&
@@ -376,10 +409,60 @@ static void test_cli_follows_the_table(void) {
     CHECK(cli_take(4, (char **)serve, &i, "models", &v, &err) && !v &&
               strstr(err.msg, "--models needs a value"),
           "a flag without its value: %s", err.msg);
+    /* a flag's missing value is not taken from the next flag (--x=--y still gives one) */
+    const char *list[] = {"train", "--validation_prompt", "--validation_image", "a.png"};
+    i = 1;
+    CHECK(cli_next(api_train_fields, api_train_n_fields, 4, (char **)list, &i, &o, &err) ==
+                  CNET_EINVAL &&
+              strstr(err.msg, "--validation_prompt needs a value") && i == 1,
+          "a list flag took the next flag as its value: %s", err.msg);
+    const char *dashes[] = {"generate", "--prompt=--odd", "--negative-prompt", "--x"};
+    i = 1;
+    CHECK(cli_next(api_generate_fields, api_generate_n_fields, 4, (char **)dashes, &i, &o, &err) ==
+                  0 &&
+              !strcmp(o.value, "--odd"),
+          "--flag=--VALUE: %s", err.msg);
+    i = 2;
+    CHECK(cli_next(api_generate_fields, api_generate_n_fields, 4, (char **)dashes, &i, &o, &err) ==
+                  CNET_EINVAL &&
+              strstr(err.msg, "--negative-prompt needs a value"),
+          "--negative-prompt --x: %s", err.msg);
+    i = 1;
+    CHECK(cli_take(4, (char **)list, &i, "validation-prompt", &v, &err) && !v &&
+              strstr(err.msg, "--validation_prompt needs a value"),
+          "cli_take: %s", err.msg);
+    /* a flag without a value (cli_flag's NULL) does not match one given a value */
+    CHECK(cli_flag("--guess-mode", "guess_mode", NULL), "--guess-mode");
+    CHECK(!cli_flag("--guess-mode=false", "guess_mode", NULL), "--guess-mode=false matched");
+    CHECK(cli_flag("--guess-mode=false", "guess_mode", &v) && !strcmp(v, "false"),
+          "with an inline value wanted");
     CHECK(cli_int("--port", "8080x", 0, 65535, &i, &err) == CNET_EINVAL &&
               !strcmp(err.msg, "--port wants an integer in 0..65535, got '8080x'"),
           "%s", err.msg);
     CHECK(ok, "the CLI and the API disagree on a limit (above)");
+}
+
+/* A validated spec becomes the executor's request with the API's cost cap
+ * (server/workers/gen_spec.c): max_pixels from the width/height fields'
+ * api_hi, so generate_run refuses a bigger output on the job runner's path
+ * too; a negative scale and a seed above 2^32 carried through. */
+static void test_spec_to_request(void) {
+    json_t *req = with(&tables[0], "controlnet", json_string("cn")), *spec = NULL;
+    json_object_set_new(req, "scale", json_real(-0.5));
+    json_object_set_new(req, "seed", json_integer(INT64_MAX));
+    api_error e;
+    CHECK(run_check(&tables[0], req, &spec, &e) == 0, "%s", e.message);
+    gen_spec gs;
+    cnet_error err = {0};
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    EXPECT(gs.req.max_pixels == (int64_t)API_GENERATE_SIZE_MAX * API_GENERATE_SIZE_MAX,
+           "max_pixels %lld", (long long)gs.req.max_pixels);
+    EXPECT(gs.req.controls[0].scale == -0.5f, "scale %g", (double)gs.req.controls[0].scale);
+    EXPECT(gs.req.seed == (uint64_t)INT64_MAX, "seed %llu", (unsigned long long)gs.req.seed);
+    CHECK(gs.req.max_pixels == (int64_t)API_GENERATE_SIZE_MAX * API_GENERATE_SIZE_MAX &&
+              gs.req.controls[0].scale == -0.5f && gs.req.seed == (uint64_t)INT64_MAX,
+          "the request (above)");
+    json_decref(spec);
 }
 
 /* --- openapi.yaml against the tables ------------------------------------- */
@@ -794,6 +877,7 @@ int main(int argc, char **argv) {
     RUN(test_fields_limits_types_defaults);
     RUN(test_hand_written_expectations);
     RUN(test_cli_follows_the_table);
+    RUN(test_spec_to_request);
     RUN(test_openapi_follows_the_tables);
     RUN(test_tables_follow_the_engine);
     RUN(test_renderers);
