@@ -67,7 +67,8 @@ const train_opt *train_opt_find(const char *name) {
 }
 
 static const char *value_type_name(train_value_type t) {
-    static const char *const names[] = {"a string", "an integer", "a number", "a bool", "a list"};
+    static const char *const names[] = {"a string", "an integer", "a number",
+                                        "a bool",   "a list",     "an unsigned integer"};
     return names[t];
 }
 
@@ -79,6 +80,10 @@ static int wrong_type(const train_opt *opt, const char *want, const train_value 
 
 /* An integer value for an integer field: the field's C type holds it. */
 static int set_integer(const train_opt *opt, char *field, const train_value *v, cnet_error *err) {
+    if (v->type == TRAIN_VALUE_UINT64 && opt->kind == TRAIN_OPT_UINT64) {
+        *(uint64_t *)field = v->u;
+        return 0;
+    }
     if (v->type != TRAIN_VALUE_INTEGER) return wrong_type(opt, "an integer", v, err);
     const long long x = v->i;
     const int fits = opt->kind == TRAIN_OPT_INT      ? x >= INT_MIN && x <= INT_MAX

@@ -115,12 +115,14 @@ typedef enum {
     TRAIN_VALUE_DOUBLE,
     TRAIN_VALUE_BOOL,
     TRAIN_VALUE_LIST,
+    TRAIN_VALUE_UINT64, /* an integer above LLONG_MAX can be (a 64-bit --seed) */
 } train_value_type;
 
 typedef struct train_value {
     train_value_type type;
     const char *s;           /* STRING */
     long long i;             /* INTEGER */
+    uint64_t u;              /* UINT64 */
     double d;                /* DOUBLE */
     int b;                   /* BOOL */
     const char *const *list; /* LIST: n strings */

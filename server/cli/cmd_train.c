@@ -6,6 +6,7 @@
  * validates against; each lands in train_options through the trainer's
  * own option names (engine/train/trainer.h's train_options_set). Unknown
  * flags are errors. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,13 @@ static int store(train_options *o, const cli_opt *a, const char *text, const cha
     int rc = 0, choice;
     switch (f->type) {
     case AF_INT:
-        v.type = TRAIN_VALUE_INTEGER;
-        rc = cli_field_long(f, a->flag, text, &v.i, err);
+        if (f->hi > (double)LLONG_MAX) { /* the 64-bit seed */
+            v.type = TRAIN_VALUE_UINT64;
+            rc = cli_field_u64(f, a->flag, text, &v.u, err);
+        } else {
+            v.type = TRAIN_VALUE_INTEGER;
+            rc = cli_field_long(f, a->flag, text, &v.i, err);
+        }
         break;
     case AF_NUM:
         v.type = TRAIN_VALUE_DOUBLE;

@@ -352,6 +352,22 @@ static void test_set_refuses(void) {
            "one prompt too many: %s", err.msg);
 }
 
+/* train_controlnet.py's --seed is any 64-bit value (torch's manual_seed
+ * takes them): the CLI keeps every bit up to 2^64-1 and refuses 2^64. */
+static void test_seed_64_bits(void) {
+    char *top[] = {"train", "--seed", "18446744073709551615"};
+    char *over[] = {"train", "--seed=18446744073709551616"};
+    train_options o;
+    const char *device = "cpu";
+    int help = 0;
+    cnet_error err = {0};
+    CHECK(!cmd_train_parse(3, top, &o, &device, &help, &err), "%s", err.msg);
+    EXPECT(o.seed == UINT64_MAX, "seed %llu", (unsigned long long)o.seed);
+    EXPECT(cmd_train_parse(2, over, &o, &device, &help, &err) == CNET_EINVAL &&
+               strstr(err.msg, "seed"),
+           "2^64 accepted or not named: %s", err.msg);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     if (setup()) {
@@ -363,6 +379,7 @@ int main(int argc, char **argv) {
     RUN(test_cli_only_options);
     RUN(test_spec_unknown_member_refused);
     RUN(test_set_refuses);
+    RUN(test_seed_64_bits);
     tmpdir_remove(tmp);
     return harness_done();
 }
