@@ -2,10 +2,13 @@
 #define _XOPEN_SOURCE 700
 #include "tests/lib/lib_fs.h"
 
+#include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int tmpdir_make(char *buf, size_t size, const char *prefix) {
@@ -49,4 +52,13 @@ char *file_read(const char *path, size_t *n) {
     if (buf) buf[len] = '\0';
     if (n) *n = len;
     return buf;
+}
+
+int file_touch_json(const char *dir, const char *sub, const char *leaf) {
+    char path[3 * PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    if (mkdir(dir, 0700) && errno != EEXIST) return -1;
+    if (mkdir(path, 0700) && errno != EEXIST) return -1;
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, leaf);
+    return file_write(path, "{}", 2);
 }

@@ -13,5 +13,8 @@ int tmpdir_remove(const char *path);
 int file_write(const char *path, const void *data, size_t n);
 /* Reads a whole file into a NUL-terminated malloc'd buffer; NULL on failure. */
 char *file_read(const char *path, size_t *n);
+/* Makes dir and dir/sub (either may exist) and writes "{}" to dir/sub/leaf:
+ * the marker file a model, ControlNet or dataset reference is checked by. */
+int file_touch_json(const char *dir, const char *sub, const char *leaf);
 
 #endif

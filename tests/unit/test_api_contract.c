@@ -44,26 +44,15 @@
 static char tmp[PATH_MAX], models[PATH_MAX + 16], datasets[PATH_MAX + 16], jobs[PATH_MAX + 16];
 static api_roots roots;
 
-static int touch(const char *dir, const char *sub, const char *leaf) {
-    char path[3 * PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, sub);
-    if (mkdir(dir, 0700) && errno != EEXIST) return -1;
-    if (mkdir(path, 0700) && errno != EEXIST) return -1;
-    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, leaf);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs("{}", f);
-    return fclose(f);
-}
-
 static int setup(void) {
     if (tmpdir_make(tmp, sizeof tmp, "cnet-contract")) return -1;
     snprintf(models, sizeof models, "%s/models", tmp);
     snprintf(datasets, sizeof datasets, "%s/datasets", tmp);
     snprintf(jobs, sizeof jobs, "%s/jobs", tmp);
     roots = (api_roots){.models_dir = models, .datasets_dir = datasets, .jobs_dir = jobs};
-    return touch(models, "base", "model_index.json") || touch(models, "cn", "config.json") ||
-           touch(datasets, DATASET_ID, "report.json");
+    return file_touch_json(models, "base", "model_index.json") ||
+           file_touch_json(models, "cn", "config.json") ||
+           file_touch_json(datasets, DATASET_ID, "report.json");
 }
 
 /* --- the tables, one request at a time ---------------------------------- */

@@ -33,6 +33,7 @@
 #include "kernels/cpu/ref_linalg.h"
 #include "kernels/cpu/scratch.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/lib_pipe.h"
 #include "tests/lib/lib_fs.h"
 #include "tests/lib/lib_trainbatch.h"
 
@@ -102,30 +103,9 @@ static void test_conv_out_of_memory(void) {
     cnet_backend_free(&be);
 }
 
-/* The fixture pipeline with its ControlNet, on the CPU. */
-typedef struct pipe_fixture {
-    sd_base base;
-    controlnet_model cn;
-} pipe_fixture;
-
-static int fixture_open(pipe_fixture *f, cnet_backend *be, cnet_error *err) {
-    char dir[4096], cn[4200];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", harness_fixtures());
-    snprintf(cn, sizeof cn, "%s/controlnet", dir);
-    int rc = sd_base_open(&f->base, be, dir, err);
-    if (rc) return rc;
-    if ((rc = controlnet_open(&f->cn, be, cn, err))) sd_base_free(&f->base);
-    return rc;
-}
-
-static void fixture_close(pipe_fixture *f) {
-    controlnet_free(&f->cn);
-    sd_base_free(&f->base);
-}
-
 enum { GEN_SIDE = 32 };
 
-static int generate_observed(pipe_fixture *f, int steps, float *img, const float *control,
+static int generate_observed(test_pipe *f, int steps, float *img, const float *control,
                              const pipe_observer *obs, cnet_error *err) {
     cnet_sched_config sc;
     int rc = sd_base_scheduler(&f->base, CNET_SCHED_DDIM, &sc, err);
@@ -143,7 +123,7 @@ static int generate_observed(pipe_fixture *f, int steps, float *img, const float
     return rc;
 }
 
-static int generate(pipe_fixture *f, float *img, const float *control, cnet_error *err) {
+static int generate(test_pipe *f, float *img, const float *control, cnet_error *err) {
     return generate_observed(f, 1, img, control, NULL, err);
 }
 
@@ -157,17 +137,20 @@ static void test_generation_survives_every_failure(void) {
     for (long i = 0; i < n; i++) control[i] = frand(&seed) > 0 ? 1.0f : 0.0f;
     cnet_backend be;
     cnet_error err = {0};
-    pipe_fixture f;
-    CHECK(cnet_backend_cpu_init(&be, &err) == 0 && fixture_open(&f, &be, &err) == 0, "%s", err.msg);
+    test_pipe f;
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0 &&
+              test_pipe_open(&f, harness_fixtures(), &be, &err) == 0,
+          "%s", err.msg);
     CHECK(generate(&f, want, control, &err) == 0, "clean generation: %s", err.msg);
-    fixture_close(&f);
+    test_pipe_close(&f);
     cnet_backend_free(&be);
 
     int scratch_failures = 0, other_failures = 0;
     for (long at = 0; at < MAX_GEN_ALLOCS; at++) {
         /* a fresh backend each time: its scratch grows from nothing */
-        CHECK(cnet_backend_cpu_init(&be, &err) == 0 && fixture_open(&f, &be, &err) == 0, "%s",
-              err.msg);
+        CHECK(cnet_backend_cpu_init(&be, &err) == 0 &&
+                  test_pipe_open(&f, harness_fixtures(), &be, &err) == 0,
+              "%s", err.msg);
         arm(&be, at, 0);
         err.msg[0] = '\0';
         const int rc = generate(&f, got, control, &err);
@@ -175,7 +158,7 @@ static void test_generation_survives_every_failure(void) {
         disarm(&be);
         if (rc == 0 && made <= at) { /* every allocation has been made to fail once */
             EXPECT(memcmp(got, want, n * 4) == 0, "an unfailed generation differs");
-            fixture_close(&f);
+            test_pipe_close(&f);
             cnet_backend_free(&be);
             break;
         }
@@ -190,7 +173,7 @@ static void test_generation_survives_every_failure(void) {
         EXPECT(generate(&f, got, control, &err) == 0, "after allocation %ld: %s", at, err.msg);
         EXPECT(memcmp(got, want, n * 4) == 0,
                "the generation after allocation %ld failed differs from a clean one", at);
-        fixture_close(&f);
+        test_pipe_close(&f);
         cnet_backend_free(&be);
         if (harness_current_failed) break;
     }
@@ -255,8 +238,10 @@ static void test_generation_stops_at_the_failed_step(void) {
     for (long i = 0; i < n; i++) control[i] = frand(&seed) > 0 ? 1.0f : 0.0f;
     cnet_backend be;
     cnet_error err = {0};
-    pipe_fixture f;
-    CHECK(cnet_backend_cpu_init(&be, &err) == 0 && fixture_open(&f, &be, &err) == 0, "%s", err.msg);
+    test_pipe f;
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0 &&
+              test_pipe_open(&f, harness_fixtures(), &be, &err) == 0,
+          "%s", err.msg);
     real_conv = be.conv2d_forward;
     be.conv2d_forward = counting_conv;
     convs_run = 0;
@@ -275,7 +260,7 @@ static void test_generation_stops_at_the_failed_step(void) {
     be.conv2d_forward = real_conv;
     EXPECT(cnet_backend_recover(&be, &err) == 0, "recover: %s", err.msg);
     EXPECT(generate(&f, img, control, &err) == 0, "after recover: %s", err.msg);
-    fixture_close(&f);
+    test_pipe_close(&f);
     cnet_backend_free(&be);
     free(control), free(img);
 }

@@ -32,26 +32,16 @@ static int not_a_trainer_option(const char *name) {
            !strcmp(name, "device");
 }
 
-static int touch(const char *dir, const char *sub, const char *leaf) {
-    char path[3 * PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dir, sub);
-    if (mkdir(dir, 0700) && errno != EEXIST) return -1;
-    if (mkdir(path, 0700) && errno != EEXIST) return -1;
-    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, leaf);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs("{}", f);
-    return fclose(f);
-}
-
 static int setup(void) {
     if (tmpdir_make(tmp, sizeof tmp, "cnet-trainopts")) return -1;
     snprintf(models, sizeof models, "%s/models", tmp);
     snprintf(datasets, sizeof datasets, "%s/datasets", tmp);
     snprintf(jobs, sizeof jobs, "%s/jobs", tmp);
     snprintf(job_dir, sizeof job_dir, "%s/j_0001", jobs);
-    return touch(models, "base", "model_index.json") || touch(models, "cn", "config.json") ||
-           touch(datasets, DATASET_ID, "report.json") || touch(jobs, "j_0001", "spec.json");
+    return file_touch_json(models, "base", "model_index.json") ||
+           file_touch_json(models, "cn", "config.json") ||
+           file_touch_json(datasets, DATASET_ID, "report.json") ||
+           file_touch_json(jobs, "j_0001", "spec.json");
 }
 
 static int compatible(api_ftype t, train_opt_kind k) {

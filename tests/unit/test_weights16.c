@@ -30,6 +30,7 @@
 #include "engine/train/train_step.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/lib_pipe.h"
 #include "tests/lib/lib_trainbatch.h"
 
 static const char *fixtures(void) { return harness_fixtures(); }
@@ -293,29 +294,7 @@ static void test_cpu_ops_equal_widened(void) {
     cnet_backend_free(&be);
 }
 
-/* The fixture pipeline with its ControlNet, on the CPU. */
-typedef struct pipe_fixture {
-    sd_base base;
-    controlnet_model cn;
-} pipe_fixture;
-
-static int fixture_open(pipe_fixture *f, cnet_backend *be, cnet_error *err) {
-    char dir[4096], cn[4200];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", fixtures());
-    snprintf(cn, sizeof cn, "%s/controlnet", dir);
-    int rc = sd_base_open(&f->base, be, dir, err);
-    if (rc) return rc;
-    if ((rc = controlnet_open(&f->cn, be, cn, err))) sd_base_free(&f->base);
-    return rc;
-}
-
-static void fixture_close(pipe_fixture *f) {
-    controlnet_free(&f->cn);
-    sd_base_free(&f->base);
-}
-
-static int generate(pipe_fixture *f, float *img, int H, int W, const float *control,
-                    cnet_error *err) {
+static int generate(test_pipe *f, float *img, int H, int W, const float *control, cnet_error *err) {
     cnet_sched_config sc;
     int rc = sd_base_scheduler(&f->base, CNET_SCHED_UNIPC, &sc, err);
     if (rc) return rc;
@@ -332,7 +311,7 @@ static int generate(pipe_fixture *f, float *img, int H, int W, const float *cont
     return rc;
 }
 
-static void round_fixture(pipe_fixture *f, cnet_dtype dt) {
+static void round_fixture(test_pipe *f, cnet_dtype dt) {
     round_products(&f->base.text_encoder.params, dt);
     round_products(&f->base.unet.params, dt);
     round_products(&f->base.vae.params, dt);
@@ -343,8 +322,8 @@ static void test_generation_equals_rounded_weights(void) {
     cnet_backend be;
     cnet_error err = {0};
     CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
-    pipe_fixture full, ref, half;
-    CHECK(fixture_open(&full, &be, &err) == 0, "%s", err.msg);
+    test_pipe full, ref, half;
+    CHECK(test_pipe_open(&full, fixtures(), &be, &err) == 0, "%s", err.msg);
     const int H = 8 * controlnet_image_factor(&full.cn), W = 12 * controlnet_image_factor(&full.cn);
     const size_t n = (size_t)H * W * 3;
     float *control = malloc(n * 4), *img[3] = {malloc(n * 4), malloc(n * 4), malloc(n * 4)};
@@ -353,8 +332,8 @@ static void test_generation_equals_rounded_weights(void) {
     const cnet_precision precs[2] = {CNET_PREC_BF16, CNET_PREC_F16};
     for (int d = 0; d < 2; d++) {
         const cnet_dtype dt = cnet_precision_dtype(precs[d]);
-        CHECK(fixture_open(&ref, &be, &err) == 0, "%s", err.msg);
-        CHECK(fixture_open(&half, &be, &err) == 0, "%s", err.msg);
+        CHECK(test_pipe_open(&ref, fixtures(), &be, &err) == 0, "%s", err.msg);
+        CHECK(test_pipe_open(&half, fixtures(), &be, &err) == 0, "%s", err.msg);
         round_fixture(&ref, dt);
         const size_t before = sd_base_bytes(&half.base);
         EXPECT(sd_base_store16(&half.base, precs[d], &err) == 0, "%s", err.msg);
@@ -372,19 +351,19 @@ static void test_generation_equals_rounded_weights(void) {
         /* rounding the weights changed the image, a little */
         EXPECT(worst > 0 && worst < 0.1, "%s: image moved by %g from float32", cnet_dtype_name(dt),
                worst);
-        fixture_close(&ref);
-        fixture_close(&half);
+        test_pipe_close(&ref);
+        test_pipe_close(&half);
     }
     /* the float32 UNet is from_unet's source; a 16-bit one is refused */
-    CHECK(fixture_open(&half, &be, &err) == 0, "%s", err.msg);
+    CHECK(test_pipe_open(&half, fixtures(), &be, &err) == 0, "%s", err.msg);
     CHECK(sd_base_store16(&half.base, CNET_PREC_BF16, &err) == 0, "%s", err.msg);
     EXPECT(controlnet_from_unet(&half.cn, &half.base.unet, 1, &err) == CNET_EINVAL &&
                strstr(err.msg, "BF16") && strstr(err.msg, "float32 UNet"),
            "from_unet of a bf16 UNet: '%s'", err.msg);
     EXPECT(sd_base_store16(&half.base, CNET_PREC_F32, &err) == CNET_EINVAL,
            "a bf16 base widened back");
-    fixture_close(&half);
-    fixture_close(&full);
+    test_pipe_close(&half);
+    test_pipe_close(&full);
     free(control), free(img[0]), free(img[1]), free(img[2]);
     cnet_backend_free(&be);
 }
