@@ -164,7 +164,7 @@ bench: all
 	$(BUILD)/cnet bench ops
 
 # make bench-cuda: SD 1.5's architecture with random f16 weights (made once
-# under $(SD15_DIR), ~2.8 GB), then every model task of issue 8 on
+# under $(SD15_DIR), ~2.8 GB), then the op cases and every model task of issue 8 on
 # $(BENCH_DEVICE), one JSON line each (median ms, peak RSS, peak device
 # memory). The text encoder runs first; when it did not run on a GPU (none
 # visible: cnet fell back to the CPU) the rest is skipped, since a CPU run
@@ -182,6 +182,7 @@ bench-cuda: all
 	    --device $(BENCH_DEVICE) --iters $(BENCH_ITERS) --json) || exit 1; echo "$$first"; \
 	case "$$first" in *'"device":"cuda"'*) ;; \
 	  *) echo "make bench-cuda: no GPU ran the text encoder; skipping the rest"; exit 0 ;; esac; \
+	$(BUILD)/cnet bench ops --device $(BENCH_DEVICE) --iters $(BENCH_ITERS) --json || exit 1; \
 	for p in $(BENCH_PRECISIONS); do for t in $(BENCH_TASKS); do \
 	  echo "--mixed_precision $$p --task $$t"; \
 	  $(BUILD)/cnet bench --model $(SD15_DIR) --device $(BENCH_DEVICE) --iters $(BENCH_ITERS) \
