@@ -36,10 +36,12 @@ enum {
     AF_HI_OPEN = 4,  /* hi itself is out of range */
     AF_HUB_REF = 8,  /* AF_MODEL: an hf://namespace/name[@revision] reference is allowed too */
     AF_JOB_REF = 16, /* AF_CONTROLNET: a train job's id names the ControlNet it trained */
-    AF_CLI_ONLY =
-        32, /* an option of the command line only (a file, a device): unknown to the API */
-    AF_API_ONLY = 64, /* a member of the API only (a stored dataset, async): unknown to the CLI */
-    AF_PER_CONTROLNET = 128, /* CLI: a comma-separated list, one value for all or one each */
+    /* An option of the command line only (a file, a device): unknown to the API. */
+    AF_CLI_ONLY = 32,
+    /* A member of the API only (a stored dataset, async): unknown to the CLI. */
+    AF_API_ONLY = 64,
+    /* CLI: a comma-separated list, one value for all or one each. */
+    AF_PER_CONTROLNET = 128,
 };
 
 typedef struct api_field {
