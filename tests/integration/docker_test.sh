@@ -26,9 +26,10 @@ trap 'rm -rf "$tmp"' EXIT
 CPU=docker/Dockerfile.cpu
 GPU=docker/Dockerfile
 
-# The Makefile's package list, as make sees it.
+# The Makefile's package list, as make sees it (not as a sub-make of `make asan`,
+# whose inherited flags would add "Entering directory" lines).
 printf 'print-pkgs:\n\t@echo $(DEB_PKGS)\n' >"$tmp/print.mk"
-make -s --no-print-directory -f Makefile -f "$tmp/print.mk" print-pkgs | tr ' ' '\n' | sed '/^$/d' | sort >"$tmp/pkgs"
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -f Makefile -f "$tmp/print.mk" print-pkgs | tr ' ' '\n' | sed '/^$/d' | sort >"$tmp/pkgs"
 # Debian → Ubuntu 22.04 (the CUDA images' base) names.
 ubuntu() { sed 's/^libjpeg62-turbo-dev$/libjpeg-turbo8-dev/; s/^libjpeg62-turbo$/libjpeg-turbo8/'; }
 
