@@ -85,6 +85,10 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
  * everything else a string. NULL on OOM. */
 json_t *api_generate_form_value(const char *name, const char *text);
 
+/* The largest output one HTTP request may ask for: the width and height
+ * fields' API caps (api_hi in the generate table). */
+void api_generate_size_caps(int *width_max, int *height_max);
+
 /* Decodes standard base64 (RFC 4648 §4, padding optional, no whitespace) of
  * member `field`; *out is malloc'd. 400 naming the field when malformed. */
 int api_base64_decode(const char *text, size_t len, const char *field, unsigned char **out,

@@ -191,6 +191,13 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
     return 0;
 }
 
+void api_generate_size_caps(int *width_max, int *height_max) {
+    const api_field *w = api_field_find(api_generate_fields, api_generate_n_fields, "width"),
+                    *h = api_field_find(api_generate_fields, api_generate_n_fields, "height");
+    *width_max = (int)api_field_api_hi(w);
+    *height_max = (int)api_field_api_hi(h);
+}
+
 json_t *api_generate_form_value(const char *name, const char *text) {
     const api_field *f = api_field_find(api_generate_fields, api_generate_n_fields, name);
     if (f && (f->type == AF_INT || f->type == AF_NUM || f->type == AF_BOOL)) {

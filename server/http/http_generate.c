@@ -24,7 +24,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "api/api_fields.h"
+#include "api/api.h"
 #include "engine/core/atomic_file.h"
 #include "server/workers/gen_spec.h"
 #include "server/http/http_internal.h"
@@ -80,10 +80,8 @@ static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, g
     /* the output size defaults to the control image's: the table's caps on
      * width and height hold for it too (a 400 now, not a failed run) */
     const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
-    const int w_max = (int)api_field_api_hi(
-                  api_field_find(api_generate_fields, api_generate_n_fields, "width")),
-              h_max = (int)api_field_api_hi(
-                  api_field_find(api_generate_fields, api_generate_n_fields, "height"));
+    int w_max, h_max;
+    api_generate_size_caps(&w_max, &h_max);
     if ((!w && g->control.width > w_max) || (!h && g->control.height > h_max))
         return api_fail(e, 400, "out_of_range", !w && g->control.width > w_max ? "width" : "height",
                         "the control image is %dx%d; give width and height (at most %dx%d) to "

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "api/api_fields.h"
+#include "api/api.h"
 #include "api/hub_ref.h"
 #include "engine/sched/scheduler.h"
 #include "engine/pipeline/generate_infotext.h"
@@ -23,9 +23,9 @@ static double num(const json_t *spec, const char *key) {
  * multiplied, enforced by the executor (generate_run) on every path — the
  * synchronous route and the job runner alike. */
 static int64_t api_max_pixels(void) {
-    const api_field *w = api_field_find(api_generate_fields, api_generate_n_fields, "width"),
-                    *h = api_field_find(api_generate_fields, api_generate_n_fields, "height");
-    return (int64_t)api_field_api_hi(w) * (int64_t)api_field_api_hi(h);
+    int w, h;
+    api_generate_size_caps(&w, &h);
+    return (int64_t)w * h;
 }
 
 static int path_join(char out[PATH_MAX], const char *a, const char *b, cnet_error *err) {

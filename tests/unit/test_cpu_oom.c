@@ -127,20 +127,32 @@ static int generate(test_pipe *f, float *img, const float *control, cnet_error *
     return generate_observed(f, 1, img, control, NULL, err);
 }
 
+/* A random black-and-white control image, GEN_SIDE square, HWC (malloc'd). */
+static float *random_control(void) {
+    const long n = (long)GEN_SIDE * GEN_SIDE * 3;
+    float *control = malloc(n * sizeof(float));
+    unsigned seed = 5;
+    for (long i = 0; control && i < n; i++) control[i] = frand(&seed) > 0 ? 1.0f : 0.0f;
+    return control;
+}
+
+/* A fresh CPU backend with the fixture pipeline on it. */
+static int open_fixture(cnet_backend *be, test_pipe *f, cnet_error *err) {
+    int rc = cnet_backend_cpu_init(be, err);
+    if (!rc && (rc = test_pipe_open(f, harness_fixtures(), be, err))) cnet_backend_free(be);
+    return rc;
+}
+
 /* Upper bound on the allocations of one generation on a fresh backend. */
 enum { MAX_GEN_ALLOCS = 10000 };
 
 static void test_generation_survives_every_failure(void) {
     const long n = (long)GEN_SIDE * GEN_SIDE * 3;
-    float *control = malloc(n * 4), *want = malloc(n * 4), *got = malloc(n * 4);
-    unsigned seed = 5;
-    for (long i = 0; i < n; i++) control[i] = frand(&seed) > 0 ? 1.0f : 0.0f;
+    float *control = random_control(), *want = malloc(n * 4), *got = malloc(n * 4);
     cnet_backend be;
     cnet_error err = {0};
     test_pipe f;
-    CHECK(cnet_backend_cpu_init(&be, &err) == 0 &&
-              test_pipe_open(&f, harness_fixtures(), &be, &err) == 0,
-          "%s", err.msg);
+    CHECK(open_fixture(&be, &f, &err) == 0, "%s", err.msg);
     CHECK(generate(&f, want, control, &err) == 0, "clean generation: %s", err.msg);
     test_pipe_close(&f);
     cnet_backend_free(&be);
@@ -148,9 +160,7 @@ static void test_generation_survives_every_failure(void) {
     int scratch_failures = 0, other_failures = 0;
     for (long at = 0; at < MAX_GEN_ALLOCS; at++) {
         /* a fresh backend each time: its scratch grows from nothing */
-        CHECK(cnet_backend_cpu_init(&be, &err) == 0 &&
-                  test_pipe_open(&f, harness_fixtures(), &be, &err) == 0,
-              "%s", err.msg);
+        CHECK(open_fixture(&be, &f, &err) == 0, "%s", err.msg);
         arm(&be, at, 0);
         err.msg[0] = '\0';
         const int rc = generate(&f, got, control, &err);
@@ -233,15 +243,11 @@ static int fail_after_first_step(void *user, int i, int n, const float *noise_pr
 
 static void test_generation_stops_at_the_failed_step(void) {
     const long n = (long)GEN_SIDE * GEN_SIDE * 3;
-    float *control = malloc(n * 4), *img = malloc(n * 4);
-    unsigned seed = 5;
-    for (long i = 0; i < n; i++) control[i] = frand(&seed) > 0 ? 1.0f : 0.0f;
+    float *control = random_control(), *img = malloc(n * 4);
     cnet_backend be;
     cnet_error err = {0};
     test_pipe f;
-    CHECK(cnet_backend_cpu_init(&be, &err) == 0 &&
-              test_pipe_open(&f, harness_fixtures(), &be, &err) == 0,
-          "%s", err.msg);
+    CHECK(open_fixture(&be, &f, &err) == 0, "%s", err.msg);
     real_conv = be.conv2d_forward;
     be.conv2d_forward = counting_conv;
     convs_run = 0;
