@@ -32,7 +32,8 @@ LDLIBS   += -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -ljansson -l
 
 # Debian packages the build and tests need (checked idempotently by `deps`).
 DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev \
-            libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libarchive-dev
+            libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libarchive-dev \
+            python3 python3-protobuf protobuf-compiler
 
 REF_SRC  := $(wildcard kernels/cpu/ref_*.c)
 LIB_SRC  := $(wildcard engine/*/*.c) kernels/backend_open.c $(filter-out $(REF_SRC),$(wildcard kernels/cpu/*.c)) \

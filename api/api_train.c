@@ -21,6 +21,8 @@ static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
 /* What engine/train/trainer.c can train. */
 static const char *const prediction_types[] = {"epsilon", "v_prediction", NULL};
 static const char *const kinds[] = {"train", NULL};
+/* engine/train/train_tracker.h's --report_to names. */
+static const char *const trackers[] = {"tensorboard", "all", NULL};
 
 const api_field api_train_fields[] = {
     {.name = "kind",
@@ -250,6 +252,26 @@ const api_field api_train_fields[] = {
      .hi = 1,
      .def = "0.05",
      .help = "unreadable samples tolerated (skipped) before the dataset is refused"},
+    /* The trackers (engine/train/train_tracker.h): the command line's only;
+     * a job writes TensorBoard events under its own dir with the defaults. */
+    {.name = "report_to",
+     .type = AF_ENUM,
+     .flags = AF_CLI_ONLY,
+     .choices = trackers,
+     .def = "\"tensorboard\"",
+     .help = "where scalars (loss, lr, grad_norm, samples/s) and validation images are logged: "
+             "tensorboard event files, or all (the same: cnet has one tracker); wandb and "
+             "comet_ml need a network service and are refused"},
+    {.name = "logging_dir",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .def = "\"logs\"",
+     .help = "TensorBoard's folder, under output_dir unless absolute"},
+    {.name = "tracker_project_name",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .def = "\"train_controlnet\"",
+     .help = "the run's folder under logging_dir (tensorboard --logdir OUTPUT_DIR/logs)"},
     {.name = "device",
      .type = AF_TEXT,
      .flags = AF_CLI_ONLY,

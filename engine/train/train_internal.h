@@ -16,6 +16,7 @@
 #include "engine/pipeline/sd_base.h"
 #include "engine/train/train_batch.h"
 #include "engine/train/train_step.h"
+#include "engine/train/train_tracker.h"
 #include "engine/train/trainer.h"
 
 typedef struct trainer {
@@ -34,6 +35,7 @@ typedef struct trainer {
     lr_schedule lr;
     float *noise; /* device [B, h, w, L] */
     FILE *metrics;
+    train_tracker tracker; /* --report_to's event files */
     /* --mixed_precision fp16 (as asked, whatever the backend computes in):
      * GradScaler's dynamic loss scaling. Skipped steps count in global_step
      * but, as with accelerate, neither in AdamW's step nor the LR schedule's,

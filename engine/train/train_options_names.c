@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "engine/train/train_tracker.h"
 #include "engine/train/trainer.h"
 
 #define O(field) offsetof(train_options, field)
@@ -56,6 +57,9 @@ const train_opt train_opts[] = {
     {"proportion_empty_prompts", TRAIN_OPT_DOUBLE, O(proportion_empty_prompts), 0},
     {"max_bad_fraction", TRAIN_OPT_DOUBLE, O(max_bad_fraction), 0},
     {"mixed_precision", TRAIN_OPT_PRECISION, O(mixed_precision), 0},
+    {"report_to", TRAIN_OPT_TRACKERS, O(report_to), 0},
+    {"logging_dir", TRAIN_OPT_STRING, O(logging_dir), 0},
+    {"tracker_project_name", TRAIN_OPT_STRING, O(tracker_project_name), 0},
 };
 #undef O
 const int train_n_opts = (int)(sizeof train_opts / sizeof train_opts[0]);
@@ -124,6 +128,9 @@ int train_options_set(train_options *o, const char *name, const train_value *v, 
     case TRAIN_OPT_PRECISION:
         if (v->type != TRAIN_VALUE_STRING || !v->s) return wrong_type(opt, "a string", v, err);
         return cnet_precision_parse(v->s, (cnet_precision *)field, err);
+    case TRAIN_OPT_TRACKERS:
+        if (v->type != TRAIN_VALUE_STRING || !v->s) return wrong_type(opt, "a string", v, err);
+        return train_tracker_parse(v->s, (unsigned *)field, err);
     case TRAIN_OPT_INT:
     case TRAIN_OPT_INT64:
     case TRAIN_OPT_UINT64:

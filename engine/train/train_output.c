@@ -73,6 +73,9 @@ static int validate_pair(trainer *t, int pair, const char *path, cnet_error *err
         image_text text = {"parameters", prompt};
         rc = image_save(path, &grid, &text, 1, 0, err);
     }
+    if (!rc)
+        rc = train_tracker_log_image(&t->tracker, t->global_step, prompt, path, grid.height,
+                                     grid.width, err);
     if (have_sc) cnet_sched_config_free(&sc);
     image_free(&src);
     image_free(&grid);

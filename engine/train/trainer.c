@@ -46,6 +46,9 @@ void train_options_defaults(train_options *o) {
     o->num_validation_images = 4;
     o->validation_steps = 100;
     o->max_bad_fraction = DATASET_BAD_FRACTION_DEFAULT;
+    o->report_to = TRAIN_TRACKER_TENSORBOARD;
+    o->logging_dir = "logs";
+    o->tracker_project_name = "train_controlnet";
 }
 
 static int check_options(const train_options *o, cnet_error *err) {
@@ -241,10 +244,11 @@ static int setup(trainer *t, cnet_error *err) {
     snprintf(path, sizeof path, "%s/logs/metrics.jsonl", o->output_dir);
     if (!(t->metrics = fopen(path, "a")))
         return cnet_fail(err, CNET_EIO, "cannot open %s: %s", path, strerror(errno));
-    return 0;
+    return train_tracker_open(&t->tracker, o, err);
 }
 
 static void teardown(trainer *t) {
+    train_tracker_close(&t->tracker);
     if (t->metrics) fclose(t->metrics);
     if (t->noise) t->be->free(t->be, t->noise);
     if (t->have_ts) train_step_free(&t->ts);
@@ -427,6 +431,7 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
                     skipped ? "true" : "false");
         fprintf(t.metrics, ", \"samples_per_sec\": %.4g}\n", p.samples_per_sec);
         fflush(t.metrics);
+        if ((rc = train_tracker_log_step(&t.tracker, &p, err))) break;
 
         int want_stop = hooks && hooks->on_step && hooks->on_step(hooks->user, &p);
         int at_checkpoint =

@@ -5,7 +5,8 @@
  * DDPM noise scheduler) and the ControlNet (from --controlnet_model_name_or_path
  * or ControlNetModel.from_unet), reads the dataset, and runs the loop:
  * gradient accumulation, clip_grad_norm_ + AdamW, the LR schedule,
- * checkpoints (and resume), validation images, metrics, and the final
+ * checkpoints (and resume), validation images, metrics and TensorBoard
+ * events (train_tracker.h), and the final
  * output_dir/{config.json, diffusion_pytorch_model.safetensors, README.md}.
  *
  * Randomness is Philox keyed by --seed with a fixed counter layout per use
@@ -72,6 +73,11 @@ typedef struct train_options {
      * weights, gradients and AdamW state are float32 at every precision;
      * the CPU backend computes everything in float32. */
     cnet_precision mixed_precision;
+    /* --report_to (TRAIN_TRACKER_* bits, engine/train/train_tracker.h),
+     * --logging_dir (under output_dir unless absolute) and
+     * --tracker_project_name: where the trackers write. */
+    unsigned report_to;
+    const char *logging_dir, *tracker_project_name;
 } train_options;
 
 /* train_controlnet.py's defaults (resolution 512, batch 4, lr 5e-6, ...). */
@@ -91,6 +97,7 @@ typedef enum {
     TRAIN_OPT_BOOL,      /* int, 0 or 1 */
     TRAIN_OPT_LIST,      /* const char *[TRAIN_MAX_VALIDATION] (borrowed) and an int count */
     TRAIN_OPT_PRECISION, /* cnet_precision, set from its name (no, fp16, bf16) */
+    TRAIN_OPT_TRACKERS,  /* unsigned TRAIN_TRACKER_* bits, set from --report_to's name */
 } train_opt_kind;
 
 typedef struct train_opt {

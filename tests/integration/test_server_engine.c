@@ -14,6 +14,7 @@
  *     uninterrupted run's — CRASH_TRIALS times, killed at different steps;
  *   - SIGTERM during a training job → a checkpoint at the next step, the job
  *     back in the queue without using an attempt, exit 0 within 10 s. */
+#include <glob.h>
 #include <jansson.h>
 #include <math.h>
 #include <openssl/sha.h>
@@ -430,6 +431,15 @@ static void test_two_trains_one_base_load(void) {
     EXPECT(card && strstr(card, "mixed precision no."), "job B's model card: %.400s",
            card ? card : "(missing)");
     free(card);
+    /* the trainer's TensorBoard events, in the job's dir (one run, one file) */
+    char pattern[800];
+    snprintf(pattern, sizeof pattern, "%s/jobs/%s/logs/train_controlnet/events.out.tfevents.*",
+             data1, a);
+    glob_t events;
+    const int grc = glob(pattern, 0, NULL, &events);
+    EXPECT(grc == 0 && events.gl_pathc == 1, "event files %s: %d", pattern,
+           grc ? 0 : (int)events.gl_pathc);
+    if (grc == 0) globfree(&events);
     snprintf(path, sizeof path, "/v1/jobs/%s/events", a);
     http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
     EXPECT(strstr(r.body, "event: validation") && strstr(r.body, "event: checkpoint"),
