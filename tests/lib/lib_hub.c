@@ -177,7 +177,8 @@ int thub_seed_repo(const thub_emu *e, const char *token, const char *repo_id, co
     char create[512], path[512];
     snprintf(create, sizeof create, "{\"organization\": \"%.*s\", \"name\": \"%s\"}",
              (int)(slash - repo_id), repo_id, slash + 1);
-    if (emu_post(e, token, "/api/repos/create", "application/json", create) != 200) return -1;
+    const long created = emu_post(e, token, "/api/repos/create", "application/json", create);
+    if (created != 200 && created != 409) return -1; /* 409: a new commit of an existing repo */
     char *ndjson = strdup("{\"key\": \"header\", \"value\": {\"summary\": \"seed\"}}\n");
     int rc = ndjson ? commit_lines(dir, "", &ndjson) : -1;
     snprintf(path, sizeof path, "/api/models/%s/commit/main", repo_id);
