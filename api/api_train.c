@@ -31,14 +31,16 @@ const api_field api_train_fields[] = {
      .help = "the job's kind"},
     {.name = "pretrained_model_name_or_path",
      .type = AF_MODEL,
-     .flags = AF_REQUIRED,
+     .flags = AF_REQUIRED | AF_HUB_REF,
      .help = "the base pipeline: a diffusers folder or a Hub model id namespace/name (CLI; a "
-             "local folder of that name wins), a folder under --models (API)"},
+             "local folder of that name wins); a folder under --models or "
+             "hf://namespace/name[@revision], pulled by the job (API)"},
     {.name = "controlnet_model_name_or_path",
      .type = AF_CONTROLNET,
-     .flags = AF_JOB_REF,
+     .flags = AF_JOB_REF | AF_HUB_REF,
      .help = "the ControlNet to start from (default: initialised from the UNet); a folder or a "
-             "Hub model id (CLI), or a train job id (API)"},
+             "Hub model id (CLI); a folder under --models, hf://namespace/name[@revision] or a "
+             "train job id (API)"},
     {.name = "revision",
      .type = AF_TEXT,
      .flags = AF_CLI_ONLY,

@@ -129,25 +129,15 @@ static int valid_variant(const char *v) {
     return 1;
 }
 
-int hub_model_resolve(const char *name, const hub_model_opts *o, char out[HUB_PATH_MAX],
-                      char *repo_id, size_t repo_id_cap, cnet_error *err) {
-    if (repo_id && repo_id_cap) repo_id[0] = '\0';
-    if (is_dir(name)) {
-        if (snprintf(out, HUB_PATH_MAX, "%s", name) >= HUB_PATH_MAX)
-            return cnet_fail(err, CNET_ELIMIT, "model path too long: %.200s", name);
-        return 0;
-    }
-    cnet_error id_err = {0};
-    if (hub_repo_id_check(name, &id_err) != 0)
-        return cnet_fail(err, CNET_ENOTFOUND, "'%s' is no local folder and no Hub model id (%s)",
-                         name, id_err.msg);
+int hub_model_pull(const char *repo_id, const hub_model_opts *o, char out[HUB_PATH_MAX],
+                   cnet_error *err) {
     const char *variant = o->variant && *o->variant ? o->variant : "";
     if (*variant && !valid_variant(variant))
         return cnet_fail(err, CNET_EINVAL, "--variant '%s': expected a name like fp16", variant);
     const char *globs[HUB_MODEL_GLOBS_MAX + 1];
     char buf[HUB_MODEL_GLOBS_MAX][128];
     model_globs(o->kind, variant, globs, buf);
-    hub_pull_opts po = {.repo_id = name,
+    hub_pull_opts po = {.repo_id = repo_id,
                         .revision = o->revision,
                         .include = globs,
                         .cache_dir = o->cache_dir,
@@ -173,7 +163,36 @@ int hub_model_resolve(const char *name, const hub_model_opts *o, char out[HUB_PA
     } else if (!rc) {
         memcpy(out, snapshot, HUB_PATH_MAX);
     }
-    if (rc) return cnet_error_prefix(err, "Hub model %s", name);
-    if (repo_id) snprintf(repo_id, repo_id_cap, "%s", name);
-    return 0;
+    return rc ? cnet_error_prefix(err, "Hub model %s", repo_id) : 0;
+}
+
+int hub_model_path(const char *ref, hub_model_kind kind, char out[HUB_PATH_MAX], cnet_error *err) {
+    if (!hub_ref_is_hub(ref)) {
+        if (snprintf(out, HUB_PATH_MAX, "%s", ref) >= HUB_PATH_MAX)
+            return cnet_fail(err, CNET_ELIMIT, "model path too long: %.200s", ref);
+        return 0;
+    }
+    char repo_id[HUB_REPO_ID_MAX], rev[HUB_REVISION_MAX];
+    int rc = hub_ref_parse(ref, repo_id, rev, err);
+    if (rc) return rc;
+    const hub_model_opts o = {.kind = kind, .revision = rev};
+    rc = hub_model_pull(repo_id, &o, out, err);
+    return rc ? cnet_error_prefix(err, "resolving %s", ref) : 0;
+}
+
+int hub_model_resolve(const char *name, const hub_model_opts *o, char out[HUB_PATH_MAX],
+                      char *repo_id, size_t repo_id_cap, cnet_error *err) {
+    if (repo_id && repo_id_cap) repo_id[0] = '\0';
+    if (is_dir(name)) {
+        if (snprintf(out, HUB_PATH_MAX, "%s", name) >= HUB_PATH_MAX)
+            return cnet_fail(err, CNET_ELIMIT, "model path too long: %.200s", name);
+        return 0;
+    }
+    cnet_error id_err = {0};
+    if (hub_repo_id_check(name, &id_err) != 0)
+        return cnet_fail(err, CNET_ENOTFOUND, "'%s' is no local folder and no Hub model id (%s)",
+                         name, id_err.msg);
+    int rc = hub_model_pull(name, o, out, err);
+    if (!rc && repo_id) snprintf(repo_id, repo_id_cap, "%s", name);
+    return rc;
 }

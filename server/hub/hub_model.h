@@ -44,6 +44,17 @@ typedef struct hub_model_opts {
     void *progress_ctx;
 } hub_model_opts;
 
+/* Pulls the Hub repo repo_id (no local folder is looked at) and answers
+ * its snapshot folder, or its variant view, in out. Token and endpoint
+ * from the environment (hub_http.h); HF_HUB_OFFLINE=1 reads the cache. */
+int hub_model_pull(const char *repo_id, const hub_model_opts *o, char out[HUB_PATH_MAX],
+                   cnet_error *err);
+
+/* A service's model reference: hf://ns/name[@rev] is pulled as a model of
+ * kind and its folder returned; any other string is copied unchanged (a
+ * folder the caller has placed). */
+int hub_model_path(const char *ref, hub_model_kind kind, char out[HUB_PATH_MAX], cnet_error *err);
+
 /* name → a local folder in out. *repo_id gets the Hub id when name was
  * pulled, "" when it is a local folder (repo_id may be NULL). A name that is
  * neither an existing folder nor a valid Hub id is CNET_ENOTFOUND naming

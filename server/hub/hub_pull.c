@@ -267,25 +267,3 @@ int hub_pull(hub_client *c, const hub_pull_opts *opts, char snapshot[HUB_PATH_MA
         rc = cnet_fail(err, CNET_ELIMIT, "cache path too long under %.200s", repo_dir);
     return rc;
 }
-
-int hub_model_path(const char *ref, char out[HUB_PATH_MAX], cnet_error *err) {
-    if (!hub_ref_is_hub(ref)) {
-        if (snprintf(out, HUB_PATH_MAX, "%s", ref) >= HUB_PATH_MAX)
-            return cnet_fail(err, CNET_ELIMIT, "model path too long: %.200s", ref);
-        return 0;
-    }
-    char repo_id[HUB_REPO_ID_MAX], rev[HUB_REVISION_MAX];
-    int rc = hub_ref_parse(ref, repo_id, rev, err);
-    if (rc != 0) return rc;
-    hub_pull_opts o = {.repo_id = repo_id, .revision = rev};
-    hub_pull_result r;
-    const char *env_offline = getenv("HF_HUB_OFFLINE");
-    if (env_offline && (strcmp(env_offline, "1") == 0 || strcasecmp(env_offline, "true") == 0))
-        return hub_pull(NULL, &o, out, &r, err);
-    hub_client c;
-    rc = hub_client_init(&c, NULL, 0, err);
-    if (rc == 0) rc = hub_pull(&c, &o, out, &r, err);
-    hub_client_free(&c);
-    if (rc != 0) cnet_error_prefix(err, "resolving %s", ref);
-    return rc;
-}
