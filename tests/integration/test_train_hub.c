@@ -8,6 +8,7 @@
  *     weights under the plain names;
  *   - HF_HUB_OFFLINE=1 re-runs from --cache_dir without a request, and
  *     fails naming the cache when the model is not there;
+ *   - cnet generate --model <Hub id> gives the local folder's image;
  *   - --revision <commit> trains the older commit after main moved;
  *   - a missing repo and a repo without the UNet's weights are errors that
  *     name them;
@@ -23,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/image/image.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 #include "tests/lib/lib_hub.h"
@@ -172,6 +174,35 @@ static void test_offline(void) {
            "offline without a cache: %s", out);
 }
 
+/* cnet generate --model <Hub id>: the image of the local folder it was
+ * published from (read offline from the cache the runs above filled). */
+static void test_generate_by_hub_id(void) {
+    char image[700], a_png[700], h_png[700], cache_env[700];
+    snprintf(image, sizeof image, "%s/conditioning_images/00000.png", fill);
+    snprintf(a_png, sizeof a_png, "%s/gen-local.png", root);
+    snprintf(h_png, sizeof h_png, "%s/gen-hub.png", root);
+    snprintf(cache_env, sizeof cache_env, "HF_HUB_CACHE=%s", cache_x);
+    const char *local[] = {bin,      "generate", "--model", model_a,   "--image",
+                           image,    "--prompt", "a ring",  "--steps", "2",
+                           "--seed", "1",        "--out",   a_png,     NULL};
+    const char *env[] = {endpoint_env, cache_env, "HF_HUB_OFFLINE=1", NULL};
+    CHECK(thub_run(local, env, 0, 0, out, sizeof out) == 0, "local generate: %s", out);
+    const char *hub[] = {bin,       "generate", "--model",  "tester/tiny-sd",
+                         "--image", image,      "--prompt", "a ring",
+                         "--steps", "2",        "--seed",   "1",
+                         "--out",   h_png,      NULL};
+    CHECK(thub_run(hub, env, 0, 0, out, sizeof out) == 0, "generate by Hub id: %s", out);
+    /* the pixels (the PNG's text chunk names the model folder) */
+    image_rgb8 a = {0}, h = {0};
+    cnet_error err = {0};
+    CHECK(!image_load(&a, a_png, 0, &err) && !image_load(&h, h_png, 0, &err), "%s", err.msg);
+    EXPECT(a.width == h.width && a.height == h.height &&
+               !memcmp(a.data, h.data, (size_t)a.width * a.height * 3),
+           "the Hub id's image differs from the local folder's");
+    image_free(&a);
+    image_free(&h);
+}
+
 static void test_revision(void) {
     char ref[700], sha[64] = "", model_b[600];
     snprintf(ref, sizeof ref, "%s/models--tester--tiny-sd/refs/main", cache_x);
@@ -299,6 +330,7 @@ int main(int argc, char **argv) {
     RUN(test_hub_id_trains_as_local_folder);
     RUN(test_variant);
     RUN(test_offline);
+    RUN(test_generate_by_hub_id);
     RUN(test_revision);
     RUN(test_missing);
     RUN(test_push_to_hub);
