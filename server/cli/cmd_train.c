@@ -18,6 +18,7 @@
 #include "server/cli/cli_args.h"
 #include "server/cli/cmd_train.h"
 #include "server/cli/commands.h"
+#include "server/hub/hub_dataset.h"
 #include "server/hub/hub_model.h"
 #include "server/hub/hub_push.h"
 #include "server/hub/hub_whoami.h"
@@ -219,21 +220,11 @@ static int resolve_sources(train_options *o, const train_cli *cli, train_sources
         return cnet_fail(err, CNET_EINVAL,
                          "--tokenizer_name: cnet trains with the base model's tokenizer/ only");
     if (cli->dataset_name) {
-        struct stat st;
-        const int local = stat(cli->dataset_name, &st) == 0 && S_ISDIR(st.st_mode);
-        if (!local)
-            return cnet_fail(err, CNET_EINVAL,
-                             "--dataset_name %s: downloading Hub datasets is not in this cnet; "
-                             "`hf download --repo-type dataset %s --local-dir DIR`, then "
-                             "--train_data_dir DIR",
-                             cli->dataset_name, cli->dataset_name);
-        if (snprintf(src->data, sizeof src->data, "%s%s%s", cli->dataset_name,
-                     cli->dataset_config_name ? "/" : "",
-                     cli->dataset_config_name ? cli->dataset_config_name : "") >=
-            (int)sizeof src->data)
-            return cnet_fail(err, CNET_ELIMIT, "--dataset_name: path too long");
-        if (stat(src->data, &st) != 0 || !S_ISDIR(st.st_mode))
-            return cnet_fail(err, CNET_ENOTFOUND, "--dataset_config_name: no folder %s", src->data);
+        hub_dataset_opts dopt = {.config_name = cli->dataset_config_name,
+                                 .cache_dir = cli->cache_dir,
+                                 .progress = on_download};
+        rc = hub_dataset_resolve(cli->dataset_name, &dopt, src->data, err);
+        if (rc) return rc;
         o->train_data_dir = src->data;
     }
     return 0;

@@ -1,7 +1,8 @@
-/* Downloading a Hub model repo into the local cache (hub_cache.h layout).
+/* Downloading a Hub model or dataset repo into the local cache (hub_cache.h
+ * layout).
  *
- * Online: the revision is resolved to a commit (GET /api/models/{repo}/
- * revision/{rev}), files are listed from its siblings and filtered by the
+ * Online: the revision is resolved to a commit (GET /api/{models|datasets}/
+ * {repo}/revision/{rev}), files are listed from its siblings and filtered by the
  * include globs, each file's metadata comes from HEAD resolve/{commit}/{path}
  * (ETag or X-Linked-Etag, size, X-Repo-Commit; relative redirects followed
  * with the token, absolute ones are storage and get none), and blobs missing
@@ -22,9 +23,11 @@
 #define HUB_MAX_REDIRECTS 5      /* relative redirects followed on the Hub host */
 
 typedef struct hub_pull_opts {
+    hub_repo_type repo_type; /* default HUB_REPO_MODEL */
     const char *repo_id;
     const char *revision;       /* default "main" */
     const char *const *include; /* NULL-terminated globs (fnmatch on the path), or NULL = all */
+    const char *const *exclude; /* of those, none matching these globs; NULL = none */
     const char *cache_dir;      /* NULL = default root (hub_cache.h) */
     int offline;
     void (*progress)(void *ctx, const char *file, long long done, long long total);

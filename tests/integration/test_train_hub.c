@@ -12,12 +12,16 @@
  *   - --revision <commit> trains the older commit after main moved;
  *   - a missing repo and a repo without the UNet's weights are errors that
  *     name them;
+ *   - --dataset_name of an imagefolder dataset repo trains as its local
+ *     folder, with only the train split in the datasets cache; of a
+ *     Parquet repo, only the train split's files (of --dataset_config_name);
  *   - --push_to_hub lands the output in the emulator (read back with
  *     `cnet pull`, byte for byte), under the token's user when
  *     --hub_model_id has no namespace, and --hub_token is never echoed.
  * Truth: the local folders the repos were published from, trained by the
  * same binary without the Hub. */
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +41,12 @@ static char endpoint_env[128];
 static thub_emu emu;
 static char out[OUT_MAX];
 
-static int sh(const char *fmt, const char *a, const char *b) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, fmt, a, b);
+__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
     return system(cmd);
 }
 
@@ -240,6 +247,76 @@ static void test_missing(void) {
            "a repo without the UNet's weights: %s", out);
 }
 
+/* --dataset_name NS/NAME: an imagefolder dataset repo trains as the local
+ * folder it was published from; only the train split lands in the
+ * datasets cache. A Parquet repo: its train files only (of the config). */
+static void test_dataset_name(void) {
+    char hub_out[700], wa[2600], wh[2600], snap[2400];
+    snprintf(hub_out, sizeof hub_out, "%s/out-dataset", root);
+    const char *extra[] = {"--cache_dir", cache_x, "--dataset_name", "tester/fill", NULL};
+    /* train() passes --train_data_dir; this run replaces it */
+    CHECK(train(model_a, hub_out, extra, NULL) != 0 && strstr(out, "not both"),
+          "both dataset flags: %s", out);
+    const char *argv[] = {bin,
+                          "train",
+                          "--pretrained_model_name_or_path",
+                          model_a,
+                          "--dataset_name",
+                          "tester/fill",
+                          "--output_dir",
+                          hub_out,
+                          "--resolution",
+                          "16",
+                          "--train_batch_size",
+                          "2",
+                          "--max_train_steps",
+                          "2",
+                          "--learning_rate",
+                          "1e-4",
+                          "--lr_warmup_steps",
+                          "0",
+                          "--seed",
+                          "3",
+                          "--cache_dir",
+                          cache_x,
+                          NULL};
+    const char *env[] = {endpoint_env, "HF_HUB_OFFLINE=", NULL};
+    CHECK(thub_run(argv, env, 0, 0, out, sizeof out) == 0, "--dataset_name run: %s", out);
+    weights_of(local_a, wa, sizeof wa);
+    weights_of(hub_out, wh, sizeof wh);
+    EXPECT(same_file(wa, wh), "the Hub dataset trained other weights than its local folder");
+    CHECK(!snapshot_of(cache_x, "datasets--tester--fill", snap, sizeof snap),
+          "no datasets--tester--fill under %s", cache_x);
+    EXPECT(exists(snap, "metadata.jsonl") && exists(snap, "images/00000.png") &&
+               !exists(snap, "test/metadata.jsonl") && !exists(snap, "README.md"),
+           "the wrong files of the dataset repo were downloaded");
+
+    const char *pq[] = {bin,
+                        "train",
+                        "--pretrained_model_name_or_path",
+                        model_a,
+                        "--dataset_name",
+                        "tester/pq",
+                        "--output_dir",
+                        hub_out,
+                        "--cache_dir",
+                        cache_x,
+                        NULL,
+                        NULL,
+                        NULL};
+    thub_run(pq, env, 0, 0, out, sizeof out);
+    CHECK(!snapshot_of(cache_x, "datasets--tester--pq", snap, sizeof snap), "no Parquet pull: %s",
+          out);
+    EXPECT(exists(snap, "data/train-00000-of-00001.parquet") &&
+               !exists(snap, "data/test-00000-of-00001.parquet") &&
+               !exists(snap, "other/train-00000-of-00001.parquet"),
+           "the Parquet repo's train split only");
+    pq[10] = "--dataset_config_name";
+    pq[11] = "other";
+    thub_run(pq, env, 0, 0, out, sizeof out);
+    EXPECT(exists(snap, "other/train-00000-of-00001.parquet"), "config other: %s", out);
+}
+
 static void test_push_to_hub(void) {
     char hub_out[700], pulled[700], snap[2400], wo[2600], wp[2600];
     snprintf(hub_out, sizeof hub_out, "%s/cn-pushed", root);
@@ -308,7 +385,7 @@ static int setup(void) {
         rc = sh("cp %s %s", from, to);
     }
     if (!rc) rc = sh("cp -r %s %s", model_a, nounet);
-    if (!rc) rc = sh("rm %s/unet/diffusion_pytorch_model.safetensors%s", nounet, "");
+    if (!rc) rc = sh("rm %s/unet/diffusion_pytorch_model.safetensors", nounet);
     mkdir(emu_dir, 0755);
     const char *extra[] = {"--token", HUB_TOKEN, NULL};
     if (rc) return printf("could not make the models and dataset\n"), -1;
@@ -316,6 +393,24 @@ static int setup(void) {
     snprintf(endpoint_env, sizeof endpoint_env, "HF_ENDPOINT=%s", emu.endpoint);
     rc = thub_seed_repo(&emu, HUB_TOKEN, "tester/tiny-sd", repo);
     if (!rc) rc = thub_seed_repo(&emu, HUB_TOKEN, "tester/no-unet", nounet);
+    /* dataset repos: the fill folder with a test split and a card; a
+     * Parquet layout (the bytes are not read here, only downloaded) */
+    char ds[700], pq[700];
+    snprintf(ds, sizeof ds, "%s/ds-repo", root);
+    snprintf(pq, sizeof pq, "%s/pq-repo", root);
+    if (!rc) rc = sh("cp -r %s %s", fill, ds);
+    if (!rc)
+        rc = sh("mkdir -p %s/test && cp %s/metadata.jsonl %s/test/ && echo card >%s/README.md", ds,
+                ds, ds, ds);
+    if (!rc) rc = sh("mkdir -p %s/data %s/other", pq, pq);
+    if (!rc)
+        rc = sh("echo a >%s/data/train-00000-of-00001.parquet; echo b >%s/data/"
+                "test-00000-of-00001.parquet",
+                pq, pq);
+    if (!rc)
+        rc = sh("echo c >%s/other/train-00000-of-00001.parquet; echo card >%s/README.md", pq, pq);
+    if (!rc) rc = thub_seed_dataset(&emu, HUB_TOKEN, "tester/fill", ds);
+    if (!rc) rc = thub_seed_dataset(&emu, HUB_TOKEN, "tester/pq", pq);
     if (rc) printf("could not publish the repos\n");
     return rc;
 }
@@ -333,6 +428,7 @@ int main(int argc, char **argv) {
     RUN(test_generate_by_hub_id);
     RUN(test_revision);
     RUN(test_missing);
+    RUN(test_dataset_name);
     RUN(test_push_to_hub);
     thub_emu_stop(&emu);
     tmpdir_remove(root);
