@@ -4,8 +4,14 @@
  * bar on a terminal and plain log lines otherwise. The flags, their limits
  * and help are api/api_train.c's option table, the one POST /v1/jobs
  * validates against; each lands in train_options through the trainer's
- * own option names (engine/train/trainer.h's train_options_set). Unknown
- * flags are errors. */
+ * own option names (engine/train/trainer.h's train_options_set), but the
+ * few this command acts on itself around the run (train_cli): --device,
+ * the Hub's (a model or dataset named by Hub id is pulled into the cache
+ * first, server/hub/hub_model.h and hub_dataset.h; --push_to_hub pushes the
+ * output after, as the script's upload_folder, through server/hub/
+ * hub_push.h) and the ones accepted for the script's command lines
+ * (--enable_xformers_memory_efficient_attention, --dataloader_num_workers).
+ * Unknown flags are errors. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
