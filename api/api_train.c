@@ -7,8 +7,8 @@
  * AF_CLI_ONLY, as are the Hub's --revision, --variant, --cache_dir and
  * --dataset_name); a job names a stored dataset and may push its result
  * to the Hub (AF_API_ONLY). push_to_hub is both: the job's {repo_id,
- * private} object and the command line's flag, two entries of one name. The defaults equal engine/train/trainer.c's
- * train_options_defaults (test_api_contract checks them).
+ * private} object and the command line's flag, two entries of one name. The defaults equal
+ * engine/train/trainer.c's train_options_defaults (test_api_contract checks them).
  *
  * What it is not: the engine's own checks (shapes against the model's config
  * happen when the job runs) or the validator itself (api_fields.c). */
