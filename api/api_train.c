@@ -4,9 +4,11 @@
  * train --x` and {"x": ...} agree); the ranges are ours and reject what the
  * engine could not run. The command line names folders and files of its
  * own (output_dir, train_data_dir, its columns, resume_from_checkpoint…:
- * AF_CLI_ONLY); a job names a stored dataset and may push its result to
- * the Hub (AF_API_ONLY). The defaults equal engine/train/trainer.c's
- * train_options_defaults (test_api_contract checks them).
+ * AF_CLI_ONLY, as are the Hub's --revision, --variant, --cache_dir and
+ * --dataset_name); a job names a stored dataset and may push its result
+ * to the Hub (AF_API_ONLY). push_to_hub is both: the job's {repo_id,
+ * private} object and the command line's flag, two entries of one name. The defaults equal
+ * engine/train/trainer.c's train_options_defaults (test_api_contract checks them).
  *
  * What it is not: the engine's own checks (shapes against the model's config
  * happen when the job runs) or the validator itself (api_fields.c). */
@@ -33,13 +35,42 @@ const api_field api_train_fields[] = {
      .help = "the job's kind"},
     {.name = "pretrained_model_name_or_path",
      .type = AF_MODEL,
-     .flags = AF_REQUIRED,
-     .help = "the base pipeline: a diffusers folder (CLI), a folder under --models (API)"},
+     .flags = AF_REQUIRED | AF_HUB_REF,
+     .help = "the base pipeline: a diffusers folder or a Hub model id namespace/name (CLI; a "
+             "local folder of that name wins); a folder under --models or "
+             "hf://namespace/name[@revision], pulled by the job (API)"},
     {.name = "controlnet_model_name_or_path",
      .type = AF_CONTROLNET,
-     .flags = AF_JOB_REF,
-     .help = "the ControlNet to start from (default: initialised from the UNet); a folder, or "
-             "a train job id (API)"},
+     .flags = AF_JOB_REF | AF_HUB_REF,
+     .help = "the ControlNet to start from (default: initialised from the UNet); a folder or a "
+             "Hub model id (CLI); a folder under --models, hf://namespace/name[@revision] or a "
+             "train job id (API)"},
+    {.name = "revision",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .help = "the branch, tag or commit of a Hub base model (default main)"},
+    {.name = "variant",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .help = "load the base model's <weights>.<variant>.safetensors files, e.g. fp16"},
+    {.name = "tokenizer_name",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .help = "a tokenizer folder or Hub id, if not the base model's tokenizer/"},
+    {.name = "cache_dir",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .help = "where Hub models and datasets are cached (default HF_HUB_CACHE, else "
+             "$HF_HOME/hub, else ~/.cache/huggingface/hub); HF_HUB_OFFLINE=1 reads only it"},
+    {.name = "dataset_name",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .help = "a Hub dataset id namespace/name, downloaded into the datasets cache (or a local "
+             "dataset folder); give it or --train_data_dir"},
+    {.name = "dataset_config_name",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .help = "the dataset's config (its data/<config>/ or <config>/ folder), if it has several"},
     {.name = "dataset",
      .type = AF_DATASET,
      .flags = AF_REQUIRED | AF_API_ONLY,
@@ -50,8 +81,9 @@ const api_field api_train_fields[] = {
      .help = "where the ControlNet, checkpoints and logs are written (a job: its own dir)"},
     {.name = "train_data_dir",
      .type = AF_TEXT,
-     .flags = AF_REQUIRED | AF_CLI_ONLY,
-     .help = "the dataset folder (imagefolder with metadata.jsonl, fill50k or webdataset)"},
+     .flags = AF_CLI_ONLY,
+     .help = "the dataset folder (imagefolder with metadata.jsonl, fill50k or webdataset); give "
+             "it or --dataset_name"},
     {.name = "image_column",
      .type = AF_TEXT,
      .flags = AF_CLI_ONLY,
@@ -272,6 +304,26 @@ const api_field api_train_fields[] = {
      .flags = AF_CLI_ONLY,
      .def = "\"train_controlnet\"",
      .help = "the run's folder under logging_dir (tensorboard --logdir OUTPUT_DIR/logs)"},
+    {.name = "dataloader_num_workers",
+     .type = AF_INT,
+     .flags = AF_CLI_ONLY,
+     .lo = 0,
+     .hi = 64,
+     .def = "0",
+     .help = "accepted for the script's command lines; cnet decodes each batch in the training "
+             "process whatever the value (0, the script's default, means the same there)"},
+    {.name = "enable_xformers_memory_efficient_attention",
+     .type = AF_BOOL,
+     .flags = AF_CLI_ONLY,
+     .def = "false",
+     .help = "accepted: cnet's attention is always memory-efficient (no [N, N] score matrix "
+             "is kept), with or without this flag"},
+    {.name = "allow_tf32",
+     .type = AF_BOOL,
+     .flags = AF_CLI_ONLY,
+     .def = "false",
+     .help = "TF32 tensor-core math for float32 matmuls and convolutions on a cuda device "
+             "(the cpu computes in float32)"},
     {.name = "device",
      .type = AF_TEXT,
      .flags = AF_CLI_ONLY,
@@ -281,6 +333,24 @@ const api_field api_train_fields[] = {
      .type = AF_HUB,
      .flags = AF_API_ONLY,
      .help = "push the trained ControlNet to the Hub: {repo_id, private}"},
+    /* The command line's spelling of the same wish, as the script's flag;
+     * after the API's entry, so api_field_find finds that one. */
+    {.name = "push_to_hub",
+     .type = AF_BOOL,
+     .flags = AF_CLI_ONLY,
+     .def = "false",
+     .help = "after training, push the ControlNet, model card and validation images to the "
+             "Hub repo --hub_model_id in one commit"},
+    {.name = "hub_model_id",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .help = "the repo --push_to_hub writes: namespace/name, or a name under the token's user "
+             "(default: the basename of --output_dir)"},
+    {.name = "hub_token",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .help = "the Hub token for --push_to_hub and private models; HF_TOKEN or the token file "
+             "`hf auth login` writes is safer (a command line is visible to other users)"},
 };
 const int api_train_n_fields = (int)(sizeof api_train_fields / sizeof api_train_fields[0]);
 

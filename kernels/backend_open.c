@@ -64,6 +64,21 @@ int cnet_backend_recover(cnet_backend *be, cnet_error *err) {
     return be->recover(be, err);
 }
 
+void cnet_backend_set_tf32(cnet_backend *be, int on, char *note, size_t note_cap) {
+    if (note && note_cap) note[0] = '\0';
+#ifdef CNET_HAVE_CUDA
+    if (be->name && strcmp(be->name, "cuda") == 0) {
+        cnet_backend_cuda_set_tf32(be, on);
+        return;
+    }
+#endif
+    (void)be;
+    if (on && note && note_cap)
+        snprintf(note, note_cap,
+                 "--allow_tf32: the cpu computes float32 as float32 (TF32 is a "
+                 "cuda tensor-core mode)");
+}
+
 int cnet_backend_cuda_count(void) {
 #ifdef CNET_HAVE_CUDA
     return cnet_cuda_device_count(NULL, 0);

@@ -1,8 +1,43 @@
 /* Weights-file lookup in a diffusers component folder; see model_files.h. */
 #include "engine/config/model_files.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
+
+/* The refusal when no weights file fits: it names what the folder holds
+ * instead (a variant's safetensors, a PyTorch pickle) and what to do. */
+static int weights_missing(const char *component_dir, const char *variant, cnet_error *err) {
+    char found[768] = "";
+    size_t len = 0;
+    DIR *d = opendir(component_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) && len + 256 < sizeof found) {
+        const char *name = e->d_name, *ext = strrchr(name, '.');
+        if (!ext || name[0] == '.') continue;
+        const int is_safetensors = !strcmp(ext, ".safetensors");
+        const int is_pickle = !strcmp(ext, ".bin") || !strcmp(ext, ".ckpt") || !strcmp(ext, ".pt");
+        if (!is_safetensors && !is_pickle) continue;
+        /* "<stem>.<variant>.safetensors": the variant is the middle part */
+        const char *dot = strchr(name, '.');
+        if (is_safetensors && dot != ext)
+            len += (size_t)snprintf(found + len, sizeof found - len,
+                                    "%s%s (a '%.*s' variant: pass --variant %.*s)", len ? ", " : "",
+                                    name, (int)(ext - dot - 1), dot + 1, (int)(ext - dot - 1),
+                                    dot + 1);
+        else if (is_pickle)
+            len += (size_t)snprintf(found + len, sizeof found - len,
+                                    "%s%s (a PyTorch pickle: convert it to safetensors)",
+                                    len ? ", " : "", name);
+    }
+    if (d) closedir(d);
+    return cnet_fail(err, CNET_ENOTFOUND,
+                     "%s: no %s%s%sweights (looked for diffusion_pytorch_model and model "
+                     ".safetensors and sharded .safetensors.index.json)%s%s",
+                     component_dir, variant ? "'" : "", variant ? variant : "",
+                     variant ? "' variant " : "", len ? "; found " : "", found);
+}
 
 /* Fills path (cap bytes) with the weights file of component_dir; variant
  * may be NULL ("fp16" selects *.fp16.safetensors). */
@@ -19,15 +54,7 @@ static int model_weights_path(char *path, size_t cap, const char *component_dir,
                 return cnet_fail(err, CNET_ELIMIT, "%s: path too long", component_dir);
             if (access(path, R_OK) == 0) return 0;
         }
-    char bin[4096];
-    snprintf(bin, sizeof bin, "%s/diffusion_pytorch_model.bin", component_dir);
-    int has_bin = access(bin, F_OK) == 0;
-    return cnet_fail(err, CNET_ENOTFOUND,
-                     "%s: no %s%s%s weights (looked for diffusion_pytorch_model and model "
-                     ".safetensors and sharded .safetensors.index.json)%s",
-                     component_dir, variant ? "'" : "", variant ? variant : "",
-                     variant ? "' variant " : "",
-                     has_bin ? "; only a PyTorch .bin is present: convert it to safetensors" : "");
+    return weights_missing(component_dir, variant, err);
 }
 
 int model_component_files(char *config_path, char *weights_path, size_t cap,

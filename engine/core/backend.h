@@ -324,5 +324,9 @@ int cnet_precision_parse(const char *name, cnet_precision *out, cnet_error *err)
  * honoured as asked); not an error, so one command line runs on both. */
 cnet_precision cnet_backend_set_precision(cnet_backend *be, cnet_precision p, char *note,
                                           size_t note_cap);
+/* --allow_tf32: TF32 tensor-core math for float32 matmuls and convolutions
+ * (torch.backends.cuda.matmul.allow_tf32) on a CUDA backend; the CPU keeps
+ * float32 and says so in note (kernels/backend_open.c). */
+void cnet_backend_set_tf32(cnet_backend *be, int on, char *note, size_t note_cap);
 
 #endif

@@ -104,6 +104,7 @@ static int write_model_card(trainer *t, cnet_error *err) {
     const train_options *o = t->o;
     const char *base = strrchr(o->pretrained_model_name_or_path, '/');
     base = base && base[1] ? base + 1 : o->pretrained_model_name_or_path;
+    if (o->base_model_id) base = o->base_model_id;
     size_t cap = 4096 + (size_t)validation_pairs(o) * 1200;
     char *card = malloc(cap);
     if (!card) return cnet_fail(err, CNET_ENOMEM, "out of memory");

@@ -86,6 +86,8 @@ static int check_options(const train_options *o, cnet_error *err) {
                          o->n_validation_images, o->n_validation_prompts);
     if (o->n_validation_prompts != 0 && o->n_validation_images == 0)
         return cnet_fail(err, CNET_EINVAL, "--validation_prompt needs --validation_image");
+    if (o->n_validation_images != 0 && o->n_validation_prompts == 0)
+        return cnet_fail(err, CNET_EINVAL, "--validation_image needs --validation_prompt");
     return 0;
 }
 
@@ -287,17 +289,42 @@ static int save_checkpoint(trainer *t, cnet_error *err) {
     return rc;
 }
 
-/* --resume_from_checkpoint: a path or "latest"; latest with none starts a
- * new run, as the script does. */
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void note(trainer *t, const char *line) {
+    if (t->hooks && t->hooks->on_note) t->hooks->on_note(t->hooks->user, line);
+}
+
+/* --resume_from_checkpoint: "latest", or a checkpoint's name looked up under
+ * output_dir (the script takes the basename of what it is given); a folder
+ * path elsewhere is taken as it is. None found starts a new run with a
+ * note, as the script does. */
 static int resume(trainer *t, cnet_error *err) {
     const char *from = t->o->resume_from_checkpoint;
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], line[PATH_MAX + 96];
     if (!from) return 0;
     if (strcmp(from, "latest") == 0) {
         cnet_error e2;
-        if (checkpoint_latest(t->o->output_dir, dir, sizeof dir, &e2) == CNET_ENOTFOUND) return 0;
-    } else if (snprintf(dir, sizeof dir, "%s", from) >= (int)sizeof dir) {
-        return cnet_fail(err, CNET_ELIMIT, "%s: path too long", from);
+        if (checkpoint_latest(t->o->output_dir, dir, sizeof dir, &e2) == CNET_ENOTFOUND) {
+            note(t, "checkpoint 'latest' does not exist; starting a new training run");
+            return 0;
+        }
+    } else {
+        const char *slash = strrchr(from, '/');
+        const char *name = slash && slash[1] ? slash + 1 : from;
+        if (snprintf(dir, sizeof dir, "%s/%s", t->o->output_dir, name) >= (int)sizeof dir)
+            return cnet_fail(err, CNET_ELIMIT, "%s: path too long", from);
+        if (!is_dir(dir) && is_dir(from)) snprintf(dir, sizeof dir, "%s", from);
+        if (!is_dir(dir)) {
+            snprintf(line, sizeof line,
+                     "checkpoint '%s' does not exist (not in %s); starting a new training run",
+                     from, t->o->output_dir);
+            note(t, line);
+            return 0;
+        }
     }
     json_t *state;
     int rc = checkpoint_load(dir, &t->cn.params, &t->ts.adam, &state, err);
@@ -436,7 +463,8 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
         int want_stop = hooks && hooks->on_step && hooks->on_step(hooks->user, &p);
         int at_checkpoint =
             o->checkpointing_steps > 0 && t.global_step % o->checkpointing_steps == 0;
-        if ((at_checkpoint || want_stop) && t.global_step < t.max_steps &&
+        /* the script saves at every multiple, the last step included */
+        if ((at_checkpoint || (want_stop && t.global_step < t.max_steps)) &&
             (rc = save_checkpoint(&t, err)))
             break;
         if (o->n_validation_prompts && o->validation_steps > 0 &&

@@ -32,6 +32,9 @@ struct sd_base;
 
 typedef struct train_options {
     const char *pretrained_model_name_or_path; /* diffusers pipeline folder */
+    /* The model card's base_model: the Hub id the folder was pulled from;
+     * NULL: the folder's name. Not an option (the caller knows). */
+    const char *base_model_id;
     /* NULL: trainer_run loads pretrained_model_name_or_path itself; else
      * that folder already loaded on the same backend (borrowed, only read:
      * the service's model cache shares one base between jobs). */
@@ -161,6 +164,8 @@ typedef struct train_hooks {
     void (*on_checkpoint)(void *user, int step, const char *dir);
     /* A validation image file was written. */
     void (*on_validation)(void *user, int step, const char *path);
+    /* A line the user should read (a checkpoint to resume from is missing). */
+    void (*on_note)(void *user, const char *line);
 } train_hooks;
 
 /* Runs the whole training on backend be. Returns 0 when max_train_steps

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Whether the option name a (n bytes) is name, '-' and '_' alike. */
 static int same_name(const char *a, size_t n, const char *name) {
@@ -110,11 +111,16 @@ int cli_next(const api_field *fields, int n, int argc, char **argv, int *i, cli_
              (fields[k].alias && same_name(a + 2, len - 2, fields[k].alias))))
             out->f = &fields[k];
     if (!out->f) return cnet_fail(err, CNET_EINVAL, "unknown option '%s'", out->flag);
-    if (out->f->type == AF_BOOL) {
-        if (eq && strcmp(eq + 1, "true") && strcmp(eq + 1, "false"))
-            return cnet_fail(err, CNET_EINVAL, "%s is a flag: no value, =true or =false; got '%s'",
-                             out->flag, eq + 1);
-        out->value = eq ? eq + 1 : "true";
+    if (out->f->type == AF_BOOL) { /* Python spells them True and False */
+        const char *v = eq ? eq + 1 : "true";
+        if (!strcasecmp(v, "true") || !strcmp(v, "1"))
+            out->value = "true";
+        else if (!strcasecmp(v, "false") || !strcmp(v, "0"))
+            out->value = "false";
+        else
+            return cnet_fail(err, CNET_EINVAL,
+                             "%s is a flag: no value, =true or =false (=1, =0); got '%s'",
+                             out->flag, v);
         return 0;
     }
     out->value = cli_value(argc, argv, i, eq ? eq + 1 : NULL, err);

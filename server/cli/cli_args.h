@@ -51,7 +51,7 @@ int cli_double(const char *opt, const char *text, double lo, double hi, double *
 typedef struct cli_opt {
     const api_field *f;
     char flag[CLI_FLAG_MAX]; /* as typed, without =VALUE: "--clip-skip" */
-    const char *value;       /* NULL for an AF_BOOL flag */
+    const char *value;       /* an AF_BOOL flag: "true" or "false" */
 } cli_opt;
 
 /* Reads the option at argv[*i] (advancing *i past its value) against

@@ -3,6 +3,8 @@
  *
  * Text-to-image with ControlNets, as diffusers'
  * StableDiffusionControlNetPipeline(...)(prompt, image, ...) does it:
+ *   0. --model and --controlnet may name Hub ids (namespace/name, when no
+ *      such local folder exists): pulled into the Hub cache (hub_model.h);
  *   1. the control images are decoded (pixel limit --max-pixels);
  *   2. the base pipeline folder (engine/pipeline/sd_base.h) and each
  *      ControlNet are loaded; a ControlNet that does not fit the base model
@@ -26,6 +28,7 @@
 #include "engine/pipeline/sd_base.h"
 #include "server/cli/commands.h"
 #include "server/cli/generate.h"
+#include "server/hub/hub_model.h"
 
 /* Everything one run holds; gen_run_free releases what was acquired. */
 typedef struct gen_run {
@@ -152,11 +155,43 @@ static int write_outputs(gen_run *g, const gen_options *o, cnet_error *err) {
     return gen_output_write(o->out, res->images, g->texts, res->n, err);
 }
 
+/* Where --model and --controlnet name Hub ids (not local folders), their
+ * folders in the Hub cache; the default ControlNet (<model>/controlnet)
+ * follows the model. */
+typedef struct gen_sources {
+    char model[HUB_PATH_MAX], controls[PIPE_MAX_CONTROLNETS][HUB_PATH_MAX];
+} gen_sources;
+
+static int resolve_models(gen_options *o, gen_sources *src, cnet_error *err) {
+    generate_request *r = &o->req;
+    const hub_model_opts pipe_opts = {.kind = HUB_MODEL_PIPELINE};
+    const hub_model_opts cn_opts = {.kind = HUB_MODEL_COMPONENT};
+    char default_cn[HUB_PATH_MAX];
+    snprintf(default_cn, sizeof default_cn, "%s/controlnet", r->model_dir);
+    int rc = hub_model_resolve(r->model_dir, &pipe_opts, src->model, NULL, 0, err);
+    if (rc) return cnet_error_prefix(err, "--model");
+    r->model_dir = src->model;
+    for (int k = 0; k < r->n_controls; k++) {
+        generate_control *c = &r->controls[k];
+        if (!strcmp(c->dir, default_cn)) {
+            if (snprintf(src->controls[k], HUB_PATH_MAX, "%s/controlnet", src->model) >=
+                HUB_PATH_MAX)
+                return cnet_fail(err, CNET_ELIMIT, "--model: path too long");
+        } else if ((rc = hub_model_resolve(c->dir, &cn_opts, src->controls[k], NULL, 0, err))) {
+            return cnet_error_prefix(err, "--controlnet");
+        }
+        c->dir = src->controls[k];
+    }
+    return 0;
+}
+
 static int generate(gen_options *o, cnet_error *err) {
     gen_run *g = calloc(1, sizeof *g);
     if (!g) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     const double t0 = seconds();
+    static gen_sources src;
     int rc = gen_output_check(o->out, err);
+    if (!rc) rc = resolve_models(o, &src, err);
     if (!rc) rc = load_images(g, o, err);
     if (!rc) rc = load_models(g, o, err);
     if (!rc) rc = run(g, o, err);

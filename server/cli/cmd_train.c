@@ -4,12 +4,19 @@
  * bar on a terminal and plain log lines otherwise. The flags, their limits
  * and help are api/api_train.c's option table, the one POST /v1/jobs
  * validates against; each lands in train_options through the trainer's
- * own option names (engine/train/trainer.h's train_options_set). Unknown
- * flags are errors. */
+ * own option names (engine/train/trainer.h's train_options_set), but the
+ * few this command acts on itself around the run (train_cli): --device,
+ * the Hub's (a model or dataset named by Hub id is pulled into the cache
+ * first, server/hub/hub_model.h and hub_dataset.h; --push_to_hub pushes the
+ * output after, as the script's upload_folder, through server/hub/
+ * hub_push.h) and the ones accepted for the script's command lines
+ * (--enable_xformers_memory_efficient_attention, --dataloader_num_workers).
+ * Unknown flags are errors. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/train/train_step.h"
@@ -17,6 +24,10 @@
 #include "server/cli/cli_args.h"
 #include "server/cli/cmd_train.h"
 #include "server/cli/commands.h"
+#include "server/hub/hub_dataset.h"
+#include "server/hub/hub_model.h"
+#include "server/hub/hub_push.h"
+#include "server/hub/hub_whoami.h"
 
 /* The API's limits and the engine's, one number each (api/ may not include
  * engine/train; both are visible here). */
@@ -25,22 +36,55 @@ _Static_assert(API_TRAIN_ACCUMULATION_MAX == TRAIN_MAX_ACCUMULATION, "accumulati
 _Static_assert(API_TRAIN_BATCH_MAX == TRAIN_MAX_BATCH, "batch size: one limit");
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: cnet train --pretrained_model_name_or_path DIR --train_data_dir DIR "
+    fprintf(out, "usage: cnet train --pretrained_model_name_or_path DIR|NS/NAME\n"
+                 "                  (--train_data_dir DIR | --dataset_name NS/NAME) "
                  "--output_dir DIR [options]\n"
                  "  The flags of diffusers' examples/controlnet/train_controlnet.py (also spelled\n"
-                 "  --kebab-case; --flag VALUE or --flag=VALUE), with POST /v1/jobs' limits:\n");
+                 "  --kebab-case; --flag VALUE or --flag=VALUE; a flag may be =true or =false),\n"
+                 "  with POST /v1/jobs' limits:\n");
     cli_usage(out, api_train_fields, api_train_n_fields);
 }
 
+/* The flags cmd_train acts on itself (train_cli), by name. */
+static int store_cli(train_cli *cli, const char *name, const char *text) {
+    const struct {
+        const char *name;
+        const char **s;
+        int *b;
+    } flags[] = {
+        {"device", &cli->device, NULL},
+        {"revision", &cli->revision, NULL},
+        {"variant", &cli->variant, NULL},
+        {"cache_dir", &cli->cache_dir, NULL},
+        {"tokenizer_name", &cli->tokenizer_name, NULL},
+        {"dataset_name", &cli->dataset_name, NULL},
+        {"dataset_config_name", &cli->dataset_config_name, NULL},
+        {"hub_model_id", &cli->hub_model_id, NULL},
+        {"hub_token", &cli->hub_token, NULL},
+        {"push_to_hub", NULL, &cli->push_to_hub},
+        {"allow_tf32", NULL, &cli->allow_tf32},
+        {"enable_xformers_memory_efficient_attention", NULL, &cli->xformers},
+        {"dataloader_num_workers", NULL, NULL}, /* range-checked, then nothing to do */
+    };
+    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+        if (strcmp(flags[k].name, name) != 0) continue;
+        if (flags[k].s) *flags[k].s = text;
+        if (flags[k].b) *flags[k].b = !strcmp(text, "true");
+        return 1;
+    }
+    return 0;
+}
+
+int cmd_train_own_flag(const char *name) {
+    train_cli scratch = {0};
+    return store_cli(&scratch, name, "false");
+}
+
 /* Stores one option's value (text), typed by its field, in o through the
- * trainer's option names; --device picks the backend instead. */
-static int store(train_options *o, const cli_opt *a, const char *text, const char **device,
+ * trainer's option names, or in cli. */
+static int store(train_options *o, train_cli *cli, const cli_opt *a, const char *text,
                  cnet_error *err) {
     const api_field *f = a->f;
-    if (!strcmp(f->name, "device")) {
-        *device = text;
-        return 0;
-    }
     train_value v = {.type = TRAIN_VALUE_STRING, .s = text};
     int rc = 0, choice;
     switch (f->type) {
@@ -70,15 +114,17 @@ static int store(train_options *o, const cli_opt *a, const char *text, const cha
     default:
         break;
     }
-    if (!rc) rc = train_options_set(o, f->name, &v, err);
+    if (rc || store_cli(cli, f->name, text)) return rc;
+    rc = train_options_set(o, f->name, &v, err);
     /* after the trainer's own refusal (--mixed_precision names its values) */
     if (!rc && f->type == AF_ENUM) rc = cli_field_enum(f, a->flag, text, &choice, err);
     return rc;
 }
 
-int cmd_train_parse(int argc, char **argv, train_options *o, const char **device, int *help,
+int cmd_train_parse(int argc, char **argv, train_options *o, train_cli *cli, int *help,
                     cnet_error *err) {
     train_options_defaults(o);
+    *cli = (train_cli){.device = "cpu"};
     int rc = 0;
     for (int i = 1; i < argc && !rc; i++) {
         if (cli_is_help(argv[i])) {
@@ -88,12 +134,18 @@ int cmd_train_parse(int argc, char **argv, train_options *o, const char **device
         cli_opt a;
         const int inline_value = strchr(argv[i], '=') != NULL;
         if ((rc = cli_next(api_train_fields, api_train_n_fields, argc, argv, &i, &a, err))) break;
-        rc = store(o, &a, a.value, device, err);
+        rc = store(o, cli, &a, a.value, err);
         if (a.f->type != AF_PROMPTS && a.f->type != AF_PATHS) continue;
         for (; !rc && !inline_value && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0; i++)
-            rc = store(o, &a, argv[i + 1], device, err);
+            rc = store(o, cli, &a, argv[i + 1], err);
     }
-    return rc;
+    if (rc) return rc;
+    /* the script's parse_args rules, before anything is loaded */
+    if (o->n_validation_images && !o->n_validation_prompts)
+        return cnet_fail(err, CNET_EINVAL, "--validation_image needs --validation_prompt");
+    if (o->n_validation_prompts && !o->n_validation_images)
+        return cnet_fail(err, CNET_EINVAL, "--validation_prompt needs --validation_image");
+    return 0;
 }
 
 /* What the progress hooks need: where they print, and whether the
@@ -131,12 +183,106 @@ static void on_checkpoint(void *user, int step, const char *dir) {
     fprintf(stderr, "%ssaved checkpoint %d: %s\n", out->tty ? "\n" : "", step, dir);
 }
 
+static void on_note(void *user, const char *line) {
+    (void)user;
+    fprintf(stderr, "cnet train: %s\n", line);
+}
+
+/* A line per file a Hub pull brings, as it lands. */
+static void on_download(void *ctx, const char *file, long long done, long long total) {
+    (void)ctx;
+    fprintf(stderr, "cnet train: downloaded %s (%lld/%lld bytes)\n", file, done, total);
+}
+
+/* Where the run's models and data come from: a Hub id becomes its snapshot
+ * folder in the cache (paths: storage for the strings o then points at). */
+typedef struct train_sources {
+    char model[HUB_PATH_MAX], controlnet[HUB_PATH_MAX], data[HUB_PATH_MAX];
+    char model_id[HUB_REPO_ID_MAX];
+} train_sources;
+
+static int resolve_sources(train_options *o, const train_cli *cli, train_sources *src,
+                           cnet_error *err) {
+    hub_model_opts mo = {.kind = HUB_MODEL_PIPELINE,
+                         .revision = cli->revision,
+                         .variant = cli->variant,
+                         .cache_dir = cli->cache_dir,
+                         .progress = on_download};
+    int rc = hub_model_resolve(o->pretrained_model_name_or_path, &mo, src->model, src->model_id,
+                               sizeof src->model_id, err);
+    if (rc) return rc;
+    o->pretrained_model_name_or_path = src->model;
+    if (src->model_id[0]) o->base_model_id = src->model_id;
+    /* the script loads the ControlNet without --revision or --variant */
+    hub_model_opts co = {
+        .kind = HUB_MODEL_COMPONENT, .cache_dir = cli->cache_dir, .progress = on_download};
+    if (o->controlnet_model_name_or_path) {
+        rc =
+            hub_model_resolve(o->controlnet_model_name_or_path, &co, src->controlnet, NULL, 0, err);
+        if (rc) return rc;
+        o->controlnet_model_name_or_path = src->controlnet;
+    }
+    if (cli->tokenizer_name)
+        return cnet_fail(err, CNET_EINVAL,
+                         "--tokenizer_name: cnet trains with the base model's tokenizer/ only");
+    if (cli->dataset_name) {
+        hub_dataset_opts dopt = {.config_name = cli->dataset_config_name,
+                                 .cache_dir = cli->cache_dir,
+                                 .progress = on_download};
+        rc = hub_dataset_resolve(cli->dataset_name, &dopt, src->data, err);
+        if (rc) return rc;
+        o->train_data_dir = src->data;
+    }
+    return 0;
+}
+
+/* --push_to_hub: the repo's id, settled before training as the script's
+ * create_repo is (a bad token fails now, not after the run). */
+static int push_repo_id(const train_options *o, const train_cli *cli, char id[HUB_REPO_ID_MAX],
+                        cnet_error *err) {
+    const char *name = cli->hub_model_id;
+    if (!name) {
+        const char *slash = strrchr(o->output_dir, '/');
+        name = slash && slash[1] ? slash + 1 : o->output_dir;
+    }
+    hub_client c;
+    int rc = hub_client_init(&c, NULL, 1, err);
+    if (!rc) rc = hub_repo_id_for(&c, name, id, err);
+    hub_client_free(&c);
+    return rc ? cnet_error_prefix(err, "--push_to_hub") : 0;
+}
+
+static void on_push(void *ctx, const hub_push_progress *p) {
+    (void)ctx;
+    if (p->phase == HUB_PUSH_UPLOAD && p->file)
+        fprintf(stderr, "cnet train: uploading %s (%lld/%lld bytes)\n", p->file, p->done, p->total);
+}
+
+/* The push after training, as the script's upload_folder: the service's
+ * one exactly-once push (hub_push.h), commit "End of training". */
+static int push_output(const char *repo_id, const char *dir, cnet_error *err) {
+    hub_push_opts po = {.repo_id = repo_id,
+                        .dir = dir,
+                        .revision = "main",
+                        .message = "End of training",
+                        .progress = on_push};
+    hub_push_result r;
+    hub_client c;
+    int rc = hub_client_init(&c, NULL, 1, err);
+    if (!rc) rc = hub_push(&c, &po, &r, err);
+    hub_client_free(&c);
+    if (rc) return cnet_error_prefix(err, "--push_to_hub %s", repo_id);
+    fprintf(stderr, "cnet train: pushed to %s: commit %s%s\n", repo_id, r.commit,
+            r.created_commit ? "" : " (already identical; no new commit)");
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     train_options o;
-    const char *device = "cpu";
+    train_cli cli;
     int help = 0;
     cnet_error err = {0};
-    int rc = cmd_train_parse(argc, argv, &o, &device, &help, &err);
+    int rc = cmd_train_parse(argc, argv, &o, &cli, &help, &err);
     if (rc) {
         fprintf(stderr, "cnet train: %s (cnet train --help lists the flags)\n", err.msg);
         return 2;
@@ -145,20 +291,43 @@ int cmd_train(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    if (cli.hub_token) {
+        fprintf(stderr, "cnet train: --hub_token: HF_TOKEN or the token file `hf auth login` "
+                        "writes is safer (a command line is visible to other users)\n");
+        setenv("HF_TOKEN", cli.hub_token, 1); /* what every Hub client of this run reads */
+    }
+    if (cli.xformers)
+        fprintf(stderr, "cnet train: --enable_xformers_memory_efficient_attention: cnet's "
+                        "attention is always memory-efficient\n");
+    if (!cli.dataset_name == !o.train_data_dir) {
+        fprintf(stderr, "cnet train: give one of --dataset_name and --train_data_dir%s\n",
+                cli.dataset_name ? ", not both" : "");
+        return 2;
+    }
+    char repo_id[HUB_REPO_ID_MAX] = "";
+    static train_sources src;
+    if ((cli.push_to_hub && push_repo_id(&o, &cli, repo_id, &err)) ||
+        resolve_sources(&o, &cli, &src, &err)) {
+        fprintf(stderr, "cnet train: %s\n", err.msg);
+        return 1;
+    }
     cnet_backend be;
     char note[256] = "";
-    if (cnet_backend_open(&be, device, note, sizeof note, &err)) {
+    if (cnet_backend_open(&be, cli.device, note, sizeof note, &err)) {
         fprintf(stderr, "cnet train: %s\n", err.msg);
         return 2;
     }
+    if (note[0]) fprintf(stderr, "cnet train: %s\n", note);
+    cnet_backend_set_tf32(&be, cli.allow_tf32, note, sizeof note);
     if (note[0]) fprintf(stderr, "cnet train: %s\n", note);
     /* trainer_run sets it again; here only for the note (cpu: float32) */
     cnet_backend_set_precision(&be, o.mixed_precision, note, sizeof note);
     if (note[0]) fprintf(stderr, "cnet train: %s\n", note);
     progress_out out = {.tty = isatty(STDERR_FILENO), .use_8bit_adam = o.use_8bit_adam};
     const int tty = out.tty;
-    train_hooks hooks = {.user = &out, .on_step = on_step, .on_checkpoint = on_checkpoint};
-    int stopped;
+    train_hooks hooks = {
+        .user = &out, .on_step = on_step, .on_checkpoint = on_checkpoint, .on_note = on_note};
+    int stopped = 0;
     rc = trainer_run(&o, &be, &hooks, &stopped, &err);
     cnet_backend_free(&be);
     if (rc) {
@@ -166,5 +335,9 @@ int cmd_train(int argc, char **argv) {
         return 1;
     }
     fprintf(stderr, "cnet train: done; the ControlNet is in %s\n", o.output_dir);
+    if (cli.push_to_hub && !stopped && push_output(repo_id, o.output_dir, &err)) {
+        fprintf(stderr, "cnet train: %s\n", err.msg);
+        return 1;
+    }
     return 0;
 }

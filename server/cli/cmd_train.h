@@ -6,12 +6,29 @@
 
 #include "engine/train/trainer.h"
 
-/* Parses argv[1..argc) into o (defaults first: train_options_defaults):
- * 0, or CNET_EINVAL with err naming the flag. *device gets --device's value
- * (unchanged without one), *help is set for -h/--help. A list flag takes
- * the values up to the next --flag (one with --flag=VALUE). Strings are
- * borrowed from argv. */
-int cmd_train_parse(int argc, char **argv, train_options *o, const char **device, int *help,
+/* The flags `cnet train` acts on itself, around the engine's run: where it
+ * runs, and what comes from the Hub before it (models, a dataset) or goes
+ * there after it (--push_to_hub). The engine never talks to the network. */
+typedef struct train_cli {
+    const char *device; /* --device, default "cpu" */
+    const char *revision, *variant, *cache_dir, *tokenizer_name;
+    const char *dataset_name, *dataset_config_name;
+    const char *hub_model_id, *hub_token;
+    int push_to_hub, allow_tf32, xformers;
+} train_cli;
+
+/* Parses argv[1..argc) into o (defaults first: train_options_defaults) and
+ * cli: 0, or CNET_EINVAL with err naming the flag. *help is set for
+ * -h/--help. A list flag takes the values up to the next --flag (one with
+ * --flag=VALUE). A flag may be written --flag, --flag=true|false|1|0
+ * (True/False too, as Python prints them). The script's parse-time rule
+ * is checked here: a validation image only with a prompt (and the
+ * reverse). Strings are borrowed from argv. */
+int cmd_train_parse(int argc, char **argv, train_options *o, train_cli *cli, int *help,
                     cnet_error *err);
+
+/* 1 if cmd_train acts on the flag called name itself (train_cli), 0 if it
+ * is a trainer option. */
+int cmd_train_own_flag(const char *name);
 
 #endif

@@ -30,13 +30,21 @@ void hub_cache_root(const char *explicit_dir, char out[HUB_PATH_MAX]) {
         snprintf(out, HUB_PATH_MAX, "%s/.cache/huggingface/hub", env("HOME") ? env("HOME") : ".");
 }
 
-int hub_cache_repo_dir(const char *root, const char *repo_id, char out[HUB_PATH_MAX],
-                       cnet_error *err) {
+const char *hub_repo_api_word(hub_repo_type t) {
+    return t == HUB_REPO_DATASET ? "datasets" : "models";
+}
+
+const char *hub_repo_url_prefix(hub_repo_type t) {
+    return t == HUB_REPO_DATASET ? "datasets/" : "";
+}
+
+int hub_cache_repo_dir(const char *root, hub_repo_type type, const char *repo_id,
+                       char out[HUB_PATH_MAX], cnet_error *err) {
     int rc = hub_repo_id_check(repo_id, err);
     if (rc != 0) return rc;
     const char *slash = strchr(repo_id, '/');
-    int n = snprintf(out, HUB_PATH_MAX, "%s/models--%.*s--%s", root, (int)(slash - repo_id),
-                     repo_id, slash + 1);
+    int n = snprintf(out, HUB_PATH_MAX, "%s/%s--%.*s--%s", root, hub_repo_api_word(type),
+                     (int)(slash - repo_id), repo_id, slash + 1);
     if (n < 0 || n >= HUB_PATH_MAX)
         return cnet_fail(err, CNET_ELIMIT, "cache path for %s under %s is too long", repo_id, root);
     return 0;

@@ -138,11 +138,11 @@ hub_commit_outcome hub_commit(hub_client *c, const char *repo_id, const char *re
     return out;
 }
 
-int hub_repo_info(hub_client *c, const char *repo_id, const char *revision, json_t **info,
-                  char head[41], cnet_error *err) {
+int hub_repo_info(hub_client *c, hub_repo_type type, const char *repo_id, const char *revision,
+                  json_t **info, char head[41], cnet_error *err) {
     char rev[3 * HUB_REVISION_MAX], url[HUB_URL_MAX], what[300];
     hub_url_encode(revision, 0, rev, sizeof rev);
-    hub_url(c, url, sizeof url, "/api/models/%s/revision/%s", repo_id, rev);
+    hub_url(c, url, sizeof url, "/api/%s/%s/revision/%s", hub_repo_api_word(type), repo_id, rev);
     snprintf(what, sizeof what, "reading %s@%s", repo_id, revision);
     hub_request req;
     hub_request_init(&req, "GET", url, what);
@@ -168,5 +168,5 @@ int hub_repo_info(hub_client *c, const char *repo_id, const char *revision, json
 
 int hub_repo_head(hub_client *c, const char *repo_id, const char *revision, char head[41],
                   cnet_error *err) {
-    return hub_repo_info(c, repo_id, revision, NULL, head, err);
+    return hub_repo_info(c, HUB_REPO_MODEL, repo_id, revision, NULL, head, err);
 }

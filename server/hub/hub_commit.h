@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "server/hub/hub_cache.h"
 #include "server/hub/hub_push.h"
 
 typedef enum {
@@ -24,12 +25,12 @@ hub_commit_outcome hub_commit(hub_client *c, const char *repo_id, const char *re
                               int n, char commit[41], char *commit_url, size_t url_cap,
                               cnet_error *err);
 
-/* Reads the commit a revision points at (GET /api/models/{repo}/revision/{rev}). */
-/* GET /api/models/{repo}/revision/{rev}: the commit sha into head, and the
- * whole answer (with the "siblings" file list) into *info when info is
- * non-NULL (json_decref it). */
-int hub_repo_info(hub_client *c, const char *repo_id, const char *revision, json_t **info,
-                  char head[41], cnet_error *err);
+/* GET /api/{models|datasets}/{repo}/revision/{rev}: the commit sha into
+ * head, and the whole answer (with the "siblings" file list) into *info
+ * when info is non-NULL (json_decref it). */
+int hub_repo_info(hub_client *c, hub_repo_type type, const char *repo_id, const char *revision,
+                  json_t **info, char head[41], cnet_error *err);
+/* The commit a model repo's revision points at. */
 int hub_repo_head(hub_client *c, const char *repo_id, const char *revision, char head[41],
                   cnet_error *err);
 

@@ -60,11 +60,12 @@ typedef struct file_meta {
 } file_meta;
 
 /* HEAD resolve/{commit}/{path}, following relative redirects only. */
-static int file_metadata(hub_client *c, const char *repo_id, const char *commit, const char *path,
-                         file_meta *m, cnet_error *err) {
+static int file_metadata(hub_client *c, hub_repo_type type, const char *repo_id, const char *commit,
+                         const char *path, file_meta *m, cnet_error *err) {
     char enc[3 * 1024], url[HUB_URL_MAX], what[1200];
     hub_url_encode(path, 1, enc, sizeof enc);
-    hub_url(c, url, sizeof url, "/%s/resolve/%s/%s", repo_id, commit, enc);
+    hub_url(c, url, sizeof url, "/%s%s/resolve/%s/%s", hub_repo_url_prefix(type), repo_id, commit,
+            enc);
     snprintf(what, sizeof what, "resolving %s in %s", path, repo_id);
     for (int hop = 0;; hop++) {
         hub_request req;
@@ -190,9 +191,9 @@ static int fetch_blob(hub_client *c, const char *repo_dir, const char *file, con
 }
 
 /* The commit and the file list of repo@rev. */
-static int repo_info(hub_client *c, const char *repo_id, const char *rev, json_t **info,
-                     char commit[41], cnet_error *err) {
-    int rc = hub_repo_info(c, repo_id, rev, info, commit, err);
+static int repo_info(hub_client *c, hub_repo_type type, const char *repo_id, const char *rev,
+                     json_t **info, char commit[41], cnet_error *err) {
+    int rc = hub_repo_info(c, type, repo_id, rev, info, commit, err);
     if (rc) return rc;
     const json_t *siblings = json_object_get(*info, "siblings");
     if (!json_is_array(siblings) || json_array_size(siblings) > HUB_PULL_FILES_MAX) {
@@ -231,11 +232,11 @@ int hub_pull(hub_client *c, const hub_pull_opts *opts, char snapshot[HUB_PATH_MA
     char root[HUB_PATH_MAX], repo_dir[HUB_PATH_MAX];
     hub_cache_root(o.cache_dir, root);
     int rc = hub_revision_check(o.revision, err);
-    if (rc == 0) rc = hub_cache_repo_dir(root, o.repo_id, repo_dir, err);
+    if (rc == 0) rc = hub_cache_repo_dir(root, o.repo_type, o.repo_id, repo_dir, err);
     if (rc != 0) return rc;
     if (o.offline || !c) return pull_offline(repo_dir, &o, snapshot, r, err);
     json_t *info;
-    rc = repo_info(c, o.repo_id, o.revision, &info, r->commit, err);
+    rc = repo_info(c, o.repo_type, o.repo_id, o.revision, &info, r->commit, err);
     if (rc != 0) return rc;
     json_t *s;
     size_t i;
@@ -246,9 +247,9 @@ int hub_pull(hub_client *c, const hub_pull_opts *opts, char snapshot[HUB_PATH_MA
                            path ? path : "(none)");
             break;
         }
-        if (!wanted(path, o.include)) continue;
+        if (!wanted(path, o.include) || (o.exclude && wanted(path, o.exclude))) continue;
         file_meta m;
-        rc = file_metadata(c, o.repo_id, r->commit, path, &m, err);
+        rc = file_metadata(c, o.repo_type, o.repo_id, r->commit, path, &m, err);
         if (rc == 0) rc = fetch_blob(c, repo_dir, path, &m, &o, &r->bytes, err);
         if (rc < 0) break;
         r->downloaded += rc == 1;
@@ -265,27 +266,5 @@ int hub_pull(hub_client *c, const hub_pull_opts *opts, char snapshot[HUB_PATH_MA
     if (rc == 0 &&
         snprintf(snapshot, HUB_PATH_MAX, "%s/snapshots/%s", repo_dir, r->commit) >= HUB_PATH_MAX)
         rc = cnet_fail(err, CNET_ELIMIT, "cache path too long under %.200s", repo_dir);
-    return rc;
-}
-
-int hub_model_path(const char *ref, char out[HUB_PATH_MAX], cnet_error *err) {
-    if (!hub_ref_is_hub(ref)) {
-        if (snprintf(out, HUB_PATH_MAX, "%s", ref) >= HUB_PATH_MAX)
-            return cnet_fail(err, CNET_ELIMIT, "model path too long: %.200s", ref);
-        return 0;
-    }
-    char repo_id[HUB_REPO_ID_MAX], rev[HUB_REVISION_MAX];
-    int rc = hub_ref_parse(ref, repo_id, rev, err);
-    if (rc != 0) return rc;
-    hub_pull_opts o = {.repo_id = repo_id, .revision = rev};
-    hub_pull_result r;
-    const char *env_offline = getenv("HF_HUB_OFFLINE");
-    if (env_offline && (strcmp(env_offline, "1") == 0 || strcasecmp(env_offline, "true") == 0))
-        return hub_pull(NULL, &o, out, &r, err);
-    hub_client c;
-    rc = hub_client_init(&c, NULL, 0, err);
-    if (rc == 0) rc = hub_pull(&c, &o, out, &r, err);
-    hub_client_free(&c);
-    if (rc != 0) cnet_error_prefix(err, "resolving %s", ref);
     return rc;
 }

@@ -1,9 +1,8 @@
-/* Downloading a Hub model repo into the local cache (hub_cache.h layout),
- * and resolving hf://NAMESPACE/NAME[@rev] model references to a snapshot
- * directory.
+/* Downloading a Hub model or dataset repo into the local cache (hub_cache.h
+ * layout).
  *
- * Online: the revision is resolved to a commit (GET /api/models/{repo}/
- * revision/{rev}), files are listed from its siblings and filtered by the
+ * Online: the revision is resolved to a commit (GET /api/{models|datasets}/
+ * {repo}/revision/{rev}), files are listed from its siblings and filtered by the
  * include globs, each file's metadata comes from HEAD resolve/{commit}/{path}
  * (ETag or X-Linked-Etag, size, X-Repo-Commit; relative redirects followed
  * with the token, absolute ones are storage and get none), and blobs missing
@@ -11,7 +10,8 @@
  * Range when a previous attempt left one — then checked (size, and the
  * SHA-256 or git blob SHA-1 the etag names) and renamed into place. A failed
  * or disk-full download never leaves a blob that is not verified.
- * Offline (or HF_HUB_OFFLINE=1): only the cache is read.
+ * Offline (or HF_HUB_OFFLINE=1): only the cache is read. A model named by
+ * the user is pulled through hub_model.h, which picks the files.
  * Reference: HUB.md §6; huggingface_hub file_download.py, _snapshot_download.py. */
 #ifndef CNET_HUB_PULL_H
 #define CNET_HUB_PULL_H
@@ -23,9 +23,11 @@
 #define HUB_MAX_REDIRECTS 5      /* relative redirects followed on the Hub host */
 
 typedef struct hub_pull_opts {
+    hub_repo_type repo_type; /* default HUB_REPO_MODEL */
     const char *repo_id;
     const char *revision;       /* default "main" */
     const char *const *include; /* NULL-terminated globs (fnmatch on the path), or NULL = all */
+    const char *const *exclude; /* of those, none matching these globs; NULL = none */
     const char *cache_dir;      /* NULL = default root (hub_cache.h) */
     int offline;
     void (*progress)(void *ctx, const char *file, long long done, long long total);
@@ -44,10 +46,5 @@ typedef struct hub_pull_result {
  * when offline. */
 int hub_pull(hub_client *c, const hub_pull_opts *o, char snapshot[HUB_PATH_MAX], hub_pull_result *r,
              cnet_error *err);
-
-/* Turns a model reference into a local path: hf://ns/name[@rev] is pulled
- * (token and endpoint from the environment, offline if HF_HUB_OFFLINE=1) and
- * its snapshot directory returned; any other string is copied unchanged. */
-int hub_model_path(const char *ref, char out[HUB_PATH_MAX], cnet_error *err);
 
 #endif

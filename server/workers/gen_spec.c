@@ -10,7 +10,7 @@
 #include "api/hub_ref.h"
 #include "engine/sched/scheduler.h"
 #include "engine/pipeline/generate_infotext.h"
-#include "server/hub/hub_pull.h"
+#include "server/hub/hub_model.h"
 
 static const char *str(const json_t *spec, const char *key) {
     return json_string_value(json_object_get(spec, key));
@@ -42,7 +42,7 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
     int rc;
     if (hub_ref_is_hub(model)) {
         char snap[HUB_PATH_MAX];
-        if ((rc = hub_model_path(model, snap, err))) return rc;
+        if ((rc = hub_model_path(model, HUB_MODEL_PIPELINE, snap, err))) return rc;
         if (strlen(snap) >= PATH_MAX) return cnet_fail(err, CNET_ELIMIT, "path too long");
         strcpy(out->model, snap);
     } else if ((rc = path_join(out->model, models_dir, model, err))) {

@@ -27,6 +27,7 @@
 #include "engine/data/dataset.h"
 #include "engine/image/image.h"
 #include "engine/train/trainer.h"
+#include "server/hub/hub_model.h"
 #include "server/workers/runner_train.h"
 
 /* Progress goes to the store (a synced SQLite write and an SSE event) at most
@@ -155,6 +156,16 @@ static int set_members(const json_t *spec, train_options *o, cnet_error *err) {
     return 0;
 }
 
+/* A Hub reference's folder in the cache, into out (PATH_MAX bytes). */
+static int pull(const char *ref, hub_model_kind kind, char *out, cnet_error *err) {
+    char snap[HUB_PATH_MAX];
+    int rc = hub_model_path(ref, kind, snap, err);
+    if (!rc && strlen(snap) >= PATH_MAX)
+        rc = cnet_fail(err, CNET_ELIMIT, "%s: cache path too long", ref);
+    if (!rc) strcpy(out, snap);
+    return rc;
+}
+
 /* spec → o (strings borrowed from spec and paths). */
 int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *p,
                          train_options *o) {
@@ -165,10 +176,18 @@ int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *
     const char *data = json_string_value(json_object_get(spec, "dataset"));
     if (!model || !data)
         return cnet_fail(err, CNET_EINVAL, "job %s: spec without a model or dataset", x->job->id);
-    int rc = path_join(p->model, sizeof p->model, cfg->models_dir, model, err);
-    if (!rc && cn)
+    /* hf:// references are pulled here, in the job (never in the request
+     * that submitted it), with only the files the pipeline reads */
+    int rc = hub_ref_is_hub(model)
+                 ? pull(model, HUB_MODEL_PIPELINE, p->model, err)
+                 : path_join(p->model, sizeof p->model, cfg->models_dir, model, err);
+    if (!rc && cn && hub_ref_is_hub(cn))
+        rc = pull(cn, HUB_MODEL_COMPONENT, p->controlnet, err);
+    else if (!rc && cn)
         rc = path_join(p->controlnet, sizeof p->controlnet,
                        strncmp(cn, "j_", 2) == 0 ? cfg->jobs_dir : cfg->models_dir, cn, err);
+    char rev[HUB_REVISION_MAX];
+    if (!rc && hub_ref_is_hub(model)) rc = hub_ref_parse(model, p->model_id, rev, err);
     if (!rc && data[0] == '/')
         rc = path_join(p->data, sizeof p->data, data, ".", err);
     else if (!rc)
@@ -197,6 +216,7 @@ int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *
     if (!rc && n_images) rc = train_options_set(o, "validation_image", &image_list, err);
     /* the job's own folders, whatever the spec holds */
     if (!rc) rc = set_string(o, "pretrained_model_name_or_path", p->model, err);
+    if (!rc && p->model_id[0]) o->base_model_id = p->model_id;
     if (!rc && cn) rc = set_string(o, "controlnet_model_name_or_path", p->controlnet, err);
     if (!rc) rc = set_string(o, "train_data_dir", p->data, err);
     if (!rc) rc = set_string(o, "output_dir", x->job->dir, err);

@@ -11,12 +11,14 @@
 #include <jansson.h>
 #include <limits.h>
 
+#include "api/hub_ref.h"
 #include "engine/train/trainer.h"
 #include "server/workers/runner.h"
 
 /* The resolved folders of a spec (train_options points into them). */
 typedef struct runner_train_paths {
     char model[PATH_MAX], controlnet[PATH_MAX], data[PATH_MAX];
+    char model_id[HUB_REPO_ID_MAX]; /* the base's Hub id when it was pulled, else "" */
     char validation_image[TRAIN_MAX_VALIDATION][PATH_MAX];
 } runner_train_paths;
 

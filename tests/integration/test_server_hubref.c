@@ -5,6 +5,8 @@
  *     pixel, the same request against the local copy of that model;
  *   - an hf:// repo that does not exist, and a malformed reference, are
  *     errors naming the reference, and the server keeps serving;
+ *   - a training job whose base is hf://tester/tiny-sd trains, its model
+ *     card naming the Hub id;
  *   - a training job with push_to_hub is refused at submission (400, field
  *     push_to_hub, naming HF_TOKEN) by a server that has no Hub token, and
  *     accepted once it has one (a token file is read at each submission, no
@@ -199,6 +201,45 @@ static void test_push_needs_a_token_up_front(void) {
     server_stop(&srv, SIGTERM, 10000);
 }
 
+/* A train job whose base model is hf://: the job pulls it (the submission
+ * only checks the reference), trains, and its model card names the Hub id
+ * as base_model, not the snapshot folder. */
+static void test_train_job_from_hub_reference(void) {
+    test_server srv;
+    CHECK(start(&srv, "trainhub", HUB_TOKEN, "cpu") == 0, "server start");
+    char body[2048], path[128], state[32] = "";
+    snprintf(body, sizeof body,
+             "{\"pretrained_model_name_or_path\": \"hf://tester/tiny-sd\", \"dataset\": \"%s\", "
+             "\"resolution\": 16, \"train_batch_size\": 2, \"max_train_steps\": 2}",
+             fill);
+    http_resp r;
+    long st = post_json(&srv, "/v1/jobs", body, "application/json", &r);
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    http_resp_free(&r);
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")) ?: "");
+    json_decref(j);
+    CHECK(st == 202 && id[0], "submission: %ld", st);
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    for (int i = 0; i < 6000; i++, usleep(20000)) {
+        http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
+        j = json_loads(r.body ? r.body : "", 0, NULL);
+        http_resp_free(&r);
+        snprintf(state, sizeof state, "%s", json_string_value(json_object_get(j, "state")) ?: "");
+        json_decref(j);
+        if (!strcmp(state, "succeeded") || !strcmp(state, "failed")) break;
+    }
+    EXPECT(!strcmp(state, "succeeded"), "job %s is %s", id, state);
+    char card[900];
+    snprintf(card, sizeof card, "%s/trainhub/jobs/%s/README.md", root, id);
+    size_t n;
+    char *text = thub_read(card, &n);
+    EXPECT(text && strstr(text, "\nbase_model: tester/tiny-sd\n"), "model card: %s",
+           text ? text : "(none)");
+    free(text);
+    server_stop(&srv, SIGTERM, 10000);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     setenv("OMP_NUM_THREADS", "1", 0); /* shared cores: see test_server_engine.c */
@@ -241,6 +282,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_generate_from_hub_reference);
     RUN(test_push_needs_a_token_up_front);
+    RUN(test_train_job_from_hub_reference);
     thub_emu_stop(&emu);
     free(control_b64);
     free(png);

@@ -26,6 +26,19 @@ check train_outputs test -s "$tmp/a/config.json" -a -s "$tmp/a/diffusion_pytorch
 check metrics_every_step test "$(wc -l <"$tmp/a/logs/metrics.jsonl")" -eq 12
 check total_limit_keeps_two test "$(ls -d "$tmp"/a/checkpoint-* | wc -l)" -eq 2
 check model_card_front_matter grep -q "^base_model: model$" "$tmp/a/README.md"
+# as the script: a checkpoint at every multiple of checkpointing_steps, the last step's too
+check checkpoint_at_final_step test -d "$tmp/a/checkpoint-12" -a -d "$tmp/a/checkpoint-8"
+
+# --resume_from_checkpoint NAME is looked up under output_dir (the script
+# takes the basename); one that is not there starts a new run, with a note.
+$CNET train $common --output_dir "$tmp/n" --max_train_steps 4 \
+    --resume_from_checkpoint checkpoint-4 >"$tmp/n.log" 2>&1
+check resume_missing_starts_fresh sh -c "grep -q \"checkpoint 'checkpoint-4' does not exist\" \
+    '$tmp/n.log' && grep -q '^step 1/4' '$tmp/n.log' && test -d '$tmp/n/checkpoint-4'"
+$CNET train $common --output_dir "$tmp/n" --max_train_steps 6 \
+    --resume_from_checkpoint "/elsewhere/checkpoint-4" >"$tmp/n2.log" 2>&1
+check resume_by_name_under_output_dir sh -c "! grep -q '^step 1/6' '$tmp/n2.log' &&
+    grep -q '^step 5/6' '$tmp/n2.log'"
 
 # Gradient accumulation stops at the end of an epoch (accelerate syncs there):
 # 16 samples, batch 4, accumulation 3 -> 2 optimizer steps per epoch.
@@ -142,6 +155,10 @@ refuses adam8_resume_needs_flag "resume it with --use_8bit_adam" $common --outpu
 head -n 1 "$tmp/fill/metadata.jsonl" | sed 's/"text"/"caption"/' >"$tmp/cols.jsonl"
 mkdir -p "$tmp/cols" && cp -r "$tmp/fill/images" "$tmp/fill/conditioning_images" "$tmp/cols/" &&
     mv "$tmp/cols.jsonl" "$tmp/cols/metadata.jsonl"
+refuses image_without_prompt "validation_image needs --validation_prompt" $common \
+    --output_dir "$tmp/c" --validation_image "$tmp/fill/conditioning_images/00000.png"
+refuses no_dataset "give one of --dataset_name and --train_data_dir" --output_dir "$tmp/c" \
+    --pretrained_model_name_or_path "$tmp/model"
 refuses missing_column "text" $common --output_dir "$tmp/c" --train_data_dir "$tmp/cols"
 
 # Corrupt images: a few are skipped and counted, too many refuse the dataset.
@@ -156,7 +173,7 @@ refuses corrupt_dataset_refused "unreadable" $common --output_dir "$tmp/e" \
 
 # Disk full while writing checkpoint-4: checkpoint-2 stays intact and resumable, even with
 # --checkpoints_total_limit 1 (the oldest go only once the new one is complete).
-$CNET train $common --output_dir "$tmp/f" --max_train_steps 4 --checkpointing_steps 2 \
+$CNET train $common --output_dir "$tmp/f" --max_train_steps 3 --checkpointing_steps 2 \
     >/dev/null 2>&1
 size=$(du -k "$tmp/f/checkpoint-2" | tail -n 1 | cut -f1)
 rm -f "$tmp/f/diffusion_pytorch_model.safetensors"

@@ -171,19 +171,31 @@ static int commit_lines(const char *dir, const char *rel, char **ndjson) {
     return rc;
 }
 
-int thub_seed_repo(const thub_emu *e, const char *token, const char *repo_id, const char *dir) {
+/* The seed of a repo of type "model" or "dataset". */
+static int seed_repo(const thub_emu *e, const char *token, const char *type, const char *repo_id,
+                     const char *dir) {
     const char *slash = strchr(repo_id, '/');
     if (!slash) return -1;
     char create[512], path[512];
-    snprintf(create, sizeof create, "{\"organization\": \"%.*s\", \"name\": \"%s\"}",
-             (int)(slash - repo_id), repo_id, slash + 1);
-    if (emu_post(e, token, "/api/repos/create", "application/json", create) != 200) return -1;
+    snprintf(create, sizeof create,
+             "{\"organization\": \"%.*s\", \"name\": \"%s\", \"type\": \"%s\"}",
+             (int)(slash - repo_id), repo_id, slash + 1, type);
+    const long created = emu_post(e, token, "/api/repos/create", "application/json", create);
+    if (created != 200 && created != 409) return -1; /* 409: a new commit of an existing repo */
     char *ndjson = strdup("{\"key\": \"header\", \"value\": {\"summary\": \"seed\"}}\n");
     int rc = ndjson ? commit_lines(dir, "", &ndjson) : -1;
-    snprintf(path, sizeof path, "/api/models/%s/commit/main", repo_id);
+    snprintf(path, sizeof path, "/api/%ss/%s/commit/main", type, repo_id);
     if (rc == 0 && emu_post(e, token, path, "application/x-ndjson", ndjson) != 200) rc = -1;
     free(ndjson);
     return rc;
+}
+
+int thub_seed_repo(const thub_emu *e, const char *token, const char *repo_id, const char *dir) {
+    return seed_repo(e, token, "model", repo_id, dir);
+}
+
+int thub_seed_dataset(const thub_emu *e, const char *token, const char *repo_id, const char *dir) {
+    return seed_repo(e, token, "dataset", repo_id, dir);
 }
 
 static int emu_stat(const thub_emu *e, const char *route, const char *field) {

@@ -25,11 +25,13 @@ long thub_emu_ctl(const thub_emu *e, const char *query);
 int thub_emu_count(const thub_emu *e, const char *route);
 /* Faults fired on a route since the last reset. */
 int thub_emu_faults(const thub_emu *e, const char *route);
-/* Creates repo_id ("ns/name") on the emulator and commits every regular
- * file under dir (subfolders as paths, e.g. unet/config.json) as one commit
- * of inline files, with the write token. A whole diffusers pipeline can be
- * published this way (cnet push only sends a ControlNet's top level). 0 ok. */
+/* Creates repo_id ("ns/name") on the emulator (or keeps it, when it
+ * exists) and commits every regular file under dir (subfolders as paths, e.g. unet/config.json) as
+ * one commit of inline files, with the write token. A whole diffusers pipeline can be published
+ * this way (cnet push only sends a ControlNet's top level). 0 ok. */
 int thub_seed_repo(const thub_emu *e, const char *token, const char *repo_id, const char *dir);
+/* The same for a dataset repo. */
+int thub_seed_dataset(const thub_emu *e, const char *token, const char *repo_id, const char *dir);
 /* Scans the emulator's request log for a secret: *with = lines holding it;
  * returns the lines where it is misplaced — anywhere but once, as
  * "Authorization: Bearer <secret>", on a Hub API route (never storage,

@@ -21,8 +21,10 @@
  * storage_put storage_part complete storage_get.
  * Log: one line per request: route, method, URL, then every request header.
  *
- * Not the Hub: no git, no Xet, one repo type (models), commits are a JSON
- * manifest per commit, no pagination. */
+ * Dataset repos ("type": "dataset" at creation; /api/datasets/... and
+ * /datasets/<repo>/... routes) are kept apart from models of the same name.
+ * Not the Hub: no git, no Xet, no spaces, commits are a JSON manifest per
+ * commit, no pagination. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -262,6 +264,7 @@ static int name_ok(const char *s, size_t n) {
     return s[0] != '.';
 }
 
+/* ns of a dataset repo arrives as "datasets~<ns>" (see dispatch). */
 static void repo_path(const char *ns, const char *name, char *out, size_t cap) {
     snprintf(out, cap, "%s/repos/%s--%s.json", emu.data, ns, name);
 }
@@ -369,6 +372,11 @@ static enum MHD_Result h_create(struct MHD_Connection *c, const conn_state *s) {
     if (!name || !name_ok(name, strlen(name)) || !name_ok(ns, strlen(ns))) {
         json_decref(req);
         return reply_error(c, 400, NULL, "Invalid repo name");
+    }
+    char dataset_ns[160];
+    if (!strcmp(json_string_value(json_object_get(req, "type")) ?: "model", "dataset")) {
+        snprintf(dataset_ns, sizeof dataset_ns, "datasets~%s", ns);
+        ns = dataset_ns;
     }
     char url[512];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/%s/%s", emu.port, ns, name);
@@ -830,6 +838,7 @@ static enum MHD_Result fault_reply(struct MHD_Connection *c, const fault *f) {
 
 typedef struct route_args {
     char ns[128], name[128], a[1024], b[1024]; /* a, b: revision/oid/part/rest */
+    int dataset;                               /* a dataset repo's route */
 } route_args;
 
 /* Copies the next '/'-separated segment of *p into out; 0 on success. */
@@ -870,8 +879,10 @@ static int route_of(const char *method, const char *url, route_args *ra) {
             return route_index("verify");
         return -1;
     }
-    if (strncmp(url, "/api/models/", 12) == 0) {
-        p = url + 12;
+    const int api_datasets = strncmp(url, "/api/datasets/", 14) == 0;
+    if (strncmp(url, "/api/models/", 12) == 0 || api_datasets) {
+        ra->dataset = api_datasets;
+        p = url + (api_datasets ? 14 : 12);
         if (segment(&p, ra->ns, sizeof ra->ns) || segment(&p, ra->name, sizeof ra->name)) return -1;
         char what[32] = "";
         if (!*p) {
@@ -885,6 +896,10 @@ static int route_of(const char *method, const char *url, route_args *ra) {
         if (post && strcmp(what, "preupload") == 0) return route_index("preupload");
         if (post && strcmp(what, "commit") == 0) return route_index("commit");
         return -1;
+    }
+    if (strncmp(p, "datasets/", 9) == 0) { /* the file routes of a dataset repo */
+        ra->dataset = 1;
+        p += 9;
     }
     if (segment(&p, ra->ns, sizeof ra->ns)) return -1;
     const char *git = strstr(p, ".git/info/lfs/objects/batch");
@@ -908,14 +923,21 @@ static enum MHD_Result log_header(void *cls, enum MHD_ValueKind kind, const char
 static pthread_mutex_t repo_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static enum MHD_Result dispatch(struct MHD_Connection *c, const char *method, const conn_state *s,
-                                const route_args *ra, int drop_half) {
+                                const route_args *args, int drop_half) {
     const char *r = route_names[s->route];
     if (s->too_big) return reply_error(c, 413, NULL, "body too large");
-    if (strcmp(r, "control") == 0) return h_control(c, method, ra->a);
-    if (!name_ok(ra->ns, strlen(ra->ns)) && ra->ns[0])
+    if (strcmp(r, "control") == 0) return h_control(c, method, args->a);
+    if (!name_ok(args->ns, strlen(args->ns)) && args->ns[0])
         return reply_error(c, 404, "RepoNotFound", "Repository not found");
-    if (!name_ok(ra->name, strlen(ra->name)) && ra->name[0])
+    if (!name_ok(args->name, strlen(args->name)) && args->name[0])
         return reply_error(c, 404, "RepoNotFound", "Repository not found");
+    route_args dataset_args;
+    const route_args *ra = args;
+    if (args->dataset) { /* a dataset repo is kept apart from a model of the same name */
+        dataset_args = *args;
+        snprintf(dataset_args.ns, sizeof dataset_args.ns, "datasets~%.100s", args->ns);
+        ra = &dataset_args;
+    }
     if (strcmp(r, "whoami") == 0) return h_whoami(c);
     if (strcmp(r, "create") == 0) return h_create(c, s);
     if (strcmp(r, "info") == 0) return h_info(c, ra->ns, ra->name, ra->a);

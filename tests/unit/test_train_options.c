@@ -10,11 +10,13 @@
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "api/api_fields.h"
 #include "engine/train/trainer.h"
+#include "server/cli/cli_args.h"
 #include "server/cli/cmd_train.h"
 #include "server/workers/runner_train.h"
 #include "tests/lib/harness.h"
@@ -26,10 +28,10 @@ static char tmp[PATH_MAX], models[PATH_MAX + 16], datasets[PATH_MAX + 16], jobs[
 static char job_dir[PATH_MAX + 32];
 
 /* Members of a train request that are not trainer options: the job's own
- * (API) and the backend (CLI). */
+ * (API) and what `cnet train` does itself (the backend, the Hub). */
 static int not_a_trainer_option(const char *name) {
     return !strcmp(name, "kind") || !strcmp(name, "dataset") || !strcmp(name, "push_to_hub") ||
-           !strcmp(name, "device");
+           cmd_train_own_flag(name);
 }
 
 static int setup(void) {
@@ -197,10 +199,10 @@ static void test_cli_and_spec_agree(void) {
                     "v_prediction"};
     const int argc = (int)(sizeof argv / sizeof argv[0]);
     train_options cli;
-    const char *device = "cpu";
+    train_cli tc;
     int help = 0;
     cnet_error err = {0};
-    CHECK(!cmd_train_parse(argc, argv, &cli, &device, &help, &err), "%s", err.msg);
+    CHECK(!cmd_train_parse(argc, argv, &cli, &tc, &help, &err), "%s", err.msg);
 
     json_error_t jerr;
     json_t *req = json_loads(
@@ -276,11 +278,11 @@ static void test_cli_only_options(void) {
                     "--tracker-project-name",
                     "run1"};
     train_options o, d;
-    const char *device = "cpu";
+    train_cli tc;
     int help = 0;
     cnet_error err = {0};
-    CHECK(!cmd_train_parse((int)(sizeof argv / sizeof argv[0]), argv, &o, &device, &help, &err),
-          "%s", err.msg);
+    CHECK(!cmd_train_parse((int)(sizeof argv / sizeof argv[0]), argv, &o, &tc, &help, &err), "%s",
+          err.msg);
     train_options_defaults(&d);
     for (int k = 0; k < train_n_opts; k++) {
         const api_field *f =
@@ -362,14 +364,153 @@ static void test_seed_64_bits(void) {
     char *top[] = {"train", "--seed", "18446744073709551615"};
     char *over[] = {"train", "--seed=18446744073709551616"};
     train_options o;
-    const char *device = "cpu";
+    train_cli tc;
     int help = 0;
     cnet_error err = {0};
-    CHECK(!cmd_train_parse(3, top, &o, &device, &help, &err), "%s", err.msg);
+    CHECK(!cmd_train_parse(3, top, &o, &tc, &help, &err), "%s", err.msg);
     EXPECT(o.seed == UINT64_MAX, "seed %llu", (unsigned long long)o.seed);
-    EXPECT(cmd_train_parse(2, over, &o, &device, &help, &err) == CNET_EINVAL &&
-               strstr(err.msg, "seed"),
+    EXPECT(cmd_train_parse(2, over, &o, &tc, &help, &err) == CNET_EINVAL && strstr(err.msg, "seed"),
            "2^64 accepted or not named: %s", err.msg);
+}
+
+/* Every flag of diffusers v0.27.2 examples/controlnet/train_controlnet.py's
+ * parse_args, copied from the script by hand. */
+static const char *const script_flags[] = {"pretrained_model_name_or_path",
+                                           "controlnet_model_name_or_path",
+                                           "revision",
+                                           "variant",
+                                           "tokenizer_name",
+                                           "output_dir",
+                                           "cache_dir",
+                                           "logging_dir",
+                                           "report_to",
+                                           "tracker_project_name",
+                                           "seed",
+                                           "resolution",
+                                           "train_batch_size",
+                                           "num_train_epochs",
+                                           "max_train_steps",
+                                           "checkpointing_steps",
+                                           "checkpoints_total_limit",
+                                           "resume_from_checkpoint",
+                                           "gradient_accumulation_steps",
+                                           "gradient_checkpointing",
+                                           "learning_rate",
+                                           "scale_lr",
+                                           "lr_scheduler",
+                                           "lr_warmup_steps",
+                                           "lr_num_cycles",
+                                           "lr_power",
+                                           "use_8bit_adam",
+                                           "dataloader_num_workers",
+                                           "adam_beta1",
+                                           "adam_beta2",
+                                           "adam_weight_decay",
+                                           "adam_epsilon",
+                                           "max_grad_norm",
+                                           "push_to_hub",
+                                           "hub_token",
+                                           "hub_model_id",
+                                           "allow_tf32",
+                                           "mixed_precision",
+                                           "enable_xformers_memory_efficient_attention",
+                                           "set_grads_to_none",
+                                           "dataset_name",
+                                           "dataset_config_name",
+                                           "train_data_dir",
+                                           "image_column",
+                                           "conditioning_image_column",
+                                           "caption_column",
+                                           "max_train_samples",
+                                           "proportion_empty_prompts",
+                                           "validation_prompt",
+                                           "validation_image",
+                                           "num_validation_images",
+                                           "validation_steps"};
+
+/* Each is a flag of `cnet train` (cli_next finds it) and listed by --help. */
+static void test_every_script_flag(void) {
+    char *help = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&help, &len);
+    CHECK(f, "open_memstream");
+    fputc('\n', f); /* every flag's line then starts after a newline */
+    cli_usage(f, api_train_fields, api_train_n_fields);
+    fclose(f);
+    for (size_t k = 0; k < sizeof script_flags / sizeof *script_flags; k++) {
+        char flag[128], line[140];
+        snprintf(flag, sizeof flag, "--%s", script_flags[k]);
+        char *argv[] = {"train", flag, "1"};
+        int i = 1;
+        cli_opt a;
+        cnet_error err = {0};
+        EXPECT(!cli_next(api_train_fields, api_train_n_fields, 3, argv, &i, &a, &err), "%s: %s",
+               flag, err.msg);
+        snprintf(line, sizeof line, "\n  %s", flag);
+        const char *at = strstr(help, line);
+        EXPECT(at && strchr(" \n", at[strlen(line)]), "%s is not in cnet train --help", flag);
+    }
+    free(help);
+}
+
+/* --flag VALUE and --flag=VALUE, nargs lists and repeated list flags, and
+ * booleans written as Python and shells write them, give one result. */
+static void test_flag_spellings(void) {
+    char *spaced[] = {"train",
+                      "--resolution",
+                      "64",
+                      "--scale_lr=False",
+                      "--gradient_checkpointing=0",
+                      "--use_8bit_adam=True",
+                      "--allow_tf32",
+                      "--push_to_hub=false",
+                      "--validation_prompt",
+                      "a cat",
+                      "a dog",
+                      "--validation_image",
+                      "c.png",
+                      "--revision",
+                      "v1"};
+    char *inline_[] = {"train",
+                       "--resolution=64",
+                       "--scale_lr=false",
+                       "--gradient-checkpointing=false",
+                       "--use_8bit_adam=1",
+                       "--allow_tf32=true",
+                       "--validation_prompt=a cat",
+                       "--validation_prompt=a dog",
+                       "--validation_image=c.png",
+                       "--revision=v1"};
+    train_options a, b;
+    train_cli ta, tb;
+    int help = 0;
+    cnet_error err = {0};
+    CHECK(!cmd_train_parse((int)(sizeof spaced / sizeof *spaced), spaced, &a, &ta, &help, &err),
+          "spaced: %s", err.msg);
+    CHECK(!cmd_train_parse((int)(sizeof inline_ / sizeof *inline_), inline_, &b, &tb, &help, &err),
+          "inline: %s", err.msg);
+    for (int k = 0; k < train_n_opts; k++)
+        EXPECT(same_value(&train_opts[k], &a, &b), "%s differs by spelling", train_opts[k].name);
+    EXPECT(a.resolution == 64 && !a.scale_lr && !a.gradient_checkpointing && a.use_8bit_adam,
+           "values: resolution %d scale_lr %d gradient_checkpointing %d use_8bit_adam %d",
+           a.resolution, a.scale_lr, a.gradient_checkpointing, a.use_8bit_adam);
+    EXPECT(a.n_validation_prompts == 2 && a.n_validation_images == 1, "lists %d %d",
+           a.n_validation_prompts, a.n_validation_images);
+    EXPECT(ta.allow_tf32 && tb.allow_tf32 && !ta.push_to_hub && !tb.push_to_hub,
+           "flags of cnet train: tf32 %d %d push %d %d", ta.allow_tf32, tb.allow_tf32,
+           ta.push_to_hub, tb.push_to_hub);
+    EXPECT(!strcmp(ta.revision, "v1") && !strcmp(tb.revision, "v1"), "revision");
+
+    char *maybe[] = {"train", "--scale_lr=maybe"};
+    EXPECT(cmd_train_parse(2, maybe, &a, &ta, &help, &err) == CNET_EINVAL &&
+               strstr(err.msg, "--scale_lr"),
+           "--scale_lr=maybe: %s", err.msg);
+    /* the script's parse_args: an image needs a prompt (else it would
+     * train to the end and fail at the validation image) */
+    char *image_only[] = {"train", "--validation_image", "c.png"};
+    EXPECT(cmd_train_parse(3, image_only, &a, &ta, &help, &err) == CNET_EINVAL &&
+               strstr(err.msg, "--validation_prompt"),
+           "an image without a prompt: %s", err.msg);
 }
 
 int main(int argc, char **argv) {
@@ -384,6 +525,8 @@ int main(int argc, char **argv) {
     RUN(test_spec_unknown_member_refused);
     RUN(test_set_refuses);
     RUN(test_seed_64_bits);
+    RUN(test_every_script_flag);
+    RUN(test_flag_spellings);
     tmpdir_remove(tmp);
     return harness_done();
 }
