@@ -238,7 +238,7 @@ int clip_text_forward_states(clip_text_model *m, cnet_arena *scratch, float *hid
         rc = (rows = cnet_arena_alloc(scratch, (size_t)B * D * sizeof(float), err))
                  ? 0
                  : (err ? err->code : CNET_ENOMEM);
-    if (!rc && !normed)
+    if (!rc && pool && !normed)
         rc = (normed = cnet_arena_alloc(scratch, (size_t)B * D * sizeof(float), err))
                  ? 0
                  : (err ? err->code : CNET_ENOMEM);

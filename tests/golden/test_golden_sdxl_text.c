@@ -5,7 +5,8 @@
  *
  * Truth: the tensors diffusers v0.27.2 / transformers v4.38 computed
  * (goldens-sdxl/README.md). Also checks that the check compared every
- * tensor of the file, so a case the metadata adds cannot go unchecked. */
+ * tensor of the file, so a case the metadata adds cannot go unchecked.
+ * `--device cuda` runs the encoders on the GPU backend instead. */
 #include <limits.h>
 #include <stdio.h>
 
@@ -25,6 +26,7 @@ static void test_sdxl_text_encoders(void) {
         return;
     }
     ctx.stem = "text_encoders";
+    ctx.device = harness_arg("--device", "cpu");
     int rc = golden_check_sdxl_text_encoders(&ctx, &f, &err);
     EXPECT(rc == 0, "check did not run: %s", rc ? err.msg : "");
     EXPECT(ctx.failed == 0, "%d of %d comparisons failed", ctx.failed, ctx.passed + ctx.failed);
