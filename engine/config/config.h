@@ -100,6 +100,9 @@ typedef struct cnet_clip_text_config {
     float layer_norm_eps;
     /* eos_token_id == 2 selects the legacy pooling (argmax of the ids). */
     int eos_token_id, bos_token_id, pad_token_id;
+    /* architectures names CLIPTextModelWithProjection: the model has
+     * text_projection [projection_dim, hidden_size], no bias. */
+    bool with_projection;
 } cnet_clip_text_config;
 
 typedef enum cnet_sched_kind {

@@ -49,6 +49,10 @@ typedef struct golden_ctx {
 /* Reads tolerances.json and finds the model folder: the one folder whose
  * model_index.json goldens/manifest.json lists. */
 int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err);
+/* The same for another goldens folder of the fixture root (e.g.
+ * "goldens-sdxl": its tolerances.json and manifest.json). */
+int golden_init_goldens(golden_ctx *ctx, const char *fixtures, const char *goldens,
+                        cnet_error *err);
 void golden_free(golden_ctx *ctx);
 
 /* Allowed max abs error of tensor `name` in golden file `stem`: 0 when
@@ -88,5 +92,7 @@ int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_schedulers(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_preprocess(golden_ctx *ctx, const st_file *f, cnet_error *err);
+/* goldens-sdxl */
+int golden_check_sdxl_text_encoders(golden_ctx *ctx, const st_file *f, cnet_error *err);
 
 #endif
