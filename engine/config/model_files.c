@@ -19,15 +19,23 @@ static int model_weights_path(char *path, size_t cap, const char *component_dir,
                 return cnet_fail(err, CNET_ELIMIT, "%s: path too long", component_dir);
             if (access(path, R_OK) == 0) return 0;
         }
-    char bin[4096];
-    snprintf(bin, sizeof bin, "%s/diffusion_pytorch_model.bin", component_dir);
-    int has_bin = access(bin, F_OK) == 0;
+    /* PyTorch pickles, read by engine/core/torch_pickle.h's restricted
+     * unpickler, after every safetensors spelling (diffusers prefers them
+     * the same way) */
+    static const char *const pickles[] = {"diffusion_pytorch_model", "pytorch_model"};
+    for (int s = 0; s < 2; s++) {
+        int n = variant ? snprintf(path, cap, "%s/%s.%s.bin", component_dir, pickles[s], variant)
+                        : snprintf(path, cap, "%s/%s.bin", component_dir, pickles[s]);
+        if (n < 0 || (size_t)n >= cap)
+            return cnet_fail(err, CNET_ELIMIT, "%s: path too long", component_dir);
+        if (access(path, R_OK) == 0) return 0;
+    }
     return cnet_fail(err, CNET_ENOTFOUND,
-                     "%s: no %s%s%s weights (looked for diffusion_pytorch_model and model "
-                     ".safetensors and sharded .safetensors.index.json)%s",
+                     "%s: no %s%s%sweights (looked for diffusion_pytorch_model and model "
+                     ".safetensors, sharded .safetensors.index.json, and "
+                     "diffusion_pytorch_model / pytorch_model .bin)",
                      component_dir, variant ? "'" : "", variant ? variant : "",
-                     variant ? "' variant " : "",
-                     has_bin ? "; only a PyTorch .bin is present: convert it to safetensors" : "");
+                     variant ? "' variant " : "");
 }
 
 int model_component_files(char *config_path, char *weights_path, size_t cap,
