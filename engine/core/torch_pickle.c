@@ -296,14 +296,16 @@ static int pk_dims(pk *u, int idx, int64_t *dims, int *ndim, const char *what) {
 
 /* _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad,
  * backward_hooks[, metadata]) -> a tensor object. */
-static int pk_rebuild_tensor(pk *u, const pk_obj *args) {
-    if (args->n < 4 || args->n > 7)
+static int pk_rebuild_tensor(pk *u, int args_idx) {
+    int n_args = u->objs[args_idx].n;
+    if (n_args < 4 || n_args > 7)
         return pk_fail(u, CNET_EFORMAT, "_rebuild_tensor_v2 with the wrong number of arguments");
-    if (u->objs[args->items[0]].kind != PK_STORAGE)
+    if (u->objs[u->objs[args_idx].items[0]].kind != PK_STORAGE)
         return pk_fail(u, CNET_EFORMAT, "_rebuild_tensor_v2 of something that is not a storage");
-    int o = pk_new(u, PK_TENSOR);
+    int o = pk_new(u, PK_TENSOR); /* may move u->objs: pointers are taken after it */
     if (o < 0) return o;
     pk_obj *t = &u->objs[o];
+    const pk_obj *args = &u->objs[args_idx];
     t->storage = args->items[0];
     int nstride = 0, rc;
     if ((rc = pk_int_of(u, args->items[1], &t->offset, "a storage offset")) ||
@@ -330,7 +332,7 @@ static int pk_reduce(pk *u) {
         if (a->n != 0) return pk_fail(u, CNET_EFORMAT, "OrderedDict called with arguments");
         return pk_push(u, pk_new(u, PK_DICT));
     case G_REBUILD_TENSOR:
-        return pk_rebuild_tensor(u, a);
+        return pk_rebuild_tensor(u, args);
     case G_REBUILD_PARAMETER: /* (data, requires_grad, backward_hooks): the data */
         if (a->n < 1 || u->objs[a->items[0]].kind != PK_TENSOR)
             return pk_fail(u, CNET_EFORMAT, "_rebuild_parameter of something that is not a tensor");
@@ -358,12 +360,18 @@ static int pk_persistent(pk *u) {
     int64_t numel = 0;
     if ((rc = pk_int_of(u, t->items[4], &numel, "a storage's numel"))) return rc;
     if (numel < 0) return pk_fail(u, CNET_EFORMAT, "a negative storage numel");
-    int o = pk_new(u, PK_STORAGE);
-    if (o < 0) return o;
+    int type_index = type->type;
+    char *key_copy = strdup(key->s);
+    if (!key_copy) return pk_fail(u, CNET_ENOMEM, "out of memory");
+    int o = pk_new(u, PK_STORAGE); /* may move u->objs: t, type and key are stale after it */
+    if (o < 0) {
+        free(key_copy);
+        return o;
+    }
     pk_obj *s = &u->objs[o];
-    s->type = u->objs[t->items[1]].type;
+    s->type = type_index;
     s->i = numel;
-    if (!(s->s = strdup(u->objs[t->items[2]].s))) return pk_fail(u, CNET_ENOMEM, "out of memory");
+    s->s = key_copy;
     return pk_push(u, o);
 }
 
