@@ -70,7 +70,7 @@ static int component_config(char *path, size_t cap, const convert_options *o, co
     json_t *cfg = NULL;
     int rc = kind == CONVERT_VAE ? convert_infer_vae(&cfg, f, prefix, err)
              : kind == CONVERT_CLIP
-                 ? convert_infer_clip(&cfg, f, prefix, err)
+                 ? convert_infer_clip(&cfg, f, PREFIX_CLIP_TEXT, err)
                  : convert_infer_unet(&cfg, f, prefix, kind == CONVERT_CONTROLNET, err);
     if (rc) return rc;
     path_fmt(path, cap, "%s/%s.inferred.json", out_dir, sub);

@@ -84,6 +84,53 @@ check refuses_sd_without_tokenizer refused sd.safetensors tokenizer --config_fro
 check refuses_unknown_width refused cn.safetensors "width 32" --config_from
 check refuses_existing_output sh -c "! $CNET convert '$T/in/cn.safetensors' '$T/cn' --config_from '$MODEL' 2>/dev/null"
 
+# configs inferred from tensors: an SD 1.x-shaped model (768-wide cross
+# attention; the fixture's small-sd configs, random float16 weights), whose
+# single files convert with --config_from naming a folder of only tokenizer/
+# and scheduler/; every field the tensors or the SD 1.x family decide must
+# equal small-sd's config
+SMALL=$FIXTURES/small-sd
+$CNET init-model --out "$T/small" --from-config "$SMALL" --seed 3 --dtype f16 >/dev/null
+$PY tests/tools/ldm_files.py "$T/small" "$T/small_in" --safetensors-only
+mkdir "$T/tok" && cp -r "$SMALL/tokenizer" "$SMALL/scheduler" "$T/tok/"
+same_config() { # GOT WANT FIELDS...
+    $PY - "$@" <<'EOF'
+import json, sys
+got, want = (json.load(open(p)) for p in sys.argv[1:3])
+n = len(want.get("block_out_channels", []))
+norm = lambda f, v: [v] * n if f == "attention_head_dim" and isinstance(v, int) else v
+bad = [f for f in sys.argv[3:] if norm(f, got.get(f)) != norm(f, want.get(f))]
+for f in bad:
+    print("    %s: %s inferred, %s in %s" % (f, got.get(f), want.get(f), sys.argv[2]))
+sys.exit(1 if bad else 0)
+EOF
+}
+same_small() { # DIR: unet, vae, text_encoder equal the random model's
+    for c in unet/diffusion_pytorch_model vae/diffusion_pytorch_model text_encoder/model; do
+        same "$1/$c.safetensors" "$T/small/$c.safetensors" || return 1
+    done
+}
+UNET_FIELDS="in_channels out_channels block_out_channels layers_per_block down_block_types up_block_types
+    mid_block_type cross_attention_dim attention_head_dim use_linear_projection transformer_layers_per_block
+    norm_num_groups flip_sin_to_cos freq_shift"
+check infer_sd $CNET convert "$T/small_in/sd.safetensors" "$T/small_sd" --config_from "$T/tok"
+check infer_sd_unet same_config "$T/small_sd/unet/config.json" "$SMALL/unet/config.json" $UNET_FIELDS
+check infer_sd_vae same_config "$T/small_sd/vae/config.json" "$SMALL/vae/config.json" in_channels \
+    out_channels latent_channels block_out_channels layers_per_block norm_num_groups scaling_factor \
+    down_block_types up_block_types
+check infer_sd_text same_config "$T/small_sd/text_encoder/config.json" "$SMALL/text_encoder/config.json" \
+    vocab_size hidden_size intermediate_size num_hidden_layers num_attention_heads \
+    max_position_embeddings projection_dim hidden_act bos_token_id eos_token_id pad_token_id
+check infer_sd_weights same_small "$T/small_sd"
+check infer_controlnet $CNET convert "$T/small_in/cn.safetensors" "$T/small_cn"
+check infer_controlnet_config same_config "$T/small_cn/config.json" "$SMALL/controlnet/config.json" \
+    in_channels block_out_channels layers_per_block down_block_types mid_block_type cross_attention_dim \
+    attention_head_dim use_linear_projection transformer_layers_per_block norm_num_groups \
+    conditioning_channels conditioning_embedding_out_channels
+check infer_controlnet_weights same "$T/small_cn/diffusion_pytorch_model.safetensors" \
+    "$T/small/controlnet/diffusion_pytorch_model.safetensors"
+rm -rf "$T/small" "$T/small_in" "$T/small_sd" "$T/small_cn"
+
 # the goldens (diffusers' outputs) on the converted models
 fx=$T/fixtures
 cp -r "$FIXTURES" "$fx"

@@ -11,7 +11,7 @@ block indices by formula. Reads and writes safetensors by hand (json +
 struct); .ckpt/.pth copies use the real torch.save when python3-torch is
 present.
 
-    ldm_files.py MODEL_DIR OUT_DIR
+    ldm_files.py MODEL_DIR OUT_DIR [--safetensors-only]
 
 OUT_DIR/sd.safetensors      model.diffusion_model.* first_stage_model.*
                             cond_stage_model.transformer.text_model.*
@@ -192,6 +192,7 @@ def save_torch(path, tensors, wrap):
 
 def main():
     model, out = sys.argv[1], sys.argv[2]
+    with_torch = "--safetensors-only" not in sys.argv[3:]
     os.makedirs(out, exist_ok=True)
     st = lambda sub, leaf: read_st(os.path.join(model, sub, leaf))
     sd = {}
@@ -206,12 +207,14 @@ def main():
     sd["cond_stage_model.transformer.text_model.embeddings.position_ids"] = (
         "I64", [1, positions], b"".join(struct.pack("<q", i) for i in range(positions)))
     write_st(os.path.join(out, "sd.safetensors"), sd)
-    save_torch(os.path.join(out, "sd.ckpt"), sd, True)
+    if with_torch:
+        save_torch(os.path.join(out, "sd.ckpt"), sd, True)
 
     cn = to_ldm(st("controlnet", "diffusion_pytorch_model.safetensors"),
                 unet_modules(config(model, "controlnet"), True), "")
     write_st(os.path.join(out, "cn.safetensors"), {"control_model." + k: v for k, v in cn.items()})
-    save_torch(os.path.join(out, "cn.pth"), cn, False)
+    if with_torch:
+        save_torch(os.path.join(out, "cn.pth"), cn, False)
 
     one = ("F32", [1], struct.pack("<f", 1.0))
     write_st(os.path.join(out, "sdxl.safetensors"),
@@ -219,7 +222,8 @@ def main():
               "model.diffusion_model.input_blocks.0.0.weight": one})
     write_st(os.path.join(out, "lora.safetensors"),
              {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": one})
-    write_bin_folder(model, out)
+    if with_torch:
+        write_bin_folder(model, out)
 
 
 def write_bin_folder(model, out):

@@ -10,6 +10,7 @@ OUT_DIR/
                                  transposed view, an offset view sharing a
                                  storage, a 0-dim tensor, an nn.Parameter and
                                  an int32 tensor (left out by cnet)
+  many.bin, many.safetensors     300 tensors (the unpickler's tables grow)
   lightning.ckpt                 {"state_dict": ..., "global_step": 7, "epoch": 1}
   legacy.pth                     the same dict in the pre-1.6 (non-zip) format
   evil_system.bin, evil_eval.bin pickles that call os.system / builtins.eval
@@ -105,6 +106,9 @@ def main():
     truth = {k: v.detach() for k, v in state.items() if v.dtype != torch.int32}
     truth["flag"] = truth["flag"].to(torch.uint8)
     write_safetensors(os.path.join(out, "state.safetensors"), truth)
+    many = {"layers.%d.weight" % i: torch.randn(i % 5 + 1, 3, generator=g) for i in range(300)}
+    torch.save(many, os.path.join(out, "many.bin"))
+    write_safetensors(os.path.join(out, "many.safetensors"), many)
     torch.save({"state_dict": state, "global_step": 7, "epoch": 1},
                os.path.join(out, "lightning.ckpt"))
     torch.save(state, os.path.join(out, "legacy.pth"), _use_new_zipfile_serialization=False)
