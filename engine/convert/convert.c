@@ -27,6 +27,7 @@
 #define PREFIX_CLIP "cond_stage_model."
 #define PREFIX_CLIP_TEXT "cond_stage_model.transformer.text_model."
 #define PREFIX_CONTROL "control_model."
+#define PREFIX_OPENCLIP "cond_stage_model.model."
 /* The buffer the CLIP position ids live in, which transformers does not load. */
 #define CLIP_POSITION_IDS "cond_stage_model.transformer.text_model.embeddings.position_ids"
 #define COPY_CHUNK (1u << 20)
@@ -68,9 +69,10 @@ static int component_config(char *path, size_t cap, const convert_options *o, co
         if (kind == CONVERT_CONTROLNET && access(path, R_OK) == 0) return 0;
     }
     json_t *cfg = NULL;
-    int rc = kind == CONVERT_VAE ? convert_infer_vae(&cfg, f, prefix, err)
-             : kind == CONVERT_CLIP
-                 ? convert_infer_clip(&cfg, f, PREFIX_CLIP_TEXT, err)
+    int rc = kind == CONVERT_VAE    ? convert_infer_vae(&cfg, f, prefix, err)
+             : kind == CONVERT_CLIP ? convert_infer_clip(&cfg, f, PREFIX_CLIP_TEXT, err)
+             : kind == CONVERT_OPENCLIP
+                 ? convert_infer_openclip(&cfg, f, PREFIX_OPENCLIP, err)
                  : convert_infer_unet(&cfg, f, prefix, kind == CONVERT_CONTROLNET, err);
     if (rc) return rc;
     path_fmt(path, cap, "%s/%s.inferred.json", out_dir, sub);
@@ -90,12 +92,30 @@ static int import_one(const st_file *f, const char *prefix, convert_kind kind, c
     return rc ? cnet_error_prefix(err, "%s", sub) : 0;
 }
 
+/* 1 for an OpenCLIP tensor a CLIPTextModel has no place for: the
+ * contrastive head (text_projection, logit_scale), the causal mask buffer,
+ * and every tensor of a layer the config leaves out (SD 2.x's last). */
+static int openclip_unused_ok(const st_file *f, const char *used, const char *name) {
+    const char *rest = name + strlen(PREFIX_OPENCLIP);
+    if (strcmp(rest, "text_projection") == 0 || strcmp(rest, "logit_scale") == 0 ||
+        strcmp(rest, "attn_mask") == 0)
+        return 1;
+    int layer = -1, at = 0;
+    if (sscanf(rest, "transformer.resblocks.%d.%n", &layer, &at) != 1 || !at) return 0;
+    size_t n = strlen(PREFIX_OPENCLIP) + (size_t)at;
+    for (int i = 0; i < f->n; i++)
+        if (used[i] && strncmp(f->entries[i].name, name, n) == 0) return 0;
+    return 1;
+}
+
 /* Every tensor under prefix was taken by a component (or is a known buffer). */
 static int check_all_used(const st_file *f, const char *prefix, const char *used, cnet_error *err) {
     size_t n = strlen(prefix);
     for (int i = 0; i < f->n; i++) {
         const char *name = f->entries[i].name;
-        if (used[i] || strncmp(name, prefix, n) != 0 || strcmp(name, CLIP_POSITION_IDS) == 0)
+        if (used[i] || strncmp(name, prefix, n) != 0 || strcmp(name, CLIP_POSITION_IDS) == 0 ||
+            (strncmp(name, PREFIX_OPENCLIP, strlen(PREFIX_OPENCLIP)) == 0 &&
+             openclip_unused_ok(f, used, name)))
             continue;
         return cnet_fail(err, CNET_EFORMAT,
                          "%s: tensor '%s' is not part of the model its config describes (an "
@@ -175,18 +195,12 @@ static int import_pipeline_files(const char *out_dir, const convert_options *o, 
 
 static int import_sd(const st_file *f, const char *out_dir, const convert_options *o, char *used,
                      cnet_error *err) {
-    if (has_prefix(f, "cond_stage_model.model."))
-        return cnet_fail(err, CNET_EFORMAT,
-                         "%s: an SD 2.x checkpoint: its OpenCLIP text encoder "
-                         "(cond_stage_model.model.*) is not converted; use the diffusers folder "
-                         "of stabilityai/stable-diffusion-2-1 (cnet pull) or diffusers' "
-                         "from_single_file(...).save_pretrained(DIR)",
-                         f->path);
-    if (!has_prefix(f, PREFIX_CLIP_TEXT) || !has_prefix(f, PREFIX_VAE))
+    int openclip = has_prefix(f, PREFIX_OPENCLIP);
+    if (!has_prefix(f, openclip ? PREFIX_OPENCLIP : PREFIX_CLIP_TEXT) || !has_prefix(f, PREFIX_VAE))
         return cnet_fail(err, CNET_EFORMAT,
                          "%s: has model.diffusion_model.* but not both first_stage_model.* (VAE) "
-                         "and cond_stage_model.transformer.text_model.* (CLIP text): not a full "
-                         "SD 1.x checkpoint",
+                         "and cond_stage_model.transformer.text_model.* (CLIP, SD 1.x) or "
+                         "cond_stage_model.model.* (OpenCLIP, SD 2.x): not a full checkpoint",
                          f->path);
     if (!o->config_from)
         return cnet_fail(err, CNET_EINVAL,
@@ -196,10 +210,12 @@ static int import_sd(const st_file *f, const char *out_dir, const convert_option
                          "e.g. the snapshot `cnet pull stable-diffusion-v1-5/"
                          "stable-diffusion-v1-5` downloads",
                          f->path);
+    const char *text_prefix = openclip ? PREFIX_OPENCLIP : PREFIX_CLIP;
     int rc;
     if ((rc = import_one(f, PREFIX_UNET, CONVERT_UNET, "unet", out_dir, o, used, err)) ||
         (rc = import_one(f, PREFIX_VAE, CONVERT_VAE, "vae", out_dir, o, used, err)) ||
-        (rc = import_one(f, PREFIX_CLIP, CONVERT_CLIP, "text_encoder", out_dir, o, used, err)) ||
+        (rc = import_one(f, text_prefix, openclip ? CONVERT_OPENCLIP : CONVERT_CLIP, "text_encoder",
+                         out_dir, o, used, err)) ||
         (rc = check_all_used(f, PREFIX_UNET, used, err)) ||
         (rc = check_all_used(f, PREFIX_VAE, used, err)) ||
         (rc = check_all_used(f, PREFIX_CLIP, used, err)))
@@ -253,7 +269,7 @@ static int import_file(const char *in, const char *out_dir, const convert_option
     else
         rc = cnet_fail(err, CNET_EFORMAT,
                        "%s: not a checkpoint this converter knows (%d tensors, the first '%s'; "
-                       "it reads SD 1.x single files and A1111/ComfyUI ControlNets)",
+                       "it reads SD 1.x / 2.x single files and A1111/ComfyUI ControlNets)",
                        in, f.n, f.n ? f.entries[0].name : "none");
     free(used);
     st_close(&f);

@@ -2,10 +2,12 @@
  * diffusers ControlNet as one A1111 / ComfyUI file.
  *
  * Into a diffusers folder (convert_to_diffusers):
- *   - a single-file SD 1.x checkpoint (.safetensors or torch.save .ckpt:
- *     model.diffusion_model.*, first_stage_model.*, cond_stage_model.
- *     transformer.*) -> unet/ vae/ text_encoder/ tokenizer/ scheduler/
- *     model_index.json, as diffusers' from_single_file(...).save_pretrained;
+ *   - a single-file SD 1.x / 2.x checkpoint (.safetensors or torch.save
+ *     .ckpt: model.diffusion_model.*, first_stage_model.*, and
+ *     cond_stage_model.transformer.* (SD 1.x's CLIP) or cond_stage_model.
+ *     model.* (SD 2.x's OpenCLIP, its fused q/k/v split)) -> unet/ vae/
+ *     text_encoder/ tokenizer/ scheduler/ model_index.json, as diffusers'
+ *     from_single_file(...).save_pretrained;
  *   - an A1111 / ComfyUI ControlNet (control_model.* keys, or the same keys
  *     unprefixed as lllyasviel's .pth files have them) -> a ControlNetModel
  *     folder (config.json + diffusion_pytorch_model.safetensors);
@@ -21,8 +23,7 @@
  * used: an unknown key is an error naming it. Tensors keep their dtype.
  *
  * Refused with what to do instead: SDXL single files (conditioner.embedders,
- * label_emb), SD 2.x's OpenCLIP text encoder (cond_stage_model.model.*),
- * LoRA files, anything else unknown.
+ * label_emb), LoRA files, anything else unknown.
  *
  * Out of a diffusers ControlNet (convert_controlnet_to_single_file): the
  * control_model.* keys A1111's sd-webui-controlnet and ComfyUI load, written

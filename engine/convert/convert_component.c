@@ -52,6 +52,7 @@ static int cv_open(cv_model *m, convert_kind kind, const char *config_path, cnet
                    ? err->code
                    : 0;
     case CONVERT_CLIP:
+    case CONVERT_OPENCLIP:
         return cnet_clip_text_config_load(&m->ccfg, config_path, err) ||
                        clip_text_declare(&m->clip, NULL, &m->ccfg, err)
                    ? err->code
@@ -76,13 +77,19 @@ static cnet_params *cv_params(cv_model *m) {
     case CONVERT_VAE:
         return &m->vae.params;
     case CONVERT_CLIP:
+    case CONVERT_OPENCLIP:
         break;
     }
     return &m->clip.params;
 }
 
-static int cv_name(const cv_model *m, char *out, size_t cap, const char *name, cnet_error *err) {
+/* *third: -1, or which third of a fused q/k/v tensor (OpenCLIP) it is. */
+static int cv_name(const cv_model *m, char *out, size_t cap, const char *name, int *third,
+                   cnet_error *err) {
+    *third = -1;
     switch (m->kind) {
+    case CONVERT_OPENCLIP:
+        return convert_openclip_name(out, cap, name, third, err);
     case CONVERT_UNET:
     case CONVERT_CONTROLNET:
         return convert_unet_name(out, cap, name, &m->ucfg, err);
@@ -95,15 +102,17 @@ static int cv_name(const cv_model *m, char *out, size_t cap, const char *name, c
 }
 
 static const char *weights_leaf(convert_kind kind) {
-    return kind == CONVERT_CLIP ? "model.safetensors" : "diffusion_pytorch_model.safetensors";
+    return kind == CONVERT_CLIP || kind == CONVERT_OPENCLIP ? "model.safetensors"
+                                                            : "diffusion_pytorch_model.safetensors";
 }
 
 /* 1 when a file tensor of shape got can stand for a parameter of shape want:
- * equal, or the LDM VAE attention's 1x1 conv [O, I, 1, 1] for a Linear [O, I]. */
-static int shape_fits(const cnet_tensor *got, const cnet_param *want) {
+ * equal, three stacked (OpenCLIP's fused q/k/v, third >= 0), or the LDM VAE
+ * attention's 1x1 conv [O, I, 1, 1] for a Linear [O, I]. */
+static int shape_fits(const cnet_tensor *got, const cnet_param *want, int third) {
     if (got->ndim == want->ndim) {
         for (int d = 0; d < want->ndim; d++)
-            if (got->shape[d] != want->shape[d]) return 0;
+            if (got->shape[d] != want->shape[d] * (d == 0 && third >= 0 ? 3 : 1)) return 0;
         return 1;
     }
     return want->ndim == 2 && got->ndim == 4 && got->shape[0] == want->shape[0] &&
@@ -141,8 +150,9 @@ int convert_component_import(const st_file *f, const char *prefix, convert_kind 
     for (int i = 0; i < p->n && rc == 0; i++) {
         const cnet_param *q = &p->items[i];
         char ldm[CONVERT_NAME_MAX], full[CONVERT_NAME_MAX + 64];
+        int third = -1;
         if (prefix) {
-            if ((rc = cv_name(m, ldm, sizeof ldm, q->name, err))) break;
+            if ((rc = cv_name(m, ldm, sizeof ldm, q->name, &third, err))) break;
             snprintf(full, sizeof full, "%s%s", prefix, ldm);
         } else {
             snprintf(full, sizeof full, "%s", q->name);
@@ -157,7 +167,7 @@ int convert_component_import(const st_file *f, const char *prefix, convert_kind 
                            full, kind == CONVERT_CLIP ? "text encoder" : "model", q->name);
             break;
         }
-        if (!shape_fits(&e->view, q)) {
+        if (!shape_fits(&e->view, q, third)) {
             char want[64], got[64];
             cnet_shape_str(want, sizeof want, q->ndim, q->shape);
             cnet_shape_str(got, sizeof got, e->view.ndim, e->view.shape);
@@ -170,6 +180,9 @@ int convert_component_import(const st_file *f, const char *prefix, convert_kind 
         items[i].view = e->view;
         items[i].view.ndim = q->ndim;
         for (int d = 0; d < q->ndim; d++) items[i].view.shape[d] = q->shape[d];
+        if (third >= 0) /* rows [third * n, (third + 1) * n) of the fused tensor */
+            items[i].view.data =
+                (char *)e->view.data + (size_t)third * q->numel * cnet_dtype_size(e->view.dtype);
     }
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/%s", out_dir, weights_leaf(kind));
@@ -213,12 +226,13 @@ int convert_component_export(const char *dir, convert_kind kind, const char *pre
             rc = cnet_fail(err, CNET_ENOTFOUND, "%s: missing tensor '%s'", weights, q->name);
             break;
         }
-        if (!shape_fits(&e->view, q) || e->view.ndim != q->ndim) {
+        if (!shape_fits(&e->view, q, -1) || e->view.ndim != q->ndim) {
             rc = cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s' does not have the config's shape",
                            weights, q->name);
             break;
         }
-        if ((rc = cv_name(m, ldm, sizeof ldm, q->name, err))) break;
+        int third;
+        if ((rc = cv_name(m, ldm, sizeof ldm, q->name, &third, err))) break;
         snprintf(names[i], sizeof names[i], "%s%s", prefix, ldm);
         items[i].name = names[i];
         items[i].view = e->view;

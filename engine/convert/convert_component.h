@@ -15,6 +15,7 @@ typedef enum convert_kind {
     CONVERT_CONTROLNET,
     CONVERT_VAE,
     CONVERT_CLIP,
+    CONVERT_OPENCLIP, /* a CLIPTextModel from SD 2.x's OpenCLIP names */
 } convert_kind;
 
 /* Writes out_dir/config.json (copied from config_path) and the component's

@@ -186,3 +186,28 @@ int convert_infer_clip(json_t **cfg, const st_file *f, const char *prefix, cnet_
                      "bos_token_id", 0, "eos_token_id", 2, "pad_token_id", 1);
     return *cfg ? 0 : cnet_fail(err, CNET_ENOMEM, "out of memory");
 }
+
+int convert_infer_openclip(json_t **cfg, const st_file *f, const char *prefix, cnet_error *err) {
+    const st_entry *tok = find(f, prefix, "token_embedding.weight"),
+                   *pos = find(f, prefix, "positional_embedding"),
+                   *fc = find(f, prefix, "transformer.resblocks.0.mlp.c_fc.weight"),
+                   *proj = find(f, prefix, "text_projection");
+    if (!tok || !pos || !fc) return missing(err, f, prefix, "token_embedding.weight (OpenCLIP)");
+    int layers = 0, hidden = (int)tok->view.shape[1];
+    while (find(f, prefix, "transformer.resblocks.%d.ln_1.weight", layers)) layers++;
+    if (hidden % CLIP_HEAD_DIM || layers < 2)
+        return cnet_fail(err, CNET_EFORMAT,
+                         "%s: an OpenCLIP text tower of width %d and %d layers is not SD 2.x's "
+                         "shape: pass --config_from DIR (a diffusers folder with the model's "
+                         "text_encoder/config.json)",
+                         f->path, hidden, layers);
+    *cfg = json_pack(
+        "{s:[s],s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i}", "architectures",
+        "CLIPTextModel", "model_type", "clip_text_model", "vocab_size", (int)tok->view.shape[0],
+        "hidden_size", hidden, "intermediate_size", (int)fc->view.shape[0], "num_hidden_layers",
+        layers - 1, "num_attention_heads", hidden / CLIP_HEAD_DIM, "max_position_embeddings",
+        (int)pos->view.shape[0], "projection_dim",
+        proj && proj->view.ndim == 2 ? (int)proj->view.shape[1] : hidden, "hidden_act", "gelu",
+        "layer_norm_eps", 1e-5, "bos_token_id", 0, "eos_token_id", 2, "pad_token_id", 1);
+    return *cfg ? 0 : cnet_fail(err, CNET_ENOMEM, "out of memory");
+}

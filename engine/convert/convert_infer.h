@@ -28,5 +28,9 @@ int convert_infer_unet(json_t **cfg, const st_file *f, const char *prefix, int c
                        cnet_error *err);
 int convert_infer_vae(json_t **cfg, const st_file *f, const char *prefix, cnet_error *err);
 int convert_infer_clip(json_t **cfg, const st_file *f, const char *prefix, cnet_error *err);
+/* SD 2.x's OpenCLIP ViT-H text tower as a CLIPTextModel: gelu, 64-wide heads,
+ * and one layer fewer than the file holds (v2-inference.yaml's "penultimate"
+ * layer: diffusers' SD 2 text encoder has 23 of OpenCLIP's 24). */
+int convert_infer_openclip(json_t **cfg, const st_file *f, const char *prefix, cnet_error *err);
 
 #endif

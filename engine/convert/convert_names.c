@@ -156,6 +156,43 @@ int convert_vae_legacy_name(char *out, size_t cap, const char *name) {
     return 0;
 }
 
+/* CLIP encoder layer submodules in open_clip's ResidualAttentionBlock. */
+static const char *const openclip_layer[][2] = {
+    {"layer_norm1.", "ln_1."},
+    {"layer_norm2.", "ln_2."},
+    {"mlp.fc1.", "mlp.c_fc."},
+    {"mlp.fc2.", "mlp.c_proj."},
+    {"self_attn.out_proj.", "attn.out_proj."},
+};
+
+int convert_openclip_name(char *out, size_t cap, const char *name, int *third, cnet_error *err) {
+    static const char *const qkv[] = {"self_attn.q_proj.", "self_attn.k_proj.",
+                                      "self_attn.v_proj."};
+    char buf[256];
+    int i = 0, at = 0;
+    *third = -1;
+    if (strcmp(name, "text_model.embeddings.token_embedding.weight") == 0)
+        return put(out, cap, err, name, "token_embedding.weight");
+    if (strcmp(name, "text_model.embeddings.position_embedding.weight") == 0)
+        return put(out, cap, err, name, "positional_embedding");
+    if (strncmp(name, "text_model.final_layer_norm.", 28) == 0)
+        return put(out, cap, err, name, "ln_final.%s", name + 28);
+    if (sscanf(name, "text_model.encoder.layers.%d.%n", &i, &at) != 1 || !at)
+        return no_name(err, name, "OpenCLIP text");
+    for (int k = 0; k < 3; k++) {
+        size_t n = strlen(qkv[k]);
+        if (strncmp(name + at, qkv[k], n) == 0) {
+            *third = k;
+            return put(out, cap, err, name, "transformer.resblocks.%d.attn.in_proj_%s", i,
+                       name + at + n);
+        }
+    }
+    const char *rest =
+        rename_head(buf, sizeof buf, name + at, openclip_layer, N_ROWS(openclip_layer));
+    if (rest == name + at) return no_name(err, name, "OpenCLIP text");
+    return put(out, cap, err, name, "transformer.resblocks.%d.%s", i, rest);
+}
+
 int convert_clip_name(char *out, size_t cap, const char *name, cnet_error *err) {
     if (strncmp(name, "text_model.", 11) != 0) return no_name(err, name, "CLIP text");
     return put(out, cap, err, name, "transformer.%s", name);

@@ -12,7 +12,7 @@
  *
  * Names are without the checkpoint's prefix (model.diffusion_model.,
  * control_model., first_stage_model., cond_stage_model.). Not here: SDXL
- * (label_emb, conditioner.embedders), OpenCLIP text encoders, LoRA. */
+ * (label_emb, conditioner.embedders), LoRA. */
 #ifndef CNET_CONVERT_NAMES_H
 #define CNET_CONVERT_NAMES_H
 
@@ -33,5 +33,10 @@ int convert_vae_name(char *out, size_t cap, const char *name, const cnet_vae_con
 int convert_vae_legacy_name(char *out, size_t cap, const char *name);
 /* CLIPTextModel parameter -> cond_stage_model's name (transformer.text_model.*). */
 int convert_clip_name(char *out, size_t cap, const char *name, cnet_error *err);
+/* CLIPTextModel parameter -> SD 2.x's OpenCLIP name under cond_stage_model.model.
+ * (open_clip's TextTransformer, as convert_from_ckpt.py's
+ * convert_open_clip_checkpoint reads it). q/k/v projections are thirds of
+ * attn.in_proj_weight / in_proj_bias: *third is 0, 1 or 2 for them, else -1. */
+int convert_openclip_name(char *out, size_t cap, const char *name, int *third, cnet_error *err);
 
 #endif

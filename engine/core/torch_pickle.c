@@ -616,11 +616,20 @@ static int pk_place_tensor(const char *path, const zip_archive *z, const char *p
                          type->name);
     int rc = zip_entry_data(z, e, &pl->base, err);
     if (rc) return rc;
+    if (t->offset > s->i)
+        return cnet_fail(err, CNET_EFORMAT,
+                         "%s: tensor '%s' starts at element %lld of a storage of %lld elements",
+                         path, name, (long long)t->offset, (long long)s->i);
     /* the furthest element the view reaches, and whether it is row-major */
     uint64_t last = (uint64_t)t->offset, expect = 1;
     int empty = 0, contiguous = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->shape[d] == 0) empty = 1;
+        /* a state dict never repeats elements; a view that does (stride 0,
+         * overlapping strides) could ask for far more memory than the file */
+        if (t->shape[d] > 1 && t->stride[d] == 0)
+            return cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s' repeats elements (stride 0)", path,
+                             name);
         if (t->shape[d] > 1 && (uint64_t)t->stride[d] != expect) contiguous = 0;
         if (t->shape[d] > 0 && (uint64_t)t->stride[d] > (UINT64_MAX / 4) / (uint64_t)t->shape[d])
             return cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s': stride overflows", path, name);
@@ -633,6 +642,11 @@ static int pk_place_tensor(const char *path, const zip_archive *z, const char *p
         return cnet_fail(err, CNET_EFORMAT,
                          "%s: tensor '%s' reaches element %llu of a storage of %lld elements", path,
                          name, (unsigned long long)last, (long long)s->i);
+    if (expect > (uint64_t)s->i)
+        return cnet_fail(err, CNET_EFORMAT,
+                         "%s: tensor '%s' has %llu elements, more than its storage's %lld "
+                         "(overlapping strides)",
+                         path, name, (unsigned long long)expect, (long long)s->i);
     pl->copy = !contiguous;
     return 0;
 }

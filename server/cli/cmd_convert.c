@@ -2,7 +2,7 @@
  * cnet convert --to single-file CONTROLNET_DIR OUT.safetensors
  *
  * The weight files people have, as diffusers folders (engine/convert/
- * convert.h says which files and what is refused): an SD 1.x single file
+ * convert.h says which files and what is refused): an SD 1.x / 2.x single file
  * (.safetensors or .ckpt), an A1111 / ComfyUI ControlNet, a diffusers
  * folder with PyTorch .bin weights or old VAE attention names. The other
  * direction writes a diffusers ControlNet as one control_model.* file for
@@ -22,7 +22,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: cnet convert IN OUT_DIR [--config_from DIR]\n"
             "       cnet convert --to single-file CONTROLNET_DIR OUT.safetensors\n"
-            "  IN: an SD 1.x single-file checkpoint (.safetensors, .ckpt), an A1111/ComfyUI\n"
+            "  IN: an SD 1.x/2.x single-file checkpoint (.safetensors, .ckpt), an A1111/ComfyUI\n"
             "      ControlNet (.safetensors, .pth), or a diffusers folder with .bin weights\n"
             "      or old VAE attention names; OUT_DIR is written as a diffusers folder.\n"
             "  --config_from DIR  a diffusers folder whose config.json files, tokenizer/ and\n"

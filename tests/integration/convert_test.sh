@@ -5,7 +5,8 @@
 # tiny-sd with its own key map (written from the LDM / ControlNet module
 # trees, not from engine/convert): an SD single file (.safetensors and a
 # torch.save .ckpt), an A1111 ControlNet (control_model.* .safetensors and an
-# unprefixed lllyasviel-style .pth), a diffusers folder of .bin weights and
+# unprefixed lllyasviel-style .pth), the SD file with SD 2.x's OpenCLIP text
+# tower, a diffusers folder of .bin weights and
 # old VAE attention names, and files that must be refused (SDXL, LoRA).
 # Truths: every converted tensor equals the fixture's byte for byte; the
 # exported ControlNet equals ldm_files.py's own control_model.* file; export
@@ -61,6 +62,8 @@ refused() {
 check sd_single_file $CNET convert "$T/in/sd.safetensors" "$T/sd" --config_from "$MODEL"
 check sd_single_file_weights same_model "$T/sd"
 check sd_single_file_pipeline_files test -f "$T/sd/tokenizer/vocab.json" -a -f "$T/sd/scheduler/scheduler_config.json" -a -f "$T/sd/model_index.json"
+check sd2_openclip $CNET convert "$T/in/sd2.safetensors" "$T/sd2" --config_from "$MODEL"
+check sd2_openclip_weights same_model "$T/sd2"
 check controlnet_a1111 $CNET convert "$T/in/cn.safetensors" "$T/cn" --config_from "$MODEL"
 check controlnet_a1111_weights same_cn "$T/cn"
 check controlnet_export $CNET convert --to single-file "$T/cn" "$T/cn_export.safetensors"

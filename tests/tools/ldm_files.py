@@ -16,6 +16,9 @@ present.
 OUT_DIR/sd.safetensors      model.diffusion_model.* first_stage_model.*
                             cond_stage_model.transformer.text_model.*
 OUT_DIR/sd.ckpt             the same as {"state_dict": ...} (torch)
+OUT_DIR/sd2.safetensors     the same with SD 2.x's OpenCLIP text tower (cond_stage_model.model.*:
+                            q/k/v fused into attn.in_proj_*, one more layer than the model
+                            uses, text_projection and logit_scale)
 OUT_DIR/cn.safetensors      control_model.* (A1111 / ComfyUI)
 OUT_DIR/cn.pth              the same keys unprefixed (lllyasviel's .pth, torch)
 OUT_DIR/sdxl.safetensors    a file with conditioner.embedders.* (refused)
@@ -176,6 +179,37 @@ def to_ldm(tensors, mods, prefix, conv_attention=False):
     return out
 
 
+# open_clip's TextTransformer: token_embedding, positional_embedding,
+# transformer.resblocks[i] (ln_1, attn (in_proj fused q|k|v, out_proj), ln_2,
+# mlp.c_fc, mlp.c_proj), ln_final, text_projection, logit_scale
+OPENCLIP_LAYER = [("ln_1", "layer_norm1"), ("ln_2", "layer_norm2"), ("mlp.c_fc", "mlp.fc1"),
+                  ("mlp.c_proj", "mlp.fc2"), ("attn.out_proj", "self_attn.out_proj")]
+
+
+def to_openclip(text, prefix):
+    out = {prefix + "token_embedding.weight": text["text_model.embeddings.token_embedding.weight"],
+           prefix + "positional_embedding": text["text_model.embeddings.position_embedding.weight"]}
+    for leaf in ("weight", "bias"):
+        out[prefix + "ln_final." + leaf] = text["text_model.final_layer_norm." + leaf]
+    layers = 1 + max(int(k.split(".")[3]) for k in text if k.startswith("text_model.encoder.layers."))
+    for i in range(layers + 1):  # the file's last layer is one SD 2.x does not use
+        src = min(i, layers - 1)
+        diff = "text_model.encoder.layers.%d." % src
+        block = prefix + "transformer.resblocks.%d." % i
+        for ldm, new in OPENCLIP_LAYER:
+            for leaf in ("weight", "bias"):
+                out[block + ldm + "." + leaf] = text[diff + new + "." + leaf]
+        for leaf in ("weight", "bias"):
+            parts = [text[diff + "self_attn.%s_proj.%s" % (x, leaf)] for x in "qkv"]
+            dtype, shape = parts[0][0], list(parts[0][1])
+            shape[0] *= 3
+            out[block + "attn.in_proj_" + leaf] = (dtype, shape, b"".join(p[2] for p in parts))
+    hidden = text["text_model.embeddings.token_embedding.weight"][1][1]
+    out[prefix + "text_projection"] = ("F32", [hidden, hidden], struct.pack("<f", 0.5) * hidden * hidden)
+    out[prefix + "logit_scale"] = ("F32", [], struct.pack("<f", 4.6))
+    return out
+
+
 def save_torch(path, tensors, wrap):
     try:
         import torch
@@ -207,6 +241,9 @@ def main():
     sd["cond_stage_model.transformer.text_model.embeddings.position_ids"] = (
         "I64", [1, positions], b"".join(struct.pack("<q", i) for i in range(positions)))
     write_st(os.path.join(out, "sd.safetensors"), sd)
+    sd2 = {k: v for k, v in sd.items() if not k.startswith("cond_stage_model.")}
+    sd2.update(to_openclip(text, "cond_stage_model.model."))
+    write_st(os.path.join(out, "sd2.safetensors"), sd2)
     if with_torch:
         save_torch(os.path.join(out, "sd.ckpt"), sd, True)
 

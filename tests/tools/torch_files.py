@@ -157,6 +157,9 @@ BAD_PICKLES = {
     "stride": (TENSOR.replace(b"K\x03K\x01\x86q\t", b"K\x09K\x01\x86q\t"), "reaches element"),
     "numel": (TENSOR.replace(b"cpuq\x06K\x06", b"cpuq\x06K\x09"), "holds 24 bytes"),
     "key": (TENSOR.replace(b"\x01\x00\x00\x000q\x05", b"\x01\x00\x00\x007q\x05"), "missing"),
+    "broadcast": (TENSOR.replace(b"K\x03K\x01\x86q\t", b"K\x03K\x00\x86q\t"), "stride 0"),
+    "overlap": (TENSOR.replace(b"QK\x00K\x02K\x03\x86q\x08K\x03K\x01",
+                               b"QK\x00K\x04K\x03\x86q\x08K\x01K\x01"), "overlapping"),
     "build": (b"\x80\x02}q\x00}q\x01X\x01\x00\x00\x00aK\x01sb.", "BUILD"),
     "global": (b"\x80\x02csubprocess\nPopen\n.", "subprocess.Popen"),
 }
