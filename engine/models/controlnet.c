@@ -91,7 +91,8 @@ size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, 
         const nn_conv *c = i == 0 ? &m->cond_in : &m->cond_blocks[i - 1];
         cond += (size_t)B * h * w * f * f * c->out;
     }
-    size_t floats = s.mid_floats + 16 * s.max_floats + cond;
+    size_t floats = s.mid_floats + 16 * s.max_floats + cond + (size_t)B * m->enc.temb_channels * 2 +
+                    unet_encoder_time_floats(&m->enc, B);
     for (int i = 0; i < s.n_skips; i++) floats += s.skip_floats[i];
     for (int i = 0; i < m->enc.cfg.n_blocks; i++)
         floats += (size_t)B * Nt * m->enc.cfg.block_out_channels[i] * 2;

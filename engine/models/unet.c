@@ -54,7 +54,8 @@ size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt) {
         size_t t = (size_t)B * Nt * L->block_out_channels[i] * 2;
         if (t > text) text = t;
     }
-    floats += 14 * s.max_floats + text + (size_t)B * m->enc.temb_channels * 4;
+    floats += 14 * s.max_floats + text + (size_t)B * m->enc.temb_channels * 4 +
+              unet_encoder_time_floats(&m->enc, B);
     return floats * sizeof(float) + 256 * CNET_ARENA_ALIGN;
 }
 

@@ -72,6 +72,16 @@ int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s
     return 0;
 }
 
+size_t unet_encoder_time_floats(const unet_encoder *e, int B) {
+    const cnet_unet_config *L = &e->cfg;
+    const size_t T = (size_t)e->temb_channels;
+    size_t n = (size_t)B * (1 + L->block_out_channels[0] + 2 * T);
+    if (L->add_text_time) /* add_embeds, a1, a1_act, aug, time ids, time_embeds */
+        n += (size_t)B * (L->projection_class_embeddings_input_dim + 3 * T +
+                          CNET_TIME_IDS * (1 + (size_t)L->addition_time_embed_dim));
+    return n;
+}
+
 int unet_encoder_added(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch, float *aug,
                        float *add_embeds, float *a1, float *a1_act, const unet_added_cond *added,
                        int B, cnet_error *err) {

@@ -80,6 +80,9 @@ typedef struct unet_encoder_acts {
     unet_mid_acts mid;
 } unet_encoder_acts;
 
+/* Floats unet_encoder_time takes from scratch without acts (for the
+ * models' scratch bounds). */
+size_t unet_encoder_time_floats(const unet_encoder *e, int B);
 /* aug_emb [B, T] = add_embedding(add_embeds) of a text_time encoder, with
  * add_embeds [B, P] = cat(added->text_embeds, time_embeds) written to
  * add_embeds (a device buffer the caller owns). a1 and a1_act [B, T]

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/core/backend.h"
 #include "engine/init/controlnet_init.h"
 #include "server/golden/golden.h"
 
@@ -170,7 +171,7 @@ int golden_check_from_unet(golden_ctx *ctx, const char *path, cnet_error *err) {
     cnet_backend be;
     controlnet_model cn;
     unet_model unet;
-    if (!rc && !(rc = cnet_backend_cpu_init(&be, err))) {
+    if (!rc && !(rc = cnet_backend_open(&be, "cpu", NULL, 0, err))) { /* reads values on the host */
         if (!(rc = build(&cn, &unet, &be, cfg, unet_dir, err))) {
             check_tensors(ctx, &cn, &unet, tensors);
             controlnet_free(&cn);
