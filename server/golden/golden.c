@@ -50,14 +50,10 @@ static int find_model_dir(golden_ctx *ctx, const json_t *manifest, const char *p
     return 0;
 }
 
-int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err) {
-    return golden_init_goldens(ctx, fixtures, "goldens", err);
-}
-
-int golden_init_goldens(golden_ctx *ctx, const char *fixtures, const char *goldens,
-                        cnet_error *err) {
+int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, cnet_error *err) {
     memset(ctx, 0, sizeof *ctx);
     ctx->fixtures = fixtures;
+    ctx->goldens = goldens;
     ctx->device = "cpu";
     ctx->seen = malloc(GOLDEN_MAX_SEEN * sizeof *ctx->seen);
     if (!ctx->seen) return cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
@@ -71,6 +67,10 @@ int golden_init_goldens(golden_ctx *ctx, const char *fixtures, const char *golde
     rc = find_model_dir(ctx, manifest, path, err);
     json_decref(manifest);
     return rc;
+}
+
+int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err) {
+    return golden_init_dir(ctx, fixtures, GOLDEN_DIR, err);
 }
 
 void golden_free(golden_ctx *ctx) {

@@ -304,7 +304,7 @@ static int check_cases(golden_ctx *ctx, const st_file *f, sdxl_text *s, cnet_err
     return rc;
 }
 
-int golden_check_sdxl_text_encoders(golden_ctx *ctx, const st_file *f, cnet_error *err) {
+int golden_check_text_encoders_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     json_t *prompts, *special = NULL;
     int rc = meta_json(f, "prompts", &prompts, err);
     if (rc) return rc;

@@ -1,4 +1,4 @@
-/* golden_check_sdxl_text_encoders on the fixture's goldens-sdxl: both SDXL
+/* golden_check_text_encoders_sdxl on the fixture's goldens-sdxl: both SDXL
  * tokenizers, text_encoder_2's pooling and projection, and every
  * encode_prompt case of text_encoders.safetensors, each tensor within
  * goldens-sdxl/tolerances.json.
@@ -16,7 +16,7 @@
 static void test_sdxl_text_encoders(void) {
     golden_ctx ctx;
     cnet_error err;
-    CHECK(golden_init_goldens(&ctx, harness_fixtures(), "goldens-sdxl", &err) == 0, "%s", err.msg);
+    CHECK(golden_init_dir(&ctx, harness_fixtures(), GOLDEN_DIR_SDXL, &err) == 0, "%s", err.msg);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/goldens-sdxl/text_encoders.safetensors", harness_fixtures());
     st_file f;
@@ -27,7 +27,7 @@ static void test_sdxl_text_encoders(void) {
     }
     ctx.stem = "text_encoders";
     ctx.device = harness_arg("--device", "cpu");
-    int rc = golden_check_sdxl_text_encoders(&ctx, &f, &err);
+    int rc = golden_check_text_encoders_sdxl(&ctx, &f, &err);
     EXPECT(rc == 0, "check did not run: %s", rc ? err.msg : "");
     EXPECT(ctx.failed == 0, "%d of %d comparisons failed", ctx.failed, ctx.passed + ctx.failed);
     for (int i = 0; i < f.n; i++) {
