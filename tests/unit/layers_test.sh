@@ -30,8 +30,8 @@
 # The levels of engine's rooms, read off the include graph as it is (no
 # arrow ran the wrong way when this test was written):
 #   0 core                       tensors, the backend table, errors, files
-#   1 config image text          each needs core only
-#   2 models sched data          models, sched read config; data reads image
+#   1 config image text parquet  each needs core only
+#   2 models sched data          models, sched read config; data reads image, parquet
 #   3 pipeline init              pipeline runs models + sched + text; init
 #                                makes models' weights (config, models, text)
 #   4 train                      data, pipeline, init (a ControlNet starts
@@ -53,7 +53,7 @@
 set -u
 . tests/lib/lib_check.sh
 
-engine_levels="core=0 config=1 image=1 text=1 models=2 sched=2 data=2 pipeline=3 init=3 train=4"
+engine_levels="core=0 config=1 image=1 text=1 parquet=1 models=2 sched=2 data=2 pipeline=3 init=3 train=4"
 server_levels="store=0 hub=0 workers=1 golden=1 bench=1 http=2 cli=3"
 
 # layers_scan ROOT: prints one line per broken rule,
