@@ -79,6 +79,8 @@ const char *parquet_column_path(const parquet_file *pf, int col);
 parquet_type parquet_column_type(const parquet_file *pf, int col);
 int parquet_column_field(const parquet_file *pf, int col); /* its top-level field */
 int parquet_column_max_rep(const parquet_file *pf, int col);
+/* 1 when the column is annotated as text (STRING / UTF8), not raw binary. */
+int parquet_column_is_string(const parquet_file *pf, int col);
 /* The leaf whose path is `path`, or -1. */
 int parquet_column_find(const parquet_file *pf, const char *path);
 

@@ -16,7 +16,8 @@ typedef struct pq_column {
     char path[PARQUET_NAME_MAX];
     int type, type_length;
     int max_def, max_rep;
-    int field; /* top-level field */
+    int field;     /* top-level field */
+    int is_string; /* BYTE_ARRAY annotated as UTF-8 text */
 } pq_column;
 
 typedef struct pq_chunk {

@@ -25,11 +25,25 @@ const char *parquet_type_name(int type) {
 /* A schema element as the footer lists them (pre-order, num_children). */
 typedef struct pq_element {
     int type, type_length, repetition, num_children;
+    int is_string; /* converted type UTF8, or logical type STRING */
     const uint8_t *name;
     size_t name_len;
 } pq_element;
 
 enum { REP_REQUIRED = 0, REP_OPTIONAL = 1, REP_REPEATED = 2 };
+
+/* A LogicalType union: is its member STRING (field 1)? */
+static int logical_is_string(thrift_in *t) {
+    int16_t last, id;
+    int ft, is = 0;
+    thrift_struct_begin(t, &last);
+    while (thrift_field(t, &last, &id, &ft)) {
+        is |= id == 1;
+        thrift_skip(t, ft);
+    }
+    thrift_struct_end(t);
+    return is;
+}
 
 static void read_element(thrift_in *t, pq_element *e) {
     int16_t last, id;
@@ -47,6 +61,10 @@ static void read_element(thrift_in *t, pq_element *e) {
             e->name = thrift_binary(t, &e->name_len);
         else if (id == 5 && ft == THRIFT_I32)
             e->num_children = (int)thrift_int(t);
+        else if (id == 6 && ft == THRIFT_I32)
+            e->is_string |= thrift_int(t) == 0; /* ConvertedType UTF8 */
+        else if (id == 10 && ft == THRIFT_STRUCT)
+            e->is_string |= logical_is_string(t);
         else
             thrift_skip(t, ft);
     }
@@ -98,6 +116,7 @@ static int walk_node(walk *w, int depth, const char *prefix, int def, int rep, i
         snprintf(c->path, sizeof c->path, "%s", path);
         c->type = e->type, c->type_length = e->type_length;
         c->max_def = def, c->max_rep = rep, c->field = field;
+        c->is_string = e->is_string;
         return 0;
     }
     for (int i = 0; i < e->num_children; i++) {
@@ -385,6 +404,7 @@ parquet_type parquet_column_type(const parquet_file *pf, int col) {
 }
 int parquet_column_field(const parquet_file *pf, int col) { return pf->columns[col].field; }
 int parquet_column_max_rep(const parquet_file *pf, int col) { return pf->columns[col].max_rep; }
+int parquet_column_is_string(const parquet_file *pf, int col) { return pf->columns[col].is_string; }
 
 int parquet_column_find(const parquet_file *pf, const char *path) {
     for (int i = 0; i < pf->n_columns; i++)
