@@ -126,15 +126,13 @@ static int list_train(dataset *ds, const char *dir, cnet_error *err) {
         else
             free(found[i]);
     }
-    if (rc) {
-        for (int i = 0; i < kept; i++) free(found[i]);
+    if (rc || !kept) {
         free(found);
         return rc;
     }
     qsort(found, (size_t)kept, sizeof *found, by_string);
     ds->shards = found;
     ds->n_shards = kept;
-    if (!kept) free(found), ds->shards = NULL;
     return kept;
 }
 
