@@ -4,8 +4,9 @@
  * Writes a complete diffusers StableDiffusionControlNetPipeline folder with
  * random non-zero weights (engine/init/model_init.h): model_index.json, unet/,
  * vae/, text_encoder/, controlnet/ (ControlNetModel.from_unet of the UNet),
- * scheduler/, tokenizer/. `--preset tiny` writes its own small configs and a
- * generated BPE tokenizer (`sd15`: Stable Diffusion 1.5's architecture, ~1.4 B
+ * scheduler/, tokenizer/ (a StableDiffusionXLControlNetPipeline with
+ * text_encoder_2/ and tokenizer_2/ too for the sdxl presets). `--preset tiny` writes its own small
+ * configs and a generated BPE tokenizer (`sd15`: Stable Diffusion 1.5's architecture, ~1.4 B
  * parameters with the ControlNet, so --dtype f16 halves the 5.7 GB of
  * float32 files; `sdxl`: Stable Diffusion XL base 1.0's, ~4.7 B with the
  * ControlNet and both text encoders; `sdxl-small`: its layout at reduced
