@@ -5,9 +5,10 @@
 #   make asan       the suite under AddressSanitizer + UBSan
 #   make golden FIXTURES=<dir> [DEVICE=cuda]   check every golden of a fixture directory
 #                   on a backend (cpu by default; cuda falls back to the CPU without a GPU)
-#   make bench      op benchmarks (cnet bench ops)
+#   make bench      op benchmarks (cnet bench ops), then the SDXL-small model tasks on the CPU
 #   make bench-cuda the issue-8 model benchmarks on the SD 1.5 architecture on a GPU
-#                   (BENCH_DEVICE=cuda:N, SD15_DIR=<dir> made once by init-model)
+#                   and SDXL at 1024x1024 (BENCH_DEVICE=cuda:N, SD15_DIR=<dir>,
+#                   SDXL_DIR=<dir> made once by init-model)
 #   make fixtures   copy new or changed reference fixtures from ../shared/fixtures into tests/fixtures
 #   make test-cuda  the CUDA parity suite and the commands on cuda (skip themselves without a GPU)
 # On Debian as root, missing packages are installed first (see `deps`).
@@ -161,13 +162,29 @@ run: all
 	$(BUILD)/cnet serve --port $(RUN_PORT) --data $(RUN_DATA) --data-root $(RUN_DATA)/local \
 	  --token-file $(RUN_DATA)/token
 
+# make bench: the op cases, then the SDXL-small model tasks on the CPU
+# (SDXL's layout at reduced width, `init-model --preset sdxl-small`, made
+# once under $(SDXL_SMALL_DIR), ~1.4 GB): both text encoders, VAE decode to
+# 256x256, ControlNet + UNet on a CFG batch of 2 at 32x32 latents.
+SDXL_SMALL_DIR   ?= /tmp/small-sdxl
+SDXL_SMALL_TASKS := text_encoder vae_decode cn_unet_step
+SDXL_SMALL_ITERS ?= 3
 bench: all
 	$(BUILD)/cnet bench ops
+	@[ -f $(SDXL_SMALL_DIR)/text_encoder_2/model.safetensors ] || \
+	  $(BUILD)/cnet init-model --out $(SDXL_SMALL_DIR) --preset sdxl-small
+	@for t in $(SDXL_SMALL_TASKS); do \
+	  $(BUILD)/cnet bench --model $(SDXL_SMALL_DIR) --task $$t --iters $(SDXL_SMALL_ITERS) || exit 1; \
+	done
 
 # make bench-cuda: SD 1.5's architecture with random f16 weights (made once
 # under $(SD15_DIR), ~2.8 GB), then the op cases and every model task of issue 8 on
 # $(BENCH_DEVICE), one JSON line each (median ms, peak RSS, peak device
-# memory). The text encoder runs first; when it did not run on a GPU (none
+# memory); then SDXL base 1.0's architecture at 1024x1024 (f16 weights made
+# once under $(SDXL_DIR), ~9.4 GB; 128x128 latents): both text encoders,
+# VAE decode, the ControlNet + UNet CFG step and the batch-1 training step
+# with the memory levers, in each precision. An SDXL task that fails is
+# reported and the others still run; the target fails at the end. The text encoder runs first; when it did not run on a GPU (none
 # visible: cnet fell back to the CPU) the rest is skipped, since a CPU run
 # of this set takes hours.
 SD15_DIR     ?= /tmp/sd15
@@ -176,6 +193,9 @@ BENCH_ITERS  ?= 5
 BENCH_TASKS  := "vae_decode" "cn_unet_step" "train_step --batch 1" "train_step --batch 8" "generate" \
                 "train_step --batch 1 --gradient_checkpointing --use_8bit_adam --set_grads_to_none"
 BENCH_PRECISIONS ?= no bf16 fp16
+SDXL_DIR         ?= /tmp/sdxl
+SDXL_BENCH_TASKS := "text_encoder" "vae_decode" "cn_unet_step" \
+                    "train_step --batch 1 --gradient_checkpointing --use_8bit_adam --set_grads_to_none"
 bench-cuda: all
 	@[ -f $(SD15_DIR)/unet/diffusion_pytorch_model.safetensors ] || \
 	  $(BUILD)/cnet init-model --out $(SD15_DIR) --preset sd15 --dtype f16
@@ -189,6 +209,13 @@ bench-cuda: all
 	  $(BUILD)/cnet bench --model $(SD15_DIR) --device $(BENCH_DEVICE) --iters $(BENCH_ITERS) \
 	    --mixed_precision $$p --json --task $$t || exit 1; \
 	done; done
+	@[ -f $(SDXL_DIR)/text_encoder_2/model.safetensors ] || \
+	  $(BUILD)/cnet init-model --out $(SDXL_DIR) --preset sdxl --dtype f16
+	@fail=0; for p in $(BENCH_PRECISIONS); do for t in $(SDXL_BENCH_TASKS); do \
+	  echo "sdxl --mixed_precision $$p --task $$t"; \
+	  $(BUILD)/cnet bench --model $(SDXL_DIR) --device $(BENCH_DEVICE) --iters $(BENCH_ITERS) \
+	    --mixed_precision $$p --json --task $$t || fail=1; \
+	done; done; exit $$fail
 
 format:
 	clang-format -i $(wildcard engine/*/*.[ch] kernels/*.c kernels/*/*.[ch] kernels/cuda/*.cu \

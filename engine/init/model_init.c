@@ -1,5 +1,6 @@
 /* Random-weight diffusers pipelines; see model_init.h. */
 #include "engine/init/model_init.h"
+#include "engine/init/model_init_internal.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -44,26 +45,24 @@ static const char tiny_corpus[] =
     "an old castle on a hill. a train crossing a bridge. a robot standing in a room. "
     "the edges of a building, canny lines. a depth map of a street. a pose of a dancer.";
 
-static int mkdir_p1(const char *path, cnet_error *err) {
+int minit_mkdir(const char *path, cnet_error *err) {
     if (mkdir(path, 0755) == 0) return 0;
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
     return cnet_fail(err, CNET_EIO, "%s: cannot create the folder", path);
 }
 
-/* buf (PATH_MAX bytes) = dir/rel. */
-static int path_join(char *buf, const char *dir, const char *rel, cnet_error *err) {
+int minit_path_join(char *buf, const char *dir, const char *rel, cnet_error *err) {
     int n = snprintf(buf, PATH_MAX, "%s/%s", dir, rel);
     if (n < 0 || n >= PATH_MAX)
         return cnet_fail(err, CNET_ELIMIT, "%s/%s: path too long", dir, rel);
     return 0;
 }
 
-/* Writes j (a reference this call takes; NULL: out of memory) to out/rel. */
-static int write_json_at(const char *out, const char *rel, json_t *j, cnet_error *err) {
+int minit_write_json(const char *out, const char *rel, json_t *j, cnet_error *err) {
     char path[PATH_MAX];
     if (!j) return cnet_fail(err, CNET_ENOMEM, "out of memory building %s", rel);
-    int rc = path_join(path, out, rel, err);
+    int rc = minit_path_join(path, out, rel, err);
     if (!rc) rc = atomic_write_json(path, j, err);
     json_decref(j);
     return rc;
@@ -77,26 +76,29 @@ static int write_sd15_scheduler(const char *out, cnet_error *err) {
                               "beta_schedule", "scaled_linear", "beta_start", 0.00085,
                               "clip_sample", 0, "num_train_timesteps", 1000, "set_alpha_to_one", 0,
                               "skip_prk_steps", 1, "steps_offset", 1, "trained_betas");
-    return write_json_at(out, "scheduler/scheduler_config.json", sched, err);
+    return minit_write_json(out, "scheduler/scheduler_config.json", sched, err);
 }
 
-/* controlnet/config.json: from_unet of out/unet/config.json with the given
- * conditioning embedding widths. */
-static int write_controlnet_config(const char *out, const int *cond, int n_cond, cnet_error *err) {
+int minit_write_tokenizer(const char *out, const char *rel, int64_t *vocab, cnet_error *err) {
+    char dir[PATH_MAX];
+    int rc = minit_path_join(dir, out, rel, err);
+    if (!rc) rc = tokenizer_train_write(dir, tiny_corpus, MINIT_TINY_MERGES, vocab, err);
+    return rc;
+}
+
+int minit_write_controlnet_config(const char *out, const int *cond, int n_cond, cnet_error *err) {
     char unet_cfg[PATH_MAX];
     json_t *cn = NULL;
     int rc;
-    if ((rc = path_join(unet_cfg, out, "unet/config.json", err)) ||
+    if ((rc = minit_path_join(unet_cfg, out, "unet/config.json", err)) ||
         (rc = controlnet_config_from_unet(&cn, unet_cfg, cond, n_cond, err)))
         return rc;
-    return write_json_at(out, "controlnet/config.json", cn, err);
+    return minit_write_json(out, "controlnet/config.json", cn, err);
 }
 
 int minit_tiny_configs(const char *out, cnet_error *err) {
-    char dir[PATH_MAX];
     int64_t vocab = 0;
-    int rc = path_join(dir, out, "tokenizer", err);
-    if (!rc) rc = tokenizer_train_write(dir, tiny_corpus, MINIT_TINY_MERGES, &vocab, err);
+    int rc = minit_write_tokenizer(out, "tokenizer", &vocab, err);
     if (rc) return rc;
     json_t *unet = json_pack(
         "{s:s,s:s,s:i,s:i,s:i,s:b,s:b,s:i,s:[s,s],s:s,s:[s,s],s:b,s:[i,i],s:i,s:i,s:i,s:s,s:i,"
@@ -109,7 +111,7 @@ int minit_tiny_configs(const char *out, cnet_error *err) {
         "layers_per_block", 1, "downsample_padding", 1, "mid_block_scale_factor", 1, "act_fn",
         "silu", "norm_num_groups", 8, "norm_eps", 1e-5, "cross_attention_dim", 32,
         "attention_head_dim", 4, "use_linear_projection", 0, "upcast_attention", 0);
-    if ((rc = write_json_at(out, "unet/config.json", unet, err))) return rc;
+    if ((rc = minit_write_json(out, "unet/config.json", unet, err))) return rc;
     json_t *vae = json_pack(
         "{s:s,s:s,s:i,s:i,s:[s,s],s:[s,s],s:[i,i],s:i,s:s,s:i,s:i,s:i,s:f,s:b}", "_class_name",
         "AutoencoderKL", "_diffusers_version", "0.27.2", "in_channels", 3, "out_channels", 3,
@@ -117,7 +119,7 @@ int minit_tiny_configs(const char *out, cnet_error *err) {
         "UpDecoderBlock2D", "UpDecoderBlock2D", "block_out_channels", 16, 32, "layers_per_block", 1,
         "act_fn", "silu", "latent_channels", 4, "norm_num_groups", 8, "sample_size", 16,
         "scaling_factor", 0.18215, "force_upcast", 1);
-    if ((rc = write_json_at(out, "vae/config.json", vae, err))) return rc;
+    if ((rc = minit_write_json(out, "vae/config.json", vae, err))) return rc;
     json_t *text =
         json_pack("{s:[s],s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i,s:i,s:s}",
                   "architectures", "CLIPTextModel", "model_type", "clip_text_model", "hidden_size",
@@ -125,22 +127,20 @@ int minit_tiny_configs(const char *out, cnet_error *err) {
                   "max_position_embeddings", 77, "projection_dim", 32, "hidden_act", "quick_gelu",
                   "layer_norm_eps", 1e-5, "vocab_size", (int)vocab, "pad_token_id", 1,
                   "bos_token_id", 0, "eos_token_id", 2, "torch_dtype", "float32");
-    if ((rc = write_json_at(out, "text_encoder/config.json", text, err))) return rc;
+    if ((rc = minit_write_json(out, "text_encoder/config.json", text, err))) return rc;
     if ((rc = write_sd15_scheduler(out, err))) return rc;
     /* The ControlNet's conditioning embedding must bring images to latent
      * size: one stride-2 level per VAE level but the last. */
     const int cond[2] = {8, 16};
-    return write_controlnet_config(out, cond, 2, err);
+    return minit_write_controlnet_config(out, cond, 2, err);
 }
 
 /* Stable Diffusion 1.5 (runwayml/stable-diffusion-v1-5): its unet/, vae/
  * and text_encoder/ configs written out in full (diffusers' defaults made
  * explicit), CLIP ViT-L/14's text tower, the PNDM scheduler. */
 int minit_sd15_configs(const char *out, cnet_error *err) {
-    char dir[PATH_MAX];
     int64_t vocab = 0;
-    int rc = path_join(dir, out, "tokenizer", err);
-    if (!rc) rc = tokenizer_train_write(dir, tiny_corpus, MINIT_TINY_MERGES, &vocab, err);
+    int rc = minit_write_tokenizer(out, "tokenizer", &vocab, err);
     if (rc) return rc;
     if (vocab > MINIT_SD15_VOCAB)
         return cnet_fail(err, CNET_EINVAL, "generated tokenizer has %lld ids, CLIP has %d",
@@ -157,7 +157,7 @@ int minit_sd15_configs(const char *out, cnet_error *err) {
         "layers_per_block", 2, "downsample_padding", 1, "mid_block_scale_factor", 1, "act_fn",
         "silu", "norm_num_groups", 32, "norm_eps", 1e-5, "cross_attention_dim", 768,
         "attention_head_dim", 8, "use_linear_projection", 0, "upcast_attention", 0);
-    if ((rc = write_json_at(out, "unet/config.json", unet, err))) return rc;
+    if ((rc = minit_write_json(out, "unet/config.json", unet, err))) return rc;
     json_t *vae = json_pack(
         "{s:s,s:s,s:i,s:i,s:[s,s,s,s],s:[s,s,s,s],s:[i,i,i,i],s:i,s:s,s:i,s:i,s:i,s:f,s:b}",
         "_class_name", "AutoencoderKL", "_diffusers_version", "0.27.2", "in_channels", 3,
@@ -166,7 +166,7 @@ int minit_sd15_configs(const char *out, cnet_error *err) {
         "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "block_out_channels", 128, 256,
         512, 512, "layers_per_block", 2, "act_fn", "silu", "latent_channels", 4, "norm_num_groups",
         32, "sample_size", 512, "scaling_factor", 0.18215, "force_upcast", 1);
-    if ((rc = write_json_at(out, "vae/config.json", vae, err))) return rc;
+    if ((rc = minit_write_json(out, "vae/config.json", vae, err))) return rc;
     json_t *text = json_pack("{s:[s],s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:s,s:f,s:i,s:i,s:i,s:i,s:s}",
                              "architectures", "CLIPTextModel", "model_type", "clip_text_model",
                              "hidden_size", 768, "intermediate_size", 3072, "num_hidden_layers", 12,
@@ -174,10 +174,10 @@ int minit_sd15_configs(const char *out, cnet_error *err) {
                              "projection_dim", 768, "hidden_act", "quick_gelu", "layer_norm_eps",
                              1e-5, "vocab_size", MINIT_SD15_VOCAB, "pad_token_id", 1,
                              "bos_token_id", 0, "eos_token_id", 2, "torch_dtype", "float32");
-    if ((rc = write_json_at(out, "text_encoder/config.json", text, err))) return rc;
+    if ((rc = minit_write_json(out, "text_encoder/config.json", text, err))) return rc;
     if ((rc = write_sd15_scheduler(out, err))) return rc;
     const int cond[CONTROLNET_DEFAULT_N_COND] = CONTROLNET_DEFAULT_COND_CHANNELS;
-    return write_controlnet_config(out, cond, CONTROLNET_DEFAULT_N_COND, err);
+    return minit_write_controlnet_config(out, cond, CONTROLNET_DEFAULT_N_COND, err);
 }
 
 /* model_index.json of a StableDiffusionControlNetPipeline. */
@@ -204,7 +204,7 @@ static const char *const save_meta_values[1] = {"pt"};
 static int save_random(cnet_params *p, const char *dir, const char *file, const minit_options *opt,
                        const char *tag, cnet_error *err) {
     char path[PATH_MAX];
-    int rc = path_join(path, dir, file, err);
+    int rc = minit_path_join(path, dir, file, err);
     if (!rc) rc = winit_random(p, opt->seed, tag, err);
     if (!rc) rc = params_save_as(p, path, opt->dtype, save_meta_keys, save_meta_values, 1, err);
     if (rc) cnet_error_prefix(err, "%s", tag);
@@ -213,8 +213,8 @@ static int save_random(cnet_params *p, const char *dir, const char *file, const 
 
 static int init_vae(cnet_backend *be, const char *out, const minit_options *opt, cnet_error *err) {
     char dir[PATH_MAX], cfg_path[PATH_MAX];
-    int rc = path_join(dir, out, "vae", err);
-    if (!rc) rc = path_join(cfg_path, dir, "config.json", err);
+    int rc = minit_path_join(dir, out, "vae", err);
+    if (!rc) rc = minit_path_join(cfg_path, dir, "config.json", err);
     if (rc) return rc;
     cnet_vae_config cfg;
     vae_model m;
@@ -226,18 +226,20 @@ static int init_vae(cnet_backend *be, const char *out, const minit_options *opt,
     return rc;
 }
 
-static int init_text_encoder(cnet_backend *be, const char *out, const minit_options *opt,
-                             cnet_error *err) {
+/* The text encoder in out/<name>/ (CLIPTextModel, or
+ * CLIPTextModelWithProjection as its config says). */
+static int init_text_encoder(cnet_backend *be, const char *out, const char *name,
+                             const minit_options *opt, cnet_error *err) {
     char dir[PATH_MAX], cfg_path[PATH_MAX];
-    int rc = path_join(dir, out, "text_encoder", err);
-    if (!rc) rc = path_join(cfg_path, dir, "config.json", err);
+    int rc = minit_path_join(dir, out, name, err);
+    if (!rc) rc = minit_path_join(cfg_path, dir, "config.json", err);
     if (rc) return rc;
     cnet_clip_text_config cfg;
     clip_text_model m;
     rc = cnet_clip_text_config_load(&cfg, cfg_path, err);
     if (rc) return rc;
     if (!(rc = clip_text_init(&m, be, &cfg, err)))
-        rc = save_random(&m.params, dir, "model.safetensors", opt, "text_encoder", err);
+        rc = save_random(&m.params, dir, "model.safetensors", opt, name, err);
     clip_text_free(&m);
     return rc;
 }
@@ -251,20 +253,20 @@ static int init_unet_controlnet(cnet_backend *be, const char *out, const minit_o
     unet_model unet;
     controlnet_model cn;
     int rc;
-    if ((rc = path_join(unet_dir, out, "unet", err)) ||
-        (rc = path_join(cn_dir, out, "controlnet", err)) ||
-        (rc = path_join(cfg_path, unet_dir, "config.json", err)) ||
-        (rc = path_join(cn_path, cn_dir, "config.json", err)) ||
-        (rc = path_join(weights, cn_dir, "diffusion_pytorch_model.safetensors", err)) ||
+    if ((rc = minit_path_join(unet_dir, out, "unet", err)) ||
+        (rc = minit_path_join(cn_dir, out, "controlnet", err)) ||
+        (rc = minit_path_join(cfg_path, unet_dir, "config.json", err)) ||
+        (rc = minit_path_join(cn_path, cn_dir, "config.json", err)) ||
+        (rc = minit_path_join(weights, cn_dir, "diffusion_pytorch_model.safetensors", err)) ||
         (rc = cnet_unet_config_load(&cfg, cfg_path, err)))
         return rc;
     if (!file_exists(cn_path)) {
         const int cond[CONTROLNET_DEFAULT_N_COND] = CONTROLNET_DEFAULT_COND_CHANNELS;
         json_t *j = NULL;
-        if ((rc = mkdir_p1(cn_dir, err)) ||
+        if ((rc = minit_mkdir(cn_dir, err)) ||
             (rc = controlnet_config_from_unet(&j, cfg_path, cond, CONTROLNET_DEFAULT_N_COND, err)))
             return rc;
-        if ((rc = write_json_at(cn_dir, "config.json", j, err))) return rc;
+        if ((rc = minit_write_json(cn_dir, "config.json", j, err))) return rc;
     }
     if ((rc = cnet_controlnet_config_load(&cn_cfg, cn_path, err))) return rc;
     if ((rc = unet_init(&unet, be, &cfg, err))) {
@@ -297,8 +299,9 @@ static int init_unet_controlnet(cnet_backend *be, const char *out, const minit_o
 
 int minit_model_index(const char *out, cnet_error *err) {
     char path[PATH_MAX];
-    int rc = path_join(path, out, "model_index.json", err);
-    if (!rc && !file_exists(path)) rc = write_json_at(out, "model_index.json", model_index(), err);
+    int rc = minit_path_join(path, out, "model_index.json", err);
+    if (!rc && !file_exists(path))
+        rc = minit_write_json(out, "model_index.json", model_index(), err);
     return rc;
 }
 
@@ -306,8 +309,11 @@ int minit_pipeline(const char *out, const minit_options *opt, cnet_error *err) {
     int rc = minit_model_index(out, err);
     cnet_backend be;
     if (rc || (rc = cnet_backend_open(&be, "cpu", NULL, 0, err))) return rc;
-    if (!(rc = init_unet_controlnet(&be, out, opt, err)) && !(rc = init_vae(&be, out, opt, err)))
-        rc = init_text_encoder(&be, out, opt, err);
+    char te2[PATH_MAX];
+    if (!(rc = init_unet_controlnet(&be, out, opt, err)) && !(rc = init_vae(&be, out, opt, err)) &&
+        !(rc = init_text_encoder(&be, out, "text_encoder", opt, err)) &&
+        !(rc = minit_path_join(te2, out, "text_encoder_2/config.json", err)) && file_exists(te2))
+        rc = init_text_encoder(&be, out, "text_encoder_2", opt, err);
     cnet_backend_free(&be);
     return rc;
 }

@@ -46,6 +46,25 @@ int minit_tiny_configs(const char *out, cnet_error *err);
  * the tiny one (its ids are the first of the 49408). */
 int minit_sd15_configs(const char *out, cnet_error *err);
 
+/* Writes Stable Diffusion XL base 1.0's architecture
+ * (stabilityai/stable-diffusion-xl-base-1.0, engine/init/model_init_sdxl.c):
+ * UNet 320/640/1280 with transformer depths 1/2/10, 64-wide heads, 2048-d
+ * cross-attention, the "text_time" added embedding (256 per time id, 2816
+ * in all), 128x128 latents; VAE as SD 1.5's for 1024x1024 images, scaling
+ * 0.13025, force_upcast; text_encoder CLIP ViT-L/14 (12 layers of 768) and
+ * text_encoder_2 OpenCLIP bigG (32 layers of 1280, GELU, projection 1280);
+ * the Euler scheduler; model_index.json (StableDiffusionXLControlNetPipeline),
+ * controlnet/config.json from_unet, two generated tokenizers (tokenizer_2
+ * pads with "!"). Creates text_encoder_2/ and tokenizer_2/; the other
+ * folders must exist. */
+int minit_sdxl_configs(const char *out, cnet_error *err);
+
+/* The same SDXL layout at reduced width, for CPU benchmarks: UNet
+ * 64/128/256 (same depths, 64-wide heads, same text interfaces), VAE
+ * 32/64/128/128, both text encoders 4 layers deep over the generated
+ * vocabulary; 32x32 latents, 256x256 images. */
+int minit_sdxl_small_configs(const char *out, cnet_error *err);
+
 /* Writes out/model_index.json (a StableDiffusionControlNetPipeline) when
  * absent. */
 int minit_model_index(const char *out, cnet_error *err);
@@ -53,7 +72,8 @@ int minit_model_index(const char *out, cnet_error *err);
 /* Generates every weights file of the pipeline folder `out`, whose
  * unet/, vae/ and text_encoder/ hold a config.json; writes
  * controlnet/config.json from the UNet's (from_unet, default conditioning
- * channels) when absent, and model_index.json when absent. */
+ * channels) when absent, and model_index.json when absent; text_encoder_2/
+ * too when it holds a config.json (SDXL). */
 int minit_pipeline(const char *out, const minit_options *opt, cnet_error *err);
 
 #endif

@@ -7,11 +7,16 @@
  * Times one model task of a diffusers pipeline folder on the backend
  * --device names (cpu by default; cuda or cuda:N, falling back to the CPU
  * with a note where no GPU is visible):
- *   text_encoder  CLIP text encoder on one prompt of 77 tokens;
+ *   text_encoder  CLIP text encoder on one prompt of 77 tokens; with a
+ *                 text_encoder_2/ (SDXL) both encoders as SDXL's
+ *                 encode_prompt runs them (penultimate hidden states,
+ *                 text_encoder_2's projected text_embeds);
  *   vae_decode    VAE decode of one latent at the VAE's sample size;
  *   cn_unet_step  one denoising step's networks: ControlNet then UNet with
  *                 its residuals, on a classifier-free-guidance batch of 2 at
- *                 the UNet's sample size, 77 text tokens;
+ *                 the UNet's sample size, 77 text tokens (an SDXL UNet also
+ *                 gets its added conditions: pooled text_embeds and the
+ *                 time ids of a full-size, uncropped image);
  *   generate      one whole image through engine/pipeline/pipeline.h: 20 UniPC steps
  *                 (the folder's scheduler config read as UniPC), CFG 7.5
  *                 with a negative prompt, the pipeline's ControlNet (DIR's
@@ -35,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "engine/models/clip_text.h"
 #include "engine/models/controlnet.h"
@@ -55,14 +61,19 @@ typedef struct bench_state {
     bench_task task;
     cnet_backend be;
     cnet_arena scratch;
-    clip_text_model text;
+    clip_text_model text, text2; /* text2: SDXL's text_encoder_2 */
+    int have_text2;
     vae_model vae;
     unet_model unet;
     controlnet_model cn;
     int64_t ids[BENCH_TEXT_TOKENS];
     int B, h, w, H, W, Nt;
     float timesteps[BENCH_CFG_BATCH];
-    float *in, *out, *ehs, *cond, *mid; /* device buffers */
+    float *in, *out, *ehs, *cond, *mid, *out2, *pooled; /* device buffers */
+    /* SDXL's added conditions (cn_unet_step): pooled = text_embeds [B, Dp] */
+    float time_ids[BENCH_CFG_BATCH * CNET_TIME_IDS];
+    unet_added_cond added;
+    int with_added;
     float *down[UNET_MAX_SKIPS];
     int n_down;
     /* generate */
@@ -120,19 +131,39 @@ static int store_weights(bench_state *s, cnet_params *p, cnet_error *err) {
 }
 
 static int setup_text(bench_state *s, const char *model, cnet_error *err) {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], cfg2[PATH_MAX];
     int rc = component(dir, model, "text_encoder", err);
     if (!rc) rc = clip_text_open(&s->text, &s->be, dir, err);
     if (!rc) rc = store_weights(s, &s->text.params, err);
+    if (!rc) rc = component(cfg2, model, "text_encoder_2/config.json", err);
     if (rc) return rc;
+    size_t scratch = clip_text_scratch_bytes(&s->text, 1, BENCH_TEXT_TOKENS);
+    if (access(cfg2, R_OK) == 0) {
+        if ((rc = component(dir, model, "text_encoder_2", err)) ||
+            (rc = clip_text_open(&s->text2, &s->be, dir, err)))
+            return rc;
+        s->have_text2 = 1;
+        if ((rc = store_weights(s, &s->text2.params, err))) return rc;
+        if (s->text2.projection_dim < 1)
+            return cnet_fail(err, CNET_EINVAL,
+                             "%s: no text_projection (not "
+                             "CLIPTextModelWithProjection)",
+                             dir);
+        size_t b = clip_text_scratch_bytes(&s->text2, 1, BENCH_TEXT_TOKENS);
+        scratch = b > scratch ? b : scratch;
+        s->out2 = s->be.alloc(&s->be, (size_t)BENCH_TEXT_TOKENS * s->text2.hidden * sizeof(float));
+        s->pooled = s->be.alloc(&s->be, (size_t)s->text2.projection_dim * sizeof(float));
+        if (!s->out2 || !s->pooled) return cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
+    }
+    const int vocab =
+        s->have_text2 && s->text2.vocab < s->text.vocab ? s->text2.vocab : s->text.vocab;
     for (int i = 0; i < BENCH_TEXT_TOKENS; i++)
-        s->ids[i] = (int64_t)((i * 7919u) % (unsigned)s->text.vocab);
+        s->ids[i] = (int64_t)((i * 7919u) % (unsigned)vocab);
     s->Nt = BENCH_TEXT_TOKENS;
     s->out = s->be.alloc(&s->be, (size_t)s->Nt * s->text.hidden * sizeof(float));
     s->mid = s->be.alloc(&s->be, (size_t)s->text.hidden * sizeof(float));
     if (!s->out || !s->mid) return cnet_fail(err, CNET_ENOMEM, "bench: out of memory");
-    return cnet_arena_init(&s->scratch, &s->be, clip_text_scratch_bytes(&s->text, 1, s->Nt),
-                           "bench scratch", err);
+    return cnet_arena_init(&s->scratch, &s->be, scratch, "bench scratch", err);
 }
 
 static int setup_vae(bench_state *s, const char *model, cnet_error *err) {
@@ -169,6 +200,18 @@ static int setup_cn_unet(bench_state *s, const char *model, cnet_error *err) {
     s->B = BENCH_CFG_BATCH, s->h = s->w = L->sample_size, s->H = s->h * f, s->W = s->w * f;
     s->Nt = BENCH_TEXT_TOKENS;
     s->timesteps[0] = s->timesteps[1] = 500.0f;
+    if (L->add_text_time) { /* SDXL: pooled text_embeds and the time ids of an H x W image */
+        const int Dp =
+            L->projection_class_embeddings_input_dim - CNET_TIME_IDS * L->addition_time_embed_dim;
+        if (!(s->pooled = dev_random(s, (size_t)s->B * Dp, 4, 0, err))) return err->code;
+        for (int b = 0; b < s->B; b++) {
+            const float ids[CNET_TIME_IDS] = {(float)s->H, (float)s->W, 0,
+                                              0,           (float)s->H, (float)s->W};
+            memcpy(s->time_ids + b * CNET_TIME_IDS, ids, sizeof ids);
+        }
+        s->added = (unet_added_cond){.text_embeds = s->pooled, .time_ids = s->time_ids};
+        s->with_added = 1;
+    }
     unet_sizes sz;
     if ((rc = unet_encoder_sizes(&s->unet.enc, s->B, s->h, s->w, &sz, err))) return rc;
     s->in = dev_random(s, (size_t)s->B * s->h * s->w * L->in_channels, 1, 0, err);
@@ -233,19 +276,27 @@ static int run_task(bench_state *s, cnet_error *err) {
     int rc = 0;
     switch (s->task) {
     case TASK_TEXT:
-        rc = clip_text_forward(&s->text, &s->scratch, s->out, s->mid, s->ids, 1, s->Nt, 0, err);
+        if (!s->have_text2)
+            rc = clip_text_forward(&s->text, &s->scratch, s->out, s->mid, s->ids, 1, s->Nt, 0, err);
+        else if (!(rc =
+                       clip_text_forward_states(&s->text, &s->scratch, s->out, s->text.n_layers - 1,
+                                                NULL, NULL, s->ids, 1, s->Nt, err)))
+            rc = clip_text_forward_states(&s->text2, &s->scratch, s->out2, s->text2.n_layers - 1,
+                                          NULL, s->pooled, s->ids, 1, s->Nt, err);
         break;
     case TASK_VAE_DECODE:
         rc = vae_decode(&s->vae, &s->scratch, s->out, s->in, 1, s->h, s->w, err);
         break;
-    case TASK_CN_UNET:
+    case TASK_CN_UNET: {
+        const unet_added_cond *added = s->with_added ? &s->added : NULL;
         rc = controlnet_forward(&s->cn, &s->scratch, s->down, s->mid, s->in, s->cond, s->timesteps,
-                                s->ehs, NULL, 1.0f, 0, s->B, s->h, s->w, s->Nt, NULL, NULL, err);
+                                s->ehs, added, 1.0f, 0, s->B, s->h, s->w, s->Nt, NULL, NULL, err);
         if (!rc)
-            rc = unet_forward(&s->unet, &s->scratch, s->out, s->in, s->timesteps, s->ehs, NULL,
+            rc = unet_forward(&s->unet, &s->scratch, s->out, s->in, s->timesteps, s->ehs, added,
                               (const float *const *)s->down, s->mid, s->B, s->h, s->w, s->Nt, NULL,
                               NULL, err);
         break;
+    }
     case TASK_GENERATE: {
         pipe_models m = sd_base_models(&s->base);
         rc = pipeline_generate(&m, &s->sched, &s->req, s->image_host, NULL, err);
@@ -259,13 +310,14 @@ static int run_task(bench_state *s, cnet_error *err) {
 }
 
 static void state_free(bench_state *s) {
-    float *bufs[] = {s->in, s->out, s->ehs, s->cond, s->mid};
+    float *bufs[] = {s->in, s->out, s->ehs, s->cond, s->mid, s->out2, s->pooled};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) s->be.free(&s->be, bufs[i]);
     for (int i = 0; i < s->n_down; i++)
         if (s->down[i]) s->be.free(&s->be, s->down[i]);
     cnet_arena_free(&s->scratch);
     if (s->task == TASK_TEXT) clip_text_free(&s->text);
+    if (s->have_text2) clip_text_free(&s->text2);
     if (s->task == TASK_VAE_DECODE) vae_free(&s->vae);
     if (s->task == TASK_CN_UNET) {
         controlnet_free(&s->cn);

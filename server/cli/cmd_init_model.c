@@ -1,15 +1,19 @@
-/* cnet init-model --out DIR (--preset tiny|sd15 | --from-config SRC) [--seed N]
- *                 [--dtype f32|f16|bf16] [--nonzero-controlnet] [--configs-only]
+/* cnet init-model --out DIR (--preset tiny|sd15|sdxl|sdxl-small | --from-config SRC)
+ *                 [--seed N] [--dtype f32|f16|bf16] [--nonzero-controlnet] [--configs-only]
  *
  * Writes a complete diffusers StableDiffusionControlNetPipeline folder with
  * random non-zero weights (engine/init/model_init.h): model_index.json, unet/,
  * vae/, text_encoder/, controlnet/ (ControlNetModel.from_unet of the UNet),
- * scheduler/, tokenizer/. `--preset tiny` writes its own small configs and a
- * generated BPE tokenizer (`sd15`: Stable Diffusion 1.5's architecture, ~1.4 B
+ * scheduler/, tokenizer/ (a StableDiffusionXLControlNetPipeline with
+ * text_encoder_2/ and tokenizer_2/ too for the sdxl presets). `--preset tiny` writes its own small
+ * configs and a generated BPE tokenizer (`sd15`: Stable Diffusion 1.5's architecture, ~1.4 B
  * parameters with the ControlNet, so --dtype f16 halves the 5.7 GB of
- * float32 files); `--from-config SRC` copies SRC's configs and
+ * float32 files; `sdxl`: Stable Diffusion XL base 1.0's, ~4.7 B with the
+ * ControlNet and both text encoders; `sdxl-small`: its layout at reduced
+ * width for benchmarks); `--from-config SRC` copies SRC's configs and
  * tokenizer (a pipeline folder without weights, such as
- * tests/fixtures/small-sd) and generates weights for them.
+ * tests/fixtures/small-sd; an SDXL one's text_encoder_2/ and tokenizer_2/
+ * too) and generates weights for them.
  * `--configs-only` stops before the weights (a folder to inspect, or to test
  * a preset's architecture without gigabytes on disk). DIR must not exist or
  * be empty. Exit status 0 ok, 1 failure, 2 usage error. */
@@ -48,6 +52,11 @@ static const struct {
     {"tokenizer/merges.txt", 1},
     {"tokenizer/tokenizer_config.json", 1},
     {"tokenizer/special_tokens_map.json", 0},
+    {"text_encoder_2/config.json", 0}, /* SDXL's second text encoder and tokenizer */
+    {"tokenizer_2/vocab.json", 0},
+    {"tokenizer_2/merges.txt", 0},
+    {"tokenizer_2/tokenizer_config.json", 0},
+    {"tokenizer_2/special_tokens_map.json", 0},
 };
 
 /* The built-in architectures. */
@@ -57,6 +66,8 @@ static const struct {
 } presets[] = {
     {"tiny", minit_tiny_configs},
     {"sd15", minit_sd15_configs},
+    {"sdxl", minit_sdxl_configs},
+    {"sdxl-small", minit_sdxl_small_configs},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -69,7 +80,7 @@ static const struct {
 static void usage(FILE *out) {
     fprintf(
         out,
-        "usage: cnet init-model --out DIR (--preset tiny|sd15 | --from-config SRC) [--seed N]\n"
+        "usage: cnet init-model --out DIR (--preset NAME | --from-config SRC) [--seed N]\n"
         "                       [--dtype f32|f16|bf16] [--nonzero-controlnet] [--configs-only]\n"
         "  Writes a diffusers ControlNet pipeline folder with random weights.\n"
         "  --out DIR             the folder to create (must not exist, or be empty)\n"
@@ -77,6 +88,9 @@ static void usage(FILE *out) {
         "                        generated BPE tokenizer\n"
         "  --preset sd15         Stable Diffusion 1.5's architecture (64x64 latents, 512x512\n"
         "                        images, CLIP ViT-L/14), a generated BPE tokenizer\n"
+        "  --preset sdxl         Stable Diffusion XL base 1.0's architecture (128x128 latents,\n"
+        "                        1024x1024 images, both text encoders), generated tokenizers\n"
+        "  --preset sdxl-small   the SDXL layout at reduced width (32x32 latents), for benchmarks\n"
         "  --from-config SRC     copy SRC's configs and tokenizer (a pipeline folder)\n"
         "  --seed N              weights seed (default 0)\n"
         "  --dtype D             weights stored as f32 (default), f16 or bf16\n"
@@ -124,6 +138,13 @@ static int copy_configs(const char *src, const char *out, cnet_error *err) {
             return cnet_fail(err, CNET_ELIMIT, "%s: path too long", copied[i].rel);
         struct stat st;
         if (stat(from, &st) != 0 && !copied[i].required) continue;
+        /* The folders of optional components (text_encoder_2/, tokenizer_2/)
+         * are made when SRC has them. */
+        char *slash = strrchr(to, '/');
+        *slash = '\0';
+        int made = mkdir(to, 0755) == 0 || errno == EEXIST;
+        *slash = '/';
+        if (!made) return cnet_fail(err, CNET_EIO, "%s: cannot create its folder", to);
         int rc = copy_file(from, to, err);
         if (rc) return rc;
     }

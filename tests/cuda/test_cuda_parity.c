@@ -5,7 +5,9 @@
  * overwrite start as NaN and gradients that accumulate start random on both
  * sides, so a backend that skips a write or overwrites an accumulator
  * fails. The model check runs the fixture's ControlNet and then the UNet
- * with its residuals on both backends.
+ * with its residuals on both backends, for SD (tiny-sd) and SDXL
+ * (tiny-sdxl: the added time-ids embedding, linear projections, per-block
+ * depths), and SDXL's text_encoder_2 (exact GELU, projection).
  *
  * Mixed precision (--mixed_precision bf16 / fp16): the heavy ops (gemm,
  * gemm_batched, linear, conv2d forward and backward, attention forward and
@@ -28,6 +30,7 @@
 
 #include "engine/core/adam8.h"
 #include "engine/core/backend.h"
+#include "engine/models/clip_text.h"
 #include "engine/models/controlnet.h"
 #include "engine/core/philox.h"
 #include "engine/pipeline/pipeline.h"
@@ -448,6 +451,13 @@ static void test_embeddings(void) {
         snprintf(what, sizeof what, "timestep embedding dim %d", dims[i]);
         EXPECT_CLOSE(e, what);
     }
+    /* SDXL's add_time_proj: sin/cos of float32 time ids (sizes in pixels,
+     * well past the 1000 timesteps) at 256 features each, B * 6 of them. */
+    const float time_ids[12] = {1024.0f, 1024.0f, 0.0f,  0.0f,  1024.0f, 1024.0f,
+                                4096.0f, 832.0f,  64.0f, 32.0f, 1536.0f, 640.0f};
+    pbuf *tid = pb_new(sizeof time_ids, time_ids), *te = pb_fill((size_t)12 * 256, NAN);
+    BOTH(timestep_embedding, F(te), CF(tid), 12, 256, 1, 0.0f, 10000.0f);
+    EXPECT_CLOSE(te, "SDXL time ids embedding dim 256");
     expect_healthy();
     pool_free();
 }
@@ -551,13 +561,14 @@ static void test_philox_bit_identical(void) {
     pool_free();
 }
 
-/* ControlNet then UNet with its residuals, on the tiny fixture model, on
+/* ControlNet then UNet with its residuals, on a fixture model (tiny-sd, or
+ * tiny-sdxl with its added conditions: text_embeds and the time ids), on
  * both backends from the same weights and inputs. */
-static void test_controlnet_unet_forward(void) {
+static void check_controlnet_unet(const char *model) {
     char dir[2][4096];
     const char *fx = harness_fixtures();
-    snprintf(dir[0], sizeof dir[0], "%s/tiny-sd/unet", fx);
-    snprintf(dir[1], sizeof dir[1], "%s/tiny-sd/controlnet", fx);
+    snprintf(dir[0], sizeof dir[0], "%s/%s/unet", fx, model);
+    snprintf(dir[1], sizeof dir[1], "%s/%s/controlnet", fx, model);
     unet_model un[2];
     controlnet_model cn[2];
     cnet_arena ar[2];
@@ -571,9 +582,10 @@ static void test_controlnet_unet_forward(void) {
     if (rc) {
         for (int s = 0; s < opened; s++) unet_free(&un[s]), controlnet_free(&cn[s]);
     }
-    CHECK(rc == 0, "opening the tiny model: %s", err.msg);
+    CHECK(rc == 0, "opening %s: %s", model, err.msg);
+    const cnet_unet_config *L = &un[0].enc.cfg;
     const int B = 2, h = 8, w = 8, Nt = 7, f = controlnet_image_factor(&cn[0]);
-    const int Cin = un[0].enc.cfg.in_channels, Dt = un[0].enc.cfg.cross_attention_dim[0];
+    const int Cin = L->in_channels, Dt = L->cross_attention_dim[0];
     const int Cc = cn[0].cond_channels, Cout = un[0].enc.cfg.out_channels;
     unet_sizes sz;
     rc = unet_encoder_sizes(&un[0].enc, B, h, w, &sz, &err);
@@ -594,13 +606,23 @@ static void test_controlnet_unet_forward(void) {
     pbuf *down[UNET_MAX_SKIPS];
     for (int i = 0; i < sz.n_skips; i++) down[i] = pb_fill(sz.skip_floats[i], NAN);
     const float t[2] = {981.0f, 17.0f};
+    /* SDXL: pooled text_embeds [B, Dp]; time ids of a square full-size
+     * image and of a cropped non-square one. */
+    const int Dp = L->add_text_time ? L->projection_class_embeddings_input_dim -
+                                          CNET_TIME_IDS * L->addition_time_embed_dim
+                                    : 1;
+    const float time_ids[2 * CNET_TIME_IDS] = {1024, 1024, 0,  0,  1024, 1024,
+                                               768,  1344, 64, 32, 832,  1216};
+    pbuf *pooled = pb_rand((size_t)B * Dp, -1, 1);
     for (int s = 0; s < 2 && !rc; s++) {
         float *dn[UNET_MAX_SKIPS];
         for (int i = 0; i < sz.n_skips; i++) dn[i] = down[i]->p[s];
+        const unet_added_cond ac = {.text_embeds = pooled->p[s], .time_ids = time_ids};
+        const unet_added_cond *added = L->add_text_time ? &ac : NULL;
         rc = controlnet_forward(&cn[s], &ar[s], dn, mid->p[s], x->p[s], cond->p[s], t, text->p[s],
-                                NULL, 0.8f, 0, B, h, w, Nt, NULL, NULL, &err);
+                                added, 0.8f, 0, B, h, w, Nt, NULL, NULL, &err);
         if (!rc)
-            rc = unet_forward(&un[s], &ar[s], out->p[s], x->p[s], t, text->p[s], NULL,
+            rc = unet_forward(&un[s], &ar[s], out->p[s], x->p[s], t, text->p[s], added,
                               (const float *const *)dn, mid->p[s], B, h, w, Nt, NULL, NULL, &err);
     }
     EXPECT(rc == 0, "forward: %s", err.msg);
@@ -619,6 +641,72 @@ static void test_controlnet_unet_forward(void) {
         cnet_arena_free(&ar[s]);
         unet_free(&un[s]);
         controlnet_free(&cn[s]);
+    }
+}
+
+static void test_controlnet_unet_forward(void) { check_controlnet_unet("tiny-sd"); }
+
+/* The SDXL UNet and ControlNet (text_time added embedding, linear
+ * proj_in/out, per-block transformer depths): tiny-sdxl. */
+static void test_sdxl_controlnet_unet_forward(void) {
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s/tiny-sdxl/unet/config.json", harness_fixtures());
+    FILE *fp = fopen(cfg, "rb");
+    if (!fp) {
+        printf("    (no tiny-sdxl fixture: skipped)\n");
+        return;
+    }
+    fclose(fp);
+    check_controlnet_unet("tiny-sdxl");
+}
+
+/* SDXL's text_encoder_2 (CLIPTextModelWithProjection: exact GELU, the
+ * penultimate hidden state, the projected text_embeds) on both backends. */
+static void test_sdxl_text_encoder_2(void) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tiny-sdxl/text_encoder_2", harness_fixtures());
+    clip_text_model m[2];
+    cnet_arena ar[2];
+    cnet_error err = {0};
+    int opened = 0, rc = 0;
+    for (int s = 0; s < 2 && !rc; s++)
+        if (!(rc = clip_text_open(&m[s], &BE[s], dir, &err))) opened++;
+    if (rc && opened == 0 && err.code == CNET_ENOTFOUND) {
+        printf("    (no tiny-sdxl text_encoder_2: skipped)\n");
+        return;
+    }
+    if (rc)
+        for (int s = 0; s < opened; s++) clip_text_free(&m[s]);
+    CHECK(rc == 0, "opening %s: %s", dir, err.msg);
+    const int B = 2, Lt = 77, D = m[0].hidden, P = m[0].projection_dim;
+    int64_t ids[2 * 77];
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < Lt; i++) /* BOS, words, EOS at 9 + 3b, then padding */
+            ids[b * Lt + i] = i == 0           ? 0
+                              : i < 9 + 3 * b  ? 3 + (i * 131 + b) % (m[0].vocab - 5)
+                              : i == 9 + 3 * b ? m[0].vocab - 1
+                                               : 0;
+    for (int s = 0; s < 2 && !rc; s++) {
+        rc = cnet_arena_init(&ar[s], &BE[s], clip_text_scratch_bytes(&m[s], B, Lt), "te2", &err);
+        if (rc && s == 1) cnet_arena_free(&ar[0]);
+    }
+    if (rc)
+        for (int s = 0; s < 2; s++) clip_text_free(&m[s]);
+    CHECK(rc == 0, "scratch: %s", err.msg);
+    pbuf *hid = pb_fill((size_t)B * Lt * D, NAN), *emb = pb_fill((size_t)B * (P ? P : 1), NAN);
+    for (int s = 0; s < 2 && !rc; s++)
+        rc = clip_text_forward_states(&m[s], &ar[s], hid->p[s], m[s].n_layers - 1, NULL,
+                                      P ? emb->p[s] : NULL, ids, B, Lt, &err);
+    EXPECT(rc == 0 && P > 0, "forward: %s", rc ? err.msg : "no text_projection");
+    if (!rc && P) {
+        EXPECT_CLOSE(hid, "text_encoder_2 penultimate hidden state");
+        EXPECT_CLOSE(emb, "text_encoder_2 text_embeds");
+    }
+    expect_healthy();
+    pool_free();
+    for (int s = 0; s < 2; s++) {
+        cnet_arena_free(&ar[s]);
+        clip_text_free(&m[s]);
     }
 }
 
@@ -1156,6 +1244,8 @@ int main(int argc, char **argv) {
     RUN(test_adamw8bit);
     RUN(test_philox_bit_identical);
     RUN(test_controlnet_unet_forward);
+    RUN(test_sdxl_controlnet_unet_forward);
+    RUN(test_sdxl_text_encoder_2);
     RUN(test_mixed_heavy_ops);
     RUN(test_mixed_train_step);
     RUN(test_mixed_generation);

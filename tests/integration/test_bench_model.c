@@ -5,7 +5,9 @@
  * task, the device that ran, the batch, a positive median and the peak
  * device memory (null on the CPU, positive on a GPU); --batch sizes the
  * training step and is refused for the other tasks; a malformed --device is
- * a usage error. Timings themselves are BENCHMARKS.md's business. */
+ * a usage error. An SDXL pipeline (tests/fixtures/tiny-sdxl) runs its
+ * text encoders, VAE decode and ControlNet + UNet step. Timings themselves are BENCHMARKS.md's
+ * business. */
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -45,12 +47,20 @@ static json_t *json_line(const char *out) {
     return NULL;
 }
 
-static void check_task(const char *task, const char *extra, int want_batch) {
+static int file_exists_at(const char *dir, const char *rel) {
+    char path[2 * PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static void check_task(const char *dir, const char *task, const char *extra, int want_batch) {
     const int gpus = cnet_backend_cuda_count();
     char args[2 * PATH_MAX], out[BENCH_TEST_OUT_MAX];
     snprintf(args, sizeof args,
              "bench --model %s --task %s --device cuda --mixed_precision bf16 --iters 1 --json %s",
-             model, task, extra);
+             dir, task, extra);
     int rc = run(args, out, sizeof out);
     CHECK(rc == 0, "%s exited %d: %s", args, rc, out);
     json_t *j = json_line(out);
@@ -80,16 +90,30 @@ static void check_task(const char *task, const char *extra, int want_batch) {
 }
 
 static void test_inference_tasks(void) {
-    check_task("text_encoder", "", 1);
-    check_task("vae_decode", "", 1);
-    check_task("cn_unet_step", "", 2);
-    check_task("generate", "", 1);
+    check_task(model, "text_encoder", "", 1);
+    check_task(model, "vae_decode", "", 1);
+    check_task(model, "cn_unet_step", "", 2);
+    check_task(model, "generate", "", 1);
+}
+
+/* SDXL (tests/fixtures/tiny-sdxl): both text encoders, the VAE, and the
+ * ControlNet + UNet step with the added conditions. */
+static void test_sdxl_tasks(void) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/tiny-sdxl", harness_fixtures());
+    if (!file_exists_at(dir, "text_encoder_2/config.json")) {
+        printf("    (no tiny-sdxl in %s: skipped)\n", harness_fixtures());
+        return;
+    }
+    check_task(dir, "text_encoder", "", 1);
+    check_task(dir, "vae_decode", "", 1);
+    check_task(dir, "cn_unet_step", "", 2);
 }
 
 static void test_train_tasks(void) {
-    check_task("train_step", "", 1);
-    check_task("train_step", "--batch 3", 3);
-    check_task("train_step_cached", "--batch 2", 2);
+    check_task(model, "train_step", "", 1);
+    check_task(model, "train_step", "--batch 3", 3);
+    check_task(model, "train_step_cached", "--batch 2", 2);
 }
 
 static void test_refused(void) {
@@ -125,6 +149,7 @@ int main(int argc, char **argv) {
     } else {
         RUN(test_inference_tasks);
         RUN(test_train_tasks);
+        RUN(test_sdxl_tasks);
         RUN(test_refused);
     }
     tmpdir_remove(tmp);

@@ -15,6 +15,12 @@
  *     describe Stable Diffusion 1.5 (parameter counts of the published
  *     models, key numbers of each config); the tokenizer's ids stay below
  *     CLIP's vocabulary;
+ *   - --preset sdxl --configs-only: the configs describe Stable Diffusion XL
+ *     base 1.0 (its published parameter counts, counted from the declared
+ *     tables without allocating; key numbers of each config; tokenizer_2
+ *     pads with "!"); --preset sdxl-small keeps the layout at reduced width;
+ *   - --from-config tests/fixtures/tiny-sdxl brings text_encoder_2/ and
+ *     tokenizer_2/ and generates loadable weights for both encoders;
  *   - a non-empty --out and an unknown preset or dtype are refused. */
 #include <limits.h>
 #include <math.h>
@@ -576,6 +582,208 @@ static void test_sd15_configs(void) {
     CHECK(run_init(unknown) == 2, "an unknown preset was accepted");
 }
 
+/* Parameter counts of Stable Diffusion XL base 1.0's models: the published
+ * sum(p.numel()) of stabilityai/stable-diffusion-xl-base-1.0's UNet (2.567
+ * B), VAE (SD 1.5's), CLIP ViT-L/14 and OpenCLIP bigG text models with
+ * projection; the ControlNet's summed by hand over diffusers'
+ * ControlNetModel module tree like SD 1.5's (encoder copy with the
+ * add_embedding, conditioning embedding 3-16-32-96-256-320, 9 + 1 zero
+ * convs), the same sum giving the UNet's published figure. */
+#define SDXL_UNET_PARAMS 2567463684LL
+#define SDXL_CONTROLNET_PARAMS 1251014160LL
+#define SDXL_TEXT_PARAMS 123060480LL
+#define SDXL_TEXT2_PARAMS 694659840LL
+
+/* Declared (never allocated) parameter counts of dir's unet, controlnet,
+ * vae, text_encoder and text_encoder_2 (a failed check on error). */
+static void declared_counts(const char *dir, long long counts[5]) {
+    cnet_error err;
+    cnet_unet_config u, c;
+    cnet_vae_config v;
+    cnet_clip_text_config t[2];
+    CHECK(cnet_unet_config_load(&u, sub(dir, "unet/config.json"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_controlnet_config_load(&c, sub(dir, "controlnet/config.json"), &err) == 0, "%s",
+          err.msg);
+    CHECK(cnet_vae_config_load(&v, sub(dir, "vae/config.json"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_clip_text_config_load(&t[0], sub(dir, "text_encoder/config.json"), &err) == 0, "%s",
+          err.msg);
+    CHECK(cnet_clip_text_config_load(&t[1], sub(dir, "text_encoder_2/config.json"), &err) == 0,
+          "%s", err.msg);
+    unet_model um;
+    controlnet_model cm;
+    vae_model vm;
+    clip_text_model tm;
+    int rc = unet_declare(&um, NULL, &u, &err);
+    counts[0] = param_count(&um.params);
+    unet_free(&um);
+    CHECK(rc == 0, "%s", err.msg);
+    rc = controlnet_declare(&cm, NULL, &c, &err);
+    counts[1] = param_count(&cm.params);
+    controlnet_free(&cm);
+    CHECK(rc == 0, "%s", err.msg);
+    rc = vae_declare(&vm, NULL, &v, &err);
+    counts[2] = param_count(&vm.params);
+    vae_free(&vm);
+    CHECK(rc == 0, "%s", err.msg);
+    for (int k = 0; k < 2; k++) {
+        rc = clip_text_declare(&tm, NULL, &t[k], &err);
+        counts[3 + k] = param_count(&tm.params);
+        clip_text_free(&tm);
+        CHECK(rc == 0, "%s", err.msg);
+    }
+}
+
+static void test_sdxl_configs(void) {
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/sdxl", tmp);
+    const char *args[] = {"--out", dir, "--preset", "sdxl", "--configs-only", NULL};
+    CHECK(run_init(args) == 0, "init-model --preset sdxl --configs-only failed");
+    struct stat st;
+    for (size_t i = 0; i < sizeof weight_files / sizeof weight_files[0]; i++)
+        CHECK(stat(sub(dir, weight_files[i]), &st) != 0, "--configs-only wrote %s",
+              weight_files[i]);
+
+    cnet_error err;
+    cnet_unet_config u, c;
+    cnet_vae_config v;
+    cnet_clip_text_config t, t2;
+    cnet_sched_config sc;
+    CHECK(cnet_unet_config_load(&u, sub(dir, "unet/config.json"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_controlnet_config_load(&c, sub(dir, "controlnet/config.json"), &err) == 0, "%s",
+          err.msg);
+    CHECK(cnet_vae_config_load(&v, sub(dir, "vae/config.json"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_clip_text_config_load(&t, sub(dir, "text_encoder/config.json"), &err) == 0, "%s",
+          err.msg);
+    CHECK(cnet_clip_text_config_load(&t2, sub(dir, "text_encoder_2/config.json"), &err) == 0, "%s",
+          err.msg);
+    CHECK(cnet_sched_config_load(&sc, sub(dir, "scheduler/scheduler_config.json"), -1, &err) == 0,
+          "%s", err.msg);
+    const int unet_ch[3] = {320, 640, 1280};
+    CHECK(u.n_blocks == 3 && !memcmp(u.block_out_channels, unet_ch, sizeof unet_ch),
+          "unet block_out_channels");
+    CHECK(u.layers_per_block[0] == 2 && u.heads[0] == 5 && u.heads[1] == 10 && u.heads[2] == 20 &&
+              u.cross_attention_dim[0] == 2048 && u.sample_size == 128 && u.norm_num_groups == 32 &&
+              u.time_embed_dim == 1280 && u.use_linear_projection &&
+              u.down_transformer_layers[1][0] == 2 && u.down_transformer_layers[2][1] == 10 &&
+              u.mid_transformer_layers == 10 && u.add_text_time &&
+              u.addition_time_embed_dim == 256 && u.projection_class_embeddings_input_dim == 2816,
+          "unet: layers %d heads %d/%d/%d cross %d sample %d temb %d depths %d/%d mid %d "
+          "text_time %d A %d P %d",
+          u.layers_per_block[0], u.heads[0], u.heads[1], u.heads[2], u.cross_attention_dim[0],
+          u.sample_size, u.time_embed_dim, u.down_transformer_layers[1][0],
+          u.down_transformer_layers[2][1], u.mid_transformer_layers, (int)u.add_text_time,
+          u.addition_time_embed_dim, u.projection_class_embeddings_input_dim);
+    CHECK(c.add_text_time && c.projection_class_embeddings_input_dim == 2816,
+          "controlnet lost the added embedding");
+    CHECK(v.n_blocks == 4 && v.sample_size == 1024 && fabsf(v.scaling_factor - 0.13025f) < 1e-7f &&
+              v.force_upcast,
+          "vae: blocks %d sample %d scaling %g force_upcast %d", v.n_blocks, v.sample_size,
+          (double)v.scaling_factor, (int)v.force_upcast);
+    CHECK(t.num_hidden_layers == 12 && t.hidden_size == 768 &&
+              t.hidden_act == CNET_CLIP_QUICK_GELU && !t.with_projection && t.vocab_size == 49408,
+          "text_encoder: %d layers of %d", t.num_hidden_layers, t.hidden_size);
+    CHECK(t2.num_hidden_layers == 32 && t2.hidden_size == 1280 && t2.num_attention_heads == 20 &&
+              t2.intermediate_size == 5120 && t2.hidden_act == CNET_CLIP_GELU &&
+              t2.with_projection && t2.projection_dim == 1280 && t2.vocab_size == 49408,
+          "text_encoder_2: %d layers of %d, %d heads, mlp %d, projection %d (%d)",
+          t2.num_hidden_layers, t2.hidden_size, t2.num_attention_heads, t2.intermediate_size,
+          t2.projection_dim, (int)t2.with_projection);
+    int sched_ok = sc.kind == CNET_SCHED_EULER && sc.num_train_timesteps == 1000 &&
+                   sc.beta_start == 0.00085 && sc.beta_end == 0.012 &&
+                   sc.beta_schedule == CNET_BETA_SCALED_LINEAR && sc.steps_offset == 1;
+    cnet_sched_config_free(&sc);
+    CHECK(sched_ok, "scheduler is not SDXL's Euler");
+
+    long long n[5] = {0};
+    declared_counts(dir, n);
+    if (harness_current_failed) return;
+    CHECK(n[0] == SDXL_UNET_PARAMS, "unet: %lld parameters, SDXL has %lld", n[0], SDXL_UNET_PARAMS);
+    CHECK(n[1] == SDXL_CONTROLNET_PARAMS, "controlnet: %lld parameters, expected %lld", n[1],
+          SDXL_CONTROLNET_PARAMS);
+    CHECK(n[2] == SD15_VAE_PARAMS, "vae: %lld parameters, SDXL's has %lld", n[2], SD15_VAE_PARAMS);
+    CHECK(n[3] == SDXL_TEXT_PARAMS, "text_encoder: %lld parameters, expected %lld", n[3],
+          SDXL_TEXT_PARAMS);
+    CHECK(n[4] == SDXL_TEXT2_PARAMS, "text_encoder_2: %lld parameters, expected %lld", n[4],
+          SDXL_TEXT2_PARAMS);
+
+    /* tokenizer_2 pads with "!" (id 0), tokenizer with <|endoftext|>. */
+    tokenizer *tok, *tok2;
+    CHECK(tokenizer_load(&tok, sub(dir, "tokenizer"), &err) == 0, "%s", err.msg);
+    int rc = tokenizer_load(&tok2, sub(dir, "tokenizer_2"), &err);
+    int64_t ids[77], mask[77], ids2[77], eos = tokenizer_eos_id(tok);
+    if (!rc) rc = tokenizer_encode(tok, "a cat", 5, ids, mask, &err);
+    if (!rc) rc = tokenizer_encode(tok2, "a cat", 5, ids2, mask, &err);
+    if (!rc) tokenizer_free(tok2);
+    tokenizer_free(tok);
+    CHECK(rc == 0, "%s", err.msg);
+    CHECK(ids[76] == eos && ids2[76] == 0,
+          "pads: tokenizer %lld (want %lld), tokenizer_2 %lld "
+          "(want 0, '!')",
+          (long long)ids[76], (long long)eos, (long long)ids2[76]);
+    CHECK(ids[1] == ids2[1], "the two tokenizers split 'a' differently");
+}
+
+/* sdxl-small: the SDXL layout (same blocks, depths, text interfaces) at
+ * reduced width. */
+static void test_sdxl_small_configs(void) {
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/sdxl-small", tmp);
+    const char *args[] = {"--out", dir, "--preset", "sdxl-small", "--configs-only", NULL};
+    CHECK(run_init(args) == 0, "init-model --preset sdxl-small --configs-only failed");
+    cnet_error err;
+    cnet_unet_config u;
+    cnet_clip_text_config t2;
+    CHECK(cnet_unet_config_load(&u, sub(dir, "unet/config.json"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_clip_text_config_load(&t2, sub(dir, "text_encoder_2/config.json"), &err) == 0, "%s",
+          err.msg);
+    CHECK(u.n_blocks == 3 && u.block_out_channels[2] == 256 && u.mid_transformer_layers == 10 &&
+              u.down_transformer_layers[2][0] == 10 && u.add_text_time &&
+              u.cross_attention_dim[0] == 2048 && u.sample_size == 32 &&
+              u.projection_class_embeddings_input_dim ==
+                  t2.projection_dim + 6 * u.addition_time_embed_dim,
+          "sdxl-small unet: %d blocks, widest %d, depth %d, cross %d, sample %d", u.n_blocks,
+          u.block_out_channels[u.n_blocks - 1], u.mid_transformer_layers, u.cross_attention_dim[0],
+          u.sample_size);
+    long long n[5] = {0};
+    declared_counts(dir, n);
+    if (harness_current_failed) return;
+    long long sum = n[0] + n[1] + n[2] + n[3] + n[4];
+    printf("    sdxl-small: unet %lld, controlnet %lld, vae %lld, text %lld + %lld parameters\n",
+           n[0], n[1], n[2], n[3], n[4]);
+    CHECK(sum < SDXL_UNET_PARAMS / 4, "sdxl-small has %lld parameters: not small", sum);
+}
+
+/* --from-config of an SDXL pipeline (tests/fixtures/tiny-sdxl): both text
+ * encoders and tokenizers come along, and every weights file loads. */
+static void test_from_config_sdxl(void) {
+    char src[PATH_MAX], out[PATH_MAX + 16];
+    snprintf(src, sizeof src, "%s/tiny-sdxl", fixtures());
+    if (access(sub(src, "text_encoder_2/config.json"), R_OK) != 0) {
+        printf("    (no tiny-sdxl in %s: skipped)\n", fixtures());
+        return;
+    }
+    snprintf(out, sizeof out, "%s/tiny-sdxl", tmp);
+    const char *args[] = {"--out", out, "--from-config", src, NULL};
+    CHECK(run_init(args) == 0, "init-model --from-config %s failed", src);
+    static const char *const copied[] = {"text_encoder_2/config.json", "tokenizer_2/vocab.json",
+                                         "tokenizer_2/tokenizer_config.json"};
+    for (int i = 0; i < 3; i++)
+        EXPECT(same_file(sub(src, copied[i]), sub(out, copied[i])), "%s not copied as is",
+               copied[i]);
+    cnet_backend be;
+    cnet_error err;
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+    clip_text_model t;
+    int rc = clip_text_open(&t, &be, sub(out, "text_encoder_2"), &err);
+    EXPECT(rc == 0 && t.projection_dim > 0, "text_encoder_2: %s", rc ? err.msg : "no projection");
+    if (!rc) clip_text_free(&t);
+    unet_model u;
+    rc = unet_open(&u, &be, sub(out, "unet"), &err);
+    EXPECT(rc == 0 && u.enc.cfg.add_text_time, "unet: %s", rc ? err.msg : "no text_time");
+    if (!rc) unet_free(&u);
+    cnet_backend_free(&be);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     if (tmpdir_make(tmp, sizeof tmp, "cnet_initmodel_")) {
@@ -603,6 +811,9 @@ int main(int argc, char **argv) {
     }
     RUN(test_sd15_configs);
     RUN(test_from_config_small);
+    RUN(test_sdxl_configs);
+    RUN(test_sdxl_small_configs);
+    RUN(test_from_config_sdxl);
     tmpdir_remove(tmp);
     return harness_done();
 }
