@@ -125,7 +125,13 @@ static int make_latents(train_batcher *tb, const int64_t *ids, int n, uint64_t r
     int need_vae = 0;
     for (int i = 0; i < n; i++) need_vae |= !(tb->cache && tb->cache[ids[i]]);
     if (need_vae) {
+        /* train_controlnet_sdxl.py runs the base's SDXL VAE in float32
+         * (force_upcast), whatever --mixed_precision */
+        const int upcast = tb->sdxl && tb->vae == &tb->base->vae && tb->vae->cfg.force_upcast;
+        const cnet_precision prev =
+            upcast ? cnet_backend_set_precision(be, CNET_PREC_F32, NULL, 0) : be->precision;
         int rc = vae_encode(tb->vae, &tb->scratch, tb->moments, tb->pixels, n, tb->R, tb->R, err);
+        if (upcast) cnet_backend_set_precision(be, prev, NULL, 0);
         if (rc) return rc;
         be->download(be, mom, tb->moments, 2 * lat * sizeof(float));
     }

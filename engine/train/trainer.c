@@ -211,8 +211,17 @@ static int setup(trainer *t, cnet_error *err) {
     if ((rc = load_controlnet(t, err)) || (rc = open_data(t, err))) return rc;
     /* train_controlnet.py casts the frozen models to weight_dtype after
      * from_unet; a base the caller shares (the service's, used by jobs of
-     * every precision) stays float32 */
-    if (t->have_base && (rc = sd_base_store16(t->base, t->be->precision, err))) return rc;
+     * every precision) stays float32. train_controlnet_sdxl.py keeps the
+     * base's VAE float32 (SDXL's overflows in float16: force_upcast) and
+     * casts text_encoder_2 and a --pretrained_vae_model_name_or_path VAE. */
+    const cnet_dtype dt = cnet_precision_dtype(t->be->precision);
+    if (t->have_base && !t->have_sdxl)
+        rc = sd_base_store16(t->base, t->be->precision, err);
+    else if (t->have_base && !(rc = params_store16(&t->base->text_encoder.params, dt, err)))
+        rc = params_store16(&t->base->unet.params, dt, err);
+    if (!rc && t->have_sdxl) rc = params_store16(&t->sdxl.te_2.params, dt, err);
+    if (!rc && t->have_vae) rc = params_store16(&t->own_vae.params, dt, err);
+    if (rc) return rc;
     if (controlnet_image_factor(&t->cn) != vae_factor(t->vae))
         return cnet_fail(err, CNET_EINVAL,
                          "the ControlNet's conditioning embedding downsamples %dx but the VAE %dx: "
