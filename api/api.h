@@ -55,6 +55,9 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
  * server/cli/cmd_train.c, where both are visible. */
 #define API_TRAIN_ACCUMULATION_MAX 64
 #define API_TRAIN_BATCH_MAX 64
+/* The largest SDXL crop coordinate a training job takes (--crops_coords_top_left_h/_w):
+ * a time id, larger than any image cnet trains on. */
+#define API_TRAIN_CROP_MAX 16384
 
 #define API_GENERATE_BODY_MAX                                                                      \
     (20 << 20) /* bytes of a generate request (images inside); above → 413 */

@@ -45,6 +45,24 @@ const api_field api_train_fields[] = {
      .help = "the ControlNet to start from (default: initialised from the UNet); a folder or a "
              "Hub model id (CLI); a folder under --models, hf://namespace/name[@revision] or a "
              "train job id (API)"},
+    {.name = "pretrained_vae_model_name_or_path",
+     .type = AF_TEXT,
+     .flags = AF_CLI_ONLY,
+     .help = "train_controlnet_sdxl.py: a VAE folder to encode the training images with instead "
+             "of the base's vae/ (e.g. madebyollin's sdxl-vae-fp16-fix)"},
+    {.name = "crops_coords_top_left_h",
+     .type = AF_INT,
+     .lo = 0,
+     .hi = API_TRAIN_CROP_MAX,
+     .def = "0",
+     .help = "train_controlnet_sdxl.py (SDXL bases): the crop top of the time ids "
+             "[R, R, crops_h, crops_w, R, R] every sample is trained with"},
+    {.name = "crops_coords_top_left_w",
+     .type = AF_INT,
+     .lo = 0,
+     .hi = API_TRAIN_CROP_MAX,
+     .def = "0",
+     .help = "train_controlnet_sdxl.py (SDXL bases): the crop left of the time ids"},
     {.name = "revision",
      .type = AF_TEXT,
      .flags = AF_CLI_ONLY,

@@ -18,10 +18,12 @@ static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
 }
 
 int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
-                       uint64_t seed, int cache_latents, cnet_error *err) {
+                       uint64_t seed, int cache_latents, vae_model *vae, train_sdxl *sdxl,
+                       int crops_h, int crops_w, cnet_error *err) {
     memset(tb, 0, sizeof *tb);
     cnet_backend *be = base->unet.params.be;
-    const int f = vae_factor(&base->vae);
+    if (!vae) vae = &base->vae;
+    const int f = vae_factor(vae);
     if (resolution < 8 || resolution % 8 || resolution % f)
         return cnet_fail(err, CNET_EINVAL, "resolution %d must be a positive multiple of 8",
                          resolution);
@@ -29,10 +31,11 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
         return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..%d)", B,
                          TRAIN_MAX_BATCH);
     tb->base = base, tb->ds = ds, tb->B = B, tb->R = resolution, tb->seed = seed;
+    tb->vae = vae, tb->sdxl = sdxl, tb->crops_h = crops_h, tb->crops_w = crops_w;
     tb->h = tb->w = resolution / f;
-    tb->L = base->vae.cfg.latent_channels;
-    tb->Nt = tokenizer_max_length(base->tok);
-    tb->D = base->text_encoder.hidden;
+    tb->L = vae->cfg.latent_channels;
+    tb->Nt = sdxl ? sdxl->L : tokenizer_max_length(base->tok);
+    tb->D = sdxl ? sdxl->D : base->text_encoder.hidden;
     tb->cache_latents = cache_latents;
     const size_t img = (size_t)B * resolution * resolution * 3,
                  lat = (size_t)B * tb->h * tb->w * tb->L;
@@ -42,7 +45,13 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
     tb->latents = dev(be, lat, &rc, err);
     tb->moments = dev(be, 2 * lat, &rc, err);
     tb->text = dev(be, (size_t)B * tb->Nt * tb->D, &rc, err);
+    if (sdxl) tb->text_embeds = dev(be, (size_t)B * sdxl->P, &rc, err);
     if (rc) goto fail;
+    if (sdxl && (!(tb->time_ids = malloc((size_t)B * CNET_TIME_IDS * sizeof(float))) ||
+                 !(tb->captions = calloc((size_t)B, sizeof *tb->captions)))) {
+        rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for SDXL batches");
+        goto fail;
+    }
     tb->host_img = malloc(2 * img * sizeof(float));
     tb->host_lat = malloc(4 * lat * sizeof(float));
     tb->ids = malloc(2 * (size_t)B * tb->Nt * sizeof(int64_t));
@@ -54,8 +63,9 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
         rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for batches");
         goto fail;
     }
-    size_t need = vae_scratch_bytes(&base->vae, B, resolution, resolution);
-    size_t text = clip_text_scratch_bytes(&base->text_encoder, B, tb->Nt);
+    size_t need = vae_scratch_bytes(vae, B, resolution, resolution);
+    size_t text = sdxl ? train_sdxl_scratch_bytes(sdxl, B)
+                       : clip_text_scratch_bytes(&base->text_encoder, B, tb->Nt);
     if ((rc = cnet_arena_init(&tb->scratch, be, need > text ? need : text, "batch scratch", err)))
         goto fail;
     return 0;
@@ -67,11 +77,14 @@ fail:
 void train_batcher_free(train_batcher *tb) {
     if (!tb->base) return;
     cnet_backend *be = tb->base->unet.params.be;
-    float *bufs[] = {tb->pixels, tb->cond, tb->latents, tb->moments, tb->text};
+    float *bufs[] = {tb->pixels, tb->cond, tb->latents, tb->moments, tb->text, tb->text_embeds};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) be->free(be, bufs[i]);
     for (int64_t i = 0; tb->cache && i < tb->n_cache; i++) free(tb->cache[i]);
     free(tb->cache);
+    for (int i = 0; tb->captions && i < tb->B; i++) free(tb->captions[i]);
+    free(tb->captions);
+    free(tb->time_ids);
     free(tb->host_img);
     free(tb->host_lat);
     free(tb->ids);
@@ -88,7 +101,11 @@ static int load_sample(train_batcher *tb, const dataset_sample *s, int i, cnet_e
     if (!rc) rc = preprocess_train(tb->host_img + i * img, &target, tb->R, PREPROCESS_SIGNED, err);
     if (!rc)
         rc = preprocess_train(tb->host_img + batch + i * img, &cond, tb->R, PREPROCESS_UNIT, err);
-    if (!rc)
+    if (!rc && tb->sdxl) { /* encoded as a batch in train_batcher_next */
+        free(tb->captions[i]);
+        if (!(tb->captions[i] = strdup(s->caption)))
+            rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for a caption");
+    } else if (!rc)
         rc = tokenizer_encode(tb->base->tok, s->caption, strlen(s->caption),
                               tb->ids + (size_t)i * tb->Nt, tb->ids + (size_t)(tb->B + i) * tb->Nt,
                               err);
@@ -108,8 +125,13 @@ static int make_latents(train_batcher *tb, const int64_t *ids, int n, uint64_t r
     int need_vae = 0;
     for (int i = 0; i < n; i++) need_vae |= !(tb->cache && tb->cache[ids[i]]);
     if (need_vae) {
-        int rc =
-            vae_encode(&tb->base->vae, &tb->scratch, tb->moments, tb->pixels, n, tb->R, tb->R, err);
+        /* train_controlnet_sdxl.py runs the base's SDXL VAE in float32
+         * (force_upcast), whatever --mixed_precision */
+        const int upcast = tb->sdxl && tb->vae == &tb->base->vae && tb->vae->cfg.force_upcast;
+        const cnet_precision prev =
+            upcast ? cnet_backend_set_precision(be, CNET_PREC_F32, NULL, 0) : be->precision;
+        int rc = vae_encode(tb->vae, &tb->scratch, tb->moments, tb->pixels, n, tb->R, tb->R, err);
+        if (upcast) cnet_backend_set_precision(be, prev, NULL, 0);
         if (rc) return rc;
         be->download(be, mom, tb->moments, 2 * lat * sizeof(float));
     }
@@ -132,7 +154,7 @@ static int make_latents(train_batcher *tb, const int64_t *ids, int n, uint64_t r
     }
     float *noise = mom, *out = mom + lat;
     philox_normal_fill(noise, (long)lat, tb->seed, rng_offset);
-    const float sf = tb->base->vae.cfg.scaling_factor;
+    const float sf = tb->vae->cfg.scaling_factor;
     for (int i = 0; i < n; i++)
         for (size_t p = 0; p < per; p++) {
             const float *src = ms + (size_t)i * 2 * per;
@@ -175,8 +197,14 @@ int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoc
     const size_t img = (size_t)tb->R * tb->R * 3;
     be->upload(be, tb->pixels, tb->host_img, (size_t)*n * img * sizeof(float));
     be->upload(be, tb->cond, tb->host_img + (size_t)tb->B * img, (size_t)*n * img * sizeof(float));
-    if ((rc = clip_text_forward(&tb->base->text_encoder, &tb->scratch, tb->text, NULL, tb->ids, *n,
-                                tb->Nt, 0, err)))
-        return rc;
+    if (tb->sdxl) {
+        rc = train_sdxl_encode(tb->sdxl, &tb->scratch, (const char *const *)tb->captions, *n,
+                               tb->text, tb->text_embeds, err);
+        train_sdxl_time_ids(tb->time_ids, *n, tb->R, tb->crops_h, tb->crops_w);
+    } else {
+        rc = clip_text_forward(&tb->base->text_encoder, &tb->scratch, tb->text, NULL, tb->ids, *n,
+                               tb->Nt, 0, err);
+    }
+    if (rc) return rc;
     return make_latents(tb, ids, *n, rng_offset, err);
 }

@@ -13,6 +13,11 @@
  * so cached and uncached runs are the same computation. Unreadable samples
  * met during training are skipped and counted.
  *
+ * SDXL (train_controlnet_sdxl.py, a train_sdxl given): text is both
+ * encoders' prompt_embeds, with text_embeds and the time ids beside it
+ * (engine/train/train_sdxl.h); the image transforms are the same (v0.27.2
+ * has no random crop or flip).
+ *
  * Sizes: B batch, R resolution, h = w = R / vae factor, L latent channels,
  * Nt tokens, D text dim. */
 #ifndef CNET_TRAIN_BATCH_H
@@ -23,10 +28,14 @@
 #include "engine/core/arena.h"
 #include "engine/data/dataset.h"
 #include "engine/pipeline/sd_base.h"
+#include "engine/train/train_sdxl.h"
 
 typedef struct train_batcher {
-    sd_base *base; /* borrowed */
-    dataset *ds;   /* borrowed */
+    sd_base *base;        /* borrowed */
+    dataset *ds;          /* borrowed */
+    vae_model *vae;       /* borrowed: the base's, or --pretrained_vae_model_name_or_path's */
+    train_sdxl *sdxl;     /* borrowed; NULL: SD 1.x / 2.x */
+    int crops_h, crops_w; /* SDXL: --crops_coords_top_left_h/_w */
     cnet_arena scratch;
     int B, R, h, w, L, Nt, D;
     uint64_t seed;
@@ -35,14 +44,21 @@ typedef struct train_batcher {
     int64_t n_cache;
     /* device */
     float *pixels, *cond, *latents, *text, *moments;
+    float *text_embeds; /* SDXL [B, P] */
     /* host */
     float *host_img, *host_lat;
+    float *time_ids; /* SDXL [B, 6] */
+    char **captions; /* SDXL [B], owned copies of this batch's captions */
     int64_t *ids;
     int64_t skipped; /* unreadable samples met while training */
 } train_batcher;
 
+/* vae: the VAE to encode with (borrowed; base's when NULL). sdxl: NULL, or
+ * the second text encoder of an SDXL base (then crops_h/w are the time
+ * ids' crop). */
 int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
-                       uint64_t seed, int cache_latents, cnet_error *err);
+                       uint64_t seed, int cache_latents, vae_model *vae, train_sdxl *sdxl,
+                       int crops_h, int crops_w, cnet_error *err);
 void train_batcher_free(train_batcher *tb);
 
 /* Fills the device buffers with the next micro-batch of up to B samples

@@ -15,6 +15,7 @@
 #include "engine/sched/scheduler.h"
 #include "engine/pipeline/sd_base.h"
 #include "engine/train/train_batch.h"
+#include "engine/train/train_sdxl.h"
 #include "engine/train/train_step.h"
 #include "engine/train/train_tracker.h"
 #include "engine/train/trainer.h"
@@ -23,8 +24,11 @@ typedef struct trainer {
     const train_options *o;
     cnet_backend *be;
     const train_hooks *hooks;
-    sd_base own_base; /* loaded here when train_options.base is NULL */
-    sd_base *base;    /* &own_base, or the caller's (borrowed, read-only) */
+    sd_base own_base;  /* loaded here when train_options.base is NULL */
+    sd_base *base;     /* &own_base, or the caller's (borrowed, read-only) */
+    vae_model own_vae; /* --pretrained_vae_model_name_or_path's */
+    vae_model *vae;    /* &own_vae or the base's */
+    train_sdxl sdxl;   /* an SDXL base's second text encoder */
     controlnet_model cn;
     json_t *cn_config; /* the ControlNet's config.json */
     cnet_sched_config ddpm_cfg;
@@ -44,7 +48,7 @@ typedef struct trainer {
     loss_scale scaler;
     int global_step, max_steps, updates_per_epoch, num_epochs;
     int64_t skipped_at_check;
-    int have_base, have_ddpm_cfg, have_cn, have_ds, have_tb, have_ts;
+    int have_base, have_ddpm_cfg, have_cn, have_ds, have_tb, have_ts, have_vae, have_sdxl;
 } trainer;
 
 /* Validation images at the current step: images_<i>.png per (prompt, image)

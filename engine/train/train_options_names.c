@@ -18,6 +18,10 @@
 const train_opt train_opts[] = {
     {"pretrained_model_name_or_path", TRAIN_OPT_STRING, O(pretrained_model_name_or_path), 0},
     {"controlnet_model_name_or_path", TRAIN_OPT_STRING, O(controlnet_model_name_or_path), 0},
+    {"pretrained_vae_model_name_or_path", TRAIN_OPT_STRING, O(pretrained_vae_model_name_or_path),
+     0},
+    {"crops_coords_top_left_h", TRAIN_OPT_INT, O(crops_coords_top_left_h), 0},
+    {"crops_coords_top_left_w", TRAIN_OPT_INT, O(crops_coords_top_left_w), 0},
     {"output_dir", TRAIN_OPT_STRING, O(output_dir), 0},
     {"train_data_dir", TRAIN_OPT_STRING, O(train_data_dir), 0},
     {"image_column", TRAIN_OPT_STRING, O(image_column), 0},

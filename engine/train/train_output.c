@@ -108,17 +108,23 @@ static int write_model_card(trainer *t, cnet_error *err) {
     size_t cap = 4096 + (size_t)validation_pairs(o) * 1200;
     char *card = malloc(cap);
     if (!card) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    /* train_controlnet_sdxl.py's card for an SDXL base: its license and tags */
+    const int xl = t->have_sdxl;
     int len =
         snprintf(card, cap,
-                 "---\nlicense: creativeml-openrail-m\nbase_model: %s\nlibrary_name: diffusers\n"
-                 "tags:\n- stable-diffusion\n- stable-diffusion-diffusers\n- text-to-image\n"
+                 "---\nlicense: %s\nbase_model: %s\nlibrary_name: diffusers\n"
+                 "tags:\n- %s\n- %s\n- text-to-image\n"
                  "- diffusers\n- controlnet\n- diffusers-training\n- cnet\ninference: true\n"
                  "---\n\n# controlnet - %s\n\nThese are ControlNet weights trained on %s with "
                  "a new type of conditioning, by cnet (a C implementation of diffusers' "
-                 "train_controlnet.py): %d steps at resolution %d, batch size %d, learning "
+                 "%s): %d steps at resolution %d, batch size %d, learning "
                  "rate %g (%s), mixed precision %s.\n",
-                 base, base, base, t->global_step, o->resolution, o->train_batch_size,
-                 o->learning_rate, o->lr_scheduler, cnet_precision_name(t->be->precision));
+                 xl ? "openrail++" : "creativeml-openrail-m", base,
+                 xl ? "stable-diffusion-xl" : "stable-diffusion",
+                 xl ? "stable-diffusion-xl-diffusers" : "stable-diffusion-diffusers", base, base,
+                 xl ? "train_controlnet_sdxl.py" : "train_controlnet.py", t->global_step,
+                 o->resolution, o->train_batch_size, o->learning_rate, o->lr_scheduler,
+                 cnet_precision_name(t->be->precision));
     if (validation_pairs(o) > 0 && len > 0 && (size_t)len < cap)
         len +=
             snprintf(card + len, cap - (size_t)len, "\nYou can find some example images below.\n");

@@ -21,12 +21,16 @@ static float *dev_floats(cnet_backend *be, size_t n, cnet_error *err) {
 
 /* One forward + backward; gradients accumulate into t->grads. */
 static int run(train_step *t, int B, const float *latents, const float *noise,
-               const int64_t *timesteps, const float *text, const float *cond, float grad_scale,
-               cnet_error *err) {
+               const int64_t *timesteps, const float *text, const float *cond,
+               const unet_added_cond *added, float grad_scale, cnet_error *err) {
     cnet_backend *be = t->cn->params.be;
     const train_step_config *c = &t->cfg;
     if (B < 1 || B > c->B)
         return cnet_fail(err, CNET_EINVAL, "train: micro-batch of %d (1..%d)", B, c->B);
+    if (!added != !t->unet->enc.cfg.add_text_time)
+        return cnet_fail(err, CNET_EINVAL,
+                         added ? "train: added conditions given to a UNet without text_time"
+                               : "train: the SDXL (text_time) UNet needs text_embeds and time_ids");
     const long per = (long)c->h * c->w * t->unet->enc.cfg.in_channels;
     float ts[TRAIN_MAX_BATCH], w[TRAIN_MAX_BATCH];
     int rc = sched_add_noise(t->noise, t->noisy, latents, noise, timesteps, B, per, err);
@@ -53,10 +57,10 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
     unet_acts un_acts = {.checkpoint = c->gradient_checkpointing};
     cnet_arena_reset(&t->keep);
     if ((rc = controlnet_forward(t->cn, &t->scratch, t->down, t->mid, t->noisy, cond, ts, text,
-                                 NULL, 1.0f, 0, B, c->h, c->w, c->Nt, &t->keep, &cn_acts, err)))
+                                 added, 1.0f, 0, B, c->h, c->w, c->Nt, &t->keep, &cn_acts, err)))
         return rc;
     const size_t unet_keep = cnet_arena_mark(&t->keep);
-    if ((rc = unet_forward(t->unet, &t->scratch, t->pred, t->noisy, ts, text, NULL,
+    if ((rc = unet_forward(t->unet, &t->scratch, t->pred, t->noisy, ts, text, added,
                            (const float *const *)t->down, t->mid, B, c->h, c->w, c->Nt, &t->keep,
                            &un_acts, err)))
         return rc;
@@ -79,7 +83,7 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
 /* Runs one step on zeros, doubling the arenas until it fits, then shrinks
  * them to what the step used. */
 static int size_arenas(train_step *t, const float *zeros_latent, const float *zeros_text,
-                       const float *zeros_cond, cnet_error *err) {
+                       const float *zeros_cond, const unet_added_cond *added, cnet_error *err) {
     cnet_backend *be = t->cn->params.be;
     int64_t ts[TRAIN_MAX_BATCH] = {0};
     size_t keep_cap = TRAIN_ARENA_START, scratch_cap = TRAIN_ARENA_START;
@@ -88,10 +92,11 @@ static int size_arenas(train_step *t, const float *zeros_latent, const float *ze
         if ((rc = cnet_arena_init(&t->keep, be, keep_cap, "training activations", err)) ||
             (rc = cnet_arena_init(&t->scratch, be, scratch_cap, "training scratch", err)))
             return rc;
-        rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, 1.0f, err);
+        rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, added, 1.0f,
+                 err);
         if (!rc && t->cfg.set_grads_to_none && t->cfg.gradient_accumulation_steps > 1)
-            rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, 1.0f,
-                     err); /* a forward beside the live gradients */
+            rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, added,
+                     1.0f, err); /* a forward beside the live gradients */
         size_t keep_used = t->keep.high_water, scratch_used = t->scratch.high_water;
         if (t->cfg.set_grads_to_none)
             params_bind(&t->grads, NULL); /* they were in the arena freed next */
@@ -138,7 +143,12 @@ static int init_parts(train_step *t, unet_model *unet, controlnet_model *cn, sch
     const size_t img = (size_t)cfg->B * cfg->h * f * cfg->w * f * cn->cond_channels;
     const size_t txt = (size_t)cfg->B * cfg->Nt * uc->cross_attention_dim[0];
     t->n_skips = s.n_skips;
-    float *zl = NULL, *zt = NULL, *zc = NULL;
+    /* SDXL: the sizing step takes zero added conditions too */
+    const int Dp = uc->add_text_time ? uc->projection_class_embeddings_input_dim -
+                                           CNET_TIME_IDS * uc->addition_time_embed_dim
+                                     : 0;
+    float zero_ids[TRAIN_MAX_BATCH * CNET_TIME_IDS] = {0};
+    float *zl = NULL, *zt = NULL, *zc = NULL, *zp = NULL;
     if (!(t->noisy = dev_floats(be, lat, err)) || !(t->target = dev_floats(be, lat, err)) ||
         !(t->pred = dev_floats(be, lat, err)) || !(t->dpred = dev_floats(be, lat, err)) ||
         !(t->weights = dev_floats(be, (size_t)cfg->B, err)) ||
@@ -151,9 +161,12 @@ static int init_parts(train_step *t, unet_model *unet, controlnet_model *cn, sch
             !(t->d_down[i] = dev_floats(be, s.skip_floats[i], err)))
             return err ? err->code : CNET_ENOMEM;
     if (!(zl = dev_floats(be, lat, err)) || !(zt = dev_floats(be, txt, err)) ||
-        !(zc = dev_floats(be, img, err)))
+        !(zc = dev_floats(be, img, err)) ||
+        (Dp && !(zp = dev_floats(be, (size_t)cfg->B * Dp, err))))
         rc = err ? err->code : CNET_ENOMEM;
-    if (!rc) rc = size_arenas(t, zl, zt, zc, err);
+    const unet_added_cond zero_added = {.text_embeds = zp, .time_ids = zero_ids};
+    if (!rc) rc = size_arenas(t, zl, zt, zc, Dp ? &zero_added : NULL, err);
+    if (zp) be->free(be, zp);
     if (zl) be->free(be, zl);
     if (zt) be->free(be, zt);
     if (zc) be->free(be, zc);
@@ -189,8 +202,16 @@ void train_step_free(train_step *t) {
 int train_step_accumulate(train_step *t, int B, const float *latents, const float *noise,
                           const int64_t *timesteps, const float *text, const float *cond,
                           float grad_scale, float *loss_out, cnet_error *err) {
+    return train_step_accumulate_added(t, B, latents, noise, timesteps, text, cond, NULL,
+                                       grad_scale, loss_out, err);
+}
+
+int train_step_accumulate_added(train_step *t, int B, const float *latents, const float *noise,
+                                const int64_t *timesteps, const float *text, const float *cond,
+                                const unet_added_cond *added, float grad_scale, float *loss_out,
+                                cnet_error *err) {
     cnet_backend *be = t->cn->params.be;
-    int rc = run(t, B, latents, noise, timesteps, text, cond, grad_scale, err);
+    int rc = run(t, B, latents, noise, timesteps, text, cond, added, grad_scale, err);
     if (!rc && loss_out) be->download(be, loss_out, t->loss, sizeof(float));
     return rc;
 }

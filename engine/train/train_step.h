@@ -3,8 +3,8 @@
  *
  *   noisy  = sqrt(acp[t]) x0 + sqrt(1 - acp[t]) noise          (DDPM add_noise)
  *   target = noise (epsilon) | sqrt(acp[t]) noise - sqrt(1 - acp[t]) x0  (v)
- *   down, mid = controlnet(noisy, t, text, cond)
- *   pred  = unet(noisy, t, text, + down, + mid)
+ *   down, mid = controlnet(noisy, t, text, cond (, added))
+ *   pred  = unet(noisy, t, text, + down, + mid (, added))
  *   loss  = mean_b w_b * mean_i (pred - target)^2,  w_b = 1, or with Min-SNR
  *           (snr_gamma > 0): min(snr, gamma) / snr (epsilon), / (snr + 1) (v)
  *   grads += dloss/dparams (ControlNet only; the UNet is frozen)
@@ -14,6 +14,11 @@
  * (engine/train/adam_state.h). The VAE and text encoder run outside (their
  * outputs are inputs here, so latents and text states can be cached). Not
  * here: data loading, LR schedules, checkpoints (engine/train/trainer.c).
+ *
+ * SDXL (train_controlnet_sdxl.py): a UNet with addition_embed_type
+ * "text_time" takes the added conditions (pooled text_embeds and the six
+ * time ids) in both the ControlNet and the UNet forward; everything else
+ * (loss, clipping, AdamW, the memory levers) is the same step.
  *
  * Sizes: B batch, h/w latent size, H/W image size, Nt text tokens. */
 #ifndef CNET_TRAIN_STEP_H
@@ -85,6 +90,14 @@ void train_step_free(train_step *t);
 int train_step_accumulate(train_step *t, int B, const float *latents, const float *noise,
                           const int64_t *timesteps, const float *text, const float *cond,
                           float grad_scale, float *loss_out, cnet_error *err);
+
+/* The same with SDXL's added conditions (text_embeds [B,Dp] device,
+ * time_ids [B,6] host), which a "text_time" UNet requires and any other
+ * refuses; train_step_accumulate is this with added NULL. */
+int train_step_accumulate_added(train_step *t, int B, const float *latents, const float *noise,
+                                const int64_t *timesteps, const float *text, const float *cond,
+                                const unet_added_cond *added, float grad_scale, float *loss_out,
+                                cnet_error *err);
 
 /* Clips the accumulated gradients to max_grad_norm and applies AdamW
  * (step counts from 1), then zeroes the gradients (set_grads_to_none: gives

@@ -128,8 +128,7 @@ static int load_controlnet(trainer *t, cnet_error *err) {
      * VAE with fewer levels (test models) gets the matching prefix. */
     const int cond[] = CONTROLNET_DEFAULT_COND_CHANNELS;
     int n_cond = 1;
-    while ((1 << (n_cond - 1)) < vae_factor(&t->base->vae) && n_cond < CONTROLNET_DEFAULT_N_COND)
-        n_cond++;
+    while ((1 << (n_cond - 1)) < vae_factor(t->vae) && n_cond < CONTROLNET_DEFAULT_N_COND) n_cond++;
     snprintf(path, sizeof path, "%s/unet/config.json", o->pretrained_model_name_or_path);
     if ((rc = controlnet_config_from_unet(&t->cn_config, path, cond, n_cond, err))) return rc;
     /* The config loader reads files: write the new config where the final
@@ -191,22 +190,50 @@ static int setup(trainer *t, cnet_error *err) {
             return rc;
         t->base = &t->own_base, t->have_base = 1;
     }
+    /* train_controlnet_sdxl.py for an SDXL base: the second text encoder */
+    if (train_sdxl_is_sdxl(t->base)) {
+        if (o->n_validation_prompts)
+            return cnet_fail(err, CNET_EINVAL,
+                             "--validation_prompt: validation images of an SDXL base are not "
+                             "supported yet (no SDXL pipeline to generate them)");
+        if ((rc = train_sdxl_open(&t->sdxl, t->base, err))) return rc;
+        t->have_sdxl = 1;
+    }
+    t->vae = &t->base->vae;
+    if (o->pretrained_vae_model_name_or_path) {
+        if ((rc = vae_open(&t->own_vae, t->be, o->pretrained_vae_model_name_or_path, err)))
+            return cnet_error_prefix(err, "--pretrained_vae_model_name_or_path");
+        t->vae = &t->own_vae, t->have_vae = 1;
+    }
     if ((rc = sd_base_scheduler(t->base, CNET_SCHED_DDPM, &t->ddpm_cfg, err))) return rc;
     t->have_ddpm_cfg = 1;
     if ((rc = sched_init(&t->ddpm, t->be, &t->ddpm_cfg, 0, err))) return rc;
     if ((rc = load_controlnet(t, err)) || (rc = open_data(t, err))) return rc;
     /* train_controlnet.py casts the frozen models to weight_dtype after
      * from_unet; a base the caller shares (the service's, used by jobs of
-     * every precision) stays float32 */
-    if (t->have_base && (rc = sd_base_store16(t->base, t->be->precision, err))) return rc;
-    if (controlnet_image_factor(&t->cn) != vae_factor(&t->base->vae))
+     * every precision) stays float32. train_controlnet_sdxl.py keeps the
+     * base's VAE float32 (SDXL's overflows in float16: force_upcast) and
+     * casts text_encoder_2 and a --pretrained_vae_model_name_or_path VAE. */
+    const cnet_dtype dt = cnet_precision_dtype(t->be->precision);
+    if (t->have_base && !t->have_sdxl)
+        rc = sd_base_store16(t->base, t->be->precision, err);
+    else if (t->have_base && !(rc = params_store16(&t->base->text_encoder.params, dt, err)))
+        rc = params_store16(&t->base->unet.params, dt, err);
+    if (!rc && t->have_sdxl) rc = params_store16(&t->sdxl.te_2.params, dt, err);
+    if (!rc && t->have_vae) rc = params_store16(&t->own_vae.params, dt, err);
+    if (rc) return rc;
+    if (controlnet_image_factor(&t->cn) != vae_factor(t->vae))
         return cnet_fail(err, CNET_EINVAL,
                          "the ControlNet's conditioning embedding downsamples %dx but the VAE %dx: "
                          "conditioning_embedding_out_channels does not fit this base model",
-                         controlnet_image_factor(&t->cn), vae_factor(&t->base->vae));
+                         controlnet_image_factor(&t->cn), vae_factor(t->vae));
+    if (t->vae->cfg.latent_channels != t->base->unet.enc.cfg.in_channels)
+        return cnet_fail(err, CNET_EINVAL, "the VAE gives %d latent channels, the UNet takes %d",
+                         t->vae->cfg.latent_channels, t->base->unet.enc.cfg.in_channels);
     plan_steps(t);
     if ((rc = train_batcher_init(&t->tb, t->base, &t->ds, o->train_batch_size, o->resolution,
-                                 o->seed, o->cache_latents, err)))
+                                 o->seed, o->cache_latents, t->vae, t->have_sdxl ? &t->sdxl : NULL,
+                                 o->crops_coords_top_left_h, o->crops_coords_top_left_w, err)))
         return rc;
     t->have_tb = 1;
     int v = o->prediction_type ? !strcmp(o->prediction_type, "v_prediction")
@@ -257,6 +284,8 @@ static void teardown(trainer *t) {
     if (t->have_tb) train_batcher_free(&t->tb);
     if (t->have_ds) dataset_free(&t->ds);
     if (t->have_cn) controlnet_free(&t->cn);
+    if (t->have_vae) vae_free(&t->own_vae);
+    if (t->have_sdxl) train_sdxl_free(&t->sdxl);
     json_decref(t->cn_config);
     sched_free(&t->ddpm);
     if (t->have_ddpm_cfg) cnet_sched_config_free(&t->ddpm_cfg);
@@ -377,8 +406,11 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_e
                                  rng_offset(RNG_NOISE, t->global_step, micro));
             float loss;
             const float seed = 1.0f / (float)accum * (t->loss_scaling ? t->scaler.scale : 1.0f);
-            rc = train_step_accumulate(&t->ts, n, t->tb.latents, t->noise, ts, t->tb.text,
-                                       t->tb.cond, seed, &loss, err);
+            const unet_added_cond added = {.text_embeds = t->tb.text_embeds,
+                                           .time_ids = t->tb.time_ids};
+            rc = train_step_accumulate_added(&t->ts, n, t->tb.latents, t->noise, ts, t->tb.text,
+                                             t->tb.cond, t->have_sdxl ? &added : NULL, seed, &loss,
+                                             err);
             loss_sum += loss, micro_batches++, samples += n;
         }
         if (epoch_end) break;

@@ -1,5 +1,8 @@
 /* ControlNet training: diffusers' examples/controlnet/train_controlnet.py as
- * a library call, with the script's option names.
+ * a library call, with the script's option names; for an SDXL base (a UNet
+ * with addition_embed_type "text_time") train_controlnet_sdxl.py, picked
+ * from the model: both text encoders, the added conditions
+ * (engine/train/train_sdxl.h) and the SDXL script's extra options.
  *
  * trainer_run loads the base pipeline (tokenizer, text encoder, VAE, UNet,
  * DDPM noise scheduler) and the ControlNet (from --controlnet_model_name_or_path
@@ -40,6 +43,11 @@ typedef struct train_options {
      * the service's model cache shares one base between jobs). */
     struct sd_base *base;
     const char *controlnet_model_name_or_path; /* NULL: from_unet */
+    /* train_controlnet_sdxl.py: a VAE folder to encode the images with
+     * instead of the base's vae/ (e.g. madebyollin's sdxl-vae-fp16-fix) */
+    const char *pretrained_vae_model_name_or_path;
+    /* train_controlnet_sdxl.py: the crop of the SDXL time ids */
+    int crops_coords_top_left_h, crops_coords_top_left_w;
     const char *output_dir;
     const char *train_data_dir;
     const char *image_column, *conditioning_image_column, *caption_column; /* NULL: defaults */

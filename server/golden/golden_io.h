@@ -4,6 +4,7 @@
 
 #include "engine/core/arena.h"
 #include "engine/core/backend.h"
+#include "engine/core/params.h"
 #include "server/golden/golden.h"
 
 /* One model run's memory: the backend of ctx->device and a scratch arena. */
@@ -21,5 +22,19 @@ void golden_env_free(golden_env *env);
  * PyTorch layout with the golden `name` of that shape. */
 void golden_compare_nhwc(golden_ctx *ctx, golden_env *env, const st_file *f, const char *name,
                          const float *dev, int ndim, const int64_t *shape);
+
+/* Shared by the training checks (server/golden/golden_train.c,
+ * golden_sdxl_train.c). latents [B,h,w,L] NHWC device (caller frees) =
+ * (mean + std * train.in.vae_noise) * scaling_factor of the model folder's
+ * VAE on train.in.pixel_values, compared with train.latents. */
+int golden_train_latents(golden_ctx *ctx, golden_env *env, const st_file *f, float **latents,
+                         int *B, int *h, int *w, int *Lc, cnet_error *err);
+/* Compares every parameter of p (prefix "train.<v>.grad." or
+ * "train.<v>.param_after.<s>.") in PyTorch layout. atol raises the allowed
+ * error: the README's rule for parameters after the first Adam steps, where
+ * elements with |grad| ~ 1e-8 move by ~lr * g / (|g| + eps) and are
+ * ill-conditioned in float32. */
+void golden_train_params(golden_ctx *ctx, const st_file *f, const cnet_params *p,
+                         const char *prefix, double atol);
 
 #endif

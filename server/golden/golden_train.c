@@ -48,9 +48,8 @@ static train_adamw adamw_settings(const st_file *f) {
     return opt;
 }
 
-/* latents [B,h,w,L] NHWC device = (mean + std * vae_noise) * scaling_factor. */
-static int encode_latents(golden_ctx *ctx, golden_env *env, const st_file *f, float **latents,
-                          int *B, int *h, int *w, int *Lc, cnet_error *err) {
+int golden_train_latents(golden_ctx *ctx, golden_env *env, const st_file *f, float **latents,
+                         int *B, int *h, int *w, int *Lc, cnet_error *err) {
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/vae", ctx->model_dir);
     const st_entry *px, *vn;
@@ -125,13 +124,8 @@ static int encode_text(golden_ctx *ctx, golden_env *env, const st_file *f, float
     return rc;
 }
 
-/* Compares every ControlNet parameter (prefix "train.<v>.grad." or
- * "train.<v>.param_after.<s>.") in PyTorch layout. atol raises the allowed
- * error: the README's rule for parameters after the first Adam steps, where
- * elements with |grad| ~ 1e-8 move by ~lr * g / (|g| + eps) and are
- * ill-conditioned in float32 ("compare with atol ~ 0.1 * lr"). */
-static void compare_params(golden_ctx *ctx, const st_file *f, const cnet_params *p,
-                           const char *prefix, double atol) {
+void golden_train_params(golden_ctx *ctx, const st_file *f, const cnet_params *p,
+                         const char *prefix, double atol) {
     size_t max_numel = 1;
     for (int i = 0; i < p->n; i++)
         if (p->items[i].numel > max_numel) max_numel = p->items[i].numel;
@@ -200,7 +194,7 @@ static int run_variant(golden_ctx *ctx, golden_env *env, const st_file *f, const
             snprintf(name, sizeof name, "train.%s.model_pred.0", v);
             golden_compare_nhwc(ctx, env, f, name, t.pred, 4, ls);
             snprintf(name, sizeof name, "train.%s.grad.", v);
-            compare_params(ctx, f, &t.grads, name, 0);
+            golden_train_params(ctx, f, &t.grads, name, 0);
         }
         snprintf(name, sizeof name, "train.%s.loss.%d", v, step);
         compare_scalar(ctx, f, name, loss);
@@ -211,7 +205,7 @@ static int run_variant(golden_ctx *ctx, golden_env *env, const st_file *f, const
         snprintf(name, sizeof name, "train.%s.grad_norm.%d", v, step);
         compare_scalar(ctx, f, name, grad_norm);
         snprintf(name, sizeof name, "train.%s.param_after.%d.", v, step);
-        compare_params(ctx, f, &cn.params, name, 0.1 * opt.lr);
+        golden_train_params(ctx, f, &cn.params, name, 0.1 * opt.lr);
     }
 done:
     if (noise) env->be.free(&env->be, noise);
@@ -264,7 +258,7 @@ static int check_residuals(golden_ctx *ctx, golden_env *env, const st_file *f, u
         const int64_t ms[4] = {B, cn.enc.cfg.block_out_channels[cn.enc.cfg.n_blocks - 1], s.mid_h,
                                s.mid_w};
         golden_compare_nhwc(ctx, env, f, "train.eps.cn_mid.0", t.mid, 4, ms);
-        compare_params(ctx, f, &t.grads, "train.eps.grad.", 0);
+        golden_train_params(ctx, f, &t.grads, "train.eps.grad.", 0);
     }
     if (noise) env->be.free(&env->be, noise);
     train_step_free(&t);
@@ -289,7 +283,7 @@ int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     if ((rc = cnet_sched_config_load(&scfg, path, CNET_SCHED_DDPM, err)) ||
         (rc = sched_init(&ddpm, &env.be, &scfg, 0, err)))
         goto done;
-    if ((rc = encode_latents(ctx, &env, f, &latents, &B, &h, &w, &Lc, err)) ||
+    if ((rc = golden_train_latents(ctx, &env, f, &latents, &B, &h, &w, &Lc, err)) ||
         (rc = encode_text(ctx, &env, f, &text, &Nt, err)))
         goto done;
     const st_entry *ce;

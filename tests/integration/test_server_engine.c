@@ -447,6 +447,51 @@ static void test_two_trains_one_base_load(void) {
     http_resp_free(&r);
 }
 
+/* An SDXL base (tiny-sdxl from the fixtures) trains as a job: the trainer
+ * picks train_controlnet_sdxl.py from the model, the job succeeds with its
+ * checkpoints, SDXL model card and the weights `cnet train` gives for the
+ * same options on the same folder. Skipped without fixtures/tiny-sdxl. */
+static void test_sdxl_train_job(void) {
+    char path[900], cmd[4096], id[64], body[1024], want[65], got[65];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/tiny-sdxl/model_index.json", models);
+    if (stat(path, &sb) != 0) return;
+    static const char *const opts =
+        "\"resolution\": 16, \"train_batch_size\": 2, \"max_train_steps\": 4, "
+        "\"checkpointing_steps\": 2, \"learning_rate\": 0.001, \"lr_warmup_steps\": 0, "
+        "\"seed\": 11, \"crops_coords_top_left_h\": 2, \"crops_coords_top_left_w\": 6";
+    snprintf(body, sizeof body,
+             "{\"pretrained_model_name_or_path\": \"tiny-sdxl\", \"dataset\": \"%s\", %s}", fill,
+             opts);
+    http_resp r;
+    long st = post_json(&srv, "/v1/jobs", body, "application/json", &r);
+    json_t *j = json_loads(r.body, 0, NULL);
+    snprintf(id, sizeof id, "%s", j ? json_string_value(json_object_get(j, "id")) : "");
+    json_decref(j);
+    EXPECT(st == 202 && id[0], "submit: %ld %.300s", st, r.body);
+    http_resp_free(&r);
+    if (!id[0]) return;
+    CHECK(wait_state(&srv, id, "succeeded", 120) == 0, "SDXL job %s did not succeed", id);
+    snprintf(path, sizeof path, "%s/jobs/%s/checkpoint-4/trainer_state.json", data1, id);
+    EXPECT(stat(path, &sb) == 0, "no %s", path);
+    snprintf(path, sizeof path, "%s/jobs/%s/README.md", data1, id);
+    char *card = file_read(path, NULL);
+    EXPECT(card && strstr(card, "- stable-diffusion-xl\n"), "SDXL job's model card: %.300s",
+           card ? card : "(missing)");
+    free(card);
+    snprintf(cmd, sizeof cmd,
+             "%s train --pretrained_model_name_or_path %s/tiny-sdxl --train_data_dir %s "
+             "--output_dir %s/sdxl-cli --resolution 16 --train_batch_size 2 --max_train_steps 4 "
+             "--checkpointing_steps 2 --learning_rate 0.001 --lr_warmup_steps 0 --seed 11 "
+             "--crops_coords_top_left_h 2 --crops_coords_top_left_w 6",
+             bin, models, fill, dir);
+    CHECK(run(cmd) == 0, "cnet train on tiny-sdxl");
+    snprintf(path, sizeof path, "%s/sdxl-cli/diffusion_pytorch_model.safetensors", dir);
+    CHECK(sha256_file(path, want) == 0 && weights_sha(data1, id, got) == 0, "weights");
+    EXPECT(!strcmp(want, got), "SDXL job's weights differ from cnet train's");
+    printf("    SDXL job %s: 4 steps, weights %.12s (cnet train: %.12s)\n", id, got, want);
+}
+
 static void test_kill9_resume_identical(void) {
     CHECK(ref_sha[0], "no reference run");
     for (int trial = 0; trial < CRASH_TRIALS; trial++) {
@@ -526,6 +571,10 @@ int main(int argc, char **argv) {
     int rc = run(cmd);
     snprintf(cmd, sizeof cmd, "%s dataset make-fill --n 4 --size 16 --out %s", bin, fill);
     if (!rc) rc = run(cmd);
+    /* the SDXL job's base, when the fixtures have one */
+    snprintf(cmd, sizeof cmd, "test ! -d %s/tiny-sdxl || cp -r %s/tiny-sdxl %s/tiny-sdxl",
+             harness_fixtures(), harness_fixtures(), models);
+    if (!rc) rc = run(cmd);
     /* The control image: a white ring on black, like the fill dataset's. */
     for (int y = 0; y < SIZE; y++)
         for (int x = 0; x < SIZE; x++) {
@@ -544,6 +593,7 @@ int main(int argc, char **argv) {
     RUN(test_generate_sync_png_json_multipart_async);
     RUN(test_generate_validation);
     RUN(test_two_trains_one_base_load);
+    RUN(test_sdxl_train_job);
     server_stop(&srv, SIGTERM, 10000);
     RUN(test_kill9_resume_identical);
     RUN(test_sigterm_checkpoints_and_requeues);

@@ -194,4 +194,50 @@ if [ "$(id -u)" != 0 ]; then
     refuses unwritable_output "cannot create" $common --output_dir "$tmp/ro/out"
 fi
 
+# SDXL (train_controlnet_sdxl.py, picked from the model): tiny-sdxl trains with both text
+# encoders and the time ids, saves a ControlNet in diffusers' layout (the key set of
+# tiny-sdxl/controlnet), resumes bit-exactly, and the memory levers and an explicit VAE
+# folder change nothing but memory; the crop of the time ids reaches the model.
+XL=${FIXTURES:-tests/fixtures}/tiny-sdxl
+if [ -d "$XL" ]; then
+    $CNET dataset make-fill --n 6 --size 24 --out "$tmp/xfill" >/dev/null 2>&1
+    xl="--pretrained_model_name_or_path $XL --train_data_dir $tmp/xfill --resolution 16
+        --train_batch_size 2 --learning_rate 1e-3 --seed 3 --max_train_steps 4
+        --checkpointing_steps 2 --crops_coords_top_left_h 2 --crops_coords_top_left_w 6"
+    xl=$(echo $xl)
+    $CNET train $xl --output_dir "$tmp/xa" >"$tmp/xa.log" 2>&1
+    check xl_train_outputs test -s "$tmp/xa/config.json" -a -s "$tmp/xa/README.md" \
+        -a -s "$tmp/xa/diffusion_pytorch_model.safetensors" -a -d "$tmp/xa/checkpoint-2"
+    check xl_diffusers_keys /usr/bin/python3 -c '
+import json, struct, sys
+def keys(p):
+    f = open(p + "/diffusion_pytorch_model.safetensors", "rb")
+    h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    h.pop("__metadata__", None)
+    return set(h)
+c = [json.load(open(p + "/config.json")) for p in sys.argv[1:]]
+sys.exit(keys(sys.argv[1]) != keys(sys.argv[2]) or set(c[0]) != set(c[1]))' "$tmp/xa" "$XL/controlnet"
+    check xl_model_card grep -q "^- stable-diffusion-xl$" "$tmp/xa/README.md"
+    cp -r "$tmp/xa" "$tmp/xr" && rm -rf "$tmp/xr/checkpoint-4" "$tmp/xr/diffusion_pytorch_model.safetensors"
+    $CNET train $xl --output_dir "$tmp/xr" --resume_from_checkpoint checkpoint-2 >"$tmp/xr.log" 2>&1
+    check xl_resume_bit_exact sh -c "! grep -q '^step 1/4' '$tmp/xr.log' && cmp -s \
+        '$tmp/xa/diffusion_pytorch_model.safetensors' '$tmp/xr/diffusion_pytorch_model.safetensors'"
+    $CNET train $xl --output_dir "$tmp/xm" --gradient_checkpointing --set_grads_to_none \
+        --pretrained_vae_model_name_or_path "$XL/vae" >/dev/null 2>&1
+    check xl_memory_levers_same_weights cmp -s "$tmp/xa/diffusion_pytorch_model.safetensors" \
+        "$tmp/xm/diffusion_pytorch_model.safetensors"
+    $CNET train $xl --output_dir "$tmp/x8" --use_8bit_adam --mixed_precision bf16 --cache_latents \
+        >"$tmp/x8.log" 2>&1
+    check xl_adam8_cached_trains sh -c "test -s '$tmp/x8/diffusion_pytorch_model.safetensors' &&
+        grep -q '^step 4/4' '$tmp/x8.log' && ! grep -q 'loss nan' '$tmp/x8.log'"
+    $CNET train $xl --output_dir "$tmp/xc" --crops_coords_top_left_h 0 >/dev/null 2>&1
+    check xl_crops_reach_model sh -c "test -s '$tmp/xc/diffusion_pytorch_model.safetensors' &&
+        ! cmp -s '$tmp/xa/diffusion_pytorch_model.safetensors' \
+        '$tmp/xc/diffusion_pytorch_model.safetensors'"
+    refuses xl_bad_vae "pretrained_vae_model_name_or_path" $xl --output_dir "$tmp/xv" \
+        --pretrained_vae_model_name_or_path "$tmp/nothing"
+    refuses xl_validation_not_yet "validation images of an SDXL base" $xl --output_dir "$tmp/xw" \
+        --validation_prompt "a red circle" --validation_image "$tmp/xfill/conditioning_images/00000.png"
+fi
+
 summary train_test

@@ -196,7 +196,10 @@ static void test_cli_and_spec_agree(void) {
                     "--mixed_precision",
                     "bf16",
                     "--prediction_type",
-                    "v_prediction"};
+                    "v_prediction",
+                    "--crops_coords_top_left_h",
+                    "2",
+                    "--crops-coords-top-left-w=6"};
     const int argc = (int)(sizeof argv / sizeof argv[0]);
     train_options cli;
     train_cli tc;
@@ -218,7 +221,8 @@ static void test_cli_and_spec_agree(void) {
         " \"snr_gamma\": 5.0, \"validation_prompt\": [\"a cat\", \"a dog\"],"
         " \"validation_image\": [\"cond/a.png\", \"cond/b.png\"], \"num_validation_images\": 2,"
         " \"validation_steps\": 50, \"mixed_precision\": \"bf16\","
-        " \"prediction_type\": \"v_prediction\"}",
+        " \"prediction_type\": \"v_prediction\", \"crops_coords_top_left_h\": 2,"
+        " \"crops_coords_top_left_w\": 6}",
         0, &jerr);
     CHECK(req, "request: %s", jerr.text);
     const api_roots roots = {.models_dir = models, .datasets_dir = datasets, .jobs_dir = jobs};
@@ -276,7 +280,9 @@ static void test_cli_only_options(void) {
                     "--logging_dir",
                     "tb",
                     "--tracker-project-name",
-                    "run1"};
+                    "run1",
+                    "--pretrained_vae_model_name_or_path",
+                    "vae-fp16-fix"};
     train_options o, d;
     train_cli tc;
     int help = 0;
@@ -374,59 +380,23 @@ static void test_seed_64_bits(void) {
 }
 
 /* Every flag of diffusers v0.27.2 examples/controlnet/train_controlnet.py's
- * parse_args, copied from the script by hand. */
-static const char *const script_flags[] = {"pretrained_model_name_or_path",
-                                           "controlnet_model_name_or_path",
-                                           "revision",
-                                           "variant",
-                                           "tokenizer_name",
-                                           "output_dir",
-                                           "cache_dir",
-                                           "logging_dir",
-                                           "report_to",
-                                           "tracker_project_name",
-                                           "seed",
-                                           "resolution",
-                                           "train_batch_size",
-                                           "num_train_epochs",
-                                           "max_train_steps",
-                                           "checkpointing_steps",
-                                           "checkpoints_total_limit",
-                                           "resume_from_checkpoint",
-                                           "gradient_accumulation_steps",
-                                           "gradient_checkpointing",
-                                           "learning_rate",
-                                           "scale_lr",
-                                           "lr_scheduler",
-                                           "lr_warmup_steps",
-                                           "lr_num_cycles",
-                                           "lr_power",
-                                           "use_8bit_adam",
-                                           "dataloader_num_workers",
-                                           "adam_beta1",
-                                           "adam_beta2",
-                                           "adam_weight_decay",
-                                           "adam_epsilon",
-                                           "max_grad_norm",
-                                           "push_to_hub",
-                                           "hub_token",
-                                           "hub_model_id",
-                                           "allow_tf32",
-                                           "mixed_precision",
-                                           "enable_xformers_memory_efficient_attention",
-                                           "set_grads_to_none",
-                                           "dataset_name",
-                                           "dataset_config_name",
-                                           "train_data_dir",
-                                           "image_column",
-                                           "conditioning_image_column",
-                                           "caption_column",
-                                           "max_train_samples",
-                                           "proportion_empty_prompts",
-                                           "validation_prompt",
-                                           "validation_image",
-                                           "num_validation_images",
-                                           "validation_steps"};
+ * parse_args, copied from the script by hand, then the flags of
+ * train_controlnet_sdxl.py's parse_args that train_controlnet.py lacks. */
+static const char *const script_flags[] = {
+    "pretrained_model_name_or_path", "controlnet_model_name_or_path", "revision", "variant",
+    "tokenizer_name", "output_dir", "cache_dir", "logging_dir", "report_to", "tracker_project_name",
+    "seed", "resolution", "train_batch_size", "num_train_epochs", "max_train_steps",
+    "checkpointing_steps", "checkpoints_total_limit", "resume_from_checkpoint",
+    "gradient_accumulation_steps", "gradient_checkpointing", "learning_rate", "scale_lr",
+    "lr_scheduler", "lr_warmup_steps", "lr_num_cycles", "lr_power", "use_8bit_adam",
+    "dataloader_num_workers", "adam_beta1", "adam_beta2", "adam_weight_decay", "adam_epsilon",
+    "max_grad_norm", "push_to_hub", "hub_token", "hub_model_id", "allow_tf32", "mixed_precision",
+    "enable_xformers_memory_efficient_attention", "set_grads_to_none", "dataset_name",
+    "dataset_config_name", "train_data_dir", "image_column", "conditioning_image_column",
+    "caption_column", "max_train_samples", "proportion_empty_prompts", "validation_prompt",
+    "validation_image", "num_validation_images", "validation_steps",
+    /* and train_controlnet_sdxl.py's own */
+    "pretrained_vae_model_name_or_path", "crops_coords_top_left_h", "crops_coords_top_left_w"};
 
 /* Each is a flag of `cnet train` (cli_next finds it) and listed by --help. */
 static void test_every_script_flag(void) {
