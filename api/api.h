@@ -55,6 +55,8 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
  * server/cli/cmd_train.c, where both are visible. */
 #define API_TRAIN_ACCUMULATION_MAX 64
 #define API_TRAIN_BATCH_MAX 64
+/* --dataloader_num_workers (engine/train/train_decode.h's TRAIN_DECODE_WORKERS_MAX). */
+#define API_TRAIN_WORKERS_MAX 64
 
 #define API_GENERATE_BODY_MAX                                                                      \
     (20 << 20) /* bytes of a generate request (images inside); above → 413 */

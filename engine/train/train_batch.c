@@ -5,9 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/image/image.h"
 #include "engine/core/philox.h"
-#include "engine/image/preprocess.h"
 #include "engine/train/train_step.h"
 
 static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
@@ -18,7 +16,7 @@ static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
 }
 
 int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
-                       uint64_t seed, int cache_latents, cnet_error *err) {
+                       uint64_t seed, int cache_latents, int workers, cnet_error *err) {
     memset(tb, 0, sizeof *tb);
     cnet_backend *be = base->unet.params.be;
     const int f = vae_factor(&base->vae);
@@ -28,7 +26,7 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
     if (B < 1 || B > TRAIN_MAX_BATCH)
         return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..%d)", B,
                          TRAIN_MAX_BATCH);
-    tb->base = base, tb->ds = ds, tb->B = B, tb->R = resolution, tb->seed = seed;
+    tb->base = base, tb->B = B, tb->R = resolution, tb->seed = seed;
     tb->h = tb->w = resolution / f;
     tb->L = base->vae.cfg.latent_channels;
     tb->Nt = tokenizer_max_length(base->tok);
@@ -42,15 +40,14 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
     tb->latents = dev(be, lat, &rc, err);
     tb->moments = dev(be, 2 * lat, &rc, err);
     tb->text = dev(be, (size_t)B * tb->Nt * tb->D, &rc, err);
-    if (rc) goto fail;
-    tb->host_img = malloc(2 * img * sizeof(float));
+    if (rc || (rc = train_decode_init(&tb->decode, ds, base->tok, B, resolution, workers, err)))
+        goto fail;
     tb->host_lat = malloc(4 * lat * sizeof(float));
-    tb->ids = malloc(2 * (size_t)B * tb->Nt * sizeof(int64_t));
     if (cache_latents) {
         tb->n_cache = ds->n_entries;
         tb->cache = calloc((size_t)(tb->n_cache ? tb->n_cache : 1), sizeof *tb->cache);
     }
-    if (!tb->host_img || !tb->host_lat || !tb->ids || (cache_latents && !tb->cache)) {
+    if (!tb->host_lat || (cache_latents && !tb->cache)) {
         rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for batches");
         goto fail;
     }
@@ -72,29 +69,10 @@ void train_batcher_free(train_batcher *tb) {
         if (bufs[i]) be->free(be, bufs[i]);
     for (int64_t i = 0; tb->cache && i < tb->n_cache; i++) free(tb->cache[i]);
     free(tb->cache);
-    free(tb->host_img);
     free(tb->host_lat);
-    free(tb->ids);
+    train_decode_free(&tb->decode);
     cnet_arena_free(&tb->scratch);
     memset(tb, 0, sizeof *tb);
-}
-
-/* Decodes and transforms one sample into slot i of the host batch. */
-static int load_sample(train_batcher *tb, const dataset_sample *s, int i, cnet_error *err) {
-    const size_t img = (size_t)tb->R * tb->R * 3, batch = (size_t)tb->B * img;
-    image_rgb8 target = {0}, cond = {0};
-    int rc = image_decode(&target, s->target, s->target_len, s->name, 0, err);
-    if (!rc) rc = image_decode(&cond, s->cond, s->cond_len, s->cond_name, 0, err);
-    if (!rc) rc = preprocess_train(tb->host_img + i * img, &target, tb->R, PREPROCESS_SIGNED, err);
-    if (!rc)
-        rc = preprocess_train(tb->host_img + batch + i * img, &cond, tb->R, PREPROCESS_UNIT, err);
-    if (!rc)
-        rc = tokenizer_encode(tb->base->tok, s->caption, strlen(s->caption),
-                              tb->ids + (size_t)i * tb->Nt, tb->ids + (size_t)(tb->B + i) * tb->Nt,
-                              err);
-    image_free(&target);
-    image_free(&cond);
-    return rc;
 }
 
 /* latents = (mean + std * noise) * scaling_factor, per sample from the cache
@@ -145,38 +123,22 @@ static int make_latents(train_batcher *tb, const int64_t *ids, int n, uint64_t r
 int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoch_end,
                        cnet_error *err) {
     cnet_backend *be = tb->base->unet.params.be;
-    const int64_t size = dataset_size(tb->ds);
-    dataset_cursor at = dataset_tell(tb->ds);
-    int rc;
-    *n = 0, *epoch_end = 0;
-    if (at.index >= size) { /* the previous batch ended an epoch */
-        dataset_cursor next = {at.epoch + 1, 0};
-        if ((rc = dataset_seek(tb->ds, next, err))) return rc;
-        at = next;
+    train_decode *d = &tb->decode;
+    int rc = train_decode_take(d, err);
+    *n = rc ? 0 : d->n, *epoch_end = rc ? 0 : d->epoch_end;
+    if (rc || *n == 0) {
+        if (!rc) train_decode_release(d);
+        return rc;
     }
     int64_t ids[TRAIN_MAX_BATCH];
-    while (*n < tb->B) {
-        dataset_cursor c = dataset_tell(tb->ds);
-        if (c.epoch != at.epoch || c.index >= size) break;
-        dataset_sample s;
-        rc = dataset_next(tb->ds, &s, err);
-        if (rc == CNET_ENOMEM) return rc;
-        if (!rc) rc = load_sample(tb, &s, *n, err);
-        if (rc == CNET_ENOMEM) return rc;
-        if (rc) { /* unreadable: skipped and counted, as the check would have */
-            tb->skipped++;
-            continue;
-        }
-        ids[(*n)++] = s.id;
-    }
-    dataset_cursor end = dataset_tell(tb->ds); /* (epoch + 1, 0) once an epoch is read */
-    *epoch_end = end.epoch != at.epoch || end.index >= size;
-    if (*n == 0) return 0;
+    memcpy(ids, d->sample_id, (size_t)*n * sizeof ids[0]);
     const size_t img = (size_t)tb->R * tb->R * 3;
-    be->upload(be, tb->pixels, tb->host_img, (size_t)*n * img * sizeof(float));
-    be->upload(be, tb->cond, tb->host_img + (size_t)tb->B * img, (size_t)*n * img * sizeof(float));
-    if ((rc = clip_text_forward(&tb->base->text_encoder, &tb->scratch, tb->text, NULL, tb->ids, *n,
-                                tb->Nt, 0, err)))
-        return rc;
-    return make_latents(tb, ids, *n, rng_offset, err);
+    be->upload(be, tb->pixels, d->img, (size_t)*n * img * sizeof(float));
+    be->upload(be, tb->cond, d->img + (size_t)tb->B * img, (size_t)*n * img * sizeof(float));
+    rc = clip_text_forward(&tb->base->text_encoder, &tb->scratch, tb->text, NULL, d->tokens, *n,
+                           tb->Nt, 0, err);
+    /* the host batch is uploaded and encoded: the next one may be made now,
+     * while the VAE and the step run */
+    train_decode_release(d);
+    return rc ? rc : make_latents(tb, ids, *n, rng_offset, err);
 }

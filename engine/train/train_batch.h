@@ -10,8 +10,10 @@
  *
  * With cache_latents the VAE's mean and std of each sample are computed once
  * and kept (the VAE is frozen); the sampling noise is still drawn per step,
- * so cached and uncached runs are the same computation. Unreadable samples
- * met during training are skipped and counted.
+ * so cached and uncached runs are the same computation. The host half
+ * (reading, decoding, tokenizing, with --dataloader_num_workers threads and
+ * prefetch) is train_decode.h's; unreadable samples met during training are
+ * skipped and counted there.
  *
  * Sizes: B batch, R resolution, h = w = R / vae factor, L latent channels,
  * Nt tokens, D text dim. */
@@ -23,10 +25,11 @@
 #include "engine/core/arena.h"
 #include "engine/data/dataset.h"
 #include "engine/pipeline/sd_base.h"
+#include "engine/train/train_decode.h"
 
 typedef struct train_batcher {
     sd_base *base; /* borrowed */
-    dataset *ds;   /* borrowed */
+    train_decode decode;
     cnet_arena scratch;
     int B, R, h, w, L, Nt, D;
     uint64_t seed;
@@ -35,21 +38,19 @@ typedef struct train_batcher {
     int64_t n_cache;
     /* device */
     float *pixels, *cond, *latents, *text, *moments;
-    /* host */
-    float *host_img, *host_lat;
-    int64_t *ids;
-    int64_t skipped; /* unreadable samples met while training */
+    float *host_lat; /* host */
 } train_batcher;
 
 int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
-                       uint64_t seed, int cache_latents, cnet_error *err);
+                       uint64_t seed, int cache_latents, int workers, cnet_error *err);
 void train_batcher_free(train_batcher *tb);
 
 /* Fills the device buffers with the next micro-batch of up to B samples
  * from the current epoch; *n receives the count (a short batch ends the
  * epoch; 0 means the epoch had no sample left). rng_offset: the Philox block
  * offset of this micro-batch's VAE sampling noise. *epoch_end is set when
- * the reader reached the end of its epoch. */
+ * the reader reached the end of its epoch. An error of the decode threads
+ * is returned here. The training position is train_decode_tell(&tb->decode). */
 int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoch_end,
                        cnet_error *err);
 

@@ -26,6 +26,7 @@ const train_opt train_opts[] = {
     {"seed", TRAIN_OPT_UINT64, O(seed), 0},
     {"resolution", TRAIN_OPT_INT, O(resolution), 0},
     {"train_batch_size", TRAIN_OPT_INT, O(train_batch_size), 0},
+    {"dataloader_num_workers", TRAIN_OPT_INT, O(dataloader_num_workers), 0},
     {"num_train_epochs", TRAIN_OPT_INT, O(num_train_epochs), 0},
     {"max_train_steps", TRAIN_OPT_INT, O(max_train_steps), 0},
     {"gradient_accumulation_steps", TRAIN_OPT_INT, O(gradient_accumulation_steps), 0},

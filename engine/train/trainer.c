@@ -206,7 +206,7 @@ static int setup(trainer *t, cnet_error *err) {
                          controlnet_image_factor(&t->cn), vae_factor(&t->base->vae));
     plan_steps(t);
     if ((rc = train_batcher_init(&t->tb, t->base, &t->ds, o->train_batch_size, o->resolution,
-                                 o->seed, o->cache_latents, err)))
+                                 o->seed, o->cache_latents, o->dataloader_num_workers, err)))
         return rc;
     t->have_tb = 1;
     int v = o->prediction_type ? !strcmp(o->prediction_type, "v_prediction")
@@ -264,7 +264,7 @@ static void teardown(trainer *t) {
 }
 
 static int save_checkpoint(trainer *t, cnet_error *err) {
-    dataset_cursor c = dataset_tell(&t->ds);
+    dataset_cursor c = train_decode_tell(&t->tb.decode);
     /* mixed_precision: what the backend computed in (cpu: always "no") */
     json_t *state =
         json_pack("{s:i, s:I, s:I, s:I, s:s, s:i, s:s}", "global_step", t->global_step, "epoch",
@@ -415,7 +415,8 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
     while (!rc && t.global_step < t.max_steps) {
         double loss = 0;
         int samples = 0;
-        const int epoch = (int)dataset_tell(&t.ds).epoch; /* of the step's first sample */
+        /* of the step's first sample */
+        const int epoch = (int)train_decode_tell(&t.tb.decode).epoch;
         if ((rc = optimizer_step(&t, &loss, &samples, err))) break;
         const int applied = t.global_step - (int)t.scaler.skipped; /* optimizer steps taken */
         const double lr = lr_at(&t.lr, applied);

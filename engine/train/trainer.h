@@ -70,6 +70,9 @@ typedef struct train_options {
     int set_grads_to_none;      /* no gradient memory between optimizer steps */
     int64_t max_train_samples;
     double proportion_empty_prompts;
+    /* --dataloader_num_workers: threads that decode the next batch while a
+     * step runs (engine/train/train_decode.h); 0 decodes in the step */
+    int dataloader_num_workers;
     double max_bad_fraction; /* unreadable samples tolerated before refusing */
     /* --mixed_precision: the compute precision trainer_run sets on the
      * backend for the run (and restores after). The ControlNet's master

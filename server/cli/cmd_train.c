@@ -9,8 +9,8 @@
  * the Hub's (a model or dataset named by Hub id is pulled into the cache
  * first, server/hub/hub_model.h and hub_dataset.h; --push_to_hub pushes the
  * output after, as the script's upload_folder, through server/hub/
- * hub_push.h) and the ones accepted for the script's command lines
- * (--enable_xformers_memory_efficient_attention, --dataloader_num_workers).
+ * hub_push.h) and the one accepted for the script's command lines
+ * (--enable_xformers_memory_efficient_attention).
  * Unknown flags are errors. */
 #include <limits.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/train/train_decode.h"
 #include "engine/train/train_step.h"
 #include "engine/train/trainer.h"
 #include "server/cli/cli_args.h"
@@ -34,6 +35,7 @@
 _Static_assert(API_PROMPTS_MAX == TRAIN_MAX_VALIDATION, "validation prompts: one limit");
 _Static_assert(API_TRAIN_ACCUMULATION_MAX == TRAIN_MAX_ACCUMULATION, "accumulation: one limit");
 _Static_assert(API_TRAIN_BATCH_MAX == TRAIN_MAX_BATCH, "batch size: one limit");
+_Static_assert(API_TRAIN_WORKERS_MAX == TRAIN_DECODE_WORKERS_MAX, "decode threads: one limit");
 
 static void usage(FILE *out) {
     fprintf(out, "usage: cnet train --pretrained_model_name_or_path DIR|NS/NAME\n"
@@ -64,7 +66,6 @@ static int store_cli(train_cli *cli, const char *name, const char *text) {
         {"push_to_hub", NULL, &cli->push_to_hub},
         {"allow_tf32", NULL, &cli->allow_tf32},
         {"enable_xformers_memory_efficient_attention", NULL, &cli->xformers},
-        {"dataloader_num_workers", NULL, NULL}, /* range-checked, then nothing to do */
     };
     for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
         if (strcmp(flags[k].name, name) != 0) continue;
