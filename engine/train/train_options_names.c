@@ -18,6 +18,7 @@
 const train_opt train_opts[] = {
     {"pretrained_model_name_or_path", TRAIN_OPT_STRING, O(pretrained_model_name_or_path), 0},
     {"controlnet_model_name_or_path", TRAIN_OPT_STRING, O(controlnet_model_name_or_path), 0},
+    {"tokenizer_name", TRAIN_OPT_STRING, O(tokenizer_name), 0},
     {"output_dir", TRAIN_OPT_STRING, O(output_dir), 0},
     {"train_data_dir", TRAIN_OPT_STRING, O(train_data_dir), 0},
     {"image_column", TRAIN_OPT_STRING, O(image_column), 0},

@@ -177,6 +177,31 @@ static void plan_steps(trainer *t) {
     t->num_epochs = (t->max_steps + t->updates_per_epoch - 1) / t->updates_per_epoch;
 }
 
+/* --tokenizer_name: the base's tokenizer replaced by the folder's, which
+ * must fit the text encoder (its ids inside the vocabulary, its padded
+ * length inside the position table). */
+static int swap_tokenizer(trainer *t, const char *dir, cnet_error *err) {
+    if (!t->have_base)
+        return cnet_fail(err, CNET_EINVAL,
+                         "tokenizer_name %s: only with a base model the trainer loads itself", dir);
+    tokenizer *tok;
+    int rc = tokenizer_load(&tok, dir, err);
+    if (rc) return cnet_error_prefix(err, "tokenizer_name %s", dir);
+    const clip_text_model *te = &t->base->text_encoder;
+    if (tokenizer_vocab_size(tok) > te->vocab || tokenizer_max_length(tok) > te->max_positions) {
+        rc = cnet_fail(err, CNET_EINVAL,
+                       "tokenizer_name %s: %lld tokens of length %d do not fit the text "
+                       "encoder's %d tokens and %d positions",
+                       dir, (long long)tokenizer_vocab_size(tok), tokenizer_max_length(tok),
+                       te->vocab, te->max_positions);
+        tokenizer_free(tok);
+        return rc;
+    }
+    tokenizer_free(t->base->tok);
+    t->base->tok = tok;
+    return 0;
+}
+
 static int setup(trainer *t, cnet_error *err) {
     const train_options *o = t->o;
     char path[PATH_MAX];
@@ -191,6 +216,7 @@ static int setup(trainer *t, cnet_error *err) {
             return rc;
         t->base = &t->own_base, t->have_base = 1;
     }
+    if (o->tokenizer_name && (rc = swap_tokenizer(t, o->tokenizer_name, err))) return rc;
     if ((rc = sd_base_scheduler(t->base, CNET_SCHED_DDPM, &t->ddpm_cfg, err))) return rc;
     t->have_ddpm_cfg = 1;
     if ((rc = sched_init(&t->ddpm, t->be, &t->ddpm_cfg, 0, err))) return rc;

@@ -40,6 +40,11 @@ typedef struct train_options {
      * the service's model cache shares one base between jobs). */
     struct sd_base *base;
     const char *controlnet_model_name_or_path; /* NULL: from_unet */
+    /* --tokenizer_name: a tokenizer folder used for training and validation
+     * instead of the base's tokenizer/ (the script's
+     * AutoTokenizer.from_pretrained(tokenizer_name)); only with a base
+     * trainer_run loads itself. NULL: the base's. */
+    const char *tokenizer_name;
     const char *output_dir;
     const char *train_data_dir;
     const char *image_column, *conditioning_image_column, *caption_column; /* NULL: defaults */

@@ -58,7 +58,6 @@ static int store_cli(train_cli *cli, const char *name, const char *text) {
         {"revision", &cli->revision, NULL},
         {"variant", &cli->variant, NULL},
         {"cache_dir", &cli->cache_dir, NULL},
-        {"tokenizer_name", &cli->tokenizer_name, NULL},
         {"dataset_name", &cli->dataset_name, NULL},
         {"dataset_config_name", &cli->dataset_config_name, NULL},
         {"hub_model_id", &cli->hub_model_id, NULL},
@@ -198,7 +197,7 @@ static void on_download(void *ctx, const char *file, long long done, long long t
 /* Where the run's models and data come from: a Hub id becomes its snapshot
  * folder in the cache (paths: storage for the strings o then points at). */
 typedef struct train_sources {
-    char model[HUB_PATH_MAX], controlnet[HUB_PATH_MAX], data[HUB_PATH_MAX];
+    char model[HUB_PATH_MAX], controlnet[HUB_PATH_MAX], tokenizer[HUB_PATH_MAX], data[HUB_PATH_MAX];
     char model_id[HUB_REPO_ID_MAX];
 } train_sources;
 
@@ -223,9 +222,17 @@ static int resolve_sources(train_options *o, const train_cli *cli, train_sources
         if (rc) return rc;
         o->controlnet_model_name_or_path = src->controlnet;
     }
-    if (cli->tokenizer_name)
-        return cnet_fail(err, CNET_EINVAL,
-                         "--tokenizer_name: cnet trains with the base model's tokenizer/ only");
+    /* AutoTokenizer.from_pretrained(tokenizer_name, revision=...): the
+     * tokenizer files at a Hub repo's top level */
+    hub_model_opts to = {.kind = HUB_MODEL_TOKENIZER,
+                         .revision = cli->revision,
+                         .cache_dir = cli->cache_dir,
+                         .progress = on_download};
+    if (o->tokenizer_name) {
+        if ((rc = hub_model_resolve(o->tokenizer_name, &to, src->tokenizer, NULL, 0, err)))
+            return cnet_error_prefix(err, "--tokenizer_name");
+        o->tokenizer_name = src->tokenizer;
+    }
     if (cli->dataset_name) {
         hub_dataset_opts dopt = {.config_name = cli->dataset_config_name,
                                  .cache_dir = cli->cache_dir,
