@@ -25,6 +25,7 @@
 #include "server/cli/cli_args.h"
 #include "server/cli/cmd_train.h"
 #include "server/cli/commands.h"
+#include "server/cli/dl_progress.h"
 #include "server/hub/hub_dataset.h"
 #include "server/hub/hub_model.h"
 #include "server/hub/hub_push.h"
@@ -188,11 +189,8 @@ static void on_note(void *user, const char *line) {
     fprintf(stderr, "cnet train: %s\n", line);
 }
 
-/* A line per file a Hub pull brings, as it lands. */
-static void on_download(void *ctx, const char *file, long long done, long long total) {
-    (void)ctx;
-    fprintf(stderr, "cnet train: downloaded %s (%lld/%lld bytes)\n", file, done, total);
-}
+/* What a Hub pull brings: a bar per file on a terminal, else a line each. */
+static dl_progress downloads;
 
 /* Where the run's models and data come from: a Hub id becomes its snapshot
  * folder in the cache (paths: storage for the strings o then points at). */
@@ -207,15 +205,18 @@ static int resolve_sources(train_options *o, const train_cli *cli, train_sources
                          .revision = cli->revision,
                          .variant = cli->variant,
                          .cache_dir = cli->cache_dir,
-                         .progress = on_download};
+                         .progress = dl_progress_file,
+                         .progress_ctx = &downloads};
     int rc = hub_model_resolve(o->pretrained_model_name_or_path, &mo, src->model, src->model_id,
                                sizeof src->model_id, err);
     if (rc) return rc;
     o->pretrained_model_name_or_path = src->model;
     if (src->model_id[0]) o->base_model_id = src->model_id;
     /* the script loads the ControlNet without --revision or --variant */
-    hub_model_opts co = {
-        .kind = HUB_MODEL_COMPONENT, .cache_dir = cli->cache_dir, .progress = on_download};
+    hub_model_opts co = {.kind = HUB_MODEL_COMPONENT,
+                         .cache_dir = cli->cache_dir,
+                         .progress = dl_progress_file,
+                         .progress_ctx = &downloads};
     if (o->controlnet_model_name_or_path) {
         rc =
             hub_model_resolve(o->controlnet_model_name_or_path, &co, src->controlnet, NULL, 0, err);
@@ -227,7 +228,8 @@ static int resolve_sources(train_options *o, const train_cli *cli, train_sources
     hub_model_opts to = {.kind = HUB_MODEL_TOKENIZER,
                          .revision = cli->revision,
                          .cache_dir = cli->cache_dir,
-                         .progress = on_download};
+                         .progress = dl_progress_file,
+                         .progress_ctx = &downloads};
     if (o->tokenizer_name) {
         if ((rc = hub_model_resolve(o->tokenizer_name, &to, src->tokenizer, NULL, 0, err)))
             return cnet_error_prefix(err, "--tokenizer_name");
@@ -236,7 +238,8 @@ static int resolve_sources(train_options *o, const train_cli *cli, train_sources
     if (cli->dataset_name) {
         hub_dataset_opts dopt = {.config_name = cli->dataset_config_name,
                                  .cache_dir = cli->cache_dir,
-                                 .progress = on_download};
+                                 .progress = dl_progress_file,
+                                 .progress_ctx = &downloads};
         rc = hub_dataset_resolve(cli->dataset_name, &dopt, src->data, err);
         if (rc) return rc;
         o->train_data_dir = src->data;
@@ -314,8 +317,10 @@ int cmd_train(int argc, char **argv) {
     }
     char repo_id[HUB_REPO_ID_MAX] = "";
     static train_sources src;
+    dl_progress_init(&downloads, stderr, "cnet train: ");
     if ((cli.push_to_hub && push_repo_id(&o, &cli, repo_id, &err)) ||
         resolve_sources(&o, &cli, &src, &err)) {
+        dl_progress_end(&downloads);
         fprintf(stderr, "cnet train: %s\n", err.msg);
         return 1;
     }

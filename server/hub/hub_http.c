@@ -178,6 +178,7 @@ typedef struct xfer {
     growbuf body, hdr;
     long long read_pos;   /* file body: bytes handed to curl */
     long long sink_start; /* sink: offset this attempt resumes from */
+    long long sink_added; /* sink: bytes this attempt wrote */
     int sink_mode;        /* 0 undecided, 1 into the file, 2 into body (error) */
     int sink_errno;       /* write error on the sink */
     int range_mismatch;   /* a 206 that does not start where we asked */
@@ -244,6 +245,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
                 x->sink_errno = errno;
                 return 0;
             }
+            x->sink_added += (long long)len;
+            if (x->req->on_sink)
+                x->req->on_sink(x->req->on_sink_ctx, x->sink_start + x->sink_added);
             return len;
         }
     }
@@ -347,6 +351,7 @@ static CURLcode attempt(hub_client *c, const hub_request *req, xfer *x, char *er
     curl_easy_reset(curl);
     x->curl = curl;
     x->sink_start = 0;
+    x->sink_added = 0;
     if (req->sink_fd >= 0) {
         off_t end = lseek(req->sink_fd, 0, SEEK_END);
         x->sink_start = end > 0 ? (long long)end : 0;

@@ -76,6 +76,10 @@ typedef struct hub_request {
     int body_fd; /* file body when >= 0: body_len_file bytes from body_off */
     long long body_off, body_len_file;
     int sink_fd; /* >= 0: write a 2xx body here, resuming with Range on retry */
+    /* sink: called as a 2xx body lands, with the bytes in the sink file so
+     * far (a download's progress); NULL: none */
+    void (*on_sink)(void *ctx, long long bytes);
+    void *on_sink_ctx;
 } hub_request;
 
 /* Initialises a request with no body, no sink. */

@@ -39,7 +39,8 @@ typedef struct hub_model_opts {
     const char *revision;  /* NULL: main */
     const char *variant;   /* NULL: the plain weights */
     const char *cache_dir; /* NULL: the default root (hub_cache.h) */
-    /* A line per downloaded file and a bar while it downloads; NULL: quiet. */
+    /* Each downloaded file's bytes as they land (hub_pull_opts.progress);
+     * NULL: quiet. */
     void (*progress)(void *ctx, const char *file, long long done, long long total);
     void *progress_ctx;
 } hub_model_opts;

@@ -30,6 +30,10 @@ typedef struct hub_pull_opts {
     const char *const *exclude; /* of those, none matching these globs; NULL = none */
     const char *cache_dir;      /* NULL = default root (hub_cache.h) */
     int offline;
+    /* A downloaded file's progress: called as its bytes land (done < total:
+     * the bytes in its .incomplete file, a resumed prefix included), then
+     * once with done == total when it is verified and in place. Files
+     * already cached are not reported. NULL: quiet. */
     void (*progress)(void *ctx, const char *file, long long done, long long total);
     void *progress_ctx;
 } hub_pull_opts;
