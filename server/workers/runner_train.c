@@ -159,7 +159,7 @@ static int set_members(const json_t *spec, train_options *o, cnet_error *err) {
 /* A Hub reference's folder in the cache, into out (PATH_MAX bytes). */
 static int pull(const char *ref, hub_model_kind kind, char *out, cnet_error *err) {
     char snap[HUB_PATH_MAX];
-    int rc = hub_model_path(ref, kind, snap, err);
+    int rc = hub_model_path(ref, kind, 0, snap, err);
     if (!rc && strlen(snap) >= PATH_MAX)
         rc = cnet_fail(err, CNET_ELIMIT, "%s: cache path too long", ref);
     if (!rc) strcpy(out, snap);
