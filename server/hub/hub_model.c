@@ -142,7 +142,8 @@ int hub_model_pull(const char *repo_id, const hub_model_opts *o, char out[HUB_PA
                         .include = globs,
                         .cache_dir = o->cache_dir,
                         .progress = o->progress,
-                        .progress_ctx = o->progress_ctx};
+                        .progress_ctx = o->progress_ctx,
+                        .should_stop = o->should_stop};
     hub_pull_result r;
     char snapshot[HUB_PATH_MAX];
     const char *off = getenv("HF_HUB_OFFLINE");

@@ -44,6 +44,7 @@ typedef struct hub_model_opts {
      * NULL: quiet. */
     void (*progress)(void *ctx, const char *file, long long done, long long total);
     void *progress_ctx;
+    int (*should_stop)(void *ctx); /* hub_pull_opts.should_stop; NULL: never */
 } hub_model_opts;
 
 /* Pulls the Hub repo repo_id (no local folder is looked at) and answers

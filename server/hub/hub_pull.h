@@ -36,6 +36,10 @@ typedef struct hub_pull_opts {
      * already cached are not reported. NULL: quiet. */
     void (*progress)(void *ctx, const char *file, long long done, long long total);
     void *progress_ctx;
+    /* Asked (with progress_ctx) before each file and while one downloads:
+     * nonzero stops the pull (CNET_EIO, "stopped"; what landed stays in
+     * the cache, a partial file as its resumable .incomplete). NULL: never. */
+    int (*should_stop)(void *ctx);
 } hub_pull_opts;
 
 typedef struct hub_pull_result {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/hub/hub_pull.h"
@@ -142,6 +143,43 @@ static void test_hub_pull_progress(void) {
     hub_client_free(&c);
     EXPECT(rc == 0 && again.n == 0 && again.final == 0 && r.cached == r.files,
            "a cached pull reported %d + %d files", again.n, again.final);
+}
+
+/* should_stop stops a pull while a download waits for its first byte
+ * (the transfer polls): no blob, and well before the stalled answer. */
+static int stop_after_report(void *ctx) {
+    const progress_log *p = ctx;
+    return p->n > 0;
+}
+
+static void test_hub_pull_stopped(void) {
+    char cache[700];
+    snprintf(cache, sizeof cache, "%s/cache-stopped", root);
+    CHECK(thub_emu_ctl(&emu, "fault?route=storage_get&kind=slow&delay_ms=4000&count=5") == 200,
+          "fault");
+    hub_client c;
+    sleeps rec;
+    CHECK(client(&c, &rec) == 0, "client");
+    progress_log log = {0};
+    hub_pull_opts po = {.repo_id = "tester/cn-one",
+                        .cache_dir = cache,
+                        .include = (const char *const[]){"*.safetensors", NULL},
+                        .progress = record_progress,
+                        .progress_ctx = &log,
+                        .should_stop = stop_after_report};
+    hub_pull_result r;
+    char snap[HUB_PATH_MAX];
+    cnet_error err = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = hub_pull(&c, &po, snap, &r, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    hub_client_free(&c);
+    thub_emu_ctl(&emu, "reset");
+    const double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    EXPECT(rc != 0 && strstr(err.msg, "stopped") && !log.weights_final, "rc %d, in place %d: %s",
+           rc, log.weights_final, err.msg);
+    EXPECT(s < 3.5, "the stop took %.1f s (the answer was 4 s away)", s);
 }
 
 static void test_hub_repush_sends_nothing(void) {
@@ -429,6 +467,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_hub_push_pull_multipart);
     RUN(test_hub_pull_progress);
+    RUN(test_hub_pull_stopped);
     RUN(test_hub_repush_sends_nothing);
     RUN(test_hub_faults_recovered);
     RUN(test_hub_retry_budget_exhausted);

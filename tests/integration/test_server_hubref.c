@@ -10,6 +10,10 @@
  *     keeps serving;
  *   - a training job whose base is hf://tester/tiny-sd trains, its model
  *     card naming the Hub id;
+ *   - a training job's pull is its download phase: GET /v1/jobs/{id} shows
+ *     {"phase": "download", file, bytes}, the job's cancel stops it half way
+ *     (the job ends cancelled, the weights not all fetched), and a new job
+ *     of the same model then pulls the rest and trains;
  *   - a training job with push_to_hub is refused at submission (400, field
  *     push_to_hub, naming HF_TOKEN) by a server that has no Hub token, and
  *     accepted once it has one (a token file is read at each submission, no
@@ -113,7 +117,8 @@ static void wait_job(test_server *s, const char *id, char state[32], char *msg, 
             free(dump);
         }
         json_decref(j);
-        if (!strcmp(state, "succeeded") || !strcmp(state, "failed")) break;
+        if (!strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "cancelled"))
+            break;
     }
 }
 
@@ -291,6 +296,76 @@ static void test_train_job_from_hub_reference(void) {
     server_stop(&srv, SIGTERM, 10000);
 }
 
+/* GET /v1/jobs/{id}'s progress object (a new reference) and state. */
+static json_t *job_progress(test_server *s, const char *id, char state[32]) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    http_resp r;
+    http_do(s, "GET", path, T, NULL, NULL, 0, 0, &r);
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    http_resp_free(&r);
+    snprintf(state, 32, "%s", json_string_value(json_object_get(j, "state")) ?: "");
+    json_t *p = json_incref(json_object_get(j, "progress"));
+    json_decref(j);
+    return p;
+}
+
+static long submit_train(test_server *s, const char *model, char id[64]) {
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"pretrained_model_name_or_path\": \"%s\", \"dataset\": \"%s\", "
+             "\"resolution\": 16, \"train_batch_size\": 2, \"max_train_steps\": 2}",
+             model, fill);
+    http_resp r;
+    long st = post_json(s, "/v1/jobs", body, "application/json", &r);
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    http_resp_free(&r);
+    snprintf(id, 64, "%s", json_string_value(json_object_get(j, "id")) ?: "");
+    json_decref(j);
+    return st;
+}
+
+static void test_train_job_download_phase(void) {
+    char tiny[700], snap[900], id[64], state[32] = "", msg[4096];
+    snprintf(tiny, sizeof tiny, "%s/tiny", models);
+    CHECK(thub_seed_repo(&emu, HUB_TOKEN, "tester/tiny-dl", tiny) == 0, "publishing tiny-dl");
+    /* every LFS download waits 3 s before its first byte */
+    thub_emu_ctl(&emu, "reset");
+    CHECK(thub_emu_ctl(&emu, "fault?route=storage_get&kind=slow&delay_ms=3000&count=50") == 200,
+          "fault");
+    test_server srv;
+    CHECK(start(&srv, "dl", HUB_TOKEN, "cpu") == 0, "server start");
+    CHECK(submit_train(&srv, "hf://tester/tiny-dl", id) == 202 && id[0], "submission");
+    json_t *p = NULL;
+    for (int i = 0; i < 1500; i++, usleep(20000)) {
+        json_decref(p);
+        p = job_progress(&srv, id, state);
+        if (json_is_string(json_object_get(p, "phase")) || !strcmp(state, "failed")) break;
+    }
+    CHECK(p && !strcmp(json_string_value(json_object_get(p, "phase")) ?: "", "download") &&
+              json_is_string(json_object_get(p, "file")) &&
+              json_integer_value(json_object_get(p, "total_bytes")) > 0,
+          "no download phase in the job's progress (state %s)", state);
+    json_decref(p);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    http_resp r;
+    http_do(&srv, "POST", path, T, NULL, NULL, 0, 0, &r);
+    http_resp_free(&r);
+    wait_job(&srv, id, state, msg, sizeof msg);
+    CHECK(!strcmp(state, "cancelled"), "the cancelled download: %s", msg);
+    snprintf(snap, sizeof snap, "%s/hub/models--tester--tiny-dl/snapshots", hf_home);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "test $(find %s -name '*.safetensors' 2>/dev/null | wc -l) -lt 3",
+             snap);
+    EXPECT(system(cmd) == 0, "every weight file was fetched despite the cancel");
+    thub_emu_ctl(&emu, "reset"); /* no more faults: a new job pulls the rest and trains */
+    CHECK(submit_train(&srv, "hf://tester/tiny-dl", id) == 202 && id[0], "second submission");
+    wait_job(&srv, id, state, msg, sizeof msg);
+    EXPECT(!strcmp(state, "succeeded"), "after the cancel: %s", msg);
+    server_stop(&srv, SIGTERM, 10000);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     setenv("OMP_NUM_THREADS", "1", 0); /* shared cores: see test_server_engine.c */
@@ -334,6 +409,7 @@ int main(int argc, char **argv) {
     RUN(test_generate_from_hub_reference);
     RUN(test_push_needs_a_token_up_front);
     RUN(test_train_job_from_hub_reference);
+    RUN(test_train_job_download_phase);
     thub_emu_stop(&emu);
     free(control_b64);
     free(png);
