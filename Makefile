@@ -28,12 +28,12 @@ OPENBLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Werror -D_GNU_SOURCE -fopenmp $(ARCH) \
             -I. -I$(OPENBLAS_INC) -MMD -MP
 LDLIBS   += -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -ljansson -lmicrohttpd -lcurl \
-            -lcrypto -lsqlite3 -larchive -lpng -ljpeg -lm -lpthread -fopenmp
+            -lcrypto -lsqlite3 -larchive -lsnappy -lzstd -lz -lpng -ljpeg -lm -lpthread -fopenmp
 
 # Debian packages the build and tests need (checked idempotently by `deps`).
 DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev \
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libarchive-dev \
-            python3 python3-protobuf protobuf-compiler
+            python3 python3-protobuf protobuf-compiler libsnappy-dev libzstd-dev zlib1g-dev
 
 REF_SRC  := $(wildcard kernels/cpu/ref_*.c)
 LIB_SRC  := $(wildcard engine/*/*.c) kernels/backend_open.c $(filter-out $(REF_SRC),$(wildcard kernels/cpu/*.c)) \

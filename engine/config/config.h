@@ -18,6 +18,8 @@
 
 /* Most UNet/VAE levels a config may have (block_out_channels entries). */
 #define CNET_MAX_BLOCKS 8
+/* Most resnets a UNet down block may have (layers_per_block; up blocks one more). */
+#define CNET_MAX_LAYERS 8
 /* Largest config.json accepted (a trained_betas list of 1000 floats is ~25 KB). */
 #define CNET_CONFIG_MAX_BYTES (4u << 20)
 
@@ -49,7 +51,14 @@ typedef struct cnet_unet_config {
     cnet_block_type mid_block_type;
     int block_out_channels[CNET_MAX_BLOCKS];
     int layers_per_block[CNET_MAX_BLOCKS]; /* resnets per down block (up: +1) */
-    int transformer_layers_per_block[CNET_MAX_BLOCKS];
+    /* BasicTransformerBlocks of each Transformer2DModel, resolved per layer
+     * from transformer_layers_per_block (an int, one entry per down block,
+     * or per-layer lists) and, for the UNet's up blocks,
+     * reverse_transformer_layers_per_block (default: the down entries
+     * reversed). Entries of blocks without attention are unused. */
+    int down_transformer_layers[CNET_MAX_BLOCKS][CNET_MAX_LAYERS];
+    int mid_transformer_layers; /* the last down entry (its first layer when a list) */
+    int up_transformer_layers[CNET_MAX_BLOCKS][CNET_MAX_LAYERS + 1]; /* by up block; UNet only */
     int cross_attention_dim[CNET_MAX_BLOCKS];
     bool only_cross_attention[CNET_MAX_BLOCKS];
     bool mid_block_only_cross_attention;
@@ -68,6 +77,14 @@ typedef struct cnet_unet_config {
     int downsample_padding;
     float mid_block_scale_factor;
     int conv_in_kernel, conv_out_kernel; /* ControlNet: always 3 */
+    /* addition_embed_type "text_time" (SDXL): aug_emb = add_embedding(
+     * cat(text_embeds [Dp], Timesteps(A)(each of the 6 time ids) [6*A])) is
+     * added to the time embedding. A = addition_time_embed_dim,
+     * projection_class_embeddings_input_dim = Dp + 6*A. */
+    bool add_text_time;
+#define CNET_TIME_IDS 6 /* orig_h, orig_w, crop_top, crop_left, target_h, target_w */
+    int addition_time_embed_dim;
+    int projection_class_embeddings_input_dim;
     /* ControlNetModel only: */
     int conditioning_channels;
     int n_cond_blocks;
@@ -100,6 +117,9 @@ typedef struct cnet_clip_text_config {
     float layer_norm_eps;
     /* eos_token_id == 2 selects the legacy pooling (argmax of the ids). */
     int eos_token_id, bos_token_id, pad_token_id;
+    /* architectures names CLIPTextModelWithProjection: the model has
+     * text_projection [projection_dim, hidden_size], no bias. */
+    bool with_projection;
 } cnet_clip_text_config;
 
 typedef enum cnet_sched_kind {

@@ -64,6 +64,11 @@ int cfg_block_types(const cfg_file *f, const char *key, const cnet_block_type *d
 int cfg_same_length(const cfg_file *f, const char *key, int len, const char *other, int n);
 /* act_fn: silu/swish accepted, diffusers' other activations unsupported. */
 int cfg_act_silu(const cfg_file *f, const char *key);
+/* transformer_layers_per_block (and, with up, the UNet's
+ * reverse_transformer_layers_per_block) resolved per layer into c's
+ * down/mid/up_transformer_layers; needs n_blocks, the block types and
+ * layers_per_block (engine/config/config_unet_depth.c). */
+int cfg_transformer_depths(cnet_unet_config *c, const cfg_file *f, bool up);
 /* Every channels[i] divisible by groups (GroupNorm). */
 int cfg_groups_divide(const cfg_file *f, const int *channels, int n, int groups);
 

@@ -63,6 +63,14 @@ int cnet_vae_config_load(cnet_vae_config *c, const char *path, cnet_error *err) 
 
 static int parse_clip(cnet_clip_text_config *c, cfg_file *f) {
     static const char *const acts[] = {"quick_gelu", "gelu"};
+    /* SDXL's text_encoder_2; a full CLIPConfig's architectures name CLIPModel. */
+    const json_t *arch = cfg_get(f, "architectures"), *a_name;
+    size_t a_i;
+    json_array_foreach(arch, a_i, a_name) {
+        if (json_is_string(a_name) &&
+            strcmp(json_string_value(a_name), "CLIPTextModelWithProjection") == 0)
+            c->with_projection = true;
+    }
     /* A full CLIPConfig: transformers reads its text_config. */
     const json_t *mt = cfg_get(f, "model_type");
     if (json_is_string(mt) && strcmp(json_string_value(mt), "clip") == 0) {

@@ -1,9 +1,10 @@
 /* UNet2DConditionModel and ControlNetModel configs (diffusers v0.27.2
  * unets/unet_2d_condition.py and controlnet.py __init__): defaults, the
  * block layout, and the per-block attention heads resolved as diffusers
- * resolves them. Features outside SD1.x/SD2.x (class and addition
- * embeddings, dual cross-attention, Fourier time embeddings, scale-shift
- * resnets, asymmetric transformer depths) are refused as unsupported. */
+ * resolves them, SDXL's "text_time" added embedding and per-layer
+ * transformer depths (config_unet_depth.c). Other features (class
+ * embeddings, other addition embeddings, dual cross-attention, Fourier time
+ * embeddings, scale-shift resnets) are refused as unsupported. */
 #include <string.h>
 
 #include "engine/config/config.h"
@@ -103,6 +104,40 @@ int cfg_groups_divide(const cfg_file *f, const int *channels, int n, int groups)
     return CNET_OK;
 }
 
+/* addition_embed_type: null, or "text_time" (SDXL) with its two sizes;
+ * projection_class_embeddings_input_dim is read only for text_time (no
+ * class embedding is supported). addition_embed_type_num_heads only
+ * matters for the "text" type and is just type-checked. */
+static int parse_text_time(cnet_unet_config *c, const cfg_file *f) {
+    const json_t *v = cfg_get(f, "addition_embed_type");
+    int heads;
+    bool present;
+    TRY(cfg_int_opt(f, "addition_embed_type_num_heads", 64, 1, UNET_MAX_WIDTH, &heads, &present));
+    if (!v || json_is_null(v)) return cfg_require_null(f, "projection_class_embeddings_input_dim");
+    if (!json_is_string(v)) return cfg_type_error(f, "addition_embed_type", "a string or null", v);
+    if (strcmp(json_string_value(v), "text_time") != 0)
+        return cfg_unsupported(f, "addition_embed_type", "only \"text_time\" (SDXL) or null");
+    const json_t *a = cfg_get(f, "addition_time_embed_dim");
+    const json_t *pdim = cfg_get(f, "projection_class_embeddings_input_dim");
+    if (!a || json_is_null(a) || !pdim || json_is_null(pdim))
+        return cnet_fail(f->err, CNET_EFORMAT,
+                         "%s: addition_embed_type \"text_time\" needs the integer fields "
+                         "'addition_time_embed_dim' and 'projection_class_embeddings_input_dim'",
+                         f->path);
+    c->add_text_time = true;
+    TRY(cfg_int(f, "addition_time_embed_dim", 0, 1, UNET_MAX_WIDTH, &c->addition_time_embed_dim));
+    TRY(cfg_int(f, "projection_class_embeddings_input_dim", 0, 1, 1 << 20,
+                &c->projection_class_embeddings_input_dim));
+    if (c->projection_class_embeddings_input_dim <= CNET_TIME_IDS * c->addition_time_embed_dim)
+        return cnet_fail(f->err, CNET_EFORMAT,
+                         "%s: field 'projection_class_embeddings_input_dim' (%d) must exceed %d x "
+                         "addition_time_embed_dim (%d): it is the text_embeds width plus the %d "
+                         "time ids' embeddings",
+                         f->path, c->projection_class_embeddings_input_dim, CNET_TIME_IDS,
+                         c->addition_time_embed_dim, CNET_TIME_IDS);
+    return CNET_OK;
+}
+
 /* Fields the UNet and the ControlNet read the same way. */
 static int parse_common(cnet_unet_config *c, const cfg_file *f) {
     static const cnet_block_type def_down[] = {CNET_BLOCK_CROSS_ATTN_DOWN,
@@ -125,13 +160,6 @@ static int parse_common(cnet_unet_config *c, const cfg_file *f) {
     if (mid) TRY(block_type_value(f, "mid_block_type", mid, mid_ok, &c->mid_block_type));
 
     int n = c->n_blocks;
-    const json_t *tl = cfg_get(f, "transformer_layers_per_block");
-    for (size_t i = 0; json_is_array(tl) && i < json_array_size(tl); i++)
-        if (json_is_array(json_array_get(tl, i)))
-            return cfg_unsupported(f, "transformer_layers_per_block",
-                                   "per-layer (asymmetric) lists");
-    TRY(cfg_int_or_list(f, "transformer_layers_per_block", 1, n, 1, 64,
-                        c->transformer_layers_per_block));
     TRY(cfg_int_or_list(f, "attention_head_dim", 8, n, 1, UNET_MAX_WIDTH, c->attention_head_dim));
     bool was_bool;
     TRY(cfg_bool_or_list(f, "only_cross_attention", false, n, c->only_cross_attention, &was_bool));
@@ -153,7 +181,7 @@ static int parse_common(cnet_unet_config *c, const cfg_file *f) {
     c->mid_block_scale_factor = (float)x;
     TRY(cfg_require_null(f, "class_embed_type"));
     TRY(cfg_require_null(f, "num_class_embeds"));
-    TRY(cfg_require_null(f, "addition_embed_type"));
+    TRY(parse_text_time(c, f));
     TRY(cfg_require_null(f, "encoder_hid_dim"));
     TRY(cfg_require_null(f, "encoder_hid_dim_type"));
     TRY(cfg_require_string(f, "resnet_time_scale_shift", "default"));
@@ -189,7 +217,8 @@ static int parse_unet(cnet_unet_config *c, const cfg_file *f) {
     TRY(cfg_int_opt(f, "sample_size", 0, 1, UNET_MAX_WIDTH, &c->sample_size, &present));
     TRY(cfg_block_types(f, "up_block_types", def_up, 4, up_ok, c->up_block_types, &n_up));
     TRY(cfg_same_length(f, "up_block_types", n_up, "down_block_types", n));
-    TRY(cfg_int_or_list(f, "layers_per_block", 2, n, 1, 64, c->layers_per_block));
+    TRY(cfg_int_or_list(f, "layers_per_block", 2, n, 1, CNET_MAX_LAYERS, c->layers_per_block));
+    TRY(cfg_transformer_depths(c, f, true));
     TRY(cfg_int_or_list(f, "cross_attention_dim", 1280, n, 1, UNET_MAX_WIDTH,
                         c->cross_attention_dim));
     /* diffusers refuses num_attention_heads for this class (issue #2011). */
@@ -217,8 +246,6 @@ static int parse_unet(cnet_unet_config *c, const cfg_file *f) {
     TRY(cfg_require_null(f, "time_embedding_act_fn"));
     TRY(cfg_require_null(f, "timestep_post_act"));
     TRY(cfg_require_null(f, "time_cond_proj_dim"));
-    TRY(cfg_require_null(f, "reverse_transformer_layers_per_block"));
-    TRY(cfg_require_null(f, "projection_class_embeddings_input_dim"));
     TRY(cfg_require_string(f, "attention_type", "default"));
     TRY(cfg_int(f, "conv_in_kernel", 3, 1, 3, &c->conv_in_kernel));
     TRY(cfg_int(f, "conv_out_kernel", 3, 1, 3, &c->conv_out_kernel));
@@ -233,9 +260,10 @@ static int parse_controlnet(cnet_unet_config *c, const cfg_file *f) {
     TRY(cfg_class_name(f, "ControlNetModel"));
     TRY(parse_common(c, f));
     int n = c->n_blocks, lpb, cad, order;
-    TRY(cfg_int(f, "layers_per_block", 2, 1, 64, &lpb));
+    TRY(cfg_int(f, "layers_per_block", 2, 1, CNET_MAX_LAYERS, &lpb));
     TRY(cfg_int(f, "cross_attention_dim", 1280, 1, UNET_MAX_WIDTH, &cad));
     for (int i = 0; i < n; i++) c->layers_per_block[i] = lpb, c->cross_attention_dim[i] = cad;
+    TRY(cfg_transformer_depths(c, f, false));
     const json_t *nh = cfg_get(f, "num_attention_heads");
     int heads[CNET_MAX_BLOCKS];
     if (nh && !json_is_null(nh))

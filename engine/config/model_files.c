@@ -28,13 +28,14 @@ static int weights_missing(const char *component_dir, const char *variant, cnet_
                                     dot + 1);
         else if (is_pickle)
             len += (size_t)snprintf(found + len, sizeof found - len,
-                                    "%s%s (a PyTorch pickle: convert it to safetensors)",
+                                    "%s%s (a PyTorch pickle: cnet convert makes a folder of it)",
                                     len ? ", " : "", name);
     }
     if (d) closedir(d);
     return cnet_fail(err, CNET_ENOTFOUND,
                      "%s: no %s%s%sweights (looked for diffusion_pytorch_model and model "
-                     ".safetensors and sharded .safetensors.index.json)%s%s",
+                     ".safetensors, sharded .safetensors.index.json, and "
+                     "diffusion_pytorch_model / pytorch_model .bin)%s%s",
                      component_dir, variant ? "'" : "", variant ? variant : "",
                      variant ? "' variant " : "", len ? "; found " : "", found);
 }
@@ -54,6 +55,17 @@ static int model_weights_path(char *path, size_t cap, const char *component_dir,
                 return cnet_fail(err, CNET_ELIMIT, "%s: path too long", component_dir);
             if (access(path, R_OK) == 0) return 0;
         }
+    /* PyTorch pickles, read by engine/core/torch_pickle.h's restricted
+     * unpickler, after every safetensors spelling (diffusers prefers them
+     * the same way) */
+    static const char *const pickles[] = {"diffusion_pytorch_model", "pytorch_model"};
+    for (int s = 0; s < 2; s++) {
+        int n = variant ? snprintf(path, cap, "%s/%s.%s.bin", component_dir, pickles[s], variant)
+                        : snprintf(path, cap, "%s/%s.bin", component_dir, pickles[s]);
+        if (n < 0 || (size_t)n >= cap)
+            return cnet_fail(err, CNET_ELIMIT, "%s: path too long", component_dir);
+        if (access(path, R_OK) == 0) return 0;
+    }
     return weights_missing(component_dir, variant, err);
 }
 

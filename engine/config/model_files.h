@@ -3,7 +3,10 @@
  *   diffusion_pytorch_model[.<variant>].safetensors   (diffusers models)
  *   model[.<variant>].safetensors                     (transformers models)
  *   <either>.safetensors.index.json                   (sharded)
- * PyTorch pickles (.bin) are not read: they can run code on load. */
+ *   diffusion_pytorch_model.bin / pytorch_model.bin   (PyTorch, read by the
+ *                                                      restricted unpickler of
+ *                                                      engine/core/torch_pickle.h,
+ *                                                      which never runs code) */
 #ifndef CNET_MODEL_FILES_H
 #define CNET_MODEL_FILES_H
 

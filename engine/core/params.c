@@ -10,6 +10,7 @@
 
 #include "engine/core/safetensors.h"
 #include "engine/core/tensor.h"
+#include "engine/core/weights_file.h"
 
 /* A sharded checkpoint lists at most this many distinct shard files. */
 #define PARAMS_MAX_SHARDS 256
@@ -24,6 +25,8 @@ void params_free(cnet_params *p) {
     if (p->block16) p->be->free(p->be, p->block16);
     for (int i = 0; i < p->n_extra_ok; i++) free(p->extra_ok[i]);
     free(p->extra_ok);
+    for (int i = 0; i < 2 * p->n_aliases; i++) free(p->aliases[i]);
+    free(p->aliases);
     free(p->items);
     memset(p, 0, sizeof *p);
 }
@@ -67,6 +70,25 @@ int params_allow_extra(cnet_params *p, const char *name, cnet_error *err) {
     if (!(list[p->n_extra_ok] = strdup(name))) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     p->n_extra_ok++;
     return 0;
+}
+
+int params_alias(cnet_params *p, const char *file_name, const char *param_name, cnet_error *err) {
+    char **list = realloc(p->aliases, (size_t)(2 * p->n_aliases + 2) * sizeof *list);
+    if (!list) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    p->aliases = list;
+    list[2 * p->n_aliases] = strdup(file_name);
+    list[2 * p->n_aliases + 1] = strdup(param_name);
+    p->n_aliases++;
+    if (!list[2 * p->n_aliases - 2] || !list[2 * p->n_aliases - 1])
+        return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The parameter name a file's key stands for (itself unless aliased). */
+static const char *params_alias_of(const cnet_params *p, const char *file_name) {
+    for (int i = 0; i < p->n_aliases; i++)
+        if (strcmp(p->aliases[2 * i], file_name) == 0) return p->aliases[2 * i + 1];
+    return file_name;
 }
 
 int params_alloc(cnet_params *p, cnet_error *err) {
@@ -167,11 +189,11 @@ static int load_entry(cnet_params *p, cnet_param *q, const st_entry *e, const ch
 static int load_file(cnet_params *p, const char *file, char *seen, float *host, float *reordered,
                      cnet_error *err) {
     st_file f;
-    int rc = st_open(&f, file, err);
+    int rc = weights_file_open(&f, file, err);
     if (rc) return rc;
     for (int i = 0; i < f.n && rc == 0; i++) {
         const st_entry *e = &f.entries[i];
-        cnet_param *q = params_find(p, e->name);
+        cnet_param *q = params_find(p, params_alias_of(p, e->name));
         if (!q) {
             if (!is_extra_ok(p, e->name))
                 rc = cnet_fail(err, CNET_EFORMAT,

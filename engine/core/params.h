@@ -55,6 +55,8 @@ typedef struct cnet_params {
     cnet_dtype dtype16;
     char **extra_ok; /* keys a file may hold that are not parameters */
     int n_extra_ok;
+    char **aliases; /* pairs: a file's key, the parameter it loads into */
+    int n_aliases;
 } cnet_params;
 
 void params_init(cnet_params *p, cnet_backend *be);
@@ -65,6 +67,10 @@ int params_add(cnet_params *p, const char *name, int ndim, const int64_t *shape,
 /* Lets params_load skip a key that checkpoints may carry but the model does
  * not use (e.g. transformers' `text_model.embeddings.position_ids` buffer). */
 int params_allow_extra(cnet_params *p, const char *name, cnet_error *err);
+/* Lets params_load read the parameter param_name from a file key
+ * file_name, an older spelling (diffusers' deprecated VAE attention names,
+ * engine/models/vae.c). */
+int params_alias(cnet_params *p, const char *file_name, const char *param_name, cnet_error *err);
 /* Allocates the block (zeroed) and sets every data pointer. */
 int params_alloc(cnet_params *p, cnet_error *err);
 /* A table with the same parameters as src (names, shapes, offsets), zeroed:
@@ -96,9 +102,9 @@ size_t params_bytes(const cnet_params *p);
 /* Copies parameter `index` to host memory in PyTorch layout (numel floats). */
 void params_read(const cnet_params *p, int index, float *host, float *scratch);
 
-/* Loads every parameter from `path`: a .safetensors file, or a
- * *.safetensors.index.json listing shards. Missing, unexpected or mis-shaped
- * keys are errors naming the key, the file and both shapes. */
+/* Loads every parameter from `path`: a .safetensors file, a PyTorch file
+ * (engine/core/weights_file.h), or a *.safetensors.index.json listing shards. Missing, unexpected
+ * or mis-shaped keys are errors naming the key, the file and both shapes. */
 int params_load(cnet_params *p, const char *path, cnet_error *err);
 /* Writes every parameter in PyTorch layout as float32 safetensors, with
  * optional metadata pairs; atomic (temp file + rename). */

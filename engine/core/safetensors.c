@@ -333,6 +333,7 @@ void st_close(st_file *f) {
     free(f->meta_values);
     free(f->by_name);
     if (f->map) munmap(f->map, f->map_size);
+    free(f->heap);
     free(f->path);
     memset(f, 0, sizeof *f);
 }

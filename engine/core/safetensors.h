@@ -42,6 +42,8 @@ typedef struct st_file {
     char **meta_keys; /* __metadata__ string pairs */
     char **meta_values;
     int *by_name; /* entry indices sorted by name, for st_find */
+    void *heap;   /* tensors copied out of a non-safetensors source
+                     (engine/core/torch_pickle.h); freed by st_close */
 } st_file;
 
 /* Maps and validates path into *f. On failure *f holds nothing to free. The

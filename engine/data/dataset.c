@@ -13,10 +13,10 @@
 
 #include "engine/data/dataset_impl.h"
 
-static const char *const layout_names[] = {"imagefolder", "fill50k", "webdataset"};
+static const char *const layout_names[] = {"imagefolder", "fill50k", "webdataset", "parquet"};
 
 const char *dataset_layout_name(dataset_layout layout) {
-    return (unsigned)layout < 3 ? layout_names[layout] : "unknown";
+    return (unsigned)layout < 4 ? layout_names[layout] : "unknown";
 }
 
 int dataset_join(char out[DATASET_PATH_MAX], const char *root, const char *ref, cnet_error *err) {
@@ -136,11 +136,17 @@ static int detect_in(dataset *ds, const char *dir, cnet_error *err) {
         ds->layout = DATASET_LAYOUT_IMAGEFOLDER, ds->index_name = "metadata.jsonl";
         return 1;
     }
+    if (has_file(dir, "metadata.csv")) {
+        ds->layout = DATASET_LAYOUT_IMAGEFOLDER, ds->index_name = "metadata.csv";
+        return 1;
+    }
     if (has_file(dir, "prompt.json")) {
         ds->layout = DATASET_LAYOUT_FILL50K, ds->index_name = "prompt.json";
         return 1;
     }
-    int rc = list_shards(ds, dir, err);
+    int rc = dataset_parquet_detect(ds, dir, err);
+    if (rc) return rc;
+    rc = list_shards(ds, dir, err);
     if (rc) return rc;
     ds->layout = DATASET_LAYOUT_WEBDATASET;
     return ds->n_shards > 0;
@@ -167,8 +173,9 @@ static int detect_folder(dataset *ds, const char *path, cnet_error *err) {
     closedir(d);
     if (dirs == 1 && (rc = detect_in(ds, sub, err)) != 0) return rc < 0 ? rc : 0;
     return cnet_fail(err, CNET_EINVAL,
-                     "%s holds no metadata.jsonl (imagefolder), prompt.json (fill50k) or *.tar "
-                     "shards (webdataset), at its top or in its only folder",
+                     "%s holds no metadata.jsonl or metadata.csv (imagefolder), prompt.json "
+                     "(fill50k), Parquet files (data/*.parquet, <config>/train/*.parquet, "
+                     "*.parquet) or *.tar shards (webdataset), at its top or in its only folder",
                      path);
 }
 
@@ -222,11 +229,11 @@ static int check_options(const dataset *ds, cnet_error *err) {
     if (!(o->proportion_empty_prompts >= 0 && o->proportion_empty_prompts <= 1))
         return cnet_fail(err, CNET_EINVAL, "proportion_empty_prompts must be in [0, 1], got %g",
                          o->proportion_empty_prompts);
-    if (ds->layout != DATASET_LAYOUT_IMAGEFOLDER &&
+    if (ds->layout != DATASET_LAYOUT_IMAGEFOLDER && ds->layout != DATASET_LAYOUT_PARQUET &&
         (o->image_column || o->conditioning_image_column || o->caption_column))
         return cnet_fail(err, CNET_EINVAL,
-                         "%s: column names apply to the imagefolder layout (metadata.jsonl), "
-                         "this is %s",
+                         "%s: column names apply to the imagefolder (metadata.jsonl or "
+                         "metadata.csv) and parquet layouts, this is %s",
                          ds->root, dataset_layout_name(ds->layout));
     return 0;
 }
@@ -240,6 +247,7 @@ int dataset_open(dataset *ds, const char *path, const dataset_options *opt, cnet
     if (!rc) rc = check_options(ds, err);
     if (!rc)
         rc = ds->layout == DATASET_LAYOUT_WEBDATASET ? dataset_tar_index(ds, err)
+             : ds->layout == DATASET_LAYOUT_PARQUET  ? dataset_parquet_index(ds, err)
                                                      : dataset_index_load(ds, err);
     if (!rc && ds->n_entries == 0)
         rc = cnet_fail(err, CNET_EINVAL, "dataset %s lists no samples", ds->root);
@@ -250,6 +258,7 @@ int dataset_open(dataset *ds, const char *path, const dataset_options *opt, cnet
 
 void dataset_free(dataset *ds) {
     dataset_tar_close(ds);
+    dataset_parquet_close(ds);
     for (int i = 0; i < ds->n_shards; i++) free(ds->shards[i]);
     free(ds->shards);
     free(ds->entries);
@@ -284,6 +293,7 @@ int dataset_exclude(dataset *ds, const uint8_t *bad, cnet_error *err) {
     ds->cur = (dataset_cursor){0, 0};
     ds->listing = 0;
     dataset_tar_close(ds);
+    dataset_parquet_close(ds);
     if (n == 0) return cnet_fail(err, CNET_EINVAL, "dataset %s: no usable sample left", ds->root);
     return 0;
 }

@@ -5,6 +5,8 @@
  *   dataset.c        opening, layout detection, listing, subset, exclusion
  *   dataset_index.c  imagefolder metadata.jsonl and ControlNet prompt.json
  *   dataset_tar.c    WebDataset tar shards: index scan and streaming reads
+ *   dataset_parquet.c Hub datasets in Parquet: layouts, columns, streaming reads
+ *   dataset_csv.c    imagefolder metadata.csv
  *   dataset_order.c  the Philox draws: subset, epoch order, captions, "" prompts
  *   dataset_read.c   seek / next / tell
  *   dataset_check.c  the pre-training check (files, pixels, captions, duplicates)
@@ -28,6 +30,16 @@
  *                extracted; absolute names, `..`, links and special files are
  *                refused. Opening scans the shards once (headers and captions,
  *                image data skipped) to build the listing.
+ *   parquet      a Hugging Face Hub dataset snapshot in Parquet (engine/parquet):
+ *                data/<split>-NNNNN-of-NNNNN.parquet, the refs/convert/parquet
+ *                branch's <config>/<split>/NNNN.parquet (config:
+ *                dataset_config_name, else "default"), or *.parquet in the
+ *                folder; the train split. Columns by the same three options
+ *                (dataset_parquet.c says how defaults are picked); image
+ *                columns are {bytes, path} structs or binary. Streamed shard
+ *                by shard, one row group at a time, in the tar shards' order.
+ *   imagefolder may also be indexed by metadata.csv (a header row naming the
+ *                columns, RFC 4180 quoting) instead of metadata.jsonl.
  *
  * Order. A listing (index line order; shard name order, then member order) is
  * cut to --max_train_samples by a seeded random subset (as the script's
@@ -70,15 +82,19 @@ typedef enum dataset_layout {
     DATASET_LAYOUT_IMAGEFOLDER,
     DATASET_LAYOUT_FILL50K,
     DATASET_LAYOUT_WEBDATASET,
+    DATASET_LAYOUT_PARQUET,
 } dataset_layout;
 
-/* "imagefolder", "fill50k", "webdataset". */
+/* "imagefolder", "fill50k", "webdataset", "parquet". */
 const char *dataset_layout_name(dataset_layout layout);
 
 typedef struct dataset_options {
-    /* imagefolder column names; NULL means the script's defaults. Naming one
-     * for another layout is CNET_EINVAL. */
+    /* imagefolder and parquet column names; NULL means the script's
+     * defaults. Naming one for another layout is CNET_EINVAL. */
     const char *image_column, *conditioning_image_column, *caption_column;
+    /* parquet: the config folder of the refs/convert/parquet layout
+     * (--dataset_config_name); NULL: "default" (or the only one). */
+    const char *dataset_config_name;
     int64_t max_train_samples;       /* <= 0: every sample */
     double proportion_empty_prompts; /* in [0, 1] */
     uint64_t seed;
@@ -109,14 +125,15 @@ typedef struct dataset_entry {
     int64_t name;         /* display name: the target file, or "shard:key" */
     int64_t caps;         /* first of n_caps offsets in dataset.caption_refs */
     int32_t n_caps;
-    int32_t shard;  /* tar: shard index; folder: -1 */
-    int32_t line;   /* folder: 1-based index line; tar: 0 */
+    int32_t shard;  /* tar, parquet: shard index; folder: -1 */
+    int32_t line;   /* folder: 1-based index line; tar: 0; parquet: row in the shard */
     uint8_t absent; /* tar: DATASET_PART_* bits of the members the shard lacks */
 } dataset_entry;
 
 enum { DATASET_PART_TARGET = 1, DATASET_PART_COND = 2, DATASET_PART_CAPTION = 4 };
 
-typedef struct dataset_tar_stream dataset_tar_stream; /* dataset_tar.c */
+typedef struct dataset_tar_stream dataset_tar_stream;         /* dataset_tar.c */
+typedef struct dataset_parquet_stream dataset_parquet_stream; /* dataset_parquet.c */
 
 /* A dataset reader. Fields are the module's; read them through the calls. */
 typedef struct dataset {
@@ -130,7 +147,7 @@ typedef struct dataset {
     size_t pool_len, pool_cap;
     int64_t *caption_refs; /* pool offsets, grouped per entry */
     int64_t n_caption_refs, cap_caption_refs;
-    char **shards; /* tar: shard paths [n_shards], sorted */
+    char **shards; /* tar, parquet: shard paths [n_shards], sorted */
     int n_shards;
     int64_t *active; /* listing ids in use, ascending [n_active] */
     int64_t n_active;
@@ -139,14 +156,16 @@ typedef struct dataset {
     dataset_cursor cur;  /* next position */
     int64_t order_epoch; /* epoch of `order`, -1 none */
     int64_t *order;      /* listing ids in visiting order [n_active] */
-    int *shard_order;    /* tar: shards in visiting order [n_shards] */
+    int *shard_order;    /* tar, parquet: shards in visiting order [n_shards] */
     uint8_t *buf[2];     /* folder: target / conditioning bytes */
     size_t buf_cap[2];
     dataset_tar_stream *tar;
+    dataset_parquet_stream *pq;
 } dataset;
 
-/* Opens path: a folder (or its only subfolder) with metadata.jsonl or
- * prompt.json or *.tar shards, a .tar file, or a glob of shards. Parses the
+/* Opens path: a folder (or its only subfolder) with metadata.jsonl,
+ * metadata.csv, prompt.json, Parquet files or *.tar shards, a .tar file, or
+ * a glob of shards. Parses the
  * whole listing; malformed lines are CNET_EFORMAT naming the file and line.
  * Referenced files are not opened here (dataset_check does). On failure *ds
  * holds nothing to free. */

@@ -3,6 +3,8 @@
 #ifndef CNET_DATASET_IMPL_H
 #define CNET_DATASET_IMPL_H
 
+#include <jansson.h>
+
 #include "engine/data/dataset.h"
 
 /* dataset.c: the growing listing. Offsets >= 0, or a negative CNET_E*. */
@@ -15,6 +17,12 @@ int dataset_join(char out[DATASET_PATH_MAX], const char *root, const char *ref, 
 /* dataset_index.c: parses root/index_name into the listing. */
 int dataset_index_load(dataset *ds, cnet_error *err);
 
+/* dataset_csv.c: calls on_row with each record of the CSV text (modified in
+ * place) as a JSON object {column: cell}, and its first line's number. */
+typedef int (*dataset_row_fn)(void *ctx, const json_t *row, int line, cnet_error *err);
+int dataset_csv_parse(char *text, const char *path, dataset_row_fn on_row, void *ctx,
+                      cnet_error *err);
+
 /* dataset_tar.c */
 int dataset_tar_index(dataset *ds, cnet_error *err); /* scans every shard */
 void dataset_tar_close(dataset *ds);                 /* frees the stream state */
@@ -22,6 +30,13 @@ void dataset_tar_close(dataset *ds);                 /* frees the stream state *
 int dataset_tar_start(dataset *ds, uint8_t *want, cnet_error *err);
 /* Loads listing id (streaming forward as needed) into *s. */
 int dataset_tar_fetch(dataset *ds, int64_t id, dataset_sample *s, cnet_error *err);
+
+/* dataset_parquet.c: 1 when dir holds a parquet layout (shards listed). */
+int dataset_parquet_detect(dataset *ds, const char *dir, cnet_error *err);
+int dataset_parquet_index(dataset *ds, cnet_error *err); /* reads every caption column */
+void dataset_parquet_close(dataset *ds);
+int dataset_parquet_start(dataset *ds, uint8_t *want, cnet_error *err); /* owns want */
+int dataset_parquet_fetch(dataset *ds, int64_t id, dataset_sample *s, cnet_error *err);
 
 /* dataset_order.c: the Philox draws. Each decision has its own stream tag in
  * counter word 3, the epoch in word 2, the draw's index in words 0-1. */

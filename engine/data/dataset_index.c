@@ -1,4 +1,5 @@
-/* The index files of the two folder layouts: imagefolder's metadata.jsonl and
+/* The index files of the two folder layouts: imagefolder's metadata.jsonl (or
+ * metadata.csv, whose records dataset_csv.c turns into the same objects) and
  * ControlNet's prompt.json (both JSON Lines), parsed into the listing. Every
  * line is checked (an object, references that are non-empty relative paths
  * without `..`, a caption that is a string or a non-empty list of strings);
@@ -134,6 +135,16 @@ static int add_line(dataset *ds, const columns *col, const json_t *o, int line, 
     return add_captions(ds, e, line, col->caption, json_object_get(o, col->caption), err);
 }
 
+typedef struct csv_ctx {
+    dataset *ds;
+    const columns *col;
+} csv_ctx;
+
+static int add_csv_row(void *ctx, const json_t *row, int line, cnet_error *err) {
+    csv_ctx *c = ctx;
+    return add_line(c->ds, c->col, row, line, err);
+}
+
 int dataset_index_load(dataset *ds, cnet_error *err) {
     columns col = {"target", "source", "prompt"};
     if (ds->layout == DATASET_LAYOUT_IMAGEFOLDER) {
@@ -152,6 +163,12 @@ int dataset_index_load(dataset *ds, cnet_error *err) {
     int rc = dataset_join(path, ds->root, ds->index_name, err);
     char *text = rc ? NULL : read_index(path, err);
     if (!text) return rc ? rc : err ? err->code : CNET_EIO;
+    if (!strcmp(ds->index_name, "metadata.csv")) {
+        csv_ctx c = {ds, &col};
+        rc = dataset_csv_parse(text, path, add_csv_row, &c, err);
+        free(text);
+        return rc;
+    }
     int line = 0;
     for (char *l = text, *nl; !rc && *l; l = nl ? nl + 1 : l + strlen(l)) {
         if ((nl = strchr(l, '\n'))) *nl = '\0';

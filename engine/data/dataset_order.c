@@ -5,7 +5,7 @@
  * shuffle buffer, the caption draw and the empty-prompt draw independent of
  * each other and of the training noise (which uses counter words 2-3 = 0).
  * Epoch order (see dataset.h): folder layouts get a Fisher-Yates permutation
- * of the samples in use; tar shards get a permutation of the shards, then a
+ * of the samples in use; tar and parquet shards get a permutation of the shards, then a
  * shuffle buffer of opt.shuffle_buffer samples over the concatenated stream:
  * each incoming sample, once the buffer is full, evicts (yields) a uniformly
  * drawn slot and takes its place; at the end the buffer drains by uniform
@@ -91,7 +91,7 @@ int dataset_order_build(dataset *ds, int64_t epoch, cnet_error *err) {
     if (ds->listing) {
         memcpy(ds->order, ds->active, (size_t)ds->n_active * sizeof *ds->order);
         for (int i = 0; i < ds->n_shards; i++) ds->shard_order[i] = i;
-    } else if (ds->layout == DATASET_LAYOUT_WEBDATASET) {
+    } else if (ds->layout == DATASET_LAYOUT_WEBDATASET || ds->layout == DATASET_LAYOUT_PARQUET) {
         int rc = order_tar(ds, epoch, err);
         if (rc) return rc;
     } else {

@@ -1,7 +1,8 @@
 /* Reading a dataset: positioning at a cursor, yielding samples in the
  * epoch's order (or one listing pass), and the per-sample caption draws (see
  * dataset.h). Folder layouts read each file whole on demand; tar shards
- * stream (dataset_tar.c). Not here: decoding the bytes (engine/image/image.h). */
+ * (dataset_tar.c) and parquet shards (dataset_parquet.c) stream. Not here: decoding the bytes
+ * (engine/image/image.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,12 +17,14 @@
  * the samples of positions cur.index.. still wanted. */
 static int start(dataset *ds, cnet_error *err) {
     int rc = dataset_order_build(ds, ds->cur.epoch, err);
-    if (rc || ds->layout != DATASET_LAYOUT_WEBDATASET) return rc;
+    if (rc || (ds->layout != DATASET_LAYOUT_WEBDATASET && ds->layout != DATASET_LAYOUT_PARQUET))
+        return rc;
     uint8_t *want = calloc((size_t)ds->n_entries, 1);
     if (!want) return cnet_fail(err, CNET_ENOMEM, "dataset: out of memory");
     for (int64_t k = ds->cur.index; k < ds->n_active; k++)
         want[ds->order[k]] = ds->entries[ds->order[k]].absent == 0;
-    return dataset_tar_start(ds, want, err);
+    return ds->layout == DATASET_LAYOUT_PARQUET ? dataset_parquet_start(ds, want, err)
+                                                : dataset_tar_start(ds, want, err);
 }
 
 int dataset_seek(dataset *ds, dataset_cursor at, cnet_error *err) {
@@ -121,6 +124,7 @@ int dataset_next(dataset *ds, dataset_sample *s, cnet_error *err) {
     s->caption = draw_caption(ds, id);
     ds->cur.index++;
     if (ds->layout == DATASET_LAYOUT_WEBDATASET) return dataset_tar_fetch(ds, id, s, err);
+    if (ds->layout == DATASET_LAYOUT_PARQUET) return dataset_parquet_fetch(ds, id, s, err);
     s->name = ds->pool + e->target;
     s->cond_name = ds->pool + e->cond;
     rc = read_file(ds, 0, e, e->target, &s->target_len, err);

@@ -111,7 +111,9 @@ int controlnet_from_unet(controlnet_model *cn, const unet_model *unet, uint64_t 
             be->zero(be, q->data, q->numel * sizeof(float));
             continue;
         }
-        if (starts_with(q->name, "controlnet_cond_embedding.")) continue; /* fresh, below */
+        if (starts_with(q->name, "controlnet_cond_embedding.") ||
+            starts_with(q->name, "add_embedding."))
+            continue; /* fresh, below */
         const cnet_param *u = params_find(&unet->params, q->name);
         if (!u)
             return cnet_fail(err, CNET_EINVAL,
@@ -142,5 +144,10 @@ int controlnet_from_unet(controlnet_model *cn, const unet_model *unet, uint64_t 
         snprintf(prefix, sizeof prefix, "controlnet_cond_embedding.blocks.%d", i);
         if ((rc = winit_torch_default(p, prefix, seed, CONTROLNET_INIT_TAG, err))) return rc;
     }
+    /* diffusers 0.27.2's from_unet does not copy the UNet's add_embedding */
+    if (cn->enc.cfg.add_text_time &&
+        ((rc = winit_torch_default(p, "add_embedding.linear_1", seed, CONTROLNET_INIT_TAG, err)) ||
+         (rc = winit_torch_default(p, "add_embedding.linear_2", seed, CONTROLNET_INIT_TAG, err))))
+        return rc;
     return 0;
 }

@@ -8,13 +8,17 @@
  *   copied: conv_in, time_embedding, down_blocks.*, mid_block.* (bit-equal);
  *   zero:   controlnet_cond_embedding.conv_out, controlnet_down_blocks.*,
  *           controlnet_mid_block (diffusers' zero_module);
- *   fresh:  controlnet_cond_embedding.conv_in and .blocks.*, PyTorch's default
- *           Conv2d init (kaiming_uniform_(a = sqrt(5)) weights, U(+-1/sqrt(fan_in))
- *           biases; engine/init/weights_init.h), drawn from Philox with a seed, as
- *           torch draws them from its global generator.
+ *   fresh:  controlnet_cond_embedding.conv_in and .blocks.*, and for an SDXL
+ *           ("text_time") UNet add_embedding.linear_1/2 (0.27.2 does not copy
+ *           them; goldens-sdxl/controlnet_from_unet.json): PyTorch's default
+ *           Conv2d / Linear init (kaiming_uniform_(a = sqrt(5)) weights,
+ *           U(+-1/sqrt(fan_in)) biases; engine/init/weights_init.h), drawn from
+ *           Philox with a seed, as torch draws them from its global generator.
  *
- * Not here: SDXL fields (class/addition embeddings), which the config loader
- * refuses anyway. */
+ * The SDXL config fields (addition_embed_type, addition_time_embed_dim,
+ * projection_class_embeddings_input_dim, transformer_layers_per_block as
+ * written) pass through like the others. Not here: class embeddings, which
+ * the config loader refuses. */
 #ifndef CNET_CONTROLNET_INIT_H
 #define CNET_CONTROLNET_INIT_H
 

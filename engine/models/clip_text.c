@@ -1,5 +1,6 @@
-/* CLIPTextModel forward (transformers modeling_clip.py: CLIPTextEmbeddings,
- * CLIPEncoderLayer, CLIPTextTransformer); see clip_text.h. */
+/* CLIPTextModel / CLIPTextModelWithProjection forward (transformers
+ * modeling_clip.py: CLIPTextEmbeddings, CLIPEncoderLayer, CLIPTextTransformer,
+ * CLIPTextModelWithProjection's text_projection); see clip_text.h. */
 #include "engine/models/clip_text.h"
 
 #include <limits.h>
@@ -62,6 +63,12 @@ int clip_text_declare(clip_text_model *m, cnet_backend *be, const cnet_clip_text
     }
     if ((rc = nn_layer_norm_declare(&m->final_ln, p, "text_model.final_layer_norm", D, eps, err)))
         return rc;
+    if (cfg->with_projection) {
+        m->projection_dim = cfg->projection_dim;
+        if ((rc = nn_linear_declare(&m->text_projection, p, "text_projection", D, m->projection_dim,
+                                    0, err)))
+            return rc;
+    }
     return 0;
 }
 
@@ -82,90 +89,174 @@ static int clip_text_load(clip_text_model *m, const char *path, cnet_error *err)
     return params_load(&m->params, path, err);
 }
 
-/* Buffers of one forward, all [B*L, D] except mlp [B*L, I] and the ids. */
+/* Buffers of one forward: h, x, q, k, v, att [B*L, D], mlp [B*L, I], the
+ * ids, and the pooled rows [B, D] twice (gathered, normalised). */
 size_t clip_text_scratch_bytes(const clip_text_model *m, int B, int L) {
     size_t BL = (size_t)B * L, D = m->hidden, I = m->intermediate;
-    size_t floats = BL * D * 6 + BL * I;
-    return floats * sizeof(float) + BL * sizeof(int64_t) + 8 * CNET_ARENA_ALIGN;
+    size_t floats = BL * D * 6 + BL * I + 2 * (size_t)B * D;
+    return floats * sizeof(float) + BL * sizeof(int64_t) + 10 * CNET_ARENA_ALIGN;
 }
 
-int clip_text_forward(clip_text_model *m, cnet_arena *scratch, float *last_hidden, float *pooled,
-                      const int64_t *ids, int B, int L, int clip_skip, cnet_error *err) {
-    if (L < 1 || L > m->max_positions)
-        return cnet_fail(err, CNET_EINVAL, "text_encoder: %d tokens; the model takes 1..%d", L,
-                         m->max_positions);
-    if (clip_skip < 0 || clip_skip >= m->n_layers)
-        return cnet_fail(err, CNET_EINVAL, "clip_skip %d out of range 0..%d", clip_skip,
-                         m->n_layers - 1);
+int clip_text_eos_index(const clip_text_model *m, const int64_t *ids, int L) {
+    int at = 0;
+    if (m->eos_token_id == 2) { /* transformers' legacy rule: the largest id */
+        for (int t = 1; t < L; t++)
+            if (ids[t] > ids[at]) at = t;
+    } else { /* the first EOS; position 0 when there is none */
+        for (int t = L - 1; t >= 0; t--)
+            if (ids[t] == m->eos_token_id) at = t;
+    }
+    return at;
+}
+
+/* One forward's activations, from the scratch arena. */
+typedef struct clip_acts {
+    float *h, *x, *q, *k, *v, *att; /* [B*L, D] */
+    float *mlp;                     /* [B*L, I] */
+    int64_t *ids;                   /* [B*L] device */
+} clip_acts;
+
+static int check_ids(const clip_text_model *m, const int64_t *ids, int B, int L, cnet_error *err) {
+    if (B < 1 || L < 1 || L > m->max_positions)
+        return cnet_fail(err, CNET_EINVAL,
+                         "text_encoder: %d prompts of %d tokens; the model takes 1..%d tokens", B,
+                         L, m->max_positions);
     for (long i = 0; i < (long)B * L; i++)
         if (ids[i] < 0 || ids[i] >= m->vocab)
             return cnet_fail(err, CNET_EINVAL,
                              "text_encoder: token id %lld outside the vocabulary (%d)",
                              (long long)ids[i], m->vocab);
+    return 0;
+}
 
+static int acts_alloc(clip_acts *a, const clip_text_model *m, cnet_arena *scratch, int BL,
+                      cnet_error *err) {
+    size_t act = (size_t)BL * m->hidden * sizeof(float);
+    float **bufs[] = {&a->h, &a->x, &a->q, &a->k, &a->v, &a->att};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (!(*bufs[i] = cnet_arena_alloc(scratch, act, err))) return err ? err->code : CNET_ENOMEM;
+    a->mlp = cnet_arena_alloc(scratch, (size_t)BL * m->intermediate * sizeof(float), err);
+    a->ids = a->mlp ? cnet_arena_alloc(scratch, (size_t)BL * sizeof(int64_t), err) : NULL;
+    return a->ids ? 0 : (err ? err->code : CNET_ENOMEM);
+}
+
+/* a->h = token_embedding[ids] + position_embedding[0..L-1] (positions
+ * 0..L-1 are the table's first L rows, for every prompt). */
+static void embed(clip_text_model *m, clip_acts *a, const int64_t *ids, int B, int L) {
     cnet_backend *be = m->params.be;
-    cnet_params *p = &m->params;
-    const int D = m->hidden, I = m->intermediate, BL = B * L, H = m->heads;
-    size_t mark = cnet_arena_mark(scratch);
-    size_t act = (size_t)BL * D * sizeof(float);
-    float *h = cnet_arena_alloc(scratch, act, err);
-    float *x = cnet_arena_alloc(scratch, act, err);
-    float *q = cnet_arena_alloc(scratch, act, err);
-    float *k = cnet_arena_alloc(scratch, act, err);
-    float *v = cnet_arena_alloc(scratch, act, err);
-    float *att = cnet_arena_alloc(scratch, act, err);
-    float *mlp = cnet_arena_alloc(scratch, (size_t)BL * I * sizeof(float), err);
-    int64_t *ids_dev = cnet_arena_alloc(scratch, (size_t)BL * sizeof(int64_t), err);
-    if (!h || !x || !q || !k || !v || !att || !mlp || !ids_dev) {
-        cnet_arena_restore(scratch, mark);
-        return err ? err->code : CNET_ENOMEM;
-    }
-
-    /* Embeddings: h = token_embedding[ids] + position_embedding[0..L-1]
-     * (positions 0..L-1 are the table's first L rows, for every prompt). */
-    be->upload(be, ids_dev, ids, (size_t)BL * sizeof(int64_t));
-    be->embedding_forward(be, h, ids_dev, nn_param(p, m->token_embedding), BL, D);
+    const cnet_params *p = &m->params;
+    const int D = m->hidden, BL = B * L;
+    be->upload(be, a->ids, ids, (size_t)BL * sizeof(int64_t));
+    be->embedding_forward(be, a->h, a->ids, nn_param(p, m->token_embedding), BL, D);
     for (int b = 0; b < B; b++)
-        be->add(be, h + (size_t)b * L * D, h + (size_t)b * L * D,
+        be->add(be, a->h + (size_t)b * L * D, a->h + (size_t)b * L * D,
                 nn_param(p, m->position_embedding), (long)L * D);
+}
 
+/* a->h = layer l (a->h): CLIPEncoderLayer. */
+static void layer_forward(clip_text_model *m, int l, clip_acts *a, int B, int L) {
+    cnet_backend *be = m->params.be;
+    const cnet_params *p = &m->params;
+    const int D = m->hidden, I = m->intermediate, BL = B * L, H = m->heads;
     const float scale = 1.0f / sqrtf((float)(D / H));
-    for (int l = 0; l < m->n_layers - clip_skip; l++) {
-        const clip_layer *Ly = &m->layers[l];
-        /* h = h + out_proj(attn(ln1(h))) */
-        nn_layer_norm_forward(&Ly->ln1, p, x, h, BL);
-        nn_linear_forward(&Ly->q, p, q, x, BL);
-        nn_linear_forward(&Ly->k, p, k, x, BL);
-        nn_linear_forward(&Ly->v, p, v, x, BL);
-        be->attention_forward(be, att, NULL, q, k, v, B, L, L, H, D / H, scale, 1);
-        nn_linear_forward(&Ly->out, p, x, att, BL);
-        be->add(be, h, h, x, (long)BL * D);
-        /* h = h + fc2(act(fc1(ln2(h)))) */
-        nn_layer_norm_forward(&Ly->ln2, p, x, h, BL);
-        nn_linear_forward(&Ly->fc1, p, mlp, x, BL);
-        if (m->gelu_exact)
-            be->gelu_forward(be, mlp, mlp, (long)BL * I);
-        else
-            be->quick_gelu_forward(be, mlp, mlp, (long)BL * I);
-        nn_linear_forward(&Ly->fc2, p, x, mlp, BL);
-        be->add(be, h, h, x, (long)BL * D);
-    }
-    nn_layer_norm_forward(&m->final_ln, p, last_hidden, h, BL);
+    const clip_layer *Ly = &m->layers[l];
+    /* h = h + out_proj(attn(ln1(h))) */
+    nn_layer_norm_forward(&Ly->ln1, p, a->x, a->h, BL);
+    nn_linear_forward(&Ly->q, p, a->q, a->x, BL);
+    nn_linear_forward(&Ly->k, p, a->k, a->x, BL);
+    nn_linear_forward(&Ly->v, p, a->v, a->x, BL);
+    be->attention_forward(be, a->att, NULL, a->q, a->k, a->v, B, L, L, H, D / H, scale, 1);
+    nn_linear_forward(&Ly->out, p, a->x, a->att, BL);
+    be->add(be, a->h, a->h, a->x, (long)BL * D);
+    /* h = h + fc2(act(fc1(ln2(h)))) */
+    nn_layer_norm_forward(&Ly->ln2, p, a->x, a->h, BL);
+    nn_linear_forward(&Ly->fc1, p, a->mlp, a->x, BL);
+    if (m->gelu_exact)
+        be->gelu_forward(be, a->mlp, a->mlp, (long)BL * I);
+    else
+        be->quick_gelu_forward(be, a->mlp, a->mlp, (long)BL * I);
+    nn_linear_forward(&Ly->fc2, p, a->x, a->mlp, BL);
+    be->add(be, a->h, a->h, a->x, (long)BL * D);
+}
 
-    if (pooled) {
-        for (int b = 0; b < B; b++) {
-            const int64_t *row = ids + (size_t)b * L;
-            int at = 0;
-            if (m->eos_token_id == 2) { /* transformers' legacy rule: the largest id */
-                for (int t = 1; t < L; t++)
-                    if (row[t] > row[at]) at = t;
-            } else { /* the first EOS; position 0 when there is none */
-                for (int t = L - 1; t >= 0; t--)
-                    if (row[t] == m->eos_token_id) at = t;
-            }
-            be->copy(be, pooled + (size_t)b * D, last_hidden + ((size_t)b * L + at) * D,
-                     (size_t)D * sizeof(float));
-        }
+/* out [B, D]: rows[b, eos_index(ids[b])] of rows [B, L, D]. */
+static void gather_eos(const clip_text_model *m, float *out, const float *rows, const int64_t *ids,
+                       int B, int L) {
+    cnet_backend *be = m->params.be;
+    const int D = m->hidden;
+    for (int b = 0; b < B; b++) {
+        int at = clip_text_eos_index(m, ids + (size_t)b * L, L);
+        be->copy(be, out + (size_t)b * D, rows + ((size_t)b * L + at) * D,
+                 (size_t)D * sizeof(float));
+    }
+}
+
+int clip_text_forward(clip_text_model *m, cnet_arena *scratch, float *last_hidden, float *pooled,
+                      const int64_t *ids, int B, int L, int clip_skip, cnet_error *err) {
+    int rc = check_ids(m, ids, B, L, err);
+    if (rc) return rc;
+    if (clip_skip < 0 || clip_skip >= m->n_layers)
+        return cnet_fail(err, CNET_EINVAL, "clip_skip %d out of range 0..%d", clip_skip,
+                         m->n_layers - 1);
+    size_t mark = cnet_arena_mark(scratch);
+    clip_acts a;
+    if ((rc = acts_alloc(&a, m, scratch, B * L, err))) {
+        cnet_arena_restore(scratch, mark);
+        return rc;
+    }
+    embed(m, &a, ids, B, L);
+    for (int l = 0; l < m->n_layers - clip_skip; l++) layer_forward(m, l, &a, B, L);
+    nn_layer_norm_forward(&m->final_ln, &m->params, last_hidden, a.h, B * L);
+    if (pooled) gather_eos(m, pooled, last_hidden, ids, B, L);
+    cnet_arena_restore(scratch, mark);
+    return 0;
+}
+
+int clip_text_forward_states(clip_text_model *m, cnet_arena *scratch, float *hidden,
+                             int hidden_index, float *pooled, float *text_embeds,
+                             const int64_t *ids, int B, int L, cnet_error *err) {
+    int rc = check_ids(m, ids, B, L, err);
+    if (rc) return rc;
+    if (hidden_index < 0 || hidden_index > m->n_layers)
+        return cnet_fail(err, CNET_EINVAL,
+                         "text_encoder: hidden state %d asked for; the model has 0..%d",
+                         hidden_index, m->n_layers);
+    if (text_embeds && !m->projection_dim)
+        return cnet_fail(err, CNET_EINVAL,
+                         "text_encoder: text_embeds asked for, but the model has no "
+                         "text_projection (config architectures is not "
+                         "CLIPTextModelWithProjection)");
+    cnet_backend *be = m->params.be;
+    const int D = m->hidden, BL = B * L;
+    const int pool = pooled || text_embeds;
+    const int n_run = pool ? m->n_layers : hidden ? hidden_index : 0;
+    size_t mark = cnet_arena_mark(scratch);
+    clip_acts a;
+    float *rows = NULL, *normed = pooled;
+    rc = acts_alloc(&a, m, scratch, BL, err);
+    if (!rc && pool)
+        rc = (rows = cnet_arena_alloc(scratch, (size_t)B * D * sizeof(float), err))
+                 ? 0
+                 : (err ? err->code : CNET_ENOMEM);
+    if (!rc && pool && !normed)
+        rc = (normed = cnet_arena_alloc(scratch, (size_t)B * D * sizeof(float), err))
+                 ? 0
+                 : (err ? err->code : CNET_ENOMEM);
+    if (rc) {
+        cnet_arena_restore(scratch, mark);
+        return rc;
+    }
+    embed(m, &a, ids, B, L);
+    for (int l = 0; l <= n_run; l++) {
+        if (hidden && l == hidden_index) be->copy(be, hidden, a.h, (size_t)BL * D * sizeof(float));
+        if (l < n_run) layer_forward(m, l, &a, B, L);
+    }
+    if (pool) {
+        /* LayerNorm is per row: normalising the gathered EOS rows equals
+         * gathering from final_layer_norm(last_hidden_state). */
+        gather_eos(m, rows, a.h, ids, B, L);
+        nn_layer_norm_forward(&m->final_ln, &m->params, normed, rows, B);
+        if (text_embeds) nn_linear_forward(&m->text_projection, &m->params, text_embeds, normed, B);
     }
     cnet_arena_restore(scratch, mark);
     return 0;

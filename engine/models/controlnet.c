@@ -91,7 +91,8 @@ size_t controlnet_scratch_bytes(const controlnet_model *m, int B, int h, int w, 
         const nn_conv *c = i == 0 ? &m->cond_in : &m->cond_blocks[i - 1];
         cond += (size_t)B * h * w * f * f * c->out;
     }
-    size_t floats = s.mid_floats + 16 * s.max_floats + cond;
+    size_t floats = s.mid_floats + 16 * s.max_floats + cond + (size_t)B * m->enc.temb_channels * 2 +
+                    unet_encoder_time_floats(&m->enc, B);
     for (int i = 0; i < s.n_skips; i++) floats += s.skip_floats[i];
     for (int i = 0; i < m->enc.cfg.n_blocks; i++)
         floats += (size_t)B * Nt * m->enc.cfg.block_out_channels[i] * 2;
@@ -171,8 +172,9 @@ static float residual_scale(int i, int n, float conditioning_scale, int guess_mo
 
 int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *down, float *mid,
                        const float *sample, const float *cond, const float *timesteps,
-                       const float *text, float conditioning_scale, int guess_mode, int B, int h,
-                       int w, int Nt, cnet_arena *keep, controlnet_acts *acts, cnet_error *err) {
+                       const float *text, const unet_added_cond *added, float conditioning_scale,
+                       int guess_mode, int B, int h, int w, int Nt, cnet_arena *keep,
+                       controlnet_acts *acts, cnet_error *err) {
     cnet_backend *be = m->params.be;
     const cnet_params *p = &m->params;
     const cnet_unet_config *L = &m->enc.cfg;
@@ -194,7 +196,7 @@ int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *d
         if (!(skips[i] = cnet_arena_alloc(save, s.skip_floats[i] * sizeof(float), err)))
             rc = err ? err->code : CNET_ENOMEM;
     if (!rc)
-        rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, keep,
+        rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, added, B, keep,
                                acts ? &acts->time : NULL, err);
     const size_t keep_mark = keep ? cnet_arena_mark(keep) : 0;
     if (!rc)

@@ -3,7 +3,8 @@
  *
  *   cond_emb = conv_out(silu(blocks(silu(conv_in(cond)))))   conditioning
  *              embedding: stride-2 convs bring the image to latent size
- *   skips, mid = encoder(sample, t, text, + cond_emb after conv_in)
+ *   skips, mid = encoder(sample, t (+ SDXL's added conditions), text,
+ *                        + cond_emb after conv_in)
  *   down[i] = controlnet_down_blocks[i](skips[i]) * scale_i  (1x1 zero convs)
  *   mid_res = controlnet_mid_block(mid) * scale_mid
  *   scale_i = conditioning_scale, or in guess mode
@@ -70,14 +71,17 @@ int controlnet_cond_embedding(const controlnet_model *m, cnet_arena *scratch, fl
 
 /* down[i] (n_skips device buffers sized as the UNet's skips) and mid from
  * sample [B,h,w,C], cond [B,H,W,conditioning_channels] in [0,1], host
- * timesteps [B], text [B,Nt,Dt]. With acts (training), everything backward
+ * timesteps [B], text [B,Nt,Dt], added (SDXL's text_embeds and time_ids,
+ * unet_encoder.h; NULL for SD 1.x / 2.x). With acts (training), everything backward
  * reads is allocated from keep; sample, cond and text must stay alive. */
 int controlnet_forward(controlnet_model *m, cnet_arena *scratch, float *const *down, float *mid,
                        const float *sample, const float *cond, const float *timesteps,
-                       const float *text, float conditioning_scale, int guess_mode, int B, int h,
-                       int w, int Nt, cnet_arena *keep, controlnet_acts *acts, cnet_error *err);
+                       const float *text, const unet_added_cond *added, float conditioning_scale,
+                       int guess_mode, int B, int h, int w, int Nt, cnet_arena *keep,
+                       controlnet_acts *acts, cnet_error *err);
 /* Full backward: every parameter gradient ACCUMULATES into g (same layout
- * as m->params) from d_down[i] = dL/d(down[i]) and d_mid. */
+ * as m->params, add_embedding.* included for SDXL) from d_down[i] =
+ * dL/d(down[i]) and d_mid. */
 int controlnet_backward(controlnet_model *m, const cnet_params *g, cnet_arena *scratch,
                         const float *const *d_down, const float *d_mid, const controlnet_acts *acts,
                         cnet_error *err);

@@ -54,7 +54,8 @@ size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt) {
         size_t t = (size_t)B * Nt * L->block_out_channels[i] * 2;
         if (t > text) text = t;
     }
-    floats += 14 * s.max_floats + text + (size_t)B * m->enc.temb_channels * 4;
+    floats += 14 * s.max_floats + text + (size_t)B * m->enc.temb_channels * 4 +
+              unet_encoder_time_floats(&m->enc, B);
     return floats * sizeof(float) + 256 * CNET_ARENA_ALIGN;
 }
 
@@ -64,9 +65,9 @@ static size_t up_out_floats(const unet_up_block *u, int B, int H, int W) {
 }
 
 int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sample,
-                 const float *timesteps, const float *text, const float *const *down_residuals,
-                 const float *mid_residual, int B, int h, int w, int Nt, cnet_arena *keep,
-                 unet_acts *acts, cnet_error *err) {
+                 const float *timesteps, const float *text, const unet_added_cond *added,
+                 const float *const *down_residuals, const float *mid_residual, int B, int h, int w,
+                 int Nt, cnet_arena *keep, unet_acts *acts, cnet_error *err) {
     cnet_backend *be = m->params.be;
     const cnet_params *p = &m->params;
     const cnet_unet_config *L = &m->enc.cfg;
@@ -90,8 +91,8 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
         if (!(skips[i] = cnet_arena_alloc(held, s.skip_floats[i] * sizeof(float), err)))
             rc = err ? err->code : CNET_ENOMEM;
     if (!rc)
-        rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, B, NULL, NULL,
-                               err);
+        rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, added, B, NULL,
+                               NULL, err);
     /* Nothing of the down and mid blocks is kept: no gradient flows there. */
     if (!rc)
         rc = unet_encoder_forward(&m->enc, p, scratch, skips, a, sample, NULL, temb_act, text, B, h,

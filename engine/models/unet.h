@@ -7,8 +7,11 @@
  *   h = up_blocks(mid, skips)
  *   out = conv_out(silu(conv_norm_out(h)))
  *
- * Not here: class / addition embeddings, SDXL (the config loader refuses
- * them). Sizes: B batch, h/w latent size, Nt text tokens, Dt text dim. */
+ *   (SDXL, addition_embed_type "text_time": the time embedding gets
+ *   aug_emb from the added conditions, see unet_encoder.h)
+ *
+ * Not here: class embeddings and other addition embeddings (the config
+ * loader refuses them). Sizes: B batch, h/w latent size, Nt text tokens, Dt text dim. */
 #ifndef CNET_UNET_H
 #define CNET_UNET_H
 
@@ -49,14 +52,15 @@ typedef struct unet_acts {
 } unet_acts;
 
 /* out[B,h,w,out_channels] from sample[B,h,w,in_channels], host timesteps
- * [B] and text[B,Nt,Dt] (all device buffers but timesteps).
+ * [B] and text[B,Nt,Dt] (all device buffers but timesteps); added: SDXL's
+ * text_embeds and time_ids (unet_encoder.h), NULL for SD 1.x / 2.x.
  * down_residuals (n_skips device buffers in skip order) and mid_residual may
  * be NULL. With acts (training), the up path keeps what backward reads in
  * keep. */
 int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sample,
-                 const float *timesteps, const float *text, const float *const *down_residuals,
-                 const float *mid_residual, int B, int h, int w, int Nt, cnet_arena *keep,
-                 unet_acts *acts, cnet_error *err);
+                 const float *timesteps, const float *text, const unet_added_cond *added,
+                 const float *const *down_residuals, const float *mid_residual, int B, int h, int w,
+                 int Nt, cnet_arena *keep, unet_acts *acts, cnet_error *err);
 /* The frozen UNet's backward through the up path only (activation
  * gradients, no weight gradients): d_down[i] (overwrite) = dL/d(residual i)
  * and d_mid (overwrite) = dL/d(mid residual) from dout = dL/d(out). */

@@ -42,7 +42,7 @@ int unet_down_declare(unet_down_block *d, cnet_params *p, const cnet_unet_config
         if (!d->has_attn) continue;
         snprintf(pre, sizeof pre, "down_blocks.%d.attentions.%d", level, j);
         if ((rc = transformer2d_declare(&d->attns[j], p, pre, d->out, L->heads[level],
-                                        L->transformer_layers_per_block[level],
+                                        L->down_transformer_layers[level][j],
                                         L->cross_attention_dim[level], L->norm_num_groups,
                                         L->use_linear_projection, L->only_cross_attention[level],
                                         err)))
@@ -68,10 +68,10 @@ int unet_mid_declare(unet_mid_block *m, cnet_params *p, const cnet_unet_config *
                              L->norm_num_groups, L->norm_eps, L->mid_block_scale_factor, err)))
         return rc;
     if (m->has_attn &&
-        (rc = transformer2d_declare(
-             &m->attn, p, "mid_block.attentions.0", C, L->heads[top],
-             L->transformer_layers_per_block[top], L->cross_attention_dim[top], L->norm_num_groups,
-             L->use_linear_projection, L->mid_block_only_cross_attention, err)))
+        (rc = transformer2d_declare(&m->attn, p, "mid_block.attentions.0", C, L->heads[top],
+                                    L->mid_transformer_layers, L->cross_attention_dim[top],
+                                    L->norm_num_groups, L->use_linear_projection,
+                                    L->mid_block_only_cross_attention, err)))
         return rc;
     if (!m->has_attn) return 0; /* UNetMidBlock2D */
     return resnet_declare(&m->resnets[1], p, "mid_block.resnets.1", C, C, temb_channels,
@@ -101,11 +101,10 @@ int unet_up_declare(unet_up_block *u, cnet_params *p, const cnet_unet_config *L,
             return rc;
         if (!u->has_attn) continue;
         snprintf(pre, sizeof pre, "up_blocks.%d.attentions.%d", i, j);
-        if ((rc = transformer2d_declare(&u->attns[j], p, pre, u->out, L->heads[level],
-                                        L->transformer_layers_per_block[level],
-                                        L->cross_attention_dim[level], L->norm_num_groups,
-                                        L->use_linear_projection, L->only_cross_attention[level],
-                                        err)))
+        if ((rc = transformer2d_declare(
+                 &u->attns[j], p, pre, u->out, L->heads[level], L->up_transformer_layers[i][j],
+                 L->cross_attention_dim[level], L->norm_num_groups, L->use_linear_projection,
+                 L->only_cross_attention[level], err)))
             return rc;
     }
     if (u->has_upsample) {

@@ -25,7 +25,7 @@
 #include "engine/models/transformer2d.h"
 
 #define UNET_MAX_LEVELS CNET_MAX_BLOCKS
-#define UNET_MAX_LAYERS 8
+#define UNET_MAX_LAYERS CNET_MAX_LAYERS
 #define UNET_MAX_SKIPS (1 + UNET_MAX_LEVELS * (UNET_MAX_LAYERS + 1))
 
 typedef struct unet_down_block {

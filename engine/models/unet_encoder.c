@@ -21,6 +21,12 @@ int unet_encoder_declare(unet_encoder *e, cnet_params *p, const cnet_unet_config
         (rc = nn_linear_declare(&e->time_linear_2, p, "time_embedding.linear_2", e->temb_channels,
                                 e->temb_channels, 1, err)))
         return rc;
+    if (L->add_text_time && ((rc = nn_linear_declare(&e->add_linear_1, p, "add_embedding.linear_1",
+                                                     L->projection_class_embeddings_input_dim,
+                                                     e->temb_channels, 1, err)) ||
+                             (rc = nn_linear_declare(&e->add_linear_2, p, "add_embedding.linear_2",
+                                                     e->temb_channels, e->temb_channels, 1, err))))
+        return rc;
     for (int i = 0; i < L->n_blocks; i++)
         if ((rc = unet_down_declare(&e->down[i], p, L, i, e->temb_channels, err))) return rc;
     return unet_mid_declare(&e->mid, p, L, e->temb_channels, err);
@@ -66,21 +72,77 @@ int unet_encoder_sizes(const unet_encoder *e, int B, int h, int w, unet_sizes *s
     return 0;
 }
 
+size_t unet_encoder_time_floats(const unet_encoder *e, int B) {
+    const cnet_unet_config *L = &e->cfg;
+    const size_t T = (size_t)e->temb_channels;
+    size_t n = (size_t)B * (1 + L->block_out_channels[0] + 2 * T);
+    if (L->add_text_time) /* add_embeds, a1, a1_act, aug, time ids, time_embeds */
+        n += (size_t)B * (L->projection_class_embeddings_input_dim + 3 * T +
+                          CNET_TIME_IDS * (1 + (size_t)L->addition_time_embed_dim));
+    return n;
+}
+
+int unet_encoder_added(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch, float *aug,
+                       float *add_embeds, float *a1, float *a1_act, const unet_added_cond *added,
+                       int B, cnet_error *err) {
+    cnet_backend *be = p->be;
+    const cnet_unet_config *L = &e->cfg;
+    if (!L->add_text_time)
+        return cnet_fail(err, CNET_EINVAL, "the model has no addition_embed_type \"text_time\"");
+    if (!added || !added->text_embeds || !added->time_ids)
+        return cnet_fail(err, CNET_EINVAL,
+                         "an SDXL (addition_embed_type \"text_time\") model needs text_embeds "
+                         "and time_ids");
+    const int A = L->addition_time_embed_dim, P = L->projection_class_embeddings_input_dim;
+    const int TA = CNET_TIME_IDS * A, Dp = P - TA, T = e->temb_channels;
+    size_t mark = cnet_arena_mark(scratch);
+    float *ids = cnet_arena_alloc(scratch, (size_t)B * CNET_TIME_IDS * sizeof(float), err);
+    float *time_embeds = cnet_arena_alloc(scratch, (size_t)B * TA * sizeof(float), err);
+    if (!ids || !time_embeds) {
+        cnet_arena_restore(scratch, mark);
+        return err ? err->code : CNET_ENOMEM;
+    }
+    /* add_time_proj(time_ids.flatten()) [B*6, A] = [B, 6*A], float32 as in
+     * diffusers (Timesteps with the config's flip_sin_to_cos, freq_shift). */
+    be->upload(be, ids, added->time_ids, (size_t)B * CNET_TIME_IDS * sizeof(float));
+    be->timestep_embedding(be, time_embeds, ids, B * CNET_TIME_IDS, A, L->flip_sin_to_cos,
+                           L->freq_shift, TIMESTEP_MAX_PERIOD);
+    be->concat_channels(be, add_embeds, added->text_embeds, time_embeds, B, Dp, TA);
+    nn_linear_forward(&e->add_linear_1, p, a1, add_embeds, B);
+    be->silu_forward(be, a1_act, a1, (long)B * T);
+    nn_linear_forward(&e->add_linear_2, p, aug, a1_act, B);
+    cnet_arena_restore(scratch, mark);
+    return 0;
+}
+
 int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *scratch,
-                      float *temb_act, float *temb, float *proj_out, const float *timesteps, int B,
-                      cnet_arena *keep, unet_time_acts *acts, cnet_error *err) {
+                      float *temb_act, float *temb, float *proj_out, const float *timesteps,
+                      const unet_added_cond *added, int B, cnet_arena *keep, unet_time_acts *acts,
+                      cnet_error *err) {
     cnet_backend *be = p->be;
     const cnet_unet_config *L = &e->cfg;
     const int C0 = L->block_out_channels[0], T = e->temb_channels;
+    const int with_add = L->add_text_time, P = L->projection_class_embeddings_input_dim;
     cnet_arena *save = acts ? keep : scratch;
     size_t mark = cnet_arena_mark(scratch);
     float *t_dev = cnet_arena_alloc(scratch, (size_t)B * sizeof(float), err);
     float *proj = cnet_arena_alloc(save, (size_t)B * C0 * sizeof(float), err);
     float *h1 = cnet_arena_alloc(save, (size_t)B * T * sizeof(float), err);
     float *h1_act = cnet_arena_alloc(save, (size_t)B * T * sizeof(float), err);
-    if (!t_dev || !proj || !h1 || !h1_act) {
+    float *add_embeds = NULL, *a1 = NULL, *a1_act = NULL, *aug = NULL;
+    int rc = !t_dev || !proj || !h1 || !h1_act ? (err ? err->code : CNET_ENOMEM) : 0;
+    if (!rc && with_add) {
+        add_embeds = cnet_arena_alloc(save, (size_t)B * P * sizeof(float), err);
+        a1 = cnet_arena_alloc(save, (size_t)B * T * sizeof(float), err);
+        a1_act = cnet_arena_alloc(save, (size_t)B * T * sizeof(float), err);
+        aug = cnet_arena_alloc(scratch, (size_t)B * T * sizeof(float), err);
+        rc = !add_embeds || !a1 || !a1_act || !aug ? (err ? err->code : CNET_ENOMEM) : 0;
+    }
+    if (!rc && with_add)
+        rc = unet_encoder_added(e, p, scratch, aug, add_embeds, a1, a1_act, added, B, err);
+    if (rc) {
         cnet_arena_restore(scratch, mark);
-        return err ? err->code : CNET_ENOMEM;
+        return rc;
     }
     be->upload(be, t_dev, timesteps, (size_t)B * sizeof(float));
     be->timestep_embedding(be, proj, t_dev, B, C0, L->flip_sin_to_cos, L->freq_shift,
@@ -89,8 +151,16 @@ int unet_encoder_time(const unet_encoder *e, const cnet_params *p, cnet_arena *s
     nn_linear_forward(&e->time_linear_1, p, h1, proj, B);
     be->silu_forward(be, h1_act, h1, (long)B * T);
     nn_linear_forward(&e->time_linear_2, p, temb, h1_act, B);
+    if (with_add) be->add(be, temb, temb, aug, (long)B * T); /* emb = time_emb + aug_emb */
     be->silu_forward(be, temb_act, temb, (long)B * T);
-    if (acts) *acts = (unet_time_acts){.proj = proj, .h1 = h1, .h1_act = h1_act, .temb = temb};
+    if (acts)
+        *acts = (unet_time_acts){.proj = proj,
+                                 .h1 = h1,
+                                 .h1_act = h1_act,
+                                 .temb = temb,
+                                 .add_embeds = add_embeds,
+                                 .a1 = a1,
+                                 .a1_act = a1_act};
     cnet_arena_restore(scratch, mark);
     return 0;
 }
@@ -107,7 +177,12 @@ int unet_encoder_time_backward(const unet_encoder *e, const cnet_params *p, cons
         cnet_arena_restore(scratch, mark);
         return err ? err->code : CNET_ENOMEM;
     }
-    be->silu_backward(be, d1, dtemb_act, acts->temb, (long)B * T);
+    be->silu_backward(be, d1, dtemb_act, acts->temb, (long)B * T); /* d(emb) */
+    if (e->cfg.add_text_time) { /* emb = time_emb + add_embedding(add_embeds) */
+        nn_linear_backward(&e->add_linear_2, p, g, d2, d1, acts->a1_act, B);
+        be->silu_backward(be, d2, d2, acts->a1, (long)B * T);
+        nn_linear_backward(&e->add_linear_1, p, g, NULL, d2, acts->add_embeds, B);
+    }
     nn_linear_backward(&e->time_linear_2, p, g, d2, d1, acts->h1_act, B);
     be->silu_backward(be, d1, d2, acts->h1, (long)B * T);
     nn_linear_backward(&e->time_linear_1, p, g, NULL, d1, acts->proj, B);

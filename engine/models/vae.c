@@ -9,6 +9,25 @@
 
 #define VAE_EPS 1e-6f
 
+/* diffusers' _convert_deprecated_attention_blocks: VAEs saved before
+ * diffusers 0.14 (and many SD VAEs still shared) name the mid attention's
+ * projections query / key / value / proj_attn; they load as to_q / to_k /
+ * to_v / to_out.0. */
+static int vae_alias_legacy_attention(cnet_params *p, const char *pre, cnet_error *err) {
+    static const char *const names[][2] = {
+        {"query", "to_q"}, {"key", "to_k"}, {"value", "to_v"}, {"proj_attn", "to_out.0"}};
+    char old_name[NN_NAME_BUF + 32], new_name[NN_NAME_BUF + 32];
+    for (int i = 0; i < 4; i++)
+        for (int b = 0; b < 2; b++) {
+            const char *what = b ? "bias" : "weight";
+            snprintf(old_name, sizeof old_name, "%s.%s.%s", pre, names[i][0], what);
+            snprintf(new_name, sizeof new_name, "%s.%s.%s", pre, names[i][1], what);
+            int rc = params_alias(p, old_name, new_name, err);
+            if (rc) return rc;
+        }
+    return 0;
+}
+
 static int mid_declare(vae_mid *m, cnet_params *p, const char *half, const cnet_vae_config *L,
                        cnet_error *err) {
     char pre[NN_NAME_BUF];
@@ -24,7 +43,9 @@ static int mid_declare(vae_mid *m, cnet_params *p, const char *half, const cnet_
                  nn_group_norm_declare(&m->attn_norm, p, pre, C, L->norm_num_groups, VAE_EPS, err)))
             return rc;
         snprintf(pre, sizeof pre, "%s.mid_block.attentions.0", half);
-        if ((rc = attn_declare(&m->attn, p, pre, C, C, 1, C, 1, err))) return rc;
+        if ((rc = attn_declare(&m->attn, p, pre, C, C, 1, C, 1, err)) ||
+            (rc = vae_alias_legacy_attention(p, pre, err)))
+            return rc;
     }
     snprintf(pre, sizeof pre, "%s.mid_block.resnets.1", half);
     return resnet_declare(&m->res1, p, pre, C, C, 0, L->norm_num_groups, VAE_EPS, 1.0f, err);

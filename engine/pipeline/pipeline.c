@@ -252,9 +252,9 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
                 1.0f - (float)((float)i / n_steps < c->start || (float)(i + 1) / n_steps > c->end);
             const float scale = c->scale * keep;
             if (scale == 0.0f) continue; /* diffusers multiplies the residuals by 0 */
-            rc =
-                controlnet_forward(c->model, &scratch, b.k_down, b.k_mid, cn_x, b.images[k], ts,
-                                   b.cond_embeds, scale, guess, cn_rows, h, w, Nt, NULL, NULL, err);
+            rc = controlnet_forward(c->model, &scratch, b.k_down, b.k_mid, cn_x, b.images[k], ts,
+                                    b.cond_embeds, NULL, scale, guess, cn_rows, h, w, Nt, NULL,
+                                    NULL, err);
             for (int j = 0; j < s.n_skips && !rc; j++) {
                 const long row_floats = (long)(s.skip_floats[j] / rows);
                 float *dst = b.down[j] + (cn_off ? (long)N * row_floats : 0);
@@ -267,8 +267,8 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
             }
         }
         if (rc) break;
-        if ((rc = unet_forward(m->unet, &scratch, b.eps, b.x, ts, b.embeds, res_down, b.mid, rows,
-                               h, w, Nt, NULL, NULL, err)))
+        if ((rc = unet_forward(m->unet, &scratch, b.eps, b.x, ts, b.embeds, NULL, res_down, b.mid,
+                               rows, h, w, Nt, NULL, NULL, err)))
             break;
         const float *guided = b.eps;
         if (cfg_on) { /* uncond + g * (cond - uncond), in torch's order */

@@ -53,10 +53,10 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
     unet_acts un_acts = {.checkpoint = c->gradient_checkpointing};
     cnet_arena_reset(&t->keep);
     if ((rc = controlnet_forward(t->cn, &t->scratch, t->down, t->mid, t->noisy, cond, ts, text,
-                                 1.0f, 0, B, c->h, c->w, c->Nt, &t->keep, &cn_acts, err)))
+                                 NULL, 1.0f, 0, B, c->h, c->w, c->Nt, &t->keep, &cn_acts, err)))
         return rc;
     const size_t unet_keep = cnet_arena_mark(&t->keep);
-    if ((rc = unet_forward(t->unet, &t->scratch, t->pred, t->noisy, ts, text,
+    if ((rc = unet_forward(t->unet, &t->scratch, t->pred, t->noisy, ts, text, NULL,
                            (const float *const *)t->down, t->mid, B, c->h, c->w, c->Nt, &t->keep,
                            &un_acts, err)))
         return rc;

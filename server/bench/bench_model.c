@@ -240,9 +240,9 @@ static int run_task(bench_state *s, cnet_error *err) {
         break;
     case TASK_CN_UNET:
         rc = controlnet_forward(&s->cn, &s->scratch, s->down, s->mid, s->in, s->cond, s->timesteps,
-                                s->ehs, 1.0f, 0, s->B, s->h, s->w, s->Nt, NULL, NULL, err);
+                                s->ehs, NULL, 1.0f, 0, s->B, s->h, s->w, s->Nt, NULL, NULL, err);
         if (!rc)
-            rc = unet_forward(&s->unet, &s->scratch, s->out, s->in, s->timesteps, s->ehs,
+            rc = unet_forward(&s->unet, &s->scratch, s->out, s->in, s->timesteps, s->ehs, NULL,
                               (const float *const *)s->down, s->mid, s->B, s->h, s->w, s->Nt, NULL,
                               NULL, err);
         break;

@@ -13,11 +13,15 @@
 
 static const char dataset_usage[] =
     "usage: cnet dataset check DIR [--image_column C] [--conditioning_image_column C]\n"
-    "                              [--caption_column C] [--max_bad_fraction F]\n"
+    "                              [--caption_column C] [--dataset_config_name NAME]\n"
+    "                              [--max_bad_fraction F]\n"
     "       cnet dataset make-fill --n N --size S --out DIR [--seed N]\n"
     "\n"
-    "check: reads every sample of DIR (a folder with metadata.jsonl or prompt.json, a folder\n"
-    "of *.tar shards, a .tar file or a quoted glob of them), decodes both images and reports\n"
+    "check: reads every sample of DIR (a folder with metadata.jsonl, metadata.csv or\n"
+    "prompt.json; a Hub dataset snapshot in Parquet: data/train-*.parquet, the\n"
+    "refs/convert/parquet layout <config>/train/*.parquet (--dataset_config_name, default\n"
+    "\"default\") or *.parquet; a folder of *.tar shards, a .tar file or a quoted glob of\n"
+    "them), decodes both images and reports\n"
     "missing or unreadable files, conditioning/target size mismatches, blank conditioning\n"
     "images, empty captions and duplicates, with counts and the first offenders. Missing or\n"
     "unreadable samples are skipped by training; exit status 1 when none is usable or more\n"
@@ -59,13 +63,14 @@ static int run_check(int argc, char **argv) {
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        const char **column = cli_flag(a, "image_column", &v) ? &o.image_column
-                              : cli_flag(a, "conditioning_image_column", &v)
-                                  ? &o.conditioning_image_column
-                              : cli_flag(a, "caption_column", &v) ? &o.caption_column
-                                                                  : NULL;
-        if (column) {
-            if (!(*column = cli_value(argc, argv, &i, v, &err))) return option_error(&err);
+        const char **named = cli_flag(a, "image_column", &v) ? &o.image_column
+                             : cli_flag(a, "conditioning_image_column", &v)
+                                 ? &o.conditioning_image_column
+                             : cli_flag(a, "caption_column", &v)      ? &o.caption_column
+                             : cli_flag(a, "dataset_config_name", &v) ? &o.dataset_config_name
+                                                                      : NULL;
+        if (named) {
+            if (!(*named = cli_value(argc, argv, &i, v, &err))) return option_error(&err);
         } else if (cli_flag(a, "max_bad_fraction", &v)) {
             const char *text = cli_value(argc, argv, &i, v, &err);
             if (!text || cli_double(a, text, 0, 1, &max_bad, &err)) return option_error(&err);

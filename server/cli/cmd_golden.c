@@ -1,46 +1,72 @@
 /* cnet golden [--fixtures DIR] [--device D]: checks every golden file of a
  * fixture directory that cnet can compute so far and prints one line per
- * tensor (server/golden/golden.h), then a summary. The models run on the backend
+ * tensor (server/golden/golden.h), then a summary. The fixture's goldens/
+ * folder is always checked, its goldens-sdxl/ folder (with the model folder
+ * its manifest names) whenever it exists. The models run on the backend
  * --device names (cpu by default; cuda or cuda:N falls back to the CPU with
  * a note where no GPU is visible); the line "cnet golden: backend NAME"
  * says which ran. Exit status 0 when everything passed, 1 on any mismatch
  * or missing file, 2 on a usage error.
  *
- * Later work adds a row to `checks` (and a golden_check_<stem> function)
- * for each golden file it can reproduce; golden files without a row are
- * listed as not checked. */
+ * Later work adds a row to a folder's table (and a golden_check_<stem>
+ * function) for each golden file it can reproduce; golden .safetensors
+ * files without a row are listed as "not checked yet", which is no
+ * failure. */
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/core/backend.h"
 #include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
 #include "server/golden/golden.h"
 
+/* One golden file: <stem>.safetensors checked by run, or <stem>.json
+ * checked by run_json (exactly one of the two is set). */
 typedef struct golden_check {
-    const char *stem; /* goldens/<stem>.safetensors */
+    const char *stem;
     int (*run)(golden_ctx *ctx, const st_file *f, cnet_error *err);
+    int (*run_json)(golden_ctx *ctx, const char *path, cnet_error *err);
 } golden_check;
 
-static const golden_check checks[] = {
-    {"tokenizer", golden_check_tokenizer},
-    {"text_encoder", golden_check_text_encoder},
-    {"vae", golden_check_vae},
-    {"unet", golden_check_unet},
-    {"controlnet", golden_check_controlnet},
-    {"train", golden_check_train},
-    {"pipeline", golden_check_pipeline},
-    {"schedulers", golden_check_schedulers},
-    {"preprocess", golden_check_preprocess},
+static const golden_check sd_checks[] = {
+    {"tokenizer", golden_check_tokenizer, NULL},
+    {"text_encoder", golden_check_text_encoder, NULL},
+    {"vae", golden_check_vae, NULL},
+    {"unet", golden_check_unet, NULL},
+    {"controlnet", golden_check_controlnet, NULL},
+    {"train", golden_check_train, NULL},
+    {"pipeline", golden_check_pipeline, NULL},
+    {"schedulers", golden_check_schedulers, NULL},
+    {"preprocess", golden_check_preprocess, NULL},
+    {"controlnet_from_unet", NULL, golden_check_from_unet},
 };
 
-static const int n_checks = (int)(sizeof checks / sizeof checks[0]);
+static const golden_check sdxl_checks[] = {
+    {"unet_sdxl", golden_check_unet_sdxl, NULL},
+    {"controlnet_sdxl", golden_check_controlnet_sdxl, NULL},
+    {"text_encoders", golden_check_text_encoders_sdxl, NULL},
+    {"controlnet_from_unet", NULL, golden_check_from_unet},
+};
+
+/* A golden folder and its table; optional folders are checked when present. */
+typedef struct golden_set {
+    const char *dir;
+    const golden_check *checks;
+    int n, optional;
+} golden_set;
+
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+static const golden_set sets[] = {
+    {GOLDEN_DIR, sd_checks, COUNT(sd_checks), 0},
+    {GOLDEN_DIR_SDXL, sdxl_checks, COUNT(sdxl_checks), 1},
+};
 
 static void usage(FILE *out) {
     fprintf(out, "usage: cnet golden [--fixtures DIR] [--device D]\n"
-                 "  Compares cnet with the reference tensors in DIR/goldens (default "
-                 "tests/fixtures).\n"
+                 "  Compares cnet with the reference tensors in DIR/goldens and, when it "
+                 "exists,\n  DIR/goldens-sdxl (default DIR: tests/fixtures).\n"
                  "  --device  cpu (default), cuda or cuda:N: the backend the models run on\n");
 }
 
@@ -58,11 +84,19 @@ static void list_unchecked(const golden_ctx *ctx, const st_file *f) {
 
 static void run_check(golden_ctx *ctx, const golden_check *c) {
     char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/goldens/%s.safetensors", ctx->fixtures, c->stem);
+    snprintf(path, sizeof path, "%s/%s/%s.%s", ctx->fixtures, ctx->goldens, c->stem,
+             c->run ? "safetensors" : "json");
     printf("== %s\n", path);
     ctx->stem = c->stem;
     ctx->n_seen = 0;
     cnet_error err;
+    if (!c->run) {
+        if (c->run_json(ctx, path, &err)) {
+            printf("FAIL %s: %s\n", c->stem, err.msg);
+            ctx->failed++;
+        }
+        return;
+    }
     st_file f;
     if (st_open(&f, path, &err)) {
         printf("FAIL %s\n", err.msg);
@@ -77,10 +111,10 @@ static void run_check(golden_ctx *ctx, const golden_check *c) {
     st_close(&f);
 }
 
-/* Golden files present that no row of `checks` covers yet. */
-static void list_uncovered(const char *fixtures) {
+/* Golden .safetensors files of the set's folder that no row covers yet. */
+static void list_uncovered(const char *fixtures, const golden_set *set) {
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/goldens", fixtures);
+    snprintf(dir, sizeof dir, "%s/%s", fixtures, set->dir);
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
@@ -88,12 +122,37 @@ static void list_uncovered(const char *fixtures) {
         size_t n = strlen(e->d_name), s = strlen(".safetensors");
         if (n <= s || strcmp(e->d_name + n - s, ".safetensors") != 0) continue;
         int covered = 0;
-        for (int i = 0; i < n_checks && !covered; i++)
-            covered =
-                strlen(checks[i].stem) == n - s && strncmp(checks[i].stem, e->d_name, n - s) == 0;
-        if (!covered) printf("not checked yet: goldens/%s\n", e->d_name);
+        for (int i = 0; i < set->n && !covered; i++)
+            covered = set->checks[i].run && strlen(set->checks[i].stem) == n - s &&
+                      strncmp(set->checks[i].stem, e->d_name, n - s) == 0;
+        if (!covered) printf("not checked yet: %s/%s\n", set->dir, e->d_name);
     }
     closedir(d);
+}
+
+/* Runs every check of a golden folder, adding to *passed / *failed. A
+ * missing optional folder is skipped; a folder that cannot be read counts
+ * as a failure. */
+static void run_set(const golden_set *set, const char *fixtures, const char *device, int *passed,
+                    int *failed) {
+    char dir[PATH_MAX];
+    struct stat st;
+    snprintf(dir, sizeof dir, "%s/%s", fixtures, set->dir);
+    if (set->optional && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) return;
+    golden_ctx ctx;
+    cnet_error err;
+    if (golden_init_dir(&ctx, fixtures, set->dir, &err)) {
+        printf("FAIL %s: %s\n", set->dir, err.msg);
+        golden_free(&ctx);
+        (*failed)++;
+        return;
+    }
+    ctx.device = device;
+    printf("cnet golden: %s with the model %s\n", dir, ctx.model_dir);
+    for (int i = 0; i < set->n; i++) run_check(&ctx, &set->checks[i]);
+    list_uncovered(fixtures, set);
+    *passed += ctx.passed, *failed += ctx.failed;
+    golden_free(&ctx);
 }
 
 int cmd_golden(int argc, char **argv) {
@@ -133,18 +192,8 @@ int cmd_golden(int argc, char **argv) {
     }
     printf("cnet golden: backend %s\n", probe.name);
     cnet_backend_free(&probe);
-    golden_ctx ctx;
-    if (golden_init(&ctx, fixtures, &err)) {
-        fprintf(stderr, "cnet golden: %s\n", err.msg);
-        golden_free(&ctx);
-        return 1;
-    }
-    ctx.device = device;
-    for (int i = 0; i < n_checks; i++) run_check(&ctx, &checks[i]);
-    list_uncovered(fixtures);
-    printf("cnet golden: %d checks, %d passed, %d failed\n", ctx.passed + ctx.failed, ctx.passed,
-           ctx.failed);
-    int failed = ctx.failed;
-    golden_free(&ctx);
+    int passed = 0, failed = 0;
+    for (int i = 0; i < COUNT(sets); i++) run_set(&sets[i], fixtures, device, &passed, &failed);
+    printf("cnet golden: %d checks, %d passed, %d failed\n", passed + failed, passed, failed);
     return failed ? 1 : 0;
 }

@@ -17,6 +17,7 @@ static const cnet_command commands[] = {
     {"pull", "download a Hub model repo into the Hugging Face cache", cmd_pull},
     {"serve", "run the REST service (jobs, datasets, models)", cmd_serve},
     {"dataset", "check a training dataset; make a synthetic one", cmd_dataset},
+    {"convert", "single-file checkpoints, ControlNets and .bin folders <-> diffusers", cmd_convert},
 };
 
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

@@ -50,22 +50,27 @@ static int find_model_dir(golden_ctx *ctx, const json_t *manifest, const char *p
     return 0;
 }
 
-int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err) {
+int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, cnet_error *err) {
     memset(ctx, 0, sizeof *ctx);
     ctx->fixtures = fixtures;
+    ctx->goldens = goldens;
     ctx->device = "cpu";
     ctx->seen = malloc(GOLDEN_MAX_SEEN * sizeof *ctx->seen);
     if (!ctx->seen) return cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/goldens/tolerances.json", fixtures);
+    snprintf(path, sizeof path, "%s/%s/tolerances.json", fixtures, goldens);
     int rc = read_object(path, &ctx->tolerances, err);
     if (rc) return rc;
     json_t *manifest;
-    snprintf(path, sizeof path, "%s/goldens/manifest.json", fixtures);
+    snprintf(path, sizeof path, "%s/%s/manifest.json", fixtures, goldens);
     if ((rc = read_object(path, &manifest, err))) return rc;
     rc = find_model_dir(ctx, manifest, path, err);
     json_decref(manifest);
     return rc;
+}
+
+int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err) {
+    return golden_init_dir(ctx, fixtures, GOLDEN_DIR, err);
 }
 
 void golden_free(golden_ctx *ctx) {

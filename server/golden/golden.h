@@ -1,6 +1,7 @@
 /* Golden checks: what cnet computes against the reference tensors of a
  * fixture directory (tests/fixtures layout: goldens/<stem>.safetensors,
- * goldens/tolerances.json, goldens/manifest.json, the model folder).
+ * goldens/tolerances.json, goldens/manifest.json, the model folder; the
+ * same for goldens-sdxl/ with its own model folder).
  *
  * One check function per golden file (golden_check_<stem>), listed in the
  * table of server/cli/cmd_golden.c. A check computes its tensors and hands each
@@ -35,8 +36,14 @@
 /* Room for a tensor name built from a run: "<stem>.<run>.<tensor>.<index>". */
 #define GOLDEN_NAME_MAX 160
 
+/* The golden folders of a fixture directory: SD 1.x's (always checked) and
+ * SDXL's (checked when present). */
+#define GOLDEN_DIR "goldens"
+#define GOLDEN_DIR_SDXL "goldens-sdxl"
+
 typedef struct golden_ctx {
     const char *fixtures;     /* borrowed: the fixture root */
+    const char *goldens;      /* borrowed: the golden folder under it, e.g. GOLDEN_DIR */
     const char *device;       /* borrowed: backend every check opens ("cpu" unless set) */
     json_t *tolerances;       /* owned: goldens/tolerances.json */
     char model_dir[PATH_MAX]; /* the model folder the goldens were made with */
@@ -46,8 +53,10 @@ typedef struct golden_ctx {
     int n_seen;
 } golden_ctx;
 
-/* Reads tolerances.json and finds the model folder: the one folder whose
- * model_index.json goldens/manifest.json lists. */
+/* Reads <goldens>/tolerances.json and finds the model folder: the one
+ * folder whose model_index.json <goldens>/manifest.json lists. */
+int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, cnet_error *err);
+/* golden_init_dir of GOLDEN_DIR. */
 int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err);
 void golden_free(golden_ctx *ctx);
 
@@ -88,5 +97,11 @@ int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_schedulers(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_preprocess(golden_ctx *ctx, const st_file *f, cnet_error *err);
+/* <goldens>/controlnet_from_unet.json at path (server/golden/golden_from_unet.c). */
+int golden_check_from_unet(golden_ctx *ctx, const char *path, cnet_error *err);
+/* goldens-sdxl (server/golden/golden_sdxl_models.c, golden_sdxl_text.c). */
+int golden_check_unet_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_controlnet_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_text_encoders_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
 
 #endif

@@ -1,11 +1,11 @@
 /* Golden checks of the model components: goldens/text_encoder, vae, unet and
- * controlnet.safetensors. Each runs the component of the fixture's model
- * folder on the golden inputs (`<stem>.in.*` and the inputs named in the
- * goldens README) on the CPU backend and compares every output. Inputs and
- * outputs are PyTorch NCHW; the engine is NHWC, so 4-d tensors are converted
- * at this boundary (server/golden/model_io.h). Run names (e.g.
- * controlnet.t_batch.scale0.5) are parsed, not listed, so other fixture
- * directories work as long as they keep the naming of the goldens README. */
+ * controlnet.safetensors (and the same tensors of goldens-sdxl's
+ * unet_sdxl / controlnet_sdxl, whose added conditions are read too). Each runs the component of the
+ * fixture's model folder on the golden inputs (`<stem>.in.*` and the inputs named in the goldens
+ * README) on the CPU backend and compares every output. Inputs and outputs are PyTorch NCHW; the
+ * engine is NHWC, so 4-d tensors are converted at this boundary (server/golden/model_io.h). Run
+ * names (e.g. controlnet.t_batch.scale0.5) are parsed, not listed, so other fixture directories
+ * work as long as they keep the naming of the goldens README. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +86,40 @@ int golden_check_vae(golden_ctx *ctx, const st_file *f, cnet_error *err) {
 
 /* ---- UNet ---- */
 
+/* time_embedding(time_proj(t)) [B,T] into temb (and proj [B,C0] when
+ * non-NULL) for timesteps t. An SDXL (text_time) model's engine adds
+ * aug_emb from "<stem>.in.text_embeds/time_ids"; it is subtracted again
+ * here (unet_encoder_added), which costs at most an ulp of each. */
+static int plain_time_emb(golden_env *env, mio_model *mm, const unet_encoder *enc,
+                          const cnet_params *p, const st_file *f, const char *stem, const float *t,
+                          int B, float *temb, float *proj, cnet_error *err) {
+    cnet_backend *be = &env->be;
+    const size_t T = (size_t)B * enc->temb_channels;
+    const size_t P = (size_t)B * enc->cfg.projection_class_embeddings_input_dim;
+    mio_added added;
+    int rc = mio_added_load(&added, be, f, stem, &enc->cfg, B, err);
+    if (rc) return rc;
+    float *temb_act = be->alloc(be, T * sizeof(float)), *aug = NULL, *add = NULL, *a1 = NULL;
+    if (!temb_act) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
+    if (!rc)
+        rc = unet_encoder_time(enc, p, &mm->scratch, temb_act, temb, proj, t,
+                               mio_added_cond(&added), B, NULL, NULL, err);
+    if (!rc && enc->cfg.add_text_time) {
+        aug = be->alloc(be, T * sizeof(float));
+        add = be->alloc(be, P * sizeof(float));
+        a1 = be->alloc(be, 2 * T * sizeof(float));
+        rc = aug && add && a1 ? unet_encoder_added(enc, p, &mm->scratch, aug, add, a1, a1 + T,
+                                                   mio_added_cond(&added), B, err)
+                              : cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
+        if (!rc) be->axpy(be, temb, -1.0f, aug, (long)T);
+    }
+    float *bufs[] = {temb_act, aug, add, a1};
+    for (int i = 0; i < 4; i++)
+        if (bufs[i]) be->free(be, bufs[i]);
+    mio_added_free(&added, be);
+    return rc;
+}
+
 /* unet.time_proj and unet.time_emb of t_batch: the timestep embedding,
  * which mio_run does not return. */
 static int check_unet_time(golden_ctx *ctx, golden_env *env, mio_model *mm, const st_file *f,
@@ -102,21 +136,18 @@ static int check_unet_time(golden_ctx *ctx, golden_env *env, mio_model *mm, cons
     float t[MIO_MAX_BATCH];
     float *proj = env->be.alloc(&env->be, (size_t)B * C0 * sizeof(float));
     float *temb = env->be.alloc(&env->be, (size_t)B * T * sizeof(float));
-    float *temb_act = env->be.alloc(&env->be, (size_t)B * T * sizeof(float));
-    if (!proj || !temb || !temb_act) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
+    if (!proj || !temb) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
     if (!rc) rc = mio_timesteps(f, "unet.in.t_batch", B, t, err);
     if (!rc) rc = mio_scratch(mm, unet_scratch_bytes(m, B, h, w, Nt), err);
-    if (!rc)
-        rc = unet_encoder_time(&m->enc, &m->params, &mm->scratch, temb_act, temb, proj, t, B, NULL,
-                               NULL, err);
+    if (!rc) rc = plain_time_emb(env, mm, &m->enc, &m->params, f, "unet", t, B, temb, proj, err);
     if (!rc) rc = cnet_backend_status(&env->be, err); /* nothing to compare from a failed one */
     if (!rc) {
         const int64_t ps[2] = {B, C0}, ts[2] = {B, T};
         golden_compare_nhwc(ctx, env, f, "unet.time_proj.t_batch", proj, 2, ps);
         golden_compare_nhwc(ctx, env, f, "unet.time_emb.t_batch", temb, 2, ts);
     }
-    float *bufs[] = {proj, temb, temb_act};
-    for (int i = 0; i < 3; i++)
+    float *bufs[] = {proj, temb};
+    for (int i = 0; i < 2; i++)
         if (bufs[i]) env->be.free(&env->be, bufs[i]);
     return rc;
 }
@@ -197,8 +228,7 @@ static int check_controlnet_parts(golden_ctx *ctx, golden_env *env, mio_model *m
     float *c = mio_upload(&env->be, cond, err);
     float *emb = env->be.alloc(&env->be, (size_t)B * h * w * C0 * sizeof(float));
     float *temb = env->be.alloc(&env->be, (size_t)B * T * sizeof(float));
-    float *temb_act = env->be.alloc(&env->be, (size_t)B * T * sizeof(float));
-    if (!c || !emb || !temb || !temb_act) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
+    if (!c || !emb || !temb) rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
     if (!rc) rc = mio_scratch(mm, controlnet_scratch_bytes(m, B, h, w, Nt), err);
     if (!rc &&
         !(rc = controlnet_cond_embedding(m, &mm->scratch, emb, c, B, H, W, NULL, NULL, err)) &&
@@ -207,14 +237,14 @@ static int check_controlnet_parts(golden_ctx *ctx, golden_env *env, mio_model *m
         golden_compare_nhwc(ctx, env, f, "controlnet.cond_embedding", emb, 4, es);
     }
     if (!rc && !(rc = mio_timesteps(f, "controlnet.in.t_batch", B, t, err)) &&
-        !(rc = unet_encoder_time(&m->enc, &m->params, &mm->scratch, temb_act, temb, NULL, t, B,
-                                 NULL, NULL, err)) &&
+        !(rc = plain_time_emb(env, mm, &m->enc, &m->params, f, "controlnet", t, B, temb, NULL,
+                              err)) &&
         !(rc = cnet_backend_status(&env->be, err))) {
         const int64_t ts[2] = {B, T};
         golden_compare_nhwc(ctx, env, f, "controlnet.time_emb.t_batch", temb, 2, ts);
     }
-    float *bufs[] = {c, emb, temb, temb_act};
-    for (int i = 0; i < 4; i++)
+    float *bufs[] = {c, emb, temb};
+    for (int i = 0; i < 3; i++)
         if (bufs[i]) env->be.free(&env->be, bufs[i]);
     return rc;
 }

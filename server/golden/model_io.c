@@ -79,6 +79,42 @@ int mio_timesteps(const st_file *f, const char *name, int B, float *t, cnet_erro
     return 0;
 }
 
+int mio_added_load(mio_added *a, cnet_backend *be, const st_file *f, const char *stem,
+                   const cnet_unet_config *cfg, int B, cnet_error *err) {
+    memset(a, 0, sizeof *a);
+    if (!cfg->add_text_time) return 0;
+    char tn[MIO_NAME_MAX], in[MIO_NAME_MAX];
+    const st_entry *te, *ie;
+    const int Dp =
+        cfg->projection_class_embeddings_input_dim - CNET_TIME_IDS * cfg->addition_time_embed_dim;
+    snprintf(tn, sizeof tn, "%s.in.text_embeds", stem);
+    snprintf(in, sizeof in, "%s.in.time_ids", stem);
+    int rc;
+    if ((rc = mio_need(f, tn, CNET_F32, 2, &te, err)) ||
+        (rc = mio_need(f, in, CNET_F32, 2, &ie, err)))
+        return rc;
+    if (B > MIO_MAX_BATCH)
+        return cnet_fail(err, CNET_ELIMIT, "%s: batch %d larger than %d", f->path, B,
+                         MIO_MAX_BATCH);
+    if (te->view.shape[0] != B || te->view.shape[1] != Dp || ie->view.shape[0] != B ||
+        ie->view.shape[1] != CNET_TIME_IDS)
+        return cnet_fail(err, CNET_EINVAL,
+                         "%s: '%s' must be [%d,%d] and '%s' [%d,%d] for this SDXL model and batch",
+                         f->path, tn, B, Dp, in, B, CNET_TIME_IDS);
+    if (!(a->text_dev = mio_upload(be, te, err))) return CNET_ENOMEM;
+    memcpy(a->ids, ie->view.data, (size_t)B * CNET_TIME_IDS * sizeof(float));
+    a->cond = (unet_added_cond){.text_embeds = a->text_dev, .time_ids = a->ids};
+    a->present = 1;
+    return 0;
+}
+
+const unet_added_cond *mio_added_cond(const mio_added *a) { return a->present ? &a->cond : NULL; }
+
+void mio_added_free(mio_added *a, cnet_backend *be) {
+    if (a->text_dev) be->free(be, a->text_dev);
+    memset(a, 0, sizeof *a);
+}
+
 /* DiagonalGaussianDistribution of NCHW VAE moments [B,2L,h,w] (hw = h*w):
  * mean = the first L channels, logvar = the last L clamped to [-30, 20],
  * std = exp(logvar / 2); each output [B,L,h,w]. */
@@ -421,11 +457,15 @@ static int run_unet(mio_model *mm, const st_file *in, const mio_options *o, mio_
         rc = CNET_ENOMEM;
     if (!rc && !(*y = be->alloc(be, (size_t)B * h * w * Cout * sizeof(float))))
         rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
+    mio_added added;
     if (!rc) rc = mio_scratch(mm, unet_scratch_bytes(m, B, h, w, Nt), err);
-    if (!rc)
-        rc = unet_forward(m, &mm->scratch, *y, *x, t, *text,
+    if (!rc) rc = mio_added_load(&added, be, in, "unet", &m->enc.cfg, B, err);
+    if (!rc) {
+        rc = unet_forward(m, &mm->scratch, *y, *x, t, *text, mio_added_cond(&added),
                           with_res ? (const float *const *)res : NULL, *mid, B, h, w, Nt, NULL,
                           NULL, err);
+        mio_added_free(&added, be);
+    }
     const int64_t os[4] = {B, Cout, h, w};
     if (!rc) rc = add_output(mm, out, "unet.out", *y, 4, os, err);
     free_all(be, bufs, UNET_MAX_SKIPS + 4);
@@ -467,10 +507,15 @@ static int run_controlnet(mio_model *mm, const st_file *in, const mio_options *o
     if (!rc && (!(*x = mio_upload(be, xs, err)) || !(*text = mio_upload(be, ehs, err)) ||
                 !(*c = mio_upload(be, cond, err))))
         rc = CNET_ENOMEM;
+    mio_added added;
     if (!rc) rc = mio_scratch(mm, controlnet_scratch_bytes(m, B, h, w, Nt), err);
-    if (!rc)
-        rc = controlnet_forward(m, &mm->scratch, down, *mid, *x, *c, t, *text, o->scale,
-                                o->guess_mode, B, h, w, Nt, NULL, NULL, err);
+    if (!rc) rc = mio_added_load(&added, be, in, "controlnet", &m->enc.cfg, B, err);
+    if (!rc) {
+        rc = controlnet_forward(m, &mm->scratch, down, *mid, *x, *c, t, *text,
+                                mio_added_cond(&added), o->scale, o->guess_mode, B, h, w, Nt, NULL,
+                                NULL, err);
+        mio_added_free(&added, be);
+    }
     for (int i = 0; i < s.n_skips && !rc; i++) {
         char name[MIO_NAME_MAX];
         snprintf(name, sizeof name, "controlnet.down.%d", i);

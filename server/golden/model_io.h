@@ -17,6 +17,8 @@
  *   controlnet    controlnet.in.sample, .encoder_hidden_states, .controlnet_cond
  *                 [B,3,H,W] in [0,1], a timestep controlnet.in.t_batch | ...
  *                 -> controlnet.down.<i>, controlnet.mid
+ *   SDXL (addition_embed_type "text_time") unet / controlnet models also read
+ *                 <stem>.in.text_embeds [B,Dp] and <stem>.in.time_ids [B,6]
  *
  * What it is not: the comparison with the goldens (server/golden/golden.h)
  * or the command lines (server/cli/cmd_forward.c, cmd_golden.c). */
@@ -51,6 +53,24 @@ float *mio_download(cnet_backend *be, const float *dev, int ndim, const int64_t 
 
 /* Host float timesteps [B] from an int64 or f32 scalar or [B] tensor `name`. */
 int mio_timesteps(const st_file *f, const char *name, int B, float *t, cnet_error *err);
+
+/* SDXL's added conditions (unet_added_cond) read from a file. */
+typedef struct mio_added {
+    unet_added_cond cond;
+    float *text_dev;                          /* owned device copy of text_embeds */
+    float ids[MIO_MAX_BATCH * CNET_TIME_IDS]; /* host time_ids */
+    int present;
+} mio_added;
+
+/* For a text_time model (cfg->add_text_time), "<stem>.in.text_embeds"
+ * [B, Dp] and "<stem>.in.time_ids" [B, 6] (float32; Dp from the config),
+ * errors naming the file and tensor; for other models nothing is read and
+ * mio_added_cond gives NULL. Free with mio_added_free. */
+int mio_added_load(mio_added *a, cnet_backend *be, const st_file *f, const char *stem,
+                   const cnet_unet_config *cfg, int B, cnet_error *err);
+/* The conditions to pass to the model: NULL when none were loaded. */
+const unet_added_cond *mio_added_cond(const mio_added *a);
+void mio_added_free(mio_added *a, cnet_backend *be);
 
 /* Most output tensors one run gives (ControlNet: every skip + mid). */
 #define MIO_MAX_OUTPUTS (UNET_MAX_SKIPS + 4)

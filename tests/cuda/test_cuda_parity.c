@@ -598,9 +598,9 @@ static void test_controlnet_unet_forward(void) {
         float *dn[UNET_MAX_SKIPS];
         for (int i = 0; i < sz.n_skips; i++) dn[i] = down[i]->p[s];
         rc = controlnet_forward(&cn[s], &ar[s], dn, mid->p[s], x->p[s], cond->p[s], t, text->p[s],
-                                0.8f, 0, B, h, w, Nt, NULL, NULL, &err);
+                                NULL, 0.8f, 0, B, h, w, Nt, NULL, NULL, &err);
         if (!rc)
-            rc = unet_forward(&un[s], &ar[s], out->p[s], x->p[s], t, text->p[s],
+            rc = unet_forward(&un[s], &ar[s], out->p[s], x->p[s], t, text->p[s], NULL,
                               (const float *const *)dn, mid->p[s], B, h, w, Nt, NULL, NULL, &err);
     }
     EXPECT(rc == 0, "forward: %s", err.msg);

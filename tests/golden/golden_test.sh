@@ -3,7 +3,8 @@
 # FIXTURES) and reports it as one test: passed when it exits 0.
 # It asks for --device cuda: without a GPU that is the CPU run, and it must
 # say it fell back; with one, the goldens run on the GPU and then once more on
-# the CPU backend.
+# the CPU backend. goldens-sdxl, where the fixtures have it, is part of the
+# same run.
 BUILD=${BUILD:-build}
 FIXTURES=${FIXTURES:-tests/fixtures}
 out=$(mktemp)
@@ -16,6 +17,16 @@ elif ! grep -q "^cnet golden: --device cuda: no CUDA device visible.*using the C
     ! grep -q "^cnet golden: backend cpu" "$out"; then
     echo "golden: --device cuda neither ran on a GPU nor said it fell back to the CPU"
     rc=1
+fi
+# With SDXL goldens the SDXL UNet and ControlNet must have been checked too.
+if [ -d "$FIXTURES/goldens-sdxl" ]; then
+    for stem in unet_sdxl controlnet_sdxl; do
+        if ! grep -q "^== .*goldens-sdxl/$stem.safetensors" "$out" ||
+            grep -q "^FAIL $stem:" "$out"; then
+            echo "golden: goldens-sdxl/$stem.safetensors was not checked"
+            rc=1
+        fi
+    done
 fi
 rm -f "$out"
 if [ "$rc" -eq 0 ]; then

@@ -194,11 +194,11 @@ static int run_cn_unet(const char *dir, double *cn_max, double *unet_max, cnet_e
     }
     const float t[2] = {10.0f, 900.0f};
     if (!rc)
-        rc = controlnet_forward(&c, &scratch, down, mid, x, cond, t, text, 1.0f, 0, B, h, h, Nt,
-                                NULL, NULL, err);
+        rc = controlnet_forward(&c, &scratch, down, mid, x, cond, t, text, NULL, 1.0f, 0, B, h, h,
+                                Nt, NULL, NULL, err);
     if (!rc)
-        rc = unet_forward(&u, &scratch, out, x, t, text, (const float *const *)down, mid, B, h, h,
-                          Nt, NULL, NULL, err);
+        rc = unet_forward(&u, &scratch, out, x, t, text, NULL, (const float *const *)down, mid, B,
+                          h, h, Nt, NULL, NULL, err);
     int finite = 1, fi;
     *cn_max = 0;
     for (int i = 0; !rc && i < s.n_skips; i++) {

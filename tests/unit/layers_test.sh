@@ -31,10 +31,13 @@
 # arrow ran the wrong way when this test was written):
 #   0 core                       tensors, the backend table, errors, files
 #   1 config image text          each needs core only
-#     tensorboard                event files (train's trackers write them)
-#   2 models sched data          models, sched read config; data reads image
-#   3 pipeline init              pipeline runs models + sched + text; init
-#                                makes models' weights (config, models, text)
+#     tensorboard parquet        event files (train's trackers write them);
+#                                Parquet files (data reads Hub datasets)
+#   2 models sched data          models, sched read config; data reads image, parquet
+#   3 pipeline init convert      pipeline runs models + sched + text; init
+#                                makes models' weights (config, models, text);
+#                                convert maps original-layout files onto the
+#                                models' declared parameters (config, models)
 #   4 train                      data, pipeline, init (a ControlNet starts
 #                                from the UNet, controlnet_init) and the rest
 # The levels of server's rooms, read off the include graph the same way
@@ -54,7 +57,7 @@
 set -u
 . tests/lib/lib_check.sh
 
-engine_levels="core=0 config=1 image=1 text=1 tensorboard=1 models=2 sched=2 data=2 pipeline=3 init=3 train=4"
+engine_levels="core=0 config=1 image=1 text=1 tensorboard=1 parquet=1 models=2 sched=2 data=2 pipeline=3 init=3 convert=3 train=4"
 server_levels="store=0 hub=0 workers=1 golden=1 bench=1 http=2 cli=3"
 
 # layers_scan ROOT: prints one line per broken rule,

@@ -2,13 +2,16 @@
  * JSON read independently), diffusers' defaults and head-count rule on SD1.5-
  * and SD2.1-style configs written here, the effective scheduler configs that
  * real diffusers produced (goldens/schedulers.safetensors metadata
- * 'sched.<s>.config'), and the wrong-type / unsupported / malformed cases. */
+ * 'sched.<s>.config'), SDXL's text_time fields and per-layer transformer
+ * depths (with the UNet parameters they declare), and the wrong-type /
+ * unsupported / malformed cases. */
 #include <errno.h>
 #include <jansson.h>
 #include <unistd.h>
 
 #include "engine/config/config.h"
 #include "engine/core/safetensors.h"
+#include "engine/models/unet.h"
 #include "tests/lib/harness.h"
 
 static char tmpdir[] = "/tmp/cnet_cfg_XXXXXX";
@@ -46,12 +49,14 @@ static int same_block_names(const json_t *list, const cnet_block_type *got, int 
 }
 
 static const char *const pipes[] = {"tiny-sd", "small-sd"};
+/* UNet / ControlNet configs are also compared for the SDXL fixture. */
+static const char *const unet_pipes[] = {"tiny-sd", "small-sd", "tiny-sdxl"};
 
 static void check_unet_like(const char *pipe, int controlnet) {
     char path[4096];
     fixture_path(path, sizeof path, pipe,
                  controlnet ? "controlnet/config.json" : "unet/config.json");
-    if (access(path, F_OK) != 0) return; /* not every fixture dir has both */
+    if (access(path, F_OK) != 0) return; /* not every fixture dir has every model */
     cnet_unet_config c;
     cnet_error err = {0};
     int rc = controlnet ? cnet_controlnet_config_load(&c, path, &err)
@@ -79,10 +84,21 @@ static void check_unet_like(const char *pipe, int controlnet) {
              c.layers_per_block[i] == json_int_at(j, "layers_per_block", i) &&
              c.cross_attention_dim[i] == json_int_at(j, "cross_attention_dim", i) &&
              c.heads[i] == json_int_at(j, "attention_head_dim", i) &&
-             c.up_heads[n - 1 - i] == c.heads[i] &&
-             c.transformer_layers_per_block[i] == json_int_at(j, "transformer_layers_per_block", i);
+             c.up_heads[n - 1 - i] == c.heads[i];
+        /* these files write one int per block: every layer, up blocks mirrored */
+        const int depth = json_int_at(j, "transformer_layers_per_block", i);
+        for (int l = 0; ok && l < c.layers_per_block[i]; l++)
+            ok = c.down_transformer_layers[i][l] == depth &&
+                 (controlnet || c.up_transformer_layers[n - 1 - i][l] == depth);
         if (!ok) printf("    block %d differs\n", i);
     }
+    const json_t *add = json_object_get(j, "addition_embed_type");
+    ok = ok && c.mid_transformer_layers == json_int_at(j, "transformer_layers_per_block", n - 1) &&
+         c.add_text_time == json_is_string(add) &&
+         (!c.add_text_time ||
+          (c.addition_time_embed_dim == json_int_at(j, "addition_time_embed_dim", 0) &&
+           c.projection_class_embeddings_input_dim ==
+               json_int_at(j, "projection_class_embeddings_input_dim", 0)));
     if (ok && !controlnet)
         ok = c.out_channels == json_int_at(j, "out_channels", 0) &&
              c.sample_size == json_int_at(j, "sample_size", 0) &&
@@ -101,14 +117,14 @@ static void check_unet_like(const char *pipe, int controlnet) {
 }
 
 static void test_fixture_unet_and_controlnet(void) {
-    for (int p = 0; p < 2; p++) {
-        check_unet_like(pipes[p], 0);
-        check_unet_like(pipes[p], 1);
+    for (size_t p = 0; p < sizeof unet_pipes / sizeof unet_pipes[0]; p++) {
+        check_unet_like(unet_pipes[p], 0);
+        check_unet_like(unet_pipes[p], 1);
     }
 }
 
 static void test_fixture_vae_clip_index(void) {
-    for (int p = 0; p < 2; p++) {
+    for (size_t p = 0; p < sizeof pipes / sizeof pipes[0]; p++) {
         char path[4096];
         cnet_error err = {0};
         fixture_path(path, sizeof path, pipes[p], "vae/config.json");
@@ -242,7 +258,8 @@ static void test_defaults_are_diffusers(void) {
               u.down_block_types[0] == CNET_BLOCK_CROSS_ATTN_DOWN &&
               u.down_block_types[3] == CNET_BLOCK_DOWN && u.up_block_types[0] == CNET_BLOCK_UP &&
               u.mid_block_type == CNET_BLOCK_MID_CROSS_ATTN && !u.only_cross_attention[0] &&
-              u.transformer_layers_per_block[2] == 1,
+              u.down_transformer_layers[2][1] == 1 && u.mid_transformer_layers == 1 &&
+              u.up_transformer_layers[1][2] == 1 && !u.add_text_time,
           "UNet defaults");
     cnet_unet_config cn;
     CHECK(cnet_controlnet_config_load(&cn, write_cfg("empty_cn.json", "{}"), &err) == CNET_OK, "%s",
@@ -396,8 +413,22 @@ static void test_bad_configs_refused(void) {
         {0, "{\"norm_num_groups\": 48}", CNET_EFORMAT, "not divisible by norm_num_groups", NULL},
         {0, "{\"class_embed_type\": \"timestep\"}", CNET_EINVAL, "field 'class_embed_type'",
          "unsupported"},
-        {0, "{\"addition_embed_type\": \"text_time\"}", CNET_EINVAL,
-         "field 'addition_embed_type' = \"text_time\" is unsupported", NULL},
+        {0, "{\"addition_embed_type\": \"text\"}", CNET_EINVAL,
+         "field 'addition_embed_type' = \"text\" is unsupported", "text_time"},
+        {0, "{\"addition_embed_type\": \"text_time\"}", CNET_EFORMAT, "needs the integer fields",
+         "'addition_time_embed_dim'"},
+        {0,
+         "{\"addition_embed_type\": \"text_time\", \"addition_time_embed_dim\": 8, "
+         "\"projection_class_embeddings_input_dim\": 48}",
+         CNET_EFORMAT, "field 'projection_class_embeddings_input_dim' (48) must exceed", NULL},
+        {0,
+         "{\"addition_embed_type\": \"text_time\", \"addition_time_embed_dim\": \"8\", "
+         "\"projection_class_embeddings_input_dim\": 80}",
+         CNET_EFORMAT, "field 'addition_time_embed_dim'", "expected an integer"},
+        {0, "{\"projection_class_embeddings_input_dim\": 80}", CNET_EINVAL,
+         "field 'projection_class_embeddings_input_dim'", "unsupported"},
+        {1, "{\"addition_embed_type\": \"text_image\"}", CNET_EINVAL, "field 'addition_embed_type'",
+         "unsupported"},
         {0, "{\"dual_cross_attention\": true}", CNET_EINVAL, "field 'dual_cross_attention'",
          "unsupported"},
         {0, "{\"time_embedding_type\": \"fourier\"}", CNET_EINVAL,
@@ -406,8 +437,30 @@ static void test_bad_configs_refused(void) {
          "field 'resnet_time_scale_shift'", "unsupported"},
         {0, "{\"act_fn\": \"gelu\"}", CNET_EINVAL, "field 'act_fn'", "unsupported"},
         {0, "{\"act_fn\": \"tanhx\"}", CNET_EFORMAT, "field 'act_fn'", "\"tanhx\""},
-        {0, "{\"transformer_layers_per_block\": [[1, 2], 1, 1, 1]}", CNET_EINVAL,
-         "field 'transformer_layers_per_block'", "unsupported"},
+        {0, "{\"transformer_layers_per_block\": [[1, 2], 1, 1, 1]}", CNET_EFORMAT,
+         "field 'transformer_layers_per_block' has per-layer lists",
+         "'reverse_transformer_layers_per_block'"},
+        {0,
+         "{\"transformer_layers_per_block\": [[1], 1, 1, 1], "
+         "\"reverse_transformer_layers_per_block\": [1, 1, 1, 1]}",
+         CNET_EFORMAT, "field 'transformer_layers_per_block[0]'", "has 1 entries, the block has 2"},
+        {0,
+         "{\"transformer_layers_per_block\": [[1, 0], 1, 1, 1], "
+         "\"reverse_transformer_layers_per_block\": [1, 1, 1, 1]}",
+         CNET_EFORMAT, "field 'transformer_layers_per_block[0][1]'", "in [1, 64]"},
+        {0, "{\"transformer_layers_per_block\": [1, 1, 1]}", CNET_EFORMAT,
+         "field 'transformer_layers_per_block'", "expected 4"},
+        {0, "{\"transformer_layers_per_block\": [1, 1, \"2\", 1]}", CNET_EFORMAT,
+         "field 'transformer_layers_per_block[2]'", "expected an integer"},
+        {0, "{\"reverse_transformer_layers_per_block\": [1, 1]}", CNET_EFORMAT,
+         "field 'reverse_transformer_layers_per_block'", "expected 4"},
+        {0, "{\"reverse_transformer_layers_per_block\": 2}", CNET_EFORMAT,
+         "field 'reverse_transformer_layers_per_block'", "a list"},
+        {0, "{\"reverse_transformer_layers_per_block\": [1, [2, 2], 1, 1]}", CNET_EFORMAT,
+         "field 'reverse_transformer_layers_per_block[1]'", "the block has 3 layers"},
+        {0, "{\"layers_per_block\": 9}", CNET_EFORMAT, "field 'layers_per_block'", "[1, 8]"},
+        {1, "{\"transformer_layers_per_block\": [1, [1], 1, 1]}", CNET_EFORMAT,
+         "field 'transformer_layers_per_block[1]'", "the block has 2 layers"},
         {0,
          "{\"down_block_types\": [\"AttnDownBlock2D\", \"DownBlock2D\"], \"up_block_types\": "
          "[\"UpBlock2D\", \"UpBlock2D\"], \"block_out_channels\": [32, 64]}",
@@ -494,11 +547,88 @@ static void test_bad_configs_refused(void) {
           "missing file: '%s'", err.msg);
 }
 
+/* Per-layer transformer depths as diffusers v0.27.2 reads them (worked out
+ * by hand from unet_2d_condition.py and unet_2d_blocks.py): down block i,
+ * layer j gets transformer_layers_per_block[i][j] (an int entry: every
+ * layer); the mid block the last entry's first value; up block i
+ * reverse_transformer_layers_per_block[i] per layer, or without it the
+ * down entry of the level it mirrors. The UNet's declared parameters follow
+ * (transformer_blocks.<k> up to the depth, none beyond). */
+static void test_asymmetric_depths(void) {
+    static const char base[] =
+        "{\"down_block_types\": [\"DownBlock2D\", \"CrossAttnDownBlock2D\", "
+        "\"CrossAttnDownBlock2D\"], \"up_block_types\": [\"CrossAttnUpBlock2D\", "
+        "\"CrossAttnUpBlock2D\", \"UpBlock2D\"], \"block_out_channels\": [8, 16, 32], "
+        "\"norm_num_groups\": 8, \"attention_head_dim\": [1, 2, 4], \"cross_attention_dim\": 8, "
+        "\"layers_per_block\": 2, ";
+    char text[1024];
+    cnet_error err = {0};
+    cnet_unet_config c;
+    snprintf(text, sizeof text,
+             "%s\"transformer_layers_per_block\": [1, [1, 2], [3, 4]], "
+             "\"reverse_transformer_layers_per_block\": [[5, 6, 7], [1, 2, 3], 1]}",
+             base);
+    CHECK(cnet_unet_config_load(&c, write_cfg("asym.json", text), &err) == CNET_OK, "%s", err.msg);
+    EXPECT(c.down_transformer_layers[1][0] == 1 && c.down_transformer_layers[1][1] == 2 &&
+               c.down_transformer_layers[2][0] == 3 && c.down_transformer_layers[2][1] == 4 &&
+               c.mid_transformer_layers == 3,
+           "down %d %d %d %d, mid %d", c.down_transformer_layers[1][0],
+           c.down_transformer_layers[1][1], c.down_transformer_layers[2][0],
+           c.down_transformer_layers[2][1], c.mid_transformer_layers);
+    static const int want_up[2][3] = {{5, 6, 7}, {1, 2, 3}};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            EXPECT(c.up_transformer_layers[i][j] == want_up[i][j], "up %d layer %d: %d, want %d", i,
+                   j, c.up_transformer_layers[i][j], want_up[i][j]);
+    cnet_backend be;
+    unet_model m;
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+    int rc = unet_declare(&m, &be, &c, &err);
+    EXPECT(rc == 0, "declare: %s", err.msg);
+    static const struct {
+        const char *name;
+        int present;
+    } params[] = {
+        {"down_blocks.1.attentions.1.transformer_blocks.1.attn1.to_q.weight", 1},
+        {"down_blocks.1.attentions.1.transformer_blocks.2.attn1.to_q.weight", 0},
+        {"down_blocks.2.attentions.0.transformer_blocks.2.attn1.to_q.weight", 1},
+        {"down_blocks.2.attentions.0.transformer_blocks.3.attn1.to_q.weight", 0},
+        {"mid_block.attentions.0.transformer_blocks.2.attn1.to_q.weight", 1},
+        {"mid_block.attentions.0.transformer_blocks.3.attn1.to_q.weight", 0},
+        {"up_blocks.0.attentions.2.transformer_blocks.6.attn2.to_k.weight", 1},
+        {"up_blocks.0.attentions.2.transformer_blocks.7.attn2.to_k.weight", 0},
+        {"up_blocks.1.attentions.0.transformer_blocks.0.ff.net.2.weight", 1},
+        {"up_blocks.1.attentions.0.transformer_blocks.1.ff.net.2.weight", 0},
+    };
+    for (size_t i = 0; !rc && i < sizeof params / sizeof params[0]; i++)
+        EXPECT((params_find(&m.params, params[i].name) != NULL) == params[i].present,
+               "'%s' should be %s", params[i].name, params[i].present ? "declared" : "absent");
+    unet_free(&m);
+    cnet_backend_free(&be);
+    /* an int list: up blocks mirror it (no reverse list needed) */
+    snprintf(text, sizeof text, "%s\"transformer_layers_per_block\": [1, 2, 3]}", base);
+    CHECK(cnet_unet_config_load(&c, write_cfg("asym.json", text), &err) == CNET_OK, "%s", err.msg);
+    EXPECT(c.up_transformer_layers[0][2] == 3 && c.up_transformer_layers[1][0] == 2 &&
+               c.mid_transformer_layers == 3 && c.down_transformer_layers[2][1] == 3,
+           "int list: up %d %d mid %d", c.up_transformer_layers[0][2],
+           c.up_transformer_layers[1][0], c.mid_transformer_layers);
+    /* the ControlNet takes per-layer lists without a reverse list */
+    snprintf(text, sizeof text,
+             "{\"_class_name\": \"ControlNetModel\", \"down_block_types\": [\"DownBlock2D\", "
+             "\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\"], \"block_out_channels\": [8, 16, "
+             "32], \"norm_num_groups\": 8, \"attention_head_dim\": [1, 2, 4], "
+             "\"transformer_layers_per_block\": [1, [1, 2], [3, 4]]}");
+    CHECK(cnet_controlnet_config_load(&c, write_cfg("asym.json", text), &err) == CNET_OK, "%s",
+          err.msg);
+    EXPECT(c.down_transformer_layers[2][1] == 4 && c.mid_transformer_layers == 3,
+           "ControlNet: %d, mid %d", c.down_transformer_layers[2][1], c.mid_transformer_layers);
+}
+
 static void remove_tmpdir(void) {
     static const char *const names[] = {"sd15.json",       "sd21.json",       "cn_heads.json",
                                         "unet_heads.json", "empty_unet.json", "empty_cn.json",
                                         "empty_vae.json",  "empty_clip.json", "clip_full.json",
-                                        "eff.json",        "remap.json"};
+                                        "eff.json",        "remap.json",      "asym.json"};
     char path[600];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", tmpdir, names[i]);
@@ -523,6 +653,7 @@ int main(int argc, char **argv) {
     RUN(test_defaults_are_diffusers);
     RUN(test_scheduler_effective_configs);
     RUN(test_bad_configs_refused);
+    RUN(test_asymmetric_depths);
     remove_tmpdir();
     return harness_done();
 }

@@ -1,15 +1,18 @@
-/* ControlNetModel.from_unet against goldens/controlnet_from_unet.json, which
- * real diffusers 0.27.2 wrote for the fixture's UNet: the derived config
+/* ControlNetModel.from_unet against goldens/controlnet_from_unet.json (and
+ * goldens-sdxl's, where the fixture directory has one), which real
+ * diffusers 0.27.2 wrote for the fixture's UNet: the derived config
  * equals its "controlnet_config" field by field, and every ControlNet tensor
  * is a bit-equal copy of the UNet tensor it names, all zeros, or freshly
  * initialised (non-zero, inside PyTorch's default-init bounds
  * +-1/sqrt(fan_in), with the uniform's variance, the same for the same seed
  * and different for another). The fixture's model folder is the one
- * goldens/manifest.json names, so any fixture directory works. */
+ * the golden folder's manifest.json names, so any fixture directory works.
+ * SDXL: add_embedding.* is fresh, not copied (0.27.2). */
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "engine/init/controlnet_init.h"
 #include "server/golden/golden.h"
@@ -18,9 +21,12 @@
 
 static const char *fixtures(void) { return harness_fixtures(); }
 
+/* The golden folder the tests read: GOLDEN_DIR, then GOLDEN_DIR_SDXL. */
+static const char *golden_dir = GOLDEN_DIR;
+
 static json_t *load_golden(void) {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/goldens/controlnet_from_unet.json", fixtures());
+    snprintf(path, sizeof path, "%s/%s/controlnet_from_unet.json", fixtures(), golden_dir);
     return json_load_file(path, 0, NULL);
 }
 
@@ -39,7 +45,7 @@ static void test_config_from_unet(void) {
     CHECK(g, "cannot read controlnet_from_unet.json");
     golden_ctx ctx;
     cnet_error err;
-    CHECK(golden_init(&ctx, fixtures(), &err) == 0, "%s", err.msg);
+    CHECK(golden_init_dir(&ctx, fixtures(), golden_dir, &err) == 0, "%s", err.msg);
     char unet_cfg[PATH_MAX + 32];
     snprintf(unet_cfg, sizeof unet_cfg, "%s/unet/config.json", ctx.model_dir);
     int cond[CONTROLNET_MAX_COND_LEVELS];
@@ -81,7 +87,7 @@ typedef struct fixture {
 static int fixture_open(fixture *fx, const json_t *g, uint64_t seed, cnet_error *err) {
     memset(fx, 0, sizeof *fx);
     golden_ctx ctx;
-    int rc = golden_init(&ctx, fixtures(), err);
+    int rc = golden_init_dir(&ctx, fixtures(), golden_dir, err);
     if (rc) return rc;
     char unet_dir[PATH_MAX + 16], unet_cfg[PATH_MAX + 32], cn_cfg[PATH_MAX + 32];
     snprintf(unet_dir, sizeof unet_dir, "%s/unet", ctx.model_dir);
@@ -157,7 +163,9 @@ static void test_from_unet_tensors(void) {
             snprintf(wname, sizeof wname, "%.*s.weight",
                      (int)(len - (name[len - 1] == 's' ? 5 : 7)), name);
             const cnet_param *w = params_find(&fx.cn.params, wname);
-            const double bound = 1.0 / sqrt((double)(w->shape[1] * w->shape[2] * w->shape[3]));
+            double fan_in = 1; /* every weight dimension but the output one */
+            for (int d = 1; w && d < w->ndim; d++) fan_in *= (double)w->shape[d];
+            const double bound = w ? 1.0 / sqrt(fan_in) : 0;
             double sumsq = 0, maxabs = 0;
             size_t zeros = 0;
             for (size_t i = 0; i < q->numel; i++) {
@@ -201,9 +209,10 @@ static void test_from_unet_seeded(void) {
         const cnet_param *qa = &a.cn.params.items[i], *qb = &b.cn.params.items[i],
                          *qc = &c.cn.params.items[i];
         same_ab &= memcmp(qa->data, qb->data, qa->numel * 4) == 0;
-        if (strncmp(qa->name, "controlnet_cond_embedding.", 26) != 0 ||
-            strstr(qa->name, ".conv_out."))
-            continue;
+        const int fresh = (strncmp(qa->name, "controlnet_cond_embedding.", 26) == 0 &&
+                           !strstr(qa->name, ".conv_out.")) ||
+                          strncmp(qa->name, "add_embedding.", 14) == 0;
+        if (!fresh) continue;
         n_fresh++;
         differ_ac += memcmp(qa->data, qc->data, qa->numel * 4) != 0;
     }
@@ -243,5 +252,14 @@ int main(int argc, char **argv) {
     RUN(test_from_unet_tensors);
     RUN(test_from_unet_seeded);
     RUN(test_from_unet_mismatch);
+    char sdxl[PATH_MAX];
+    struct stat st;
+    snprintf(sdxl, sizeof sdxl, "%s/%s/controlnet_from_unet.json", fixtures(), GOLDEN_DIR_SDXL);
+    if (stat(sdxl, &st) == 0) {
+        golden_dir = GOLDEN_DIR_SDXL;
+        RUN(test_config_from_unet);
+        RUN(test_from_unet_tensors);
+        RUN(test_from_unet_seeded);
+    }
     return harness_done();
 }

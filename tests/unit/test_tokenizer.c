@@ -496,6 +496,67 @@ static void test_tokenizer_load_errors(void) {
     remove_dir(dir);
 }
 
+/* ---- SDXL's tokenizer_2: pad "!" as an added token ---- */
+
+/* Ids of text by the tiny-sdxl tokenizer `which` (owned) and their count. */
+static int64_t *sdxl_ids(const char *which, const char *text, size_t *n) {
+    char dir[4096];
+    cnet_error err;
+    tokenizer *tok;
+    snprintf(dir, sizeof dir, "%s/tiny-sdxl/%s", fixtures(), which);
+    if (tokenizer_load(&tok, dir, &err)) return NULL;
+    int64_t *ids = NULL;
+    if (tokenizer_encode_full(tok, text, strlen(text), &ids, n, &err)) ids = NULL;
+    tokenizer_free(tok);
+    return ids;
+}
+
+static void test_tokenizer_sdxl_pad_split(void) {
+    /* goldens-sdxl/README.md (transformers' output): "background!!!" ->
+     * tokenizer [.., 0, 0, 256], tokenizer_2 [.., 0, 0, 0]: tokenizer_2's
+     * pad "!" (id 0, added_tokens_decoder) is cut out of the text before
+     * BPE, so it never becomes "!</w>" (256). */
+    size_t n1, n2;
+    int64_t *a = sdxl_ids("tokenizer", "background!!!", &n1);
+    int64_t *b = sdxl_ids("tokenizer_2", "background!!!", &n2);
+    CHECK(a && b && n1 == n2 && n1 >= 5, "ids: %zu vs %zu", n1, n2);
+    for (size_t i = 0; i + 4 < n1; i++)
+        EXPECT(a[i] == b[i], "id %zu: %lld vs %lld", i, (long long)a[i], (long long)b[i]);
+    const int64_t tail1[4] = {0, 0, 256, 999}, tail2[4] = {0, 0, 0, 999};
+    for (int i = 0; i < 4; i++) {
+        EXPECT(a[n1 - 4 + i] == tail1[i], "tokenizer tail %d: %lld", i, (long long)a[n1 - 4 + i]);
+        EXPECT(b[n2 - 4 + i] == tail2[i], "tokenizer_2 tail %d: %lld", i, (long long)b[n2 - 4 + i]);
+    }
+    free(a), free(b);
+    /* Inside a word the cut splits the word: "red!circle" is "red", "!",
+     * "circle" tokenised apart. */
+    size_t nw, nr, nc;
+    int64_t *w = sdxl_ids("tokenizer_2", "red!circle", &nw);
+    int64_t *r = sdxl_ids("tokenizer_2", "red", &nr), *c = sdxl_ids("tokenizer_2", "circle", &nc);
+    CHECK(w && r && c, "tokenizer_2 did not load or encode");
+    EXPECT(nw == nr + nc - 1, "red!circle: %zu ids, want %zu", nw, nr + nc - 1);
+    if (nw == nr + nc - 1) {
+        EXPECT(memcmp(w, r, (nr - 1) * sizeof *w) == 0, "red!circle: red part");
+        EXPECT(w[nr - 1] == 0, "red!circle: the ! is %lld, want 0", (long long)w[nr - 1]);
+        EXPECT(memcmp(w + nr, c + 1, (nc - 1) * sizeof *w) == 0, "red!circle: circle part");
+    }
+    free(w), free(r), free(c);
+    /* Padding with the tokenizer's own pad token: 0 for tokenizer_2. */
+    char dir[4096];
+    cnet_error err;
+    tokenizer *tok;
+    snprintf(dir, sizeof dir, "%s/tiny-sdxl/tokenizer_2", fixtures());
+    CHECK(tokenizer_load(&tok, dir, &err) == 0, "%s", err.msg);
+    int64_t ids[TOKENIZER_MAX_LENGTH], mask[TOKENIZER_MAX_LENGTH];
+    EXPECT(tokenizer_pad_id(tok) == 0 && tokenizer_encode(tok, "", 0, ids, mask, &err) == 0,
+           "pad %lld: %s", (long long)tokenizer_pad_id(tok), err.msg);
+    EXPECT(ids[0] == 998 && ids[1] == 999 && mask[1] == 1, "BOS EOS: %lld %lld", (long long)ids[0],
+           (long long)ids[1]);
+    for (int i = 2; i < tokenizer_max_length(tok); i++)
+        EXPECT(ids[i] == 0 && mask[i] == 0, "pad at %d: %lld", i, (long long)ids[i]);
+    tokenizer_free(tok);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     RUN(test_tokenizer_golden);
@@ -507,5 +568,6 @@ int main(int argc, char **argv) {
     RUN(test_tokenizer_sd2_padding);
     RUN(test_tokenizer_left_side);
     RUN(test_tokenizer_load_errors);
+    RUN(test_tokenizer_sdxl_pad_split);
     return harness_done();
 }
