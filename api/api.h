@@ -58,6 +58,8 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
 /* The largest SDXL crop coordinate a training job takes (--crops_coords_top_left_h/_w):
  * a time id, larger than any image cnet trains on. */
 #define API_TRAIN_CROP_MAX 16384
+/* --dataloader_num_workers (engine/train/train_decode.h's TRAIN_DECODE_WORKERS_MAX). */
+#define API_TRAIN_WORKERS_MAX 64
 
 #define API_GENERATE_BODY_MAX                                                                      \
     (20 << 20) /* bytes of a generate request (images inside); above → 413 */

@@ -326,10 +326,11 @@ const api_field api_train_fields[] = {
      .type = AF_INT,
      .flags = AF_CLI_ONLY,
      .lo = 0,
-     .hi = 64,
+     .hi = API_TRAIN_WORKERS_MAX,
      .def = "0",
-     .help = "accepted for the script's command lines; cnet decodes each batch in the training "
-             "process whatever the value (0, the script's default, means the same there)"},
+     .help = "threads that decode and transform the next batch's images while a step runs "
+             "(0: each batch is decoded when the step needs it); the same samples, order and "
+             "pixels whatever the value"},
     {.name = "enable_xformers_memory_efficient_attention",
      .type = AF_BOOL,
      .flags = AF_CLI_ONLY,

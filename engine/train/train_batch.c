@@ -5,9 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/image/image.h"
 #include "engine/core/philox.h"
-#include "engine/image/preprocess.h"
 #include "engine/train/train_step.h"
 
 static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
@@ -18,8 +16,8 @@ static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
 }
 
 int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
-                       uint64_t seed, int cache_latents, vae_model *vae, train_sdxl *sdxl,
-                       int crops_h, int crops_w, cnet_error *err) {
+                       uint64_t seed, int cache_latents, int workers, vae_model *vae,
+                       train_sdxl *sdxl, int crops_h, int crops_w, cnet_error *err) {
     memset(tb, 0, sizeof *tb);
     cnet_backend *be = base->unet.params.be;
     if (!vae) vae = &base->vae;
@@ -30,7 +28,7 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
     if (B < 1 || B > TRAIN_MAX_BATCH)
         return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..%d)", B,
                          TRAIN_MAX_BATCH);
-    tb->base = base, tb->ds = ds, tb->B = B, tb->R = resolution, tb->seed = seed;
+    tb->base = base, tb->B = B, tb->R = resolution, tb->seed = seed;
     tb->vae = vae, tb->sdxl = sdxl, tb->crops_h = crops_h, tb->crops_w = crops_w;
     tb->h = tb->w = resolution / f;
     tb->L = vae->cfg.latent_channels;
@@ -46,20 +44,18 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
     tb->moments = dev(be, 2 * lat, &rc, err);
     tb->text = dev(be, (size_t)B * tb->Nt * tb->D, &rc, err);
     if (sdxl) tb->text_embeds = dev(be, (size_t)B * sdxl->P, &rc, err);
-    if (rc) goto fail;
-    if (sdxl && (!(tb->time_ids = malloc((size_t)B * CNET_TIME_IDS * sizeof(float))) ||
-                 !(tb->captions = calloc((size_t)B, sizeof *tb->captions)))) {
+    if (rc || (rc = train_decode_init(&tb->decode, ds, base->tok, B, resolution, workers, err)))
+        goto fail;
+    if (sdxl && !(tb->time_ids = malloc((size_t)B * CNET_TIME_IDS * sizeof(float)))) {
         rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for SDXL batches");
         goto fail;
     }
-    tb->host_img = malloc(2 * img * sizeof(float));
     tb->host_lat = malloc(4 * lat * sizeof(float));
-    tb->ids = malloc(2 * (size_t)B * tb->Nt * sizeof(int64_t));
     if (cache_latents) {
         tb->n_cache = ds->n_entries;
         tb->cache = calloc((size_t)(tb->n_cache ? tb->n_cache : 1), sizeof *tb->cache);
     }
-    if (!tb->host_img || !tb->host_lat || !tb->ids || (cache_latents && !tb->cache)) {
+    if (!tb->host_lat || (cache_latents && !tb->cache)) {
         rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for batches");
         goto fail;
     }
@@ -82,36 +78,11 @@ void train_batcher_free(train_batcher *tb) {
         if (bufs[i]) be->free(be, bufs[i]);
     for (int64_t i = 0; tb->cache && i < tb->n_cache; i++) free(tb->cache[i]);
     free(tb->cache);
-    for (int i = 0; tb->captions && i < tb->B; i++) free(tb->captions[i]);
-    free(tb->captions);
     free(tb->time_ids);
-    free(tb->host_img);
     free(tb->host_lat);
-    free(tb->ids);
+    train_decode_free(&tb->decode);
     cnet_arena_free(&tb->scratch);
     memset(tb, 0, sizeof *tb);
-}
-
-/* Decodes and transforms one sample into slot i of the host batch. */
-static int load_sample(train_batcher *tb, const dataset_sample *s, int i, cnet_error *err) {
-    const size_t img = (size_t)tb->R * tb->R * 3, batch = (size_t)tb->B * img;
-    image_rgb8 target = {0}, cond = {0};
-    int rc = image_decode(&target, s->target, s->target_len, s->name, 0, err);
-    if (!rc) rc = image_decode(&cond, s->cond, s->cond_len, s->cond_name, 0, err);
-    if (!rc) rc = preprocess_train(tb->host_img + i * img, &target, tb->R, PREPROCESS_SIGNED, err);
-    if (!rc)
-        rc = preprocess_train(tb->host_img + batch + i * img, &cond, tb->R, PREPROCESS_UNIT, err);
-    if (!rc && tb->sdxl) { /* encoded as a batch in train_batcher_next */
-        free(tb->captions[i]);
-        if (!(tb->captions[i] = strdup(s->caption)))
-            rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for a caption");
-    } else if (!rc)
-        rc = tokenizer_encode(tb->base->tok, s->caption, strlen(s->caption),
-                              tb->ids + (size_t)i * tb->Nt, tb->ids + (size_t)(tb->B + i) * tb->Nt,
-                              err);
-    image_free(&target);
-    image_free(&cond);
-    return rc;
 }
 
 /* latents = (mean + std * noise) * scaling_factor, per sample from the cache
@@ -167,44 +138,30 @@ static int make_latents(train_batcher *tb, const int64_t *ids, int n, uint64_t r
 int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoch_end,
                        cnet_error *err) {
     cnet_backend *be = tb->base->unet.params.be;
-    const int64_t size = dataset_size(tb->ds);
-    dataset_cursor at = dataset_tell(tb->ds);
-    int rc;
-    *n = 0, *epoch_end = 0;
-    if (at.index >= size) { /* the previous batch ended an epoch */
-        dataset_cursor next = {at.epoch + 1, 0};
-        if ((rc = dataset_seek(tb->ds, next, err))) return rc;
-        at = next;
+    train_decode *d = &tb->decode;
+    int rc = train_decode_take(d, err);
+    *n = rc ? 0 : d->n, *epoch_end = rc ? 0 : d->epoch_end;
+    if (rc || *n == 0) {
+        if (!rc) train_decode_release(d);
+        return rc;
     }
     int64_t ids[TRAIN_MAX_BATCH];
-    while (*n < tb->B) {
-        dataset_cursor c = dataset_tell(tb->ds);
-        if (c.epoch != at.epoch || c.index >= size) break;
-        dataset_sample s;
-        rc = dataset_next(tb->ds, &s, err);
-        if (rc == CNET_ENOMEM) return rc;
-        if (!rc) rc = load_sample(tb, &s, *n, err);
-        if (rc == CNET_ENOMEM) return rc;
-        if (rc) { /* unreadable: skipped and counted, as the check would have */
-            tb->skipped++;
-            continue;
-        }
-        ids[(*n)++] = s.id;
-    }
-    dataset_cursor end = dataset_tell(tb->ds); /* (epoch + 1, 0) once an epoch is read */
-    *epoch_end = end.epoch != at.epoch || end.index >= size;
-    if (*n == 0) return 0;
+    memcpy(ids, d->sample_id, (size_t)*n * sizeof ids[0]);
     const size_t img = (size_t)tb->R * tb->R * 3;
-    be->upload(be, tb->pixels, tb->host_img, (size_t)*n * img * sizeof(float));
-    be->upload(be, tb->cond, tb->host_img + (size_t)tb->B * img, (size_t)*n * img * sizeof(float));
+    be->upload(be, tb->pixels, d->img, (size_t)*n * img * sizeof(float));
+    be->upload(be, tb->cond, d->img + (size_t)tb->B * img, (size_t)*n * img * sizeof(float));
     if (tb->sdxl) {
-        rc = train_sdxl_encode(tb->sdxl, &tb->scratch, (const char *const *)tb->captions, *n,
-                               tb->text, tb->text_embeds, err);
+        const char *captions[TRAIN_MAX_BATCH];
+        for (int i = 0; i < *n; i++) captions[i] = d->raw[i].caption;
+        rc =
+            train_sdxl_encode(tb->sdxl, &tb->scratch, captions, *n, tb->text, tb->text_embeds, err);
         train_sdxl_time_ids(tb->time_ids, *n, tb->R, tb->crops_h, tb->crops_w);
     } else {
-        rc = clip_text_forward(&tb->base->text_encoder, &tb->scratch, tb->text, NULL, tb->ids, *n,
+        rc = clip_text_forward(&tb->base->text_encoder, &tb->scratch, tb->text, NULL, d->tokens, *n,
                                tb->Nt, 0, err);
     }
-    if (rc) return rc;
-    return make_latents(tb, ids, *n, rng_offset, err);
+    /* the host batch is uploaded and encoded: the next one may be made now,
+     * while the VAE and the step run */
+    train_decode_release(d);
+    return rc ? rc : make_latents(tb, ids, *n, rng_offset, err);
 }

@@ -10,8 +10,10 @@
  *
  * With cache_latents the VAE's mean and std of each sample are computed once
  * and kept (the VAE is frozen); the sampling noise is still drawn per step,
- * so cached and uncached runs are the same computation. Unreadable samples
- * met during training are skipped and counted.
+ * so cached and uncached runs are the same computation. The host half
+ * (reading, decoding, tokenizing, with --dataloader_num_workers threads and
+ * prefetch) is train_decode.h's; unreadable samples met during training are
+ * skipped and counted there.
  *
  * SDXL (train_controlnet_sdxl.py, a train_sdxl given): text is both
  * encoders' prompt_embeds, with text_embeds and the time ids beside it
@@ -28,11 +30,12 @@
 #include "engine/core/arena.h"
 #include "engine/data/dataset.h"
 #include "engine/pipeline/sd_base.h"
+#include "engine/train/train_decode.h"
 #include "engine/train/train_sdxl.h"
 
 typedef struct train_batcher {
-    sd_base *base;        /* borrowed */
-    dataset *ds;          /* borrowed */
+    sd_base *base; /* borrowed */
+    train_decode decode;
     vae_model *vae;       /* borrowed: the base's, or --pretrained_vae_model_name_or_path's */
     train_sdxl *sdxl;     /* borrowed; NULL: SD 1.x / 2.x */
     int crops_h, crops_w; /* SDXL: --crops_coords_top_left_h/_w */
@@ -46,26 +49,24 @@ typedef struct train_batcher {
     float *pixels, *cond, *latents, *text, *moments;
     float *text_embeds; /* SDXL [B, P] */
     /* host */
-    float *host_img, *host_lat;
+    float *host_lat;
     float *time_ids; /* SDXL [B, 6] */
-    char **captions; /* SDXL [B], owned copies of this batch's captions */
-    int64_t *ids;
-    int64_t skipped; /* unreadable samples met while training */
 } train_batcher;
 
 /* vae: the VAE to encode with (borrowed; base's when NULL). sdxl: NULL, or
  * the second text encoder of an SDXL base (then crops_h/w are the time
  * ids' crop). */
 int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
-                       uint64_t seed, int cache_latents, vae_model *vae, train_sdxl *sdxl,
-                       int crops_h, int crops_w, cnet_error *err);
+                       uint64_t seed, int cache_latents, int workers, vae_model *vae,
+                       train_sdxl *sdxl, int crops_h, int crops_w, cnet_error *err);
 void train_batcher_free(train_batcher *tb);
 
 /* Fills the device buffers with the next micro-batch of up to B samples
  * from the current epoch; *n receives the count (a short batch ends the
  * epoch; 0 means the epoch had no sample left). rng_offset: the Philox block
  * offset of this micro-batch's VAE sampling noise. *epoch_end is set when
- * the reader reached the end of its epoch. */
+ * the reader reached the end of its epoch. An error of the decode threads
+ * is returned here. The training position is train_decode_tell(&tb->decode). */
 int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoch_end,
                        cnet_error *err);
 

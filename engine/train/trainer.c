@@ -176,6 +176,31 @@ static void plan_steps(trainer *t) {
     t->num_epochs = (t->max_steps + t->updates_per_epoch - 1) / t->updates_per_epoch;
 }
 
+/* --tokenizer_name: the base's tokenizer replaced by the folder's, which
+ * must fit the text encoder (its ids inside the vocabulary, its padded
+ * length inside the position table). */
+static int swap_tokenizer(trainer *t, const char *dir, cnet_error *err) {
+    if (!t->have_base)
+        return cnet_fail(err, CNET_EINVAL,
+                         "tokenizer_name %s: only with a base model the trainer loads itself", dir);
+    tokenizer *tok;
+    int rc = tokenizer_load(&tok, dir, err);
+    if (rc) return cnet_error_prefix(err, "tokenizer_name %s", dir);
+    const clip_text_model *te = &t->base->text_encoder;
+    if (tokenizer_vocab_size(tok) > te->vocab || tokenizer_max_length(tok) > te->max_positions) {
+        rc = cnet_fail(err, CNET_EINVAL,
+                       "tokenizer_name %s: %lld tokens of length %d do not fit the text "
+                       "encoder's %d tokens and %d positions",
+                       dir, (long long)tokenizer_vocab_size(tok), tokenizer_max_length(tok),
+                       te->vocab, te->max_positions);
+        tokenizer_free(tok);
+        return rc;
+    }
+    tokenizer_free(t->base->tok);
+    t->base->tok = tok;
+    return 0;
+}
+
 static int setup(trainer *t, cnet_error *err) {
     const train_options *o = t->o;
     char path[PATH_MAX];
@@ -190,6 +215,7 @@ static int setup(trainer *t, cnet_error *err) {
             return rc;
         t->base = &t->own_base, t->have_base = 1;
     }
+    if (o->tokenizer_name && (rc = swap_tokenizer(t, o->tokenizer_name, err))) return rc;
     /* train_controlnet_sdxl.py for an SDXL base: the second text encoder */
     if (train_sdxl_is_sdxl(t->base)) {
         if (o->n_validation_prompts)
@@ -232,8 +258,9 @@ static int setup(trainer *t, cnet_error *err) {
                          t->vae->cfg.latent_channels, t->base->unet.enc.cfg.in_channels);
     plan_steps(t);
     if ((rc = train_batcher_init(&t->tb, t->base, &t->ds, o->train_batch_size, o->resolution,
-                                 o->seed, o->cache_latents, t->vae, t->have_sdxl ? &t->sdxl : NULL,
-                                 o->crops_coords_top_left_h, o->crops_coords_top_left_w, err)))
+                                 o->seed, o->cache_latents, o->dataloader_num_workers, t->vae,
+                                 t->have_sdxl ? &t->sdxl : NULL, o->crops_coords_top_left_h,
+                                 o->crops_coords_top_left_w, err)))
         return rc;
     t->have_tb = 1;
     int v = o->prediction_type ? !strcmp(o->prediction_type, "v_prediction")
@@ -293,7 +320,7 @@ static void teardown(trainer *t) {
 }
 
 static int save_checkpoint(trainer *t, cnet_error *err) {
-    dataset_cursor c = dataset_tell(&t->ds);
+    dataset_cursor c = train_decode_tell(&t->tb.decode);
     /* mixed_precision: what the backend computed in (cpu: always "no") */
     json_t *state =
         json_pack("{s:i, s:I, s:I, s:I, s:s, s:i, s:s}", "global_step", t->global_step, "epoch",
@@ -447,7 +474,8 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
     while (!rc && t.global_step < t.max_steps) {
         double loss = 0;
         int samples = 0;
-        const int epoch = (int)dataset_tell(&t.ds).epoch; /* of the step's first sample */
+        /* of the step's first sample */
+        const int epoch = (int)train_decode_tell(&t.tb.decode).epoch;
         if ((rc = optimizer_step(&t, &loss, &samples, err))) break;
         const int applied = t.global_step - (int)t.scaler.skipped; /* optimizer steps taken */
         const double lr = lr_at(&t.lr, applied);

@@ -48,6 +48,11 @@ typedef struct train_options {
     const char *pretrained_vae_model_name_or_path;
     /* train_controlnet_sdxl.py: the crop of the SDXL time ids */
     int crops_coords_top_left_h, crops_coords_top_left_w;
+    /* --tokenizer_name: a tokenizer folder used for training and validation
+     * instead of the base's tokenizer/ (the script's
+     * AutoTokenizer.from_pretrained(tokenizer_name)); only with a base
+     * trainer_run loads itself. NULL: the base's. */
+    const char *tokenizer_name;
     const char *output_dir;
     const char *train_data_dir;
     const char *image_column, *conditioning_image_column, *caption_column; /* NULL: defaults */
@@ -78,6 +83,9 @@ typedef struct train_options {
     int set_grads_to_none;      /* no gradient memory between optimizer steps */
     int64_t max_train_samples;
     double proportion_empty_prompts;
+    /* --dataloader_num_workers: threads that decode the next batch while a
+     * step runs (engine/train/train_decode.h); 0 decodes in the step */
+    int dataloader_num_workers;
     double max_bad_fraction; /* unreadable samples tolerated before refusing */
     /* --mixed_precision: the compute precision trainer_run sets on the
      * backend for the run (and restores after). The ControlNet's master

@@ -27,6 +27,7 @@
 #include "engine/pipeline/generate_infotext.h"
 #include "engine/pipeline/sd_base.h"
 #include "server/cli/commands.h"
+#include "server/cli/dl_progress.h"
 #include "server/cli/generate.h"
 #include "server/hub/hub_model.h"
 
@@ -164,11 +165,16 @@ typedef struct gen_sources {
 
 static int resolve_models(gen_options *o, gen_sources *src, cnet_error *err) {
     generate_request *r = &o->req;
-    const hub_model_opts pipe_opts = {.kind = HUB_MODEL_PIPELINE};
-    const hub_model_opts cn_opts = {.kind = HUB_MODEL_COMPONENT};
+    static dl_progress downloads;
+    dl_progress_init(&downloads, stderr, "cnet generate: ");
+    const hub_model_opts pipe_opts = {
+        .kind = HUB_MODEL_PIPELINE, .progress = dl_progress_file, .progress_ctx = &downloads};
+    const hub_model_opts cn_opts = {
+        .kind = HUB_MODEL_COMPONENT, .progress = dl_progress_file, .progress_ctx = &downloads};
     char default_cn[HUB_PATH_MAX];
     snprintf(default_cn, sizeof default_cn, "%s/controlnet", r->model_dir);
     int rc = hub_model_resolve(r->model_dir, &pipe_opts, src->model, NULL, 0, err);
+    dl_progress_end(&downloads);
     if (rc) return cnet_error_prefix(err, "--model");
     r->model_dir = src->model;
     for (int k = 0; k < r->n_controls; k++) {
@@ -178,6 +184,7 @@ static int resolve_models(gen_options *o, gen_sources *src, cnet_error *err) {
                 HUB_PATH_MAX)
                 return cnet_fail(err, CNET_ELIMIT, "--model: path too long");
         } else if ((rc = hub_model_resolve(c->dir, &cn_opts, src->controls[k], NULL, 0, err))) {
+            dl_progress_end(&downloads);
             return cnet_error_prefix(err, "--controlnet");
         }
         c->dir = src->controls[k];

@@ -7,6 +7,7 @@
 #include "api/hub_ref.h"
 #include "server/cli/cli_args.h"
 #include "server/cli/commands.h"
+#include "server/cli/dl_progress.h"
 #include "server/hub/hub_pull.h"
 
 #define PULL_INCLUDE_MAX 32 /* --include options accepted */
@@ -29,19 +30,16 @@ static const char pull_usage[] =
     "Token (optional, for private repos): HF_TOKEN, HF_TOKEN_FILE, or $HF_HOME/token.\n";
 
 static void on_log(void *ctx, const char *line) {
-    (void)ctx;
+    dl_progress_end(ctx); /* a retry's line below the bar */
     fprintf(stderr, "%s\n", line);
-}
-
-static void on_file(void *ctx, const char *file, long long done, long long total) {
-    (void)ctx;
-    fprintf(stderr, "downloaded %s (%lld/%lld bytes)\n", file, done, total);
 }
 
 int cmd_pull(int argc, char **argv) {
     const char *include[PULL_INCLUDE_MAX + 1] = {0};
     int n_include = 0;
-    hub_pull_opts o = {.progress = on_file};
+    dl_progress downloads;
+    dl_progress_init(&downloads, stderr, "");
+    hub_pull_opts o = {.progress = dl_progress_file, .progress_ctx = &downloads};
     const char *endpoint = NULL, *id = NULL;
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
@@ -99,10 +97,11 @@ int cmd_pull(int argc, char **argv) {
         fprintf(stderr, "cnet pull: %s\n", err.msg);
         return err.code == CNET_EINVAL ? 2 : 1;
     }
-    if (online) c.log = on_log;
+    if (online) c.log = on_log, c.log_ctx = &downloads;
     char snapshot[HUB_PATH_MAX];
     hub_pull_result r;
     int rc = hub_pull(online ? &c : NULL, &o, snapshot, &r, &err);
+    dl_progress_end(&downloads);
     if (rc != 0) {
         fprintf(stderr, "cnet pull: %s\n", err.msg);
     } else {

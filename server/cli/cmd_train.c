@@ -9,8 +9,8 @@
  * the Hub's (a model or dataset named by Hub id is pulled into the cache
  * first, server/hub/hub_model.h and hub_dataset.h; --push_to_hub pushes the
  * output after, as the script's upload_folder, through server/hub/
- * hub_push.h) and the ones accepted for the script's command lines
- * (--enable_xformers_memory_efficient_attention, --dataloader_num_workers).
+ * hub_push.h) and the one accepted for the script's command lines
+ * (--enable_xformers_memory_efficient_attention).
  * Unknown flags are errors. */
 #include <limits.h>
 #include <stdio.h>
@@ -19,11 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/train/train_decode.h"
 #include "engine/train/train_step.h"
 #include "engine/train/trainer.h"
 #include "server/cli/cli_args.h"
 #include "server/cli/cmd_train.h"
 #include "server/cli/commands.h"
+#include "server/cli/dl_progress.h"
 #include "server/hub/hub_dataset.h"
 #include "server/hub/hub_model.h"
 #include "server/hub/hub_push.h"
@@ -34,6 +36,7 @@
 _Static_assert(API_PROMPTS_MAX == TRAIN_MAX_VALIDATION, "validation prompts: one limit");
 _Static_assert(API_TRAIN_ACCUMULATION_MAX == TRAIN_MAX_ACCUMULATION, "accumulation: one limit");
 _Static_assert(API_TRAIN_BATCH_MAX == TRAIN_MAX_BATCH, "batch size: one limit");
+_Static_assert(API_TRAIN_WORKERS_MAX == TRAIN_DECODE_WORKERS_MAX, "decode threads: one limit");
 
 static void usage(FILE *out) {
     fprintf(out, "usage: cnet train --pretrained_model_name_or_path DIR|NS/NAME\n"
@@ -56,7 +59,6 @@ static int store_cli(train_cli *cli, const char *name, const char *text) {
         {"revision", &cli->revision, NULL},
         {"variant", &cli->variant, NULL},
         {"cache_dir", &cli->cache_dir, NULL},
-        {"tokenizer_name", &cli->tokenizer_name, NULL},
         {"dataset_name", &cli->dataset_name, NULL},
         {"dataset_config_name", &cli->dataset_config_name, NULL},
         {"hub_model_id", &cli->hub_model_id, NULL},
@@ -64,7 +66,6 @@ static int store_cli(train_cli *cli, const char *name, const char *text) {
         {"push_to_hub", NULL, &cli->push_to_hub},
         {"allow_tf32", NULL, &cli->allow_tf32},
         {"enable_xformers_memory_efficient_attention", NULL, &cli->xformers},
-        {"dataloader_num_workers", NULL, NULL}, /* range-checked, then nothing to do */
     };
     for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
         if (strcmp(flags[k].name, name) != 0) continue;
@@ -188,16 +189,13 @@ static void on_note(void *user, const char *line) {
     fprintf(stderr, "cnet train: %s\n", line);
 }
 
-/* A line per file a Hub pull brings, as it lands. */
-static void on_download(void *ctx, const char *file, long long done, long long total) {
-    (void)ctx;
-    fprintf(stderr, "cnet train: downloaded %s (%lld/%lld bytes)\n", file, done, total);
-}
+/* What a Hub pull brings: a bar per file on a terminal, else a line each. */
+static dl_progress downloads;
 
 /* Where the run's models and data come from: a Hub id becomes its snapshot
  * folder in the cache (paths: storage for the strings o then points at). */
 typedef struct train_sources {
-    char model[HUB_PATH_MAX], controlnet[HUB_PATH_MAX], data[HUB_PATH_MAX];
+    char model[HUB_PATH_MAX], controlnet[HUB_PATH_MAX], tokenizer[HUB_PATH_MAX], data[HUB_PATH_MAX];
     char model_id[HUB_REPO_ID_MAX];
 } train_sources;
 
@@ -207,28 +205,41 @@ static int resolve_sources(train_options *o, const train_cli *cli, train_sources
                          .revision = cli->revision,
                          .variant = cli->variant,
                          .cache_dir = cli->cache_dir,
-                         .progress = on_download};
+                         .progress = dl_progress_file,
+                         .progress_ctx = &downloads};
     int rc = hub_model_resolve(o->pretrained_model_name_or_path, &mo, src->model, src->model_id,
                                sizeof src->model_id, err);
     if (rc) return rc;
     o->pretrained_model_name_or_path = src->model;
     if (src->model_id[0]) o->base_model_id = src->model_id;
     /* the script loads the ControlNet without --revision or --variant */
-    hub_model_opts co = {
-        .kind = HUB_MODEL_COMPONENT, .cache_dir = cli->cache_dir, .progress = on_download};
+    hub_model_opts co = {.kind = HUB_MODEL_COMPONENT,
+                         .cache_dir = cli->cache_dir,
+                         .progress = dl_progress_file,
+                         .progress_ctx = &downloads};
     if (o->controlnet_model_name_or_path) {
         rc =
             hub_model_resolve(o->controlnet_model_name_or_path, &co, src->controlnet, NULL, 0, err);
         if (rc) return rc;
         o->controlnet_model_name_or_path = src->controlnet;
     }
-    if (cli->tokenizer_name)
-        return cnet_fail(err, CNET_EINVAL,
-                         "--tokenizer_name: cnet trains with the base model's tokenizer/ only");
+    /* AutoTokenizer.from_pretrained(tokenizer_name, revision=...): the
+     * tokenizer files at a Hub repo's top level */
+    hub_model_opts to = {.kind = HUB_MODEL_TOKENIZER,
+                         .revision = cli->revision,
+                         .cache_dir = cli->cache_dir,
+                         .progress = dl_progress_file,
+                         .progress_ctx = &downloads};
+    if (o->tokenizer_name) {
+        if ((rc = hub_model_resolve(o->tokenizer_name, &to, src->tokenizer, NULL, 0, err)))
+            return cnet_error_prefix(err, "--tokenizer_name");
+        o->tokenizer_name = src->tokenizer;
+    }
     if (cli->dataset_name) {
         hub_dataset_opts dopt = {.config_name = cli->dataset_config_name,
                                  .cache_dir = cli->cache_dir,
-                                 .progress = on_download};
+                                 .progress = dl_progress_file,
+                                 .progress_ctx = &downloads};
         rc = hub_dataset_resolve(cli->dataset_name, &dopt, src->data, err);
         if (rc) return rc;
         o->train_data_dir = src->data;
@@ -306,8 +317,10 @@ int cmd_train(int argc, char **argv) {
     }
     char repo_id[HUB_REPO_ID_MAX] = "";
     static train_sources src;
+    dl_progress_init(&downloads, stderr, "cnet train: ");
     if ((cli.push_to_hub && push_repo_id(&o, &cli, repo_id, &err)) ||
         resolve_sources(&o, &cli, &src, &err)) {
+        dl_progress_end(&downloads);
         fprintf(stderr, "cnet train: %s\n", err.msg);
         return 1;
     }

@@ -11,7 +11,7 @@
  * there after it (--push_to_hub). The engine never talks to the network. */
 typedef struct train_cli {
     const char *device; /* --device, default "cpu" */
-    const char *revision, *variant, *cache_dir, *tokenizer_name;
+    const char *revision, *variant, *cache_dir;
     const char *dataset_name, *dataset_config_name;
     const char *hub_model_id, *hub_token;
     int push_to_hub, allow_tf32, xformers;

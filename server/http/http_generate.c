@@ -9,7 +9,9 @@
  *     DATA/inputs/ and a `generate` job is committed (202 + Location); its
  *     artefacts are image_<i>.png.
  *   otherwise → the request runs on the least loaded engine (between the
- *     steps of a training job if one runs there) and the answer is one
+ *     steps of a training job if one runs there) — an hf:// model only
+ *     from the Hub cache (not cached: 409, never a download inside the
+ *     request) — and the answer is one
  *     image/png with the A1111-style "parameters" text chunk, or with
  *     `Accept: application/json` {"images": [base64 PNG...], "seed",
  *     "width", "height", "parameters"}.
@@ -220,6 +222,20 @@ static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, ht
     return http_reply_response(s, c, r, 200, resp);
 }
 
+/* A synchronous request never downloads (a pull can take minutes): an hf://
+ * model not in the cache is a 409 that says how to get it, an async job,
+ * which pulls it (the job's progress in GET /v1/jobs/{id}). */
+static enum MHD_Result not_cached(http_server *s, struct MHD_Connection *c, http_req *r,
+                                  const gen_call *g) {
+    const char *model = json_string_value(json_object_get(g->spec, "model"));
+    return http_reply_error(s, c, r, 409, "model_not_cached", "model",
+                            "%s is not in this server's Hub cache and a synchronous request "
+                            "never downloads: send the request with \"async\": true (the job "
+                            "pulls the model; GET /v1/jobs/{id} follows it); once pulled, "
+                            "synchronous requests use the cached copy",
+                            model);
+}
+
 enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req *r) {
     gen_call g = {0};
     api_error e;
@@ -234,10 +250,13 @@ enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req
     } else {
         gen_spec gs;
         cnet_error err = {0};
-        int rc = gen_spec_resolve(&gs, g.spec, s->cfg.models_dir, s->jobs_dir, &err);
+        int rc = gen_spec_resolve(&gs, g.spec, s->cfg.models_dir, s->jobs_dir, 1, &err);
         gs.req.controls[0].image = &g.control;
         if (!rc) rc = worker_generate(pick_engine(s), &gs.req, &g.out, &err);
-        ret = rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, &g, &gs);
+        if (rc && gs.not_cached)
+            ret = not_cached(s, c, r, &g);
+        else
+            ret = rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, &g, &gs);
     }
     gen_call_free(&g);
     return ret;

@@ -178,9 +178,11 @@ typedef struct xfer {
     growbuf body, hdr;
     long long read_pos;   /* file body: bytes handed to curl */
     long long sink_start; /* sink: offset this attempt resumes from */
+    long long sink_added; /* sink: bytes this attempt wrote */
     int sink_mode;        /* 0 undecided, 1 into the file, 2 into body (error) */
     int sink_errno;       /* write error on the sink */
     int range_mismatch;   /* a 206 that does not start where we asked */
+    int stopped;          /* req->on_sink asked to stop */
 } xfer;
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
@@ -244,10 +246,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
                 x->sink_errno = errno;
                 return 0;
             }
+            x->sink_added += (long long)len;
             return len;
         }
     }
     return growbuf_add(&x->body, p, len) == 0 ? len : 0;
+}
+
+/* libcurl's progress callback: req->on_sink's report and stop. */
+static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                   curl_off_t ulnow) {
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    xfer *x = ud;
+    if (x->sink_mode != 2)
+        x->stopped = x->req->on_sink(x->req->on_sink_ctx, x->sink_start + x->sink_added) != 0;
+    return x->stopped;
 }
 
 static size_t on_read(char *buf, size_t size, size_t n, void *ud) {
@@ -347,6 +360,7 @@ static CURLcode attempt(hub_client *c, const hub_request *req, xfer *x, char *er
     curl_easy_reset(curl);
     x->curl = curl;
     x->sink_start = 0;
+    x->sink_added = 0;
     if (req->sink_fd >= 0) {
         off_t end = lseek(req->sink_fd, 0, SEEK_END);
         x->sink_start = end > 0 ? (long long)end : 0;
@@ -365,6 +379,11 @@ static CURLcode attempt(hub_client *c, const hub_request *req, xfer *x, char *er
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
+    if (req->sink_fd >= 0 && req->on_sink) {
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_xfer);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, x);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    }
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, HUB_USER_AGENT);
@@ -430,6 +449,9 @@ int hub_http_do(hub_client *c, const hub_request *req, hub_response *resp, cnet_
         if (rc == CURLE_OK) {
             transient = hub_retry_status(status, x.body.data);
             snprintf(reason, sizeof reason, "HTTP %ld", status);
+        } else if (x.stopped) {
+            free(x.body.data), free(x.hdr.data);
+            return cnet_fail(err, CNET_EIO, "%s: stopped", req->what);
         } else if (x.sink_errno && !x.range_mismatch) {
             free(x.body.data), free(x.hdr.data);
             return cnet_fail(err, CNET_EIO, "%s: writing the download failed: %s", req->what,

@@ -76,6 +76,12 @@ typedef struct hub_request {
     int body_fd; /* file body when >= 0: body_len_file bytes from body_off */
     long long body_off, body_len_file;
     int sink_fd; /* >= 0: write a 2xx body here, resuming with Range on retry */
+    /* sink: called while the transfer runs (as bytes land, and about once a
+     * second while none do) with the bytes in the sink file so far; nonzero
+     * stops the download (no retry; hub_http_do fails saying it was
+     * stopped, the prefix stays for a resume). NULL: none */
+    int (*on_sink)(void *ctx, long long bytes);
+    void *on_sink_ctx;
 } hub_request;
 
 /* Initialises a request with no body, no sink. */

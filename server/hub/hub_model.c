@@ -142,11 +142,12 @@ int hub_model_pull(const char *repo_id, const hub_model_opts *o, char out[HUB_PA
                         .include = globs,
                         .cache_dir = o->cache_dir,
                         .progress = o->progress,
-                        .progress_ctx = o->progress_ctx};
+                        .progress_ctx = o->progress_ctx,
+                        .should_stop = o->should_stop};
     hub_pull_result r;
     char snapshot[HUB_PATH_MAX];
     const char *off = getenv("HF_HUB_OFFLINE");
-    const int offline = off && (!strcmp(off, "1") || !strcasecmp(off, "true"));
+    const int offline = o->offline || (off && (!strcmp(off, "1") || !strcasecmp(off, "true")));
     int rc;
     if (offline) {
         rc = hub_pull(NULL, &po, snapshot, &r, err);
@@ -166,7 +167,8 @@ int hub_model_pull(const char *repo_id, const hub_model_opts *o, char out[HUB_PA
     return rc ? cnet_error_prefix(err, "Hub model %s", repo_id) : 0;
 }
 
-int hub_model_path(const char *ref, hub_model_kind kind, char out[HUB_PATH_MAX], cnet_error *err) {
+int hub_model_path(const char *ref, hub_model_kind kind, int cache_only, char out[HUB_PATH_MAX],
+                   cnet_error *err) {
     if (!hub_ref_is_hub(ref)) {
         if (snprintf(out, HUB_PATH_MAX, "%s", ref) >= HUB_PATH_MAX)
             return cnet_fail(err, CNET_ELIMIT, "model path too long: %.200s", ref);
@@ -175,8 +177,9 @@ int hub_model_path(const char *ref, hub_model_kind kind, char out[HUB_PATH_MAX],
     char repo_id[HUB_REPO_ID_MAX], rev[HUB_REVISION_MAX];
     int rc = hub_ref_parse(ref, repo_id, rev, err);
     if (rc) return rc;
-    const hub_model_opts o = {.kind = kind, .revision = rev};
+    const hub_model_opts o = {.kind = kind, .revision = rev, .offline = cache_only};
     rc = hub_model_pull(repo_id, &o, out, err);
+    if (rc && cache_only) rc = CNET_ENOTFOUND; /* whatever the cache lacked */
     return rc ? cnet_error_prefix(err, "resolving %s", ref) : 0;
 }
 

@@ -39,9 +39,12 @@ typedef struct hub_model_opts {
     const char *revision;  /* NULL: main */
     const char *variant;   /* NULL: the plain weights */
     const char *cache_dir; /* NULL: the default root (hub_cache.h) */
-    /* A line per downloaded file and a bar while it downloads; NULL: quiet. */
+    int offline;           /* only the cache, as HF_HUB_OFFLINE=1 (which also counts) */
+    /* Each downloaded file's bytes as they land (hub_pull_opts.progress);
+     * NULL: quiet. */
     void (*progress)(void *ctx, const char *file, long long done, long long total);
     void *progress_ctx;
+    int (*should_stop)(void *ctx); /* hub_pull_opts.should_stop; NULL: never */
 } hub_model_opts;
 
 /* Pulls the Hub repo repo_id (no local folder is looked at) and answers
@@ -52,8 +55,11 @@ int hub_model_pull(const char *repo_id, const hub_model_opts *o, char out[HUB_PA
 
 /* A service's model reference: hf://ns/name[@rev] is pulled as a model of
  * kind and its folder returned; any other string is copied unchanged (a
- * folder the caller has placed). */
-int hub_model_path(const char *ref, hub_model_kind kind, char out[HUB_PATH_MAX], cnet_error *err);
+ * folder the caller has placed). cache_only: no request is made, a
+ * reference not in the cache is CNET_ENOTFOUND (what a synchronous HTTP
+ * request may do: it never downloads). */
+int hub_model_path(const char *ref, hub_model_kind kind, int cache_only, char out[HUB_PATH_MAX],
+                   cnet_error *err);
 
 /* name → a local folder in out. *repo_id gets the Hub id when name was
  * pulled, "" when it is a local folder (repo_id may be NULL). A name that is

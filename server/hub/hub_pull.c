@@ -138,6 +138,21 @@ static int verify_blob(const char *path, const char *file, const file_meta *m, c
     return 0;
 }
 
+/* A download's bytes so far, reported as the file's progress. */
+typedef struct blob_progress {
+    const hub_pull_opts *o;
+    const char *file;
+    long long total;
+} blob_progress;
+
+static int on_blob_bytes(void *ctx, long long bytes) {
+    const blob_progress *p = ctx;
+    /* done == total is said once, when the file is verified and in place */
+    if (p->o->progress && bytes < p->total)
+        p->o->progress(p->o->progress_ctx, p->file, bytes, p->total);
+    return p->o->should_stop && p->o->should_stop(p->o->progress_ctx);
+}
+
 /* Fetches blobs/<etag> unless present. Returns 1 if downloaded, 0 if cached. */
 static int fetch_blob(hub_client *c, const char *repo_dir, const char *file, const file_meta *m,
                       const hub_pull_opts *o, long long *bytes, cnet_error *err) {
@@ -168,6 +183,8 @@ static int fetch_blob(hub_client *c, const char *repo_dir, const char *file, con
         req.auth = m->auth;
         req.retry = 1;
         req.sink_fd = fd;
+        blob_progress bp = {o, file, m->size};
+        if (o->progress || o->should_stop) req.on_sink = on_blob_bytes, req.on_sink_ctx = &bp;
         hub_response resp;
         rc = hub_http_expect(c, &req, &resp, err);
         if (rc == 0) {
@@ -248,6 +265,10 @@ int hub_pull(hub_client *c, const hub_pull_opts *opts, char snapshot[HUB_PATH_MA
             break;
         }
         if (!wanted(path, o.include) || (o.exclude && wanted(path, o.exclude))) continue;
+        if (o.should_stop && o.should_stop(o.progress_ctx)) {
+            rc = cnet_fail(err, CNET_EIO, "pulling %s: stopped", o.repo_id);
+            break;
+        }
         file_meta m;
         rc = file_metadata(c, o.repo_type, o.repo_id, r->commit, path, &m, err);
         if (rc == 0) rc = fetch_blob(c, repo_dir, path, &m, &o, &r->bytes, err);

@@ -30,8 +30,16 @@ typedef struct hub_pull_opts {
     const char *const *exclude; /* of those, none matching these globs; NULL = none */
     const char *cache_dir;      /* NULL = default root (hub_cache.h) */
     int offline;
+    /* A downloaded file's progress: called as its bytes land (done < total:
+     * the bytes in its .incomplete file, a resumed prefix included), then
+     * once with done == total when it is verified and in place. Files
+     * already cached are not reported. NULL: quiet. */
     void (*progress)(void *ctx, const char *file, long long done, long long total);
     void *progress_ctx;
+    /* Asked (with progress_ctx) before each file and while one downloads:
+     * nonzero stops the pull (CNET_EIO, "stopped"; what landed stays in
+     * the cache, a partial file as its resumable .incomplete). NULL: never. */
+    int (*should_stop)(void *ctx);
 } hub_pull_opts;
 
 typedef struct hub_pull_result {

@@ -48,10 +48,14 @@ static json_t *number_or_null(double v) { return isfinite(v) ? json_real(v) : js
 int pool_report(pool_ctl *ctl, const pool_progress *pr, cnet_error *err) {
     pool *p = ctl->pool;
     /* json_real refuses inf and NaN (an fp16 step that overflowed): null */
-    json_t *o = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "step", (json_int_t)pr->step, "total",
-                          (json_int_t)pr->total, "loss", number_or_null(pr->loss), "lr",
-                          number_or_null(pr->lr), "samples_per_s",
-                          number_or_null(pr->samples_per_s), "eta_s", number_or_null(pr->eta_s));
+    json_t *o =
+        pr->file
+            ? json_pack("{s:s, s:s, s:I, s:I}", "phase", "download", "file", pr->file, "done_bytes",
+                        (json_int_t)pr->done_bytes, "total_bytes", (json_int_t)pr->total_bytes)
+            : json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "step", (json_int_t)pr->step, "total",
+                        (json_int_t)pr->total, "loss", number_or_null(pr->loss), "lr",
+                        number_or_null(pr->lr), "samples_per_s", number_or_null(pr->samples_per_s),
+                        "eta_s", number_or_null(pr->eta_s));
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text) return cnet_fail(err, CNET_ENOMEM, "pool: progress: out of memory");

@@ -4,11 +4,11 @@
  * header of the pool subsystem.
  *
  * What it is not: it knows nothing of training or generation: `cnet serve`
- * registers the engine's runner (server/workers/runner.h). Execution is at-least-once: a job whose worker
- * died is rescued (jobs_rescue) and claimed again, and the runner is told the step of the last
- * checkpoint it recorded so it resumes there instead of starting over. Every write goes through the
- * store's fencing token: a worker that lost its lease is told to stop (pool_report returns
- * JOBS_ESTALE) and writes nothing. */
+ * registers the engine's runner (server/workers/runner.h). Execution is at-least-once: a job whose
+ * worker died is rescued (jobs_rescue) and claimed again, and the runner is told the step of the
+ * last checkpoint it recorded so it resumes there instead of starting over. Every write goes
+ * through the store's fencing token: a worker that lost its lease is told to stop (pool_report
+ * returns JOBS_ESTALE) and writes nothing. */
 #ifndef CNET_POOL_H
 #define CNET_POOL_H
 
@@ -31,6 +31,10 @@ typedef struct pool_job {
 typedef struct pool_progress {
     int64_t step, total;
     double loss, lr, samples_per_s, eta_s;
+    /* A download phase (file non-NULL): the file's bytes, reported as
+     * {"phase": "download", "file", "done_bytes", "total_bytes"} instead. */
+    const char *file;
+    int64_t done_bytes, total_bytes;
 } pool_progress;
 
 typedef struct pool_ctl pool_ctl;

@@ -42,7 +42,7 @@ static int run_generate(runner_job *x) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir, input);
     rc = image_load(&control, path, 0, x->err);
-    if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, x->err);
+    if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, 0, x->err);
     if (!rc) {
         gs.req.controls[0].image = &control;
         rc = worker_generate(x->e, &gs.req, &out, x->err);

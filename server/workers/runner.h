@@ -15,8 +15,9 @@
 #ifndef CNET_RUNNER_H
 #define CNET_RUNNER_H
 
-#include "server/workers/worker.h"
+#include "server/hub/hub_model.h"
 #include "server/workers/pool.h"
+#include "server/workers/worker.h"
 
 #define RUNNER_PUSH_ATTEMPTS 3         /* tries of the push phase (each retries requests itself) */
 #define RUNNER_PUSH_BACKOFF_S 2        /* sleep before the second try, doubled after */
@@ -47,6 +48,10 @@ typedef struct runner_job {
 
 /* On the engine thread: a train job (runner_train.c); 0, POOL_STOPPED or < 0. */
 int runner_train(runner_job *x);
+/* The download phase of a job (runner_pull.c): hf:// reference ref pulled
+ * as a model of kind, its cache folder into out (cap bytes), with download
+ * events; 0, POOL_STOPPED (a cancel or shutdown stopped it) or < 0. */
+int runner_pull(runner_job *x, const char *ref, hub_model_kind kind, char *out, size_t cap);
 /* The push phase of a train job whose weights are in its dir (runner_push.c). */
 int runner_push(runner_job *x, const char *repo_id, int private_repo);
 

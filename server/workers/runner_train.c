@@ -8,7 +8,8 @@
  *                  lease): the trainer then writes a checkpoint and returns;
  *   on_checkpoint  the pool records the step (fenced by the lease token);
  *   on_validation  an SSE event naming the new artefact.
- * The job's dir is the output dir, so its final files (config.json,
+ * Before them, hf:// models are pulled (runner_pull.c: download events,
+ * cancellable). The job's dir is the output dir, so its final files (config.json,
  * diffusion_pytorch_model.safetensors, README.md, images_*.png) are the
  * job's artefacts, and resume_from_checkpoint="latest" makes a re-run
  * continue from the last checkpoint there. A mark file records that the
@@ -156,16 +157,6 @@ static int set_members(const json_t *spec, train_options *o, cnet_error *err) {
     return 0;
 }
 
-/* A Hub reference's folder in the cache, into out (PATH_MAX bytes). */
-static int pull(const char *ref, hub_model_kind kind, char *out, cnet_error *err) {
-    char snap[HUB_PATH_MAX];
-    int rc = hub_model_path(ref, kind, snap, err);
-    if (!rc && strlen(snap) >= PATH_MAX)
-        rc = cnet_fail(err, CNET_ELIMIT, "%s: cache path too long", ref);
-    if (!rc) strcpy(out, snap);
-    return rc;
-}
-
 /* spec → o (strings borrowed from spec and paths). */
 int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *p,
                          train_options *o) {
@@ -177,12 +168,13 @@ int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *
     if (!model || !data)
         return cnet_fail(err, CNET_EINVAL, "job %s: spec without a model or dataset", x->job->id);
     /* hf:// references are pulled here, in the job (never in the request
-     * that submitted it), with only the files the pipeline reads */
+     * that submitted it), with only the files the pipeline reads: the
+     * job's download phase (runner_pull.c) */
     int rc = hub_ref_is_hub(model)
-                 ? pull(model, HUB_MODEL_PIPELINE, p->model, err)
+                 ? runner_pull(x, model, HUB_MODEL_PIPELINE, p->model, sizeof p->model)
                  : path_join(p->model, sizeof p->model, cfg->models_dir, model, err);
     if (!rc && cn && hub_ref_is_hub(cn))
-        rc = pull(cn, HUB_MODEL_COMPONENT, p->controlnet, err);
+        rc = runner_pull(x, cn, HUB_MODEL_COMPONENT, p->controlnet, sizeof p->controlnet);
     else if (!rc && cn)
         rc = path_join(p->controlnet, sizeof p->controlnet,
                        strncmp(cn, "j_", 2) == 0 ? cfg->jobs_dir : cfg->models_dir, cn, err);

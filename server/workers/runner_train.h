@@ -23,7 +23,9 @@ typedef struct runner_train_paths {
 } runner_train_paths;
 
 /* spec (validated by api/api_train.c) → o, on x's roots and job dir; strings
- * borrowed from spec and p. 0, or < 0 with x->err naming the member. */
+ * borrowed from spec and p; hf:// models are pulled (the job's download
+ * phase, runner_pull). 0, POOL_STOPPED (cancelled while downloading), or
+ * < 0 with x->err naming the member. */
 int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *p,
                          train_options *o);
 

@@ -1,10 +1,12 @@
 /* The Hub client against the emulator over real HTTP: push an output dir,
  * pull it back and compare bytes; multipart; idempotent re-push; every
  * fault type recovered within the retry budget; Range resume and disk full
- * during a pull; the CLI with a canary token; bad input. */
+ * during a pull; a pull's progress reports; the CLI with a canary token;
+ * bad input. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/hub/hub_pull.h"
@@ -92,6 +94,92 @@ static void test_hub_push_pull_multipart(void) {
           thub_emu_count(&emu, "storage_put"));
     CHECK(thub_emu_count(&emu, NULL) == 0, "storage saw an Authorization header");
     CHECK(rec.n == 0, "%d retries without faults", rec.n);
+}
+
+/* What a pull reports (hub_pull_opts.progress): a downloaded file's bytes
+ * as they land, rising, below its size, then its size once, last; a file
+ * already in the cache is not reported. */
+typedef struct progress_log {
+    int n, final, bad_order;
+    long long last, total;
+    char weights_final;
+} progress_log;
+
+static void record_progress(void *ctx, const char *file, long long done, long long total) {
+    progress_log *p = ctx;
+    if (strcmp(file, "diffusion_pytorch_model.safetensors") != 0) {
+        p->final += done == total;
+        return;
+    }
+    p->bad_order |= p->weights_final || done < p->last || done > total;
+    p->n++, p->last = done, p->total = total;
+    if (done == total) p->weights_final = 1;
+}
+
+static void test_hub_pull_progress(void) {
+    char cache[700];
+    snprintf(cache, sizeof cache, "%s/cache-progress", root);
+    hub_client c;
+    sleeps rec;
+    CHECK(client(&c, &rec) == 0, "client");
+    progress_log log = {0};
+    hub_pull_opts po = {.repo_id = "tester/cn-one",
+                        .cache_dir = cache,
+                        .progress = record_progress,
+                        .progress_ctx = &log};
+    hub_pull_result r;
+    char snap[HUB_PATH_MAX];
+    cnet_error err = {0};
+    int rc = hub_pull(&c, &po, snap, &r, &err);
+    EXPECT(rc == 0, "pull: %s", err.msg);
+    EXPECT(log.total == WEIGHTS && log.weights_final && !log.bad_order && log.n >= 3,
+           "weights reported %d times (total %lld, in place %d, out of order %d)", log.n, log.total,
+           log.weights_final, log.bad_order);
+    EXPECT(log.final == r.downloaded - 1, "%d other files in place, %d downloaded", log.final,
+           r.downloaded);
+    progress_log again = {0};
+    po.progress_ctx = &again;
+    rc = hub_pull(&c, &po, snap, &r, &err);
+    hub_client_free(&c);
+    EXPECT(rc == 0 && again.n == 0 && again.final == 0 && r.cached == r.files,
+           "a cached pull reported %d + %d files", again.n, again.final);
+}
+
+/* should_stop stops a pull while a download waits for its first byte
+ * (the transfer polls): no blob, and well before the stalled answer. */
+static int stop_after_report(void *ctx) {
+    const progress_log *p = ctx;
+    return p->n > 0;
+}
+
+static void test_hub_pull_stopped(void) {
+    char cache[700];
+    snprintf(cache, sizeof cache, "%s/cache-stopped", root);
+    CHECK(thub_emu_ctl(&emu, "fault?route=storage_get&kind=slow&delay_ms=4000&count=5") == 200,
+          "fault");
+    hub_client c;
+    sleeps rec;
+    CHECK(client(&c, &rec) == 0, "client");
+    progress_log log = {0};
+    hub_pull_opts po = {.repo_id = "tester/cn-one",
+                        .cache_dir = cache,
+                        .include = (const char *const[]){"*.safetensors", NULL},
+                        .progress = record_progress,
+                        .progress_ctx = &log,
+                        .should_stop = stop_after_report};
+    hub_pull_result r;
+    char snap[HUB_PATH_MAX];
+    cnet_error err = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = hub_pull(&c, &po, snap, &r, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    hub_client_free(&c);
+    thub_emu_ctl(&emu, "reset");
+    const double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    EXPECT(rc != 0 && strstr(err.msg, "stopped") && !log.weights_final, "rc %d, in place %d: %s",
+           rc, log.weights_final, err.msg);
+    EXPECT(s < 3.5, "the stop took %.1f s (the answer was 4 s away)", s);
 }
 
 static void test_hub_repush_sends_nothing(void) {
@@ -355,6 +443,10 @@ static void test_hub_403_and_resume(void) {
     CHECK(access(blob, F_OK) != 0, "a blob exists after a failed download");
     rc = run_cli(pull, rw, out, sizeof out);
     CHECK(rc == 0, "resumed pull: %s", out);
+    /* not a terminal: one plain line for the file, once it is in place */
+    EXPECT(strstr(out, "downloaded diffusion_pytorch_model.safetensors (600.0 kB/600.0 kB, ") &&
+               !strchr(out, '\r'),
+           "the pull's progress lines: %s", out);
     char got[65];
     CHECK(thub_sha256(blob, got) == 0 && strcmp(got, sha) == 0, "resumed blob differs");
     size_t n;
@@ -374,6 +466,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     RUN(test_hub_push_pull_multipart);
+    RUN(test_hub_pull_progress);
+    RUN(test_hub_pull_stopped);
     RUN(test_hub_repush_sends_nothing);
     RUN(test_hub_faults_recovered);
     RUN(test_hub_retry_budget_exhausted);

@@ -1,12 +1,19 @@
 /* The service and the Hub together, end to end: a real `cnet serve` whose
  * HF_ENDPOINT is the Hub emulator (tests/tools/tool_hub_emulator.c).
- *   - POST /v1/generate with model "hf://tester/tiny-sd": the pipeline is
- *     pulled into $HF_HOME/hub on first use and the image equals, pixel for
- *     pixel, the same request against the local copy of that model;
- *   - an hf:// repo that does not exist, and a malformed reference, are
- *     errors naming the reference, and the server keeps serving;
+ *   - POST /v1/generate with model "hf://tester/tiny-sd" not in the cache:
+ *     409 naming the model and the async way, and nothing downloaded inside
+ *     the request; the same request with "async": true is a job that pulls
+ *     the pipeline into $HF_HOME/hub; then the synchronous request answers
+ *     the image of the local copy of that model, pixel for pixel;
+ *   - an hf:// repo that does not exist: 409 synchronously, a failed job
+ *     naming it asynchronously; a malformed reference is a 400; the server
+ *     keeps serving;
  *   - a training job whose base is hf://tester/tiny-sd trains, its model
  *     card naming the Hub id;
+ *   - a training job's pull is its download phase: GET /v1/jobs/{id} shows
+ *     {"phase": "download", file, bytes}, the job's cancel stops it half way
+ *     (the job ends cancelled, the weights not all fetched), and a new job
+ *     of the same model then pulls the rest and trains;
  *   - a training job with push_to_hub is refused at submission (400, field
  *     push_to_hub, naming HF_TOKEN) by a server that has no Hub token, and
  *     accepted once it has one (a token file is read at each submission, no
@@ -72,17 +79,57 @@ static long post_json(test_server *s, const char *path, const char *body, const 
     return r->status;
 }
 
-/* The generate request for `model`, decoded into img; the HTTP status. */
-static long generate(test_server *s, const char *model, image_rgb8 *img, http_resp *r) {
+/* The generate request for `model` (async: as a job), decoded into img; the
+ * HTTP status. */
+static long generate_as(test_server *s, const char *model, int async, image_rgb8 *img,
+                        http_resp *r) {
     char *body = malloc(strlen(control_b64) + 512);
     sprintf(body,
             "{\"model\": \"%s\", \"prompt\": \"a red circle\", \"steps\": 3, \"seed\": 7, "
-            "\"scheduler\": \"ddim\", \"image\": \"%s\"}",
-            model, control_b64);
+            "\"scheduler\": \"ddim\", \"async\": %s, \"image\": \"%s\"}",
+            model, async ? "true" : "false", control_b64);
     long st = post_json(s, "/v1/generate", body, "image/png", r);
     free(body);
     cnet_error err = {0};
     if (st == 200 && img && image_decode_png(img, r->body, r->len, "reply", 0, &err)) st = -1;
+    return st;
+}
+
+static long generate(test_server *s, const char *model, image_rgb8 *img, http_resp *r) {
+    return generate_as(s, model, 0, img, r);
+}
+
+/* Polls job id until it ends; its final state into state, its error
+ * message (if any) into msg. */
+static void wait_job(test_server *s, const char *id, char state[32], char *msg, size_t cap) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    state[0] = 0;
+    for (int i = 0; i < 6000; i++, usleep(20000)) {
+        http_resp r;
+        http_do(s, "GET", path, T, NULL, NULL, 0, 0, &r);
+        json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+        http_resp_free(&r);
+        snprintf(state, 32, "%s", json_string_value(json_object_get(j, "state")) ?: "");
+        if (msg) {
+            char *dump = json_dumps(j, 0);
+            snprintf(msg, cap, "%s", dump ? dump : "");
+            free(dump);
+        }
+        json_decref(j);
+        if (!strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "cancelled"))
+            break;
+    }
+}
+
+/* An async generate of model: the job's id into id; the HTTP status. */
+static long submit_generate(test_server *s, const char *model, char id[64]) {
+    http_resp r;
+    long st = generate_as(s, model, 1, NULL, &r);
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    http_resp_free(&r);
+    snprintf(id, 64, "%s", json_string_value(json_object_get(j, "id")) ?: "");
+    json_decref(j);
     return st;
 }
 
@@ -94,8 +141,19 @@ static void test_generate_from_hub_reference(void) {
     long st = generate(&srv, "tiny", &local, &r);
     CHECK(st == 200, "local model: %ld %s", st, r.body);
     http_resp_free(&r);
+    thub_emu_ctl(&emu, "reset");
+    st = generate(&srv, "hf://tester/tiny-sd", NULL, &r);
+    CHECK(st == 409 && strstr(r.body, "hf://tester/tiny-sd") && strstr(r.body, "async"),
+          "hf:// model not cached, synchronously: %ld %s", st, r.body);
+    http_resp_free(&r);
+    CHECK(thub_emu_count(&emu, "resolve") == 0, "a synchronous request downloaded");
+    char id[64], state[32], msg[4096];
+    st = submit_generate(&srv, "hf://tester/tiny-sd", id);
+    CHECK(st == 202 && id[0], "async submission: %ld", st);
+    wait_job(&srv, id, state, msg, sizeof msg);
+    CHECK(!strcmp(state, "succeeded"), "the pulling job: %s", msg);
     st = generate(&srv, "hf://tester/tiny-sd", &hub, &r);
-    CHECK(st == 200, "hf:// model: %ld %s", st, r.body);
+    CHECK(st == 200, "hf:// model once cached: %ld %s", st, r.body);
     http_resp_free(&r);
     CHECK(local.data && hub.data && local.width == hub.width && local.height == hub.height &&
               memcmp(local.data, hub.data, (size_t)local.width * local.height * 3) == 0,
@@ -108,11 +166,17 @@ static void test_generate_from_hub_reference(void) {
     image_free(&local);
     image_free(&hub);
 
-    /* A repo that does not exist: an error naming it; then still serving. */
+    /* A repo that does not exist: not cached (409), and a job that fails
+     * naming it; then still serving. */
     st = generate(&srv, "hf://tester/no-such-model", NULL, &r);
-    CHECK(st == 400 && strstr(r.body, "tester/no-such-model") && strstr(r.body, "not found"),
-          "missing repo: %ld %s", st, r.body);
+    CHECK(st == 409 && strstr(r.body, "tester/no-such-model"), "missing repo: %ld %s", st, r.body);
     http_resp_free(&r);
+    st = submit_generate(&srv, "hf://tester/no-such-model", id);
+    CHECK(st == 202 && id[0], "async submission: %ld", st);
+    wait_job(&srv, id, state, msg, sizeof msg);
+    CHECK(!strcmp(state, "failed") && strstr(msg, "tester/no-such-model") &&
+              strstr(msg, "not found"),
+          "the job of a missing repo: %s %s", state, msg);
     st = generate(&srv, "hf://tester", NULL, &r);
     CHECK(st == 400 && strstr(r.body, "model"), "malformed reference: %ld %s", st, r.body);
     http_resp_free(&r);
@@ -207,7 +271,7 @@ static void test_push_needs_a_token_up_front(void) {
 static void test_train_job_from_hub_reference(void) {
     test_server srv;
     CHECK(start(&srv, "trainhub", HUB_TOKEN, "cpu") == 0, "server start");
-    char body[2048], path[128], state[32] = "";
+    char body[2048], state[32] = "";
     snprintf(body, sizeof body,
              "{\"pretrained_model_name_or_path\": \"hf://tester/tiny-sd\", \"dataset\": \"%s\", "
              "\"resolution\": 16, \"train_batch_size\": 2, \"max_train_steps\": 2}",
@@ -220,15 +284,7 @@ static void test_train_job_from_hub_reference(void) {
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")) ?: "");
     json_decref(j);
     CHECK(st == 202 && id[0], "submission: %ld", st);
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    for (int i = 0; i < 6000; i++, usleep(20000)) {
-        http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
-        j = json_loads(r.body ? r.body : "", 0, NULL);
-        http_resp_free(&r);
-        snprintf(state, sizeof state, "%s", json_string_value(json_object_get(j, "state")) ?: "");
-        json_decref(j);
-        if (!strcmp(state, "succeeded") || !strcmp(state, "failed")) break;
-    }
+    wait_job(&srv, id, state, NULL, 0);
     EXPECT(!strcmp(state, "succeeded"), "job %s is %s", id, state);
     char card[900];
     snprintf(card, sizeof card, "%s/trainhub/jobs/%s/README.md", root, id);
@@ -237,6 +293,76 @@ static void test_train_job_from_hub_reference(void) {
     EXPECT(text && strstr(text, "\nbase_model: tester/tiny-sd\n"), "model card: %s",
            text ? text : "(none)");
     free(text);
+    server_stop(&srv, SIGTERM, 10000);
+}
+
+/* GET /v1/jobs/{id}'s progress object (a new reference) and state. */
+static json_t *job_progress(test_server *s, const char *id, char state[32]) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    http_resp r;
+    http_do(s, "GET", path, T, NULL, NULL, 0, 0, &r);
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    http_resp_free(&r);
+    snprintf(state, 32, "%s", json_string_value(json_object_get(j, "state")) ?: "");
+    json_t *p = json_incref(json_object_get(j, "progress"));
+    json_decref(j);
+    return p;
+}
+
+static long submit_train(test_server *s, const char *model, char id[64]) {
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"pretrained_model_name_or_path\": \"%s\", \"dataset\": \"%s\", "
+             "\"resolution\": 16, \"train_batch_size\": 2, \"max_train_steps\": 2}",
+             model, fill);
+    http_resp r;
+    long st = post_json(s, "/v1/jobs", body, "application/json", &r);
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    http_resp_free(&r);
+    snprintf(id, 64, "%s", json_string_value(json_object_get(j, "id")) ?: "");
+    json_decref(j);
+    return st;
+}
+
+static void test_train_job_download_phase(void) {
+    char tiny[700], snap[900], id[64], state[32] = "", msg[4096];
+    snprintf(tiny, sizeof tiny, "%s/tiny", models);
+    CHECK(thub_seed_repo(&emu, HUB_TOKEN, "tester/tiny-dl", tiny) == 0, "publishing tiny-dl");
+    /* every LFS download waits 3 s before its first byte */
+    thub_emu_ctl(&emu, "reset");
+    CHECK(thub_emu_ctl(&emu, "fault?route=storage_get&kind=slow&delay_ms=3000&count=50") == 200,
+          "fault");
+    test_server srv;
+    CHECK(start(&srv, "dl", HUB_TOKEN, "cpu") == 0, "server start");
+    CHECK(submit_train(&srv, "hf://tester/tiny-dl", id) == 202 && id[0], "submission");
+    json_t *p = NULL;
+    for (int i = 0; i < 1500; i++, usleep(20000)) {
+        json_decref(p);
+        p = job_progress(&srv, id, state);
+        if (json_is_string(json_object_get(p, "phase")) || !strcmp(state, "failed")) break;
+    }
+    CHECK(p && !strcmp(json_string_value(json_object_get(p, "phase")) ?: "", "download") &&
+              json_is_string(json_object_get(p, "file")) &&
+              json_integer_value(json_object_get(p, "total_bytes")) > 0,
+          "no download phase in the job's progress (state %s)", state);
+    json_decref(p);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    http_resp r;
+    http_do(&srv, "POST", path, T, NULL, NULL, 0, 0, &r);
+    http_resp_free(&r);
+    wait_job(&srv, id, state, msg, sizeof msg);
+    CHECK(!strcmp(state, "cancelled"), "the cancelled download: %s", msg);
+    snprintf(snap, sizeof snap, "%s/hub/models--tester--tiny-dl/snapshots", hf_home);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "test $(find %s -name '*.safetensors' 2>/dev/null | wc -l) -lt 3",
+             snap);
+    EXPECT(system(cmd) == 0, "every weight file was fetched despite the cancel");
+    thub_emu_ctl(&emu, "reset"); /* no more faults: a new job pulls the rest and trains */
+    CHECK(submit_train(&srv, "hf://tester/tiny-dl", id) == 202 && id[0], "second submission");
+    wait_job(&srv, id, state, msg, sizeof msg);
+    EXPECT(!strcmp(state, "succeeded"), "after the cancel: %s", msg);
     server_stop(&srv, SIGTERM, 10000);
 }
 
@@ -283,6 +409,7 @@ int main(int argc, char **argv) {
     RUN(test_generate_from_hub_reference);
     RUN(test_push_needs_a_token_up_front);
     RUN(test_train_job_from_hub_reference);
+    RUN(test_train_job_download_phase);
     thub_emu_stop(&emu);
     free(control_b64);
     free(png);

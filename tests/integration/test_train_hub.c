@@ -15,6 +15,8 @@
  *   - --dataset_name of an imagefolder dataset repo trains as its local
  *     folder, with only the train split in the datasets cache; of a
  *     Parquet repo, only the train split's files (of --dataset_config_name);
+ *   - --tokenizer_name, a folder or a Hub id (only the tokenizer's files
+ *     pulled), trains as the base model holding that tokenizer would;
  *   - --push_to_hub lands the output in the emulator (read back with
  *     `cnet pull`, byte for byte), under the token's user when
  *     --hub_model_id has no namespace, and --hub_token is never echoed.
@@ -317,6 +319,52 @@ static void test_dataset_name(void) {
     EXPECT(exists(snap, "other/train-00000-of-00001.parquet"), "config other: %s", out);
 }
 
+/* --tokenizer_name: model A trained with the tokenizer of model T (A with
+ * a shorter model_max_length) equals model T trained (and differs from A),
+ * whether the tokenizer is a folder elsewhere or a Hub repo holding its
+ * files at the top level next to files a tokenizer pull leaves alone. */
+static void test_tokenizer_name(void) {
+    char model_t[700], tok_dir[700], hub_out[700], wt[2600], wh[2600], wa[2600], snap[2400];
+    snprintf(model_t, sizeof model_t, "%s/model-t", root);
+    snprintf(tok_dir, sizeof tok_dir, "%s/tok-t", root);
+    CHECK(!sh("cp -r %s %s && sed -i 's/\"model_max_length\": 77/\"model_max_length\": 20/' "
+              "%s/tokenizer/tokenizer_config.json && grep -q '\"model_max_length\": 20' "
+              "%s/tokenizer/tokenizer_config.json && cp -r %s/tokenizer %s && "
+              "echo junk >%s/model.safetensors && echo junk >%s/pytorch_model.bin",
+              model_a, model_t, model_t, model_t, model_t, tok_dir, tok_dir, tok_dir),
+          "making model T");
+    CHECK(thub_seed_repo(&emu, HUB_TOKEN, "tester/tok", tok_dir) == 0, "publishing tester/tok");
+    char truth[700];
+    snprintf(truth, sizeof truth, "%s/out-model-t", root);
+    CHECK(train(model_t, truth, NULL, NULL) == 0, "model T: %s", out);
+    weights_of(truth, wt, sizeof wt);
+    weights_of(local_a, wa, sizeof wa);
+    CHECK(!same_file(wt, wa), "the tokenizer change does not change training");
+
+    snprintf(hub_out, sizeof hub_out, "%s/out-tok-folder", root);
+    const char *folder[] = {"--tokenizer_name", tok_dir, NULL};
+    CHECK(train(model_a, hub_out, folder, NULL) == 0, "--tokenizer_name folder: %s", out);
+    weights_of(hub_out, wh, sizeof wh);
+    EXPECT(same_file(wt, wh), "--tokenizer_name %s was not the tokenizer trained with", tok_dir);
+
+    snprintf(hub_out, sizeof hub_out, "%s/out-tok-hub", root);
+    const char *hub[] = {"--tokenizer_name", "tester/tok", "--cache_dir", cache_x, NULL};
+    CHECK(train(model_a, hub_out, hub, NULL) == 0, "--tokenizer_name tester/tok: %s", out);
+    weights_of(hub_out, wh, sizeof wh);
+    EXPECT(same_file(wt, wh), "--tokenizer_name tester/tok was not the tokenizer trained with");
+    CHECK(!snapshot_of(cache_x, "models--tester--tok", snap, sizeof snap), "no tokenizer pull");
+    EXPECT(exists(snap, "vocab.json") && exists(snap, "merges.txt") &&
+               exists(snap, "tokenizer_config.json") && !exists(snap, "model.safetensors") &&
+               !exists(snap, "pytorch_model.bin"),
+           "a tokenizer pull brought the wrong files into %s", snap);
+
+    const char *missing[] = {"--tokenizer_name", "tester/no-such-tokenizer", "--cache_dir", cache_x,
+                             NULL};
+    EXPECT(train(model_a, hub_out, missing, NULL) != 0 && strstr(out, "--tokenizer_name") &&
+               strstr(out, "tester/no-such-tokenizer"),
+           "a missing tokenizer repo: %s", out);
+}
+
 static void test_push_to_hub(void) {
     char hub_out[700], pulled[700], snap[2400], wo[2600], wp[2600];
     snprintf(hub_out, sizeof hub_out, "%s/cn-pushed", root);
@@ -429,6 +477,7 @@ int main(int argc, char **argv) {
     RUN(test_revision);
     RUN(test_missing);
     RUN(test_dataset_name);
+    RUN(test_tokenizer_name);
     RUN(test_push_to_hub);
     thub_emu_stop(&emu);
     tmpdir_remove(root);

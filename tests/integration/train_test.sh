@@ -58,6 +58,31 @@ $CNET train $common --output_dir "$tmp/m2" --gradient_accumulation_steps 3 --max
 check memory_levers_same_weights_accumulated cmp -s "$tmp/g/diffusion_pytorch_model.safetensors" \
     "$tmp/m2/diffusion_pytorch_model.safetensors"
 
+# --dataloader_num_workers decodes the next batch in threads while a step
+# runs: the same samples, order and pixels, so the same weights bit for bit;
+# a checkpoint saves the trained position, not the one read ahead, so a
+# resume from it with another worker count ends the same too.
+$CNET train $common --output_dir "$tmp/w" --dataloader_num_workers 2 >/dev/null 2>&1
+check workers_same_weights cmp -s "$tmp/a/diffusion_pytorch_model.safetensors" \
+    "$tmp/w/diffusion_pytorch_model.safetensors"
+check workers_checkpoint_position cmp -s "$tmp/a/checkpoint-8/trainer_state.json" \
+    "$tmp/w/checkpoint-8/trainer_state.json"
+rm -f "$tmp/w/diffusion_pytorch_model.safetensors"
+$CNET train $common --output_dir "$tmp/w" --dataloader_num_workers 3 \
+    --resume_from_checkpoint checkpoint-8 >/dev/null 2>&1
+check workers_resume_same_weights cmp -s "$tmp/a/diffusion_pytorch_model.safetensors" \
+    "$tmp/w/diffusion_pytorch_model.safetensors"
+$CNET train $common --output_dir "$tmp/w1" --train_batch_size 3 --max_train_steps 7 \
+    --gradient_accumulation_steps 2 >/dev/null 2>&1
+$CNET train $common --output_dir "$tmp/w2" --train_batch_size 3 --max_train_steps 7 \
+    --gradient_accumulation_steps 2 --dataloader_num_workers 2 >/dev/null 2>&1
+check workers_short_batches_same_weights cmp -s "$tmp/w1/diffusion_pytorch_model.safetensors" \
+    "$tmp/w2/diffusion_pytorch_model.safetensors"
+check workers_mid_epoch_position cmp -s "$tmp/w1/checkpoint-4/trainer_state.json" \
+    "$tmp/w2/checkpoint-4/trainer_state.json"
+check workers_limit sh -c "! $CNET train $common --output_dir '$tmp/w3' \
+    --dataloader_num_workers 65 >'$tmp/w3.log' 2>&1 && grep -q dataloader_num_workers '$tmp/w3.log'"
+
 # kill -9 once checkpoint-4 exists, resume "latest": identical final weights.
 $CNET train $common --output_dir "$tmp/b" >"$tmp/b.log" 2>&1 &
 pid=$!

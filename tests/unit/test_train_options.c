@@ -282,7 +282,10 @@ static void test_cli_only_options(void) {
                     "--tracker-project-name",
                     "run1",
                     "--pretrained_vae_model_name_or_path",
-                    "vae-fp16-fix"};
+                    "vae-fp16-fix",
+                    "--tokenizer_name",
+                    "tok",
+                    "--dataloader-num-workers=3"};
     train_options o, d;
     train_cli tc;
     int help = 0;
@@ -301,6 +304,9 @@ static void test_cli_only_options(void) {
     EXPECT(o.max_train_samples == 5000000000LL, "max_train_samples %lld",
            (long long)o.max_train_samples);
     EXPECT(!strcmp(o.caption_column, "prompt"), "caption_column %s", o.caption_column);
+    EXPECT(o.dataloader_num_workers == 3 && !strcmp(o.tokenizer_name, "tok"),
+           "dataloader_num_workers %d tokenizer_name %s", o.dataloader_num_workers,
+           o.tokenizer_name);
 }
 
 /* A spec member the trainer does not know (a spec stored by another
