@@ -584,6 +584,20 @@ static void test_sdxl(void) {
            "parameters:\n%s", p);
     EXPECT(max_diff(&ra, &rb) > 0, "negative None and \"\" gave the same pixels");
     EXPECT(max_diff(&ra, &rc_) == 0, "the same SDXL run twice differs");
+    /* MultiControlNet with SDXL's added conditions: one folder twice at 0.5
+     * each is the run once at 1 (power-of-two scaling is exact) */
+    char cns[2 * PATH_MAX + 2], images[2 * PATH_MAX + 2];
+    snprintf(cns, sizeof cns,
+             "tests/fixtures/tiny-sdxl/controlnet,tests/fixtures/tiny-sdxl/controlnet");
+    snprintf(images, sizeof images, "%s,%s", control_png, control_png);
+    const char *twice[] = {"--controlnet", cns, "--image", images, "--scale", "0.5", NULL};
+    const char *d = path_in("out/xl_d.png");
+    CHECK(generate_sdxl(d, twice) == 0, "sdxl with two ControlNets: %s", last_err);
+    png_read rd;
+    CHECK(png_read_file(&rd, d) == 0, "decode");
+    EXPECT(max_diff(&ra, &rd) == 0, "two SDXL ControlNets at 0.5 differ from one at 1 by %d",
+           max_diff(&ra, &rd));
+    png_read_free(&rd);
     png_read_free(&ra);
     png_read_free(&rb);
     png_read_free(&rc_);
