@@ -89,10 +89,10 @@ static int check_request(const pipe_models *m, const pipe_request *r, int factor
                 "ControlNet %d: need 0 <= control_guidance_start < end <= 1 (got %g, %g)", k,
                 c->start, c->end);
         if (c->model->enc.cfg.add_text_time != pipeline_is_sdxl(m))
-            return cnet_fail(err, CNET_EINVAL, "ControlNet %d is %s, the base model %s", k,
+            return cnet_fail(err, CNET_EINVAL, "ControlNet %d is %s but the base model is %s", k,
                              c->model->enc.cfg.add_text_time ? "an SDXL one (text_time)"
                                                              : "not an SDXL one",
-                             pipeline_is_sdxl(m) ? "SDXL" : "not");
+                             pipeline_is_sdxl(m) ? "SDXL" : "not SDXL");
         rc = pipeline_check_controlnet(m, c->model, err);
         if (rc) {
             cnet_error_prefix(err, "ControlNet %d", k);
