@@ -87,7 +87,8 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
 /* A multipart/form-data part of a generate request as the JSON value the
  * field table expects: integers, numbers and booleans parsed from the text
  * (left a string when they do not parse, so validation names the field),
- * everything else a string. NULL on OOM. */
+ * a (height, width) size from "H,W", everything else a string. NULL on
+ * OOM. */
 json_t *api_generate_form_value(const char *name, const char *text);
 
 /* The largest output one HTTP request may ask for: the width and height

@@ -67,6 +67,24 @@ static int check_number(const api_field *f, const json_t *v, api_error *e) {
     return 0;
 }
 
+static int check_size(const api_field *f, const json_t *v, api_error *e) {
+    if (!json_is_array(v) || json_array_size(v) != 2)
+        return api_fail(e, 400, "invalid_field", f->name,
+                        "%s must be a [height, width] pair of integers, got %s", f->name,
+                        json_is_array(v) ? "an array of another length" : type_name(v));
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *x = json_array_get(v, i);
+        if (!json_is_integer(x))
+            return api_fail(e, 400, "invalid_field", f->name, "%s[%zu] must be an integer, got %s",
+                            f->name, i, type_name(x));
+        if (!in_range(f, (double)json_integer_value(x)))
+            return api_fail(e, 400, "out_of_range", f->name,
+                            "%s[%zu] must be in [%g, %g], got %lld", f->name, i, f->lo,
+                            api_field_api_hi(f), (long long)json_integer_value(x));
+    }
+    return 0;
+}
+
 /* A string member: no NUL inside, at most max bytes (jansson has checked UTF-8). */
 static int check_text(const char *name, const json_t *v, size_t max, api_error *e) {
     if (!json_is_string(v))
@@ -273,6 +291,9 @@ static int check_field(const api_field *f, const json_t *v, const api_roots *roo
         return check_hub(f, v, norm, e);
     case AF_TEXT:
         rc = check_text(f->name, v, API_PROMPT_MAX, e);
+        break;
+    case AF_SIZE:
+        rc = check_size(f, v, e);
         break;
     case AF_PATHS:
         rc = check_prompts(f, v, e);

@@ -28,6 +28,9 @@ typedef enum {
     AF_TEXT,   /* one string of at most API_PROMPT_MAX bytes */
     AF_BASE64, /* a non-empty string (decoded by its route); never copied into the spec */
     AF_PATHS,  /* 1..API_PROMPTS_MAX relative paths (segments of [A-Za-z0-9._-]) */
+    /* A (height, width) pair in diffusers' tuple order: JSON [h, w], CLI
+     * "H,W"; each an integer in [lo, hi]. */
+    AF_SIZE,
 } api_ftype;
 
 enum {

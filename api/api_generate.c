@@ -3,7 +3,9 @@
  * StableDiffusionControlNetPipeline.__call__ where it has one
  * (num_images_per_prompt → num_images, guidance_scale → guidance,
  * controlnet_conditioning_scale → scale, control_guidance_start/end,
- * guess_mode, clip_skip, eta) plus the canny preprocessor of the ControlNet
+ * guess_mode, clip_skip, eta; StableDiffusionXLControlNetPipeline's
+ * prompt_2, negative_prompt_2 and the micro-conditioning sizes as
+ * (height, width) pairs) plus the canny preprocessor of the ControlNet
  * examples (cv2.Canny's thresholds). The ranges are ours: what the engine
  * can run and what is surely not a typo; the per-entry-point caps (api_hi)
  * are what one HTTP request may cost (API_GENERATE_SIZE_MAX per side,
@@ -16,6 +18,7 @@
  * Also base64 (RFC 4648 §4) both ways, for the control image in and the
  * JSON answer's images out. Not here: decoding the image, choosing a seed
  * or running anything (engine/pipeline/generate.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +47,49 @@ const api_field api_generate_fields[] = {
      .help = "the control image, PNG or JPEG: files, one per ControlNet (CLI); base64 or a "
              "multipart file part (API)"},
     {.name = "prompt", .type = AF_TEXT, .flags = AF_REQUIRED, .help = "the prompt"},
-    {.name = "negative_prompt", .type = AF_TEXT, .def = "\"\"", .help = "the negative prompt"},
+    {.name = "negative_prompt",
+     .type = AF_TEXT,
+     .help = "the negative prompt (SDXL: absent, not \"\", gives zero negative embeddings when the "
+             "model's force_zeros_for_empty_prompt is set)"},
+    {.name = "prompt_2",
+     .type = AF_TEXT,
+     .help = "SDXL: the prompt of the second text encoder (default the prompt)"},
+    {.name = "negative_prompt_2",
+     .type = AF_TEXT,
+     .help = "SDXL: the negative prompt of the second text encoder (default the negative prompt)"},
+    {.name = "original_size",
+     .type = AF_SIZE,
+     .lo = 1,
+     .hi = API_GENERATE_SIDE_MAX,
+     .help = "SDXL micro-conditioning (height, width) (default the output size)"},
+    {.name = "crops_coords_top_left",
+     .type = AF_SIZE,
+     .lo = 0,
+     .hi = API_GENERATE_SIDE_MAX,
+     .help = "SDXL micro-conditioning (top, left) (default 0,0)"},
+    {.name = "target_size",
+     .type = AF_SIZE,
+     .lo = 1,
+     .hi = API_GENERATE_SIDE_MAX,
+     .help = "SDXL micro-conditioning (height, width) (default the output size)"},
+    {.name = "negative_original_size",
+     .type = AF_SIZE,
+     .lo = 1,
+     .hi = API_GENERATE_SIDE_MAX,
+     .help = "SDXL: (height, width) of the negative time ids (used only with "
+             "negative_target_size)"},
+    {.name = "negative_crops_coords_top_left",
+     .type = AF_SIZE,
+     .lo = 0,
+     .hi = API_GENERATE_SIDE_MAX,
+     .help = "SDXL: (top, left) of the negative time ids (default 0,0; used only with both "
+             "negative sizes)"},
+    {.name = "negative_target_size",
+     .type = AF_SIZE,
+     .lo = 1,
+     .hi = API_GENERATE_SIDE_MAX,
+     .help = "SDXL: (height, width) of the negative time ids (used only with "
+             "negative_original_size)"},
     {.name = "scheduler",
      .type = AF_ENUM,
      .choices = schedulers,
@@ -200,6 +245,10 @@ void api_generate_size_caps(int *width_max, int *height_max) {
 
 json_t *api_generate_form_value(const char *name, const char *text) {
     const api_field *f = api_field_find(api_generate_fields, api_generate_n_fields, name);
+    long long a, b;
+    int end = 0;
+    if (f && f->type == AF_SIZE && sscanf(text, "%lld,%lld%n", &a, &b, &end) == 2 && !text[end])
+        return json_pack("[I, I]", (json_int_t)a, (json_int_t)b);
     if (f && (f->type == AF_INT || f->type == AF_NUM || f->type == AF_BOOL)) {
         json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
         if (v && (json_is_number(v) || json_is_boolean(v))) return v;

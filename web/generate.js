@@ -2,7 +2,10 @@
 // both), prompt, negative prompt, scheduler, steps, guidance, ControlNet
 // scale, seed and size, sent to POST /v1/generate as JSON with the image in
 // base64 and `Accept: image/png` (the synchronous answer the service issue
-// documents); shows the image with the parameters that made it.
+// documents); shows the image with the parameters that made it. For an SDXL
+// base (GET /v1/models' pipeline is a StableDiffusionXL... class) it also
+// offers prompt_2, negative_prompt_2 and the micro-conditioning sizes,
+// typed as "H,W" (diffusers' (height, width) order) and sent as [h, w].
 // Only offered when the server's OpenAPI document has the /v1/generate route;
 // otherwise the page says so and shows no form. Not here: canny edge
 // detection (the server's preprocessor).
@@ -10,6 +13,17 @@ import { api, apiBlob, limits, routes, schema } from './api.js';
 import { errorNotice, facts, h, markField, notice } from './ui.js';
 
 const SIZE_MIN = 64; // px per side the drawing canvas takes
+
+// SDXL's (height, width) pair fields of GenerateSpec.
+const SDXL_SIZES = ['original_size', 'crops_coords_top_left', 'target_size',
+  'negative_original_size', 'negative_crops_coords_top_left', 'negative_target_size'];
+const isSdxl = (m) => Boolean(m && m.pipeline && m.pipeline.startsWith('StableDiffusionXL'));
+
+// "H,W" -> [h, w]; anything else is sent as typed, so the server names the field.
+function pair(text) {
+  const m = /^\s*(\d+)\s*,\s*(\d+)\s*$/.exec(text);
+  return m ? [Number(m[1]), Number(m[2])] : text;
+}
 
 function num(label, name, value, attrs) {
   return h('div', { class: 'field' }, h('label', { for: `g-${name}` }, label),
@@ -97,6 +111,14 @@ export async function render(main, params, signal) {
       h('textarea', { id: 'g-prompt', name: 'prompt', rows: 2, required: true })),
     h('div', { class: 'field wide' }, h('label', { for: 'g-negative_prompt' }, 'Negative prompt'),
       h('textarea', { id: 'g-negative_prompt', name: 'negative_prompt', rows: 1 })),
+    h('fieldset', { id: 'g-sdxl', hidden: true }, h('legend', {}, 'SDXL'),
+      h('div', { class: 'field wide' }, h('label', { for: 'g-prompt_2' }, 'Prompt 2 (second text encoder; default the prompt)'),
+        h('textarea', { id: 'g-prompt_2', name: 'prompt_2', rows: 1 })),
+      h('div', { class: 'field wide' }, h('label', { for: 'g-negative_prompt_2' }, 'Negative prompt 2'),
+        h('textarea', { id: 'g-negative_prompt_2', name: 'negative_prompt_2', rows: 1 })),
+      SDXL_SIZES.map((k) => h('div', { class: 'field' },
+        h('label', { for: `g-${k}` }, `${k.replace(/_/g, ' ')} (H,W)`),
+        h('input', { id: `g-${k}`, name: k, placeholder: 'H,W' })))),
     h('div', { class: 'field' }, h('label', { for: 'g-scheduler' }, 'Scheduler'),
       h('select', { id: 'g-scheduler', name: 'scheduler' }, h('option', { value: '' }, "(the model's own)"),
         (spec.scheduler ? spec.scheduler.enum : []).map((s) => h('option', { value: s }, s)))),
@@ -108,6 +130,12 @@ export async function render(main, params, signal) {
     num('Height', 'height', 512, opt('height', { min: SIZE_MIN })),
     h('button', { type: 'submit' }, 'Generate'), out);
   main.append(form);
+  const sdxlBox = form.querySelector('#g-sdxl');
+  const modelChanged = () => {
+    sdxlBox.hidden = !isSdxl(base.find((m) => form.elements.model && m.name === form.elements.model.value));
+  };
+  if (form.elements.model) form.elements.model.addEventListener('change', modelChanged);
+  modelChanged();
   const sizeChanged = () => {
     const w = Number(form.elements.width.value), ht = Number(form.elements.height.value);
     if (w % 8 === 0 && ht % 8 === 0 && w >= SIZE_MIN && ht >= SIZE_MIN && w <= SIZE_MAX && ht <= SIZE_MAX) cc.resize(w, ht);
@@ -124,6 +152,10 @@ export async function render(main, params, signal) {
     if (el.model) body.model = el.model.value;
     if (el.controlnet) body.controlnet = el.controlnet.value;
     if (el.negative_prompt.value.trim()) body.negative_prompt = el.negative_prompt.value.trim();
+    if (!sdxlBox.hidden) {
+      for (const k of ['prompt_2', 'negative_prompt_2']) if (el[k].value.trim()) body[k] = el[k].value.trim();
+      for (const k of SDXL_SIZES) if (el[k].value.trim()) body[k] = pair(el[k].value);
+    }
     for (const k of ['steps', 'guidance', 'scale', 'seed', 'width', 'height']) {
       if (el[k].value !== '') body[k] = Number(el[k].value);
     }

@@ -216,6 +216,8 @@ typedef struct cnet_model_component {
 
 typedef struct cnet_model_index {
     char class_name[CNET_CONFIG_NAME_MAX]; /* the pipeline's _class_name */
+    /* The SDXL pipelines' register_to_config flag; -1 when absent. */
+    int force_zeros_for_empty_prompt;
     int n;
     cnet_model_component components[CNET_MODEL_INDEX_MAX];
 } cnet_model_index;

@@ -129,6 +129,12 @@ static int copy_name(const cfg_file *f, const char *key, const json_t *v, char *
 static int parse_index(cnet_model_index *m, const cfg_file *f) {
     const json_t *cls = cfg_get(f, "_class_name");
     if (cls) TRY(copy_name(f, "_class_name", cls, m->class_name));
+    m->force_zeros_for_empty_prompt = -1;
+    if (cfg_get(f, "force_zeros_for_empty_prompt")) {
+        bool on;
+        TRY(cfg_bool(f, "force_zeros_for_empty_prompt", true, &on));
+        m->force_zeros_for_empty_prompt = on;
+    }
     const char *key;
     json_t *v;
     json_object_foreach(f->root, key, v) {

@@ -44,10 +44,12 @@ typedef struct generate_control {
 
 /* Everything one run needs (every pointer borrowed for the call). */
 typedef struct generate_request {
-    const char *model_dir; /* the base pipeline folder (resolved) */
-    sd_base *base;         /* loaded from model_dir by the caller */
-    int scheduler;         /* cnet_sched_kind; -1: the folder's own class */
-    const char *prompt, *negative_prompt;
+    const char *model_dir;                /* the base pipeline folder (resolved) */
+    sd_base *base;                        /* loaded from model_dir by the caller */
+    int scheduler;                        /* cnet_sched_kind; -1: the folder's own class */
+    const char *prompt, *negative_prompt; /* negative NULL: None (SDXL: zeros, see pipeline.h) */
+    const char *prompt_2, *negative_prompt_2; /* SDXL only; NULL: the first encoder's */
+    pipe_micro micro;                         /* SDXL only; zeros: diffusers' defaults */
     int steps, num_images, guess_mode, clip_skip;
     int width, height; /* 0: from the first control image */
     float guidance, eta;

@@ -91,6 +91,28 @@ static char *control_text(const generate_request *r, int k) {
     return NULL;
 }
 
+/* SDXL's parameters, A1111 having no keys for them: "Prompt 2" and
+ * "Negative prompt 2" when given, and each micro-conditioning size that was
+ * set as diffusers' (height, width) pair, e.g. Original size: "[1024, 768]". */
+static void put_sdxl(FILE *f, const generate_request *r) {
+    if (r->prompt_2 && *r->prompt_2) fputs(", Prompt 2: ", f), put_quoted(f, r->prompt_2);
+    if (r->negative_prompt_2 && *r->negative_prompt_2)
+        fputs(", Negative prompt 2: ", f), put_quoted(f, r->negative_prompt_2);
+    const pipe_micro *u = &r->micro;
+    const struct {
+        const char *key;
+        const int *v;
+    } sizes[] = {{"Original size", u->original_size},
+                 {"Crops coords top left", u->crops_coords_top_left},
+                 {"Target size", u->target_size},
+                 {"Negative original size", u->negative_original_size},
+                 {"Negative crops coords top left", u->negative_crops_coords_top_left},
+                 {"Negative target size", u->negative_target_size}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        if (sizes[k].v[0] || sizes[k].v[1])
+            fprintf(f, ", %s: \"[%d, %d]\"", sizes[k].key, sizes[k].v[0], sizes[k].v[1]);
+}
+
 char *generate_infotext(const generate_request *r, const cnet_sched_config *sched_cfg, int width,
                         int height, int index, cnet_error *err) {
     char *text = NULL, name[256];
@@ -113,6 +135,7 @@ char *generate_infotext(const generate_request *r, const cnet_sched_config *sche
     if (r->clip_skip > 0) fprintf(f, ", Clip skip: %d", r->clip_skip + 1);
     if (sched_cfg->kind == CNET_SCHED_DDIM && r->eta != 0) fprintf(f, ", Eta: %g", (double)r->eta);
     if (r->guess_mode) fputs(", Guess mode: True", f);
+    put_sdxl(f, r);
     int ok = 1;
     for (int k = 0; k < r->n_controls && ok; k++) {
         char *c = control_text(r, k);

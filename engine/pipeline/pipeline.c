@@ -1,4 +1,5 @@
-/* StableDiffusionControlNetPipeline.__call__; see pipeline.h. */
+/* StableDiffusionControlNetPipeline.__call__ and its SDXL twin; see
+ * pipeline.h (the SDXL embeddings and added conditions: pipeline_sdxl.c). */
 #include "engine/pipeline/pipeline.h"
 
 #include <stdio.h>
@@ -6,11 +7,14 @@
 #include <string.h>
 
 #include "engine/core/layout.h"
+#include "engine/pipeline/pipeline_sdxl.h"
 
 /* Device buffers of one run. */
 typedef struct pipe_buffers {
     float *embeds;                         /* [rows, Nt, D] */
     float *cond_embeds;                    /* alias into embeds: the rows the ControlNets see */
+    float *pooled;                         /* SDXL: [rows, P] text_embeds */
+    float *time_ids;                       /* SDXL: host [rows, 6] */
     float *images[PIPE_MAX_CONTROLNETS];   /* [cn_rows, H, W, 3] */
     float *latents;                        /* [N, h, w, C] */
     float *x;                              /* model input [rows, h, w, C] */
@@ -70,6 +74,8 @@ static int check_request(const pipe_models *m, const pipe_request *r, int factor
         return cnet_fail(err, CNET_EINVAL, "1..%d ControlNets (got %d)", PIPE_MAX_CONTROLNETS,
                          r->n_controlnets);
     if (r->guidance < 0) return cnet_fail(err, CNET_EINVAL, "guidance must be >= 0");
+    int rc = pipeline_sdxl_check(m, r, err);
+    if (rc) return rc;
     for (int k = 0; k < r->n_controlnets; k++) {
         const pipe_controlnet *c = &r->controlnets[k];
         if (!c->image) return cnet_fail(err, CNET_EINVAL, "ControlNet %d has no image", k);
@@ -82,7 +88,12 @@ static int check_request(const pipe_models *m, const pipe_request *r, int factor
                 err, CNET_EINVAL,
                 "ControlNet %d: need 0 <= control_guidance_start < end <= 1 (got %g, %g)", k,
                 c->start, c->end);
-        int rc = pipeline_check_controlnet(m, c->model, err);
+        if (c->model->enc.cfg.add_text_time != pipeline_is_sdxl(m))
+            return cnet_fail(err, CNET_EINVAL, "ControlNet %d is %s but the base model is %s", k,
+                             c->model->enc.cfg.add_text_time ? "an SDXL one (text_time)"
+                                                             : "not an SDXL one",
+                             pipeline_is_sdxl(m) ? "SDXL" : "not SDXL");
+        rc = pipeline_check_controlnet(m, c->model, err);
         if (rc) {
             cnet_error_prefix(err, "ControlNet %d", k);
             return rc;
@@ -113,7 +124,8 @@ static float *dev_alloc(cnet_backend *be, size_t floats, int *rc, cnet_error *er
 }
 
 static void free_buffers(cnet_backend *be, pipe_buffers *b) {
-    float *list[] = {b->embeds, b->latents, b->x, b->eps, b->guided, b->mid, b->k_mid, b->image};
+    float *list[] = {b->embeds, b->pooled, b->latents, b->x,    b->eps,
+                     b->guided, b->mid,    b->k_mid,   b->image};
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         if (list[i]) be->free(be, list[i]);
     for (int i = 0; i < UNET_MAX_SKIPS; i++) {
@@ -122,6 +134,7 @@ static void free_buffers(cnet_backend *be, pipe_buffers *b) {
     }
     for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++)
         if (b->images[k]) be->free(be, b->images[k]);
+    free(b->time_ids);
 }
 
 int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
@@ -137,7 +150,8 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     const int cn_rows = cfg_on && !guess ? 2 * N : N;
     const int H = r->height, W = r->width, h = H / factor, w = W / factor;
     const int C = m->unet->enc.cfg.in_channels, Nt = tokenizer_max_length(m->tok);
-    const int D = m->text_encoder->hidden;
+    const int xl = pipeline_is_sdxl(m), Dp = pipeline_sdxl_pooled_dim(m);
+    const int D = m->text_encoder->hidden + (xl ? m->text_encoder_2->hidden : 0);
     const long lat = (long)N * h * w * C, row_lat = (long)h * w * C;
     unet_sizes s;
     if ((rc = unet_encoder_sizes(&m->unet->enc, rows, h, w, &s, err))) return rc;
@@ -149,7 +163,8 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
         if (c > need) need = c;
     }
     size_t v = vae_scratch_bytes(m->vae, N, H, W),
-           t = clip_text_scratch_bytes(m->text_encoder, 1, Nt);
+           t = xl ? pipeline_sdxl_scratch_bytes(m, P)
+                  : clip_text_scratch_bytes(m->text_encoder, 1, Nt);
     need = need > v ? need : v;
     need = need > t ? need : t;
     cnet_arena scratch;
@@ -160,6 +175,11 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     sched sc;
     memset(&sc, 0, sizeof sc);
     b.embeds = dev_alloc(be, (size_t)rows * Nt * D, &rc, err);
+    if (xl) {
+        b.pooled = dev_alloc(be, (size_t)rows * Dp, &rc, err);
+        if (!rc && !(b.time_ids = malloc((size_t)rows * CNET_TIME_IDS * sizeof(float))))
+            rc = cnet_fail(err, CNET_ENOMEM, "pipeline: out of memory for the time ids");
+    }
     b.latents = dev_alloc(be, (size_t)lat, &rc, err);
     b.x = dev_alloc(be, (size_t)rows * row_lat, &rc, err);
     b.eps = dev_alloc(be, (size_t)rows * row_lat, &rc, err);
@@ -179,7 +199,8 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
      * repeated num_images times (prompt-major, as diffusers repeats them). */
     const size_t row_emb = (size_t)Nt * D;
     float *pos = b.embeds + (cfg_on ? (size_t)N * row_emb : 0);
-    for (int half = cfg_on ? 0 : 1; half < 2 && !rc; half++) {
+    if (xl) rc = pipeline_sdxl_encode(m, &scratch, r, cfg_on, per, b.embeds, b.pooled, err);
+    for (int half = cfg_on ? 0 : 1; half < 2 && !rc && !xl; half++) {
         float *base = half ? pos : b.embeds;
         for (int p = 0; p < P && !rc; p++) {
             const char *text =
@@ -197,6 +218,18 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     if (rc || (rc = cnet_backend_status(be, err))) goto done;
     if (obs && obs->on_embeds) obs->on_embeds(obs->user, b.embeds, rows, Nt, D);
     b.cond_embeds = guess && cfg_on ? pos : b.embeds;
+    /* SDXL: the UNet's added conditions, and the ControlNets' (guess mode
+     * with CFG: chunk(2)[1] of each) */
+    unet_added_cond added = {0}, cn_added = {0};
+    if (xl) {
+        pipeline_sdxl_time_ids(&r->micro, H, W, cfg_on, N, b.time_ids);
+        added = (unet_added_cond){.text_embeds = b.pooled, .time_ids = b.time_ids};
+        cn_added = added;
+        if (guess && cfg_on)
+            cn_added = (unet_added_cond){.text_embeds = b.pooled + (size_t)N * Dp,
+                                         .time_ids = b.time_ids + (size_t)N * CNET_TIME_IDS};
+        if (obs && obs->on_added) obs->on_added(obs->user, b.pooled, rows, Dp, b.time_ids);
+    }
 
     /* Control images: row j of each CFG half is prompt j / num_images's image. */
     for (int k = 0; k < r->n_controlnets; k++) {
@@ -241,6 +274,7 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
         if ((rc = sched_scale_model_input(&sc, b.x, b.x, i, rows * row_lat, err))) break;
         /* Guess mode with CFG: the ControlNets see the conditional half. */
         const float *cn_x = guess && cfg_on ? b.x + lat : b.x;
+        if (obs && obs->on_inputs) obs->on_inputs(obs->user, i, b.x, rows, cn_x, cn_rows, h, w, C);
         for (int j = 0; j < s.n_skips; j++)
             be->zero(be, b.down[j], s.skip_floats[j] * sizeof(float));
         be->zero(be, b.mid, s.mid_floats * sizeof(float));
@@ -251,10 +285,16 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
             const float keep =
                 1.0f - (float)((float)i / n_steps < c->start || (float)(i + 1) / n_steps > c->end);
             const float scale = c->scale * keep;
-            if (scale == 0.0f) continue; /* diffusers multiplies the residuals by 0 */
+            if (scale == 0.0f) { /* diffusers multiplies the residuals by 0 */
+                if (obs && obs->on_control) obs->on_control(obs->user, i, k, scale, NULL, 0, NULL);
+                continue;
+            }
             rc = controlnet_forward(c->model, &scratch, b.k_down, b.k_mid, cn_x, b.images[k], ts,
-                                    b.cond_embeds, NULL, scale, guess, cn_rows, h, w, Nt, NULL,
-                                    NULL, err);
+                                    b.cond_embeds, xl ? &cn_added : NULL, scale, guess, cn_rows, h,
+                                    w, Nt, NULL, NULL, err);
+            if (!rc && obs && obs->on_control)
+                obs->on_control(obs->user, i, k, scale, (const float *const *)b.k_down, s.n_skips,
+                                b.k_mid);
             for (int j = 0; j < s.n_skips && !rc; j++) {
                 const long row_floats = (long)(s.skip_floats[j] / rows);
                 float *dst = b.down[j] + (cn_off ? (long)N * row_floats : 0);
@@ -267,8 +307,8 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
             }
         }
         if (rc) break;
-        if ((rc = unet_forward(m->unet, &scratch, b.eps, b.x, ts, b.embeds, NULL, res_down, b.mid,
-                               rows, h, w, Nt, NULL, NULL, err)))
+        if ((rc = unet_forward(m->unet, &scratch, b.eps, b.x, ts, b.embeds, xl ? &added : NULL,
+                               res_down, b.mid, rows, h, w, Nt, NULL, NULL, err)))
             break;
         const float *guided = b.eps;
         if (cfg_on) { /* uncond + g * (cond - uncond), in torch's order */
@@ -290,7 +330,14 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
 
     /* image = clamp(decode(latents / scaling_factor) / 2 + 0.5, 0, 1) */
     be->scale(be, b.latents, b.latents, 1.0f / m->vae->cfg.scaling_factor, lat);
-    if ((rc = vae_decode(m->vae, &scratch, b.image, b.latents, N, h, w, err))) goto done;
+    /* force_upcast: diffusers' upcast_vae decodes a 16-bit run in float32 */
+    char note[128];
+    const cnet_precision prec =
+        m->vae_upcast ? cnet_backend_set_precision(be, CNET_PREC_F32, note, sizeof note)
+                      : be->precision;
+    rc = vae_decode(m->vae, &scratch, b.image, b.latents, N, h, w, err);
+    if (m->vae_upcast) cnet_backend_set_precision(be, prec, note, sizeof note);
+    if (rc) goto done;
     const long n_img = (long)N * H * W * 3;
     be->download(be, out, b.image, (size_t)n_img * sizeof(float));
     if ((rc = cnet_backend_status(be, err))) goto done; /* no image from a failed device */

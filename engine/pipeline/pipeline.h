@@ -1,6 +1,7 @@
 /* The ControlNet text-to-image pipeline: diffusers'
- * StableDiffusionControlNetPipeline.__call__ (v0.27.2) over the engine's
- * models, on one backend.
+ * StableDiffusionControlNetPipeline.__call__ and, for a base with a second
+ * text encoder, StableDiffusionXLControlNetPipeline.__call__ (v0.27.2) over
+ * the engine's models, on one backend.
  *
  *   embeds = text_encoder(tokens(prompt)) [+ negative first, for CFG]
  *   latents = N(0,1) (Philox, seed) or the given latents, * init_noise_sigma
@@ -11,6 +12,8 @@
  *           (guess mode + CFG: the ControlNets see only the conditional
  *           half; the unconditional half gets zero residuals)
  *     eps = unet(x, t, embeds, + res)
+ *     (SDXL: UNet and ControlNets also get added_cond_kwargs, the pooled
+ *      text_embeds and the time ids, pipeline_sdxl.h)
  *     eps = uncond + guidance * (cond - uncond)         (CFG: guidance > 1)
  *     latents = scheduler.step(eps, t, latents)
  *   image = clamp(vae.decode(latents / scaling_factor) / 2 + 0.5, 0, 1)
@@ -34,13 +37,26 @@
 #define PIPE_MAX_CONTROLNETS 8
 #define PIPE_MAX_IMAGES 16
 
-/* The frozen models of one base pipeline (borrowed). */
+/* The frozen models of one base pipeline (borrowed). tok_2 and
+ * text_encoder_2 are set for SDXL only and make the run an SDXL one. */
 typedef struct pipe_models {
-    tokenizer *tok;
-    clip_text_model *text_encoder;
+    tokenizer *tok, *tok_2;
+    clip_text_model *text_encoder, *text_encoder_2;
     unet_model *unet;
     vae_model *vae;
+    int force_zeros_for_empty_prompt; /* SDXL: model_index.json's flag */
+    int vae_upcast;                   /* decode in float32 whatever the precision */
 } pipe_models;
+
+/* SDXL's micro-conditioning, each a (height, width) pair as diffusers'
+ * tuples; a size of {0, 0} is None. Defaults: original_size = target_size
+ * = (height, width), crops (0, 0); the negative time ids differ from the
+ * positive ones only when BOTH negative sizes are given (the negative crops
+ * alone are ignored, as in diffusers). */
+typedef struct pipe_micro {
+    int original_size[2], crops_coords_top_left[2], target_size[2];
+    int negative_original_size[2], negative_crops_coords_top_left[2], negative_target_size[2];
+} pipe_micro;
 
 typedef struct pipe_controlnet {
     controlnet_model *model; /* borrowed */
@@ -58,6 +74,14 @@ typedef struct pipe_request {
      * prompt 0's num_images, then prompt 1's. */
     const char *const *prompts, *const *negative_prompts;
     int n_prompts;
+    /* SDXL: the second encoder's texts (NULL: prompt / negative, see
+     * prompt_sdxl.h; an empty prompt_2 / negative_prompt_2 string counts as
+     * NULL, as Python's `or` does), and with n_prompts the lists (NULL: the
+     * first encoder's). An SD request leaves them NULL. For SDXL a NULL
+     * negative_prompt (list) is None: zeros with force_zeros_for_empty_prompt. */
+    const char *prompt_2, *negative_prompt_2;
+    const char *const *prompts_2, *const *negative_prompts_2;
+    pipe_micro micro;
     int steps;
     float guidance;       /* CFG when > 1 */
     uint64_t seed;        /* Philox stream of the initial latents and ancestral noise */
@@ -76,7 +100,19 @@ typedef struct pipe_observer {
     void *user;
     /* prompt_embeds [rows, Nt, D]: rows = 2N with CFG (negative first), else N. */
     void (*on_embeds)(void *user, const float *embeds, int rows, int Nt, int D);
+    /* SDXL: added_cond_kwargs, text_embeds [rows, P] (device) and time_ids
+     * [rows, 6] (host), in the UNet's batch order. */
+    void (*on_added)(void *user, const float *text_embeds, int rows, int P, const float *time_ids);
     void (*on_timesteps)(void *user, const float *timesteps, int n);
+    /* Step i's inputs: the UNet's x [rows, h, w, C] and the ControlNets'
+     * cn_x [cn_rows, h, w, C] (guess mode with CFG: the conditional half). */
+    void (*on_inputs)(void *user, int i, const float *x, int rows, const float *cn_x, int cn_rows,
+                      int h, int w, int C);
+    /* ControlNet k at step i: its conditioning scale (window applied) and
+     * its residuals (n_skips down [cn_rows, ...] NHWC and mid), NULL when it
+     * did not run because the scale is 0. */
+    void (*on_control)(void *user, int i, int k, float scale, const float *const *down, int n_skips,
+                       const float *mid);
     /* After step i: the raw UNet output [rows, h, w, C] (NHWC) and the new
      * latents [N, h, w, C]. Returns nonzero to cancel the run. */
     int (*on_step)(void *user, int i, int n, const float *noise_pred, int rows,

@@ -15,7 +15,10 @@
 
 /* The script's validation: 20 UniPC steps at the default guidance. */
 #define VALIDATION_STEPS 20
+/* the pipelines' default guidance_scale: StableDiffusionControlNetPipeline's
+ * and StableDiffusionXLControlNetPipeline's (the scripts pass none) */
 #define VALIDATION_GUIDANCE 7.5f
+#define VALIDATION_GUIDANCE_XL 5.0f
 
 /* The (prompt, image) pairs as log_validation pairs them. */
 static int validation_pairs(const train_options *o) {
@@ -50,7 +53,7 @@ static int validate_pair(trainer *t, int pair, const char *path, cnet_error *err
     if (!rc) {
         pipe_request req = {.prompt = prompt,
                             .steps = VALIDATION_STEPS,
-                            .guidance = VALIDATION_GUIDANCE,
+                            .guidance = t->have_sdxl ? VALIDATION_GUIDANCE_XL : VALIDATION_GUIDANCE,
                             .seed = o->seed,
                             .width = R,
                             .height = R,
@@ -58,7 +61,10 @@ static int validate_pair(trainer *t, int pair, const char *path, cnet_error *err
                             .n_controlnets = 1};
         req.controlnets[0] = (pipe_controlnet){
             .model = &t->cn, .image = control, .scale = 1.0f, .start = 0.0f, .end = 1.0f};
+        /* the VAE the images were encoded with, as the scripts' pipeline(vae=vae) */
         pipe_models models = sd_base_models(t->base);
+        models.vae = t->vae;
+        models.vae_upcast = t->have_sdxl && t->vae->cfg.force_upcast;
         rc = pipeline_generate(&models, &sc, &req, out, NULL, err);
     }
     if (!rc) rc = image_alloc(&grid, R * (n + 1), R, err);

@@ -5,41 +5,26 @@
 #include <stdio.h>
 #include <string.h>
 
-int train_sdxl_is_sdxl(const sd_base *base) { return base->unet.enc.cfg.add_text_time; }
+int train_sdxl_is_sdxl(const sd_base *base) { return base->xl; }
 
 int train_sdxl_open(train_sdxl *s, sd_base *base, cnet_error *err) {
     memset(s, 0, sizeof *s);
-    char path[PATH_MAX + 32];
-    int rc;
-    snprintf(path, sizeof path, "%s/tokenizer_2", base->dir);
-    if ((rc = tokenizer_load(&s->tok_2, path, err))) goto fail;
-    snprintf(path, sizeof path, "%s/text_encoder_2", base->dir);
-    if ((rc = clip_text_open(&s->te_2, base->unet.params.be, path, err))) goto fail;
-    s->have_te_2 = 1;
-    s->models = (prompt_sdxl_models){
-        .tok = base->tok, .tok_2 = s->tok_2, .te = &base->text_encoder, .te_2 = &s->te_2};
-    if ((rc = prompt_sdxl_dims(&s->models, &s->L, &s->D, &s->P, err))) goto fail;
+    s->models = (prompt_sdxl_models){.tok = base->tok,
+                                     .tok_2 = base->tok_2,
+                                     .te = &base->text_encoder,
+                                     .te_2 = &base->text_encoder_2};
+    int rc = prompt_sdxl_dims(&s->models, &s->L, &s->D, &s->P, err);
+    if (rc) return cnet_error_prefix(err, "SDXL text encoders");
     const cnet_unet_config *uc = &base->unet.enc.cfg;
     const int want_p =
         uc->projection_class_embeddings_input_dim - CNET_TIME_IDS * uc->addition_time_embed_dim;
-    if (s->D != uc->cross_attention_dim[0] || s->P != want_p) {
-        rc = cnet_fail(err, CNET_EINVAL,
-                       "%s: the text encoders give states of width %d and text_embeds of %d, the "
-                       "UNet takes %d and %d (cross_attention_dim, projection_class_embeddings_"
-                       "input_dim - 6 * addition_time_embed_dim)",
-                       base->dir, s->D, s->P, uc->cross_attention_dim[0], want_p);
-        goto fail;
-    }
+    if (s->D != uc->cross_attention_dim[0] || s->P != want_p)
+        return cnet_fail(err, CNET_EINVAL,
+                         "%s: the text encoders give states of width %d and text_embeds of %d, the "
+                         "UNet takes %d and %d (cross_attention_dim, projection_class_embeddings_"
+                         "input_dim - 6 * addition_time_embed_dim)",
+                         base->dir, s->D, s->P, uc->cross_attention_dim[0], want_p);
     return 0;
-fail:
-    train_sdxl_free(s);
-    return cnet_error_prefix(err, "SDXL text encoders");
-}
-
-void train_sdxl_free(train_sdxl *s) {
-    if (s->have_te_2) clip_text_free(&s->te_2);
-    if (s->tok_2) tokenizer_free(s->tok_2);
-    memset(s, 0, sizeof *s);
 }
 
 size_t train_sdxl_scratch_bytes(const train_sdxl *s, int n) {

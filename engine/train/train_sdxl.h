@@ -11,10 +11,9 @@
  *     from --crops_coords_top_left_h/_w, whatever the image's real size and
  *     the CenterCrop actually taken: the script's rule, kept as it is).
  *
- * The first tokenizer and text encoder are the base's (sd_base); this owns
- * the second pair, loaded from the base folder's tokenizer_2/ and
- * text_encoder_2/. Not here: the step itself (train_step.h), the images and
- * latents (train_batch.h). */
+ * Both tokenizers and text encoders are the base's (sd_base loads
+ * tokenizer_2/ and text_encoder_2/ of an SDXL folder). Not here: the step itself (train_step.h),
+ * the images and latents (train_batch.h). */
 #ifndef CNET_TRAIN_SDXL_H
 #define CNET_TRAIN_SDXL_H
 
@@ -23,21 +22,18 @@
 #include "engine/pipeline/sd_base.h"
 
 typedef struct train_sdxl {
-    tokenizer *tok_2;     /* owned */
-    clip_text_model te_2; /* owned */
-    int have_te_2;
-    prompt_sdxl_models models; /* the base's first pair and the pair above */
+    prompt_sdxl_models models; /* borrowed from the base */
     int L, D, P;               /* tokens, D1+D2, text_embeds width */
 } train_sdxl;
 
-/* Whether the base is SDXL: its UNet has addition_embed_type "text_time". */
+/* Whether the base is SDXL (sd_base checked model_index.json against the
+ * UNet's addition_embed_type "text_time"). */
 int train_sdxl_is_sdxl(const sd_base *base);
 
-/* Loads tokenizer_2/ and text_encoder_2/ of base->dir; checks the widths
- * against the UNet's cross_attention_dim and projection input. On failure
- * s is left freed and err names the component. base is borrowed. */
+/* Takes the base's two encoders and checks their widths against the UNet's
+ * cross_attention_dim and projection input. base is borrowed and must
+ * outlive s; nothing to free. */
 int train_sdxl_open(train_sdxl *s, sd_base *base, cnet_error *err);
-void train_sdxl_free(train_sdxl *s);
 
 /* Scratch bytes train_sdxl_encode takes for n captions. */
 size_t train_sdxl_scratch_bytes(const train_sdxl *s, int n);

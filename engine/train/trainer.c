@@ -216,12 +216,8 @@ static int setup(trainer *t, cnet_error *err) {
         t->base = &t->own_base, t->have_base = 1;
     }
     if (o->tokenizer_name && (rc = swap_tokenizer(t, o->tokenizer_name, err))) return rc;
-    /* train_controlnet_sdxl.py for an SDXL base: the second text encoder */
+    /* train_controlnet_sdxl.py for an SDXL base: both text encoders */
     if (train_sdxl_is_sdxl(t->base)) {
-        if (o->n_validation_prompts)
-            return cnet_fail(err, CNET_EINVAL,
-                             "--validation_prompt: validation images of an SDXL base are not "
-                             "supported yet (no SDXL pipeline to generate them)");
         if ((rc = train_sdxl_open(&t->sdxl, t->base, err))) return rc;
         t->have_sdxl = 1;
     }
@@ -238,14 +234,11 @@ static int setup(trainer *t, cnet_error *err) {
     /* train_controlnet.py casts the frozen models to weight_dtype after
      * from_unet; a base the caller shares (the service's, used by jobs of
      * every precision) stays float32. train_controlnet_sdxl.py keeps the
-     * base's VAE float32 (SDXL's overflows in float16: force_upcast) and
-     * casts text_encoder_2 and a --pretrained_vae_model_name_or_path VAE. */
+     * base's VAE float32 (SDXL's overflows in float16: force_upcast, which
+     * sd_base_store16 honours) and casts a --pretrained_vae_model_name_or_path
+     * VAE. */
     const cnet_dtype dt = cnet_precision_dtype(t->be->precision);
-    if (t->have_base && !t->have_sdxl)
-        rc = sd_base_store16(t->base, t->be->precision, err);
-    else if (t->have_base && !(rc = params_store16(&t->base->text_encoder.params, dt, err)))
-        rc = params_store16(&t->base->unet.params, dt, err);
-    if (!rc && t->have_sdxl) rc = params_store16(&t->sdxl.te_2.params, dt, err);
+    if (t->have_base) rc = sd_base_store16(t->base, t->be->precision, err);
     if (!rc && t->have_vae) rc = params_store16(&t->own_vae.params, dt, err);
     if (rc) return rc;
     if (controlnet_image_factor(&t->cn) != vae_factor(t->vae))
@@ -312,7 +305,6 @@ static void teardown(trainer *t) {
     if (t->have_ds) dataset_free(&t->ds);
     if (t->have_cn) controlnet_free(&t->cn);
     if (t->have_vae) vae_free(&t->own_vae);
-    if (t->have_sdxl) train_sdxl_free(&t->sdxl);
     json_decref(t->cn_config);
     sched_free(&t->ddpm);
     if (t->have_ddpm_cfg) cnet_sched_config_free(&t->ddpm_cfg);

@@ -220,6 +220,7 @@ void cli_usage(FILE *out, const api_field *fields, int n) {
                 : f->flags & AF_PER_CONTROLNET                 ? " V[,V...]"
                 : f->type == AF_PROMPTS || f->type == AF_PATHS ? " V [V ...]"
                 : f->type == AF_INT                            ? " N"
+                : f->type == AF_SIZE                           ? " H,W"
                 : f->type == AF_NUM                            ? " X"
                                                                : " VALUE",
                 f->alias ? " (or --" : "", f->alias ? f->alias : "", f->alias ? ")" : "");

@@ -47,6 +47,8 @@ static const golden_check sdxl_checks[] = {
     {"unet_sdxl", golden_check_unet_sdxl, NULL},
     {"controlnet_sdxl", golden_check_controlnet_sdxl, NULL},
     {"text_encoders", golden_check_text_encoders_sdxl, NULL},
+    {"pipeline_sdxl", golden_check_pipeline_sdxl, NULL},
+    {"preprocess_sdxl", golden_check_preprocess, NULL},
     {"train_sdxl", golden_check_train_sdxl, NULL},
     {"controlnet_from_unet", NULL, golden_check_from_unet},
 };

@@ -22,7 +22,9 @@ void gen_usage(FILE *f) {
             "usage: cnet generate --model DIR [--controlnet DIR[,DIR...]] --image FILE[,FILE...]\n"
             "                     --prompt TEXT [options]\n"
             "  Generates images with a Stable Diffusion ControlNet pipeline (diffusers'\n"
-            "  StableDiffusionControlNetPipeline) and writes them as PNGs with an A1111-style\n"
+            "  StableDiffusionControlNetPipeline, or StableDiffusionXLControlNetPipeline when\n"
+            "  --model's model_index.json names an SDXL pipeline; sizes H,W are diffusers'\n"
+            "  (height, width) tuples) and writes them as PNGs with an A1111-style\n"
             "  \"parameters\" text chunk. The options are POST /v1/generate's, with the same\n"
             "  limits and defaults; spell them --snake_case or --kebab-case, --flag VALUE or\n"
             "  --flag=VALUE. Up to %d ControlNets, one control image each (default\n"
@@ -120,6 +122,41 @@ static int set_controls(gen_options *o, const char *dirs, const char *images, cn
     return 0;
 }
 
+/* The pipe_micro pair a size option sets. */
+static int *micro_pair(pipe_micro *u, const char *name) {
+    const struct {
+        const char *name;
+        int *v;
+    } pairs[] = {{"original_size", u->original_size},
+                 {"crops_coords_top_left", u->crops_coords_top_left},
+                 {"target_size", u->target_size},
+                 {"negative_original_size", u->negative_original_size},
+                 {"negative_crops_coords_top_left", u->negative_crops_coords_top_left},
+                 {"negative_target_size", u->negative_target_size}};
+    for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++)
+        if (!strcmp(pairs[k].name, name)) return pairs[k].v;
+    return NULL;
+}
+
+/* An AF_SIZE value "H,W" (diffusers' (height, width) order), each within
+ * the field's limits. */
+static int set_size(gen_options *o, const api_field *f, const char *flag, const char *v,
+                    cnet_error *err) {
+    int *pair = micro_pair(&o->req.micro, f->name);
+    if (!v || !pair) return 0; /* none given: diffusers' default */
+    const char *comma = strchr(v, ',');
+    char first[32];
+    if (!comma || (size_t)(comma - v) >= sizeof first)
+        return cnet_fail(err, CNET_EINVAL, "%s '%s': give HEIGHT,WIDTH (diffusers' order)", flag,
+                         v);
+    snprintf(first, sizeof first, "%.*s", (int)(comma - v), v);
+    long long a, b;
+    int rc = cli_field_long(f, flag, first, &a, err);
+    if (!rc) rc = cli_field_long(f, flag, comma + 1, &b, err);
+    if (!rc) pair[0] = (int)a, pair[1] = (int)b;
+    return rc;
+}
+
 /* The options that are one value (not a list); v NULL: the default. */
 static int set_value(gen_options *o, const api_field *f, const char *flag, const char *v,
                      cnet_error *err) {
@@ -136,10 +173,13 @@ static int set_value(gen_options *o, const api_field *f, const char *flag, const
         if (!strcmp(n, "model")) r->model_dir = v;
         if (!strcmp(n, "prompt")) r->prompt = v;
         if (!strcmp(n, "negative_prompt")) r->negative_prompt = v;
+        if (!strcmp(n, "prompt_2")) r->prompt_2 = v;
+        if (!strcmp(n, "negative_prompt_2")) r->negative_prompt_2 = v;
         if (!strcmp(n, "out")) o->out = v;
         if (!strcmp(n, "device")) o->device = v;
         return 0;
     }
+    if (f->type == AF_SIZE) return set_size(o, f, flag, v, err);
     if (!strcmp(n, "scheduler")) {
         if (!v) return r->scheduler = -1, 0;
         rc = cli_field_enum(f, flag, v, &k, err);

@@ -103,6 +103,8 @@ int golden_check_from_unet(golden_ctx *ctx, const char *path, cnet_error *err);
 int golden_check_unet_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_controlnet_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_text_encoders_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
+/* goldens-sdxl/pipeline_sdxl (server/golden/golden_sdxl_pipeline.c). */
+int golden_check_pipeline_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
 /* goldens-sdxl/train_sdxl (server/golden/golden_sdxl_train.c). */
 int golden_check_train_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
 

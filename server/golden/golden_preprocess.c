@@ -7,8 +7,12 @@
  * decoded pixels are compared (preprocess.<k>.input_uint8), and for every
  * resolution R that a tensor preprocess.<k>.res<R>.output names, the
  * short-side bilinear resize (preprocess.<k>.res<R>.resized_uint8, exactly)
- * and the whole transform ([3, R, R] NCHW). Resolutions are read from the
- * names, so other fixture directories may use other sizes and images. */
+ * and the whole transform ([3, R, R] NCHW), and where the file records it
+ * (goldens-sdxl/preprocess_sdxl) the CenterCrop(R) origin
+ * (preprocess.<k>.res<R>.center_crop_top_left, int64 [top, left]).
+ * Resolutions are read from the names, so other fixture directories may use
+ * other sizes and images. Not here: preprocess_sdxl's res<R>.time_ids, which
+ * come from the training script's crop arguments (engine/train). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +45,16 @@ static int check_resolution(golden_ctx *ctx, const st_file *f, const char *kind,
     if (rc) return rc;
     snprintf(name, sizeof name, "preprocess.%s.res%d.resized_uint8", kind, R);
     compare_u8(ctx, f, name, &resized);
+    snprintf(name, sizeof name, "preprocess.%s.res%d.center_crop_top_left", kind, R);
+    int left, top;
+    if (st_find(f, name) &&
+        !(rc = preprocess_center_crop_origin(resized.width, resized.height, R, &left, &top, err))) {
+        int64_t origin[2] = {top, left};
+        cnet_tensor t = {CNET_I64, 1, {2}, origin, -1};
+        golden_compare(ctx, f, name, &t);
+    }
     image_free(&resized);
+    if (rc) return rc;
     float *nhwc = malloc(sizeof(float) * 3 * R * R), *nchw = malloc(sizeof(float) * 3 * R * R);
     if (!nhwc || !nchw) {
         rc = cnet_fail(err, CNET_ENOMEM, "golden: out of memory");

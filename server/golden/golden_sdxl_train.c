@@ -39,7 +39,6 @@ typedef struct sdxl_run {
     sd_base base;
     int have_base;
     train_sdxl sx;
-    int have_sx;
     cnet_sched_config scfg;
     sched ddpm;
     controlnet_model cn;
@@ -215,7 +214,6 @@ static int run(golden_ctx *ctx, sdxl_run *r, const st_file *f, cnet_error *err) 
     if ((rc = sd_base_open(&r->base, &r->env.be, ctx->model_dir, err))) return rc;
     r->have_base = 1;
     if ((rc = train_sdxl_open(&r->sx, &r->base, err))) return rc;
-    r->have_sx = 1;
     if ((rc = conditioning(ctx, r, f, err))) return rc;
     if ((rc = golden_train_latents(ctx, &r->env, f, &r->latents, &B, &r->h, &r->w, &Lc, err)))
         return rc;
@@ -260,7 +258,6 @@ int golden_check_train_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err) 
     if (r->have_cn) controlnet_free(&r->cn);
     sched_free(&r->ddpm);
     cnet_sched_config_free(&r->scfg);
-    if (r->have_sx) train_sdxl_free(&r->sx);
     if (r->have_base) sd_base_free(&r->base);
     json_decref(r->args);
     json_decref(r->captions);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "engine/config/config.h"
 #include "server/http/http_internal.h"
 
 /* Whether every engine's device is lost (err: the last one's failure): the
@@ -138,7 +139,14 @@ static void scan_models(const char *dir, const char *prefix, int depth, json_t *
         char ref[600];
         snprintf(ref, sizeof ref, "%s%s", prefix, de->d_name);
         if (has_file(dir, de->d_name, "model_index.json")) {
-            json_array_append_new(out, json_pack("{s:s, s:s}", "name", ref, "kind", "base"));
+            /* its pipeline class tells the dashboard which fields apply (SDXL's) */
+            char index[4400];
+            cnet_model_index idx;
+            cnet_error err;
+            snprintf(index, sizeof index, "%s/%s/model_index.json", dir, de->d_name);
+            const int known = cnet_model_index_load(&idx, index, &err) == 0;
+            json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "name", ref, "kind", "base",
+                                                 "pipeline", known ? idx.class_name : ""));
         } else if (depth == 0) {
             char sub[4200], pre[620];
             snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);

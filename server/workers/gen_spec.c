@@ -28,6 +28,14 @@ static int64_t api_max_pixels(void) {
     return (int64_t)w * h;
 }
 
+/* An SDXL (height, width) pair of the spec into out; absent leaves {0, 0}. */
+static void size_pair(const json_t *spec, const char *key, int *out) {
+    const json_t *v = json_object_get(spec, key);
+    if (json_array_size(v) != 2) return;
+    out[0] = (int)json_integer_value(json_array_get(v, 0));
+    out[1] = (int)json_integer_value(json_array_get(v, 1));
+}
+
 static int path_join(char out[PATH_MAX], const char *a, const char *b, cnet_error *err) {
     if (snprintf(out, PATH_MAX, "%s/%s", a, b) >= PATH_MAX)
         return cnet_fail(err, CNET_ELIMIT, "path too long: %.200s/%.200s", a, b);
@@ -70,6 +78,8 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                             .scheduler = sched_name ? sched_kind_from_short(sched_name) : -1,
                             .prompt = str(spec, "prompt"),
                             .negative_prompt = str(spec, "negative_prompt"),
+                            .prompt_2 = str(spec, "prompt_2"),
+                            .negative_prompt_2 = str(spec, "negative_prompt_2"),
                             .steps = (int)num(spec, "steps"),
                             .width = (int)num(spec, "width"),
                             .height = (int)num(spec, "height"),
@@ -83,6 +93,13 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                             .canny_high = num(spec, "canny_high_threshold"),
                             .max_pixels = api_max_pixels(),
                             .n_controls = 1};
+    pipe_micro *u = &r->micro;
+    size_pair(spec, "original_size", u->original_size);
+    size_pair(spec, "crops_coords_top_left", u->crops_coords_top_left);
+    size_pair(spec, "target_size", u->target_size);
+    size_pair(spec, "negative_original_size", u->negative_original_size);
+    size_pair(spec, "negative_crops_coords_top_left", u->negative_crops_coords_top_left);
+    size_pair(spec, "negative_target_size", u->negative_target_size);
     const int p = pre ? generate_preprocess_from_name(pre) : GENERATE_PRE_NONE;
     r->controls[0] = (generate_control){.dir = out->controlnet,
                                         .image_name = "image",

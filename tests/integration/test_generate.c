@@ -14,6 +14,12 @@
  *   - --preprocess canny on a rectangle gives the pixels of the same run on
  *     the edges cv2.Canny(img, 100, 200) of OpenCV 4.6 found for it (the
  *     12x10 case pasted in tests/unit/test_canny.c);
+ *   - SDXL (tests/fixtures/tiny-sdxl, detected from its model_index.json):
+ *     a PNG whose parameters carry prompt_2 and the sizes; no negative
+ *     prompt (None, zeroed by force_zeros_for_empty_prompt) and an explicit
+ *     "" give other pixels, as in diffusers; the same run twice the same
+ *     bytes; SDXL options on an SD base and a malformed size are refused
+ *     naming them;
  *   - progress: a redrawn bar on a terminal (a pty), plain lines otherwise;
  *   - bad input: each case exits with the documented status, names the
  *     file / option / field, and leaves no output (an old file of the same
@@ -535,6 +541,78 @@ static int bad_case(const char *what, int want_rc, const char *phrase, const cha
     return ok;
 }
 
+/* An SDXL run on tests/fixtures/tiny-sdxl with extra (NULL-terminated). */
+static int generate_sdxl(const char *out, const char *const *extra) {
+    const char *args[64] = {"generate",
+                            "--model",
+                            "tests/fixtures/tiny-sdxl",
+                            "--image",
+                            control_png,
+                            "--prompt",
+                            "a red ring",
+                            "--prompt_2",
+                            "ring",
+                            "--steps",
+                            "2",
+                            "--seed",
+                            "5",
+                            "--original_size",
+                            "64,48",
+                            "--out",
+                            out};
+    int n = 0;
+    while (args[n]) n++;
+    for (int i = 0; extra && extra[i] && n < 63; i++) args[n++] = extra[i];
+    args[n] = NULL;
+    return run_cnet(args);
+}
+
+static void test_sdxl(void) {
+    const char *a = path_in("out/xl_a.png"), *b = path_in("out/xl_b.png"),
+               *c = path_in("out/xl_c.png");
+    const char *empty_negative[] = {"--negative_prompt", "", NULL};
+    CHECK(generate_sdxl(a, NULL) == 0, "sdxl: %s", last_err);
+    CHECK(generate_sdxl(b, empty_negative) == 0, "sdxl with \"\": %s", last_err);
+    CHECK(generate_sdxl(c, NULL) == 0, "sdxl again: %s", last_err);
+    png_read ra, rb, rc_;
+    CHECK(png_read_file(&ra, a) == 0 && png_read_file(&rb, b) == 0 && png_read_file(&rc_, c) == 0,
+          "decode");
+    EXPECT(ra.width == 32 && ra.height == 32, "size %dx%d", ra.width, ra.height);
+    const char *p = ra.params ? ra.params : "";
+    EXPECT(strstr(p, "Sampler: Euler,") && strstr(p, "Prompt 2: ring") &&
+               strstr(p, "Original size: \"[64, 48]\"") && strstr(p, "Model: tiny-sdxl"),
+           "parameters:\n%s", p);
+    EXPECT(max_diff(&ra, &rb) > 0, "negative None and \"\" gave the same pixels");
+    EXPECT(max_diff(&ra, &rc_) == 0, "the same SDXL run twice differs");
+    /* MultiControlNet with SDXL's added conditions: one folder twice at 0.5
+     * each is the run once at 1 (power-of-two scaling is exact) */
+    char cns[2 * PATH_MAX + 2], images[2 * PATH_MAX + 2];
+    snprintf(cns, sizeof cns,
+             "tests/fixtures/tiny-sdxl/controlnet,tests/fixtures/tiny-sdxl/controlnet");
+    snprintf(images, sizeof images, "%s,%s", control_png, control_png);
+    const char *twice[] = {"--controlnet", cns, "--image", images, "--scale", "0.5", NULL};
+    const char *d = path_in("out/xl_d.png");
+    CHECK(generate_sdxl(d, twice) == 0, "sdxl with two ControlNets: %s", last_err);
+    png_read rd;
+    CHECK(png_read_file(&rd, d) == 0, "decode");
+    EXPECT(max_diff(&ra, &rd) == 0, "two SDXL ControlNets at 0.5 differ from one at 1 by %d",
+           max_diff(&ra, &rd));
+    png_read_free(&rd);
+    png_read_free(&ra);
+    png_read_free(&rb);
+    png_read_free(&rc_);
+    const char *no_pair[] = {"--original_size", "64", NULL};
+    int rc = generate_sdxl(path_in("out/xl_bad.png"), no_pair);
+    EXPECT(rc == 2 && strstr(last_err, "--original_size") && strstr(last_err, "HEIGHT,WIDTH"),
+           "--original_size 64: exit %d: %s", rc, last_err);
+    const char *on_sd[] = {"--prompt_2", "ring", NULL};
+    rc = generate(path_in("out/sd_prompt_2.png"), on_sd);
+    EXPECT(rc == 1 && strstr(last_err, "prompt_2") && strstr(last_err, "not SDXL"),
+           "--prompt_2 on SD: exit %d: %s", rc, last_err);
+    EXPECT(!exists(path_in("out/sd_prompt_2.png")) && !exists(path_in("out/xl_bad.png")),
+           "an output of a refused run");
+}
+
 static void test_bad_input(void) {
     char missing[PATH_MAX], corrupt[PATH_MAX], truncated[PATH_MAX], odd[PATH_MAX];
     snprintf(missing, sizeof missing, "%s", path_in("missing.png"));
@@ -668,6 +746,7 @@ int main(int argc, char **argv) {
     RUN(test_num_images);
     RUN(test_two_controlnets);
     RUN(test_canny);
+    RUN(test_sdxl);
     RUN(test_progress_on_terminal);
     RUN(test_bad_input);
     tmpdir_remove(tmp);

@@ -5,6 +5,9 @@
  *     with base64 images, multipart, and async jobs — all with the pixels a
  *     direct pipeline_generate call on the same models makes (the truth is
  *     the engine library, called here without the server);
+ *   - the same for an SDXL base (tests/fixtures/tiny-sdxl) with prompt_2 and
+ *     the micro-conditioning sizes, its pixels those of the direct SDXL
+ *     pipeline; SDXL fields on an SD base are refused naming them;
  *   - validation errors name the field; a body over 20 MiB is a 413;
  *   - two training jobs and generate requests on one base model load it
  *     exactly once (cnet_base_model_loads_total), and a generate sent while
@@ -45,8 +48,19 @@ static uint8_t control_png_px[SIZE * SIZE * 3];
 static char *control_b64;
 static unsigned char *control_png;
 static size_t control_png_len;
-static char ref_sha[65]; /* final weights of an uninterrupted run */
-static image_rgb8 truth; /* the direct pipeline's image for gen_body */
+static char ref_sha[65];    /* final weights of an uninterrupted run */
+static image_rgb8 truth;    /* the direct pipeline's image for gen_body */
+static image_rgb8 truth_xl; /* the same for the SDXL request (xl_extra) */
+
+/* The SDXL request's own members, and the same as the direct pipeline's
+ * request: the folder's own scheduler (Euler), negative prompt None. */
+static const char *const xl_extra =
+    ", \"prompt_2\": \"red ring\", \"original_size\": [32, 24], \"crops_coords_top_left\": [2, 4], "
+    "\"negative_original_size\": [8, 12], \"negative_target_size\": [12, 20]";
+static const pipe_micro xl_micro = {.original_size = {32, 24},
+                                    .crops_coords_top_left = {2, 4},
+                                    .negative_original_size = {8, 12},
+                                    .negative_target_size = {12, 20}};
 
 static const char *const train_spec =
     "{\"pretrained_model_name_or_path\": \"tiny\", \"dataset\": \"%s\", \"resolution\": 16, "
@@ -82,15 +96,19 @@ static int start(test_server *s, const char *data, const char *device) {
     return server_start(s, data, args);
 }
 
-/* A generate request body (JSON) with the test's control image. */
-static char *gen_body(const char *extra) {
-    char *b = malloc(strlen(control_b64) + 512);
+/* A generate request body (JSON) with the test's control image: on the SD
+ * base with DDIM, or (xl) on the SDXL base with its own scheduler. */
+static char *gen_body_of(int xl, const char *extra) {
+    char *b = malloc(strlen(control_b64) + 1024);
     sprintf(b,
-            "{\"model\": \"tiny\", \"prompt\": \"a red circle\", \"steps\": 3, \"seed\": 7, "
-            "\"scheduler\": \"ddim\", \"image\": \"%s\"%s}",
-            control_b64, extra ? extra : "");
+            "{\"model\": \"%s\", \"prompt\": \"a red circle\", \"steps\": 3, \"seed\": 7, "
+            "%s\"image\": \"%s\"%s}",
+            xl ? "tiny-sdxl" : "tiny", xl ? "" : "\"scheduler\": \"ddim\", ", control_b64,
+            extra ? extra : "");
     return b;
 }
+
+static char *gen_body(const char *extra) { return gen_body_of(0, extra); }
 
 static long post_json(test_server *s, const char *path, const char *body, const char *accept,
                       http_resp *r) {
@@ -170,42 +188,51 @@ static int weights_sha(const char *data, const char *id, char hex[65]) {
     return sha256_file(path, hex);
 }
 
-/* Pixels equal to the direct pipeline's, from PNG bytes. */
-static int same_as_truth(const void *png, size_t len, char *why, size_t cap) {
+/* Pixels equal to the direct pipeline's (want), from PNG bytes. */
+static int same_as(const image_rgb8 *want, const void *png, size_t len, char *why, size_t cap) {
     image_rgb8 img = {0};
     cnet_error err = {0};
     if (image_decode(&img, png, len, "answer", 0, &err)) {
         snprintf(why, cap, "undecodable: %.150s", err.msg);
         return 0;
     }
-    int same = img.width == truth.width && img.height == truth.height &&
-               !memcmp(img.data, truth.data, (size_t)img.width * img.height * 3);
-    snprintf(why, cap, "%dx%d vs %dx%d, pixels %s", img.width, img.height, truth.width,
-             truth.height, same ? "equal" : "differ");
+    int same = img.width == want->width && img.height == want->height &&
+               !memcmp(img.data, want->data, (size_t)img.width * img.height * 3);
+    snprintf(why, cap, "%dx%d vs %dx%d, pixels %s", img.width, img.height, want->width,
+             want->height, same ? "equal" : "differ");
     image_free(&img);
     return same;
 }
 
-/* The truth: pipeline_generate on the same folder, without the server. */
-static int direct_pipeline(cnet_error *err) {
+static int same_as_truth(const void *png, size_t len, char *why, size_t cap) {
+    return same_as(&truth, png, len, why, cap);
+}
+
+/* The truth: pipeline_generate on the same folder, without the server:
+ * models/tiny with DDIM into truth, or (xl) models/tiny-sdxl with its own
+ * scheduler and the SDXL request's fields into truth_xl. */
+static int direct_pipeline(int xl, cnet_error *err) {
+    image_rgb8 *want = xl ? &truth_xl : &truth;
+    const char *name = xl ? "tiny-sdxl" : "tiny";
     cnet_backend be;
     sd_base base;
     controlnet_model cn;
     char path[700];
     int rc = cnet_backend_cpu_init(&be, err);
     if (rc) return rc;
-    snprintf(path, sizeof path, "%s/tiny", models);
+    snprintf(path, sizeof path, "%s/%s", models, name);
     if ((rc = sd_base_open(&base, &be, path, err))) return rc;
-    snprintf(path, sizeof path, "%s/tiny/controlnet", models);
+    snprintf(path, sizeof path, "%s/%s/controlnet", models, name);
     if (!(rc = controlnet_open(&cn, &be, path, err))) {
         cnet_sched_config sc;
         image_rgb8 in = {SIZE, SIZE, control_png_px};
         float control[SIZE * SIZE * 3], out[SIZE * SIZE * 3];
         rc = preprocess_control(control, &in, SIZE, SIZE, err);
-        if (!rc) rc = sd_base_scheduler(&base, CNET_SCHED_DDIM, &sc, err);
+        if (!rc) rc = sd_base_scheduler(&base, xl ? -1 : CNET_SCHED_DDIM, &sc, err);
         if (!rc) {
             pipe_request r = {.prompt = "a red circle",
-                              .negative_prompt = "",
+                              .negative_prompt = xl ? NULL : "",
+                              .prompt_2 = xl ? "red ring" : NULL,
                               .steps = 3,
                               .guidance = 7.5f,
                               .seed = 7,
@@ -213,16 +240,17 @@ static int direct_pipeline(cnet_error *err) {
                               .height = SIZE,
                               .num_images = 1,
                               .n_controlnets = 1};
+            if (xl) r.micro = xl_micro;
             r.controlnets[0] = (pipe_controlnet){
                 .model = &cn, .image = control, .scale = 1.0f, .start = 0.0f, .end = 1.0f};
             pipe_models m = sd_base_models(&base);
             rc = pipeline_generate(&m, &sc, &r, out, NULL, err);
             cnet_sched_config_free(&sc);
         }
-        if (!rc) rc = image_alloc(&truth, SIZE, SIZE, err);
+        if (!rc) rc = image_alloc(want, SIZE, SIZE, err);
         for (int i = 0; !rc && i < SIZE * SIZE * 3; i++) {
             float v = nearbyintf(out[i] * 255.0f);
-            truth.data[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            want->data[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
         controlnet_free(&cn);
     }
@@ -316,6 +344,47 @@ static void expect_400(const char *extra, const char *field) {
     EXPECT(st == 400 && f && !strcmp(f, field), "%s: want 400 naming %s, got %ld %s", extra, field,
            st, r.body);
     json_decref(j);
+    http_resp_free(&r);
+    free(body);
+}
+
+/* The SDXL base: the answer is the direct SDXL pipeline's image and its
+ * parameters carry the SDXL fields; the SD base refuses them by name. */
+static void test_generate_sdxl(void) {
+    char why[200], *body = gen_body_of(1, xl_extra);
+    http_resp r;
+    CHECK(post_json(&srv, "/v1/generate", body, NULL, &r) == 200, "sdxl: %ld %s", r.status, r.body);
+    EXPECT(same_as(&truth_xl, r.body, r.len, why, sizeof why), "sdxl vs direct pipeline: %s", why);
+    EXPECT(memmem(r.body, r.len, "Prompt 2: red ring", 18) &&
+               memmem(r.body, r.len, "Original size: \"[32, 24]\"", 25),
+           "no SDXL parameters in the PNG");
+    EXPECT(!same_as(&truth, r.body, r.len, why, sizeof why), "the SD image came back");
+    http_resp_free(&r);
+    free(body);
+    body = gen_body(", \"prompt_2\": \"red ring\"");
+    post_json(&srv, "/v1/generate", body, NULL, &r);
+    EXPECT(r.status == 400 && strstr(r.body, "prompt_2") && strstr(r.body, "not SDXL"),
+           "prompt_2 on SD: %ld %s", r.status, r.body);
+    http_resp_free(&r);
+    free(body);
+    /* the dashboard shows the SDXL fields by the base's pipeline class */
+    json_t *root = get_json(&srv, "/v1/models"), *ms = json_object_get(root, "models");
+    const char *xl_class = NULL, *sd_class = NULL;
+    for (size_t i = 0; i < json_array_size(ms); i++) {
+        const json_t *m = json_array_get(ms, i);
+        const char *name = json_string_value(json_object_get(m, "name")),
+                   *cls = json_string_value(json_object_get(m, "pipeline"));
+        if (name && !strcmp(name, "tiny-sdxl")) xl_class = cls;
+        if (name && !strcmp(name, "tiny")) sd_class = cls;
+    }
+    EXPECT(xl_class && !strcmp(xl_class, "StableDiffusionXLControlNetPipeline") && sd_class &&
+               strncmp(sd_class, "StableDiffusionXL", 17) != 0,
+           "/v1/models pipelines: %s, %s", xl_class ? xl_class : "-", sd_class ? sd_class : "-");
+    json_decref(root);
+    body = gen_body_of(1, ", \"original_size\": [32]");
+    post_json(&srv, "/v1/generate", body, NULL, &r);
+    EXPECT(r.status == 400 && strstr(r.body, "\"field\":\"original_size\""),
+           "original_size [32]: %ld %s", r.status, r.body);
     http_resp_free(&r);
     free(body);
 }
@@ -585,19 +654,22 @@ int main(int argc, char **argv) {
     cnet_error err = {0};
     if (!rc) rc = image_encode_png(&img, NULL, 0, &control_png, &control_png_len, &err);
     if (!rc) control_b64 = api_base64_encode(control_png, control_png_len);
-    if (!rc) rc = direct_pipeline(&err);
+    if (!rc) rc = direct_pipeline(0, &err);
+    if (!rc) rc = direct_pipeline(1, &err);
     if (rc || start(&srv, data1, "cpu")) {
         printf("setup failed (%s)\ntest_server_engine: 0 passed, 1 failed\n", err.msg);
         return 1;
     }
     RUN(test_generate_sync_png_json_multipart_async);
     RUN(test_generate_validation);
-    RUN(test_two_trains_one_base_load);
+    RUN(test_two_trains_one_base_load); /* counts loads: before the SDXL bases are loaded */
     RUN(test_sdxl_train_job);
+    RUN(test_generate_sdxl);
     server_stop(&srv, SIGTERM, 10000);
     RUN(test_kill9_resume_identical);
     RUN(test_sigterm_checkpoints_and_requeues);
     image_free(&truth);
+    image_free(&truth_xl);
     free(control_b64);
     free(control_png);
     tmpdir_remove(dir);

@@ -261,8 +261,15 @@ sys.exit(keys(sys.argv[1]) != keys(sys.argv[2]) or set(c[0]) != set(c[1]))' "$tm
         '$tmp/xc/diffusion_pytorch_model.safetensors'"
     refuses xl_bad_vae "pretrained_vae_model_name_or_path" $xl --output_dir "$tmp/xv" \
         --pretrained_vae_model_name_or_path "$tmp/nothing"
-    refuses xl_validation_not_yet "validation images of an SDXL base" $xl --output_dir "$tmp/xw" \
-        --validation_prompt "a red circle" --validation_image "$tmp/xfill/conditioning_images/00000.png"
+    # validation through the SDXL pipeline: a grid of the control image and 2 images
+    $CNET train $xl --output_dir "$tmp/xw" --num_validation_images 2 --validation_steps 2 \
+        --validation_prompt "a red circle" --validation_image "$tmp/xfill/conditioning_images/00000.png" \
+        >"$tmp/xw.log" 2>&1
+    check xl_validation_grid /usr/bin/python3 -c '
+import struct, sys
+d = open(sys.argv[1], "rb").read(24)
+sys.exit(d[:8] != b"\x89PNG\r\n\x1a\n" or struct.unpack(">II", d[16:24]) != (48, 16))' \
+        "$tmp/xw/images_0.png"
 fi
 
 summary train_test

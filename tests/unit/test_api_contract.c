@@ -145,6 +145,8 @@ static json_t *good_value(const api_field *f) {
         return json_pack("[s]", "a/b.png");
     case AF_HUB:
         return json_pack("{s:s}", "repo_id", "me/net");
+    case AF_SIZE:
+        return json_pack("[i, i]", (int)f->lo, (int)f->hi);
     }
     return NULL;
 }
@@ -213,6 +215,15 @@ static void test_fields_limits_types_defaults(void) {
                 big[API_PROMPT_MAX] = 'a';
                 ok &= refuses(t, n, json_string(big), "too_long", n);
                 free(big);
+            }
+            if (f->type == AF_SIZE) {
+                ok &= accepts(t, n, json_pack("[i, i]", (int)f->hi, (int)f->lo));
+                ok &= refuses(t, n, json_pack("[i]", (int)f->lo), "invalid_field", n);
+                ok &= refuses(t, n, json_pack("[f, i]", 1.5, (int)f->lo), "invalid_field", n);
+                ok &= refuses(t, n, json_pack("[i, i]", (int)f->lo - 1, (int)f->lo), "out_of_range",
+                              n);
+                ok &= refuses(t, n, json_pack("[i, i]", (int)f->lo, (int)f->hi + 1), "out_of_range",
+                              n);
             }
             if (f->type == AF_MODEL || f->type == AF_CONTROLNET || f->type == AF_DATASET)
                 ok &= refuses(t, n, json_string("../etc"), "invalid_reference", n);
@@ -603,7 +614,8 @@ static int field_matches(const char *schema, const api_field *f, const yfield *y
         [AF_INT] = "integer",       [AF_NUM] = "number",     [AF_BOOL] = "boolean",
         [AF_ENUM] = NULL,           [AF_PROMPTS] = "array",  [AF_MODEL] = "string",
         [AF_CONTROLNET] = "string", [AF_DATASET] = "string", [AF_HUB] = "object",
-        [AF_TEXT] = "string",       [AF_BASE64] = "string",  [AF_PATHS] = "array"};
+        [AF_TEXT] = "string",       [AF_BASE64] = "string",  [AF_PATHS] = "array",
+        [AF_SIZE] = "array"};
     if (f->type == AF_ENUM) {
         const char *e = yget(y, "enum"), *c = yget(y, "const");
         if (c ? !(f->choices[0] && !f->choices[1] && !strcmp(c, f->choices[0]))
@@ -629,6 +641,16 @@ static int field_matches(const char *schema, const api_field *f, const yfield *y
         (!same_number(yget(y, "minItems"), 1) ||
          !same_number(yget(y, "maxItems"), API_PROMPTS_MAX)))
         DIFF("items 1..%d", API_PROMPTS_MAX);
+    if (f->type == AF_SIZE) {
+        yfield items = {0};
+        const char *it = yget(y, "items");
+        if (it && it[0] == '{') parse_flow(&items, it);
+        if (!same_number(yget(y, "minItems"), 2) || !same_number(yget(y, "maxItems"), 2) ||
+            !yget(&items, "type") || strcmp(yget(&items, "type"), "integer") ||
+            !same_number(yget(&items, "minimum"), f->lo) ||
+            !same_number(yget(&items, "maximum"), api_field_api_hi(f)))
+            DIFF("a pair of integers in [%g, %g]", f->lo, api_field_api_hi(f));
+    }
     if (f->type != AF_ENUM || !yget(y, "const"))
         if (!same_default(f, yget(y, "default")))
             DIFF("default %s, the table's %s", yget(y, "default") ? yget(y, "default") : "-",
