@@ -400,6 +400,25 @@ static void test_bad_dictionary_index(void) {
     free(b);
 }
 
+/* A v2 page of image.bytes whose level lengths (DataPageHeaderV2 fields 5
+ * and 6, PageHeader field 8) are each 2^62: each is past the page, and
+ * their int64 sum wraps negative, which a check of the sum alone lets by. */
+static void test_v2_level_lengths(void) {
+    CHECK(generated, "no files");
+    const char *name = "none_dict0_v2.parquet";
+    load_good(name);
+    size_t start = chunk_start(name, 0), at, vlen, n;
+    CHECK(start, "chunk of image.bytes");
+    for (int field = 5; field <= 6; field++) {
+        CHECK(find_varint(good + start, good_len - start, 8, field, &at, &vlen) == 0,
+              "level length field %d", field);
+        uint8_t *b = splice(start + at, vlen, (int64_t)1 << 62, &n);
+        free(good);
+        good = b, good_len = n;
+    }
+    EXPECT_BROKEN("v2_levels.parquet", good, good_len, CNET_EFORMAT, "level lengths");
+}
+
 /* Page 1 of image.bytes declaring a quarter of its size, then 1 GiB. */
 static void bombs(const char *name, const char *label) {
     load_good(name);
@@ -508,6 +527,7 @@ int main(int argc, char **argv) {
     RUN(test_lying_schema);
     RUN(test_lying_value_length);
     RUN(test_bad_dictionary_index);
+    RUN(test_v2_level_lengths);
     RUN(test_bombs);
     RUN(test_flips);
     free(good);
