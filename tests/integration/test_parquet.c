@@ -9,8 +9,9 @@
  * footer length, a lying schema, a byte-array length past the page, a
  * dictionary index past the dictionary, pages that inflate past their
  * declared size (zstd, snappy, gzip bombs) and pages declaring more than the
- * page limit; each is an error naming the file, never a crash; and every
- * byte of a footer flipped in turn (run under make asan too). */
+ * page limit; each is an error naming the file, never a crash; every
+ * byte of a footer flipped in turn, and every byte of a whole uncompressed
+ * file (run under make asan too). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,6 +480,31 @@ static void test_flips(void) {
     EXPECT(errors > 0, "some flips are refused");
 }
 
+/* Every byte of an uncompressed dictionary file with v2 pages flipped in
+ * turn, so flips land in page headers, levels, dictionary indices, value
+ * lengths and values directly (a codec's checksum would hide them): read
+ * or refused, never a crash or a read outside a buffer (make asan). */
+static void test_flips_everywhere(void) {
+    CHECK(generated, "no files");
+    load_good("none_dict1_v2.parquet");
+    CHECK(good, "good file");
+    uint8_t *b = malloc(good_len);
+    CHECK(b, "oom");
+    int errors = 0;
+    for (size_t i = 0; i < good_len; i++) {
+        memcpy(b, good, good_len);
+        b[i] ^= (uint8_t)(0x5a + i);
+        cnet_error e = {0};
+        int rc = read_all("flip_all.parquet", b, good_len, &e);
+        if (rc) {
+            errors++;
+            EXPECT(strstr(e.msg, "flip_all.parquet"), "flip at %zu: '%s'", i, e.msg);
+        }
+    }
+    free(b);
+    printf("    %d of %zu flipped files refused\n", errors, good_len);
+}
+
 /* A v1 file whose data pages of column "kind" say PLAIN_DICTIONARY (the
  * same bytes as RLE_DICTIONARY, what older writers put in v1 pages): the
  * values still equal the truth. */
@@ -530,6 +556,7 @@ int main(int argc, char **argv) {
     RUN(test_v2_level_lengths);
     RUN(test_bombs);
     RUN(test_flips);
+    RUN(test_flips_everywhere);
     free(good);
     json_decref(truth);
     if (tmp[0]) tmpdir_remove(tmp);
