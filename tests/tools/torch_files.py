@@ -23,7 +23,9 @@ OUT_DIR/
                                  data.pkl that breaks one rule each (limits,
                                  opcodes, lying lengths), or a compressed entry;
                                  bad_amp_views.bin: 200 keys naming one strided
-                                 view (copies beyond the file's size)
+                                 view (copies beyond the file's size);
+                                 bad_local_name.bin: a local header naming
+                                 another entry than the directory
   amp_keys.bin                   300 persistent ids sharing one 1 MiB storage key
 """
 import json
@@ -231,11 +233,22 @@ def write_bad(out):
         z.writestr("good/data.pkl", TENSOR)
         z.writestr("good/data/0", storage)
         z.writestr("good/version", "3\n")
+    # The local header of bad/data/0 renamed bad/data/1 (its directory record
+    # unchanged): Python's zipfile refuses such an archive too.
+    path = os.path.join(out, "bad_local_name.bin")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("bad/data.pkl", TENSOR)
+        z.writestr("bad/data/0", storage)
+    with open(path, "rb") as f:
+        raw = f.read()
+    with open(path, "wb") as f:
+        f.write(raw.replace(b"bad/data/0", b"bad/data/1", 1))
     with open(os.path.join(out, "bad_expect.txt"), "w") as f:
         for name, (_, what) in BAD_PICKLES.items():
             f.write("bad_%s.bin\t%s\n" % (name, what))
         f.write("bad_deflated.bin\tcompressed\n")
         f.write("bad_amp_views.bin\tstrided\n")
+        f.write("bad_local_name.bin\tlocal header\n")
 
 
 if __name__ == "__main__":
