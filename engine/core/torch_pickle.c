@@ -64,12 +64,13 @@ typedef struct pk_obj {
     pk_kind kind;
     int64_t i;      /* bool/int value; GLOBAL: pk_global; STORAGE: numel */
     double f;       /* FLOAT */
-    char *s;        /* STR (NUL-terminated copy); STORAGE: its key */
+    char *s;        /* STR (NUL-terminated copy) */
     size_t len;     /* of s */
     int *items;     /* TUPLE/LIST/DICT */
     int n, cap;     /* items used / allocated */
     int type;       /* GLOBAL G_STORAGE and STORAGE: index into storage_types */
-    int storage;    /* TENSOR: object index of its storage */
+    int storage;    /* TENSOR: object index of its storage; STORAGE: of its key (a STR,
+                     * shared: a key repeated by the memo is never copied) */
     int64_t offset; /* TENSOR: in elements */
     int ndim;       /* TENSOR */
     int64_t shape[CNET_MAX_DIMS], stride[CNET_MAX_DIMS];
@@ -360,18 +361,13 @@ static int pk_persistent(pk *u) {
     int64_t numel = 0;
     if ((rc = pk_int_of(u, t->items[4], &numel, "a storage's numel"))) return rc;
     if (numel < 0) return pk_fail(u, CNET_EFORMAT, "a negative storage numel");
-    int type_index = type->type;
-    char *key_copy = strdup(key->s);
-    if (!key_copy) return pk_fail(u, CNET_ENOMEM, "out of memory");
+    int type_index = type->type, key_index = t->items[2];
     int o = pk_new(u, PK_STORAGE); /* may move u->objs: t, type and key are stale after it */
-    if (o < 0) {
-        free(key_copy);
-        return o;
-    }
+    if (o < 0) return o;
     pk_obj *s = &u->objs[o];
     s->type = type_index;
     s->i = numel;
-    s->s = key_copy;
+    s->storage = key_index;
     return pk_push(u, o);
 }
 
@@ -603,7 +599,8 @@ static int pk_place_tensor(const char *path, const zip_archive *z, const char *p
     const pk_obj *s = &u->objs[t->storage];
     const pk_storage_type *type = &storage_types[s->type];
     char entry[ZIP_MAX_NAME];
-    if (snprintf(entry, sizeof entry, "%s/data/%s", prefix, s->s) >= (int)sizeof entry)
+    if (snprintf(entry, sizeof entry, "%s/data/%s", prefix, u->objs[s->storage].s) >=
+        (int)sizeof entry)
         return cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s': storage key too long", path, name);
     const zip_entry *e = zip_find(z, entry);
     if (!e)
@@ -713,6 +710,15 @@ static int pk_to_entries(st_file *f, const zip_archive *z, const char *prefix, c
         if (pl->copy) {
             pl->heap_at = heap_bytes;
             heap_bytes += e->nbytes;
+            /* every storage is in the file once; copies past its size can
+             * only be many views of one storage (torch_pickle.h) */
+            if (heap_bytes > f->map_size) {
+                rc = cnet_fail(err, CNET_ELIMIT,
+                               "%s: tensor '%s': copies of strided tensors take more than the "
+                               "file's %zu bytes (many views of one storage)",
+                               f->path, k->s, f->map_size);
+                break;
+            }
         } else {
             e->view.data = (void *)(pl->base + (size_t)v->offset * type->elsize);
         }

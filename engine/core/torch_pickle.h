@@ -25,8 +25,9 @@
  * complex) are left out of the result (an EMA's int32 num_updates is one);
  * a model that needs one then reports it missing by name. Contiguous tensors
  * are views into the read-only mapping; strided or offset-sharing ones are
- * copied into st_file.heap. The result is an st_file (safetensors.h): every
- * reader of safetensors reads it the same way. */
+ * copied into st_file.heap, which never grows past the file's size (more
+ * would be one storage repeated through many views: CNET_ELIMIT). The result is an st_file
+ * (safetensors.h): every reader of safetensors reads it the same way. */
 #ifndef CNET_TORCH_PICKLE_H
 #define CNET_TORCH_PICKLE_H
 

@@ -138,7 +138,16 @@ static int read_entry(zip_archive *z, uint64_t *at, uint64_t cd_end, zip_entry *
     if (!in_bounds(local, ZIP_LOCAL_LEN, z->len) || rd32(b + local) != ZIP_SIG_LOCAL)
         return cnet_fail(err, CNET_EFORMAT, "%s: entry '%s': no local header at offset %llu",
                          z->path, e->name, (unsigned long long)local);
-    uint64_t data = local + ZIP_LOCAL_LEN + rd16(b + local + 26) + rd16(b + local + 28);
+    /* the local header must name the entry its directory record names, as
+     * Python's zipfile (torch.load's reader) checks: an archive whose two
+     * views differ would show a scanner other bytes than it gives us */
+    uint32_t local_name = rd16(b + local + 26);
+    if (local_name != name_len || !in_bounds(local + ZIP_LOCAL_LEN, name_len, z->len) ||
+        memcmp(b + local + ZIP_LOCAL_LEN, e->name, name_len) != 0)
+        return cnet_fail(err, CNET_EFORMAT,
+                         "%s: entry '%s': its local header at offset %llu names another entry",
+                         z->path, e->name, (unsigned long long)local);
+    uint64_t data = local + ZIP_LOCAL_LEN + local_name + rd16(b + local + 28);
     if (!in_bounds(data, csize, z->len))
         return cnet_fail(err, CNET_EFORMAT,
                          "%s: entry '%s': %llu bytes at offset %llu run past the end of the file "

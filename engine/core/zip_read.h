@@ -4,9 +4,9 @@
  * Follows PKWARE's APPNOTE.TXT (6.3): the end-of-central-directory record
  * found by scanning back over at most a 64 KiB comment, the ZIP64 locator and
  * record when a count or offset is saturated, central headers, ZIP64 extra
- * fields (0x0001), and each entry's local header, whose own name and extra
- * lengths place the data. This is the layout torch.save writes
- * (PyTorchFileWriter: every entry stored, data aligned to 64 bytes).
+ * fields (0x0001), and each entry's local header, whose name must equal
+ * the directory's and whose own name and extra lengths place the data. This is the layout
+ * torch.save writes (PyTorchFileWriter: every entry stored, data aligned to 64 bytes).
  *
  * Not here: compression (an entry that is not stored is listed with its
  * method and refused by zip_entry_data), encryption, multi-disk archives,

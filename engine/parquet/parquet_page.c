@@ -300,7 +300,10 @@ static int data_page(ctx *x, const page_header *h, const uint8_t *body, size_t b
             (rc = v1_levels(x, def, c->max_def, &p, end, n, "definition")))
             return rc;
     } else {
-        if (h->rep_len < 0 || h->def_len < 0 || h->rep_len + h->def_len > (int64_t)body_len ||
+        /* each length alone first: two i32 fields read as int64 could
+         * make their sum wrap negative */
+        if (h->rep_len < 0 || h->def_len < 0 || h->rep_len > (int64_t)body_len ||
+            h->def_len > (int64_t)body_len - h->rep_len ||
             h->rep_len + h->def_len > h->uncompressed)
             return cnet_fail(x->err, CNET_EFORMAT,
                              "%s: v2 level lengths (%lld + %lld) are past "

@@ -9,8 +9,9 @@
  * footer length, a lying schema, a byte-array length past the page, a
  * dictionary index past the dictionary, pages that inflate past their
  * declared size (zstd, snappy, gzip bombs) and pages declaring more than the
- * page limit; each is an error naming the file, never a crash; and every
- * byte of a footer flipped in turn (run under make asan too). */
+ * page limit; each is an error naming the file, never a crash; every
+ * byte of a footer flipped in turn, and every byte of a whole uncompressed
+ * file (run under make asan too). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,6 +401,25 @@ static void test_bad_dictionary_index(void) {
     free(b);
 }
 
+/* A v2 page of image.bytes whose level lengths (DataPageHeaderV2 fields 5
+ * and 6, PageHeader field 8) are each 2^62: each is past the page, and
+ * their int64 sum wraps negative, which a check of the sum alone lets by. */
+static void test_v2_level_lengths(void) {
+    CHECK(generated, "no files");
+    const char *name = "none_dict0_v2.parquet";
+    load_good(name);
+    size_t start = chunk_start(name, 0), at, vlen, n;
+    CHECK(start, "chunk of image.bytes");
+    for (int field = 5; field <= 6; field++) {
+        CHECK(find_varint(good + start, good_len - start, 8, field, &at, &vlen) == 0,
+              "level length field %d", field);
+        uint8_t *b = splice(start + at, vlen, (int64_t)1 << 62, &n);
+        free(good);
+        good = b, good_len = n;
+    }
+    EXPECT_BROKEN("v2_levels.parquet", good, good_len, CNET_EFORMAT, "level lengths");
+}
+
 /* Page 1 of image.bytes declaring a quarter of its size, then 1 GiB. */
 static void bombs(const char *name, const char *label) {
     load_good(name);
@@ -460,6 +480,31 @@ static void test_flips(void) {
     EXPECT(errors > 0, "some flips are refused");
 }
 
+/* Every byte of an uncompressed dictionary file with v2 pages flipped in
+ * turn, so flips land in page headers, levels, dictionary indices, value
+ * lengths and values directly (a codec's checksum would hide them): read
+ * or refused, never a crash or a read outside a buffer (make asan). */
+static void test_flips_everywhere(void) {
+    CHECK(generated, "no files");
+    load_good("none_dict1_v2.parquet");
+    CHECK(good, "good file");
+    uint8_t *b = malloc(good_len);
+    CHECK(b, "oom");
+    int errors = 0;
+    for (size_t i = 0; i < good_len; i++) {
+        memcpy(b, good, good_len);
+        b[i] ^= (uint8_t)(0x5a + i);
+        cnet_error e = {0};
+        int rc = read_all("flip_all.parquet", b, good_len, &e);
+        if (rc) {
+            errors++;
+            EXPECT(strstr(e.msg, "flip_all.parquet"), "flip at %zu: '%s'", i, e.msg);
+        }
+    }
+    free(b);
+    printf("    %d of %zu flipped files refused\n", errors, good_len);
+}
+
 /* A v1 file whose data pages of column "kind" say PLAIN_DICTIONARY (the
  * same bytes as RLE_DICTIONARY, what older writers put in v1 pages): the
  * values still equal the truth. */
@@ -508,8 +553,10 @@ int main(int argc, char **argv) {
     RUN(test_lying_schema);
     RUN(test_lying_value_length);
     RUN(test_bad_dictionary_index);
+    RUN(test_v2_level_lengths);
     RUN(test_bombs);
     RUN(test_flips);
+    RUN(test_flips_everywhere);
     free(good);
     json_decref(truth);
     if (tmp[0]) tmpdir_remove(tmp);

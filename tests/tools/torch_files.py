@@ -21,7 +21,12 @@ OUT_DIR/
   vae_old_st/                    the same as .safetensors
   bad_*.bin                      torch's zip layout around a hand-written
                                  data.pkl that breaks one rule each (limits,
-                                 opcodes, lying lengths), or a compressed entry
+                                 opcodes, lying lengths), or a compressed entry;
+                                 bad_amp_views.bin: 200 keys naming one strided
+                                 view (copies beyond the file's size);
+                                 bad_local_name.bin: a local header naming
+                                 another entry than the directory
+  amp_keys.bin                   300 persistent ids sharing one 1 MiB storage key
 """
 import json
 import os
@@ -165,7 +170,57 @@ BAD_PICKLES = {
 }
 
 
+def pk_str(s):
+    b = s.encode() if isinstance(s, str) else s
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def pk_int(n):
+    return b"J" + struct.pack("<i", n)
+
+
+def pk_tuple(items):
+    return b"(" + b"".join(items) + b"t"
+
+
+def pk_storage_id(key, numel):
+    """('storage', torch.FloatStorage, key, 'cpu', numel), torch.save's persistent id."""
+    return pk_tuple([pk_str("storage"), b"ctorch\nFloatStorage\n", pk_str(key), pk_str("cpu"),
+                     pk_int(numel)])
+
+
+def pk_tensor(key, numel, size, stride):
+    """_rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())."""
+    return (b"ctorch._utils\n_rebuild_tensor_v2\n(" + pk_storage_id(key, numel) + b"Q" + pk_int(0) +
+            pk_tuple(pk_int(v) for v in size) + pk_tuple(pk_int(v) for v in stride) +
+            b"\x89ccollections\nOrderedDict\n)RtR")
+
+
+# Small files that would make a reader take far more memory than they hold:
+# 200 keys naming one transposed 64x64 view of one 16 KiB storage (each
+# would be its own strided copy: 3.2 MB from 18 KB), and 300 persistent ids
+# naming one storage under a 1 MiB key (each a copy of the key: 300 MB from
+# 1 MB; test_torch_pickle.c measures that one).
+AMP_VIEWS_KEYS = 200
+AMP_KEYS_IDS = 300
+
+
+def write_amplifiers(out):
+    body = b"\x80\x02}q\x00(" + pk_str("k0") + pk_tensor("0", 4096, (64, 64), (1, 64)) + b"q\x01"
+    body += b"".join(pk_str("k%d" % i) + b"h\x01" for i in range(1, AMP_VIEWS_KEYS)) + b"u."
+    with zipfile.ZipFile(os.path.join(out, "bad_amp_views.bin"), "w") as z:
+        z.writestr("bad/data.pkl", body)
+        z.writestr("bad/data/0", struct.pack("<4096f", *range(4096)))
+        z.writestr("bad/version", "3\n")
+    body = b"\x80\x02" + pk_storage_id(b"k" * (1 << 20), 1) + b"q\x01Q0"
+    body += b"h\x01Q0" * (AMP_KEYS_IDS - 1) + b"}."
+    with zipfile.ZipFile(os.path.join(out, "amp_keys.bin"), "w") as z:
+        z.writestr("amp/data.pkl", body)
+        z.writestr("amp/version", "3\n")
+
+
 def write_bad(out):
+    write_amplifiers(out)
     storage = struct.pack("<6f", 0, 1, 2, 3, 4, 5)
     for name, (body, _) in BAD_PICKLES.items():
         with zipfile.ZipFile(os.path.join(out, "bad_" + name + ".bin"), "w") as z:
@@ -178,10 +233,22 @@ def write_bad(out):
         z.writestr("good/data.pkl", TENSOR)
         z.writestr("good/data/0", storage)
         z.writestr("good/version", "3\n")
+    # The local header of bad/data/0 renamed bad/data/1 (its directory record
+    # unchanged): Python's zipfile refuses such an archive too.
+    path = os.path.join(out, "bad_local_name.bin")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("bad/data.pkl", TENSOR)
+        z.writestr("bad/data/0", storage)
+    with open(path, "rb") as f:
+        raw = f.read()
+    with open(path, "wb") as f:
+        f.write(raw.replace(b"bad/data/0", b"bad/data/1", 1))
     with open(os.path.join(out, "bad_expect.txt"), "w") as f:
         for name, (_, what) in BAD_PICKLES.items():
             f.write("bad_%s.bin\t%s\n" % (name, what))
         f.write("bad_deflated.bin\tcompressed\n")
+        f.write("bad_amp_views.bin\tstrided\n")
+        f.write("bad_local_name.bin\tlocal header\n")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@
  * with the words each refusal must contain; and every truncation and
  * byte-flip of the real files, which must be refused or read, never crash
  * (also under make asan). */
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/core/safetensors.h"
@@ -136,6 +138,34 @@ static void test_broken_pickles(void) {
     EXPECT(count >= 15, "only %d broken files listed", count);
 }
 
+/* amp_keys.bin: 300 persistent ids naming one storage under one 1 MiB key
+ * (the file is 1 MiB). Read in a child, whose peak resident memory may not
+ * grow by more than 64 MiB: the key is held once, not once per id. */
+static void test_shared_key(void) {
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        st_file f;
+        cnet_error err;
+        int rc = weights_file_open(&f, at("amp_keys.bin"), &err);
+        getrusage(RUSAGE_SELF, &after);
+        long grew = (after.ru_maxrss - before.ru_maxrss) / 1024;
+        printf("    amp_keys.bin: rc %d (%s), peak memory grew %ld MiB\n", rc,
+               rc ? err.msg : "read", grew);
+        fflush(stdout);
+        if (rc == 0) st_close(&f);
+        _exit(rc != 0 ? 2 : grew > 64 ? 3 : 0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status), "the reader died (status %d)",
+          status);
+    EXPECT(WEXITSTATUS(status) == 0, "exit %d (2: refused, 3: took more than 64 MiB)",
+           WEXITSTATUS(status));
+}
+
 /* Every prefix and every single-byte flip of a real file: read or refused
  * with a message naming it, never a crash or a read outside the file. */
 static void test_corpus(void) {
@@ -238,6 +268,7 @@ int main(int argc, char **argv) {
     RUN(test_legacy_refused);
     RUN(test_code_refused);
     RUN(test_broken_pickles);
+    RUN(test_shared_key);
     RUN(test_corpus);
     RUN(test_vae_old_names);
     cnet_backend_free(&be);
