@@ -177,12 +177,15 @@ static int resolve_models(gen_options *o, gen_sources *src, cnet_error *err) {
     dl_progress_end(&downloads);
     if (rc) return cnet_error_prefix(err, "--model");
     r->model_dir = src->model;
+    /* the resolved model's own controlnet/ (built apart: gcc's -Wrestrict
+     * takes two arrays of src for one object) */
+    char model_cn[HUB_PATH_MAX];
+    if (snprintf(model_cn, sizeof model_cn, "%s/controlnet", src->model) >= (int)sizeof model_cn)
+        return cnet_fail(err, CNET_ELIMIT, "--model: path too long");
     for (int k = 0; k < r->n_controls; k++) {
         generate_control *c = &r->controls[k];
         if (!strcmp(c->dir, default_cn)) {
-            if (snprintf(src->controls[k], HUB_PATH_MAX, "%s/controlnet", src->model) >=
-                HUB_PATH_MAX)
-                return cnet_fail(err, CNET_ELIMIT, "--model: path too long");
+            memcpy(src->controls[k], model_cn, sizeof model_cn);
         } else if ((rc = hub_model_resolve(c->dir, &cn_opts, src->controls[k], NULL, 0, err))) {
             dl_progress_end(&downloads);
             return cnet_error_prefix(err, "--controlnet");
