@@ -11,8 +11,10 @@
  * (goldens-sdxl/preprocess_sdxl) the CenterCrop(R) origin
  * (preprocess.<k>.res<R>.center_crop_top_left, int64 [top, left]).
  * Resolutions are read from the names, so other fixture directories may use
- * other sizes and images. Not here: preprocess_sdxl's res<R>.time_ids, which
- * come from the training script's crop arguments (engine/train). */
+ * other sizes and images. preprocess_sdxl's preprocess.res<R>.time_ids are
+ * the SDXL training time ids (engine/train/train_sdxl.h) for resolution R and
+ * the crop arguments the training goldens were made with (train_sdxl's
+ * metadata 'train.args'). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include "engine/image/image.h"
 #include "engine/core/layout.h"
 #include "engine/image/preprocess.h"
+#include "engine/train/train_sdxl.h"
 #include "server/golden/golden.h"
 
 /* The float outputs are v / 255 (and (x - 0.5) / 0.5) in float32 on both
@@ -103,6 +106,49 @@ static int check_kind(golden_ctx *ctx, const st_file *f, const char *kind, const
     return rc;
 }
 
+/* The crop arguments of <goldens>/train_sdxl.safetensors' 'train.args'. */
+static int training_crops(const golden_ctx *ctx, int *crops_h, int *crops_w, cnet_error *err) {
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s/train_sdxl.safetensors", ctx->fixtures, ctx->goldens);
+    st_file t;
+    int rc = st_open(&t, path, err);
+    if (rc) return cnet_error_prefix(err, "preprocess time ids");
+    const char *meta = st_meta(&t, "train.args");
+    json_t *args = meta ? json_loads(meta, 0, NULL) : NULL;
+    const json_t *h = json_object_get(args, "crops_coords_top_left_h"),
+                 *w = json_object_get(args, "crops_coords_top_left_w");
+    if (json_is_integer(h) && json_is_integer(w))
+        *crops_h = (int)json_integer_value(h), *crops_w = (int)json_integer_value(w);
+    else
+        rc = cnet_fail(err, CNET_EFORMAT,
+                       "%s: metadata 'train.args' has no integer crops_coords_top_left_h/_w", path);
+    json_decref(args);
+    st_close(&t);
+    return rc;
+}
+
+/* preprocess.res<R>.time_ids: [1, 6] = [R, R, crops_h, crops_w, R, R]. */
+static int check_time_ids(golden_ctx *ctx, const st_file *f, cnet_error *err) {
+    int crops_h = 0, crops_w = 0, have_crops = 0, rc = 0;
+    for (int i = 0; i < f->n && !rc; i++) {
+        long R;
+        int end = 0;
+        if (sscanf(f->entries[i].name, "preprocess.res%ld.time_ids%n", &R, &end) != 1 ||
+            f->entries[i].name[end] != '\0')
+            continue;
+        if (R < 1 || R > GOLDEN_PREPROCESS_MAX_RES)
+            return cnet_fail(err, CNET_EFORMAT, "%s: tensor '%s' names resolution %ld (1..%d)",
+                             f->path, f->entries[i].name, R, GOLDEN_PREPROCESS_MAX_RES);
+        if (!have_crops && (rc = training_crops(ctx, &crops_h, &crops_w, err))) return rc;
+        have_crops = 1;
+        float ids[CNET_TIME_IDS];
+        train_sdxl_time_ids(ids, 1, (int)R, crops_h, crops_w);
+        cnet_tensor t = {CNET_F32, 2, {1, CNET_TIME_IDS}, ids, -1};
+        golden_compare_within(ctx, f, f->entries[i].name, &t, 0);
+    }
+    return rc;
+}
+
 int golden_check_preprocess(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     const char *meta = st_meta(f, "preprocess.files");
     if (!meta) return cnet_fail(err, CNET_ENOTFOUND, "%s: no metadata 'preprocess.files'", f->path);
@@ -123,5 +169,5 @@ int golden_check_preprocess(golden_ctx *ctx, const st_file *f, cnet_error *err) 
                         i == 0 ? PREPROCESS_SIGNED : PREPROCESS_UNIT, err);
     }
     json_decref(files);
-    return rc;
+    return rc ? rc : check_time_ids(ctx, f, err);
 }

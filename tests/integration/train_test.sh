@@ -243,6 +243,9 @@ def keys(p):
 c = [json.load(open(p + "/config.json")) for p in sys.argv[1:]]
 sys.exit(keys(sys.argv[1]) != keys(sys.argv[2]) or set(c[0]) != set(c[1]))' "$tmp/xa" "$XL/controlnet"
     check xl_model_card grep -q "^- stable-diffusion-xl$" "$tmp/xa/README.md"
+    check xl_trained_generates $CNET generate --model "$XL" --controlnet "$tmp/xa" \
+        --image "$tmp/xfill/conditioning_images/00000.png" --prompt "a red circle" --steps 2 \
+        --width 16 --height 16 --out "$tmp/xa-gen.png"
     cp -r "$tmp/xa" "$tmp/xr" && rm -rf "$tmp/xr/checkpoint-4" "$tmp/xr/diffusion_pytorch_model.safetensors"
     $CNET train $xl --output_dir "$tmp/xr" --resume_from_checkpoint checkpoint-2 >"$tmp/xr.log" 2>&1
     check xl_resume_bit_exact sh -c "! grep -q '^step 1/4' '$tmp/xr.log' && cmp -s \
