@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Runs `generate.sh mode dir` (mode "matrix" or "dataset"); 0 ok, else
+/* Runs `generate.sh mode dir` (mode "matrix", "dataset" or "fill50k"); 0 ok, else
  * prints why (node or the npm packages missing) and returns -1. */
 int parquet_generate(const char *mode, const char *dir);
 /* Decodes a hex string into a malloc'd buffer of *n bytes; NULL if malformed. */

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Writes Parquet test files with the independent writer (write.mjs):
-#   sh tests/tools/parquet_writer/generate.sh matrix|dataset DIR
+#   sh tests/tools/parquet_writer/generate.sh matrix|dataset|fill50k DIR
 # Installs its npm packages from the committed package-lock.json when missing
 # (npm ci --prefer-offline: offline once installed), like web_test.sh.
 # Exits non-zero, saying why, when node or the packages are unavailable.

@@ -13,6 +13,11 @@
 //                               .parquet (image, conditioning_image, text), a
 //                               test split to be ignored, DIR/images/ for rows
 //                               whose bytes are null (path only); DIR/truth.json.
+//   node write.mjs fill50k DIR  fusing/fill50k's layout at its size: DIR/repo/data/
+//                               train-00000-of-00001.parquet of 512x512 circles
+//                               (image, conditioning_image {bytes, path}, text)
+//                               and DIR/conditioning_image_{1,2}.png, the
+//                               guide's two validation images.
 //
 // PNGs are encoded here (zlib deflate, CRC-32 by its definition) so the test
 // can decode them with cnet's PNG reader. Not here: reading Parquet.
@@ -197,10 +202,59 @@ function dataset(dir) {
   fs.writeFileSync(path.join(dir, 'truth.json'), JSON.stringify({ rows: truth }));
 }
 
+// A size x size RGB PNG: a disc of colour fill (or, when fill is null, a
+// white ring) of radius size/4 at (cx, cy) on background bg.
+function circle(size, cx, cy, fill, bg) {
+  const raw = Buffer.alloc(size * (1 + 3 * size));
+  const r = size / 4;
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++) {
+      const d = Math.hypot(x - cx, y - cy);
+      const rgb = fill ? (d <= r ? fill : bg) : Math.abs(d - r) <= 2 ? [255, 255, 255] : bg;
+      raw.set(rgb, y * (1 + 3 * size) + 1 + 3 * x);
+    }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(size, 0);
+  ihdr.writeUInt32BE(size, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+function fill50k(dir) {
+  const size = 512;
+  const colours = { red: [220, 20, 20], blue: [20, 40, 220], cyan: [0, 200, 200],
+                    brown: [120, 70, 20], green: [30, 160, 60], yellow: [230, 210, 40] };
+  const names = Object.keys(colours);
+  const rows = [];
+  for (let i = 0; i < 6; i++) {
+    const fg = names[i % names.length], bg = names[(i + 2) % names.length];
+    const cx = 128 + 40 * i, cy = 384 - 30 * i;
+    rows.push({
+      image: { bytes: circle(size, cx, cy, colours[fg], colours[bg]), path: null },
+      conditioning_image: { bytes: circle(size, cx, cy, null, [0, 0, 0]), path: null },
+      text: `${fg} circle with ${bg} background`,
+    });
+  }
+  write(path.join(dir, 'repo', 'data', 'train-00000-of-00001.parquet'), {
+    image: arrow.vectorFromArray(rows.map((r) => r.image), imageType()),
+    conditioning_image: arrow.vectorFromArray(rows.map((r) => r.conditioning_image), imageType()),
+    text: arrow.vectorFromArray(rows.map((r) => r.text), new arrow.Utf8()),
+  }, new parquet.WriterPropertiesBuilder().setCompression(parquet.Compression.SNAPPY).build());
+  fs.writeFileSync(path.join(dir, 'conditioning_image_1.png'), circle(size, 200, 300, null, [0, 0, 0]));
+  fs.writeFileSync(path.join(dir, 'conditioning_image_2.png'), circle(size, 300, 200, null, [0, 0, 0]));
+}
+
 const [mode, dir] = process.argv.slice(2);
 if (mode === 'matrix') matrix(dir);
 else if (mode === 'dataset') dataset(dir);
+else if (mode === 'fill50k') fill50k(dir);
 else {
-  console.error('usage: node write.mjs matrix|dataset DIR');
+  console.error('usage: node write.mjs matrix|dataset|fill50k DIR');
   process.exit(2);
 }
