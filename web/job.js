@@ -91,7 +91,11 @@ function logLine(ev) {
   let text;
   switch (ev.type) {
   case 'state': text = `state → ${d.state} (attempt ${d.attempt})${d.reason ? `: ${d.reason}` : ''}`; break;
-  case 'progress': text = `step ${d.step}/${d.total}, loss ${fmtNumber(d.loss)}, lr ${fmtNumber(d.lr)}`; break;
+  case 'progress':
+    text = d.phase === 'download'
+      ? `downloading ${d.file}: ${d.done_bytes} of ${d.total_bytes} bytes`
+      : `step ${d.step}/${d.total}, loss ${fmtNumber(d.loss)}, lr ${fmtNumber(d.lr)}`;
+    break;
   case 'checkpoint': text = `checkpoint saved at step ${d.step}`; break;
   case 'cancel_requested': text = 'cancel requested; the job stops at the next step'; break;
   default: text = `${ev.type}: ${JSON.stringify(ev.data)}`;

@@ -62,6 +62,13 @@ export function stateBadge(state, cancelRequested) {
 // A <progress> with its text, for a job's {step, total} (or nothing yet).
 export function progressBar(job) {
   const p = job.progress;
+  if (p && p.phase === 'download') { // a job pulling its hf:// models first
+    const mb = (b) => (b / 1e6).toFixed(1);
+    const text = `downloading ${p.file}: ${mb(p.done_bytes)} of ${mb(p.total_bytes)} MB`;
+    return h('span', { class: 'progress' },
+      h('progress', { max: p.total_bytes || 1, value: p.done_bytes || 0, 'aria-label': text }),
+      h('span', { class: 'progress-text' }, text));
+  }
   if (!p || !p.total) {
     const text = job.state === 'succeeded' ? 'done' : 'not started';
     return h('span', { class: 'muted' }, text);
