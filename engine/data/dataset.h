@@ -6,6 +6,7 @@
  *   dataset_index.c  imagefolder metadata.jsonl and ControlNet prompt.json
  *   dataset_tar.c    WebDataset tar shards: index scan and streaming reads
  *   dataset_parquet.c Hub datasets in Parquet: layouts, columns, streaming reads
+ *   dataset_stream.c the shard stream of both: shard order, shuffle-buffer slots
  *   dataset_csv.c    imagefolder metadata.csv
  *   dataset_order.c  the Philox draws: subset, epoch order, captions, "" prompts
  *   dataset_read.c   seek / next / tell

@@ -23,22 +23,21 @@
  *
  * Opening reads every shard's footer and caption column (the listing);
  * reading streams shards in the epoch's shard order one row group at a time,
- * decoding only the image columns, and keeps the bytes of wanted samples in
- * shuffle_buffer + 1 slots until they are yielded (the order is the tar
- * shards' shuffle buffer, dataset_order.c), so memory holds one row group's
- * images and the slots. A shard that fails makes its unread samples return
- * the error, without stopping the others. */
+ * decoding only the image columns, through the shard stream the tar layout
+ * uses too (dataset_stream.c: shuffle_buffer + 1 slots hold the bytes of
+ * wanted samples until they are yielded; the order is dataset_order.c's), so
+ * memory holds one row group's images and the slots. A shard that fails makes its unread samples
+ * return the error, without stopping the others. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/data/dataset_impl.h"
+#include "engine/data/dataset_stream.h"
 #include "engine/parquet/parquet.h"
 
 static const char *base_name(const char *path) {
@@ -282,93 +281,42 @@ int dataset_parquet_index(dataset *ds, cnet_error *err) {
 
 /* ---- streaming --------------------------------------------------------- */
 
-typedef struct pq_slot {
-    int64_t id; /* -1: free */
-    int fail;
-    char msg[CNET_ERROR_MSG_MAX];
-    uint8_t *buf[2];
-    size_t len[2], cap[2];
-} pq_slot;
-
 struct dataset_parquet_stream {
-    uint8_t *want;   /* [n_entries] ids still to be loaded and yielded */
-    int64_t *first;  /* [n_shards + 1] listing ids of each shard */
-    int *shard_pos;  /* [n_shards] position of a shard in shard_order */
+    dataset_stream base;
     parquet_file *f; /* the open shard, NULL between shards */
     pq_cols cols;
-    int pos;          /* position in shard_order of the shard being read */
-    int group;        /* loaded row group of f, -1 none */
-    int64_t e, g_end; /* next listing id to pass; end of the loaded group */
-    int broken;       /* the shard at pos failed; broken_msg says why */
-    char broken_msg[CNET_ERROR_MSG_MAX];
+    int group;           /* loaded row group of f, -1 none */
+    int64_t g_end;       /* end of the loaded group (base.e: next listing id to pass) */
     parquet_values v[4]; /* target bytes, target path, cond bytes, cond path */
-    pq_slot *slots;
-    int n_slots, returned;
     char cond_name[DATASET_PATH_MAX + 64];
 };
+
+static void close_shard(dataset *ds) {
+    parquet_close(ds->pq->f);
+    ds->pq->f = NULL;
+}
 
 void dataset_parquet_close(dataset *ds) {
     dataset_parquet_stream *st = ds->pq;
     if (!st) return;
-    parquet_close(st->f);
+    close_shard(ds);
     for (int i = 0; i < 4; i++) parquet_values_free(&st->v[i]);
-    for (int i = 0; i < st->n_slots; i++) free(st->slots[i].buf[0]), free(st->slots[i].buf[1]);
-    free(st->slots);
-    free(st->want);
-    free(st->first);
-    free(st->shard_pos);
+    dataset_stream_free(&st->base);
     free(st);
     ds->pq = NULL;
 }
 
-int dataset_parquet_start(dataset *ds, uint8_t *want, cnet_error *err) {
-    dataset_parquet_close(ds);
-    dataset_parquet_stream *st = calloc(1, sizeof *st);
-    int ns = ds->n_shards;
-    if (st) {
-        st->want = want;
-        st->n_slots = ds->opt.shuffle_buffer + 1;
-        st->slots = calloc((size_t)st->n_slots, sizeof *st->slots);
-        st->first = calloc((size_t)ns + 1, sizeof *st->first);
-        st->shard_pos = malloc((size_t)ns * sizeof *st->shard_pos);
-    }
-    if (!st || !st->slots || !st->first || !st->shard_pos) {
-        if (st)
-            ds->pq = st, dataset_parquet_close(ds);
-        else
-            free(want);
-        return cnet_fail(err, CNET_ENOMEM, "parquet reader: out of memory");
-    }
-    ds->pq = st;
-    for (int i = 0; i < st->n_slots; i++) st->slots[i].id = -1;
-    for (int64_t i = 0; i < ds->n_entries; i++) st->first[ds->entries[i].shard + 1]++;
-    for (int i = 0; i < ns; i++) st->first[i + 1] += st->first[i];
-    for (int i = 0; i < ns; i++) st->shard_pos[ds->shard_order[i]] = i;
-    st->pos = -1;
-    st->returned = -1;
-    return 0;
-}
-
-static void mark_broken(dataset_parquet_stream *st, const char *msg) {
-    snprintf(st->broken_msg, sizeof st->broken_msg, "%s", msg);
-    st->broken = 1;
-    parquet_close(st->f);
-    st->f = NULL;
-}
-
-static pq_slot *slot_for(dataset_parquet_stream *st, int64_t id) {
-    for (int i = 0; i < st->n_slots; i++)
-        if (st->slots[i].id < 0) {
-            pq_slot *s = &st->slots[i];
-            s->id = id, s->fail = 0, s->len[0] = s->len[1] = 0;
-            return s;
-        }
-    return NULL;
+static int pq_open(dataset *ds, int s, cnet_error *err) {
+    dataset_parquet_stream *st = ds->pq;
+    st->g_end = st->base.e;
+    st->group = -1;
+    int rc = parquet_open(&st->f, ds->shards[s], err);
+    return rc ? rc : resolve_columns(st->f, &ds->opt, &st->cols, err);
 }
 
 /* The image of row r of the loaded group (k 0 target, 1 conditioning) into
  * the slot: its bytes, or the file its path names under the snapshot. */
-static int load_image(dataset *ds, pq_slot *sl, int k, int64_t r, const char *label,
+static int load_image(dataset *ds, dataset_stream_slot *sl, int k, int64_t r, const char *label,
                       cnet_error *err) {
     dataset_parquet_stream *st = ds->pq;
     const parquet_values *b = &st->v[2 * k], *p = &st->v[2 * k + 1];
@@ -450,59 +398,46 @@ static void load_group(dataset *ds, int g) {
             continue;
         }
         if (parquet_read_column(st->f, g, cols[i], &st->v[i], &e)) {
-            mark_broken(st, e.msg);
+            dataset_stream_break(ds, &st->base, e.msg);
             return;
         }
     }
     st->group = g;
 }
 
-/* One step of the stream: opens the next shard, loads its next row group,
- * or copies one wanted row into a slot. 1 when every shard is done. */
-static int advance(dataset *ds, cnet_error *err) {
-    dataset_parquet_stream *st = ds->pq;
-    if (!st->f) {
-        if (st->pos + 1 >= ds->n_shards) return 1;
-        int s = ds->shard_order[++st->pos];
-        st->broken = 0;
-        st->e = st->g_end = st->first[s];
-        st->group = -1;
-        cnet_error oe;
-        if (parquet_open(&st->f, ds->shards[s], &oe) ||
-            resolve_columns(st->f, &ds->opt, &st->cols, &oe))
-            mark_broken(st, oe.msg);
-        return 0;
-    }
+/* One step inside the open shard: loads its next row group, or copies one
+ * wanted row into a slot. CNET_ELIMIT if the slots overflow (a bug). */
+static int pq_step(dataset *ds, cnet_error *err) {
+    dataset_parquet_stream *ps = ds->pq;
+    dataset_stream *st = &ps->base;
     int s = ds->shard_order[st->pos];
-    if (st->e == st->g_end) { /* the next row group, skipping those with no wanted row */
-        int g = st->group + 1;
-        if (g >= parquet_num_row_groups(st->f)) {
-            parquet_close(st->f);
-            st->f = NULL;
-            st->e = st->first[s + 1];
+    if (st->e == ps->g_end) { /* the next row group, skipping those with no wanted row */
+        int g = ps->group + 1;
+        if (g >= parquet_num_row_groups(ps->f)) {
+            dataset_stream_end_shard(ds, st);
             return 0;
         }
-        int64_t rows = parquet_row_group_rows(st->f, g), any = 0;
+        int64_t rows = parquet_row_group_rows(ps->f, g), any = 0;
         if (st->e + rows > st->first[s + 1]) {
-            mark_broken(st, "the shard's rows changed since it was indexed");
+            dataset_stream_break(ds, st, "the shard's rows changed since it was indexed");
             return 0;
         }
         for (int64_t i = st->e; i < st->e + rows && !any; i++) any = st->want[i];
-        st->g_end = st->e + rows;
+        ps->g_end = st->e + rows;
         if (!any) {
-            st->group = g;
-            st->e = st->g_end;
+            ps->group = g;
+            st->e = ps->g_end;
             return 0;
         }
         load_group(ds, g);
-        if (!st->broken) st->group = g;
+        if (!st->broken) ps->group = g;
         return 0;
     }
     int64_t id = st->e++;
     if (!st->want[id]) return 0;
-    pq_slot *sl = slot_for(st, id);
+    dataset_stream_slot *sl = dataset_stream_slot_for(st, id);
     if (!sl) return cnet_fail(err, CNET_ELIMIT, "parquet reader: shuffle slots overflow");
-    int64_t r = id - (st->g_end - parquet_row_group_rows(st->f, st->group));
+    int64_t r = id - (ps->g_end - parquet_row_group_rows(ps->f, ps->group));
     const char *label = ds->pool + ds->entries[id].name;
     cnet_error le;
     int rc = load_image(ds, sl, 0, r, label, &le);
@@ -511,47 +446,25 @@ static int advance(dataset *ds, cnet_error *err) {
         sl->fail = rc;
         memcpy(sl->msg, le.msg, sizeof sl->msg);
     }
+    sl->have = DATASET_SLOT_TARGET | DATASET_SLOT_COND; /* read, or fail says why not */
     return 0;
 }
 
-/* Has the stream gone past listing id without loading it? */
-static int passed(const dataset *ds, int64_t id) {
-    const dataset_parquet_stream *st = ds->pq;
-    int sp = st->shard_pos[ds->entries[id].shard];
-    return sp < st->pos || (sp == st->pos && (!st->f || st->e > id));
+static const dataset_stream_ops pq_ops = {.open = pq_open, .step = pq_step, .close = close_shard};
+
+int dataset_parquet_start(dataset *ds, uint8_t *want, cnet_error *err) {
+    dataset_parquet_close(ds);
+    ds->pq = calloc(1, sizeof *ds->pq);
+    int rc = dataset_stream_start(ds, ds->pq ? &ds->pq->base : NULL, &pq_ops, want,
+                                  "parquet reader", err);
+    if (rc) dataset_parquet_close(ds);
+    return rc;
 }
 
 int dataset_parquet_fetch(dataset *ds, int64_t id, dataset_sample *s, cnet_error *err) {
     dataset_parquet_stream *st = ds->pq;
-    if (st->returned >= 0) st->slots[st->returned].id = -1, st->returned = -1;
-    const dataset_entry *e = &ds->entries[id];
-    const char *label = ds->pool + e->name;
+    const char *label = ds->pool + ds->entries[id].name;
     snprintf(st->cond_name, sizeof st->cond_name, "%s (conditioning)", label);
     s->name = label, s->cond_name = st->cond_name;
-    for (;;) {
-        for (int i = 0; i < st->n_slots; i++) {
-            pq_slot *sl = &st->slots[i];
-            if (sl->id != id) continue;
-            st->returned = i;
-            st->want[id] = 0;
-            if (sl->fail) return cnet_fail(err, sl->fail, "%s", sl->msg);
-            s->target = sl->buf[0], s->target_len = sl->len[0];
-            s->cond = sl->buf[1], s->cond_len = sl->len[1];
-            return 0;
-        }
-        if (passed(ds, id)) {
-            st->want[id] = 0;
-            return st->broken && st->shard_pos[e->shard] == st->pos
-                       ? cnet_fail(err, CNET_EFORMAT, "%s: %s", label, st->broken_msg)
-                       : cnet_fail(err, CNET_EFORMAT,
-                                   "%s: not found when streaming %s (the "
-                                   "shard changed or failed earlier)",
-                                   label, ds->shards[e->shard]);
-        }
-        int rc = advance(ds, err);
-        if (rc < 0) return rc;
-        if (rc == 1)
-            return cnet_fail(err, CNET_EFORMAT, "%s: not found when streaming %s", label,
-                             ds->shards[e->shard]);
-    }
+    return dataset_stream_fetch(ds, &st->base, id, s, err);
 }

@@ -11,9 +11,9 @@
  *
  * Opening scans each shard once: headers, and the small .txt members (kept in
  * the listing); image data is skipped. Reading streams the shards in the
- * epoch's shard order and keeps the bytes of wanted samples in a few slots
- * (shuffle_buffer + 1, see dataset_order.c for why that is enough) until they
- * are yielded. Shards are plain tar, optionally gzip/bzip2/xz/zstd compressed
+ * epoch's shard order (dataset_stream.c: the shuffle buffer's slots) one
+ * member at a time, keeping the bytes of wanted samples until they are
+ * yielded. Shards are plain tar, optionally gzip/bzip2/xz/zstd compressed
  * (only built-in decoders; libarchive's external-program filters are not
  * enabled). A shard that fails mid-stream makes its remaining samples
  * unreadable (each returns the error) without stopping the others. */
@@ -25,7 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "engine/data/dataset_impl.h"
+#include "engine/data/dataset_stream.h"
 #include "engine/core/strmap.h"
 
 #define TAR_BLOCK 65536 /* bytes libarchive reads at a time */
@@ -232,124 +232,60 @@ int dataset_tar_index(dataset *ds, cnet_error *err) {
 
 /* ---- streaming ------------------------------------------------------------ */
 
-typedef struct tar_slot {
-    int64_t id; /* -1: free */
-    uint8_t have;
-    int fail; /* a CNET_E* when a member could not be read */
-    char msg[CNET_ERROR_MSG_MAX];
-    uint8_t *buf[2];
-    size_t len[2], cap[2];
-} tar_slot;
-
 struct dataset_tar_stream {
-    uint8_t *want;     /* [n_entries] ids still to be loaded and yielded */
-    int64_t *first;    /* [n_shards + 1] listing ids of each shard */
-    int *shard_pos;    /* [n_shards] position of a shard in shard_order */
+    dataset_stream base;
     struct archive *a; /* the open shard, NULL between shards */
-    int pos;           /* position in shard_order of the shard being read */
-    int64_t e;         /* listing id whose members are being read */
-    int broken;        /* the shard at pos failed; broken_msg says why */
-    char broken_msg[CNET_ERROR_MSG_MAX];
-    tar_slot *slots;
-    int n_slots, returned; /* returned: slot handed out last, -1 none */
     char cond_name[2 * DATASET_PATH_MAX];
 };
+
+static void close_shard(dataset *ds) {
+    if (ds->tar->a) archive_read_free(ds->tar->a);
+    ds->tar->a = NULL;
+}
 
 void dataset_tar_close(dataset *ds) {
     dataset_tar_stream *st = ds->tar;
     if (!st) return;
-    if (st->a) archive_read_free(st->a);
-    for (int i = 0; i < st->n_slots; i++) free(st->slots[i].buf[0]), free(st->slots[i].buf[1]);
-    free(st->slots);
-    free(st->want);
-    free(st->first);
-    free(st->shard_pos);
+    close_shard(ds);
+    dataset_stream_free(&st->base);
     free(st);
     ds->tar = NULL;
 }
 
-int dataset_tar_start(dataset *ds, uint8_t *want, cnet_error *err) {
-    dataset_tar_close(ds);
-    dataset_tar_stream *st = calloc(1, sizeof *st);
-    int ns = ds->n_shards;
-    if (st) {
-        st->want = want;
-        st->n_slots = ds->opt.shuffle_buffer + 1;
-        st->slots = calloc((size_t)st->n_slots, sizeof *st->slots);
-        st->first = calloc((size_t)ns + 1, sizeof *st->first);
-        st->shard_pos = malloc((size_t)ns * sizeof *st->shard_pos);
-    }
-    if (!st || !st->slots || !st->first || !st->shard_pos) {
-        if (st)
-            ds->tar = st, dataset_tar_close(ds);
-        else
-            free(want);
-        return cnet_fail(err, CNET_ENOMEM, "tar reader: out of memory");
-    }
-    ds->tar = st;
-    for (int i = 0; i < st->n_slots; i++) st->slots[i].id = -1;
-    for (int64_t i = 0; i < ds->n_entries; i++) st->first[ds->entries[i].shard + 1]++;
-    for (int i = 0; i < ns; i++) st->first[i + 1] += st->first[i];
-    for (int i = 0; i < ns; i++) st->shard_pos[ds->shard_order[i]] = i;
-    st->pos = -1;
-    st->returned = -1;
-    return 0;
+static int tar_open(dataset *ds, int s, cnet_error *err) {
+    ds->tar->a = open_shard(ds->shards[s], err);
+    return ds->tar->a ? 0 : err->code;
 }
 
-static void mark_broken(dataset_tar_stream *st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void mark_broken(dataset *ds, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The shard being read failed: close it; its unread samples will say why. */
-static void mark_broken(dataset_tar_stream *st, const char *fmt, ...) {
+static void mark_broken(dataset *ds, const char *fmt, ...) {
+    char msg[CNET_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(st->broken_msg, sizeof st->broken_msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    st->broken = 1;
-    if (st->a) archive_read_free(st->a);
-    st->a = NULL;
+    dataset_stream_break(ds, &ds->tar->base, msg);
 }
 
-static tar_slot *slot_for(dataset_tar_stream *st, int64_t id) {
-    tar_slot *free_slot = NULL;
-    for (int i = 0; i < st->n_slots; i++) {
-        if (st->slots[i].id == id) return &st->slots[i];
-        if (st->slots[i].id < 0 && !free_slot) free_slot = &st->slots[i];
-    }
-    if (free_slot)
-        *free_slot = (tar_slot){.id = id,
-                                .buf = {free_slot->buf[0], free_slot->buf[1]},
-                                .cap = {free_slot->cap[0], free_slot->cap[1]}};
-    return free_slot;
-}
-
-/* One step of the stream: opens the next shard, or reads one member. 1 when
- * every shard is done, CNET_ELIMIT if the slots overflow (a bug). */
-static int advance(dataset *ds, cnet_error *err) {
-    dataset_tar_stream *st = ds->tar;
-    if (!st->a) {
-        if (st->pos + 1 >= ds->n_shards) return 1;
-        int s = ds->shard_order[++st->pos];
-        st->broken = 0;
-        st->e = st->first[s];
-        cnet_error oe;
-        if (!(st->a = open_shard(ds->shards[s], &oe))) mark_broken(st, "%s", oe.msg);
-        return 0;
-    }
+/* One step inside the open shard: reads one member. CNET_ELIMIT if the
+ * slots overflow (a bug). */
+static int tar_step(dataset *ds, cnet_error *err) {
+    dataset_tar_stream *ts = ds->tar;
+    dataset_stream *st = &ts->base;
     const char *shard = ds->shards[ds->shard_order[st->pos]];
     struct archive_entry *ae;
-    int r = archive_read_next_header(st->a, &ae);
+    int r = archive_read_next_header(ts->a, &ae);
     if (r == ARCHIVE_EOF) {
-        archive_read_free(st->a);
-        st->a = NULL;
-        st->e = st->first[ds->shard_order[st->pos] + 1];
+        dataset_stream_end_shard(ds, st);
         return 0;
     }
     cnet_error me;
     if (r != ARCHIVE_OK || check_member(shard, ae, &me) < 0) {
-        mark_broken(st, "%s: %s", shard,
+        mark_broken(ds, "%s: %s", shard,
                     r != ARCHIVE_OK
-                        ? (archive_error_string(st->a) ? archive_error_string(st->a) : "unreadable")
+                        ? (archive_error_string(ts->a) ? archive_error_string(ts->a) : "unreadable")
                         : me.msg);
         return 0;
     }
@@ -364,39 +300,44 @@ static int advance(dataset *ds, cnet_error *err) {
         if (strncmp(key, name, klen) == 0 && key[klen] == '\0') break;
     }
     if (st->e == end) {
-        mark_broken(st, "%s: member %s was not there when the shard was indexed (changed?)", shard,
+        mark_broken(ds, "%s: member %s was not there when the shard was indexed (changed?)", shard,
                     name);
         return 0;
     }
     if (!st->want[st->e]) return 0;
-    tar_slot *slot = slot_for(st, st->e);
+    dataset_stream_slot *slot = dataset_stream_slot_for(st, st->e);
     if (!slot) return cnet_fail(err, CNET_ELIMIT, "tar reader: shuffle slots overflow");
     int k = p == PART_TARGET ? 0 : 1;
     char what[2 * DATASET_PATH_MAX];
     snprintf(what, sizeof what, "%s: member %s", shard, name);
     cnet_error re;
-    int rc = read_member(st->a, &slot->buf[k], &slot->cap[k], &slot->len[k], DATASET_FILE_MAX, what,
+    int rc = read_member(ts->a, &slot->buf[k], &slot->cap[k], &slot->len[k], DATASET_FILE_MAX, what,
                          &re);
-    slot->have |= (uint8_t)p;
+    slot->have |= (uint8_t)(k ? DATASET_SLOT_COND : DATASET_SLOT_TARGET);
     if (rc == CNET_ELIMIT && !slot->fail) {
         slot->fail = rc;
         memcpy(slot->msg, re.msg, sizeof slot->msg);
     } else if (rc) {
-        mark_broken(st, "%s", re.msg);
+        mark_broken(ds, "%s", re.msg);
     }
     return 0;
 }
 
-/* Has the stream gone past listing id without loading it? */
-static int passed(const dataset *ds, int64_t id) {
-    const dataset_tar_stream *st = ds->tar;
-    int sp = st->shard_pos[ds->entries[id].shard];
-    return sp < st->pos || (sp == st->pos && (!st->a || st->e > id));
+static const dataset_stream_ops tar_ops = {
+    .open = tar_open, .step = tar_step, .close = close_shard};
+
+int dataset_tar_start(dataset *ds, uint8_t *want, cnet_error *err) {
+    dataset_tar_close(ds);
+    ds->tar = calloc(1, sizeof *ds->tar);
+    int rc = dataset_stream_start(ds, ds->tar ? &ds->tar->base : NULL, &tar_ops, want, "tar reader",
+                                  err);
+    if (rc) dataset_tar_close(ds);
+    return rc;
 }
 
 int dataset_tar_fetch(dataset *ds, int64_t id, dataset_sample *s, cnet_error *err) {
     dataset_tar_stream *st = ds->tar;
-    if (st->returned >= 0) st->slots[st->returned].id = -1, st->returned = -1;
+    dataset_stream_release(&st->base); /* before a refusal below, as for any fetch */
     const dataset_entry *e = &ds->entries[id];
     const char *label = ds->pool + e->name, *shard = ds->shards[e->shard];
     snprintf(st->cond_name, sizeof st->cond_name, "%s:%s", base_name(shard),
@@ -407,31 +348,5 @@ int dataset_tar_fetch(dataset *ds, int64_t id, dataset_sample *s, cnet_error *er
                          e->absent & DATASET_PART_TARGET ? "target (key.png|jpg) " : "",
                          e->absent & DATASET_PART_COND ? "conditioning (key.cond.png|jpg) " : "",
                          e->absent & DATASET_PART_CAPTION ? "caption (key.txt) " : "");
-    for (;;) {
-        for (int i = 0; i < st->n_slots; i++) {
-            tar_slot *sl = &st->slots[i];
-            if (sl->id != id || (sl->have != (PART_TARGET | PART_COND) && !sl->fail)) continue;
-            st->returned = i;
-            st->want[id] = 0;
-            if (sl->fail) return cnet_fail(err, sl->fail, "%s", sl->msg);
-            s->target = sl->buf[0], s->target_len = sl->len[0];
-            s->cond = sl->buf[1], s->cond_len = sl->len[1];
-            return 0;
-        }
-        if (passed(ds, id)) {
-            st->want[id] = 0;
-            for (int i = 0; i < st->n_slots; i++)
-                if (st->slots[i].id == id) st->slots[i].id = -1;
-            return st->broken && st->shard_pos[e->shard] == st->pos
-                       ? cnet_fail(err, CNET_EFORMAT, "%s: %s", label, st->broken_msg)
-                       : cnet_fail(err, CNET_EFORMAT,
-                                   "%s: not found when streaming %s (the "
-                                   "shard changed or failed earlier)",
-                                   label, shard);
-        }
-        int rc = advance(ds, err);
-        if (rc < 0) return rc;
-        if (rc == 1)
-            return cnet_fail(err, CNET_EFORMAT, "%s: not found when streaming %s", label, shard);
-    }
+    return dataset_stream_fetch(ds, &st->base, id, s, err);
 }
