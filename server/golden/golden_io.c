@@ -2,6 +2,7 @@
  * and results compared with the goldens in PyTorch layout (file I/O and
  * layout conversion are server/golden/model_io.c's). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,4 +36,16 @@ void golden_compare_nhwc(golden_ctx *ctx, golden_env *env, const st_file *f, con
     }
     golden_compare(ctx, f, name, &got);
     free(got.data);
+}
+
+int golden_pipe_run(const st_file *f, const char *key, char run[GOLDEN_RUN_MAX + 1],
+                    cnet_error *err) {
+    static const char prefix[] = "pipe.", suffix[] = ".args";
+    const size_t len = strlen(key), np = sizeof prefix - 1, ns = sizeof suffix - 1;
+    if (len <= np + ns || strncmp(key, prefix, np) || strcmp(key + len - ns, suffix)) return 0;
+    if (len - np - ns > GOLDEN_RUN_MAX)
+        return cnet_fail(err, CNET_EFORMAT, "%s: the run of '%s' is longer than %d bytes", f->path,
+                         key, GOLDEN_RUN_MAX);
+    snprintf(run, GOLDEN_RUN_MAX + 1, "%.*s", (int)(len - np - ns), key + np);
+    return 1;
 }

@@ -37,4 +37,10 @@ int golden_train_latents(golden_ctx *ctx, golden_env *env, const st_file *f, flo
 void golden_train_params(golden_ctx *ctx, const st_file *f, const cnet_params *p,
                          const char *prefix, double atol);
 
+/* Shared by the pipeline checks (golden_pipeline.c, golden_sdxl_pipeline.c):
+ * 1 with the run of a metadata key "pipe.<run>.args" in run, 0 when key is
+ * not one, CNET_EFORMAT when the run is longer than GOLDEN_RUN_MAX. */
+int golden_pipe_run(const st_file *f, const char *key, char run[GOLDEN_RUN_MAX + 1],
+                    cnet_error *err);
+
 #endif

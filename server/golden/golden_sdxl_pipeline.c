@@ -298,15 +298,10 @@ int golden_check_pipeline_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *er
     rc = check_schedules(ctx, &env, f, &base, err);
     for (int i = 0; i < f->n_meta && !rc; i++) {
         const char *key = f->meta_keys[i];
-        size_t len = strlen(key);
-        if (strncmp(key, "pipe.", 5) != 0 || len < 11 || strcmp(key + len - 5, ".args")) continue;
-        if (len - 10 > GOLDEN_RUN_MAX) {
-            rc = cnet_fail(err, CNET_EFORMAT, "%s: the run of '%s' is longer than %d bytes",
-                           f->path, key, GOLDEN_RUN_MAX);
-            break;
-        }
         char run[GOLDEN_RUN_MAX + 1];
-        snprintf(run, sizeof run, "%.*s", (int)(len - 10), key + 5);
+        const int is_run = golden_pipe_run(f, key, run, err);
+        if (is_run < 0) rc = is_run;
+        if (is_run <= 0) continue;
         json_t *args = json_loads(f->meta_values[i], 0, NULL);
         xl_check c = {.ctx = ctx, .env = &env, .f = f, .run = run};
         rc = json_is_object(args)

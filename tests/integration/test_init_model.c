@@ -484,6 +484,47 @@ static long long param_count(const cnet_params *p) {
     return n;
 }
 
+/* Declared (never allocated) parameter counts of dir's unet, controlnet,
+ * vae, text_encoder and (n_text 2: SDXL) text_encoder_2 (a failed check on
+ * error). */
+static void declared_counts(const char *dir, int n_text, long long counts[5]) {
+    cnet_error err;
+    cnet_unet_config u, c;
+    cnet_vae_config v;
+    cnet_clip_text_config t[2];
+    CHECK(cnet_unet_config_load(&u, sub(dir, "unet/config.json"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_controlnet_config_load(&c, sub(dir, "controlnet/config.json"), &err) == 0, "%s",
+          err.msg);
+    CHECK(cnet_vae_config_load(&v, sub(dir, "vae/config.json"), &err) == 0, "%s", err.msg);
+    CHECK(cnet_clip_text_config_load(&t[0], sub(dir, "text_encoder/config.json"), &err) == 0, "%s",
+          err.msg);
+    if (n_text == 2)
+        CHECK(cnet_clip_text_config_load(&t[1], sub(dir, "text_encoder_2/config.json"), &err) == 0,
+              "%s", err.msg);
+    unet_model um;
+    controlnet_model cm;
+    vae_model vm;
+    clip_text_model tm;
+    int rc = unet_declare(&um, NULL, &u, &err);
+    counts[0] = param_count(&um.params);
+    unet_free(&um);
+    CHECK(rc == 0, "%s", err.msg);
+    rc = controlnet_declare(&cm, NULL, &c, &err);
+    counts[1] = param_count(&cm.params);
+    controlnet_free(&cm);
+    CHECK(rc == 0, "%s", err.msg);
+    rc = vae_declare(&vm, NULL, &v, &err);
+    counts[2] = param_count(&vm.params);
+    vae_free(&vm);
+    CHECK(rc == 0, "%s", err.msg);
+    for (int k = 0; k < n_text; k++) {
+        rc = clip_text_declare(&tm, NULL, &t[k], &err);
+        counts[3 + k] = param_count(&tm.params);
+        clip_text_free(&tm);
+        CHECK(rc == 0, "%s", err.msg);
+    }
+}
+
 static void test_sd15_configs(void) {
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/sd15", tmp);
@@ -535,27 +576,9 @@ static void test_sd15_configs(void) {
     CHECK(sched_ok, "scheduler is not SD 1.5's PNDM");
 
     /* Parameter counts from the declared tables, nothing allocated. */
-    unet_model um;
-    controlnet_model cm;
-    vae_model vm;
-    clip_text_model tm;
-    long long counts[4] = {0};
-    int rc = unet_declare(&um, NULL, &u, &err);
-    counts[0] = param_count(&um.params);
-    unet_free(&um);
-    CHECK(rc == 0, "%s", err.msg);
-    rc = controlnet_declare(&cm, NULL, &c, &err);
-    counts[1] = param_count(&cm.params);
-    controlnet_free(&cm);
-    CHECK(rc == 0, "%s", err.msg);
-    rc = vae_declare(&vm, NULL, &v, &err);
-    counts[2] = param_count(&vm.params);
-    vae_free(&vm);
-    CHECK(rc == 0, "%s", err.msg);
-    rc = clip_text_declare(&tm, NULL, &t, &err);
-    counts[3] = param_count(&tm.params);
-    clip_text_free(&tm);
-    CHECK(rc == 0, "%s", err.msg);
+    long long counts[5] = {0};
+    declared_counts(dir, 1, counts);
+    int rc;
     CHECK(counts[0] == SD15_UNET_PARAMS, "unet: %lld parameters, SD 1.5 has %lld", counts[0],
           SD15_UNET_PARAMS);
     CHECK(counts[1] == SD15_CONTROLNET_PARAMS, "controlnet: %lld parameters, expected %lld",
@@ -593,45 +616,6 @@ static void test_sd15_configs(void) {
 #define SDXL_CONTROLNET_PARAMS 1251014160LL
 #define SDXL_TEXT_PARAMS 123060480LL
 #define SDXL_TEXT2_PARAMS 694659840LL
-
-/* Declared (never allocated) parameter counts of dir's unet, controlnet,
- * vae, text_encoder and text_encoder_2 (a failed check on error). */
-static void declared_counts(const char *dir, long long counts[5]) {
-    cnet_error err;
-    cnet_unet_config u, c;
-    cnet_vae_config v;
-    cnet_clip_text_config t[2];
-    CHECK(cnet_unet_config_load(&u, sub(dir, "unet/config.json"), &err) == 0, "%s", err.msg);
-    CHECK(cnet_controlnet_config_load(&c, sub(dir, "controlnet/config.json"), &err) == 0, "%s",
-          err.msg);
-    CHECK(cnet_vae_config_load(&v, sub(dir, "vae/config.json"), &err) == 0, "%s", err.msg);
-    CHECK(cnet_clip_text_config_load(&t[0], sub(dir, "text_encoder/config.json"), &err) == 0, "%s",
-          err.msg);
-    CHECK(cnet_clip_text_config_load(&t[1], sub(dir, "text_encoder_2/config.json"), &err) == 0,
-          "%s", err.msg);
-    unet_model um;
-    controlnet_model cm;
-    vae_model vm;
-    clip_text_model tm;
-    int rc = unet_declare(&um, NULL, &u, &err);
-    counts[0] = param_count(&um.params);
-    unet_free(&um);
-    CHECK(rc == 0, "%s", err.msg);
-    rc = controlnet_declare(&cm, NULL, &c, &err);
-    counts[1] = param_count(&cm.params);
-    controlnet_free(&cm);
-    CHECK(rc == 0, "%s", err.msg);
-    rc = vae_declare(&vm, NULL, &v, &err);
-    counts[2] = param_count(&vm.params);
-    vae_free(&vm);
-    CHECK(rc == 0, "%s", err.msg);
-    for (int k = 0; k < 2; k++) {
-        rc = clip_text_declare(&tm, NULL, &t[k], &err);
-        counts[3 + k] = param_count(&tm.params);
-        clip_text_free(&tm);
-        CHECK(rc == 0, "%s", err.msg);
-    }
-}
 
 static void test_sdxl_configs(void) {
     char dir[PATH_MAX + 16];
@@ -695,7 +679,7 @@ static void test_sdxl_configs(void) {
     CHECK(sched_ok, "scheduler is not SDXL's Euler");
 
     long long n[5] = {0};
-    declared_counts(dir, n);
+    declared_counts(dir, 2, n);
     if (harness_current_failed) return;
     CHECK(n[0] == SDXL_UNET_PARAMS, "unet: %lld parameters, SDXL has %lld", n[0], SDXL_UNET_PARAMS);
     CHECK(n[1] == SDXL_CONTROLNET_PARAMS, "controlnet: %lld parameters, expected %lld", n[1],
@@ -745,7 +729,7 @@ static void test_sdxl_small_configs(void) {
           u.block_out_channels[u.n_blocks - 1], u.mid_transformer_layers, u.cross_attention_dim[0],
           u.sample_size);
     long long n[5] = {0};
-    declared_counts(dir, n);
+    declared_counts(dir, 2, n);
     if (harness_current_failed) return;
     long long sum = n[0] + n[1] + n[2] + n[3] + n[4];
     printf("    sdxl-small: unet %lld, controlnet %lld, vae %lld, text %lld + %lld parameters\n",
