@@ -31,7 +31,6 @@
 #include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,15 +59,6 @@
 static char root[512], bin[PATH_MAX], work[700], env_endpoint[128], env_home[700];
 static thub_emu emu;
 static char out[OUT_MAX];
-
-__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
 
 static int exists(const char *dir, const char *rel) {
     char p[2400];
@@ -102,7 +92,7 @@ static int config_set(const char *dir, const char *component, const char *key, c
 static int make_base_model(const char *dir) {
     char cfg[700];
     snprintf(cfg, sizeof cfg, "%s/cfg", root);
-    if (sh("'%s' init-model --out '%s' --preset tiny --seed 1 >/dev/null 2>&1", bin, cfg))
+    if (shell_run("'%s' init-model --out '%s' --preset tiny --seed 1 >/dev/null 2>&1", bin, cfg))
         return -1;
     const char *const edits[][3] = {
         {"vae", "block_out_channels", "[8, 8, 16, 16]"},
@@ -126,8 +116,8 @@ static int make_base_model(const char *dir) {
             printf("    could not set %s/%s\n", edits[i][0], edits[i][1]);
             return -1;
         }
-    return sh("'%s' init-model --out '%s' --from-config '%s' --seed 2 >/dev/null 2>&1", bin, dir,
-              cfg);
+    return shell_run("'%s' init-model --out '%s' --from-config '%s' --seed 2 >/dev/null 2>&1", bin,
+                     dir, cfg);
 }
 
 static int setup(void) {
@@ -143,8 +133,9 @@ static int setup(void) {
     snprintf(work, sizeof work, "%s/work", root);
     snprintf(env_home, sizeof env_home, "HF_HOME=%s/hf-home", root);
     if (parquet_generate("fill50k", gen)) return -1;
-    if (sh("mkdir -p '%s' && mv '%s'/conditioning_image_1.png '%s'/conditioning_image_2.png '%s'/",
-           work, gen, gen, work))
+    if (shell_run(
+            "mkdir -p '%s' && mv '%s'/conditioning_image_1.png '%s'/conditioning_image_2.png '%s'/",
+            work, gen, gen, work))
         return -1;
     if (make_base_model(sd)) return printf("could not make the base model\n"), -1;
     mkdir(emu_dir, 0755);

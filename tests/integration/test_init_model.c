@@ -484,6 +484,18 @@ static long long param_count(const cnet_params *p) {
     return n;
 }
 
+/* Runs init-model --preset preset --configs-only into tmp/preset (path in
+ * dir) and checks it wrote no weights file. */
+static void configs_only(const char *preset, char dir[PATH_MAX + 16]) {
+    snprintf(dir, PATH_MAX + 16, "%s/%s", tmp, preset);
+    const char *args[] = {"--out", dir, "--preset", preset, "--configs-only", NULL};
+    CHECK(run_init(args) == 0, "init-model --preset %s --configs-only failed", preset);
+    struct stat st;
+    for (size_t i = 0; i < sizeof weight_files / sizeof weight_files[0]; i++)
+        CHECK(stat(sub(dir, weight_files[i]), &st) != 0, "--configs-only wrote %s",
+              weight_files[i]);
+}
+
 /* Declared (never allocated) parameter counts of dir's unet, controlnet,
  * vae, text_encoder and (n_text 2: SDXL) text_encoder_2 (a failed check on
  * error). */
@@ -527,13 +539,8 @@ static void declared_counts(const char *dir, int n_text, long long counts[5]) {
 
 static void test_sd15_configs(void) {
     char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/sd15", tmp);
-    const char *args[] = {"--out", dir, "--preset", "sd15", "--configs-only", NULL};
-    CHECK(run_init(args) == 0, "init-model --preset sd15 --configs-only failed");
+    configs_only("sd15", dir);
     struct stat st;
-    for (size_t i = 0; i < sizeof weight_files / sizeof weight_files[0]; i++)
-        CHECK(stat(sub(dir, weight_files[i]), &st) != 0, "--configs-only wrote %s",
-              weight_files[i]);
     CHECK(stat(sub(dir, "model_index.json"), &st) == 0, "no model_index.json");
 
     cnet_error err;
@@ -619,13 +626,7 @@ static void test_sd15_configs(void) {
 
 static void test_sdxl_configs(void) {
     char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/sdxl", tmp);
-    const char *args[] = {"--out", dir, "--preset", "sdxl", "--configs-only", NULL};
-    CHECK(run_init(args) == 0, "init-model --preset sdxl --configs-only failed");
-    struct stat st;
-    for (size_t i = 0; i < sizeof weight_files / sizeof weight_files[0]; i++)
-        CHECK(stat(sub(dir, weight_files[i]), &st) != 0, "--configs-only wrote %s",
-              weight_files[i]);
+    configs_only("sdxl", dir);
 
     cnet_error err;
     cnet_unet_config u, c;
@@ -711,9 +712,7 @@ static void test_sdxl_configs(void) {
  * reduced width. */
 static void test_sdxl_small_configs(void) {
     char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/sdxl-small", tmp);
-    const char *args[] = {"--out", dir, "--preset", "sdxl-small", "--configs-only", NULL};
-    CHECK(run_init(args) == 0, "init-model --preset sdxl-small --configs-only failed");
+    configs_only("sdxl-small", dir);
     cnet_error err;
     cnet_unet_config u;
     cnet_clip_text_config t2;

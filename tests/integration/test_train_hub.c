@@ -23,7 +23,6 @@
  * Truth: the local folders the repos were published from, trained by the
  * same binary without the Hub. */
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,15 +41,6 @@ static char root[512], bin[600], fill[600], model_a[600], model_c[600], cache_x[
 static char endpoint_env[128];
 static thub_emu emu;
 static char out[OUT_MAX];
-
-__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
 
 /* cnet train on the tiny model: 2 steps at 16 px; extra: NULL-terminated
  * flags; env as thub_run's. */
@@ -327,11 +317,11 @@ static void test_tokenizer_name(void) {
     char model_t[700], tok_dir[700], hub_out[700], wt[2600], wh[2600], wa[2600], snap[2400];
     snprintf(model_t, sizeof model_t, "%s/model-t", root);
     snprintf(tok_dir, sizeof tok_dir, "%s/tok-t", root);
-    CHECK(!sh("cp -r %s %s && sed -i 's/\"model_max_length\": 77/\"model_max_length\": 20/' "
-              "%s/tokenizer/tokenizer_config.json && grep -q '\"model_max_length\": 20' "
-              "%s/tokenizer/tokenizer_config.json && cp -r %s/tokenizer %s && "
-              "echo junk >%s/model.safetensors && echo junk >%s/pytorch_model.bin",
-              model_a, model_t, model_t, model_t, model_t, tok_dir, tok_dir, tok_dir),
+    CHECK(!shell_run("cp -r %s %s && sed -i 's/\"model_max_length\": 77/\"model_max_length\": 20/' "
+                     "%s/tokenizer/tokenizer_config.json && grep -q '\"model_max_length\": 20' "
+                     "%s/tokenizer/tokenizer_config.json && cp -r %s/tokenizer %s && "
+                     "echo junk >%s/model.safetensors && echo junk >%s/pytorch_model.bin",
+                     model_a, model_t, model_t, model_t, model_t, tok_dir, tok_dir, tok_dir),
           "making model T");
     CHECK(thub_seed_repo(&emu, HUB_TOKEN, "tester/tok", tok_dir) == 0, "publishing tester/tok");
     char truth[700];
@@ -405,35 +395,39 @@ static int setup(void) {
     snprintf(repo, sizeof repo, "%s/repo", root);
     snprintf(nounet, sizeof nounet, "%s/repo-no-unet", root);
     snprintf(emu_dir, sizeof emu_dir, "%s/emu", root);
-    int rc = sh("%s init-model --out %s --preset tiny --seed 1 >/dev/null 2>&1", bin, model_a);
-    if (!rc) rc = sh("%s init-model --out %s --preset tiny --seed 2 >/dev/null 2>&1", bin, b);
-    if (!rc) rc = sh("%s dataset make-fill --n 4 --size 16 --out %s >/dev/null 2>&1", bin, fill);
+    int rc =
+        shell_run("%s init-model --out %s --preset tiny --seed 1 >/dev/null 2>&1", bin, model_a);
+    if (!rc)
+        rc = shell_run("%s init-model --out %s --preset tiny --seed 2 >/dev/null 2>&1", bin, b);
+    if (!rc)
+        rc = shell_run("%s dataset make-fill --n 4 --size 16 --out %s >/dev/null 2>&1", bin, fill);
     /* the repo: model A, model B's weights as the fp16 variant, and files
      * a pipeline download must leave alone */
-    if (!rc) rc = sh("cp -r %s %s", model_a, repo);
+    if (!rc) rc = shell_run("cp -r %s %s", model_a, repo);
     const char *const weights[] = {"unet/diffusion_pytorch_model", "vae/diffusion_pytorch_model",
                                    "text_encoder/model"};
     char from[800], to[800];
     for (int i = 0; i < 3 && !rc; i++) {
         snprintf(from, sizeof from, "%s/%s.safetensors", b, weights[i]);
         snprintf(to, sizeof to, "%s/%s.fp16.safetensors", repo, weights[i]);
-        rc = sh("cp %s %s", from, to);
+        rc = shell_run("cp %s %s", from, to);
     }
     if (!rc)
-        rc = sh("mkdir -p %s/safety_checker && echo junk >%s/v1-5-pruned.safetensors", repo, repo);
+        rc = shell_run("mkdir -p %s/safety_checker && echo junk >%s/v1-5-pruned.safetensors", repo,
+                       repo);
     if (!rc)
-        rc = sh("echo junk >%s/safety_checker/model.safetensors; echo junk >%s/unet/"
-                "diffusion_pytorch_model.bin",
-                repo, repo);
+        rc = shell_run("echo junk >%s/safety_checker/model.safetensors; echo junk >%s/unet/"
+                       "diffusion_pytorch_model.bin",
+                       repo, repo);
     /* model C: A with B's weights, the truth of --variant fp16 */
-    if (!rc) rc = sh("cp -r %s %s", model_a, model_c);
+    if (!rc) rc = shell_run("cp -r %s %s", model_a, model_c);
     for (int i = 0; i < 3 && !rc; i++) {
         snprintf(from, sizeof from, "%s/%s.safetensors", b, weights[i]);
         snprintf(to, sizeof to, "%s/%s.safetensors", model_c, weights[i]);
-        rc = sh("cp %s %s", from, to);
+        rc = shell_run("cp %s %s", from, to);
     }
-    if (!rc) rc = sh("cp -r %s %s", model_a, nounet);
-    if (!rc) rc = sh("rm %s/unet/diffusion_pytorch_model.safetensors", nounet);
+    if (!rc) rc = shell_run("cp -r %s %s", model_a, nounet);
+    if (!rc) rc = shell_run("rm %s/unet/diffusion_pytorch_model.safetensors", nounet);
     mkdir(emu_dir, 0755);
     const char *extra[] = {"--token", HUB_TOKEN, NULL};
     if (rc) return printf("could not make the models and dataset\n"), -1;
@@ -446,17 +440,19 @@ static int setup(void) {
     char ds[700], pq[700];
     snprintf(ds, sizeof ds, "%s/ds-repo", root);
     snprintf(pq, sizeof pq, "%s/pq-repo", root);
-    if (!rc) rc = sh("cp -r %s %s", fill, ds);
+    if (!rc) rc = shell_run("cp -r %s %s", fill, ds);
     if (!rc)
-        rc = sh("mkdir -p %s/test && cp %s/metadata.jsonl %s/test/ && echo card >%s/README.md", ds,
-                ds, ds, ds);
-    if (!rc) rc = sh("mkdir -p %s/data %s/other", pq, pq);
+        rc = shell_run(
+            "mkdir -p %s/test && cp %s/metadata.jsonl %s/test/ && echo card >%s/README.md", ds, ds,
+            ds, ds);
+    if (!rc) rc = shell_run("mkdir -p %s/data %s/other", pq, pq);
     if (!rc)
-        rc = sh("echo a >%s/data/train-00000-of-00001.parquet; echo b >%s/data/"
-                "test-00000-of-00001.parquet",
-                pq, pq);
+        rc = shell_run("echo a >%s/data/train-00000-of-00001.parquet; echo b >%s/data/"
+                       "test-00000-of-00001.parquet",
+                       pq, pq);
     if (!rc)
-        rc = sh("echo c >%s/other/train-00000-of-00001.parquet; echo card >%s/README.md", pq, pq);
+        rc = shell_run("echo c >%s/other/train-00000-of-00001.parquet; echo card >%s/README.md", pq,
+                       pq);
     if (!rc) rc = thub_seed_dataset(&emu, HUB_TOKEN, "tester/fill", ds);
     if (!rc) rc = thub_seed_dataset(&emu, HUB_TOKEN, "tester/pq", pq);
     if (rc) printf("could not publish the repos\n");

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,4 +62,13 @@ int file_touch_json(const char *dir, const char *sub, const char *leaf) {
     if (mkdir(path, 0700) && errno != EEXIST) return -1;
     snprintf(path, sizeof path, "%s/%s/%s", dir, sub, leaf);
     return file_write(path, "{}", 2);
+}
+
+int shell_run(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return system(cmd);
 }

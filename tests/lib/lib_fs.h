@@ -16,5 +16,7 @@ char *file_read(const char *path, size_t *n);
 /* Makes dir and dir/sub (either may exist) and writes "{}" to dir/sub/leaf:
  * the marker file a model, ControlNet or dataset reference is checked by. */
 int file_touch_json(const char *dir, const char *sub, const char *leaf);
+/* Runs the printf-formatted shell command (up to 4 KiB); system()'s status. */
+__attribute__((format(printf, 1, 2))) int shell_run(const char *fmt, ...);
 
 #endif
