@@ -329,9 +329,11 @@ static void test_train_job_download_phase(void) {
     char tiny[700], snap[900], id[64], state[32] = "", msg[4096];
     snprintf(tiny, sizeof tiny, "%s/tiny", models);
     CHECK(thub_seed_repo(&emu, HUB_TOKEN, "tester/tiny-dl", tiny) == 0, "publishing tiny-dl");
-    /* every LFS download waits 3 s before its first byte */
+    /* Every file request (its metadata HEAD and its GET) waits 3 s before
+     * answering: the seed commits every file inline, so the files are served
+     * by the resolve route, never by LFS storage. */
     thub_emu_ctl(&emu, "reset");
-    CHECK(thub_emu_ctl(&emu, "fault?route=storage_get&kind=slow&delay_ms=3000&count=50") == 200,
+    CHECK(thub_emu_ctl(&emu, "fault?route=resolve&kind=slow&delay_ms=3000&count=50") == 200,
           "fault");
     test_server srv;
     CHECK(start(&srv, "dl", HUB_TOKEN, "cpu") == 0, "server start");
