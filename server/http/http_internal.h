@@ -90,6 +90,8 @@ enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_list(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_datasets_samples(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_datasets_sample(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_healthz(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_req *r);
