@@ -187,7 +187,7 @@ static int take_body(http_req *r, const char *data, size_t n) {
         r->over = 1;
         drop_body(r);
     }
-    if (r->over) return r->received > r->limit + HTTP_DISCARD_MAX ? -1 : 0;
+    if (r->over || r->write_errno) return 0;
     if (r->route->body == BODY_JSON || r->route->body == BODY_GENERATE) {
         char *grown = realloc(r->body, (size_t)r->received + 1);
         if (!grown) return -1;
@@ -199,7 +199,11 @@ static int take_body(http_req *r, const char *data, size_t n) {
     if (r->route->body == BODY_FILE) {
         for (size_t off = 0; off < n;) {
             ssize_t w = write(r->fd, data + off, n - off);
-            if (w < 0) return -1;
+            if (w < 0) {
+                r->write_errno = errno;
+                drop_body(r);
+                return 0;
+            }
             off += (size_t)w;
         }
         return 0;
@@ -235,6 +239,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                 "the body is over the %lld-byte limit of %s", (long long)r->limit,
                                 r->route->name);
     }
+    if (r->write_errno == ENOSPC || r->write_errno == EDQUOT)
+        return http_reply_error(s, c, r, 507, "insufficient_storage", NULL,
+                                "the server's disk filled up while storing the body");
+    if (r->write_errno)
+        return http_reply_error(s, c, r, 503, "unavailable", NULL, "storing the body: %s",
+                                strerror(r->write_errno));
     return r->route->handler(s, c, r);
 }
 

@@ -427,6 +427,108 @@ static void test_datasets_parquet(void) {
     free(body);
 }
 
+/* n bytes that no compressor shrinks (an LCG's high bytes). */
+static char *noise(size_t n) {
+    char *b = malloc(n);
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) b[i] = (char)((x = x * 6364136223846793005ull + 1) >> 56);
+    return b;
+}
+
+/* A chunked body (no Content-Length) far over --upload-max is read to its
+ * end and answered 413, not cut off without an answer. */
+static void test_datasets_chunked_over_limit(void) {
+    size_t n = 4000000 + (6 << 20);
+    char *big = noise(n);
+    http_resp r;
+    http_do(&srv, "POST", "/v1/datasets", SERVER_TEST_TOKEN, NULL, big, n, 1, &r);
+    free(big);
+    EXPECT(r.status == 413 && strstr(r.body, "body_too_large"), "chunked, 6 MiB over: %ld %s",
+           r.status, r.body ? r.body : "");
+    http_resp_free(&r);
+}
+
+/* A server whose --disk-floor is above the free space refuses training jobs
+ * (they write checkpoints) with 507, as it refuses uploads. */
+static void test_datasets_job_below_disk_floor(void) {
+    char root[700], ds[800], meta[900], models[700], sdata[700];
+    snprintf(root, sizeof root, "%s/root", dir);
+    snprintf(ds, sizeof ds, "%s/ds", root);
+    snprintf(meta, sizeof meta, "%s/metadata.jsonl", ds);
+    snprintf(models, sizeof models, "%s/models", data);
+    snprintf(sdata, sizeof sdata, "%s/floor-data", dir);
+    mkdir(root, 0700), mkdir(ds, 0700), mkdir(sdata, 0700);
+    file_write(meta, "{}\n", 3);
+    const char *const args[] = {
+        "--models", models, "--data-root", root, "--disk-floor", "9000000000000000000", NULL};
+    test_server high;
+    CHECK(server_start(&high, sdata, args) == 0, "cannot start cnet serve");
+    char spec[1000];
+    snprintf(spec, sizeof spec, "{\"pretrained_model_name_or_path\": \"sd\", \"dataset\": \"%s\"}",
+             ds);
+    http_resp r;
+    http_do(&high, "POST", "/v1/jobs", SERVER_TEST_TOKEN, NULL, spec, strlen(spec), 0, &r);
+    EXPECT(r.status == 507 && strstr(r.body, "insufficient_storage"),
+           "a job below the floor: %ld %s", r.status, r.body);
+    http_resp_free(&r);
+    http_do(&high, "GET", "/v1/jobs", SERVER_TEST_TOKEN, NULL, NULL, 0, 0, &r);
+    json_t *jobs = json_loads(r.body, 0, NULL);
+    EXPECT(r.status == 200 && json_array_size(json_object_get(jobs, "jobs")) == 0,
+           "no job was queued: %s", r.body);
+    json_decref(jobs);
+    http_resp_free(&r);
+    server_stop(&high, SIGTERM, 10000);
+}
+
+/* A disk that fills up (a 3 MiB tmpfs) while the body streams in, or while
+ * the archive is extracted, is answered 507, and nothing is left behind. */
+static void test_datasets_disk_full(void) {
+    char mnt[700], sdata[800], models[700], cmd[2000];
+    snprintf(mnt, sizeof mnt, "%s/small", dir);
+    snprintf(sdata, sizeof sdata, "%s/data", mnt);
+    snprintf(models, sizeof models, "%s/models", data);
+    mkdir(mnt, 0700);
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o size=3m cnet-test '%s' 2>/dev/null", mnt);
+    if (geteuid() != 0 || system(cmd) != 0) {
+        printf("    SKIP: a full disk needs a small tmpfs (root and mount); not tested here\n");
+        return;
+    }
+    mkdir(sdata, 0700);
+    const char *const args[] = {"--models", models, "--disk-floor", "0", "--upload-max",
+                                "8000000",  NULL};
+    test_server small;
+    int up = server_start(&small, sdata, args) == 0;
+    EXPECT(up, "cannot start cnet serve on the tmpfs");
+    if (up) {
+        char *big = noise(4 << 20), *body;
+        long st = upload_to(&small, big, 4 << 20, &body);
+        EXPECT(st == 507 && strstr(body, "insufficient_storage"), "4 MiB into 3: %ld %s", st, body);
+        free(body);
+        const entry fat[] = {
+            {"metadata.jsonl", AE_IFREG,
+             "{\"file_name\": \"a.png\", \"conditioning_image_file_name\": \"a.png\", "
+             "\"text\": \"t\"}\n",
+             0},
+            {"a.png", AE_IFREG, big, 1600 << 10}};
+        size_t len;
+        char *tar = build(fat, 2, 0, 0, &len);
+        st = upload_to(&small, tar, len, &body);
+        EXPECT(st == 507 && strstr(body, "disk is full") && !strstr(body, dir),
+               "1.6 MiB extracted next to its 1.6 MiB upload: %ld %s", st, body);
+        free(body), free(tar), free(big);
+        snprintf(cmd, sizeof cmd, "ls -a '%s/datasets' '%s/tmp' | grep -c -e partial -e upload-",
+                 sdata, sdata);
+        FILE *p = popen(cmd, "r");
+        int left = -1;
+        if (p && fscanf(p, "%d", &left) != 1) left = -1;
+        if (p) pclose(p);
+        EXPECT(left == 0, "leftovers on the full disk: %d", left);
+        server_stop(&small, SIGTERM, 10000);
+    }
+    snprintf(cmd, sizeof cmd, "umount '%s'", mnt);
+    EXPECT(system(cmd) == 0, "umount %s", mnt);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     if (tmpdir_make(dir, sizeof dir, "cnet-ds-")) return printf("no temp dir\n"), 1;
@@ -448,6 +550,9 @@ int main(int argc, char **argv) {
     RUN(test_datasets_valid_uploads);
     RUN(test_datasets_malicious_archives);
     RUN(test_datasets_parquet);
+    RUN(test_datasets_chunked_over_limit);
+    RUN(test_datasets_job_below_disk_floor);
+    RUN(test_datasets_disk_full);
     server_stop(&srv, SIGTERM, 10000);
     tmpdir_remove(dir);
     return harness_done();
