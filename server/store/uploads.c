@@ -264,7 +264,10 @@ static int upload_check(const char *files, json_t **report, cnet_error *err) {
     dataset_report rep;
     dataset_options o = {0};
     int rc = dataset_open(&ds, files, &o, err);
-    if (rc) return rc;
+    /* A reader's limit (a footer, an index, an image over its cap) marks the
+     * dataset bad (400); 413 is for the upload's own caps. */
+    if (rc == CNET_ELIMIT && err) err->code = CNET_EINVAL;
+    if (rc) return rc == CNET_ELIMIT ? CNET_EINVAL : rc;
     rc = dataset_check(&ds, 0, 0, &rep, err);
     if (!rc) {
         int p = rep.count[DATASET_PROBLEM_MISSING] ? DATASET_PROBLEM_MISSING
