@@ -3,7 +3,7 @@
  * examples/controlnet/train_controlnet.py's command-line options (so `cnet
  * train --x` and {"x": ...} agree); the ranges are ours and reject what the
  * engine could not run. The command line names folders and files of its
- * own (output_dir, train_data_dir, its columns, resume_from_checkpoint…:
+ * own (output_dir, train_data_dir, resume_from_checkpoint…:
  * AF_CLI_ONLY, as are the Hub's --revision, --variant, --cache_dir and
  * --dataset_name); a job names a stored dataset and may push its result
  * to the Hub (AF_API_ONLY). push_to_hub is both: the job's {repo_id,
@@ -104,15 +104,12 @@ const api_field api_train_fields[] = {
              "it or --dataset_name"},
     {.name = "image_column",
      .type = AF_TEXT,
-     .flags = AF_CLI_ONLY,
      .help = "the dataset's target image column (default image)"},
     {.name = "conditioning_image_column",
      .type = AF_TEXT,
-     .flags = AF_CLI_ONLY,
      .help = "the dataset's control image column (default conditioning_image)"},
     {.name = "caption_column",
      .type = AF_TEXT,
-     .flags = AF_CLI_ONLY,
      .help = "the dataset's caption column (default text)"},
     {.name = "resume_from_checkpoint",
      .type = AF_TEXT,

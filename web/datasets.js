@@ -1,25 +1,62 @@
-// Datasets: upload an archive (POST /v1/datasets, the file as the raw body,
-// with upload progress) and read the server's check report (format, samples,
-// entries, unpacked bytes), or why it was refused; and the list of uploaded
-// datasets with a link to train on each.
-// Not here: extraction or checks (the server does both).
-import { api, uploadDataset } from './api.js';
+// Datasets: upload an archive or one Parquet file (POST /v1/datasets, the
+// file as the raw body, with upload progress) and read the server's check
+// report (format, samples, entries, unpacked bytes, a Parquet file's
+// columns), or why it was refused; previews of a dataset's first samples
+// (target image, conditioning image, caption: GET /v1/datasets/{id}/samples)
+// as the trainer reads them, whatever the format; and the list of uploaded
+// datasets with links to preview and train on each.
+// Not here: extraction, checks or decoding (the server does all three).
+import { api, apiBlob, uploadDataset } from './api.js';
 import { errorNotice, facts, fmtBytes, fmtTime, h } from './ui.js';
 
-const ACCEPT = '.tar,.tar.gz,.tgz,.tar.bz2,.tar.xz,.tar.zst,.zip';
+const ACCEPT = '.tar,.tar.gz,.tgz,.tar.bz2,.tar.xz,.tar.zst,.zip,.parquet';
+const FORMATS = {
+  imagefolder: 'imagefolder (metadata.jsonl)',
+  fill50k: 'prompt.json (fill50k layout)',
+  webdataset: 'WebDataset (*.tar shards)',
+  parquet: 'Parquet (Hugging Face Hub layout)',
+};
 
-function report(d) {
+function report(d, heading) {
   return h('section', { class: 'report', 'aria-labelledby': `r-${d.id}`, 'data-dataset': d.id },
-    h('h3', { id: `r-${d.id}` }, `Dataset ${d.id} accepted`),
+    h('h3', { id: `r-${d.id}` }, heading),
     facts([
-      ['Format', d.format === 'fill50k' ? 'prompt.json (fill50k layout)' : 'imagefolder (metadata.jsonl)'],
+      ['Format', FORMATS[d.format] || d.format],
       ['Samples', String(d.samples)],
+      ['Columns', d.columns ? d.columns.join(', ') : undefined],
       ['Archive entries', String(d.entries)],
       ['Unpacked size', fmtBytes(d.bytes)],
       ['Index file', d.index],
       ['Uploaded as', d.original_name || undefined],
     ]),
     h('p', {}, h('a', { href: `#/train?dataset=${encodeURIComponent(d.id)}` }, 'Train a ControlNet on it →')));
+}
+
+// The first samples, each a figure of its two images and its caption; the
+// images are fetched with the token (an <img src> cannot send it).
+function samples(d, signal) {
+  const box = h('section', { class: 'samples', 'aria-labelledby': `s-${d.id}`, 'data-samples': d.id },
+    h('h3', { id: `s-${d.id}` }, 'First samples'), h('p', { class: 'muted' }, 'Loading…'));
+  const urls = [];
+  signal.addEventListener('abort', () => urls.forEach((u) => URL.revokeObjectURL(u)));
+  const image = async (href, alt) => {
+    const { blob } = await apiBlob(href, { signal });
+    const url = URL.createObjectURL(blob);
+    urls.push(url);
+    return h('img', { src: url, alt });
+  };
+  (async () => {
+    const { samples: list } = await api(`/v1/datasets/${encodeURIComponent(d.id)}/samples`, { signal });
+    const figures = await Promise.all(list.map(async (s) => h('figure', { 'data-sample': s.index },
+      h('div', { class: 'pair' },
+        await image(s.image, `target image of ${s.name}`),
+        await image(s.conditioning_image, `conditioning image of ${s.name}`)),
+      h('figcaption', {}, s.caption || h('em', {}, '(empty caption)'), h('br'), h('small', {}, s.name)))));
+    box.replaceChildren(box.firstChild, h('div', { class: 'gallery' }, figures));
+  })().catch((err) => {
+    if (err.name !== 'AbortError') box.replaceChildren(box.firstChild, errorNotice(err));
+  });
+  return box;
 }
 
 export async function render(main, params, signal) {
@@ -30,14 +67,19 @@ export async function render(main, params, signal) {
   const form = h('form', { class: 'card', 'aria-labelledby': 'up-h' },
     h('h2', { id: 'up-h' }, 'Upload a dataset'),
     h('p', {}, 'A tar (optionally gz, bz2, xz or zst) or zip archive holding ',
-      h('code', {}, 'metadata.jsonl'), ' (file_name, conditioning_image_file_name, text) or ',
-      h('code', {}, 'prompt.json'), ' (source, target, prompt), at its top or in one folder.'),
-    h('label', { for: 'archive' }, 'Archive'), input, submit, bar, result);
+      h('code', {}, 'metadata.jsonl'), ' (file_name, conditioning_image_file_name, text), ',
+      h('code', {}, 'prompt.json'), ' (source, target, prompt) or a Hub snapshot in Parquet (',
+      h('code', {}, 'data/train-*.parquet'), '), at its top or in one folder; or one ',
+      h('code', {}, '.parquet'), ' file (image, conditioning_image, text columns).'),
+    h('label', { for: 'archive' }, 'Archive or Parquet file'), input, submit, bar, result);
+  const shown = h('div', { 'aria-live': 'polite' });
   const listBox = h('section', { 'aria-labelledby': 'list-h' });
-  main.append(h('h1', {}, 'Datasets'), form, listBox);
+  main.append(h('h1', {}, 'Datasets'), form, shown, listBox);
 
   const list = async () => {
     const { datasets } = await api('/v1/datasets', { signal });
+    const picked = datasets.find((d) => d.id === params.id);
+    if (picked) shown.replaceChildren(report(picked, `Dataset ${picked.id}`), samples(picked, signal));
     listBox.replaceChildren(h('h2', { id: 'list-h' }, 'Uploaded datasets'));
     if (!datasets.length) {
       listBox.append(h('p', { class: 'muted' }, 'No datasets uploaded yet.'));
@@ -49,7 +91,8 @@ export async function render(main, params, signal) {
       h('tbody', {}, datasets.map((d) => h('tr', { 'data-dataset': d.id },
         h('td', {}, d.id), h('td', {}, d.format), h('td', {}, String(d.samples)), h('td', {}, fmtBytes(d.bytes)),
         h('td', {}, fmtTime(d.created_at)), h('td', {}, d.original_name || '—'),
-        h('td', {}, h('a', { href: `#/train?dataset=${encodeURIComponent(d.id)}` }, 'Train'))))))));
+        h('td', {}, h('a', { href: `#/datasets?id=${encodeURIComponent(d.id)}` }, 'Preview'), ' ',
+          h('a', { href: `#/train?dataset=${encodeURIComponent(d.id)}` }, 'Train'))))))));
   };
 
   form.addEventListener('submit', async (e) => {
@@ -62,7 +105,7 @@ export async function render(main, params, signal) {
     result.replaceChildren(h('p', { role: 'status' }, `Uploading ${file.name} (${fmtBytes(file.size)})…`));
     try {
       const d = await uploadDataset(file, (f) => { bar.value = f; });
-      result.replaceChildren(report(d));
+      result.replaceChildren(report(d, `Dataset ${d.id} accepted`), samples(d, signal));
       form.reset();
       await list();
     } catch (err) {

@@ -1,7 +1,9 @@
 // The form that starts a training job (POST /v1/jobs, TrainSpec of
 // api/openapi.yaml): base model and dataset chosen from what the server has,
 // the main options of diffusers' train_controlnet.py with its defaults, the
-// rest under "More options", and an optional Hub push. Empty fields are left
+// rest under "More options", the dataset's columns (--image_column and its
+// kin) for the formats that have columns (Parquet, imagefolder; a Parquet
+// dataset's own columns offered), and an optional Hub push. Empty fields are left
 // out so the server applies its own defaults; a refused field is marked with
 // the server's message.
 // Not here: uploading a dataset (datasets.js does; linked from here).
@@ -41,6 +43,15 @@ const MORE = [
   ['prediction_type', 'Prediction type (empty: the scheduler\'s)'],
 ];
 
+// Shown only for datasets whose format has columns; the server refuses them
+// for the others (fill50k, webdataset).
+const COLUMNS = [
+  ['image_column', 'Target image column', { list: 'ds-columns' }],
+  ['conditioning_image_column', 'Conditioning image column', { list: 'ds-columns' }],
+  ['caption_column', 'Caption column', { list: 'ds-columns' }],
+];
+const HAS_COLUMNS = new Set(['parquet', 'imagefolder']);
+
 // A form field's kind, default and limits from its schema property.
 function describe(prop = {}) {
   const kind = prop.enum ? 'enum' : prop.type === 'integer' ? 'int' : prop.type === 'number' ? 'num' : 'text';
@@ -75,7 +86,8 @@ function collect(form) {
   const get = (n) => form.elements.namedItem(n);
   spec.pretrained_model_name_or_path = get('pretrained_model_name_or_path').value.trim();
   spec.dataset = get('dataset').value.trim();
-  for (const [name, label] of [...MAIN, ...MORE]) {
+  for (const [name, label] of [...MAIN, ...MORE, ...COLUMNS]) {
+    if (get(name).matches(':disabled')) continue;
     const v = get(name).value.trim();
     const kind = get(name).dataset.kind;
     if (v === '') continue;
@@ -107,6 +119,19 @@ export async function render(main, params, signal) {
   const base = models.filter((m) => m.kind === 'base');
   const nets = models.filter((m) => m.kind === 'controlnet');
   const result = h('div', { 'aria-live': 'polite' });
+  const columnList = h('datalist', { id: 'ds-columns' });
+  const columnHelp = h('p', { class: 'hint', id: 'columns-help' });
+  const columns = h('fieldset', { id: 'columns', 'aria-describedby': 'columns-help' },
+    h('legend', {}, 'Dataset columns'), columnHelp, columnList, COLUMNS.map((f) => field(f, spec)));
+  // A known dataset without columns hides them; a path under --data-root
+  // (format unknown here) shows them.
+  const showColumns = (id) => {
+    const d = datasets.find((x) => x.id === id.trim());
+    columns.hidden = columns.disabled = Boolean(d) && !HAS_COLUMNS.has(d.format);
+    columnList.replaceChildren(...((d && d.columns) || []).map((c) => h('option', { value: c })));
+    columnHelp.textContent = (d && d.columns ? `This dataset's columns: ${d.columns.join(', ')}. ` : '') +
+      'Empty: image, conditioning_image and text, as train_controlnet.py.';
+  };
   const modelHelp = base.length ? null
     : h('p', { class: 'notice warn', id: 'model-help' }, "This server has no base models under its --models dir yet; " +
       'the job will be refused until one is there.');
@@ -124,6 +149,7 @@ export async function render(main, params, signal) {
         h('a', { href: '#/datasets' }, 'Upload one'))),
     h('datalist', { id: 'dsets' }, datasets.map((d) => h('option', { value: d.id },
       `${d.original_name || d.id}: ${d.samples} samples`))),
+    columns,
     h('fieldset', {}, h('legend', {}, 'Training'), MAIN.map((f) => field(f, spec))),
     h('fieldset', {}, h('legend', {}, 'Validation'),
       h('div', { class: 'field wide' }, h('label', { for: 'f-validation_prompt' }, 'Validation prompts (one per line, conditioning images from the dataset)'),
@@ -146,6 +172,9 @@ export async function render(main, params, signal) {
     h('button', { type: 'submit' }, 'Start training'),
     result);
   main.append(h('h1', {}, 'Train a ControlNet'), form);
+  const datasetInput = form.elements.namedItem('dataset');
+  showColumns(datasetInput.value);
+  datasetInput.addEventListener('input', () => showColumns(datasetInput.value));
 
   // One Idempotency-Key per distinct request, so a double click or a retry
   // after a lost answer cannot queue the job twice. (crypto.randomUUID needs

@@ -12,8 +12,9 @@
 #include "server/http/http.h"
 
 #define HTTP_DISCARD_MAX                                                                           \
-    (1 << 20)                /* bytes of an over-limit body we read (and drop) so the              \
-                                client sees the 413; beyond that the connection is closed */
+    (1 << 20) /* bytes a Content-Length may announce over the limit and still be read (and         \
+                 dropped) before the 413; beyond that it is answered before reading. A chunked     \
+                 body (no length) is dropped to its end, so its client sees the 413 too */
 #define HTTP_STATUS_SLOTS 16 /* distinct statuses counted per route */
 
 typedef struct http_req http_req;
@@ -58,6 +59,7 @@ struct http_req {
     int over;                /* body went over the limit: answer 413 */
     char *body;              /* BODY_JSON: accumulated bytes */
     int fd;                  /* BODY_FILE: the temp file, -1 when none */
+    int write_errno;         /* BODY_FILE: a write failed (the rest is dropped): 507 or 503 */
     char tmp_path[4200];
     int status; /* the status queued, for the log */
 };
@@ -90,6 +92,8 @@ enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_list(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_datasets_samples(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_datasets_sample(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_healthz(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_req *r);

@@ -122,6 +122,13 @@ enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_
         rc = api_fail(&e, 503, "unavailable", NULL, "out of memory");
     json_decref(req);
     if (rc) return http_reply_api_error(s, c, r, &e);
+    int64_t free_bytes = http_disk_free(s); /* a job writes checkpoints: the uploads' floor */
+    if (free_bytes >= 0 && free_bytes < s->cfg.disk_floor) {
+        json_decref(spec);
+        return http_reply_error(s, c, r, 507, "insufficient_storage", NULL,
+                                "free disk space (%lld bytes) is below the floor",
+                                (long long)free_bytes);
+    }
     char *text = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
     const int push = json_object_get(spec, "push_to_hub") != NULL;
     json_decref(spec);

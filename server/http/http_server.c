@@ -32,6 +32,10 @@ const http_route http_routes[] = {
     {"POST", "/v1/generate", "POST /v1/generate", http_generate, BODY_GENERATE, 1},
     {"POST", "/v1/datasets", "POST /v1/datasets", http_datasets_create, BODY_FILE, 1},
     {"GET", "/v1/datasets", "GET /v1/datasets", http_datasets_list, BODY_NONE, 1},
+    {"GET", "/v1/datasets/{}/samples", "GET /v1/datasets/{id}/samples", http_datasets_samples,
+     BODY_NONE, 1},
+    {"GET", "/v1/datasets/{}/samples/{}", "GET /v1/datasets/{id}/samples/{n}", http_datasets_sample,
+     BODY_NONE, 1},
     {"GET", "/v1/models", "GET /v1/models", http_ops_models, BODY_NONE, 1},
     {"GET", "/v1/openapi.yaml", "GET /v1/openapi.yaml", http_ops_openapi, BODY_NONE, 1},
     {"GET", "/healthz", "GET /healthz", http_ops_healthz, BODY_NONE, 0},
@@ -183,7 +187,7 @@ static int take_body(http_req *r, const char *data, size_t n) {
         r->over = 1;
         drop_body(r);
     }
-    if (r->over) return r->received > r->limit + HTTP_DISCARD_MAX ? -1 : 0;
+    if (r->over || r->write_errno) return 0;
     if (r->route->body == BODY_JSON || r->route->body == BODY_GENERATE) {
         char *grown = realloc(r->body, (size_t)r->received + 1);
         if (!grown) return -1;
@@ -195,7 +199,11 @@ static int take_body(http_req *r, const char *data, size_t n) {
     if (r->route->body == BODY_FILE) {
         for (size_t off = 0; off < n;) {
             ssize_t w = write(r->fd, data + off, n - off);
-            if (w < 0) return -1;
+            if (w < 0) {
+                r->write_errno = errno;
+                drop_body(r);
+                return 0;
+            }
             off += (size_t)w;
         }
         return 0;
@@ -231,6 +239,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                 "the body is over the %lld-byte limit of %s", (long long)r->limit,
                                 r->route->name);
     }
+    if (r->write_errno == ENOSPC || r->write_errno == EDQUOT)
+        return http_reply_error(s, c, r, 507, "insufficient_storage", NULL,
+                                "the server's disk filled up while storing the body");
+    if (r->write_errno)
+        return http_reply_error(s, c, r, 503, "unavailable", NULL, "storing the body: %s",
+                                strerror(r->write_errno));
     return r->route->handler(s, c, r);
 }
 

@@ -1,10 +1,9 @@
-/* Safe extraction of an uploaded dataset archive and the dataset's life on
- * disk (see dataset.h). We read entries with libarchive and create every file
- * ourselves below a folder fd, instead of archive_write_disk, so that no
- * entry can name a place outside the dataset: paths are split into segments,
- * each opened with O_NOFOLLOW, and `..`, absolute paths, links and special
- * files are refused outright. What a valid dataset contains is the engine's
- * (engine/data/dataset.h); upload_check only turns its report into ours. */
+/* Safe extraction of an uploaded dataset archive (or the store of one Parquet
+ * file) and the dataset's life on disk (see uploads.h). We read entries with libarchive and create
+ * every file ourselves below a folder fd, instead of archive_write_disk, so that no entry can name
+ * a place outside the dataset: paths are split into segments, each opened with O_NOFOLLOW, and
+ * `..`, absolute paths, links and special files are refused outright. What a valid dataset contains
+ * is the engine's (engine/data/dataset.h); upload_check only turns its report into ours. */
 #define _XOPEN_SOURCE 700
 #include <archive.h>
 #include <archive_entry.h>
@@ -21,7 +20,25 @@
 #include <unistd.h>
 
 #include "engine/data/dataset.h"
+#include "engine/parquet/parquet.h"
 #include "server/store/uploads.h"
+
+/* A failed write or mkdir: a full disk (or quota) is UPLOAD_ENOSPC, the rest
+ * CNET_EIO. Reads errno. */
+static int io_fail(cnet_error *err, const char *what, const char *entry) {
+    int full = errno == ENOSPC || errno == EDQUOT;
+    return cnet_fail(err, full ? UPLOAD_ENOSPC : CNET_EIO, "%s %s: %s", what, entry,
+                     full ? "the server's disk is full" : strerror(errno));
+}
+
+static int write_all(int fd, const char *buf, size_t n, const char *entry, cnet_error *err) {
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(fd, buf + off, n - off);
+        if (w < 0) return io_fail(err, "writing", entry);
+        off += (size_t)w;
+    }
+    return 0;
+}
 
 static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
     (void)st, (void)type, (void)ftw;
@@ -34,8 +51,7 @@ static void remove_tree(const char *path) { nftw(path, remove_one, 16, FTW_DEPTH
 static int open_subdir(int dfd, const char *seg, cnet_error *err, const char *entry) {
     int fd = openat(dfd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
-        if (mkdirat(dfd, seg, 0700) != 0 && errno != EEXIST)
-            return cnet_fail(err, CNET_EIO, "entry %s: mkdir: %s", entry, strerror(errno));
+        if (mkdirat(dfd, seg, 0700) != 0 && errno != EEXIST) return io_fail(err, "mkdir", entry);
         fd = openat(dfd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0) return cnet_fail(err, CNET_EFORMAT, "entry %s: '%s' is not a folder", entry, seg);
@@ -88,12 +104,8 @@ static int copy_data(struct archive *a, int fd, extract_state *x, const char *en
                              "compression ratio above %lld:1 (%lld bytes from %lld): refused as "
                              "a bomb",
                              (long long)x->lim->max_ratio, (long long)x->bytes, (long long)packed);
-        for (la_ssize_t off = 0; off < r;) {
-            ssize_t w = write(fd, buf + off, (size_t)(r - off));
-            if (w < 0)
-                return cnet_fail(err, CNET_EIO, "entry %s: write: %s", entry, strerror(errno));
-            off += w;
-        }
+        int rc = write_all(fd, buf, (size_t)r, entry, err);
+        if (rc) return rc;
     }
 }
 
@@ -131,8 +143,8 @@ static int extract_entry(struct archive *a, struct archive_entry *e, int root, e
     int fd = openat(dfd, seg[n - 1], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     close(dfd);
     if (fd < 0)
-        return cnet_fail(err, errno == EEXIST ? CNET_EFORMAT : CNET_EIO, "entry %s: %s", name,
-                         errno == EEXIST ? "duplicate entry" : strerror(errno));
+        return errno == EEXIST ? cnet_fail(err, CNET_EFORMAT, "entry %s: duplicate entry", name)
+                               : io_fail(err, "creating", name);
     rc = copy_data(a, fd, x, name, err);
     if (close(fd) != 0 && !rc) rc = cnet_fail(err, CNET_EIO, "entry %s: close failed", name);
     return rc;
@@ -169,6 +181,46 @@ static int extract(const char *archive_path, int root, extract_state *x, cnet_er
     return rc;
 }
 
+/* Parquet's magic opens and closes the file (the footer's "PAR1"). */
+static int is_parquet(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char head[4], tail[4];
+    off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
+    int yes = size >= 8 && pread(fd, head, 4, 0) == 4 && pread(fd, tail, 4, size - 4) == 4 &&
+              !memcmp(head, "PAR1", 4) && !memcmp(tail, "PAR1", 4);
+    if (fd >= 0) close(fd);
+    return yes;
+}
+
+#define PARQUET_STORED_AS "data/train-00000-of-00001.parquet" /* the Hub's one-shard name */
+
+/* Copies one Parquet file to root/PARQUET_STORED_AS under the byte cap. */
+static int store_parquet(const char *path, int root, extract_state *x, cnet_error *err) {
+    static __thread char buf[1 << 16];
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return cnet_fail(err, CNET_EIO, "reading the upload: %s", strerror(errno));
+    int dfd = open_subdir(root, "data", err, "data");
+    int fd = dfd >= 0 ? openat(dfd, "train-00000-of-00001.parquet",
+                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)
+                      : -1;
+    int rc = dfd < 0 ? dfd : fd < 0 ? io_fail(err, "creating", PARQUET_STORED_AS) : 0;
+    x->entries = 1;
+    for (ssize_t r; !rc && (r = read(in, buf, sizeof buf)) != 0;) {
+        if (r < 0) {
+            rc = cnet_fail(err, CNET_EIO, "reading the upload: %s", strerror(errno));
+        } else if ((x->bytes += r) > x->lim->max_bytes) {
+            rc = cnet_fail(err, CNET_ELIMIT, "the Parquet file is more than %lld bytes",
+                           (long long)x->lim->max_bytes);
+        } else {
+            rc = write_all(fd, buf, (size_t)r, PARQUET_STORED_AS, err);
+        }
+    }
+    if (fd >= 0 && close(fd) != 0 && !rc) rc = io_fail(err, "closing", PARQUET_STORED_AS);
+    if (dfd >= 0) close(dfd);
+    close(in);
+    return rc;
+}
+
 /* Keeps a client's file name as metadata only: no separators, controls or
  * leading dots, at most 255 bytes. */
 static void sanitize_name(const char *in, char out[256]) {
@@ -185,11 +237,24 @@ static int write_report(int dfd, json_t *report, cnet_error *err) {
     char *text = json_dumps(report, JSON_INDENT(2));
     if (!text) return cnet_fail(err, CNET_ENOMEM, "report: out of memory");
     int fd = openat(dfd, "report.json", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    size_t len = strlen(text);
-    int ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    int rc = fd < 0 ? io_fail(err, "creating", "report.json")
+                    : write_all(fd, text, strlen(text), "report.json", err);
+    if (!rc && fsync(fd) != 0) rc = io_fail(err, "syncing", "report.json");
     if (fd >= 0) close(fd);
     free(text);
-    return ok ? 0 : cnet_fail(err, CNET_EIO, "writing report.json: %s", strerror(errno));
+    return rc;
+}
+
+/* The top-level columns of a Parquet dataset's first train shard, for the
+ * report (the train form offers them for the --*_column options). */
+static json_t *parquet_columns(const dataset *ds, cnet_error *err) {
+    parquet_file *pf;
+    if (ds->n_shards < 1 || parquet_open(&pf, ds->shards[0], err)) return NULL;
+    json_t *cols = json_array();
+    for (int i = 0; cols && i < parquet_num_fields(pf); i++)
+        json_array_append_new(cols, json_string(parquet_field_name(pf, i)));
+    parquet_close(pf);
+    return cols;
 }
 
 /* The extracted files must form a dataset the trainer can read, with every
@@ -199,7 +264,10 @@ static int upload_check(const char *files, json_t **report, cnet_error *err) {
     dataset_report rep;
     dataset_options o = {0};
     int rc = dataset_open(&ds, files, &o, err);
-    if (rc) return rc;
+    /* A reader's limit (a footer, an index, an image over its cap) marks the
+     * dataset bad (400); 413 is for the upload's own caps. */
+    if (rc == CNET_ELIMIT && err) err->code = CNET_EINVAL;
+    if (rc) return rc == CNET_ELIMIT ? CNET_EINVAL : rc;
     rc = dataset_check(&ds, 0, 0, &rep, err);
     if (!rc) {
         int p = rep.count[DATASET_PROBLEM_MISSING] ? DATASET_PROBLEM_MISSING
@@ -212,13 +280,30 @@ static int upload_check(const char *files, json_t **report, cnet_error *err) {
     }
     size_t n = strlen(files);
     const char *root = strncmp(ds.root, files, n) == 0 && ds.root[n] == '/' ? ds.root + n + 1 : ".";
+    const char *index = ds.index_name                         ? ds.index_name
+                        : ds.layout == DATASET_LAYOUT_PARQUET ? "*.parquet"
+                                                              : "*.tar";
     if (!rc)
         *report = json_pack("{s:s, s:s, s:s, s:I}", "format", dataset_layout_name(ds.layout),
-                            "index", ds.index_name ? ds.index_name : "*.tar", "root", root,
-                            "samples", (json_int_t)dataset_size(&ds));
+                            "index", index, "root", root, "samples", (json_int_t)dataset_size(&ds));
+    if (!rc && *report && ds.layout == DATASET_LAYOUT_PARQUET) {
+        json_t *cols = parquet_columns(&ds, err);
+        if (cols)
+            json_object_set_new(*report, "columns", cols);
+        else
+            rc = err && err->code ? err->code : CNET_ENOMEM;
+    }
     dataset_free(&ds);
     if (!rc && !*report) rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
     return rc;
+}
+
+/* Removes every "prefix/" from msg: the engine's messages name files by
+ * their full path, the client knows them relative to the dataset. */
+static void strip_prefix(char *msg, const char *prefix) {
+    size_t n = strlen(prefix);
+    for (char *at; (at = strstr(msg, prefix)) && at[n] == '/';)
+        memmove(at, at + n + 1, strlen(at + n + 1) + 1);
 }
 
 int upload_ingest(const char *archive_path, const char *datasets_dir, const char *name,
@@ -235,16 +320,21 @@ int upload_ingest(const char *archive_path, const char *datasets_dir, const char
         (size_t)snprintf(final, sizeof final, "%s/%s", datasets_dir, id) >= sizeof final)
         return cnet_fail(err, CNET_ELIMIT, "datasets dir path too long");
     if ((mkdir(datasets_dir, 0700) != 0 && errno != EEXIST) || mkdir(partial, 0700) != 0)
-        return cnet_fail(err, CNET_EIO, "mkdir %s: %s", partial, strerror(errno));
+        return io_fail(err, "mkdir", "the dataset's folder");
     int dfd = open(partial, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int files = dfd >= 0 ? open_subdir(dfd, "files", err, "files") : -1;
     int rc = files >= 0 ? 0 : files == -1 ? cnet_fail(err, CNET_EIO, "open %s", partial) : files;
     extract_state x = {.lim = lim};
-    if (!rc) rc = extract(archive_path, files, &x, err);
+    int parquet = is_parquet(archive_path);
+    if (!rc)
+        rc = parquet ? store_parquet(archive_path, files, &x, err)
+                     : extract(archive_path, files, &x, err);
     json_t *rep = NULL;
     char files_path[4200];
     snprintf(files_path, sizeof files_path, "%s/files", partial);
     if (!rc) rc = upload_check(files_path, &rep, err);
+    if (rc && err) strip_prefix(err->msg, files_path);
+    if (rc && err && parquet) cnet_error_prefix(err, "the uploaded Parquet file");
     if (!rc) {
         char clean[256], when[32];
         sanitize_name(name, clean);

@@ -1,7 +1,10 @@
 // The dashboard in headless Chromium (Debian's package, driven by
 // playwright-core) against a real `cnet serve` on 127.0.0.1 with a fresh data
 // dir: sign in (a wrong token refused first), upload a dataset and read its
-// check report (and a refused archive), see a job created through the API
+// check report (and a refused archive), upload one Parquet file written by the
+// independent writer (tests/tools/parquet_writer) and see its report, columns
+// and sample previews (the browser's own PNG decoder shows the writer's
+// circles), then name its columns in the train form, see a job created through the API
 // appear in the list, cancel it from its page, filter and page the list,
 // start a training job from the form (a refused field marked first), follow
 // it live while tests/tools/tool_worker.c drives it through the store to succeeded
@@ -271,6 +274,68 @@ await test('the list filters by state and pages with cursors', async () => {
   await shot('09-jobs-filtered');
 });
 
+await test('a Parquet file shows its report, columns and first samples; the train form names its columns', async () => {
+  // write.mjs fill50k: six 512x512 rows; row i is a disc of colour names[i % 6]
+  // at (128 + 40i, 384 - 30i) on names[(i + 2) % 6], its conditioning image a
+  // white ring on black.
+  const gen = join(dir, 'parquet');
+  execFileSync('sh', ['tests/tools/parquet_writer/generate.sh', 'fill50k', gen], { stdio: 'ignore' });
+  const file = join(gen, 'repo', 'data', 'train-00000-of-00001.parquet');
+  const names = ['red', 'blue', 'cyan', 'brown', 'green', 'yellow'];
+  const rgb = { red: [220, 20, 20], blue: [20, 40, 220], cyan: [0, 200, 200], brown: [120, 70, 20],
+    green: [30, 160, 60], yellow: [230, 210, 40] };
+  await page.click('nav >> text=Datasets');
+  await page.locator('main h1', { hasText: 'Datasets' }).waitFor();
+  await page.setInputFiles('#archive', file);
+  await page.click('main form button[type=submit]');
+  const report = page.locator('.report', { hasText: 'Parquet' });
+  await report.waitFor();
+  const id = await report.getAttribute('data-dataset');
+  const facts = await report.innerText();
+  check(/Samples\s+6/.test(facts) && /Columns\s+image, conditioning_image, text/.test(facts) &&
+    /train-00000-of-00001\.parquet/.test(facts), `report: ${facts}`);
+  const figures = page.locator(`[data-samples="${id}"] figure`);
+  await page.waitForFunction((sel) => {
+    const imgs = [...document.querySelectorAll(sel)];
+    return imgs.length === 12 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+  }, `[data-samples="${id}"] img`);
+  check(await figures.count() === 6, `${await figures.count()} previews`);
+  for (let i = 0; i < 6; i++) {
+    const fg = names[i % 6], bg = names[(i + 2) % 6];
+    const fig = figures.nth(i);
+    const caption = await fig.locator('figcaption').innerText();
+    check(caption.startsWith(`${fg} circle with ${bg} background`), `sample ${i} caption: ${caption}`);
+    // The pixels the browser decoded: the disc's centre and a corner of the
+    // target, the ring's centre (black) of the conditioning image.
+    const px = await fig.locator('img').evaluateAll((imgs, [cx, cy]) => imgs.map((img) => {
+      const c = document.createElement('canvas');
+      c.width = img.naturalWidth, c.height = img.naturalHeight;
+      const g = c.getContext('2d');
+      g.drawImage(img, 0, 0);
+      const at = (x, y) => [...g.getImageData(x, y, 1, 1).data.slice(0, 3)];
+      return { size: [c.width, c.height], centre: at(cx, cy), corner: at(2, 2) };
+    }), [128 + 40 * i, 384 - 30 * i]);
+    const same = (a, b) => a.every((v, k) => v === b[k]);
+    check(same(px[0].size, [512, 512]) && same(px[0].centre, rgb[fg]) && same(px[0].corner, rgb[bg]) &&
+      same(px[1].centre, [0, 0, 0]), `sample ${i} pixels: ${JSON.stringify(px)}`);
+  }
+  await shot('10-dataset-parquet');
+  // The list links to the preview; the train form offers the dataset's columns.
+  await page.goto(`${base}/#/datasets?id=${id}`);
+  await page.locator(`main > div [data-samples="${id}"] figure`).first().waitFor();
+  await page.goto(`${base}/#/train?dataset=${id}`);
+  await page.locator('#columns:not([hidden])').waitFor();
+  const offered = await page.locator('#ds-columns option').evaluateAll((o) => o.map((x) => x.value));
+  check(offered.join() === 'image,conditioning_image,text', `columns offered: ${offered}`);
+  await page.fill('#f-resolution', '64');
+  await page.fill('#f-caption_column', 'text');
+  await page.click('main form button[type=submit]');
+  await page.waitForURL(/#\/jobs\/j_[0-9a-f]{32}$/);
+  const r = await apiCall('GET', `/v1/jobs/${page.url().split('/').pop()}`);
+  check(r.body.spec.dataset === id && r.body.spec.caption_column === 'text' && !('image_column' in r.body.spec),
+    `the API stored ${JSON.stringify(r.body.spec)}`);
+});
+
 await test('the generate page sends its form; a server without an engine answers why', async () => {
   // The server runs with --device none (the stand-in worker drives jobs), so a
   // synchronous generate is refused with the server's own message.
@@ -284,13 +349,13 @@ await test('the generate page sends its form; a server without an engine answers
   await page.fill('#g-prompt', 'a red circle');
   await page.click('main form.generate button[type=submit]');
   await page.locator('main .notice', { hasText: 'runs no engine' }).waitFor();
-  await shot('10-generate-no-engine');
+  await shot('11-generate-no-engine');
 });
 
 await test('the models page lists the base model', async () => {
   await page.click('nav >> text=Models');
   await page.locator('li[data-model="tiny-sd"]').waitFor();
-  await shot('11-models');
+  await shot('12-models');
 });
 
 await test('a narrow screen stacks the layout without horizontal scrolling', async () => {
@@ -299,7 +364,7 @@ await test('a narrow screen stacks the layout without horizontal scrolling', asy
   await page.locator('tbody tr').first().waitFor();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `the page is ${overflow}px wider than the screen`);
-  await shot('12-jobs-narrow');
+  await shot('13-jobs-narrow');
   await page.setViewportSize({ width: 1280, height: 900 });
 });
 
