@@ -456,7 +456,7 @@ static void test_spec_to_request(void) {
     CHECK(run_check(&tables[0], req, &spec, &e) == 0, "%s", e.message);
     gen_spec gs;
     cnet_error err = {0};
-    CHECK(gen_spec_resolve(&gs, spec, models, jobs, 0, &err) == 0, "%s", err.msg);
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
     EXPECT(gs.req.max_pixels == (int64_t)API_GENERATE_SIZE_MAX * API_GENERATE_SIZE_MAX,
            "max_pixels %lld", (long long)gs.req.max_pixels);
     EXPECT(gs.req.controls[0].scale == -0.5f, "scale %g", (double)gs.req.controls[0].scale);
