@@ -384,14 +384,14 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
     const char *config = json_string_value(json_object_get(*spec, "dataset_config_name"));
     const char *dataset = json_string_value(json_object_get(*spec, "dataset"));
     if (config && (!hub_ref_is_dataset(dataset) || !api_safe_name(config))) {
-        json_decref(*spec);
+        api_fail(e, 400, "invalid_field", "dataset_config_name", "dataset_config_name '%.200s': %s",
+                 config,
+                 api_safe_name(config) ? "a config is only for an hf://datasets/ dataset"
+                                       : "a config is 1..128 characters of [A-Za-z0-9._-], not "
+                                         "starting with '.'");
+        json_decref(*spec); /* config pointed into it */
         *spec = NULL;
-        return api_fail(e, 400, "invalid_field", "dataset_config_name",
-                        "dataset_config_name '%.200s': %s", config,
-                        api_safe_name(config)
-                            ? "a config is only for an hf://datasets/ dataset"
-                            : "a config is 1..128 characters of [A-Za-z0-9._-], not starting "
-                              "with '.'");
+        return CNET_EINVAL;
     }
     /* The script's pairing rule: one of either or as many of each. Prompts
      * alone take the conditioning images of the dataset's first samples. */
