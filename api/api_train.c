@@ -383,12 +383,12 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
     /* A config names a folder of a Hub dataset's repo (hub_dataset.h). */
     const char *config = json_string_value(json_object_get(*spec, "dataset_config_name"));
     const char *dataset = json_string_value(json_object_get(*spec, "dataset"));
-    if (config && (!hub_ref_is_dataset(dataset) || !api_safe_name(config))) {
-        api_fail(e, 400, "invalid_field", "dataset_config_name", "dataset_config_name '%.200s': %s",
-                 config,
-                 api_safe_name(config) ? "a config is only for an hf://datasets/ dataset"
-                                       : "a config is 1..128 characters of [A-Za-z0-9._-], not "
-                                         "starting with '.'");
+    cnet_error err = {0};
+    if (config && (hub_ref_is_dataset(dataset) ? hub_config_check(config, &err) != 0
+                                               : cnet_fail(&err, CNET_EINVAL,
+                                                           "dataset_config_name: a config is "
+                                                           "only for an hf://datasets/ dataset"))) {
+        api_fail(e, 400, "invalid_field", "dataset_config_name", "%s", err.msg);
         json_decref(*spec); /* config pointed into it */
         *spec = NULL;
         return CNET_EINVAL;

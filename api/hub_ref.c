@@ -47,6 +47,19 @@ int hub_revision_check(const char *rev, cnet_error *err) {
     return 0;
 }
 
+int hub_config_check(const char *config, cnet_error *err) {
+    const size_t n = config ? strlen(config) : 0;
+    int ok = n > 0 && n <= HUB_CONFIG_MAX && config[0] != '.';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)config[i]) || strchr("._-", config[i]);
+    if (!ok)
+        return cnet_fail(err, CNET_EINVAL,
+                         "dataset_config_name '%.200s': a config is 1..%d characters of "
+                         "[A-Za-z0-9._-], not starting with '.'",
+                         config ? config : "", HUB_CONFIG_MAX);
+    return 0;
+}
+
 int hub_ref_is_hub(const char *s) {
     return s && strncmp(s, HUB_REF_PREFIX, strlen(HUB_REF_PREFIX)) == 0;
 }

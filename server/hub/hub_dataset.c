@@ -10,13 +10,12 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "api/api.h"
 #include "api/hub_ref.h"
 #include "server/hub/hub_commit.h"
 #include "server/hub/hub_pull.h"
 
 #define HUB_DATASET_GLOBS_MAX 8
-#define HUB_DATASET_GLOB_LEN 160 /* a config name is at most 128 bytes (api_safe_name) */
+#define HUB_DATASET_GLOB_LEN (HUB_CONFIG_MAX + 64) /* a config's globs */
 
 static int is_dir(const char *p) {
     struct stat st;
@@ -207,11 +206,7 @@ static int pull_offline(hub_pull_opts *po, const hub_dataset_opts *o, dataset_pl
 
 int hub_dataset_pull(const char *repo_id, const hub_dataset_opts *o, char out[HUB_PATH_MAX],
                      cnet_error *err) {
-    if (o->config_name && !api_safe_name(o->config_name))
-        return cnet_fail(err, CNET_EINVAL,
-                         "dataset_config_name '%.200s': a config is 1..128 characters of "
-                         "[A-Za-z0-9._-], not starting with '.'",
-                         o->config_name);
+    if (o->config_name && hub_config_check(o->config_name, err)) return err->code;
     hub_pull_opts po = {.repo_type = HUB_REPO_DATASET,
                         .repo_id = repo_id,
                         .cache_dir = o->cache_dir,

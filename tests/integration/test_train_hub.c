@@ -18,8 +18,9 @@
  *   - --dataset_name of a script-based dataset (no Parquet, no imagefolder
  *     metadata on main) trains on the Hub's refs/convert/parquet conversion
  *     (default/train/<n>.parquet) exactly as on the same Parquet file in a
- *     local folder, with only the conversion's train files in the cache;
- *     without a conversion the error names what was looked for;
+ *     local folder, with only the conversion's train files in the cache,
+ *     and again offline from the cache; without a conversion the error
+ *     names what was looked for;
  *   - --tokenizer_name, a folder or a Hub id (only the tokenizer's files
  *     pulled), trains as the base model holding that tokenizer would;
  *   - --push_to_hub lands the output in the emulator (read back with
@@ -316,8 +317,9 @@ static void test_dataset_name(void) {
 }
 
 /* cnet train --dataset_name NAME on model A (2 steps at 16 px, seed 3)
- * into outdir, with --cache_dir cache_x; the exit status. */
-static int train_on_dataset(const char *name, const char *outdir) {
+ * into outdir, with --cache_dir cache_x (offline: HF_HUB_OFFLINE=1); the
+ * exit status. */
+static int train_on_dataset(const char *name, const char *outdir, int offline) {
     const char *argv[] = {bin,
                           "train",
                           "--pretrained_model_name_or_path",
@@ -341,7 +343,7 @@ static int train_on_dataset(const char *name, const char *outdir) {
                           "--cache_dir",
                           cache_x,
                           NULL};
-    const char *env[] = {endpoint_env, "HF_HUB_OFFLINE=", NULL};
+    const char *env[] = {endpoint_env, offline ? "HF_HUB_OFFLINE=1" : "HF_HUB_OFFLINE=", NULL};
     return thub_run(argv, env, 0, 0, out, sizeof out);
 }
 
@@ -372,8 +374,8 @@ static void test_convert_parquet(void) {
 
     char local[800];
     snprintf(local, sizeof local, "%s/repo", gen);
-    CHECK(train_on_dataset(local, local_out) == 0, "the local Parquet folder: %s", out);
-    CHECK(train_on_dataset("tester/scripted", hub_out) == 0, "the converted dataset: %s", out);
+    CHECK(train_on_dataset(local, local_out, 0) == 0, "the local Parquet folder: %s", out);
+    CHECK(train_on_dataset("tester/scripted", hub_out, 0) == 0, "the converted dataset: %s", out);
     weights_of(local_out, wl, sizeof wl);
     weights_of(hub_out, wh, sizeof wh);
     EXPECT(same_file(wl, wh), "the conversion trained other weights than its local Parquet file");
@@ -387,7 +389,12 @@ static void test_convert_parquet(void) {
     struct stat st;
     EXPECT(stat(ref, &st) == 0 && S_ISREG(st.st_mode), "no cache ref %s", ref);
 
-    EXPECT(train_on_dataset("tester/scripted-only", hub_out) != 0 &&
+    thub_emu_ctl(&emu, "reset");
+    CHECK(train_on_dataset("tester/scripted", hub_out, 1) == 0, "offline, from the cache: %s", out);
+    weights_of(hub_out, wh, sizeof wh);
+    EXPECT(same_file(wl, wh) && thub_emu_count(&emu, "info") == 0,
+           "offline: other weights, or a request to the Hub");
+    EXPECT(train_on_dataset("tester/scripted-only", hub_out, 0) != 0 &&
                strstr(out, "tester/scripted-only") && strstr(out, "refs/convert/parquet") &&
                strstr(out, "data/train-*.parquet") && strstr(out, "metadata.jsonl"),
            "a script dataset without a conversion: %s", out);

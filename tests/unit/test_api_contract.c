@@ -84,6 +84,8 @@ static json_t *with(const table *t, const char *name, json_t *v) {
     if (name) json_object_set_new(req, name, v);
     if (name && !strcmp(name, "validation_image")) /* images come with prompts */
         json_object_set_new(req, "validation_prompt", json_pack("[s]", "a red circle"));
+    if (name && !strcmp(name, "dataset_config_name")) /* a config is a Hub dataset's */
+        json_object_set_new(req, "dataset", json_string("hf://datasets/ns/data"));
     return req;
 }
 

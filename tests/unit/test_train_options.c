@@ -199,7 +199,9 @@ static void test_cli_and_spec_agree(void) {
                     "v_prediction",
                     "--crops_coords_top_left_h",
                     "2",
-                    "--crops-coords-top-left-w=6"};
+                    "--crops-coords-top-left-w=6",
+                    "--max_train_samples",
+                    "5"};
     const int argc = (int)(sizeof argv / sizeof argv[0]);
     train_options cli;
     train_cli tc;
@@ -222,7 +224,7 @@ static void test_cli_and_spec_agree(void) {
         " \"validation_image\": [\"cond/a.png\", \"cond/b.png\"], \"num_validation_images\": 2,"
         " \"validation_steps\": 50, \"mixed_precision\": \"bf16\","
         " \"prediction_type\": \"v_prediction\", \"crops_coords_top_left_h\": 2,"
-        " \"crops_coords_top_left_w\": 6}",
+        " \"crops_coords_top_left_w\": 6, \"max_train_samples\": 5}",
         0, &jerr);
     CHECK(req, "request: %s", jerr.text);
     const api_roots roots = {.models_dir = models, .datasets_dir = datasets, .jobs_dir = jobs};
