@@ -127,6 +127,10 @@ static int choose_files(hub_client *c, const char *repo_id, const hub_dataset_op
     const int imagefolder = !parquet && has_metadata(info, o->config_name);
     json_decref(info);
     if (parquet) return 0;
+    if (imagefolder) {
+        plan_set(p, rev, NULL, 0);
+        return 0;
+    }
     char looked[1200], globs[800] = "";
     for (int k = 0; k < p->n_globs; k++)
         snprintf(globs + strlen(globs), sizeof globs - strlen(globs), "%s%s", k ? ", " : "",
@@ -135,10 +139,6 @@ static int choose_files(hub_client *c, const char *repo_id, const hub_dataset_op
              "%s@%s has no Parquet train files (%s) and no imagefolder metadata.jsonl or "
              "metadata.csv",
              repo_id, rev, globs);
-    if (imagefolder) {
-        plan_set(p, rev, NULL, 0);
-        return 0;
-    }
     if (strcmp(rev, "main") != 0) /* the conversion is of main */
         return cnet_fail(err, CNET_ENOTFOUND, "%s", looked);
     plan_convert(p, o->config_name);

@@ -2,8 +2,8 @@
  * executor's request (engine/pipeline/generate.h): model references
  * resolved to folders under the allowed roots — a base model under --models
  * or an hf:// reference read from the Hub cache (never downloaded here: a
- * job pulls it first, in its download phase, runner_pull.c), a ControlNet by train job
- * id (that job's output dir), under --models, or by default the base folder's controlnet/ — and the
+ * job pulls it first, in its download phase, runner_pull.c), a ControlNet
+ * by train job id (that job's output dir), under --models, or by default the base folder's controlnet/ — and the
  * A1111-style "parameters" text that goes into the PNG. The request's
  * max_pixels is the API's cap on the output (the width and height fields'
  * api_hi), so the executor enforces it on every path. Shared by the

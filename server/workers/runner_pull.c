@@ -1,8 +1,9 @@
 /* The download phase of a job: an hf:// model reference pulled into the Hub
  * cache (server/hub/hub_model.h), or an hf://datasets/ reference's train
  * split into the datasets cache (server/hub/hub_dataset.h), on the job's
- * thread, never in the request that submitted it. Each file's progress is the job's progress (GET
- * /v1/jobs/{id}: {"phase": "download", "file", "done_bytes", "total_bytes"},
+ * thread, never in the request that submitted it. Each file's progress is
+ * the job's progress (GET /v1/jobs/{id}: {"phase": "download", "file",
+ * "done_bytes", "total_bytes"},
  * and a progress event), at most every RUNNER_DOWNLOAD_REPORT_MS and when the
  * file is in place; the report's answer, or the heartbeat's, carries a
  * cancel or shutdown, which stops the download within about a second (the

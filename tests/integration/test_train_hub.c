@@ -17,8 +17,9 @@
  *     Parquet repo, only the train split's files (of --dataset_config_name);
  *   - --dataset_name of a script-based dataset (no Parquet, no imagefolder
  *     metadata on main) trains on the Hub's refs/convert/parquet conversion
- *     (default/train/<n>.parquet) exactly as on the same Parquet file in a
- *     local folder, with only the conversion's train files in the cache,
+ *     (default/train/<n>.parquet, or a named config's partial-train/)
+ *     exactly as on the same Parquet file in a local folder, with only the
+ *     conversion's train files in the cache,
  *     and again offline from the cache; without a conversion the error
  *     names what was looked for;
  *   - --tokenizer_name, a folder or a Hub id (only the tokenizer's files
@@ -316,10 +317,10 @@ static void test_dataset_name(void) {
     EXPECT(exists(snap, "other/train-00000-of-00001.parquet"), "config other: %s", out);
 }
 
-/* cnet train --dataset_name NAME on model A (2 steps at 16 px, seed 3)
- * into outdir, with --cache_dir cache_x (offline: HF_HUB_OFFLINE=1); the
- * exit status. */
-static int train_on_dataset(const char *name, const char *outdir, int offline) {
+/* cnet train --dataset_name NAME [--dataset_config_name config] on model A
+ * (2 steps at 16 px, seed 3) into outdir, with --cache_dir cache_x
+ * (offline: HF_HUB_OFFLINE=1); the exit status. */
+static int train_on_dataset(const char *name, const char *config, const char *outdir, int offline) {
     const char *argv[] = {bin,
                           "train",
                           "--pretrained_model_name_or_path",
@@ -363,8 +364,10 @@ static void test_convert_parquet(void) {
     CHECK(parquet_generate("fill50k", gen) == 0, "the Parquet writer ran");
     CHECK(!shell_run("mkdir -p %s %s/default/train && echo 'import datasets' >%s/scripted.py && "
                      "echo card >%s/README.md && cp %s/repo/data/train-00000-of-00001.parquet "
-                     "%s/default/train/0000.parquet && echo held-out >%s/default/test.txt",
-                     script, conv, script, script, gen, conv, conv),
+                     "%s/default/train/0000.parquet && echo held-out >%s/default/test.txt && "
+                     "mkdir -p %s/big/partial-train && cp %s/default/train/0000.parquet "
+                     "%s/big/partial-train/",
+                     script, conv, script, script, gen, conv, conv, conv, conv, conv),
           "the repo folders");
     CHECK(thub_seed_dataset(&emu, HUB_TOKEN, "tester/scripted", script) == 0 &&
               thub_seed_dataset_ref(&emu, HUB_TOKEN, "tester/scripted", conv,
@@ -374,8 +377,9 @@ static void test_convert_parquet(void) {
 
     char local[800];
     snprintf(local, sizeof local, "%s/repo", gen);
-    CHECK(train_on_dataset(local, local_out, 0) == 0, "the local Parquet folder: %s", out);
-    CHECK(train_on_dataset("tester/scripted", hub_out, 0) == 0, "the converted dataset: %s", out);
+    CHECK(train_on_dataset(local, NULL, local_out, 0) == 0, "the local Parquet folder: %s", out);
+    CHECK(train_on_dataset("tester/scripted", NULL, hub_out, 0) == 0, "the converted dataset: %s",
+          out);
     weights_of(local_out, wl, sizeof wl);
     weights_of(hub_out, wh, sizeof wh);
     EXPECT(same_file(wl, wh), "the conversion trained other weights than its local Parquet file");
@@ -389,12 +393,18 @@ static void test_convert_parquet(void) {
     struct stat st;
     EXPECT(stat(ref, &st) == 0 && S_ISREG(st.st_mode), "no cache ref %s", ref);
 
+    /* a config whose split is larger than the conversion keeps: partial-train */
+    CHECK(train_on_dataset("tester/scripted", "big", hub_out, 0) == 0, "config big: %s", out);
+    weights_of(hub_out, wh, sizeof wh);
+    EXPECT(same_file(wl, wh) && exists(snap, "big/partial-train/0000.parquet"),
+           "the partial-train conversion");
     thub_emu_ctl(&emu, "reset");
-    CHECK(train_on_dataset("tester/scripted", hub_out, 1) == 0, "offline, from the cache: %s", out);
+    CHECK(train_on_dataset("tester/scripted", NULL, hub_out, 1) == 0, "offline, from the cache: %s",
+          out);
     weights_of(hub_out, wh, sizeof wh);
     EXPECT(same_file(wl, wh) && thub_emu_count(&emu, "info") == 0,
            "offline: other weights, or a request to the Hub");
-    EXPECT(train_on_dataset("tester/scripted-only", hub_out, 0) != 0 &&
+    EXPECT(train_on_dataset("tester/scripted-only", NULL, hub_out, 0) != 0 &&
                strstr(out, "tester/scripted-only") && strstr(out, "refs/convert/parquet") &&
                strstr(out, "data/train-*.parquet") && strstr(out, "metadata.jsonl"),
            "a script dataset without a conversion: %s", out);
