@@ -343,6 +343,8 @@ static int train_on_dataset(const char *name, const char *config, const char *ou
                           "3",
                           "--cache_dir",
                           cache_x,
+                          config ? "--dataset_config_name" : NULL,
+                          config,
                           NULL};
     const char *env[] = {endpoint_env, offline ? "HF_HUB_OFFLINE=1" : "HF_HUB_OFFLINE=", NULL};
     return thub_run(argv, env, 0, 0, out, sizeof out);
