@@ -171,6 +171,13 @@ static int check_dataset(const api_field *f, const json_t *v, const api_roots *r
     int rc = check_text(f->name, v, PATH_MAX - 1, e);
     if (rc) return rc;
     const char *s = json_string_value(v);
+    if (hub_ref_is_hub(s)) { /* checked here, pulled by the job (never by the request) */
+        char repo[HUB_REPO_ID_MAX], rev[HUB_REVISION_MAX];
+        cnet_error err = {0};
+        if (hub_dataset_ref_parse(s, repo, rev, &err))
+            return api_fail(e, 400, "invalid_reference", f->name, "%s: %s", f->name, err.msg);
+        return 0;
+    }
     if (is_dataset_id(s)) {
         if (!file_exists(roots->datasets_dir, s, "report.json"))
             return api_fail(e, 400, "not_found", f->name, "no uploaded dataset %s", s);
@@ -178,8 +185,9 @@ static int check_dataset(const api_field *f, const json_t *v, const api_roots *r
     }
     if (!roots->data_root || s[0] != '/')
         return api_fail(e, 400, "invalid_reference", f->name,
-                        "dataset must be an uploaded dataset id (d_...)%s",
-                        roots->data_root ? " or an absolute path under the data root" : "");
+                        "dataset must be an uploaded dataset id (d_...)%s or "
+                        "hf://datasets/namespace/name[@revision]",
+                        roots->data_root ? ", an absolute path under the data root" : "");
     char real[PATH_MAX], root[PATH_MAX];
     if (!realpath(s, real) || !realpath(roots->data_root, root))
         return api_fail(e, 400, "not_found", f->name, "dataset path %s does not exist", s);

@@ -13,6 +13,7 @@
  * What it is not: the engine's own checks (shapes against the model's config
  * happen when the job runs) or the validator itself (api_fields.c). */
 #include "api/api_fields.h"
+#include "api/hub_ref.h"
 
 static const char *const schedulers[] = {"constant", "constant_with_warmup", "linear",
                                          "cosine",   "cosine_with_restarts", "polynomial",
@@ -87,12 +88,15 @@ const api_field api_train_fields[] = {
              "dataset folder); give it or --train_data_dir"},
     {.name = "dataset_config_name",
      .type = AF_TEXT,
-     .flags = AF_CLI_ONLY,
-     .help = "the dataset's config (its data/<config>/ or <config>/ folder), if it has several"},
+     .help = "a Hub dataset's config (its data/<config>/ or <config>/ folder, or the "
+             "refs/convert/parquet conversion's <config>/; default: the only one, there "
+             "\"default\"), if it has several; API: with an hf://datasets/ dataset"},
     {.name = "dataset",
      .type = AF_DATASET,
      .flags = AF_REQUIRED | AF_API_ONLY,
-     .help = "an uploaded dataset id (d_...) or an absolute path under --data-root"},
+     .help = "an uploaded dataset id (d_...), an absolute path under --data-root, or a Hub "
+             "dataset hf://datasets/namespace/name[@revision], whose train split the job pulls "
+             "(Parquet, imagefolder, else the refs/convert/parquet conversion)"},
     {.name = "output_dir",
      .type = AF_TEXT,
      .flags = AF_REQUIRED | AF_CLI_ONLY,
@@ -288,10 +292,10 @@ const api_field api_train_fields[] = {
      .help = "encode every target image once, before the first step"},
     {.name = "max_train_samples",
      .type = AF_INT,
-     .flags = AF_CLI_ONLY,
      .lo = 1,
      .hi = 1e15,
-     .help = "use only the first N samples"},
+     .help = "train on N samples of the dataset, a subset drawn with the seed (as the script's "
+             "shuffle(seed).select(range(N)))"},
     {.name = "max_bad_fraction",
      .type = AF_NUM,
      .flags = AF_CLI_ONLY,
@@ -373,6 +377,19 @@ const int api_train_n_fields = (int)(sizeof api_train_fields / sizeof api_train_
 int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e) {
     int rc = api_fields_check(api_train_fields, api_train_n_fields, req, roots, spec, e);
     if (rc) return rc;
+    /* A config names a folder of a Hub dataset's repo (hub_dataset.h). */
+    const char *config = json_string_value(json_object_get(*spec, "dataset_config_name"));
+    const char *dataset = json_string_value(json_object_get(*spec, "dataset"));
+    cnet_error err = {0};
+    if (config && (hub_ref_is_dataset(dataset) ? hub_config_check(config, &err) != 0
+                                               : cnet_fail(&err, CNET_EINVAL,
+                                                           "dataset_config_name: a config is "
+                                                           "only for an hf://datasets/ dataset"))) {
+        api_fail(e, 400, "invalid_field", "dataset_config_name", "%s", err.msg);
+        json_decref(*spec); /* config pointed into it */
+        *spec = NULL;
+        return CNET_EINVAL;
+    }
     /* The script's pairing rule: one of either or as many of each. Prompts
      * alone take the conditioning images of the dataset's first samples. */
     size_t np = json_array_size(json_object_get(*spec, "validation_prompt"));

@@ -47,16 +47,34 @@ int hub_revision_check(const char *rev, cnet_error *err) {
     return 0;
 }
 
+int hub_config_check(const char *config, cnet_error *err) {
+    const size_t n = config ? strlen(config) : 0;
+    int ok = n > 0 && n <= HUB_CONFIG_MAX && config[0] != '.';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)config[i]) || strchr("._-", config[i]);
+    if (!ok)
+        return cnet_fail(err, CNET_EINVAL,
+                         "dataset_config_name '%.200s': a config is 1..%d characters of "
+                         "[A-Za-z0-9._-], not starting with '.'",
+                         config ? config : "", HUB_CONFIG_MAX);
+    return 0;
+}
+
 int hub_ref_is_hub(const char *s) {
     return s && strncmp(s, HUB_REF_PREFIX, strlen(HUB_REF_PREFIX)) == 0;
 }
 
-int hub_ref_parse(const char *ref, char repo_id[HUB_REPO_ID_MAX], char revision[HUB_REVISION_MAX],
-                  cnet_error *err) {
-    if (!hub_ref_is_hub(ref))
-        return cnet_fail(err, CNET_EINVAL, "'%.200s' is not a hf://NAMESPACE/NAME reference",
-                         ref ? ref : "");
-    const char *id = ref + strlen(HUB_REF_PREFIX);
+int hub_ref_is_dataset(const char *s) {
+    return s && strncmp(s, HUB_DATASET_REF_PREFIX, strlen(HUB_DATASET_REF_PREFIX)) == 0;
+}
+
+/* "ns/name[@rev]" after prefix of ref into repo_id and revision. */
+static int parse_after(const char *ref, const char *prefix, const char *form,
+                       char repo_id[HUB_REPO_ID_MAX], char revision[HUB_REVISION_MAX],
+                       cnet_error *err) {
+    if (!ref || strncmp(ref, prefix, strlen(prefix)) != 0)
+        return cnet_fail(err, CNET_EINVAL, "'%.200s' is not a %s reference", ref ? ref : "", form);
+    const char *id = ref + strlen(prefix);
     const char *at = strchr(id, '@');
     size_t id_len = at ? (size_t)(at - id) : strlen(id);
     if (id_len >= HUB_REPO_ID_MAX)
@@ -68,6 +86,17 @@ int hub_ref_parse(const char *ref, char repo_id[HUB_REPO_ID_MAX], char revision[
     if (hub_revision_check(rev, err) != 0) return err ? err->code : CNET_EINVAL;
     strcpy(revision, rev);
     return 0;
+}
+
+int hub_ref_parse(const char *ref, char repo_id[HUB_REPO_ID_MAX], char revision[HUB_REVISION_MAX],
+                  cnet_error *err) {
+    return parse_after(ref, HUB_REF_PREFIX, "hf://NAMESPACE/NAME", repo_id, revision, err);
+}
+
+int hub_dataset_ref_parse(const char *ref, char repo_id[HUB_REPO_ID_MAX],
+                          char revision[HUB_REVISION_MAX], cnet_error *err) {
+    return parse_after(ref, HUB_DATASET_REF_PREFIX, "hf://datasets/NAMESPACE/NAME", repo_id,
+                       revision, err);
 }
 
 int hub_is_commit(const char *s) {

@@ -250,7 +250,7 @@ enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req
     } else {
         gen_spec gs;
         cnet_error err = {0};
-        int rc = gen_spec_resolve(&gs, g.spec, s->cfg.models_dir, s->jobs_dir, 1, &err);
+        int rc = gen_spec_resolve(&gs, g.spec, s->cfg.models_dir, s->jobs_dir, &err);
         gs.req.controls[0].image = &g.control;
         if (!rc) rc = worker_generate(pick_engine(s), &gs.req, &g.out, &err);
         if (rc && gs.not_cached)

@@ -167,8 +167,8 @@ int hub_model_pull(const char *repo_id, const hub_model_opts *o, char out[HUB_PA
     return rc ? cnet_error_prefix(err, "Hub model %s", repo_id) : 0;
 }
 
-int hub_model_path(const char *ref, hub_model_kind kind, int cache_only, char out[HUB_PATH_MAX],
-                   cnet_error *err) {
+int hub_model_cached(const char *ref, hub_model_kind kind, char out[HUB_PATH_MAX],
+                     cnet_error *err) {
     if (!hub_ref_is_hub(ref)) {
         if (snprintf(out, HUB_PATH_MAX, "%s", ref) >= HUB_PATH_MAX)
             return cnet_fail(err, CNET_ELIMIT, "model path too long: %.200s", ref);
@@ -177,9 +177,9 @@ int hub_model_path(const char *ref, hub_model_kind kind, int cache_only, char ou
     char repo_id[HUB_REPO_ID_MAX], rev[HUB_REVISION_MAX];
     int rc = hub_ref_parse(ref, repo_id, rev, err);
     if (rc) return rc;
-    const hub_model_opts o = {.kind = kind, .revision = rev, .offline = cache_only};
+    const hub_model_opts o = {.kind = kind, .revision = rev, .offline = 1};
     rc = hub_model_pull(repo_id, &o, out, err);
-    if (rc && cache_only) rc = CNET_ENOTFOUND; /* whatever the cache lacked */
+    if (rc) rc = CNET_ENOTFOUND; /* whatever the cache lacked */
     return rc ? cnet_error_prefix(err, "resolving %s", ref) : 0;
 }
 

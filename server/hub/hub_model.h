@@ -53,13 +53,12 @@ typedef struct hub_model_opts {
 int hub_model_pull(const char *repo_id, const hub_model_opts *o, char out[HUB_PATH_MAX],
                    cnet_error *err);
 
-/* A service's model reference: hf://ns/name[@rev] is pulled as a model of
- * kind and its folder returned; any other string is copied unchanged (a
- * folder the caller has placed). cache_only: no request is made, a
- * reference not in the cache is CNET_ENOTFOUND (what a synchronous HTTP
- * request may do: it never downloads). */
-int hub_model_path(const char *ref, hub_model_kind kind, int cache_only, char out[HUB_PATH_MAX],
-                   cnet_error *err);
+/* A service's model reference: hf://ns/name[@rev] is read from the Hub
+ * cache as a model of kind (no request is made: a reference not in the
+ * cache is CNET_ENOTFOUND) and its folder returned; any other string is
+ * copied unchanged (a folder the caller has placed). What a synchronous
+ * request may do, and a job once its download phase has pulled the model. */
+int hub_model_cached(const char *ref, hub_model_kind kind, char out[HUB_PATH_MAX], cnet_error *err);
 
 /* name → a local folder in out. *repo_id gets the Hub id when name was
  * pulled, "" when it is a local folder (repo_id may be NULL). A name that is

@@ -43,15 +43,15 @@ static int path_join(char out[PATH_MAX], const char *a, const char *b, cnet_erro
 }
 
 int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
-                     const char *jobs_dir, int cache_only, cnet_error *err) {
+                     const char *jobs_dir, cnet_error *err) {
     memset(out, 0, sizeof *out);
     const char *model = str(spec, "model"), *cn = str(spec, "controlnet");
     if (!model) return cnet_fail(err, CNET_EINVAL, "spec: model is missing");
     int rc;
     if (hub_ref_is_hub(model)) {
         char snap[HUB_PATH_MAX];
-        if ((rc = hub_model_path(model, HUB_MODEL_PIPELINE, cache_only, snap, err))) {
-            out->not_cached = cache_only && rc == CNET_ENOTFOUND;
+        if ((rc = hub_model_cached(model, HUB_MODEL_PIPELINE, snap, err))) {
+            out->not_cached = rc == CNET_ENOTFOUND;
             return rc;
         }
         if (strlen(snap) >= PATH_MAX) return cnet_fail(err, CNET_ELIMIT, "path too long");

@@ -1,9 +1,9 @@
 /* A validated generate spec (api_generate_spec's output) turned into the
  * executor's request (engine/pipeline/generate.h): model references
  * resolved to folders under the allowed roots — a base model under --models
- * or an hf:// reference (pulled into the Hub cache by a job, whose snapshot
- * path names the revision; a synchronous request reads the cache only), a ControlNet by train job
- * id (that job's output dir), under --models, or by default the base folder's controlnet/ — and the
+ * or an hf:// reference read from the Hub cache (never downloaded here: a
+ * job pulls it first, in its download phase, runner_pull.c), a ControlNet
+ * by train job id (that job's output dir), under --models, or by default the base folder's controlnet/ — and the
  * A1111-style "parameters" text that goes into the PNG. The request's
  * max_pixels is the API's cap on the output (the width and height fields'
  * api_hi), so the executor enforces it on every path. Shared by the
@@ -20,17 +20,15 @@
 typedef struct gen_spec {
     generate_request req; /* strings borrowed from the spec JSON and from the paths below */
     char model[PATH_MAX], controlnet[PATH_MAX];
-    int not_cached; /* cache_only and the hf:// model is not in the cache */
+    int not_cached; /* the hf:// model is not in the Hub cache */
 } gen_spec;
 
 /* Fills out from spec (which must outlive out): one ControlNet, whose
  * decoded control image (req.controls[0].image) is left NULL for the
- * caller. models_dir, jobs_dir: the allowed roots. cache_only (the
- * synchronous route, which never downloads): an hf:// model not in the Hub
- * cache is CNET_ENOTFOUND with out->not_cached set; else (a job) it is
- * pulled. */
+ * caller. models_dir, jobs_dir: the allowed roots. An hf:// model not in
+ * the Hub cache is CNET_ENOTFOUND with out->not_cached set. */
 int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
-                     const char *jobs_dir, int cache_only, cnet_error *err);
+                     const char *jobs_dir, cnet_error *err);
 
 /* The PNG "parameters" text of the images res made from gs (one text for
  * all), in the A1111 layout `cnet generate` writes

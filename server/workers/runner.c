@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/hub_ref.h"
 #include "server/workers/gen_spec.h"
 
 /* image_<i>.png with the parameters text chunk, written atomically. */
@@ -26,9 +27,6 @@ static int write_images(runner_job *x, const gen_spec *gs, const generate_result
 }
 
 static int run_generate(runner_job *x) {
-    pool_progress p = {.step = 0, .total = 1};
-    int rc = pool_report(x->ctl, &p, x->err);
-    if (rc) return rc == POOL_STOP ? POOL_STOPPED : rc;
     json_t *spec = json_loads(x->job->spec_json, 0, NULL);
     const char *input = json_string_value(json_object_get(spec, "control_image"));
     if (!spec || !input || !api_safe_name(input)) {
@@ -36,13 +34,29 @@ static int run_generate(runner_job *x) {
         return cnet_fail(x->err, CNET_EINVAL, "generate job %s: spec without a control_image",
                          x->job->id);
     }
+    /* the download phase: an hf:// model into the Hub cache (progress and
+     * cancel, runner_pull.c), which gen_spec_resolve then reads */
+    const char *model = json_string_value(json_object_get(spec, "model"));
+    char pulled[HUB_PATH_MAX];
+    int rc = hub_ref_is_hub(model)
+                 ? runner_pull(x, model, HUB_MODEL_PIPELINE, pulled, sizeof pulled)
+                 : 0;
+    pool_progress p = {.step = 0, .total = 1};
+    if (!rc) {
+        rc = pool_report(x->ctl, &p, x->err);
+        if (rc == POOL_STOP) rc = POOL_STOPPED;
+    }
+    if (rc) {
+        json_decref(spec);
+        return rc;
+    }
     gen_spec gs;
     image_rgb8 control = {0};
     generate_result out = {0};
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir, input);
     rc = image_load(&control, path, 0, x->err);
-    if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, 0, x->err);
+    if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, x->err);
     if (!rc) {
         gs.req.controls[0].image = &control;
         rc = worker_generate(x->e, &gs.req, &out, x->err);

@@ -8,7 +8,9 @@
  *               generate requests are served at every step boundary); then
  *               the optional push to the Hub (server/hub/hub_push.h).
  *   generate  → one generate request (the spec of POST /v1/generate with
- *               "async": true), its images written as image_<i>.png.
+ *               "async": true), its images written as image_<i>.png; an
+ *               hf:// model is pulled first, in a download phase as a
+ *               train job's.
  * Not a scheduler (the pool claims) and not a validator (specs were
  * validated by api/ when the job was accepted; what can only be known on
  * the device — shapes, files — fails the attempt with a message). */
@@ -52,6 +54,10 @@ int runner_train(runner_job *x);
  * as a model of kind, its cache folder into out (cap bytes), with download
  * events; 0, POOL_STOPPED (a cancel or shutdown stopped it) or < 0. */
 int runner_pull(runner_job *x, const char *ref, hub_model_kind kind, char *out, size_t cap);
+/* The same for an hf://datasets/NS/NAME[@rev] reference: its train split
+ * (of config, NULL: the default) pulled, the folder the dataset reader
+ * opens into out. */
+int runner_pull_dataset(runner_job *x, const char *ref, const char *config, char *out, size_t cap);
 /* The push phase of a train job whose weights are in its dir (runner_push.c). */
 int runner_push(runner_job *x, const char *repo_id, int private_repo);
 

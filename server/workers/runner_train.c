@@ -8,13 +8,12 @@
  *                  lease): the trainer then writes a checkpoint and returns;
  *   on_checkpoint  the pool records the step (fenced by the lease token);
  *   on_validation  an SSE event naming the new artefact.
- * Before them, hf:// models are pulled (runner_pull.c: download events,
- * cancellable). The job's dir is the output dir, so its final files (config.json,
- * diffusion_pytorch_model.safetensors, README.md, images_*.png) are the
- * job's artefacts, and resume_from_checkpoint="latest" makes a re-run
- * continue from the last checkpoint there. A mark file records that the
- * final weights are saved, so a re-run after a crash in the push phase does
- * not train again. Not here: the push itself (runner_push.c). */
+ * Before them, hf:// models and an hf://datasets/ dataset are pulled
+ * (runner_pull.c: download events, cancellable). The job's dir is the output dir, so its final
+ * files (config.json, diffusion_pytorch_model.safetensors, README.md, images_*.png) are the job's
+ * artefacts, and resume_from_checkpoint="latest" makes a re-run continue from the last checkpoint
+ * there. A mark file records that the final weights are saved, so a re-run after a crash in the
+ * push phase does not train again. Not here: the push itself (runner_push.c). */
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
@@ -126,11 +125,12 @@ static int set_string(train_options *o, const char *name, const char *value, cne
 }
 
 /* The members of a spec that are not set as they are: the job's own
- * (kind, dataset, push_to_hub) and the references resolved to folders
- * first. */
+ * (kind, dataset and its config, push_to_hub) and the references resolved
+ * to folders first. */
 static int resolved_member(const char *key) {
     static const char *const names[] = {"kind",
                                         "dataset",
+                                        "dataset_config_name",
                                         "push_to_hub",
                                         "pretrained_model_name_or_path",
                                         "controlnet_model_name_or_path",
@@ -180,7 +180,10 @@ int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *
                        strncmp(cn, "j_", 2) == 0 ? cfg->jobs_dir : cfg->models_dir, cn, err);
     char rev[HUB_REVISION_MAX];
     if (!rc && hub_ref_is_hub(model)) rc = hub_ref_parse(model, p->model_id, rev, err);
-    if (!rc && data[0] == '/')
+    const char *config = json_string_value(json_object_get(spec, "dataset_config_name"));
+    if (!rc && hub_ref_is_dataset(data))
+        rc = runner_pull_dataset(x, data, config, p->data, sizeof p->data);
+    else if (!rc && data[0] == '/')
         rc = path_join(p->data, sizeof p->data, data, ".", err);
     else if (!rc)
         rc = (size_t)snprintf(p->data, sizeof p->data, "%s/%s/files", cfg->datasets_dir, data) >=

@@ -14,6 +14,16 @@
  *     {"phase": "download", file, bytes}, the job's cancel stops it half way
  *     (the job ends cancelled, the weights not all fetched), and a new job
  *     of the same model then pulls the rest and trains;
+ *   - a training job's dataset hf://datasets/NS/NAME (Parquet on main, or a
+ *     script-based dataset's refs/convert/parquet conversion) is pulled by
+ *     the job and trains exactly as the same Parquet file in a folder under
+ *     --data-root, max_train_samples included (and it matters); a malformed
+ *     reference, or dataset_config_name without a Hub dataset, is a 400
+ *     naming the field, with no request to the Hub; a dataset repo that
+ *     does not exist fails the job naming it; the dataset's download is a
+ *     download phase the job's cancel stops;
+ *   - an async generate job of an uncached hf:// model downloads in a
+ *     download phase too, and its cancel stops it half way;
  *   - a training job with push_to_hub is refused at submission (400, field
  *     push_to_hub, naming HF_TOKEN) by a server that has no Hub token, and
  *     accepted once it has one (a token file is read at each submission, no
@@ -34,13 +44,14 @@
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 #include "tests/lib/lib_hub.h"
+#include "tests/lib/lib_parquet.h"
 #include "tests/lib/lib_server.h"
 
 #define T SERVER_TEST_TOKEN
 #define HUB_TOKEN "hf_hubreftestwritetoken01"
 #define SIZE 16 /* px: the tiny preset's sample size */
 
-static char root[512], models[600], bin[600], hf_home[600], fill[600];
+static char root[512], models[600], bin[600], hf_home[600], fill[600], pq_local[800];
 static char *control_b64;
 static thub_emu emu;
 
@@ -368,6 +379,169 @@ static void test_train_job_download_phase(void) {
     server_stop(&srv, SIGTERM, 10000);
 }
 
+/* POST /v1/jobs of a 2-step job (seed 3) on the local tiny model and
+ * dataset, with extra members (",\"k\": v..." or ""); the id into id, the
+ * answer into msg; the HTTP status. */
+static long submit_on(test_server *s, const char *dataset, const char *extra, char id[64],
+                      char *msg, size_t cap) {
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"pretrained_model_name_or_path\": \"tiny\", \"dataset\": \"%s\", "
+             "\"resolution\": 16, \"train_batch_size\": 2, \"max_train_steps\": 2, \"seed\": 3, "
+             "\"learning_rate\": 1e-4, \"lr_warmup_steps\": 0%s}",
+             dataset, extra);
+    http_resp r;
+    long st = post_json(s, "/v1/jobs", body, "application/json", &r);
+    if (msg) snprintf(msg, cap, "%s", r.body ? r.body : "");
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    http_resp_free(&r);
+    snprintf(id, 64, "%s", json_string_value(json_object_get(j, "id")) ?: "");
+    json_decref(j);
+    return st;
+}
+
+/* A job of submit_on run to its end: 0 and the SHA-256 of its trained
+ * weights when it succeeded, else -1 and its JSON in msg. */
+static int trained_on(test_server *s, const char *srv_name, const char *dataset, const char *extra,
+                      char sha[65], char *msg, size_t cap) {
+    char id[64], state[32], w[1200];
+    if (submit_on(s, dataset, extra, id, msg, cap) != 202 || !id[0]) return -1;
+    wait_job(s, id, state, msg, cap);
+    snprintf(w, sizeof w, "%s/%s/jobs/%s/diffusion_pytorch_model.safetensors", root, srv_name, id);
+    return strcmp(state, "succeeded") || thub_sha256(w, sha) ? -1 : 0;
+}
+
+static void test_train_job_on_hub_dataset(void) {
+    test_server srv;
+    CHECK(start(&srv, "hubds", HUB_TOKEN, "cpu") == 0, "server start");
+    char id[64], msg[4096], state[32];
+    thub_emu_ctl(&emu, "reset");
+    static const char *const bad[][3] = {
+        {"hf://datasets/tester", "", "dataset"},
+        {"hf://tester/pq", "", "dataset"},
+        {"hf://datasets/tester/pq@", "", "dataset"},
+        {"hf://datasets/tester/pq", ", \"dataset_config_name\": \"../x\"", "dataset_config_name"},
+        {"", ", \"dataset_config_name\": \"default\"", "dataset_config_name"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *ds = bad[i][0][0] ? bad[i][0] : fill;
+        long st = submit_on(&srv, ds, bad[i][1], id, msg, sizeof msg);
+        json_t *j = json_loads(msg, 0, NULL);
+        const char *field =
+            json_string_value(json_object_get(json_object_get(j, "error"), "field"));
+        EXPECT(st == 400 && field && !strcmp(field, bad[i][2]), "%s%s: %ld %s", ds, bad[i][1], st,
+               msg);
+        json_decref(j);
+    }
+    EXPECT(thub_emu_count(&emu, NULL) == 0 && thub_emu_count(&emu, "info") == 0,
+           "a submission asked the Hub");
+
+    char local3[65], hub3[65], local[65], conv[65];
+    const char *three = ", \"max_train_samples\": 3";
+    CHECK(!trained_on(&srv, "hubds", pq_local, three, local3, msg, sizeof msg),
+          "the local Parquet folder: %s", msg);
+    CHECK(!trained_on(&srv, "hubds", "hf://datasets/tester/pq", three, hub3, msg, sizeof msg),
+          "the Hub dataset: %s", msg);
+    EXPECT(!strcmp(local3, hub3), "the Hub dataset trained other weights than its local copy");
+    CHECK(!trained_on(&srv, "hubds", pq_local, "", local, msg, sizeof msg), "all samples: %s", msg);
+    EXPECT(strcmp(local, local3), "max_train_samples changed nothing");
+    CHECK(
+        !trained_on(&srv, "hubds", "hf://datasets/tester/scripted@main", "", conv, msg, sizeof msg),
+        "the refs/convert/parquet conversion: %s", msg);
+    EXPECT(!strcmp(local, conv), "the conversion trained other weights than its Parquet file");
+    char snap[900];
+    snprintf(snap, sizeof snap, "%s/hub/datasets--tester--pq/snapshots", hf_home);
+    struct stat sb;
+    EXPECT(stat(snap, &sb) == 0, "not in the server's Hub cache: %s", snap);
+
+    CHECK(submit_on(&srv, "hf://datasets/tester/no-such-dataset", "", id, NULL, 0) == 202,
+          "submission of a missing dataset");
+    wait_job(&srv, id, state, msg, sizeof msg);
+    EXPECT(!strcmp(state, "failed") && strstr(msg, "tester/no-such-dataset") &&
+               strstr(msg, "not found"),
+           "the job of a missing dataset: %s %s", state, msg);
+    server_stop(&srv, SIGTERM, 10000);
+}
+
+/* Polls job id until its progress shows the download phase (1), or it ends. */
+static int saw_download(test_server *s, const char *id, char state[32]) {
+    json_t *p = NULL;
+    for (int i = 0; i < 1500; i++, usleep(20000)) {
+        json_decref(p);
+        p = job_progress(s, id, state);
+        if (json_is_string(json_object_get(p, "phase")) || !strcmp(state, "failed") ||
+            !strcmp(state, "succeeded"))
+            break;
+    }
+    const int seen = p &&
+                     !strcmp(json_string_value(json_object_get(p, "phase")) ?: "", "download") &&
+                     json_is_string(json_object_get(p, "file")) &&
+                     json_integer_value(json_object_get(p, "total_bytes")) > 0;
+    json_decref(p);
+    return seen;
+}
+
+static void cancel_job(test_server *s, const char *id) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel", id);
+    http_resp r;
+    http_do(s, "POST", path, T, NULL, NULL, 0, 0, &r);
+    http_resp_free(&r);
+}
+
+/* Files named *suffix under dir (recursively). */
+static int count_files(const char *dir, const char *suffix) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "exit $(find %s -name '*%s' 2>/dev/null | wc -l)", dir, suffix);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* The dataset's download is a phase of the job that its cancel stops
+ * before the second shard: every file request waits 3 s (they are inline
+ * files, served by the resolve route). */
+static void test_dataset_download_phase(void) {
+    char id[64], state[32], msg[4096], snap[900];
+    thub_emu_ctl(&emu, "reset");
+    CHECK(thub_emu_ctl(&emu, "fault?route=resolve&kind=slow&delay_ms=3000&count=50") == 200,
+          "fault");
+    test_server srv;
+    CHECK(start(&srv, "dsdl", HUB_TOKEN, "cpu") == 0, "server start");
+    CHECK(submit_on(&srv, "hf://datasets/tester/pq-two", "", id, NULL, 0) == 202 && id[0],
+          "submission");
+    CHECK(saw_download(&srv, id, state), "no download phase in the job's progress (%s)", state);
+    cancel_job(&srv, id);
+    wait_job(&srv, id, state, msg, sizeof msg);
+    CHECK(!strcmp(state, "cancelled"), "the cancelled download: %s", msg);
+    snprintf(snap, sizeof snap, "%s/hub/datasets--tester--pq-two/snapshots", hf_home);
+    EXPECT(count_files(snap, ".parquet") < 2, "every shard was fetched despite the cancel");
+    thub_emu_ctl(&emu, "reset");
+    server_stop(&srv, SIGTERM, 10000);
+}
+
+/* An async generate job of an uncached hf:// model: a download phase in
+ * its progress, stopped half way by its cancel. */
+static void test_generate_job_download_phase(void) {
+    char tiny[700], snap[900], id[64], state[32] = "", msg[4096];
+    snprintf(tiny, sizeof tiny, "%s/tiny", models);
+    CHECK(thub_seed_repo(&emu, HUB_TOKEN, "tester/tiny-gen", tiny) == 0, "publishing tiny-gen");
+    thub_emu_ctl(&emu, "reset");
+    CHECK(thub_emu_ctl(&emu, "fault?route=resolve&kind=slow&delay_ms=3000&count=50") == 200,
+          "fault");
+    test_server srv;
+    CHECK(start(&srv, "gendl", HUB_TOKEN, "cpu") == 0, "server start");
+    CHECK(submit_generate(&srv, "hf://tester/tiny-gen", id) == 202 && id[0], "submission");
+    CHECK(saw_download(&srv, id, state), "no download phase in the job's progress (%s)", state);
+    cancel_job(&srv, id);
+    wait_job(&srv, id, state, msg, sizeof msg);
+    CHECK(!strcmp(state, "cancelled"), "the cancelled download: %s", msg);
+    snprintf(snap, sizeof snap, "%s/hub/models--tester--tiny-gen/snapshots", hf_home);
+    EXPECT(count_files(snap, ".safetensors") < 3,
+           "every weight file was fetched despite the cancel");
+    thub_emu_ctl(&emu, "reset");
+    server_stop(&srv, SIGTERM, 10000);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     setenv("OMP_NUM_THREADS", "1", 0); /* shared cores: see test_server_engine.c */
@@ -391,6 +565,29 @@ int main(int argc, char **argv) {
     char tiny[700];
     snprintf(tiny, sizeof tiny, "%s/tiny", models);
     if (!rc) rc = thub_seed_repo(&emu, HUB_TOKEN, "tester/tiny-sd", tiny);
+    /* Hub datasets: fusing/fill50k's layout by the independent Parquet
+     * writer, as tester/pq on main, its copy under the data root (the
+     * truth), a script-based dataset whose refs/convert/parquet holds the
+     * same file, and two shards of another (the cancel test) */
+    char gen[700], gen2[700], script[700], conv[700];
+    snprintf(gen, sizeof gen, "%s/pq-gen", root);
+    snprintf(gen2, sizeof gen2, "%s/pq-gen2", root);
+    snprintf(script, sizeof script, "%s/pq-script", root);
+    snprintf(conv, sizeof conv, "%s/pq-conv", root);
+    snprintf(pq_local, sizeof pq_local, "%s/repo", gen);
+    if (!rc) rc = parquet_generate("fill50k", gen);
+    if (!rc) rc = parquet_generate("dataset", gen2);
+    if (!rc)
+        rc = shell_run("mkdir -p %s %s/default/train && echo 'import datasets' >%s/scripted.py && "
+                       "cp %s/data/train-00000-of-00001.parquet %s/default/train/0000.parquet && "
+                       "rm -rf %s/images %s/truth.json %s/data/test-*",
+                       script, conv, script, pq_local, conv, gen2, gen2, gen2);
+    if (!rc) rc = thub_seed_dataset(&emu, HUB_TOKEN, "tester/pq", pq_local);
+    if (!rc) rc = thub_seed_dataset(&emu, HUB_TOKEN, "tester/pq-two", gen2);
+    if (!rc) rc = thub_seed_dataset(&emu, HUB_TOKEN, "tester/scripted", script);
+    if (!rc)
+        rc =
+            thub_seed_dataset_ref(&emu, HUB_TOKEN, "tester/scripted", conv, "refs/convert/parquet");
     /* The control image: a white ring on black. */
     uint8_t px[SIZE * SIZE * 3];
     for (int y = 0; y < SIZE; y++)
@@ -412,6 +609,9 @@ int main(int argc, char **argv) {
     RUN(test_push_needs_a_token_up_front);
     RUN(test_train_job_from_hub_reference);
     RUN(test_train_job_download_phase);
+    RUN(test_train_job_on_hub_dataset);
+    RUN(test_dataset_download_phase);
+    RUN(test_generate_job_download_phase);
     thub_emu_stop(&emu);
     free(control_b64);
     free(png);

@@ -15,6 +15,13 @@
  *   - --dataset_name of an imagefolder dataset repo trains as its local
  *     folder, with only the train split in the datasets cache; of a
  *     Parquet repo, only the train split's files (of --dataset_config_name);
+ *   - --dataset_name of a script-based dataset (no Parquet, no imagefolder
+ *     metadata on main) trains on the Hub's refs/convert/parquet conversion
+ *     (default/train/<n>.parquet, or a named config's partial-train/)
+ *     exactly as on the same Parquet file in a local folder, with only the
+ *     conversion's train files in the cache,
+ *     and again offline from the cache; without a conversion the error
+ *     names what was looked for;
  *   - --tokenizer_name, a folder or a Hub id (only the tokenizer's files
  *     pulled), trains as the base model holding that tokenizer would;
  *   - --push_to_hub lands the output in the emulator (read back with
@@ -33,6 +40,7 @@
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 #include "tests/lib/lib_hub.h"
+#include "tests/lib/lib_parquet.h"
 
 #define HUB_TOKEN "hf_trainhubtestwritetoken1"
 #define OUT_MAX (1 << 16)
@@ -309,6 +317,101 @@ static void test_dataset_name(void) {
     EXPECT(exists(snap, "other/train-00000-of-00001.parquet"), "config other: %s", out);
 }
 
+/* cnet train --dataset_name NAME [--dataset_config_name config] on model A
+ * (2 steps at 16 px, seed 3) into outdir, with --cache_dir cache_x
+ * (offline: HF_HUB_OFFLINE=1); the exit status. */
+static int train_on_dataset(const char *name, const char *config, const char *outdir, int offline) {
+    const char *argv[] = {bin,
+                          "train",
+                          "--pretrained_model_name_or_path",
+                          model_a,
+                          "--dataset_name",
+                          name,
+                          "--output_dir",
+                          outdir,
+                          "--resolution",
+                          "16",
+                          "--train_batch_size",
+                          "2",
+                          "--max_train_steps",
+                          "2",
+                          "--learning_rate",
+                          "1e-4",
+                          "--lr_warmup_steps",
+                          "0",
+                          "--seed",
+                          "3",
+                          "--cache_dir",
+                          cache_x,
+                          config ? "--dataset_config_name" : NULL,
+                          config,
+                          NULL};
+    const char *env[] = {endpoint_env, offline ? "HF_HUB_OFFLINE=1" : "HF_HUB_OFFLINE=", NULL};
+    return thub_run(argv, env, 0, 0, out, sizeof out);
+}
+
+/* A script-based dataset repo (a loading script and a card on main) whose
+ * train split is the Hub's Parquet conversion on refs/convert/parquet:
+ * trained as the same Parquet file in a local folder (the truth, no Hub),
+ * only the conversion's train files pulled. Without a conversion: an error
+ * naming the dataset and what was looked for. */
+static void test_convert_parquet(void) {
+    char gen[700], script[700], conv[700], local_out[700], hub_out[700], wl[2600], wh[2600];
+    char snap[2400];
+    snprintf(gen, sizeof gen, "%s/conv-gen", root);
+    snprintf(script, sizeof script, "%s/conv-script", root);
+    snprintf(conv, sizeof conv, "%s/conv-branch", root);
+    snprintf(local_out, sizeof local_out, "%s/out-conv-local", root);
+    snprintf(hub_out, sizeof hub_out, "%s/out-conv-hub", root);
+    CHECK(parquet_generate("fill50k", gen) == 0, "the Parquet writer ran");
+    CHECK(!shell_run("mkdir -p %s %s/default/train && echo 'import datasets' >%s/scripted.py && "
+                     "echo card >%s/README.md && cp %s/repo/data/train-00000-of-00001.parquet "
+                     "%s/default/train/0000.parquet && echo held-out >%s/default/test.txt && "
+                     "mkdir -p %s/big/partial-train && cp %s/default/train/0000.parquet "
+                     "%s/big/partial-train/",
+                     script, conv, script, script, gen, conv, conv, conv, conv, conv),
+          "the repo folders");
+    CHECK(thub_seed_dataset(&emu, HUB_TOKEN, "tester/scripted", script) == 0 &&
+              thub_seed_dataset_ref(&emu, HUB_TOKEN, "tester/scripted", conv,
+                                    "refs/convert/parquet") == 0 &&
+              thub_seed_dataset(&emu, HUB_TOKEN, "tester/scripted-only", script) == 0,
+          "publishing the script datasets");
+
+    char local[800];
+    snprintf(local, sizeof local, "%s/repo", gen);
+    CHECK(train_on_dataset(local, NULL, local_out, 0) == 0, "the local Parquet folder: %s", out);
+    CHECK(train_on_dataset("tester/scripted", NULL, hub_out, 0) == 0, "the converted dataset: %s",
+          out);
+    weights_of(local_out, wl, sizeof wl);
+    weights_of(hub_out, wh, sizeof wh);
+    EXPECT(same_file(wl, wh), "the conversion trained other weights than its local Parquet file");
+    CHECK(!snapshot_of(cache_x, "datasets--tester--scripted", snap, sizeof snap),
+          "no datasets--tester--scripted under %s", cache_x);
+    EXPECT(exists(snap, "default/train/0000.parquet") && !exists(snap, "scripted.py") &&
+               !exists(snap, "default/test.txt"),
+           "not the conversion's train files only");
+    char ref[900];
+    snprintf(ref, sizeof ref, "%s/datasets--tester--scripted/refs/refs/convert/parquet", cache_x);
+    struct stat st;
+    EXPECT(stat(ref, &st) == 0 && S_ISREG(st.st_mode), "no cache ref %s", ref);
+
+    /* a config whose split is larger than the conversion keeps: partial-train */
+    CHECK(train_on_dataset("tester/scripted", "big", hub_out, 0) == 0, "config big: %s", out);
+    weights_of(hub_out, wh, sizeof wh);
+    EXPECT(same_file(wl, wh) && exists(snap, "big/partial-train/0000.parquet"),
+           "the partial-train conversion");
+    thub_emu_ctl(&emu, "reset");
+    CHECK(train_on_dataset("tester/scripted", NULL, hub_out, 1) == 0, "offline, from the cache: %s",
+          out);
+    weights_of(hub_out, wh, sizeof wh);
+    EXPECT(same_file(wl, wh) && thub_emu_count(&emu, "info") == 0,
+           "offline: other weights, or a request to the Hub");
+    EXPECT(train_on_dataset("tester/scripted-only", NULL, hub_out, 0) != 0 &&
+               strstr(out, "tester/scripted-only") && strstr(out, "refs/convert/parquet") &&
+               strstr(out, "data/train-*.parquet") && strstr(out, "metadata.jsonl"),
+           "a script dataset without a conversion: %s", out);
+}
+
 /* --tokenizer_name: model A trained with the tokenizer of model T (A with
  * a shorter model_max_length) equals model T trained (and differs from A),
  * whether the tokenizer is a folder elsewhere or a Hub repo holding its
@@ -473,6 +576,7 @@ int main(int argc, char **argv) {
     RUN(test_revision);
     RUN(test_missing);
     RUN(test_dataset_name);
+    RUN(test_convert_parquet);
     RUN(test_tokenizer_name);
     RUN(test_push_to_hub);
     thub_emu_stop(&emu);

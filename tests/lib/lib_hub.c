@@ -171,9 +171,10 @@ static int commit_lines(const char *dir, const char *rel, char **ndjson) {
     return rc;
 }
 
-/* The seed of a repo of type "model" or "dataset". */
+/* The seed of a repo of type "model" or "dataset" on branch (created from
+ * main when it is not "main"). */
 static int seed_repo(const thub_emu *e, const char *token, const char *type, const char *repo_id,
-                     const char *dir) {
+                     const char *dir, const char *branch) {
     const char *slash = strchr(repo_id, '/');
     if (!slash) return -1;
     char create[512], path[512];
@@ -182,20 +183,31 @@ static int seed_repo(const thub_emu *e, const char *token, const char *type, con
              (int)(slash - repo_id), repo_id, slash + 1, type);
     const long created = emu_post(e, token, "/api/repos/create", "application/json", create);
     if (created != 200 && created != 409) return -1; /* 409: a new commit of an existing repo */
+    char enc[256] = "";
+    for (const char *b = branch; *b && strlen(enc) < sizeof enc - 4; b++)
+        snprintf(enc + strlen(enc), sizeof enc - strlen(enc), *b == '/' ? "%%2F" : "%c", *b);
+    snprintf(path, sizeof path, "/api/%ss/%s/branch/%s", type, repo_id, enc);
+    if (strcmp(branch, "main") != 0 && emu_post(e, token, path, "application/json", "{}") != 200)
+        return -1;
     char *ndjson = strdup("{\"key\": \"header\", \"value\": {\"summary\": \"seed\"}}\n");
     int rc = ndjson ? commit_lines(dir, "", &ndjson) : -1;
-    snprintf(path, sizeof path, "/api/%ss/%s/commit/main", type, repo_id);
+    snprintf(path, sizeof path, "/api/%ss/%s/commit/%s", type, repo_id, enc);
     if (rc == 0 && emu_post(e, token, path, "application/x-ndjson", ndjson) != 200) rc = -1;
     free(ndjson);
     return rc;
 }
 
 int thub_seed_repo(const thub_emu *e, const char *token, const char *repo_id, const char *dir) {
-    return seed_repo(e, token, "model", repo_id, dir);
+    return seed_repo(e, token, "model", repo_id, dir, "main");
 }
 
 int thub_seed_dataset(const thub_emu *e, const char *token, const char *repo_id, const char *dir) {
-    return seed_repo(e, token, "dataset", repo_id, dir);
+    return seed_repo(e, token, "dataset", repo_id, dir, "main");
+}
+
+int thub_seed_dataset_ref(const thub_emu *e, const char *token, const char *repo_id,
+                          const char *dir, const char *ref) {
+    return seed_repo(e, token, "dataset", repo_id, dir, ref);
 }
 
 static int emu_stat(const thub_emu *e, const char *route, const char *field) {
@@ -216,8 +228,8 @@ int thub_emu_faults(const thub_emu *e, const char *route) { return emu_stat(e, r
 
 int thub_log_misplaced(const thub_emu *e, const char *secret, int *with) {
     /* The emulator's routes that are the Hub's API (tool_hub_emulator.c). */
-    static const char *const api[] = {"whoami\t", "create\t", "info\t",   "preupload\t",
-                                      "batch\t",  "verify\t", "commit\t", "resolve\t"};
+    static const char *const api[] = {"whoami\t", "create\t", "info\t",    "preupload\t", "batch\t",
+                                      "verify\t", "commit\t", "resolve\t", "branch\t"};
     size_t n, k = strlen(secret);
     char *log = thub_read(e->log, &n);
     if (!log) return -1;

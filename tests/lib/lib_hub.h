@@ -32,6 +32,10 @@ int thub_emu_faults(const thub_emu *e, const char *route);
 int thub_seed_repo(const thub_emu *e, const char *token, const char *repo_id, const char *dir);
 /* The same for a dataset repo. */
 int thub_seed_dataset(const thub_emu *e, const char *token, const char *repo_id, const char *dir);
+/* The same on ref (e.g. "refs/convert/parquet", the Hub's Parquet
+ * conversion), created from main first: the repo must exist. */
+int thub_seed_dataset_ref(const thub_emu *e, const char *token, const char *repo_id,
+                          const char *dir, const char *ref);
 /* Scans the emulator's request log for a secret: *with = lines holding it;
  * returns the lines where it is misplaced — anywhere but once, as
  * "Authorization: Bearer <secret>", on a Hub API route (never storage,

@@ -18,7 +18,11 @@
  * close without answering) | slow (wait delay_ms) | drop_body (send half the
  * body, then close); POST /_emu/reset; GET /_emu/stats.
  * Routes: whoami create info preupload batch verify commit resolve
- * storage_put storage_part complete storage_get.
+ * storage_put storage_part complete storage_get branch. A branch (POST
+ * /api/{models|datasets}/<repo>/branch/<name>, body {"startingPoint": rev},
+ * default main's head, as huggingface_hub's create_branch) may be any ref
+ * name, refs/convert/parquet included: a test commits the Hub's Parquet
+ * conversion of a dataset there.
  * Log: one line per request: route, method, URL, then every request header.
  *
  * Dataset repos ("type": "dataset" at creation; /api/datasets/... and
@@ -43,11 +47,11 @@
 
 #define EMU_BODY_MAX (512L << 20) /* largest request body accepted */
 #define EMU_FAULTS_MAX 64
-#define EMU_ROUTES 13
+#define EMU_ROUTES 14
 
 static const char *const route_names[EMU_ROUTES] = {
-    "whoami",  "create",      "info",         "preupload", "batch",       "verify", "commit",
-    "resolve", "storage_put", "storage_part", "complete",  "storage_get", "control"};
+    "whoami",  "create",      "info",         "preupload", "batch",       "verify",  "commit",
+    "resolve", "storage_put", "storage_part", "complete",  "storage_get", "control", "branch"};
 
 typedef enum { F_STATUS, F_DROP, F_DROP_AFTER, F_SLOW, F_DROP_BODY } fault_kind;
 
@@ -699,6 +703,26 @@ static enum MHD_Result h_commit(struct MHD_Connection *c, const conn_state *s, c
     return res;
 }
 
+static enum MHD_Result h_branch(struct MHD_Connection *c, const conn_state *s, const char *ns,
+                                const char *name, const char *branch) {
+    enum MHD_Result res;
+    if (deny_write(c, &res)) return res;
+    json_t *repo = repo_for_read(c, ns, name, &res);
+    if (!repo) return res;
+    json_t *req = json_loadb(s->body ? s->body : "", s->len, 0, NULL);
+    const char *from = json_string_value(json_object_get(req, "startingPoint"));
+    const char *sha = repo_commit_of(repo, from ? from : "main");
+    if (!sha || json_object_get(json_object_get(repo, "refs"), branch)) {
+        json_decref(req), json_decref(repo);
+        return sha ? reply_error(c, 409, NULL, "Reference already exists")
+                   : reply_error(c, 404, "RevisionNotFound", "Invalid rev id");
+    }
+    json_object_set_new(json_object_get(repo, "refs"), branch, json_string(sha));
+    repo_save(ns, name, repo);
+    json_decref(req), json_decref(repo);
+    return reply(c, 200, "application/json", "{}", 2, NULL);
+}
+
 static enum MHD_Result h_resolve(struct MHD_Connection *c, const char *ns, const char *name,
                                  const char *rest, int drop_half) {
     enum MHD_Result res;
@@ -895,6 +919,7 @@ static int route_of(const char *method, const char *url, route_args *ra) {
         if (get && strcmp(what, "revision") == 0) return route_index("info");
         if (post && strcmp(what, "preupload") == 0) return route_index("preupload");
         if (post && strcmp(what, "commit") == 0) return route_index("commit");
+        if (post && strcmp(what, "branch") == 0) return route_index("branch");
         return -1;
     }
     if (strncmp(p, "datasets/", 9) == 0) { /* the file routes of a dataset repo */
@@ -946,6 +971,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, const char *method, co
     if (strcmp(r, "verify") == 0) return h_verify(c, s);
     if (strcmp(r, "commit") == 0) return h_commit(c, s, ra->ns, ra->name, ra->a);
     if (strcmp(r, "resolve") == 0) return h_resolve(c, ra->ns, ra->name, ra->a, drop_half);
+    if (strcmp(r, "branch") == 0) return h_branch(c, s, ra->ns, ra->name, ra->a);
     if (strcmp(r, "storage_put") == 0) return h_storage_put(c, s, ra->a);
     if (strcmp(r, "storage_part") == 0) return h_storage_part(c, s, ra->a, ra->b);
     if (strcmp(r, "complete") == 0) return h_complete(c, s, ra->a);

@@ -84,6 +84,8 @@ static json_t *with(const table *t, const char *name, json_t *v) {
     if (name) json_object_set_new(req, name, v);
     if (name && !strcmp(name, "validation_image")) /* images come with prompts */
         json_object_set_new(req, "validation_prompt", json_pack("[s]", "a red circle"));
+    if (name && !strcmp(name, "dataset_config_name")) /* a config is a Hub dataset's */
+        json_object_set_new(req, "dataset", json_string("hf://datasets/ns/data"));
     return req;
 }
 
@@ -456,7 +458,7 @@ static void test_spec_to_request(void) {
     CHECK(run_check(&tables[0], req, &spec, &e) == 0, "%s", e.message);
     gen_spec gs;
     cnet_error err = {0};
-    CHECK(gen_spec_resolve(&gs, spec, models, jobs, 0, &err) == 0, "%s", err.msg);
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
     EXPECT(gs.req.max_pixels == (int64_t)API_GENERATE_SIZE_MAX * API_GENERATE_SIZE_MAX,
            "max_pixels %lld", (long long)gs.req.max_pixels);
     EXPECT(gs.req.controls[0].scale == -0.5f, "scale %g", (double)gs.req.controls[0].scale);

@@ -205,7 +205,9 @@ static void test_cli_and_spec_agree(void) {
                     "--conditioning_image_column",
                     "source",
                     "--caption_column",
-                    "prompt"};
+                    "prompt",
+                    "--max_train_samples",
+                    "5"};
     const int argc = (int)(sizeof argv / sizeof argv[0]);
     train_options cli;
     train_cli tc;
@@ -229,7 +231,8 @@ static void test_cli_and_spec_agree(void) {
         " \"validation_steps\": 50, \"mixed_precision\": \"bf16\","
         " \"prediction_type\": \"v_prediction\", \"crops_coords_top_left_h\": 2,"
         " \"crops_coords_top_left_w\": 6, \"image_column\": \"target\","
-        " \"conditioning_image_column\": \"source\", \"caption_column\": \"prompt\"}",
+        " \"conditioning_image_column\": \"source\", \"caption_column\": \"prompt\","
+        " \"max_train_samples\": 5}",
         0, &jerr);
     CHECK(req, "request: %s", jerr.text);
     const api_roots roots = {.models_dir = models, .datasets_dir = datasets, .jobs_dir = jobs};
