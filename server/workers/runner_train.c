@@ -103,7 +103,7 @@ static int path_join(char *out, size_t cap, const char *a, const char *b, cnet_e
  * request was accepted. Its real path must lie under the real data root,
  * and it is opened from the root one component at a time with O_NOFOLLOW,
  * so a symlink put in place after realpath is refused too. The trainer then
- * reads through /proc/self/fd/<fd> (into out), which stays on the opened
+ * reads through /proc/self/fd/<fd> (p->data), which stays on the opened
  * folder whatever happens to the path later. Symlinks inside the dataset
  * folder are the dataset's own. */
 static int open_rooted_dataset(runner_job *x, const char *data, runner_train_paths *p) {
