@@ -112,7 +112,15 @@ static void put_message(tensorboard_buf *b, int field, tensorboard_buf *inner) {
 }
 
 /* Field numbers of event.proto's Event and summary.proto's messages. */
-enum { EVENT_WALL_TIME = 1, EVENT_STEP = 2, EVENT_FILE_VERSION = 3, EVENT_SUMMARY = 5 };
+enum {
+    EVENT_WALL_TIME = 1,
+    EVENT_STEP = 2,
+    EVENT_FILE_VERSION = 3,
+    EVENT_SUMMARY = 5,
+    EVENT_SESSION_LOG = 6
+};
+enum { SESSION_LOG_STATUS = 1 };
+enum { SESSION_LOG_START = 1 }; /* SessionLog.SessionStatus */
 enum { SUMMARY_VALUE = 1 };
 enum { VALUE_TAG = 1, VALUE_SIMPLE = 2, VALUE_IMAGE = 4 };
 enum { IMAGE_HEIGHT = 1, IMAGE_WIDTH = 2, IMAGE_COLORSPACE = 3, IMAGE_ENCODED = 4 };
@@ -149,6 +157,14 @@ void tensorboard_event_image(tensorboard_buf *b, double wall_time, int64_t step,
     tensorboard_put_field_double(b, EVENT_WALL_TIME, wall_time);
     tensorboard_put_field_varint(b, EVENT_STEP, (uint64_t)step);
     put_message(b, EVENT_SUMMARY, &summary);
+}
+
+void tensorboard_event_session_start(tensorboard_buf *b, double wall_time, int64_t step) {
+    tensorboard_buf log = {0};
+    tensorboard_put_field_varint(&log, SESSION_LOG_STATUS, SESSION_LOG_START);
+    tensorboard_put_field_double(b, EVENT_WALL_TIME, wall_time);
+    tensorboard_put_field_varint(b, EVENT_STEP, (uint64_t)step);
+    put_message(b, EVENT_SESSION_LOG, &log);
 }
 
 void tensorboard_frame_record(tensorboard_buf *out, const void *data, size_t n) {

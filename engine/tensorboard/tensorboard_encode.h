@@ -2,7 +2,8 @@
  * messages an event file holds, and TFRecord's framing around each.
  *
  * What it is: Event {wall_time = 1 (double), step = 2 (int64), file_version
- * = 3 (string), summary = 5 (Summary)}, Summary {repeated Value value = 1},
+ * = 3 (string), summary = 5 (Summary), session_log = 6 (SessionLog {status =
+ * 1, START = 1})}, Summary {repeated Value value = 1},
  * Value {tag = 1, simple_value = 2 (float), image = 4 (Image)} and Image
  * {height = 1, width = 2, colorspace = 3, encoded_image_string = 4}, as
  * tensorflow/core/util/event.proto and tensorflow/core/framework/
@@ -53,6 +54,12 @@ void tensorboard_event_scalars(tensorboard_buf *b, double wall_time, int64_t ste
  * colorspace, encoded_image_string = png}}}}. */
 void tensorboard_event_image(tensorboard_buf *b, double wall_time, int64_t step, const char *tag,
                              int height, int width, int colorspace, const void *png, size_t n);
+
+/* Event {wall_time, step, session_log {status START}}: a run (re)starts at
+ * step, and TensorBoard's reader drops the events with step >= step that
+ * it read before this one (event_accumulator's purge of orphaned data), so
+ * the steps a resumed run repeats are shown once. */
+void tensorboard_event_session_start(tensorboard_buf *b, double wall_time, int64_t step);
 
 /* The TFRecord of data: header (length + its masked crc), data, footer. */
 void tensorboard_frame_record(tensorboard_buf *out, const void *data, size_t n);

@@ -8,7 +8,9 @@
  * in a buffer, so a crash loses at most the event being written, and a
  * failed write (disk full, a file size limit) is returned at once, naming
  * the file. A run that is resumed opens a new file beside the old ones, as
- * TensorBoard does; its reader joins them by wall time and step.
+ * TensorBoard does; its reader joins them by wall time and step, and a
+ * SessionLog START event (tensorboard_encode.h) hides the old files' steps
+ * that the resumed run repeats.
  *
  * What it is not: the choice of what to log (engine/train/train_tracker.c)
  * or a reader. */

@@ -69,6 +69,15 @@ int train_tracker_open(train_tracker *tr, const train_options *o, cnet_error *er
     return rc;
 }
 
+int train_tracker_start(train_tracker *tr, int step, cnet_error *err) {
+    if (!(tr->on & TRAIN_TRACKER_TENSORBOARD)) return 0;
+    tensorboard_buf event = {0};
+    tensorboard_event_session_start(&event, tensorboard_wall_time(), step);
+    const int rc = tensorboard_writer_add(&tr->tb, &event, err);
+    tensorboard_buf_free(&event);
+    return rc;
+}
+
 int train_tracker_log_step(train_tracker *tr, const train_progress *p, cnet_error *err) {
     if (!(tr->on & TRAIN_TRACKER_TENSORBOARD)) return 0;
     static const char *const tags[] = {"loss", "lr", "grad_norm", "samples/s"};

@@ -41,6 +41,10 @@ typedef struct train_tracker {
 
 /* Creates the trackers o->report_to names (their folders too). */
 int train_tracker_open(train_tracker *tr, const train_options *o, cnet_error *err);
+/* The run (re)starts at step: a SessionLog START there, so that TensorBoard
+ * drops the steps >= step an earlier run of the same folder logged (they
+ * run again, resumed from a checkpoint or from scratch). */
+int train_tracker_start(train_tracker *tr, int step, cnet_error *err);
 /* One optimizer step's scalars at step p->step. */
 int train_tracker_log_step(train_tracker *tr, const train_progress *p, cnet_error *err);
 /* A validation image at step: the RGB PNG file at png_path, height x width,

@@ -17,6 +17,7 @@
 #include "engine/core/philox.h"
 #include "engine/train/train_batch.h"
 #include "engine/train/train_internal.h"
+#include "engine/train/train_metrics.h"
 
 /* Philox counter layout of the training randomness: block offset
  * tag << 58 | optimizer step << 26 | micro-batch << 20, leaving 2^20 blocks
@@ -290,9 +291,6 @@ static int setup(trainer *t, cnet_error *err) {
                           .num_cycles = o->lr_num_cycles,
                           .power = o->lr_power,
                           .lr_end = 1e-7};
-    snprintf(path, sizeof path, "%s/logs/metrics.jsonl", o->output_dir);
-    if (!(t->metrics = fopen(path, "a")))
-        return cnet_fail(err, CNET_EIO, "cannot open %s: %s", path, strerror(errno));
     return train_tracker_open(&t->tracker, o, err);
 }
 
@@ -443,14 +441,6 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_e
     return 0;
 }
 
-/* JSON has no inf or NaN: those are written as null. */
-static void json_number_or_null(FILE *f, double v) {
-    if (isfinite(v))
-        fprintf(f, "%.8g", v);
-    else
-        fputs("null", f);
-}
-
 static int train_loop(const train_options *o, cnet_backend *be, const train_hooks *hooks,
                       int *stopped, cnet_error *err) {
     trainer t;
@@ -459,6 +449,9 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
     if (stopped) *stopped = 0;
     int rc = setup(&t, err);
     if (!rc) rc = resume(&t, err);
+    /* the steps after the one it starts from run again: logged once */
+    if (!rc) rc = train_metrics_open(&t.metrics, o->output_dir, t.global_step, err);
+    if (!rc) rc = train_tracker_start(&t.tracker, t.global_step + 1, err);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     const int first_step = t.global_step;
@@ -501,15 +494,7 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
                             .eta_sec =
                                 done > 0 ? elapsed / done * (t.max_steps - t.global_step) : 0,
                             .optimizer_bytes = adam_state_bytes(&t.ts.adam)};
-        fprintf(t.metrics, "{\"step\": %d, \"epoch\": %d, \"loss\": ", p.step, p.epoch);
-        json_number_or_null(t.metrics, p.loss);
-        fprintf(t.metrics, ", \"lr\": %.8g, \"grad_norm\": ", p.lr);
-        json_number_or_null(t.metrics, p.grad_norm); /* inf or NaN on a skipped step */
-        if (t.loss_scaling)
-            fprintf(t.metrics, ", \"loss_scale\": %.0f, \"step_skipped\": %s", scale,
-                    skipped ? "true" : "false");
-        fprintf(t.metrics, ", \"samples_per_sec\": %.4g}\n", p.samples_per_sec);
-        fflush(t.metrics);
+        train_metrics_write(t.metrics, &p, t.loss_scaling ? scale : -1, skipped);
         if ((rc = train_tracker_log_step(&t.tracker, &p, err))) break;
 
         int want_stop = hooks && hooks->on_step && hooks->on_step(hooks->user, &p);

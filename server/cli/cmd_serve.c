@@ -181,6 +181,7 @@ int cmd_serve(int argc, char **argv) {
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
     http_config *h = &o.http;
+    umask(077); /* the job store, job files and uploads are the server user's alone */
     if (mkdir(h->data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "cnet serve: mkdir %s: %s\n", h->data_dir, strerror(errno));
         return 1;
@@ -236,8 +237,10 @@ int cmd_serve(int argc, char **argv) {
                                        .models_dir = h->models_dir,
                                        .jobs_dir = jobs_dir,
                                        .datasets_dir = datasets_dir,
+                                       .data_root = h->data_root,
                                        .inputs_dir = inputs_dir};
-        const pool_config pc = {.can_claim = runner_can_claim};
+        const pool_config pc = {
+            .can_claim = runner_can_claim, .data_dir = h->data_dir, .models_dir = h->models_dir};
         rc = pool_start(&p.pools[i], store, runner_run, &p.runners[i], &pc, &err);
     }
     if (rc) {

@@ -1,9 +1,9 @@
 /* The operational routes: liveness (/healthz: fails when a device is lost
- * to the process), readiness (/readyz: the
- * database takes a write, the models dir exists, the disk is above the
- * floor), Prometheus metrics (/metrics, text format 0.0.4), the models the
- * server can use (/v1/models) and the OpenAPI document. Not here: anything
- * that changes state. */
+ * to the process), readiness (/readyz: the database takes a write and
+ * passes quick_check, the models dir exists, the disk is above the floor;
+ * the details only with the bearer token), Prometheus metrics (/metrics, text format 0.0.4), the
+ * models the server can use (/v1/models) and the OpenAPI document. Not here: anything that changes
+ * state. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "engine/config/config.h"
+#include "server/http/auth.h"
 #include "server/http/http_internal.h"
 
 /* Whether every engine's device is lost (err: the last one's failure): the
@@ -31,18 +32,29 @@ enum MHD_Result http_ops_healthz(http_server *s, struct MHD_Connection *c, http_
     return http_reply_json(s, c, r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* Readiness is public (a load balancer probes it without the token); what
+ * failed and the free disk space are told only to the token's holder. */
 enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_req *r) {
     cnet_error err = {0};
     struct stat st;
     int db = jobs_ping(s->store, &err) == 0;
+    if (!db) fprintf(stderr, "cnet serve: readyz: %s\n", err.msg);
     int models = stat(s->cfg.models_dir, &st) == 0 && S_ISDIR(st.st_mode);
     int64_t free_bytes = http_disk_free(s);
     int disk = free_bytes >= s->cfg.disk_floor;
     cnet_error device = {0};
     const int lost = device_lost(s, &device);
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const int details = auth_check(auth, s->cfg.token) == AUTH_OK;
+    if ((!db || !models || !disk || lost) && !details)
+        return http_reply_error(s, c, r, 503, "not_ready", NULL,
+                                "not ready (what failed is told with the bearer token)");
+    if (!details) return http_reply_json(s, c, r, 200, json_pack("{s:s}", "status", "ready"));
     if (!db || !models || !disk || lost)
         return http_reply_error(s, c, r, 503, "not_ready", NULL, "%s%s%s%s",
-                                db ? "" : "the job database is not writable; ",
+                                db ? ""
+                                   : "the job database fails its check (damaged or not "
+                                     "writable: see the server log); ",
                                 models ? "" : "the models dir is missing; ",
                                 disk ? "" : "free disk space is below the floor; ",
                                 lost ? device.msg : "");

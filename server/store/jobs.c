@@ -225,6 +225,7 @@ static int migrate(jobs_store *s, cnet_error *err) {
     sqlite3_finalize(st);
     if (version < 0) return jobs_db_fail(s, SQLITE_ERROR, err, "reading user_version");
     if (version == JOBS_SCHEMA_VERSION) return 0;
+    if (version == 0 && (rc = jobs_check_emptied(s, err))) return rc;
     if (version > JOBS_SCHEMA_VERSION)
         return cnet_fail(err, CNET_EFORMAT,
                          "job store: schema version %d is newer than this cnet's %d", version,
@@ -243,7 +244,8 @@ static int migrate(jobs_store *s, cnet_error *err) {
 int jobs_open(jobs_store **out, const char *db_path, const char *jobs_dir, cnet_error *err) {
     *out = NULL;
     jobs_store *s = calloc(1, sizeof *s);
-    if (!s || !(s->jobs_dir = strdup(jobs_dir))) {
+    if (!s || !(s->jobs_dir = strdup(jobs_dir)) || !(s->db_path = strdup(db_path))) {
+        if (s) free(s->jobs_dir);
         free(s);
         return cnet_fail(err, CNET_ENOMEM, "job store: out of memory");
     }
@@ -255,7 +257,17 @@ int jobs_open(jobs_store **out, const char *db_path, const char *jobs_dir, cnet_
         jobs_close(s);
         return err ? err->code : CNET_EIO;
     }
-    int rc = sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* 0600: the store holds every spec; SQLite gives its -wal and -shm
+     * files the database's mode */
+    int fd = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0) {
+        cnet_fail(err, CNET_EIO, "job store: %s: %s", db_path, strerror(errno));
+        if (fd >= 0) close(fd);
+        jobs_close(s);
+        return err ? err->code : CNET_EIO;
+    }
+    close(fd);
+    int rc = sqlite3_open_v2(db_path, &s->db, SQLITE_OPEN_READWRITE, NULL);
     if (rc != SQLITE_OK) {
         int code =
             cnet_fail(err, rc == SQLITE_NOMEM ? CNET_ENOMEM : CNET_EIO, "job store: open %s: %s",
@@ -268,7 +280,8 @@ int jobs_open(jobs_store **out, const char *db_path, const char *jobs_dir, cnet_
                                           "PRAGMA foreign_keys = ON"};
     for (int i = 0; i < 3 && rc == SQLITE_OK; i++)
         rc = sqlite3_exec(s->db, pragmas[i], NULL, NULL, NULL);
-    int code = rc != SQLITE_OK ? jobs_db_fail(s, rc, err, "pragmas") : migrate(s, err);
+    int code = rc != SQLITE_OK ? jobs_db_fail(s, rc, err, "pragmas") : jobs_check_damaged(s, err);
+    if (!code) code = migrate(s, err);
     if (code) {
         cnet_error_prefix(err, "%s", db_path);
         jobs_close(s);
@@ -284,6 +297,7 @@ void jobs_close(jobs_store *s) {
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->changed);
     free(s->jobs_dir);
+    free(s->db_path);
     free(s);
 }
 
@@ -552,20 +566,6 @@ int jobs_counts(jobs_store *s, int64_t counts[JOB_N_STATES], cnet_error *err) {
         if (i >= 0) counts[i] = sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-int jobs_ping(jobs_store *s, cnet_error *err) {
-    pthread_mutex_lock(&s->mu);
-    int rc = jobs_begin(s, err);
-    if (!rc)
-        rc = jobs_exec(s, NULL, err, "INSERT OR REPLACE INTO meta (k, v) VALUES ('ping', ?)", "i",
-                       jobs_now(s));
-    if (!rc)
-        rc = jobs_commit(s, err);
-    else
-        jobs_rollback(s);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

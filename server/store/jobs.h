@@ -50,8 +50,10 @@ void jobs_events_free(jobs_event *ev, int n);
 
 typedef struct jobs_store jobs_store;
 
-/* Opens (creating or migrating) the store at db_path. jobs_dir is the folder
- * under which each job gets its own data dir named by its id. */
+/* Opens (creating or migrating) the store at db_path, mode 0600. jobs_dir is
+ * the folder under which each job gets its own data dir named by its id. A
+ * damaged store (quick_check) and an empty one beside job folders are
+ * refused with CNET_EFORMAT, err saying how to recover (jobs_check.c). */
 int jobs_open(jobs_store **out, const char *db_path, const char *jobs_dir, cnet_error *err);
 void jobs_close(jobs_store *s);
 void jobs_set_clock(jobs_store *s, int64_t (*now_ms)(void *), void *user);
@@ -118,9 +120,10 @@ int jobs_note(jobs_store *s, const char *id, const char *token, const char *type
 /* final: JOB_SUCCEEDED or JOB_CANCELLED. */
 int jobs_finish(jobs_store *s, const char *id, const char *token, job_state final, cnet_error *err);
 /* The attempt failed: back to queued while attempts remain (*requeued = 1),
- * else failed with code/detail. */
+ * else failed with code/detail; permanent != 0 (a failure no retry can
+ * mend): failed at once. */
 int jobs_fail(jobs_store *s, const char *id, const char *token, const char *code,
-              const char *detail, int *requeued, cnet_error *err);
+              const char *detail, int permanent, int *requeued, cnet_error *err);
 /* Graceful stop: back to queued without counting the attempt. */
 int jobs_release(jobs_store *s, const char *id, const char *token, cnet_error *err);
 
@@ -135,7 +138,8 @@ int jobs_events(jobs_store *s, const char *id, int64_t after, int limit, jobs_ev
 
 int jobs_counts(jobs_store *s, int64_t counts[JOB_N_STATES], cnet_error *err);
 
-/* A real write (and fsync) to prove the database is writable. */
+/* A real write (and fsync) to prove the database is writable, and
+ * quick_check over the file to prove it is readable (jobs_check.c). */
 int jobs_ping(jobs_store *s, cnet_error *err);
 
 /* A counter bumped by every committed change; jobs_wait waits up to

@@ -14,6 +14,7 @@ struct jobs_store {
     pthread_cond_t changed;
     uint64_t version; /* bumped after every committed change */
     char *jobs_dir;
+    char *db_path;
     int64_t (*now_ms)(void *);
     void *clock_user;
 };
@@ -49,6 +50,12 @@ int jobs_event_state(jobs_store *s, const char *id, job_state state, int attempt
 
 /* Fills j from a row selected with JOBS_COLUMNS. */
 int jobs_row(sqlite3_stmt *st, job *j, cnet_error *err);
+
+/* jobs_check.c's checks at open: a damaged file (quick_check), and an
+ * empty one while the jobs dir holds job folders; CNET_EFORMAT with err
+ * saying how to recover. */
+int jobs_check_damaged(jobs_store *s, cnet_error *err);
+int jobs_check_emptied(jobs_store *s, cnet_error *err);
 
 /* Fresh random hex string of 2*nbytes digits. */
 int jobs_random_hex(char *out, int nbytes, cnet_error *err);

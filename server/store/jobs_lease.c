@@ -202,7 +202,7 @@ int jobs_finish(jobs_store *s, const char *id, const char *token, job_state fina
 }
 
 int jobs_fail(jobs_store *s, const char *id, const char *token, const char *code,
-              const char *detail, int *requeued, cnet_error *err) {
+              const char *detail, int permanent, int *requeued, cnet_error *err) {
     *requeued = 0;
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
@@ -214,7 +214,7 @@ int jobs_fail(jobs_store *s, const char *id, const char *token, const char *code
     if (!rc) {
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW)
-            retry = sqlite3_column_int(st, 0);
+            retry = sqlite3_column_int(st, 0) && !permanent;
         else if (step == SQLITE_DONE)
             rc = stale(err, id);
         else
@@ -223,7 +223,10 @@ int jobs_fail(jobs_store *s, const char *id, const char *token, const char *code
     }
     if (!rc)
         rc = leave_running(s, id, token, retry ? JOB_QUEUED : JOB_FAILED, 0, code, detail,
-                           retry ? "retrying after a failed attempt" : "attempts exhausted", err);
+                           retry       ? "retrying after a failed attempt"
+                           : permanent ? "failed for good: a retry would fail the same way"
+                                       : "attempts exhausted",
+                           err);
     if (!rc) *requeued = retry;
     pthread_mutex_unlock(&s->mu);
     return rc;

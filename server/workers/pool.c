@@ -28,6 +28,7 @@ struct pool {
     pool_runner run;
     void *user;
     int (*can_claim)(void *user, cnet_error *err); /* optional */
+    char *hide[2];                                 /* pool_config's data_dir, models_dir */
     int64_t lease_ms;
     pthread_t worker, heartbeat;
     pthread_mutex_t mu;
@@ -119,6 +120,31 @@ static const char *error_code_name(int code) {
     return "runner_error";
 }
 
+/* Whether an attempt that failed with code fails the same way every time:
+ * an invalid spec or option, a missing or malformed file. I/O, memory,
+ * limits (a full disk) and a device lost to the process may pass. */
+static int error_permanent(int code) {
+    return code == CNET_EINVAL || code == CNET_ENOTFOUND || code == CNET_EFORMAT;
+}
+
+static int path_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-' || c == '/';
+}
+
+/* Drops "<dir>/" wherever a path starts with it in msg (in place): the
+ * server's folders are none of an API client's business. */
+static void relative_to(char *msg, const char *dir) {
+    const size_t n = dir ? strlen(dir) : 0;
+    if (!n) return;
+    for (char *p = msg; (p = strstr(p, dir));) {
+        if ((p == msg || !path_char(p[-1])) && p[n] == '/')
+            memmove(p, p + n + 1, strlen(p + n + 1) + 1);
+        else
+            p += n;
+    }
+}
+
 /* Records how the run ended, through the fencing token. */
 static void settle(pool *p, pool_ctl *ctl, int rc, const cnet_error *run_err) {
     cnet_error err = {0};
@@ -137,10 +163,16 @@ static void settle(pool *p, pool_ctl *ctl, int rc, const cnet_error *run_err) {
     else if (rc == POOL_STOPPED)
         wrc = jobs_release(p->store, ctl->id, ctl->token, &err);
     else {
-        wrc = jobs_fail(p->store, ctl->id, ctl->token, error_code_name(rc), run_err->msg, &requeued,
-                        &err);
+        char detail[CNET_ERROR_MSG_MAX];
+        snprintf(detail, sizeof detail, "%s", run_err->msg);
+        for (int i = 0; i < 2; i++) relative_to(detail, p->hide[i]);
+        const int permanent = error_permanent(rc);
+        wrc = jobs_fail(p->store, ctl->id, ctl->token, error_code_name(rc), detail, permanent,
+                        &requeued, &err);
         fprintf(stderr, "pool: job %s attempt failed (%s)%s\n", ctl->id, run_err->msg,
-                requeued ? "; queued again" : "; attempts exhausted");
+                requeued    ? "; queued again"
+                : permanent ? "; not retried: it would fail the same way"
+                            : "; attempts exhausted");
     }
     /* A store failure here leaves the job running; the rescuer requeues it
      * when the lease expires, so the work is not lost, only repeated. */
@@ -154,7 +186,7 @@ static void run_one(pool *p, job *j, const char *token) {
     cnet_error err = {0};
     if (jobs_dir_path(p->store, j->id, dir, sizeof dir, &err)) {
         int requeued;
-        jobs_fail(p->store, j->id, token, "io_error", err.msg, &requeued, NULL);
+        jobs_fail(p->store, j->id, token, "io_error", err.msg, 0, &requeued, NULL);
         return;
     }
     pool_job pj = {.id = j->id,
@@ -248,9 +280,18 @@ int pool_start(pool **out, jobs_store *store, pool_runner run, void *user, const
     p->store = store, p->run = run, p->user = user;
     p->lease_ms = cfg && cfg->lease_ms > 0 ? cfg->lease_ms : JOBS_DEFAULT_LEASE_MS;
     p->can_claim = cfg ? cfg->can_claim : NULL;
+    const char *hide[2] = {cfg ? cfg->data_dir : NULL, cfg ? cfg->models_dir : NULL};
+    for (int i = 0; i < 2; i++)
+        if (hide[i] && !(p->hide[i] = strdup(hide[i]))) {
+            free(p->hide[0]);
+            free(p);
+            return cnet_fail(err, CNET_ENOMEM, "pool: out of memory");
+        }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     if (pthread_create(&p->heartbeat, NULL, heartbeat_main, p) != 0) {
+        free(p->hide[0]);
+        free(p->hide[1]);
         free(p);
         return cnet_fail(err, CNET_ENOMEM, "pool: cannot start the heartbeat thread");
     }
@@ -260,6 +301,8 @@ int pool_start(pool **out, jobs_store *store, pool_runner run, void *user, const
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
         pthread_join(p->heartbeat, NULL);
+        free(p->hide[0]);
+        free(p->hide[1]);
         free(p);
         return cnet_fail(err, CNET_ENOMEM, "pool: cannot start the worker thread");
     }
@@ -277,5 +320,7 @@ void pool_stop(pool *p) {
     pthread_join(p->heartbeat, NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
+    free(p->hide[0]);
+    free(p->hide[1]);
     free(p);
 }

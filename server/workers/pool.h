@@ -8,7 +8,9 @@
  * worker died is rescued (jobs_rescue) and claimed again, and the runner is told the step of the
  * last checkpoint it recorded so it resumes there instead of starting over. Every write goes
  * through the store's fencing token: a worker that lost its lease is told to stop (pool_report
- * returns JOBS_ESTALE) and writes nothing. */
+ * returns JOBS_ESTALE) and writes nothing. A failed attempt is retried only when its error
+ * may pass (CNET_EIO, CNET_ENOMEM, CNET_ELIMIT, a device's CNET_EBACKEND); a bad spec or a
+ * missing or malformed file (CNET_EINVAL, CNET_ENOTFOUND, CNET_EFORMAT) fails the job at once. */
 #ifndef CNET_POOL_H
 #define CNET_POOL_H
 
@@ -71,6 +73,9 @@ typedef struct pool_config {
      * stay queued for a worker that can run them (a device lost to this
      * process); asked again every POOL_IDLE_WAIT_MS. */
     int (*can_claim)(void *user, cnet_error *err);
+    /* The error a failed job keeps is shown to API clients: paths under
+     * these folders are written relative to them (NULL: none). */
+    const char *data_dir, *models_dir;
 } pool_config;
 
 typedef struct pool pool;

@@ -30,6 +30,7 @@ typedef struct runner_config {
     const char *models_dir;   /* base models and ControlNets by name */
     const char *jobs_dir;     /* trained ControlNets by job id */
     const char *datasets_dir; /* uploaded datasets: <id>/files */
+    const char *data_root;    /* NULL, or the folder dataset paths must stay under */
     const char *inputs_dir;   /* control images of generate jobs */
 } runner_config;
 

@@ -14,10 +14,12 @@
  * artefacts, and resume_from_checkpoint="latest" makes a re-run continue from the last checkpoint
  * there. A mark file records that the final weights are saved, so a re-run after a crash in the
  * push phase does not train again. Not here: the push itself (runner_push.c). */
+#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -95,6 +97,54 @@ static int path_join(char *out, size_t cap, const char *a, const char *b, cnet_e
     return 0;
 }
 
+/* A dataset given as a path under --data-root, checked again as the job
+ * opens it: the folder may have been swapped for a symlink since the
+ * request was accepted. Its real path must lie under the real data root,
+ * and it is opened from the root one component at a time with O_NOFOLLOW,
+ * so a symlink put in place after realpath is refused too. The trainer then
+ * reads through /proc/self/fd/<fd> (p->data), which stays on the opened
+ * folder whatever happens to the path later. Symlinks inside the dataset
+ * folder are the dataset's own. */
+static int open_rooted_dataset(runner_job *x, const char *data, runner_train_paths *p) {
+    cnet_error *err = x->err;
+    const char *id = x->job->id;
+    char root[PATH_MAX], real[PATH_MAX];
+    if (!x->cfg->data_root)
+        return cnet_fail(err, CNET_EINVAL,
+                         "job %s: dataset %s is a path, and this server has no "
+                         "--data-root",
+                         id, data);
+    if (!realpath(x->cfg->data_root, root))
+        return cnet_fail(err, CNET_EIO, "job %s: the data root: %s", id, strerror(errno));
+    if (!realpath(data, real))
+        return cnet_fail(err, CNET_ENOTFOUND, "job %s: dataset %s: %s", id, data, strerror(errno));
+    const size_t n = strlen(root);
+    if (strncmp(real, root, n) != 0 || real[n] != '/')
+        return cnet_fail(err, CNET_EINVAL,
+                         "job %s: dataset %s escapes the data root: it now resolves outside it "
+                         "(a symlink put in its place after the job was accepted)",
+                         id, data);
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return cnet_fail(err, CNET_EIO, "job %s: the data root: %s", id, strerror(errno));
+    char *save = NULL;
+    for (char *c = strtok_r(real + n + 1, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        const int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        const int e = errno;
+        close(fd);
+        if (next < 0 && (e == ELOOP || e == ENOTDIR))
+            return cnet_fail(err, CNET_EINVAL,
+                             "job %s: dataset %s escapes the data root: '%s' in its path became a "
+                             "symlink as the job opened it",
+                             id, data, c);
+        if (next < 0)
+            return cnet_fail(err, CNET_ENOTFOUND, "job %s: dataset %s: %s", id, data, strerror(e));
+        fd = next;
+    }
+    p->data_fd = fd;
+    snprintf(p->data, sizeof p->data, "/proc/self/fd/%d", fd);
+    return 0;
+}
+
 /* A spec member as a typed value; a list's strings go to items (NULL for a
  * member that is not a string, which train_options_set refuses). */
 static int spec_value(const char *key, const json_t *v, const char **items, train_value *out,
@@ -165,6 +215,7 @@ int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *
     const char *model = json_string_value(json_object_get(spec, "pretrained_model_name_or_path"));
     const char *cn = json_string_value(json_object_get(spec, "controlnet_model_name_or_path"));
     const char *data = json_string_value(json_object_get(spec, "dataset"));
+    p->data_fd = -1;
     if (!model || !data)
         return cnet_fail(err, CNET_EINVAL, "job %s: spec without a model or dataset", x->job->id);
     /* hf:// references are pulled here, in the job (never in the request
@@ -184,7 +235,7 @@ int runner_train_options(runner_job *x, const json_t *spec, runner_train_paths *
     if (!rc && hub_ref_is_dataset(data))
         rc = runner_pull_dataset(x, data, config, p->data, sizeof p->data);
     else if (!rc && data[0] == '/')
-        rc = path_join(p->data, sizeof p->data, data, ".", err);
+        rc = open_rooted_dataset(x, data, p);
     else if (!rc)
         rc = (size_t)snprintf(p->data, sizeof p->data, "%s/%s/files", cfg->datasets_dir, data) >=
                      sizeof p->data
@@ -307,6 +358,7 @@ int runner_train(runner_job *x) {
     if (!rc && hub)
         rc = runner_push(x, json_string_value(json_object_get(hub, "repo_id")),
                          json_is_true(json_object_get(hub, "private")));
+    if (paths && paths->data_fd >= 0) close(paths->data_fd);
     free(paths);
     json_decref(spec);
     return rc;

@@ -19,6 +19,8 @@
 typedef struct runner_train_paths {
     char model[PATH_MAX], controlnet[PATH_MAX], data[PATH_MAX];
     char model_id[HUB_REPO_ID_MAX]; /* the base's Hub id when it was pulled, else "" */
+    int data_fd; /* a dataset under --data-root: its folder, opened (data reads through it);
+                    else -1. The caller closes it. */
     char validation_image[TRAIN_MAX_VALIDATION][PATH_MAX];
 } runner_train_paths;
 

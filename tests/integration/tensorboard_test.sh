@@ -5,8 +5,9 @@
 # framing, Debian's protobuf over protoc's module of
 # tests/tools/tensorboard_events.proto). Checks the file's place and name,
 # the file_version record, the scalars of every step, the validation images
-# (PNG header against the summary's size), a resumed run's second file, and
-# --report_to's refusals.
+# (PNG header against the summary's size), a resumed run's second file whose
+# SessionLog START hides the first run's repeated steps (and metrics.jsonl
+# cut to the checkpoint's step), and --report_to's refusals.
 set -u
 BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
@@ -61,14 +62,26 @@ sys.exit(0 if not bad and len(m) == 3 else 1)"
 check validation_images test "$(awk '$1 == "image" { print $2, $3, $4, $5, $6, $7, $8 }' \
     "$tmp/a.txt" | tr '\n' ';')" = "2 red_circle 32 96 3 96 32;3 red_circle 32 96 3 96 32;"
 
-# A resumed run adds a second file with the steps it ran.
+# A resumed run (from checkpoint-2, step 3 runs again) adds a second file
+# with the steps it ran, opened by a SessionLog START at step 3: TensorBoard
+# drops the first run's step 3 (the reader's --shown applies its rule), and
+# metrics.jsonl holds each step once.
+check first_run_starts_at_1 test "$(awk '$1 == "start" { printf "%s ", $2 }' "$tmp/a.txt")" = "1 "
 $CNET train $common --output_dir "$tmp/a" --max_train_steps 4 --resume_from_checkpoint latest \
     >/dev/null 2>&1
 set -- "$tmp"/a/logs/train_controlnet/events.out.tfevents.*
 check resume_adds_a_file test $# -eq 2
 read_events "$@" >"$tmp/b.txt" 2>&1
-check resumed_steps test "$(awk '$1 == "scalar" && $3 == "loss" { printf "%s ", $2 }' \
+check resumed_steps_in_files test "$(awk '$1 == "scalar" && $3 == "loss" { printf "%s ", $2 }' \
     "$tmp/b.txt")" = "1 2 3 3 4 "
+check resume_starts_at_3 test "$(awk '$1 == "start" { printf "%s ", $2 }' "$tmp/b.txt")" = "1 3 "
+read_events --shown "$@" >"$tmp/shown.txt" 2>&1
+check resumed_steps_shown_once test "$(awk '$1 == "scalar" && $3 == "loss" { printf "%s ", $2 }' \
+    "$tmp/shown.txt")" = "1 2 3 4 "
+check resumed_images_shown_once test "$(awk '$1 == "image" { printf "%s ", $2 }' \
+    "$tmp/shown.txt")" = "2 "
+check resumed_metrics_once test "$(grep -o '"step": [0-9]*' "$tmp/a/logs/metrics.jsonl" |
+    awk '{ printf "%s ", $2 }')" = "1 2 3 4 "
 
 # --logging_dir and --tracker_project_name; --report_to all is tensorboard.
 $CNET train $common --output_dir "$tmp/c" --max_train_steps 1 --logging_dir tb \

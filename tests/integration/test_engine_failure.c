@@ -241,7 +241,7 @@ static void check_http_reports(worker *e, fixture *f) {
     EXPECT(r.status == 503 && strstr(r.body, "device_lost") && strstr(r.body, "restart"),
            "healthz %ld %s", r.status, r.body);
     http_resp_free(&r);
-    http_do(&ts, "GET", "/readyz", NULL, NULL, NULL, 0, 0, &r);
+    http_do(&ts, "GET", "/readyz", SERVER_TEST_TOKEN, NULL, NULL, 0, 0, &r);
     EXPECT(r.status == 503 && strstr(r.body, "the device is lost"), "readyz %ld %s", r.status,
            r.body);
     http_resp_free(&r);

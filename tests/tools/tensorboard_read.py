@@ -4,13 +4,18 @@ and the masks of tensorflow/core/lib/hash/crc32c.h, the Event protobufs
 through Debian's python3-protobuf and the module protoc made from
 tensorboard_events.proto, and each image summary's PNG header.
 
-usage: tensorboard_read.py PROTO_MODULE_DIR EVENT_FILE...
+usage: tensorboard_read.py PROTO_MODULE_DIR [--shown] EVENT_FILE...
 Prints one line per event:
     file NAME
     version STEP FILE_VERSION
+    start STEP                      (a SessionLog START)
     scalar STEP TAG VALUE
     image STEP TAG HEIGHT WIDTH COLORSPACE PNG_WIDTH PNG_HEIGHT
-and exits 1 with a message at the first bad length, CRC or message."""
+and exits 1 with a message at the first bad length, CRC or message.
+--shown prints what TensorBoard shows instead: a SessionLog START at step S
+drops the scalars and images with step >= S read before it, as
+tensorboard/backend/event_processing/event_accumulator.py's
+_CheckForRestartAndMaybePurge does for files of version brain.Event:2."""
 import struct
 import sys
 
@@ -59,25 +64,37 @@ def png_size(png):
     return struct.unpack(">II", png[16:24])
 
 
-for path in sys.argv[2:]:
-    print("file", path.rsplit("/", 1)[-1])
+shown = len(sys.argv) > 2 and sys.argv[2] == "--shown"
+lines = []  # (step or None, text): None for lines no purge drops
+for path in sys.argv[3 if shown else 2 :]:
+    lines.append((None, "file " + path.rsplit("/", 1)[-1]))
     for body in records(path):
         event = pb.Event()
         event.ParseFromString(body)
         what = event.WhichOneof("what")
         if what == "file_version":
-            print("version", event.step, event.file_version)
+            lines.append((None, f"version {event.step} {event.file_version}"))
+        elif what == "session_log":
+            if event.session_log.status != pb.SessionLog.START:
+                sys.exit(f"{path}: a session_log of status {event.session_log.status}")
+            if shown:
+                lines = [(s, t) for s, t in lines if s is None or s < event.step]
+            lines.append((None, f"start {event.step}"))
         elif what == "summary":
             for value in event.summary.value:
                 kind = value.WhichOneof("value")
                 if kind == "simple_value":
-                    print("scalar", event.step, value.tag, repr(value.simple_value))
+                    lines.append((event.step, f"scalar {event.step} {value.tag} "
+                                  + repr(value.simple_value)))
                 elif kind == "image":
                     img = value.image
                     w, h = png_size(img.encoded_image_string)
-                    print("image", event.step, value.tag.replace(" ", "_"), img.height,
-                          img.width, img.colorspace, w, h)
+                    tag = value.tag.replace(" ", "_")
+                    lines.append((event.step, f"image {event.step} {tag} {img.height} "
+                                  f"{img.width} {img.colorspace} {w} {h}"))
                 else:
                     sys.exit(f"{path}: a summary value of kind {kind}")
         else:
             sys.exit(f"{path}: an event of kind {what}")
+for _, text in lines:
+    print(text)

@@ -191,7 +191,7 @@ static void test_jobs_fencing(void) {
     EXPECT(jobs_checkpoint(s, id, old, 9, NULL) == JOBS_ESTALE, "stale checkpoint");
     EXPECT(jobs_finish(s, id, old, JOB_SUCCEEDED, NULL) == JOBS_ESTALE, "stale finish");
     int requeued;
-    EXPECT(jobs_fail(s, id, old, "x", "y", &requeued, NULL) == JOBS_ESTALE, "stale fail");
+    EXPECT(jobs_fail(s, id, old, "x", "y", 0, &requeued, NULL) == JOBS_ESTALE, "stale fail");
     EXPECT(jobs_release(s, id, old, NULL) == JOBS_ESTALE, "stale release");
     CHECK(jobs_finish(s, id, fresh, JOB_SUCCEEDED, NULL) == 0, "the holder completes");
     CHECK(jobs_finish(s, id, fresh, JOB_SUCCEEDED, NULL) == JOBS_ESTALE, "only once");
@@ -243,7 +243,7 @@ static void test_jobs_bounded_attempts(void) {
         job_clear(&j);
         char detail[32];
         snprintf(detail, sizeof detail, "boom %d", attempt);
-        CHECK(jobs_fail(s, a, token, "engine_error", detail, &requeued, NULL) == 0, "fail");
+        CHECK(jobs_fail(s, a, token, "engine_error", detail, 0, &requeued, NULL) == 0, "fail");
         CHECK(requeued == (attempt < 2), "requeued %d at attempt %d", requeued, attempt);
     }
     j = get(s, a);

@@ -3,7 +3,9 @@
  * progress every step and stops when asked. Checked: a job runs to
  * completion; a job whose worker died resumes from its last checkpoint and the
  * dead worker's token completes nothing; cancel of a running job stops it at
- * a step boundary; failing attempts are bounded; pool_stop releases the
+ * a step boundary; failing attempts are bounded, and a deterministic
+ * failure (CNET_EINVAL) is not retried, its message relative to the data dir;
+ * pool_stop releases the
  * running job back to the queue; the heartbeat keeps a lease shorter than the
  * job alive. */
 #include <jansson.h>
@@ -28,7 +30,9 @@ typedef struct counter {
 static counter ctr = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static char dir[512];
 
-/* Spec: {"steps": N, "step_ms": M, "fail": "always"?}. */
+/* Spec: {"steps": N, "step_ms": M, "fail": true?, "invalid": true?}: fail is
+ * a device failure on every attempt, invalid a deterministic one (an option
+ * the runner refuses) whose message names a file in the job's dir. */
 static int step_runner(void *user, const pool_job *pool_entry, pool_ctl *ctl, cnet_error *err) {
     counter *c = user;
     json_t *spec = json_loads(pool_entry->spec_json, 0, NULL);
@@ -36,12 +40,16 @@ static int step_runner(void *user, const pool_job *pool_entry, pool_ctl *ctl, cn
     int64_t steps = json_integer_value(json_object_get(spec, "steps"));
     int step_ms = (int)json_integer_value(json_object_get(spec, "step_ms"));
     int fail = json_object_get(spec, "fail") != NULL;
+    int invalid = json_object_get(spec, "invalid") != NULL;
     json_decref(spec);
     int64_t start = pool_entry->resume_step >= 0 ? pool_entry->resume_step + 1 : 1;
     pthread_mutex_lock(&c->mu);
     c->runs++;
     c->first_step = start;
     pthread_mutex_unlock(&c->mu);
+    if (invalid)
+        return cnet_fail(err, CNET_EINVAL, "%s/logs/options.json: option 'x' is not known",
+                         pool_entry->dir);
     if (fail)
         return cnet_fail(err, CNET_EBACKEND, "simulated engine failure on attempt %d",
                          pool_entry->attempt);
@@ -241,6 +249,32 @@ static void test_pool_bounded_attempts(void) {
     jobs_close(s);
 }
 
+/* A deterministic failure fails the job at its first attempt, and the
+ * message it keeps names the job's file relative to the data dir. */
+static void test_pool_permanent_failure_not_retried(void) {
+    jobs_store *s = open_store("permanent");
+    CHECK(s, "open");
+    reset_counter();
+    char id[JOBS_ID_MAX];
+    CHECK(enqueue(s, id, "{\"steps\": 1, \"invalid\": true}", 3) == 0, "enqueue");
+    pool *p;
+    const pool_config cfg = {.data_dir = dir};
+    CHECK(pool_start(&p, s, step_runner, &ctr, &cfg, NULL) == 0, "start");
+    const int failed = wait_state(s, id, JOB_FAILED, 5000);
+    pool_stop(p);
+    CHECK(failed, "the job did not fail");
+    job j;
+    CHECK(jobs_get(s, id, &j, NULL) == 0, "get");
+    char want[200];
+    snprintf(want, sizeof want, "permanent-jobs/%s/logs/options.json: option", id);
+    EXPECT(j.attempt == 1 && ctr.runs == 1 && !strcmp(j.error_code, "invalid_spec"),
+           "attempt %d, runs %d, code %s", j.attempt, ctr.runs, j.error_code);
+    EXPECT(j.error_detail && !strstr(j.error_detail, dir) && strstr(j.error_detail, want),
+           "detail %s (data dir %s)", j.error_detail, dir);
+    job_clear(&j);
+    jobs_close(s);
+}
+
 static void test_pool_stop_releases_the_job(void) {
     jobs_store *s = open_store("stop");
     CHECK(s, "open");
@@ -297,6 +331,7 @@ int main(int argc, char **argv) {
     RUN(test_pool_resumes_after_a_dead_worker);
     RUN(test_pool_cancel_at_step_boundary);
     RUN(test_pool_bounded_attempts);
+    RUN(test_pool_permanent_failure_not_retried);
     RUN(test_pool_stop_releases_the_job);
     RUN(test_pool_heartbeat_keeps_the_lease);
     tmpdir_remove(dir);

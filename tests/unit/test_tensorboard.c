@@ -109,6 +109,18 @@ static void test_scalar_event(void) {
     tensorboard_buf_free(&b);
 }
 
+/* Event {wall_time 1.0, step 3, session_log {status START (1)}}: event.proto's
+ * field 6, SessionLog's status field 1. */
+static void test_session_start_event(void) {
+    tensorboard_buf b = {0};
+    tensorboard_event_session_start(&b, 1.0, 3);
+    EXPECT(bytes_are(&b, "09000000000000f03f"
+                         "1003"
+                         "32020801"),
+           "session_log START event");
+    tensorboard_buf_free(&b);
+}
+
 /* Event {step 3, summary {value {tag "v", image {2, 5, 3, "PNG"}}}}. */
 static void test_image_event(void) {
     tensorboard_buf b = {0};
@@ -237,6 +249,7 @@ int main(int argc, char **argv) {
     RUN(test_fields);
     RUN(test_scalar_event);
     RUN(test_image_event);
+    RUN(test_session_start_event);
     RUN(test_record_framing);
     RUN(test_writer_file);
     RUN(test_writer_refused_write);
