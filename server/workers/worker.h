@@ -5,7 +5,9 @@
  * engine subsystem; its modules:
  *   worker.c         the device thread, its queue, the caches
  *   worker_gen.c     one generate request: its models from the caches, then
- *                    engine/pipeline/generate.h (the CLI's executor too)
+ *                    engine/pipeline/generate.h (the CLI's executor too),
+ *                    watched at each step (client gone, deadline, stopping)
+ *   gen_cost.c       what a generate request costs, in units admitted here
  *   runner.c         the pool runner: train and generate jobs (server/workers/pool.h)
  *   runner_train.c   a train job's spec → train_options and trainer hooks
  *
