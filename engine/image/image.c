@@ -34,6 +34,59 @@ image_format image_sniff(const void *buf, size_t len) {
     return IMAGE_FORMAT_UNKNOWN;
 }
 
+static uint32_t be16(const uint8_t *b) { return (uint32_t)b[0] << 8 | b[1]; }
+static uint32_t be32(const uint8_t *b) { return be16(b) << 16 | be16(b + 2); }
+
+/* The first SOFn segment's size (ITU T.81 B.1.1: markers, each but the
+ * standalone ones followed by a 16-bit length that counts itself); 0 when
+ * there is none before the scan data. */
+static int jpeg_frame_size(const uint8_t *b, size_t len, uint32_t *w, uint32_t *h) {
+    size_t i = 2; /* after SOI */
+    while (i + 2 <= len) {
+        if (b[i] != 0xff) return 0;
+        const uint8_t m = b[i + 1];
+        if (m == 0xff) { /* a fill byte before a marker */
+            i++;
+            continue;
+        }
+        i += 2;
+        if (m == 0x01 || (m >= 0xd0 && m <= 0xd7)) continue; /* TEM, RSTn: no length */
+        if (m == 0xd9 || m == 0xda || i + 2 > len) return 0; /* EOI, SOS: no frame header */
+        const uint32_t seg = be16(b + i);
+        const int sof = m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc;
+        if (sof && seg >= 7 && i + 7 <= len) {
+            *h = be16(b + i + 3), *w = be16(b + i + 5);
+            return 1;
+        }
+        if (sof || seg < 2) return 0;
+        i += seg;
+    }
+    return 0;
+}
+
+int image_probe(const void *buf, size_t len, const char *name, int *width, int *height,
+                cnet_error *err) {
+    const uint8_t *b = buf;
+    uint32_t w = 0, h = 0;
+    int found = 0;
+    switch (image_sniff(buf, len)) {
+    case IMAGE_FORMAT_PNG: /* the IHDR is the first chunk: signature 8, length 4, type 4 */
+        if ((found = len >= 24 && memcmp(b + 12, "IHDR", 4) == 0))
+            w = be32(b + 16), h = be32(b + 20);
+        break;
+    case IMAGE_FORMAT_JPEG:
+        found = jpeg_frame_size(b, len, &w, &h);
+        break;
+    default:
+        return cnet_fail(err, CNET_EFORMAT, "%s: not a PNG or JPEG image (%zu bytes)", name, len);
+    }
+    if (!found || !w || !h || w > INT32_MAX || h > INT32_MAX)
+        return cnet_fail(err, CNET_EFORMAT, "%s: no usable image size in its %s header", name,
+                         image_format_name(image_sniff(buf, len)));
+    *width = (int)w, *height = (int)h;
+    return 0;
+}
+
 image_format image_format_from_path(const char *path) {
     const char *dot = strrchr(path, '.');
     if (!dot || strchr(dot, '/')) return IMAGE_FORMAT_UNKNOWN;

@@ -58,6 +58,12 @@ typedef enum image_format {
 const char *image_format_name(image_format fmt);
 /* The format from the first bytes (signature), IMAGE_FORMAT_UNKNOWN if none. */
 image_format image_sniff(const void *buf, size_t len);
+/* The size an image's header declares (PNG: the IHDR; JPEG: the first
+ * SOFn frame header), read without decoding anything, so a caller can
+ * refuse or account for an image before its pixels exist. CNET_EFORMAT
+ * when the bytes are not PNG/JPEG or hold no readable size. */
+int image_probe(const void *buf, size_t len, const char *name, int *width, int *height,
+                cnet_error *err);
 /* The format a path's extension asks for (.png, .jpg/.jpeg, any case). */
 image_format image_format_from_path(const char *path);
 

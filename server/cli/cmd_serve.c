@@ -6,7 +6,8 @@
  * the HTTP server and then waits for SIGTERM/SIGINT, rescuing expired leases
  * every tick like redis' serverCron.
  *
- * Shutdown (SIGTERM/SIGINT): waiting generate requests are refused (503),
+ * Shutdown (SIGTERM/SIGINT): waiting generate requests are refused (503)
+ * and the running one stops at its next step,
  * each pool asks its running job to stop at the next step boundary — a
  * training job writes a checkpoint and goes back to the queue without using
  * up an attempt — then HTTP stops and the engines close. `--device none`
@@ -60,10 +61,15 @@ static void usage(void) {
            "  --dataset-max-entries N   archive entries cap (default %lld)\n"
            "  --dataset-max-bytes BYTES unpacked size cap (default %lld)\n"
            "  --dataset-max-ratio N     compression ratio cap (default %lld)\n"
-           "  --sse-heartbeat S         seconds between SSE heartbeats (default %d)\n",
+           "  --sse-heartbeat S         seconds between SSE heartbeats (default %d)\n"
+           "  --generate-timeout S      seconds a synchronous generate may run before it stops\n"
+           "                            at its next step and answers 504 (default %d)\n"
+           "  --generate-memory BYTES   memory generate requests may hold at once; more get\n"
+           "                            503 + Retry-After (default %lld)\n",
            HTTP_DEFAULT_PORT, HTTP_QUEUE_CAP, HTTP_UPLOAD_MAX, HTTP_DISK_FLOOR,
            (long long)UPLOAD_DEFAULT_LIMITS.max_entries, (long long)UPLOAD_DEFAULT_LIMITS.max_bytes,
-           (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S);
+           (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S,
+           HTTP_GENERATE_TIMEOUT_S, HTTP_GENERATE_MEMORY);
 }
 
 static int parse_opts(int argc, char **argv, serve_opts *o) {
@@ -75,7 +81,9 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
                        .upload_max = HTTP_UPLOAD_MAX,
                        .disk_floor = HTTP_DISK_FLOOR,
                        .dataset = UPLOAD_DEFAULT_LIMITS,
-                       .sse_heartbeat_s = HTTP_SSE_HEARTBEAT_S};
+                       .sse_heartbeat_s = HTTP_SSE_HEARTBEAT_S,
+                       .generate_timeout_s = HTTP_GENERATE_TIMEOUT_S,
+                       .generate_memory = HTTP_GENERATE_MEMORY};
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -128,6 +136,10 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
             rc = cli_long(a, v, 1, INT64_MAX, &x, &err), h->dataset.max_ratio = x;
         else if (cli_flag(a, "sse-heartbeat", NULL))
             rc = cli_long(a, v, 1, 3600, &x, &err), h->sse_heartbeat_s = (int)x;
+        else if (cli_flag(a, "generate-timeout", NULL))
+            rc = cli_double(a, v, 0.001, 86400, &h->generate_timeout_s, &err);
+        else if (cli_flag(a, "generate-memory", NULL))
+            rc = cli_long(a, v, 1, INT64_MAX, &x, &err), h->generate_memory = x;
         else
             rc = cnet_fail(&err, CNET_EINVAL, "unknown option %s", a);
         if (rc) {

@@ -33,6 +33,10 @@
 #define HTTP_UPLOAD_MAX (2LL << 30)        /* bytes of a dataset archive; more → 413 */
 #define HTTP_DISK_FLOOR (1LL << 30) /* free bytes in the data dir below which uploads → 507 */
 #define HTTP_SSE_HEARTBEAT_S 15     /* comment line on an idle event stream */
+#define HTTP_GENERATE_TIMEOUT_S 300 /* seconds a synchronous generate may run; then 504 */
+/* Bytes synchronous and async generate requests may hold in the server at
+ * once (their bodies and decoded control images); more → 503. */
+#define HTTP_GENERATE_MEMORY (512LL << 20)
 
 typedef struct http_config {
     const char *listen;     /* IPv4 address to bind */
@@ -46,7 +50,9 @@ typedef struct http_config {
     int64_t disk_floor;
     upload_limits dataset;
     int sse_heartbeat_s;
-    worker *const *engines; /* the devices synchronous generates run on (borrowed); none: 503 */
+    double generate_timeout_s; /* a synchronous generate's deadline (--generate-timeout) */
+    int64_t generate_memory;   /* --generate-memory: see HTTP_GENERATE_MEMORY */
+    worker *const *engines;    /* the devices synchronous generates run on (borrowed); none: 503 */
     int n_engines;
 } http_config;
 

@@ -2,14 +2,24 @@
  *
  * The body is JSON (the control image base64 in "image") or
  * multipart/form-data (a file part "image" and one part per option), at
- * most API_GENERATE_BODY_MAX bytes. After validation (api_generate_spec,
- * 400 naming the field) and decoding the image (400 on a bad one), a request
- * without a seed gets a random one, so what it made can be made again.
+ * most API_GENERATE_BODY_MAX bytes. The body is freed once parsed, and the
+ * control image is checked by the size its header declares (image_probe:
+ * over the pixel limit, or over the size caps when it sets the output size,
+ * is refused before any decoding); a request holds its body's and its
+ * decoded image's bytes against the server's --generate-memory budget
+ * until it ends (over it: 503 + Retry-After). After validation
+ * (api_generate_spec, 400 naming the field) a request without a seed gets a
+ * random one, so what it made can be made again.
  *   "async": true → the control image is stored content-addressed under
  *     DATA/inputs/ and a `generate` job is committed (202 + Location); its
  *     artefacts are image_<i>.png.
- *   otherwise → the request runs on the least loaded engine (between the
- *     steps of a training job if one runs there) — an hf:// model only
+ *   otherwise → the request's cost (server/workers/gen_cost.h) over its
+ *     budget is a 413 naming the parameters; else it is admitted by its
+ *     cost on the least loaded engine (not within a short wait: 503 +
+ *     Retry-After), its control image decoded only then, and it runs there
+ *     (between the steps of a training job if one runs there), stopping at
+ *     the next step when its client disconnects, at --generate-timeout
+ *     (504) or at shutdown (503) — an hf:// model only
  *     from the Hub cache (not cached: 409, never a download inside the
  *     request) — and the answer is one
  *     image/png with the A1111-style "parameters" text chunk, or with
@@ -20,6 +30,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,16 +39,51 @@
 
 #include "api/api.h"
 #include "engine/core/atomic_file.h"
+#include "server/workers/gen_cost.h"
 #include "server/workers/gen_spec.h"
 #include "server/http/http_internal.h"
 
+/* Pixels of a control image, as its header declares them; more → 413
+ * before any decoding (the decoders' own default limit). */
+#define GEN_IMAGE_PIXELS_MAX IMAGE_MAX_PIXELS_DEFAULT
+/* The Retry-After of a generate refused because the server is busy (503). */
+#define GEN_RETRY_AFTER_S 5
+
 typedef struct gen_call {
+    http_server *s;
     json_t *req, *spec;
     unsigned char *image; /* the encoded control image */
     size_t image_len;
-    image_rgb8 control;
+    int image_w, image_h; /* as the image's header declares */
+    image_rgb8 control;   /* decoded when the request is admitted */
+    int64_t held;         /* bytes held against cfg.generate_memory */
+    int fd;               /* the client's socket, watched while the request runs */
+    int decode_rc;        /* of the late decode (on_admitted) */
     generate_result out;
 } gen_call;
+
+int64_t http_generate_held(http_server *s) {
+    pthread_mutex_lock(&s->mu);
+    const int64_t n = s->generate_held;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Holds n more bytes for g against the server's budget; 503 when over. */
+static int hold(gen_call *g, int64_t n, const char *what, api_error *e) {
+    http_server *s = g->s;
+    pthread_mutex_lock(&s->mu);
+    const int64_t held = s->generate_held;
+    const int over = held + n > s->cfg.generate_memory;
+    if (!over) s->generate_held += n, g->held += n;
+    pthread_mutex_unlock(&s->mu);
+    if (over)
+        return api_fail(e, 503, "busy", NULL,
+                        "generate requests hold %lld bytes in this server and %s needs %lld "
+                        "more; the limit is %lld (--generate-memory): retry later",
+                        (long long)held, what, (long long)n, (long long)s->cfg.generate_memory);
+    return 0;
+}
 
 static void gen_call_free(gen_call *g) {
     json_decref(g->req);
@@ -45,6 +91,9 @@ static void gen_call_free(gen_call *g) {
     free(g->image);
     image_free(&g->control);
     generate_result_free(&g->out);
+    pthread_mutex_lock(&g->s->mu);
+    g->s->generate_held -= g->held;
+    pthread_mutex_unlock(&g->s->mu);
 }
 
 static int is_multipart(struct MHD_Connection *c) {
@@ -57,10 +106,42 @@ static int wants_json(struct MHD_Connection *c) {
     return accept && strstr(accept, "application/json") != NULL;
 }
 
-/* Parses, validates and decodes the request into g; 0 or an api error. */
+/* The control image's size from its header, checked before any decoding:
+ * the pixel limit, and the size caps when it sets the output size. */
+static int check_image(gen_call *g, api_error *e) {
+    cnet_error err = {0};
+    if (image_probe(g->image, g->image_len, "image", &g->image_w, &g->image_h, &err))
+        return api_fail(e, 400, "invalid_image", "image", "%s", err.msg);
+    if ((int64_t)g->image_w * g->image_h > GEN_IMAGE_PIXELS_MAX)
+        return api_fail(e, 413, "image_too_large", "image",
+                        "the control image is %dx%d = %lld pixels by its header, over the limit "
+                        "of %lld pixels",
+                        g->image_w, g->image_h, (long long)g->image_w * g->image_h,
+                        (long long)GEN_IMAGE_PIXELS_MAX);
+    /* the output size defaults to the control image's: the table's caps on
+     * width and height hold for it too (a 400 now, not a failed run) */
+    const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
+    int w_max, h_max;
+    api_generate_size_caps(&w_max, &h_max);
+    if ((!w && g->image_w > w_max) || (!h && g->image_h > h_max))
+        return api_fail(e, 400, "out_of_range", !w && g->image_w > w_max ? "width" : "height",
+                        "the control image is %dx%d; give width and height (at most %dx%d) to "
+                        "generate at another size",
+                        g->image_w, g->image_h, w_max, h_max);
+    return hold(g, (int64_t)g->image_w * g->image_h * 3, "its decoded control image", e);
+}
+
+/* Decodes the control image (its size checked already). */
+static int decode_image(gen_call *g, cnet_error *err) {
+    return image_decode(&g->control, g->image, g->image_len, "image", GEN_IMAGE_PIXELS_MAX, err);
+}
+
+/* Parses and validates the request into g, freeing the body once parsed; 0
+ * or an api error. The image is not decoded here. */
 static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, gen_call *g,
                         api_error *e) {
-    int rc;
+    int rc = hold(g, r->received, "this request's body", e);
+    if (rc) return rc;
     if (is_multipart(c)) {
         rc = http_form_parse(c, r->body, (size_t)r->received, &g->req, &g->image, &g->image_len, e);
     } else {
@@ -70,25 +151,16 @@ static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, g
             rc = api_base64_decode(json_string_value(img), json_string_length(img), "image",
                                    &g->image, &g->image_len, e);
     }
+    free(r->body); /* parsed: the request holds no second copy while it waits */
+    r->body = NULL;
     if (rc) return rc;
     api_roots roots = {.models_dir = s->cfg.models_dir, .jobs_dir = s->jobs_dir};
     if ((rc = api_generate_spec(g->req, &roots, &g->spec, e))) return rc;
+    json_object_del(g->req, "image"); /* its bytes are in g->image */
     if (!g->image)
         return api_fail(e, 400, "missing_field", "image",
                         "image is required (base64 PNG or JPEG, or a multipart file part)");
-    cnet_error err = {0};
-    if (image_decode(&g->control, g->image, g->image_len, "image", 0, &err))
-        return api_fail(e, 400, "invalid_image", "image", "%s", err.msg);
-    /* the output size defaults to the control image's: the table's caps on
-     * width and height hold for it too (a 400 now, not a failed run) */
-    const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
-    int w_max, h_max;
-    api_generate_size_caps(&w_max, &h_max);
-    if ((!w && g->control.width > w_max) || (!h && g->control.height > h_max))
-        return api_fail(e, 400, "out_of_range", !w && g->control.width > w_max ? "width" : "height",
-                        "the control image is %dx%d; give width and height (at most %dx%d) to "
-                        "generate at another size",
-                        g->control.width, g->control.height, w_max, h_max);
+    if ((rc = check_image(g, e))) return rc;
     if (!json_object_get(g->spec, "seed")) {
         uint32_t seed = 0;
         if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
@@ -125,6 +197,10 @@ static enum MHD_Result run_async(http_server *s, struct MHD_Connection *c, http_
                                  gen_call *g) {
     cnet_error err = {0};
     char hash[65];
+    /* a job must not fail later on an image it cannot decode */
+    if (decode_image(g, &err))
+        return http_reply_error(s, c, r, 400, "invalid_image", "image", "%s", err.msg);
+    image_free(&g->control);
     if (store_input(s, g, &err)) return http_reply_status_error(s, c, r, CNET_EIO, &err);
     /* The key check hashes the request with the image's digest in place of its bytes. */
     json_t *keyed = json_deep_copy(g->req);
@@ -155,9 +231,36 @@ static worker *pick_engine(http_server *s) {
     return best;
 }
 
+/* A 503 with Retry-After: the server is busy, the same request may succeed later. */
+static enum MHD_Result reply_busy(http_server *s, struct MHD_Connection *c, http_req *r,
+                                  const api_error *e) {
+    json_t *body = api_error_json(e);
+    char *t = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    struct MHD_Response *resp =
+        t ? MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!resp) {
+        free(t);
+        return MHD_NO;
+    }
+    char after[16];
+    snprintf(after, sizeof after, "%d", GEN_RETRY_AFTER_S);
+    MHD_add_response_header(resp, "Retry-After", after);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    return http_reply_response(s, c, r, e->status, resp);
+}
+
 static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, http_req *r, int rc,
                                     const cnet_error *err) {
+    api_error e;
     switch (rc) {
+    case WORKER_EBUSY:
+        api_fail(&e, 503, "busy", NULL, "%s", err->msg);
+        return reply_busy(s, c, r, &e);
+    case WORKER_ETIMEDOUT:
+        return http_reply_error(s, c, r, 504, "timeout", NULL, "%s", err->msg);
+    case WORKER_ECANCELLED: /* nobody reads it: the client left */
+        return http_reply_error(s, c, r, 503, "cancelled", NULL, "%s", err->msg);
     case CNET_EINVAL:
     case CNET_EFORMAT:
         return http_reply_error(s, c, r, 400, "invalid_request", NULL, "%s", err->msg);
@@ -236,28 +339,63 @@ static enum MHD_Result not_cached(http_server *s, struct MHD_Connection *c, http
                             model);
 }
 
+/* worker_gen_ctl's watch: the client closed its end of the connection. */
+static int client_gone(void *user) {
+    const gen_call *g = user;
+    struct pollfd p = {.fd = g->fd, .events = POLLRDHUP};
+    return g->fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* worker_gen_ctl's admission hook: the control image is decoded only now. */
+static int on_admitted(void *user, cnet_error *err) {
+    gen_call *g = user;
+    return g->decode_rc = decode_image(g, err);
+}
+
+static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_req *r,
+                                gen_call *g) {
+    gen_spec gs;
+    gen_cost cost;
+    cnet_error err = {0};
+    int rc = gen_spec_resolve(&gs, g->spec, s->cfg.models_dir, s->jobs_dir, &err);
+    if (rc && gs.not_cached) return not_cached(s, c, r, g);
+    if (!rc) rc = gen_cost_estimate(&cost, &gs.req, g->image_w, g->image_h, &err);
+    if (rc) return engine_error(s, c, r, rc, &err);
+    if (gen_cost_check(&cost, &gs.req, &err))
+        return http_reply_error(s, c, r, 413, "over_budget", NULL, "%s", err.msg);
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    g->fd = info ? info->connect_fd : -1;
+    const worker_gen_ctl ctl = {.units = cost.units,
+                                .timeout_s = s->cfg.generate_timeout_s,
+                                .gone = client_gone,
+                                .admitted = on_admitted,
+                                .user = g};
+    gs.req.controls[0].image = &g->control;
+    rc = worker_generate(pick_engine(s), &gs.req, &ctl, &g->out, &err);
+    if (g->decode_rc && g->decode_rc != CNET_ENOMEM)
+        return http_reply_error(s, c, r, 400, "invalid_image", "image", "%s", err.msg);
+    return rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, g, &gs);
+}
+
 enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req *r) {
-    gen_call g = {0};
+    gen_call g = {.s = s, .fd = -1};
     api_error e;
     enum MHD_Result ret;
-    if (read_request(s, c, r, &g, &e)) {
-        ret = http_reply_api_error(s, c, r, &e);
-    } else if (json_is_true(json_object_get(g.req, "async"))) {
+    pthread_mutex_lock(&s->mu); /* until its answer is sent (http_stop waits for it) */
+    s->generating++;
+    r->generating = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (read_request(s, c, r, &g, &e))
+        ret = strcmp(e.code, "busy") == 0 ? reply_busy(s, c, r, &e)
+                                          : http_reply_api_error(s, c, r, &e);
+    else if (json_is_true(json_object_get(g.req, "async")))
         ret = run_async(s, c, r, &g);
-    } else if (!s->cfg.n_engines) {
+    else if (!s->cfg.n_engines)
         ret = http_reply_error(s, c, r, 503, "unavailable", NULL,
                                "this server runs no engine: use \"async\": true");
-    } else {
-        gen_spec gs;
-        cnet_error err = {0};
-        int rc = gen_spec_resolve(&gs, g.spec, s->cfg.models_dir, s->jobs_dir, &err);
-        gs.req.controls[0].image = &g.control;
-        if (!rc) rc = worker_generate(pick_engine(s), &gs.req, &g.out, &err);
-        if (rc && gs.not_cached)
-            ret = not_cached(s, c, r, &g);
-        else
-            ret = rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, &g, &gs);
-    }
+    else
+        ret = run_sync(s, c, r, &g);
     gen_call_free(&g);
     return ret;
 }

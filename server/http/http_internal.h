@@ -16,6 +16,9 @@
                  dropped) before the 413; beyond that it is answered before reading. A chunked     \
                  body (no length) is dropped to its end, so its client sees the 413 too */
 #define HTTP_STATUS_SLOTS 16 /* distinct statuses counted per route */
+/* Seconds http_stop waits for generate requests to be answered (the
+ * engines stop them at their next step) before it closes connections. */
+#define HTTP_STOP_ANSWER_S 30
 
 typedef struct http_req http_req;
 typedef enum MHD_Result (*http_handler)(http_server *s, struct MHD_Connection *c, http_req *r);
@@ -44,6 +47,9 @@ struct http_server {
     char jobs_dir[4096], datasets_dir[4096], tmp_dir[4096], inputs_dir[4096];
     pthread_mutex_t mu;                         /* guards counts */
     status_count counts[32][HTTP_STATUS_SLOTS]; /* [route index][slot]; last row: unmatched */
+    int64_t generate_held;   /* under mu: bytes held by generate requests (http_generate.c) */
+    int generating;          /* under mu: generate requests not yet answered (http_stop waits) */
+    pthread_cond_t answered; /* generating went down */
     volatile int stopping;
 };
 
@@ -61,7 +67,8 @@ struct http_req {
     int fd;                  /* BODY_FILE: the temp file, -1 when none */
     int write_errno;         /* BODY_FILE: a write failed (the rest is dropped): 507 or 503 */
     char tmp_path[4200];
-    int status; /* the status queued, for the log */
+    int status;     /* the status queued, for the log */
+    int generating; /* counted in http_server.generating until its answer is sent */
 };
 
 extern const http_route http_routes[];
@@ -114,6 +121,9 @@ enum MHD_Result http_jobs_enqueue(http_server *s, struct MHD_Connection *c, http
  * member (api_generate_form_value). 400 naming the part when malformed. */
 int http_form_parse(struct MHD_Connection *c, const char *body, size_t len, json_t **req,
                     unsigned char **image, size_t *image_len, api_error *e);
+
+/* Bytes generate requests hold now (against cfg.generate_memory). */
+int64_t http_generate_held(http_server *s);
 
 /* Free bytes on the data dir's filesystem, or -1. */
 int64_t http_disk_free(http_server *s);

@@ -97,7 +97,23 @@ enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_
         total.generates += es.generates, total.generate_failures += es.generate_failures;
         total.queued += es.queued, total.bases += es.bases, total.controlnets += es.controlnets;
         total.device_recoveries += es.device_recoveries, total.failed += es.failed;
+        total.generate_steps += es.generate_steps, total.generates_busy += es.generates_busy;
+        total.generates_cancelled += es.generates_cancelled;
+        total.generates_timed_out += es.generates_timed_out;
     }
+    fprintf(f,
+            "# HELP cnet_generate_steps_total Denoising steps run by synchronous generates.\n"
+            "# TYPE cnet_generate_steps_total counter\ncnet_generate_steps_total %llu\n"
+            "# HELP cnet_generate_stopped_total Synchronous generates stopped early or refused, "
+            "by reason.\n# TYPE cnet_generate_stopped_total counter\n"
+            "cnet_generate_stopped_total{reason=\"client_gone\"} %llu\n"
+            "cnet_generate_stopped_total{reason=\"deadline\"} %llu\n"
+            "cnet_generate_stopped_total{reason=\"busy\"} %llu\n"
+            "# HELP cnet_generate_held_bytes Memory held by generate requests in the server.\n"
+            "# TYPE cnet_generate_held_bytes gauge\ncnet_generate_held_bytes %lld\n",
+            (unsigned long long)total.generate_steps, (unsigned long long)total.generates_cancelled,
+            (unsigned long long)total.generates_timed_out, (unsigned long long)total.generates_busy,
+            (long long)http_generate_held(s));
     fprintf(f,
             "# HELP cnet_base_model_loads_total Base models loaded into the engine pool.\n"
             "# TYPE cnet_base_model_loads_total counter\ncnet_base_model_loads_total %llu\n"

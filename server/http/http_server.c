@@ -250,13 +250,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)c;
+    (void)c;
+    http_server *s = cls;
     http_req *r = *con_cls;
     if (!r) return;
     fprintf(stderr, "http: %s %s %d %.1f ms%s\n", r->id, r->route ? r->route->name : "-", r->status,
             (double)(now_us() - r->start_us) / 1000.0,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (terminated)");
     drop_body(r);
+    if (r->generating) {
+        pthread_mutex_lock(&s->mu);
+        s->generating--;
+        pthread_cond_broadcast(&s->answered);
+        pthread_mutex_unlock(&s->mu);
+    }
     free(r);
     *con_cls = NULL;
 }
@@ -276,6 +283,11 @@ int http_start(http_server **out, const http_config *cfg, jobs_store *store, cne
     if (!s) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     s->cfg = *cfg, s->store = store;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->answered, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     snprintf(s->jobs_dir, sizeof s->jobs_dir, "%s/jobs", cfg->data_dir);
     snprintf(s->datasets_dir, sizeof s->datasets_dir, "%s/datasets", cfg->data_dir);
     snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s/tmp", cfg->data_dir);
@@ -314,7 +326,17 @@ void http_stop(http_server *s) {
     if (!s) return;
     s->stopping = 1;
     MHD_quiesce_daemon(s->daemon);
+    /* stopping closes every connection: first let the generate requests,
+     * which the stopping engines end at their next step, send their answer */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += HTTP_STOP_ANSWER_S;
+    pthread_mutex_lock(&s->mu);
+    while (s->generating && pthread_cond_timedwait(&s->answered, &s->mu, &until) == 0) {
+    }
+    pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->daemon);
+    pthread_cond_destroy(&s->answered);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -59,7 +59,7 @@ static int run_generate(runner_job *x) {
     if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, x->err);
     if (!rc) {
         gs.req.controls[0].image = &control;
-        rc = worker_generate(x->e, &gs.req, &out, x->err);
+        rc = worker_generate(x->e, &gs.req, NULL, &out, x->err);
     }
     if (!rc) rc = write_images(x, &gs, &out);
     if (!rc) {

@@ -2,7 +2,12 @@
  *
  * The thread takes waiting generate requests first, then the submitted job,
  * then sleeps; a job calls worker_serve_pending at each step boundary, so a
- * request waits at most one training step. Base pipelines and ControlNets
+ * request waits at most one training step. A synchronous request is first
+ * admitted by its cost against the units in flight on the device, then
+ * queued; its caller waits with a timed wait, looking at its client and
+ * deadline every WORKER_WATCH_S: a request that must stop is taken off the
+ * queue if it is still there, else told to stop at the run's next step
+ * (worker_gen.c). Base pipelines and ControlNets
  * are cached by real path, pinned while in use and evicted least recently
  * used when a slot is needed; a cache miss is counted (base_loads,
  * controlnet_loads) so /metrics shows that a second job on the same base
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/workers/worker_internal.h"
 
@@ -30,7 +36,11 @@ int worker_open(worker **out, const char *device, cnet_error *err) {
     if (note[0]) fprintf(stderr, "engine: %s\n", note);
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->work, NULL);
-    pthread_cond_init(&e->done, NULL);
+    pthread_condattr_t monotonic; /* callers wait on done with CLOCK_MONOTONIC deadlines */
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->done, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     if (pthread_create(&e->thread, NULL, device_main, e) != 0) {
         cnet_backend_free(&e->be);
         free(e);
@@ -98,9 +108,31 @@ static void check_device(worker *e) {
         fprintf(stderr, "engine: %s is unusable: %s\n", e->be.name, err.msg);
 }
 
+/* Under mu: takes r off the queue; 0 when it is not there (taken by the
+ * device thread already). */
+static int unlink_req(worker *e, worker_req *r) {
+    for (worker_req **p = &e->head, *prev = NULL; *p; prev = *p, p = &(*p)->next) {
+        if (*p != r) continue;
+        *p = r->next;
+        if (e->tail == r) e->tail = prev;
+        e->queued--;
+        return 1;
+    }
+    return 0;
+}
+
+/* Under mu: counts a request that ended with rc. */
+static void count_end(worker *e, int rc) {
+    e->stats.generates++;
+    if (rc) e->stats.generate_failures++;
+    if (rc == WORKER_ECANCELLED) e->stats.generates_cancelled++;
+    if (rc == WORKER_ETIMEDOUT) e->stats.generates_timed_out++;
+}
+
 /* Runs r on the device thread and wakes its caller. */
 static void serve(worker *e, worker_req *r) {
     int rc = worker_failure(e, r->err);
+    if (!rc && __atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) rc = worker_stop_fail(e, r, r->err);
     /* a failure the running job's ops left is the job's to report */
     cnet_error pending = {0};
     if (!rc && cnet_backend_status(&e->be, &pending))
@@ -112,13 +144,12 @@ static void serve(worker *e, worker_req *r) {
         /* generate requests compute in float32, also between the steps of a
          * training job that set a 16-bit precision on this backend */
         const cnet_precision prev = cnet_backend_set_precision(&e->be, CNET_PREC_F32, NULL, 0);
-        rc = worker_gen_run(e, r->gen, r->out, r->err);
+        rc = worker_gen_run(e, r->gen, r, r->out, r->err);
         cnet_backend_set_precision(&e->be, prev, NULL, 0);
         check_device(e);
     }
     pthread_mutex_lock(&e->mu);
-    e->stats.generates++;
-    if (rc) e->stats.generate_failures++;
+    count_end(e, rc);
     r->rc = rc, r->done = 1;
     pthread_cond_broadcast(&e->done);
     pthread_mutex_unlock(&e->mu);
@@ -162,33 +193,99 @@ static void *device_main(void *arg) {
     return NULL;
 }
 
-int worker_generate(worker *e, const generate_request *req, generate_result *out, cnet_error *err) {
+/* A CLOCK_MONOTONIC time in seconds as a timespec. */
+static struct timespec at(double t) {
+    struct timespec ts = {.tv_sec = (time_t)t};
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    return ts;
+}
+
+/* Under mu: waits until units fit beside the work in flight (or nothing is
+ * in flight, so any request fits alone); WORKER_EBUSY after
+ * WORKER_ADMIT_WAIT_S, WORKER_ECANCELLED when the client left, and
+ * WORKER_ESTOPPING when the engine stops meanwhile. */
+static int admit(worker *e, const worker_gen_ctl *ctl, cnet_error *err) {
+    const double until = worker_now() + WORKER_ADMIT_WAIT_S;
+    while (!e->refusing && e->units > 0 && e->units + ctl->units > WORKER_UNITS_INFLIGHT_MAX) {
+        const double now = worker_now();
+        if (ctl->gone && ctl->gone(ctl->user))
+            return cnet_fail(err, WORKER_ECANCELLED,
+                             "the client left before the request was admitted");
+        if (now >= until) {
+            e->stats.generates_busy++;
+            return cnet_fail(err, WORKER_EBUSY,
+                             "the %s is busy: %.0f units of generate work are in flight and this "
+                             "request costs %.0f (at most %.0f in flight); retry later",
+                             e->be.name, e->units, ctl->units, WORKER_UNITS_INFLIGHT_MAX);
+        }
+        const struct timespec ts = at(now + WORKER_WATCH_S < until ? now + WORKER_WATCH_S : until);
+        pthread_cond_timedwait(&e->done, &e->mu, &ts);
+    }
+    if (e->refusing) return cnet_fail(err, WORKER_ESTOPPING, "the server is stopping");
+    e->units += ctl->units;
+    return 0;
+}
+
+/* Under mu: waits for r, looking at its client and deadline. */
+static void await(worker *e, worker_req *r, const worker_gen_ctl *ctl) {
+    while (!r->done) {
+        const struct timespec ts = at(worker_now() + WORKER_WATCH_S);
+        pthread_cond_timedwait(&e->done, &e->mu, &ts);
+        if (r->done || __atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) continue;
+        int stop = ctl->gone && ctl->gone(ctl->user)                ? WORKER_STOP_GONE
+                   : r->deadline > 0 && worker_now() >= r->deadline ? WORKER_STOP_DEADLINE
+                                                                    : WORKER_STOP_NONE;
+        int none = WORKER_STOP_NONE;
+        if (!stop || !__atomic_compare_exchange_n(&r->stop, &none, stop, 0, __ATOMIC_ACQ_REL,
+                                                  __ATOMIC_ACQUIRE))
+            continue;
+        if (unlink_req(e, r)) { /* still waiting: it ends here */
+            r->rc = worker_stop_fail(e, r, r->err);
+            r->done = 1;
+            count_end(e, r->rc);
+        }
+    }
+}
+
+int worker_generate(worker *e, const generate_request *req, const worker_gen_ctl *ctl,
+                    generate_result *out, cnet_error *err) {
     memset(out, 0, sizeof *out);
     int rc = worker_failure(e, err);
     if (rc) return rc;
     /* a generate job, inside worker_run_job: checked when the job ends */
-    if (pthread_equal(pthread_self(), e->thread)) return worker_gen_run(e, req, out, err);
-    worker_req r = {.gen = req, .out = out, .err = err};
+    if (pthread_equal(pthread_self(), e->thread)) return worker_gen_run(e, req, NULL, out, err);
+    const worker_gen_ctl none = {0};
+    if (!ctl) ctl = &none;
+    worker_req r = {.gen = req,
+                    .out = out,
+                    .err = err,
+                    .deadline = ctl->timeout_s > 0 ? worker_now() + ctl->timeout_s : 0};
     pthread_mutex_lock(&e->mu);
-    if (e->refusing) {
-        pthread_mutex_unlock(&e->mu);
-        return cnet_fail(err, WORKER_ESTOPPING, "the server is stopping");
-    }
-    if (e->queued >= WORKER_QUEUE_MAX) {
-        pthread_mutex_unlock(&e->mu);
-        return cnet_fail(err, CNET_ELIMIT, "%d generate requests are already waiting for the %s",
-                         WORKER_QUEUE_MAX, e->be.name);
-    }
-    if (e->tail)
-        e->tail->next = &r;
-    else
-        e->head = &r;
-    e->tail = &r;
-    e->queued++;
-    pthread_cond_signal(&e->work);
-    while (!r.done) pthread_cond_wait(&e->done, &e->mu);
+    rc = e->refusing ? cnet_fail(err, WORKER_ESTOPPING, "the server is stopping")
+                     : admit(e, ctl, err);
     pthread_mutex_unlock(&e->mu);
-    return r.rc;
+    if (rc) return rc;
+    if (ctl->admitted) rc = ctl->admitted(ctl->user, err);
+    pthread_mutex_lock(&e->mu);
+    if (!rc && e->refusing) rc = cnet_fail(err, WORKER_ESTOPPING, "the server is stopping");
+    if (!rc && e->queued >= WORKER_QUEUE_MAX)
+        rc = cnet_fail(err, CNET_ELIMIT, "%d generate requests are already waiting for the %s",
+                       WORKER_QUEUE_MAX, e->be.name);
+    if (!rc) {
+        if (e->tail)
+            e->tail->next = &r;
+        else
+            e->head = &r;
+        e->tail = &r;
+        e->queued++;
+        pthread_cond_signal(&e->work);
+        await(e, &r, ctl);
+        rc = r.rc;
+    }
+    e->units -= ctl->units;
+    pthread_cond_broadcast(&e->done); /* the units it held may admit a waiting request */
+    pthread_mutex_unlock(&e->mu);
+    return rc;
 }
 
 int worker_run_job(worker *e, int (*fn)(void *user, worker *e), void *user) {
@@ -204,7 +301,7 @@ int worker_run_job(worker *e, int (*fn)(void *user, worker *e), void *user) {
 
 void worker_refuse(worker *e) {
     pthread_mutex_lock(&e->mu);
-    e->refusing = 1;
+    __atomic_store_n(&e->refusing, 1, __ATOMIC_RELEASE); /* read by the running request's steps */
     for (worker_req *r; (r = pop(e));) {
         r->rc = cnet_fail(r->err, WORKER_ESTOPPING, "the server is stopping");
         r->done = 1;

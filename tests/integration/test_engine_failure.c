@@ -120,9 +120,9 @@ static void test_recovered_failure_keeps_caches(void) {
     CHECK(e, "no engine");
     generate_result first, failed, after;
     cnet_error err = {0};
-    CHECK(worker_generate(e, &f.gen, &first, &err) == 0, "clean request: %s", err.msg);
+    CHECK(worker_generate(e, &f.gen, NULL, &first, &err) == 0, "clean request: %s", err.msg);
     fault.armed = 1;
-    EXPECT(worker_generate(e, &f.gen, &failed, &err) == CNET_EBACKEND &&
+    EXPECT(worker_generate(e, &f.gen, NULL, &failed, &err) == CNET_EBACKEND &&
                strstr(err.msg, "injected device fault"),
            "the failing request: '%s'", err.msg);
     worker_stats st;
@@ -131,7 +131,7 @@ static void test_recovered_failure_keeps_caches(void) {
            "recoveries %d (engine %llu), failed %d", fault.recoveries,
            (unsigned long long)st.device_recoveries, st.failed);
     EXPECT(worker_failure(e, &err) == 0, "usable engine reports '%s'", err.msg);
-    CHECK(worker_generate(e, &f.gen, &after, &err) == 0, "after recovery: %s", err.msg);
+    CHECK(worker_generate(e, &f.gen, NULL, &after, &err) == 0, "after recovery: %s", err.msg);
     EXPECT(same_image(&first, &after), "the image after recovery differs from the first");
     worker_stats_get(e, &st);
     EXPECT(st.base_loads == 1 && st.controlnet_loads == 1,
@@ -175,7 +175,7 @@ static void *run_job_main(void *arg) {
 
 static void *generate_main(void *arg) {
     side_call *c = arg;
-    c->rc = worker_generate(c->e, c->gen, &c->out, &c->err);
+    c->rc = worker_generate(c->e, c->gen, NULL, &c->out, &c->err);
     return NULL;
 }
 
@@ -231,6 +231,8 @@ static void check_http_reports(worker *e, fixture *f) {
                              .upload_max = 1 << 20,
                              .dataset = UPLOAD_DEFAULT_LIMITS,
                              .sse_heartbeat_s = 15,
+                             .generate_timeout_s = HTTP_GENERATE_TIMEOUT_S,
+                             .generate_memory = HTTP_GENERATE_MEMORY,
                              .engines = engines,
                              .n_engines = 1};
     http_server *srv = NULL;
@@ -277,7 +279,7 @@ static void test_lost_device_fails_engine(void) {
     generate_result out;
     cnet_error err = {0};
     fault.armed = 1, fault.lost = 1;
-    EXPECT(worker_generate(e, &f.gen, &out, &err) == CNET_EBACKEND, "failing request: '%s'",
+    EXPECT(worker_generate(e, &f.gen, NULL, &out, &err) == CNET_EBACKEND, "failing request: '%s'",
            err.msg);
     generate_result_free(&out);
     worker_stats st;
@@ -290,7 +292,7 @@ static void test_lost_device_fails_engine(void) {
     /* refused at once: the request does not reach the device */
     fault.lost = 0, fault.failed = 0;
     memset(&err, 0, sizeof err);
-    EXPECT(worker_generate(e, &f.gen, &out, &err) == WORKER_ELOST &&
+    EXPECT(worker_generate(e, &f.gen, NULL, &out, &err) == WORKER_ELOST &&
                strstr(err.msg, "restart the service"),
            "a later request: '%s'", err.msg);
     worker_stats_get(e, &st);

@@ -683,6 +683,51 @@ static void test_save(void) {
     image_free(&img);
 }
 
+/* image_probe: the size libpng and libjpeg wrote into the header (IHDR;
+ * baseline SOF0 and progressive SOF2 after JFIF and DQT segments), from the
+ * header alone: every prefix of the file either gives that size or
+ * CNET_EFORMAT, and bytes after the header do not matter. */
+static void test_probe_header_size(void) {
+    cnet_error err;
+    size_t len;
+    int w = 0, h = 0;
+    fill_raw(8);
+    png_spec s = {.w = W,
+                  .h = H,
+                  .depth = 8,
+                  .ctype = PNG_COLOR_TYPE_GRAY,
+                  .rows = &raw[0][0],
+                  .rowbytes = sizeof raw[0]};
+    uint8_t *bufs[3] = {write_png(&s, &len)};
+    size_t lens[3] = {len};
+    bufs[1] = write_jpeg(40, 24, 3, smooth, 95, 0, &lens[1]);
+    bufs[2] = write_jpeg(17, 9, 1, smooth, 95, 1, &lens[2]);
+    const int want[3][2] = {{W, H}, {40, 24}, {17, 9}};
+    for (int k = 0; k < 3; k++) {
+        CHECK(bufs[k], "file %d not written", k);
+        CHECK(image_probe(bufs[k], lens[k], "probe", &w, &h, &err) == 0, "file %d: %s", k, err.msg);
+        EXPECT(w == want[k][0] && h == want[k][1], "file %d: %dx%d, want %dx%d", k, w, h,
+               want[k][0], want[k][1]);
+        int sized = 0;
+        for (size_t n = 0; n <= lens[k]; n++) {
+            w = h = 0;
+            const int rc = image_probe(bufs[k], n, "probe", &w, &h, &err);
+            EXPECT(rc == 0 ? w == want[k][0] && h == want[k][1] : rc == CNET_EFORMAT,
+                   "file %d, %zu bytes: rc %d, %dx%d", k, n, rc, w, h);
+            EXPECT(!sized || rc == 0, "file %d: %zu bytes lost the size", k, n);
+            sized |= rc == 0;
+        }
+        memset(bufs[k] + lens[k] / 2, 0xAB, lens[k] - lens[k] / 2); /* the pixel data */
+        EXPECT(image_probe(bufs[k], lens[k], "probe", &w, &h, &err) == 0 && w == want[k][0],
+               "file %d with garbage after its header", k);
+        free(bufs[k]);
+    }
+    const uint8_t not_image[16] = "GIF89a";
+    EXPECT(image_probe(not_image, sizeof not_image, "x.gif", &w, &h, &err) == CNET_EFORMAT &&
+               strstr(err.msg, "x.gif"),
+           "GIF: %s", err.msg);
+}
+
 static void test_format_names(void) {
     EXPECT(image_format_from_path("a/b.Jpg") == IMAGE_FORMAT_JPEG, "jpg");
     EXPECT(image_format_from_path("x.png") == IMAGE_FORMAT_PNG, "png");
@@ -709,6 +754,7 @@ int main(int argc, char **argv) {
     RUN(test_huge_dimensions);
     RUN(test_load_errors);
     RUN(test_save);
+    RUN(test_probe_header_size);
     RUN(test_format_names);
     rmdir(tmpdir);
     return harness_done();
