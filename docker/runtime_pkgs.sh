@@ -23,4 +23,5 @@ for lib in $libs; do
     [ -n "$pkg" ] || { echo "runtime_pkgs: no installed package holds $path ($lib)" >&2; exit 1; }
     pkgs="$pkgs $pkg"
 done
+# shellcheck disable=SC2086 # one package a word
 printf '%s\n' $pkgs | sort -u

@@ -144,7 +144,10 @@ start() {
         -p 127.0.0.1::8080 "$IMAGE" --token-file /run/secrets/cnet_token >"$tmp/run.log" 2>&1 ||
         { cat "$tmp/run.log"; fatal "podman run $name"; }
 }
-start "$run_id-a" --secret "$run_id-token,type=mount,target=cnet_token,uid=$UID_CNET,mode=0400"
+# (podman 4.3 mounts a secret before the tmpfs it puts on /run for
+# --read-only, so the secret needs a writable /run/secrets of its own.)
+start "$run_id-a" --tmpfs /run/secrets \
+    --secret "$run_id-token,type=mount,target=cnet_token,uid=$UID_CNET,mode=0400"
 check "the container passes its HEALTHCHECK" wait_healthy "$run_id-a"
 port=$(host_port "$run_id-a")
 check "the token secret is required" test "$(curl -sS -o /dev/null -w '%{http_code}' \
@@ -154,7 +157,7 @@ phase start
 # 4. What it runs as and where it may write.
 c=$run_id-a
 check "it runs as the non-root user cnet ($UID_CNET)" sh -c \
-    "podman exec $c grep '^Uid:' /proc/1/status | grep -Eq '^Uid:[[:space:]]+$UID_CNET[[:space:]]+$UID_CNET'"
+    "podman exec $c grep '^Uid:' /proc/1/status | grep -Eq '^Uid:[[:space:]]+${UID_CNET}[[:space:]]+${UID_CNET}'"
 check "its root filesystem is read-only" sh -c \
     "[ \"\$(podman inspect -f '{{.HostConfig.ReadonlyRootfs}}' $c)\" = true ] &&
      ! podman exec $c touch /usr/local/bin/probe 2>/dev/null && ! podman exec $c touch /probe 2>/dev/null"

@@ -27,7 +27,7 @@ trap 'rm -rf "$tmp"' EXIT
 F=docker/Dockerfile
 
 check "docker/Dockerfile is the only image file (CPU and CUDA share every line)" \
-    test "$(ls docker | grep -ci 'dockerfile\|containerfile')" -eq 1
+    test "$(find docker -maxdepth 1 -iname '*dockerfile*' -o -maxdepth 1 -iname '*containerfile*' | wc -l)" -eq 1
 check "its two stages build on the base images it takes as arguments" sh -c \
     "[ \"\$(grep '^FROM ' $F)\" = \"\$(printf 'FROM \${BUILD_IMAGE} AS build\\nFROM \${RUN_IMAGE}')\" ] &&
      grep -q '^ARG BUILD_IMAGE=debian:bookworm-slim' $F && grep -q '^ARG RUN_IMAGE=debian:bookworm-slim' $F"
