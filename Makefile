@@ -130,8 +130,10 @@ $(foreach src,$(TEST_SRC) $(TOOL_SRC),$(eval $(call test_program,$(src))))
 test: all $(TEST_BIN) $(TOOL_BIN)
 	@BUILD=$(BUILD) FIXTURES=$(FIXTURES) sh tests/run.sh
 
-# make test-docker: the image built and run under podman (also part of `make test`).
+# make test-docker: the container files checked, then the image built and run
+# under podman (both also part of `make test`).
 test-docker: all
+	@BUILD=$(BUILD) sh tests/integration/docker_test.sh
 	@BUILD=$(BUILD) sh tests/integration/docker_run_test.sh
 
 test-cuda: all $(BUILD)/tests/test_cuda_parity $(BUILD)/tests/tool_imgdiff

@@ -17,8 +17,8 @@ BUILD=${BUILD:-build}
 . tests/lib/lib_check.sh
 NAME=docker_run_test
 BASE=localhost/debian:bookworm
-IMAGE=localhost/cnet:cpu # what compose.yaml's cnet-cpu service names
-UID_CNET=10001           # the Dockerfile's user cnet
+IMAGE=localhost/cnet-test:$$ # this run's own tag (other runs may build other sources)
+UID_CNET=10001                # the Dockerfile's user cnet
 # This sandbox refuses podman's default ulimits; these it takes (they are
 # podman's containers.conf defaults for every container the test starts,
 # compose's included, so compose.yaml stays as it ships).
@@ -50,6 +50,7 @@ cleanup() {
     podman rm -f -t 5 "$run_id-a" "$run_id-b" >/dev/null 2>&1
     podman volume rm -f "$vol" >/dev/null 2>&1
     podman secret rm "$run_id-token" >/dev/null 2>&1
+    podman untag "$IMAGE" "$IMAGE" >/dev/null 2>&1 # the layers stay, the build cache
     [ -f "$compose_file" ] && podman-compose -f "$compose_file" -p "$proj" down -v >/dev/null 2>&1
     rm -rf "$tmp"
 }
@@ -231,7 +232,8 @@ podman stop -t 30 "$run_id-b" >/dev/null 2>&1
 phase restart
 
 # 8. compose.yaml's CPU service under podman-compose, the file as it ships
-# (podman-compose 1.0 has no --profile: the service is named instead).
+# (podman-compose 1.0 has no --profile: the service is named instead), on
+# this run's image (so it builds nothing) and a free port.
 mkdir -p "$tmp/compose/docker"
 cp docker/compose.yaml "$compose_file"
 cp -r "$tmp/models" "$tmp/compose/models"
@@ -239,8 +241,9 @@ printf '%s' "$token" >"$tmp/compose/docker/cnet_token"
 printf 'hf_unused' >"$tmp/compose/docker/hf_token"
 chown "$UID_CNET" "$tmp/compose/docker/cnet_token" "$tmp/compose/docker/hf_token"
 chmod 0400 "$tmp/compose/docker/cnet_token" "$tmp/compose/docker/hf_token"
+CNET_CPU_IMAGE=$IMAGE
 CNET_CPU_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export CNET_CPU_PORT
+export CNET_CPU_IMAGE CNET_CPU_PORT
 if podman-compose -f "$compose_file" -p "$proj" up -d cnet-cpu >"$tmp/compose.log" 2>&1; then
     check "podman-compose up -d cnet-cpu" true
 else
