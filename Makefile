@@ -55,9 +55,9 @@ TEST_LIB := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/lib_*.c) $(REF_SRC)
 NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 # With nvcc the CUDA backend joins the library (CNET_HAVE_CUDA); without it
-# the binary is CPU-only. CUDA_GENCODE: sm_90 code plus compute_90 PTX for newer GPUs (the image adds sm_80). The
-# CUDA libraries are linked --as-needed: programs that never touch the CUDA
-# backend do not load them.
+# the binary is CPU-only. CUDA_GENCODE: sm_90 code plus compute_90 PTX for
+# newer GPUs (docker/Dockerfile adds sm_80). The CUDA libraries are linked
+# --as-needed: programs that never touch the CUDA backend do not load them.
 # nvcc on PATH may be a wrapper script outside the toolkit (/usr/local/bin/nvcc
 # exec'ing /usr/local/cuda-13.0/bin/nvcc); its dry run names the real bin/
 # folder (_HERE_), whose parent holds include/ and lib64/. A toolkit without
