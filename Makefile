@@ -10,6 +10,7 @@
 #                   and SDXL at 1024x1024 (BENCH_DEVICE=cuda:N, SD15_DIR=<dir>,
 #                   SDXL_DIR=<dir> made once by init-model)
 #   make fixtures   copy new or changed reference fixtures from ../shared/fixtures into tests/fixtures
+#   make test-docker  build docker/Dockerfile's CPU image and run it under podman
 #   make test-cuda  the CUDA parity suite and the commands on cuda (skip themselves without a GPU)
 # On Debian as root, missing packages are installed first (see `deps`).
 
@@ -32,9 +33,12 @@ LDLIBS   += -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -ljansson -l
             -lcrypto -lsqlite3 -larchive -lsnappy -lzstd -lz -lpng -ljpeg -lm -lpthread -fopenmp
 
 # Debian packages the build and tests need (checked idempotently by `deps`).
-DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev \
+# (libjpeg-dev: the same name on Debian and on the Ubuntu of NVIDIA's images.)
+DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg-dev \
             libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libarchive-dev \
             python3 python3-protobuf protobuf-compiler libsnappy-dev libzstd-dev zlib1g-dev
+# Only the container tests need these (the image's build leaves them out).
+DEB_PKGS_TEST := podman podman-compose debootstrap
 
 REF_SRC  := $(wildcard kernels/cpu/ref_*.c)
 LIB_SRC  := $(wildcard engine/*/*.c) kernels/backend_open.c $(filter-out $(REF_SRC),$(wildcard kernels/cpu/*.c)) \
@@ -51,9 +55,9 @@ TEST_LIB := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/lib/lib_*.c) $(REF_SRC)
 NVCC     := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_SRC := $(wildcard kernels/cuda/*.cu)
 # With nvcc the CUDA backend joins the library (CNET_HAVE_CUDA); without it
-# the binary is CPU-only. sm_90 code plus compute_90 PTX for newer GPUs. The
-# CUDA libraries are linked --as-needed: programs that never touch the CUDA
-# backend do not load them.
+# the binary is CPU-only. CUDA_GENCODE: sm_90 code plus compute_90 PTX for
+# newer GPUs (docker/Dockerfile adds sm_80). The CUDA libraries are linked
+# --as-needed: programs that never touch the CUDA backend do not load them.
 # nvcc on PATH may be a wrapper script outside the toolkit (/usr/local/bin/nvcc
 # exec'ing /usr/local/cuda-13.0/bin/nvcc); its dry run names the real bin/
 # folder (_HERE_), whose parent holds include/ and lib64/. A toolkit without
@@ -66,21 +70,21 @@ $(info CUDA runtime not found under '$(CUDA_HOME)/lib64': building the CPU backe
 NVCC :=
 endif
 endif
+CUDA_GENCODE ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 ifneq ($(NVCC),)
 CUDA_OBJ  := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
 CFLAGS    += -DCNET_HAVE_CUDA -isystem $(CUDA_HOME)/include
 LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,--push-state,--as-needed \
              -lcudart -lcublas -lcublasLt -lcudnn -lstdc++ -Wl,--pop-state
-NVCCFLAGS := -std=c++17 -O3 -g -I. -gencode arch=compute_90,code=sm_90 \
-             -gencode arch=compute_90,code=compute_90 -Werror all-warnings \
+NVCCFLAGS := -std=c++17 -O3 -g -I. $(CUDA_GENCODE) -Werror all-warnings \
              -Xcompiler -Wall,-Wextra,-Wshadow,-Werror -DCNET_HAVE_CUDA -MMD -MP
 endif
 
-.PHONY: all deps test test-cuda run asan golden fixtures bench bench-cuda clean format
+.PHONY: all deps test test-docker test-cuda run asan golden fixtures bench bench-cuda clean format
 all: deps $(BUILD)/cnet
 
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@missing=""; for p in $(DEB_PKGS) $(DEB_PKGS_TEST); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -125,6 +129,12 @@ $(foreach src,$(TEST_SRC) $(TOOL_SRC),$(eval $(call test_program,$(src))))
 
 test: all $(TEST_BIN) $(TOOL_BIN)
 	@BUILD=$(BUILD) FIXTURES=$(FIXTURES) sh tests/run.sh
+
+# make test-docker: the container files checked, then the image built and run
+# under podman (both also part of `make test`).
+test-docker: all
+	@BUILD=$(BUILD) sh tests/integration/docker_test.sh
+	@BUILD=$(BUILD) sh tests/integration/docker_run_test.sh
 
 test-cuda: all $(BUILD)/tests/test_cuda_parity $(BUILD)/tests/tool_imgdiff
 	@$(BUILD)/tests/test_cuda_parity --fixtures $(FIXTURES)

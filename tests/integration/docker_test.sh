@@ -1,16 +1,17 @@
 #!/bin/sh
-# The deployment files checked without a Docker engine (none runs on
-# development machines): the build stages install the Makefile's DEB_PKGS
-# (Dockerfile.cpu through `make deps` itself; the CUDA image's list equals it
-# under Ubuntu's names), every shared library build/cnet links is provided by
-# a package the runtime stages install (or by the base image: the Essential
-# packages and their direct dependencies), every source folder the build reads is copied in, both images
-# run as a non-root user with /data as a volume and a HEALTHCHECK on
-# /healthz, the ENTRYPOINT + compose command are options `cnet serve`
-# accepts (run here on a free port and probed with the healthcheck's own
-# curl), and docker/compose.yaml parses (`docker compose config`, or
-# docker-compose v1, installed as root when missing) with the GPU
-# reservation, secrets, volumes, restart policy and healthcheck.
+# The deployment files checked without running a container (that is
+# tests/integration/docker_run_test.sh): docker/Dockerfile is the one image
+# file, CPU and CUDA alike (only its base images, build arguments, differ),
+# its build stage installs the Makefile's DEB_PKGS through `make deps` itself,
+# the runtime stage installs what docker/runtime_pkgs.sh finds build/cnet
+# links (checked here against the packages' own file lists), every source
+# folder the build reads is copied in, it runs as a non-root user with /data
+# as a volume and a HEALTHCHECK on /healthz, the ENTRYPOINT + compose command
+# are options `cnet serve` accepts (run here on a free port and probed with
+# the healthcheck's own curl), and docker/compose.yaml parses (`docker
+# compose config`, or docker-compose v1, installed as root when missing) with
+# the CUDA service on NVIDIA's images, the GPU reservation, secrets, volumes,
+# restart policy and healthcheck.
 BUILD=${BUILD:-build}
 passed=0
 failed=0
@@ -23,94 +24,66 @@ check() { # check NAME COMMAND...: passes when COMMAND exits 0
 }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-CPU=docker/Dockerfile.cpu
-GPU=docker/Dockerfile
+F=docker/Dockerfile
 
-# The Makefile's package list, as make sees it (not as a sub-make of `make asan`,
-# whose inherited flags would add "Entering directory" lines).
-printf 'print-pkgs:\n\t@echo $(DEB_PKGS)\n' >"$tmp/print.mk"
-env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -f Makefile -f "$tmp/print.mk" print-pkgs | tr ' ' '\n' | sed '/^$/d' | sort >"$tmp/pkgs"
-# Debian → Ubuntu 22.04 (the CUDA images' base) names.
-ubuntu() { sed 's/^libjpeg62-turbo-dev$/libjpeg-turbo8-dev/; s/^libjpeg62-turbo$/libjpeg-turbo8/'; }
+check "docker/Dockerfile is the only image file (CPU and CUDA share every line)" \
+    test "$(find docker -maxdepth 1 -iname '*dockerfile*' -o -maxdepth 1 -iname '*containerfile*' | wc -l)" -eq 1
+check "its two stages build on the base images it takes as arguments" sh -c \
+    "[ \"\$(grep '^FROM ' $F)\" = \"\$(printf 'FROM \${BUILD_IMAGE} AS build\\nFROM \${RUN_IMAGE}')\" ] &&
+     grep -q '^ARG BUILD_IMAGE=debian:bookworm-slim' $F && grep -q '^ARG RUN_IMAGE=debian:bookworm-slim' $F"
+check "it builds with the Makefile's own deps, less the container tests' packages" \
+    grep -q '^RUN make deps DEB_PKGS_TEST= &&' "$F"
+check "it passes CUDA_GENCODE (sm_80 and sm_90) to the Makefile, whose nvcc flags use it" sh -c \
+    "grep -q '^ARG CUDA_GENCODE=.*code=sm_80.*code=\\[sm_90' $F && grep -q 'CUDA_GENCODE=\"\$CUDA_GENCODE\"' $F &&
+     grep -q '^NVCCFLAGS := .*\$(CUDA_GENCODE)' Makefile"
 
-check "Dockerfile.cpu builds with the Makefile's own deps" grep -q '^RUN make deps &&' "$CPU"
-sed -n '/make deps DEB_PKGS="/,/"/p' "$GPU" | tr -d '\\' | sed 's/.*DEB_PKGS="//; s/".*//' | tr ' ' '\n' |
-    sed '/^$/d' | sort >"$tmp/gpu-pkgs"
-ubuntu <"$tmp/pkgs" | sort >"$tmp/pkgs-ubuntu"
-if [ -s "$tmp/gpu-pkgs" ] && cmp -s "$tmp/gpu-pkgs" "$tmp/pkgs-ubuntu"; then
-    ok "Dockerfile's build packages are the Makefile's DEB_PKGS under Ubuntu's names"
-else
-    bad "Dockerfile's build packages differ from the Makefile's: $(diff "$tmp/gpu-pkgs" "$tmp/pkgs-ubuntu" | tr '\n' ' ')"
-fi
-
-# The packages a stage's apt-get install lists (the last stage: the runtime).
-runtime_pkgs() {
-    awk '/^FROM /{buf=""} {buf=buf"\n"$0} END{print buf}' "$1" |
-        sed -n '/apt-get install/,/rm -rf/p' | tr -d '\\' | tr ' ' '\n' |
-        grep -E '^[a-z0-9][a-z0-9.+-]+$' | grep -vE '^(apt-get|install|rm|useradd|mkdir|chown)$' | sort -u
-}
-runtime_pkgs "$CPU" >"$tmp/cpu-run"
-runtime_pkgs "$GPU" >"$tmp/gpu-run"
-# Direct shared-library needs of the binary → the Debian packages holding them.
+# The runtime stage installs docker/runtime_pkgs.sh's list for build/cnet:
+# every library the binary links must be a file of one of those packages
+# (dpkg -L, the other way round from the script's dpkg -S).
 [ -x "$BUILD/cnet" ] || { echo "docker_test: $BUILD/cnet is missing (run make)"; echo "docker_test: 0 passed, 1 failed"; exit 1; }
-: >"$tmp/needed"
+check "the runtime stage installs runtime_pkgs.sh's list" sh -c \
+    "grep -q 'runtime_pkgs.sh build/cnet >build/runtime-packages' $F &&
+     grep -q 'cat /usr/local/share/cnet/runtime-packages' $F"
+sh docker/runtime_pkgs.sh "$BUILD/cnet" >"$tmp/run-pkgs" 2>"$tmp/run-pkgs.err"
+: >"$tmp/files"
+while read -r pkg; do dpkg -L "$pkg" >>"$tmp/files" 2>/dev/null; done <"$tmp/run-pkgs"
+missing=""
+n=0
 # (Sanitizer runtimes are left out: `make asan` links them, the images do not.)
 for lib in $(readelf -d "$BUILD/cnet" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -vE '^lib(a|ub|t|l)san\.'); do
-    path=$(ldd "$BUILD/cnet" | awk -v l="$lib" '$1 == l {print $3}')
-    pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -n 1 | cut -d: -f1)
-    [ -n "$pkg" ] || pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1)
-    echo "$lib $pkg" >>"$tmp/needed"
+    n=$((n + 1))
+    grep -q "/$lib\$" "$tmp/files" || missing="$missing $lib"
 done
-# What every Debian/Ubuntu base image has: the Essential packages and what
-# they depend on directly (libc6, libgcc-s1, ...).
-essential=$(dpkg-query -W -f='${Essential} ${Package}\n' | awk '$1 == "yes" {print $2}')
-# shellcheck disable=SC2086
-apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
-    --no-enhances $essential 2>/dev/null | sed -n 's/^ *\(Pre\)\{0,1\}Depends: \([a-z0-9.+-]*\).*/\2/p' |
-    cat - "$(printf '%s\n' $essential >"$tmp/ess" && echo "$tmp/ess")" | sort -u >"$tmp/base"
-for image in cpu gpu; do
-    missing=""
-    while read -r lib pkg; do
-        want=$pkg
-        [ "$image" = gpu ] && want=$(echo "$pkg" | ubuntu)
-        grep -qx "$pkg" "$tmp/base" && continue
-        grep -qx "$want" "$tmp/$image-run" || missing="$missing $lib($want)"
-    done <"$tmp/needed"
-    n=$(wc -l <"$tmp/needed")
-    if [ -z "$missing" ] && [ "$n" -ge 8 ]; then
-        ok "the $image image provides all $n libraries build/cnet links"
-    else
-        bad "the $image image lacks:$missing"
-    fi
-done
+if [ -s "$tmp/run-pkgs" ] && [ -z "$missing" ] && [ "$n" -ge 8 ]; then
+    ok "the packages runtime_pkgs.sh names hold all $n libraries build/cnet links"
+else
+    bad "the packages runtime_pkgs.sh names ($(tr '\n' ' ' <"$tmp/run-pkgs")) lack:$missing $(cat "$tmp/run-pkgs.err")"
+fi
+# A library no package holds (one built here) is an error that names it.
+printf 'int stray(void) { return 0; }\n' >"$tmp/stray.c"
+printf 'int stray(void);\nint main(void) { return stray(); }\n' >"$tmp/main.c"
+gcc -shared -fPIC -o "$tmp/libstray.so" "$tmp/stray.c" &&
+    gcc -o "$tmp/uses-stray" "$tmp/main.c" -L"$tmp" -lstray -Wl,-rpath,"$tmp"
+check "runtime_pkgs.sh refuses a library no package holds, naming it" sh -c \
+    "! sh docker/runtime_pkgs.sh '$tmp/uses-stray' 2>'$tmp/stray.err' && grep -q 'libstray.so' '$tmp/stray.err'"
 
 # Every folder of sources the build reads is copied into the build stage.
-for f in $CPU $GPU; do
-    missing=""
-    for d in Makefile $(git ls-files '*.c' '*.h' '*.cu' '*.yaml' 'web/*' | grep -v '^tests/\|^docker/' | cut -d/ -f1 | sort -u); do
-        [ "$d" = Makefile ] || [ -d "$d" ] || continue
-        grep -qE "^COPY $d " "$f" || grep -qE "^COPY $d ./" "$f" || missing="$missing $d"
-    done
-    check "$(basename "$f") copies every source folder the build reads${missing:+ (missing$missing)}" [ -z "$missing" ]
+missing=""
+for d in Makefile $(git ls-files '*.c' '*.h' '*.cu' '*.yaml' 'web/*' | grep -v '^tests/\|^docker/' | cut -d/ -f1 | sort -u); do
+    [ "$d" = Makefile ] || [ -d "$d" ] || continue
+    grep -qE "^COPY $d " "$F" || grep -qE "^COPY $d ./" "$F" || missing="$missing $d"
 done
-
-for f in $CPU $GPU; do
-    b=$(basename "$f")
-    check "$b is multi-stage" [ "$(grep -c '^FROM ' "$f")" -eq 2 ]
-    check "$b runs as a non-root user" sh -c "grep -q '^USER cnet' '$f' && grep -q 'useradd --system' '$f'"
-    check "$b has /data as a volume" grep -q '^VOLUME \["/data"\]' "$f"
-    check "$b has a HEALTHCHECK on /healthz" sh -c "grep -A1 '^HEALTHCHECK' '$f' | grep -q 'http://127.0.0.1:8080/healthz'"
-done
-check "Dockerfile builds on NVIDIA's CUDA cuDNN devel and runs on its runtime image" sh -c \
-    "grep -q '^FROM nvidia/cuda:.*-cudnn-devel-' $GPU && grep -q '^FROM nvidia/cuda:.*-cudnn-runtime-' $GPU"
-check "Dockerfile targets sm_80 and sm_90" sh -c "grep -q 'code=sm_80' $GPU && grep -q 'code=\[sm_90' $GPU"
+check "Dockerfile copies every source folder the build reads${missing:+ (missing$missing)}" [ -z "$missing" ]
+check "Dockerfile runs as a non-root user" sh -c "grep -q '^USER cnet' '$F' && grep -q 'useradd --system' '$F'"
+check "Dockerfile has /data as a volume" grep -q '^VOLUME \["/data"\]' "$F"
+check "Dockerfile has a HEALTHCHECK on /healthz" sh -c "grep -A1 '^HEALTHCHECK' '$F' | grep -q 'http://127.0.0.1:8080/healthz'"
 check ".dockerignore keeps build outputs, data and secrets out of the context" sh -c \
     "grep -qx build .dockerignore && grep -qx data .dockerignore && grep -qx docker/cnet_token .dockerignore"
 
 # The ENTRYPOINT and compose's command are options cnet serve takes: run them
 # (ports and paths moved to this machine's temp dir) and probe as the
 # healthcheck does.
-entry=$(sed -n 's/^ENTRYPOINT \[\(.*\)\]/\1/p' "$CPU" | tr -d '",')
+entry=$(sed -n 's/^ENTRYPOINT \[\(.*\)\]/\1/p' "$F" | tr -d '",')
 cmd=$(sed -n 's/^  command: \[\(.*\)\]/\1/p' docker/compose.yaml | tr -d '",')
 mkdir -p "$tmp/data" "$tmp/models"
 printf 'docker-test-token-0123456789' >"$tmp/token"
@@ -124,9 +97,9 @@ for _ in $(seq 50); do
     [ -n "$port" ] && break
     sleep 0.1
 done
-health=$(grep -A1 '^HEALTHCHECK' "$CPU" | sed -n 's/.*CMD \(curl [^|]*\).*/\1/p' | sed "s/8080/$port/")
+health=$(grep -A1 '^HEALTHCHECK' "$F" | sed -n 's/.*CMD \(curl [^|]*\).*/\1/p' | sed "s/8080/$port/")
 # shellcheck disable=SC2086
-check "the images' ENTRYPOINT and compose command start cnet serve, which passes its healthcheck" \
+check "the image's ENTRYPOINT and compose command start cnet serve, which passes its healthcheck" \
     sh -c "[ -n '$port' ] && $health >/dev/null"
 kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
@@ -147,6 +120,9 @@ printf 'x' >"$tmp/compose/hf_token"
 if $compose -f "$tmp/compose/compose.yaml" --profile cpu config >"$tmp/config" 2>"$tmp/config.err"; then
     ok "compose.yaml parses ($compose config)"
     c="$tmp/config"
+    check "compose builds both services from docker/Dockerfile, the CUDA one on NVIDIA's cuDNN images" sh -c \
+        "[ \$(grep -c 'dockerfile: docker/Dockerfile\$' $c) -eq 2 ] &&
+         grep -q 'BUILD_IMAGE: nvidia/cuda:.*-cudnn-devel-' $c && grep -q 'RUN_IMAGE: nvidia/cuda:.*-cudnn-runtime-' $c"
     check "compose reserves one NVIDIA GPU for the CUDA service" sh -c \
         "grep -A8 'reservations:' $c | grep -q 'driver: nvidia' && grep -A8 'reservations:' $c | grep -q -- '- gpu'"
     check "compose passes the API token as a secret through --token-file" sh -c \
