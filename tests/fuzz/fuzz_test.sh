@@ -5,9 +5,10 @@
 # regression input of a bug once found), then mutating from there, with the
 # dictionary tests/fuzz/dict/<first word of the target>.dict when there is
 # one. New inputs go to a scratch corpus, never into the committed one. A
-# crash, leak, sanitizer report, timeout or out-of-memory fails the target and
-# prints the reproducer's path (kept under $FUZZ_BUILD/crashes/) and the
-# command that replays it. `make test` runs this with the short default
+# crash, leak, sanitizer report, timeout or out-of-memory (the peak, or one
+# allocation over FUZZ_MALLOC_MB) fails the target and prints the
+# reproducer's path (kept under $FUZZ_BUILD/crashes/) and the command that
+# replays it. `make test` runs this with the short default
 # (tests/run.sh); `make fuzz` with FUZZ_SECONDS=60. Ends with the suite's
 # "fuzz_test: N passed, N failed" line.
 FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz}
@@ -15,7 +16,11 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-4}
 # Seconds one input may take before it counts as a hang (generous: the
 # machines running the suite are shared).
 FUZZ_INPUT_TIMEOUT=${FUZZ_INPUT_TIMEOUT:-30}
+# Memory: the process's peak, and any single allocation — no input of a few
+# KB may make a parser ask for more than this at once (a declared length
+# trusted before it is checked against the bytes there are).
 FUZZ_RSS_MB=2048
+FUZZ_MALLOC_MB=512
 passed=0
 failed=0
 work=$(mktemp -d "${TMPDIR:-/tmp}/cnet-fuzz-run.XXXXXX")
@@ -32,7 +37,7 @@ for src in tests/fuzz/fuzz_*.c; do
     fi
     dict="tests/fuzz/dict/${t%%_*}.dict"
     set -- -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_INPUT_TIMEOUT" \
-        -rss_limit_mb="$FUZZ_RSS_MB" -artifact_prefix="$FUZZ_BUILD/crashes/$t-" -print_final_stats=1
+        -rss_limit_mb="$FUZZ_RSS_MB" -malloc_limit_mb="$FUZZ_MALLOC_MB" -artifact_prefix="$FUZZ_BUILD/crashes/$t-" -print_final_stats=1
     [ -f "$dict" ] && set -- "$@" -dict="$dict"
     mkdir -p "$work/$t"
     rm -f "$FUZZ_BUILD/crashes/$t-"*
