@@ -19,6 +19,7 @@
 #include "server/http/http_internal.h"
 
 #define FUZZ_FORM_INPUT_MAX (256 << 10) /* bytes of one input; more are skipped */
+#define FUZZ_FORM_TYPE_MAX 512          /* bytes of the Content-Type value; more are skipped */
 #define FUZZ_FORM_ROUNDS 100000         /* MHD_run rounds before a request counts as stuck */
 
 typedef struct call {
@@ -81,8 +82,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const uint8_t *nl = memchr(data, '\n', size);
     if (!nl || size > FUZZ_FORM_INPUT_MAX) return 0;
     const size_t ct_len = (size_t)(nl - data), body_len = size - ct_len - 1;
-    char head[1024];
-    if (ct_len > 512 || memchr(data, '\r', ct_len) || memchr(data, '\0', ct_len)) return 0;
+    char head[FUZZ_FORM_TYPE_MAX + 256];
+    if (ct_len > FUZZ_FORM_TYPE_MAX || memchr(data, '\r', ct_len) || memchr(data, '\0', ct_len))
+        return 0;
     const int head_len =
         snprintf(head, sizeof head,
                  "POST /v1/generate HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n"
@@ -104,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             const char *p =
                 sent < (size_t)head_len ? head + sent : (const char *)nl + 1 + (sent - head_len);
             const size_t n = sent < (size_t)head_len ? (size_t)head_len - sent : total - sent;
-            const ssize_t w = write(sv[1], p, n);
+            const ssize_t w = send(sv[1], p, n, MSG_NOSIGNAL); /* the server may have closed */
             if (w <= 0) break;
             sent += (size_t)w;
         }
