@@ -12,6 +12,8 @@
 #   make fixtures   copy new or changed reference fixtures from ../shared/fixtures into tests/fixtures
 #   make test-docker  build docker/Dockerfile's CPU image and run it under podman
 #   make test-cuda  the CUDA parity suite and the commands on cuda (skip themselves without a GPU)
+#   make fuzz       the libFuzzer targets of tests/fuzz, FUZZ_SECONDS (60) each; make test
+#                   runs them briefly (tests/fuzz/fuzz_test.sh)
 # On Debian as root, missing packages are installed first (see `deps`).
 
 CC       ?= gcc
@@ -80,7 +82,8 @@ NVCCFLAGS := -std=c++17 -O3 -g -I. $(CUDA_GENCODE) -Werror all-warnings \
              -Xcompiler -Wall,-Wextra,-Wshadow,-Werror -DCNET_HAVE_CUDA -MMD -MP
 endif
 
-.PHONY: all deps test test-docker test-cuda run asan golden fixtures bench bench-cuda clean format
+.PHONY: all deps test test-docker test-cuda run asan golden fixtures bench bench-cuda clean \
+        format fuzz fuzz-build fuzz-targets
 all: deps $(BUILD)/cnet
 
 deps:
@@ -127,7 +130,7 @@ $(BUILD)/tests/$(basename $(notdir $(1))): $(BUILD)/$(1:.c=.o) $(TEST_LIB) $(BUI
 endef
 $(foreach src,$(TEST_SRC) $(TOOL_SRC),$(eval $(call test_program,$(src))))
 
-test: all $(TEST_BIN) $(TOOL_BIN)
+test: all $(TEST_BIN) $(TOOL_BIN) fuzz-build
 	@BUILD=$(BUILD) FIXTURES=$(FIXTURES) sh tests/run.sh
 
 # make test-docker: the container files checked, then the image built and run
@@ -142,6 +145,31 @@ test-cuda: all $(BUILD)/tests/test_cuda_parity $(BUILD)/tests/tool_imgdiff
 
 asan:
 	$(MAKE) test BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+
+# make fuzz: one libFuzzer target per parser (tests/fuzz/fuzz_<target>.c), built
+# from the same sources by clang with ASan + UBSan into $(FUZZ_BUILD) (its own
+# objects, no CUDA), each run FUZZ_SECONDS over its committed corpus
+# tests/fuzz/corpus/<target>; a crash fails with the reproducer's path.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_PKGS    := clang libclang-rt-dev libomp-dev
+# -Wno-pass-failed: clang cannot vectorize the kernels' `omp simd` loops once
+# they are instrumented, and says so
+FUZZ_OPT     := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined -Wno-pass-failed
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_LIB     := $(patsubst %.c,$(BUILD)/%.o,tests/fuzz/lib_fuzz.c tests/lib/lib_fs.c)
+fuzz-build:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(FUZZ_PKGS)"
+	@$(MAKE) --no-print-directory fuzz-targets BUILD=$(FUZZ_BUILD) CC=clang NVCC= OPT="$(FUZZ_OPT)"
+# with BUILD=$(FUZZ_BUILD) and clang (fuzz-build sets both)
+fuzz-targets: $(addprefix $(BUILD)/fuzz/,$(basename $(notdir $(FUZZ_SRC))))
+.PRECIOUS: $(BUILD)/tests/fuzz/%.o
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(FUZZ_LIB) $(BUILD)/libcnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LDLIBS)
+fuzz: fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/fuzz_test.sh
 
 golden: all
 	$(BUILD)/cnet golden --fixtures $(FIXTURES) --device $(DEVICE)
@@ -232,6 +260,6 @@ format:
 	  server/*/*.[ch] api/*.[ch] tests/*/*.[ch])
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan $(FUZZ_BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

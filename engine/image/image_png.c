@@ -78,6 +78,24 @@ static void rows_to_rgb(image_rgb8 *img, png_bytep *rows, int channels, int dept
     }
 }
 
+/* Every chunk up to IEND fits in the bytes that follow its header (data and
+ * CRC): libpng allocates and clears a chunk's declared length before reading
+ * it, whatever png_set_chunk_malloc_max says for tEXt, so a 105-byte file
+ * declaring a 2 GB tEXt chunk cost 2 GB (found by tests/fuzz/fuzz_image.c). */
+static int check_chunk_lengths(const uint8_t *b, size_t len, const char *name, cnet_error *err) {
+    for (size_t pos = 8; pos + 8 <= len;) {
+        const size_t left = len - pos - 8, n = be32(b + pos);
+        if (n > left || left - n < 4)
+            return cnet_fail(
+                err, CNET_EFORMAT,
+                "%s: corrupt PNG: the chunk at byte %zu declares %zu bytes, %zu are left", name,
+                pos, n, left);
+        if (memcmp(b + pos + 4, "IEND", 4) == 0) break;
+        pos += 12 + n;
+    }
+    return 0;
+}
+
 int image_decode_png(image_rgb8 *img, const void *buf, size_t len, const char *name,
                      int64_t max_pixels, cnet_error *err) {
     memset(img, 0, sizeof *img);
@@ -88,6 +106,7 @@ int image_decode_png(image_rgb8 *img, const void *buf, size_t len, const char *n
     if (len >= 24 && memcmp(b + 12, "IHDR", 4) == 0 &&
         over_limit(be32(b + 16), be32(b + 20), max_pixels, name, err))
         return CNET_ELIMIT;
+    if (check_chunk_lengths(b, len, name, err)) return CNET_EFORMAT;
     png_job *job = calloc(1, sizeof *job);
     if (!job) return cnet_fail(err, CNET_ENOMEM, "%s: out of memory", name);
     job->in = buf;

@@ -49,6 +49,11 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
     form *f = cls;
     if (f->failed) return MHD_NO;
+    if (!key) { /* a part whose Content-Disposition names no field */
+        f->failed = 1;
+        api_fail(f->e, 400, "invalid_body", NULL, "a multipart part has no name");
+        return MHD_NO;
+    }
     if (strcmp(key, "image") == 0) {
         if (off == 0 && f->have_image) {
             f->failed = 1;

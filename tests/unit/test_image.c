@@ -14,6 +14,7 @@
 #include <png.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -613,6 +614,28 @@ static void tmp_path(char *buf, size_t cap, const char *name) {
     snprintf(buf, cap, "%s/%s", tmpdir, name);
 }
 
+/* A valid 1x1 IHDR, then a tEXt chunk declaring 2 GB of which the file holds
+ * a few bytes (tests/fuzz/corpus/image/crash-text-chunk-2gb): refused as
+ * corrupt without allocating its declared length (libpng would, and clear
+ * it: 2 GB of RSS for a 61-byte request image). */
+static void test_chunk_length_bomb(void) {
+    uint8_t png[61] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D',
+                       'R',  0,   0,   0,   1,    0,    0,    0,    1, 8, 2, 0,  0,   0};
+    put_be32(png + 29, crc32_bitwise(png + 12, 17));
+    put_be32(png + 33, 0x7a000022u);
+    memcpy(png + 37, "tEXtparameters\0a red circle", 24);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    image_rgb8 img;
+    cnet_error err = {0};
+    int rc = image_decode(&img, png, sizeof png, "bomb.png", 0, &err);
+    getrusage(RUSAGE_SELF, &after);
+    CHECK(rc == CNET_EFORMAT && strstr(err.msg, "bomb.png"), "rc %d '%s'", rc, err.msg);
+    CHECK(after.ru_maxrss - before.ru_maxrss < 256 * 1024, "peak RSS grew by %ld KiB",
+          after.ru_maxrss - before.ru_maxrss);
+    if (!rc) image_free(&img);
+}
+
 static void test_load_errors(void) {
     char path[512];
     image_rgb8 img;
@@ -752,6 +775,7 @@ int main(int argc, char **argv) {
     RUN(test_corrupt);
     RUN(test_wrong_magic);
     RUN(test_huge_dimensions);
+    RUN(test_chunk_length_bomb);
     RUN(test_load_errors);
     RUN(test_save);
     RUN(test_probe_header_size);
