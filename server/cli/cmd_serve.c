@@ -31,8 +31,10 @@
 #include "server/workers/runner.h"
 #include "server/workers/serve_devices.h"
 
-#define SERVE_TICK_S 5      /* seconds between rescues of expired leases */
-#define SERVE_DEVICES_MAX 8 /* --device given more often → usage error */
+#define SERVE_TICK_S 5              /* seconds between rescues of expired leases */
+#define SERVE_DEVICES_MAX 8         /* --device given more often → usage error */
+#define SERVE_CONNECTIONS_MAX 10000 /* a connection cap above this → usage error (a thread each) \
+                                     */
 
 typedef struct serve_opts {
     http_config http;
@@ -60,10 +62,17 @@ static void usage(void) {
            "  --dataset-max-entries N   archive entries cap (default %lld)\n"
            "  --dataset-max-bytes BYTES unpacked size cap (default %lld)\n"
            "  --dataset-max-ratio N     compression ratio cap (default %lld)\n"
-           "  --sse-heartbeat S         seconds between SSE heartbeats (default %d)\n",
+           "  --sse-heartbeat S         seconds between SSE heartbeats (default %d)\n"
+           "  --max-connections N       request connections; more get 503 (default %d)\n"
+           "  --max-connections-per-ip N  connections per client; more get 429 (default %d)\n"
+           "  --max-sse-streams N       event streams, counted apart; more get 503 (default %d)\n"
+           "  --trusted-proxy ADDR      honour X-Forwarded-For only from this IPv4 address\n"
+           "  --header-timeout S        seconds to send a request's headers, in all (default %d)\n"
+           "  --body-timeout S          seconds to send a body, +1 per 8 KiB sent (default %d)\n",
            HTTP_DEFAULT_PORT, HTTP_QUEUE_CAP, HTTP_UPLOAD_MAX, HTTP_DISK_FLOOR,
            (long long)UPLOAD_DEFAULT_LIMITS.max_entries, (long long)UPLOAD_DEFAULT_LIMITS.max_bytes,
-           (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S);
+           (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S, HTTP_CONNECTION_LIMIT,
+           HTTP_PER_IP_LIMIT, HTTP_SSE_LIMIT, HTTP_HEADER_TIMEOUT_S, HTTP_BODY_TIMEOUT_S);
 }
 
 static int parse_opts(int argc, char **argv, serve_opts *o) {
@@ -75,7 +84,12 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
                        .upload_max = HTTP_UPLOAD_MAX,
                        .disk_floor = HTTP_DISK_FLOOR,
                        .dataset = UPLOAD_DEFAULT_LIMITS,
-                       .sse_heartbeat_s = HTTP_SSE_HEARTBEAT_S};
+                       .sse_heartbeat_s = HTTP_SSE_HEARTBEAT_S,
+                       .max_connections = HTTP_CONNECTION_LIMIT,
+                       .max_per_ip = HTTP_PER_IP_LIMIT,
+                       .max_sse = HTTP_SSE_LIMIT,
+                       .header_timeout_s = HTTP_HEADER_TIMEOUT_S,
+                       .body_timeout_s = HTTP_BODY_TIMEOUT_S};
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -92,7 +106,8 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
                     err.msg[0] ? err.msg : "unexpected argument");
             return 2;
         }
-        char flag[CLI_FLAG_MAX]; /* the name alone: cli_flag(, , NULL) is for flags without a value */
+        char flag[CLI_FLAG_MAX]; /* the name alone: cli_flag(, , NULL) is for flags without a value
+                                  */
         snprintf(flag, sizeof flag, "%.*s", (int)strcspn(a, "="), a);
         a = flag;
         if (cli_flag(a, "listen", NULL))
@@ -128,6 +143,18 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
             rc = cli_long(a, v, 1, INT64_MAX, &x, &err), h->dataset.max_ratio = x;
         else if (cli_flag(a, "sse-heartbeat", NULL))
             rc = cli_long(a, v, 1, 3600, &x, &err), h->sse_heartbeat_s = (int)x;
+        else if (cli_flag(a, "max-connections", NULL))
+            rc = cli_long(a, v, 1, SERVE_CONNECTIONS_MAX, &x, &err), h->max_connections = (int)x;
+        else if (cli_flag(a, "max-connections-per-ip", NULL))
+            rc = cli_long(a, v, 1, SERVE_CONNECTIONS_MAX, &x, &err), h->max_per_ip = (int)x;
+        else if (cli_flag(a, "max-sse-streams", NULL))
+            rc = cli_long(a, v, 1, SERVE_CONNECTIONS_MAX, &x, &err), h->max_sse = (int)x;
+        else if (cli_flag(a, "trusted-proxy", NULL))
+            h->trusted_proxy = v;
+        else if (cli_flag(a, "header-timeout", NULL))
+            rc = cli_long(a, v, 1, 3600, &x, &err), h->header_timeout_s = (int)x;
+        else if (cli_flag(a, "body-timeout", NULL))
+            rc = cli_long(a, v, 1, 86400, &x, &err), h->body_timeout_s = (int)x;
         else
             rc = cnet_fail(&err, CNET_EINVAL, "unknown option %s", a);
         if (rc) {
