@@ -23,10 +23,13 @@
  * MHD then sees the close and ends it. A handler's own time (a generate, an
  * event stream) is not bounded here.
  *
- * Not here: what a request asks for (http_server.c routes it). The socket is
- * shut down only while MHD still holds it open: MHD reports a connection
- * closed before it closes the descriptor, and both happen under s->conns.mu
- * here, so a descriptor number reused by a newer connection is never hit. */
+ * The socket is shut down only while MHD still holds it open: MHD reports a
+ * connection closed (which takes it off the list under s->conns.mu) before
+ * it closes the descriptor (libmicrohttpd 0.9.75 daemon.c,
+ * MHD_cleanup_connections), and the watchdog shuts sockets down under the
+ * same lock, so a descriptor number reused by a newer connection is never hit.
+ *
+ * Not here: what a request asks for (http_server.c routes it). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,8 @@
  * headers, or a body, sent one byte at a time are cut off once the whole
  * --header-timeout / --body-timeout has passed, though each byte comes well
  * inside MHD's idle timeout; over --max-connections-per-ip a client gets
- * 429 and over --max-connections 503, both with Retry-After, not a reset;
+ * 429 and over --max-connections 503, both with Retry-After, not a reset
+ * (only past twice its cap is a client's connection closed unanswered);
  * event streams are counted apart (--max-sse-streams: an open stream does
  * not take a request's place, a stream over the cap gets 503) and a stream
  * whose client closed frees its place at once, not at the next heartbeat;
@@ -199,6 +200,13 @@ static void per_ip_cap(void) {
           retry);
     sock_close(a);
     CHECK(eventually("/healthz", 200) >= 0, "a closed connection frees its place");
+    /* Past twice the cap the server does not spend a thread: refused at accept. */
+    for (int i = 0; i < 3; i++) CHECK(sock_open() >= 0, "connect %d", i);
+    int over = sock_open();
+    char buf[256];
+    CHECK(over >= 0 && sock_send(over, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") == 0, "connect");
+    size_t n = sock_read(over, buf, sizeof buf, NULL, 10000);
+    CHECK(n == 0, "a fifth connection of a client capped at 2 is closed unanswered: %s", buf);
 }
 
 static void test_conn_per_ip_cap_answers_429(void) {
