@@ -33,8 +33,7 @@
 
 #define SERVE_TICK_S 5              /* seconds between rescues of expired leases */
 #define SERVE_DEVICES_MAX 8         /* --device given more often → usage error */
-#define SERVE_CONNECTIONS_MAX 10000 /* a connection cap above this → usage error (a thread each) \
-                                     */
+#define SERVE_CONNECTIONS_MAX 10000 /* a connection cap above → usage error (a thread each) */
 
 typedef struct serve_opts {
     http_config http;
@@ -84,12 +83,7 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
                        .upload_max = HTTP_UPLOAD_MAX,
                        .disk_floor = HTTP_DISK_FLOOR,
                        .dataset = UPLOAD_DEFAULT_LIMITS,
-                       .sse_heartbeat_s = HTTP_SSE_HEARTBEAT_S,
-                       .max_connections = HTTP_CONNECTION_LIMIT,
-                       .max_per_ip = HTTP_PER_IP_LIMIT,
-                       .max_sse = HTTP_SSE_LIMIT,
-                       .header_timeout_s = HTTP_HEADER_TIMEOUT_S,
-                       .body_timeout_s = HTTP_BODY_TIMEOUT_S};
+                       .sse_heartbeat_s = HTTP_SSE_HEARTBEAT_S}; /* caps, deadlines: 0 = default */
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;

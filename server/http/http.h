@@ -50,8 +50,8 @@ typedef struct http_config {
     int64_t disk_floor;
     upload_limits dataset;
     int sse_heartbeat_s;
-    int max_connections, max_per_ip, max_sse; /* the caps above, as flags */
-    int header_timeout_s, body_timeout_s;     /* the read deadlines above, as flags */
+    int max_connections, max_per_ip, max_sse; /* the caps above, as flags; 0: the default */
+    int header_timeout_s, body_timeout_s;     /* the read deadlines above; 0: the default */
     const char *trusted_proxy; /* NULL, or the IPv4 address whose X-Forwarded-For is honoured */
     worker *const *engines;    /* the devices synchronous generates run on (borrowed); none: 503 */
     int n_engines;

@@ -135,6 +135,12 @@ static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const cha
     if (http_conn_admit(s, c, r->conn, r->route && (r->route->flags & ROUTE_STREAM), &busy) != 0)
         return busy.status == 400 ? http_reply_api_error(s, c, r, &busy)
                                   : http_reply_busy(s, c, r, &busy, HTTP_BUSY_RETRY_AFTER_S);
+    framing f = {.n_length = 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, take_framing, &f);
+    if (f.conflict || (f.n_length && f.chunked))
+        return http_reply_error(s, c, r, 400, "bad_request", NULL,
+                                f.conflict ? "the Content-Length headers disagree"
+                                           : "both Content-Length and Transfer-Encoding");
     if (!r->route)
         return path_match ? http_reply_error(s, c, r, 405, "method_not_allowed", NULL,
                                              "%s is not allowed on %s", method, url)
@@ -166,12 +172,6 @@ static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const cha
                : r->route->body == BODY_GENERATE ? API_GENERATE_BODY_MAX
                : r->route->body == BODY_FILE     ? s->cfg.upload_max
                                                  : 0;
-    framing f = {.n_length = 0};
-    MHD_get_connection_values(c, MHD_HEADER_KIND, take_framing, &f);
-    if (f.conflict || (f.n_length && f.chunked))
-        return http_reply_error(s, c, r, 400, "bad_request", NULL,
-                                f.conflict ? "the Content-Length headers disagree"
-                                           : "both Content-Length and Transfer-Encoding");
     const char *cl = f.length;
     if (cl) {
         char *end;
@@ -311,6 +311,13 @@ int http_start(http_server **out, const http_config *cfg, jobs_store *store, cne
     http_server *s = calloc(1, sizeof *s);
     if (!s) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     s->cfg = *cfg, s->store = store;
+    /* A caps or deadline field left 0 takes its default. */
+    http_config *k = &s->cfg;
+    if (k->max_connections <= 0) k->max_connections = HTTP_CONNECTION_LIMIT;
+    if (k->max_per_ip <= 0) k->max_per_ip = HTTP_PER_IP_LIMIT;
+    if (k->max_sse <= 0) k->max_sse = HTTP_SSE_LIMIT;
+    if (k->header_timeout_s <= 0) k->header_timeout_s = HTTP_HEADER_TIMEOUT_S;
+    if (k->body_timeout_s <= 0) k->body_timeout_s = HTTP_BODY_TIMEOUT_S;
     pthread_mutex_init(&s->mu, NULL);
     snprintf(s->jobs_dir, sizeof s->jobs_dir, "%s/jobs", cfg->data_dir);
     snprintf(s->datasets_dir, sizeof s->datasets_dir, "%s/datasets", cfg->data_dir);
@@ -329,7 +336,7 @@ int http_start(http_server **out, const http_config *cfg, jobs_store *store, cne
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
             MHD_USE_ITC | MHD_USE_ERROR_LOG,
         0, http_conn_accept, s, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_CONNECTION_LIMIT, http_conn_daemon_limit(cfg), MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_CONNECTION_LIMIT, http_conn_daemon_limit(&s->cfg), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, 1,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,

@@ -263,7 +263,8 @@ static void sse_streams(void) {
           "an open stream does not take the one request connection's place");
     int status = open_stream(id, &b, buf);
     if (!strstr(buf, "}")) sock_read(b, buf + strlen(buf), sizeof buf - strlen(buf), "}", 5000);
-    CHECK(status == 503 && strstr(buf, "too_many_streams") && strcasestr(buf, "\r\nRetry-After:"),
+    CHECK(status == 503 && strstr(buf, "too_many_streams") && strcasestr(buf, "\r\nRetry-After:") &&
+              strcasestr(buf, "\r\nConnection: close\r\n"),
           "a second stream over --max-sse-streams 1: %d %s", status, buf);
     sock_close(b);
     sock_close(a);
