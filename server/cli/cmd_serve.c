@@ -32,8 +32,9 @@
 #include "server/workers/runner.h"
 #include "server/workers/serve_devices.h"
 
-#define SERVE_TICK_S 5      /* seconds between rescues of expired leases */
-#define SERVE_DEVICES_MAX 8 /* --device given more often → usage error */
+#define SERVE_TICK_S 5              /* seconds between rescues of expired leases */
+#define SERVE_DEVICES_MAX 8         /* --device given more often → usage error */
+#define SERVE_CONNECTIONS_MAX 10000 /* a connection cap above → usage error (a thread each) */
 
 typedef struct serve_opts {
     http_config http;
@@ -65,11 +66,22 @@ static void usage(void) {
            "  --generate-timeout S      seconds a synchronous generate may run before it stops\n"
            "                            at its next step and answers 504 (default %d)\n"
            "  --generate-memory BYTES   memory generate requests may hold at once; more get\n"
-           "                            503 + Retry-After (default %lld)\n",
+           "                            503 + Retry-After (default %lld)\n"
+           "  --max-connections N       request connections; more get 503 (default %d)\n"
+           "  --max-connections-per-ip N  connections per client; more get 429 (default %d)\n"
+           "  --max-sse-streams N       event streams, counted apart; more get 503 (default %d)\n"
+           "  --trusted-proxy ADDR      honour X-Forwarded-For only from this IPv4 address\n"
+           "  --header-timeout S        seconds to send a request's headers, in all (default %d)\n"
+           "  --body-timeout S          seconds to send a body, +1 per 8 KiB sent (default %d)\n",
+           HTTP_DEFAULT_PORT, HTTP_QUEUE_CAP, HTTP_UPLOAD_MAX, HTTP_DISK_FLOOR,
+           (long long)UPLOAD_DEFAULT_LIMITS.max_entries, (long long)UPLOAD_DEFAULT_LIMITS.max_bytes,
+           (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S, HTTP_CONNECTION_LIMIT,
+           HTTP_PER_IP_LIMIT, HTTP_SSE_LIMIT, HTTP_HEADER_TIMEOUT_S, HTTP_BODY_TIMEOUT_S);
            HTTP_DEFAULT_PORT, HTTP_QUEUE_CAP, HTTP_UPLOAD_MAX, HTTP_DISK_FLOOR,
            (long long)UPLOAD_DEFAULT_LIMITS.max_entries, (long long)UPLOAD_DEFAULT_LIMITS.max_bytes,
            (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S,
-           HTTP_GENERATE_TIMEOUT_S, HTTP_GENERATE_MEMORY);
+           HTTP_GENERATE_TIMEOUT_S, HTTP_GENERATE_MEMORY, HTTP_CONNECTION_LIMIT, HTTP_PER_IP_LIMIT,
+           HTTP_SSE_LIMIT, HTTP_HEADER_TIMEOUT_S, HTTP_BODY_TIMEOUT_S);
 }
 
 static int parse_opts(int argc, char **argv, serve_opts *o) {
@@ -83,7 +95,7 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
                        .dataset = UPLOAD_DEFAULT_LIMITS,
                        .sse_heartbeat_s = HTTP_SSE_HEARTBEAT_S,
                        .generate_timeout_s = HTTP_GENERATE_TIMEOUT_S,
-                       .generate_memory = HTTP_GENERATE_MEMORY};
+                       .generate_memory = HTTP_GENERATE_MEMORY}; /* caps, deadlines: 0 = default */
     cnet_error err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -100,7 +112,8 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
                     err.msg[0] ? err.msg : "unexpected argument");
             return 2;
         }
-        char flag[CLI_FLAG_MAX]; /* the name alone: cli_flag(, , NULL) is for flags without a value */
+        char flag[CLI_FLAG_MAX]; /* the name alone: cli_flag(, , NULL) is for flags without a value
+                                  */
         snprintf(flag, sizeof flag, "%.*s", (int)strcspn(a, "="), a);
         a = flag;
         if (cli_flag(a, "listen", NULL))
@@ -140,6 +153,18 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
             rc = cli_double(a, v, 0.001, 86400, &h->generate_timeout_s, &err);
         else if (cli_flag(a, "generate-memory", NULL))
             rc = cli_long(a, v, 1, INT64_MAX, &x, &err), h->generate_memory = x;
+        else if (cli_flag(a, "max-connections", NULL))
+            rc = cli_long(a, v, 1, SERVE_CONNECTIONS_MAX, &x, &err), h->max_connections = (int)x;
+        else if (cli_flag(a, "max-connections-per-ip", NULL))
+            rc = cli_long(a, v, 1, SERVE_CONNECTIONS_MAX, &x, &err), h->max_per_ip = (int)x;
+        else if (cli_flag(a, "max-sse-streams", NULL))
+            rc = cli_long(a, v, 1, SERVE_CONNECTIONS_MAX, &x, &err), h->max_sse = (int)x;
+        else if (cli_flag(a, "trusted-proxy", NULL))
+            h->trusted_proxy = v;
+        else if (cli_flag(a, "header-timeout", NULL))
+            rc = cli_long(a, v, 1, 3600, &x, &err), h->header_timeout_s = (int)x;
+        else if (cli_flag(a, "body-timeout", NULL))
+            rc = cli_long(a, v, 1, 86400, &x, &err), h->body_timeout_s = (int)x;
         else
             rc = cnet_fail(&err, CNET_EINVAL, "unknown option %s", a);
         if (rc) {

@@ -1,6 +1,7 @@
 /* The HTTP service: libmicrohttpd serving the REST API of api/openapi.yaml
  * over the job store. The map header of the http subsystem; its modules:
  *   http_server.c    daemon, routing, auth, body limits, request ids, logging
+ *   http_conn.c      connection caps (per client, requests, event streams) and read deadlines
  *   http_reply.c     the JSON/text replies and the per-route request counters
  *   http_jobs.c      POST/GET /v1/jobs, GET/cancel a job, artifacts
  *   http_events.c    GET /v1/jobs/{id}/events (Server-Sent Events)
@@ -11,7 +12,7 @@
  *   http_static.c    / and the dashboard's files (server/http/web_assets.h)
  *
  * What it is not: it runs no job (server/workers/pool.h, server/workers/worker.h) and validates no
- * spec itself (api/). Threading: one MHD thread per connection, capped by the connection limit, so
+ * spec itself (api/). Threading: one MHD thread per connection, capped by the connection limits, so
  * a blocking SSE stream holds only its own thread. */
 #ifndef CNET_HTTP_H
 #define CNET_HTTP_H
@@ -24,9 +25,12 @@
 #include "server/store/jobs.h"
 
 #define HTTP_DEFAULT_PORT 8080
-#define HTTP_CONNECTION_LIMIT 64           /* open connections; more are refused at accept */
-#define HTTP_PER_IP_LIMIT 8                /* open connections per client address */
-#define HTTP_CONNECTION_TIMEOUT_S 30       /* idle seconds before a connection is closed */
+#define HTTP_CONNECTION_LIMIT 64 /* request connections; more → 503 (--max-connections) */
+#define HTTP_PER_IP_LIMIT 8 /* connections per client; more → 429 (--max-connections-per-ip) */
+#define HTTP_SSE_LIMIT 32   /* open event streams; more → 503 (--max-sse-streams) */
+#define HTTP_CONNECTION_TIMEOUT_S 30 /* idle seconds before a connection is closed */
+#define HTTP_HEADER_TIMEOUT_S 30     /* whole seconds to send a request line and headers */
+#define HTTP_BODY_TIMEOUT_S 60 /* seconds to send a body, plus 1 per HTTP_BODY_MIN_RATE bytes */
 #define HTTP_CONNECTION_MEMORY (64 * 1024) /* request line + headers per connection */
 #define HTTP_QUEUE_CAP 64                  /* queued jobs; more → 429 */
 #define HTTP_RETRY_AFTER_S 30              /* the Retry-After of a 429 */
@@ -52,6 +56,9 @@ typedef struct http_config {
     int sse_heartbeat_s;
     double generate_timeout_s; /* a synchronous generate's deadline (--generate-timeout) */
     int64_t generate_memory;   /* --generate-memory: see HTTP_GENERATE_MEMORY */
+    int max_connections, max_per_ip, max_sse; /* the caps above, as flags; 0: the default */
+    int header_timeout_s, body_timeout_s;     /* the read deadlines above; 0: the default */
+    const char *trusted_proxy; /* NULL, or the IPv4 address whose X-Forwarded-For is honoured */
     worker *const *engines;    /* the devices synchronous generates run on (borrowed); none: 503 */
     int n_engines;
 } http_config;

@@ -3,13 +3,18 @@
  * Last-Event-ID gets exactly what it missed, from the store, not from memory.
  * A comment line every heartbeat period keeps proxies and our own connection
  * timeout from closing an idle stream; the stream ends once the job is
- * terminal and every event was sent, or when the server stops.
+ * terminal and every event was sent, when the server stops, or within
+ * SSE_WAIT_MS of the client closing its socket (looked for between waits,
+ * not left to the next heartbeat's failed write), so a closed stream frees
+ * its place under --max-sse-streams at once.
  *
  * Not here: producing events (the store writes them with each transition).
  * The reader blocks in its connection's own thread (thread per connection). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "server/http/http_internal.h"
@@ -26,7 +31,17 @@ typedef struct sse {
     char *pending;
     size_t len, off;
     int done;
+    int fd; /* the connection's socket, -1 if MHD did not say */
 } sse;
+
+/* The client closed (or reset) its end: a peek reads end-of-file or an error.
+ * Bytes the client sent after its request are left in place. */
+static int client_gone(int fd) {
+    if (fd < 0) return 0;
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
 
 static int fetch(sse *x) {
     job j;
@@ -73,6 +88,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
         }
         if (x->done) continue;
         x->seen = jobs_wait(x->s->store, x->seen, SSE_WAIT_MS);
+        if (client_gone(x->fd)) return MHD_CONTENT_READER_END_WITH_ERROR;
         if (time(NULL) - x->last_write >= x->s->cfg.sse_heartbeat_s) {
             x->pending = strdup(": heartbeat\n\n");
             x->len = x->pending ? strlen(x->pending) : 0, x->off = 0;
@@ -105,6 +121,9 @@ enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *
     sse *x = calloc(1, sizeof *x);
     if (!x) return MHD_NO;
     x->s = s, x->last = after, x->last_write = time(NULL);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    x->fd = fd ? fd->connect_fd : -1;
     snprintf(x->id, sizeof x->id, "%.39s", r->params[0]);
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, x, sse_free);

@@ -19,6 +19,7 @@
 /* Seconds http_stop waits for generate requests to be answered (the
  * engines stop them at their next step) before it closes connections. */
 #define HTTP_STOP_ANSWER_S 30
+#define HTTP_BUSY_RETRY_AFTER_S 2 /* the Retry-After of a 429/503 over a connection cap */
 
 typedef struct http_req http_req;
 typedef enum MHD_Result (*http_handler)(http_server *s, struct MHD_Connection *c, http_req *r);
@@ -26,14 +27,32 @@ typedef enum MHD_Result (*http_handler)(http_server *s, struct MHD_Connection *c
 /* BODY_GENERATE: JSON or multipart/form-data up to API_GENERATE_BODY_MAX, in memory. */
 typedef enum { BODY_NONE, BODY_JSON, BODY_FILE, BODY_GENERATE } http_body;
 
+#define ROUTE_AUTH 1   /* bearer token required */
+#define ROUTE_STREAM 2 /* an event stream: counted against --max-sse-streams */
+#define ROUTE_HEAD 4   /* HEAD is answered as GET without the body */
+
 typedef struct http_route {
     const char *method;
     const char *pattern; /* segments; "{}" matches one path segment */
     const char *name;    /* metrics label: "POST /v1/jobs/{id}/cancel" */
     http_handler handler;
     http_body body;
-    int auth; /* bearer token required */
+    int flags; /* ROUTE_* */
 } http_route;
+
+/* What a connection's read deadline bounds (http_conn.c). */
+typedef enum { HTTP_PHASE_HEADERS, HTTP_PHASE_BODY, HTTP_PHASE_HANDLER } http_conn_phase;
+typedef struct http_conn http_conn; /* one accepted connection (MHD's socket context) */
+
+typedef struct http_conns {
+    pthread_mutex_t mu; /* guards the list and every http_conn in it */
+    pthread_cond_t wake;
+    pthread_t watchdog;
+    int watching;
+    http_conn *head;
+    uint64_t next_seq;
+    char proxy[46]; /* the trusted proxy's address, "" when none */
+} http_conns;
 
 typedef struct status_count {
     int status;
@@ -50,6 +69,7 @@ struct http_server {
     int64_t generate_held;   /* under mu: bytes held by generate requests (http_generate.c) */
     int generating;          /* under mu: generate requests not yet answered (http_stop waits) */
     pthread_cond_t answered; /* generating went down */
+    http_conns conns;
     volatile int stopping;
 };
 
@@ -67,8 +87,10 @@ struct http_req {
     int fd;                  /* BODY_FILE: the temp file, -1 when none */
     int write_errno;         /* BODY_FILE: a write failed (the rest is dropped): 507 or 503 */
     char tmp_path[4200];
-    int status;     /* the status queued, for the log */
-    int generating; /* counted in http_server.generating until its answer is sent */
+    int status;      /* the status queued, for the log */
+    int generating;  /* counted in http_server.generating until its answer is sent */
+    int status;      /* the status queued, for the log */
+    http_conn *conn; /* its connection (borrowed; NULL when out of memory) */
 };
 
 extern const http_route http_routes[];
@@ -88,6 +110,29 @@ enum MHD_Result http_reply_status_error(http_server *s, struct MHD_Connection *c
 enum MHD_Result http_reply_response(http_server *s, struct MHD_Connection *c, http_req *r,
                                     int status, struct MHD_Response *resp /* destroyed */);
 void http_count(http_server *s, int route_index, int status);
+
+/* Replies status with Retry-After and closes the connection after it. */
+enum MHD_Result http_reply_busy(http_server *s, struct MHD_Connection *c, http_req *r,
+                                const api_error *e, int retry_after_s);
+
+/* Connections (http_conn.c): the MHD accept policy and connection
+ * notifications, admission of a request by the caps (0, or -1 with e filled:
+ * 429 over the per-client cap, 503 over the request or stream cap, 400 for a
+ * malformed X-Forwarded-For from the trusted proxy), and the read phase
+ * whose deadline the watchdog enforces. */
+enum MHD_Result http_conn_accept(void *cls, const struct sockaddr *addr, socklen_t len);
+void http_conn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                      enum MHD_ConnectionNotificationCode code);
+http_conn *http_conn_of(struct MHD_Connection *c);
+int http_conn_admit(http_server *s, struct MHD_Connection *c, http_conn *k, int stream,
+                    api_error *e);
+/* received: body bytes so far (each extends the body deadline). */
+void http_conn_set_phase(http_server *s, http_conn *k, http_conn_phase phase, int64_t received);
+/* The daemon's own connection limit: every cap plus spares that are answered 503. */
+unsigned http_conn_daemon_limit(const http_config *cfg);
+int http_conns_start(http_server *s, cnet_error *err); /* parses --trusted-proxy; the watchdog */
+void http_conns_stop(http_server *s);                  /* joins the watchdog */
+void http_conns_free(http_server *s);                  /* after the daemon stopped */
 
 /* Handlers. */
 enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_req *r);

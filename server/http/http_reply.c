@@ -1,5 +1,6 @@
 /* Building and queueing replies: JSON bodies, the one error shape, status
- * mapping for library errors, X-Request-Id on every response, and the
+ * mapping for library errors, busy answers (Retry-After, then the
+ * connection closes), X-Request-Id on every response, and the
  * per-route request counters /metrics reports. Not here: routing or what
  * each route answers. */
 #include <stdarg.h>
@@ -54,6 +55,25 @@ enum MHD_Result http_reply_json(http_server *s, struct MHD_Connection *c, http_r
 enum MHD_Result http_reply_api_error(http_server *s, struct MHD_Connection *c, http_req *r,
                                      const api_error *e) {
     return http_reply_json(s, c, r, e->status, api_error_json(e));
+}
+
+enum MHD_Result http_reply_busy(http_server *s, struct MHD_Connection *c, http_req *r,
+                                const api_error *e, int retry_after_s) {
+    json_t *body = api_error_json(e);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    char after[16];
+    snprintf(after, sizeof after, "%d", retry_after_s);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Retry-After", after);
+    MHD_add_response_header(resp, "Connection", "close");
+    return http_reply_response(s, c, r, e->status, resp);
 }
 
 enum MHD_Result http_reply_error(http_server *s, struct MHD_Connection *c, http_req *r, int status,

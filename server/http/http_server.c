@@ -1,7 +1,12 @@
 /* The libmicrohttpd daemon and everything a request meets before its
- * handler: the route table, bearer auth, request ids, and body limits checked
- * against Content-Length before reading and again while a (chunked) body
- * accumulates, so an over-limit body is answered 413 and never truncated.
+ * handler: the route table, the connection caps (http_conn.c), bearer auth,
+ * request ids, and body limits checked against Content-Length before reading
+ * and again while a (chunked) body accumulates, so an over-limit body is
+ * answered 413 and never truncated. A request whose Content-Length headers
+ * disagree, or that has both Content-Length and Transfer-Encoding, is
+ * answered 400 (RFC 9110 §8.6, RFC 9112 §6.3: the framing is ambiguous, the
+ * stuff of request smuggling). HEAD on the dashboard's files is answered as
+ * GET without the body (RFC 9110 §9.3.2; MHD leaves the body out).
  *
  * Not here: what a route does (http_jobs.c, http_events.c, ...). Limits
  * follow RELIABILITY.md §3 (connection, per-IP, timeout and memory limits;
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -22,28 +28,30 @@
 #include "server/http/http_internal.h"
 
 const http_route http_routes[] = {
-    {"POST", "/v1/jobs", "POST /v1/jobs", http_jobs_create, BODY_JSON, 1},
-    {"GET", "/v1/jobs", "GET /v1/jobs", http_jobs_list, BODY_NONE, 1},
-    {"GET", "/v1/jobs/{}", "GET /v1/jobs/{id}", http_jobs_get, BODY_NONE, 1},
-    {"POST", "/v1/jobs/{}/cancel", "POST /v1/jobs/{id}/cancel", http_jobs_cancel, BODY_NONE, 1},
-    {"GET", "/v1/jobs/{}/events", "GET /v1/jobs/{id}/events", http_events, BODY_NONE, 1},
+    {"POST", "/v1/jobs", "POST /v1/jobs", http_jobs_create, BODY_JSON, ROUTE_AUTH},
+    {"GET", "/v1/jobs", "GET /v1/jobs", http_jobs_list, BODY_NONE, ROUTE_AUTH},
+    {"GET", "/v1/jobs/{}", "GET /v1/jobs/{id}", http_jobs_get, BODY_NONE, ROUTE_AUTH},
+    {"POST", "/v1/jobs/{}/cancel", "POST /v1/jobs/{id}/cancel", http_jobs_cancel, BODY_NONE,
+     ROUTE_AUTH},
+    {"GET", "/v1/jobs/{}/events", "GET /v1/jobs/{id}/events", http_events, BODY_NONE,
+     ROUTE_AUTH | ROUTE_STREAM},
     {"GET", "/v1/jobs/{}/artifacts/{}", "GET /v1/jobs/{id}/artifacts/{name}", http_jobs_artifact,
-     BODY_NONE, 1},
-    {"POST", "/v1/generate", "POST /v1/generate", http_generate, BODY_GENERATE, 1},
-    {"POST", "/v1/datasets", "POST /v1/datasets", http_datasets_create, BODY_FILE, 1},
-    {"GET", "/v1/datasets", "GET /v1/datasets", http_datasets_list, BODY_NONE, 1},
+     BODY_NONE, ROUTE_AUTH},
+    {"POST", "/v1/generate", "POST /v1/generate", http_generate, BODY_GENERATE, ROUTE_AUTH},
+    {"POST", "/v1/datasets", "POST /v1/datasets", http_datasets_create, BODY_FILE, ROUTE_AUTH},
+    {"GET", "/v1/datasets", "GET /v1/datasets", http_datasets_list, BODY_NONE, ROUTE_AUTH},
     {"GET", "/v1/datasets/{}/samples", "GET /v1/datasets/{id}/samples", http_datasets_samples,
-     BODY_NONE, 1},
+     BODY_NONE, ROUTE_AUTH},
     {"GET", "/v1/datasets/{}/samples/{}", "GET /v1/datasets/{id}/samples/{n}", http_datasets_sample,
-     BODY_NONE, 1},
-    {"GET", "/v1/models", "GET /v1/models", http_ops_models, BODY_NONE, 1},
-    {"GET", "/v1/openapi.yaml", "GET /v1/openapi.yaml", http_ops_openapi, BODY_NONE, 1},
+     BODY_NONE, ROUTE_AUTH},
+    {"GET", "/v1/models", "GET /v1/models", http_ops_models, BODY_NONE, ROUTE_AUTH},
+    {"GET", "/v1/openapi.yaml", "GET /v1/openapi.yaml", http_ops_openapi, BODY_NONE, ROUTE_AUTH},
     {"GET", "/healthz", "GET /healthz", http_ops_healthz, BODY_NONE, 0},
     {"GET", "/readyz", "GET /readyz", http_ops_readyz, BODY_NONE, 0},
     {"GET", "/metrics", "GET /metrics", http_ops_metrics, BODY_NONE, 0},
     /* The dashboard; last, so "/{}" never shadows a route above. */
-    {"GET", "/", "GET /", http_static, BODY_NONE, 0},
-    {"GET", "/{}", "GET /{asset}", http_static, BODY_NONE, 0},
+    {"GET", "/", "GET /", http_static, BODY_NONE, ROUTE_HEAD},
+    {"GET", "/{}", "GET /{asset}", http_static, BODY_NONE, ROUTE_HEAD},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];
 
@@ -90,23 +98,58 @@ int64_t http_disk_free(http_server *s) {
     return (int64_t)v.f_bavail * (int64_t)v.f_frsize;
 }
 
+/* The headers that frame the body: every Content-Length (the first kept)
+ * and whether Transfer-Encoding is there. */
+typedef struct framing {
+    const char *length;
+    int n_length, conflict, chunked;
+} framing;
+
+static enum MHD_Result take_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+    (void)kind;
+    framing *f = cls;
+    if (!key || !value) return MHD_YES;
+    if (strcasecmp(key, "Transfer-Encoding") == 0) f->chunked = 1;
+    if (strcasecmp(key, "Content-Length") != 0) return MHD_YES;
+    if (f->n_length++ == 0)
+        f->length = value;
+    else if (strcmp(f->length, value) != 0)
+        f->conflict = 1;
+    return MHD_YES;
+}
+
 static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const char *url,
                              const char *method, http_req *r) {
     int path_match = 0;
     for (int i = 0; i < http_n_routes; i++) {
         if (!match(http_routes[i].pattern, url, r->params)) continue;
+        /* HEAD as GET only where no route above took the path (/healthz stays 405). */
+        int allowed =
+            strcmp(http_routes[i].method, method) == 0 ||
+            (!path_match && (http_routes[i].flags & ROUTE_HEAD) && !strcmp(method, "HEAD"));
         path_match = 1;
-        if (strcmp(http_routes[i].method, method) == 0) {
+        if (allowed) {
             r->route = &http_routes[i];
             r->route_index = i;
             break;
         }
     }
+    api_error busy;
+    if (http_conn_admit(s, c, r->conn, r->route && (r->route->flags & ROUTE_STREAM), &busy) != 0)
+        return busy.status == 400 ? http_reply_api_error(s, c, r, &busy)
+                                  : http_reply_busy(s, c, r, &busy, HTTP_BUSY_RETRY_AFTER_S);
+    framing f = {.n_length = 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, take_framing, &f);
+    if (f.conflict || (f.n_length && f.chunked))
+        return http_reply_error(s, c, r, 400, "bad_request", NULL,
+                                f.conflict ? "the Content-Length headers disagree"
+                                           : "both Content-Length and Transfer-Encoding");
     if (!r->route)
         return path_match ? http_reply_error(s, c, r, 405, "method_not_allowed", NULL,
                                              "%s is not allowed on %s", method, url)
                           : http_reply_error(s, c, r, 404, "not_found", NULL, "no route %s", url);
-    if (r->route->auth) {
+    if (r->route->flags & ROUTE_AUTH) {
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         auth_result a = auth_check(h, s->cfg.token);
         if (a == AUTH_MISSING) {
@@ -133,7 +176,7 @@ static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const cha
                : r->route->body == BODY_GENERATE ? API_GENERATE_BODY_MAX
                : r->route->body == BODY_FILE     ? s->cfg.upload_max
                                                  : 0;
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    const char *cl = f.length;
     if (cl) {
         char *end;
         errno = 0;
@@ -224,15 +267,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->fd = -1;
         r->route_index = -1;
         r->start_us = now_us();
+        r->conn = http_conn_of(c);
         request_id(c, r->id);
         *con_cls = r;
+        http_conn_set_phase(s, r->conn, HTTP_PHASE_BODY, 0);
         return begin(s, c, url, method, r);
     }
     if (*upload_size) {
         int rc = take_body(r, upload, *upload_size);
         *upload_size = 0;
+        http_conn_set_phase(s, r->conn, HTTP_PHASE_BODY, r->received);
         return rc ? MHD_NO : MHD_YES;
     }
+    http_conn_set_phase(s, r->conn, HTTP_PHASE_HANDLER, r->received);
     if (r->over) {
         drop_body(r);
         return http_reply_error(s, c, r, 413, "body_too_large", NULL,
@@ -254,6 +301,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     http_server *s = cls;
     http_req *r = *con_cls;
     if (!r) return;
+    /* The next request on a kept-alive connection has its own header deadline. */
+    http_conn_set_phase(s, r->conn, HTTP_PHASE_HEADERS, 0);
     fprintf(stderr, "http: %s %s %d %.1f ms%s\n", r->id, r->route ? r->route->name : "-", r->status,
             (double)(now_us() - r->start_us) / 1000.0,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (terminated)");
@@ -282,6 +331,13 @@ int http_start(http_server **out, const http_config *cfg, jobs_store *store, cne
     http_server *s = calloc(1, sizeof *s);
     if (!s) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     s->cfg = *cfg, s->store = store;
+    /* A caps or deadline field left 0 takes its default. */
+    http_config *k = &s->cfg;
+    if (k->max_connections <= 0) k->max_connections = HTTP_CONNECTION_LIMIT;
+    if (k->max_per_ip <= 0) k->max_per_ip = HTTP_PER_IP_LIMIT;
+    if (k->max_sse <= 0) k->max_sse = HTTP_SSE_LIMIT;
+    if (k->header_timeout_s <= 0) k->header_timeout_s = HTTP_HEADER_TIMEOUT_S;
+    if (k->body_timeout_s <= 0) k->body_timeout_s = HTTP_BODY_TIMEOUT_S;
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t monotonic;
     pthread_condattr_init(&monotonic);
@@ -295,21 +351,24 @@ int http_start(http_server **out, const http_config *cfg, jobs_store *store, cne
     int rc = make_dir(s->datasets_dir, err);
     if (!rc) rc = make_dir(s->tmp_dir, err);
     if (!rc) rc = make_dir(s->inputs_dir, err);
+    if (!rc) rc = http_conns_start(s, err);
     if (rc) {
         free(s);
         return rc;
     }
-    s->daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                             MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                         0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                         (unsigned)HTTP_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                         (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, 1,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    /* No per-IP limit in MHD: http_conn.c answers over-cap clients 429. */
+    s->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+            MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0, http_conn_accept, s, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_CONNECTION_LIMIT, http_conn_daemon_limit(&s->cfg), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+        http_conn_notify, s, MHD_OPTION_END);
     if (!s->daemon) {
+        http_conns_stop(s);
+        http_conns_free(s);
         free(s);
         return cnet_fail(err, CNET_EIO, "cannot listen on %s:%d", cfg->listen, cfg->port);
     }
@@ -335,7 +394,9 @@ void http_stop(http_server *s) {
     while (s->generating && pthread_cond_timedwait(&s->answered, &s->mu, &until) == 0) {
     }
     pthread_mutex_unlock(&s->mu);
+    http_conns_stop(s);
     MHD_stop_daemon(s->daemon);
+    http_conns_free(s);
     pthread_cond_destroy(&s->answered);
     pthread_mutex_destroy(&s->mu);
     free(s);

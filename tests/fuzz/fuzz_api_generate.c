@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         gen_spec *gs = malloc(sizeof *gs);
         cnet_error err = {0};
         if (!gs) abort();
-        if (gen_spec_resolve(gs, spec, fuzz_models_dir(), fuzz_jobs_dir(), 1, &err) == 0) {
+        if (gen_spec_resolve(gs, spec, fuzz_models_dir(), fuzz_jobs_dir(), &err) == 0) {
             const generate_result res = {.n = 1, .width = gs->req.width, .height = gs->req.height};
             free(gen_spec_parameters(gs, &res));
         }
