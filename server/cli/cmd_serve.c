@@ -75,10 +75,6 @@ static void usage(void) {
            "  --body-timeout S          seconds to send a body, +1 per 8 KiB sent (default %d)\n",
            HTTP_DEFAULT_PORT, HTTP_QUEUE_CAP, HTTP_UPLOAD_MAX, HTTP_DISK_FLOOR,
            (long long)UPLOAD_DEFAULT_LIMITS.max_entries, (long long)UPLOAD_DEFAULT_LIMITS.max_bytes,
-           (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S, HTTP_CONNECTION_LIMIT,
-           HTTP_PER_IP_LIMIT, HTTP_SSE_LIMIT, HTTP_HEADER_TIMEOUT_S, HTTP_BODY_TIMEOUT_S);
-           HTTP_DEFAULT_PORT, HTTP_QUEUE_CAP, HTTP_UPLOAD_MAX, HTTP_DISK_FLOOR,
-           (long long)UPLOAD_DEFAULT_LIMITS.max_entries, (long long)UPLOAD_DEFAULT_LIMITS.max_bytes,
            (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S,
            HTTP_GENERATE_TIMEOUT_S, HTTP_GENERATE_MEMORY, HTTP_CONNECTION_LIMIT, HTTP_PER_IP_LIMIT,
            HTTP_SSE_LIMIT, HTTP_HEADER_TIMEOUT_S, HTTP_BODY_TIMEOUT_S);

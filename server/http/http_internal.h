@@ -89,7 +89,6 @@ struct http_req {
     char tmp_path[4200];
     int status;      /* the status queued, for the log */
     int generating;  /* counted in http_server.generating until its answer is sent */
-    int status;      /* the status queued, for the log */
     http_conn *conn; /* its connection (borrowed; NULL when out of memory) */
 };
 
