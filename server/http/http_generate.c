@@ -231,32 +231,13 @@ static worker *pick_engine(http_server *s) {
     return best;
 }
 
-/* A 503 with Retry-After: the server is busy, the same request may succeed later. */
-static enum MHD_Result reply_busy(http_server *s, struct MHD_Connection *c, http_req *r,
-                                  const api_error *e) {
-    json_t *body = api_error_json(e);
-    char *t = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    struct MHD_Response *resp =
-        t ? MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!resp) {
-        free(t);
-        return MHD_NO;
-    }
-    char after[16];
-    snprintf(after, sizeof after, "%d", GEN_RETRY_AFTER_S);
-    MHD_add_response_header(resp, "Retry-After", after);
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    return http_reply_response(s, c, r, e->status, resp);
-}
-
 static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, http_req *r, int rc,
                                     const cnet_error *err) {
     api_error e;
     switch (rc) {
     case WORKER_EBUSY:
         api_fail(&e, 503, "busy", NULL, "%s", err->msg);
-        return reply_busy(s, c, r, &e);
+        return http_reply_busy(s, c, r, &e, GEN_RETRY_AFTER_S, 0);
     case WORKER_ETIMEDOUT:
         return http_reply_error(s, c, r, 504, "timeout", NULL, "%s", err->msg);
     case WORKER_ECANCELLED: /* nobody reads it: the client left */
@@ -387,7 +368,7 @@ enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req
     r->generating = 1;
     pthread_mutex_unlock(&s->mu);
     if (read_request(s, c, r, &g, &e))
-        ret = strcmp(e.code, "busy") == 0 ? reply_busy(s, c, r, &e)
+        ret = strcmp(e.code, "busy") == 0 ? http_reply_busy(s, c, r, &e, GEN_RETRY_AFTER_S, 0)
                                           : http_reply_api_error(s, c, r, &e);
     else if (json_is_true(json_object_get(g.req, "async")))
         ret = run_async(s, c, r, &g);

@@ -110,9 +110,10 @@ enum MHD_Result http_reply_response(http_server *s, struct MHD_Connection *c, ht
                                     int status, struct MHD_Response *resp /* destroyed */);
 void http_count(http_server *s, int route_index, int status);
 
-/* Replies status with Retry-After and closes the connection after it. */
+/* Replies e (a 429 or 503) with Retry-After; close: and closes the
+ * connection after it (a connection cap's answer). */
 enum MHD_Result http_reply_busy(http_server *s, struct MHD_Connection *c, http_req *r,
-                                const api_error *e, int retry_after_s);
+                                const api_error *e, int retry_after_s, int close);
 
 /* Connections (http_conn.c): the MHD accept policy and connection
  * notifications, admission of a request by the caps (0, or -1 with e filled:

@@ -162,22 +162,8 @@ enum MHD_Result http_jobs_enqueue(http_server *s, struct MHD_Connection *c, http
     if (rc == JOBS_EADMIT) /* err.msg starts with the field the admit hook checked */
         return http_reply_error(s, c, r, 400, "invalid_field", "push_to_hub", "%s", err.msg);
     if (rc == CNET_ELIMIT) {
-        json_t *body = NULL;
         api_fail(&e, 429, "queue_full", NULL, "%s; retry later", err.msg);
-        body = api_error_json(&e);
-        char *t = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        json_decref(body);
-        struct MHD_Response *resp =
-            t ? MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE) : NULL;
-        if (!resp) {
-            free(t);
-            return MHD_NO;
-        }
-        char after[16];
-        snprintf(after, sizeof after, "%d", HTTP_RETRY_AFTER_S);
-        MHD_add_response_header(resp, "Retry-After", after);
-        MHD_add_response_header(resp, "Content-Type", "application/json");
-        return http_reply_response(s, c, r, 429, resp);
+        return http_reply_busy(s, c, r, &e, HTTP_RETRY_AFTER_S, 0);
     }
     if (rc) return http_reply_status_error(s, c, r, rc, &err);
     return reply_job(s, c, r, 202, id, !created);

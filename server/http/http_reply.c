@@ -58,7 +58,7 @@ enum MHD_Result http_reply_api_error(http_server *s, struct MHD_Connection *c, h
 }
 
 enum MHD_Result http_reply_busy(http_server *s, struct MHD_Connection *c, http_req *r,
-                                const api_error *e, int retry_after_s) {
+                                const api_error *e, int retry_after_s, int close) {
     json_t *body = api_error_json(e);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -72,7 +72,7 @@ enum MHD_Result http_reply_busy(http_server *s, struct MHD_Connection *c, http_r
     snprintf(after, sizeof after, "%d", retry_after_s);
     MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "Retry-After", after);
-    MHD_add_response_header(resp, "Connection", "close");
+    if (close) MHD_add_response_header(resp, "Connection", "close");
     return http_reply_response(s, c, r, e->status, resp);
 }
 

@@ -138,7 +138,7 @@ static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const cha
     api_error busy;
     if (http_conn_admit(s, c, r->conn, r->route && (r->route->flags & ROUTE_STREAM), &busy) != 0)
         return busy.status == 400 ? http_reply_api_error(s, c, r, &busy)
-                                  : http_reply_busy(s, c, r, &busy, HTTP_BUSY_RETRY_AFTER_S);
+                                  : http_reply_busy(s, c, r, &busy, HTTP_BUSY_RETRY_AFTER_S, 1);
     framing f = {.n_length = 0};
     MHD_get_connection_values(c, MHD_HEADER_KIND, take_framing, &f);
     if (f.conflict || (f.n_length && f.chunked))
