@@ -38,9 +38,10 @@ const api_field api_generate_fields[] = {
              "hf://namespace/name[@revision] (API)"},
     {.name = "controlnet",
      .type = AF_CONTROLNET,
-     .flags = AF_JOB_REF | AF_PER_CONTROLNET,
-     .help = "the ControlNet: folders, one per control image (CLI); a folder under --models or "
-             "a train job id (API); default the base folder's controlnet/"},
+     .flags = AF_JOB_REF | AF_HUB_REF | AF_PER_CONTROLNET,
+     .help = "the ControlNet: folders, one per control image (CLI); a folder under --models, "
+             "hf://namespace/name[@revision] or a train job id (API); default the base "
+             "folder's controlnet/"},
     {.name = "image",
      .type = AF_BASE64,
      .flags = AF_PER_CONTROLNET,

@@ -307,17 +307,17 @@ static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, ht
 }
 
 /* A synchronous request never downloads (a pull can take minutes): an hf://
- * model not in the cache is a 409 that says how to get it, an async job,
- * which pulls it (the job's progress in GET /v1/jobs/{id}). */
+ * model or ControlNet not in the cache is a 409 that says how to get it, an
+ * async job, which pulls it (the job's progress in GET /v1/jobs/{id}). */
 static enum MHD_Result not_cached(http_server *s, struct MHD_Connection *c, http_req *r,
-                                  const gen_call *g) {
-    const char *model = json_string_value(json_object_get(g->spec, "model"));
-    return http_reply_error(s, c, r, 409, "model_not_cached", "model",
+                                  const gen_call *g, const char *field) {
+    const char *ref = json_string_value(json_object_get(g->spec, field));
+    return http_reply_error(s, c, r, 409, "model_not_cached", field,
                             "%s is not in this server's Hub cache and a synchronous request "
                             "never downloads: send the request with \"async\": true (the job "
-                            "pulls the model; GET /v1/jobs/{id} follows it); once pulled, "
+                            "pulls it; GET /v1/jobs/{id} follows it); once pulled, "
                             "synchronous requests use the cached copy",
-                            model);
+                            ref);
 }
 
 /* worker_gen_ctl's watch: the client closed its end of the connection. */
@@ -339,7 +339,7 @@ static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_r
     gen_cost cost;
     cnet_error err = {0};
     int rc = gen_spec_resolve(&gs, g->spec, s->cfg.models_dir, s->jobs_dir, &err);
-    if (rc && gs.not_cached) return not_cached(s, c, r, g);
+    if (rc && gs.not_cached_field) return not_cached(s, c, r, g, gs.not_cached_field);
     if (!rc) rc = gen_cost_estimate(&cost, &gs.req, g->image_w, g->image_h, &err);
     if (rc) return engine_error(s, c, r, rc, &err);
     if (gen_cost_check(&cost, &gs.req, &err))

@@ -42,6 +42,23 @@ static int path_join(char out[PATH_MAX], const char *a, const char *b, cnet_erro
     return 0;
 }
 
+/* The Hub cache's snapshot of the spec's field (an hf:// ref) into path; not
+ * cached: CNET_ENOTFOUND with out->not_cached_field naming the field (a
+ * synchronous request never downloads). */
+static int cached(const json_t *spec, const char *field, hub_model_kind kind, char path[PATH_MAX],
+                  gen_spec *out, cnet_error *err) {
+    const char *ref = str(spec, field);
+    char snap[HUB_PATH_MAX];
+    const int rc = hub_model_cached(ref, kind, snap, err);
+    if (rc) {
+        out->not_cached_field = rc == CNET_ENOTFOUND ? field : NULL;
+        return rc;
+    }
+    if (strlen(snap) >= PATH_MAX) return cnet_fail(err, CNET_ELIMIT, "path too long");
+    strcpy(path, snap);
+    return 0;
+}
+
 int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                      const char *jobs_dir, cnet_error *err) {
     memset(out, 0, sizeof *out);
@@ -49,18 +66,14 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
     if (!model) return cnet_fail(err, CNET_EINVAL, "spec: model is missing");
     int rc;
     if (hub_ref_is_hub(model)) {
-        char snap[HUB_PATH_MAX];
-        if ((rc = hub_model_cached(model, HUB_MODEL_PIPELINE, snap, err))) {
-            out->not_cached = rc == CNET_ENOTFOUND;
-            return rc;
-        }
-        if (strlen(snap) >= PATH_MAX) return cnet_fail(err, CNET_ELIMIT, "path too long");
-        strcpy(out->model, snap);
+        if ((rc = cached(spec, "model", HUB_MODEL_PIPELINE, out->model, out, err))) return rc;
     } else if ((rc = path_join(out->model, models_dir, model, err))) {
         return rc;
     }
     if (!cn)
         rc = path_join(out->controlnet, out->model, "controlnet", err);
+    else if (hub_ref_is_hub(cn))
+        rc = cached(spec, "controlnet", HUB_MODEL_COMPONENT, out->controlnet, out, err);
     else if (strncmp(cn, "j_", 2) == 0)
         rc = path_join(out->controlnet, jobs_dir, cn, err);
     else

@@ -3,8 +3,8 @@
  * resolved to folders under the allowed roots — a base model under --models
  * or an hf:// reference read from the Hub cache (never downloaded here: a
  * job pulls it first, in its download phase, runner_pull.c), a ControlNet
- * by train job id (that job's output dir), under --models, or by default the base folder's controlnet/ — and the
- * A1111-style "parameters" text that goes into the PNG. The request's
+ * by train job id (that job's output dir), under --models, or by default the base folder's
+ * controlnet/ — and the A1111-style "parameters" text that goes into the PNG. The request's
  * max_pixels is the API's cap on the output (the width and height fields'
  * api_hi), so the executor enforces it on every path. Shared by the
  * synchronous route and the generate job runner. Not a validator
@@ -20,13 +20,14 @@
 typedef struct gen_spec {
     generate_request req; /* strings borrowed from the spec JSON and from the paths below */
     char model[PATH_MAX], controlnet[PATH_MAX];
-    int not_cached; /* the hf:// model is not in the Hub cache */
+    const char *not_cached_field; /* "model" or "controlnet": its hf:// ref is not cached */
 } gen_spec;
 
 /* Fills out from spec (which must outlive out): one ControlNet, whose
  * decoded control image (req.controls[0].image) is left NULL for the
- * caller. models_dir, jobs_dir: the allowed roots. An hf:// model not in
- * the Hub cache is CNET_ENOTFOUND with out->not_cached set. */
+ * caller. models_dir, jobs_dir: the allowed roots. An hf:// model or
+ * ControlNet not in
+ * the Hub cache is CNET_ENOTFOUND with out->not_cached_field naming it. */
 int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                      const char *jobs_dir, cnet_error *err);
 

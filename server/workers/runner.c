@@ -34,13 +34,16 @@ static int run_generate(runner_job *x) {
         return cnet_fail(x->err, CNET_EINVAL, "generate job %s: spec without a control_image",
                          x->job->id);
     }
-    /* the download phase: an hf:// model into the Hub cache (progress and
-     * cancel, runner_pull.c), which gen_spec_resolve then reads */
+    /* the download phase: an hf:// model and ControlNet into the Hub cache
+     * (progress and cancel, runner_pull.c), which gen_spec_resolve then reads */
     const char *model = json_string_value(json_object_get(spec, "model"));
+    const char *cn = json_string_value(json_object_get(spec, "controlnet"));
     char pulled[HUB_PATH_MAX];
     int rc = hub_ref_is_hub(model)
                  ? runner_pull(x, model, HUB_MODEL_PIPELINE, pulled, sizeof pulled)
                  : 0;
+    if (!rc && hub_ref_is_hub(cn))
+        rc = runner_pull(x, cn, HUB_MODEL_COMPONENT, pulled, sizeof pulled);
     pool_progress p = {.step = 0, .total = 1};
     if (!rc) {
         rc = pool_report(x->ctl, &p, x->err);

@@ -5,6 +5,8 @@
  *     the request; the same request with "async": true is a job that pulls
  *     the pipeline into $HF_HOME/hub; then the synchronous request answers
  *     the image of the local copy of that model, pixel for pixel;
+ *   - the same for an hf:// ControlNet next to a local base (the 409 names
+ *     the controlnet field), its image that of the same local weights;
  *   - an hf:// repo that does not exist: 409 synchronously, a failed job
  *     naming it asynchronously; a malformed reference is a 400; the server
  *     keeps serving;
@@ -90,20 +92,27 @@ static long post_json(test_server *s, const char *path, const char *body, const 
     return r->status;
 }
 
-/* The generate request for `model` (async: as a job), decoded into img; the
- * HTTP status. */
-static long generate_as(test_server *s, const char *model, int async, image_rgb8 *img,
-                        http_resp *r) {
-    char *body = malloc(strlen(control_b64) + 512);
+/* The generate request for `model` and `controlnet` (NULL: the model's
+ * own; async: as a job), decoded into img; the HTTP status. */
+static long generate_cn(test_server *s, const char *model, const char *controlnet, int async,
+                        image_rgb8 *img, http_resp *r) {
+    char *body = malloc(strlen(control_b64) + 1024);
+    char cn[600] = "";
+    if (controlnet) snprintf(cn, sizeof cn, "\"controlnet\": \"%s\", ", controlnet);
     sprintf(body,
-            "{\"model\": \"%s\", \"prompt\": \"a red circle\", \"steps\": 3, \"seed\": 7, "
+            "{\"model\": \"%s\", %s\"prompt\": \"a red circle\", \"steps\": 3, \"seed\": 7, "
             "\"scheduler\": \"ddim\", \"async\": %s, \"image\": \"%s\"}",
-            model, async ? "true" : "false", control_b64);
+            model, cn, async ? "true" : "false", control_b64);
     long st = post_json(s, "/v1/generate", body, "image/png", r);
     free(body);
     cnet_error err = {0};
     if (st == 200 && img && image_decode_png(img, r->body, r->len, "reply", 0, &err)) st = -1;
     return st;
+}
+
+static long generate_as(test_server *s, const char *model, int async, image_rgb8 *img,
+                        http_resp *r) {
+    return generate_cn(s, model, NULL, async, img, r);
 }
 
 static long generate(test_server *s, const char *model, image_rgb8 *img, http_resp *r) {
@@ -194,6 +203,48 @@ static void test_generate_from_hub_reference(void) {
     st = generate(&srv, "hf://tester/tiny-sd", NULL, &r);
     CHECK(st == 200, "after the errors: %ld %s", st, r.body);
     http_resp_free(&r);
+    server_stop(&srv, SIGTERM, 10000);
+}
+
+/* A Hub ControlNet with a local base: not cached, a synchronous request is
+ * a 409 naming the controlnet field and downloads nothing; an async job
+ * pulls it; then the synchronous request gives the image of the same
+ * weights from the local folder, pixel for pixel. */
+static void test_generate_with_hub_controlnet(void) {
+    char cn_dir[800];
+    snprintf(cn_dir, sizeof cn_dir, "%s/tiny/controlnet", models);
+    CHECK(thub_seed_repo(&emu, HUB_TOKEN, "tester/tiny-cn", cn_dir) == 0, "publishing tiny-cn");
+    test_server srv;
+    CHECK(start(&srv, "gencn", HUB_TOKEN, "cpu") == 0, "server start");
+    image_rgb8 local = {0}, hub = {0};
+    http_resp r;
+    long st = generate(&srv, "tiny", &local, &r);
+    CHECK(st == 200, "local ControlNet: %ld %s", st, r.body);
+    http_resp_free(&r);
+    thub_emu_ctl(&emu, "reset");
+    st = generate_cn(&srv, "tiny", "hf://tester/tiny-cn", 0, NULL, &r);
+    CHECK(st == 409 && strstr(r.body, "\"controlnet\"") && strstr(r.body, "hf://tester/tiny-cn"),
+          "hf:// ControlNet not cached, synchronously: %ld %s", st, r.body);
+    http_resp_free(&r);
+    CHECK(thub_emu_count(&emu, "resolve") == 0, "a synchronous request downloaded");
+    char id[64], state[32], msg[4096];
+    st = generate_cn(&srv, "tiny", "hf://tester/tiny-cn", 1, NULL, &r);
+    json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")) ?: "");
+    json_decref(j);
+    http_resp_free(&r);
+    CHECK(st == 202 && id[0], "async submission: %ld", st);
+    wait_job(&srv, id, state, msg, sizeof msg);
+    CHECK(!strcmp(state, "succeeded"), "the pulling job: %s", msg);
+    CHECK(thub_emu_count(&emu, "resolve") > 0, "nothing was downloaded from the Hub");
+    st = generate_cn(&srv, "tiny", "hf://tester/tiny-cn", 0, &hub, &r);
+    CHECK(st == 200, "hf:// ControlNet once cached: %ld %s", st, r.body);
+    http_resp_free(&r);
+    CHECK(local.data && hub.data && local.width == hub.width && local.height == hub.height &&
+              memcmp(local.data, hub.data, (size_t)local.width * local.height * 3) == 0,
+          "the pulled ControlNet's image differs from the local one's");
+    image_free(&local);
+    image_free(&hub);
     server_stop(&srv, SIGTERM, 10000);
 }
 
@@ -606,6 +657,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     RUN(test_generate_from_hub_reference);
+    RUN(test_generate_with_hub_controlnet);
     RUN(test_push_needs_a_token_up_front);
     RUN(test_train_job_from_hub_reference);
     RUN(test_train_job_download_phase);
