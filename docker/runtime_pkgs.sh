@@ -1,5 +1,5 @@
 #!/bin/sh
-# runtime_pkgs.sh BINARY: the packages that hold the shared libraries BINARY
+# runtime_pkgs.sh BINARY [SKIP]: the packages that hold the shared libraries BINARY
 # links directly (its NEEDED entries, found as the loader finds them by ldd,
 # each looked up in dpkg's database), one a line, sorted. docker/Dockerfile's
 # build stage runs it on build/cnet, and its runtime stage installs exactly
@@ -7,10 +7,14 @@
 # libjpeg-turbo8 on Ubuntu, the CUDA and cuDNN libraries on NVIDIA's images.
 # It is not a dependency solver: apt installs what these packages need.
 # A library the loader does not find, or no package holds, is an error that
-# names it.
+# names it. SKIP (an extended regex of library names) leaves those libraries
+# out: docker_test.sh passes the CUDA libraries when the host's toolkit is
+# not from packages (NVIDIA's images install them as packages).
 set -eu
-bin=${1:?usage: runtime_pkgs.sh BINARY}
+bin=${1:?usage: runtime_pkgs.sh BINARY [SKIP]}
+skip=${2:-}
 libs=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+[ -z "$skip" ] || libs=$(printf '%s\n' $libs | grep -vE "$skip" || true)
 [ -n "$libs" ] || { echo "runtime_pkgs: $bin links no shared library (readelf -d)" >&2; exit 1; }
 pkgs=""
 for lib in $libs; do
