@@ -95,6 +95,10 @@ struct http_req {
 extern const http_route http_routes[];
 extern const int http_n_routes;
 
+/* A response of body (consumed) as compact JSON with its Content-Type;
+ * NULL when out of memory. */
+struct MHD_Response *http_json_response(json_t *body);
+
 /* Replies (each counts the status for the route and sets X-Request-Id). */
 enum MHD_Result http_reply_json(http_server *s, struct MHD_Connection *c, http_req *r, int status,
                                 json_t *body /* stolen */);

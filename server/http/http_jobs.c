@@ -69,17 +69,9 @@ static enum MHD_Result reply_job(http_server *s, struct MHD_Connection *c, http_
     cnet_error err = {0};
     int rc = jobs_get(s->store, id, &j, &err);
     if (rc) return http_reply_status_error(s, c, r, rc, &err);
-    json_t *body = job_json(s, &j);
+    struct MHD_Response *resp = http_json_response(job_json(s, &j));
     job_clear(&j);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    struct MHD_Response *resp =
-        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
+    if (!resp) return MHD_NO;
     if (status == 202) {
         char loc[80];
         snprintf(loc, sizeof loc, "/v1/jobs/%s", id);

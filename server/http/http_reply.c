@@ -37,19 +37,23 @@ enum MHD_Result http_reply_response(http_server *s, struct MHD_Connection *c, ht
     return ret;
 }
 
-enum MHD_Result http_reply_json(http_server *s, struct MHD_Connection *c, http_req *r, int status,
-                                json_t *body) {
+struct MHD_Response *http_json_response(json_t *body) {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (!text) return MHD_NO;
-    size_t n = strlen(text);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
     if (!resp) {
         free(text);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(resp, "Content-Type", "application/json");
-    return http_reply_response(s, c, r, status, resp);
+    return resp;
+}
+
+enum MHD_Result http_reply_json(http_server *s, struct MHD_Connection *c, http_req *r, int status,
+                                json_t *body) {
+    struct MHD_Response *resp = http_json_response(body);
+    return resp ? http_reply_response(s, c, r, status, resp) : MHD_NO;
 }
 
 enum MHD_Result http_reply_api_error(http_server *s, struct MHD_Connection *c, http_req *r,
@@ -59,18 +63,10 @@ enum MHD_Result http_reply_api_error(http_server *s, struct MHD_Connection *c, h
 
 enum MHD_Result http_reply_busy(http_server *s, struct MHD_Connection *c, http_req *r,
                                 const api_error *e, int retry_after_s, int close) {
-    json_t *body = api_error_json(e);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    struct MHD_Response *resp =
-        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!resp) {
-        free(text);
-        return MHD_NO;
-    }
+    struct MHD_Response *resp = http_json_response(api_error_json(e));
+    if (!resp) return MHD_NO;
     char after[16];
     snprintf(after, sizeof after, "%d", retry_after_s);
-    MHD_add_response_header(resp, "Content-Type", "application/json");
     MHD_add_response_header(resp, "Retry-After", after);
     if (close) MHD_add_response_header(resp, "Connection", "close");
     return http_reply_response(s, c, r, e->status, resp);

@@ -153,20 +153,11 @@ static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const cha
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         auth_result a = auth_check(h, s->cfg.token);
         if (a == AUTH_MISSING) {
-            struct MHD_Response *resp = NULL;
             api_error e;
             api_fail(&e, 401, "unauthorized", NULL, "missing bearer token");
-            json_t *body = api_error_json(&e);
-            char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-            json_decref(body);
-            if (text)
-                resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-            if (!resp) {
-                free(text);
-                return MHD_NO;
-            }
+            struct MHD_Response *resp = http_json_response(api_error_json(&e));
+            if (!resp) return MHD_NO;
             MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"cnet\"");
-            MHD_add_response_header(resp, "Content-Type", "application/json");
             return http_reply_response(s, c, r, 401, resp);
         }
         if (a == AUTH_WRONG)

@@ -247,24 +247,18 @@ static void test_missing(void) {
            "a repo without the UNet's weights: %s", out);
 }
 
-/* --dataset_name NS/NAME: an imagefolder dataset repo trains as the local
- * folder it was published from; only the train split lands in the
- * datasets cache. A Parquet repo: its train files only (of the config). */
-static void test_dataset_name(void) {
-    char hub_out[700], wa[2600], wh[2600], snap[2400];
-    snprintf(hub_out, sizeof hub_out, "%s/out-dataset", root);
-    const char *extra[] = {"--cache_dir", cache_x, "--dataset_name", "tester/fill", NULL};
-    /* train() passes --train_data_dir; this run replaces it */
-    CHECK(train(model_a, hub_out, extra, NULL) != 0 && strstr(out, "not both"),
-          "both dataset flags: %s", out);
+/* cnet train --dataset_name NAME [--dataset_config_name config] on model A
+ * (2 steps at 16 px, seed 3) into outdir, with --cache_dir cache_x
+ * (offline: HF_HUB_OFFLINE=1); the exit status. */
+static int train_on_dataset(const char *name, const char *config, const char *outdir, int offline) {
     const char *argv[] = {bin,
                           "train",
                           "--pretrained_model_name_or_path",
                           model_a,
                           "--dataset_name",
-                          "tester/fill",
+                          name,
                           "--output_dir",
-                          hub_out,
+                          outdir,
                           "--resolution",
                           "16",
                           "--train_batch_size",
@@ -279,9 +273,25 @@ static void test_dataset_name(void) {
                           "3",
                           "--cache_dir",
                           cache_x,
+                          config ? "--dataset_config_name" : NULL,
+                          config,
                           NULL};
+    const char *env[] = {endpoint_env, offline ? "HF_HUB_OFFLINE=1" : "HF_HUB_OFFLINE=", NULL};
+    return thub_run(argv, env, 0, 0, out, sizeof out);
+}
+
+/* --dataset_name NS/NAME: an imagefolder dataset repo trains as the local
+ * folder it was published from; only the train split lands in the
+ * datasets cache. A Parquet repo: its train files only (of the config). */
+static void test_dataset_name(void) {
+    char hub_out[700], wa[2600], wh[2600], snap[2400];
+    snprintf(hub_out, sizeof hub_out, "%s/out-dataset", root);
+    const char *extra[] = {"--cache_dir", cache_x, "--dataset_name", "tester/fill", NULL};
+    /* train() passes --train_data_dir; this run replaces it */
+    CHECK(train(model_a, hub_out, extra, NULL) != 0 && strstr(out, "not both"),
+          "both dataset flags: %s", out);
+    CHECK(train_on_dataset("tester/fill", NULL, hub_out, 0) == 0, "--dataset_name run: %s", out);
     const char *env[] = {endpoint_env, "HF_HUB_OFFLINE=", NULL};
-    CHECK(thub_run(argv, env, 0, 0, out, sizeof out) == 0, "--dataset_name run: %s", out);
     weights_of(local_a, wa, sizeof wa);
     weights_of(hub_out, wh, sizeof wh);
     EXPECT(same_file(wa, wh), "the Hub dataset trained other weights than its local folder");
@@ -315,39 +325,6 @@ static void test_dataset_name(void) {
     pq[11] = "other";
     thub_run(pq, env, 0, 0, out, sizeof out);
     EXPECT(exists(snap, "other/train-00000-of-00001.parquet"), "config other: %s", out);
-}
-
-/* cnet train --dataset_name NAME [--dataset_config_name config] on model A
- * (2 steps at 16 px, seed 3) into outdir, with --cache_dir cache_x
- * (offline: HF_HUB_OFFLINE=1); the exit status. */
-static int train_on_dataset(const char *name, const char *config, const char *outdir, int offline) {
-    const char *argv[] = {bin,
-                          "train",
-                          "--pretrained_model_name_or_path",
-                          model_a,
-                          "--dataset_name",
-                          name,
-                          "--output_dir",
-                          outdir,
-                          "--resolution",
-                          "16",
-                          "--train_batch_size",
-                          "2",
-                          "--max_train_steps",
-                          "2",
-                          "--learning_rate",
-                          "1e-4",
-                          "--lr_warmup_steps",
-                          "0",
-                          "--seed",
-                          "3",
-                          "--cache_dir",
-                          cache_x,
-                          config ? "--dataset_config_name" : NULL,
-                          config,
-                          NULL};
-    const char *env[] = {endpoint_env, offline ? "HF_HUB_OFFLINE=1" : "HF_HUB_OFFLINE=", NULL};
-    return thub_run(argv, env, 0, 0, out, sizeof out);
 }
 
 /* A script-based dataset repo (a loading script and a card on main) whose
