@@ -34,11 +34,14 @@
 #     tensorboard parquet        event files (train's trackers write them);
 #                                Parquet files (data reads Hub datasets)
 #   2 models sched data          models, sched read config; data reads image, parquet
-#   3 pipeline init convert      pipeline runs models + sched + text; init
+#   3 annotators                 control-image preprocessors: image, and models
+#                                for the network ones (depth)
+#   4 pipeline init convert      pipeline runs models + sched + text and the
+#                                annotators; init
 #                                makes models' weights (config, models, text);
 #                                convert maps original-layout files onto the
 #                                models' declared parameters (config, models)
-#   4 train                      data, pipeline, init (a ControlNet starts
+#   5 train                      data, pipeline, init (a ControlNet starts
 #                                from the UNet, controlnet_init) and the rest
 # The levels of server's rooms, read off the include graph the same way
 # (after server/bench stopped parsing argv through server/cli):
@@ -57,7 +60,7 @@
 set -u
 . tests/lib/lib_check.sh
 
-engine_levels="core=0 config=1 image=1 text=1 tensorboard=1 parquet=1 models=2 sched=2 data=2 pipeline=3 init=3 convert=3 train=4"
+engine_levels="core=0 config=1 image=1 text=1 tensorboard=1 parquet=1 models=2 sched=2 data=2 annotators=3 pipeline=4 init=4 convert=4 train=5"
 server_levels="store=0 hub=0 workers=1 golden=1 bench=1 http=2 cli=3"
 
 # layers_scan ROOT: prints one line per broken rule,
@@ -281,7 +284,7 @@ planted_found() {
 check layers_selfcheck_planted planted_found
 # A report names file:line, the included path and the rule.
 message_names_rule() {
-    layers_scan "$plant" | grep -xF 'rooms engine/models/unet.c:2: includes "engine/train/trainer.h": engine/models (level 2) may include only lower rooms, not engine/train (level 4)' >/dev/null
+    layers_scan "$plant" | grep -xF 'rooms engine/models/unet.c:2: includes "engine/train/trainer.h": engine/models (level 2) may include only lower rooms, not engine/train (level 5)' >/dev/null
 }
 check layers_selfcheck_message message_names_rule
 # The server's rooms are reported the same way, and a value use is named as one.

@@ -1,0 +1,67 @@
+/* The annotator table (engine/annotators/annotator.h): lookups by both names,
+ * defaults, the parameter range checks, and "canny" equal to canny_rgb8 (the
+ * detector itself is checked against OpenCV's recorded output by test_canny). */
+#include <string.h>
+
+#include "engine/annotators/annotator.h"
+#include "engine/image/canny.h"
+#include "tests/lib/harness.h"
+
+static void test_table(void) {
+    CHECK(annotator_count() >= 2, "%d annotators", annotator_count());
+    CHECK(!strcmp(annotator_at(0)->name, "none"), "none first");
+    CHECK(annotator_at(annotator_count()) == NULL && annotator_at(-1) == NULL, "out of range");
+    for (int i = 0; i < annotator_count(); i++) {
+        const annotator *a = annotator_at(i);
+        CHECK(annotator_find(a->name) == a, "%s by name", a->name);
+        CHECK(annotator_find(a->a1111_name) == a, "%s by module name", a->a1111_name);
+        for (int j = 0; j < i; j++)
+            CHECK(strcmp(annotator_at(j)->name, a->name), "%s twice", a->name);
+        for (int k = 0; k < ANNOTATOR_MAX_PARAMS; k++)
+            if (a->param[k].name)
+                CHECK(a->param[k].lo <= a->param[k].def && a->param[k].def <= a->param[k].hi,
+                      "%s.%s default in range", a->name, a->param[k].name);
+    }
+    CHECK(annotator_find("no_such_module") == NULL, "unknown");
+    CHECK(annotator_find(NULL) == NULL, "NULL");
+}
+
+static void test_canny_and_checks(void) {
+    image_rgb8 in = {0}, out = {0}, ref = {0};
+    cnet_error err = {0};
+    CHECK(!image_alloc(&in, 9, 7, &err), "alloc");
+    for (int y = 0; y < 7; y++)
+        for (int x = 0; x < 9; x++)
+            for (int c = 0; c < 3; c++) in.data[(y * 9 + x) * 3 + c] = x > 4 ? 250 : 10;
+    const annotator *a = annotator_find("canny");
+    annotator_args args;
+    annotator_args_default(a, &args);
+    CHECK(args.value[0] == 100 && args.value[1] == 200, "canny defaults");
+    CHECK(!annotator_run(a, &out, &in, &args, &err), "canny: %s", err.msg);
+    CHECK(!canny_rgb8(&ref, &in, 100, 200, &err), "ref");
+    CHECK(out.width == 9 && out.height == 7 && !memcmp(out.data, ref.data, 9 * 7 * 3),
+          "canny equals canny_rgb8");
+    int edges = 0;
+    for (int i = 0; i < 9 * 7 * 3; i++) edges += out.data[i] == 255;
+    CHECK(edges > 0, "the step has edges");
+    image_free(&out);
+    args.value[1] = 5000;
+    CHECK(annotator_run(a, &out, &in, &args, &err) == CNET_EINVAL &&
+              strstr(err.msg, "high_threshold"),
+          "range check names the parameter: %s", err.msg);
+    CHECK(out.data == NULL, "nothing on failure");
+    const annotator *none = annotator_find("none");
+    annotator_args_default(none, &args);
+    CHECK(!annotator_run(none, &out, &in, &args, &err) && !memcmp(out.data, in.data, 9 * 7 * 3),
+          "none copies");
+    image_free(&out);
+    image_free(&ref);
+    image_free(&in);
+}
+
+int main(int argc, char **argv) {
+    harness_init(argc, argv);
+    RUN(test_table);
+    RUN(test_canny_and_checks);
+    return harness_done();
+}
