@@ -47,6 +47,14 @@ const api_field api_generate_fields[] = {
      .flags = AF_PER_CONTROLNET,
      .help = "the control image, PNG or JPEG: files, one per ControlNet (CLI); base64 or a "
              "multipart file part (API)"},
+    {.name = "controlnets",
+     .type = AF_CONTROLNETS,
+     .flags = AF_API_ONLY,
+     .lo = 1,
+     .hi = API_GENERATE_CONTROLNETS_MAX,
+     .help = "several ControlNets (MultiControlNetModel): a list of objects of the "
+             "per-ControlNet fields (controlnet, image, scale, control_guidance_start/end, "
+             "preprocess), instead of those fields at the top level"},
     {.name = "prompt", .type = AF_TEXT, .flags = AF_REQUIRED, .help = "the prompt"},
     {.name = "negative_prompt",
      .type = AF_TEXT,
@@ -221,20 +229,33 @@ const api_field api_generate_fields[] = {
 };
 const int api_generate_n_fields = (int)(sizeof api_generate_fields / sizeof api_generate_fields[0]);
 
+/* A ControlNet's start below its end; prefix "" (flat) or "controlnets[k]." */
+static int check_window(const json_t *one, const char *prefix, api_error *e) {
+    double start = json_number_value(json_object_get(one, "control_guidance_start"));
+    double end = json_number_value(json_object_get(one, "control_guidance_end"));
+    if (start < end) return 0;
+    char field[96];
+    snprintf(field, sizeof field, "%scontrol_guidance_start", prefix);
+    return api_fail(e, 400, "out_of_range", field,
+                    "%s (%g) must be below %scontrol_guidance_end (%g)", field, start, prefix, end);
+}
+
 int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e) {
     int rc = api_fields_check(api_generate_fields, api_generate_n_fields, req, roots, spec, e);
     if (rc) return rc;
     json_object_del(*spec, "async");
-    double start = json_number_value(json_object_get(*spec, "control_guidance_start"));
-    double end = json_number_value(json_object_get(*spec, "control_guidance_end"));
-    if (!(start < end)) {
+    const json_t *list = json_object_get(*spec, "controlnets");
+    if (!list) rc = check_window(*spec, "", e);
+    for (size_t k = 0; !rc && k < json_array_size(list); k++) {
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "controlnets[%zu].", k);
+        rc = check_window(json_array_get(list, k), prefix, e);
+    }
+    if (rc) {
         json_decref(*spec);
         *spec = NULL;
-        return api_fail(e, 400, "out_of_range", "control_guidance_start",
-                        "control_guidance_start (%g) must be below control_guidance_end (%g)",
-                        start, end);
     }
-    return 0;
+    return rc;
 }
 
 void api_generate_size_caps(int *width_max, int *height_max) {
