@@ -172,6 +172,15 @@ enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_
 enum MHD_Result http_ops_models(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_openapi(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_static(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_txt2img(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_img2img(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_options(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_progress(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_samplers(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_sd_models(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_model_list(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_module_list(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_detect(http_server *s, struct MHD_Connection *c, http_req *r);
 
 /* Commits a validated job (Idempotency-Key, queue cap → 429) and answers
  * 202 with the job, or the error. hash: of the request, for the key check.
