@@ -298,7 +298,15 @@ static int check_field(const api_field *f, const json_t *v, const api_roots *roo
     case AF_HUB:
         return check_hub(f, v, norm, e);
     case AF_TEXT:
+        if ((f->flags & AF_TEXT_LIST) && json_is_array(v)) {
+            rc = check_prompts(f, v, e);
+            break;
+        }
         rc = check_text(f->name, v, API_PROMPT_MAX, e);
+        if (rc && (f->flags & AF_TEXT_LIST) && !json_is_string(v))
+            rc = api_fail(e, 400, "invalid_field", f->name,
+                          "%s must be a string or an array of strings, got %s", f->name,
+                          type_name(v));
         break;
     case AF_SIZE:
         rc = check_size(f, v, e);

@@ -50,6 +50,9 @@ enum {
     /* CLI: a comma-separated list, one value for all or one each; API: a
      * member of each AF_CONTROLNETS item too. */
     AF_PER_CONTROLNET = 128,
+    /* AF_TEXT, API: a list of 1..API_PROMPTS_MAX such strings too (a batch:
+     * diffusers' list of prompts). */
+    AF_TEXT_LIST = 256,
 };
 
 typedef struct api_field {

@@ -55,9 +55,13 @@ const api_field api_generate_fields[] = {
      .help = "several ControlNets (MultiControlNetModel): a list of objects of the "
              "per-ControlNet fields (controlnet, image, scale, control_guidance_start/end, "
              "preprocess), instead of those fields at the top level"},
-    {.name = "prompt", .type = AF_TEXT, .flags = AF_REQUIRED, .help = "the prompt"},
+    {.name = "prompt",
+     .type = AF_TEXT,
+     .flags = AF_REQUIRED | AF_TEXT_LIST,
+     .help = "the prompt (API: or a list of prompts, a batch of num_images each)"},
     {.name = "negative_prompt",
      .type = AF_TEXT,
+     .flags = AF_TEXT_LIST,
      .help = "the negative prompt (SDXL: absent, not \"\", gives zero negative embeddings when the "
              "model's force_zeros_for_empty_prompt is set)"},
     {.name = "prompt_2",
@@ -240,12 +244,43 @@ static int check_window(const json_t *one, const char *prefix, api_error *e) {
                     "%s (%g) must be below %scontrol_guidance_end (%g)", field, start, prefix, end);
 }
 
+/* A list of prompts: the negative one a string or a list as long, no SDXL
+ * second prompts (their lists are not taken), and its images within what one
+ * request makes (num_images' api_hi). */
+static int check_batch(const json_t *spec, api_error *e) {
+    const json_t *p = json_object_get(spec, "prompt"),
+                 *n = json_object_get(spec, "negative_prompt");
+    if (json_is_array(n) && (!json_is_array(p) || json_array_size(p) != json_array_size(n)))
+        return api_fail(e, 400, "invalid_field", "negative_prompt",
+                        "negative_prompt: a list needs a prompt list as long (got %zu for %s)",
+                        json_array_size(n),
+                        json_is_array(p) ? "a list of another length" : "one prompt");
+    if (!json_is_array(p)) return 0;
+    static const char *const second[] = {"prompt_2", "negative_prompt_2"};
+    for (int i = 0; i < 2; i++)
+        if (json_object_get(spec, second[i]))
+            return api_fail(e, 400, "invalid_field", second[i],
+                            "%s takes one prompt: not with a prompt list", second[i]);
+    const api_field *f = api_field_find(api_generate_fields, api_generate_n_fields, "num_images");
+    const long long images =
+        (long long)json_array_size(p) * json_integer_value(json_object_get(spec, "num_images"));
+    if (images > (long long)api_field_api_hi(f))
+        return api_fail(e, 400, "out_of_range", "prompt",
+                        "prompt: %zu prompts x num_images %lld = %lld images, over the %g one "
+                        "request makes",
+                        json_array_size(p),
+                        (long long)json_integer_value(json_object_get(spec, "num_images")), images,
+                        api_field_api_hi(f));
+    return 0;
+}
+
 int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e) {
     int rc = api_fields_check(api_generate_fields, api_generate_n_fields, req, roots, spec, e);
     if (rc) return rc;
     json_object_del(*spec, "async");
     const json_t *list = json_object_get(*spec, "controlnets");
-    if (!list) rc = check_window(*spec, "", e);
+    rc = check_batch(*spec, e);
+    if (!rc && !list) rc = check_window(*spec, "", e);
     for (size_t k = 0; !rc && k < json_array_size(list); k++) {
         char prefix[48];
         snprintf(prefix, sizeof prefix, "controlnets[%zu].", k);

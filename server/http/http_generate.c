@@ -219,9 +219,11 @@ static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, g
             return api_fail(e, 503, "unavailable", NULL, "no random bytes for a seed");
         json_object_set_new(g->spec, "seed", json_integer(seed));
     }
-    if (json_integer_value(json_object_get(g->spec, "num_images")) > 1 && !g->shape &&
-        !json_is_true(json_object_get(g->req, "async")) && !wants_json(c))
-        return api_fail(e, 400, "invalid_field", "num_images",
+    const json_t *prompts = json_object_get(g->spec, "prompt");
+    const size_t per_prompt = json_is_array(prompts) ? json_array_size(prompts) : 1;
+    if (json_integer_value(json_object_get(g->spec, "num_images")) * (json_int_t)per_prompt > 1 &&
+        !g->shape && !json_is_true(json_object_get(g->req, "async")) && !wants_json(c))
+        return api_fail(e, 400, "invalid_field", per_prompt > 1 ? "prompt" : "num_images",
                         "an image/png answer holds one image; ask with Accept: application/json "
                         "for several");
     return 0;
@@ -327,8 +329,7 @@ static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, ht
 static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, http_req *r,
                                     gen_call *g, const gen_spec *gs) {
     const image_rgb8 *first = &g->out.images[0];
-    char *params = gen_spec_parameters(gs, &g->out);
-    image_text chunk = {"parameters", params};
+    char *params = gen_spec_parameters(gs, &g->out, 0); /* the first image's (the answer's) */
     json_t *images = g->shape || wants_json(c) ? json_array() : NULL;
     uint8_t *png = NULL;
     size_t len = 0;
@@ -337,7 +338,11 @@ static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, ht
     for (int i = 0; !rc && i < g->out.n; i++) {
         free(png);
         png = NULL;
-        rc = image_encode_png(&g->out.images[i], &chunk, 1, &png, &len, &err);
+        char *text = i ? gen_spec_parameters(gs, &g->out, i) : params; /* its prompt's */
+        image_text chunk = {"parameters", text};
+        rc = text ? image_encode_png(&g->out.images[i], &chunk, 1, &png, &len, &err)
+                  : cnet_fail(&err, CNET_ENOMEM, "out of memory");
+        if (i) free(text);
         if (!rc && images) {
             char *b64 = api_base64_encode(png, len);
             if (!b64 || json_array_append_new(images, json_string(b64)))

@@ -40,7 +40,8 @@ int gen_cost_estimate(gen_cost *out, const generate_request *r, int image_w, int
     const double native_latent = (double)(out->native_px / out->factor);
     out->area = (double)(out->width / out->factor) * (double)(out->height / out->factor) /
                 (native_latent * native_latent);
-    out->passes = r->steps * r->num_images * (r->guidance > 1.0f ? 2 : 1);
+    out->passes = r->steps * r->num_images * (r->n_prompts > 0 ? r->n_prompts : 1) *
+                  (r->guidance > 1.0f ? 2 : 1);
     out->units = out->area * out->passes;
     return 0;
 }

@@ -155,14 +155,33 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
     size_pair(spec, "negative_target_size", u->negative_target_size);
     for (int k = 0; k < n; k++)
         if ((rc = resolve_control(out, spec, k, models_dir, jobs_dir, err))) return rc;
+    const json_t *prompts = json_object_get(spec, "prompt"),
+                 *negs = json_object_get(spec, "negative_prompt");
+    if (json_array_size(prompts) > API_PROMPTS_MAX)
+        return cnet_fail(err, CNET_EINVAL, "spec: %zu prompts, at most %d",
+                         json_array_size(prompts), API_PROMPTS_MAX);
+    for (size_t i = 0; i < json_array_size(prompts); i++) {
+        out->prompts[i] = json_string_value(json_array_get(prompts, i));
+        out->negative_prompts[i] = json_is_array(negs) ? json_string_value(json_array_get(negs, i))
+                                                       : str(spec, "negative_prompt");
+    }
+    if (json_is_array(prompts)) {
+        r->prompts = out->prompts, r->negative_prompts = out->negative_prompts;
+        r->n_prompts = (int)json_array_size(prompts);
+        r->prompt = out->prompts[0], r->negative_prompt = out->negative_prompts[0];
+    }
     if (sched_name && r->scheduler < 0)
         return cnet_fail(err, CNET_EINVAL, "spec: unknown scheduler %s", sched_name);
     if (!r->prompt) return cnet_fail(err, CNET_EINVAL, "spec: prompt is missing");
     return 0;
 }
 
-char *gen_spec_parameters(const gen_spec *gs, const generate_result *res) {
+char *gen_spec_parameters(const gen_spec *gs, const generate_result *res, int i) {
     generate_request r = gs->req;
-    r.num_images = 1; /* one text for every image: no batch position */
+    if (r.n_prompts > 0) { /* image i is prompt i / num_images's */
+        const int p = i / (r.num_images > 0 ? r.num_images : 1);
+        r.prompt = gs->prompts[p], r.negative_prompt = gs->negative_prompts[p];
+    }
+    r.num_images = 1; /* one text for every image of a prompt: no batch position */
     return generate_infotext(&r, &res->sched, res->width, res->height, 0, NULL);
 }

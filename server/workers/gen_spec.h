@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <limits.h>
 
+#include "api/api.h"
 #include "server/workers/worker.h"
 
 typedef struct gen_spec {
@@ -24,6 +25,7 @@ typedef struct gen_spec {
      * "controlnets[1].controlnet") and the ref; NULL otherwise. */
     const char *not_cached_field, *not_cached_ref;
     char not_cached_name[48];
+    const char *prompts[API_PROMPTS_MAX], *negative_prompts[API_PROMPTS_MAX]; /* a batch */
 } gen_spec;
 
 /* The spec's ControlNets: 1 for the flat form (its per-ControlNet fields at
@@ -42,9 +44,9 @@ const json_t *gen_spec_control(const json_t *spec, int k);
 int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                      const char *jobs_dir, cnet_error *err);
 
-/* The PNG "parameters" text of the images res made from gs (one text for
- * all), in the A1111 layout `cnet generate` writes
+/* The PNG "parameters" text of image i of res (made from gs; its prompt's),
+ * in the A1111 layout `cnet generate` writes
  * (engine/pipeline/generate_infotext.c); malloc'd, NULL on OOM. */
-char *gen_spec_parameters(const gen_spec *gs, const generate_result *res);
+char *gen_spec_parameters(const gen_spec *gs, const generate_result *res, int i);
 
 #endif

@@ -13,16 +13,15 @@
 
 /* image_<i>.png with the parameters text chunk, written atomically. */
 static int write_images(runner_job *x, const gen_spec *gs, const generate_result *im) {
-    char *params = gen_spec_parameters(gs, im);
-    if (!params) return cnet_fail(x->err, CNET_ENOMEM, "out of memory");
-    image_text chunk = {"parameters", params};
     int rc = 0;
     for (int i = 0; !rc && i < im->n; i++) {
-        char path[4200];
+        char *params = gen_spec_parameters(gs, im, i), path[4200];
+        if (!params) return cnet_fail(x->err, CNET_ENOMEM, "out of memory");
+        image_text chunk = {"parameters", params};
         snprintf(path, sizeof path, "%s/image_%d.png", x->job->dir, i);
         rc = image_save(path, &im->images[i], &chunk, 1, 0, x->err);
+        free(params);
     }
-    free(params);
     return rc;
 }
 

@@ -6,6 +6,8 @@
  *     canny on one) makes the pixels `cnet generate` makes with the same two
  *     (the CLI is the truth: its own parser and files), synchronously and as
  *     an async job;
+ *   - a prompt list (and a negative list) through /v1/generate makes the
+ *     batch generate_run makes with it, each image's text naming its prompt;
  *   - POST /sdapi/v1/txt2img with a body recorded from the extension's
  *     examples (tests/fixtures-a1111/, two enabled units and a disabled one)
  *     answers A1111's {images, parameters, info} with the pixels of the
@@ -35,6 +37,8 @@
 #include "engine/annotators/annotator.h"
 #include "engine/image/canny.h"
 #include "engine/image/image.h"
+#include "engine/pipeline/generate.h"
+#include "engine/pipeline/sd_base.h"
 #include "engine/sched/scheduler.h"
 #include "server/a1111/a1111.h"
 #include "tests/lib/harness.h"
@@ -202,6 +206,71 @@ static void test_two_controlnets_equal_the_cli(void) {
     EXPECT(r.status == 200 && same_png(&cli_truth, r.body, r.len, why, sizeof why),
            "async vs cnet generate: %ld %s", r.status, why);
     http_resp_free(&r);
+}
+
+/* A prompt list: the batch generate_run makes in this process (the engine
+ * library without the server) with the same two prompts, num_images each,
+ * and each image's parameters text naming its own prompt. */
+static void test_prompt_list(void) {
+    static const char *const prompts[] = {"a red circle", "a blue square"};
+    static const char *const negatives[] = {"", "green"};
+    json_t *req = json_pack("{s:s, s:[s, s], s:[s, s], s:i, s:i, s:i, s:s, s:s, s:i}", "model",
+                            "tiny", "prompt", prompts[0], prompts[1], "negative_prompt",
+                            negatives[0], negatives[1], "steps", 3, "seed", 11, "num_images", 2,
+                            "scheduler", "ddim", "image", b64_a, "width", SIZE);
+    long st;
+    json_t *j = send_json("POST", "/v1/generate", NULL, req, &st);
+    json_decref(req);
+    CHECK(st == 200 && json_array_size(json_object_get(j, "images")) == 4, "prompt list: %ld", st);
+    cnet_backend be;
+    sd_base base;
+    controlnet_model cn;
+    cnet_error err = {0};
+    char path[700];
+    generate_result res = {0};
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/tiny", models);
+    int rc = sd_base_open(&base, &be, path, &err);
+    snprintf(path, sizeof path, "%s/tiny/controlnet", models);
+    if (!rc && !(rc = controlnet_open(&cn, &be, path, &err))) {
+        generate_request r = {.model_dir = path,
+                              .base = &base,
+                              .scheduler = CNET_SCHED_DDIM,
+                              .prompt = prompts[0],
+                              .prompts = prompts,
+                              .negative_prompts = negatives,
+                              .n_prompts = 2,
+                              .steps = 3,
+                              .num_images = 2,
+                              .width = SIZE,
+                              .guidance = 7.5f,
+                              .seed = 11,
+                              .n_controls = 1};
+        r.controls[0] = (generate_control){.dir = path,
+                                           .image_name = "a",
+                                           .image = &img_a,
+                                           .model = &cn,
+                                           .scale = 1.0f,
+                                           .end = 1.0f};
+        rc = generate_run(&r, NULL, &res, &err);
+        controlnet_free(&cn);
+    }
+    sd_base_free(&base);
+    cnet_backend_free(&be);
+    CHECK(rc == 0 && res.n == 4, "generate_run: %s", err.msg);
+    char why[200];
+    for (int i = 0; i < 4; i++) {
+        EXPECT(same_b64(&res.images[i], j, (size_t)i, why, sizeof why), "image %d: %s", i, why);
+        const char *b64 = json_string_value(json_array_get(json_object_get(j, "images"), i));
+        unsigned char *png = NULL;
+        size_t len = 0;
+        api_error e;
+        CHECK(!api_base64_decode(b64, strlen(b64), "images", &png, &len, &e), "base64");
+        EXPECT(memmem(png, len, prompts[i / 2], strlen(prompts[i / 2])), "image %d's text", i);
+        free(png);
+    }
+    generate_result_free(&res);
+    json_decref(j);
 }
 
 static void test_txt2img_two_units(void) {
@@ -458,6 +527,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     RUN(test_two_controlnets_equal_the_cli);
+    RUN(test_prompt_list);
     RUN(test_txt2img_two_units);
     RUN(test_lists);
     RUN(test_detect_canny);

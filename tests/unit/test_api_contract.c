@@ -221,6 +221,20 @@ static void test_fields_limits_types_defaults(void) {
                 ok &= refuses(t, n, json_string(big), "too_long", n);
                 free(big);
             }
+            if (f->flags & AF_TEXT_LIST) { /* with a prompt list of the same length */
+                json_t *req = with(t, n, json_pack("[s]", "a"));
+                json_object_set_new(req, "prompt", json_pack("[s]", "a"));
+                api_error le;
+                ok &= run_check(t, req, NULL, &le) == 0;
+                char item[64];
+                snprintf(item, sizeof item, "%s[1]", n);
+                ok &= refuses(t, n, json_pack("[s, i]", "a", 3), "invalid_field", item);
+                json_t *many = json_array();
+                for (int j = 0; j <= API_PROMPTS_MAX; j++)
+                    json_array_append_new(many, json_string("a"));
+                ok &= refuses(t, n, many, "out_of_range", n);
+                ok &= refuses(t, n, json_array(), "out_of_range", n);
+            }
             if (f->type == AF_SIZE) {
                 ok &= accepts(t, n, json_pack("[i, i]", (int)f->hi, (int)f->lo));
                 ok &= refuses(t, n, json_pack("[i]", (int)f->lo), "invalid_field", n);
@@ -308,6 +322,22 @@ static void test_hand_written_expectations(void) {
     json_object_set_new(req, "control_guidance_end", json_real(0.5));
     CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "control_guidance_start"),
           "start after end: %s", e.field);
+    /* prompt lists: a negative list as long, images within the request's 4 */
+    req = with(g, "prompt", json_pack("[s, s]", "a", "b"));
+    json_object_set_new(req, "negative_prompt", json_pack("[s]", "n"));
+    CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "negative_prompt"),
+          "2 prompts, 1 negative: %s", e.field);
+    req = with(g, "prompt", json_pack("[s, s, s]", "a", "b", "c"));
+    json_object_set_new(req, "num_images", json_integer(2));
+    CHECK(run_check(g, req, NULL, &e) && e.status == 400 && !strcmp(e.field, "prompt"),
+          "3 prompts x 2 images: %s", e.field);
+    req = with(g, "prompt", json_pack("[s, s]", "a", "b"));
+    json_object_set_new(req, "num_images", json_integer(2));
+    json_object_set_new(req, "negative_prompt", json_string("n"));
+    CHECK(run_check(g, req, NULL, &e) == 0, "2 prompts x 2 images, one negative: %s", e.message);
+    req = with(g, "prompt", json_pack("[s]", "a"));
+    json_object_set_new(req, "prompt_2", json_string("b"));
+    CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "prompt_2"), "prompt_2 with a list");
     req = with(tr, NULL, NULL); /* images without prompts */
     json_object_set_new(req, "validation_image", json_pack("[s, s]", "a.png", "b.png"));
     CHECK(run_check(tr, req, NULL, &e) && !strcmp(e.field, "validation_prompt"),
@@ -475,6 +505,15 @@ static void test_spec_to_request(void) {
     CHECK(gs.req.max_pixels == (int64_t)API_GENERATE_SIZE_MAX * API_GENERATE_SIZE_MAX &&
               gs.req.controls[0].scale == -0.5f && gs.req.seed == (uint64_t)INT64_MAX,
           "the request (above)");
+    json_decref(spec);
+    req = with(&tables[0], "prompt", json_pack("[s, s]", "a", "b"));
+    json_object_set_new(req, "negative_prompt", json_pack("[s, s]", "na", "nb"));
+    json_object_set_new(req, "controlnet", json_string("cn"));
+    CHECK(run_check(&tables[0], req, &spec, &e) == 0, "%s", e.message);
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    EXPECT(gs.req.n_prompts == 2 && !strcmp(gs.req.prompts[1], "b") &&
+               !strcmp(gs.req.negative_prompts[1], "nb"),
+           "prompt list: %d", gs.req.n_prompts);
     json_decref(spec);
 }
 
@@ -711,9 +750,13 @@ static int field_matches(const char *schema, const api_field *f, const yfield *y
         if (c ? !(f->choices[0] && !f->choices[1] && !strcmp(c, f->choices[0]))
               : !e || !same_enum(f->choices, e))
             DIFF("enum %s", e ? e : c ? c : "(none)");
-    } else if (!type || strcmp(type, type_names[f->type])) {
+    } else if (!type ||
+               strcmp(type, (f->flags & AF_TEXT_LIST) ? "[string, array]" : type_names[f->type])) {
         DIFF("type %s, the table's %s", type ? type : "(none)", type_names[f->type]);
     }
+    if ((f->flags & AF_TEXT_LIST) && (!same_number(yget(y, "minItems"), 1) ||
+                                      !same_number(yget(y, "maxItems"), API_PROMPTS_MAX)))
+        DIFF("a list of 1..%d", API_PROMPTS_MAX);
     if (f->type == AF_INT || f->type == AF_NUM) {
         const char *lo = yget(y, (f->flags & AF_LO_OPEN) ? "exclusiveMinimum" : "minimum");
         const char *hi = yget(y, (f->flags & AF_HI_OPEN) ? "exclusiveMaximum" : "maximum");
