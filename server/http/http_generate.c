@@ -1,15 +1,16 @@
-/* POST /v1/generate: a prompt plus a control image → images.
+/* POST /v1/generate: a prompt (or a list) plus control images → images.
  *
- * The body is JSON (the control image base64 in "image") or
+ * The body is JSON (the control image base64 in "image", or several
+ * ControlNets in "controlnets", each item with its own "image") or
  * multipart/form-data (a file part "image" and one part per option), at
- * most API_GENERATE_BODY_MAX bytes. The body is freed once parsed, and the
- * control image is checked by the size its header declares (image_probe:
- * over the pixel limit, or over the size caps when it sets the output size,
- * is refused before any decoding); a request holds its body's and its
- * decoded image's bytes against the server's --generate-memory budget
- * until it ends (over it: 503 + Retry-After). After validation
- * (api_generate_spec, 400 naming the field) a request without a seed gets a
- * random one, so what it made can be made again.
+ * most API_GENERATE_BODY_MAX bytes. Another API's generate request (an
+ * http_gen_shape: server/a1111/'s txt2img) is translated into this one and
+ * runs the same way, answered in that API's shape (http_generate_as). The body is freed once
+ * parsed, and the control image is checked by the size its header declares (image_probe: over the
+ * pixel limit, or over the size caps when it sets the output size, is refused before any decoding);
+ * a request holds its body's and its decoded image's bytes against the server's --generate-memory
+ * budget until it ends (over it: 503 + Retry-After). After validation (api_generate_spec, 400
+ * naming the field) a request without a seed gets a random one, so what it made can be made again.
  *   "async": true → the control image is stored content-addressed under
  *     DATA/inputs/ and a `generate` job is committed (202 + Location); its
  *     artefacts are image_<i>.png.

@@ -1,5 +1,5 @@
 /* The libmicrohttpd daemon and everything a request meets before its
- * handler: the route table, the connection caps (http_conn.c), bearer auth,
+ * handler: the route table, the connection caps (http_conn.c), auth (Bearer or Basic: auth.c),
  * request ids, and body limits checked against Content-Length before reading
  * and again while a (chunked) body accumulates, so an over-limit body is
  * answered 413 and never truncated. A request whose Content-Length headers
