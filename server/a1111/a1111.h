@@ -58,6 +58,16 @@ int a1111_img2img_request(const json_t *body, const api_roots *roots, json_t **r
  * order) into req's "controlnets" (and guess_mode); 0 or e. */
 int a1111_units(const json_t *body, json_t *req, api_error *e);
 
+/* Names the A1111 member behind e's cnet field (a generate request's, as
+ * api/api_generate.c's validation named it: "guidance" → "cfg_scale",
+ * "controlnets[1].scale" → "alwayson_scripts.controlnet.args[2].weight" when
+ * args[1] is disabled), in e->field and at the head of e->message; a field
+ * with no A1111 member, or the same name, is left as it is. */
+void a1111_error_names(const json_t *body, api_error *e);
+/* The A1111 name of cnet field `cnet` of controlnets[k] (the k-th enabled
+ * unit of body) into out; 0, or -1 when there is none. */
+int a1111_unit_field(const json_t *body, int k, const char *cnet, char *out, size_t cap);
+
 /* {"images", "parameters": the request as sent, "info": a JSON string with
  * A1111's infotext members}; images stolen. NULL on OOM. */
 json_t *a1111_images_answer(const json_t *body, const json_t *spec, json_t *images,

@@ -45,7 +45,7 @@ typedef struct req_member {
     const char *name;
     req_kind kind;
     int routes;       /* TXT2IMG | IMG2IMG */
-    const char *cnet; /* R_COPY */
+    const char *cnet; /* the cnet field it becomes (R_COPY's, and in error names) */
     const char *also; /* R_OFF, R_MASK_OFF: one more value that is off (JSON) */
 } req_member;
 
@@ -60,14 +60,14 @@ static const req_member members[] = {
     {"eta", R_COPY, BOTH, "eta", NULL},
     {"denoising_strength", R_COPY, IMG2IMG, "strength", NULL},
     {"seed", R_SEED, BOTH, NULL, NULL},
-    {"sampler_name", R_SAMPLER, BOTH, NULL, NULL},
+    {"sampler_name", R_SAMPLER, BOTH, "scheduler", NULL},
     {"sampler_index", R_SAMPLER, BOTH, NULL, NULL},
     {"scheduler", R_SCHEDULER, BOTH, NULL, NULL},
     {"override_settings", R_OVERRIDE, BOTH, NULL, NULL},
     {"alwayson_scripts", R_SCRIPTS, BOTH, NULL, NULL},
-    {"init_images", R_INIT_IMAGES, IMG2IMG, NULL, NULL},
-    {"mask", R_MASK, IMG2IMG, NULL, NULL},
-    {"inpaint_full_res", R_FULL_RES, IMG2IMG, NULL, NULL},
+    {"init_images", R_INIT_IMAGES, IMG2IMG, "init_image", NULL},
+    {"mask", R_MASK, IMG2IMG, "mask_image", NULL},
+    {"inpaint_full_res", R_FULL_RES, IMG2IMG, "padding_mask_crop", NULL},
     {"inpaint_full_res_padding", R_INERT, IMG2IMG, NULL, NULL}, /* read by inpaint_full_res */
     {"n_iter", R_OFF, BOTH, NULL, "1"},
     {"styles", R_OFF, BOTH, NULL, NULL},
@@ -285,6 +285,34 @@ static int translate(const json_t *body, const api_roots *roots, int route, json
     }
     *out = req;
     return 0;
+}
+
+/* The A1111 member a cnet top-level field comes from; NULL when none. */
+static const char *member_of(const char *cnet) {
+    if (!strcmp(cnet, "model")) return "override_settings.sd_model_checkpoint";
+    if (!strcmp(cnet, "clip_skip")) return "override_settings.CLIP_stop_at_last_layers";
+    for (int i = 0; i < N_MEMBERS; i++)
+        if (members[i].cnet && !strcmp(members[i].cnet, cnet)) return members[i].name;
+    return NULL;
+}
+
+void a1111_error_names(const json_t *body, api_error *e) {
+    char name[sizeof e->field], rest[sizeof e->field];
+    int k = -1, n = 0;
+    if (sscanf(e->field, "controlnets[%d].%127s%n", &k, rest, &n) == 2 && k >= 0) {
+        if (a1111_unit_field(body, k, rest, name, sizeof name)) return;
+    } else {
+        const char *m = e->field[0] ? member_of(e->field) : NULL;
+        if (!m || !strcmp(m, e->field)) return;
+        snprintf(name, sizeof name, "%s", m);
+    }
+    char message[sizeof e->message + 2 * sizeof e->field + 16];
+    snprintf(message, sizeof message, "%s (cnet's %s): %s", name, e->field, e->message);
+    const size_t len =
+        strlen(message) < sizeof e->message ? strlen(message) : sizeof e->message - 1;
+    memcpy(e->message, message, len); /* cut at the message's size */
+    e->message[len] = '\0';
+    memcpy(e->field, name, sizeof e->field);
 }
 
 int a1111_txt2img_request(const json_t *body, const api_roots *roots, json_t **req, api_error *e) {

@@ -54,17 +54,17 @@ typedef enum {
 typedef struct unit_member {
     const char *name;
     unit_kind kind;
-    const char *cnet; /* U_NUM */
+    const char *cnet; /* the cnet field it becomes (U_NUM's, and in error names) */
     int slot;         /* U_THRESHOLD */
     const char *also; /* U_OFF: one more value that is off */
 } unit_member;
 
 static const unit_member members[] = {
     {"enabled", U_ENABLED, NULL, 0, NULL},
-    {"image", U_IMAGE, NULL, 0, NULL},
+    {"image", U_IMAGE, "image", 0, NULL},
     {"input_image", U_IMAGE, NULL, 0, NULL},
-    {"module", U_MODULE, NULL, 0, NULL},
-    {"model", U_MODEL, NULL, 0, NULL},
+    {"module", U_MODULE, "preprocess", 0, NULL},
+    {"model", U_MODEL, "controlnet", 0, NULL},
     {"weight", U_NUM, "scale", 0, NULL},
     {"guidance_start", U_NUM, "control_guidance_start", 0, NULL},
     {"guidance_end", U_NUM, "control_guidance_end", 0, NULL},
@@ -310,6 +310,25 @@ static int unit_item(const json_t *unit, const char *at, unit_ctx *x, json_t *it
     }
 #undef PATH
     return 0;
+}
+
+int a1111_unit_field(const json_t *body, int k, const char *cnet, char *out, size_t cap) {
+    const char *key, *m = NULL;
+    json_t *v, *args = NULL;
+    json_object_foreach((json_t *)json_object_get(body, "alwayson_scripts"), key, v) {
+        args = json_object_get(v, "args");
+        break;
+    }
+    for (int i = 0; i < N_MEMBERS && !m; i++)
+        if (members[i].cnet && !strcmp(members[i].cnet, cnet)) m = members[i].name;
+    for (size_t j = 0; m && j < json_array_size(args); j++) { /* the k-th enabled unit */
+        const json_t *unit = json_array_get(args, j);
+        if (!json_is_object(unit) || json_is_false(json_object_get(unit, "enabled")) || k--)
+            continue;
+        snprintf(out, cap, "alwayson_scripts.%s.args[%zu].%s", key, j, m);
+        return 0;
+    }
+    return -1;
 }
 
 int a1111_units(const json_t *body, json_t *req, api_error *e) {

@@ -14,8 +14,10 @@
 #include "server/a1111/a1111.h"
 #include "server/http/http_internal.h"
 
-static const http_gen_shape txt2img = {a1111_txt2img_request, a1111_images_answer};
-static const http_gen_shape img2img = {a1111_img2img_request, a1111_images_answer};
+static const http_gen_shape txt2img = {a1111_txt2img_request, a1111_images_answer,
+                                       a1111_error_names};
+static const http_gen_shape img2img = {a1111_img2img_request, a1111_images_answer,
+                                       a1111_error_names};
 
 enum MHD_Result http_a1111_txt2img(http_server *s, struct MHD_Connection *c, http_req *r) {
     return http_generate_as(s, c, r, &txt2img);

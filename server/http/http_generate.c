@@ -440,13 +440,14 @@ static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_r
 enum MHD_Result http_generate_as(http_server *s, struct MHD_Connection *c, http_req *r,
                                  const http_gen_shape *shape) {
     gen_call g = {.s = s, .shape = shape, .fd = -1};
-    api_error e;
+    api_error e = {0};
     enum MHD_Result ret;
     pthread_mutex_lock(&s->mu); /* until its answer is sent (http_stop waits for it) */
     s->generating++;
     r->generating = 1;
     pthread_mutex_unlock(&s->mu);
-    if (read_request(s, c, r, &g, &e))
+    if (read_request(s, c, r, &g, &e) && shape && g.body) shape->name_error(g.body, &e);
+    if (e.status)
         ret = strcmp(e.code, "busy") == 0 ? http_reply_busy(s, c, r, &e, GEN_RETRY_AFTER_S, 0)
                                           : http_reply_api_error(s, c, r, &e);
     else if (json_is_true(json_object_get(g.req, "async")))

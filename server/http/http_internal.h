@@ -158,6 +158,8 @@ typedef struct http_gen_shape {
      * their parameters text; NULL on OOM */
     json_t *(*render)(const json_t *body, const json_t *spec, json_t *images,
                       const char *parameters);
+    /* an error of the generate request, renamed by what the body called it */
+    void (*name_error)(const json_t *body, api_error *e);
 } http_gen_shape;
 enum MHD_Result http_generate_as(http_server *s, struct MHD_Connection *c, http_req *r,
                                  const http_gen_shape *shape);

@@ -188,7 +188,6 @@ static void test_two_controlnets_equal_the_cli(void) {
     /* the same as an async job: both control images stored, the same pixels */
     json_object_set_new(req, "async", json_true());
     j = send_json("POST", "/v1/generate", NULL, req, &st);
-    json_decref(req);
     CHECK(st == 202 && j, "async: %ld", st);
     char path[200], state[32] = "";
     snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(j, "id")));
@@ -200,6 +199,24 @@ static void test_two_controlnets_equal_the_cli(void) {
         if (strcmp(state, "succeeded")) usleep(100 * 1000);
     }
     CHECK(!strcmp(state, "succeeded"), "async job: %s", state);
+    /* an item without its image, and the flat fields beside the list: named */
+    json_decref(req);
+    req = two_controlnets();
+    json_object_del(json_array_get(json_object_get(req, "controlnets"), 1), "image");
+    j = send_json("POST", "/v1/generate", NULL, req, &st);
+    EXPECT(st == 400 &&
+               !strcmp(json_string_value(json_object_get(json_object_get(j, "error"), "field")),
+                       "controlnets[1].image"),
+           "an item without its image: %ld", st);
+    json_decref(j);
+    json_object_set_new(req, "scale", json_real(0.5));
+    j = send_json("POST", "/v1/generate", NULL, req, &st);
+    EXPECT(st == 400 &&
+               !strcmp(json_string_value(json_object_get(json_object_get(j, "error"), "field")),
+                       "scale"),
+           "scale beside controlnets: %ld", st);
+    json_decref(j);
+    json_decref(req);
     strcat(path, "/artifacts/image_0.png");
     http_resp r;
     http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
@@ -453,6 +470,12 @@ static void test_refused_by_name(void) {
     EXPECT(refused(-1, "no_such_member", json_true(), "no_such_member"), "an unknown member");
     EXPECT(refused(1, "processor_res", json_integer(512), "processor_res"),
            "canny at another resolution");
+    /* refused by cnet's own table, named as the A1111 body named it */
+    EXPECT(refused(-1, "cfg_scale", json_integer(60), "cfg_scale (cnet's guidance)"),
+           "cfg_scale over the table's limit");
+    EXPECT(refused(1, "weight", json_integer(9),
+                   "alwayson_scripts.controlnet.args[1].weight (cnet's controlnets[1].scale)"),
+           "a unit's weight over the table's limit");
 }
 
 static void test_img2img_translation(void) {
