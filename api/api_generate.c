@@ -13,7 +13,10 @@
  * up to 2^63-1 where the command line takes any uint64.
  * model, controlnet and image are folders and files on the command line and
  * references (and base64) in the API; the CLI's lists and files are its own
- * (AF_CLI_ONLY), async the API's (AF_API_ONLY).
+ * (AF_CLI_ONLY), async the API's (AF_API_ONLY). Several ControlNets
+ * (MultiControlNetModel): comma lists on the command line, the API's
+ * "controlnets" list of objects of the AF_PER_CONTROLNET fields; a list of
+ * prompts (diffusers' batch) in the API's prompt and negative_prompt.
  *
  * Also base64 (RFC 4648 §4) both ways, for the control image in and the
  * JSON answer's images out. Not here: decoding the image, choosing a seed

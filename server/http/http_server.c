@@ -176,7 +176,10 @@ static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const cha
             api_fail(&e, 401, "unauthorized", NULL,
                      "missing token: send Authorization: Bearer TOKEN (or Basic credentials "
                      "whose password is the token)");
-            struct MHD_Response *resp = http_json_response(api_error_json(&e));
+            json_t *body = api_error_json(&e);
+            if (body && (r->route->flags & ROUTE_A1111)) /* FastAPI's, as A1111 clients read */
+                json_object_set_new(body, "detail", json_string(e.message));
+            struct MHD_Response *resp = http_json_response(body);
             if (!resp) return MHD_NO;
             MHD_add_response_header(resp, "WWW-Authenticate",
                                     r->route->flags & ROUTE_A1111 ? "Basic realm=\"cnet\""

@@ -428,7 +428,8 @@ static void test_basic_auth(void) {
     http_do(&srv, "GET", "/sdapi/v1/options", NULL, NULL, NULL, 0, 0, &r);
     char www[128] = "";
     http_header(&r, "WWW-Authenticate", www, sizeof www);
-    EXPECT(r.status == 401 && !strncmp(www, "Basic", 5), "no token: %ld %s", r.status, www);
+    EXPECT(r.status == 401 && !strncmp(www, "Basic", 5) && strstr(r.body, "\"detail\""),
+           "no token: %ld %s %s", r.status, www, r.body);
     http_resp_free(&r);
 }
 
