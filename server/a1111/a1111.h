@@ -82,8 +82,11 @@ void a1111_default_model(const char *models_dir, char *out, size_t cap);
  * of ControlNetModel, at most two levels down) and trained ControlNets by
  * job id under jobs_dir, sorted. */
 json_t *a1111_model_list(const char *models_dir, const char *jobs_dir);
-/* {"module_list", "module_detail"} from engine/annotators' table:
- * the extension's module names, or cnet's names with alias_names. */
+/* {"module_list", "module_detail"} from engine/annotators' table, as the
+ * extension's get_modules: the modules' keys (cnet's names, which follow the
+ * extension's keys: "canny", "invert"), or with alias_names the names its UI
+ * shows ("invert (from white bg & black line)"); a unit's module may be
+ * either. */
 json_t *a1111_module_list(int alias_names);
 /* [{"name", "aliases", "options"}] */
 json_t *a1111_samplers(void);

@@ -120,7 +120,7 @@ json_t *a1111_module_list(int alias_names) {
     json_t *list = json_array(), *detail = json_object();
     for (int i = 0; list && detail && i < annotator_count(); i++) {
         const annotator *a = annotator_at(i);
-        const char *name = alias_names ? a->name : a->a1111_name;
+        const char *name = alias_names ? a->a1111_name : a->name;
         json_t *sliders = json_array();
         for (int k = 0; sliders && k < ANNOTATOR_MAX_PARAMS; k++)
             if (a->param[k].name)

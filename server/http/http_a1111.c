@@ -3,7 +3,7 @@
  * does (http_generate_as: the same validation, budget, admission and
  * executor) and answer in A1111's shape; GET /sdapi/v1/options, progress,
  * samplers, sd-models, /controlnet/model_list and module_list
- * (?alias_names=true: cnet's names) answer what clients fill their menus
+ * (?alias_names=true: the names the extension's UI shows) answer what clients fill their menus
  * with; POST /controlnet/detect runs a module on images. Every route takes
  * the same token as the rest (Bearer, or Basic with the token as password:
  * server/http/auth.c), and its errors carry FastAPI's "detail" (ROUTE_A1111,

@@ -380,7 +380,7 @@ static void test_lists(void) {
         CHECK(st == 200 && (int)json_array_size(list) == annotator_count(), "module_list: %ld", st);
         for (int i = 0; i < annotator_count(); i++) {
             const annotator *a = annotator_at(i);
-            const char *want = alias ? a->name : a->a1111_name;
+            const char *want = alias ? a->a1111_name : a->name;
             EXPECT(!strcmp(json_string_value(json_array_get(list, (size_t)i)), want) &&
                        json_object_get(json_object_get(j, "module_detail"), want),
                    "module %d: %s", i, want);
