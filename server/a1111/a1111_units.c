@@ -7,7 +7,9 @@
  *   module name → preprocess), model (" [hash]" dropped → controlnet),
  *   weight → scale, guidance_start / guidance_end → control_guidance_*,
  *   threshold_a / threshold_b → the annotator's two parameters by position
- *   (-1: its default).
+ *   (absent or -1: its default), per ControlNet where the generate table has
+ *   per-ControlNet thresholds, else its run-wide field (canny_low_threshold),
+ *   which every unit of that module must then agree on.
  *   control_mode: "Balanced" (0) as is; "ControlNet is more important" (2)
  *   is the extension's soft injection (0.825^(12-i) per residual) plus
  *   control on the conditional half only — diffusers' guess mode
@@ -148,29 +150,39 @@ static int probe(const char *b64, const char *field, int *w, int *h, api_error *
     return rc;
 }
 
-/* The threshold of slot k (not -1) as the cnet field that takes it: a
- * per-ControlNet "threshold_a"/"threshold_b" when the table has one, else
- * the run-wide "<annotator>_<parameter>" (canny_low_threshold); the same
- * run-wide value for every unit. */
-static int set_threshold(const annotator *a, int k, json_t *v, json_t *item, unit_ctx *x,
+/* Slot k's threshold of a unit whose module is a (given: the unit's
+ * member, NULL or -1: the module's default, as the extension's -1) as the
+ * cnet field that takes it: a per-ControlNet "threshold_a"/"threshold_b"
+ * when the table has one, else the run-wide "<annotator>_<parameter>"
+ * (canny_low_threshold), which must then be the same for every unit of that
+ * module. A slider the module has not is unread, as in the extension. */
+static int set_threshold(const annotator *a, int k, const json_t *given, json_t *item, unit_ctx *x,
                          const char *path, api_error *e) {
+    const int set = json_is_number(given) && json_number_value(given) != -1;
     const char *slot = k ? "threshold_b" : "threshold_a";
     const api_field *f = api_field_find(api_generate_fields, api_generate_n_fields, slot);
-    if (f && (f->flags & AF_PER_CONTROLNET)) return json_object_set(item, slot, v) ? -1 : 0;
-    if (!a->param[k].name) return 0; /* a slider the module has not: unread, as in the extension */
+    if (f && (f->flags & AF_PER_CONTROLNET))
+        return set && json_object_set(item, slot, (json_t *)given)
+                   ? api_fail(e, 503, "out_of_memory", NULL, "out of memory")
+                   : 0;
+    if (!a->param[k].name) return 0;
     char name[96];
     snprintf(name, sizeof name, "%s_%s", a->name, a->param[k].name);
     if (!api_field_find(api_generate_fields, api_generate_n_fields, name))
-        return api_fail(e, A1111_STATUS, "unsupported", path,
-                        "%s: cnet takes no %s for module %s yet; leave it -1", path,
-                        a->param[k].name, a->a1111_name);
+        return set ? api_fail(e, A1111_STATUS, "unsupported", path,
+                              "%s: cnet takes no %s for module %s yet; leave it -1", path,
+                              a->param[k].name, a->a1111_name)
+                   : 0;
+    const double v = set ? json_number_value(given) : a->param[k].def;
     const json_t *had = json_object_get(x->req, name);
-    if (had && !json_equal(had, v))
+    if (had && json_number_value(had) != v)
         return api_fail(e, A1111_STATUS, "unsupported", path,
-                        "%s: cnet's %s is one value for every unit of a run, and another unit "
-                        "gave %g",
-                        path, name, json_number_value(had));
-    return json_object_set(x->req, name, v);
+                        "%s: cnet's %s is one value for every %s unit of a run: this unit's is "
+                        "%g, another's %g",
+                        path, name, a->a1111_name, v, json_number_value(had));
+    return json_object_set_new(x->req, name, json_real(v))
+               ? api_fail(e, 503, "out_of_memory", NULL, "out of memory")
+               : 0;
 }
 
 /* One enabled unit into item. */
@@ -292,10 +304,7 @@ static int unit_item(const json_t *unit, const char *at, unit_ctx *x, json_t *it
             if (!json_is_number(v))
                 return api_fail(e, A1111_STATUS, "invalid_field", path, "%s must be a number",
                                 path);
-            if (json_number_value(v) != -1 && annotates &&
-                (rc = set_threshold(a, m->slot, v, item, x, path, e)))
-                return rc < 0 ? api_fail(e, 503, "out_of_memory", NULL, "out of memory") : rc;
-            break;
+            break; /* set below, given or not */
         case U_OFF:
             if (!is_off(v, m->also))
                 return api_fail(e, A1111_STATUS, "unsupported", path,
@@ -307,6 +316,11 @@ static int unit_item(const json_t *unit, const char *at, unit_ctx *x, json_t *it
         case U_INERT:
             break;
         }
+    }
+    for (int k = 0; annotates && k < ANNOTATOR_MAX_PARAMS; k++) {
+        rc = set_threshold(a, k, json_object_get(unit, k ? "threshold_b" : "threshold_a"), item, x,
+                           PATH(k ? "threshold_b" : "threshold_a"), e);
+        if (rc) return rc;
     }
 #undef PATH
     return 0;

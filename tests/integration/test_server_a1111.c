@@ -433,9 +433,11 @@ static void test_basic_auth(void) {
     http_resp_free(&r);
 }
 
-/* body with unit 1's (or the top level's, unit < 0) member set to v: 422
- * whose detail names want. */
-static int refused(int unit, const char *member, json_t *v, const char *want) {
+/* body with unit 1's (or the top level's, unit < 0) member set to v, and
+ * optionally a second member of that unit (member2, v2): 422 whose detail
+ * names want. */
+static int refused2(int unit, const char *member, json_t *v, const char *member2, json_t *v2,
+                    const char *want) {
     json_t *body = fixture("txt2img_two_units.json");
     json_t *at =
         unit < 0 ? body
@@ -445,6 +447,7 @@ static int refused(int unit, const char *member, json_t *v, const char *want) {
                            "args"),
                        (size_t)unit);
     json_object_set_new(at, member, v);
+    if (member2) json_object_set_new(at, member2, v2);
     long st;
     json_t *j = send_json("POST", "/sdapi/v1/txt2img", NULL, body, &st);
     json_decref(body);
@@ -453,6 +456,10 @@ static int refused(int unit, const char *member, json_t *v, const char *want) {
     if (!ok) printf("    %s: %ld %s\n", member, st, detail ? detail : "(no detail)");
     json_decref(j);
     return ok;
+}
+
+static int refused(int unit, const char *member, json_t *v, const char *want) {
+    return refused2(unit, member, v, NULL, NULL, want);
 }
 
 static void test_refused_by_name(void) {
@@ -471,6 +478,11 @@ static void test_refused_by_name(void) {
     EXPECT(refused(-1, "no_such_member", json_true(), "no_such_member"), "an unknown member");
     EXPECT(refused(1, "processor_res", json_integer(512), "processor_res"),
            "canny at another resolution");
+    /* canny's thresholds are one value for a run: a second canny unit with
+     * unit 0's 64, 64 beside unit 1's 50, 150 is refused */
+    EXPECT(refused2(0, "module", json_string("canny"), "processor_res", json_integer(-1),
+                    "args[1].threshold_a"),
+           "two canny units of different thresholds");
     /* refused by cnet's own table, named as the A1111 body named it */
     EXPECT(refused(-1, "cfg_scale", json_integer(60), "cfg_scale (cnet's guidance)"),
            "cfg_scale over the table's limit");
