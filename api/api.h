@@ -68,8 +68,11 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
 #define API_GENERATE_SIDE_MAX 16384       /* px per side of any output (then the pixel limit) */
 #define API_GENERATE_IMAGES_MAX 16        /* images per run (engine/pipeline's PIPE_MAX_IMAGES) */
 #define API_GENERATE_REQUEST_IMAGES_MAX 4 /* images one HTTP request makes (api_hi) */
-#define API_GENERATE_STEPS_MAX 1000       /* denoising steps: a scheduler has 1000 training steps */
-#define API_CLIP_SKIP_MAX 64 /* text encoder layers skipped (the encoder checks its depth) */
+#define API_GENERATE_CONTROLNETS_MAX                                                               \
+    8                               /* items of "controlnets" (engine's PIPE_MAX_CONTROLNETS)      \
+                                     */
+#define API_GENERATE_STEPS_MAX 1000 /* denoising steps: a scheduler has 1000 training steps */
+#define API_CLIP_SKIP_MAX 64        /* text encoder layers skipped (the encoder checks its depth) */
 #define API_CANNY_THRESHOLD_MAX 2040   /* the largest L1 Sobel magnitude of 8-bit pixels */
 #define API_MAX_PIXELS_MAX (1LL << 40) /* --max-pixels */
 #define API_CONDITIONING_SCALE_MAX 5   /* |controlnet_conditioning_scale|: negatives invert */

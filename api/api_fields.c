@@ -298,7 +298,15 @@ static int check_field(const api_field *f, const json_t *v, const api_roots *roo
     case AF_HUB:
         return check_hub(f, v, norm, e);
     case AF_TEXT:
+        if ((f->flags & AF_TEXT_LIST) && json_is_array(v)) {
+            rc = check_prompts(f, v, e);
+            break;
+        }
         rc = check_text(f->name, v, API_PROMPT_MAX, e);
+        if (rc && (f->flags & AF_TEXT_LIST) && !json_is_string(v))
+            rc = api_fail(e, 400, "invalid_field", f->name,
+                          "%s must be a string or an array of strings, got %s", f->name,
+                          type_name(v));
         break;
     case AF_SIZE:
         rc = check_size(f, v, e);
@@ -315,6 +323,10 @@ static int check_field(const api_field *f, const json_t *v, const api_roots *roo
                               name);
             }
         break;
+    case AF_CONTROLNETS: /* api_fields_check's own (it needs the table) */
+        rc =
+            api_fail(e, 400, "invalid_field", f->name, "%s is not a per-ControlNet field", f->name);
+        break;
     case AF_BASE64:
         rc = check_text(f->name, v, SIZE_MAX, e);
         if (!rc && json_string_length(v) == 0)
@@ -327,6 +339,80 @@ static int check_field(const api_field *f, const json_t *v, const api_roots *roo
     return rc;
 }
 
+/* Fills out[name] from given (checked) or the field's default; 0 or an error. */
+static int fill_field(const api_field *f, const char *path, const json_t *given,
+                      const api_roots *roots, json_t *out, api_error *e) {
+    json_t *norm = NULL;
+    if (given) {
+        api_field named = *f; /* errors name the member by its path */
+        named.name = path;
+        int rc = check_field(&named, given, roots, &norm, e);
+        if (rc || f->type == AF_BASE64) return rc;
+    } else {
+        norm = json_loads(f->def, JSON_DECODE_ANY, NULL);
+    }
+    if (!norm || json_object_set_new(out, f->name, norm))
+        return api_fail(e, 503, "out_of_memory", NULL, "out of memory");
+    return 0;
+}
+
+/* An AF_CONTROLNETS list: 1..hi objects of the table's per-ControlNet
+ * fields, each normalized as the flat ones are, into *norm. */
+static int check_controlnets(const api_field *list, const api_field *fields, int n, const json_t *v,
+                             const api_roots *roots, json_t **norm, api_error *e) {
+    *norm = NULL;
+    if (!json_is_array(v))
+        return api_fail(e, 400, "invalid_field", list->name,
+                        "%s must be an array of objects, got %s", list->name, type_name(v));
+    const size_t items = json_array_size(v);
+    if (items < (size_t)list->lo || items > (size_t)list->hi)
+        return api_fail(e, 400, "out_of_range", list->name, "%s must hold %g..%g items, got %zu",
+                        list->name, list->lo, list->hi, items);
+    json_t *out = json_array();
+    int rc = out ? 0 : api_fail(e, 503, "out_of_memory", NULL, "out of memory");
+    for (size_t k = 0; !rc && k < items; k++) {
+        const json_t *item = json_array_get(v, k);
+        char path[160];
+        snprintf(path, sizeof path, "%s[%zu]", list->name, k);
+        if (!json_is_object(item)) {
+            rc = api_fail(e, 400, "invalid_field", path, "%s must be an object, got %s", path,
+                          type_name(item));
+            break;
+        }
+        const char *key;
+        json_t *m;
+        json_object_foreach((json_t *)item, key, m) {
+            const api_field *f = api_field_find(fields, n, key);
+            if (!f || !(f->flags & AF_PER_CONTROLNET) || (f->flags & AF_CLI_ONLY)) {
+                snprintf(path, sizeof path, "%s[%zu].%.100s", list->name, k, key);
+                rc = api_fail(e, 400, "unknown_field", path,
+                              "unknown field %s (an item holds the per-ControlNet fields)", path);
+                break;
+            }
+        }
+        json_t *one = rc ? NULL : json_object();
+        if (!rc && !one) rc = api_fail(e, 503, "out_of_memory", NULL, "out of memory");
+        for (int i = 0; !rc && i < n; i++) {
+            const api_field *f = &fields[i];
+            const json_t *given = json_object_get(item, f->name);
+            if (!(f->flags & AF_PER_CONTROLNET) || (f->flags & AF_CLI_ONLY) || (!given && !f->def))
+                continue;
+            snprintf(path, sizeof path, "%s[%zu].%s", list->name, k, f->name);
+            rc = fill_field(f, path, given, roots, one, e);
+        }
+        if (!rc && json_array_append_new(out, one))
+            rc = api_fail(e, 503, "out_of_memory", NULL, "out of memory");
+        else if (rc)
+            json_decref(one);
+    }
+    if (rc) {
+        json_decref(out);
+        return rc;
+    }
+    *norm = out;
+    return 0;
+}
+
 int api_fields_check(const api_field *fields, int N_FIELDS, const json_t *req,
                      const api_roots *roots, json_t **spec, api_error *e) {
     *spec = NULL;
@@ -337,31 +423,36 @@ int api_fields_check(const api_field *fields, int N_FIELDS, const json_t *req,
         if (!f || (f->flags & AF_CLI_ONLY))
             return api_fail(e, 400, "unknown_field", key, "unknown field %.100s", key);
     }
+    /* a list of ControlNets replaces the flat per-ControlNet fields */
+    const api_field *list = NULL;
+    for (int i = 0; i < N_FIELDS && !list; i++)
+        if (fields[i].type == AF_CONTROLNETS && json_object_get(req, fields[i].name))
+            list = &fields[i];
+    for (int i = 0; list && i < N_FIELDS; i++)
+        if ((fields[i].flags & AF_PER_CONTROLNET) && json_object_get(req, fields[i].name))
+            return api_fail(e, 400, "invalid_field", fields[i].name,
+                            "%s and %s exclude each other: give %s in each %s item", fields[i].name,
+                            list->name, fields[i].name, list->name);
     json_t *out = json_object();
     if (!out) return api_fail(e, 503, "out_of_memory", NULL, "out of memory");
-    for (int i = 0; i < N_FIELDS; i++) {
+    int rc = 0;
+    for (int i = 0; i < N_FIELDS && !rc; i++) {
         const api_field *f = &fields[i];
-        if (f->flags & AF_CLI_ONLY) continue;
+        if ((f->flags & AF_CLI_ONLY) || (list && (f->flags & AF_PER_CONTROLNET))) continue;
         json_t *given = json_object_get(req, f->name), *norm = NULL;
-        if (!given && (f->flags & AF_REQUIRED)) {
-            json_decref(out);
-            return api_fail(e, 400, "missing_field", f->name, "%s is required", f->name);
-        }
-        if (!given && !f->def) continue;
-        if (given) {
-            int rc = check_field(f, given, roots, &norm, e);
-            if (rc) {
-                json_decref(out);
-                return rc;
-            }
-            if (f->type == AF_BASE64) continue;
-        } else {
-            norm = json_loads(f->def, JSON_DECODE_ANY, NULL);
-        }
-        if (!norm || json_object_set_new(out, f->name, norm)) {
-            json_decref(out);
-            return api_fail(e, 503, "out_of_memory", NULL, "out of memory");
-        }
+        if (!given && (f->flags & AF_REQUIRED))
+            rc = api_fail(e, 400, "missing_field", f->name, "%s is required", f->name);
+        else if (f == list &&
+                 !(rc = check_controlnets(f, fields, N_FIELDS, given, roots, &norm, e)))
+            rc = json_object_set_new(out, f->name, norm)
+                     ? api_fail(e, 503, "out_of_memory", NULL, "out of memory")
+                     : 0;
+        else if (f != list && (given || f->def))
+            rc = fill_field(f, f->name, given, roots, out, e);
+    }
+    if (rc) {
+        json_decref(out);
+        return rc;
     }
     *spec = out;
     return 0;

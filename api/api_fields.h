@@ -31,6 +31,10 @@ typedef enum {
     /* A (height, width) pair in diffusers' tuple order: JSON [h, w], CLI
      * "H,W"; each an integer in [lo, hi]. */
     AF_SIZE,
+    /* A list of 1..hi objects, each holding the table's AF_PER_CONTROLNET
+     * fields (and only those), validated and defaulted as the flat fields
+     * are; the flat per-ControlNet fields and the list exclude each other. */
+    AF_CONTROLNETS,
 } api_ftype;
 
 enum {
@@ -43,8 +47,12 @@ enum {
     AF_CLI_ONLY = 32,
     /* A member of the API only (a stored dataset, async): unknown to the CLI. */
     AF_API_ONLY = 64,
-    /* CLI: a comma-separated list, one value for all or one each. */
+    /* CLI: a comma-separated list, one value for all or one each; API: a
+     * member of each AF_CONTROLNETS item too. */
     AF_PER_CONTROLNET = 128,
+    /* AF_TEXT, API: a list of 1..API_PROMPTS_MAX such strings too (a batch:
+     * diffusers' list of prompts). */
+    AF_TEXT_LIST = 256,
 };
 
 typedef struct api_field {

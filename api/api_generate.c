@@ -13,7 +13,10 @@
  * up to 2^63-1 where the command line takes any uint64.
  * model, controlnet and image are folders and files on the command line and
  * references (and base64) in the API; the CLI's lists and files are its own
- * (AF_CLI_ONLY), async the API's (AF_API_ONLY).
+ * (AF_CLI_ONLY), async the API's (AF_API_ONLY). Several ControlNets
+ * (MultiControlNetModel): comma lists on the command line, the API's
+ * "controlnets" list of objects of the AF_PER_CONTROLNET fields; a list of
+ * prompts (diffusers' batch) in the API's prompt and negative_prompt.
  *
  * Also base64 (RFC 4648 §4) both ways, for the control image in and the
  * JSON answer's images out. Not here: decoding the image, choosing a seed
@@ -47,9 +50,21 @@ const api_field api_generate_fields[] = {
      .flags = AF_PER_CONTROLNET,
      .help = "the control image, PNG or JPEG: files, one per ControlNet (CLI); base64 or a "
              "multipart file part (API)"},
-    {.name = "prompt", .type = AF_TEXT, .flags = AF_REQUIRED, .help = "the prompt"},
+    {.name = "controlnets",
+     .type = AF_CONTROLNETS,
+     .flags = AF_API_ONLY,
+     .lo = 1,
+     .hi = API_GENERATE_CONTROLNETS_MAX,
+     .help = "several ControlNets (MultiControlNetModel): a list of objects of the "
+             "per-ControlNet fields (controlnet, image, scale, control_guidance_start/end, "
+             "preprocess), instead of those fields at the top level"},
+    {.name = "prompt",
+     .type = AF_TEXT,
+     .flags = AF_REQUIRED | AF_TEXT_LIST,
+     .help = "the prompt (API: or a list of prompts, a batch of num_images each)"},
     {.name = "negative_prompt",
      .type = AF_TEXT,
+     .flags = AF_TEXT_LIST,
      .help = "the negative prompt (SDXL: absent, not \"\", gives zero negative embeddings when the "
              "model's force_zeros_for_empty_prompt is set)"},
     {.name = "prompt_2",
@@ -221,20 +236,64 @@ const api_field api_generate_fields[] = {
 };
 const int api_generate_n_fields = (int)(sizeof api_generate_fields / sizeof api_generate_fields[0]);
 
+/* A ControlNet's start below its end; prefix "" (flat) or "controlnets[k]." */
+static int check_window(const json_t *one, const char *prefix, api_error *e) {
+    double start = json_number_value(json_object_get(one, "control_guidance_start"));
+    double end = json_number_value(json_object_get(one, "control_guidance_end"));
+    if (start < end) return 0;
+    char field[96];
+    snprintf(field, sizeof field, "%scontrol_guidance_start", prefix);
+    return api_fail(e, 400, "out_of_range", field,
+                    "%s (%g) must be below %scontrol_guidance_end (%g)", field, start, prefix, end);
+}
+
+/* A list of prompts: the negative one a string or a list as long, no SDXL
+ * second prompts (their lists are not taken), and its images within what one
+ * request makes (num_images' api_hi). */
+static int check_batch(const json_t *spec, api_error *e) {
+    const json_t *p = json_object_get(spec, "prompt"),
+                 *n = json_object_get(spec, "negative_prompt");
+    if (json_is_array(n) && (!json_is_array(p) || json_array_size(p) != json_array_size(n)))
+        return api_fail(e, 400, "invalid_field", "negative_prompt",
+                        "negative_prompt: a list needs a prompt list as long (got %zu for %s)",
+                        json_array_size(n),
+                        json_is_array(p) ? "a list of another length" : "one prompt");
+    if (!json_is_array(p)) return 0;
+    static const char *const second[] = {"prompt_2", "negative_prompt_2"};
+    for (int i = 0; i < 2; i++)
+        if (json_object_get(spec, second[i]))
+            return api_fail(e, 400, "invalid_field", second[i],
+                            "%s takes one prompt: not with a prompt list", second[i]);
+    const api_field *f = api_field_find(api_generate_fields, api_generate_n_fields, "num_images");
+    const long long images =
+        (long long)json_array_size(p) * json_integer_value(json_object_get(spec, "num_images"));
+    if (images > (long long)api_field_api_hi(f))
+        return api_fail(e, 400, "out_of_range", "prompt",
+                        "prompt: %zu prompts x num_images %lld = %lld images, over the %g one "
+                        "request makes",
+                        json_array_size(p),
+                        (long long)json_integer_value(json_object_get(spec, "num_images")), images,
+                        api_field_api_hi(f));
+    return 0;
+}
+
 int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e) {
     int rc = api_fields_check(api_generate_fields, api_generate_n_fields, req, roots, spec, e);
     if (rc) return rc;
     json_object_del(*spec, "async");
-    double start = json_number_value(json_object_get(*spec, "control_guidance_start"));
-    double end = json_number_value(json_object_get(*spec, "control_guidance_end"));
-    if (!(start < end)) {
+    const json_t *list = json_object_get(*spec, "controlnets");
+    rc = check_batch(*spec, e);
+    if (!rc && !list) rc = check_window(*spec, "", e);
+    for (size_t k = 0; !rc && k < json_array_size(list); k++) {
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "controlnets[%zu].", k);
+        rc = check_window(json_array_get(list, k), prefix, e);
+    }
+    if (rc) {
         json_decref(*spec);
         *spec = NULL;
-        return api_fail(e, 400, "out_of_range", "control_guidance_start",
-                        "control_guidance_start (%g) must be below control_guidance_end (%g)",
-                        start, end);
     }
-    return 0;
+    return rc;
 }
 
 void api_generate_size_caps(int *width_max, int *height_max) {

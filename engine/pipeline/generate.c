@@ -94,11 +94,15 @@ static int prepare(const generate_request *r, gen_work *w, generate_result *out,
 static int run(const generate_request *r, gen_work *w, const pipe_observer *obs,
                generate_result *out, cnet_error *err) {
     const size_t per = (size_t)out->width * out->height * 3;
-    if (!(w->pixels = malloc((size_t)r->num_images * per * sizeof(float))))
-        return cnet_fail(err, CNET_ENOMEM, "out of memory for %d %dx%d images", r->num_images,
-                         out->width, out->height);
+    const int total = r->num_images * (r->n_prompts > 0 ? r->n_prompts : 1);
+    if (!(w->pixels = malloc((size_t)total * per * sizeof(float))))
+        return cnet_fail(err, CNET_ENOMEM, "out of memory for %d %dx%d images", total, out->width,
+                         out->height);
     pipe_request pr = {.prompt = r->prompt,
                        .negative_prompt = r->negative_prompt,
+                       .prompts = r->prompts,
+                       .negative_prompts = r->negative_prompts,
+                       .n_prompts = r->n_prompts,
                        .prompt_2 = r->prompt_2,
                        .negative_prompt_2 = r->negative_prompt_2,
                        .micro = r->micro,
@@ -120,7 +124,7 @@ static int run(const generate_request *r, gen_work *w, const pipe_observer *obs,
                                               .end = r->controls[k].end};
     pipe_models m = sd_base_models(r->base);
     int rc = pipeline_generate(&m, &out->sched, &pr, w->pixels, obs, err);
-    for (int i = 0; !rc && i < r->num_images; i++) {
+    for (int i = 0; !rc && i < total; i++) {
         if ((rc = image_alloc(&out->images[i], out->width, out->height, err))) break;
         out->n = i + 1;
         generate_to_rgb8(out->images[i].data, w->pixels + (size_t)i * per, per);
@@ -137,6 +141,9 @@ int generate_run(const generate_request *r, const pipe_observer *obs, generate_r
     if (r->num_images < 1 || r->num_images > PIPE_MAX_IMAGES)
         return cnet_fail(err, CNET_EINVAL, "num_images must be 1..%d (got %d)", PIPE_MAX_IMAGES,
                          r->num_images);
+    if (r->n_prompts > 0 && r->num_images * r->n_prompts > PIPE_MAX_IMAGES)
+        return cnet_fail(err, CNET_EINVAL, "%d prompts x num_images %d is over %d images",
+                         r->n_prompts, r->num_images, PIPE_MAX_IMAGES);
     gen_work w = {0};
     int rc = prepare(r, &w, out, err);
     if (!rc && !(rc = sd_base_scheduler(r->base, r->scheduler, &out->sched, err)))

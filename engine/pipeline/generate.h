@@ -48,6 +48,11 @@ typedef struct generate_request {
     sd_base *base;                        /* loaded from model_dir by the caller */
     int scheduler;                        /* cnet_sched_kind; -1: the folder's own class */
     const char *prompt, *negative_prompt; /* negative NULL: None (SDXL: zeros, see pipeline.h) */
+    /* A batch of prompts instead (diffusers' list; pipeline.h's pipe_request):
+     * n_prompts > 0 runs prompts[i] with negative_prompts[i] (the list may be
+     * NULL: None), num_images each, prompt-major. */
+    const char *const *prompts, *const *negative_prompts;
+    int n_prompts;
     const char *prompt_2, *negative_prompt_2; /* SDXL only; NULL: the first encoder's */
     pipe_micro micro;                         /* SDXL only; zeros: diffusers' defaults */
     int steps, num_images, guess_mode, clip_skip;
@@ -60,7 +65,7 @@ typedef struct generate_request {
     generate_control controls[PIPE_MAX_CONTROLNETS];
 } generate_request;
 
-/* What a run made: n images [height, width, 3] and the scheduler config it
+/* What a run made: n images [height, width, 3] (num_images per prompt) and the scheduler config it
  * ran (for the images' parameters text). */
 typedef struct generate_result {
     int n, width, height;

@@ -1,6 +1,8 @@
 /* Loading and checking the bearer token (see auth.h). */
 #include "server/http/auth.h"
 
+#include "api/api.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -63,12 +65,44 @@ int auth_load_token(const char *token_file, const char *data_dir, char *token, i
     return 0;
 }
 
+/* given equals token, compared on SHA-256 digests in constant time. */
+static int same_token(const char *given, size_t n, const char *token) {
+    unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)given, n, a);
+    SHA256((const unsigned char *)token, strlen(token), b);
+    return CRYPTO_memcmp(a, b, sizeof a) == 0;
+}
+
+/* RFC 7617 credentials "user:password" (base64): the token is the
+ * password, or the user (clients that take one secret put it either side). */
+static auth_result check_basic(const char *b64, const char *token) {
+    unsigned char *raw = NULL;
+    size_t n = 0;
+    api_error e;
+    if (strlen(b64) > AUTH_BASIC_MAX ||
+        api_base64_decode(b64, strlen(b64), "Authorization", &raw, &n, &e))
+        return AUTH_WRONG;
+    const unsigned char *colon = memchr(raw, ':', n);
+    int ok = 0;
+    if (colon) {
+        const size_t user = (size_t)(colon - raw);
+        const int pass_ok = same_token((const char *)colon + 1, n - user - 1, token);
+        const int user_ok = same_token((const char *)raw, user, token);
+        ok = pass_ok | user_ok;
+    }
+    OPENSSL_cleanse(raw, n);
+    free(raw);
+    return ok ? AUTH_OK : AUTH_WRONG;
+}
+
 auth_result auth_check(const char *header, const char *token) {
+    if (header && strncasecmp(header, "Basic ", 6) == 0) {
+        const char *b64 = header + 6;
+        while (*b64 == ' ') b64++;
+        return check_basic(b64, token);
+    }
     if (!header || strncasecmp(header, "Bearer ", 7) != 0) return AUTH_MISSING;
     const char *given = header + 7;
     while (*given == ' ') given++;
-    unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)given, strlen(given), a);
-    SHA256((const unsigned char *)token, strlen(token), b);
-    return CRYPTO_memcmp(a, b, sizeof a) == 0 ? AUTH_OK : AUTH_WRONG;
+    return same_token(given, strlen(given), token) ? AUTH_OK : AUTH_WRONG;
 }

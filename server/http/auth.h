@@ -1,5 +1,8 @@
-/* The bearer token that guards every /v1 route: where it comes from and how
- * a request's Authorization header is checked. The map header of auth.
+/* The token that guards every /v1 (and A1111) route: where it comes from and
+ * how a request's Authorization header is checked — `Bearer TOKEN`, or
+ * `Basic` credentials (RFC 7617) whose password or user is the token, as
+ * A1111 clients send them (their --api-auth user:password). The map header
+ * of auth.
  *
  * Sources, first found wins: --token-file, $CNET_TOKEN, <data>/token (written
  * by an earlier start), else a fresh random token written there with mode
@@ -13,6 +16,8 @@
 
 #define AUTH_TOKEN_MAX 256 /* bytes of a token; longer → CNET_ELIMIT */
 #define AUTH_TOKEN_MIN 16  /* bytes of a token; shorter → CNET_EINVAL */
+/* base64 bytes of Basic credentials; longer → AUTH_WRONG (no decoding) */
+#define AUTH_BASIC_MAX 1024
 
 typedef enum { AUTH_OK, AUTH_MISSING, AUTH_WRONG } auth_result;
 

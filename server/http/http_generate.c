@@ -1,15 +1,16 @@
-/* POST /v1/generate: a prompt plus a control image → images.
+/* POST /v1/generate: a prompt (or a list) plus control images → images.
  *
- * The body is JSON (the control image base64 in "image") or
+ * The body is JSON (the control image base64 in "image", or several
+ * ControlNets in "controlnets", each item with its own "image") or
  * multipart/form-data (a file part "image" and one part per option), at
- * most API_GENERATE_BODY_MAX bytes. The body is freed once parsed, and the
- * control image is checked by the size its header declares (image_probe:
- * over the pixel limit, or over the size caps when it sets the output size,
- * is refused before any decoding); a request holds its body's and its
- * decoded image's bytes against the server's --generate-memory budget
- * until it ends (over it: 503 + Retry-After). After validation
- * (api_generate_spec, 400 naming the field) a request without a seed gets a
- * random one, so what it made can be made again.
+ * most API_GENERATE_BODY_MAX bytes. Another API's generate request (an
+ * http_gen_shape: server/a1111/'s txt2img) is translated into this one and
+ * runs the same way, answered in that API's shape (http_generate_as). The body is freed once
+ * parsed, and the control image is checked by the size its header declares (image_probe: over the
+ * pixel limit, or over the size caps when it sets the output size, is refused before any decoding);
+ * a request holds its body's and its decoded image's bytes against the server's --generate-memory
+ * budget until it ends (over it: 503 + Retry-After). After validation (api_generate_spec, 400
+ * naming the field) a request without a seed gets a random one, so what it made can be made again.
  *   "async": true → the control image is stored content-addressed under
  *     DATA/inputs/ and a `generate` job is committed (202 + Location); its
  *     artefacts are image_<i>.png.
@@ -49,16 +50,25 @@
 /* The Retry-After of a generate refused because the server is busy (503). */
 #define GEN_RETRY_AFTER_S 5
 
+/* One control image. */
+typedef struct gen_input {
+    unsigned char *bytes; /* encoded */
+    size_t len;
+    int w, h;           /* as the image's header declares */
+    image_rgb8 decoded; /* when the request is admitted */
+    char field[48];     /* "image" or "controlnets[k].image" */
+} gen_input;
+
 typedef struct gen_call {
     http_server *s;
+    const http_gen_shape *shape; /* NULL: cnet's own answer */
+    json_t *body;                /* with a shape: the request as the client sent it */
     json_t *req, *spec;
-    unsigned char *image; /* the encoded control image */
-    size_t image_len;
-    int image_w, image_h; /* as the image's header declares */
-    image_rgb8 control;   /* decoded when the request is admitted */
-    int64_t held;         /* bytes held against cfg.generate_memory */
-    int fd;               /* the client's socket, watched while the request runs */
-    int decode_rc;        /* of the late decode (on_admitted) */
+    gen_input in[PIPE_MAX_CONTROLNETS];
+    int n_in;      /* inputs that have bytes (in[k] for control k) */
+    int64_t held;  /* bytes held against cfg.generate_memory */
+    int fd;        /* the client's socket, watched while the request runs */
+    int decode_rc; /* of the late decode (on_admitted) */
     generate_result out;
 } gen_call;
 
@@ -86,10 +96,13 @@ static int hold(gen_call *g, int64_t n, const char *what, api_error *e) {
 }
 
 static void gen_call_free(gen_call *g) {
+    json_decref(g->body);
     json_decref(g->req);
     json_decref(g->spec);
-    free(g->image);
-    image_free(&g->control);
+    for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++) {
+        free(g->in[k].bytes);
+        image_free(&g->in[k].decoded);
+    }
     generate_result_free(&g->out);
     pthread_mutex_lock(&g->s->mu);
     g->s->generate_held -= g->held;
@@ -106,91 +119,148 @@ static int wants_json(struct MHD_Connection *c) {
     return accept && strstr(accept, "application/json") != NULL;
 }
 
-/* The control image's size from its header, checked before any decoding:
- * the pixel limit, and the size caps when it sets the output size. */
-static int check_image(gen_call *g, api_error *e) {
+/* A control image's size from its header, checked before any decoding:
+ * the pixel limit, and (the first, which sets the output size) the size
+ * caps. */
+static int check_image(gen_call *g, int k, api_error *e) {
+    gen_input *in = &g->in[k];
     cnet_error err = {0};
-    if (image_probe(g->image, g->image_len, "image", &g->image_w, &g->image_h, &err))
-        return api_fail(e, 400, "invalid_image", "image", "%s", err.msg);
-    if ((int64_t)g->image_w * g->image_h > GEN_IMAGE_PIXELS_MAX)
-        return api_fail(e, 413, "image_too_large", "image",
-                        "the control image is %dx%d = %lld pixels by its header, over the limit "
-                        "of %lld pixels",
-                        g->image_w, g->image_h, (long long)g->image_w * g->image_h,
+    if (image_probe(in->bytes, in->len, in->field, &in->w, &in->h, &err))
+        return api_fail(e, 400, "invalid_image", in->field, "%s", err.msg);
+    if ((int64_t)in->w * in->h > GEN_IMAGE_PIXELS_MAX)
+        return api_fail(e, 413, "image_too_large", in->field,
+                        "%s is %dx%d = %lld pixels by its header, over the limit of %lld pixels",
+                        in->field, in->w, in->h, (long long)in->w * in->h,
                         (long long)GEN_IMAGE_PIXELS_MAX);
     /* the output size defaults to the control image's: the table's caps on
      * width and height hold for it too (a 400 now, not a failed run) */
     const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
     int w_max, h_max;
     api_generate_size_caps(&w_max, &h_max);
-    if ((!w && g->image_w > w_max) || (!h && g->image_h > h_max))
-        return api_fail(e, 400, "out_of_range", !w && g->image_w > w_max ? "width" : "height",
+    if (k == 0 && ((!w && in->w > w_max) || (!h && in->h > h_max)))
+        return api_fail(e, 400, "out_of_range", !w && in->w > w_max ? "width" : "height",
                         "the control image is %dx%d; give width and height (at most %dx%d) to "
                         "generate at another size",
-                        g->image_w, g->image_h, w_max, h_max);
-    return hold(g, (int64_t)g->image_w * g->image_h * 3, "its decoded control image", e);
+                        in->w, in->h, w_max, h_max);
+    return hold(g, (int64_t)in->w * in->h * 3, "its decoded control image", e);
 }
 
-/* Decodes the control image (its size checked already). */
-static int decode_image(gen_call *g, cnet_error *err) {
-    return image_decode(&g->control, g->image, g->image_len, "image", GEN_IMAGE_PIXELS_MAX, err);
+/* Decodes the control images (their sizes checked already). */
+static int decode_images(gen_call *g, cnet_error *err) {
+    int rc = 0;
+    for (int k = 0; k < g->n_in && !rc; k++)
+        rc = image_decode(&g->in[k].decoded, g->in[k].bytes, g->in[k].len, g->in[k].field,
+                          GEN_IMAGE_PIXELS_MAX, err);
+    return rc;
 }
 
-/* Parses and validates the request into g, freeing the body once parsed; 0
- * or an api error. The image is not decoded here. */
-static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, gen_call *g,
-                        api_error *e) {
+/* The base64 "image" member of obj, decoded into g->in[k]; absent or not a
+ * string: left to validation. */
+static int take_image(gen_call *g, int k, const json_t *obj, api_error *e) {
+    const json_t *img = json_object_get(obj, "image");
+    if (!json_is_string(img)) return 0;
+    gen_input *in = &g->in[k];
+    return api_base64_decode(json_string_value(img), json_string_length(img), in->field, &in->bytes,
+                             &in->len, e);
+}
+
+/* Parses the body into g->req (through the shape's translation when there
+ * is one), freeing the body once parsed, and decodes the base64 of the
+ * control images: 0 or an api error. */
+static int read_body(http_server *s, struct MHD_Connection *c, http_req *r, gen_call *g,
+                     api_error *e) {
     int rc = hold(g, r->received, "this request's body", e);
     if (rc) return rc;
-    if (is_multipart(c)) {
-        rc = http_form_parse(c, r->body, (size_t)r->received, &g->req, &g->image, &g->image_len, e);
+    for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++)
+        snprintf(g->in[k].field, sizeof g->in[k].field, "controlnets[%d].image", k);
+    snprintf(g->in[0].field, sizeof g->in[0].field, "image");
+    if (!g->shape && is_multipart(c)) {
+        rc = http_form_parse(c, r->body, (size_t)r->received, &g->req, &g->in[0].bytes,
+                             &g->in[0].len, e);
+    } else if (g->shape) {
+        api_roots roots = {.models_dir = s->cfg.models_dir, .jobs_dir = s->jobs_dir};
+        rc = api_parse_body(r->body, (size_t)r->received, &g->body, e);
+        if (!rc) rc = g->shape->translate(g->body, &roots, &g->req, e);
     } else {
         rc = api_parse_body(r->body, (size_t)r->received, &g->req, e);
-        json_t *img = rc ? NULL : json_object_get(g->req, "image");
-        if (!rc && json_is_string(img))
-            rc = api_base64_decode(json_string_value(img), json_string_length(img), "image",
-                                   &g->image, &g->image_len, e);
     }
     free(r->body); /* parsed: the request holds no second copy while it waits */
     r->body = NULL;
+    const json_t *list = rc ? NULL : json_object_get(g->req, "controlnets");
+    if (!rc && !json_is_array(list)) rc = take_image(g, 0, g->req, e);
+    for (size_t k = 0; !rc && k < json_array_size(list) && k < PIPE_MAX_CONTROLNETS; k++)
+        rc = take_image(g, (int)k, json_array_get(list, k), e);
+    return rc;
+}
+
+/* Parses and validates the request into g; 0 or an api error. The images
+ * are not decoded here. */
+static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, gen_call *g,
+                        api_error *e) {
+    int rc = read_body(s, c, r, g, e);
     if (rc) return rc;
     api_roots roots = {.models_dir = s->cfg.models_dir, .jobs_dir = s->jobs_dir};
     if ((rc = api_generate_spec(g->req, &roots, &g->spec, e))) return rc;
-    json_object_del(g->req, "image"); /* its bytes are in g->image */
-    if (!g->image)
-        return api_fail(e, 400, "missing_field", "image",
-                        "image is required (base64 PNG or JPEG, or a multipart file part)");
-    if ((rc = check_image(g, e))) return rc;
+    /* their bytes are in g->in */
+    json_object_del(g->req, "image");
+    json_t *list = json_object_get(g->req, "controlnets");
+    for (size_t k = 0; k < json_array_size(list); k++)
+        json_object_del(json_array_get(list, k), "image");
+    g->n_in = gen_spec_n_controls(g->spec);
+    for (int k = 0; k < g->n_in; k++) {
+        if (!g->in[k].bytes)
+            return api_fail(e, 400, "missing_field", g->in[k].field,
+                            "%s is required (base64 PNG or JPEG%s)", g->in[k].field,
+                            list ? "" : ", or a multipart file part");
+        if ((rc = check_image(g, k, e))) return rc;
+    }
     if (!json_object_get(g->spec, "seed")) {
         uint32_t seed = 0;
         if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
             return api_fail(e, 503, "unavailable", NULL, "no random bytes for a seed");
         json_object_set_new(g->spec, "seed", json_integer(seed));
     }
-    if (json_integer_value(json_object_get(g->spec, "num_images")) > 1 &&
-        !json_is_true(json_object_get(g->req, "async")) && !wants_json(c))
-        return api_fail(e, 400, "invalid_field", "num_images",
+    const json_t *prompts = json_object_get(g->spec, "prompt");
+    const size_t per_prompt = json_is_array(prompts) ? json_array_size(prompts) : 1;
+    if (json_integer_value(json_object_get(g->spec, "num_images")) * (json_int_t)per_prompt > 1 &&
+        !g->shape && !json_is_true(json_object_get(g->req, "async")) && !wants_json(c))
+        return api_fail(e, 400, "invalid_field", per_prompt > 1 ? "prompt" : "num_images",
                         "an image/png answer holds one image; ask with Accept: application/json "
                         "for several");
     return 0;
 }
 
-/* Stores the control image as DATA/inputs/<sha256>.<png|jpg> (atomic,
- * idempotent) and names it in the spec as control_image. */
-static int store_input(http_server *s, gen_call *g, cnet_error *err) {
+/* Stores control k's image as DATA/inputs/<sha256>.<png|jpg> (atomic,
+ * idempotent) and names it in the spec as that control's control_image. */
+static int store_input(http_server *s, gen_call *g, int k, cnet_error *err) {
+    const gen_input *in = &g->in[k];
     unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256(g->image, g->image_len, d);
+    SHA256(in->bytes, in->len, d);
     char name[80];
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) sprintf(name + 2 * i, "%02x", d[i]);
-    image_format fmt = image_sniff(g->image, g->image_len);
+    image_format fmt = image_sniff(in->bytes, in->len);
     strcat(name, fmt == IMAGE_FORMAT_PNG ? ".png" : ".jpg");
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", s->inputs_dir, name);
     struct stat st;
-    int rc = stat(path, &st) == 0 ? 0 : atomic_write_file(path, g->image, g->image_len, err);
-    if (!rc && json_object_set_new(g->spec, "control_image", json_string(name)))
+    int rc = stat(path, &st) == 0 ? 0 : atomic_write_file(path, in->bytes, in->len, err);
+    json_t *one = (json_t *)gen_spec_control(g->spec, k);
+    if (!rc && json_object_set_new(one, "control_image", json_string(name)))
         rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
     return rc;
+}
+
+/* The request as the Idempotency-Key check hashes it: each image's digest
+ * (its stored name) in place of its bytes. NULL on OOM. */
+static json_t *keyed_request(const gen_call *g) {
+    json_t *keyed = json_deep_copy(g->req);
+    json_t *list = keyed ? json_object_get(keyed, "controlnets") : NULL;
+    for (int k = 0; keyed && k < g->n_in; k++) {
+        json_t *dst = list ? json_array_get(list, (size_t)k) : keyed;
+        json_object_set(dst, "image",
+                        json_object_get(gen_spec_control(g->spec, k), "control_image"));
+    }
+    return keyed;
 }
 
 static enum MHD_Result run_async(http_server *s, struct MHD_Connection *c, http_req *r,
@@ -198,13 +268,13 @@ static enum MHD_Result run_async(http_server *s, struct MHD_Connection *c, http_
     cnet_error err = {0};
     char hash[65];
     /* a job must not fail later on an image it cannot decode */
-    if (decode_image(g, &err))
-        return http_reply_error(s, c, r, 400, "invalid_image", "image", "%s", err.msg);
-    image_free(&g->control);
-    if (store_input(s, g, &err)) return http_reply_status_error(s, c, r, CNET_EIO, &err);
-    /* The key check hashes the request with the image's digest in place of its bytes. */
-    json_t *keyed = json_deep_copy(g->req);
-    if (keyed) json_object_set(keyed, "image", json_object_get(g->spec, "control_image"));
+    if (decode_images(g, &err))
+        return http_reply_error(s, c, r, 400, "invalid_image", NULL, "%s", err.msg);
+    for (int k = 0; k < g->n_in; k++) {
+        image_free(&g->in[k].decoded);
+        if (store_input(s, g, k, &err)) return http_reply_status_error(s, c, r, CNET_EIO, &err);
+    }
+    json_t *keyed = keyed_request(g);
     char *text = json_dumps(g->spec, JSON_COMPACT | JSON_SORT_KEYS);
     int bad = !keyed || !text || api_hash_json(keyed, hash);
     json_decref(keyed);
@@ -260,9 +330,8 @@ static enum MHD_Result engine_error(http_server *s, struct MHD_Connection *c, ht
 static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, http_req *r,
                                     gen_call *g, const gen_spec *gs) {
     const image_rgb8 *first = &g->out.images[0];
-    char *params = gen_spec_parameters(gs, &g->out);
-    image_text chunk = {"parameters", params};
-    json_t *images = wants_json(c) ? json_array() : NULL;
+    char *params = gen_spec_parameters(gs, &g->out, 0); /* the first image's (the answer's) */
+    json_t *images = g->shape || wants_json(c) ? json_array() : NULL;
     uint8_t *png = NULL;
     size_t len = 0;
     cnet_error err = {0};
@@ -270,7 +339,11 @@ static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, ht
     for (int i = 0; !rc && i < g->out.n; i++) {
         free(png);
         png = NULL;
-        rc = image_encode_png(&g->out.images[i], &chunk, 1, &png, &len, &err);
+        char *text = i ? gen_spec_parameters(gs, &g->out, i) : params; /* its prompt's */
+        image_text chunk = {"parameters", text};
+        rc = text ? image_encode_png(&g->out.images[i], &chunk, 1, &png, &len, &err)
+                  : cnet_fail(&err, CNET_ENOMEM, "out of memory");
+        if (i) free(text);
         if (!rc && images) {
             char *b64 = api_base64_encode(png, len);
             if (!b64 || json_array_append_new(images, json_string(b64)))
@@ -283,6 +356,12 @@ static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, ht
         free(params);
         json_decref(images);
         return http_reply_error(s, c, r, 500, "encode_failed", NULL, "%s", err.msg);
+    }
+    if (images && g->shape) {
+        free(png);
+        json_t *body = g->shape->render(g->body, g->spec, images, params);
+        free(params);
+        return http_reply_json(s, c, r, 200, body);
     }
     if (images) {
         free(png);
@@ -310,14 +389,13 @@ static enum MHD_Result reply_images(http_server *s, struct MHD_Connection *c, ht
  * model or ControlNet not in the cache is a 409 that says how to get it, an
  * async job, which pulls it (the job's progress in GET /v1/jobs/{id}). */
 static enum MHD_Result not_cached(http_server *s, struct MHD_Connection *c, http_req *r,
-                                  const gen_call *g, const char *field) {
-    const char *ref = json_string_value(json_object_get(g->spec, field));
-    return http_reply_error(s, c, r, 409, "model_not_cached", field,
-                            "%s is not in this server's Hub cache and a synchronous request "
+                                  const gen_spec *gs) {
+    return http_reply_error(s, c, r, 409, "model_not_cached", gs->not_cached_field,
+                            "%s (%s) is not in this server's Hub cache and a synchronous request "
                             "never downloads: send the request with \"async\": true (the job "
                             "pulls it; GET /v1/jobs/{id} follows it); once pulled, "
                             "synchronous requests use the cached copy",
-                            ref);
+                            gs->not_cached_ref, gs->not_cached_field);
 }
 
 /* worker_gen_ctl's watch: the client closed its end of the connection. */
@@ -327,10 +405,10 @@ static int client_gone(void *user) {
     return g->fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-/* worker_gen_ctl's admission hook: the control image is decoded only now. */
+/* worker_gen_ctl's admission hook: the control images are decoded only now. */
 static int on_admitted(void *user, cnet_error *err) {
     gen_call *g = user;
-    return g->decode_rc = decode_image(g, err);
+    return g->decode_rc = decode_images(g, err);
 }
 
 static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_req *r,
@@ -339,8 +417,8 @@ static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_r
     gen_cost cost;
     cnet_error err = {0};
     int rc = gen_spec_resolve(&gs, g->spec, s->cfg.models_dir, s->jobs_dir, &err);
-    if (rc && gs.not_cached_field) return not_cached(s, c, r, g, gs.not_cached_field);
-    if (!rc) rc = gen_cost_estimate(&cost, &gs.req, g->image_w, g->image_h, &err);
+    if (rc && gs.not_cached_field) return not_cached(s, c, r, &gs);
+    if (!rc) rc = gen_cost_estimate(&cost, &gs.req, g->in[0].w, g->in[0].h, &err);
     if (rc) return engine_error(s, c, r, rc, &err);
     if (gen_cost_check(&cost, &gs.req, &err))
         return http_reply_error(s, c, r, 413, "over_budget", NULL, "%s", err.msg);
@@ -352,22 +430,24 @@ static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_r
                                 .gone = client_gone,
                                 .admitted = on_admitted,
                                 .user = g};
-    gs.req.controls[0].image = &g->control;
+    for (int k = 0; k < g->n_in; k++) gs.req.controls[k].image = &g->in[k].decoded;
     rc = worker_generate(pick_engine(s), &gs.req, &ctl, &g->out, &err);
     if (g->decode_rc && g->decode_rc != CNET_ENOMEM)
-        return http_reply_error(s, c, r, 400, "invalid_image", "image", "%s", err.msg);
+        return http_reply_error(s, c, r, 400, "invalid_image", NULL, "%s", err.msg);
     return rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, g, &gs);
 }
 
-enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req *r) {
-    gen_call g = {.s = s, .fd = -1};
-    api_error e;
+enum MHD_Result http_generate_as(http_server *s, struct MHD_Connection *c, http_req *r,
+                                 const http_gen_shape *shape) {
+    gen_call g = {.s = s, .shape = shape, .fd = -1};
+    api_error e = {0};
     enum MHD_Result ret;
     pthread_mutex_lock(&s->mu); /* until its answer is sent (http_stop waits for it) */
     s->generating++;
     r->generating = 1;
     pthread_mutex_unlock(&s->mu);
-    if (read_request(s, c, r, &g, &e))
+    if (read_request(s, c, r, &g, &e) && shape && g.body) shape->name_error(g.body, &e);
+    if (e.status)
         ret = strcmp(e.code, "busy") == 0 ? http_reply_busy(s, c, r, &e, GEN_RETRY_AFTER_S, 0)
                                           : http_reply_api_error(s, c, r, &e);
     else if (json_is_true(json_object_get(g.req, "async")))
@@ -379,4 +459,8 @@ enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req
         ret = run_sync(s, c, r, &g);
     gen_call_free(&g);
     return ret;
+}
+
+enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req *r) {
+    return http_generate_as(s, c, r, NULL);
 }

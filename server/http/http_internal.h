@@ -30,6 +30,9 @@ typedef enum { BODY_NONE, BODY_JSON, BODY_FILE, BODY_GENERATE } http_body;
 #define ROUTE_AUTH 1   /* bearer token required */
 #define ROUTE_STREAM 2 /* an event stream: counted against --max-sse-streams */
 #define ROUTE_HEAD 4   /* HEAD is answered as GET without the body */
+/* An A1111 route (server/a1111/): errors also carry FastAPI's {"detail"},
+ * and a missing token is challenged as Basic. */
+#define ROUTE_A1111 8
 
 typedef struct http_route {
     const char *method;
@@ -145,6 +148,21 @@ enum MHD_Result http_jobs_get(http_server *s, struct MHD_Connection *c, http_req
 enum MHD_Result http_jobs_cancel(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_jobs_artifact(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req *r);
+/* Another API's generate request run as POST /v1/generate's (one path: the
+ * same validation, budget, admission and executor), in that API's shape. */
+typedef struct http_gen_shape {
+    /* body (as the client sent it) → a /v1/generate request (*req owned by
+     * the caller); 0, or e filled naming the body's member */
+    int (*translate)(const json_t *body, const api_roots *roots, json_t **req, api_error *e);
+    /* the answer: images (base64 PNGs, stolen), the spec that made them and
+     * their parameters text; NULL on OOM */
+    json_t *(*render)(const json_t *body, const json_t *spec, json_t *images,
+                      const char *parameters);
+    /* an error of the generate request, renamed by what the body called it */
+    void (*name_error)(const json_t *body, api_error *e);
+} http_gen_shape;
+enum MHD_Result http_generate_as(http_server *s, struct MHD_Connection *c, http_req *r,
+                                 const http_gen_shape *shape);
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_list(http_server *s, struct MHD_Connection *c, http_req *r);
@@ -156,6 +174,15 @@ enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_
 enum MHD_Result http_ops_models(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_openapi(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_static(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_txt2img(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_img2img(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_options(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_progress(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_samplers(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_sd_models(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_model_list(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_module_list(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_a1111_detect(http_server *s, struct MHD_Connection *c, http_req *r);
 
 /* Commits a validated job (Idempotency-Key, queue cap → 429) and answers
  * 202 with the job, or the error. hash: of the request, for the key check.

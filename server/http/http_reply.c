@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/a1111/a1111.h"
 #include "server/http/http_internal.h"
 
 void http_count(http_server *s, int route_index, int status) {
@@ -58,7 +59,12 @@ enum MHD_Result http_reply_json(http_server *s, struct MHD_Connection *c, http_r
 
 enum MHD_Result http_reply_api_error(http_server *s, struct MHD_Connection *c, http_req *r,
                                      const api_error *e) {
-    return http_reply_json(s, c, r, e->status, api_error_json(e));
+    json_t *body = api_error_json(e);
+    if (!body || !r->route || !(r->route->flags & ROUTE_A1111))
+        return http_reply_json(s, c, r, e->status, body);
+    /* A1111 clients read FastAPI's {"detail"}, and a refused body is its 422 */
+    json_object_set_new(body, "detail", json_string(e->message));
+    return http_reply_json(s, c, r, e->status == 400 ? A1111_STATUS : e->status, body);
 }
 
 enum MHD_Result http_reply_busy(http_server *s, struct MHD_Connection *c, http_req *r,

@@ -1,5 +1,5 @@
 /* The libmicrohttpd daemon and everything a request meets before its
- * handler: the route table, the connection caps (http_conn.c), bearer auth,
+ * handler: the route table, the connection caps (http_conn.c), auth (Bearer or Basic: auth.c),
  * request ids, and body limits checked against Content-Length before reading
  * and again while a (chunked) body accumulates, so an over-limit body is
  * answered 413 and never truncated. A request whose Content-Length headers
@@ -46,6 +46,25 @@ const http_route http_routes[] = {
      BODY_NONE, ROUTE_AUTH},
     {"GET", "/v1/models", "GET /v1/models", http_ops_models, BODY_NONE, ROUTE_AUTH},
     {"GET", "/v1/openapi.yaml", "GET /v1/openapi.yaml", http_ops_openapi, BODY_NONE, ROUTE_AUTH},
+    /* A1111's API and the ControlNet extension's (server/a1111/) */
+    {"POST", "/sdapi/v1/txt2img", "POST /sdapi/v1/txt2img", http_a1111_txt2img, BODY_GENERATE,
+     ROUTE_AUTH | ROUTE_A1111},
+    {"POST", "/sdapi/v1/img2img", "POST /sdapi/v1/img2img", http_a1111_img2img, BODY_GENERATE,
+     ROUTE_AUTH | ROUTE_A1111},
+    {"GET", "/sdapi/v1/options", "GET /sdapi/v1/options", http_a1111_options, BODY_NONE,
+     ROUTE_AUTH | ROUTE_A1111},
+    {"GET", "/sdapi/v1/progress", "GET /sdapi/v1/progress", http_a1111_progress, BODY_NONE,
+     ROUTE_AUTH | ROUTE_A1111},
+    {"GET", "/sdapi/v1/samplers", "GET /sdapi/v1/samplers", http_a1111_samplers, BODY_NONE,
+     ROUTE_AUTH | ROUTE_A1111},
+    {"GET", "/sdapi/v1/sd-models", "GET /sdapi/v1/sd-models", http_a1111_sd_models, BODY_NONE,
+     ROUTE_AUTH | ROUTE_A1111},
+    {"GET", "/controlnet/model_list", "GET /controlnet/model_list", http_a1111_model_list,
+     BODY_NONE, ROUTE_AUTH | ROUTE_A1111},
+    {"GET", "/controlnet/module_list", "GET /controlnet/module_list", http_a1111_module_list,
+     BODY_NONE, ROUTE_AUTH | ROUTE_A1111},
+    {"POST", "/controlnet/detect", "POST /controlnet/detect", http_a1111_detect, BODY_GENERATE,
+     ROUTE_AUTH | ROUTE_A1111},
     {"GET", "/healthz", "GET /healthz", http_ops_healthz, BODY_NONE, 0},
     {"GET", "/readyz", "GET /readyz", http_ops_readyz, BODY_NONE, 0},
     {"GET", "/metrics", "GET /metrics", http_ops_metrics, BODY_NONE, 0},
@@ -154,14 +173,21 @@ static enum MHD_Result begin(http_server *s, struct MHD_Connection *c, const cha
         auth_result a = auth_check(h, s->cfg.token);
         if (a == AUTH_MISSING) {
             api_error e;
-            api_fail(&e, 401, "unauthorized", NULL, "missing bearer token");
-            struct MHD_Response *resp = http_json_response(api_error_json(&e));
+            api_fail(&e, 401, "unauthorized", NULL,
+                     "missing token: send Authorization: Bearer TOKEN (or Basic credentials "
+                     "whose password is the token)");
+            json_t *body = api_error_json(&e);
+            if (body && (r->route->flags & ROUTE_A1111)) /* FastAPI's, as A1111 clients read */
+                json_object_set_new(body, "detail", json_string(e.message));
+            struct MHD_Response *resp = http_json_response(body);
             if (!resp) return MHD_NO;
-            MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"cnet\"");
+            MHD_add_response_header(resp, "WWW-Authenticate",
+                                    r->route->flags & ROUTE_A1111 ? "Basic realm=\"cnet\""
+                                                                  : "Bearer realm=\"cnet\"");
             return http_reply_response(s, c, r, 401, resp);
         }
         if (a == AUTH_WRONG)
-            return http_reply_error(s, c, r, 403, "forbidden", NULL, "wrong bearer token");
+            return http_reply_error(s, c, r, 403, "forbidden", NULL, "wrong token");
     }
     r->limit = r->route->body == BODY_JSON       ? API_JSON_BODY_MAX
                : r->route->body == BODY_GENERATE ? API_GENERATE_BODY_MAX

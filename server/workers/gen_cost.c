@@ -40,7 +40,8 @@ int gen_cost_estimate(gen_cost *out, const generate_request *r, int image_w, int
     const double native_latent = (double)(out->native_px / out->factor);
     out->area = (double)(out->width / out->factor) * (double)(out->height / out->factor) /
                 (native_latent * native_latent);
-    out->passes = r->steps * r->num_images * (r->guidance > 1.0f ? 2 : 1);
+    out->passes = r->steps * r->num_images * (r->n_prompts > 0 ? r->n_prompts : 1) *
+                  (r->guidance > 1.0f ? 2 : 1);
     out->units = out->area * out->passes;
     return 0;
 }
@@ -54,12 +55,12 @@ int gen_cost_check(const gen_cost *c, const generate_request *r, cnet_error *err
                          GEN_COST_AREA_MAX);
     if (c->units > GEN_COST_UNITS_MAX)
         return cnet_fail(err, CNET_ELIMIT,
-                         "this request costs %.0f units (steps %d x num_images %d x %d for "
-                         "guidance %g x %.2f for %dx%d against the model's native %dx%d), over "
-                         "the limit of %.0f: lower steps, num_images or width and height, or "
-                         "send it with \"async\": true",
-                         c->units, r->steps, r->num_images, r->guidance > 1.0f ? 2 : 1,
-                         (double)r->guidance, c->area, c->width, c->height, c->native_px,
-                         c->native_px, GEN_COST_UNITS_MAX);
+                         "this request costs %.0f units (steps %d x num_images %d x %d "
+                         "prompts x %d for guidance %g x %.2f for %dx%d against the model's "
+                         "native %dx%d), over the limit of %.0f: lower steps, num_images, the "
+                         "prompts or width and height, or send it with \"async\": true",
+                         c->units, r->steps, r->num_images, r->n_prompts > 0 ? r->n_prompts : 1,
+                         r->guidance > 1.0f ? 2 : 1, (double)r->guidance, c->area, c->width,
+                         c->height, c->native_px, c->native_px, GEN_COST_UNITS_MAX);
     return 0;
 }

@@ -42,16 +42,20 @@ static int path_join(char out[PATH_MAX], const char *a, const char *b, cnet_erro
     return 0;
 }
 
-/* The Hub cache's snapshot of the spec's field (an hf:// ref) into path; not
+_Static_assert(API_GENERATE_CONTROLNETS_MAX == PIPE_MAX_CONTROLNETS, "ControlNets: one limit");
+
+/* The Hub cache's snapshot of ref (field's hf:// ref) into path; not
  * cached: CNET_ENOTFOUND with out->not_cached_field naming the field (a
  * synchronous request never downloads). */
-static int cached(const json_t *spec, const char *field, hub_model_kind kind, char path[PATH_MAX],
+static int cached(const char *ref, const char *field, hub_model_kind kind, char path[PATH_MAX],
                   gen_spec *out, cnet_error *err) {
-    const char *ref = str(spec, field);
     char snap[HUB_PATH_MAX];
     const int rc = hub_model_cached(ref, kind, snap, err);
     if (rc) {
-        out->not_cached_field = rc == CNET_ENOTFOUND ? field : NULL;
+        if (rc == CNET_ENOTFOUND) {
+            snprintf(out->not_cached_name, sizeof out->not_cached_name, "%s", field);
+            out->not_cached_field = out->not_cached_name, out->not_cached_ref = ref;
+        }
         return rc;
     }
     if (strlen(snap) >= PATH_MAX) return cnet_fail(err, CNET_ELIMIT, "path too long");
@@ -59,33 +63,69 @@ static int cached(const json_t *spec, const char *field, hub_model_kind kind, ch
     return 0;
 }
 
-int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
-                     const char *jobs_dir, cnet_error *err) {
-    memset(out, 0, sizeof *out);
-    const char *model = str(spec, "model"), *cn = str(spec, "controlnet");
-    if (!model) return cnet_fail(err, CNET_EINVAL, "spec: model is missing");
-    int rc;
-    if (hub_ref_is_hub(model)) {
-        if ((rc = cached(spec, "model", HUB_MODEL_PIPELINE, out->model, out, err))) return rc;
-    } else if ((rc = path_join(out->model, models_dir, model, err))) {
-        return rc;
-    }
-    if (!cn)
-        rc = path_join(out->controlnet, out->model, "controlnet", err);
-    else if (hub_ref_is_hub(cn))
-        rc = cached(spec, "controlnet", HUB_MODEL_COMPONENT, out->controlnet, out, err);
-    else if (strncmp(cn, "j_", 2) == 0)
-        rc = path_join(out->controlnet, jobs_dir, cn, err);
+int gen_spec_n_controls(const json_t *spec) {
+    const json_t *list = json_object_get(spec, "controlnets");
+    return list ? (int)json_array_size(list) : 1;
+}
+
+const json_t *gen_spec_control(const json_t *spec, int k) {
+    const json_t *list = json_object_get(spec, "controlnets");
+    return list ? json_array_get(list, (size_t)k) : k == 0 ? spec : NULL;
+}
+
+/* Control k of spec (its fields in one), its folder resolved into out. */
+static int resolve_control(gen_spec *out, const json_t *spec, int k, const char *models_dir,
+                           const char *jobs_dir, cnet_error *err) {
+    const json_t *one = gen_spec_control(spec, k);
+    const char *cn = str(one, "controlnet"), *pre = str(one, "preprocess");
+    char field[48], *path = out->controlnet[k];
+    if (json_object_get(spec, "controlnets"))
+        snprintf(field, sizeof field, "controlnets[%d].controlnet", k);
     else
-        rc = path_join(out->controlnet, models_dir, cn, err);
+        snprintf(field, sizeof field, "controlnet");
+    int rc;
+    if (!cn)
+        rc = path_join(path, out->model, "controlnet", err);
+    else if (hub_ref_is_hub(cn))
+        rc = cached(cn, field, HUB_MODEL_COMPONENT, path, out, err);
+    else if (strncmp(cn, "j_", 2) == 0)
+        rc = path_join(path, jobs_dir, cn, err);
+    else
+        rc = path_join(path, models_dir, cn, err);
     if (rc) return rc;
     struct stat st;
     char config[PATH_MAX + 16];
-    snprintf(config, sizeof config, "%s/config.json", out->controlnet);
+    snprintf(config, sizeof config, "%s/config.json", path);
     if (stat(config, &st) != 0)
-        return cnet_fail(err, CNET_ENOTFOUND, "controlnet: no ControlNet at %s%s", out->controlnet,
+        return cnet_fail(err, CNET_ENOTFOUND, "%s: no ControlNet at %s%s", field, path,
                          cn ? "" : " (the base model has no controlnet/; name one)");
-    const char *sched_name = str(spec, "scheduler"), *pre = str(spec, "preprocess");
+    const int p = pre ? generate_preprocess_from_name(pre) : GENERATE_PRE_NONE;
+    if (p < 0) return cnet_fail(err, CNET_EINVAL, "spec: unknown preprocess %s", pre);
+    out->req.controls[k] = (generate_control){.dir = path,
+                                              .image_name = "image",
+                                              .pre = (generate_preprocess)p,
+                                              .scale = (float)num(one, "scale"),
+                                              .start = (float)num(one, "control_guidance_start"),
+                                              .end = (float)num(one, "control_guidance_end")};
+    return 0;
+}
+
+int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
+                     const char *jobs_dir, cnet_error *err) {
+    memset(out, 0, sizeof *out);
+    const char *model = str(spec, "model");
+    if (!model) return cnet_fail(err, CNET_EINVAL, "spec: model is missing");
+    const int n = gen_spec_n_controls(spec);
+    if (n < 1 || n > PIPE_MAX_CONTROLNETS)
+        return cnet_fail(err, CNET_EINVAL, "spec: %d ControlNets, not 1..%d", n,
+                         PIPE_MAX_CONTROLNETS);
+    int rc;
+    if (hub_ref_is_hub(model)) {
+        if ((rc = cached(model, "model", HUB_MODEL_PIPELINE, out->model, out, err))) return rc;
+    } else if ((rc = path_join(out->model, models_dir, model, err))) {
+        return rc;
+    }
+    const char *sched_name = str(spec, "scheduler");
     generate_request *r = &out->req;
     *r = (generate_request){.model_dir = out->model,
                             .scheduler = sched_name ? sched_kind_from_short(sched_name) : -1,
@@ -105,7 +145,7 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                             .canny_low = num(spec, "canny_low_threshold"),
                             .canny_high = num(spec, "canny_high_threshold"),
                             .max_pixels = api_max_pixels(),
-                            .n_controls = 1};
+                            .n_controls = n};
     pipe_micro *u = &r->micro;
     size_pair(spec, "original_size", u->original_size);
     size_pair(spec, "crops_coords_top_left", u->crops_coords_top_left);
@@ -113,22 +153,35 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
     size_pair(spec, "negative_original_size", u->negative_original_size);
     size_pair(spec, "negative_crops_coords_top_left", u->negative_crops_coords_top_left);
     size_pair(spec, "negative_target_size", u->negative_target_size);
-    const int p = pre ? generate_preprocess_from_name(pre) : GENERATE_PRE_NONE;
-    r->controls[0] = (generate_control){.dir = out->controlnet,
-                                        .image_name = "image",
-                                        .pre = (generate_preprocess)p,
-                                        .scale = (float)num(spec, "scale"),
-                                        .start = (float)num(spec, "control_guidance_start"),
-                                        .end = (float)num(spec, "control_guidance_end")};
+    for (int k = 0; k < n; k++)
+        if ((rc = resolve_control(out, spec, k, models_dir, jobs_dir, err))) return rc;
+    const json_t *prompts = json_object_get(spec, "prompt"),
+                 *negs = json_object_get(spec, "negative_prompt");
+    if (json_array_size(prompts) > API_PROMPTS_MAX)
+        return cnet_fail(err, CNET_EINVAL, "spec: %zu prompts, at most %d",
+                         json_array_size(prompts), API_PROMPTS_MAX);
+    for (size_t i = 0; i < json_array_size(prompts); i++) {
+        out->prompts[i] = json_string_value(json_array_get(prompts, i));
+        out->negative_prompts[i] = json_is_array(negs) ? json_string_value(json_array_get(negs, i))
+                                                       : str(spec, "negative_prompt");
+    }
+    if (json_is_array(prompts)) {
+        r->prompts = out->prompts, r->negative_prompts = out->negative_prompts;
+        r->n_prompts = (int)json_array_size(prompts);
+        r->prompt = out->prompts[0], r->negative_prompt = out->negative_prompts[0];
+    }
     if (sched_name && r->scheduler < 0)
         return cnet_fail(err, CNET_EINVAL, "spec: unknown scheduler %s", sched_name);
-    if (p < 0) return cnet_fail(err, CNET_EINVAL, "spec: unknown preprocess %s", pre);
     if (!r->prompt) return cnet_fail(err, CNET_EINVAL, "spec: prompt is missing");
     return 0;
 }
 
-char *gen_spec_parameters(const gen_spec *gs, const generate_result *res) {
+char *gen_spec_parameters(const gen_spec *gs, const generate_result *res, int i) {
     generate_request r = gs->req;
-    r.num_images = 1; /* one text for every image: no batch position */
+    if (r.n_prompts > 0) { /* image i is prompt i / num_images's */
+        const int p = i / (r.num_images > 0 ? r.num_images : 1);
+        r.prompt = gs->prompts[p], r.negative_prompt = gs->negative_prompts[p];
+    }
+    r.num_images = 1; /* one text for every image of a prompt: no batch position */
     return generate_infotext(&r, &res->sched, res->width, res->height, 0, NULL);
 }

@@ -15,25 +15,38 @@
 #include <jansson.h>
 #include <limits.h>
 
+#include "api/api.h"
 #include "server/workers/worker.h"
 
 typedef struct gen_spec {
     generate_request req; /* strings borrowed from the spec JSON and from the paths below */
-    char model[PATH_MAX], controlnet[PATH_MAX];
-    const char *not_cached_field; /* "model" or "controlnet": its hf:// ref is not cached */
+    char model[PATH_MAX], controlnet[PIPE_MAX_CONTROLNETS][PATH_MAX];
+    /* An hf:// ref that is not cached: the field ("model", "controlnet",
+     * "controlnets[1].controlnet") and the ref; NULL otherwise. */
+    const char *not_cached_field, *not_cached_ref;
+    char not_cached_name[48];
+    const char *prompts[API_PROMPTS_MAX], *negative_prompts[API_PROMPTS_MAX]; /* a batch */
 } gen_spec;
 
-/* Fills out from spec (which must outlive out): one ControlNet, whose
- * decoded control image (req.controls[0].image) is left NULL for the
+/* The spec's ControlNets: 1 for the flat form (its per-ControlNet fields at
+ * the top level), else the length of its "controlnets" list. */
+int gen_spec_n_controls(const json_t *spec);
+/* The object that holds control k's fields (controlnet, preprocess, scale,
+ * ..., and a job's control_image): the spec itself in the flat form, else
+ * controlnets[k]; borrowed. */
+const json_t *gen_spec_control(const json_t *spec, int k);
+
+/* Fills out from spec (which must outlive out): its ControlNets, whose
+ * decoded control images (req.controls[k].image) are left NULL for the
  * caller. models_dir, jobs_dir: the allowed roots. An hf:// model or
- * ControlNet not in
- * the Hub cache is CNET_ENOTFOUND with out->not_cached_field naming it. */
+ * ControlNet not in the Hub cache is CNET_ENOTFOUND with
+ * out->not_cached_field naming it. */
 int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                      const char *jobs_dir, cnet_error *err);
 
-/* The PNG "parameters" text of the images res made from gs (one text for
- * all), in the A1111 layout `cnet generate` writes
+/* The PNG "parameters" text of image i of res (made from gs; its prompt's),
+ * in the A1111 layout `cnet generate` writes
  * (engine/pipeline/generate_infotext.c); malloc'd, NULL on OOM. */
-char *gen_spec_parameters(const gen_spec *gs, const generate_result *res);
+char *gen_spec_parameters(const gen_spec *gs, const generate_result *res, int i);
 
 #endif

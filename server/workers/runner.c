@@ -13,37 +13,43 @@
 
 /* image_<i>.png with the parameters text chunk, written atomically. */
 static int write_images(runner_job *x, const gen_spec *gs, const generate_result *im) {
-    char *params = gen_spec_parameters(gs, im);
-    if (!params) return cnet_fail(x->err, CNET_ENOMEM, "out of memory");
-    image_text chunk = {"parameters", params};
     int rc = 0;
     for (int i = 0; !rc && i < im->n; i++) {
-        char path[4200];
+        char *params = gen_spec_parameters(gs, im, i), path[4200];
+        if (!params) return cnet_fail(x->err, CNET_ENOMEM, "out of memory");
+        image_text chunk = {"parameters", params};
         snprintf(path, sizeof path, "%s/image_%d.png", x->job->dir, i);
         rc = image_save(path, &im->images[i], &chunk, 1, 0, x->err);
+        free(params);
     }
-    free(params);
     return rc;
 }
 
 static int run_generate(runner_job *x) {
     json_t *spec = json_loads(x->job->spec_json, 0, NULL);
-    const char *input = json_string_value(json_object_get(spec, "control_image"));
-    if (!spec || !input || !api_safe_name(input)) {
+    const int n = spec ? gen_spec_n_controls(spec) : 0;
+    int rc = n >= 1 && n <= PIPE_MAX_CONTROLNETS ? 0 : CNET_EINVAL;
+    for (int k = 0; !rc && k < n; k++) {
+        const char *input =
+            json_string_value(json_object_get(gen_spec_control(spec, k), "control_image"));
+        if (!input || !api_safe_name(input)) rc = CNET_EINVAL;
+    }
+    if (rc) {
         json_decref(spec);
         return cnet_fail(x->err, CNET_EINVAL, "generate job %s: spec without a control_image",
                          x->job->id);
     }
-    /* the download phase: an hf:// model and ControlNet into the Hub cache
+    /* the download phase: an hf:// model and ControlNets into the Hub cache
      * (progress and cancel, runner_pull.c), which gen_spec_resolve then reads */
     const char *model = json_string_value(json_object_get(spec, "model"));
-    const char *cn = json_string_value(json_object_get(spec, "controlnet"));
     char pulled[HUB_PATH_MAX];
-    int rc = hub_ref_is_hub(model)
-                 ? runner_pull(x, model, HUB_MODEL_PIPELINE, pulled, sizeof pulled)
-                 : 0;
-    if (!rc && hub_ref_is_hub(cn))
-        rc = runner_pull(x, cn, HUB_MODEL_COMPONENT, pulled, sizeof pulled);
+    rc = hub_ref_is_hub(model) ? runner_pull(x, model, HUB_MODEL_PIPELINE, pulled, sizeof pulled)
+                               : 0;
+    for (int k = 0; !rc && k < n; k++) {
+        const char *cn =
+            json_string_value(json_object_get(gen_spec_control(spec, k), "controlnet"));
+        if (hub_ref_is_hub(cn)) rc = runner_pull(x, cn, HUB_MODEL_COMPONENT, pulled, sizeof pulled);
+    }
     pool_progress p = {.step = 0, .total = 1};
     if (!rc) {
         rc = pool_report(x->ctl, &p, x->err);
@@ -54,14 +60,17 @@ static int run_generate(runner_job *x) {
         return rc;
     }
     gen_spec gs;
-    image_rgb8 control = {0};
+    image_rgb8 control[PIPE_MAX_CONTROLNETS] = {{0}};
     generate_result out = {0};
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir, input);
-    rc = image_load(&control, path, 0, x->err);
+    for (int k = 0; !rc && k < n; k++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir,
+                 json_string_value(json_object_get(gen_spec_control(spec, k), "control_image")));
+        rc = image_load(&control[k], path, 0, x->err);
+    }
     if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, x->err);
     if (!rc) {
-        gs.req.controls[0].image = &control;
+        for (int k = 0; k < n; k++) gs.req.controls[k].image = &control[k];
         rc = worker_generate(x->e, &gs.req, NULL, &out, x->err);
     }
     if (!rc) rc = write_images(x, &gs, &out);
@@ -71,7 +80,7 @@ static int run_generate(runner_job *x) {
         if (rc == POOL_STOP) rc = 0; /* done already: a late cancel changes nothing */
     }
     generate_result_free(&out);
-    image_free(&control);
+    for (int k = 0; k < n; k++) image_free(&control[k]);
     json_decref(spec);
     return rc;
 }

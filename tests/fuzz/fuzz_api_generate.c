@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!gs) abort();
         if (gen_spec_resolve(gs, spec, fuzz_models_dir(), fuzz_jobs_dir(), &err) == 0) {
             const generate_result res = {.n = 1, .width = gs->req.width, .height = gs->req.height};
-            free(gen_spec_parameters(gs, &res));
+            free(gen_spec_parameters(gs, &res, 0));
         }
         free(gs);
     }

@@ -149,6 +149,8 @@ static json_t *good_value(const api_field *f) {
         return json_pack("{s:s}", "repo_id", "me/net");
     case AF_SIZE:
         return json_pack("[i, i]", (int)f->lo, (int)f->hi);
+    case AF_CONTROLNETS:
+        return json_pack("[{s:s}]", "controlnet", "cn");
     }
     return NULL;
 }
@@ -162,6 +164,7 @@ static json_t *wrong_type(const api_field *f) {
         return json_string("7");
     case AF_PROMPTS:
     case AF_PATHS:
+    case AF_CONTROLNETS:
         return json_string("a");
     default:
         return json_integer(7);
@@ -218,6 +221,20 @@ static void test_fields_limits_types_defaults(void) {
                 ok &= refuses(t, n, json_string(big), "too_long", n);
                 free(big);
             }
+            if (f->flags & AF_TEXT_LIST) { /* with a prompt list of the same length */
+                json_t *req = with(t, n, json_pack("[s]", "a"));
+                json_object_set_new(req, "prompt", json_pack("[s]", "a"));
+                api_error le;
+                ok &= run_check(t, req, NULL, &le) == 0;
+                char item[64];
+                snprintf(item, sizeof item, "%s[1]", n);
+                ok &= refuses(t, n, json_pack("[s, i]", "a", 3), "invalid_field", item);
+                json_t *many = json_array();
+                for (int j = 0; j <= API_PROMPTS_MAX; j++)
+                    json_array_append_new(many, json_string("a"));
+                ok &= refuses(t, n, many, "out_of_range", n);
+                ok &= refuses(t, n, json_array(), "out_of_range", n);
+            }
             if (f->type == AF_SIZE) {
                 ok &= accepts(t, n, json_pack("[i, i]", (int)f->hi, (int)f->lo));
                 ok &= refuses(t, n, json_pack("[i]", (int)f->lo), "invalid_field", n);
@@ -229,6 +246,12 @@ static void test_fields_limits_types_defaults(void) {
             }
             if (f->type == AF_MODEL || f->type == AF_CONTROLNET || f->type == AF_DATASET)
                 ok &= refuses(t, n, json_string("../etc"), "invalid_reference", n);
+            if (f->type == AF_CONTROLNETS) {
+                json_t *many = json_array();
+                for (int j = 0; j <= (int)f->hi; j++) json_array_append_new(many, json_object());
+                ok &= refuses(t, n, many, "out_of_range", n);
+                ok &= refuses(t, n, json_array(), "out_of_range", n);
+            }
             if (f->type == AF_PROMPTS || f->type == AF_PATHS) {
                 json_t *many = json_array();
                 for (int j = 0; j <= API_PROMPTS_MAX; j++)
@@ -299,6 +322,22 @@ static void test_hand_written_expectations(void) {
     json_object_set_new(req, "control_guidance_end", json_real(0.5));
     CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "control_guidance_start"),
           "start after end: %s", e.field);
+    /* prompt lists: a negative list as long, images within the request's 4 */
+    req = with(g, "prompt", json_pack("[s, s]", "a", "b"));
+    json_object_set_new(req, "negative_prompt", json_pack("[s]", "n"));
+    CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "negative_prompt"),
+          "2 prompts, 1 negative: %s", e.field);
+    req = with(g, "prompt", json_pack("[s, s, s]", "a", "b", "c"));
+    json_object_set_new(req, "num_images", json_integer(2));
+    CHECK(run_check(g, req, NULL, &e) && e.status == 400 && !strcmp(e.field, "prompt"),
+          "3 prompts x 2 images: %s", e.field);
+    req = with(g, "prompt", json_pack("[s, s]", "a", "b"));
+    json_object_set_new(req, "num_images", json_integer(2));
+    json_object_set_new(req, "negative_prompt", json_string("n"));
+    CHECK(run_check(g, req, NULL, &e) == 0, "2 prompts x 2 images, one negative: %s", e.message);
+    req = with(g, "prompt", json_pack("[s]", "a"));
+    json_object_set_new(req, "prompt_2", json_string("b"));
+    CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "prompt_2"), "prompt_2 with a list");
     req = with(tr, NULL, NULL); /* images without prompts */
     json_object_set_new(req, "validation_image", json_pack("[s, s]", "a.png", "b.png"));
     CHECK(run_check(tr, req, NULL, &e) && !strcmp(e.field, "validation_prompt"),
@@ -467,6 +506,94 @@ static void test_spec_to_request(void) {
               gs.req.controls[0].scale == -0.5f && gs.req.seed == (uint64_t)INT64_MAX,
           "the request (above)");
     json_decref(spec);
+    req = with(&tables[0], "prompt", json_pack("[s, s]", "a", "b"));
+    json_object_set_new(req, "negative_prompt", json_pack("[s, s]", "na", "nb"));
+    json_object_set_new(req, "controlnet", json_string("cn"));
+    CHECK(run_check(&tables[0], req, &spec, &e) == 0, "%s", e.message);
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    EXPECT(gs.req.n_prompts == 2 && !strcmp(gs.req.prompts[1], "b") &&
+               !strcmp(gs.req.negative_prompts[1], "nb"),
+           "prompt list: %d", gs.req.n_prompts);
+    json_decref(spec);
+}
+
+/* "controlnets": every item holds exactly the table's per-ControlNet fields,
+ * each checked and defaulted as its flat twin, and the list and the flat
+ * fields exclude each other; the spec resolves to one engine control each. */
+static void test_controlnets_list(void) {
+    const table *g = &tables[0];
+    const int n = api_generate_n_fields;
+    api_error e;
+    json_t *spec = NULL;
+    int per = 0;
+    for (int i = 0; i < n; i++) {
+        const api_field *f = &api_generate_fields[i];
+        if (!(f->flags & AF_PER_CONTROLNET) || (f->flags & AF_CLI_ONLY)) continue;
+        per++;
+        /* given in an item: accepted; a wrong type: refused naming the item's member */
+        char path[96];
+        snprintf(path, sizeof path, "controlnets[1].%s", f->name);
+        json_t *item = json_object();
+        json_object_set_new(item, f->name, good_value(f));
+        EXPECT(accepts(g, "controlnets", json_pack("[{}, o]", item)), "%s in an item", f->name);
+        item = json_object();
+        json_object_set_new(item, f->name, wrong_type(f));
+        EXPECT(refuses(g, "controlnets", json_pack("[{}, o]", item), "invalid_field", path),
+               "%s of the wrong type", path);
+        /* flat and list together: refused naming the flat one */
+        json_t *req = with(g, "controlnets", json_pack("[{}]"));
+        json_object_set_new(req, f->name, good_value(f));
+        EXPECT(run_check(g, req, NULL, &e) && e.status == 400 && !strcmp(e.field, f->name),
+               "%s with controlnets: %s", f->name, e.field);
+        /* absent from an item: its default there, as at the top level */
+        CHECK(run_check(g, with(g, "controlnets", json_pack("[{}]")), &spec, &e) == 0, "%s",
+              e.message);
+        const json_t *got =
+            json_object_get(json_array_get(json_object_get(spec, "controlnets"), 0), f->name);
+        json_t *want = f->def ? json_loads(f->def, JSON_DECODE_ANY, NULL) : NULL;
+        EXPECT(want ? got && json_equal(got, want) : !got, "item default of %s", f->name);
+        EXPECT(!json_object_get(spec, f->name), "%s also at the top level", f->name);
+        json_decref(want);
+        json_decref(spec);
+    }
+    CHECK(per >= 6, "only %d per-ControlNet fields", per);
+    CHECK(refuses(g, "controlnets", json_pack("[{s:i}]", "steps", 3), "unknown_field",
+                  "controlnets[0].steps"),
+          "a run-wide field in an item");
+    CHECK(refuses(g, "controlnets", json_pack("[{}, i]", 3), "invalid_field", "controlnets[1]"),
+          "an item that is not an object");
+    CHECK(refuses(g, "controlnets",
+                  json_pack("[{}, {s:f, s:f}]", "control_guidance_start", 0.8,
+                            "control_guidance_end", 0.2),
+                  "out_of_range", "controlnets[1].control_guidance_start"),
+          "an item's start after its end");
+    CHECK(refuses(g, "controlnets", json_pack("[{s:s}]", "controlnet", "../x"), "invalid_reference",
+                  "controlnets[0].controlnet"),
+          "an item's reference outside the models dir");
+    /* two ControlNets resolve to two engine controls, in order */
+    json_t *req =
+        with(g, "controlnets",
+             json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:f, s:f}]", "controlnet", "cn", "scale", 0.5,
+                       "preprocess", "canny", "controlnet", "cn", "scale", 1.5,
+                       "control_guidance_start", 0.25, "control_guidance_end", 0.75));
+    CHECK(run_check(g, req, &spec, &e) == 0, "%s", e.message);
+    gen_spec gs;
+    cnet_error err = {0};
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    const generate_control *c = gs.req.controls;
+    EXPECT(gs.req.n_controls == 2, "%d controls", gs.req.n_controls);
+    EXPECT(c[0].scale == 0.5f && c[0].pre == GENERATE_PRE_CANNY && c[0].start == 0.0f &&
+               c[0].end == 1.0f,
+           "control 0: %g %d %g %g", (double)c[0].scale, c[0].pre, (double)c[0].start,
+           (double)c[0].end);
+    EXPECT(c[1].scale == 1.5f && c[1].pre == GENERATE_PRE_NONE && c[1].start == 0.25f &&
+               c[1].end == 0.75f,
+           "control 1: %g %d %g %g", (double)c[1].scale, c[1].pre, (double)c[1].start,
+           (double)c[1].end);
+    char want[2 * PATH_MAX];
+    snprintf(want, sizeof want, "%s/cn", models);
+    EXPECT(!strcmp(c[0].dir, want) && !strcmp(c[1].dir, want), "dirs %s %s", c[0].dir, c[1].dir);
+    json_decref(spec);
 }
 
 /* --- openapi.yaml against the tables ------------------------------------- */
@@ -613,19 +740,23 @@ static int field_matches(const char *schema, const api_field *f, const yfield *y
     (printf("    %s.%s: ", schema, f->name), printf(__VA_ARGS__), printf("\n"), ok = 0)
     const char *type = yget(y, "type");
     static const char *const type_names[] = {
-        [AF_INT] = "integer",       [AF_NUM] = "number",     [AF_BOOL] = "boolean",
-        [AF_ENUM] = NULL,           [AF_PROMPTS] = "array",  [AF_MODEL] = "string",
-        [AF_CONTROLNET] = "string", [AF_DATASET] = "string", [AF_HUB] = "object",
-        [AF_TEXT] = "string",       [AF_BASE64] = "string",  [AF_PATHS] = "array",
-        [AF_SIZE] = "array"};
+        [AF_INT] = "integer",       [AF_NUM] = "number",       [AF_BOOL] = "boolean",
+        [AF_ENUM] = NULL,           [AF_PROMPTS] = "array",    [AF_MODEL] = "string",
+        [AF_CONTROLNET] = "string", [AF_DATASET] = "string",   [AF_HUB] = "object",
+        [AF_TEXT] = "string",       [AF_BASE64] = "string",    [AF_PATHS] = "array",
+        [AF_SIZE] = "array",        [AF_CONTROLNETS] = "array"};
     if (f->type == AF_ENUM) {
         const char *e = yget(y, "enum"), *c = yget(y, "const");
         if (c ? !(f->choices[0] && !f->choices[1] && !strcmp(c, f->choices[0]))
               : !e || !same_enum(f->choices, e))
             DIFF("enum %s", e ? e : c ? c : "(none)");
-    } else if (!type || strcmp(type, type_names[f->type])) {
+    } else if (!type ||
+               strcmp(type, (f->flags & AF_TEXT_LIST) ? "[string, array]" : type_names[f->type])) {
         DIFF("type %s, the table's %s", type ? type : "(none)", type_names[f->type]);
     }
+    if ((f->flags & AF_TEXT_LIST) && (!same_number(yget(y, "minItems"), 1) ||
+                                      !same_number(yget(y, "maxItems"), API_PROMPTS_MAX)))
+        DIFF("a list of 1..%d", API_PROMPTS_MAX);
     if (f->type == AF_INT || f->type == AF_NUM) {
         const char *lo = yget(y, (f->flags & AF_LO_OPEN) ? "exclusiveMinimum" : "minimum");
         const char *hi = yget(y, (f->flags & AF_HI_OPEN) ? "exclusiveMaximum" : "maximum");
@@ -643,6 +774,9 @@ static int field_matches(const char *schema, const api_field *f, const yfield *y
         (!same_number(yget(y, "minItems"), 1) ||
          !same_number(yget(y, "maxItems"), API_PROMPTS_MAX)))
         DIFF("items 1..%d", API_PROMPTS_MAX);
+    if (f->type == AF_CONTROLNETS &&
+        (!same_number(yget(y, "minItems"), f->lo) || !same_number(yget(y, "maxItems"), f->hi)))
+        DIFF("items %g..%g", f->lo, f->hi);
     if (f->type == AF_SIZE) {
         yfield items = {0};
         const char *it = yget(y, "items");
@@ -713,11 +847,23 @@ static void test_openapi_follows_the_tables(void) {
     n = yaml_schema(yaml, "GenerateSpec", "        ", y, 96, required, sizeof required);
     CHECK(n > 15, "GenerateSpec: %d properties read", n);
     int m = yaml_schema(yaml, "GenerateRequest", "            ", y + n, 96 - n, req2, sizeof req2);
-    CHECK(m == 2 && strstr(req2, "image"), "GenerateRequest: %d members, required %s", m, req2);
+    /* image: required without controlnets (the route's check, not the schema's) */
+    CHECK(m == 2 && !strstr(req2, "image"), "GenerateRequest: %d members, required %s", m, req2);
     static const char *const spec_only[] = {"control_image", NULL};
     CHECK(schema_matches("GenerateSpec", api_generate_fields, api_generate_n_fields, y, n + m,
                          required, spec_only),
           "GenerateSpec differs from api_generate_fields (above)");
+    /* a controlnets item: exactly the table's per-ControlNet API fields */
+    static api_field per[64];
+    int n_per = 0;
+    for (int i = 0; i < api_generate_n_fields && n_per < 64; i++)
+        if ((api_generate_fields[i].flags & AF_PER_CONTROLNET) &&
+            !(api_generate_fields[i].flags & AF_CLI_ONLY))
+            per[n_per++] = api_generate_fields[i];
+    n = yaml_schema(yaml, "GenerateControlNet", "        ", y, 96, required, sizeof required);
+    CHECK(n >= n_per, "GenerateControlNet: %d properties read", n);
+    CHECK(schema_matches("GenerateControlNet", per, n_per, y, n, required, spec_only),
+          "GenerateControlNet differs from the per-ControlNet fields (above)");
 }
 
 /* --- the tables against the engine ---------------------------------------- */
@@ -893,6 +1039,7 @@ int main(int argc, char **argv) {
     RUN(test_hand_written_expectations);
     RUN(test_cli_follows_the_table);
     RUN(test_spec_to_request);
+    RUN(test_controlnets_list);
     RUN(test_openapi_follows_the_tables);
     RUN(test_tables_follow_the_engine);
     RUN(test_renderers);

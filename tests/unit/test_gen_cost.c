@@ -3,7 +3,7 @@
  * two levels (factor 2), so a native size of 16x16 px.
  *
  * Truth: the units worked out by hand from those numbers — latent area over
- * 8x8, times steps, images and 2 with guidance — and the limits the header
+ * 8x8, times steps, images (num_images per prompt) and 2 with guidance — and the limits the header
  * states; a model folder without configs is an error naming the file. */
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +57,22 @@ static void test_units_by_hand(void) {
     }
 }
 
+/* A prompt list costs every image it makes: 3 prompts x num_images 2 at the
+ * native size, 20 guided steps = 20 x 6 x 2 units; its refusal counts them. */
+static void test_prompt_list(void) {
+    generate_request r = request(20, 2, 7.5f, 0, 0);
+    r.n_prompts = 3;
+    gen_cost c;
+    cnet_error err = {0};
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, &err) == 0, "%s", err.msg);
+    CHECK(c.units == 240.0, "units %g, want 240", c.units);
+    r.steps = 200; /* 200 x 6 x 2 = 2400, over GEN_COST_UNITS_MAX */
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, &err) == 0, "%s", err.msg);
+    CHECK(c.units > GEN_COST_UNITS_MAX && gen_cost_check(&c, &r, &err) == CNET_ELIMIT &&
+              strstr(err.msg, "x 3 prompts"),
+          "units %g: %s", c.units, err.msg);
+}
+
 static void test_limits_named(void) {
     cnet_error err = {0};
     gen_cost c;
@@ -91,6 +107,7 @@ int main(int argc, char **argv) {
     harness_init(argc, argv);
     snprintf(model, sizeof model, "%s/tiny-sd", harness_fixtures());
     RUN(test_units_by_hand);
+    RUN(test_prompt_list);
     RUN(test_limits_named);
     RUN(test_missing_configs);
     return harness_done();
