@@ -111,10 +111,10 @@ static int resize_fill(image_rgb8 *out, const image_rgb8 *img, int width, int he
         const int fill = height / 2 - src_h / 2;
         const float top[4] = {0, 0, (float)width, 0}, bot[4] = {0, rh, (float)width, rh};
         if (fill > 0 && !(rc = resample_rgb8_box(&band, &resized, width, fill, top,
-                                                 RESAMPLE_LANCZOS, 0, err))) {
+                                                 RESAMPLE_BICUBIC, 0, err))) {
             paste(out, &band, 0, 0);
             image_free(&band);
-            if (!(rc = resample_rgb8_box(&band, &resized, width, fill, bot, RESAMPLE_LANCZOS, 0,
+            if (!(rc = resample_rgb8_box(&band, &resized, width, fill, bot, RESAMPLE_BICUBIC, 0,
                                          err)))
                 paste(out, &band, 0, fill + src_h);
         }
@@ -122,10 +122,10 @@ static int resize_fill(image_rgb8 *out, const image_rgb8 *img, int width, int he
         const int fill = width / 2 - src_w / 2;
         const float left[4] = {0, 0, 0, (float)height}, right[4] = {rw, 0, rw, (float)height};
         if (fill > 0 && !(rc = resample_rgb8_box(&band, &resized, fill, height, left,
-                                                 RESAMPLE_LANCZOS, 0, err))) {
+                                                 RESAMPLE_BICUBIC, 0, err))) {
             paste(out, &band, 0, 0);
             image_free(&band);
-            if (!(rc = resample_rgb8_box(&band, &resized, fill, height, right, RESAMPLE_LANCZOS, 0,
+            if (!(rc = resample_rgb8_box(&band, &resized, fill, height, right, RESAMPLE_BICUBIC, 0,
                                          err)))
                 paste(out, &band, fill + src_w, 0);
         }

@@ -7,7 +7,9 @@
  *   inpaint_crop_fill     image.crop(box) then _resize_and_fill: Lanczos
  *                         into W x H keeping the aspect ratio, centred on
  *                         black, the empty bands filled by resizing the
- *                         edge rows (columns) with an empty box
+ *                         edge rows (columns) with an empty box and PIL's
+ *                         default filter, BICUBIC (the code passes none;
+ *                         the fixture README's "Lanczos" is not what runs)
  *   inpaint_apply_overlay apply_overlay: in 0.27.2 the canvas is the
  *                         generated image's W x H (diffusers PR #8793 later
  *                         changed it to the original size); the original

@@ -15,7 +15,7 @@
 /* 8 bits of result, 2 bits of headroom for negative lobes and sums over 1. */
 #define RESAMPLE_PRECISION_BITS (32 - 8 - 2)
 
-static const char *const filter_names[RESAMPLE_FILTER_COUNT] = {"bilinear", "lanczos"};
+static const char *const filter_names[RESAMPLE_FILTER_COUNT] = {"bilinear", "lanczos", "bicubic"};
 
 const char *resample_filter_name(resample_filter f) {
     return f >= 0 && f < RESAMPLE_FILTER_COUNT ? filter_names[f] : "unknown";
@@ -40,6 +40,15 @@ static double sinc(double x) {
 
 static double lanczos(double x) { return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3) : 0.0; }
 
+/* Pillow's bicubic_filter: Keys' cubic convolution with a = -0.5. */
+static double bicubic(double x) {
+    const double a = -0.5;
+    if (x < 0.0) x = -x;
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
 typedef struct coeffs {
     int ksize;   /* taps reserved per output index */
     int *bounds; /* [n, 2]: first source index, tap count */
@@ -54,8 +63,10 @@ static void coeffs_free(coeffs *c) {
 /* Pillow's precompute_coeffs + normalize_coeffs_8bpc for the box [in0,
  * in1) of a source axis of `in` pixels. */
 static int coeffs_init(coeffs *c, int in, float in0, float in1, int out, resample_filter filter) {
-    double (*fn)(double) = filter == RESAMPLE_LANCZOS ? lanczos : bilinear;
-    double base_support = filter == RESAMPLE_LANCZOS ? 3.0 : 1.0;
+    double (*fn)(double) = filter == RESAMPLE_LANCZOS   ? lanczos
+                           : filter == RESAMPLE_BICUBIC ? bicubic
+                                                        : bilinear;
+    double base_support = filter == RESAMPLE_LANCZOS ? 3.0 : filter == RESAMPLE_BICUBIC ? 2.0 : 1.0;
     /* PIL's box is float: (double)(in1 - in0) / out. */
     double scale = ((double)in1 - in0) / out, filterscale = scale < 1.0 ? 1.0 : scale;
     double support = base_support * filterscale;

@@ -38,6 +38,7 @@ typedef struct i2i_check {
     const st_file *f;
     char prefix[GOLDEN_RUN_MAX + 8]; /* "<kind>.<run>." */
     float scales[1024];              /* step i's ControlNet 0 scale */
+    float t0;                        /* the first timestep run */
     int n_scales;
 } i2i_check;
 
@@ -91,7 +92,9 @@ static void compare_timesteps(i2i_check *c, const char *what, const float *ts, i
 }
 
 static void on_timesteps(void *user, const float *timesteps, int n) {
-    compare_timesteps(user, "timesteps", timesteps, n);
+    i2i_check *c = user;
+    c->t0 = n > 0 ? timesteps[0] : NAN;
+    compare_timesteps(c, "timesteps", timesteps, n);
 }
 
 static void on_control(void *user, int i, int k, float scale, const float *const *down, int n_skips,
@@ -401,17 +404,15 @@ static int run_one(i2i_check *c, i2i_loaded *l, const json_t *args, char *const 
     tname(c, name, "cond_scale");
     cnet_tensor cs = {CNET_F32, 1, {c->n_scales}, c->scales, -1};
     golden_compare(c->ctx, c->f, name, &cs);
-    tname(c, name, "latent_timestep");
-    if (st_find(c->f, name)) { /* every run records timesteps; latent_timestep is [B] of t0 */
-        const st_entry *ts = NULL;
-        char tsn[GOLDEN_NAME_MAX];
-        tname(c, tsn, "timesteps");
-        if ((ts = st_find(c->f, tsn)) && ts->view.dtype == CNET_I64) {
-            int64_t lt[PIPE_MAX_IMAGES];
-            for (int i = 0; i < B; i++) lt[i] = ((const int64_t *)ts->view.data)[0];
-            cnet_tensor t = {CNET_I64, 1, {B}, lt, -1};
-            golden_compare(c->ctx, c->f, name, &t);
-        }
+    tname(c, name, "latent_timestep"); /* timesteps[:1] repeated to the batch */
+    const st_entry *lte = st_find(c->f, name);
+    if (lte) {
+        float lf[PIPE_MAX_IMAGES];
+        int64_t li[PIPE_MAX_IMAGES];
+        for (int i = 0; i < B; i++) lf[i] = c->t0, li[i] = (int64_t)c->t0;
+        const int f32 = lte->view.dtype == CNET_F32;
+        cnet_tensor t = {f32 ? CNET_F32 : CNET_I64, 1, {B}, f32 ? (void *)lf : (void *)li, -1};
+        golden_compare(c->ctx, c->f, name, &t);
     }
     if (q.have_crop) {
         image_rgb8 gen = {W, H, NULL}, over = {0};
