@@ -1,5 +1,9 @@
 /* POST /v1/generate: a prompt plus a control image → images.
  *
+ * img2img / inpainting: "init_image" and "mask_image" (base64 in JSON) are
+ * held, probed, decoded and stored like the control image (a mask without
+ * an init image is a 400 naming mask_image); async jobs name them in the
+ * spec as init_image_file / mask_image_file.
  * The body is JSON (the control image base64 in "image") or
  * multipart/form-data (a file part "image" and one part per option), at
  * most API_GENERATE_BODY_MAX bytes. The body is freed once parsed, and the
@@ -49,6 +53,17 @@
 /* The Retry-After of a generate refused because the server is busy (503). */
 #define GEN_RETRY_AFTER_S 5
 
+/* The images besides the control image: img2img's init image, the mask. */
+enum { GEN_INIT, GEN_MASK, GEN_EXTRA };
+static const char *const extra_fields[GEN_EXTRA] = {"init_image", "mask_image"};
+
+typedef struct gen_input {
+    unsigned char *bytes; /* encoded (NULL: not given) */
+    size_t len;
+    int w, h;       /* as its header declares */
+    image_rgb8 img; /* decoded when the request is admitted */
+} gen_input;
+
 typedef struct gen_call {
     http_server *s;
     json_t *req, *spec;
@@ -56,9 +71,11 @@ typedef struct gen_call {
     size_t image_len;
     int image_w, image_h; /* as the image's header declares */
     image_rgb8 control;   /* decoded when the request is admitted */
-    int64_t held;         /* bytes held against cfg.generate_memory */
-    int fd;               /* the client's socket, watched while the request runs */
-    int decode_rc;        /* of the late decode (on_admitted) */
+    gen_input extra[GEN_EXTRA];
+    int64_t held;             /* bytes held against cfg.generate_memory */
+    int fd;                   /* the client's socket, watched while the request runs */
+    int decode_rc;            /* of the late decode (on_admitted) */
+    const char *decode_field; /* the image it failed on */
     generate_result out;
 } gen_call;
 
@@ -90,6 +107,10 @@ static void gen_call_free(gen_call *g) {
     json_decref(g->spec);
     free(g->image);
     image_free(&g->control);
+    for (int k = 0; k < GEN_EXTRA; k++) {
+        free(g->extra[k].bytes);
+        image_free(&g->extra[k].img);
+    }
     generate_result_free(&g->out);
     pthread_mutex_lock(&g->s->mu);
     g->s->generate_held -= g->held;
@@ -131,9 +152,56 @@ static int check_image(gen_call *g, api_error *e) {
     return hold(g, (int64_t)g->image_w * g->image_h * 3, "its decoded control image", e);
 }
 
-/* Decodes the control image (its size checked already). */
-static int decode_image(gen_call *g, cnet_error *err) {
-    return image_decode(&g->control, g->image, g->image_len, "image", GEN_IMAGE_PIXELS_MAX, err);
+/* The init image and mask of a JSON request (base64), probed and held. */
+static int read_extra(gen_call *g, api_error *e) {
+    for (int k = 0; k < GEN_EXTRA; k++) {
+        gen_input *in = &g->extra[k];
+        const char *field = extra_fields[k];
+        const json_t *v = json_object_get(g->req, field);
+        if (!json_is_string(v)) continue; /* api_generate_spec refused other types */
+        int rc = api_base64_decode(json_string_value(v), json_string_length(v), field, &in->bytes,
+                                   &in->len, e);
+        if (rc) return rc;
+        cnet_error err = {0};
+        if (image_probe(in->bytes, in->len, field, &in->w, &in->h, &err))
+            return api_fail(e, 400, "invalid_image", field, "%s", err.msg);
+        if ((int64_t)in->w * in->h > GEN_IMAGE_PIXELS_MAX)
+            return api_fail(e, 413, "image_too_large", field,
+                            "%s is %dx%d = %lld pixels by its header, over the limit of %lld "
+                            "pixels",
+                            field, in->w, in->h, (long long)in->w * in->h,
+                            (long long)GEN_IMAGE_PIXELS_MAX);
+        if ((rc = hold(g, (int64_t)in->w * in->h * 3, field, e))) return rc;
+        json_object_del(g->req, field); /* its bytes are in g->extra */
+    }
+    if (g->extra[GEN_MASK].bytes && !g->extra[GEN_INIT].bytes)
+        return api_fail(e, 400, "invalid_field", "mask_image",
+                        "mask_image needs an init_image (the image to repaint)");
+    /* the output size defaults to the init image's: the caps hold for it */
+    const gen_input *init = &g->extra[GEN_INIT];
+    const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
+    int w_max, h_max;
+    api_generate_size_caps(&w_max, &h_max);
+    if (init->bytes && ((!w && init->w > w_max) || (!h && init->h > h_max)))
+        return api_fail(e, 400, "out_of_range", !w && init->w > w_max ? "width" : "height",
+                        "the init image is %dx%d; give width and height (at most %dx%d) to "
+                        "generate at another size",
+                        init->w, init->h, w_max, h_max);
+    return 0;
+}
+
+/* Decodes the control image, init image and mask (their sizes checked
+ * already); *field names the one that failed. */
+static int decode_image(gen_call *g, const char **field, cnet_error *err) {
+    *field = "image";
+    int rc = image_decode(&g->control, g->image, g->image_len, "image", GEN_IMAGE_PIXELS_MAX, err);
+    for (int k = 0; k < GEN_EXTRA && !rc; k++) {
+        gen_input *in = &g->extra[k];
+        *field = extra_fields[k];
+        if (in->bytes)
+            rc = image_decode(&in->img, in->bytes, in->len, *field, GEN_IMAGE_PIXELS_MAX, err);
+    }
+    return rc;
 }
 
 /* Parses and validates the request into g, freeing the body once parsed; 0
@@ -155,7 +223,7 @@ static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, g
     r->body = NULL;
     if (rc) return rc;
     api_roots roots = {.models_dir = s->cfg.models_dir, .jobs_dir = s->jobs_dir};
-    if ((rc = api_generate_spec(g->req, &roots, &g->spec, e))) return rc;
+    if ((rc = api_generate_spec(g->req, &roots, &g->spec, e)) || (rc = read_extra(g, e))) return rc;
     json_object_del(g->req, "image"); /* its bytes are in g->image */
     if (!g->image)
         return api_fail(e, 400, "missing_field", "image",
@@ -175,20 +243,21 @@ static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, g
     return 0;
 }
 
-/* Stores the control image as DATA/inputs/<sha256>.<png|jpg> (atomic,
- * idempotent) and names it in the spec as control_image. */
-static int store_input(http_server *s, gen_call *g, cnet_error *err) {
+/* Stores an input image as DATA/inputs/<sha256>.<png|jpg> (atomic,
+ * idempotent) and names it in the spec as `key`. */
+static int store_input(http_server *s, gen_call *g, const unsigned char *bytes, size_t len,
+                       const char *key, cnet_error *err) {
     unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256(g->image, g->image_len, d);
+    SHA256(bytes, len, d);
     char name[80];
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) sprintf(name + 2 * i, "%02x", d[i]);
-    image_format fmt = image_sniff(g->image, g->image_len);
+    image_format fmt = image_sniff(bytes, len);
     strcat(name, fmt == IMAGE_FORMAT_PNG ? ".png" : ".jpg");
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", s->inputs_dir, name);
     struct stat st;
-    int rc = stat(path, &st) == 0 ? 0 : atomic_write_file(path, g->image, g->image_len, err);
-    if (!rc && json_object_set_new(g->spec, "control_image", json_string(name)))
+    int rc = stat(path, &st) == 0 ? 0 : atomic_write_file(path, bytes, len, err);
+    if (!rc && json_object_set_new(g->spec, key, json_string(name)))
         rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
     return rc;
 }
@@ -197,14 +266,25 @@ static enum MHD_Result run_async(http_server *s, struct MHD_Connection *c, http_
                                  gen_call *g) {
     cnet_error err = {0};
     char hash[65];
+    const char *field = NULL;
     /* a job must not fail later on an image it cannot decode */
-    if (decode_image(g, &err))
-        return http_reply_error(s, c, r, 400, "invalid_image", "image", "%s", err.msg);
+    if (decode_image(g, &field, &err))
+        return http_reply_error(s, c, r, 400, "invalid_image", field, "%s", err.msg);
     image_free(&g->control);
-    if (store_input(s, g, &err)) return http_reply_status_error(s, c, r, CNET_EIO, &err);
-    /* The key check hashes the request with the image's digest in place of its bytes. */
+    static const char *const spec_keys[GEN_EXTRA] = {"init_image_file", "mask_image_file"};
+    int rc = store_input(s, g, g->image, g->image_len, "control_image", &err);
+    for (int k = 0; k < GEN_EXTRA && !rc; k++) {
+        image_free(&g->extra[k].img);
+        if (g->extra[k].bytes)
+            rc = store_input(s, g, g->extra[k].bytes, g->extra[k].len, spec_keys[k], &err);
+    }
+    if (rc) return http_reply_status_error(s, c, r, CNET_EIO, &err);
+    /* The key check hashes the request with the images' digests in place of their bytes. */
     json_t *keyed = json_deep_copy(g->req);
     if (keyed) json_object_set(keyed, "image", json_object_get(g->spec, "control_image"));
+    for (int k = 0; k < GEN_EXTRA && keyed; k++)
+        if (g->extra[k].bytes)
+            json_object_set(keyed, extra_fields[k], json_object_get(g->spec, spec_keys[k]));
     char *text = json_dumps(g->spec, JSON_COMPACT | JSON_SORT_KEYS);
     int bad = !keyed || !text || api_hash_json(keyed, hash);
     json_decref(keyed);
@@ -327,10 +407,10 @@ static int client_gone(void *user) {
     return g->fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-/* worker_gen_ctl's admission hook: the control image is decoded only now. */
+/* worker_gen_ctl's admission hook: the images are decoded only now. */
 static int on_admitted(void *user, cnet_error *err) {
     gen_call *g = user;
-    return g->decode_rc = decode_image(g, err);
+    return g->decode_rc = decode_image(g, &g->decode_field, err);
 }
 
 static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_req *r,
@@ -340,7 +420,11 @@ static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_r
     cnet_error err = {0};
     int rc = gen_spec_resolve(&gs, g->spec, s->cfg.models_dir, s->jobs_dir, &err);
     if (rc && gs.not_cached_field) return not_cached(s, c, r, g, gs.not_cached_field);
-    if (!rc) rc = gen_cost_estimate(&cost, &gs.req, g->image_w, g->image_h, &err);
+    /* the output size comes from the init image when there is one */
+    const gen_input *init = &g->extra[GEN_INIT];
+    if (!rc)
+        rc = gen_cost_estimate(&cost, &gs.req, init->bytes ? init->w : g->image_w,
+                               init->bytes ? init->h : g->image_h, &err);
     if (rc) return engine_error(s, c, r, rc, &err);
     if (gen_cost_check(&cost, &gs.req, &err))
         return http_reply_error(s, c, r, 413, "over_budget", NULL, "%s", err.msg);
@@ -353,9 +437,11 @@ static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_r
                                 .admitted = on_admitted,
                                 .user = g};
     gs.req.controls[0].image = &g->control;
+    gs.req.init_image = g->extra[GEN_INIT].bytes ? &g->extra[GEN_INIT].img : NULL;
+    gs.req.mask_image = g->extra[GEN_MASK].bytes ? &g->extra[GEN_MASK].img : NULL;
     rc = worker_generate(pick_engine(s), &gs.req, &ctl, &g->out, &err);
     if (g->decode_rc && g->decode_rc != CNET_ENOMEM)
-        return http_reply_error(s, c, r, 400, "invalid_image", "image", "%s", err.msg);
+        return http_reply_error(s, c, r, 400, "invalid_image", g->decode_field, "%s", err.msg);
     return rc ? engine_error(s, c, r, rc, &err) : reply_images(s, c, r, g, &gs);
 }
 

@@ -54,13 +54,25 @@ static int run_generate(runner_job *x) {
         return rc;
     }
     gen_spec gs;
-    image_rgb8 control = {0};
+    image_rgb8 control = {0}, extra[2] = {{0}};
+    static const char *const extra_keys[2] = {"init_image_file", "mask_image_file"};
     generate_result out = {0};
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir, input);
     rc = image_load(&control, path, 0, x->err);
+    for (int k = 0; k < 2 && !rc; k++) { /* img2img's init image and the mask, when stored */
+        const char *file = json_string_value(json_object_get(spec, extra_keys[k]));
+        if (!file) continue;
+        if (!api_safe_name(file))
+            rc = cnet_fail(x->err, CNET_EINVAL, "generate job %s: bad %s", x->job->id,
+                           extra_keys[k]);
+        snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir, file);
+        if (!rc) rc = image_load(&extra[k], path, 0, x->err);
+    }
     if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, x->err);
     if (!rc) {
+        gs.req.init_image = extra[0].data ? &extra[0] : NULL;
+        gs.req.mask_image = extra[1].data ? &extra[1] : NULL;
         gs.req.controls[0].image = &control;
         rc = worker_generate(x->e, &gs.req, NULL, &out, x->err);
     }
@@ -72,6 +84,8 @@ static int run_generate(runner_job *x) {
     }
     generate_result_free(&out);
     image_free(&control);
+    image_free(&extra[0]);
+    image_free(&extra[1]);
     json_decref(spec);
     return rc;
 }
