@@ -71,9 +71,6 @@ typedef struct generate_request {
     int padding_mask_crop;                     /* < 0: none */
 } generate_request;
 
-/* The strength a request without one gets (diffusers' default). */
-#define GENERATE_STRENGTH_DEFAULT 0.8
-
 /* controlnet_conditioning_scale when none is given, per pipeline as
  * diffusers has it: 1.0 text-to-image, 0.8 img2img, 0.5 inpainting. */
 float generate_default_scale(const generate_request *r);

@@ -10,6 +10,10 @@
 #include "engine/core/philox.h"
 #include "engine/pipeline/pipeline_sdxl.h"
 
+/* DiagonalGaussianDistribution's clamp of the log variance. */
+#define VAE_LOGVAR_MIN -30.0f
+#define VAE_LOGVAR_MAX 20.0f
+
 int pipe_init_check(const pipe_models *m, const pipe_request *r, cnet_error *err) {
     const pipe_init *in = &r->init;
     const int in_ch = m->unet->enc.cfg.in_channels, L = m->vae->cfg.latent_channels;
@@ -88,7 +92,9 @@ static int encode_sample(pipe_init_state *st, const pipe_models *m, const pipe_r
     for (size_t p = 0; p < cnt; p++) {
         const size_t pix = p / (size_t)L, c = p % (size_t)L;
         float logvar = moments[pix * 2 * L + L + c];
-        logvar = logvar < -30.0f ? -30.0f : logvar > 20.0f ? 20.0f : logvar;
+        logvar = logvar < VAE_LOGVAR_MIN   ? VAE_LOGVAR_MIN
+                 : logvar > VAE_LOGVAR_MAX ? VAE_LOGVAR_MAX
+                                           : logvar;
         mean[p] = moments[pix * 2 * L + c];
         std[p] = expf(0.5f * logvar);
         const float s = std[p] * eps[p];

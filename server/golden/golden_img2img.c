@@ -31,13 +31,15 @@
 
 /* Images of one kind a run may give (N <= the batch). */
 #define I2I_MAX_INPUTS PIPE_MAX_IMAGES
+/* Longest schedule a run may record: num_train_timesteps + 1 (PNDM). */
+#define I2I_MAX_STEPS 1024
 
 typedef struct i2i_check {
     golden_ctx *ctx;
     golden_env *env;
     const st_file *f;
     char prefix[GOLDEN_RUN_MAX + 8]; /* "<kind>.<run>." */
-    float scales[1024];              /* step i's ControlNet 0 scale */
+    float scales[I2I_MAX_STEPS];     /* step i's ControlNet 0 scale */
     float t0;                        /* the first timestep run */
     int n_scales;
 } i2i_check;
@@ -84,7 +86,7 @@ static void compare_timesteps(i2i_check *c, const char *what, const float *ts, i
         golden_compare(c->ctx, c->f, name, &t);
         return;
     }
-    int64_t ids[2048];
+    int64_t ids[I2I_MAX_STEPS];
     if (n > (int)(sizeof ids / sizeof ids[0])) n = (int)(sizeof ids / sizeof ids[0]);
     for (int i = 0; i < n; i++) ids[i] = (int64_t)ts[i];
     cnet_tensor t = {CNET_I64, 1, {n}, ids, -1};
