@@ -139,12 +139,13 @@ static int check_image(gen_call *g, api_error *e) {
                         "of %lld pixels",
                         g->image_w, g->image_h, (long long)g->image_w * g->image_h,
                         (long long)GEN_IMAGE_PIXELS_MAX);
-    /* the output size defaults to the control image's: the table's caps on
-     * width and height hold for it too (a 400 now, not a failed run) */
+    /* the output size defaults to the control image's (unless an init image
+     * sets it, read_extra): the table's caps on width and height hold for it
+     * too (a 400 now, not a failed run) */
     const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
     int w_max, h_max;
     api_generate_size_caps(&w_max, &h_max);
-    if ((!w && g->image_w > w_max) || (!h && g->image_h > h_max))
+    if (!g->extra[GEN_INIT].bytes && ((!w && g->image_w > w_max) || (!h && g->image_h > h_max)))
         return api_fail(e, 400, "out_of_range", !w && g->image_w > w_max ? "width" : "height",
                         "the control image is %dx%d; give width and height (at most %dx%d) to "
                         "generate at another size",
