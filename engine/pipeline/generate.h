@@ -44,8 +44,8 @@ typedef struct generate_control {
     const image_rgb8 *image; /* decoded, any size (borrowed) */
     controlnet_model *model; /* loaded from dir by the caller (borrowed) */
     generate_preprocess pre;
-    float scale;      /* controlnet_conditioning_scale; NAN: generate_default_scale */
-    float start, end; /* control_guidance_start / end */
+    float scale;       /* controlnet_conditioning_scale; NAN: generate_default_scale */
+    double start, end; /* control_guidance_start / end */
 } generate_control;
 
 /* Everything one run needs (every pointer borrowed for the call). */

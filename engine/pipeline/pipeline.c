@@ -296,9 +296,10 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
         const int cn_off = guess && cfg_on; /* residuals land in the conditional half */
         for (int k = 0; k < r->n_controlnets && !rc; k++) {
             const pipe_controlnet *c = &r->controlnets[k];
-            const float n_steps = (float)sc.num_steps;
-            const float keep =
-                1.0f - (float)((float)i / n_steps < c->start || (float)(i + 1) / n_steps > c->end);
+            /* keep_i = 1 - float(i / n < start or (i + 1) / n > end), in Python floats */
+            const double n_steps = sc.num_steps;
+            const float keep = 1.0f - (float)((double)i / n_steps < c->start ||
+                                              (double)(i + 1) / n_steps > c->end);
             const float scale = c->scale * keep;
             if (scale == 0.0f) { /* diffusers multiplies the residuals by 0 */
                 if (obs && obs->on_control) obs->on_control(obs->user, i, k, scale, NULL, 0, NULL);

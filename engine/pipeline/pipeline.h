@@ -63,7 +63,8 @@ typedef struct pipe_controlnet {
     const float *image;      /* host [n_images, H, W, 3] float in [0, 1] at the output size */
     int n_images;            /* 0 or 1: one image for every prompt; else one per prompt */
     float scale;             /* controlnet_conditioning_scale */
-    float start, end;        /* control_guidance_start / end, fractions of the steps */
+    double start, end;       /* control_guidance_start / end, fractions of the steps (doubles:
+                                the keep test compares Python floats i / n with them) */
 } pipe_controlnet;
 
 /* img2img and inpainting (StableDiffusionControlNetImg2ImgPipeline and

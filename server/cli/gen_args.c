@@ -95,7 +95,10 @@ static int apply_list(gen_options *o, int l, const gen_list *given, cnet_error *
             continue;
         }
         rc = cli_field_double(f, flag, text, &d, err);
-        *(l == L_SCALE ? &c->scale : l == L_START ? &c->start : &c->end) = (float)d;
+        if (l == L_SCALE)
+            c->scale = (float)d;
+        else
+            *(l == L_START ? &c->start : &c->end) = d;
     }
     free(copy);
     return rc;

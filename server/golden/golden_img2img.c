@@ -380,8 +380,8 @@ static int run_one(i2i_check *c, i2i_loaded *l, const json_t *args, char *const 
         .image = q.ctrl,
         .n_images = q.control.n,
         .scale = (float)json_number_value(json_object_get(args, "controlnet_conditioning_scale")),
-        .start = (float)json_number_value(json_object_get(args, "control_guidance_start")),
-        .end = (float)json_number_value(json_object_get(args, "control_guidance_end"))};
+        .start = json_number_value(json_object_get(args, "control_guidance_start")),
+        .end = json_number_value(json_object_get(args, "control_guidance_end"))};
     pipe_models models = sd_base_models(&l->base);
     pipe_observer obs = {.user = c,
                          .on_embeds = on_embeds,

@@ -128,8 +128,8 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                                         .scale = json_is_number(json_object_get(spec, "scale"))
                                                      ? (float)num(spec, "scale")
                                                      : NAN, /* the pipeline's default */
-                                        .start = (float)num(spec, "control_guidance_start"),
-                                        .end = (float)num(spec, "control_guidance_end")};
+                                        .start = num(spec, "control_guidance_start"),
+                                        .end = num(spec, "control_guidance_end")};
     if (sched_name && r->scheduler < 0)
         return cnet_fail(err, CNET_EINVAL, "spec: unknown scheduler %s", sched_name);
     if (p < 0) return cnet_fail(err, CNET_EINVAL, "spec: unknown preprocess %s", pre);
