@@ -1,6 +1,7 @@
 /* POST /v1/generate: a prompt plus a control image → images.
  *
- * img2img / inpainting: "init_image" and "mask_image" (base64 in JSON) are
+ * img2img / inpainting: "init_image" and "mask_image" (base64 in JSON, file
+ * parts in multipart, which http_form.c turns into base64) are
  * held, probed, decoded and stored like the control image (a mask without
  * an init image is a 400 naming mask_image); async jobs name them in the
  * spec as init_image_file / mask_image_file.
