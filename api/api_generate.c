@@ -58,6 +58,29 @@ const api_field api_generate_fields[] = {
      .help = "several ControlNets (MultiControlNetModel): a list of objects of the "
              "per-ControlNet fields (controlnet, image, scale, control_guidance_start/end, "
              "preprocess), instead of those fields at the top level"},
+    {.name = "init_image",
+     .type = AF_BASE64,
+     .help = "img2img (StableDiffusionControlNetImg2ImgPipeline): the init image, PNG or JPEG: a "
+             "file (CLI) or base64 (API); the output size defaults to its size"},
+    {.name = "mask_image",
+     .type = AF_BASE64,
+     .help = "inpainting (StableDiffusionControlNetInpaintPipeline, with init_image): white = "
+             "repaint, binarised at 128 after the resize: a file (CLI) or base64 (API)",
+     .alias = "mask"},
+    {.name = "strength",
+     .type = AF_NUM,
+     .flags = AF_LO_OPEN,
+     .lo = 0,
+     .hi = 1,
+     .def = "0.8",
+     .help = "img2img / inpainting: how much of the init image is noised; the last "
+             "int(steps * strength) steps run"},
+    {.name = "padding_mask_crop",
+     .type = AF_INT,
+     .lo = 0,
+     .hi = API_GENERATE_SIDE_MAX,
+     .help = "inpainting: crop to the mask's bounding box plus this margin, generate there and "
+             "paste back (default: the whole image)"},
     {.name = "prompt",
      .type = AF_TEXT,
      .flags = AF_REQUIRED | AF_TEXT_LIST,
@@ -127,8 +150,8 @@ const api_field api_generate_fields[] = {
      .flags = AF_PER_CONTROLNET,
      .lo = -API_CONDITIONING_SCALE_MAX,
      .hi = API_CONDITIONING_SCALE_MAX,
-     .def = "1.0",
-     .help = "controlnet_conditioning_scale (negative: pushes away from the control image)"},
+     .help = "controlnet_conditioning_scale (negative: pushes away from the control image); "
+             "default 1.0, with init_image 0.8, with mask_image 0.5 (diffusers' pipelines)"},
     {.name = "seed",
      .type = AF_INT,
      .lo = 0,

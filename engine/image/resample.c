@@ -15,7 +15,7 @@
 /* 8 bits of result, 2 bits of headroom for negative lobes and sums over 1. */
 #define RESAMPLE_PRECISION_BITS (32 - 8 - 2)
 
-static const char *const filter_names[RESAMPLE_FILTER_COUNT] = {"bilinear", "lanczos"};
+static const char *const filter_names[RESAMPLE_FILTER_COUNT] = {"bilinear", "lanczos", "bicubic"};
 
 const char *resample_filter_name(resample_filter f) {
     return f >= 0 && f < RESAMPLE_FILTER_COUNT ? filter_names[f] : "unknown";
@@ -40,6 +40,15 @@ static double sinc(double x) {
 
 static double lanczos(double x) { return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3) : 0.0; }
 
+/* Pillow's bicubic_filter: Keys' cubic convolution with a = -0.5. */
+static double bicubic(double x) {
+    const double a = -0.5;
+    if (x < 0.0) x = -x;
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
 typedef struct coeffs {
     int ksize;   /* taps reserved per output index */
     int *bounds; /* [n, 2]: first source index, tap count */
@@ -51,12 +60,15 @@ static void coeffs_free(coeffs *c) {
     free(c->k);
 }
 
-/* Pillow's precompute_coeffs + normalize_coeffs_8bpc for the box [0, in). */
-static int coeffs_init(coeffs *c, int in, int out, resample_filter filter) {
-    double (*fn)(double) = filter == RESAMPLE_LANCZOS ? lanczos : bilinear;
-    double base_support = filter == RESAMPLE_LANCZOS ? 3.0 : 1.0;
-    /* PIL's box is float: (double)(in1 - in0) / out with in0 = 0. */
-    double scale = (double)(float)in / out, filterscale = scale < 1.0 ? 1.0 : scale;
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc for the box [in0,
+ * in1) of a source axis of `in` pixels. */
+static int coeffs_init(coeffs *c, int in, float in0, float in1, int out, resample_filter filter) {
+    double (*fn)(double) = filter == RESAMPLE_LANCZOS   ? lanczos
+                           : filter == RESAMPLE_BICUBIC ? bicubic
+                                                        : bilinear;
+    double base_support = filter == RESAMPLE_LANCZOS ? 3.0 : filter == RESAMPLE_BICUBIC ? 2.0 : 1.0;
+    /* PIL's box is float: (double)(in1 - in0) / out. */
+    double scale = ((double)in1 - in0) / out, filterscale = scale < 1.0 ? 1.0 : scale;
     double support = base_support * filterscale;
     c->ksize = (int)ceil(support) * 2 + 1;
     c->bounds = malloc(sizeof *c->bounds * 2 * (size_t)out);
@@ -68,7 +80,7 @@ static int coeffs_init(coeffs *c, int in, int out, resample_filter filter) {
         return CNET_ENOMEM;
     }
     for (int xx = 0; xx < out; xx++) {
-        double center = (xx + 0.5) * scale, ss = 1.0 / filterscale, ww = 0.0;
+        double center = in0 + (xx + 0.5) * scale, ss = 1.0 / filterscale, ww = 0.0;
         int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
         if (xmin < 0) xmin = 0;
         if (xmax > in) xmax = in;
@@ -132,6 +144,13 @@ static void pass_vertical(uint8_t *dst, int H, const uint8_t *src, int w, int fi
 
 int resample_rgb8(image_rgb8 *out, const image_rgb8 *in, int width, int height,
                   resample_filter filter, int64_t max_pixels, cnet_error *err) {
+    const float box[4] = {0, 0, (float)in->width, (float)in->height};
+    return resample_rgb8_box(out, in, width, height, box, filter, max_pixels, err);
+}
+
+int resample_rgb8_box(image_rgb8 *out, const image_rgb8 *in, int width, int height,
+                      const float box[4], resample_filter filter, int64_t max_pixels,
+                      cnet_error *err) {
     memset(out, 0, sizeof *out);
     if (max_pixels <= 0) max_pixels = IMAGE_MAX_PIXELS_DEFAULT;
     if (filter < 0 || filter >= RESAMPLE_FILTER_COUNT)
@@ -142,17 +161,22 @@ int resample_rgb8(image_rgb8 *out, const image_rgb8 *in, int width, int height,
     if ((int64_t)width * height > max_pixels)
         return cnet_fail(err, CNET_ELIMIT, "resize: %dx%d pixels, over the limit of %lld", width,
                          height, (long long)max_pixels);
+    if (!(box[0] >= 0 && box[1] >= 0 && box[0] <= box[2] && box[1] <= box[3] &&
+          box[2] <= in->width && box[3] <= in->height))
+        return cnet_fail(err, CNET_EINVAL, "resize: box (%g,%g,%g,%g) outside %dx%d", box[0],
+                         box[1], box[2], box[3], in->width, in->height);
     int rc = image_alloc(out, width, height, err);
     if (rc) return rc;
-    int need_h = width != in->width, need_v = height != in->height;
+    int need_h = width != in->width || box[0] != 0 || box[2] != width;
+    int need_v = height != in->height || box[1] != 0 || box[3] != height;
     if (!need_h && !need_v) {
         memcpy(out->data, in->data, (size_t)width * height * 3);
         return 0;
     }
     coeffs cv = {0}, ch = {0};
     uint8_t *tmp = NULL;
-    if (coeffs_init(&cv, in->height, height, filter) ||
-        (need_h && coeffs_init(&ch, in->width, width, filter))) {
+    if (coeffs_init(&cv, in->height, box[1], box[3], height, filter) ||
+        (need_h && coeffs_init(&ch, in->width, box[0], box[2], width, filter))) {
         rc = cnet_fail(err, CNET_ENOMEM, "resize: out of memory");
         goto done;
     }

@@ -7,6 +7,12 @@
  * scheduler config read as the requested class, pipeline_generate, and the
  * one conversion to 8-bit RGB, diffusers' numpy_to_pil:
  * (x / 2 + 0.5).clamp(0, 1) * 255, rounded half to even.
+ * With an init image it is StableDiffusionControlNetImg2ImgPipeline, with a
+ * mask too StableDiffusionControlNetInpaintPipeline: the output size is
+ * then --width/--height or the init image's, the init image and mask go
+ * through engine/image/inpaint_image.h, and padding_mask_crop crops image,
+ * mask and control images to the mask's region first and pastes the result
+ * back (engine/image/inpaint_crop.h).
  *
  * What it is not: no model loading (the CLI opens its folders once, the
  * service's device threads keep caches; both hand the loaded models in), no
@@ -38,8 +44,8 @@ typedef struct generate_control {
     const image_rgb8 *image; /* decoded, any size (borrowed) */
     controlnet_model *model; /* loaded from dir by the caller (borrowed) */
     generate_preprocess pre;
-    float scale;      /* controlnet_conditioning_scale */
-    float start, end; /* control_guidance_start / end */
+    float scale;       /* controlnet_conditioning_scale; NAN: generate_default_scale */
+    double start, end; /* control_guidance_start / end */
 } generate_control;
 
 /* Everything one run needs (every pointer borrowed for the call). */
@@ -63,7 +69,16 @@ typedef struct generate_request {
     int64_t max_pixels; /* of the output; 0: no limit beyond the size's */
     int n_controls;
     generate_control controls[PIPE_MAX_CONTROLNETS];
+    /* img2img / inpainting: init_image NULL is text-to-image */
+    const char *init_name, *mask_name;         /* in messages: the files, or the fields */
+    const image_rgb8 *init_image, *mask_image; /* decoded, any size (borrowed) */
+    double strength;                           /* 0 < strength <= 1 */
+    int padding_mask_crop;                     /* < 0: none */
 } generate_request;
+
+/* controlnet_conditioning_scale when none is given, per pipeline as
+ * diffusers has it: 1.0 text-to-image, 0.8 img2img, 0.5 inpainting. */
+float generate_default_scale(const generate_request *r);
 
 /* What a run made: n images [height, width, 3] (num_images per prompt) and the scheduler config it
  * ran (for the images' parameters text). */

@@ -13,6 +13,7 @@
  * sd-webui-controlnet extension ("ControlNet 0: \"Module: canny, Model: ...,
  * Weight: 1, ...\""). Not a parser: cnet never reads this text back. */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,7 +83,7 @@ static char *control_text(const generate_request *r, int k) {
     model_name(name, sizeof name, c->dir);
     fprintf(f, "Module: %s, Model: ", generate_preprocess_name(c->pre));
     put_quoted(f, name);
-    fprintf(f, ", Weight: %g", (double)c->scale);
+    fprintf(f, ", Weight: %g", (double)(isnan(c->scale) ? generate_default_scale(r) : c->scale));
     if (c->pre == GENERATE_PRE_CANNY)
         fprintf(f, ", Threshold A: %g, Threshold B: %g", r->canny_low, r->canny_high);
     fprintf(f, ", Guidance Start: %g, Guidance End: %g", (double)c->start, (double)c->end);
@@ -135,6 +136,9 @@ char *generate_infotext(const generate_request *r, const cnet_sched_config *sche
     if (r->clip_skip > 0) fprintf(f, ", Clip skip: %d", r->clip_skip + 1);
     if (sched_cfg->kind == CNET_SCHED_DDIM && r->eta != 0) fprintf(f, ", Eta: %g", (double)r->eta);
     if (r->guess_mode) fputs(", Guess mode: True", f);
+    if (r->init_image) fprintf(f, ", Denoising strength: %g", r->strength);
+    if (r->mask_image && r->padding_mask_crop >= 0)
+        fprintf(f, ", Masked area padding: %d", r->padding_mask_crop);
     put_sdxl(f, r);
     int ok = 1;
     for (int k = 0; k < r->n_controls && ok; k++) {

@@ -1,5 +1,7 @@
-/* StableDiffusionControlNetPipeline.__call__ and its SDXL twin; see
- * pipeline.h (the SDXL embeddings and added conditions: pipeline_sdxl.c). */
+/* StableDiffusionControlNetPipeline.__call__ and its SDXL twin, and the
+ * img2img / inpainting pipelines on the same loop; see pipeline.h (the SDXL
+ * embeddings and added conditions: pipeline_sdxl.c; the init image, mask
+ * and blend: pipeline_init.c). */
 #include "engine/pipeline/pipeline.h"
 
 #include <stdio.h>
@@ -7,6 +9,7 @@
 #include <string.h>
 
 #include "engine/core/layout.h"
+#include "engine/pipeline/pipeline_init.h"
 #include "engine/pipeline/pipeline_sdxl.h"
 
 /* Device buffers of one run. */
@@ -31,9 +34,12 @@ int pipeline_check_controlnet(const pipe_models *m, const controlnet_model *cn, 
         return cnet_fail(err, CNET_EINVAL,
                          "does not fit the base UNet: cross_attention_dim %d vs %d",
                          c->cross_attention_dim[0], u->cross_attention_dim[0]);
-    if (c->in_channels != u->in_channels)
-        return cnet_fail(err, CNET_EINVAL, "does not fit the base UNet: in_channels %d vs %d",
-                         c->in_channels, u->in_channels);
+    /* the ControlNets see the latents, also beside a 9-channel inpainting UNet */
+    if (c->in_channels != m->vae->cfg.latent_channels)
+        return cnet_fail(err, CNET_EINVAL,
+                         "does not fit the base model: in_channels %d vs the VAE's %d latent "
+                         "channels",
+                         c->in_channels, m->vae->cfg.latent_channels);
     if (c->n_blocks != u->n_blocks)
         return cnet_fail(err, CNET_EINVAL, "does not fit the base UNet: %d down blocks vs %d",
                          c->n_blocks, u->n_blocks);
@@ -75,7 +81,7 @@ static int check_request(const pipe_models *m, const pipe_request *r, int factor
                          r->n_controlnets);
     if (r->guidance < 0) return cnet_fail(err, CNET_EINVAL, "guidance must be >= 0");
     int rc = pipeline_sdxl_check(m, r, err);
-    if (rc) return rc;
+    if (rc || (rc = pipe_init_check(m, r, err))) return rc;
     for (int k = 0; k < r->n_controlnets; k++) {
         const pipe_controlnet *c = &r->controlnets[k];
         if (!c->image) return cnet_fail(err, CNET_EINVAL, "ControlNet %d has no image", k);
@@ -149,7 +155,7 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     const int N = P * per, rows = cfg_on ? 2 * N : N;
     const int cn_rows = cfg_on && !guess ? 2 * N : N;
     const int H = r->height, W = r->width, h = H / factor, w = W / factor;
-    const int C = m->unet->enc.cfg.in_channels, Nt = tokenizer_max_length(m->tok);
+    const int C = m->vae->cfg.latent_channels, Nt = tokenizer_max_length(m->tok);
     const int xl = pipeline_is_sdxl(m), Dp = pipeline_sdxl_pooled_dim(m);
     const int D = m->text_encoder->hidden + (xl ? m->text_encoder_2->hidden : 0);
     const long lat = (long)N * h * w * C, row_lat = (long)h * w * C;
@@ -172,6 +178,8 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
 
     pipe_buffers b;
     memset(&b, 0, sizeof b);
+    pipe_init_state ist;
+    memset(&ist, 0, sizeof ist);
     sched sc;
     memset(&sc, 0, sizeof sc);
     b.embeds = dev_alloc(be, (size_t)rows * Nt * D, &rc, err);
@@ -245,8 +253,14 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     if ((rc = sched_init(&sc, be, sched_cfg, rows * row_lat, err)) ||
         (rc = sched_set_timesteps(&sc, r->steps, err)))
         goto done;
+    uint64_t offset = 0; /* Philox blocks drawn so far */
+    if (r->init.image && (rc = pipe_init_begin(&ist, m, r, &scratch, &sc, b.latents, N, rows, h, w,
+                                               &offset, obs, err)))
+        goto done;
     if (obs && obs->on_timesteps) obs->on_timesteps(obs->user, sc.timesteps, sc.num_steps);
-    if (r->latents) {
+    if (r->init.image) {
+        /* the initial latents are pipe_init_begin's */
+    } else if (r->latents) {
         float *host = malloc((size_t)lat * sizeof(float));
         if (!host) {
             rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
@@ -257,10 +271,11 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
         free(host);
     } else {
         be->philox_normal(be, b.latents, lat, r->seed, 0);
+        offset = (uint64_t)(lat + 3) / 4;
     }
-    be->scale(be, b.latents, b.latents, sc.init_noise_sigma, lat);
+    if (!r->init.image) be->scale(be, b.latents, b.latents, sc.init_noise_sigma, lat);
     sc.noise_seed = r->seed;
-    sc.noise_offset = (uint64_t)(lat + 3) / 4; /* after the initial latents' blocks */
+    sc.noise_offset = offset; /* after the initial draws' blocks */
     sc.eta = r->eta;
 
     const float *const *res_down = (const float *const *)b.down;
@@ -281,9 +296,10 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
         const int cn_off = guess && cfg_on; /* residuals land in the conditional half */
         for (int k = 0; k < r->n_controlnets && !rc; k++) {
             const pipe_controlnet *c = &r->controlnets[k];
-            const float n_steps = (float)sc.num_steps;
-            const float keep =
-                1.0f - (float)((float)i / n_steps < c->start || (float)(i + 1) / n_steps > c->end);
+            /* keep_i = 1 - float(i / n < start or (i + 1) / n > end), in Python floats */
+            const double n_steps = sc.num_steps;
+            const float keep = 1.0f - (float)((double)i / n_steps < c->start ||
+                                              (double)(i + 1) / n_steps > c->end);
             const float scale = c->scale * keep;
             if (scale == 0.0f) { /* diffusers multiplies the residuals by 0 */
                 if (obs && obs->on_control) obs->on_control(obs->user, i, k, scale, NULL, 0, NULL);
@@ -307,8 +323,9 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
             }
         }
         if (rc) break;
-        if ((rc = unet_forward(m->unet, &scratch, b.eps, b.x, ts, b.embeds, xl ? &added : NULL,
-                               res_down, b.mid, rows, h, w, Nt, NULL, NULL, err)))
+        if ((rc = unet_forward(m->unet, &scratch, b.eps, pipe_init_unet_input(&ist, be, b.x), ts,
+                               b.embeds, xl ? &added : NULL, res_down, b.mid, rows, h, w, Nt, NULL,
+                               NULL, err)))
             break;
         const float *guided = b.eps;
         if (cfg_on) { /* uncond + g * (cond - uncond), in torch's order */
@@ -316,7 +333,9 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
             be->axpby(be, b.guided, 1.0f, b.eps, r->guidance, b.guided, lat);
             guided = b.guided;
         }
-        if ((rc = sched_step(&sc, b.latents, NULL, guided, b.latents, NULL, i, lat, err))) break;
+        if ((rc = sched_step(&sc, b.latents, NULL, guided, b.latents, NULL, i, lat, err)) ||
+            (rc = pipe_init_blend(&ist, &sc, b.latents, i, sc.num_steps, obs, err)))
+            break;
         /* once per step: a failure at step 1 must not run every later step
          * and the VAE on a backend that skips or garbles them */
         if ((rc = cnet_backend_status(be, err))) break;
@@ -346,6 +365,7 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
         out[i] = x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x;
     }
 done:
+    pipe_init_free(&ist, be);
     sched_free(&sc);
     free_buffers(be, &b);
     cnet_arena_free(&scratch);

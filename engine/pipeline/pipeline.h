@@ -63,8 +63,23 @@ typedef struct pipe_controlnet {
     const float *image;      /* host [n_images, H, W, 3] float in [0, 1] at the output size */
     int n_images;            /* 0 or 1: one image for every prompt; else one per prompt */
     float scale;             /* controlnet_conditioning_scale */
-    float start, end;        /* control_guidance_start / end, fractions of the steps */
+    double start, end;       /* control_guidance_start / end, fractions of the steps (doubles:
+                                the keep test compares Python floats i / n with them) */
 } pipe_controlnet;
+
+/* img2img and inpainting (StableDiffusionControlNetImg2ImgPipeline and
+ * StableDiffusionControlNetInpaintPipeline, v0.27.2; engine/pipeline/pipeline_init.h
+ * has the algorithm). image NULL: text-to-image. */
+typedef struct pipe_init {
+    const float *image; /* host [n_images, H, W, 3] in [-1, 1] at the output size */
+    int n_images;       /* 1, or one per prompt (row j of the batch takes image j % n_images) */
+    const float *mask;  /* host [n_images, H, W] in {0, 1} (1 = repaint); NULL: img2img */
+    double strength;    /* 0 < strength <= 1, a double as Python's (S * strength truncates) */
+    /* Optional injected N(0,1) draws of latent_dist.sample(), host NCHW
+     * [n_images, L, h, w]: [0] for the init image, [1] for the masked image
+     * (inpainting). NULL: drawn from the seed's Philox stream. */
+    const float *vae_noise[2];
+} pipe_init;
 
 typedef struct pipe_request {
     const char *prompt, *negative_prompt; /* negative may be NULL ("") */
@@ -83,15 +98,18 @@ typedef struct pipe_request {
     const char *const *prompts_2, *const *negative_prompts_2;
     pipe_micro micro;
     int steps;
-    float guidance;       /* CFG when > 1 */
-    uint64_t seed;        /* Philox stream of the initial latents and ancestral noise */
-    const float *latents; /* optional host NCHW [prompts * num_images, C, h, w] initial latents */
-    int width, height;    /* multiples of 8 x the VAE factor's need; = control image size */
-    int num_images;       /* per prompt */
+    float guidance; /* CFG when > 1 */
+    uint64_t seed;  /* Philox stream of the initial latents and ancestral noise */
+    /* optional host NCHW [prompts * num_images, C, h, w] initial latents;
+     * with init.image the N(0,1) `noise` of prepare_latents instead */
+    const float *latents;
+    int width, height; /* multiples of 8 x the VAE factor's need; = control image size */
+    int num_images;    /* per prompt */
     int guess_mode, clip_skip;
     float eta; /* DDIM */
     pipe_controlnet controlnets[PIPE_MAX_CONTROLNETS];
     int n_controlnets;
+    pipe_init init;
 } pipe_request;
 
 /* Observes a run (progress, golden checks); any callback may be NULL.
@@ -113,8 +131,20 @@ typedef struct pipe_observer {
      * did not run because the scale is 0. */
     void (*on_control)(void *user, int i, int k, float scale, const float *const *down, int n_skips,
                        const float *mid);
+    /* img2img / inpainting set-up (host NHWC [n, h, w, C]): "vae_mean.<j>",
+     * "vae_std.<j>" of VAE encode call j, "noise.vae_sample.<j>",
+     * "noise.latents", "init_latents" (img2img) or "image_latents" and
+     * "masked_image_latents" (inpainting), "mask_latent", "latents_init". */
+    void (*on_init)(void *user, const char *what, const float *x, int n, int h, int w, int C);
+    /* Inpainting with a 4-channel UNet, step i: the scheduler's result
+     * before the blend and the re-noised image latents it is blended with
+     * (NULL at the last step, which blends with the image latents); device
+     * [N, h, w, C]. */
+    void (*on_blend)(void *user, int i, const float *step_latents, const float *proper, int N,
+                     int h, int w, int C);
     /* After step i: the raw UNet output [rows, h, w, C] (NHWC) and the new
-     * latents [N, h, w, C]. Returns nonzero to cancel the run. */
+     * latents [N, h, w, C] (inpainting: after the blend). Returns nonzero to
+     * cancel the run. */
     int (*on_step)(void *user, int i, int n, const float *noise_pred, int rows,
                    const float *latents, int N, int h, int w, int C);
 } pipe_observer;

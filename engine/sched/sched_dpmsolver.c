@@ -51,9 +51,9 @@ void sched_dpmsolver_step(sched *s, float *prev, const float *model_output, cons
     cnet_backend *be = s->be;
     const cnet_sched_config *cfg = &s->cfg;
     const int order = cfg->solver_order;
-    const int N = s->num_steps;
+    const int N = s->num_steps, all = N + s->begin_index; /* len(self.timesteps) */
     const int lower_order_final =
-        i == N - 1 && (cfg->euler_at_final || (cfg->lower_order_final && N < 15) ||
+        i == N - 1 && (cfg->euler_at_final || (cfg->lower_order_final && all < 15) ||
                        cfg->final_sigmas_type == CNET_FINAL_SIGMA_ZERO);
 
     /* convert_model_output: x0 prediction, stored as the newest history */

@@ -219,6 +219,7 @@ int sched_set_timesteps(sched *s, int num_inference_steps, cnet_error *err) {
                              name, num_inference_steps, s->timesteps[k], T - 1);
         }
     s->next_step = 0;
+    s->begin_index = 0;
     s->lower_order_nums = 0;
     s->this_order = 0;
     s->have_last = 0;
@@ -233,6 +234,24 @@ static int check_index(const sched *s, int step_index, cnet_error *err) {
     if (step_index < 0 || step_index >= s->num_steps)
         return cnet_fail(err, CNET_EINVAL, "%s: step index %d is outside 0..%d",
                          cnet_sched_kind_name(s->cfg.kind), step_index, s->num_steps - 1);
+    return 0;
+}
+
+int sched_set_begin_index(sched *s, int begin, cnet_error *err) {
+    const char *name = cnet_sched_kind_name(s->cfg.kind);
+    if (s->next_step != 0 || s->begin_index != 0)
+        return cnet_fail(err, CNET_EINVAL,
+                         "%s: set_begin_index belongs right after sched_set_timesteps", name);
+    if (begin < 0 || begin >= s->num_steps)
+        return cnet_fail(err, CNET_EINVAL, "%s: begin index %d is outside 0..%d", name, begin,
+                         s->num_steps - 1);
+    memmove(s->timesteps, s->timesteps + begin, (size_t)(s->num_steps - begin) * sizeof(float));
+    s->num_steps -= begin;
+    if (s->num_sigmas > 0) {
+        memmove(s->sigmas, s->sigmas + begin, (size_t)(s->num_sigmas - begin) * sizeof(float));
+        s->num_sigmas -= begin;
+    }
+    s->begin_index = begin;
     return 0;
 }
 
@@ -327,4 +346,32 @@ int sched_add_noise(sched *s, float *out, const float *x0, const float *noise,
 int sched_get_velocity(sched *s, float *out, const float *x0, const float *noise,
                        const int64_t *timesteps, int B, long n, cnet_error *err) {
     return noise_mix(s, "get_velocity", out, x0, noise, timesteps, B, n, 1, err);
+}
+
+int sched_add_noise_step(sched *s, float *out, const float *x0, const float *noise, int step_index,
+                         long n, cnet_error *err) {
+    int rc = check_index(s, step_index, err);
+    if (rc) return rc;
+    cnet_backend *be = s->be;
+    switch (s->cfg.kind) {
+    case CNET_SCHED_DDPM:
+    case CNET_SCHED_DDIM:
+    case CNET_SCHED_PNDM: {
+        const int64_t t = (int64_t)s->timesteps[step_index];
+        return noise_mix(s, "add_noise", out, x0, noise, &t, 1, n, 0, err);
+    }
+    case CNET_SCHED_EULER:
+    case CNET_SCHED_EULER_ANCESTRAL:
+        be->axpby(be, out, 1.0f, x0, s->sigmas[step_index], noise, n);
+        return 0;
+    case CNET_SCHED_DPMSOLVER_MULTISTEP:
+    case CNET_SCHED_UNIPC: {
+        const sched_point p = sched_point_of(s->sigmas[step_index]);
+        be->axpby(be, out, p.alpha, x0, p.sigma, noise, n);
+        return 0;
+    }
+    case CNET_SCHED_KIND_COUNT:
+        break;
+    }
+    return cnet_fail(err, CNET_EINVAL, "add_noise: kind %d is not a scheduler", (int)s->cfg.kind);
 }

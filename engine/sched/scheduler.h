@@ -64,6 +64,7 @@ typedef struct sched {
      * init_noise_sigma. */
     int num_inference_steps;
     int num_steps, num_sigmas;
+    int begin_index;  /* entries sched_set_begin_index dropped (0 after set_timesteps) */
     float *timesteps; /* host, capacity num_train_timesteps + 1 */
     float *sigmas;    /* host, capacity num_train_timesteps + 2 */
     double *work;     /* host float64 scratch, num_train_timesteps + 2 */
@@ -108,6 +109,16 @@ void sched_free(sched *s);
  * a negative timestep (diffusers would index alphas_cumprod[-1]). */
 int sched_set_timesteps(sched *s, int num_inference_steps, cnet_error *err);
 
+/* The img2img start (the pipelines' get_timesteps with set_begin_index):
+ * drops the first `begin` timesteps (and sigmas), so step 0 is diffusers'
+ * step begin. Steps keep counting from 0, which is diffusers' state for
+ * DDIM and PNDM (no set_begin_index: PNDM's counter starts at 0 on the
+ * trimmed list, its warm-up repeat included) and the step_index offset for
+ * the sigma schedulers; DPM-Solver's lower_order_final still sees the full
+ * length. Call right after sched_set_timesteps. CNET_EINVAL when begin is
+ * outside 0..num_steps-1. */
+int sched_set_begin_index(sched *s, int begin, cnet_error *err);
+
 /* out[n] = scale_model_input(sample, timesteps[step_index]): sample /
  * sqrt(sigma^2 + 1) for Euler and Euler a, a copy otherwise (nothing when
  * out == sample). */
@@ -135,5 +146,16 @@ int sched_add_noise(sched *s, float *out, const float *x0, const float *noise,
                     const int64_t *timesteps, int B, long n, cnet_error *err);
 int sched_get_velocity(sched *s, float *out, const float *x0, const float *noise,
                        const int64_t *timesteps, int B, long n, cnet_error *err);
+
+/* The pipelines' scheduler.add_noise(x0, noise, timesteps[step_index]) on
+ * n elements (one timestep for the whole batch), as each kind defines it:
+ * DDPM, DDIM and PNDM sqrt(acp[t]) * x0 + sqrt(1 - acp[t]) * noise; Euler
+ * and Euler a x0 + sigma * noise; DPM-Solver and UniPC alpha_t * x0 +
+ * sigma_t * noise with alpha_t = 1/sqrt(sigma^2+1), sigma_t = sigma *
+ * alpha_t; sigma = sigmas[step_index], the sigma of that step after
+ * sched_set_begin_index (diffusers' begin_index / step_index rule). out may
+ * alias x0 or noise. CNET_EINVAL for a step outside 0..num_steps-1. */
+int sched_add_noise_step(sched *s, float *out, const float *x0, const float *noise, int step_index,
+                         long n, cnet_error *err);
 
 #endif

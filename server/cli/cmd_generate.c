@@ -2,10 +2,12 @@
  *               --prompt TEXT [options]   (gen_usage in gen_args.c lists them)
  *
  * Text-to-image with ControlNets, as diffusers'
- * StableDiffusionControlNetPipeline(...)(prompt, image, ...) does it:
+ * StableDiffusionControlNetPipeline(...)(prompt, image, ...) does it (with
+ * --init_image the Img2Img pipeline, with --mask_image too the Inpaint one):
  *   0. --model and --controlnet may name Hub ids (namespace/name, when no
  *      such local folder exists): pulled into the Hub cache (hub_model.h);
- *   1. the control images are decoded (pixel limit --max-pixels);
+ *   1. the control images, init image and mask are decoded (pixel limit
+ *      --max-pixels);
  *   2. the base pipeline folder (engine/pipeline/sd_base.h) and each
  *      ControlNet are loaded; a ControlNet that does not fit the base model
  *      is refused by name;
@@ -39,6 +41,7 @@ typedef struct gen_run {
     controlnet_model models[PIPE_MAX_CONTROLNETS]; /* distinct --controlnet folders */
     int n_models;
     image_rgb8 raw[PIPE_MAX_CONTROLNETS]; /* decoded control images */
+    image_rgb8 init, mask;                /* --init_image, --mask_image */
     generate_result result;
     char *texts[PIPE_MAX_IMAGES];
 } gen_run;
@@ -47,6 +50,8 @@ static void gen_run_free(gen_run *g) {
     for (int i = 0; i < PIPE_MAX_IMAGES; i++) free(g->texts[i]);
     generate_result_free(&g->result);
     for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++) image_free(&g->raw[k]);
+    image_free(&g->init);
+    image_free(&g->mask);
     for (int k = 0; k < g->n_models; k++) controlnet_free(&g->models[k]);
     if (g->have_base) sd_base_free(&g->base);
     if (g->have_be) cnet_backend_free(&g->be);
@@ -58,11 +63,21 @@ static double seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Step 1: decode every control image. */
+/* Step 1: decode every control image, and the init image and mask. */
 static int load_images(gen_run *g, gen_options *o, cnet_error *err) {
+    generate_request *r = &o->req;
+    int rc = 0;
+    if (r->init_name && !(rc = image_load(&g->init, r->init_name, r->max_pixels, err)))
+        r->init_image = &g->init;
+    if (!rc && r->mask_name && !(rc = image_load(&g->mask, r->mask_name, r->max_pixels, err)))
+        r->mask_image = &g->mask;
+    if (rc) {
+        cnet_error_prefix(err, "%s", !r->init_image ? "--init_image" : "--mask_image");
+        return rc;
+    }
     for (int k = 0; k < o->req.n_controls; k++) {
         generate_control *c = &o->req.controls[k];
-        int rc = image_load(&g->raw[k], c->image_name, o->req.max_pixels, err);
+        rc = image_load(&g->raw[k], c->image_name, o->req.max_pixels, err);
         if (rc) {
             cnet_error_prefix(err, "--image");
             return rc;
@@ -123,7 +138,8 @@ static void announce(const gen_run *g, const generate_request *r) {
     char size[64] = "", kind[64] = "";
     int w, h;
     cnet_error ignored = {0};
-    if (!preprocess_control_size(g->raw[0].width, g->raw[0].height, r->width, r->height,
+    const image_rgb8 *first = r->init_image ? r->init_image : &g->raw[0];
+    if (!preprocess_control_size(first->width, first->height, r->width, r->height,
                                  vae_factor(&r->base->vae), &w, &h, &ignored))
         snprintf(size, sizeof size, "%dx%d, ", w, h);
     cnet_sched_config sc;

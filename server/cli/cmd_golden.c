@@ -1,8 +1,9 @@
 /* cnet golden [--fixtures DIR] [--device D]: checks every golden file of a
  * fixture directory that cnet can compute so far and prints one line per
  * tensor (server/golden/golden.h), then a summary. The fixture's goldens/
- * folder is always checked, its goldens-sdxl/ folder (with the model folder
- * its manifest names) whenever it exists. The models run on the backend
+ * folder is always checked, its goldens-sdxl/ and goldens-img2img/ folders
+ * (each with the model folder its manifest names) whenever they exist. The models run on the
+ * backend
  * --device names (cpu by default; cuda or cuda:N falls back to the CPU with
  * a note where no GPU is visible); the line "cnet golden: backend NAME"
  * says which ran. Exit status 0 when everything passed, 1 on any mismatch
@@ -53,24 +54,33 @@ static const golden_check sdxl_checks[] = {
     {"controlnet_from_unet", NULL, golden_check_from_unet},
 };
 
+static const golden_check img2img_checks[] = {
+    {"img2img", golden_check_img2img, NULL},
+    {"inpaint", golden_check_inpaint, NULL},
+    {"preprocess", golden_check_img2img_preprocess, NULL},
+};
+
 /* A golden folder and its table; optional folders are checked when present. */
 typedef struct golden_set {
     const char *dir;
     const golden_check *checks;
     int n, optional;
+    const char *model; /* the model folder when the manifest names none */
 } golden_set;
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 static const golden_set sets[] = {
-    {GOLDEN_DIR, sd_checks, COUNT(sd_checks), 0},
-    {GOLDEN_DIR_SDXL, sdxl_checks, COUNT(sdxl_checks), 1},
+    {GOLDEN_DIR, sd_checks, COUNT(sd_checks), 0, NULL},
+    {GOLDEN_DIR_SDXL, sdxl_checks, COUNT(sdxl_checks), 1, NULL},
+    {GOLDEN_DIR_IMG2IMG, img2img_checks, COUNT(img2img_checks), 1, GOLDEN_IMG2IMG_MODEL},
 };
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: cnet golden [--fixtures DIR] [--device D]\n"
-                 "  Compares cnet with the reference tensors in DIR/goldens and, when it "
-                 "exists,\n  DIR/goldens-sdxl (default DIR: tests/fixtures).\n"
-                 "  --device  cpu (default), cuda or cuda:N: the backend the models run on\n");
+    fprintf(out,
+            "usage: cnet golden [--fixtures DIR] [--device D]\n"
+            "  Compares cnet with the reference tensors in DIR/goldens and, when it "
+            "exists,\n  DIR/goldens-sdxl and DIR/goldens-img2img (default DIR: tests/fixtures).\n"
+            "  --device  cpu (default), cuda or cuda:N: the backend the models run on\n");
 }
 
 /* Lists the file's tensors that no check compared. */
@@ -144,7 +154,7 @@ static void run_set(const golden_set *set, const char *fixtures, const char *dev
     if (set->optional && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) return;
     golden_ctx ctx;
     cnet_error err;
-    if (golden_init_dir(&ctx, fixtures, set->dir, &err)) {
+    if (golden_init_dir_model(&ctx, fixtures, set->dir, set->model, &err)) {
         printf("FAIL %s: %s\n", set->dir, err.msg);
         golden_free(&ctx);
         (*failed)++;

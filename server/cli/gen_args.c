@@ -6,6 +6,7 @@
  * options (controlnet, image, scale, control_guidance_start/end,
  * preprocess) are comma-separated lists; a list of one value applies to
  * every ControlNet. Not a general option library (server/cli/cli_args.h). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +29,9 @@ void gen_usage(FILE *f) {
             "  \"parameters\" text chunk. The options are POST /v1/generate's, with the same\n"
             "  limits and defaults; spell them --snake_case or --kebab-case, --flag VALUE or\n"
             "  --flag=VALUE. Up to %d ControlNets, one control image each (default\n"
-            "  DIR/controlnet of --model); V[,V...] lists give one value for all or one each.\n",
+            "  DIR/controlnet of --model); V[,V...] lists give one value for all or one each.\n"
+            "  --init_image makes it StableDiffusionControlNetImg2ImgPipeline, --mask_image\n"
+            "  too StableDiffusionControlNetInpaintPipeline.\n",
             PIPE_MAX_CONTROLNETS);
     cli_usage(f, T);
     fprintf(f, "  Exit status: 0 ok, 1 failure (no output file is left), 2 usage error.\n");
@@ -82,13 +85,20 @@ static int apply_list(gen_options *o, int l, const gen_list *given, cnet_error *
         const char *text = v[n == 1 ? 0 : k];
         double d = 0;
         int p = 0;
+        if (l == L_SCALE && !given->text) { /* the pipeline's default (generate.h) */
+            c->scale = NAN;
+            continue;
+        }
         if (l == L_PREPROCESS) {
             rc = cli_field_enum(f, flag, text, &p, err);
             c->pre = (generate_preprocess)generate_preprocess_from_name(f->choices[p]);
             continue;
         }
         rc = cli_field_double(f, flag, text, &d, err);
-        *(l == L_SCALE ? &c->scale : l == L_START ? &c->start : &c->end) = (float)d;
+        if (l == L_SCALE)
+            c->scale = (float)d;
+        else
+            *(l == L_START ? &c->start : &c->end) = d;
     }
     free(copy);
     return rc;
@@ -180,6 +190,11 @@ static int set_value(gen_options *o, const api_field *f, const char *flag, const
         return 0;
     }
     if (f->type == AF_SIZE) return set_size(o, f, flag, v, err);
+    if (f->type == AF_BASE64) { /* image files besides the control images */
+        if (!strcmp(n, "init_image")) r->init_name = v;
+        if (!strcmp(n, "mask_image")) r->mask_name = v;
+        return 0;
+    }
     if (!strcmp(n, "scheduler")) {
         if (!v) return r->scheduler = -1, 0;
         rc = cli_field_enum(f, flag, v, &k, err);
@@ -203,18 +218,21 @@ static int set_value(gen_options *o, const api_field *f, const char *flag, const
         if (!strcmp(n, "width")) r->width = (int)ll;
         if (!strcmp(n, "height")) r->height = (int)ll;
         if (!strcmp(n, "max_pixels")) r->max_pixels = ll;
+        if (!strcmp(n, "padding_mask_crop")) r->padding_mask_crop = (int)ll;
     } else if (f->type == AF_NUM) {
         rc = cli_field_double(f, flag, v, &d, err);
         if (!strcmp(n, "guidance")) r->guidance = (float)d;
         if (!strcmp(n, "eta")) r->eta = (float)d;
         if (!strcmp(n, "canny_low_threshold")) r->canny_low = d;
         if (!strcmp(n, "canny_high_threshold")) r->canny_high = d;
+        if (!strcmp(n, "strength")) r->strength = d;
     }
     return rc;
 }
 
 int gen_args_parse(gen_options *o, int argc, char **argv, cnet_error *err) {
     memset(o, 0, sizeof *o);
+    o->req.padding_mask_crop = -1; /* none */
     gen_list lists[L_COUNT];
     memset(lists, 0, sizeof lists);
     const char *dirs = NULL, *images = NULL;
@@ -251,6 +269,11 @@ int gen_args_parse(gen_options *o, int argc, char **argv, cnet_error *err) {
                          !o->req.model_dir ? "--model"
                          : !images         ? "--image"
                                            : "--prompt");
+    if (o->req.mask_name && !o->req.init_name)
+        return cnet_fail(err, CNET_EINVAL,
+                         "--mask_image needs --init_image (the image to repaint)");
+    if (o->req.padding_mask_crop >= 0 && !o->req.mask_name)
+        return cnet_fail(err, CNET_EINVAL, "--padding_mask_crop needs --mask_image");
     if (image_format_from_path(o->out) != IMAGE_FORMAT_PNG)
         return cnet_fail(err, CNET_EINVAL, "--out %s: the output must be a .png file", o->out);
     if ((rc = set_controls(o, dirs, images, err))) return rc;

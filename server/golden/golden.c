@@ -51,6 +51,11 @@ static int find_model_dir(golden_ctx *ctx, const json_t *manifest, const char *p
 }
 
 int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, cnet_error *err) {
+    return golden_init_dir_model(ctx, fixtures, goldens, NULL, err);
+}
+
+int golden_init_dir_model(golden_ctx *ctx, const char *fixtures, const char *goldens,
+                          const char *model, cnet_error *err) {
     memset(ctx, 0, sizeof *ctx);
     ctx->fixtures = fixtures;
     ctx->goldens = goldens;
@@ -64,6 +69,17 @@ int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, 
     json_t *manifest;
     snprintf(path, sizeof path, "%s/%s/manifest.json", fixtures, goldens);
     if ((rc = read_object(path, &manifest, err))) return rc;
+    if (model) {
+        json_decref(manifest);
+        snprintf(ctx->model_dir, sizeof ctx->model_dir, "%s/%s", fixtures, model);
+        char index[PATH_MAX + 32];
+        snprintf(index, sizeof index, "%s/model_index.json", ctx->model_dir);
+        if (access(index, R_OK) != 0)
+            return cnet_fail(err, CNET_ENOTFOUND,
+                             "%s: not found (the goldens of %s were made with that model)", index,
+                             goldens);
+        return 0;
+    }
     rc = find_model_dir(ctx, manifest, path, err);
     json_decref(manifest);
     return rc;

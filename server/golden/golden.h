@@ -40,6 +40,8 @@
  * SDXL's (checked when present). */
 #define GOLDEN_DIR "goldens"
 #define GOLDEN_DIR_SDXL "goldens-sdxl"
+/* The img2img / inpainting pipelines' goldens (checked when present). */
+#define GOLDEN_DIR_IMG2IMG "goldens-img2img"
 
 typedef struct golden_ctx {
     const char *fixtures;     /* borrowed: the fixture root */
@@ -56,6 +58,12 @@ typedef struct golden_ctx {
 /* Reads <goldens>/tolerances.json and finds the model folder: the one
  * folder whose model_index.json <goldens>/manifest.json lists. */
 int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, cnet_error *err);
+/* The same for a golden folder made with the fixture's model folder
+ * `model` (NULL: the manifest's), whose manifest does not list it. */
+int golden_init_dir_model(golden_ctx *ctx, const char *fixtures, const char *goldens,
+                          const char *model, cnet_error *err);
+/* The model folder goldens-img2img was made with (its README: ../tiny-sd). */
+#define GOLDEN_IMG2IMG_MODEL "tiny-sd"
 /* golden_init_dir of GOLDEN_DIR. */
 int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err);
 void golden_free(golden_ctx *ctx);
@@ -105,6 +113,10 @@ int golden_check_controlnet_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *
 int golden_check_text_encoders_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
 /* goldens-sdxl/pipeline_sdxl (server/golden/golden_sdxl_pipeline.c). */
 int golden_check_pipeline_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
+/* goldens-img2img (server/golden/golden_img2img.c, golden_img2img_pre.c). */
+int golden_check_img2img(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_inpaint(golden_ctx *ctx, const st_file *f, cnet_error *err);
+int golden_check_img2img_preprocess(golden_ctx *ctx, const st_file *f, cnet_error *err);
 /* goldens-sdxl/train_sdxl (server/golden/golden_sdxl_train.c). */
 int golden_check_train_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
 

@@ -200,8 +200,8 @@ static int read_args(xl_check *c, const json_t *args, pipe_request *r, const cha
     r->controlnets[0] =
         (pipe_controlnet){.n_images = n,
                           .scale = (float)json_num_or(args, "controlnet_conditioning_scale", 1.0),
-                          .start = (float)json_num_or(args, "control_guidance_start", 0.0),
-                          .end = (float)json_num_or(args, "control_guidance_end", 1.0)};
+                          .start = json_num_or(args, "control_guidance_start", 0.0),
+                          .end = json_num_or(args, "control_guidance_end", 1.0)};
     return 0;
 }
 

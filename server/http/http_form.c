@@ -1,8 +1,10 @@
 /* multipart/form-data generate requests (RFC 7578) turned into the JSON
  * request they stand for, with libmicrohttpd's post processor over the body
  * already held in memory (the route's limit bounds it): the part "image" is
- * the control image's bytes, every other part one option whose text is typed
- * by the generate field table (api_generate_form_value). A part given twice
+ * the control image's bytes, the parts "init_image" and "mask_image" the
+ * img2img / inpainting images (put into the request base64, as JSON sends
+ * them), every other part one option whose text is typed by the generate
+ * field table (api_generate_form_value). A part given twice
  * is an error, like a duplicate JSON key. Not a general form parser: no
  * nested multipart, no other routes. */
 #include <stdlib.h>
@@ -13,11 +15,15 @@
 #define FORM_VALUE_MAX 4096  /* bytes of one text part; above → 400 */
 #define FORM_PP_BUFFER 16384 /* the post processor's working buffer */
 
+/* The file parts: the control image, then the ones that go base64 into req. */
+enum { FORM_IMAGE, FORM_FILES = 3 };
+static const char *const file_parts[FORM_FILES] = {"image", "init_image", "mask_image"};
+
 typedef struct form {
     json_t *req;
-    unsigned char *image;
-    size_t image_len;
-    int have_image;
+    unsigned char *file[FORM_FILES];
+    size_t file_len[FORM_FILES];
+    int have_file[FORM_FILES];
     char key[128]; /* the text part being collected */
     char value[FORM_VALUE_MAX + 1];
     size_t value_len;
@@ -54,22 +60,23 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         api_fail(f->e, 400, "invalid_body", NULL, "a multipart part has no name");
         return MHD_NO;
     }
-    if (strcmp(key, "image") == 0) {
-        if (off == 0 && f->have_image) {
+    for (int k = 0; k < FORM_FILES; k++) {
+        if (strcmp(key, file_parts[k]) != 0) continue;
+        if (off == 0 && f->have_file[k]) {
             f->failed = 1;
-            api_fail(f->e, 400, "invalid_field", "image", "image is given twice");
+            api_fail(f->e, 400, "invalid_field", file_parts[k], "%s is given twice", file_parts[k]);
             return MHD_NO;
         }
-        f->have_image = 1;
-        unsigned char *grown = realloc(f->image, f->image_len + size + 1);
+        f->have_file[k] = 1;
+        unsigned char *grown = realloc(f->file[k], f->file_len[k] + size + 1);
         if (!grown) {
             f->failed = 1;
             api_fail(f->e, 503, "out_of_memory", NULL, "out of memory");
             return MHD_NO;
         }
-        f->image = grown;
-        memcpy(f->image + f->image_len, data, size);
-        f->image_len += size;
+        f->file[k] = grown;
+        memcpy(f->file[k] + f->file_len[k], data, size);
+        f->file_len[k] += size;
         return MHD_YES;
     }
     if (off == 0 || strcmp(key, f->key) != 0) {
@@ -110,12 +117,19 @@ int http_form_parse(struct MHD_Connection *c, const char *body, size_t len, json
     if (pp && MHD_destroy_post_processor(pp) != MHD_YES && !rc)
         rc = api_fail(e, 400, "invalid_body", NULL, "the multipart body ends early");
     if (!rc) rc = flush_value(f);
+    for (int k = FORM_IMAGE + 1; k < FORM_FILES && !rc; k++) {
+        if (!f->have_file[k]) continue;
+        char *b64 = api_base64_encode(f->file[k], f->file_len[k]);
+        if (!b64 || json_object_set_new(f->req, file_parts[k], json_string(b64)))
+            rc = api_fail(e, 503, "out_of_memory", NULL, "out of memory");
+        free(b64);
+    }
     if (!rc) {
-        *req = f->req, *image = f->image, *image_len = f->image_len;
-        f->req = NULL, f->image = NULL;
+        *req = f->req, *image = f->file[FORM_IMAGE], *image_len = f->file_len[FORM_IMAGE];
+        f->req = NULL, f->file[FORM_IMAGE] = NULL;
     }
     json_decref(f->req);
-    free(f->image);
+    for (int k = 0; k < FORM_FILES; k++) free(f->file[k]);
     free(f);
     return rc;
 }

@@ -26,6 +26,11 @@
  *     image/png with the A1111-style "parameters" text chunk, or with
  *     `Accept: application/json` {"images": [base64 PNG...], "seed",
  *     "width", "height", "parameters"}.
+ * img2img / inpainting: "init_image" and "mask_image" (base64 in JSON, file
+ * parts in multipart, which http_form.c turns into base64) are held, probed,
+ * decoded and stored like a control image (a mask without an init image is
+ * a 400 naming mask_image; the init image sets the default output size);
+ * async jobs name them in the spec as init_image_file / mask_image_file.
  * Not here: the run (engine/pipeline/generate.h, on a device thread:
  * server/workers/worker_gen.c) or the job runner. */
 #include <openssl/rand.h>
@@ -50,14 +55,20 @@
 /* The Retry-After of a generate refused because the server is busy (503). */
 #define GEN_RETRY_AFTER_S 5
 
-/* One control image. */
+/* One input image: a control image, or img2img's init image or mask. */
 typedef struct gen_input {
     unsigned char *bytes; /* encoded */
     size_t len;
     int w, h;           /* as the image's header declares */
     image_rgb8 decoded; /* when the request is admitted */
-    char field[48];     /* "image" or "controlnets[k].image" */
+    char field[48];     /* "image", "controlnets[k].image", "init_image" or "mask_image" */
 } gen_input;
+
+/* The images besides the control images: img2img's init image, the mask;
+ * the spec keys an async job stores them under. */
+enum { GEN_INIT, GEN_MASK, GEN_EXTRA };
+static const char *const extra_fields[GEN_EXTRA] = {"init_image", "mask_image"};
+static const char *const extra_spec_keys[GEN_EXTRA] = {"init_image_file", "mask_image_file"};
 
 typedef struct gen_call {
     http_server *s;
@@ -65,10 +76,11 @@ typedef struct gen_call {
     json_t *body;                /* with a shape: the request as the client sent it */
     json_t *req, *spec;
     gen_input in[PIPE_MAX_CONTROLNETS];
-    int n_in;      /* inputs that have bytes (in[k] for control k) */
-    int64_t held;  /* bytes held against cfg.generate_memory */
-    int fd;        /* the client's socket, watched while the request runs */
-    int decode_rc; /* of the late decode (on_admitted) */
+    int n_in;                   /* inputs that have bytes (in[k] for control k) */
+    gen_input extra[GEN_EXTRA]; /* bytes NULL: not given */
+    int64_t held;               /* bytes held against cfg.generate_memory */
+    int fd;                     /* the client's socket, watched while the request runs */
+    int decode_rc;              /* of the late decode (on_admitted) */
     generate_result out;
 } gen_call;
 
@@ -103,6 +115,10 @@ static void gen_call_free(gen_call *g) {
         free(g->in[k].bytes);
         image_free(&g->in[k].decoded);
     }
+    for (int k = 0; k < GEN_EXTRA; k++) {
+        free(g->extra[k].bytes);
+        image_free(&g->extra[k].decoded);
+    }
     generate_result_free(&g->out);
     pthread_mutex_lock(&g->s->mu);
     g->s->generate_held -= g->held;
@@ -132,12 +148,13 @@ static int check_image(gen_call *g, int k, api_error *e) {
                         "%s is %dx%d = %lld pixels by its header, over the limit of %lld pixels",
                         in->field, in->w, in->h, (long long)in->w * in->h,
                         (long long)GEN_IMAGE_PIXELS_MAX);
-    /* the output size defaults to the control image's: the table's caps on
-     * width and height hold for it too (a 400 now, not a failed run) */
+    /* the output size defaults to the control image's (unless an init image
+     * sets it, read_extra): the table's caps on width and height hold for it
+     * too (a 400 now, not a failed run) */
     const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
     int w_max, h_max;
     api_generate_size_caps(&w_max, &h_max);
-    if (k == 0 && ((!w && in->w > w_max) || (!h && in->h > h_max)))
+    if (k == 0 && !g->extra[GEN_INIT].bytes && ((!w && in->w > w_max) || (!h && in->h > h_max)))
         return api_fail(e, 400, "out_of_range", !w && in->w > w_max ? "width" : "height",
                         "the control image is %dx%d; give width and height (at most %dx%d) to "
                         "generate at another size",
@@ -145,13 +162,58 @@ static int check_image(gen_call *g, int k, api_error *e) {
     return hold(g, (int64_t)in->w * in->h * 3, "its decoded control image", e);
 }
 
-/* Decodes the control images (their sizes checked already). */
+/* Decodes the control images, init image and mask (their sizes checked
+ * already). */
 static int decode_images(gen_call *g, cnet_error *err) {
     int rc = 0;
     for (int k = 0; k < g->n_in && !rc; k++)
         rc = image_decode(&g->in[k].decoded, g->in[k].bytes, g->in[k].len, g->in[k].field,
                           GEN_IMAGE_PIXELS_MAX, err);
+    for (int k = 0; k < GEN_EXTRA && !rc; k++)
+        if (g->extra[k].bytes)
+            rc = image_decode(&g->extra[k].decoded, g->extra[k].bytes, g->extra[k].len,
+                              g->extra[k].field, GEN_IMAGE_PIXELS_MAX, err);
     return rc;
+}
+
+/* The init image and mask (base64 in the request; multipart file parts
+ * arrive so too, http_form.c), probed and held like a control image; a
+ * mask without an init image is a 400 naming mask_image. */
+static int read_extra(gen_call *g, api_error *e) {
+    for (int k = 0; k < GEN_EXTRA; k++) {
+        gen_input *in = &g->extra[k];
+        snprintf(in->field, sizeof in->field, "%s", extra_fields[k]);
+        const json_t *v = json_object_get(g->req, in->field);
+        if (!json_is_string(v)) continue; /* api_generate_spec refused other types */
+        int rc = api_base64_decode(json_string_value(v), json_string_length(v), in->field,
+                                   &in->bytes, &in->len, e);
+        if (rc) return rc;
+        cnet_error err = {0};
+        if (image_probe(in->bytes, in->len, in->field, &in->w, &in->h, &err))
+            return api_fail(e, 400, "invalid_image", in->field, "%s", err.msg);
+        if ((int64_t)in->w * in->h > GEN_IMAGE_PIXELS_MAX)
+            return api_fail(e, 413, "image_too_large", in->field,
+                            "%s is %dx%d = %lld pixels by its header, over the limit of %lld "
+                            "pixels",
+                            in->field, in->w, in->h, (long long)in->w * in->h,
+                            (long long)GEN_IMAGE_PIXELS_MAX);
+        if ((rc = hold(g, (int64_t)in->w * in->h * 3, in->field, e))) return rc;
+        json_object_del(g->req, in->field); /* its bytes are in g->extra */
+    }
+    if (g->extra[GEN_MASK].bytes && !g->extra[GEN_INIT].bytes)
+        return api_fail(e, 400, "invalid_field", "mask_image",
+                        "mask_image needs an init_image (the image to repaint)");
+    /* the output size defaults to the init image's: the caps hold for it */
+    const gen_input *init = &g->extra[GEN_INIT];
+    const json_t *w = json_object_get(g->spec, "width"), *h = json_object_get(g->spec, "height");
+    int w_max, h_max;
+    api_generate_size_caps(&w_max, &h_max);
+    if (init->bytes && ((!w && init->w > w_max) || (!h && init->h > h_max)))
+        return api_fail(e, 400, "out_of_range", !w && init->w > w_max ? "width" : "height",
+                        "the init image is %dx%d; give width and height (at most %dx%d) to "
+                        "generate at another size",
+                        init->w, init->h, w_max, h_max);
+    return 0;
 }
 
 /* The base64 "image" member of obj, decoded into g->in[k]; absent or not a
@@ -200,7 +262,7 @@ static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, g
     int rc = read_body(s, c, r, g, e);
     if (rc) return rc;
     api_roots roots = {.models_dir = s->cfg.models_dir, .jobs_dir = s->jobs_dir};
-    if ((rc = api_generate_spec(g->req, &roots, &g->spec, e))) return rc;
+    if ((rc = api_generate_spec(g->req, &roots, &g->spec, e)) || (rc = read_extra(g, e))) return rc;
     /* their bytes are in g->in */
     json_object_del(g->req, "image");
     json_t *list = json_object_get(g->req, "controlnets");
@@ -230,10 +292,10 @@ static int read_request(http_server *s, struct MHD_Connection *c, http_req *r, g
     return 0;
 }
 
-/* Stores control k's image as DATA/inputs/<sha256>.<png|jpg> (atomic,
- * idempotent) and names it in the spec as that control's control_image. */
-static int store_input(http_server *s, gen_call *g, int k, cnet_error *err) {
-    const gen_input *in = &g->in[k];
+/* Stores in's image as DATA/inputs/<sha256>.<png|jpg> (atomic,
+ * idempotent) and names it in the spec object `one` under `key`. */
+static int store_input(http_server *s, const gen_input *in, json_t *one, const char *key,
+                       cnet_error *err) {
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256(in->bytes, in->len, d);
     char name[80];
@@ -244,8 +306,7 @@ static int store_input(http_server *s, gen_call *g, int k, cnet_error *err) {
     snprintf(path, sizeof path, "%s/%s", s->inputs_dir, name);
     struct stat st;
     int rc = stat(path, &st) == 0 ? 0 : atomic_write_file(path, in->bytes, in->len, err);
-    json_t *one = (json_t *)gen_spec_control(g->spec, k);
-    if (!rc && json_object_set_new(one, "control_image", json_string(name)))
+    if (!rc && json_object_set_new(one, key, json_string(name)))
         rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
     return rc;
 }
@@ -260,6 +321,9 @@ static json_t *keyed_request(const gen_call *g) {
         json_object_set(dst, "image",
                         json_object_get(gen_spec_control(g->spec, k), "control_image"));
     }
+    for (int k = 0; keyed && k < GEN_EXTRA; k++)
+        if (g->extra[k].bytes)
+            json_object_set(keyed, extra_fields[k], json_object_get(g->spec, extra_spec_keys[k]));
     return keyed;
 }
 
@@ -272,7 +336,14 @@ static enum MHD_Result run_async(http_server *s, struct MHD_Connection *c, http_
         return http_reply_error(s, c, r, 400, "invalid_image", NULL, "%s", err.msg);
     for (int k = 0; k < g->n_in; k++) {
         image_free(&g->in[k].decoded);
-        if (store_input(s, g, k, &err)) return http_reply_status_error(s, c, r, CNET_EIO, &err);
+        if (store_input(s, &g->in[k], (json_t *)gen_spec_control(g->spec, k), "control_image",
+                        &err))
+            return http_reply_status_error(s, c, r, CNET_EIO, &err);
+    }
+    for (int k = 0; k < GEN_EXTRA; k++) {
+        image_free(&g->extra[k].decoded);
+        if (g->extra[k].bytes && store_input(s, &g->extra[k], g->spec, extra_spec_keys[k], &err))
+            return http_reply_status_error(s, c, r, CNET_EIO, &err);
     }
     json_t *keyed = keyed_request(g);
     char *text = json_dumps(g->spec, JSON_COMPACT | JSON_SORT_KEYS);
@@ -418,7 +489,9 @@ static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_r
     cnet_error err = {0};
     int rc = gen_spec_resolve(&gs, g->spec, s->cfg.models_dir, s->jobs_dir, &err);
     if (rc && gs.not_cached_field) return not_cached(s, c, r, &gs);
-    if (!rc) rc = gen_cost_estimate(&cost, &gs.req, g->in[0].w, g->in[0].h, &err);
+    /* the output size comes from the init image when there is one */
+    const gen_input *size_from = g->extra[GEN_INIT].bytes ? &g->extra[GEN_INIT] : &g->in[0];
+    if (!rc) rc = gen_cost_estimate(&cost, &gs.req, size_from->w, size_from->h, &err);
     if (rc) return engine_error(s, c, r, rc, &err);
     if (gen_cost_check(&cost, &gs.req, &err))
         return http_reply_error(s, c, r, 413, "over_budget", NULL, "%s", err.msg);
@@ -431,6 +504,8 @@ static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_r
                                 .admitted = on_admitted,
                                 .user = g};
     for (int k = 0; k < g->n_in; k++) gs.req.controls[k].image = &g->in[k].decoded;
+    gs.req.init_image = g->extra[GEN_INIT].bytes ? &g->extra[GEN_INIT].decoded : NULL;
+    gs.req.mask_image = g->extra[GEN_MASK].bytes ? &g->extra[GEN_MASK].decoded : NULL;
     rc = worker_generate(pick_engine(s), &gs.req, &ctl, &g->out, &err);
     if (g->decode_rc && g->decode_rc != CNET_ENOMEM)
         return http_reply_error(s, c, r, 400, "invalid_image", NULL, "%s", err.msg);

@@ -1,6 +1,7 @@
 /* Generate spec → engine request (see gen_spec.h). */
 #include "server/workers/gen_spec.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,9 +105,11 @@ static int resolve_control(gen_spec *out, const json_t *spec, int k, const char 
     out->req.controls[k] = (generate_control){.dir = path,
                                               .image_name = "image",
                                               .pre = (generate_preprocess)p,
-                                              .scale = (float)num(one, "scale"),
-                                              .start = (float)num(one, "control_guidance_start"),
-                                              .end = (float)num(one, "control_guidance_end")};
+                                              .scale = json_is_number(json_object_get(one, "scale"))
+                                                           ? (float)num(one, "scale")
+                                                           : NAN, /* the pipeline's default */
+                                              .start = num(one, "control_guidance_start"),
+                                              .end = num(one, "control_guidance_end")};
     return 0;
 }
 
@@ -145,7 +148,14 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                             .canny_low = num(spec, "canny_low_threshold"),
                             .canny_high = num(spec, "canny_high_threshold"),
                             .max_pixels = api_max_pixels(),
-                            .n_controls = n};
+                            .n_controls = n,
+                            .init_name = "init_image",
+                            .mask_name = "mask_image",
+                            .strength = num(spec, "strength"),
+                            .padding_mask_crop =
+                                json_is_integer(json_object_get(spec, "padding_mask_crop"))
+                                    ? (int)num(spec, "padding_mask_crop")
+                                    : -1};
     pipe_micro *u = &r->micro;
     size_pair(spec, "original_size", u->original_size);
     size_pair(spec, "crops_coords_top_left", u->crops_coords_top_left);

@@ -38,7 +38,8 @@ const json_t *gen_spec_control(const json_t *spec, int k);
 
 /* Fills out from spec (which must outlive out): its ControlNets, whose
  * decoded control images (req.controls[k].image) are left NULL for the
- * caller. models_dir, jobs_dir: the allowed roots. An hf:// model or
+ * caller, as are the init image and mask (req.init_image, req.mask_image)
+ * of an img2img / inpainting request. models_dir, jobs_dir: the allowed roots. An hf:// model or
  * ControlNet not in the Hub cache is CNET_ENOTFOUND with
  * out->not_cached_field naming it. */
 int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,

@@ -68,8 +68,22 @@ static int run_generate(runner_job *x) {
                  json_string_value(json_object_get(gen_spec_control(spec, k), "control_image")));
         rc = image_load(&control[k], path, 0, x->err);
     }
+    image_rgb8 extra[2] = {{0}};
+    static const char *const extra_keys[2] = {"init_image_file", "mask_image_file"};
+    for (int k = 0; k < 2 && !rc; k++) { /* img2img's init image and the mask, when stored */
+        const char *file = json_string_value(json_object_get(spec, extra_keys[k]));
+        if (!file) continue;
+        char path[4200];
+        if (!api_safe_name(file))
+            rc = cnet_fail(x->err, CNET_EINVAL, "generate job %s: bad %s", x->job->id,
+                           extra_keys[k]);
+        snprintf(path, sizeof path, "%s/%s", x->cfg->inputs_dir, file);
+        if (!rc) rc = image_load(&extra[k], path, 0, x->err);
+    }
     if (!rc) rc = gen_spec_resolve(&gs, spec, x->cfg->models_dir, x->cfg->jobs_dir, x->err);
     if (!rc) {
+        gs.req.init_image = extra[0].data ? &extra[0] : NULL;
+        gs.req.mask_image = extra[1].data ? &extra[1] : NULL;
         for (int k = 0; k < n; k++) gs.req.controls[k].image = &control[k];
         rc = worker_generate(x->e, &gs.req, NULL, &out, x->err);
     }
@@ -81,6 +95,8 @@ static int run_generate(runner_job *x) {
     }
     generate_result_free(&out);
     for (int k = 0; k < n; k++) image_free(&control[k]);
+    image_free(&extra[0]);
+    image_free(&extra[1]);
     json_decref(spec);
     return rc;
 }

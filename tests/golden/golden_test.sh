@@ -3,8 +3,8 @@
 # FIXTURES) and reports it as one test: passed when it exits 0.
 # It asks for --device cuda: without a GPU that is the CPU run, and it must
 # say it fell back; with one, the goldens run on the GPU and then once more on
-# the CPU backend. goldens-sdxl, where the fixtures have it, is part of the
-# same run.
+# the CPU backend. goldens-sdxl and goldens-img2img, where the fixtures have
+# them, are part of the same run.
 BUILD=${BUILD:-build}
 FIXTURES=${FIXTURES:-tests/fixtures}
 out=$(mktemp)
@@ -27,6 +27,22 @@ if [ -d "$FIXTURES/goldens-sdxl" ]; then
             rc=1
         fi
     done
+fi
+# With img2img goldens every file of them must have been checked, none
+# left with tensors unchecked but preprocess.safetensors' torch / numpy /
+# RGBA inputs (cnet's inputs are decoded RGB files).
+if [ -d "$FIXTURES/goldens-img2img" ]; then
+    for stem in img2img inpaint preprocess; do
+        if ! grep -q "^== .*goldens-img2img/$stem.safetensors" "$out" ||
+            grep -q "^FAIL $stem:" "$out"; then
+            echo "golden: goldens-img2img/$stem.safetensors was not checked"
+            rc=1
+        fi
+    done
+    if grep -q "^img2img.safetensors: .* not checked\|^inpaint.safetensors: .* not checked" "$out"; then
+        echo "golden: goldens-img2img has tensors no check compared"
+        rc=1
+    fi
 fi
 rm -f "$out"
 if [ "$rc" -eq 0 ]; then

@@ -20,6 +20,14 @@
  *     "" give other pixels, as in diffusers; the same run twice the same
  *     bytes; SDXL options on an SD base and a malformed size are refused
  *     naming them;
+ *   - img2img (--init-image) and inpainting (--mask, also with
+ *     --padding-mask-crop) on the fixture's tiny-sd with goldens-img2img's
+ *     input images: the pixels of pipeline_generate in this process on the
+ *     same inputs, processed by engine/image/inpaint_image.h (crop, fill
+ *     and overlay by inpaint_crop.h, both checked bit-exactly against
+ *     diffusers by `cnet golden`), with the pipelines' default conditioning
+ *     scales 0.8 / 0.5 given explicitly; a mask without an init image,
+ *     strength 0 and an undecodable mask are refused naming the option;
  *   - progress: a redrawn bar on a terminal (a pty), plain lines otherwise;
  *   - bad input: each case exits with the documented status, names the
  *     file / option / field, and leaves no output (an old file of the same
@@ -29,6 +37,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <png.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -36,7 +45,11 @@
 #include <unistd.h>
 
 #include "engine/image/image.h"
+#include "engine/image/inpaint_crop.h"
+#include "engine/image/inpaint_image.h"
+#include "engine/image/preprocess.h"
 #include "engine/pipeline/generate.h"
+#include "engine/pipeline/sd_base.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 
@@ -726,6 +739,171 @@ static void test_seed_scale_and_values(void) {
           "--negative-prompt --seed: exit %d: %s", rc, last_err);
 }
 
+/* The truth of an img2img / inpainting run on tiny-sd (DDIM, 4 steps,
+ * seed 5, "a red circle", no negative prompt): pipeline_generate on the
+ * images processed by the engine's processors (crop + fill + overlay when
+ * pad >= 0), at W x H. */
+static int direct_init(const char *model, const char *ctrl_file, const char *init_file,
+                       const char *mask_file, double strength, int pad, int W, int H,
+                       image_rgb8 *want, cnet_error *err) {
+    omp_set_num_threads(1); /* the commands' thread count (reductions round alike) */
+    image_rgb8 in[3] = {{0}}, crop[3] = {{0}};
+    const char *files[3] = {ctrl_file, init_file, mask_file};
+    int rc = 0, coords[4];
+    for (int k = 0; k < 3 && !rc; k++)
+        if (files[k]) rc = image_load(&in[k], files[k], 0, err);
+    const image_rgb8 *use[3] = {&in[0], &in[1], &in[2]};
+    if (!rc && pad >= 0 && !(rc = inpaint_crop_region(&in[2], W, H, pad, coords, err)))
+        for (int k = 0; k < 3 && !rc; k++)
+            if (!(rc = inpaint_crop_fill(&crop[k], &in[k], coords, W, H, err))) use[k] = &crop[k];
+    const size_t px = (size_t)W * H;
+    float *control = malloc(px * 3 * sizeof(float)), *x = malloc(px * 3 * sizeof(float)),
+          *m = malloc(px * sizeof(float)), *out = malloc(px * 3 * sizeof(float));
+    if (!rc) rc = preprocess_control(control, use[0], W, H, err);
+    if (!rc) rc = inpaint_init_image(x, use[1], W, H, err);
+    if (!rc && mask_file) rc = inpaint_mask(m, NULL, use[2], W, H, err);
+    cnet_backend be;
+    sd_base base;
+    controlnet_model cn;
+    char path[PATH_MAX + 16];
+    if (!rc && !(rc = cnet_backend_cpu_init(&be, err))) {
+        if (!(rc = sd_base_open(&base, &be, model, err))) {
+            snprintf(path, sizeof path, "%s/controlnet", model);
+            if (!(rc = controlnet_open(&cn, &be, path, err))) {
+                cnet_sched_config sc;
+                if (!(rc = sd_base_scheduler(&base, CNET_SCHED_DDIM, &sc, err))) {
+                    pipe_request r = {.prompt = "a red circle",
+                                      .steps = 4,
+                                      .guidance = 7.5f,
+                                      .seed = 5,
+                                      .width = W,
+                                      .height = H,
+                                      .num_images = 1,
+                                      .n_controlnets = 1,
+                                      .init = {.image = x,
+                                               .n_images = 1,
+                                               .mask = mask_file ? m : NULL,
+                                               .strength = strength}};
+                    r.controlnets[0] = (pipe_controlnet){.model = &cn,
+                                                         .image = control,
+                                                         .scale = mask_file ? 0.5f : 0.8f,
+                                                         .end = 1.0f};
+                    pipe_models pm = sd_base_models(&base);
+                    rc = pipeline_generate(&pm, &sc, &r, out, NULL, err);
+                    cnet_sched_config_free(&sc);
+                }
+                controlnet_free(&cn);
+            }
+            sd_base_free(&base);
+        }
+        cnet_backend_free(&be);
+    }
+    image_rgb8 gen = {0};
+    if (!rc && !(rc = image_alloc(&gen, W, H, err))) generate_to_rgb8(gen.data, out, px * 3);
+    if (!rc && pad >= 0)
+        rc = inpaint_apply_overlay(want, &in[2], &in[1], &gen, coords, err);
+    else if (!rc)
+        *want = gen, gen.data = NULL;
+    image_free(&gen);
+    for (int k = 0; k < 3; k++) image_free(&in[k]), image_free(&crop[k]);
+    free(control), free(x), free(m), free(out);
+    return rc;
+}
+
+/* One img2img / inpainting command against direct_init. */
+static void check_init_run(const char *what, const char *run, int inpaint, double strength, int pad,
+                           int W, int H) {
+    char model[PATH_MAX], ctrl[PATH_MAX], init[PATH_MAX], mask[PATH_MAX], dir[PATH_MAX];
+    snprintf(model, sizeof model, "%s/tiny-sd", harness_fixtures());
+    snprintf(dir, sizeof dir, "%s/goldens-img2img/images", harness_fixtures());
+    /* the run's input files: <run>.<kind>_<W>x<H>_<mode>.png */
+    char pattern[PATH_MAX + 64];
+    const char *kinds[3] = {"control", "image", "mask"};
+    char *paths[3] = {ctrl, init, mask};
+    for (int k = 0; k < 3; k++) {
+        snprintf(pattern, sizeof pattern, "%s/%s.%s_", dir, run, kinds[k]);
+        DIR *d = opendir(dir);
+        paths[k][0] = '\0';
+        struct dirent *e;
+        const char *base = pattern + strlen(dir) + 1;
+        while (d && (e = readdir(d)))
+            if (!strncmp(e->d_name, base, strlen(base)))
+                snprintf(paths[k], PATH_MAX, "%s/%s", dir, e->d_name);
+        if (d) closedir(d);
+    }
+    CHECK(ctrl[0] && init[0] && (!inpaint || mask[0]), "%s: no input files for %s in %s", what, run,
+          dir);
+    image_rgb8 want = {0};
+    cnet_error err = {0};
+    CHECK(direct_init(model, ctrl, init, inpaint ? mask : NULL, strength, pad, W, H, &want, &err) ==
+              0,
+          "%s: direct pipeline: %s", what, err.msg);
+    char sstr[32], pstr[32], wstr[16], hstr[16];
+    snprintf(sstr, sizeof sstr, "%g", strength);
+    snprintf(pstr, sizeof pstr, "%d", pad);
+    snprintf(wstr, sizeof wstr, "%d", W);
+    snprintf(hstr, sizeof hstr, "%d", H);
+    const char *out = path_in("out/init.png");
+    const char *args[40] = {
+        "generate",     "--model",     model,  "--image",  ctrl, "--init-image", init, "--prompt",
+        "a red circle", "--scheduler", "ddim", "--steps",  "4",  "--seed",       "5",  "--strength",
+        sstr,           "--width",     wstr,   "--height", hstr, "--out",        out};
+    int n = 23;
+    if (inpaint) args[n++] = "--mask", args[n++] = mask;
+    if (pad >= 0) args[n++] = "--padding-mask-crop", args[n++] = pstr;
+    args[n] = NULL;
+    int rc = run_cnet(args);
+    png_read r;
+    if (rc == 0 && png_read_file(&r, out) == 0) {
+        EXPECT(r.width == W && r.height == H && !memcmp(r.rgb, want.data, (size_t)W * H * 3),
+               "%s: the command's %dx%d pixels differ from the direct pipeline's", what, r.width,
+               r.height);
+        EXPECT(r.params && strstr(r.params, "Denoising strength: ") &&
+                   strstr(r.params, inpaint ? "Weight: 0.5" : "Weight: 0.8"),
+               "%s: parameters %s", what, r.params ? r.params : "(none)");
+        png_read_free(&r);
+    } else {
+        EXPECT(0, "%s: exit %d: %s", what, rc, last_err);
+    }
+    image_free(&want);
+}
+
+static void test_img2img_inpaint(void) {
+    check_init_run("img2img", "i2i.ddim_s0.75", 0, 0.75, -1, 16, 16);
+    check_init_run("img2img, init and control of other sizes", "i2i.ddim_s0.75_cfg1_resize", 0, 0.5,
+                   -1, 16, 8);
+    check_init_run("inpaint", "inp.ddim_s0.6_n5", 1, 0.6, -1, 16, 16);
+    check_init_run("inpaint strength 1", "inp.ddim_s1.0", 1, 1.0, -1, 16, 16);
+    check_init_run("inpaint --padding-mask-crop", "inp.ddim_s0.75_crop_big", 1, 0.75, 2, 16, 16);
+    char dir[PATH_MAX], img[PATH_MAX + 64], msk[PATH_MAX + 64], model[PATH_MAX];
+    snprintf(model, sizeof model, "%s/tiny-sd", harness_fixtures());
+    snprintf(dir, sizeof dir, "%s/goldens-img2img/images", harness_fixtures());
+    snprintf(img, sizeof img, "%s/inp.ddim_s1.0.image_16x16_RGB.png", dir);
+    snprintf(msk, sizeof msk, "%s/inp.ddim_s1.0.mask_16x16_L.png", dir);
+    const char *junk = path_in("junk_mask.png");
+    CHECK(file_write(junk, "not an image", 12) == 0, "write");
+    const struct {
+        const char *what, *phrase;
+        int rc;
+        const char *args[6];
+    } bad[] = {
+        {"mask without init image", "--mask_image needs --init_image", 2, {"--mask", msk}},
+        {"strength 0", "--strength", 2, {"--init-image", img, "--strength", "0"}},
+        {"undecodable mask", "--mask_image", 1, {"--init-image", img, "--mask", junk}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *args[20] = {"generate", "--model", model,
+                                "--image",  img,       "--prompt",
+                                "x",        "--out",   path_in("out/bad_init.png")};
+        int n = 9;
+        for (int k = 0; k < 6 && bad[i].args[k]; k++) args[n++] = bad[i].args[k];
+        args[n] = NULL;
+        int rc = run_cnet(args);
+        EXPECT(rc == bad[i].rc && strstr(last_err, bad[i].phrase), "%s: exit %d: %s", bad[i].what,
+               rc, last_err);
+    }
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     RUN(test_rgb8_conversion);
@@ -747,6 +925,7 @@ int main(int argc, char **argv) {
     RUN(test_two_controlnets);
     RUN(test_canny);
     RUN(test_sdxl);
+    RUN(test_img2img_inpaint);
     RUN(test_progress_on_terminal);
     RUN(test_bad_input);
     tmpdir_remove(tmp);

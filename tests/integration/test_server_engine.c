@@ -5,6 +5,13 @@
  *     with base64 images, multipart, and async jobs — all with the pixels a
  *     direct pipeline_generate call on the same models makes (the truth is
  *     the engine library, called here without the server);
+ *   - img2img (init_image, at another size than the control image) and
+ *     inpainting (mask_image) the same way — JSON, multipart file parts and
+ *     async — their pixels those of the direct pipeline_generate with the
+ *     init image and mask through engine/image/inpaint_image.h and the
+ *     pipelines' default conditioning scales (0.8, 0.5) given explicitly;
+ *     a mask without an init image, strength 0 and an undecodable mask are
+ *     400s naming the field;
  *   - the same for an SDXL base (tests/fixtures/tiny-sdxl) with prompt_2 and
  *     the micro-conditioning sizes, its pixels those of the direct SDXL
  *     pipeline; SDXL fields on an SD base are refused naming them;
@@ -20,6 +27,7 @@
 #include <glob.h>
 #include <jansson.h>
 #include <math.h>
+#include <omp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +40,7 @@
 
 #include "api/api.h"
 #include "engine/image/image.h"
+#include "engine/image/inpaint_image.h"
 #include "engine/image/preprocess.h"
 #include "engine/pipeline/sd_base.h"
 #include "tests/lib/harness.h"
@@ -51,6 +60,15 @@ static size_t control_png_len;
 static char ref_sha[65];    /* final weights of an uninterrupted run */
 static image_rgb8 truth;    /* the direct pipeline's image for gen_body */
 static image_rgb8 truth_xl; /* the same for the SDXL request (xl_extra) */
+/* img2img / inpainting: the init images (img2img's I2I_W x SIZE, so the
+ * output size comes from it) and the mask, PNG and base64, and the direct
+ * pipeline's images for them */
+#define I2I_W 24
+#define I2I_STRENGTH 0.75
+static unsigned char *init_png[2], *mask_png;
+static size_t init_png_len[2], mask_png_len;
+static char *init_b64[2], *mask_b64;
+static image_rgb8 init_img[2], mask_img, truth_i2i, truth_inp;
 
 /* The SDXL request's own members, and the same as the direct pipeline's
  * request: the folder's own scheduler (Euler), negative prompt None. */
@@ -259,6 +277,94 @@ static int direct_pipeline(int xl, cnet_error *err) {
     return rc;
 }
 
+/* The truth of img2img (inpaint 0) or inpainting: pipeline_generate with
+ * the init image (and mask) processed by engine/image/inpaint_image.h, DDIM,
+ * the request's seed and the pipeline's default conditioning scale. */
+static int direct_init(int inpaint, cnet_error *err) {
+    const image_rgb8 *init = &init_img[inpaint];
+    const int W = init->width, H = init->height;
+    image_rgb8 *want = inpaint ? &truth_inp : &truth_i2i;
+    cnet_backend be;
+    sd_base base;
+    controlnet_model cn;
+    char path[700];
+    int rc = cnet_backend_cpu_init(&be, err);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/tiny", models);
+    if ((rc = sd_base_open(&base, &be, path, err))) return rc;
+    snprintf(path, sizeof path, "%s/tiny/controlnet", models);
+    if (!(rc = controlnet_open(&cn, &be, path, err))) {
+        cnet_sched_config sc;
+        image_rgb8 in = {SIZE, SIZE, control_png_px};
+        float *control = malloc((size_t)W * H * 3 * sizeof(float)),
+              *x = malloc((size_t)W * H * 3 * sizeof(float)),
+              *m = malloc((size_t)W * H * sizeof(float)),
+              *out = malloc((size_t)W * H * 3 * sizeof(float));
+        rc = preprocess_control(control, &in, W, H, err);
+        if (!rc) rc = inpaint_init_image(x, init, W, H, err);
+        if (!rc && inpaint) rc = inpaint_mask(m, NULL, &mask_img, W, H, err);
+        if (!rc) rc = sd_base_scheduler(&base, CNET_SCHED_DDIM, &sc, err);
+        if (!rc) {
+            pipe_request r = {.prompt = "a red circle",
+                              .negative_prompt = "",
+                              .steps = 3,
+                              .guidance = 7.5f,
+                              .seed = 7,
+                              .width = W,
+                              .height = H,
+                              .num_images = 1,
+                              .n_controlnets = 1,
+                              .init = {.image = x,
+                                       .n_images = 1,
+                                       .mask = inpaint ? m : NULL,
+                                       .strength = I2I_STRENGTH}};
+            r.controlnets[0] = (pipe_controlnet){.model = &cn,
+                                                 .image = control,
+                                                 .scale = inpaint ? 0.5f : 0.8f,
+                                                 .start = 0.0f,
+                                                 .end = 1.0f};
+            pipe_models pm = sd_base_models(&base);
+            rc = pipeline_generate(&pm, &sc, &r, out, NULL, err);
+            cnet_sched_config_free(&sc);
+        }
+        if (!rc) rc = image_alloc(want, W, H, err);
+        for (int i = 0; !rc && i < W * H * 3; i++) {
+            float v = nearbyintf(out[i] * 255.0f);
+            want->data[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        free(control), free(x), free(m), free(out);
+        controlnet_free(&cn);
+    }
+    sd_base_free(&base);
+    cnet_backend_free(&be);
+    return rc;
+}
+
+/* The init images (a colour gradient) and the mask (a white square) as
+ * PNG and base64. */
+static int make_init_inputs(cnet_error *err) {
+    int rc = 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        image_rgb8 *im = &init_img[k];
+        if ((rc = image_alloc(im, k ? SIZE : I2I_W, SIZE, err))) break;
+        for (int y = 0; y < im->height; y++)
+            for (int x = 0; x < im->width; x++) {
+                uint8_t *p = im->data + 3 * (y * im->width + x);
+                p[0] = (uint8_t)(10 * x), p[1] = (uint8_t)(15 * y), p[2] = (uint8_t)(200 - 5 * x);
+            }
+        if (!(rc = image_encode_png(im, NULL, 0, &init_png[k], &init_png_len[k], err)))
+            init_b64[k] = api_base64_encode(init_png[k], init_png_len[k]);
+    }
+    if (!rc) rc = image_alloc(&mask_img, SIZE, SIZE, err);
+    for (int p = 0; !rc && p < SIZE * SIZE; p++) {
+        const int x = p % SIZE, y = p / SIZE;
+        memset(mask_img.data + 3 * p, x >= 4 && x < 11 && y >= 5 && y < 12 ? 255 : 0, 3);
+    }
+    if (!rc && !(rc = image_encode_png(&mask_img, NULL, 0, &mask_png, &mask_png_len, err)))
+        mask_b64 = api_base64_encode(mask_png, mask_png_len);
+    return rc;
+}
+
 static test_server srv; /* the shared server of the first tests */
 static char data1[600];
 
@@ -346,6 +452,102 @@ static void expect_400(const char *extra, const char *field) {
     json_decref(j);
     http_resp_free(&r);
     free(body);
+}
+
+/* img2img and inpainting through JSON, multipart and an async job: the
+ * direct pipeline's pixels; the parameters say the strength. */
+static void test_generate_img2img_inpaint(void) {
+    char why[200], extra[8192];
+    http_resp r;
+    snprintf(extra, sizeof extra, ", \"init_image\": \"%s\", \"strength\": %g", init_b64[0],
+             I2I_STRENGTH);
+    char *body = gen_body(extra);
+    CHECK(post_json(&srv, "/v1/generate", body, NULL, &r) == 200, "img2img: %ld %s", r.status,
+          r.body);
+    free(body);
+    EXPECT(same_as(&truth_i2i, r.body, r.len, why, sizeof why), "img2img vs direct: %s", why);
+    EXPECT(memmem(r.body, r.len, "Denoising strength: 0.75", 24) &&
+               memmem(r.body, r.len, "Weight: 0.8", 11),
+           "img2img parameters");
+    http_resp_free(&r);
+
+    snprintf(extra, sizeof extra,
+             ", \"init_image\": \"%s\", \"mask_image\": \"%s\", \"strength\": %g", init_b64[1],
+             mask_b64, I2I_STRENGTH);
+    body = gen_body(extra);
+    CHECK(post_json(&srv, "/v1/generate", body, NULL, &r) == 200, "inpaint: %ld %s", r.status,
+          r.body);
+    EXPECT(same_as(&truth_inp, r.body, r.len, why, sizeof why), "inpaint vs direct: %s", why);
+    EXPECT(memmem(r.body, r.len, "Weight: 0.5", 11), "inpaint parameters: default scale 0.5");
+    http_resp_free(&r);
+    free(body);
+
+    /* multipart: the three images as file parts */
+    const char *B = "cnetBoundaryI2I";
+    size_t cap = control_png_len + init_png_len[1] + mask_png_len + 4096, n = 0;
+    char *mp = malloc(cap);
+    const char *fields[][2] = {{"model", "tiny"}, {"prompt", "a red circle"}, {"steps", "3"},
+                               {"seed", "7"},     {"scheduler", "ddim"},      {"strength", "0.75"}};
+    for (int i = 0; i < 6; i++)
+        n += (size_t)sprintf(mp + n,
+                             "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n", B,
+                             fields[i][0], fields[i][1]);
+    const struct {
+        const char *name;
+        const unsigned char *png;
+        size_t len;
+    } files[] = {{"image", control_png, control_png_len},
+                 {"init_image", init_png[1], init_png_len[1]},
+                 {"mask_image", mask_png, mask_png_len}};
+    for (int i = 0; i < 3; i++) {
+        n += (size_t)sprintf(mp + n,
+                             "--%s\r\nContent-Disposition: form-data; name=\"%s\"; "
+                             "filename=\"f.png\"\r\nContent-Type: image/png\r\n\r\n",
+                             B, files[i].name);
+        memcpy(mp + n, files[i].png, files[i].len), n += files[i].len;
+        n += (size_t)sprintf(mp + n, "\r\n");
+    }
+    n += (size_t)sprintf(mp + n, "--%s--\r\n", B);
+    char ctype[128];
+    snprintf(ctype, sizeof ctype, "Content-Type: multipart/form-data; boundary=%s", B);
+    const char *const mh[] = {ctype, NULL};
+    http_do(&srv, "POST", "/v1/generate", T, mh, mp, n, 0, &r);
+    free(mp);
+    EXPECT(r.status == 200 && same_as(&truth_inp, r.body, r.len, why, sizeof why),
+           "inpaint multipart: %ld %s", r.status, r.status == 200 ? why : r.body);
+    http_resp_free(&r);
+
+    snprintf(extra, sizeof extra,
+             ", \"init_image\": \"%s\", \"mask_image\": \"%s\", \"strength\": %g, "
+             "\"async\": true",
+             init_b64[1], mask_b64, I2I_STRENGTH);
+    body = gen_body(extra);
+    CHECK(post_json(&srv, "/v1/generate", body, "application/json", &r) == 202,
+          "inpaint async: %ld %s", r.status, r.body);
+    free(body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    http_resp_free(&r);
+    char id[64], path[200];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    CHECK(wait_state(&srv, id, "succeeded", 30) == 0, "inpaint job %s did not succeed", id);
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/image_0.png", id);
+    http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
+    EXPECT(r.status == 200 && same_as(&truth_inp, r.body, r.len, why, sizeof why),
+           "inpaint async: %ld %s", r.status, why);
+    http_resp_free(&r);
+}
+
+/* A mask without an init image, strength 0 and an undecodable mask. */
+static void test_generate_img2img_validation(void) {
+    char extra[8192];
+    snprintf(extra, sizeof extra, ", \"mask_image\": \"%s\"", mask_b64);
+    expect_400(extra, "mask_image");
+    snprintf(extra, sizeof extra, ", \"init_image\": \"%s\", \"strength\": 0", init_b64[1]);
+    expect_400(extra, "strength");
+    snprintf(extra, sizeof extra, ", \"init_image\": \"%s\", \"mask_image\": \"aGVsbG8=\"",
+             init_b64[1]);
+    expect_400(extra, "mask_image");
 }
 
 /* The SDXL base: the answer is the direct SDXL pipeline's image and its
@@ -627,6 +829,10 @@ int main(int argc, char **argv) {
     /* One OpenMP thread per process: the servers and this process share two
      * cores, where spinning OpenMP teams slow every model call down 10x. */
     setenv("OMP_NUM_THREADS", "1", 0);
+    /* and this process's truths too (libgomp read the variable before main):
+     * a reduction split over another thread count can round one pixel the
+     * other way */
+    omp_set_num_threads(atoi(getenv("OMP_NUM_THREADS")));
     const char *build = getenv("BUILD");
     snprintf(bin, sizeof bin, "%s/cnet", build && *build ? build : "build");
     if (tmpdir_make(dir, sizeof dir, "cnet-engine-")) return printf("no temp dir\n"), 1;
@@ -656,12 +862,17 @@ int main(int argc, char **argv) {
     if (!rc) control_b64 = api_base64_encode(control_png, control_png_len);
     if (!rc) rc = direct_pipeline(0, &err);
     if (!rc) rc = direct_pipeline(1, &err);
+    if (!rc) rc = make_init_inputs(&err);
+    if (!rc) rc = direct_init(0, &err);
+    if (!rc) rc = direct_init(1, &err);
     if (rc || start(&srv, data1, "cpu")) {
         printf("setup failed (%s)\ntest_server_engine: 0 passed, 1 failed\n", err.msg);
         return 1;
     }
     RUN(test_generate_sync_png_json_multipart_async);
     RUN(test_generate_validation);
+    RUN(test_generate_img2img_inpaint);
+    RUN(test_generate_img2img_validation);
     RUN(test_two_trains_one_base_load); /* counts loads: before the SDXL bases are loaded */
     RUN(test_sdxl_train_job);
     RUN(test_generate_sdxl);
@@ -670,6 +881,9 @@ int main(int argc, char **argv) {
     RUN(test_sigterm_checkpoints_and_requeues);
     image_free(&truth);
     image_free(&truth_xl);
+    image_free(&truth_i2i), image_free(&truth_inp), image_free(&mask_img);
+    for (int k = 0; k < 2; k++) free(init_png[k]), free(init_b64[k]), image_free(&init_img[k]);
+    free(mask_png), free(mask_b64);
     free(control_b64);
     free(control_png);
     tmpdir_remove(dir);

@@ -843,13 +843,15 @@ static void test_openapi_follows_the_tables(void) {
     CHECK(schema_matches("TrainSpec", api_train_fields, api_train_n_fields, y, n, required, NULL),
           "TrainSpec differs from api_train_fields (above)");
     /* GenerateSpec, plus the request-only members of GenerateRequest (image,
-     * async); "control_image" is written into a job's spec by the route. */
+     * init_image, mask_image, async); "control_image", "init_image_file" and
+     * "mask_image_file" are written into a job's spec by the route. */
     n = yaml_schema(yaml, "GenerateSpec", "        ", y, 96, required, sizeof required);
     CHECK(n > 15, "GenerateSpec: %d properties read", n);
     int m = yaml_schema(yaml, "GenerateRequest", "            ", y + n, 96 - n, req2, sizeof req2);
     /* image: required without controlnets (the route's check, not the schema's) */
-    CHECK(m == 2 && !strstr(req2, "image"), "GenerateRequest: %d members, required %s", m, req2);
-    static const char *const spec_only[] = {"control_image", NULL};
+    CHECK(m == 4 && !strstr(req2, "image"), "GenerateRequest: %d members, required %s", m, req2);
+    static const char *const spec_only[] = {"control_image", "init_image_file", "mask_image_file",
+                                            NULL};
     CHECK(schema_matches("GenerateSpec", api_generate_fields, api_generate_n_fields, y, n + m,
                          required, spec_only),
           "GenerateSpec differs from api_generate_fields (above)");

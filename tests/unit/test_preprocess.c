@@ -122,7 +122,8 @@ static void test_resample_errors(void) {
     EXPECT(resample_rgb8(&out, &in, 100, 100, RESAMPLE_BILINEAR, 9999, &err) == CNET_ELIMIT,
            "pixel limit");
     EXPECT(resample_filter_from_name("lanczos") == RESAMPLE_LANCZOS &&
-               resample_filter_from_name("bicubic") == -1,
+               resample_filter_from_name("bicubic") == RESAMPLE_BICUBIC &&
+               resample_filter_from_name("nearest") == -1,
            "name table");
     image_free(&in);
 }

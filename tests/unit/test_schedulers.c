@@ -7,7 +7,9 @@
  * identities between prediction types (an epsilon, v or x0 model output that
  * describe the same x0 must give the same trajectory), a float64 host
  * evaluation of the DDIM formula with eta > 0, the Philox stream drawn
- * explicitly, and in-place vs out-of-place stepping. Bad configs and
+ * explicitly, and in-place vs out-of-place stepping; the img2img start
+ * (sched_set_begin_index, sched_add_noise_step; end to end in
+ * goldens-img2img) against the untrimmed schedule's tables. Bad configs and
  * misuse must fail with an error naming the problem. */
 #include <math.h>
 #include <stdint.h>
@@ -518,6 +520,66 @@ static void test_in_place(void) {
     }
 }
 
+/* After set_begin_index(b) the schedule is the full one from entry b on,
+ * and add_noise_step(j) uses entry b + j: acp[t] for DDIM and PNDM, sigma
+ * for Euler (x0 + sigma * noise) and DPM-Solver (alpha_t x0 + sigma_t
+ * noise). Out of range or a second call is refused. */
+static void test_begin_index(void) {
+    const cnet_sched_kind kinds[] = {CNET_SCHED_DDIM, CNET_SCHED_PNDM, CNET_SCHED_EULER,
+                                     CNET_SCHED_DPMSOLVER_MULTISTEP};
+    enum { BEGIN_S = 6, BEGIN_B = 2, BEGIN_N = 5 };
+    float x0[BEGIN_N], noise[BEGIN_N], got[BEGIN_N];
+    for (int i = 0; i < BEGIN_N; i++)
+        x0[i] = 0.3f * (float)i - 0.5f, noise[i] = 1.0f - 0.4f * (float)i;
+    cnet_error err = {0};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        cnet_sched_config cfg;
+        CHECK(model_config(&cfg, kinds[k], &err) == 0, "%s", err.msg);
+        sched full, s;
+        float *d_x0 = be.alloc(&be, sizeof x0), *d_n = be.alloc(&be, sizeof noise),
+              *d_o = be.alloc(&be, sizeof got);
+        be.upload(&be, d_x0, x0, sizeof x0);
+        be.upload(&be, d_n, noise, sizeof noise);
+        CHECK(sched_init(&full, &be, &cfg, BEGIN_N, &err) == 0 &&
+                  sched_set_timesteps(&full, BEGIN_S, &err) == 0 &&
+                  sched_init(&s, &be, &cfg, BEGIN_N, &err) == 0 &&
+                  sched_set_timesteps(&s, BEGIN_S, &err) == 0,
+              "%s", err.msg);
+        const char *name = cnet_sched_kind_name(kinds[k]);
+        EXPECT(sched_set_begin_index(&s, full.num_steps, &err) == CNET_EINVAL,
+               "%s: begin %d accepted", name, full.num_steps);
+        CHECK(sched_set_begin_index(&s, BEGIN_B, &err) == 0, "%s: %s", name, err.msg);
+        EXPECT(sched_set_begin_index(&s, BEGIN_B, &err) == CNET_EINVAL, "%s: a second begin", name);
+        EXPECT(
+            s.num_steps == full.num_steps - BEGIN_B &&
+                !memcmp(s.timesteps, full.timesteps + BEGIN_B, (size_t)s.num_steps * sizeof(float)),
+            "%s: timesteps are not the full ones from %d", name, BEGIN_B);
+        EXPECT(s.num_sigmas == (full.num_sigmas ? full.num_sigmas - BEGIN_B : 0) &&
+                   !memcmp(s.sigmas, full.sigmas + BEGIN_B, (size_t)s.num_sigmas * sizeof(float)),
+               "%s: sigmas are not the full ones from %d", name, BEGIN_B);
+        for (int j = 0; j < s.num_steps; j++) {
+            CHECK(sched_add_noise_step(&s, d_o, d_x0, d_n, j, BEGIN_N, &err) == 0, "%s", err.msg);
+            be.download(&be, got, d_o, sizeof got);
+            const float sigma = full.num_sigmas ? full.sigmas[BEGIN_B + j] : 0.0f;
+            const float acp = full.alphas_cumprod[(int)full.timesteps[BEGIN_B + j]];
+            const float alpha_t = 1.0f / sqrtf(sigma * sigma + 1.0f);
+            for (int i = 0; i < BEGIN_N; i++) {
+                const float want = kinds[k] == CNET_SCHED_EULER ? x0[i] + sigma * noise[i]
+                                   : kinds[k] == CNET_SCHED_DPMSOLVER_MULTISTEP
+                                       ? alpha_t * x0[i] + sigma * alpha_t * noise[i]
+                                       : sqrtf(acp) * x0[i] + sqrtf(1.0f - acp) * noise[i];
+                EXPECT(fabsf(got[i] - want) <= 1e-6f * fmaxf(1.0f, fabsf(want)),
+                       "%s: add_noise step %d element %d: %g, want %g", name, j, i, got[i], want);
+            }
+        }
+        EXPECT(sched_add_noise_step(&s, d_o, d_x0, d_n, s.num_steps, BEGIN_N, &err) == CNET_EINVAL,
+               "%s: add_noise past the schedule", name);
+        be.free(&be, d_x0), be.free(&be, d_n), be.free(&be, d_o);
+        sched_free(&full), sched_free(&s);
+        cnet_sched_config_free(&cfg);
+    }
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     cnet_error err;
@@ -535,6 +597,7 @@ int main(int argc, char **argv) {
     RUN(test_ddim_eta);
     RUN(test_noise_stream);
     RUN(test_in_place);
+    RUN(test_begin_index);
     tmpdir_remove(tmp);
     cnet_backend_free(&be);
     return harness_done();
