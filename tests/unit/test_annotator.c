@@ -59,9 +59,34 @@ static void test_canny_and_checks(void) {
     image_free(&in);
 }
 
+/* canny with processor_res is the extension's: the picture scaled (here 9x7
+ * to short side 14: 18x14, cubic), edge-padded to 64x64, Canny, cropped back
+ * to 18x14; without it the picture keeps its size. */
+static void test_canny_processor_res(void) {
+    image_rgb8 in = {0}, out = {0}, plain = {0};
+    cnet_error err = {0};
+    CHECK(!image_alloc(&in, 9, 7, &err), "alloc");
+    for (int i = 0; i < 9 * 7 * 3; i++) in.data[i] = (i / 3) % 9 > 4 ? 250 : 10;
+    const annotator *a = annotator_find("canny");
+    annotator_args args;
+    annotator_args_default(a, &args);
+    args.processor_res = 14;
+    CHECK(!annotator_run(a, &out, &in, &args, &err), "canny: %s", err.msg);
+    CHECK(out.width == 18 && out.height == 14, "size %dx%d", out.width, out.height);
+    args.processor_res = 0;
+    CHECK(!annotator_run(a, &plain, &in, &args, &err) && plain.width == 9, "plain");
+    int edges = 0;
+    for (int i = 0; i < 18 * 14 * 3; i++) edges += out.data[i] == 255;
+    CHECK(edges > 0, "the scaled step has edges");
+    image_free(&out);
+    image_free(&plain);
+    image_free(&in);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     RUN(test_table);
     RUN(test_canny_and_checks);
+    RUN(test_canny_processor_res);
     return harness_done();
 }
