@@ -5,8 +5,11 @@
  * controlnet_conditioning_scale → scale, control_guidance_start/end,
  * guess_mode, clip_skip, eta; StableDiffusionXLControlNetPipeline's
  * prompt_2, negative_prompt_2 and the micro-conditioning sizes as
- * (height, width) pairs) plus the canny preprocessor of the ControlNet
- * examples (cv2.Canny's thresholds). The ranges are ours: what the engine
+ * (height, width) pairs) plus the preprocessors (annotators) of
+ * engine/annotators/annotator.h by name, with their two parameters as
+ * threshold_a / threshold_b (the sd-webui-controlnet extension's names;
+ * canny's also as canny_low_threshold / canny_high_threshold, the ControlNet
+ * examples' cv2.Canny thresholds) and processor_res. The ranges are ours: what the engine
  * can run and what is surely not a typo; the per-entry-point caps (api_hi)
  * are what one HTTP request may cost (API_GENERATE_SIZE_MAX per side,
  * API_GENERATE_REQUEST_IMAGES_MAX images) and the seed, which JSON carries
@@ -23,11 +26,17 @@
 #include <string.h>
 
 #include "api/api_fields.h"
+#include "engine/annotators/annotator.h"
 
 /* engine/sched/scheduler.h's short names (test_api_contract checks them). */
 static const char *const schedulers[] = {"ddim",     "pndm",  "euler", "euler_a",
                                          "dpmpp_2m", "unipc", "ddpm",  NULL};
-static const char *const preprocessors[] = {"none", "canny", NULL};
+/* engine/annotators/annotator.h's table, in its order (test_api_contract
+ * checks them). */
+static const char *const preprocessors[] = {
+    "none",    "canny",         "invert",        "threshold", "scribble_xdog", "lineart_standard",
+    "shuffle", "tile_resample", "blur_gaussian", "color",     "inpaint",       "inpaint_only",
+    NULL};
 static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
 
 const api_field api_generate_fields[] = {
@@ -174,7 +183,26 @@ const api_field api_generate_fields[] = {
      .flags = AF_PER_CONTROLNET,
      .choices = preprocessors,
      .def = "\"none\"",
-     .help = "canny turns the control image into its edges first"},
+     .help = "the annotator the control image goes through first (GET /v1/preprocessors)"},
+    {.name = "threshold_a",
+     .type = AF_NUM,
+     .flags = AF_PER_CONTROLNET,
+     .lo = 0,
+     .hi = API_CANNY_THRESHOLD_MAX,
+     .help = "the preprocessor's first parameter (its own range; default its own)"},
+    {.name = "threshold_b",
+     .type = AF_NUM,
+     .flags = AF_PER_CONTROLNET,
+     .lo = 0,
+     .hi = API_CANNY_THRESHOLD_MAX,
+     .help = "the preprocessor's second parameter (its own range; default its own)"},
+    {.name = "processor_res",
+     .type = AF_INT,
+     .flags = AF_PER_CONTROLNET,
+     .lo = 0,
+     .hi = ANNOTATOR_PROCESSOR_RES_MAX,
+     .def = "0",
+     .help = "the preprocessor first scales the image's short side to this (0: as it is)"},
     {.name = "canny_low_threshold",
      .type = AF_NUM,
      .lo = 0,
@@ -234,6 +262,50 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
                         "control_guidance_start (%g) must be below control_guidance_end (%g)",
                         start, end);
     }
+    const annotator *a;
+    annotator_args args;
+    if ((rc = api_generate_annotator(json_string_value(json_object_get(*spec, "preprocess")), req,
+                                     &a, &args, e))) {
+        json_decref(*spec);
+        *spec = NULL;
+        return rc;
+    }
+    static const char *const slot[ANNOTATOR_MAX_PARAMS] = {"threshold_a", "threshold_b"};
+    for (int k = 0; k < ANNOTATOR_MAX_PARAMS; k++) /* the values the run takes, in the spec */
+        if (a->param[k].name) json_object_set_new(*spec, slot[k], json_real(args.value[k]));
+    return 0;
+}
+
+int api_generate_annotator(const char *preprocess, const json_t *given, const annotator **out,
+                           annotator_args *args, api_error *e) {
+    static const char *const slot[ANNOTATOR_MAX_PARAMS] = {"threshold_a", "threshold_b"};
+    static const char *const canny[ANNOTATOR_MAX_PARAMS] = {"canny_low_threshold",
+                                                            "canny_high_threshold"};
+    const annotator *a = annotator_find(preprocess ? preprocess : "none");
+    if (!a)
+        return api_fail(e, 400, "invalid_field", "preprocess",
+                        "preprocess: no preprocessor is called %s (GET /v1/preprocessors)",
+                        preprocess);
+    annotator_args_default(a, args);
+    const json_t *res = json_object_get(given, "processor_res");
+    if (res) args->processor_res = (int)json_integer_value(res);
+    const int is_canny = !strcmp(a->name, "canny");
+    for (int k = 0; k < ANNOTATOR_MAX_PARAMS; k++) {
+        const json_t *t = json_object_get(given, slot[k]), *c = json_object_get(given, canny[k]);
+        const annotator_param *p = &a->param[k];
+        if (t && c && is_canny)
+            return api_fail(e, 400, "invalid_field", slot[k],
+                            "%s and %s both set canny's %s; give one", slot[k], canny[k], p->name);
+        const json_t *v = t ? t : is_canny ? c : NULL;
+        if (!v || !p->name) continue; /* as the extension, a parameter it lacks is ignored */
+        const double d = json_number_value(v);
+        if (!(d >= p->lo && d <= p->hi))
+            return api_fail(e, 400, "out_of_range", t ? slot[k] : canny[k],
+                            "%s: %g is outside %s's %s range [%g, %g]", t ? slot[k] : canny[k], d,
+                            a->name, p->name, p->lo, p->hi);
+        args->value[k] = d;
+    }
+    *out = a;
     return 0;
 }
 

@@ -102,8 +102,6 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                             .guidance = (float)num(spec, "guidance"),
                             .eta = (float)num(spec, "eta"),
                             .seed = (uint64_t)json_integer_value(json_object_get(spec, "seed")),
-                            .canny_low = num(spec, "canny_low_threshold"),
-                            .canny_high = num(spec, "canny_high_threshold"),
                             .max_pixels = api_max_pixels(),
                             .n_controls = 1};
     pipe_micro *u = &r->micro;
@@ -113,16 +111,23 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
     size_pair(spec, "negative_original_size", u->negative_original_size);
     size_pair(spec, "negative_crops_coords_top_left", u->negative_crops_coords_top_left);
     size_pair(spec, "negative_target_size", u->negative_target_size);
-    const int p = pre ? generate_preprocess_from_name(pre) : GENERATE_PRE_NONE;
+    const annotator *a = annotator_find(pre ? pre : "none");
     r->controls[0] = (generate_control){.dir = out->controlnet,
                                         .image_name = "image",
-                                        .pre = (generate_preprocess)p,
+                                        .pre = a,
                                         .scale = (float)num(spec, "scale"),
                                         .start = (float)num(spec, "control_guidance_start"),
                                         .end = (float)num(spec, "control_guidance_end")};
     if (sched_name && r->scheduler < 0)
         return cnet_fail(err, CNET_EINVAL, "spec: unknown scheduler %s", sched_name);
-    if (p < 0) return cnet_fail(err, CNET_EINVAL, "spec: unknown preprocess %s", pre);
+    if (!a) return cnet_fail(err, CNET_EINVAL, "spec: unknown preprocess %s", pre);
+    annotator_args *args = &r->controls[0].pre_args; /* api_generate_spec checked the values */
+    annotator_args_default(a, args);
+    args->value[0] =
+        json_object_get(spec, "threshold_a") ? num(spec, "threshold_a") : args->value[0];
+    args->value[1] =
+        json_object_get(spec, "threshold_b") ? num(spec, "threshold_b") : args->value[1];
+    args->processor_res = (int)num(spec, "processor_res");
     if (!r->prompt) return cnet_fail(err, CNET_EINVAL, "spec: prompt is missing");
     return 0;
 }

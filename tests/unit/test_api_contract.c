@@ -469,6 +469,57 @@ static void test_spec_to_request(void) {
     json_decref(spec);
 }
 
+/* A request's preprocessor and its parameters through the spec into the
+ * run: threshold_a/b within the annotator's own range (400 naming the
+ * field), canny's two spellings (one at a time), processor_res. */
+static void test_spec_preprocessor(void) {
+    const table *g = &tables[0];
+    json_t *req = with(g, "preprocess", json_string("threshold"));
+    json_object_set_new(req, "threshold_a", json_integer(300));
+    api_error e;
+    CHECK(run_check(g, req, NULL, &e) && e.status == 400 && !strcmp(e.code, "out_of_range") &&
+              !strcmp(e.field, "threshold_a") && strstr(e.message, "[0, 255]"),
+          "threshold 300: %d %s %s: %s", e.status, e.code, e.field, e.message);
+    req = with(g, "preprocess", json_string("canny"));
+    json_object_set_new(req, "threshold_a", json_integer(50));
+    json_object_set_new(req, "canny_low_threshold", json_integer(60));
+    CHECK(run_check(g, req, NULL, &e) && e.status == 400 && !strcmp(e.field, "threshold_a") &&
+              strstr(e.message, "canny_low_threshold"),
+          "both spellings: %d %s: %s", e.status, e.field, e.message);
+    req = with(g, "preprocess", json_string("scribble_xdog"));
+    json_object_set_new(req, "threshold_a", json_integer(0));
+    CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "threshold_a"),
+          "xdog threshold 0 is under its 1: %s", e.message);
+    req = with(g, "preprocess", json_string("canny"));
+    json_object_set_new(req, "controlnet", json_string("cn"));
+    json_object_set_new(req, "canny_low_threshold", json_integer(60));
+    json_object_set_new(req, "threshold_b", json_integer(120));
+    json_object_set_new(req, "processor_res", json_integer(256));
+    json_t *spec = NULL;
+    CHECK(run_check(g, req, &spec, &e) == 0, "%s", e.message);
+    gen_spec gs;
+    cnet_error err = {0};
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    const generate_control *c = &gs.req.controls[0];
+    EXPECT(c->pre == annotator_find("canny") && c->pre_args.value[0] == 60 &&
+               c->pre_args.value[1] == 120 && c->pre_args.processor_res == 256,
+           "canny %g %g res %d", c->pre_args.value[0], c->pre_args.value[1],
+           c->pre_args.processor_res);
+    json_decref(spec);
+    req = with(g, "preprocess", json_string("lineart_standard (from white bg & black line)"));
+    CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "preprocess"),
+          "the API takes cnet's names only: %s", e.message);
+    req = with(g, "preprocess", json_string("invert"));
+    json_object_set_new(req, "controlnet", json_string("cn"));
+    json_object_set_new(req, "threshold_a", json_integer(5));
+    CHECK(run_check(g, req, &spec, &e) == 0, "invert ignores threshold_a: %s", e.message);
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    EXPECT(gs.req.controls[0].pre == annotator_find("invert") &&
+               !json_object_get(spec, "threshold_b"),
+           "invert");
+    json_decref(spec);
+}
+
 /* --- openapi.yaml against the tables ------------------------------------- */
 
 /* The members of one flow or block map of a field, as text. */
@@ -732,8 +783,10 @@ static void test_tables_follow_the_engine(void) {
           (int)CNET_SCHED_KIND_COUNT);
     f = api_field_find(api_generate_fields, api_generate_n_fields, "preprocess");
     for (n = 0; f->choices[n]; n++)
-        CHECK(generate_preprocess_from_name(f->choices[n]) == n, "preprocess %s", f->choices[n]);
-    CHECK(n == GENERATE_PRE_COUNT, "%d preprocessors", n);
+        CHECK(annotator_at(n) && !strcmp(annotator_at(n)->name, f->choices[n]),
+              "preprocess %s is not the annotator table's #%d", f->choices[n], n);
+    CHECK(n == annotator_count(), "%d preprocessors in the table, %d annotators", n,
+          annotator_count());
     const api_field *p[2] = {
         api_field_find(api_generate_fields, api_generate_n_fields, "mixed_precision"),
         api_field_find(api_train_fields, api_train_n_fields, "mixed_precision")};
@@ -893,6 +946,7 @@ int main(int argc, char **argv) {
     RUN(test_hand_written_expectations);
     RUN(test_cli_follows_the_table);
     RUN(test_spec_to_request);
+    RUN(test_spec_preprocessor);
     RUN(test_openapi_follows_the_tables);
     RUN(test_tables_follow_the_engine);
     RUN(test_renderers);
