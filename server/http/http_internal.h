@@ -145,6 +145,9 @@ enum MHD_Result http_jobs_get(http_server *s, struct MHD_Connection *c, http_req
 enum MHD_Result http_jobs_cancel(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_jobs_artifact(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_generate(http_server *s, struct MHD_Connection *c, http_req *r);
+/* POST /v1/preprocess and GET /v1/preprocessors (http_preprocess.c). */
+enum MHD_Result http_preprocess(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_preprocessors(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_list(http_server *s, struct MHD_Connection *c, http_req *r);
