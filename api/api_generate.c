@@ -276,6 +276,30 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
     return 0;
 }
 
+int api_preprocess_fields(api_field out[API_PREPROCESS_FIELDS]) {
+    static const char *const members[API_PREPROCESS_FIELDS] = {"image",
+                                                               "preprocess",
+                                                               "threshold_a",
+                                                               "threshold_b",
+                                                               "processor_res",
+                                                               "canny_low_threshold",
+                                                               "canny_high_threshold",
+                                                               "seed",
+                                                               "out"};
+    /* One picture: no lists; where the meaning differs from generate's, so
+     * does the help (the limits stay the table's). */
+    static const char *const help[API_PREPROCESS_FIELDS] = {
+        [0] = "the picture, PNG or JPEG: a file (CLI); base64 or a multipart file part (API)",
+        [7] = "shuffle's noise: numpy's MT19937 seeded with it, as the extension (default 0)",
+        [8] = "the control image's file, .png or .jpg"};
+    for (int i = 0; i < API_PREPROCESS_FIELDS; i++) {
+        out[i] = *api_field_find(api_generate_fields, api_generate_n_fields, members[i]);
+        out[i].flags &= ~AF_PER_CONTROLNET;
+        if (help[i]) out[i].help = help[i];
+    }
+    return API_PREPROCESS_FIELDS;
+}
+
 int api_generate_annotator(const char *preprocess, const json_t *given, const annotator **out,
                            annotator_args *args, api_error *e) {
     static const char *const slot[ANNOTATOR_MAX_PARAMS] = {"threshold_a", "threshold_b"};

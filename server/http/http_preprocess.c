@@ -26,21 +26,14 @@
 /* Pixels of a picture by its header; more → 413 before decoding. */
 #define PREPROCESS_PIXELS_MAX IMAGE_MAX_PIXELS_DEFAULT
 
-/* The generate fields a preprocess request may hold. */
-static const char *const members[] = {
-    "image",         "preprocess", "threshold_a",         "threshold_b",
-    "processor_res", "seed",       "canny_low_threshold", "canny_high_threshold"};
-#define N_MEMBERS ((int)(sizeof members / sizeof members[0]))
-
-/* Checks req against the generate table's fields named in members. */
+/* Checks req against the generate fields a preprocess request takes. */
 static int check_members(const json_t *req, const annotator **a, annotator_args *args,
                          api_error *e) {
-    api_field fields[N_MEMBERS];
-    for (int i = 0; i < N_MEMBERS; i++)
-        fields[i] = *api_field_find(api_generate_fields, api_generate_n_fields, members[i]);
+    api_field fields[API_PREPROCESS_FIELDS];
+    const int n = api_preprocess_fields(fields);
     const api_roots roots = {0};
     json_t *spec = NULL;
-    int rc = api_fields_check(fields, N_MEMBERS, req, &roots, &spec, e);
+    int rc = api_fields_check(fields, n, req, &roots, &spec, e);
     if (!rc)
         rc = api_generate_annotator(json_string_value(json_object_get(spec, "preprocess")), req, a,
                                     args, e);
