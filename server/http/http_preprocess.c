@@ -10,11 +10,14 @@
  * canny_high_threshold, seed), checked by that table and
  * api_generate_annotator exactly as a generate request's are: 400 naming
  * the field, an unknown member included. The picture's size is read from
- * its header before decoding (over PREPROCESS_PIXELS_MAX: 413). The answer
+ * its header before decoding (over PREPROCESS_PIXELS_MAX: 413), and so is
+ * the size processor_res makes of it (over PREPROCESS_WORK_PIXELS_MAX: 413
+ * naming processor_res, or image). The answer
  * is image/png, or with `Accept: application/json` {"image": base64 PNG,
  * "width", "height", "preprocess", "module"}.
  * Not here: the annotators, the generate route's memory budget and device
  * queue (an annotator runs on the request's own thread, on the CPU). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,6 +28,12 @@
 
 /* Pixels of a picture by its header; more → 413 before decoding. */
 #define PREPROCESS_PIXELS_MAX IMAGE_MAX_PIXELS_DEFAULT
+/* Pixels an annotator may work on in one request (the picture after
+ * processor_res): twice the largest generate side squared, the most a
+ * preview of one request's output needs. An annotator holds a few floats
+ * per pixel and runs on the request's thread; more → 413. */
+#define PREPROCESS_WORK_PIXELS_MAX                                                                 \
+    ((int64_t)(2 * API_GENERATE_SIZE_MAX) * (2 * API_GENERATE_SIZE_MAX))
 
 /* Checks req against the generate fields a preprocess request takes. */
 static int check_members(const json_t *req, const annotator **a, annotator_args *args,
@@ -114,6 +123,18 @@ enum MHD_Result http_preprocess(http_server *s, struct MHD_Connection *c, http_r
                       "the image is %dx%d = %lld pixels by its header, over the limit of %lld "
                       "pixels",
                       w, h, (long long)w * h, (long long)PREPROCESS_PIXELS_MAX);
+    if (!rc) { /* the size processor_res makes, as annotator_fit rounds it */
+        const int short_side = w < h ? w : h;
+        const double k = args.processor_res > 0 ? (double)args.processor_res / short_side : 1;
+        const int64_t work = (int64_t)nearbyint(w * k) * (int64_t)nearbyint(h * k);
+        if (work > PREPROCESS_WORK_PIXELS_MAX)
+            rc = api_fail(&e, 413, "image_too_large",
+                          args.processor_res > 0 ? "processor_res" : "image",
+                          "the preprocessor would work on %lld pixels (the %dx%d image%s), over "
+                          "the limit of %lld pixels per request",
+                          (long long)work, w, h, args.processor_res > 0 ? " at processor_res" : "",
+                          (long long)PREPROCESS_WORK_PIXELS_MAX);
+    }
     if (rc) {
         free(img);
         return http_reply_api_error(s, c, r, &e);

@@ -139,6 +139,7 @@ static void test_refusals(void) {
         {"\"preprocess\": \"invert\", \"steps\": 3", 400, "steps"},
         {"\"preprocess\": \"color\"", 400, "image"},
         {"\"processor_res\": -1", 400, "processor_res"},
+        {"\"preprocess\": \"threshold\", \"processor_res\": 4000", 413, "processor_res"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         http_resp r;
