@@ -1,7 +1,7 @@
 // The generate page's preprocessor: which annotator the control image goes
 // through (the server's list, GET /v1/preprocessors, with each one's
 // parameters as threshold_a / threshold_b inputs labelled, bounded and
-// defaulted by the server) and processor_res, and a preview: the control
+// defaulted by the server) and processor_res (for those that take it), and a preview: the control
 // image as POST /v1/preprocess makes it, shown before generating. The same
 // fields go into the generate request, so the run preprocesses exactly what
 // the preview showed. Not here: the annotators (the server's), the canvas.
@@ -28,10 +28,12 @@ export async function preprocessPanel(spec, imageBase64, signal) {
   const status = h('div', { class: 'preview-status', 'aria-live': 'polite' });
   const previewBtn = h('button', { type: 'button', id: 'g-preview-btn', class: 'quiet', disabled: !paths.has('/v1/preprocess') }, 'Preview control image');
   const chosen = () => list.find((p) => p.name === select.value) || list[0];
+  const resField = h('div', { class: 'field' }, h('label', { for: 'g-processor_res' }, 'Processor resolution (short side)'), resInput);
   const showParams = () => {
     params.replaceChildren(...chosen().parameters.map((p) => h('div', { class: 'field' },
       h('label', { for: `g-${p.field}` }, `${p.name} (${p.min}–${p.max})`),
       h('input', { id: `g-${p.field}`, name: p.field, type: 'number', min: p.min, max: p.max, step: 'any', value: p.default, title: p.help }))));
+    resField.hidden = chosen().processor_res === false; // it would be ignored
   };
   select.addEventListener('change', showParams);
   showParams();
@@ -44,7 +46,7 @@ export async function preprocessPanel(spec, imageBase64, signal) {
       const el = params.querySelector(`[name=${k}]`);
       if (el && el.value !== '') out[k] = Number(el.value);
     }
-    if (resInput.value !== '') out.processor_res = Number(resInput.value);
+    if (resInput.value !== '' && !resField.hidden) out.processor_res = Number(resInput.value);
     return out;
   };
   previewBtn.addEventListener('click', async () => {
@@ -67,7 +69,6 @@ export async function preprocessPanel(spec, imageBase64, signal) {
   const box = h('fieldset', { class: 'preprocess' }, h('legend', {}, 'Preprocessor'),
     h('div', { class: 'field' }, h('label', { for: 'g-preprocess' }, 'Preprocessor'), select),
     params,
-    h('div', { class: 'field' }, h('label', { for: 'g-processor_res' }, 'Processor resolution (short side)'), resInput),
-    previewBtn, status, preview);
+    resField, previewBtn, status, preview);
   return { box, fields };
 }

@@ -50,6 +50,8 @@ typedef struct annotator {
     const char *help;
     annotator_param param[ANNOTATOR_MAX_PARAMS];
     int needs_model; /* runs only with args.model_dir (depth, normal, pose ...) */
+    int takes_res;   /* 1: processor_res scales the picture first (the extension's
+                        resolution slider); 0: it is ignored */
     /* out (allocated here, any size the annotator makes) from in. */
     int (*run)(image_rgb8 *out, const image_rgb8 *in, const annotator_args *args, cnet_error *err);
 } annotator;

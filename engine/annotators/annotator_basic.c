@@ -45,4 +45,5 @@ const annotator annotator_canny = {
     .help = "cv2.Canny edges (aperture 3, L1 gradient), as the diffusers ControlNet examples",
     .param = {{"low_threshold", 0, CANNY_THRESHOLD_MAX, 100, "cv2.Canny's low threshold"},
               {"high_threshold", 0, CANNY_THRESHOLD_MAX, 200, "cv2.Canny's high threshold"}},
+    .takes_res = 1,
     .run = canny_run};

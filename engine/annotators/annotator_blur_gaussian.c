@@ -43,4 +43,5 @@ const annotator annotator_blur_gaussian = {
     .a1111_name = "blur_gaussian",
     .help = "tile: the picture blurred (cv2.GaussianBlur)",
     .param = {{"sigma", 0.01, 64, 9, "Gaussian sigma in pixels"}},
+    .takes_res = 1,
     .run = blur_gaussian_run};

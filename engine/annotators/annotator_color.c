@@ -49,4 +49,5 @@ const annotator annotator_color = {
     .name = "color",
     .a1111_name = "color",
     .help = "T2I-Adapter colour grid: flat 64-pixel blocks of the picture's colours",
+    .takes_res = 1,
     .run = color_run};

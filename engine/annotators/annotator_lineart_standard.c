@@ -73,4 +73,5 @@ const annotator annotator_lineart_standard = {
     .name = "lineart_standard",
     .a1111_name = "lineart_standard (from white bg & black line)",
     .help = "line art from the picture's dark detail against a blurred copy (no network)",
+    .takes_res = 1,
     .run = lineart_standard_run};

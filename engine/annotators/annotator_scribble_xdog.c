@@ -62,4 +62,5 @@ const annotator annotator_scribble_xdog = {
     .a1111_name = "scribble_xdog",
     .help = "scribble lines from a difference of Gaussians (XDoG)",
     .param = {{"xdog_threshold", 1, 64, 32, "XDoG threshold"}},
+    .takes_res = 1,
     .run = xdog_run};

@@ -134,4 +134,5 @@ const annotator annotator_shuffle = {
     .name = "shuffle",
     .a1111_name = "shuffle",
     .help = "content shuffle: pixels moved along a random smooth flow (from the seed)",
+    .takes_res = 1,
     .run = shuffle_run};

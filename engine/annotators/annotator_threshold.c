@@ -28,4 +28,5 @@ const annotator annotator_threshold = {
     .a1111_name = "threshold",
     .help = "binary: white where the darkest channel is above the threshold",
     .param = {{"threshold", 0, 255, 127, "binarization threshold"}},
+    .takes_res = 1,
     .run = threshold_run};

@@ -166,9 +166,10 @@ enum MHD_Result http_preprocessors(http_server *s, struct MHD_Connection *c, htt
                                                         a->param[k].lo, "max", a->param[k].hi,
                                                         "default", a->param[k].def, "help",
                                                         a->param[k].help ? a->param[k].help : ""));
-        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:b}", "name", a->name,
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "name", a->name,
                                               "module", a->a1111_name, "help", a->help,
-                                              "parameters", params, "needs_model", a->needs_model));
+                                              "parameters", params, "needs_model", a->needs_model,
+                                              "processor_res", a->takes_res));
     }
     if (!list) return MHD_NO;
     return http_reply_json(s, c, r, 200, json_pack("{s:o}", "preprocessors", list));

@@ -181,7 +181,9 @@ static void test_list(void) {
                !strcmp(json_string_value(json_object_get(p0, "field")) ?: "", "threshold_a") &&
                json_number_value(json_object_get(p0, "min")) == 0 &&
                json_number_value(json_object_get(p0, "max")) == 255 &&
-               json_number_value(json_object_get(p0, "default")) == 127,
+               json_number_value(json_object_get(p0, "default")) == 127 &&
+               json_is_true(json_object_get(thr, "processor_res")) &&
+               json_is_false(json_object_get(json_array_get(list, 2), "processor_res")),
            "threshold's parameter: %s", r.body);
     json_decref(v);
     http_resp_free(&r);
