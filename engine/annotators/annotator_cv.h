@@ -52,9 +52,16 @@ int cv_resize_nearest(image_rgb8 *out, const image_rgb8 *in, int width, int heig
  * per_sigma 3 for 8-bit images and 4 for float ones), the normalised kernel
  * in float, a row pass then a column pass. Here on float planes: each output
  * is a double sum of the float products in kernel order, stored as float
- * (OpenCV's SIMD sums in float in another order: last-bit differences). */
+ * (OpenCV's SIMD sums in float in another order: last-bit differences).
+ * A side of one pixel is not blurred along, as OpenCV does. */
 int cv_gaussian_blur_f32(float *out, const float *in, int width, int height, int channels,
                          double sigma, int per_sigma, cnet_error *err);
+
+/* cv2.GaussianBlur(img, (0, 0), sigma) of 8-bit pixels, bit for bit as
+ * OpenCV 4's GaussianBlurFixedPoint: the kernel size round(6 sigma + 1) | 1,
+ * its taps in 8-bit fixed point summing to exactly 1 (error-diffused
+ * rounding), integer row and column passes, rounded half up. */
+int cv_gaussian_blur_u8(image_rgb8 *out, const image_rgb8 *in, double sigma, cnet_error *err);
 
 /* The kernel size GaussianBlur takes for sigma (see above). */
 int cv_gaussian_ksize(double sigma, int per_sigma);

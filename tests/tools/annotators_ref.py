@@ -176,14 +176,53 @@ def resize_nearest(img, w, h):
 
 # ---- cv2.GaussianBlur on float planes -------------------------------------------
 
-def gauss_kernel(sigma, per_sigma):
-    n = int(round_half_even(sigma * per_sigma * 2 + 1)) | 1
+def gauss_taps(sigma, per_sigma, length):
+    """OpenCV's getGaussianKernelBitExact values (in double), n taps; a side
+    of one pixel takes the kernel [1]."""
+    n = 1 if length == 1 else int(round_half_even(sigma * per_sigma * 2 + 1)) | 1
     half = (n - 1) // 2
     scale2 = -0.125 / (sigma * sigma)
     t = [math.exp(float(x * x) * scale2) for x in range(1 - n, 1 - n + 2 * half, 2)]
     s = 1.0 / (sum_seq(t) * 2 + 1)
-    k = [f32(v * s) for v in t]
-    return k + [f32(s)] + k[::-1]
+    k = [v * s for v in t]
+    return k + [s] + k[::-1]
+
+
+def gauss_kernel(sigma, per_sigma, length):
+    return [f32(v) for v in gauss_taps(sigma, per_sigma, length)]
+
+
+def gauss_kernel_fixed(sigma, length):
+    """getGaussianKernelFixedPoint_ED: 8 fraction bits, error diffused,
+    the centre making the sum 256."""
+    k = gauss_taps(sigma, 3, length)
+    n, half = len(k), len(k) // 2
+    out = [0] * n
+    carry, total = 0.0, 0
+    for i in range(half):
+        v = k[i] * 256 + carry
+        r = round(v)
+        carry = v - r
+        out[i] = out[n - 1 - i] = r
+        total += r
+    out[half] = 256 - 2 * total
+    return out
+
+
+def blur_u8(img, sigma):
+    """cv2.GaussianBlur of 8-bit pixels: OpenCV's fixed-point path."""
+    w, h = img.w, img.h
+    kx, ky = gauss_kernel_fixed(sigma, w), gauss_kernel_fixed(sigma, h)
+    rx, ry = len(kx) // 2, len(ky) // 2
+    rows = [sum(kx[i] * img.at(reflect101(x - rx + i, w), y, c) for i in range(len(kx)))
+            for y in range(h) for x in range(w) for c in range(3)]
+    out = Img(w, h)
+    for y in range(h):
+        for x in range(w):
+            for c in range(3):
+                s = sum(ky[i] * rows[(reflect101(y - ry + i, h) * w + x) * 3 + c] for i in range(len(ky)))
+                out.d[(y * w + x) * 3 + c] = min((s + (1 << 15)) >> 16, 255)
+    return out
 
 
 def sum_seq(v):
@@ -206,23 +245,23 @@ def reflect101(p, n):
 
 
 def blur(plane, w, h, ch, sigma, per_sigma):
-    k = gauss_kernel(sigma, per_sigma)
-    r = len(k) // 2
+    kx, ky = gauss_kernel(sigma, per_sigma, w), gauss_kernel(sigma, per_sigma, h)
+    rx, ry = len(kx) // 2, len(ky) // 2
     tmp = [0.0] * len(plane)
     for y in range(h):
         for x in range(w):
             for c in range(ch):
                 s = 0.0
-                for i, kv in enumerate(k):
-                    s += f32(kv * plane[(y * w + reflect101(x - r + i, w)) * ch + c])
+                for i, kv in enumerate(kx):
+                    s += f32(kv * plane[(y * w + reflect101(x - rx + i, w)) * ch + c])
                 tmp[(y * w + x) * ch + c] = f32(s)
     out = [0.0] * len(plane)
     for y in range(h):
         for x in range(w):
             for c in range(ch):
                 s = 0.0
-                for i, kv in enumerate(k):
-                    s += f32(kv * tmp[(reflect101(y - r + i, h) * w + x) * ch + c])
+                for i, kv in enumerate(ky):
+                    s += f32(kv * tmp[(reflect101(y - ry + i, h) * w + x) * ch + c])
                 out[(y * w + x) * ch + c] = f32(s)
     return out
 
@@ -371,9 +410,7 @@ def tile_resample(img, a, b, res, seed):
 
 def blur_gaussian(img, a, b, res, seed):
     p, w, h = resize_image_with_pad(img, res)
-    im = remove_pad(p, w, h)
-    g = blur([float(v) for v in im.d], w, h, 3, a, 3)
-    return Img(w, h, [sat8(round(v)) for v in g])
+    return blur_u8(remove_pad(p, w, h), a)
 
 
 def color(img, a, b, res, seed):
@@ -500,8 +537,13 @@ def main():
     r.compare("tile_resample", picture(21, 15, 8), a=3.0)
     same = r.run("tile_resample", wide, 1.05)
     r.check("tile_resample below 1.1 is the identity", not isinstance(same, str) and same.d == wide.d)
-    for a, res in ((None, 0), (0.6, 0), (2.5, 12), (40.0, 0)):
+    for a, res in ((None, 0), (0.6, 0), (2.5, 12), (40.0, 0), (0.01, 0)):
         r.compare("blur_gaussian", small, a=a, res=res)
+    r.compare("blur_gaussian", picture(9, 1, 9), a=2.0)  # one row: blurred along it only
+    flat = Img(7, 5, [77] * (7 * 5 * 3))
+    got = r.run("blur_gaussian", flat, 3.0)
+    r.check("blur_gaussian keeps a flat picture exactly (the fixed-point taps sum to 1)",
+            not isinstance(got, str) and got.d == flat.d)
     for img, res in ((picture(70, 64, 3), 0), (picture(150, 130, 4), 0), (picture(150, 130, 5), 100),
                      (picture(64, 200, 6), 0)):
         r.compare("color", img, res=res)
