@@ -4,10 +4,9 @@
  *     int(round(long / short * res)), INTER_AREA;
  *   cv2.resize to (w // 64, h // 64) INTER_CUBIC, then back to (w, h)
  *     INTER_NEAREST: a grid of 64x64 blocks of flat colour.
- * res is processor_res (0: the short side, no resize). A res above the short
- * side is refused: OpenCV's enlarging INTER_AREA is a bilinear variant cnet
- * does not implement (annotator_cv.h). A picture under 64 pixels on a side
- * has no block and is refused too. */
+ * res is processor_res (0: the short side, no resize); above the short side
+ * the picture grows (INTER_AREA's bilinear variant, annotator_cv.h). A
+ * result under 64 pixels on a side has no block and is refused. */
 #include <math.h>
 
 #include "engine/annotators/annotator.h"
@@ -20,11 +19,6 @@ static int color_run(image_rgb8 *out, const image_rgb8 *in, const annotator_args
                      cnet_error *err) {
     const int short_side = in->width < in->height ? in->width : in->height;
     const int res = args->processor_res > 0 ? args->processor_res : short_side;
-    if (res > short_side)
-        return cnet_fail(err, CNET_EINVAL,
-                         "color: processor_res %d is above the picture's short side %d (enlarging "
-                         "is not supported)",
-                         res, short_side);
     int w, h;
     if (in->height < in->width) {
         h = res;

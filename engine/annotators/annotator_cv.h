@@ -19,12 +19,14 @@
 #include "engine/core/error.h"
 #include "engine/image/image.h"
 
-/* cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA), shrinking
- * only (OpenCV turns an enlarging INTER_AREA into a bilinear variant that is
- * not needed here: a larger size is CNET_EINVAL). Integer factors take
- * OpenCV's resizeAreaFast (2x2: (sum + 2) >> 2; else the float mean rounded
- * half to even), other factors resizeArea's float cell weights. Same size
- * copies, as cv2 does. */
+/* cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA). Shrinking
+ * both sides: integer factors take OpenCV's resizeAreaFast (2x2:
+ * (sum + 2) >> 2; else the float mean rounded half to even), other factors
+ * resizeArea's float cell weights. A side that grows makes it OpenCV's
+ * bilinear variant with area weights, in 11-bit fixed point; OpenCV's SSE
+ * vertical pass rounds that last step differently ((S >> 4) * b >> 16 per
+ * row), so there a value can differ from cv2's by one. Same size copies, as
+ * cv2 does. */
 int cv_resize_area(image_rgb8 *out, const image_rgb8 *in, int width, int height, cnet_error *err);
 
 /* cv2.resize(..., interpolation=cv2.INTER_CUBIC) of 8-bit pixels: Keys'

@@ -27,6 +27,8 @@ static int resize_alloc(image_rgb8 *out, const image_rgb8 *in, int width, int he
 
 static uint8_t saturate_u8(long v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 
+static int clampi(int v, int n) { return v < 0 ? 0 : v >= n ? n - 1 : v; }
+
 /* resizeAreaFast: every output is the mean of an sx x sy block. */
 static void area_fast(image_rgb8 *out, const image_rgb8 *in, int sx, int sy) {
     const float scale = 1.f / (float)(sx * sy);
@@ -107,11 +109,45 @@ static int area_general(image_rgb8 *out, const image_rgb8 *in, double scale_x, d
     return 0;
 }
 
+/* An enlarging INTER_AREA's source index and two 11-bit weights for output
+ * d: OpenCV's area_mode linear coefficients (the fraction of the output
+ * cell past the source cell's edge), the last source pixel alone at the end. */
+static int area_up_at(int d, int ssize, double inv, int w[2]) {
+    int s = (int)floor(d * (1. / inv));
+    float f = (float)((d + 1) - (s + 1) * inv);
+    f = f <= 0 ? 0.f : f - floorf(f);
+    if (s >= ssize - 1) s = ssize - 1, f = 0;
+    w[0] = (int)lrintf((1.f - f) * CV_RESIZE_COEF_SCALE);
+    w[1] = (int)lrintf(f * CV_RESIZE_COEF_SCALE);
+    return s;
+}
+
+/* INTER_AREA when a side grows: OpenCV's linear resize with area_mode
+ * weights, in fixed point (row sums, then (sum + 2^21) >> 22). */
+static void area_up(image_rgb8 *out, const image_rgb8 *in) {
+    const double inv_x = (double)out->width / in->width, inv_y = (double)out->height / in->height;
+    for (int y = 0; y < out->height; y++) {
+        int b[2], a[2];
+        const int sy = area_up_at(y, in->height, inv_y, b);
+        for (int x = 0; x < out->width; x++) {
+            const int sx = area_up_at(x, in->width, inv_x, a);
+            for (int c = 0; c < 3; c++) {
+                int64_t v = 0;
+                for (int k = 0; k < 2; k++) {
+                    const uint8_t *row =
+                        in->data + (size_t)clampi(sy + k, in->height) * in->width * 3;
+                    const int32_t h =
+                        row[sx * 3 + c] * a[0] + row[clampi(sx + 1, in->width) * 3 + c] * a[1];
+                    v += (int64_t)h * b[k];
+                }
+                out->data[((size_t)y * out->width + x) * 3 + c] = saturate_u8((
+                    long)((v + (1 << (2 * CV_RESIZE_COEF_BITS - 1))) >> (2 * CV_RESIZE_COEF_BITS)));
+            }
+        }
+    }
+}
+
 int cv_resize_area(image_rgb8 *out, const image_rgb8 *in, int width, int height, cnet_error *err) {
-    if (width > in->width || height > in->height)
-        return cnet_fail(err, CNET_EINVAL,
-                         "INTER_AREA resize: %dx%d to %dx%d enlarges; only shrinking is supported",
-                         in->width, in->height, width, height);
     int rc = resize_alloc(out, in, width, height, "INTER_AREA resize", err);
     if (rc) return rc;
     if (width == in->width && height == in->height) {
@@ -120,6 +156,10 @@ int cv_resize_area(image_rgb8 *out, const image_rgb8 *in, int width, int height,
     }
     const double scale_x = 1. / ((double)width / in->width);
     const double scale_y = 1. / ((double)height / in->height);
+    if (scale_x < 1 || scale_y < 1) {
+        area_up(out, in);
+        return 0;
+    }
     const int isx = (int)lrint(scale_x), isy = (int)lrint(scale_y);
     if (fabs(scale_x - isx) < DBL_EPSILON && fabs(scale_y - isy) < DBL_EPSILON) {
         area_fast(out, in, isx, isy);
@@ -147,8 +187,6 @@ static int cubic_at(int d, double scale, float c[4]) {
     cubic_coeffs(f, c);
     return s - 1;
 }
-
-static int clampi(int v, int n) { return v < 0 ? 0 : v >= n ? n - 1 : v; }
 
 int cv_resize_cubic(image_rgb8 *out, const image_rgb8 *in, int width, int height, cnet_error *err) {
     int rc = resize_alloc(out, in, width, height, "INTER_CUBIC resize", err);
