@@ -13,7 +13,17 @@ build/tests/tool_annotate; it runs each case through the C annotators and
 compares the pixels with this reference, exactly, plus a few laws (invert
 twice is the identity, tile_resample below 1.1 is the identity, errors that
 must be refused). Images are a few dozen pixels: pure Python is fast enough.
+
+A second truth, recorded: tests/tools/annotators_cv2.json holds what OpenCV
+itself (with numpy, through the extension's calls) made of the same pictures
+(tests/tools/annotators_cv2_record.py made it). The C annotators must equal
+it exactly, except where OpenCV sums floats in its own order (the float
+GaussianBlur of scribble_xdog and lineart_standard): there at most
+RECORDED_FLOAT_SHARE of the values may differ, by at most 1 for
+lineart_standard (a binary scribble pixel flips whole).
 """
+import base64
+import json
 import math
 import os
 import random
@@ -21,6 +31,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 
 def f32(x):
@@ -534,6 +545,32 @@ class Runner:
         self.check(label, isinstance(got, str) and want in got, str(got if isinstance(got, str) else "ran"))
 
 
+# The share of values the float-blur annotators may differ from OpenCV's by.
+RECORDED_FLOAT_SHARE = 0.001
+RECORDED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "annotators_cv2.json")
+
+
+def compare_recorded(r):
+    with open(RECORDED) as f:
+        rec = json.load(f)
+    for c in rec["cases"]:
+        label = "OpenCV %s: %s %dx%d a=%s res=%d seed=%d" % (
+            rec["opencv"], c["name"], c["w"], c["h"], c["a"], c["res"], c["seed"])
+        got = r.run(c["name"], picture(c["w"], c["h"], c["picture"]), c["a"], None, c["res"], c["seed"])
+        if isinstance(got, str):
+            r.check(label, False, got)
+            continue
+        want = zlib.decompress(base64.b64decode(c["pixels"]))
+        if (got.w, got.h) != (c["out_w"], c["out_h"]):
+            r.check(label, False, "size %dx%d, OpenCV's %dx%d" % (got.w, got.h, c["out_w"], c["out_h"]))
+            continue
+        diff = [abs(got.d[i] - want[i]) for i in range(len(want)) if got.d[i] != want[i]]
+        float_blur = c["name"] in ("scribble_xdog", "lineart_standard")
+        ok = not diff or (float_blur and len(diff) <= RECORDED_FLOAT_SHARE * len(want) and
+                          (c["name"] == "scribble_xdog" or max(diff) <= 1))
+        r.check(label, ok, "%d of %d values differ, by up to %d" % (len(diff), len(want), max(diff, default=0)))
+
+
 def main():
     r = Runner(sys.argv[1])
     small, wide = picture(11, 8, 1), picture(23, 17, 2)
@@ -575,6 +612,7 @@ def main():
     r.refuse("tile_resample refuses an empty result", "tile_resample", picture(5, 5, 1), "is empty", a=8.0)
     r.refuse("a value out of range names the parameter", "threshold", small, "threshold is 300", a=300)
     r.refuse("processor_res out of range", "threshold", small, "processor_res", res=5000)
+    compare_recorded(r)
     print("annotators_test: %d passed, %d failed" % (r.passed, r.failed))
     return 1 if r.failed else 0
 
