@@ -121,12 +121,18 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
     if (sched_name && r->scheduler < 0)
         return cnet_fail(err, CNET_EINVAL, "spec: unknown scheduler %s", sched_name);
     if (!a) return cnet_fail(err, CNET_EINVAL, "spec: unknown preprocess %s", pre);
-    annotator_args *args = &r->controls[0].pre_args; /* api_generate_spec checked the values */
+    /* api_generate_spec checked the values and wrote the ones the run takes
+     * as threshold_a/b; a spec stored before them has canny's only. */
+    static const char *const slot[2][ANNOTATOR_MAX_PARAMS] = {
+        {"threshold_a", "threshold_b"}, {"canny_low_threshold", "canny_high_threshold"}};
+    annotator_args *args = &r->controls[0].pre_args;
     annotator_args_default(a, args);
-    args->value[0] =
-        json_object_get(spec, "threshold_a") ? num(spec, "threshold_a") : args->value[0];
-    args->value[1] =
-        json_object_get(spec, "threshold_b") ? num(spec, "threshold_b") : args->value[1];
+    for (int k = 0; k < ANNOTATOR_MAX_PARAMS; k++) {
+        const char *key = json_object_get(spec, slot[0][k]) ? slot[0][k]
+                          : !strcmp(a->name, "canny")       ? slot[1][k]
+                                                            : NULL;
+        if (key && json_object_get(spec, key)) args->value[k] = num(spec, key);
+    }
     args->processor_res = (int)num(spec, "processor_res");
     if (!r->prompt) return cnet_fail(err, CNET_EINVAL, "spec: prompt is missing");
     return 0;

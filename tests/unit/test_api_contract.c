@@ -506,6 +506,16 @@ static void test_spec_preprocessor(void) {
            "canny %g %g res %d", c->pre_args.value[0], c->pre_args.value[1],
            c->pre_args.processor_res);
     json_decref(spec);
+    /* a job spec stored before threshold_a/b existed: canny's own members */
+    spec = json_pack("{s:s, s:s, s:s, s:s, s:f, s:f}", "model", "base", "controlnet", "cn",
+                     "prompt", "p", "preprocess", "canny", "canny_low_threshold", 70.0,
+                     "canny_high_threshold", 140.0);
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    EXPECT(gs.req.controls[0].pre_args.value[0] == 70 &&
+               gs.req.controls[0].pre_args.value[1] == 140,
+           "an older canny spec: %g %g", gs.req.controls[0].pre_args.value[0],
+           gs.req.controls[0].pre_args.value[1]);
+    json_decref(spec);
     req = with(g, "preprocess", json_string("lineart_standard (from white bg & black line)"));
     CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "preprocess"),
           "the API takes cnet's names only: %s", e.message);
