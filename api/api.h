@@ -87,6 +87,21 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
  * decodes itself) and without "async". */
 int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e);
 
+/* One ControlNet's preprocessor from a request's members (the API's request
+ * object, or the CLI's flags gathered in one): preprocess (NULL: "none"),
+ * and, each optional, threshold_a / threshold_b (the annotator's first and
+ * second parameter), canny_low_threshold / canny_high_threshold (canny's
+ * older spelling of the same two) and processor_res. *a and *args are
+ * filled (the parameters not given at the annotator's defaults, seed 0).
+ * 400 naming the field: an unknown preprocessor, both spellings of one of
+ * canny's thresholds, a value outside the annotator's range. A threshold
+ * the annotator does not take is ignored, as the extension ignores it
+ * (A1111 clients send both always). */
+struct annotator;
+struct annotator_args;
+int api_generate_annotator(const char *preprocess, const json_t *given, const struct annotator **a,
+                           struct annotator_args *args, api_error *e);
+
 /* A multipart/form-data part of a generate request as the JSON value the
  * field table expects: integers, numbers and booleans parsed from the text
  * (left a string when they do not parse, so validation names the field),

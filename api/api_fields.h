@@ -76,6 +76,13 @@ extern const int api_generate_n_fields;
 extern const api_field api_train_fields[];
 extern const int api_train_n_fields;
 
+/* The generate fields POST /v1/preprocess and `cnet preprocess` take (a
+ * picture through one annotator): image, preprocess, threshold_a/b,
+ * processor_res, canny_low/high_threshold, seed and the CLI's out, copied
+ * from api_generate_fields so their limits are written once. */
+#define API_PREPROCESS_FIELDS 9
+int api_preprocess_fields(api_field out[API_PREPROCESS_FIELDS]);
+
 /* The field called name in fields[0..n), or NULL. */
 const api_field *api_field_find(const api_field *fields, int n, const char *name);
 /* The upper bound of an AF_INT/AF_NUM field for the API (api_hi when set). */

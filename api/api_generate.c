@@ -5,8 +5,11 @@
  * controlnet_conditioning_scale → scale, control_guidance_start/end,
  * guess_mode, clip_skip, eta; StableDiffusionXLControlNetPipeline's
  * prompt_2, negative_prompt_2 and the micro-conditioning sizes as
- * (height, width) pairs) plus the canny preprocessor of the ControlNet
- * examples (cv2.Canny's thresholds). The ranges are ours: what the engine
+ * (height, width) pairs) plus the preprocessors (annotators) of
+ * engine/annotators/annotator.h by name, with their two parameters as
+ * threshold_a / threshold_b (the sd-webui-controlnet extension's names;
+ * canny's also as canny_low_threshold / canny_high_threshold, the ControlNet
+ * examples' cv2.Canny thresholds) and processor_res. The ranges are ours: what the engine
  * can run and what is surely not a typo; the per-entry-point caps (api_hi)
  * are what one HTTP request may cost (API_GENERATE_SIZE_MAX per side,
  * API_GENERATE_REQUEST_IMAGES_MAX images) and the seed, which JSON carries
@@ -26,11 +29,17 @@
 #include <string.h>
 
 #include "api/api_fields.h"
+#include "engine/annotators/annotator.h"
 
 /* engine/sched/scheduler.h's short names (test_api_contract checks them). */
 static const char *const schedulers[] = {"ddim",     "pndm",  "euler", "euler_a",
                                          "dpmpp_2m", "unipc", "ddpm",  NULL};
-static const char *const preprocessors[] = {"none", "canny", NULL};
+/* engine/annotators/annotator.h's table, in its order (test_api_contract
+ * checks them). */
+static const char *const preprocessors[] = {
+    "none",    "canny",         "invert",        "threshold", "scribble_xdog", "lineart_standard",
+    "shuffle", "tile_resample", "blur_gaussian", "color",     "inpaint",       "inpaint_only",
+    NULL};
 static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
 
 const api_field api_generate_fields[] = {
@@ -212,7 +221,26 @@ const api_field api_generate_fields[] = {
      .flags = AF_PER_CONTROLNET,
      .choices = preprocessors,
      .def = "\"none\"",
-     .help = "canny turns the control image into its edges first"},
+     .help = "the annotator the control image goes through first (GET /v1/preprocessors)"},
+    {.name = "threshold_a",
+     .type = AF_NUM,
+     .flags = AF_PER_CONTROLNET,
+     .lo = 0,
+     .hi = API_CANNY_THRESHOLD_MAX,
+     .help = "the preprocessor's first parameter (its own range; default its own)"},
+    {.name = "threshold_b",
+     .type = AF_NUM,
+     .flags = AF_PER_CONTROLNET,
+     .lo = 0,
+     .hi = API_CANNY_THRESHOLD_MAX,
+     .help = "the preprocessor's second parameter (its own range; default its own)"},
+    {.name = "processor_res",
+     .type = AF_INT,
+     .flags = AF_PER_CONTROLNET,
+     .lo = 0,
+     .hi = ANNOTATOR_PROCESSOR_RES_MAX,
+     .def = "0",
+     .help = "the preprocessor first scales the image's short side to this (0: as it is)"},
     {.name = "canny_low_threshold",
      .type = AF_NUM,
      .lo = 0,
@@ -300,6 +328,43 @@ static int check_batch(const json_t *spec, api_error *e) {
     return 0;
 }
 
+/* The annotator of one control (the flat request, or controlnets[k] with
+ * item, the request's controlnets[k], and prefix "controlnets[k]."):
+ * api_generate_annotator checks what the request gave (a list item's own
+ * members, canny's run-wide spelling from the top),
+ * and the values the run takes go into the spec as threshold_a/b. */
+static int spec_annotator(json_t *one, const json_t *req, const json_t *item, const char *prefix,
+                          api_error *e) {
+    const json_t *given = req;
+    json_t *merged = NULL;
+    if (item) { /* a list item: its members, and canny's run-wide thresholds */
+        if (!(merged = json_deep_copy(item)))
+            return api_fail(e, 503, "out_of_memory", NULL, "out of memory");
+        static const char *const canny[] = {"canny_low_threshold", "canny_high_threshold"};
+        for (int i = 0; i < 2; i++)
+            if (json_object_get(req, canny[i]))
+                json_object_set(merged, canny[i], json_object_get(req, canny[i]));
+        given = merged;
+    }
+    const annotator *a;
+    annotator_args args;
+    int rc = api_generate_annotator(json_string_value(json_object_get(one, "preprocess")), given,
+                                    &a, &args, e);
+    json_decref(merged);
+    if (rc) {
+        if (*prefix && e->field[0]) {
+            char field[sizeof e->field];
+            snprintf(field, sizeof field, "%.40s%.80s", prefix, e->field);
+            memcpy(e->field, field, sizeof field);
+        }
+        return rc;
+    }
+    static const char *const slot[ANNOTATOR_MAX_PARAMS] = {"threshold_a", "threshold_b"};
+    for (int k = 0; k < ANNOTATOR_MAX_PARAMS; k++) /* the values the run takes, in the spec */
+        if (a->param[k].name) json_object_set_new(one, slot[k], json_real(args.value[k]));
+    return 0;
+}
+
 int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, api_error *e) {
     int rc = api_fields_check(api_generate_fields, api_generate_n_fields, req, roots, spec, e);
     if (rc) return rc;
@@ -307,16 +372,78 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
     const json_t *list = json_object_get(*spec, "controlnets");
     rc = check_batch(*spec, e);
     if (!rc && !list) rc = check_window(*spec, "", e);
+    if (!rc && !list) rc = spec_annotator(*spec, req, NULL, "", e);
     for (size_t k = 0; !rc && k < json_array_size(list); k++) {
         char prefix[48];
         snprintf(prefix, sizeof prefix, "controlnets[%zu].", k);
-        rc = check_window(json_array_get(list, k), prefix, e);
+        json_t *one = json_array_get(list, k);
+        rc = check_window(one, prefix, e);
+        if (!rc)
+            rc = spec_annotator(one, req, json_array_get(json_object_get(req, "controlnets"), k),
+                                prefix, e);
     }
     if (rc) {
         json_decref(*spec);
         *spec = NULL;
     }
     return rc;
+}
+
+int api_preprocess_fields(api_field out[API_PREPROCESS_FIELDS]) {
+    static const char *const members[API_PREPROCESS_FIELDS] = {"image",
+                                                               "preprocess",
+                                                               "threshold_a",
+                                                               "threshold_b",
+                                                               "processor_res",
+                                                               "canny_low_threshold",
+                                                               "canny_high_threshold",
+                                                               "seed",
+                                                               "out"};
+    /* One picture: no lists; where the meaning differs from generate's, so
+     * does the help (the limits stay the table's). */
+    static const char *const help[API_PREPROCESS_FIELDS] = {
+        [0] = "the picture, PNG or JPEG: a file (CLI); base64 or a multipart file part (API)",
+        [7] = "shuffle's noise: numpy's MT19937 seeded with it, as the extension (default 0)",
+        [8] = "the control image's file, .png or .jpg"};
+    for (int i = 0; i < API_PREPROCESS_FIELDS; i++) {
+        out[i] = *api_field_find(api_generate_fields, api_generate_n_fields, members[i]);
+        out[i].flags &= ~AF_PER_CONTROLNET;
+        if (help[i]) out[i].help = help[i];
+    }
+    return API_PREPROCESS_FIELDS;
+}
+
+int api_generate_annotator(const char *preprocess, const json_t *given, const annotator **out,
+                           annotator_args *args, api_error *e) {
+    static const char *const slot[ANNOTATOR_MAX_PARAMS] = {"threshold_a", "threshold_b"};
+    static const char *const canny[ANNOTATOR_MAX_PARAMS] = {"canny_low_threshold",
+                                                            "canny_high_threshold"};
+    const annotator *a = annotator_find(preprocess ? preprocess : "none");
+    if (!a)
+        return api_fail(e, 400, "invalid_field", "preprocess",
+                        "preprocess: no preprocessor is called %s (GET /v1/preprocessors)",
+                        preprocess);
+    annotator_args_default(a, args);
+    const json_t *res = json_object_get(given, "processor_res");
+    if (res) args->processor_res = (int)json_integer_value(res);
+    const int is_canny = !strcmp(a->name, "canny");
+    for (int k = 0; k < ANNOTATOR_MAX_PARAMS; k++) {
+        const json_t *t = json_object_get(given, slot[k]), *c = json_object_get(given, canny[k]);
+        const annotator_param *p = &a->param[k];
+        if (t && c && is_canny)
+            return api_fail(e, 400, "invalid_field", slot[k],
+                            "%s and %s both set canny's %s; give one", slot[k], canny[k], p->name);
+        const json_t *v = t ? t : is_canny ? c : NULL;
+        if (!v || !p->name) continue; /* as the extension, a parameter it lacks is ignored */
+        const double d = json_number_value(v);
+        if (!(d >= p->lo && d <= p->hi))
+            return api_fail(e, 400, "out_of_range", t ? slot[k] : canny[k],
+                            "%s: %g is outside %s's %s range [%g, %g]", t ? slot[k] : canny[k], d,
+                            a->name, p->name, p->lo, p->hi);
+        args->value[k] = d;
+    }
+    *out = a;
+    return 0;
 }
 
 void api_generate_size_caps(int *width_max, int *height_max) {

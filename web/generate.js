@@ -6,10 +6,14 @@
 // base (GET /v1/models' pipeline is a StableDiffusionXL... class) it also
 // offers prompt_2, negative_prompt_2 and the micro-conditioning sizes,
 // typed as "H,W" (diffusers' (height, width) order) and sent as [h, w].
+// The preprocessor and its preview (preprocess.js) and the img2img /
+// inpainting inputs (img2img.js) add their fields to the same request.
 // Only offered when the server's OpenAPI document has the /v1/generate route;
-// otherwise the page says so and shows no form. Not here: canny edge
-// detection (the server's preprocessor).
+// otherwise the page says so and shows no form. Not here: the preprocessors
+// themselves (the server's annotators).
 import { api, apiBlob, limits, routes, schema } from './api.js';
+import { img2imgPanel } from './img2img.js';
+import { preprocessPanel } from './preprocess.js';
 import { errorNotice, facts, h, markField, notice } from './ui.js';
 
 const SIZE_MIN = 64; // px per side the drawing canvas takes
@@ -93,6 +97,8 @@ export async function render(main, params, signal) {
   const base = models.filter((m) => m.kind === 'base');
   const nets = models.filter((m) => m.kind === 'controlnet');
   const cc = controlCanvas();
+  const pre = await preprocessPanel(spec, cc.base64, signal);
+  const i2i = img2imgPanel();
   const file = h('input', { id: 'g-file', type: 'file', accept: 'image/png,image/jpeg' });
   file.addEventListener('change', () => { if (file.files[0]) cc.put(file.files[0]).catch((e) => out.replaceChildren(errorNotice(e))); });
   const clearBtn = h('button', { type: 'button', class: 'quiet' }, 'Clear');
@@ -107,6 +113,7 @@ export async function render(main, params, signal) {
     h('fieldset', {}, h('legend', {}, 'Control image'),
       h('div', { class: 'field' }, h('label', { for: 'g-file' }, 'Upload (scaled to cover, centre-cropped), then draw on it if you like'), file),
       cc.canvas, clearBtn),
+    pre.box, i2i.box,
     h('div', { class: 'field wide' }, h('label', { for: 'g-prompt' }, 'Prompt'),
       h('textarea', { id: 'g-prompt', name: 'prompt', rows: 2, required: true })),
     h('div', { class: 'field wide' }, h('label', { for: 'g-negative_prompt' }, 'Negative prompt'),
@@ -159,7 +166,10 @@ export async function render(main, params, signal) {
     for (const k of ['steps', 'guidance', 'scale', 'seed', 'width', 'height']) {
       if (el[k].value !== '') body[k] = Number(el[k].value);
     }
+    Object.assign(body, pre.fields());
     const shown = { ...body };
+    Object.assign(body, await i2i.fields());
+    if (body.strength !== undefined) shown.strength = body.strength;
     body.image = await cc.base64();
     const btn = form.querySelector('button[type=submit]');
     btn.disabled = true;

@@ -5,8 +5,22 @@
 
 extern const annotator annotator_none;
 extern const annotator annotator_canny;
+extern const annotator annotator_invert;
+extern const annotator annotator_threshold;
+extern const annotator annotator_scribble_xdog;
+extern const annotator annotator_lineart_standard;
+extern const annotator annotator_shuffle;
+extern const annotator annotator_tile_resample;
+extern const annotator annotator_blur_gaussian;
+extern const annotator annotator_color;
+extern const annotator annotator_inpaint;
+extern const annotator annotator_inpaint_only;
 
-static const annotator *const table[] = {&annotator_none, &annotator_canny};
+static const annotator *const table[] = {
+    &annotator_none,      &annotator_canny,         &annotator_invert,
+    &annotator_threshold, &annotator_scribble_xdog, &annotator_lineart_standard,
+    &annotator_shuffle,   &annotator_tile_resample, &annotator_blur_gaussian,
+    &annotator_color,     &annotator_inpaint,       &annotator_inpaint_only};
 #define TABLE_LEN ((int)(sizeof table / sizeof table[0]))
 
 int annotator_count(void) { return TABLE_LEN; }
@@ -38,6 +52,9 @@ int annotator_run(const annotator *a, image_rgb8 *out, const image_rgb8 *in,
             return cnet_fail(err, CNET_EINVAL, "%s: %s is %g, not in [%g, %g]", a->name, p->name, v,
                              p->lo, p->hi);
     }
+    if (args->processor_res < 0 || args->processor_res > ANNOTATOR_PROCESSOR_RES_MAX)
+        return cnet_fail(err, CNET_EINVAL, "%s: processor_res is %d, not 0 or in [1, %d]", a->name,
+                         args->processor_res, ANNOTATOR_PROCESSOR_RES_MAX);
     if (a->needs_model && !(args->model_dir && *args->model_dir))
         return cnet_fail(err, CNET_EINVAL,
                          "%s needs its weights: give the annotator's model folder", a->name);

@@ -34,7 +34,14 @@ typedef struct annotator_args {
     double value[ANNOTATOR_MAX_PARAMS]; /* per annotator.param; annotator_args_default fills them */
     uint64_t seed;                      /* for the annotators that draw random numbers */
     const char *model_dir;              /* network annotators: their weights folder; else NULL */
+    /* The extension's processor_res: the picture's short side is resized to
+     * it first (engine/annotators/annotator_cv.h, annotator_fit). 0: the
+     * picture's own size. */
+    int processor_res;
 } annotator_args;
+
+/* processor_res accepted: 0 (the picture's own size) or 1..this. */
+#define ANNOTATOR_PROCESSOR_RES_MAX 4096
 
 typedef struct annotator {
     const char *name;       /* cnet's name: "canny", "scribble_xdog" */
@@ -43,6 +50,8 @@ typedef struct annotator {
     const char *help;
     annotator_param param[ANNOTATOR_MAX_PARAMS];
     int needs_model; /* runs only with args.model_dir (depth, normal, pose ...) */
+    int takes_res;   /* 1: processor_res scales the picture first (the extension's
+                        resolution slider); 0: it is ignored */
     /* out (allocated here, any size the annotator makes) from in. */
     int (*run)(image_rgb8 *out, const image_rgb8 *in, const annotator_args *args, cnet_error *err);
 } annotator;

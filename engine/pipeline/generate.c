@@ -5,22 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/image/canny.h"
 #include "engine/image/inpaint_crop.h"
 #include "engine/image/inpaint_image.h"
 #include "engine/image/preprocess.h"
-
-static const char *const pre_names[GENERATE_PRE_COUNT] = {"none", "canny"};
-
-const char *generate_preprocess_name(generate_preprocess p) {
-    return (unsigned)p < GENERATE_PRE_COUNT ? pre_names[p] : "?";
-}
-
-int generate_preprocess_from_name(const char *name) {
-    for (int p = 0; p < GENERATE_PRE_COUNT; p++)
-        if (name && strcmp(pre_names[p], name) == 0) return p;
-    return -1;
-}
 
 void generate_to_rgb8(uint8_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -41,9 +28,9 @@ void generate_result_free(generate_result *out) {
 
 /* What a run holds between its steps. */
 typedef struct gen_work {
-    image_rgb8 edges[PIPE_MAX_CONTROLNETS];
+    image_rgb8 annotated[PIPE_MAX_CONTROLNETS];
     image_rgb8 cropped[PIPE_MAX_CONTROLNETS + 2]; /* padding_mask_crop: controls, init, mask */
-    const image_rgb8 *img[PIPE_MAX_CONTROLNETS];  /* the image or its edges (or their crop) */
+    const image_rgb8 *img[PIPE_MAX_CONTROLNETS];  /* the image or its annotator's (or their crop) */
     float *control[PIPE_MAX_CONTROLNETS];         /* [H, W, 3] in [0, 1] */
     float *init, *mask;                           /* [H, W, 3] in [-1, 1], [H, W] in {0, 1} */
     int crop[4];                                  /* padding_mask_crop's region */
@@ -52,7 +39,7 @@ typedef struct gen_work {
 
 static void gen_work_free(gen_work *w) {
     for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++) {
-        image_free(&w->edges[k]);
+        image_free(&w->annotated[k]);
         free(w->control[k]);
     }
     for (int k = 0; k < PIPE_MAX_CONTROLNETS + 2; k++) image_free(&w->cropped[k]);
@@ -97,10 +84,12 @@ static int prepare(const generate_request *r, gen_work *w, generate_result *out,
     for (int k = 0; k < r->n_controls && !rc; k++) {
         const generate_control *c = &r->controls[k];
         w->img[k] = c->image;
-        if (c->pre == GENERATE_PRE_CANNY) {
-            if ((rc = canny_rgb8(&w->edges[k], c->image, r->canny_low, r->canny_high, err)))
-                cnet_error_prefix(err, "canny on %s", c->image_name);
-            w->img[k] = &w->edges[k];
+        if (c->pre && strcmp(c->pre->name, "none")) {
+            annotator_args args = c->pre_args;
+            args.seed = r->seed;
+            if ((rc = annotator_run(c->pre, &w->annotated[k], c->image, &args, err)))
+                cnet_error_prefix(err, "preprocess %s on %s", c->pre->name, c->image_name);
+            w->img[k] = &w->annotated[k];
         }
     }
     if (rc) return rc;

@@ -1,6 +1,8 @@
 /* One generate run, for `cnet generate` and the service alike: the control
- * images (already decoded) through their preprocessor (canny, as the
- * diffusers ControlNet examples run cv2.Canny), the output size
+ * images (already decoded) through their preprocessor (an annotator of
+ * engine/annotators/annotator.h: canny as the diffusers ControlNet examples
+ * run cv2.Canny, the sd-webui-controlnet extension's others; its seed is the
+ * request's, as A1111 seeds numpy before preprocessing), the output size
  * (--width/--height or the first control image's, rounded down to the VAE
  * factor), every control image prepared at that size as
  * StableDiffusionControlNetPipeline.prepare_image does, the base folder's
@@ -23,19 +25,10 @@
 
 #include <stdint.h>
 
+#include "engine/annotators/annotator.h"
 #include "engine/image/image.h"
 #include "engine/pipeline/pipeline.h"
 #include "engine/pipeline/sd_base.h"
-
-typedef enum generate_preprocess {
-    GENERATE_PRE_NONE = 0,
-    GENERATE_PRE_CANNY,
-    GENERATE_PRE_COUNT
-} generate_preprocess;
-
-/* "none", "canny"; and back (-1: not a preprocessor). */
-const char *generate_preprocess_name(generate_preprocess p);
-int generate_preprocess_from_name(const char *name);
 
 /* One ControlNet of a request, with its control image. */
 typedef struct generate_control {
@@ -43,9 +36,10 @@ typedef struct generate_control {
     const char *image_name;  /* the control image in messages: its file, or "image" */
     const image_rgb8 *image; /* decoded, any size (borrowed) */
     controlnet_model *model; /* loaded from dir by the caller (borrowed) */
-    generate_preprocess pre;
-    float scale;       /* controlnet_conditioning_scale; NAN: generate_default_scale */
-    double start, end; /* control_guidance_start / end */
+    const annotator *pre;    /* NULL: none */
+    annotator_args pre_args; /* its parameters (the seed is the request's) */
+    float scale;             /* controlnet_conditioning_scale; NAN: generate_default_scale */
+    double start, end;       /* control_guidance_start / end */
 } generate_control;
 
 /* Everything one run needs (every pointer borrowed for the call). */
@@ -65,7 +59,6 @@ typedef struct generate_request {
     int width, height; /* 0: from the first control image */
     float guidance, eta;
     uint64_t seed;
-    double canny_low, canny_high;
     int64_t max_pixels; /* of the output; 0: no limit beyond the size's */
     int n_controls;
     generate_control controls[PIPE_MAX_CONTROLNETS];

@@ -81,11 +81,13 @@ static char *control_text(const generate_request *r, int k) {
     FILE *f = open_memstream(&text, &len);
     if (!f) return NULL;
     model_name(name, sizeof name, c->dir);
-    fprintf(f, "Module: %s, Model: ", generate_preprocess_name(c->pre));
+    fprintf(f, "Module: %s, Model: ", c->pre ? c->pre->a1111_name : "none");
     put_quoted(f, name);
     fprintf(f, ", Weight: %g", (double)(isnan(c->scale) ? generate_default_scale(r) : c->scale));
-    if (c->pre == GENERATE_PRE_CANNY)
-        fprintf(f, ", Threshold A: %g, Threshold B: %g", r->canny_low, r->canny_high);
+    if (c->pre && c->pre_args.processor_res > 0)
+        fprintf(f, ", Processor Res: %d", c->pre_args.processor_res);
+    for (int p = 0; c->pre && p < ANNOTATOR_MAX_PARAMS; p++)
+        if (c->pre->param[p].name) fprintf(f, ", Threshold %c: %g", 'A' + p, c->pre_args.value[p]);
     fprintf(f, ", Guidance Start: %g, Guidance End: %g", (double)c->start, (double)c->end);
     if (fclose(f) == 0) return text;
     free(text);

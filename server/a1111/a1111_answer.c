@@ -3,8 +3,9 @@
  * and the extension's POST /controlnet/detect (scripts/api.py: each input
  * image through the module, {"images", "info": "Success"}), whose
  * annotators are engine/annotators' — the ones a generate request's
- * preprocess runs. detect runs its module on the image at the image's own
- * size, as a1111_units.c explains for processor_res. */
+ * preprocess runs. controlnet_processor_res -1: the module on the image at
+ * its own size, as a1111_units.c explains for processor_res. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ json_t *a1111_images_answer(const json_t *body, const json_t *spec, json_t *imag
 }
 
 /* One input image through a into a base64 PNG (appended to out). */
-static int detect_one(const annotator *a, const annotator_args *args, const char *b64, double res,
+static int detect_one(const annotator *a, const annotator_args *args, const char *b64,
                       const char *field, json_t *out, api_error *e) {
     unsigned char *raw = NULL, *png = NULL;
     size_t n = 0, png_len = 0;
@@ -54,14 +55,11 @@ static int detect_one(const annotator *a, const annotator_args *args, const char
     int rc = api_base64_decode(b64, strlen(b64), field, &raw, &n, e);
     if (!rc && image_decode(&in, raw, n, field, IMAGE_MAX_PIXELS_DEFAULT, &err))
         rc = api_fail(e, A1111_STATUS, "invalid_image", field, "%s", err.msg);
-    const int short_side = in.width < in.height ? in.width : in.height;
-    if (!rc && strcmp(a->name, "none") && res > 0 && res != short_side)
-        rc = api_fail(e, A1111_STATUS, "unsupported", "controlnet_processor_res",
-                      "controlnet_processor_res: cnet runs module %s on the image at its own size "
-                      "(short side %d), not at %g: send -1 or %d",
-                      a->a1111_name, short_side, res, short_side);
-    if (!rc && annotator_run(a, &made, &in, args, &err))
-        rc = api_fail(e, A1111_STATUS, "invalid_field", "controlnet_module", "%s", err.msg);
+    int run_rc;
+    if (!rc && (run_rc = annotator_run(a, &made, &in, args, &err)))
+        rc = api_fail(e, run_rc == CNET_ELIMIT ? 413 : A1111_STATUS, "invalid_field",
+                      run_rc == CNET_ELIMIT ? "controlnet_processor_res" : "controlnet_module",
+                      "%s", err.msg);
     if (!rc && image_encode_png(&made, NULL, 0, &png, &png_len, &err))
         rc = api_fail(e, 500, "encode_failed", NULL, "%s", err.msg);
     char *text = rc ? NULL : api_base64_encode(png, png_len);
@@ -122,6 +120,16 @@ int a1111_detect(const json_t *body, json_t **answer, api_error *e) {
             args.value[k] = json_number_value(t);
     }
     const json_t *res = json_object_get(body, "controlnet_processor_res");
+    if (res &&
+        !(json_is_number(res) &&
+          (json_number_value(res) == -1 ||
+           (json_number_value(res) >= 0 && json_number_value(res) <= ANNOTATOR_PROCESSOR_RES_MAX &&
+            json_number_value(res) == floor(json_number_value(res))))))
+        return api_fail(e, A1111_STATUS, "invalid_field", "controlnet_processor_res",
+                        "controlnet_processor_res must be -1 or a whole number of pixels up to %d",
+                        ANNOTATOR_PROCESSOR_RES_MAX);
+    if (res && a->takes_res && json_number_value(res) > 0)
+        args.processor_res = (int)json_number_value(res);
     json_t *out = json_array();
     if (!out) return api_fail(e, 503, "out_of_memory", NULL, "out of memory");
     int rc = 0;
@@ -129,7 +137,7 @@ int a1111_detect(const json_t *body, json_t **answer, api_error *e) {
         char field[64];
         snprintf(field, sizeof field, "controlnet_input_images[%zu]", i);
         const char *b64 = a1111_base64(json_array_get(images, i));
-        rc = b64 ? detect_one(a, &args, b64, res ? json_number_value(res) : -1, field, out, e)
+        rc = b64 ? detect_one(a, &args, b64, field, out, e)
                  : api_fail(e, A1111_STATUS, "invalid_field", field, "%s must be a string", field);
     }
     if (rc) {

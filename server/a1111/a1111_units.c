@@ -7,9 +7,7 @@
  *   module name → preprocess), model (" [hash]" dropped → controlnet),
  *   weight → scale, guidance_start / guidance_end → control_guidance_*,
  *   threshold_a / threshold_b → the annotator's two parameters by position
- *   (absent or -1: its default), per ControlNet where the generate table has
- *   per-ControlNet thresholds, else its run-wide field (canny_low_threshold),
- *   which every unit of that module must then agree on.
+ *   (absent or -1: its default), per ControlNet.
  *   control_mode: "Balanced" (0) as is; "ControlNet is more important" (2)
  *   is the extension's soft injection (0.825^(12-i) per residual) plus
  *   control on the conditional half only — diffusers' guess mode
@@ -21,10 +19,10 @@
  *   (diffusers' prepare_image, the extension's "Just Resize"); "Crop and
  *   Resize" and "Resize and Fill" are the same when the image has the
  *   output's aspect ratio, and refused when it has not.
- *   processor_res / pixel_perfect: cnet runs the annotator on the image at
- *   its own size; another processor_res (or pixel perfect's, unless the
- *   image already has the output size) is refused — with module "none" no
- *   annotator runs and both are moot, as in the extension.
+ *   processor_res → processor_res (-1: the annotator at the image's own
+ *   size, where the extension takes the module's default, mostly 512);
+ *   pixel_perfect: the extension's pixel_perfect_resolution instead — with
+ *   module "none" no annotator runs and both are moot, as in the extension.
  * Members that change no pixel (low_vram, save_detected_map, is_ui, ...)
  * are accepted; a member this table does not know is refused by name. */
 #include <math.h>
@@ -150,37 +148,14 @@ static int probe(const char *b64, const char *field, int *w, int *h, api_error *
     return rc;
 }
 
-/* Slot k's threshold of a unit whose module is a (given: the unit's
- * member, NULL or -1: the module's default, as the extension's -1) as the
- * cnet field that takes it: a per-ControlNet "threshold_a"/"threshold_b"
- * when the table has one, else the run-wide "<annotator>_<parameter>"
- * (canny_low_threshold), which must then be the same for every unit of that
- * module. A slider the module has not is unread, as in the extension. */
-static int set_threshold(const annotator *a, int k, const json_t *given, json_t *item, unit_ctx *x,
-                         const char *path, api_error *e) {
-    const int set = json_is_number(given) && json_number_value(given) != -1;
-    const char *slot = k ? "threshold_b" : "threshold_a";
-    const api_field *f = api_field_find(api_generate_fields, api_generate_n_fields, slot);
-    if (f && (f->flags & AF_PER_CONTROLNET))
-        return set && json_object_set(item, slot, (json_t *)given)
-                   ? api_fail(e, 503, "out_of_memory", NULL, "out of memory")
-                   : 0;
-    if (!a->param[k].name) return 0;
-    char name[96];
-    snprintf(name, sizeof name, "%s_%s", a->name, a->param[k].name);
-    if (!api_field_find(api_generate_fields, api_generate_n_fields, name))
-        return set ? api_fail(e, A1111_STATUS, "unsupported", path,
-                              "%s: cnet takes no %s for module %s yet; leave it -1", path,
-                              a->param[k].name, a->a1111_name)
-                   : 0;
-    const double v = set ? json_number_value(given) : a->param[k].def;
-    const json_t *had = json_object_get(x->req, name);
-    if (had && json_number_value(had) != v)
-        return api_fail(e, A1111_STATUS, "unsupported", path,
-                        "%s: cnet's %s is one value for every %s unit of a run: this unit's is "
-                        "%g, another's %g",
-                        path, name, a->a1111_name, v, json_number_value(had));
-    return json_object_set_new(x->req, name, json_real(v))
+/* Slot k's threshold of a unit (given: its member; absent or -1: the
+ * module's default, as the extension's -1) as the item's per-ControlNet
+ * threshold_a / threshold_b, which cnet's table checks against the module's
+ * range. A slider the module has not is unread, as in the extension. */
+static int set_threshold(const annotator *a, int k, const json_t *given, json_t *item,
+                         api_error *e) {
+    if (!a->param[k].name || !json_is_number(given) || json_number_value(given) == -1) return 0;
+    return json_object_set(item, k ? "threshold_b" : "threshold_a", (json_t *)given)
                ? api_fail(e, 503, "out_of_memory", NULL, "out of memory")
                : 0;
 }
@@ -279,25 +254,29 @@ static int unit_item(const json_t *unit, const char *at, unit_ctx *x, json_t *it
             break;
         }
         case U_PIXEL_PERFECT:
-            if (annotates && json_is_true(v) && (img_w != x->width || img_h != x->height))
-                return api_fail(e, A1111_STATUS, "unsupported", path,
-                                "%s: cnet runs module %s on the image at its own size (%dx%d); "
-                                "pixel perfect would run it at the output's %dx%d: send the "
-                                "image at that size",
-                                path, a->a1111_name, img_w, img_h, x->width, x->height);
+            /* the extension's pixel_perfect_resolution: the short side scaled
+             * as the image is to the output (the resize modes accepted above
+             * all scale by max(k0, k1) here), np.round'ed (half to even) */
+            if (annotates && a->takes_res && json_is_true(v)) {
+                const double k0 = (double)x->height / img_h, k1 = (double)x->width / img_w;
+                const int short_side = img_w < img_h ? img_w : img_h;
+                json_object_set_new(
+                    item, "processor_res",
+                    json_integer((json_int_t)nearbyint((k0 > k1 ? k0 : k1) * short_side)));
+            }
             break;
         case U_PROCESSOR_RES: {
-            const int short_side = img_w < img_h ? img_w : img_h;
             if (!json_is_number(v))
                 return api_fail(e, A1111_STATUS, "invalid_field", path, "%s must be a number",
                                 path);
             const double res = json_number_value(v);
-            if (annotates && res > 0 && res != short_side &&
+            if (res > 0 && res != floor(res))
+                return api_fail(e, A1111_STATUS, "invalid_field", path,
+                                "%s must be a whole number of pixels, or -1", path);
+            /* -1 (or 0): the annotator at the image's own size; pixel_perfect wins */
+            if (annotates && a->takes_res && res > 0 &&
                 !json_is_true(json_object_get(unit, "pixel_perfect")))
-                return api_fail(e, A1111_STATUS, "unsupported", path,
-                                "%s: cnet runs module %s on the image at its own size (short "
-                                "side %d), not at %g: send -1 or %d, or the image at that size",
-                                path, a->a1111_name, short_side, res, short_side);
+                json_object_set_new(item, "processor_res", json_integer((json_int_t)res));
             break;
         }
         case U_THRESHOLD:
@@ -318,8 +297,7 @@ static int unit_item(const json_t *unit, const char *at, unit_ctx *x, json_t *it
         }
     }
     for (int k = 0; annotates && k < ANNOTATOR_MAX_PARAMS; k++) {
-        rc = set_threshold(a, k, json_object_get(unit, k ? "threshold_b" : "threshold_a"), item, x,
-                           PATH(k ? "threshold_b" : "threshold_a"), e);
+        rc = set_threshold(a, k, json_object_get(unit, k ? "threshold_b" : "threshold_a"), item, e);
         if (rc) return rc;
     }
 #undef PATH

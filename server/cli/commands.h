@@ -20,6 +20,7 @@ int cmd_init_model(int argc, char **argv); /* server/cli/cmd_init_model.c */
 int cmd_push(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_preprocess(int argc, char **argv);
 int cmd_dataset(int argc, char **argv); /* server/cli/cmd_dataset.c */
 int cmd_convert(int argc, char **argv); /* server/cli/cmd_convert.c */
 

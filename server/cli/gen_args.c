@@ -4,8 +4,10 @@
  * can be checked without opening a file checked here, so a bad command line
  * fails at once with the option named (exit status 2). The per-ControlNet
  * options (controlnet, image, scale, control_guidance_start/end,
- * preprocess) are comma-separated lists; a list of one value applies to
- * every ControlNet. Not a general option library (server/cli/cli_args.h). */
+ * preprocess, threshold_a/b, processor_res) are comma-separated lists; a
+ * list of one value applies to every ControlNet. Each ControlNet's
+ * preprocessor and its parameters are checked by api_generate_annotator,
+ * as the API's are. Not a general option library (server/cli/cli_args.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +60,25 @@ typedef struct gen_list {
     const char *text;
 } gen_list;
 
-enum { L_SCALE, L_START, L_END, L_PREPROCESS, L_COUNT };
-static const char *const list_names[L_COUNT] = {"scale", "control_guidance_start",
-                                                "control_guidance_end", "preprocess"};
+enum {
+    L_SCALE,
+    L_START,
+    L_END,
+    L_PREPROCESS,
+    L_THRESHOLD_A,
+    L_THRESHOLD_B,
+    L_PROCESSOR_RES,
+    L_COUNT
+};
+static const char *const list_names[L_COUNT] = {
+    "scale",       "control_guidance_start", "control_guidance_end", "preprocess", "threshold_a",
+    "threshold_b", "processor_res"};
 
 /* Applies list l (one value for all, or one per ControlNet) to every
- * ControlNet, each value within the table's limits. */
-static int apply_list(gen_options *o, int l, const gen_list *given, cnet_error *err) {
+ * ControlNet, each value within the table's limits. The preprocessor's
+ * parameters go, when given, into each ControlNet's members (pre[k]) for
+ * api_generate_annotator. */
+static int apply_list(gen_options *o, int l, const gen_list *given, json_t **pre, cnet_error *err) {
     const api_field *f = api_field_find(T, list_names[l]);
     char flag[CLI_FLAG_MAX], *copy = NULL, *v[PIPE_MAX_CONTROLNETS] = {NULL};
     snprintf(flag, sizeof flag, "%s%.*s", given->flag[0] ? "" : "--", CLI_FLAG_MAX - 3,
@@ -91,7 +105,18 @@ static int apply_list(gen_options *o, int l, const gen_list *given, cnet_error *
         }
         if (l == L_PREPROCESS) {
             rc = cli_field_enum(f, flag, text, &p, err);
-            c->pre = (generate_preprocess)generate_preprocess_from_name(f->choices[p]);
+            c->pre = rc ? NULL : annotator_find(f->choices[p]);
+            continue;
+        }
+        if (l == L_PROCESSOR_RES) {
+            long long res = 0;
+            if (text && !(rc = cli_field_long(f, flag, text, &res, err)))
+                json_object_set_new(pre[k], f->name, json_integer(res));
+            continue;
+        }
+        if (l == L_THRESHOLD_A || l == L_THRESHOLD_B) {
+            if (text && !(rc = cli_field_double(f, flag, text, &d, err)))
+                json_object_set_new(pre[k], f->name, json_real(d));
             continue;
         }
         rc = cli_field_double(f, flag, text, &d, err);
@@ -223,12 +248,13 @@ static int set_value(gen_options *o, const api_field *f, const char *flag, const
         rc = cli_field_double(f, flag, v, &d, err);
         if (!strcmp(n, "guidance")) r->guidance = (float)d;
         if (!strcmp(n, "eta")) r->eta = (float)d;
-        if (!strcmp(n, "canny_low_threshold")) r->canny_low = d;
-        if (!strcmp(n, "canny_high_threshold")) r->canny_high = d;
         if (!strcmp(n, "strength")) r->strength = d;
     }
     return rc;
 }
+
+static int gen_args_controls(gen_options *o, const gen_list *lists, const char *dirs,
+                             const char *images, const json_t *canny, cnet_error *err);
 
 int gen_args_parse(gen_options *o, int argc, char **argv, cnet_error *err) {
     memset(o, 0, sizeof *o);
@@ -236,6 +262,8 @@ int gen_args_parse(gen_options *o, int argc, char **argv, cnet_error *err) {
     gen_list lists[L_COUNT];
     memset(lists, 0, sizeof lists);
     const char *dirs = NULL, *images = NULL;
+    json_t *canny = json_object(); /* canny_low/high_threshold as given */
+    if (!canny) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     int rc = 0;
     for (int k = 0; k < api_generate_n_fields && !rc; k++) { /* the table's defaults */
         const api_field *f = &api_generate_fields[k];
@@ -244,6 +272,7 @@ int gen_args_parse(gen_options *o, int argc, char **argv, cnet_error *err) {
     for (int i = 1; i < argc && !rc; i++) {
         if (cli_is_help(argv[i])) {
             o->help = 1;
+            json_decref(canny);
             return 0;
         }
         cli_opt a;
@@ -261,9 +290,22 @@ int gen_args_parse(gen_options *o, int argc, char **argv, cnet_error *err) {
                 }
         } else {
             rc = set_value(o, f, a.flag, a.value, err);
+            double d;
+            if (!rc && !strncmp(f->name, "canny_", 6) &&
+                !(rc = cli_field_double(f, a.flag, a.value, &d, err)))
+                json_object_set_new(canny, f->name, json_real(d));
         }
     }
-    if (rc) return rc;
+    if (!rc) rc = gen_args_controls(o, lists, dirs, images, canny, err);
+    json_decref(canny);
+    return rc;
+}
+
+/* Everything after the flags are read: the required ones, the ControlNets
+ * and their lists, each one's preprocessor (api_generate_annotator). */
+static int gen_args_controls(gen_options *o, const gen_list *lists, const char *dirs,
+                             const char *images, const json_t *canny, cnet_error *err) {
+    int rc;
     if (!o->req.model_dir || !images || !o->req.prompt)
         return cnet_fail(err, CNET_EINVAL, "missing %s",
                          !o->req.model_dir ? "--model"
@@ -277,7 +319,17 @@ int gen_args_parse(gen_options *o, int argc, char **argv, cnet_error *err) {
     if (image_format_from_path(o->out) != IMAGE_FORMAT_PNG)
         return cnet_fail(err, CNET_EINVAL, "--out %s: the output must be a .png file", o->out);
     if ((rc = set_controls(o, dirs, images, err))) return rc;
-    for (int l = 0; l < L_COUNT && !rc; l++) rc = apply_list(o, l, &lists[l], err);
+    json_t *pre[PIPE_MAX_CONTROLNETS] = {NULL};
+    for (int k = 0; k < o->req.n_controls && !rc; k++)
+        if (!(pre[k] = json_deep_copy(canny))) rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
+    for (int l = 0; l < L_COUNT && !rc; l++) rc = apply_list(o, l, &lists[l], pre, err);
+    for (int k = 0; k < o->req.n_controls && !rc; k++) {
+        generate_control *c = &o->req.controls[k];
+        api_error e = {0};
+        if (api_generate_annotator(c->pre ? c->pre->name : NULL, pre[k], &c->pre, &c->pre_args, &e))
+            rc = cnet_fail(err, CNET_EINVAL, "ControlNet %d: --%s", k, e.message);
+    }
+    for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++) json_decref(pre[k]);
     if (rc) return rc;
     for (int k = 0; k < o->req.n_controls; k++) {
         const generate_control *c = &o->req.controls[k];

@@ -11,6 +11,7 @@ static const cnet_command commands[] = {
     {"bench", "performance benchmarks (cnet bench ops | --model DIR --task T)", cmd_bench},
     {"forward", "run one model component on a safetensors file of inputs", cmd_forward},
     {"generate", "generate images with ControlNets (a prompt and control images)", cmd_generate},
+    {"preprocess", "a picture through one ControlNet preprocessor (annotator)", cmd_preprocess},
     {"golden", "check a fixture directory's goldens", cmd_golden},
     {"init-model", "write a diffusers pipeline folder with random weights", cmd_init_model},
     {"push", "publish a training output directory to the Hugging Face Hub", cmd_push},

@@ -163,6 +163,9 @@ typedef struct http_gen_shape {
 } http_gen_shape;
 enum MHD_Result http_generate_as(http_server *s, struct MHD_Connection *c, http_req *r,
                                  const http_gen_shape *shape);
+/* POST /v1/preprocess and GET /v1/preprocessors (http_preprocess.c). */
+enum MHD_Result http_preprocess(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_preprocessors(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_list(http_server *s, struct MHD_Connection *c, http_req *r);

@@ -31,6 +31,8 @@ WEB_INCBIN(web_job_js, "web/job.js");
 WEB_INCBIN(web_train_js, "web/train.js");
 WEB_INCBIN(web_datasets_js, "web/datasets.js");
 WEB_INCBIN(web_generate_js, "web/generate.js");
+WEB_INCBIN(web_preprocess_js, "web/preprocess.js");
+WEB_INCBIN(web_img2img_js, "web/img2img.js");
 WEB_INCBIN(web_models_js, "web/models.js");
 
 #define HTML "text/html; charset=utf-8"
@@ -50,6 +52,8 @@ const web_asset web_assets[] = {
     {"train.js", JS, web_train_js, web_train_js_end},
     {"datasets.js", JS, web_datasets_js, web_datasets_js_end},
     {"generate.js", JS, web_generate_js, web_generate_js_end},
+    {"preprocess.js", JS, web_preprocess_js, web_preprocess_js_end},
+    {"img2img.js", JS, web_img2img_js, web_img2img_js_end},
     {"models.js", JS, web_models_js, web_models_js_end},
 };
 #define WEB_N_ASSETS ((int)(sizeof web_assets / sizeof web_assets[0]))

@@ -100,16 +100,30 @@ static int resolve_control(gen_spec *out, const json_t *spec, int k, const char 
     if (stat(config, &st) != 0)
         return cnet_fail(err, CNET_ENOTFOUND, "%s: no ControlNet at %s%s", field, path,
                          cn ? "" : " (the base model has no controlnet/; name one)");
-    const int p = pre ? generate_preprocess_from_name(pre) : GENERATE_PRE_NONE;
-    if (p < 0) return cnet_fail(err, CNET_EINVAL, "spec: unknown preprocess %s", pre);
+    const annotator *a = annotator_find(pre ? pre : "none");
+    if (!a) return cnet_fail(err, CNET_EINVAL, "spec: unknown preprocess %s", pre);
     out->req.controls[k] = (generate_control){.dir = path,
                                               .image_name = "image",
-                                              .pre = (generate_preprocess)p,
+                                              .pre = a,
                                               .scale = json_is_number(json_object_get(one, "scale"))
                                                            ? (float)num(one, "scale")
                                                            : NAN, /* the pipeline's default */
                                               .start = num(one, "control_guidance_start"),
                                               .end = num(one, "control_guidance_end")};
+    /* api_generate_spec checked the values and wrote the ones the run takes
+     * as threshold_a/b; a spec stored before them has canny's only (run-wide). */
+    static const char *const slot[ANNOTATOR_MAX_PARAMS] = {"threshold_a", "threshold_b"};
+    static const char *const canny[ANNOTATOR_MAX_PARAMS] = {"canny_low_threshold",
+                                                            "canny_high_threshold"};
+    annotator_args *args = &out->req.controls[k].pre_args;
+    annotator_args_default(a, args);
+    for (int i = 0; i < ANNOTATOR_MAX_PARAMS; i++) {
+        if (json_object_get(one, slot[i]))
+            args->value[i] = num(one, slot[i]);
+        else if (!strcmp(a->name, "canny") && json_object_get(spec, canny[i]))
+            args->value[i] = num(spec, canny[i]);
+    }
+    args->processor_res = (int)num(one, "processor_res");
     return 0;
 }
 
@@ -145,8 +159,6 @@ int gen_spec_resolve(gen_spec *out, const json_t *spec, const char *models_dir,
                             .guidance = (float)num(spec, "guidance"),
                             .eta = (float)num(spec, "eta"),
                             .seed = (uint64_t)json_integer_value(json_object_get(spec, "seed")),
-                            .canny_low = num(spec, "canny_low_threshold"),
-                            .canny_high = num(spec, "canny_high_threshold"),
                             .max_pixels = api_max_pixels(),
                             .n_controls = n,
                             .init_name = "init_image",

@@ -10,11 +10,16 @@
 // it live while tests/tools/tool_worker.c drives it through the store to succeeded
 // (progress, loss and lr curves with the worker's values, checkpoint event,
 // validation image, file download), the generate form (refused by a server
-// without an engine, with its reason), the models page, a narrow screen, and sign-out. No CSP violation
+// without an engine, with its reason), the control image previewed through a
+// preprocessor before generating (the preview's decoded pixels equal POST
+// /v1/preprocess's answer for the same input, and invert's equal 255 - the
+// canvas), the img2img inputs (sent only when set; the painted mask a pure
+// black-and-white PNG of the init image's size), the models page, a narrow screen, and sign-out. No CSP violation
 // and no uncaught error on any page. Screenshots go to $BUILD/web/.
 //
 //   node tests/browser/dashboard.test.mjs   (from the repo root; tests/integration/web_test.sh runs it)
 import { spawn, execFileSync } from 'node:child_process';
+import { deflateSync } from 'node:zlib';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,6 +90,35 @@ const archive = join(dir, 'fill3.tar');
 execFileSync('tar', ['-cf', archive, '-C', join(dir, 'ds'), 'fill2']);
 const broken = join(dir, 'notes.tar');
 writeFileSync(broken, 'this is not an archive\n'.repeat(40));
+
+// ---- pictures to upload: 8-bit RGB PNGs written here --------------------------
+const CRC = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function chunk(type, body) {
+  const t = Buffer.concat([Buffer.from(type), body]);
+  let c = 0xffffffff;
+  for (const b of t) c = CRC[(c ^ b) & 255] ^ (c >>> 8);
+  const len = Buffer.alloc(4), crc = Buffer.alloc(4);
+  len.writeUInt32BE(body.length);
+  crc.writeUInt32BE((c ^ 0xffffffff) >>> 0);
+  return Buffer.concat([len, t, crc]);
+}
+function writePng(path, w, ht, rgb) {
+  const raw = Buffer.alloc((w * 3 + 1) * ht);
+  for (let y = 0; y < ht; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) raw[y * (w * 3 + 1) + 1 + x * 3 + c] = rgb(x, y, c);
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(ht, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  writeFileSync(path, Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]));
+}
+const picture = join(dir, 'picture.png'), initPicture = join(dir, 'init.png');
+writePng(picture, 96, 64, (x, y, c) => (x > 40 && y > 20 ? 230 - 3 * y : 30 + 2 * x + 40 * c) & 255);
+writePng(initPicture, 96, 64, (x, y, c) => (x * 2 + y * 3 + 60 * c) & 255);
 
 // ---- the browser -----------------------------------------------------------
 mkdirSync(SHOTS, { recursive: true });
@@ -350,6 +384,100 @@ await test('the generate page sends its form; a server without an engine answers
   await page.click('main form.generate button[type=submit]');
   await page.locator('main .notice', { hasText: 'runs no engine' }).waitFor();
   await shot('11-generate-no-engine');
+});
+
+// The pixels of an image (a PNG's base64, or an <img> on the page) as the
+// browser decodes them, without colour conversion.
+const decodeInPage = (selOrB64) => page.evaluate(async (arg) => {
+  let bmp;
+  const opts = { colorSpaceConversion: 'none', premultiplyAlpha: 'none' };
+  if (arg.startsWith('#')) bmp = await createImageBitmap(document.querySelector(arg), opts);
+  else {
+    const bytes = Uint8Array.from(atob(arg), (ch) => ch.charCodeAt(0));
+    bmp = await createImageBitmap(new Blob([bytes], { type: 'image/png' }), opts);
+  }
+  const c = new OffscreenCanvas(bmp.width, bmp.height);
+  const ctx = c.getContext('2d');
+  ctx.drawImage(bmp, 0, 0);
+  return { w: bmp.width, h: bmp.height, px: Array.from(ctx.getImageData(0, 0, bmp.width, bmp.height).data) };
+}, selOrB64);
+
+await test('the generate page shows the control image a preprocessor makes before generating', async () => {
+  await page.locator('#g-preprocess').waitFor();
+  check(await page.locator('#g-preprocess option[value=scribble_xdog]').count() === 1, 'no scribble_xdog in the preprocessor list');
+  await page.setInputFiles('#g-file', picture);
+  await page.waitForFunction(() => {
+    const d = document.querySelector('canvas.control').getContext('2d').getImageData(0, 0, 512, 512).data;
+    return d[0] !== 0 || d[1] !== 0;
+  });
+  await page.selectOption('#g-preprocess', 'invert');
+  const [req] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith('/v1/preprocess') && r.method() === 'POST'),
+    page.click('#g-preview-btn')]);
+  await page.waitForFunction(() => { const i = document.querySelector('#g-preview'); return !i.hidden && i.complete && i.naturalWidth > 0; });
+  const sent = JSON.parse(req.postData());
+  check(sent.preprocess === 'invert' && typeof sent.image === 'string', `the preview sent ${Object.keys(sent)}`);
+  const r = await fetch(base + '/v1/preprocess', {
+    method: 'POST', body: JSON.stringify(sent),
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+  });
+  const answer = await r.json();
+  check(r.status === 200 && answer.module === 'invert (from white bg & black line)', `POST /v1/preprocess: ${r.status}`);
+  const shown = await decodeInPage('#g-preview'), want = await decodeInPage(answer.image), src = await decodeInPage(sent.image);
+  check(shown.w === want.w && shown.h === want.h && shown.w === 512, `preview ${shown.w}x${shown.h}, answer ${want.w}x${want.h}`);
+  let diff = 0, notInverted = 0;
+  for (let i = 0; i < shown.px.length; i++) {
+    diff += shown.px[i] !== want.px[i];
+    if (i % 4 !== 3) notInverted += shown.px[i] !== 255 - src.px[i];
+  }
+  check(diff === 0, `${diff} preview values differ from the server's answer`);
+  check(notInverted === 0, `${notInverted} preview values are not 255 - the control image's`);
+  // another preprocessor's parameters come from the server, and go into the generate request
+  await page.selectOption('#g-preprocess', 'threshold');
+  check(await page.getAttribute('#g-threshold_a', 'max') === '255' && await page.inputValue('#g-threshold_a') === '127',
+    'threshold_a does not show the server\'s range and default');
+  await page.fill('#g-threshold_a', '90');
+  const [gen] = await Promise.all([
+    page.waitForRequest((q) => q.url().endsWith('/v1/generate') && q.method() === 'POST'),
+    page.click('main form.generate button[type=submit]')]);
+  const body = JSON.parse(gen.postData());
+  check(body.preprocess === 'threshold' && body.threshold_a === 90, `generate sent preprocess ${body.preprocess} ${body.threshold_a}`);
+  for (const k of ['init_image', 'strength', 'mask_image', 'padding_mask_crop'])
+    check(!(k in body), `${k} was sent without an init image`);
+  await shot('11b-generate-preview');
+});
+
+await test('the img2img inputs send an init image, its strength and a painted black-and-white mask of its size', async () => {
+  await page.setInputFiles('#g-init', initPicture);
+  await page.locator('.mask-stack:not([hidden])').waitFor();
+  await page.waitForFunction(() => document.querySelector('#g-mask').width === 96);
+  await page.locator('#g-mask').scrollIntoViewIfNeeded();
+  const box = await page.locator('#g-mask').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.3);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.6, { steps: 8 });
+  await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.4, { steps: 8 });
+  await page.mouse.up();
+  await page.fill('#g-padding_mask_crop', '8');
+  const [gen] = await Promise.all([
+    page.waitForRequest((q) => q.url().endsWith('/v1/generate') && q.method() === 'POST'),
+    page.click('main form.generate button[type=submit]')]);
+  const body = JSON.parse(gen.postData());
+  check(typeof body.init_image === 'string' && body.strength === 0.8 && typeof body.mask_image === 'string' &&
+    body.padding_mask_crop === 8, `generate sent ${Object.keys(body).join(', ')}`);
+  const init = await decodeInPage(body.init_image), mask = await decodeInPage(body.mask_image);
+  check(init.w === 96 && init.h === 64, `init image ${init.w}x${init.h}`);
+  check(mask.w === 96 && mask.h === 64, `mask ${mask.w}x${mask.h}, not the init image's size`);
+  let white = 0, black = 0, other = 0;
+  for (let i = 0; i < mask.px.length; i += 4) {
+    const [r, g, b, a] = mask.px.slice(i, i + 4);
+    if (r === 255 && g === 255 && b === 255 && a === 255) white++;
+    else if (r === 0 && g === 0 && b === 0 && a === 255) black++;
+    else other++;
+  }
+  check(other === 0 && white > 50 && black > 50, `mask: ${white} white, ${black} black, ${other} other pixels`);
+  await page.locator('main .notice').first().waitFor(); // the server's answer (no engine, or the field it lacks)
+  await shot('11c-generate-img2img');
 });
 
 await test('the models page lists the base model', async () => {

@@ -521,6 +521,42 @@ static void test_canny(void) {
     png_read_free(&rr);
 }
 
+/* Any annotator of the table through --preprocess: invert on the control
+ * image gives the run of the inverted picture fed directly; the parameters
+ * text names the extension's module and its thresholds (threshold_a given,
+ * canny's through its older spelling). */
+static void test_annotator_preprocess(void) {
+    const char *inv = path_in("out/inv.png"), *direct = path_in("out/direct.png"),
+               *thr = path_in("out/thr.png"), *inv_png = path_in("inv_control.png");
+    png_read src;
+    CHECK(png_read_file(&src, control_png) == 0, "decode control");
+    for (size_t i = 0; i < (size_t)src.width * src.height * 3; i++) src.rgb[i] = 255 - src.rgb[i];
+    CHECK(save_rgb(inv_png, src.width, src.height, src.rgb) == 0, "write");
+    png_read_free(&src);
+    const char *a_inv[] = {"--preprocess", "invert", NULL};
+    const char *a_direct[] = {"--image", inv_png, NULL};
+    const char *a_thr[] = {"--preprocess", "threshold", "--threshold_a", "90", NULL};
+    CHECK(generate(inv, a_inv) == 0, "%s", last_err);
+    CHECK(generate(direct, a_direct) == 0, "%s", last_err);
+    CHECK(generate(thr, a_thr) == 0, "%s", last_err);
+    png_read ri, rd, rt;
+    CHECK(png_read_file(&ri, inv) == 0 && png_read_file(&rd, direct) == 0 &&
+              png_read_file(&rt, thr) == 0,
+          "decode");
+    EXPECT(max_diff(&ri, &rd) == 0, "invert differs from the inverted picture by %d",
+           max_diff(&ri, &rd));
+    EXPECT(ri.params && strstr(ri.params, "Module: invert (from white bg & black line)") &&
+               !strstr(ri.params, "Threshold A"),
+           "%s", ri.params);
+    EXPECT(rt.params && strstr(rt.params, "Module: threshold") &&
+               strstr(rt.params, "Threshold A: 90") && !strstr(rt.params, "Threshold B"),
+           "%s", rt.params);
+    EXPECT(max_diff(&rt, &ri) > 0, "threshold and invert made the same image");
+    png_read_free(&ri);
+    png_read_free(&rd);
+    png_read_free(&rt);
+}
+
 static void test_progress_on_terminal(void) {
     const char *out = path_in("out/tty.png");
     const char *args[] = {"generate",  "--model",  model_a, "--controlnet", cn_a, "--image",
@@ -673,6 +709,14 @@ static void test_bad_input(void) {
         pair, "--scale", "1,1,1");
     BAD("start after end", 2, "--start", "--start", "0.6", "--end", "0.5");
     BAD("unknown preprocessor", 2, "--preprocess: unknown 'sobel'", "--preprocess", "sobel");
+    BAD("a threshold outside its annotator's range", 2,
+        "--threshold_a: 300 is outside threshold's threshold range [0, 255]", "--preprocess",
+        "threshold", "--threshold_a", "300");
+    BAD("canny's threshold in both spellings", 2,
+        "threshold_b and canny_high_threshold both set canny's high_threshold", "--preprocess",
+        "canny", "--threshold_b", "150", "--high", "160");
+    BAD("a threshold per ControlNet", 2, "--threshold_a has 3 values for 2 ControlNets",
+        "--controlnet", pair, "--image", pair, "--threshold_a", "1,2,3");
     BAD("not a png output", 2, ".png", "--out", path_in("bad/out.jpg"));
     BAD("unknown option", 2, "--bogus", "--bogus", "1");
     BAD("unknown precision", 2, "'fp8': expected no, fp16 or bf16", "--mixed-precision", "fp8");
@@ -924,6 +968,7 @@ int main(int argc, char **argv) {
     RUN(test_num_images);
     RUN(test_two_controlnets);
     RUN(test_canny);
+    RUN(test_annotator_preprocess);
     RUN(test_sdxl);
     RUN(test_img2img_inpaint);
     RUN(test_progress_on_terminal);

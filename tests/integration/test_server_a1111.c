@@ -476,19 +476,49 @@ static void test_refused_by_name(void) {
     EXPECT(refused(-1, "enable_hr", json_true(), "enable_hr"), "hires fix");
     EXPECT(refused(-1, "restore_faces", json_true(), "restore_faces"), "restore faces");
     EXPECT(refused(-1, "no_such_member", json_true(), "no_such_member"), "an unknown member");
-    EXPECT(refused(1, "processor_res", json_integer(512), "processor_res"),
-           "canny at another resolution");
-    /* canny's thresholds are one value for a run: a second canny unit with
-     * unit 0's 64, 64 beside unit 1's 50, 150 is refused */
-    EXPECT(refused2(0, "module", json_string("canny"), "processor_res", json_integer(-1),
-                    "args[1].threshold_a"),
-           "two canny units of different thresholds");
+    EXPECT(refused(1, "processor_res", json_real(40.5), "processor_res"),
+           "a processor_res that is not whole pixels");
     /* refused by cnet's own table, named as the A1111 body named it */
     EXPECT(refused(-1, "cfg_scale", json_integer(60), "cfg_scale (cnet's guidance)"),
            "cfg_scale over the table's limit");
     EXPECT(refused(1, "weight", json_integer(9),
                    "alwayson_scripts.controlnet.args[1].weight (cnet's controlnets[1].scale)"),
            "a unit's weight over the table's limit");
+}
+
+/* A unit's sliders reach its own controlnets item: threshold_a/b, and
+ * processor_res (-1: none, the image's own size), or pixel perfect's
+ * resolution instead (the extension's pixel_perfect_resolution: the 16x16
+ * image for a 16x16 output stays at 16). */
+static void test_unit_sliders(void) {
+    json_t *body = fixture("txt2img_two_units.json"), *req = NULL;
+    CHECK(body, "tests/fixtures-a1111/txt2img_two_units.json");
+    json_t *unit = json_array_get(
+        json_object_get(json_object_get(json_object_get(body, "alwayson_scripts"), "controlnet"),
+                        "args"),
+        1);
+    api_roots roots = {.models_dir = models};
+    api_error e = {0};
+    CHECK(a1111_txt2img_request(body, &roots, &req, &e) == 0, "%s", e.message);
+    const json_t *item = json_array_get(json_object_get(req, "controlnets"), 1);
+    EXPECT(json_number_value(json_object_get(item, "threshold_a")) == 50 &&
+               json_number_value(json_object_get(item, "threshold_b")) == 150 &&
+               !json_object_get(item, "processor_res"),
+           "unit 1's thresholds, processor_res -1");
+    json_decref(req);
+    json_object_set_new(unit, "processor_res", json_integer(32));
+    CHECK(a1111_txt2img_request(body, &roots, &req, &e) == 0, "%s", e.message);
+    item = json_array_get(json_object_get(req, "controlnets"), 1);
+    EXPECT(json_integer_value(json_object_get(item, "processor_res")) == 32, "processor_res 32");
+    json_decref(req);
+    json_object_set_new(unit, "pixel_perfect", json_true());
+    CHECK(a1111_txt2img_request(body, &roots, &req, &e) == 0, "%s", e.message);
+    item = json_array_get(json_object_get(req, "controlnets"), 1);
+    EXPECT(json_integer_value(json_object_get(item, "processor_res")) == SIZE,
+           "pixel perfect: %lld",
+           (long long)json_integer_value(json_object_get(item, "processor_res")));
+    json_decref(req);
+    json_decref(body);
 }
 
 static void test_img2img_translation(void) {
@@ -569,6 +599,7 @@ int main(int argc, char **argv) {
     RUN(test_detect_canny);
     RUN(test_basic_auth);
     RUN(test_refused_by_name);
+    RUN(test_unit_sliders);
     RUN(test_img2img_translation);
     server_stop(&srv, SIGTERM, 10000);
     image_free(&img_a);

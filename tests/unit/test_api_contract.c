@@ -582,17 +582,78 @@ static void test_controlnets_list(void) {
     CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
     const generate_control *c = gs.req.controls;
     EXPECT(gs.req.n_controls == 2, "%d controls", gs.req.n_controls);
-    EXPECT(c[0].scale == 0.5f && c[0].pre == GENERATE_PRE_CANNY && c[0].start == 0.0f &&
+    EXPECT(c[0].scale == 0.5f && c[0].pre == annotator_find("canny") && c[0].start == 0.0f &&
                c[0].end == 1.0f,
-           "control 0: %g %d %g %g", (double)c[0].scale, c[0].pre, (double)c[0].start,
+           "control 0: %g %s %g %g", (double)c[0].scale, c[0].pre->name, (double)c[0].start,
            (double)c[0].end);
-    EXPECT(c[1].scale == 1.5f && c[1].pre == GENERATE_PRE_NONE && c[1].start == 0.25f &&
+    EXPECT(c[1].scale == 1.5f && c[1].pre == annotator_find("none") && c[1].start == 0.25f &&
                c[1].end == 0.75f,
-           "control 1: %g %d %g %g", (double)c[1].scale, c[1].pre, (double)c[1].start,
+           "control 1: %g %s %g %g", (double)c[1].scale, c[1].pre->name, (double)c[1].start,
            (double)c[1].end);
     char want[2 * PATH_MAX];
     snprintf(want, sizeof want, "%s/cn", models);
     EXPECT(!strcmp(c[0].dir, want) && !strcmp(c[1].dir, want), "dirs %s %s", c[0].dir, c[1].dir);
+    json_decref(spec);
+}
+
+/* A request's preprocessor and its parameters through the spec into the
+ * run: threshold_a/b within the annotator's own range (400 naming the
+ * field), canny's two spellings (one at a time), processor_res. */
+static void test_spec_preprocessor(void) {
+    const table *g = &tables[0];
+    json_t *req = with(g, "preprocess", json_string("threshold"));
+    json_object_set_new(req, "threshold_a", json_integer(300));
+    api_error e;
+    CHECK(run_check(g, req, NULL, &e) && e.status == 400 && !strcmp(e.code, "out_of_range") &&
+              !strcmp(e.field, "threshold_a") && strstr(e.message, "[0, 255]"),
+          "threshold 300: %d %s %s: %s", e.status, e.code, e.field, e.message);
+    req = with(g, "preprocess", json_string("canny"));
+    json_object_set_new(req, "threshold_a", json_integer(50));
+    json_object_set_new(req, "canny_low_threshold", json_integer(60));
+    CHECK(run_check(g, req, NULL, &e) && e.status == 400 && !strcmp(e.field, "threshold_a") &&
+              strstr(e.message, "canny_low_threshold"),
+          "both spellings: %d %s: %s", e.status, e.field, e.message);
+    req = with(g, "preprocess", json_string("scribble_xdog"));
+    json_object_set_new(req, "threshold_a", json_integer(0));
+    CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "threshold_a"),
+          "xdog threshold 0 is under its 1: %s", e.message);
+    req = with(g, "preprocess", json_string("canny"));
+    json_object_set_new(req, "controlnet", json_string("cn"));
+    json_object_set_new(req, "canny_low_threshold", json_integer(60));
+    json_object_set_new(req, "threshold_b", json_integer(120));
+    json_object_set_new(req, "processor_res", json_integer(256));
+    json_t *spec = NULL;
+    CHECK(run_check(g, req, &spec, &e) == 0, "%s", e.message);
+    gen_spec gs;
+    cnet_error err = {0};
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    const generate_control *c = &gs.req.controls[0];
+    EXPECT(c->pre == annotator_find("canny") && c->pre_args.value[0] == 60 &&
+               c->pre_args.value[1] == 120 && c->pre_args.processor_res == 256,
+           "canny %g %g res %d", c->pre_args.value[0], c->pre_args.value[1],
+           c->pre_args.processor_res);
+    json_decref(spec);
+    /* a job spec stored before threshold_a/b existed: canny's own members */
+    spec = json_pack("{s:s, s:s, s:s, s:s, s:f, s:f}", "model", "base", "controlnet", "cn",
+                     "prompt", "p", "preprocess", "canny", "canny_low_threshold", 70.0,
+                     "canny_high_threshold", 140.0);
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    EXPECT(gs.req.controls[0].pre_args.value[0] == 70 &&
+               gs.req.controls[0].pre_args.value[1] == 140,
+           "an older canny spec: %g %g", gs.req.controls[0].pre_args.value[0],
+           gs.req.controls[0].pre_args.value[1]);
+    json_decref(spec);
+    req = with(g, "preprocess", json_string("lineart_standard (from white bg & black line)"));
+    CHECK(run_check(g, req, NULL, &e) && !strcmp(e.field, "preprocess"),
+          "the API takes cnet's names only: %s", e.message);
+    req = with(g, "preprocess", json_string("invert"));
+    json_object_set_new(req, "controlnet", json_string("cn"));
+    json_object_set_new(req, "threshold_a", json_integer(5));
+    CHECK(run_check(g, req, &spec, &e) == 0, "invert ignores threshold_a: %s", e.message);
+    CHECK(gen_spec_resolve(&gs, spec, models, jobs, &err) == 0, "%s", err.msg);
+    EXPECT(gs.req.controls[0].pre == annotator_find("invert") &&
+               !json_object_get(spec, "threshold_b"),
+           "invert");
     json_decref(spec);
 }
 
@@ -880,8 +941,10 @@ static void test_tables_follow_the_engine(void) {
           (int)CNET_SCHED_KIND_COUNT);
     f = api_field_find(api_generate_fields, api_generate_n_fields, "preprocess");
     for (n = 0; f->choices[n]; n++)
-        CHECK(generate_preprocess_from_name(f->choices[n]) == n, "preprocess %s", f->choices[n]);
-    CHECK(n == GENERATE_PRE_COUNT, "%d preprocessors", n);
+        CHECK(annotator_at(n) && !strcmp(annotator_at(n)->name, f->choices[n]),
+              "preprocess %s is not the annotator table's #%d", f->choices[n], n);
+    CHECK(n == annotator_count(), "%d preprocessors in the table, %d annotators", n,
+          annotator_count());
     const api_field *p[2] = {
         api_field_find(api_generate_fields, api_generate_n_fields, "mixed_precision"),
         api_field_find(api_train_fields, api_train_n_fields, "mixed_precision")};
@@ -1042,6 +1105,7 @@ int main(int argc, char **argv) {
     RUN(test_cli_follows_the_table);
     RUN(test_spec_to_request);
     RUN(test_controlnets_list);
+    RUN(test_spec_preprocessor);
     RUN(test_openapi_follows_the_tables);
     RUN(test_tables_follow_the_engine);
     RUN(test_renderers);
