@@ -290,6 +290,13 @@ int cmd_serve(int argc, char **argv) {
     }
     h->engines = p.engines, h->n_engines = p.n_engines;
     if (!rc) rc = http_start(&p.srv, h, store, &err);
+    if (!rc) { /* the claims' events name this node: host:port */
+        char host[JOBS_NODE_MAX - 8] = "";
+        gethostname(host, sizeof host - 1);
+        char node[JOBS_NODE_MAX];
+        snprintf(node, sizeof node, "%s:%d", host, http_port(p.srv));
+        jobs_set_node(store, node);
+    }
     for (int i = 0; !rc && i < p.n_engines; i++) {
         p.runners[i] = (runner_config){.engine = p.engines[i],
                                        .models_dir = h->models_dir,

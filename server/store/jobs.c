@@ -38,6 +38,12 @@ void jobs_set_clock(jobs_store *s, int64_t (*now_ms)(void *), void *user) {
     pthread_mutex_unlock(&s->mu);
 }
 
+void jobs_set_node(jobs_store *s, const char *name) {
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->node, sizeof s->node, "%s", name ? name : "");
+    pthread_mutex_unlock(&s->mu);
+}
+
 void jobs_changed(jobs_store *s) {
     s->version++;
     pthread_cond_broadcast(&s->changed);

@@ -35,6 +35,7 @@
 #define JOBS_TOKEN_MAX 40 /* 32 hex digits + NUL */
 #define JOBS_IDEM_KEY_MAX 255
 #define JOBS_LIST_MAX 200 /* most jobs one jobs_list call returns */
+#define JOBS_NODE_MAX 128 /* a node's name in its claims' events (jobs_set_node) */
 
 /* Store-specific statuses (negative, beside engine/core/error.h's CNET_E*). */
 enum {
@@ -70,6 +71,10 @@ const char *jobs_backend_name(jobs_store *s);
 int jobs_shared(jobs_store *s);
 void jobs_close(jobs_store *s);
 void jobs_set_clock(jobs_store *s, int64_t (*now_ms)(void *), void *user);
+/* Names this process (e.g. "host:port") in the state event of each job it
+ * claims, {"state": "running", ..., "node": name}: which node ran an attempt,
+ * for operators of several nodes. At most JOBS_NODE_MAX - 1 bytes kept. */
+void jobs_set_node(jobs_store *s, const char *name);
 int64_t jobs_now(jobs_store *s);
 
 typedef struct jobs_new {

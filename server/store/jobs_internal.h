@@ -76,8 +76,9 @@ struct jobs_store {
     char *db_path; /* the SQLite file, or the postgres:// URL */
     int64_t (*now_ms)(void *);
     void *clock_user;
-    sqlite3 *db; /* the SQLite backend's connection */
-    jobs_pg *pg; /* the PostgreSQL backend's state */
+    char node[JOBS_NODE_MAX]; /* jobs_set_node's; "" names none */
+    sqlite3 *db;              /* the SQLite backend's connection */
+    jobs_pg *pg;              /* the PostgreSQL backend's state */
 };
 
 /* The columns both backends read a job row from, in order (the same SQL
@@ -108,8 +109,9 @@ int jobs_rules_attempt_delta(const jobs_leave *l);
 /* The state a rescued job goes to, and the detail of its event (and its
  * error when it fails for good) in detail[160]. */
 job_state jobs_rules_rescue(int cancel_requested, int exhausted, int attempt, char detail[160]);
-/* The state event's JSON text {"state", "attempt", "reason"?}; the caller frees. */
-char *jobs_rules_state_json(job_state state, int attempt, const char *reason);
+/* The state event's JSON text {"state", "attempt", "reason"?, "node"?}
+ * (node: NULL or "" for none); the caller frees. */
+char *jobs_rules_state_json(job_state state, int attempt, const char *reason, const char *node);
 /* A checkpoint event's JSON text into buf[64]. */
 void jobs_rules_checkpoint_json(int64_t step, char buf[64]);
 /* The error every backend returns. */

@@ -34,9 +34,10 @@ job_state jobs_rules_rescue(int cancel_requested, int exhausted, int attempt, ch
     return cancel_requested ? JOB_CANCELLED : exhausted ? JOB_FAILED : JOB_QUEUED;
 }
 
-char *jobs_rules_state_json(job_state state, int attempt, const char *reason) {
+char *jobs_rules_state_json(job_state state, int attempt, const char *reason, const char *node) {
     json_t *o = json_pack("{s:s, s:i}", "state", job_state_names[state], "attempt", attempt);
-    if (o && reason && json_object_set_new(o, "reason", json_string(reason))) {
+    if (o && ((reason && json_object_set_new(o, "reason", json_string(reason))) ||
+              (node && *node && json_object_set_new(o, "node", json_string(node))))) {
         json_decref(o);
         o = NULL;
     }

@@ -137,7 +137,8 @@ int jobs_event_add(jobs_store *s, const char *id, const char *type, const char *
 
 int jobs_event_state(jobs_store *s, const char *id, job_state state, int attempt,
                      const char *reason, cnet_error *err) {
-    char *text = jobs_rules_state_json(state, attempt, reason);
+    char *text =
+        jobs_rules_state_json(state, attempt, reason, state == JOB_RUNNING ? s->node : NULL);
     if (!text) return cnet_fail(err, CNET_ENOMEM, "job store: event: out of memory");
     int rc = jobs_event_add(s, id, "state", text, err);
     free(text);

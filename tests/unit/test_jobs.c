@@ -136,6 +136,7 @@ static void test_jobs_lifecycle_and_events(void) {
     CHECK(enqueue(s, id, NULL, NULL, 0) == 0 && enqueue(s, id2, NULL, NULL, 0) == 0, "enqueue");
     job j;
     int claimed, cancel = -1;
+    jobs_set_node(s, "node-a:8080");
     CHECK(jobs_claim(s, 1000, &j, token, &claimed, NULL) == 0 && claimed, "claim");
     CHECK(strcmp(j.id, id) == 0 && j.state == JOB_RUNNING && j.attempt == 1, "oldest first");
     job_clear(&j);
@@ -163,6 +164,9 @@ static void test_jobs_lifecycle_and_events(void) {
     }
     EXPECT(n == 5 && strstr(ev[4].data_json, "succeeded"), "last: %s",
            n ? ev[n - 1].data_json : "");
+    EXPECT(n == 5 && strstr(ev[1].data_json, "\"node\":\"node-a:8080\"") &&
+               !strstr(ev[0].data_json, "node") && !strstr(ev[4].data_json, "node"),
+           "the claim names its node, only it: %s", n > 1 ? ev[1].data_json : "");
     int64_t third = n > 2 ? ev[2].id : 0;
     jobs_events_free(ev, n);
     CHECK(jobs_events(s, id, third, 100, &ev, &n, NULL) == 0 && n == 2, "replay after an id: %d",
