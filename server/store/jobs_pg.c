@@ -262,7 +262,9 @@ int jobs_pg_open(jobs_store *s, cnet_error *err) {
         return cnet_fail(err, CNET_ENOMEM, "job store: out of memory");
     s->pg->conn = PQconnectdb(s->db_path);
     if (PQstatus(s->pg->conn) != CONNECTION_OK) return conn_fail(s, s->pg->conn, err, "connect");
-    PQclear(PQexec(s->pg->conn, "SET client_min_messages = warning"));
+    PQclear(PQexec(s->pg->conn,
+                   "SET client_min_messages = warning; SET "
+                   "idle_in_transaction_session_timeout = '" JOBS_PG_IDLE_TX_TIMEOUT "'"));
     int rc = migrate(s, err);
     if (rc) return rc;
     s->pg->listen = PQconnectdb(s->db_path);

@@ -14,6 +14,10 @@
 #define JOBS_PG_RECONNECT_MS 1000    /* between reconnects of a lost listener connection */
 #define JOBS_PG_PARAMS_MAX 8         /* parameters of one statement; more → CNET_EINVAL */
 #define JOBS_PG_MIGRATE_LOCK 4735201 /* advisory lock key: one node migrates at a time */
+/* A node stopped or cut off inside a transaction would hold its job's row
+ * lock, and the rescuers skip locked rows: the server ends such a session
+ * after this long, so a partitioned node's rows are freed for a rescue. */
+#define JOBS_PG_IDLE_TX_TIMEOUT "5s"
 
 struct jobs_pg {
     PGconn *conn;   /* the store's calls, under s->mu */
