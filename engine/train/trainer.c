@@ -497,7 +497,13 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
         train_metrics_write(t.metrics, &p, t.loss_scaling ? scale : -1, skipped);
         if ((rc = train_tracker_log_step(&t.tracker, &p, err))) break;
 
-        int want_stop = hooks && hooks->on_step && hooks->on_step(hooks->user, &p);
+        const int answer = hooks && hooks->on_step ? hooks->on_step(hooks->user, &p) : TRAIN_GO_ON;
+        if (answer == TRAIN_ABANDON) { /* another run owns output_dir now */
+            if (stopped) *stopped = 1;
+            teardown(&t);
+            return 0;
+        }
+        const int want_stop = answer != TRAIN_GO_ON;
         int at_checkpoint =
             o->checkpointing_steps > 0 && t.global_step % o->checkpointing_steps == 0;
         /* the script saves at every multiple, the last step included */
