@@ -448,6 +448,7 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
     t.o = o, t.be = be, t.hooks = hooks;
     if (stopped) *stopped = 0;
     int rc = setup(&t, err);
+    if (!rc) checkpoint_remove_partials(o->output_dir); /* a crashed run's leftovers */
     if (!rc) rc = resume(&t, err);
     /* the steps after the one it starts from run again: logged once */
     if (!rc) rc = train_metrics_open(&t.metrics, o->output_dir, t.global_step, err);
