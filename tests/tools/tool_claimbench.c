@@ -1,8 +1,9 @@
 /* Claim throughput of a job store (BENCHMARKS.md, "Job store"): enqueues N
- * empty jobs, then W workers, each with its own store handle (its own
- * connection, as separate nodes or pools have), claim and finish them until
- * the queue is empty; prints jobs/s for both phases and checks every job
- * ended succeeded exactly once.
+ * empty jobs, then W workers claim and finish them until the queue is
+ * empty; prints jobs/s for both phases and checks every job ended succeeded.
+ * The workers share what they share in service: on PostgreSQL each has its
+ * own store handle (its own connection: W nodes); on SQLite they share one
+ * (W pools of one `cnet serve`, the only way SQLite is served).
  *
  *   tool_claimbench WHERE N W
  * WHERE: a SQLite file (created) or a postgres:// URL (an empty database).
@@ -23,6 +24,7 @@
 
 typedef struct bench_worker {
     const char *where, *jobs_dir;
+    jobs_store *shared; /* NULL: open a handle of its own */
     int done;
     int failed;
     char err[CNET_ERROR_MSG_MAX];
@@ -36,9 +38,9 @@ static double now_s(void) {
 
 static void *worker_main(void *arg) {
     bench_worker *w = arg;
-    jobs_store *s = NULL;
+    jobs_store *s = w->shared;
     cnet_error err = {0};
-    if (jobs_open(&s, w->where, w->jobs_dir, &err)) {
+    if (!s && jobs_open(&s, w->where, w->jobs_dir, &err)) {
         snprintf(w->err, sizeof w->err, "%s", err.msg);
         w->failed = 1;
         return NULL;
@@ -58,7 +60,7 @@ static void *worker_main(void *arg) {
         job_clear(&j);
         w->done++;
     }
-    jobs_close(s);
+    if (!w->shared) jobs_close(s);
     return NULL;
 }
 
@@ -90,7 +92,8 @@ int main(int argc, char **argv) {
     pthread_t t[BENCH_WORKERS_MAX];
     t0 = now_s();
     for (int i = 0; i < nw; i++) {
-        w[i] = (bench_worker){.where = where, .jobs_dir = jobs_dir};
+        w[i] = (bench_worker){
+            .where = where, .jobs_dir = jobs_dir, .shared = jobs_shared(s) ? NULL : s};
         pthread_create(&t[i], NULL, worker_main, &w[i]);
     }
     int done = 0, failed = 0;
