@@ -75,12 +75,15 @@ int jobs_check_emptied(jobs_store *s, cnet_error *err) {
     }
     closedir(d);
     if (!n) return 0;
+    /* a PostgreSQL URL may carry a password: not quoted */
+    const int pg = jobs_is_url(s->db_path);
     return cnet_fail(err, CNET_EFORMAT,
                      "job store %s is empty but %s holds %d job folder(s) (%s%s) that it no "
-                     "longer knows: the store was emptied or deleted. Restore jobs.db from a "
+                     "longer knows: the store was emptied or deleted. Restore %s from a "
                      "backup; or, to start with an empty store, move those folders out of %s "
                      "(their artefacts stay readable there)",
-                     s->db_path, s->jobs_dir, n, named, n > JOBS_CHECK_ORPHANS_NAMED ? ", ..." : "",
+                     pg ? "(postgresql)" : s->db_path, s->jobs_dir, n, named,
+                     n > JOBS_CHECK_ORPHANS_NAMED ? ", ..." : "", pg ? "the database" : "jobs.db",
                      s->jobs_dir);
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/store/jobs.h"
 
@@ -44,6 +45,17 @@ int store_test_where(char *out, size_t size, const char *dir, const char *name, 
     }
     snprintf(out, size, "%s", url);
     return fresh ? store_test_reset(url) : 0;
+}
+
+int store_test_empty(const char *where) {
+    if (jobs_is_url(where)) return store_test_reset(where);
+    char path[1200];
+    int rc = unlink(where);
+    snprintf(path, sizeof path, "%s-wal", where);
+    unlink(path);
+    snprintf(path, sizeof path, "%s-shm", where);
+    unlink(path);
+    return rc;
 }
 
 int store_test_set_version(const char *where, int version) {

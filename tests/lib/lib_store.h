@@ -15,6 +15,10 @@ const char *store_test_url(void);
 int store_test_where(char *out, size_t size, const char *dir, const char *name, int fresh);
 /* Empties the PostgreSQL database at url (drops and recreates its schema). */
 int store_test_reset(const char *url);
+/* Empties the store at where behind its back, as an operator's mistake
+ * would: the SQLite file (and its -wal, -shm) deleted, or the database's
+ * schema dropped. */
+int store_test_empty(const char *where);
 /* Sets the schema version recorded in the store at where, behind the
  * store's back (PRAGMA user_version, or cnet_schema's row). */
 int store_test_set_version(const char *where, int version);

@@ -76,6 +76,25 @@ static void test_jobs_schema_versioned(void) {
     CHECK(strstr(err.msg, "99"), "message names the version: %s", err.msg);
 }
 
+/* A store emptied behind its back while job folders remain is refused,
+ * naming them (on PostgreSQL without quoting the URL, which may hold a
+ * password). */
+static void test_jobs_emptied_store_refused(void) {
+    jobs_store *s = open_store("emptied");
+    CHECK(s, "open");
+    char id[JOBS_ID_MAX];
+    CHECK(enqueue(s, id, NULL, NULL, 0) == 0, "enqueue");
+    jobs_close(s);
+    char db[700], jd[700];
+    CHECK(store_test_where(db, sizeof db, dir, "emptied", 0) == 0, "where");
+    CHECK(store_test_empty(db) == 0, "empty the store");
+    snprintf(jd, sizeof jd, "%s/emptied-jobs", dir);
+    cnet_error err = {0};
+    CHECK(jobs_open(&s, db, jd, &err) == CNET_EFORMAT, "an emptied store beside job folders");
+    EXPECT(strstr(err.msg, id) && !strstr(err.msg, "://"), "names %s, not the URL: %s", id,
+           err.msg);
+}
+
 static void test_jobs_enqueue_positions_and_dir(void) {
     jobs_store *s = open_store("enqueue");
     CHECK(s, "open");
@@ -499,6 +518,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     RUN(test_jobs_schema_versioned);
+    RUN(test_jobs_emptied_store_refused);
     RUN(test_jobs_enqueue_positions_and_dir);
     RUN(test_jobs_idempotency);
     RUN(test_jobs_queue_cap);
