@@ -53,7 +53,7 @@ enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_r
     if (!db || !models || !disk || lost)
         return http_reply_error(s, c, r, 503, "not_ready", NULL, "%s%s%s%s",
                                 db ? ""
-                                   : "the job store fails its check (damaged, not writable or "
+                                   : "the job database fails its check (damaged, not writable or "
                                      "unreachable: see the server log); ",
                                 models ? "" : "the models dir is missing; ",
                                 disk ? "" : "free disk space is below the floor; ",

@@ -5,12 +5,13 @@
  *   jobs.c               the public calls: pick a backend at open, lock, dispatch
  *   jobs_rules.c         the shared rules: state after a failure or a rescue,
  *                        event texts, ids and tokens, the errors both return
- *   jobs_sqlite*.c       the embedded store (one file, one node)
+ *   jobs_sqlite*.c       the embedded store (one file, one node; jobs_sqlite.h)
  *   jobs_check.c         SQLite's health checks and the emptied-store check
- *   jobs_pg*.c           the PostgreSQL store shared by many nodes
+ *   jobs_pg*.c           the PostgreSQL store shared by many nodes (jobs_pg.h)
  *
- * Every backend call runs with s->mu held (jobs.c takes it): one connection,
- * one transaction at a time. */
+ * Every backend call but ping runs with s->mu held (jobs.c takes it): one
+ * connection, one transaction at a time; ping takes it itself (SQLite's
+ * reads the file on a connection of its own, outside the lock). */
 #ifndef CNET_JOBS_INTERNAL_H
 #define CNET_JOBS_INTERNAL_H
 
@@ -64,7 +65,7 @@ typedef struct jobs_backend {
     /* Leaves running for `to` (see jobs_rules_leave), fenced by token. */
     int (*leave)(jobs_store *s, const char *id, const char *token, jobs_leave *l, cnet_error *err);
     int (*rescue)(jobs_store *s, int all, int *rescued, cnet_error *err);
-    int (*ping)(jobs_store *s, cnet_error *err);
+    int (*ping)(jobs_store *s, cnet_error *err); /* takes s->mu itself */
 } jobs_backend;
 
 struct jobs_store {
