@@ -58,9 +58,24 @@ static int conn_fail(jobs_store *s, PGconn *c, cnet_error *err, const char *what
     return cnet_fail(err, c ? CNET_EIO : CNET_ENOMEM, "job store (postgresql): %s: %s", what, msg);
 }
 
-/* A connection to the store's URL that is usable, resetting a lost one. */
-static int conn_ready(jobs_store *s, PGconn *c, cnet_error *err) {
+/* A connection to url with the store's session settings, which a PQreset
+ * keeps (they override an `options` given in the URL). */
+static PGconn *connect_to(const char *url) {
+    const char *const keys[] = {"dbname", "options", NULL};
+    const char *const values[] = {url,
+                                  "-c client_min_messages=warning "
+                                  "-c idle_in_transaction_session_timeout=" JOBS_PG_IDLE_TX_TIMEOUT,
+                                  NULL};
+    return PQconnectdbParams(keys, values, 1);
+}
+
+/* The store's connection, usable: a lost one is reset, but not inside a
+ * transaction (the statements after it would run outside it). */
+static int conn_ready(jobs_store *s, cnet_error *err) {
+    PGconn *c = s->pg->conn;
     if (PQstatus(c) == CONNECTION_OK) return 0;
+    if (s->pg->in_tx)
+        return conn_fail(s, c, err, "connection lost inside a transaction (none of it committed)");
     PQreset(c);
     return PQstatus(c) == CONNECTION_OK ? 0 : conn_fail(s, c, err, "connection lost");
 }
@@ -86,7 +101,7 @@ int jobs_pg_exec(jobs_store *s, PGresult **res, int *changes, cnet_error *err, c
         }
     }
     va_end(ap);
-    int rc = conn_ready(s, s->pg->conn, err);
+    int rc = conn_ready(s, err);
     if (rc) return rc;
     PGresult *r = PQexecParams(s->pg->conn, sql, n, NULL, values, NULL, NULL, 0);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -107,12 +122,16 @@ int jobs_pg_exec(jobs_store *s, PGresult **res, int *changes, cnet_error *err, c
 }
 
 void jobs_pg_rollback(jobs_store *s) {
-    if (PQtransactionStatus(s->pg->conn) != PQTRANS_IDLE) PQclear(PQexec(s->pg->conn, "ROLLBACK"));
+    s->pg->in_tx = 0;
+    if (PQstatus(s->pg->conn) == CONNECTION_OK && PQtransactionStatus(s->pg->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->pg->conn, "ROLLBACK"));
 }
 
 int jobs_pg_begin(jobs_store *s, cnet_error *err) {
-    jobs_pg_rollback(s); /* a transaction a lost connection left open */
-    return jobs_pg_exec(s, NULL, NULL, err, "begin", "BEGIN", "");
+    jobs_pg_rollback(s); /* a transaction a failed call left open */
+    int rc = jobs_pg_exec(s, NULL, NULL, err, "begin", "BEGIN", "");
+    s->pg->in_tx = rc == 0;
+    return rc;
 }
 
 int jobs_pg_commit(jobs_store *s, cnet_error *err) {
@@ -122,6 +141,7 @@ int jobs_pg_commit(jobs_store *s, cnet_error *err) {
         jobs_pg_rollback(s);
         return rc;
     }
+    s->pg->in_tx = 0;
     jobs_changed(s);
     return 0;
 }
@@ -260,14 +280,11 @@ static void *listener_main(void *arg) {
 int jobs_pg_open(jobs_store *s, cnet_error *err) {
     if (!(s->pg = calloc(1, sizeof *s->pg)))
         return cnet_fail(err, CNET_ENOMEM, "job store: out of memory");
-    s->pg->conn = PQconnectdb(s->db_path);
+    s->pg->conn = connect_to(s->db_path);
     if (PQstatus(s->pg->conn) != CONNECTION_OK) return conn_fail(s, s->pg->conn, err, "connect");
-    PQclear(PQexec(s->pg->conn,
-                   "SET client_min_messages = warning; SET "
-                   "idle_in_transaction_session_timeout = '" JOBS_PG_IDLE_TX_TIMEOUT "'"));
     int rc = migrate(s, err);
     if (rc) return rc;
-    s->pg->listen = PQconnectdb(s->db_path);
+    s->pg->listen = connect_to(s->db_path);
     if (PQstatus(s->pg->listen) != CONNECTION_OK || listen_on(s->pg->listen) != 0)
         return conn_fail(s, s->pg->listen, err, "listen");
     if (pthread_create(&s->pg->listener, NULL, listener_main, s) != 0)
@@ -299,10 +316,8 @@ static int pg_ping(jobs_store *s, cnet_error *err) {
                           "INSERT INTO meta (k, v) VALUES ('ping', $1) ON CONFLICT (k) DO UPDATE "
                           "SET v = excluded.v",
                           "i", jobs_now(s));
-    if (!rc)
-        rc = jobs_pg_exec(s, NULL, NULL, err, "commit", "COMMIT", "");
-    else
-        jobs_pg_rollback(s);
+    if (!rc) rc = jobs_pg_exec(s, NULL, NULL, err, "commit", "COMMIT", "");
+    jobs_pg_rollback(s); /* ends the transaction when COMMIT failed; a no-op after it */
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

@@ -24,6 +24,7 @@ struct jobs_pg {
     PGconn *listen; /* LISTEN JOBS_PG_CHANNEL, the listener thread's own */
     pthread_t listener;
     int listening; /* the thread was started */
+    int in_tx;     /* a BEGIN on conn is not yet committed or rolled back */
     int stop;      /* under s->mu: the listener returns */
 };
 

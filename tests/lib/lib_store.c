@@ -37,6 +37,18 @@ int store_test_reset(const char *url) {
                        "CREATE SCHEMA public");
 }
 
+int store_test_kill_sessions(const char *url) {
+    PGconn *c = PQconnectdb(url);
+    PGresult *r = PQstatus(c) == CONNECTION_OK
+                      ? PQexec(c, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                      : NULL;
+    const int n = r && PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    PQfinish(c);
+    return n;
+}
+
 int store_test_where(char *out, size_t size, const char *dir, const char *name, int fresh) {
     const char *url = store_test_url();
     if (!url) {

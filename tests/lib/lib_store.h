@@ -19,6 +19,9 @@ int store_test_reset(const char *url);
  * would: the SQLite file (and its -wal, -shm) deleted, or the database's
  * schema dropped. */
 int store_test_empty(const char *where);
+/* Ends every other session of the PostgreSQL database at url (what a
+ * server restart or a cut connection does to a store's connections). */
+int store_test_kill_sessions(const char *url);
 /* Sets the schema version recorded in the store at where, behind the
  * store's back (PRAGMA user_version, or cnet_schema's row). */
 int store_test_set_version(const char *where, int version);

@@ -95,6 +95,32 @@ static void test_jobs_emptied_store_refused(void) {
            err.msg);
 }
 
+/* PostgreSQL: the store's sessions ended by the server (a restart, a cut
+ * connection): a call may fail, the next reconnects, and no half of a
+ * transaction is ever committed outside it. */
+static void test_jobs_pg_reconnects(void) {
+    if (!store_test_url()) {
+        printf("    PostgreSQL only (CNET_TEST_STORE): skipped\n");
+        return;
+    }
+    jobs_store *s = open_store("reconnect");
+    CHECK(s, "open");
+    char a[JOBS_ID_MAX], b[JOBS_ID_MAX];
+    CHECK(enqueue(s, a, NULL, NULL, 0) == 0, "enqueue");
+    CHECK(store_test_kill_sessions(store_test_url()) >= 2, "the store's two sessions ended");
+    int ok = 0;
+    for (int i = 0; i < 2 && !ok; i++) ok = enqueue(s, b, NULL, NULL, 0) == 0;
+    CHECK(ok, "enqueue after the sessions ended, within two calls");
+    int64_t counts[JOB_N_STATES];
+    CHECK(jobs_counts(s, counts, NULL) == 0 && counts[JOB_QUEUED] == 2, "two jobs, not %lld",
+          (long long)counts[JOB_QUEUED]);
+    jobs_event *ev;
+    int n;
+    CHECK(jobs_events(s, b, 0, 10, &ev, &n, NULL) == 0 && n == 1, "the job with its event: %d", n);
+    jobs_events_free(ev, n);
+    jobs_close(s);
+}
+
 static void test_jobs_enqueue_positions_and_dir(void) {
     jobs_store *s = open_store("enqueue");
     CHECK(s, "open");
@@ -519,6 +545,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_jobs_schema_versioned);
     RUN(test_jobs_emptied_store_refused);
+    RUN(test_jobs_pg_reconnects);
     RUN(test_jobs_enqueue_positions_and_dir);
     RUN(test_jobs_idempotency);
     RUN(test_jobs_queue_cap);
