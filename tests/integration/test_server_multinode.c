@@ -7,6 +7,7 @@
  *   - jobs spread over nodes: two training jobs accepted by one node run on
  *     two nodes at once (each claim's event names its node), with the same
  *     final weights (sha256), which are the reference of the tests below;
+ *     each job's weights are served by the node that did not run it;
  *   - SSE through a node that does not run the job follows it to the end
  *     (progress events written by the other node, then succeeded);
  *   - kill -9 of the node running a job: another node rescues it once its
@@ -180,6 +181,23 @@ static void test_jobs_spread_over_nodes(void) {
     CHECK(weights_sha(a, sha_a) == 0 && weights_sha(b, sha_b) == 0, "final weights");
     CHECK(!strcmp(sha_a, sha_b), "one spec, two nodes, two results: %s vs %s", sha_a, sha_b);
     snprintf(ref_sha, sizeof ref_sha, "%s", sha_a);
+    /* each job's files through the node that did not run it */
+    const char *ids[2] = {a, b};
+    const int ran[2] = {na, nb};
+    for (int k = 0; k < 2; k++) {
+        char path[200], hex[65] = "";
+        snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/diffusion_pytorch_model.safetensors",
+                 ids[k]);
+        http_resp r;
+        http_do(&node[1 - ran[k]], "GET", path, T, NULL, NULL, 0, 0, &r);
+        unsigned char d[SHA256_DIGEST_LENGTH];
+        if (r.status == 200) SHA256((unsigned char *)r.body, r.len, d);
+        for (int i = 0; r.status == 200 && i < SHA256_DIGEST_LENGTH; i++)
+            sprintf(hex + 2 * i, "%02x", d[i]);
+        EXPECT(r.status == 200 && !strcmp(hex, ref_sha),
+               "job %s's weights through node %d: %ld, sha %s", ids[k], 1 - ran[k], r.status, hex);
+        http_resp_free(&r);
+    }
 }
 
 typedef struct sse_call {
