@@ -8,6 +8,8 @@
  *     two nodes at once (each claim's event names its node), with the same
  *     final weights (sha256), which are the reference of the tests below;
  *     each job's weights are served by the node that did not run it;
+ *   - a dataset uploaded through one node is listed by the other, and a job
+ *     on it accepted there trains to the reference weights;
  *   - SSE through a node that does not run the job follows it to the end
  *     (progress events written by the other node, then succeeded);
  *   - kill -9 of the node running a job: another node rescues it once its
@@ -87,9 +89,9 @@ static json_t *get_json(test_server *s, const char *path) {
     return v;
 }
 
-static int submit_train(test_server *s, char id[64]) {
+static int submit_train_on(test_server *s, const char *dataset, char id[64]) {
     char body[2048];
-    snprintf(body, sizeof body, train_spec, fill, TRAIN_STEPS);
+    snprintf(body, sizeof body, train_spec, dataset, TRAIN_STEPS);
     const char *const h[] = {"Content-Type: application/json", NULL};
     http_resp r;
     http_do(s, "POST", "/v1/jobs", T, h, body, strlen(body), 0, &r);
@@ -100,6 +102,8 @@ static int submit_train(test_server *s, char id[64]) {
     http_resp_free(&r);
     return st == 202 && id[0] ? 0 : -1;
 }
+
+static int submit_train(test_server *s, char id[64]) { return submit_train_on(s, fill, id); }
 
 /* The job's state, attempt and progress step, from the store. */
 static job_state job_now(const char *id, int *attempt, int *step) {
@@ -198,6 +202,34 @@ static void test_jobs_spread_over_nodes(void) {
                "job %s's weights through node %d: %ld, sha %s", ids[k], 1 - ran[k], r.status, hex);
         http_resp_free(&r);
     }
+}
+
+/* A dataset uploaded through one node is listed by the other and trains
+ * there: the datasets live on the shared --data, nothing node-local. */
+static void test_dataset_through_another_node(void) {
+    CHECK(ref_sha[0], "no reference run");
+    char cmd[1400], tar[700], id[64], job_id[64], sha[65] = "";
+    snprintf(tar, sizeof tar, "%s/fill.tar", dir);
+    snprintf(cmd, sizeof cmd, "tar -C %s -cf %s .", fill, tar);
+    CHECK(run(cmd) == 0, "tar the fill dataset");
+    size_t len;
+    char *bytes = file_read(tar, &len);
+    CHECK(bytes, "read %s", tar);
+    http_resp r;
+    http_do(&node[0], "POST", "/v1/datasets?name=fill.tar", T, NULL, bytes, len, 0, &r);
+    free(bytes);
+    json_t *v = r.status == 201 ? json_loads(r.body, 0, NULL) : NULL;
+    snprintf(id, sizeof id, "%s", v ? json_string_value(json_object_get(v, "id")) : "");
+    json_decref(v);
+    CHECK(id[0], "upload through node 0: %ld %.200s", r.status, r.body ? r.body : "");
+    http_resp_free(&r);
+    http_do(&node[1], "GET", "/v1/datasets", T, NULL, NULL, 0, 0, &r);
+    EXPECT(r.status == 200 && r.body && strstr(r.body, id), "node 1 lists %s: %ld", id, r.status);
+    http_resp_free(&r);
+    CHECK(submit_train_on(&node[1], id, job_id) == 0, "a job on it through node 1");
+    CHECK(wait_state(job_id, JOB_SUCCEEDED, JOB_WAIT_S) == 0, "the job succeeded");
+    CHECK(weights_sha(job_id, sha) == 0 && !strcmp(sha, ref_sha),
+          "the uploaded copy trains as the folder did: %s vs %s", sha, ref_sha);
 }
 
 typedef struct sse_call {
@@ -360,6 +392,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_jobs_spread_over_nodes);
     RUN(test_sse_through_another_node);
+    RUN(test_dataset_through_another_node);
     RUN(test_sigstop_fenced_out);
     RUN(test_kill9_another_node_resumes);
     RUN(test_no_late_double_results);
