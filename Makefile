@@ -28,19 +28,22 @@ ARCH     ?= -march=native
 
 OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
+# libpq's headers (Debian's libpq-dev): the PostgreSQL job store.
+PG_INC       := /usr/include/postgresql
 
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Werror -D_GNU_SOURCE -fopenmp $(ARCH) \
-            -I. -I$(OPENBLAS_INC) -MMD -MP
+            -I. -I$(OPENBLAS_INC) -I$(PG_INC) -MMD -MP
 LDLIBS   += -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -ljansson -lmicrohttpd -lcurl \
-            -lcrypto -lsqlite3 -larchive -lsnappy -lzstd -lz -lpng -ljpeg -lm -lpthread -fopenmp
+            -lcrypto -lsqlite3 -lpq -larchive -lsnappy -lzstd -lz -lpng -ljpeg -lm -lpthread -fopenmp
 
 # Debian packages the build and tests need (checked idempotently by `deps`).
 # (libjpeg-dev: the same name on Debian and on the Ubuntu of NVIDIA's images.)
 DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg-dev \
-            libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libarchive-dev \
+            libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpq-dev libarchive-dev \
             python3 python3-protobuf protobuf-compiler libsnappy-dev libzstd-dev zlib1g-dev
-# Only the container tests need these (the image's build leaves them out).
-DEB_PKGS_TEST := podman podman-compose debootstrap
+# Only the tests need these (the image's build leaves them out): the container
+# tests, and a PostgreSQL cluster for the shared job store's (store_pg_test.sh).
+DEB_PKGS_TEST := podman podman-compose debootstrap postgresql
 
 REF_SRC  := $(wildcard kernels/cpu/ref_*.c)
 LIB_SRC  := $(wildcard engine/*/*.c) kernels/backend_open.c $(filter-out $(REF_SRC),$(wildcard kernels/cpu/*.c)) \

@@ -9,12 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/core/atomic_file.h"
 
 #define CHECKPOINT_MAX_LISTED 4096
+#define CHECKPOINT_PARTIAL ".partial-" /* + eight random hex digits */
+#define CHECKPOINT_INSTALL_TRIES 3 /* at a step another run also writes: a name taken, an install  \
+                                    */
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
@@ -69,6 +74,37 @@ static int path_in(char *out, size_t cap, const char *dir, const char *name, cne
     return 0;
 }
 
+/* Creates a partial folder of its own beside final (mkdir is exclusive; the
+ * suffix is random, as runs on other hosts may share the folder). */
+static int make_partial(char *partial, size_t cap, const char *final, cnet_error *err) {
+    for (int i = 0; i < CHECKPOINT_INSTALL_TRIES; i++) {
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (uint32_t)getpid() + (uint32_t)i;
+        if (snprintf(partial, cap, "%s" CHECKPOINT_PARTIAL "%08x", final, r) >= (int)cap)
+            return cnet_fail(err, CNET_ELIMIT, "%s: path too long", final);
+        if (mkdir(partial, 0755) == 0) return 0;
+        if (errno != EEXIST) break;
+    }
+    return cnet_fail(err, CNET_EIO, "cannot create %s: %s", partial, strerror(errno));
+}
+
+void checkpoint_remove_partials(const char *output_dir) {
+    DIR *d = opendir(output_dir);
+    if (!d) return;
+    const size_t plen = strlen(CHECKPOINT_PREFIX);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, CHECKPOINT_PREFIX, plen) != 0) continue;
+        char *end;
+        strtol(e->d_name + plen, &end, 10);
+        if (end == e->d_name + plen || strncmp(end, CHECKPOINT_PARTIAL, strlen(CHECKPOINT_PARTIAL)))
+            continue;
+        char path[PATH_MAX];
+        if (!path_in(path, sizeof path, output_dir, e->d_name, NULL))
+            checkpoint_remove_tree(path, NULL);
+    }
+    closedir(d);
+}
+
 /* checkpoints_total_limit: the oldest go once the new one is complete
  * (diffusers removes them before saving; afterwards, a save that fails
  * leaves every earlier checkpoint in place). */
@@ -93,11 +129,7 @@ int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_c
     snprintf(name, sizeof name, CHECKPOINT_PREFIX "%d", step);
     int rc;
     if ((rc = path_in(final, sizeof final, output_dir, name, err))) return rc;
-    if (snprintf(partial, sizeof partial, "%s.partial", final) >= (int)sizeof partial)
-        return cnet_fail(err, CNET_ELIMIT, "%s: path too long", final);
-    if ((rc = checkpoint_remove_tree(partial, err))) return rc;
-    if (mkdir(partial, 0755) != 0)
-        return cnet_fail(err, CNET_EIO, "cannot create %s: %s", partial, strerror(errno));
+    if ((rc = make_partial(partial, sizeof partial, final, err))) return rc;
     if ((rc = path_in(sub, sizeof sub, partial, "controlnet", err))) return rc;
     if (mkdir(sub, 0755) != 0)
         return cnet_fail(err, CNET_EIO, "cannot create %s: %s", sub, strerror(errno));
@@ -109,13 +141,15 @@ int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_c
         (rc = path_in(file, sizeof file, partial, "trainer_state.json", err)) ||
         (rc = atomic_write_json(file, state, err)))
         goto fail;
-    /* A re-run that reaches the same step replaces its earlier checkpoint. */
-    if ((rc = checkpoint_remove_tree(final, err))) goto fail;
-    if (rename(partial, final) != 0) {
+    /* A re-run that reaches the same step replaces its earlier checkpoint
+     * (another run may install the same step between the two calls). */
+    int moved = 0;
+    for (int i = 0; i < CHECKPOINT_INSTALL_TRIES && !moved && !rc; i++)
+        if (!(rc = checkpoint_remove_tree(final, err))) moved = rename(partial, final) == 0;
+    if (!rc && !moved)
         rc =
             cnet_fail(err, CNET_EIO, "cannot rename %s to %s: %s", partial, final, strerror(errno));
-        goto fail;
-    }
+    if (rc) goto fail;
     if ((rc = fsync_dir(output_dir, err))) return rc;
     return prune(output_dir, step, total_limit, err);
 fail:

@@ -448,6 +448,7 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
     t.o = o, t.be = be, t.hooks = hooks;
     if (stopped) *stopped = 0;
     int rc = setup(&t, err);
+    if (!rc) checkpoint_remove_partials(o->output_dir); /* a crashed run's leftovers */
     if (!rc) rc = resume(&t, err);
     /* the steps after the one it starts from run again: logged once */
     if (!rc) rc = train_metrics_open(&t.metrics, o->output_dir, t.global_step, err);
@@ -497,7 +498,13 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
         train_metrics_write(t.metrics, &p, t.loss_scaling ? scale : -1, skipped);
         if ((rc = train_tracker_log_step(&t.tracker, &p, err))) break;
 
-        int want_stop = hooks && hooks->on_step && hooks->on_step(hooks->user, &p);
+        const int answer = hooks && hooks->on_step ? hooks->on_step(hooks->user, &p) : TRAIN_GO_ON;
+        if (answer == TRAIN_ABANDON) { /* another run owns output_dir now */
+            if (stopped) *stopped = 1;
+            teardown(&t);
+            return 0;
+        }
+        const int want_stop = answer != TRAIN_GO_ON;
         int at_checkpoint =
             o->checkpointing_steps > 0 && t.global_step % o->checkpointing_steps == 0;
         /* the script saves at every multiple, the last step included */

@@ -171,10 +171,13 @@ typedef struct train_progress {
     size_t optimizer_bytes; /* device memory of AdamW's m and v (engine/train/adam_state.h) */
 } train_progress;
 
+enum { TRAIN_GO_ON = 0, TRAIN_STOP = 1, TRAIN_ABANDON = 2 };
+
 typedef struct train_hooks {
     void *user;
-    /* After each optimizer step; return nonzero to stop at this boundary
-     * (a checkpoint is written first). */
+    /* After each optimizer step: TRAIN_GO_ON, TRAIN_STOP (stop at this
+     * boundary; a checkpoint is written first) or TRAIN_ABANDON (stop at
+     * once, writing nothing more: the run no longer owns output_dir). */
     int (*on_step)(void *user, const train_progress *p);
     /* After a checkpoint was written (dir is complete). */
     void (*on_checkpoint)(void *user, int step, const char *dir);

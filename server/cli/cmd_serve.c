@@ -1,6 +1,9 @@
 /* `cnet serve`: the REST service. Opens the data dir (one server per dir,
- * held by a lock file), the bearer token, the job store (rescuing jobs a
- * previous process left running), one engine per --device with a pool worker
+ * held by a lock file, with the SQLite store; with a PostgreSQL store
+ * (--store postgres://... or $CNET_STORE) several nodes share one --data on
+ * shared storage and one queue), the bearer token, the job store (rescuing
+ * jobs a previous process left running; on a shared store only those whose
+ * lease expired), one engine per --device with a pool worker
  * running the job runner on it (server/workers/worker.h, server/workers/runner.h; without
  * --device: one per visible GPU, else one on the CPU), starts
  * the HTTP server and then waits for SIGTERM/SIGINT, rescuing expired leases
@@ -35,14 +38,17 @@
 #define SERVE_TICK_S 5              /* seconds between rescues of expired leases */
 #define SERVE_DEVICES_MAX 8         /* --device given more often → usage error */
 #define SERVE_CONNECTIONS_MAX 10000 /* a connection cap above → usage error (a thread each) */
+#define SERVE_LEASE_MAX_S 86400     /* --lease above → usage error */
 
 typedef struct serve_opts {
     http_config http;
     const char *token_file;
     char models[4096];
     const char *devices[SERVE_DEVICES_MAX];
-    int n_devices; /* 0: serve_default_devices */
-    int no_engine; /* --device none */
+    int n_devices;     /* 0: serve_default_devices */
+    int no_engine;     /* --device none */
+    const char *store; /* --store, else $CNET_STORE; NULL: DATA/jobs.db */
+    long long lease_s; /* --lease; 0: JOBS_DEFAULT_LEASE_MS */
 } serve_opts;
 
 static void usage(void) {
@@ -56,6 +62,10 @@ static void usage(void) {
            "                            (repeatable; default: one per visible GPU, else cpu);\n"
            "                            none: run no jobs\n"
            "  --token-file FILE         bearer token (else $CNET_TOKEN, else DATA/token)\n"
+           "  --store URL               job store: postgres://... shared by several nodes on\n"
+           "                            one --data (else $CNET_STORE, else DATA/jobs.db)\n"
+           "  --lease S                 seconds a job's lease lasts unrenewed before another\n"
+           "                            worker or node may take it over (default %d)\n"
            "  --queue-cap N             queued jobs before 429 (default %d)\n"
            "  --upload-max BYTES        dataset archive size cap (default %lld)\n"
            "  --disk-floor BYTES        free space below which uploads get 507 (default %lld)\n"
@@ -73,11 +83,12 @@ static void usage(void) {
            "  --trusted-proxy ADDR      honour X-Forwarded-For only from this IPv4 address\n"
            "  --header-timeout S        seconds to send a request's headers, in all (default %d)\n"
            "  --body-timeout S          seconds to send a body, +1 per 8 KiB sent (default %d)\n",
-           HTTP_DEFAULT_PORT, HTTP_QUEUE_CAP, HTTP_UPLOAD_MAX, HTTP_DISK_FLOOR,
-           (long long)UPLOAD_DEFAULT_LIMITS.max_entries, (long long)UPLOAD_DEFAULT_LIMITS.max_bytes,
-           (long long)UPLOAD_DEFAULT_LIMITS.max_ratio, HTTP_SSE_HEARTBEAT_S,
-           HTTP_GENERATE_TIMEOUT_S, HTTP_GENERATE_MEMORY, HTTP_CONNECTION_LIMIT, HTTP_PER_IP_LIMIT,
-           HTTP_SSE_LIMIT, HTTP_HEADER_TIMEOUT_S, HTTP_BODY_TIMEOUT_S);
+           JOBS_DEFAULT_LEASE_MS / 1000, HTTP_DEFAULT_PORT, HTTP_QUEUE_CAP, HTTP_UPLOAD_MAX,
+           HTTP_DISK_FLOOR, (long long)UPLOAD_DEFAULT_LIMITS.max_entries,
+           (long long)UPLOAD_DEFAULT_LIMITS.max_bytes, (long long)UPLOAD_DEFAULT_LIMITS.max_ratio,
+           HTTP_SSE_HEARTBEAT_S, HTTP_GENERATE_TIMEOUT_S, HTTP_GENERATE_MEMORY,
+           HTTP_CONNECTION_LIMIT, HTTP_PER_IP_LIMIT, HTTP_SSE_LIMIT, HTTP_HEADER_TIMEOUT_S,
+           HTTP_BODY_TIMEOUT_S);
 }
 
 static int parse_opts(int argc, char **argv, serve_opts *o) {
@@ -122,6 +133,10 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
             h->data_root = v;
         else if (cli_flag(a, "token-file", NULL))
             o->token_file = v;
+        else if (cli_flag(a, "store", NULL))
+            o->store = v;
+        else if (cli_flag(a, "lease", NULL))
+            rc = cli_long(a, v, 1, SERVE_LEASE_MAX_S, &o->lease_s, &err);
         else if (cli_flag(a, "device", NULL) && !strcmp(v, "none"))
             o->no_engine = 1;
         else if (cli_flag(a, "device", NULL) && o->n_devices == SERVE_DEVICES_MAX) {
@@ -167,6 +182,14 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
             fprintf(stderr, "cnet serve: %s (cnet serve --help)\n", err.msg);
             return 2;
         }
+    }
+    if (!o->store && getenv("CNET_STORE") && *getenv("CNET_STORE")) o->store = getenv("CNET_STORE");
+    if (o->store && !jobs_is_url(o->store)) {
+        fprintf(stderr,
+                "cnet serve: --store %s: expected a postgres:// or postgresql:// URL (the "
+                "SQLite store is DATA/jobs.db, the default)\n",
+                o->store);
+        return 2;
     }
     if (!h->models_dir) {
         snprintf(o->models, sizeof o->models, "%s/models", h->data_dir);
@@ -219,8 +242,9 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "cnet serve: mkdir %s: %s\n", h->data_dir, strerror(errno));
         return 1;
     }
-    int lock = lock_data_dir(h->data_dir);
-    if (lock < 0) return 1;
+    /* a shared store's nodes share the data dir on purpose */
+    int lock = o.store ? -1 : lock_data_dir(h->data_dir);
+    if (lock < 0 && !o.store) return 1;
     char token[AUTH_TOKEN_MAX + 1], db[4200], jobs_dir[4200];
     int generated = 0;
     cnet_error err = {0};
@@ -229,10 +253,11 @@ int cmd_serve(int argc, char **argv) {
     snprintf(jobs_dir, sizeof jobs_dir, "%s/jobs", h->data_dir);
     int rescued = 0;
     if (auth_load_token(o.token_file, h->data_dir, token, &generated, &err) ||
-        jobs_open(&store, db, jobs_dir, &err) || jobs_rescue(store, 1, &rescued, &err)) {
+        jobs_open(&store, o.store ? o.store : db, jobs_dir, &err) ||
+        jobs_rescue(store, 1, &rescued, &err)) {
         fprintf(stderr, "cnet serve: %s\n", err.msg);
         jobs_close(store);
-        close(lock);
+        if (lock >= 0) close(lock);
         return 1;
     }
     h->token = token;
@@ -265,6 +290,13 @@ int cmd_serve(int argc, char **argv) {
     }
     h->engines = p.engines, h->n_engines = p.n_engines;
     if (!rc) rc = http_start(&p.srv, h, store, &err);
+    if (!rc) { /* the claims' events name this node: host:port */
+        char host[JOBS_NODE_MAX - 8] = "";
+        gethostname(host, sizeof host - 1);
+        char node[JOBS_NODE_MAX];
+        snprintf(node, sizeof node, "%s:%d", host, http_port(p.srv));
+        jobs_set_node(store, node);
+    }
     for (int i = 0; !rc && i < p.n_engines; i++) {
         p.runners[i] = (runner_config){.engine = p.engines[i],
                                        .models_dir = h->models_dir,
@@ -272,18 +304,20 @@ int cmd_serve(int argc, char **argv) {
                                        .datasets_dir = datasets_dir,
                                        .data_root = h->data_root,
                                        .inputs_dir = inputs_dir};
-        const pool_config pc = {
-            .can_claim = runner_can_claim, .data_dir = h->data_dir, .models_dir = h->models_dir};
+        const pool_config pc = {.lease_ms = o.lease_s * 1000,
+                                .can_claim = runner_can_claim,
+                                .data_dir = h->data_dir,
+                                .models_dir = h->models_dir};
         rc = pool_start(&p.pools[i], store, runner_run, &p.runners[i], &pc, &err);
     }
     if (rc) {
         fprintf(stderr, "cnet serve: %s\n", err.msg);
         serve_shutdown(&p);
-        close(lock);
+        if (lock >= 0) close(lock);
         return 1;
     }
-    printf("cnet: listening on http://%s:%d (data %s, models %s)\n", h->listen, http_port(p.srv),
-           h->data_dir, h->models_dir);
+    printf("cnet: listening on http://%s:%d (data %s, models %s, %s job store)\n", h->listen,
+           http_port(p.srv), h->data_dir, h->models_dir, jobs_backend_name(store));
     if (rescued)
         printf("cnet: %d job(s) left running by a previous process were requeued\n", rescued);
     if (generated)
@@ -304,6 +338,6 @@ int cmd_serve(int argc, char **argv) {
     printf("cnet: stopping\n");
     fflush(stdout);
     serve_shutdown(&p);
-    close(lock);
+    if (lock >= 0) close(lock);
     return 0;
 }

@@ -1,9 +1,9 @@
 /* The operational routes: liveness (/healthz: fails when a device is lost
- * to the process), readiness (/readyz: the database takes a write and
- * passes quick_check, the models dir exists, the disk is above the floor;
- * the details only with the bearer token), Prometheus metrics (/metrics, text format 0.0.4), the
- * models the server can use (/v1/models) and the OpenAPI document. Not here: anything that changes
- * state. */
+ * to the process), readiness (/readyz: the job store takes a write (SQLite:
+ * and passes quick_check), the models dir exists, the disk is above the
+ * floor; the details, with which store, only with the bearer token), Prometheus metrics (/metrics,
+ * text format 0.0.4), the models the server can use (/v1/models) and the OpenAPI document. Not
+ * here: anything that changes state. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,14 +53,15 @@ enum MHD_Result http_ops_readyz(http_server *s, struct MHD_Connection *c, http_r
     if (!db || !models || !disk || lost)
         return http_reply_error(s, c, r, 503, "not_ready", NULL, "%s%s%s%s",
                                 db ? ""
-                                   : "the job database fails its check (damaged or not "
-                                     "writable: see the server log); ",
+                                   : "the job database fails its check (damaged, not writable or "
+                                     "unreachable: see the server log); ",
                                 models ? "" : "the models dir is missing; ",
                                 disk ? "" : "free disk space is below the floor; ",
                                 lost ? device.msg : "");
     return http_reply_json(s, c, r, 200,
-                           json_pack("{s:s, s:{s:b, s:b, s:I}}", "status", "ready", "checks",
-                                     "database", db, "models_dir", models, "disk_free_bytes",
+                           json_pack("{s:s, s:{s:b, s:s, s:b, s:I}}", "status", "ready", "checks",
+                                     "database", db, "store", jobs_backend_name(s->store),
+                                     "models_dir", models, "disk_free_bytes",
                                      (json_int_t)free_bytes));
 }
 
@@ -77,9 +78,11 @@ enum MHD_Result http_ops_metrics(http_server *s, struct MHD_Connection *c, http_
     for (int i = 0; i < JOB_N_STATES; i++)
         fprintf(f, "cnet_jobs{state=\"%s\"} %lld\n", job_state_names[i], (long long)counts[i]);
     fprintf(f,
-            "# HELP cnet_queue_depth Jobs waiting for a worker.\n# TYPE cnet_queue_depth gauge\n"
-            "cnet_queue_depth %lld\n",
-            (long long)counts[JOB_QUEUED]);
+            "# HELP cnet_queue_depth Jobs waiting for a worker (the store's: every node's).\n"
+            "# TYPE cnet_queue_depth gauge\ncnet_queue_depth %lld\n"
+            "# HELP cnet_store_info The job store this node uses.\n# TYPE cnet_store_info gauge\n"
+            "cnet_store_info{backend=\"%s\"} 1\n",
+            (long long)counts[JOB_QUEUED], jobs_backend_name(s->store));
     fprintf(f, "# HELP cnet_http_requests_total HTTP requests by route and status.\n"
                "# TYPE cnet_http_requests_total counter\n");
     pthread_mutex_lock(&s->mu);

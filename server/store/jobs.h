@@ -1,8 +1,12 @@
-/* The durable job store: one SQLite file holding the jobs and the events a
- * client replays over SSE. The map header of the jobs subsystem.
+/* The durable job store: the jobs and the events a client replays over SSE,
+ * in one SQLite file (the embedded default: one node) or in a PostgreSQL
+ * database shared by many `cnet serve` nodes (jobs_open with a
+ * postgres:// URL). The map header of the jobs subsystem; its files are
+ * listed in server/store/jobs_internal.h.
  *
- * What it promises (RELIABILITY.md §2): durable acceptance (a job exists once
- * jobs_enqueue returns 0: WAL + synchronous=FULL); exactly-once creation per
+ * What it promises (RELIABILITY.md §2), on both backends: durable
+ * acceptance (a job exists once jobs_enqueue returns 0: SQLite WAL +
+ * synchronous=FULL, PostgreSQL's commit); exactly-once creation per
  * Idempotency-Key; at-least-once execution with leases and a fencing token
  * (every write of a worker is guarded by `WHERE id=? AND lease_token=?`, so a
  * worker whose lease expired cannot write progress or complete the job);
@@ -12,8 +16,9 @@
  * does not validate specs (api/ does); the row type (job, job_state) is
  * api/api_job.h's, since the contract renders it. One connection guarded by a mutex: the
  * store is safe to call from any thread. Times are milliseconds since the
- * epoch from a clock that tests may replace. Follows River's job table and
- * rescuer (riverqueue/river) in spirit, not in code. */
+ * epoch from a clock that tests may replace (nodes sharing a PostgreSQL
+ * store need clocks in step, as leases compare them). Follows River's job
+ * table and rescuer (riverqueue/river) in spirit, not in code. */
 #ifndef CNET_JOBS_H
 #define CNET_JOBS_H
 
@@ -23,13 +28,14 @@
 #include "api/api_job.h"
 #include "engine/core/error.h"
 
-#define JOBS_SCHEMA_VERSION 1
+#define JOBS_SCHEMA_VERSION 1 /* both backends' schema; a newer store is refused */
 #define JOBS_BUSY_TIMEOUT_MS 5000
 #define JOBS_DEFAULT_MAX_ATTEMPTS 3
 #define JOBS_DEFAULT_LEASE_MS 60000
 #define JOBS_TOKEN_MAX 40 /* 32 hex digits + NUL */
 #define JOBS_IDEM_KEY_MAX 255
 #define JOBS_LIST_MAX 200 /* most jobs one jobs_list call returns */
+#define JOBS_NODE_MAX 128 /* a node's name in its claims' events (jobs_set_node) */
 
 /* Store-specific statuses (negative, beside engine/core/error.h's CNET_E*). */
 enum {
@@ -50,13 +56,25 @@ void jobs_events_free(jobs_event *ev, int n);
 
 typedef struct jobs_store jobs_store;
 
-/* Opens (creating or migrating) the store at db_path, mode 0600. jobs_dir is
- * the folder under which each job gets its own data dir named by its id. A
- * damaged store (quick_check) and an empty one beside job folders are
+/* Opens (creating or migrating) the store at where: a postgres:// or
+ * postgresql:// URL (libpq's), else the path of a SQLite file (mode 0600).
+ * jobs_dir is the folder under which each job gets its own data dir named
+ * by its id (on storage every node shares, for PostgreSQL). A damaged
+ * SQLite store (quick_check) and an empty store beside job folders are
  * refused with CNET_EFORMAT, err saying how to recover (jobs_check.c). */
-int jobs_open(jobs_store **out, const char *db_path, const char *jobs_dir, cnet_error *err);
+int jobs_open(jobs_store **out, const char *where, const char *jobs_dir, cnet_error *err);
+/* Whether where names a PostgreSQL store (a postgres:// URL). */
+int jobs_is_url(const char *where);
+/* "sqlite" or "postgresql". */
+const char *jobs_backend_name(jobs_store *s);
+/* Whether other processes may hold leases in this store (PostgreSQL). */
+int jobs_shared(jobs_store *s);
 void jobs_close(jobs_store *s);
 void jobs_set_clock(jobs_store *s, int64_t (*now_ms)(void *), void *user);
+/* Names this process (e.g. "host:port") in the state event of each job it
+ * claims, {"state": "running", ..., "node": name}: which node ran an attempt,
+ * for operators of several nodes. At most JOBS_NODE_MAX - 1 bytes kept. */
+void jobs_set_node(jobs_store *s, const char *name);
 int64_t jobs_now(jobs_store *s);
 
 typedef struct jobs_new {
@@ -128,7 +146,8 @@ int jobs_fail(jobs_store *s, const char *id, const char *token, const char *code
 int jobs_release(jobs_store *s, const char *id, const char *token, cnet_error *err);
 
 /* Puts running jobs whose lease expired (all running jobs when all != 0: at
- * start-up, when no worker can hold a lease) back to queued, or to failed
+ * start-up, when no worker can hold a lease; a shared store ignores all,
+ * since other nodes hold leases) back to queued, or to failed
  * when their attempts are used up, or to cancelled when a cancel was asked. */
 int jobs_rescue(jobs_store *s, int all, int *rescued, cnet_error *err);
 
@@ -138,8 +157,8 @@ int jobs_events(jobs_store *s, const char *id, int64_t after, int limit, jobs_ev
 
 int jobs_counts(jobs_store *s, int64_t counts[JOB_N_STATES], cnet_error *err);
 
-/* A real write (and fsync) to prove the database is writable, and
- * quick_check over the file to prove it is readable (jobs_check.c). */
+/* A real write to prove the database is writable (SQLite: and fsync, then
+ * quick_check over the file to prove it is readable, jobs_check.c). */
 int jobs_ping(jobs_store *s, cnet_error *err);
 
 /* A counter bumped by every committed change; jobs_wait waits up to

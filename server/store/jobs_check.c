@@ -1,13 +1,14 @@
 /* The job store's health: what jobs_open checks before it trusts a
- * database, and the readiness ping.
+ * database, and SQLite's readiness ping.
  *
  *   damaged  PRAGMA quick_check (SQLite's page, cell and freelist checks
  *            without the index-to-table cross check) must answer "ok";
  *            a store with overwritten pages is refused, with how to
  *            recover, instead of failing every later read and write;
- *   emptied  a store without a schema (a zero-byte or deleted jobs.db)
- *            while the jobs dir holds job folders is refused, naming the
- *            orphans: creating a fresh schema would hide them for good;
+ *   emptied  a store without a schema (a zero-byte or deleted jobs.db, a
+ *            fresh PostgreSQL database) while the jobs dir holds job
+ *            folders is refused, naming the orphans: creating a fresh
+ *            schema would hide them for good (both backends);
  *   ping     a real write (and fsync) plus quick_check on a connection of
  *            its own, which reads the pages from the file (the store's own
  *            connection would answer from its page cache).
@@ -19,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server/store/jobs_internal.h"
+#include "server/store/jobs_sqlite.h"
 
 /* Orphaned job folders named in the refusal; the count covers the rest. */
 #define JOBS_CHECK_ORPHANS_NAMED 5
@@ -74,12 +75,15 @@ int jobs_check_emptied(jobs_store *s, cnet_error *err) {
     }
     closedir(d);
     if (!n) return 0;
+    /* a PostgreSQL URL may carry a password: not quoted */
+    const int pg = jobs_is_url(s->db_path);
     return cnet_fail(err, CNET_EFORMAT,
                      "job store %s is empty but %s holds %d job folder(s) (%s%s) that it no "
-                     "longer knows: the store was emptied or deleted. Restore jobs.db from a "
+                     "longer knows: the store was emptied or deleted. Restore %s from a "
                      "backup; or, to start with an empty store, move those folders out of %s "
                      "(their artefacts stay readable there)",
-                     s->db_path, s->jobs_dir, n, named, n > JOBS_CHECK_ORPHANS_NAMED ? ", ..." : "",
+                     pg ? "(postgresql)" : s->db_path, s->jobs_dir, n, named,
+                     n > JOBS_CHECK_ORPHANS_NAMED ? ", ..." : "", pg ? "the database" : "jobs.db",
                      s->jobs_dir);
 }
 
@@ -97,7 +101,7 @@ static int check_file(jobs_store *s, cnet_error *err) {
     return code;
 }
 
-int jobs_ping(jobs_store *s, cnet_error *err) {
+int jobs_sqlite_ping(jobs_store *s, cnet_error *err) {
     pthread_mutex_lock(&s->mu);
     int rc = jobs_begin(s, err);
     if (!rc)

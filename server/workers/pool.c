@@ -4,7 +4,14 @@
  * weight cache and generate interleaving are the engine's, server/workers/worker.h). A
  * second thread renews the lease every lease/3 so a long step does not lose
  * it, and notes cancel requests; the runner learns both at its next
- * pool_report. Not a scheduler: ordering is the store's (oldest first). */
+ * pool_report. Not a scheduler: ordering is the store's (oldest first).
+ *
+ * The lease is also kept on this process's own monotonic clock: renewed at
+ * t means held until t + lease (counted from before the renewal was sent).
+ * Past that, the job counts as lost without asking the store — a process
+ * stopped or cut off longer than its lease (SIGSTOP, a partition) learns at
+ * its next step, before writing any file, that another worker may own the
+ * job's folder now (pool_lease_lost). */
 #include "server/workers/pool.h"
 
 #include <jansson.h>
@@ -15,12 +22,19 @@
 #include <string.h>
 #include <time.h>
 
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 struct pool_ctl {
     pool *pool;
     const char *id;
     char token[JOBS_TOKEN_MAX];
-    int cancel; /* a cancel was requested */
-    int lost;   /* the lease is gone: write nothing more */
+    int cancel;         /* a cancel was requested */
+    int lost;           /* the lease is gone: write nothing more */
+    int64_t held_until; /* mono_ms() before which the lease surely holds */
 };
 
 struct pool {
@@ -44,6 +58,25 @@ static int stopping(pool *p) {
     return s;
 }
 
+/* Whether the lease is lost (known, or past its local deadline); under p->mu. */
+static int lost_locked(pool_ctl *ctl) {
+    if (!ctl->lost && mono_ms() >= ctl->held_until) ctl->lost = 1;
+    return ctl->lost;
+}
+
+/* After a renewal sent at t0: rc == 0 held it, JOBS_ESTALE lost it. */
+static void renewed_locked(pool_ctl *ctl, int rc, int64_t t0) {
+    if (rc == JOBS_ESTALE) ctl->lost = 1;
+    if (rc == 0 && !ctl->lost) ctl->held_until = t0 + ctl->pool->lease_ms;
+}
+
+int pool_lease_lost(pool_ctl *ctl) {
+    pthread_mutex_lock(&ctl->pool->mu);
+    const int lost = lost_locked(ctl);
+    pthread_mutex_unlock(&ctl->pool->mu);
+    return lost;
+}
+
 static json_t *number_or_null(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
 int pool_report(pool_ctl *ctl, const pool_progress *pr, cnet_error *err) {
@@ -61,12 +94,13 @@ int pool_report(pool_ctl *ctl, const pool_progress *pr, cnet_error *err) {
     json_decref(o);
     if (!text) return cnet_fail(err, CNET_ENOMEM, "pool: progress: out of memory");
     int cancel = 0;
+    const int64_t t0 = mono_ms();
     int rc = jobs_progress(p->store, ctl->id, ctl->token, text, p->lease_ms, &cancel, err);
     free(text);
     pthread_mutex_lock(&p->mu);
-    if (rc == JOBS_ESTALE) ctl->lost = 1;
+    renewed_locked(ctl, rc, t0);
     if (cancel) ctl->cancel = 1;
-    int lost = ctl->lost, stop = ctl->cancel || p->stopping;
+    int lost = lost_locked(ctl), stop = ctl->cancel || p->stopping;
     pthread_mutex_unlock(&p->mu);
     if (lost) return rc ? rc : cnet_fail(err, JOBS_ESTALE, "pool: job %s lost its lease", ctl->id);
     if (rc) return rc;
@@ -75,7 +109,7 @@ int pool_report(pool_ctl *ctl, const pool_progress *pr, cnet_error *err) {
 
 int pool_stop_requested(pool_ctl *ctl) {
     pthread_mutex_lock(&ctl->pool->mu);
-    int stop = ctl->cancel || ctl->lost || ctl->pool->stopping;
+    int stop = ctl->cancel || lost_locked(ctl) || ctl->pool->stopping;
     pthread_mutex_unlock(&ctl->pool->mu);
     return stop;
 }
@@ -179,8 +213,8 @@ static void settle(pool *p, pool_ctl *ctl, int rc, const cnet_error *run_err) {
     if (wrc) fprintf(stderr, "pool: job %s: recording the outcome: %s\n", ctl->id, err.msg);
 }
 
-static void run_one(pool *p, job *j, const char *token) {
-    pool_ctl ctl = {.pool = p, .id = j->id};
+static void run_one(pool *p, job *j, const char *token, int64_t claimed_at) {
+    pool_ctl ctl = {.pool = p, .id = j->id, .held_until = claimed_at + p->lease_ms};
     snprintf(ctl.token, sizeof ctl.token, "%s", token);
     char dir[4096];
     cnet_error err = {0};
@@ -233,13 +267,14 @@ static void *worker_main(void *arg) {
             continue;
         }
         refused = 0;
+        const int64_t t0 = mono_ms();
         if (jobs_claim(p->store, p->lease_ms, &j, token, &claimed, &err))
             fprintf(stderr, "pool: claim: %s\n", err.msg);
         if (!claimed) {
             seen = jobs_wait(p->store, seen, POOL_IDLE_WAIT_MS);
             continue;
         }
-        run_one(p, &j, token);
+        run_one(p, &j, token, t0);
         job_clear(&j);
     }
     return NULL;
@@ -261,10 +296,11 @@ static void *heartbeat_main(void *arg) {
         snprintf(token, sizeof token, "%s", ctl->token);
         pthread_mutex_unlock(&p->mu);
         int cancel = 0;
+        const int64_t t0 = mono_ms();
         int rc = jobs_heartbeat(p->store, id, token, p->lease_ms, &cancel, NULL);
         pthread_mutex_lock(&p->mu);
         if (p->current == ctl) {
-            if (rc == JOBS_ESTALE) ctl->lost = 1;
+            renewed_locked(ctl, rc, t0);
             if (cancel) ctl->cancel = 1;
         }
     }

@@ -60,6 +60,11 @@ int pool_report(pool_ctl *ctl, const pool_progress *p, cnet_error *err);
  * without touching the store: for the boundaries between throttled
  * progress reports. */
 int pool_stop_requested(pool_ctl *ctl);
+/* Whether the job's lease is lost: the store said so, or it was not renewed
+ * within the lease on this process's clock (stopped or cut off that long).
+ * The runner must then stop without writing anything more to the job's
+ * folder: another worker may own it now. */
+int pool_lease_lost(pool_ctl *ctl);
 
 /* Records that a complete checkpoint for step exists in the job's dir. */
 int pool_checkpoint(pool_ctl *ctl, int64_t step, cnet_error *err);

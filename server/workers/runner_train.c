@@ -53,6 +53,8 @@ typedef struct train_ctx {
 
 static int on_step(void *user, const train_progress *tp) {
     train_ctx *t = user;
+    /* a lost lease: no checkpoint, no file; the new holder owns the folder */
+    if (pool_lease_lost(t->x->ctl)) return TRAIN_ABANDON;
     worker_serve_pending(t->x->e);
     const int64_t now = monotonic_ms();
     if (tp->step < tp->total_steps && now - t->last_report_ms < RUNNER_PROGRESS_INTERVAL_MS)
@@ -66,7 +68,8 @@ static int on_step(void *user, const train_progress *tp) {
                        .eta_s = tp->eta_sec};
     int rc = pool_report(t->x->ctl, &p, &t->hook_err);
     if (rc < 0) t->stop_error = rc;
-    return rc != POOL_CONTINUE;
+    if (pool_lease_lost(t->x->ctl)) return TRAIN_ABANDON;
+    return rc != POOL_CONTINUE ? TRAIN_STOP : TRAIN_GO_ON;
 }
 
 static void on_checkpoint(void *user, int step, const char *dir) {

@@ -7,13 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/lib/lib_store.h"
+
 int server_start(test_server *s, const char *data, const char *const *extra) {
     memset(s, 0, sizeof *s);
     snprintf(s->data, sizeof s->data, "%s", data);
+    /* With $CNET_TEST_STORE the server uses that PostgreSQL store; a data
+     * dir without jobs yet gets an empty one, as it would get a new jobs.db. */
+    const char *url = store_test_url();
+    char jobs[600];
+    struct stat st;
+    snprintf(jobs, sizeof jobs, "%s/jobs", data);
+    if (url && stat(jobs, &st) != 0 && store_test_reset(url) != 0) return -1;
     int out[2];
     if (pipe(out) != 0) return -1;
     const char *build = getenv("BUILD");
@@ -35,6 +45,7 @@ int server_start(test_server *s, const char *data, const char *const *extra) {
         close(out[0]);
         close(out[1]);
         setenv("CNET_TOKEN", SERVER_TEST_TOKEN, 1);
+        if (url) setenv("CNET_STORE", url, 1);
         if (!getenv("CNET_TEST_VERBOSE") && !freopen("/dev/null", "w", stderr)) _exit(126);
         execv(bin, (char *const *)argv);
         _exit(127);

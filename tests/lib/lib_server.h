@@ -1,6 +1,7 @@
 /* A real `cnet serve` for tests: started on 127.0.0.1 with --port 0 and a
  * temp data dir, its printed port parsed, stopped with a signal at the end;
- * and a libcurl client for it. */
+ * and a libcurl client for it. With $CNET_TEST_STORE (lib_store.h) the
+ * server uses that PostgreSQL job store. */
 #ifndef CNET_TEST_LIB_SERVER_H
 #define CNET_TEST_LIB_SERVER_H
 

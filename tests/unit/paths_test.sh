@@ -88,7 +88,7 @@ cited() {
 
 # Files the documents tell the user to create, never in the repository (the
 # Docker secrets; .dockerignore keeps them out of images).
-made_by_user=" docker/cnet_token docker/hf_token "
+made_by_user=" docker/cnet_token docker/hf_token docker/pg_password docker/pgpass "
 
 # missing ROOT: reads "file:line<TAB>path", prints "file:line: path" for each
 # path that does not exist under ROOT. A module may be cited by its stem

@@ -4,13 +4,19 @@
  * out-of-memory sweep in the style of SQLite's own malloc tests (R4): the
  * k-th SQLite allocation fails for every k over enqueue/claim/progress/
  * checkpoint/complete/list; each call fails cleanly or succeeds, nothing
- * crashes, PRAGMA integrity_check stays ok. Uses a fake clock for leases. */
+ * crashes, PRAGMA integrity_check stays ok. Uses a fake clock for leases.
+ *
+ * The same suite runs against PostgreSQL when $CNET_TEST_STORE names one
+ * (tests/integration/store_pg_test.sh): each test starts from an empty
+ * database; the OOM sweep is SQLite's alone (it counts SQLite's
+ * allocations). */
 #include <sqlite3.h>
 #include <sys/stat.h>
 
 #include "server/store/jobs.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
+#include "tests/lib/lib_store.h"
 
 static char dir[512];
 static int64_t fake_now = 1000000;
@@ -19,12 +25,16 @@ static int64_t fake_clock(void *user) {
     return fake_now;
 }
 
+/* The store named name; the first open of a name starts it empty. */
 static jobs_store *open_store(const char *name) {
+    static char last[64];
     char db[700], jd[700];
-    snprintf(db, sizeof db, "%s/%s.db", dir, name);
+    const int fresh = strcmp(last, name) != 0;
+    snprintf(last, sizeof last, "%s", name);
     snprintf(jd, sizeof jd, "%s/%s-jobs", dir, name);
     jobs_store *s = NULL;
     cnet_error err = {0};
+    if (store_test_where(db, sizeof db, dir, name, fresh)) return NULL;
     if (jobs_open(&s, db, jd, &err))
         printf("    open: %s\n", err.msg);
     else
@@ -57,16 +67,58 @@ static void test_jobs_schema_versioned(void) {
     CHECK(s, "reopen");
     jobs_close(s);
     char db[700];
-    snprintf(db, sizeof db, "%s/schema.db", dir);
-    sqlite3 *raw;
-    CHECK(sqlite3_open(db, &raw) == SQLITE_OK, "raw open");
-    sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL);
-    sqlite3_close(raw);
+    CHECK(store_test_where(db, sizeof db, dir, "schema", 0) == 0, "where");
+    CHECK(store_test_set_version(db, 99) == 0, "raw write of the version");
     cnet_error err = {0};
     char jd[700];
     snprintf(jd, sizeof jd, "%s/schema-jobs", dir);
     CHECK(jobs_open(&s, db, jd, &err) == CNET_EFORMAT, "a newer schema must be refused");
     CHECK(strstr(err.msg, "99"), "message names the version: %s", err.msg);
+}
+
+/* A store emptied behind its back while job folders remain is refused,
+ * naming them (on PostgreSQL without quoting the URL, which may hold a
+ * password). */
+static void test_jobs_emptied_store_refused(void) {
+    jobs_store *s = open_store("emptied");
+    CHECK(s, "open");
+    char id[JOBS_ID_MAX];
+    CHECK(enqueue(s, id, NULL, NULL, 0) == 0, "enqueue");
+    jobs_close(s);
+    char db[700], jd[700];
+    CHECK(store_test_where(db, sizeof db, dir, "emptied", 0) == 0, "where");
+    CHECK(store_test_empty(db) == 0, "empty the store");
+    snprintf(jd, sizeof jd, "%s/emptied-jobs", dir);
+    cnet_error err = {0};
+    CHECK(jobs_open(&s, db, jd, &err) == CNET_EFORMAT, "an emptied store beside job folders");
+    EXPECT(strstr(err.msg, id) && !strstr(err.msg, "://"), "names %s, not the URL: %s", id,
+           err.msg);
+}
+
+/* PostgreSQL: the store's sessions ended by the server (a restart, a cut
+ * connection): a call may fail, the next reconnects, and no half of a
+ * transaction is ever committed outside it. */
+static void test_jobs_pg_reconnects(void) {
+    if (!store_test_url()) {
+        printf("    PostgreSQL only (CNET_TEST_STORE): skipped\n");
+        return;
+    }
+    jobs_store *s = open_store("reconnect");
+    CHECK(s, "open");
+    char a[JOBS_ID_MAX], b[JOBS_ID_MAX];
+    CHECK(enqueue(s, a, NULL, NULL, 0) == 0, "enqueue");
+    CHECK(store_test_kill_sessions(store_test_url()) >= 2, "the store's two sessions ended");
+    int ok = 0;
+    for (int i = 0; i < 2 && !ok; i++) ok = enqueue(s, b, NULL, NULL, 0) == 0;
+    CHECK(ok, "enqueue after the sessions ended, within two calls");
+    int64_t counts[JOB_N_STATES];
+    CHECK(jobs_counts(s, counts, NULL) == 0 && counts[JOB_QUEUED] == 2, "two jobs, not %lld",
+          (long long)counts[JOB_QUEUED]);
+    jobs_event *ev;
+    int n;
+    CHECK(jobs_events(s, b, 0, 10, &ev, &n, NULL) == 0 && n == 1, "the job with its event: %d", n);
+    jobs_events_free(ev, n);
+    jobs_close(s);
 }
 
 static void test_jobs_enqueue_positions_and_dir(void) {
@@ -129,6 +181,7 @@ static void test_jobs_lifecycle_and_events(void) {
     CHECK(enqueue(s, id, NULL, NULL, 0) == 0 && enqueue(s, id2, NULL, NULL, 0) == 0, "enqueue");
     job j;
     int claimed, cancel = -1;
+    jobs_set_node(s, "node-a:8080");
     CHECK(jobs_claim(s, 1000, &j, token, &claimed, NULL) == 0 && claimed, "claim");
     CHECK(strcmp(j.id, id) == 0 && j.state == JOB_RUNNING && j.attempt == 1, "oldest first");
     job_clear(&j);
@@ -156,6 +209,9 @@ static void test_jobs_lifecycle_and_events(void) {
     }
     EXPECT(n == 5 && strstr(ev[4].data_json, "succeeded"), "last: %s",
            n ? ev[n - 1].data_json : "");
+    EXPECT(n == 5 && strstr(ev[1].data_json, "\"node\":\"node-a:8080\"") &&
+               !strstr(ev[0].data_json, "node") && !strstr(ev[4].data_json, "node"),
+           "the claim names its node, only it: %s", n > 1 ? ev[1].data_json : "");
     int64_t third = n > 2 ? ev[2].id : 0;
     jobs_events_free(ev, n);
     CHECK(jobs_events(s, id, third, 100, &ev, &n, NULL) == 0 && n == 2, "replay after an id: %d",
@@ -290,7 +346,14 @@ static void test_jobs_release_and_startup_rescue(void) {
     jobs_close(s); /* a crash: the lease is still valid */
     s = open_store("release");
     CHECK(s, "reopen");
-    CHECK(jobs_rescue(s, 1, &rescued, NULL) == 0 && rescued == 1, "start-up rescue takes all");
+    /* a shared store's other nodes hold leases: it takes only expired ones */
+    const int shared = jobs_shared(s);
+    CHECK(jobs_rescue(s, 1, &rescued, NULL) == 0 && rescued == !shared,
+          "start-up rescue takes all (SQLite) or none yet (shared): %d", rescued);
+    if (shared) {
+        fake_now += 100001;
+        CHECK(jobs_rescue(s, 1, &rescued, NULL) == 0 && rescued == 1, "the expired lease");
+    }
     j = get(s, a);
     CHECK(j.state == JOB_QUEUED, "queued again");
     job_clear(&j);
@@ -434,6 +497,10 @@ static int integrity_ok(const char *path) {
 }
 
 static void test_jobs_oom_sweep(void) {
+    if (store_test_url()) {
+        printf("    oom sweep: SQLite's allocator only, skipped on PostgreSQL\n");
+        return;
+    }
     jobs_store *s = open_store("oom");
     CHECK(s, "open");
     char db[700], why[256] = "";
@@ -477,6 +544,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     RUN(test_jobs_schema_versioned);
+    RUN(test_jobs_emptied_store_refused);
+    RUN(test_jobs_pg_reconnects);
     RUN(test_jobs_enqueue_positions_and_dir);
     RUN(test_jobs_idempotency);
     RUN(test_jobs_queue_cap);

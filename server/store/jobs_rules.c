@@ -1,0 +1,100 @@
+/* The job store's rules, written once for both backends (SQLite and
+ * PostgreSQL): where a job goes when its worker fails, releases or loses
+ * its lease (bounded attempts, RELIABILITY.md §2), the texts of the events a
+ * client replays, fresh ids and fencing tokens, and the errors both return.
+ *
+ * What it is not: SQL (each backend writes its own statements around these
+ * decisions) or the fencing itself (the backends' `WHERE lease_token = ?`). */
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "server/store/jobs_internal.h"
+
+job_state jobs_rules_leave(jobs_leave *l, int retry, const char **reason) {
+    l->requeued = 0;
+    *reason = NULL;
+    if (l->kind == JOBS_LEAVE_FINISH) return l->final;
+    if (l->kind == JOBS_LEAVE_RELEASE) {
+        *reason = "released at shutdown";
+        return JOB_QUEUED;
+    }
+    l->requeued = retry && !l->permanent;
+    *reason = l->requeued    ? "retrying after a failed attempt"
+              : l->permanent ? "failed for good: a retry would fail the same way"
+                             : "attempts exhausted";
+    return l->requeued ? JOB_QUEUED : JOB_FAILED;
+}
+
+int jobs_rules_attempt_delta(const jobs_leave *l) { return l->kind == JOBS_LEAVE_RELEASE ? -1 : 0; }
+
+job_state jobs_rules_rescue(int cancel_requested, int exhausted, int attempt, char detail[160]) {
+    snprintf(detail, 160, "attempt %d lost its worker (lease expired or restart)", attempt);
+    return cancel_requested ? JOB_CANCELLED : exhausted ? JOB_FAILED : JOB_QUEUED;
+}
+
+char *jobs_rules_state_json(job_state state, int attempt, const char *reason, const char *node) {
+    json_t *o = json_pack("{s:s, s:i}", "state", job_state_names[state], "attempt", attempt);
+    if (o && ((reason && json_object_set_new(o, "reason", json_string(reason))) ||
+              (node && *node && json_object_set_new(o, "node", json_string(node))))) {
+        json_decref(o);
+        o = NULL;
+    }
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+void jobs_rules_checkpoint_json(int64_t step, char buf[64]) {
+    snprintf(buf, 64, "{\"step\":%lld}", (long long)step);
+}
+
+int jobs_rules_stale(cnet_error *err, const char *id) {
+    return cnet_fail(err, JOBS_ESTALE, "job %s: lease lost (another worker holds it or it ended)",
+                     id);
+}
+
+int jobs_rules_idem_conflict(cnet_error *err, const char *id) {
+    return cnet_fail(err, JOBS_ECONFLICT,
+                     "Idempotency-Key was already used for a different request (job %s)", id);
+}
+
+int jobs_rules_queue_full(cnet_error *err, int64_t queued, int cap) {
+    return cnet_fail(err, CNET_ELIMIT, "the queue is full (%lld jobs queued, cap %d)",
+                     (long long)queued, cap);
+}
+
+int jobs_rules_not_found(cnet_error *err, const char *id) {
+    return cnet_fail(err, CNET_ENOTFOUND, "no job %s", id);
+}
+
+int jobs_rules_terminal(cnet_error *err, const char *id, job_state state) {
+    return cnet_fail(err, JOBS_ECONFLICT, "job %s is already %s", id, job_state_names[state]);
+}
+
+int jobs_rules_newer_schema(cnet_error *err, const char *where, int version) {
+    return cnet_fail(err, CNET_EFORMAT,
+                     "job store %s: schema version %d is newer than this cnet's %d: upgrade cnet "
+                     "(a newer node migrated it) rather than run an older one against it",
+                     where, version, JOBS_SCHEMA_VERSION);
+}
+
+static int random_hex(char *out, int nbytes, cnet_error *err) {
+    unsigned char raw[32];
+    if (nbytes > (int)sizeof raw || RAND_bytes(raw, nbytes) != 1)
+        return cnet_fail(err, CNET_EIO, "job store: no random bytes");
+    for (int i = 0; i < nbytes; i++) sprintf(out + 2 * i, "%02x", raw[i]);
+    return 0;
+}
+
+int jobs_rules_new_id(char id[JOBS_ID_MAX], cnet_error *err) {
+    char hex[33];
+    int rc = random_hex(hex, 16, err);
+    if (!rc) snprintf(id, JOBS_ID_MAX, "j_%s", hex);
+    return rc;
+}
+
+int jobs_rules_new_token(char token[JOBS_TOKEN_MAX], cnet_error *err) {
+    return random_hex(token, 16, err);
+}
