@@ -2,7 +2,8 @@
  * fixture directory that cnet can compute so far and prints one line per
  * tensor (server/golden/golden.h), then a summary. The fixture's goldens/
  * folder is always checked, its goldens-sdxl/ folder (with the model folder
- * its manifest names) whenever it exists. The models run on the backend
+ * its manifest names) and goldens-unet-train/ (with tiny-sd/) whenever they
+ * exist. The models run on the backend
  * --device names (cpu by default; cuda or cuda:N falls back to the CPU with
  * a note where no GPU is visible); the line "cnet golden: backend NAME"
  * says which ran. Exit status 0 when everything passed, 1 on any mismatch
@@ -53,23 +54,33 @@ static const golden_check sdxl_checks[] = {
     {"controlnet_from_unet", NULL, golden_check_from_unet},
 };
 
-/* A golden folder and its table; optional folders are checked when present. */
+static const golden_check unet_train_checks[] = {
+    {"train_unet", golden_check_train_unet, NULL},
+};
+
+/* A golden folder and its table; optional folders are checked when present.
+ * model: the fixture root's model folder the goldens were made with, when
+ * the folder's manifest does not list one (NULL: it does). */
 typedef struct golden_set {
     const char *dir;
     const golden_check *checks;
     int n, optional;
+    const char *model;
 } golden_set;
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 static const golden_set sets[] = {
-    {GOLDEN_DIR, sd_checks, COUNT(sd_checks), 0},
-    {GOLDEN_DIR_SDXL, sdxl_checks, COUNT(sdxl_checks), 1},
+    {GOLDEN_DIR, sd_checks, COUNT(sd_checks), 0, NULL},
+    {GOLDEN_DIR_SDXL, sdxl_checks, COUNT(sdxl_checks), 1, NULL},
+    {GOLDEN_DIR_UNET_TRAIN, unet_train_checks, COUNT(unet_train_checks), 1,
+     GOLDEN_UNET_TRAIN_MODEL},
 };
 
 static void usage(FILE *out) {
     fprintf(out, "usage: cnet golden [--fixtures DIR] [--device D]\n"
                  "  Compares cnet with the reference tensors in DIR/goldens and, when it "
-                 "exists,\n  DIR/goldens-sdxl (default DIR: tests/fixtures).\n"
+                 "exists,\n  DIR/goldens-sdxl and DIR/goldens-unet-train (default DIR: "
+                 "tests/fixtures).\n"
                  "  --device  cpu (default), cuda or cuda:N: the backend the models run on\n");
 }
 
@@ -144,7 +155,8 @@ static void run_set(const golden_set *set, const char *fixtures, const char *dev
     if (set->optional && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) return;
     golden_ctx ctx;
     cnet_error err;
-    if (golden_init_dir(&ctx, fixtures, set->dir, &err)) {
+    if (set->model ? golden_init_model(&ctx, fixtures, set->dir, set->model, &err)
+                   : golden_init_dir(&ctx, fixtures, set->dir, &err)) {
         printf("FAIL %s: %s\n", set->dir, err.msg);
         golden_free(&ctx);
         (*failed)++;

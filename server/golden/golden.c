@@ -50,7 +50,9 @@ static int find_model_dir(golden_ctx *ctx, const json_t *manifest, const char *p
     return 0;
 }
 
-int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, cnet_error *err) {
+/* Everything but the model folder. */
+static int init_common(golden_ctx *ctx, const char *fixtures, const char *goldens,
+                       cnet_error *err) {
     memset(ctx, 0, sizeof *ctx);
     ctx->fixtures = fixtures;
     ctx->goldens = goldens;
@@ -59,7 +61,12 @@ int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, 
     if (!ctx->seen) return cnet_fail(err, CNET_ENOMEM, "golden: out of memory");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s/tolerances.json", fixtures, goldens);
-    int rc = read_object(path, &ctx->tolerances, err);
+    return read_object(path, &ctx->tolerances, err);
+}
+
+int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, cnet_error *err) {
+    char path[PATH_MAX];
+    int rc = init_common(ctx, fixtures, goldens, err);
     if (rc) return rc;
     json_t *manifest;
     snprintf(path, sizeof path, "%s/%s/manifest.json", fixtures, goldens);
@@ -67,6 +74,16 @@ int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, 
     rc = find_model_dir(ctx, manifest, path, err);
     json_decref(manifest);
     return rc;
+}
+
+int golden_init_model(golden_ctx *ctx, const char *fixtures, const char *goldens, const char *model,
+                      cnet_error *err) {
+    int rc = init_common(ctx, fixtures, goldens, err);
+    if (rc) return rc;
+    int len = snprintf(ctx->model_dir, sizeof ctx->model_dir, "%s/%s", fixtures, model);
+    if (len < 0 || (size_t)len >= sizeof ctx->model_dir)
+        return cnet_fail(err, CNET_ELIMIT, "golden: model folder path too long");
+    return 0;
 }
 
 int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err) {

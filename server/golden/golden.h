@@ -40,6 +40,9 @@
  * SDXL's (checked when present). */
 #define GOLDEN_DIR "goldens"
 #define GOLDEN_DIR_SDXL "goldens-sdxl"
+/* train_text_to_image.py's goldens, made with the SD 1.x model folder. */
+#define GOLDEN_DIR_UNET_TRAIN "goldens-unet-train"
+#define GOLDEN_UNET_TRAIN_MODEL "tiny-sd"
 
 typedef struct golden_ctx {
     const char *fixtures;     /* borrowed: the fixture root */
@@ -56,6 +59,10 @@ typedef struct golden_ctx {
 /* Reads <goldens>/tolerances.json and finds the model folder: the one
  * folder whose model_index.json <goldens>/manifest.json lists. */
 int golden_init_dir(golden_ctx *ctx, const char *fixtures, const char *goldens, cnet_error *err);
+/* The same for a golden folder whose manifest lists no model folder: the
+ * model is the fixture root's folder `model`. */
+int golden_init_model(golden_ctx *ctx, const char *fixtures, const char *goldens, const char *model,
+                      cnet_error *err);
 /* golden_init_dir of GOLDEN_DIR. */
 int golden_init(golden_ctx *ctx, const char *fixtures, cnet_error *err);
 void golden_free(golden_ctx *ctx);
@@ -107,5 +114,7 @@ int golden_check_text_encoders_sdxl(golden_ctx *ctx, const st_file *f, cnet_erro
 int golden_check_pipeline_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
 /* goldens-sdxl/train_sdxl (server/golden/golden_sdxl_train.c). */
 int golden_check_train_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
+/* goldens-unet-train/train_unet (server/golden/golden_unet_train.c). */
+int golden_check_train_unet(golden_ctx *ctx, const st_file *f, cnet_error *err);
 
 #endif

@@ -3,8 +3,8 @@
 # FIXTURES) and reports it as one test: passed when it exits 0.
 # It asks for --device cuda: without a GPU that is the CPU run, and it must
 # say it fell back; with one, the goldens run on the GPU and then once more on
-# the CPU backend. goldens-sdxl, where the fixtures have it, is part of the
-# same run.
+# the CPU backend. goldens-sdxl and goldens-unet-train, where the fixtures
+# have them, are part of the same run.
 BUILD=${BUILD:-build}
 FIXTURES=${FIXTURES:-tests/fixtures}
 out=$(mktemp)
@@ -27,6 +27,15 @@ if [ -d "$FIXTURES/goldens-sdxl" ]; then
             rc=1
         fi
     done
+fi
+# With train_text_to_image.py goldens the whole-UNet training step must have
+# been checked too (against tiny-sd).
+if [ -d "$FIXTURES/goldens-unet-train" ]; then
+    if ! grep -q "^== .*goldens-unet-train/train_unet.safetensors" "$out" ||
+        grep -q "^FAIL train_unet:" "$out"; then
+        echo "golden: goldens-unet-train/train_unet.safetensors was not checked"
+        rc=1
+    fi
 fi
 rm -f "$out"
 if [ "$rc" -eq 0 ]; then
