@@ -55,6 +55,7 @@ static const golden_check sdxl_checks[] = {
 };
 
 static const golden_check unet_train_checks[] = {
+    {"preprocess_t2i", golden_check_preprocess_t2i, NULL},
     {"train_unet", golden_check_train_unet, NULL},
 };
 

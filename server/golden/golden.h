@@ -116,5 +116,7 @@ int golden_check_pipeline_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *er
 int golden_check_train_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
 /* goldens-unet-train/train_unet (server/golden/golden_unet_train.c). */
 int golden_check_train_unet(golden_ctx *ctx, const st_file *f, cnet_error *err);
+/* goldens-unet-train/preprocess_t2i (server/golden/golden_preprocess_t2i.c). */
+int golden_check_preprocess_t2i(golden_ctx *ctx, const st_file *f, cnet_error *err);
 
 #endif
