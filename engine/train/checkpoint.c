@@ -98,7 +98,7 @@ static int weights_path(char *out, size_t cap, const char *dir, const char *sub,
     return path_in(out, cap, dir, rel, err);
 }
 
-int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_config,
+int checkpoint_save(const char *output_dir, int step, const json_t *model_config,
                     const checkpoint_tables *t, const json_t *state, int total_limit,
                     cnet_error *err) {
     char name[64], final[PATH_MAX], partial[PATH_MAX], sub[PATH_MAX], file[PATH_MAX];
@@ -123,7 +123,7 @@ int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_c
             goto fail;
     }
     if ((rc = path_in(file, sizeof file, sub, "config.json", err)) ||
-        (rc = atomic_write_json(file, controlnet_config, err)) ||
+        (rc = atomic_write_json(file, model_config, err)) ||
         (rc = path_in(file, sizeof file, sub, "diffusion_pytorch_model.safetensors", err)) ||
         (rc = params_save(t->weights, file, NULL, NULL, 0, err)) ||
         (rc = adam_state_save(t->optimizer, partial, err)) ||

@@ -36,7 +36,7 @@ typedef struct checkpoint_tables {
 } checkpoint_tables;
 
 /* Saves step's checkpoint; total_limit <= 0: keep all. */
-int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_config,
+int checkpoint_save(const char *output_dir, int step, const json_t *model_config,
                     const checkpoint_tables *t, const json_t *state, int total_limit,
                     cnet_error *err);
 

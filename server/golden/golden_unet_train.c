@@ -6,8 +6,9 @@
  *
  * Latents per step from the VAE (mean + std * train.in.vae_noise.<s>, times
  * scaling_factor), text states, then for every variant of the metadata
- * `train.variants` (its `train.<v>.args`: prediction_type, snr_gamma,
- * noise_offset) a fresh UNet and EMA from the model folder's weights, and
+ * `train.variants` (each entry's prediction_type, snr_gamma, noise_offset
+ * and whether it stores every tensor: `full`) a fresh UNet and EMA from the
+ * model folder's weights, and
  * per step: the offset noise, noisy latents, target, model prediction,
  * dloss/dpred, Min-SNR weights, loss, the per-tensor statistics of the
  * gradients (before clipping), of the update (param - initial weight) and
