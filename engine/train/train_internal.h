@@ -35,6 +35,7 @@ typedef struct trainer {
                           the UNet's with train_unet */
     ema_model ema;     /* --use_ema */
     float *offset;     /* --noise_offset's draw, device [B, L] */
+    float *perturbed;  /* --input_perturbation's noise, device [B, h, w, L] */
     cnet_sched_config ddpm_cfg;
     sched ddpm; /* the noise scheduler (DDPMScheduler of the base folder) */
     dataset ds;

@@ -37,10 +37,11 @@ static int take_grads(train_step *t, cnet_error *err) {
     return 0;
 }
 
-/* One forward + backward; gradients accumulate into t->grads. */
+/* One forward + backward; gradients accumulate into t->grads. input_noise:
+ * what add_noise uses (NULL: noise, the target's). */
 static int run(train_step *t, int B, const float *latents, const float *noise,
-               const int64_t *timesteps, const float *text, const float *cond,
-               const unet_added_cond *added, float grad_scale, cnet_error *err) {
+               const float *input_noise, const int64_t *timesteps, const float *text,
+               const float *cond, const unet_added_cond *added, float grad_scale, cnet_error *err) {
     cnet_backend *be = t->unet->params.be;
     const train_step_config *c = &t->cfg;
     if (B < 1 || B > c->B)
@@ -51,7 +52,8 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
                                : "train: the SDXL (text_time) UNet needs text_embeds and time_ids");
     const long per = (long)c->h * c->w * t->unet->enc.cfg.in_channels;
     float ts[TRAIN_MAX_BATCH], w[TRAIN_MAX_BATCH];
-    int rc = sched_add_noise(t->noise, t->noisy, latents, noise, timesteps, B, per, err);
+    int rc = sched_add_noise(t->noise, t->noisy, latents, input_noise ? input_noise : noise,
+                             timesteps, B, per, err);
     if (!rc && c->prediction == TRAIN_PRED_V)
         rc = sched_get_velocity(t->noise, t->target, latents, noise, timesteps, B, per, err);
     else if (!rc)
@@ -114,11 +116,11 @@ static int size_arenas(train_step *t, const float *zeros_latent, const float *ze
         if ((rc = cnet_arena_init(&t->keep, be, keep_cap, "training activations", err)) ||
             (rc = cnet_arena_init(&t->scratch, be, scratch_cap, "training scratch", err)))
             return rc;
-        rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, added, 1.0f,
-                 err);
+        rc = run(t, t->cfg.B, zeros_latent, zeros_latent, NULL, ts, zeros_text, zeros_cond, added,
+                 1.0f, err);
         if (!rc && t->cfg.set_grads_to_none && t->cfg.gradient_accumulation_steps > 1)
-            rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, added,
-                     1.0f, err); /* a forward beside the live gradients */
+            rc = run(t, t->cfg.B, zeros_latent, zeros_latent, NULL, ts, zeros_text, zeros_cond,
+                     added, 1.0f, err); /* a forward beside the live gradients */
         size_t keep_used = t->keep.high_water, scratch_used = t->scratch.high_water;
         if (t->cfg.set_grads_to_none)
             params_bind(&t->grads, NULL); /* they were in the arena freed next */
@@ -233,8 +235,17 @@ int train_step_accumulate_added(train_step *t, int B, const float *latents, cons
                                 const int64_t *timesteps, const float *text, const float *cond,
                                 const unet_added_cond *added, float grad_scale, float *loss_out,
                                 cnet_error *err) {
+    return train_step_accumulate_perturbed(t, B, latents, noise, NULL, timesteps, text, cond, added,
+                                           grad_scale, loss_out, err);
+}
+
+int train_step_accumulate_perturbed(train_step *t, int B, const float *latents, const float *noise,
+                                    const float *input_noise, const int64_t *timesteps,
+                                    const float *text, const float *cond,
+                                    const unet_added_cond *added, float grad_scale, float *loss_out,
+                                    cnet_error *err) {
     cnet_backend *be = t->unet->params.be;
-    int rc = run(t, B, latents, noise, timesteps, text, cond, added, grad_scale, err);
+    int rc = run(t, B, latents, noise, input_noise, timesteps, text, cond, added, grad_scale, err);
     if (!rc && loss_out) be->download(be, loss_out, t->loss, sizeof(float));
     return rc;
 }

@@ -103,6 +103,16 @@ int train_step_accumulate_added(train_step *t, int B, const float *latents, cons
                                 const unet_added_cond *added, float grad_scale, float *loss_out,
                                 cnet_error *err);
 
+/* The same with train_text_to_image.py's --input_perturbation: add_noise
+ * uses input_noise (= noise + input_perturbation * N(0,1), the caller's)
+ * while the target keeps noise; NULL: noise (train_step_accumulate_added
+ * is this with NULL). */
+int train_step_accumulate_perturbed(train_step *t, int B, const float *latents, const float *noise,
+                                    const float *input_noise, const int64_t *timesteps,
+                                    const float *text, const float *cond,
+                                    const unet_added_cond *added, float grad_scale, float *loss_out,
+                                    cnet_error *err);
+
 /* Clips the accumulated gradients to max_grad_norm and applies AdamW
  * (step counts from 1), then zeroes the gradients (set_grads_to_none: gives
  * them back). *grad_norm_out receives the norm before clipping.

@@ -23,7 +23,7 @@
 /* Philox counter layout of the training randomness: block offset
  * tag << 58 | optimizer step << 26 | micro-batch << 20, leaving 2^20 blocks
  * (4M values) per draw. */
-enum { RNG_NOISE = 1, RNG_TIMESTEP = 2, RNG_VAE = 3, RNG_NOISE_OFFSET = 4 };
+enum { RNG_NOISE = 1, RNG_TIMESTEP = 2, RNG_VAE = 3, RNG_NOISE_OFFSET = 4, RNG_PERTURBATION = 5 };
 /* The key an imagefolder's metadata names its image by (HF's loader). */
 #define DATASET_FILE_NAME_KEY "file_name"
 #define TRAIN_MAX_DRAW_BLOCKS (1u << 20)
@@ -92,10 +92,10 @@ static int check_options(const train_options *o, cnet_error *err) {
         return cnet_fail(err, CNET_EINVAL, "--validation_prompt needs --validation_image");
     if (o->n_validation_images != 0 && o->n_validation_prompts == 0)
         return cnet_fail(err, CNET_EINVAL, "--validation_image needs --validation_prompt");
-    if (!o->train_unet && (o->use_ema || o->noise_offset != 0))
+    if (!o->train_unet && (o->use_ema || o->noise_offset != 0 || o->input_perturbation != 0))
         return cnet_fail(err, CNET_EINVAL,
-                         "--use_ema and --noise_offset are train_text_to_image.py's "
-                         "(cnet train-unet), not train_controlnet.py's");
+                         "--use_ema, --noise_offset and --input_perturbation are "
+                         "train_text_to_image.py's (cnet train-unet), not train_controlnet.py's");
     if (o->train_unet && (o->controlnet_model_name_or_path || o->base))
         return cnet_fail(err, CNET_EINVAL,
                          "train-unet trains its own copy of the base's UNet: no "
@@ -104,7 +104,8 @@ static int check_options(const train_options *o, cnet_error *err) {
         return cnet_fail(err, CNET_EINVAL,
                          "--validation_prompts: cnet train-unet does not render validation "
                          "images yet");
-    if (!(o->noise_offset >= 0)) return cnet_fail(err, CNET_EINVAL, "--noise_offset must be >= 0");
+    if (!(o->noise_offset >= 0) || !(o->input_perturbation >= 0))
+        return cnet_fail(err, CNET_EINVAL, "--noise_offset and --input_perturbation must be >= 0");
     return 0;
 }
 
@@ -333,8 +334,9 @@ static int setup(trainer *t, cnet_error *err) {
     if ((size_t)(lat + 3) / 4 >= TRAIN_MAX_DRAW_BLOCKS)
         return cnet_fail(err, CNET_ELIMIT, "a batch of %zu latent values is too large", lat);
     if (!(t->noise = t->be->alloc(t->be, lat * sizeof(float))) ||
-        (o->noise_offset != 0 &&
-         !(t->offset = t->be->alloc(t->be, (size_t)o->train_batch_size * t->tb.L * sizeof(float)))))
+        (o->noise_offset != 0 && !(t->offset = t->be->alloc(t->be, (size_t)o->train_batch_size *
+                                                                       t->tb.L * sizeof(float)))) ||
+        (o->input_perturbation != 0 && !(t->perturbed = t->be->alloc(t->be, lat * sizeof(float)))))
         return cnet_fail(err, CNET_ENOMEM, "out of memory");
     double lr = o->learning_rate;
     if (o->scale_lr) lr *= (double)o->gradient_accumulation_steps * o->train_batch_size;
@@ -353,6 +355,7 @@ static void teardown(trainer *t) {
     if (t->metrics) fclose(t->metrics);
     if (t->noise) t->be->free(t->be, t->noise);
     if (t->offset) t->be->free(t->be, t->offset);
+    if (t->perturbed) t->be->free(t->be, t->perturbed);
     if (t->have_ema) ema_free(&t->ema);
     if (t->have_ts) train_step_free(&t->ts);
     if (t->have_tb) train_batcher_free(&t->tb);
@@ -489,13 +492,19 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_e
                 train_noise_offset(t->be, t->noise, t->offset, o->noise_offset, n,
                                    t->tb.h * t->tb.w, t->tb.L);
             }
+            if (o->input_perturbation != 0) { /* new_noise = noise + ip * randn_like(noise) */
+                t->be->philox_normal(t->be, t->perturbed, n * per, o->seed,
+                                     rng_offset(RNG_PERTURBATION, t->global_step, micro));
+                t->be->axpby(t->be, t->perturbed, 1.0f, t->noise, (float)o->input_perturbation,
+                             t->perturbed, n * per);
+            }
             float loss;
             const float seed = 1.0f / (float)accum * (t->loss_scaling ? t->scaler.scale : 1.0f);
             const unet_added_cond added = {.text_embeds = t->tb.text_embeds,
                                            .time_ids = t->tb.time_ids};
-            rc = train_step_accumulate_added(&t->ts, n, t->tb.latents, t->noise, ts, t->tb.text,
-                                             t->tb.cond, t->have_sdxl ? &added : NULL, seed, &loss,
-                                             err);
+            rc = train_step_accumulate_perturbed(&t->ts, n, t->tb.latents, t->noise, t->perturbed,
+                                                 ts, t->tb.text, t->tb.cond,
+                                                 t->have_sdxl ? &added : NULL, seed, &loss, err);
             loss_sum += loss, micro_batches++, samples += n;
         }
         if (epoch_end) break;

@@ -106,6 +106,9 @@ typedef struct train_options {
      * only. */
     int use_ema;
     double noise_offset;
+    /* --input_perturbation: add_noise takes noise + input_perturbation *
+     * N(0,1), the target keeps noise (train_unet only). */
+    double input_perturbation;
     /* --report_to (TRAIN_TRACKER_* bits, engine/train/train_tracker.h),
      * --logging_dir (under output_dir unless absolute) and
      * --tracker_project_name: where the trackers write. */

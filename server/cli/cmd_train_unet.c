@@ -9,11 +9,12 @@
  * --mixed_precision, checkpoints and resume, --seed, --output_dir, the Hub
  * flags) go through `cnet train`'s parser (server/cli/cmd_train.h), with
  * train_text_to_image.py's defaults in front of the user's flags; the
- * script's own are read here: --use_ema, --noise_offset, --center_crop
- * (what cnet always does). The flags cnet does not do are refused by
- * name: the other script's (ControlNet), and --random_flip (cnet has no
- * random flip or random crop), --input_perturbation, --validation_prompts /
- * --validation_epochs (no validation images yet), --non_ema_revision. */
+ * script's own are read here: --use_ema, --noise_offset,
+ * --input_perturbation, --center_crop (what cnet always does). The flags
+ * cnet does not do are refused by name: the other script's (ControlNet),
+ * and --random_flip (cnet has no random flip or random crop),
+ * --validation_prompts / --validation_epochs (no validation images yet: the
+ * pipeline needs a ControlNet), --non_ema_revision. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,6 @@ static const struct {
     {"proportion_empty_prompts", "is train_controlnet.py's"},
     {"set_grads_to_none", "is train_controlnet.py's"},
     {"random_flip", "is not done by cnet (no random flips)"},
-    {"input_perturbation", "is not done by cnet train-unet"},
     {"validation_prompts", "is not done by cnet train-unet yet (no validation images)"},
     {"validation_epochs", "is not done by cnet train-unet yet (no validation images)"},
     {"non_ema_revision", "is not done by cnet (models load from one revision)"},
@@ -56,17 +56,13 @@ static void usage(FILE *out) {
     fprintf(out, "usage: cnet train-unet --pretrained_model_name_or_path DIR|NS/NAME\n"
                  "                       (--train_data_dir DIR | --dataset_name NS/NAME) "
                  "[--output_dir DIR] [options]\n"
-                 "  Fine-tunes the whole UNet as diffusers' examples/text_to_image/"
-                 "train_text_to_image.py\n"
-                 "  (v0.27.2) does, with its flag names: the flags `cnet train --help` lists "
-                 "that the\n"
-                 "  script shares, plus --use_ema, --noise_offset X and --center_crop (always "
-                 "on).\n"
-                 "  The dataset needs an image and a caption column (--image_column, "
-                 "--caption_column;\n"
-                 "  an imagefolder indexed by file_name: --image_column file_name). The output "
-                 "is a whole\n"
-                 "  pipeline folder (the EMA weights with --use_ema).\n");
+                 "  Fine-tunes the whole UNet as diffusers' examples/text_to_image/\n"
+                 "  train_text_to_image.py (v0.27.2) does, with its flag names: the flags\n"
+                 "  `cnet train --help` lists that the script shares, plus --use_ema,\n"
+                 "  --noise_offset X, --input_perturbation X and --center_crop (always on).\n"
+                 "  The dataset needs an image and a caption column (--image_column,\n"
+                 "  --caption_column; an imagefolder's file_name is found by itself). The\n"
+                 "  output is a whole pipeline folder (the EMA weights with --use_ema).\n");
 }
 
 /* "--name", "--name=value" or "--kebab-name" -> name (underscores) in buf. */
@@ -104,7 +100,7 @@ int cmd_train_unet(int argc, char **argv) {
     char **args = malloc(TRAIN_UNET_MAX_ARGS * sizeof *args);
     if (!args) return 1;
     int n = 0, use_ema = 0, rc = 0;
-    double noise_offset = 0;
+    double noise_offset = 0, input_perturbation = 0;
     args[n++] = argv[0];
     for (int i = 0; i < N_DEFAULTS; i++) args[n++] = (char *)t2i_defaults[i];
     for (int i = 1; i < argc && !rc; i++) {
@@ -127,12 +123,13 @@ int cmd_train_unet(int argc, char **argv) {
         if (!strcmp(name, "use_ema") && flag_bool(argv[i], &use_ema)) {
             fprintf(stderr, "cnet train-unet: --use_ema takes true or false\n");
             rc = 2;
-        } else if (!strcmp(name, "noise_offset")) {
+        } else if (!strcmp(name, "noise_offset") || !strcmp(name, "input_perturbation")) {
+            double *dst = name[0] == 'n' ? &noise_offset : &input_perturbation;
             const char *v = flag_value(argc, argv, &i);
             char *end = NULL;
-            noise_offset = v ? strtod(v, &end) : -1;
-            if (!v || end == v || *end || !(noise_offset >= 0)) {
-                fprintf(stderr, "cnet train-unet: --noise_offset takes a number >= 0\n");
+            *dst = v ? strtod(v, &end) : -1;
+            if (!v || end == v || *end || !(*dst >= 0)) {
+                fprintf(stderr, "cnet train-unet: --%s takes a number >= 0\n", name);
                 rc = 2;
             }
         } else if (!strcmp(name, "center_crop")) {
@@ -156,6 +153,7 @@ int cmd_train_unet(int argc, char **argv) {
     }
     if (!rc) {
         o.train_unet = 1, o.use_ema = use_ema, o.noise_offset = noise_offset;
+        o.input_perturbation = input_perturbation;
         rc = cmd_train_execute(&o, &cli);
     }
     free(args);

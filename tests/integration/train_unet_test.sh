@@ -3,8 +3,8 @@
 # dataset: the pipeline folder it writes is one `cnet generate` loads (with
 # the fixture ControlNet); resuming from a checkpoint gives bit-identical
 # weights (live and EMA) to an uninterrupted run; --use_ema saves the EMA,
-# which differs from the live weights; the flags cnet does not do are
-# refused by name.
+# which differs from the live weights; --input_perturbation changes the
+# training; the flags cnet does not do are refused by name.
 set -u
 BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
@@ -43,6 +43,13 @@ check resume_bit_identical_live cmp -s "$tmp/a/checkpoint-4/unet/diffusion_pytor
     "$tmp/b/checkpoint-4/unet/diffusion_pytorch_model.safetensors"
 check resume_bit_identical_ema cmp -s "$tmp/a/unet/diffusion_pytorch_model.safetensors" \
     "$tmp/b/unet/diffusion_pytorch_model.safetensors"
+
+# --input_perturbation reaches the step (the weights after 2 steps differ).
+$CNET train-unet $common --max_train_steps 2 --input_perturbation 0.1 --output_dir "$tmp/p" \
+    >"$tmp/p.log" 2>&1
+check input_perturbation_reaches_step sh -c "test -s '$tmp/p/checkpoint-2/unet/diffusion_pytorch_model.safetensors' &&
+    ! cmp -s '$tmp/p/checkpoint-2/unet/diffusion_pytorch_model.safetensors' \
+    '$tmp/b/checkpoint-2/unet/diffusion_pytorch_model.safetensors'"
 
 # The output is a pipeline `cnet generate` uses.
 $CNET generate --model "$tmp/a" --controlnet "$FIXTURES/tiny-sd/controlnet" \
