@@ -99,7 +99,7 @@ int cmd_train_unet(int argc, char **argv) {
     }
     char **args = malloc(TRAIN_UNET_MAX_ARGS * sizeof *args);
     if (!args) return 1;
-    int n = 0, use_ema = 0, rc = 0;
+    int n = 0, use_ema = 0, center_crop = 0, rc = 0;
     double noise_offset = 0, input_perturbation = 0;
     args[n++] = argv[0];
     for (int i = 0; i < N_DEFAULTS; i++) args[n++] = (char *)t2i_defaults[i];
@@ -134,6 +134,7 @@ int cmd_train_unet(int argc, char **argv) {
             }
         } else if (!strcmp(name, "center_crop")) {
             int on = 1;
+            center_crop = 1;
             if (flag_bool(argv[i], &on) || !on) {
                 fprintf(stderr, "cnet train-unet: --center_crop: cnet always center-crops "
                                 "(the script's RandomCrop is not done)\n");
@@ -151,6 +152,9 @@ int cmd_train_unet(int argc, char **argv) {
         fprintf(stderr, "cnet train-unet: %s (cnet train-unet --help)\n", err.msg);
         rc = 2;
     }
+    if (!rc && !center_crop)
+        fprintf(stderr, "cnet train-unet: images are center-cropped, as with --center_crop (the "
+                        "script's default RandomCrop is not done)\n");
     if (!rc) {
         o.train_unet = 1, o.use_ema = use_ema, o.noise_offset = noise_offset;
         o.input_perturbation = input_perturbation;
