@@ -19,12 +19,9 @@ static double multiplier(const lr_schedule *s, int step) {
     if (step < s->warmup_steps) return (double)step / (W > 1 ? W : 1);
     const double p = (step - W) / (T - W > 1 ? T - W : 1);
     switch (s->kind) {
-    case LR_CONSTANT_WITH_WARMUP:
-        return 1.0;
-    case LR_LINEAR:
-        return fmax(0.0, (T - step) / (T - W > 1 ? T - W : 1));
-    case LR_COSINE:
-        return fmax(0.0, 0.5 * (1.0 + cos(M_PI * 0.5 * 2.0 * p)));
+    case LR_CONSTANT_WITH_WARMUP: return 1.0;
+    case LR_LINEAR: return fmax(0.0, (T - step) / (T - W > 1 ? T - W : 1));
+    case LR_COSINE: return fmax(0.0, 0.5 * (1.0 + cos(M_PI * 0.5 * 2.0 * p)));
     case LR_COSINE_WITH_RESTARTS:
         if (p >= 1.0) return 0.0;
         return fmax(0.0, 0.5 * (1.0 + cos(M_PI * fmod(s->num_cycles * p, 1.0))));
@@ -34,8 +31,7 @@ static double multiplier(const lr_schedule *s, int step) {
         const double remaining = 1.0 - (step - W) / (T - W > 0 ? T - W : 1);
         return ((lr0 - end) * pow(remaining, s->power) + end) / lr0;
     }
-    default:
-        return 1.0;
+    default: return 1.0;
     }
 }
 

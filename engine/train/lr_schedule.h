@@ -32,9 +32,9 @@ typedef struct lr_schedule {
     lr_kind kind;
     double base_lr;
     int warmup_steps, total_steps;
-    int num_cycles; /* cosine_with_restarts */
-    double power;   /* polynomial */
-    double lr_end;  /* polynomial: 1e-7 as diffusers */
+    int num_cycles;  /* cosine_with_restarts */
+    double power;    /* polynomial */
+    double lr_end;   /* polynomial: 1e-7 as diffusers */
 } lr_schedule;
 
 /* The learning rate of optimizer step `step` (0-based). */
