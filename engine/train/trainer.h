@@ -5,7 +5,8 @@
  * (engine/train/train_sdxl.h) and the SDXL script's extra options. With
  * train_unet set, the same loop is examples/text_to_image/
  * train_text_to_image.py instead: no ControlNet, the whole UNet trains (its
- * --use_ema and --noise_offset), checkpoints hold unet/ (and unet_ema/),
+ * --use_ema, --noise_offset and --input_perturbation), checkpoints hold
+ * unet/ (and unet_ema/),
  * and the output is the whole pipeline folder (engine/train/
  * train_unet_output.c).
  *
