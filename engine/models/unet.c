@@ -1,5 +1,5 @@
-/* UNet2DConditionModel: parameters, loading, forward and the backward to the
- * ControlNet residuals; see unet.h. */
+/* UNet2DConditionModel: parameters, loading, forward, the backward to the
+ * ControlNet residuals and the backward to every parameter; see unet.h. */
 #include "engine/models/unet.h"
 
 #include <limits.h>
@@ -74,29 +74,34 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
     unet_sizes s;
     int rc = unet_encoder_sizes(&m->enc, B, h, w, &s, err);
     if (rc) return rc;
-    /* Checkpointing keeps what the up blocks' recompute reads; otherwise
-     * the skips and the ping-pong activations are temporaries. */
-    const int checkpoint = acts && acts->checkpoint;
-    cnet_arena *held = checkpoint ? keep : scratch;
+    /* Checkpointing keeps what the up blocks' recompute reads, and training
+     * every parameter what the encoder's backward reads (the skips);
+     * otherwise the skips and the ping-pong activations are temporaries. */
+    const int checkpoint = acts && acts->checkpoint, all = acts && acts->all_params;
+    if (all && (down_residuals || mid_residual))
+        return cnet_fail(err, CNET_EINVAL, "unet: training every parameter takes no residuals");
+    cnet_arena *held = checkpoint || all ? keep : scratch;
     size_t mark = cnet_arena_mark(scratch);
     float *skips[UNET_MAX_SKIPS];
     const size_t T = (size_t)B * m->enc.temb_channels;
     float *temb = cnet_arena_alloc(held, T * sizeof(float), err);
     float *temb_act = cnet_arena_alloc(held, T * sizeof(float), err);
-    float *a =
-        cnet_arena_alloc(held, (checkpoint ? s.mid_floats : s.max_floats) * sizeof(float), err);
+    float *a = checkpoint ? cnet_arena_alloc(keep, s.mid_floats * sizeof(float), err)
+                          : cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
     float *b = checkpoint ? NULL : cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
     rc = !temb || !temb_act || !a || (!checkpoint && !b) ? (err ? err->code : CNET_ENOMEM) : 0;
     for (int i = 0; i < s.n_skips && !rc; i++)
         if (!(skips[i] = cnet_arena_alloc(held, s.skip_floats[i] * sizeof(float), err)))
             rc = err ? err->code : CNET_ENOMEM;
     if (!rc)
-        rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, added, B, NULL,
-                               NULL, err);
-    /* Nothing of the down and mid blocks is kept: no gradient flows there. */
+        rc = unet_encoder_time(&m->enc, p, scratch, temb_act, temb, NULL, timesteps, added, B,
+                               all ? keep : NULL, all ? &acts->time : NULL, err);
+    /* The down and mid blocks keep nothing unless every parameter trains:
+     * no gradient flows there in ControlNet training. */
+    if (all) acts->enc.checkpoint = checkpoint;
     if (!rc)
         rc = unet_encoder_forward(&m->enc, p, scratch, skips, a, sample, NULL, temb_act, text, B, h,
-                                  w, Nt, NULL, NULL, err);
+                                  w, Nt, all ? keep : NULL, all ? &acts->enc : NULL, err);
     if (rc) goto done;
     if (down_residuals)
         for (int i = 0; i < s.n_skips; i++)
@@ -105,6 +110,7 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
     if (acts) {
         memcpy(acts->skips, skips, sizeof skips);
         acts->keep = keep, acts->temb_act = temb_act, acts->text = text, acts->Nt = Nt;
+        acts->sample = sample, acts->sample_h = h, acts->sample_w = w, acts->B = B;
     }
 
     int H = s.mid_h, W = s.mid_w, n = s.n_skips;
@@ -153,8 +159,14 @@ done:
     return rc;
 }
 
-int unet_backward(unet_model *m, cnet_arena *scratch, float *const *d_down, float *d_mid,
-                  const float *dout, const unet_acts *acts, int B, cnet_error *err) {
+/* conv_out, conv_norm_out and the up blocks in reverse, from dout: every
+ * skip's gradient is written (overwrite) to d_down[i], the mid's to d_mid.
+ * g and dtemb_act NULL: activation gradients only (the frozen UNet); else
+ * parameter gradients accumulate into g and the time embedding's into
+ * dtemb_act. */
+static int up_path_backward(unet_model *m, const cnet_params *g, cnet_arena *scratch,
+                            float *const *d_down, float *d_mid, float *dtemb_act, const float *dout,
+                            const unet_acts *acts, int B, cnet_error *err) {
     const cnet_params *p = &m->params;
     const cnet_unet_config *L = &m->enc.cfg;
     const int H = acts->H, W = acts->W;
@@ -166,8 +178,8 @@ int unet_backward(unet_model *m, cnet_arena *scratch, float *const *d_down, floa
     float *db = cnet_arena_alloc(scratch, s.max_floats * sizeof(float), err);
     rc = !da || !db ? (err ? err->code : CNET_ENOMEM) : 0;
     if (!rc) {
-        nn_conv_backward(&m->conv_out, p, NULL, db, dout, acts->act, B, H, W);
-        nn_group_norm_backward(&m->norm_out, p, NULL, da, db, acts->h, acts->mean, acts->rstd, B,
+        nn_conv_backward(&m->conv_out, p, g, db, dout, acts->act, B, H, W);
+        nn_group_norm_backward(&m->norm_out, p, g, da, db, acts->h, acts->mean, acts->rstd, B,
                                H * W, 1);
     }
     /* Up blocks in reverse; the first block's input gradient is the mid's. */
@@ -187,11 +199,51 @@ int unet_backward(unet_model *m, cnet_arena *scratch, float *const *d_down, floa
                    : (err ? err->code : CNET_ENOMEM);
             up = &up_again;
         }
-        if (!rc) rc = unet_up_backward(&m->up[i], p, NULL, scratch, dx, d_down, da, up, B, err);
+        if (!rc)
+            rc = unet_up_backward(&m->up[i], p, g, scratch, dx, dtemb_act, d_down, da, up, B, err);
         if (acts->checkpoint) cnet_arena_restore(acts->keep, keep_mark);
         float *t = da;
         da = db, db = t;
     }
+    cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+int unet_backward(unet_model *m, cnet_arena *scratch, float *const *d_down, float *d_mid,
+                  const float *dout, const unet_acts *acts, int B, cnet_error *err) {
+    return up_path_backward(m, NULL, scratch, d_down, d_mid, NULL, dout, acts, B, err);
+}
+
+int unet_backward_params(unet_model *m, const cnet_params *g, cnet_arena *scratch,
+                         const float *dout, const unet_acts *acts, cnet_error *err) {
+    cnet_backend *be = m->params.be;
+    const int B = acts->B, h = acts->sample_h, w = acts->sample_w;
+    if (!acts->all_params)
+        return cnet_fail(err, CNET_EINVAL,
+                         "unet: the forward did not keep the encoder's activations (all_params)");
+    unet_sizes s;
+    int rc = unet_encoder_sizes(&m->enc, B, h, w, &s, err);
+    if (rc) return rc;
+    size_t mark = cnet_arena_mark(scratch);
+    float *dskips[UNET_MAX_SKIPS];
+    const size_t T = (size_t)B * m->enc.temb_channels;
+    float *dmid = cnet_arena_alloc(scratch, s.mid_floats * sizeof(float), err);
+    float *dtemb_act = cnet_arena_alloc(scratch, T * sizeof(float), err);
+    rc = !dmid || !dtemb_act ? (err ? err->code : CNET_ENOMEM) : 0;
+    for (int i = 0; i < s.n_skips && !rc; i++)
+        if (!(dskips[i] = cnet_arena_alloc(scratch, s.skip_floats[i] * sizeof(float), err)))
+            rc = err ? err->code : CNET_ENOMEM;
+    if (!rc) {
+        be->zero(be, dtemb_act, T * sizeof(float));
+        rc = up_path_backward(m, g, scratch, dskips, dmid, dtemb_act, dout, acts, B, err);
+    }
+    /* Every skip was consumed by exactly one up block: dskips are complete. */
+    if (!rc)
+        rc = unet_encoder_backward(&m->enc, &m->params, g, scratch, dskips, dtemb_act, dmid,
+                                   acts->skips, acts->sample, &acts->enc, B, h, w, err);
+    if (!rc)
+        rc = unet_encoder_time_backward(&m->enc, &m->params, g, scratch, dtemb_act, &acts->time, B,
+                                        err);
     cnet_arena_restore(scratch, mark);
     return rc;
 }

@@ -1,6 +1,8 @@
 /* UNet2DConditionModel with optional ControlNet residuals (diffusers
- * models/unets/unet_2d_condition.py), NHWC: forward, and the backward of
- * the frozen UNet from its output's gradient to the residuals' (training).
+ * models/unets/unet_2d_condition.py), NHWC: forward, the backward of the
+ * frozen UNet from its output's gradient to the residuals' (ControlNet
+ * training), and the backward to every parameter (train_text_to_image.py,
+ * the whole UNet trained).
  *
  *   skips, mid = encoder(sample, t, text)
  *   skips[i] += down_residuals[i];  mid += mid_residual      (ControlNet)
@@ -38,9 +40,17 @@ size_t unet_scratch_bytes(const unet_model *m, int B, int h, int w, int Nt);
  * checkpoint (input, set before the forward): gradient checkpointing per up
  * block, as in unet_encoder_acts: the forward keeps each up block's input,
  * the skips (with the residuals added) and silu(temb); the backward
- * re-runs one block's forward into keep's tail before its backward. */
+ * re-runs one block's forward into keep's tail before its backward.
+ * all_params (input, set before the forward): the forward also keeps what
+ * the time embedding's and the encoder's backward read (the skips, the
+ * down and mid blocks' activations, or with checkpoint only the skips), so
+ * that unet_backward_params reaches every parameter. */
 typedef struct unet_acts {
-    int checkpoint;
+    int checkpoint, all_params;
+    unet_time_acts time;          /* all_params */
+    unet_encoder_acts enc;        /* all_params */
+    const float *sample;          /* all_params: conv_in's input (borrowed) */
+    int sample_h, sample_w, B;    /* the sample size */
     cnet_arena *keep;             /* the forward's keep arena (recompute space) */
     float *skips[UNET_MAX_SKIPS]; /* in keep when checkpointing */
     const float *up_in[UNET_MAX_LEVELS], *temb_act, *text;
@@ -66,6 +76,13 @@ int unet_forward(unet_model *m, cnet_arena *scratch, float *out, const float *sa
  * and d_mid (overwrite) = dL/d(mid residual) from dout = dL/d(out). */
 int unet_backward(unet_model *m, cnet_arena *scratch, float *const *d_down, float *d_mid,
                   const float *dout, const unet_acts *acts, int B, cnet_error *err);
+
+/* The trained UNet's backward (acts from a forward with all_params set and
+ * no residuals): the gradient of every parameter ACCUMULATES into g (same
+ * layout as m->params) from dout = dL/d(out): conv_out, conv_norm_out, the
+ * up blocks, the mid and down blocks, conv_in and the time embedding. */
+int unet_backward_params(unet_model *m, const cnet_params *g, cnet_arena *scratch,
+                         const float *dout, const unet_acts *acts, cnet_error *err);
 
 /* Loads a diffusers component folder: config.json and its weights
  * (engine/config/model_files.h). On failure m is left freed. */

@@ -321,8 +321,8 @@ int unet_up_forward(const unet_up_block *u, const cnet_params *p, cnet_arena *sc
 }
 
 int unet_up_backward(const unet_up_block *u, const cnet_params *p, const cnet_params *g,
-                     cnet_arena *scratch, float *dx, float *const *dskips, const float *dout,
-                     const unet_up_acts *acts, int B, cnet_error *err) {
+                     cnet_arena *scratch, float *dx, float *dtemb_act, float *const *dskips,
+                     const float *dout, const unet_up_acts *acts, int B, cnet_error *err) {
     cnet_backend *be = p->be;
     const int H = acts->H, W = acts->W, HW = H * W;
     size_t mark = cnet_arena_mark(scratch);
@@ -352,8 +352,8 @@ int unet_up_backward(const unet_up_block *u, const cnet_params *p, const cnet_pa
             d = dr;
         }
         if (!rc)
-            rc = resnet_backward(&u->resnets[j], p, g, scratch, dcat, NULL, d, &acts->res[j], B, H,
-                                 W, err);
+            rc = resnet_backward(&u->resnets[j], p, g, scratch, dcat, dtemb_act, d, &acts->res[j],
+                                 B, H, W, err);
         if (rc) break;
         const int prev = u->resnets[j].in - u->skip_channels[j];
         be->split_channels(be, j > 0 ? dcur : dx, dskips[acts->skip_index[j]], dcat, B * HW, prev,

@@ -119,11 +119,12 @@ int unet_up_forward(const unet_up_block *u, const cnet_params *p, cnet_arena *sc
                     const float *x, const float *temb_act, const float *text, int B, int *H, int *W,
                     int Nt, const float *const *skips, int *n_skips, cnet_arena *keep,
                     unet_up_acts *acts, cnet_error *err);
-/* Activation gradients only (no time-embedding gradient): dx (overwrite)
- * and the gradient of every skip the block consumed, written (overwrite)
- * to dskips[skip index]. */
+/* dx (overwrite) and the gradient of every skip the block consumed,
+ * written (overwrite) to dskips[skip index]; with g, the parameter
+ * gradients accumulate into g, and with dtemb_act (NULL: not needed) the
+ * time embedding's gradient accumulates there. */
 int unet_up_backward(const unet_up_block *u, const cnet_params *p, const cnet_params *g,
-                     cnet_arena *scratch, float *dx, float *const *dskips, const float *dout,
-                     const unet_up_acts *acts, int B, cnet_error *err);
+                     cnet_arena *scratch, float *dx, float *dtemb_act, float *const *dskips,
+                     const float *dout, const unet_up_acts *acts, int B, cnet_error *err);
 
 #endif

@@ -122,7 +122,19 @@ static int prune(const char *output_dir, int step, int total_limit, cnet_error *
     return rc;
 }
 
-int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_config,
+/* The weights' folder of a checkpoint. */
+static const char *model_dir(const checkpoint_tables *t) {
+    return t->model ? t->model : "controlnet";
+}
+
+/* path_in for "<dir>/<sub>/diffusion_pytorch_model.safetensors". */
+static int weights_path(char *out, size_t cap, const char *dir, const char *sub, cnet_error *err) {
+    char rel[96];
+    snprintf(rel, sizeof rel, "%s/diffusion_pytorch_model.safetensors", sub);
+    return path_in(out, cap, dir, rel, err);
+}
+
+int checkpoint_save(const char *output_dir, int step, const json_t *model_config,
                     const checkpoint_tables *t, const json_t *state, int total_limit,
                     cnet_error *err) {
     char name[64], final[PATH_MAX], partial[PATH_MAX], sub[PATH_MAX], file[PATH_MAX];
@@ -130,11 +142,20 @@ int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_c
     int rc;
     if ((rc = path_in(final, sizeof final, output_dir, name, err))) return rc;
     if ((rc = make_partial(partial, sizeof partial, final, err))) return rc;
-    if ((rc = path_in(sub, sizeof sub, partial, "controlnet", err))) return rc;
+    if ((rc = path_in(sub, sizeof sub, partial, model_dir(t), err))) return rc;
     if (mkdir(sub, 0755) != 0)
         return cnet_fail(err, CNET_EIO, "cannot create %s: %s", sub, strerror(errno));
+    if (t->ema) {
+        char ema[PATH_MAX];
+        if ((rc = path_in(ema, sizeof ema, partial, CHECKPOINT_EMA_DIR, err))) return rc;
+        if (mkdir(ema, 0755) != 0)
+            return cnet_fail(err, CNET_EIO, "cannot create %s: %s", ema, strerror(errno));
+        if ((rc = weights_path(file, sizeof file, partial, CHECKPOINT_EMA_DIR, err)) ||
+            (rc = params_save(t->ema, file, NULL, NULL, 0, err)))
+            goto fail;
+    }
     if ((rc = path_in(file, sizeof file, sub, "config.json", err)) ||
-        (rc = atomic_write_json(file, controlnet_config, err)) ||
+        (rc = atomic_write_json(file, model_config, err)) ||
         (rc = path_in(file, sizeof file, sub, "diffusion_pytorch_model.safetensors", err)) ||
         (rc = params_save(t->weights, file, NULL, NULL, 0, err)) ||
         (rc = adam_state_save(t->optimizer, partial, err)) ||
@@ -167,14 +188,15 @@ int checkpoint_latest(const char *output_dir, char *path, size_t cap, cnet_error
     return path_in(path, cap, output_dir, name, err);
 }
 
-int checkpoint_load(const char *dir, cnet_params *weights, adam_state *optimizer, json_t **state,
-                    cnet_error *err) {
+int checkpoint_load(const char *dir, const checkpoint_tables *t, json_t **state, cnet_error *err) {
     char file[PATH_MAX];
     int rc;
     *state = NULL;
-    if ((rc = path_in(file, sizeof file, dir, "controlnet/diffusion_pytorch_model.safetensors",
-                      err)) ||
-        (rc = params_load(weights, file, err)) || (rc = adam_state_load(optimizer, dir, err)) ||
+    if ((rc = weights_path(file, sizeof file, dir, model_dir(t), err)) ||
+        (rc = params_load(t->weights, file, err)) ||
+        (rc = adam_state_load(t->optimizer, dir, err)) ||
+        (t->ema && (rc = weights_path(file, sizeof file, dir, CHECKPOINT_EMA_DIR, err))) ||
+        (t->ema && (rc = params_load(t->ema, file, err))) ||
         (rc = path_in(file, sizeof file, dir, "trainer_state.json", err)))
         return rc;
     json_error_t jerr;

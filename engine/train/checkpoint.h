@@ -3,6 +3,9 @@
  * resume needs:
  *
  *   controlnet/config.json, controlnet/diffusion_pytorch_model.safetensors
+ *     (unet/ when the whole UNet trains, cnet train-unet)
+ *   unet_ema/diffusion_pytorch_model.safetensors  (--use_ema: EMAModel's
+ *     shadow, as the script's save_model_hook writes it)
  *   optimizer_exp_avg.safetensors, optimizer_exp_avg_sq.safetensors  (AdamW)
  *     or optimizer_8bit.safetensors (--use_8bit_adam; engine/train/adam_state.h)
  *   trainer_state.json   (step, epoch, data cursor, seed, LR schedule, ...)
@@ -27,10 +30,13 @@
 #include "engine/core/params.h"
 
 #define CHECKPOINT_PREFIX "checkpoint-"
+#define CHECKPOINT_EMA_DIR "unet_ema"
 
 typedef struct checkpoint_tables {
-    const cnet_params *weights;  /* borrowed */
-    const adam_state *optimizer; /* borrowed */
+    cnet_params *weights;  /* borrowed (checkpoint_save only reads the tables) */
+    adam_state *optimizer; /* borrowed */
+    const char *model;     /* the weights' folder: "controlnet" (NULL) or "unet" */
+    cnet_params *ema;      /* borrowed; NULL: no --use_ema */
 } checkpoint_tables;
 
 /* Saves step's checkpoint; total_limit <= 0: keep all. */
@@ -39,7 +45,7 @@ typedef struct checkpoint_tables {
  * its save, as it should). */
 void checkpoint_remove_partials(const char *output_dir);
 
-int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_config,
+int checkpoint_save(const char *output_dir, int step, const json_t *model_config,
                     const checkpoint_tables *t, const json_t *state, int total_limit,
                     cnet_error *err);
 
@@ -47,10 +53,9 @@ int checkpoint_save(const char *output_dir, int step, const json_t *controlnet_c
  * output_dir; CNET_ENOTFOUND when there is none. */
 int checkpoint_latest(const char *output_dir, char *path, size_t cap, cnet_error *err);
 
-/* Loads a checkpoint directory into the weights and optimizer state (same
- * layout and form as saved) and returns its trainer_state.json (*state: new
- * reference). */
-int checkpoint_load(const char *dir, cnet_params *weights, adam_state *optimizer, json_t **state,
-                    cnet_error *err);
+/* Loads a checkpoint directory into the weights, optimizer state and EMA
+ * (t's tables, written through; same layout and form as saved) and
+ * returns its trainer_state.json (*state: new reference). */
+int checkpoint_load(const char *dir, const checkpoint_tables *t, json_t **state, cnet_error *err);
 
 #endif

@@ -14,6 +14,7 @@
 #include "engine/train/lr_schedule.h"
 #include "engine/sched/scheduler.h"
 #include "engine/pipeline/sd_base.h"
+#include "engine/train/ema.h"
 #include "engine/train/train_batch.h"
 #include "engine/train/train_sdxl.h"
 #include "engine/train/train_step.h"
@@ -30,7 +31,11 @@ typedef struct trainer {
     vae_model *vae;    /* &own_vae or the base's */
     train_sdxl sdxl;   /* an SDXL base's second text encoder */
     controlnet_model cn;
-    json_t *cn_config; /* the ControlNet's config.json */
+    json_t *cn_config; /* the trained model's config.json: the ControlNet's, or
+                          the UNet's with train_unet */
+    ema_model ema;     /* --use_ema */
+    float *offset;     /* --noise_offset's draw, device [B, L] */
+    float *perturbed;  /* --input_perturbation's noise, device [B, h, w, L] */
     cnet_sched_config ddpm_cfg;
     sched ddpm; /* the noise scheduler (DDPMScheduler of the base folder) */
     dataset ds;
@@ -49,6 +54,7 @@ typedef struct trainer {
     int global_step, max_steps, updates_per_epoch, num_epochs;
     int64_t skipped_at_check;
     int have_base, have_ddpm_cfg, have_cn, have_ds, have_tb, have_ts, have_vae, have_sdxl;
+    int have_ema;
 } trainer;
 
 /* Validation images at the current step: images_<i>.png per (prompt, image)
@@ -57,5 +63,10 @@ int train_validate(trainer *t, cnet_error *err);
 /* output_dir/config.json, diffusion_pytorch_model.safetensors, the final
  * validation images and README.md (the script's model card). */
 int train_save_final(trainer *t, cnet_error *err);
+/* train_unet: output_dir as StableDiffusionPipeline.save_pretrained writes
+ * it: the base's text_encoder/, tokenizer/, vae/, scheduler/, a
+ * StableDiffusionPipeline model_index.json, and unet/ with the trained
+ * weights (the EMA's with --use_ema). train_unet_output.c. */
+int train_unet_save_pipeline(trainer *t, cnet_error *err);
 
 #endif

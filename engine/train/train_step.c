@@ -1,4 +1,5 @@
-/* One ControlNet training step; see train_step.h. */
+/* One training step of a ControlNet, or of the whole UNet; see
+ * train_step.h. */
 #include "engine/train/train_step.h"
 
 #include <assert.h>
@@ -19,11 +20,29 @@ static float *dev_floats(cnet_backend *be, size_t n, cnet_error *err) {
     return p;
 }
 
-/* One forward + backward; gradients accumulate into t->grads. */
+/* The table the step trains: the ControlNet's, or the UNet's without one. */
+static cnet_params *trained(const train_step *t) {
+    return t->cn ? &t->cn->params : &t->unet->params;
+}
+
+/* The gradients of the step's first backward with set_grads_to_none: taken
+ * from the top of the activation arena. */
+static int take_grads(train_step *t, cnet_error *err) {
+    cnet_backend *be = t->unet->params.be;
+    if (!t->cfg.set_grads_to_none || t->grads.block) return 0;
+    float *g = cnet_arena_alloc_top(&t->keep, t->grads.total * sizeof(float), err);
+    if (!g) return err ? err->code : CNET_ENOMEM;
+    be->zero(be, g, t->grads.total * sizeof(float));
+    params_bind(&t->grads, g);
+    return 0;
+}
+
+/* One forward + backward; gradients accumulate into t->grads. input_noise:
+ * what add_noise uses (NULL: noise, the target's). */
 static int run(train_step *t, int B, const float *latents, const float *noise,
-               const int64_t *timesteps, const float *text, const float *cond,
-               const unet_added_cond *added, float grad_scale, cnet_error *err) {
-    cnet_backend *be = t->cn->params.be;
+               const float *input_noise, const int64_t *timesteps, const float *text,
+               const float *cond, const unet_added_cond *added, float grad_scale, cnet_error *err) {
+    cnet_backend *be = t->unet->params.be;
     const train_step_config *c = &t->cfg;
     if (B < 1 || B > c->B)
         return cnet_fail(err, CNET_EINVAL, "train: micro-batch of %d (1..%d)", B, c->B);
@@ -33,7 +52,8 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
                                : "train: the SDXL (text_time) UNet needs text_embeds and time_ids");
     const long per = (long)c->h * c->w * t->unet->enc.cfg.in_channels;
     float ts[TRAIN_MAX_BATCH], w[TRAIN_MAX_BATCH];
-    int rc = sched_add_noise(t->noise, t->noisy, latents, noise, timesteps, B, per, err);
+    int rc = sched_add_noise(t->noise, t->noisy, latents, input_noise ? input_noise : noise,
+                             timesteps, B, per, err);
     if (!rc && c->prediction == TRAIN_PRED_V)
         rc = sched_get_velocity(t->noise, t->target, latents, noise, timesteps, B, per, err);
     else if (!rc)
@@ -54,8 +74,18 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
     be->upload(be, t->weights, w, (size_t)B * sizeof(float));
 
     controlnet_acts cn_acts = {.checkpoint = c->gradient_checkpointing};
-    unet_acts un_acts = {.checkpoint = c->gradient_checkpointing};
+    unet_acts un_acts = {.checkpoint = c->gradient_checkpointing, .all_params = !t->cn};
     cnet_arena_reset(&t->keep);
+    const long n = per * t->unet->enc.cfg.out_channels / t->unet->enc.cfg.in_channels;
+    if (!t->cn) { /* the whole UNet trains */
+        if ((rc = unet_forward(t->unet, &t->scratch, t->pred, t->noisy, ts, text, added, NULL, NULL,
+                               B, c->h, c->w, c->Nt, &t->keep, &un_acts, err)))
+            return rc;
+        be->mse_forward(be, t->loss, t->pred, t->target, t->weights, B, n);
+        be->mse_backward(be, t->dpred, t->pred, t->target, t->weights, B, n, grad_scale);
+        if ((rc = take_grads(t, err))) return rc;
+        return unet_backward_params(t->unet, &t->grads, &t->scratch, t->dpred, &un_acts, err);
+    }
     if ((rc = controlnet_forward(t->cn, &t->scratch, t->down, t->mid, t->noisy, cond, ts, text,
                                  added, 1.0f, 0, B, c->h, c->w, c->Nt, &t->keep, &cn_acts, err)))
         return rc;
@@ -64,18 +94,12 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
                            (const float *const *)t->down, t->mid, B, c->h, c->w, c->Nt, &t->keep,
                            &un_acts, err)))
         return rc;
-    const long n = per * t->unet->enc.cfg.out_channels / t->unet->enc.cfg.in_channels;
     be->mse_forward(be, t->loss, t->pred, t->target, t->weights, B, n);
     be->mse_backward(be, t->dpred, t->pred, t->target, t->weights, B, n, grad_scale);
     if ((rc = unet_backward(t->unet, &t->scratch, t->d_down, t->d_mid, t->dpred, &un_acts, B, err)))
         return rc;
     cnet_arena_restore(&t->keep, unet_keep); /* the ControlNet backward reuses the UNet's room */
-    if (c->set_grads_to_none && !t->grads.block) { /* the step's first backward */
-        float *g = cnet_arena_alloc_top(&t->keep, t->grads.total * sizeof(float), err);
-        if (!g) return err ? err->code : CNET_ENOMEM;
-        be->zero(be, g, t->grads.total * sizeof(float));
-        params_bind(&t->grads, g);
-    }
+    if ((rc = take_grads(t, err))) return rc;
     return controlnet_backward(t->cn, &t->grads, &t->scratch, (const float *const *)t->d_down,
                                t->d_mid, &cn_acts, err);
 }
@@ -84,7 +108,7 @@ static int run(train_step *t, int B, const float *latents, const float *noise,
  * them to what the step used. */
 static int size_arenas(train_step *t, const float *zeros_latent, const float *zeros_text,
                        const float *zeros_cond, const unet_added_cond *added, cnet_error *err) {
-    cnet_backend *be = t->cn->params.be;
+    cnet_backend *be = t->unet->params.be;
     int64_t ts[TRAIN_MAX_BATCH] = {0};
     size_t keep_cap = TRAIN_ARENA_START, scratch_cap = TRAIN_ARENA_START;
     for (;;) {
@@ -92,11 +116,11 @@ static int size_arenas(train_step *t, const float *zeros_latent, const float *ze
         if ((rc = cnet_arena_init(&t->keep, be, keep_cap, "training activations", err)) ||
             (rc = cnet_arena_init(&t->scratch, be, scratch_cap, "training scratch", err)))
             return rc;
-        rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, added, 1.0f,
-                 err);
+        rc = run(t, t->cfg.B, zeros_latent, zeros_latent, NULL, ts, zeros_text, zeros_cond, added,
+                 1.0f, err);
         if (!rc && t->cfg.set_grads_to_none && t->cfg.gradient_accumulation_steps > 1)
-            rc = run(t, t->cfg.B, zeros_latent, zeros_latent, ts, zeros_text, zeros_cond, added,
-                     1.0f, err); /* a forward beside the live gradients */
+            rc = run(t, t->cfg.B, zeros_latent, zeros_latent, NULL, ts, zeros_text, zeros_cond,
+                     added, 1.0f, err); /* a forward beside the live gradients */
         size_t keep_used = t->keep.high_water, scratch_used = t->scratch.high_water;
         if (t->cfg.set_grads_to_none)
             params_bind(&t->grads, NULL); /* they were in the arena freed next */
@@ -123,7 +147,7 @@ static int init_parts(train_step *t, unet_model *unet, controlnet_model *cn, sch
                       const train_step_config *cfg, cnet_error *err) {
     memset(t, 0, sizeof *t);
     t->cfg = *cfg, t->unet = unet, t->cn = cn, t->noise = noise;
-    cnet_backend *be = cn->params.be;
+    cnet_backend *be = unet->params.be;
     const cnet_unet_config *uc = &unet->enc.cfg;
     if (cfg->B < 1 || cfg->B > TRAIN_MAX_BATCH)
         return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..%d)", cfg->B,
@@ -134,13 +158,14 @@ static int init_parts(train_step *t, unet_model *unet, controlnet_model *cn, sch
     unet_sizes s;
     int rc = unet_encoder_sizes(&unet->enc, cfg->B, cfg->h, cfg->w, &s, err);
     if (rc) return rc;
-    if ((rc = cfg->set_grads_to_none ? params_like(&t->grads, &cn->params, err)
-                                     : params_alloc_like(&t->grads, &cn->params, err)) ||
-        (rc = adam_state_init(&t->adam, &cn->params, cfg->use_8bit_adam, err)))
+    const cnet_params *p = trained(t);
+    if ((rc = cfg->set_grads_to_none ? params_like(&t->grads, p, err)
+                                     : params_alloc_like(&t->grads, p, err)) ||
+        (rc = adam_state_init(&t->adam, p, cfg->use_8bit_adam, err)))
         return rc;
     const size_t lat = (size_t)cfg->B * cfg->h * cfg->w * uc->in_channels;
-    const int f = controlnet_image_factor(cn);
-    const size_t img = (size_t)cfg->B * cfg->h * f * cfg->w * f * cn->cond_channels;
+    const int f = cn ? controlnet_image_factor(cn) : 0;
+    const size_t img = cn ? (size_t)cfg->B * cfg->h * f * cfg->w * f * cn->cond_channels : 0;
     const size_t txt = (size_t)cfg->B * cfg->Nt * uc->cross_attention_dim[0];
     t->n_skips = s.n_skips;
     /* SDXL: the sizing step takes zero added conditions too */
@@ -152,16 +177,16 @@ static int init_parts(train_step *t, unet_model *unet, controlnet_model *cn, sch
     if (!(t->noisy = dev_floats(be, lat, err)) || !(t->target = dev_floats(be, lat, err)) ||
         !(t->pred = dev_floats(be, lat, err)) || !(t->dpred = dev_floats(be, lat, err)) ||
         !(t->weights = dev_floats(be, (size_t)cfg->B, err)) ||
-        !(t->mid = dev_floats(be, s.mid_floats, err)) ||
-        !(t->d_mid = dev_floats(be, s.mid_floats, err)) || !(t->loss = dev_floats(be, 1, err)) ||
-        !(t->sumsq = dev_floats(be, 1, err)))
+        (cn && !(t->mid = dev_floats(be, s.mid_floats, err))) ||
+        (cn && !(t->d_mid = dev_floats(be, s.mid_floats, err))) ||
+        !(t->loss = dev_floats(be, 1, err)) || !(t->sumsq = dev_floats(be, 1, err)))
         return err ? err->code : CNET_ENOMEM;
-    for (int i = 0; i < s.n_skips; i++)
+    for (int i = 0; i < s.n_skips && cn; i++)
         if (!(t->down[i] = dev_floats(be, s.skip_floats[i], err)) ||
             !(t->d_down[i] = dev_floats(be, s.skip_floats[i], err)))
             return err ? err->code : CNET_ENOMEM;
     if (!(zl = dev_floats(be, lat, err)) || !(zt = dev_floats(be, txt, err)) ||
-        !(zc = dev_floats(be, img, err)) ||
+        (cn && !(zc = dev_floats(be, img, err))) ||
         (Dp && !(zp = dev_floats(be, (size_t)cfg->B * Dp, err))))
         rc = err ? err->code : CNET_ENOMEM;
     const unet_added_cond zero_added = {.text_embeds = zp, .time_ids = zero_ids};
@@ -181,8 +206,8 @@ int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched
 }
 
 void train_step_free(train_step *t) {
-    if (!t->cn) return;
-    cnet_backend *be = t->cn->params.be;
+    if (!t->unet) return;
+    cnet_backend *be = t->unet->params.be;
     float *bufs[] = {t->noisy, t->target, t->pred, t->dpred, t->weights,
                      t->mid,   t->d_mid,  t->loss, t->sumsq};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -210,8 +235,17 @@ int train_step_accumulate_added(train_step *t, int B, const float *latents, cons
                                 const int64_t *timesteps, const float *text, const float *cond,
                                 const unet_added_cond *added, float grad_scale, float *loss_out,
                                 cnet_error *err) {
-    cnet_backend *be = t->cn->params.be;
-    int rc = run(t, B, latents, noise, timesteps, text, cond, added, grad_scale, err);
+    return train_step_accumulate_perturbed(t, B, latents, noise, NULL, timesteps, text, cond, added,
+                                           grad_scale, loss_out, err);
+}
+
+int train_step_accumulate_perturbed(train_step *t, int B, const float *latents, const float *noise,
+                                    const float *input_noise, const int64_t *timesteps,
+                                    const float *text, const float *cond,
+                                    const unet_added_cond *added, float grad_scale, float *loss_out,
+                                    cnet_error *err) {
+    cnet_backend *be = t->unet->params.be;
+    int rc = run(t, B, latents, noise, input_noise, timesteps, text, cond, added, grad_scale, err);
     if (!rc && loss_out) be->download(be, loss_out, t->loss, sizeof(float));
     return rc;
 }
@@ -229,7 +263,7 @@ static void release_grads(train_step *t, cnet_backend *be, long n) {
 
 int train_step_optimize(train_step *t, const train_adamw *opt, int step, loss_scale *ls,
                         float *grad_norm_out) {
-    cnet_backend *be = t->cn->params.be;
+    cnet_backend *be = t->unet->params.be;
     const long n = (long)t->grads.total;
     assert(t->grads.block); /* set_grads_to_none: no backward since the last step */
     /* A failed backend skipped ops of the forward or backward (engine/core/

@@ -1,5 +1,8 @@
 /* One ControlNet training step as diffusers' examples/controlnet/
- * train_controlnet.py computes it, on device buffers:
+ * train_controlnet.py computes it, on device buffers (or, without a
+ * ControlNet, one step of the whole UNet as examples/text_to_image/
+ * train_text_to_image.py computes it: pred = unet(noisy, t, text) and
+ * grads += dloss/d(every UNet parameter)):
  *
  *   noisy  = sqrt(acp[t]) x0 + sqrt(1 - acp[t]) noise          (DDPM add_noise)
  *   target = noise (epsilon) | sqrt(acp[t]) noise - sqrt(1 - acp[t]) x0  (v)
@@ -64,10 +67,10 @@ typedef struct train_step_config {
 
 typedef struct train_step {
     train_step_config cfg;
-    unet_model *unet;         /* borrowed, frozen */
-    controlnet_model *cn;     /* borrowed, trained */
+    unet_model *unet;         /* borrowed, frozen; trained when cn is NULL */
+    controlnet_model *cn;     /* borrowed, trained; NULL: the UNet trains */
     sched *noise;             /* borrowed: the DDPM noise scheduler (add_noise, alphas_cumprod) */
-    cnet_params grads;        /* owned, same layout as cn->params; grads.block is
+    cnet_params grads;        /* owned, same layout as the trained table; grads.block is
                                  NULL between steps with set_grads_to_none */
     adam_state adam;          /* owned: AdamW's m and v, float32 or 8-bit */
     cnet_arena keep, scratch; /* activations for backward; temporaries */
@@ -85,7 +88,8 @@ void train_step_free(train_step *t);
  * batch of an epoch may be short): gradients ACCUMULATE into t->grads,
  * scaled by grad_scale (1 / gradient_accumulation_steps, times the loss
  * scale with fp16).
- * latents, noise [B,h,w,4], text [B,Nt,D], cond [B,H,W,3]: device;
+ * latents, noise [B,h,w,4], text [B,Nt,D], cond [B,H,W,3] (NULL when
+ * the UNet trains): device;
  * timesteps: host. *loss_out receives the (unscaled) loss. */
 int train_step_accumulate(train_step *t, int B, const float *latents, const float *noise,
                           const int64_t *timesteps, const float *text, const float *cond,
@@ -98,6 +102,16 @@ int train_step_accumulate_added(train_step *t, int B, const float *latents, cons
                                 const int64_t *timesteps, const float *text, const float *cond,
                                 const unet_added_cond *added, float grad_scale, float *loss_out,
                                 cnet_error *err);
+
+/* The same with train_text_to_image.py's --input_perturbation: add_noise
+ * uses input_noise (= noise + input_perturbation * N(0,1), the caller's)
+ * while the target keeps noise; NULL: noise (train_step_accumulate_added
+ * is this with NULL). */
+int train_step_accumulate_perturbed(train_step *t, int B, const float *latents, const float *noise,
+                                    const float *input_noise, const int64_t *timesteps,
+                                    const float *text, const float *cond,
+                                    const unet_added_cond *added, float grad_scale, float *loss_out,
+                                    cnet_error *err);
 
 /* Clips the accumulated gradients to max_grad_norm and applies AdamW
  * (step counts from 1), then zeroes the gradients (set_grads_to_none: gives

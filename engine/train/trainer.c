@@ -18,11 +18,14 @@
 #include "engine/train/train_batch.h"
 #include "engine/train/train_internal.h"
 #include "engine/train/train_metrics.h"
+#include "engine/train/train_noise.h"
 
 /* Philox counter layout of the training randomness: block offset
  * tag << 58 | optimizer step << 26 | micro-batch << 20, leaving 2^20 blocks
  * (4M values) per draw. */
-enum { RNG_NOISE = 1, RNG_TIMESTEP = 2, RNG_VAE = 3 };
+enum { RNG_NOISE = 1, RNG_TIMESTEP = 2, RNG_VAE = 3, RNG_NOISE_OFFSET = 4, RNG_PERTURBATION = 5 };
+/* The key an imagefolder's metadata names its image by (HF's loader). */
+#define DATASET_FILE_NAME_KEY "file_name"
 #define TRAIN_MAX_DRAW_BLOCKS (1u << 20)
 
 static uint64_t rng_offset(int tag, int step, int micro) {
@@ -89,6 +92,20 @@ static int check_options(const train_options *o, cnet_error *err) {
         return cnet_fail(err, CNET_EINVAL, "--validation_prompt needs --validation_image");
     if (o->n_validation_images != 0 && o->n_validation_prompts == 0)
         return cnet_fail(err, CNET_EINVAL, "--validation_image needs --validation_prompt");
+    if (!o->train_unet && (o->use_ema || o->noise_offset != 0 || o->input_perturbation != 0))
+        return cnet_fail(err, CNET_EINVAL,
+                         "--use_ema, --noise_offset and --input_perturbation are "
+                         "train_text_to_image.py's (cnet train-unet), not train_controlnet.py's");
+    if (o->train_unet && (o->controlnet_model_name_or_path || o->base))
+        return cnet_fail(err, CNET_EINVAL,
+                         "train-unet trains its own copy of the base's UNet: no "
+                         "--controlnet_model_name_or_path, no shared base");
+    if (o->train_unet && (o->n_validation_prompts || o->n_validation_images))
+        return cnet_fail(err, CNET_EINVAL,
+                         "--validation_prompts: cnet train-unet does not render validation "
+                         "images yet");
+    if (!(o->noise_offset >= 0) || !(o->input_perturbation >= 0))
+        return cnet_fail(err, CNET_EINVAL, "--noise_offset and --input_perturbation must be >= 0");
     return 0;
 }
 
@@ -144,15 +161,40 @@ static int load_controlnet(trainer *t, cnet_error *err) {
     return controlnet_from_unet(&t->cn, &t->base->unet, o->seed, err);
 }
 
+/* train_unet: the UNet's config.json (checkpoints) and the EMA, which
+ * starts from the pretrained weights. */
+static int prepare_unet(trainer *t, cnet_error *err) {
+    char path[PATH_MAX];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/unet/config.json", t->o->pretrained_model_name_or_path);
+    if (!(t->cn_config = json_load_file(path, 0, &jerr)))
+        return cnet_fail(err, CNET_EFORMAT, "%s: %s", path, jerr.text);
+    if (!t->o->use_ema) return 0;
+    const ema_settings es = ema_default_settings();
+    int rc = ema_init(&t->ema, &t->base->unet.params, &es, err);
+    if (!rc) t->have_ema = 1;
+    return rc;
+}
+
 static int open_data(trainer *t, cnet_error *err) {
     const train_options *o = t->o;
+    /* train_unet: the readers yield a conditioning image too; the image
+     * column is read as that (decoded, never used): the column named
+     * --image_column (default "image"), else an imagefolder's file_name. */
+    const char *cond_column = o->train_unet ? (o->image_column ? o->image_column : "image")
+                                            : o->conditioning_image_column;
     dataset_options dopt = {.image_column = o->image_column,
-                            .conditioning_image_column = o->conditioning_image_column,
+                            .conditioning_image_column = cond_column,
                             .caption_column = o->caption_column,
                             .max_train_samples = o->max_train_samples,
                             .proportion_empty_prompts = o->proportion_empty_prompts,
                             .seed = o->seed};
     int rc = dataset_open(&t->ds, o->train_data_dir, &dopt, err);
+    if (rc && o->train_unet && !o->image_column) {
+        cnet_error first = *err;
+        dopt.conditioning_image_column = DATASET_FILE_NAME_KEY;
+        if ((rc = dataset_open(&t->ds, o->train_data_dir, &dopt, err))) *err = first;
+    }
     if (rc) return rc;
     t->have_ds = 1;
     dataset_report rep;
@@ -231,7 +273,9 @@ static int setup(trainer *t, cnet_error *err) {
     if ((rc = sd_base_scheduler(t->base, CNET_SCHED_DDPM, &t->ddpm_cfg, err))) return rc;
     t->have_ddpm_cfg = 1;
     if ((rc = sched_init(&t->ddpm, t->be, &t->ddpm_cfg, 0, err))) return rc;
-    if ((rc = load_controlnet(t, err)) || (rc = open_data(t, err))) return rc;
+    if ((rc = o->train_unet ? prepare_unet(t, err) : load_controlnet(t, err)) ||
+        (rc = open_data(t, err)))
+        return rc;
     /* train_controlnet.py casts the frozen models to weight_dtype after
      * from_unet; a base the caller shares (the service's, used by jobs of
      * every precision) stays float32. train_controlnet_sdxl.py keeps the
@@ -239,10 +283,17 @@ static int setup(trainer *t, cnet_error *err) {
      * sd_base_store16 honours) and casts a --pretrained_vae_model_name_or_path
      * VAE. */
     const cnet_dtype dt = cnet_precision_dtype(t->be->precision);
-    if (t->have_base) rc = sd_base_store16(t->base, t->be->precision, err);
+    if (o->train_unet) { /* the trained UNet keeps float32 master weights */
+        if (dt != CNET_F32 && !(rc = params_store16(&t->base->text_encoder.params, dt, err)))
+            rc = params_store16(&t->base->vae.params, dt, err);
+    } else if (t->have_base) {
+        rc = sd_base_store16(t->base, t->be->precision, err);
+    }
     if (!rc && t->have_vae) rc = params_store16(&t->own_vae.params, dt, err);
     if (rc) return rc;
-    if (controlnet_image_factor(&t->cn) != vae_factor(t->vae))
+    if (t->have_sdxl && o->train_unet)
+        return cnet_fail(err, CNET_EINVAL, "train-unet: SDXL bases are not supported");
+    if (!o->train_unet && controlnet_image_factor(&t->cn) != vae_factor(t->vae))
         return cnet_fail(err, CNET_EINVAL,
                          "the ControlNet's conditioning embedding downsamples %dx but the VAE %dx: "
                          "conditioning_embedding_out_channels does not fit this base model",
@@ -273,14 +324,19 @@ static int setup(trainer *t, cnet_error *err) {
                             .gradient_checkpointing = o->gradient_checkpointing,
                             .set_grads_to_none = o->set_grads_to_none,
                             .gradient_accumulation_steps = o->gradient_accumulation_steps};
-    if ((rc = train_step_init(&t->ts, &t->base->unet, &t->cn, &t->ddpm, &sc, err))) return rc;
+    if ((rc = train_step_init(&t->ts, &t->base->unet, o->train_unet ? NULL : &t->cn, &t->ddpm, &sc,
+                              err)))
+        return rc;
     t->have_ts = 1;
     t->loss_scaling = o->mixed_precision == CNET_PREC_F16;
     loss_scale_init(&t->scaler);
     const size_t lat = (size_t)o->train_batch_size * t->tb.h * t->tb.w * t->tb.L;
     if ((size_t)(lat + 3) / 4 >= TRAIN_MAX_DRAW_BLOCKS)
         return cnet_fail(err, CNET_ELIMIT, "a batch of %zu latent values is too large", lat);
-    if (!(t->noise = t->be->alloc(t->be, lat * sizeof(float))))
+    if (!(t->noise = t->be->alloc(t->be, lat * sizeof(float))) ||
+        (o->noise_offset != 0 && !(t->offset = t->be->alloc(t->be, (size_t)o->train_batch_size *
+                                                                       t->tb.L * sizeof(float)))) ||
+        (o->input_perturbation != 0 && !(t->perturbed = t->be->alloc(t->be, lat * sizeof(float)))))
         return cnet_fail(err, CNET_ENOMEM, "out of memory");
     double lr = o->learning_rate;
     if (o->scale_lr) lr *= (double)o->gradient_accumulation_steps * o->train_batch_size;
@@ -298,6 +354,9 @@ static void teardown(trainer *t) {
     train_tracker_close(&t->tracker);
     if (t->metrics) fclose(t->metrics);
     if (t->noise) t->be->free(t->be, t->noise);
+    if (t->offset) t->be->free(t->be, t->offset);
+    if (t->perturbed) t->be->free(t->be, t->perturbed);
+    if (t->have_ema) ema_free(&t->ema);
     if (t->have_ts) train_step_free(&t->ts);
     if (t->have_tb) train_batcher_free(&t->tb);
     if (t->have_ds) dataset_free(&t->ds);
@@ -323,7 +382,9 @@ static int save_checkpoint(trainer *t, cnet_error *err) {
         json_decref(state);
         return err ? err->code : CNET_ENOMEM;
     }
-    checkpoint_tables tables = {&t->cn.params, &t->ts.adam};
+    checkpoint_tables tables = {t->o->train_unet ? &t->base->unet.params : &t->cn.params,
+                                &t->ts.adam, t->o->train_unet ? "unet" : NULL,
+                                t->have_ema ? &t->ema.shadow : NULL};
     int rc = checkpoint_save(t->o->output_dir, t->global_step, t->cn_config, &tables, state,
                              t->o->checkpoints_total_limit, err);
     json_decref(state);
@@ -373,7 +434,10 @@ static int resume(trainer *t, cnet_error *err) {
         }
     }
     json_t *state;
-    int rc = checkpoint_load(dir, &t->cn.params, &t->ts.adam, &state, err);
+    checkpoint_tables tables = {t->o->train_unet ? &t->base->unet.params : &t->cn.params,
+                                &t->ts.adam, t->o->train_unet ? "unet" : NULL,
+                                t->have_ema ? &t->ema.shadow : NULL};
+    int rc = checkpoint_load(dir, &tables, &state, err);
     if (rc) return cnet_error_prefix(err, "resuming from %s", dir);
     json_int_t step = 0, epoch = 0, index = 0;
     if (json_unpack(state, "{s:I, s:I, s:I}", "global_step", &step, "epoch", &epoch, "data_index",
@@ -396,6 +460,7 @@ static int resume(trainer *t, cnet_error *err) {
                          "%s/trainer_state.json: loss_scale_skipped_steps %lld > global_step %lld",
                          dir, (long long)t->scaler.skipped, (long long)step);
     t->global_step = (int)step;
+    t->ema.optimization_step = step; /* one EMA step per optimizer step */
     dataset_cursor at = {epoch, index};
     return dataset_seek(&t->ds, at, err);
 }
@@ -421,13 +486,25 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_e
                         (uint32_t)t->ddpm.cfg.num_train_timesteps;
             t->be->philox_normal(t->be, t->noise, n * per, o->seed,
                                  rng_offset(RNG_NOISE, t->global_step, micro));
+            if (o->noise_offset != 0) {
+                t->be->philox_normal(t->be, t->offset, (long)n * t->tb.L, o->seed,
+                                     rng_offset(RNG_NOISE_OFFSET, t->global_step, micro));
+                train_noise_offset(t->be, t->noise, t->offset, o->noise_offset, n,
+                                   t->tb.h * t->tb.w, t->tb.L);
+            }
+            if (o->input_perturbation != 0) { /* new_noise = noise + ip * randn_like(noise) */
+                t->be->philox_normal(t->be, t->perturbed, n * per, o->seed,
+                                     rng_offset(RNG_PERTURBATION, t->global_step, micro));
+                t->be->axpby(t->be, t->perturbed, 1.0f, t->noise, (float)o->input_perturbation,
+                             t->perturbed, n * per);
+            }
             float loss;
             const float seed = 1.0f / (float)accum * (t->loss_scaling ? t->scaler.scale : 1.0f);
             const unet_added_cond added = {.text_embeds = t->tb.text_embeds,
                                            .time_ids = t->tb.time_ids};
-            rc = train_step_accumulate_added(&t->ts, n, t->tb.latents, t->noise, ts, t->tb.text,
-                                             t->tb.cond, t->have_sdxl ? &added : NULL, seed, &loss,
-                                             err);
+            rc = train_step_accumulate_perturbed(&t->ts, n, t->tb.latents, t->noise, t->perturbed,
+                                                 ts, t->tb.text, t->tb.cond,
+                                                 t->have_sdxl ? &added : NULL, seed, &loss, err);
             loss_sum += loss, micro_batches++, samples += n;
         }
         if (epoch_end) break;
@@ -478,6 +555,9 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
         /* a failed device makes every later op a no-op: stop before more
          * steps, checkpoints or the final weights come from it */
         if ((rc = cnet_backend_status(t.be, err))) break;
+        /* ema_unet.step after every synced step, as the script (also one
+         * GradScaler skipped) */
+        if (t.have_ema) ema_step(&t.ema, &t.base->unet.params);
         t.global_step++;
         samples_done += samples;
 
@@ -520,7 +600,7 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
             return 0;
         }
     }
-    if (!rc) rc = train_save_final(&t, err);
+    if (!rc) rc = o->train_unet ? train_unet_save_pipeline(&t, err) : train_save_final(&t, err);
     teardown(&t);
     return rc;
 }

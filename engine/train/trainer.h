@@ -2,7 +2,13 @@
  * a library call, with the script's option names; for an SDXL base (a UNet
  * with addition_embed_type "text_time") train_controlnet_sdxl.py, picked
  * from the model: both text encoders, the added conditions
- * (engine/train/train_sdxl.h) and the SDXL script's extra options.
+ * (engine/train/train_sdxl.h) and the SDXL script's extra options. With
+ * train_unet set, the same loop is examples/text_to_image/
+ * train_text_to_image.py instead: no ControlNet, the whole UNet trains (its
+ * --use_ema, --noise_offset and --input_perturbation), checkpoints hold
+ * unet/ (and unet_ema/),
+ * and the output is the whole pipeline folder (engine/train/
+ * train_unet_output.c).
  *
  * trainer_run loads the base pipeline (tokenizer, text encoder, VAE, UNet,
  * DDPM noise scheduler) and the ControlNet (from --controlnet_model_name_or_path
@@ -92,6 +98,18 @@ typedef struct train_options {
      * weights, gradients and AdamW state are float32 at every precision;
      * the CPU backend computes everything in float32. */
     cnet_precision mixed_precision;
+    /* cnet train-unet: train_text_to_image.py (see above). Not an option
+     * name: the command sets it. SD 1.x / 2.x bases only. */
+    int train_unet;
+    /* train_text_to_image.py's --use_ema (EMAModel of the UNet with the
+     * v0.27.2 defaults, engine/train/ema.h; saved instead of the live
+     * weights) and --noise_offset (engine/train/train_noise.h); train_unet
+     * only. */
+    int use_ema;
+    double noise_offset;
+    /* --input_perturbation: add_noise takes noise + input_perturbation *
+     * N(0,1), the target keeps noise (train_unet only). */
+    double input_perturbation;
     /* --report_to (TRAIN_TRACKER_* bits, engine/train/train_tracker.h),
      * --logging_dir (under output_dir unless absolute) and
      * --tracker_project_name: where the trackers write. */

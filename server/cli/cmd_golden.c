@@ -1,9 +1,10 @@
 /* cnet golden [--fixtures DIR] [--device D]: checks every golden file of a
  * fixture directory that cnet can compute so far and prints one line per
  * tensor (server/golden/golden.h), then a summary. The fixture's goldens/
- * folder is always checked, its goldens-sdxl/ and goldens-img2img/ folders
- * (each with the model folder its manifest names) whenever they exist. The models run on the
- * backend
+ * folder is always checked, its goldens-sdxl/, goldens-img2img/ and
+ * goldens-unet-train/ folders (each with the model folder its manifest
+ * names, or the one cnet knows it was made with) whenever they exist. The
+ * models run on the backend
  * --device names (cpu by default; cuda or cuda:N falls back to the CPU with
  * a note where no GPU is visible); the line "cnet golden: backend NAME"
  * says which ran. Exit status 0 when everything passed, 1 on any mismatch
@@ -60,12 +61,19 @@ static const golden_check img2img_checks[] = {
     {"preprocess", golden_check_img2img_preprocess, NULL},
 };
 
-/* A golden folder and its table; optional folders are checked when present. */
+static const golden_check unet_train_checks[] = {
+    {"preprocess_t2i", golden_check_preprocess_t2i, NULL},
+    {"train_unet", golden_check_train_unet, NULL},
+};
+
+/* A golden folder and its table; optional folders are checked when present.
+ * model: the fixture root's model folder the goldens were made with, when
+ * the folder's manifest does not list one (NULL: it does). */
 typedef struct golden_set {
     const char *dir;
     const golden_check *checks;
     int n, optional;
-    const char *model; /* the model folder when the manifest names none */
+    const char *model;
 } golden_set;
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -73,13 +81,16 @@ static const golden_set sets[] = {
     {GOLDEN_DIR, sd_checks, COUNT(sd_checks), 0, NULL},
     {GOLDEN_DIR_SDXL, sdxl_checks, COUNT(sdxl_checks), 1, NULL},
     {GOLDEN_DIR_IMG2IMG, img2img_checks, COUNT(img2img_checks), 1, GOLDEN_IMG2IMG_MODEL},
+    {GOLDEN_DIR_UNET_TRAIN, unet_train_checks, COUNT(unet_train_checks), 1,
+     GOLDEN_UNET_TRAIN_MODEL},
 };
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: cnet golden [--fixtures DIR] [--device D]\n"
-            "  Compares cnet with the reference tensors in DIR/goldens and, when it "
-            "exists,\n  DIR/goldens-sdxl and DIR/goldens-img2img (default DIR: tests/fixtures).\n"
+            "  Compares cnet with the reference tensors in DIR/goldens and, when they "
+            "exist,\n  DIR/goldens-sdxl, DIR/goldens-img2img and DIR/goldens-unet-train (default "
+            "DIR:\n  tests/fixtures).\n"
             "  --device  cpu (default), cuda or cuda:N: the backend the models run on\n");
 }
 

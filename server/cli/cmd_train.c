@@ -288,20 +288,11 @@ static int push_output(const char *repo_id, const char *dir, cnet_error *err) {
     return 0;
 }
 
-int cmd_train(int argc, char **argv) {
-    train_options o;
-    train_cli cli;
-    int help = 0;
+int cmd_train_execute(train_options *opts, const train_cli *cli_in) {
+    train_options o = *opts;
+    train_cli cli = *cli_in;
     cnet_error err = {0};
-    int rc = cmd_train_parse(argc, argv, &o, &cli, &help, &err);
-    if (rc) {
-        fprintf(stderr, "cnet train: %s (cnet train --help lists the flags)\n", err.msg);
-        return 2;
-    }
-    if (help) {
-        usage(stdout);
-        return 0;
-    }
+    int rc;
     if (cli.hub_token) {
         fprintf(stderr, "cnet train: --hub_token: HF_TOKEN or the token file `hf auth login` "
                         "writes is safer (a command line is visible to other users)\n");
@@ -347,10 +338,28 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "%scnet train: %s\n", tty ? "\n" : "", err.msg);
         return 1;
     }
-    fprintf(stderr, "cnet train: done; the ControlNet is in %s\n", o.output_dir);
+    fprintf(stderr, "cnet train: done; the %s is in %s\n",
+            o.train_unet ? "pipeline with the trained UNet" : "ControlNet", o.output_dir);
     if (cli.push_to_hub && !stopped && push_output(repo_id, o.output_dir, &err)) {
         fprintf(stderr, "cnet train: %s\n", err.msg);
         return 1;
     }
     return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_options o;
+    train_cli cli;
+    int help = 0;
+    cnet_error err = {0};
+    int rc = cmd_train_parse(argc, argv, &o, &cli, &help, &err);
+    if (rc) {
+        fprintf(stderr, "cnet train: %s (cnet train --help lists the flags)\n", err.msg);
+        return 2;
+    }
+    if (help) {
+        usage(stdout);
+        return 0;
+    }
+    return cmd_train_execute(&o, &cli);
 }

@@ -31,4 +31,9 @@ int cmd_train_parse(int argc, char **argv, train_options *o, train_cli *cli, int
  * is a trainer option. */
 int cmd_train_own_flag(const char *name);
 
+/* The run of parsed options, as `cnet train` does it (Hub sources, the
+ * backend, progress, trainer_run, --push_to_hub); cnet train-unet's too.
+ * Returns the process exit status. */
+int cmd_train_execute(train_options *o, const train_cli *cli);
+
 #endif

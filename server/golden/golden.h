@@ -42,6 +42,9 @@
 #define GOLDEN_DIR_SDXL "goldens-sdxl"
 /* The img2img / inpainting pipelines' goldens (checked when present). */
 #define GOLDEN_DIR_IMG2IMG "goldens-img2img"
+/* train_text_to_image.py's goldens, made with the SD 1.x model folder. */
+#define GOLDEN_DIR_UNET_TRAIN "goldens-unet-train"
+#define GOLDEN_UNET_TRAIN_MODEL "tiny-sd"
 
 typedef struct golden_ctx {
     const char *fixtures;     /* borrowed: the fixture root */
@@ -119,5 +122,9 @@ int golden_check_inpaint(golden_ctx *ctx, const st_file *f, cnet_error *err);
 int golden_check_img2img_preprocess(golden_ctx *ctx, const st_file *f, cnet_error *err);
 /* goldens-sdxl/train_sdxl (server/golden/golden_sdxl_train.c). */
 int golden_check_train_sdxl(golden_ctx *ctx, const st_file *f, cnet_error *err);
+/* goldens-unet-train/train_unet (server/golden/golden_unet_train.c). */
+int golden_check_train_unet(golden_ctx *ctx, const st_file *f, cnet_error *err);
+/* goldens-unet-train/preprocess_t2i (server/golden/golden_preprocess_t2i.c). */
+int golden_check_preprocess_t2i(golden_ctx *ctx, const st_file *f, cnet_error *err);
 
 #endif

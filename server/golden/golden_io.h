@@ -29,6 +29,15 @@ void golden_compare_nhwc(golden_ctx *ctx, golden_env *env, const st_file *f, con
  * VAE on train.in.pixel_values, compared with train.latents. */
 int golden_train_latents(golden_ctx *ctx, golden_env *env, const st_file *f, float **latents,
                          int *B, int *h, int *w, int *Lc, cnet_error *err);
+/* The same from the N(0,1) draw noise_name, compared with latents_name
+ * (goldens-unet-train draws one per step: train.in.vae_noise.<s>). */
+int golden_train_latents_from(golden_ctx *ctx, golden_env *env, const st_file *f,
+                              const char *noise_name, const char *latents_name, float **latents,
+                              int *B, int *h, int *w, int *Lc, cnet_error *err);
+/* text [B,Nt,D] device (caller frees) = the model folder's text encoder on
+ * train.in.input_ids, compared with train.encoder_hidden_states. */
+int golden_train_text(golden_ctx *ctx, golden_env *env, const st_file *f, float **text, int *Nt,
+                      cnet_error *err);
 /* Compares every parameter of p (prefix "train.<v>.grad." or
  * "train.<v>.param_after.<s>.") in PyTorch layout. atol raises the allowed
  * error: the README's rule for parameters after the first Adam steps, where

@@ -48,14 +48,15 @@ static train_adamw adamw_settings(const st_file *f) {
     return opt;
 }
 
-int golden_train_latents(golden_ctx *ctx, golden_env *env, const st_file *f, float **latents,
-                         int *B, int *h, int *w, int *Lc, cnet_error *err) {
+int golden_train_latents_from(golden_ctx *ctx, golden_env *env, const st_file *f,
+                              const char *noise_name, const char *latents_name, float **latents,
+                              int *B, int *h, int *w, int *Lc, cnet_error *err) {
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/vae", ctx->model_dir);
     const st_entry *px, *vn;
     int rc;
     if ((rc = mio_need(f, "train.in.pixel_values", CNET_F32, 4, &px, err)) ||
-        (rc = mio_need(f, "train.in.vae_noise", CNET_F32, 4, &vn, err)))
+        (rc = mio_need(f, noise_name, CNET_F32, 4, &vn, err)))
         return rc;
     vae_model vae;
     if ((rc = vae_open(&vae, &env->be, dir, err))) return rc;
@@ -85,7 +86,7 @@ int golden_train_latents(golden_ctx *ctx, golden_env *env, const st_file *f, flo
         }
         env->be.upload(&env->be, *latents, lat, n * sizeof(float));
         const int64_t ls[4] = {Bn, L, *h, *w};
-        golden_compare_nhwc(ctx, env, f, "train.latents", *latents, 4, ls);
+        golden_compare_nhwc(ctx, env, f, latents_name, *latents, 4, ls);
     }
     free(host);
     if (x) env->be.free(&env->be, x);
@@ -94,9 +95,14 @@ int golden_train_latents(golden_ctx *ctx, golden_env *env, const st_file *f, flo
     return rc;
 }
 
-/* text [B,Nt,D] device from train.in.input_ids. */
-static int encode_text(golden_ctx *ctx, golden_env *env, const st_file *f, float **text, int *Nt,
-                       cnet_error *err) {
+int golden_train_latents(golden_ctx *ctx, golden_env *env, const st_file *f, float **latents,
+                         int *B, int *h, int *w, int *Lc, cnet_error *err) {
+    return golden_train_latents_from(ctx, env, f, "train.in.vae_noise", "train.latents", latents, B,
+                                     h, w, Lc, err);
+}
+
+int golden_train_text(golden_ctx *ctx, golden_env *env, const st_file *f, float **text, int *Nt,
+                      cnet_error *err) {
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/text_encoder", ctx->model_dir);
     const st_entry *ids;
@@ -284,7 +290,7 @@ int golden_check_train(golden_ctx *ctx, const st_file *f, cnet_error *err) {
         (rc = sched_init(&ddpm, &env.be, &scfg, 0, err)))
         goto done;
     if ((rc = golden_train_latents(ctx, &env, f, &latents, &B, &h, &w, &Lc, err)) ||
-        (rc = encode_text(ctx, &env, f, &text, &Nt, err)))
+        (rc = golden_train_text(ctx, &env, f, &text, &Nt, err)))
         goto done;
     const st_entry *ce;
     if ((rc = mio_need(f, "train.in.conditioning_pixel_values", CNET_F32, 4, &ce, err))) goto done;

@@ -3,8 +3,8 @@
 # FIXTURES) and reports it as one test: passed when it exits 0.
 # It asks for --device cuda: without a GPU that is the CPU run, and it must
 # say it fell back; with one, the goldens run on the GPU and then once more on
-# the CPU backend. goldens-sdxl and goldens-img2img, where the fixtures have
-# them, are part of the same run.
+# the CPU backend. goldens-sdxl, goldens-img2img and goldens-unet-train,
+# where the fixtures have them, are part of the same run.
 BUILD=${BUILD:-build}
 FIXTURES=${FIXTURES:-tests/fixtures}
 out=$(mktemp)
@@ -41,6 +41,15 @@ if [ -d "$FIXTURES/goldens-img2img" ]; then
     done
     if grep -q "^img2img.safetensors: .* not checked\|^inpaint.safetensors: .* not checked" "$out"; then
         echo "golden: goldens-img2img has tensors no check compared"
+        rc=1
+    fi
+fi
+# With train_text_to_image.py goldens the whole-UNet training step must have
+# been checked too (against tiny-sd).
+if [ -d "$FIXTURES/goldens-unet-train" ]; then
+    if ! grep -q "^== .*goldens-unet-train/train_unet.safetensors" "$out" ||
+        grep -q "^FAIL train_unet:" "$out"; then
+        echo "golden: goldens-unet-train/train_unet.safetensors was not checked"
         rc=1
     fi
 fi
