@@ -178,14 +178,14 @@ void cpu_gemm_bf16(cnet_backend *be, float *C, long ldc, cpu_matrix A, cpu_matri
     const int k_contig_a = !A.trans, k_contig_b = B.trans;
 #pragma omp parallel if ((long)M * N * K >= GEMM_PAR_MIN_MACS)
     {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (long j = 0; j < npanel; j++) {
             const long n0 = j * GEMM_NR;
             pack_operand(bp + j * kp * GEMM_NR, &B, n0, N - n0 < GEMM_NR ? N - n0 : GEMM_NR,
                          GEMM_NR, 0, kp, K, k_contig_b);
         }
         uint32_t *mine = ap + (size_t)omp_get_thread_num() * GEMM_MC * GEMM_KCP;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
         for (long t = 0; t < ntask; t++) {
             const long m0 = t / nsplit * GEMM_MC, j0 = t % nsplit * per_split;
             const long mc = M - m0 < GEMM_MC ? M - m0 : GEMM_MC;
