@@ -64,60 +64,129 @@ static inline __attribute__((always_inline)) uint32_t elem16(const cpu_matrix *m
     return is16 ? m->bf16[i] : round_bf16(m->f32[i]);
 }
 
-/* dst[(x - x0) / R][p - p0][(x - x0) % R] = the pair word of X(x, 2p) and
- * X(x, 2p + 1) for x in [x0, x0 + nx) padded with zero rows up to a
- * multiple of R, p in [p0, p0 + np). */
+static inline __mmask16 cols_mask(int n) {
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* The pair word of X(x, 2p) and X(x, 2p + 1) (0 past K) for x in
+ * [x0, x0 + nx) padded with zero up to a multiple of R, p in [p0, p0 + np),
+ * stored at panel (x - x0) / R, offset ((x - x0) % R) * sx + (p - p0) * sp:
+ * sx = np, sp = 1 for A's row panels, sx = 1, sp = R for B's. */
 static inline __attribute__((always_inline)) void pack_words(uint32_t *dst, const cpu_matrix *m,
                                                              long x0, long nx, int R, long p0,
-                                                             long np, long K, int k_contig,
-                                                             int is16) {
+                                                             long np, long K, long sx, long sp,
+                                                             int k_contig, int is16) {
     const long panels = (nx + R - 1) / R;
     const long full = (K / 2 - p0) < np ? (K / 2 - p0) : np; /* pairs with both k < K */
     for (long xb = 0; xb < panels; xb++) {
         uint32_t *panel = dst + xb * np * R;
         for (int xi = 0; xi < R; xi++) {
             const long x = xb * R + xi;
-            uint32_t *col = panel + xi;
+            uint32_t *w = panel + xi * sx;
             if (x >= nx) {
-                for (long p = 0; p < np; p++) col[p * R] = 0;
+                for (long p = 0; p < np; p++) w[p * sp] = 0;
                 continue;
             }
             long p = 0;
             for (; p < full; p++) {
                 const long k = 2 * (p0 + p);
-                col[p * R] = elem16(m, x0 + x, k, k_contig, is16) |
-                             elem16(m, x0 + x, k + 1, k_contig, is16) << 16;
+                w[p * sp] = elem16(m, x0 + x, k, k_contig, is16) |
+                            elem16(m, x0 + x, k + 1, k_contig, is16) << 16;
             }
             for (; p < np; p++) {
                 const long k = 2 * (p0 + p);
-                col[p * R] = k < K ? elem16(m, x0 + x, k, k_contig, is16) : 0;
+                w[p * sp] = k < K ? elem16(m, x0 + x, k, k_contig, is16) : 0;
             }
         }
     }
 }
 
-/* pack_words specialised per storage (the branches leave the inner loops). */
-static void pack_operand(uint32_t *dst, const cpu_matrix *m, long x0, long nx, int R, long p0,
-                         long np, long K, int k_contig) {
-    if (m->bf16) {
-        if (k_contig)
-            pack_words(dst, m, x0, nx, R, p0, np, K, 1, 1);
-        else
-            pack_words(dst, m, x0, nx, R, p0, np, K, 0, 1);
-    } else {
-        if (k_contig)
-            pack_words(dst, m, x0, nx, R, p0, np, K, 1, 0);
-        else
-            pack_words(dst, m, x0, nx, R, p0, np, K, 0, 0);
+/* pack_words for a float32 operand whose k runs along its rows, into row
+ * panels (sx = np, sp = 1): 32 values of k per vcvtne2ps2bf16 (nearest
+ * even; it treats float32 subnormals as zero, which only the scalar tail
+ * and cnet_f32_to_bf16 keep). */
+BF16_TARGET static void pack_rows_f32(uint32_t *dst, const cpu_matrix *m, long x0, long nx, int R,
+                                      long p0, long np, long K) {
+    const long full = (K / 2 - p0) < np ? (K / 2 - p0) : np;
+    const long vec = full / 16 * 16;
+    const long panels = (nx + R - 1) / R;
+    for (long x = 0; x < panels * R; x++) {
+        uint32_t *w = dst + x * np;
+        if (x >= nx) {
+            memset(w, 0, (size_t)np * sizeof *w);
+            continue;
+        }
+        const float *src = m->f32 + (x0 + x) * m->ld + 2 * p0;
+        for (long p = 0; p < vec; p += 16) {
+            const __m512 lo = _mm512_loadu_ps(src + 2 * p), hi = _mm512_loadu_ps(src + 2 * p + 16);
+            _mm512_storeu_si512(w + p, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+        for (long p = vec; p < np; p++) {
+            const long k = 2 * (p0 + p);
+            w[p] = k + 1 < K ? (uint32_t)round_bf16(src[2 * p]) |
+                                   (uint32_t)round_bf16(src[2 * p + 1]) << 16
+                   : k < K ? round_bf16(src[2 * p])
+                           : 0;
+        }
     }
 }
 
-static inline __mmask16 cols_mask(int n) {
-    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+/* pack_words for a float32 operand whose x runs along its rows (k down
+ * the columns), into column panels (sx = 1, sp = R): 16 columns of rows k
+ * and k + 1 converted and interleaved per step. */
+BF16_TARGET static void pack_cols_f32(uint32_t *dst, const cpu_matrix *m, long x0, long nx, int R,
+                                      long np, long K) {
+    const long panels = (nx + R - 1) / R;
+    for (long xb = 0; xb < panels; xb++) {
+        uint32_t *panel = dst + xb * np * R;
+        const long width = nx - xb * R < R ? nx - xb * R : R;
+        for (long p = 0; p < np; p++) {
+            const long k = 2 * p;
+            const float *r0 = m->f32 + k * m->ld + x0 + xb * R;
+            const float *r1 = k + 1 < K ? r0 + m->ld : NULL;
+            uint32_t *w = panel + p * R;
+            for (long c = 0; c < R; c += 16) {
+                const __mmask16 mk = cols_mask((int)(width - c));
+                const __m512 a = _mm512_maskz_loadu_ps(mk, r0 + c);
+                const __m512 b = r1 ? _mm512_maskz_loadu_ps(mk, r1 + c) : _mm512_setzero_ps();
+                const __m256i ha = (__m256i)_mm512_cvtneps_pbh(a),
+                              hb = (__m256i)_mm512_cvtneps_pbh(b);
+                const __m256i lo = _mm256_unpacklo_epi16(ha, hb),
+                              hi = _mm256_unpackhi_epi16(ha, hb);
+                _mm256_storeu_si256((__m256i *)(w + c), _mm256_permute2x128_si256(lo, hi, 0x20));
+                _mm256_storeu_si256((__m256i *)(w + c + 8),
+                                    _mm256_permute2x128_si256(lo, hi, 0x31));
+            }
+        }
+    }
+}
+
+/* A's block: row panels of GEMM_MR rows x np words. */
+static void pack_a(uint32_t *dst, const cpu_matrix *m, long x0, long nx, long p0, long np, long K) {
+    const int R = GEMM_MR;
+    if (m->bf16)
+        m->trans ? pack_words(dst, m, x0, nx, R, p0, np, K, np, 1, 0, 1)
+                 : pack_words(dst, m, x0, nx, R, p0, np, K, np, 1, 1, 1);
+    else if (m->trans)
+        pack_words(dst, m, x0, nx, R, p0, np, K, np, 1, 0, 0);
+    else
+        pack_rows_f32(dst, m, x0, nx, R, p0, np, K);
+}
+
+/* B's panel of GEMM_NR columns x all np pairs ([np][GEMM_NR] words). */
+static void pack_b(uint32_t *dst, const cpu_matrix *m, long x0, long nx, long np, long K) {
+    const int R = GEMM_NR;
+    if (m->bf16)
+        m->trans ? pack_words(dst, m, x0, nx, R, 0, np, K, 1, R, 1, 1)
+                 : pack_words(dst, m, x0, nx, R, 0, np, K, 1, R, 0, 1);
+    else if (m->trans)
+        pack_words(dst, m, x0, nx, R, 0, np, K, 1, R, 1, 0);
+    else
+        pack_cols_f32(dst, m, x0, nx, R, np, K);
 }
 
 /* C[mr, nr] = alpha * (a-panel @ b-panel) + beta * C over kcp pairs; C is
- * read only when beta != 0. a: [kcp][GEMM_MR] words, b: [kcp][GEMM_NR]. */
+ * read only when beta != 0. a: [GEMM_MR][kcp] words, b: [kcp][GEMM_NR]. */
 BF16_TARGET static void micro_kernel(long kcp, const uint32_t *a, const uint32_t *b, float *C,
                                      long ldc, int mr, int nr, float alpha, float beta) {
     __m512 c0[GEMM_MR], c1[GEMM_MR];
@@ -128,11 +197,10 @@ BF16_TARGET static void micro_kernel(long kcp, const uint32_t *a, const uint32_t
         const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + 16);
 #pragma GCC unroll 12
         for (int i = 0; i < GEMM_MR; i++) {
-            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i * kcp + p]);
             c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
             c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
         }
-        a += GEMM_MR;
         b += GEMM_NR;
     }
     const __mmask16 m0 = cols_mask(nr), m1 = cols_mask(nr - 16);
@@ -175,14 +243,12 @@ void cpu_gemm_bf16(cnet_backend *be, float *C, long ldc, cpu_matrix A, cpu_matri
     long nsplit = (GEMM_TASKS_PER_THREAD * nt + mblocks - 1) / mblocks;
     if (nsplit > npanel) nsplit = npanel;
     const long per_split = (npanel + nsplit - 1) / nsplit, ntask = mblocks * nsplit;
-    const int k_contig_a = !A.trans, k_contig_b = B.trans;
 #pragma omp parallel if ((long)M * N * K >= GEMM_PAR_MIN_MACS)
     {
 #pragma omp for schedule(dynamic)
         for (long j = 0; j < npanel; j++) {
             const long n0 = j * GEMM_NR;
-            pack_operand(bp + j * kp * GEMM_NR, &B, n0, N - n0 < GEMM_NR ? N - n0 : GEMM_NR,
-                         GEMM_NR, 0, kp, K, k_contig_b);
+            pack_b(bp + j * kp * GEMM_NR, &B, n0, N - n0 < GEMM_NR ? N - n0 : GEMM_NR, kp, K);
         }
         uint32_t *mine = ap + (size_t)omp_get_thread_num() * GEMM_MC * GEMM_KCP;
 #pragma omp for schedule(dynamic)
@@ -192,7 +258,7 @@ void cpu_gemm_bf16(cnet_backend *be, float *C, long ldc, cpu_matrix A, cpu_matri
             const long j1 = j0 + per_split < npanel ? j0 + per_split : npanel;
             for (long p0 = 0; p0 < kp && j0 < j1; p0 += GEMM_KCP) {
                 const long kcp = kp - p0 < GEMM_KCP ? kp - p0 : GEMM_KCP;
-                pack_operand(mine, &A, m0, mc, GEMM_MR, p0, kcp, K, k_contig_a);
+                pack_a(mine, &A, m0, mc, p0, kcp, K);
                 const float b_eff = p0 == 0 ? beta : 1.0f;
                 for (long j = j0; j < j1; j++) {
                     const long n0 = j * GEMM_NR;
