@@ -88,6 +88,9 @@ static inline __attribute__((always_inline)) void pack_words(uint32_t *dst, cons
                 continue;
             }
             long p = 0;
+            if (is16 && k_contig) /* the pair is already a little-endian word */
+                for (const uint16_t *src = m->bf16 + (x0 + x) * m->ld + 2 * p0; p < full; p++)
+                    memcpy(w + p * sp, src + 2 * p, sizeof *w);
             for (; p < full; p++) {
                 const long k = 2 * (p0 + p);
                 w[p * sp] = elem16(m, x0 + x, k, k_contig, is16) |
