@@ -228,6 +228,51 @@ static void scale_c(float *C, long ldc, int M, int N, float beta) {
         for (int j = 0; j < N; j++) C[i * ldc + j] = beta != 0.0f ? beta * C[i * ldc + j] : 0.0f;
 }
 
+/* Rows m0..m0+mc-1 of C against B's panels j0..j1-1 (packed in bp, kp
+ * pairs each), A packed block by block into abuf (GEMM_MC x GEMM_KCP
+ * words at most). */
+static void gemm_rows(float *C, long ldc, const cpu_matrix *A, const uint32_t *bp, long kp, int N,
+                      int K, long m0, long mc, long j0, long j1, float alpha, float beta,
+                      uint32_t *abuf) {
+    for (long p0 = 0; p0 < kp && j0 < j1; p0 += GEMM_KCP) {
+        const long kcp = kp - p0 < GEMM_KCP ? kp - p0 : GEMM_KCP;
+        pack_a(abuf, A, m0, mc, p0, kcp, K);
+        const float b_eff = p0 == 0 ? beta : 1.0f;
+        for (long j = j0; j < j1; j++) {
+            const long n0 = j * GEMM_NR;
+            for (long i0 = 0; i0 < mc; i0 += GEMM_MR)
+                micro_kernel(kcp, abuf + i0 * kcp, bp + (j * kp + p0) * GEMM_NR,
+                             C + (m0 + i0) * ldc + n0, ldc,
+                             (int)(mc - i0 < GEMM_MR ? mc - i0 : GEMM_MR),
+                             (int)(N - n0 < GEMM_NR ? N - n0 : GEMM_NR), alpha, b_eff);
+        }
+    }
+}
+
+size_t cpu_gemm_bf16_work_words(int M, int N, int K) {
+    const long kp = ((long)K + 1) / 2, npanel = ((long)N + GEMM_NR - 1) / GEMM_NR;
+    const long rows = ((long)M + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+    return (size_t)(npanel * GEMM_NR * kp +
+                    (rows < GEMM_MC ? rows : GEMM_MC) * (kp < GEMM_KCP ? kp : GEMM_KCP));
+}
+
+void cpu_gemm_bf16_serial(float *C, long ldc, cpu_matrix A, cpu_matrix B, int M, int N, int K,
+                          float alpha, float beta, uint32_t *work) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        scale_c(C, ldc, M, N, beta);
+        return;
+    }
+    const long kp = ((long)K + 1) / 2, npanel = ((long)N + GEMM_NR - 1) / GEMM_NR;
+    uint32_t *bp = work, *abuf = work + npanel * GEMM_NR * kp;
+    for (long j = 0; j < npanel; j++)
+        pack_b(bp + j * kp * GEMM_NR, &B, j * GEMM_NR,
+               N - j * GEMM_NR < GEMM_NR ? N - j * GEMM_NR : GEMM_NR, kp, K);
+    for (long m0 = 0; m0 < M; m0 += GEMM_MC)
+        gemm_rows(C, ldc, &A, bp, kp, N, K, m0, M - m0 < GEMM_MC ? M - m0 : GEMM_MC, 0, npanel,
+                  alpha, beta, abuf);
+}
+
 void cpu_gemm_bf16(cnet_backend *be, float *C, long ldc, cpu_matrix A, cpu_matrix B, int M, int N,
                    int K, float alpha, float beta) {
     if (M <= 0 || N <= 0) return;
@@ -257,21 +302,9 @@ void cpu_gemm_bf16(cnet_backend *be, float *C, long ldc, cpu_matrix A, cpu_matri
 #pragma omp for schedule(dynamic)
         for (long t = 0; t < ntask; t++) {
             const long m0 = t / nsplit * GEMM_MC, j0 = t % nsplit * per_split;
-            const long mc = M - m0 < GEMM_MC ? M - m0 : GEMM_MC;
             const long j1 = j0 + per_split < npanel ? j0 + per_split : npanel;
-            for (long p0 = 0; p0 < kp && j0 < j1; p0 += GEMM_KCP) {
-                const long kcp = kp - p0 < GEMM_KCP ? kp - p0 : GEMM_KCP;
-                pack_a(mine, &A, m0, mc, p0, kcp, K);
-                const float b_eff = p0 == 0 ? beta : 1.0f;
-                for (long j = j0; j < j1; j++) {
-                    const long n0 = j * GEMM_NR;
-                    for (long i0 = 0; i0 < mc; i0 += GEMM_MR)
-                        micro_kernel(kcp, mine + i0 * kcp, bp + (j * kp + p0) * GEMM_NR,
-                                     C + (m0 + i0) * ldc + n0, ldc,
-                                     (int)(mc - i0 < GEMM_MR ? mc - i0 : GEMM_MR),
-                                     (int)(N - n0 < GEMM_NR ? N - n0 : GEMM_NR), alpha, b_eff);
-                }
-            }
+            gemm_rows(C, ldc, &A, bp, kp, N, K, m0, M - m0 < GEMM_MC ? M - m0 : GEMM_MC, j0, j1,
+                      alpha, beta, mine);
         }
     }
 }

@@ -7,6 +7,7 @@
 #ifndef CNET_CPU_GEMM_BF16_H
 #define CNET_CPU_GEMM_BF16_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/core/backend.h"
@@ -35,5 +36,12 @@ int cpu_uses_bf16(const cnet_backend *be);
  * recorded on the backend and C is left unwritten. */
 void cpu_gemm_bf16(cnet_backend *be, float *C, long ldc, cpu_matrix A, cpu_matrix B, int M, int N,
                    int K, float alpha, float beta);
+
+/* The same product on the calling thread (inside a parallel region: the
+ * fused attention's blocks), packing into work, which holds at least
+ * cpu_gemm_bf16_work_words(M, N, K) 32-bit words. */
+void cpu_gemm_bf16_serial(float *C, long ldc, cpu_matrix A, cpu_matrix B, int M, int N, int K,
+                          float alpha, float beta, uint32_t *work);
+size_t cpu_gemm_bf16_work_words(int M, int N, int K);
 
 #endif

@@ -207,6 +207,66 @@ static void test_backend_ops(void) {
     for (int i = 0; i < 2; i++) free(o[i]), free(d[i]), free(dw[i]);
 }
 
+/* The fused attention at bf16 against float32, as the CUDA parity test
+ * checks its tensor-core attention (bounds: tol16(4) for out, whose terms
+ * carry four roundings (q, k, v, P); tol16(8) for the gradients (q, k, v,
+ * dO, P, dS); lse tol16(2) / 100). The backward reads the float32 out and
+ * lse at both precisions, so only its own differences count; each gradient
+ * also alone (NULL for the others). */
+static void check_attention(int B, int Nq, int Nk, int heads, int D, int causal) {
+    const long HD = (long)heads * D;
+    const size_t nq = (size_t)B * Nq * HD, nk = (size_t)B * Nk * HD, nl = (size_t)B * heads * Nq;
+    const float scale = 1.0f / sqrtf((float)D);
+    float *q = alloc_uniform(nq, -2, 2, &seed), *k = alloc_uniform(nk, -2, 2, &seed);
+    float *v = alloc_uniform(nk, -1, 1, &seed), *dout = alloc_uniform(nq, -1, 1, &seed);
+    float *out[2], *lse[2], *dq[2], *dk[2], *dv[2], *g[2];
+    for (int i = 0; i < 2; i++) {
+        out[i] = malloc(nq * 4), lse[i] = malloc(nl * 4), dq[i] = malloc(nq * 4);
+        dk[i] = malloc(nk * 4), dv[i] = malloc(nk * 4), g[i] = malloc((nq > nk ? nq : nk) * 4);
+    }
+    char what[128];
+#define WHAT(part)                                                                                 \
+    (snprintf(what, sizeof what, "attention B%d Nq%d Nk%d h%d D%d causal%d: %s", B, Nq, Nk, heads, \
+              D, causal, part),                                                                    \
+     what)
+    AT_BOTH(
+        out[0], out[1], nq,
+        (BE.attention_forward(&BE, o_, lse[pass_], q, k, v, B, Nq, Nk, heads, D, scale, causal)));
+    expect_bf16(out[1], out[0], nq, tol16(4), 1, WHAT("out"));
+    expect_bf16(lse[1], lse[0], nl, tol16(2) / 100, 0, WHAT("lse"));
+    /* dv is the op's output the macro fills; dq and dk are checked after */
+    AT_BOTH(dv[0], dv[1], nk,
+            (BE.attention_backward(&BE, dq[pass_], dk[pass_], o_, dout, q, k, v, out[0], lse[0], B,
+                                   Nq, Nk, heads, D, scale, causal)));
+    expect_bf16(dq[1], dq[0], nq, tol16(8), 1, WHAT("dq"));
+    expect_bf16(dk[1], dk[0], nk, tol16(8), 1, WHAT("dk"));
+    expect_bf16(dv[1], dv[0], nk, tol16(8), 1, WHAT("dv"));
+    AT_BOTH(g[0], g[1], nq,
+            (BE.attention_backward(&BE, o_, NULL, NULL, dout, q, k, v, out[0], lse[0], B, Nq, Nk,
+                                   heads, D, scale, causal)));
+    expect_bf16(g[1], dq[0], nq, tol16(8), 1, WHAT("dq alone"));
+    AT_BOTH(g[0], g[1], nk,
+            (BE.attention_backward(&BE, NULL, o_, NULL, dout, q, k, v, out[0], lse[0], B, Nq, Nk,
+                                   heads, D, scale, causal)));
+    expect_bf16(g[1], dk[0], nk, tol16(8), 1, WHAT("dk alone"));
+#undef WHAT
+    free(q), free(k), free(v), free(dout);
+    for (int i = 0; i < 2; i++)
+        free(out[i]), free(lse[i]), free(dq[i]), free(dk[i]), free(dv[i]), free(g[i]);
+}
+
+/* SD's head sizes and the fixtures', odd token counts, causal (CLIP),
+ * cross-attention, several query and key blocks. */
+static void test_attention(void) {
+    if (!cpu_bf16_supported()) return;
+    const int dims[] = {40, 64, 80, 160, 8, 200};
+    for (int d = 0; d < 6; d++) check_attention(2, 70, 70, 2, dims[d], 0);
+    check_attention(2, 77, 77, 3, 64, 1);
+    check_attention(1, 100, 77, 2, 40, 0);
+    check_attention(1, 130, 200, 2, 80, 0);
+    check_attention(1, 150, 150, 1, 64, 1);
+}
+
 /* A short generation of the tiny fixture pipeline (4 steps, no CFG: the
  * model's bound, text encoder and VAE included) at bf16 against float32,
  * with float32 and with bf16-stored frozen weights (the same stored values
@@ -297,6 +357,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_precision_granted);
     RUN(test_backend_ops);
+    RUN(test_attention);
     RUN(test_generation);
     cnet_backend_free(&BE);
     return harness_done();
