@@ -264,14 +264,25 @@ static void print_gpu(const cnet_backend *be, const char *device, int json) {
     printf("%-18s %-30s %9s %9s %7s\n", "op", "shape", "ms", "GFLOP/s", "% peak");
 }
 
-static void print_machine(const bench_peak *pk, int json) {
+/* Whether an op's % is of the bf16 peak: its products ran in bf16. */
+static int against_bf16(const bench_peak *pk, const cnet_backend *be) {
+    return be->precision == CNET_PREC_BF16 && pk->bf16_gflops > 0;
+}
+
+static double peak_of(const bench_peak *pk, const cnet_backend *be) {
+    return against_bf16(pk, be) ? pk->bf16_gflops : pk->measured_gflops;
+}
+
+static void print_machine(const bench_peak *pk, const cnet_backend *be, int json) {
     const char *blas = openblas_get_config();
     if (json) {
         printf("{\"machine\":{\"device\":\"cpu\",\"threads\":%d,\"blas_threads\":%d,\"blas\":"
                "\"%s\",\"blas_core\":\"%s\",\"peak_isa\":\"%s\",\"peak_measured_gflops\":%.1f,"
-               "\"peak_theoretical_gflops\":%.1f,\"nominal_ghz\":%.3f,\"flops_per_cycle\":%d}}\n",
+               "\"peak_theoretical_gflops\":%.1f,\"nominal_ghz\":%.3f,\"flops_per_cycle\":%d,"
+               "\"peak_bf16_gflops\":%.1f,\"mixed_precision\":\"%s\"}}\n",
                pk->threads, openblas_get_num_threads(), blas, openblas_get_corename(), pk->isa,
-               pk->measured_gflops, pk->theoretical_gflops, pk->nominal_ghz, pk->flops_per_cycle);
+               pk->measured_gflops, pk->theoretical_gflops, pk->nominal_ghz, pk->flops_per_cycle,
+               pk->bf16_gflops, cnet_precision_name(be->precision));
         return;
     }
     printf("threads        %d (OpenMP), %d (OpenBLAS)\n", pk->threads, openblas_get_num_threads());
@@ -280,7 +291,10 @@ static void print_machine(const bench_peak *pk, int json) {
            pk->measured_gflops, pk->isa, BENCH_PEAK_SECONDS);
     printf("peak nominal   %.1f GFLOP/s = %d cores x %d flop/cycle (%s) x %.3f GHz\n",
            pk->theoretical_gflops, pk->threads, pk->flops_per_cycle, pk->datapath, pk->nominal_ghz);
-    printf("               (%% peak below is of the measured figure)\n\n");
+    if (pk->bf16_gflops > 0)
+        printf("peak bf16      %.1f GFLOP/s (vdpbf16ps microbenchmark)\n", pk->bf16_gflops);
+    printf("               (%% peak below is of the measured %s figure: mixed precision %s)\n\n",
+           against_bf16(pk, be) ? "bf16" : "fp32", cnet_precision_name(be->precision));
     printf("%-18s %-30s %9s %9s %7s\n", "op", "shape", "ms", "GFLOP/s", "% peak");
 }
 
@@ -301,7 +315,7 @@ int bench_ops_run(const bench_ops_opts *o) {
     bench_peak pk;
     if (on_cpu) {
         bench_peak_measure(&pk, BENCH_PEAK_SECONDS);
-        print_machine(&pk, json);
+        print_machine(&pk, &be, json);
     } else {
         print_gpu(&be, o->device, json);
     }
@@ -322,7 +336,7 @@ int bench_ops_run(const bench_ops_opts *o) {
         }
         double gflop = case_gflop(c), gflops = gflop / (ms * 1e-3);
         char pct[16] = "null";
-        if (on_cpu) snprintf(pct, sizeof pct, "%.1f", 100 * gflops / pk.measured_gflops);
+        if (on_cpu) snprintf(pct, sizeof pct, "%.1f", 100 * gflops / peak_of(&pk, &be));
         if (json)
             printf("{\"op\":\"%s\",\"shape\":\"%s\",\"gflop\":%.4f,\"iters\":%d,\"ms_median\":%.3f,"
                    "\"gflops\":%.1f,\"pct_peak\":%s}\n",
