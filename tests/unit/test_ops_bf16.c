@@ -22,6 +22,8 @@
 #include "engine/models/controlnet.h"
 #include "engine/pipeline/pipeline.h"
 #include "engine/pipeline/sd_base.h"
+#include "engine/train/train_step.h"
+#include "engine/models/unet.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/scratch.h"
@@ -328,6 +330,83 @@ static void test_generation(void) {
     check_generation(CNET_BF16);
 }
 
+/* One ControlNet training step of the tiny fixture model (forward, loss,
+ * backward into the ControlNet's gradients) at bf16 against float32, with
+ * float32 and with a bf16-stored UNet. Bounds as the CUDA parity test's
+ * check_train_step (model_tol: ~25 products, each tol16(3) / 5, 5x margin;
+ * twice that for the gradients, which go back through as many). */
+static void check_train_step(cnet_dtype weights) {
+    char path[3][4096];
+    snprintf(path[0], sizeof path[0], "%s/tiny-sd/unet", harness_fixtures());
+    snprintf(path[1], sizeof path[1], "%s/tiny-sd/controlnet", harness_fixtures());
+    snprintf(path[2], sizeof path[2], "%s/tiny-sd/scheduler/scheduler_config.json",
+             harness_fixtures());
+    unet_model un;
+    controlnet_model cn;
+    sched dd;
+    train_step ts;
+    cnet_sched_config scfg;
+    cnet_error err = {0};
+    int stage = 0;
+    int rc = cnet_sched_config_load(&scfg, path[2], CNET_SCHED_DDPM, &err);
+    CHECK(rc == 0, "%s", err.msg);
+    const int B = 2, h = 8, w = 8, Nt = 7;
+    if (!(rc = unet_open(&un, &BE, path[0], &err))) stage = 1;
+    if (!rc) rc = params_store16(&un.params, weights, &err);
+    if (!rc && !(rc = controlnet_open(&cn, &BE, path[1], &err))) stage = 2;
+    if (!rc && !(rc = sched_init(&dd, &BE, &scfg, 0, &err))) stage = 3;
+    train_step_config cfg = {.prediction = TRAIN_PRED_EPSILON, .B = B, .h = h, .w = w, .Nt = Nt};
+    if (!rc && !(rc = train_step_init(&ts, &un, &cn, &dd, &cfg, &err))) stage = 4;
+    EXPECT(rc == 0, "opening the tiny model: %s", err.msg);
+    if (!rc) {
+        const int f = controlnet_image_factor(&cn), Dt = un.enc.cfg.cross_attention_dim[0];
+        const int64_t t[2] = {981, 17};
+        const size_t np = ts.grads.total, npred = (size_t)B * h * w * 4;
+        float *lat = alloc_uniform(npred, -1, 1, &seed),
+              *noise = alloc_uniform(npred, -2, 2, &seed);
+        float *text = alloc_uniform((size_t)B * Nt * Dt, -1, 1, &seed);
+        float *cond = alloc_uniform((size_t)B * h * f * w * f * 3, 0, 1, &seed);
+        float *pred[2] = {malloc(npred * 4), malloc(npred * 4)};
+        float *grads[2] = {malloc(np * 4), malloc(np * 4)}, loss[2] = {NAN, NAN};
+        for (int p = 0; p < 2 && !rc; p++) {
+            cnet_backend_set_precision(&BE, p ? CNET_PREC_BF16 : CNET_PREC_F32, NULL, 0);
+            BE.zero(&BE, ts.grads.block, np * sizeof(float));
+            rc = train_step_accumulate(&ts, B, lat, noise, t, text, cond, 1.0f, &loss[p], &err);
+            EXPECT(rc == 0, "train step: %s", err.msg);
+            memcpy(pred[p], ts.pred, npred * 4);
+            memcpy(grads[p], ts.grads.block, np * 4);
+        }
+        cnet_backend_set_precision(&BE, CNET_PREC_F32, NULL, 0);
+        if (!rc) {
+            const double per_op = tol16(3) / 5.0, tol_fwd = 5.0 * 25.0 * per_op;
+            const double e_pred = nmse(pred[1], pred[0], npred),
+                         e_grad = nmse(grads[1], grads[0], np);
+            const double e_loss = ((double)loss[1] - loss[0]) * ((double)loss[1] - loss[0]) /
+                                  ((double)loss[0] * loss[0]);
+            printf("    train step bf16, %s weights: NMSE pred %.2e, grads %.2e, loss %.2e\n",
+                   cnet_dtype_name(weights), e_pred, e_grad, e_loss);
+            EXPECT(e_pred <= tol_fwd && e_pred > 0, "prediction NMSE %.3e (bound %.1e)", e_pred,
+                   tol_fwd);
+            EXPECT(e_loss <= tol_fwd, "loss %.6g vs %.6g", loss[1], loss[0]);
+            EXPECT(e_grad <= 2 * tol_fwd && e_grad > 0, "gradients NMSE %.3e (bound %.1e)", e_grad,
+                   2 * tol_fwd);
+        }
+        free(lat), free(noise), free(text), free(cond);
+        for (int i = 0; i < 2; i++) free(pred[i]), free(grads[i]);
+    }
+    if (stage >= 4) train_step_free(&ts);
+    if (stage >= 3) sched_free(&dd);
+    if (stage >= 2) controlnet_free(&cn);
+    if (stage >= 1) unet_free(&un);
+    cnet_sched_config_free(&scfg);
+}
+
+static void test_train_step(void) {
+    if (!cpu_bf16_supported()) return;
+    check_train_step(CNET_F32);
+    check_train_step(CNET_BF16);
+}
+
 /* The backend grants bf16 exactly where the CPU has AVX512-BF16, never
  * fp16, and says so otherwise. */
 static void test_precision_granted(void) {
@@ -359,6 +438,7 @@ int main(int argc, char **argv) {
     RUN(test_backend_ops);
     RUN(test_attention);
     RUN(test_generation);
+    RUN(test_train_step);
     cnet_backend_free(&BE);
     return harness_done();
 }
