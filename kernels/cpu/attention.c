@@ -35,6 +35,12 @@
  * ATTN_BQ * (ATTN_BK + D + 2) floats forward and
  * ATTN_BQ * (2 * ATTN_BK + 1) floats backward. */
 enum { ATTN_BQ = 64, ATTN_BK = 128 };
+/* Smallest head dim whose block products run in bf16: the bf16 micro-tile
+ * is 32 columns wide, so PV, dV, dQ and dK (D columns) of a narrower head
+ * are mostly padding, and sgemm was faster (the small model's d8 made the
+ * CFG step slower at bf16). Narrower heads stay float32, as the CUDA
+ * backend keeps heads wider than 160 in float32. */
+enum { ATTN_BF16_MIN_D = 32 };
 
 /* 32-bit words of bf16 packing space one thread needs for the largest
  * block product of either pass at head dim D. */
@@ -74,7 +80,7 @@ void cpu_attention_forward(cnet_backend *be, float *out, float *lse, const float
     const long HD = (long)heads * D;
     const int nqb = (Nq + ATTN_BQ - 1) / ATTN_BQ;
     const long ntask = (long)B * heads * nqb;
-    const int bf16 = cpu_uses_bf16(be);
+    const int bf16 = cpu_uses_bf16(be) && D >= ATTN_BF16_MIN_D;
     const size_t floats = (size_t)ATTN_BQ * (ATTN_BK + D + 2);
     const size_t per_thread = floats + (bf16 ? bf16_work_words(D) : 0);
     float *scr = cpu_scratch(be, 0, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
@@ -147,7 +153,7 @@ void cpu_attention_backward(cnet_backend *be, float *dq, float *dk, float *dv, c
     if (!dq && !dk && !dv) return;
     const long HD = (long)heads * D;
     const long ntask = (long)B * heads;
-    const int bf16 = cpu_uses_bf16(be);
+    const int bf16 = cpu_uses_bf16(be) && D >= ATTN_BF16_MIN_D;
     const size_t floats = (size_t)ATTN_BQ * (2 * ATTN_BK + 1);
     const size_t per_thread = floats + (bf16 ? bf16_work_words(D) : 0);
     float *scr = cpu_scratch(be, 0, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
