@@ -138,13 +138,13 @@ BF16_TARGET static void pack_rows_f32(uint32_t *dst, const cpu_matrix *m, long x
  * the columns), into column panels (sx = 1, sp = R): 16 columns of rows k
  * and k + 1 converted and interleaved per step. */
 BF16_TARGET static void pack_cols_f32(uint32_t *dst, const cpu_matrix *m, long x0, long nx, int R,
-                                      long np, long K) {
+                                      long p0, long np, long K) {
     const long panels = (nx + R - 1) / R;
     for (long xb = 0; xb < panels; xb++) {
         uint32_t *panel = dst + xb * np * R;
         const long width = nx - xb * R < R ? nx - xb * R : R;
         for (long p = 0; p < np; p++) {
-            const long k = 2 * p;
+            const long k = 2 * (p0 + p);
             const float *r0 = m->f32 + k * m->ld + x0 + xb * R;
             const float *r1 = k + 1 < K ? r0 + m->ld : NULL;
             uint32_t *w = panel + p * R;
@@ -156,23 +156,29 @@ BF16_TARGET static void pack_cols_f32(uint32_t *dst, const cpu_matrix *m, long x
                               hb = (__m256i)_mm512_cvtneps_pbh(b);
                 const __m256i lo = _mm256_unpacklo_epi16(ha, hb),
                               hi = _mm256_unpackhi_epi16(ha, hb);
-                _mm256_storeu_si256((__m256i *)(w + c), _mm256_permute2x128_si256(lo, hi, 0x20));
-                _mm256_storeu_si256((__m256i *)(w + c + 8),
-                                    _mm256_permute2x128_si256(lo, hi, 0x31));
+                const __m512i words = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_permute2x128_si256(lo, hi, 0x20)),
+                    _mm256_permute2x128_si256(lo, hi, 0x31), 1);
+                _mm512_mask_storeu_epi32(w + c, cols_mask((int)(R - c)), words);
             }
         }
     }
 }
 
-/* A's block: row panels of GEMM_MR rows x np words. */
-static void pack_a(uint32_t *dst, const cpu_matrix *m, long x0, long nx, long p0, long np, long K) {
+/* A's block: panels of GEMM_MR rows x np words, row-major (row panels,
+ * *ai = np, *ap = 1) or, for a transposed float32 A, whose pairs of k lie
+ * in two stored rows, pair-major (*ai = 1, *ap = GEMM_MR) as B's panels. */
+static void pack_a(uint32_t *dst, const cpu_matrix *m, long x0, long nx, long p0, long np, long K,
+                   long *ai, long *ap) {
     const int R = GEMM_MR;
+    *ai = np, *ap = 1;
     if (m->bf16)
         m->trans ? pack_words(dst, m, x0, nx, R, p0, np, K, np, 1, 0, 1)
                  : pack_words(dst, m, x0, nx, R, p0, np, K, np, 1, 1, 1);
-    else if (m->trans)
-        pack_words(dst, m, x0, nx, R, p0, np, K, np, 1, 0, 0);
-    else
+    else if (m->trans) {
+        pack_cols_f32(dst, m, x0, nx, R, p0, np, K);
+        *ai = 1, *ap = R;
+    } else
         pack_rows_f32(dst, m, x0, nx, R, p0, np, K);
 }
 
@@ -185,13 +191,14 @@ static void pack_b(uint32_t *dst, const cpu_matrix *m, long x0, long nx, long np
     else if (m->trans)
         pack_words(dst, m, x0, nx, R, 0, np, K, 1, R, 1, 0);
     else
-        pack_cols_f32(dst, m, x0, nx, R, np, K);
+        pack_cols_f32(dst, m, x0, nx, R, 0, np, K);
 }
 
 /* C[mr, nr] = alpha * (a-panel @ b-panel) + beta * C over kcp pairs; C is
- * read only when beta != 0. a: [GEMM_MR][kcp] words, b: [kcp][GEMM_NR]. */
-BF16_TARGET static void micro_kernel(long kcp, const uint32_t *a, const uint32_t *b, float *C,
-                                     long ldc, int mr, int nr, float alpha, float beta) {
+ * read only when beta != 0. a: word (i, p) at a[i * ai + p * ap], b: [kcp][GEMM_NR]. */
+BF16_TARGET static void micro_kernel(long kcp, const uint32_t *a, long ai, long ap,
+                                     const uint32_t *b, float *C, long ldc, int mr, int nr,
+                                     float alpha, float beta) {
     __m512 c0[GEMM_MR], c1[GEMM_MR];
 #pragma GCC unroll 12
     for (int i = 0; i < GEMM_MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -200,9 +207,9 @@ BF16_TARGET static void micro_kernel(long kcp, const uint32_t *a, const uint32_t
         const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + 16);
 #pragma GCC unroll 12
         for (int i = 0; i < GEMM_MR; i++) {
-            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i * kcp + p]);
-            c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
-            c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
+            const __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[i * ai + p * ap]);
+            c0[i] = _mm512_dpbf16_ps(c0[i], av, b0);
+            c1[i] = _mm512_dpbf16_ps(c1[i], av, b1);
         }
         b += GEMM_NR;
     }
@@ -236,12 +243,13 @@ static void gemm_rows(float *C, long ldc, const cpu_matrix *A, const uint32_t *b
                       uint32_t *abuf) {
     for (long p0 = 0; p0 < kp && j0 < j1; p0 += GEMM_KCP) {
         const long kcp = kp - p0 < GEMM_KCP ? kp - p0 : GEMM_KCP;
-        pack_a(abuf, A, m0, mc, p0, kcp, K);
+        long ai, ap;
+        pack_a(abuf, A, m0, mc, p0, kcp, K, &ai, &ap);
         const float b_eff = p0 == 0 ? beta : 1.0f;
         for (long j = j0; j < j1; j++) {
             const long n0 = j * GEMM_NR;
             for (long i0 = 0; i0 < mc; i0 += GEMM_MR)
-                micro_kernel(kcp, abuf + i0 * kcp, bp + (j * kp + p0) * GEMM_NR,
+                micro_kernel(kcp, abuf + i0 * kcp, ai, ap, bp + (j * kp + p0) * GEMM_NR,
                              C + (m0 + i0) * ldc + n0, ldc,
                              (int)(mc - i0 < GEMM_MR ? mc - i0 : GEMM_MR),
                              (int)(N - n0 < GEMM_NR ? N - n0 : GEMM_NR), alpha, b_eff);
