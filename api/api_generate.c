@@ -275,8 +275,8 @@ const api_field api_generate_fields[] = {
      .flags = AF_CLI_ONLY,
      .choices = precisions,
      .def = "\"no\"",
-     .help = "16-bit tensor-core products on cuda with float32 accumulation (the cpu computes in "
-             "float32)"},
+     .help = "16-bit products with float32 accumulation on cuda (bf16, fp16) and on a cpu with "
+             "AVX512-BF16 (bf16; float32 otherwise)"},
     {.name = "max_pixels",
      .type = AF_INT,
      .flags = AF_CLI_ONLY,

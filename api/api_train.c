@@ -279,8 +279,8 @@ const api_field api_train_fields[] = {
      .type = AF_ENUM,
      .choices = precisions,
      .def = "\"no\"",
-     .help = "bf16 or fp16 operands with float32 accumulation on a cuda device (the cpu "
-             "computes in float32)"},
+     .help = "bf16 or fp16 operands with float32 accumulation on a cuda device (a cpu computes "
+             "bf16 with AVX512-BF16, float32 otherwise)"},
     {.name = "prediction_type",
      .type = AF_ENUM,
      .choices = prediction_types,

@@ -30,13 +30,14 @@ cnet_precision cnet_backend_set_precision(cnet_backend *be, cnet_precision p, ch
                                           size_t note_cap) {
     const cnet_precision prev = be->precision;
     if (note && note_cap) note[0] = '\0';
-    /* Only the CUDA backend has 16-bit tensor-core math. */
-    const int has_16bit = be->name && strcmp(be->name, "cuda") == 0;
-    if (p != CNET_PREC_F32 && !has_16bit) {
+    /* CUDA has every 16-bit math; another backend says what it has. */
+    const int cuda = be->name && strcmp(be->name, "cuda") == 0;
+    if (p != CNET_PREC_F32 && !cuda && !(be->computes_at && be->computes_at(be, p))) {
         if (note && note_cap)
             snprintf(note, note_cap,
-                     "%s backend computes in float32; --mixed_precision %s applies on cuda",
-                     be->name ? be->name : "this", cnet_precision_name(p));
+                     "%s backend computes in float32; --mixed_precision %s applies on cuda%s",
+                     be->name ? be->name : "this", cnet_precision_name(p),
+                     p == CNET_PREC_BF16 ? " and on a cpu with AVX512-BF16" : "");
         p = CNET_PREC_F32;
     }
     be->precision = (unsigned)p < CNET_PREC_COUNT ? p : CNET_PREC_F32;

@@ -39,7 +39,8 @@ typedef struct cnet_backend cnet_backend;
  * buffers); only the inputs of those products are rounded to 16 bits, with
  * float32 accumulation, as torch.autocast computes them. The weights of a
  * frozen model may be stored in 16 bits (the *_w16 ops below). The CPU
- * backend always computes in float32. */
+ * backend computes bf16 where the CPU has AVX512-BF16 (computes_at below)
+ * and float32 otherwise; it has no fp16 products. */
 typedef enum cnet_precision {
     CNET_PREC_F32 = 0, /* "no" */
     CNET_PREC_F16,     /* "fp16": IEEE half, 10-bit mantissa, max 65504 */
@@ -86,6 +87,10 @@ struct cnet_backend {
      * ops (a training job and the requests served between its steps); set
      * it with cnet_backend_set_precision. */
     cnet_precision precision;
+    /* Whether the heavy ops can compute at precision p (not "no", which every
+     * backend computes); NULL on a backend that computes every precision
+     * (CUDA) or only float32 (a zero-initialised table). */
+    int (*computes_at)(cnet_backend *be, cnet_precision p);
 
     /* ---- memory ---- */
     void *(*alloc)(cnet_backend *be, size_t bytes); /* 64-byte aligned; NULL on failure */
@@ -319,9 +324,10 @@ const char *cnet_precision_name(cnet_precision p);
 /* name -> *out; CNET_EINVAL naming the accepted values otherwise. */
 int cnet_precision_parse(const char *name, cnet_precision *out, cnet_error *err);
 /* Sets the compute precision of be and returns the previous one (for a
- * caller that restores it). A backend without 16-bit math (the CPU) keeps
- * float32 and says so in note (note[0] is '\0' when the request is
- * honoured as asked); not an error, so one command line runs on both. */
+ * caller that restores it). A backend without that 16-bit math (the CPU
+ * for fp16, and for bf16 without AVX512-BF16) keeps float32 and says so in
+ * note (note[0] is '\0' when the request is honoured as asked); not an
+ * error, so one command line runs on every machine. */
 cnet_precision cnet_backend_set_precision(cnet_backend *be, cnet_precision p, char *note,
                                           size_t note_cap);
 /* --allow_tf32: TF32 tensor-core math for float32 matmuls and convolutions

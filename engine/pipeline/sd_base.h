@@ -45,8 +45,8 @@ void sd_base_free(sd_base *b);
  * weight_dtype and a pipeline loaded with torch_dtype keeps them: half the
  * memory, and the 16-bit products read them without converting. Does
  * nothing for CNET_PREC_F32, so pass the backend's precision after
- * cnet_backend_set_precision: the CPU backend, which computes in float32,
- * keeps float32 weights. One-way: the models stay frozen, and
+ * cnet_backend_set_precision: a CPU backend that computes in float32 (no
+ * AVX512-BF16, or fp16 asked) keeps float32 weights. One-way: the models stay frozen, and
  * controlnet_from_unet needs the float32 UNet (run it first). On failure
  * the models already narrowed stay so and work as before. A VAE whose
  * config sets force_upcast stays float32 (diffusers' upcast_vae: the

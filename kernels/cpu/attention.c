@@ -13,8 +13,11 @@
  *   dV += P^T dO,  dP = dO V^T,  dS = P * (dP - D),  dQ += scale dS K,
  *   dK += scale dS^T Q.
  * Block products are OpenBLAS sgemm calls made from inside OpenMP threads
- * (OpenBLAS then runs them single-threaded). Not a dropout or bias-mask
- * attention; no key padding mask.
+ * (OpenBLAS then runs them single-threaded), or at --mixed_precision bf16
+ * gemm_bf16.c's products on the calling thread (bf16 operands: Q, K, V,
+ * P, dO, dS rounded as packed; float32 sums, softmax and lse), as the CUDA
+ * backend's attention computes both passes on bf16 tensor cores. Not a
+ * dropout or bias-mask attention; no key padding mask.
  *
  * Sizes: B batch, Nq queries, Nk keys, heads, D head dim; rows of q/out are
  * [heads*D] (head h at columns h*D..h*D+D-1), rows of k/v likewise. */
@@ -24,6 +27,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/scratch.h"
 #include "kernels/common/vexp.h"
 
@@ -31,6 +35,36 @@
  * ATTN_BQ * (ATTN_BK + D + 2) floats forward and
  * ATTN_BQ * (2 * ATTN_BK + 1) floats backward. */
 enum { ATTN_BQ = 64, ATTN_BK = 128 };
+/* Smallest head dim whose block products run in bf16: the bf16 micro-tile
+ * is 32 columns wide, so PV, dV, dQ and dK (D columns) of a narrower head
+ * are mostly padding, and sgemm was faster (the small model's d8 made the
+ * CFG step slower at bf16). Narrower heads stay float32, as the CUDA
+ * backend keeps heads wider than 160 in float32. */
+enum { ATTN_BF16_MIN_D = 32 };
+
+/* 32-bit words of bf16 packing space one thread needs for the largest
+ * block product of either pass at head dim D. */
+static size_t bf16_work_words(int D) {
+    size_t w = cpu_gemm_bf16_work_words(ATTN_BQ, ATTN_BK, D), x;
+    if ((x = cpu_gemm_bf16_work_words(ATTN_BQ, D, ATTN_BK)) > w) w = x;
+    if ((x = cpu_gemm_bf16_work_words(ATTN_BK, D, ATTN_BQ)) > w) w = x;
+    return w;
+}
+
+/* C[M,N] = alpha op(A) op(B) + beta C for one block on the calling thread
+ * (row-major, leading dimensions lda, ldb, ldc; ta / tb: the stored matrix
+ * is the transpose): sgemm, or bf16 products packing into work. */
+static void block_gemm(uint32_t *work, int ta, int tb, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                       int ldc) {
+    if (work)
+        cpu_gemm_bf16_serial(C, ldc, (cpu_matrix){.f32 = A, .ld = lda, .trans = ta},
+                             (cpu_matrix){.f32 = B, .ld = ldb, .trans = tb}, M, N, K, alpha, beta,
+                             work);
+    else
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 
 /* Number of keys query i may see inside the key block starting at j0 of
  * width nk (0 when the whole block lies in its future). */
@@ -46,12 +80,16 @@ void cpu_attention_forward(cnet_backend *be, float *out, float *lse, const float
     const long HD = (long)heads * D;
     const int nqb = (Nq + ATTN_BQ - 1) / ATTN_BQ;
     const long ntask = (long)B * heads * nqb;
-    const size_t per_thread = (size_t)ATTN_BQ * (ATTN_BK + D + 2);
+    const int bf16 = cpu_uses_bf16(be) && D >= ATTN_BF16_MIN_D;
+    const size_t floats = (size_t)ATTN_BQ * (ATTN_BK + D + 2);
+    const size_t per_thread = floats + (bf16 ? bf16_work_words(D) : 0);
     float *scr = cpu_scratch(be, 0, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
     if (!scr) return; /* out of memory, recorded on the backend */
 #pragma omp parallel for schedule(dynamic) if (ntask > 1)
     for (long t = 0; t < ntask; t++) {
         const int b = (int)(t / ((long)heads * nqb)), h = (int)(t / nqb % heads);
+        uint32_t *work =
+            bf16 ? (uint32_t *)(scr + (size_t)omp_get_thread_num() * per_thread + floats) : NULL;
         const int i0 = (int)(t % nqb) * ATTN_BQ;
         const int nq = Nq - i0 < ATTN_BQ ? Nq - i0 : ATTN_BQ;
         float *S = scr + (size_t)omp_get_thread_num() * per_thread;    // [ATTN_BQ, ATTN_BK]
@@ -65,8 +103,7 @@ void cpu_attention_forward(cnet_backend *be, float *out, float *lse, const float
             const int nk = kend - j0 < ATTN_BK ? kend - j0 : ATTN_BK;
             const float *kp = k + ((long)b * Nk + j0) * HD + (long)h * D;
             const float *vp = v + ((long)b * Nk + j0) * HD + (long)h * D;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, D, scale, qp, (int)HD, kp,
-                        (int)HD, 0.0f, S, ATTN_BK);
+            block_gemm(work, 0, 1, nq, nk, D, scale, qp, (int)HD, kp, (int)HD, 0.0f, S, ATTN_BK);
             for (int r = 0; r < nq; r++) {
                 float *row = S + (size_t)r * ATTN_BK;
                 const int lim = visible_keys(causal, i0 + r, j0, nk);
@@ -88,8 +125,7 @@ void cpu_attention_forward(cnet_backend *be, float *out, float *lse, const float
                 float *orow = O + (size_t)r * D;
                 for (int d = 0; d < D; d++) orow[d] *= alpha;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nk, 1.0f, S, ATTN_BK, vp,
-                        (int)HD, 1.0f, O, D);
+            block_gemm(work, 0, 0, nq, D, nk, 1.0f, S, ATTN_BK, vp, (int)HD, 1.0f, O, D);
         }
         for (int r = 0; r < nq; r++) {
             float *dst = out + ((long)b * Nq + i0 + r) * HD + (long)h * D;
@@ -117,12 +153,16 @@ void cpu_attention_backward(cnet_backend *be, float *dq, float *dk, float *dv, c
     if (!dq && !dk && !dv) return;
     const long HD = (long)heads * D;
     const long ntask = (long)B * heads;
-    const size_t per_thread = (size_t)ATTN_BQ * (2 * ATTN_BK + 1);
+    const int bf16 = cpu_uses_bf16(be) && D >= ATTN_BF16_MIN_D;
+    const size_t floats = (size_t)ATTN_BQ * (2 * ATTN_BK + 1);
+    const size_t per_thread = floats + (bf16 ? bf16_work_words(D) : 0);
     float *scr = cpu_scratch(be, 0, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
     if (!scr) return; /* out of memory, recorded on the backend */
 #pragma omp parallel for schedule(dynamic) if (ntask > 1)
     for (long t = 0; t < ntask; t++) {
         const int b = (int)(t / heads), h = (int)(t % heads);
+        uint32_t *work =
+            bf16 ? (uint32_t *)(scr + (size_t)omp_get_thread_num() * per_thread + floats) : NULL;
         float *P = scr + (size_t)omp_get_thread_num() * per_thread; // [ATTN_BQ, ATTN_BK]
         float *dS = P + ATTN_BQ * ATTN_BK;                          // [ATTN_BQ, ATTN_BK]
         float *Drow = dS + ATTN_BQ * ATTN_BK;                       // [ATTN_BQ]
@@ -143,8 +183,8 @@ void cpu_attention_backward(cnet_backend *be, float *dq, float *dk, float *dv, c
             for (int j0 = 0; j0 < kend; j0 += ATTN_BK) {
                 const int nk = kend - j0 < ATTN_BK ? kend - j0 : ATTN_BK;
                 const long koff = ((long)b * Nk + j0) * HD + (long)h * D;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, D, scale, q + qoff,
-                            (int)HD, k + koff, (int)HD, 0.0f, P, ATTN_BK);
+                block_gemm(work, 0, 1, nq, nk, D, scale, q + qoff, (int)HD, k + koff, (int)HD, 0.0f,
+                           P, ATTN_BK);
                 for (int r = 0; r < nq; r++) {
                     float *row = P + (size_t)r * ATTN_BK;
                     const int lim = visible_keys(causal, i0 + r, j0, nk);
@@ -154,22 +194,22 @@ void cpu_attention_backward(cnet_backend *be, float *dq, float *dk, float *dv, c
                     for (int c = lim; c < nk; c++) row[c] = 0.0f;
                 }
                 if (dv)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nq, 1.0f, P,
-                                ATTN_BK, dout + qoff, (int)HD, 1.0f, dv + koff, (int)HD);
+                    block_gemm(work, 1, 0, nk, D, nq, 1.0f, P, ATTN_BK, dout + qoff, (int)HD, 1.0f,
+                               dv + koff, (int)HD);
                 if (!dq && !dk) continue;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, D, 1.0f, dout + qoff,
-                            (int)HD, v + koff, (int)HD, 0.0f, dS, ATTN_BK);
+                block_gemm(work, 0, 1, nq, nk, D, 1.0f, dout + qoff, (int)HD, v + koff, (int)HD,
+                           0.0f, dS, ATTN_BK);
                 for (int r = 0; r < nq; r++) {
                     const float *prow = P + (size_t)r * ATTN_BK;
                     float *srow = dS + (size_t)r * ATTN_BK;
                     for (int c = 0; c < nk; c++) srow[c] = prow[c] * (srow[c] - Drow[r]);
                 }
                 if (dq)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, D, nk, scale, dS,
-                                ATTN_BK, k + koff, (int)HD, 1.0f, dq + qoff, (int)HD);
+                    block_gemm(work, 0, 0, nq, D, nk, scale, dS, ATTN_BK, k + koff, (int)HD, 1.0f,
+                               dq + qoff, (int)HD);
                 if (dk)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, nq, scale, dS,
-                                ATTN_BK, q + qoff, (int)HD, 1.0f, dk + koff, (int)HD);
+                    block_gemm(work, 1, 0, nk, D, nq, scale, dS, ATTN_BK, q + qoff, (int)HD, 1.0f,
+                               dk + koff, (int)HD);
             }
         }
     }

@@ -1,11 +1,12 @@
-/* The CPU backend: host memory (64-byte aligned), OpenBLAS sgemm and OpenMP
- * loops. This file holds the memory entries and wires the ops declared in
- * cpu_ops.h into the table of engine/core/backend.h. */
+/* The CPU backend: host memory (64-byte aligned), OpenBLAS sgemm (bf16
+ * products of its own at --mixed_precision bf16) and OpenMP loops. This file holds the memory
+ * entries and wires the ops declared in cpu_ops.h into the table of engine/core/backend.h. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/core/backend.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/scratch.h"
 
 static void *cpu_alloc(cnet_backend *be, size_t bytes) {
@@ -35,10 +36,17 @@ static void cpu_synchronize(cnet_backend *be) { (void)be; }
 
 static void cpu_destroy(cnet_backend *be) { cpu_scratch_free(be); }
 
+/* bf16 on AVX512-BF16 (gemm_bf16.c); no fp16 products on the CPU. */
+static int cpu_computes_at(cnet_backend *be, cnet_precision p) {
+    (void)be;
+    return p == CNET_PREC_BF16 && cpu_bf16_supported();
+}
+
 int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err) {
     memset(be, 0, sizeof *be);
     be->name = "cpu";
     be->destroy = cpu_destroy;
+    be->computes_at = cpu_computes_at;
     be->alloc = cpu_alloc;
     be->free = cpu_free;
     be->status = cpu_scratch_status;

@@ -11,12 +11,15 @@
 
 #include "engine/core/backend.h"
 
-enum { CPU_SCRATCH_SLOTS = 4 };
+enum { CPU_SCRATCH_SLOTS = 6 };
 /* The slot of a 16-bit weight widened to float32 (weights16.c): the float32
  * products it then calls use slots 0..2 only. */
 enum { CPU_SLOT_WEIGHT16 = 3 };
+/* The packed operands of the bf16 products (gemm_bf16.c), which run inside
+ * ops holding slots 0..3. */
+enum { CPU_SLOT_BF16_A = 4, CPU_SLOT_BF16_B = 5 };
 
-/* Returns at least `bytes` of 64-byte aligned memory in slot (0..3), or NULL
+/* Returns at least `bytes` of 64-byte aligned memory in slot (0..CPU_SCRATCH_SLOTS-1), or NULL
  * when host memory ran out: the failure is recorded on the backend (its
  * status entry reports it), every later request returns NULL until the
  * backend recovers, and the op that asked returns without computing, as a

@@ -26,8 +26,9 @@
  * then --iters timed runs; prints the median milliseconds, the peak
  * resident memory of the process (getrusage), which includes the weights on
  * the CPU, and on a GPU the device memory high-water mark
- * (cnet_backend_peak_device_bytes). The training tasks are
- * server/bench/bench_train.c's.
+ * (cnet_backend_peak_device_bytes), and the FLOPs of the products one run
+ * issues through the backend table (bench_flops.h) with the GFLOP/s they
+ * make at the median. The training tasks are server/bench/bench_train.c's.
  * Inputs are Philox normals (conditioning image: uniform [0, 1) like an
  * image); values do not change the time. Nothing is checked here: the
  * goldens do that. */
@@ -47,6 +48,7 @@
 #include "engine/pipeline/sd_base.h"
 #include "engine/models/unet.h"
 #include "engine/models/vae.h"
+#include "server/bench/bench_flops.h"
 
 /* Text length of every task (CLIP's model_max_length in SD). */
 #define BENCH_TEXT_TOKENS 77
@@ -337,7 +339,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 void bench_report(const bench_model_opts *o, const char *task, double *t, cnet_backend *be,
-                  const char *extra) {
+                  double flop, const char *extra) {
     const int iters = o->iters;
     qsort(t, (size_t)iters, sizeof t[0], cmp_double);
     double median = iters % 2 ? t[iters / 2] : 0.5 * (t[iters / 2 - 1] + t[iters / 2]);
@@ -348,17 +350,20 @@ void bench_report(const bench_model_opts *o, const char *task, double *t, cnet_b
     const double dev_mb = (double)cnet_backend_peak_device_bytes(be) / (1024.0 * 1024.0);
     char dev[48] = "null";
     if (on_gpu) snprintf(dev, sizeof dev, "%.1f", dev_mb);
+    const double gflop = flop * 1e-9, gflops = median > 0 ? gflop / (median * 1e-3) : 0;
     if (o->json)
         printf("{\"task\":\"%s\",\"device\":\"%s\",\"mixed_precision\":\"%s\",\"batch\":%d,"
-               "\"median_ms\":%.2f,\"peak_rss_mb\":%.1f,\"peak_device_mb\":%s%s%s}\n",
+               "\"median_ms\":%.2f,\"peak_rss_mb\":%.1f,\"peak_device_mb\":%s,\"gflop\":%.3f,"
+               "\"gflops\":%.1f%s%s}\n",
                task, be->name, cnet_precision_name(be->precision), o->batch, median, rss_mb, dev,
-               extra ? "," : "", extra ? extra : "");
+               gflop, gflops, extra ? "," : "", extra ? extra : "");
     else
         printf("%-14s median %9.2f ms  (min %.2f, max %.2f, %d iters, batch %d, %s, %s, %d "
-               "threads)  peak RSS %.1f MB%s%s%s\n",
+               "threads)  peak RSS %.1f MB%s%s%s  products %.2f GFLOP, %.1f GFLOP/s\n",
                task, median, t[0], t[iters - 1], iters, o->batch, be->name,
                cnet_precision_name(be->precision), omp_get_max_threads(), rss_mb,
-               on_gpu ? ", peak device " : "", on_gpu ? dev : "", on_gpu ? " MB" : "");
+               on_gpu ? ", peak device " : "", on_gpu ? dev : "", on_gpu ? " MB" : "", gflop,
+               gflops);
 }
 
 int bench_model_run(const bench_model_opts *opts) {
@@ -398,14 +403,16 @@ int bench_model_run(const bench_model_opts *opts) {
          : s.task == TASK_CN_UNET    ? setup_cn_unet(&s, o.model, &err)
                                      : setup_generate(&s, o.model, &err);
     double t[BENCH_MODEL_MAX_ITERS];
-    if (!rc) rc = run_task(&s, &err);
+    bench_flops_wrap(&s.be);
+    if (!rc) rc = run_task(&s, &err); /* warm-up, its FLOPs those of every run */
+    const double flop = bench_flops_take();
     for (int i = 0; i < o.iters && !rc; i++) {
         double t0 = omp_get_wtime();
         rc = run_task(&s, &err);
         t[i] = (omp_get_wtime() - t0) * 1e3;
     }
     if (!rc) rc = cnet_backend_status(&s.be, &err);
-    if (!rc) bench_report(&o, task_names[s.task], t, &s.be, NULL);
+    if (!rc) bench_report(&o, task_names[s.task], t, &s.be, flop, NULL);
     state_free(&s);
     if (rc) {
         fprintf(stderr, "cnet bench: %s\n", err.msg);

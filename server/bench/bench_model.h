@@ -38,10 +38,12 @@ int bench_open_backend(cnet_backend *be, const char *device, cnet_precision prec
 
 /* Prints the median of times[o->iters] (milliseconds; sorted here), the
  * backend, the process's peak RSS and, on a GPU, the device memory
- * high-water mark, as a line or as one JSON object. extra (NULL: none): more
- * `"key":value` members for the JSON object. */
+ * high-water mark, as a line or as one JSON object. flop: the FLOPs of one
+ * run through the backend's products (bench_flops.h), reported with the
+ * GFLOP/s they make at the median. extra (NULL: none): more `"key":value`
+ * members for the JSON object. */
 void bench_report(const bench_model_opts *o, const char *task, double *times, cnet_backend *be,
-                  const char *extra);
+                  double flop, const char *extra);
 
 /* The training-step tasks (server/bench/bench_train.c): "train_step" (VAE encode,
  * text encode, ControlNet + UNet forward and backward, AdamW, o->batch

@@ -1,5 +1,6 @@
 /* `cnet bench ops`: times the products of the backend table (gemm, linear,
- * conv2d forward / backward-data / backward-weight) at Stable Diffusion
+ * conv2d forward / backward-data / backward-weight, the fused attention
+ * forward / backward) at Stable Diffusion
  * shapes on the backend o->device opens (kernels/backend_open.c: cpu, cuda,
  * cuda:N, the CPU with a note when no GPU is visible) and reports GFLOP/s; on
  * the CPU next to the machine's measured fp32 peak (bench_peak.h). The
@@ -9,7 +10,9 @@
  * o->iters timed calls, each ended by a synchronize; the median is
  * reported. Inputs are deterministic pseudo-random values; nothing is
  * checked here (tests/unit/test_ops_linalg.c does that). FLOPs count
- * multiply-adds as 2 and ignore bias and im2col. */
+ * multiply-adds as 2 and ignore bias and im2col; attention counts its
+ * products only (2 forward, 5 backward, as FlashAttention-2 recomputes
+ * the scores), not the softmax. */
 #include "server/bench/bench_ops.h"
 
 #include <cblas.h>
@@ -36,6 +39,8 @@ typedef enum {
     OP_CONV_FWD,
     OP_CONV_BWD_DATA,
     OP_CONV_BWD_WEIGHT,
+    OP_ATTN_FWD,
+    OP_ATTN_BWD,
 } bench_op;
 
 static const char *const op_names[] = {
@@ -47,14 +52,17 @@ static const char *const op_names[] = {
     [OP_CONV_FWD] = "conv2d_fwd",
     [OP_CONV_BWD_DATA] = "conv2d_bwd_data",
     [OP_CONV_BWD_WEIGHT] = "conv2d_bwd_weight",
+    [OP_ATTN_FWD] = "attention_fwd",
+    [OP_ATTN_BWD] = "attention_bwd",
 };
 
 /* gemm: batch x (M,N,K), trans_b for the batched QK^T product.
- * linear: M tokens, K in, N out. conv: the geometry. */
+ * linear: M tokens, K in, N out. conv: the geometry. attention: batch,
+ * M queries, N keys, K head dim, heads. */
 typedef struct {
     bench_op op;
     const char *what;
-    int batch, M, N, K, trans_b;
+    int batch, M, N, K, trans_b, heads;
     cnet_conv2d conv;
 } bench_case;
 
@@ -70,6 +78,13 @@ typedef struct {
         OP_LINEAR_BWD_WEIGHT, what, .M = M_, .K = K_, .N = N_                                      \
     }
 
+/* SD 1.5's attentions at 64x64 latents (512x512 images) and the deeper
+ * levels' head sizes. */
+#define ATTN_CASES(what, B_, Nq, Nk, D, h)                                                         \
+    {OP_ATTN_FWD, what, .batch = B_, .M = Nq, .N = Nk, .K = D, .heads = h}, {                      \
+        OP_ATTN_BWD, what, .batch = B_, .M = Nq, .N = Nk, .K = D, .heads = h                       \
+    }
+
 static const bench_case bench_cases[] = {
     {OP_GEMM, "square 2048", .batch = 1, .M = 2048, .N = 2048, .K = 2048},
     {OP_GEMM_BATCHED, "QK^T 8 heads 1024x1024 d40", .batch = 8, .M = 1024, .N = 1024, .K = 40,
@@ -82,10 +97,27 @@ static const bench_case bench_cases[] = {
     CONV_CASES("B2 64x64x320->320 3x3", CONV(2, 64, 320, 320, 3, 1, 1)),
     CONV_CASES("B1 64x64x320->320 3x3 s2", CONV(1, 64, 320, 320, 3, 2, 1)),
     CONV_CASES("B1 64x64x320->640 1x1", CONV(1, 64, 320, 640, 1, 1, 0)),
+    ATTN_CASES("self 4096 tok 8h d40", 1, 4096, 4096, 40, 8),
+    ATTN_CASES("cross 4096x77 8h d40", 1, 4096, 77, 40, 8),
+    ATTN_CASES("self 1024 tok 8h d80", 1, 1024, 1024, 80, 8),
+    ATTN_CASES("self 256 tok 8h d160", 1, 256, 256, 160, 8),
 };
 
-/* The operands of one case; gradients get buffers of their own. */
-enum { BUF_INP, BUF_WEIGHT, BUF_OUT, BUF_BIAS, BUF_DINP, BUF_DWEIGHT, BUF_DBIAS, N_BUFS };
+/* The operands of one case; gradients get buffers of their own.
+ * attention: q = inp, k = weight, v = bias, dq / dk / dv = dinp / dweight /
+ * dbias, plus lse and dout. */
+enum {
+    BUF_INP,
+    BUF_WEIGHT,
+    BUF_OUT,
+    BUF_BIAS,
+    BUF_DINP,
+    BUF_DWEIGHT,
+    BUF_DBIAS,
+    BUF_LSE,
+    BUF_DOUT,
+    N_BUFS
+};
 
 /* n pseudo-random values in [-0.5, 0.5) in a buffer of be; NULL when
  * either the host staging buffer or the device buffer cannot be had. */
@@ -106,6 +138,9 @@ static float *bench_alloc(cnet_backend *be, long n) {
 }
 
 static double case_gflop(const bench_case *c) {
+    if (c->op >= OP_ATTN_FWD)
+        return (c->op == OP_ATTN_FWD ? 2 : 5) * 2.0 * c->batch * c->heads * c->M * c->N * c->K *
+               1e-9;
     if (c->op >= OP_CONV_FWD) {
         const cnet_conv2d *s = &c->conv;
         double P = (double)s->B * cnet_conv2d_out_h(s) * cnet_conv2d_out_w(s);
@@ -116,6 +151,14 @@ static double case_gflop(const bench_case *c) {
 
 /* Element counts of the buffers. gemm: inp = A, weight = B, out = C. */
 static void case_sizes(const bench_case *c, long n[N_BUFS]) {
+    n[BUF_LSE] = n[BUF_DOUT] = 1;
+    if (c->op >= OP_ATTN_FWD) {
+        const long HD = (long)c->heads * c->K;
+        n[BUF_INP] = n[BUF_OUT] = n[BUF_DINP] = n[BUF_DOUT] = (long)c->batch * c->M * HD;
+        n[BUF_WEIGHT] = n[BUF_BIAS] = n[BUF_DWEIGHT] = n[BUF_DBIAS] = (long)c->batch * c->N * HD;
+        n[BUF_LSE] = (long)c->batch * c->heads * c->M;
+        return;
+    }
     if (c->op >= OP_CONV_FWD) {
         const cnet_conv2d *s = &c->conv;
         n[BUF_INP] = (long)s->B * s->H * s->W * s->C_in;
@@ -163,6 +206,15 @@ static void case_run(cnet_backend *be, const bench_case *c, float *const x[N_BUF
         break;
     case OP_CONV_BWD_WEIGHT:
         be->conv2d_backward(be, NULL, x[BUF_DWEIGHT], x[BUF_DBIAS], dout, inp, w, s);
+        break;
+    case OP_ATTN_FWD:
+        be->attention_forward(be, out, x[BUF_LSE], inp, w, bias, c->batch, c->M, c->N, c->heads,
+                              c->K, 1.0f / sqrtf((float)c->K), 0);
+        break;
+    case OP_ATTN_BWD: /* out and lse pseudo-random: the timing does not depend on them */
+        be->attention_backward(be, x[BUF_DINP], x[BUF_DWEIGHT], x[BUF_DBIAS], x[BUF_DOUT], inp, w,
+                               bias, out, x[BUF_LSE], c->batch, c->M, c->N, c->heads, c->K,
+                               1.0f / sqrtf((float)c->K), 0);
         break;
     }
 }
@@ -212,14 +264,25 @@ static void print_gpu(const cnet_backend *be, const char *device, int json) {
     printf("%-18s %-30s %9s %9s %7s\n", "op", "shape", "ms", "GFLOP/s", "% peak");
 }
 
-static void print_machine(const bench_peak *pk, int json) {
+/* Whether an op's % is of the bf16 peak: its products ran in bf16. */
+static int against_bf16(const bench_peak *pk, const cnet_backend *be) {
+    return be->precision == CNET_PREC_BF16 && pk->bf16_gflops > 0;
+}
+
+static double peak_of(const bench_peak *pk, const cnet_backend *be) {
+    return against_bf16(pk, be) ? pk->bf16_gflops : pk->measured_gflops;
+}
+
+static void print_machine(const bench_peak *pk, const cnet_backend *be, int json) {
     const char *blas = openblas_get_config();
     if (json) {
         printf("{\"machine\":{\"device\":\"cpu\",\"threads\":%d,\"blas_threads\":%d,\"blas\":"
                "\"%s\",\"blas_core\":\"%s\",\"peak_isa\":\"%s\",\"peak_measured_gflops\":%.1f,"
-               "\"peak_theoretical_gflops\":%.1f,\"nominal_ghz\":%.3f,\"flops_per_cycle\":%d}}\n",
+               "\"peak_theoretical_gflops\":%.1f,\"nominal_ghz\":%.3f,\"flops_per_cycle\":%d,"
+               "\"peak_bf16_gflops\":%.1f,\"mixed_precision\":\"%s\"}}\n",
                pk->threads, openblas_get_num_threads(), blas, openblas_get_corename(), pk->isa,
-               pk->measured_gflops, pk->theoretical_gflops, pk->nominal_ghz, pk->flops_per_cycle);
+               pk->measured_gflops, pk->theoretical_gflops, pk->nominal_ghz, pk->flops_per_cycle,
+               pk->bf16_gflops, cnet_precision_name(be->precision));
         return;
     }
     printf("threads        %d (OpenMP), %d (OpenBLAS)\n", pk->threads, openblas_get_num_threads());
@@ -228,7 +291,10 @@ static void print_machine(const bench_peak *pk, int json) {
            pk->measured_gflops, pk->isa, BENCH_PEAK_SECONDS);
     printf("peak nominal   %.1f GFLOP/s = %d cores x %d flop/cycle (%s) x %.3f GHz\n",
            pk->theoretical_gflops, pk->threads, pk->flops_per_cycle, pk->datapath, pk->nominal_ghz);
-    printf("               (%% peak below is of the measured figure)\n\n");
+    if (pk->bf16_gflops > 0)
+        printf("peak bf16      %.1f GFLOP/s (vdpbf16ps microbenchmark)\n", pk->bf16_gflops);
+    printf("               (%% peak below is of the measured %s figure: mixed precision %s)\n\n",
+           against_bf16(pk, be) ? "bf16" : "fp32", cnet_precision_name(be->precision));
     printf("%-18s %-30s %9s %9s %7s\n", "op", "shape", "ms", "GFLOP/s", "% peak");
 }
 
@@ -249,7 +315,7 @@ int bench_ops_run(const bench_ops_opts *o) {
     bench_peak pk;
     if (on_cpu) {
         bench_peak_measure(&pk, BENCH_PEAK_SECONDS);
-        print_machine(&pk, json);
+        print_machine(&pk, &be, json);
     } else {
         print_gpu(&be, o->device, json);
     }
@@ -270,7 +336,7 @@ int bench_ops_run(const bench_ops_opts *o) {
         }
         double gflop = case_gflop(c), gflops = gflop / (ms * 1e-3);
         char pct[16] = "null";
-        if (on_cpu) snprintf(pct, sizeof pct, "%.1f", 100 * gflops / pk.measured_gflops);
+        if (on_cpu) snprintf(pct, sizeof pct, "%.1f", 100 * gflops / peak_of(&pk, &be));
         if (json)
             printf("{\"op\":\"%s\",\"shape\":\"%s\",\"gflop\":%.4f,\"iters\":%d,\"ms_median\":%.3f,"
                    "\"gflops\":%.1f,\"pct_peak\":%s}\n",

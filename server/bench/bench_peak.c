@@ -6,13 +6,17 @@
  * m < 1) so no value overflows or turns denormal.
  *
  * Not a model of any real kernel: it has no loads or stores at all, which
- * is the point (an upper bound for sgemm). */
+ * is the point (an upper bound for sgemm). The bf16 variant runs the same
+ * chains on vdpbf16ps (16 lanes, each adding two products a step: 64 flops
+ * per instruction), the instruction of kernels/cpu/gemm_bf16.c, on CPUs that
+ * have it (checked at run time; it grows x by a small constant a step, far
+ * from overflow in any run). */
 #include "server/bench/bench_peak.h"
 
 #include <omp.h>
 #include <stdio.h>
 
-#if defined(__AVX512F__) || defined(__FMA__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -35,7 +39,8 @@ enum { CHAINS = 12, STEPS_PER_CHECK = 1 << 14, MAX_LANES = 16, PEAK_ROUNDS = 3 }
 
 typedef struct {
     const char *isa;
-    int lanes;
+    int lanes;          /* floats of state per chain */
+    int flops_per_step; /* per chain and step */
     void (*run)(float *st, long steps);
 } fma_variant;
 
@@ -61,6 +66,19 @@ static void fma_chains_avx2(float *st, long steps) {
 #undef FMA
 }
 #endif
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bf16"))) static void dp_chains_bf16(float *st, long steps) {
+    /* 0x3a83: bf16 of about 1e-3, in both halves of each 32-bit lane */
+    const __m512bh m = (__m512bh)_mm512_set1_epi32(0x3a833a83);
+    __m512 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11;
+#define DP(x) _mm512_dpbf16_ps(x, m, m)
+    CHAIN_LOAD(_mm512_loadu_ps, 16);
+    for (long s = 0; s < steps; s++) CHAIN_STEP(DP);
+    CHAIN_STORE(_mm512_storeu_ps, 16);
+#undef DP
+}
+static const fma_variant bf16_variant = {"avx512bf16", 16, 64, dp_chains_bf16};
+#endif
 static float load1(const float *p) { return *p; }
 static void store1(float *p, float v) { *p = v; }
 static void fma_chains_scalar(float *st, long steps) {
@@ -76,12 +94,12 @@ static void fma_chains_scalar(float *st, long steps) {
  * fastest (Zen 4 splits 512-bit FMAs over its 256-bit pipes). */
 static const fma_variant variants[] = {
 #if defined(__AVX512F__)
-    {"avx512f", 16, fma_chains_avx512},
+    {"avx512f", 16, 32, fma_chains_avx512},
 #endif
 #if defined(__FMA__)
-    {"avx2+fma", 8, fma_chains_avx2},
+    {"avx2+fma", 8, 16, fma_chains_avx2},
 #endif
-    {"scalar", 1, fma_chains_scalar},
+    {"scalar", 1, 2, fma_chains_scalar},
 };
 
 /* Receives the chains' final values, so their work is observable. */
@@ -101,7 +119,7 @@ static double run_for(const fma_variant *v, double seconds) {
             steps += STEPS_PER_CHECK;
             now = omp_get_wtime();
         } while (now - t0 < seconds);
-        flops = (double)steps * CHAINS * v->lanes * 2;
+        flops = (double)steps * CHAINS * v->flops_per_step;
         t_end = now;
         float sum = 0;
         for (int i = 0; i < CHAINS * v->lanes; i++) sum += st[i];
@@ -153,6 +171,15 @@ void bench_peak_measure(bench_peak *p, double seconds) {
             double g = run_for(&variants[i], seconds / (n * PEAK_ROUNDS));
             if (g > p->measured_gflops) p->measured_gflops = g, p->isa = variants[i].isa;
         }
+    p->bf16_gflops = 0;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bf16"))
+        for (int round = 0; round < PEAK_ROUNDS; round++) {
+            double g = run_for(&bf16_variant, seconds / PEAK_ROUNDS);
+            if (g > p->bf16_gflops) p->bf16_gflops = g;
+        }
+#endif
     p->nominal_ghz = nominal_ghz();
     assumed_datapath(p);
     p->theoretical_gflops = p->threads * p->flops_per_cycle * p->nominal_ghz;

@@ -1,6 +1,7 @@
 /* The machine's fp32 peak, for putting op benchmarks in proportion: measured
  * by an FMA-throughput microbenchmark, and the theoretical figure derived
- * from the CPU for context. */
+ * from the CPU for context; on an AVX512-BF16 CPU also the bf16 peak
+ * (vdpbf16ps), which --mixed_precision bf16's products are measured against. */
 #ifndef CNET_BENCH_PEAK_H
 #define CNET_BENCH_PEAK_H
 
@@ -12,6 +13,7 @@ typedef struct bench_peak {
     double theoretical_gflops; /* threads x flops_per_cycle x nominal_ghz */
     const char *datapath;      /* the assumption behind flops_per_cycle */
     const char *isa;           /* the fastest variant of the microbenchmark */
+    double bf16_gflops;        /* vdpbf16ps microbenchmark; 0 without AVX512-BF16 */
 } bench_peak;
 
 /* Runs the microbenchmark for about `seconds` (after a short warm-up) on

@@ -27,6 +27,7 @@
 #include "engine/core/philox.h"
 #include "engine/pipeline/sd_base.h"
 #include "engine/train/train_step.h"
+#include "server/bench/bench_flops.h"
 #include "server/bench/bench_model.h"
 
 #define BENCH_TRAIN_MAX_ITERS 1000
@@ -138,7 +139,9 @@ int bench_train(const bench_model_opts *o) {
         if (!rc) rc = cnet_arena_init(&s.scratch, &s.be, a > b ? a : b, "bench scratch", &err);
     }
     double t[BENCH_TRAIN_MAX_ITERS];
-    if (!rc) rc = one_step(&s, 0, &err); /* warm-up */
+    bench_flops_wrap(&s.be);
+    if (!rc) rc = one_step(&s, 0, &err); /* warm-up, its FLOPs those of every step */
+    const double flop = bench_flops_take();
     for (int i = 0; i < iters && !rc; i++) {
         double t0 = omp_get_wtime();
         rc = one_step(&s, i + 1, &err);
@@ -158,7 +161,7 @@ int bench_train(const bench_model_opts *o) {
                  act_mb, scratch_mb, grads_mb, adam_mb, (long long)s.ls.skipped);
         bench_model_opts shown = *o;
         shown.iters = iters;
-        bench_report(&shown, o->task, t, &s.be, extra);
+        bench_report(&shown, o->task, t, &s.be, flop, extra);
         if (!o->json)
             printf(
                 "train memory: activations %.1f MB (arena high-water%s), scratch %.1f MB, separate "

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "server/cli/commands.h"
+#include "server/cli/wait_policy.h"
 
 static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},
@@ -35,6 +36,7 @@ int cmd_help(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(argc, argv);
+    if (strcmp(argv[1], "serve") == 0) cli_wait_policy_apply(argv, CLI_WAIT_POLICY_SERVE);
     for (int i = 0; i < n_commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "cnet: unknown command '%s' (cnet help lists them)\n", argv[1]);

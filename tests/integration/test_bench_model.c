@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "engine/core/backend.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 
@@ -68,8 +69,9 @@ static void check_task(const char *dir, const char *task, const char *extra, int
     const char *got_task = json_string_value(json_object_get(j, "task"));
     const char *device = json_string_value(json_object_get(j, "device"));
     const char *prec = json_string_value(json_object_get(j, "mixed_precision"));
-    /* the precision that ran: bf16 on a GPU, float32 ("no") on the CPU */
-    int ok_prec = prec && strcmp(prec, gpus > 0 ? "bf16" : "no") == 0;
+    /* the precision that ran: bf16 on a GPU or an AVX512-BF16 CPU, else
+     * float32 ("no") */
+    int ok_prec = prec && strcmp(prec, gpus > 0 || cpu_bf16_supported() ? "bf16" : "no") == 0;
     json_t *batch = json_object_get(j, "batch"), *dev_mb = json_object_get(j, "peak_device_mb");
     const double median = json_number_value(json_object_get(j, "median_ms"));
     const double rss = json_number_value(json_object_get(j, "peak_rss_mb"));

@@ -95,18 +95,29 @@ check resume_skips_done_steps sh -c "! grep -q '^step 1/12' '$tmp/b2.log'"
 check resume_bit_exact cmp -s "$tmp/a/diffusion_pytorch_model.safetensors" \
     "$tmp/b/diffusion_pytorch_model.safetensors"
 
-# --mixed_precision on the CPU: float32 with one note, the weights of a run
-# without it; the checkpoint and the model card record what was computed.
+# --mixed_precision bf16 on the CPU: without AVX512-BF16 float32 with one
+# note, the weights of a run without it; with it (kernels/cpu/gemm_bf16.c)
+# bf16 products, no note, other weights. The checkpoint and the model card
+# record what was computed.
 $CNET train $common --output_dir "$tmp/p32" --max_train_steps 2 >/dev/null 2>&1
 $CNET train $common --output_dir "$tmp/p16" --max_train_steps 2 --checkpointing_steps 1 \
     --mixed_precision bf16 >"$tmp/p16.log" 2>&1
-check mixed_precision_cpu_note grep -q \
-    "cpu backend computes in float32; --mixed_precision bf16 applies on cuda" "$tmp/p16.log"
-check mixed_precision_cpu_same_weights cmp -s "$tmp/p32/diffusion_pytorch_model.safetensors" \
-    "$tmp/p16/diffusion_pytorch_model.safetensors"
-check mixed_precision_recorded grep -q '"mixed_precision": "no"' \
+if grep -q avx512_bf16 /proc/cpuinfo; then
+    check mixed_precision_cpu_bf16_no_note sh -c "! grep -q 'computes in float32' '$tmp/p16.log'"
+    check mixed_precision_cpu_bf16_weights sh -c "test -s '$tmp/p16/diffusion_pytorch_model.safetensors' \
+        && ! cmp -s '$tmp/p32/diffusion_pytorch_model.safetensors' \
+        '$tmp/p16/diffusion_pytorch_model.safetensors'"
+    p16_ran=bf16
+else
+    check mixed_precision_cpu_note grep -q \
+        "cpu backend computes in float32; --mixed_precision bf16 applies on cuda" "$tmp/p16.log"
+    check mixed_precision_cpu_same_weights cmp -s "$tmp/p32/diffusion_pytorch_model.safetensors" \
+        "$tmp/p16/diffusion_pytorch_model.safetensors"
+    p16_ran=no
+fi
+check mixed_precision_recorded grep -q "\"mixed_precision\": \"$p16_ran\"" \
     "$tmp/p16/checkpoint-1/trainer_state.json"
-check mixed_precision_model_card grep -q "mixed precision no" "$tmp/p16/README.md"
+check mixed_precision_model_card grep -q "mixed precision $p16_ran" "$tmp/p16/README.md"
 
 # --mixed_precision fp16: dynamic loss scaling as GradScaler, on the CPU too.
 # The scale is a power of two, exact in float32, so the weights equal those
