@@ -36,10 +36,13 @@ static const char *const schedulers[] = {"ddim",     "pndm",  "euler", "euler_a"
                                          "dpmpp_2m", "unipc", "ddpm",  NULL};
 /* engine/annotators/annotator.h's table, in its order (test_api_contract
  * checks them). */
-static const char *const preprocessors[] = {
-    "none",    "canny",         "invert",        "threshold", "scribble_xdog", "lineart_standard",
-    "shuffle", "tile_resample", "blur_gaussian", "color",     "inpaint",       "inpaint_only",
-    NULL};
+static const char *const preprocessors[] = {"none",          "canny",
+                                            "invert",        "threshold",
+                                            "scribble_xdog", "lineart_standard",
+                                            "shuffle",       "tile_resample",
+                                            "blur_gaussian", "color",
+                                            "inpaint",       "inpaint_only",
+                                            "depth",         NULL};
 static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
 
 const api_field api_generate_fields[] = {
