@@ -7,7 +7,8 @@
  * largest magnitude; the annotator's 8-bit map within one level (the
  * truncation to uint8 may fall either side of an integer). Also: the
  * refusals (no model folder, the hybrid backbone, a side that is not a
- * multiple of the patch). */
+ * multiple of the patch). The model runs on --device (default cpu; "cuda"
+ * where a GPU is lent: the ops the table lacks go through host copies). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static void test_forward(void) {
     st_file g = {0};
     dpt_model m;
     CHECK(!st_open(&g, DPT_FIXTURES "/golden.safetensors", &err), "%s", err.msg);
-    CHECK(!cnet_backend_open(&be, "cpu", NULL, 0, &err), "%s", err.msg);
+    CHECK(!cnet_backend_open(&be, harness_arg("--device", "cpu"), NULL, 0, &err), "%s", err.msg);
     int rc = dpt_load(&m, &be, DPT_FIXTURES "/model", &err);
     if (rc) cnet_backend_free(&be);
     CHECK(!rc, "load: %s", err.msg);
