@@ -392,9 +392,19 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
     return rc;
 }
 
+/* A network annotator's weights (annotator_args.model_dir): the command
+ * line's only, so it lives beside the copied generate fields. */
+static const api_field preprocess_model_field = {
+    .name = "preprocess_model",
+    .type = AF_TEXT,
+    .flags = AF_CLI_ONLY,
+    .help = "a network preprocessor's weights folder (depth: transformers' "
+            "DPTForDepthEstimation, config.json + model.safetensors)"};
+
 int api_preprocess_fields(api_field out[API_PREPROCESS_FIELDS]) {
     static const char *const members[API_PREPROCESS_FIELDS] = {"image",
                                                                "preprocess",
+                                                               "preprocess_model",
                                                                "threshold_a",
                                                                "threshold_b",
                                                                "processor_res",
@@ -406,10 +416,11 @@ int api_preprocess_fields(api_field out[API_PREPROCESS_FIELDS]) {
      * does the help (the limits stay the table's). */
     static const char *const help[API_PREPROCESS_FIELDS] = {
         [0] = "the picture, PNG or JPEG: a file (CLI); base64 or a multipart file part (API)",
-        [7] = "shuffle's noise: numpy's MT19937 seeded with it, as the extension (default 0)",
-        [8] = "the control image's file, .png or .jpg"};
+        [8] = "shuffle's noise: numpy's MT19937 seeded with it, as the extension (default 0)",
+        [9] = "the control image's file, .png or .jpg"};
     for (int i = 0; i < API_PREPROCESS_FIELDS; i++) {
-        out[i] = *api_field_find(api_generate_fields, api_generate_n_fields, members[i]);
+        const api_field *f = api_field_find(api_generate_fields, api_generate_n_fields, members[i]);
+        out[i] = f ? *f : preprocess_model_field;
         out[i].flags &= ~AF_PER_CONTROLNET;
         if (help[i]) out[i].help = help[i];
     }
