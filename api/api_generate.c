@@ -244,6 +244,11 @@ const api_field api_generate_fields[] = {
      .hi = ANNOTATOR_PROCESSOR_RES_MAX,
      .def = "0",
      .help = "the preprocessor first scales the image's short side to this (0: as it is)"},
+    {.name = "preprocess_model",
+     .type = AF_CONTROLNET,
+     .flags = AF_PER_CONTROLNET,
+     .help = "a network preprocessor's weights (depth: a DPTForDepthEstimation folder, "
+             "config.json + model.safetensors): a folder (CLI); a folder under --models (API)"},
     {.name = "canny_low_threshold",
      .type = AF_NUM,
      .lo = 0,
@@ -392,8 +397,9 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
     return rc;
 }
 
-/* A network annotator's weights (annotator_args.model_dir): the command
- * line's only, so it lives beside the copied generate fields. */
+/* A network annotator's weights (annotator_args.model_dir) for a preprocess
+ * request: the command line's only (POST /v1/preprocess has no models dir
+ * to resolve it under), unlike generate's per-ControlNet field. */
 static const api_field preprocess_model_field = {
     .name = "preprocess_model",
     .type = AF_TEXT,
@@ -419,8 +425,9 @@ int api_preprocess_fields(api_field out[API_PREPROCESS_FIELDS]) {
         [8] = "shuffle's noise: numpy's MT19937 seeded with it, as the extension (default 0)",
         [9] = "the control image's file, .png or .jpg"};
     for (int i = 0; i < API_PREPROCESS_FIELDS; i++) {
-        const api_field *f = api_field_find(api_generate_fields, api_generate_n_fields, members[i]);
-        out[i] = f ? *f : preprocess_model_field;
+        out[i] = strcmp(members[i], "preprocess_model")
+                     ? *api_field_find(api_generate_fields, api_generate_n_fields, members[i])
+                     : preprocess_model_field;
         out[i].flags &= ~AF_PER_CONTROLNET;
         if (help[i]) out[i].help = help[i];
     }
