@@ -3,7 +3,9 @@
 # of tests/fixtures-dpt: the picture stored in its golden gives the golden's
 # 8-bit depth map (tests/tools/dpt_golden.py; within one level, the
 # truncation to uint8), and without the folder it fails saying the weights
-# are needed (exit 1). Run from the repository root.
+# are needed (exit 1); `cnet generate --preprocess depth --preprocess_model
+# DIR` on tests/fixtures/tiny-sd runs it, and fails the same way without.
+# Run from the repository root.
 . tests/lib/lib_check.sh
 BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
@@ -44,4 +46,14 @@ check "depth equals the golden's 8-bit map within one level" within_one
 run --image "$T/in.png" --preprocess depth --out "$T/x.png"
 check "depth without --preprocess_model: exit 1 saying why" sh -c \
     "[ \"\$(cat '$T/rc')\" = 1 ] && grep -q 'needs its weights' '$T/err' && [ ! -e '$T/x.png' ]"
+gen() {
+    "$CNET" generate --model tests/fixtures/tiny-sd --image "$T/in.png" --preprocess depth \
+        --prompt "a cat" --steps 2 --width 64 --height 64 --seed 1 "$@" >"$T/out" 2>"$T/err"
+    echo $? >"$T/rc"
+}
+gen --preprocess_model "$FIX/model" --out "$T/g.png"
+check "generate with depth and its folder" sh -c "[ \"\$(cat '$T/rc')\" = 0 ] && [ -s '$T/g.png' ]"
+gen --out "$T/g2.png"
+check "generate with depth without its folder: exit 1 saying why" sh -c \
+    "[ \"\$(cat '$T/rc')\" = 1 ] && grep -q 'needs its weights' '$T/err' && [ ! -e '$T/g2.png' ]"
 summary preprocess_depth_test
