@@ -8,7 +8,8 @@
  *   clipped and truncated to uint8 over the padded map, remove_pad, the
  *   same value on every channel.
  * The model runs on the CPU backend through the backend table
- * (engine/annotators/dpt.h). What it is not: MiDaS's own checkpoint layout
+ * (engine/annotators/dpt.h), its weights read on every run (no cache: an
+ * annotator runs once per control image). What it is not: MiDaS's own checkpoint layout
  * (dpt_hybrid-midas-501f0c75.pt) nor the hybrid backbone yet (refused by
  * dpt_config_read with its name). */
 #include <stdlib.h>

@@ -20,16 +20,17 @@ typedef struct bufs {
     void *ptr[DPT_BUFS_MAX];
     int n;
     cnet_error *err;
+    int rc; /* the status of the allocation that failed */
 } bufs;
 
 static float *bufs_get(bufs *b, size_t floats) {
     if (b->n == DPT_BUFS_MAX) {
-        cnet_fail(b->err, CNET_ELIMIT, "dpt: more than %d buffers", DPT_BUFS_MAX);
+        b->rc = cnet_fail(b->err, CNET_ELIMIT, "dpt: more than %d buffers", DPT_BUFS_MAX);
         return NULL;
     }
     float *p = b->be->alloc(b->be, floats * sizeof(float));
     if (!p) {
-        cnet_fail(b->err, CNET_ENOMEM, "dpt: out of backend memory (%zu floats)", floats);
+        b->rc = cnet_fail(b->err, CNET_ENOMEM, "dpt: out of backend memory (%zu floats)", floats);
         return NULL;
     }
     return b->ptr[b->n++] = p;
@@ -71,7 +72,7 @@ static int embed(dpt_model *m, bufs *b, float *h, const float *pixels, int H, in
     const int D = m->cfg.hidden, gh = H / m->cfg.patch, gw = W / m->cfg.patch, n0 = m->pos_grid;
     const size_t N = (size_t)gh * gw;
     float *px = bufs_get(b, (size_t)H * W * 3), *x = px ? bufs_get(b, N * D) : NULL;
-    if (!x) return b->err->code;
+    if (!x) return b->rc;
     be->upload(be, px, pixels, (size_t)H * W * 3 * sizeof(float));
     nn_conv_forward(&m->patch, p, x, px, 1, H, W);
     const size_t n_pos = (1 + (size_t)n0 * n0) * D;
@@ -126,9 +127,9 @@ static int encode(dpt_model *m, bufs *b, float *feats[DPT_STAGES], const float *
     if (!h || !(a.x = bufs_get(b, act)) || !(a.q = bufs_get(b, act)) || !(a.k = bufs_get(b, act)) ||
         !(a.v = bufs_get(b, act)) || !(a.att = bufs_get(b, act)) ||
         !(a.mlp = bufs_get(b, (size_t)T * m->cfg.intermediate)))
-        return b->err->code;
+        return b->rc;
     for (int i = 0; i < DPT_STAGES; i++)
-        if (!(feats[i] = bufs_get(b, act))) return b->err->code;
+        if (!(feats[i] = bufs_get(b, act))) return b->rc;
     int rc = embed(m, b, h, pixels, H, W);
     if (rc) return rc;
     tap(be, taps ? taps->embeddings : NULL, h, act);
@@ -156,7 +157,7 @@ static int reassemble(dpt_model *m, bufs *b, int i, float **out, const float *to
     float *map = proj ? bufs_get(b, (size_t)sh * sw * ch) : NULL;
     float *tmp = map ? bufs_get(b, (size_t)sh * sw * ch) : NULL;
     *out = tmp ? bufs_get(b, (size_t)sh * sw * c->fusion) : NULL;
-    if (!*out) return b->err->code;
+    if (!*out) return b->rc;
     /* The CLS token beside every patch token: [tokens | cls]. */
     for (int t = 0; t < N; t++)
         be->copy(be, rep + (size_t)t * D, tokens, (size_t)D * sizeof(float));
@@ -207,7 +208,7 @@ static int fuse(dpt_model *m, bufs *b, int j, float **out, const float *fused, i
     float *x = bufs_get(b, n), *t1 = x ? bufs_get(b, n) : NULL, *t2 = t1 ? bufs_get(b, n) : NULL;
     float *res = t2 ? bufs_get(b, n) : NULL, *up = res ? bufs_get(b, n2) : NULL;
     *out = up ? bufs_get(b, n2) : NULL;
-    if (!*out) return b->err->code;
+    if (!*out) return b->rc;
     int rc = 0;
     if (!fused)
         be->copy(be, x, feature, n * sizeof(float));
@@ -237,7 +238,7 @@ static int head(dpt_model *m, bufs *b, float *depth, float *x, int h, int w) {
     float *y = bufs_get(b, n * F), *a = y ? bufs_get(b, n * F / 2) : NULL;
     float *up = a ? bufs_get(b, 4 * n * F / 2) : NULL, *c = up ? bufs_get(b, 4 * n * 32) : NULL;
     float *d = c ? bufs_get(b, 4 * n) : NULL;
-    if (!d) return b->err->code;
+    if (!d) return b->rc;
     int rc = 0;
     if (m->cfg.add_projection) {
         nn_conv_forward(&m->head_projection, p, y, x, 1, h, w);
