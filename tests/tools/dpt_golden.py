@@ -55,6 +55,7 @@ CONFIG = {
 }
 HEIGHT, WIDTH = 32, 100  # padded to 64x128: a 4x8 grid, not the position table's 2x2
 PAD = 64  # resize_image_with_pad's multiple
+ODD_H, ODD_W = 48, 80  # an odd patch grid (3x5), straight into the model
 
 
 def make_weights(c, gen):
@@ -264,6 +265,12 @@ def main():
     tensors = {"image": image, "pixel_values": pixel_values}
     tensors.update(out)
     tensors["depth_u8"] = depth_u8
+    # A 3x5 grid: the stages' maps no longer double into each other, so each
+    # fusion layer resizes its stage's map (bilinear, align_corners False).
+    odd = torch.rand(1, 3, ODD_H, ODD_W, generator=gen) * 2 - 1
+    with torch.no_grad():
+        tensors["odd.pixel_values"] = odd
+        tensors["odd.predicted_depth"] = forward(w, odd, CONFIG)["predicted_depth"]
     save_safetensors(os.path.join(out_dir, "golden.safetensors"), tensors)
     for k, v in tensors.items():
         print(k, tuple(v.shape))

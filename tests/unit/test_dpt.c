@@ -118,6 +118,40 @@ static void test_forward(void) {
     st_close(&g);
 }
 
+/* A 3x5 patch grid: the down-sampled stage is 2x3, so each fusion layer
+ * resizes its stage's map to the doubled one (the path square multiples of
+ * 64 never take). */
+static void test_odd_grid(void) {
+    cnet_error err = {0};
+    cnet_backend be;
+    st_file g = {0};
+    dpt_model m;
+    CHECK(!st_open(&g, DPT_FIXTURES "/golden.safetensors", &err), "%s", err.msg);
+    const st_entry *pe = st_find(&g, "odd.pixel_values"), *de = st_find(&g, "odd.predicted_depth");
+    if (!pe || !de) st_close(&g);
+    CHECK(pe && de, "golden has the odd grid");
+    CHECK(!cnet_backend_open(&be, harness_arg("--device", "cpu"), NULL, 0, &err), "%s", err.msg);
+    int rc = dpt_load(&m, &be, DPT_FIXTURES "/model", &err);
+    if (rc) cnet_backend_free(&be);
+    CHECK(!rc, "load: %s", err.msg);
+    const int H = (int)pe->view.shape[2], W = (int)pe->view.shape[3];
+    int oh = 0, ow = 0;
+    rc = dpt_output_size(&m, H, W, &oh, &ow, &err);
+    EXPECT(!rc && oh == de->view.shape[1] && ow == de->view.shape[2], "output %dx%d", ow, oh);
+    float *px = malloc((size_t)H * W * 3 * sizeof *px), *depth = malloc((size_t)oh * ow * 4);
+    const float *pv = pe->view.data;
+    for (int i = 0; i < H * W * 3; i++) px[i] = pv[(i % 3) * H * W + i / 3];
+    if (!rc) rc = dpt_forward(&m, depth, px, H, W, NULL, &err);
+    EXPECT(!rc, "forward: %s", err.msg);
+    const float e = rc ? 1 : rel_err(depth, de->view.data, 0, oh * ow, 1);
+    free(px);
+    free(depth);
+    dpt_free(&m);
+    cnet_backend_free(&be);
+    st_close(&g);
+    CHECK(e <= DPT_TOL, "odd.predicted_depth: relative error %g over %g", e, DPT_TOL);
+}
+
 /* The picture padded as the extension pads it is the golden's input. */
 static void test_padding(void) {
     cnet_error err = {0};
@@ -196,6 +230,7 @@ static void test_hybrid_refused(void) {
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     RUN(test_forward);
+    RUN(test_odd_grid);
     RUN(test_padding);
     RUN(test_annotator);
     RUN(test_hybrid_refused);
