@@ -1,7 +1,7 @@
 /* cnet preprocess --image IN --preprocess NAME [--preprocess_model DIR]
  * [--threshold_a A] [--threshold_b B] [--processor_res R] [--seed S]
- * [--out OUT]: a picture
- * through one annotator (engine/annotators/annotator.h) into an image file,
+ * [--out OUT]: a picture through one annotator
+ * (engine/annotators/annotator.h) into an image file,
  * as POST /v1/preprocess does: the same option table (api_preprocess_fields,
  * copied from the generate table) and the same checks
  * (api_generate_annotator). OUT's extension picks PNG or JPEG. Exit status 0

@@ -5,9 +5,10 @@
  * fails at once with the option named (exit status 2). The per-ControlNet
  * options (controlnet, image, scale, control_guidance_start/end,
  * preprocess, threshold_a/b, processor_res, preprocess_model) are
- * comma-separated lists; a list of one value applies to every ControlNet. Each ControlNet's
- * preprocessor and its parameters are checked by api_generate_annotator,
- * as the API's are. Not a general option library (server/cli/cli_args.h). */
+ * comma-separated lists; a list of one value applies to every ControlNet.
+ * Each ControlNet's preprocessor and its parameters are checked by
+ * api_generate_annotator, as the API's are. Not a general option library
+ * (server/cli/cli_args.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
