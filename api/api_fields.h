@@ -79,8 +79,10 @@ extern const int api_train_n_fields;
 /* The generate fields POST /v1/preprocess and `cnet preprocess` take (a
  * picture through one annotator): image, preprocess, threshold_a/b,
  * processor_res, canny_low/high_threshold, seed and the CLI's out, copied
- * from api_generate_fields so their limits are written once. */
-#define API_PREPROCESS_FIELDS 9
+ * from api_generate_fields so their limits are written once; and the CLI's
+ * preprocess_model (a network annotator's weights folder, not in the API
+ * yet: a client may not name server paths). */
+#define API_PREPROCESS_FIELDS 10
 int api_preprocess_fields(api_field out[API_PREPROCESS_FIELDS]);
 
 /* The field called name in fields[0..n), or NULL. */

@@ -36,10 +36,13 @@ static const char *const schedulers[] = {"ddim",     "pndm",  "euler", "euler_a"
                                          "dpmpp_2m", "unipc", "ddpm",  NULL};
 /* engine/annotators/annotator.h's table, in its order (test_api_contract
  * checks them). */
-static const char *const preprocessors[] = {
-    "none",    "canny",         "invert",        "threshold", "scribble_xdog", "lineart_standard",
-    "shuffle", "tile_resample", "blur_gaussian", "color",     "inpaint",       "inpaint_only",
-    NULL};
+static const char *const preprocessors[] = {"none",          "canny",
+                                            "invert",        "threshold",
+                                            "scribble_xdog", "lineart_standard",
+                                            "shuffle",       "tile_resample",
+                                            "blur_gaussian", "color",
+                                            "inpaint",       "inpaint_only",
+                                            "depth",         NULL};
 static const char *const precisions[] = {"no", "fp16", "bf16", NULL};
 
 const api_field api_generate_fields[] = {
@@ -241,6 +244,11 @@ const api_field api_generate_fields[] = {
      .hi = ANNOTATOR_PROCESSOR_RES_MAX,
      .def = "0",
      .help = "the preprocessor first scales the image's short side to this (0: as it is)"},
+    {.name = "preprocess_model",
+     .type = AF_CONTROLNET,
+     .flags = AF_PER_CONTROLNET,
+     .help = "a network preprocessor's weights (depth: a DPTForDepthEstimation folder, "
+             "config.json + model.safetensors): a folder (CLI); a folder under --models (API)"},
     {.name = "canny_low_threshold",
      .type = AF_NUM,
      .lo = 0,
@@ -389,9 +397,20 @@ int api_generate_spec(const json_t *req, const api_roots *roots, json_t **spec, 
     return rc;
 }
 
+/* A network annotator's weights (annotator_args.model_dir) for a preprocess
+ * request: the command line's only (POST /v1/preprocess has no models dir
+ * to resolve it under), unlike generate's per-ControlNet field. */
+static const api_field preprocess_model_field = {
+    .name = "preprocess_model",
+    .type = AF_TEXT,
+    .flags = AF_CLI_ONLY,
+    .help = "a network preprocessor's weights folder (depth: transformers' "
+            "DPTForDepthEstimation, config.json + model.safetensors)"};
+
 int api_preprocess_fields(api_field out[API_PREPROCESS_FIELDS]) {
     static const char *const members[API_PREPROCESS_FIELDS] = {"image",
                                                                "preprocess",
+                                                               "preprocess_model",
                                                                "threshold_a",
                                                                "threshold_b",
                                                                "processor_res",
@@ -403,10 +422,12 @@ int api_preprocess_fields(api_field out[API_PREPROCESS_FIELDS]) {
      * does the help (the limits stay the table's). */
     static const char *const help[API_PREPROCESS_FIELDS] = {
         [0] = "the picture, PNG or JPEG: a file (CLI); base64 or a multipart file part (API)",
-        [7] = "shuffle's noise: numpy's MT19937 seeded with it, as the extension (default 0)",
-        [8] = "the control image's file, .png or .jpg"};
+        [8] = "shuffle's noise: numpy's MT19937 seeded with it, as the extension (default 0)",
+        [9] = "the control image's file, .png or .jpg"};
     for (int i = 0; i < API_PREPROCESS_FIELDS; i++) {
-        out[i] = *api_field_find(api_generate_fields, api_generate_n_fields, members[i]);
+        out[i] = strcmp(members[i], "preprocess_model")
+                     ? *api_field_find(api_generate_fields, api_generate_n_fields, members[i])
+                     : preprocess_model_field;
         out[i].flags &= ~AF_PER_CONTROLNET;
         if (help[i]) out[i].help = help[i];
     }

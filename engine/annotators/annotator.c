@@ -15,12 +15,14 @@ extern const annotator annotator_blur_gaussian;
 extern const annotator annotator_color;
 extern const annotator annotator_inpaint;
 extern const annotator annotator_inpaint_only;
+extern const annotator annotator_depth;
 
 static const annotator *const table[] = {
     &annotator_none,      &annotator_canny,         &annotator_invert,
     &annotator_threshold, &annotator_scribble_xdog, &annotator_lineart_standard,
     &annotator_shuffle,   &annotator_tile_resample, &annotator_blur_gaussian,
-    &annotator_color,     &annotator_inpaint,       &annotator_inpaint_only};
+    &annotator_color,     &annotator_inpaint,       &annotator_inpaint_only,
+    &annotator_depth};
 #define TABLE_LEN ((int)(sizeof table / sizeof table[0]))
 
 int annotator_count(void) { return TABLE_LEN; }

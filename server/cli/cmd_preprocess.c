@@ -1,6 +1,7 @@
-/* cnet preprocess --image IN --preprocess NAME [--threshold_a A]
- * [--threshold_b B] [--processor_res R] [--seed S] [--out OUT]: a picture
- * through one annotator (engine/annotators/annotator.h) into an image file,
+/* cnet preprocess --image IN --preprocess NAME [--preprocess_model DIR]
+ * [--threshold_a A] [--threshold_b B] [--processor_res R] [--seed S]
+ * [--out OUT]: a picture through one annotator
+ * (engine/annotators/annotator.h) into an image file,
  * as POST /v1/preprocess does: the same option table (api_preprocess_fields,
  * copied from the generate table) and the same checks
  * (api_generate_annotator). OUT's extension picks PNG or JPEG. Exit status 0
@@ -28,10 +29,10 @@ static void usage(FILE *f, const api_field *fields, int n) {
 }
 
 /* Reads the flags into the annotator's members (given), the picture's path,
- * the output's and the seed. */
+ * the output's, the weights folder's and the seed. */
 static int parse(const api_field *fields, int n, int argc, char **argv, json_t *given,
-                 const char **image, const char **out, const char **pre, uint64_t *seed,
-                 cnet_error *err) {
+                 const char **image, const char **out, const char **pre, const char **model,
+                 uint64_t *seed, cnet_error *err) {
     for (int i = 1; i < argc; i++) {
         cli_opt a;
         int rc = cli_next(fields, n, argc, argv, &i, &a, err), k = 0;
@@ -43,6 +44,8 @@ static int parse(const api_field *fields, int n, int argc, char **argv, json_t *
             *image = a.value;
         } else if (!strcmp(name, "out")) {
             *out = a.value;
+        } else if (!strcmp(name, "preprocess_model")) {
+            *model = a.value;
         } else if (!strcmp(name, "preprocess")) {
             if ((rc = cli_field_enum(a.f, a.flag, a.value, &k, err))) return rc;
             *pre = a.f->choices[k];
@@ -69,11 +72,11 @@ int cmd_preprocess(int argc, char **argv) {
         }
     char def[64];
     const char *image = NULL, *out = cli_field_default(&fields[n - 1], def, sizeof def),
-               *pre = NULL;
+               *pre = NULL, *model = NULL;
     uint64_t seed = 0;
     cnet_error err = {0};
     json_t *given = json_object();
-    int rc = given ? parse(fields, n, argc, argv, given, &image, &out, &pre, &seed, &err)
+    int rc = given ? parse(fields, n, argc, argv, given, &image, &out, &pre, &model, &seed, &err)
                    : cnet_fail(&err, CNET_ENOMEM, "out of memory");
     const annotator *a = NULL;
     annotator_args args;
@@ -88,6 +91,7 @@ int cmd_preprocess(int argc, char **argv) {
         return 2;
     }
     args.seed = seed;
+    args.model_dir = model;
     image_rgb8 in = {0}, res = {0};
     rc = image_load(&in, image, 0, &err);
     if (!rc && (rc = annotator_run(a, &res, &in, &args, &err)))

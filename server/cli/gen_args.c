@@ -4,10 +4,11 @@
  * can be checked without opening a file checked here, so a bad command line
  * fails at once with the option named (exit status 2). The per-ControlNet
  * options (controlnet, image, scale, control_guidance_start/end,
- * preprocess, threshold_a/b, processor_res) are comma-separated lists; a
- * list of one value applies to every ControlNet. Each ControlNet's
- * preprocessor and its parameters are checked by api_generate_annotator,
- * as the API's are. Not a general option library (server/cli/cli_args.h). */
+ * preprocess, threshold_a/b, processor_res, preprocess_model) are
+ * comma-separated lists; a list of one value applies to every ControlNet.
+ * Each ControlNet's preprocessor and its parameters are checked by
+ * api_generate_annotator, as the API's are. Not a general option library
+ * (server/cli/cli_args.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,11 +69,12 @@ enum {
     L_THRESHOLD_A,
     L_THRESHOLD_B,
     L_PROCESSOR_RES,
+    L_PREPROCESS_MODEL, /* applied after each preprocessor's arguments are made */
     L_COUNT
 };
 static const char *const list_names[L_COUNT] = {
     "scale",       "control_guidance_start", "control_guidance_end", "preprocess", "threshold_a",
-    "threshold_b", "processor_res"};
+    "threshold_b", "processor_res",          "preprocess_model"};
 
 /* Applies list l (one value for all, or one per ControlNet) to every
  * ControlNet, each value within the table's limits. The preprocessor's
@@ -108,6 +110,10 @@ static int apply_list(gen_options *o, int l, const gen_list *given, json_t **pre
             c->pre = rc ? NULL : annotator_find(f->choices[p]);
             continue;
         }
+        if (l == L_PREPROCESS_MODEL) { /* the split copy stays, in o->owned[2] */
+            c->pre_args.model_dir = text;
+            continue;
+        }
         if (l == L_PROCESSOR_RES) {
             long long res = 0;
             if (text && !(rc = cli_field_long(f, flag, text, &res, err)))
@@ -125,7 +131,10 @@ static int apply_list(gen_options *o, int l, const gen_list *given, json_t **pre
         else
             *(l == L_START ? &c->start : &c->end) = d;
     }
-    free(copy);
+    if (l == L_PREPROCESS_MODEL && copy)
+        o->owned[2] = copy;
+    else
+        free(copy);
     return rc;
 }
 
@@ -322,13 +331,14 @@ static int gen_args_controls(gen_options *o, const gen_list *lists, const char *
     json_t *pre[PIPE_MAX_CONTROLNETS] = {NULL};
     for (int k = 0; k < o->req.n_controls && !rc; k++)
         if (!(pre[k] = json_deep_copy(canny))) rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
-    for (int l = 0; l < L_COUNT && !rc; l++) rc = apply_list(o, l, &lists[l], pre, err);
+    for (int l = 0; l < L_PREPROCESS_MODEL && !rc; l++) rc = apply_list(o, l, &lists[l], pre, err);
     for (int k = 0; k < o->req.n_controls && !rc; k++) {
         generate_control *c = &o->req.controls[k];
         api_error e = {0};
         if (api_generate_annotator(c->pre ? c->pre->name : NULL, pre[k], &c->pre, &c->pre_args, &e))
             rc = cnet_fail(err, CNET_EINVAL, "ControlNet %d: --%s", k, e.message);
     }
+    if (!rc) rc = apply_list(o, L_PREPROCESS_MODEL, &lists[L_PREPROCESS_MODEL], pre, err);
     for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++) json_decref(pre[k]);
     if (rc) return rc;
     for (int k = 0; k < o->req.n_controls; k++) {
@@ -347,5 +357,6 @@ static int gen_args_controls(gen_options *o, const gen_list *lists, const char *
 void gen_args_free(gen_options *o) {
     free(o->owned[0]);
     free(o->owned[1]);
+    free(o->owned[2]);
     o->owned[0] = o->owned[1] = NULL;
 }

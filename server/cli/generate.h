@@ -23,7 +23,7 @@ typedef struct gen_options {
     const char *out, *device;       /* --out, --device */
     cnet_precision mixed_precision; /* --mixed_precision (cpu: float32 with a note) */
     int seed_given;
-    char *owned[2];       /* the --controlnet and --image lists, split in place */
+    char *owned[3]; /* the --controlnet, --image and --preprocess_model lists, split in place */
     char defaults[2][64]; /* the table's defaults of --out and --device */
     int help;             /* --help was given: print the usage, nothing else */
 } gen_options;

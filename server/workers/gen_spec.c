@@ -124,6 +124,9 @@ static int resolve_control(gen_spec *out, const json_t *spec, int k, const char 
             args->value[i] = num(spec, canny[i]);
     }
     args->processor_res = (int)num(one, "processor_res");
+    const char *pm = str(one, "preprocess_model"); /* api_fields_check kept it under models_dir */
+    if (pm && (rc = path_join(out->preprocess_model[k], models_dir, pm, err))) return rc;
+    if (pm) args->model_dir = out->preprocess_model[k];
     return 0;
 }
 

@@ -21,6 +21,7 @@
 typedef struct gen_spec {
     generate_request req; /* strings borrowed from the spec JSON and from the paths below */
     char model[PATH_MAX], controlnet[PIPE_MAX_CONTROLNETS][PATH_MAX];
+    char preprocess_model[PIPE_MAX_CONTROLNETS][PATH_MAX]; /* under models_dir; "" none */
     /* An hf:// ref that is not cached: the field ("model", "controlnet",
      * "controlnets[1].controlnet") and the ref; NULL otherwise. */
     const char *not_cached_field, *not_cached_ref;

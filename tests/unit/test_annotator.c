@@ -98,6 +98,7 @@ static void test_takes_res(void) {
         annotator_args args;
         annotator_args_default(a, &args);
         args.processor_res = 64;
+        if (a->needs_model) args.model_dir = "tests/fixtures-dpt/model"; /* depth's tiny DPT */
         image_rgb8 out = {0};
         CHECK(!annotator_run(a, &out, &in, &args, &err), "%s: %s", a->name, err.msg);
         const int w = a->takes_res ? 70 : 140, h = a->takes_res ? 64 : 128;

@@ -596,6 +596,34 @@ static void test_controlnets_list(void) {
     json_decref(spec);
 }
 
+/* preprocess_model (a network annotator's weights) is a folder under the
+ * models dir: refused outside it, and resolved there into the run's
+ * annotator arguments. */
+static void test_preprocess_model(void) {
+    const table *g = &tables[0];
+    CHECK(refuses(g, "preprocess_model", json_string("../x"), "invalid_reference",
+                  "preprocess_model"),
+          "a reference outside the models dir");
+    CHECK(refuses(g, "preprocess_model", json_string("nothing_here"), "not_found",
+                  "preprocess_model"),
+          "a folder without config.json");
+    json_t *req = with(g, "controlnet", json_string("cn")), *spec = NULL;
+    json_object_set_new(req, "preprocess", json_string("depth"));
+    json_object_set_new(req, "preprocess_model", json_string("cn"));
+    api_error e;
+    CHECK(run_check(g, req, &spec, &e) == 0, "%s", e.message);
+    gen_spec gs;
+    cnet_error err = {0};
+    char want[PATH_MAX + 32];
+    snprintf(want, sizeof want, "%s/cn", models);
+    const int rc = gen_spec_resolve(&gs, spec, models, jobs, &err);
+    json_decref(spec);
+    CHECK(rc == 0, "%s", err.msg);
+    CHECK(gs.req.controls[0].pre_args.model_dir &&
+              !strcmp(gs.req.controls[0].pre_args.model_dir, want),
+          "model_dir %s", gs.req.controls[0].pre_args.model_dir);
+}
+
 /* A request's preprocessor and its parameters through the spec into the
  * run: threshold_a/b within the annotator's own range (400 naming the
  * field), canny's two spellings (one at a time), processor_res. */
@@ -1104,6 +1132,7 @@ int main(int argc, char **argv) {
     RUN(test_hand_written_expectations);
     RUN(test_cli_follows_the_table);
     RUN(test_spec_to_request);
+    RUN(test_preprocess_model);
     RUN(test_controlnets_list);
     RUN(test_spec_preprocessor);
     RUN(test_openapi_follows_the_tables);
