@@ -138,26 +138,6 @@ static int on_step(void *user, int i, int n, const float *noise_pred, int rows,
     return 0;
 }
 
-/* The B strings of a JSON list in the metadata (strdup'ed into out[]);
- * 0, or -1 when the key is missing or not a list of B strings. */
-static int meta_strings(const st_file *f, const char *key, char **out, int B) {
-    const char *meta = st_meta(f, key);
-    json_t *j = meta ? json_loads(meta, 0, NULL) : NULL;
-    int rc = json_is_array(j) && (int)json_array_size(j) == B ? 0 : -1;
-    for (int i = 0; i < B && !rc; i++) {
-        const char *v = json_string_value(json_array_get(j, (size_t)i));
-        if (!v || !(out[i] = strdup(v))) rc = -1;
-    }
-    json_decref(j);
-    return rc;
-}
-
-static int sched_kind_of_class(const char *name) {
-    for (int k = 0; k < CNET_SCHED_KIND_COUNT; k++)
-        if (strcmp(cnet_sched_kind_name((cnet_sched_kind)k), name) == 0) return k;
-    return -1;
-}
-
 /* One kind of input image of a run: the PNGs its 'input_files' names. */
 typedef struct i2i_inputs {
     image_rgb8 img[I2I_MAX_INPUTS];
@@ -335,7 +315,7 @@ static int check_schedule(i2i_check *c, const cnet_sched_config *sc, int steps, 
 static int run_one(i2i_check *c, i2i_loaded *l, const json_t *args, char *const *prompts,
                    char *const *negatives, int B, int inpaint, cnet_error *err) {
     const char *cls = json_string_value(json_object_get(args, "scheduler"));
-    const int kind = cls ? sched_kind_of_class(cls) : -1;
+    const int kind = cls ? golden_sched_kind(cls) : -1;
     if (kind < 0)
         return cnet_fail(err, CNET_EFORMAT, "%s: %sargs: unknown scheduler '%s'", c->f->path,
                          c->prefix, cls ? cls : "(none)");
@@ -482,9 +462,9 @@ static int check_file(golden_ctx *ctx, const st_file *f, const char *kind, int i
     golden_env env;
     i2i_loaded l;
     memset(&l, 0, sizeof l);
-    int rc = meta_strings(f, key, prompts, B);
+    int rc = golden_meta_strings(f, key, prompts, B);
     snprintf(key, sizeof key, "%s.negative_prompts", kind);
-    meta_strings(f, key, negatives, B); /* runs without negative prompts never read them */
+    golden_meta_strings(f, key, negatives, B); /* runs without negative prompts never read them */
     if (rc) {
         rc = cnet_fail(err, CNET_EFORMAT, "%s: cannot read the prompts", f->path);
         goto out;

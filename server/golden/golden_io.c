@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "engine/sched/scheduler.h"
 #include "server/golden/golden_io.h"
 #include "server/golden/model_io.h"
 
@@ -48,4 +51,22 @@ int golden_pipe_run(const st_file *f, const char *key, char run[GOLDEN_RUN_MAX +
                          key, GOLDEN_RUN_MAX);
     snprintf(run, GOLDEN_RUN_MAX + 1, "%.*s", (int)(len - np - ns), key + np);
     return 1;
+}
+
+int golden_meta_strings(const st_file *f, const char *key, char **out, int B) {
+    const char *meta = st_meta(f, key);
+    json_t *j = meta ? json_loads(meta, 0, NULL) : NULL;
+    int rc = json_is_array(j) && (int)json_array_size(j) == B ? 0 : -1;
+    for (int i = 0; i < B && !rc; i++) {
+        const char *v = json_string_value(json_array_get(j, (size_t)i));
+        if (!v || !(out[i] = strdup(v))) rc = -1;
+    }
+    json_decref(j);
+    return rc;
+}
+
+int golden_sched_kind(const char *class_name) {
+    for (int k = 0; k < CNET_SCHED_KIND_COUNT; k++)
+        if (strcmp(cnet_sched_kind_name((cnet_sched_kind)k), class_name) == 0) return k;
+    return -1;
 }

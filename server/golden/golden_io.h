@@ -51,5 +51,10 @@ void golden_train_params(golden_ctx *ctx, const st_file *f, const cnet_params *p
  * not one, CNET_EFORMAT when the run is longer than GOLDEN_RUN_MAX. */
 int golden_pipe_run(const st_file *f, const char *key, char run[GOLDEN_RUN_MAX + 1],
                     cnet_error *err);
+/* The B strings of a JSON list in the metadata (strdup'ed into out[]);
+ * 0, or -1 when the key is missing or not a list of B strings. */
+int golden_meta_strings(const st_file *f, const char *key, char **out, int B);
+/* The scheduler kind of a diffusers class name ("DDIMScheduler"), or -1. */
+int golden_sched_kind(const char *class_name);
 
 #endif

@@ -74,26 +74,6 @@ static int on_step(void *user, int i, int n, const float *noise_pred, int rows,
     return 0;
 }
 
-/* The B strings of a JSON list in the metadata (strdup'ed into out[]);
- * 0, or -1 when the key is missing or not a list of B strings. */
-static int meta_strings(const st_file *f, const char *key, char **out, int B) {
-    const char *meta = st_meta(f, key);
-    json_t *j = meta ? json_loads(meta, 0, NULL) : NULL;
-    int rc = json_is_array(j) && (int)json_array_size(j) == B ? 0 : -1;
-    for (int i = 0; i < B && !rc; i++) {
-        const char *v = json_string_value(json_array_get(j, (size_t)i));
-        if (!v || !(out[i] = strdup(v))) rc = -1;
-    }
-    json_decref(j);
-    return rc;
-}
-
-static int sched_kind_of_class(const char *name) {
-    for (int k = 0; k < CNET_SCHED_KIND_COUNT; k++)
-        if (strcmp(cnet_sched_kind_name((cnet_sched_kind)k), name) == 0) return k;
-    return -1;
-}
-
 /* The base pipeline and the fixture's ControlNet. */
 typedef struct pipe_loaded {
     sd_base base;
@@ -122,7 +102,7 @@ static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, char *cons
                    char *const *negatives, const float *latents, const float *control, int B,
                    cnet_error *err) {
     const char *cls = json_string_value(json_object_get(args, "scheduler"));
-    int kind = cls ? sched_kind_of_class(cls) : -1;
+    int kind = cls ? golden_sched_kind(cls) : -1;
     if (kind < 0)
         return cnet_fail(err, CNET_EFORMAT, "%s: run %s: unknown scheduler '%s'", c->f->path,
                          c->run, cls ? cls : "(none)");
@@ -187,13 +167,13 @@ int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     golden_env env;
     pipe_loaded l;
     memset(&l, 0, sizeof l);
-    if (meta_strings(f, "pipe.prompts", prompts, B) != 0) {
+    if (golden_meta_strings(f, "pipe.prompts", prompts, B) != 0) {
         rc = cnet_fail(err, CNET_EFORMAT,
                        "%s: metadata \"pipe.prompts\" is not a list of %d prompts", f->path, B);
         goto out;
     }
     /* Runs without negative prompts never read them. */
-    meta_strings(f, "pipe.negative_prompts", negatives, B);
+    golden_meta_strings(f, "pipe.negative_prompts", negatives, B);
     if (!latents || !control) {
         rc = cnet_fail(err, CNET_ENOMEM, "out of memory");
         goto out;

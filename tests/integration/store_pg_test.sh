@@ -4,8 +4,11 @@
 # temp dir, stopped at the end even on failure) and CNET_TEST_STORE set, then
 # the same programs `make test` runs on SQLite: test_jobs (every store
 # promise; each test on an empty database), test_server_api (idempotency,
-# auth and the job routes through a real `cnet serve --store`), and the
-# multi-node tests (test_server_multinode: several nodes on one queue).
+# auth and the job routes through a real `cnet serve --store`),
+# test_server_engine (jobs run, cancelled, killed and resumed),
+# test_server_push (exactly-once Hub commits), and the multi-node tests
+# (test_server_multinode: several nodes on one queue). test_server_store
+# stays SQLite's: it damages, empties and chmods the jobs.db file.
 # Skipped with a message when PostgreSQL is not installed.
 set -u
 . tests/lib/lib_check.sh
@@ -33,7 +36,7 @@ suite() {
     [ "$rc" -eq 0 ] && [ -n "$line" ] && echo "$line" | grep -q ' 0 failed$'
 }
 
-for t in test_jobs test_server_api test_server_multinode; do
+for t in test_jobs test_server_api test_server_engine test_server_push test_server_multinode; do
     if [ -x "$BUILD/tests/$t" ]; then
         check "$t on postgresql" suite "$t"
     else

@@ -31,12 +31,17 @@ int server_start(test_server *s, const char *data, const char *const *extra) {
     snprintf(bin, sizeof bin, "%s/cnet", build && *build ? build : "build");
     const char *argv[32] = {bin, "serve", "--port", "0", "--data", data};
     int n = 6;
-    int device = 0;
-    for (int i = 0; extra && extra[i] && n < 29; i++) {
+    int device = 0, lease = 0;
+    for (int i = 0; extra && extra[i] && n < 27; i++) { /* room for --device, --lease, NULL */
         device |= strcmp(extra[i], "--device") == 0;
+        lease |= strcmp(extra[i], "--lease") == 0;
         argv[n++] = extra[i];
     }
     if (!device) argv[n++] = "--device", argv[n++] = "none";
+    /* A restarted node of a shared store waits for its old leases to
+     * expire (it cannot tell them from another node's): short ones keep
+     * the restart tests within their waits. */
+    if (url && !lease) argv[n++] = "--lease", argv[n++] = SERVER_TEST_PG_LEASE_S;
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) return -1;

@@ -9,6 +9,8 @@
 #include <sys/types.h>
 
 #define SERVER_TEST_TOKEN "test-token-0123456789abcdef"
+/* cnet serve --lease under $CNET_TEST_STORE (seconds). */
+#define SERVER_TEST_PG_LEASE_S "5"
 
 typedef struct test_server {
     pid_t pid;
