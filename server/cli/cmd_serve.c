@@ -306,6 +306,7 @@ int cmd_serve(int argc, char **argv) {
                                        .inputs_dir = inputs_dir};
         const pool_config pc = {.lease_ms = o.lease_s * 1000,
                                 .can_claim = runner_can_claim,
+                                .prefer = runner_prefers,
                                 .data_dir = h->data_dir,
                                 .models_dir = h->models_dir};
         rc = pool_start(&p.pools[i], store, runner_run, &p.runners[i], &pc, &err);

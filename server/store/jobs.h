@@ -122,6 +122,22 @@ int jobs_cancel(jobs_store *s, const char *id, job_state *state, cnet_error *err
 int jobs_claim(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS_TOKEN_MAX], int *claimed,
                cnet_error *err);
 
+/* Placement: whether this claimer would rather run the queued job (kind,
+ * spec_json), e.g. because its base model is already loaded. Called with the
+ * store's lock held: it must be quick and must not call the store. */
+typedef int (*jobs_prefer_fn)(void *ctx, const char *kind, const char *spec_json);
+/* How far a preference reaches, so that no job starves: only the
+ * JOBS_PREFER_WINDOW oldest queued jobs are candidates (a preferred job never
+ * passes more than that many older ones), and once the oldest queued job has
+ * waited JOBS_PREFER_WAIT_MS since it was accepted it is taken whatever the
+ * preference (a stream of preferred jobs cannot hold it back for ever). */
+#define JOBS_PREFER_WINDOW 8
+#define JOBS_PREFER_WAIT_MS 30000
+/* jobs_claim, but the oldest of the candidates above that prefer accepts
+ * is claimed before older ones (prefer NULL: jobs_claim). */
+int jobs_claim_prefer(jobs_store *s, int64_t lease_ms, jobs_prefer_fn prefer, void *ctx, job *out,
+                      char token[JOBS_TOKEN_MAX], int *claimed, cnet_error *err);
+
 /* The worker's writes, all fenced by token (JOBS_ESTALE when it lost the
  * lease). heartbeat and progress extend the lease by lease_ms and report
  * whether a cancel was requested. */

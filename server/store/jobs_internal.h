@@ -43,6 +43,19 @@ typedef struct jobs_leave {
     int requeued; /* out: JOBS_LEAVE_FAIL went back to queued */
 } jobs_leave;
 
+/* A claim's placement (jobs_claim_prefer): prefer NULL takes the oldest. */
+typedef struct jobs_pick {
+    jobs_prefer_fn prefer;
+    void *ctx;
+} jobs_pick;
+
+/* One queued job a claim may take, oldest first (strings borrowed from the
+ * backend's result). */
+typedef struct jobs_candidate {
+    const char *id, *kind, *spec;
+    int64_t created_at;
+} jobs_candidate;
+
 /* One backend's calls; each mirrors its jobs.h namesake and runs under s->mu. */
 typedef struct jobs_backend {
     const char *name; /* "sqlite" or "postgresql", for /readyz and logs */
@@ -56,8 +69,8 @@ typedef struct jobs_backend {
     int (*events)(jobs_store *s, const char *id, int64_t after, int limit, jobs_event *out, int *n,
                   cnet_error *err);
     int (*counts)(jobs_store *s, int64_t counts[JOB_N_STATES], cnet_error *err);
-    int (*claim)(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS_TOKEN_MAX],
-                 int *claimed, cnet_error *err);
+    int (*claim)(jobs_store *s, int64_t lease_ms, const jobs_pick *pick, job *out,
+                 char token[JOBS_TOKEN_MAX], int *claimed, cnet_error *err);
     /* One fenced write: the columns of w set on the running job id held by
      * token, plus an optional event; JOBS_ESTALE when no row matched. */
     int (*fenced)(jobs_store *s, const char *id, const char *token, const jobs_write *w,
@@ -113,6 +126,12 @@ job_state jobs_rules_rescue(int cancel_requested, int exhausted, int attempt, ch
 /* The state event's JSON text {"state", "attempt", "reason"?, "node"?}
  * (node: NULL or "" for none); the caller frees. */
 char *jobs_rules_state_json(job_state state, int attempt, const char *reason, const char *node);
+/* How many queued jobs a claim reads as candidates (1 without a preference). */
+int jobs_rules_window(const jobs_pick *pick);
+/* Which of the n >= 1 candidates c (oldest first) a claim takes at time now:
+ * the oldest once it waited JOBS_PREFER_WAIT_MS, else the first one pick
+ * prefers, else the oldest. */
+int jobs_rules_pick(const jobs_pick *pick, const jobs_candidate *c, int n, int64_t now);
 /* A checkpoint event's JSON text into buf[64]. */
 void jobs_rules_checkpoint_json(int64_t step, char buf[64]);
 /* The error every backend returns. */

@@ -65,8 +65,8 @@ int jobs_pg_events(jobs_store *s, const char *id, int64_t after, int limit, jobs
 int jobs_pg_counts(jobs_store *s, int64_t counts[JOB_N_STATES], cnet_error *err);
 
 /* jobs_pg_lease.c: the worker side. */
-int jobs_pg_claim(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS_TOKEN_MAX],
-                  int *claimed, cnet_error *err);
+int jobs_pg_claim(jobs_store *s, int64_t lease_ms, const jobs_pick *pick, job *out,
+                  char token[JOBS_TOKEN_MAX], int *claimed, cnet_error *err);
 int jobs_pg_fenced(jobs_store *s, const char *id, const char *token, const jobs_write *w,
                    int *cancel_requested, cnet_error *err);
 int jobs_pg_leave(jobs_store *s, const char *id, const char *token, jobs_leave *l, cnet_error *err);

@@ -1,7 +1,8 @@
 /* The PostgreSQL store's worker side: claim with a lease, fenced writes and
  * the rescuer, with many nodes claiming from one queue.
  *
- *   claim   one UPDATE of the oldest queued row picked by
+ *   claim   one UPDATE of a queued row picked (jobs_rules_pick: the oldest,
+ *           or a preferred one among the oldest few) from rows locked by
  *           `SELECT ... FOR UPDATE SKIP LOCKED`: two nodes claiming at once
  *           take different jobs instead of waiting on each other;
  *   fenced  every write after the claim is guarded by
@@ -19,24 +20,50 @@
 
 #include "server/store/jobs_pg.h"
 
-int jobs_pg_claim(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS_TOKEN_MAX],
-                  int *claimed, cnet_error *err) {
+/* The id of the queued job pick takes into id (empty when none), its row
+ * and the other candidates locked until the transaction ends. */
+static int pick_queued(jobs_store *s, const jobs_pick *pick, char id[JOBS_ID_MAX],
+                       cnet_error *err) {
+    id[0] = '\0';
+    PGresult *r;
+    int rc = jobs_pg_exec(s, &r, NULL, err, "claim",
+                          "SELECT id, kind, spec_json, created_at FROM jobs WHERE state = 'queued' "
+                          "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                          "d", jobs_rules_window(pick));
+    if (rc) return rc;
+    jobs_candidate c[JOBS_PREFER_WINDOW];
+    const int n = PQntuples(r) < JOBS_PREFER_WINDOW ? PQntuples(r) : JOBS_PREFER_WINDOW;
+    for (int i = 0; i < n; i++)
+        c[i] = (jobs_candidate){PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                                jobs_pg_int(r, i, 3)};
+    if (n > 0) snprintf(id, JOBS_ID_MAX, "%s", c[jobs_rules_pick(pick, c, n, jobs_now(s))].id);
+    PQclear(r);
+    return 0;
+}
+
+int jobs_pg_claim(jobs_store *s, int64_t lease_ms, const jobs_pick *pick, job *out,
+                  char token[JOBS_TOKEN_MAX], int *claimed, cnet_error *err) {
     int rc = jobs_rules_new_token(token, err);
     if (!rc) rc = jobs_pg_begin(s, err);
     if (rc) return rc;
     const int64_t now = jobs_now(s);
+    char id[JOBS_ID_MAX];
+    if ((rc = pick_queued(s, pick, id, err))) goto fail;
+    if (!id[0]) {
+        jobs_pg_rollback(s);
+        return 0;
+    }
     PGresult *r;
     rc = jobs_pg_exec(s, &r, NULL, err, "claim",
                       "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_token = $1, "
                       "lease_expires_at = $2, heartbeat_at = $3, started_at = $3, finished_at = "
-                      "NULL WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq "
-                      "LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING " JOBS_COLUMNS,
-                      "sii", token, now + lease_ms, now);
+                      "NULL WHERE id = $4 RETURNING " JOBS_COLUMNS,
+                      "siis", token, now + lease_ms, now, id);
     if (rc) goto fail;
-    if (PQntuples(r) == 0) {
+    if (PQntuples(r) != 1) {
         PQclear(r);
-        jobs_pg_rollback(s);
-        return 0;
+        rc = cnet_fail(err, CNET_EIO, "claim: job %s vanished while locked", id);
+        goto fail;
     }
     rc = jobs_pg_row(r, 0, out, err);
     PQclear(r);

@@ -1,7 +1,9 @@
 /* The job store's rules, written once for both backends (SQLite and
  * PostgreSQL): where a job goes when its worker fails, releases or loses
  * its lease (bounded attempts, RELIABILITY.md §2), the texts of the events a
- * client replays, fresh ids and fencing tokens, and the errors both return.
+ * client replays, fresh ids and fencing tokens, which queued job a claim
+ * takes (placement: jobs_claim_prefer's window and age bound), and the errors
+ * both return.
  *
  * What it is not: SQL (each backend writes its own statements around these
  * decisions) or the fencing itself (the backends' `WHERE lease_token = ?`). */
@@ -97,4 +99,15 @@ int jobs_rules_new_id(char id[JOBS_ID_MAX], cnet_error *err) {
 
 int jobs_rules_new_token(char token[JOBS_TOKEN_MAX], cnet_error *err) {
     return random_hex(token, 16, err);
+}
+
+int jobs_rules_window(const jobs_pick *pick) {
+    return pick && pick->prefer ? JOBS_PREFER_WINDOW : 1;
+}
+
+int jobs_rules_pick(const jobs_pick *pick, const jobs_candidate *c, int n, int64_t now) {
+    if (!pick || !pick->prefer || now - c[0].created_at >= JOBS_PREFER_WAIT_MS) return 0;
+    for (int i = 0; i < n; i++)
+        if (pick->prefer(pick->ctx, c[i].kind, c[i].spec)) return i;
+    return 0;
 }

@@ -32,8 +32,8 @@ int jobs_event_state(jobs_store *s, const char *id, job_state state, int attempt
 int jobs_row(sqlite3_stmt *st, job *j, cnet_error *err);
 
 /* jobs_sqlite_lease.c: the worker side. */
-int jobs_sqlite_claim(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS_TOKEN_MAX],
-                      int *claimed, cnet_error *err);
+int jobs_sqlite_claim(jobs_store *s, int64_t lease_ms, const jobs_pick *pick, job *out,
+                      char token[JOBS_TOKEN_MAX], int *claimed, cnet_error *err);
 int jobs_sqlite_fenced(jobs_store *s, const char *id, const char *token, const jobs_write *w,
                        int *cancel_requested, cnet_error *err);
 int jobs_sqlite_leave(jobs_store *s, const char *id, const char *token, jobs_leave *l,

@@ -15,31 +15,46 @@
 
 #include "server/store/jobs_sqlite.h"
 
-int jobs_sqlite_claim(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS_TOKEN_MAX],
-                      int *claimed, cnet_error *err) {
+/* The id of the queued job pick takes into id (empty when none). */
+static int pick_queued(jobs_store *s, const jobs_pick *pick, char id[JOBS_ID_MAX],
+                       cnet_error *err) {
+    id[0] = '\0';
+    sqlite3_stmt *st;
+    int rc = jobs_stmt(s, &st, err,
+                       "SELECT id, kind, spec_json, created_at FROM jobs WHERE state = 'queued' "
+                       "ORDER BY seq LIMIT ?",
+                       "i", (int64_t)jobs_rules_window(pick));
+    if (rc) return rc;
+    jobs_candidate c[JOBS_PREFER_WINDOW];
+    char *text[JOBS_PREFER_WINDOW][3] = {{0}};
+    int n = 0, step = SQLITE_DONE;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int k = 0; k < 3; k++) {
+            const char *v = (const char *)sqlite3_column_text(st, k);
+            if (!v || !(text[n][k] = strdup(v))) rc = jobs_db_fail(s, SQLITE_NOMEM, err, "claim");
+        }
+        c[n] = (jobs_candidate){text[n][0], text[n][1], text[n][2], sqlite3_column_int64(st, 3)};
+        n++;
+    }
+    if (!rc && step != SQLITE_DONE) rc = jobs_db_fail(s, step, err, "claim");
+    sqlite3_finalize(st);
+    if (!rc && n > 0)
+        snprintf(id, JOBS_ID_MAX, "%s", c[jobs_rules_pick(pick, c, n, jobs_now(s))].id);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++) free(text[i][k]);
+    return rc;
+}
+
+int jobs_sqlite_claim(jobs_store *s, int64_t lease_ms, const jobs_pick *pick, job *out,
+                      char token[JOBS_TOKEN_MAX], int *claimed, cnet_error *err) {
     int rc = jobs_begin(s, err);
     if (rc) return rc;
     sqlite3_stmt *st;
-    rc = jobs_stmt(s, &st, err, "SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1",
-                   "");
-    if (rc) goto fail;
-    char id[JOBS_ID_MAX] = "";
-    int step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        const char *v = (const char *)sqlite3_column_text(st, 0);
-        if (v)
-            snprintf(id, sizeof id, "%s", v);
-        else
-            step = SQLITE_NOMEM;
-    }
-    sqlite3_finalize(st);
-    if (step == SQLITE_DONE) {
+    char id[JOBS_ID_MAX];
+    if ((rc = pick_queued(s, pick, id, err))) goto fail;
+    if (!id[0]) {
         jobs_rollback(s);
         return 0;
-    }
-    if (step != SQLITE_ROW) {
-        rc = jobs_db_fail(s, step, err, "claim");
-        goto fail;
     }
     if ((rc = jobs_rules_new_token(token, err))) goto fail;
     int64_t now = jobs_now(s);
@@ -51,7 +66,7 @@ int jobs_sqlite_claim(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS
     if (rc) goto fail;
     if ((rc = jobs_stmt(s, &st, err, "SELECT " JOBS_COLUMNS " FROM jobs WHERE id = ?", "s", id)))
         goto fail;
-    step = sqlite3_step(st);
+    const int step = sqlite3_step(st);
     rc = step == SQLITE_ROW ? jobs_row(st, out, err) : jobs_db_fail(s, step, err, "claim");
     sqlite3_finalize(st);
     if (!rc) rc = jobs_event_state(s, id, JOB_RUNNING, out->attempt, NULL, err);

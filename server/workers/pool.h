@@ -78,6 +78,10 @@ typedef struct pool_config {
      * stay queued for a worker that can run them (a device lost to this
      * process); asked again every POOL_IDLE_WAIT_MS. */
     int (*can_claim)(void *user, cnet_error *err);
+    /* Placement (optional, with the runner's user): whether this worker would
+     * rather run a queued job, claimed before older ones within the store's
+     * bound (jobs_claim_prefer; e.g. its base model is already loaded). */
+    jobs_prefer_fn prefer;
     /* The error a failed job keeps is shown to API clients: paths under
      * these folders are written relative to them (NULL: none). */
     const char *data_dir, *models_dir;

@@ -124,3 +124,19 @@ int runner_can_claim(void *user, cnet_error *err) {
     const runner_config *cfg = user;
     return worker_failure(cfg->engine, err);
 }
+
+int runner_prefers(void *user, const char *kind, const char *spec_json) {
+    const runner_config *cfg = user;
+    json_t *spec = json_loads(spec_json, 0, NULL);
+    const char *model = json_string_value(json_object_get(
+        spec, strcmp(kind, "train") == 0 ? "pretrained_model_name_or_path" : "model"));
+    char dir[HUB_PATH_MAX];
+    int ok = model != NULL;
+    if (ok && hub_ref_is_hub(model))
+        ok = hub_model_cached(model, HUB_MODEL_PIPELINE, dir, NULL) == 0;
+    else if (ok)
+        ok = snprintf(dir, sizeof dir, "%s/%s", cfg->models_dir, model) < (int)sizeof dir;
+    ok = ok && worker_base_loaded(cfg->engine, dir);
+    json_decref(spec);
+    return ok;
+}

@@ -39,6 +39,10 @@ int runner_run(void *user, const pool_job *job, pool_ctl *ctl, cnet_error *err);
 /* The pool's can_claim (server/workers/pool.h): refuses while the engine has
  * failed for good (worker_failure). */
 int runner_can_claim(void *user, cnet_error *err);
+/* The pool's prefer (placement): whether the job's base model (a train
+ * spec's pretrained_model_name_or_path, a generate spec's model; an hf://
+ * one from the Hub cache) is already loaded on this engine. */
+int runner_prefers(void *user, const char *kind, const char *spec_json);
 
 /* What a job's run needs (internal to runner*.c). */
 typedef struct runner_job {

@@ -337,6 +337,23 @@ static int real_dir(const char *dir, char key[PATH_MAX], cnet_error *err) {
     return 0;
 }
 
+/* Publishes base slot i's folder (dir, "" when empty) for worker_base_loaded. */
+static void loaded_set(worker *e, int i, const char *dir) {
+    pthread_mutex_lock(&e->mu);
+    snprintf(e->loaded[i], sizeof e->loaded[i], "%s", dir);
+    pthread_mutex_unlock(&e->mu);
+}
+
+int worker_base_loaded(worker *e, const char *dir) {
+    char key[PATH_MAX];
+    if (!realpath(dir, key)) return 0;
+    int found = 0;
+    pthread_mutex_lock(&e->mu);
+    for (int i = 0; i < WORKER_BASES_MAX && !found; i++) found = strcmp(e->loaded[i], key) == 0;
+    pthread_mutex_unlock(&e->mu);
+    return found;
+}
+
 /* The slot to (re)use: a free one, else the least recently used unpinned
  * one; -1 when every slot is pinned. */
 #define PICK_SLOT(slots, n)                                                                        \
@@ -370,9 +387,11 @@ int worker_base_acquire(worker *e, const char *dir, sd_base **out, cnet_error *e
         return cnet_fail(err, CNET_ELIMIT, "all %d base model slots of the %s are in use",
                          WORKER_BASES_MAX, e->be.name);
     worker_base_slot *s = &e->bases[i];
+    loaded_set(e, i, "");
     if (s->live) sd_base_free(&s->base);
     s->live = 0;
     if ((rc = sd_base_open(&s->base, &e->be, key, err))) return rc;
+    loaded_set(e, i, key);
     s->live = 1, s->pins = 1, s->used = ++e->tick;
     pthread_mutex_lock(&e->mu);
     e->stats.base_loads++;

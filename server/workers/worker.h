@@ -137,6 +137,9 @@ void worker_serve_pending(worker *e);
 
 /* On the device thread: the device's backend. */
 cnet_backend *worker_backend(worker *e);
+/* From any thread: whether the base pipeline of folder dir is loaded in this
+ * engine's cache (placement prefers jobs on such a base: no load). */
+int worker_base_loaded(worker *e, const char *dir);
 /* On the device thread: the loaded base pipeline of folder dir (loading it
  * unless cached). Pinned until worker_base_release; *out is borrowed. */
 int worker_base_acquire(worker *e, const char *dir, sd_base **out, cnet_error *err);

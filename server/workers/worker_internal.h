@@ -50,8 +50,9 @@ struct worker {
     void *job_user;
     int job_state; /* 0 none, 1 submitted, 2 running, 3 finished */
     int job_rc;
-    worker_stats stats;               /* counters under mu */
-    char failure[CNET_ERROR_MSG_MAX]; /* under mu: why stats.failed */
+    worker_stats stats;                      /* counters under mu */
+    char failure[CNET_ERROR_MSG_MAX];        /* under mu: why stats.failed */
+    char loaded[WORKER_BASES_MAX][PATH_MAX]; /* under mu: bases[i]'s folder, "" when none */
     /* Device thread only. */
     uint64_t tick;
     worker_base_slot bases[WORKER_BASES_MAX];

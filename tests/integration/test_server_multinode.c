@@ -4,6 +4,9 @@
  * it the test says it is skipped). A tiny model from `cnet init-model
  * --preset tiny` and a `cnet dataset make-fill` dataset, as in
  * test_server_engine:
+ *   - placement: each node, with a different base loaded, claims a job on
+ *     its own base first from a queue holding jobs on both (the claims'
+ *     node names in the store's events);
  *   - jobs spread over nodes: two training jobs accepted by one node run on
  *     two nodes at once (each claim's event names its node), with the same
  *     final weights (sha256), which are the reference of the tests below;
@@ -59,7 +62,7 @@ static test_server node[NODES];
 static jobs_store *store; /* the truth: the store read directly */
 
 static const char *const train_spec =
-    "{\"pretrained_model_name_or_path\": \"tiny\", \"dataset\": \"%s\", \"resolution\": 16, "
+    "{\"pretrained_model_name_or_path\": \"%s\", \"dataset\": \"%s\", \"resolution\": 16, "
     "\"train_batch_size\": 2, \"max_train_steps\": %d, \"checkpointing_steps\": 2, "
     "\"learning_rate\": 0.001, \"lr_warmup_steps\": 0, \"seed\": 11}";
 
@@ -89,9 +92,9 @@ static json_t *get_json(test_server *s, const char *path) {
     return v;
 }
 
-static int submit_train_on(test_server *s, const char *dataset, char id[64]) {
+static int submit_train_base(test_server *s, const char *base, const char *dataset, char id[64]) {
     char body[2048];
-    snprintf(body, sizeof body, train_spec, dataset, TRAIN_STEPS);
+    snprintf(body, sizeof body, train_spec, base, dataset, TRAIN_STEPS);
     const char *const h[] = {"Content-Type: application/json", NULL};
     http_resp r;
     http_do(s, "POST", "/v1/jobs", T, h, body, strlen(body), 0, &r);
@@ -101,6 +104,10 @@ static int submit_train_on(test_server *s, const char *dataset, char id[64]) {
     long st = r.status;
     http_resp_free(&r);
     return st == 202 && id[0] ? 0 : -1;
+}
+
+static int submit_train_on(test_server *s, const char *dataset, char id[64]) {
+    return submit_train_base(s, "tiny", dataset, id);
 }
 
 static int submit_train(test_server *s, char id[64]) { return submit_train_on(s, fill, id); }
@@ -170,6 +177,75 @@ static int weights_sha(const char *id, char hex[65]) {
     free(bytes);
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) sprintf(hex + 2 * i, "%02x", d[i]);
     return 0;
+}
+
+/* The event id and node (index) of the job's first claim; -1 when none. */
+static int first_claim(const char *id, int64_t *at) {
+    jobs_event *ev;
+    int n, who = -1;
+    *at = INT64_MAX;
+    if (jobs_events(store, id, 0, EVENTS_MAX, &ev, &n, NULL)) return -1;
+    for (int i = 0; i < n && who < 0; i++) {
+        if (strcmp(ev[i].type, "state") || !strstr(ev[i].data_json, "\"running\"")) continue;
+        *at = ev[i].id;
+        for (int k = 0; k < NODES; k++) {
+            char name[128];
+            snprintf(name, sizeof name, "\"node\":\"%s:%d\"", host, node[k].port);
+            if (strstr(ev[i].data_json, name)) who = k;
+        }
+    }
+    jobs_events_free(ev, n);
+    return who;
+}
+
+/* Node i loads base (a job on it runs there: the other node is stopped). */
+static int load_base(int i, const char *base) {
+    char id[64];
+    kill(node[1 - i].pid, SIGSTOP);
+    int rc = submit_train_base(&node[i], base, fill, id);
+    if (!rc) rc = wait_state(id, JOB_SUCCEEDED, JOB_WAIT_S);
+    kill(node[1 - i].pid, SIGCONT);
+    return rc;
+}
+
+/* Placement: node 0 has base "tiny" loaded, node 1 "tiny2" (a copy in
+ * another folder: another base to the cache). Two jobs on each are queued
+ * while both nodes are stopped, tiny2's first (the oldest-first order would
+ * give node 0 a tiny2 job); resumed, each node's first claim is a job on its
+ * own base. Runs first, while no node has loaded the other's base. */
+static void test_claims_prefer_loaded_base(void) {
+    CHECK(load_base(0, "tiny") == 0, "node 0 ran a job on tiny");
+    CHECK(load_base(1, "tiny2") == 0, "node 1 ran a job on tiny2");
+    char spec[2][2048], ids[4][JOBS_ID_MAX];
+    const char *const bases[2] = {"tiny", "tiny2"};
+    for (int b = 0; b < 2; b++)
+        snprintf(spec[b], sizeof spec[b], train_spec, bases[b], fill, TRAIN_STEPS);
+    kill(node[0].pid, SIGSTOP);
+    kill(node[1].pid, SIGSTOP);
+    const int base_of[4] = {1, 1, 0, 0}; /* the order accepted: tiny2, tiny2, tiny, tiny */
+    int rc = 0;
+    for (int k = 0; k < 4 && !rc; k++) {
+        jobs_new req = {.kind = "train", .spec_json = spec[base_of[k]]};
+        int created;
+        rc = jobs_enqueue(store, &req, ids[k], &created, NULL);
+    }
+    kill(node[0].pid, SIGCONT);
+    kill(node[1].pid, SIGCONT);
+    CHECK(rc == 0, "four jobs queued");
+    int64_t first_at[NODES] = {INT64_MAX, INT64_MAX};
+    int first_base[NODES] = {-1, -1};
+    for (int k = 0; k < 4; k++) {
+        CHECK(wait_state(ids[k], JOB_SUCCEEDED, JOB_WAIT_S) == 0, "job %d succeeded", k);
+        int64_t at;
+        const int who = first_claim(ids[k], &at);
+        printf("    job %d on %s ran on node %d\n", k, bases[base_of[k]], who);
+        CHECK(who >= 0, "job %d's claim names its node", k);
+        if (at < first_at[who]) first_at[who] = at, first_base[who] = base_of[k];
+    }
+    EXPECT(first_base[0] == 0, "node 0's first claim is a job on its base tiny, not %d",
+           first_base[0]);
+    EXPECT(first_base[1] == 1, "node 1's first claim is a job on its base tiny2, not %d",
+           first_base[1]);
 }
 
 static void test_jobs_spread_over_nodes(void) {
@@ -379,6 +455,8 @@ int main(int argc, char **argv) {
     char cmd[2048], jd[700];
     snprintf(cmd, sizeof cmd, "%s init-model --out %s/tiny --preset tiny", bin, models);
     int rc = run(cmd);
+    snprintf(cmd, sizeof cmd, "cp -r %s/tiny %s/tiny2", models, models);
+    if (!rc) rc = run(cmd);
     snprintf(cmd, sizeof cmd, "%s dataset make-fill --n 4 --size 16 --out %s", bin, fill);
     if (!rc) rc = run(cmd);
     for (int i = 0; !rc && i < NODES; i++) rc = start(i);
@@ -390,6 +468,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < NODES; i++) server_stop(&node[i], SIGKILL, 1000);
         return 1;
     }
+    RUN(test_claims_prefer_loaded_base);
     RUN(test_jobs_spread_over_nodes);
     RUN(test_sse_through_another_node);
     RUN(test_dataset_through_another_node);

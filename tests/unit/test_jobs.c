@@ -1,5 +1,6 @@
 /* The job store against its promises (RELIABILITY.md §2): every state
- * transition, Idempotency-Key, queue cap and positions, fencing (a stale
+ * transition, Idempotency-Key, queue cap and positions, placement (a
+ * claim's preference, bounded by a window and an age), fencing (a stale
  * token writes nothing), rescue of expired leases, bounded attempts, and an
  * out-of-memory sweep in the style of SQLite's own malloc tests (R4): the
  * k-th SQLite allocation fails for every k over enqueue/claim/progress/
@@ -220,6 +221,75 @@ static void test_jobs_lifecycle_and_events(void) {
     CHECK(jobs_claim(s, 1000, &j, token, &claimed, NULL) == 0 && claimed, "second claim");
     job_clear(&j);
     CHECK(jobs_claim(s, 1000, &j, token, &claimed, NULL) == 0 && !claimed, "queue now empty");
+    jobs_close(s);
+}
+
+/* A job on base model m ("a" or "b"). */
+static int enqueue_on(jobs_store *s, char id[JOBS_ID_MAX], const char *m) {
+    char spec[64];
+    snprintf(spec, sizeof spec, "{\"model\":\"%s\"}", m);
+    jobs_new req = {.kind = "train", .spec_json = spec};
+    int created;
+    return jobs_enqueue(s, &req, id, &created, NULL);
+}
+
+/* The placement callback of a claimer that has base "b" loaded. */
+static int prefers_b(void *ctx, const char *kind, const char *spec_json) {
+    ++*(int *)ctx;
+    return strcmp(kind, "train") == 0 && strstr(spec_json, "\"model\":\"b\"") != NULL;
+}
+
+/* Claims with prefers_b (counting the jobs it is asked about); the claimed
+ * job's id into id ("" when none). */
+static void claim_b(jobs_store *s, char id[JOBS_ID_MAX]) {
+    job j;
+    char token[JOBS_TOKEN_MAX];
+    int claimed = 0, asked = 0;
+    id[0] = '\0';
+    if (jobs_claim_prefer(s, 1000, prefers_b, &asked, &j, token, &claimed, NULL) == 0 && claimed) {
+        snprintf(id, JOBS_ID_MAX, "%s", j.id);
+        job_clear(&j);
+    }
+    EXPECT(asked <= JOBS_PREFER_WINDOW, "asked about %d jobs, more than the window", asked);
+}
+
+static void test_jobs_claim_prefers_within_bounds(void) {
+    jobs_store *s = open_store("prefer");
+    CHECK(s, "open");
+    char a1[JOBS_ID_MAX], b1[JOBS_ID_MAX], a2[JOBS_ID_MAX], got[JOBS_ID_MAX];
+    CHECK(enqueue_on(s, a1, "a") == 0 && enqueue_on(s, b1, "b") == 0 && enqueue_on(s, a2, "a") == 0,
+          "enqueue");
+    claim_b(s, got);
+    EXPECT(strcmp(got, b1) == 0, "the preferred job passes an older one");
+    claim_b(s, got);
+    EXPECT(strcmp(got, a1) == 0, "none preferred left: the oldest");
+    job j;
+    char token[JOBS_TOKEN_MAX];
+    int claimed = 0;
+    CHECK(jobs_claim(s, 1000, &j, token, &claimed, NULL) == 0 && claimed && !strcmp(j.id, a2),
+          "a plain claim: the oldest");
+    job_clear(&j);
+    /* the window: a preferred job behind JOBS_PREFER_WINDOW older ones waits */
+    char first[JOBS_ID_MAX], b2[JOBS_ID_MAX];
+    for (int i = 0; i < JOBS_PREFER_WINDOW; i++) CHECK(enqueue_on(s, first, "a") == 0, "enqueue");
+    CHECK(enqueue_on(s, b2, "b") == 0, "enqueue b2");
+    claim_b(s, got);
+    EXPECT(got[0] && strcmp(got, b2) != 0, "b2 is outside the window of %d", JOBS_PREFER_WINDOW);
+    claim_b(s, got);
+    EXPECT(strcmp(got, b2) == 0, "b2 inside the window now: preferred");
+    for (int i = 1; i < JOBS_PREFER_WINDOW; i++) claim_b(s, got);
+    claim_b(s, got);
+    CHECK(got[0] == '\0', "drained");
+    /* the age bound: the oldest taken once it waited JOBS_PREFER_WAIT_MS */
+    char a3[JOBS_ID_MAX], b3[JOBS_ID_MAX], b4[JOBS_ID_MAX];
+    CHECK(enqueue_on(s, a3, "a") == 0 && enqueue_on(s, b3, "b") == 0 && enqueue_on(s, b4, "b") == 0,
+          "enqueue");
+    fake_now += JOBS_PREFER_WAIT_MS - 1;
+    claim_b(s, got);
+    EXPECT(strcmp(got, b3) == 0, "before the bound: preferred");
+    fake_now += 1;
+    claim_b(s, got);
+    EXPECT(strcmp(got, a3) == 0, "at the bound: the oldest, whatever the preference");
     jobs_close(s);
 }
 
@@ -550,6 +620,7 @@ int main(int argc, char **argv) {
     RUN(test_jobs_idempotency);
     RUN(test_jobs_queue_cap);
     RUN(test_jobs_lifecycle_and_events);
+    RUN(test_jobs_claim_prefers_within_bounds);
     RUN(test_jobs_fencing);
     RUN(test_jobs_cancel);
     RUN(test_jobs_bounded_attempts);
