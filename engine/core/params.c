@@ -207,7 +207,9 @@ static int can_map(const cnet_params *p, const cnet_param *q, const st_entry *e)
 
 /* The whole pages of [ptr, ptr + bytes) given back to the kernel: host
  * memory from a reads_host backend's alloc (private anonymous), which then
- * reads as zeros and costs nothing until written. */
+ * reads as zeros and costs nothing until written; or a range of a kept
+ * file mapping whose tensor was copied, which leaves this process's memory
+ * (the pages stay in the page cache and come back if read again). */
 static void release_pages(void *ptr, size_t bytes) {
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     const uintptr_t begin = ((uintptr_t)ptr + page - 1) & ~(page - 1);
@@ -241,6 +243,8 @@ static int load_entry(cnet_params *p, cnet_param *q, const st_entry *e, const ch
         return 0;
     }
     cnet_to_f32(host, t->data, t->dtype, q->numel);
+    if (p->be->reads_host && !p->owns) /* the file may stay mapped */
+        release_pages(t->data, e->nbytes);
     const float *src = host;
     if (q->layout == PARAM_CONV) {
         conv_oihw_to_ohwi(reordered, host, q->shape);
