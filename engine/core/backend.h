@@ -93,6 +93,14 @@ struct cnet_backend {
     int (*computes_at)(cnet_backend *be, cnet_precision p);
 
     /* ---- memory ---- */
+    /* 1 when the backend's buffers are host memory its ops may also read
+     * from anywhere else in the process (the CPU): params_load then hands
+     * float32 weights to the ops in place, from the read-only mapping of
+     * their safetensors file, instead of copying them (engine/core/params.h).
+     * Its alloc returns private anonymous memory (so a parameter block's
+     * slice that a mapped weight replaces can be given back to the kernel).
+     * 0 (a device, or a zero-initialised table): every weight is uploaded. */
+    int reads_host;
     void *(*alloc)(cnet_backend *be, size_t bytes); /* 64-byte aligned; NULL on failure */
     void (*free)(cnet_backend *be, void *ptr);
     void (*upload)(cnet_backend *be, void *dst, const void *host_src, size_t bytes);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "engine/core/safetensors.h"
 #include "engine/core/tensor.h"
@@ -20,7 +22,39 @@ void params_init(cnet_params *p, cnet_backend *be) {
     p->be = be;
 }
 
+/* Closes the files params_load mapped; the parameters that pointed into
+ * them must be rebound by the caller. */
+static void params_close_maps(cnet_params *p) {
+    for (int i = 0; i < p->n_maps; i++) st_close(&p->maps[i]);
+    free(p->maps);
+    p->maps = NULL, p->n_maps = 0, p->mapped = 0;
+}
+
+/* Every parameter back into the block (whatever it holds) and the mappings
+ * closed. */
+static void params_unmap(cnet_params *p) {
+    if (!p->n_maps) return;
+    params_bind(p, p->block);
+    params_close_maps(p);
+}
+
+static int is_mapped(const cnet_params *p, const cnet_param *q) {
+    return p->n_maps && q->data != p->block + q->offset;
+}
+
+int params_own(cnet_params *p, cnet_error *err) {
+    for (int i = 0; i < p->n; i++) {
+        cnet_param *q = &p->items[i];
+        if (is_mapped(p, q))
+            p->be->upload(p->be, p->block + q->offset, q->data, q->numel * sizeof(float));
+    }
+    params_unmap(p);
+    p->owns = 1;
+    return cnet_backend_status(p->be, err);
+}
+
 void params_free(cnet_params *p) {
+    params_close_maps(p);
     if (p->block) p->be->free(p->be, p->block);
     if (p->block16) p->be->free(p->be, p->block16);
     for (int i = 0; i < p->n_extra_ok; i++) free(p->extra_ok[i]);
@@ -104,6 +138,11 @@ int params_alloc(cnet_params *p, cnet_error *err) {
 
 int params_like(cnet_params *dst, const cnet_params *src, cnet_error *err) {
     params_init(dst, src->be);
+    if (src->n_maps)
+        return cnet_fail(err, CNET_EINVAL,
+                         "the parameters are read in place from %s (a frozen model's): a table "
+                         "to train must own them first (params_own)",
+                         src->maps[0].path);
     if (src->block16)
         return cnet_fail(err, CNET_EINVAL,
                          "the parameters are stored in %s for a frozen model: no gradient or "
@@ -114,6 +153,7 @@ int params_like(cnet_params *dst, const cnet_params *src, cnet_error *err) {
     memcpy(dst->items, src->items, (size_t)src->n * sizeof *dst->items);
     dst->n = dst->cap = src->n;
     dst->total = src->total;
+    dst->owns = 1;
     params_bind(dst, NULL);
     return 0;
 }
@@ -159,9 +199,28 @@ static void conv_ohwi_to_oihw(float *dst, const float *src, const int64_t *s) {
                     dst[((o * I + i) * KH + y) * KW + x] = src[((o * KH + y) * KW + x) * I + i];
 }
 
-/* Copies one file tensor into its parameter after checking dtype and shape. */
+/* Whether parameter q can read file tensor e in place: see params.h. */
+static int can_map(const cnet_params *p, const cnet_param *q, const st_entry *e) {
+    return p->be->reads_host && !p->owns && q->layout == PARAM_PLAIN && e->view.dtype == CNET_F32 &&
+           (uintptr_t)e->view.data % sizeof(float) == 0;
+}
+
+/* The whole pages of [ptr, ptr + bytes) given back to the kernel: host
+ * memory from a reads_host backend's alloc (private anonymous), which then
+ * reads as zeros and costs nothing until written; or a range of a kept
+ * file mapping whose tensor was copied, which leaves this process's memory
+ * (the pages stay in the page cache and come back if read again). */
+static void release_pages(void *ptr, size_t bytes) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t begin = ((uintptr_t)ptr + page - 1) & ~(page - 1);
+    const uintptr_t end = ((uintptr_t)ptr + bytes) & ~(page - 1);
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
+/* Copies one file tensor into its parameter after checking dtype and shape,
+ * or points the parameter at it (can_map; sets *mapped). */
 static int load_entry(cnet_params *p, cnet_param *q, const st_entry *e, const char *file,
-                      float *host, float *reordered, cnet_error *err) {
+                      float *host, float *reordered, int *mapped, cnet_error *err) {
     const cnet_tensor *t = &e->view;
     int same = t->ndim == q->ndim;
     for (int d = 0; same && d < q->ndim; d++) same = t->shape[d] == q->shape[d];
@@ -176,7 +235,16 @@ static int load_entry(cnet_params *p, cnet_param *q, const st_entry *e, const ch
         return cnet_fail(err, CNET_EFORMAT,
                          "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16", file,
                          q->name, cnet_dtype_name(t->dtype));
+    if (can_map(p, q, e)) {
+        release_pages(p->block + q->offset, q->numel * sizeof(float));
+        q->data = t->data;
+        p->mapped += q->numel;
+        *mapped = 1;
+        return 0;
+    }
     cnet_to_f32(host, t->data, t->dtype, q->numel);
+    if (p->be->reads_host && !p->owns) /* the file may stay mapped */
+        release_pages(t->data, e->nbytes);
     const float *src = host;
     if (q->layout == PARAM_CONV) {
         conv_oihw_to_ohwi(reordered, host, q->shape);
@@ -188,9 +256,14 @@ static int load_entry(cnet_params *p, cnet_param *q, const st_entry *e, const ch
 
 static int load_file(cnet_params *p, const char *file, char *seen, float *host, float *reordered,
                      cnet_error *err) {
+    /* room for f among the mappings before any parameter points into it */
+    st_file *maps = realloc(p->maps, (size_t)(p->n_maps + 1) * sizeof *maps);
+    if (!maps) return cnet_fail(err, CNET_ENOMEM, "out of memory loading %s", file);
+    p->maps = maps;
     st_file f;
     int rc = weights_file_open(&f, file, err);
     if (rc) return rc;
+    int mapped = 0;
     for (int i = 0; i < f.n && rc == 0; i++) {
         const st_entry *e = &f.entries[i];
         cnet_param *q = params_find(p, params_alias_of(p, e->name));
@@ -208,9 +281,12 @@ static int load_file(cnet_params *p, const char *file, char *seen, float *host, 
             break;
         }
         seen[idx] = 1;
-        rc = load_entry(p, q, e, file, host, reordered, err);
+        rc = load_entry(p, q, e, file, host, reordered, &mapped, err);
     }
-    st_close(&f);
+    if (mapped)
+        p->maps[p->n_maps++] = f;
+    else
+        st_close(&f);
     return rc;
 }
 
@@ -274,6 +350,7 @@ int params_load(cnet_params *p, const char *path, cnet_error *err) {
         return cnet_fail(err, CNET_EINVAL,
                          "%s: cannot load into parameters already stored in %s (load first)", path,
                          cnet_dtype_name(p->dtype16));
+    params_unmap(p); /* a reload: the earlier files' mappings go */
     size_t max_numel = 1;
     for (int i = 0; i < p->n; i++)
         if (p->items[i].numel > max_numel) max_numel = p->items[i].numel;
@@ -301,6 +378,7 @@ int params_load(cnet_params *p, const char *path, cnet_error *err) {
                        "%s: missing tensor '%s' (expected shape %s; %d parameter%s missing in all)",
                        path, p->items[i].name, want, missing, missing == 1 ? "" : "s");
     }
+    if (rc) params_unmap(p); /* values undefined, as a failed copy leaves them */
 done:
     free(seen);
     free(host);
@@ -448,10 +526,15 @@ int params_store16(cnet_params *p, cnet_dtype dtype, cnet_error *err) {
         goto done;
     }
     be->download(be, staged, p->block, p->total * sizeof(float));
+    for (int i = 0; i < p->n; i++) /* host memory: reads_host */
+        if (is_mapped(p, &p->items[i]))
+            memcpy(staged + p->items[i].offset, p->items[i].data,
+                   p->items[i].numel * sizeof(float));
     if ((rc = cnet_backend_status(be, err))) goto done;
     store16_layout(p, offsets, &total32, &total16);
     be->free(be, p->block);
     p->block = NULL;
+    params_close_maps(p); /* staged holds their values; both ways below rebind */
     block = be->alloc(be, (total32 ? total32 : 1) * sizeof(float));
     block16 = block ? be->alloc(be, (total16 ? total16 : 1) * sizeof(uint16_t)) : NULL;
     if (!block16) {

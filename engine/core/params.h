@@ -10,6 +10,20 @@
  * once here from PyTorch's [C_out, C_in, kh, kw] to the engine's
  * [C_out, kh, kw, C_in]; nothing else changes layout.
  *
+ * On a backend whose ops read host memory (cnet_backend.reads_host: the
+ * CPU), params_load does not copy a float32 tensor it can use as it is (not
+ * a conv weight, which is reordered, and aligned to 4 bytes in the file):
+ * the parameter's data points into the file's read-only mapping
+ * (safetensors.h), which the table keeps until params_free, params_own or
+ * the next params_load. Its pages are the page cache's: shared by every
+ * process and engine that maps the same file, never copied, and never
+ * written (a write would fault: a table that is trained calls params_own
+ * first, and params_like refuses a mapped table). The file must not change
+ * in place while mapped: cnet's writers and the Hub cache replace files by
+ * rename, which leaves a mapped file's old inode intact. The slice of the
+ * block such a parameter does not use is given back to the kernel, so it
+ * costs no memory.
+ *
  * Not here: optimizer state and gradients (same sizes; the trainer makes
  * them with params_alloc_like). */
 #ifndef CNET_PARAMS_H
@@ -20,6 +34,7 @@
 
 #include "engine/core/backend.h"
 #include "engine/core/error.h"
+#include "engine/core/safetensors.h"
 #include "engine/core/tensor.h"
 
 #define PARAM_NAME_MAX 160
@@ -57,6 +72,13 @@ typedef struct cnet_params {
     int n_extra_ok;
     char **aliases; /* pairs: a file's key, the parameter it loads into */
     int n_aliases;
+    /* The files whose mappings hold parameters in place (see above); owned,
+     * closed by params_free, params_own and the next params_load. */
+    st_file *maps;
+    int n_maps;
+    size_t mapped; /* floats of the table read from the mappings */
+    int owns;      /* params_load copies every weight: a table that is
+                      written (params_own, params_like) */
 } cnet_params;
 
 void params_init(cnet_params *p, cnet_backend *be);
@@ -73,8 +95,14 @@ int params_allow_extra(cnet_params *p, const char *name, cnet_error *err);
 int params_alias(cnet_params *p, const char *file_name, const char *param_name, cnet_error *err);
 /* Allocates the block (zeroed) and sets every data pointer. */
 int params_alloc(cnet_params *p, cnet_error *err);
+/* Copies every parameter params_load mapped in place into the block and
+ * closes the mappings: the table then owns its values and may be written
+ * (a model about to be trained), and later params_loads (a checkpoint's)
+ * copy too. */
+int params_own(cnet_params *p, cnet_error *err);
 /* A table with the same parameters as src (names, shapes, offsets), zeroed:
- * gradients and optimizer moments. */
+ * gradients and optimizer moments, which own their values (params_own). A src that maps weights in
+ * place is refused (its block does not hold them: params_own first). */
 int params_alloc_like(cnet_params *dst, const cnet_params *src, cnet_error *err);
 /* The same table as src without memory (block NULL): bind it to a block
  * with params_bind. */

@@ -158,6 +158,8 @@ static int init_parts(train_step *t, unet_model *unet, controlnet_model *cn, sch
     unet_sizes s;
     int rc = unet_encoder_sizes(&unet->enc, cfg->B, cfg->h, cfg->w, &s, err);
     if (rc) return rc;
+    /* trained: the table's own copy, not a weights file's read-only mapping */
+    if ((rc = params_own(trained(t), err))) return rc;
     const cnet_params *p = trained(t);
     if ((rc = cfg->set_grads_to_none ? params_like(&t->grads, p, err)
                                      : params_alloc_like(&t->grads, p, err)) ||

@@ -169,9 +169,12 @@ static int prepare_unet(trainer *t, cnet_error *err) {
     snprintf(path, sizeof path, "%s/unet/config.json", t->o->pretrained_model_name_or_path);
     if (!(t->cn_config = json_load_file(path, 0, &jerr)))
         return cnet_fail(err, CNET_EFORMAT, "%s: %s", path, jerr.text);
-    if (!t->o->use_ema) return 0;
+    /* trained (the EMA copies it): its own copy, not the file's read-only
+     * mapping */
+    int rc = params_own(&t->base->unet.params, err);
+    if (rc || !t->o->use_ema) return rc;
     const ema_settings es = ema_default_settings();
-    int rc = ema_init(&t->ema, &t->base->unet.params, &es, err);
+    rc = ema_init(&t->ema, &t->base->unet.params, &es, err);
     if (!rc) t->have_ema = 1;
     return rc;
 }

@@ -47,6 +47,7 @@ int cnet_backend_cpu_init(cnet_backend *be, cnet_error *err) {
     be->name = "cpu";
     be->destroy = cpu_destroy;
     be->computes_at = cpu_computes_at;
+    be->reads_host = 1;
     be->alloc = cpu_alloc;
     be->free = cpu_free;
     be->status = cpu_scratch_status;

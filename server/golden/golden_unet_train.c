@@ -253,6 +253,7 @@ static int run_variant(golden_ctx *ctx, shared_inputs *in, const st_file *f, con
     ema_model ema;
     memset(&t, 0, sizeof t), memset(&ema, 0, sizeof ema);
     int rc = unet_open(&unet, be, dir, err);
+    if (!rc) rc = params_own(&unet.params, err); /* trained: not the file's mapping */
     if (rc) return rc;
     float *noise = NULL, *initial = read_all(&unet.params);
     if (!initial) rc = cnet_fail(err, CNET_ENOMEM, "out of memory");

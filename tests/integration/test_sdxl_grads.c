@@ -93,7 +93,8 @@ static int step_open(sdxl_step *s, cnet_error *err) {
     if ((rc = unet_open(&s->unet, &s->be, path, err))) return rc;
     snprintf(path, sizeof path, "%s/controlnet", s->ctx.model_dir);
     if ((rc = controlnet_open(&s->cn, &s->be, path, err))) return rc;
-    if ((rc = params_alloc_like(&s->grads, &s->cn.params, err)) ||
+    if ((rc = params_own(&s->cn.params, err)) || /* trained: not the file's mapping */
+        (rc = params_alloc_like(&s->grads, &s->cn.params, err)) ||
         (rc = cnet_arena_init(&s->keep, &s->be, STEP_ARENA_BYTES, "keep", err)) ||
         (rc = cnet_arena_init(&s->scratch, &s->be, STEP_ARENA_BYTES, "scratch", err)))
         return rc;

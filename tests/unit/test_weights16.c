@@ -44,8 +44,10 @@ static float widen(cnet_dtype dt, uint16_t h) {
 static float rounded(cnet_dtype dt, float x) { return widen(dt, narrow(dt, x)); }
 
 /* Rounds every product weight of p to dt in place, keeping float32
- * storage: the reference a 16-bit table must equal. */
+ * storage: the reference a 16-bit table must equal. Written: the table's own
+ * copy, not its weights file's read-only mapping. */
 static void round_products(cnet_params *p, cnet_dtype dt) {
+    if (params_own(p, NULL)) abort();
     for (int i = 0; i < p->n; i++) {
         cnet_param *q = &p->items[i];
         if (!q->product) continue;
