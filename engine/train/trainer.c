@@ -23,7 +23,14 @@
 /* Philox counter layout of the training randomness: block offset
  * tag << 58 | optimizer step << 26 | micro-batch << 20, leaving 2^20 blocks
  * (4M values) per draw. */
-enum { RNG_NOISE = 1, RNG_TIMESTEP = 2, RNG_VAE = 3, RNG_NOISE_OFFSET = 4, RNG_PERTURBATION = 5 };
+enum {
+    RNG_NOISE = 1,
+    RNG_TIMESTEP = 2,
+    RNG_VAE = 3,
+    RNG_NOISE_OFFSET = 4,
+    RNG_PERTURBATION = 5,
+    RNG_TRANSFORM = 6 /* per sample, not per step: train_transforms (train_decode.h) */
+};
 /* The key an imagefolder's metadata names its image by (HF's loader). */
 #define DATASET_FILE_NAME_KEY "file_name"
 #define TRAIN_MAX_DRAW_BLOCKS (1u << 20)
@@ -105,6 +112,14 @@ static int check_options(const train_options *o, cnet_error *err) {
         return cnet_fail(err, CNET_EINVAL,
                          "--validation_prompt and --validation_image are train_controlnet.py's "
                          "(cnet train-unet: --validation_prompts)");
+    if (!o->train_unet && (o->random_crop || o->random_flip))
+        return cnet_fail(err, CNET_EINVAL,
+                         "random crops and --random_flip are train_text_to_image.py's (cnet "
+                         "train-unet); train_controlnet.py center-crops");
+    if ((o->random_crop || o->random_flip) && o->cache_latents)
+        return cnet_fail(err, CNET_EINVAL,
+                         "--cache_latents keeps one latent per image: it needs --center_crop and "
+                         "no --random_flip");
     if (!o->train_unet && o->n_validation_prompts_t2i)
         return cnet_fail(err, CNET_EINVAL,
                          "--validation_prompts is train_text_to_image.py's (cnet train-unet; "
@@ -310,10 +325,14 @@ static int setup(trainer *t, cnet_error *err) {
         return cnet_fail(err, CNET_EINVAL, "the VAE gives %d latent channels, the UNet takes %d",
                          t->vae->cfg.latent_channels, t->base->unet.enc.cfg.in_channels);
     plan_steps(t);
+    const train_transforms tf = {.random_crop = o->random_crop,
+                                 .random_flip = o->random_flip,
+                                 .seed = o->seed,
+                                 .rng_base = rng_offset(RNG_TRANSFORM, 0, 0)};
     if ((rc = train_batcher_init(&t->tb, t->base, &t->ds, o->train_batch_size, o->resolution,
                                  o->seed, o->cache_latents, o->dataloader_num_workers, t->vae,
                                  t->have_sdxl ? &t->sdxl : NULL, o->crops_coords_top_left_h,
-                                 o->crops_coords_top_left_w, err)))
+                                 o->crops_coords_top_left_w, &tf, err)))
         return rc;
     t->have_tb = 1;
     int v = o->prediction_type ? !strcmp(o->prediction_type, "v_prediction")

@@ -114,8 +114,11 @@ typedef struct train_options {
     /* train_text_to_image.py's --validation_prompts (one image each, by
      * StableDiffusionPipeline) every --validation_epochs epochs (train_unet
      * only; engine/train/train_unet_validation.c). Not option names of
-     * train_opts, as use_ema: cnet train-unet sets them. */
+     * train_opts, as use_ema: cnet train-unet sets these. */
     const char *validation_prompts[TRAIN_MAX_VALIDATION];
+    /* its RandomCrop (without --center_crop) and --random_flip, drawn from
+     * Philox(seed) per sample and epoch (engine/train/train_decode.h) */
+    int random_crop, random_flip;
     int n_validation_prompts_t2i;
     int validation_epochs;
     /* --report_to (TRAIN_TRACKER_* bits, engine/train/train_tracker.h),

@@ -12,10 +12,9 @@
  * script's own are read here: --use_ema, --noise_offset,
  * --input_perturbation, --validation_prompts (one or more values),
  * --validation_epochs (train_options fields outside the shared option table
- * train_opts: the service runs no train-unet jobs), --center_crop
- * (what cnet always does). The flags cnet does not do are refused by name:
- * the other script's (ControlNet), --random_flip (cnet has no random flip or
- * random crop), --non_ema_revision. */
+ * train_opts: the service runs no train-unet jobs), --center_crop (else
+ * the script's RandomCrop) and --random_flip. The flags cnet does not do
+ * are refused by name: the other script's (ControlNet), --non_ema_revision. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +47,6 @@ static const struct {
     {"validation_steps", "is train_controlnet.py's"},
     {"proportion_empty_prompts", "is train_controlnet.py's"},
     {"set_grads_to_none", "is train_controlnet.py's"},
-    {"random_flip", "is not done by cnet (no random flips)"},
     {"non_ema_revision", "is not done by cnet (models load from one revision)"},
 };
 
@@ -60,7 +58,8 @@ static void usage(FILE *out) {
                  "  train_text_to_image.py (v0.27.2) does, with its flag names: the flags\n"
                  "  `cnet train --help` lists that the script shares, plus --use_ema,\n"
                  "  --noise_offset X, --input_perturbation X, --validation_prompts P [P...],\n"
-                 "  --validation_epochs N (default 5) and --center_crop (always on).\n"
+                 "  --validation_epochs N (default 5), --center_crop (else a random crop)\n"
+                 "  and --random_flip (crops and flips drawn from --seed's Philox stream).\n"
                  "  The dataset needs an image and a caption column (--image_column,\n"
                  "  --caption_column; an imagefolder's file_name is found by itself). The\n"
                  "  output is a whole pipeline folder (the EMA weights with --use_ema).\n");
@@ -100,7 +99,7 @@ int cmd_train_unet(int argc, char **argv) {
     }
     char **args = malloc(TRAIN_UNET_MAX_ARGS * sizeof *args);
     if (!args) return 1;
-    int n = 0, use_ema = 0, center_crop = 0, rc = 0, n_prompts = 0;
+    int n = 0, use_ema = 0, center_crop = 0, random_flip = 0, rc = 0, n_prompts = 0;
     long validation_epochs = 0; /* 0: the trainer's default */
     const char *prompts[TRAIN_MAX_VALIDATION];
     double noise_offset = 0, input_perturbation = 0;
@@ -158,12 +157,9 @@ int cmd_train_unet(int argc, char **argv) {
                 fprintf(stderr, "cnet train-unet: --validation_epochs takes an integer >= 1\n");
                 rc = 2;
             }
-        } else if (!strcmp(name, "center_crop")) {
-            int on = 1;
-            center_crop = 1;
-            if (flag_bool(argv[i], &on) || !on) {
-                fprintf(stderr, "cnet train-unet: --center_crop: cnet always center-crops "
-                                "(the script's RandomCrop is not done)\n");
+        } else if (!strcmp(name, "center_crop") || !strcmp(name, "random_flip")) {
+            if (flag_bool(argv[i], name[0] == 'c' ? &center_crop : &random_flip)) {
+                fprintf(stderr, "cnet train-unet: --%s takes true or false\n", name);
                 rc = 2;
             }
         } else if (strcmp(name, "use_ema") != 0) {
@@ -178,12 +174,10 @@ int cmd_train_unet(int argc, char **argv) {
         fprintf(stderr, "cnet train-unet: %s (cnet train-unet --help)\n", err.msg);
         rc = 2;
     }
-    if (!rc && !center_crop)
-        fprintf(stderr, "cnet train-unet: images are center-cropped, as with --center_crop (the "
-                        "script's default RandomCrop is not done)\n");
     if (!rc) {
         o.train_unet = 1, o.use_ema = use_ema, o.noise_offset = noise_offset;
         o.input_perturbation = input_perturbation;
+        o.random_crop = !center_crop, o.random_flip = random_flip;
         for (int k = 0; k < n_prompts; k++) o.validation_prompts[k] = prompts[k];
         o.n_validation_prompts_t2i = n_prompts;
         if (validation_epochs) o.validation_epochs = (int)validation_epochs;

@@ -10,7 +10,9 @@
 # pipeline with the same prompt, seed, 20 steps of the model's scheduler and
 # guidance 7.5, through the fixture ControlNet at scale 0 (the same
 # pipeline, tests/unit/test_pipeline_no_controlnet.c); the model card; the
-# flags cnet does not do are refused by name.
+# script's RandomCrop (without --center_crop) and --random_flip change the
+# training and are reproducible from --seed; the flags cnet does not do are
+# refused by name.
 set -u
 BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
@@ -91,6 +93,27 @@ check model_card sh -c "grep -q \"prompts: \\['a red circle', 'a blue square'\\]
 check model_card_without_prompts sh -c "grep -q 'prompts: None' '$tmp/a/README.md' &&
     ! test -e '$tmp/a/val_imgs_grid.png'"
 
+# RandomCrop and --random_flip: the 37x23 fixture image resized to 25x16
+# leaves 10 crop origins at resolution 16; two runs with one seed give the
+# same bytes.
+mkdir -p "$tmp/wide/images"
+for i in 0 1 2 3; do
+    cp "$FIXTURES/images/image_37x23.png" "$tmp/wide/images/$i.png"
+    echo "{\"file_name\": \"images/$i.png\", \"text\": \"a picture $i\"}" >>"$tmp/wide/metadata.jsonl"
+done
+crop="--pretrained_model_name_or_path $FIXTURES/tiny-sd --train_data_dir $tmp/wide
+      --resolution 16 --train_batch_size 2 --seed 3 --max_train_steps 2 --checkpointing_steps 2"
+crop=$(echo $crop)
+$CNET train-unet $crop --center_crop --output_dir "$tmp/cc" >"$tmp/cc.log" 2>&1
+$CNET train-unet $crop --output_dir "$tmp/rc1" >"$tmp/rc1.log" 2>&1
+$CNET train-unet $crop --output_dir "$tmp/rc2" >"$tmp/rc2.log" 2>&1
+$CNET train-unet $crop --center_crop --random_flip --output_dir "$tmp/fl" >"$tmp/fl.log" 2>&1
+W=unet/diffusion_pytorch_model.safetensors
+check random_crop_by_default sh -c "test -s '$tmp/cc/$W' && test -s '$tmp/rc1/$W' &&
+    ! cmp -s '$tmp/cc/$W' '$tmp/rc1/$W'"
+check random_crop_reproducible cmp -s "$tmp/rc1/$W" "$tmp/rc2/$W"
+check random_flip_flips sh -c "test -s '$tmp/fl/$W' && ! cmp -s '$tmp/cc/$W' '$tmp/fl/$W'"
+
 # The output is a pipeline `cnet generate` uses.
 $CNET generate --model "$tmp/a" --controlnet "$FIXTURES/tiny-sd/controlnet" \
     --image "$FIXTURES/images/conditioning_23x37.png" --prompt "red circle" --steps 2 \
@@ -105,7 +128,10 @@ refuses() {
     rc=$?
     check "$name" sh -c "test $rc -ne 0 && grep -q -- '$flag' '$tmp/r.log'"
 }
-refuses refuses_random_flip --random_flip $common --random_flip --output_dir "$tmp/r1"
+refuses refuses_non_ema_revision --non_ema_revision $common --non_ema_revision x \
+    --output_dir "$tmp/r1"
+refuses refuses_cache_latents_with_random_crop cache_latents $common --cache_latents \
+    --output_dir "$tmp/r5"
 refuses refuses_controlnet_flag --conditioning_image_column $common \
     --conditioning_image_column c --output_dir "$tmp/r2"
 refuses refuses_validation_prompt --validation_prompt $common \
