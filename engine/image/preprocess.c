@@ -71,6 +71,32 @@ int preprocess_train(float *out, const image_rgb8 *in, int resolution, preproces
     return rc;
 }
 
+int preprocess_train_t2i(float *out, const image_rgb8 *in, int resolution,
+                         const preprocess_t2i_draws *draws, cnet_error *err) {
+    image_rgb8 resized;
+    int rc = preprocess_resize_short_side(&resized, in, resolution, err);
+    if (rc) return rc;
+    int left, top;
+    rc = preprocess_center_crop_origin(resized.width, resized.height, resolution, &left, &top, err);
+    if (!rc && draws->random_crop) {
+        top = (int)(draws->u_top % (uint32_t)(resized.height - resolution + 1));
+        left = (int)(draws->u_left % (uint32_t)(resized.width - resolution + 1));
+    }
+    if (!rc)
+        rc = preprocess_to_float(out, &resized, left, top, resolution, resolution,
+                                 PREPROCESS_SIGNED, err);
+    image_free(&resized);
+    for (int y = 0; !rc && draws->flip && y < resolution; y++) {
+        float *row = out + (size_t)y * resolution * 3;
+        for (int x = 0; x < resolution / 2; x++)
+            for (int c = 0; c < 3; c++) {
+                float *a = row + x * 3 + c, *b = row + (resolution - 1 - x) * 3 + c, v = *a;
+                *a = *b, *b = v;
+            }
+    }
+    return rc;
+}
+
 int preprocess_control_size(int img_w, int img_h, int width, int height, int vae_scale_factor,
                             int *out_w, int *out_h, cnet_error *err) {
     if (vae_scale_factor <= 0 || width < 0 || height < 0)

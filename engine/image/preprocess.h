@@ -18,10 +18,19 @@
  *   (PIL resizes those premultiplied) or palette images (PIL resizes those
  *   with nearest): such control images differ slightly from diffusers'.
  * Float outputs are NHWC [H, W, 3] (the engine's layout); layout.h turns
- * them into NCHW for comparisons with PyTorch. Not a data loader: no
- * batching, no random crops or flips (the script uses neither). */
+ * them into NCHW for comparisons with PyTorch.
+ *
+ * train_text_to_image.py's transforms differ in two (preprocess_train_t2i):
+ *   RandomCrop(R)        (without --center_crop) top = randint(0, h - R),
+ *                        left = randint(0, w - R), after the Resize;
+ *   RandomHorizontalFlip (--random_flip) mirrors the crop with p = 0.5.
+ * The draws come from the caller (Philox in cnet, torch's generator in the
+ * script: the same distribution, not the same values). Not a data loader:
+ * no batching, no random number generator. */
 #ifndef CNET_PREPROCESS_H
 #define CNET_PREPROCESS_H
+
+#include <stdint.h>
 
 #include "engine/core/error.h"
 #include "engine/image/image.h"
@@ -45,6 +54,19 @@ int preprocess_to_float(float *out, const image_rgb8 *img, int x0, int y0, int w
 /* The whole training transform: out [resolution, resolution, 3]. */
 int preprocess_train(float *out, const image_rgb8 *in, int resolution, preprocess_range range,
                      cnet_error *err);
+
+/* The random draws of train_text_to_image.py's transforms for one image:
+ * random_crop 0 is CenterCrop; top / left = u_top % (h - R + 1), u_left %
+ * (w - R + 1) (torch.randint's range; the modulo bias is below 2^-20 for
+ * any image under 4096 px); flip mirrors the crop left to right. */
+typedef struct preprocess_t2i_draws {
+    int random_crop, flip;
+    uint32_t u_top, u_left;
+} preprocess_t2i_draws;
+/* Resize, CenterCrop or RandomCrop, optional flip: out [resolution,
+ * resolution, 3] in [-1, 1]. */
+int preprocess_train_t2i(float *out, const image_rgb8 *in, int resolution,
+                         const preprocess_t2i_draws *draws, cnet_error *err);
 
 /* The pipeline's control image size: width/height (0 = the image's) rounded
  * down to a multiple of vae_scale_factor; CNET_EINVAL if that is 0. */

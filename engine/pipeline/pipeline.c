@@ -76,8 +76,8 @@ static int check_request(const pipe_models *m, const pipe_request *r, int factor
     if (r->num_images < 1 || (long)P * r->num_images > PIPE_MAX_IMAGES)
         return cnet_fail(err, CNET_EINVAL, "prompts x num_images must be 1..%d (got %d x %d)",
                          PIPE_MAX_IMAGES, P, r->num_images);
-    if (r->n_controlnets < 1 || r->n_controlnets > PIPE_MAX_CONTROLNETS)
-        return cnet_fail(err, CNET_EINVAL, "1..%d ControlNets (got %d)", PIPE_MAX_CONTROLNETS,
+    if (r->n_controlnets < 0 || r->n_controlnets > PIPE_MAX_CONTROLNETS)
+        return cnet_fail(err, CNET_EINVAL, "0..%d ControlNets (got %d)", PIPE_MAX_CONTROLNETS,
                          r->n_controlnets);
     if (r->guidance < 0) return cnet_fail(err, CNET_EINVAL, "guidance must be >= 0");
     int rc = pipeline_sdxl_check(m, r, err);
@@ -278,7 +278,9 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     sc.noise_offset = offset; /* after the initial draws' blocks */
     sc.eta = r->eta;
 
-    const float *const *res_down = (const float *const *)b.down;
+    /* no ControlNet: StableDiffusionPipeline's UNet call, without residuals */
+    const int with_res = r->n_controlnets > 0;
+    const float *const *res_down = with_res ? (const float *const *)b.down : NULL;
     for (int i = 0; i < sc.num_steps && !rc; i++) {
         const float t_i = sc.timesteps[i];
         float ts[2 * PIPE_MAX_IMAGES];
@@ -324,8 +326,8 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
         }
         if (rc) break;
         if ((rc = unet_forward(m->unet, &scratch, b.eps, pipe_init_unet_input(&ist, be, b.x), ts,
-                               b.embeds, xl ? &added : NULL, res_down, b.mid, rows, h, w, Nt, NULL,
-                               NULL, err)))
+                               b.embeds, xl ? &added : NULL, res_down, with_res ? b.mid : NULL,
+                               rows, h, w, Nt, NULL, NULL, err)))
             break;
         const float *guided = b.eps;
         if (cfg_on) { /* uncond + g * (cond - uncond), in torch's order */

@@ -1,7 +1,9 @@
 /* The ControlNet text-to-image pipeline: diffusers'
  * StableDiffusionControlNetPipeline.__call__ and, for a base with a second
  * text encoder, StableDiffusionXLControlNetPipeline.__call__ (v0.27.2) over
- * the engine's models, on one backend.
+ * the engine's models, on one backend. A request without ControlNets
+ * (n_controlnets 0) is StableDiffusionPipeline.__call__ (and the XL one):
+ * the same loop, the UNet called without residuals.
  *
  *   embeds = text_encoder(tokens(prompt)) [+ negative first, for CFG]
  *   latents = N(0,1) (Philox, seed) or the given latents, * init_noise_sigma
@@ -108,7 +110,7 @@ typedef struct pipe_request {
     int guess_mode, clip_skip;
     float eta; /* DDIM */
     pipe_controlnet controlnets[PIPE_MAX_CONTROLNETS];
-    int n_controlnets;
+    int n_controlnets; /* 0: no ControlNet (StableDiffusionPipeline) */
     pipe_init init;
 } pipe_request;
 

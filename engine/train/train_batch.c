@@ -17,7 +17,8 @@ static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
 
 int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
                        uint64_t seed, int cache_latents, int workers, vae_model *vae,
-                       train_sdxl *sdxl, int crops_h, int crops_w, cnet_error *err) {
+                       train_sdxl *sdxl, int crops_h, int crops_w, const train_transforms *tf,
+                       cnet_error *err) {
     memset(tb, 0, sizeof *tb);
     cnet_backend *be = base->unet.params.be;
     if (!vae) vae = &base->vae;
@@ -44,7 +45,7 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
     tb->moments = dev(be, 2 * lat, &rc, err);
     tb->text = dev(be, (size_t)B * tb->Nt * tb->D, &rc, err);
     if (sdxl) tb->text_embeds = dev(be, (size_t)B * sdxl->P, &rc, err);
-    if (rc || (rc = train_decode_init(&tb->decode, ds, base->tok, B, resolution, workers, err)))
+    if (rc || (rc = train_decode_init(&tb->decode, ds, base->tok, B, resolution, workers, tf, err)))
         goto fail;
     if (sdxl && !(tb->time_ids = malloc((size_t)B * CNET_TIME_IDS * sizeof(float)))) {
         rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for SDXL batches");

@@ -55,10 +55,12 @@ typedef struct train_batcher {
 
 /* vae: the VAE to encode with (borrowed; base's when NULL). sdxl: NULL, or
  * an SDXL base's text conditioning (train_sdxl.h; then crops_h/w are the
- * time ids' crop). workers: --dataloader_num_workers (train_decode.h). */
+ * time ids' crop). workers: --dataloader_num_workers, tf: the random
+ * transforms (zeroed: CenterCrop; train_decode.h). */
 int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
                        uint64_t seed, int cache_latents, int workers, vae_model *vae,
-                       train_sdxl *sdxl, int crops_h, int crops_w, cnet_error *err);
+                       train_sdxl *sdxl, int crops_h, int crops_w, const train_transforms *tf,
+                       cnet_error *err);
 void train_batcher_free(train_batcher *tb);
 
 /* Fills the device buffers with the next micro-batch of up to B samples

@@ -8,11 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/core/philox.h"
 #include "engine/image/image.h"
 #include "engine/image/preprocess.h"
 
 int train_decode_init(train_decode *d, dataset *ds, tokenizer *tok, int B, int resolution,
-                      int workers, cnet_error *err) {
+                      int workers, const train_transforms *tf, cnet_error *err) {
     memset(d, 0, sizeof *d);
     if (workers < 0 || workers > TRAIN_DECODE_WORKERS_MAX)
         return cnet_fail(err, CNET_EINVAL, "dataloader_num_workers %d (supported 0..%d)", workers,
@@ -20,7 +21,7 @@ int train_decode_init(train_decode *d, dataset *ds, tokenizer *tok, int B, int r
     if (B < 1 || B > TRAIN_MAX_BATCH)
         return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..%d)", B,
                          TRAIN_MAX_BATCH);
-    d->ds = ds, d->tok = tok, d->B = B, d->R = resolution, d->workers = workers;
+    d->ds = ds, d->tok = tok, d->B = B, d->R = resolution, d->workers = workers, d->tf = *tf;
     d->Nt = tokenizer_max_length(tok);
     d->img = malloc(2 * (size_t)B * resolution * resolution * 3 * sizeof(float));
     d->tokens = malloc(2 * (size_t)B * d->Nt * sizeof(int64_t));
@@ -73,7 +74,13 @@ static int decode_sample(train_decode *d, train_raw *r, int i) {
     cnet_error *err = &r->err;
     int rc = image_decode(&target, r->target, r->target_len, r->name, 0, err);
     if (!rc) rc = image_decode(&cond, r->cond, r->cond_len, r->cond_name, 0, err);
-    if (!rc) rc = preprocess_train(d->img + i * img, &target, d->R, PREPROCESS_SIGNED, err);
+    const uint64_t at = d->tf.rng_base + ((uint64_t)d->epoch << 36 | (uint64_t)r->id << 2);
+    const preprocess_t2i_draws draws = {.random_crop = d->tf.random_crop,
+                                        .flip = d->tf.random_flip &&
+                                                philox_u32(d->tf.seed, at + 2) < (1u << 31),
+                                        .u_top = philox_u32(d->tf.seed, at),
+                                        .u_left = philox_u32(d->tf.seed, at + 1)};
+    if (!rc) rc = preprocess_train_t2i(d->img + i * img, &target, d->R, &draws, err);
     if (!rc) rc = preprocess_train(d->img + batch + i * img, &cond, d->R, PREPROCESS_UNIT, err);
     if (!rc)
         rc = tokenizer_encode(d->tok, r->caption, strlen(r->caption), d->tokens + (size_t)i * d->Nt,
@@ -144,6 +151,7 @@ static int make_batch(train_decode *d, cnet_error *err) {
         if ((rc = dataset_seek(d->ds, next, err))) return rc;
         at = next;
     }
+    d->epoch = at.epoch;
     for (;;) {
         int got = d->n; /* slots d->n .. got - 1 read this round */
         while (got < d->B) {

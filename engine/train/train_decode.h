@@ -47,10 +47,25 @@ typedef struct train_raw {
     cnet_error err;
 } train_raw;
 
+/* train_text_to_image.py's random transforms of the target images
+ * (preprocess_train_t2i, engine/image/preprocess.h), zeroed: the ControlNet
+ * scripts' CenterCrop. Sample id s of epoch e draws Philox(seed) blocks
+ * rng_base + (e << 36 | s << 2 | k): k = 0 the crop's top, 1 its left,
+ * 2 the flip (u32 < 2^31, p = 0.5); a sample's draws depend on the seed,
+ * the epoch and the sample alone, so a resumed run draws them again. torch
+ * draws from its own generator in the DataLoader: same distribution, other
+ * values. */
+typedef struct train_transforms {
+    int random_crop, random_flip;
+    uint64_t seed, rng_base;
+} train_transforms;
+
 typedef struct train_decode {
     dataset *ds;    /* borrowed */
     tokenizer *tok; /* borrowed */
     int B, R, Nt, workers;
+    train_transforms tf;
+    int64_t epoch; /* of the batch being made */
     /* the batch made last, the caller's between take and release */
     float *img;                         /* [2, B, R, R, 3]: pixels (-1..1), conditioning (0..1) */
     int64_t *tokens;                    /* [2, B, Nt]: input ids, attention mask */
@@ -67,7 +82,7 @@ typedef struct train_decode {
 } train_decode;
 
 int train_decode_init(train_decode *d, dataset *ds, tokenizer *tok, int B, int resolution,
-                      int workers, cnet_error *err);
+                      int workers, const train_transforms *tf, cnet_error *err);
 /* Waits for a background batch, then frees. */
 void train_decode_free(train_decode *d);
 

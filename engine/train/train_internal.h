@@ -68,5 +68,13 @@ int train_save_final(trainer *t, cnet_error *err);
  * StableDiffusionPipeline model_index.json, and unet/ with the trained
  * weights (the EMA's with --use_ema). train_unet_output.c. */
 int train_unet_save_pipeline(trainer *t, cnet_error *err);
+/* train_unet with --validation_prompts: log_validation now (the EMA weights
+ * with --use_ema, the live ones restored after): logs/validation/
+ * step_<step>_<i>.png and the trackers. train_unet_validation.c. */
+int train_unet_validate(trainer *t, cnet_error *err);
+/* train_unet, after train_unet_save_pipeline: the final round of images
+ * (val_imgs_grid.png, with --validation_prompts) and README.md, the
+ * script's model card. Leaves the saved weights in the UNet. */
+int train_unet_finish(trainer *t, cnet_error *err);
 
 #endif

@@ -5,8 +5,7 @@
  * components are copied file by file from the base folder (they are the
  * base's weights, unchanged); model_index.json becomes a
  * StableDiffusionPipeline's (the base's without a controlnet entry). Not
- * here: the model card and validation images (not written by train-unet
- * yet). */
+ * here: the model card and validation images (train_unet_validation.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>

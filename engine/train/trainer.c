@@ -23,7 +23,14 @@
 /* Philox counter layout of the training randomness: block offset
  * tag << 58 | optimizer step << 26 | micro-batch << 20, leaving 2^20 blocks
  * (4M values) per draw. */
-enum { RNG_NOISE = 1, RNG_TIMESTEP = 2, RNG_VAE = 3, RNG_NOISE_OFFSET = 4, RNG_PERTURBATION = 5 };
+enum {
+    RNG_NOISE = 1,
+    RNG_TIMESTEP = 2,
+    RNG_VAE = 3,
+    RNG_NOISE_OFFSET = 4,
+    RNG_PERTURBATION = 5,
+    RNG_TRANSFORM = 6 /* per sample, not per step: train_transforms (train_decode.h) */
+};
 /* The key an imagefolder's metadata names its image by (HF's loader). */
 #define DATASET_FILE_NAME_KEY "file_name"
 #define TRAIN_MAX_DRAW_BLOCKS (1u << 20)
@@ -49,6 +56,7 @@ void train_options_defaults(train_options *o) {
     o->checkpointing_steps = 500;
     o->num_validation_images = 4;
     o->validation_steps = 100;
+    o->validation_epochs = 5; /* train_text_to_image.py's */
     o->max_bad_fraction = DATASET_BAD_FRACTION_DEFAULT;
     o->report_to = TRAIN_TRACKER_TENSORBOARD;
     o->logging_dir = "logs";
@@ -102,8 +110,23 @@ static int check_options(const train_options *o, cnet_error *err) {
                          "--controlnet_model_name_or_path, no shared base");
     if (o->train_unet && (o->n_validation_prompts || o->n_validation_images))
         return cnet_fail(err, CNET_EINVAL,
-                         "--validation_prompts: cnet train-unet does not render validation "
-                         "images yet");
+                         "--validation_prompt and --validation_image are train_controlnet.py's "
+                         "(cnet train-unet: --validation_prompts)");
+    if (!o->train_unet && (o->random_crop || o->random_flip))
+        return cnet_fail(err, CNET_EINVAL,
+                         "random crops and --random_flip are train_text_to_image.py's (cnet "
+                         "train-unet); train_controlnet.py center-crops");
+    if ((o->random_crop || o->random_flip) && o->cache_latents)
+        return cnet_fail(err, CNET_EINVAL,
+                         "--cache_latents keeps one latent per image: it needs --center_crop and "
+                         "no --random_flip");
+    if (!o->train_unet && o->n_validation_prompts_t2i)
+        return cnet_fail(err, CNET_EINVAL,
+                         "--validation_prompts is train_text_to_image.py's (cnet train-unet; "
+                         "cnet train: --validation_prompt with --validation_image)");
+    if (o->validation_epochs < 1)
+        return cnet_fail(err, CNET_EINVAL, "--validation_epochs must be >= 1 (got %d)",
+                         o->validation_epochs);
     if (!(o->noise_offset >= 0) || !(o->input_perturbation >= 0))
         return cnet_fail(err, CNET_EINVAL, "--noise_offset and --input_perturbation must be >= 0");
     return 0;
@@ -305,10 +328,14 @@ static int setup(trainer *t, cnet_error *err) {
         return cnet_fail(err, CNET_EINVAL, "the VAE gives %d latent channels, the UNet takes %d",
                          t->vae->cfg.latent_channels, t->base->unet.enc.cfg.in_channels);
     plan_steps(t);
+    const train_transforms tf = {.random_crop = o->random_crop,
+                                 .random_flip = o->random_flip,
+                                 .seed = o->seed,
+                                 .rng_base = rng_offset(RNG_TRANSFORM, 0, 0)};
     if ((rc = train_batcher_init(&t->tb, t->base, &t->ds, o->train_batch_size, o->resolution,
                                  o->seed, o->cache_latents, o->dataloader_num_workers, t->vae,
                                  t->have_sdxl ? &t->sdxl : NULL, o->crops_coords_top_left_h,
-                                 o->crops_coords_top_left_w, err)))
+                                 o->crops_coords_top_left_w, &tf, err)))
         return rc;
     t->have_tb = 1;
     int v = o->prediction_type ? !strcmp(o->prediction_type, "v_prediction")
@@ -470,12 +497,14 @@ static int resume(trainer *t, cnet_error *err) {
 
 /* One optimizer step: up to gradient_accumulation_steps micro-batches (fewer
  * when the epoch ends, as accelerate syncs at the end of the dataloader). */
-static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_error *err) {
+static int optimizer_step(trainer *t, double *loss_out, int *samples_out, int *epoch_end_out,
+                          cnet_error *err) {
     const train_options *o = t->o;
     const int accum = o->gradient_accumulation_steps;
     const long per = (long)t->tb.h * t->tb.w * t->tb.L;
     double loss_sum = 0;
     int micro_batches = 0, samples = 0, rc = 0;
+    *epoch_end_out = 0;
     for (int micro = 0; micro < accum && !rc; micro++) {
         int n, epoch_end;
         rc = train_batcher_next(&t->tb, rng_offset(RNG_VAE, t->global_step, micro), &n, &epoch_end,
@@ -510,7 +539,10 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, cnet_e
                                                  t->have_sdxl ? &added : NULL, seed, &loss, err);
             loss_sum += loss, micro_batches++, samples += n;
         }
-        if (epoch_end) break;
+        if (epoch_end) {
+            *epoch_end_out = 1;
+            break;
+        }
     }
     if (rc) return rc;
     if (micro_batches == 0)
@@ -542,7 +574,8 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
         int samples = 0;
         /* of the step's first sample */
         const int epoch = (int)train_decode_tell(&t.tb.decode).epoch;
-        if ((rc = optimizer_step(&t, &loss, &samples, err))) break;
+        int epoch_end;
+        if ((rc = optimizer_step(&t, &loss, &samples, &epoch_end, err))) break;
         const int applied = t.global_step - (int)t.scaler.skipped; /* optimizer steps taken */
         const double lr = lr_at(&t.lr, applied);
         train_adamw adam = {.lr = (float)lr,
@@ -597,13 +630,21 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
         if (o->n_validation_prompts && o->validation_steps > 0 &&
             t.global_step % o->validation_steps == 0 && (rc = train_validate(&t, err)))
             break;
+        /* train_text_to_image.py: after an epoch's last step (or the last
+         * step of all), when epoch % validation_epochs == 0 */
+        if (o->n_validation_prompts_t2i && (epoch_end || t.global_step == t.max_steps) &&
+            epoch % o->validation_epochs == 0 && (rc = train_unet_validate(&t, err)))
+            break;
         if (want_stop) {
             if (stopped) *stopped = 1;
             teardown(&t);
             return 0;
         }
     }
-    if (!rc) rc = o->train_unet ? train_unet_save_pipeline(&t, err) : train_save_final(&t, err);
+    if (!rc && o->train_unet && !(rc = train_unet_save_pipeline(&t, err)))
+        rc = train_unet_finish(&t, err);
+    else if (!rc && !o->train_unet)
+        rc = train_save_final(&t, err);
     teardown(&t);
     return rc;
 }

@@ -6,9 +6,10 @@
  * train_unet set, the same loop is examples/text_to_image/
  * train_text_to_image.py instead: no ControlNet, the whole UNet trains (its
  * --use_ema, --noise_offset and --input_perturbation), checkpoints hold
- * unet/ (and unet_ema/),
- * and the output is the whole pipeline folder (engine/train/
- * train_unet_output.c).
+ * unet/ (and unet_ema/), the validation images are StableDiffusionPipeline's
+ * (--validation_prompts every --validation_epochs, engine/train/
+ * train_unet_validation.c, with the script's model card), and the output is
+ * the whole pipeline folder (engine/train/train_unet_output.c).
  *
  * trainer_run loads the base pipeline (tokenizer, text encoder, VAE, UNet,
  * DDPM noise scheduler) and the ControlNet (from --controlnet_model_name_or_path
@@ -110,6 +111,16 @@ typedef struct train_options {
     /* --input_perturbation: add_noise takes noise + input_perturbation *
      * N(0,1), the target keeps noise (train_unet only). */
     double input_perturbation;
+    /* train_text_to_image.py's --validation_prompts (one image each, by
+     * StableDiffusionPipeline) every --validation_epochs epochs (train_unet
+     * only; engine/train/train_unet_validation.c). Not option names of
+     * train_opts, as use_ema: cnet train-unet sets these. */
+    const char *validation_prompts[TRAIN_MAX_VALIDATION];
+    /* its RandomCrop (without --center_crop) and --random_flip, drawn from
+     * Philox(seed) per sample and epoch (engine/train/train_decode.h) */
+    int random_crop, random_flip;
+    int n_validation_prompts_t2i;
+    int validation_epochs;
     /* --report_to (TRAIN_TRACKER_* bits, engine/train/train_tracker.h),
      * --logging_dir (under output_dir unless absolute) and
      * --tracker_project_name: where the trackers write. */

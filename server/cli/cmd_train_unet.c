@@ -10,11 +10,12 @@
  * flags) go through `cnet train`'s parser (server/cli/cmd_train.h), with
  * train_text_to_image.py's defaults in front of the user's flags; the
  * script's own are read here: --use_ema, --noise_offset,
- * --input_perturbation, --center_crop (what cnet always does). The flags
- * cnet does not do are refused by name: the other script's (ControlNet),
- * and --random_flip (cnet has no random flip or random crop),
- * --validation_prompts / --validation_epochs (no validation images yet: the
- * pipeline needs a ControlNet), --non_ema_revision. */
+ * --input_perturbation, --validation_prompts (one or more values),
+ * --validation_epochs (train_options fields outside the shared option table
+ * train_opts: the service runs no train-unet jobs), --center_crop (else
+ * the script's RandomCrop) and --random_flip. The flags cnet does not do
+ * are refused by name: the other script's (ControlNet), --non_ema_revision. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +47,6 @@ static const struct {
     {"validation_steps", "is train_controlnet.py's"},
     {"proportion_empty_prompts", "is train_controlnet.py's"},
     {"set_grads_to_none", "is train_controlnet.py's"},
-    {"random_flip", "is not done by cnet (no random flips)"},
-    {"validation_prompts", "is not done by cnet train-unet yet (no validation images)"},
-    {"validation_epochs", "is not done by cnet train-unet yet (no validation images)"},
     {"non_ema_revision", "is not done by cnet (models load from one revision)"},
 };
 
@@ -59,7 +57,9 @@ static void usage(FILE *out) {
                  "  Fine-tunes the whole UNet as diffusers' examples/text_to_image/\n"
                  "  train_text_to_image.py (v0.27.2) does, with its flag names: the flags\n"
                  "  `cnet train --help` lists that the script shares, plus --use_ema,\n"
-                 "  --noise_offset X, --input_perturbation X and --center_crop (always on).\n"
+                 "  --noise_offset X, --input_perturbation X, --validation_prompts P [P...],\n"
+                 "  --validation_epochs N (default 5), --center_crop (else a random crop)\n"
+                 "  and --random_flip (crops and flips drawn from --seed's Philox stream).\n"
                  "  The dataset needs an image and a caption column (--image_column,\n"
                  "  --caption_column; an imagefolder's file_name is found by itself). The\n"
                  "  output is a whole pipeline folder (the EMA weights with --use_ema).\n");
@@ -99,7 +99,9 @@ int cmd_train_unet(int argc, char **argv) {
     }
     char **args = malloc(TRAIN_UNET_MAX_ARGS * sizeof *args);
     if (!args) return 1;
-    int n = 0, use_ema = 0, center_crop = 0, rc = 0;
+    int n = 0, use_ema = 0, center_crop = 0, random_flip = 0, rc = 0, n_prompts = 0;
+    long validation_epochs = 0; /* 0: the trainer's default */
+    const char *prompts[TRAIN_MAX_VALIDATION];
     double noise_offset = 0, input_perturbation = 0;
     args[n++] = argv[0];
     for (int i = 0; i < N_DEFAULTS; i++) args[n++] = (char *)t2i_defaults[i];
@@ -132,12 +134,32 @@ int cmd_train_unet(int argc, char **argv) {
                 fprintf(stderr, "cnet train-unet: --%s takes a number >= 0\n", name);
                 rc = 2;
             }
-        } else if (!strcmp(name, "center_crop")) {
-            int on = 1;
-            center_crop = 1;
-            if (flag_bool(argv[i], &on) || !on) {
-                fprintf(stderr, "cnet train-unet: --center_crop: cnet always center-crops "
-                                "(the script's RandomCrop is not done)\n");
+        } else if (!strcmp(name, "validation_prompts")) {
+            const int inline_value = strchr(argv[i], '=') != NULL;
+            /* nargs="+": the values up to the next flag (one after '=') */
+            for (const char *v = flag_value(argc, argv, &i); v && !rc;
+                 v = !inline_value && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 ? argv[++i]
+                                                                                         : NULL)
+                if (n_prompts < TRAIN_MAX_VALIDATION)
+                    prompts[n_prompts++] = v;
+                else
+                    rc = 2;
+            if (rc || n_prompts == 0) {
+                fprintf(stderr, "cnet train-unet: --validation_prompts takes 1..%d prompts\n",
+                        TRAIN_MAX_VALIDATION);
+                rc = 2;
+            }
+        } else if (!strcmp(name, "validation_epochs")) {
+            const char *v = flag_value(argc, argv, &i);
+            char *end = NULL;
+            validation_epochs = v ? strtol(v, &end, 10) : 0;
+            if (!v || end == v || *end || validation_epochs < 1 || validation_epochs > INT_MAX) {
+                fprintf(stderr, "cnet train-unet: --validation_epochs takes an integer >= 1\n");
+                rc = 2;
+            }
+        } else if (!strcmp(name, "center_crop") || !strcmp(name, "random_flip")) {
+            if (flag_bool(argv[i], name[0] == 'c' ? &center_crop : &random_flip)) {
+                fprintf(stderr, "cnet train-unet: --%s takes true or false\n", name);
                 rc = 2;
             }
         } else if (strcmp(name, "use_ema") != 0) {
@@ -152,12 +174,13 @@ int cmd_train_unet(int argc, char **argv) {
         fprintf(stderr, "cnet train-unet: %s (cnet train-unet --help)\n", err.msg);
         rc = 2;
     }
-    if (!rc && !center_crop)
-        fprintf(stderr, "cnet train-unet: images are center-cropped, as with --center_crop (the "
-                        "script's default RandomCrop is not done)\n");
     if (!rc) {
         o.train_unet = 1, o.use_ema = use_ema, o.noise_offset = noise_offset;
         o.input_perturbation = input_perturbation;
+        o.random_crop = !center_crop, o.random_flip = random_flip;
+        for (int k = 0; k < n_prompts; k++) o.validation_prompts[k] = prompts[k];
+        o.n_validation_prompts_t2i = n_prompts;
+        if (validation_epochs) o.validation_epochs = (int)validation_epochs;
         rc = cmd_train_execute(&o, &cli);
     }
     free(args);

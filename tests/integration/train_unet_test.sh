@@ -4,7 +4,15 @@
 # the fixture ControlNet); resuming from a checkpoint gives bit-identical
 # weights (live and EMA) to an uninterrupted run; --use_ema saves the EMA,
 # which differs from the live weights; --input_perturbation changes the
-# training; the flags cnet does not do are refused by name.
+# training; --validation_prompts renders at the epochs' ends (every
+# --validation_epochs) with the EMA weights, leaves the training unchanged,
+# and its images are StableDiffusionPipeline's: cnet generate of the saved
+# pipeline with the same prompt, seed, 20 steps of the model's scheduler and
+# guidance 7.5, through the fixture ControlNet at scale 0 (the same
+# pipeline, tests/unit/test_pipeline_no_controlnet.c); the model card; the
+# script's RandomCrop (without --center_crop) and --random_flip change the
+# training and are reproducible from --seed; the flags cnet does not do are
+# refused by name.
 set -u
 BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
@@ -51,6 +59,61 @@ check input_perturbation_reaches_step sh -c "test -s '$tmp/p/checkpoint-2/unet/d
     ! cmp -s '$tmp/p/checkpoint-2/unet/diffusion_pytorch_model.safetensors' \
     '$tmp/b/checkpoint-2/unet/diffusion_pytorch_model.safetensors'"
 
+# Validation: 8 samples at batch 2 are 4 steps an epoch; 6 steps end
+# epoch 0 at step 4 and stop in epoch 1 at step 6. The truth for the
+# images: the same 6 steps without validation (n), and cnet generate.
+$CNET train-unet $common --max_train_steps 6 --output_dir "$tmp/n" >"$tmp/n.log" 2>&1
+$CNET train-unet $common --max_train_steps 6 --validation_epochs 1 \
+    --validation_prompts "a red circle" "a blue square" --output_dir "$tmp/v" >"$tmp/v.log" 2>&1
+$CNET train-unet $common --max_train_steps 6 --validation_epochs 2 \
+    --validation_prompts "a red circle" --output_dir "$tmp/w" >"$tmp/w.log" 2>&1
+V=$tmp/v/logs/validation
+check validation_at_epoch_ends sh -c "for f in step_4_0 step_4_1 step_6_0 step_6_1; do \
+    test -s '$V/'\$f.png || exit 1; done; ! test -e '$V/step_2_0.png'"
+check validation_every_epochs sh -c "test -s '$tmp/w/logs/validation/step_4_0.png' &&
+    ! test -e '$tmp/w/logs/validation/step_6_0.png'"
+check validation_keeps_live_weights cmp -s "$tmp/n/checkpoint-6/unet/diffusion_pytorch_model.safetensors" \
+    "$tmp/v/checkpoint-6/unet/diffusion_pytorch_model.safetensors"
+check validation_keeps_ema cmp -s "$tmp/n/unet/diffusion_pytorch_model.safetensors" \
+    "$tmp/v/unet/diffusion_pytorch_model.safetensors"
+$CNET generate --model "$tmp/v" --controlnet "$FIXTURES/tiny-sd/controlnet" \
+    --image "$FIXTURES/images/conditioning_23x37.png" --scale 0 --prompt "a red circle" \
+    --steps 20 --guidance 7.5 --seed 3 --height 16 --width 16 --out "$tmp/v0.png" >"$tmp/v0.log" 2>&1
+png_window() { /usr/bin/python3 tests/lib/png_window.py "$@"; }
+# step 6's EMA weights are the saved ones; step 4's are older
+check validation_uses_ema_pipeline png_window "$V/step_6_0.png" "$tmp/v0.png"
+check validation_weights_of_its_step sh -c "! /usr/bin/python3 tests/lib/png_window.py \
+    '$V/step_4_0.png' '$tmp/v0.png'"
+check final_grid_left_to_right sh -c "/usr/bin/python3 tests/lib/png_window.py \
+    '$tmp/v/val_imgs_grid.png' '$tmp/v0.png' 0 && /usr/bin/python3 tests/lib/png_window.py \
+    '$tmp/v/val_imgs_grid.png' '$V/step_6_1.png' 16"
+check model_card sh -c "grep -q \"prompts: \\['a red circle', 'a blue square'\\]\" '$tmp/v/README.md' &&
+    grep -q 'val_imgs_grid.png' '$tmp/v/README.md' && grep -q '^\\* Epochs: 2\$' '$tmp/v/README.md' &&
+    grep -q '^base_model: $FIXTURES/tiny-sd\$' '$tmp/v/README.md'"
+check model_card_without_prompts sh -c "grep -q 'prompts: None' '$tmp/a/README.md' &&
+    ! test -e '$tmp/a/val_imgs_grid.png'"
+
+# RandomCrop and --random_flip: the 37x23 fixture image resized to 25x16
+# leaves 10 crop origins at resolution 16; two runs with one seed give the
+# same bytes.
+mkdir -p "$tmp/wide/images"
+for i in 0 1 2 3; do
+    cp "$FIXTURES/images/image_37x23.png" "$tmp/wide/images/$i.png"
+    echo "{\"file_name\": \"images/$i.png\", \"text\": \"a picture $i\"}" >>"$tmp/wide/metadata.jsonl"
+done
+crop="--pretrained_model_name_or_path $FIXTURES/tiny-sd --train_data_dir $tmp/wide
+      --resolution 16 --train_batch_size 2 --seed 3 --max_train_steps 2 --checkpointing_steps 2"
+crop=$(echo $crop)
+$CNET train-unet $crop --center_crop --output_dir "$tmp/cc" >"$tmp/cc.log" 2>&1
+$CNET train-unet $crop --output_dir "$tmp/rc1" >"$tmp/rc1.log" 2>&1
+$CNET train-unet $crop --output_dir "$tmp/rc2" >"$tmp/rc2.log" 2>&1
+$CNET train-unet $crop --center_crop --random_flip --output_dir "$tmp/fl" >"$tmp/fl.log" 2>&1
+W=unet/diffusion_pytorch_model.safetensors
+check random_crop_by_default sh -c "test -s '$tmp/cc/$W' && test -s '$tmp/rc1/$W' &&
+    ! cmp -s '$tmp/cc/$W' '$tmp/rc1/$W'"
+check random_crop_reproducible cmp -s "$tmp/rc1/$W" "$tmp/rc2/$W"
+check random_flip_flips sh -c "test -s '$tmp/fl/$W' && ! cmp -s '$tmp/cc/$W' '$tmp/fl/$W'"
+
 # The output is a pipeline `cnet generate` uses.
 $CNET generate --model "$tmp/a" --controlnet "$FIXTURES/tiny-sd/controlnet" \
     --image "$FIXTURES/images/conditioning_23x37.png" --prompt "red circle" --steps 2 \
@@ -65,11 +128,14 @@ refuses() {
     rc=$?
     check "$name" sh -c "test $rc -ne 0 && grep -q -- '$flag' '$tmp/r.log'"
 }
-refuses refuses_random_flip --random_flip $common --random_flip --output_dir "$tmp/r1"
+refuses refuses_non_ema_revision --non_ema_revision $common --non_ema_revision x \
+    --output_dir "$tmp/r1"
+refuses refuses_cache_latents_with_random_crop cache_latents $common --cache_latents \
+    --output_dir "$tmp/r5"
 refuses refuses_controlnet_flag --conditioning_image_column $common \
     --conditioning_image_column c --output_dir "$tmp/r2"
-refuses refuses_validation_prompts --validation_prompts $common \
-    --validation_prompts "a red circle" --output_dir "$tmp/r3"
+refuses refuses_validation_prompt --validation_prompt $common \
+    --validation_prompt "a red circle" --output_dir "$tmp/r3"
 $CNET train --pretrained_model_name_or_path "$FIXTURES/tiny-sd" --train_data_dir "$tmp/fill" \
     --output_dir "$tmp/r4" --use_ema >"$tmp/r4.log" 2>&1
 rc=$?

@@ -59,6 +59,8 @@ typedef struct ref_batch {
 } ref_batch;
 
 #define REF_MAX (EPOCHS * (N_SAMPLES / B + 2))
+/* the ControlNet scripts' CenterCrop, as the reference loop does */
+static const train_transforms no_tf = {0};
 static ref_batch ref[REF_MAX];
 static int n_ref, ref_skipped, Nt;
 
@@ -100,7 +102,7 @@ static void check_workers(int workers) {
     train_decode d;
     cnet_error err = {0};
     CHECK(!open_data(&ds), "opening %s", tmp);
-    CHECK(!train_decode_init(&d, &ds, tok, B, SIZE, workers, &err), "%s", err.msg);
+    CHECK(!train_decode_init(&d, &ds, tok, B, SIZE, workers, &no_tf, &err), "%s", err.msg);
     const size_t img = (size_t)SIZE * SIZE * 3, half = (size_t)B * img;
     int bad = 0;
     for (int k = 0; k < n_ref && !bad; k++) {
@@ -146,7 +148,7 @@ static void test_skipped_counted(void) {
     train_decode d;
     cnet_error err = {0};
     CHECK(!open_data(&ds), "opening %s", tmp);
-    CHECK(!train_decode_init(&d, &ds, tok, B, SIZE, 2, &err), "%s", err.msg);
+    CHECK(!train_decode_init(&d, &ds, tok, B, SIZE, 2, &no_tf, &err), "%s", err.msg);
     int64_t skipped = 0;
     for (int k = 0; k < n_ref; k++) {
         if (train_decode_take(&d, &err)) break;
@@ -164,7 +166,7 @@ static void test_limits(void) {
     train_decode d;
     cnet_error err = {0};
     CHECK(!open_data(&ds), "opening %s", tmp);
-    EXPECT(train_decode_init(&d, &ds, tok, B, SIZE, TRAIN_DECODE_WORKERS_MAX + 1, &err) ==
+    EXPECT(train_decode_init(&d, &ds, tok, B, SIZE, TRAIN_DECODE_WORKERS_MAX + 1, &no_tf, &err) ==
                    CNET_EINVAL &&
                strstr(err.msg, "dataloader_num_workers"),
            "%s", err.msg);
