@@ -47,14 +47,19 @@
 
 #define T SERVER_TEST_TOKEN
 #define NODES 2
-#define TRIALS 2       /* crash and partition runs each (MULTINODE_TRIALS overrides) */
-#define TRAIN_STEPS 6  /* checkpoints at 2 and 4 */
+#define TRIALS 2      /* crash and partition runs each (MULTINODE_TRIALS overrides) */
+#define TRAIN_STEPS 6 /* checkpoints at 2 and 4 */
+/* The crash and partition tests' job: long enough that a kill or a stop
+ * lands between its first checkpoint and its end (progress is reported every
+ * 0.5 s at most, so a six-step job can end between two reports). */
+#define LONG_STEPS 24
 #define LEASE_S "3"    /* short, so a lost node's job moves within seconds */
 #define JOB_WAIT_S 180 /* a six-step job plus a rescue, on a loaded machine */
 #define EVENTS_MAX 256
 
 static char dir[512], models[600], fill[600], bin[600], data[600], host[64];
-static char ref_sha[65]; /* final weights of an uninterrupted run */
+static char ref_sha[65];  /* final weights of an uninterrupted run */
+static char long_sha[65]; /* the same, LONG_STEPS steps */
 #define MAX_TRIALS 100
 static char stopped_ids[MAX_TRIALS][64]; /* the partition trials' jobs, checked again at the end */
 static int n_stopped;
@@ -92,9 +97,10 @@ static json_t *get_json(test_server *s, const char *path) {
     return v;
 }
 
-static int submit_train_base(test_server *s, const char *base, const char *dataset, char id[64]) {
+static int submit_train_steps(test_server *s, const char *base, const char *dataset, int steps,
+                              char id[64]) {
     char body[2048];
-    snprintf(body, sizeof body, train_spec, base, dataset, TRAIN_STEPS);
+    snprintf(body, sizeof body, train_spec, base, dataset, steps);
     const char *const h[] = {"Content-Type: application/json", NULL};
     http_resp r;
     http_do(s, "POST", "/v1/jobs", T, h, body, strlen(body), 0, &r);
@@ -104,6 +110,10 @@ static int submit_train_base(test_server *s, const char *base, const char *datas
     long st = r.status;
     http_resp_free(&r);
     return st == 202 && id[0] ? 0 : -1;
+}
+
+static int submit_train_base(test_server *s, const char *base, const char *dataset, char id[64]) {
+    return submit_train_steps(s, base, dataset, TRAIN_STEPS, id);
 }
 
 static int submit_train_on(test_server *s, const char *dataset, char id[64]) {
@@ -162,6 +172,25 @@ static int running_past(const char *id, int past) {
     for (double t0 = now_s(); now_s() - t0 < JOB_WAIT_S; usleep(20000)) {
         int step = 0, nc, ns;
         if (job_now(id, NULL, &step) == JOB_RUNNING && step > past) return claims(id, &nc, &ns);
+    }
+    return -1;
+}
+
+/* Waits until the job runs with its checkpoint at step `step` or later
+ * recorded (the store records each at once) and returns its node, -1 when
+ * it ended first or on timeout. */
+static int running_checkpointed(const char *id, int step) {
+    for (double t0 = now_s(); now_s() - t0 < JOB_WAIT_S; usleep(10000)) {
+        job j;
+        if (jobs_get(store, id, &j, NULL)) return -1;
+        const job_state st = j.state;
+        const int64_t at = j.checkpoint_step;
+        job_clear(&j);
+        if (st == JOB_RUNNING && at >= step) {
+            int nc, ns;
+            return claims(id, &nc, &ns);
+        }
+        if (job_state_terminal(st)) return -1;
     }
     return -1;
 }
@@ -360,12 +389,22 @@ static int trials(void) {
     return e && atoi(e) > 0 ? atoi(e) : TRIALS;
 }
 
+/* The final weights of an uninterrupted LONG_STEPS run, run once. */
+static const char *long_reference(void) {
+    char id[64];
+    if (!long_sha[0] && (submit_train_steps(&node[0], "tiny", fill, LONG_STEPS, id) ||
+                         wait_state(id, JOB_SUCCEEDED, JOB_WAIT_S) || weights_sha(id, long_sha)))
+        long_sha[0] = 0;
+    return long_sha[0] ? long_sha : NULL;
+}
+
 static void test_kill9_another_node_resumes(void) {
-    CHECK(ref_sha[0], "no reference run");
+    const char *ref = long_reference();
+    CHECK(ref, "no reference run");
+    char id[64], sha[65] = "";
     for (int trial = 0; trial < trials(); trial++) {
-        char id[64], sha[65] = "";
-        CHECK(submit_train(&node[0], id) == 0, "submit");
-        const int victim = running_past(id, 2); /* past the checkpoint at step 2 */
+        CHECK(submit_train_steps(&node[0], "tiny", fill, LONG_STEPS, id) == 0, "submit");
+        const int victim = running_checkpointed(id, 2);
         CHECK(victim >= 0, "the job runs past its first checkpoint");
         CHECK(server_stop(&node[victim], SIGKILL, 5000) == 128 + SIGKILL, "kill -9");
         const double t0 = now_s();
@@ -379,16 +418,17 @@ static void test_kill9_another_node_resumes(void) {
         CHECK(ok, "trial %d: the job finished", trial);
         CHECK(finisher == 1 - victim && nc == 2 && ns == 1 && attempt == 2,
               "another node took it over: node %d, %d claims, %d successes", finisher, nc, ns);
-        CHECK(weights_sha(id, sha) == 0 && !strcmp(sha, ref_sha),
-              "trial %d: weights %s differ from the uninterrupted %s", trial, sha, ref_sha);
+        CHECK(weights_sha(id, sha) == 0 && !strcmp(sha, ref),
+              "trial %d: weights %s differ from the uninterrupted %s", trial, sha, ref);
     }
 }
 
 static void test_sigstop_fenced_out(void) {
-    CHECK(ref_sha[0], "no reference run");
+    const char *ref = long_reference();
+    CHECK(ref, "no reference run");
     for (int trial = 0; trial < trials(); trial++) {
         char id[64], sha[65] = "";
-        CHECK(submit_train(&node[0], id) == 0, "submit");
+        CHECK(submit_train_steps(&node[0], "tiny", fill, LONG_STEPS, id) == 0, "submit");
         const int frozen = running_past(id, 0);
         CHECK(frozen >= 0, "the job runs");
         kill(node[frozen].pid, SIGSTOP);
@@ -412,8 +452,8 @@ static void test_sigstop_fenced_out(void) {
               "fenced out: node %d finished, %d successes, %d claims, attempt %d", finisher, ns, nc,
               attempt);
         if (n_stopped < MAX_TRIALS) snprintf(stopped_ids[n_stopped++], 64, "%s", id);
-        CHECK(weights_sha(id, sha) == 0 && !strcmp(sha, ref_sha),
-              "trial %d: weights %s differ from the uninterrupted %s", trial, sha, ref_sha);
+        CHECK(weights_sha(id, sha) == 0 && !strcmp(sha, ref),
+              "trial %d: weights %s differ from the uninterrupted %s", trial, sha, ref);
         json_t *h = get_json(&node[frozen], "/readyz");
         EXPECT(h, "the fenced node still serves");
         json_decref(h);
