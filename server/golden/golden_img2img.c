@@ -196,30 +196,6 @@ static int load_inputs(i2i_check *c, const json_t *args, const char *key, const 
     return 0;
 }
 
-/* The base pipeline and the fixture's ControlNet. */
-typedef struct i2i_loaded {
-    sd_base base;
-    controlnet_model cn;
-    int have_base, have_cn;
-} i2i_loaded;
-
-static int load_models(i2i_loaded *l, cnet_backend *be, const char *model_dir, cnet_error *err) {
-    char dir[PATH_MAX + 32];
-    memset(l, 0, sizeof *l);
-    int rc = sd_base_open(&l->base, be, model_dir, err);
-    if (rc) return rc;
-    l->have_base = 1;
-    snprintf(dir, sizeof dir, "%s/controlnet", model_dir);
-    if ((rc = controlnet_open(&l->cn, be, dir, err))) return rc;
-    l->have_cn = 1;
-    return 0;
-}
-
-static void free_models(i2i_loaded *l) {
-    if (l->have_cn) controlnet_free(&l->cn);
-    if (l->have_base) sd_base_free(&l->base);
-}
-
 /* A file tensor [n, ...] float32 (NULL when absent). */
 static const float *draw(const i2i_check *c, const char *what) {
     char name[GOLDEN_NAME_MAX];
@@ -312,7 +288,7 @@ static int check_schedule(i2i_check *c, const cnet_sched_config *sc, int steps, 
     return rc;
 }
 
-static int run_one(i2i_check *c, i2i_loaded *l, const json_t *args, char *const *prompts,
+static int run_one(i2i_check *c, golden_pipe_models *l, const json_t *args, char *const *prompts,
                    char *const *negatives, int B, int inpaint, cnet_error *err) {
     const char *cls = json_string_value(json_object_get(args, "scheduler"));
     const int kind = cls ? golden_sched_kind(cls) : -1;
@@ -460,7 +436,7 @@ static int check_file(golden_ctx *ctx, const st_file *f, const char *kind, int i
                          f->path, key, PIPE_MAX_IMAGES);
     char *prompts[PIPE_MAX_IMAGES] = {0}, *negatives[PIPE_MAX_IMAGES] = {0};
     golden_env env;
-    i2i_loaded l;
+    golden_pipe_models l;
     memset(&l, 0, sizeof l);
     int rc = golden_meta_strings(f, key, prompts, B);
     snprintf(key, sizeof key, "%s.negative_prompts", kind);
@@ -470,7 +446,7 @@ static int check_file(golden_ctx *ctx, const st_file *f, const char *kind, int i
         goto out;
     }
     if ((rc = golden_env_init(&env, ctx, err))) goto out;
-    if (!(rc = load_models(&l, &env.be, ctx->model_dir, err))) {
+    if (!(rc = golden_pipe_models_open(&l, &env.be, ctx->model_dir, err))) {
         check_ids(ctx, f, l.base.tok, kind, "prompt", prompts, B);
         check_ids(ctx, f, l.base.tok, kind, "negative_prompt", negatives, B);
         for (int i = 0; i < f->n_meta && !rc; i++) {
@@ -492,7 +468,7 @@ static int check_file(golden_ctx *ctx, const st_file *f, const char *kind, int i
             json_decref(args);
         }
     }
-    free_models(&l);
+    golden_pipe_models_free(&l);
     golden_env_free(&env);
 out:
     for (int i = 0; i < PIPE_MAX_IMAGES; i++) free(prompts[i]), free(negatives[i]);

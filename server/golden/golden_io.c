@@ -1,6 +1,7 @@
 /* Helpers of the model golden checks: a backend with a scratch arena,
  * and results compared with the goldens in PyTorch layout (file I/O and
  * layout conversion are server/golden/model_io.c's). */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,4 +70,22 @@ int golden_sched_kind(const char *class_name) {
     for (int k = 0; k < CNET_SCHED_KIND_COUNT; k++)
         if (strcmp(cnet_sched_kind_name((cnet_sched_kind)k), class_name) == 0) return k;
     return -1;
+}
+
+int golden_pipe_models_open(golden_pipe_models *m, cnet_backend *be, const char *model_dir,
+                            cnet_error *err) {
+    char dir[PATH_MAX + 32];
+    memset(m, 0, sizeof *m);
+    int rc = sd_base_open(&m->base, be, model_dir, err);
+    if (rc) return rc;
+    m->have_base = 1;
+    snprintf(dir, sizeof dir, "%s/controlnet", model_dir);
+    if ((rc = controlnet_open(&m->cn, be, dir, err))) return rc;
+    m->have_cn = 1;
+    return 0;
+}
+
+void golden_pipe_models_free(golden_pipe_models *m) {
+    if (m->have_cn) controlnet_free(&m->cn);
+    if (m->have_base) sd_base_free(&m->base);
 }

@@ -5,6 +5,8 @@
 #include "engine/core/arena.h"
 #include "engine/core/backend.h"
 #include "engine/core/params.h"
+#include "engine/models/controlnet.h"
+#include "engine/pipeline/sd_base.h"
 #include "server/golden/golden.h"
 
 /* One model run's memory: the backend of ctx->device and a scratch arena. */
@@ -17,6 +19,19 @@ int golden_env_init(golden_env *env, const golden_ctx *ctx, cnet_error *err);
 /* Grows the scratch arena to at least `bytes`. */
 int golden_env_scratch(golden_env *env, size_t bytes, cnet_error *err);
 void golden_env_free(golden_env *env);
+
+/* The model folder's base pipeline and its controlnet/ (the pipeline
+ * checks: golden_pipeline.c, golden_img2img.c). On failure the open part
+ * stays for golden_pipe_models_free. */
+typedef struct golden_pipe_models {
+    sd_base base;
+    controlnet_model cn;
+    int have_base, have_cn;
+} golden_pipe_models;
+
+int golden_pipe_models_open(golden_pipe_models *m, cnet_backend *be, const char *model_dir,
+                            cnet_error *err);
+void golden_pipe_models_free(golden_pipe_models *m);
 
 /* Downloads an NHWC [B,H,W,C] (or any non-4-d) result and compares it in
  * PyTorch layout with the golden `name` of that shape. */

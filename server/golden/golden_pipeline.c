@@ -74,31 +74,7 @@ static int on_step(void *user, int i, int n, const float *noise_pred, int rows,
     return 0;
 }
 
-/* The base pipeline and the fixture's ControlNet. */
-typedef struct pipe_loaded {
-    sd_base base;
-    controlnet_model cn;
-    int have_base, have_cn;
-} pipe_loaded;
-
-static int load_models(pipe_loaded *l, cnet_backend *be, const char *model_dir, cnet_error *err) {
-    char dir[PATH_MAX + 32];
-    memset(l, 0, sizeof *l);
-    int rc = sd_base_open(&l->base, be, model_dir, err);
-    if (rc) return rc;
-    l->have_base = 1;
-    snprintf(dir, sizeof dir, "%s/controlnet", model_dir);
-    if ((rc = controlnet_open(&l->cn, be, dir, err))) return rc;
-    l->have_cn = 1;
-    return 0;
-}
-
-static void free_models(pipe_loaded *l) {
-    if (l->have_cn) controlnet_free(&l->cn);
-    if (l->have_base) sd_base_free(&l->base);
-}
-
-static int run_one(pipe_check *c, pipe_loaded *l, const json_t *args, char *const *prompts,
+static int run_one(pipe_check *c, golden_pipe_models *l, const json_t *args, char *const *prompts,
                    char *const *negatives, const float *latents, const float *control, int B,
                    cnet_error *err) {
     const char *cls = json_string_value(json_object_get(args, "scheduler"));
@@ -165,7 +141,7 @@ int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     float *latents = malloc((size_t)cnet_tensor_numel(&lat->view) * sizeof(float));
     float *control = malloc((size_t)B * H * W * 3 * sizeof(float));
     golden_env env;
-    pipe_loaded l;
+    golden_pipe_models l;
     memset(&l, 0, sizeof l);
     if (golden_meta_strings(f, "pipe.prompts", prompts, B) != 0) {
         rc = cnet_fail(err, CNET_EFORMAT,
@@ -181,7 +157,7 @@ int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
     memcpy(latents, lat->view.data, (size_t)cnet_tensor_numel(&lat->view) * sizeof(float));
     layout_nchw_to_nhwc(control, (const float *)img->view.data, B, 3, H, W);
     if ((rc = golden_env_init(&env, ctx, err))) goto out;
-    if (!(rc = load_models(&l, &env.be, ctx->model_dir, err))) {
+    if (!(rc = golden_pipe_models_open(&l, &env.be, ctx->model_dir, err))) {
         for (int i = 0; i < f->n_meta && !rc; i++) {
             const char *key = f->meta_keys[i];
             char run[GOLDEN_RUN_MAX + 1];
@@ -196,7 +172,7 @@ int golden_check_pipeline(golden_ctx *ctx, const st_file *f, cnet_error *err) {
             json_decref(args);
         }
     }
-    free_models(&l);
+    golden_pipe_models_free(&l);
     golden_env_free(&env);
 out:
     for (int i = 0; i < PIPE_MAX_IMAGES; i++) free(prompts[i]), free(negatives[i]);
