@@ -31,6 +31,10 @@
 #define A1111_DEFAULT_SIZE 512
 #define A1111_DEFAULT_STEPS 50
 #define A1111_DEFAULT_CFG 7.0
+/* The extension's preprocessor resolution where a unit leaves processor_res
+ * out or negative (its resolution slider's value, 512 for every module cnet
+ * has). */
+#define A1111_PROCESSOR_RES_DEFAULT 512
 
 /* A sampler as A1111 names it (and its aliases) and the cnet scheduler
  * (engine/sched's short name) that is its diffusers counterpart. */

@@ -19,8 +19,9 @@
  *   (diffusers' prepare_image, the extension's "Just Resize"); "Crop and
  *   Resize" and "Resize and Fill" are the same when the image has the
  *   output's aspect ratio, and refused when it has not.
- *   processor_res → processor_res (-1: the annotator at the image's own
- *   size, where the extension takes the module's default, mostly 512);
+ *   processor_res → processor_res (negative: the extension's default
+ *   resolution slider, 512, A1111_PROCESSOR_RES_DEFAULT; 0: the image's own
+ *   size, cnet's);
  *   pixel_perfect: the extension's pixel_perfect_resolution instead — with
  *   module "none" no annotator runs and both are moot, as in the extension.
  * Members that change no pixel (low_vram, save_detected_map, is_ui, ...)
@@ -148,13 +149,13 @@ static int probe(const char *b64, const char *field, int *w, int *h, api_error *
     return rc;
 }
 
-/* Slot k's threshold of a unit (given: its member; absent or -1: the
- * module's default, as the extension's -1) as the item's per-ControlNet
+/* Slot k's threshold of a unit (given: its member; absent or negative: the
+ * module's default, as the extension resets a negative one) as the item's per-ControlNet
  * threshold_a / threshold_b, which cnet's table checks against the module's
  * range. A slider the module has not is unread, as in the extension. */
 static int set_threshold(const annotator *a, int k, const json_t *given, json_t *item,
                          api_error *e) {
-    if (!a->param[k].name || !json_is_number(given) || json_number_value(given) == -1) return 0;
+    if (!a->param[k].name || !json_is_number(given) || json_number_value(given) < 0) return 0;
     return json_object_set(item, k ? "threshold_b" : "threshold_a", (json_t *)given)
                ? api_fail(e, 503, "out_of_memory", NULL, "out of memory")
                : 0;
@@ -273,7 +274,7 @@ static int unit_item(const json_t *unit, const char *at, unit_ctx *x, json_t *it
             if (res > 0 && res != floor(res))
                 return api_fail(e, A1111_STATUS, "invalid_field", path,
                                 "%s must be a whole number of pixels, or -1", path);
-            /* -1 (or 0): the annotator at the image's own size; pixel_perfect wins */
+            /* 0: the image's own size; negative: below; pixel_perfect wins */
             if (annotates && a->takes_res && res > 0 &&
                 !json_is_true(json_object_get(unit, "pixel_perfect")))
                 json_object_set_new(item, "processor_res", json_integer((json_int_t)res));
@@ -296,6 +297,12 @@ static int unit_item(const json_t *unit, const char *at, unit_ctx *x, json_t *it
             break;
         }
     }
+    /* processor_res absent or negative: the extension's default resolution
+     * (its unit's -1, reset to the slider's value) */
+    const json_t *res = json_object_get(unit, "processor_res");
+    if (annotates && a->takes_res && !json_is_true(json_object_get(unit, "pixel_perfect")) &&
+        !(json_is_number(res) && json_number_value(res) >= 0))
+        json_object_set_new(item, "processor_res", json_integer(A1111_PROCESSOR_RES_DEFAULT));
     for (int k = 0; annotates && k < ANNOTATOR_MAX_PARAMS; k++) {
         rc = set_threshold(a, k, json_object_get(unit, k ? "threshold_b" : "threshold_a"), item, e);
         if (rc) return rc;

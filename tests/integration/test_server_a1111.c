@@ -165,13 +165,13 @@ static json_t *fixture(const char *name) {
 /* The two ControlNets of the tests as /v1/generate takes them. */
 static json_t *two_controlnets(void) {
     return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:s, s:f, s:f, s:[{s:s, s:s, "
-                     "s:f}, {s:s, s:s, s:f, s:f, s:s}]}",
+                     "s:f}, {s:s, s:s, s:f, s:f, s:s, s:i}]}",
                      "model", "tiny", "prompt", "a red circle", "negative_prompt", "", "steps", 3,
                      "seed", 7, "width", SIZE, "height", SIZE, "guidance", 7.0, "scheduler", "ddim",
                      "canny_low_threshold", 50.0, "canny_high_threshold", 150.0, "controlnets",
                      "controlnet", "tiny/controlnet", "image", b64_a, "scale", 0.7, "controlnet",
                      "tiny2/controlnet", "image", b64_b, "scale", 1.3, "control_guidance_start",
-                     0.2, "preprocess", "canny");
+                     0.2, "preprocess", "canny", "processor_res", 512);
 }
 
 static void test_two_controlnets_equal_the_cli(void) {
@@ -487,7 +487,8 @@ static void test_refused_by_name(void) {
 }
 
 /* A unit's sliders reach its own controlnets item: threshold_a/b, and
- * processor_res (-1: none, the image's own size), or pixel perfect's
+ * processor_res (absent or negative: the extension's default, 512; 0: the
+ * image's own size), or pixel perfect's
  * resolution instead (the extension's pixel_perfect_resolution: the 16x16
  * image for a 16x16 output stays at 16). */
 static void test_unit_sliders(void) {
@@ -503,8 +504,19 @@ static void test_unit_sliders(void) {
     const json_t *item = json_array_get(json_object_get(req, "controlnets"), 1);
     EXPECT(json_number_value(json_object_get(item, "threshold_a")) == 50 &&
                json_number_value(json_object_get(item, "threshold_b")) == 150 &&
-               !json_object_get(item, "processor_res"),
+               json_integer_value(json_object_get(item, "processor_res")) == 512,
            "unit 1's thresholds, processor_res -1");
+    json_decref(req);
+    json_object_del(unit, "processor_res");
+    CHECK(a1111_txt2img_request(body, &roots, &req, &e) == 0, "%s", e.message);
+    item = json_array_get(json_object_get(req, "controlnets"), 1);
+    EXPECT(json_integer_value(json_object_get(item, "processor_res")) == 512,
+           "processor_res absent: 512");
+    json_decref(req);
+    json_object_set_new(unit, "processor_res", json_integer(0));
+    CHECK(a1111_txt2img_request(body, &roots, &req, &e) == 0, "%s", e.message);
+    item = json_array_get(json_object_get(req, "controlnets"), 1);
+    EXPECT(!json_object_get(item, "processor_res"), "processor_res 0: the image's own size");
     json_decref(req);
     json_object_set_new(unit, "processor_res", json_integer(32));
     CHECK(a1111_txt2img_request(body, &roots, &req, &e) == 0, "%s", e.message);
@@ -580,6 +592,7 @@ int main(int argc, char **argv) {
     snprintf(cmd, sizeof cmd,
              "%s generate --model %s/tiny --controlnet %s/tiny/controlnet,%s/tiny2/controlnet "
              "--image %s,%s --scale 0.7,1.3 --start 0,0.2 --preprocess none,canny "
+             "--processor_res 0,512 "
              "--canny-low-threshold 50 --canny-high-threshold 150 --prompt 'a red circle' "
              "--negative-prompt '' --steps 3 --seed 7 --guidance 7 --scheduler ddim --width 16 "
              "--height 16 --out %s",
