@@ -14,6 +14,11 @@
 #define VAE_LOGVAR_MIN -30.0f
 #define VAE_LOGVAR_MAX 20.0f
 
+int pipe_init_steps(int steps, double strength) {
+    const int init_timestep = (int)(steps * strength);
+    return init_timestep < steps ? init_timestep : steps;
+}
+
 int pipe_init_check(const pipe_models *m, const pipe_request *r, cnet_error *err) {
     const pipe_init *in = &r->init;
     const int in_ch = m->unet->enc.cfg.in_channels, L = m->vae->cfg.latent_channels;
@@ -36,8 +41,7 @@ int pipe_init_check(const pipe_models *m, const pipe_request *r, cnet_error *err
                          in->n_images, P, P);
     if (!(in->strength > 0 && in->strength <= 1))
         return cnet_fail(err, CNET_EINVAL, "strength must be in (0, 1] (got %g)", in->strength);
-    const int init_timestep = (int)(r->steps * in->strength);
-    if (init_timestep < 1)
+    if (pipe_init_steps(r->steps, in->strength) < 1)
         return cnet_fail(err, CNET_EINVAL,
                          "strength %g x %d steps = %g runs no denoising step; raise strength or "
                          "steps",
@@ -160,9 +164,7 @@ int pipe_init_begin(pipe_init_state *st, const pipe_models *m, const pipe_reques
     st->N = N, st->rows = rows, st->h = h, st->w = w;
     const int n = in->n_images, L = st->L, H = r->height, W = r->width, f = H / h;
     const size_t per = (size_t)h * w * L, lat = (size_t)N * per, per_img = (size_t)H * W * 3;
-    /* get_timesteps: Python's int(S * strength) on doubles */
-    int init_timestep = (int)(r->steps * in->strength);
-    if (init_timestep > r->steps) init_timestep = r->steps;
+    const int init_timestep = pipe_init_steps(r->steps, in->strength);
     int rc = sched_set_begin_index(sc, r->steps - init_timestep, err);
     if (rc) return rc;
     const int strength_max = in->strength == 1.0;

@@ -49,6 +49,11 @@ typedef struct pipe_init_state {
     long n_runs;
 } pipe_init_state;
 
+/* The denoising steps an init image at `strength` leaves of `steps`:
+ * diffusers' get_timesteps, min(int(steps * strength), steps), in double as
+ * Python computes it. */
+int pipe_init_steps(int steps, double strength);
+
 /* Checks r->init against the models (n_images, strength, a 9-channel UNet
  * only with a mask); CNET_EINVAL names the field. */
 int pipe_init_check(const pipe_models *m, const pipe_request *r, cnet_error *err);

@@ -491,7 +491,9 @@ static enum MHD_Result run_sync(http_server *s, struct MHD_Connection *c, http_r
     if (rc && gs.not_cached_field) return not_cached(s, c, r, &gs);
     /* the output size comes from the init image when there is one */
     const gen_input *size_from = g->extra[GEN_INIT].bytes ? &g->extra[GEN_INIT] : &g->in[0];
-    if (!rc) rc = gen_cost_estimate(&cost, &gs.req, size_from->w, size_from->h, &err);
+    if (!rc)
+        rc = gen_cost_estimate(&cost, &gs.req, size_from->w, size_from->h,
+                               size_from == &g->extra[GEN_INIT], &err);
     if (rc) return engine_error(s, c, r, rc, &err);
     if (gen_cost_check(&cost, &gs.req, &err))
         return http_reply_error(s, c, r, 413, "over_budget", NULL, "%s", err.msg);

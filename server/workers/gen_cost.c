@@ -7,6 +7,7 @@
 
 #include "engine/config/config.h"
 #include "engine/image/preprocess.h"
+#include "engine/pipeline/pipeline_init.h"
 
 /* The model's native side in px and its VAE factor, from
  * <dir>/unet/config.json (sample_size, in latent px) and
@@ -30,7 +31,7 @@ static int native_size(const char *dir, int *native_px, int *factor, cnet_error 
 }
 
 int gen_cost_estimate(gen_cost *out, const generate_request *r, int image_w, int image_h,
-                      cnet_error *err) {
+                      int with_init, cnet_error *err) {
     *out = (gen_cost){0};
     int rc = native_size(r->model_dir, &out->native_px, &out->factor, err);
     if (rc) return rc;
@@ -40,7 +41,8 @@ int gen_cost_estimate(gen_cost *out, const generate_request *r, int image_w, int
     const double native_latent = (double)(out->native_px / out->factor);
     out->area = (double)(out->width / out->factor) * (double)(out->height / out->factor) /
                 (native_latent * native_latent);
-    out->passes = r->steps * r->num_images * (r->n_prompts > 0 ? r->n_prompts : 1) *
+    out->steps = with_init ? pipe_init_steps(r->steps, r->strength) : r->steps;
+    out->passes = out->steps * r->num_images * (r->n_prompts > 0 ? r->n_prompts : 1) *
                   (r->guidance > 1.0f ? 2 : 1);
     out->units = out->area * out->passes;
     return 0;
@@ -55,11 +57,11 @@ int gen_cost_check(const gen_cost *c, const generate_request *r, cnet_error *err
                          GEN_COST_AREA_MAX);
     if (c->units > GEN_COST_UNITS_MAX)
         return cnet_fail(err, CNET_ELIMIT,
-                         "this request costs %.0f units (steps %d x num_images %d x %d "
+                         "this request costs %.0f units (steps run %d x num_images %d x %d "
                          "prompts x %d for guidance %g x %.2f for %dx%d against the model's "
                          "native %dx%d), over the limit of %.0f: lower steps, num_images, the "
                          "prompts or width and height, or send it with \"async\": true",
-                         c->units, r->steps, r->num_images, r->n_prompts > 0 ? r->n_prompts : 1,
+                         c->units, c->steps, r->num_images, r->n_prompts > 0 ? r->n_prompts : 1,
                          r->guidance > 1.0f ? 2 : 1, (double)r->guidance, c->area, c->width,
                          c->height, c->native_px, c->native_px, GEN_COST_UNITS_MAX);
     return 0;

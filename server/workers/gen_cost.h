@@ -1,5 +1,6 @@
 /* What a generate request will cost, estimated before any work: the
- * denoising passes it asks for (steps × images × 2 with classifier-free
+ * denoising passes it asks for (the steps it runs — img2img and inpainting
+ * run int(steps × strength) of them — × images × 2 with classifier-free
  * guidance, which doubles the UNet batch) weighted by its latent area
  * against the model's own (the UNet's sample_size, the size it was trained
  * at, in latent pixels). One unit is one UNet pass at the model's native
@@ -33,16 +34,17 @@ typedef struct gen_cost {
     int native_px;     /* the model's native side in px: UNet sample_size × VAE factor */
     int factor;        /* the VAE factor (px per latent pixel) */
     double area;       /* latent area / the native latent area */
-    int passes;        /* steps × num_images × (2 with guidance > 1) */
+    int steps;         /* the denoising steps run: steps, or int(steps × strength) */
+    int passes;        /* steps run × num_images × (2 with guidance > 1) */
     double units;      /* area × passes */
 } gen_cost;
 
 /* Estimates r (its model_dir, steps, num_images, guidance, width and
  * height, 0 meaning the control image's, image_w × image_h as its header
- * declares it) into out. CNET_EINVAL/CNET_ENOTFOUND when the model's
- * configs cannot be read or the size rounds to nothing. */
+ * declares it; with_init: an init image, r->strength of it) into out. CNET_EINVAL/CNET_ENOTFOUND
+ * when the model's configs cannot be read or the size rounds to nothing. */
 int gen_cost_estimate(gen_cost *out, const generate_request *r, int image_w, int image_h,
-                      cnet_error *err);
+                      int with_init, cnet_error *err);
 /* CNET_ELIMIT, naming width/height, steps, num_images and guidance and the
  * limit, when c is over GEN_COST_AREA_MAX or GEN_COST_UNITS_MAX. */
 int gen_cost_check(const gen_cost *c, const generate_request *r, cnet_error *err);

@@ -169,11 +169,24 @@ static void test_over_budget_refused_before_work(void) {
     body = body_of(control_b64, "\"steps\": 999, \"num_images\": 2, \"guidance\": 7.5");
     const char *const h[] = {"Content-Type: application/json", "Accept: application/json", NULL};
     http_do(&srv, "POST", "/v1/generate", T, h, body, strlen(body), 0, &r);
-    EXPECT(r.status == 413 && strstr(r.body, "3996 units") && strstr(r.body, "steps 999") &&
+    EXPECT(r.status == 413 && strstr(r.body, "3996 units") && strstr(r.body, "steps run 999") &&
                strstr(r.body, "num_images 2") && strstr(r.body, "limit of 2000"),
            "steps 999 x 2 images x CFG: %ld %s", r.status, r.body);
     http_resp_free(&r);
     free(body);
+    /* img2img runs int(999 x 0.6) = 599 of them: 2396 units */
+    char *extra = malloc(strlen(control_b64) + 256);
+    sprintf(extra,
+            "\"steps\": 999, \"num_images\": 2, \"guidance\": 7.5, \"strength\": 0.6, "
+            "\"init_image\": \"%s\"",
+            control_b64);
+    body = body_of(control_b64, extra);
+    http_do(&srv, "POST", "/v1/generate", T, h, body, strlen(body), 0, &r);
+    EXPECT(r.status == 413 && strstr(r.body, "2396 units") && strstr(r.body, "steps run 599"),
+           "img2img, strength 0.6: %ld %s", r.status, r.body);
+    http_resp_free(&r);
+    free(body);
+    free(extra);
     EXPECT(metric(&srv, "cnet_generate_requests_total") == before,
            "a refused request reached an engine");
 }

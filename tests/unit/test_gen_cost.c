@@ -42,7 +42,7 @@ static void test_units_by_hand(void) {
             request(cases[i].steps, cases[i].images, cases[i].guidance, cases[i].w, cases[i].h);
         gen_cost c;
         cnet_error err = {0};
-        CHECK(gen_cost_estimate(&c, &r, cases[i].image_w, cases[i].image_h, &err) == 0,
+        CHECK(gen_cost_estimate(&c, &r, cases[i].image_w, cases[i].image_h, 0, &err) == 0,
               "case %zu: %s", i, err.msg);
         EXPECT(c.native_px == 16 && c.factor == 2, "case %zu: native %d, factor %d", i, c.native_px,
                c.factor);
@@ -64,10 +64,10 @@ static void test_prompt_list(void) {
     r.n_prompts = 3;
     gen_cost c;
     cnet_error err = {0};
-    CHECK(gen_cost_estimate(&c, &r, 16, 16, &err) == 0, "%s", err.msg);
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, 0, &err) == 0, "%s", err.msg);
     CHECK(c.units == 240.0, "units %g, want 240", c.units);
     r.steps = 200; /* 200 x 6 x 2 = 2400, over GEN_COST_UNITS_MAX */
-    CHECK(gen_cost_estimate(&c, &r, 16, 16, &err) == 0, "%s", err.msg);
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, 0, &err) == 0, "%s", err.msg);
     CHECK(c.units > GEN_COST_UNITS_MAX && gen_cost_check(&c, &r, &err) == CNET_ELIMIT &&
               strstr(err.msg, "x 3 prompts"),
           "units %g: %s", c.units, err.msg);
@@ -77,20 +77,40 @@ static void test_limits_named(void) {
     cnet_error err = {0};
     gen_cost c;
     generate_request r = request(1, 1, 1.0f, 128, 128); /* 64x the area */
-    CHECK(gen_cost_estimate(&c, &r, 16, 16, &err) == 0, "%s", err.msg);
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, 0, &err) == 0, "%s", err.msg);
     EXPECT(gen_cost_check(&c, &r, &err) == CNET_ELIMIT && strstr(err.msg, "128x128") &&
                strstr(err.msg, "64.0x") && strstr(err.msg, "native 16x16") &&
                strstr(err.msg, "limit of 16x"),
            "area: %s", err.msg);
     r = request(600, 2, 5.0f, 16, 16); /* 2400 units at the native size */
-    CHECK(gen_cost_estimate(&c, &r, 16, 16, &err) == 0, "%s", err.msg);
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, 0, &err) == 0, "%s", err.msg);
     EXPECT(gen_cost_check(&c, &r, &err) == CNET_ELIMIT && strstr(err.msg, "2400 units") &&
-               strstr(err.msg, "steps 600") && strstr(err.msg, "num_images 2") &&
+               strstr(err.msg, "steps run 600") && strstr(err.msg, "num_images 2") &&
                strstr(err.msg, "guidance 5") && strstr(err.msg, "limit of 2000"),
            "units: %s", err.msg);
     r = request(500, 2, 5.0f, 16, 16); /* 2000 units: at the limit, not over it */
-    CHECK(gen_cost_estimate(&c, &r, 16, 16, &err) == 0, "%s", err.msg);
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, 0, &err) == 0, "%s", err.msg);
     EXPECT(gen_cost_check(&c, &r, &err) == 0, "at the limit: %s", err.msg);
+}
+
+/* img2img and inpainting run int(steps x strength) steps (diffusers'
+ * get_timesteps): 50 steps at strength 0.75 cost 37 guided passes, and the
+ * refusal names the steps run. */
+static void test_init_image_steps(void) {
+    generate_request r = request(50, 1, 7.5f, 0, 0);
+    r.strength = 0.75;
+    gen_cost c;
+    cnet_error err = {0};
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, 1, &err) == 0, "%s", err.msg);
+    EXPECT(c.steps == 37 && c.units == 74.0, "steps %d units %g, want 37 and 74", c.steps, c.units);
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, 0, &err) == 0, "%s", err.msg);
+    EXPECT(c.steps == 50 && c.units == 100.0, "no init image: steps %d units %g", c.steps, c.units);
+    r = request(999, 2, 5.0f, 16, 16);
+    r.strength = 0.6; /* 599 steps run x 2 images x 2 = 2396 units */
+    CHECK(gen_cost_estimate(&c, &r, 16, 16, 1, &err) == 0, "%s", err.msg);
+    EXPECT(gen_cost_check(&c, &r, &err) == CNET_ELIMIT && strstr(err.msg, "2396 units") &&
+               strstr(err.msg, "steps run 599"),
+           "strength 0.6: %s", err.msg);
 }
 
 static void test_missing_configs(void) {
@@ -98,7 +118,7 @@ static void test_missing_configs(void) {
     r.model_dir = "/nonexistent-cnet-model";
     gen_cost c;
     cnet_error err = {0};
-    EXPECT(gen_cost_estimate(&c, &r, 16, 16, &err) != 0 &&
+    EXPECT(gen_cost_estimate(&c, &r, 16, 16, 0, &err) != 0 &&
                strstr(err.msg, "/nonexistent-cnet-model/vae/config.json"),
            "%s", err.msg);
 }
@@ -109,6 +129,7 @@ int main(int argc, char **argv) {
     RUN(test_units_by_hand);
     RUN(test_prompt_list);
     RUN(test_limits_named);
+    RUN(test_init_image_steps);
     RUN(test_missing_configs);
     return harness_done();
 }
