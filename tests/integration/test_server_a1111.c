@@ -54,12 +54,6 @@ static image_rgb8 img_a, img_b;
 static image_rgb8 cli_truth; /* `cnet generate` with the two ControlNets */
 static test_server srv;
 
-static int run(const char *cmd) {
-    char full[8300];
-    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-    return system(full);
-}
-
 /* A control image as PNG file and base64. */
 static int make_image(image_rgb8 *img, int kind, const char *path, char **b64) {
     cnet_error err = {0};
@@ -82,22 +76,6 @@ static int make_image(image_rgb8 *img, int kind, const char *path, char **b64) {
     return rc || !*b64;
 }
 
-/* PNG bytes decoded equal to want. */
-static int same_png(const image_rgb8 *want, const void *png, size_t len, char *why, size_t cap) {
-    image_rgb8 img = {0};
-    cnet_error err = {0};
-    if (image_decode(&img, png, len, "answer", 0, &err)) {
-        snprintf(why, cap, "undecodable: %.150s", err.msg);
-        return 0;
-    }
-    int same = img.width == want->width && img.height == want->height &&
-               !memcmp(img.data, want->data, (size_t)img.width * img.height * 3);
-    snprintf(why, cap, "%dx%d vs %dx%d, pixels %s", img.width, img.height, want->width,
-             want->height, same ? "equal" : "differ");
-    image_free(&img);
-    return same;
-}
-
 /* images[i] of a JSON answer (base64 PNG) equal to want. */
 static int same_b64(const image_rgb8 *want, const json_t *answer, size_t i, char *why, size_t cap) {
     const char *b64 = json_string_value(json_array_get(json_object_get(answer, "images"), i));
@@ -108,7 +86,7 @@ static int same_b64(const image_rgb8 *want, const json_t *answer, size_t i, char
         snprintf(why, cap, "no images[%zu]", i);
         return 0;
     }
-    int same = same_png(want, png, len, why, cap);
+    int same = png_same_pixels(want, png, len, why, cap);
     free(png);
     return same;
 }
@@ -220,7 +198,7 @@ static void test_two_controlnets_equal_the_cli(void) {
     strcat(path, "/artifacts/image_0.png");
     http_resp r;
     http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
-    EXPECT(r.status == 200 && same_png(&cli_truth, r.body, r.len, why, sizeof why),
+    EXPECT(r.status == 200 && png_same_pixels(&cli_truth, r.body, r.len, why, sizeof why),
            "async vs cnet generate: %ld %s", r.status, why);
     http_resp_free(&r);
 }
@@ -588,7 +566,7 @@ int main(int argc, char **argv) {
              "%s init-model --out %s/tiny --preset tiny --nonzero-controlnet && %s init-model "
              "--out %s/tiny2 --preset tiny --nonzero-controlnet --seed 5",
              bin, models, bin, models);
-    if (!rc) rc = run(cmd);
+    if (!rc) rc = run_quiet(cmd);
     snprintf(cmd, sizeof cmd,
              "%s generate --model %s/tiny --controlnet %s/tiny/controlnet,%s/tiny2/controlnet "
              "--image %s,%s --scale 0.7,1.3 --start 0,0.2 --preprocess none,canny "
@@ -597,7 +575,7 @@ int main(int argc, char **argv) {
              "--negative-prompt '' --steps 3 --seed 7 --guidance 7 --scheduler ddim --width 16 "
              "--height 16 --out %s",
              bin, models, models, models, a_png, b_png, out);
-    if (!rc) rc = run(cmd);
+    if (!rc) rc = run_quiet(cmd);
     cnet_error err = {0};
     if (!rc) rc = image_load(&cli_truth, out, 0, &err);
     const char *const args[] = {"--models", models, "--device", "cpu", NULL};

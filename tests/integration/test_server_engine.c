@@ -98,18 +98,6 @@ static const char *const spec_extra[] = {
     ", \"validation_prompt\": [\"red circle\"], \"validation_steps\": 6, "
     "\"num_validation_images\": 1, \"mixed_precision\": \"bf16\""};
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int run(const char *cmd) {
-    char full[2100];
-    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-    return system(full);
-}
-
 static int start(test_server *s, const char *data, const char *device) {
     const char *const args[] = {"--models", models, "--data-root", dir, "--device", device, NULL};
     return server_start(s, data, args);
@@ -159,7 +147,7 @@ static void read_state(test_server *s, const char *id, char state[16], int *step
 
 static int wait_state(test_server *s, const char *id, const char *want, double timeout_s) {
     char st[16];
-    for (double t0 = now_s(); now_s() - t0 < timeout_s; usleep(20000)) {
+    for (double t0 = test_now_s(); test_now_s() - t0 < timeout_s; usleep(20000)) {
         read_state(s, id, st, NULL);
         if (!strcmp(st, want)) return 0;
         if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) return -1;
@@ -207,24 +195,8 @@ static int weights_sha(const char *data, const char *id, char hex[65]) {
     return sha256_file(path, hex);
 }
 
-/* Pixels equal to the direct pipeline's (want), from PNG bytes. */
-static int same_as(const image_rgb8 *want, const void *png, size_t len, char *why, size_t cap) {
-    image_rgb8 img = {0};
-    cnet_error err = {0};
-    if (image_decode(&img, png, len, "answer", 0, &err)) {
-        snprintf(why, cap, "undecodable: %.150s", err.msg);
-        return 0;
-    }
-    int same = img.width == want->width && img.height == want->height &&
-               !memcmp(img.data, want->data, (size_t)img.width * img.height * 3);
-    snprintf(why, cap, "%dx%d vs %dx%d, pixels %s", img.width, img.height, want->width,
-             want->height, same ? "equal" : "differ");
-    image_free(&img);
-    return same;
-}
-
 static int same_as_truth(const void *png, size_t len, char *why, size_t cap) {
-    return same_as(&truth, png, len, why, cap);
+    return png_same_pixels(&truth, png, len, why, cap);
 }
 
 /* The truth: pipeline_generate on the same folder, without the server:
@@ -466,7 +438,8 @@ static void test_generate_img2img_inpaint(void) {
     CHECK(post_json(&srv, "/v1/generate", body, NULL, &r) == 200, "img2img: %ld %s", r.status,
           r.body);
     free(body);
-    EXPECT(same_as(&truth_i2i, r.body, r.len, why, sizeof why), "img2img vs direct: %s", why);
+    EXPECT(png_same_pixels(&truth_i2i, r.body, r.len, why, sizeof why), "img2img vs direct: %s",
+           why);
     EXPECT(memmem(r.body, r.len, "Denoising strength: 0.75", 24) &&
                memmem(r.body, r.len, "Weight: 0.8", 11),
            "img2img parameters");
@@ -478,7 +451,8 @@ static void test_generate_img2img_inpaint(void) {
     body = gen_body(extra);
     CHECK(post_json(&srv, "/v1/generate", body, NULL, &r) == 200, "inpaint: %ld %s", r.status,
           r.body);
-    EXPECT(same_as(&truth_inp, r.body, r.len, why, sizeof why), "inpaint vs direct: %s", why);
+    EXPECT(png_same_pixels(&truth_inp, r.body, r.len, why, sizeof why), "inpaint vs direct: %s",
+           why);
     EXPECT(memmem(r.body, r.len, "Weight: 0.5", 11), "inpaint parameters: default scale 0.5");
     http_resp_free(&r);
     free(body);
@@ -514,7 +488,7 @@ static void test_generate_img2img_inpaint(void) {
     const char *const mh[] = {ctype, NULL};
     http_do(&srv, "POST", "/v1/generate", T, mh, mp, n, 0, &r);
     free(mp);
-    EXPECT(r.status == 200 && same_as(&truth_inp, r.body, r.len, why, sizeof why),
+    EXPECT(r.status == 200 && png_same_pixels(&truth_inp, r.body, r.len, why, sizeof why),
            "inpaint multipart: %ld %s", r.status, r.status == 200 ? why : r.body);
     http_resp_free(&r);
 
@@ -534,7 +508,7 @@ static void test_generate_img2img_inpaint(void) {
     CHECK(wait_state(&srv, id, "succeeded", 30) == 0, "inpaint job %s did not succeed", id);
     snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/image_0.png", id);
     http_do(&srv, "GET", path, T, NULL, NULL, 0, 0, &r);
-    EXPECT(r.status == 200 && same_as(&truth_inp, r.body, r.len, why, sizeof why),
+    EXPECT(r.status == 200 && png_same_pixels(&truth_inp, r.body, r.len, why, sizeof why),
            "inpaint async: %ld %s", r.status, why);
     http_resp_free(&r);
 }
@@ -557,11 +531,12 @@ static void test_generate_sdxl(void) {
     char why[200], *body = gen_body_of(1, xl_extra);
     http_resp r;
     CHECK(post_json(&srv, "/v1/generate", body, NULL, &r) == 200, "sdxl: %ld %s", r.status, r.body);
-    EXPECT(same_as(&truth_xl, r.body, r.len, why, sizeof why), "sdxl vs direct pipeline: %s", why);
+    EXPECT(png_same_pixels(&truth_xl, r.body, r.len, why, sizeof why),
+           "sdxl vs direct pipeline: %s", why);
     EXPECT(memmem(r.body, r.len, "Prompt 2: red ring", 18) &&
                memmem(r.body, r.len, "Original size: \"[32, 24]\"", 25),
            "no SDXL parameters in the PNG");
-    EXPECT(!same_as(&truth, r.body, r.len, why, sizeof why), "the SD image came back");
+    EXPECT(!png_same_pixels(&truth, r.body, r.len, why, sizeof why), "the SD image came back");
     http_resp_free(&r);
     free(body);
     body = gen_body(", \"prompt_2\": \"red ring\"");
@@ -637,7 +612,7 @@ static void *gen_main(void *arg) {
     char *body = gen_body(NULL);
     http_resp r;
     g->status = post_json(&srv, "/v1/generate", body, NULL, &r);
-    g->done_at = now_s();
+    g->done_at = test_now_s();
     http_resp_free(&r);
     free(body);
     return NULL;
@@ -651,7 +626,7 @@ static void test_two_trains_one_base_load(void) {
               submit_train(&srv, TRAIN_STEPS, 2, 3, b) == 0,
           "submit");
     int step = 0;
-    for (double t0 = now_s(); now_s() - t0 < 30 && step < 1; usleep(5000))
+    for (double t0 = test_now_s(); test_now_s() - t0 < 30 && step < 1; usleep(5000))
         read_state(&srv, a, st, &step);
     CHECK(!strcmp(st, "running"), "job A is %s", st);
     gen_thread g = {0};
@@ -759,7 +734,7 @@ static void test_sdxl_train_job(void) {
              "--checkpointing_steps 2 --learning_rate 0.001 --lr_warmup_steps 0 --seed 11 "
              "--crops_coords_top_left_h 2 --crops_coords_top_left_w 6",
              bin, models, fill, dir);
-    CHECK(run(cmd) == 0, "cnet train on tiny-sdxl");
+    CHECK(run_quiet(cmd) == 0, "cnet train on tiny-sdxl");
     snprintf(path, sizeof path, "%s/sdxl-cli/diffusion_pytorch_model.safetensors", dir);
     CHECK(sha256_file(path, want) == 0 && weights_sha(data1, id, got) == 0, "weights");
     EXPECT(!strcmp(want, got), "SDXL job's weights differ from cnet train's");
@@ -777,7 +752,7 @@ static void test_kill9_resume_identical(void) {
         CHECK(submit_train(&s, TRAIN_STEPS, 2, 0, id) == 0, "submit");
         const int kill_at = 1 + 2 * trial; /* steps 1, 3, 5: around the checkpoints at 2 and 4 */
         int step = 0;
-        for (double t0 = now_s(); now_s() - t0 < 30 && step < kill_at; usleep(2000))
+        for (double t0 = test_now_s(); test_now_s() - t0 < 30 && step < kill_at; usleep(2000))
             read_state(&s, id, st, &step);
         CHECK(server_stop(&s, SIGKILL, 5000) == 128 + SIGKILL, "kill -9");
         CHECK(start(&s, data, "cpu") == 0, "restart");
@@ -803,11 +778,11 @@ static void test_sigterm_checkpoints_and_requeues(void) {
     CHECK(start(&s, data, "cpu") == 0, "start");
     CHECK(submit_train(&s, 400, 1000, 0, id) == 0, "submit");
     int step = 0;
-    for (double t0 = now_s(); now_s() - t0 < 30 && step < 2; usleep(5000))
+    for (double t0 = test_now_s(); test_now_s() - t0 < 30 && step < 2; usleep(5000))
         read_state(&s, id, st, &step);
-    double t0 = now_s();
+    double t0 = test_now_s();
     int rc = server_stop(&s, SIGTERM, 10000);
-    double took = now_s() - t0;
+    double took = test_now_s() - t0;
     printf("    SIGTERM at step %d → exit %d in %.2f s\n", step, rc, took);
     CHECK(rc == 0 && took < 10, "exit %d after %.1f s", rc, took);
     CHECK(start(&s, data, "none") == 0, "restart without an engine");
@@ -846,13 +821,13 @@ int main(int argc, char **argv) {
     mkdir(data1, 0700);
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s init-model --out %s/tiny --preset tiny", bin, models);
-    int rc = run(cmd);
+    int rc = run_quiet(cmd);
     snprintf(cmd, sizeof cmd, "%s dataset make-fill --n 4 --size 16 --out %s", bin, fill);
-    if (!rc) rc = run(cmd);
+    if (!rc) rc = run_quiet(cmd);
     /* the SDXL job's base, when the fixtures have one */
     snprintf(cmd, sizeof cmd, "test ! -d %s/tiny-sdxl || cp -r %s/tiny-sdxl %s/tiny-sdxl",
              harness_fixtures(), harness_fixtures(), models);
-    if (!rc) rc = run(cmd);
+    if (!rc) rc = run_quiet(cmd);
     /* The control image: a white ring on black, like the fill dataset's. */
     for (int y = 0; y < SIZE; y++)
         for (int x = 0; x < SIZE; x++) {

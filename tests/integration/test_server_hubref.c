@@ -57,12 +57,6 @@ static char root[512], models[600], bin[600], hf_home[600], fill[600], pq_local[
 static char *control_b64;
 static thub_emu emu;
 
-static int run(const char *cmd) {
-    char full[2100];
-    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-    return system(full);
-}
-
 /* A server with the Hub environment: token NULL leaves HF_TOKEN unset (the
  * token, if any, is then HF_HOME's token file). */
 static int start(test_server *s, const char *name, const char *token, const char *device) {
@@ -606,9 +600,9 @@ int main(int argc, char **argv) {
     mkdir(hf_home, 0700);
     char cmd[2048], emu_dir[700];
     snprintf(cmd, sizeof cmd, "%s init-model --out %s/tiny --preset tiny", bin, models);
-    int rc = run(cmd);
+    int rc = run_quiet(cmd);
     snprintf(cmd, sizeof cmd, "%s dataset make-fill --n 2 --size 16 --out %s", bin, fill);
-    if (!rc) rc = run(cmd);
+    if (!rc) rc = run_quiet(cmd);
     snprintf(emu_dir, sizeof emu_dir, "%s/emu-root", root);
     mkdir(emu_dir, 0755);
     const char *extra[] = {"--token", HUB_TOKEN, NULL};

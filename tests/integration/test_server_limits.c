@@ -54,12 +54,6 @@ static char dir[512], models[600], bin[600];
 static char *control_b64, *big_b64;
 static test_server srv;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* A JSON generate body on the tiny model; image: base64 PNG. */
 static char *body_of(const char *image, const char *extra) {
     char *b = malloc(strlen(image) + 1024);
@@ -90,7 +84,7 @@ static long long metric(test_server *s, const char *name) {
 
 /* Waits until metric name reaches at least want; 0 when it did. */
 static int wait_metric(test_server *s, const char *name, long long want) {
-    for (double t0 = now_s(); now_s() - t0 < WAIT_S; usleep(20000))
+    for (double t0 = test_now_s(); test_now_s() - t0 < WAIT_S; usleep(20000))
         if (metric(s, name) >= want) return 0;
     return -1;
 }
@@ -284,7 +278,8 @@ static void test_memory_budget(void) {
     close(b);
     close(a);
     free(queued);
-    for (double t0 = now_s(); now_s() - t0 < WAIT_S && metric(&srv, "cnet_generate_held_bytes");)
+    for (double t0 = test_now_s();
+         test_now_s() - t0 < WAIT_S && metric(&srv, "cnet_generate_held_bytes");)
         usleep(20000);
     EXPECT(metric(&srv, "cnet_generate_held_bytes") == 0, "held %lld bytes after both ended",
            metric(&srv, "cnet_generate_held_bytes"));

@@ -71,18 +71,6 @@ static const char *const train_spec =
     "\"train_batch_size\": 2, \"max_train_steps\": %d, \"checkpointing_steps\": 2, "
     "\"learning_rate\": 0.001, \"lr_warmup_steps\": 0, \"seed\": 11}";
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int run(const char *cmd) {
-    char full[2100];
-    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-    return system(full);
-}
-
 static int start(int i) {
     const char *const args[] = {"--models", models,    "--data-root", dir, "--device",
                                 "cpu",      "--lease", LEASE_S,       NULL};
@@ -136,7 +124,7 @@ static job_state job_now(const char *id, int *attempt, int *step) {
 }
 
 static int wait_state(const char *id, job_state want, double timeout_s) {
-    for (double t0 = now_s(); now_s() - t0 < timeout_s; usleep(50000)) {
+    for (double t0 = test_now_s(); test_now_s() - t0 < timeout_s; usleep(50000)) {
         job_state st = job_now(id, NULL, NULL);
         if (st == want) return 0;
         if (job_state_terminal(st)) return -1;
@@ -169,7 +157,7 @@ static int claims(const char *id, int *n_claims, int *n_succeeded) {
 
 /* Waits until the job runs past step `past` and returns its node, -1 on timeout. */
 static int running_past(const char *id, int past) {
-    for (double t0 = now_s(); now_s() - t0 < JOB_WAIT_S; usleep(20000)) {
+    for (double t0 = test_now_s(); test_now_s() - t0 < JOB_WAIT_S; usleep(20000)) {
         int step = 0, nc, ns;
         if (job_now(id, NULL, &step) == JOB_RUNNING && step > past) return claims(id, &nc, &ns);
     }
@@ -180,7 +168,7 @@ static int running_past(const char *id, int past) {
  * recorded (the store records each at once) and returns its node, -1 when
  * it ended first or on timeout. */
 static int running_checkpointed(const char *id, int step) {
-    for (double t0 = now_s(); now_s() - t0 < JOB_WAIT_S; usleep(10000)) {
+    for (double t0 = test_now_s(); test_now_s() - t0 < JOB_WAIT_S; usleep(10000)) {
         job j;
         if (jobs_get(store, id, &j, NULL)) return -1;
         const job_state st = j.state;
@@ -316,7 +304,7 @@ static void test_dataset_through_another_node(void) {
     char cmd[1400], tar[700], id[64], job_id[64], sha[65] = "";
     snprintf(tar, sizeof tar, "%s/fill.tar", dir);
     snprintf(cmd, sizeof cmd, "tar -C %s -cf %s .", fill, tar);
-    CHECK(run(cmd) == 0, "tar the fill dataset");
+    CHECK(run_quiet(cmd) == 0, "tar the fill dataset");
     size_t len;
     char *bytes = file_read(tar, &len);
     CHECK(bytes, "read %s", tar);
@@ -407,13 +395,13 @@ static void test_kill9_another_node_resumes(void) {
         const int victim = running_checkpointed(id, 2);
         CHECK(victim >= 0, "the job runs past its first checkpoint");
         CHECK(server_stop(&node[victim], SIGKILL, 5000) == 128 + SIGKILL, "kill -9");
-        const double t0 = now_s();
+        const double t0 = test_now_s();
         const int ok = wait_state(id, JOB_SUCCEEDED, JOB_WAIT_S) == 0;
         int nc, ns, attempt = 0;
         const int finisher = claims(id, &nc, &ns);
         job_now(id, &attempt, NULL);
         printf("    trial %d: node %d killed; %s on node %d after %.1f s, attempt %d\n", trial,
-               victim, ok ? "finished" : "NOT finished", finisher, now_s() - t0, attempt);
+               victim, ok ? "finished" : "NOT finished", finisher, test_now_s() - t0, attempt);
         CHECK(restart(victim) == 0, "restart the killed node");
         CHECK(ok, "trial %d: the job finished", trial);
         CHECK(finisher == 1 - victim && nc == 2 && ns == 1 && attempt == 2,
@@ -434,7 +422,7 @@ static void test_sigstop_fenced_out(void) {
         kill(node[frozen].pid, SIGSTOP);
         /* wait until the other node holds it, then let the frozen one go on */
         int taken = 0, nc = 0, ns = 0;
-        for (double t0 = now_s(); now_s() - t0 < JOB_WAIT_S && !taken; usleep(50000))
+        for (double t0 = test_now_s(); test_now_s() - t0 < JOB_WAIT_S && !taken; usleep(50000))
             taken = claims(id, &nc, &ns) == 1 - frozen;
         kill(node[frozen].pid, SIGCONT);
         CHECK(taken, "another node took the job over");
@@ -494,11 +482,11 @@ int main(int argc, char **argv) {
     gethostname(host, sizeof host - 1);
     char cmd[2048], jd[700];
     snprintf(cmd, sizeof cmd, "%s init-model --out %s/tiny --preset tiny", bin, models);
-    int rc = run(cmd);
+    int rc = run_quiet(cmd);
     snprintf(cmd, sizeof cmd, "cp -r %s/tiny %s/tiny2", models, models);
-    if (!rc) rc = run(cmd);
+    if (!rc) rc = run_quiet(cmd);
     snprintf(cmd, sizeof cmd, "%s dataset make-fill --n 4 --size 16 --out %s", bin, fill);
-    if (!rc) rc = run(cmd);
+    if (!rc) rc = run_quiet(cmd);
     for (int i = 0; !rc && i < NODES; i++) rc = start(i);
     snprintf(jd, sizeof jd, "%s/jobs", data);
     cnet_error err = {0};

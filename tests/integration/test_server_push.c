@@ -50,12 +50,6 @@ static const char *pushed[] = {"README.md", "config.json", "diffusion_pytorch_mo
                                "images_0.png"};
 #define N_PUSHED 4
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* cnet serve with the Hub environment, stdout and stderr appended to
  * server_log (kept over restarts: every line the server ever printed). */
 static int start(void) {
@@ -79,7 +73,7 @@ static int start(void) {
     }
     srv.pid = pid;
     snprintf(srv.data, sizeof srv.data, "%.500s", data);
-    for (double t0 = now_s(); now_s() - t0 < 20 && srv.port <= 0; usleep(20000)) {
+    for (double t0 = test_now_s(); test_now_s() - t0 < 20 && srv.port <= 0; usleep(20000)) {
         size_t n;
         char *log = file_read(server_log, &n);
         const char *p = log && (long long)n > before
@@ -105,7 +99,7 @@ static json_t *get_json(const char *path) {
 static int wait_succeeded(const char *id, char state[16]) {
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    for (double t0 = now_s(); now_s() - t0 < JOB_TIMEOUT_S; usleep(20000)) {
+    for (double t0 = test_now_s(); test_now_s() - t0 < JOB_TIMEOUT_S; usleep(20000)) {
         json_t *j = get_json(path);
         snprintf(state, 16, "%s", j ? json_string_value(json_object_get(j, "state")) : "");
         json_decref(j);
@@ -288,7 +282,7 @@ static json_t *push_events(const char *id) {
 
 /* Waits until the emulator has seen a request on route. */
 static int wait_route(const char *route, double timeout_s) {
-    for (double t0 = now_s(); now_s() - t0 < timeout_s; usleep(5000))
+    for (double t0 = test_now_s(); test_now_s() - t0 < timeout_s; usleep(5000))
         if (thub_emu_count(&emu, route) > 0) return 0;
     return -1;
 }
@@ -366,7 +360,8 @@ static void crash_during(const char *route, const char *repo, int commit_lands_f
     CHECK(server_stop(&srv, SIGKILL, 5000) == 128 + SIGKILL, "kill -9");
     /* The held commit lands after the kill: the re-run must see it, not
      * commit again. */
-    for (double t0 = now_s(); commit_lands_first && now_s() - t0 < 10 && repo_commits(repo) < 2;)
+    for (double t0 = test_now_s();
+         commit_lands_first && test_now_s() - t0 < 10 && repo_commits(repo) < 2;)
         usleep(20000);
     CHECK(start() == 0, "restart");
     CHECK(wait_succeeded(id, st) == 0, "job %s is %s after the restart", id, st);
@@ -467,12 +462,6 @@ static void test_push_canary_only_in_api_authorization(void) {
     http_do(&srv, "GET", "/metrics", NULL, NULL, NULL, 0, 0, &r);
     EXPECT(r.status == 200 && !strstr(r.body, "CANARY"), "/metrics: %ld", r.status);
     http_resp_free(&r);
-}
-
-static int run_quiet(const char *cmd) {
-    char full[2100];
-    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-    return system(full);
 }
 
 int main(int argc, char **argv) {

@@ -41,18 +41,6 @@ static const char *const train_spec =
     "\"train_batch_size\": 2, \"max_train_steps\": 2, \"checkpointing_steps\": 1, "
     "\"learning_rate\": 0.001, \"lr_warmup_steps\": 0, \"seed\": 11}";
 
-static int run(const char *cmd) {
-    char full[3000];
-    snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-    return system(full);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* A store of n jobs made through the library, as an earlier server left it. */
 static int make_store(const char *data, int n, char first_id[JOBS_ID_MAX]) {
     char db[800], jd[800];
@@ -195,7 +183,7 @@ static int submit(const test_server *s, const char *dataset, char id[64]) {
 static json_t *wait_end(const test_server *s, const char *id) {
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    for (double t0 = now_s(); now_s() - t0 < JOB_WAIT_S; usleep(50000)) {
+    for (double t0 = test_now_s(); test_now_s() - t0 < JOB_WAIT_S; usleep(50000)) {
         long st;
         json_t *j = get_json(s, path, T, &st);
         const char *state = json_string_value(json_object_get(j, "state"));
@@ -275,7 +263,7 @@ static void test_failure_message_relative_to_the_data_dir(void) {
     mkdir(data, 0700);
     /* the models in the data dir (the default --models) */
     snprintf(cmd, sizeof cmd, "cp -r %s %s/models", models, data);
-    CHECK(run(cmd) == 0, "copy the models");
+    CHECK(run_quiet(cmd) == 0, "copy the models");
     test_server s;
     const char *const queued[] = {"--data-root", root, NULL};
     CHECK(server_start(&s, data, queued) == 0, "start");
@@ -283,7 +271,7 @@ static void test_failure_message_relative_to_the_data_dir(void) {
     server_stop(&s, SIGTERM, 10000);
     CHECK(accepted == 0, "submit");
     snprintf(cmd, sizeof cmd, "rm -r %s/models/tiny/unet", data);
-    CHECK(run(cmd) == 0, "delete the model's unet");
+    CHECK(run_quiet(cmd) == 0, "delete the model's unet");
     const char *const engine[] = {"--data-root", root, "--device", "cpu", NULL};
     CHECK(server_start(&s, data, engine) == 0, "restart with an engine");
     json_t *j = wait_end(&s, id);
@@ -308,11 +296,11 @@ int main(int argc, char **argv) {
     mkdir(root, 0700);
     char cmd[2400];
     snprintf(cmd, sizeof cmd, "%s init-model --out %s/tiny --preset tiny", bin, models);
-    int rc = run(cmd);
+    int rc = run_quiet(cmd);
     snprintf(cmd, sizeof cmd, "%s dataset make-fill --n 4 --size 16 --out %s/ds", bin, root);
-    if (!rc) rc = run(cmd);
+    if (!rc) rc = run_quiet(cmd);
     snprintf(cmd, sizeof cmd, "cp -r %s/ds %s", root, outside);
-    if (!rc) rc = run(cmd);
+    if (!rc) rc = run_quiet(cmd);
     if (rc) {
         printf("setup failed\ntest_server_store: 0 passed, 1 failed\n");
         return 1;

@@ -192,3 +192,35 @@ int http_header(const http_resp *r, const char *name, char *out, size_t size) {
     }
     return -1;
 }
+
+double test_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int run_quiet(const char *cmd) {
+    static const char quiet[] = " >/dev/null 2>&1";
+    char *full = malloc(strlen(cmd) + sizeof quiet);
+    if (!full) return -1;
+    strcpy(full, cmd);
+    strcat(full, quiet);
+    const int rc = system(full);
+    free(full);
+    return rc;
+}
+
+int png_same_pixels(const image_rgb8 *want, const void *png, size_t len, char *why, size_t cap) {
+    image_rgb8 img = {0};
+    cnet_error err = {0};
+    if (image_decode(&img, png, len, "answer", 0, &err)) {
+        snprintf(why, cap, "undecodable: %.150s", err.msg);
+        return 0;
+    }
+    int same = img.width == want->width && img.height == want->height &&
+               !memcmp(img.data, want->data, (size_t)img.width * img.height * 3);
+    snprintf(why, cap, "%dx%d vs %dx%d, pixels %s", img.width, img.height, want->width,
+             want->height, same ? "equal" : "differ");
+    image_free(&img);
+    return same;
+}

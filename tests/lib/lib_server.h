@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "engine/image/image.h"
+
 #define SERVER_TEST_TOKEN "test-token-0123456789abcdef"
 /* cnet serve --lease under $CNET_TEST_STORE (seconds). */
 #define SERVER_TEST_PG_LEASE_S "5"
@@ -40,5 +42,13 @@ int http_do(const test_server *s, const char *method, const char *path, const ch
 void http_resp_free(http_resp *r);
 /* The value of a response header (case-insensitive name) into out; 0 if found. */
 int http_header(const http_resp *r, const char *name, char *out, size_t size);
+
+/* Seconds on the monotonic clock. */
+double test_now_s(void);
+/* system(cmd) with its stdout and stderr discarded. */
+int run_quiet(const char *cmd);
+/* Whether PNG (or JPEG) bytes decode to want's size and pixels; why says
+ * what was compared. */
+int png_same_pixels(const image_rgb8 *want, const void *png, size_t len, char *why, size_t cap);
 
 #endif
