@@ -47,7 +47,9 @@ static void usage(FILE *out) {
                  "--output_dir DIR [options]\n"
                  "  The flags of diffusers' examples/controlnet/train_controlnet.py (also spelled\n"
                  "  --kebab-case; --flag VALUE or --flag=VALUE; a flag may be =true or =false),\n"
-                 "  with POST /v1/jobs' limits:\n");
+                 "  with POST /v1/jobs' limits. --num_processes N starts N data-parallel ranks\n"
+                 "  through Open MPI's mpirun; across machines run the same command under\n"
+                 "  `mpirun -np N -H host1,host2 cnet train ...` (README: many processes).\n");
     cli_usage(out, api_train_fields, api_train_n_fields);
 }
 

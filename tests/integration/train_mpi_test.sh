@@ -1,6 +1,7 @@
 #!/bin/sh
 # Data-parallel cnet train over Open MPI on CPU ranks (issue 17): 2 ranks
-# with --train_batch_size 2 against one process with batch 4, rank 0 alone
+# with --train_batch_size 2 against one process with batch 4 (ControlNet and
+# train-unet), rank 0 alone
 # writing, a rank killed mid-run, and resume. Skipped (with a line saying
 # so) when mpirun is absent or cnet was built without MPI.
 #
@@ -72,6 +73,16 @@ check effective_batch_logged grep -q "2 ranks, 4 samples per optimizer step" "$t
 check one_rank_logs test "$(grep -c '^step ' "$tmp/two.log")" -eq 6
 check same_steps_and_epochs test "$(grep -o '"epoch": [0-9]*' "$tmp/two/logs/metrics.jsonl" |
     tr '\n' ' ')" = "$(grep -o '"epoch": [0-9]*' "$tmp/one/logs/metrics.jsonl" | tr '\n' ' ')"
+
+# cnet train-unet over the same trainer (the EMA saved, --noise_offset's
+# draws sliced per rank as the noise's, Min-SNR weights per sample).
+FIXTURES=${FIXTURES:-tests/fixtures}
+unet="--pretrained_model_name_or_path $FIXTURES/tiny-sd --train_data_dir $tmp/fill --resolution 16
+      --seed 3 --use_ema --noise_offset 0.1 --snr_gamma 5 --max_train_steps 4"
+unet=$(echo $unet)
+$CNET train-unet $unet --train_batch_size 4 --output_dir "$tmp/u1" >/dev/null 2>&1
+$CNET train-unet $unet --train_batch_size 2 --num_processes 2 --output_dir "$tmp/u2" >/dev/null 2>&1
+check train_unet_two_ranks mean_below "$tmp/u1/unet/$W" "$tmp/u2/unet/$W" 1e-6
 
 # The same binary under a hand-written mpirun, each rank told another
 # output_dir: rank 0's gets everything, rank 1's nothing (rank 0 alone
