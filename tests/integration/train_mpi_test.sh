@@ -31,6 +31,9 @@ trap 'rm -rf "$tmp"' EXIT
 # one thread per rank: 2 ranks on 2 cores
 export OMP_NUM_THREADS=1
 
+root=""
+[ "$(id -u)" = 0 ] && root=--allow-run-as-root
+
 $CNET init-model --out "$tmp/model" --preset tiny --seed 1 >/dev/null 2>&1
 # 14 samples, global batch 4: the epoch's last batch has 2, all of rank 0's
 # slice (rank 1 has none and still joins the sum)
@@ -49,6 +52,13 @@ if $CNET train $common --train_batch_size 2 --num_processes 2 --output_dir "$tmp
     cat "$tmp/two.log"
 fi
 $CNET train $common --train_batch_size 4 --output_dir "$tmp/one" >"$tmp/one.log" 2>&1
+
+# The collectives themselves (sums across buckets, in place and staged
+# through host memory, broadcast, the weights check naming a rank):
+# tests/tools/tool_dist.c on 2 ranks.
+mpirun $root --oversubscribe -np 2 $BUILD/tests/tool_dist >"$tmp/dist.log" 2>&1
+dist_status=$?
+check dist_collectives sh -c "test $dist_status -eq 0 && test \$(grep -c ' ok\$' '$tmp/dist.log') -eq 16"
 
 mean_below() { # A B BOUND: mean |a - b| of the weight files below BOUND
     d=$($STDIFF "$1" "$2") || return 1
@@ -89,8 +99,6 @@ check train_unet_two_ranks mean_below "$tmp/u1/unet/$W" "$tmp/u2/unet/$W" 1e-6
 # writes; its folder exists, empty, so that a write there would succeed).
 # A ControlNet folder to start from: no config written first.
 mkdir -p "$tmp/out1"
-root=""
-[ "$(id -u)" = 0 ] && root=--allow-run-as-root
 mpirun $root --oversubscribe -np 2 sh -c "exec $CNET train $common --train_batch_size 2 \
     --controlnet_model_name_or_path $tmp/one --output_dir $tmp/out\$OMPI_COMM_WORLD_RANK" \
     >"$tmp/mpirun.log" 2>&1
@@ -143,7 +151,10 @@ for _ in $(seq 300); do # the run must end within 30 s of the kill
     kill -0 $launcher 2>/dev/null || { ended=1; break; }
     sleep 0.1
 done
-[ "$ended" = 1 ] || kill -9 $launcher 2>/dev/null
+if [ "$ended" != 1 ]; then # end what is left: the ranks, then mpirun
+    for p in $(pgrep -P $launcher); do kill -9 "$p"; done
+    kill -9 $launcher 2>/dev/null
+fi
 wait $launcher
 status=$?
 check kill_found_rank1 test -n "$rank1"
