@@ -39,12 +39,12 @@ LDLIBS   += -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -ljansson -l
 # Open MPI (Debian's libopenmpi-dev), found through pkg-config: data-parallel
 # training's collectives (engine/dist/comm_mpi.c, CNET_HAVE_MPI). Without it
 # cnet builds and trains in one process, and refuses --num_processes > 1.
-MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
-MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
-ifneq ($(MPI_LIBS),)
-CFLAGS   += -DCNET_HAVE_MPI $(patsubst -I%,-isystem %,$(MPI_CFLAGS))
+# Expanded when a recipe runs (=, not :=), after `deps` may have installed it.
+MPI_LIBS   = $(shell pkg-config --libs ompi-c 2>/dev/null)
+MPI_CFLAGS = $(if $(MPI_LIBS),-DCNET_HAVE_MPI $(patsubst -I%,-isystem %,$(shell \
+               pkg-config --cflags ompi-c 2>/dev/null)))
+CFLAGS   += $(MPI_CFLAGS)
 LDLIBS   += $(MPI_LIBS)
-endif
 
 # Debian packages the build and tests need (checked idempotently by `deps`).
 # (libjpeg-dev: the same name on Debian and on the Ubuntu of NVIDIA's images.)
