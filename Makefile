@@ -36,6 +36,16 @@ CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Wshadow -Werror -D_GNU_SOURCE -fop
 LDLIBS   += -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -ljansson -lmicrohttpd -lcurl \
             -lcrypto -lsqlite3 -lpq -larchive -lsnappy -lzstd -lz -lpng -ljpeg -lm -lpthread -fopenmp
 
+# Open MPI (Debian's libopenmpi-dev), found through pkg-config: data-parallel
+# training's collectives (engine/dist/comm_mpi.c, CNET_HAVE_MPI). Without it
+# cnet builds and trains in one process, and refuses --num_processes > 1.
+# Expanded when a recipe runs (=, not :=), after `deps` may have installed it.
+MPI_LIBS   = $(shell pkg-config --libs ompi-c 2>/dev/null)
+MPI_CFLAGS = $(if $(MPI_LIBS),-DCNET_HAVE_MPI $(patsubst -I%,-isystem %,$(shell \
+               pkg-config --cflags ompi-c 2>/dev/null)))
+CFLAGS   += $(MPI_CFLAGS)
+LDLIBS   += $(MPI_LIBS)
+
 # Debian packages the build and tests need (checked idempotently by `deps`).
 # (libjpeg-dev: the same name on Debian and on the Ubuntu of NVIDIA's images.)
 DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg-dev \
@@ -43,7 +53,9 @@ DEB_PKGS := gcc make pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev
             python3 python3-protobuf protobuf-compiler libsnappy-dev libzstd-dev zlib1g-dev
 # Only the tests need these (the image's build leaves them out): the container
 # tests, and a PostgreSQL cluster for the shared job store's (store_pg_test.sh).
-DEB_PKGS_TEST := podman podman-compose debootstrap postgresql
+# The multi-process training test (tests/integration/train_mpi_test.sh) runs
+# its ranks under Open MPI's mpirun.
+DEB_PKGS_TEST := podman podman-compose debootstrap postgresql libopenmpi-dev openmpi-bin
 
 REF_SRC  := $(wildcard kernels/cpu/ref_*.c)
 LIB_SRC  := $(wildcard engine/*/*.c) kernels/backend_open.c $(filter-out $(REF_SRC),$(wildcard kernels/cpu/*.c)) \

@@ -60,6 +60,8 @@ int api_train_spec(const json_t *req, const api_roots *roots, json_t **spec, api
 #define API_TRAIN_CROP_MAX 16384
 /* --dataloader_num_workers (engine/train/train_decode.h's TRAIN_DECODE_WORKERS_MAX). */
 #define API_TRAIN_WORKERS_MAX 64
+/* cnet train --num_processes (engine/dist/comm.h's DIST_MAX_RANKS). */
+#define API_TRAIN_PROCESSES_MAX 1024
 
 #define API_GENERATE_BODY_MAX                                                                      \
     (20 << 20) /* bytes of a generate request (images inside); above → 413 */

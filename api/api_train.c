@@ -344,6 +344,15 @@ const api_field api_train_fields[] = {
      .def = "false",
      .help = "TF32 tensor-core math for float32 matmuls and convolutions on a cuda device "
              "(the cpu computes in float32)"},
+    {.name = "num_processes",
+     .type = AF_INT,
+     .flags = AF_CLI_ONLY,
+     .lo = 1,
+     .hi = API_TRAIN_PROCESSES_MAX,
+     .def = "1",
+     .help = "data-parallel ranks on this machine, started through Open MPI's mpirun (the same "
+             "command under `mpirun -np N` spans machines); --train_batch_size is per rank: "
+             "the effective batch is train_batch_size x ranks x gradient_accumulation_steps"},
     {.name = "device",
      .type = AF_TEXT,
      .flags = AF_CLI_ONLY,

@@ -15,10 +15,10 @@ static float *dev(cnet_backend *be, size_t n, int *rc, cnet_error *err) {
     return p;
 }
 
-int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
-                       uint64_t seed, int cache_latents, int workers, vae_model *vae,
-                       train_sdxl *sdxl, int crops_h, int crops_w, const train_transforms *tf,
-                       cnet_error *err) {
+int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int rank, int ranks,
+                       int resolution, uint64_t seed, int cache_latents, int workers,
+                       vae_model *vae, train_sdxl *sdxl, int crops_h, int crops_w,
+                       const train_transforms *tf, cnet_error *err) {
     memset(tb, 0, sizeof *tb);
     cnet_backend *be = base->unet.params.be;
     if (!vae) vae = &base->vae;
@@ -26,10 +26,19 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
     if (resolution < 8 || resolution % 8 || resolution % f)
         return cnet_fail(err, CNET_EINVAL, "resolution %d must be a positive multiple of 8",
                          resolution);
-    if (B < 1 || B > TRAIN_MAX_BATCH)
-        return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..%d)", B,
-                         TRAIN_MAX_BATCH);
+    if (ranks < 1 || rank < 0 || rank >= ranks || B < 1 || (long)B * ranks > TRAIN_MAX_BATCH)
+        return cnet_fail(err, CNET_EINVAL,
+                         "train: batch size %d on each of %d ranks (supported: 1..%d samples in "
+                         "all)",
+                         B, ranks, TRAIN_MAX_BATCH);
+    /* a rank's noise starts at a whole Philox block (4 normals) */
+    if (ranks > 1 && vae->cfg.latent_channels % 4)
+        return cnet_fail(err, CNET_EINVAL,
+                         "train: several ranks need a multiple of 4 latent channels (the VAE has "
+                         "%d)",
+                         vae->cfg.latent_channels);
     tb->base = base, tb->B = B, tb->R = resolution, tb->seed = seed;
+    tb->rank = rank, tb->ranks = ranks;
     tb->vae = vae, tb->sdxl = sdxl, tb->crops_h = crops_h, tb->crops_w = crops_w;
     tb->h = tb->w = resolution / f;
     tb->L = vae->cfg.latent_channels;
@@ -45,7 +54,8 @@ int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int
     tb->moments = dev(be, 2 * lat, &rc, err);
     tb->text = dev(be, (size_t)B * tb->Nt * tb->D, &rc, err);
     if (sdxl) tb->text_embeds = dev(be, (size_t)B * sdxl->P, &rc, err);
-    if (rc || (rc = train_decode_init(&tb->decode, ds, base->tok, B, resolution, workers, tf, err)))
+    if (rc || (rc = train_decode_init(&tb->decode, ds, base->tok, B * ranks, resolution, workers,
+                                      tf, err)))
         goto fail;
     if (sdxl && !(tb->time_ids = malloc((size_t)B * CNET_TIME_IDS * sizeof(float)))) {
         rc = cnet_fail(err, CNET_ENOMEM, "train: out of memory for SDXL batches");
@@ -136,33 +146,38 @@ static int make_latents(train_batcher *tb, const int64_t *ids, int n, uint64_t r
     return 0;
 }
 
-int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoch_end,
+int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *n_all, int *epoch_end,
                        cnet_error *err) {
     cnet_backend *be = tb->base->unet.params.be;
     train_decode *d = &tb->decode;
     int rc = train_decode_take(d, err);
-    *n = rc ? 0 : d->n, *epoch_end = rc ? 0 : d->epoch_end;
+    const int s = tb->rank * tb->B; /* the slice's first sample in the global batch */
+    *n_all = rc ? 0 : d->n, *epoch_end = rc ? 0 : d->epoch_end;
+    *n = *n_all > s ? (*n_all - s < tb->B ? *n_all - s : tb->B) : 0;
     if (rc || *n == 0) {
         if (!rc) train_decode_release(d);
         return rc;
     }
     int64_t ids[TRAIN_MAX_BATCH];
-    memcpy(ids, d->sample_id, (size_t)*n * sizeof ids[0]);
+    memcpy(ids, d->sample_id + s, (size_t)*n * sizeof ids[0]);
     const size_t img = (size_t)tb->R * tb->R * 3;
-    be->upload(be, tb->pixels, d->img, (size_t)*n * img * sizeof(float));
-    be->upload(be, tb->cond, d->img + (size_t)tb->B * img, (size_t)*n * img * sizeof(float));
+    be->upload(be, tb->pixels, d->img + (size_t)s * img, (size_t)*n * img * sizeof(float));
+    be->upload(be, tb->cond, d->img + ((size_t)d->B + s) * img, (size_t)*n * img * sizeof(float));
     if (tb->sdxl) {
         const char *captions[TRAIN_MAX_BATCH];
-        for (int i = 0; i < *n; i++) captions[i] = d->raw[i].caption;
+        for (int i = 0; i < *n; i++) captions[i] = d->raw[s + i].caption;
         rc =
             train_sdxl_encode(tb->sdxl, &tb->scratch, captions, *n, tb->text, tb->text_embeds, err);
         train_sdxl_time_ids(tb->time_ids, *n, tb->R, tb->crops_h, tb->crops_w);
     } else {
-        rc = clip_text_forward(&tb->base->text_encoder, &tb->scratch, tb->text, NULL, d->tokens, *n,
-                               tb->Nt, 0, err);
+        rc = clip_text_forward(&tb->base->text_encoder, &tb->scratch, tb->text, NULL,
+                               d->tokens + (size_t)s * tb->Nt, *n, tb->Nt, 0, err);
     }
     /* the host batch is uploaded and encoded: the next one may be made now,
      * while the VAE and the step run */
     train_decode_release(d);
-    return rc ? rc : make_latents(tb, ids, *n, rng_offset, err);
+    /* the slice's VAE noise: blocks of 4 normals, per sample a whole
+     * number of them (latent channels % 4 == 0 with ranks) */
+    const uint64_t skip = (uint64_t)s * tb->h * tb->w * tb->L / 4;
+    return rc ? rc : make_latents(tb, ids, *n, rng_offset + skip, err);
 }

@@ -20,7 +20,14 @@
  * (engine/train/train_sdxl.h); the image transforms are the same (v0.27.2
  * has no random crop or flip).
  *
- * Sizes: B batch, R resolution, h = w = R / vae factor, L latent channels,
+ * Data parallel (ranks > 1): the reader makes the global micro-batch of
+ * B x ranks samples on every rank (the host half: reading, decoding,
+ * tokenizing, cheap beside a step), so an unreadable sample shifts every
+ * rank's slice alike; each rank uploads and encodes only its slice, samples
+ * [rank x B, rank x B + B) of it, and draws its VAE noise where one process
+ * with the global batch would.
+ *
+ * Sizes: B batch (per rank), R resolution, h = w = R / vae factor, L latent channels,
  * Nt tokens, D text dim. */
 #ifndef CNET_TRAIN_BATCH_H
 #define CNET_TRAIN_BATCH_H
@@ -41,6 +48,7 @@ typedef struct train_batcher {
     int crops_h, crops_w; /* SDXL: --crops_coords_top_left_h/_w */
     cnet_arena scratch;
     int B, R, h, w, L, Nt, D;
+    int rank, ranks; /* this rank's slice of the global micro-batch of B x ranks */
     uint64_t seed;
     int cache_latents;
     float **cache; /* [dataset entries] host moments mean|std [h*w*L*2], lazily */
@@ -53,23 +61,26 @@ typedef struct train_batcher {
     float *time_ids; /* SDXL [B, 6] */
 } train_batcher;
 
-/* vae: the VAE to encode with (borrowed; base's when NULL). sdxl: NULL, or
+/* B: the batch of this rank, one of ranks (1: one process). vae: the VAE
+ * to encode with (borrowed; base's when NULL). sdxl: NULL, or
  * an SDXL base's text conditioning (train_sdxl.h; then crops_h/w are the
  * time ids' crop). workers: --dataloader_num_workers, tf: the random
  * transforms (zeroed: CenterCrop; train_decode.h). */
-int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int resolution,
-                       uint64_t seed, int cache_latents, int workers, vae_model *vae,
-                       train_sdxl *sdxl, int crops_h, int crops_w, const train_transforms *tf,
-                       cnet_error *err);
+int train_batcher_init(train_batcher *tb, sd_base *base, dataset *ds, int B, int rank, int ranks,
+                       int resolution, uint64_t seed, int cache_latents, int workers,
+                       vae_model *vae, train_sdxl *sdxl, int crops_h, int crops_w,
+                       const train_transforms *tf, cnet_error *err);
 void train_batcher_free(train_batcher *tb);
 
-/* Fills the device buffers with the next micro-batch of up to B samples
- * from the current epoch; *n receives the count (a short batch ends the
- * epoch; 0 means the epoch had no sample left). rng_offset: the Philox block
+/* Fills the device buffers with this rank's slice of the next global
+ * micro-batch of up to B x ranks samples from the current epoch; *n
+ * receives the slice's count (0: this rank has none of a short batch) and
+ * *n_all the global batch's (a short batch ends the epoch; 0 means the
+ * epoch had no sample left). rng_offset: the Philox block
  * offset of this micro-batch's VAE sampling noise. *epoch_end is set when
  * the reader reached the end of its epoch. An error of the decode threads
  * is returned here. The training position is train_decode_tell(&tb->decode). */
-int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *epoch_end,
+int train_batcher_next(train_batcher *tb, uint64_t rng_offset, int *n, int *n_all, int *epoch_end,
                        cnet_error *err);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "engine/core/atomic_file.h"
+#include "engine/dist/dist_device.h"
 #include "engine/models/controlnet.h"
 #include "engine/data/dataset.h"
 #include "engine/train/loss_scale.h"
@@ -25,6 +26,10 @@ typedef struct trainer {
     const train_options *o;
     cnet_backend *be;
     const train_hooks *hooks;
+    /* the ranks (train_options.comm, or solo: a group of one); rank 0 alone
+     * writes and calls the hooks */
+    dist_comm *comm, solo;
+    dist_stage stage;  /* the host bucket of a device's allreduce */
     sd_base own_base;  /* loaded here when train_options.base is NULL */
     sd_base *base;     /* &own_base, or the caller's (borrowed, read-only) */
     vae_model own_vae; /* --pretrained_vae_model_name_or_path's */

@@ -15,6 +15,7 @@
 #include "engine/init/controlnet_init.h"
 #include "engine/train/lr_schedule.h"
 #include "engine/core/philox.h"
+#include "engine/dist/comm.h"
 #include "engine/train/train_batch.h"
 #include "engine/train/train_internal.h"
 #include "engine/train/train_metrics.h"
@@ -63,7 +64,7 @@ void train_options_defaults(train_options *o) {
     o->tracker_project_name = "train_controlnet";
 }
 
-static int check_options(const train_options *o, cnet_error *err) {
+static int check_options(const train_options *o, const dist_comm *c, cnet_error *err) {
     if (!o->pretrained_model_name_or_path)
         return cnet_fail(err, CNET_EINVAL, "--pretrained_model_name_or_path is required");
     if (!o->train_data_dir) return cnet_fail(err, CNET_EINVAL, "--train_data_dir is required");
@@ -129,6 +130,10 @@ static int check_options(const train_options *o, cnet_error *err) {
                          o->validation_epochs);
     if (!(o->noise_offset >= 0) || !(o->input_perturbation >= 0))
         return cnet_fail(err, CNET_EINVAL, "--noise_offset and --input_perturbation must be >= 0");
+    /* a rank with no sample in a short last batch has no gradients to sum */
+    if (c->size > 1 && o->set_grads_to_none)
+        return cnet_fail(err, CNET_EINVAL, "--set_grads_to_none: one process only (%d ranks)",
+                         c->size);
     return 0;
 }
 
@@ -176,8 +181,8 @@ static int load_controlnet(trainer *t, cnet_error *err) {
      * save puts it anyway. */
     snprintf(path, sizeof path, "%s/config.json", o->output_dir);
     cnet_unet_config cfg;
-    if ((rc = atomic_write_json(path, t->cn_config, err)) ||
-        (rc = cnet_controlnet_config_load(&cfg, path, err)) ||
+    if ((t->comm->rank == 0 && (rc = atomic_write_json(path, t->cn_config, err))) ||
+        (rc = dist_barrier(t->comm, err)) || (rc = cnet_controlnet_config_load(&cfg, path, err)) ||
         (rc = controlnet_init(&t->cn, t->be, &cfg, err)))
         return rc;
     t->have_cn = 1;
@@ -232,11 +237,13 @@ static int open_data(trainer *t, cnet_error *err) {
     return rc;
 }
 
-/* Steps per epoch and the total, as the script computes them. */
+/* Steps per epoch and the total, as the script computes them (with ranks,
+ * accelerate's: batches of train_batch_size x ranks). */
 static void plan_steps(trainer *t) {
     const train_options *o = t->o;
     const int64_t n = dataset_size(&t->ds);
-    const int64_t batches = (n + o->train_batch_size - 1) / o->train_batch_size;
+    const int64_t global = (int64_t)o->train_batch_size * t->comm->size;
+    const int64_t batches = (n + global - 1) / global;
     t->updates_per_epoch =
         (int)((batches + o->gradient_accumulation_steps - 1) / o->gradient_accumulation_steps);
     if (t->updates_per_epoch < 1) t->updates_per_epoch = 1;
@@ -274,9 +281,10 @@ static int setup(trainer *t, cnet_error *err) {
     const train_options *o = t->o;
     char path[PATH_MAX];
     int rc;
-    if ((rc = check_options(o, err)) || (rc = make_dirs(o->output_dir, err))) return rc;
+    if ((rc = check_options(o, t->comm, err))) return rc;
     snprintf(path, sizeof path, "%s/logs", o->output_dir);
-    if ((rc = make_dirs(path, err))) return rc;
+    if (t->comm->rank == 0 && ((rc = make_dirs(o->output_dir, err)) || (rc = make_dirs(path, err))))
+        return rc;
     if (o->base) {
         t->base = o->base;
     } else {
@@ -332,10 +340,10 @@ static int setup(trainer *t, cnet_error *err) {
                                  .random_flip = o->random_flip,
                                  .seed = o->seed,
                                  .rng_base = rng_offset(RNG_TRANSFORM, 0, 0)};
-    if ((rc = train_batcher_init(&t->tb, t->base, &t->ds, o->train_batch_size, o->resolution,
-                                 o->seed, o->cache_latents, o->dataloader_num_workers, t->vae,
-                                 t->have_sdxl ? &t->sdxl : NULL, o->crops_coords_top_left_h,
-                                 o->crops_coords_top_left_w, &tf, err)))
+    if ((rc = train_batcher_init(&t->tb, t->base, &t->ds, o->train_batch_size, t->comm->rank,
+                                 t->comm->size, o->resolution, o->seed, o->cache_latents,
+                                 o->dataloader_num_workers, t->vae, t->have_sdxl ? &t->sdxl : NULL,
+                                 o->crops_coords_top_left_h, o->crops_coords_top_left_w, &tf, err)))
         return rc;
     t->have_tb = 1;
     int v = o->prediction_type ? !strcmp(o->prediction_type, "v_prediction")
@@ -361,15 +369,18 @@ static int setup(trainer *t, cnet_error *err) {
     t->loss_scaling = o->mixed_precision == CNET_PREC_F16;
     loss_scale_init(&t->scaler);
     const size_t lat = (size_t)o->train_batch_size * t->tb.h * t->tb.w * t->tb.L;
-    if ((size_t)(lat + 3) / 4 >= TRAIN_MAX_DRAW_BLOCKS)
-        return cnet_fail(err, CNET_ELIMIT, "a batch of %zu latent values is too large", lat);
+    if ((size_t)(lat * t->comm->size + 3) / 4 >= TRAIN_MAX_DRAW_BLOCKS)
+        return cnet_fail(err, CNET_ELIMIT, "a batch of %zu latent values is too large",
+                         lat * t->comm->size);
     if (!(t->noise = t->be->alloc(t->be, lat * sizeof(float))) ||
         (o->noise_offset != 0 && !(t->offset = t->be->alloc(t->be, (size_t)o->train_batch_size *
                                                                        t->tb.L * sizeof(float)))) ||
         (o->input_perturbation != 0 && !(t->perturbed = t->be->alloc(t->be, lat * sizeof(float)))))
         return cnet_fail(err, CNET_ENOMEM, "out of memory");
     double lr = o->learning_rate;
-    if (o->scale_lr) lr *= (double)o->gradient_accumulation_steps * o->train_batch_size;
+    /* accelerate's effective batch: per device x processes x accumulation */
+    if (o->scale_lr)
+        lr *= (double)o->gradient_accumulation_steps * o->train_batch_size * t->comm->size;
     t->lr = (lr_schedule){.kind = (lr_kind)lr_kind_from_name(o->lr_scheduler),
                           .base_lr = lr,
                           .warmup_steps = o->lr_warmup_steps,
@@ -377,7 +388,8 @@ static int setup(trainer *t, cnet_error *err) {
                           .num_cycles = o->lr_num_cycles,
                           .power = o->lr_power,
                           .lr_end = 1e-7};
-    return train_tracker_open(&t->tracker, o, err);
+    /* rank 0 logs; the others' trackers stay closed (they log nothing) */
+    return t->comm->rank == 0 ? train_tracker_open(&t->tracker, o, err) : 0;
 }
 
 static void teardown(trainer *t) {
@@ -396,6 +408,7 @@ static void teardown(trainer *t) {
     sched_free(&t->ddpm);
     if (t->have_ddpm_cfg) cnet_sched_config_free(&t->ddpm_cfg);
     if (t->have_base) sd_base_free(&t->own_base);
+    dist_stage_free(&t->stage);
 }
 
 static int save_checkpoint(trainer *t, cnet_error *err) {
@@ -432,7 +445,23 @@ static int is_dir(const char *path) {
 }
 
 static void note(trainer *t, const char *line) {
-    if (t->hooks && t->hooks->on_note) t->hooks->on_note(t->hooks->user, line);
+    if (t->comm->rank == 0 && t->hooks && t->hooks->on_note)
+        t->hooks->on_note(t->hooks->user, line);
+}
+
+/* The table that trains: the ControlNet's, or the UNet's with train_unet. */
+static cnet_params *trained(trainer *t) {
+    return t->o->train_unet ? &t->base->unet.params : &t->cn.params;
+}
+
+/* Every rank holds the same weights: rank 0's at the start, then the same
+ * summed gradients and AdamW on each. Checked (a hash of the bits) before
+ * each checkpoint and the final save, which rank 0 alone writes. */
+static int check_ranks_agree(trainer *t, cnet_error *err) {
+    const cnet_params *p = trained(t);
+    return dist_check_same(t->comm, &t->stage, t->be, p->block, p->total,
+                           t->o->train_unet ? "the UNet's weights" : "the ControlNet's weights",
+                           err);
 }
 
 /* --resume_from_checkpoint: "latest", or a checkpoint's name looked up under
@@ -502,43 +531,55 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, int *e
     const train_options *o = t->o;
     const int accum = o->gradient_accumulation_steps;
     const long per = (long)t->tb.h * t->tb.w * t->tb.L;
-    double loss_sum = 0;
+    /* this rank's slice starts at sample s of each global micro-batch: its
+     * draws are those one process would make for samples s.. (per and L are
+     * whole Philox blocks of 4 with ranks, train_batch.h) */
+    const int s = t->comm->rank * o->train_batch_size;
+    double loss_sum = 0; /* the global micro-batches' mean losses, this rank's share */
     int micro_batches = 0, samples = 0, rc = 0;
     *epoch_end_out = 0;
     for (int micro = 0; micro < accum && !rc; micro++) {
-        int n, epoch_end;
-        rc = train_batcher_next(&t->tb, rng_offset(RNG_VAE, t->global_step, micro), &n, &epoch_end,
-                                err);
+        int n, n_all, epoch_end;
+        rc = train_batcher_next(&t->tb, rng_offset(RNG_VAE, t->global_step, micro), &n, &n_all,
+                                &epoch_end, err);
         if (rc) break;
         if (n > 0) {
             int64_t ts[TRAIN_MAX_BATCH];
             const uint64_t toff = rng_offset(RNG_TIMESTEP, t->global_step, micro);
             for (int b = 0; b < n; b++)
-                ts[b] = philox_u32(o->seed, toff + (uint64_t)b) %
+                ts[b] = philox_u32(o->seed, toff + (uint64_t)(s + b)) %
                         (uint32_t)t->ddpm.cfg.num_train_timesteps;
             t->be->philox_normal(t->be, t->noise, n * per, o->seed,
-                                 rng_offset(RNG_NOISE, t->global_step, micro));
+                                 rng_offset(RNG_NOISE, t->global_step, micro) +
+                                     (uint64_t)s * per / 4);
             if (o->noise_offset != 0) {
                 t->be->philox_normal(t->be, t->offset, (long)n * t->tb.L, o->seed,
-                                     rng_offset(RNG_NOISE_OFFSET, t->global_step, micro));
+                                     rng_offset(RNG_NOISE_OFFSET, t->global_step, micro) +
+                                         (uint64_t)s * t->tb.L / 4);
                 train_noise_offset(t->be, t->noise, t->offset, o->noise_offset, n,
                                    t->tb.h * t->tb.w, t->tb.L);
             }
             if (o->input_perturbation != 0) { /* new_noise = noise + ip * randn_like(noise) */
                 t->be->philox_normal(t->be, t->perturbed, n * per, o->seed,
-                                     rng_offset(RNG_PERTURBATION, t->global_step, micro));
+                                     rng_offset(RNG_PERTURBATION, t->global_step, micro) +
+                                         (uint64_t)s * per / 4);
                 t->be->axpby(t->be, t->perturbed, 1.0f, t->noise, (float)o->input_perturbation,
                              t->perturbed, n * per);
             }
             float loss;
-            const float seed = 1.0f / (float)accum * (t->loss_scaling ? t->scaler.scale : 1.0f);
+            /* the global batch's mean loss: this rank's mean weighted n / n_all
+             * (the gradients are summed over the ranks after the step) */
+            const float share = (float)n / (float)n_all;
+            const float seed =
+                1.0f / (float)accum * share * (t->loss_scaling ? t->scaler.scale : 1.0f);
             const unet_added_cond added = {.text_embeds = t->tb.text_embeds,
                                            .time_ids = t->tb.time_ids};
             rc = train_step_accumulate_perturbed(&t->ts, n, t->tb.latents, t->noise, t->perturbed,
                                                  ts, t->tb.text, t->tb.cond,
                                                  t->have_sdxl ? &added : NULL, seed, &loss, err);
-            loss_sum += loss, micro_batches++, samples += n;
+            loss_sum += loss * share;
         }
+        if (n_all > 0) micro_batches++, samples += n_all;
         if (epoch_end) {
             *epoch_end_out = 1;
             break;
@@ -548,6 +589,14 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, int *e
     if (micro_batches == 0)
         return cnet_fail(err, CNET_EINVAL, "%s: no readable sample left to train on",
                          o->train_data_dir);
+    /* DDP's allreduce: the gradients (and the loss) summed over the ranks */
+    cnet_params *g = &t->ts.grads;
+    if ((rc = dist_allreduce_device(t->comm, &t->stage, t->be, g->block, g->total, err))) return rc;
+    if (t->comm->size > 1) {
+        float sum = (float)loss_sum;
+        if ((rc = dist_allreduce_sum(t->comm, &sum, 1, err))) return rc;
+        loss_sum = sum;
+    }
     *loss_out = loss_sum / micro_batches;
     *samples_out = samples;
     return 0;
@@ -558,12 +607,20 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
     trainer t;
     memset(&t, 0, sizeof t);
     t.o = o, t.be = be, t.hooks = hooks;
+    t.solo = (dist_comm){.rank = 0, .size = 1};
+    t.comm = o->comm ? o->comm : &t.solo;
+    const int rank0 = t.comm->rank == 0;
     if (stopped) *stopped = 0;
     int rc = setup(&t, err);
-    if (!rc) checkpoint_remove_partials(o->output_dir); /* a crashed run's leftovers */
+    if (!rc && rank0) checkpoint_remove_partials(o->output_dir); /* a crashed run's leftovers */
+    if (!rc) rc = dist_barrier(t.comm, err);
     if (!rc) rc = resume(&t, err);
+    /* DDP's start: every rank from rank 0's weights */
+    if (!rc)
+        rc = dist_broadcast_device(t.comm, &t.stage, be, trained(&t)->block, trained(&t)->total,
+                                   err);
     /* the steps after the one it starts from run again: logged once */
-    if (!rc) rc = train_metrics_open(&t.metrics, o->output_dir, t.global_step, err);
+    if (!rc && rank0) rc = train_metrics_open(&t.metrics, o->output_dir, t.global_step, err);
     if (!rc) rc = train_tracker_start(&t.tracker, t.global_step + 1, err);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -611,10 +668,13 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
                             .eta_sec =
                                 done > 0 ? elapsed / done * (t.max_steps - t.global_step) : 0,
                             .optimizer_bytes = adam_state_bytes(&t.ts.adam)};
-        train_metrics_write(t.metrics, &p, t.loss_scaling ? scale : -1, skipped);
+        if (rank0) train_metrics_write(t.metrics, &p, t.loss_scaling ? scale : -1, skipped);
         if ((rc = train_tracker_log_step(&t.tracker, &p, err))) break;
 
-        const int answer = hooks && hooks->on_step ? hooks->on_step(hooks->user, &p) : TRAIN_GO_ON;
+        /* rank 0's hooks decide for every rank */
+        int answer =
+            rank0 && hooks && hooks->on_step ? hooks->on_step(hooks->user, &p) : TRAIN_GO_ON;
+        if ((rc = dist_broadcast(t.comm, &answer, sizeof answer, 0, err))) break;
         if (answer == TRAIN_ABANDON) { /* another run owns output_dir now */
             if (stopped) *stopped = 1;
             teardown(&t);
@@ -625,14 +685,14 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
             o->checkpointing_steps > 0 && t.global_step % o->checkpointing_steps == 0;
         /* the script saves at every multiple, the last step included */
         if ((at_checkpoint || (want_stop && t.global_step < t.max_steps)) &&
-            (rc = save_checkpoint(&t, err)))
+            ((rc = check_ranks_agree(&t, err)) || (rank0 && (rc = save_checkpoint(&t, err)))))
             break;
-        if (o->n_validation_prompts && o->validation_steps > 0 &&
+        if (rank0 && o->n_validation_prompts && o->validation_steps > 0 &&
             t.global_step % o->validation_steps == 0 && (rc = train_validate(&t, err)))
             break;
         /* train_text_to_image.py: after an epoch's last step (or the last
          * step of all), when epoch % validation_epochs == 0 */
-        if (o->n_validation_prompts_t2i && (epoch_end || t.global_step == t.max_steps) &&
+        if (rank0 && o->n_validation_prompts_t2i && (epoch_end || t.global_step == t.max_steps) &&
             epoch % o->validation_epochs == 0 && (rc = train_unet_validate(&t, err)))
             break;
         if (want_stop) {
@@ -641,9 +701,10 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
             return 0;
         }
     }
-    if (!rc && o->train_unet && !(rc = train_unet_save_pipeline(&t, err)))
+    if (!rc) rc = check_ranks_agree(&t, err);
+    if (!rc && rank0 && o->train_unet && !(rc = train_unet_save_pipeline(&t, err)))
         rc = train_unet_finish(&t, err);
-    else if (!rc && !o->train_unet)
+    else if (!rc && rank0 && !o->train_unet)
         rc = train_save_final(&t, err);
     teardown(&t);
     return rc;

@@ -49,6 +49,15 @@ typedef struct train_options {
      * that folder already loaded on the same backend (borrowed, only read:
      * the service's model cache shares one base between jobs). */
     struct sd_base *base;
+    /* NULL: one process. Else the ranks of a data-parallel run (borrowed,
+     * engine/dist/comm.h; not an option: `cnet train --num_processes`
+     * starts them): train_batch_size is per rank, each rank trains its
+     * slice of every global batch of train_batch_size x ranks samples (one
+     * seeded order, the same samples as one process with that batch), the
+     * gradients are summed over the ranks before clipping and AdamW, and
+     * only rank 0 writes (checkpoints, logs, validation images, the final
+     * weights) and calls the hooks. */
+    struct dist_comm *comm;
     const char *controlnet_model_name_or_path; /* NULL: from_unet */
     /* train_controlnet_sdxl.py: a VAE folder to encode the images with
      * instead of the base's vae/ (e.g. madebyollin's sdxl-vae-fp16-fix) */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/dist/comm.h"
 #include "engine/train/train_decode.h"
 #include "engine/train/train_step.h"
 #include "engine/train/trainer.h"
@@ -30,6 +31,7 @@
 #include "server/hub/hub_model.h"
 #include "server/hub/hub_push.h"
 #include "server/hub/hub_whoami.h"
+#include "server/cli/train_launch.h"
 
 /* The API's limits and the engine's, one number each (api/ may not include
  * engine/train; both are visible here). */
@@ -37,6 +39,7 @@ _Static_assert(API_PROMPTS_MAX == TRAIN_MAX_VALIDATION, "validation prompts: one
 _Static_assert(API_TRAIN_ACCUMULATION_MAX == TRAIN_MAX_ACCUMULATION, "accumulation: one limit");
 _Static_assert(API_TRAIN_BATCH_MAX == TRAIN_MAX_BATCH, "batch size: one limit");
 _Static_assert(API_TRAIN_WORKERS_MAX == TRAIN_DECODE_WORKERS_MAX, "decode threads: one limit");
+_Static_assert(API_TRAIN_PROCESSES_MAX == DIST_MAX_RANKS, "ranks: one limit");
 
 static void usage(FILE *out) {
     fprintf(out, "usage: cnet train --pretrained_model_name_or_path DIR|NS/NAME\n"
@@ -44,7 +47,9 @@ static void usage(FILE *out) {
                  "--output_dir DIR [options]\n"
                  "  The flags of diffusers' examples/controlnet/train_controlnet.py (also spelled\n"
                  "  --kebab-case; --flag VALUE or --flag=VALUE; a flag may be =true or =false),\n"
-                 "  with POST /v1/jobs' limits:\n");
+                 "  with POST /v1/jobs' limits. --num_processes N starts N data-parallel ranks\n"
+                 "  through Open MPI's mpirun; across machines run the same command under\n"
+                 "  `mpirun -np N -H host1,host2 cnet train ...` (README: many processes).\n");
     cli_usage(out, api_train_fields, api_train_n_fields);
 }
 
@@ -53,24 +58,26 @@ static int store_cli(train_cli *cli, const char *name, const char *text) {
     const struct {
         const char *name;
         const char **s;
-        int *b;
+        int *b, *i; /* i: an integer store() checked against its field */
     } flags[] = {
-        {"device", &cli->device, NULL},
-        {"revision", &cli->revision, NULL},
-        {"variant", &cli->variant, NULL},
-        {"cache_dir", &cli->cache_dir, NULL},
-        {"dataset_name", &cli->dataset_name, NULL},
-        {"dataset_config_name", &cli->dataset_config_name, NULL},
-        {"hub_model_id", &cli->hub_model_id, NULL},
-        {"hub_token", &cli->hub_token, NULL},
-        {"push_to_hub", NULL, &cli->push_to_hub},
-        {"allow_tf32", NULL, &cli->allow_tf32},
-        {"enable_xformers_memory_efficient_attention", NULL, &cli->xformers},
+        {"device", &cli->device, NULL, NULL},
+        {"num_processes", NULL, NULL, &cli->num_processes},
+        {"revision", &cli->revision, NULL, NULL},
+        {"variant", &cli->variant, NULL, NULL},
+        {"cache_dir", &cli->cache_dir, NULL, NULL},
+        {"dataset_name", &cli->dataset_name, NULL, NULL},
+        {"dataset_config_name", &cli->dataset_config_name, NULL, NULL},
+        {"hub_model_id", &cli->hub_model_id, NULL, NULL},
+        {"hub_token", &cli->hub_token, NULL, NULL},
+        {"push_to_hub", NULL, &cli->push_to_hub, NULL},
+        {"allow_tf32", NULL, &cli->allow_tf32, NULL},
+        {"enable_xformers_memory_efficient_attention", NULL, &cli->xformers, NULL},
     };
     for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
         if (strcmp(flags[k].name, name) != 0) continue;
         if (flags[k].s) *flags[k].s = text;
         if (flags[k].b) *flags[k].b = !strcmp(text, "true");
+        if (flags[k].i) *flags[k].i = atoi(text);
         return 1;
     }
     return 0;
@@ -125,7 +132,7 @@ static int store(train_options *o, train_cli *cli, const cli_opt *a, const char 
 int cmd_train_parse(int argc, char **argv, train_options *o, train_cli *cli, int *help,
                     cnet_error *err) {
     train_options_defaults(o);
-    *cli = (train_cli){.device = "cpu"};
+    *cli = (train_cli){.device = "cpu", .num_processes = 1, .argc = argc, .argv = argv};
     int rc = 0;
     for (int i = 1; i < argc && !rc; i++) {
         if (cli_is_help(argv[i])) {
@@ -288,45 +295,82 @@ static int push_output(const char *repo_id, const char *dir, cnet_error *err) {
     return 0;
 }
 
+/* A failed run: one process prints why and returns status; a rank of
+ * several ends them all with the reason, naming itself (dist_comm_abort),
+ * so that none waits for it in a collective. */
+static int fail_run(dist_comm *comm, int status, const char *line_start, const char *msg) {
+    if (comm->size > 1) {
+        char why[CNET_ERROR_MSG_MAX + 16];
+        snprintf(why, sizeof why, "cnet train: %s", msg);
+        dist_comm_abort(comm, status, why);
+    }
+    fprintf(stderr, "%scnet train: %s\n", line_start, msg);
+    dist_comm_free(comm);
+    return status;
+}
+
 int cmd_train_execute(train_options *opts, const train_cli *cli_in) {
     train_options o = *opts;
     train_cli cli = *cli_in;
     cnet_error err = {0};
     int rc;
+    /* --num_processes N: mpirun starts N ranks of this command line, which
+     * join the group below */
+    if (cli.num_processes > 1 && !dist_launched()) {
+        if (dist_has_mpi()) return train_launch_ranks(cli.num_processes, cli.argc, cli.argv);
+        fprintf(stderr,
+                "cnet train: --num_processes %d: cnet was built without MPI: install "
+                "libopenmpi-dev and openmpi-bin, then rebuild\n",
+                cli.num_processes);
+        return 2;
+    }
+    dist_comm comm;
+    if (dist_comm_init(&comm, &err)) return fail_run(&comm, 2, "", err.msg);
+    if (cli.num_processes > 1 && comm.size != cli.num_processes) {
+        snprintf(err.msg, sizeof err.msg, "--num_processes %d, but the launcher started %d ranks",
+                 cli.num_processes, comm.size);
+        return fail_run(&comm, 2, "", err.msg);
+    }
+    if (comm.size > 1) o.comm = &comm;
+    const int rank0 = comm.rank == 0; /* the others print nothing but a failure */
     if (cli.hub_token) {
-        fprintf(stderr, "cnet train: --hub_token: HF_TOKEN or the token file `hf auth login` "
-                        "writes is safer (a command line is visible to other users)\n");
+        if (rank0)
+            fprintf(stderr, "cnet train: --hub_token: HF_TOKEN or the token file `hf auth login` "
+                            "writes is safer (a command line is visible to other users)\n");
         setenv("HF_TOKEN", cli.hub_token, 1); /* what every Hub client of this run reads */
     }
-    if (cli.xformers)
+    if (cli.xformers && rank0)
         fprintf(stderr, "cnet train: --enable_xformers_memory_efficient_attention: cnet's "
                         "attention is always memory-efficient\n");
     if (!cli.dataset_name == !o.train_data_dir) {
-        fprintf(stderr, "cnet train: give one of --dataset_name and --train_data_dir%s\n",
-                cli.dataset_name ? ", not both" : "");
-        return 2;
+        snprintf(err.msg, sizeof err.msg, "give one of --dataset_name and --train_data_dir%s",
+                 cli.dataset_name ? ", not both" : "");
+        return fail_run(&comm, 2, "", err.msg);
     }
     char repo_id[HUB_REPO_ID_MAX] = "";
     static train_sources src;
     dl_progress_init(&downloads, stderr, "cnet train: ");
-    if ((cli.push_to_hub && push_repo_id(&o, &cli, repo_id, &err)) ||
-        resolve_sources(&o, &cli, &src, &err)) {
+    /* rank 0 pulls first; the other ranks of its machine then find the
+     * files in the cache */
+    if ((!rank0 && dist_barrier(&comm, &err)) ||
+        (rank0 && cli.push_to_hub && push_repo_id(&o, &cli, repo_id, &err)) ||
+        resolve_sources(&o, &cli, &src, &err) || (rank0 && dist_barrier(&comm, &err))) {
         dl_progress_end(&downloads);
-        fprintf(stderr, "cnet train: %s\n", err.msg);
-        return 1;
+        return fail_run(&comm, 1, "", err.msg);
     }
     cnet_backend be;
     char note[256] = "";
-    if (cnet_backend_open(&be, cli.device, note, sizeof note, &err)) {
-        fprintf(stderr, "cnet train: %s\n", err.msg);
-        return 2;
-    }
-    if (note[0]) fprintf(stderr, "cnet train: %s\n", note);
+    if (cnet_backend_open(&be, cli.device, note, sizeof note, &err))
+        return fail_run(&comm, 2, "", err.msg);
+    if (note[0] && rank0) fprintf(stderr, "cnet train: %s\n", note);
     cnet_backend_set_tf32(&be, cli.allow_tf32, note, sizeof note);
-    if (note[0]) fprintf(stderr, "cnet train: %s\n", note);
+    if (note[0] && rank0) fprintf(stderr, "cnet train: %s\n", note);
     /* trainer_run sets it again; here only for the note (cpu: float32) */
     cnet_backend_set_precision(&be, o.mixed_precision, note, sizeof note);
-    if (note[0]) fprintf(stderr, "cnet train: %s\n", note);
+    if (note[0] && rank0) fprintf(stderr, "cnet train: %s\n", note);
+    if (comm.size > 1 && rank0)
+        fprintf(stderr, "cnet train: %d ranks, %d samples per optimizer step\n", comm.size,
+                comm.size * o.train_batch_size * o.gradient_accumulation_steps);
     progress_out out = {.tty = isatty(STDERR_FILENO), .use_8bit_adam = o.use_8bit_adam};
     const int tty = out.tty;
     train_hooks hooks = {
@@ -334,16 +378,13 @@ int cmd_train_execute(train_options *opts, const train_cli *cli_in) {
     int stopped = 0;
     rc = trainer_run(&o, &be, &hooks, &stopped, &err);
     cnet_backend_free(&be);
-    if (rc) {
-        fprintf(stderr, "%scnet train: %s\n", tty ? "\n" : "", err.msg);
-        return 1;
-    }
-    fprintf(stderr, "cnet train: done; the %s is in %s\n",
-            o.train_unet ? "pipeline with the trained UNet" : "ControlNet", o.output_dir);
-    if (cli.push_to_hub && !stopped && push_output(repo_id, o.output_dir, &err)) {
-        fprintf(stderr, "cnet train: %s\n", err.msg);
-        return 1;
-    }
+    if (rc) return fail_run(&comm, 1, tty ? "\n" : "", err.msg);
+    if (rank0)
+        fprintf(stderr, "cnet train: done; the %s is in %s\n",
+                o.train_unet ? "pipeline with the trained UNet" : "ControlNet", o.output_dir);
+    if (rank0 && cli.push_to_hub && !stopped && push_output(repo_id, o.output_dir, &err))
+        return fail_run(&comm, 1, "", err.msg);
+    dist_comm_free(&comm);
     return 0;
 }
 

@@ -15,6 +15,11 @@ typedef struct train_cli {
     const char *dataset_name, *dataset_config_name;
     const char *hub_model_id, *hub_token;
     int push_to_hub, allow_tf32, xformers;
+    int num_processes; /* --num_processes: ranks started through mpirun (1: this process) */
+    /* the command line from its command ("train", "train-unet"), borrowed:
+     * what --num_processes starts each rank with */
+    int argc;
+    char **argv;
 } train_cli;
 
 /* Parses argv[1..argc) into o (defaults first: train_options_defaults) and

@@ -180,6 +180,7 @@ int cmd_train_unet(int argc, char **argv) {
         o.random_crop = !center_crop, o.random_flip = random_flip;
         for (int k = 0; k < n_prompts; k++) o.validation_prompts[k] = prompts[k];
         o.n_validation_prompts_t2i = n_prompts;
+        cli.argc = argc, cli.argv = argv; /* --num_processes: the ranks get this command line */
         if (validation_epochs) o.validation_epochs = (int)validation_epochs;
         rc = cmd_train_execute(&o, &cli);
     }

@@ -33,6 +33,7 @@
 #   1 config image text          each needs core only
 #     tensorboard parquet        event files (train's trackers write them);
 #                                Parquet files (data reads Hub datasets)
+#     dist                       the ranks' collectives (MPI) over core's buffers
 #   2 models sched data          models, sched read config; data reads image, parquet
 #   3 annotators                 control-image preprocessors: image, and models
 #                                for the network ones (depth)
@@ -60,7 +61,7 @@
 set -u
 . tests/lib/lib_check.sh
 
-engine_levels="core=0 config=1 image=1 text=1 tensorboard=1 parquet=1 models=2 sched=2 data=2 annotators=3 pipeline=4 init=4 convert=4 train=5"
+engine_levels="core=0 dist=1 config=1 image=1 text=1 tensorboard=1 parquet=1 models=2 sched=2 data=2 annotators=3 pipeline=4 init=4 convert=4 train=5"
 server_levels="store=0 hub=0 workers=1 golden=1 bench=1 a1111=1 http=2 cli=3"
 
 # layers_scan ROOT: prints one line per broken rule,

@@ -1,0 +1,54 @@
+/* The collectives of data-parallel training: a group of ranks (processes)
+ * that sum float buffers, broadcast bytes, wait for each other and abort
+ * together. On Open MPI (comm_mpi.c) when cnet runs under mpirun (or srun),
+ * one process otherwise, where every collective is the identity
+ * (comm_single.c, also the whole of it in a build without MPI).
+ *
+ * The buffers are host memory; dist_device.h moves backend (device) buffers
+ * through them. What it is not: a launcher (`cnet train --num_processes N`
+ * execs mpirun, server/cli/cmd_train.c) or a transport of its own; NCCL's
+ * GPU collectives would be a second implementation of the same calls.
+ *
+ * Faults follow MPI's: the communicator's errors are fatal (MPI_ERRORS_ARE_
+ * FATAL), so a rank that dies ends the whole run through mpirun, which names
+ * the rank; a rank that fails on its own calls dist_comm_abort, naming
+ * itself, instead of leaving the others waiting in a collective. */
+#ifndef CNET_DIST_COMM_H
+#define CNET_DIST_COMM_H
+
+#include <stddef.h>
+
+#include "engine/core/error.h"
+
+/* The most ranks a run may have (--num_processes above → CNET_EINVAL). */
+#define DIST_MAX_RANKS 1024
+
+typedef struct dist_comm {
+    int rank, size;
+    int mpi; /* MPI was initialised by dist_comm_init (finalised by dist_comm_free) */
+} dist_comm;
+
+/* 1 when cnet was built with MPI (a group may have several ranks). */
+int dist_has_mpi(void);
+
+/* 1 when this process was started by an MPI launcher (mpirun, srun), which
+ * sets the ranks' environment: dist_comm_init then joins its group. */
+int dist_launched(void);
+
+/* Joins the launcher's group (dist_launched), else makes a group of one.
+ * CNET_EINVAL when started by a launcher in a build without MPI, naming the
+ * package to install. */
+int dist_comm_init(dist_comm *c, cnet_error *err);
+void dist_comm_free(dist_comm *c);
+
+/* buf[0..n) = the sum over the ranks of their buf[0..n) (host memory), the
+ * same bits on every rank. */
+int dist_allreduce_sum(dist_comm *c, float *buf, size_t n, cnet_error *err);
+/* buf[0..bytes) = root's. */
+int dist_broadcast(dist_comm *c, void *buf, size_t bytes, int root, cnet_error *err);
+int dist_barrier(dist_comm *c, cnet_error *err);
+/* Ends every rank's process with status code after printing why (stderr,
+ * "rank R: why"); in a group of one, only this process. Never returns. */
+_Noreturn void dist_comm_abort(dist_comm *c, int code, const char *why);
+
+#endif

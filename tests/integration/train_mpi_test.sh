@@ -1,0 +1,170 @@
+#!/bin/sh
+# Data-parallel cnet train over Open MPI on CPU ranks (issue 17): 2 ranks
+# with --train_batch_size 2 against one process with batch 4 (ControlNet and
+# train-unet), rank 0 alone
+# writing, a rank killed mid-run, and resume. Skipped (with a line saying
+# so) when mpirun is absent or cnet was built without MPI.
+#
+# The bound: the ranks compute the same sums in another order (each rank's
+# half-batch gradient, then their sum, instead of one sum over 4 samples),
+# so the gradients agree to float32 rounding (the logged grad_norm to about
+# 1e-7 relative). AdamW divides by sqrt(v): an element whose gradient is
+# ~0 moves by about +-lr whatever its size, so a rounding difference there
+# may flip its step; the largest difference is then up to 2 lr per step
+# (uninformative) but such elements are rare: the MEAN |difference| over
+# all weights stays at float32 rounding (measured 2.3e-8 after 6 steps of
+# lr 1e-4), while a wrong sum (each rank's own half batch, no allreduce)
+# moves the weights by about lr per step (measured 1.2e-4). The check:
+# mean |a - b| < 1e-6, 1/100 of the lr.
+set -u
+BUILD=${BUILD:-build}
+CNET=$BUILD/cnet
+STDIFF=$BUILD/tests/tool_stdiff
+. tests/lib/lib_check.sh
+if ! command -v mpirun >/dev/null 2>&1; then
+    echo "train_mpi_test: mpirun not found (apt-get install openmpi-bin libopenmpi-dev): skipped"
+    summary train_mpi_test
+    exit $?
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# one thread per rank: 2 ranks on 2 cores
+export OMP_NUM_THREADS=1
+
+root=""
+[ "$(id -u)" = 0 ] && root=--allow-run-as-root
+
+$CNET init-model --out "$tmp/model" --preset tiny --seed 1 >/dev/null 2>&1
+# 14 samples, global batch 4: the epoch's last batch has 2, all of rank 0's
+# slice (rank 1 has none and still joins the sum)
+$CNET dataset make-fill --n 14 --size 16 --out "$tmp/fill" >/dev/null 2>&1
+common="--pretrained_model_name_or_path $tmp/model --train_data_dir $tmp/fill --resolution 16
+        --learning_rate 1e-4 --seed 5 --max_train_steps 6 --checkpointing_steps 2"
+common=$(echo $common)
+
+if $CNET train $common --train_batch_size 2 --num_processes 2 --output_dir "$tmp/two" \
+    >"$tmp/two.log" 2>&1; then :; else
+    if grep -q "built without MPI" "$tmp/two.log"; then
+        echo "train_mpi_test: cnet was built without MPI (libopenmpi-dev): skipped"
+        summary train_mpi_test
+        exit $?
+    fi
+    cat "$tmp/two.log"
+fi
+$CNET train $common --train_batch_size 4 --output_dir "$tmp/one" >"$tmp/one.log" 2>&1
+
+# The collectives themselves (sums across buckets, in place and staged
+# through host memory, broadcast, the weights check naming a rank):
+# tests/tools/tool_dist.c on 2 ranks.
+mpirun $root --oversubscribe -np 2 $BUILD/tests/tool_dist >"$tmp/dist.log" 2>&1
+dist_status=$?
+check dist_collectives sh -c "test $dist_status -eq 0 && test \$(grep -c ' ok\$' '$tmp/dist.log') -eq 16"
+
+mean_below() { # A B BOUND: mean |a - b| of the weight files below BOUND
+    d=$($STDIFF "$1" "$2") || return 1
+    echo "    $d"
+    echo "$d" | awk -v b="$3" '{ exit !($4 < b) }'
+}
+W=diffusion_pytorch_model.safetensors
+check two_ranks_run test -s "$tmp/two/$W" -a -d "$tmp/two/checkpoint-6"
+check two_ranks_equal_doubled_batch mean_below "$tmp/one/$W" "$tmp/two/$W" 1e-6
+# the bound tells a right sum from a wrong one: half the batch is far off
+$CNET train $common --train_batch_size 2 --output_dir "$tmp/half" >/dev/null 2>&1
+check half_batch_is_not_equal sh -c "! $STDIFF '$tmp/one/$W' '$tmp/half/$W' |
+    awk '{ exit !(\$4 < 1e-6) }'"
+# AdamW hides a gradient's scale: the logged norms show it (the mean over
+# the global batch, not a sum over the ranks), equal to float32 rounding
+grad_norms() { grep -o '"grad_norm": [0-9.e-]*' "$1" | cut -d' ' -f2; }
+grad_norms "$tmp/one/logs/metrics.jsonl" >"$tmp/g1"
+grad_norms "$tmp/two/logs/metrics.jsonl" >"$tmp/g2"
+check same_grad_norms sh -c "test -s '$tmp/g1' && paste '$tmp/g1' '$tmp/g2' |
+    awk '{ d = \$1 - \$2; if (d < 0) d = -d; if (\$2 == \"\" || d > 1e-5 * \$1) bad = 1 } END { exit bad }'"
+check effective_batch_logged grep -q "2 ranks, 4 samples per optimizer step" "$tmp/two.log"
+check one_rank_logs test "$(grep -c '^step ' "$tmp/two.log")" -eq 6
+check same_steps_and_epochs test "$(grep -o '"epoch": [0-9]*' "$tmp/two/logs/metrics.jsonl" |
+    tr '\n' ' ')" = "$(grep -o '"epoch": [0-9]*' "$tmp/one/logs/metrics.jsonl" | tr '\n' ' ')"
+
+# cnet train-unet over the same trainer (the EMA saved, --noise_offset's
+# draws sliced per rank as the noise's, Min-SNR weights per sample).
+FIXTURES=${FIXTURES:-tests/fixtures}
+unet="--pretrained_model_name_or_path $FIXTURES/tiny-sd --train_data_dir $tmp/fill --resolution 16
+      --seed 3 --use_ema --noise_offset 0.1 --snr_gamma 5 --max_train_steps 4"
+unet=$(echo $unet)
+$CNET train-unet $unet --train_batch_size 4 --output_dir "$tmp/u1" >/dev/null 2>&1
+$CNET train-unet $unet --train_batch_size 2 --num_processes 2 --output_dir "$tmp/u2" >/dev/null 2>&1
+check train_unet_two_ranks mean_below "$tmp/u1/unet/$W" "$tmp/u2/unet/$W" 1e-6
+
+# The same binary under a hand-written mpirun, each rank told another
+# output_dir: rank 0's gets everything, rank 1's nothing (rank 0 alone
+# writes; its folder exists, empty, so that a write there would succeed).
+# A ControlNet folder to start from: no config written first.
+mkdir -p "$tmp/out1"
+mpirun $root --oversubscribe -np 2 sh -c "exec $CNET train $common --train_batch_size 2 \
+    --controlnet_model_name_or_path $tmp/one --output_dir $tmp/out\$OMPI_COMM_WORLD_RANK" \
+    >"$tmp/mpirun.log" 2>&1
+check mpirun_rank0_writes test -s "$tmp/out0/$W" -a -d "$tmp/out0/checkpoint-6" \
+    -a -s "$tmp/out0/logs/metrics.jsonl"
+check mpirun_other_ranks_write_nothing test -z "$(ls -A "$tmp/out1")"
+
+# A rank that fails by itself ends every rank, naming itself; refusals
+# that hold for every rank do the same.
+mpirun $root --oversubscribe -np 2 $CNET train $common --train_batch_size 2 --num_processes 3 \
+    --output_dir "$tmp/bad" >"$tmp/bad.log" 2>&1
+bad_status=$?
+check launcher_mismatch_fails sh -c "test $bad_status -ne 0 && grep -q \
+    'rank [01]: cnet train: --num_processes 3, but the launcher started 2 ranks' '$tmp/bad.log'"
+check set_grads_to_none_refused sh -c "! $CNET train $common --train_batch_size 2 \
+    --num_processes 2 --set_grads_to_none --output_dir '$tmp/bad2' >'$tmp/bad2.log' 2>&1 &&
+    grep -q 'set_grads_to_none: one process only' '$tmp/bad2.log'"
+
+# Resume: from the 2-rank run's checkpoint on 2 ranks, bit for bit (the same
+# sums in the same order), and on 1 process with the doubled batch (to the bound).
+mkdir -p "$tmp/r2" "$tmp/r1"
+cp -r "$tmp/two/checkpoint-2" "$tmp/r2/" && cp -r "$tmp/two/checkpoint-2" "$tmp/r1/"
+$CNET train $common --train_batch_size 2 --num_processes 2 --output_dir "$tmp/r2" \
+    --resume_from_checkpoint latest >"$tmp/r2.log" 2>&1
+check resume_two_ranks_bit_exact cmp -s "$tmp/two/$W" "$tmp/r2/$W"
+check resume_two_ranks_from_step_3 sh -c "! grep -q '^step 2/6' '$tmp/r2.log' &&
+    grep -q '^step 3/6' '$tmp/r2.log'"
+$CNET train $common --train_batch_size 4 --output_dir "$tmp/r1" \
+    --resume_from_checkpoint latest >/dev/null 2>&1
+check resume_other_rank_count mean_below "$tmp/one/$W" "$tmp/r1/$W" 1e-6
+
+# A rank killed (-9) mid-run fails the whole run within a bounded time,
+# mpirun naming the rank; the run then resumes from its latest checkpoint.
+$CNET train $common --train_batch_size 2 --num_processes 2 --output_dir "$tmp/k" \
+    --max_train_steps 100000 >"$tmp/k.log" 2>&1 &
+launcher=$!
+rank1=""
+for _ in $(seq 600); do # up to 60 s for a checkpoint on a loaded machine
+    if [ -d "$tmp/k/checkpoint-2" ] && [ -z "$rank1" ]; then
+        for p in $(pgrep -P $launcher); do
+            tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && rank1=$p
+        done
+        [ -n "$rank1" ] && break
+    fi
+    sleep 0.1
+done
+[ -n "$rank1" ] && kill -9 "$rank1"
+ended=0
+for _ in $(seq 300); do # the run must end within 30 s of the kill
+    kill -0 $launcher 2>/dev/null || { ended=1; break; }
+    sleep 0.1
+done
+if [ "$ended" != 1 ]; then # end what is left: the ranks, then mpirun
+    for p in $(pgrep -P $launcher); do kill -9 "$p"; done
+    kill -9 $launcher 2>/dev/null
+fi
+wait $launcher
+status=$?
+check kill_found_rank1 test -n "$rank1"
+check kill_ends_run_in_time test "$ended" = 1
+check kill_fails_the_run test "$status" -ne 0
+check kill_names_the_rank grep -q "process rank 1 .* exited on signal 9" "$tmp/k.log"
+latest=$(ls -d "$tmp"/k/checkpoint-* 2>/dev/null | sed 's/.*checkpoint-//' | sort -n | tail -1)
+$CNET train $common --train_batch_size 2 --num_processes 2 --output_dir "$tmp/k" \
+    --max_train_steps $((${latest:-0} + 2)) --resume_from_checkpoint latest >"$tmp/k2.log" 2>&1
+check kill_then_resume sh -c "test -s '$tmp/k/$W' &&
+    grep -q '^step $((${latest:-0} + 1))/' '$tmp/k2.log' && ! grep -q '^step 1/' '$tmp/k2.log'"
+
+summary train_mpi_test
