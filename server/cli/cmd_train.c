@@ -339,7 +339,10 @@ int cmd_train_execute(train_options *opts, const train_cli *cli_in) {
         return 1;
     }
     fprintf(stderr, "cnet train: done; the %s is in %s\n",
-            o.train_unet ? "pipeline with the trained UNet" : "ControlNet", o.output_dir);
+            o.train_vae    ? "trained VAE (vae/)"
+            : o.train_unet ? "pipeline with the trained UNet"
+                           : "ControlNet",
+            o.output_dir);
     if (cli.push_to_hub && !stopped && push_output(repo_id, o.output_dir, &err)) {
         fprintf(stderr, "cnet train: %s\n", err.msg);
         return 1;
