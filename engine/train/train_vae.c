@@ -1,10 +1,9 @@
 /* cnet train-vae's loop (train_vae.h): the whole AutoencoderKL trained on a
  * dataset's images. Per optimizer step: the batch's pixels (-1..1, the
  * target images as train_text_to_image.py's transforms make them), the
- * encoder's moments (vae_encode_train), the latent sample and KL
- * (train_vae_loss.h, eps from Philox(seed) at the step's block), the
- * decoder's reconstruction (vae_decode_train), loss = MSE(recon, pixels) +
- * kl_weight * KL, the backward of both halves, clip_grad_norm_ + AdamW
+ * loss's gradient (train_vae_step.h: encoder, latent sample with eps from
+ * Philox(seed) at the step's block, decoder, MSE + kl_weight * KL, the
+ * backward of both halves), clip_grad_norm_ + AdamW
  * (adam_state.h) at the LR schedule's rate (lr_schedule.h). Checkpoints are
  * checkpoint.h's with the weights in vae/; a resumed run seeks the dataset
  * to the saved position and continues bit-exactly. Validation: the first
@@ -35,7 +34,7 @@
 #include "engine/train/checkpoint.h"
 #include "engine/train/lr_schedule.h"
 #include "engine/train/train_decode.h"
-#include "engine/train/train_vae_loss.h"
+#include "engine/train/train_vae_step.h"
 
 /* The Philox block of step s's latent noise: a tag of its own above any
  * step (trainer.c's layout: tag << 58 | step << 26). */
@@ -54,15 +53,15 @@ typedef struct vae_trainer {
     adam_state adam;
     dataset ds;
     train_decode decode;
-    cnet_arena keep, scratch;
+    vae_step step;
     lr_schedule lr;
     int B, R, h, L, global_step, max_steps;
-    float *pixels, *moments, *recon, *d_recon, *z, *dz, *dmom, *scalar; /* device */
-    float *h_mom, *h_eps, *h_z, *h_dz, *h_dmom;                         /* host */
-    float *val; /* host: the first batch's pixels, [n_val, R, R, 3] */
+    float *pixels, *sumsq; /* device */
+    float *h_eps;          /* host */
+    float *val;            /* host: the first batch's pixels, [n_val, R, R, 3] */
     int n_val;
     FILE *log;
-    int have_vae, have_grads, have_adam, have_ds, have_decode;
+    int have_vae, have_grads, have_adam, have_ds, have_decode, have_step;
 } vae_trainer;
 
 static uint64_t vae_rng(uint64_t tag, int step) {
@@ -121,32 +120,22 @@ static int open_data(vae_trainer *t, cnet_error *err) {
 static int alloc_buffers(vae_trainer *t, cnet_error *err) {
     cnet_backend *be = t->be;
     const size_t img = (size_t)t->B * t->R * t->R * 3, lat = (size_t)t->B * t->h * t->h * t->L;
-    float **dev[] = {&t->pixels, &t->recon, &t->d_recon, &t->z, &t->dz, &t->moments, &t->dmom};
-    const size_t n[] = {img, img, img, lat, lat, 2 * lat, 2 * lat};
-    for (int i = 0; i < 7; i++)
-        if (!(*dev[i] = be->alloc(be, n[i] * sizeof(float)))) return oom(err);
-    if (!(t->scalar = be->alloc(be, 2 * sizeof(float)))) return oom(err);
-    t->h_mom = malloc(2 * lat * sizeof(float)), t->h_dmom = malloc(2 * lat * sizeof(float));
-    t->h_eps = malloc(lat * sizeof(float)), t->h_z = malloc(lat * sizeof(float));
-    t->h_dz = malloc(lat * sizeof(float));
+    t->pixels = be->alloc(be, img * sizeof(float));
+    t->sumsq = be->alloc(be, sizeof(float));
+    t->h_eps = malloc(lat * sizeof(float));
     t->val = malloc((size_t)VAE_VALIDATION_IMAGES * t->R * t->R * 3 * sizeof(float));
-    if (!t->h_mom || !t->h_dmom || !t->h_eps || !t->h_z || !t->h_dz || !t->val) return oom(err);
-    int rc = cnet_arena_init(&t->keep, be, vae_train_keep_bytes(&t->vae, t->B, t->R, t->R),
-                             "train-vae activations", err);
-    if (!rc)
-        rc = cnet_arena_init(&t->scratch, be, 2 * vae_scratch_bytes(&t->vae, t->B, t->R, t->R),
-                             "train-vae scratch", err);
+    if (!t->pixels || !t->sumsq || !t->h_eps || !t->val) return oom(err);
+    int rc = vae_step_init(&t->step, &t->vae, t->B, t->R, err);
+    t->have_step = !rc;
     return rc;
 }
 
 static void close_trainer(vae_trainer *t) {
     cnet_backend *be = t->be;
-    float *dev[] = {t->pixels, t->recon, t->d_recon, t->z, t->dz, t->moments, t->dmom, t->scalar};
-    for (int i = 0; i < 8; i++)
-        if (dev[i]) be->free(be, dev[i]);
-    free(t->h_mom), free(t->h_dmom), free(t->h_eps), free(t->h_z), free(t->h_dz), free(t->val);
-    cnet_arena_free(&t->keep);
-    cnet_arena_free(&t->scratch);
+    if (t->pixels) be->free(be, t->pixels);
+    if (t->sumsq) be->free(be, t->sumsq);
+    free(t->h_eps), free(t->val);
+    if (t->have_step) vae_step_free(&t->step);
     if (t->have_decode) train_decode_free(&t->decode);
     if (t->have_ds) dataset_free(&t->ds);
     if (t->have_adam) adam_state_free(&t->adam);
@@ -168,22 +157,23 @@ static int validate(vae_trainer *t, cnet_error *err) {
     const int n = t->n_val, R = t->R;
     const size_t img = (size_t)R * R * 3;
     char path[PATH_MAX];
+    vae_step *s = &t->step;
     be->upload(be, t->pixels, t->val, n * img * sizeof(float));
-    int rc = vae_encode(&t->vae, &t->scratch, t->moments, t->pixels, n, R, R, err);
+    int rc = vae_encode(&t->vae, &s->scratch, s->moments, t->pixels, n, R, R, err);
     const long hw = (long)t->h * t->h;
     if (rc) return rc;
-    be->download(be, t->h_mom, t->moments, (size_t)n * hw * 2 * t->L * sizeof(float));
+    be->download(be, s->h_mom, s->moments, (size_t)n * hw * 2 * t->L * sizeof(float));
     for (long p = 0; p < n * hw; p++)
-        for (int c = 0; c < t->L; c++) t->h_z[p * t->L + c] = t->h_mom[p * 2 * t->L + c];
-    be->upload(be, t->z, t->h_z, (size_t)n * hw * t->L * sizeof(float));
-    if ((rc = vae_decode(&t->vae, &t->scratch, t->recon, t->z, n, t->h, t->h, err))) return rc;
+        for (int c = 0; c < t->L; c++) s->h_z[p * t->L + c] = s->h_mom[p * 2 * t->L + c];
+    be->upload(be, s->z, s->h_z, (size_t)n * hw * t->L * sizeof(float));
+    if ((rc = vae_decode(&t->vae, &s->scratch, s->recon, s->z, n, t->h, t->h, err))) return rc;
     float *rec = malloc(n * img * sizeof(float));
     image_rgb8 grid = {0};
     if (!rec || image_alloc(&grid, n * R, 2 * R, err)) {
         free(rec);
         return rc ? rc : oom(err);
     }
-    be->download(be, rec, t->recon, n * img * sizeof(float));
+    be->download(be, rec, s->recon, n * img * sizeof(float));
     for (int row = 0; row < 2; row++)
         for (int i = 0; i < n; i++)
             for (int y = 0; y < R; y++)
@@ -270,51 +260,29 @@ static int next_batch(vae_trainer *t, int *n, int *epoch, cnet_error *err) {
 /* One optimizer step on n images; *rec and *kl: the step's two losses. */
 static int train_step_vae(vae_trainer *t, int n, double *rec, double *kl, cnet_error *err) {
     cnet_backend *be = t->be;
-    const long hw = (long)t->h * t->h, img = (long)t->R * t->R * 3;
-    const size_t lat = (size_t)n * hw * t->L;
-    vae_half_acts enc, dec;
+    const train_options *o = t->o;
+    const long img = (long)t->R * t->R * 3;
     be->upload(be, t->pixels, t->decode.img, (size_t)n * img * sizeof(float));
     if (t->n_val == 0) { /* the run's first batch is the validation set */
         t->n_val = n < VAE_VALIDATION_IMAGES ? n : VAE_VALIDATION_IMAGES;
         memcpy(t->val, t->decode.img, (size_t)t->n_val * img * sizeof(float));
     }
     train_decode_release(&t->decode);
-    cnet_arena_reset(&t->keep);
-    int rc = vae_encode_train(&t->vae, &t->scratch, t->moments, t->pixels, n, t->R, t->R, &t->keep,
-                              &enc, err);
-    if (rc) return rc;
-    be->download(be, t->h_mom, t->moments, 2 * lat * sizeof(float));
-    philox_normal_fill(t->h_eps, (long)lat, t->o->seed, vae_rng(VAE_RNG_TAG, t->global_step));
-    *kl = vae_latent_sample(t->h_z, t->h_mom, t->h_eps, n, hw, t->L);
-    be->upload(be, t->z, t->h_z, lat * sizeof(float));
-    if ((rc = vae_decode_train(&t->vae, &t->scratch, t->recon, t->z, n, t->h, t->h, &t->keep, &dec,
-                               err)))
-        return rc;
-    float loss;
-    be->mse_forward(be, t->scalar, t->recon, t->pixels, NULL, n, img);
-    be->download(be, &loss, t->scalar, sizeof loss);
-    *rec = loss;
-    be->mse_backward(be, t->d_recon, t->recon, t->pixels, NULL, n, img, 1.0f);
+    philox_normal_fill(t->h_eps, (long)n * t->h * t->h * t->L, o->seed,
+                       vae_rng(VAE_RNG_TAG, t->global_step));
     be->zero(be, t->grads.block, t->grads.total * sizeof(float));
-    if ((rc = vae_decoder_backward(&t->vae, &t->grads, &t->scratch, t->dz, t->d_recon, &dec, n,
-                                   t->h, t->h, err)))
-        return rc;
-    be->download(be, t->h_dz, t->dz, lat * sizeof(float));
-    vae_latent_backward(t->h_dmom, t->h_mom, t->h_eps, t->h_dz, t->o->kl_weight, n, hw, t->L);
-    be->upload(be, t->dmom, t->h_dmom, 2 * lat * sizeof(float));
-    if ((rc = vae_encoder_backward(&t->vae, &t->grads, &t->scratch, t->dmom, &enc, n, t->R, t->R,
-                                   err)))
-        return rc;
-    const train_options *o = t->o;
+    int rc =
+        vae_step_grads(&t->step, &t->grads, t->pixels, t->h_eps, n, o->kl_weight, rec, kl, err);
+    if (rc) return rc;
     const int clip = o->max_grad_norm > 0;
-    if (clip) be->sum_squares(be, t->scalar + 1, t->grads.block, (long)t->grads.total);
+    if (clip) be->sum_squares(be, t->sumsq, t->grads.block, (long)t->grads.total);
     const train_adamw opt = {(float)lr_at(&t->lr, t->global_step),
                              (float)o->adam_beta1,
                              (float)o->adam_beta2,
                              (float)o->adam_epsilon,
                              (float)o->adam_weight_decay,
                              (float)o->max_grad_norm};
-    adam_state_step(&t->adam, &t->grads, &opt, t->global_step + 1, clip ? t->scalar + 1 : NULL);
+    adam_state_step(&t->adam, &t->grads, &opt, t->global_step + 1, clip ? t->sumsq : NULL);
     return 0;
 }
 

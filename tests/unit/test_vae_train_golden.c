@@ -3,9 +3,8 @@
  * not diffusers' code) on the fixture VAE's weights, whose inputs, losses
  * and every parameter's gradient are committed in
  * tests/fixtures/goldens-vae-train (the tool regenerates them; this test
- * needs no torch). The step is composed as train_vae.c composes it:
- * vae_encode_train, vae_latent_sample, vae_decode_train, the backend's MSE,
- * vae_decoder_backward, vae_latent_backward, vae_encoder_backward.
+ * needs no torch), through the gradient computation train_vae.c runs each
+ * step (vae_step_grads, engine/train/train_vae_step.h).
  *
  * Bounds: the losses within LOSS_REL; each tensor's gradient within
  * GRAD_REL of the truth's norm, plus GRAD_FLOOR of the largest tensor rms
@@ -17,10 +16,9 @@
 
 #include "engine/core/safetensors.h"
 #include "engine/models/vae.h"
-#include "engine/train/train_vae_loss.h"
+#include "engine/train/train_vae_step.h"
 #include "tests/lib/harness.h"
 
-#define ARENA_BYTES ((size_t)64 << 20)
 /* the tool's KL_WEIGHT */
 #define KL_WEIGHT 1e-2
 /* float32 forward and backward against float64: the accumulated rounding
@@ -39,14 +37,11 @@ static void test_step_matches_torch(void) {
     char path[512];
     cnet_backend be;
     vae_model m;
-    cnet_arena keep, scratch;
     cnet_error err = {0};
     st_file in = {0}, ref = {0};
     snprintf(path, sizeof path, "%s/tiny-sd/vae", harness_fixtures());
     CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
     CHECK(vae_open(&m, &be, path, &err) == 0 && params_own(&m.params, &err) == 0, "%s", err.msg);
-    CHECK(cnet_arena_init(&keep, &be, ARENA_BYTES, "keep", &err) == 0, "%s", err.msg);
-    CHECK(cnet_arena_init(&scratch, &be, ARENA_BYTES, "scratch", &err) == 0, "%s", err.msg);
     snprintf(path, sizeof path, "%s/goldens-vae-train/inputs.safetensors", harness_fixtures());
     CHECK(st_open(&in, path, &err) == 0, "%s", err.msg);
     snprintf(path, sizeof path, "%s/goldens-vae-train/grads.safetensors", harness_fixtures());
@@ -61,33 +56,16 @@ static void test_step_matches_torch(void) {
     CHECK(x && eps && loss_ref, "inputs.safetensors: x, eps or loss missing or mis-sized");
 
     cnet_params g;
+    vae_step step;
+    double mse, kl;
     CHECK(params_alloc_like(&g, &m.params, &err) == 0, "%s", err.msg);
+    CHECK(vae_step_init(&step, &m, B, H, &err) == 0, "%s", err.msg);
     be.zero(&be, g.block, g.total * sizeof(float));
-    float *dx = be.alloc(&be, img * sizeof(float)), *rec = be.alloc(&be, img * sizeof(float));
-    float *drec = be.alloc(&be, img * sizeof(float)), *mom = be.alloc(&be, 2 * lat * sizeof(float));
-    float *dz = be.alloc(&be, lat * sizeof(float)), *z = be.alloc(&be, lat * sizeof(float));
-    float *scalar = be.alloc(&be, sizeof(float));
-    float *h_mom = malloc(2 * lat * sizeof(float)), *h_z = malloc(lat * sizeof(float));
-    float *h_dz = malloc(lat * sizeof(float)), *h_dmom = malloc(2 * lat * sizeof(float));
-    CHECK(dx && rec && drec && mom && dz && z && scalar && h_mom && h_z && h_dz && h_dmom,
-          "out of memory");
-    vae_half_acts enc, dec;
-    be.upload(&be, dx, x, img * sizeof(float));
-    CHECK(vae_encode_train(&m, &scratch, mom, dx, B, H, H, &keep, &enc, &err) == 0, "%s", err.msg);
-    be.download(&be, h_mom, mom, 2 * lat * sizeof(float));
-    const double kl = vae_latent_sample(h_z, h_mom, eps, B, (long)h * h, L);
-    be.upload(&be, z, h_z, lat * sizeof(float));
-    CHECK(vae_decode_train(&m, &scratch, rec, z, B, h, h, &keep, &dec, &err) == 0, "%s", err.msg);
-    float mse;
-    be.mse_forward(&be, scalar, rec, dx, NULL, B, img / B);
-    be.download(&be, &mse, scalar, sizeof mse);
-    be.mse_backward(&be, drec, rec, dx, NULL, B, img / B, 1.0f);
-    CHECK(vae_decoder_backward(&m, &g, &scratch, dz, drec, &dec, B, h, h, &err) == 0, "%s",
+    float *pixels = be.alloc(&be, img * sizeof(float));
+    CHECK(pixels, "out of memory");
+    be.upload(&be, pixels, x, img * sizeof(float));
+    CHECK(vae_step_grads(&step, &g, pixels, eps, B, KL_WEIGHT, &mse, &kl, &err) == 0, "%s",
           err.msg);
-    be.download(&be, h_dz, dz, lat * sizeof(float));
-    vae_latent_backward(h_dmom, h_mom, eps, h_dz, KL_WEIGHT, B, (long)h * h, L);
-    be.upload(&be, mom, h_dmom, 2 * lat * sizeof(float));
-    CHECK(vae_encoder_backward(&m, &g, &scratch, mom, &enc, B, H, H, &err) == 0, "%s", err.msg);
     printf("    mse %.9g (torch %.9g), kl %.9g (torch %.9g)\n", mse, loss_ref[0], kl, loss_ref[1]);
     CHECK(fabs(mse - loss_ref[0]) <= LOSS_REL * fabs(loss_ref[0]), "reconstruction loss differs");
     CHECK(fabs(kl - loss_ref[1]) <= LOSS_REL * fabs(loss_ref[1]), "KL differs");
@@ -124,12 +102,10 @@ static void test_step_matches_torch(void) {
     }
     printf("    %d tensors, worst |cnet - torch| / |torch| %.3g (gradients above the floor)\n",
            m.params.n, worst);
-    float *bufs[] = {dx, rec, drec, mom, dz, z, scalar};
-    for (int i = 0; i < 7; i++) be.free(&be, bufs[i]);
-    free(h_mom), free(h_z), free(h_dz), free(h_dmom);
+    be.free(&be, pixels);
+    vae_step_free(&step);
     params_free(&g);
     st_close(&in), st_close(&ref);
-    cnet_arena_free(&keep), cnet_arena_free(&scratch);
     vae_free(&m);
     cnet_backend_free(&be);
     CHECK(bad == 0, "%d tensors' gradients differ from torch's", bad);
