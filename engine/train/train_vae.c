@@ -314,8 +314,9 @@ static int check_options(const train_options *o, cnet_error *err) {
                          "which train-vae does not do (use bf16 or no)");
     if (o->max_train_steps < 1)
         return cnet_fail(err, CNET_EINVAL, "train-vae: --max_train_steps must be >= 1");
-    if (!(o->kl_weight >= 0))
-        return cnet_fail(err, CNET_EINVAL, "train-vae: --kl_weight must be >= 0");
+    if (!(o->kl_weight >= 0 && o->kl_weight <= TRAIN_VAE_KL_WEIGHT_MAX))
+        return cnet_fail(err, CNET_EINVAL, "train-vae: --kl_weight must be in [0, %g]",
+                         TRAIN_VAE_KL_WEIGHT_MAX);
     int kind = lr_kind_from_name(o->lr_scheduler ? o->lr_scheduler : "constant");
     if (kind < 0)
         return cnet_fail(err, CNET_EINVAL, "train-vae: unknown --lr_scheduler %s", o->lr_scheduler);

@@ -17,6 +17,8 @@
 
 /* The default --kl_weight (as the LDM autoencoder configs' kl_weight). */
 #define TRAIN_VAE_KL_WEIGHT 1e-6
+/* The largest --kl_weight: the KL as heavy as the reconstruction. */
+#define TRAIN_VAE_KL_WEIGHT_MAX 1.0
 
 /* Trains o->pretrained_model_name_or_path's VAE (its vae/ folder, or the
  * folder itself) on o->train_data_dir into o->output_dir; 0 when

@@ -7,7 +7,8 @@
  * --resume_from_checkpoint, --seed, --mixed_precision, --output_dir) go
  * through `cnet train`'s parser (server/cli/cmd_train.h) with
  * train_text_to_image.py's defaults in front; its own, read here:
- * --kl_weight (default TRAIN_VAE_KL_WEIGHT), --center_crop (else a random
+ * --kl_weight (default TRAIN_VAE_KL_WEIGHT, 0..TRAIN_VAE_KL_WEIGHT_MAX),
+ * --center_crop (else a random
  * crop) and --random_flip. The ControlNet and UNet flags are refused by
  * name. */
 #include <stdio.h>
@@ -57,14 +58,16 @@ static void usage(FILE *out) {
                  "  reconstructions OUTPUT/validation/step_N.png.\n");
 }
 
-/* "--name", "--name=value" or "--kebab-name" -> name (underscores) in buf. */
-static const char *flag_name(const char *arg, char *buf, size_t cap) {
-    if (strncmp(arg, "--", 2) != 0) return NULL;
-    size_t n = strcspn(arg + 2, "=");
-    if (n == 0 || n >= cap) return NULL;
-    for (size_t i = 0; i < n; i++) buf[i] = arg[2 + i] == '-' ? '_' : arg[2 + i];
-    buf[n] = '\0';
-    return buf;
+/* A switch's =VALUE, as Python prints booleans too; none: on. */
+static int switch_value(const char *inline_value, int *out) {
+    static const struct {
+        const char *text;
+        int on;
+    } spellings[] = {{"true", 1}, {"True", 1}, {"1", 1}, {"false", 0}, {"False", 0}, {"0", 0}};
+    if (!inline_value) return *out = 1, 0;
+    for (size_t k = 0; k < sizeof spellings / sizeof spellings[0]; k++)
+        if (!strcmp(inline_value, spellings[k].text)) return *out = spellings[k].on, 0;
+    return -1;
 }
 
 int cmd_train_vae(int argc, char **argv) {
@@ -78,40 +81,32 @@ int cmd_train_vae(int argc, char **argv) {
     double kl_weight = TRAIN_VAE_KL_WEIGHT;
     args[n++] = argv[0];
     for (int i = 0; i < N_DEFAULTS; i++) args[n++] = (char *)vae_defaults[i];
+    cnet_error err = {0};
     for (int i = 1; i < argc && !rc; i++) {
-        char name[64];
+        const char *inl = NULL;
         if (cli_is_help(argv[i])) {
             usage(stdout);
             free(args);
             return 0;
         }
-        if (!flag_name(argv[i], name, sizeof name)) {
-            args[n++] = argv[i];
-            continue;
-        }
         for (size_t k = 0; k < sizeof refused / sizeof refused[0] && !rc; k++)
-            if (!strcmp(name, refused[k])) {
-                fprintf(stderr, "cnet train-vae: --%s is not a VAE training flag\n", name);
+            if (cli_flag(argv[i], refused[k], &inl)) {
+                fprintf(stderr, "cnet train-vae: --%s is not a VAE training flag\n", refused[k]);
                 rc = 2;
             }
         if (rc) break;
-        if (!strcmp(name, "kl_weight")) {
-            const char *eq = strchr(argv[i], '=');
-            const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
-            char *end = NULL;
-            kl_weight = v ? strtod(v, &end) : -1;
-            if (!v || end == v || *end || !(kl_weight >= 0)) {
-                fprintf(stderr, "cnet train-vae: --kl_weight takes a number >= 0\n");
+        if (cli_flag(argv[i], "kl_weight", &inl)) {
+            const char *v = cli_value(argc, argv, &i, inl, &err);
+            if (!v || cli_double("--kl_weight", v, 0, TRAIN_VAE_KL_WEIGHT_MAX, &kl_weight, &err)) {
+                fprintf(stderr, "cnet train-vae: %s\n", err.msg);
                 rc = 2;
             }
-        } else if (!strcmp(name, "center_crop") || !strcmp(name, "random_flip")) {
-            const char *eq = strchr(argv[i], '=');
-            int *dst = name[0] == 'c' ? &center_crop : &random_flip;
-            *dst =
-                !eq || !strcmp(eq + 1, "true") || !strcmp(eq + 1, "True") || !strcmp(eq + 1, "1");
-            if (eq && !*dst && strcmp(eq + 1, "false") && strcmp(eq + 1, "False") &&
-                strcmp(eq + 1, "0")) {
-                fprintf(stderr, "cnet train-vae: --%s takes true or false\n", name);
+        } else if (cli_flag(argv[i], "center_crop", &inl) ||
+                   cli_flag(argv[i], "random_flip", &inl)) {
+            const int crop = cli_flag(argv[i], "center_crop", &inl);
+            if (switch_value(inl, crop ? &center_crop : &random_flip)) {
+                fprintf(stderr, "cnet train-vae: --%s takes true or false\n",
+                        crop ? "center_crop" : "random_flip");
                 rc = 2;
             }
         } else {
@@ -121,7 +116,6 @@ int cmd_train_vae(int argc, char **argv) {
     train_options o;
     train_cli cli;
     int help = 0;
-    cnet_error err = {0};
     if (!rc && cmd_train_parse(n, args, &o, &cli, &help, &err)) {
         fprintf(stderr, "cnet train-vae: %s (cnet train-vae --help)\n", err.msg);
         rc = 2;

@@ -20,14 +20,18 @@
 #include "engine/core/philox.h"
 #include "engine/models/vae.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/lib_paramcheck.h"
 
 #define B_SAMPLES 2
 #define IMAGE 16
 #define ARENA_BYTES ((size_t)64 << 20)
-/* Finite-difference step and bounds as test_unet_grads.c: a part of the
- * tensor's rms (at least FD_EPS_MIN); allowed |fd - <g,v>| is FD_REL of
- * <g,v> plus FD_ABS of |g||v|/sqrt(n) (float32 forward rounding over 2e and
- * the O(e^2) truncation). */
+/* Finite-difference step and bounds (tests/lib/lib_paramcheck.h) as
+ * test_unet_grads.c: a part of the tensor's rms (at least FD_EPS_MIN);
+ * allowed |fd - <g,v>| is FD_REL of <g,v> plus FD_ABS of |g||v|/sqrt(n)
+ * (float32 forward rounding over 2e and the O(e^2) truncation), plus the
+ * loss's rounding floor (FD_ROUND_ULPS) for the attention's to_k bias,
+ * whose gradient is exactly zero (softmax does not change when a query's
+ * scores all move together). */
 #define FD_EPS 1e-2
 #define FD_EPS_MIN 3e-3
 #define FD_REL 2e-2
@@ -151,19 +155,14 @@ static float *download(cnet_backend *be, const float *dev, size_t n) {
     return h;
 }
 
-/* |fd - an| within the bound; prints the tensor when not. noise: the
- * float32 forward's rounding of the loss divided by the step 2e, the floor
- * that a gradient of exactly zero (the attention's to_k bias: softmax does
- * not change when a query's scores all move together) is measured at. */
-static int agrees(const char *name, double an, double fd, double gg, double vv, size_t n,
-                  double noise, double *worst) {
-    const double scale = sqrt(gg) * sqrt(vv) / sqrt((double)n);
-    const double allowed = FD_REL * fabs(an) + FD_ABS * scale + noise;
-    const double e = fabs(fd - an) / (scale > 0 ? scale : 1);
-    if (e > *worst) *worst = e;
-    if (fabs(fd - an) <= allowed) return 1;
-    printf("    %s: <g,v> %.6g, finite difference %.6g (allowed %.3g)\n", name, an, fd, allowed);
-    return 0;
+static const paramcheck_bounds bounds = {FD_EPS, FD_EPS_MIN, FD_REL, FD_ABS, FD_ROUND_ULPS};
+
+static double loss_of(void *ctx, double *terms_l2) {
+    fixture *f = ctx;
+    cnet_error err = {0};
+    const double l = loss(f, &err);
+    *terms_l2 = f->terms_l2;
+    return l;
 }
 
 /* Every tensor's directional derivative, and z's, against finite
@@ -177,60 +176,32 @@ static void test_every_parameter_matches_finite_differences(void) {
     f.be.zero(&f.be, g.block, g.total * sizeof(float));
     CHECK(backward(&f, &g, &err) == 0, "%s", err.msg);
     float *grad = download(&f.be, g.block, g.total);
-    float *w = download(&f.be, f.m.params.block, f.m.params.total);
     float *dz = download(&f.be, f.dz, f.n_z);
-    float *v = malloc((f.m.params.total + f.n_z) * sizeof(float));
-    CHECK(grad && w && v && dz, "out of memory");
-    philox_normal_fill(v, (long)(f.m.params.total + f.n_z), 23, 0);
-    int bad = 0, zero = 0;
-    double worst = 0;
-    for (int k = 0; k < f.m.params.n; k++) {
-        const cnet_param *q = &f.m.params.items[k];
-        const size_t o = q->offset, n = q->numel;
-        double an = 0, gg = 0, vv = 0, ww = 0, l[2];
-        for (size_t i = 0; i < n; i++) ww += (double)w[o + i] * w[o + i];
-        const double eps = fmax(FD_EPS * sqrt(ww / (double)n), FD_EPS_MIN);
-        for (size_t i = 0; i < n; i++) {
-            an += (double)grad[o + i] * v[o + i];
-            gg += (double)grad[o + i] * grad[o + i], vv += (double)v[o + i] * v[o + i];
-        }
-        zero += gg == 0;
-        for (int s = 0; s < 2; s++) {
-            float *moved = malloc(n * sizeof(float));
-            for (size_t i = 0; i < n; i++)
-                moved[i] = (float)(w[o + i] + (s ? -eps : eps) * v[o + i]);
-            f.be.upload(&f.be, q->data, moved, n * sizeof(float));
-            free(moved);
-            l[s] = loss(&f, &err);
-        }
-        f.be.upload(&f.be, q->data, w + o, n * sizeof(float));
-        bad += !agrees(q->name, an, (l[0] - l[1]) / (2 * eps), gg, vv, n,
-                       FD_ROUND_ULPS * FLT_EPSILON * f.terms_l2 / (2 * eps), &worst);
-    }
+    float *vz = malloc(f.n_z * sizeof(float)), *moved = malloc(f.n_z * sizeof(float));
+    CHECK(grad && dz && vz && moved, "out of memory");
+    paramcheck_result r = paramcheck_every_tensor(&f.m.params, grad, 23, &bounds, loss_of, &f);
     { /* the latent's gradient, which the encoder's backward starts from */
-        const float *vz = v + f.m.params.total;
-        double an = 0, gg = 0, vv = 0, l[2];
+        double an = 0, gg = 0, vv = 0, l[2], terms = 0;
+        philox_normal_fill(vz, (long)f.n_z, 29, 0);
         for (size_t i = 0; i < f.n_z; i++)
             an += (double)dz[i] * vz[i], gg += (double)dz[i] * dz[i], vv += (double)vz[i] * vz[i];
-        float *moved = malloc(f.n_z * sizeof(float));
         for (int s = 0; s < 2; s++) {
             for (size_t i = 0; i < f.n_z; i++)
                 moved[i] = (float)(f.z_host[i] + (s ? -FD_EPS : FD_EPS) * vz[i]);
             f.be.upload(&f.be, f.z, moved, f.n_z * sizeof(float));
-            l[s] = loss(&f, &err);
+            l[s] = loss_of(&f, &terms);
         }
-        free(moved);
         f.be.upload(&f.be, f.z, f.z_host, f.n_z * sizeof(float));
-        bad += !agrees("z", an, (l[0] - l[1]) / (2 * FD_EPS), gg, vv, f.n_z,
-                       FD_ROUND_ULPS * FLT_EPSILON * f.terms_l2 / (2 * FD_EPS), &worst);
+        paramcheck_agrees("z", an, (l[0] - l[1]) / (2 * FD_EPS), gg, vv, f.n_z, FD_EPS, terms,
+                          &bounds, &r);
     }
     printf("    %d tensors and z, worst |fd - <g,v>| / (|g||v|/sqrt(n)) %.3g\n", f.m.params.n,
-           worst);
-    free(grad), free(w), free(v), free(dz);
+           r.worst);
+    free(grad), free(dz), free(vz), free(moved);
     params_free(&g);
     fixture_close(&f);
-    CHECK(bad == 0, "%d of the gradients disagree with finite differences", bad);
-    CHECK(zero == 0, "%d tensors got no gradient", zero);
+    CHECK(r.bad == 0, "%d of the gradients disagree with finite differences", r.bad);
+    CHECK(r.zero == 0, "%d tensors got no gradient", r.zero);
 }
 
 /* A second backward adds the same gradients: 2x, up to the rounding of
