@@ -149,6 +149,15 @@ static int backward(fixture *f, const cnet_params *g, cnet_error *err) {
     return rc;
 }
 
+/* The fixture and the gradients of one backward in g (allocated). */
+static int open_with_gradients(fixture *f, cnet_params *g, cnet_error *err) {
+    int rc = fixture_open(f, err);
+    if (!rc) rc = params_alloc_like(g, &f->m.params, err);
+    if (rc) return rc;
+    f->be.zero(&f->be, g->block, g->total * sizeof(float));
+    return backward(f, g, err);
+}
+
 static float *download(cnet_backend *be, const float *dev, size_t n) {
     float *h = malloc(n * sizeof(float));
     if (h) be->download(be, h, dev, n * sizeof(float));
@@ -171,10 +180,7 @@ static void test_every_parameter_matches_finite_differences(void) {
     fixture f;
     cnet_error err = {0};
     cnet_params g;
-    CHECK(fixture_open(&f, &err) == 0, "%s", err.msg);
-    CHECK(params_alloc_like(&g, &f.m.params, &err) == 0, "%s", err.msg);
-    f.be.zero(&f.be, g.block, g.total * sizeof(float));
-    CHECK(backward(&f, &g, &err) == 0, "%s", err.msg);
+    CHECK(open_with_gradients(&f, &g, &err) == 0, "%s", err.msg);
     float *grad = download(&f.be, g.block, g.total);
     float *dz = download(&f.be, f.dz, f.n_z);
     float *vz = malloc(f.n_z * sizeof(float)), *moved = malloc(f.n_z * sizeof(float));
@@ -211,10 +217,7 @@ static void test_gradients_accumulate(void) {
     fixture f;
     cnet_error err = {0};
     cnet_params g;
-    CHECK(fixture_open(&f, &err) == 0, "%s", err.msg);
-    CHECK(params_alloc_like(&g, &f.m.params, &err) == 0, "%s", err.msg);
-    f.be.zero(&f.be, g.block, g.total * sizeof(float));
-    CHECK(backward(&f, &g, &err) == 0, "%s", err.msg);
+    CHECK(open_with_gradients(&f, &g, &err) == 0, "%s", err.msg);
     const size_t n = g.total;
     float *once = download(&f.be, g.block, n);
     CHECK(backward(&f, &g, &err) == 0, "%s", err.msg);
