@@ -18,11 +18,13 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "engine/config/model_files.h"
 #include "engine/core/atomic_file.h"
@@ -257,8 +259,10 @@ static int next_batch(vae_trainer *t, int *n, int *epoch, cnet_error *err) {
     return cnet_fail(err, CNET_EINVAL, "train-vae: %s has no usable image", t->o->train_data_dir);
 }
 
-/* One optimizer step on n images; *rec and *kl: the step's two losses. */
-static int train_step_vae(vae_trainer *t, int n, double *rec, double *kl, cnet_error *err) {
+/* One optimizer step on n images; *rec and *kl: the step's two losses,
+ * *grad_norm: the gradient's norm before clipping. */
+static int train_step_vae(vae_trainer *t, int n, double *rec, double *kl, double *grad_norm,
+                          cnet_error *err) {
     cnet_backend *be = t->be;
     const train_options *o = t->o;
     const long img = (long)t->R * t->R * 3;
@@ -275,7 +279,10 @@ static int train_step_vae(vae_trainer *t, int n, double *rec, double *kl, cnet_e
         vae_step_grads(&t->step, &t->grads, t->pixels, t->h_eps, n, o->kl_weight, rec, kl, err);
     if (rc) return rc;
     const int clip = o->max_grad_norm > 0;
-    if (clip) be->sum_squares(be, t->sumsq, t->grads.block, (long)t->grads.total);
+    float sumsq;
+    be->sum_squares(be, t->sumsq, t->grads.block, (long)t->grads.total);
+    be->download(be, &sumsq, t->sumsq, sizeof sumsq);
+    *grad_norm = sqrt(sumsq);
     const train_adamw opt = {(float)lr_at(&t->lr, t->global_step),
                              (float)o->adam_beta1,
                              (float)o->adam_beta2,
@@ -283,7 +290,8 @@ static int train_step_vae(vae_trainer *t, int n, double *rec, double *kl, cnet_e
                              (float)o->adam_weight_decay,
                              (float)o->max_grad_norm};
     adam_state_step(&t->adam, &t->grads, &opt, t->global_step + 1, clip ? t->sumsq : NULL);
-    return 0;
+    /* a failed device makes every later op a no-op: stop before more steps */
+    return cnet_backend_status(be, err);
 }
 
 static int save_final(vae_trainer *t, cnet_error *err) {
@@ -355,12 +363,21 @@ static int run(vae_trainer *t, const train_hooks *hooks, int *stopped, cnet_erro
     if (!(t->log = fopen(path, t->global_step ? "a" : "w")))
         return cnet_fail(err, CNET_EIO, "%s: cannot write", path);
     if (!t->global_step) fprintf(t->log, "step,reconstruction_mse,kl\n");
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const int first_step = t->global_step;
+    double samples_done = 0;
     while (t->global_step < t->max_steps) {
         int n, epoch;
-        double rec, kl;
-        if ((rc = next_batch(t, &n, &epoch, err)) || (rc = train_step_vae(t, n, &rec, &kl, err)))
+        double rec, kl, grad_norm;
+        if ((rc = next_batch(t, &n, &epoch, err)) ||
+            (rc = train_step_vae(t, n, &rec, &kl, &grad_norm, err)))
             return rc;
         t->global_step++;
+        samples_done += n;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        const double elapsed = (double)(now.tv_sec - t0.tv_sec) + 1e-9 * (now.tv_nsec - t0.tv_nsec);
+        const int done = t->global_step - first_step;
         fprintf(t->log, "%d,%.9g,%.9g\n", t->global_step, rec, kl);
         fflush(t->log);
         const train_progress p = {.step = t->global_step,
@@ -368,6 +385,9 @@ static int run(vae_trainer *t, const train_hooks *hooks, int *stopped, cnet_erro
                                   .epoch = epoch,
                                   .loss = rec + o->kl_weight * kl,
                                   .lr = lr_at(&t->lr, t->global_step - 1),
+                                  .grad_norm = grad_norm,
+                                  .samples_per_sec = elapsed > 0 ? samples_done / elapsed : 0,
+                                  .eta_sec = elapsed / done * (t->max_steps - t->global_step),
                                   .optimizer_bytes = adam_state_bytes(&t->adam)};
         const int verdict = hooks && hooks->on_step ? hooks->on_step(hooks->user, &p) : TRAIN_GO_ON;
         if (verdict == TRAIN_ABANDON) return *stopped = 1, 0;
