@@ -320,8 +320,9 @@ static int check_options(const train_options *o, cnet_error *err) {
         return cnet_fail(err, CNET_EINVAL,
                          "train-vae: --mixed_precision fp16 needs loss scaling, "
                          "which train-vae does not do (use bf16 or no)");
-    if (o->max_train_steps < 1)
-        return cnet_fail(err, CNET_EINVAL, "train-vae: --max_train_steps must be >= 1");
+    if (o->max_train_steps < 0 || o->num_train_epochs < 1)
+        return cnet_fail(err, CNET_EINVAL,
+                         "train-vae: --max_train_steps >= 0 and --num_train_epochs >= 1");
     if (!(o->kl_weight >= 0 && o->kl_weight <= TRAIN_VAE_KL_WEIGHT_MAX))
         return cnet_fail(err, CNET_EINVAL, "train-vae: --kl_weight must be in [0, %g]",
                          TRAIN_VAE_KL_WEIGHT_MAX);
@@ -337,13 +338,22 @@ static int run(vae_trainer *t, const train_hooks *hooks, int *stopped, cnet_erro
     if ((rc = check_options(o, err)) || (rc = open_vae(t, err))) return rc;
     const int f = vae_factor(&t->vae);
     t->B = o->train_batch_size, t->R = o->resolution, t->L = t->vae.cfg.latent_channels;
-    t->h = t->R / f, t->max_steps = o->max_train_steps;
+    t->h = t->R / f;
     if (t->R < f || t->R % f)
         return cnet_fail(err, CNET_EINVAL, "train-vae: --resolution %d is not a multiple of %d",
                          t->R, f);
+    if ((rc = make_dir(o->output_dir, err)) || (rc = open_data(t, err))) return rc;
+    /* as the scripts: num_train_epochs epochs unless max_train_steps */
+    const int64_t per_epoch = (dataset_size(&t->ds) + t->B - 1) / t->B;
+    const int64_t steps = o->max_train_steps ? o->max_train_steps : o->num_train_epochs * per_epoch;
+    if (steps < 1 || steps > INT_MAX)
+        return cnet_fail(err, CNET_EINVAL, "train-vae: %lld steps (supported 1..%d)",
+                         (long long)steps, INT_MAX);
+    t->max_steps = (int)steps;
     t->lr = (lr_schedule){
         .kind = (lr_kind)lr_kind_from_name(o->lr_scheduler ? o->lr_scheduler : "constant"),
-        .base_lr = o->learning_rate,
+        /* --scale_lr: by the batch (no accumulation here) */
+        .base_lr = o->learning_rate * (o->scale_lr ? t->B : 1),
         .warmup_steps = o->lr_warmup_steps,
         .total_steps = t->max_steps,
         .num_cycles = o->lr_num_cycles,
@@ -353,9 +363,7 @@ static int run(vae_trainer *t, const train_hooks *hooks, int *stopped, cnet_erro
     t->have_grads = 1;
     if ((rc = adam_state_init(&t->adam, &t->vae.params, 0, err))) return rc;
     t->have_adam = 1;
-    if ((rc = make_dir(o->output_dir, err)) || (rc = open_data(t, err)) ||
-        (rc = alloc_buffers(t, err)))
-        return rc;
+    if ((rc = alloc_buffers(t, err))) return rc;
     checkpoint_remove_partials(o->output_dir);
     if ((rc = resume(t, hooks, err))) return rc;
     char path[PATH_MAX];

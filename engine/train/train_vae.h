@@ -5,7 +5,8 @@
  * discriminator terms) and the KL as engine/train/train_vae_loss.h
  * averages it. The options are train_options' (trainer.h) with
  * train_text_to_image.py's meaning: --resolution, --train_batch_size,
- * --max_train_steps, the LR schedule, AdamW (--max_grad_norm),
+ * --max_train_steps (else --num_train_epochs), the LR schedule and
+ * --scale_lr, AdamW (--max_grad_norm),
  * --checkpointing_steps / --checkpoints_total_limit /
  * --resume_from_checkpoint, --seed, --mixed_precision (no, bf16),
  * --center_crop / --random_flip (random_crop, random_flip), plus kl_weight.

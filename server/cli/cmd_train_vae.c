@@ -2,7 +2,8 @@
  * train_vae.h): loss = pixel MSE + --kl_weight * KL. The flags it shares
  * with train-unet (--pretrained_model_name_or_path, --train_data_dir /
  * --dataset_name, --image_column, --resolution, --train_batch_size,
- * --max_train_steps, the LR schedule, AdamW, --max_grad_norm,
+ * --max_train_steps (else --num_train_epochs), --scale_lr, the LR
+ * schedule, AdamW, --max_grad_norm,
  * --checkpointing_steps, --checkpoints_total_limit,
  * --resume_from_checkpoint, --seed, --mixed_precision, --output_dir) go
  * through `cnet train`'s parser (server/cli/cmd_train.h) with
@@ -22,17 +23,22 @@
 
 /* train_text_to_image.py's defaults where train_controlnet.py's differ. */
 static const char *const vae_defaults[] = {
-    "--learning_rate", "1e-4", "--train_batch_size", "16", "--output_dir", "vae-trained"};
+    "--learning_rate",    "1e-4", "--train_batch_size", "16",
+    "--num_train_epochs", "100",  "--output_dir",       "vae-trained"};
 #define N_DEFAULTS ((int)(sizeof vae_defaults / sizeof vae_defaults[0]))
 /* The most arguments a command line may have here. */
 #define TRAIN_VAE_MAX_ARGS 1024
 
-/* Flags of the other trainers that mean nothing for a VAE. */
+/* Flags of the other trainers that mean nothing for a VAE, or that
+ * train-vae does not do (accumulation, 8-bit AdamW, gradient checkpointing,
+ * trackers). */
 static const char *const refused[] = {"controlnet_model_name_or_path",
                                       "conditioning_image_column",
                                       "validation_image",
                                       "validation_prompt",
                                       "validation_prompts",
+                                      "validation_steps",
+                                      "num_validation_images",
                                       "proportion_empty_prompts",
                                       "use_ema",
                                       "snr_gamma",
@@ -40,8 +46,14 @@ static const char *const refused[] = {"controlnet_model_name_or_path",
                                       "noise_offset",
                                       "input_perturbation",
                                       "caption_column",
+                                      "tokenizer_name",
+                                      "pretrained_vae_model_name_or_path",
                                       "gradient_accumulation_steps",
-                                      "use_8bit_adam"};
+                                      "use_8bit_adam",
+                                      "gradient_checkpointing",
+                                      "cache_latents",
+                                      "set_grads_to_none",
+                                      "report_to"};
 
 static void usage(FILE *out) {
     fprintf(out, "usage: cnet train-vae --pretrained_model_name_or_path DIR\n"
@@ -51,7 +63,8 @@ static void usage(FILE *out) {
                  "  folder's vae/, or a VAE folder) on the dataset's images: loss = MSE of\n"
                  "  the reconstruction + --kl_weight X (default 1e-6) * KL(q(z|x) || N(0,1))\n"
                  "  (summed per sample, batch mean). The flags of `cnet train --help` that\n"
-                 "  apply (--resolution, --train_batch_size, --max_train_steps, the LR\n"
+                 "  apply (--resolution, --train_batch_size, --max_train_steps or\n"
+                 "  --num_train_epochs (default 100), --scale_lr, the LR\n"
                  "  schedule, AdamW, --checkpointing_steps, --resume_from_checkpoint latest,\n"
                  "  --seed, --mixed_precision no|bf16), --center_crop, --random_flip. Writes\n"
                  "  OUTPUT/vae/ (diffusers layout), OUTPUT/loss.csv and the validation\n"
