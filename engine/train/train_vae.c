@@ -34,6 +34,7 @@
 #include "engine/models/vae.h"
 #include "engine/train/adam_state.h"
 #include "engine/train/checkpoint.h"
+#include "engine/train/loss_scale.h"
 #include "engine/train/lr_schedule.h"
 #include "engine/train/train_decode.h"
 #include "engine/train/train_vae_step.h"
@@ -64,6 +65,11 @@ typedef struct vae_trainer {
     int n_val;
     FILE *log;
     int have_vae, have_grads, have_adam, have_ds, have_decode, have_step;
+    /* --mixed_precision fp16: GradScaler's dynamic loss scaling, as
+     * train-unet: skipped steps count in global_step but neither in AdamW's
+     * step nor the LR schedule's (both advance with global_step - skipped) */
+    int loss_scaling;
+    loss_scale scaler;
 } vae_trainer;
 
 static uint64_t vae_rng(uint64_t tag, int step) {
@@ -204,6 +210,10 @@ static int save_checkpoint(vae_trainer *t, cnet_error *err) {
                   (json_int_t)t->o->seed, "lr_scheduler", t->o->lr_scheduler, "max_train_steps",
                   t->max_steps, "mixed_precision", cnet_precision_name(t->be->precision));
     if (!state) return oom(err);
+    if (t->loss_scaling && loss_scale_save(&t->scaler, state, err)) {
+        json_decref(state);
+        return err ? err->code : CNET_ENOMEM;
+    }
     checkpoint_tables tables = {&t->vae.params, &t->adam, VAE_MODEL_DIR, NULL};
     int rc = checkpoint_save(t->o->output_dir, t->global_step, t->config, &tables, state,
                              t->o->checkpoints_total_limit, err);
@@ -239,9 +249,17 @@ static int resume(vae_trainer *t, const train_hooks *hooks, cnet_error *err) {
     json_int_t step = 0, epoch = 0, index = 0;
     rc = json_unpack(state, "{s:I, s:I, s:I}", "global_step", &step, "epoch", &epoch, "data_index",
                      &index);
+    /* a checkpoint of a run without fp16 has no loss scale: start afresh */
+    cnet_error scale_err = {0};
+    const int scale_rc = rc == 0 ? loss_scale_load(&t->scaler, state, &scale_err) : 0;
     json_decref(state);
     if (rc != 0 || step < 0 || step > INT_MAX)
         return cnet_fail(err, CNET_EFORMAT, "%s/trainer_state.json: missing or bad fields", dir);
+    if (scale_rc && scale_rc != CNET_ENOTFOUND)
+        return cnet_fail(err, scale_rc, "%s/trainer_state.json: %s", dir, scale_err.msg);
+    if (t->scaler.skipped > step)
+        return cnet_fail(err, CNET_EFORMAT, "%s/trainer_state.json: %lld skipped steps > %lld", dir,
+                         (long long)t->scaler.skipped, (long long)step);
     t->global_step = (int)step;
     return dataset_seek(&t->ds, (dataset_cursor){epoch, index}, err);
 }
@@ -265,7 +283,7 @@ static int train_step_vae(vae_trainer *t, int n, double *rec, double *kl, double
                           cnet_error *err) {
     cnet_backend *be = t->be;
     const train_options *o = t->o;
-    const long img = (long)t->R * t->R * 3;
+    const long img = (long)t->R * t->R * 3, total = (long)t->grads.total;
     be->upload(be, t->pixels, t->decode.img, (size_t)n * img * sizeof(float));
     if (t->n_val == 0) { /* the run's first batch is the validation set */
         t->n_val = n < VAE_VALIDATION_IMAGES ? n : VAE_VALIDATION_IMAGES;
@@ -275,23 +293,27 @@ static int train_step_vae(vae_trainer *t, int n, double *rec, double *kl, double
     philox_normal_fill(t->h_eps, (long)n * t->h * t->h * t->L, o->seed,
                        vae_rng(VAE_RNG_TAG, t->global_step));
     be->zero(be, t->grads.block, t->grads.total * sizeof(float));
-    int rc =
-        vae_step_grads(&t->step, &t->grads, t->pixels, t->h_eps, n, o->kl_weight, rec, kl, err);
-    if (rc) return rc;
-    const int clip = o->max_grad_norm > 0;
+    const float scale = t->loss_scaling ? t->scaler.scale : 1.0f;
+    int rc = vae_step_grads(&t->step, &t->grads, t->pixels, t->h_eps, n, o->kl_weight, scale, rec,
+                            kl, err);
+    /* a failed device makes every later op a no-op: stop before a step */
+    if (rc || (rc = cnet_backend_status(be, err))) return rc;
+    if (t->loss_scaling) /* exact: a power of two */
+        be->scale(be, t->grads.block, t->grads.block, 1.0f / scale, total);
     float sumsq;
-    be->sum_squares(be, t->sumsq, t->grads.block, (long)t->grads.total);
+    be->sum_squares(be, t->sumsq, t->grads.block, total);
     be->download(be, &sumsq, t->sumsq, sizeof sumsq);
     *grad_norm = sqrt(sumsq);
-    const train_adamw opt = {(float)lr_at(&t->lr, t->global_step),
-                             (float)o->adam_beta1,
-                             (float)o->adam_beta2,
-                             (float)o->adam_epsilon,
-                             (float)o->adam_weight_decay,
-                             (float)o->max_grad_norm};
-    adam_state_step(&t->adam, &t->grads, &opt, t->global_step + 1, clip ? t->sumsq : NULL);
-    /* a failed device makes every later op a no-op: stop before more steps */
-    return cnet_backend_status(be, err);
+    const int apply = !t->loss_scaling || isfinite(sumsq);
+    const int applied = t->global_step - (int)t->scaler.skipped; /* AdamW steps taken */
+    const train_adamw opt = {(float)lr_at(&t->lr, applied), (float)o->adam_beta1,
+                             (float)o->adam_beta2,          (float)o->adam_epsilon,
+                             (float)o->adam_weight_decay,   (float)o->max_grad_norm};
+    if (apply)
+        adam_state_step(&t->adam, &t->grads, &opt, applied + 1,
+                        o->max_grad_norm > 0 ? t->sumsq : NULL);
+    if (t->loss_scaling) loss_scale_update(&t->scaler, apply);
+    return 0;
 }
 
 static int save_final(vae_trainer *t, cnet_error *err) {
@@ -316,10 +338,6 @@ static int check_options(const train_options *o, cnet_error *err) {
         return cnet_fail(err, CNET_EINVAL,
                          "train-vae: --gradient_accumulation_steps > 1 and "
                          "--use_8bit_adam are not done by train-vae");
-    if (o->mixed_precision == CNET_PREC_F16)
-        return cnet_fail(err, CNET_EINVAL,
-                         "train-vae: --mixed_precision fp16 needs loss scaling, "
-                         "which train-vae does not do (use bf16 or no)");
     if (o->max_train_steps < 0 || o->num_train_epochs < 1)
         return cnet_fail(err, CNET_EINVAL,
                          "train-vae: --max_train_steps >= 0 and --num_train_epochs >= 1");
@@ -364,6 +382,8 @@ static int run(vae_trainer *t, const train_hooks *hooks, int *stopped, cnet_erro
     if ((rc = adam_state_init(&t->adam, &t->vae.params, 0, err))) return rc;
     t->have_adam = 1;
     if ((rc = alloc_buffers(t, err))) return rc;
+    t->loss_scaling = o->mixed_precision == CNET_PREC_F16;
+    loss_scale_init(&t->scaler);
     checkpoint_remove_partials(o->output_dir);
     if ((rc = resume(t, hooks, err))) return rc;
     char path[PATH_MAX];
@@ -392,7 +412,7 @@ static int run(vae_trainer *t, const train_hooks *hooks, int *stopped, cnet_erro
                                   .total_steps = t->max_steps,
                                   .epoch = epoch,
                                   .loss = rec + o->kl_weight * kl,
-                                  .lr = lr_at(&t->lr, t->global_step - 1),
+                                  .lr = lr_at(&t->lr, t->global_step - 1 - (int)t->scaler.skipped),
                                   .grad_norm = grad_norm,
                                   .samples_per_sec = elapsed > 0 ? samples_done / elapsed : 0,
                                   .eta_sec = elapsed / done * (t->max_steps - t->global_step),

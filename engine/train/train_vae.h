@@ -8,7 +8,8 @@
  * --max_train_steps (else --num_train_epochs), the LR schedule and
  * --scale_lr, AdamW (--max_grad_norm),
  * --checkpointing_steps / --checkpoints_total_limit /
- * --resume_from_checkpoint, --seed, --mixed_precision (no, bf16),
+ * --resume_from_checkpoint, --seed, --mixed_precision (fp16 with
+ * GradScaler's loss scaling, engine/train/loss_scale.h, as train-unet),
  * --center_crop / --random_flip (random_crop, random_flip), plus kl_weight.
  * The loop: engine/train/train_vae.c. */
 #ifndef CNET_TRAIN_VAE_H

@@ -48,7 +48,7 @@ void vae_step_free(vae_step *s) {
 }
 
 int vae_step_grads(vae_step *s, const cnet_params *g, const float *pixels, const float *eps, int n,
-                   double kl_weight, double *rec, double *kl, cnet_error *err) {
+                   double kl_weight, float loss_scale, double *rec, double *kl, cnet_error *err) {
     cnet_backend *be = s->vae->params.be;
     const long hw = (long)s->h * s->h, img = (long)s->R * s->R * s->vae->cfg.out_channels;
     const size_t lat = (size_t)n * hw * s->L;
@@ -70,12 +70,12 @@ int vae_step_grads(vae_step *s, const cnet_params *g, const float *pixels, const
     be->mse_forward(be, s->scalar, s->recon, pixels, NULL, n, img);
     be->download(be, &mse, s->scalar, sizeof mse);
     *rec = mse;
-    be->mse_backward(be, s->d_recon, s->recon, pixels, NULL, n, img, 1.0f);
+    be->mse_backward(be, s->d_recon, s->recon, pixels, NULL, n, img, loss_scale);
     if ((rc = vae_decoder_backward(s->vae, g, &s->scratch, s->dz, s->d_recon, &dec, n, s->h, s->h,
                                    err)))
         return rc;
     be->download(be, s->h_dz, s->dz, lat * sizeof(float));
-    vae_latent_backward(s->h_dmom, s->h_mom, eps, s->h_dz, kl_weight, n, hw, s->L);
+    vae_latent_backward(s->h_dmom, s->h_mom, eps, s->h_dz, kl_weight * loss_scale, n, hw, s->L);
     be->upload(be, s->dmom, s->h_dmom, 2 * lat * sizeof(float));
     return vae_encoder_backward(s->vae, g, &s->scratch, s->dmom, &enc, n, s->R, s->R, err);
 }

@@ -29,10 +29,11 @@ typedef struct vae_step {
 int vae_step_init(vae_step *s, vae_model *vae, int B, int R, cnet_error *err);
 void vae_step_free(vae_step *s);
 
-/* Adds the gradient of the loss for n <= B images pixels (device
- * [n, R, R, in], -1..1) with latent noise eps (host [n, h, w, L]) into g;
- * *rec and *kl: the two losses. */
+/* Adds the gradient of loss_scale * loss for n <= B images pixels (device
+ * [n, R, R, in], -1..1) with latent noise eps (host [n, h, w, L]) into g
+ * (loss_scale: --mixed_precision fp16's, engine/train/loss_scale.h; else
+ * 1); *rec and *kl: the two losses. */
 int vae_step_grads(vae_step *s, const cnet_params *g, const float *pixels, const float *eps, int n,
-                   double kl_weight, double *rec, double *kl, cnet_error *err);
+                   double kl_weight, float loss_scale, double *rec, double *kl, cnet_error *err);
 
 #endif

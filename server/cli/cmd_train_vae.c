@@ -66,7 +66,7 @@ static void usage(FILE *out) {
                  "  apply (--resolution, --train_batch_size, --max_train_steps or\n"
                  "  --num_train_epochs (default 100), --scale_lr, the LR\n"
                  "  schedule, AdamW, --checkpointing_steps, --resume_from_checkpoint latest,\n"
-                 "  --seed, --mixed_precision no|bf16), --center_crop, --random_flip. Writes\n"
+                 "  --seed, --mixed_precision no|fp16|bf16), --center_crop, --random_flip. Writes\n"
                  "  OUTPUT/vae/ (diffusers layout), OUTPUT/loss.csv and the validation\n"
                  "  reconstructions OUTPUT/validation/step_N.png.\n");
 }

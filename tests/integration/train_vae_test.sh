@@ -5,8 +5,8 @@
 # from a checkpoint gives bit-identical weights to an uninterrupted run; the
 # output is vae/ in diffusers layout, which `cnet generate` loads as a
 # pipeline's vae/ (and differs from the start); validation reconstructions
-# are PNGs; --kl_weight reaches the step; the other trainers' flags are
-# refused by name.
+# are PNGs; --kl_weight reaches the step; --mixed_precision fp16's loss
+# scaling is exact; the other trainers' flags are refused by name.
 set -u
 BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
@@ -53,6 +53,15 @@ $CNET train-vae $common --max_train_steps 2 --output_dir "$tmp/k0" >"$tmp/k0.log
 check kl_weight_reaches_step sh -c "test -s '$tmp/k/vae/diffusion_pytorch_model.safetensors' &&
     ! cmp -s '$tmp/k/vae/diffusion_pytorch_model.safetensors' \
     '$tmp/k0/vae/diffusion_pytorch_model.safetensors'"
+
+# --mixed_precision fp16: GradScaler's scale is a power of two, so on the
+# CPU (float32 compute) the weights are those of a run without; its state is
+# checkpointed.
+$CNET train-vae $common --max_train_steps 2 --checkpointing_steps 2 --mixed_precision fp16 \
+    --output_dir "$tmp/h" >"$tmp/h.log" 2>&1
+check fp16_loss_scaling_exact cmp -s "$tmp/h/vae/diffusion_pytorch_model.safetensors" \
+    "$tmp/k0/vae/diffusion_pytorch_model.safetensors"
+check fp16_checkpoint_holds_scale grep -q loss_scale "$tmp/h/checkpoint-2/trainer_state.json"
 
 # The trained vae/ in a pipeline folder: cnet generate loads it.
 mkdir "$tmp/p"

@@ -64,7 +64,7 @@ static void test_step_matches_torch(void) {
     float *pixels = be.alloc(&be, img * sizeof(float));
     CHECK(pixels, "out of memory");
     be.upload(&be, pixels, x, img * sizeof(float));
-    CHECK(vae_step_grads(&step, &g, pixels, eps, B, KL_WEIGHT, &mse, &kl, &err) == 0, "%s",
+    CHECK(vae_step_grads(&step, &g, pixels, eps, B, KL_WEIGHT, 1.0f, &mse, &kl, &err) == 0, "%s",
           err.msg);
     printf("    mse %.9g (torch %.9g), kl %.9g (torch %.9g)\n", mse, loss_ref[0], kl, loss_ref[1]);
     CHECK(fabs(mse - loss_ref[0]) <= LOSS_REL * fabs(loss_ref[0]), "reconstruction loss differs");
