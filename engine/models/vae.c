@@ -191,7 +191,8 @@ static int mid_forward(const vae_mid *m, const cnet_params *p, cnet_arena *scrat
     float *r0 = cnet_arena_alloc(kept, bytes, err);
     float *normed = m->has_attn ? cnet_arena_alloc(kept, bytes, err) : NULL;
     float *sum = m->has_attn && acts ? cnet_arena_alloc(keep, bytes, err) : r0;
-    float *att = m->has_attn ? cnet_arena_alloc(scratch, bytes, err) : NULL;
+    /* the attention's output: in out (free until res1) unless kept */
+    float *att = !m->has_attn ? NULL : acts ? cnet_arena_alloc(scratch, bytes, err) : out;
     float *mean = acts && m->has_attn ? cnet_arena_alloc(keep, stats * sizeof(float), err) : NULL;
     float *rstd = acts && m->has_attn ? cnet_arena_alloc(keep, stats * sizeof(float), err) : NULL;
     int rc = !r0 || !sum || (m->has_attn && (!normed || !att || (acts && (!mean || !rstd))))
