@@ -145,21 +145,72 @@ static int vae_load(vae_model *m, const char *path, cnet_error *err) {
 
 int vae_factor(const vae_model *m) { return 1 << (m->cfg.n_blocks - 1); }
 
+/* Where a forward writes each activation: the next of two ping-pong
+ * buffers (inference), or a slice of `keep` that the backward reads later
+ * (training). */
+typedef struct vae_bufs {
+    cnet_arena *keep; /* NULL: ping-pong */
+    float *pp[2];
+    int k;
+    cnet_error *err;
+} vae_bufs;
+
+static float *bufs_take(vae_bufs *s, size_t n) {
+    if (s->keep) return cnet_arena_alloc(s->keep, n * sizeof(float), s->err);
+    s->k ^= 1;
+    return s->pp[s->k];
+}
+
+/* Arena failure as a status. */
+static int arena_rc(const cnet_error *err) { return err ? err->code : CNET_ENOMEM; }
+
+/* act = silu(conv_norm_out(x)) into the next buffer (*act); a training
+ * forward keeps its input and statistics. */
+static int norm_out_forward(const nn_norm *norm, const cnet_params *p, vae_bufs *s,
+                            vae_half_acts *acts, const float *x, int B, int HW, size_t n,
+                            float **act, cnet_error *err) {
+    const size_t stats = (size_t)B * norm->groups * sizeof(float);
+    float *out = bufs_take(s, n);
+    float *mean = acts ? cnet_arena_alloc(s->keep, stats, err) : NULL;
+    float *rstd = acts ? cnet_arena_alloc(s->keep, stats, err) : NULL;
+    if (!out || (acts && (!mean || !rstd))) return arena_rc(err);
+    nn_group_norm_forward_save(norm, p, out, mean, rstd, x, B, HW, 1);
+    if (acts) acts->norm_in = x, acts->norm_mean = mean, acts->norm_rstd = rstd, acts->act = out;
+    *act = out;
+    return 0;
+}
+
 static int mid_forward(const vae_mid *m, const cnet_params *p, cnet_arena *scratch, float *out,
-                       const float *x, int B, int H, int W, cnet_error *err) {
+                       const float *x, int B, int H, int W, cnet_arena *keep, vae_mid_acts *acts,
+                       cnet_error *err) {
     cnet_backend *be = p->be;
     const long n = (long)B * H * W * m->channels;
+    const size_t bytes = (size_t)n * sizeof(float), stats = (size_t)B * m->attn_norm.groups;
+    cnet_arena *kept = acts ? keep : scratch;
     size_t mark = cnet_arena_mark(scratch);
-    float *a = cnet_arena_alloc(scratch, (size_t)n * sizeof(float), err);
-    float *b = cnet_arena_alloc(scratch, (size_t)n * sizeof(float), err);
-    int rc = !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
-    if (!rc) rc = resnet_forward(&m->res0, p, scratch, a, x, NULL, B, H, W, NULL, NULL, err);
+    float *r0 = cnet_arena_alloc(kept, bytes, err);
+    float *normed = m->has_attn ? cnet_arena_alloc(kept, bytes, err) : NULL;
+    float *sum = m->has_attn && acts ? cnet_arena_alloc(keep, bytes, err) : r0;
+    /* the attention's output: in out (free until res1) unless kept */
+    float *att = !m->has_attn ? NULL : acts ? cnet_arena_alloc(scratch, bytes, err) : out;
+    float *mean = acts && m->has_attn ? cnet_arena_alloc(keep, stats * sizeof(float), err) : NULL;
+    float *rstd = acts && m->has_attn ? cnet_arena_alloc(keep, stats * sizeof(float), err) : NULL;
+    int rc = !r0 || !sum || (m->has_attn && (!normed || !att || (acts && (!mean || !rstd))))
+                 ? arena_rc(err)
+                 : 0;
+    if (!rc)
+        rc = resnet_forward(&m->res0, p, scratch, r0, x, NULL, B, H, W, keep,
+                            acts ? &acts->res0 : NULL, err);
     if (!rc && m->has_attn) {
-        nn_group_norm_forward(&m->attn_norm, p, b, a, B, H * W, 0);
-        rc = attn_forward(&m->attn, p, scratch, out, b, NULL, B, H * W, 0, NULL, NULL, err);
-        if (!rc) be->add(be, a, a, out, n); /* residual_connection */
+        nn_group_norm_forward_save(&m->attn_norm, p, normed, mean, rstd, r0, B, H * W, 0);
+        rc = attn_forward(&m->attn, p, scratch, att, normed, NULL, B, H * W, 0, keep,
+                          acts ? &acts->attn : NULL, err);
+        if (!rc) be->add(be, sum, r0, att, n); /* residual_connection */
     }
-    if (!rc) rc = resnet_forward(&m->res1, p, scratch, out, a, NULL, B, H, W, NULL, NULL, err);
+    if (!rc)
+        rc = resnet_forward(&m->res1, p, scratch, out, sum, NULL, B, H, W, keep,
+                            acts ? &acts->res1 : NULL, err);
+    if (!rc && acts) acts->r0 = r0, acts->mean = mean, acts->rstd = rstd;
     cnet_arena_restore(scratch, mark);
     return rc;
 }
@@ -179,43 +230,166 @@ size_t vae_scratch_bytes(const vae_model *m, int B, int H, int W) {
     return 8 * widest_floats(&m->cfg, B, H, W) * sizeof(float) + 64 * CNET_ARENA_ALIGN;
 }
 
-int vae_encode(vae_model *m, cnet_arena *scratch, float *moments, const float *x, int B, int H,
-               int W, cnet_error *err) {
+size_t vae_train_keep_bytes(const vae_model *m, int B, int H, int W) {
+    /* Per level of each half: layers+1 resnets keeping at most 5
+     * activations of the level's widest size (input, a1, h1, a2, output)
+     * plus the resampler's 2; the mid block and the norm/conv out at most
+     * VAE_MID_KEPT more. Resolution halves per level, so the sum of a
+     * level's sizes is bounded by 4/3 of the first's (counted as 2). */
+    const cnet_vae_config *L = &m->cfg;
+    const size_t per_level = (size_t)(L->layers_per_block + 1) * 5 + 2;
+    const size_t floats = 2 * (2 * per_level + VAE_MID_KEPT) * widest_floats(L, B, H, W);
+    const size_t slices = 2 * ((size_t)L->n_blocks * per_level * 4 + 64);
+    return floats * sizeof(float) + slices * (CNET_ARENA_ALIGN + 64 * (size_t)B * sizeof(float));
+}
+
+static int encode_run(vae_model *m, cnet_arena *scratch, float *moments, const float *x, int B,
+                      int H, int W, cnet_arena *keep, vae_half_acts *acts, cnet_error *err) {
     const cnet_vae_config *L = &m->cfg;
     const vae_half *e = &m->enc;
     const cnet_params *p = &m->params;
-    const int f = vae_factor(m);
+    const int f = vae_factor(m), top = L->block_out_channels[L->n_blocks - 1];
     if (H % f || W % f)
         return cnet_fail(err, CNET_EINVAL, "vae: image %dx%d is not a multiple of %d", W, H, f);
     size_t mark = cnet_arena_mark(scratch);
-    size_t cap = widest_floats(L, B, H, W);
-    float *a = cnet_arena_alloc(scratch, cap * sizeof(float), err);
-    float *b = cnet_arena_alloc(scratch, cap * sizeof(float), err);
-    int rc = !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
+    size_t cap = acts ? 0 : widest_floats(L, B, H, W);
+    vae_bufs s = {.keep = acts ? keep : NULL, .err = err};
+    if (!acts) {
+        s.pp[0] = cnet_arena_alloc(scratch, cap * sizeof(float), err);
+        s.pp[1] = cnet_arena_alloc(scratch, cap * sizeof(float), err);
+    }
+    int rc = !acts && (!s.pp[0] || !s.pp[1]) ? arena_rc(err) : 0;
+    float *cur = rc ? NULL : bufs_take(&s, (size_t)B * H * W * L->block_out_channels[0]);
+    if (!rc && !cur) rc = arena_rc(err);
     if (rc) goto done;
-    nn_conv_forward(&e->conv_in, p, a, x, B, H, W);
+    if (acts) acts->in = x;
+    nn_conv_forward(&e->conv_in, p, cur, x, B, H, W);
     for (int i = 0; i < L->n_blocks && !rc; i++) {
+        const size_t n = (size_t)B * H * W * L->block_out_channels[i];
         for (int j = 0; j < L->layers_per_block && !rc; j++) {
-            rc = resnet_forward(&e->res[i][j], p, scratch, b, a, NULL, B, H, W, NULL, NULL, err);
-            float *t = a;
-            a = b, b = t;
+            float *t = bufs_take(&s, n);
+            rc = !t ? arena_rc(err)
+                    : resnet_forward(&e->res[i][j], p, scratch, t, cur, NULL, B, H, W, keep,
+                                     acts ? &acts->res[i][j] : NULL, err);
+            cur = t;
         }
         if (!rc && i < L->n_blocks - 1) {
-            nn_conv_forward(&e->resample[i], p, b, a, B, H, W);
-            float *t = a;
-            a = b, b = t;
+            float *t = bufs_take(&s, n / 4);
+            if (!t) {
+                rc = arena_rc(err);
+                break;
+            }
+            if (acts) acts->resample_in[i] = cur;
+            nn_conv_forward(&e->resample[i], p, t, cur, B, H, W);
+            cur = t;
             H /= 2, W /= 2;
         }
     }
-    if (!rc) rc = mid_forward(&e->mid, p, scratch, b, a, B, H, W, err);
+    const size_t n_top = (size_t)B * H * W * top;
+    float *t = rc ? NULL : bufs_take(&s, n_top);
+    if (!rc && !t) rc = arena_rc(err);
+    if (!rc)
+        rc = mid_forward(&e->mid, p, scratch, t, cur, B, H, W, keep, acts ? &acts->mid : NULL, err);
     if (rc) goto done;
-    nn_group_norm_forward(&e->norm_out, p, a, b, B, H * W, 1);
+    rc = norm_out_forward(&e->norm_out, p, &s, acts, t, B, H * W, n_top, &cur, err);
+    if (rc) goto done;
     if (e->has_sample) {
-        nn_conv_forward(&e->conv_out, p, b, a, B, H, W);
-        nn_conv_forward(&e->sample, p, moments, b, B, H, W);
+        float *o = bufs_take(&s, (size_t)B * H * W * 2 * L->latent_channels);
+        if (!o) {
+            rc = arena_rc(err);
+            goto done;
+        }
+        nn_conv_forward(&e->conv_out, p, o, cur, B, H, W);
+        nn_conv_forward(&e->sample, p, moments, o, B, H, W);
+        if (acts) acts->sample_in = o;
     } else {
-        nn_conv_forward(&e->conv_out, p, moments, a, B, H, W);
+        nn_conv_forward(&e->conv_out, p, moments, cur, B, H, W);
     }
+done:
+    cnet_arena_restore(scratch, mark);
+    return rc;
+}
+
+int vae_encode(vae_model *m, cnet_arena *scratch, float *moments, const float *x, int B, int H,
+               int W, cnet_error *err) {
+    return encode_run(m, scratch, moments, x, B, H, W, NULL, NULL, err);
+}
+
+int vae_encode_train(vae_model *m, cnet_arena *scratch, float *moments, const float *x, int B,
+                     int H, int W, cnet_arena *keep, vae_half_acts *acts, cnet_error *err) {
+    return encode_run(m, scratch, moments, x, B, H, W, keep, acts, err);
+}
+
+static int decode_run(vae_model *m, cnet_arena *scratch, float *x, const float *z, int B, int h,
+                      int w, cnet_arena *keep, vae_half_acts *acts, cnet_error *err) {
+    const cnet_vae_config *L = &m->cfg;
+    const vae_half *d = &m->dec;
+    const cnet_params *p = &m->params;
+    cnet_backend *be = p->be;
+    const int f = vae_factor(m), n = L->n_blocks, top = L->block_out_channels[n - 1];
+    size_t mark = cnet_arena_mark(scratch);
+    vae_bufs s = {.keep = acts ? keep : NULL, .err = err};
+    if (!acts) {
+        size_t cap = widest_floats(L, B, h * f, w * f);
+        s.pp[0] = cnet_arena_alloc(scratch, cap * sizeof(float), err);
+        s.pp[1] = cnet_arena_alloc(scratch, cap * sizeof(float), err);
+    }
+    int rc = !acts && (!s.pp[0] || !s.pp[1]) ? arena_rc(err) : 0;
+    int H = h, W = w;
+    const float *in = z;
+    float *cur = NULL;
+    if (rc) goto done;
+    if (d->has_sample) {
+        float *t = bufs_take(&s, (size_t)B * H * W * L->latent_channels);
+        if (!t) {
+            rc = arena_rc(err);
+            goto done;
+        }
+        nn_conv_forward(&d->sample, p, t, z, B, H, W);
+        in = t;
+    }
+    if (acts) acts->sample_in = z, acts->in = in;
+    float *t = bufs_take(&s, (size_t)B * H * W * top);
+    if (!t) {
+        rc = arena_rc(err);
+        goto done;
+    }
+    nn_conv_forward(&d->conv_in, p, t, in, B, H, W);
+    cur = bufs_take(&s, (size_t)B * H * W * top);
+    rc = !cur ? arena_rc(err)
+              : mid_forward(&d->mid, p, scratch, cur, t, B, H, W, keep, acts ? &acts->mid : NULL,
+                            err);
+    for (int i = 0; i < n && !rc; i++) {
+        const int C = L->block_out_channels[n - 1 - i];
+        for (int j = 0; j <= L->layers_per_block && !rc; j++) {
+            t = bufs_take(&s, (size_t)B * H * W * C);
+            rc = !t ? arena_rc(err)
+                    : resnet_forward(&d->res[i][j], p, scratch, t, cur, NULL, B, H, W, keep,
+                                     acts ? &acts->res[i][j] : NULL, err);
+            cur = t;
+        }
+        if (!rc && i < n - 1) {
+            float *u = bufs_take(&s, (size_t)B * H * W * 4 * C);
+            if (!u) {
+                rc = arena_rc(err);
+                break;
+            }
+            be->upsample2x_forward(be, u, cur, B, H, W, C);
+            H *= 2, W *= 2;
+            t = bufs_take(&s, (size_t)B * H * W * C);
+            if (!t) {
+                rc = arena_rc(err);
+                break;
+            }
+            nn_conv_forward(&d->resample[i], p, t, u, B, H, W);
+            if (acts) acts->resample_in[i] = u;
+            cur = t;
+        }
+    }
+    if (rc) goto done;
+    rc = norm_out_forward(&d->norm_out, p, &s, acts, cur, B, H * W,
+                          (size_t)B * H * W * L->block_out_channels[0], &cur, err);
+    if (!rc) nn_conv_forward(&d->conv_out, p, x, cur, B, H, W);
 done:
     cnet_arena_restore(scratch, mark);
     return rc;
@@ -223,44 +397,12 @@ done:
 
 int vae_decode(vae_model *m, cnet_arena *scratch, float *x, const float *z, int B, int h, int w,
                cnet_error *err) {
-    const cnet_vae_config *L = &m->cfg;
-    const vae_half *d = &m->dec;
-    const cnet_params *p = &m->params;
-    cnet_backend *be = p->be;
-    const int f = vae_factor(m), n = L->n_blocks;
-    size_t mark = cnet_arena_mark(scratch);
-    size_t cap = widest_floats(L, B, h * f, w * f);
-    float *a = cnet_arena_alloc(scratch, cap * sizeof(float), err);
-    float *b = cnet_arena_alloc(scratch, cap * sizeof(float), err);
-    int rc = !a || !b ? (err ? err->code : CNET_ENOMEM) : 0;
-    int H = h, W = w;
-    if (rc) goto done;
-    if (d->has_sample) nn_conv_forward(&d->sample, p, b, z, B, H, W);
-    nn_conv_forward(&d->conv_in, p, a, d->has_sample ? b : z, B, H, W);
-    rc = mid_forward(&d->mid, p, scratch, b, a, B, H, W, err);
-    {
-        float *t = a;
-        a = b, b = t;
-    }
-    for (int i = 0; i < n && !rc; i++) {
-        const int C = L->block_out_channels[n - 1 - i];
-        for (int j = 0; j <= L->layers_per_block && !rc; j++) {
-            rc = resnet_forward(&d->res[i][j], p, scratch, b, a, NULL, B, H, W, NULL, NULL, err);
-            float *t = a;
-            a = b, b = t;
-        }
-        if (!rc && i < n - 1) {
-            be->upsample2x_forward(be, b, a, B, H, W, C);
-            H *= 2, W *= 2;
-            nn_conv_forward(&d->resample[i], p, a, b, B, H, W);
-        }
-    }
-    if (rc) goto done;
-    nn_group_norm_forward(&d->norm_out, p, b, a, B, H * W, 1);
-    nn_conv_forward(&d->conv_out, p, x, b, B, H, W);
-done:
-    cnet_arena_restore(scratch, mark);
-    return rc;
+    return decode_run(m, scratch, x, z, B, h, w, NULL, NULL, err);
+}
+
+int vae_decode_train(vae_model *m, cnet_arena *scratch, float *x, const float *z, int B, int h,
+                     int w, cnet_arena *keep, vae_half_acts *acts, cnet_error *err) {
+    return decode_run(m, scratch, x, z, B, h, w, keep, acts, err);
 }
 
 int vae_open(vae_model *m, cnet_backend *be, const char *dir, cnet_error *err) {

@@ -22,7 +22,7 @@ int train_decode_init(train_decode *d, dataset *ds, tokenizer *tok, int B, int r
         return cnet_fail(err, CNET_EINVAL, "train: batch size %d (supported 1..%d)", B,
                          TRAIN_MAX_BATCH);
     d->ds = ds, d->tok = tok, d->B = B, d->R = resolution, d->workers = workers, d->tf = *tf;
-    d->Nt = tokenizer_max_length(tok);
+    d->Nt = tok ? tokenizer_max_length(tok) : 0; /* NULL: no captions (cnet train-vae) */
     d->img = malloc(2 * (size_t)B * resolution * resolution * 3 * sizeof(float));
     d->tokens = malloc(2 * (size_t)B * d->Nt * sizeof(int64_t));
     if (!d->img || !d->tokens) {
@@ -82,7 +82,7 @@ static int decode_sample(train_decode *d, train_raw *r, int i) {
                                         .u_left = philox_u32(d->tf.seed, at + 1)};
     if (!rc) rc = preprocess_train_t2i(d->img + i * img, &target, d->R, &draws, err);
     if (!rc) rc = preprocess_train(d->img + batch + i * img, &cond, d->R, PREPROCESS_UNIT, err);
-    if (!rc)
+    if (!rc && d->tok)
         rc = tokenizer_encode(d->tok, r->caption, strlen(r->caption), d->tokens + (size_t)i * d->Nt,
                               d->tokens + (size_t)(d->B + i) * d->Nt, err);
     image_free(&target);

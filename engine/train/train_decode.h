@@ -81,6 +81,7 @@ typedef struct train_decode {
     dataset_cursor before; /* the reader's position before it */
 } train_decode;
 
+/* tok NULL: captions are not tokenized (d->tokens is empty). */
 int train_decode_init(train_decode *d, dataset *ds, tokenizer *tok, int B, int resolution,
                       int workers, const train_transforms *tf, cnet_error *err);
 /* Waits for a background batch, then frees. */

@@ -20,6 +20,7 @@
 #include "engine/train/train_internal.h"
 #include "engine/train/train_metrics.h"
 #include "engine/train/train_noise.h"
+#include "engine/train/train_vae.h"
 
 /* Philox counter layout of the training randomness: block offset
  * tag << 58 | optimizer step << 26 | micro-batch << 20, leaving 2^20 blocks
@@ -712,6 +713,11 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
 
 int trainer_run(const train_options *o, cnet_backend *be, const train_hooks *hooks, int *stopped,
                 cnet_error *err) {
+    if (o->train_vae && o->comm && o->comm->size > 1)
+        return cnet_fail(err, CNET_EINVAL,
+                         "num_processes: train-vae runs in one process (its loop has no "
+                         "gradient all-reduce); give --num_processes 1");
+    if (o->train_vae) return train_vae_run(o, be, hooks, stopped, err);
     /* the backend may be shared (the service's engine): restore its
      * precision for whatever runs next */
     const cnet_precision prev = cnet_backend_set_precision(be, o->mixed_precision, NULL, 0);

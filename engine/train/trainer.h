@@ -130,6 +130,10 @@ typedef struct train_options {
     int random_crop, random_flip;
     int n_validation_prompts_t2i;
     int validation_epochs;
+    /* cnet train-vae (engine/train/train_vae.h): the VAE trains instead,
+     * with --kl_weight. Not option names: the command sets them. */
+    int train_vae;
+    double kl_weight;
     /* --report_to (TRAIN_TRACKER_* bits, engine/train/train_tracker.h),
      * --logging_dir (under output_dir unless absolute) and
      * --tracker_project_name: where the trackers write. */

@@ -381,7 +381,10 @@ int cmd_train_execute(train_options *opts, const train_cli *cli_in) {
     if (rc) return fail_run(&comm, 1, tty ? "\n" : "", err.msg);
     if (rank0)
         fprintf(stderr, "cnet train: done; the %s is in %s\n",
-                o.train_unet ? "pipeline with the trained UNet" : "ControlNet", o.output_dir);
+                o.train_vae    ? "trained VAE (vae/)"
+                : o.train_unet ? "pipeline with the trained UNet"
+                               : "ControlNet",
+                o.output_dir);
     if (rank0 && cli.push_to_hub && !stopped && push_output(repo_id, o.output_dir, &err))
         return fail_run(&comm, 1, "", err.msg);
     dist_comm_free(&comm);

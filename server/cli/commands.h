@@ -13,6 +13,7 @@ typedef struct cnet_command {
 int cmd_help(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_train_unet(int argc, char **argv);
+int cmd_train_vae(int argc, char **argv);
 int cmd_bench(int argc, char **argv);    /* server/cli/cmd_bench.c */
 int cmd_forward(int argc, char **argv);  /* server/cli/cmd_forward.c */
 int cmd_generate(int argc, char **argv); /* server/cli/cmd_generate.c */

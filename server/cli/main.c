@@ -10,6 +10,7 @@ static const cnet_command commands[] = {
     {"help", "show this list", cmd_help},
     {"train", "train a ControlNet (train_controlnet.py's flags)", cmd_train},
     {"train-unet", "fine-tune the whole UNet (train_text_to_image.py's flags)", cmd_train_unet},
+    {"train-vae", "train the VAE (AutoencoderKL): MSE reconstruction + KL", cmd_train_vae},
     {"bench", "performance benchmarks (cnet bench ops | --model DIR --task T)", cmd_bench},
     {"forward", "run one model component on a safetensors file of inputs", cmd_forward},
     {"generate", "generate images with ControlNets (a prompt and control images)", cmd_generate},

@@ -116,6 +116,9 @@ check launcher_mismatch_fails sh -c "test $bad_status -ne 0 && grep -q \
 check set_grads_to_none_refused sh -c "! $CNET train $common --train_batch_size 2 \
     --num_processes 2 --set_grads_to_none --output_dir '$tmp/bad2' >'$tmp/bad2.log' 2>&1 &&
     grep -q 'set_grads_to_none: one process only' '$tmp/bad2.log'"
+check train_vae_refused sh -c "! $CNET train-vae $common --train_batch_size 2 \
+    --num_processes 2 --output_dir '$tmp/bad3' >'$tmp/bad3.log' 2>&1 &&
+    grep -q 'train-vae runs in one process' '$tmp/bad3.log'"
 
 # Resume: from the 2-rank run's checkpoint on 2 ranks, bit for bit (the same
 # sums in the same order), and on 1 process with the doubled batch (to the bound).

@@ -18,6 +18,7 @@
 #include "engine/init/weights_init.h"
 #include "engine/models/unet.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/lib_paramcheck.h"
 
 #define B_SAMPLES 2
 #define LATENT 8
@@ -119,59 +120,31 @@ static float *download(cnet_backend *be, const float *dev, size_t n) {
     return h;
 }
 
+static double loss_of(void *ctx, double *terms_l2) {
+    cnet_error err = {0};
+    *terms_l2 = 0; /* no rounding floor (round_ulps 0) */
+    return loss(ctx, &err);
+}
+
 /* Every tensor's directional derivative against finite differences. */
 static void test_every_parameter_matches_finite_differences(void) {
     fixture f;
     cnet_error err = {0};
     cnet_params g;
+    const paramcheck_bounds bounds = {FD_EPS, FD_EPS_MIN, FD_REL, FD_ABS, 0};
     CHECK(fixture_open(&f, &err) == 0, "%s", err.msg);
     CHECK(params_alloc_like(&g, &f.m.params, &err) == 0, "%s", err.msg);
     f.be.zero(&f.be, g.block, g.total * sizeof(float));
     CHECK(backward(&f, &g, 0, &err) == 0, "%s", err.msg);
     float *grad = download(&f.be, g.block, g.total);
-    float *w = download(&f.be, f.m.params.block, f.m.params.total);
-    float *v = malloc(f.m.params.total * sizeof(float));
-    CHECK(grad && w && v, "out of memory");
-    philox_normal_fill(v, (long)f.m.params.total, 23, 0);
-    int bad = 0, zero = 0;
-    double worst = 0;
-    for (int k = 0; k < f.m.params.n; k++) {
-        const cnet_param *q = &f.m.params.items[k];
-        const size_t o = q->offset, n = q->numel;
-        double an = 0, gg = 0, vv = 0, ww = 0, l[2];
-        for (size_t i = 0; i < n; i++) ww += (double)w[o + i] * w[o + i];
-        const double eps = fmax(FD_EPS * sqrt(ww / (double)n), FD_EPS_MIN);
-        for (size_t i = 0; i < n; i++) {
-            an += (double)grad[o + i] * v[o + i];
-            gg += (double)grad[o + i] * grad[o + i], vv += (double)v[o + i] * v[o + i];
-        }
-        zero += gg == 0;
-        for (int s = 0; s < 2; s++) {
-            float *moved = malloc(n * sizeof(float));
-            for (size_t i = 0; i < n; i++)
-                moved[i] = (float)(w[o + i] + (s ? -eps : eps) * v[o + i]);
-            f.be.upload(&f.be, q->data, moved, n * sizeof(float));
-            free(moved);
-            l[s] = loss(&f, &err);
-        }
-        f.be.upload(&f.be, q->data, w + o, n * sizeof(float));
-        const double fd = (l[0] - l[1]) / (2 * eps);
-        const double scale = sqrt(gg) * sqrt(vv) / sqrt((double)n);
-        const double allowed = FD_REL * fabs(an) + FD_ABS * scale;
-        const double e = fabs(fd - an) / (scale > 0 ? scale : 1);
-        if (e > worst) worst = e;
-        if (!(fabs(fd - an) <= allowed)) {
-            if (bad++ < 10)
-                printf("    %s: <g,v> %.6g, finite difference %.6g (allowed %.3g)\n", q->name, an,
-                       fd, allowed);
-        }
-    }
-    printf("    %d tensors, worst |fd - <g,v>| / (|g||v|/sqrt(n)) %.3g\n", f.m.params.n, worst);
-    free(grad), free(w), free(v);
+    CHECK(grad, "out of memory");
+    paramcheck_result r = paramcheck_every_tensor(&f.m.params, grad, 23, &bounds, loss_of, &f);
+    printf("    %d tensors, worst |fd - <g,v>| / (|g||v|/sqrt(n)) %.3g\n", f.m.params.n, r.worst);
+    free(grad);
     params_free(&g);
     fixture_close(&f);
-    CHECK(bad == 0, "%d of the tensors' gradients disagree with finite differences", bad);
-    CHECK(zero == 0, "%d tensors got no gradient", zero);
+    CHECK(r.bad == 0, "%d of the tensors' gradients disagree with finite differences", r.bad);
+    CHECK(r.zero == 0, "%d tensors got no gradient", r.zero);
 }
 
 /* A second backward adds the same gradients (exactly 2x); checkpointing
