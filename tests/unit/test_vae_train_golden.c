@@ -1,8 +1,9 @@
 /* cnet train-vae's loss and backward against an independent truth: a torch
  * AutoencoderKL written in tests/tools/vae_train_ref.py (float64 autograd,
- * not diffusers' code) on the fixture VAE's weights, whose inputs, losses
- * and every parameter's gradient are committed in
- * tests/fixtures/goldens-vae-train (the tool regenerates them; this test
+ * not diffusers' code) on the VAE of tests/fixtures-vae-train/vae (the
+ * tiny-sd fixture's, copied: the golden holds for those weights whatever
+ * --fixtures names), whose inputs, losses and every parameter's gradient
+ * are committed beside it (the tool regenerates them; this test
  * needs no torch), through the gradient computation train_vae.c runs each
  * step (vae_step_grads, engine/train/train_vae_step.h).
  *
@@ -18,6 +19,8 @@
 #include "engine/models/vae.h"
 #include "engine/train/train_vae_step.h"
 #include "tests/lib/harness.h"
+
+#define VAE_TRAIN_FIXTURES "tests/fixtures-vae-train"
 
 /* the tool's KL_WEIGHT */
 #define KL_WEIGHT 1e-2
@@ -39,12 +42,12 @@ static void test_step_matches_torch(void) {
     vae_model m;
     cnet_error err = {0};
     st_file in = {0}, ref = {0};
-    snprintf(path, sizeof path, "%s/tiny-sd/vae", harness_fixtures());
+    snprintf(path, sizeof path, "%s/vae", VAE_TRAIN_FIXTURES);
     CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
     CHECK(vae_open(&m, &be, path, &err) == 0 && params_own(&m.params, &err) == 0, "%s", err.msg);
-    snprintf(path, sizeof path, "%s/goldens-vae-train/inputs.safetensors", harness_fixtures());
+    snprintf(path, sizeof path, "%s/inputs.safetensors", VAE_TRAIN_FIXTURES);
     CHECK(st_open(&in, path, &err) == 0, "%s", err.msg);
-    snprintf(path, sizeof path, "%s/goldens-vae-train/grads.safetensors", harness_fixtures());
+    snprintf(path, sizeof path, "%s/grads.safetensors", VAE_TRAIN_FIXTURES);
     CHECK(st_open(&ref, path, &err) == 0, "%s", err.msg);
     const st_entry *xe = st_find(&in, "x");
     CHECK(xe && xe->view.ndim == 4, "inputs.safetensors: no x [B, H, W, 3]");
