@@ -28,7 +28,7 @@
 #include "api/api_job.h"
 #include "engine/core/error.h"
 
-#define JOBS_SCHEMA_VERSION 1 /* both backends' schema; a newer store is refused */
+#define JOBS_SCHEMA_VERSION 2 /* both backends' schema; a newer store is refused (v2: datasets) */
 #define JOBS_BUSY_TIMEOUT_MS 5000
 #define JOBS_DEFAULT_MAX_ATTEMPTS 3
 #define JOBS_DEFAULT_LEASE_MS 60000

@@ -82,6 +82,21 @@ int jobs_rules_newer_schema(cnet_error *err, const char *where, int version) {
                      where, version, JOBS_SCHEMA_VERSION);
 }
 
+void jobs_rules_dataset_pattern(const char *id, char buf[64]) {
+    snprintf(buf, 64, "%%\"dataset\":\"%.40s\"%%", id);
+}
+
+int jobs_rules_dataset_in_use(cnet_error *err, const char *id, const char *job_id) {
+    return cnet_fail(err, JOBS_ECONFLICT,
+                     "dataset %s is used by job %s, which is queued or running: cancel the job "
+                     "or wait for it to end, then delete the dataset",
+                     id, job_id);
+}
+
+int jobs_rules_dataset_not_found(cnet_error *err, const char *id) {
+    return cnet_fail(err, CNET_ENOTFOUND, "no dataset %s", id);
+}
+
 static int random_hex(char *out, int nbytes, cnet_error *err) {
     unsigned char raw[32];
     if (nbytes > (int)sizeof raw || RAND_bytes(raw, nbytes) != 1)
