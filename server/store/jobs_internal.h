@@ -45,10 +45,9 @@ typedef struct jobs_leave {
     int requeued; /* out: JOBS_LEAVE_FAIL went back to queued */
 } jobs_leave;
 
-/* A claim's placement (jobs_claim_prefer): prefer NULL takes the oldest. */
+/* A claim's placement (jobs_claim_placed): none set takes the oldest. */
 typedef struct jobs_pick {
-    jobs_prefer_fn prefer;
-    void *ctx;
+    jobs_placement place;
 } jobs_pick;
 
 /* One queued job a claim may take, oldest first (strings borrowed from the
@@ -136,11 +135,12 @@ job_state jobs_rules_rescue(int cancel_requested, int exhausted, int attempt, ch
 /* The state event's JSON text {"state", "attempt", "reason"?, "node"?}
  * (node: NULL or "" for none); the caller frees. */
 char *jobs_rules_state_json(job_state state, int attempt, const char *reason, const char *node);
-/* How many queued jobs a claim reads as candidates (1 without a preference). */
+/* How many queued jobs a claim reads as candidates (1 without placement). */
 int jobs_rules_window(const jobs_pick *pick);
-/* Which of the n >= 1 candidates c (oldest first) a claim takes at time now:
- * the oldest once it waited JOBS_PREFER_WAIT_MS, else the first one pick
- * prefers, else the oldest. */
+/* Which of the n >= 1 candidates c (oldest first) a claim takes at time now,
+ * among those that fit: the oldest once it waited JOBS_PREFER_WAIT_MS (if it
+ * fits), else the first one pick prefers, else the oldest that fits; -1 when
+ * none fits. */
 int jobs_rules_pick(const jobs_pick *pick, const jobs_candidate *c, int n, int64_t now);
 /* A checkpoint event's JSON text into buf[64]. */
 void jobs_rules_checkpoint_json(int64_t step, char buf[64]);

@@ -6,6 +6,7 @@
  * k-th SQLite allocation fails for every k over enqueue/claim/progress/
  * checkpoint/complete/list; each call fails cleanly or succeeds, nothing
  * crashes, PRAGMA integrity_check stays ok. Uses a fake clock for leases.
+ * Placement by fit: a job a claimer cannot run stays queued for another.
  * The datasets registry: uploading rows never listed, delete refused while
  * a queued or running job names the dataset, adoption once per store, and
  * the v1 → v2 migration of a store from before the registry.
@@ -249,7 +250,8 @@ static void claim_b(jobs_store *s, char id[JOBS_ID_MAX]) {
     char token[JOBS_TOKEN_MAX];
     int claimed = 0, asked = 0;
     id[0] = '\0';
-    if (jobs_claim_prefer(s, 1000, prefers_b, &asked, &j, token, &claimed, NULL) == 0 && claimed) {
+    const jobs_placement place = {.prefer = prefers_b, .ctx = &asked};
+    if (jobs_claim_placed(s, 1000, &place, &j, token, &claimed, NULL) == 0 && claimed) {
         snprintf(id, JOBS_ID_MAX, "%s", j.id);
         job_clear(&j);
     }
@@ -293,6 +295,56 @@ static void test_jobs_claim_prefers_within_bounds(void) {
     fake_now += 1;
     claim_b(s, got);
     EXPECT(strcmp(got, a3) == 0, "at the bound: the oldest, whatever the preference");
+    jobs_close(s);
+}
+
+/* The fit callback of a claimer too small for base "big". */
+static int fits_small(void *ctx, const char *kind, const char *spec_json) {
+    (void)ctx, (void)kind;
+    return strstr(spec_json, "\"model\":\"big\"") == NULL;
+}
+
+/* Claims as a node too small for "big" that prefers "b"; the id or "". */
+static void claim_small(jobs_store *s, char id[JOBS_ID_MAX]) {
+    job j;
+    char token[JOBS_TOKEN_MAX];
+    int claimed = 0, asked = 0;
+    id[0] = '\0';
+    const jobs_placement place = {.prefer = prefers_b, .fits = fits_small, .ctx = &asked};
+    if (jobs_claim_placed(s, 1000, &place, &j, token, &claimed, NULL) == 0 && claimed) {
+        snprintf(id, JOBS_ID_MAX, "%s", j.id);
+        job_clear(&j);
+    }
+}
+
+/* Placement by fit: a job that does not fit is never claimed, at any age;
+ * jobs behind it within the window are, the preference applying among
+ * those that fit; past the window nothing is claimed. */
+static void test_jobs_claim_only_what_fits(void) {
+    jobs_store *s = open_store("fits");
+    CHECK(s, "open");
+    char big[JOBS_ID_MAX], a[JOBS_ID_MAX], b[JOBS_ID_MAX], got[JOBS_ID_MAX];
+    CHECK(enqueue_on(s, big, "big") == 0 && enqueue_on(s, a, "a") == 0 &&
+              enqueue_on(s, b, "b") == 0,
+          "enqueue");
+    claim_small(s, got);
+    EXPECT(!strcmp(got, b), "the preferred job among those that fit: %s", got);
+    fake_now += JOBS_PREFER_WAIT_MS;
+    claim_small(s, got);
+    EXPECT(!strcmp(got, a), "the oldest that fits, the big one passed: %s", got);
+    claim_small(s, got);
+    EXPECT(got[0] == '\0', "the big job is never claimed, however long it waited: %s", got);
+    EXPECT(get(s, big).state == JOB_QUEUED, "it stays queued for a larger node");
+    for (int i = 1; i < JOBS_PREFER_WINDOW; i++) CHECK(enqueue_on(s, got, "big") == 0, "enqueue");
+    CHECK(enqueue_on(s, a, "a") == 0, "enqueue");
+    claim_small(s, got);
+    EXPECT(got[0] == '\0', "a job behind %d that do not fit waits", JOBS_PREFER_WINDOW);
+    job j;
+    char token[JOBS_TOKEN_MAX];
+    int claimed = 0;
+    CHECK(jobs_claim(s, 1000, &j, token, &claimed, NULL) == 0 && claimed && !strcmp(j.id, big),
+          "a node without a fit rule takes the big job");
+    job_clear(&j);
     jobs_close(s);
 }
 
@@ -743,6 +795,7 @@ int main(int argc, char **argv) {
     RUN(test_jobs_queue_cap);
     RUN(test_jobs_lifecycle_and_events);
     RUN(test_jobs_claim_prefers_within_bounds);
+    RUN(test_jobs_claim_only_what_fits);
     RUN(test_jobs_fencing);
     RUN(test_jobs_cancel);
     RUN(test_jobs_bounded_attempts);
