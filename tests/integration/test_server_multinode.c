@@ -176,6 +176,20 @@ static int claims(const char *id, int *n_claims, int *n_succeeded) {
     return who;
 }
 
+/* How many of the job's claims name node k. */
+static int claims_by(const char *id, int k) {
+    jobs_event *ev;
+    int n, count = 0;
+    char name[128];
+    snprintf(name, sizeof name, "\"node\":\"%s:%d\"", host, node[k].port);
+    if (jobs_events(store, id, 0, EVENTS_MAX, &ev, &n, NULL)) return -1;
+    for (int i = 0; i < n; i++)
+        count += !strcmp(ev[i].type, "state") && strstr(ev[i].data_json, "\"running\"") &&
+                 strstr(ev[i].data_json, name);
+    jobs_events_free(ev, n);
+    return count;
+}
+
 /* Waits until the job runs past step `past` and returns its node, -1 on timeout. */
 static int running_past(const char *id, int past) {
     for (double t0 = now_s(); now_s() - t0 < JOB_WAIT_S; usleep(20000)) {
@@ -479,7 +493,9 @@ static int restart(int i) { return start(i); }
 /* Placement by memory: node 0 restarted with --memory-limit below a train
  * job's need; with node 1 stopped for a lease's length the job stays queued
  * (node 0 was woken by it and passed it over), and once node 1 is back it
- * runs there, claimed once. */
+ * runs there; node 0 never claims it. (Node 1 may claim it twice: a node
+ * stopped between reading its clock and its claim counts the lease as lost
+ * at once and lets it expire, pool.c's held_until.) */
 static void test_placement_by_memory(void) {
     CHECK(server_stop(&node[0], SIGTERM, 10000) == 0, "stop node 0");
     const char *const args[] = {
@@ -491,7 +507,7 @@ static void test_placement_by_memory(void) {
     kill(node[1].pid, SIGSTOP);
     const int sent = submit_train(&node[0], id);
     int queued = sent == 0;
-    for (double t0 = now_s(); queued && now_s() - t0 < atoi(LEASE_S); usleep(100000))
+    for (int k = 0; queued && k < 10 * atoi(LEASE_S); k++, usleep(100000)) /* a lease's time */
         queued = job_now(id, NULL, NULL) == JOB_QUEUED;
     kill(node[1].pid, SIGCONT);
     CHECK(sent == 0, "submit through node 0");
@@ -499,7 +515,10 @@ static void test_placement_by_memory(void) {
     CHECK(wait_state(id, JOB_SUCCEEDED, JOB_WAIT_S) == 0, "the job succeeded");
     int nc, ns;
     const int who = claims(id, &nc, &ns);
-    EXPECT(who == 1 && nc == 1 && ns == 1, "ran on node 1 (%d), claimed once (%d)", who, nc);
+    const int by0 = claims_by(id, 0);
+    printf("    the job ran on node %d: %d claims, %d by node 0\n", who, nc, by0);
+    EXPECT(who == 1 && by0 == 0 && ns == 1, "ran on node 1 (%d), never claimed by node 0 (%d)", who,
+           by0);
 }
 
 static int trials(void) {
