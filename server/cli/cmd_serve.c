@@ -45,10 +45,11 @@ typedef struct serve_opts {
     const char *token_file;
     char models[4096];
     const char *devices[SERVE_DEVICES_MAX];
-    int n_devices;     /* 0: serve_default_devices */
-    int no_engine;     /* --device none */
-    const char *store; /* --store, else $CNET_STORE; NULL: DATA/jobs.db */
-    long long lease_s; /* --lease; 0: JOBS_DEFAULT_LEASE_MS */
+    int n_devices;          /* 0: serve_default_devices */
+    int no_engine;          /* --device none */
+    const char *store;      /* --store, else $CNET_STORE; NULL: DATA/jobs.db */
+    long long lease_s;      /* --lease; 0: JOBS_DEFAULT_LEASE_MS */
+    long long memory_limit; /* --memory-limit; 0: none (runner_fits) */
 } serve_opts;
 
 static void usage(void) {
@@ -66,6 +67,10 @@ static void usage(void) {
            "                            one --data (else $CNET_STORE, else DATA/jobs.db)\n"
            "  --lease S                 seconds a job's lease lasts unrenewed before another\n"
            "                            worker or node may take it over (default %d)\n"
+           "  --memory-limit BYTES      claim only jobs whose estimated memory need (base\n"
+           "                            weights, plus the trained ControlNet's state for\n"
+           "                            training) is at most BYTES; others stay queued for\n"
+           "                            another node (default: no limit)\n"
            "  --queue-cap N             queued jobs before 429 (default %d)\n"
            "  --upload-max BYTES        dataset archive size cap (default %lld)\n"
            "  --disk-floor BYTES        free space below which uploads get 507 (default %lld)\n"
@@ -162,6 +167,8 @@ static int parse_opts(int argc, char **argv, serve_opts *o) {
             rc = cli_long(a, v, 1, 3600, &x, &err), h->sse_heartbeat_s = (int)x;
         else if (cli_flag(a, "generate-timeout", NULL))
             rc = cli_double(a, v, 0.001, 86400, &h->generate_timeout_s, &err);
+        else if (cli_flag(a, "memory-limit", NULL))
+            rc = cli_long(a, v, 1, INT64_MAX, &o->memory_limit, &err);
         else if (cli_flag(a, "generate-memory", NULL))
             rc = cli_long(a, v, 1, INT64_MAX, &x, &err), h->generate_memory = x;
         else if (cli_flag(a, "max-connections", NULL))
@@ -303,10 +310,12 @@ int cmd_serve(int argc, char **argv) {
                                        .jobs_dir = jobs_dir,
                                        .datasets_dir = datasets_dir,
                                        .data_root = h->data_root,
-                                       .inputs_dir = inputs_dir};
+                                       .inputs_dir = inputs_dir,
+                                       .memory_limit = o.memory_limit};
         const pool_config pc = {.lease_ms = o.lease_s * 1000,
                                 .can_claim = runner_can_claim,
                                 .prefer = runner_prefers,
+                                .fits = runner_fits,
                                 .data_dir = h->data_dir,
                                 .models_dir = h->models_dir};
         rc = pool_start(&p.pools[i], store, runner_run, &p.runners[i], &pc, &err);

@@ -10,12 +10,14 @@
 
 #include "api/api.h"
 #include "server/http/http.h"
+#include "server/store/jobs_datasets.h"
 
 #define HTTP_DISCARD_MAX                                                                           \
     (1 << 20) /* bytes a Content-Length may announce over the limit and still be read (and         \
                  dropped) before the 413; beyond that it is answered before reading. A chunked     \
                  body (no length) is dropped to its end, so its client sees the 413 too */
 #define HTTP_STATUS_SLOTS 16 /* distinct statuses counted per route */
+#define HTTP_ROUTES_MAX 40   /* rows of the route table (http_server.c asserts it) */
 /* Seconds http_stop waits for generate requests to be answered (the
  * engines stop them at their next step) before it closes connections. */
 #define HTTP_STOP_ANSWER_S 30
@@ -67,8 +69,9 @@ struct http_server {
     http_config cfg;
     jobs_store *store;
     char jobs_dir[4096], datasets_dir[4096], tmp_dir[4096], inputs_dir[4096];
-    pthread_mutex_t mu;                         /* guards counts */
-    status_count counts[32][HTTP_STATUS_SLOTS]; /* [route index][slot]; last row: unmatched */
+    pthread_mutex_t mu; /* guards counts */
+    status_count counts[HTTP_ROUTES_MAX + 1]
+                       [HTTP_STATUS_SLOTS]; /* [route][slot]; last: unmatched */
     int64_t generate_held;   /* under mu: bytes held by generate requests (http_generate.c) */
     int generating;          /* under mu: generate requests not yet answered (http_stop waits) */
     pthread_cond_t answered; /* generating went down */
@@ -169,6 +172,14 @@ enum MHD_Result http_preprocessors(http_server *s, struct MHD_Connection *c, htt
 enum MHD_Result http_events(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_create(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_list(http_server *s, struct MHD_Connection *c, http_req *r);
+enum MHD_Result http_datasets_get(http_server *s, struct MHD_Connection *c, http_req *r);
+/* At start: registers the datasets found on disk in the store, once per
+ * store (data dirs from before the registry; jobs_dataset_adopt). */
+int http_datasets_adopt(http_server *s, cnet_error *err);
+/* Dataset id as the store has it, ready (*out owned: jobs_dataset_clear);
+ * CNET_ENOTFOUND, naming why, when it is unknown or still uploading. */
+int http_datasets_ready(http_server *s, const char *id, jobs_dataset *out, cnet_error *err);
+enum MHD_Result http_datasets_delete(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_samples(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_datasets_sample(http_server *s, struct MHD_Connection *c, http_req *r);
 enum MHD_Result http_ops_healthz(http_server *s, struct MHD_Connection *c, http_req *r);

@@ -113,6 +113,17 @@ enum MHD_Result http_jobs_create(http_server *s, struct MHD_Connection *c, http_
     if (!rc && api_hash_json(req, hash))
         rc = api_fail(&e, 503, "unavailable", NULL, "out of memory");
     json_decref(req);
+    const char *data = rc ? NULL : json_string_value(json_object_get(spec, "dataset"));
+    if (data && upload_valid_id(data)) { /* an upload: usable only once the store has it ready */
+        jobs_dataset d;
+        cnet_error err = {0};
+        if (http_datasets_ready(s, data, &d, &err))
+            rc = err.code == CNET_ENOTFOUND
+                     ? api_fail(&e, 400, "not_found", "dataset", "dataset: %s", err.msg)
+                     : api_fail(&e, 503, "unavailable", NULL, "%s", err.msg);
+        jobs_dataset_clear(&d);
+        if (rc) json_decref(spec);
+    }
     if (rc) return http_reply_api_error(s, c, r, &e);
     int64_t free_bytes = http_disk_free(s); /* a job writes checkpoints: the uploads' floor */
     if (free_bytes >= 0 && free_bytes < s->cfg.disk_floor) {

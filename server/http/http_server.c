@@ -43,6 +43,9 @@ const http_route http_routes[] = {
      ROUTE_AUTH},
     {"POST", "/v1/datasets", "POST /v1/datasets", http_datasets_create, BODY_FILE, ROUTE_AUTH},
     {"GET", "/v1/datasets", "GET /v1/datasets", http_datasets_list, BODY_NONE, ROUTE_AUTH},
+    {"GET", "/v1/datasets/{}", "GET /v1/datasets/{id}", http_datasets_get, BODY_NONE, ROUTE_AUTH},
+    {"DELETE", "/v1/datasets/{}", "DELETE /v1/datasets/{id}", http_datasets_delete, BODY_NONE,
+     ROUTE_AUTH},
     {"GET", "/v1/datasets/{}/samples", "GET /v1/datasets/{id}/samples", http_datasets_samples,
      BODY_NONE, ROUTE_AUTH},
     {"GET", "/v1/datasets/{}/samples/{}", "GET /v1/datasets/{id}/samples/{n}", http_datasets_sample,
@@ -76,6 +79,8 @@ const http_route http_routes[] = {
     {"GET", "/{}", "GET /{asset}", http_static, BODY_NONE, ROUTE_HEAD},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];
+_Static_assert(sizeof http_routes / sizeof http_routes[0] <= HTTP_ROUTES_MAX,
+               "raise HTTP_ROUTES_MAX: http_server.counts has a row per route");
 
 static uint64_t now_us(void) {
     struct timespec ts;
@@ -371,6 +376,7 @@ int http_start(http_server **out, const http_config *cfg, jobs_store *store, cne
     int rc = make_dir(s->datasets_dir, err);
     if (!rc) rc = make_dir(s->tmp_dir, err);
     if (!rc) rc = make_dir(s->inputs_dir, err);
+    if (!rc) rc = http_datasets_adopt(s, err);
     if (!rc) rc = http_conns_start(s, err);
     if (rc) {
         free(s);

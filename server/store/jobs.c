@@ -177,14 +177,15 @@ int jobs_counts(jobs_store *s, int64_t counts[JOB_N_STATES], cnet_error *err) {
 
 int jobs_claim(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS_TOKEN_MAX], int *claimed,
                cnet_error *err) {
-    return jobs_claim_prefer(s, lease_ms, NULL, NULL, out, token, claimed, err);
+    return jobs_claim_placed(s, lease_ms, NULL, out, token, claimed, err);
 }
 
-int jobs_claim_prefer(jobs_store *s, int64_t lease_ms, jobs_prefer_fn prefer, void *ctx, job *out,
+int jobs_claim_placed(jobs_store *s, int64_t lease_ms, const jobs_placement *place, job *out,
                       char token[JOBS_TOKEN_MAX], int *claimed, cnet_error *err) {
     *claimed = 0;
     memset(out, 0, sizeof *out);
-    const jobs_pick pick = {.prefer = prefer, .ctx = ctx};
+    const jobs_placement none = {0};
+    const jobs_pick pick = {.place = place ? *place : none};
     int rc;
     CALL(s, rc = s->be->claim(s, lease_ms, &pick, out, token, claimed, err));
     return rc;

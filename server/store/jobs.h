@@ -28,7 +28,7 @@
 #include "api/api_job.h"
 #include "engine/core/error.h"
 
-#define JOBS_SCHEMA_VERSION 1 /* both backends' schema; a newer store is refused */
+#define JOBS_SCHEMA_VERSION 2 /* both backends' schema; a newer store is refused (v2: datasets) */
 #define JOBS_BUSY_TIMEOUT_MS 5000
 #define JOBS_DEFAULT_MAX_ATTEMPTS 3
 #define JOBS_DEFAULT_LEASE_MS 60000
@@ -122,20 +122,31 @@ int jobs_cancel(jobs_store *s, const char *id, job_state *state, cnet_error *err
 int jobs_claim(jobs_store *s, int64_t lease_ms, job *out, char token[JOBS_TOKEN_MAX], int *claimed,
                cnet_error *err);
 
-/* Placement: whether this claimer would rather run the queued job (kind,
- * spec_json), e.g. because its base model is already loaded. Called with the
- * store's lock held: it must be quick and must not call the store. */
+/* Placement: a question a claimer asks about a queued job (kind,
+ * spec_json): would it rather run it (e.g. its base model is already
+ * loaded), can it run it at all (e.g. its memory need fits the node's).
+ * Called with the store's lock held: it must be quick and must not call
+ * the store. */
 typedef int (*jobs_prefer_fn)(void *ctx, const char *kind, const char *spec_json);
-/* How far a preference reaches, so that no job starves: only the
+typedef struct jobs_placement {
+    jobs_prefer_fn prefer; /* NULL: no preference */
+    jobs_prefer_fn fits;   /* NULL: every job fits */
+    void *ctx;
+} jobs_placement;
+/* How far placement reaches, so that no job starves: only the
  * JOBS_PREFER_WINDOW oldest queued jobs are candidates (a preferred job never
  * passes more than that many older ones), and once the oldest queued job has
  * waited JOBS_PREFER_WAIT_MS since it was accepted it is taken whatever the
- * preference (a stream of preferred jobs cannot hold it back for ever). */
+ * preference (a stream of preferred jobs cannot hold it back for ever). A
+ * job that does not fit is never taken: it stays queued for a node it fits
+ * (one no node fits waits until it is cancelled, instead of being claimed
+ * and failed by every node in turn); when none of the window's jobs fits,
+ * nothing is claimed. */
 #define JOBS_PREFER_WINDOW 8
 #define JOBS_PREFER_WAIT_MS 30000
-/* jobs_claim, but the oldest of the candidates above that prefer accepts
- * is claimed before older ones (prefer NULL: jobs_claim). */
-int jobs_claim_prefer(jobs_store *s, int64_t lease_ms, jobs_prefer_fn prefer, void *ctx, job *out,
+/* jobs_claim, but among the candidates above that fit, the oldest that
+ * prefer accepts is claimed before older ones (place NULL: jobs_claim). */
+int jobs_claim_placed(jobs_store *s, int64_t lease_ms, const jobs_placement *place, job *out,
                       char token[JOBS_TOKEN_MAX], int *claimed, cnet_error *err);
 
 /* The worker's writes, all fenced by token (JOBS_ESTALE when it lost the

@@ -8,6 +8,8 @@
  *   jobs_sqlite*.c       the embedded store (one file, one node; jobs_sqlite.h)
  *   jobs_check.c         SQLite's health checks and the emptied-store check
  *   jobs_pg*.c           the PostgreSQL store shared by many nodes (jobs_pg.h)
+ *   jobs_datasets.c      the datasets registry's calls (jobs_datasets.h); its
+ *                        SQL is in jobs_sqlite_datasets.c and jobs_pg_datasets.c
  *
  * Every backend call but ping runs with s->mu held (jobs.c takes it): one
  * connection, one transaction at a time; ping takes it itself (SQLite's
@@ -18,7 +20,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
-#include "server/store/jobs.h"
+#include "server/store/jobs_datasets.h"
 
 typedef struct jobs_pg jobs_pg; /* jobs_pg.c's connection state */
 
@@ -43,10 +45,9 @@ typedef struct jobs_leave {
     int requeued; /* out: JOBS_LEAVE_FAIL went back to queued */
 } jobs_leave;
 
-/* A claim's placement (jobs_claim_prefer): prefer NULL takes the oldest. */
+/* A claim's placement (jobs_claim_placed): none set takes the oldest. */
 typedef struct jobs_pick {
-    jobs_prefer_fn prefer;
-    void *ctx;
+    jobs_placement place;
 } jobs_pick;
 
 /* One queued job a claim may take, oldest first (strings borrowed from the
@@ -79,6 +80,14 @@ typedef struct jobs_backend {
     int (*leave)(jobs_store *s, const char *id, const char *token, jobs_leave *l, cnet_error *err);
     int (*rescue)(jobs_store *s, int all, int *rescued, cnet_error *err);
     int (*ping)(jobs_store *s, cnet_error *err); /* takes s->mu itself */
+    /* The datasets registry (jobs_datasets.h). ds_add inserts d unless its
+     * id exists; ds_list fills at most max ready rows, newest first. */
+    int (*ds_add)(jobs_store *s, const jobs_dataset *d, cnet_error *err);
+    int (*ds_ready)(jobs_store *s, const jobs_dataset *d, cnet_error *err);
+    int (*ds_get)(jobs_store *s, const char *id, jobs_dataset *out, cnet_error *err);
+    int (*ds_list)(jobs_store *s, jobs_dataset *out, int max, int *n, cnet_error *err);
+    int (*ds_remove)(jobs_store *s, const char *id, cnet_error *err);
+    int (*ds_adopt)(jobs_store *s, const jobs_dataset *d, int n, int *adopted, cnet_error *err);
 } jobs_backend;
 
 struct jobs_store {
@@ -126,11 +135,12 @@ job_state jobs_rules_rescue(int cancel_requested, int exhausted, int attempt, ch
 /* The state event's JSON text {"state", "attempt", "reason"?, "node"?}
  * (node: NULL or "" for none); the caller frees. */
 char *jobs_rules_state_json(job_state state, int attempt, const char *reason, const char *node);
-/* How many queued jobs a claim reads as candidates (1 without a preference). */
+/* How many queued jobs a claim reads as candidates (1 without placement). */
 int jobs_rules_window(const jobs_pick *pick);
-/* Which of the n >= 1 candidates c (oldest first) a claim takes at time now:
- * the oldest once it waited JOBS_PREFER_WAIT_MS, else the first one pick
- * prefers, else the oldest. */
+/* Which of the n >= 1 candidates c (oldest first) a claim takes at time now,
+ * among those that fit: the oldest once it waited JOBS_PREFER_WAIT_MS (if it
+ * fits), else the first one pick prefers, else the oldest that fits; -1 when
+ * none fits. */
 int jobs_rules_pick(const jobs_pick *pick, const jobs_candidate *c, int n, int64_t now);
 /* A checkpoint event's JSON text into buf[64]. */
 void jobs_rules_checkpoint_json(int64_t step, char buf[64]);
@@ -144,6 +154,13 @@ int jobs_rules_newer_schema(cnet_error *err, const char *where, int version);
 /* The reason of a cancel while queued, and the error code of a lost lease. */
 #define JOBS_REASON_CANCEL_QUEUED "cancelled while queued"
 #define JOBS_CODE_LEASE_EXPIRED "lease_expired"
+/* The datasets registry's rules: the LIKE pattern that finds a spec naming
+ * dataset id (specs are stored compact, "dataset":"<id>") into buf[64], the
+ * meta key that marks a store adopted, and the errors both backends return. */
+void jobs_rules_dataset_pattern(const char *id, char buf[64]);
+#define JOBS_META_DATASETS_ADOPTED "datasets_adopted"
+int jobs_rules_dataset_in_use(cnet_error *err, const char *id, const char *job_id);
+int jobs_rules_dataset_not_found(cnet_error *err, const char *id);
 /* A fresh job id "j_" + 32 hex digits, and a fresh fencing token. */
 int jobs_rules_new_id(char id[JOBS_ID_MAX], cnet_error *err);
 int jobs_rules_new_token(char token[JOBS_TOKEN_MAX], cnet_error *err);

@@ -50,6 +50,19 @@ static const char *const schema_v1[] = {
     "CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT)",
 };
 
+/* v2: the datasets registry (jobs_datasets.h). */
+static const char *const schema_v2[] = {
+    "CREATE TABLE datasets ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('uploading', 'ready')),"
+    " bytes BIGINT NOT NULL DEFAULT 0, files BIGINT NOT NULL DEFAULT 0,"
+    " report_json TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " CHECK ((state = 'ready') = (report_json IS NOT NULL)))",
+    "CREATE INDEX datasets_by_state ON datasets (state, created_at)",
+};
+
 static int conn_fail(jobs_store *s, PGconn *c, cnet_error *err, const char *what) {
     char msg[512];
     snprintf(msg, sizeof msg, "%s", c ? PQerrorMessage(c) : "out of memory");
@@ -217,6 +230,8 @@ static int migrate(jobs_store *s, cnet_error *err) {
     if (!rc && version == 0) rc = jobs_check_emptied(s, err);
     for (size_t i = 0; !rc && version < 1 && i < sizeof schema_v1 / sizeof schema_v1[0]; i++)
         rc = jobs_pg_exec(s, NULL, NULL, err, "schema v1", schema_v1[i], "");
+    for (size_t i = 0; !rc && version < 2 && i < sizeof schema_v2 / sizeof schema_v2[0]; i++)
+        rc = jobs_pg_exec(s, NULL, NULL, err, "schema v2", schema_v2[i], "");
     if (!rc && version < JOBS_SCHEMA_VERSION)
         rc =
             jobs_pg_exec(s, NULL, NULL, err, "schema version",
@@ -337,4 +352,10 @@ const jobs_backend jobs_pg_backend = {
     .leave = jobs_pg_leave,
     .rescue = jobs_pg_rescue,
     .ping = pg_ping,
+    .ds_add = jobs_pg_ds_add,
+    .ds_ready = jobs_pg_ds_ready,
+    .ds_get = jobs_pg_ds_get,
+    .ds_list = jobs_pg_ds_list,
+    .ds_remove = jobs_pg_ds_remove,
+    .ds_adopt = jobs_pg_ds_adopt,
 };

@@ -72,4 +72,12 @@ int jobs_pg_fenced(jobs_store *s, const char *id, const char *token, const jobs_
 int jobs_pg_leave(jobs_store *s, const char *id, const char *token, jobs_leave *l, cnet_error *err);
 int jobs_pg_rescue(jobs_store *s, int all, int *rescued, cnet_error *err);
 
+/* jobs_pg_datasets.c: the datasets registry (jobs_backend's ds_*). */
+int jobs_pg_ds_add(jobs_store *s, const jobs_dataset *d, cnet_error *err);
+int jobs_pg_ds_ready(jobs_store *s, const jobs_dataset *d, cnet_error *err);
+int jobs_pg_ds_get(jobs_store *s, const char *id, jobs_dataset *out, cnet_error *err);
+int jobs_pg_ds_list(jobs_store *s, jobs_dataset *out, int max, int *n, cnet_error *err);
+int jobs_pg_ds_remove(jobs_store *s, const char *id, cnet_error *err);
+int jobs_pg_ds_adopt(jobs_store *s, const jobs_dataset *d, int n, int *adopted, cnet_error *err);
+
 #endif

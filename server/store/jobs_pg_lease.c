@@ -36,7 +36,8 @@ static int pick_queued(jobs_store *s, const jobs_pick *pick, char id[JOBS_ID_MAX
     for (int i = 0; i < n; i++)
         c[i] = (jobs_candidate){PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
                                 jobs_pg_int(r, i, 3)};
-    if (n > 0) snprintf(id, JOBS_ID_MAX, "%s", c[jobs_rules_pick(pick, c, n, jobs_now(s))].id);
+    const int k = n > 0 ? jobs_rules_pick(pick, c, n, jobs_now(s)) : -1;
+    if (k >= 0) snprintf(id, JOBS_ID_MAX, "%s", c[k].id);
     PQclear(r);
     return 0;
 }

@@ -2,7 +2,7 @@
  * PostgreSQL): where a job goes when its worker fails, releases or loses
  * its lease (bounded attempts, RELIABILITY.md §2), the texts of the events a
  * client replays, fresh ids and fencing tokens, which queued job a claim
- * takes (placement: jobs_claim_prefer's window and age bound), and the errors
+ * takes (placement: jobs_claim_placed's fit, window and age bound), and the errors
  * both return.
  *
  * What it is not: SQL (each backend writes its own statements around these
@@ -82,6 +82,21 @@ int jobs_rules_newer_schema(cnet_error *err, const char *where, int version) {
                      where, version, JOBS_SCHEMA_VERSION);
 }
 
+void jobs_rules_dataset_pattern(const char *id, char buf[64]) {
+    snprintf(buf, 64, "%%\"dataset\":\"%.40s\"%%", id);
+}
+
+int jobs_rules_dataset_in_use(cnet_error *err, const char *id, const char *job_id) {
+    return cnet_fail(err, JOBS_ECONFLICT,
+                     "dataset %s is used by job %s, which is queued or running: cancel the job "
+                     "or wait for it to end, then delete the dataset",
+                     id, job_id);
+}
+
+int jobs_rules_dataset_not_found(cnet_error *err, const char *id) {
+    return cnet_fail(err, CNET_ENOTFOUND, "no dataset %s", id);
+}
+
 static int random_hex(char *out, int nbytes, cnet_error *err) {
     unsigned char raw[32];
     if (nbytes > (int)sizeof raw || RAND_bytes(raw, nbytes) != 1)
@@ -102,12 +117,23 @@ int jobs_rules_new_token(char token[JOBS_TOKEN_MAX], cnet_error *err) {
 }
 
 int jobs_rules_window(const jobs_pick *pick) {
-    return pick && pick->prefer ? JOBS_PREFER_WINDOW : 1;
+    return pick && (pick->place.prefer || pick->place.fits) ? JOBS_PREFER_WINDOW : 1;
+}
+
+static int fits(const jobs_pick *pick, const jobs_candidate *c) {
+    return !pick || !pick->place.fits || pick->place.fits(pick->place.ctx, c->kind, c->spec);
 }
 
 int jobs_rules_pick(const jobs_pick *pick, const jobs_candidate *c, int n, int64_t now) {
-    if (!pick || !pick->prefer || now - c[0].created_at >= JOBS_PREFER_WAIT_MS) return 0;
+    if (n > JOBS_PREFER_WINDOW) n = JOBS_PREFER_WINDOW;
+    int ok[JOBS_PREFER_WINDOW], first = -1;
     for (int i = 0; i < n; i++)
-        if (pick->prefer(pick->ctx, c[i].kind, c[i].spec)) return i;
-    return 0;
+        if ((ok[i] = fits(pick, &c[i])) && first < 0) first = i;
+    /* none fits; no preference; or the oldest that fits waited long enough */
+    if (first < 0 || !pick || !pick->place.prefer ||
+        now - c[first].created_at >= JOBS_PREFER_WAIT_MS)
+        return first;
+    for (int i = first; i < n; i++)
+        if (ok[i] && pick->place.prefer(pick->place.ctx, c[i].kind, c[i].spec)) return i;
+    return first;
 }

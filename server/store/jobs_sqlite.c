@@ -45,6 +45,19 @@ static const char *const schema_v1[] = {
     "CREATE TABLE meta (k TEXT PRIMARY KEY, v)",
 };
 
+/* v2: the datasets registry (jobs_datasets.h). */
+static const char *const schema_v2[] = {
+    "CREATE TABLE datasets ("
+    " id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('uploading', 'ready')),"
+    " bytes INTEGER NOT NULL DEFAULT 0, files INTEGER NOT NULL DEFAULT 0,"
+    " report_json TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " CHECK ((state = 'ready') = (report_json IS NOT NULL)))",
+    "CREATE INDEX datasets_by_state ON datasets (state, created_at)",
+};
+
 int jobs_db_fail(jobs_store *s, int rc, cnet_error *err, const char *what) {
     int code = CNET_EIO;
     if ((rc & 0xff) == SQLITE_NOMEM) code = CNET_ENOMEM;
@@ -194,9 +207,13 @@ static int migrate(jobs_store *s, cnet_error *err) {
     if (version == 0 && (rc = jobs_check_emptied(s, err))) return rc;
     if (version > JOBS_SCHEMA_VERSION) return jobs_rules_newer_schema(err, s->db_path, version);
     if ((rc = jobs_begin(s, err))) return rc;
-    for (size_t i = 0; i < sizeof schema_v1 / sizeof schema_v1[0] && !rc; i++)
+    for (size_t i = 0; version < 1 && i < sizeof schema_v1 / sizeof schema_v1[0] && !rc; i++)
         rc = jobs_exec(s, NULL, err, schema_v1[i], "");
-    if (!rc) rc = jobs_exec(s, NULL, err, "PRAGMA user_version = 1", "");
+    for (size_t i = 0; version < 2 && i < sizeof schema_v2 / sizeof schema_v2[0] && !rc; i++)
+        rc = jobs_exec(s, NULL, err, schema_v2[i], "");
+    char set[64];
+    snprintf(set, sizeof set, "PRAGMA user_version = %d", JOBS_SCHEMA_VERSION);
+    if (!rc) rc = jobs_exec(s, NULL, err, set, "");
     if (rc) {
         jobs_rollback(s);
         return rc;
@@ -449,4 +466,10 @@ const jobs_backend jobs_sqlite_backend = {
     .leave = jobs_sqlite_leave,
     .rescue = jobs_sqlite_rescue,
     .ping = jobs_sqlite_ping,
+    .ds_add = jobs_sqlite_ds_add,
+    .ds_ready = jobs_sqlite_ds_ready,
+    .ds_get = jobs_sqlite_ds_get,
+    .ds_list = jobs_sqlite_ds_list,
+    .ds_remove = jobs_sqlite_ds_remove,
+    .ds_adopt = jobs_sqlite_ds_adopt,
 };

@@ -40,6 +40,15 @@ int jobs_sqlite_leave(jobs_store *s, const char *id, const char *token, jobs_lea
                       cnet_error *err);
 int jobs_sqlite_rescue(jobs_store *s, int all, int *rescued, cnet_error *err);
 
+/* jobs_sqlite_datasets.c: the datasets registry (jobs_backend's ds_*). */
+int jobs_sqlite_ds_add(jobs_store *s, const jobs_dataset *d, cnet_error *err);
+int jobs_sqlite_ds_ready(jobs_store *s, const jobs_dataset *d, cnet_error *err);
+int jobs_sqlite_ds_get(jobs_store *s, const char *id, jobs_dataset *out, cnet_error *err);
+int jobs_sqlite_ds_list(jobs_store *s, jobs_dataset *out, int max, int *n, cnet_error *err);
+int jobs_sqlite_ds_remove(jobs_store *s, const char *id, cnet_error *err);
+int jobs_sqlite_ds_adopt(jobs_store *s, const jobs_dataset *d, int n, int *adopted,
+                         cnet_error *err);
+
 /* jobs_check.c: a damaged file (quick_check) is refused at open with
  * CNET_EFORMAT saying how to recover; the readiness ping (takes s->mu). */
 int jobs_check_damaged(jobs_store *s, cnet_error *err);

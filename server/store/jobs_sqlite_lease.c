@@ -38,8 +38,8 @@ static int pick_queued(jobs_store *s, const jobs_pick *pick, char id[JOBS_ID_MAX
     }
     if (!rc && step != SQLITE_DONE) rc = jobs_db_fail(s, step, err, "claim");
     sqlite3_finalize(st);
-    if (!rc && n > 0)
-        snprintf(id, JOBS_ID_MAX, "%s", c[jobs_rules_pick(pick, c, n, jobs_now(s))].id);
+    const int taken = !rc && n > 0 ? jobs_rules_pick(pick, c, n, jobs_now(s)) : -1;
+    if (taken >= 0) snprintf(id, JOBS_ID_MAX, "%s", c[taken].id);
     for (int i = 0; i < n; i++)
         for (int k = 0; k < 3; k++) free(text[i][k]);
     return rc;

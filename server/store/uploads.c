@@ -221,9 +221,7 @@ static int store_parquet(const char *path, int root, extract_state *x, cnet_erro
     return rc;
 }
 
-/* Keeps a client's file name as metadata only: no separators, controls or
- * leading dots, at most 255 bytes. */
-static void sanitize_name(const char *in, char out[256]) {
+void upload_sanitize_name(const char *in, char out[256]) {
     size_t n = 0;
     for (; in && *in && n < 255; in++) {
         unsigned char c = (unsigned char)*in;
@@ -306,14 +304,23 @@ static void strip_prefix(char *msg, const char *prefix) {
         memmove(at, at + n + 1, strlen(at + n + 1) + 1);
 }
 
-int upload_ingest(const char *archive_path, const char *datasets_dir, const char *name,
-                  const upload_limits *lim, char id[UPLOAD_ID_MAX], json_t **report,
-                  cnet_error *err) {
-    *report = NULL;
+int upload_new_id(char id[UPLOAD_ID_MAX], cnet_error *err) {
     unsigned char raw[16];
     if (RAND_bytes(raw, sizeof raw) != 1) return cnet_fail(err, CNET_EIO, "no random bytes");
     strcpy(id, "d_");
     for (int i = 0; i < 16; i++) sprintf(id + 2 + 2 * i, "%02x", raw[i]);
+    return 0;
+}
+
+int upload_valid_id(const char *id) {
+    if (strncmp(id, "d_", 2) != 0 || strlen(id) != 34) return 0;
+    return strspn(id + 2, "0123456789abcdef") == 32;
+}
+
+int upload_ingest(const char *archive_path, const char *datasets_dir, const char *name,
+                  const upload_limits *lim, const char *id, json_t **report, cnet_error *err) {
+    *report = NULL;
+    if (!upload_valid_id(id)) return cnet_fail(err, CNET_EINVAL, "'%.64s' is not a dataset id", id);
     char partial[4096], final[4096];
     if ((size_t)snprintf(partial, sizeof partial, "%s/.partial-%s", datasets_dir, id) >=
             sizeof partial ||
@@ -337,7 +344,7 @@ int upload_ingest(const char *archive_path, const char *datasets_dir, const char
     if (rc && err && parquet) cnet_error_prefix(err, "the uploaded Parquet file");
     if (!rc) {
         char clean[256], when[32];
-        sanitize_name(name, clean);
+        upload_sanitize_name(name, clean);
         time_t now = time(NULL);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         json_object_set_new(rep, "id", json_string(id));
@@ -366,7 +373,19 @@ static int by_created_desc(const void *a, const void *b) {
     return strcmp(y ? y : "", x ? x : "");
 }
 
-int upload_list(const char *datasets_dir, json_t **out, cnet_error *err) {
+int upload_remove(const char *datasets_dir, const char *id, cnet_error *err) {
+    if (!upload_valid_id(id)) return cnet_fail(err, CNET_EINVAL, "'%.64s' is not a dataset id", id);
+    char final[4096], gone[4096];
+    if ((size_t)snprintf(final, sizeof final, "%s/%s", datasets_dir, id) >= sizeof final ||
+        (size_t)snprintf(gone, sizeof gone, "%s/.deleted-%s", datasets_dir, id) >= sizeof gone)
+        return cnet_fail(err, CNET_ELIMIT, "datasets dir path too long");
+    if (rename(final, gone) != 0 && errno != ENOENT)
+        return cnet_fail(err, CNET_EIO, "removing dataset %s: %s", id, strerror(errno));
+    remove_tree(gone);
+    return 0;
+}
+
+int upload_scan(const char *datasets_dir, json_t **out, cnet_error *err) {
     *out = json_array();
     if (!*out) return cnet_fail(err, CNET_ENOMEM, "out of memory");
     DIR *d = opendir(datasets_dir);

@@ -1,8 +1,10 @@
 /* Uploaded training datasets: safe extraction of a tar/zip archive (or the
  * store of one Parquet file) into a fresh folder under the datasets dir, the
  * check that it is a ControlNet dataset, and previews of its first samples.
+ * Which datasets exist, and whether they are usable, is the job store's
+ * (server/store/jobs_datasets.h); the files live here.
  * The map header of the dataset subsystem:
- *   uploads.c          ingest (extract or store, check, report) and the list
+ *   uploads.c          ingest (extract or store, check, report), removal, the scan
  *   uploads_preview.c  the first samples' captions and image bytes
  *
  * What it is not: no HTTP (server/http/http_datasets.c streams the upload to a
@@ -39,20 +41,37 @@ typedef struct upload_limits {
 
 #define UPLOAD_DEFAULT_LIMITS ((upload_limits){100000, 8LL << 30, 200})
 
-/* Extracts archive_path (or stores it, a Parquet file) into a new dataset,
- * checks it, writes its report and returns the id and (owned by the caller)
- * the report: format, index, root, samples, entries, bytes, and for Parquet
- * the columns of its first train shard. On failure nothing is left under
- * datasets_dir; CNET_EFORMAT/CNET_EINVAL mean a bad archive or dataset (400),
- * CNET_ELIMIT a cap (413), UPLOAD_ENOSPC a full disk (507). Messages name
- * files relative to the dataset, never the server's folders. name: the
- * client's file name, kept sanitized as metadata only (may be NULL). */
-int upload_ingest(const char *archive_path, const char *datasets_dir, const char *name,
-                  const upload_limits *lim, char id[UPLOAD_ID_MAX], json_t **report,
-                  cnet_error *err);
+/* A fresh dataset id, "d_" + 32 hex digits, for upload_ingest. */
+int upload_new_id(char id[UPLOAD_ID_MAX], cnet_error *err);
+/* Whether id has that shape (and so names a folder below the datasets dir). */
+int upload_valid_id(const char *id);
 
-/* The reports of every dataset, newest first (owned by the caller). */
-int upload_list(const char *datasets_dir, json_t **out, cnet_error *err);
+/* Extracts archive_path (or stores it, a Parquet file) into the new dataset
+ * id (upload_new_id's; the caller registers it in the store first,
+ * server/store/jobs_datasets.h), checks it, writes its report and returns
+ * (owned by the caller) the report: id, format, index, root, samples,
+ * entries, bytes, created_at, original_name, and for Parquet the columns of
+ * its first train shard. On failure nothing is left under datasets_dir;
+ * CNET_EFORMAT/CNET_EINVAL mean a bad archive or dataset (400), CNET_ELIMIT
+ * a cap (413), UPLOAD_ENOSPC a full disk (507). Messages name files
+ * relative to the dataset, never the server's folders. name: the client's
+ * file name, kept sanitized as metadata only (may be NULL). */
+int upload_ingest(const char *archive_path, const char *datasets_dir, const char *name,
+                  const upload_limits *lim, const char *id, json_t **report, cnet_error *err);
+
+/* The client's file name as kept: no separators, controls or leading dots,
+ * at most 255 bytes (the report's original_name and the store's name). */
+void upload_sanitize_name(const char *in, char out[256]);
+
+/* Removes dataset id's folder: renamed out of the way first (one atomic
+ * step on the shared dir, so no reader sees half a dataset), then deleted.
+ * A folder already gone is not an error. */
+int upload_remove(const char *datasets_dir, const char *id, cnet_error *err);
+
+/* The reports of every complete dataset folder on disk (owned by the
+ * caller): what a data dir held before the store registered datasets, for
+ * jobs_dataset_adopt. Listings read the store, not this. */
+int upload_scan(const char *datasets_dir, json_t **out, cnet_error *err);
 
 /* One sample of an uploaded dataset as the trainer reads it (listing order,
  * first caption). Owned by the caller: upload_samples_free. */

@@ -14,12 +14,6 @@
 #include "engine/data/dataset.h"
 #include "server/store/uploads.h"
 
-/* "d_" and 32 lowercase hex digits, as upload_ingest names them. */
-static int valid_id(const char *id) {
-    if (strncmp(id, "d_", 2) != 0 || strlen(id) != 34) return 0;
-    return strspn(id + 2, "0123456789abcdef") == 32;
-}
-
 static uint8_t *copy_bytes(const uint8_t *p, size_t n) {
     uint8_t *out = malloc(n ? n : 1);
     if (out) memcpy(out, p, n);
@@ -49,7 +43,7 @@ static int keep(upload_sample *o, const dataset_sample *s, int with_bytes, cnet_
 int upload_samples(const char *datasets_dir, const char *id, int64_t first, int count,
                    int with_bytes, upload_sample *out, int *n, cnet_error *err) {
     *n = 0;
-    if (!valid_id(id)) return cnet_fail(err, CNET_ENOTFOUND, "no dataset %.64s", id);
+    if (!upload_valid_id(id)) return cnet_fail(err, CNET_ENOTFOUND, "no dataset %.64s", id);
     if (first < 0 || count < 0 || first + count > UPLOAD_PREVIEW_MAX)
         return cnet_fail(err, CNET_ENOTFOUND,
                          "a preview shows samples 0 to %d; sample %lld is past it",

@@ -42,7 +42,7 @@ struct pool {
     pool_runner run;
     void *user;
     int (*can_claim)(void *user, cnet_error *err); /* optional */
-    jobs_prefer_fn prefer;                         /* optional */
+    jobs_placement place;                          /* prefer, fits: optional */
     char *hide[2];                                 /* pool_config's data_dir, models_dir */
     int64_t lease_ms;
     pthread_t worker, heartbeat;
@@ -269,7 +269,7 @@ static void *worker_main(void *arg) {
         }
         refused = 0;
         const int64_t t0 = mono_ms();
-        if (jobs_claim_prefer(p->store, p->lease_ms, p->prefer, p->user, &j, token, &claimed, &err))
+        if (jobs_claim_placed(p->store, p->lease_ms, &p->place, &j, token, &claimed, &err))
             fprintf(stderr, "pool: claim: %s\n", err.msg);
         if (!claimed) {
             seen = jobs_wait(p->store, seen, POOL_IDLE_WAIT_MS);
@@ -317,7 +317,8 @@ int pool_start(pool **out, jobs_store *store, pool_runner run, void *user, const
     p->store = store, p->run = run, p->user = user;
     p->lease_ms = cfg && cfg->lease_ms > 0 ? cfg->lease_ms : JOBS_DEFAULT_LEASE_MS;
     p->can_claim = cfg ? cfg->can_claim : NULL;
-    p->prefer = cfg ? cfg->prefer : NULL;
+    p->place = (jobs_placement){
+        .prefer = cfg ? cfg->prefer : NULL, .fits = cfg ? cfg->fits : NULL, .ctx = user};
     const char *hide[2] = {cfg ? cfg->data_dir : NULL, cfg ? cfg->models_dir : NULL};
     for (int i = 0; i < 2; i++)
         if (hide[i] && !(p->hide[i] = strdup(hide[i]))) {

@@ -80,8 +80,10 @@ typedef struct pool_config {
     int (*can_claim)(void *user, cnet_error *err);
     /* Placement (optional, with the runner's user): whether this worker would
      * rather run a queued job, claimed before older ones within the store's
-     * bound (jobs_claim_prefer; e.g. its base model is already loaded). */
-    jobs_prefer_fn prefer;
+     * bound (e.g. its base model is already loaded), and whether it can run
+     * it at all (e.g. its memory need fits the node's): a job that does not
+     * fit is left queued for another node (jobs_claim_placed). */
+    jobs_prefer_fn prefer, fits;
     /* The error a failed job keeps is shown to API clients: paths under
      * these folders are written relative to them (NULL: none). */
     const char *data_dir, *models_dir;

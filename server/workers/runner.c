@@ -10,6 +10,7 @@
 #include "api/api.h"
 #include "api/hub_ref.h"
 #include "server/workers/gen_spec.h"
+#include "server/workers/job_memory.h"
 
 /* image_<i>.png with the parameters text chunk, written atomically. */
 static int write_images(runner_job *x, const gen_spec *gs, const generate_result *im) {
@@ -125,18 +126,33 @@ int runner_can_claim(void *user, cnet_error *err) {
     return worker_failure(cfg->engine, err);
 }
 
-int runner_prefers(void *user, const char *kind, const char *spec_json) {
-    const runner_config *cfg = user;
+/* The folder of the job's base model (a train spec's
+ * pretrained_model_name_or_path, a generate spec's model; an hf:// one from
+ * the Hub cache) into dir; 0 when it is not known here (not downloaded). */
+static int spec_model_dir(const runner_config *cfg, const char *kind, const char *spec_json,
+                          char dir[HUB_PATH_MAX]) {
     json_t *spec = json_loads(spec_json, 0, NULL);
     const char *model = json_string_value(json_object_get(
         spec, strcmp(kind, "train") == 0 ? "pretrained_model_name_or_path" : "model"));
-    char dir[HUB_PATH_MAX];
     int ok = model != NULL;
     if (ok && hub_ref_is_hub(model))
         ok = hub_model_cached(model, HUB_MODEL_PIPELINE, dir, NULL) == 0;
     else if (ok)
-        ok = snprintf(dir, sizeof dir, "%s/%s", cfg->models_dir, model) < (int)sizeof dir;
-    ok = ok && worker_base_loaded(cfg->engine, dir);
+        ok = snprintf(dir, HUB_PATH_MAX, "%s/%s", cfg->models_dir, model) < HUB_PATH_MAX;
     json_decref(spec);
     return ok;
+}
+
+int runner_prefers(void *user, const char *kind, const char *spec_json) {
+    const runner_config *cfg = user;
+    char dir[HUB_PATH_MAX];
+    return spec_model_dir(cfg, kind, spec_json, dir) && worker_base_loaded(cfg->engine, dir);
+}
+
+int runner_fits(void *user, const char *kind, const char *spec_json) {
+    const runner_config *cfg = user;
+    char dir[HUB_PATH_MAX];
+    int64_t need;
+    if (cfg->memory_limit <= 0 || !spec_model_dir(cfg, kind, spec_json, dir)) return 1;
+    return job_memory_need(dir, kind, &need, NULL) != 0 || need <= cfg->memory_limit;
 }

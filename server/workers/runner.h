@@ -32,6 +32,7 @@ typedef struct runner_config {
     const char *datasets_dir; /* uploaded datasets: <id>/files */
     const char *data_root;    /* NULL, or the folder dataset paths must stay under */
     const char *inputs_dir;   /* control images of generate jobs */
+    int64_t memory_limit;     /* --memory-limit: bytes a job may need here; 0: no limit */
 } runner_config;
 
 /* A pool_runner; user is a runner_config. */
@@ -43,6 +44,11 @@ int runner_can_claim(void *user, cnet_error *err);
  * spec's pretrained_model_name_or_path, a generate spec's model; an hf://
  * one from the Hub cache) is already loaded on this engine. */
 int runner_prefers(void *user, const char *kind, const char *spec_json);
+/* The pool's fits (placement): whether the job's estimated memory need
+ * (server/workers/job_memory.h) is within cfg->memory_limit. A job whose
+ * model is not on this node's disk yet (an hf:// one not downloaded), or
+ * cannot be sized, fits: its attempt finds out. */
+int runner_fits(void *user, const char *kind, const char *spec_json);
 
 /* What a job's run needs (internal to runner*.c). */
 typedef struct runner_job {

@@ -36,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(datasets, sizeof datasets, "%s/datasets", fuzz_dir());
     json_t *report = NULL;
     cnet_error err = {0};
+    if (upload_new_id(id, &err)) abort();
     const int rc = upload_ingest(archive, datasets, "upload.tar", &limits, id, &report, &err);
     list_dir(fuzz_dir(), seen, sizeof seen);
     if (strcmp(seen, "upload.tar/datasets/") && strcmp(seen, "datasets/upload.tar/")) {

@@ -2,7 +2,11 @@
  * libcurl: the auth matrix walked from api/openapi.yaml, the job routes
  * (create/get/list/cancel/artifacts/events), idempotency, the queue cap,
  * body-size sweeps around each limit (Content-Length and chunked), a corpus
- * of bad JSON, durable acceptance across kill -9, and graceful SIGTERM. */
+ * of bad JSON, durable acceptance across kill -9, and graceful SIGTERM;
+ * the dataset routes against the store's own rows (read through a second
+ * connection): an upload registered ready, delete refused while a queued
+ * job uses it, and a dataset whose row is not ready (an upload cut after
+ * its folder was complete) neither listed, shown, previewed nor trainable. */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,9 +15,11 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "server/store/jobs_datasets.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 #include "tests/lib/lib_server.h"
+#include "tests/lib/lib_store.h"
 
 static char dir[512], data[600];
 static test_server srv;
@@ -417,6 +423,112 @@ static void test_server_queue_cap(void) {
           s2, s3, after);
 }
 
+/* Uploads the tar at path; its id into id ("" on failure); the status. */
+static long upload(const char *path, char id[64]) {
+    size_t len;
+    char *bytes = file_read(path, &len);
+    http_resp r;
+    http_do(&srv, "POST", "/v1/datasets?name=fill.tar", T, NULL, bytes, bytes ? len : 0, 0, &r);
+    free(bytes);
+    json_t *v = body_json(&r);
+    snprintf(id, 64, "%s", json_string_value(json_object_get(v, "id")) ?: "");
+    json_decref(v);
+    long status = r.status;
+    if (status != 201) printf("    upload: %ld %s\n", status, r.body);
+    http_resp_free(&r);
+    return status;
+}
+
+static long job_on(const char *dataset, char id[64], char msg[512]) {
+    char body[300];
+    snprintf(body, sizeof body, "{\"pretrained_model_name_or_path\": \"sd\", \"dataset\": \"%s\"}",
+             dataset);
+    http_resp r;
+    http_do(&srv, "POST", "/v1/jobs", T, NULL, body, strlen(body), 0, &r);
+    json_t *v = body_json(&r);
+    snprintf(id, 64, "%s", json_string_value(json_object_get(v, "id")) ?: "");
+    snprintf(msg, 512, "%s", r.body ? r.body : "");
+    json_decref(v);
+    long status = r.status;
+    http_resp_free(&r);
+    return status;
+}
+
+/* The status of method path, its body into body[1024]. */
+static long call(const char *method, const char *path, char body[1024]) {
+    http_resp r;
+    http_do(&srv, method, path, T, NULL, NULL, 0, 0, &r);
+    snprintf(body, 1024, "%s", r.body ? r.body : "");
+    long status = r.status;
+    http_resp_free(&r);
+    return status;
+}
+
+static void test_server_datasets_in_store(void) {
+    char cmd[4096], fill[700], tar[700], where[700], id[64], id2[64], jid[64], msg[512];
+    char body[1024], path[200];
+    const char *build = getenv("BUILD");
+    snprintf(fill, sizeof fill, "%s/fill", dir);
+    snprintf(tar, sizeof tar, "%s/fill.tar", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s/cnet dataset make-fill --n 2 --size 16 --out %s >/dev/null 2>&1 && "
+             "tar -C %s -cf %s .",
+             build && *build ? build : "build", fill, fill, tar);
+    CHECK(system(cmd) == 0, "make and tar a fill dataset");
+    CHECK(upload(tar, id) == 201 && id[0], "upload");
+    /* the truth: the store's row, through a connection of the test's own */
+    if (store_test_url())
+        snprintf(where, sizeof where, "%s", store_test_url());
+    else
+        snprintf(where, sizeof where, "%s/jobs.db", data);
+    char jd[700];
+    snprintf(jd, sizeof jd, "%s/jobs", data);
+    jobs_store *store = NULL;
+    CHECK(jobs_open(&store, where, jd, NULL) == 0, "open the server's store");
+    jobs_dataset d;
+    EXPECT(jobs_dataset_get(store, id, &d, NULL) == 0 && d.state == JOBS_DATASET_READY &&
+               d.bytes > 0 && !strcmp(d.name, "fill.tar"),
+           "the store has %s ready", id);
+    jobs_dataset_clear(&d);
+    snprintf(path, sizeof path, "/v1/datasets/%s", id);
+    EXPECT(call("GET", path, body) == 200 && strstr(body, id), "GET %s: %s", path, body);
+    EXPECT(call("GET", "/v1/datasets", body) == 200 && strstr(body, id), "listed: %s", body);
+    /* a queued jid on it (--device none: it stays queued) keeps it */
+    CHECK(job_on(id, jid, msg) == 202, "a job on the upload: %s", msg);
+    EXPECT(call("DELETE", path, body) == 409 && strstr(body, jid) && strstr(body, "conflict"),
+           "delete while job %s is queued: %s", jid, body);
+    char cancel[200];
+    snprintf(cancel, sizeof cancel, "/v1/jobs/%s/cancel", jid);
+    CHECK(call("POST", cancel, body) == 200, "cancel: %s", body);
+    EXPECT(call("DELETE", path, body) == 200, "delete once the job ended: %s", body);
+    EXPECT(call("GET", path, body) == 404, "GET after delete: %s", body);
+    EXPECT(call("GET", "/v1/datasets", body) == 200 && !strstr(body, id), "not listed: %s", body);
+    EXPECT(jobs_dataset_get(store, id, &d, NULL) == CNET_ENOTFOUND, "the row is gone");
+    char folder[900];
+    snprintf(folder, sizeof folder, "%s/datasets/%s", data, id);
+    struct stat st;
+    EXPECT(stat(folder, &st) != 0, "the folder is gone");
+    EXPECT(job_on(id, jid, msg) == 400 && strstr(msg, "not_found"), "a job on it: %s", msg);
+    EXPECT(call("DELETE", path, body) == 404, "deleting twice: %s", body);
+    /* a complete folder whose row is not ready (a node cut between the two) */
+    CHECK(upload(tar, id2) == 201, "a second upload");
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "UPDATE datasets SET state = 'uploading', report_json = NULL WHERE id = '%s'", id2);
+    CHECK(store_test_sql(where, sql) == 0, "its row back to uploading, behind the server's back");
+    snprintf(path, sizeof path, "/v1/datasets/%s", id2);
+    EXPECT(call("GET", path, body) == 404 && strstr(body, "uploaded"), "GET: %s", body);
+    EXPECT(call("GET", "/v1/datasets", body) == 200 && !strstr(body, id2), "listed: %s", body);
+    snprintf(path, sizeof path, "/v1/datasets/%s/samples", id2);
+    EXPECT(call("GET", path, body) == 404, "samples: %s", body);
+    EXPECT(job_on(id2, jid, msg) == 400 && strstr(msg, "not_found"), "a job on it: %s", msg);
+    snprintf(path, sizeof path, "/v1/datasets/%s", id2);
+    EXPECT(call("DELETE", path, body) == 200, "a cut upload can be deleted: %s", body);
+    snprintf(folder, sizeof folder, "%s/datasets/%s", data, id2);
+    EXPECT(stat(folder, &st) != 0, "its folder too");
+    jobs_close(store);
+}
+
 static void test_server_ops_routes(void) {
     http_resp r;
     http_do(&srv, "GET", "/healthz", NULL, NULL, NULL, 0, 0, &r);
@@ -501,6 +613,7 @@ int main(int argc, char **argv) {
     RUN(test_server_bad_json_corpus);
     RUN(test_server_body_limit_sweeps);
     RUN(test_server_queue_cap);
+    RUN(test_server_datasets_in_store);
     RUN(test_server_ops_routes);
     RUN(test_server_durable_acceptance_and_sigterm);
     if (srv.pid) server_stop(&srv, SIGKILL, 1000);

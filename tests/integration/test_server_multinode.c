@@ -11,8 +11,13 @@
  *     two nodes at once (each claim's event names its node), with the same
  *     final weights (sha256), which are the reference of the tests below;
  *     each job's weights are served by the node that did not run it;
- *   - a dataset uploaded through one node is listed by the other, and a job
- *     on it accepted there trains to the reference weights;
+ *   - a dataset uploaded through one node is listed by the other (the
+ *     store's row), and a job on it accepted there trains to the reference
+ *     weights; it is deleted through the other node, and gone for both;
+ *   - kill -9 of a node in the middle of an upload (half the body sent)
+ *     leaves no dataset that any node lists;
+ *   - placement by memory: a node whose --memory-limit is below a training
+ *     job's estimated need never claims it; the node it fits runs it;
  *   - SSE through a node that does not run the job follows it to the end
  *     (progress events written by the other node, then succeeded);
  *   - kill -9 of the node running a job: another node rescues it once its
@@ -39,7 +44,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/store/jobs.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "server/store/jobs_datasets.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 #include "tests/lib/lib_server.h"
@@ -153,6 +162,20 @@ static int claims(const char *id, int *n_claims, int *n_succeeded) {
     }
     jobs_events_free(ev, n);
     return who;
+}
+
+/* How many of the job's claims name node k. */
+static int claims_by(const char *id, int k) {
+    jobs_event *ev;
+    int n, count = 0;
+    char name[128];
+    snprintf(name, sizeof name, "\"node\":\"%s:%d\"", host, node[k].port);
+    if (jobs_events(store, id, 0, EVENTS_MAX, &ev, &n, NULL)) return -1;
+    for (int i = 0; i < n; i++)
+        count += !strcmp(ev[i].type, "state") && strstr(ev[i].data_json, "\"running\"") &&
+                 strstr(ev[i].data_json, name);
+    jobs_events_free(ev, n);
+    return count;
 }
 
 /* Waits until the job runs past step `past` and returns its node, -1 on timeout. */
@@ -323,6 +346,84 @@ static void test_dataset_through_another_node(void) {
     CHECK(wait_state(job_id, JOB_SUCCEEDED, JOB_WAIT_S) == 0, "the job succeeded");
     CHECK(weights_sha(job_id, sha) == 0 && !strcmp(sha, ref_sha),
           "the uploaded copy trains as the folder did: %s vs %s", sha, ref_sha);
+    /* deleted through the node that did not take the upload */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/datasets/%s", id);
+    http_do(&node[1], "DELETE", path, T, NULL, NULL, 0, 0, &r);
+    EXPECT(r.status == 200, "delete through node 1: %ld %.200s", r.status, r.body ? r.body : "");
+    http_resp_free(&r);
+    http_do(&node[0], "GET", "/v1/datasets", T, NULL, NULL, 0, 0, &r);
+    EXPECT(r.status == 200 && r.body && !strstr(r.body, id), "node 0 lists it no more");
+    http_resp_free(&r);
+    http_do(&node[0], "GET", path, T, NULL, NULL, 0, 0, &r);
+    EXPECT(r.status == 404, "GET through node 0 after the delete: %ld", r.status);
+    http_resp_free(&r);
+    jobs_dataset d;
+    EXPECT(jobs_dataset_get(store, id, &d, NULL) == CNET_ENOTFOUND, "the store's row is gone");
+}
+
+/* The ready datasets the store holds (the truth, beside what nodes list). */
+static int store_datasets(void) {
+    jobs_dataset *rows;
+    int n;
+    if (jobs_dataset_list(store, &rows, &n, NULL)) return -1;
+    for (int i = 0; i < n; i++) jobs_dataset_clear(&rows[i]);
+    free(rows);
+    return n;
+}
+
+/* Sends POST /v1/datasets to node i announcing len bytes but sending only
+ * the first half of them; returns the socket (left open), -1 on failure. */
+static int upload_half(int i, const char *bytes, size_t len) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)node[i].port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "POST /v1/datasets?name=half.tar HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Authorization: Bearer %s\r\nContent-Length: %zu\r\n\r\n",
+                     T, len);
+    if (write(fd, head, (size_t)n) != n || write(fd, bytes, len / 2) != (ssize_t)(len / 2)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* kill -9 of a node in the middle of an upload: no node lists a dataset
+ * from it, before or after the node is back. */
+static void test_upload_cut_by_kill9(void) {
+    char tar[700];
+    snprintf(tar, sizeof tar, "%s/fill.tar", dir);
+    size_t len;
+    char *bytes = file_read(tar, &len);
+    CHECK(bytes, "read %s (made by test_dataset_through_another_node)", tar);
+    const int before = store_datasets();
+    CHECK(before >= 0, "the store's datasets");
+    const int fd = upload_half(0, bytes, len);
+    free(bytes);
+    CHECK(fd >= 0, "half an upload sent to node 0");
+    CHECK(server_stop(&node[0], SIGKILL, 5000) == 128 + SIGKILL, "kill -9 node 0 mid-upload");
+    close(fd);
+    http_resp r;
+    http_do(&node[1], "GET", "/v1/datasets", T, NULL, NULL, 0, 0, &r);
+    json_t *v = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    EXPECT(v && (int)json_array_size(json_object_get(v, "datasets")) == before,
+           "node 1 lists %d datasets, as before: %.300s", before, r.body ? r.body : "");
+    json_decref(v);
+    http_resp_free(&r);
+    EXPECT(store_datasets() == before, "the store has no new ready dataset");
+    CHECK(start(0) == 0, "restart node 0");
+    http_do(&node[0], "GET", "/v1/datasets", T, NULL, NULL, 0, 0, &r);
+    v = r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    EXPECT(v && (int)json_array_size(json_object_get(v, "datasets")) == before,
+           "restarted node 0 lists %d datasets: %.300s", before, r.body ? r.body : "");
+    json_decref(v);
+    http_resp_free(&r);
 }
 
 typedef struct sse_call {
@@ -371,6 +472,42 @@ static void test_sse_through_another_node(void) {
 
 /* Restarts node i (on its old data dir, a new port). */
 static int restart(int i) { return start(i); }
+
+/* The tiny model's training need (server/workers/job_memory.h): its weights
+ * (unet 3.2 MB, vae 0.7 MB, text encoder 0.2 MB) plus four copies of the
+ * UNet, about 16.9 MB; a node limited to 8 MB runs none of its train jobs. */
+#define SMALL_NODE_MEMORY "8000000"
+
+/* Placement by memory: node 0 restarted with --memory-limit below a train
+ * job's need; with node 1 stopped for a lease's length the job stays queued
+ * (node 0 was woken by it and passed it over), and once node 1 is back it
+ * runs there; node 0 never claims it. (Node 1 may claim it twice: a node
+ * stopped between reading its clock and its claim counts the lease as lost
+ * at once and lets it expire, pool.c's held_until.) */
+static void test_placement_by_memory(void) {
+    CHECK(server_stop(&node[0], SIGTERM, 10000) == 0, "stop node 0");
+    const char *const args[] = {
+        "--models", models,           "--data-root",     dir, "--device", "cpu", "--lease",
+        LEASE_S,    "--memory-limit", SMALL_NODE_MEMORY, NULL};
+    CHECK(server_start(&node[0], data, args) == 0, "node 0 with --memory-limit %s",
+          SMALL_NODE_MEMORY);
+    char id[64];
+    kill(node[1].pid, SIGSTOP);
+    const int sent = submit_train(&node[0], id);
+    int queued = sent == 0;
+    for (int k = 0; queued && k < 10 * atoi(LEASE_S); k++, usleep(100000)) /* a lease's time */
+        queued = job_now(id, NULL, NULL) == JOB_QUEUED;
+    kill(node[1].pid, SIGCONT);
+    CHECK(sent == 0, "submit through node 0");
+    EXPECT(queued, "node 0 left the job queued (state %d)", job_now(id, NULL, NULL));
+    CHECK(wait_state(id, JOB_SUCCEEDED, JOB_WAIT_S) == 0, "the job succeeded");
+    int nc, ns;
+    const int who = claims(id, &nc, &ns);
+    const int by0 = claims_by(id, 0);
+    printf("    the job ran on node %d: %d claims, %d by node 0\n", who, nc, by0);
+    EXPECT(who == 1 && by0 == 0 && ns == 1, "ran on node 1 (%d), never claimed by node 0 (%d)", who,
+           by0);
+}
 
 static int trials(void) {
     const char *e = getenv("MULTINODE_TRIALS");
@@ -503,6 +640,8 @@ int main(int argc, char **argv) {
     RUN(test_sigstop_fenced_out);
     RUN(test_kill9_another_node_resumes);
     RUN(test_no_late_double_results);
+    RUN(test_upload_cut_by_kill9);
+    RUN(test_placement_by_memory);
     for (int i = 0; i < NODES; i++) server_stop(&node[i], SIGTERM, 10000);
     jobs_close(store);
     tmpdir_remove(dir);

@@ -70,18 +70,22 @@ int store_test_empty(const char *where) {
     return rc;
 }
 
-int store_test_set_version(const char *where, int version) {
-    char sql[128];
-    if (jobs_is_url(where)) {
-        snprintf(sql, sizeof sql, "UPDATE cnet_schema SET version = %d", version);
-        return pg_run(where, sql);
-    }
+int store_test_sql(const char *where, const char *sql) {
+    if (jobs_is_url(where)) return pg_run(where, sql);
     sqlite3 *raw = NULL;
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version);
     int rc = sqlite3_open(where, &raw) == SQLITE_OK &&
                      sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_OK
                  ? 0
                  : -1;
     sqlite3_close(raw);
     return rc;
+}
+
+int store_test_set_version(const char *where, int version) {
+    char sql[128];
+    if (jobs_is_url(where))
+        snprintf(sql, sizeof sql, "UPDATE cnet_schema SET version = %d", version);
+    else
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version);
+    return store_test_sql(where, sql);
 }

@@ -25,5 +25,8 @@ int store_test_kill_sessions(const char *url);
 /* Sets the schema version recorded in the store at where, behind the
  * store's back (PRAGMA user_version, or cnet_schema's row). */
 int store_test_set_version(const char *where, int version);
+/* Runs sql on the store at where behind its back (e.g. to turn it into an
+ * older schema's store). 0 ok, -1 on failure. */
+int store_test_sql(const char *where, const char *sql);
 
 #endif

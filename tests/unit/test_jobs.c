@@ -6,6 +6,10 @@
  * k-th SQLite allocation fails for every k over enqueue/claim/progress/
  * checkpoint/complete/list; each call fails cleanly or succeeds, nothing
  * crashes, PRAGMA integrity_check stays ok. Uses a fake clock for leases.
+ * Placement by fit: a job a claimer cannot run stays queued for another.
+ * The datasets registry: uploading rows never listed, delete refused while
+ * a queued or running job names the dataset, adoption once per store, and
+ * the v1 → v2 migration of a store from before the registry.
  *
  * The same suite runs against PostgreSQL when $CNET_TEST_STORE names one
  * (tests/integration/store_pg_test.sh): each test starts from an empty
@@ -14,7 +18,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
-#include "server/store/jobs.h"
+#include "server/store/jobs_datasets.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
 #include "tests/lib/lib_store.h"
@@ -246,7 +250,8 @@ static void claim_b(jobs_store *s, char id[JOBS_ID_MAX]) {
     char token[JOBS_TOKEN_MAX];
     int claimed = 0, asked = 0;
     id[0] = '\0';
-    if (jobs_claim_prefer(s, 1000, prefers_b, &asked, &j, token, &claimed, NULL) == 0 && claimed) {
+    const jobs_placement place = {.prefer = prefers_b, .ctx = &asked};
+    if (jobs_claim_placed(s, 1000, &place, &j, token, &claimed, NULL) == 0 && claimed) {
         snprintf(id, JOBS_ID_MAX, "%s", j.id);
         job_clear(&j);
     }
@@ -290,6 +295,56 @@ static void test_jobs_claim_prefers_within_bounds(void) {
     fake_now += 1;
     claim_b(s, got);
     EXPECT(strcmp(got, a3) == 0, "at the bound: the oldest, whatever the preference");
+    jobs_close(s);
+}
+
+/* The fit callback of a claimer too small for base "big". */
+static int fits_small(void *ctx, const char *kind, const char *spec_json) {
+    (void)ctx, (void)kind;
+    return strstr(spec_json, "\"model\":\"big\"") == NULL;
+}
+
+/* Claims as a node too small for "big" that prefers "b"; the id or "". */
+static void claim_small(jobs_store *s, char id[JOBS_ID_MAX]) {
+    job j;
+    char token[JOBS_TOKEN_MAX];
+    int claimed = 0, asked = 0;
+    id[0] = '\0';
+    const jobs_placement place = {.prefer = prefers_b, .fits = fits_small, .ctx = &asked};
+    if (jobs_claim_placed(s, 1000, &place, &j, token, &claimed, NULL) == 0 && claimed) {
+        snprintf(id, JOBS_ID_MAX, "%s", j.id);
+        job_clear(&j);
+    }
+}
+
+/* Placement by fit: a job that does not fit is never claimed, at any age;
+ * jobs behind it within the window are, the preference applying among
+ * those that fit; past the window nothing is claimed. */
+static void test_jobs_claim_only_what_fits(void) {
+    jobs_store *s = open_store("fits");
+    CHECK(s, "open");
+    char big[JOBS_ID_MAX], a[JOBS_ID_MAX], b[JOBS_ID_MAX], got[JOBS_ID_MAX];
+    CHECK(enqueue_on(s, big, "big") == 0 && enqueue_on(s, a, "a") == 0 &&
+              enqueue_on(s, b, "b") == 0,
+          "enqueue");
+    claim_small(s, got);
+    EXPECT(!strcmp(got, b), "the preferred job among those that fit: %s", got);
+    fake_now += JOBS_PREFER_WAIT_MS;
+    claim_small(s, got);
+    EXPECT(!strcmp(got, a), "the oldest that fits, the big one passed: %s", got);
+    claim_small(s, got);
+    EXPECT(got[0] == '\0', "the big job is never claimed, however long it waited: %s", got);
+    EXPECT(get(s, big).state == JOB_QUEUED, "it stays queued for a larger node");
+    for (int i = 1; i < JOBS_PREFER_WINDOW; i++) CHECK(enqueue_on(s, got, "big") == 0, "enqueue");
+    CHECK(enqueue_on(s, a, "a") == 0, "enqueue");
+    claim_small(s, got);
+    EXPECT(got[0] == '\0', "a job behind %d that do not fit waits", JOBS_PREFER_WINDOW);
+    job j;
+    char token[JOBS_TOKEN_MAX];
+    int claimed = 0;
+    CHECK(jobs_claim(s, 1000, &j, token, &claimed, NULL) == 0 && claimed && !strcmp(j.id, big),
+          "a node without a fit rule takes the big job");
+    job_clear(&j);
     jobs_close(s);
 }
 
@@ -566,6 +621,125 @@ static int integrity_ok(const char *path) {
     return ok;
 }
 
+/* A dataset id as upload_new_id makes them, numbered. */
+static void dataset_id(char id[JOBS_DATASET_ID_MAX], int k) {
+    snprintf(id, JOBS_DATASET_ID_MAX, "d_%032x", k);
+}
+
+static int dataset_state(jobs_store *s, const char *id) {
+    jobs_dataset d;
+    int rc = jobs_dataset_get(s, id, &d, NULL);
+    int state = rc ? rc : (int)d.state;
+    jobs_dataset_clear(&d);
+    return state;
+}
+
+/* The ids the store lists, newest first, joined by spaces into out. */
+static int listed(jobs_store *s, char *out, size_t size) {
+    jobs_dataset *rows;
+    int n;
+    out[0] = '\0';
+    if (jobs_dataset_list(s, &rows, &n, NULL)) return -1;
+    for (int i = 0; i < n; i++) {
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? " " : "", rows[i].id);
+        jobs_dataset_clear(&rows[i]);
+    }
+    free(rows);
+    return n;
+}
+
+static int enqueue_dataset(jobs_store *s, char id[JOBS_ID_MAX], const char *dataset) {
+    char spec[128];
+    snprintf(spec, sizeof spec, "{\"dataset\":\"%s\",\"max_train_steps\":10}", dataset);
+    jobs_new req = {.kind = "train", .spec_json = spec};
+    int created;
+    return jobs_enqueue(s, &req, id, &created, NULL);
+}
+
+static void test_jobs_datasets_registry(void) {
+    jobs_store *s = open_store("datasets");
+    CHECK(s, "open");
+    char a[JOBS_DATASET_ID_MAX], b[JOBS_DATASET_ID_MAX], ids[256];
+    dataset_id(a, 1), dataset_id(b, 2);
+    CHECK(jobs_dataset_begin(s, a, "a.tar", NULL) == 0, "begin a");
+    EXPECT(dataset_state(s, a) == JOBS_DATASET_UPLOADING, "a is uploading");
+    CHECK(listed(s, ids, sizeof ids) == 0, "an upload in progress is not listed: %s", ids);
+    CHECK(jobs_dataset_ready(s, a, 100, 3, "{\"id\":\"a\"}", NULL) == 0, "a ready");
+    EXPECT(jobs_dataset_ready(s, a, 100, 3, "{}", NULL) == CNET_ENOTFOUND, "ready only once");
+    fake_now += 1;
+    CHECK(jobs_dataset_begin(s, b, NULL, NULL) == 0, "begin b");
+    CHECK(jobs_dataset_ready(s, b, 7, 1, "{}", NULL) == 0, "b ready");
+    char want[256];
+    snprintf(want, sizeof want, "%s %s", b, a);
+    CHECK(listed(s, ids, sizeof ids) == 2 && !strcmp(ids, want), "newest first: %s", ids);
+    jobs_dataset d;
+    CHECK(jobs_dataset_get(s, a, &d, NULL) == 0, "get a");
+    EXPECT(d.state == JOBS_DATASET_READY && d.bytes == 100 && d.files == 3 &&
+               !strcmp(d.name, "a.tar") && !strcmp(d.report_json, "{\"id\":\"a\"}"),
+           "a's row: %d %lld %lld %s %s", d.state, (long long)d.bytes, (long long)d.files, d.name,
+           d.report_json);
+    jobs_dataset_clear(&d);
+    /* a queued job on a, then a running one: a stays */
+    char job_a[JOBS_ID_MAX];
+    CHECK(enqueue_dataset(s, job_a, a) == 0, "a job on a");
+    cnet_error err = {0};
+    EXPECT(jobs_dataset_remove(s, a, &err) == JOBS_ECONFLICT && strstr(err.msg, job_a),
+           "a queued job's dataset is kept, the error names the job: %s", err.msg);
+    job j;
+    char token[JOBS_TOKEN_MAX];
+    int claimed = 0;
+    CHECK(jobs_claim(s, 1000, &j, token, &claimed, NULL) == 0 && claimed, "claim");
+    job_clear(&j);
+    EXPECT(jobs_dataset_remove(s, a, NULL) == JOBS_ECONFLICT, "a running job's dataset is kept");
+    EXPECT(dataset_state(s, a) == JOBS_DATASET_READY, "a still there");
+    CHECK(jobs_finish(s, job_a, token, JOB_SUCCEEDED, NULL) == 0, "finish");
+    EXPECT(jobs_dataset_remove(s, a, NULL) == 0, "an ended job's dataset may go");
+    EXPECT(dataset_state(s, a) == CNET_ENOTFOUND, "a gone");
+    EXPECT(jobs_dataset_remove(s, a, NULL) == CNET_ENOTFOUND, "removing twice: not found");
+    EXPECT(jobs_dataset_remove(s, b, NULL) == 0, "b, unused, goes");
+    /* adoption: once per store */
+    char c[JOBS_DATASET_ID_MAX], e[JOBS_DATASET_ID_MAX];
+    dataset_id(c, 3), dataset_id(e, 4);
+    jobs_dataset found[2] = {{.name = "", .state = JOBS_DATASET_READY, .report_json = "{}"},
+                             {.name = "", .state = JOBS_DATASET_READY, .report_json = "{}"}};
+    snprintf(found[0].id, sizeof found[0].id, "%s", c);
+    snprintf(found[1].id, sizeof found[1].id, "%s", e);
+    int adopted = -1;
+    CHECK(jobs_dataset_adopt(s, found, 1, &adopted, NULL) == 0 && adopted == 1, "adopt c: %d",
+          adopted);
+    EXPECT(dataset_state(s, c) == JOBS_DATASET_READY, "c registered ready");
+    CHECK(jobs_dataset_remove(s, c, NULL) == 0, "delete c");
+    CHECK(jobs_dataset_adopt(s, found, 2, &adopted, NULL) == 0 && adopted == 0,
+          "a second adoption registers nothing: %d", adopted);
+    EXPECT(dataset_state(s, c) == CNET_ENOTFOUND && dataset_state(s, e) == CNET_ENOTFOUND,
+           "a deleted dataset is not brought back, nor a new folder adopted");
+    jobs_close(s);
+}
+
+/* A store from before the registry (schema v1: no datasets table) is
+ * migrated at open, its jobs kept. */
+static void test_jobs_datasets_migrated_from_v1(void) {
+    jobs_store *s = open_store("v1");
+    CHECK(s, "open");
+    char id[JOBS_ID_MAX], ds[JOBS_DATASET_ID_MAX];
+    dataset_id(ds, 9);
+    CHECK(enqueue(s, id, NULL, NULL, 0) == 0, "enqueue");
+    CHECK(jobs_dataset_begin(s, ds, NULL, NULL) == 0, "begin");
+    jobs_close(s);
+    char db[700];
+    CHECK(store_test_where(db, sizeof db, dir, "v1", 0) == 0, "where");
+    CHECK(store_test_sql(db, "DROP TABLE datasets") == 0 && store_test_set_version(db, 1) == 0,
+          "turn the store into a v1 store");
+    s = open_store("v1");
+    CHECK(s, "a v1 store opens (migrated)");
+    job j = get(s, id);
+    EXPECT(j.state == JOB_QUEUED, "its job kept");
+    job_clear(&j);
+    EXPECT(dataset_state(s, ds) == CNET_ENOTFOUND, "an empty registry");
+    EXPECT(jobs_dataset_begin(s, ds, NULL, NULL) == 0, "the registry works");
+    jobs_close(s);
+}
+
 static void test_jobs_oom_sweep(void) {
     if (store_test_url()) {
         printf("    oom sweep: SQLite's allocator only, skipped on PostgreSQL\n");
@@ -621,11 +795,14 @@ int main(int argc, char **argv) {
     RUN(test_jobs_queue_cap);
     RUN(test_jobs_lifecycle_and_events);
     RUN(test_jobs_claim_prefers_within_bounds);
+    RUN(test_jobs_claim_only_what_fits);
     RUN(test_jobs_fencing);
     RUN(test_jobs_cancel);
     RUN(test_jobs_bounded_attempts);
     RUN(test_jobs_release_and_startup_rescue);
     RUN(test_jobs_list_pages_and_filters);
+    RUN(test_jobs_datasets_registry);
+    RUN(test_jobs_datasets_migrated_from_v1);
     RUN(test_jobs_oom_sweep);
     tmpdir_remove(dir);
     return harness_done();
