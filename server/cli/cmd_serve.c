@@ -49,7 +49,7 @@ typedef struct serve_opts {
     int no_engine;          /* --device none */
     const char *store;      /* --store, else $CNET_STORE; NULL: DATA/jobs.db */
     long long lease_s;      /* --lease; 0: JOBS_DEFAULT_LEASE_MS */
-    long long memory_limit; /* --memory-limit; 0: none (runner_fits) */
+    long long memory_limit; /* --memory-limit; 0: the physical memory (runner_fits) */
 } serve_opts;
 
 static void usage(void) {
@@ -70,7 +70,8 @@ static void usage(void) {
            "  --memory-limit BYTES      claim only jobs whose estimated memory need (base\n"
            "                            weights, plus the trained ControlNet's state for\n"
            "                            training) is at most BYTES; others stay queued for\n"
-           "                            another node (default: no limit)\n"
+           "                            another node (default: this machine's physical\n"
+           "                            memory)\n"
            "  --queue-cap N             queued jobs before 429 (default %d)\n"
            "  --upload-max BYTES        dataset archive size cap (default %lld)\n"
            "  --disk-floor BYTES        free space below which uploads get 507 (default %lld)\n"
@@ -304,6 +305,10 @@ int cmd_serve(int argc, char **argv) {
         snprintf(node, sizeof node, "%s:%d", host, http_port(p.srv));
         jobs_set_node(store, node);
     }
+    /* no --memory-limit: the machine's physical memory, which every job's
+     * weights pass through whatever its device */
+    if (!o.memory_limit)
+        o.memory_limit = (long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGE_SIZE);
     for (int i = 0; !rc && i < p.n_engines; i++) {
         p.runners[i] = (runner_config){.engine = p.engines[i],
                                        .models_dir = h->models_dir,
