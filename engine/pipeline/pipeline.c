@@ -129,18 +129,39 @@ static float *dev_alloc(cnet_backend *be, size_t floats, int *rc, cnet_error *er
     return p;
 }
 
-static void free_buffers(cnet_backend *be, pipe_buffers *b) {
-    float *list[] = {b->embeds, b->pooled, b->latents, b->x,    b->eps,
-                     b->guided, b->mid,    b->k_mid,   b->image};
-    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
-        if (list[i]) be->free(be, list[i]);
+static void release(cnet_backend *be, float **p) {
+    if (*p) be->free(be, *p);
+    *p = NULL;
+}
+
+/* What only the text encoders and the denoising loop read: given back
+ * before the VAE decode, so its activations do not sit on top of them. */
+static void free_step_buffers(cnet_backend *be, pipe_buffers *b) {
+    float **list[] = {&b->embeds, &b->pooled, &b->x, &b->eps, &b->guided, &b->mid, &b->k_mid};
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) release(be, list[i]);
     for (int i = 0; i < UNET_MAX_SKIPS; i++) {
-        if (b->down[i]) be->free(be, b->down[i]);
-        if (b->k_down[i]) be->free(be, b->k_down[i]);
+        release(be, &b->down[i]);
+        release(be, &b->k_down[i]);
     }
-    for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++)
-        if (b->images[k]) be->free(be, b->images[k]);
+    for (int k = 0; k < PIPE_MAX_CONTROLNETS; k++) release(be, &b->images[k]);
+    b->cond_embeds = NULL; /* an alias into embeds */
+}
+
+static void free_buffers(cnet_backend *be, pipe_buffers *b) {
+    free_step_buffers(be, b);
+    release(be, &b->latents);
+    release(be, &b->image);
     free(b->time_ids);
+    b->time_ids = NULL;
+}
+
+/* Each phase (the text encoders, the denoising loop, the VAE decode) gets
+ * an arena of its own, sized for it at this resolution; the previous
+ * phase's is given back first, with every page its activations touched. */
+static int phase_arena(cnet_arena *a, cnet_backend *be, size_t bytes, const char *name,
+                       cnet_error *err) {
+    cnet_arena_free(a);
+    return cnet_arena_init(a, be, bytes, name, err);
 }
 
 int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
@@ -162,19 +183,21 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     unet_sizes s;
     if ((rc = unet_encoder_sizes(&m->unet->enc, rows, h, w, &s, err))) return rc;
 
-    /* Scratch: the largest need of any model at this batch. */
+    /* Scratch of the denoising loop: the largest need of its models at this
+     * batch (and of the VAE's encoder for an init image). */
     size_t need = unet_scratch_bytes(m->unet, rows, h, w, Nt);
     for (int k = 0; k < r->n_controlnets; k++) {
         size_t c = controlnet_scratch_bytes(r->controlnets[k].model, cn_rows, h, w, Nt);
         if (c > need) need = c;
     }
-    size_t v = vae_scratch_bytes(m->vae, N, H, W),
-           t = xl ? pipeline_sdxl_scratch_bytes(m, P)
-                  : clip_text_scratch_bytes(m->text_encoder, 1, Nt);
-    need = need > v ? need : v;
-    need = need > t ? need : t;
+    const size_t vae_need = vae_scratch_bytes(m->vae, N, H, W);
+    if (r->init.image && vae_need > need) need = vae_need;
     cnet_arena scratch;
-    if ((rc = cnet_arena_init(&scratch, be, need, "pipeline scratch", err))) return rc;
+    memset(&scratch, 0, sizeof scratch);
+    rc = phase_arena(&scratch, be,
+                     xl ? pipeline_sdxl_scratch_bytes(m, P)
+                        : clip_text_scratch_bytes(m->text_encoder, 1, Nt),
+                     "pipeline text scratch", err);
 
     pipe_buffers b;
     memset(&b, 0, sizeof b);
@@ -192,7 +215,6 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     b.x = dev_alloc(be, (size_t)rows * row_lat, &rc, err);
     b.eps = dev_alloc(be, (size_t)rows * row_lat, &rc, err);
     b.guided = dev_alloc(be, (size_t)lat, &rc, err);
-    b.image = dev_alloc(be, (size_t)N * H * W * 3, &rc, err);
     b.mid = dev_alloc(be, s.mid_floats, &rc, err);
     b.k_mid = dev_alloc(be, s.mid_floats, &rc, err);
     for (int i = 0; i < s.n_skips; i++) {
@@ -250,7 +272,8 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
     }
 
     /* Scheduler and initial latents. */
-    if ((rc = sched_init(&sc, be, sched_cfg, rows * row_lat, err)) ||
+    if ((rc = phase_arena(&scratch, be, need, "pipeline denoising scratch", err)) ||
+        (rc = sched_init(&sc, be, sched_cfg, rows * row_lat, err)) ||
         (rc = sched_set_timesteps(&sc, r->steps, err)))
         goto done;
     uint64_t offset = 0; /* Philox blocks drawn so far */
@@ -348,6 +371,11 @@ int pipeline_generate(const pipe_models *m, const cnet_sched_config *sched_cfg,
         }
     }
     if (rc) goto done;
+    pipe_init_free(&ist, be);
+    sched_free(&sc);
+    free_step_buffers(be, &b);
+    b.image = dev_alloc(be, (size_t)N * H * W * 3, &rc, err);
+    if (rc || (rc = phase_arena(&scratch, be, vae_need, "pipeline decode scratch", err))) goto done;
 
     /* image = clamp(decode(latents / scaling_factor) / 2 + 0.5, 0, 1) */
     be->scale(be, b.latents, b.latents, 1.0f / m->vae->cfg.scaling_factor, lat);

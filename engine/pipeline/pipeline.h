@@ -20,6 +20,11 @@
  *     latents = scheduler.step(eps, t, latents)
  *   image = clamp(vae.decode(latents / scaling_factor) / 2 + 0.5, 0, 1)
  *
+ * Memory: the text encoders, the denoising loop and the VAE decode each run
+ * in an arena of their own, sized for the request; the previous phase's is
+ * freed first (and the loop's buffers before the decode), so the peak is
+ * the largest phase's, not their sum.
+ *
  * Every per-element update is a backend op; the host only tokenises, reads
  * the schedule tables and downloads the final image. Not here: image files
  * and preprocessing (the caller passes control images as float [0,1] NHWC

@@ -19,7 +19,13 @@
  * The weights are transformed on every call: 36*C_in*C_out values, a few
  * percent of the call's time at the shapes where conv.c picks this kernel.
  * Nothing is cached, so weights the trainer updates in place between calls
- * are always current.
+ * are always current. The transformed weights U take 4x the weight's
+ * memory (472 MB for the SD UNet's 2560 -> 1280 conv), so the output
+ * channels go in groups whose U fits WINOGRAD_U_BYTES: each group
+ * transforms its slice of the weights and runs every tile, recomputing the
+ * input transform (a few percent of the products at a 32-channel group).
+ * Every output value is summed in the same order whatever the grouping, so
+ * the results do not depend on it, bit for bit.
  *
  * Vectors are GCC vector extensions of one machine register: 16 floats
  * with AVX-512, 8 with AVX2 (-march=native picks; a 16-float vector on an
@@ -33,7 +39,8 @@
  * other kernel sizes, strides or paddings.
  *
  * Size legend: B batch, H/W image size (input = output), Ci/Co channels,
- * Cp = Co rounded up to VL, T tiles per block, 36 = 6x6 transform points. */
+ * Cg output channels of a group, Gp = Cg rounded up to VL, T tiles per
+ * block, 36 = 6x6 transform points. */
 #include <omp.h>
 #include <string.h>
 
@@ -65,6 +72,12 @@ enum {
 /* At most this many micro-kernel rows per block: larger blocks buy nothing
  * once U's reuse is in L1, and more blocks spread better over threads. */
 #define WINOGRAD_MAX_ROW_GROUPS 4
+/* Bytes of transformed weights U[36, Ci, Gp] per output-channel group (one
+ * scratch slot): a group is the most channels, in steps of the micro-kernel's
+ * NR vectors, whose U fits; at least one step (then U exceeds the cap: 11.8
+ * MB at 2560 input channels). Half of Zen 4's 32 MB L3, so a group's U
+ * stays cached while every block streams it. */
+#define WINOGRAD_U_BYTES (16L << 20)
 
 /* Unaligned load / store of the first n <= VL floats; the full vector is
  * the common case and a single instruction. */
@@ -114,24 +127,22 @@ static inline void weight_1d(vf out[PATCH], const vf g[3]) {
     out[5] = g[2];
 }
 
-/* U[36, Ci, Cp] = G g G^T of every (co, ci) 3x3 kernel, zero for co >= Co,
- * vectorised over co: weight [Co, 3, 3, Ci] is first reordered into
- * taps [9, Ci, Cp] (scratch, zero-padded). */
-static void weight_transform(float *U, float *taps, const float *weight, int Ci, int Co, int Cp) {
-    const long plane = (long)Ci * Cp;
-#pragma omp parallel for schedule(static)
-    for (int ci = 0; ci < Ci; ci++)
-        for (int k = 0; k < 9; k++) {
-            float *dst = taps + k * plane + (long)ci * Cp;
-            for (int co = 0; co < Co; co++) dst[co] = weight[((long)co * 9 + k) * Ci + ci];
-            for (int co = Co; co < Cp; co++) dst[co] = 0.0f;
-        }
+/* U[36, Ci, Gp] = G g G^T of the 3x3 kernels of output channels
+ * [g0, g0 + Cg) against every input channel, zero past Cg, vectorised over
+ * the output channels; weight [Co, 3, 3, Ci]. */
+static void weight_transform(float *U, const float *weight, int Ci, int g0, int Cg, int Gp) {
+    const long plane = (long)Ci * Gp;
 #pragma omp parallel for schedule(static)
     for (int ci = 0; ci < Ci; ci++) {
-        for (int c0 = 0; c0 < Cp; c0 += VL) {
-            const long at = (long)ci * Cp + c0;
+        for (int c0 = 0; c0 < Gp; c0 += VL) {
+            const int n = Cg - c0 < VL ? Cg - c0 : VL;
             vf g[3][3], t[PATCH][3], col[3], res[PATCH];
-            for (int k = 0; k < 9; k++) g[k / 3][k % 3] = *(const vf *)(taps + k * plane + at);
+            for (int k = 0; k < 9; k++) {
+                vf taps = {0};
+                for (int v = 0; v < n; v++)
+                    taps[v] = weight[((long)(g0 + c0 + v) * 9 + k) * Ci + ci];
+                g[k / 3][k % 3] = taps;
+            }
             for (int kx = 0; kx < 3; kx++) {
                 for (int ky = 0; ky < 3; ky++) col[ky] = g[ky][kx];
                 weight_1d(res, col);
@@ -139,7 +150,8 @@ static void weight_transform(float *U, float *taps, const float *weight, int Ci,
             }
             for (int i = 0; i < PATCH; i++) {
                 weight_1d(res, t[i]);
-                for (int j = 0; j < PATCH; j++) *(vf *)(U + (i * PATCH + j) * plane + at) = res[j];
+                for (int j = 0; j < PATCH; j++)
+                    *(vf *)(U + (i * PATCH + j) * plane + (long)ci * Gp + c0) = res[j];
             }
         }
     }
@@ -208,32 +220,33 @@ static void input_tile(float *V, int T, int r, const float *inp, const cnet_conv
     }
 }
 
-/* out pixels of one tile = A^T M A + bias, clipped to the image. Row r of
- * M[36, T, Cp]; bias [Co] or NULL; out [B, H, W, Co]. */
+/* Output channels [g0, g0 + Cg) of one tile's pixels = A^T M A + bias,
+ * clipped to the image. Row r of M[36, T, Gp]; bias [Co] or NULL;
+ * out [B, H, W, Co]. */
 static void output_tile(float *out, const float *M, int T, int r, const float *bias,
-                        const cnet_conv2d *s, int Cp, int b, int y0, int x0) {
+                        const cnet_conv2d *s, int g0, int Cg, int Gp, int b, int y0, int x0) {
     const int Co = s->C_out;
     const int rows = s->H - y0 < TILE ? s->H - y0 : TILE;
     const int cols = s->W - x0 < TILE ? s->W - x0 : TILE;
-    for (int c0 = 0; c0 < Co; c0 += VL) {
-        const int n = Co - c0 < VL ? Co - c0 : VL;
+    for (int c0 = 0; c0 < Cg; c0 += VL) {
+        const int n = Cg - c0 < VL ? Cg - c0 : VL;
         vf t[TILE][PATCH], m[PATCH], res[TILE];
         /* Columns first (A^T m), each column's 6 values loaded as needed. */
 #pragma GCC unroll 6
         for (int j = 0; j < PATCH; j++) {
 #pragma GCC unroll 6
             for (int i = 0; i < PATCH; i++)
-                m[i] = *(const vf *)(M + ((long)(i * PATCH + j) * T + r) * Cp + c0);
+                m[i] = *(const vf *)(M + ((long)(i * PATCH + j) * T + r) * Gp + c0);
             output_1d(res, m);
 #pragma GCC unroll 4
             for (int i = 0; i < TILE; i++) t[i][j] = res[i];
         }
-        const vf bv = bias ? load_n(bias + c0, n) : (vf){0};
+        const vf bv = bias ? load_n(bias + g0 + c0, n) : (vf){0};
 #pragma GCC unroll 4
         for (int i = 0; i < TILE; i++) {
             if (i >= rows) break;
             output_1d(res, t[i]);
-            float *dst = out + (((long)b * s->H + y0 + i) * s->W + x0) * Co + c0;
+            float *dst = out + (((long)b * s->H + y0 + i) * s->W + x0) * Co + g0 + c0;
 #pragma GCC unroll 4
             for (int j = 0; j < TILE; j++)
                 if (j < cols) store_n(dst + (long)j * Co, res[j] + bv, n);
@@ -300,13 +313,24 @@ int cpu_conv2d_winograd_applies(const cnet_conv2d *s) {
            s->C_in > 0 && s->C_out > 0;
 }
 
+/* Output channels per group: the most, in steps of NR vectors, whose
+ * U[36, Ci, Gp] fits WINOGRAD_U_BYTES; at least one step; all of Co when
+ * they fit. */
+static int group_channels(int Ci, int Co) {
+    const long step = NR * VL;
+    long g = WINOGRAD_U_BYTES / ((long)POINTS * Ci * (long)sizeof(float)) / step * step;
+    if (g < step) g = step;
+    return g < Co ? (int)g : Co;
+}
+
 void cpu_conv2d_winograd_forward(cnet_backend *be, float *out, const float *inp,
                                  const float *weight, const float *bias, const cnet_conv2d *s) {
     // out [B,H,W,Co], inp [B,H,W,Ci], weight [Co,3,3,Ci], bias [Co] or NULL
-    const int Ci = s->C_in, Co = s->C_out, Cp = (Co + VL - 1) / VL * VL;
+    const int Ci = s->C_in, Co = s->C_out, Cg = group_channels(Ci, Co);
+    const int Gp = (Cg + VL - 1) / VL * VL;
     const int tiles_y = (s->H + TILE - 1) / TILE, tiles_x = (s->W + TILE - 1) / TILE;
     const long tiles = (long)s->B * tiles_y * tiles_x;
-    const long row_group_bytes = (long)MR * POINTS * (Ci + Cp) * (long)sizeof(float);
+    const long row_group_bytes = (long)MR * POINTS * (Ci + Gp) * (long)sizeof(float);
     long groups = WINOGRAD_BLOCK_BYTES / row_group_bytes;
     if (groups < 1) groups = 1;
     if (groups > WINOGRAD_MAX_ROW_GROUPS) groups = WINOGRAD_MAX_ROW_GROUPS;
@@ -316,33 +340,35 @@ void cpu_conv2d_winograd_forward(cnet_backend *be, float *out, const float *inp,
     const int T = (int)groups * MR;
     const long blocks = (tiles + T - 1) / T;
 
-    float *U = cpu_scratch(be, 0, (size_t)POINTS * Ci * Cp * sizeof(float)); // [36, Ci, Cp]
-    /* Per thread V[36, T, Ci] then M[36, T, Cp]; v_floats is rounded to VL so M
-     * and its rows (Cp floats) stay 64-byte aligned for the micro-kernel. */
+    float *U = cpu_scratch(be, 0, (size_t)POINTS * Ci * Gp * sizeof(float)); // [36, Ci, Gp]
+    /* Per thread V[36, T, Ci] then M[36, T, Gp]; v_floats is rounded to VL so M
+     * and its rows (Gp floats) stay 64-byte aligned for the micro-kernel. */
     const long v_floats = ((long)POINTS * T * Ci + VL - 1) / VL * VL;
-    const long per_thread = v_floats + (long)POINTS * T * Cp;
+    const long per_thread = v_floats + (long)POINTS * T * Gp;
     float *work = cpu_scratch(be, 1, (size_t)omp_get_max_threads() * per_thread * sizeof(float));
-    float *taps = cpu_scratch(be, 2, (size_t)9 * Ci * Cp * sizeof(float)); // [9, Ci, Cp]
-    if (!U || !work || !taps) return; /* out of memory, recorded on the backend */
-    weight_transform(U, taps, weight, Ci, Co, Cp);
+    if (!U || !work) return; /* out of memory, recorded on the backend */
 
+    for (int g0 = 0; g0 < Co; g0 += Cg) {
+        const int ng = Co - g0 < Cg ? Co - g0 : Cg, ngp = (ng + VL - 1) / VL * VL;
+        weight_transform(U, weight, Ci, g0, ng, ngp);
 #pragma omp parallel for schedule(static)
-    for (long blk = 0; blk < blocks; blk++) {
-        float *V = work + (long)omp_get_thread_num() * per_thread, *M = V + v_floats;
-        const long t0 = blk * T;
-        const int n = tiles - t0 < T ? (int)(tiles - t0) : T;
-        int b, y0, x0;
-        for (int r = 0; r < n; r++) {
-            tile_origin(t0 + r, tiles_y, tiles_x, &b, &y0, &x0);
-            input_tile(V, T, r, inp, s, b, y0, x0);
-        }
-        /* Rows past the last tile multiply as zeros and are never stored. */
-        for (int x = 0; x < POINTS && n < T; x++)
-            memset(V + ((long)x * T + n) * Ci, 0, (size_t)(T - n) * Ci * sizeof(float));
-        block_products(M, V, U, T, Ci, Cp);
-        for (int r = 0; r < n; r++) {
-            tile_origin(t0 + r, tiles_y, tiles_x, &b, &y0, &x0);
-            output_tile(out, M, T, r, bias, s, Cp, b, y0, x0);
+        for (long blk = 0; blk < blocks; blk++) {
+            float *V = work + (long)omp_get_thread_num() * per_thread, *M = V + v_floats;
+            const long t0 = blk * T;
+            const int n = tiles - t0 < T ? (int)(tiles - t0) : T;
+            int b, y0, x0;
+            for (int r = 0; r < n; r++) {
+                tile_origin(t0 + r, tiles_y, tiles_x, &b, &y0, &x0);
+                input_tile(V, T, r, inp, s, b, y0, x0);
+            }
+            /* Rows past the last tile multiply as zeros and are never stored. */
+            for (int x = 0; x < POINTS && n < T; x++)
+                memset(V + ((long)x * T + n) * Ci, 0, (size_t)(T - n) * Ci * sizeof(float));
+            block_products(M, V, U, T, Ci, ngp);
+            for (int r = 0; r < n; r++) {
+                tile_origin(t0 + r, tiles_y, tiles_x, &b, &y0, &x0);
+                output_tile(out, M, T, r, bias, s, g0, ng, ngp, b, y0, x0);
+            }
         }
     }
 }

@@ -12,8 +12,11 @@
  * vector handled by the one-vector micro-kernel), a 1x1 image, no bias, and
  * a larger image whose tiles span several blocks and both threads. Also:
  * a weight changed in place between two calls is used by the second call
- * (nothing cached across calls, which the trainer relies on), and the
- * dispatcher sends the VAE's shapes here. */
+ * (nothing cached across calls, which the trainer relies on), the
+ * dispatcher sends the VAE's shapes here, and a conv with more output
+ * channels than one group of transformed weights fits (the UNet's widest)
+ * keeps its scratch under the cap and gives, bit for bit, the outputs of
+ * separate calls on slices of its output channels (one group each). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/linalg_util.h"
 #include "kernels/cpu/ref_linalg.h"
+#include "kernels/cpu/scratch.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_numeric.h"
 
@@ -121,10 +125,67 @@ static void test_dispatch_vae_shapes(void) {
     }
 }
 
+/* Largest scratch request seen: the backend's alloc entry records it. */
+static size_t largest_alloc;
+
+static void *counting_alloc(cnet_backend *b, size_t bytes) {
+    (void)b;
+    if (bytes > largest_alloc) largest_alloc = bytes;
+    void *p = NULL;
+    return posix_memalign(&p, 64, bytes) == 0 ? p : NULL;
+}
+
+static void counting_free(cnet_backend *b, void *p) {
+    (void)b;
+    free(p);
+}
+
+/* 1024 -> 200 channels: U would be 36 * 1024 * 208 floats (30.7 MB), over
+ * conv_winograd.c's 16 MB cap, so the output channels go in groups (of 96
+ * here: 96, 96, 8). Each channel slice [c0, c0 + 32), computed alone with
+ * its rows of the weight (one group), must match the grouped call exactly;
+ * and the whole against the reference. */
+static void test_winograd_groups_bound_scratch(void) {
+    uint64_t rng = 44;
+    const cnet_conv2d s = {1, 6, 5, 1024, 200, 3, 3, 1, 1, 1, 1, 1};
+    const long ni = (long)s.H * s.W * s.C_in, nw = (long)s.C_out * 9 * s.C_in;
+    const long px = (long)s.H * s.W, no = px * s.C_out;
+    const float scale = 1.0f / sqrtf(9.0f * (float)s.C_in);
+    float *inp = alloc_uniform((size_t)ni, -1, 1, &rng);
+    float *w = alloc_uniform((size_t)nw, -scale, scale, &rng);
+    float *bias = alloc_uniform((size_t)s.C_out, -1, 1, &rng);
+    float *out = malloc((size_t)no * sizeof *out), *part = malloc((size_t)px * 32 * sizeof *part);
+    cnet_backend counted = {.alloc = counting_alloc, .free = counting_free};
+    largest_alloc = 0;
+    cpu_conv2d_winograd_forward(&counted, out, inp, w, bias, &s);
+    CHECK(cpu_scratch_status(&counted, NULL) == 0, "scratch request failed");
+    EXPECT(largest_alloc <= (16u << 20), "largest scratch request %zu bytes, over the 16 MB cap",
+           largest_alloc);
+    long mismatched = 0;
+    for (int c0 = 0; c0 < s.C_out; c0 += 32) {
+        const int n = s.C_out - c0 < 32 ? s.C_out - c0 : 32;
+        cnet_conv2d slice = s;
+        slice.C_out = n;
+        cpu_conv2d_winograd_forward(&be, part, inp, w + (long)c0 * 9 * s.C_in, bias + c0, &slice);
+        for (long p = 0; p < px; p++)
+            for (int c = 0; c < n; c++) mismatched += part[p * n + c] != out[p * s.C_out + c0 + c];
+    }
+    EXPECT(mismatched == 0, "%ld outputs differ from the per-slice calls", mismatched);
+    double *inp_d = to_double(inp, (size_t)ni), *w_d = to_double(w, (size_t)nw);
+    double *b_d = to_double(bias, (size_t)s.C_out), *ref = malloc((size_t)no * sizeof *ref);
+    ref_conv2d_forward(ref, inp_d, w_d, b_d, &s);
+    double e = rel_err_fd(out, ref, (size_t)no);
+    EXPECT(e <= TOL_WINOGRAD, "grouped: rel err %.3g", e);
+    cpu_scratch_free(&counted);
+    free(inp), free(w), free(bias), free(out), free(part), free(inp_d), free(w_d), free(b_d),
+        free(ref);
+}
+
 int main(int argc, char **argv) {
     harness_init(argc, argv);
     RUN(test_winograd_vs_reference);
     RUN(test_winograd_sees_weights_updated_in_place);
     RUN(test_dispatch_vae_shapes);
+    RUN(test_winograd_groups_bound_scratch);
     return harness_done();
 }
