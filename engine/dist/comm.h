@@ -12,7 +12,12 @@
  * Faults follow MPI's: the communicator's errors are fatal (MPI_ERRORS_ARE_
  * FATAL), so a rank that dies ends the whole run through mpirun, which names
  * the rank; a rank that fails on its own calls dist_comm_abort, naming
- * itself, instead of leaving the others waiting in a collective. */
+ * itself, instead of leaving the others waiting in a collective. A rank that
+ * hangs (stopped, deadlocked, far slower) neither dies nor fails: every
+ * collective waits at most timeout_s ($CNET_DIST_TIMEOUT, default
+ * DIST_TIMEOUT_DEFAULT_S, as torch.distributed's default), then the ranks
+ * that waited tell each other so and the run is aborted naming the ranks
+ * that did not answer. */
 #ifndef CNET_DIST_COMM_H
 #define CNET_DIST_COMM_H
 
@@ -23,9 +28,17 @@
 /* The most ranks a run may have (--num_processes above → CNET_EINVAL). */
 #define DIST_MAX_RANKS 1024
 
+/* Seconds a collective waits for the other ranks before the run is aborted
+ * ($CNET_DIST_TIMEOUT overrides): long enough for rank 0's validation
+ * images and checkpoints, which the others wait out in their next
+ * collective. */
+#define DIST_TIMEOUT_DEFAULT_S 1800.0
+
 typedef struct dist_comm {
     int rank, size;
-    int mpi; /* MPI was initialised by dist_comm_init (finalised by dist_comm_free) */
+    int mpi;          /* MPI was initialised by dist_comm_init (finalised by dist_comm_free) */
+    double timeout_s; /* a collective's longest wait */
+    long long n_collectives; /* entered so far (named when one times out) */
 } dist_comm;
 
 /* 1 when cnet was built with MPI (a group may have several ranks). */
@@ -35,9 +48,14 @@ int dist_has_mpi(void);
  * sets the ranks' environment: dist_comm_init then joins its group. */
 int dist_launched(void);
 
+/* *timeout_s = $CNET_DIST_TIMEOUT, else DIST_TIMEOUT_DEFAULT_S; CNET_EINVAL
+ * naming the variable when it is not a positive number. */
+int dist_timeout_from_env(double *timeout_s, cnet_error *err);
+
 /* Joins the launcher's group (dist_launched), else makes a group of one.
  * CNET_EINVAL when started by a launcher in a build without MPI, naming the
- * package to install. */
+ * package to install, or when $CNET_DIST_TIMEOUT is not a positive number
+ * of seconds. */
 int dist_comm_init(dist_comm *c, cnet_error *err);
 void dist_comm_free(dist_comm *c);
 

@@ -12,6 +12,8 @@ int dist_has_mpi(void) { return 0; }
 
 int dist_comm_init(dist_comm *c, cnet_error *err) {
     *c = (dist_comm){.rank = 0, .size = 1};
+    const int rc = dist_timeout_from_env(&c->timeout_s, err);
+    if (rc) return rc;
     if (dist_launched())
         return cnet_fail(err, CNET_EINVAL,
                          "started by an MPI launcher, but cnet was built without MPI: install "

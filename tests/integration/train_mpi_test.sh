@@ -2,7 +2,7 @@
 # Data-parallel cnet train over Open MPI on CPU ranks (issue 17): 2 ranks
 # with --train_batch_size 2 against one process with batch 4 (ControlNet and
 # train-unet), rank 0 alone
-# writing, a rank killed mid-run, and resume. Skipped (with a line saying
+# writing, a rank killed mid-run, a rank that hangs, and resume. Skipped (with a line saying
 # so) when mpirun is absent or cnet was built without MPI.
 #
 # The bound: the ranks compute the same sums in another order (each rank's
@@ -164,6 +164,40 @@ check kill_found_rank1 test -n "$rank1"
 check kill_ends_run_in_time test "$ended" = 1
 check kill_fails_the_run test "$status" -ne 0
 check kill_names_the_rank grep -q "process rank 1 .* exited on signal 9" "$tmp/k.log"
+
+# A rank that hangs (SIGSTOP: alive, silent) fails the run once a collective
+# has waited CNET_DIST_TIMEOUT, the rank that waited naming the silent one.
+CNET_DIST_TIMEOUT=5 $CNET train $common --train_batch_size 2 --num_processes 2 \
+    --output_dir "$tmp/h" --max_train_steps 100000 >"$tmp/h.log" 2>&1 &
+launcher=$!
+stopped=""
+for _ in $(seq 600); do
+    if [ -d "$tmp/h/checkpoint-2" ]; then
+        for p in $(pgrep -P $launcher); do
+            tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && stopped=$p
+        done
+        [ -n "$stopped" ] && break
+    fi
+    sleep 0.1
+done
+[ -n "$stopped" ] && kill -STOP "$stopped"
+ended=0
+for _ in $(seq 600); do # the timeout (5 s) + the notes' grace (3 s) + mpirun's teardown
+    kill -0 $launcher 2>/dev/null || { ended=1; break; }
+    sleep 0.1
+done
+for p in $(pgrep -P $launcher); do kill -9 "$p"; done
+kill -9 $launcher 2>/dev/null
+wait $launcher
+status=$?
+check hang_found_rank1 test -n "$stopped"
+check hang_ends_run_in_time test "$ended" = 1
+check hang_fails_the_run test "$status" -ne 0
+check hang_names_the_rank grep -q "rank 0: cnet train: .* waited 5 s .*: rank 1$" "$tmp/h.log"
+check bad_timeout_refused sh -c "! CNET_DIST_TIMEOUT=soon $CNET train $common \
+    --train_batch_size 2 --output_dir '$tmp/bt' >'$tmp/bt.log' 2>&1 &&
+    grep -q 'CNET_DIST_TIMEOUT must be a positive number' '$tmp/bt.log'"
+
 latest=$(ls -d "$tmp"/k/checkpoint-* 2>/dev/null | sed 's/.*checkpoint-//' | sort -n | tail -1)
 $CNET train $common --train_batch_size 2 --num_processes 2 --output_dir "$tmp/k" \
     --max_train_steps $((${latest:-0} + 2)) --resume_from_checkpoint latest >"$tmp/k2.log" 2>&1
