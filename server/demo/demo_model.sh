@@ -8,7 +8,8 @@
 #      weights for this folder's UNet, VAE and CLIP text encoder configs and
 #      the tokenizer server/demo/tokenizer_make.py wrote from the caption words);
 #   3. vae: `cnet train-vae` (pixel MSE + KL) on the dataset's images;
-#   4. unet: the trained VAE put into the pipeline, then `cnet train-unet`
+#   4. unet: the trained VAE put into the pipeline with its scaling_factor
+#      measured (server/demo/latent_scale.py), then `cnet train-unet`
 #      (train_text_to_image.py: the whole UNet, frozen text encoder and VAE;
 #      the latents encoded once, Min-SNR weighting with gamma 5);
 #   5. controlnet: `cnet train` (train_controlnet.py) on that base, the
@@ -39,14 +40,16 @@ set -eu
 : "${DEMO_SIZE:=64}"
 # Steps per stage on 2 idle cores: ~10 min of VAE, ~35 of UNet, ~15 of
 # ControlNet (BENCHMARKS.md's pilots).
-: "${DEMO_VAE_STEPS:=400}"
-: "${DEMO_UNET_STEPS:=2400}"
-: "${DEMO_CN_STEPS:=700}"
+: "${DEMO_VAE_STEPS:=1200}"
+: "${DEMO_UNET_STEPS:=3600}"
+: "${DEMO_CN_STEPS:=500}"
 : "${DEMO_STEPS_FRACTION:=1}"
 : "${DEMO_BATCH:=8}"
 : "${DEMO_VAE_LR:=1e-3}"
 : "${DEMO_UNET_LR:=5e-4}"
 : "${DEMO_CN_LR:=2e-4}"
+# Images the VAE's scaling_factor is measured on.
+: "${DEMO_SCALE_SAMPLES:=64}"
 # The sample the model card shows.
 : "${DEMO_SAMPLE_STEPS:=20}"
 
@@ -67,7 +70,12 @@ now() { date +%s; }
 run() {
     log=$1
     shift
-    echo "    $*" >>"$DEMO_WORK/commands.txt"
+    line=
+    for a in "$@"; do
+        case $a in *[!A-Za-z0-9_./:=,+-]*) a="'$a'" ;; esac
+        line="$line $a"
+    done
+    echo "   $line" >>"$DEMO_WORK/commands.txt"
     if ! "$@" >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         say "failed: $* (log: $log)" >&2
@@ -129,6 +137,16 @@ rm -rf "$DEMO_WORK/base"
 cp -r "$DEMO_WORK/init" "$DEMO_WORK/base"
 rm -rf "$DEMO_WORK/base/vae" "$DEMO_WORK/base/controlnet"
 cp -r "$DEMO_WORK/vae/vae" "$DEMO_WORK/base/vae"
+# Its scaling_factor: one over the latents' standard deviation on the first
+# DEMO_SCALE_SAMPLES images (server/demo/latent_scale.py), so the UNet sees
+# latents of unit variance as SD's does.
+run "$DEMO_WORK/scale.log" python3 server/demo/latent_scale.py input "$DEMO_WORK/fill" \
+    "$DEMO_SCALE_SAMPLES" "$DEMO_WORK/scale_in.safetensors"
+run "$DEMO_WORK/scale.log" "$CNET" forward --model "$DEMO_WORK/base" --component vae.encode \
+    --inputs "$DEMO_WORK/scale_in.safetensors" --out "$DEMO_WORK/scale_out.safetensors"
+run "$DEMO_WORK/scale.log" python3 server/demo/latent_scale.py set "$DEMO_WORK/scale_out.safetensors" \
+    "$DEMO_WORK/base/vae/config.json"
+say "vae scaling_factor $(cat "$DEMO_WORK/scale.log")"
 # shellcheck disable=SC2086
 run "$DEMO_WORK/unet.log" "$CNET" train-unet --pretrained_model_name_or_path "$DEMO_WORK/base" \
     $common --center_crop --cache_latents --snr_gamma 5 --max_train_steps "$unet_steps" \
@@ -176,7 +194,8 @@ say "total: $total s"
     echo "${DEMO_SIZE}x$DEMO_SIZE."
     echo
     echo "* Seed: $DEMO_SEED; dataset: $DEMO_SAMPLES samples of ${DEMO_SIZE}x$DEMO_SIZE"
-    echo "* VAE: $vae_steps steps, batch $DEMO_BATCH, learning rate $DEMO_VAE_LR (train-vae)"
+    echo "* VAE: $vae_steps steps, batch $DEMO_BATCH, learning rate $DEMO_VAE_LR (train-vae);"
+    echo "  scaling_factor $(cat "$DEMO_WORK/scale.log") (one over the latents' std on $DEMO_SCALE_SAMPLES images)"
     echo "* UNet: $unet_steps steps, batch $DEMO_BATCH, learning rate $DEMO_UNET_LR (train-unet)"
     echo "* ControlNet: $cn_steps steps, batch $DEMO_BATCH, learning rate $DEMO_CN_LR (train)"
     echo "* Text encoder: random (init-model), frozen"

@@ -4,11 +4,12 @@
 # stage and prints their times and the total; it writes a pipeline folder
 # with controlnet/ that `cnet generate` loads, whose VAE, UNet and
 # ControlNet moved from their starting weights (so each trainer ran and its
-# result was put in place), the text encoder the frozen random one, a model
-# card naming the seed and the commands, a sample image of the dataset's
-# size; the weights stay under DEMO_MAX_BYTES; a second run with the same
-# seed gives the same weights and sample. The committed tokenizer is its generator's
-# output and holds every word of the dataset's captions as one token.
+# result was put in place), the VAE's scaling_factor measured, the text
+# encoder the frozen random one, a model card naming the seed and the
+# commands, a sample image of the dataset's size; the weights stay under
+# DEMO_MAX_BYTES; a second run with the same seed gives the same weights
+# and sample. The committed tokenizer is its generator's output and holds
+# every word of the dataset's captions as one token.
 # Not checked here: image quality (issue 19's colour and adherence tests).
 set -u
 BUILD=${BUILD:-build}
@@ -19,12 +20,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib/lib_check.sh
 
-# 400/2400/700 steps x 0.002: 1 VAE, 5 UNet and 2 ControlNet steps.
+# 1200/3600/500 steps x 0.004: 5 VAE, 15 UNet and 2 ControlNet steps.
 quick() { # quick OUT [VAR=VALUE ...]
     out=$1
     shift
-    env CNET="$CNET" DEMO_OUT="$out" DEMO_SAMPLES=16 DEMO_BATCH=2 DEMO_STEPS_FRACTION=0.002 \
-        DEMO_SAMPLE_STEPS=2 DEMO_SEED=5 "$@" sh server/demo/demo_model.sh
+    env CNET="$CNET" DEMO_OUT="$out" DEMO_SAMPLES=16 DEMO_BATCH=2 DEMO_STEPS_FRACTION=0.004 \
+        DEMO_SAMPLE_STEPS=2 DEMO_SCALE_SAMPLES=8 DEMO_SEED=5 "$@" sh server/demo/demo_model.sh
 }
 quick "$tmp/a" >"$tmp/a.log" 2>&1
 rc=$?
@@ -32,7 +33,7 @@ check recipe_runs sh -c "test $rc -eq 0 || { tail -20 '$tmp/a.log'; exit 1; }"
 check prints_stage_times sh -c "for s in data init vae unet controlnet result; do \
     grep -Eq \"^demo-model: stage \$s: [0-9]+ s\$\" '$tmp/a.log' || exit 1; done &&
     grep -Eq '^demo-model: total: [0-9]+ s$' '$tmp/a.log'"
-check scaled_steps grep -q 'steps: vae 1, unet 5, controlnet 2 (batch 2)' "$tmp/a.log"
+check scaled_steps grep -q 'steps: vae 5, unet 15, controlnet 2 (batch 2)' "$tmp/a.log"
 
 A=$tmp/a
 check pipeline_folder sh -c "for f in model_index.json unet/diffusion_pytorch_model.safetensors \
@@ -46,9 +47,15 @@ check vae_trained sh -c "! cmp -s '$I/vae/$W' '$A/vae/$W'"
 check unet_trained sh -c "! cmp -s '$I/unet/$W' '$A/unet/$W'"
 check controlnet_trained sh -c "test -s '$A.work/controlnet/checkpoint-1/controlnet/$W' &&
     ! cmp -s '$A.work/controlnet/checkpoint-1/controlnet/$W' '$A/controlnet/$W'"
+# The VAE's scaling_factor was measured (not the config's 0.18215) and is
+# the one the model card states.
+scale=$(sed -n 's/.*"scaling_factor": *\([0-9.e+-]*\).*/\1/p' "$A/vae/config.json")
+check vae_scaling_measured sh -c "test -n '$scale' && ! grep -q '\"scaling_factor\": $scale' \
+    server/demo/config/vae/config.json && awk -v s='$scale' 'BEGIN { exit !(s > 0.01 && s < 100) }' &&
+    grep -q \"scaling_factor \$(awk -v s='$scale' 'BEGIN { printf \"%.6g\", s }') \" '$A/README.md'"
 check text_encoder_frozen cmp -s "$I/text_encoder/model.safetensors" "$A/text_encoder/model.safetensors"
 check model_card sh -c "grep -q '^\\* Seed: 5; dataset: 16 samples of 64x64\$' '$A/README.md' &&
-    grep -q '^\\* UNet: 5 steps' '$A/README.md' && grep -q 'cnet train-vae ' '$A/README.md' &&
+    grep -q '^\\* UNet: 15 steps' '$A/README.md' && grep -q 'cnet train-vae ' '$A/README.md' &&
     grep -q 'cnet train-unet ' '$A/README.md' && grep -q 'cnet train ' '$A/README.md' &&
     grep -Eq '^\\* total: [0-9]+\$' '$A/README.md'"
 # A PNG's width and height: bytes 16..23 of its IHDR, big-endian.
