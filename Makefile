@@ -2,6 +2,8 @@
 #   make            build build/cnet (and the CUDA objects when nvcc is found)
 #   make test       build and run the whole suite (unit, golden, server, hub)
 #   make run        build and start the service (see README)
+#   make demo-model train the demo model from scratch into $(DEMO_OUT) (~1 hour on
+#                   2 cores; server/demo/demo_model.sh, its sizes and steps)
 #   make asan       the suite under AddressSanitizer + UBSan
 #   make golden FIXTURES=<dir> [DEVICE=cuda]   check every golden of a fixture directory
 #                   on a backend (cpu by default; cuda falls back to the CPU without a GPU)
@@ -97,7 +99,7 @@ NVCCFLAGS := -std=c++17 -O3 -g -I. $(CUDA_GENCODE) -Werror all-warnings \
              -Xcompiler -Wall,-Wextra,-Wshadow,-Werror -DCNET_HAVE_CUDA -MMD -MP
 endif
 
-.PHONY: all deps test test-docker test-cuda run asan golden fixtures bench bench-cuda clean \
+.PHONY: all deps test test-docker test-cuda run demo-model asan golden fixtures bench bench-cuda clean \
         format fuzz fuzz-build fuzz-targets
 all: deps $(BUILD)/cnet
 
@@ -214,6 +216,13 @@ run: all
 	echo "       -d '{\"pretrained_model_name_or_path\": \"demo\", \"dataset\": \"$$fill\", \"resolution\": 32, \"train_batch_size\": 4, \"max_train_steps\": 200, \"checkpointing_steps\": 50, \"learning_rate\": 0.0001, \"lr_warmup_steps\": 0}'"
 	$(BUILD)/cnet serve --port $(RUN_PORT) --data $(RUN_DATA) --data-root $(RUN_DATA)/local \
 	  --token-file $(RUN_DATA)/token
+
+# make demo-model: the demo model made by cnet from one seed (dataset, VAE,
+# UNet, ControlNet; each stage timed) into $(DEMO_OUT), its work files beside
+# it; server/demo/demo_model.sh says what each stage runs.
+DEMO_OUT ?= $(BUILD)/demo-model
+demo-model: all
+	CNET=$(BUILD)/cnet DEMO_OUT=$(DEMO_OUT) sh server/demo/demo_model.sh
 
 # make bench: the op cases, then the SDXL-small model tasks on the CPU
 # (SDXL's layout at reduced width, `init-model --preset sdxl-small`, made
