@@ -112,10 +112,27 @@ static int make_latents(train_batcher *tb, const int64_t *ids, int n, uint64_t r
         const int upcast = tb->sdxl && tb->vae == &tb->base->vae && tb->vae->cfg.force_upcast;
         const cnet_precision prev =
             upcast ? cnet_backend_set_precision(be, CNET_PREC_F32, NULL, 0) : be->precision;
-        int rc = vae_encode(tb->vae, &tb->scratch, tb->moments, tb->pixels, n, tb->R, tb->R, err);
+        int rc = 0;
+        if (tb->cache) {
+            /* one sample at a time: the conv GEMMs' rounding depends on a
+             * sample's place in its batch, and a cached latent must be the
+             * sample's own whatever batch first meets it (a resumed run
+             * meets it in another one) */
+            const size_t img = (size_t)tb->R * tb->R * 3;
+            for (int i = 0; !rc && i < n; i++) {
+                if (tb->cache[ids[i]]) continue;
+                rc = vae_encode(tb->vae, &tb->scratch, tb->moments, tb->pixels + i * img, 1, tb->R,
+                                tb->R, err);
+                if (!rc)
+                    be->download(be, mom + (size_t)i * 2 * per, tb->moments,
+                                 2 * per * sizeof(float));
+            }
+        } else if (!(rc = vae_encode(tb->vae, &tb->scratch, tb->moments, tb->pixels, n, tb->R,
+                                     tb->R, err))) {
+            be->download(be, mom, tb->moments, 2 * lat * sizeof(float));
+        }
         if (upcast) cnet_backend_set_precision(be, prev, NULL, 0);
         if (rc) return rc;
-        be->download(be, mom, tb->moments, 2 * lat * sizeof(float));
     }
     for (int i = 0; i < n; i++) {
         float *dst = ms + (size_t)i * 2 * per;

@@ -95,6 +95,16 @@ check resume_skips_done_steps sh -c "! grep -q '^step 1/12' '$tmp/b2.log'"
 check resume_bit_exact cmp -s "$tmp/a/diffusion_pytorch_model.safetensors" \
     "$tmp/b/diffusion_pytorch_model.safetensors"
 
+# --cache_latents: a resume past the first epoch meets its samples in other
+# batches than the straight run first did; the cached latents, encoded one
+# sample at a time, are the same, and so are the final weights.
+$CNET train $common --output_dir "$tmp/c" --cache_latents >/dev/null 2>&1
+$CNET train $common --output_dir "$tmp/c2" --cache_latents --max_train_steps 8 >/dev/null 2>&1
+$CNET train $common --output_dir "$tmp/c2" --cache_latents --resume_from_checkpoint latest \
+    >/dev/null 2>&1
+check cache_latents_resume_bit_exact cmp -s "$tmp/c/diffusion_pytorch_model.safetensors" \
+    "$tmp/c2/diffusion_pytorch_model.safetensors"
+
 # --mixed_precision bf16 on the CPU: without AVX512-BF16 float32 with one
 # note, the weights of a run without it; with it (kernels/cpu/gemm_bf16.c)
 # bf16 products, no note, other weights. The checkpoint and the model card
