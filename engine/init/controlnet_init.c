@@ -44,6 +44,12 @@ static const struct {
     {"mid_block_type", "\"UNetMidBlock2DCrossAttn\""},
 };
 
+int controlnet_default_cond_levels(int vae_factor) {
+    int n = 1;
+    while ((1 << (n - 1)) < vae_factor && n < CONTROLNET_DEFAULT_N_COND) n++;
+    return n;
+}
+
 int controlnet_config_from_unet(json_t **out, const char *unet_config_path, const int *cond,
                                 int n_cond, cnet_error *err) {
     *out = NULL;

@@ -32,6 +32,12 @@
 #define CONTROLNET_DEFAULT_COND_CHANNELS                                                           \
     { 16, 32, 96, 256 }
 #define CONTROLNET_DEFAULT_N_COND 4
+
+/* How many of the default conditioning embedding's levels bring a control
+ * image to the latents of a VAE that downsamples vae_factor x: all four for
+ * the 8x VAE of every SD model (512x512 to 64x64), a prefix for a VAE with
+ * fewer levels (2 levels for 2x, 3 for 4x). */
+int controlnet_default_cond_levels(int vae_factor);
 /* The tag of the fresh tensors' Philox stream (weights_init.h). */
 #define CONTROLNET_INIT_TAG "controlnet"
 

@@ -261,10 +261,16 @@ static int init_unet_controlnet(cnet_backend *be, const char *out, const minit_o
         (rc = cnet_unet_config_load(&cfg, cfg_path, err)))
         return rc;
     if (!file_exists(cn_path)) {
+        /* from_unet's default conditioning embedding, the levels the
+         * pipeline's VAE has (a 4x VAE takes three) */
         const int cond[CONTROLNET_DEFAULT_N_COND] = CONTROLNET_DEFAULT_COND_CHANNELS;
+        char vae_path[PATH_MAX];
+        cnet_vae_config vae;
         json_t *j = NULL;
-        if ((rc = minit_mkdir(cn_dir, err)) ||
-            (rc = controlnet_config_from_unet(&j, cfg_path, cond, CONTROLNET_DEFAULT_N_COND, err)))
+        if ((rc = minit_path_join(vae_path, out, "vae/config.json", err)) ||
+            (rc = cnet_vae_config_load(&vae, vae_path, err)) || (rc = minit_mkdir(cn_dir, err)) ||
+            (rc = controlnet_config_from_unet(
+                 &j, cfg_path, cond, controlnet_default_cond_levels(1 << (vae.n_blocks - 1)), err)))
             return rc;
         if ((rc = minit_write_json(cn_dir, "config.json", j, err))) return rc;
     }

@@ -170,12 +170,9 @@ static int load_controlnet(trainer *t, cnet_error *err) {
             return cnet_fail(err, CNET_EFORMAT, "%s: %s", path, jerr.text);
         return 0;
     }
-    /* from_unet's default conditioning embedding (16, 32, 96, 256) brings a
-     * 512x512 image to 64x64 latents with the 8x VAE of every SD model; a
-     * VAE with fewer levels (test models) gets the matching prefix. */
+    /* from_unet's default conditioning embedding, the levels the VAE has */
     const int cond[] = CONTROLNET_DEFAULT_COND_CHANNELS;
-    int n_cond = 1;
-    while ((1 << (n_cond - 1)) < vae_factor(t->vae) && n_cond < CONTROLNET_DEFAULT_N_COND) n_cond++;
+    const int n_cond = controlnet_default_cond_levels(vae_factor(t->vae));
     snprintf(path, sizeof path, "%s/unet/config.json", o->pretrained_model_name_or_path);
     if ((rc = controlnet_config_from_unet(&t->cn_config, path, cond, n_cond, err))) return rc;
     /* The config loader reads files: write the new config where the final

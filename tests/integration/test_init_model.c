@@ -22,6 +22,7 @@
  *   - --from-config tests/fixtures/tiny-sdxl brings text_encoder_2/ and
  *     tokenizer_2/ and generates loadable weights for both encoders;
  *   - a non-empty --out and an unknown preset or dtype are refused. */
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <sys/stat.h>
@@ -339,6 +340,46 @@ static int same_file(const char *a, const char *b) {
     free(x);
     free(y);
     return same;
+}
+
+/* --from-config of a folder without controlnet/: the ControlNet derived from
+ * its UNet takes the conditioning embedding levels of its VAE (tiny-sd's 2x
+ * VAE: 2 of from_unet's 4), so `cnet generate` loads the pipeline. */
+static void test_from_config_derives_controlnet_for_the_vae(void) {
+    char src[PATH_MAX + 16], out[PATH_MAX + 16], cmd[3 * PATH_MAX];
+    snprintf(src, sizeof src, "%s/no_controlnet", tmp);
+    snprintf(out, sizeof out, "%s/derived", tmp);
+    snprintf(cmd, sizeof cmd, "cp -r %s/tiny-sd %s && rm -rf %s/controlnet", fixtures(), src, src);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    const char *args[] = {"--out", out, "--from-config", src, NULL};
+    CHECK(run_init(args) == 0, "init-model --from-config %s failed", src);
+    json_t *cn = json_load_file(sub(out, "controlnet/config.json"), 0, NULL);
+    const json_t *levels = json_object_get(cn, "conditioning_embedding_out_channels");
+    EXPECT(json_array_size(levels) == 2 && json_integer_value(json_array_get(levels, 0)) == 16 &&
+               json_integer_value(json_array_get(levels, 1)) == 32,
+           "conditioning_embedding_out_channels of %zu levels for a 2x VAE",
+           json_array_size(levels));
+    json_decref(cn);
+    cnet_backend be;
+    cnet_error err = {0};
+    controlnet_model c;
+    vae_model v;
+    CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
+    if (controlnet_open(&c, &be, sub(out, "controlnet"), &err) == 0) {
+        if (vae_open(&v, &be, sub(out, "vae"), &err) == 0) {
+            EXPECT(controlnet_image_factor(&c) == vae_factor(&v),
+                   "the embedding downsamples %dx, "
+                   "the VAE %dx",
+                   controlnet_image_factor(&c), vae_factor(&v));
+            vae_free(&v);
+        } else {
+            EXPECT(0, "%s", err.msg);
+        }
+        controlnet_free(&c);
+    } else {
+        EXPECT(0, "%s", err.msg);
+    }
+    cnet_backend_free(&be);
 }
 
 static void test_from_config_small(void) {
@@ -794,6 +835,7 @@ int main(int argc, char **argv) {
     }
     RUN(test_sd15_configs);
     RUN(test_from_config_small);
+    RUN(test_from_config_derives_controlnet_for_the_vae);
     RUN(test_sdxl_configs);
     RUN(test_sdxl_small_configs);
     RUN(test_from_config_sdxl);
