@@ -25,10 +25,7 @@
 # The chosen values and the rates they come from are in BENCHMARKS.md
 # ("Demo model recipe"). The work files (checkpoints, logs, loss.csv) stay
 # in DEMO_OUT.work; rerunning continues each stage from its latest
-# checkpoint. An uninterrupted run is reproducible from the seed; a stage
-# resumed after its first epoch is not bit-identical to one that was not,
-# since `--cache_latents` with `--resume_from_checkpoint` is not exact past
-# epoch 0 in cnet today (train and train-unet alike; without the cache it is).
+# checkpoint, bit-identical to an uninterrupted run from the same seed.
 # Not here: judging the images (issue 19's colour and adherence tests), and
 # shipping the result (`make run` still serves init-model's random tiny model).
 # Run from the repository root.
