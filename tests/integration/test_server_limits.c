@@ -25,14 +25,11 @@
  * requests the test makes meanwhile. The truth for "stopped early" is the
  * server's own step counter (cnet_generate_steps_total) against the steps
  * asked. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,23 +89,8 @@ static int wait_metric(test_server *s, const char *name, long long want) {
 /* Sends a generate request on a raw socket (so the test can walk away
  * from it) and returns the socket, -1 on failure. */
 static int post_raw(test_server *s, const char *body) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    char head[512];
-    int n = snprintf(head, sizeof head,
-                     "POST /v1/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                     T, strlen(body));
-    if (write(fd, head, (size_t)n) != n || write(fd, body, strlen(body)) != (ssize_t)strlen(body)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return http_send_raw(s, "POST /v1/generate", "Content-Type: application/json\r\n", strlen(body),
+                         body, strlen(body));
 }
 
 /* What the server answered on fd (until it closes), malloc'd. */

@@ -44,9 +44,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "server/store/jobs_datasets.h"
 #include "tests/lib/harness.h"
@@ -375,23 +372,7 @@ static int store_datasets(void) {
 /* Sends POST /v1/datasets to node i announcing len bytes but sending only
  * the first half of them; returns the socket (left open), -1 on failure. */
 static int upload_half(int i, const char *bytes, size_t len) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)node[i].port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    char head[512];
-    int n = snprintf(head, sizeof head,
-                     "POST /v1/datasets?name=half.tar HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Authorization: Bearer %s\r\nContent-Length: %zu\r\n\r\n",
-                     T, len);
-    if (write(fd, head, (size_t)n) != n || write(fd, bytes, len / 2) != (ssize_t)(len / 2)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return http_send_raw(&node[i], "POST /v1/datasets?name=half.tar", "", len, bytes, len / 2);
 }
 
 /* kill -9 of a node in the middle of an upload: no node lists a dataset

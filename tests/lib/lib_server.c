@@ -1,12 +1,15 @@
 /* Starting `cnet serve` and talking to it with libcurl (see lib_server.h). */
 #include "tests/lib/lib_server.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -223,4 +226,26 @@ int png_same_pixels(const image_rgb8 *want, const void *png, size_t len, char *w
              want->height, same ? "equal" : "differ");
     image_free(&img);
     return same;
+}
+
+int http_send_raw(const test_server *s, const char *method_path, const char *headers,
+                  size_t content_length, const void *body, size_t sent) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    char head[1024];
+    const int n = snprintf(head, sizeof head,
+                           "%s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n%s"
+                           "Content-Length: %zu\r\n\r\n",
+                           method_path, SERVER_TEST_TOKEN, headers, content_length);
+    if (n >= (int)sizeof head || write(fd, head, (size_t)n) != n ||
+        write(fd, body, sent) != (ssize_t)sent) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -43,6 +43,13 @@ void http_resp_free(http_resp *r);
 /* The value of a response header (case-insensitive name) into out; 0 if found. */
 int http_header(const http_resp *r, const char *name, char *out, size_t size);
 
+/* Sends "METHOD PATH" with the test token, extra header lines (each ending
+ * in \r\n, or ""), Content-Length: content_length and the first sent bytes
+ * of body on a raw socket, which is returned open (the test may walk away
+ * from the request or cut it short); -1 on failure. */
+int http_send_raw(const test_server *s, const char *method_path, const char *headers,
+                  size_t content_length, const void *body, size_t sent);
+
 /* Seconds on the monotonic clock. */
 double test_now_s(void);
 /* system(cmd) with its stdout and stderr discarded. */

@@ -18,6 +18,7 @@
 #include "engine/pipeline/pipeline.h"
 #include "engine/pipeline/sd_base.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/lib_pipe.h"
 
 enum { H = 16, W = 16, IMG = H * W * 3, MAX_BLOCKS = 4096 };
 
@@ -70,21 +71,16 @@ static void counting_free(cnet_backend *be, void *p) {
 }
 
 static void test_decode_arena_alone(void) {
-    char dir[4096], path[4200];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", harness_fixtures());
     cnet_backend be;
     cnet_error err = {0};
     CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
-    sd_base base;
-    controlnet_model cn;
-    CHECK(sd_base_open(&base, &be, dir, &err) == 0, "%s", err.msg);
-    snprintf(path, sizeof path, "%s/controlnet", dir);
-    CHECK(controlnet_open(&cn, &be, path, &err) == 0, "%s", err.msg);
+    test_pipe tp;
+    CHECK(test_pipe_open(&tp, harness_fixtures(), &be, &err) == 0, "%s", err.msg);
     cnet_sched_config sc;
-    CHECK(sd_base_scheduler(&base, -1, &sc, &err) == 0, "%s", err.msg);
+    CHECK(sd_base_scheduler(&tp.base, -1, &sc, &err) == 0, "%s", err.msg);
     static float control[IMG], plain[IMG], watched[IMG];
     for (int i = 0; i < IMG; i++) control[i] = (float)((i * 37) % 256) / 255.0f;
-    pipe_models models = sd_base_models(&base);
+    pipe_models models = sd_base_models(&tp.base);
     pipe_request r = {.prompt = "a red circle with a blue background",
                       .steps = 2,
                       .guidance = 7.5f,
@@ -94,14 +90,14 @@ static void test_decode_arena_alone(void) {
                       .num_images = 1,
                       .n_controlnets = 1};
     r.controlnets[0] = (pipe_controlnet){
-        .model = &cn, .image = control, .scale = 1.0f, .start = 0.0f, .end = 1.0f};
+        .model = &tp.cn, .image = control, .scale = 1.0f, .start = 0.0f, .end = 1.0f};
     CHECK(pipeline_generate(&models, &sc, &r, plain, NULL, &err) == 0, "%s", err.msg);
 
     /* CFG: 2 rows for the UNet and the ControlNet, 1 image */
     const int f = vae_factor(models.vae), h = H / f, w = W / f;
     const int Nt = tokenizer_max_length(models.tok);
     size_t need = unet_scratch_bytes(models.unet, 2, h, w, Nt);
-    const size_t c = controlnet_scratch_bytes(&cn, 2, h, w, Nt);
+    const size_t c = controlnet_scratch_bytes(&tp.cn, 2, h, w, Nt);
     memset(&rec, 0, sizeof rec);
     rec.watch[0] = clip_text_scratch_bytes(models.text_encoder, 1, Nt);
     rec.watch[1] = c > need ? c : need;
@@ -128,8 +124,7 @@ static void test_decode_arena_alone(void) {
     EXPECT(rec.n == 0, "%d blocks of the run never given back", rec.n);
     EXPECT(memcmp(plain, watched, sizeof plain) == 0, "the image differs from the plain run's");
     cnet_sched_config_free(&sc);
-    controlnet_free(&cn);
-    sd_base_free(&base);
+    test_pipe_close(&tp);
     cnet_backend_free(&be);
 }
 
