@@ -13,16 +13,24 @@
 /* Keys' cubic parameter OpenCV uses. */
 #define CV_CUBIC_A (-0.75f)
 
-static int resize_alloc(image_rgb8 *out, const image_rgb8 *in, int width, int height,
-                        const char *what, cnet_error *err) {
+/* Allocates out (width x height, checked); *copied = 1 when that is in's
+ * size and out already holds its copy, as OpenCV's resize returns then. */
+static int resize_begin(image_rgb8 *out, const image_rgb8 *in, int width, int height,
+                        const char *what, int *copied, cnet_error *err) {
     memset(out, 0, sizeof *out);
+    *copied = 0;
     if (width <= 0 || height <= 0)
         return cnet_fail(err, CNET_EINVAL, "%s: cannot resize %dx%d to %dx%d", what, in->width,
                          in->height, width, height);
     if ((int64_t)width * height > IMAGE_MAX_PIXELS_DEFAULT)
         return cnet_fail(err, CNET_ELIMIT, "%s: %dx%d is over the %lld-pixel limit", what, width,
                          height, (long long)IMAGE_MAX_PIXELS_DEFAULT);
-    return image_alloc(out, width, height, err);
+    const int rc = image_alloc(out, width, height, err);
+    if (!rc && width == in->width && height == in->height) {
+        memcpy(out->data, in->data, (size_t)width * height * 3);
+        *copied = 1;
+    }
+    return rc;
 }
 
 static uint8_t saturate_u8(long v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
@@ -148,12 +156,8 @@ static void area_up(image_rgb8 *out, const image_rgb8 *in) {
 }
 
 int cv_resize_area(image_rgb8 *out, const image_rgb8 *in, int width, int height, cnet_error *err) {
-    int rc = resize_alloc(out, in, width, height, "INTER_AREA resize", err);
-    if (rc) return rc;
-    if (width == in->width && height == in->height) {
-        memcpy(out->data, in->data, (size_t)width * height * 3);
-        return 0;
-    }
+    int copied, rc = resize_begin(out, in, width, height, "INTER_AREA resize", &copied, err);
+    if (rc || copied) return rc;
     const double scale_x = 1. / ((double)width / in->width);
     const double scale_y = 1. / ((double)height / in->height);
     if (scale_x < 1 || scale_y < 1) {
@@ -189,12 +193,8 @@ static int cubic_at(int d, double scale, float c[4]) {
 }
 
 int cv_resize_cubic(image_rgb8 *out, const image_rgb8 *in, int width, int height, cnet_error *err) {
-    int rc = resize_alloc(out, in, width, height, "INTER_CUBIC resize", err);
-    if (rc) return rc;
-    if (width == in->width && height == in->height) {
-        memcpy(out->data, in->data, (size_t)width * height * 3);
-        return 0;
-    }
+    int copied, rc = resize_begin(out, in, width, height, "INTER_CUBIC resize", &copied, err);
+    if (rc || copied) return rc;
     const double scale_x = 1. / ((double)width / in->width);
     const double scale_y = 1. / ((double)height / in->height);
     int *xs = malloc(sizeof *xs * (size_t)width * 5);
@@ -258,8 +258,8 @@ void cv_resize_cubic_f64(double *out, int dst_width, int dst_height, int x0, int
 
 int cv_resize_nearest(image_rgb8 *out, const image_rgb8 *in, int width, int height,
                       cnet_error *err) {
-    int rc = resize_alloc(out, in, width, height, "INTER_NEAREST resize", err);
-    if (rc) return rc;
+    int copied, rc = resize_begin(out, in, width, height, "INTER_NEAREST resize", &copied, err);
+    if (rc || copied) return rc;
     const double fx = 1. / ((double)width / in->width), fy = 1. / ((double)height / in->height);
     for (int y = 0; y < height; y++) {
         int sy = (int)floor(y * fy);

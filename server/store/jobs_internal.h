@@ -132,9 +132,13 @@ int jobs_rules_attempt_delta(const jobs_leave *l);
 /* The state a rescued job goes to, and the detail of its event (and its
  * error when it fails for good) in detail[160]. */
 job_state jobs_rules_rescue(int cancel_requested, int exhausted, int attempt, char detail[160]);
-/* The state event's JSON text {"state", "attempt", "reason"?, "node"?}
- * (node: NULL or "" for none); the caller frees. */
-char *jobs_rules_state_json(job_state state, int attempt, const char *reason, const char *node);
+/* A backend's append of an event to a job's stream. */
+typedef int (*jobs_event_add_fn)(jobs_store *s, const char *id, const char *type, const char *data,
+                                 cnet_error *err);
+/* Appends through add the state event {"state", "attempt", "reason"?,
+ * "node"?} (the running state names s->node, when set). */
+int jobs_rules_event_state(jobs_store *s, jobs_event_add_fn add, const char *id, job_state state,
+                           int attempt, const char *reason, cnet_error *err);
 /* How many queued jobs a claim reads as candidates (1 without placement). */
 int jobs_rules_window(const jobs_pick *pick);
 /* Which of the n >= 1 candidates c (oldest first) a claim takes at time now,

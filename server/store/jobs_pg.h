@@ -45,7 +45,7 @@ void jobs_pg_rollback(jobs_store *s);
  * N never misses a later-committed smaller id. */
 int jobs_pg_event_add(jobs_store *s, const char *id, const char *type, const char *data,
                       cnet_error *err);
-/* The same for a state change (jobs_rules_state_json; running names s->node). */
+/* The same for a state change (jobs_rules_event_state). */
 int jobs_pg_event_state(jobs_store *s, const char *id, job_state state, int attempt,
                         const char *reason, cnet_error *err);
 

@@ -36,7 +36,9 @@ job_state jobs_rules_rescue(int cancel_requested, int exhausted, int attempt, ch
     return cancel_requested ? JOB_CANCELLED : exhausted ? JOB_FAILED : JOB_QUEUED;
 }
 
-char *jobs_rules_state_json(job_state state, int attempt, const char *reason, const char *node) {
+int jobs_rules_event_state(jobs_store *s, jobs_event_add_fn add, const char *id, job_state state,
+                           int attempt, const char *reason, cnet_error *err) {
+    const char *node = state == JOB_RUNNING ? s->node : NULL;
     json_t *o = json_pack("{s:s, s:i}", "state", job_state_names[state], "attempt", attempt);
     if (o && ((reason && json_object_set_new(o, "reason", json_string(reason))) ||
               (node && *node && json_object_set_new(o, "node", json_string(node))))) {
@@ -45,7 +47,10 @@ char *jobs_rules_state_json(job_state state, int attempt, const char *reason, co
     }
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    return text;
+    if (!text) return cnet_fail(err, CNET_ENOMEM, "job store: event: out of memory");
+    const int rc = add(s, id, "state", text, err);
+    free(text);
+    return rc;
 }
 
 void jobs_rules_checkpoint_json(int64_t step, char buf[64]) {

@@ -150,12 +150,7 @@ int jobs_event_add(jobs_store *s, const char *id, const char *type, const char *
 
 int jobs_event_state(jobs_store *s, const char *id, job_state state, int attempt,
                      const char *reason, cnet_error *err) {
-    char *text =
-        jobs_rules_state_json(state, attempt, reason, state == JOB_RUNNING ? s->node : NULL);
-    if (!text) return cnet_fail(err, CNET_ENOMEM, "job store: event: out of memory");
-    int rc = jobs_event_add(s, id, "state", text, err);
-    free(text);
-    return rc;
+    return jobs_rules_event_state(s, jobs_event_add, id, state, attempt, reason, err);
 }
 
 static int dup_col(sqlite3_stmt *st, int col, char **out) {

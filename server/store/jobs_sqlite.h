@@ -24,7 +24,7 @@ void jobs_rollback(jobs_store *s);
 /* Appends an event to job id's stream; data is a jansson-built JSON text. */
 int jobs_event_add(jobs_store *s, const char *id, const char *type, const char *data,
                    cnet_error *err);
-/* The same for a state change (jobs_rules_state_json; running names s->node). */
+/* The same for a state change (jobs_rules_event_state). */
 int jobs_event_state(jobs_store *s, const char *id, job_state state, int attempt,
                      const char *reason, cnet_error *err);
 

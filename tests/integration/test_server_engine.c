@@ -28,7 +28,6 @@
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -178,21 +177,10 @@ static long long metric(test_server *s, const char *name) {
     return v;
 }
 
-static int sha256_file(const char *path, char hex[65]) {
-    size_t n;
-    char *data = file_read(path, &n);
-    if (!data) return -1;
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256((unsigned char *)data, n, d);
-    free(data);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) sprintf(hex + 2 * i, "%02x", d[i]);
-    return 0;
-}
-
 static int weights_sha(const char *data, const char *id, char hex[65]) {
     char path[900];
     snprintf(path, sizeof path, "%s/jobs/%s/diffusion_pytorch_model.safetensors", data, id);
-    return sha256_file(path, hex);
+    return file_sha256_hex(path, hex);
 }
 
 static int same_as_truth(const void *png, size_t len, char *why, size_t cap) {
@@ -736,7 +724,7 @@ static void test_sdxl_train_job(void) {
              bin, models, fill, dir);
     CHECK(run_quiet(cmd) == 0, "cnet train on tiny-sdxl");
     snprintf(path, sizeof path, "%s/sdxl-cli/diffusion_pytorch_model.safetensors", dir);
-    CHECK(sha256_file(path, want) == 0 && weights_sha(data1, id, got) == 0, "weights");
+    CHECK(file_sha256_hex(path, want) == 0 && weights_sha(data1, id, got) == 0, "weights");
     EXPECT(!strcmp(want, got), "SDXL job's weights differ from cnet train's");
     printf("    SDXL job %s: 4 steps, weights %.12s (cnet train: %.12s)\n", id, got, want);
 }

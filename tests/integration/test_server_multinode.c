@@ -44,7 +44,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include "server/store/jobs_datasets.h"
 #include "tests/lib/harness.h"
 #include "tests/lib/lib_fs.h"
@@ -206,14 +205,7 @@ static int running_checkpointed(const char *id, int step) {
 static int weights_sha(const char *id, char hex[65]) {
     char path[900];
     snprintf(path, sizeof path, "%s/jobs/%s/diffusion_pytorch_model.safetensors", data, id);
-    size_t n;
-    char *bytes = file_read(path, &n);
-    if (!bytes) return -1;
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256((unsigned char *)bytes, n, d);
-    free(bytes);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) sprintf(hex + 2 * i, "%02x", d[i]);
-    return 0;
+    return file_sha256_hex(path, hex);
 }
 
 /* The event id and node (index) of the job's first claim; -1 when none. */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
@@ -71,4 +72,15 @@ int shell_run(const char *fmt, ...) {
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
     return system(cmd);
+}
+
+int file_sha256_hex(const char *path, char hex[65]) {
+    size_t n;
+    char *bytes = file_read(path, &n);
+    if (!bytes) return -1;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((unsigned char *)bytes, n, d);
+    free(bytes);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) sprintf(hex + 2 * i, "%02x", d[i]);
+    return 0;
 }

@@ -19,4 +19,8 @@ int file_touch_json(const char *dir, const char *sub, const char *leaf);
 /* Runs the printf-formatted shell command (up to 4 KiB); system()'s status. */
 __attribute__((format(printf, 1, 2))) int shell_run(const char *fmt, ...);
 
+/* hex (64 digits and a NUL) = the SHA-256 of the file at path; -1 when it
+ * cannot be read. */
+int file_sha256_hex(const char *path, char hex[65]);
+
 #endif

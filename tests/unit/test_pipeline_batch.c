@@ -13,6 +13,7 @@
 #include "engine/pipeline/pipeline.h"
 #include "engine/pipeline/sd_base.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/lib_pipe.h"
 
 #define BATCH_TOLERANCE 1e-4
 
@@ -64,24 +65,17 @@ static void run_case(sd_base *base, controlnet_model *cn, const cnet_sched_confi
 }
 
 static void test_batch_equals_single(void) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", harness_fixtures());
     cnet_backend be;
     cnet_error err = {0};
     CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
-    sd_base base;
-    controlnet_model cn;
-    CHECK(sd_base_open(&base, &be, dir, &err) == 0, "%s", err.msg);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/controlnet", dir);
-    CHECK(controlnet_open(&cn, &be, path, &err) == 0, "%s", err.msg);
+    test_pipe tp;
+    CHECK(test_pipe_open(&tp, harness_fixtures(), &be, &err) == 0, "%s", err.msg);
     cnet_sched_config sc;
-    CHECK(sd_base_scheduler(&base, CNET_SCHED_DDIM, &sc, &err) == 0, "%s", err.msg);
-    run_case(&base, &cn, &sc, 0);
-    run_case(&base, &cn, &sc, 1);
+    CHECK(sd_base_scheduler(&tp.base, CNET_SCHED_DDIM, &sc, &err) == 0, "%s", err.msg);
+    run_case(&tp.base, &tp.cn, &sc, 0);
+    run_case(&tp.base, &tp.cn, &sc, 1);
     cnet_sched_config_free(&sc);
-    controlnet_free(&cn);
-    sd_base_free(&base);
+    test_pipe_close(&tp);
     cnet_backend_free(&be);
 }
 

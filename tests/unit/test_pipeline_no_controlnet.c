@@ -18,6 +18,7 @@
 #include "engine/pipeline/pipeline.h"
 #include "engine/pipeline/sd_base.h"
 #include "tests/lib/harness.h"
+#include "tests/lib/lib_pipe.h"
 
 enum { H = 16, W = 16, IMG = H * W * 3 };
 
@@ -31,21 +32,16 @@ static double max_diff(const float *a, const float *b, size_t n) {
 }
 
 static void test_no_controlnet_is_scale_zero(void) {
-    char dir[4096], path[4200];
-    snprintf(dir, sizeof dir, "%s/tiny-sd", harness_fixtures());
     cnet_backend be;
     cnet_error err = {0};
     CHECK(cnet_backend_cpu_init(&be, &err) == 0, "%s", err.msg);
-    sd_base base;
-    controlnet_model cn;
-    CHECK(sd_base_open(&base, &be, dir, &err) == 0, "%s", err.msg);
-    snprintf(path, sizeof path, "%s/controlnet", dir);
-    CHECK(controlnet_open(&cn, &be, path, &err) == 0, "%s", err.msg);
+    test_pipe tp;
+    CHECK(test_pipe_open(&tp, harness_fixtures(), &be, &err) == 0, "%s", err.msg);
     cnet_sched_config sc;
-    CHECK(sd_base_scheduler(&base, -1, &sc, &err) == 0, "%s", err.msg);
+    CHECK(sd_base_scheduler(&tp.base, -1, &sc, &err) == 0, "%s", err.msg);
     static float control[IMG], plain[IMG], zero[IMG], steered[IMG];
     for (int i = 0; i < IMG; i++) control[i] = (float)((i * 37) % 256) / 255.0f;
-    pipe_models models = sd_base_models(&base);
+    pipe_models models = sd_base_models(&tp.base);
     pipe_request r = {.prompt = "a red circle with a blue background",
                       .steps = 3,
                       .guidance = 7.5f,
@@ -57,7 +53,7 @@ static void test_no_controlnet_is_scale_zero(void) {
           err.msg);
     r.n_controlnets = 1;
     r.controlnets[0] = (pipe_controlnet){
-        .model = &cn, .image = control, .scale = 0.0f, .start = 0.0f, .end = 1.0f};
+        .model = &tp.cn, .image = control, .scale = 0.0f, .start = 0.0f, .end = 1.0f};
     CHECK(pipeline_generate(&models, &sc, &r, zero, NULL, &err) == 0, "scale 0: %s", err.msg);
     CHECK(max_diff(plain, zero, IMG) == 0.0, "no ControlNet differs from scale 0 by %g",
           max_diff(plain, zero, IMG));
@@ -65,8 +61,7 @@ static void test_no_controlnet_is_scale_zero(void) {
     CHECK(pipeline_generate(&models, &sc, &r, steered, NULL, &err) == 0, "scale 1: %s", err.msg);
     CHECK(max_diff(plain, steered, IMG) > 1e-3, "a ControlNet at scale 1 changed nothing");
     cnet_sched_config_free(&sc);
-    controlnet_free(&cn);
-    sd_base_free(&base);
+    test_pipe_close(&tp);
     cnet_backend_free(&be);
 }
 
