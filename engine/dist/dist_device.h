@@ -40,7 +40,7 @@ int dist_broadcast_device(dist_comm *c, dist_stage *s, cnet_backend *be, float *
  *
  * Reduce-scatter: buf[0..n) (be's) holds this rank's whole array; after
  * it, this rank's slice of buf holds the sum over the ranks (the rest is
- * left as it was). */
+ * undefined: the collective works in place). */
 int dist_reduce_scatter_device(dist_comm *c, dist_stage *s, cnet_backend *be, float *buf,
                                const size_t *bounds, cnet_error *err);
 /* All-gather: every rank's slice of buf[0..n) (be's) becomes its owner's. */
