@@ -1,8 +1,9 @@
 /* The AdamW state of the trained parameters and the optimiser step over it,
  * in one of two forms chosen at init:
  *
- * - float32 (the default): m and v as two parameter tables, one fused
- *   clip_grad_norm_ + torch.optim.AdamW op over the whole block;
+ * - float32 (the default): m and v as two buffers in the parameters' block
+ *   layout, one fused clip_grad_norm_ + torch.optim.AdamW op over the whole
+ *   block (or the shard);
  * - 8-bit (--use_8bit_adam, bitsandbytes' AdamW8bit as train_controlnet.py
  *   uses it): every tensor of at least ADAM8_MIN_SIZE elements keeps uint8
  *   codes plus a float32 absmax per block of CNET_ADAM8_BLOCK for m and v

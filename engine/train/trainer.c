@@ -475,16 +475,16 @@ static int save_checkpoint(trainer *t, cnet_error *err) {
     memset(&whole, 0, sizeof whole);
     int rc = rank0 ? adam_state_init(&whole, trained(t), t->o->use_8bit_adam, err) : 0;
     int made = rc == 0; /* rank 0's word: the others wait in the gather only when it can */
-    if (dist_broadcast(t->comm, &made, sizeof made, 0, err)) made = 0, rc = err->code;
-    if (!made && !rc)
+    const int sent = dist_broadcast(t->comm, &made, sizeof made, 0, err);
+    if (sent)
+        rc = sent;
+    else if (!made && !rc)
         rc = cnet_fail(err, CNET_ENOMEM,
-                       "rank 0 could not make room for the whole optimizer "
-                       "state of a checkpoint");
-    if (made &&
-        !(rc = adam_shard_gather(t->comm, &t->ts.stage, &t->ts.adam, t->ts.shards,
-                                 rank0 ? &whole : NULL, err)) &&
-        rank0)
-        rc = write_checkpoint(t, &whole, err);
+                       "rank 0 could not make room for the whole optimizer state of a checkpoint");
+    if (!rc)
+        rc = adam_shard_gather(t->comm, &t->ts.stage, &t->ts.adam, t->ts.shards,
+                               rank0 ? &whole : NULL, err);
+    if (!rc && rank0) rc = write_checkpoint(t, &whole, err);
     adam_state_free(&whole);
     return rc;
 }
@@ -545,9 +545,8 @@ static int resume(trainer *t, cnet_error *err) {
     checkpoint_tables tables = {trained(t), t->ts.shards ? &whole : &t->ts.adam,
                                 t->o->train_unet ? "unet" : NULL,
                                 t->have_ema ? &t->ema.shadow : NULL};
-    if (!rc && !(rc = checkpoint_load(dir, &tables, &state, err)) && t->ts.shards &&
-        (rc = adam_shard_take(&t->ts.adam, &whole, err)))
-        json_decref(state);
+    if (!rc) rc = checkpoint_load(dir, &tables, &state, err);
+    if (!rc && t->ts.shards && (rc = adam_shard_take(&t->ts.adam, &whole, err))) json_decref(state);
     adam_state_free(&whole);
     if (rc) return cnet_error_prefix(err, "resuming from %s", dir);
     json_int_t step = 0, epoch = 0, index = 0;

@@ -2,7 +2,9 @@
 # Data-parallel cnet train over Open MPI on CPU ranks (issue 17): 2 ranks
 # with --train_batch_size 2 against one process with batch 4 (ControlNet and
 # train-unet), rank 0 alone
-# writing, a rank killed mid-run, a rank that hangs, and resume. Skipped (with a line saying
+# writing, a rank killed mid-run, a rank that hangs, and resume; the same 2
+# ranks with --shard_optimizer (ZeRO-1/2) against unsharded, and resumes of
+# sharded checkpoints on other rank counts. Skipped (with a line saying
 # so) when mpirun is absent or cnet was built without MPI.
 #
 # The bound: the ranks compute the same sums in another order (each rank's
