@@ -59,8 +59,8 @@ static void owned(const size_t *bounds, int r, size_t at, size_t k, size_t *lo, 
     if (*hi < *lo) *hi = *lo;
 }
 
-/* counts[r] and displs[r], in units of elem bytes times `unit` (bytes: elem;
- * floats: 1), of each rank's part of bucket [at, at + k). */
+/* counts[r] and displs[r] of each rank's part of bucket [at, at + k), in
+ * elements times unit (1: elements; an element's bytes: bytes). */
 static void bucket_parts(const dist_comm *c, const size_t *bounds, size_t at, size_t k, size_t unit,
                          int *counts, int *displs) {
     for (int r = 0; r < c->size; r++) {
@@ -133,7 +133,7 @@ int dist_gather_device(dist_comm *c, dist_stage *s, cnet_backend *be, const void
         owned(bounds, c->rank, at, k, &lo, &hi);
         const char *src = (const char *)mine + (lo - bounds[c->rank]) * elem;
         bucket_parts(c, bounds, at, k, elem, counts, displs);
-        if (be->reads_host || c->size == 1) {
+        if (be->reads_host) {
             rc = dist_gather(c, src, root ? (char *)all + at * elem : NULL, counts, displs, 0, err);
             continue;
         }
@@ -145,16 +145,11 @@ int dist_gather_device(dist_comm *c, dist_stage *s, cnet_backend *be, const void
         const char none = 0;
         rc = dist_gather(c, root ? &none : (const void *)s->host, root ? s->host : NULL, counts,
                          displs, 0, err);
-        if (!rc && root) {
-            size_t olo, ohi, first = at + k;
-            for (int r = 1; r < c->size; r++) {
-                owned(bounds, r, at, k, &olo, &ohi);
-                if (ohi > olo && olo < first) first = olo;
-            }
-            if (first < at + k)
-                be->upload(be, (char *)all + first * elem, (char *)s->host + (first - at) * elem,
-                           (at + k - first) * elem);
-        }
+        /* the other ranks' parts: the bucket from where rank 1's shard starts */
+        const size_t first = bounds[1] > at ? bounds[1] : at;
+        if (!rc && root && first < at + k)
+            be->upload(be, (char *)all + first * elem, (char *)s->host + (first - at) * elem,
+                       (at + k - first) * elem);
     }
     return rc;
 }
