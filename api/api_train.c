@@ -241,6 +241,12 @@ const api_field api_train_fields[] = {
      .type = AF_BOOL,
      .def = "false",
      .help = "AdamW8bit: block-wise 8-bit m and v (about 1/4 of the optimizer memory)"},
+    {.name = "shard_optimizer",
+     .type = AF_BOOL,
+     .def = "false",
+     .help = "ZeRO-1/2: with N data-parallel ranks each keeps AdamW's state (float32 or 8-bit) "
+             "for 1/N of the parameters, gradients reduce-scattered, weights all-gathered; "
+             "checkpoints hold the whole state (resume on any rank count); one process: no-op"},
     {.name = "seed",
      .type = AF_INT,
      .lo = 0,

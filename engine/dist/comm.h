@@ -1,6 +1,7 @@
 /* The collectives of data-parallel training: a group of ranks (processes)
- * that sum float buffers, broadcast bytes, wait for each other and abort
- * together. On Open MPI (comm_mpi.c) when cnet runs under mpirun (or srun),
+ * that sum float buffers (whole, or each rank keeping the sum of its own
+ * slice: reduce-scatter), broadcast and gather bytes, wait for each other
+ * and abort together. On Open MPI (comm_mpi.c) when cnet runs under mpirun (or srun),
  * one process otherwise, where every collective is the identity
  * (comm_single.c, also the whole of it in a build without MPI).
  *
@@ -62,6 +63,19 @@ void dist_comm_free(dist_comm *c);
 /* buf[0..n) = the sum over the ranks of their buf[0..n) (host memory), the
  * same bits on every rank. */
 int dist_allreduce_sum(dist_comm *c, float *buf, size_t n, cnet_error *err);
+/* Reduce-scatter in place: buf holds counts[0] + ... + counts[size-1]
+ * floats on every rank, rank r's slice after those of the ranks before it;
+ * after it buf[0..counts[rank]) = the sum over the ranks of their copy of
+ * this rank's slice (the rest of buf is undefined). Every rank passes the
+ * same counts (zeros allowed). */
+int dist_reduce_scatter_sum(dist_comm *c, float *buf, const int *counts, cnet_error *err);
+/* All-gather in place: rank r's counts[r] bytes lie at buf + displs[r] on
+ * rank r; after it every rank holds every rank's there. */
+int dist_allgather(dist_comm *c, void *buf, const int *counts, const int *displs, cnet_error *err);
+/* Gather to root: send[0..counts[rank]) of every rank lands at recv +
+ * displs[r] on root (recv is root's; other ranks may pass NULL). */
+int dist_gather(dist_comm *c, const void *send, void *recv, const int *counts, const int *displs,
+                int root, cnet_error *err);
 /* buf[0..bytes) = root's. */
 int dist_broadcast(dist_comm *c, void *buf, size_t bytes, int root, cnet_error *err);
 int dist_barrier(dist_comm *c, cnet_error *err);

@@ -1,5 +1,6 @@
-/* The collectives over Open MPI (MPI-3's non-blocking MPI_Iallreduce in
- * place, MPI_Ibcast, MPI_Ibarrier; MPI_Abort on MPI_COMM_WORLD); see comm.h. Built
+/* The collectives over Open MPI (MPI-3's non-blocking MPI_Iallreduce and
+ * MPI_Ireduce_scatter in place, MPI_Iallgatherv in place, MPI_Igatherv,
+ * MPI_Ibcast, MPI_Ibarrier; MPI_Abort on MPI_COMM_WORLD); see comm.h. Built
  * when the Makefile finds Open MPI (CNET_HAVE_MPI), else comm_single.c.
  *
  * MPI is initialised only under a launcher (dist_launched): a lone process
@@ -9,8 +10,7 @@
  * do). Errors stay MPI_ERRORS_ARE_FATAL (the default): a collective with a
  * dead peer ends the run through mpirun rather than returning.
  *
- * Every collective is the non-blocking call (MPI_Iallreduce, MPI_Ibcast,
- * MPI_Ibarrier) waited on with MPI_Test until c->timeout_s: a live rank
+ * Every collective is the non-blocking call waited on with MPI_Test until c->timeout_s: a live rank
  * never waits forever for one that hangs. On the timeout each waiting rank
  * sends every other one a note (DIST_TAG_WAITING, its collective's number),
  * listens DIST_GRACE_S for theirs, and aborts the run naming the ranks it
@@ -133,6 +133,47 @@ int dist_allreduce_sum(dist_comm *c, float *buf, size_t n, cnet_error *err) {
                              count);
         wait_collective(c, &req, "a gradient sum");
     }
+    return 0;
+}
+
+int dist_reduce_scatter_sum(dist_comm *c, float *buf, const int *counts, cnet_error *err) {
+    if (c->size == 1) return 0;
+    MPI_Request req;
+    c->n_collectives++;
+    if (MPI_Ireduce_scatter(MPI_IN_PLACE, buf, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req) !=
+        MPI_SUCCESS)
+        return cnet_fail(err, CNET_EIO, "rank %d: MPI_Ireduce_scatter (%d floats here) failed",
+                         c->rank, counts[c->rank]);
+    wait_collective(c, &req, "a gradient reduce-scatter");
+    return 0;
+}
+
+int dist_allgather(dist_comm *c, void *buf, const int *counts, const int *displs, cnet_error *err) {
+    if (c->size == 1) return 0;
+    MPI_Request req;
+    c->n_collectives++;
+    if (MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_BYTE,
+                        MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+        return cnet_fail(err, CNET_EIO, "rank %d: MPI_Iallgatherv (%d bytes here) failed", c->rank,
+                         counts[c->rank]);
+    wait_collective(c, &req, "a weight all-gather");
+    return 0;
+}
+
+int dist_gather(dist_comm *c, const void *send, void *recv, const int *counts, const int *displs,
+                int root, cnet_error *err) {
+    if (c->size == 1) {
+        if (counts[0] > 0 && (char *)recv + displs[0] != send)
+            memmove((char *)recv + displs[0], send, (size_t)counts[0]);
+        return 0;
+    }
+    MPI_Request req;
+    c->n_collectives++;
+    if (MPI_Igatherv(send, counts[c->rank], MPI_BYTE, recv, counts, displs, MPI_BYTE, root,
+                     MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+        return cnet_fail(err, CNET_EIO, "rank %d: MPI_Igatherv of %d bytes to rank %d failed",
+                         c->rank, counts[c->rank], root);
+    wait_collective(c, &req, "a gather of the optimizer state");
     return 0;
 }
 

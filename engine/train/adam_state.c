@@ -28,25 +28,64 @@ static void *dev_zeroed(cnet_backend *be, size_t bytes, cnet_error *err, int *rc
     return p;
 }
 
+/* Tensor i's elements [*a, *b) inside [lo, hi) of the block. */
+static void piece_of(const cnet_param *q, size_t lo, size_t hi, size_t *a, size_t *b) {
+    const size_t end = q->offset + q->numel;
+    *a = lo > q->offset ? (lo < end ? lo - q->offset : q->numel) : 0;
+    *b = hi > q->offset ? (hi < end ? hi - q->offset : q->numel) : 0;
+    if (*b < *a) *b = *a;
+}
+
+adam8_extent adam8_extent_of(const cnet_params *params, size_t lo, size_t hi) {
+    adam8_extent e = {0, 0, 0};
+    for (int i = 0; i < params->n; i++) {
+        const cnet_param *q = &params->items[i];
+        size_t a, b;
+        piece_of(q, lo, hi, &a, &b);
+        if (q->numel >= ADAM8_MIN_SIZE)
+            e.n_8bit += b - a, e.n_blocks += (size_t)adam8_blocks((long)(b - a));
+        else
+            e.n_small += b - a;
+    }
+    return e;
+}
+
 int adam_state_init(adam_state *s, const cnet_params *params, int use_8bit, cnet_error *err) {
+    return adam_state_init_shard(s, params, use_8bit, 0, params->total, err);
+}
+
+int adam_state_init_shard(adam_state *s, const cnet_params *params, int use_8bit, size_t lo,
+                          size_t hi, cnet_error *err) {
     memset(s, 0, sizeof *s);
-    s->be = params->be, s->params = params, s->use_8bit = use_8bit;
+    s->be = params->be, s->params = params, s->use_8bit = use_8bit, s->lo = lo, s->hi = hi;
+    if (lo > hi || hi > params->total)
+        return cnet_fail(err, CNET_EINVAL, "optimizer shard [%zu, %zu) of %zu parameters", lo, hi,
+                         params->total);
     if (!use_8bit) {
-        int rc = params_alloc_like(&s->m, params, err);
-        return rc ? rc : params_alloc_like(&s->v, params, err);
+        int rc = 0;
+        s->m = dev_zeroed(params->be, (hi - lo) * sizeof(float), err, &rc);
+        s->v = dev_zeroed(params->be, (hi - lo) * sizeof(float), err, &rc);
+        return rc;
     }
     if (!(s->slots = calloc((size_t)(params->n ? params->n : 1), sizeof *s->slots)))
         return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    s->before = adam8_extent_of(params, 0, lo);
     for (int i = 0; i < params->n; i++) {
-        const size_t numel = params->items[i].numel;
+        const cnet_param *q = &params->items[i];
         adam8_slot *slot = &s->slots[i];
-        slot->is_8bit = numel >= ADAM8_MIN_SIZE;
+        piece_of(q, lo, hi, &slot->a, &slot->b);
+        const size_t len = slot->b - slot->a;
+        slot->is_8bit = q->numel >= ADAM8_MIN_SIZE;
+        if (slot->is_8bit && len && slot->a % CNET_ADAM8_BLOCK)
+            return cnet_fail(err, CNET_EINVAL,
+                             "optimizer shard from %zu cuts %s inside a %d-element 8-bit block", lo,
+                             q->name, CNET_ADAM8_BLOCK);
         if (slot->is_8bit) {
             slot->offset = s->n_8bit, slot->block = s->n_blocks;
-            s->n_8bit += numel, s->n_blocks += (size_t)adam8_blocks((long)numel);
+            s->n_8bit += len, s->n_blocks += (size_t)adam8_blocks((long)len);
         } else {
             slot->offset = s->n_small;
-            s->n_small += numel;
+            s->n_small += len;
         }
     }
     cnet_backend *be = s->be;
@@ -68,10 +107,8 @@ int adam_state_init(adam_state *s, const cnet_params *params, int use_8bit, cnet
 
 void adam_state_free(adam_state *s) {
     if (!s->be) return;
-    params_free(&s->m);
-    params_free(&s->v);
-    void *bufs[] = {s->codes_m, s->codes_v, s->absmax_m, s->absmax_v,
-                    s->small_m, s->small_v, s->qmaps};
+    void *bufs[] = {s->m,        s->v,       s->codes_m, s->codes_v, s->absmax_m,
+                    s->absmax_v, s->small_m, s->small_v, s->qmaps};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) s->be->free(s->be, bufs[i]);
     free(s->slots);
@@ -79,7 +116,7 @@ void adam_state_free(adam_state *s) {
 }
 
 size_t adam_state_bytes(const adam_state *s) {
-    if (!s->use_8bit) return 2 * s->params->total * sizeof(float);
+    if (!s->use_8bit) return 2 * (s->hi - s->lo) * sizeof(float);
     return 2 * (s->n_8bit + (s->n_blocks + s->n_small) * sizeof(float)) +
            2 * ADAM8_MAP_SIZE * sizeof(float);
 }
@@ -101,26 +138,66 @@ void adam_state_step(adam_state *s, const cnet_params *grads, const train_adamw 
     cnet_backend *be = s->be;
     const cnet_params *p = s->params;
     if (!s->use_8bit) {
-        be->adamw_step(be, p->block, s->m.block, s->v.block, grads->block, (long)p->total, opt->lr,
-                       opt->beta1, opt->beta2, opt->eps, opt->weight_decay, step, grad_sumsq,
-                       opt->max_grad_norm);
+        be->adamw_step(be, p->block + s->lo, s->m, s->v, grads->block + s->lo,
+                       (long)(s->hi - s->lo), opt->lr, opt->beta1, opt->beta2, opt->eps,
+                       opt->weight_decay, step, grad_sumsq, opt->max_grad_norm);
         return;
     }
     for (int i = 0; i < p->n; i++) {
-        const cnet_param *q = &p->items[i];
-        const float *g = grads->items[i].data;
-        const long n = (long)q->numel;
-        if (s->slots[i].is_8bit) {
+        const adam8_slot *slot = &s->slots[i];
+        const size_t a = slot->a;
+        const long n = (long)(slot->b - a);
+        if (!n) continue;
+        float *w = p->items[i].data + a;
+        const float *g = grads->items[i].data + a;
+        if (slot->is_8bit) {
             const cnet_adam8_state st = slot_view(s, i);
-            be->adamw8bit_step(be, q->data, &st, g, n, opt->lr, opt->beta1, opt->beta2, opt->eps,
+            be->adamw8bit_step(be, w, &st, g, n, opt->lr, opt->beta1, opt->beta2, opt->eps,
                                opt->weight_decay, step, grad_sumsq, opt->max_grad_norm);
         } else {
-            const size_t o = s->slots[i].offset;
-            be->adamw_step(be, q->data, s->small_m + o, s->small_v + o, g, n, opt->lr, opt->beta1,
+            const size_t o = slot->offset;
+            be->adamw_step(be, w, s->small_m + o, s->small_v + o, g, n, opt->lr, opt->beta1,
                            opt->beta2, opt->eps, opt->weight_decay, step, grad_sumsq,
                            opt->max_grad_norm);
         }
     }
+}
+
+/* Save and load take a whole state. */
+static int check_whole(const adam_state *s, cnet_error *err) {
+    if (s->lo == 0 && s->hi == s->params->total) return 0;
+    return cnet_fail(err, CNET_EINVAL,
+                     "optimizer state: a shard [%zu, %zu) of %zu is saved or loaded only whole "
+                     "(engine/train/adam_shard.h)",
+                     s->lo, s->hi, s->params->total);
+}
+
+/* The float32 form's buffer as a table of the parameters' layout (for
+ * params_save / params_load); unbound and freed by the caller. */
+static int table_over(cnet_params *t, const adam_state *s, float *buf, cnet_error *err) {
+    const int rc = params_like(t, s->params, err);
+    if (!rc) params_bind(t, buf);
+    return rc;
+}
+
+static int save_f32(const adam_state *s, float *buf, const char *path, cnet_error *err) {
+    cnet_params t;
+    int rc = table_over(&t, s, buf, err);
+    if (rc) return rc;
+    rc = params_save(&t, path, NULL, NULL, 0, err);
+    params_bind(&t, NULL);
+    params_free(&t);
+    return rc;
+}
+
+static int load_f32(const adam_state *s, float *buf, const char *path, cnet_error *err) {
+    cnet_params t;
+    int rc = table_over(&t, s, buf, err);
+    if (rc) return rc;
+    rc = params_load(&t, path, err);
+    params_bind(&t, NULL);
+    params_free(&t);
+    return rc;
 }
 
 static int path_in(char *out, const char *dir, const char *name, cnet_error *err) {
@@ -199,14 +276,14 @@ done:
 
 int adam_state_save(const adam_state *s, const char *dir, cnet_error *err) {
     char path[PATH_MAX];
-    int rc;
+    int rc = check_whole(s, err);
+    if (rc) return rc;
     if (s->use_8bit)
         return (rc = path_in(path, dir, ADAM_FILE_8BIT, err)) ? rc : save_8bit(s, path, err);
-    if ((rc = path_in(path, dir, ADAM_FILE_M, err)) ||
-        (rc = params_save(&s->m, path, NULL, NULL, 0, err)) ||
+    if ((rc = path_in(path, dir, ADAM_FILE_M, err)) || (rc = save_f32(s, s->m, path, err)) ||
         (rc = path_in(path, dir, ADAM_FILE_V, err)))
         return rc;
-    return params_save(&s->v, path, NULL, NULL, 0, err);
+    return save_f32(s, s->v, path, err);
 }
 
 static int file_exists(const char *dir, const char *name) {
@@ -276,7 +353,8 @@ static int load_8bit(adam_state *s, const char *path, cnet_error *err) {
 
 int adam_state_load(adam_state *s, const char *dir, cnet_error *err) {
     char path[PATH_MAX];
-    int rc;
+    int rc = check_whole(s, err);
+    if (rc) return rc;
     if (s->use_8bit) {
         if (!file_exists(dir, ADAM_FILE_8BIT) && file_exists(dir, ADAM_FILE_M))
             return cnet_fail(err, CNET_EINVAL,
@@ -289,8 +367,8 @@ int adam_state_load(adam_state *s, const char *dir, cnet_error *err) {
         return cnet_fail(
             err, CNET_EINVAL,
             "%s holds 8-bit AdamW state (" ADAM_FILE_8BIT "): resume it with --use_8bit_adam", dir);
-    if ((rc = path_in(path, dir, ADAM_FILE_M, err)) || (rc = params_load(&s->m, path, err)) ||
+    if ((rc = path_in(path, dir, ADAM_FILE_M, err)) || (rc = load_f32(s, s->m, path, err)) ||
         (rc = path_in(path, dir, ADAM_FILE_V, err)))
         return rc;
-    return params_load(&s->v, path, err);
+    return load_f32(s, s->v, path, err);
 }

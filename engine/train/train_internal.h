@@ -60,6 +60,9 @@ typedef struct trainer {
     int64_t skipped_at_check;
     int have_base, have_ddpm_cfg, have_cn, have_ds, have_tb, have_ts, have_vae, have_sdxl;
     int have_ema;
+    /* the most bytes of AdamW state any rank holds (--shard_optimizer: its
+     * shard's; train_progress.optimizer_bytes_max) */
+    size_t adam_bytes_max;
 } trainer;
 
 /* Validation images at the current step: images_<i>.png per (prompt, image)

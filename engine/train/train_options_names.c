@@ -47,6 +47,7 @@ const train_opt train_opts[] = {
     {"adam_epsilon", TRAIN_OPT_DOUBLE, O(adam_epsilon), 0},
     {"max_grad_norm", TRAIN_OPT_DOUBLE, O(max_grad_norm), 0},
     {"use_8bit_adam", TRAIN_OPT_BOOL, O(use_8bit_adam), 0},
+    {"shard_optimizer", TRAIN_OPT_BOOL, O(shard_optimizer), 0},
     {"snr_gamma", TRAIN_OPT_DOUBLE, O(snr_gamma), 0},
     {"prediction_type", TRAIN_OPT_STRING, O(prediction_type), 0},
     {"checkpointing_steps", TRAIN_OPT_INT, O(checkpointing_steps), 0},

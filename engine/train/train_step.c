@@ -4,7 +4,10 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "engine/train/adam_shard.h"
 
 /* Arena sizes start here and double until a whole step fits (done once, at
  * init, by running a step on zeros); then nothing is allocated per step. */
@@ -161,9 +164,17 @@ static int init_parts(train_step *t, unet_model *unet, controlnet_model *cn, sch
     /* trained: the table's own copy, not a weights file's read-only mapping */
     if ((rc = params_own(trained(t), err))) return rc;
     const cnet_params *p = trained(t);
+    size_t lo = 0, hi = p->total;
+    if (cfg->shard_optimizer && cfg->comm && cfg->comm->size > 1) {
+        const int r = cfg->comm->rank;
+        if (!(t->shards = malloc(((size_t)cfg->comm->size + 1) * sizeof *t->shards)))
+            return cnet_fail(err, CNET_ENOMEM, "out of memory");
+        adam_shard_bounds(p, cfg->use_8bit_adam, cfg->comm->size, t->shards);
+        lo = t->shards[r], hi = t->shards[r + 1];
+    }
     if ((rc = cfg->set_grads_to_none ? params_like(&t->grads, p, err)
                                      : params_alloc_like(&t->grads, p, err)) ||
-        (rc = adam_state_init(&t->adam, p, cfg->use_8bit_adam, err)))
+        (rc = adam_state_init_shard(&t->adam, p, cfg->use_8bit_adam, lo, hi, err)))
         return rc;
     const size_t lat = (size_t)cfg->B * cfg->h * cfg->w * uc->in_channels;
     const int f = cn ? controlnet_image_factor(cn) : 0;
@@ -223,6 +234,8 @@ void train_step_free(train_step *t) {
     cnet_arena_free(&t->scratch);
     params_free(&t->grads);
     adam_state_free(&t->adam);
+    free(t->shards);
+    dist_stage_free(&t->stage);
     memset(t, 0, sizeof *t);
 }
 
@@ -263,6 +276,23 @@ static void release_grads(train_step *t, cnet_backend *be, long n) {
     }
 }
 
+int train_step_sync_grads(train_step *t, cnet_error *err) {
+    dist_comm *c = t->cfg.comm;
+    cnet_params *g = &t->grads;
+    if (!c || c->size == 1) return 0;
+    if (t->shards) return dist_reduce_scatter_device(c, &t->stage, g->be, g->block, t->shards, err);
+    return dist_allreduce_device(c, &t->stage, g->be, g->block, g->total, err);
+}
+
+/* Sharded: the ranks' shard sums of squares summed into t->sumsq (and
+ * *sumsq). */
+static void sum_shard_squares(train_step *t, cnet_backend *be, float *sumsq) {
+    cnet_error err = {0};
+    be->download(be, sumsq, t->sumsq, sizeof *sumsq);
+    if (dist_allreduce_sum(t->cfg.comm, sumsq, 1, &err)) dist_comm_abort(t->cfg.comm, 1, err.msg);
+    be->upload(be, t->sumsq, sumsq, sizeof *sumsq);
+}
+
 int train_step_optimize(train_step *t, const train_adamw *opt, int step, loss_scale *ls,
                         float *grad_norm_out) {
     cnet_backend *be = t->unet->params.be;
@@ -277,14 +307,27 @@ int train_step_optimize(train_step *t, const train_adamw *opt, int step, loss_sc
         release_grads(t, be, n);
         return failed;
     }
-    if (ls) be->scale(be, t->grads.block, t->grads.block, 1.0f / ls->scale, n); /* exact: 2^-k */
-    be->sum_squares(be, t->sumsq, t->grads.block, n);
+    /* the gradients this rank steps: all, or its shard (the sum of which it
+     * received) */
+    float *g = t->grads.block + t->adam.lo;
+    const long ng = (long)(t->adam.hi - t->adam.lo);
+    if (ls) be->scale(be, g, g, 1.0f / ls->scale, ng); /* exact: 2^-k */
+    be->sum_squares(be, t->sumsq, g, ng);
     float sumsq = 0;
-    if (grad_norm_out || ls) be->download(be, &sumsq, t->sumsq, sizeof sumsq);
+    if (t->shards)
+        sum_shard_squares(t, be, &sumsq);
+    else if (grad_norm_out || ls)
+        be->download(be, &sumsq, t->sumsq, sizeof sumsq);
     if (grad_norm_out) *grad_norm_out = sqrtf(sumsq);
     const int apply = !ls || isfinite(sumsq);
     if (apply)
         adam_state_step(&t->adam, &t->grads, opt, step, opt->max_grad_norm > 0 ? t->sumsq : NULL);
+    if (apply && t->shards) { /* every rank's stepped shard to every rank */
+        cnet_error err = {0};
+        cnet_params *p = trained(t);
+        if (dist_allgather_device(t->cfg.comm, &t->stage, be, p->block, t->shards, &err))
+            dist_comm_abort(t->cfg.comm, 1, err.msg);
+    }
     if (ls) loss_scale_update(ls, apply);
     release_grads(t, be, n);
     return apply;

@@ -29,6 +29,7 @@
 
 #include <stdint.h>
 
+#include "engine/dist/dist_device.h"
 #include "engine/train/adam_state.h"
 #include "engine/models/controlnet.h"
 #include "engine/train/loss_scale.h"
@@ -63,6 +64,16 @@ typedef struct train_step_config {
      * run beside the live gradients, and the arena is sized for that. */
     int gradient_accumulation_steps;
     int use_8bit_adam; /* bitsandbytes-style 8-bit AdamW state (engine/train/adam_state.h) */
+    /* The ranks of data-parallel training (borrowed; NULL: one process),
+     * over which train_step_sync_grads sums the gradients. With
+     * shard_optimizer (--shard_optimizer, ZeRO-1/2: engine/train/
+     * adam_shard.h) and several ranks, this rank keeps AdamW's state for
+     * its shard of the trained block only: the gradients are
+     * reduce-scattered (each rank receives the sum of its shard), the
+     * shard is clipped and stepped, and the weights all-gathered; with one
+     * rank it changes nothing. */
+    dist_comm *comm;
+    int shard_optimizer;
 } train_step_config;
 
 typedef struct train_step {
@@ -78,6 +89,8 @@ typedef struct train_step {
     float *down[UNET_MAX_SKIPS], *d_down[UNET_MAX_SKIPS], *mid, *d_mid;
     float *loss, *sumsq; /* device scalars */
     int n_skips;
+    size_t *shards;   /* owned, [comm->size + 1]: adam_shard_bounds when sharded, else NULL */
+    dist_stage stage; /* host bucket of the collectives on a device */
 } train_step;
 
 int train_step_init(train_step *t, unet_model *unet, controlnet_model *cn, sched *noise,
@@ -113,9 +126,17 @@ int train_step_accumulate_perturbed(train_step *t, int B, const float *latents, 
                                     const unet_added_cond *added, float grad_scale, float *loss_out,
                                     cnet_error *err);
 
+/* Sums the accumulated gradients over cfg.comm's ranks (DDP's allreduce),
+ * or, sharded, gives each rank the sum of its shard (reduce-scatter; the
+ * rest of its gradients stays its own). Nothing with one rank. */
+int train_step_sync_grads(train_step *t, cnet_error *err);
+
 /* Clips the accumulated gradients to max_grad_norm and applies AdamW
  * (step counts from 1), then zeroes the gradients (set_grads_to_none: gives
- * them back). *grad_norm_out receives the norm before clipping.
+ * them back). *grad_norm_out receives the norm before clipping. Sharded:
+ * the norm is the ranks' summed shard sums of squares, only the shard is
+ * stepped, then the weights are all-gathered (a failed collective aborts
+ * the run, naming this rank: dist_comm_abort).
  *
  * With a loss scale ls (NULL: none; engine/train/loss_scale.h), as GradScaler's
  * unscale_ + step + update: the gradients are first multiplied by

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "engine/train/adam_shard.h"
 #include "engine/train/checkpoint.h"
 #include "engine/init/controlnet_init.h"
 #include "engine/train/lr_schedule.h"
@@ -275,6 +276,23 @@ static int swap_tokenizer(trainer *t, const char *dir, cnet_error *err) {
     return 0;
 }
 
+/* t->adam_bytes_max: the largest of the ranks' AdamW state (each rank's
+ * own allocation, gathered to rank 0, which reports it). */
+static int adam_bytes_max(trainer *t, cnet_error *err) {
+    const dist_comm *c = t->comm;
+    const unsigned long long mine = adam_state_bytes(&t->ts.adam);
+    unsigned long long *all = calloc((size_t)c->size, sizeof *all);
+    int counts[DIST_MAX_RANKS], displs[DIST_MAX_RANKS];
+    if (!all) return cnet_fail(err, CNET_ENOMEM, "out of memory");
+    for (int r = 0; r < c->size; r++)
+        counts[r] = (int)sizeof mine, displs[r] = r * (int)sizeof mine;
+    const int rc = dist_gather(t->comm, &mine, all, counts, displs, 0, err);
+    for (int r = 0; !rc && r < c->size; r++)
+        if (all[r] > t->adam_bytes_max) t->adam_bytes_max = (size_t)all[r];
+    free(all);
+    return rc;
+}
+
 static int setup(trainer *t, cnet_error *err) {
     const train_options *o = t->o;
     char path[PATH_MAX];
@@ -357,6 +375,8 @@ static int setup(trainer *t, cnet_error *err) {
                             .w = t->tb.w,
                             .Nt = t->tb.Nt,
                             .use_8bit_adam = o->use_8bit_adam,
+                            .comm = t->comm,
+                            .shard_optimizer = o->shard_optimizer,
                             .gradient_checkpointing = o->gradient_checkpointing,
                             .set_grads_to_none = o->set_grads_to_none,
                             .gradient_accumulation_steps = o->gradient_accumulation_steps};
@@ -364,6 +384,7 @@ static int setup(trainer *t, cnet_error *err) {
                               err)))
         return rc;
     t->have_ts = 1;
+    if ((rc = adam_bytes_max(t, err))) return rc;
     t->loss_scaling = o->mixed_precision == CNET_PREC_F16;
     loss_scale_init(&t->scaler);
     const size_t lat = (size_t)o->train_batch_size * t->tb.h * t->tb.w * t->tb.L;
@@ -409,7 +430,8 @@ static void teardown(trainer *t) {
     dist_stage_free(&t->stage);
 }
 
-static int save_checkpoint(trainer *t, cnet_error *err) {
+/* Rank 0 writes the checkpoint, with whole the optimizer state it holds. */
+static int write_checkpoint(trainer *t, adam_state *whole, cnet_error *err) {
     dataset_cursor c = train_decode_tell(&t->tb.decode);
     /* mixed_precision: what the backend computed in (cpu: always "no") */
     json_t *state =
@@ -423,8 +445,8 @@ static int save_checkpoint(trainer *t, cnet_error *err) {
         json_decref(state);
         return err ? err->code : CNET_ENOMEM;
     }
-    checkpoint_tables tables = {t->o->train_unet ? &t->base->unet.params : &t->cn.params,
-                                &t->ts.adam, t->o->train_unet ? "unet" : NULL,
+    checkpoint_tables tables = {t->o->train_unet ? &t->base->unet.params : &t->cn.params, whole,
+                                t->o->train_unet ? "unet" : NULL,
                                 t->have_ema ? &t->ema.shadow : NULL};
     int rc = checkpoint_save(t->o->output_dir, t->global_step, t->cn_config, &tables, state,
                              t->o->checkpoints_total_limit, err);
@@ -437,6 +459,36 @@ static int save_checkpoint(trainer *t, cnet_error *err) {
     return rc;
 }
 
+/* The table that trains: the ControlNet's, or the UNet's with train_unet. */
+static cnet_params *trained(trainer *t) {
+    return t->o->train_unet ? &t->base->unet.params : &t->cn.params;
+}
+
+/* Every rank calls it; rank 0 writes. Sharded (--shard_optimizer), the
+ * ranks first gather their optimizer shards into a whole state on rank 0,
+ * which the checkpoint holds as an unsharded run's (so any number of ranks
+ * resumes it); rank 0 holds that whole state for the save. */
+static int save_checkpoint(trainer *t, cnet_error *err) {
+    const int rank0 = t->comm->rank == 0;
+    if (!t->ts.shards) return rank0 ? write_checkpoint(t, &t->ts.adam, err) : 0;
+    adam_state whole;
+    memset(&whole, 0, sizeof whole);
+    int rc = rank0 ? adam_state_init(&whole, trained(t), t->o->use_8bit_adam, err) : 0;
+    int made = rc == 0; /* rank 0's word: the others wait in the gather only when it can */
+    const int sent = dist_broadcast(t->comm, &made, sizeof made, 0, err);
+    if (sent)
+        rc = sent;
+    else if (!made && !rc)
+        rc = cnet_fail(err, CNET_ENOMEM,
+                       "rank 0 could not make room for the whole optimizer state of a checkpoint");
+    if (!rc)
+        rc = adam_shard_gather(t->comm, &t->ts.stage, &t->ts.adam, t->ts.shards,
+                               rank0 ? &whole : NULL, err);
+    if (!rc && rank0) rc = write_checkpoint(t, &whole, err);
+    adam_state_free(&whole);
+    return rc;
+}
+
 static int is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -445,11 +497,6 @@ static int is_dir(const char *path) {
 static void note(trainer *t, const char *line) {
     if (t->comm->rank == 0 && t->hooks && t->hooks->on_note)
         t->hooks->on_note(t->hooks->user, line);
-}
-
-/* The table that trains: the ControlNet's, or the UNet's with train_unet. */
-static cnet_params *trained(trainer *t) {
-    return t->o->train_unet ? &t->base->unet.params : &t->cn.params;
 }
 
 /* Every rank holds the same weights: rank 0's at the start, then the same
@@ -491,10 +538,16 @@ static int resume(trainer *t, cnet_error *err) {
         }
     }
     json_t *state;
-    checkpoint_tables tables = {t->o->train_unet ? &t->base->unet.params : &t->cn.params,
-                                &t->ts.adam, t->o->train_unet ? "unet" : NULL,
+    /* sharded: the whole state read, this rank's shard taken from it */
+    adam_state whole;
+    memset(&whole, 0, sizeof whole);
+    int rc = t->ts.shards ? adam_state_init(&whole, trained(t), t->o->use_8bit_adam, err) : 0;
+    checkpoint_tables tables = {trained(t), t->ts.shards ? &whole : &t->ts.adam,
+                                t->o->train_unet ? "unet" : NULL,
                                 t->have_ema ? &t->ema.shadow : NULL};
-    int rc = checkpoint_load(dir, &tables, &state, err);
+    if (!rc) rc = checkpoint_load(dir, &tables, &state, err);
+    if (!rc && t->ts.shards && (rc = adam_shard_take(&t->ts.adam, &whole, err))) json_decref(state);
+    adam_state_free(&whole);
     if (rc) return cnet_error_prefix(err, "resuming from %s", dir);
     json_int_t step = 0, epoch = 0, index = 0;
     if (json_unpack(state, "{s:I, s:I, s:I}", "global_step", &step, "epoch", &epoch, "data_index",
@@ -587,9 +640,9 @@ static int optimizer_step(trainer *t, double *loss_out, int *samples_out, int *e
     if (micro_batches == 0)
         return cnet_fail(err, CNET_EINVAL, "%s: no readable sample left to train on",
                          o->train_data_dir);
-    /* DDP's allreduce: the gradients (and the loss) summed over the ranks */
-    cnet_params *g = &t->ts.grads;
-    if ((rc = dist_allreduce_device(t->comm, &t->stage, t->be, g->block, g->total, err))) return rc;
+    /* DDP's allreduce (sharded: reduce-scatter): the gradients (and the
+     * loss) summed over the ranks */
+    if ((rc = train_step_sync_grads(&t->ts, err))) return rc;
     if (t->comm->size > 1) {
         float sum = (float)loss_sum;
         if ((rc = dist_allreduce_sum(t->comm, &sum, 1, err))) return rc;
@@ -617,6 +670,9 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
     if (!rc)
         rc = dist_broadcast_device(t.comm, &t.stage, be, trained(&t)->block, trained(&t)->total,
                                    err);
+    if (!rc && o->shard_optimizer && t.comm->size == 1)
+        note(&t, "--shard_optimizer: one process, nothing to shard (AdamW's state stays whole; "
+                 "it shards over the ranks of --num_processes or mpirun)");
     /* the steps after the one it starts from run again: logged once */
     if (!rc && rank0) rc = train_metrics_open(&t.metrics, o->output_dir, t.global_step, err);
     if (!rc) rc = train_tracker_start(&t.tracker, t.global_step + 1, err);
@@ -665,7 +721,9 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
                             .samples_per_sec = elapsed > 0 ? samples_done / elapsed : 0,
                             .eta_sec =
                                 done > 0 ? elapsed / done * (t.max_steps - t.global_step) : 0,
-                            .optimizer_bytes = adam_state_bytes(&t.ts.adam)};
+                            .optimizer_bytes = adam_state_bytes(&t.ts.adam),
+                            .optimizer_shards = t.ts.shards ? t.comm->size : 1,
+                            .optimizer_bytes_max = t.adam_bytes_max};
         if (rank0) train_metrics_write(t.metrics, &p, t.loss_scaling ? scale : -1, skipped);
         if ((rc = train_tracker_log_step(&t.tracker, &p, err))) break;
 
@@ -683,7 +741,7 @@ static int train_loop(const train_options *o, cnet_backend *be, const train_hook
             o->checkpointing_steps > 0 && t.global_step % o->checkpointing_steps == 0;
         /* the script saves at every multiple, the last step included */
         if ((at_checkpoint || (want_stop && t.global_step < t.max_steps)) &&
-            ((rc = check_ranks_agree(&t, err)) || (rank0 && (rc = save_checkpoint(&t, err)))))
+            ((rc = check_ranks_agree(&t, err)) || (rc = save_checkpoint(&t, err))))
             break;
         if (rank0 && o->n_validation_prompts && o->validation_steps > 0 &&
             t.global_step % o->validation_steps == 0 && (rc = train_validate(&t, err)))

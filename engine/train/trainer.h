@@ -84,7 +84,10 @@ typedef struct train_options {
     int lr_warmup_steps, lr_num_cycles;
     double lr_power;
     double adam_beta1, adam_beta2, adam_weight_decay, adam_epsilon, max_grad_norm;
-    int use_8bit_adam;           /* bitsandbytes-style AdamW8bit state */
+    int use_8bit_adam; /* bitsandbytes-style AdamW8bit state */
+    /* ZeRO-1/2 (engine/train/adam_shard.h): with several ranks each keeps
+     * AdamW's state for 1/N of the trained parameters; one process: no-op */
+    int shard_optimizer;
     double snr_gamma;            /* 0: off */
     const char *prediction_type; /* NULL: the noise scheduler's */
     int checkpointing_steps, checkpoints_total_limit;
@@ -210,7 +213,12 @@ int train_options_set(train_options *o, const char *name, const train_value *v, 
 typedef struct train_progress {
     int step, total_steps, epoch;
     double loss, lr, grad_norm, samples_per_sec, eta_sec;
-    size_t optimizer_bytes; /* device memory of AdamW's m and v (engine/train/adam_state.h) */
+    size_t optimizer_bytes; /* device memory of AdamW's m and v (engine/train/adam_state.h),
+                               this rank's */
+    /* --shard_optimizer: the ranks the state is split over (1: whole on
+     * every rank) and the most bytes of it any rank holds */
+    int optimizer_shards;
+    size_t optimizer_bytes_max;
 } train_progress;
 
 enum { TRAIN_GO_ON = 0, TRAIN_STOP = 1, TRAIN_ABANDON = 2 };

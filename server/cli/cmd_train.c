@@ -169,8 +169,16 @@ static int on_step(void *user, const train_progress *p) {
     const int tty = out->tty;
     if (!out->told_optimizer) {
         out->told_optimizer = 1;
-        fprintf(stderr, "cnet train: AdamW state %.2f MB (%s)\n", p->optimizer_bytes / 1e6,
-                out->use_8bit_adam ? "8-bit, --use_8bit_adam" : "float32");
+        const char *form = out->use_8bit_adam ? "8-bit, --use_8bit_adam" : "float32";
+        if (p->optimizer_shards > 1)
+            fprintf(stderr,
+                    "cnet train: AdamW state %.2f MB on rank 0, at most %.2f MB on any rank (%s; "
+                    "--shard_optimizer: 1/%d of it per rank)\n",
+                    p->optimizer_bytes / 1e6, p->optimizer_bytes_max / 1e6, form,
+                    p->optimizer_shards);
+        else
+            fprintf(stderr, "cnet train: AdamW state %.2f MB (%s)\n", p->optimizer_bytes / 1e6,
+                    form);
     }
     if (tty) {
         const int width = 30, fill = p->total_steps ? width * p->step / p->total_steps : width;

@@ -2,7 +2,9 @@
 # Data-parallel cnet train over Open MPI on CPU ranks (issue 17): 2 ranks
 # with --train_batch_size 2 against one process with batch 4 (ControlNet and
 # train-unet), rank 0 alone
-# writing, a rank killed mid-run, a rank that hangs, and resume. Skipped (with a line saying
+# writing, a rank killed mid-run, a rank that hangs, and resume; the same 2
+# ranks with --shard_optimizer (ZeRO-1/2) against unsharded, and resumes of
+# sharded checkpoints on other rank counts. Skipped (with a line saying
 # so) when mpirun is absent or cnet was built without MPI.
 #
 # The bound: the ranks compute the same sums in another order (each rank's
@@ -16,6 +18,21 @@
 # lr 1e-4), while a wrong sum (each rank's own half batch, no allreduce)
 # moves the weights by about lr per step (measured 1.2e-4). The check:
 # mean |a - b| < 1e-6, 1/100 of the lr.
+#
+# --shard_optimizer (ZeRO-1/2) against the same 2 ranks unsharded: bit for
+# bit. Two addends sum to the same float in either order, so the
+# reduce-scatter gives each rank the very bits of the allreduce for its
+# shard; a shard's AdamW is the same element-wise float32 math as the whole
+# block's (8-bit: its shards are cut at quantisation-block starts); and the
+# clip coefficient is exactly 1 while the norm is under max_grad_norm. When
+# clipping engages (--max_grad_norm 0.1 below the logged norms ~0.25), the
+# norm is the sum of the ranks' shard sums of squares (each rounded to
+# float32) instead of one sum: the coefficient may differ in its last bit,
+# so that run is held to the bound above (measured: 0, bit-equal). Resumes
+# across rank counts, sharded or not, are held to the same bound as the
+# unsharded resume. The memory: each rank's AdamW state is its shard's, the
+# figure the trainer logs (the largest rank's, gathered from the ranks'
+# allocations) at most half of the unsharded one (+ the MB rounding).
 set -u
 BUILD=${BUILD:-build}
 CNET=$BUILD/cnet
@@ -58,7 +75,7 @@ $CNET train $common --train_batch_size 4 --output_dir "$tmp/one" >"$tmp/one.log"
 # tests/tools/tool_dist.c on 2 ranks.
 mpirun $root --oversubscribe -np 2 $BUILD/tests/tool_dist >"$tmp/dist.log" 2>&1
 dist_status=$?
-check dist_collectives sh -c "test $dist_status -eq 0 && test \$(grep -c ' ok\$' '$tmp/dist.log') -eq 16"
+check dist_collectives sh -c "test $dist_status -eq 0 && test \$(grep -c ' ok\$' '$tmp/dist.log') -eq 28"
 
 mean_below() { # A B BOUND: mean |a - b| of the weight files below BOUND
     d=$($STDIFF "$1" "$2") || return 1
@@ -84,6 +101,39 @@ check one_rank_logs test "$(grep -c '^step ' "$tmp/two.log")" -eq 6
 check same_steps_and_epochs test "$(grep -o '"epoch": [0-9]*' "$tmp/two/logs/metrics.jsonl" |
     tr '\n' ' ')" = "$(grep -o '"epoch": [0-9]*' "$tmp/one/logs/metrics.jsonl" | tr '\n' ' ')"
 
+# --shard_optimizer: the same run with each rank keeping half of AdamW's
+# state (float32, then 8-bit), and with clipping engaged
+ckpt_same() { # A B FILE...: the same optimizer files in checkpoint-6 of runs A and B
+    a=$1 b=$2
+    shift 2
+    for f; do cmp -s "$a/checkpoint-6/$f" "$b/checkpoint-6/$f" || return 1; done
+}
+adam_mb() { sed -n 's/^cnet train: AdamW state \([0-9.]*\) MB.*/\1/p' "$1"; }
+adam_mb_max() { sed -n 's/^cnet train: AdamW state.*at most \([0-9.]*\) MB on any rank.*/\1/p' "$1"; }
+half_or_less() { # UNSHARDED_LOG SHARDED_LOG
+    awk -v x="$(adam_mb "$1")" -v y="$(adam_mb_max "$2")" \
+        'BEGIN { print "    " y " MB of " x; exit !(x > 0 && y > 0 && y <= x / 2 + 0.01) }'
+}
+F32="optimizer_exp_avg.safetensors optimizer_exp_avg_sq.safetensors"
+two="$common --train_batch_size 2 --num_processes 2"
+$CNET train $two --shard_optimizer --output_dir "$tmp/sh" >"$tmp/sh.log" 2>&1
+check shard_weights_bit_equal cmp -s "$tmp/two/$W" "$tmp/sh/$W"
+check shard_state_bit_equal ckpt_same "$tmp/two" "$tmp/sh" $F32
+check shard_memory_half half_or_less "$tmp/two.log" "$tmp/sh.log"
+$CNET train $two --use_8bit_adam --output_dir "$tmp/two8" >"$tmp/two8.log" 2>&1
+$CNET train $two --use_8bit_adam --shard_optimizer --output_dir "$tmp/sh8" >"$tmp/sh8.log" 2>&1
+check shard_8bit_weights_bit_equal sh -c "test -s '$tmp/two8/$W' && cmp -s '$tmp/two8/$W' '$tmp/sh8/$W'"
+check shard_8bit_state_bit_equal ckpt_same "$tmp/two8" "$tmp/sh8" optimizer_8bit.safetensors
+check shard_8bit_memory_half half_or_less "$tmp/two8.log" "$tmp/sh8.log"
+$CNET train $two --max_grad_norm 0.1 --output_dir "$tmp/twoc" >/dev/null 2>&1
+$CNET train $two --max_grad_norm 0.1 --shard_optimizer --output_dir "$tmp/shc" >/dev/null 2>&1
+check shard_clipped_equal mean_below "$tmp/twoc/$W" "$tmp/shc/$W" 1e-6
+# one process: nothing to shard, said so, bit for bit
+$CNET train $common --train_batch_size 4 --shard_optimizer --output_dir "$tmp/one_sh" \
+    >"$tmp/one_sh.log" 2>&1
+check shard_one_process_noop sh -c "cmp -s '$tmp/one/$W' '$tmp/one_sh/$W' &&
+    grep -q 'shard_optimizer: one process, nothing to shard' '$tmp/one_sh.log'"
+
 # cnet train-unet over the same trainer (the EMA saved, --noise_offset's
 # draws sliced per rank as the noise's, Min-SNR weights per sample).
 FIXTURES=${FIXTURES:-tests/fixtures}
@@ -93,6 +143,11 @@ unet=$(echo $unet)
 $CNET train-unet $unet --train_batch_size 4 --output_dir "$tmp/u1" >/dev/null 2>&1
 $CNET train-unet $unet --train_batch_size 2 --num_processes 2 --output_dir "$tmp/u2" >/dev/null 2>&1
 check train_unet_two_ranks mean_below "$tmp/u1/unet/$W" "$tmp/u2/unet/$W" 1e-6
+$CNET train-unet $unet --train_batch_size 2 --num_processes 2 --shard_optimizer \
+    --output_dir "$tmp/u2s" >/dev/null 2>&1
+# (grad norms ~3 > max_grad_norm 1: clipping engages, so the bound; measured
+# bit-equal)
+check train_unet_sharded_equal mean_below "$tmp/u2/unet/$W" "$tmp/u2s/unet/$W" 1e-6
 
 # The same binary under a hand-written mpirun, each rank told another
 # output_dir: rank 0's gets everything, rank 1's nothing (rank 0 alone
@@ -132,6 +187,30 @@ check resume_two_ranks_from_step_3 sh -c "! grep -q '^step 2/6' '$tmp/r2.log' &&
 $CNET train $common --train_batch_size 4 --output_dir "$tmp/r1" \
     --resume_from_checkpoint latest >/dev/null 2>&1
 check resume_other_rank_count mean_below "$tmp/one/$W" "$tmp/r1/$W" 1e-6
+
+# Resume across rank counts, sharded or not: the checkpoint of 2 sharded
+# ranks holds the whole state (the same files as unsharded), on 1 process
+# to the bound and on 2 unsharded ranks bit for bit; 1 process's on 2
+# sharded ranks to the bound.
+mkdir -p "$tmp/rs1" "$tmp/rs2" "$tmp/rs3"
+cp -r "$tmp/sh/checkpoint-2" "$tmp/rs1/" && cp -r "$tmp/sh/checkpoint-2" "$tmp/rs2/"
+cp -r "$tmp/one/checkpoint-2" "$tmp/rs3/"
+$CNET train $common --train_batch_size 4 --output_dir "$tmp/rs1" \
+    --resume_from_checkpoint latest >/dev/null 2>&1
+check resume_sharded_on_one_process mean_below "$tmp/one/$W" "$tmp/rs1/$W" 1e-6
+$CNET train $two --output_dir "$tmp/rs2" --resume_from_checkpoint latest >/dev/null 2>&1
+check resume_sharded_unsharded_bit_exact cmp -s "$tmp/two/$W" "$tmp/rs2/$W"
+$CNET train $two --shard_optimizer --output_dir "$tmp/rs3" --resume_from_checkpoint latest \
+    >"$tmp/rs3.log" 2>&1
+check resume_one_process_on_sharded sh -c "grep -q '^step 3/6' '$tmp/rs3.log' &&
+    ! grep -q '^step 2/6' '$tmp/rs3.log'"
+check resume_one_process_on_sharded_equal mean_below "$tmp/sh/$W" "$tmp/rs3/$W" 1e-6
+mkdir -p "$tmp/rs8"
+cp -r "$tmp/sh8/checkpoint-2" "$tmp/rs8/"
+$CNET train $common --train_batch_size 4 --use_8bit_adam --output_dir "$tmp/one8" >/dev/null 2>&1
+$CNET train $common --train_batch_size 4 --use_8bit_adam --output_dir "$tmp/rs8" \
+    --resume_from_checkpoint latest >/dev/null 2>&1
+check resume_sharded_8bit_on_one_process mean_below "$tmp/one8/$W" "$tmp/rs8/$W" 1e-6
 
 # A rank killed (-9) mid-run fails the whole run within a bounded time,
 # mpirun naming the rank; the run then resumes from its latest checkpoint.

@@ -7,7 +7,10 @@
  * bucket a device uses (the same backend with reads_host cleared: its
  * download and upload are copies); a broadcast of rank 0's buffer; and
  * dist_check_same passing on equal buffers and naming the ranks whose
- * buffers differ. Prints "rank R: name ok|FAIL" and exits 1 on a failure. */
+ * buffers differ; the sharded forms over shards that cut a bucket in the
+ * middle, in place and staged: a reduce-scatter (each rank's shard holds
+ * the sum), an all-gather (every element its owner's) and a gather to rank 0
+ * of each rank's shard. Prints "rank R: name ok|FAIL" and exits 1 on a failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,43 @@ static int sums_right(const dist_comm *c, const float *buf, size_t n) {
     return 1;
 }
 
+/* The sharded collectives over bounds (rank r owns [b[r], b[r+1]), cuts
+ * off the bucket edges); buf holds n floats, mine a shard's. */
+static void sharded(dist_comm *c, dist_stage *stage, cnet_backend *dev, float *buf, float *mine,
+                    size_t n, int staged) {
+    size_t b[DIST_MAX_RANKS + 1];
+    b[0] = 0, b[c->size] = n;
+    for (int r = 1; r < c->size; r++) b[r] = n / (size_t)c->size * (size_t)r + 7;
+    const size_t lo = b[c->rank], hi = b[c->rank + 1];
+    for (size_t i = 0; i < n; i++) buf[i] = value(c->rank, i);
+    int rc = dist_reduce_scatter_device(c, stage, dev, buf, b, NULL);
+    const float ranks_sum = 100.0f * (float)(c->size * (c->size - 1) / 2);
+    int ok = !rc;
+    for (size_t i = lo; i < hi && ok; i++)
+        ok = buf[i] == (float)(i % 13) * (float)c->size + ranks_sum;
+    report(c, staged ? "reduce_scatter_staged" : "reduce_scatter_in_place", ok);
+
+    int owner = 0;
+    for (size_t i = 0; i < n; i++) buf[i] = i >= lo && i < hi ? value(c->rank, i) : -1.0f;
+    ok = !dist_allgather_device(c, stage, dev, buf, b, NULL);
+    for (size_t i = 0; i < n && ok; i++) {
+        while (i >= b[owner + 1]) owner++;
+        ok = buf[i] == value(owner, i);
+    }
+    report(c, staged ? "allgather_staged" : "allgather_in_place", ok);
+
+    for (size_t i = lo; i < hi; i++) mine[i - lo] = value(c->rank, i);
+    for (size_t i = 0; i < n; i++) buf[i] = -1.0f;
+    ok =
+        !dist_gather_device(c, stage, dev, mine, c->rank == 0 ? buf : NULL, sizeof(float), b, NULL);
+    owner = 0;
+    for (size_t i = 0; i < n && ok; i++) {
+        while (i >= b[owner + 1]) owner++;
+        ok = c->rank == 0 ? buf[i] == value(owner, i) : buf[i] == -1.0f;
+    }
+    report(c, staged ? "gather_staged" : "gather_to_rank0", ok);
+}
+
 int main(void) {
     dist_comm c;
     cnet_error err = {0};
@@ -47,9 +87,9 @@ int main(void) {
         return 2;
     }
     const size_t n = 2 * DIST_BUCKET_FLOATS + 5;
-    float *buf = malloc(n * sizeof(float));
+    float *buf = malloc(n * sizeof(float)), *mine = malloc(n * sizeof(float));
     dist_stage stage = {0};
-    if (!buf) {
+    if (!buf || !mine) {
         fprintf(stderr, "tool_dist: out of memory\n");
         return 2;
     }
@@ -74,8 +114,10 @@ int main(void) {
         snprintf(want, sizeof want, "on rank(s) %d", c.size - 1);
         report(&c, "check_same_names_rank",
                c.size == 1 ? rc == 0 : rc == CNET_EINVAL && strstr(err.msg, want) != NULL);
+        sharded(&c, &stage, &dev, buf, mine, n, staged);
     }
     free(buf);
+    free(mine);
     dist_stage_free(&stage);
     cnet_backend_free(&be);
     dist_comm_free(&c);

@@ -275,11 +275,11 @@ static void test_generation_stops_at_the_failed_step(void) {
 static unsigned char *train_snapshot(const train_step *t, size_t *bytes) {
     cnet_backend *be = t->cn->params.be;
     const size_t np = t->cn->params.total * sizeof(float);
-    const size_t nm = t->adam.m.total * sizeof(float), nv = t->adam.v.total * sizeof(float);
+    const size_t nm = (t->adam.hi - t->adam.lo) * sizeof(float), nv = nm;
     unsigned char *s = malloc(np + nm + nv);
     be->download(be, s, t->cn->params.block, np);
-    be->download(be, s + np, t->adam.m.block, nm);
-    be->download(be, s + np + nm, t->adam.v.block, nv);
+    be->download(be, s + np, t->adam.m, nm);
+    be->download(be, s + np + nm, t->adam.v, nv);
     *bytes = np + nm + nv;
     return s;
 }

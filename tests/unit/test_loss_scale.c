@@ -114,11 +114,12 @@ static void models_close(models *m) {
 /* Every byte of AdamW's state, float32 or 8-bit form, on the host. */
 static size_t adam_snapshot(const adam_state *a, unsigned char **out) {
     cnet_backend *be = a->be;
+    const size_t f32 = a->use_8bit ? 0 : (a->hi - a->lo) * sizeof(float);
     struct {
         const void *p;
         size_t bytes;
-    } parts[] = {{a->m.block, a->m.total * sizeof(float)},
-                 {a->v.block, a->v.total * sizeof(float)},
+    } parts[] = {{a->m, f32},
+                 {a->v, f32},
                  {a->codes_m, a->n_8bit},
                  {a->codes_v, a->n_8bit},
                  {a->absmax_m, a->n_blocks * sizeof(float)},

@@ -176,6 +176,7 @@ static void test_cli_and_spec_agree(void) {
                     "--max_grad_norm",
                     "0.5",
                     "--use_8bit_adam",
+                    "--shard_optimizer",
                     "--seed",
                     "4000000000",
                     "--proportion_empty_prompts",
@@ -225,7 +226,8 @@ static void test_cli_and_spec_agree(void) {
         " \"set_grads_to_none\": true, \"lr_scheduler\": \"cosine\", \"lr_warmup_steps\": 10,"
         " \"lr_num_cycles\": 3, \"lr_power\": 2, \"adam_beta1\": 0.8, \"adam_beta2\": 0.99,"
         " \"adam_weight_decay\": 0.02, \"adam_epsilon\": 1e-6, \"max_grad_norm\": 0.5,"
-        " \"use_8bit_adam\": true, \"seed\": 4000000000, \"proportion_empty_prompts\": 0.25,"
+        " \"use_8bit_adam\": true, \"shard_optimizer\": true, \"seed\": 4000000000, "
+        "\"proportion_empty_prompts\": 0.25,"
         " \"snr_gamma\": 5.0, \"validation_prompt\": [\"a cat\", \"a dog\"],"
         " \"validation_image\": [\"cond/a.png\", \"cond/b.png\"], \"num_validation_images\": 2,"
         " \"validation_steps\": 50, \"mixed_precision\": \"bf16\","
