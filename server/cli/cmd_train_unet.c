@@ -45,7 +45,6 @@ static const struct {
     {"validation_prompt",
      "is train_controlnet.py's (train_text_to_image.py: --validation_prompts)"},
     {"validation_steps", "is train_controlnet.py's"},
-    {"proportion_empty_prompts", "is train_controlnet.py's"},
     {"set_grads_to_none", "is train_controlnet.py's"},
     {"non_ema_revision", "is not done by cnet (models load from one revision)"},
 };
@@ -59,7 +58,10 @@ static void usage(FILE *out) {
                  "  `cnet train --help` lists that the script shares, plus --use_ema,\n"
                  "  --noise_offset X, --input_perturbation X, --validation_prompts P [P...],\n"
                  "  --validation_epochs N (default 5), --center_crop (else a random crop)\n"
-                 "  and --random_flip (crops and flips drawn from --seed's Philox stream).\n"
+                 "  and --random_flip (crops and flips drawn from --seed's Philox stream);\n"
+                 "  and train_text_to_image_sdxl.py's --proportion_empty_prompts P (that\n"
+                 "  share of captions trained as \"\", the unconditional branch of\n"
+                 "  classifier-free guidance).\n"
                  "  The dataset needs an image and a caption column (--image_column,\n"
                  "  --caption_column; an imagefolder's file_name is found by itself). The\n"
                  "  output is a whole pipeline folder (the EMA weights with --use_ema).\n");

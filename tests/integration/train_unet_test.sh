@@ -11,7 +11,8 @@
 # guidance 7.5, through the fixture ControlNet at scale 0 (the same
 # pipeline, tests/unit/test_pipeline_no_controlnet.c); the model card; the
 # script's RandomCrop (without --center_crop) and --random_flip change the
-# training and are reproducible from --seed; the flags cnet does not do are
+# training and are reproducible from --seed; --proportion_empty_prompts 1
+# trains on "" captions; the flags cnet does not do are
 # refused by name.
 set -u
 BUILD=${BUILD:-build}
@@ -119,6 +120,20 @@ $CNET generate --model "$tmp/a" --controlnet "$FIXTURES/tiny-sd/controlnet" \
     --image "$FIXTURES/images/conditioning_23x37.png" --prompt "red circle" --steps 2 \
     --height 16 --width 16 --out "$tmp/gen.png" >"$tmp/gen.log" 2>&1
 check generate_uses_output test -s "$tmp/gen.png"
+
+# --proportion_empty_prompts 1 trains every caption as "": the weights of
+# the same run on a copy of the dataset whose captions are all "".
+cp -r "$tmp/fill" "$tmp/fill_empty"
+sed 's/"text": "[^"]*"/"text": ""/' "$tmp/fill/metadata.jsonl" >"$tmp/fill_empty/metadata.jsonl"
+$CNET train-unet $common --max_train_steps 2 --proportion_empty_prompts 1 --output_dir "$tmp/e1" \
+    >"$tmp/e1.log" 2>&1
+$CNET train-unet $(echo "$common" | sed "s|$tmp/fill|$tmp/fill_empty|") --max_train_steps 2 \
+    --output_dir "$tmp/e2" >"$tmp/e2.log" 2>&1
+check proportion_empty_prompts_empties_captions sh -c "test -s '$tmp/e1/checkpoint-2/unet/diffusion_pytorch_model.safetensors' &&
+    cmp -s '$tmp/e1/checkpoint-2/unet/diffusion_pytorch_model.safetensors' \
+    '$tmp/e2/checkpoint-2/unet/diffusion_pytorch_model.safetensors' &&
+    ! cmp -s '$tmp/e1/checkpoint-2/unet/diffusion_pytorch_model.safetensors' \
+    '$tmp/b/checkpoint-2/unet/diffusion_pytorch_model.safetensors'"
 
 # Refusals name the flag.
 refuses() {
