@@ -194,26 +194,32 @@ golden: all
 fixtures:
 	@sh tests/tools/fixtures_sync.sh $(SHARED_FIXTURES) tests/fixtures
 
-# make run: a demo model and dataset under $(RUN_DATA) (made once), a token
-# file, two ready-to-paste curl commands, then the service in the foreground.
+# make run: the demo model (server/demo/model, made by `make demo-model`), a
+# dataset for its demo job and a token under $(RUN_DATA) (each made once; a
+# data/models/demo that is not the shipped model, an older make run's, is
+# kept as demo.old-<time>), two ready-to-paste curl commands, then the service in
+# the foreground. The dataset is the demo model's own first 1000 samples
+# (make-fill's seed 0 at 64x64); tests/integration/test_demo_model.c runs
+# the same job on the same data.
 RUN_DATA ?= ./data
 RUN_PORT ?= 8080
 run: all
 	@mkdir -p $(RUN_DATA)/models $(RUN_DATA)/local && chmod 700 $(RUN_DATA)
-	@[ -f $(RUN_DATA)/models/demo/model_index.json ] || \
-	  $(BUILD)/cnet init-model --out $(RUN_DATA)/models/demo --preset tiny
-	@[ -f $(RUN_DATA)/local/fill/metadata.jsonl ] || \
-	  $(BUILD)/cnet dataset make-fill --n 64 --size 32 --out $(RUN_DATA)/local/fill
+	@d=$(RUN_DATA)/models/demo; cmp -s server/demo/model/README.md $$d/README.md || { \
+	  if [ -e $$d ]; then o=$$d.old-$$(date +%s); mv $$d $$o && echo "cnet: kept the old $$d as $$o"; fi; \
+	  rm -rf $$d.new && cp -r server/demo/model $$d.new && mv $$d.new $$d; }
+	@[ -f $(RUN_DATA)/local/demo-fill/metadata.jsonl ] || \
+	  $(BUILD)/cnet dataset make-fill --n 1000 --size 64 --seed 0 --out $(RUN_DATA)/local/demo-fill
 	@[ -s $(RUN_DATA)/token ] || (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' > $(RUN_DATA)/token)
-	@tok=$$(cat $(RUN_DATA)/token); fill=$$(cd $(RUN_DATA)/local/fill && pwd); \
+	@tok=$$(cat $(RUN_DATA)/token); fill=$$(cd $(RUN_DATA)/local/demo-fill && pwd); \
 	url=http://127.0.0.1:$(RUN_PORT); \
 	echo "cnet: token $$tok (in $(RUN_DATA)/token); dashboard $$url/"; \
 	echo "cnet: generate an image from the bundled control image:"; \
 	echo "  curl -H 'Authorization: Bearer $$tok' -F model=demo -F prompt='red circle with navy background' \\"; \
-	echo "       -F steps=20 -F seed=1 -F image=@docker/demo-control.png -o out.png $$url/v1/generate"; \
-	echo "cnet: train a ControlNet on the demo dataset (then follow it at $$url/#/jobs):"; \
-	echo "  curl -H 'Authorization: Bearer $$tok' -H 'Content-Type: application/json' $$url/v1/jobs \\"; \
-	echo "       -d '{\"pretrained_model_name_or_path\": \"demo\", \"dataset\": \"$$fill\", \"resolution\": 32, \"train_batch_size\": 4, \"max_train_steps\": 200, \"checkpointing_steps\": 50, \"learning_rate\": 0.0001, \"lr_warmup_steps\": 0}'"
+	echo "       -F steps=20 -F guidance=2 -F seed=1 -F image=@docker/demo-control.png -o out.png $$url/v1/generate"; \
+	echo "cnet: train a ControlNet on the demo model and dataset (then follow it at $$url/#/jobs):"; \
+	echo "  sed 's|\"DATASET\"|\"$$fill\"|' server/demo/demo_job.json | \\"; \
+	echo "  curl -H 'Authorization: Bearer $$tok' -H 'Content-Type: application/json' -d @- $$url/v1/jobs"
 	$(BUILD)/cnet serve --port $(RUN_PORT) --data $(RUN_DATA) --data-root $(RUN_DATA)/local \
 	  --token-file $(RUN_DATA)/token
 

@@ -255,5 +255,8 @@ int dataset_report_verdict(const dataset_report *rep, double max_bad_fraction, c
 #define DATASET_FILL_SIZE_MIN 8
 #define DATASET_FILL_SIZE_MAX 4096
 int dataset_make_fill(const char *out_dir, int n, int size, uint64_t seed, cnet_error *err);
+/* The RGB of a make-fill colour name as its captions spell it ("sky blue");
+ * 0 ok, -1 for a name not in its palette. */
+int dataset_fill_colour(const char *name, uint8_t rgb[3]);
 
 #endif

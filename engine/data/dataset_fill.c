@@ -75,6 +75,15 @@ static void paint(const circle *c, image_rgb8 *target, image_rgb8 *cond) {
         }
 }
 
+int dataset_fill_colour(const char *name, uint8_t rgb[3]) {
+    for (int i = 0; i < N_COLOURS; i++)
+        if (strcmp(colours[i].name, name) == 0) {
+            memcpy(rgb, colours[i].rgb, 3);
+            return 0;
+        }
+    return -1;
+}
+
 static int make_dir(const char *path, cnet_error *err) {
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return cnet_fail(err, CNET_EIO, "mkdir %s: %s", path, strerror(errno));

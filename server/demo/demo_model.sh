@@ -23,7 +23,7 @@
 # DEMO_STEPS_FRACTION scales every stage's steps (at least 1 each), so a test
 # runs the whole recipe in a minute (tests/integration/demo_model_test.sh).
 # The chosen values and the rates they come from are in BENCHMARKS.md
-# ("Demo model recipe"). The work files (checkpoints, logs, loss.csv) stay
+# ("Demo model"). The work files (checkpoints, logs, loss.csv) stay
 # in DEMO_OUT.work; rerunning continues each stage from its latest
 # checkpoint, bit-identical to an uninterrupted run from the same seed.
 # Not here: judging the images (issue 19's colour and adherence tests), and
@@ -38,20 +38,40 @@ set -eu
 # The dataset: samples and image side (the UNet's latents are a quarter).
 : "${DEMO_SAMPLES:=4000}"
 : "${DEMO_SIZE:=64}"
-# Steps per stage on 2 idle cores: ~10 min of VAE, ~35 of UNet, ~15 of
-# ControlNet (BENCHMARKS.md's pilots).
-: "${DEMO_VAE_STEPS:=1200}"
-: "${DEMO_UNET_STEPS:=3600}"
-: "${DEMO_CN_STEPS:=500}"
+# Steps per stage: ~42 min of VAE, ~24 of UNet, ~5 of ControlNet on 2 idle
+# cores (BENCHMARKS.md, "Demo model").
+: "${DEMO_VAE_STEPS:=3200}"
+: "${DEMO_UNET_STEPS:=7200}"
+: "${DEMO_CN_STEPS:=1000}"
+# Warmup steps per stage, fixed (not a fraction of the stage's steps) so that
+# raising a stage's steps and rerunning continues its run bit-identically.
+: "${DEMO_VAE_WARMUP:=80}"
+: "${DEMO_UNET_WARMUP:=180}"
+: "${DEMO_CN_WARMUP:=25}"
 : "${DEMO_STEPS_FRACTION:=1}"
 : "${DEMO_BATCH:=8}"
 : "${DEMO_VAE_LR:=1e-3}"
 : "${DEMO_UNET_LR:=5e-4}"
 : "${DEMO_CN_LR:=2e-4}"
+# train_text_to_image.py's --noise_offset for the UNet. The fill images'
+# colour is their latents' mean, and at 16x16 latents SD's noise schedule
+# keeps that mean at its last step about as strong as the noise's own (an
+# SNR near 1): without an offset the UNet reads the background colour from
+# the starting noise (the seed) instead of the prompt.
+: "${DEMO_UNET_NOISE_OFFSET:=0.3}"
+# The share of captions the UNet trains as "" (train_text_to_image_sdxl.py's
+# --proportion_empty_prompts, SD's 10%): classifier-free guidance pushes
+# along cond - uncond, and an unconditional branch never trained drives
+# the colours off (a red circle came out yellow at guidance 7.5 without).
+: "${DEMO_UNET_EMPTY_PROMPTS:=0.1}"
 # Images the VAE's scaling_factor is measured on.
 : "${DEMO_SCALE_SAMPLES:=64}"
 # The sample the model card shows.
 : "${DEMO_SAMPLE_STEPS:=20}"
+# The demo's guidance scale: the colour is all a prompt says, and SD's 7.5
+# overshoots it (a red circle came out yellow); 2 is the best of the sweep
+# in BENCHMARKS.md ("Demo model").
+: "${DEMO_GUIDANCE:=2}"
 
 CONFIG=server/demo/config
 
@@ -65,6 +85,18 @@ steps() {
 # checkpoint_every N: a resumable checkpoint four times a stage.
 checkpoint_every() { echo $((($1 + 3) / 4)); }
 now() { date +%s; }
+# input_stamp DIR FILE: a stage's work folder DIR continues from its
+# checkpoints only while the weights FILE it trains on (the stage before's
+# result) are the ones it started from: DIR/input.sha256 records them, and
+# DIR is started afresh when they differ (an earlier stage given more steps).
+input_stamp() {
+    sum=$(sha256sum "$2" | cut -d' ' -f1)
+    if [ "$(cat "$1/input.sha256" 2>/dev/null)" != "$sum" ]; then
+        rm -rf "$1"
+        mkdir -p "$1"
+        echo "$sum" >"$1/input.sha256"
+    fi
+}
 # run LOG CMD...: runs a stage's command, its output into LOG (the last lines
 # shown when it fails) and its command line into the card's list.
 run() {
@@ -96,6 +128,9 @@ stage() {
 vae_steps=$(steps "$DEMO_VAE_STEPS")
 unet_steps=$(steps "$DEMO_UNET_STEPS")
 cn_steps=$(steps "$DEMO_CN_STEPS")
+vae_warmup=$(steps "$DEMO_VAE_WARMUP")
+unet_warmup=$(steps "$DEMO_UNET_WARMUP")
+cn_warmup=$(steps "$DEMO_CN_WARMUP")
 mkdir -p "$DEMO_WORK"
 : >"$DEMO_WORK/commands.txt"
 : >"$DEMO_WORK/times.txt"
@@ -127,7 +162,7 @@ t=$(now)
 # shellcheck disable=SC2086 # $common is a list of flags
 run "$DEMO_WORK/vae.log" "$CNET" train-vae --pretrained_model_name_or_path "$DEMO_WORK/init" \
     $common --center_crop --max_train_steps "$vae_steps" --learning_rate "$DEMO_VAE_LR" \
-    --lr_warmup_steps $((vae_steps / 20)) --checkpointing_steps "$(checkpoint_every "$vae_steps")" \
+    --lr_warmup_steps "$vae_warmup" --checkpointing_steps "$(checkpoint_every "$vae_steps")" \
     --output_dir "$DEMO_WORK/vae"
 stage vae "$t"
 
@@ -147,19 +182,22 @@ run "$DEMO_WORK/scale.log" "$CNET" forward --model "$DEMO_WORK/base" --component
 run "$DEMO_WORK/scale.log" python3 server/demo/latent_scale.py set "$DEMO_WORK/scale_out.safetensors" \
     "$DEMO_WORK/base/vae/config.json"
 say "vae scaling_factor $(cat "$DEMO_WORK/scale.log")"
+input_stamp "$DEMO_WORK/unet" "$DEMO_WORK/base/vae/diffusion_pytorch_model.safetensors"
 # shellcheck disable=SC2086
 run "$DEMO_WORK/unet.log" "$CNET" train-unet --pretrained_model_name_or_path "$DEMO_WORK/base" \
-    $common --center_crop --cache_latents --snr_gamma 5 --max_train_steps "$unet_steps" \
-    --learning_rate "$DEMO_UNET_LR" --lr_warmup_steps $((unet_steps / 20)) \
+    $common --center_crop --cache_latents --snr_gamma 5 --noise_offset "$DEMO_UNET_NOISE_OFFSET" \
+    --proportion_empty_prompts "$DEMO_UNET_EMPTY_PROMPTS" --max_train_steps "$unet_steps" \
+    --learning_rate "$DEMO_UNET_LR" --lr_warmup_steps "$unet_warmup" \
     --checkpointing_steps "$(checkpoint_every "$unet_steps")" \
     --output_dir "$DEMO_WORK/unet"
 stage unet "$t"
 
 t=$(now)
+input_stamp "$DEMO_WORK/controlnet" "$DEMO_WORK/unet/unet/diffusion_pytorch_model.safetensors"
 # shellcheck disable=SC2086
 run "$DEMO_WORK/controlnet.log" "$CNET" train --pretrained_model_name_or_path "$DEMO_WORK/unet" \
     $common --cache_latents --max_train_steps "$cn_steps" --learning_rate "$DEMO_CN_LR" \
-    --lr_warmup_steps $((cn_steps / 20)) --checkpointing_steps "$(checkpoint_every "$cn_steps")" \
+    --lr_warmup_steps "$cn_warmup" --checkpointing_steps "$(checkpoint_every "$cn_steps")" \
     --output_dir "$DEMO_WORK/controlnet"
 stage controlnet "$t"
 
@@ -177,8 +215,8 @@ sample_control=$(sed -n '1s/.*"conditioning_image_file_name": *"\([^"]*\)".*/\1/
     "$DEMO_WORK/fill/metadata.jsonl")
 cp "$DEMO_WORK/fill/$sample_control" "$DEMO_OUT/sample_control.png"
 run "$DEMO_WORK/sample.log" "$CNET" generate --model "$DEMO_OUT" --image "$DEMO_OUT/sample_control.png" \
-    --prompt "$sample_caption" --steps "$DEMO_SAMPLE_STEPS" --seed "$DEMO_SEED" \
-    --out "$DEMO_OUT/sample.png"
+    --prompt "$sample_caption" --steps "$DEMO_SAMPLE_STEPS" --guidance "$DEMO_GUIDANCE" \
+    --seed "$DEMO_SEED" --out "$DEMO_OUT/sample.png"
 stage result "$t"
 total=$(($(now) - total))
 say "total: $total s"
@@ -196,7 +234,8 @@ say "total: $total s"
     echo "* Seed: $DEMO_SEED; dataset: $DEMO_SAMPLES samples of ${DEMO_SIZE}x$DEMO_SIZE"
     echo "* VAE: $vae_steps steps, batch $DEMO_BATCH, learning rate $DEMO_VAE_LR (train-vae);"
     echo "  scaling_factor $(cat "$DEMO_WORK/scale.log") (one over the latents' std on $DEMO_SCALE_SAMPLES images)"
-    echo "* UNet: $unet_steps steps, batch $DEMO_BATCH, learning rate $DEMO_UNET_LR (train-unet)"
+    echo "* UNet: $unet_steps steps, batch $DEMO_BATCH, learning rate $DEMO_UNET_LR, Min-SNR gamma 5,"
+    echo "  noise_offset $DEMO_UNET_NOISE_OFFSET, proportion_empty_prompts $DEMO_UNET_EMPTY_PROMPTS (train-unet)"
     echo "* ControlNet: $cn_steps steps, batch $DEMO_BATCH, learning rate $DEMO_CN_LR (train)"
     echo "* Text encoder: random (init-model), frozen"
     echo "* Machine: $(nproc) cores, $(uname -m); cnet $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)')"
@@ -211,6 +250,7 @@ say "total: $total s"
     cat "$DEMO_WORK/commands.txt"
     echo
     echo "sample.png: \`cnet generate\` of \"$sample_caption\" with sample_control.png"
-    echo "($DEMO_SAMPLE_STEPS steps, seed $DEMO_SEED)."
+    echo "($DEMO_SAMPLE_STEPS steps, guidance $DEMO_GUIDANCE, seed $DEMO_SEED): use guidance about"
+    echo "$DEMO_GUIDANCE with this model (SD's default 7.5 overshoots the colours)."
 } >"$DEMO_OUT/README.md"
 say "wrote $DEMO_OUT"
