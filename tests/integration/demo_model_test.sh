@@ -20,7 +20,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib/lib_check.sh
 
-# 1200/3600/500 steps x 0.004: 5 VAE, 15 UNet and 2 ControlNet steps.
+# 3200/7200/1000 steps x 0.004: 13 VAE, 29 UNet and 4 ControlNet steps.
 quick() { # quick OUT [VAR=VALUE ...]
     out=$1
     shift
@@ -33,7 +33,7 @@ check recipe_runs sh -c "test $rc -eq 0 || { tail -20 '$tmp/a.log'; exit 1; }"
 check prints_stage_times sh -c "for s in data init vae unet controlnet result; do \
     grep -Eq \"^demo-model: stage \$s: [0-9]+ s\$\" '$tmp/a.log' || exit 1; done &&
     grep -Eq '^demo-model: total: [0-9]+ s$' '$tmp/a.log'"
-check scaled_steps grep -q 'steps: vae 5, unet 15, controlnet 2 (batch 2)' "$tmp/a.log"
+check scaled_steps grep -q 'steps: vae 13, unet 29, controlnet 4 (batch 2)' "$tmp/a.log"
 
 A=$tmp/a
 check pipeline_folder sh -c "for f in model_index.json unet/diffusion_pytorch_model.safetensors \
@@ -55,7 +55,7 @@ check vae_scaling_measured sh -c "test -n '$scale' && ! grep -q '\"scaling_facto
     grep -q \"scaling_factor \$(awk -v s='$scale' 'BEGIN { printf \"%.6g\", s }') \" '$A/README.md'"
 check text_encoder_frozen cmp -s "$I/text_encoder/model.safetensors" "$A/text_encoder/model.safetensors"
 check model_card sh -c "grep -q '^\\* Seed: 5; dataset: 16 samples of 64x64\$' '$A/README.md' &&
-    grep -q '^\\* UNet: 15 steps' '$A/README.md' && grep -q 'cnet train-vae ' '$A/README.md' &&
+    grep -q '^\\* UNet: 29 steps' '$A/README.md' && grep -q 'cnet train-vae ' '$A/README.md' &&
     grep -q 'cnet train-unet ' '$A/README.md' && grep -q 'cnet train ' '$A/README.md' &&
     grep -Eq '^\\* total: [0-9]+\$' '$A/README.md'"
 # A PNG's width and height: bytes 16..23 of its IHDR, big-endian.
